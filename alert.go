@@ -1,0 +1,65 @@
+package vigil
+
+import (
+	"strings"
+	"time"
+)
+
+// Alert is one detection: a rule or detector that fired on one or more
+// events. Alerts with the same DedupKey within the dedup window are merged
+// into one (Count grows, EventIDs are appended up to a bound).
+type Alert struct {
+	ID       string `json:"id"`
+	DedupKey string `json:"dedup_key"`
+	// Detector names the detector ("threshold", "sigma", "intel", ...).
+	Detector string   `json:"detector"`
+	RuleID   string   `json:"rule_id"`
+	Title    string   `json:"title"`
+	Severity Severity `json:"severity"`
+	Tags     []string `json:"tags,omitempty"`
+	// Techniques are MITRE ATT&CK technique ids (T1110, T0836, T1059.004).
+	Techniques []string `json:"techniques,omitempty"`
+
+	DeviceID string `json:"device_id,omitempty"`
+	// Entities are other things the alert is about, as "type:value"
+	// ("ip:10.0.0.7", "user:root", "mqtt.client_id:cam-7"). Incidents join
+	// alerts that share one.
+	Entities []string `json:"entities,omitempty"`
+	// EventIDs are the evidence: the events that made the detection.
+	EventIDs []string `json:"event_ids,omitempty"`
+	// FirstEventTime is the time of the earliest evidence event.
+	FirstEventTime time.Time `json:"first_event_time"`
+	// LastEventTime is the time of the latest evidence event.
+	LastEventTime time.Time `json:"last_event_time"`
+	// Created is when the detector raised the alert.
+	Created time.Time `json:"created"`
+	// Count is how many raised alerts were merged into this one.
+	Count      int            `json:"count"`
+	IncidentID string         `json:"incident_id,omitempty"`
+	Fields     map[string]any `json:"fields,omitempty"`
+}
+
+// TechniquesFromTags returns the ATT&CK technique ids named by Sigma-style
+// tags ("attack.t1110.001" → "T1110.001", "attack.t0836" → "T0836").
+func TechniquesFromTags(tags []string) []string {
+	var out []string
+	for _, t := range tags {
+		t = strings.ToLower(t)
+		id, ok := strings.CutPrefix(t, "attack.")
+		if !ok || len(id) < 5 || id[0] != 't' {
+			continue
+		}
+		digits := 0
+		for _, c := range id[1:] {
+			if c < '0' || c > '9' {
+				break
+			}
+			digits++
+		}
+		if digits != 4 {
+			continue
+		}
+		out = append(out, strings.ToUpper(id))
+	}
+	return out
+}

@@ -1,0 +1,162 @@
+// Package store defines what Vigil keeps and how it is asked for: events,
+// devices with their health history, alerts, incidents, actions and the
+// audit trail. Implementations live in sub-packages (sqlite, postgres) and
+// must all pass the conformance suite in storetest.
+//
+// The store owns persistence only: it makes no detection or response
+// decisions and never talks to the bus.
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/vigil-iot/vigil"
+)
+
+// Store is everything Vigil persists. Implementations are safe for
+// concurrent use.
+//
+// Errors: methods that look one object up return an error whose
+// vigil.ErrorCode is vigil.ENOTFOUND when it does not exist; bad filters
+// give vigil.EINVALID. Any other error is internal.
+type Store interface {
+	Events
+	Devices
+	Alerts
+	Incidents
+	Actions
+	Audit
+	Close() error
+}
+
+// Events stores normalized events.
+type Events interface {
+	// PutEvents stores events. An event whose ID is already stored is
+	// skipped silently (sources retry; delivery is at-least-once).
+	PutEvents(ctx context.Context, events []vigil.Event) error
+	// ListEvents returns events matching f, newest first, and the cursor
+	// of the next page ("" when there is none).
+	ListEvents(ctx context.Context, f EventFilter) ([]vigil.Event, string, error)
+	// GetEvent returns one event by id.
+	GetEvent(ctx context.Context, id string) (vigil.Event, error)
+	// DeleteEventsBefore removes events whose Time is before t (retention)
+	// and returns how many were removed.
+	DeleteEventsBefore(ctx context.Context, t time.Time) (int64, error)
+	// CountEvents returns how many events are stored.
+	CountEvents(ctx context.Context) (int64, error)
+}
+
+// EventFilter selects events. Zero fields do not filter.
+type EventFilter struct {
+	DeviceID string
+	Kind     string
+	Since    time.Time // inclusive
+	Until    time.Time // exclusive
+	// Fields are equality conditions on dotted field names, fixed or not
+	// ("event.action" = "login", "user.name" = "root"), compared as text.
+	Fields map[string]string
+	Page
+}
+
+// Page asks for one page of a list. Limit 0 means the store's default
+// (100); implementations cap it at 1000. Cursor is the value a previous
+// call returned.
+type Page struct {
+	Limit  int
+	Cursor string
+}
+
+// Devices stores the inventory and each device's health history.
+type Devices interface {
+	// PutDevice creates or replaces a device.
+	PutDevice(ctx context.Context, d vigil.Device) error
+	// GetDevice returns one device. ENOTFOUND when it does not exist.
+	GetDevice(ctx context.Context, id string) (vigil.Device, error)
+	// ListDevices returns devices matching f ordered by id, and the next cursor.
+	ListDevices(ctx context.Context, f DeviceFilter) ([]vigil.Device, string, error)
+	// AddHealth appends health samples to their devices' history.
+	AddHealth(ctx context.Context, samples []vigil.Health) error
+	// HealthHistory returns a device's samples in [since, until), oldest first.
+	HealthHistory(ctx context.Context, deviceID string, since, until time.Time) ([]vigil.Health, error)
+}
+
+// DeviceFilter selects devices. Zero fields do not filter.
+type DeviceFilter struct {
+	Class string
+	State vigil.DeviceState
+	Tag   string
+	Page
+}
+
+// Alerts stores alerts.
+type Alerts interface {
+	// PutAlert creates or replaces an alert.
+	PutAlert(ctx context.Context, a vigil.Alert) error
+	// GetAlert returns one alert. ENOTFOUND when it does not exist.
+	GetAlert(ctx context.Context, id string) (vigil.Alert, error)
+	// FindAlertByDedupKey returns the newest alert with that dedup key
+	// created at or after since. ENOTFOUND when there is none.
+	FindAlertByDedupKey(ctx context.Context, key string, since time.Time) (vigil.Alert, error)
+	// ListAlerts returns alerts matching f, newest first, and the next cursor.
+	ListAlerts(ctx context.Context, f AlertFilter) ([]vigil.Alert, string, error)
+}
+
+// AlertFilter selects alerts. Zero fields do not filter.
+type AlertFilter struct {
+	DeviceID    string
+	RuleID      string
+	IncidentID  string
+	MinSeverity vigil.Severity
+	Since       time.Time
+	Until       time.Time
+	Page
+}
+
+// Incidents stores incidents.
+type Incidents interface {
+	// PutIncident creates or replaces an incident.
+	PutIncident(ctx context.Context, i vigil.Incident) error
+	// GetIncident returns one incident. ENOTFOUND when it does not exist.
+	GetIncident(ctx context.Context, id string) (vigil.Incident, error)
+	// ListIncidents returns incidents matching f, newest first (by Detected), and the next cursor.
+	ListIncidents(ctx context.Context, f IncidentFilter) ([]vigil.Incident, string, error)
+}
+
+// IncidentFilter selects incidents. Zero fields do not filter.
+type IncidentFilter struct {
+	Status   vigil.IncidentStatus
+	DeviceID string
+	// UpdatedSince keeps incidents updated at or after this time.
+	UpdatedSince time.Time
+	Page
+}
+
+// Actions stores response actions.
+type Actions interface {
+	// PutAction creates or replaces an action.
+	PutAction(ctx context.Context, a vigil.Action) error
+	// GetAction returns one action. ENOTFOUND when it does not exist.
+	GetAction(ctx context.Context, id string) (vigil.Action, error)
+	// ListActions returns actions matching f, newest first, and the next cursor.
+	ListActions(ctx context.Context, f ActionFilter) ([]vigil.Action, string, error)
+}
+
+// ActionFilter selects actions. Zero fields do not filter.
+type ActionFilter struct {
+	DeviceID   string
+	IncidentID string
+	State      vigil.ActionState
+	Page
+}
+
+// Audit stores the append-only, hash-chained audit trail.
+type Audit interface {
+	// AppendAudit appends a record: the store assigns Seq (1, 2, ...),
+	// PrevHash (the previous record's Hash, "" for the first) and Hash
+	// (r.ComputeHash()), atomically with respect to other appends, and
+	// returns the stored record.
+	AppendAudit(ctx context.Context, r vigil.AuditRecord) (vigil.AuditRecord, error)
+	// ListAudit returns records with Seq > afterSeq in Seq order, at most limit (0: all).
+	ListAudit(ctx context.Context, afterSeq int64, limit int) ([]vigil.AuditRecord, error)
+}
