@@ -1,0 +1,404 @@
+package auth
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+
+	"github.com/vigil-iot/vigil"
+)
+
+// TokenPrefix starts every token, so a leaked one is recognizable (secret
+// scanners, logs).
+const TokenPrefix = "vgl_"
+
+// tokenBytes is the size of a token's random part.
+const tokenBytes = 32
+
+// BootstrapName is the name of the admin token EnsureBootstrapAdmin creates.
+const BootstrapName = "bootstrap-admin"
+
+// LastUsedResolution is how stale a token's stored last-used time may be:
+// FileStore writes its file for a use at most this often per token.
+const LastUsedResolution = time.Minute
+
+// Token describes an API token. It never holds the secret.
+type Token struct {
+	ID       string    `json:"id"`
+	Name     string    `json:"name"`
+	Role     Role      `json:"role"`
+	Created  time.Time `json:"created"`
+	LastUsed time.Time `json:"last_used,omitzero"`
+}
+
+// Store keeps API tokens.
+type Store interface {
+	// Create makes a new token and returns its plaintext, which is not
+	// kept and cannot be shown again. EINVALID for a bad name or role,
+	// ECONFLICT when the name is taken.
+	Create(name string, role Role) (string, Token, error)
+	// Verify returns the token a plaintext belongs to and records its use.
+	// EUNAUTHORIZED when it is unknown, revoked or malformed.
+	Verify(plaintext string) (Token, error)
+	// List returns every token, oldest first.
+	List() ([]Token, error)
+	// Revoke deletes a token by id or name. ENOTFOUND when there is none.
+	Revoke(ref string) error
+	// EnsureBootstrapAdmin creates an admin token when no admin token
+	// exists and returns its plaintext; otherwise it returns "".
+	EnsureBootstrapAdmin() (string, error)
+}
+
+var _ Store = (*FileStore)(nil)
+
+// FileStore keeps tokens in one JSON file. It is safe for concurrent use.
+// Another process (an offline `vigil ctl token`) may change the file: the
+// store rereads it whenever it changed, before every operation.
+//
+// Last-used times are kept to LastUsedResolution: a use writes the file only
+// when the stored time is older than that.
+type FileStore struct {
+	path   string
+	clock  vigil.Clock
+	logger *slog.Logger
+
+	mu     sync.Mutex
+	tokens []*record // oldest first
+	stamp  fileStamp // of the file as last read or written
+	usedAt map[string]time.Time
+}
+
+// record is a token as stored.
+type record struct {
+	Token
+	Hash string `json:"hash"` // hex SHA-256 of the plaintext
+	hash []byte
+}
+
+type fileStamp struct {
+	mod  time.Time
+	size int64
+	ok   bool
+}
+
+type fileFormat struct {
+	Version int       `json:"version"`
+	Tokens  []*record `json:"tokens"`
+}
+
+// Option configures a FileStore.
+type Option func(*FileStore)
+
+// WithClock sets the clock used for created and last-used times.
+func WithClock(c vigil.Clock) Option { return func(s *FileStore) { s.clock = c } }
+
+// WithLogger sets the logger (component=auth is added).
+func WithLogger(l *slog.Logger) Option { return func(s *FileStore) { s.logger = l } }
+
+// OpenFileStore opens the token file at path; a missing file is an empty
+// store (the file is created by the first change).
+func OpenFileStore(path string, opts ...Option) (*FileStore, error) {
+	s := &FileStore{path: path, clock: vigil.SystemClock{}, usedAt: map[string]time.Time{}}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	s.logger = s.logger.With("component", "auth")
+	if err := s.load(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Path returns the file the store keeps.
+func (s *FileStore) Path() string { return s.path }
+
+// load reads the file; the caller holds mu (or owns s).
+func (s *FileStore) load() error {
+	fi, err := os.Stat(s.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		s.tokens, s.stamp = nil, fileStamp{}
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("cannot read token file: %w", err)
+	}
+	b, err := os.ReadFile(s.path)
+	if err != nil {
+		return fmt.Errorf("cannot read token file: %w", err)
+	}
+	var f fileFormat
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return fmt.Errorf("cannot parse token file %s: %w", s.path, err)
+	}
+	if f.Version != 1 {
+		return fmt.Errorf("cannot parse token file %s: unsupported version %d", s.path, f.Version)
+	}
+	for i, r := range f.Tokens {
+		h, err := hex.DecodeString(r.Hash)
+		if err != nil || len(h) != sha256.Size {
+			return fmt.Errorf("cannot parse token file %s: token %d (%q) has a bad hash", s.path, i, r.Name)
+		}
+		if !r.Role.Valid() {
+			return fmt.Errorf("cannot parse token file %s: token %d (%q) has unknown role %q", s.path, i, r.Name, r.Role)
+		}
+		r.hash = h
+		// Keep uses seen by this process that the file has not caught up with.
+		if t, ok := s.usedAt[r.ID]; ok && t.After(r.LastUsed) {
+			r.LastUsed = t
+		}
+	}
+	s.tokens = f.Tokens
+	s.stamp = fileStamp{mod: fi.ModTime(), size: fi.Size(), ok: true}
+	return nil
+}
+
+// reloadIfChanged rereads the file when another process changed it.
+func (s *FileStore) reloadIfChanged() error {
+	fi, err := os.Stat(s.path)
+	var now fileStamp
+	if err == nil {
+		now = fileStamp{mod: fi.ModTime(), size: fi.Size(), ok: true}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("cannot read token file: %w", err)
+	}
+	if now == s.stamp {
+		return nil
+	}
+	return s.load()
+}
+
+// save writes every token to the file atomically; the caller holds mu.
+func (s *FileStore) save() error {
+	f := fileFormat{Version: 1, Tokens: s.tokens}
+	if f.Tokens == nil {
+		f.Tokens = []*record{}
+	}
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return fmt.Errorf("cannot encode tokens: %w", err)
+	}
+	b = append(b, '\n')
+	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
+		return fmt.Errorf("cannot write token file: %w", err)
+	}
+	if err := writeFileAtomic(s.path, b, 0o600); err != nil {
+		return err
+	}
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		return fmt.Errorf("cannot write token file: %w", err)
+	}
+	s.stamp = fileStamp{mod: fi.ModTime(), size: fi.Size(), ok: true}
+	return nil
+}
+
+// Create makes a new token; see Store.
+func (s *FileStore) Create(name string, role Role) (string, Token, error) {
+	name = strings.TrimSpace(name)
+	if err := checkName(name); err != nil {
+		return "", Token{}, err
+	}
+	if !role.Valid() {
+		return "", Token{}, vigil.Errorf(vigil.EINVALID, "unknown role %q: want admin, analyst, viewer or agent", role)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.reloadIfChanged(); err != nil {
+		return "", Token{}, err
+	}
+	for _, r := range s.tokens {
+		if r.Name == name {
+			return "", Token{}, vigil.Errorf(vigil.ECONFLICT, "a token named %q exists", name)
+		}
+	}
+	return s.create(name, role)
+}
+
+func (s *FileStore) create(name string, role Role) (string, Token, error) {
+	var secret [tokenBytes]byte
+	if _, err := rand.Read(secret[:]); err != nil {
+		return "", Token{}, fmt.Errorf("cannot generate token: %w", err)
+	}
+	plain := TokenPrefix + base64.RawURLEncoding.EncodeToString(secret[:])
+	h := sha256.Sum256([]byte(plain))
+	r := &record{
+		Token: Token{ID: vigil.NewID(), Name: name, Role: role, Created: s.clock.Now().UTC()},
+		Hash:  hex.EncodeToString(h[:]),
+		hash:  h[:],
+	}
+	s.tokens = append(s.tokens, r)
+	if err := s.save(); err != nil {
+		s.tokens = s.tokens[:len(s.tokens)-1]
+		return "", Token{}, err
+	}
+	return plain, r.Token, nil
+}
+
+func checkName(name string) error {
+	if name == "" {
+		return vigil.Errorf(vigil.EINVALID, "token name is empty")
+	}
+	if len(name) > 100 {
+		return vigil.Errorf(vigil.EINVALID, "token name is longer than 100 bytes")
+	}
+	for _, c := range name {
+		if !unicode.IsPrint(c) {
+			return vigil.Errorf(vigil.EINVALID, "token name %q has a non-printable character", name)
+		}
+	}
+	return nil
+}
+
+// errBadToken is the one answer for every token that does not verify, so
+// callers learn nothing about why.
+var errBadToken = vigil.Errorf(vigil.EUNAUTHORIZED, "invalid or revoked token")
+
+// Verify returns the token a plaintext belongs to; see Store. Every stored
+// hash is compared in constant time.
+func (s *FileStore) Verify(plaintext string) (Token, error) {
+	if !strings.HasPrefix(plaintext, TokenPrefix) || len(plaintext) != len(TokenPrefix)+base64.RawURLEncoding.EncodedLen(tokenBytes) {
+		return Token{}, errBadToken
+	}
+	h := sha256.Sum256([]byte(plaintext))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// One stat per call: a token revoked or created by another process
+	// takes effect at once.
+	if err := s.reloadIfChanged(); err != nil {
+		s.logger.Warn("cannot reread token file", "err", err)
+	}
+	r := s.find(h[:])
+	if r == nil {
+		return Token{}, errBadToken
+	}
+	now := s.clock.Now().UTC()
+	if now.Sub(r.LastUsed) >= LastUsedResolution {
+		r.LastUsed = now
+		s.usedAt[r.ID] = now
+		if err := s.save(); err != nil {
+			s.logger.Warn("cannot record token use", "token", r.Name, "err", err)
+		}
+	}
+	return r.Token, nil
+}
+
+// find compares h against every stored hash in constant time and returns
+// the match; the caller holds mu.
+func (s *FileStore) find(h []byte) *record {
+	var found *record
+	for _, r := range s.tokens {
+		if subtle.ConstantTimeCompare(r.hash, h) == 1 {
+			found = r
+		}
+	}
+	return found
+}
+
+// List returns every token, oldest first.
+func (s *FileStore) List() ([]Token, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.reloadIfChanged(); err != nil {
+		return nil, err
+	}
+	out := make([]Token, len(s.tokens))
+	for i, r := range s.tokens {
+		out[i] = r.Token
+	}
+	return out, nil
+}
+
+// Revoke deletes a token by id or name.
+func (s *FileStore) Revoke(ref string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.reloadIfChanged(); err != nil {
+		return err
+	}
+	i := slices.IndexFunc(s.tokens, func(r *record) bool { return r.ID == ref || r.Name == ref })
+	if i < 0 || ref == "" {
+		return vigil.Errorf(vigil.ENOTFOUND, "no token with id or name %q", ref)
+	}
+	old := s.tokens
+	id := s.tokens[i].ID
+	s.tokens = slices.Delete(slices.Clone(s.tokens), i, i+1)
+	if err := s.save(); err != nil {
+		s.tokens = old
+		return err
+	}
+	delete(s.usedAt, id)
+	return nil
+}
+
+// EnsureBootstrapAdmin creates the first admin token; see Store. Its name
+// is BootstrapName (with a suffix when that name is taken).
+func (s *FileStore) EnsureBootstrapAdmin() (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.reloadIfChanged(); err != nil {
+		return "", err
+	}
+	for _, r := range s.tokens {
+		if r.Role == RoleAdmin {
+			return "", nil
+		}
+	}
+	name := BootstrapName
+	for n := 2; slices.ContainsFunc(s.tokens, func(r *record) bool { return r.Name == name }); n++ {
+		name = fmt.Sprintf("%s-%d", BootstrapName, n)
+	}
+	plain, _, err := s.create(name, RoleAdmin)
+	return plain, err
+}
+
+// writeFileAtomic writes data to a temporary file next to path, syncs it
+// and renames it over path.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	err = f.Chmod(perm)
+	if err == nil {
+		_, err = f.Write(data)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
