@@ -1,0 +1,85 @@
+package sigma
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// corpusDir returns ../shared/corpus relative to the repository root, or
+// skips the test when it is absent.
+func corpusDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Skip("repository root not found; skipping corpus test")
+		}
+		dir = parent
+	}
+	c := filepath.Join(dir, "..", "shared", "corpus")
+	if _, err := os.Stat(filepath.Join(c, "sigma")); err != nil {
+		t.Skipf("Sigma corpus not found at %s; skipping", c)
+	}
+	return c
+}
+
+// TestCorpusCompiles compiles every rule of the SigmaHQ corpus. Rules that
+// violate the spec are listed in docs/sigma.md; their number is asserted.
+func TestCorpusCompiles(t *testing.T) {
+	c := corpusDir(t)
+	dirs, _ := filepath.Glob(filepath.Join(c, "sigma", "rules*"))
+
+	// With the default config, rules whose placeholders are not defined
+	// are rejected, each for that reason.
+	rs, errs := LoadDirs(dirs, nil)
+	if rs.Total != 3780 || rs.Rejected != wantUnresolved {
+		t.Errorf("default config: total=%d rejected=%d, want 3780 and %d", rs.Total, rs.Rejected, wantUnresolved)
+	}
+	for _, e := range errs {
+		if !strings.Contains(e.Reason, "unresolved placeholder") {
+			t.Errorf("unexpected rejection: %v", e)
+		}
+	}
+
+	// With placeholder values, the whole corpus compiles.
+	b, err := os.ReadFile("testdata/corpus-placeholders.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ph, err := ParseConfig(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Placeholders = ph.Placeholders
+	rs, errs = LoadDirs(dirs, cfg)
+	for _, e := range errs {
+		t.Logf("rejected: %v", e)
+	}
+	t.Logf("files=%d total=%d compiled=%d rejected=%d", rs.Files, rs.Total, rs.Compiled(), rs.Rejected)
+	if rs.Total != 3780 {
+		t.Errorf("total = %d, want 3780", rs.Total)
+	}
+	if rs.Rejected != wantCorpusRejected {
+		t.Errorf("rejected = %d, want %d (see docs/sigma.md)", rs.Rejected, wantCorpusRejected)
+	}
+	if rs.Compiled()+rs.Rejected != rs.Total {
+		t.Errorf("compiled %d + rejected %d != total %d", rs.Compiled(), rs.Rejected, rs.Total)
+	}
+}
+
+// wantCorpusRejected is the number of corpus rules that violate the spec.
+const wantCorpusRejected = 0
+
+// wantUnresolved is the number of rules-placeholder rules whose expand
+// placeholders the default config leaves undefined.
+const wantUnresolved = 25

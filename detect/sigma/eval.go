@@ -1,0 +1,573 @@
+package sigma
+
+import (
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+	"unsafe"
+)
+
+// slot holds one referenced field's value for the event being evaluated.
+// Strings may point into the input line or the context's arena: they are
+// valid only while that event is evaluated.
+type slot struct {
+	gen     uint32
+	present bool
+	null    bool
+	lowered bool
+	isList  bool
+	s       string
+	lower   string
+	list    []string
+}
+
+// source loads field values lazily and lists an event's strings for
+// keyword searches.
+type source interface {
+	load(c *evalCtx, f int, s *slot)
+	strings(c *evalCtx, fn func(s string) bool) bool
+}
+
+// evalCtx is the per-goroutine evaluation state. It is reused from one
+// event to the next.
+type evalCtx struct {
+	gen   uint32
+	slots []slot
+	src   source // nil: slots are filled eagerly, unset means absent
+	arena []byte
+	// tmp is a scratch buffer for unescaping; name holds dotted paths.
+	tmp  []byte
+	name []byte
+	// stamp[rule index] == gen marks a rule selected by the prefilter.
+	stamp []uint32
+}
+
+func newEvalCtx(nfields int) *evalCtx {
+	return &evalCtx{slots: make([]slot, nfields), arena: make([]byte, 0, 4096), name: make([]byte, 0, 256)}
+}
+
+// reset starts a new event.
+func (c *evalCtx) reset(nfields int) {
+	c.gen++
+	if c.gen == 0 { // wrapped: clear stale generations
+		for i := range c.slots {
+			c.slots[i].gen = 0
+		}
+		clear(c.stamp)
+		c.gen = 1
+	}
+	if len(c.slots) < nfields {
+		c.slots = append(c.slots, make([]slot, nfields-len(c.slots))...)
+	}
+	c.arena = c.arena[:0]
+}
+
+// get returns field f's slot for the current event.
+func (c *evalCtx) get(f int) *slot {
+	s := &c.slots[f]
+	if s.gen != c.gen {
+		s.gen = c.gen
+		s.present, s.null, s.lowered, s.isList = false, false, false, false
+		s.list = s.list[:0]
+		if c.src != nil {
+			c.src.load(c, f, s)
+		}
+	}
+	return s
+}
+
+// set fills slot f with a string value (used by eager sources).
+func (c *evalCtx) set(f int, v string, null bool) {
+	s := &c.slots[f]
+	s.gen = c.gen
+	s.present, s.null, s.lowered, s.isList = true, null, false, false
+	s.s = v
+	s.list = s.list[:0]
+}
+
+// appendList adds an element to slot f's list value.
+func (c *evalCtx) appendList(f int, v string) {
+	s := &c.slots[f]
+	if s.gen != c.gen || !s.isList {
+		s.gen = c.gen
+		s.present, s.null, s.lowered, s.isList = true, false, false, true
+		s.s = ""
+		s.list = s.list[:0]
+	}
+	s.list = append(s.list, v)
+}
+
+// str returns bytes b stored in the arena as a string valid for this event.
+func (c *evalCtx) str(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if cap(c.arena)-len(c.arena) < len(b) {
+		// A fresh arena: strings already handed out keep the old one alive.
+		n := 2 * cap(c.arena)
+		if n < len(b)+4096 {
+			n = len(b) + 4096
+		}
+		c.arena = make([]byte, 0, n)
+	}
+	start := len(c.arena)
+	c.arena = append(c.arena, b...)
+	return unsafe.String(&c.arena[start], len(b))
+}
+
+// lowerOf returns s lowercased, allocating in the arena only when needed.
+func (c *evalCtx) lowerOf(s string) string {
+	upper, ascii := false, true
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if b >= 0x80 {
+			ascii = false
+			break
+		}
+		if 'A' <= b && b <= 'Z' {
+			upper = true
+		}
+	}
+	if ascii {
+		if !upper {
+			return s
+		}
+		if cap(c.arena)-len(c.arena) < len(s) {
+			n := 2 * cap(c.arena)
+			if n < len(s)+4096 {
+				n = len(s) + 4096
+			}
+			c.arena = make([]byte, 0, n)
+		}
+		start := len(c.arena)
+		for i := 0; i < len(s); i++ {
+			b := s[i]
+			if 'A' <= b && b <= 'Z' {
+				b += 'a' - 'A'
+			}
+			c.arena = append(c.arena, b)
+		}
+		return unsafe.String(&c.arena[start], len(s))
+	}
+	return strings.ToLower(s)
+}
+
+func (c *evalCtx) lowerSlot(s *slot) string {
+	if !s.lowered {
+		s.lower = c.lowerOf(s.s)
+		s.lowered = true
+	}
+	return s.lower
+}
+
+// Predicate operations.
+const (
+	opEq uint8 = iota
+	opPrefix
+	opSuffix
+	opContains
+	opAny // "*": any value
+	opGlob
+	opRe
+	opCIDR
+	opLt
+	opLte
+	opGt
+	opGte
+	opNumEq
+	opNull
+	opRefEq
+	opRefPrefix
+	opRefSuffix
+	opRefContains
+)
+
+// Time parts for the minute..year modifiers.
+const (
+	partNone uint8 = iota
+	partMinute
+	partHour
+	partDay
+	partWeek
+	partMonth
+	partYear
+)
+
+// pred is one compiled value test.
+type pred struct {
+	op    uint8
+	cased bool
+	part  uint8 // time part extracted before a numeric comparison
+	lit   string
+	glob  []globTok
+	re    *regexp.Regexp
+	nets  []netip.Prefix
+	num   float64
+	ref   int
+	raw   string // the value as written, for explanations
+}
+
+type globTok struct {
+	lit  string
+	star bool
+	one  bool
+}
+
+// val is a value under test with its lowercase form computed on demand.
+type val struct {
+	s    string
+	l    string
+	done bool
+	sl   *slot // when set, the lowercase form is cached in the slot
+}
+
+func (v *val) lower(c *evalCtx) string {
+	if !v.done {
+		if v.sl != nil {
+			v.l = c.lowerSlot(v.sl)
+		} else {
+			v.l = c.lowerOf(v.s)
+		}
+		v.done = true
+	}
+	return v.l
+}
+
+// match tests one value.
+func (p *pred) match(c *evalCtx, vv *val) bool {
+	v := vv.s
+	switch p.op {
+	case opEq, opPrefix, opSuffix, opContains:
+		x := v
+		if !p.cased {
+			x = vv.lower(c)
+		}
+		switch p.op {
+		case opEq:
+			return x == p.lit
+		case opPrefix:
+			return strings.HasPrefix(x, p.lit)
+		case opSuffix:
+			return strings.HasSuffix(x, p.lit)
+		default:
+			return strings.Contains(x, p.lit)
+		}
+	case opAny:
+		return true
+	case opGlob:
+		x := v
+		if !p.cased {
+			x = vv.lower(c)
+		}
+		return globMatch(p.glob, x)
+	case opRe:
+		return p.re.MatchString(v)
+	case opCIDR:
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			return false
+		}
+		a = a.Unmap()
+		for _, n := range p.nets {
+			if n.Contains(a) {
+				return true
+			}
+		}
+		return false
+	case opLt, opLte, opGt, opGte, opNumEq:
+		var f float64
+		if p.part != partNone {
+			t, ok := parseTime(v)
+			if !ok {
+				return false
+			}
+			f = float64(timePart(t, p.part))
+		} else {
+			var err error
+			f, err = strconv.ParseFloat(v, 64)
+			if err != nil {
+				return false
+			}
+		}
+		switch p.op {
+		case opLt:
+			return f < p.num
+		case opLte:
+			return f <= p.num
+		case opGt:
+			return f > p.num
+		case opGte:
+			return f >= p.num
+		default:
+			return f == p.num
+		}
+	case opRefEq, opRefPrefix, opRefSuffix, opRefContains:
+		rs := c.get(p.ref)
+		if !rs.present || rs.null {
+			return false
+		}
+		x, y := v, rs.s
+		if rs.isList {
+			if len(rs.list) == 0 {
+				return false
+			}
+			y = rs.list[0]
+		}
+		if !p.cased {
+			x, y = vv.lower(c), c.lowerOf(y)
+		}
+		switch p.op {
+		case opRefEq:
+			return x == y
+		case opRefPrefix:
+			return strings.HasPrefix(x, y)
+		case opRefSuffix:
+			return strings.HasSuffix(x, y)
+		default:
+			return strings.Contains(x, y)
+		}
+	}
+	return false
+}
+
+var timeLayouts = []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05Z07:00", "2006-01-02"}
+
+func parseTime(v string) (time.Time, bool) {
+	for _, l := range timeLayouts {
+		if t, err := time.Parse(l, v); err == nil {
+			return t, true
+		}
+	}
+	if n, err := strconv.ParseFloat(v, 64); err == nil && n > 0 {
+		if n > 1e12 { // milliseconds
+			return time.UnixMilli(int64(n)).UTC(), true
+		}
+		return time.Unix(int64(n), 0).UTC(), true
+	}
+	return time.Time{}, false
+}
+
+func timePart(t time.Time, part uint8) int {
+	switch part {
+	case partMinute:
+		return t.Minute()
+	case partHour:
+		return t.Hour()
+	case partDay:
+		return t.Day()
+	case partWeek:
+		_, w := t.ISOWeek()
+		return w
+	case partMonth:
+		return int(t.Month())
+	default:
+		return t.Year()
+	}
+}
+
+// globMatch matches s against a pattern of literals, '*' and '?' (one
+// character) tokens, with the classic linear backtracking on the last star.
+func globMatch(toks []globTok, s string) bool {
+	ti, si := 0, 0
+	starT, starS := -1, 0
+	for {
+		if ti < len(toks) {
+			t := toks[ti]
+			switch {
+			case t.star:
+				starT, starS = ti, si
+				ti++
+				continue
+			case t.one:
+				if si < len(s) {
+					_, n := utf8.DecodeRuneInString(s[si:])
+					si += n
+					ti++
+					continue
+				}
+			default:
+				if strings.HasPrefix(s[si:], t.lit) {
+					si += len(t.lit)
+					ti++
+					continue
+				}
+			}
+		} else if si == len(s) {
+			return true
+		}
+		if starT < 0 || starS >= len(s) {
+			return false
+		}
+		_, n := utf8.DecodeRuneInString(s[starS:])
+		starS += n
+		ti, si = starT+1, starS
+	}
+}
+
+// node is a compiled boolean expression over one event.
+type node interface {
+	eval(c *evalCtx) bool
+}
+
+type andNode []node
+
+func (n andNode) eval(c *evalCtx) bool {
+	for _, x := range n {
+		if !x.eval(c) {
+			return false
+		}
+	}
+	return true
+}
+
+type orNode []node
+
+func (n orNode) eval(c *evalCtx) bool {
+	for _, x := range n {
+		if x.eval(c) {
+			return true
+		}
+	}
+	return false
+}
+
+type notNode struct{ n node }
+
+func (n notNode) eval(c *evalCtx) bool { return !n.n.eval(c) }
+
+// countNode is "N of": at least min children true (min == len for "all").
+type countNode struct {
+	min  int
+	kids []node
+}
+
+func (n countNode) eval(c *evalCtx) bool {
+	hit := 0
+	for i, x := range n.kids {
+		if x.eval(c) {
+			hit++
+			if hit >= n.min {
+				return true
+			}
+		}
+		if hit+len(n.kids)-i-1 < n.min {
+			return false
+		}
+	}
+	return hit >= n.min
+}
+
+type constNode bool
+
+func (n constNode) eval(*evalCtx) bool { return bool(n) }
+
+// fieldNode tests one field against a list of values.
+type fieldNode struct {
+	field  int
+	name   string
+	preds  []pred
+	all    bool // values are ANDed
+	neg    bool // neq: the result is inverted
+	absent bool // the result when the field is absent (before neg)
+	null   bool // the result when the field is JSON null (before neg)
+}
+
+func (n *fieldNode) eval(c *evalCtx) bool {
+	return n.test(c) != n.neg
+}
+
+func (n *fieldNode) test(c *evalCtx) bool {
+	s := c.get(n.field)
+	if !s.present {
+		return n.absent
+	}
+	if s.null {
+		return n.null
+	}
+	if s.isList {
+		if n.all {
+			for i := range n.preds {
+				if !n.anyElem(c, &n.preds[i], s) {
+					return false
+				}
+			}
+			return len(n.preds) > 0
+		}
+		for i := range n.preds {
+			if n.anyElem(c, &n.preds[i], s) {
+				return true
+			}
+		}
+		return false
+	}
+	vv := val{s: s.s, sl: s}
+	if n.all {
+		for i := range n.preds {
+			if !n.preds[i].match(c, &vv) {
+				return false
+			}
+		}
+		return len(n.preds) > 0
+	}
+	for i := range n.preds {
+		if n.preds[i].match(c, &vv) {
+			return true
+		}
+	}
+	return false
+}
+
+func (n *fieldNode) anyElem(c *evalCtx, p *pred, s *slot) bool {
+	for _, e := range s.list {
+		vv := val{s: e}
+		if p.match(c, &vv) {
+			return true
+		}
+	}
+	return false
+}
+
+// existsNode is field|exists.
+type existsNode struct {
+	field int
+	want  bool
+}
+
+func (n existsNode) eval(c *evalCtx) bool { return c.get(n.field).present == n.want }
+
+// keywordNode searches every string of the event.
+type keywordNode struct {
+	preds []pred
+	all   bool
+}
+
+func (n *keywordNode) eval(c *evalCtx) bool {
+	if c.src == nil {
+		return false
+	}
+	if n.all {
+		for i := range n.preds {
+			p := &n.preds[i]
+			found := !c.src.strings(c, func(v string) bool {
+				vv := val{s: v}
+				return !p.match(c, &vv)
+			})
+			if !found {
+				return false
+			}
+		}
+		return len(n.preds) > 0
+	}
+	return !c.src.strings(c, func(v string) bool {
+		for i := range n.preds {
+			vv := val{s: v}
+			if n.preds[i].match(c, &vv) {
+				return false
+			}
+		}
+		return true
+	})
+}

@@ -1,0 +1,383 @@
+package sigma
+
+import (
+	"errors"
+	"fmt"
+	"unicode/utf16"
+	"unicode/utf8"
+	"unsafe"
+)
+
+// jsonSource is an NDJSON line scanned eagerly into the context's slots:
+// only fields that rules reference are kept, strings point into the line
+// (or into the arena when they hold escapes), nothing is allocated.
+type jsonSource struct {
+	rs   *RuleSet
+	line []byte
+}
+
+func (j *jsonSource) load(*evalCtx, int, *slot) {} // eager: unset means absent
+
+// strings lists every string value of the event for keyword searches.
+func (j *jsonSource) strings(c *evalCtx, fn func(string) bool) bool {
+	i := skipWS(j.line, 0)
+	_, ok, _ := walkStrings(c, j.line, i, fn)
+	return ok
+}
+
+var errJSON = errors.New("invalid JSON")
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// scanString reads a string starting at b[i] == '"'. It returns the span
+// of its raw content, whether it holds escapes, and the index after it.
+func scanString(b []byte, i int) (start, end int, esc bool, next int, err error) {
+	i++
+	start = i
+	for i < len(b) {
+		c := b[i]
+		if c == '"' {
+			return start, i, esc, i + 1, nil
+		}
+		if c == '\\' {
+			esc = true
+			i += 2
+			continue
+		}
+		i++
+	}
+	return 0, 0, false, 0, errJSON
+}
+
+func hexVal(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		r <<= 4
+		switch {
+		case '0' <= c && c <= '9':
+			r |= rune(c - '0')
+		case 'a' <= c && c <= 'f':
+			r |= rune(c - 'a' + 10)
+		case 'A' <= c && c <= 'F':
+			r |= rune(c - 'A' + 10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
+}
+
+// unescape decodes a JSON string body into the arena.
+func (c *evalCtx) unescape(raw []byte) string {
+	buf := c.tmp[:0]
+	for i := 0; i < len(raw); i++ {
+		ch := raw[i]
+		if ch != '\\' || i+1 >= len(raw) {
+			buf = append(buf, ch)
+			continue
+		}
+		i++
+		switch raw[i] {
+		case 'n':
+			buf = append(buf, '\n')
+		case 't':
+			buf = append(buf, '\t')
+		case 'r':
+			buf = append(buf, '\r')
+		case 'b':
+			buf = append(buf, '\b')
+		case 'f':
+			buf = append(buf, '\f')
+		case 'u':
+			r, ok := hexVal(raw[i+1:])
+			if !ok {
+				buf = append(buf, '\\', 'u')
+				continue
+			}
+			i += 4
+			if utf16.IsSurrogate(r) && i+2 < len(raw) && raw[i+1] == '\\' && raw[i+2] == 'u' {
+				if r2, ok := hexVal(raw[i+3:]); ok {
+					r = utf16.DecodeRune(r, r2)
+					i += 6
+				}
+			}
+			buf = utf8.AppendRune(buf, r)
+		default:
+			buf = append(buf, raw[i])
+		}
+	}
+	c.tmp = buf[:0]
+	return c.str(buf)
+}
+
+func (c *evalCtx) jsonString(b []byte, start, end int, esc bool) string {
+	if esc {
+		return c.unescape(b[start:end])
+	}
+	if start == end {
+		return ""
+	}
+	return unsafe.String(&b[start], end-start)
+}
+
+// skipValue skips one JSON value starting at b[i].
+func skipValue(b []byte, i int) (int, error) {
+	if i >= len(b) {
+		return 0, errJSON
+	}
+	switch b[i] {
+	case '"':
+		_, _, _, n, err := scanString(b, i)
+		return n, err
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				_, _, _, n, err := scanString(b, i)
+				if err != nil {
+					return 0, err
+				}
+				i = n
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1, nil
+				}
+			}
+			i++
+		}
+		return 0, errJSON
+	default:
+		j := i
+		for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\n' && b[j] != '\r' && b[j] != '\t' {
+			j++
+		}
+		if j == i {
+			return 0, errJSON
+		}
+		return j, nil
+	}
+}
+
+// scanEvent fills c's slots from one JSON object.
+func (rs *RuleSet) scanEvent(c *evalCtx, line []byte) error {
+	i := skipWS(line, 0)
+	if i >= len(line) || line[i] != '{' {
+		return fmt.Errorf("%w: not an object", errJSON)
+	}
+	c.tmp = c.tmp[:0]
+	_, err := rs.scanObject(c, line, i, 0, c.name[:0])
+	return err
+}
+
+// scanObject scans the object at b[i] == '{'; names of its members are
+// prefix + key (prefix holds plen bytes of the dotted path).
+func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte) (int, error) {
+	i++
+	for {
+		i = skipWS(b, i)
+		if i >= len(b) {
+			return 0, errJSON
+		}
+		if b[i] == '}' {
+			return i + 1, nil
+		}
+		if b[i] != '"' {
+			return 0, errJSON
+		}
+		ks, ke, kesc, n, err := scanString(b, i)
+		if err != nil {
+			return 0, err
+		}
+		name = name[:plen]
+		if plen > 0 {
+			name = append(name, '.')
+		}
+		if kesc {
+			k := c.unescape(b[ks:ke])
+			name = append(name, k...)
+		} else {
+			name = append(name, b[ks:ke]...)
+		}
+		i = skipWS(b, n)
+		if i >= len(b) || b[i] != ':' {
+			return 0, errJSON
+		}
+		i = skipWS(b, i+1)
+		if i >= len(b) {
+			return 0, errJSON
+		}
+		ids := rs.byName[string(name)]
+		switch ch := b[i]; {
+		case ch == '"':
+			s, e, esc, n, err := scanString(b, i)
+			if err != nil {
+				return 0, err
+			}
+			if len(ids) > 0 {
+				v := c.jsonString(b, s, e, esc)
+				for _, id := range ids {
+					c.set(id, v, false)
+				}
+			}
+			i = n
+		case ch == '{':
+			if rs.prefixes[string(name)] {
+				n, err := rs.scanObject(c, b, i, len(name), name)
+				if err != nil {
+					return 0, err
+				}
+				i = n
+			} else {
+				n, err := skipValue(b, i)
+				if err != nil {
+					return 0, err
+				}
+				i = n
+			}
+		case ch == '[' && len(ids) > 0:
+			n, err := rs.scanArray(c, b, i, ids)
+			if err != nil {
+				return 0, err
+			}
+			i = n
+		default:
+			n, err := skipValue(b, i)
+			if err != nil {
+				return 0, err
+			}
+			if len(ids) > 0 && ch != '[' {
+				tok := b[i:n]
+				null := len(tok) == 4 && string(tok) == "null"
+				v := unsafe.String(&b[i], n-i)
+				if null {
+					v = ""
+				}
+				for _, id := range ids {
+					c.set(id, v, null)
+				}
+			}
+			i = n
+		}
+		i = skipWS(b, i)
+		if i >= len(b) {
+			return 0, errJSON
+		}
+		if b[i] == ',' {
+			i++
+			continue
+		}
+		if b[i] == '}' {
+			return i + 1, nil
+		}
+		return 0, errJSON
+	}
+}
+
+// scanArray keeps the scalar elements of an array as a list value.
+func (rs *RuleSet) scanArray(c *evalCtx, b []byte, i int, ids []int) (int, error) {
+	i++
+	for _, id := range ids {
+		c.appendList(id, "")
+		c.slots[id].list = c.slots[id].list[:0]
+	}
+	for {
+		i = skipWS(b, i)
+		if i >= len(b) {
+			return 0, errJSON
+		}
+		if b[i] == ']' {
+			return i + 1, nil
+		}
+		var v string
+		if b[i] == '"' {
+			s, e, esc, n, err := scanString(b, i)
+			if err != nil {
+				return 0, err
+			}
+			v = c.jsonString(b, s, e, esc)
+			i = n
+		} else {
+			n, err := skipValue(b, i)
+			if err != nil {
+				return 0, err
+			}
+			if b[i] != '{' && b[i] != '[' {
+				v = unsafe.String(&b[i], n-i)
+			}
+			i = n
+		}
+		for _, id := range ids {
+			c.slots[id].list = append(c.slots[id].list, v)
+		}
+		i = skipWS(b, i)
+		if i < len(b) && b[i] == ',' {
+			i++
+		}
+	}
+}
+
+// walkStrings calls fn on every string value (not keys) under b[i]; fn
+// returns false to stop. ok is false when fn stopped the walk.
+func walkStrings(c *evalCtx, b []byte, i int, fn func(string) bool) (int, bool, error) {
+	if i >= len(b) {
+		return 0, true, errJSON
+	}
+	switch b[i] {
+	case '"':
+		s, e, esc, n, err := scanString(b, i)
+		if err != nil {
+			return 0, true, err
+		}
+		if !fn(c.jsonString(b, s, e, esc)) {
+			return n, false, nil
+		}
+		return n, true, nil
+	case '{', '[':
+		obj := b[i] == '{'
+		i++
+		for {
+			i = skipWS(b, i)
+			if i >= len(b) {
+				return 0, true, errJSON
+			}
+			if b[i] == '}' || b[i] == ']' {
+				return i + 1, true, nil
+			}
+			if obj {
+				_, _, _, n, err := scanString(b, i)
+				if err != nil {
+					return 0, true, err
+				}
+				i = skipWS(b, n)
+				if i >= len(b) || b[i] != ':' {
+					return 0, true, errJSON
+				}
+				i = skipWS(b, i+1)
+			}
+			n, ok, err := walkStrings(c, b, i, fn)
+			if err != nil || !ok {
+				return n, ok, err
+			}
+			i = skipWS(b, n)
+			if i < len(b) && b[i] == ',' {
+				i++
+			}
+		}
+	default:
+		n, err := skipValue(b, i)
+		return n, true, err
+	}
+}

@@ -1,0 +1,95 @@
+package sigma
+
+import (
+	_ "embed"
+	"fmt"
+	"os"
+
+	"go.yaml.in/yaml/v3"
+)
+
+//go:embed mapping.yml
+var defaultMapping []byte
+
+// Config is the mapping config: logsources of Vigil's event kinds, Sigma
+// taxonomy field names to Vigil field names, and placeholder values for
+// the expand modifier.
+type Config struct {
+	Kinds        map[string][]Logsource `yaml:"kinds"`
+	FieldMaps    []FieldMap             `yaml:"fieldmaps"`
+	Placeholders map[string][]string    `yaml:"placeholders"`
+}
+
+// FieldMap maps field names for rules of one logsource (all rules when
+// Logsource is empty).
+type FieldMap struct {
+	Logsource Logsource           `yaml:"logsource"`
+	Fields    map[string][]string `yaml:"fields"`
+}
+
+// DefaultConfig returns the embedded default mapping config.
+func DefaultConfig() *Config {
+	c, err := ParseConfig(defaultMapping)
+	if err != nil {
+		panic(fmt.Sprintf("sigma: embedded mapping.yml: %v", err))
+	}
+	return c
+}
+
+// ParseConfig reads a mapping config.
+func ParseConfig(b []byte) (*Config, error) {
+	var c Config
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("cannot parse sigma mapping config: %w", err)
+	}
+	if c.Placeholders == nil {
+		c.Placeholders = map[string][]string{}
+	}
+	return &c, nil
+}
+
+// LoadConfig reads a mapping config file.
+func LoadConfig(file string) (*Config, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read sigma mapping config: %w", err)
+	}
+	return ParseConfig(b)
+}
+
+// fieldNames returns the names a rule field is looked up under, for a rule
+// of logsource ls: its own name, then the mapped ones.
+func (c *Config) fieldNames(name string, ls Logsource) []string {
+	out := []string{name}
+	add := func(ns []string) {
+		for _, n := range ns {
+			dup := false
+			for _, o := range out {
+				dup = dup || o == n
+			}
+			if !dup {
+				out = append(out, n)
+			}
+		}
+	}
+	for _, fm := range c.FieldMaps {
+		if fm.Logsource == (Logsource{}) {
+			continue
+		}
+		if fm.Logsource.covers(ls) {
+			if ns, ok := fm.Fields[name]; ok {
+				add(ns)
+				return out
+			}
+		}
+	}
+	for _, fm := range c.FieldMaps {
+		if fm.Logsource == (Logsource{}) {
+			if ns, ok := fm.Fields[name]; ok {
+				add(ns)
+				break
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,126 @@
+package sigma
+
+import (
+	"time"
+)
+
+// routeKey identifies the events that share a route.
+type routeKey struct {
+	ls   Logsource
+	kind string
+}
+
+const maxRoutes = 4096
+
+// routeFor returns the plan for events of logsource ls (or, when ls is
+// empty, of Vigil event kind kind).
+func (rs *RuleSet) routeFor(ls Logsource, kind string) *route {
+	if ls != (Logsource{}) {
+		kind = ""
+	}
+	key := Logsource{Product: ls.Product, Category: ls.Category, Service: ls.Service}
+	if kind != "" {
+		key = Logsource{Product: "\x00kind", Category: kind}
+	}
+	rs.mu.RLock()
+	rt, ok := rs.routes[key]
+	rs.mu.RUnlock()
+	if ok {
+		return rt
+	}
+	var sel []*Rule
+	for _, r := range rs.Rules {
+		if kind == "" {
+			if r.Logsource.covers(ls) {
+				sel = append(sel, r)
+			}
+			continue
+		}
+		for _, kls := range rs.cfg.Kinds[kind] {
+			if r.Logsource.covers(kls) {
+				sel = append(sel, r)
+				break
+			}
+		}
+	}
+	rt = buildRoute(sel)
+	rs.mu.Lock()
+	if len(rs.routes) < maxRoutes {
+		rs.routes[key] = rt
+	}
+	rs.mu.Unlock()
+	return rt
+}
+
+// newCtx returns an evaluation context sized for this rule set.
+func (rs *RuleSet) newCtx() *evalCtx {
+	c := newEvalCtx(len(rs.fieldNames))
+	c.stamp = make([]uint32, len(rs.Rules))
+	return c
+}
+
+// sampleEvery is how often (in events) rule evaluation time is measured;
+// the measured time is scaled up so counters estimate the total.
+const sampleEvery = 256
+
+// evalRoute evaluates the rules of rt on the event loaded in c and calls
+// hit for each match. It returns the number of matches.
+func (rs *RuleSet) evalRoute(c *evalCtx, rt *route, seq uint64, hit func(r *Rule)) int {
+	for i := range rt.scans {
+		fs := &rt.scans[i]
+		s := c.get(fs.field)
+		if !s.present || s.null {
+			continue
+		}
+		if s.isList {
+			for _, e := range s.list {
+				fs.mark(c, c.lowerOf(e))
+			}
+			continue
+		}
+		fs.mark(c, c.lowerSlot(s))
+	}
+	timed := seq%sampleEvery == 0
+	n := 0
+	for _, r := range rt.rules {
+		if r.prefilt != nil && c.stamp[r.index] != c.gen {
+			continue
+		}
+		var t0 time.Time
+		if timed {
+			t0 = time.Now()
+		}
+		ok := r.cond.eval(c)
+		if timed {
+			r.evalNanos.Add(uint64(time.Since(t0)) * sampleEvery)
+			r.evals.Add(sampleEvery)
+		}
+		if ok {
+			r.matches.Add(1)
+			n++
+			if hit != nil {
+				hit(r)
+			}
+		}
+	}
+	return n
+}
+
+// RuleStats are a rule's counters.
+type RuleStats struct {
+	ID      string `json:"id"`
+	Title   string `json:"title"`
+	Matches uint64 `json:"matches"`
+	// Evals and EvalNanos are estimated from sampled events.
+	Evals     uint64 `json:"evals"`
+	EvalNanos uint64 `json:"eval_nanos"`
+}
+
+// Stats returns the counters of every detection rule.
+func (rs *RuleSet) Stats() []RuleStats {
+	out := make([]RuleStats, 0, len(rs.Rules))
+	for _, r := range rs.Rules {
+		out = append(out, RuleStats{ID: r.ID, Title: r.Title, Matches: r.matches.Load(), Evals: r.evals.Load(), EvalNanos: r.evalNanos.Load()})
+	}
+	return out
+}

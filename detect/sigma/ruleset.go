@@ -1,0 +1,311 @@
+package sigma
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Reserved field slots: the logsource of an NDJSON event.
+const (
+	slotProduct = iota
+	slotCategory
+	slotService
+	slotKind
+	numReserved
+)
+
+// RuleSet is a set of compiled rules ready to evaluate. It is safe for
+// concurrent use once loaded.
+type RuleSet struct {
+	cfg   *Config
+	Rules []*Rule
+	// Correlations are the correlation rules, in load order.
+	Correlations []*Rule
+	filters      []*filterDoc
+
+	fieldIDs   map[string]int // names joined by \x00 → slot
+	fieldNames [][]string     // slot → names
+	byName     map[string][]int
+	prefixes   map[string]bool // "a" and "a.b" for a field "a.b.c"
+	byRef      map[string]*Rule
+
+	mu     sync.RWMutex
+	routes map[Logsource]*route
+	// Files and Total count what was loaded.
+	Files    int
+	Total    int
+	Rejected int
+}
+
+// compiler compiles documents into a rule set.
+type compiler struct {
+	rs       *RuleSet
+	cfg      *Config
+	inFilter bool
+}
+
+func (cp *compiler) field(name string, ls Logsource) int {
+	names := cp.cfg.fieldNames(name, ls)
+	key := strings.Join(names, "\x00")
+	if id, ok := cp.rs.fieldIDs[key]; ok {
+		return id
+	}
+	id := len(cp.rs.fieldNames)
+	cp.rs.fieldIDs[key] = id
+	cp.rs.fieldNames = append(cp.rs.fieldNames, names)
+	for _, n := range names {
+		cp.rs.byName[n] = append(cp.rs.byName[n], id)
+		for i := 0; i < len(n); i++ {
+			if n[i] == '.' {
+				cp.rs.prefixes[n[:i]] = true
+			}
+		}
+	}
+	return id
+}
+
+// NewRuleSet returns an empty rule set using cfg (nil: the default config).
+func NewRuleSet(cfg *Config) *RuleSet {
+	if cfg == nil {
+		cfg = DefaultConfig()
+	}
+	rs := &RuleSet{
+		cfg:      cfg,
+		fieldIDs: map[string]int{},
+		byName:   map[string][]int{},
+		prefixes: map[string]bool{},
+		byRef:    map[string]*Rule{},
+		routes:   map[Logsource]*route{},
+	}
+	cp := &compiler{rs: rs, cfg: cfg}
+	for _, n := range []string{"logsource.product", "logsource.category", "logsource.service", "kind"} {
+		cp.field(n, Logsource{})
+	}
+	return rs
+}
+
+// LoadDirs loads every .yml and .yaml file under dirs (recursively; a
+// plain file is loaded as is). Files or documents that cannot be compiled
+// are returned as errors; the rest of the set loads.
+func LoadDirs(dirs []string, cfg *Config) (*RuleSet, []FileError) {
+	rs := NewRuleSet(cfg)
+	var errs []FileError
+	for _, d := range dirs {
+		err := filepath.WalkDir(d, func(p string, de fs.DirEntry, err error) error {
+			if err != nil {
+				errs = append(errs, FileError{File: p, Reason: fmt.Sprintf("cannot read: %v", err)})
+				return nil
+			}
+			if de.IsDir() {
+				return nil
+			}
+			ext := strings.ToLower(filepath.Ext(p))
+			if ext != ".yml" && ext != ".yaml" {
+				return nil
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				errs = append(errs, FileError{File: p, Reason: fmt.Sprintf("cannot read: %v", err)})
+				return nil
+			}
+			errs = append(errs, rs.add(p, b)...)
+			return nil
+		})
+		if err != nil {
+			errs = append(errs, FileError{File: d, Reason: err.Error()})
+		}
+	}
+	errs = append(errs, rs.finish()...)
+	return rs, errs
+}
+
+// LoadBytes loads rules from one file's content (name is used in errors).
+func LoadBytes(name string, b []byte, cfg *Config) (*RuleSet, []FileError) {
+	rs := NewRuleSet(cfg)
+	errs := rs.add(name, b)
+	errs = append(errs, rs.finish()...)
+	return rs, errs
+}
+
+// add parses and compiles every document of one file.
+func (rs *RuleSet) add(file string, b []byte) []FileError {
+	rs.Files++
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	var errs []FileError
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			rs.Total++
+			rs.Rejected++
+			errs = append(errs, FileError{File: file, Line: yamlErrLine(err), Reason: "invalid YAML: " + err.Error()})
+			break
+		}
+		if len(doc.Content) == 0 {
+			continue
+		}
+		root := doc.Content[0]
+		if root.Kind != yaml.MappingNode {
+			rs.Total++
+			rs.Rejected++
+			errs = append(errs, FileError{File: file, Line: root.Line, Reason: "a rule document must be a map"})
+			continue
+		}
+		rs.Total++
+		if err := rs.addDoc(file, root); err != nil {
+			rs.Rejected++
+			fe := FileError{File: file, Line: root.Line, Reason: err.Error()}
+			var pe *posError
+			if asPos(err, &pe) && pe.line > 0 {
+				fe.Line = pe.line
+			}
+			if t := scalarString(mapGet(root, "id")); t != "" {
+				fe.Rule = t
+			} else {
+				fe.Rule = scalarString(mapGet(root, "title"))
+			}
+			errs = append(errs, fe)
+		}
+	}
+	return errs
+}
+
+func yamlErrLine(err error) int {
+	var n int
+	msg := err.Error()
+	if i := strings.Index(msg, "line "); i >= 0 {
+		fmt.Sscanf(msg[i+5:], "%d", &n)
+	}
+	return n
+}
+
+func (rs *RuleSet) addDoc(file string, doc *yaml.Node) error {
+	r := &Rule{File: file}
+	if err := parseHeader(r, doc); err != nil {
+		return err
+	}
+	cp := &compiler{rs: rs, cfg: rs.cfg}
+	switch docKind(doc) {
+	case "rule":
+		if mapGet(doc, "logsource") == nil {
+			return errAt(doc, "missing logsource")
+		}
+		if err := cp.compileDetection(r, mapGet(doc, "detection")); err != nil {
+			return err
+		}
+		r.prefilt = necessary(r.cond)
+		r.index = len(rs.Rules)
+		rs.Rules = append(rs.Rules, r)
+	case "filter":
+		f, err := cp.compileFilter(r, doc)
+		if err != nil {
+			return err
+		}
+		rs.filters = append(rs.filters, f)
+		return nil
+	case "correlation":
+		c, err := parseCorrelation(cp, r, mapGet(doc, "correlation"))
+		if err != nil {
+			return err
+		}
+		r.Correlation = c
+		rs.Correlations = append(rs.Correlations, r)
+	default:
+		return errAt(doc, "not a Sigma rule: no detection, correlation or filter section")
+	}
+	if r.ID != "" {
+		if o, dup := rs.byRef[r.ID]; dup {
+			return errAt(doc, "duplicate rule id %s (also in %s:%d)", r.ID, o.File, o.Line)
+		}
+		rs.byRef[r.ID] = r
+	}
+	if r.Name != "" {
+		rs.byRef[r.Name] = r
+	}
+	return nil
+}
+
+// filterDoc is a compiled meta filter.
+type filterDoc struct {
+	rule  *Rule
+	rules []string
+	cond  node
+	line  int
+}
+
+func (cp *compiler) compileFilter(r *Rule, doc *yaml.Node) (*filterDoc, error) {
+	fn := mapGet(doc, "filter")
+	if fn.Kind != yaml.MappingNode {
+		return nil, errAt(fn, "filter must be a map")
+	}
+	refs := stringList(mapGet(fn, "rules"))
+	if len(refs) == 0 {
+		return nil, errAt(fn, "filter without rules")
+	}
+	cp.inFilter = true
+	if err := cp.compileDetection(r, fn); err != nil {
+		return nil, err
+	}
+	return &filterDoc{rule: r, rules: refs, cond: r.cond, line: r.Line}, nil
+}
+
+// finish links filters and correlations once every file is loaded.
+func (rs *RuleSet) finish() []FileError {
+	var errs []FileError
+	for _, f := range rs.filters {
+		for _, ref := range f.rules {
+			r, ok := rs.byRef[ref]
+			if !ok || r.Correlation != nil {
+				// A filter naming rules that are not loaded is not an
+				// error: filters are shared across rule sets.
+				continue
+			}
+			// Filters narrow the rule: its condition AND the filter's.
+			r.cond = andNode{r.cond, f.cond}
+			r.prefilt = necessary(r.cond)
+		}
+	}
+	var keep []*Rule
+	for _, c := range rs.Correlations {
+		if err := rs.linkCorrelation(c); err != nil {
+			rs.Rejected++
+			errs = append(errs, FileError{File: c.File, Line: c.Line, Rule: firstNonEmpty(c.ID, c.Title), Reason: err.Error()})
+			continue
+		}
+		keep = append(keep, c)
+	}
+	rs.Correlations = keep
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].File < errs[j].File })
+	return errs
+}
+
+func firstNonEmpty(xs ...string) string {
+	for _, x := range xs {
+		if x != "" {
+			return x
+		}
+	}
+	return ""
+}
+
+// Compiled is how many rules (detections and correlations) are usable.
+func (rs *RuleSet) Compiled() int { return len(rs.Rules) + len(rs.Correlations) }
+
+// Rule returns a rule by id or name.
+func (rs *RuleSet) Rule(ref string) (*Rule, bool) {
+	r, ok := rs.byRef[ref]
+	return r, ok
+}

@@ -1,0 +1,393 @@
+package sigma
+
+import (
+	"encoding/base64"
+	"errors"
+	"regexp/syntax"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf16"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// sstr is a Sigma string: literal runs and wildcards.
+type sstr []globTok
+
+// parseWildcards reads a value with the spec's escaping: `\*` and `\?`
+// are literal wildcards, `\\` is one backslash, any other `\` is itself.
+func parseWildcards(v string) sstr {
+	var out sstr
+	var lit strings.Builder
+	flush := func() {
+		if lit.Len() > 0 {
+			out = append(out, globTok{lit: lit.String()})
+			lit.Reset()
+		}
+	}
+	for i := 0; i < len(v); i++ {
+		ch := v[i]
+		switch ch {
+		case '\\':
+			if i+1 < len(v) && (v[i+1] == '*' || v[i+1] == '?' || v[i+1] == '\\') {
+				lit.WriteByte(v[i+1])
+				i++
+				continue
+			}
+			lit.WriteByte('\\')
+		case '*':
+			flush()
+			if len(out) == 0 || !out[len(out)-1].star {
+				out = append(out, globTok{star: true})
+			}
+		case '?':
+			flush()
+			out = append(out, globTok{one: true})
+		default:
+			lit.WriteByte(ch)
+		}
+	}
+	flush()
+	return out
+}
+
+func (s sstr) plain() (string, bool) {
+	var b strings.Builder
+	for _, t := range s {
+		if t.star || t.one {
+			return "", false
+		}
+		b.WriteString(t.lit)
+	}
+	return b.String(), true
+}
+
+// mapLits applies f to every literal run.
+func (s sstr) mapLits(f func(string) string) sstr {
+	out := make(sstr, len(s))
+	for i, t := range s {
+		if !t.star && !t.one {
+			t.lit = f(t.lit)
+		}
+		out[i] = t
+	}
+	return out
+}
+
+// valuePreds compiles one rule value under modifiers m into predicates
+// (several when a transformation expands it).
+func (cp *compiler) valuePreds(v *yaml.Node, m mods) ([]pred, error) {
+	raw := v.Value
+	if v.Tag == "!!null" {
+		if m.re || m.cidr || m.cmp != 0 || m.fieldref || len(m.transforms) > 0 || m.contains || m.startswith || m.endswith {
+			return nil, errAt(v, "null cannot take modifiers")
+		}
+		return []pred{{op: opNull, raw: "null"}}, nil
+	}
+	if v.Kind != yaml.ScalarNode {
+		return nil, errAt(v, "value must be a scalar")
+	}
+	switch {
+	case m.re:
+		flags := ""
+		if strings.Contains(m.reFlags, "i") {
+			flags += "i"
+		}
+		if strings.Contains(m.reFlags, "m") {
+			flags += "m"
+		}
+		if strings.Contains(m.reFlags, "s") {
+			flags += "s"
+		}
+		expr := raw
+		if flags != "" {
+			expr = "(?" + flags + ")" + raw
+		}
+		re, err := regexp.Compile(expr)
+		if err != nil {
+			return nil, errAt(v, "invalid regular expression %q: %v", raw, unwrapRe(err))
+		}
+		return []pred{{op: opRe, re: re, raw: raw}}, nil
+	case m.cidr:
+		p, err := netip.ParsePrefix(strings.TrimSpace(raw))
+		if err != nil {
+			a, err2 := netip.ParseAddr(strings.TrimSpace(raw))
+			if err2 != nil {
+				return nil, errAt(v, "invalid CIDR %q", raw)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		return []pred{{op: opCIDR, nets: []netip.Prefix{p.Masked()}, raw: raw}}, nil
+	case m.cmp != 0 || m.part != partNone:
+		f, err := strconv.ParseFloat(raw, 64)
+		if err != nil {
+			return nil, errAt(v, "%q is not a number", raw)
+		}
+		op := m.cmp
+		if op == 0 {
+			op = opNumEq
+		}
+		return []pred{{op: op, num: f, part: m.part, raw: raw}}, nil
+	case m.fieldref:
+		op := opRefEq
+		switch {
+		case m.contains || (m.startswith && m.endswith):
+			op = opRefContains
+		case m.startswith:
+			op = opRefPrefix
+		case m.endswith:
+			op = opRefSuffix
+		}
+		return []pred{{op: op, cased: m.cased, raw: raw}}, nil
+	}
+	// Strings (numbers and booleans are compared as their text).
+	vals := []sstr{nil}
+	expanded := false
+	for _, t := range m.transforms {
+		if t == "expand" {
+			xs, err := cp.expand(raw)
+			if err != nil {
+				return nil, errAt(v, "%v", err)
+			}
+			vals = vals[:0]
+			for _, x := range xs {
+				vals = append(vals, parseWildcards(x))
+			}
+			expanded = true
+		}
+	}
+	if !expanded {
+		vals[0] = parseWildcards(raw)
+	}
+	for _, t := range m.transforms {
+		var next []sstr
+		for _, s := range vals {
+			switch t {
+			case "expand":
+				next = append(next, s)
+			case "windash":
+				next = append(next, windash(s)...)
+			case "base64", "base64offset", "utf16le", "utf16be", "utf16", "wide":
+				p, ok := s.plain()
+				if !ok {
+					return nil, errAt(v, "%s cannot be applied to a value with wildcards (%q)", t, raw)
+				}
+				for _, x := range encode(t, p) {
+					next = append(next, sstr{{lit: x}})
+				}
+			}
+		}
+		vals = next
+	}
+	out := make([]pred, 0, len(vals))
+	for _, s := range vals {
+		if m.contains || m.endswith {
+			s = append(sstr{{star: true}}, s...)
+		}
+		if m.contains || m.startswith {
+			s = append(s, globTok{star: true})
+		}
+		if !m.cased {
+			s = s.mapLits(strings.ToLower)
+		}
+		out = append(out, classify(s, m.cased, raw))
+	}
+	return out, nil
+}
+
+func unwrapRe(err error) string {
+	var e *syntax.Error
+	if errors.As(err, &e) {
+		return string(e.Code) + " " + strconv.Quote(e.Expr)
+	}
+	return err.Error()
+}
+
+// classify turns a wildcard string into the cheapest predicate.
+func classify(s sstr, cased bool, raw string) pred {
+	// Merge adjacent stars and literal runs.
+	var t sstr
+	for _, x := range s {
+		if x.star && len(t) > 0 && t[len(t)-1].star {
+			continue
+		}
+		if !x.star && !x.one && len(t) > 0 && !t[len(t)-1].star && !t[len(t)-1].one {
+			t[len(t)-1].lit += x.lit
+			continue
+		}
+		t = append(t, x)
+	}
+	p := pred{cased: cased, raw: raw}
+	isLit := func(x globTok) bool { return !x.star && !x.one }
+	switch {
+	case len(t) == 0:
+		p.op, p.lit = opEq, ""
+	case len(t) == 1 && isLit(t[0]):
+		p.op, p.lit = opEq, t[0].lit
+	case len(t) == 1 && t[0].star:
+		p.op = opAny
+	case len(t) == 2 && t[0].star && isLit(t[1]):
+		p.op, p.lit = opSuffix, t[1].lit
+	case len(t) == 2 && isLit(t[0]) && t[1].star:
+		p.op, p.lit = opPrefix, t[0].lit
+	case len(t) == 3 && t[0].star && isLit(t[1]) && t[2].star:
+		p.op, p.lit = opContains, t[1].lit
+	default:
+		p.op, p.glob = opGlob, t
+	}
+	return p
+}
+
+var dashes = []string{"-", "/", "–", "—", "―"}
+
+// windash expands every dash or slash that starts a word (after a non-word
+// character or at the start) into all five dash characters.
+func windash(s sstr) []sstr {
+	out := []sstr{nil}
+	for ti, t := range s {
+		if t.star || t.one {
+			for i := range out {
+				out[i] = append(append(sstr(nil), out[i]...), t)
+			}
+			continue
+		}
+		// Split the literal into pieces and positions to permute.
+		var variants []string = []string{""}
+		lit := t.lit
+		for i := 0; i < len(lit); {
+			d := ""
+			for _, x := range dashes {
+				if strings.HasPrefix(lit[i:], x) {
+					d = x
+					break
+				}
+			}
+			prevWord := false
+			if i > 0 {
+				prevWord = isWordByte(lit[i-1])
+			} else if ti > 0 {
+				prevWord = true // after a wildcard: treat as mid-word unless star
+				if s[ti-1].star {
+					prevWord = false
+				}
+			}
+			if d != "" && !prevWord {
+				var nv []string
+				for _, v := range variants {
+					for _, x := range dashes {
+						nv = append(nv, v+x)
+					}
+				}
+				if len(nv) > 3125 {
+					nv = nv[:3125]
+				}
+				variants = nv
+				i += len(d)
+				continue
+			}
+			for j := range variants {
+				variants[j] += lit[i : i+1]
+			}
+			i++
+		}
+		var next []sstr
+		for _, o := range out {
+			for _, v := range variants {
+				next = append(next, append(append(sstr(nil), o...), globTok{lit: v}))
+			}
+		}
+		out = next
+	}
+	return out
+}
+
+func isWordByte(b byte) bool {
+	return b == '_' || ('0' <= b && b <= '9') || ('a' <= b && b <= 'z') || ('A' <= b && b <= 'Z') || b >= 0x80
+}
+
+func utf16Bytes(s string, be bool) string {
+	u := utf16.Encode([]rune(s))
+	b := make([]byte, 0, 2*len(u))
+	for _, x := range u {
+		if be {
+			b = append(b, byte(x>>8), byte(x))
+		} else {
+			b = append(b, byte(x), byte(x>>8))
+		}
+	}
+	return string(b)
+}
+
+// encode applies an encoding modifier; base64offset yields three variants.
+func encode(t, p string) []string {
+	switch t {
+	case "base64":
+		return []string{base64.StdEncoding.EncodeToString([]byte(p))}
+	case "base64offset":
+		starts := [3]int{0, 2, 3}
+		ends := [3]int{0, -3, -2}
+		var out []string
+		for i := 0; i < 3; i++ {
+			enc := base64.StdEncoding.EncodeToString([]byte(strings.Repeat(" ", i) + p))
+			e := ends[(len(p)+i)%3]
+			end := len(enc)
+			if e != 0 {
+				end += e
+			}
+			if starts[i] < end {
+				out = append(out, enc[starts[i]:end])
+			}
+		}
+		return out
+	case "utf16le", "wide":
+		return []string{utf16Bytes(p, false)}
+	case "utf16be":
+		return []string{utf16Bytes(p, true)}
+	case "utf16":
+		return []string{"\xff\xfe" + utf16Bytes(p, false)}
+	}
+	return []string{p}
+}
+
+// expand replaces %name% placeholders with the configured values (every
+// combination when several placeholders have several values). `\%` is a
+// literal percent sign.
+func (cp *compiler) expand(raw string) ([]string, error) {
+	outs := []string{""}
+	for i := 0; i < len(raw); i++ {
+		ch := raw[i]
+		if ch == '\\' && i+1 < len(raw) && raw[i+1] == '%' {
+			for j := range outs {
+				outs[j] += `%`
+			}
+			i++
+			continue
+		}
+		if ch == '%' {
+			end := strings.IndexByte(raw[i+1:], '%')
+			if end > 0 {
+				name := raw[i+1 : i+1+end]
+				vals, ok := cp.cfg.Placeholders[name]
+				if !ok {
+					return nil, fmt.Errorf("unresolved placeholder %%%s%% (define it under placeholders in the mapping config)", name)
+				}
+				var next []string
+				for _, o := range outs {
+					for _, v := range vals {
+						next = append(next, o+v)
+					}
+				}
+				outs = next
+				i += end + 1
+				continue
+			}
+		}
+		for j := range outs {
+			outs[j] += string(ch)
+		}
+	}
+	return outs, nil
+}
