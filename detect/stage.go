@@ -1,0 +1,421 @@
+package detect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/bus"
+)
+
+// DefaultGroup is the bus consumer group of the detection stage.
+const DefaultGroup = "detect"
+
+// DefaultTickInterval is how often the stage calls Ticker.Tick.
+const DefaultTickInterval = 10 * time.Second
+
+// dedupWindow is how many recent event ids the stage remembers per
+// partition to skip redelivered events (the bus delivers at least once).
+const dedupWindow = 8192
+
+// StageOptions configures a Stage. The zero value is usable.
+type StageOptions struct {
+	// Group is the bus consumer group; DefaultGroup when empty.
+	Group string
+	// TickInterval is the period of Ticker.Tick calls; DefaultTickInterval
+	// when zero.
+	TickInterval time.Duration
+	// Clock stamps Alert.Created and the time given to Tick;
+	// vigil.SystemClock when nil.
+	Clock vigil.Clock
+	// Logger receives the stage's logs (component=detect); discarded when nil.
+	Logger *slog.Logger
+	// Registerer receives the stage's metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// RetryBackoff is the first wait before retrying a failed alert
+	// publication (doubling up to 5 s); 100 ms when zero.
+	RetryBackoff time.Duration
+}
+
+// Stage drives detectors: it consumes events from the bus, runs every
+// detector over each event in partition order and publishes the alerts
+// they raise before the events are acknowledged, so an acknowledged event
+// has always been evaluated and its alerts are durable.
+//
+// A Stage does not store events or alerts, deduplicate alerts (the alert
+// stage merges them by DedupKey) or build incidents.
+type Stage struct {
+	bus       bus.Bus
+	detectors []Detector
+	names     []string
+	tickers   []tickerEntry
+	group     string
+	interval  time.Duration
+	clock     vigil.Clock
+	log       *slog.Logger
+	backoff   time.Duration
+	m         *stageMetrics
+
+	mu    sync.Mutex
+	parts map[int]*partState
+
+	stackLogged sync.Map // detector name → struct{}: a panic's stack is logged once per detector
+}
+
+type tickerEntry struct {
+	name string
+	t    Ticker
+}
+
+// partState is the stage's per-partition state. The bus never runs two
+// handlers of one partition at once, so it needs no lock.
+type partState struct {
+	seen map[string]struct{}
+	ring []string
+	next int
+}
+
+// NewStage returns a stage that runs detectors over the events of b.
+func NewStage(b bus.Bus, detectors []Detector, opts StageOptions) *Stage {
+	s := &Stage{
+		bus:      b,
+		group:    opts.Group,
+		interval: opts.TickInterval,
+		clock:    opts.Clock,
+		log:      opts.Logger,
+		backoff:  opts.RetryBackoff,
+		parts:    make(map[int]*partState),
+	}
+	if s.group == "" {
+		s.group = DefaultGroup
+	}
+	if s.interval <= 0 {
+		s.interval = DefaultTickInterval
+	}
+	if s.clock == nil {
+		s.clock = vigil.SystemClock{}
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.log = s.log.With("component", "detect")
+	if s.backoff <= 0 {
+		s.backoff = 100 * time.Millisecond
+	}
+	for _, d := range detectors {
+		if d == nil {
+			continue
+		}
+		s.detectors = append(s.detectors, d)
+		s.names = append(s.names, d.Name())
+		if t, ok := d.(Ticker); ok {
+			s.tickers = append(s.tickers, tickerEntry{name: d.Name(), t: t})
+		}
+	}
+	s.m = newStageMetrics(opts.Registerer)
+	return s
+}
+
+// Run consumes events from the bus in the stage's consumer group until ctx
+// ends, and calls Tick on the detectors that implement Ticker every
+// TickInterval. It returns nil when ctx is done, or the bus's error.
+func (s *Stage) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	if len(s.tickers) > 0 {
+		wg.Go(func() { s.tickLoop(ctx) })
+	}
+	s.log.Info("detection stage started", "group", s.group, "detectors", strings.Join(s.names, ","))
+	err := s.bus.ConsumeEvents(ctx, s.group, s.handle)
+	cancel()
+	wg.Wait()
+	if err != nil {
+		return fmt.Errorf("cannot consume events: %w", err)
+	}
+	return nil
+}
+
+// handle is the bus handler: it evaluates a batch and returns only once
+// the alerts it raised are published, so the batch is acknowledged after
+// its alerts are durable.
+func (s *Stage) handle(ctx context.Context, partition int, events []vigil.Event) error {
+	alerts := s.Evaluate(ctx, partition, events)
+	if len(alerts) == 0 {
+		return nil
+	}
+	if err := s.publish(ctx, alerts); err != nil {
+		// The batch will be redelivered: let it be evaluated again rather
+		// than skipped as a duplicate, so its alerts are not lost.
+		s.forget(partition, events)
+		return err
+	}
+	return nil
+}
+
+// Evaluate runs every detector over events, in order, as if they came from
+// the bus partition partition, and returns the alerts raised with their
+// defaults filled. It does not publish them. Events whose id was already
+// evaluated in this partition recently are skipped (the bus redelivers).
+// Calls for different partitions may be concurrent; calls for one
+// partition must not be.
+func (s *Stage) Evaluate(ctx context.Context, partition int, events []vigil.Event) []vigil.Alert {
+	ps := s.part(partition)
+	var (
+		out  []vigil.Alert
+		cur  *vigil.Event
+		name string
+	)
+	emit := func(a vigil.Alert) {
+		s.fill(&a, name, cur)
+		out = append(out, a)
+		s.m.alerts.WithLabelValues(name).Inc()
+		if !cur.Received.IsZero() {
+			s.m.latency.Observe(max(a.Created.Sub(cur.Received), 0).Seconds())
+		}
+	}
+	for i := range events {
+		cur = &events[i]
+		if !ps.remember(cur.ID) {
+			s.m.duplicates.Inc()
+			continue
+		}
+		s.m.events.Inc()
+		for j, d := range s.detectors {
+			name = s.names[j]
+			s.call(ctx, d, name, partition, cur, emit)
+		}
+	}
+	return out
+}
+
+// call runs one detector on one event, recovering a panic.
+func (s *Stage) call(ctx context.Context, d Detector, name string, partition int, ev *vigil.Event, emit func(vigil.Alert)) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.panicked(name, r, "partition", partition, "event", ev.ID, "device", ev.DeviceID)
+		}
+	}()
+	d.Detect(ctx, partition, ev, emit)
+}
+
+func (s *Stage) panicked(name string, r any, attrs ...any) {
+	s.m.errors.WithLabelValues(name, "panic").Inc()
+	attrs = append(attrs, "detector", name, "panic", fmt.Sprint(r))
+	if _, logged := s.stackLogged.LoadOrStore(name, struct{}{}); !logged {
+		attrs = append(attrs, "stack", string(debug.Stack()))
+	}
+	s.log.Error("detector panicked", attrs...)
+}
+
+// fill sets the defaults of an alert raised by detector name on ev (nil for
+// an alert raised by Tick).
+func (s *Stage) fill(a *vigil.Alert, name string, ev *vigil.Event) {
+	if a.ID == "" {
+		a.ID = vigil.NewID()
+	}
+	if a.Created.IsZero() {
+		a.Created = s.clock.Now()
+	}
+	if a.Detector == "" {
+		a.Detector = name
+	}
+	if len(a.Techniques) == 0 {
+		a.Techniques = vigil.TechniquesFromTags(a.Tags)
+	}
+	if a.Count == 0 {
+		a.Count = 1
+	}
+	if ev != nil {
+		if a.DeviceID == "" {
+			a.DeviceID = ev.DeviceID
+		}
+		if len(a.EventIDs) == 0 && ev.ID != "" {
+			a.EventIDs = []string{ev.ID}
+		}
+		if a.FirstEventTime.IsZero() {
+			a.FirstEventTime = ev.Time
+		}
+		if a.LastEventTime.IsZero() {
+			a.LastEventTime = ev.Time
+		}
+	}
+	if a.DedupKey == "" {
+		a.DedupKey = a.Detector + ":" + a.RuleID + ":" + a.DeviceID
+	}
+}
+
+// publish publishes alerts, retrying with backoff until it succeeds or ctx
+// ends: giving up would either lose the alerts or make the bus redeliver
+// events the detectors already counted.
+func (s *Stage) publish(ctx context.Context, alerts []vigil.Alert) error {
+	wait := s.backoff
+	for {
+		err := s.bus.PublishAlerts(ctx, alerts)
+		if err == nil {
+			return nil
+		}
+		s.m.errors.WithLabelValues("", "publish").Inc()
+		if ctx.Err() != nil {
+			return fmt.Errorf("cannot publish %d alerts: %w", len(alerts), err)
+		}
+		level := slog.LevelWarn
+		if !errors.Is(err, bus.ErrBackpressure) {
+			level = slog.LevelError
+		}
+		s.log.Log(ctx, level, "cannot publish alerts, retrying", "alerts", len(alerts), "retry_in", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("cannot publish %d alerts: %w", len(alerts), err)
+		case <-t.C:
+		}
+		wait = min(wait*2, 5*time.Second)
+	}
+}
+
+func (s *Stage) tickLoop(ctx context.Context) {
+	t := time.NewTicker(s.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		alerts := s.Tick(ctx)
+		if len(alerts) == 0 {
+			continue
+		}
+		if err := s.publish(ctx, alerts); err != nil {
+			s.log.Error("alerts raised by Tick lost", "alerts", len(alerts), "err", err)
+		}
+	}
+}
+
+// Tick calls Tick on every detector that implements Ticker with the
+// clock's time and returns the alerts raised, with their defaults filled.
+// It does not publish them. Run calls it every TickInterval.
+func (s *Stage) Tick(ctx context.Context) []vigil.Alert {
+	now := s.clock.Now()
+	var out []vigil.Alert
+	for _, te := range s.tickers {
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					s.panicked(te.name, r, "tick", now)
+				}
+			}()
+			te.t.Tick(ctx, now, func(a vigil.Alert) {
+				s.fill(&a, te.name, nil)
+				out = append(out, a)
+				s.m.alerts.WithLabelValues(te.name).Inc()
+			})
+		}()
+	}
+	return out
+}
+
+func (s *Stage) part(partition int) *partState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ps := s.parts[partition]
+	if ps == nil {
+		ps = &partState{seen: make(map[string]struct{}), ring: make([]string, dedupWindow)}
+		s.parts[partition] = ps
+	}
+	return ps
+}
+
+// remember records id and reports whether it is new. Events without an id
+// are always new.
+func (ps *partState) remember(id string) bool {
+	if id == "" {
+		return true
+	}
+	if _, ok := ps.seen[id]; ok {
+		return false
+	}
+	id = strings.Clone(id) // the event's memory may be reused after Detect
+	if old := ps.ring[ps.next]; old != "" {
+		delete(ps.seen, old)
+	}
+	ps.ring[ps.next] = id
+	ps.next = (ps.next + 1) % len(ps.ring)
+	ps.seen[id] = struct{}{}
+	return true
+}
+
+// forget removes the ids of events from the partition's recent ids.
+func (s *Stage) forget(partition int, events []vigil.Event) {
+	ps := s.part(partition)
+	for i := range events {
+		delete(ps.seen, events[i].ID)
+	}
+}
+
+type stageMetrics struct {
+	events     prometheus.Counter
+	duplicates prometheus.Counter
+	alerts     *prometheus.CounterVec
+	errors     *prometheus.CounterVec
+	latency    prometheus.Histogram
+}
+
+func newStageMetrics(reg prometheus.Registerer) *stageMetrics {
+	m := &stageMetrics{
+		events: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_detect_events_total",
+			Help: "Events evaluated by the detection stage.",
+		}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_detect_duplicate_events_total",
+			Help: "Redelivered events skipped because they were already evaluated.",
+		}),
+		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_detect_alerts_total",
+			Help: "Alerts raised, by detector.",
+		}, []string{"detector"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_detect_errors_total",
+			Help: "Detection stage errors: detector panics (reason=panic) and failed alert publications (reason=publish).",
+		}, []string{"detector", "reason"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "vigil_detect_latency_seconds",
+			Help:    "Time from an event's ingestion (Event.Received) to the alert it raised (Alert.Created).",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}),
+	}
+	if reg != nil {
+		m.events = register(reg, m.events)
+		m.duplicates = register(reg, m.duplicates)
+		m.alerts = register(reg, m.alerts)
+		m.errors = register(reg, m.errors)
+		m.latency = register(reg, m.latency)
+	}
+	return m
+}
+
+// register registers c, or returns the collector already registered under
+// the same description (two stages in one process share their metrics).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic(fmt.Sprintf("cannot register detect metric: %v", err))
+	}
+	return c
+}
