@@ -440,7 +440,7 @@ var fixedFields = map[string]uint8{
 	"outcome": fixedOutcome, "event.outcome": fixedOutcome,
 	"category": fixedCategory, "event.category": fixedCategory,
 	"device.id": fixedDevice,
-	"source": fixedSource, "event.source": fixedSource,
+	"source":    fixedSource, "event.source": fixedSource,
 	"event.id": fixedID,
 }
 
