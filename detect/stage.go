@@ -126,7 +126,8 @@ func NewStage(b bus.Bus, detectors []Detector, opts StageOptions) *Stage {
 
 // Run consumes events from the bus in the stage's consumer group until ctx
 // ends, and calls Tick on the detectors that implement Ticker every
-// TickInterval. It returns nil when ctx is done, or the bus's error.
+// TickInterval, from its own goroutine: Tick runs concurrently with Detect.
+// It returns nil when ctx is done, or the bus's error.
 func (s *Stage) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

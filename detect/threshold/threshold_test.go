@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -431,5 +432,32 @@ func BenchmarkDetect(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		d.Detect(context.Background(), 0, &evs[i%len(evs)], func(vigil.Alert) {})
+	}
+}
+
+// BenchmarkStageEvaluate measures the stage with the shipped rules, in
+// batches of 100 events (one op is one event).
+func BenchmarkStageEvaluate(b *testing.B) {
+	rules, errs := threshold.LoadDir("../../rules/threshold")
+	if len(errs) > 0 {
+		b.Fatal(errors.Join(errs...))
+	}
+	st := detect.NewStage(nil, []detect.Detector{threshold.New(rules, threshold.Options{})}, detect.StageOptions{})
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	batch := make([]vigil.Event, 100)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for n := 0; n < b.N; n += len(batch) {
+		b.StopTimer()
+		for i := range batch {
+			at := t0.Add(time.Duration(n+i) * time.Second)
+			batch[i] = vigil.Event{ID: strconv.Itoa(n + i), DeviceID: "dev" + strconv.Itoa(i%20), Time: at, Kind: "health",
+				Fields: map[string]any{"host.cpu.pct": 50.0, "host.temperature": 40.0, "host.disk.pct": 30.0}}
+			if i%2 == 1 {
+				batch[i].Kind, batch[i].Outcome, batch[i].Fields = "auth", "success", map[string]any{"user.name": "op"}
+			}
+		}
+		b.StartTimer()
+		st.Evaluate(context.Background(), 0, batch)
 	}
 }
