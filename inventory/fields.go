@@ -8,10 +8,14 @@ import (
 	"github.com/vigil-iot/vigil"
 )
 
-// Event fields the stage reads. Health events (kind "health") carry the
-// host.* numbers and any number of "metric.<name>" fields; inventory events
-// (kind "inventory") carry the rest. Software and interfaces are JSON
-// arrays in a string field, since event field values are flat.
+// Event fields the stage reads, as ingest/agent writes them (see its package
+// doc). Health events (kind "health") carry the host.* numbers and any
+// number of "metric.<name>" fields; other numeric host.* fields
+// ("host.network.connections") are kept as metrics named without "host.".
+// Inventory events (kind "inventory") carry the rest. Software and
+// interfaces are JSON arrays in a string field, since event field values
+// are flat. A field that is absent was not reported: the device keeps what
+// it had.
 const (
 	FieldCPU         = "host.cpu.pct"
 	FieldMemory      = "host.memory.pct"
@@ -36,6 +40,11 @@ const (
 // it names first are "discovered", not "active".
 const SourceSensor = "sensor"
 
+// knownHost are the host.* fields with a place of their own in vigil.Health.
+var knownHost = map[string]bool{
+	FieldCPU: true, FieldMemory: true, FieldDisk: true, FieldTemperature: true, FieldUptime: true,
+}
+
 // healthSample returns the health sample an event carries, and false when
 // it carries none of the health fields.
 func healthSample(ev *vigil.Event) (vigil.Health, bool) {
@@ -56,7 +65,15 @@ func healthSample(ev *vigil.Event) (vigil.Health, bool) {
 	h.Uptime = int64(up)
 	for k := range ev.Fields {
 		name, ok := strings.CutPrefix(k, FieldMetric)
-		if !ok || name == "" {
+		if !ok {
+			// Other host numbers (host.network.connections, ...) are
+			// kept as metrics under their name without "host.".
+			name, ok = strings.CutPrefix(k, "host.")
+			if !ok || knownHost[k] {
+				continue
+			}
+		}
+		if name == "" {
 			continue
 		}
 		if v, ok := ev.FieldNumber(k); ok {

@@ -62,6 +62,7 @@ func health(id, device string, sec int, cpu float64) vigil.Event {
 		Fields: map[string]any{
 			"host.cpu.pct": cpu, "host.memory.pct": 40.5, "host.disk.pct": 12.0,
 			"host.temperature": 51.0, "host.uptime": 3600.0, "metric.frames_dropped": 3.0, "other": "x",
+			"host.network.connections": 4.0, "host.ip": []string{"10.0.0.1"}, "agent.version": "1.0",
 		},
 	}
 }
@@ -100,7 +101,7 @@ func TestHealthCreatesDeviceAndHistory(t *testing.T) {
 		t.Errorf("cam-1: state %s first %v last %v; want active, %v, %v", d.State, d.FirstSeen, d.LastSeen, t0, t0.Add(30*time.Second))
 	}
 	if d.Health == nil || d.Health.CPU != 95 || d.Health.Memory != 40.5 || d.Health.Disk != 12 ||
-		d.Health.Temperature != 51 || d.Health.Uptime != 3600 || d.Health.Metrics["frames_dropped"] != 3 || len(d.Health.Metrics) != 1 {
+		d.Health.Temperature != 51 || d.Health.Uptime != 3600 || d.Health.Metrics["frames_dropped"] != 3 || d.Health.Metrics["network.connections"] != 4 || len(d.Health.Metrics) != 2 {
 		t.Errorf("cam-1 latest health = %+v, want the sample at +30s", d.Health)
 	}
 	hist, err := st.HealthHistory(ctx, "cam-1", t0, t0.Add(time.Hour))
