@@ -68,6 +68,11 @@
 // FirstEventTime and LastEventTime of the evidence, and a DedupKey
 // "threshold:<rule>:<device>[:<group_by values>]".
 //
+// Loading returns the valid rules and one *LoadError ("file:line: reason",
+// code EINVALID) per problem; a bad rule does not stop the others. A YAML
+// syntax error stops the rest of its file, and its line is the parser's,
+// which can be one early.
+//
 // State is bounded: each rule keeps at most Options.MaxGroups groups per
 // partition and evicts the least recently updated one beyond that
 // (counted in vigil_threshold_group_evictions_total{rule}); a group holds

@@ -328,7 +328,6 @@ func compile(file string, top *yaml.Node, ry *ruleYAML) (*Rule, []error) {
 		Description: ry.Description,
 		Type:        ry.Type,
 		Tags:        ry.Tags,
-		GroupBy:     nil,
 		File:        file,
 		Line:        top.Line,
 	}
