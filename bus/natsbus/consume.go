@@ -1,0 +1,371 @@
+package natsbus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/bus"
+)
+
+// ConsumeEvents runs one worker per partition, each with its durable pull
+// consumer <group>-p<partition>, until ctx ends. A worker fetches messages
+// in stream order, merges those at hand into one handler call and, when
+// the handler returns nil, acknowledges them (and all before them) and
+// waits for the server to confirm. When the handler fails, the messages
+// are negatively acknowledged with a delay that grows with consecutive
+// failures, and the worker pauses for that delay, so they come back first
+// and the partition's order holds. It returns nil when ctx ends, or an
+// error when the bus is closed or a consumer cannot be created.
+func (b *Bus) ConsumeEvents(ctx context.Context, group string, h bus.EventHandler) error {
+	if err := checkGroup(group); err != nil {
+		return err
+	}
+	n := b.cfg.Partitions
+	workers := make([]*worker, n)
+	for p := range n {
+		c, err := b.eventConsumer(ctx, group, p)
+		if err != nil {
+			return err
+		}
+		dec := newDecoder()
+		w := &worker{
+			b: b, kind: "events", group: group, cons: c,
+			log: b.log.With("kind", "events", "group", group, "partition", p),
+			lag: b.m.lag.WithLabelValues(group, strconv.Itoa(p)),
+			recreate: func(ctx context.Context) (jetstream.Consumer, error) {
+				return b.eventConsumer(ctx, group, p)
+			},
+		}
+		w.handle = func(ctx context.Context, msgs []jetstream.Msg) (int, error) {
+			return w.handleEvents(ctx, dec, p, msgs, h)
+		}
+		workers[p] = w
+	}
+	defer func() {
+		for p := range n {
+			b.m.lag.DeleteLabelValues(group, strconv.Itoa(p))
+		}
+	}()
+	return b.run(ctx, workers)
+}
+
+// ConsumeAlerts works as ConsumeEvents with one partition: the durable
+// consumer <group> of the alerts stream.
+func (b *Bus) ConsumeAlerts(ctx context.Context, group string, h bus.AlertHandler) error {
+	if err := checkGroup(group); err != nil {
+		return err
+	}
+	c, err := b.alertConsumer(ctx, group)
+	if err != nil {
+		return err
+	}
+	w := &worker{
+		b: b, kind: "alerts", group: group, cons: c,
+		log:      b.log.With("kind", "alerts", "group", group),
+		lag:      b.m.alertLag.WithLabelValues(group),
+		recreate: func(ctx context.Context) (jetstream.Consumer, error) { return b.alertConsumer(ctx, group) },
+	}
+	w.handle = func(ctx context.Context, msgs []jetstream.Msg) (int, error) {
+		return w.handleAlerts(ctx, msgs, h)
+	}
+	defer b.m.alertLag.DeleteLabelValues(group)
+	return b.run(ctx, []*worker{w})
+}
+
+// run runs the workers and a lag sampler until ctx ends or a worker fails.
+func (b *Bus) run(ctx context.Context, workers []*worker) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	for _, w := range workers {
+		wg.Go(func() {
+			if err := w.run(ctx); err != nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+				cancel()
+			}
+		})
+	}
+	wg.Go(func() { b.sampleLag(ctx, workers) })
+	wg.Wait()
+	return firstErr
+}
+
+// sampleLag sets the lag gauges from the server every LagInterval: the
+// workers set them from each message too, but not while nothing flows.
+func (b *Bus) sampleLag(ctx context.Context, workers []*worker) {
+	t := time.NewTicker(b.cfg.LagInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, w := range workers {
+			rctx, cancel := context.WithTimeout(ctx, b.cfg.LagInterval)
+			info, err := w.consumer().Info(rctx)
+			cancel()
+			if err != nil {
+				continue
+			}
+			w.lag.Set(float64(info.NumPending))
+		}
+	}
+}
+
+// worker consumes one durable consumer, one batch at a time.
+type worker struct {
+	b        *Bus
+	kind     string // "events" or "alerts"
+	group    string
+	log      *slog.Logger
+	lag      prometheus.Gauge
+	handle   func(ctx context.Context, msgs []jetstream.Msg) (int, error)
+	recreate func(ctx context.Context) (jetstream.Consumer, error)
+
+	mu       sync.Mutex
+	cons     jetstream.Consumer
+	failures int // consecutive handler failures
+}
+
+func (w *worker) consumer() jetstream.Consumer {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.cons
+}
+
+// run fetches and handles batches until ctx ends (nil) or the connection
+// is closed (an error).
+func (w *worker) run(ctx context.Context) error {
+	fetchErrors := 0
+	for ctx.Err() == nil {
+		batch, err := w.consumer().Fetch(w.b.cfg.FetchBatch, jetstream.FetchMaxWait(w.b.cfg.FetchWait))
+		if err == nil {
+			err = w.drain(ctx, batch)
+		}
+		if err == nil {
+			fetchErrors = 0
+			continue
+		}
+		if errors.Is(err, nats.ErrConnectionClosed) {
+			return fmt.Errorf("cannot consume %s for group %s: %w", w.kind, w.group, err)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		// The server may be restarting, or the consumer gone: wait, then
+		// make sure the consumer exists.
+		fetchErrors++
+		d := backoff(w.b.cfg.RetryDelay, w.b.cfg.MaxRetryDelay, fetchErrors)
+		w.log.Warn("cannot fetch; retrying", "err", err, "in", d)
+		if !sleep(ctx, d) {
+			return nil
+		}
+		if c, err := w.recreate(ctx); err == nil {
+			w.mu.Lock()
+			w.cons = c
+			w.mu.Unlock()
+		} else if errors.Is(err, nats.ErrConnectionClosed) {
+			return fmt.Errorf("cannot consume %s for group %s: %w", w.kind, w.group, err)
+		}
+	}
+	return nil
+}
+
+// drain handles the messages of one fetch as they arrive, merging those
+// already received into one handler call.
+func (w *worker) drain(ctx context.Context, batch jetstream.MessageBatch) error {
+	ch := batch.Messages()
+	var pending []jetstream.Msg
+	for {
+		var m jetstream.Msg
+		var ok bool
+		select {
+		case m, ok = <-ch:
+		case <-ctx.Done():
+			// Hand back what this fetch still delivers, at once, so that
+			// the group's next worker gets it first.
+			nakRest(ch, 0)
+			return nil
+		}
+		if !ok {
+			break
+		}
+		pending = append(pending[:0], m)
+		size := len(m.Data())
+		closed := false
+	more:
+		for size < w.b.cfg.MaxHandlerBytes {
+			select {
+			case m, ok := <-ch:
+				if !ok {
+					closed = true
+					break more
+				}
+				pending = append(pending, m)
+				size += len(m.Data())
+			default:
+				break more
+			}
+		}
+		if ok, d := w.handleBatch(ctx, pending); !ok {
+			// Hand back the rest of this fetch with the same delay and
+			// pause, so that redeliveries come back in order.
+			nakRest(ch, d)
+			sleep(ctx, d)
+			return nil
+		}
+		if closed {
+			break
+		}
+	}
+	err := batch.Error()
+	if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, nats.ErrTimeout) {
+		err = nil
+	}
+	return err
+}
+
+// handleBatch calls the handler and acknowledges or rejects the batch. It
+// reports whether the batch was acknowledged and, when not, the delay
+// before its redelivery.
+func (w *worker) handleBatch(ctx context.Context, msgs []jetstream.Msg) (bool, time.Duration) {
+	n, err := w.handle(ctx, msgs)
+	last := msgs[len(msgs)-1]
+	if err != nil {
+		w.b.m.handlerErrors.WithLabelValues(w.kind, w.group).Inc()
+		d := w.retryDelay(ctx)
+		w.failures++
+		w.log.Warn("handler failed; batch will be redelivered", "err", err, "messages", len(msgs), "items", n, "in", d)
+		for _, m := range msgs {
+			nak(m, d)
+		}
+		return false, d
+	}
+	w.failures = 0
+	// AckAll: acknowledging the last message acknowledges the batch. The
+	// ack is confirmed, so a group restarted right after resumes past it.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.b.cfg.PublishTimeout)
+	err = last.DoubleAck(actx)
+	cancel()
+	if err != nil {
+		w.log.Warn("cannot confirm acknowledgement; the batch may be redelivered", "err", err)
+	}
+	w.b.m.consumed.WithLabelValues(w.kind, w.group).Add(float64(n))
+	if md, err := last.Metadata(); err == nil {
+		w.lag.Set(float64(md.NumPending))
+	}
+	return true, 0
+}
+
+// retryDelay is the redelivery delay after the current run of failures;
+// none when the worker is stopping.
+func (w *worker) retryDelay(ctx context.Context) time.Duration {
+	if ctx.Err() != nil {
+		return 0
+	}
+	return backoff(w.b.cfg.RetryDelay, w.b.cfg.MaxRetryDelay, w.failures+1)
+}
+
+func (w *worker) handleEvents(ctx context.Context, dec *decoder, p int, msgs []jetstream.Msg, h bus.EventHandler) (int, error) {
+	total := 0
+	for _, m := range msgs {
+		if c, err := messageCount(m.Data()); err == nil {
+			total += c
+		}
+	}
+	events := make([]vigil.Event, 0, total)
+	for _, m := range msgs {
+		var err error
+		if events, err = dec.decode(events, m.Data()); err != nil {
+			w.badMessage(m, err)
+		}
+	}
+	if len(events) == 0 {
+		return 0, nil
+	}
+	return len(events), h(ctx, p, events)
+}
+
+func (w *worker) handleAlerts(ctx context.Context, msgs []jetstream.Msg, h bus.AlertHandler) (int, error) {
+	var alerts []vigil.Alert
+	for _, m := range msgs {
+		var a []vigil.Alert
+		if err := json.Unmarshal(m.Data(), &a); err != nil {
+			w.badMessage(m, err)
+			continue
+		}
+		alerts = append(alerts, a...)
+	}
+	if len(alerts) == 0 {
+		return 0, nil
+	}
+	return len(alerts), h(ctx, alerts)
+}
+
+// badMessage logs and counts a message that cannot be decoded. It is
+// skipped: acknowledged with its batch, since no retry can fix it.
+func (w *worker) badMessage(m jetstream.Msg, err error) {
+	w.b.m.badMessages.WithLabelValues(w.kind, w.group).Inc()
+	seq := uint64(0)
+	if md, err := m.Metadata(); err == nil {
+		seq = md.Sequence.Stream
+	}
+	w.log.Error("cannot decode message; skipping it", "err", err, "subject", m.Subject(), "seq", seq, "bytes", len(m.Data()))
+}
+
+// nakRest negatively acknowledges every message still coming from a fetch.
+func nakRest(ch <-chan jetstream.Msg, d time.Duration) {
+	for m := range ch {
+		nak(m, d)
+	}
+}
+
+func nak(m jetstream.Msg, d time.Duration) {
+	if d > 0 {
+		_ = m.NakWithDelay(d)
+	} else {
+		_ = m.Nak()
+	}
+}
+
+// backoff returns base doubled for each of n-1 previous attempts, up to max.
+func backoff(base, max time.Duration, n int) time.Duration {
+	d := base
+	for i := 1; i < n && d < max; i++ {
+		d *= 2
+	}
+	return min(d, max)
+}
+
+// sleep waits for d or ctx's end; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

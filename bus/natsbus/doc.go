@@ -1,0 +1,65 @@
+// Package natsbus implements bus.Bus on NATS JetStream, with an embedded
+// server (the default: in-process, JetStream on disk under the data dir) or
+// an external server or cluster (Config.URL). Both go through the same code
+// once connected, and both work with nats-server 2.9 and later: the package
+// uses one filter subject per consumer, no stream metadata and no
+// per-message TTL.
+//
+// # Subjects and streams
+//
+// With the default prefix "vigil":
+//
+//	vigil.events.<partition>  stream VIGIL_EVENTS  partition = bus.Partition(device id, Partitions)
+//	vigil.alerts              stream VIGIL_ALERTS
+//
+// The prefix is configurable (Config.Prefix) so that several Vigil
+// instances, or tests, share one server without colliding.
+//
+// One message carries many events: PublishEvents groups a call's events by
+// partition and encodes each group as one message, split only when it
+// would exceed the server's max payload. Batching is what lets the bus
+// carry tens of thousands of events per second. Events are encoded with a
+// compact binary codec (codec.go) that keeps every field of vigil.Event;
+// alerts, which are few, are a JSON array per message.
+//
+// The events stream is file-backed and bounded (MaxEventBytes, MaxEventAge)
+// with the discard-new policy: when it is full, publishing fails with
+// bus.ErrBackpressure rather than dropping old events. When Config.Groups
+// names the consumer groups, the stream uses interest retention: an event
+// is deleted once every group has acknowledged it, so the bound limits the
+// backlog of unprocessed events, and Open creates the groups' consumers so
+// that nothing published before a group starts is lost. Without Groups the
+// stream uses limits retention and keeps events until they age out.
+// The alerts stream always uses limits retention.
+//
+// # Consumers and delivery
+//
+// A consumer group is one durable pull consumer per partition, named
+// <group>-p<partition>, filtered on that partition's subject (alerts: one
+// consumer named <group>). ConsumeEvents runs one worker per partition: it
+// fetches messages in stream order, hands the events of the messages at
+// hand to the handler in one call, and on success acknowledges the last
+// message (ack-all policy: this acknowledges the whole batch) and waits for
+// the server's confirmation. On a handler error the batch is negatively
+// acknowledged with a delay that doubles with consecutive failures
+// (RetryDelay up to MaxRetryDelay), and the worker pauses for that delay so
+// the batch is redelivered before anything newer: a partition's events are
+// handled in publish order. A message that cannot be decoded is logged,
+// counted and skipped.
+//
+// Delivery is at least once. PublishEvents returns nil only when the
+// server has stored every message (in the page cache; set SyncAlways to
+// fsync each write). A handler may see a batch again when the process dies
+// after handling it but before the acknowledgement reached the server, or
+// when it runs longer than AckWait; consumers deduplicate by event id.
+// A publish that fails may have stored part of the batch, so a retry may
+// duplicate events; DedupWindow makes the server drop a message that a
+// retry sends again.
+//
+// # What it must not do
+//
+// This package knows nothing of what events mean: no filtering, no
+// enrichment, no detection. It does not retry publishes itself (the caller
+// decides, typically by answering 429) and does not start the handlers of
+// one partition concurrently.
+package natsbus

@@ -1,0 +1,301 @@
+package natsbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vigil-iot/vigil/bus"
+)
+
+var _ bus.Bus = (*Bus)(nil)
+
+// Bus is the NATS JetStream implementation of bus.Bus. It is safe for
+// concurrent use.
+type Bus struct {
+	cfg Config
+	log *slog.Logger
+	m   *metrics
+
+	ns *server.Server // the embedded server, nil for an external one
+	nc *nats.Conn
+	js jetstream.JetStream
+
+	eventsStream string
+	alertsStream string
+	eventsSubj   string // prefix of event subjects, "<prefix>.events."
+	alertsSubj   string
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open connects to NATS (starting the embedded server when cfg.URL is
+// empty), creates or updates the streams and the consumers of cfg.Groups,
+// and returns the bus. Invalid configuration is an EINVALID *vigil.Error.
+func Open(ctx context.Context, cfg Config) (*Bus, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	b := &Bus{
+		cfg:          cfg,
+		log:          cfg.Logger.With("component", "bus"),
+		m:            newMetrics(cfg.Registerer),
+		eventsStream: streamName(cfg.Prefix, "EVENTS"),
+		alertsStream: streamName(cfg.Prefix, "ALERTS"),
+		eventsSubj:   cfg.Prefix + ".events.",
+		alertsSubj:   cfg.Prefix + ".alerts",
+	}
+	opts := []nats.Option{
+		nats.Name("vigil"),
+		nats.MaxReconnects(-1),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				b.log.Warn("disconnected from NATS", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			b.log.Info("reconnected to NATS", "url", c.ConnectedUrlRedacted())
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			b.log.Warn("NATS async error", "err", err)
+		}),
+	}
+	if cfg.URL == "" {
+		if b.ns, err = startEmbedded(cfg, b.log); err != nil {
+			return nil, err
+		}
+		opts = append(opts, nats.InProcessServer(b.ns))
+		b.nc, err = nats.Connect("", opts...)
+	} else {
+		b.nc, err = nats.Connect(cfg.URL, opts...)
+	}
+	if err != nil {
+		b.stopServer()
+		return nil, fmt.Errorf("cannot connect to NATS: %w", err)
+	}
+	b.js, err = jetstream.New(b.nc,
+		jetstream.WithPublishAsyncMaxPending(cfg.MaxPending),
+		jetstream.WithPublishAsyncTimeout(cfg.PublishTimeout))
+	if err == nil {
+		err = b.setup(ctx)
+	}
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// startEmbedded starts an in-process NATS server with JetStream on disk.
+func startEmbedded(cfg Config, log *slog.Logger) (*server.Server, error) {
+	opts := &server.Options{
+		ServerName: "vigil",
+		JetStream:  true,
+		StoreDir:   cfg.DataDir,
+		DontListen: true,
+		NoSigs:     true,
+		SyncAlways: cfg.SyncAlways,
+	}
+	if cfg.ListenAddr != "" {
+		host, port, err := net.SplitHostPort(cfg.ListenAddr)
+		if err != nil {
+			return nil, fmt.Errorf("cannot parse NATS listen address %q: %w", cfg.ListenAddr, err)
+		}
+		opts.DontListen = false
+		opts.Host = host
+		if opts.Port, err = strconv.Atoi(port); err != nil {
+			return nil, fmt.Errorf("cannot parse NATS listen address %q: %w", cfg.ListenAddr, err)
+		}
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("cannot create the embedded NATS server: %w", err)
+	}
+	ns.SetLoggerV2(serverLogger{log.With("server", "nats")}, false, false, false)
+	ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("cannot start the embedded NATS server in %s: not ready after 30s", cfg.DataDir)
+	}
+	return ns, nil
+}
+
+// setup creates or updates the streams and the consumers of cfg.Groups.
+func (b *Bus) setup(ctx context.Context) error {
+	retention := jetstream.LimitsPolicy
+	if len(b.cfg.Groups) > 0 {
+		retention = jetstream.InterestPolicy
+	}
+	events := jetstream.StreamConfig{
+		Name:        b.eventsStream,
+		Description: "Vigil events, one subject per partition",
+		Subjects:    []string{b.eventsSubj + "*"},
+		Retention:   retention,
+		MaxBytes:    b.cfg.MaxEventBytes,
+		MaxAge:      b.cfg.MaxEventAge,
+		MaxMsgs:     -1,
+		Discard:     jetstream.DiscardNew,
+		Storage:     jetstream.FileStorage,
+		Replicas:    b.cfg.Replicas,
+		Duplicates:  b.cfg.DedupWindow,
+	}
+	alerts := jetstream.StreamConfig{
+		Name:        b.alertsStream,
+		Description: "Vigil alerts",
+		Subjects:    []string{b.alertsSubj},
+		Retention:   jetstream.LimitsPolicy,
+		MaxBytes:    b.cfg.MaxAlertBytes,
+		MaxAge:      b.cfg.MaxAlertAge,
+		MaxMsgs:     -1,
+		Discard:     jetstream.DiscardNew,
+		Storage:     jetstream.FileStorage,
+		Replicas:    b.cfg.Replicas,
+		Duplicates:  b.cfg.DedupWindow,
+	}
+	for _, sc := range []jetstream.StreamConfig{events, alerts} {
+		if err := b.ensureStream(ctx, sc); err != nil {
+			return err
+		}
+	}
+	for _, g := range b.cfg.Groups {
+		for p := range b.cfg.Partitions {
+			if _, err := b.eventConsumer(ctx, g, p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// ensureStream creates a stream or updates its limits. A stream that
+// exists with a configuration that cannot change (its retention) is kept
+// as it is, with a warning.
+func (b *Bus) ensureStream(ctx context.Context, sc jetstream.StreamConfig) error {
+	if sc.Duplicates <= 0 {
+		sc.Duplicates = 2 * time.Minute // the server's default; no ids, no cost
+	}
+	_, err := b.js.CreateStream(ctx, sc)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return fmt.Errorf("cannot create stream %s: %w", sc.Name, err)
+	}
+	s, err := b.js.Stream(ctx, sc.Name)
+	if err != nil {
+		return fmt.Errorf("cannot read stream %s: %w", sc.Name, err)
+	}
+	old := s.CachedInfo().Config
+	if old.Retention != sc.Retention {
+		b.log.Warn("stream exists with another retention policy; keeping it",
+			"stream", sc.Name, "retention", old.Retention.String(), "wanted", sc.Retention.String())
+		sc.Retention = old.Retention
+	}
+	if _, err := b.js.UpdateStream(ctx, sc); err != nil {
+		b.log.Warn("cannot update stream; keeping its configuration", "stream", sc.Name, "err", err)
+	}
+	return nil
+}
+
+// consumerName is the durable name of a group's consumer of a partition.
+func consumerName(group string, partition int) string {
+	return group + "-p" + strconv.Itoa(partition)
+}
+
+// eventConsumer creates or updates the durable consumer of a group for
+// one partition.
+func (b *Bus) eventConsumer(ctx context.Context, group string, p int) (jetstream.Consumer, error) {
+	name := consumerName(group, p)
+	c, err := b.js.CreateOrUpdateConsumer(ctx, b.eventsStream, jetstream.ConsumerConfig{
+		Durable:       name,
+		Description:   "Vigil consumer group " + group + ", partition " + strconv.Itoa(p),
+		FilterSubject: b.eventsSubj + strconv.Itoa(p),
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckAllPolicy,
+		AckWait:       b.cfg.AckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: b.cfg.MaxAckPending,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot create consumer %s on %s: %w", name, b.eventsStream, err)
+	}
+	return c, nil
+}
+
+// alertConsumer creates or updates the durable consumer of a group on the
+// alerts stream.
+func (b *Bus) alertConsumer(ctx context.Context, group string) (jetstream.Consumer, error) {
+	c, err := b.js.CreateOrUpdateConsumer(ctx, b.alertsStream, jetstream.ConsumerConfig{
+		Durable:       group,
+		Description:   "Vigil consumer group " + group,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckAllPolicy,
+		AckWait:       b.cfg.AckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: b.cfg.MaxAckPending,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot create consumer %s on %s: %w", group, b.alertsStream, err)
+	}
+	return c, nil
+}
+
+// Partitions returns the number of event partitions.
+func (b *Bus) Partitions() int { return b.cfg.Partitions }
+
+// Close flushes pending acknowledgements, closes the connection and stops
+// the embedded server. Consumers should be stopped (their context
+// cancelled) first; those still running return an error. Close is
+// idempotent.
+func (b *Bus) Close() error {
+	b.closeOnce.Do(func() {
+		if b.nc != nil {
+			if err := b.nc.FlushTimeout(5 * time.Second); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+				b.log.Warn("cannot flush before close", "err", err)
+			}
+			b.nc.Close()
+		}
+		b.stopServer()
+	})
+	return b.closeErr
+}
+
+func (b *Bus) stopServer() {
+	if b.ns != nil {
+		b.ns.Shutdown()
+		b.ns.WaitForShutdown()
+	}
+}
+
+// DeleteStreams deletes the streams of the bus's prefix, with their events,
+// alerts and consumers. Tests on a shared server call it when done.
+func (b *Bus) DeleteStreams(ctx context.Context) error {
+	var errs []error
+	for _, name := range []string{b.eventsStream, b.alertsStream} {
+		if err := b.js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			errs = append(errs, fmt.Errorf("cannot delete stream %s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// serverLogger sends the embedded server's logs to slog.
+type serverLogger struct{ l *slog.Logger }
+
+func (s serverLogger) Noticef(format string, v ...any) { s.l.Debug(fmt.Sprintf(format, v...)) }
+func (s serverLogger) Warnf(format string, v ...any)   { s.l.Warn(fmt.Sprintf(format, v...)) }
+func (s serverLogger) Fatalf(format string, v ...any)  { s.l.Error(fmt.Sprintf(format, v...)) }
+func (s serverLogger) Errorf(format string, v ...any)  { s.l.Error(fmt.Sprintf(format, v...)) }
+func (s serverLogger) Debugf(format string, v ...any)  { s.l.Debug(fmt.Sprintf(format, v...)) }
+func (s serverLogger) Tracef(format string, v ...any)  { s.l.Debug(fmt.Sprintf(format, v...)) }

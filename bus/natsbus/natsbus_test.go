@@ -1,0 +1,254 @@
+package natsbus_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/bus"
+	"github.com/vigil-iot/vigil/bus/bustest"
+	"github.com/vigil-iot/vigil/bus/natsbus"
+)
+
+// testConfig is the configuration the tests start from: short delays so
+// that redeliveries and stops are quick.
+func testConfig(t testing.TB) natsbus.Config {
+	return natsbus.Config{
+		RetryDelay: 50 * time.Millisecond,
+		FetchWait:  250 * time.Millisecond,
+		Logger:     slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+}
+
+func tiny(cfg natsbus.Config, c bustest.Config) natsbus.Config {
+	cfg.Groups = c.Groups
+	if c.Tiny {
+		cfg.MaxEventBytes = 64 << 10
+	}
+	return cfg
+}
+
+func open(t *testing.T, cfg natsbus.Config) *natsbus.Bus {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := natsbus.Open(ctx, cfg)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func TestEmbedded(t *testing.T) {
+	var mu sync.Mutex
+	dirs := map[string]string{} // test and bus name → data dir
+	bustest.Run(t, func(t *testing.T, c bustest.Config) bus.Bus {
+		mu.Lock()
+		key := t.Name() + "/" + c.Name
+		dir, ok := dirs[key]
+		if !ok {
+			dir = filepath.Join(t.TempDir(), "nats")
+			dirs[key] = dir
+		}
+		mu.Unlock()
+		cfg := tiny(testConfig(t), c)
+		cfg.DataDir = dir
+		return open(t, cfg)
+	})
+}
+
+// externalURL returns the external server's URL or skips the test.
+func externalURL(t testing.TB) string {
+	url := os.Getenv("VIGIL_TEST_NATS_URL")
+	if url == "" {
+		t.Skip("VIGIL_TEST_NATS_URL is not set (e.g. nats://127.0.0.1:4222 with JetStream enabled)")
+	}
+	return url
+}
+
+// uniquePrefix returns a prefix no other test run uses, and deletes its
+// streams when t ends.
+func uniquePrefix(t *testing.T, url string) string {
+	t.Helper()
+	var r [4]byte
+	rand.Read(r[:])
+	prefix := "vigiltest-" + hex.EncodeToString(r[:])
+	t.Cleanup(func() {
+		nc, err := nats.Connect(url)
+		if err != nil {
+			t.Errorf("cannot connect to clean up: %v", err)
+			return
+		}
+		defer nc.Close()
+		js, _ := jetstream.New(nc)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for _, kind := range []string{"_EVENTS", "_ALERTS"} {
+			name := strings.ToUpper(prefix) + kind
+			if err := js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+				t.Errorf("cannot delete stream %s: %v", name, err)
+			}
+		}
+	})
+	return prefix
+}
+
+func TestExternal(t *testing.T) {
+	url := externalURL(t)
+	var mu sync.Mutex
+	prefixes := map[string]string{} // test and bus name → prefix
+	bustest.Run(t, func(t *testing.T, c bustest.Config) bus.Bus {
+		mu.Lock()
+		key := t.Name() + "/" + c.Name
+		prefix, ok := prefixes[key]
+		if !ok {
+			prefix = uniquePrefix(t, url)
+			prefixes[key] = prefix
+		}
+		mu.Unlock()
+		cfg := tiny(testConfig(t), c)
+		cfg.URL = url
+		cfg.Prefix = prefix
+		return open(t, cfg)
+	})
+}
+
+func TestOpenInvalid(t *testing.T) {
+	f := func(name string, cfg natsbus.Config) {
+		t.Helper()
+		_, err := natsbus.Open(context.Background(), cfg)
+		if vigil.ErrorCode(err) != vigil.EINVALID {
+			t.Errorf("%s: %v, want an EINVALID error", name, err)
+		}
+	}
+	f("no data dir", natsbus.Config{})
+	f("bad prefix", natsbus.Config{DataDir: t.TempDir(), Prefix: "a.b"})
+	f("bad group", natsbus.Config{DataDir: t.TempDir(), Groups: []string{"a b"}})
+	f("too many partitions", natsbus.Config{DataDir: t.TempDir(), Partitions: 5000})
+}
+
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	cfg := testConfig(t)
+	cfg.DataDir = t.TempDir()
+	cfg.Registerer = reg
+	cfg.Groups = []string{"g"}
+	cfg.Partitions = 2
+	b := open(t, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events := bustest.Events("metrics", 0, 500, 10)
+	if err := b.PublishEvents(ctx, events); err != nil {
+		t.Fatal(err)
+	}
+	// Lag before consuming comes from the periodic sample; consume, then
+	// the lag of each partition is 0.
+	got := make(chan int, 100)
+	done := make(chan error, 1)
+	go func() {
+		done <- b.ConsumeEvents(ctx, "g", func(_ context.Context, _ int, evs []vigil.Event) error {
+			got <- len(evs)
+			return nil
+		})
+	}()
+	for n := 0; n < len(events); {
+		n += <-got
+	}
+	// The consumed counter is bumped after the acknowledgement.
+	deadline := time.Now().Add(30 * time.Second)
+	for metricSum(t, reg, "vigil_bus_consumed_total", "") < float64(len(events)) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if v := metricSum(t, reg, "vigil_bus_published_total", ""); v != float64(len(events)) {
+		t.Errorf("vigil_bus_published_total = %v, want %d", v, len(events))
+	}
+	if v := metricSum(t, reg, "vigil_bus_consumed_total", ""); v != float64(len(events)) {
+		t.Errorf("vigil_bus_consumed_total = %v, want %d", v, len(events))
+	}
+	if n := metricSeries(t, reg, "vigil_bus_lag"); n != 2 {
+		t.Errorf("vigil_bus_lag has %d series, want one per partition", n)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("ConsumeEvents: %v", err)
+	}
+	if n := metricSeries(t, reg, "vigil_bus_lag"); n != 0 {
+		t.Errorf("vigil_bus_lag has %d series after the consumer stopped, want 0", n)
+	}
+	// Back-pressure is counted as such.
+	cfg2 := testConfig(t)
+	cfg2.DataDir = t.TempDir()
+	cfg2.Registerer = reg
+	cfg2.MaxEventBytes = 16 << 10
+	b2 := open(t, cfg2)
+	for i := 0; i < 100; i++ {
+		err := b2.PublishEvents(context.Background(), bustest.Events("full", i*100, 100, 10))
+		if errors.Is(err, bus.ErrBackpressure) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("PublishEvents on a full bus: %v", err)
+		}
+	}
+	if n := metricSum(t, reg, "vigil_bus_publish_errors_total", "backpressure"); n < 1 {
+		t.Errorf("vigil_bus_publish_errors_total{reason=backpressure} = %v, want ≥ 1", n)
+	}
+}
+
+// metricSum sums the series of a metric, those with a label of value
+// labelValue when it is not empty.
+func metricSum(t *testing.T, reg *prometheus.Registry, name, labelValue string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			match := labelValue == ""
+			for _, l := range m.GetLabel() {
+				if l.GetValue() == labelValue {
+					match = true
+				}
+			}
+			if !match {
+				continue
+			}
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return sum
+}
+
+// metricSeries counts the series of a metric.
+func metricSeries(t *testing.T, reg *prometheus.Registry, name string) int {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return len(mf.GetMetric())
+		}
+	}
+	return 0
+}
