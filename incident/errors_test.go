@@ -9,8 +9,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/alert"
 	"github.com/vigil-iot/vigil/incident"
 )
+
+// The alert stage hands alerts to the correlator through this interface.
+var _ alert.IncidentAssigner = (*incident.Correlator)(nil)
 
 func TestCorrelatorErrors(t *testing.T) {
 	ctx := context.Background()
