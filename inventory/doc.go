@@ -14,8 +14,9 @@
 // itself holds only the latest state; a firmware change is also logged.
 //
 // Writes are batched per handler call (one PutDevice per changed device,
-// one AddHealth for all samples) and devices are cached in memory, so the
-// stage reads the store only for a device it has not seen since it started.
+// one AddHealth for all samples) and devices are cached in memory (one
+// entry per device, never evicted: the fleet bounds it), so the stage reads
+// the store only for a device it has not seen since it started.
 // A device whose only change is LastSeen is written at most once per
 // Options.LastSeenInterval of event time.
 //
