@@ -562,8 +562,8 @@ func (n *keywordNode) eval(c *evalCtx) bool {
 		return len(n.preds) > 0
 	}
 	return !c.src.strings(c, func(v string) bool {
+		vv := val{s: v}
 		for i := range n.preds {
-			vv := val{s: v}
 			if n.preds[i].match(c, &vv) {
 				return false
 			}

@@ -1,7 +1,10 @@
 package sigma
 
 import (
+	"bytes"
+	"strings"
 	"time"
+	"unsafe"
 )
 
 // routeKey identifies the events that share a route.
@@ -44,6 +47,7 @@ func (rs *RuleSet) routeFor(ls Logsource, kind string) *route {
 		}
 	}
 	rt = buildRoute(sel)
+	key = Logsource{Product: strings.Clone(key.Product), Category: strings.Clone(key.Category), Service: strings.Clone(key.Service)}
 	rs.mu.Lock()
 	if len(rs.routes) < maxRoutes {
 		rs.routes[key] = rt
@@ -74,11 +78,22 @@ func (rs *RuleSet) evalRoute(c *evalCtx, rt *route, seq uint64, hit func(r *Rule
 		}
 		if s.isList {
 			for _, e := range s.list {
-				fs.mark(c, c.lowerOf(e))
+				fs.mark(c, e)
 			}
 			continue
 		}
-		fs.mark(c, c.lowerSlot(s))
+		fs.mark(c, s.s)
+	}
+	if ks := rt.kwScan; ks != nil && c.src != nil {
+		if raw, ok := c.src.(*jsonSource); ok && bytes.IndexByte(raw.line, '\\') < 0 {
+			// No escapes: every string appears verbatim in the line.
+			ks.mark(c, unsafe.String(unsafe.SliceData(raw.line), len(raw.line)))
+		} else {
+			c.src.strings(c, func(v string) bool {
+				ks.mark(c, v)
+				return true
+			})
+		}
 	}
 	timed := seq%sampleEvery == 0
 	n := 0

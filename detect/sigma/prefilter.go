@@ -75,6 +75,26 @@ func nec(n node) ([]atom, bool) {
 			return bestOf(x.kids)
 		}
 		return unionOf(x.kids)
+	case *keywordNode:
+		var out []atom
+		for i := range x.preds {
+			lit, ok := predLiteral(&x.preds[i])
+			if !ok {
+				if x.all {
+					continue
+				}
+				return nil, false
+			}
+			a := atom{field: kwField, lit: lit}
+			if x.all {
+				if len(out) == 0 || len(lit) > len(out[0].lit) {
+					out = []atom{a}
+				}
+				continue
+			}
+			out = append(out, a)
+		}
+		return out, len(out) > 0
 	case *fieldNode:
 		if x.neg || x.absent || x.null || len(x.preds) == 0 {
 			return nil, false
@@ -102,8 +122,26 @@ func nec(n node) ([]atom, bool) {
 	return nil, false
 }
 
-// predLiteral returns a lowercase literal that a matching value contains.
+// kwField is the atom field of keyword searches: any string of the event.
+const kwField = -1
+
+// predLiteral returns a lowercase ASCII literal that a matching value
+// contains (ignoring case). Non-ASCII literals are not used: the
+// automaton folds ASCII case only.
 func predLiteral(p *pred) (string, bool) {
+	lit, ok := predLiteral1(p)
+	if !ok {
+		return "", false
+	}
+	for i := 0; i < len(lit); i++ {
+		if lit[i] >= 0x80 {
+			return "", false
+		}
+	}
+	return lit, true
+}
+
+func predLiteral1(p *pred) (string, bool) {
 	switch p.op {
 	case opEq, opPrefix, opSuffix, opContains:
 		if p.lit == "" {
@@ -149,6 +187,10 @@ func buildAC(pats []string) *acMachine {
 			m.ncls++
 		}
 	}
+	// Fold ASCII case: patterns are lowercase, input need not be.
+	for b := 'A'; b <= 'Z'; b++ {
+		m.classes[b] = m.classes[b+'a'-'A']
+	}
 	type tnode struct {
 		next map[uint16]int32
 		out  []int32
@@ -173,25 +215,20 @@ func buildAC(pats []string) *acMachine {
 	m.outs = make([][]int32, n)
 	fail := make([]int32, n)
 	queue := make([]int32, 0, n)
-	for c := 0; c < m.ncls; c++ {
-		if nx, ok := trie[0].next[uint16(c)]; ok {
-			m.delta[c] = nx
-			fail[nx] = 0
-			queue = append(queue, nx)
-		}
+	for c, nx := range trie[0].next {
+		m.delta[c] = nx
+		queue = append(queue, nx)
 	}
 	m.outs[0] = trie[0].out
 	for qi := 0; qi < len(queue); qi++ {
 		s := queue[qi]
 		m.outs[s] = append(append([]int32(nil), trie[s].out...), m.outs[fail[s]]...)
-		for c := 0; c < m.ncls; c++ {
-			if nx, ok := trie[s].next[uint16(c)]; ok {
-				fail[nx] = m.delta[int(fail[s])*m.ncls+c]
-				m.delta[int(s)*m.ncls+c] = nx
-				queue = append(queue, nx)
-			} else {
-				m.delta[int(s)*m.ncls+c] = m.delta[int(fail[s])*m.ncls+c]
-			}
+		row := m.delta[int(s)*m.ncls : int(s+1)*m.ncls]
+		copy(row, m.delta[int(fail[s])*m.ncls:int(fail[s]+1)*m.ncls])
+		for c, nx := range trie[s].next {
+			fail[nx] = m.delta[int(fail[s])*m.ncls+int(c)]
+			row[c] = nx
+			queue = append(queue, nx)
 		}
 	}
 	return m
@@ -202,6 +239,7 @@ func buildAC(pats []string) *acMachine {
 type route struct {
 	rules    []*Rule
 	scans    []fieldScan
+	kwScan   *fieldScan // keyword literals, scanned over every string
 	keywords bool
 }
 
@@ -246,7 +284,12 @@ func buildRoute(rules []*Rule) *route {
 	}
 	for _, f := range order {
 		fp := byField[f]
-		rt.scans = append(rt.scans, fieldScan{field: f, m: buildAC(fp.pats), patRules: fp.rules})
+		fs := fieldScan{field: f, m: buildAC(fp.pats), patRules: fp.rules}
+		if f == kwField {
+			rt.kwScan = &fs
+			continue
+		}
+		rt.scans = append(rt.scans, fs)
 	}
 	return rt
 }

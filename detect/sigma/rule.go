@@ -397,6 +397,10 @@ func (cp *compiler) compileKeywords(vals []*yaml.Node, mods []string) (node, err
 		return nil, fmt.Errorf("modifier not allowed on keywords")
 	}
 	kn.all = m.all
+	// A keyword is searched anywhere in the event's strings.
+	if !m.re && !m.cidr && !m.startswith && !m.endswith {
+		m.contains = true
+	}
 	for _, v := range vals {
 		ps, err := cp.valuePreds(v, m)
 		if err != nil {

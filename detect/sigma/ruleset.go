@@ -21,8 +21,25 @@ const (
 	slotCategory
 	slotService
 	slotKind
+	slotDevice
+	slotEventID
+	slotTime
+	slotEntIP
+	slotEntUser
+	slotEntHost
 	numReserved
 )
+
+// reservedNames are the names each reserved slot is read from.
+var reservedNames = [numReserved][]string{
+	{"logsource.product"}, {"logsource.category"}, {"logsource.service"}, {"kind", "event.kind"},
+	{"device_id", "device.id"},
+	{"id", "event.id"},
+	{"@timestamp", "time", "timestamp"},
+	{"source.ip", "c-ip", "src_ip", "SourceIp", "IpAddress", "id.orig_h", "client.ip"},
+	{"user.name", "User", "TargetUserName", "cs-username", "mqtt.username"},
+	{"host.name", "host", "ComputerName", "Computer", "hostname"},
+}
 
 // RuleSet is a set of compiled rules ready to evaluate. It is safe for
 // concurrent use once loaded.
@@ -55,7 +72,11 @@ type compiler struct {
 }
 
 func (cp *compiler) field(name string, ls Logsource) int {
-	names := cp.cfg.fieldNames(name, ls)
+	return cp.fieldExact(cp.cfg.fieldNames(name, ls))
+}
+
+// fieldExact returns the slot of a field read under names, in order.
+func (cp *compiler) fieldExact(names []string) int {
 	key := strings.Join(names, "\x00")
 	if id, ok := cp.rs.fieldIDs[key]; ok {
 		return id
@@ -88,8 +109,8 @@ func NewRuleSet(cfg *Config) *RuleSet {
 		routes:   map[Logsource]*route{},
 	}
 	cp := &compiler{rs: rs, cfg: cfg}
-	for _, n := range []string{"logsource.product", "logsource.category", "logsource.service", "kind"} {
-		cp.field(n, Logsource{})
+	for _, names := range reservedNames {
+		cp.fieldExact(names)
 	}
 	return rs
 }

@@ -1,0 +1,99 @@
+package sigma
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// benchRules loads the SigmaHQ subset the issue's benchmark uses: rules
+// whose logsource is product linux or a network product, category
+// webserver/proxy/dns/firewall, or service apache/nginx/netflow (the same
+// selection as `sigbase select`).
+func benchRules(tb testing.TB) *RuleSet {
+	c := corpusDir(tb)
+	tmp := tb.TempDir()
+	net := map[string]bool{"zeek": true, "cisco": true, "fortigate": true, "fortios": true, "huawei": true, "juniper": true, "paloalto": true}
+	n := 0
+	for _, d := range []string{"rules", "rules-emerging-threats", "rules-threat-hunting"} {
+		filepath.Walk(filepath.Join(c, "sigma", d), func(p string, fi os.FileInfo, err error) error {
+			if err != nil || fi.IsDir() || !strings.HasSuffix(p, ".yml") {
+				return nil
+			}
+			b, _ := os.ReadFile(p)
+			var h struct{ Logsource struct{ Product, Category, Service string } }
+			if yaml.Unmarshal(b, &h) != nil {
+				return nil
+			}
+			l := h.Logsource
+			if !(l.Product == "linux" || net[l.Product] || l.Category == "webserver" || l.Category == "proxy" || l.Category == "dns" || l.Category == "firewall" || l.Service == "apache" || l.Service == "nginx" || l.Service == "netflow") {
+				return nil
+			}
+			n++
+			return os.WriteFile(filepath.Join(tmp, filepath.Base(p)), b, 0o644)
+		})
+	}
+	rs, errs := LoadDirs([]string{tmp}, nil)
+	if len(errs) > 0 {
+		tb.Fatalf("subset does not compile: %v", errs[0])
+	}
+	if n != 459 {
+		tb.Logf("subset has %d rules (the issue's figure is 459)", n)
+	}
+	return rs
+}
+
+// benchEvents reads the NDJSON file named by VIGIL_SIGMA_BENCH_EVENTS
+// (made with `sigbase gen`), or skips.
+func benchEvents(tb testing.TB) []byte {
+	f := os.Getenv("VIGIL_SIGMA_BENCH_EVENTS")
+	if f == "" {
+		tb.Skip("VIGIL_SIGMA_BENCH_EVENTS not set (an NDJSON file from `sigbase gen -n 200000`); skipping")
+	}
+	b, err := os.ReadFile(f)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// BenchmarkDetectStream measures offline detection, JSON decode included,
+// on one core: b.N is the number of events.
+func BenchmarkDetectStream(b *testing.B) {
+	rs := benchRules(b)
+	data := benchEvents(b)
+	prev := runtime.GOMAXPROCS(1)
+	defer runtime.GOMAXPROCS(prev)
+	lines := bytes.Count(data, []byte{'\n'})
+	b.SetBytes(int64(len(data) / lines))
+	b.ResetTimer()
+	var st Stats
+	for done := 0; done < b.N; {
+		chunk := data
+		if rem := b.N - done; rem < lines {
+			idx := 0
+			for i := 0; i < rem; i++ {
+				idx += bytes.IndexByte(data[idx:], '\n') + 1
+			}
+			chunk = data[:idx]
+		}
+		s, err := DetectStream(bytes.NewReader(chunk), io.Discard, rs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		st.Events += s.Events
+		st.Matches += s.Matches
+		done += s.Events
+		if s.Events == 0 {
+			break
+		}
+	}
+	b.ReportMetric(float64(st.Events)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(st.Matches)/float64(st.Events), "matches/event")
+}

@@ -1,0 +1,195 @@
+package sigma
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/vigil-iot/vigil"
+)
+
+// Stats summarizes an offline detection run.
+type Stats struct {
+	Events  int `json:"events"`
+	Matches int `json:"matches"`
+	// BadLines counts lines that are not JSON objects (skipped).
+	BadLines int `json:"bad_lines"`
+	// FirstBad describes the first bad line.
+	FirstBad        string  `json:"first_bad,omitempty"`
+	Seconds         float64 `json:"seconds"`
+	EventsPerSecond float64 `json:"events_per_second"`
+}
+
+// String is the summary line `vigil detect` prints on stderr.
+func (s Stats) String() string {
+	return fmt.Sprintf("detect: events=%d matches=%d seconds=%.3f events_per_second=%.0f", s.Events, s.Matches, s.Seconds, s.EventsPerSecond)
+}
+
+// MatchLine evaluates the rule set on one NDJSON event routed by its
+// logsource.* fields (or its kind field) and calls hit for each match. The
+// line must stay unchanged until MatchLine returns.
+func (m *Matcher) MatchLine(line []byte, hit func(r *Rule)) (int, error) {
+	rs, c := m.rs, m.ctx
+	c.reset(len(rs.fieldNames))
+	if err := rs.scanEvent(c, line); err != nil {
+		return 0, err
+	}
+	m.js.rs, m.js.line = rs, line
+	c.src = &m.js
+	defer func() { c.src = nil; m.js.line = nil }()
+	ls := Logsource{Product: m.str(slotProduct), Category: m.str(slotCategory), Service: m.str(slotService)}
+	var rt *route
+	if ls == (Logsource{}) {
+		rt = rs.routeFor(ls, m.str(slotKind))
+	} else {
+		rt = m.lastRoute(ls)
+	}
+	m.seq++
+	return rs.evalRoute(c, rt, m.seq, hit), nil
+}
+
+// lastRoute caches the route of the previous logsource (runs of events
+// often share one), then asks the rule set.
+func (m *Matcher) lastRoute(ls Logsource) *route {
+	for i := range m.recent {
+		if m.recent[i].rt != nil && m.recent[i].ls == ls {
+			return m.recent[i].rt
+		}
+	}
+	rt := m.rs.routeFor(ls, "")
+	// The strings point into the line: keep copies.
+	m.recent[m.next] = recentRoute{ls: Logsource{Product: strings.Clone(ls.Product), Category: strings.Clone(ls.Category), Service: strings.Clone(ls.Service)}, rt: rt}
+	m.next = (m.next + 1) % len(m.recent)
+	return rt
+}
+
+type recentRoute struct {
+	ls Logsource
+	rt *route
+}
+
+// str returns a string field of the current event ("" when absent).
+func (m *Matcher) str(f int) string {
+	s := m.ctx.get(f)
+	if !s.present || s.null || s.isList {
+		return ""
+	}
+	return s.s
+}
+
+// alertFor builds the alert for rule r on the current event.
+func (m *Matcher) alertFor(r *Rule, now time.Time) vigil.Alert {
+	a := vigil.Alert{
+		ID:         vigil.NewID(),
+		Detector:   "sigma",
+		RuleID:     firstNonEmpty(r.ID, r.Name, r.Title),
+		Title:      r.Title,
+		Severity:   r.Severity,
+		Tags:       r.Tags,
+		Techniques: r.Techniques,
+		DeviceID:   strings.Clone(m.str(slotDevice)),
+		Created:    now,
+		Count:      1,
+	}
+	if id := m.str(slotEventID); id != "" {
+		a.EventIDs = []string{strings.Clone(id)}
+	}
+	if t, ok := parseTime(m.str(slotTime)); ok {
+		a.FirstEventTime, a.LastEventTime = t, t
+	}
+	a.Entities = m.entities()
+	a.DedupKey = a.RuleID + "|" + a.DeviceID
+	return a
+}
+
+func (m *Matcher) entities() []string {
+	var out []string
+	for _, e := range [...]struct {
+		slot int
+		kind string
+	}{{slotEntIP, "ip"}, {slotEntUser, "user"}, {slotEntHost, "host"}} {
+		if v := m.str(e.slot); v != "" {
+			out = append(out, e.kind+":"+v)
+		}
+	}
+	return out
+}
+
+// streamAlert is one NDJSON output line of DetectStream.
+type streamAlert struct {
+	vigil.Alert
+	Line  int    `json:"line"`
+	Level string `json:"level,omitempty"`
+}
+
+// DetectStream reads NDJSON events from r, evaluates rs on each (routed by
+// logsource), writes each match to w as an NDJSON alert, and returns the
+// run's statistics. Lines that are not JSON objects are counted and
+// skipped. Rules that only feed a correlation (generate: false) still
+// alert here.
+func DetectStream(r io.Reader, w io.Writer, rs *RuleSet) (Stats, error) {
+	m := rs.NewMatcher()
+	br := bufio.NewReaderSize(r, 1<<20)
+	bw := bufio.NewWriterSize(w, 1<<16)
+	enc := json.NewEncoder(bw)
+	var st Stats
+	t0 := time.Now()
+	lineNo := 0
+	var werr error
+	hit := func(rule *Rule) {
+		if werr != nil {
+			return
+		}
+		a := m.alertFor(rule, t0)
+		werr = enc.Encode(streamAlert{Alert: a, Line: lineNo, Level: rule.Level})
+	}
+	var long []byte
+	for {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			long = append(long[:0], line...)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				line, err = br.ReadSlice('\n')
+				long = append(long, line...)
+			}
+			line = long
+		}
+		if len(line) > 0 {
+			lineNo++
+			if t := bytes.TrimSpace(line); len(t) > 0 {
+				n, merr := m.MatchLine(line, hit)
+				if merr != nil {
+					st.BadLines++
+					if st.FirstBad == "" {
+						st.FirstBad = fmt.Sprintf("line %d: %v", lineNo, merr)
+					}
+				} else {
+					st.Events++
+					st.Matches += n
+				}
+				if werr != nil {
+					return st, fmt.Errorf("cannot write alert: %w", werr)
+				}
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return st, fmt.Errorf("cannot read events: %w", err)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return st, fmt.Errorf("cannot write alerts: %w", err)
+	}
+	st.Seconds = time.Since(t0).Seconds()
+	if st.Seconds > 0 {
+		st.EventsPerSecond = float64(st.Events) / st.Seconds
+	}
+	return st, nil
+}
