@@ -3,6 +3,8 @@ package alert_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -15,14 +17,28 @@ import (
 	"github.com/vigil-iot/vigil/store"
 )
 
-func TestStageOnEmbeddedBus(t *testing.T) {
+func TestStageOnEmbeddedBus(t *testing.T)  { testStageOnBus(t, false) }
+func TestStageOnExternalNATS(t *testing.T) { testStageOnBus(t, true) }
+
+func testStageOnBus(t *testing.T, external bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	b, err := natsbus.Open(ctx, natsbus.Config{DataDir: t.TempDir(), FetchWait: 100 * time.Millisecond})
+	cfg := natsbus.Config{DataDir: t.TempDir(), FetchWait: 100 * time.Millisecond}
+	if external {
+		cfg.URL = os.Getenv("VIGIL_TEST_NATS_URL")
+		if cfg.URL == "" {
+			t.Skip("VIGIL_TEST_NATS_URL is not set (e.g. nats://127.0.0.1:4222)")
+		}
+		cfg.Prefix = fmt.Sprintf("test_alert_%d", time.Now().UnixNano())
+	}
+	b, err := natsbus.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
+	if external {
+		defer b.DeleteStreams(context.Background())
+	}
 	st := openStore(t, "")
 	corr, err := incident.NewCorrelator(ctx, st, incident.Options{Clock: fixedClock(t0)})
 	if err != nil {
