@@ -77,13 +77,13 @@ func TestDecodeShapes(t *testing.T) {
 
 func TestDecodeErrors(t *testing.T) {
 	lines := []string{
-		`{"time":"2026-11-22T03:14:00Z","kind":"auth"}`,                     // 1 ok
-		`{"time":"yesterday","kind":"auth"}`,                                // 2
-		`{"kind":"auth"}`,                                                   // 3
-		`{"time":"2026-11-22T03:14:00Z"}`,                                   // 4
-		`not json`,                                                          // 5
-		``,                                                                  // 6 blank
-		`[1,2]`,                                                             // 7
+		`{"time":"2026-11-22T03:14:00Z","kind":"auth"}`, // 1 ok
+		`{"time":"yesterday","kind":"auth"}`,            // 2
+		`{"kind":"auth"}`,                               // 3
+		`{"time":"2026-11-22T03:14:00Z"}`,               // 4
+		`not json`,                                      // 5
+		``,                                              // 6 blank
+		`[1,2]`,                                         // 7
 		`{"time":"2026-11-22T03:14:00Z","kind":"auth","severity":"urgent"}`, // 8
 		`{"time":"2026-11-22T03:14:00Z","kind":"auth","outcome":"maybe"}`,   // 9
 		`{"time":"2026-11-22T03:14:00Z","kind":"auth","network":{"src_ip":"x"}}`,
