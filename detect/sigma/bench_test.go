@@ -27,7 +27,9 @@ func benchRules(tb testing.TB) *RuleSet {
 				return nil
 			}
 			b, _ := os.ReadFile(p)
-			var h struct{ Logsource struct{ Product, Category, Service string } }
+			var h struct {
+				Logsource struct{ Product, Category, Service string }
+			}
 			if yaml.Unmarshal(b, &h) != nil {
 				return nil
 			}

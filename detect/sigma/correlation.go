@@ -2,8 +2,11 @@ package sigma
 
 import (
 	"fmt"
+	"math"
+	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -197,3 +200,332 @@ func (rs *RuleSet) linkCorrelation(r *Rule) error {
 	}
 	return nil
 }
+
+// corrLink says that matches of a rule feed correlation c.
+type corrLink struct {
+	c          *Rule
+	pos        int   // position of the feeding rule in c's rules
+	groupSlots []int // slot of each group-by field for that rule
+	valueSlot  int   // slot of the value field, -1 when none
+}
+
+// linkFields registers the fields a correlation reads on events of each
+// rule it references (aliases resolved) and records the links.
+func (rs *RuleSet) linkFields(r *Rule) {
+	c := r.Correlation
+	cp := &compiler{rs: rs, cfg: rs.cfg}
+	for pos, t := range c.rules {
+		l := corrLink{c: r, pos: pos, valueSlot: -1}
+		ls := leafLogsource(t)
+		for _, g := range c.GroupBy {
+			name := g
+			if al, ok := c.Aliases[g]; ok {
+				if f, ok := al[firstNonEmpty(t.Name, t.ID)]; ok {
+					name = f
+				} else if f, ok := al[t.ID]; ok {
+					name = f
+				}
+			}
+			l.groupSlots = append(l.groupSlots, cp.field(name, ls))
+		}
+		if c.Field != "" {
+			l.valueSlot = cp.field(c.Field, ls)
+		}
+		t.feeds = append(t.feeds, l)
+	}
+}
+
+// leafLogsource is the logsource used to map a correlation's field names
+// on events of rule t (the first detection rule down a chain).
+func leafLogsource(t *Rule) Logsource {
+	for i := 0; i < 16 && t.Correlation != nil && len(t.Correlation.rules) > 0; i++ {
+		t = t.Correlation.rules[0]
+	}
+	return t.Logsource
+}
+
+// Correlation state limits.
+const (
+	// DefaultMaxGroups bounds open windows per correlation rule and partition.
+	DefaultMaxGroups = 100000
+	// DefaultMaxEntries bounds the events kept in one window.
+	DefaultMaxEntries = 10000
+)
+
+// corrEntry is one event in a window. Memory per open window is about
+// 150 bytes plus the group key plus 48 bytes per event in the window
+// (plus the value for value_count).
+type corrEntry struct {
+	T int64   `json:"t"` // unix nanoseconds
+	R int     `json:"r"` // position of the rule in the correlation's rules
+	V string  `json:"v,omitempty"`
+	N float64 `json:"n,omitempty"`
+}
+
+type corrWindow struct {
+	Entries  []corrEntry `json:"entries"`
+	head     int
+	distinct map[string]int
+	sum      float64
+}
+
+func (w *corrWindow) live() []corrEntry { return w.Entries[w.head:] }
+
+func (w *corrWindow) evict(before int64) {
+	for w.head < len(w.Entries) && w.Entries[w.head].T < before {
+		e := w.Entries[w.head]
+		w.sum -= e.N
+		if w.distinct != nil {
+			if w.distinct[e.V]--; w.distinct[e.V] <= 0 {
+				delete(w.distinct, e.V)
+			}
+		}
+		w.Entries[w.head] = corrEntry{}
+		w.head++
+	}
+	if w.head > 64 && w.head*2 > len(w.Entries) {
+		n := copy(w.Entries, w.Entries[w.head:])
+		w.Entries = w.Entries[:n]
+		w.head = 0
+	}
+}
+
+// corrState is the correlation state of one partition.
+type corrState struct {
+	windows map[*Rule]map[string]*corrWindow
+}
+
+// CorrStats counts correlation state.
+type CorrStats struct {
+	OpenWindows    int    `json:"open_windows"`
+	DroppedGroups  uint64 `json:"dropped_groups"`
+	DroppedEntries uint64 `json:"dropped_entries"`
+}
+
+// correlator runs correlation rules; it is not safe for concurrent use
+// (one per partition).
+type correlator struct {
+	st         corrState
+	maxGroups  int
+	maxEntries int
+	dropped    *dropCounters
+	keyBuf     []byte
+}
+
+type dropCounters struct {
+	groups, entries atomicU64
+}
+
+func newCorrelator(maxGroups, maxEntries int, dc *dropCounters) *correlator {
+	if maxGroups <= 0 {
+		maxGroups = DefaultMaxGroups
+	}
+	if maxEntries <= 0 {
+		maxEntries = DefaultMaxEntries
+	}
+	return &correlator{st: corrState{windows: map[*Rule]map[string]*corrWindow{}}, maxGroups: maxGroups, maxEntries: maxEntries, dropped: dc}
+}
+
+// corrFire is a correlation that fired.
+type corrFire struct {
+	rule  *Rule
+	group string
+	value float64
+	first time.Time
+	last  time.Time
+	count int
+}
+
+// hit feeds a match of rule r at time t (the event is loaded in m) to the
+// correlations r feeds, recursively for chains, calling fire for each
+// correlation that fires.
+func (co *correlator) hit(m *Matcher, r *Rule, t time.Time, fire func(corrFire), depth int) {
+	if depth > 16 {
+		return
+	}
+	for _, l := range r.feeds {
+		if f, ok := co.feed(m, l, t); ok {
+			fire(f)
+			co.hit(m, l.c, t, fire, depth+1)
+		}
+	}
+}
+
+func (co *correlator) feed(m *Matcher, l corrLink, t time.Time) (corrFire, bool) {
+	c := l.c.Correlation
+	key := co.keyBuf[:0]
+	for i, s := range l.groupSlots {
+		if i > 0 {
+			key = append(key, 0)
+		}
+		key = append(key, m.str(s)...)
+	}
+	co.keyBuf = key
+	groups := co.st.windows[l.c]
+	if groups == nil {
+		groups = map[string]*corrWindow{}
+		co.st.windows[l.c] = groups
+	}
+	w := groups[string(key)]
+	now := t.UnixNano()
+	if w == nil {
+		if len(groups) >= co.maxGroups {
+			co.sweep(l.c, groups, now)
+			if len(groups) >= co.maxGroups {
+				co.dropped.groups.add(1)
+				return corrFire{}, false
+			}
+		}
+		w = &corrWindow{}
+		groups[string(key)] = w
+	}
+	w.evict(now - int64(c.Timespan))
+	if len(w.live()) >= co.maxEntries {
+		co.dropped.entries.add(1)
+		w.evict(w.live()[0].T + 1)
+	}
+	e := corrEntry{T: now, R: l.pos}
+	if l.valueSlot >= 0 {
+		v := m.str(l.valueSlot)
+		switch c.Type {
+		case CorrValueCount:
+			e.V = strings.Clone(v)
+			if w.distinct == nil {
+				w.distinct = map[string]int{}
+			}
+			w.distinct[e.V]++
+		default:
+			e.N, _ = strconv.ParseFloat(v, 64)
+			w.sum += e.N
+		}
+	}
+	w.Entries = append(w.Entries, e)
+	val, ok := co.measure(c, w)
+	if !ok {
+		return corrFire{}, false
+	}
+	for _, cc := range c.Conds {
+		if !cc.holds(val) {
+			return corrFire{}, false
+		}
+	}
+	live := w.live()
+	f := corrFire{rule: l.c, group: strings.ReplaceAll(string(key), "\x00", ","), value: val,
+		first: time.Unix(0, live[0].T).UTC(), last: t, count: len(live)}
+	delete(groups, string(key)) // a fired window starts afresh
+	return f, true
+}
+
+// measure computes the value a correlation's condition is applied to.
+func (co *correlator) measure(c *Correlation, w *corrWindow) (float64, bool) {
+	live := w.live()
+	switch c.Type {
+	case CorrEventCount:
+		return float64(len(live)), true
+	case CorrValueCount:
+		return float64(len(w.distinct)), true
+	case CorrValueSum:
+		return w.sum, true
+	case CorrValueAvg:
+		return w.sum / float64(len(live)), true
+	case CorrValuePercentile:
+		xs := make([]float64, len(live))
+		for i, e := range live {
+			xs[i] = e.N
+		}
+		sort.Float64s(xs)
+		idx := int(math.Ceil(c.Percentile/100*float64(len(xs)))) - 1
+		if idx < 0 {
+			idx = 0
+		}
+		return xs[idx], true
+	case CorrTemporal:
+		seen := make([]bool, len(c.rules))
+		n := 0
+		for _, e := range live {
+			if !seen[e.R] {
+				seen[e.R] = true
+				n++
+			}
+		}
+		return float64(n), true
+	case CorrTemporalOrdered:
+		// Length of the longest prefix of the rule order found as a
+		// subsequence of the window (greedy earliest match).
+		next := 0
+		for _, e := range live {
+			if next < len(c.rules) && e.R == next {
+				next++
+			}
+		}
+		return float64(next), true
+	}
+	return 0, false
+}
+
+// sweep drops windows whose events are all older than the timespan.
+func (co *correlator) sweep(r *Rule, groups map[string]*corrWindow, now int64) {
+	before := now - int64(r.Correlation.Timespan)
+	for k, w := range groups {
+		if l := w.live(); len(l) == 0 || l[len(l)-1].T < before {
+			delete(groups, k)
+		}
+	}
+}
+
+// open counts open windows.
+func (co *correlator) open() int {
+	n := 0
+	for _, g := range co.st.windows {
+		n += len(g)
+	}
+	return n
+}
+
+// checkpoint is the serialized state of one correlator.
+type checkpoint struct {
+	// Windows: correlation rule id → group key → window.
+	Windows map[string]map[string]*corrWindow `json:"windows"`
+}
+
+func (co *correlator) snapshot() checkpoint {
+	cp := checkpoint{Windows: map[string]map[string]*corrWindow{}}
+	for r, groups := range co.st.windows {
+		id := firstNonEmpty(r.ID, r.Name, r.Title)
+		m := map[string]*corrWindow{}
+		for k, w := range groups {
+			m[k] = &corrWindow{Entries: append([]corrEntry(nil), w.live()...)}
+		}
+		cp.Windows[id] = m
+	}
+	return cp
+}
+
+func (co *correlator) restore(rs *RuleSet, cp checkpoint) {
+	for id, groups := range cp.Windows {
+		r, ok := rs.byRef[id]
+		if !ok || r.Correlation == nil {
+			continue // the rule is gone
+		}
+		m := map[string]*corrWindow{}
+		for k, w := range groups {
+			nw := &corrWindow{Entries: w.Entries}
+			for _, e := range nw.Entries {
+				nw.sum += e.N
+				if r.Correlation.Type == CorrValueCount {
+					if nw.distinct == nil {
+						nw.distinct = map[string]int{}
+					}
+					nw.distinct[e.V]++
+				}
+			}
+			m[k] = nw
+		}
+		co.st.windows[r] = m
+	}
+}
+
+type atomicU64 struct{ v atomic.Uint64 }
+
+func (a *atomicU64) add(n uint64) { a.v.Add(n) }
+func (a *atomicU64) load() uint64 { return a.v.Load() }

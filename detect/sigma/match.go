@@ -98,7 +98,7 @@ func (rs *RuleSet) evalRoute(c *evalCtx, rt *route, seq uint64, hit func(r *Rule
 	timed := seq%sampleEvery == 0
 	n := 0
 	for _, r := range rt.rules {
-		if r.prefilt != nil && c.stamp[r.index] != c.gen {
+		if r.prefilt != nil && c.stamp[r.index] != c.gen || r.disabled.Load() {
 			continue
 		}
 		var t0 time.Time

@@ -72,7 +72,10 @@ type Rule struct {
 	// generate: a rule referenced by a correlation alerts on its own only
 	// when the correlation says generate: true.
 	silent bool
+	// feeds are the correlations this rule's matches count towards.
+	feeds []corrLink
 
+	disabled  atomic.Bool
 	matches   atomic.Uint64
 	evals     atomic.Uint64
 	evalNanos atomic.Uint64

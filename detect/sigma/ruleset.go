@@ -309,6 +309,9 @@ func (rs *RuleSet) finish() []FileError {
 		keep = append(keep, c)
 	}
 	rs.Correlations = keep
+	for _, c := range keep {
+		rs.linkFields(c)
+	}
 	sort.SliceStable(errs, func(i, j int) bool { return errs[i].File < errs[j].File })
 	return errs
 }

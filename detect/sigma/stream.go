@@ -130,8 +130,9 @@ type streamAlert struct {
 // DetectStream reads NDJSON events from r, evaluates rs on each (routed by
 // logsource), writes each match to w as an NDJSON alert, and returns the
 // run's statistics. Lines that are not JSON objects are counted and
-// skipped. Rules that only feed a correlation (generate: false) still
-// alert here.
+// skipped. Correlation rules run too (partition 0, event time from the
+// @timestamp/time field); rules that only feed a correlation (generate:
+// false) do not alert on their own. Matches counts alerts written.
 func DetectStream(r io.Reader, w io.Writer, rs *RuleSet) (Stats, error) {
 	m := rs.NewMatcher()
 	br := bufio.NewReaderSize(r, 1<<20)
@@ -141,12 +142,34 @@ func DetectStream(r io.Reader, w io.Writer, rs *RuleSet) (Stats, error) {
 	t0 := time.Now()
 	lineNo := 0
 	var werr error
-	hit := func(rule *Rule) {
+	corr := newCorrelator(0, 0, &dropCounters{})
+	written := 0
+	write := func(a vigil.Alert, level string) {
 		if werr != nil {
 			return
 		}
-		a := m.alertFor(rule, t0)
-		werr = enc.Encode(streamAlert{Alert: a, Line: lineNo, Level: rule.Level})
+		written++
+		werr = enc.Encode(streamAlert{Alert: a, Line: lineNo, Level: level})
+	}
+	hit := func(rule *Rule) {
+		if rule.disabled.Load() {
+			return
+		}
+		if !rule.silent {
+			write(m.alertFor(rule, t0), rule.Level)
+		}
+		if len(rule.feeds) > 0 {
+			et, _ := parseTime(m.str(slotTime))
+			corr.hit(m, rule, et, func(f corrFire) {
+				a := corrAlert(f, t0)
+				a.DeviceID = strings.Clone(m.str(slotDevice))
+				a.Entities = m.entities()
+				if id := m.str(slotEventID); id != "" {
+					a.EventIDs = []string{strings.Clone(id)}
+				}
+				write(a, f.rule.Level)
+			}, 0)
+		}
 	}
 	var long []byte
 	for {
@@ -162,7 +185,7 @@ func DetectStream(r io.Reader, w io.Writer, rs *RuleSet) (Stats, error) {
 		if len(line) > 0 {
 			lineNo++
 			if t := bytes.TrimSpace(line); len(t) > 0 {
-				n, merr := m.MatchLine(line, hit)
+				_, merr := m.MatchLine(line, hit)
 				if merr != nil {
 					st.BadLines++
 					if st.FirstBad == "" {
@@ -170,7 +193,6 @@ func DetectStream(r io.Reader, w io.Writer, rs *RuleSet) (Stats, error) {
 					}
 				} else {
 					st.Events++
-					st.Matches += n
 				}
 				if werr != nil {
 					return st, fmt.Errorf("cannot write alert: %w", werr)
@@ -187,6 +209,7 @@ func DetectStream(r io.Reader, w io.Writer, rs *RuleSet) (Stats, error) {
 	if err := bw.Flush(); err != nil {
 		return st, fmt.Errorf("cannot write alerts: %w", err)
 	}
+	st.Matches = written
 	st.Seconds = time.Since(t0).Seconds()
 	if st.Seconds > 0 {
 		st.EventsPerSecond = float64(st.Events) / st.Seconds

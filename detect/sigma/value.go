@@ -3,10 +3,10 @@ package sigma
 import (
 	"encoding/base64"
 	"errors"
-	"regexp/syntax"
 	"fmt"
 	"net/netip"
 	"regexp"
+	"regexp/syntax"
 	"strconv"
 	"strings"
 	"unicode/utf16"
