@@ -502,9 +502,13 @@ func (co *correlator) snapshot() checkpoint {
 }
 
 func (co *correlator) restore(rs *RuleSet, cp checkpoint) {
+	byKey := map[string]*Rule{}
+	for _, r := range rs.Correlations {
+		byKey[firstNonEmpty(r.ID, r.Name, r.Title)] = r
+	}
 	for id, groups := range cp.Windows {
-		r, ok := rs.byRef[id]
-		if !ok || r.Correlation == nil {
+		r, ok := byKey[id]
+		if !ok {
 			continue // the rule is gone
 		}
 		m := map[string]*corrWindow{}

@@ -1,0 +1,175 @@
+package sigma
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/netip"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vigil-iot/vigil"
+)
+
+func mustLoad(t *testing.T, yml string) *RuleSet {
+	t.Helper()
+	rs, errs := LoadBytes("test.yml", []byte(yml), nil)
+	if len(errs) > 0 {
+		t.Fatalf("load: %v", errs)
+	}
+	return rs
+}
+
+const procRule = `title: Wget download to tmp
+id: 11111111-1111-1111-1111-111111111111
+logsource:
+    product: linux
+    category: process_creation
+level: high
+tags:
+    - attack.execution
+    - attack.t1105
+detection:
+    selection:
+        Image|endswith: '/wget'
+        CommandLine|contains: '/tmp/'
+    filter:
+        User: 'updater'
+    condition: selection and not filter
+`
+
+func procEvent(img, cmd string) *vigil.Event {
+	return &vigil.Event{
+		ID: "ev-1", Time: time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC), DeviceID: "cam-7", Kind: vigil.KindProcess,
+		Network: &vigil.Network{SrcIP: netip.MustParseAddr("10.0.0.7")},
+		Fields:  map[string]any{"process.executable": img, "process.command_line": cmd},
+	}
+}
+
+func TestDetectorRoutesByKindAndMapsFields(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	d := NewDetector(mustLoad(t, procRule), DetectorOptions{Registerer: reg})
+	var got []vigil.Alert
+	emit := func(a vigil.Alert) { got = append(got, a) }
+
+	d.Detect(context.Background(), 0, procEvent("/usr/bin/wget", "wget http://x/m -O /tmp/m"), emit)
+	if len(got) != 1 {
+		t.Fatalf("alerts = %d, want 1", len(got))
+	}
+	a := got[0]
+	if a.RuleID != "11111111-1111-1111-1111-111111111111" || a.Title != "Wget download to tmp" || a.Severity != vigil.SeverityHigh ||
+		a.Detector != "sigma" || a.DeviceID != "cam-7" || len(a.EventIDs) != 1 || a.EventIDs[0] != "ev-1" {
+		t.Errorf("alert = %+v", a)
+	}
+	if len(a.Techniques) != 1 || a.Techniques[0] != "T1105" {
+		t.Errorf("techniques = %v", a.Techniques)
+	}
+	if strings.Join(a.Entities, ",") != "ip:10.0.0.7,process:/usr/bin/wget" {
+		t.Errorf("entities = %v", a.Entities)
+	}
+
+	// The filter's field is absent above; present and matching, it
+	// suppresses the alert.
+	got = nil
+	ev := procEvent("/usr/bin/wget", "wget http://x/m -O /tmp/m")
+	ev.Fields["user.name"] = "updater"
+	d.Detect(context.Background(), 0, ev, emit)
+	if len(got) != 0 {
+		t.Errorf("filtered event alerted: %+v", got)
+	}
+
+	// Another kind is another logsource: the rule does not see it.
+	ev = procEvent("/usr/bin/wget", "wget http://x/m -O /tmp/m")
+	ev.Kind = vigil.KindNetwork
+	d.Detect(context.Background(), 1, ev, emit)
+	if len(got) != 0 {
+		t.Errorf("network event alerted: %+v", got)
+	}
+
+	// logsource.* fields take precedence over the kind.
+	ev.Fields["logsource.product"] = "linux"
+	ev.Fields["logsource.category"] = "process_creation"
+	d.Detect(context.Background(), 1, ev, emit)
+	if len(got) != 1 {
+		t.Errorf("event with logsource fields: alerts = %d, want 1", len(got))
+	}
+
+	// Disabled by tag: no alert.
+	if n := d.RuleSet().SetEnabled("tag:attack.t1105", false); n != 1 {
+		t.Fatalf("SetEnabled changed %d rules", n)
+	}
+	got = nil
+	d.Detect(context.Background(), 0, procEvent("/usr/bin/wget", "wget -O /tmp/m"), emit)
+	if len(got) != 0 {
+		t.Errorf("disabled rule alerted")
+	}
+
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, mf := range mfs {
+		if mf.GetName() == "vigil_sigma_rule_matches_total" {
+			found = mf.GetMetric()[0].GetCounter().GetValue() == 2
+		}
+	}
+	if !found {
+		t.Errorf("vigil_sigma_rule_matches_total not 2")
+	}
+}
+
+func TestDetectStreamRoutesByLogsource(t *testing.T) {
+	rs := mustLoad(t, procRule)
+	in := strings.Join([]string{
+		`{"logsource.product":"linux","logsource.category":"process_creation","Image":"/usr/bin/wget","CommandLine":"wget -O /tmp/x","device_id":"d1","id":"e1"}`,
+		`{"logsource":{"product":"linux","category":"process_creation"},"Image":"/usr/bin/wget","CommandLine":"wget -O /tmp/y"}`,
+		`{"logsource.category":"webserver","Image":"/usr/bin/wget","CommandLine":"wget -O /tmp/x"}`,
+		`{"logsource.product":"linux","logsource.category":"process_creation","Image":"/usr/bin/wget","CommandLine":"wget -O /tmp/x","User":"updater"}`,
+		`not json`,
+		`{"kind":"process","process":{"executable":"/bin/wget","command_line":"wget /tmp/z"}}`,
+	}, "\n")
+	var out bytes.Buffer
+	st, err := DetectStream(strings.NewReader(in), &out, rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Events != 5 || st.Matches != 3 || st.BadLines != 1 {
+		t.Errorf("stats = %+v, want 5 events, 3 matches, 1 bad line", st)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	var a struct {
+		vigil.Alert
+		Line int `json:"line"`
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &a); err != nil {
+		t.Fatal(err)
+	}
+	if a.Line != 1 || a.DeviceID != "d1" || a.EventIDs[0] != "e1" || a.RuleID != "11111111-1111-1111-1111-111111111111" {
+		t.Errorf("first alert = %+v", a)
+	}
+	if !regexp.MustCompile(`^detect: events=5 matches=3 seconds=[0-9.]+ events_per_second=[0-9]+$`).MatchString(st.String()) {
+		t.Errorf("summary = %q", st.String())
+	}
+}
+
+func TestTestEventsExplains(t *testing.T) {
+	rs := mustLoad(t, procRule)
+	res, matched, err := rs.TestEvents(strings.NewReader(`{"Image":"/usr/bin/wget","CommandLine":"wget /tmp/x","User":"updater"}` + "\n" +
+		`{"Image":"/usr/bin/wget","CommandLine":"wget /tmp/x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if matched != 1 || len(res) != 2 {
+		t.Fatalf("matched=%d results=%d", matched, len(res))
+	}
+	if res[0].Matched || strings.Join(res[0].Selections, ",") != "selection,filter" {
+		t.Errorf("first = %+v", res[0])
+	}
+	if !res[1].Matched || strings.Join(res[1].Selections, ",") != "selection" {
+		t.Errorf("second = %+v", res[1])
+	}
+}
