@@ -317,16 +317,18 @@ func testEveryGroup(t *testing.T, open Open) {
 
 func testRedelivery(t *testing.T, open Open) {
 	b := open(t, Config{Name: "redelivery", Groups: []string{"g"}})
-	events := Events("redelivery", 0, 600, 12)
-	publish(t, b, events, 50)
+	events := Events("redelivery", 0, 1200, 12)
+	publish(t, b, events[:400], 50)
 	c := newCollector(t, b.Partitions())
-	// Fail the first two calls of every partition.
+	// Fail the second and third calls of every partition, while newer
+	// events keep arriving: they must not overtake the failed batch.
 	calls := make([]int, b.Partitions())
 	c.fail = func(p int) bool {
 		calls[p]++
-		return calls[p] <= 2
+		return calls[p] == 2 || calls[p] == 3
 	}
 	consume(t, b, "g", c.handle)
+	publish(t, b, events[400:], 20)
 	c.waitFor(len(events))
 	c.checkExactlyInOrder(events)
 	c.mu.Lock()

@@ -88,8 +88,8 @@ type Config struct {
 	// one handler call. Default 1 MiB.
 	MaxHandlerBytes int
 	// RetryDelay is the first delay before a batch whose handler failed is
-	// redelivered; it doubles on each consecutive failure up to
-	// MaxRetryDelay. Defaults 500ms and 30s.
+	// handed to it again; it doubles on each consecutive failure up to
+	// MaxRetryDelay (at most AckWait/2). Defaults 500ms and 30s.
 	RetryDelay    time.Duration
 	MaxRetryDelay time.Duration
 	// LagInterval is how often the consumer lag gauge is sampled from the
@@ -156,9 +156,7 @@ func (cfg Config) withDefaults() (Config, error) {
 	def(&cfg.MaxHandlerBytes, 1<<20)
 	defDur(&cfg.RetryDelay, 500*time.Millisecond)
 	defDur(&cfg.MaxRetryDelay, 30*time.Second)
-	if cfg.MaxRetryDelay < cfg.RetryDelay {
-		cfg.MaxRetryDelay = cfg.RetryDelay
-	}
+	cfg.MaxRetryDelay = min(max(cfg.MaxRetryDelay, cfg.RetryDelay), cfg.AckWait/2)
 	defDur(&cfg.LagInterval, 5*time.Second)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -22,11 +22,13 @@ import (
 // consumer <group>-p<partition>, until ctx ends. A worker fetches messages
 // in stream order, merges those at hand into one handler call and, when
 // the handler returns nil, acknowledges them (and all before them) and
-// waits for the server to confirm. When the handler fails, the messages
-// are negatively acknowledged with a delay that grows with consecutive
-// failures, and the worker pauses for that delay, so they come back first
-// and the partition's order holds. It returns nil when ctx ends, or an
-// error when the bus is closed or a consumer cannot be created.
+// waits for the server to confirm. When the handler fails, the same events
+// are handed to it again after a delay that grows with consecutive
+// failures, before anything newer, so the partition's order holds; the
+// server redelivers them if the process dies meanwhile. It returns nil
+// when ctx ends (within about FetchWait; what was received and not handled
+// is given back to the server at once), or an error when the bus is closed
+// or a consumer cannot be created.
 func (b *Bus) ConsumeEvents(ctx context.Context, group string, h bus.EventHandler) error {
 	if err := checkGroup(group); err != nil {
 		return err
@@ -140,9 +142,8 @@ type worker struct {
 	handle   func(ctx context.Context, msgs []jetstream.Msg) (int, error)
 	recreate func(ctx context.Context) (jetstream.Consumer, error)
 
-	mu       sync.Mutex
-	cons     jetstream.Consumer
-	failures int // consecutive handler failures
+	mu   sync.Mutex
+	cons jetstream.Consumer
 }
 
 func (w *worker) consumer() jetstream.Consumer {
@@ -190,51 +191,37 @@ func (w *worker) run(ctx context.Context) error {
 }
 
 // drain handles the messages of one fetch as they arrive, merging those
-// already received into one handler call.
+// already received into one handler call of at most MaxHandlerBytes.
 func (w *worker) drain(ctx context.Context, batch jetstream.MessageBatch) error {
-	ch := batch.Messages()
-	var pending []jetstream.Msg
+	f := &fetch{ch: batch.Messages()}
 	for {
-		var m jetstream.Msg
-		var ok bool
-		select {
-		case m, ok = <-ch:
-		case <-ctx.Done():
-			// Hand back what this fetch still delivers, at once, so that
-			// the group's next worker gets it first.
-			nakRest(ch, 0)
-			return nil
-		}
-		if !ok {
-			break
-		}
-		pending = append(pending[:0], m)
-		size := len(m.Data())
-		closed := false
-	more:
-		for size < w.b.cfg.MaxHandlerBytes {
+		if len(f.queue) == 0 {
+			if f.closed {
+				break
+			}
 			select {
-			case m, ok := <-ch:
+			case m, ok := <-f.ch:
 				if !ok {
-					closed = true
-					break more
+					f.closed = true
+					continue
 				}
-				pending = append(pending, m)
-				size += len(m.Data())
-			default:
-				break more
+				f.queue = append(f.queue, m)
+			case <-ctx.Done():
+				f.giveBack()
+				return nil
 			}
 		}
-		if ok, d := w.handleBatch(ctx, pending); !ok {
-			// Hand back the rest of this fetch with the same delay and
-			// pause, so that redeliveries come back in order.
-			nakRest(ch, d)
-			sleep(ctx, d)
+		f.take()
+		k, size := 0, 0
+		for k < len(f.queue) && (k == 0 || size+len(f.queue[k].Data()) <= w.b.cfg.MaxHandlerBytes) {
+			size += len(f.queue[k].Data())
+			k++
+		}
+		if !w.handleBatch(ctx, f, f.queue[:k]) {
+			f.giveBack()
 			return nil
 		}
-		if closed {
-			break
-		}
+		f.queue = f.queue[k:]
 	}
 	err := batch.Error()
 	if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, nats.ErrTimeout) {
@@ -243,27 +230,79 @@ func (w *worker) drain(ctx context.Context, batch jetstream.MessageBatch) error 
 	return err
 }
 
-// handleBatch calls the handler and acknowledges or rejects the batch. It
-// reports whether the batch was acknowledged and, when not, the delay
-// before its redelivery.
-func (w *worker) handleBatch(ctx context.Context, msgs []jetstream.Msg) (bool, time.Duration) {
-	n, err := w.handle(ctx, msgs)
-	last := msgs[len(msgs)-1]
-	if err != nil {
-		w.b.m.handlerErrors.WithLabelValues(w.kind, w.group).Inc()
-		d := w.retryDelay(ctx)
-		w.failures++
-		w.log.Warn("handler failed; batch will be redelivered", "err", err, "messages", len(msgs), "items", n, "in", d)
-		for _, m := range msgs {
-			nak(m, d)
+// fetch holds the messages of one fetch that are not handled yet.
+type fetch struct {
+	ch     <-chan jetstream.Msg
+	queue  []jetstream.Msg // received, not yet handled, in stream order
+	closed bool            // ch is closed
+}
+
+// take moves the messages that have arrived to the queue, without waiting.
+func (f *fetch) take() {
+	for !f.closed {
+		select {
+		case m, ok := <-f.ch:
+			if !ok {
+				f.closed = true
+				return
+			}
+			f.queue = append(f.queue, m)
+		default:
+			return
 		}
-		return false, d
 	}
-	w.failures = 0
+}
+
+// giveBack negatively acknowledges every message not handled, including
+// those the fetch still delivers, so that the group's next worker gets
+// them at once and first.
+func (f *fetch) giveBack() {
+	for _, m := range f.queue {
+		_ = m.Nak()
+	}
+	f.queue = nil
+	if !f.closed {
+		for m := range f.ch {
+			_ = m.Nak()
+		}
+		f.closed = true
+	}
+}
+
+// handleBatch calls the handler until it succeeds, then acknowledges the
+// batch. Between failed attempts it waits, doubling the delay from
+// RetryDelay up to MaxRetryDelay, and keeps every message it holds from
+// being redelivered meanwhile, so the batch is handled again before
+// anything newer and the partition's order holds. If the process dies, the
+// server redelivers the batch after AckWait. It returns false when ctx
+// ends before the batch succeeded.
+func (w *worker) handleBatch(ctx context.Context, f *fetch, msgs []jetstream.Msg) bool {
+	last := msgs[len(msgs)-1]
+	n := 0
+	for attempt := 1; ; attempt++ {
+		var err error
+		n, err = w.handle(ctx, msgs)
+		if err == nil {
+			break
+		}
+		w.b.m.handlerErrors.WithLabelValues(w.kind, w.group).Inc()
+		if ctx.Err() != nil {
+			return false
+		}
+		d := backoff(w.b.cfg.RetryDelay, w.b.cfg.MaxRetryDelay, attempt)
+		w.log.Warn("handler failed; retrying the batch", "err", err, "messages", len(msgs), "items", n, "attempt", attempt, "in", d)
+		f.take()
+		f.inProgress()
+		if !sleep(ctx, d) {
+			return false
+		}
+		f.take()
+		f.inProgress()
+	}
 	// AckAll: acknowledging the last message acknowledges the batch. The
 	// ack is confirmed, so a group restarted right after resumes past it.
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.b.cfg.PublishTimeout)
-	err = last.DoubleAck(actx)
+	err := last.DoubleAck(actx)
 	cancel()
 	if err != nil {
 		w.log.Warn("cannot confirm acknowledgement; the batch may be redelivered", "err", err)
@@ -272,16 +311,14 @@ func (w *worker) handleBatch(ctx context.Context, msgs []jetstream.Msg) (bool, t
 	if md, err := last.Metadata(); err == nil {
 		w.lag.Set(float64(md.NumPending))
 	}
-	return true, 0
+	return true
 }
 
-// retryDelay is the redelivery delay after the current run of failures;
-// none when the worker is stopping.
-func (w *worker) retryDelay(ctx context.Context) time.Duration {
-	if ctx.Err() != nil {
-		return 0
+// inProgress resets the server's redelivery timer of the queued messages.
+func (f *fetch) inProgress() {
+	for _, m := range f.queue {
+		_ = m.InProgress()
 	}
-	return backoff(w.b.cfg.RetryDelay, w.b.cfg.MaxRetryDelay, w.failures+1)
 }
 
 func (w *worker) handleEvents(ctx context.Context, dec *decoder, p int, msgs []jetstream.Msg, h bus.EventHandler) (int, error) {
@@ -329,21 +366,6 @@ func (w *worker) badMessage(m jetstream.Msg, err error) {
 		seq = md.Sequence.Stream
 	}
 	w.log.Error("cannot decode message; skipping it", "err", err, "subject", m.Subject(), "seq", seq, "bytes", len(m.Data()))
-}
-
-// nakRest negatively acknowledges every message still coming from a fetch.
-func nakRest(ch <-chan jetstream.Msg, d time.Duration) {
-	for m := range ch {
-		nak(m, d)
-	}
-}
-
-func nak(m jetstream.Msg, d time.Duration) {
-	if d > 0 {
-		_ = m.NakWithDelay(d)
-	} else {
-		_ = m.Nak()
-	}
 }
 
 // backoff returns base doubled for each of n-1 previous attempts, up to max.

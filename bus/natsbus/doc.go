@@ -40,12 +40,19 @@
 // fetches messages in stream order, hands the events of the messages at
 // hand to the handler in one call, and on success acknowledges the last
 // message (ack-all policy: this acknowledges the whole batch) and waits for
-// the server's confirmation. On a handler error the batch is negatively
-// acknowledged with a delay that doubles with consecutive failures
-// (RetryDelay up to MaxRetryDelay), and the worker pauses for that delay so
-// the batch is redelivered before anything newer: a partition's events are
-// handled in publish order. A message that cannot be decoded is logged,
-// counted and skipped.
+// the server's confirmation. On a handler error the worker hands the same
+// events to the handler again after a delay that doubles with consecutive
+// failures (RetryDelay up to MaxRetryDelay), telling the server meanwhile
+// that the messages are in progress, so the batch is handled before
+// anything newer: a partition's events are handled in publish order. (A
+// negative acknowledgement with a delay would let newer messages overtake
+// the batch.) If the process dies, the server redelivers the unacknowledged
+// messages after AckWait; when a consumer stops, it negatively acknowledges
+// what it received and did not handle, so the next one gets it at once.
+// A message that cannot be decoded is logged, counted and skipped.
+//
+// Run one ConsumeEvents per group at a time: two processes consuming the
+// same group would split each partition between them.
 //
 // Delivery is at least once. PublishEvents returns nil only when the
 // server has stored every message (in the page cache; set SyncAlways to
