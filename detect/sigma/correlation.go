@@ -2,8 +2,6 @@ package sigma
 
 import (
 	"fmt"
-	"math"
-	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -31,8 +29,6 @@ type Correlation struct {
 	Timespan time.Duration
 	// Field is the value field of value_* correlations.
 	Field string
-	// Percentile is value_percentile's rank (0..100).
-	Percentile float64
 	// Conds are the count conditions (op → value), ANDed.
 	Conds    []CorrCond
 	Aliases  map[string]map[string]string // alias → rule ref → field
@@ -149,12 +145,6 @@ func parseCorrelation(cp *compiler, r *Rule, n *yaml.Node) (*Correlation, error)
 			switch k {
 			case "field":
 				c.Field = v.Value
-			case "percentile":
-				p, err := strconv.ParseFloat(v.Value, 64)
-				if err != nil || p < 0 || p > 100 {
-					return nil, errAt(v, "percentile must be a number from 0 to 100")
-				}
-				c.Percentile = p
 			case "gt", "gte", "lt", "lte", "eq", "neq":
 				x, err := strconv.ParseFloat(v.Value, 64)
 				if err != nil {
@@ -174,9 +164,6 @@ func parseCorrelation(cp *compiler, r *Rule, n *yaml.Node) (*Correlation, error)
 		if c.Field == "" {
 			return nil, errAt(cond, "%s correlation needs condition.field", c.Type)
 		}
-	}
-	if c.Type == CorrValuePercentile && mapGet(cond, "percentile") == nil {
-		return nil, errAt(cond, "value_percentile correlation needs condition.percentile")
 	}
 	return c, nil
 }
@@ -388,7 +375,7 @@ func (co *correlator) feed(m *Matcher, l corrLink, t time.Time) (corrFire, bool)
 	if l.valueSlot >= 0 {
 		v := m.str(l.valueSlot)
 		switch c.Type {
-		case CorrValueCount:
+		case CorrValueCount, CorrValuePercentile:
 			e.V = strings.Clone(v)
 			if w.distinct == nil {
 				w.distinct = map[string]int{}
@@ -400,7 +387,7 @@ func (co *correlator) feed(m *Matcher, l corrLink, t time.Time) (corrFire, bool)
 		}
 	}
 	w.Entries = append(w.Entries, e)
-	val, ok := co.measure(c, w)
+	val, ok := co.measure(c, w, e)
 	if !ok {
 		return corrFire{}, false
 	}
@@ -417,7 +404,7 @@ func (co *correlator) feed(m *Matcher, l corrLink, t time.Time) (corrFire, bool)
 }
 
 // measure computes the value a correlation's condition is applied to.
-func (co *correlator) measure(c *Correlation, w *corrWindow) (float64, bool) {
+func (co *correlator) measure(c *Correlation, w *corrWindow, cur corrEntry) (float64, bool) {
 	live := w.live()
 	switch c.Type {
 	case CorrEventCount:
@@ -429,16 +416,10 @@ func (co *correlator) measure(c *Correlation, w *corrWindow) (float64, bool) {
 	case CorrValueAvg:
 		return w.sum / float64(len(live)), true
 	case CorrValuePercentile:
-		xs := make([]float64, len(live))
-		for i, e := range live {
-			xs[i] = e.N
-		}
-		sort.Float64s(xs)
-		idx := int(math.Ceil(c.Percentile/100*float64(len(xs)))) - 1
-		if idx < 0 {
-			idx = 0
-		}
-		return xs[idx], true
+		// The share (in percent) of the window's events whose field has
+		// the current event's value: "lte: 1" finds values seen in at
+		// most 1% of the group's events.
+		return 100 * float64(w.distinct[cur.V]) / float64(len(live)), true
 	case CorrTemporal:
 		seen := make([]bool, len(c.rules))
 		n := 0
@@ -516,7 +497,7 @@ func (co *correlator) restore(rs *RuleSet, cp checkpoint) {
 			nw := &corrWindow{Entries: w.Entries}
 			for _, e := range nw.Entries {
 				nw.sum += e.N
-				if r.Correlation.Type == CorrValueCount {
+				if t := r.Correlation.Type; t == CorrValueCount || t == CorrValuePercentile {
 					if nw.distinct == nil {
 						nw.distinct = map[string]int{}
 					}

@@ -225,8 +225,13 @@ correlation:
 	if got := runCorr(t, fmt.Sprintf(tmpl, "value_avg", "        gte: 300\n"), evs); count(got, "Exfil") != 1 {
 		t.Errorf("value_avg: %v", got)
 	}
-	if got := runCorr(t, fmt.Sprintf(tmpl, "value_percentile", "        percentile: 50\n        gte: 200\n"), evs); count(got, "Exfil") != 1 {
+	// value_percentile: the share of the group's events with this value.
+	rare := []tev{{0, "transfer", "a", "", 100}, {1, "transfer", "a", "", 100}, {2, "transfer", "a", "", 100}, {3, "transfer", "a", "", 100}, {4, "transfer", "a", "", 900}}
+	if got := runCorr(t, fmt.Sprintf(tmpl, "value_percentile", "        lte: 20\n"), rare); count(got, "Exfil") != 1 {
 		t.Errorf("value_percentile: %v", got)
+	}
+	if got := runCorr(t, fmt.Sprintf(tmpl, "value_percentile", "        lte: 19\n"), rare); count(got, "Exfil") != 0 {
+		t.Errorf("value_percentile lte 19: %v", got)
 	}
 }
 
