@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -168,6 +169,7 @@ func (b *Bus) setup(ctx context.Context) error {
 			return err
 		}
 	}
+	b.checkPartitions(ctx)
 	for _, g := range b.cfg.Groups {
 		for p := range b.cfg.Partitions {
 			if _, err := b.eventConsumer(ctx, g, p); err != nil {
@@ -176,6 +178,65 @@ func (b *Bus) setup(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// checkPartitions warns when the events stream holds events in partitions
+// beyond the configured count: they were published with more partitions
+// and no consumer will read them.
+func (b *Bus) checkPartitions(ctx context.Context) {
+	s, err := b.js.Stream(ctx, b.eventsStream)
+	if err != nil {
+		return
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(b.eventsSubj+"*"))
+	if err != nil {
+		return
+	}
+	for subj, n := range info.State.Subjects {
+		p, err := strconv.Atoi(strings.TrimPrefix(subj, b.eventsSubj))
+		if err == nil && p >= b.cfg.Partitions && n > 0 {
+			b.log.Warn("events stream holds events of a partition beyond the configured count; they will not be consumed",
+				"subject", subj, "messages", n, "partitions", b.cfg.Partitions)
+		}
+	}
+}
+
+// DeleteGroup deletes the consumers of an event consumer group and of an
+// alert consumer group of that name. A group that no longer runs must be
+// deleted: with interest retention, the events it has not acknowledged
+// stay in the stream until they age out and fill it meanwhile.
+func (b *Bus) DeleteGroup(ctx context.Context, group string) error {
+	if err := checkGroup(group); err != nil {
+		return err
+	}
+	var errs []error
+	del := func(stream, name string) {
+		if err := b.js.DeleteConsumer(ctx, stream, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			errs = append(errs, fmt.Errorf("cannot delete consumer %s of %s: %w", name, stream, err))
+		}
+	}
+	// Partitions may have been more numerous before: list the consumers.
+	s, err := b.js.Stream(ctx, b.eventsStream)
+	if err != nil {
+		return fmt.Errorf("cannot read stream %s: %w", b.eventsStream, err)
+	}
+	var matching []string
+	names := s.ConsumerNames(ctx)
+	for name := range names.Name() {
+		if rest, ok := strings.CutPrefix(name, group+"-p"); ok {
+			if _, err := strconv.Atoi(rest); err == nil {
+				matching = append(matching, name)
+			}
+		}
+	}
+	if err := names.Err(); err != nil {
+		return fmt.Errorf("cannot list consumers of %s: %w", b.eventsStream, err)
+	}
+	for _, name := range matching {
+		del(b.eventsStream, name)
+	}
+	del(b.alertsStream, group)
+	return errors.Join(errs...)
 }
 
 // ensureStream creates a stream or updates its limits. A stream that
