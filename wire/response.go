@@ -7,11 +7,23 @@ type Response struct {
 	Accepted int `json:"accepted"`
 	// Rejected lists what was refused and why; the rest went through.
 	Rejected []Rejection `json:"rejected,omitempty"`
-	// Code and Error are set when the request as a whole failed:
-	// "invalid", "too_large", "unsupported_media_type", "busy",
-	// "unauthorized", "forbidden", "internal".
-	Code  string `json:"code,omitempty"`
-	Error string `json:"error,omitempty"`
+	// RejectedCount is the number of rejected items; Rejected lists at
+	// most MaxRejections of them.
+	RejectedCount int `json:"rejected_count,omitempty"`
+	// Error is set when the request failed as a whole (any status but
+	// 200), in the shape of every error answer of the Vigil API.
+	Error *ErrorDetail `json:"error,omitempty"`
+}
+
+// MaxRejections is the most rejections a Response lists.
+const MaxRejections = 1000
+
+// ErrorDetail says why a request failed. Code is one of "invalid",
+// "too_large", "unsupported_media_type", "busy", "unauthorized",
+// "forbidden", "internal"; Message is for people.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
 }
 
 // Rejection is one refused item.

@@ -1,0 +1,417 @@
+package httpin
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/bus"
+	"github.com/vigil-iot/vigil/ingest/agent"
+	"github.com/vigil-iot/vigil/ingest/bulk"
+	"github.com/vigil-iot/vigil/wire"
+)
+
+// Paths of the two endpoints.
+const (
+	PathReport = "/api/v1/agent/report"
+	PathEvents = "/api/v1/events"
+)
+
+// Default body limits.
+const (
+	DefaultMaxReportBytes = 1 << 20
+	DefaultMaxBulkBytes   = 16 << 20
+)
+
+// RetryAfter is the Retry-After value of a 429 answer, in seconds.
+const RetryAfter = "1"
+
+// Error codes of answers that vigil's codes do not cover.
+const codeUnsupportedMediaType = "unsupported_media_type"
+
+// Publisher takes accepted events; bus.Bus is one. PublishEvents returns
+// bus.ErrBackpressure (possibly wrapped) when it cannot take more now, in
+// which case none of the events was taken.
+type Publisher interface {
+	PublishEvents(ctx context.Context, events []vigil.Event) error
+}
+
+var _ Publisher = (bus.Bus)(nil)
+
+// Options configures a Handler.
+type Options struct {
+	// Publisher receives the accepted events. Required.
+	Publisher Publisher
+	// Clock stamps Received (default vigil.SystemClock).
+	Clock vigil.Clock
+	// MaxReportBytes and MaxBulkBytes limit the (decompressed) body of a
+	// report and of a bulk post (defaults DefaultMaxReportBytes and
+	// DefaultMaxBulkBytes).
+	MaxReportBytes int64
+	MaxBulkBytes   int64
+	// Logger receives the handler's logs (nil: none).
+	Logger *slog.Logger
+	// Registerer receives vigil_ingest_events_total{source} and
+	// vigil_ingest_rejected_total{source,reason} (nil: not registered).
+	Registerer prometheus.Registerer
+}
+
+// Handler serves the ingest endpoints. It is safe for concurrent use.
+type Handler struct {
+	pub       Publisher
+	clock     vigil.Clock
+	maxReport int64
+	maxBulk   int64
+	log       *slog.Logger
+	accepted  *prometheus.CounterVec
+	rejected  *prometheus.CounterVec
+}
+
+// Reasons of vigil_ingest_rejected_total.
+const (
+	reasonInvalid      = "invalid"      // an item failed validation
+	reasonDecode       = "decode"       // the body is not a report / not JSON
+	reasonTooLarge     = "too_large"    // the body is over its limit
+	reasonMediaType    = "media_type"   // unsupported content type or encoding
+	reasonBackpressure = "backpressure" // the bus pushed back
+	reasonPublish      = "publish"      // the bus failed
+)
+
+// NewHandler returns a Handler.
+func NewHandler(opts Options) (*Handler, error) {
+	if opts.Publisher == nil {
+		return nil, errors.New("httpin: Options.Publisher is required")
+	}
+	h := &Handler{
+		pub:       opts.Publisher,
+		clock:     opts.Clock,
+		maxReport: opts.MaxReportBytes,
+		maxBulk:   opts.MaxBulkBytes,
+		log:       opts.Logger,
+	}
+	if h.clock == nil {
+		h.clock = vigil.SystemClock{}
+	}
+	if h.maxReport <= 0 {
+		h.maxReport = DefaultMaxReportBytes
+	}
+	if h.maxBulk <= 0 {
+		h.maxBulk = DefaultMaxBulkBytes
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	var err error
+	h.accepted, err = counterVec(opts.Registerer, prometheus.CounterOpts{
+		Name: "vigil_ingest_events_total",
+		Help: "Events accepted by the ingest API and published on the bus, by source.",
+	}, "source")
+	if err != nil {
+		return nil, err
+	}
+	h.rejected, err = counterVec(opts.Registerer, prometheus.CounterOpts{
+		Name: "vigil_ingest_rejected_total",
+		Help: "Items refused by the ingest API, by source and reason (invalid, decode, too_large, media_type, backpressure, publish).",
+	}, "source", "reason")
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// counterVec registers a counter vector, or returns the one registered
+// under the same name (two handlers on one registry share it).
+func counterVec(reg prometheus.Registerer, opts prometheus.CounterOpts, labels ...string) (*prometheus.CounterVec, error) {
+	c := prometheus.NewCounterVec(opts, labels)
+	if reg == nil {
+		return c, nil
+	}
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if ex, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+				return ex, nil
+			}
+		}
+		return nil, fmt.Errorf("cannot register %s: %w", opts.Name, err)
+	}
+	return c, nil
+}
+
+type deviceKey struct{}
+
+// WithDevice returns a context that tells the handlers which device is
+// calling, as authenticated by the web layer. The id replaces the device
+// id of the report and of every bulk event.
+func WithDevice(ctx context.Context, deviceID string) context.Context {
+	return context.WithValue(ctx, deviceKey{}, deviceID)
+}
+
+// DeviceFrom returns the device id WithDevice stored.
+func DeviceFrom(ctx context.Context) (string, bool) {
+	id, ok := ctx.Value(deviceKey{}).(string)
+	return id, ok && id != ""
+}
+
+// Report returns the handler of POST /api/v1/agent/report.
+func (h *Handler) Report() http.Handler { return http.HandlerFunc(h.serveReport) }
+
+// Bulk returns the handler of POST /api/v1/events.
+func (h *Handler) Bulk() http.Handler { return http.HandlerFunc(h.serveBulk) }
+
+// Register adds both endpoints to mux, for use without the web layer.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.Handle("POST "+PathReport, h.Report())
+	mux.Handle("POST "+PathEvents, h.Bulk())
+}
+
+func (h *Handler) serveReport(w http.ResponseWriter, r *http.Request) {
+	const source = agent.Source
+	format, err := wire.ParseContentType(r.Header.Get("Content-Type"))
+	if err != nil {
+		h.fail(w, source, reasonMediaType, http.StatusUnsupportedMediaType, codeUnsupportedMediaType, err.Error())
+		return
+	}
+	data, ok := h.readBody(w, r, source, h.maxReport)
+	if !ok {
+		return
+	}
+	rep, err := wire.DecodeReportBytes(format, data)
+	if err != nil {
+		resp := wire.Response{RejectedCount: 1, Error: &wire.ErrorDetail{Code: vigil.EINVALID, Message: err.Error()}}
+		var de *wire.DecodeError
+		if errors.As(err, &de) {
+			resp.Rejected = []wire.Rejection{{Field: de.Path, Error: de.Err.Error()}}
+			if de.Offset >= 0 {
+				resp.Rejected[0].Offset = &de.Offset
+			}
+			resp.Rejected[0].Line = de.Line
+		}
+		h.rejected.WithLabelValues(source, reasonDecode).Inc()
+		h.log.Debug("report rejected", "err", err)
+		writeJSON(w, http.StatusBadRequest, resp)
+		return
+	}
+	if dev, ok := DeviceFrom(r.Context()); ok {
+		if rep.DeviceID != "" && rep.DeviceID != dev {
+			h.log.Warn("report names another device than its credentials; using the credentials'", "device_id", rep.DeviceID, "authenticated", dev)
+		}
+		rep.DeviceID = dev
+	}
+	events, probs := agent.Convert(rep, h.clock.Now())
+	resp := wire.Response{}
+	for _, p := range probs {
+		if len(resp.Rejected) == wire.MaxRejections {
+			break
+		}
+		rj := wire.Rejection{Field: p.Path, Error: p.Message}
+		if p.Index >= 0 {
+			rj.Index = &p.Index
+		}
+		resp.Rejected = append(resp.Rejected, rj)
+	}
+	resp.RejectedCount = rejectedItems(probs)
+	if resp.RejectedCount > 0 {
+		h.rejected.WithLabelValues(source, reasonInvalid).Add(float64(resp.RejectedCount))
+		h.log.Debug("report parts rejected", "device_id", rep.DeviceID, "problems", len(probs), "first", probs[0].Error())
+	}
+	h.publish(w, r, source, events, resp)
+}
+
+// rejectedItems counts the dropped units of a report: each list item
+// (event, listener, interface) once, each section once.
+func rejectedItems(probs []wire.Problem) int {
+	seen := map[string]bool{}
+	for _, p := range probs {
+		key := p.Path
+		if p.Index >= 0 {
+			if i := strings.IndexByte(key, ']'); i >= 0 {
+				key = key[:i]
+			}
+		} else if i := strings.IndexAny(key, ".["); i >= 0 {
+			key = key[:i]
+		}
+		switch key {
+		case "version", "device_id", "time", "agent":
+			key = "report"
+		}
+		seen[key] = true
+	}
+	if seen["report"] {
+		return 1 // the whole report
+	}
+	return len(seen)
+}
+
+// bulkTypes are the content types of NDJSON.
+var bulkTypes = map[string]bool{
+	"application/x-ndjson": true, "application/ndjson": true, "application/jsonl": true,
+	"application/x-jsonlines": true, "application/jsonlines": true, "application/json": true,
+}
+
+func (h *Handler) serveBulk(w http.ResponseWriter, r *http.Request) {
+	const source = bulk.Source
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || !bulkTypes[mt] {
+		h.fail(w, source, reasonMediaType, http.StatusUnsupportedMediaType, codeUnsupportedMediaType,
+			fmt.Sprintf("unsupported content type %q: want application/x-ndjson (or application/json)", ct))
+		return
+	}
+	data, ok := h.readBody(w, r, source, h.maxBulk)
+	if !ok {
+		return
+	}
+	now := h.clock.Now()
+	var (
+		events []vigil.Event
+		errs   []*bulk.ItemError
+	)
+	if trimmed := bytes.TrimLeft(data, " \t\r\n"); mt == "application/json" && len(trimmed) > 0 && trimmed[0] == '[' {
+		events, errs = bulk.DecodeArray(data, now)
+	} else {
+		events, errs = bulk.Decode(data, now)
+	}
+	if len(events) == 0 && len(errs) == 0 {
+		h.fail(w, source, reasonDecode, http.StatusBadRequest, vigil.EINVALID, "no events in body")
+		return
+	}
+	if len(errs) == 1 && errs[0].Index < 0 {
+		h.fail(w, source, reasonDecode, http.StatusBadRequest, vigil.EINVALID, errs[0].Error())
+		return
+	}
+	if dev, ok := DeviceFrom(r.Context()); ok {
+		for i := range events {
+			events[i].DeviceID = dev
+		}
+	}
+	resp := wire.Response{RejectedCount: len(errs)}
+	for _, e := range errs {
+		if len(resp.Rejected) == wire.MaxRejections {
+			break
+		}
+		rj := wire.Rejection{Index: &e.Index, Line: e.Line, Field: e.Field, Error: e.Msg}
+		if e.Offset >= 0 {
+			rj.Offset = &e.Offset
+		}
+		resp.Rejected = append(resp.Rejected, rj)
+	}
+	if len(errs) > 0 {
+		h.rejected.WithLabelValues(source, reasonInvalid).Add(float64(len(errs)))
+		h.log.Debug("bulk items rejected", "rejected", len(errs), "accepted", len(events), "first", errs[0].Error())
+	}
+	h.publish(w, r, source, events, resp)
+}
+
+// publish publishes the events and writes the answer.
+func (h *Handler) publish(w http.ResponseWriter, r *http.Request, source string, events []vigil.Event, resp wire.Response) {
+	if len(events) > 0 {
+		if err := h.pub.PublishEvents(r.Context(), events); err != nil {
+			if errors.Is(err, bus.ErrBackpressure) {
+				w.Header().Set("Retry-After", RetryAfter)
+				h.rejected.WithLabelValues(source, reasonBackpressure).Add(float64(len(events)))
+				resp.Error = &wire.ErrorDetail{Code: vigil.EBUSY, Message: "the event bus is full: retry later"}
+				resp.RejectedCount += len(events)
+				writeJSON(w, http.StatusTooManyRequests, resp)
+				return
+			}
+			h.rejected.WithLabelValues(source, reasonPublish).Add(float64(len(events)))
+			if r.Context().Err() == nil {
+				h.log.Error("cannot publish events", "source", source, "events", len(events), "err", err)
+			}
+			resp.Error = &wire.ErrorDetail{Code: vigil.EINTERNAL, Message: "internal error: the events were not stored, retry later"}
+			resp.RejectedCount += len(events)
+			writeJSON(w, http.StatusInternalServerError, resp)
+			return
+		}
+		h.accepted.WithLabelValues(source).Add(float64(len(events)))
+	}
+	resp.Accepted = len(events)
+	status := http.StatusOK
+	if resp.Accepted == 0 && resp.RejectedCount > 0 {
+		status = http.StatusBadRequest
+		resp.Error = &wire.ErrorDetail{Code: vigil.EINVALID, Message: "nothing accepted: " + firstRejection(resp.Rejected)}
+	}
+	writeJSON(w, status, resp)
+}
+
+func firstRejection(rs []wire.Rejection) string {
+	if len(rs) == 0 {
+		return "every item was rejected"
+	}
+	if rs[0].Field != "" {
+		return rs[0].Field + ": " + rs[0].Error
+	}
+	return rs[0].Error
+}
+
+// readBody reads the body, decompressing gzip, within max bytes. On
+// failure it has answered and returns false.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, source string, max int64) ([]byte, bool) {
+	tooLarge := func() {
+		h.fail(w, source, reasonTooLarge, http.StatusRequestEntityTooLarge, vigil.ETOOLARGE,
+			fmt.Sprintf("body is larger than the limit of %d bytes", max))
+	}
+	if r.ContentLength > max {
+		tooLarge()
+		return nil, false
+	}
+	var body io.Reader = http.MaxBytesReader(w, r.Body, max)
+	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+	case "", "identity":
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			h.fail(w, source, reasonDecode, http.StatusBadRequest, vigil.EINVALID, "cannot read gzip body: "+err.Error())
+			return nil, false
+		}
+		defer zr.Close()
+		body = zr
+	default:
+		h.fail(w, source, reasonMediaType, http.StatusUnsupportedMediaType, codeUnsupportedMediaType,
+			fmt.Sprintf("unsupported content encoding %q: want gzip or none", enc))
+		return nil, false
+	}
+	data, err := wire.ReadLimited(body, max)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.Is(err, wire.ErrTooLarge) || errors.As(err, &mbe) {
+			tooLarge()
+		} else {
+			h.fail(w, source, reasonDecode, http.StatusBadRequest, vigil.EINVALID, "cannot read body: "+err.Error())
+		}
+		return nil, false
+	}
+	return data, true
+}
+
+// fail answers a request refused as a whole.
+func (h *Handler) fail(w http.ResponseWriter, source, reason string, status int, code, msg string) {
+	h.rejected.WithLabelValues(source, reason).Inc()
+	h.log.Debug("request refused", "source", source, "status", status, "err", msg)
+	writeJSON(w, status, wire.Response{Error: &wire.ErrorDetail{Code: code, Message: msg}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"accepted":0,"error":{"code":"internal","message":"internal error"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
