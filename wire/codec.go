@@ -188,11 +188,17 @@ func EncodeReport(w io.Writer, contentType string, r *Report) error {
 }
 
 func decodeJSON(data []byte) (*Report, error) {
+	// Fast path: Report and SecurityEvent have no JSON methods, so one
+	// pass of encoding/json reads a good report.
 	var r Report
-	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, jsonError(err)
+	err := json.Unmarshal(data, &r)
+	if err == nil {
+		return &r, nil
 	}
-	return &r, nil
+	// Slow path, for the error only: decode again piece by piece to name
+	// the field at fault (encoding/json does not name it for a bad time,
+	// nor give the index of a bad event).
+	return nil, jsonError(decodeJSONSlow(data, err))
 }
 
 // jsonError turns an encoding/json error into a *DecodeError.
@@ -209,8 +215,8 @@ func jsonError(err error) *DecodeError {
 	case errors.As(err, &se):
 		return &DecodeError{Format: FormatJSON, Offset: se.Offset, Err: errors.New(strings.TrimPrefix(se.Error(), "json: "))}
 	case errors.As(err, &ute):
-		// The aux structs of the UnmarshalJSON methods embed "plain".
-		path := strings.TrimPrefix(ute.Field, "plain.")
+		// The shadow structs of decodeJSONSlow embed Report and SecurityEvent.
+		path := strings.TrimPrefix(strings.TrimPrefix(ute.Field, "Report."), "SecurityEvent.")
 		return &DecodeError{Format: FormatJSON, Path: path, Offset: ute.Offset,
 			Err: fmt.Errorf("cannot use a JSON %s as %s", ute.Value, kindName(ute.Type.Kind().String()))}
 	}
@@ -247,50 +253,42 @@ func prefixed(path string, err error) error {
 	return &DecodeError{Format: FormatJSON, Path: path, Offset: -1, Err: de.Err}
 }
 
-// UnmarshalJSON reads a report, naming the field of a bad time or event.
-func (r *Report) UnmarshalJSON(b []byte) error {
-	type plain Report
-	aux := struct {
-		*plain
-		Time   json.RawMessage   `json:"time"`
-		Events []json.RawMessage `json:"events"`
-	}{plain: (*plain)(r)}
-	if err := json.Unmarshal(b, &aux); err != nil {
-		return err
-	}
-	t, err := parseJSONTime(aux.Time)
-	if err != nil {
-		return &DecodeError{Path: "time", Offset: -1, Err: err}
-	}
-	r.Time = t
-	r.Events = nil
-	if aux.Events != nil {
-		r.Events = make([]SecurityEvent, len(aux.Events))
-		for i, raw := range aux.Events {
-			if err := json.Unmarshal(raw, &r.Events[i]); err != nil {
-				return prefixed("events["+strconv.Itoa(i)+"]", err)
-			}
-		}
-	}
-	return nil
+// jsonReport and jsonEvent shadow the times and events of a report so
+// that decodeJSONSlow can read them one at a time.
+type jsonReport struct {
+	Report
+	Time   json.RawMessage   `json:"time"`
+	Events []json.RawMessage `json:"events"`
 }
 
-// UnmarshalJSON reads a security event, naming the field of a bad time.
-func (e *SecurityEvent) UnmarshalJSON(b []byte) error {
-	type plain SecurityEvent
-	aux := struct {
-		*plain
-		Time json.RawMessage `json:"time"`
-	}{plain: (*plain)(e)}
-	if err := json.Unmarshal(b, &aux); err != nil {
+type jsonEvent struct {
+	SecurityEvent
+	Time json.RawMessage `json:"time"`
+}
+
+// decodeJSONSlow decodes data and returns the first error with the path
+// of its field, or fastErr when it finds none.
+func decodeJSONSlow(data []byte, fastErr error) error {
+	var aux jsonReport
+	if err := json.Unmarshal(data, &aux); err != nil {
 		return err
 	}
-	t, err := parseJSONTime(aux.Time)
-	if err != nil {
+	if _, err := parseJSONTime(aux.Time); err != nil {
 		return &DecodeError{Path: "time", Offset: -1, Err: err}
 	}
-	e.Time = t
-	return nil
+	for i, raw := range aux.Events {
+		var ev jsonEvent
+		err := json.Unmarshal(raw, &ev)
+		if err == nil {
+			if _, terr := parseJSONTime(ev.Time); terr != nil {
+				err = &DecodeError{Path: "time", Offset: -1, Err: terr}
+			}
+		}
+		if err != nil {
+			return prefixed("events["+strconv.Itoa(i)+"]", err)
+		}
+	}
+	return fastErr
 }
 
 // parseJSONTime reads an RFC 3339 time; absent or null is the zero time.
@@ -345,17 +343,21 @@ func decodeXML(data []byte) (*Report, error) {
 }
 
 // xmlGuard passes the raw tokens of an XML decoder through, refusing
-// directives (DOCTYPE, ENTITY) and keeping the path of the current element
-// so that errors can name the field.
+// directives (DOCTYPE, ENTITY) and keeping the stack of open elements so
+// that errors can name the field.
 type xmlGuard struct {
 	d     *xml.Decoder
 	stack []xmlFrame
-	last  string // path of the last element started or ended
+	// lastLen is the depth of the element last started or ended:
+	// stack[:lastLen] (which may reach past len(stack) into the backing
+	// array just after an end) is its path.
+	lastLen int
 }
 
 type xmlFrame struct {
-	path   string
-	counts map[string]int
+	name  string
+	index int // position among its list's items, -1 when not a list item
+	items int // items seen so far, when this is a list
 }
 
 // listItems maps the elements of a list to their list element.
@@ -374,34 +376,44 @@ func (g *xmlGuard) Token() (xml.Token, error) {
 	case xml.Directive:
 		return nil, ErrDoctype
 	case xml.StartElement:
-		name := t.Name.Local
-		path := ""
+		f := xmlFrame{name: t.Name.Local, index: -1}
 		if n := len(g.stack); n > 0 {
-			top := &g.stack[n-1]
-			if top.counts == nil {
-				top.counts = map[string]int{}
-			}
-			i := top.counts[name]
-			top.counts[name]++
-			parent := top.path
-			switch {
-			case listItems[name] != "" && strings.HasSuffix(parent, listItems[name]):
-				path = parent + "[" + strconv.Itoa(i) + "]"
-			case parent == "":
-				path = name
-			default:
-				path = parent + "." + name
+			if parent := &g.stack[n-1]; listItems[f.name] == parent.name {
+				f.index = parent.items
+				parent.items++
 			}
 		}
-		g.stack = append(g.stack, xmlFrame{path: path})
-		g.last = path
+		g.stack = append(g.stack, f)
+		g.lastLen = len(g.stack)
 	case xml.EndElement:
 		if n := len(g.stack); n > 0 {
-			g.last = g.stack[n-1].path
+			g.lastLen = n
 			g.stack = g.stack[:n-1]
 		}
 	}
 	return tok, nil
+}
+
+// lastPath returns the path of the element last started or ended, in
+// JSON names ("events[1].time"); the root element is left out.
+func (g *xmlGuard) lastPath() string {
+	if g.lastLen > cap(g.stack) {
+		return ""
+	}
+	var b strings.Builder
+	for i, f := range g.stack[:g.lastLen] {
+		switch {
+		case i == 0:
+		case f.index >= 0:
+			b.WriteString("[" + strconv.Itoa(f.index) + "]")
+		default:
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(f.name)
+		}
+	}
+	return b.String()
 }
 
 func (g *xmlGuard) decodeError(err error) *DecodeError {
@@ -417,17 +429,17 @@ func (g *xmlGuard) decodeError(err error) *DecodeError {
 	case errors.As(err, &se):
 		de.Line, de.Err = se.Line, errors.New(se.Msg)
 	case errors.As(err, &ne):
-		de.Path = g.last
+		de.Path = g.lastPath()
 		if errors.Is(ne.Err, strconv.ErrRange) {
 			de.Err = fmt.Errorf("%q is out of range", clip(ne.Num))
 		} else {
 			de.Err = fmt.Errorf("cannot parse %q as a number", clip(ne.Num))
 		}
 	case errors.As(err, &te):
-		de.Path = g.last
+		de.Path = g.lastPath()
 		de.Err = fmt.Errorf("cannot parse %q as an RFC 3339 time", clip(te.Value))
 	default:
-		de.Path = g.last
+		de.Path = g.lastPath()
 		if strings.HasPrefix(err.Error(), "expected element type") {
 			de.Path = ""
 		}

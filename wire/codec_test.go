@@ -172,3 +172,26 @@ func TestParseContentType(t *testing.T) {
 	f("text/xml; charset=utf-16", "")
 	f("", "")
 }
+
+func BenchmarkDecodeReport(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		f    Format
+		file string
+	}{{"json", FormatJSON, "testdata/report.json"}, {"xml", FormatXML, "testdata/report.xml"}} {
+		data := readFile(b, c.file)
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				r, err := DecodeReportBytes(c.f, data)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, probs := r.Filter(); len(probs) != 0 {
+					b.Fatal(probs)
+				}
+			}
+		})
+	}
+}
