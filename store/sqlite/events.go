@@ -1,0 +1,362 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/store"
+)
+
+// eventCols are the columns PutEvents writes, in order.
+const eventCols = "id, time, device_id, kind, source, category, action, outcome, severity, body"
+
+const (
+	numEventCols = 10
+	// rowsPerInsert is how many events one INSERT statement carries: one
+	// statement per row costs a round through database/sql per row.
+	rowsPerInsert = 64
+)
+
+// insertStmts caches prepared multi-row INSERTs by row count on the writer.
+type insertStmts struct {
+	mu    sync.Mutex
+	stmts map[int]*sql.Stmt
+}
+
+func (s *Store) insertEventsStmt(ctx context.Context, n int) (*sql.Stmt, error) {
+	is := &s.inserts
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	if is.stmts == nil {
+		is.stmts = map[int]*sql.Stmt{}
+	}
+	if st, ok := is.stmts[n]; ok {
+		return st, nil
+	}
+	var b strings.Builder
+	b.WriteString("INSERT OR IGNORE INTO events(" + eventCols + ") VALUES ")
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?,?,?,?,?,?,?,?,?,?)")
+	}
+	st, err := s.w.PrepareContext(ctx, b.String())
+	if err != nil {
+		return nil, fmt.Errorf("cannot prepare event insert: %w", err)
+	}
+	is.stmts[n] = st
+	return st, nil
+}
+
+func (s *Store) closeStmts() {
+	is := &s.inserts
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	for _, st := range is.stmts {
+		st.Close()
+	}
+	is.stmts = nil
+}
+
+// PutEvents stores events in one transaction; an id already stored is
+// skipped. Events without an id or a time are not stored: the others are,
+// and the error (EINVALID) names the bad ones by index.
+func (s *Store) PutEvents(ctx context.Context, events []vigil.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	start := time.Now()
+	args := make([]any, 0, len(events)*numEventCols)
+	var bad []string
+	for i := range events {
+		e := &events[i]
+		switch {
+		case e.ID == "":
+			bad = append(bad, fmt.Sprintf("event %d: no id", i))
+			continue
+		case e.Time.IsZero():
+			bad = append(bad, fmt.Sprintf("event %d (%s): no time", i, e.ID))
+			continue
+		}
+		body, err := json.Marshal(e)
+		if err != nil {
+			bad = append(bad, fmt.Sprintf("event %d (%s): cannot encode: %v", i, e.ID, err))
+			continue
+		}
+		args = append(args, e.ID, nanos(e.Time), e.DeviceID, e.Kind, e.Source, e.Category,
+			e.Action, e.Outcome, int64(e.Severity), string(body))
+	}
+	n := len(args) / numEventCols
+	if n > 0 {
+		stored, err := s.insertEvents(ctx, args, n)
+		if err != nil {
+			return err
+		}
+		s.eventsStored.Add(float64(stored))
+		s.eventsDeduped.Add(float64(int64(n) - stored))
+		s.putSeconds.Observe(time.Since(start).Seconds())
+	}
+	if len(bad) > 0 {
+		return vigil.Errorf(vigil.EINVALID, "cannot store %d of %d events: %s", len(bad), len(events), strings.Join(bad, "; "))
+	}
+	return nil
+}
+
+func (s *Store) insertEvents(ctx context.Context, args []any, n int) (int64, error) {
+	// Statements are prepared before the transaction takes the writer.
+	var full, rest *sql.Stmt
+	var err error
+	if n >= rowsPerInsert {
+		if full, err = s.insertEventsStmt(ctx, rowsPerInsert); err != nil {
+			return 0, err
+		}
+	}
+	if n%rowsPerInsert != 0 {
+		if rest, err = s.insertEventsStmt(ctx, n%rowsPerInsert); err != nil {
+			return 0, err
+		}
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("cannot begin event insert: %w", err)
+	}
+	defer tx.Rollback()
+	var stored int64
+	for i := 0; i < n; i += rowsPerInsert {
+		m := min(rowsPerInsert, n-i)
+		st := full
+		if m < rowsPerInsert {
+			st = rest
+		}
+		res, err := tx.StmtContext(ctx, st).ExecContext(ctx, args[i*numEventCols:(i+m)*numEventCols]...)
+		if err != nil {
+			return 0, fmt.Errorf("cannot insert events: %w", err)
+		}
+		if k, err := res.RowsAffected(); err == nil {
+			stored += k
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("cannot commit events: %w", err)
+	}
+	return stored, nil
+}
+
+// ListEvents returns events matching f, newest first (by Time, then by
+// arrival), and the cursor of the next page.
+func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]vigil.Event, string, error) {
+	n, err := limit(f.Page)
+	if err != nil {
+		return nil, "", err
+	}
+	var (
+		where []string
+		args  []any
+	)
+	if f.DeviceID != "" {
+		where = append(where, "device_id = ?")
+		args = append(args, f.DeviceID)
+	}
+	if f.Kind != "" {
+		where = append(where, "kind = ?")
+		args = append(args, f.Kind)
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "time >= ?")
+		args = append(args, nanos(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "time < ?")
+		args = append(args, nanos(f.Until))
+	}
+	for name, value := range f.Fields {
+		expr, err := fieldExpr(name)
+		if err != nil {
+			return nil, "", err
+		}
+		where = append(where, "coalesce("+expr+", '') = ?")
+		args = append(args, value)
+	}
+	if f.Cursor != "" {
+		t, seq, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		where = append(where, "(time, seq) < (?, ?)")
+		args = append(args, t, seq)
+	}
+	q := "SELECT seq, time, body FROM events"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY time DESC, seq DESC LIMIT ?"
+	args = append(args, n+1)
+
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("cannot list events: %w", err)
+	}
+	defer rows.Close()
+	var (
+		out           []vigil.Event
+		lastT, lastSq int64
+		more          bool
+	)
+	for rows.Next() {
+		if len(out) == n {
+			more = true
+			break
+		}
+		var body string
+		if err := rows.Scan(&lastSq, &lastT, &body); err != nil {
+			return nil, "", fmt.Errorf("cannot read event: %w", err)
+		}
+		e, err := decodeEvent(body)
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("cannot list events: %w", err)
+	}
+	next := ""
+	if more {
+		next = encodeCursor(lastT, fmt.Sprint(lastSq))
+	}
+	return out, next, nil
+}
+
+// fieldExpr returns an SQL expression giving a field of an event as text,
+// NULL when absent, following vigil.Event.Field and vigil.ValueString.
+func fieldExpr(name string) (string, error) {
+	if name == "" || strings.ContainsAny(name, "\"\\") || strings.ContainsRune(name, 0) {
+		return "", vigil.Errorf(vigil.EINVALID, "bad field name %q in event filter", name)
+	}
+	switch name {
+	case "event.id":
+		return "id", nil
+	case "device.id":
+		return "nullif(device_id, '')", nil
+	case "event.source", "source":
+		return "nullif(source, '')", nil
+	case "event.kind", "kind":
+		return "nullif(kind, '')", nil
+	case "event.category", "category":
+		return "nullif(category, '')", nil
+	case "event.action", "action":
+		return "nullif(action, '')", nil
+	case "event.outcome", "outcome":
+		return "nullif(outcome, '')", nil
+	case "event.severity", "severity":
+		return "nullif(CAST(severity AS TEXT), '0')", nil
+	case "network.transport":
+		return "coalesce(nullif(json_extract(body, '$.network.transport'), ''), " + jsonFieldExpr(name) + ")", nil
+	case "source.ip":
+		return "coalesce(json_extract(body, '$.network.src_ip'), " + jsonFieldExpr(name) + ")", nil
+	case "source.port":
+		return "coalesce(CAST(nullif(json_extract(body, '$.network.src_port'), 0) AS TEXT), " + jsonFieldExpr(name) + ")", nil
+	case "destination.ip":
+		return "coalesce(json_extract(body, '$.network.dst_ip'), " + jsonFieldExpr(name) + ")", nil
+	case "destination.port":
+		return "coalesce(CAST(nullif(json_extract(body, '$.network.dst_port'), 0) AS TEXT), " + jsonFieldExpr(name) + ")", nil
+	}
+	return jsonFieldExpr(name), nil
+}
+
+// jsonFieldExpr formats the value of Fields[name] as vigil.ValueString
+// does: booleans as true/false, lists joined with commas. name has been
+// checked to hold no quote or backslash.
+func jsonFieldExpr(name string) string {
+	p := `'$.fields."` + strings.ReplaceAll(name, "'", "''") + `"'`
+	return "(CASE json_type(body, " + p + ")" +
+		" WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'null' THEN ''" +
+		" WHEN 'array' THEN (SELECT coalesce(group_concat(value, ',' ORDER BY key), '') FROM json_each(body, " + p + "))" +
+		" ELSE CAST(json_extract(body, " + p + ") AS TEXT) END)"
+}
+
+// GetEvent returns one event by id; ENOTFOUND when it is not stored.
+func (s *Store) GetEvent(ctx context.Context, id string) (vigil.Event, error) {
+	var body string
+	err := s.r.QueryRowContext(ctx, "SELECT body FROM events WHERE id = ?", id).Scan(&body)
+	if isNoRows(err) {
+		return vigil.Event{}, notFound("event", id)
+	} else if err != nil {
+		return vigil.Event{}, fmt.Errorf("cannot get event %q: %w", id, err)
+	}
+	return decodeEvent(body)
+}
+
+// deleteChunk bounds how many events one retention transaction removes,
+// so that ingest is not held up behind a long delete.
+const deleteChunk = 5000
+
+// DeleteEventsBefore removes events whose Time is before t, a chunk per
+// transaction, and returns how many it removed.
+func (s *Store) DeleteEventsBefore(ctx context.Context, t time.Time) (int64, error) {
+	var total int64
+	cut := nanos(t)
+	for {
+		res, err := s.w.ExecContext(ctx,
+			"DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE time < ? LIMIT ?)", cut, deleteChunk)
+		if err != nil {
+			return total, fmt.Errorf("cannot delete events before %s: %w", t.Format(time.RFC3339), err)
+		}
+		k, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("cannot delete events before %s: %w", t.Format(time.RFC3339), err)
+		}
+		total += k
+		if k < deleteChunk {
+			return total, nil
+		}
+	}
+}
+
+// CountEvents returns how many events are stored.
+func (s *Store) CountEvents(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM events").Scan(&n); err != nil {
+		return 0, fmt.Errorf("cannot count events: %w", err)
+	}
+	return n, nil
+}
+
+func decodeEvent(body string) (vigil.Event, error) {
+	var e vigil.Event
+	if err := json.Unmarshal([]byte(body), &e); err != nil {
+		return vigil.Event{}, fmt.Errorf("cannot decode stored event: %w", err)
+	}
+	normalizeFields(e.Fields)
+	return e, nil
+}
+
+// normalizeFields turns the lists JSON decoding gives ([]any of strings)
+// back into the []string that vigil.Event.Fields holds.
+func normalizeFields(m map[string]any) {
+	for k, v := range m {
+		l, ok := v.([]any)
+		if !ok {
+			continue
+		}
+		ss := make([]string, 0, len(l))
+		for _, x := range l {
+			s, ok := x.(string)
+			if !ok {
+				ss = nil
+				break
+			}
+			ss = append(ss, s)
+		}
+		if ss != nil {
+			m[k] = ss
+		}
+	}
+}

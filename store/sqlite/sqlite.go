@@ -1,0 +1,325 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// Options tunes a Store. The zero value is usable.
+type Options struct {
+	// ReadConns is the size of the reader pool (default 4).
+	ReadConns int
+	// BusyTimeout is how long a connection waits for a lock held by
+	// another process before failing (default 5s).
+	BusyTimeout time.Duration
+	// Logger receives the store's logs (default: discarded).
+	Logger *slog.Logger
+	// Registerer receives the store's metrics (nil: not registered).
+	Registerer prometheus.Registerer
+}
+
+// Store is a store.Store on one SQLite file. It is safe for concurrent use.
+type Store struct {
+	w   *sql.DB // exactly one connection: every write goes through it
+	r   *sql.DB // readers
+	log *slog.Logger
+
+	inserts insertStmts
+
+	eventsStored  prometheus.Counter
+	eventsDeduped prometheus.Counter
+	putSeconds    prometheus.Histogram
+}
+
+// Open opens (creating when needed) the database file at path and brings
+// its schema up to date.
+func Open(path string, opts Options) (*Store, error) {
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil, vigil.Errorf(vigil.EINVALID, "sqlite store needs a plain file path, got %q", path)
+	}
+	if opts.ReadConns <= 0 {
+		opts.ReadConns = 4
+	}
+	if opts.BusyTimeout <= 0 {
+		opts.BusyTimeout = 5 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	q := url.Values{}
+	q.Set("_busy_timeout", strconv.FormatInt(opts.BusyTimeout.Milliseconds(), 10))
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", "NORMAL")
+	q.Add("_pragma", "cache_size(-32000)")
+	q.Add("_pragma", "temp_store(MEMORY)")
+	wq := url.Values{}
+	for k, v := range q {
+		wq[k] = v
+	}
+	wq.Set("_txlock", "immediate")
+	w, err := sql.Open("sqlite", "file:"+path+"?"+wq.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("cannot open sqlite store %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+
+	s := &Store{w: w, log: opts.Logger.With("component", "store.sqlite")}
+	if err := s.migrate(context.Background()); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("cannot migrate sqlite store %s: %w", path, err)
+	}
+
+	q.Set("_query_only", "1")
+	r, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("cannot open sqlite store %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(opts.ReadConns)
+	r.SetMaxIdleConns(opts.ReadConns)
+	r.SetConnMaxIdleTime(0)
+	if err := r.Ping(); err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("cannot open sqlite store %s: %w", path, err)
+	}
+	s.r = r
+	s.initMetrics(opts.Registerer)
+	return s, nil
+}
+
+func (s *Store) initMetrics(reg prometheus.Registerer) {
+	s.eventsStored = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "vigil", Subsystem: "store", Name: "events_stored_total",
+		Help: "Events written to the store (duplicates excluded).",
+	})
+	s.eventsDeduped = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "vigil", Subsystem: "store", Name: "events_duplicate_total",
+		Help: "Events skipped because their id was already stored.",
+	})
+	s.putSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "vigil", Subsystem: "store", Name: "put_events_seconds",
+		Help:    "Time to store one batch of events.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+	})
+	if reg != nil {
+		reg.MustRegister(s.eventsStored, s.eventsDeduped, s.putSeconds)
+	}
+}
+
+// Close closes the database. Pending writes finish first.
+func (s *Store) Close() error {
+	s.closeStmts()
+	err := s.r.Close()
+	if werr := s.w.Close(); werr != nil && err == nil {
+		err = werr
+	}
+	if err != nil {
+		return fmt.Errorf("cannot close sqlite store: %w", err)
+	}
+	return nil
+}
+
+// migrations are applied in order; the database's user_version is the
+// number of migrations applied. Never edit one that has shipped: append.
+var migrations = []string{
+	// 1: the initial schema.
+	`
+CREATE TABLE events (
+	seq       INTEGER PRIMARY KEY,
+	id        TEXT NOT NULL,
+	time      INTEGER NOT NULL,
+	device_id TEXT NOT NULL,
+	kind      TEXT NOT NULL,
+	source    TEXT NOT NULL,
+	category  TEXT NOT NULL,
+	action    TEXT NOT NULL,
+	outcome   TEXT NOT NULL,
+	severity  INTEGER NOT NULL,
+	body      TEXT NOT NULL
+);
+CREATE UNIQUE INDEX events_id ON events(id);
+CREATE INDEX events_time ON events(time);
+CREATE INDEX events_device_time ON events(device_id, time);
+CREATE INDEX events_kind_time ON events(kind, time);
+
+CREATE TABLE devices (
+	id        TEXT PRIMARY KEY,
+	class     TEXT NOT NULL,
+	state     TEXT NOT NULL,
+	body      TEXT NOT NULL
+);
+
+CREATE TABLE health (
+	device_id TEXT NOT NULL,
+	time      INTEGER NOT NULL,
+	body      TEXT NOT NULL
+);
+CREATE INDEX health_device_time ON health(device_id, time);
+
+CREATE TABLE alerts (
+	id          TEXT PRIMARY KEY,
+	dedup_key   TEXT NOT NULL,
+	device_id   TEXT NOT NULL,
+	rule_id     TEXT NOT NULL,
+	incident_id TEXT NOT NULL,
+	severity    INTEGER NOT NULL,
+	created     INTEGER NOT NULL,
+	body        TEXT NOT NULL
+);
+CREATE INDEX alerts_created ON alerts(created, id);
+CREATE INDEX alerts_dedup ON alerts(dedup_key, created);
+
+CREATE TABLE incidents (
+	id       TEXT PRIMARY KEY,
+	status   TEXT NOT NULL,
+	detected INTEGER NOT NULL,
+	updated  INTEGER NOT NULL,
+	body     TEXT NOT NULL
+);
+CREATE INDEX incidents_detected ON incidents(detected, id);
+
+CREATE TABLE actions (
+	id          TEXT PRIMARY KEY,
+	device_id   TEXT NOT NULL,
+	incident_id TEXT NOT NULL,
+	state       TEXT NOT NULL,
+	created     INTEGER NOT NULL,
+	body        TEXT NOT NULL
+);
+CREATE INDEX actions_created ON actions(created, id);
+
+CREATE TABLE audit (
+	seq       INTEGER PRIMARY KEY,
+	time      TEXT NOT NULL,
+	actor     TEXT NOT NULL,
+	action    TEXT NOT NULL,
+	object    TEXT NOT NULL,
+	detail    TEXT NOT NULL,
+	prev_hash TEXT NOT NULL,
+	hash      TEXT NOT NULL
+);
+`,
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	var version int
+	if err := s.w.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return fmt.Errorf("cannot read schema version: %w", err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("schema version %d is newer than this program knows (%d)", version, len(migrations))
+	}
+	for i := version; i < len(migrations); i++ {
+		tx, err := s.w.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("cannot apply migration %d: %w", i+1, err)
+		}
+		// PRAGMA takes no parameters; i+1 is an integer we control.
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i+1)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("cannot record migration %d: %w", i+1, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("cannot commit migration %d: %w", i+1, err)
+		}
+		s.log.Info("schema migrated", "version", i+1)
+	}
+	return nil
+}
+
+// SchemaVersion returns the database's schema version (PRAGMA user_version).
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	if err := s.r.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return 0, fmt.Errorf("cannot read schema version: %w", err)
+	}
+	return v, nil
+}
+
+var (
+	minTime = time.Unix(0, math.MinInt64)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
+
+// nanos returns t as Unix nanoseconds, clamped to the int64 range (the zero
+// time sorts first).
+func nanos(t time.Time) int64 {
+	if t.Before(minTime) {
+		return math.MinInt64
+	}
+	if t.After(maxTime) {
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+const (
+	defaultLimit = 100
+	maxLimit     = 1000
+)
+
+// limit returns the page size to use for p.
+func limit(p store.Page) (int, error) {
+	switch {
+	case p.Limit < 0:
+		return 0, vigil.Errorf(vigil.EINVALID, "page limit %d is negative", p.Limit)
+	case p.Limit == 0:
+		return defaultLimit, nil
+	case p.Limit > maxLimit:
+		return maxLimit, nil
+	}
+	return p.Limit, nil
+}
+
+// A cursor is the sort key of the last row of a page: a number (time or
+// sequence) and a text tiebreak, base64-encoded so callers treat it as
+// opaque.
+func encodeCursor(n int64, s string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(n, 10) + ":" + s))
+}
+
+func decodeCursor(c string) (int64, string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err == nil {
+		ns, s, ok := strings.Cut(string(b), ":")
+		if ok {
+			n, err := strconv.ParseInt(ns, 10, 64)
+			if err == nil {
+				return n, s, nil
+			}
+		}
+	}
+	return 0, "", vigil.Errorf(vigil.EINVALID, "malformed page cursor %q", c)
+}
+
+func notFound(what, id string) error {
+	return vigil.Errorf(vigil.ENOTFOUND, "%s %q not found", what, id)
+}
+
+// isNoRows reports whether err says a lookup found nothing.
+func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
