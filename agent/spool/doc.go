@@ -1,0 +1,18 @@
+// Package spool is the agent's store-and-forward queue: records (encoded
+// reports) appended to plain segment files on disk, read back oldest first
+// and removed once delivered.
+//
+// It is bounded: when the segments exceed MaxBytes the oldest segment is
+// deleted and its undelivered records are counted as dropped; the count
+// survives restarts until the agent has reported it. Delivery is
+// at-least-once: a record stays until Ack, so a crash between sending and
+// Ack sends it again (the server deduplicates by event id).
+//
+// Each segment is a sequence of records: a 4-byte big-endian length, a
+// 4-byte CRC-32 (IEEE) of the payload, the payload. A torn record at the
+// end of the newest segment (power loss during a write) is cut off when
+// the spool is opened. The read position is kept in the file "cursor".
+//
+// The package uses the standard library only; it is linked into the agent.
+// A Spool is safe for one writer and one reader at a time.
+package spool
