@@ -195,6 +195,9 @@ func (d *decoder) value(v *fastjson.Value, e *vigil.Event) (string, error) {
 		case "received":
 		case "device_id", "device.id":
 			s, err := str(v, MaxIDLen)
+			if err == nil && !validID(s) {
+				err = fmt.Errorf("%q: want letters, digits, '.', '_', ':', '@' or '-'", s)
+			}
 			if err != nil {
 				fail(string(key), err)
 			}
@@ -408,6 +411,17 @@ func (d *decoder) field(e *vigil.Event, prefix string, k []byte, v *fastjson.Val
 	}
 	e.Fields[name] = val
 	return "", nil
+}
+
+// validID says whether s is a device id as the agent protocol defines it.
+func validID(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' || c == ':' || c == '@') {
+			return false
+		}
+	}
+	return true
 }
 
 func clipName(s string) string {

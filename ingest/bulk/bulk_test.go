@@ -93,7 +93,8 @@ func TestDecodeErrors(t *testing.T) {
 		`{"time":-5,"kind":"a"}`,
 		`{"time":"2026-11-22T03:14:00Z","kind":"auth","n":1e999}`,
 		`{"time":"2026-11-22T03:14:00Z","kind":"auth","fields":[]}`,
-		`{"time":"2026-11-22T03:14:00Z","kind":"auth"}`, // 17 ok
+		`{"time":"2026-11-22T03:14:00Z","kind":"auth","device_id":"cam 7/x"}`,
+		`{"time":"2026-11-22T03:14:00Z","kind":"auth"}`, // 18 ok
 	}
 	body := strings.Join(lines, "\r\n")
 	evs, errs := Decode([]byte(body), received)
@@ -119,6 +120,7 @@ func TestDecodeErrors(t *testing.T) {
 		`line 14 (offset 535): time: -5 is out of range for Unix seconds`,
 		`line 15 (offset 559): n: 1e999 is not a finite number`,
 		`line 16 (offset 616): fields: want an object`,
+		`line 17 (offset 675): device_id: "cam 7/x": want letters, digits, '.', '_', ':', '@' or '-'`,
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %d errors:\n%s", len(got), strings.Join(got, "\n"))
