@@ -271,15 +271,17 @@ func testOrder(t *testing.T, open Open) {
 	events := Events("order", 0, 3000, 37)
 	// Several publishers at once, each owning some devices, so that
 	// batches of different devices interleave on the partitions.
+	// Small and large batches, so that an implementation that merges
+	// concurrent publishes is exercised too.
 	var wg sync.WaitGroup
-	for w := range 3 {
+	for w := range 8 {
 		var mine []vigil.Event
 		for _, e := range events {
-			if bus.Partition(e.DeviceID, 3) == w {
+			if bus.Partition(e.DeviceID, 8) == w {
 				mine = append(mine, e)
 			}
 		}
-		wg.Go(func() { publish(t, b, mine, 97) })
+		wg.Go(func() { publish(t, b, mine, []int{1, 3, 97, 7}[w%4]) })
 	}
 	wg.Wait()
 	c := newCollector(t, b.Partitions())

@@ -13,11 +13,12 @@ import (
 )
 
 // benchBus opens a bus on an embedded, file-backed server in a temp dir.
-func benchBus(b *testing.B, groups []string) *Bus {
+func benchBus(b *testing.B, groups []string, dedup time.Duration) *Bus {
 	b.Helper()
 	bus, err := Open(context.Background(), Config{
 		DataDir:       b.TempDir(),
 		Groups:        groups,
+		DedupWindow:   dedup,
 		MaxEventBytes: 8 << 30,
 		Logger:        slog.New(slog.NewTextHandler(b.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
@@ -57,15 +58,26 @@ func publishLoop(b *testing.B, bus *Bus, size, publishers int) int64 {
 // storage: one op is one call with a batch of events of about 500 bytes
 // (JSON size; about 260 bytes encoded).
 func BenchmarkPublishEvents(b *testing.B) {
-	for _, size := range []int{100, 1000} {
-		for _, pubs := range []int{1, 4} {
-			b.Run(fmt.Sprintf("batch=%d/publishers=%d", size, pubs), func(b *testing.B) {
-				bus := benchBus(b, nil)
-				b.ResetTimer()
-				n := publishLoop(b, bus, size, pubs)
-				b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
-			})
+	cases := []struct {
+		size, pubs int
+		dedup      time.Duration
+	}{
+		{100, 1, 0}, {100, 4, 0}, {1000, 1, 0}, {1000, 4, 0},
+		// Agent reports: few events per call, many calls at once.
+		{10, 16, 0},
+		{100, 4, time.Minute},
+	}
+	for _, c := range cases {
+		name := fmt.Sprintf("batch=%d/publishers=%d", c.size, c.pubs)
+		if c.dedup > 0 {
+			name += "/dedup"
 		}
+		b.Run(name, func(b *testing.B) {
+			bus := benchBus(b, nil, c.dedup)
+			b.ResetTimer()
+			n := publishLoop(b, bus, c.size, c.pubs)
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+		})
 	}
 }
 
@@ -73,9 +85,9 @@ func BenchmarkPublishEvents(b *testing.B) {
 // group (handler doing nothing) on embedded file storage, with interest
 // retention so acknowledged events are deleted as in production.
 func BenchmarkPublishConsume(b *testing.B) {
-	for _, size := range []int{100, 1000} {
+	for _, size := range []int{10, 100, 1000} {
 		b.Run(fmt.Sprintf("batch=%d/publishers=4", size), func(b *testing.B) {
-			bus := benchBus(b, []string{"bench"})
+			bus := benchBus(b, []string{"bench"}, 0)
 			var consumed atomic.Int64
 			want := int64(b.N) * int64(size)
 			done := make(chan struct{})

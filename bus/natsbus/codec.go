@@ -55,6 +55,11 @@ const (
 	tagJSON    = 'j'
 )
 
+// minEventLen is the smallest encoded event: flags, an empty id, a time
+// of two bytes, six empty strings and a severity. It bounds what a corrupt
+// count can make the decoder allocate.
+const minEventLen = 11
+
 // errCorrupt is returned for a message that is not a valid encoding.
 var errCorrupt = errors.New("corrupt events message")
 
@@ -249,7 +254,7 @@ func messageCount(data []byte) (int, error) {
 		return 0, fmt.Errorf("unknown events message version %d", data[1])
 	}
 	n, k := binary.Uvarint(data[2:])
-	if k <= 0 || n > uint64(len(data)) {
+	if k <= 0 || n > uint64(len(data)/minEventLen) {
 		return 0, errCorrupt
 	}
 	return int(n), nil
@@ -302,7 +307,7 @@ func (d *decoder) readEvent(r *reader, e *vigil.Event) {
 	}
 	if flags&flagFields != 0 {
 		cnt := r.uvarint()
-		if cnt > uint64(r.remaining()) {
+		if cnt > uint64(r.remaining()/2) { // a key length and a tag at least
 			r.fail()
 			return
 		}

@@ -31,6 +31,8 @@ type Bus struct {
 	nc *nats.Conn
 	js jetstream.JetStream
 
+	queues []*partitionQueue // per partition: ordered, merging publisher
+
 	eventsStream string
 	alertsStream string
 	eventsSubj   string // prefix of event subjects, "<prefix>.events."
@@ -90,6 +92,13 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		jetstream.WithPublishAsyncTimeout(cfg.PublishTimeout))
 	if err == nil {
 		err = b.setup(ctx)
+	}
+	for range cfg.Partitions {
+		b.queues = append(b.queues, &partitionQueue{
+			b:     b,
+			merge: cfg.DedupWindow <= 0,
+			limit: int(b.nc.MaxPayload()) - headerRoom,
+		})
 	}
 	if err != nil {
 		b.Close()

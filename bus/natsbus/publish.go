@@ -22,11 +22,12 @@ const headerRoom = 1024
 
 // outMsg is one message to publish: a chunk of one partition's events.
 type outMsg struct {
-	subject string
-	data    []byte
-	count   int
-	first   string // id of the first event, for the dedup id
-	hash    uint64 // of all the event ids, for the dedup id
+	partition int
+	subject   string
+	data      []byte
+	count     int
+	first     string // id of the first event, for the dedup id
+	hash      uint64 // of all the event ids, for the dedup id
 }
 
 // msgID is the Nats-Msg-Id of a message: the same events in the same
@@ -40,6 +41,8 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &
 // PublishEvents groups the events by partition, encodes each group as one
 // message (several when it is larger than the server's max payload),
 // publishes all of them asynchronously and waits for every acknowledgement.
+// Concurrent calls' messages for one partition are merged while earlier
+// ones await their acknowledgement (see partitionQueue).
 // A full stream or too many publishes in flight return an error that
 // matches bus.ErrBackpressure; an event that cannot be encoded or is larger
 // than a message returns an EINVALID *vigil.Error before anything is sent.
@@ -63,8 +66,25 @@ func (b *Bus) PublishEvents(ctx context.Context, events []vigil.Event) error {
 		b.m.publishErrors.WithLabelValues("events", "invalid").Inc()
 		return err
 	}
-	if detached, err = b.publish(ctx, "events", msgs); err != nil {
-		return err
+	pieces := make([]piece, len(msgs))
+	for i := range msgs {
+		pieces[i] = piece{msg: msgs[i], done: make(chan struct{})}
+		b.queues[msgs[i].partition].submit(&pieces[i])
+	}
+	var firstErr error
+	for i := range pieces {
+		select {
+		case <-pieces[i].done:
+			if firstErr == nil {
+				firstErr = pieces[i].err
+			}
+		case <-ctx.Done():
+			detached = true // the queues still hold our buffers
+			return b.publishError("events", ctx.Err())
+		}
+	}
+	if firstErr != nil {
+		return b.publishError("events", firstErr)
 	}
 	b.m.published.WithLabelValues("events").Add(float64(len(events)))
 	return nil
@@ -98,7 +118,7 @@ func (b *Bus) encodeEvents(events []vigil.Event, bufs *[]*[]byte) ([]outMsg, err
 		if counts[p] == 0 {
 			continue
 		}
-		cur := outMsg{subject: b.eventsSubj + strconv.Itoa(p)}
+		cur := outMsg{partition: p, subject: b.eventsSubj + strconv.Itoa(p)}
 		h := fnv.New64a()
 		data := newBuf()
 		finish := func() {
@@ -132,7 +152,7 @@ func (b *Bus) encodeEvents(events []vigil.Event, bufs *[]*[]byte) ([]outMsg, err
 				data = data[:before]
 				finish()
 				data = append(newBuf(), ev...)
-				cur = outMsg{subject: cur.subject}
+				cur = outMsg{partition: p, subject: cur.subject}
 				h.Reset()
 			}
 			if cur.count == 0 {
