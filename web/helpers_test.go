@@ -47,7 +47,7 @@ func (b *syncBuffer) String() string {
 }
 
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *Server
 	store  *sqlite.Store
 	tokens *auth.FileStore
@@ -59,7 +59,7 @@ type env struct {
 
 // newEnv builds a server on a real SQLite store and token file, with one
 // token per role. mod may change the options before the server is built.
-func newEnv(t *testing.T, mod func(*Options)) *env {
+func newEnv(t testing.TB, mod func(*Options)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := sqlite.Open(filepath.Join(dir, "vigil.db"), sqlite.Options{})
