@@ -1,0 +1,205 @@
+package sensor
+
+import (
+	"context"
+	"time"
+
+	vigil "github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/proto"
+)
+
+// engine turns packets into events: flows, reassembly, decoders. It is
+// driven from one goroutine.
+type engine struct {
+	cfg   Config
+	reg   *registry
+	table *flowTable
+	stats Stats
+	p     packet
+	c     proto.Context
+	batch []vigil.Event
+	pub   Publisher
+	err   error // first publish error
+	ctx_  context.Context
+}
+
+var _ proto.Emitter = (*engine)(nil)
+
+func newEngine(ctx context.Context, cfg Config, pub Publisher) *engine {
+	return &engine{
+		cfg:   cfg,
+		reg:   newRegistry(cfg.Protocols),
+		table: newFlowTable(cfg.MaxFlows),
+		pub:   pub,
+		ctx_:  ctx,
+		batch: make([]vigil.Event, 0, cfg.BatchSize),
+	}
+}
+
+// Emit implements proto.Emitter.
+func (e *engine) Emit(ev vigil.Event) {
+	e.stats.Events++
+	if ev.Action == "anomaly" {
+		e.stats.Anomalies++
+	}
+	e.batch = append(e.batch, ev)
+}
+
+// flush publishes the batch.
+func (e *engine) flush() {
+	if len(e.batch) == 0 {
+		return
+	}
+	if e.err == nil && e.pub != nil {
+		e.err = e.pub.PublishEvents(e.ctx_, e.batch)
+	}
+	clear(e.batch)
+	e.batch = e.batch[:0]
+}
+
+// ctx fills the decoder context for direction d of f.
+func (e *engine) ctx(f *flow, d proto.Direction) {
+	e.c.Time = f.end
+	e.c.Flow = f.net
+	e.c.Dir = d
+	e.c.FlowID = f.id
+	e.c.Midstream = f.midstream
+}
+
+// packet processes one captured frame.
+func (e *engine) packet(link int, data []byte, ts time.Time, wireLen int) {
+	e.stats.Packets++
+	e.stats.Bytes += uint64(wireLen)
+	p := &e.p
+	if !decodeLink(link, data, p) {
+		e.stats.Undecoded++
+		return
+	}
+	k, fwd := keyOf(p)
+	f := e.table.m[k]
+	if f != nil && p.proto == ipTCP && p.flags&(tcpSYN|tcpACK) == tcpSYN && (f.closing || f.rst) {
+		e.endFlow(f, "end", ts)
+		f = nil
+	}
+	if f == nil {
+		if p.proto == ipTCP && p.flags&tcpSYN == 0 && len(p.payload) == 0 {
+			// A bare ACK, FIN or RST of a flow we do not know (or just
+			// closed): count it, but do not start a flow on it.
+			e.stats.Orphans++
+			return
+		}
+		if len(e.table.m) >= e.cfg.MaxFlows {
+			e.stats.FlowsEvicted++
+			e.endFlow(e.table.tail, "evicted", ts)
+		}
+		f = e.table.newFlow(k, fwd, p, ts, e.reg.wellKnown)
+		e.stats.Flows++
+	} else {
+		e.table.touch(f)
+	}
+	d := f.dir(fwd)
+	f.pkts[d]++
+	f.bytes[d] += uint64(p.ipLen)
+	if ts.After(f.end) {
+		f.end = ts
+	}
+	f.flags[d] |= p.flags
+	if p.fragment && p.payload == nil || p.transportInvalid {
+		return
+	}
+	switch p.proto {
+	case ipTCP:
+		if !f.decided && len(p.payload) > 0 {
+			e.decideTCP(f, d, p.payload)
+		}
+		e.tcpSegment(f, d, p)
+		if p.flags&tcpRST != 0 {
+			f.rst = true
+		}
+		if p.flags&tcpFIN != 0 {
+			f.finSeen[d] = true
+		}
+		if f.rst || f.finSeen[0] && f.finSeen[1] {
+			e.endFlow(f, "end", ts)
+		}
+	case ipUDP:
+		if !f.decided {
+			f.decided = true
+			if pr := e.reg.udp[f.net.DstPort]; pr != nil {
+				f.app = pr.Name
+				f.dgram = pr.Datagram
+			}
+		}
+		if f.dgram != nil {
+			e.ctx(f, d)
+			f.dgram.ParseDatagram(&e.c, p.payload, e)
+		}
+	}
+	if e.cfg.FlowInterval > 0 && ts.Sub(f.lastReport) >= e.cfg.FlowInterval && e.table.m[k] == f {
+		f.lastReport = ts
+		e.Emit(f.record("periodic", ts))
+	}
+	e.expire(ts)
+	if len(e.batch) >= e.cfg.BatchSize {
+		e.flush()
+	}
+}
+
+// decideTCP picks the application protocol of a TCP flow from its
+// server port, or by probing the first bytes the client sends.
+func (e *engine) decideTCP(f *flow, d proto.Direction, payload []byte) {
+	if pr := e.reg.tcp[f.net.DstPort]; pr != nil && pr.NewStream != nil {
+		f.decided = true
+		f.app = pr.Name
+		f.stream = pr.NewStream()
+		return
+	}
+	if d != proto.ToServer {
+		return
+	}
+	f.decided = true
+	for _, pr := range e.reg.probes {
+		if pr.Probe(payload) {
+			f.app = pr.Name
+			f.stream = pr.NewStream()
+			return
+		}
+	}
+}
+
+// endFlow flushes a flow's reassembly, emits its record and removes it.
+func (e *engine) endFlow(f *flow, reason string, ts time.Time) {
+	if f == nil {
+		return
+	}
+	for d := range f.half {
+		if len(f.half[d].ooo) > 0 {
+			e.flushHoles(f, proto.Direction(d))
+		}
+	}
+	e.Emit(f.record(reason, ts))
+	e.table.remove(f)
+	f.stream = nil
+}
+
+// expire ends flows idle for longer than the flow timeout.
+func (e *engine) expire(now time.Time) {
+	for f := e.table.tail; f != nil; f = e.table.tail {
+		if now.Sub(f.end) < e.cfg.FlowTimeout {
+			return
+		}
+		e.stats.FlowsExpired++
+		e.endFlow(f, "timeout", now)
+	}
+}
+
+// finish ends every flow, as at the end of a capture file.
+func (e *engine) finish(reason string) {
+	for f := e.table.tail; f != nil; f = e.table.tail {
+		e.endFlow(f, reason, f.end)
+		if len(e.batch) >= e.cfg.BatchSize {
+			e.flush()
+		}
+	}
+	e.flush()
+}

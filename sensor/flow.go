@@ -1,0 +1,207 @@
+package sensor
+
+import (
+	"net/netip"
+	"strconv"
+	"time"
+
+	vigil "github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/proto"
+)
+
+// flowKey identifies a flow whatever its direction: the lower endpoint
+// first.
+type flowKey struct {
+	a, b   netip.Addr
+	pa, pb uint16
+	proto  uint8
+}
+
+func keyOf(p *packet) (k flowKey, forward bool) {
+	c := p.src.Compare(p.dst)
+	if c < 0 || c == 0 && p.sport <= p.dport {
+		return flowKey{p.src, p.dst, p.sport, p.dport, p.proto}, true
+	}
+	return flowKey{p.dst, p.src, p.dport, p.sport, p.proto}, false
+}
+
+// flow is one connection or UDP conversation. Side 0 is the client.
+type flow struct {
+	key        flowKey
+	id         string
+	net        vigil.Network // client to server
+	clientIsA  bool          // the client is key.a/key.pa
+	start, end time.Time
+	lastReport time.Time
+	pkts       [2]uint64
+	bytes      [2]uint64
+	flags      [2]uint8
+	midstream  bool
+	finSeen    [2]bool
+	rst        bool
+	closing    bool
+	app        string
+	decided    bool // app protocol decided (TCP: on first payload)
+	stream     proto.StreamParser
+	dgram      proto.DatagramParser
+	half       [2]half
+	prev, next *flow // LRU list, most recent first
+}
+
+// dir returns the direction of a packet in this flow.
+func (f *flow) dir(forward bool) proto.Direction {
+	if forward == f.clientIsA {
+		return proto.ToServer
+	}
+	return proto.ToClient
+}
+
+// flowTable is a bounded map of flows with an LRU list, so that idle
+// flows expire and the least recent one is evicted when the table is full.
+type flowTable struct {
+	m          map[flowKey]*flow
+	head, tail *flow
+	max        int
+	seq        uint64
+}
+
+func newFlowTable(max int) *flowTable {
+	return &flowTable{m: make(map[flowKey]*flow, min(max, 1<<16)), max: max}
+}
+
+func (t *flowTable) unlink(f *flow) {
+	if f.prev != nil {
+		f.prev.next = f.next
+	} else {
+		t.head = f.next
+	}
+	if f.next != nil {
+		f.next.prev = f.prev
+	} else {
+		t.tail = f.prev
+	}
+	f.prev, f.next = nil, nil
+}
+
+func (t *flowTable) pushFront(f *flow) {
+	f.next = t.head
+	f.prev = nil
+	if t.head != nil {
+		t.head.prev = f
+	}
+	t.head = f
+	if t.tail == nil {
+		t.tail = f
+	}
+}
+
+// touch moves f to the front of the LRU list.
+func (t *flowTable) touch(f *flow) {
+	if t.head == f {
+		return
+	}
+	t.unlink(f)
+	t.pushFront(f)
+}
+
+func (t *flowTable) remove(f *flow) {
+	t.unlink(f)
+	delete(t.m, f.key)
+}
+
+// newFlow creates a flow for the first packet p seen of it. The caller
+// must make room first when the table is full.
+func (t *flowTable) newFlow(k flowKey, forward bool, p *packet, ts time.Time, wellKnown func(proto uint8, port uint16) bool) *flow {
+	t.seq++
+	f := &flow{key: k, start: ts, end: ts, lastReport: ts}
+	f.id = strconv.FormatUint(t.seq, 36)
+	// Decide who is the client: the sender of a SYN without ACK, else
+	// the side whose port is not a known service port, else the side
+	// with the higher port.
+	senderIsClient := true
+	switch {
+	case p.proto == ipTCP && p.flags&(tcpSYN|tcpACK) == tcpSYN:
+	case p.proto == ipTCP && p.flags&(tcpSYN|tcpACK) == tcpSYN|tcpACK:
+		senderIsClient = false
+	case wellKnown(p.proto, p.dport):
+	case wellKnown(p.proto, p.sport):
+		senderIsClient = false
+	case p.sport < p.dport && p.sport < 1024:
+		senderIsClient = false
+	}
+	if p.proto == ipTCP && p.flags&tcpSYN == 0 {
+		f.midstream = true
+	}
+	f.clientIsA = senderIsClient == forward
+	f.net = vigil.Network{Transport: transportName(p.proto), SrcIP: p.src, SrcPort: p.sport, DstIP: p.dst, DstPort: p.dport}
+	if !senderIsClient {
+		f.net.SrcIP, f.net.DstIP = p.dst, p.src
+		f.net.SrcPort, f.net.DstPort = p.dport, p.sport
+	}
+	t.m[k] = f
+	t.pushFront(f)
+	return f
+}
+
+func transportName(p uint8) string {
+	switch p {
+	case ipTCP:
+		return "tcp"
+	case ipUDP:
+		return "udp"
+	case 1:
+		return "icmp"
+	case 58:
+		return "ipv6-icmp"
+	}
+	return strconv.Itoa(int(p))
+}
+
+// record returns the flow record event of f.
+func (f *flow) record(reason string, ts time.Time) vigil.Event {
+	n := f.net
+	ev := vigil.Event{
+		Time:     f.end,
+		Source:   "sensor",
+		Kind:     "flow",
+		Category: "network",
+		Action:   "flow",
+		Network:  &n,
+		Fields: map[string]any{
+			"flow.id":             f.id,
+			"flow.reason":         reason,
+			"flow.start":          f.start.UTC().Format(time.RFC3339Nano),
+			"flow.end":            f.end.UTC().Format(time.RFC3339Nano),
+			"flow.duration":       f.end.Sub(f.start).Seconds(),
+			"flow.pkts_toserver":  float64(f.pkts[0]),
+			"flow.pkts_toclient":  float64(f.pkts[1]),
+			"flow.bytes_toserver": float64(f.bytes[0]),
+			"flow.bytes_toclient": float64(f.bytes[1]),
+			"flow.midstream":      f.midstream,
+		},
+	}
+	if reason == "periodic" {
+		ev.Time = ts
+	}
+	if f.app != "" {
+		ev.Fields["flow.app_proto"] = f.app
+	}
+	if f.key.proto == ipTCP {
+		ev.Fields["flow.tcp_flags_toserver"] = flagString(f.flags[0])
+		ev.Fields["flow.tcp_flags_toclient"] = flagString(f.flags[1])
+		ev.Fields["flow.tcp_flags"] = flagString(f.flags[0] | f.flags[1])
+		state := "established"
+		switch {
+		case f.rst:
+			state = "reset"
+		case f.finSeen[0] && f.finSeen[1]:
+			state = "closed"
+		case f.finSeen[0] || f.finSeen[1]:
+			state = "closing"
+		case f.flags[1]&tcpSYN == 0 && f.flags[0]&tcpSYN != 0:
+			state = "syn_sent"
+		}
+		ev.Fields["flow.state"] = state
+	}
+	return ev
+}

@@ -1,0 +1,225 @@
+package sensor
+
+import (
+	"encoding/binary"
+	"net/netip"
+)
+
+// Link types (LINKTYPE_* values of pcap and pcapng) the sensor decodes.
+const (
+	LinkNull      = 0   // BSD loopback, 4-byte address family
+	LinkEthernet  = 1   // Ethernet II, 802.1Q
+	LinkRawAlt    = 12  // DLT_RAW on some systems
+	LinkRaw       = 101 // raw IPv4 or IPv6
+	LinkLinuxSLL  = 113 // Linux cooked capture v1
+	LinkIPv4      = 228
+	LinkIPv6      = 229
+	LinkLinuxSLL2 = 276 // Linux cooked capture v2
+)
+
+// IP protocol numbers.
+const (
+	ipTCP = 6
+	ipUDP = 17
+)
+
+// TCP flags.
+const (
+	tcpFIN = 0x01
+	tcpSYN = 0x02
+	tcpRST = 0x04
+	tcpPSH = 0x08
+	tcpACK = 0x10
+	tcpURG = 0x20
+)
+
+// packet is one decoded IP packet. Payload points into the capture buffer.
+type packet struct {
+	src, dst         netip.Addr
+	sport, dport     uint16
+	proto            uint8
+	flags            uint8 // TCP flags
+	seq              uint32
+	payload          []byte
+	ipLen            int // bytes on the wire from the IP header on
+	fragment         bool
+	transportInvalid bool
+}
+
+// decodeLink decodes one captured frame of the given link type. It
+// returns false for frames it does not handle (not IP, truncated).
+func decodeLink(link int, b []byte, p *packet) bool {
+	switch link {
+	case LinkEthernet:
+		if len(b) < 14 {
+			return false
+		}
+		et := binary.BigEndian.Uint16(b[12:])
+		b = b[14:]
+		for et == 0x8100 || et == 0x88a8 || et == 0x9100 {
+			if len(b) < 4 {
+				return false
+			}
+			et = binary.BigEndian.Uint16(b[2:])
+			b = b[4:]
+		}
+		return decodeEtherType(et, b, p)
+	case LinkLinuxSLL:
+		if len(b) < 16 {
+			return false
+		}
+		return decodeEtherType(binary.BigEndian.Uint16(b[14:]), b[16:], p)
+	case LinkLinuxSLL2:
+		if len(b) < 20 {
+			return false
+		}
+		return decodeEtherType(binary.BigEndian.Uint16(b[0:]), b[20:], p)
+	case LinkRaw, LinkRawAlt:
+		return decodeIP(b, p)
+	case LinkIPv4, LinkIPv6:
+		return decodeIP(b, p)
+	case LinkNull:
+		if len(b) < 4 {
+			return false
+		}
+		return decodeIP(b[4:], p)
+	}
+	return false
+}
+
+func decodeEtherType(et uint16, b []byte, p *packet) bool {
+	switch et {
+	case 0x0800, 0x86dd:
+		return decodeIP(b, p)
+	}
+	return false
+}
+
+// decodeIP decodes an IPv4 or IPv6 header and the TCP or UDP header
+// after it. Other transports are kept with their protocol number only.
+func decodeIP(b []byte, p *packet) bool {
+	if len(b) < 1 {
+		return false
+	}
+	*p = packet{}
+	switch b[0] >> 4 {
+	case 4:
+		if len(b) < 20 {
+			return false
+		}
+		hl := int(b[0]&0x0f) * 4
+		tl := int(binary.BigEndian.Uint16(b[2:]))
+		if hl < 20 || len(b) < hl {
+			return false
+		}
+		if tl >= hl && tl < len(b) {
+			b = b[:tl] // drop Ethernet padding
+		}
+		p.ipLen = max(tl, len(b))
+		p.proto = b[9]
+		p.src = netip.AddrFrom4([4]byte(b[12:16]))
+		p.dst = netip.AddrFrom4([4]byte(b[16:20]))
+		frag := binary.BigEndian.Uint16(b[6:])
+		if frag&0x3fff != 0 { // more fragments or an offset
+			p.fragment = true
+			if frag&0x1fff != 0 {
+				return true // not the first fragment: no transport header
+			}
+		}
+		return decodeTransport(b[hl:], p)
+	case 6:
+		if len(b) < 40 {
+			return false
+		}
+		pl := int(binary.BigEndian.Uint16(b[4:]))
+		if 40+pl < len(b) {
+			b = b[:40+pl]
+		}
+		p.ipLen = max(40+pl, len(b))
+		p.src = netip.AddrFrom16([16]byte(b[8:24]))
+		p.dst = netip.AddrFrom16([16]byte(b[24:40]))
+		next := b[6]
+		b = b[40:]
+		// Skip extension headers: hop-by-hop, routing, destination options.
+		for i := 0; i < 8; i++ {
+			switch next {
+			case 0, 43, 60:
+				if len(b) < 8 {
+					return false
+				}
+				l := (int(b[1]) + 1) * 8
+				if len(b) < l {
+					return false
+				}
+				next = b[0]
+				b = b[l:]
+				continue
+			case 44: // fragment
+				if len(b) < 8 {
+					return false
+				}
+				p.fragment = true
+				off := binary.BigEndian.Uint16(b[2:]) &^ 7
+				next = b[0]
+				b = b[8:]
+				if off != 0 {
+					p.proto = next
+					return true
+				}
+				continue
+			}
+			break
+		}
+		p.proto = next
+		return decodeTransport(b, p)
+	}
+	return false
+}
+
+func decodeTransport(b []byte, p *packet) bool {
+	switch p.proto {
+	case ipTCP:
+		if len(b) < 20 {
+			p.transportInvalid = true
+			return true
+		}
+		off := int(b[12]>>4) * 4
+		if off < 20 || off > len(b) {
+			p.transportInvalid = true
+			return true
+		}
+		p.sport = binary.BigEndian.Uint16(b)
+		p.dport = binary.BigEndian.Uint16(b[2:])
+		p.seq = binary.BigEndian.Uint32(b[4:])
+		p.flags = b[13]
+		p.payload = b[off:]
+	case ipUDP:
+		if len(b) < 8 {
+			p.transportInvalid = true
+			return true
+		}
+		p.sport = binary.BigEndian.Uint16(b)
+		p.dport = binary.BigEndian.Uint16(b[2:])
+		ul := int(binary.BigEndian.Uint16(b[4:]))
+		if ul >= 8 && ul <= len(b) {
+			b = b[:ul]
+		}
+		p.payload = b[8:]
+	}
+	return true
+}
+
+// flagString renders TCP flags as "SYN,ACK,FIN".
+func flagString(f uint8) string {
+	names := [...]string{"FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"}
+	s := ""
+	for i, n := range names {
+		if f&(1<<i) != 0 {
+			if s != "" {
+				s += ","
+			}
+			s += n
+		}
+	}
+	return s
+}

@@ -1,0 +1,69 @@
+package sensor
+
+import (
+	"github.com/vigil-iot/vigil/proto"
+	"github.com/vigil-iot/vigil/proto/mqtt"
+)
+
+// Protocol describes one application protocol the sensor decodes.
+type Protocol struct {
+	// Name is the flow.app_proto value and usually the event kind.
+	Name string
+	// TCPPorts and UDPPorts are the well-known server ports.
+	TCPPorts, UDPPorts []uint16
+	// Probe, when set, recognises the protocol on other TCP ports from
+	// the first bytes the client sends.
+	Probe func(data []byte) bool
+	// NewStream returns a parser for one TCP connection.
+	NewStream func() proto.StreamParser
+	// Datagram parses UDP payloads.
+	Datagram proto.DatagramParser
+}
+
+// DefaultProtocols returns every decoder the sensor ships, configured by
+// cfg.
+func DefaultProtocols(cfg Config) []Protocol {
+	mc := mqtt.Config{PayloadPreview: cfg.PayloadPreview}
+	return []Protocol{
+		{
+			Name:      "mqtt",
+			TCPPorts:  []uint16{1883},
+			Probe:     mqtt.Probe,
+			NewStream: func() proto.StreamParser { return mqtt.New(mc) },
+		},
+	}
+}
+
+// registry finds the protocol of a flow.
+type registry struct {
+	tcp    map[uint16]*Protocol
+	udp    map[uint16]*Protocol
+	probes []*Protocol
+}
+
+func newRegistry(ps []Protocol) *registry {
+	r := &registry{tcp: map[uint16]*Protocol{}, udp: map[uint16]*Protocol{}}
+	for i := range ps {
+		p := &ps[i]
+		for _, port := range p.TCPPorts {
+			r.tcp[port] = p
+		}
+		for _, port := range p.UDPPorts {
+			r.udp[port] = p
+		}
+		if p.Probe != nil && p.NewStream != nil {
+			r.probes = append(r.probes, p)
+		}
+	}
+	return r
+}
+
+func (r *registry) wellKnown(ipProto uint8, port uint16) bool {
+	switch ipProto {
+	case ipTCP:
+		return r.tcp[port] != nil
+	case ipUDP:
+		return r.udp[port] != nil
+	}
+	return false
+}

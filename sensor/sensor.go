@@ -1,0 +1,291 @@
+package sensor
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/gopacket/gopacket/pcapgo"
+	vigil "github.com/vigil-iot/vigil"
+)
+
+// Publisher receives batches of events. The sensor calls it from one
+// goroutine and does not touch a batch after PublishEvents returns, so an
+// implementation that keeps the events must copy the slice (the events
+// themselves it may keep).
+type Publisher interface {
+	PublishEvents(ctx context.Context, events []vigil.Event) error
+}
+
+// Config configures a sensor run. The zero value reads nothing.
+type Config struct {
+	// Pcaps are capture files (pcap or pcapng) read one after the other.
+	// Flows end at the end of each file.
+	Pcaps []string
+	// Iface is a network interface to capture from live (AF_PACKET).
+	// Not implemented yet: Run returns an EINVALID error when it is set.
+	Iface string
+	// BPF is a capture filter; not implemented yet (EINVALID when set).
+	BPF string
+	// Publisher receives the events. When nil, events are written as
+	// NDJSON to Output (one vigil.Event JSON object per line).
+	Publisher Publisher
+	// Output is where NDJSON events go when Publisher is nil. When both
+	// are nil the events are counted and dropped.
+	Output io.Writer
+	// Progress, when set, receives a one-line progress report for files
+	// ("\r"-refreshed, about twice a second).
+	Progress io.Writer
+	// Logger logs read errors; nil discards.
+	Logger *slog.Logger
+
+	// Protocols are the decoders; nil means DefaultProtocols(cfg).
+	Protocols []Protocol
+	// PayloadPreview is how many payload bytes message events keep
+	// (MQTT PUBLISH). Default 256.
+	PayloadPreview int
+	// MaxFlows bounds the flow table; the least recently seen flow is
+	// evicted (flow.reason "evicted") when a new one does not fit.
+	// Default 262144.
+	MaxFlows int
+	// FlowTimeout ends flows idle for that long. Default 2 minutes.
+	FlowTimeout time.Duration
+	// FlowInterval emits a flow record (flow.reason "periodic") for a
+	// live flow every interval of capture time. Default 1 minute;
+	// negative disables.
+	FlowInterval time.Duration
+	// MaxStreamBuffer bounds what a TCP direction keeps for a parser
+	// waiting for the rest of a message. Default 2 MiB.
+	MaxStreamBuffer int
+	// BatchSize is how many events go to the Publisher at once.
+	// Default 256.
+	BatchSize int
+}
+
+func (c Config) withDefaults() Config {
+	if c.PayloadPreview == 0 {
+		c.PayloadPreview = 256
+	}
+	if c.Protocols == nil {
+		c.Protocols = DefaultProtocols(c)
+	}
+	if c.MaxFlows <= 0 {
+		c.MaxFlows = 1 << 18
+	}
+	if c.FlowTimeout <= 0 {
+		c.FlowTimeout = 2 * time.Minute
+	}
+	if c.FlowInterval == 0 {
+		c.FlowInterval = time.Minute
+	}
+	if c.MaxStreamBuffer <= 0 {
+		c.MaxStreamBuffer = 2 << 20
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 256
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Stats counts what a run saw.
+type Stats struct {
+	Packets         uint64  `json:"packets"`
+	Bytes           uint64  `json:"bytes"` // captured frame lengths on the wire
+	Events          uint64  `json:"events"`
+	Anomalies       uint64  `json:"anomalies"`
+	Flows           uint64  `json:"flows"`
+	FlowsEvicted    uint64  `json:"flows_evicted"` // ended because the table was full
+	FlowsExpired    uint64  `json:"flows_expired"` // ended because idle
+	Undecoded       uint64  `json:"undecoded"`     // frames not IPv4/IPv6 or truncated
+	Orphans         uint64  `json:"orphans"`       // bare TCP control segments of unknown flows
+	Retransmissions uint64  `json:"retransmissions"`
+	OutOfOrder      uint64  `json:"out_of_order"`
+	Gaps            uint64  `json:"gaps"` // holes skipped in TCP streams
+	Seconds         float64 `json:"seconds"`
+}
+
+// String renders the summary line scripts rely on:
+// "sensor: packets=<N> bytes=<B> events=<E> seconds=<S> gbps=<G>".
+func (s Stats) String() string {
+	gbps := 0.0
+	if s.Seconds > 0 {
+		gbps = float64(s.Bytes) * 8 / s.Seconds / 1e9
+	}
+	return fmt.Sprintf("sensor: packets=%d bytes=%d events=%d seconds=%.3f gbps=%.3f",
+		s.Packets, s.Bytes, s.Events, s.Seconds, gbps)
+}
+
+// Run reads the configured captures, decodes them and hands the events to
+// the publisher, then returns what it counted. It stops early when ctx is
+// done or publishing fails. An unreadable file is an error naming it; the
+// files before it have been processed.
+func Run(ctx context.Context, cfg Config) (Stats, error) {
+	cfg = cfg.withDefaults()
+	if cfg.Iface != "" {
+		return Stats{}, vigil.Errorf(vigil.EINVALID, "live capture (--iface %s) is not implemented yet", cfg.Iface)
+	}
+	if cfg.BPF != "" {
+		return Stats{}, vigil.Errorf(vigil.EINVALID, "capture filters (--bpf) are not implemented yet")
+	}
+	pub := cfg.Publisher
+	var nd *NDJSON
+	if pub == nil && cfg.Output != nil {
+		nd = NewNDJSON(cfg.Output)
+		pub = nd
+	}
+	e := newEngine(ctx, cfg, pub)
+	start := time.Now()
+	var err error
+	for _, name := range cfg.Pcaps {
+		if err = e.readFile(ctx, name); err != nil {
+			break
+		}
+	}
+	e.finish("capture_end")
+	if nd != nil {
+		if ferr := nd.Flush(); ferr != nil && e.err == nil {
+			e.err = ferr
+		}
+	}
+	e.stats.Seconds = time.Since(start).Seconds()
+	if err == nil && e.err != nil {
+		err = fmt.Errorf("cannot publish events: %w", e.err)
+	}
+	return e.stats, err
+}
+
+// readFile processes one capture file.
+func (e *engine) readFile(ctx context.Context, name string) error {
+	fh, err := os.Open(name)
+	if err != nil {
+		return fmt.Errorf("cannot open capture: %w", err)
+	}
+	defer fh.Close()
+	var size int64
+	if st, err := fh.Stat(); err == nil {
+		size = st.Size()
+	}
+	cr := &countingReader{r: bufio.NewReaderSize(fh, 1<<20)}
+	br := bufio.NewReaderSize(cr, 1<<16)
+	magic, err := br.Peek(4)
+	if err != nil {
+		return fmt.Errorf("cannot read capture %s: %w", name, err)
+	}
+	var src source
+	if string(magic) == "\x0a\x0d\x0d\x0a" {
+		r, err := pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{SkipUnknownVersion: true})
+		if err != nil {
+			return fmt.Errorf("cannot read pcapng %s: %w", name, err)
+		}
+		src = ngSource{r}
+	} else {
+		r, err := pcapgo.NewReader(br)
+		if err != nil {
+			return fmt.Errorf("cannot read pcap %s: %w", name, err)
+		}
+		src = pcapSource{r}
+	}
+	lastProgress := time.Now()
+	for i := 0; ; i++ {
+		data, ts, wire, link, err := src.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				e.cfg.Logger.Warn("capture truncated", "file", name, "packet", i+1)
+				break
+			}
+			return fmt.Errorf("cannot read packet %d of %s: %w", i+1, name, err)
+		}
+		e.packet(link, data, ts, wire)
+		if e.err != nil {
+			return nil
+		}
+		if i&1023 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if e.cfg.Progress != nil && time.Since(lastProgress) > 500*time.Millisecond {
+				lastProgress = time.Now()
+				progress(e.cfg.Progress, name, cr.n, size, e.stats.Packets)
+			}
+		}
+	}
+	e.finish("capture_end")
+	if e.cfg.Progress != nil {
+		progress(e.cfg.Progress, name, size, size, e.stats.Packets)
+		fmt.Fprintln(e.cfg.Progress)
+	}
+	return nil
+}
+
+func progress(w io.Writer, name string, done, size int64, pkts uint64) {
+	pct := 100.0
+	if size > 0 {
+		pct = float64(done) * 100 / float64(size)
+	}
+	const width = 30
+	n := int(pct / 100 * width)
+	bar := make([]byte, width)
+	for i := range bar {
+		if i < n {
+			bar[i] = '#'
+		} else {
+			bar[i] = '.'
+		}
+	}
+	fmt.Fprintf(w, "\r%s [%s] %5.1f%% packets=%d", name, bar, pct, pkts)
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += int64(n)
+	return n, err
+}
+
+// NDJSON is a Publisher writing one JSON event per line. Call Flush at
+// the end.
+type NDJSON struct {
+	w   *bufio.Writer
+	buf []byte
+}
+
+var _ Publisher = (*NDJSON)(nil)
+
+// NewNDJSON returns a Publisher that writes to w.
+func NewNDJSON(w io.Writer) *NDJSON {
+	return &NDJSON{w: bufio.NewWriterSize(w, 1<<16)}
+}
+
+// PublishEvents implements Publisher.
+func (n *NDJSON) PublishEvents(_ context.Context, events []vigil.Event) error {
+	for i := range events {
+		b, err := json.Marshal(&events[i])
+		if err != nil {
+			return fmt.Errorf("cannot encode event %d: %w", i, err)
+		}
+		b = append(b, '\n')
+		if _, err := n.w.Write(b); err != nil {
+			return fmt.Errorf("cannot write events: %w", err)
+		}
+	}
+	return nil
+}
+
+// Flush writes what is buffered.
+func (n *NDJSON) Flush() error { return n.w.Flush() }
