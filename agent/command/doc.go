@@ -1,0 +1,20 @@
+// Package command is the agent's remote-command channel: the signed
+// command format (shared with the server, which signs), the verification
+// pipeline the agent runs before anything executes, the persisted replay
+// cache, the local policy, and the executors of each action.
+//
+// A command runs only when all of these hold, in this order, and a
+// refusal names the first that failed (Refusal.Reason):
+//
+//  1. its Ed25519 signature by the server's command key is valid
+//     (bad_signature; malformed when it cannot be read at all);
+//  2. it names this device (wrong_device);
+//  3. it has not expired and its lifetime is within MaxTTL (expired);
+//  4. its nonce was never seen, across restarts (replayed);
+//  5. the local policy file allows the action and its target
+//     (not_allowed).
+//
+// The package uses the standard library only; it is linked into the agent
+// and imported by the server's enroll package for Sign. It must never
+// import a server package.
+package command

@@ -1,0 +1,355 @@
+package command
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Executor carries out a verified command and returns its output.
+type Executor interface {
+	Execute(ctx context.Context, c Command) (string, error)
+}
+
+// System executes commands on this machine.
+type System struct {
+	// ServerAddrs stay reachable while isolated (the Vigil server's IPs).
+	ServerAddrs []netip.Addr
+	// Firewall is "nft", "iptables" or "" (nft when found, else iptables).
+	Firewall string
+	// ServiceCommand, when set, runs instead of systemctl or init.d, with
+	// the words "{action}" and "{service}" replaced ("stop" or "restart").
+	ServiceCommand []string
+	// ParamFile is the "key=value" file set_param writes.
+	ParamFile string
+	// Installer runs an update: the word "{file}" is replaced by the
+	// artifact's path. Rollback runs when the installer fails.
+	Installer []string
+	Rollback  []string
+	// Fetch downloads an update artifact (over the agent's mTLS client).
+	Fetch func(ctx context.Context, url string) (io.ReadCloser, error)
+	// UpdateKey verifies update artifacts (the server's command key).
+	UpdateKey ed25519.PublicKey
+	// RebootCommand defaults to ["reboot"].
+	RebootCommand []string
+	// Root prefixes /proc and /run paths (tests).
+	Root string
+	// Run runs a program and returns its combined output (default
+	// exec.CommandContext); tests replace it to see the commands.
+	Run func(ctx context.Context, argv []string, stdin string) (string, error)
+}
+
+var _ Executor = (*System)(nil)
+
+// Execute runs c.
+func (s *System) Execute(ctx context.Context, c Command) (string, error) {
+	switch c.Action {
+	case ActionIsolate:
+		return s.isolate(ctx)
+	case ActionRestore:
+		return s.restore(ctx)
+	case ActionKillProcess:
+		return s.kill(c.Params)
+	case ActionStopService:
+		return s.service(ctx, "stop", c.Params["service"])
+	case ActionRestartService:
+		return s.service(ctx, "restart", c.Params["service"])
+	case ActionSetParam:
+		return s.setParam(c.Params["key"], c.Params["value"])
+	case ActionUpdate:
+		return s.update(ctx, c.Params)
+	case ActionReboot:
+		argv := s.RebootCommand
+		if len(argv) == 0 {
+			argv = []string{"reboot"}
+		}
+		return s.run(ctx, argv, "")
+	}
+	return "", fmt.Errorf("unknown action %q", c.Action)
+}
+
+func (s *System) run(ctx context.Context, argv []string, stdin string) (string, error) {
+	if s.Run != nil {
+		return s.Run(ctx, argv, stdin)
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%s: %w", argv[0], err)
+	}
+	return string(out), nil
+}
+
+func (s *System) path(p string) string {
+	if s.Root == "" {
+		return p
+	}
+	return filepath.Join(s.Root, p)
+}
+
+func (s *System) firewall() string {
+	if s.Firewall != "" {
+		return s.Firewall
+	}
+	if _, err := exec.LookPath("nft"); err == nil {
+		return "nft"
+	}
+	return "iptables"
+}
+
+// IsolateRuleset is the nftables ruleset of isolate: drop everything in
+// and out except loopback and the server's addresses.
+func IsolateRuleset(server []netip.Addr) string {
+	var b strings.Builder
+	b.WriteString("table inet vigil_isolate {\n")
+	for _, dir := range []struct{ chain, hook, lo, ip string }{{"input", "input", "iif", "saddr"}, {"output", "output", "oif", "daddr"}} {
+		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook %s priority -10; policy drop;\n\t\t%s \"lo\" accept\n", dir.chain, dir.hook, dir.lo)
+		for _, a := range server {
+			fam := "ip"
+			if a.Is6() && !a.Is4In6() {
+				fam = "ip6"
+			}
+			fmt.Fprintf(&b, "\t\t%s %s %s accept\n", fam, dir.ip, a.Unmap())
+		}
+		b.WriteString("\t}\n")
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+func (s *System) isolate(ctx context.Context) (string, error) {
+	if len(s.ServerAddrs) == 0 {
+		return "", errors.New("cannot isolate: the server's address is unknown, isolation would cut the agent off")
+	}
+	_, _ = s.restore(ctx) // start from a clean state
+	if s.firewall() == "nft" {
+		out, err := s.run(ctx, []string{"nft", "-f", "-"}, IsolateRuleset(s.ServerAddrs))
+		if err != nil {
+			return out, fmt.Errorf("cannot isolate with nftables: %w", err)
+		}
+		return "isolated with nftables table inet vigil_isolate", nil
+	}
+	var out strings.Builder
+	for _, tool := range []string{"iptables", "ip6tables"} {
+		six := tool == "ip6tables"
+		steps := [][]string{{tool, "-N", "VIGIL_ISOLATE"}, {tool, "-A", "VIGIL_ISOLATE", "-i", "lo", "-j", "ACCEPT"}, {tool, "-A", "VIGIL_ISOLATE", "-o", "lo", "-j", "ACCEPT"}}
+		for _, a := range s.ServerAddrs {
+			if (a.Is6() && !a.Is4In6()) != six {
+				continue
+			}
+			ip := a.Unmap().String()
+			steps = append(steps, []string{tool, "-A", "VIGIL_ISOLATE", "-s", ip, "-j", "ACCEPT"}, []string{tool, "-A", "VIGIL_ISOLATE", "-d", ip, "-j", "ACCEPT"})
+		}
+		steps = append(steps, []string{tool, "-A", "VIGIL_ISOLATE", "-j", "DROP"},
+			[]string{tool, "-I", "INPUT", "1", "-j", "VIGIL_ISOLATE"}, []string{tool, "-I", "OUTPUT", "1", "-j", "VIGIL_ISOLATE"})
+		for _, st := range steps {
+			o, err := s.run(ctx, st, "")
+			out.WriteString(o)
+			if err != nil {
+				if six { // no IPv6 on the device: IPv4 isolation stands
+					break
+				}
+				return out.String(), fmt.Errorf("cannot isolate with iptables: %w", err)
+			}
+		}
+	}
+	return "isolated with iptables chain VIGIL_ISOLATE\n" + out.String(), nil
+}
+
+func (s *System) restore(ctx context.Context) (string, error) {
+	if s.firewall() == "nft" {
+		out, err := s.run(ctx, []string{"nft", "delete", "table", "inet", "vigil_isolate"}, "")
+		if err != nil && !strings.Contains(out, "No such file") {
+			return out, fmt.Errorf("cannot restore: %w", err)
+		}
+		return "restored: nftables table inet vigil_isolate removed", nil
+	}
+	for _, tool := range []string{"iptables", "ip6tables"} {
+		for _, st := range [][]string{{tool, "-D", "INPUT", "-j", "VIGIL_ISOLATE"}, {tool, "-D", "OUTPUT", "-j", "VIGIL_ISOLATE"}, {tool, "-F", "VIGIL_ISOLATE"}, {tool, "-X", "VIGIL_ISOLATE"}} {
+			_, _ = s.run(ctx, st, "") // absent rules are fine
+		}
+	}
+	return "restored: iptables chain VIGIL_ISOLATE removed", nil
+}
+
+func (s *System) kill(p map[string]string) (string, error) {
+	pid, err := strconv.Atoi(p["pid"])
+	if err != nil || pid <= 1 {
+		return "", fmt.Errorf("cannot kill: invalid pid %q", p["pid"])
+	}
+	if pid == os.Getpid() {
+		return "", errors.New("cannot kill: that is the agent itself")
+	}
+	comm, err := os.ReadFile(s.path("/proc/" + strconv.Itoa(pid) + "/comm"))
+	if err != nil {
+		return "", fmt.Errorf("cannot kill %d: no such process", pid)
+	}
+	name := strings.TrimSpace(string(comm))
+	if want := p["name"]; want != "" && want != name {
+		return "", fmt.Errorf("cannot kill %d: it is %q, not %q", pid, name, want)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		return "", fmt.Errorf("cannot kill %d: %w", pid, err)
+	}
+	return fmt.Sprintf("killed %d (%s)", pid, name), nil
+}
+
+func (s *System) service(ctx context.Context, action, name string) (string, error) {
+	if name == "" || strings.ContainsAny(name, "/ \t\n;&|$`") {
+		return "", fmt.Errorf("cannot %s service: invalid name %q", action, name)
+	}
+	var argv []string
+	switch {
+	case len(s.ServiceCommand) > 0:
+		for _, w := range s.ServiceCommand {
+			argv = append(argv, strings.NewReplacer("{action}", action, "{service}", name).Replace(w))
+		}
+	case exists(s.path("/run/systemd/system")):
+		argv = []string{"systemctl", action, name}
+	case exists(s.path("/etc/init.d/" + name)):
+		argv = []string{"/etc/init.d/" + name, action}
+	default:
+		return "", fmt.Errorf("cannot %s service %q: no systemd, no /etc/init.d/%s and no service_command configured", action, name, name)
+	}
+	return s.run(ctx, argv, "")
+}
+
+func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// SetParam writes key=value into a "key=value" file atomically (temporary
+// file, fsync, rename), keeping the other lines as they are.
+func SetParam(path, key, value string) error {
+	if key == "" || strings.ContainsAny(key, "=\n\r") || strings.ContainsAny(value, "\n\r") {
+		return fmt.Errorf("cannot set parameter: invalid key %q or value", key)
+	}
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("cannot set parameter: %w", err)
+	}
+	var b bytes.Buffer
+	found := false
+	sc := bufio.NewScanner(bytes.NewReader(old))
+	for sc.Scan() {
+		line := sc.Text()
+		if k, _, ok := strings.Cut(line, "="); ok && strings.TrimSpace(k) == key {
+			if !found {
+				fmt.Fprintf(&b, "%s=%s\n", key, value)
+			}
+			found = true
+			continue
+		}
+		b.WriteString(line + "\n")
+	}
+	if !found {
+		fmt.Fprintf(&b, "%s=%s\n", key, value)
+	}
+	perm := os.FileMode(0o644)
+	if fi, err := os.Stat(path); err == nil {
+		perm = fi.Mode().Perm()
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("cannot set parameter: %w", err)
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(b.Bytes()); err != nil {
+		f.Close()
+		return fmt.Errorf("cannot set parameter: %w", err)
+	}
+	f.Chmod(perm)
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("cannot set parameter: %w", err)
+	}
+	f.Close()
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("cannot set parameter: %w", err)
+	}
+	return nil
+}
+
+func (s *System) setParam(key, value string) (string, error) {
+	if s.ParamFile == "" {
+		return "", errors.New("cannot set parameter: no param_file configured")
+	}
+	if err := SetParam(s.ParamFile, key, value); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s=%s written to %s", key, value, s.ParamFile), nil
+}
+
+// update downloads, verifies and installs an artifact.
+func (s *System) update(ctx context.Context, p map[string]string) (string, error) {
+	if s.Fetch == nil || len(s.Installer) == 0 {
+		return "", errors.New("cannot update: no installer configured")
+	}
+	want, err := hex.DecodeString(p["sha256"])
+	if err != nil || len(want) != sha256.Size {
+		return "", fmt.Errorf("cannot update: invalid sha256 %q", p["sha256"])
+	}
+	sig, err := base64.StdEncoding.DecodeString(p["signature"])
+	if err != nil || len(sig) != ed25519.SignatureSize {
+		return "", errors.New("cannot update: invalid signature")
+	}
+	rc, err := s.Fetch(ctx, p["url"])
+	if err != nil {
+		return "", fmt.Errorf("cannot update: cannot download %s: %w", p["url"], err)
+	}
+	defer rc.Close()
+	f, err := os.CreateTemp("", "vigil-update-*")
+	if err != nil {
+		return "", fmt.Errorf("cannot update: %w", err)
+	}
+	defer os.Remove(f.Name())
+	h := sha256.New()
+	var buf bytes.Buffer
+	if _, err := io.Copy(io.MultiWriter(f, h, &buf), io.LimitReader(rc, 256<<20)); err != nil {
+		f.Close()
+		return "", fmt.Errorf("cannot update: download: %w", err)
+	}
+	f.Close()
+	if got := h.Sum(nil); !bytes.Equal(got, want) {
+		return "", fmt.Errorf("cannot update: sha256 %x does not match %x", got, want)
+	}
+	if !ed25519.Verify(s.UpdateKey, buf.Bytes(), sig) {
+		return "", errors.New("cannot update: the artifact's signature does not verify")
+	}
+	os.Chmod(f.Name(), 0o700)
+	var argv []string
+	for _, w := range s.Installer {
+		argv = append(argv, strings.ReplaceAll(w, "{file}", f.Name()))
+	}
+	ictx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	out, err := s.run(ictx, argv, "")
+	if err != nil {
+		if len(s.Rollback) > 0 {
+			rout, rerr := s.run(ctx, s.Rollback, "")
+			out += "\nrollback: " + rout
+			if rerr != nil {
+				return out, fmt.Errorf("cannot update: installer failed (%v) and rollback failed: %w", err, rerr)
+			}
+			return out, fmt.Errorf("cannot update: installer failed, rolled back: %w", err)
+		}
+		return out, fmt.Errorf("cannot update: installer failed: %w", err)
+	}
+	return fmt.Sprintf("updated to %s\n%s", p["version"], out), nil
+}
