@@ -43,6 +43,10 @@ type evalCtx struct {
 	name []byte
 	// stamp[rule index] == gen marks a rule selected by the prefilter.
 	stamp []uint32
+	// mask[rule index] has a bit per prefilter clause that holds.
+	mask []uint8
+	// vals are the scalars of the current NDJSON line.
+	vals []scalarVal
 }
 
 func newEvalCtx(nfields int) *evalCtx {
@@ -204,10 +208,12 @@ type pred struct {
 	lit   string
 	glob  []globTok
 	re    *regexp.Regexp
-	nets  []netip.Prefix
-	num   float64
-	ref   int
-	raw   string // the value as written, for explanations
+	// reLits are literals one of which every match of re contains.
+	reLits []string
+	nets   []netip.Prefix
+	num    float64
+	ref    int
+	raw    string // the value as written, for explanations
 }
 
 type globTok struct {
@@ -261,6 +267,9 @@ func (p *pred) match(c *evalCtx, vv *val) bool {
 		x := v
 		if !p.cased {
 			x = vv.lower(c)
+		}
+		if !strings.Contains(x, p.lit) {
+			return false
 		}
 		return globMatch(p.glob, x)
 	case opRe:

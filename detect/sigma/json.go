@@ -14,12 +14,30 @@ import (
 type jsonSource struct {
 	rs   *RuleSet
 	line []byte
+	// scanned: c.vals holds every scalar of the line.
+	scanned bool
+}
+
+// scalarVal is one scalar value of a scanned line with the slots of its
+// key (nil when no rule references the key).
+type scalarVal struct {
+	s   string
+	ids []int
+	str bool
 }
 
 func (j *jsonSource) load(*evalCtx, int, *slot) {} // eager: unset means absent
 
 // strings lists every string value of the event for keyword searches.
 func (j *jsonSource) strings(c *evalCtx, fn func(string) bool) bool {
+	if j.scanned {
+		for i := range c.vals {
+			if c.vals[i].str && !fn(c.vals[i].s) {
+				return false
+			}
+		}
+		return true
+	}
 	i := skipWS(j.line, 0)
 	_, ok, _ := walkStrings(c, j.line, i, fn)
 	return ok
@@ -178,6 +196,7 @@ func (rs *RuleSet) scanEvent(c *evalCtx, line []byte) error {
 		return fmt.Errorf("%w: not an object", errJSON)
 	}
 	c.tmp = c.tmp[:0]
+	c.vals = c.vals[:0]
 	_, err := rs.scanObject(c, line, i, 0, c.name[:0])
 	return err
 }
@@ -226,12 +245,11 @@ func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte
 			if err != nil {
 				return 0, err
 			}
-			if len(ids) > 0 {
-				v := c.jsonString(b, s, e, esc)
-				for _, id := range ids {
-					c.set(id, v, false)
-				}
+			v := c.jsonString(b, s, e, esc)
+			for _, id := range ids {
+				c.set(id, v, false)
 			}
+			c.vals = append(c.vals, scalarVal{s: v, ids: ids, str: true})
 			i = n
 		case ch == '{':
 			if rs.prefixes[string(name)] {
@@ -241,13 +259,19 @@ func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte
 				}
 				i = n
 			} else {
-				n, err := skipValue(b, i)
+				n, _, err := collect(c, b, i)
 				if err != nil {
 					return 0, err
 				}
 				i = n
 			}
-		case ch == '[' && len(ids) > 0:
+		case ch == '[' && len(ids) == 0:
+			n, _, err := collect(c, b, i)
+			if err != nil {
+				return 0, err
+			}
+			i = n
+		case ch == '[':
 			n, err := rs.scanArray(c, b, i, ids)
 			if err != nil {
 				return 0, err
@@ -258,16 +282,16 @@ func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte
 			if err != nil {
 				return 0, err
 			}
-			if len(ids) > 0 && ch != '[' {
-				tok := b[i:n]
-				null := len(tok) == 4 && string(tok) == "null"
-				v := unsafe.String(&b[i], n-i)
-				if null {
-					v = ""
-				}
-				for _, id := range ids {
-					c.set(id, v, null)
-				}
+			tok := b[i:n]
+			null := len(tok) == 4 && string(tok) == "null"
+			v := unsafe.String(&b[i], n-i)
+			if null {
+				v = ""
+			} else {
+				c.vals = append(c.vals, scalarVal{s: v, ids: ids})
+			}
+			for _, id := range ids {
+				c.set(id, v, null)
 			}
 			i = n
 		}
@@ -308,15 +332,21 @@ func (rs *RuleSet) scanArray(c *evalCtx, b []byte, i int, ids []int) (int, error
 				return 0, err
 			}
 			v = c.jsonString(b, s, e, esc)
+			c.vals = append(c.vals, scalarVal{s: v, ids: ids, str: true})
+			i = n
+		} else if b[i] == '{' || b[i] == '[' {
+			n, _, err := collect(c, b, i)
+			if err != nil {
+				return 0, err
+			}
 			i = n
 		} else {
 			n, err := skipValue(b, i)
 			if err != nil {
 				return 0, err
 			}
-			if b[i] != '{' && b[i] != '[' {
-				v = unsafe.String(&b[i], n-i)
-			}
+			v = unsafe.String(&b[i], n-i)
+			c.vals = append(c.vals, scalarVal{s: v, ids: ids})
 			i = n
 		}
 		for _, id := range ids {
@@ -379,5 +409,61 @@ func walkStrings(c *evalCtx, b []byte, i int, fn func(string) bool) (int, bool, 
 	default:
 		n, err := skipValue(b, i)
 		return n, true, err
+	}
+}
+
+// collect appends every scalar under b[i] to c.vals (keys unreferenced).
+func collect(c *evalCtx, b []byte, i int) (int, bool, error) {
+	if i >= len(b) {
+		return 0, false, errJSON
+	}
+	switch b[i] {
+	case '"':
+		s, e, esc, n, err := scanString(b, i)
+		if err != nil {
+			return 0, false, err
+		}
+		c.vals = append(c.vals, scalarVal{s: c.jsonString(b, s, e, esc), str: true})
+		return n, true, nil
+	case '{', '[':
+		obj := b[i] == '{'
+		i++
+		for {
+			i = skipWS(b, i)
+			if i >= len(b) {
+				return 0, false, errJSON
+			}
+			if b[i] == '}' || b[i] == ']' {
+				return i + 1, true, nil
+			}
+			if obj {
+				_, _, _, n, err := scanString(b, i)
+				if err != nil {
+					return 0, false, err
+				}
+				i = skipWS(b, n)
+				if i >= len(b) || b[i] != ':' {
+					return 0, false, errJSON
+				}
+				i = skipWS(b, i+1)
+			}
+			n, _, err := collect(c, b, i)
+			if err != nil {
+				return 0, false, err
+			}
+			i = skipWS(b, n)
+			if i < len(b) && b[i] == ',' {
+				i++
+			}
+		}
+	default:
+		n, err := skipValue(b, i)
+		if err != nil {
+			return 0, false, err
+		}
+		if tok := b[i:n]; string(tok) != "null" {
+			c.vals = append(c.vals, scalarVal{s: unsafe.String(&b[i], n-i)})
+		}
+		return n, true, nil
 	}
 }

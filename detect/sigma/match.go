@@ -1,10 +1,8 @@
 package sigma
 
 import (
-	"bytes"
 	"strings"
 	"time"
-	"unsafe"
 )
 
 // routeKey identifies the events that share a route.
@@ -46,7 +44,7 @@ func (rs *RuleSet) routeFor(ls Logsource, kind string) *route {
 			}
 		}
 	}
-	rt = buildRoute(sel)
+	rt = buildRoute(sel, len(rs.fieldNames))
 	key = Logsource{Product: strings.Clone(key.Product), Category: strings.Clone(key.Category), Service: strings.Clone(key.Service)}
 	rs.mu.Lock()
 	if len(rs.routes) < maxRoutes {
@@ -60,6 +58,7 @@ func (rs *RuleSet) routeFor(ls Logsource, kind string) *route {
 func (rs *RuleSet) newCtx() *evalCtx {
 	c := newEvalCtx(len(rs.fieldNames))
 	c.stamp = make([]uint32, len(rs.Rules))
+	c.mask = make([]uint8, len(rs.Rules))
 	return c
 }
 
@@ -70,35 +69,57 @@ const sampleEvery = 256
 // evalRoute evaluates the rules of rt on the event loaded in c and calls
 // hit for each match. It returns the number of matches.
 func (rs *RuleSet) evalRoute(c *evalCtx, rt *route, seq uint64, hit func(r *Rule)) int {
-	for i := range rt.scans {
-		fs := &rt.scans[i]
-		s := c.get(fs.field)
-		if !s.present || s.null {
-			continue
-		}
-		if s.isList {
-			for _, e := range s.list {
-				fs.mark(c, e)
+	prefilter(c, rt)
+	return evalRules(c, rt, seq, hit)
+}
+
+// prefilter marks the rules of rt whose literals occur in the event.
+func prefilter(c *evalCtx, rt *route) {
+	if js, ok := c.src.(*jsonSource); ok && js.scanned {
+		// Every scalar of the line was collected by the scanner.
+		for i := range c.vals {
+			v := &c.vals[i]
+			if rt.keywords && v.str {
+				rt.lits.scan(c, v.s, v.ids)
+				continue
 			}
-			continue
+			for _, id := range v.ids {
+				if rt.scanned[id] {
+					rt.lits.scan(c, v.s, v.ids)
+					break
+				}
+			}
 		}
-		fs.mark(c, s.s)
-	}
-	if ks := rt.kwScan; ks != nil && c.src != nil {
-		if raw, ok := c.src.(*jsonSource); ok && bytes.IndexByte(raw.line, '\\') < 0 {
-			// No escapes: every string appears verbatim in the line.
-			ks.mark(c, unsafe.String(unsafe.SliceData(raw.line), len(raw.line)))
-		} else {
+	} else {
+		for _, f := range rt.fields {
+			s := c.get(f)
+			if !s.present || s.null {
+				continue
+			}
+			ids := []int{f}
+			if s.isList {
+				for _, e := range s.list {
+					rt.lits.scan(c, e, ids)
+				}
+				continue
+			}
+			rt.lits.scan(c, s.s, ids)
+		}
+		if rt.keywords && c.src != nil {
 			c.src.strings(c, func(v string) bool {
-				ks.mark(c, v)
+				rt.lits.scan(c, v, nil)
 				return true
 			})
 		}
 	}
+}
+
+// evalRules evaluates the rules the prefilter selected.
+func evalRules(c *evalCtx, rt *route, seq uint64, hit func(r *Rule)) int {
 	timed := seq%sampleEvery == 0
 	n := 0
 	for _, r := range rt.rules {
-		if r.prefilt != nil && c.stamp[r.index] != c.gen || r.disabled.Load() {
+		if r.prefilt != nil && (c.stamp[r.index] != c.gen || c.mask[r.index] != uint8(1)<<r.clauses-1) || r.disabled.Load() {
 			continue
 		}
 		var t0 time.Time

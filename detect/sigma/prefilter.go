@@ -1,29 +1,45 @@
 package sigma
 
 import (
+	"sort"
 	"strings"
 )
 
-// atom is a necessary condition of a rule: the lowercased field value
-// contains lit. A rule with atoms can only match an event for which at
-// least one of its atoms holds, so an Aho–Corasick scan of the event's
-// fields selects the few rules worth evaluating.
+// atom is a literal test: the field value contains lit (ignoring ASCII
+// case). A rule's necessary condition is a conjunction of up to
+// maxClauses clauses, each a disjunction of atoms (atom.group numbers the
+// clause): the rule can only match an event for which every clause has an
+// atom that holds, so an Aho–Corasick scan of the event's fields selects
+// the few rules worth evaluating.
 type atom struct {
 	field int
 	lit   string
+	group uint8
 }
 
-// necessary returns a set of atoms of which at least one holds whenever n
-// matches, or nil when no such set is known (the rule is always evaluated).
-func necessary(n node) []atom {
-	a, ok := nec(n)
-	if !ok || len(a) == 0 {
-		return nil
+type clause []atom
+
+const maxClauses = 3
+
+// necessary returns the atoms of a rule's necessary condition and the
+// number of clauses, or nil when none is known (the rule is always
+// evaluated).
+func necessary(n node) ([]atom, int) {
+	cls, ok := nec(n)
+	if !ok || len(cls) == 0 {
+		return nil, 0
 	}
-	return a
+	var out []atom
+	for g, cl := range cls {
+		for _, a := range cl {
+			a.group = uint8(g)
+			out = append(out, a)
+		}
+	}
+	return out, len(cls)
 }
 
-func atomScore(as []atom) int {
+func clauseScore(as clause) int {
 	if len(as) == 0 {
 		return 0
 	}
@@ -37,87 +53,110 @@ func atomScore(as []atom) int {
 	return min*16 - len(as)/8
 }
 
-func bestOf(kids []node) ([]atom, bool) {
-	var best []atom
-	found := false
-	for _, k := range kids {
-		a, ok := nec(k)
-		if !ok {
-			continue
-		}
-		if !found || atomScore(a) > atomScore(best) {
-			best, found = a, true
-		}
+// best keeps the maxClauses most selective clauses.
+func best(cls []clause) []clause {
+	sort.SliceStable(cls, func(i, j int) bool { return clauseScore(cls[i]) > clauseScore(cls[j]) })
+	if len(cls) > maxClauses {
+		cls = cls[:maxClauses]
 	}
-	return best, found
+	return cls
 }
 
-func unionOf(kids []node) ([]atom, bool) {
-	var out []atom
+func andOf(kids []node) ([]clause, bool) {
+	var all []clause
 	for _, k := range kids {
-		a, ok := nec(k)
-		if !ok {
+		if cl, ok := nec(k); ok {
+			all = append(all, cl...)
+		}
+	}
+	if len(all) == 0 {
+		return nil, false
+	}
+	return best(all), true
+}
+
+func orOf(kids []node) ([]clause, bool) {
+	var out clause
+	for _, k := range kids {
+		cl, ok := nec(k)
+		if !ok || len(cl) == 0 {
 			return nil, false
 		}
-		out = append(out, a...)
+		out = append(out, cl[0]...) // the best clause of each alternative
 	}
-	return out, true
+	return []clause{out}, true
 }
 
-func nec(n node) ([]atom, bool) {
-	switch x := n.(type) {
-	case andNode:
-		return bestOf(x)
-	case orNode:
-		return unionOf(x)
-	case countNode:
-		if x.min >= len(x.kids) {
-			return bestOf(x.kids)
-		}
-		return unionOf(x.kids)
-	case *keywordNode:
-		var out []atom
-		for i := range x.preds {
-			lit, ok := predLiteral(&x.preds[i])
-			if !ok {
-				if x.all {
+// literalClauses turns value predicates into clauses: one clause with
+// every value when they are ORed, one clause per value under |all.
+func literalClauses(field int, preds []pred, all bool) ([]clause, bool) {
+	var one clause
+	var cls []clause
+	for i := range preds {
+		if p := &preds[i]; p.op == opRe {
+			var rc clause
+			for _, l := range p.reLits {
+				if l, ok := asciiLit(l, len(l) >= 3); ok {
+					rc = append(rc, atom{field: field, lit: l})
+				} else {
+					rc = nil
+					break
+				}
+			}
+			if len(rc) == 0 {
+				if all {
 					continue
 				}
 				return nil, false
 			}
-			a := atom{field: kwField, lit: lit}
-			if x.all {
-				if len(out) == 0 || len(lit) > len(out[0].lit) {
-					out = []atom{a}
-				}
+			if all {
+				cls = append(cls, rc)
+			} else {
+				one = append(one, rc...)
+			}
+			continue
+		}
+		lit, ok := predLiteral(&preds[i])
+		if !ok {
+			if all {
 				continue
 			}
-			out = append(out, a)
+			return nil, false
 		}
-		return out, len(out) > 0
+		a := atom{field: field, lit: lit}
+		if all {
+			cls = append(cls, clause{a})
+			continue
+		}
+		one = append(one, a)
+	}
+	if all {
+		if len(cls) == 0 {
+			return nil, false
+		}
+		return best(cls), true
+	}
+	return []clause{one}, len(one) > 0
+}
+
+func nec(n node) ([]clause, bool) {
+	switch x := n.(type) {
+	case andNode:
+		return andOf(x)
+	case orNode:
+		return orOf(x)
+	case countNode:
+		if x.min >= len(x.kids) {
+			return andOf(x.kids)
+		}
+		return orOf(x.kids)
+	case *keywordNode:
+		return literalClauses(kwField, x.preds, x.all)
 	case *fieldNode:
 		if x.neg || x.absent || x.null || len(x.preds) == 0 {
 			return nil, false
 		}
-		var out []atom
-		for i := range x.preds {
-			lit, ok := predLiteral(&x.preds[i])
-			if !ok {
-				if x.all {
-					continue
-				}
-				return nil, false
-			}
-			a := atom{field: x.field, lit: lit}
-			if x.all {
-				if len(out) == 0 || len(lit) > len(out[0].lit) {
-					out = []atom{a}
-				}
-				continue
-			}
-			out = append(out, a)
-		}
-		return out, len(out) > 0
+		return literalClauses(x.field, x.preds, x.all)
 	}
 	return nil, false
 }
@@ -125,11 +164,15 @@ func nec(n node) ([]atom, bool) {
 // kwField is the atom field of keyword searches: any string of the event.
 const kwField = -1
 
-// predLiteral returns a lowercase ASCII literal that a matching value
-// contains (ignoring case). Non-ASCII literals are not used: the
-// automaton folds ASCII case only.
+// predLiteral returns a lowercase ASCII literal of three bytes or more
+// that a matching value contains (ignoring case). Non-ASCII literals are
+// not used: the filter folds ASCII case only.
 func predLiteral(p *pred) (string, bool) {
 	lit, ok := predLiteral1(p)
+	return asciiLit(lit, ok)
+}
+
+func asciiLit(lit string, ok bool) (string, bool) {
 	if !ok {
 		return "", false
 	}
@@ -144,7 +187,7 @@ func predLiteral(p *pred) (string, bool) {
 func predLiteral1(p *pred) (string, bool) {
 	switch p.op {
 	case opEq, opPrefix, opSuffix, opContains:
-		if p.lit == "" {
+		if len(p.lit) < 3 {
 			return "", false
 		}
 		return strings.ToLower(p.lit), true
@@ -155,7 +198,7 @@ func predLiteral1(p *pred) (string, bool) {
 				best = t.lit
 			}
 		}
-		if best == "" {
+		if len(best) < 3 {
 			return "", false
 		}
 		return strings.ToLower(best), true
@@ -163,150 +206,156 @@ func predLiteral1(p *pred) (string, bool) {
 	return "", false
 }
 
-// acMachine is an Aho–Corasick automaton compiled to a dense transition
-// table over byte classes.
-type acMachine struct {
-	classes [256]uint16
-	ncls    int
-	delta   []int32
-	outs    [][]int32
+// lowerTab folds ASCII upper case.
+var lowerTab = func() (t [256]byte) {
+	for i := range t {
+		t[i] = byte(i)
+		if 'A' <= i && i <= 'Z' {
+			t[i] = byte(i + 'a' - 'A')
+		}
+	}
+	return t
+}()
+
+// byteRarity guesses how rare a byte is in log text (higher is rarer).
+func byteRarity(b byte) int {
+	switch {
+	case 'a' <= b && b <= 'z', b == ' ':
+		return 1
+	case 'e' == b:
+		return 1
+	case '0' <= b && b <= '9':
+		return 2
+	case b == '.' || b == '/' || b == '-' || b == '_' || b == ':' || b == ',' || b == '"' || b == '=':
+		return 3
+	case b >= 0x80:
+		return 3
+	}
+	return 6
 }
 
-func buildAC(pats []string) *acMachine {
-	m := &acMachine{}
-	used := [256]bool{}
-	for _, p := range pats {
-		for i := 0; i < len(p); i++ {
-			used[p[i]] = true
+// litTable finds literals in values with an n-gram filter: every literal
+// (three bytes or more) is represented by its rarest trigram; a
+// bitmap of those n-grams is tested at each position (independent loads,
+// no automaton state chain), and hits are verified against the literals
+// that own the n-gram.
+type litTable struct {
+	bits3  [1 << (tri - 6)]uint64
+	cands3 map[uint32][]litCand
+}
+
+// tri is the number of bits of the trigram hash.
+const tri = 18
+
+type litCand struct {
+	lit   string
+	off   int // position of the n-gram in lit
+	field int // slot, or kwField for keyword literals
+	rules []int32
+}
+
+func trigram(a, b, c byte) uint32 {
+	h := (uint32(lowerTab[a])<<16 | uint32(lowerTab[b])<<8 | uint32(lowerTab[c])) * 2654435761
+	return h >> (32 - tri)
+}
+
+// scan marks the rules whose literals occur in s, a value of the fields
+// ids (nil: a value only keyword literals apply to).
+func (t *litTable) scan(c *evalCtx, s string, ids []int) {
+	for i := 0; i+2 < len(s); i++ {
+		k := trigram(s[i], s[i+1], s[i+2])
+		if t.bits3[k>>6]&(1<<(k&63)) != 0 {
+			t.check(c, t.cands3[k], s, i, ids)
 		}
 	}
-	m.ncls = 1
-	for b := 0; b < 256; b++ {
-		if used[b] {
-			m.classes[b] = uint16(m.ncls)
-			m.ncls++
+}
+
+func (t *litTable) check(c *evalCtx, cs []litCand, s string, i int, ids []int) {
+	for ci := range cs {
+		cd := &cs[ci]
+		if cd.field != kwField && !hasID(ids, cd.field) {
+			continue
 		}
-	}
-	// Fold ASCII case: patterns are lowercase, input need not be.
-	for b := 'A'; b <= 'Z'; b++ {
-		m.classes[b] = m.classes[b+'a'-'A']
-	}
-	type tnode struct {
-		next map[uint16]int32
-		out  []int32
-	}
-	trie := []tnode{{next: map[uint16]int32{}}}
-	for pi, p := range pats {
-		s := int32(0)
-		for i := 0; i < len(p); i++ {
-			c := m.classes[p[i]]
-			nx, ok := trie[s].next[c]
-			if !ok {
-				nx = int32(len(trie))
-				trie = append(trie, tnode{next: map[uint16]int32{}})
-				trie[s].next[c] = nx
+		start := i - cd.off
+		if start < 0 || start+len(cd.lit) > len(s) || !eqFoldASCII(s[start:start+len(cd.lit)], cd.lit) {
+			continue
+		}
+		for _, v := range cd.rules {
+			ri := v >> 3
+			if c.stamp[ri] != c.gen {
+				c.stamp[ri] = c.gen
+				c.mask[ri] = 0
 			}
-			s = nx
-		}
-		trie[s].out = append(trie[s].out, int32(pi))
-	}
-	n := len(trie)
-	m.delta = make([]int32, n*m.ncls)
-	m.outs = make([][]int32, n)
-	fail := make([]int32, n)
-	queue := make([]int32, 0, n)
-	for c, nx := range trie[0].next {
-		m.delta[c] = nx
-		queue = append(queue, nx)
-	}
-	m.outs[0] = trie[0].out
-	for qi := 0; qi < len(queue); qi++ {
-		s := queue[qi]
-		m.outs[s] = append(append([]int32(nil), trie[s].out...), m.outs[fail[s]]...)
-		row := m.delta[int(s)*m.ncls : int(s+1)*m.ncls]
-		copy(row, m.delta[int(fail[s])*m.ncls:int(fail[s]+1)*m.ncls])
-		for c, nx := range trie[s].next {
-			fail[nx] = m.delta[int(fail[s])*m.ncls+int(c)]
-			row[c] = nx
-			queue = append(queue, nx)
+			c.mask[ri] |= 1 << (v & 7)
 		}
 	}
-	return m
+}
+
+func hasID(ids []int, f int) bool {
+	for _, x := range ids {
+		if x == f {
+			return true
+		}
+	}
+	return false
+}
+
+// eqFoldASCII compares s with a lowercase literal, folding s's ASCII case.
+func eqFoldASCII(s, lit string) bool {
+	for i := 0; i < len(lit); i++ {
+		if lowerTab[s[i]] != lit[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // route is the plan for events of one logsource: the rules that apply and
-// the literal scans that select candidates among them.
+// the literal table that selects candidates among them.
 type route struct {
 	rules    []*Rule
-	scans    []fieldScan
-	kwScan   *fieldScan // keyword literals, scanned over every string
-	keywords bool
+	lits     *litTable
+	scanned  []bool // slot → some literal of this route is on that field
+	fields   []int  // the scanned slots
+	keywords bool   // some literal is a keyword literal (any string)
 }
 
-type fieldScan struct {
-	field    int
-	m        *acMachine
-	patRules [][]int32 // pattern → rule indexes
-}
-
-func buildRoute(rules []*Rule) *route {
-	rt := &route{rules: rules}
-	type fieldPats struct {
-		pats  []string
-		index map[string]int
-		rules [][]int32
+func buildRoute(rules []*Rule, nfields int) *route {
+	rt := &route{rules: rules, scanned: make([]bool, nfields)}
+	t := &litTable{cands3: map[uint32][]litCand{}}
+	type ckey struct {
+		field int
+		lit   string
 	}
-	byField := map[int]*fieldPats{}
-	var order []int
+	index := map[ckey][2]int{} // → bigram, position in cands
 	for _, r := range rules {
-		if r.keywords {
-			rt.keywords = true
-		}
 		for _, a := range r.prefilt {
-			fp := byField[a.field]
-			if fp == nil {
-				fp = &fieldPats{index: map[string]int{}}
-				byField[a.field] = fp
-				order = append(order, a.field)
+			v := int32(r.index)<<3 | int32(a.group)
+			if pos, ok := index[ckey{a.field, a.lit}]; ok {
+				cd := &t.cands3[uint32(pos[0])][pos[1]]
+				if n := len(cd.rules); n == 0 || cd.rules[n-1] != v {
+					cd.rules = append(cd.rules, v)
+				}
+				continue
 			}
-			pi, ok := fp.index[a.lit]
-			if !ok {
-				pi = len(fp.pats)
-				fp.index[a.lit] = pi
-				fp.pats = append(fp.pats, a.lit)
-				fp.rules = append(fp.rules, nil)
-			}
-			rs := fp.rules[pi]
-			if len(rs) == 0 || rs[len(rs)-1] != int32(r.index) {
-				fp.rules[pi] = append(rs, int32(r.index))
-			}
-		}
-	}
-	for _, f := range order {
-		fp := byField[f]
-		fs := fieldScan{field: f, m: buildAC(fp.pats), patRules: fp.rules}
-		if f == kwField {
-			rt.kwScan = &fs
-			continue
-		}
-		rt.scans = append(rt.scans, fs)
-	}
-	return rt
-}
-
-// mark scans s and stamps the rules whose literals occur in it.
-func (fs *fieldScan) mark(c *evalCtx, s string) {
-	m := fs.m
-	st := int32(0)
-	ncls := int32(m.ncls)
-	for i := 0; i < len(s); i++ {
-		st = m.delta[st*ncls+int32(m.classes[s[i]])]
-		if outs := m.outs[st]; len(outs) > 0 {
-			for _, pi := range outs {
-				for _, ri := range fs.patRules[pi] {
-					c.stamp[ri] = c.gen
+			best, bestScore := 0, -1
+			for i := 0; i+2 < len(a.lit); i++ {
+				if sc := byteRarity(a.lit[i]) * byteRarity(a.lit[i+1]) * byteRarity(a.lit[i+2]); sc > bestScore {
+					best, bestScore = i, sc
 				}
 			}
+			k := trigram(a.lit[best], a.lit[best+1], a.lit[best+2])
+			t.bits3[k>>6] |= 1 << (k & 63)
+			t.cands3[k] = append(t.cands3[k], litCand{lit: a.lit, off: best, field: a.field, rules: []int32{v}})
+			index[ckey{a.field, a.lit}] = [2]int{int(k), len(t.cands3[k]) - 1}
+			if a.field == kwField {
+				rt.keywords = true
+			} else if !rt.scanned[a.field] {
+				rt.scanned[a.field] = true
+				rt.fields = append(rt.fields, a.field)
+			}
 		}
 	}
+	rt.lits = t
+	return rt
 }

@@ -68,6 +68,7 @@ type Rule struct {
 	order    []string        // identifiers in file order
 	index    int
 	prefilt  []atom // necessary literals; nil when the rule is always evaluated
+	clauses  int    // number of clauses in prefilt
 	keywords bool   // the rule searches keywords (needs every string of the event)
 	// generate: a rule referenced by a correlation alerts on its own only
 	// when the correlation says generate: true.

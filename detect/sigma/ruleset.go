@@ -227,7 +227,7 @@ func (rs *RuleSet) addDoc(file string, doc *yaml.Node) error {
 		if err := cp.compileDetection(r, mapGet(doc, "detection")); err != nil {
 			return err
 		}
-		r.prefilt = necessary(r.cond)
+		r.prefilt, r.clauses = necessary(r.cond)
 		r.index = len(rs.Rules)
 		rs.Rules = append(rs.Rules, r)
 	case "filter":
@@ -296,7 +296,7 @@ func (rs *RuleSet) finish() []FileError {
 			}
 			// Filters narrow the rule: its condition AND the filter's.
 			r.cond = andNode{r.cond, f.cond}
-			r.prefilt = necessary(r.cond)
+			r.prefilt, r.clauses = necessary(r.cond)
 		}
 	}
 	var keep []*Rule

@@ -42,7 +42,7 @@ func (rs *RuleSet) TestEvents(r io.Reader) ([]TestResult, int, error) {
 				if serr := rs.scanEvent(c, t); serr != nil {
 					out = append(out, TestResult{Line: lineNo, Error: fmt.Sprintf("line %d: %v", lineNo, serr)})
 				} else {
-					m.js.rs, m.js.line = rs, t
+					m.js.rs, m.js.line, m.js.scanned = rs, t, true
 					c.src = &m.js
 					any := false
 					for _, rule := range rs.Rules {

@@ -110,7 +110,11 @@ func (cp *compiler) valuePreds(v *yaml.Node, m mods) ([]pred, error) {
 		if err != nil {
 			return nil, errAt(v, "invalid regular expression %q: %v", raw, unwrapRe(err))
 		}
-		return []pred{{op: opRe, re: re, raw: raw}}, nil
+		p := pred{op: opRe, re: re, raw: raw}
+		if lits, ok := regexLiterals(expr); ok {
+			p.reLits = lits
+		}
+		return []pred{p}, nil
 	case m.cidr:
 		p, err := netip.ParsePrefix(strings.TrimSpace(raw))
 		if err != nil {
@@ -237,6 +241,12 @@ func classify(s sstr, cased bool, raw string) pred {
 		p.op, p.lit = opContains, t[1].lit
 	default:
 		p.op, p.glob = opGlob, t
+		// The longest literal run: a cheap test before the glob match.
+		for _, x := range t {
+			if isLit(x) && len(x.lit) > len(p.lit) {
+				p.lit = x.lit
+			}
+		}
 	}
 	return p
 }
@@ -390,4 +400,74 @@ func (cp *compiler) expand(raw string) ([]string, error) {
 		}
 	}
 	return outs, nil
+}
+
+// regexLiterals returns literals (lowercased) one of which any match of
+// the expression contains, or false when none is known.
+func regexLiterals(expr string) ([]string, bool) {
+	re, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return nil, false
+	}
+	return reLits(re)
+}
+
+func reLits(re *syntax.Regexp) ([]string, bool) {
+	switch re.Op {
+	case syntax.OpLiteral:
+		if len(re.Rune) < 3 {
+			return nil, false
+		}
+		return []string{strings.ToLower(string(re.Rune))}, true
+	case syntax.OpCapture, syntax.OpPlus:
+		return reLits(re.Sub[0])
+	case syntax.OpRepeat:
+		if re.Min < 1 {
+			return nil, false
+		}
+		return reLits(re.Sub[0])
+	case syntax.OpAlternate:
+		var out []string
+		for _, s := range re.Sub {
+			l, ok := reLits(s)
+			if !ok {
+				return nil, false
+			}
+			out = append(out, l...)
+		}
+		return out, true
+	case syntax.OpConcat:
+		var best []string
+		score := func(ls []string) int {
+			m := 1 << 30
+			for _, l := range ls {
+				m = min(m, len(l))
+			}
+			return m
+		}
+		consider := func(ls []string) {
+			if len(ls) > 0 && (best == nil || score(ls) > score(best)) {
+				best = ls
+			}
+		}
+		var run []rune
+		for _, s := range re.Sub {
+			if s.Op == syntax.OpLiteral && s.Flags&syntax.FoldCase == 0 || s.Op == syntax.OpLiteral {
+				run = append(run, s.Rune...)
+				continue
+			}
+			if len(run) >= 3 {
+				consider([]string{strings.ToLower(string(run))})
+			}
+			run = run[:0]
+			if l, ok := reLits(s); ok {
+				consider(l)
+			}
+		}
+		if len(run) >= 3 {
+			consider([]string{strings.ToLower(string(run))})
+		}
+		return best, best != nil
+	}
+	return nil, false
 }
