@@ -20,8 +20,8 @@ type Config struct {
 	// (e.g. <data dir>/nats). Required when URL is empty.
 	DataDir string
 	// ListenAddr makes the embedded server also listen on a TCP address
-	// ("127.0.0.1:4223"), for debugging with the nats CLI. Empty: in-process
-	// connections only.
+	// ("127.0.0.1:4223"; port 0 picks a free one, see Bus.ClientURL), for
+	// debugging with the nats CLI. Empty: in-process connections only.
 	ListenAddr string
 	// SyncAlways makes the embedded server fsync every write, so that an
 	// acknowledged event survives a power loss and not only a process crash.

@@ -127,6 +127,9 @@ func startEmbedded(cfg Config, log *slog.Logger) (*server.Server, error) {
 		if opts.Port, err = strconv.Atoi(port); err != nil {
 			return nil, fmt.Errorf("cannot parse NATS listen address %q: %w", cfg.ListenAddr, err)
 		}
+		if opts.Port == 0 {
+			opts.Port = server.RANDOM_PORT // for NATS, 0 means its default port
+		}
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -319,6 +322,19 @@ func (b *Bus) alertConsumer(ctx context.Context, group string) (jetstream.Consum
 		return nil, fmt.Errorf("cannot create consumer %s on %s: %w", group, b.alertsStream, err)
 	}
 	return c, nil
+}
+
+// ClientURL returns the URL other NATS clients can connect to: the
+// external server's, or the embedded server's when it listens
+// (Config.ListenAddr), or "" when it accepts in-process connections only.
+func (b *Bus) ClientURL() string {
+	if b.ns == nil {
+		return b.cfg.URL
+	}
+	if b.cfg.ListenAddr == "" {
+		return ""
+	}
+	return b.ns.ClientURL()
 }
 
 // Partitions returns the number of event partitions.

@@ -252,3 +252,79 @@ func metricSeries(t *testing.T, reg *prometheus.Registry, name string) int {
 	}
 	return 0
 }
+
+// TestListen connects a second bus, as an external client, to an embedded
+// server that listens: what one publishes the other consumes.
+func TestListen(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.DataDir = t.TempDir()
+	cfg.ListenAddr = "127.0.0.1:0"
+	cfg.Groups = []string{"g"}
+	embedded := open(t, cfg)
+	url := embedded.ClientURL()
+	if !strings.HasPrefix(url, "nats://127.0.0.1:") {
+		t.Fatalf("ClientURL() = %q", url)
+	}
+	cfg2 := testConfig(t)
+	cfg2.URL = url
+	cfg2.Groups = []string{"g"}
+	client := open(t, cfg2)
+	if got := client.ClientURL(); got != url {
+		t.Errorf("external ClientURL() = %q, want %q", got, url)
+	}
+	events := bustest.Events("listen", 0, 200, 5)
+	if err := client.PublishEvents(context.Background(), events); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan int, 100)
+	done := make(chan error, 1)
+	go func() {
+		done <- embedded.ConsumeEvents(ctx, "g", func(_ context.Context, _ int, evs []vigil.Event) error {
+			got <- len(evs)
+			return nil
+		})
+	}()
+	for n := 0; n < len(events); {
+		select {
+		case k := <-got:
+			n += k
+		case <-time.After(30 * time.Second):
+			t.Fatalf("received %d of %d events", n, len(events))
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Error(err)
+	}
+}
+
+// TestCloseStopsConsumers checks that consumers return an error, not nil,
+// when the bus is closed under them.
+func TestCloseStopsConsumers(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.DataDir = t.TempDir()
+	b := open(t, cfg)
+	done := make(chan error, 2)
+	go func() {
+		done <- b.ConsumeEvents(context.Background(), "g", func(context.Context, int, []vigil.Event) error { return nil })
+	}()
+	go func() {
+		done <- b.ConsumeAlerts(context.Background(), "g", func(context.Context, []vigil.Alert) error { return nil })
+	}()
+	time.Sleep(100 * time.Millisecond) // let them start fetching; the test holds without it
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Error("a consumer returned nil after Close, want an error")
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("a consumer still runs 30s after Close")
+		}
+	}
+}
