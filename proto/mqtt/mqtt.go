@@ -480,6 +480,10 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 			return
 		}
 		f["mqtt.message_id"] = float64(id)
+		if v5 && r.left() == 0 {
+			f["mqtt.reason_code"] = float64(0) // absent means success
+			f["mqtt.reason"] = "success"
+		}
 		if r.left() > 0 {
 			code := r.u8()
 			f["mqtt.reason_code"] = float64(code)
@@ -564,6 +568,10 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 			f["mqtt.type"] = "unassigned"
 			out.Emit(c.Anomaly(Kind, AnomalyUnassignedType, "auth packet before mqtt 5"))
 			return
+		}
+		if v5 && r.left() == 0 {
+			f["mqtt.reason_code"] = float64(0) // absent means success
+			f["mqtt.reason"] = "success"
 		}
 		if r.left() > 0 {
 			code := r.u8()
