@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,11 +42,16 @@ type Store struct {
 	r   *sql.DB // readers
 	log *slog.Logger
 
-	inserts insertStmts
+	inserts   insertStmts
+	reqs      chan *putRequest // to the committer
+	quit      chan struct{}    // closed by Close
+	committed chan struct{}    // closed when the committer has stopped
+	closeOnce sync.Once
 
 	eventsStored  prometheus.Counter
 	eventsDeduped prometheus.Counter
 	putSeconds    prometheus.Histogram
+	groupSize     prometheus.Histogram
 }
 
 // Open opens (creating when needed) the database file at path and brings
@@ -69,6 +75,9 @@ func Open(path string, opts Options) (*Store, error) {
 	q.Set("_synchronous", "NORMAL")
 	q.Add("_pragma", "cache_size(-32000)")
 	q.Add("_pragma", "temp_store(MEMORY)")
+	// Checkpoint every 32 MB of WAL rather than 4 MB: fewer, larger
+	// checkpoints cost ingest less.
+	q.Add("_pragma", "wal_autocheckpoint(8192)")
 	wq := url.Values{}
 	for k, v := range q {
 		wq[k] = v
@@ -105,6 +114,10 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	s.r = r
 	s.initMetrics(opts.Registerer)
+	s.reqs = make(chan *putRequest)
+	s.quit = make(chan struct{})
+	s.committed = make(chan struct{})
+	go s.commitLoop()
 	return s, nil
 }
 
@@ -122,13 +135,21 @@ func (s *Store) initMetrics(reg prometheus.Registerer) {
 		Help:    "Time to store one batch of events.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 	})
+	s.groupSize = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "vigil", Subsystem: "store", Name: "put_events_group_calls",
+		Help:    "PutEvents calls merged into one transaction.",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
+	})
 	if reg != nil {
-		reg.MustRegister(s.eventsStored, s.eventsDeduped, s.putSeconds)
+		reg.MustRegister(s.eventsStored, s.eventsDeduped, s.putSeconds, s.groupSize)
 	}
 }
 
-// Close closes the database. Pending writes finish first.
+// Close closes the database. A PutEvents being committed finishes first;
+// later calls fail.
 func (s *Store) Close() error {
+	s.closeOnce.Do(func() { close(s.quit) })
+	<-s.committed
 	s.closeStmts()
 	err := s.r.Close()
 	if werr := s.w.Close(); werr != nil && err == nil {

@@ -9,7 +9,7 @@ import (
 	"github.com/vigil-iot/vigil/store/storetest"
 )
 
-func open(t *testing.T) *sqlite.Store {
+func open(t testing.TB) *sqlite.Store {
 	t.Helper()
 	s, err := sqlite.Open(filepath.Join(t.TempDir(), "vigil.db"), sqlite.Options{})
 	if err != nil {
