@@ -2,6 +2,7 @@ package sensor
 
 import (
 	"github.com/vigil-iot/vigil/proto"
+	"github.com/vigil-iot/vigil/proto/modbus"
 	"github.com/vigil-iot/vigil/proto/mqtt"
 )
 
@@ -30,6 +31,12 @@ func DefaultProtocols(cfg Config) []Protocol {
 			TCPPorts:  []uint16{1883},
 			Probe:     mqtt.Probe,
 			NewStream: func() proto.StreamParser { return mqtt.New(mc) },
+		},
+		{
+			Name:      "modbus",
+			TCPPorts:  []uint16{502},
+			Probe:     modbus.Probe,
+			NewStream: func() proto.StreamParser { return modbus.New() },
 		},
 	}
 }
