@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
 	"testing"
 )
 
@@ -161,6 +162,45 @@ func TestDebugShort(t *testing.T) {
 			if len(a.lit) == 2 {
 				fmt.Printf("%q field=%v clauses=%d %s\n", a.lit, a.field, r.clauses, r.Title)
 			}
+		}
+	}
+}
+
+func TestDebugWhy(t *testing.T) {
+	f := os.Getenv("VIGIL_SIGMA_BENCH_EVENTS")
+	title := os.Getenv("WHY")
+	if f == "" || title == "" {
+		t.Skip("no events")
+	}
+	rs := benchRules(t)
+	var rule *Rule
+	for _, r := range rs.Rules {
+		if r.Title == title {
+			rule = r
+		}
+	}
+	data, _ := os.ReadFile(f)
+	lines := bytes.Split(bytes.TrimSpace(data), []byte{'\n'})[:20000]
+	m := rs.NewMatcher()
+	c := m.ctx
+	hits := map[string]int{}
+	for _, line := range lines {
+		c.reset(len(rs.fieldNames))
+		rs.scanEvent(c, line)
+		for _, v := range c.vals {
+			lv := strings.ToLower(v.s)
+			for _, a := range rule.prefilt {
+				if strings.Contains(lv, a.lit) {
+					hits[fmt.Sprintf("%q in %q", a.lit, v.s)]++
+				}
+			}
+		}
+	}
+	n := 0
+	for k, v := range hits {
+		fmt.Println(v, k)
+		if n++; n > 15 {
+			break
 		}
 	}
 }

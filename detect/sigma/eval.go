@@ -482,6 +482,7 @@ type fieldNode struct {
 	neg    bool // neq: the result is inverted
 	absent bool // the result when the field is absent (before neg)
 	null   bool // the result when the field is JSON null (before neg)
+	idx    *predIndex
 }
 
 func (n *fieldNode) eval(c *evalCtx) bool {
@@ -521,6 +522,9 @@ func (n *fieldNode) test(c *evalCtx) bool {
 		}
 		return len(n.preds) > 0
 	}
+	if n.idx != nil {
+		return n.idx.any(c, n.preds, &vv)
+	}
 	for i := range n.preds {
 		if n.preds[i].match(c, &vv) {
 			return true
@@ -551,6 +555,7 @@ func (n existsNode) eval(c *evalCtx) bool { return c.get(n.field).present == n.w
 type keywordNode struct {
 	preds []pred
 	all   bool
+	idx   *predIndex // for long ORs
 }
 
 func (n *keywordNode) eval(c *evalCtx) bool {
@@ -572,6 +577,9 @@ func (n *keywordNode) eval(c *evalCtx) bool {
 	}
 	return !c.src.strings(c, func(v string) bool {
 		vv := val{s: v}
+		if n.idx != nil {
+			return !n.idx.any(c, n.preds, &vv)
+		}
 		for i := range n.preds {
 			if n.preds[i].match(c, &vv) {
 				return false
@@ -579,4 +587,88 @@ func (n *keywordNode) eval(c *evalCtx) bool {
 		}
 		return true
 	})
+}
+
+// predIndex speeds up a long OR of value tests: each test with a literal
+// of three bytes or more is reached through a small trigram filter, so a
+// value is matched against the few tests whose literal it contains.
+type predIndex struct {
+	bits  [64]uint64 // 4096-entry trigram filter
+	cands map[uint32][]predRef
+	rest  []int // tests without a usable literal, always run
+}
+
+type predRef struct {
+	pred int
+	lit  string
+	off  int
+}
+
+const minIndexed = 8
+
+func tri12(x uint32) uint32 { return (x * 2654435761) >> 20 }
+
+func newPredIndex(preds []pred) *predIndex {
+	if len(preds) < minIndexed {
+		return nil
+	}
+	ix := &predIndex{cands: map[uint32][]predRef{}}
+	for i := range preds {
+		p := &preds[i]
+		var lits []string
+		if p.op == opRe {
+			for _, l := range p.reLits {
+				if l, ok := asciiLit(l, len(l) >= 3); ok {
+					lits = append(lits, l)
+				} else {
+					lits = nil
+					break
+				}
+			}
+		} else if l, ok := predLiteral(p); ok {
+			lits = []string{l}
+		}
+		if len(lits) == 0 {
+			ix.rest = append(ix.rest, i)
+			continue
+		}
+		for _, l := range lits {
+			x := uint32(l[0])<<16 | uint32(l[1])<<8 | uint32(l[2])
+			k := tri12(x)
+			ix.bits[k>>6] |= 1 << (k & 63)
+			ix.cands[k] = append(ix.cands[k], predRef{pred: i, lit: l})
+		}
+	}
+	if len(ix.rest) == len(preds) {
+		return nil
+	}
+	return ix
+}
+
+// any reports whether one of preds matches v.
+func (ix *predIndex) any(c *evalCtx, preds []pred, v *val) bool {
+	for _, i := range ix.rest {
+		if preds[i].match(c, v) {
+			return true
+		}
+	}
+	s := v.s
+	if len(s) < 3 {
+		return false
+	}
+	x := uint32(lowerTab[s[0]])<<8 | uint32(lowerTab[s[1]])
+	for i := 2; i < len(s); i++ {
+		x = (x<<8 | uint32(lowerTab[s[i]])) & 0xffffff
+		k := tri12(x)
+		if ix.bits[k>>6]&(1<<(k&63)) == 0 {
+			continue
+		}
+		for _, r := range ix.cands[k] {
+			start := i - 2
+			if start+len(r.lit) <= len(s) && eqFoldASCII(s[start:start+len(r.lit)], r.lit) && preds[r.pred].match(c, v) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -1,6 +1,7 @@
 package sigma
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"unicode/utf16"
@@ -57,6 +58,10 @@ func skipWS(b []byte, i int) int {
 func scanString(b []byte, i int) (start, end int, esc bool, next int, err error) {
 	i++
 	start = i
+	// Fast path: the next quote, with no backslash before it.
+	if j := bytes.IndexByte(b[i:], '"'); j >= 0 && bytes.IndexByte(b[i:i+j], '\\') < 0 {
+		return start, i + j, false, i + j + 1, nil
+	}
 	for i < len(b) {
 		c := b[i]
 		if c == '"' {
@@ -197,13 +202,16 @@ func (rs *RuleSet) scanEvent(c *evalCtx, line []byte) error {
 	}
 	c.tmp = c.tmp[:0]
 	c.vals = c.vals[:0]
-	_, err := rs.scanObject(c, line, i, 0, c.name[:0])
+	if rs.keys == nil {
+		rs.buildKeys()
+	}
+	_, err := rs.scanObject(c, line, i, 0, c.name[:0], fnvInit)
 	return err
 }
 
 // scanObject scans the object at b[i] == '{'; names of its members are
 // prefix + key (prefix holds plen bytes of the dotted path).
-func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte) (int, error) {
+func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte, ph uint32) (int, error) {
 	i++
 	for {
 		i = skipWS(b, i)
@@ -220,16 +228,20 @@ func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte
 		if err != nil {
 			return 0, err
 		}
-		name = name[:plen]
-		if plen > 0 {
-			name = append(name, '.')
-		}
+		var key []byte
 		if kesc {
-			k := c.unescape(b[ks:ke])
-			name = append(name, k...)
+			key = []byte(c.unescape(b[ks:ke]))
 		} else {
-			name = append(name, b[ks:ke]...)
+			key = b[ks:ke]
 		}
+		h := ph
+		if plen > 0 {
+			h = fnvAdd(h, '.')
+		}
+		for _, x := range key {
+			h = fnvAdd(h, x)
+		}
+		ks2 := rs.keys.lookup(h, name[:plen], key)
 		i = skipWS(b, n)
 		if i >= len(b) || b[i] != ':' {
 			return 0, errJSON
@@ -238,7 +250,10 @@ func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte
 		if i >= len(b) {
 			return 0, errJSON
 		}
-		ids := rs.byName[string(name)]
+		var ids []int
+		if ks2 != nil {
+			ids = ks2.ids
+		}
 		switch ch := b[i]; {
 		case ch == '"':
 			s, e, esc, n, err := scanString(b, i)
@@ -252,8 +267,9 @@ func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte
 			c.vals = append(c.vals, scalarVal{s: v, ids: ids, str: true})
 			i = n
 		case ch == '{':
-			if rs.prefixes[string(name)] {
-				n, err := rs.scanObject(c, b, i, len(name), name)
+			if ks2 != nil && ks2.prefix {
+				name = append(name[:plen], ks2.name[plen:]...)
+				n, err := rs.scanObject(c, b, i, len(name), name, h)
 				if err != nil {
 					return 0, err
 				}
@@ -466,4 +482,86 @@ func collect(c *evalCtx, b []byte, i int) (int, bool, error) {
 		}
 		return n, true, nil
 	}
+}
+
+// keyTable maps the dotted names rules read (and their prefixes) to slots:
+// an open-addressing table on the FNV-1a hash the scanner computes while
+// it reads a key.
+type keyTable struct {
+	mask  uint32
+	slots []keySlot
+}
+
+type keySlot struct {
+	used   bool
+	prefix bool // some referenced name continues with "."
+	h      uint32
+	name   string
+	ids    []int
+}
+
+const fnvInit uint32 = 2166136261
+
+func fnvAdd(h uint32, b byte) uint32 { return (h ^ uint32(b)) * 16777619 }
+
+func fnvString(s string) uint32 {
+	h := fnvInit
+	for i := 0; i < len(s); i++ {
+		h = fnvAdd(h, s[i])
+	}
+	return h
+}
+
+func (t *keyTable) slot(name string) *keySlot {
+	h := fnvString(name)
+	for j := h & t.mask; ; j = (j + 1) & t.mask {
+		s := &t.slots[j]
+		if !s.used {
+			s.used, s.h, s.name = true, h, name
+			return s
+		}
+		if s.h == h && s.name == name {
+			return s
+		}
+	}
+}
+
+// lookup finds prefix + "." + key (just key when prefix is empty).
+func (t *keyTable) lookup(h uint32, prefix, key []byte) *keySlot {
+	for j := h & t.mask; ; j = (j + 1) & t.mask {
+		s := &t.slots[j]
+		if !s.used {
+			return nil
+		}
+		if s.h != h {
+			continue
+		}
+		n := s.name
+		if len(prefix) == 0 {
+			if n == string(key) {
+				return s
+			}
+			continue
+		}
+		if len(n) == len(prefix)+1+len(key) && n[:len(prefix)] == string(prefix) && n[len(prefix)] == '.' && n[len(prefix)+1:] == string(key) {
+			return s
+		}
+	}
+}
+
+// buildKeys fills the key table from the registered field names.
+func (rs *RuleSet) buildKeys() {
+	n := len(rs.byName) + len(rs.prefixes)
+	size := 64
+	for size < 4*n {
+		size *= 2
+	}
+	t := &keyTable{mask: uint32(size - 1), slots: make([]keySlot, size)}
+	for name, ids := range rs.byName {
+		t.slot(name).ids = ids
+	}
+	for p := range rs.prefixes {
+		t.slot(p).prefix = true
+	}
+	rs.keys = t
 }

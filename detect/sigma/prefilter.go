@@ -255,17 +255,24 @@ type litCand struct {
 }
 
 func trigram(a, b, c byte) uint32 {
-	h := (uint32(lowerTab[a])<<16 | uint32(lowerTab[b])<<8 | uint32(lowerTab[c])) * 2654435761
-	return h >> (32 - tri)
+	return triHash(uint32(lowerTab[a])<<16 | uint32(lowerTab[b])<<8 | uint32(lowerTab[c]))
 }
+
+func triHash(x uint32) uint32 { return (x * 2654435761) >> (32 - tri) }
 
 // scan marks the rules whose literals occur in s, a value of the fields
 // ids (nil: a value only keyword literals apply to).
 func (t *litTable) scan(c *evalCtx, s string, ids []int) {
-	for i := 0; i+2 < len(s); i++ {
-		k := trigram(s[i], s[i+1], s[i+2])
+	if len(s) < 3 {
+		return
+	}
+	// A rolling window of the last three folded bytes.
+	x := uint32(lowerTab[s[0]])<<8 | uint32(lowerTab[s[1]])
+	for i := 2; i < len(s); i++ {
+		x = (x<<8 | uint32(lowerTab[s[i]])) & 0xffffff
+		k := triHash(x)
 		if t.bits3[k>>6]&(1<<(k&63)) != 0 {
-			t.check(c, t.cands3[k], s, i, ids)
+			t.check(c, t.cands3[k], s, i-2, ids)
 		}
 	}
 }

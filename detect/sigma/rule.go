@@ -417,6 +417,9 @@ func (cp *compiler) compileKeywords(vals []*yaml.Node, mods []string) (node, err
 		}
 		kn.preds = append(kn.preds, ps...)
 	}
+	if !kn.all {
+		kn.idx = newPredIndex(kn.preds)
+	}
 	return kn, nil
 }
 
@@ -538,6 +541,9 @@ func (cp *compiler) compileField(r *Rule, field string, modList []string, vals [
 			}
 			fn.preds = append(fn.preds, p)
 		}
+	}
+	if !m.all {
+		fn.idx = newPredIndex(fn.preds)
 	}
 	if m.all && len(fn.preds) > 1 {
 		// Put the cheapest tests first.

@@ -55,6 +55,7 @@ type RuleSet struct {
 	byName     map[string][]int
 	prefixes   map[string]bool // "a" and "a.b" for a field "a.b.c"
 	byRef      map[string]*Rule
+	keys       *keyTable // built from byName and prefixes once loaded
 
 	mu     sync.RWMutex
 	routes map[Logsource]*route
@@ -312,6 +313,7 @@ func (rs *RuleSet) finish() []FileError {
 	for _, c := range keep {
 		rs.linkFields(c)
 	}
+	rs.buildKeys()
 	sort.SliceStable(errs, func(i, j int) bool { return errs[i].File < errs[j].File })
 	return errs
 }
