@@ -66,7 +66,7 @@ type flowTable struct {
 }
 
 func newFlowTable(max int) *flowTable {
-	return &flowTable{m: make(map[flowKey]*flow, min(max, 1<<16)), max: max}
+	return &flowTable{m: make(map[flowKey]*flow, min(max, 1024)), max: max}
 }
 
 func (t *flowTable) unlink(f *flow) {

@@ -174,7 +174,7 @@ func (e *engine) readFile(ctx context.Context, name string) error {
 	if st, err := fh.Stat(); err == nil {
 		size = st.Size()
 	}
-	cr := &countingReader{r: bufio.NewReaderSize(fh, 1<<20)}
+	cr := &countingReader{r: bufio.NewReaderSize(fh, 256<<10)}
 	br := bufio.NewReaderSize(cr, 1<<16)
 	magic, err := br.Peek(4)
 	if err != nil {
