@@ -1,0 +1,260 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/alert"
+	"github.com/vigil-iot/vigil/auth"
+	"github.com/vigil-iot/vigil/bus/natsbus"
+	"github.com/vigil-iot/vigil/detect"
+	"github.com/vigil-iot/vigil/detect/threshold"
+	"github.com/vigil-iot/vigil/incident"
+	"github.com/vigil-iot/vigil/ingest/httpin"
+	"github.com/vigil-iot/vigil/inventory"
+	"github.com/vigil-iot/vigil/pki"
+	"github.com/vigil-iot/vigil/rules"
+	"github.com/vigil-iot/vigil/store"
+	"github.com/vigil-iot/vigil/store/sqlite"
+	"github.com/vigil-iot/vigil/web"
+)
+
+// Consumer groups on the bus: each sees every event.
+const (
+	groupStore     = "store"
+	groupDetect    = "detect"
+	groupInventory = "inventory"
+)
+
+// app is one running Vigil server: every stage wired together.
+type app struct {
+	cfg       config
+	log       *slog.Logger
+	registry  *prometheus.Registry
+	store     *sqlite.Store
+	bus       *natsbus.Bus
+	tokens    *auth.FileStore
+	ca        *pki.CA
+	detect    *detect.Stage
+	inventory *inventory.Stage
+	alerts    *alert.Stage
+	incident  *incident.Correlator
+
+	// URL is the API's base URL once listening; adminToken is the
+	// bootstrap admin token, set only on the first start of a data dir.
+	URL        string
+	adminToken string
+
+	http    *web.HTTPServer
+	tlsCert tls.Certificate
+	stages  *errgroup.Group
+	cancel  context.CancelFunc
+}
+
+// openApp builds every stage of the server from cfg. It starts nothing:
+// run starts the stages and the listener.
+func openApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("cannot create data dir: %w", err)
+	}
+	a = &app{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	comp := func(name string) *slog.Logger { return log.With("component", name) }
+
+	if a.ca, err = pki.EnsureCA(filepath.Join(cfg.DataDir, "pki")); err != nil {
+		return nil, err
+	}
+	if !cfg.InsecureHTTP {
+		if a.tlsCert, err = a.ca.EnsureServerCert(filepath.Join(cfg.DataDir, "pki"), cfg.Hosts); err != nil {
+			return nil, err
+		}
+	}
+	if a.tokens, err = auth.OpenFileStore(filepath.Join(cfg.DataDir, "tokens.json"), auth.WithLogger(comp("auth"))); err != nil {
+		return nil, err
+	}
+	if a.adminToken, err = a.tokens.EnsureBootstrapAdmin(); err != nil {
+		return nil, err
+	}
+	if a.store, err = sqlite.Open(filepath.Join(cfg.DataDir, "vigil.db"), sqlite.Options{Logger: comp("store"), Registerer: a.registry}); err != nil {
+		return nil, err
+	}
+	a.bus, err = natsbus.Open(ctx, natsbus.Config{
+		URL:           cfg.NATSURL,
+		DataDir:       filepath.Join(cfg.DataDir, "nats"),
+		Partitions:    cfg.Partitions,
+		Groups:        []string{groupStore, groupDetect, groupInventory},
+		MaxEventBytes: cfg.BusMaxBytes,
+		Logger:        comp("bus"),
+		Registerer:    a.registry,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	detectors, err := loadDetectors(cfg, comp("threshold"), a.registry)
+	if err != nil {
+		return nil, err
+	}
+	a.detect = detect.NewStage(a.bus, detectors, detect.StageOptions{Group: groupDetect, Logger: comp("detect"), Registerer: a.registry})
+	if a.inventory, err = inventory.NewStage(a.bus, a.store, inventory.Options{Group: groupInventory, Logger: comp("inventory"), Registerer: a.registry}); err != nil {
+		return nil, err
+	}
+	if a.incident, err = incident.NewCorrelator(ctx, a.store, incident.Options{Window: time.Duration(cfg.IncidentWindow), Logger: comp("incident"), Registerer: a.registry}); err != nil {
+		return nil, err
+	}
+	if a.alerts, err = alert.NewStage(a.bus, a.store, alert.Options{
+		Dedup:      alert.DedupOptions{Window: time.Duration(cfg.DedupWindow)},
+		Assigner:   a.incident,
+		Logger:     comp("alert"),
+		Registerer: a.registry,
+	}); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// loadDetectors loads the built-in threshold rules and those of the
+// configured directories. A rule that does not load is an error: a server
+// must not run with part of its rules silently missing.
+func loadDetectors(cfg config, log *slog.Logger, reg prometheus.Registerer) ([]detect.Detector, error) {
+	var all []*threshold.Rule
+	var errs []error
+	err := fs.WalkDir(rules.Threshold, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || path.Ext(p) != ".yaml" {
+			return err
+		}
+		b, err := rules.Threshold.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rs, es := threshold.Parse("builtin:"+p, b)
+		all, errs = append(all, rs...), append(errs, es...)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot read built-in rules: %w", err)
+	}
+	for _, dir := range cfg.RulesDirs {
+		rs, es := threshold.LoadDir(dir)
+		all, errs = append(all, rs...), append(errs, es...)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("cannot load rules: %w", errors.Join(errs...))
+	}
+	log.Info("threshold rules loaded", "rules", len(all))
+	return []detect.Detector{threshold.New(all, threshold.Options{Logger: log, Registerer: reg})}, nil
+}
+
+// start runs every stage and the API listener in the background. It
+// returns once the listener is bound; a.URL is then set.
+func (a *app) start(ctx context.Context) error {
+	ctx, a.cancel = context.WithCancel(ctx)
+	comp := func(name string) *slog.Logger { return a.log.With("component", name) }
+
+	ingest, err := httpin.NewHandler(httpin.Options{
+		Publisher:      a.bus,
+		MaxReportBytes: a.cfg.MaxReportBytes,
+		MaxBulkBytes:   a.cfg.MaxBulkBytes,
+		Logger:         comp("ingest"),
+		Registerer:     a.registry,
+	})
+	if err != nil {
+		return err
+	}
+	srv, err := web.NewServer(web.Options{
+		Store:       a.store,
+		Tokens:      a.tokens,
+		AgentReport: ingest.Report(),
+		BulkEvents:  ingest.Bulk(),
+		Gatherer:    a.registry,
+		Ready:       a.ready,
+		Registerer:  a.registry,
+		Logger:      a.log,
+	})
+	if err != nil {
+		return err
+	}
+	lc := web.ListenConfig{Addr: a.cfg.Listen, PlainHTTP: a.cfg.InsecureHTTP, Logger: a.log}
+	if !a.cfg.InsecureHTTP {
+		lc.Certificate = &a.tlsCert
+	}
+	if a.http, err = web.Listen(lc, srv); err != nil {
+		return err
+	}
+	a.URL = a.http.URL()
+
+	g, gctx := errgroup.WithContext(ctx)
+	a.stages = g
+	g.Go(func() error { return store.RunEventSink(gctx, a.bus, a.store, comp("sink")) })
+	g.Go(func() error {
+		return store.RunRetention(gctx, a.store, time.Duration(a.cfg.Retention), time.Hour, vigil.SystemClock{}, comp("retention"))
+	})
+	g.Go(func() error { return a.inventory.Run(gctx) })
+	g.Go(func() error { return a.detect.Run(gctx) })
+	g.Go(func() error { return a.alerts.Run(gctx) })
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return a.http.Shutdown(sctx)
+	})
+	return nil
+}
+
+// ready tells /readyz whether the store and the bus answer.
+func (a *app) ready(ctx context.Context) error {
+	if _, err := a.store.CountEvents(ctx); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
+
+// wait blocks until the stages end (the context given to start is done, or
+// one failed) and returns the first failure.
+func (a *app) wait() error {
+	if a.stages == nil {
+		return nil
+	}
+	err := a.stages.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+// stop ends the stages and releases everything.
+func (a *app) stop() error {
+	if a.cancel != nil {
+		a.cancel()
+	}
+	err := a.wait()
+	a.close()
+	return err
+}
+
+func (a *app) close() {
+	if a.bus != nil {
+		a.bus.Close()
+	}
+	if a.store != nil {
+		a.store.Close()
+	}
+}

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// config is the server's configuration: defaults, then the config file,
+// then flags. Every field has a working default, so `vigil serve` runs with
+// no file at all.
+type config struct {
+	// DataDir holds the SQLite database, the embedded NATS store, the CA,
+	// the server certificate and the token file.
+	DataDir string `yaml:"data_dir"`
+	// Listen is the API address.
+	Listen string `yaml:"listen"`
+	// InsecureHTTP serves plain HTTP; allowed only on a loopback address.
+	InsecureHTTP bool `yaml:"insecure_http"`
+	// Hosts are extra names and addresses for the server certificate.
+	Hosts []string `yaml:"hosts"`
+
+	// NATSURL points at an external NATS JetStream; empty embeds one.
+	NATSURL string `yaml:"nats_url"`
+	// Partitions is the number of event partitions on the bus.
+	Partitions int `yaml:"partitions"`
+	// BusMaxBytes bounds the event stream; a full stream answers 429.
+	BusMaxBytes int64 `yaml:"bus_max_bytes"`
+
+	// Retention is how long events are kept.
+	Retention duration `yaml:"retention"`
+	// RulesDirs are extra threshold rule directories, loaded after the
+	// rules built into the binary (rules/threshold).
+	RulesDirs []string `yaml:"rules_dirs"`
+	// DedupWindow merges alerts with the same dedup key.
+	DedupWindow duration `yaml:"dedup_window"`
+	// IncidentWindow groups alerts on one device or entity into one incident.
+	IncidentWindow duration `yaml:"incident_window"`
+
+	// MaxReportBytes and MaxBulkBytes bound request bodies.
+	MaxReportBytes int64 `yaml:"max_report_bytes"`
+	MaxBulkBytes   int64 `yaml:"max_bulk_bytes"`
+
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `yaml:"log_level"`
+}
+
+func defaultConfig() config {
+	return config{
+		DataDir:        "vigil-data",
+		Listen:         "127.0.0.1:8443",
+		Partitions:     8,
+		BusMaxBytes:    4 << 30,
+		Retention:      duration(30 * 24 * time.Hour),
+		DedupWindow:    duration(10 * time.Minute),
+		IncidentWindow: duration(30 * time.Minute),
+		MaxReportBytes: 1 << 20,
+		MaxBulkBytes:   16 << 20,
+		LogLevel:       "info",
+	}
+}
+
+// loadConfig reads a YAML file over the defaults. Unknown keys are errors;
+// ${VAR} references are expanded from the environment first.
+func loadConfig(path string, c *config) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("cannot read config: %w", err)
+	}
+	b = []byte(os.ExpandEnv(string(b)))
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		return fmt.Errorf("cannot parse config %s: %w", path, err)
+	}
+	return nil
+}
+
+func (c *config) validate() error {
+	if c.DataDir == "" {
+		return fmt.Errorf("data_dir: must not be empty")
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if c.Partitions < 1 || c.Partitions > 1024 {
+		return fmt.Errorf("partitions: %d is not in 1..1024", c.Partitions)
+	}
+	if c.Retention <= 0 {
+		return fmt.Errorf("retention: must be positive")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log_level: %q is not debug, info, warn or error", c.LogLevel)
+	}
+	abs, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+	c.DataDir = abs
+	return nil
+}
+
+// duration is a time.Duration written as a Go duration string in YAML.
+type duration time.Duration
+
+func (d *duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*d = duration(v)
+	return nil
+}
+
+func (d duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }

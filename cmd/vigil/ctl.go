@@ -1,0 +1,375 @@
+package main
+
+import (
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/auth"
+	"github.com/vigil-iot/vigil/client"
+	"github.com/vigil-iot/vigil/store"
+	"github.com/vigil-iot/vigil/web/api"
+)
+
+// ctlOptions are the connection and output flags every ctl command shares.
+type ctlOptions struct {
+	server, token, caFile, output string
+	limit                         int
+}
+
+func newCtlCmd() *cobra.Command {
+	o := &ctlOptions{}
+	cmd := &cobra.Command{
+		Use:   "ctl",
+		Short: "Query and manage a running Vigil server",
+		Long: `Query and manage a running Vigil server through its REST API. The server, token and CA
+come from --server, --token, --ca or the environment (VIGIL_SERVER, VIGIL_TOKEN, VIGIL_CA).
+Output is a table, or JSON with -o json.`,
+	}
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&o.server, "server", envOr("VIGIL_SERVER", "https://127.0.0.1:8443"), "server URL ($VIGIL_SERVER)")
+	pf.StringVar(&o.token, "token", os.Getenv("VIGIL_TOKEN"), "API token ($VIGIL_TOKEN)")
+	pf.StringVar(&o.caFile, "ca", os.Getenv("VIGIL_CA"), "CA certificate of the server ($VIGIL_CA)")
+	pf.StringVarP(&o.output, "output", "o", "table", "table or json")
+	pf.IntVar(&o.limit, "limit", 100, "how many items at most")
+	cmd.AddCommand(ctlDevicesCmd(o), ctlAlertsCmd(o), ctlIncidentsCmd(o), ctlEventsCmd(o), ctlTokenCmd(o))
+	return cmd
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func (o *ctlOptions) client() (*client.Client, error) {
+	if o.token == "" {
+		return nil, fmt.Errorf("no API token: give --token or set VIGIL_TOKEN")
+	}
+	if o.output != "table" && o.output != "json" {
+		return nil, fmt.Errorf("-o %q: want table or json", o.output)
+	}
+	var pool *x509.CertPool
+	if o.caFile != "" {
+		var err error
+		if pool, err = client.LoadCAFile(o.caFile); err != nil {
+			return nil, err
+		}
+	}
+	return client.New(o.server, o.token, client.TLSConfig(pool))
+}
+
+// print writes v as JSON, or calls table with a tab writer.
+func (o *ctlOptions) print(w io.Writer, v any, table func(tw *tabwriter.Writer)) error {
+	if o.output == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	table(tw)
+	return tw.Flush()
+}
+
+func ctlDevicesCmd(o *ctlOptions) *cobra.Command {
+	var q store.DeviceFilter
+	cmd := &cobra.Command{
+		Use:   "devices [ID]",
+		Short: "List devices, or show one device with its recent health",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if len(args) == 1 {
+				d, err := c.GetDevice(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return o.print(out, d, func(tw *tabwriter.Writer) {
+					dev := d.Device
+					fmt.Fprintf(tw, "ID\t%s\nCLASS\t%s\nVENDOR\t%s\nMODEL\t%s\nFIRMWARE\t%s\nOS\t%s %s\nSTATE\t%s\nLAST SEEN\t%s\nTAGS\t%s\n",
+						dev.ID, dev.Class, dev.Vendor, dev.Model, dev.Firmware, dev.OS, dev.Kernel, dev.State, ago(dev.LastSeen), joinOr(dev.Tags, "-"))
+					for _, s := range dev.Software {
+						fmt.Fprintf(tw, "SOFTWARE\t%s %s\n", s.Name, s.Version)
+					}
+					fmt.Fprintln(tw, "\nTIME\tCPU%\tMEM%\tDISK%\tTEMP")
+					for _, h := range d.HealthHistory {
+						fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%.1f\n", h.Time.Format(time.DateTime), h.CPU, h.Memory, h.Disk, h.Temperature)
+					}
+				})
+			}
+			q.Limit = o.limit
+			ds, _, err := c.ListDevices(cmd.Context(), q)
+			if err != nil {
+				return err
+			}
+			return o.print(out, ds, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "ID\tCLASS\tVENDOR\tMODEL\tFIRMWARE\tSTATE\tCPU%\tLAST SEEN")
+				for _, d := range ds {
+					cpu := "-"
+					if d.Health != nil {
+						cpu = fmt.Sprintf("%.1f", d.Health.CPU)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Class, d.Vendor, d.Model, d.Firmware, d.State, cpu, ago(d.LastSeen))
+				}
+			})
+		},
+	}
+	cmd.Flags().StringVar(&q.Class, "class", "", "only this device class")
+	cmd.Flags().StringVar((*string)(&q.State), "state", "", "only this state")
+	cmd.Flags().StringVar(&q.Tag, "tag", "", "only devices with this tag")
+	return cmd
+}
+
+func ctlAlertsCmd(o *ctlOptions) *cobra.Command {
+	var (
+		q   store.AlertFilter
+		sev string
+	)
+	cmd := &cobra.Command{
+		Use:   "alerts",
+		Short: "List alerts, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			q.Limit = o.limit
+			if sev != "" {
+				if q.MinSeverity, err = vigil.ParseSeverity(sev); err != nil {
+					return err
+				}
+			}
+			as, _, err := c.ListAlerts(cmd.Context(), q)
+			if err != nil {
+				return err
+			}
+			return o.print(cmd.OutOrStdout(), as, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "ID\tSEVERITY\tDEVICE\tRULE\tTITLE\tATT&CK\tCOUNT\tINCIDENT\tCREATED")
+				for _, a := range as {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.ID, a.Severity, a.DeviceID, a.RuleID, a.Title,
+						joinOr(a.Techniques, "-"), a.Count, a.IncidentID, ago(a.Created))
+				}
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&q.DeviceID, "device", "", "only this device")
+	f.StringVar(&q.RuleID, "rule", "", "only this rule")
+	f.StringVar(&q.IncidentID, "incident", "", "only this incident")
+	f.StringVar(&sev, "min-severity", "", "informational, low, medium, high or critical")
+	return cmd
+}
+
+func ctlIncidentsCmd(o *ctlOptions) *cobra.Command {
+	var (
+		q      store.IncidentFilter
+		status string
+	)
+	cmd := &cobra.Command{
+		Use:   "incidents [ID]",
+		Short: "List incidents, newest first, or show one",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			q.Status = vigil.IncidentStatus(status)
+			var is []api.Incident
+			if len(args) == 1 {
+				i, err := c.GetIncident(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				is = append(is, i)
+			} else {
+				q.Limit = o.limit
+				if is, _, err = c.ListIncidents(cmd.Context(), q); err != nil {
+					return err
+				}
+			}
+			var v any = is
+			if len(args) == 1 {
+				v = is[0]
+			}
+			return o.print(cmd.OutOrStdout(), v, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "ID\tSTATUS\tSEVERITY\tTITLE\tDEVICES\tALERTS\tATT&CK\tTIME TO DETECT\tDETECTED")
+				for _, i := range is {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", i.ID, i.Status, i.Severity, i.Title,
+						strings.Join(i.DeviceIDs, ","), len(i.AlertIDs), joinOr(i.Techniques, "-"),
+						i.TimeToDetect, ago(i.Detected))
+				}
+			})
+		},
+	}
+	cmd.Flags().StringVar(&status, "status", "", "open, contained, resolved or false_positive")
+	cmd.Flags().StringVar(&q.DeviceID, "device", "", "only incidents on this device")
+	return cmd
+}
+
+func ctlEventsCmd(o *ctlOptions) *cobra.Command {
+	var (
+		q      store.EventFilter
+		since  time.Duration
+		fields []string
+	)
+	cmd := &cobra.Command{
+		Use:   "events",
+		Short: "List events, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			q.Limit = o.limit
+			if since > 0 {
+				q.Since = time.Now().Add(-since)
+			}
+			for _, f := range fields {
+				k, v, ok := strings.Cut(f, "=")
+				if !ok {
+					return fmt.Errorf("--field %q: want name=value", f)
+				}
+				if q.Fields == nil {
+					q.Fields = map[string]string{}
+				}
+				q.Fields[k] = v
+			}
+			es, _, err := c.ListEvents(cmd.Context(), q)
+			if err != nil {
+				return err
+			}
+			return o.print(cmd.OutOrStdout(), es, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "TIME\tDEVICE\tKIND\tACTION\tOUTCOME\tDETAIL")
+				for _, e := range es {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.DateTime+".000"), e.DeviceID, e.Kind, e.Action, e.Outcome, eventDetail(&e))
+				}
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&q.DeviceID, "device", "", "only this device")
+	f.StringVar(&q.Kind, "kind", "", "only this kind (auth, process, network, health, ...)")
+	f.DurationVar(&since, "since", 0, "only events newer than this (e.g. 1h)")
+	f.StringArrayVar(&fields, "field", nil, "field equality name=value (repeatable)")
+	return cmd
+}
+
+// eventDetail picks the few fields that say most about an event.
+func eventDetail(e *vigil.Event) string {
+	var parts []string
+	for _, k := range []string{"user.name", "source.ip", "process.command_line", "destination.port", "host.cpu.pct"} {
+		if v, ok := e.FieldString(k); ok {
+			parts = append(parts, k+"="+v)
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+func ctlTokenCmd(o *ctlOptions) *cobra.Command {
+	cmd := &cobra.Command{Use: "token", Short: "Create and list API tokens"}
+	var role, name, dataDir string
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Create an API token with a role (printed once)",
+		Long: `Create an API token. With --data-dir it writes the server's token file directly (on the
+server host; the running server sees the token at once); otherwise it asks the server's API,
+which needs an admin --token.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := auth.ParseRole(role)
+			if err != nil {
+				return err
+			}
+			if name == "" {
+				name = string(r) + "-" + time.Now().UTC().Format("20060102-150405")
+			}
+			var plain string
+			if dataDir != "" {
+				ts, err := auth.OpenFileStore(filepath.Join(dataDir, "tokens.json"))
+				if err != nil {
+					return err
+				}
+				if plain, _, err = ts.Create(name, r); err != nil {
+					return err
+				}
+			} else {
+				c, err := o.client()
+				if err != nil {
+					return err
+				}
+				ct, err := c.CreateToken(cmd.Context(), name, r)
+				if err != nil {
+					return err
+				}
+				plain = ct.Secret
+			}
+			if o.output == "json" {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]string{"name": name, "role": string(r), "token": plain})
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), plain)
+			return nil
+		},
+	}
+	create.Flags().StringVar(&role, "role", "viewer", "admin, analyst, viewer or agent")
+	create.Flags().StringVar(&name, "name", "", "a name for the token")
+	create.Flags().StringVar(&dataDir, "data-dir", "", "the server's data dir (write the token file directly)")
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List tokens (never their secrets)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var ts []auth.Token
+			if dataDir != "" {
+				fs, err := auth.OpenFileStore(filepath.Join(dataDir, "tokens.json"))
+				if err != nil {
+					return err
+				}
+				if ts, err = fs.List(); err != nil {
+					return err
+				}
+			} else {
+				c, err := o.client()
+				if err != nil {
+					return err
+				}
+				if ts, err = c.ListTokens(cmd.Context()); err != nil {
+					return err
+				}
+			}
+			return o.print(cmd.OutOrStdout(), ts, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "ID\tNAME\tROLE\tCREATED\tLAST USED")
+				for _, t := range ts {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Role, ago(t.Created), ago(t.LastUsed))
+				}
+			})
+		},
+	}
+	list.Flags().StringVar(&dataDir, "data-dir", "", "the server's data dir (read the token file directly)")
+	cmd.AddCommand(create, list)
+	return cmd
+}
+
+// ago formats a time as an age ("3m12s ago"), or "-" for the zero time.
+func ago(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return time.Since(t).Round(time.Second).String() + " ago"
+}
