@@ -173,3 +173,21 @@ func TestTestEventsExplains(t *testing.T) {
 		t.Errorf("second = %+v", res[1])
 	}
 }
+
+func TestAppendAlertMatchesEncodingJSON(t *testing.T) {
+	a := vigil.Alert{ID: "x", DedupKey: "k", Detector: "sigma", RuleID: "r", Title: "T \"q\" <b> \x01 é \xff", Severity: vigil.SeverityHigh,
+		Tags: []string{"attack.t1105"}, Techniques: []string{"T1105"}, DeviceID: "d", Entities: []string{"ip:1"}, EventIDs: []string{"e"},
+		FirstEventTime: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), Created: time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("x", 3600)), Count: 1}
+	got := appendAlert(nil, &a, 7, "high")
+	var x, y map[string]any
+	if err := json.Unmarshal(got, &x); err != nil {
+		t.Fatalf("%v: %s", err, got)
+	}
+	want, _ := json.Marshal(streamAlert{Alert: a, Line: 7, Level: "high"})
+	json.Unmarshal(want, &y)
+	xb, _ := json.Marshal(x)
+	yb, _ := json.Marshal(y)
+	if string(xb) != string(yb) {
+		t.Errorf("got  %s\nwant %s", xb, yb)
+	}
+}

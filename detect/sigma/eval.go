@@ -45,6 +45,9 @@ type evalCtx struct {
 	stamp []uint32
 	// mask[rule index] has a bit per prefilter clause that holds.
 	mask []uint8
+	// cands are the rules the prefilter stamped for this event.
+	cands []int32
+	sel   []int32
 	// vals are the scalars of the current NDJSON line.
 	vals []scalarVal
 }
@@ -67,6 +70,7 @@ func (c *evalCtx) reset(nfields int) {
 		c.slots = append(c.slots, make([]slot, nfields-len(c.slots))...)
 	}
 	c.arena = c.arena[:0]
+	c.cands = c.cands[:0]
 }
 
 // get returns field f's slot for the current event.

@@ -70,7 +70,7 @@ const sampleEvery = 256
 // hit for each match. It returns the number of matches.
 func (rs *RuleSet) evalRoute(c *evalCtx, rt *route, seq uint64, hit func(r *Rule)) int {
 	prefilter(c, rt)
-	return evalRules(c, rt, seq, hit)
+	return evalRules(c, rs, rt, seq, hit)
 }
 
 // prefilter marks the rules of rt whose literals occur in the event.
@@ -115,11 +115,27 @@ func prefilter(c *evalCtx, rt *route) {
 }
 
 // evalRules evaluates the rules the prefilter selected.
-func evalRules(c *evalCtx, rt *route, seq uint64, hit func(r *Rule)) int {
+func evalRules(c *evalCtx, rs *RuleSet, rt *route, seq uint64, hit func(r *Rule)) int {
+	// Candidates: rules whose every prefilter clause holds, and rules
+	// without a prefilter; evaluated in rule order.
+	sel := c.sel[:0]
+	for _, ri := range c.cands {
+		if c.mask[ri] == uint8(1)<<rs.Rules[ri].clauses-1 {
+			sel = append(sel, ri)
+		}
+	}
+	sel = append(sel, rt.always...)
+	for i := 1; i < len(sel); i++ {
+		for j := i; j > 0 && sel[j] < sel[j-1]; j-- {
+			sel[j], sel[j-1] = sel[j-1], sel[j]
+		}
+	}
+	c.sel = sel
 	timed := seq%sampleEvery == 0
 	n := 0
-	for _, r := range rt.rules {
-		if r.prefilt != nil && (c.stamp[r.index] != c.gen || c.mask[r.index] != uint8(1)<<r.clauses-1) || r.disabled.Load() {
+	for _, ri := range sel {
+		r := rs.Rules[ri]
+		if r.disabled.Load() {
 			continue
 		}
 		var t0 time.Time

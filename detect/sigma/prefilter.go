@@ -292,6 +292,7 @@ func (t *litTable) check(c *evalCtx, cs []litCand, s string, i int, ids []int) {
 			if c.stamp[ri] != c.gen {
 				c.stamp[ri] = c.gen
 				c.mask[ri] = 0
+				c.cands = append(c.cands, ri)
 			}
 			c.mask[ri] |= 1 << (v & 7)
 		}
@@ -321,6 +322,7 @@ func eqFoldASCII(s, lit string) bool {
 // the literal table that selects candidates among them.
 type route struct {
 	rules    []*Rule
+	always   []int32 // indexes of rules without a prefilter
 	lits     *litTable
 	scanned  []bool // slot → some literal of this route is on that field
 	fields   []int  // the scanned slots
@@ -336,6 +338,9 @@ func buildRoute(rules []*Rule, nfields int) *route {
 	}
 	index := map[ckey][2]int{} // → bigram, position in cands
 	for _, r := range rules {
+		if r.prefilt == nil {
+			rt.always = append(rt.always, int32(r.index))
+		}
 		for _, a := range r.prefilt {
 			v := int32(r.index)<<3 | int32(a.group)
 			if pos, ok := index[ckey{a.field, a.lit}]; ok {

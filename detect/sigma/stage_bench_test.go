@@ -49,7 +49,7 @@ func BenchmarkStages(b *testing.B) {
 				if stage == "prefilter" {
 					continue
 				}
-				evalRules(c, rt, 1, nil)
+				evalRules(c, rs, rt, 1, nil)
 			}
 		})
 	}

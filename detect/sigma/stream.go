@@ -144,12 +144,18 @@ func DetectStream(r io.Reader, w io.Writer, rs *RuleSet) (Stats, error) {
 	var werr error
 	corr := newCorrelator(0, 0, &dropCounters{})
 	written := 0
+	var out []byte
 	write := func(a vigil.Alert, level string) {
 		if werr != nil {
 			return
 		}
 		written++
-		werr = enc.Encode(streamAlert{Alert: a, Line: lineNo, Level: level})
+		if a.Fields != nil {
+			werr = enc.Encode(streamAlert{Alert: a, Line: lineNo, Level: level})
+			return
+		}
+		out = appendAlert(out[:0], &a, lineNo, level)
+		_, werr = bw.Write(out)
 	}
 	hit := func(rule *Rule) {
 		if rule.disabled.Load() {
