@@ -1,0 +1,409 @@
+package rules
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/detect/sigma"
+	"go.yaml.in/yaml/v3"
+)
+
+// minPackRules is the least number of rules (detections and correlations)
+// the pack ships.
+const minPackRules = 40
+
+// packFile is one rule file of the embedded pack.
+type packFile struct {
+	stem  string // file name without .yml
+	name  string // path inside Sigma
+	body  []byte
+	start int // first line of the file in the joined pack
+	lines int
+	docs  []map[string]any
+}
+
+// readPack reads every rule file of the embedded pack, in name order.
+func readPack(t *testing.T) []*packFile {
+	t.Helper()
+	var files []*packFile
+	err := fs.WalkDir(Sigma, "sigma", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		ext := path.Ext(p)
+		if ext != ".yml" && ext != ".yaml" {
+			t.Errorf("%s: not a .yml rule file", p)
+			return nil
+		}
+		b, err := Sigma.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		f := &packFile{stem: strings.TrimSuffix(path.Base(p), ext), name: p, body: b}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		for {
+			var doc map[string]any
+			if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				t.Errorf("%s: invalid YAML: %v", p, err)
+				break
+			}
+			if doc != nil {
+				f.docs = append(f.docs, doc)
+			}
+		}
+		files = append(files, f)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("cannot walk the embedded pack: %v", err)
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].name < files[j].name })
+	return files
+}
+
+// loadPack compiles the whole pack as one rule set (correlations may refer
+// to rules of other files). The engine loads directories from disk or one
+// file's bytes, so the files are joined as YAML documents and compile
+// errors are mapped back to their file and line.
+func loadPack(t *testing.T, files []*packFile) *sigma.RuleSet {
+	t.Helper()
+	var joined bytes.Buffer
+	line := 1
+	for _, f := range files {
+		joined.WriteString("---\n")
+		line++
+		f.start = line
+		body := f.body
+		if !bytes.HasSuffix(body, []byte("\n")) {
+			body = append(append([]byte{}, body...), '\n')
+		}
+		f.lines = bytes.Count(body, []byte("\n"))
+		joined.Write(body)
+		line += f.lines
+	}
+	rs, errs := sigma.LoadBytes("pack", joined.Bytes(), nil)
+	for _, e := range errs {
+		where := fmt.Sprintf("pack:%d", e.Line)
+		for _, f := range files {
+			if e.Line >= f.start && e.Line < f.start+f.lines {
+				where = fmt.Sprintf("%s:%d", f.name, e.Line-f.start+1)
+			}
+		}
+		t.Errorf("%s: rule %q: %s", where, e.Rule, e.Reason)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	return rs
+}
+
+// primary is the rule a file's test cases are about: its correlation when
+// it has one (its detection rules then only feed it), else its detection.
+func (f *packFile) primary() (string, error) {
+	var ids []string
+	for _, d := range f.docs {
+		if _, ok := d["correlation"]; ok {
+			ids = append(ids, fmt.Sprint(d["id"]))
+		}
+	}
+	if len(ids) == 0 {
+		for _, d := range f.docs {
+			ids = append(ids, fmt.Sprint(d["id"]))
+		}
+	}
+	if len(ids) != 1 {
+		return "", fmt.Errorf("%s: want one correlation or one detection rule to test, have %d", f.name, len(ids))
+	}
+	return ids[0], nil
+}
+
+// readEvents reads a test case: one vigil.Event JSON object a line.
+func readEvents(t *testing.T, file string) []vigil.Event {
+	t.Helper()
+	fh, err := os.Open(file)
+	if err != nil {
+		t.Fatalf("cannot open test case: %v", err)
+	}
+	defer fh.Close()
+	var evs []vigil.Event
+	sc := bufio.NewScanner(fh)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	n := 0
+	for sc.Scan() {
+		n++
+		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+			continue
+		}
+		var ev vigil.Event
+		dec := json.NewDecoder(bytes.NewReader(sc.Bytes()))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&ev); err != nil {
+			t.Fatalf("%s:%d: not a vigil.Event: %v", file, n, err)
+		}
+		if ev.Kind == "" || ev.Time.IsZero() || ev.ID == "" {
+			t.Fatalf("%s:%d: an event needs id, time and kind", file, n)
+		}
+		evs = append(evs, ev)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("cannot read %s: %v", file, err)
+	}
+	if len(evs) == 0 {
+		t.Fatalf("%s: no events", file)
+	}
+	return evs
+}
+
+// detect runs events through a fresh online Detector of the whole pack
+// (routing by kind, field mapping and correlation state included) and
+// returns the rule ids of the alerts, with their count.
+func detect(rs *sigma.RuleSet, evs []vigil.Event) map[string]int {
+	d := sigma.NewDetector(rs, sigma.DetectorOptions{Clock: fixedClock{}})
+	got := map[string]int{}
+	for i := range evs {
+		ev := evs[i]
+		d.Detect(context.Background(), 0, &ev, func(a vigil.Alert) { got[a.RuleID]++ })
+	}
+	return got
+}
+
+type fixedClock struct{}
+
+func (fixedClock) Now() time.Time { return time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC) }
+
+func keys(m map[string]int) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestPackCompiles(t *testing.T) {
+	files := readPack(t)
+	rs := loadPack(t, files)
+	if n := rs.Compiled(); n < minPackRules {
+		t.Errorf("pack has %d rules, want at least %d", n, minPackRules)
+	}
+	if len(files) < minPackRules {
+		t.Errorf("pack has %d rule files, want at least %d", len(files), minPackRules)
+	}
+	t.Logf("pack: files=%d detections=%d correlations=%d", len(files), len(rs.Rules), len(rs.Correlations))
+}
+
+// TestPackCases runs every rule's positive and negative case through the
+// online detector of the whole pack.
+func TestPackCases(t *testing.T) {
+	files := readPack(t)
+	rs := loadPack(t, files)
+	for _, f := range files {
+		t.Run(f.stem, func(t *testing.T) {
+			id, err := f.primary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := path.Join("testdata", f.stem)
+			pos := detect(rs, readEvents(t, path.Join(dir, "positive.jsonl")))
+			neg := detect(rs, readEvents(t, path.Join(dir, "negative.jsonl")))
+			if gap, ok := onlineGaps[f.stem]; ok {
+				// The rule needs something the online path does not give
+				// yet; fail once it does, so that the gap is not forgotten.
+				if pos[id] > 0 {
+					t.Errorf("the positive case now raises %s online: remove %q from onlineGaps", id, f.stem)
+				}
+				t.Logf("known gap, checked offline only: %s", gap)
+				checkOffline(t, rs, id, dir)
+				return
+			}
+			if pos[id] == 0 {
+				t.Errorf("positive case did not raise %s (raised: %v)", id, keys(pos))
+			}
+			if neg[id] > 0 {
+				t.Errorf("negative case raised %s %d times", id, neg[id])
+			}
+		})
+	}
+}
+
+// onlineGaps are rules whose online evaluation waits for an engine change.
+var onlineGaps = map[string]string{
+	"cfg_change_outside_maintenance_window": "the online path does not expose the event time to time modifiers (time|hour)",
+}
+
+// checkOffline evaluates a detection rule on the test cases flattened to
+// NDJSON lines (the `vigil rules test` path): the positive case must match
+// and the negative must not.
+func checkOffline(t *testing.T, rs *sigma.RuleSet, id, dir string) {
+	t.Helper()
+	for _, c := range []struct {
+		file string
+		want bool
+	}{{"positive.jsonl", true}, {"negative.jsonl", false}} {
+		var buf bytes.Buffer
+		for _, ev := range readEvents(t, path.Join(dir, c.file)) {
+			b, err := json.Marshal(flatten(&ev))
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf.Write(append(b, '\n'))
+		}
+		res, _, err := rs.TestEvents(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := false
+		for _, r := range res {
+			if r.Error != "" {
+				t.Errorf("%s: %s", c.file, r.Error)
+			}
+			got = got || (r.RuleID == id && r.Matched)
+		}
+		if got != c.want {
+			t.Errorf("offline: %s matched=%v, want %v", c.file, got, c.want)
+		}
+	}
+}
+
+// flatten turns an event into the flat NDJSON shape `vigil detect` reads.
+func flatten(ev *vigil.Event) map[string]any {
+	m := map[string]any{"id": ev.ID, "time": ev.Time.Format(time.RFC3339Nano), "kind": ev.Kind}
+	for _, n := range []string{"device.id", "event.action", "event.outcome", "event.category",
+		"source.ip", "source.port", "destination.ip", "destination.port", "network.transport"} {
+		if v, ok := ev.Field(n); ok {
+			m[strings.TrimPrefix(n, "event.")] = v
+		}
+	}
+	for k, v := range ev.Fields {
+		m[k] = v
+	}
+	return m
+}
+
+var (
+	uuidRE  = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+	dateRE  = regexp.MustCompile(`^\d{4}-(0[1-9]|1[012])-(0[1-9]|[12][0-9]|3[01])$`)
+	tagRE   = regexp.MustCompile(`^[a-z0-9_-]+\.[a-z0-9._-]+$`)
+	techRE  = regexp.MustCompile(`^attack\.t\d{4}(\.\d{3})?$`)
+	statuss = map[string]bool{"stable": true, "test": true, "experimental": true, "deprecated": true, "unsupported": true}
+	levels  = map[string]bool{"informational": true, "low": true, "medium": true, "high": true, "critical": true}
+)
+
+// TestPackMetadata checks the Sigma metadata every rule of the pack must
+// carry, ATT&CK technique tags included, and that ids are unique.
+func TestPackMetadata(t *testing.T) {
+	files := readPack(t)
+	rs := loadPack(t, files)
+	ids := map[string]string{}
+	for _, f := range files {
+		if len(f.docs) == 0 {
+			t.Errorf("%s: no rule", f.name)
+		}
+		for i, d := range f.docs {
+			where := fmt.Sprintf("%s (document %d)", f.name, i+1)
+			str := func(k string) string {
+				s, _ := d[k].(string)
+				return s
+			}
+			id := str("id")
+			if !uuidRE.MatchString(id) {
+				t.Errorf("%s: id %q is not a lowercase UUID", where, id)
+			}
+			if o, dup := ids[id]; dup {
+				t.Errorf("%s: id %s also in %s", where, id, o)
+			}
+			ids[id] = where
+			for _, k := range []string{"title", "description"} {
+				if str(k) == "" {
+					t.Errorf("%s: no %s", where, k)
+				}
+			}
+			if str("author") != "Vigil" {
+				t.Errorf("%s: author %q, want Vigil", where, str("author"))
+			}
+			if !statuss[str("status")] {
+				t.Errorf("%s: status %q", where, str("status"))
+			}
+			if !levels[str("level")] {
+				t.Errorf("%s: level %q", where, str("level"))
+			}
+			// YAML reads an unquoted date as a timestamp.
+			date := str("date")
+			if tm, ok := d["date"].(time.Time); ok {
+				date = tm.Format(time.DateOnly)
+			}
+			if !dateRE.MatchString(date) {
+				t.Errorf("%s: date %v is not YYYY-MM-DD", where, d["date"])
+			}
+			if fp, _ := d["falsepositives"].([]any); len(fp) == 0 {
+				t.Errorf("%s: no falsepositives", where)
+			}
+			_, isCorr := d["correlation"]
+			if _, ok := d["logsource"].(map[string]any); !ok && !isCorr {
+				t.Errorf("%s: no logsource", where)
+			}
+			tags, _ := d["tags"].([]any)
+			techniques := 0
+			for _, x := range tags {
+				s, _ := x.(string)
+				if !tagRE.MatchString(s) {
+					t.Errorf("%s: tag %q is not a Sigma tag", where, s)
+				}
+				if techRE.MatchString(s) {
+					techniques++
+				}
+			}
+			if techniques == 0 {
+				t.Errorf("%s: no ATT&CK technique tag (attack.tNNNN)", where)
+			}
+			if r, ok := rs.Rule(id); !ok {
+				t.Errorf("%s: rule %s not in the compiled pack", where, id)
+			} else if len(r.Techniques) == 0 {
+				t.Errorf("%s: the engine found no ATT&CK technique in %v", where, r.Tags)
+			}
+		}
+	}
+}
+
+// TestPackTestdata checks that every rule file has both cases and that no
+// case directory is left without its rule.
+func TestPackTestdata(t *testing.T) {
+	files := readPack(t)
+	stems := map[string]bool{}
+	for _, f := range files {
+		stems[f.stem] = true
+		for _, c := range []string{"positive.jsonl", "negative.jsonl"} {
+			if _, err := os.Stat(path.Join("testdata", f.stem, c)); err != nil {
+				t.Errorf("%s: no %s: %v", f.name, c, err)
+			}
+		}
+	}
+	ents, err := os.ReadDir("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if !stems[e.Name()] {
+			t.Errorf("testdata/%s has no rule file sigma/%s.yml", e.Name(), e.Name())
+		}
+	}
+}
