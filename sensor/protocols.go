@@ -2,6 +2,7 @@ package sensor
 
 import (
 	"github.com/vigil-iot/vigil/proto"
+	"github.com/vigil-iot/vigil/proto/coap"
 	"github.com/vigil-iot/vigil/proto/modbus"
 	"github.com/vigil-iot/vigil/proto/mqtt"
 )
@@ -26,6 +27,11 @@ type Protocol struct {
 func DefaultProtocols(cfg Config) []Protocol {
 	mc := mqtt.Config{PayloadPreview: cfg.PayloadPreview}
 	return []Protocol{
+		{
+			Name:     "coap",
+			UDPPorts: []uint16{5683},
+			Datagram: &coap.Parser{PayloadPreview: cfg.PayloadPreview},
+		},
 		{
 			Name:      "mqtt",
 			TCPPorts:  []uint16{1883},
