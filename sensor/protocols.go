@@ -3,6 +3,7 @@ package sensor
 import (
 	"github.com/vigil-iot/vigil/proto"
 	"github.com/vigil-iot/vigil/proto/coap"
+	"github.com/vigil-iot/vigil/proto/dns"
 	"github.com/vigil-iot/vigil/proto/modbus"
 	"github.com/vigil-iot/vigil/proto/mqtt"
 )
@@ -27,6 +28,13 @@ type Protocol struct {
 func DefaultProtocols(cfg Config) []Protocol {
 	mc := mqtt.Config{PayloadPreview: cfg.PayloadPreview}
 	return []Protocol{
+		{
+			Name:      "dns",
+			UDPPorts:  []uint16{53, 5353},
+			TCPPorts:  []uint16{53},
+			Datagram:  dns.Datagram{},
+			NewStream: func() proto.StreamParser { return &dns.Stream{} },
+		},
 		{
 			Name:     "coap",
 			UDPPorts: []uint16{5683},
