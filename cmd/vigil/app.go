@@ -102,8 +102,12 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err err
 		Partitions:    cfg.Partitions,
 		Groups:        []string{groupStore, groupDetect, groupInventory},
 		MaxEventBytes: cfg.BusMaxBytes,
-		Logger:        comp("bus"),
-		Registerer:    a.registry,
+		// After a crash, what was delivered and not acknowledged comes
+		// back after AckWait; handlers take milliseconds, and redeliveries
+		// are deduplicated by event id, so a short wait is safe.
+		AckWait:    10 * time.Second,
+		Logger:     comp("bus"),
+		Registerer: a.registry,
 	})
 	if err != nil {
 		return nil, err

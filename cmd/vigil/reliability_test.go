@@ -105,7 +105,8 @@ func TestAcknowledgedEventsSurviveSIGKILL(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, b
 	}
-	deadline := time.Now().Add(60 * time.Second)
+	// Batches in flight at the kill come back after the bus AckWait (10s).
+	deadline := time.Now().Add(90 * time.Second)
 	var missing []string
 	for {
 		missing = missing[:0]
