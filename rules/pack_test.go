@@ -19,6 +19,9 @@ import (
 
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/detect/sigma"
+	"github.com/vigil-iot/vigil/ingest/agent"
+	"github.com/vigil-iot/vigil/sim"
+	"github.com/vigil-iot/vigil/wire"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -405,5 +408,88 @@ func TestPackTestdata(t *testing.T) {
 		if !stems[e.Name()] {
 			t.Errorf("testdata/%s has no rule file sigma/%s.yml", e.Name(), e.Name())
 		}
+	}
+}
+
+// packIDs maps rule file stems to the ids of their primary rules.
+func packIDs(t *testing.T, files []*packFile) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, f := range files {
+		id, err := f.primary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[f.stem] = id
+	}
+	return out
+}
+
+// simEvents runs the simulated fleet for rounds report intervals and
+// returns the events the server makes of its reports; script, when set,
+// is played on the first device from the start of the second round.
+func simEvents(t *testing.T, devices, rounds int, script []sim.Step) []vigil.Event {
+	t.Helper()
+	start := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	fleet := sim.NewFleet(devices, 1, start)
+	var evs []vigil.Event
+	convert := func(r *wire.Report, now time.Time) {
+		out, probs := agent.Convert(r, now)
+		if len(probs) > 0 {
+			t.Fatalf("simulated report rejected: %v", probs)
+		}
+		evs = append(evs, out...)
+	}
+	next := 0
+	for round := 0; round < rounds; round++ {
+		now := start.Add(time.Duration(round) * time.Second)
+		for _, d := range fleet.Devices {
+			convert(fleet.Report(d, now), now)
+		}
+		for round >= 1 && next < len(script) && script[next].At <= now.Sub(start.Add(time.Second)) {
+			d := fleet.Devices[0]
+			at := start.Add(time.Second + script[next].At)
+			r := fleet.Report(d, at)
+			r.Events = append(r.Events, script[next].Apply(d, at)...)
+			convert(r, at)
+			next++
+		}
+	}
+	if next < len(script) {
+		t.Fatalf("the script did not finish in %d rounds", rounds)
+	}
+	return evs
+}
+
+// TestPackCatchesDemoAttack plays the spine demo's Mirai-style attack
+// (sim.MiraiScript) through the agent report conversion and the pack.
+func TestPackCatchesDemoAttack(t *testing.T) {
+	files := readPack(t)
+	rs := loadPack(t, files)
+	ids := packIDs(t, files)
+	got := detect(rs, simEvents(t, 3, 8, sim.MiraiScript()))
+	for _, stem := range []string{
+		"auth_bruteforce", "auth_password_spraying", "auth_default_credential_login",
+		"auth_bruteforce_then_success", "auth_telnet_login_success",
+		"proc_download_to_writable_dir", "proc_bot_binary_download", "proc_exec_from_writable_dir",
+		"proc_download_then_execute", "net_listener_backdoor_port", "net_listener_hidden_process",
+		"net_new_listener_unexpected_port",
+	} {
+		if got[ids[stem]] == 0 {
+			t.Errorf("the demo attack did not raise %s (%s)", stem, ids[stem])
+		}
+	}
+	t.Logf("demo attack raised %d distinct rules", len(got))
+}
+
+// TestPackQuietOnFleet runs the simulated fleet's routine reports (no
+// attack) through the pack: nothing may fire.
+func TestPackQuietOnFleet(t *testing.T) {
+	files := readPack(t)
+	rs := loadPack(t, files)
+	evs := simEvents(t, 40, 12, nil)
+	got := detect(rs, evs)
+	if len(got) > 0 {
+		t.Errorf("routine fleet traffic (%d events) raised %v", len(evs), got)
 	}
 }
