@@ -4,8 +4,10 @@ import (
 	"github.com/vigil-iot/vigil/proto"
 	"github.com/vigil-iot/vigil/proto/coap"
 	"github.com/vigil-iot/vigil/proto/dns"
+	httpproto "github.com/vigil-iot/vigil/proto/http"
 	"github.com/vigil-iot/vigil/proto/modbus"
 	"github.com/vigil-iot/vigil/proto/mqtt"
+	tlsproto "github.com/vigil-iot/vigil/proto/tls"
 )
 
 // Protocol describes one application protocol the sensor decodes.
@@ -51,6 +53,20 @@ func DefaultProtocols(cfg Config) []Protocol {
 			TCPPorts:  []uint16{502},
 			Probe:     modbus.Probe,
 			NewStream: func() proto.StreamParser { return modbus.New() },
+		},
+		{
+			Name:      "http",
+			TCPPorts:  []uint16{80, 8000, 8080},
+			Probe:     httpproto.Probe,
+			NewStream: func() proto.StreamParser { return httpproto.New() },
+		},
+		{
+			// TLS, including MQTT over TLS (8883), CoAP's HTTPS
+			// gateways and AMQPS (5671).
+			Name:      "tls",
+			TCPPorts:  []uint16{443, 8443, 8883, 5671, 993, 995, 465, 636},
+			Probe:     tlsproto.Probe,
+			NewStream: func() proto.StreamParser { return tlsproto.New() },
 		},
 	}
 }

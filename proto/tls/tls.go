@@ -1,0 +1,490 @@
+// Package tls decodes the clear-text start of a TLS connection: the
+// ClientHello (server name, offered versions, ALPN, cipher suites, JA3 and
+// JA4 fingerprints) and the ServerHello (chosen version and cipher, JA3S),
+// as vigil.Events of kind "tls" with fields under tls.* (see
+// docs/fields.md). Everything after the hellos is encrypted and skipped.
+// Malformed handshakes yield anomaly events.
+//
+// The parser reads the sensor's buffers in place and does no I/O.
+package tls
+
+import (
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/vigil-iot/vigil/proto"
+)
+
+// Kind is the event kind of every TLS event.
+const Kind = "tls"
+
+// Anomaly names (anomaly.event).
+const (
+	AnomalyMalformed    = "malformed_traffic"   // not a TLS record or a bad handshake
+	AnomalyOldVersion   = "deprecated_version"  // SSL 3.0 or older offered as the maximum
+	AnomalySNIInvalid   = "invalid_server_name" // a server name that is not a host name
+	AnomalyHelloTooLong = "handshake_too_long"  // a hello over 64 KiB
+)
+
+// Parser decodes one TLS connection. Create one per connection.
+type Parser struct {
+	done [2]bool
+	buf  [2][]byte // handshake bytes gathered from records
+}
+
+var _ proto.StreamParser = (*Parser)(nil)
+
+// New returns a parser for one connection.
+func New() *Parser { return &Parser{} }
+
+// Probe reports whether data starts like a TLS handshake record carrying a
+// ClientHello.
+func Probe(data []byte) bool {
+	return len(data) >= 6 && data[0] == 22 && data[1] == 3 && data[2] <= 4 && data[5] == 1
+}
+
+// Gap implements proto.StreamParser.
+func (p *Parser) Gap(c *proto.Context, n int, out proto.Emitter) {
+	p.done[c.Dir&1] = true // nothing more to learn in that direction
+}
+
+// Parse implements proto.StreamParser.
+func (p *Parser) Parse(c *proto.Context, data []byte, out proto.Emitter) int {
+	d := c.Dir & 1
+	if p.done[d] {
+		return len(data)
+	}
+	n := 0
+	for len(data)-n >= 5 {
+		r := data[n:]
+		if r[0] < 20 || r[0] > 24 || r[1] != 3 {
+			p.done[d] = true
+			out.Emit(c.Anomaly(Kind, AnomalyMalformed, "record type "+strconv.Itoa(int(r[0]))+" version "+strconv.Itoa(int(r[1]))+"."+strconv.Itoa(int(r[2]))))
+			return len(data)
+		}
+		l := int(binary.BigEndian.Uint16(r[3:]))
+		if l > 18432 {
+			p.done[d] = true
+			out.Emit(c.Anomaly(Kind, AnomalyMalformed, "record length "+strconv.Itoa(l)))
+			return len(data)
+		}
+		if len(r) < 5+l {
+			return n
+		}
+		n += 5 + l
+		if r[0] != 22 {
+			p.done[d] = true // change cipher spec or application data: encrypted from here
+			return len(data)
+		}
+		frag := r[5 : 5+l]
+		hs := frag
+		if len(p.buf[d]) > 0 {
+			p.buf[d] = append(p.buf[d], frag...)
+			hs = p.buf[d]
+		}
+		if len(hs) < 4 {
+			p.buf[d] = append(p.buf[d][:0], hs...)
+			continue
+		}
+		hl := int(hs[1])<<16 | int(hs[2])<<8 | int(hs[3])
+		if hl > 64<<10 {
+			p.done[d] = true
+			out.Emit(c.Anomaly(Kind, AnomalyHelloTooLong, "handshake of "+strconv.Itoa(hl)+" bytes"))
+			return len(data)
+		}
+		if len(hs) < 4+hl {
+			if len(p.buf[d]) == 0 {
+				p.buf[d] = append(p.buf[d], frag...)
+			}
+			continue
+		}
+		switch hs[0] {
+		case 1:
+			clientHello(c, hs[4:4+hl], out)
+		case 2:
+			serverHello(c, hs[4:4+hl], out)
+		}
+		p.buf[d] = nil
+		p.done[d] = true
+		return len(data)
+	}
+	return n
+}
+
+func grease(v uint16) bool { return v&0x0f0f == 0x0a0a && v>>8 == v&0xff }
+
+func versionName(v uint16) string {
+	switch v {
+	case 0x0300:
+		return "SSLv3"
+	case 0x0301:
+		return "1.0"
+	case 0x0302:
+		return "1.1"
+	case 0x0303:
+		return "1.2"
+	case 0x0304:
+		return "1.3"
+	case 0x0200, 0x0002:
+		return "SSLv2"
+	}
+	return "0x" + strconv.FormatUint(uint64(v), 16)
+}
+
+// ja4Version is JA4's two-character version code.
+func ja4Version(v uint16) string {
+	switch v {
+	case 0x0304:
+		return "13"
+	case 0x0303:
+		return "12"
+	case 0x0302:
+		return "11"
+	case 0x0301:
+		return "10"
+	case 0x0300:
+		return "s3"
+	case 0x0002:
+		return "s2"
+	case 0xfeff:
+		return "d1"
+	case 0xfefd:
+		return "d2"
+	case 0xfefc:
+		return "d3"
+	}
+	return "00"
+}
+
+type reader struct {
+	b   []byte
+	bad bool
+}
+
+func (r *reader) n(k int) []byte {
+	if r.bad || len(r.b) < k {
+		r.bad = true
+		return nil
+	}
+	v := r.b[:k]
+	r.b = r.b[k:]
+	return v
+}
+func (r *reader) u8() int {
+	v := r.n(1)
+	if v == nil {
+		return 0
+	}
+	return int(v[0])
+}
+func (r *reader) u16() int {
+	v := r.n(2)
+	if v == nil {
+		return 0
+	}
+	return int(binary.BigEndian.Uint16(v))
+}
+
+// ClientHello is what the fingerprints are computed from.
+type ClientHello struct {
+	Version           uint16
+	Ciphers           []uint16 // in order, GREASE included
+	Extensions        []uint16 // in order, GREASE included
+	Groups            []uint16
+	PointFormats      []uint8
+	SignatureAlgs     []uint16
+	SupportedVersions []uint16
+	ALPN              []string
+	ServerName        string
+}
+
+// ParseClientHello parses a ClientHello body (after the 4-byte handshake
+// header). It returns false when the hello is malformed.
+func ParseClientHello(b []byte) (ClientHello, bool) {
+	var h ClientHello
+	r := &reader{b: b}
+	h.Version = uint16(r.u16())
+	r.n(32)            // random
+	r.n(r.u8())        // session id
+	cs := r.n(r.u16()) // cipher suites
+	r.n(r.u8())        // compression
+	if r.bad || len(cs)%2 != 0 {
+		return h, false
+	}
+	for i := 0; i+1 < len(cs); i += 2 {
+		h.Ciphers = append(h.Ciphers, binary.BigEndian.Uint16(cs[i:]))
+	}
+	if len(r.b) == 0 {
+		return h, true // no extensions
+	}
+	ext := &reader{b: r.n(r.u16())}
+	if r.bad {
+		return h, false
+	}
+	for len(ext.b) > 0 {
+		typ := uint16(ext.u16())
+		data := ext.n(ext.u16())
+		if ext.bad {
+			return h, false
+		}
+		h.Extensions = append(h.Extensions, typ)
+		e := &reader{b: data}
+		switch typ {
+		case 0: // server_name
+			list := &reader{b: e.n(e.u16())}
+			for len(list.b) > 0 && !list.bad {
+				t := list.u8()
+				name := list.n(list.u16())
+				if t == 0 && h.ServerName == "" {
+					h.ServerName = string(name)
+				}
+			}
+		case 10: // supported_groups
+			l := e.n(e.u16())
+			for i := 0; i+1 < len(l); i += 2 {
+				h.Groups = append(h.Groups, binary.BigEndian.Uint16(l[i:]))
+			}
+		case 11: // ec_point_formats
+			h.PointFormats = append(h.PointFormats, e.n(e.u8())...)
+		case 13: // signature_algorithms
+			l := e.n(e.u16())
+			for i := 0; i+1 < len(l); i += 2 {
+				h.SignatureAlgs = append(h.SignatureAlgs, binary.BigEndian.Uint16(l[i:]))
+			}
+		case 16: // ALPN
+			list := &reader{b: e.n(e.u16())}
+			for len(list.b) > 0 && !list.bad {
+				p := list.n(list.u8())
+				if !list.bad {
+					h.ALPN = append(h.ALPN, string(p))
+				}
+			}
+		case 43: // supported_versions
+			l := e.n(e.u8())
+			for i := 0; i+1 < len(l); i += 2 {
+				h.SupportedVersions = append(h.SupportedVersions, binary.BigEndian.Uint16(l[i:]))
+			}
+		}
+		if e.bad {
+			return h, false
+		}
+	}
+	return h, true
+}
+
+func joinDec[T uint8 | uint16](vs []T, skipGrease bool) string {
+	var sb strings.Builder
+	for _, v := range vs {
+		if skipGrease && grease(uint16(v)) {
+			continue
+		}
+		if sb.Len() > 0 {
+			sb.WriteByte('-')
+		}
+		sb.WriteString(strconv.Itoa(int(v)))
+	}
+	return sb.String()
+}
+
+// JA3 returns the JA3 string and its MD5 (GREASE values removed).
+func (h *ClientHello) JA3() (string, string) {
+	s := strconv.Itoa(int(h.Version)) + "," + joinDec(h.Ciphers, true) + "," + joinDec(h.Extensions, true) + "," +
+		joinDec(h.Groups, true) + "," + joinDec(h.PointFormats, false)
+	sum := md5.Sum([]byte(s))
+	return s, hex.EncodeToString(sum[:])
+}
+
+func hex4(vs []uint16) string {
+	var sb strings.Builder
+	for i, v := range vs {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		x := strconv.FormatUint(uint64(v), 16)
+		sb.WriteString(strings.Repeat("0", 4-len(x)) + x)
+	}
+	return sb.String()
+}
+
+func sha12(s string) string {
+	if s == "" {
+		return "000000000000"
+	}
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:6])
+}
+
+// JA4 returns the JA4 fingerprint for a hello seen over TCP (FoxIO JA4
+// specification: protocol, version, SNI, counts, ALPN, then truncated
+// SHA-256 of the sorted ciphers and of the sorted extensions with the
+// signature algorithms).
+func (h *ClientHello) JA4() string {
+	ver := h.Version
+	var best uint16
+	for _, v := range h.SupportedVersions {
+		if !grease(v) && v > best {
+			best = v
+		}
+	}
+	if best != 0 {
+		ver = best
+	}
+	sni := "i"
+	if h.ServerName != "" {
+		sni = "d"
+	}
+	var ciphers, exts []uint16
+	for _, c := range h.Ciphers {
+		if !grease(c) {
+			ciphers = append(ciphers, c)
+		}
+	}
+	nExt := 0
+	for _, e := range h.Extensions {
+		if grease(e) {
+			continue
+		}
+		nExt++
+		if e != 0 && e != 16 {
+			exts = append(exts, e)
+		}
+	}
+	alpn := "00"
+	if len(h.ALPN) > 0 && h.ALPN[0] != "" {
+		a := h.ALPN[0]
+		first, last := a[0], a[len(a)-1]
+		if isAlnum(first) && isAlnum(last) {
+			alpn = string([]byte{first, last})
+		} else {
+			x := hex.EncodeToString([]byte(a))
+			alpn = string([]byte{x[0], x[len(x)-1]})
+		}
+	}
+	slices.Sort(ciphers)
+	slices.Sort(exts)
+	extStr := hex4(exts)
+	var sigs []uint16
+	for _, s := range h.SignatureAlgs {
+		if !grease(s) {
+			sigs = append(sigs, s)
+		}
+	}
+	if len(sigs) > 0 {
+		extStr += "_" + hex4(sigs)
+	}
+	b := sha12(hex4(ciphers))
+	c := sha12(extStr)
+	if len(exts) == 0 {
+		c = "000000000000"
+	}
+	return "t" + ja4Version(ver) + sni + twoDigits(min(len(ciphers), 99)) + twoDigits(min(nExt, 99)) + alpn + "_" + b + "_" + c
+}
+
+func isAlnum(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+}
+
+func twoDigits(n int) string {
+	if n < 10 {
+		return "0" + strconv.Itoa(n)
+	}
+	return strconv.Itoa(n)
+}
+
+func validHost(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(isAlnum(c) || c == '-' || c == '.' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func clientHello(c *proto.Context, b []byte, out proto.Emitter) {
+	h, ok := ParseClientHello(b)
+	if !ok {
+		out.Emit(c.Anomaly(Kind, AnomalyMalformed, "client hello of "+strconv.Itoa(len(b))+" bytes cannot be parsed"))
+		return
+	}
+	ev := c.NewEvent(Kind, "client_hello", 12)
+	f := ev.Fields
+	f["tls.client.version"] = versionName(h.Version)
+	if h.ServerName != "" {
+		if !validHost(h.ServerName) {
+			out.Emit(c.Anomaly(Kind, AnomalySNIInvalid, "server name "+strconv.Quote(h.ServerName[:min(len(h.ServerName), 64)])))
+		}
+		f["tls.client.server_name"] = strings.ToValidUTF8(h.ServerName, "\uFFFD")
+	}
+	var vs []string
+	max := h.Version
+	for _, v := range h.SupportedVersions {
+		if !grease(v) {
+			vs = append(vs, versionName(v))
+			if v > max {
+				max = v
+			}
+		}
+	}
+	if vs != nil {
+		f["tls.client.supported_versions"] = vs
+	}
+	if max <= 0x0300 {
+		out.Emit(c.Anomaly(Kind, AnomalyOldVersion, "highest offered version "+versionName(max)))
+	}
+	if h.ALPN != nil {
+		f["tls.client.alpn"] = h.ALPN
+	}
+	f["tls.client.ciphers_count"] = float64(len(h.Ciphers))
+	s, sum := h.JA3()
+	f["tls.client.ja3"] = sum
+	f["tls.client.ja3_string"] = s
+	f["tls.client.ja4"] = h.JA4()
+	out.Emit(ev)
+}
+
+func serverHello(c *proto.Context, b []byte, out proto.Emitter) {
+	r := &reader{b: b}
+	ver := uint16(r.u16())
+	r.n(32)
+	r.n(r.u8())
+	cipher := r.u16()
+	r.u8()
+	var exts []uint16
+	chosen := ver
+	if len(r.b) > 0 {
+		e := &reader{b: r.n(r.u16())}
+		for len(e.b) > 0 && !e.bad {
+			t := uint16(e.u16())
+			d := e.n(e.u16())
+			exts = append(exts, t)
+			if t == 43 && len(d) == 2 {
+				chosen = binary.BigEndian.Uint16(d)
+			}
+		}
+		if e.bad {
+			r.bad = true
+		}
+	}
+	if r.bad {
+		out.Emit(c.Anomaly(Kind, AnomalyMalformed, "server hello of "+strconv.Itoa(len(b))+" bytes cannot be parsed"))
+		return
+	}
+	ev := c.NewEvent(Kind, "server_hello", 5)
+	f := ev.Fields
+	f["tls.version"] = versionName(chosen)
+	f["tls.cipher"] = "0x" + hex4([]uint16{uint16(cipher)})
+	s := strconv.Itoa(int(ver)) + "," + strconv.Itoa(cipher) + "," + joinDec(exts, false)
+	sum := md5.Sum([]byte(s))
+	f["tls.server.ja3s"] = hex.EncodeToString(sum[:])
+	f["tls.server.ja3s_string"] = s
+	out.Emit(ev)
+}
