@@ -101,3 +101,36 @@ func BenchmarkDetectStream(b *testing.B) {
 	b.ReportMetric(float64(st.Events)/(float64(cpuTime()-t0)/1e9), "events/cpu-s")
 	b.ReportMetric(float64(st.Matches)/float64(st.Events), "matches/event")
 }
+
+// TestDetectFile runs DetectStream like `vigil detect` on the file named by
+// VIGIL_SIGMA_DETECT_INPUT with the rules under VIGIL_SIGMA_DETECT_RULES
+// (default: the benchmark subset), GOMAXPROCS=1, and logs the summary line.
+// It is a harness for comparing with `sigbase baseline`, not a timed test.
+func TestDetectFile(t *testing.T) {
+	in := os.Getenv("VIGIL_SIGMA_DETECT_INPUT")
+	if in == "" {
+		t.Skip("VIGIL_SIGMA_DETECT_INPUT not set; skipping")
+	}
+	var rs *RuleSet
+	if d := os.Getenv("VIGIL_SIGMA_DETECT_RULES"); d != "" {
+		var errs []FileError
+		rs, errs = LoadDirs([]string{d}, nil)
+		t.Logf("rules: total=%d compiled=%d rejected=%d (%d errors)", rs.Total, rs.Compiled(), rs.Rejected, len(errs))
+	} else {
+		rs = benchRules(t)
+	}
+	f, err := os.Open(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	prev := runtime.GOMAXPROCS(1)
+	defer runtime.GOMAXPROCS(prev)
+	c0 := cpuTime()
+	st, err := DetectStream(f, io.Discard, rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpu := float64(cpuTime()-c0) / 1e9
+	t.Logf("%s cpu_seconds=%.3f events_per_cpu_second=%.0f", st, cpu, float64(st.Events)/cpu)
+}

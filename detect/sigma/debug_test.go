@@ -51,7 +51,7 @@ func TestDebugRoutes(t *testing.T) {
 				fmt.Println("   always:", r.Title)
 			}
 		}
-		fmt.Println(ls, "rules", len(rt.rules), "always", always, "fields", len(rt.fields), "kw", rt.keywords, "trigrams", len(rt.lits.cands3))
+		fmt.Println(ls, "rules", len(rt.rules), "always", always, "fields", len(rt.fields), "kw", rt.keywords, "cands", len(rt.lits.flat))
 	}
 }
 
@@ -117,7 +117,7 @@ func TestDebugBigrams(t *testing.T) {
 				}
 				bitHits++
 				hot[string([]byte{lowerTab[s[i]], lowerTab[s[i+1]], lowerTab[s[i+2]]})]++
-				for _, cd := range rt.lits.cands3[k] {
+				for _, cd := range rt.lits.flat[rt.lits.off[k]:rt.lits.off[k+1]] {
 					candChecks++
 					st := i - cd.off
 					if st >= 0 && st+len(cd.lit) <= len(s) && eqFoldASCII(s[st:st+len(cd.lit)], cd.lit) {

@@ -1,7 +1,6 @@
 package sigma
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"unicode/utf16"
@@ -58,9 +57,14 @@ func skipWS(b []byte, i int) int {
 func scanString(b []byte, i int) (start, end int, esc bool, next int, err error) {
 	i++
 	start = i
-	// Fast path: the next quote, with no backslash before it.
-	if j := bytes.IndexByte(b[i:], '"'); j >= 0 && bytes.IndexByte(b[i:i+j], '\\') < 0 {
-		return start, i + j, false, i + j + 1, nil
+	// Fast path: no backslash before the closing quote.
+	for j := i; j < len(b); j++ {
+		if b[j] == '"' {
+			return start, j, false, j + 1, nil
+		}
+		if b[j] == '\\' {
+			break
+		}
 	}
 	for i < len(b) {
 		c := b[i]
@@ -224,22 +228,37 @@ func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte
 		if b[i] != '"' {
 			return 0, errJSON
 		}
-		ks, ke, kesc, n, err := scanString(b, i)
-		if err != nil {
-			return 0, err
-		}
-		var key []byte
-		if kesc {
-			key = []byte(c.unescape(b[ks:ke]))
-		} else {
-			key = b[ks:ke]
-		}
+		// The key, hashed as it is read.
 		h := ph
 		if plen > 0 {
 			h = fnvAdd(h, '.')
 		}
-		for _, x := range key {
-			h = fnvAdd(h, x)
+		ks := i + 1
+		j := ks
+		for j < len(b) && b[j] != '"' && b[j] != '\\' {
+			h = fnvAdd(h, b[j])
+			j++
+		}
+		if j >= len(b) {
+			return 0, errJSON
+		}
+		var key []byte
+		var n int
+		if b[j] == '"' {
+			key, n = b[ks:j], j+1
+		} else {
+			s, e, _, nn, err := scanString(b, i)
+			if err != nil {
+				return 0, err
+			}
+			key, n = []byte(c.unescape(b[s:e])), nn
+			h = ph
+			if plen > 0 {
+				h = fnvAdd(h, '.')
+			}
+			for _, x := range key {
+				h = fnvAdd(h, x)
+			}
 		}
 		ks2 := rs.keys.lookup(h, name[:plen], key)
 		i = skipWS(b, n)

@@ -241,11 +241,26 @@ func byteRarity(b byte) int {
 // that own the n-gram.
 type litTable struct {
 	bits3  [1 << (tri - 6)]uint64
-	cands3 map[uint32][]litCand
+	cands3 map[uint32][]litCand // while building
+	// off[k]..off[k+1] are the candidates of hash k in flat.
+	off  []uint32
+	flat []litCand
 }
 
 // tri is the number of bits of the trigram hash.
-const tri = 18
+const tri = 16
+
+// freeze lays the candidates out flat for the scan.
+func (t *litTable) freeze() {
+	t.off = make([]uint32, 1<<tri+1)
+	t.flat = t.flat[:0]
+	for k := 0; k < 1<<tri; k++ {
+		t.off[k] = uint32(len(t.flat))
+		t.flat = append(t.flat, t.cands3[uint32(k)]...)
+	}
+	t.off[1<<tri] = uint32(len(t.flat))
+	t.cands3 = nil
+}
 
 type litCand struct {
 	lit   string
@@ -272,7 +287,7 @@ func (t *litTable) scan(c *evalCtx, s string, ids []int) {
 		x = (x<<8 | uint32(lowerTab[s[i]])) & 0xffffff
 		k := triHash(x)
 		if t.bits3[k>>6]&(1<<(k&63)) != 0 {
-			t.check(c, t.cands3[k], s, i-2, ids)
+			t.check(c, t.flat[t.off[k]:t.off[k+1]], s, i-2, ids)
 		}
 	}
 }
@@ -336,7 +351,25 @@ func buildRoute(rules []*Rule, nfields int) *route {
 		field int
 		lit   string
 	}
-	index := map[ckey][2]int{} // → bigram, position in cands
+	index := map[ckey][2]int{} // → trigram, position in cands
+	// How many distinct literals contain each trigram.
+	triUse := map[string]int{}
+	seen := map[string]bool{}
+	for _, r := range rules {
+		for _, a := range r.prefilt {
+			if seen[a.lit] {
+				continue
+			}
+			seen[a.lit] = true
+			own := map[string]bool{}
+			for i := 0; i+2 < len(a.lit); i++ {
+				if t := a.lit[i : i+3]; !own[t] {
+					own[t] = true
+					triUse[t]++
+				}
+			}
+		}
+	}
 	for _, r := range rules {
 		if r.prefilt == nil {
 			rt.always = append(rt.always, int32(r.index))
@@ -350,9 +383,12 @@ func buildRoute(rules []*Rule, nfields int) *route {
 				}
 				continue
 			}
-			best, bestScore := 0, -1
+			// The trigram fewest of the route's literals contain (a proxy
+			// for how common it is in the data), then the rarest bytes.
+			best, bestScore := 0, -1<<30
 			for i := 0; i+2 < len(a.lit); i++ {
-				if sc := byteRarity(a.lit[i]) * byteRarity(a.lit[i+1]) * byteRarity(a.lit[i+2]); sc > bestScore {
+				sc := byteRarity(a.lit[i])*byteRarity(a.lit[i+1])*byteRarity(a.lit[i+2]) - 64*triUse[a.lit[i:i+3]]
+				if sc > bestScore {
 					best, bestScore = i, sc
 				}
 			}
@@ -368,6 +404,7 @@ func buildRoute(rules []*Rule, nfields int) *route {
 			}
 		}
 	}
+	t.freeze()
 	rt.lits = t
 	return rt
 }
