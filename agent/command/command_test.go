@@ -209,7 +209,9 @@ func TestUpdate(t *testing.T) {
 	params := map[string]string{"url": "/artifacts/fw.bin", "sha256": hex.EncodeToString(sum[:]),
 		"signature": base64.StdEncoding.EncodeToString(ed25519.Sign(priv, artifact)), "version": "2.0"}
 	fetch := func(data []byte) func(context.Context, string) (io.ReadCloser, error) {
-		return func(context.Context, string) (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(string(data))), nil }
+		return func(context.Context, string) (io.ReadCloser, error) {
+			return io.NopCloser(strings.NewReader(string(data))), nil
+		}
 	}
 	marker := filepath.Join(t.TempDir(), "rolled-back")
 	s := &System{Fetch: fetch(artifact), UpdateKey: pub, Installer: []string{"/bin/sh", "{file}"}, Rollback: []string{"/bin/touch", marker}}
