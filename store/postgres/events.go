@@ -1,0 +1,312 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/store"
+)
+
+// insertEvents inserts a batch in one statement from column arrays; ids
+// already stored, or twice in the batch, are skipped.
+const insertEvents = `
+INSERT INTO events(id, time, device_id, kind, source, category, action, outcome, severity, body)
+SELECT id, t, d, k, src, cat, act, o, sev, b::jsonb
+FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[], $10::text[])
+	AS u(id, t, d, k, src, cat, act, o, sev, b)
+ON CONFLICT (id) DO NOTHING`
+
+// PutEvents stores events in one statement; an id already stored is
+// skipped. Events without an id or a time are not stored: the others are,
+// and the error (EINVALID) names the bad ones by index. NUL characters,
+// which PostgreSQL cannot store, become U+FFFD.
+func (s *Store) PutEvents(ctx context.Context, events []vigil.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	start := time.Now()
+	n := len(events)
+	var (
+		ids, devs, kinds, srcs, cats, acts, outs, bodies = make([]string, 0, n), make([]string, 0, n),
+			make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n),
+			make([]string, 0, n), make([]string, 0, n)
+		times = make([]int64, 0, n)
+		sevs  = make([]int32, 0, n)
+		bad   []string
+	)
+	for i := range events {
+		e := &events[i]
+		switch {
+		case e.ID == "":
+			bad = append(bad, fmt.Sprintf("event %d: no id", i))
+			continue
+		case e.Time.IsZero():
+			bad = append(bad, fmt.Sprintf("event %d (%s): no time", i, e.ID))
+			continue
+		}
+		body, err := encodeJSON(e)
+		if err != nil {
+			bad = append(bad, fmt.Sprintf("event %d (%s): %v", i, e.ID, err))
+			continue
+		}
+		ids = append(ids, noNUL(e.ID))
+		times = append(times, nanos(e.Time))
+		devs = append(devs, noNUL(e.DeviceID))
+		kinds = append(kinds, noNUL(e.Kind))
+		srcs = append(srcs, noNUL(e.Source))
+		cats = append(cats, noNUL(e.Category))
+		acts = append(acts, noNUL(e.Action))
+		outs = append(outs, noNUL(e.Outcome))
+		sevs = append(sevs, int32(e.Severity))
+		bodies = append(bodies, body)
+	}
+	if len(ids) > 0 {
+		tag, err := s.pool.Exec(ctx, insertEvents, ids, times, devs, kinds, srcs, cats, acts, outs, sevs, bodies)
+		if err != nil {
+			return fmt.Errorf("cannot insert %d events: %w", len(ids), err)
+		}
+		s.eventsStored.Add(float64(tag.RowsAffected()))
+		s.eventsDeduped.Add(float64(int64(len(ids)) - tag.RowsAffected()))
+		s.putSeconds.Observe(time.Since(start).Seconds())
+	}
+	if len(bad) > 0 {
+		return vigil.Errorf(vigil.EINVALID, "cannot store %d of %d events: %s", len(bad), len(events), strings.Join(bad, "; "))
+	}
+	return nil
+}
+
+// encodeJSON encodes v for a jsonb column: jsonb cannot hold \u0000, so
+// NULs in strings become U+FFFD.
+func encodeJSON(v any) (string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	if !bytes.Contains(b, []byte(`\u0000`)) {
+		return string(b), nil
+	}
+	var doc any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return "", err
+	}
+	if b, err = json.Marshal(replaceNUL(doc)); err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
+func replaceNUL(v any) any {
+	switch x := v.(type) {
+	case string:
+		return noNUL(x)
+	case []any:
+		for i := range x {
+			x[i] = replaceNUL(x[i])
+		}
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[noNUL(k)] = replaceNUL(e)
+		}
+		return out
+	}
+	return v
+}
+
+// ListEvents returns events matching f, newest first (by Time, then by
+// arrival), and the cursor of the next page.
+func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]vigil.Event, string, error) {
+	n, err := limit(f.Page)
+	if err != nil {
+		return nil, "", err
+	}
+	var q query
+	if f.DeviceID != "" {
+		q.and("device_id = " + q.arg(f.DeviceID))
+	}
+	if f.Kind != "" {
+		q.and("kind = " + q.arg(f.Kind))
+	}
+	if !f.Since.IsZero() {
+		q.and("time >= " + q.arg(nanos(f.Since)))
+	}
+	if !f.Until.IsZero() {
+		q.and("time < " + q.arg(nanos(f.Until)))
+	}
+	for name, value := range f.Fields {
+		expr, err := fieldExpr(&q, name)
+		if err != nil {
+			return nil, "", err
+		}
+		q.and("coalesce(" + expr + ", '') = " + q.arg(value))
+	}
+	if f.Cursor != "" {
+		t, seq, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		q.and("(time, seq) < (" + q.arg(t) + ", " + q.arg(seq) + "::bigint)")
+	}
+	sql := "SELECT seq, time, body FROM events" + q.whereClause() +
+		" ORDER BY time DESC, seq DESC LIMIT " + q.arg(n+1)
+	rows, err := s.pool.Query(ctx, sql, q.args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("cannot list events: %w", err)
+	}
+	defer rows.Close()
+	var (
+		out           []vigil.Event
+		lastT, lastSq int64
+		more          bool
+	)
+	for rows.Next() {
+		if len(out) == n {
+			more = true
+			break
+		}
+		var body []byte
+		if err := rows.Scan(&lastSq, &lastT, &body); err != nil {
+			return nil, "", fmt.Errorf("cannot read event: %w", err)
+		}
+		e, err := decodeEvent(body)
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("cannot list events: %w", err)
+	}
+	next := ""
+	if more {
+		next = encodeCursor(lastT, fmt.Sprint(lastSq))
+	}
+	return out, next, nil
+}
+
+// fieldExpr returns an SQL expression giving a field of an event as text,
+// NULL when absent, following vigil.Event.Field and vigil.ValueString.
+func fieldExpr(q *query, name string) (string, error) {
+	if name == "" || strings.IndexByte(name, 0) >= 0 {
+		return "", vigil.Errorf(vigil.EINVALID, "bad field name %q in event filter", name)
+	}
+	switch name {
+	case "event.id":
+		return "id", nil
+	case "device.id":
+		return "nullif(device_id, '')", nil
+	case "event.source", "source":
+		return "nullif(source, '')", nil
+	case "event.kind", "kind":
+		return "nullif(kind, '')", nil
+	case "event.category", "category":
+		return "nullif(category, '')", nil
+	case "event.action", "action":
+		return "nullif(action, '')", nil
+	case "event.outcome", "outcome":
+		return "nullif(outcome, '')", nil
+	case "event.severity", "severity":
+		return "nullif(severity::text, '0')", nil
+	case "network.transport":
+		return "coalesce(nullif(body->'network'->>'transport', ''), " + jsonFieldExpr(q, name) + ")", nil
+	case "source.ip":
+		return "coalesce(body->'network'->>'src_ip', " + jsonFieldExpr(q, name) + ")", nil
+	case "source.port":
+		return "coalesce(nullif(body->'network'->>'src_port', '0'), " + jsonFieldExpr(q, name) + ")", nil
+	case "destination.ip":
+		return "coalesce(body->'network'->>'dst_ip', " + jsonFieldExpr(q, name) + ")", nil
+	case "destination.port":
+		return "coalesce(nullif(body->'network'->>'dst_port', '0'), " + jsonFieldExpr(q, name) + ")", nil
+	}
+	return jsonFieldExpr(q, name), nil
+}
+
+// jsonFieldExpr formats Fields[name] as vigil.ValueString does: jsonb
+// gives booleans as true/false and numbers in plain decimal, as Go does;
+// lists are joined with commas here.
+func jsonFieldExpr(q *query, name string) string {
+	v := "(body->'fields'->" + q.arg(name) + "::text)"
+	return "(CASE jsonb_typeof(" + v + ")" +
+		" WHEN 'array' THEN (SELECT coalesce(string_agg(x, ',' ORDER BY o), '') FROM jsonb_array_elements_text(" + v + ") WITH ORDINALITY AS a(x, o))" +
+		" WHEN 'null' THEN ''" +
+		" ELSE " + v + " #>> '{}' END)"
+}
+
+// GetEvent returns one event by id; ENOTFOUND when it is not stored.
+func (s *Store) GetEvent(ctx context.Context, id string) (vigil.Event, error) {
+	var body []byte
+	err := s.pool.QueryRow(ctx, "SELECT body FROM events WHERE id = $1", noNUL(id)).Scan(&body)
+	if isNoRows(err) {
+		return vigil.Event{}, notFound("event", id)
+	} else if err != nil {
+		return vigil.Event{}, fmt.Errorf("cannot get event %q: %w", id, err)
+	}
+	return decodeEvent(body)
+}
+
+// deleteChunk bounds how many events one retention statement removes.
+const deleteChunk = 10000
+
+// DeleteEventsBefore removes events whose Time is before t, a chunk per
+// statement, and returns how many it removed.
+func (s *Store) DeleteEventsBefore(ctx context.Context, t time.Time) (int64, error) {
+	var total int64
+	cut := nanos(t)
+	for {
+		tag, err := s.pool.Exec(ctx,
+			"DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE time < $1 LIMIT $2)", cut, deleteChunk)
+		if err != nil {
+			return total, fmt.Errorf("cannot delete events before %s: %w", t.Format(time.RFC3339), err)
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < deleteChunk {
+			return total, nil
+		}
+	}
+}
+
+// CountEvents returns how many events are stored.
+func (s *Store) CountEvents(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM events").Scan(&n); err != nil {
+		return 0, fmt.Errorf("cannot count events: %w", err)
+	}
+	return n, nil
+}
+
+func decodeEvent(body []byte) (vigil.Event, error) {
+	var e vigil.Event
+	if err := json.Unmarshal(body, &e); err != nil {
+		return vigil.Event{}, fmt.Errorf("cannot decode stored event: %w", err)
+	}
+	normalizeFields(e.Fields)
+	return e, nil
+}
+
+// normalizeFields turns the lists JSON decoding gives ([]any of strings)
+// back into the []string that vigil Fields hold.
+func normalizeFields(m map[string]any) {
+	for k, v := range m {
+		l, ok := v.([]any)
+		if !ok {
+			continue
+		}
+		ss := make([]string, 0, len(l))
+		for _, x := range l {
+			s, ok := x.(string)
+			if !ok {
+				ss = nil
+				break
+			}
+			ss = append(ss, s)
+		}
+		if ss != nil {
+			m[k] = ss
+		}
+	}
+}

@@ -1,0 +1,322 @@
+package postgres
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// Options tunes a Store. The zero value is usable.
+type Options struct {
+	// Schema is the PostgreSQL schema holding Vigil's tables, created when
+	// missing (default "public").
+	Schema string
+	// MaxConns bounds the connection pool (default: pgxpool's, or the
+	// URL's pool_max_conns).
+	MaxConns int32
+	// Logger receives the store's logs (default: discarded).
+	Logger *slog.Logger
+	// Registerer receives the store's metrics (nil: not registered).
+	Registerer prometheus.Registerer
+}
+
+// Store is a store.Store on PostgreSQL. It is safe for concurrent use.
+type Store struct {
+	pool   *pgxpool.Pool
+	log    *slog.Logger
+	schema string
+
+	eventsStored  prometheus.Counter
+	eventsDeduped prometheus.Counter
+	putSeconds    prometheus.Histogram
+}
+
+var schemaName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
+
+// Open connects to the database at url (a postgres:// URL or a DSN) and
+// brings the schema up to date.
+func Open(ctx context.Context, url string, opts Options) (*Store, error) {
+	if opts.Schema == "" {
+		opts.Schema = "public"
+	}
+	if !schemaName.MatchString(opts.Schema) {
+		return nil, vigil.Errorf(vigil.EINVALID, "bad PostgreSQL schema name %q: letters, digits and _ only", opts.Schema)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, vigil.Errorf(vigil.EINVALID, "bad PostgreSQL URL: %v", err)
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = opts.Schema
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("cannot connect to PostgreSQL: %w", err)
+	}
+	s := &Store{pool: pool, log: opts.Logger.With("component", "store.postgres"), schema: opts.Schema}
+	if err := s.migrate(ctx, opts.Schema); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("cannot migrate PostgreSQL store: %w", err)
+	}
+	s.initMetrics(opts.Registerer)
+	return s, nil
+}
+
+func (s *Store) initMetrics(reg prometheus.Registerer) {
+	s.eventsStored = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "vigil", Subsystem: "store", Name: "events_stored_total",
+		Help: "Events written to the store (duplicates excluded).",
+	})
+	s.eventsDeduped = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "vigil", Subsystem: "store", Name: "events_duplicate_total",
+		Help: "Events skipped because their id was already stored.",
+	})
+	s.putSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "vigil", Subsystem: "store", Name: "put_events_seconds",
+		Help:    "Time to store one batch of events.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+	})
+	if reg != nil {
+		reg.MustRegister(s.eventsStored, s.eventsDeduped, s.putSeconds)
+	}
+}
+
+// Schema returns the PostgreSQL schema holding the store's tables.
+func (s *Store) Schema() string { return s.schema }
+
+// Close closes the connection pool.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// migrations are applied in order; vigil_schema_version holds how many
+// were. Never edit one that has shipped: append.
+var migrations = []string{
+	// 1: the initial schema.
+	`
+CREATE TABLE events (
+	seq       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	id        text NOT NULL UNIQUE,
+	time      bigint NOT NULL,
+	device_id text NOT NULL,
+	kind      text NOT NULL,
+	source    text NOT NULL,
+	category  text NOT NULL,
+	action    text NOT NULL,
+	outcome   text NOT NULL,
+	severity  integer NOT NULL,
+	body      jsonb NOT NULL
+);
+CREATE INDEX events_time ON events(time, seq);
+CREATE INDEX events_device_time ON events(device_id, time, seq);
+CREATE INDEX events_kind_time ON events(kind, time, seq);
+
+CREATE TABLE devices (
+	id    text PRIMARY KEY,
+	class text NOT NULL,
+	state text NOT NULL,
+	body  jsonb NOT NULL
+);
+
+CREATE TABLE health (
+	seq       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	device_id text NOT NULL,
+	time      bigint NOT NULL,
+	body      jsonb NOT NULL
+);
+CREATE INDEX health_device_time ON health(device_id, time);
+
+CREATE TABLE alerts (
+	id          text PRIMARY KEY,
+	dedup_key   text NOT NULL,
+	device_id   text NOT NULL,
+	rule_id     text NOT NULL,
+	incident_id text NOT NULL,
+	severity    integer NOT NULL,
+	created     bigint NOT NULL,
+	body        jsonb NOT NULL
+);
+CREATE INDEX alerts_created ON alerts(created, id);
+CREATE INDEX alerts_dedup ON alerts(dedup_key, created);
+
+CREATE TABLE incidents (
+	id       text PRIMARY KEY,
+	status   text NOT NULL,
+	detected bigint NOT NULL,
+	updated  bigint NOT NULL,
+	body     jsonb NOT NULL
+);
+CREATE INDEX incidents_detected ON incidents(detected, id);
+
+CREATE TABLE actions (
+	id          text PRIMARY KEY,
+	device_id   text NOT NULL,
+	incident_id text NOT NULL,
+	state       text NOT NULL,
+	created     bigint NOT NULL,
+	body        jsonb NOT NULL
+);
+CREATE INDEX actions_created ON actions(created, id);
+
+CREATE TABLE audit (
+	seq       bigint PRIMARY KEY,
+	time      text NOT NULL,
+	actor     text NOT NULL,
+	action    text NOT NULL,
+	object    text NOT NULL,
+	detail    text NOT NULL,
+	prev_hash text NOT NULL,
+	hash      text NOT NULL
+);
+`,
+}
+
+func (s *Store) migrate(ctx context.Context, schema string) error {
+	if _, err := s.pool.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		return fmt.Errorf("cannot create schema %s: %w", schema, err)
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx)
+	// Nodes starting together migrate one after the other.
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", "vigil-migrate:"+schema); err != nil {
+		return fmt.Errorf("cannot lock for migration: %w", err)
+	}
+	if _, err := tx.Exec(ctx, "CREATE TABLE IF NOT EXISTS vigil_schema_version (version integer NOT NULL)"); err != nil {
+		return fmt.Errorf("cannot create the schema version table: %w", err)
+	}
+	var version int
+	err = tx.QueryRow(ctx, "SELECT version FROM vigil_schema_version").Scan(&version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		if _, err := tx.Exec(ctx, "INSERT INTO vigil_schema_version VALUES (0)"); err != nil {
+			return fmt.Errorf("cannot record schema version: %w", err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("cannot read schema version: %w", err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("schema version %d is newer than this program knows (%d)", version, len(migrations))
+	}
+	for i := version; i < len(migrations); i++ {
+		if _, err := tx.Exec(ctx, migrations[i]); err != nil {
+			return fmt.Errorf("cannot apply migration %d: %w", i+1, err)
+		}
+		s.log.Info("schema migrated", "version", i+1)
+	}
+	if _, err := tx.Exec(ctx, "UPDATE vigil_schema_version SET version = $1", len(migrations)); err != nil {
+		return fmt.Errorf("cannot record schema version: %w", err)
+	}
+	return tx.Commit(ctx)
+}
+
+var (
+	minTime = time.Unix(0, math.MinInt64)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
+
+// nanos returns t as Unix nanoseconds, clamped to the int64 range (the zero
+// time sorts first).
+func nanos(t time.Time) int64 {
+	if t.Before(minTime) {
+		return math.MinInt64
+	}
+	if t.After(maxTime) {
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+const (
+	defaultLimit = 100
+	maxLimit     = 1000
+)
+
+func limit(p store.Page) (int, error) {
+	switch {
+	case p.Limit < 0:
+		return 0, vigil.Errorf(vigil.EINVALID, "page limit %d is negative", p.Limit)
+	case p.Limit == 0:
+		return defaultLimit, nil
+	case p.Limit > maxLimit:
+		return maxLimit, nil
+	}
+	return p.Limit, nil
+}
+
+// A cursor is the sort key of the last row of a page: a number and a text
+// tiebreak, base64-encoded so callers treat it as opaque.
+func encodeCursor(n int64, s string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(n, 10) + ":" + s))
+}
+
+func decodeCursor(c string) (int64, string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err == nil {
+		ns, s, ok := strings.Cut(string(b), ":")
+		if ok {
+			n, err := strconv.ParseInt(ns, 10, 64)
+			if err == nil {
+				return n, s, nil
+			}
+		}
+	}
+	return 0, "", vigil.Errorf(vigil.EINVALID, "malformed page cursor %q", c)
+}
+
+func notFound(what, id string) error {
+	return vigil.Errorf(vigil.ENOTFOUND, "%s %q not found", what, id)
+}
+
+func isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
+
+// query collects the conditions and numbered arguments of a statement.
+type query struct {
+	where []string
+	args  []any
+}
+
+// arg adds an argument and returns its placeholder.
+func (q *query) arg(v any) string {
+	q.args = append(q.args, v)
+	return "$" + strconv.Itoa(len(q.args))
+}
+
+func (q *query) and(cond string) { q.where = append(q.where, cond) }
+
+func (q *query) whereClause() string {
+	if len(q.where) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(q.where, " AND ")
+}
+
+// noNUL replaces NUL characters, which PostgreSQL text cannot hold.
+func noNUL(s string) string {
+	if strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(s, "\x00", "\uFFFD")
+}

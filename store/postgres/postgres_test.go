@@ -1,0 +1,135 @@
+package postgres_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/store"
+	"github.com/vigil-iot/vigil/store/postgres"
+	"github.com/vigil-iot/vigil/store/storetest"
+)
+
+const urlVar = "VIGIL_TEST_POSTGRES_URL"
+
+func testURL(t testing.TB) string {
+	url := os.Getenv(urlVar)
+	if url == "" {
+		t.Skipf("%s is not set (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)", urlVar)
+	}
+	return url
+}
+
+// open opens a store in a fresh schema of its own, dropped after the test.
+func open(t testing.TB) *postgres.Store {
+	t.Helper()
+	url := testURL(t)
+	var b [6]byte
+	rand.Read(b[:])
+	schema := "vigil_test_" + hex.EncodeToString(b[:])
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := postgres.Open(ctx, url, postgres.Options{Schema: schema})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, url)
+		if err != nil {
+			t.Errorf("cannot drop schema %s: %v", schema, err)
+			return
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+			t.Errorf("cannot drop schema %s: %v", schema, err)
+		}
+	})
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	testURL(t)
+	storetest.Run(t, func(t *testing.T) store.Store { return open(t) })
+}
+
+// TestNUL checks that NUL characters, which PostgreSQL text and jsonb
+// cannot hold, do not make a batch fail.
+func TestNUL(t *testing.T) {
+	s := open(t)
+	defer s.Close()
+	e := vigil.Event{ID: "ev-1", Time: time.Now(), Kind: "auth\x00", Fields: map[string]any{"a\x00b": "x\x00y", "l": []string{"\x00"}}}
+	if err := s.PutEvents(t.Context(), []vigil.Event{e}); err != nil {
+		t.Fatalf("PutEvents: %v", err)
+	}
+	got, err := s.GetEvent(t.Context(), "ev-1")
+	if err != nil {
+		t.Fatalf("GetEvent: %v", err)
+	}
+	if got.Kind != "auth\uFFFD" || got.Fields["a\uFFFDb"] != "x\uFFFDy" {
+		t.Fatalf("stored %+v", got)
+	}
+	r, err := s.AppendAudit(t.Context(), vigil.AuditRecord{Time: time.Now(), Actor: "a\x00"})
+	if err != nil {
+		t.Fatalf("AppendAudit: %v", err)
+	}
+	list, err := s.ListAudit(t.Context(), 0, 0)
+	if err != nil || len(list) != 1 || list[0].Hash != r.Hash || list[0].ComputeHash() != r.Hash {
+		t.Fatalf("ListAudit = %+v, %v; appended %+v", list, err, r)
+	}
+}
+
+func TestReopen(t *testing.T) {
+	url := testURL(t)
+	s := open(t)
+	defer s.Close()
+	if err := s.PutEvents(t.Context(), []vigil.Event{{ID: "ev-1", Time: time.Now(), Kind: "auth"}}); err != nil {
+		t.Fatal(err)
+	}
+	// A second node on the same schema finds it migrated and shares it.
+	schema := s.Schema()
+	s2, err := postgres.Open(t.Context(), url, postgres.Options{Schema: schema})
+	if err != nil {
+		t.Fatalf("second Open: %v", err)
+	}
+	defer s2.Close()
+	if _, err := s2.GetEvent(t.Context(), "ev-1"); err != nil {
+		t.Fatalf("GetEvent through the second store: %v", err)
+	}
+}
+
+// BenchmarkPutEvents stores batches of 1000 events.
+func BenchmarkPutEvents(b *testing.B) {
+	s := open(b)
+	defer s.Close()
+	const batch = 1000
+	base := time.Now()
+	events := make([]vigil.Event, b.N*batch)
+	for i := range events {
+		events[i] = vigil.Event{
+			ID: fmt.Sprintf("ev-%09d", i), Time: base.Add(time.Duration(i) * time.Millisecond),
+			DeviceID: fmt.Sprintf("dev-%03d", i%50), Source: "agent", Kind: vigil.KindAuth,
+			Category: "authentication", Action: "login", Outcome: vigil.OutcomeFailure, Severity: vigil.SeverityLow,
+			Network: &vigil.Network{Transport: "tcp", SrcIP: netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}),
+				SrcPort: uint16(30000 + i%20000), DstIP: netip.MustParseAddr("10.0.0.7"), DstPort: 22},
+			Fields: map[string]any{"user.name": "root", "process.name": "sshd", "process.pid": float64(1000 + i%5000)},
+		}
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if err := s.PutEvents(b.Context(), events[i*batch:(i+1)*batch]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(0, "ns/op")
+}
