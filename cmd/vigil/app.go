@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +22,7 @@ import (
 	"github.com/vigil-iot/vigil/auth"
 	"github.com/vigil-iot/vigil/bus/natsbus"
 	"github.com/vigil-iot/vigil/detect"
+	"github.com/vigil-iot/vigil/detect/sigma"
 	"github.com/vigil-iot/vigil/detect/threshold"
 	"github.com/vigil-iot/vigil/incident"
 	"github.com/vigil-iot/vigil/ingest/httpin"
@@ -113,7 +115,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err err
 		return nil, err
 	}
 
-	detectors, err := loadDetectors(cfg, comp("threshold"), a.registry)
+	detectors, err := loadDetectors(cfg, comp("rules"), a.registry)
 	if err != nil {
 		return nil, err
 	}
@@ -135,9 +137,11 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err err
 	return a, nil
 }
 
-// loadDetectors loads the built-in threshold rules and those of the
-// configured directories. A rule that does not load is an error: a server
-// must not run with part of its rules silently missing.
+// loadDetectors loads the threshold rules and the Sigma rules: those built
+// into the binary (rules/), then those of the configured directories. A
+// built-in rule that does not load is a bug and stops the server; a rule of
+// a configured directory that does not load is logged with its file, line
+// and reason, and the others run (`vigil rules check` finds them first).
 func loadDetectors(cfg config, log *slog.Logger, reg prometheus.Registerer) ([]detect.Detector, error) {
 	var all []*threshold.Rule
 	var errs []error
@@ -156,15 +160,48 @@ func loadDetectors(cfg config, log *slog.Logger, reg prometheus.Registerer) ([]d
 	if err != nil {
 		return nil, fmt.Errorf("cannot read built-in rules: %w", err)
 	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("cannot load built-in threshold rules: %w", errors.Join(errs...))
+	}
 	for _, dir := range cfg.RulesDirs {
 		rs, es := threshold.LoadDir(dir)
-		all, errs = append(all, rs...), append(errs, es...)
-	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("cannot load rules: %w", errors.Join(errs...))
+		all = append(all, rs...)
+		for _, e := range es {
+			log.Error("threshold rule rejected", "err", e)
+		}
 	}
 	log.Info("threshold rules loaded", "rules", len(all))
-	return []detect.Detector{threshold.New(all, threshold.Options{Logger: log, Registerer: reg})}, nil
+
+	sigmaRules, err := loadSigma(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	return []detect.Detector{
+		threshold.New(all, threshold.Options{Logger: log, Registerer: reg}),
+		sigma.NewDetector(sigmaRules, sigma.DetectorOptions{Logger: log, Registerer: reg}),
+	}, nil
+}
+
+// loadSigma loads the built-in IoT rule pack and the configured Sigma
+// rule directories into one rule set.
+func loadSigma(cfg config, log *slog.Logger) (*sigma.RuleSet, error) {
+	pack, err := fs.Sub(rules.Sigma, "sigma")
+	if err != nil {
+		return nil, fmt.Errorf("cannot read built-in sigma rules: %w", err)
+	}
+	srcs := []sigma.Source{{Name: "builtin:sigma", FS: pack}}
+	for _, dir := range cfg.SigmaDirs {
+		srcs = append(srcs, sigma.Source{Name: dir, FS: os.DirFS(dir)})
+	}
+	rs, errs := sigma.LoadSources(srcs, sigma.DefaultConfig())
+	for _, e := range errs {
+		if strings.HasPrefix(e.File, "builtin:") {
+			return nil, fmt.Errorf("cannot load built-in sigma rule: %w", e)
+		}
+		log.Error("sigma rule rejected", "err", e)
+	}
+	log.Info("sigma rules loaded", "rules", rs.Compiled(), "rejected", len(errs))
+	return rs, nil
 }
 
 // start runs every stage and the API listener in the background. It

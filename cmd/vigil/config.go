@@ -37,6 +37,9 @@ type config struct {
 	// RulesDirs are extra threshold rule directories, loaded after the
 	// rules built into the binary (rules/threshold).
 	RulesDirs []string `yaml:"rules_dirs"`
+	// SigmaDirs are Sigma rule directories, loaded after Vigil's own IoT
+	// rule pack (rules/sigma).
+	SigmaDirs []string `yaml:"sigma_dirs"`
 	// DedupWindow merges alerts with the same dedup key.
 	DedupWindow duration `yaml:"dedup_window"`
 	// IncidentWindow groups alerts on one device or entity into one incident.

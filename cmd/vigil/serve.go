@@ -53,6 +53,7 @@ token printed once on first start. --nats-url points the same pipeline at an ext
 	f.StringVar(&cfg.NATSURL, "nats-url", "", "external NATS URL (default: embedded NATS under the data dir)")
 	f.IntVar(&cfg.Partitions, "partitions", cfg.Partitions, "event partitions on the bus")
 	f.StringSliceVar(&cfg.RulesDirs, "rules", nil, "extra threshold rule directories")
+	f.StringSliceVar(&cfg.SigmaDirs, "sigma", nil, "Sigma rule directories")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	return cmd
 }
@@ -71,6 +72,7 @@ func overlayFlags(cmd *cobra.Command, c, flagCfg *config) {
 	set("nats-url", func() { c.NATSURL = flagCfg.NATSURL })
 	set("partitions", func() { c.Partitions = flagCfg.Partitions })
 	set("rules", func() { c.RulesDirs = flagCfg.RulesDirs })
+	set("sigma", func() { c.SigmaDirs = flagCfg.SigmaDirs })
 	set("log-level", func() { c.LogLevel = flagCfg.LogLevel })
 }
 
