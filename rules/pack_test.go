@@ -357,8 +357,14 @@ func TestPackMetadata(t *testing.T) {
 			if !dateRE.MatchString(date) {
 				t.Errorf("%s: date %v is not YYYY-MM-DD", where, d["date"])
 			}
-			if fp, _ := d["falsepositives"].([]any); len(fp) == 0 {
+			fps, _ := d["falsepositives"].([]any)
+			if len(fps) == 0 {
 				t.Errorf("%s: no falsepositives", where)
+			}
+			for _, fp := range fps {
+				if _, ok := fp.(string); !ok {
+					t.Errorf("%s: falsepositive %v is not a string (quote it)", where, fp)
+				}
 			}
 			_, isCorr := d["correlation"]
 			if _, ok := d["logsource"].(map[string]any); !ok && !isCorr {
