@@ -1,0 +1,110 @@
+package sigma
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// CheckResult is the outcome of compiling rule directories, for
+// `vigil rules check`.
+type CheckResult struct {
+	Files    int         `json:"files"`
+	Total    int         `json:"total"`
+	Compiled int         `json:"compiled"`
+	Rejected int         `json:"rejected"`
+	Errors   []FileError `json:"errors,omitempty"`
+}
+
+// Summary is the last line `vigil rules check` prints.
+func (c CheckResult) Summary() string {
+	return fmt.Sprintf("rules: total=%d compiled=%d rejected=%d", c.Total, c.Compiled, c.Rejected)
+}
+
+// Check compiles every rule under dirs with cfg (nil: the default config)
+// and reports per-file errors and counts. OK when Rejected is zero.
+func Check(dirs []string, cfg *Config) (*RuleSet, CheckResult) {
+	rs, errs := LoadDirs(dirs, cfg)
+	return rs, rs.Check(errs)
+}
+
+// Check turns load errors into a CheckResult.
+func (rs *RuleSet) Check(errs []FileError) CheckResult {
+	return CheckResult{Files: rs.Files, Total: rs.Total, Compiled: rs.Compiled(), Rejected: rs.Rejected, Errors: errs}
+}
+
+// TestRuleFile loads the rules of one file (or directory) and evaluates
+// them on the NDJSON events of r whatever their logsource, for
+// `vigil rules test`. matched is the number of events that matched at
+// least one rule; rule load errors are returned separately.
+func TestRuleFile(path string, r io.Reader, cfg *Config) (results []TestResult, matched int, loadErrs []FileError, err error) {
+	rs, loadErrs := LoadDirs([]string{path}, cfg)
+	if rs.Total == 0 && len(loadErrs) == 0 {
+		return nil, 0, nil, fmt.Errorf("cannot test %s: no rule found", path)
+	}
+	results, matched, err = rs.TestEvents(r)
+	return results, matched, loadErrs, err
+}
+
+// FormatResult renders a TestResult as one human-readable line.
+func FormatResult(r TestResult) string {
+	if r.Error != "" {
+		return "error: " + r.Error
+	}
+	verdict := "no match"
+	if r.Matched {
+		verdict = "MATCH"
+	}
+	sel := "no selection matched"
+	if len(r.Selections) > 0 {
+		sel = "matched: " + strings.Join(r.Selections, ", ")
+	}
+	return fmt.Sprintf("line %d: %s: %s (%s)", r.Line, verdict, r.Title, sel)
+}
+
+// Watch reloads the rule directories when a rule file changes (checked
+// every interval by modification time and size) and calls onLoad with the
+// new rule set and its errors, first once at start. It returns when ctx
+// ends. Pair it with Detector.Swap.
+func Watch(ctx context.Context, dirs []string, cfg *Config, interval time.Duration, onLoad func(*RuleSet, []FileError)) {
+	last := ""
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if sig := dirSignature(dirs); sig != last {
+			last = sig
+			rs, errs := LoadDirs(dirs, cfg)
+			onLoad(rs, errs)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// dirSignature summarizes the rule files' names, sizes and times.
+func dirSignature(dirs []string) string {
+	var b strings.Builder
+	for _, d := range dirs {
+		filepath.WalkDir(d, func(p string, de fs.DirEntry, err error) error {
+			if err != nil || de.IsDir() {
+				return nil
+			}
+			if ext := strings.ToLower(filepath.Ext(p)); ext != ".yml" && ext != ".yaml" {
+				return nil
+			}
+			if fi, err := os.Stat(p); err == nil {
+				fmt.Fprintf(&b, "%s %d %d\n", p, fi.Size(), fi.ModTime().UnixNano())
+			}
+			return nil
+		})
+	}
+	return b.String()
+}
