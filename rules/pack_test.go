@@ -31,12 +31,10 @@ const minPackRules = 40
 
 // packFile is one rule file of the embedded pack.
 type packFile struct {
-	stem  string // file name without .yml
-	name  string // path inside Sigma
-	body  []byte
-	start int // first line of the file in the joined pack
-	lines int
-	docs  []map[string]any
+	stem string // file name without .yml
+	name string // path inside Sigma
+	body []byte
+	docs []map[string]any
 }
 
 // readPack reads every rule file of the embedded pack, in name order.
@@ -83,38 +81,23 @@ func readPack(t *testing.T) []*packFile {
 	return files
 }
 
-// loadPack compiles the whole pack as one rule set (correlations may refer
-// to rules of other files). The engine loads directories from disk or one
-// file's bytes, so the files are joined as YAML documents and compile
-// errors are mapped back to their file and line.
+// loadPack compiles the whole embedded pack as one rule set (correlations
+// may refer to rules of other files).
 func loadPack(t *testing.T, files []*packFile) *sigma.RuleSet {
 	t.Helper()
-	var joined bytes.Buffer
-	line := 1
-	for _, f := range files {
-		joined.WriteString("---\n")
-		line++
-		f.start = line
-		body := f.body
-		if !bytes.HasSuffix(body, []byte("\n")) {
-			body = append(append([]byte{}, body...), '\n')
-		}
-		f.lines = bytes.Count(body, []byte("\n"))
-		joined.Write(body)
-		line += f.lines
+	sub, err := fs.Sub(Sigma, "sigma")
+	if err != nil {
+		t.Fatal(err)
 	}
-	rs, errs := sigma.LoadBytes("pack", joined.Bytes(), nil)
+	rs, errs := sigma.LoadSources([]sigma.Source{{Name: "sigma", FS: sub}}, nil)
 	for _, e := range errs {
-		where := fmt.Sprintf("pack:%d", e.Line)
-		for _, f := range files {
-			if e.Line >= f.start && e.Line < f.start+f.lines {
-				where = fmt.Sprintf("%s:%d", f.name, e.Line-f.start+1)
-			}
-		}
-		t.Errorf("%s: rule %q: %s", where, e.Rule, e.Reason)
+		t.Error(e)
 	}
 	if t.Failed() {
 		t.FailNow()
+	}
+	if rs.Files != len(files) {
+		t.Fatalf("the engine loaded %d files, the pack has %d", rs.Files, len(files))
 	}
 	return rs
 }
