@@ -1,6 +1,9 @@
 package sensor
 
 import (
+	"encoding/binary"
+	"encoding/hex"
+	"hash/fnv"
 	"net/netip"
 	"strconv"
 	"time"
@@ -62,7 +65,6 @@ type flowTable struct {
 	m          map[flowKey]*flow
 	head, tail *flow
 	max        int
-	seq        uint64
 }
 
 func newFlowTable(max int) *flowTable {
@@ -112,9 +114,8 @@ func (t *flowTable) remove(f *flow) {
 // newFlow creates a flow for the first packet p seen of it. The caller
 // must make room first when the table is full.
 func (t *flowTable) newFlow(k flowKey, forward bool, p *packet, ts time.Time, wellKnown func(proto uint8, port uint16) bool) *flow {
-	t.seq++
 	f := &flow{key: k, start: ts, end: ts, lastReport: ts}
-	f.id = strconv.FormatUint(t.seq, 36)
+	f.id = flowID(k, ts)
 	// Decide who is the client: the sender of a SYN without ACK, else
 	// the side whose port is not a known service port, else the side
 	// with the higher port.
@@ -141,6 +142,24 @@ func (t *flowTable) newFlow(k flowKey, forward bool, p *packet, ts time.Time, we
 	t.m[k] = f
 	t.pushFront(f)
 	return f
+}
+
+// flowID derives a flow's id from its 5-tuple and start time, so that the
+// same capture gives the same ids on every run: 16 hex digits of FNV-1a.
+func flowID(k flowKey, start time.Time) string {
+	h := fnv.New64a()
+	a, b := k.a.As16(), k.b.As16()
+	h.Write(a[:])
+	h.Write(b[:])
+	var buf [13]byte
+	binary.BigEndian.PutUint16(buf[0:], k.pa)
+	binary.BigEndian.PutUint16(buf[2:], k.pb)
+	buf[4] = k.proto
+	binary.BigEndian.PutUint64(buf[5:], uint64(start.UnixNano()))
+	h.Write(buf[:])
+	var out [8]byte
+	binary.BigEndian.PutUint64(out[:], h.Sum64())
+	return hex.EncodeToString(out[:])
 }
 
 func transportName(p uint8) string {

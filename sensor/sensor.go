@@ -28,8 +28,9 @@ type Config struct {
 	// Pcaps are capture files (pcap or pcapng) read one after the other.
 	// Flows end at the end of each file.
 	Pcaps []string
-	// Iface is a network interface to capture from live (AF_PACKET).
-	// Not implemented yet: Run returns an EINVALID error when it is set.
+	// Iface is a network interface to capture from live (AF_PACKET, pure
+	// Go, Linux only; needs CAP_NET_RAW). Run captures until ctx is done,
+	// after the files in Pcaps, if any.
 	Iface string
 	// BPF is a capture filter; not implemented yet (EINVALID when set).
 	BPF string
@@ -130,9 +131,6 @@ func (s Stats) String() string {
 // files before it have been processed.
 func Run(ctx context.Context, cfg Config) (Stats, error) {
 	cfg = cfg.withDefaults()
-	if cfg.Iface != "" {
-		return Stats{}, vigil.Errorf(vigil.EINVALID, "live capture (--iface %s) is not implemented yet", cfg.Iface)
-	}
 	if cfg.BPF != "" {
 		return Stats{}, vigil.Errorf(vigil.EINVALID, "capture filters (--bpf) are not implemented yet")
 	}
@@ -149,6 +147,9 @@ func Run(ctx context.Context, cfg Config) (Stats, error) {
 		if err = e.readFile(ctx, name); err != nil {
 			break
 		}
+	}
+	if err == nil && cfg.Iface != "" {
+		err = e.readLive(ctx, cfg.Iface)
 	}
 	e.finish("capture_end")
 	if nd != nil {
