@@ -212,6 +212,7 @@ func (w *worker) drain(ctx context.Context, batch jetstream.MessageBatch) error 
 			}
 		}
 		f.take()
+		f.linger(w.b.cfg.Linger, w.b.cfg.MaxHandlerBytes)
 		k, size := 0, 0
 		for k < len(f.queue) && (k == 0 || size+len(f.queue[k].Data()) <= w.b.cfg.MaxHandlerBytes) {
 			size += len(f.queue[k].Data())
@@ -248,6 +249,38 @@ func (f *fetch) take() {
 			}
 			f.queue = append(f.queue, m)
 		default:
+			return
+		}
+	}
+}
+
+// linger waits up to d for more messages while the fetch is open and the
+// queue holds less than max bytes: a few milliseconds of latency buy much
+// larger handler calls, and fewer acknowledgements, when messages are
+// small and frequent.
+func (f *fetch) linger(d time.Duration, max int) {
+	if d <= 0 || f.closed {
+		return
+	}
+	size := 0
+	for _, m := range f.queue {
+		size += len(m.Data())
+	}
+	if size >= max {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for size < max {
+		select {
+		case m, ok := <-f.ch:
+			if !ok {
+				f.closed = true
+				return
+			}
+			f.queue = append(f.queue, m)
+			size += len(m.Data())
+		case <-t.C:
 			return
 		}
 	}
