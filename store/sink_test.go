@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"reflect"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -44,6 +45,28 @@ func (f *flaky) PutEvents(ctx context.Context, events []vigil.Event) error {
 		return errors.New("disk full")
 	}
 	return f.Events.PutEvents(ctx, events)
+}
+
+// counting is the real store, closing all once want events were stored
+// (the benchmark publishes no duplicates).
+type counting struct {
+	store.Events
+	n, want int64
+	all     chan struct{}
+	mu      sync.Mutex
+}
+
+func (c *counting) PutEvents(ctx context.Context, events []vigil.Event) error {
+	if err := c.Events.PutEvents(ctx, events); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n += int64(len(events))
+	if c.n == c.want {
+		close(c.all)
+	}
+	return nil
 }
 
 func TestEventSink(t *testing.T) {
@@ -193,4 +216,57 @@ func TestRunRetention(t *testing.T) {
 	if vigil.ErrorCode(err) != vigil.EINVALID {
 		t.Fatalf("RunRetention with keep=0: %v, want EINVALID", err)
 	}
+}
+
+// BenchmarkEventSink measures the stage alone: events already on an
+// embedded bus (8 partitions) are consumed and stored in SQLite.
+func BenchmarkEventSink(b *testing.B) {
+	ctx, cancel := context.WithCancel(b.Context())
+	defer cancel()
+	bs, err := natsbus.Open(ctx, natsbus.Config{
+		DataDir:       filepath.Join(b.TempDir(), "nats"),
+		Partitions:    8,
+		Groups:        []string{store.SinkGroup},
+		MaxEventBytes: 4 << 30,
+		Logger:        slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bs.Close()
+	s, err := sqlite.Open(filepath.Join(b.TempDir(), "vigil.db"), sqlite.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	base := time.Now()
+	n := b.N * 1000
+	for i := 0; i < n; i += 1000 {
+		batch := make([]vigil.Event, 1000)
+		for j := range batch {
+			k := i + j
+			batch[j] = vigil.Event{
+				ID: fmt.Sprintf("ev-%09d", k), Time: base.Add(time.Duration(k) * time.Microsecond),
+				DeviceID: fmt.Sprintf("dev-%03d", k%50), Source: "agent", Kind: vigil.KindAuth,
+				Action: "login", Outcome: vigil.OutcomeFailure,
+				Fields: map[string]any{"user.name": "root", "process.pid": float64(k % 5000)},
+			}
+		}
+		if err := bs.PublishEvents(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	cs := &counting{Events: s, all: make(chan struct{}), want: int64(n)}
+	done := make(chan error, 1)
+	go func() { done <- store.RunEventSink(ctx, bs, cs, nil) }()
+	<-cs.all
+	b.StopTimer()
+	if c, err := s.CountEvents(ctx); err != nil || c != int64(n) {
+		b.Fatalf("CountEvents = %d, %v; want %d", c, err, n)
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(0, "ns/op")
+	cancel()
+	<-done
 }
