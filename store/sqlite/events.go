@@ -273,12 +273,12 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]vigil.Ev
 		args = append(args, nanos(f.Until))
 	}
 	for name, value := range f.Fields {
-		expr, err := fieldExpr(name)
+		expr, fargs, err := fieldExpr(name)
 		if err != nil {
 			return nil, "", err
 		}
 		where = append(where, "coalesce("+expr+", '') = ?")
-		args = append(args, value)
+		args = append(append(args, fargs...), value)
 	}
 	if f.Cursor != "" {
 		t, seq, err := decodeCursor(f.Cursor)
@@ -331,51 +331,57 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]vigil.Ev
 }
 
 // fieldExpr returns an SQL expression giving a field of an event as text,
-// NULL when absent, following vigil.Event.Field and vigil.ValueString.
-func fieldExpr(name string) (string, error) {
+// NULL when absent, following vigil.Event.Field and vigil.ValueString, and
+// the arguments of its placeholders.
+func fieldExpr(name string) (string, []any, error) {
 	if name == "" || strings.ContainsAny(name, "\"\\") || strings.ContainsRune(name, 0) {
-		return "", vigil.Errorf(vigil.EINVALID, "bad field name %q in event filter", name)
+		return "", nil, vigil.Errorf(vigil.EINVALID, "bad field name %q in event filter", name)
 	}
 	switch name {
 	case "event.id":
-		return "id", nil
+		return "id", nil, nil
 	case "device.id":
-		return "nullif(device_id, '')", nil
+		return "nullif(device_id, '')", nil, nil
 	case "event.source", "source":
-		return "nullif(source, '')", nil
+		return "nullif(source, '')", nil, nil
 	case "event.kind", "kind":
-		return "nullif(kind, '')", nil
+		return "nullif(kind, '')", nil, nil
 	case "event.category", "category":
-		return "nullif(category, '')", nil
+		return "nullif(category, '')", nil, nil
 	case "event.action", "action":
-		return "nullif(action, '')", nil
+		return "nullif(action, '')", nil, nil
 	case "event.outcome", "outcome":
-		return "nullif(outcome, '')", nil
+		return "nullif(outcome, '')", nil, nil
 	case "event.severity", "severity":
-		return "nullif(CAST(severity AS TEXT), '0')", nil
-	case "network.transport":
-		return "coalesce(nullif(json_extract(body, '$.network.transport'), ''), " + jsonFieldExpr(name) + ")", nil
-	case "source.ip":
-		return "coalesce(json_extract(body, '$.network.src_ip'), " + jsonFieldExpr(name) + ")", nil
-	case "source.port":
-		return "coalesce(CAST(nullif(json_extract(body, '$.network.src_port'), 0) AS TEXT), " + jsonFieldExpr(name) + ")", nil
-	case "destination.ip":
-		return "coalesce(json_extract(body, '$.network.dst_ip'), " + jsonFieldExpr(name) + ")", nil
-	case "destination.port":
-		return "coalesce(CAST(nullif(json_extract(body, '$.network.dst_port'), 0) AS TEXT), " + jsonFieldExpr(name) + ")", nil
+		return "nullif(CAST(severity AS TEXT), '0')", nil, nil
 	}
-	return jsonFieldExpr(name), nil
+	expr, args := jsonFieldExpr(name)
+	// The 5-tuple comes first when the event has it, then Fields.
+	switch name {
+	case "network.transport":
+		expr = "coalesce(nullif(json_extract(body, '$.network.transport'), ''), " + expr + ")"
+	case "source.ip":
+		expr = "coalesce(json_extract(body, '$.network.src_ip'), " + expr + ")"
+	case "source.port":
+		expr = "coalesce(CAST(nullif(json_extract(body, '$.network.src_port'), 0) AS TEXT), " + expr + ")"
+	case "destination.ip":
+		expr = "coalesce(json_extract(body, '$.network.dst_ip'), " + expr + ")"
+	case "destination.port":
+		expr = "coalesce(CAST(nullif(json_extract(body, '$.network.dst_port'), 0) AS TEXT), " + expr + ")"
+	}
+	return expr, args, nil
 }
 
 // jsonFieldExpr formats the value of Fields[name] as vigil.ValueString
 // does: booleans as true/false, lists joined with commas. name has been
-// checked to hold no quote or backslash.
-func jsonFieldExpr(name string) string {
-	p := `'$.fields."` + strings.ReplaceAll(name, "'", "''") + `"'`
-	return "(CASE json_type(body, " + p + ")" +
-		" WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'null' THEN ''" +
-		" WHEN 'array' THEN (SELECT coalesce(group_concat(value, ',' ORDER BY key), '') FROM json_each(body, " + p + "))" +
-		" ELSE CAST(json_extract(body, " + p + ") AS TEXT) END)"
+// checked to hold no quote or backslash, which a JSON path cannot quote.
+func jsonFieldExpr(name string) (string, []any) {
+	p := `$.fields."` + name + `"`
+	return "(CASE json_type(body, ?)" +
+			" WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'null' THEN ''" +
+			" WHEN 'array' THEN (SELECT coalesce(group_concat(value, ',' ORDER BY key), '') FROM json_each(body, ?))" +
+			" ELSE CAST(json_extract(body, ?) AS TEXT) END)",
+		[]any{p, p, p}
 }
 
 // GetEvent returns one event by id; ENOTFOUND when it is not stored.

@@ -281,6 +281,24 @@ func testEventFilters(t *testing.T, s store.Store) {
 	}
 }
 
+// testEventFilterHostile checks that field names are data, never SQL: a
+// store either rejects them (EINVALID) or matches no event.
+func testEventFilterHostile(t *testing.T, s store.Store) {
+	must(t, s.PutEvents(ctx(t), filterEvents()), "PutEvents")
+	for _, name := range []string{
+		"x' OR '1'='1", `x") OR 1=1 --`, `user.name"`, `a\b`, "$", "[0]", "fields", "*", "user.name' --",
+	} {
+		got, _, err := s.ListEvents(ctx(t), store.EventFilter{Fields: map[string]string{name: "root"}})
+		if err != nil {
+			wantCode(t, err, vigil.EINVALID, fmt.Sprintf("ListEvents with field name %q", name))
+			continue
+		}
+		if len(got) != 0 {
+			t.Fatalf("ListEvents with field name %q matched %d events", name, len(got))
+		}
+	}
+}
+
 // checkNewestFirst fails unless events are ordered by time, newest first.
 func checkNewestFirst(t *testing.T, what string, events []vigil.Event) {
 	t.Helper()

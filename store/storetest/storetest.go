@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Events/Invalid", testEventInvalid},
 		{"Events/NotFound", testEventNotFound},
 		{"Events/Filters", testEventFilters},
+		{"Events/FilterNames", testEventFilterHostile},
 		{"Events/Pagination", testEventPagination},
 		{"Events/PaginationConcurrentInserts", testEventPaginationConcurrent},
 		{"Events/Limits", testEventLimits},
