@@ -214,3 +214,45 @@ func TestCheckAndWatch(t *testing.T) {
 	}
 	cancel()
 }
+
+func TestEventTimeAndEventJSONShape(t *testing.T) {
+	rs := mustLoad(t, `title: Night config change
+id: 33333333-0000-0000-0000-000000000001
+logsource:
+    product: vigil
+    category: config
+detection:
+    selection:
+        action: modify
+        source.ip|cidr: 10.0.0.0/8
+        config.path|endswith: '/network'
+        time|hour|lt: 5
+    condition: selection
+`)
+	ev := vigil.Event{ID: "e9", Time: time.Date(2026, 3, 1, 3, 30, 0, 0, time.UTC), DeviceID: "gw", Kind: vigil.KindConfig, Action: "modify",
+		Network: &vigil.Network{SrcIP: netip.MustParseAddr("10.1.2.3")}, Fields: map[string]any{"config.path": "/etc/config/network"}}
+	n := 0
+	NewDetector(rs, DetectorOptions{}).Detect(context.Background(), 0, &ev, func(vigil.Alert) { n++ })
+	if n != 1 {
+		t.Errorf("online: %d alerts, want 1 (time exposed as the time field)", n)
+	}
+	// Offline, a marshaled vigil.Event is read with Vigil's field names.
+	b, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	st, err := DetectStream(bytes.NewReader(b), &out, rs)
+	if err != nil || st.Matches != 1 {
+		t.Fatalf("offline on %s: %+v %v", b, st, err)
+	}
+	if !strings.Contains(out.String(), `"device_id":"gw"`) || !strings.Contains(out.String(), `"event_ids":["e9"]`) {
+		t.Errorf("alert = %s", out.String())
+	}
+	ev.Time = ev.Time.Add(3 * time.Hour)
+	n = 0
+	NewDetector(rs, DetectorOptions{}).Detect(context.Background(), 0, &ev, func(vigil.Alert) { n++ })
+	if n != 0 {
+		t.Errorf("06:30: %d alerts, want 0", n)
+	}
+}

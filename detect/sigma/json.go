@@ -570,17 +570,52 @@ func (t *keyTable) lookup(h uint32, prefix, key []byte) *keySlot {
 
 // buildKeys fills the key table from the registered field names.
 func (rs *RuleSet) buildKeys() {
-	n := len(rs.byName) + len(rs.prefixes)
+	n := 4*len(rs.byName) + 2*len(rs.prefixes) + 64
 	size := 64
 	for size < 4*n {
 		size *= 2
 	}
 	t := &keyTable{mask: uint32(size - 1), slots: make([]keySlot, size)}
-	for name, ids := range rs.byName {
-		t.slot(name).ids = ids
+	add := func(name string, ids []int) {
+		sl := t.slot(name)
+		for _, id := range ids {
+			if !hasID(sl.ids, id) {
+				sl.ids = append(sl.ids, id)
+			}
+		}
+		for i := 0; i < len(name); i++ {
+			if name[i] == '.' {
+				t.slot(name[:i]).prefix = true
+			}
+		}
 	}
-	for p := range rs.prefixes {
-		t.slot(p).prefix = true
+	for name, ids := range rs.byName {
+		add(name, ids)
+		// The JSON shape of vigil.Event: attributes under "fields", the
+		// 5-tuple under "network", fixed fields under their JSON names.
+		add("fields."+name, ids)
+		for _, alt := range eventJSONNames[name] {
+			add(alt, ids)
+		}
 	}
 	rs.keys = t
+}
+
+// eventJSONNames are the paths at which a marshaled vigil.Event holds the
+// fields its Field method answers by name.
+var eventJSONNames = map[string][]string{
+	"event.id":         {"id"},
+	"device.id":        {"device_id"},
+	"event.kind":       {"kind"},
+	"event.category":   {"category"},
+	"event.action":     {"action"},
+	"event.outcome":    {"outcome"},
+	"event.source":     {"source"},
+	"event.severity":   {"severity"},
+	"source.ip":        {"network.src_ip"},
+	"source.port":      {"network.src_port"},
+	"destination.ip":   {"network.dst_ip"},
+	"destination.port": {"network.dst_port"},
+	"@timestamp":       {"time"},
+	"timestamp":        {"time"},
 }

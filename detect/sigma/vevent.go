@@ -1,6 +1,8 @@
 package sigma
 
 import (
+	"time"
+
 	"github.com/vigil-iot/vigil"
 )
 
@@ -15,6 +17,15 @@ func (e *eventSource) load(c *evalCtx, f int, s *slot) {
 	for _, name := range e.rs.fieldNames[f] {
 		v, ok := e.ev.Field(name)
 		if !ok {
+			// The event time, for the time modifiers (time|hour).
+			switch name {
+			case "time", "@timestamp", "timestamp", "event.created":
+				if !e.ev.Time.IsZero() {
+					s.present = true
+					s.s = e.ev.Time.UTC().Format(time.RFC3339Nano)
+					return
+				}
+			}
 			continue
 		}
 		s.present = true
