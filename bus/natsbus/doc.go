@@ -17,8 +17,13 @@
 //
 // One message carries many events: PublishEvents groups a call's events by
 // partition and encodes each group as one message, split only when it
-// would exceed the server's max payload. Batching is what lets the bus
-// carry tens of thousands of events per second. Events are encoded with a
+// would exceed the server's max payload. Messages of one partition go out
+// in order through a small window (two awaiting acknowledgement); what
+// concurrent calls submit meanwhile is merged into the next message (group
+// commit), so many small calls under load still make few large messages.
+// Batching is what lets the bus carry hundreds of thousands of events per
+// second: per-message costs (store, delivery, acknowledgement, removal)
+// dominate, not per-event ones. Events are encoded with a
 // compact binary codec (codec.go) that keeps every field of vigil.Event;
 // alerts, which are few, are a JSON array per message.
 //
@@ -38,7 +43,8 @@
 // <group>-p<partition>, filtered on that partition's subject (alerts: one
 // consumer named <group>). ConsumeEvents runs one worker per partition: it
 // fetches messages in stream order, hands the events of the messages at
-// hand to the handler in one call, and on success acknowledges the last
+// hand (waiting up to Linger, 2ms, for more when there are few) to the
+// handler in one call, and on success acknowledges the last
 // message (ack-all policy: this acknowledges the whole batch) and waits for
 // the server's confirmation. On a handler error the worker hands the same
 // events to the handler again after a delay that doubles with consecutive
@@ -61,7 +67,21 @@
 // when it runs longer than AckWait; consumers deduplicate by event id.
 // A publish that fails may have stored part of the batch, so a retry may
 // duplicate events; DedupWindow makes the server drop a message that a
-// retry sends again.
+// retry sends again (and turns off the merging of concurrent calls, which
+// would make a retried message differ).
+//
+// # Metrics
+//
+//	vigil_bus_published_total{kind}             events, alerts stored
+//	vigil_bus_publish_errors_total{kind,reason} backpressure, invalid, error
+//	vigil_bus_consumed_total{kind,group}        handled and acknowledged
+//	vigil_bus_handler_errors_total{kind,group}  failed handler calls (retried)
+//	vigil_bus_bad_messages_total{kind,group}    undecodable messages skipped
+//	vigil_bus_lag{group,partition}              event messages not yet delivered
+//	vigil_bus_alert_lag{group}                  alert messages not yet delivered
+//
+// The lag gauges are set from every handled message and sampled from the
+// server every LagInterval; they exist while the group consumes.
 //
 // # What it must not do
 //

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -326,5 +327,94 @@ func TestCloseStopsConsumers(t *testing.T) {
 		case <-time.After(30 * time.Second):
 			t.Fatal("a consumer still runs 30s after Close")
 		}
+	}
+}
+
+// TestServerRestart stops the server under a connected client bus and
+// starts it again on the same data dir and port: the client's consumer
+// resumes and what is published after the restart arrives.
+func TestServerRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for a reconnection")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	scfg := testConfig(t)
+	scfg.DataDir = t.TempDir()
+	scfg.ListenAddr = addr
+	scfg.Groups = []string{"g"}
+	server := open(t, scfg)
+
+	ccfg := testConfig(t)
+	ccfg.URL = "nats://" + addr
+	ccfg.Groups = []string{"g"}
+	client := open(t, ccfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	done := make(chan error, 1)
+	go func() {
+		done <- client.ConsumeEvents(ctx, "g", func(_ context.Context, _ int, evs []vigil.Event) error {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, e := range evs {
+				seen[e.ID] = true
+			}
+			return nil
+		})
+	}()
+	waitSeen := func(events []vigil.Event) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			mu.Lock()
+			n := 0
+			for _, e := range events {
+				if seen[e.ID] {
+					n++
+				}
+			}
+			mu.Unlock()
+			if n == len(events) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("received %d of %d events", n, len(events))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	before := bustest.Events("restart", 0, 100, 5)
+	if err := client.PublishEvents(ctx, before); err != nil {
+		t.Fatal(err)
+	}
+	waitSeen(before)
+
+	if err := server.Close(); err != nil {
+		t.Fatal(err)
+	}
+	open(t, scfg) // the same data dir and port
+	after := bustest.Events("restart", 100, 100, 5)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+		err := client.PublishEvents(pctx, after)
+		pcancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("publishing after the restart: %v", err)
+		}
+	}
+	waitSeen(after)
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("ConsumeEvents: %v", err)
 	}
 }
