@@ -1,0 +1,18 @@
+// Package enroll is the server side of the device agent's channel:
+// enrollment tokens (single use, with a time to live and a device class),
+// enrollment and certificate renewal (CSRs signed by the pki CA), the
+// certificate revocation list, device authentication by client
+// certificate, the command-signing key, and the command queue agents
+// long-poll, with their results.
+//
+// It owns the files enroll-tokens.json, revoked.json and command.key in
+// the data directory. It does not store events or actions: results go to
+// the Options.OnResult callback, and accepted reports to the ingest
+// handler the caller passes in.
+//
+// The device endpoints live under /api/v1 but authenticate by client
+// certificate (or by enrollment token), not by bearer token, so they are
+// served by Handler.Front in front of the web server rather than as
+// web routes; the administrative endpoints (tokens, revocation, issuing
+// commands) are ordinary web routes (AdminRoutes).
+package enroll

@@ -1,0 +1,451 @@
+package enroll
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/agent/command"
+	"github.com/vigil-iot/vigil/agent/protocol"
+	"github.com/vigil-iot/vigil/ingest/httpin"
+	"github.com/vigil-iot/vigil/pki"
+	"github.com/vigil-iot/vigil/web"
+)
+
+// Defaults.
+const (
+	DefaultCertTTL     = 365 * 24 * time.Hour
+	DefaultPollWait    = 30 * time.Second
+	DefaultMaxPollWait = 60 * time.Second
+	DefaultCommandTTL  = 5 * time.Minute
+	// MaxPending bounds the commands queued for one device.
+	MaxPending = 100
+	// maxResults bounds the command results kept in memory.
+	maxResults = 10000
+	maxBody    = 64 << 10
+)
+
+// Options configures a Handler.
+type Options struct {
+	// CA signs device certificates. Required.
+	CA *pki.CA
+	// Tokens are the enrollment tokens. Required.
+	Tokens *TokenStore
+	// Revocations are checked on every device request. Required.
+	Revocations *Revocations
+	// CommandKey signs commands; its public half goes to enrolling agents.
+	// Required (EnsureCommandKey).
+	CommandKey ed25519.PrivateKey
+	// CertTTL is the lifetime of device certificates (default 1 year).
+	CertTTL time.Duration
+	// Report is the ingest report handler (httpin.Handler.Report()). Front
+	// serves POST /api/v1/agent/report with it to clients presenting a
+	// device certificate, with the device id in the request context
+	// (httpin.WithDevice). Nil leaves reports to the next handler.
+	Report http.Handler
+	// OnEnroll is called after a device enrolled (to create its record).
+	OnEnroll func(ctx context.Context, deviceID, class string)
+	// OnResult is called with every command result an agent sends back
+	// (to store it on the Action).
+	OnResult func(ctx context.Context, r command.Result)
+	// MaxPollWait bounds a long poll (default 60s).
+	MaxPollWait time.Duration
+	Clock       vigil.Clock
+	Logger      *slog.Logger
+}
+
+// Handler serves the device endpoints (enroll, renew, commands, results,
+// and reports by certificate) and the administrative routes.
+type Handler struct {
+	opts Options
+	log  *slog.Logger
+	mux  *http.ServeMux
+	pool *x509.CertPool
+
+	mu      sync.Mutex
+	queues  map[string][]pending
+	waiters map[string]chan struct{}
+	results map[string]command.Result
+	issued  map[string]command.Command
+	order   []string // command ids, oldest first, to bound the maps
+}
+
+type pending struct {
+	cmd    command.Command
+	signed command.Signed
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// New checks the options and builds the handler.
+func New(opts Options) (*Handler, error) {
+	if opts.CA == nil || opts.Tokens == nil || opts.Revocations == nil {
+		return nil, errors.New("cannot create enroll handler: CA, Tokens and Revocations are required")
+	}
+	if len(opts.CommandKey) != ed25519.PrivateKeySize {
+		return nil, errors.New("cannot create enroll handler: CommandKey must be an Ed25519 private key")
+	}
+	if opts.CertTTL <= 0 {
+		opts.CertTTL = DefaultCertTTL
+	}
+	if opts.MaxPollWait <= 0 {
+		opts.MaxPollWait = DefaultMaxPollWait
+	}
+	if opts.Clock == nil {
+		opts.Clock = vigil.SystemClock{}
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	h := &Handler{opts: opts, log: log.With("component", "enroll"), mux: http.NewServeMux(), pool: opts.CA.Pool(),
+		queues: map[string][]pending{}, waiters: map[string]chan struct{}{}, results: map[string]command.Result{}, issued: map[string]command.Command{}}
+	h.mux.HandleFunc("POST "+protocol.PathEnroll, h.enroll)
+	h.mux.Handle("POST "+protocol.PathRenew, h.RequireDevice(http.HandlerFunc(h.renew)))
+	h.mux.Handle("GET "+protocol.PathCommands, h.RequireDevice(http.HandlerFunc(h.poll)))
+	h.mux.Handle("POST "+protocol.PathResults, h.RequireDevice(http.HandlerFunc(h.result)))
+	if opts.Report != nil {
+		h.mux.Handle("POST "+protocol.PathReport, h.RequireDevice(opts.Report))
+	}
+	return h, nil
+}
+
+// ServeHTTP serves the device endpoints only.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// IsDevicePath reports whether Front serves the request itself.
+func (h *Handler) isDeviceRequest(r *http.Request) bool {
+	switch r.URL.Path {
+	case protocol.PathEnroll, protocol.PathRenew, protocol.PathCommands, protocol.PathResults:
+		return true
+	case protocol.PathReport:
+		return h.opts.Report != nil && r.TLS != nil && len(r.TLS.PeerCertificates) > 0
+	}
+	return false
+}
+
+// Front returns a handler that serves the device endpoints and passes
+// every other request to next (the web server). A report from a client
+// with a certificate is a device report; a report without one goes to
+// next, which authenticates its bearer token.
+func (h *Handler) Front(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h.isDeviceRequest(r) {
+			h.mux.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Authenticate returns the device a request's client certificate names:
+// the certificate must chain to the CA, be valid for client
+// authentication and not be revoked. EUNAUTHORIZED otherwise.
+func (h *Handler) Authenticate(r *http.Request) (string, error) {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return "", vigil.Errorf(vigil.EUNAUTHORIZED, "no client certificate: device endpoints need mutual TLS with the certificate from enrollment")
+	}
+	leaf := r.TLS.PeerCertificates[0]
+	inter := x509.NewCertPool()
+	for _, c := range r.TLS.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: h.pool, Intermediates: inter, CurrentTime: h.opts.Clock.Now(),
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		return "", vigil.Errorf(vigil.EUNAUTHORIZED, "client certificate not accepted: %v", err)
+	}
+	if err := h.opts.Revocations.Check(leaf); err != nil {
+		return "", err
+	}
+	return pki.DeviceID(leaf)
+}
+
+// RequireDevice lets a request through when Authenticate accepts its
+// client certificate; the device id goes into the context
+// (httpin.WithDevice, read with httpin.DeviceFrom).
+func (h *Handler) RequireDevice(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := h.Authenticate(r)
+		if err != nil {
+			h.log.Info("device request refused", "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
+			web.WriteError(w, r, h.log, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(httpin.WithDevice(r.Context(), id)))
+	})
+}
+
+func decodeBody(r *http.Request, v any) error {
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return vigil.Errorf(vigil.EINVALID, "cannot read body: %v", err)
+	}
+	if len(b) > maxBody {
+		return vigil.Errorf(vigil.ETOOLARGE, "body is larger than %d bytes", maxBody)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return vigil.Errorf(vigil.EINVALID, "cannot decode body: %v", err)
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, `{"error":{"code":"internal","message":"internal error"}}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+func parseCSR(s string) (*x509.CertificateRequest, error) {
+	block, _ := pem.Decode([]byte(s))
+	if block == nil || block.Type != "CERTIFICATE REQUEST" {
+		return nil, vigil.Errorf(vigil.EINVALID, "csr: want a PEM CERTIFICATE REQUEST")
+	}
+	csr, err := x509.ParseCertificateRequest(block.Bytes)
+	if err != nil {
+		return nil, vigil.Errorf(vigil.EINVALID, "csr: %v", err)
+	}
+	return csr, nil
+}
+
+var unsafeChars = regexp.MustCompile(`[^a-z0-9-]+`)
+
+// newDeviceID makes "<class>-<host>-<6 hex>" (host sanitised, optional).
+func newDeviceID(class, host string) string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	host = strings.Trim(unsafeChars.ReplaceAllString(strings.ToLower(host), "-"), "-")
+	if len(host) > 40 {
+		host = host[:40]
+	}
+	parts := []string{class}
+	if host != "" {
+		parts = append(parts, host)
+	}
+	return strings.Join(append(parts, hex.EncodeToString(b[:])), "-")
+}
+
+func (h *Handler) enroll(w http.ResponseWriter, r *http.Request) {
+	var req protocol.EnrollRequest
+	if err := decodeBody(r, &req); err != nil {
+		web.WriteError(w, r, h.log, err)
+		return
+	}
+	tok, err := h.opts.Tokens.Peek(req.Token)
+	if err != nil {
+		h.log.Warn("enrollment refused", "remote", r.RemoteAddr, "err", err)
+		web.WriteError(w, r, h.log, err)
+		return
+	}
+	csr, err := parseCSR(req.CSR)
+	if err != nil {
+		web.WriteError(w, r, h.log, err)
+		return
+	}
+	id := newDeviceID(tok.Class, req.Hostname)
+	cert, certPEM, err := h.opts.CA.SignClientCSR(csr, id, h.opts.CertTTL)
+	if err != nil {
+		web.WriteError(w, r, h.log, err)
+		return
+	}
+	// Redeem last: a failed signature does not burn the token; a token
+	// used concurrently fails here for all but one.
+	if _, err := h.opts.Tokens.Redeem(req.Token, id); err != nil {
+		h.log.Warn("enrollment refused", "remote", r.RemoteAddr, "err", err)
+		web.WriteError(w, r, h.log, err)
+		return
+	}
+	h.log.Info("device enrolled", "device_id", id, "class", tok.Class, "token_id", tok.ID, "serial", cert.SerialNumber.Text(16))
+	if h.opts.OnEnroll != nil {
+		h.opts.OnEnroll(r.Context(), id, tok.Class)
+	}
+	writeJSON(w, http.StatusOK, protocol.EnrollResponse{DeviceID: id, Class: tok.Class, Certificate: string(certPEM),
+		CA: string(h.opts.CA.CertPEM()), CommandKey: h.opts.CommandKey.Public().(ed25519.PublicKey), NotAfter: cert.NotAfter})
+}
+
+func (h *Handler) renew(w http.ResponseWriter, r *http.Request) {
+	id, _ := httpin.DeviceFrom(r.Context())
+	var req protocol.RenewRequest
+	if err := decodeBody(r, &req); err != nil {
+		web.WriteError(w, r, h.log, err)
+		return
+	}
+	csr, err := parseCSR(req.CSR)
+	if err != nil {
+		web.WriteError(w, r, h.log, err)
+		return
+	}
+	cert, certPEM, err := h.opts.CA.SignClientCSR(csr, id, h.opts.CertTTL)
+	if err != nil {
+		web.WriteError(w, r, h.log, err)
+		return
+	}
+	h.log.Info("device certificate renewed", "device_id", id, "serial", cert.SerialNumber.Text(16), "not_after", cert.NotAfter)
+	writeJSON(w, http.StatusOK, protocol.RenewResponse{Certificate: string(certPEM), NotAfter: cert.NotAfter})
+}
+
+// Send signs a command for a device and queues it for the device's next
+// poll. ttl 0 means DefaultCommandTTL; at most command.DefaultMaxTTL.
+// EINVALID for an unknown action or bad ttl, EBUSY when MaxPending
+// commands already wait.
+func (h *Handler) Send(deviceID, action string, params map[string]string, ttl time.Duration) (command.Command, error) {
+	if !slices.Contains(command.Actions, action) {
+		return command.Command{}, vigil.Errorf(vigil.EINVALID, "unknown action %q: want one of %s", action, strings.Join(command.Actions, ", "))
+	}
+	if deviceID == "" {
+		return command.Command{}, vigil.Errorf(vigil.EINVALID, "no device id")
+	}
+	if ttl == 0 {
+		ttl = DefaultCommandTTL
+	}
+	if ttl < 0 || ttl > command.DefaultMaxTTL {
+		return command.Command{}, vigil.Errorf(vigil.EINVALID, "command ttl %s is not in (0, %s]", ttl, command.DefaultMaxTTL)
+	}
+	now := h.opts.Clock.Now().UTC()
+	c := command.Command{ID: vigil.NewID(), DeviceID: deviceID, Action: action, Params: params, Issued: now, Expires: now.Add(ttl)}
+	s, err := command.Sign(h.opts.CommandKey, c)
+	if err != nil {
+		return command.Command{}, err
+	}
+	_ = json.Unmarshal(s.Payload, &c) // the nonce Sign chose
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.queues[deviceID]) >= MaxPending {
+		return command.Command{}, vigil.Errorf(vigil.EBUSY, "%d commands already wait for device %s", MaxPending, deviceID)
+	}
+	h.queues[deviceID] = append(h.queues[deviceID], pending{cmd: c, signed: s})
+	h.remember(c.ID)
+	h.issued[c.ID] = c
+	if ch, ok := h.waiters[deviceID]; ok {
+		close(ch)
+		delete(h.waiters, deviceID)
+	}
+	h.log.Info("command queued", "device_id", deviceID, "command_id", c.ID, "action", action)
+	return c, nil
+}
+
+// remember records a command id and forgets the oldest beyond maxResults.
+// Callers hold h.mu.
+func (h *Handler) remember(id string) {
+	h.order = append(h.order, id)
+	for len(h.order) > maxResults {
+		delete(h.results, h.order[0])
+		delete(h.issued, h.order[0])
+		h.order = h.order[1:]
+	}
+}
+
+// Result returns the result an agent sent for a command, if any, and the
+// command as issued.
+func (h *Handler) Result(commandID string) (command.Command, command.Result, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c, ok := h.issued[commandID]
+	r, done := h.results[commandID]
+	return c, r, ok && done
+}
+
+// take removes the queued, unexpired commands of a device; when there are
+// none it returns a channel closed by the next Send.
+func (h *Handler) take(deviceID string) ([]command.Signed, <-chan struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := h.opts.Clock.Now()
+	var out []command.Signed
+	for _, p := range h.queues[deviceID] {
+		if now.Before(p.cmd.Expires) {
+			out = append(out, p.signed)
+		}
+	}
+	delete(h.queues, deviceID)
+	if len(out) > 0 {
+		return out, nil
+	}
+	ch, ok := h.waiters[deviceID]
+	if !ok {
+		ch = make(chan struct{})
+		h.waiters[deviceID] = ch
+	}
+	return nil, ch
+}
+
+func (h *Handler) poll(w http.ResponseWriter, r *http.Request) {
+	id, _ := httpin.DeviceFrom(r.Context())
+	wait := DefaultPollWait
+	if s := r.URL.Query().Get("wait"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			web.WriteError(w, r, h.log, vigil.Errorf(vigil.EINVALID, "wait %q: want a duration such as 30s", s))
+			return
+		}
+		wait = min(d, h.opts.MaxPollWait)
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		cmds, ch := h.take(id)
+		if len(cmds) > 0 {
+			writeJSON(w, http.StatusOK, command.Poll{Commands: cmds})
+			return
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			w.WriteHeader(http.StatusNoContent)
+			return
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+func (h *Handler) result(w http.ResponseWriter, r *http.Request) {
+	id, _ := httpin.DeviceFrom(r.Context())
+	var res command.Result
+	if err := decodeBody(r, &res); err != nil {
+		web.WriteError(w, r, h.log, err)
+		return
+	}
+	res.DeviceID = id
+	switch res.Status {
+	case command.StatusSucceeded, command.StatusFailed, command.StatusRefused:
+	default:
+		web.WriteError(w, r, h.log, vigil.Errorf(vigil.EINVALID, "status %q: want succeeded, failed or refused", res.Status))
+		return
+	}
+	h.mu.Lock()
+	if c, ok := h.issued[res.CommandID]; ok && c.DeviceID == id {
+		h.results[res.CommandID] = res
+	}
+	h.mu.Unlock()
+	level := slog.LevelInfo
+	if res.Status != command.StatusSucceeded {
+		level = slog.LevelWarn
+	}
+	h.log.Log(r.Context(), level, "command result", "device_id", id, "command_id", res.CommandID, "action", res.Action,
+		"status", res.Status, "reason", res.Reason, "err", res.Error)
+	if h.opts.OnResult != nil {
+		h.opts.OnResult(r.Context(), res)
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+}

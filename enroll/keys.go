@@ -1,0 +1,56 @@
+package enroll
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+)
+
+// CommandKeyFile is the command-signing key's file name in the data
+// directory.
+const CommandKeyFile = "command.key"
+
+// EnsureCommandKey loads the Ed25519 command-signing key at path, or
+// creates it (mode 0600) when missing. A key readable by others is
+// refused.
+func EnsureCommandKey(path string) (ed25519.PrivateKey, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, fmt.Errorf("cannot generate command key: %w", err)
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(priv)
+		if err != nil {
+			return nil, fmt.Errorf("cannot encode command key: %w", err)
+		}
+		if err := writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+			return nil, err
+		}
+		return priv, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot read command key: %w", err)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("cannot use command key %s: mode %04o lets others read it; run chmod 600 %s", path, fi.Mode().Perm(), path)
+	}
+	block, _ := pem.Decode(b)
+	if block == nil || block.Type != "PRIVATE KEY" {
+		return nil, fmt.Errorf("cannot read command key %s: no PEM PRIVATE KEY block", path)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read command key %s: %w", path, err)
+	}
+	priv, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("cannot read command key %s: %T is not Ed25519", path, k)
+	}
+	return priv, nil
+}
