@@ -11,7 +11,7 @@ import (
 // decoder and flows on, events encoded as NDJSON to io.Discard when json
 // is set (else counted and dropped), and reports packets/s and Gbit/s.
 func benchPcap(b *testing.B, file string, json bool) {
-	cfg := Config{Pcaps: []string{file}}
+	cfg := Config{Pcaps: []string{file}, OUI: testOUI()}
 	if json {
 		cfg.Output = io.Discard
 	}

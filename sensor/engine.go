@@ -21,12 +21,13 @@ type engine struct {
 	pub   Publisher
 	err   error // first publish error
 	ctx_  context.Context
+	disc  *discovery // nil when discovery is off
 }
 
 var _ proto.Emitter = (*engine)(nil)
 
 func newEngine(ctx context.Context, cfg Config, pub Publisher) *engine {
-	return &engine{
+	e := &engine{
 		cfg:   cfg,
 		reg:   newRegistry(cfg.Protocols),
 		table: newFlowTable(cfg.MaxFlows),
@@ -34,6 +35,13 @@ func newEngine(ctx context.Context, cfg Config, pub Publisher) *engine {
 		ctx_:  ctx,
 		batch: make([]vigil.Event, 0, cfg.BatchSize),
 	}
+	if !cfg.DisableDiscovery {
+		e.disc = newDiscovery(cfg.MaxDevices, cfg.OUI, func(ev vigil.Event) {
+			e.stats.Devices++
+			e.Emit(ev)
+		})
+	}
+	return e
 }
 
 // Emit implements proto.Emitter.
@@ -41,6 +49,11 @@ func (e *engine) Emit(ev vigil.Event) {
 	e.stats.Events++
 	if ev.Action == "anomaly" {
 		e.stats.Anomalies++
+	}
+	if e.disc != nil && ev.Kind == "mqtt" && ev.Action == "connect" && ev.Network != nil {
+		if id, ok := ev.Fields["mqtt.client_id"].(string); ok {
+			e.disc.clientID(ev.Network.SrcIP, id)
+		}
 	}
 	e.batch = append(e.batch, ev)
 }
@@ -74,6 +87,9 @@ func (e *engine) packet(link int, data []byte, ts time.Time, wireLen int) {
 	if !decodeLink(link, data, p) {
 		e.stats.Undecoded++
 		return
+	}
+	if e.disc != nil {
+		e.disc.observe(p.srcMAC, p.hasMAC, p.src, ts)
 	}
 	k, fwd := keyOf(p)
 	f := e.table.m[k]
@@ -128,6 +144,7 @@ func (e *engine) packet(link int, data []byte, ts time.Time, wireLen int) {
 			if pr := e.reg.udp[f.net.DstPort]; pr != nil {
 				f.app = pr.Name
 				f.dgram = pr.Datagram
+				e.noteApp(f)
 			}
 		}
 		if f.dgram != nil {
@@ -140,6 +157,9 @@ func (e *engine) packet(link int, data []byte, ts time.Time, wireLen int) {
 		e.Emit(f.record("periodic", ts))
 	}
 	e.expire(ts)
+	if e.disc != nil && len(e.disc.dirty) > 0 {
+		e.disc.announce(ts)
+	}
 	if len(e.batch) >= e.cfg.BatchSize {
 		e.flush()
 	}
@@ -152,6 +172,7 @@ func (e *engine) decideTCP(f *flow, d proto.Direction, payload []byte) {
 		f.decided = true
 		f.app = pr.Name
 		f.stream = pr.NewStream()
+		e.noteApp(f)
 		return
 	}
 	if d != proto.ToServer {
@@ -162,8 +183,17 @@ func (e *engine) decideTCP(f *flow, d proto.Direction, payload []byte) {
 		if pr.Probe(payload) {
 			f.app = pr.Name
 			f.stream = pr.NewStream()
+			e.noteApp(f)
 			return
 		}
+	}
+}
+
+// noteApp tells discovery which protocol both ends of a flow speak.
+func (e *engine) noteApp(f *flow) {
+	if e.disc != nil && f.app != "" {
+		e.disc.protocol(f.net.SrcIP, f.app)
+		e.disc.protocol(f.net.DstIP, f.app)
 	}
 }
 
@@ -195,6 +225,13 @@ func (e *engine) expire(now time.Time) {
 
 // finish ends every flow, as at the end of a capture file.
 func (e *engine) finish(reason string) {
+	if e.disc != nil && len(e.disc.dirty) > 0 {
+		var last time.Time
+		if e.table.head != nil {
+			last = e.table.head.end
+		}
+		e.disc.announce(last)
+	}
 	for f := e.table.tail; f != nil; f = e.table.tail {
 		e.endFlow(f, reason, f.end)
 		if len(e.batch) >= e.cfg.BatchSize {

@@ -44,6 +44,8 @@ type packet struct {
 	ipLen            int // bytes on the wire from the IP header on
 	fragment         bool
 	transportInvalid bool
+	srcMAC           [6]byte // the sender's link address, when hasMAC
+	hasMAC           bool
 }
 
 // decodeLink decodes one captured frame of the given link type. It
@@ -54,6 +56,7 @@ func decodeLink(link int, b []byte, p *packet) bool {
 		if len(b) < 14 {
 			return false
 		}
+		mac := [6]byte(b[6:12])
 		et := binary.BigEndian.Uint16(b[12:])
 		b = b[14:]
 		for et == 0x8100 || et == 0x88a8 || et == 0x9100 {
@@ -63,17 +66,33 @@ func decodeLink(link int, b []byte, p *packet) bool {
 			et = binary.BigEndian.Uint16(b[2:])
 			b = b[4:]
 		}
-		return decodeEtherType(et, b, p)
+		if !decodeEtherType(et, b, p) {
+			return false
+		}
+		p.srcMAC, p.hasMAC = mac, true
+		return true
 	case LinkLinuxSLL:
 		if len(b) < 16 {
 			return false
 		}
-		return decodeEtherType(binary.BigEndian.Uint16(b[14:]), b[16:], p)
+		if !decodeEtherType(binary.BigEndian.Uint16(b[14:]), b[16:], p) {
+			return false
+		}
+		if binary.BigEndian.Uint16(b[4:]) == 6 { // link address length
+			p.srcMAC, p.hasMAC = [6]byte(b[6:12]), true
+		}
+		return true
 	case LinkLinuxSLL2:
 		if len(b) < 20 {
 			return false
 		}
-		return decodeEtherType(binary.BigEndian.Uint16(b[0:]), b[20:], p)
+		if !decodeEtherType(binary.BigEndian.Uint16(b[0:]), b[20:], p) {
+			return false
+		}
+		if b[11] == 6 { // link address length
+			p.srcMAC, p.hasMAC = [6]byte(b[12:18]), true
+		}
+		return true
 	case LinkRaw, LinkRawAlt:
 		return decodeIP(b, p)
 	case LinkIPv4, LinkIPv6:

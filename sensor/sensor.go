@@ -67,6 +67,17 @@ type Config struct {
 	// BatchSize is how many events go to the Publisher at once.
 	// Default 256.
 	BatchSize int
+
+	// DisableDiscovery turns off device discovery: by default every
+	// host seen (MAC, local IP addresses, protocols, MQTT client ids,
+	// vendor) is announced as a kind "inventory" event of source
+	// "sensor", which the inventory records as a discovered device.
+	DisableDiscovery bool
+	// MaxDevices bounds the devices discovery tracks. Default 65536.
+	MaxDevices int
+	// OUI names vendors from MAC addresses; nil loads DefaultOUIFile
+	// when it exists (Debian package ieee-data).
+	OUI *OUI
 }
 
 func (c Config) withDefaults() Config {
@@ -91,6 +102,9 @@ func (c Config) withDefaults() Config {
 	if c.BatchSize <= 0 {
 		c.BatchSize = 256
 	}
+	if c.MaxDevices <= 0 {
+		c.MaxDevices = 1 << 16
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -110,7 +124,8 @@ type Stats struct {
 	Orphans         uint64  `json:"orphans"`       // bare TCP control segments of unknown flows
 	Retransmissions uint64  `json:"retransmissions"`
 	OutOfOrder      uint64  `json:"out_of_order"`
-	Gaps            uint64  `json:"gaps"` // holes skipped in TCP streams
+	Gaps            uint64  `json:"gaps"`    // holes skipped in TCP streams
+	Devices         uint64  `json:"devices"` // discovery announcements
 	Seconds         float64 `json:"seconds"`
 }
 
@@ -131,6 +146,13 @@ func (s Stats) String() string {
 // files before it have been processed.
 func Run(ctx context.Context, cfg Config) (Stats, error) {
 	cfg = cfg.withDefaults()
+	if cfg.OUI == nil && !cfg.DisableDiscovery {
+		if o, err := LoadOUI(DefaultOUIFile); err == nil {
+			cfg.OUI = o
+		} else {
+			cfg.Logger.Debug("no vendor names for MAC addresses", "err", err)
+		}
+	}
 	if cfg.BPF != "" {
 		return Stats{}, vigil.Errorf(vigil.EINVALID, "capture filters (--bpf) are not implemented yet")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	vigil "github.com/vigil-iot/vigil"
@@ -42,9 +43,22 @@ func corpusDir(t testing.TB, sub string) string {
 	return p
 }
 
+// testOUI is the OUI registry, loaded once for all tests (an empty one
+// when the ieee-data package is not installed).
+var testOUI = sync.OnceValue(func() *OUI {
+	o, err := LoadOUI(DefaultOUIFile)
+	if err != nil {
+		return &OUI{}
+	}
+	return o
+})
+
 // runPcap runs the sensor over files and returns the events.
 func runPcap(t testing.TB, cfg Config, files ...string) ([]vigil.Event, Stats) {
 	t.Helper()
+	if cfg.OUI == nil {
+		cfg.OUI = testOUI()
+	}
 	c := &collector{}
 	cfg.Pcaps = files
 	cfg.Publisher = c

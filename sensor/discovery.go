@@ -1,0 +1,263 @@
+package sensor
+
+import (
+	"bufio"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	vigil "github.com/vigil-iot/vigil"
+)
+
+// DefaultOUIFile is where Debian's ieee-data package puts the IEEE MAC
+// address block registry.
+const DefaultOUIFile = "/usr/share/ieee-data/oui.txt"
+
+// OUI maps the first three bytes of a MAC address to the vendor the IEEE
+// assigned them to.
+type OUI struct{ m map[[3]byte]string }
+
+// Vendor returns the vendor of a MAC address, "" when unknown.
+func (o *OUI) Vendor(mac [6]byte) string {
+	if o == nil {
+		return ""
+	}
+	return o.m[[3]byte{mac[0], mac[1], mac[2]}]
+}
+
+// Len returns the number of prefixes known.
+func (o *OUI) Len() int {
+	if o == nil {
+		return 0
+	}
+	return len(o.m)
+}
+
+// ParseOUI reads the IEEE registry text format ("B8-27-EB   (hex)\t\tName")
+// or Wireshark's manuf format ("B8:27:EB\tShort\tLong name"). Lines it
+// does not understand are skipped.
+func ParseOUI(r io.Reader) (*OUI, error) {
+	o := &OUI{m: make(map[[3]byte]string, 40000)}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if len(line) < 9 || line[0] == '#' {
+			continue
+		}
+		var key [3]byte
+		if line[2] != line[5] || line[2] != '-' && line[2] != ':' {
+			continue
+		}
+		if _, err := hex.Decode(key[:], []byte{line[0], line[1], line[3], line[4], line[6], line[7]}); err != nil {
+			continue
+		}
+		rest := line[8:]
+		switch {
+		case strings.Contains(rest, "(hex)"):
+			_, name, _ := strings.Cut(rest, "(hex)")
+			o.m[key] = strings.TrimSpace(name)
+		case line[8] == '\t' || line[8] == ' ':
+			f := strings.Split(strings.TrimSpace(rest), "\t")
+			o.m[key] = strings.TrimSpace(f[len(f)-1])
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("cannot read oui registry: %w", err)
+	}
+	return o, nil
+}
+
+// LoadOUI reads an OUI registry file (see ParseOUI).
+func LoadOUI(path string) (*OUI, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open oui registry: %w", err)
+	}
+	defer fh.Close()
+	return ParseOUI(fh)
+}
+
+// Limits of discovery.
+const (
+	maxDeviceIPs       = 8
+	maxDeviceProtocols = 16
+	maxDeviceClientIDs = 4
+	routerIPs          = 5 // a MAC behind this many private IPs is a router
+)
+
+// device is one host seen on the wire.
+type device struct {
+	id        string
+	mac       [6]byte
+	hasMAC    bool
+	ips       []netip.Addr
+	protocols []string
+	clientIDs []string
+	router    bool
+	first     time.Time
+	dirty     bool
+}
+
+// discovery learns devices from packets and announces them as inventory
+// events of source "sensor" (state discovered in the inventory).
+type discovery struct {
+	byMAC map[[6]byte]*device
+	byIP  map[netip.Addr]*device
+	max   int
+	oui   *OUI
+	out   func(vigil.Event)
+	dirty []*device
+	full  uint64 // devices not tracked because the table was full
+}
+
+func newDiscovery(max int, oui *OUI, out func(vigil.Event)) *discovery {
+	return &discovery{byMAC: map[[6]byte]*device{}, byIP: map[netip.Addr]*device{}, max: max, oui: oui, out: out}
+}
+
+// local reports whether an address belongs to the local network segment
+// (private, link-local, unique local), so that it may be tied to a MAC.
+func local(a netip.Addr) bool {
+	return a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsLoopback()
+}
+
+// observe learns from one packet: the sender's MAC (when hasMAC) and its
+// source address.
+func (d *discovery) observe(mac [6]byte, hasMAC bool, src netip.Addr, ts time.Time) {
+	if !local(src) && !hasMAC {
+		return
+	}
+	var dev *device
+	if hasMAC {
+		if mac[0]&1 != 0 || mac == [6]byte{} { // multicast, broadcast or none
+			return
+		}
+		dev = d.byMAC[mac]
+		if dev == nil {
+			if len(d.byMAC)+len(d.byIP) >= d.max {
+				d.full++
+				return
+			}
+			dev = &device{id: "mac:" + macString(mac), mac: mac, hasMAC: true, first: ts}
+			d.byMAC[mac] = dev
+			d.mark(dev)
+		}
+		if local(src) && !dev.router && !slices.Contains(dev.ips, src) {
+			if len(dev.ips) >= routerIPs {
+				dev.router = true
+			} else {
+				dev.ips = append(dev.ips, src)
+				if old := d.byIP[src]; old == nil || old.hasMAC {
+					d.byIP[src] = dev
+				}
+			}
+			d.mark(dev)
+		}
+		return
+	}
+	if dev = d.byIP[src]; dev == nil {
+		if len(d.byMAC)+len(d.byIP) >= d.max {
+			d.full++
+			return
+		}
+		dev = &device{id: "ip:" + src.String(), ips: []netip.Addr{src}, first: ts}
+		d.byIP[src] = dev
+		d.mark(dev)
+	}
+}
+
+// protocol notes that the device at addr speaks proto.
+func (d *discovery) protocol(addr netip.Addr, proto string) {
+	dev := d.byIP[addr]
+	if dev == nil || proto == "" || slices.Contains(dev.protocols, proto) || len(dev.protocols) >= maxDeviceProtocols {
+		return
+	}
+	dev.protocols = append(dev.protocols, proto)
+	d.mark(dev)
+}
+
+// clientID notes an MQTT client id used from addr.
+func (d *discovery) clientID(addr netip.Addr, id string) {
+	dev := d.byIP[addr]
+	if dev == nil || id == "" || slices.Contains(dev.clientIDs, id) || len(dev.clientIDs) >= maxDeviceClientIDs {
+		return
+	}
+	dev.clientIDs = append(dev.clientIDs, id)
+	d.mark(dev)
+}
+
+func (d *discovery) mark(dev *device) {
+	if !dev.dirty {
+		dev.dirty = true
+		d.dirty = append(d.dirty, dev)
+	}
+}
+
+// announce emits an inventory event for every device learnt or changed
+// since the last call.
+func (d *discovery) announce(ts time.Time) {
+	for _, dev := range d.dirty {
+		dev.dirty = false
+		ev := vigil.Event{
+			Time:     ts,
+			DeviceID: dev.id,
+			Source:   "sensor",
+			Kind:     vigil.KindInventory,
+			Category: "host",
+			Action:   "discovered",
+			Fields:   map[string]any{"device.first_seen": dev.first.UTC().Format(time.RFC3339Nano)},
+		}
+		f := ev.Fields
+		ni := vigil.NetIdentity{}
+		if dev.hasMAC {
+			ni.MAC = macString(dev.mac)
+			f["device.mac"] = ni.MAC
+			if v := d.oui.Vendor(dev.mac); v != "" {
+				f["device.vendor"] = v
+			} else if dev.mac[0]&2 != 0 {
+				f["device.mac_random"] = true // locally administered
+			}
+		}
+		var ips []string
+		for _, a := range dev.ips {
+			ips = append(ips, a.String())
+		}
+		ni.Addresses = ips
+		if ips != nil {
+			f["device.ip"] = ips
+		}
+		if b, err := json.Marshal([]vigil.NetIdentity{ni}); err == nil {
+			f["interfaces"] = string(b)
+		}
+		if dev.protocols != nil {
+			f["device.protocols"] = slices.Clone(dev.protocols)
+		}
+		if dev.clientIDs != nil {
+			f["device.mqtt_client_ids"] = slices.Clone(dev.clientIDs)
+		}
+		if dev.router {
+			f["device.class"] = vigil.ClassGateway
+		}
+		d.out(ev)
+	}
+	clear(d.dirty)
+	d.dirty = d.dirty[:0]
+}
+
+func macString(m [6]byte) string {
+	const hexd = "0123456789abcdef"
+	b := make([]byte, 0, 17)
+	for i, x := range m {
+		if i > 0 {
+			b = append(b, ':')
+		}
+		b = append(b, hexd[x>>4], hexd[x&15])
+	}
+	return string(b)
+}

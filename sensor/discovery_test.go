@@ -1,0 +1,58 @@
+package sensor
+
+import (
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParseOUI(t *testing.T) {
+	o, err := ParseOUI(strings.NewReader("B8-27-EB   (hex)\t\tRaspberry Pi Foundation\nB827EB     (base 16)\t\tRaspberry Pi Foundation\n" +
+		"# manuf\n24:0A:C4\tEspressif\tEspressif Inc.\ngarbage line\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Vendor([6]byte{0xb8, 0x27, 0xeb, 1, 2, 3}) != "Raspberry Pi Foundation" || o.Vendor([6]byte{0x24, 0x0a, 0xc4}) != "Espressif Inc." || o.Len() != 2 {
+		t.Fatalf("%v", o.m)
+	}
+}
+
+// TestDiscoveryOnZeekMQTT checks that the MQTT client of Zeek's capture
+// is announced with its MAC, address, protocol, both client ids and the
+// vendor of its MAC.
+func TestDiscoveryOnZeekMQTT(t *testing.T) {
+	o, err := ParseOUI(strings.NewReader("28-CF-E9   (hex)\t\tApple, Inc.\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, st := runPcap(t, Config{OUI: o}, filepath.Join(corpusDir(t, "pcap/zeek"), "Traces", "mqtt.pcap"))
+	var last map[string]any
+	for _, e := range evs {
+		if e.Kind == "inventory" && e.DeviceID == "mac:28:cf:e9:21:14:8f" {
+			if e.Source != "sensor" {
+				t.Fatalf("source %q", e.Source)
+			}
+			last = e.Fields
+		}
+	}
+	if last == nil || st.Devices == 0 {
+		t.Fatalf("client not discovered: %+v", st)
+	}
+	want := map[string]any{
+		"device.ip": []string{"10.0.1.4"}, "device.vendor": "Apple, Inc.", "device.protocols": []string{"mqtt"},
+		"device.mqtt_client_ids": []string{"paho/34AAE54A75D839566E", "paho/DDE4DDAF4108D3E363"},
+		"interfaces":             `[{"mac":"28:cf:e9:21:14:8f","addresses":["10.0.1.4"]}]`,
+	}
+	for k, v := range want {
+		if !reflect.DeepEqual(last[k], v) {
+			t.Errorf("%s = %#v, want %#v", k, last[k], v)
+		}
+	}
+	evs, _ = runPcap(t, Config{DisableDiscovery: true}, filepath.Join(corpusDir(t, "pcap/zeek"), "Traces", "mqtt.pcap"))
+	for _, e := range evs {
+		if e.Kind == "inventory" {
+			t.Fatal("discovery not disabled")
+		}
+	}
+}
