@@ -98,6 +98,7 @@ func newEnv(t testing.TB, mod func(*Options)) *env {
 		Registerer:  e.reg,
 		Logger:      slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Clock:       fixedClock(now),
+		Rules:       testRules(t),
 	}
 	if mod != nil {
 		mod(&opts)

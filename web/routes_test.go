@@ -33,6 +33,7 @@ func TestEveryRouteEveryRole(t *testing.T) {
 		"GET /api/v1/tokens", "POST /api/v1/tokens", "DELETE /api/v1/tokens/{id}",
 		"POST /api/v1/agent/report", "POST /api/v1/events",
 		"GET /metrics", "GET /healthz", "GET /readyz",
+		"GET /api/v1/rules", "POST /api/v1/rules/reload", "POST /api/v1/rules/enable", "POST /api/v1/rules/disable",
 	} {
 		if !slices.Contains(have, want) {
 			t.Errorf("route %s is not registered", want)

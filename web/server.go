@@ -41,6 +41,9 @@ type Options struct {
 	// token is in the request context (auth.FromContext).
 	AgentReport http.Handler
 	BulkEvents  http.Handler
+	// Rules, when set, serves /api/v1/rules: list with counters (read),
+	// reload and enable/disable (write).
+	Rules RuleManager
 	// Extra are more routes, registered and authorized like the built-in
 	// ones.
 	Extra []Route
@@ -160,6 +163,14 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	if opts.BulkEvents != nil {
 		routes = append(routes, Route{Method: "POST", Pattern: PathBulkEvents, Perm: auth.PermIngest, Quiet: true, Handler: opts.BulkEvents})
+	}
+	if opts.Rules != nil {
+		routes = append(routes,
+			Route{Method: "GET", Pattern: p + "/rules", Perm: auth.PermRead, Handler: s.handle(s.listRules)},
+			Route{Method: "POST", Pattern: p + "/rules/reload", Perm: auth.PermWrite, Handler: s.handle(s.reloadRules)},
+			Route{Method: "POST", Pattern: p + "/rules/enable", Perm: auth.PermWrite, Handler: s.handle(s.toggleRules(true))},
+			Route{Method: "POST", Pattern: p + "/rules/disable", Perm: auth.PermWrite, Handler: s.handle(s.toggleRules(false))},
+		)
 	}
 	routes = append(routes, opts.Extra...)
 	for _, rt := range routes {

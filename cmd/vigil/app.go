@@ -22,6 +22,7 @@ import (
 	"github.com/vigil-iot/vigil/auth"
 	"github.com/vigil-iot/vigil/bus/natsbus"
 	"github.com/vigil-iot/vigil/detect"
+	"github.com/vigil-iot/vigil/detect/reload"
 	"github.com/vigil-iot/vigil/detect/sigma"
 	"github.com/vigil-iot/vigil/detect/threshold"
 	"github.com/vigil-iot/vigil/incident"
@@ -52,6 +53,7 @@ type app struct {
 	ca        *pki.CA
 	detect    *detect.Stage
 	inventory *inventory.Stage
+	rules     *reload.Manager
 	alerts    *alert.Stage
 	incident  *incident.Correlator
 
@@ -115,10 +117,11 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err err
 		return nil, err
 	}
 
-	detectors, err := loadDetectors(cfg, comp("rules"), a.registry)
+	detectors, ruleMgr, err := loadDetectors(cfg, comp("rules"), a.registry)
 	if err != nil {
 		return nil, err
 	}
+	a.rules = ruleMgr
 	a.detect = detect.NewStage(a.bus, detectors, detect.StageOptions{Group: groupDetect, Logger: comp("detect"), Registerer: a.registry})
 	if a.inventory, err = inventory.NewStage(a.bus, a.store, inventory.Options{Group: groupInventory, Logger: comp("inventory"), Registerer: a.registry}); err != nil {
 		return nil, err
@@ -142,7 +145,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err err
 // built-in rule that does not load is a bug and stops the server; a rule of
 // a configured directory that does not load is logged with its file, line
 // and reason, and the others run (`vigil rules check` finds them first).
-func loadDetectors(cfg config, log *slog.Logger, reg prometheus.Registerer) ([]detect.Detector, error) {
+func loadDetectors(cfg config, log *slog.Logger, reg prometheus.Registerer) ([]detect.Detector, *reload.Manager, error) {
 	var all []*threshold.Rule
 	var errs []error
 	err := fs.WalkDir(rules.Threshold, ".", func(p string, d fs.DirEntry, err error) error {
@@ -158,10 +161,10 @@ func loadDetectors(cfg config, log *slog.Logger, reg prometheus.Registerer) ([]d
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("cannot read built-in rules: %w", err)
+		return nil, nil, fmt.Errorf("cannot read built-in rules: %w", err)
 	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("cannot load built-in threshold rules: %w", errors.Join(errs...))
+		return nil, nil, fmt.Errorf("cannot load built-in threshold rules: %w", errors.Join(errs...))
 	}
 	for _, dir := range cfg.RulesDirs {
 		rs, es := threshold.LoadDir(dir)
@@ -172,36 +175,22 @@ func loadDetectors(cfg config, log *slog.Logger, reg prometheus.Registerer) ([]d
 	}
 	log.Info("threshold rules loaded", "rules", len(all))
 
-	sigmaRules, err := loadSigma(cfg, log)
-	if err != nil {
-		return nil, err
-	}
-	return []detect.Detector{
-		threshold.New(all, threshold.Options{Logger: log, Registerer: reg}),
-		sigma.NewDetector(sigmaRules, sigma.DetectorOptions{Logger: log, Registerer: reg}),
-	}, nil
-}
-
-// loadSigma loads the built-in IoT rule pack and the configured Sigma
-// rule directories into one rule set.
-func loadSigma(cfg config, log *slog.Logger) (*sigma.RuleSet, error) {
 	pack, err := fs.Sub(rules.Sigma, "sigma")
 	if err != nil {
-		return nil, fmt.Errorf("cannot read built-in sigma rules: %w", err)
+		return nil, nil, fmt.Errorf("cannot read built-in sigma rules: %w", err)
 	}
-	srcs := []sigma.Source{{Name: "builtin:sigma", FS: pack}}
-	for _, dir := range cfg.SigmaDirs {
-		srcs = append(srcs, sigma.Source{Name: dir, FS: os.DirFS(dir)})
-	}
-	rs, errs := sigma.LoadSources(srcs, sigma.DefaultConfig())
-	for _, e := range errs {
+	ropts := reload.Options{Sources: []sigma.Source{{Name: "builtin:sigma", FS: pack}}, Dirs: cfg.SigmaDirs, Logger: log, Registerer: reg}
+	rs, res := reload.Load(ropts)
+	for _, e := range res.Rejected {
 		if strings.HasPrefix(e.File, "builtin:") {
-			return nil, fmt.Errorf("cannot load built-in sigma rule: %w", e)
+			return nil, nil, fmt.Errorf("cannot load built-in sigma rule: %w", e)
 		}
 		log.Error("sigma rule rejected", "err", e)
 	}
-	log.Info("sigma rules loaded", "rules", rs.Compiled(), "rejected", len(errs))
-	return rs, nil
+	log.Info("sigma rules loaded", "rules", res.Compiled, "rejected", len(res.Rejected))
+	det := sigma.NewDetector(rs, sigma.DetectorOptions{Logger: log, Registerer: reg})
+	return []detect.Detector{threshold.New(all, threshold.Options{Logger: log, Registerer: reg}), det},
+		reload.New(det, ropts, res), nil
 }
 
 // start runs every stage and the API listener in the background. It
@@ -225,6 +214,7 @@ func (a *app) start(ctx context.Context) error {
 		Tokens:      a.tokens,
 		AgentReport: ingest.Report(),
 		BulkEvents:  ingest.Bulk(),
+		Rules:       a.rules,
 		Gatherer:    a.registry,
 		Ready:       a.ready,
 		Registerer:  a.registry,
@@ -250,6 +240,7 @@ func (a *app) start(ctx context.Context) error {
 	})
 	g.Go(func() error { return a.inventory.Run(gctx) })
 	g.Go(func() error { return a.detect.Run(gctx) })
+	g.Go(func() error { return a.rules.Watch(gctx, 5*time.Second) })
 	g.Go(func() error { return a.alerts.Run(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,7 @@ type benchOptions struct {
 	reportRate         int
 	probeEvery         int
 	partitions         int
+	cpuProfile         string
 }
 
 func newBenchIngestCmd() *cobra.Command {
@@ -73,10 +75,22 @@ in a temporary data dir in this process; with --url it measures that server, rea
 	f.IntVar(&o.reportRate, "report-rate", o.reportRate, "agent reports per second, besides the bulk events")
 	f.IntVar(&o.probeEvery, "probe-every", o.probeEvery, "one event in this many raises an alert")
 	f.IntVar(&o.partitions, "partitions", o.partitions, "bus partitions of the in-process server")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (server included when in-process) to this file")
 	return cmd
 }
 
 func runBenchIngest(ctx context.Context, o benchOptions, out io.Writer) error {
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cannot create profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cannot start profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var (
 		base   string
 		token  string

@@ -35,14 +35,19 @@ func newCtlCmd() *cobra.Command {
 come from --server, --token, --ca or the environment (VIGIL_SERVER, VIGIL_TOKEN, VIGIL_CA).
 Output is a table, or JSON with -o json.`,
 	}
+	o.addFlags(cmd)
+	cmd.AddCommand(ctlDevicesCmd(o), ctlAlertsCmd(o), ctlIncidentsCmd(o), ctlEventsCmd(o), ctlTokenCmd(o))
+	return cmd
+}
+
+// addFlags adds the connection and output flags to cmd and its subcommands.
+func (o *ctlOptions) addFlags(cmd *cobra.Command) {
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&o.server, "server", envOr("VIGIL_SERVER", "https://127.0.0.1:8443"), "server URL ($VIGIL_SERVER)")
 	pf.StringVar(&o.token, "token", os.Getenv("VIGIL_TOKEN"), "API token ($VIGIL_TOKEN)")
 	pf.StringVar(&o.caFile, "ca", os.Getenv("VIGIL_CA"), "CA certificate of the server ($VIGIL_CA)")
 	pf.StringVarP(&o.output, "output", "o", "table", "table or json")
 	pf.IntVar(&o.limit, "limit", 100, "how many items at most")
-	cmd.AddCommand(ctlDevicesCmd(o), ctlAlertsCmd(o), ctlIncidentsCmd(o), ctlEventsCmd(o), ctlTokenCmd(o))
-	return cmd
 }
 
 func envOr(name, def string) string {

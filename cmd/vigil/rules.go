@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -113,7 +115,84 @@ its selections did. Exits 0 when at least one event matched, 1 when none did.`,
 	test.MarkFlagRequired("events")
 
 	cmd.AddCommand(check, test)
+	cmd.AddCommand(rulesServerCmds()...)
 	return cmd
+}
+
+// rulesServerCmds are the commands that manage a running server's Sigma
+// rules through its API, with the connection flags of vigil ctl. A server
+// also reloads by itself when a file of its --sigma directories changes.
+func rulesServerCmds() []*cobra.Command {
+	o := &ctlOptions{}
+	list := &cobra.Command{
+		Use: "list", Short: "List a running server's Sigma rules with match counts and evaluation time", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			l, err := c.ListRules(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return o.print(cmd.OutOrStdout(), l, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "ID\tLEVEL\tENABLED\tMATCHES\tEVAL µs/EVENT\tTITLE")
+				for _, r := range l.Items {
+					per := 0.0
+					if r.Evals > 0 {
+						per = float64(r.EvalNanos) / float64(r.Evals) / 1e3
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%.2f\t%s\n", r.ID, r.Level, r.Enabled, r.Matches, per, r.Title)
+				}
+				fmt.Fprintf(tw, "\nloaded %s: %d compiled, %d rejected\n", l.Last.Loaded.Format(time.DateTime), l.Last.Compiled, len(l.Last.Rejected))
+			})
+		},
+	}
+	reloadCmd := &cobra.Command{
+		Use: "reload", Short: "Make a running server compile its Sigma rules again and swap them in", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			res, err := c.ReloadRules(cmd.Context())
+			if err != nil {
+				return err
+			}
+			for _, e := range res.Rejected {
+				fmt.Fprintln(cmd.OutOrStdout(), e.Error())
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "rules: compiled=%d rejected=%d\n", res.Compiled, len(res.Rejected))
+			return nil
+		},
+	}
+	toggle := func(on bool) *cobra.Command {
+		use := "disable"
+		if on {
+			use = "enable"
+		}
+		return &cobra.Command{
+			Use: use + " ID|NAME|TAG", Short: "Turn " + map[bool]string{true: "on", false: "off"}[on] + " the rules with an id, name or tag (kept across reloads)",
+			Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				c, err := o.client()
+				if err != nil {
+					return err
+				}
+				n, err := c.SetRulesEnabled(cmd.Context(), args[0], on)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%sd %d rule(s)\n", use, n)
+				return nil
+			},
+		}
+	}
+	cmds := []*cobra.Command{list, reloadCmd, toggle(true), toggle(false)}
+	for _, c := range cmds {
+		o.addFlags(c)
+	}
+	return cmds
 }
 
 func newDetectCmd() *cobra.Command {

@@ -46,3 +46,6 @@ func LoadSources(srcs []Source, cfg *Config) (*RuleSet, []FileError) {
 	}
 	return rs, append(errs, rs.finish()...)
 }
+
+// Enabled reports whether the rule runs (see RuleSet.SetEnabled).
+func (r *Rule) Enabled() bool { return !r.disabled.Load() }
