@@ -33,7 +33,6 @@ const minPackRules = 40
 type packFile struct {
 	stem string // file name without .yml
 	name string // path inside Sigma
-	body []byte
 	docs []map[string]any
 }
 
@@ -57,7 +56,7 @@ func readPack(t *testing.T) []*packFile {
 		if err != nil {
 			return err
 		}
-		f := &packFile{stem: strings.TrimSuffix(path.Base(p), ext), name: p, body: b}
+		f := &packFile{stem: strings.TrimSuffix(path.Base(p), ext), name: p}
 		dec := yaml.NewDecoder(bytes.NewReader(b))
 		for {
 			var doc map[string]any
