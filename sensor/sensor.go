@@ -3,7 +3,6 @@ package sensor
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -284,8 +283,9 @@ func (c *countingReader) Read(b []byte) (int, error) {
 // NDJSON is a Publisher writing one JSON event per line. Call Flush at
 // the end.
 type NDJSON struct {
-	w   *bufio.Writer
-	buf []byte
+	w    *bufio.Writer
+	buf  []byte
+	keys []string
 }
 
 var _ Publisher = (*NDJSON)(nil)
@@ -298,12 +298,13 @@ func NewNDJSON(w io.Writer) *NDJSON {
 // PublishEvents implements Publisher.
 func (n *NDJSON) PublishEvents(_ context.Context, events []vigil.Event) error {
 	for i := range events {
-		b, err := json.Marshal(&events[i])
+		var err error
+		n.buf, n.keys, err = appendEvent(n.buf[:0], &events[i], n.keys)
 		if err != nil {
-			return fmt.Errorf("cannot encode event %d: %w", i, err)
+			return fmt.Errorf("cannot encode event %d (%s): %w", i, events[i].Kind, err)
 		}
-		b = append(b, '\n')
-		if _, err := n.w.Write(b); err != nil {
+		n.buf = append(n.buf, '\n')
+		if _, err := n.w.Write(n.buf); err != nil {
 			return fmt.Errorf("cannot write events: %w", err)
 		}
 	}
