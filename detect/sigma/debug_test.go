@@ -102,7 +102,11 @@ func TestDebugBigrams(t *testing.T) {
 		rt := m.lastRoute(Logsource{Product: m.str(slotProduct), Category: m.str(slotCategory), Service: m.str(slotService)})
 		for _, v := range c.vals {
 			use := rt.keywords && v.str
-			for _, id := range v.ids {
+			var vids []int
+			if v.key >= 0 {
+				vids = rs.keys.slots[v.key].ids
+			}
+			for _, id := range vids {
 				use = use || rt.scanned[id]
 			}
 			if !use {
@@ -128,7 +132,7 @@ func TestDebugBigrams(t *testing.T) {
 		}
 		c.src = nil
 		n := 0
-		prefilter(c, rt)
+		prefilter(c, rs, rt)
 		for _, r := range rt.rules {
 			if r.prefilt == nil || (c.stamp[r.index] == c.gen && c.mask[r.index] == uint8(1)<<r.clauses-1) {
 				n++

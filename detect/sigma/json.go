@@ -22,7 +22,7 @@ type jsonSource struct {
 // key (nil when no rule references the key).
 type scalarVal struct {
 	s   string
-	ids []int
+	key int32 // slot of the key in the rule set's key table, -1: none
 	str bool
 }
 
@@ -209,13 +209,13 @@ func (rs *RuleSet) scanEvent(c *evalCtx, line []byte) error {
 	if rs.keys == nil {
 		rs.buildKeys()
 	}
-	_, err := rs.scanObject(c, line, i, 0, c.name[:0], fnvInit)
+	_, err := rs.scanObject(c, line, i, 0, c.name[:0])
 	return err
 }
 
 // scanObject scans the object at b[i] == '{'; names of its members are
 // prefix + key (prefix holds plen bytes of the dotted path).
-func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte, ph uint32) (int, error) {
+func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte) (int, error) {
 	i++
 	for {
 		i = skipWS(b, i)
@@ -228,15 +228,10 @@ func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte
 		if b[i] != '"' {
 			return 0, errJSON
 		}
-		// The key, hashed as it is read.
-		h := ph
-		if plen > 0 {
-			h = fnvAdd(h, '.')
-		}
+		// The key (unescaped only when it has escapes).
 		ks := i + 1
 		j := ks
 		for j < len(b) && b[j] != '"' && b[j] != '\\' {
-			h = fnvAdd(h, b[j])
 			j++
 		}
 		if j >= len(b) {
@@ -252,15 +247,13 @@ func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte
 				return 0, err
 			}
 			key, n = []byte(c.unescape(b[s:e])), nn
-			h = ph
-			if plen > 0 {
-				h = fnvAdd(h, '.')
-			}
-			for _, x := range key {
-				h = fnvAdd(h, x)
-			}
 		}
-		ks2 := rs.keys.lookup(h, name[:plen], key)
+		full := key
+		if plen > 0 {
+			name = append(append(name[:plen], '.'), key...)
+			full = name
+		}
+		ks2 := rs.keys.lookup(full)
 		i = skipWS(b, n)
 		if i >= len(b) || b[i] != ':' {
 			return 0, errJSON
@@ -270,8 +263,10 @@ func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte
 			return 0, errJSON
 		}
 		var ids []int
+		kidx := int32(-1)
 		if ks2 != nil {
 			ids = ks2.ids
+			kidx = ks2.index
 		}
 		switch ch := b[i]; {
 		case ch == '"':
@@ -283,12 +278,12 @@ func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte
 			for _, id := range ids {
 				c.set(id, v, false)
 			}
-			c.vals = append(c.vals, scalarVal{s: v, ids: ids, str: true})
+			c.vals = append(c.vals, scalarVal{s: v, key: kidx, str: true})
 			i = n
 		case ch == '{':
 			if ks2 != nil && ks2.prefix {
-				name = append(name[:plen], ks2.name[plen:]...)
-				n, err := rs.scanObject(c, b, i, len(name), name, h)
+				name = append(name[:0], ks2.name...)
+				n, err := rs.scanObject(c, b, i, len(name), name)
 				if err != nil {
 					return 0, err
 				}
@@ -307,7 +302,7 @@ func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte
 			}
 			i = n
 		case ch == '[':
-			n, err := rs.scanArray(c, b, i, ids)
+			n, err := rs.scanArray(c, b, i, ids, kidx)
 			if err != nil {
 				return 0, err
 			}
@@ -323,7 +318,7 @@ func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte
 			if null {
 				v = ""
 			} else {
-				c.vals = append(c.vals, scalarVal{s: v, ids: ids})
+				c.vals = append(c.vals, scalarVal{s: v, key: kidx})
 			}
 			for _, id := range ids {
 				c.set(id, v, null)
@@ -346,7 +341,7 @@ func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte
 }
 
 // scanArray keeps the scalar elements of an array as a list value.
-func (rs *RuleSet) scanArray(c *evalCtx, b []byte, i int, ids []int) (int, error) {
+func (rs *RuleSet) scanArray(c *evalCtx, b []byte, i int, ids []int, kidx int32) (int, error) {
 	i++
 	for _, id := range ids {
 		c.appendList(id, "")
@@ -367,7 +362,7 @@ func (rs *RuleSet) scanArray(c *evalCtx, b []byte, i int, ids []int) (int, error
 				return 0, err
 			}
 			v = c.jsonString(b, s, e, esc)
-			c.vals = append(c.vals, scalarVal{s: v, ids: ids, str: true})
+			c.vals = append(c.vals, scalarVal{s: v, key: kidx, str: true})
 			i = n
 		} else if b[i] == '{' || b[i] == '[' {
 			n, _, err := collect(c, b, i)
@@ -381,7 +376,7 @@ func (rs *RuleSet) scanArray(c *evalCtx, b []byte, i int, ids []int) (int, error
 				return 0, err
 			}
 			v = unsafe.String(&b[i], n-i)
-			c.vals = append(c.vals, scalarVal{s: v, ids: ids})
+			c.vals = append(c.vals, scalarVal{s: v, key: kidx})
 			i = n
 		}
 		for _, id := range ids {
@@ -458,7 +453,7 @@ func collect(c *evalCtx, b []byte, i int) (int, bool, error) {
 		if err != nil {
 			return 0, false, err
 		}
-		c.vals = append(c.vals, scalarVal{s: c.jsonString(b, s, e, esc), str: true})
+		c.vals = append(c.vals, scalarVal{s: c.jsonString(b, s, e, esc), key: -1, str: true})
 		return n, true, nil
 	case '{', '[':
 		obj := b[i] == '{'
@@ -497,7 +492,7 @@ func collect(c *evalCtx, b []byte, i int) (int, bool, error) {
 			return 0, false, err
 		}
 		if tok := b[i:n]; string(tok) != "null" {
-			c.vals = append(c.vals, scalarVal{s: unsafe.String(&b[i], n-i)})
+			c.vals = append(c.vals, scalarVal{s: unsafe.String(&b[i], n-i), key: -1})
 		}
 		return n, true, nil
 	}
@@ -512,6 +507,7 @@ type keyTable struct {
 }
 
 type keySlot struct {
+	index  int32 // position in the table
 	used   bool
 	prefix bool // some referenced name continues with "."
 	h      uint32
@@ -519,24 +515,25 @@ type keySlot struct {
 	ids    []int
 }
 
-const fnvInit uint32 = 2166136261
-
-func fnvAdd(h uint32, b byte) uint32 { return (h ^ uint32(b)) * 16777619 }
-
-func fnvString(s string) uint32 {
-	h := fnvInit
-	for i := 0; i < len(s); i++ {
-		h = fnvAdd(h, s[i])
+// keyHash hashes a name by its length and three of its bytes: cheap to
+// compute on every key of every event, and collisions are resolved by
+// comparing names.
+func keyHash[T string | []byte](name T) uint32 {
+	n := len(name)
+	if n == 0 {
+		return 0
 	}
-	return h
+	h := uint32(n)*0x9e3779b1 ^ uint32(name[0])<<16 ^ uint32(name[n-1])<<8 ^ uint32(name[n/2]) ^ uint32(name[n/3])<<24
+	h *= 0x85ebca6b
+	return h ^ h>>15
 }
 
 func (t *keyTable) slot(name string) *keySlot {
-	h := fnvString(name)
+	h := keyHash(name)
 	for j := h & t.mask; ; j = (j + 1) & t.mask {
 		s := &t.slots[j]
 		if !s.used {
-			s.used, s.h, s.name = true, h, name
+			s.used, s.h, s.name, s.index = true, h, name, int32(j)
 			return s
 		}
 		if s.h == h && s.name == name {
@@ -545,24 +542,15 @@ func (t *keyTable) slot(name string) *keySlot {
 	}
 }
 
-// lookup finds prefix + "." + key (just key when prefix is empty).
-func (t *keyTable) lookup(h uint32, prefix, key []byte) *keySlot {
+// lookup finds a name.
+func (t *keyTable) lookup(name []byte) *keySlot {
+	h := keyHash(name)
 	for j := h & t.mask; ; j = (j + 1) & t.mask {
 		s := &t.slots[j]
 		if !s.used {
 			return nil
 		}
-		if s.h != h {
-			continue
-		}
-		n := s.name
-		if len(prefix) == 0 {
-			if n == string(key) {
-				return s
-			}
-			continue
-		}
-		if len(n) == len(prefix)+1+len(key) && n[:len(prefix)] == string(prefix) && n[len(prefix)] == '.' && n[len(prefix)+1:] == string(key) {
+		if s.h == h && s.name == string(name) {
 			return s
 		}
 	}

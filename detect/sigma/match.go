@@ -69,23 +69,28 @@ const sampleEvery = 256
 // evalRoute evaluates the rules of rt on the event loaded in c and calls
 // hit for each match. It returns the number of matches.
 func (rs *RuleSet) evalRoute(c *evalCtx, rt *route, seq uint64, hit func(r *Rule)) int {
-	prefilter(c, rt)
+	prefilter(c, rs, rt)
 	return evalRules(c, rs, rt, seq, hit)
 }
 
 // prefilter marks the rules of rt whose literals occur in the event.
-func prefilter(c *evalCtx, rt *route) {
+func prefilter(c *evalCtx, rs *RuleSet, rt *route) {
 	if js, ok := c.src.(*jsonSource); ok && js.scanned {
 		// Every scalar of the line was collected by the scanner.
+		slots := rs.keys.slots
 		for i := range c.vals {
 			v := &c.vals[i]
+			var ids []int
+			if v.key >= 0 {
+				ids = slots[v.key].ids
+			}
 			if rt.keywords && v.str {
-				rt.lits.scan(c, v.s, v.ids)
+				rt.lits.scan(c, v.s, ids)
 				continue
 			}
-			for _, id := range v.ids {
+			for _, id := range ids {
 				if rt.scanned[id] {
-					rt.lits.scan(c, v.s, v.ids)
+					rt.lits.scan(c, v.s, ids)
 					break
 				}
 			}

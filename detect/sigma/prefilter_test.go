@@ -26,7 +26,7 @@ func checkPrefilterSound(t *testing.T, rs *RuleSet, lines [][]byte) {
 		}
 		m.js.rs, m.js.line, m.js.scanned = rs, line, true
 		c.src = &m.js
-		prefilter(c, rt)
+		prefilter(c, rs, rt)
 		for _, r := range rs.Rules {
 			selected := r.prefilt == nil || (c.stamp[r.index] == c.gen && c.mask[r.index] == uint8(1)<<r.clauses-1)
 			if !selected && r.cond.eval(c) {

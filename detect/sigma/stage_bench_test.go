@@ -45,7 +45,7 @@ func BenchmarkStages(b *testing.B) {
 				if stage == "route" {
 					continue
 				}
-				prefilter(c, rt)
+				prefilter(c, rs, rt)
 				if stage == "prefilter" {
 					continue
 				}
