@@ -314,7 +314,9 @@ func (w *worker) handleBatch(ctx context.Context, f *fetch, msgs []jetstream.Msg
 	n := 0
 	for attempt := 1; ; attempt++ {
 		var err error
+		stop := f.keepAlive(w.b.cfg.AckWait / 3)
 		n, err = w.handle(ctx, msgs)
+		stop()
 		if err == nil {
 			break
 		}
@@ -345,6 +347,56 @@ func (w *worker) handleBatch(ctx context.Context, f *fetch, msgs []jetstream.Msg
 		w.lag.Set(float64(md.NumPending))
 	}
 	return true
+}
+
+// keepAlive tells the server every period, until stop is called, that
+// the messages of the fetch are in progress: those queued and those still
+// arriving, which it takes over meanwhile and queues on stop. A handler
+// slower than AckWait thus does not get its batch, nor what follows it,
+// redelivered while it runs. The worker must not touch f until stop.
+func (f *fetch) keepAlive(period time.Duration) (stop func()) {
+	done := make(chan struct{})
+	exited := make(chan struct{})
+	queued := f.queue
+	var arrived []jetstream.Msg
+	closed := f.closed
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			for !closed {
+				select {
+				case m, ok := <-f.ch:
+					if !ok {
+						closed = true
+						continue
+					}
+					arrived = append(arrived, m)
+					continue
+				default:
+				}
+				break
+			}
+			for _, m := range queued {
+				_ = m.InProgress()
+			}
+			for _, m := range arrived {
+				_ = m.InProgress()
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-exited
+		f.queue = append(f.queue, arrived...)
+		f.closed = closed
+	}
 }
 
 // inProgress resets the server's redelivery timer of the queued messages.

@@ -39,7 +39,6 @@ type Bus struct {
 	alertsSubj   string
 
 	closeOnce sync.Once
-	closeErr  error
 }
 
 // Open connects to NATS (starting the embedded server when cfg.URL is
@@ -70,7 +69,7 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		nats.ReconnectHandler(func(c *nats.Conn) {
 			b.log.Info("reconnected to NATS", "url", c.ConnectedUrlRedacted())
 		}),
-		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			b.log.Warn("NATS async error", "err", err)
 		}),
 	}
@@ -354,7 +353,7 @@ func (b *Bus) Close() error {
 		}
 		b.stopServer()
 	})
-	return b.closeErr
+	return nil
 }
 
 func (b *Bus) stopServer() {

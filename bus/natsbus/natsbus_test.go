@@ -418,3 +418,77 @@ func TestServerRestart(t *testing.T) {
 		t.Errorf("ConsumeEvents: %v", err)
 	}
 }
+
+// TestSlowHandler runs a handler slower than AckWait: the batch it holds
+// and the messages queued behind it must not be redelivered meanwhile.
+func TestSlowHandler(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for several AckWaits")
+	}
+	cfg := testConfig(t)
+	cfg.DataDir = t.TempDir()
+	cfg.Groups = []string{"g"}
+	cfg.Partitions = 1
+	cfg.AckWait = 500 * time.Millisecond
+	cfg.Linger = -1
+	// A fetch open longer than the slow call: what the server would
+	// redeliver meanwhile would arrive in it.
+	cfg.FetchWait = 3 * time.Second
+	b := open(t, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events := bustest.Events("slow", 0, 200, 4)
+	for i := 0; i < len(events); i += 10 {
+		if err := b.PublishEvents(ctx, events[i:i+10]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	count := map[string]int{}
+	total := 0
+	calls := 0
+	all := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- b.ConsumeEvents(ctx, "g", func(_ context.Context, _ int, evs []vigil.Event) error {
+			mu.Lock()
+			calls++
+			first := calls == 1
+			mu.Unlock()
+			if first {
+				time.Sleep(4 * cfg.AckWait)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, e := range evs {
+				if count[e.ID] == 0 {
+					total++
+				}
+				count[e.ID]++
+			}
+			if total == len(events) {
+				close(all)
+				total++ // close once
+			}
+			return nil
+		})
+	}()
+	select {
+	case <-all:
+	case <-time.After(60 * time.Second):
+		t.Fatal("not every event was delivered")
+	}
+	// Anything redelivered would come right behind; give it the time.
+	time.Sleep(2 * cfg.AckWait)
+	cancel()
+	if err := <-done; err != nil {
+		t.Error(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for id, n := range count {
+		if n != 1 {
+			t.Errorf("event %s delivered %d times", id, n)
+		}
+	}
+}
