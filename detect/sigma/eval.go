@@ -277,6 +277,19 @@ func (p *pred) match(c *evalCtx, vv *val) bool {
 		}
 		return globMatch(p.glob, x)
 	case opRe:
+		if len(p.reLits) > 0 {
+			// A match contains one of these literals: a cheap test first.
+			lv, found := vv.lower(c), false
+			for _, l := range p.reLits {
+				if strings.Contains(lv, l) {
+					found = true
+					break
+				}
+			}
+			if !found {
+				return false
+			}
+		}
 		return p.re.MatchString(v)
 	case opCIDR:
 		a, err := netip.ParseAddr(v)

@@ -402,8 +402,8 @@ func (cp *compiler) expand(raw string) ([]string, error) {
 	return outs, nil
 }
 
-// regexLiterals returns literals (lowercased) one of which any match of
-// the expression contains, or false when none is known.
+// regexLiterals returns literals (lowercased, two bytes or more) one of
+// which any match of the expression contains, or false when none is known.
 func regexLiterals(expr string) ([]string, bool) {
 	re, err := syntax.Parse(expr, syntax.Perl)
 	if err != nil {
@@ -412,13 +412,84 @@ func regexLiterals(expr string) ([]string, bool) {
 	return reLits(re)
 }
 
-func reLits(re *syntax.Regexp) ([]string, bool) {
+const maxReAlts = 64
+
+// reFinite returns every string re can match when that set is small.
+func reFinite(re *syntax.Regexp) ([]string, bool) {
 	switch re.Op {
 	case syntax.OpLiteral:
-		if len(re.Rune) < 3 {
-			return nil, false
+		return []string{string(re.Rune)}, true
+	case syntax.OpCharClass:
+		var out []string
+		for i := 0; i+1 < len(re.Rune); i += 2 {
+			for r := re.Rune[i]; r <= re.Rune[i+1]; r++ {
+				if len(out) >= 8 {
+					return nil, false
+				}
+				out = append(out, string(r))
+			}
 		}
-		return []string{strings.ToLower(string(re.Rune))}, true
+		return out, len(out) > 0
+	case syntax.OpCapture:
+		return reFinite(re.Sub[0])
+	case syntax.OpAlternate:
+		var out []string
+		for _, s := range re.Sub {
+			l, ok := reFinite(s)
+			if !ok || len(out)+len(l) > maxReAlts {
+				return nil, false
+			}
+			out = append(out, l...)
+		}
+		return out, true
+	case syntax.OpConcat:
+		out := []string{""}
+		for _, s := range re.Sub {
+			l, ok := reFinite(s)
+			if !ok || len(out)*len(l) > maxReAlts {
+				return nil, false
+			}
+			out = product(out, l)
+		}
+		return out, true
+	}
+	return nil, false
+}
+
+func product(a, b []string) []string {
+	out := make([]string, 0, len(a)*len(b))
+	for _, x := range a {
+		for _, y := range b {
+			out = append(out, x+y)
+		}
+	}
+	return out
+}
+
+func minLen(ls []string) int {
+	m := 1 << 30
+	for _, l := range ls {
+		m = min(m, len(l))
+	}
+	return m
+}
+
+func lowerAll(ls []string) []string {
+	out := make([]string, len(ls))
+	for i, l := range ls {
+		out[i] = strings.ToLower(l)
+	}
+	return out
+}
+
+func reLits(re *syntax.Regexp) ([]string, bool) {
+	if l, ok := reFinite(re); ok {
+		if minLen(l) >= 2 {
+			return lowerAll(l), true
+		}
+		return nil, false
+	}
+	switch re.Op {
 	case syntax.OpCapture, syntax.OpPlus:
 		return reLits(re.Sub[0])
 	case syntax.OpRepeat:
@@ -438,35 +509,28 @@ func reLits(re *syntax.Regexp) ([]string, bool) {
 		return out, true
 	case syntax.OpConcat:
 		var best []string
-		score := func(ls []string) int {
-			m := 1 << 30
-			for _, l := range ls {
-				m = min(m, len(l))
-			}
-			return m
-		}
 		consider := func(ls []string) {
-			if len(ls) > 0 && (best == nil || score(ls) > score(best)) {
-				best = ls
+			if len(ls) == 0 || minLen(ls) < 2 {
+				return
+			}
+			if best == nil || minLen(ls) > minLen(best) || (minLen(ls) == minLen(best) && len(ls) < len(best)) {
+				best = lowerAll(ls)
 			}
 		}
-		var run []rune
+		// Runs of consecutive children with small finite sets.
+		run := []string{""}
 		for _, s := range re.Sub {
-			if s.Op == syntax.OpLiteral && s.Flags&syntax.FoldCase == 0 || s.Op == syntax.OpLiteral {
-				run = append(run, s.Rune...)
+			if l, ok := reFinite(s); ok && len(run)*len(l) <= maxReAlts {
+				run = product(run, l)
 				continue
 			}
-			if len(run) >= 3 {
-				consider([]string{strings.ToLower(string(run))})
-			}
-			run = run[:0]
+			consider(run)
+			run = []string{""}
 			if l, ok := reLits(s); ok {
 				consider(l)
 			}
 		}
-		if len(run) >= 3 {
-			consider([]string{strings.ToLower(string(run))})
-		}
+		consider(run)
 		return best, best != nil
 	}
 	return nil, false
