@@ -22,6 +22,7 @@ import (
 	"github.com/vigil-iot/vigil/auth"
 	"github.com/vigil-iot/vigil/bus/natsbus"
 	"github.com/vigil-iot/vigil/detect"
+	"github.com/vigil-iot/vigil/detect/heartbeat"
 	"github.com/vigil-iot/vigil/detect/reload"
 	"github.com/vigil-iot/vigil/detect/sigma"
 	"github.com/vigil-iot/vigil/detect/threshold"
@@ -189,7 +190,11 @@ func loadDetectors(cfg config, log *slog.Logger, reg prometheus.Registerer) ([]d
 	}
 	log.Info("sigma rules loaded", "rules", res.Compiled, "rejected", len(res.Rejected))
 	det := sigma.NewDetector(rs, sigma.DetectorOptions{Logger: log, Registerer: reg})
-	return []detect.Detector{threshold.New(all, threshold.Options{Logger: log, Registerer: reg}), det},
+	return []detect.Detector{
+			threshold.New(all, threshold.Options{Logger: log, Registerer: reg}),
+			det,
+			heartbeat.New(heartbeat.Options{Silence: time.Duration(cfg.HeartbeatSilence)}),
+		},
 		reload.New(det, ropts, res), nil
 }
 

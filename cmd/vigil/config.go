@@ -40,6 +40,9 @@ type config struct {
 	// SigmaDirs are Sigma rule directories, loaded after Vigil's own IoT
 	// rule pack (rules/sigma).
 	SigmaDirs []string `yaml:"sigma_dirs"`
+	// HeartbeatSilence is how long a device may send no health sample
+	// before it is reported as silent.
+	HeartbeatSilence duration `yaml:"heartbeat_silence"`
 	// DedupWindow merges alerts with the same dedup key.
 	DedupWindow duration `yaml:"dedup_window"`
 	// IncidentWindow groups alerts on one device or entity into one incident.
@@ -55,16 +58,17 @@ type config struct {
 
 func defaultConfig() config {
 	return config{
-		DataDir:        "vigil-data",
-		Listen:         "127.0.0.1:8443",
-		Partitions:     8,
-		BusMaxBytes:    4 << 30,
-		Retention:      duration(30 * 24 * time.Hour),
-		DedupWindow:    duration(10 * time.Minute),
-		IncidentWindow: duration(30 * time.Minute),
-		MaxReportBytes: 1 << 20,
-		MaxBulkBytes:   16 << 20,
-		LogLevel:       "info",
+		DataDir:          "vigil-data",
+		Listen:           "127.0.0.1:8443",
+		Partitions:       8,
+		BusMaxBytes:      4 << 30,
+		Retention:        duration(30 * 24 * time.Hour),
+		DedupWindow:      duration(10 * time.Minute),
+		HeartbeatSilence: duration(5 * time.Minute),
+		IncidentWindow:   duration(30 * time.Minute),
+		MaxReportBytes:   1 << 20,
+		MaxBulkBytes:     16 << 20,
+		LogLevel:         "info",
 	}
 }
 
