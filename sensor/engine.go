@@ -6,6 +6,7 @@ import (
 
 	vigil "github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/proto"
+	"github.com/vigil-iot/vigil/proto/zigbee"
 )
 
 // engine turns packets into events: flows, reassembly, decoders. It is
@@ -22,6 +23,8 @@ type engine struct {
 	err   error // first publish error
 	ctx_  context.Context
 	disc  *discovery // nil when discovery is off
+
+	dot15d4 zigbee.Decoder
 }
 
 var _ proto.Emitter = (*engine)(nil)
@@ -83,6 +86,18 @@ func (e *engine) ctx(f *flow, d proto.Direction) {
 func (e *engine) packet(link int, data []byte, ts time.Time, wireLen int) {
 	e.stats.Packets++
 	e.stats.Bytes += uint64(wireLen)
+	if frame, is154, ok := dot15d4Frame(link, data); is154 {
+		if !ok {
+			e.stats.Undecoded++
+			return
+		}
+		e.c = proto.Context{Time: ts}
+		e.dot15d4.ParseDatagram(&e.c, frame, e)
+		if len(e.batch) >= e.cfg.BatchSize {
+			e.flush()
+		}
+		return
+	}
 	p := &e.p
 	if !decodeLink(link, data, p) {
 		e.stats.Undecoded++

@@ -15,7 +15,57 @@ const (
 	LinkIPv4      = 228
 	LinkIPv6      = 229
 	LinkLinuxSLL2 = 276 // Linux cooked capture v2
+
+	Link802154FCS    = 195 // IEEE 802.15.4 with a 2-byte FCS
+	Link802154NonASK = 215 // IEEE 802.15.4 with PHY header, FCS included
+	Link802154NoFCS  = 230 // IEEE 802.15.4 without FCS
+	Link802154TAP    = 283 // IEEE 802.15.4 TAP: TLV header, FCS as the TLVs say
 )
+
+// dot15d4Frame returns the 802.15.4 MAC frame (without FCS) of a frame
+// of one of the 802.15.4 link types, and false when the link type is not
+// one of them or the header is truncated.
+func dot15d4Frame(link int, b []byte) ([]byte, bool, bool) {
+	fcs := 0
+	switch link {
+	case Link802154FCS:
+		fcs = 2
+	case Link802154NoFCS:
+	case Link802154NonASK:
+		if len(b) < 6 {
+			return nil, true, false
+		}
+		b = b[6:] // preamble, SFD, PHY length
+		fcs = 2
+	case Link802154TAP:
+		if len(b) < 4 || b[0] != 0 {
+			return nil, true, false
+		}
+		hl := int(binary.LittleEndian.Uint16(b[2:]))
+		if hl < 4 || hl > len(b) {
+			return nil, true, false
+		}
+		for t := b[4:hl]; len(t) >= 4; {
+			typ := binary.LittleEndian.Uint16(t)
+			l := int(binary.LittleEndian.Uint16(t[2:]))
+			if typ == 0 && l >= 1 && len(t) >= 5 {
+				fcs = [3]int{0, 2, 4}[min(int(t[4]), 2)]
+			}
+			adv := 4 + (l+3)&^3
+			if adv > len(t) {
+				break
+			}
+			t = t[adv:]
+		}
+		b = b[hl:]
+	default:
+		return nil, false, false
+	}
+	if len(b) < fcs {
+		return nil, true, false
+	}
+	return b[:len(b)-fcs], true, true
+}
 
 // IP protocol numbers.
 const (

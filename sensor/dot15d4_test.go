@@ -1,0 +1,45 @@
+package sensor
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+)
+
+// keyInClear is an 802.15.4 data frame carrying a Zigbee Transport-Key
+// with a network key, neither NWK nor APS encrypted.
+func keyInClear() []byte {
+	b := []byte{0x41, 0x88, 7, 0x62, 0x1a, 0x00, 0x00, 0x01, 0x00}
+	b = append(b, 0x08, 0x00, 0x00, 0x00, 0x01, 0x00, 30, 9)
+	b = append(b, 0x01, 0x42, 0x05, 0x01)
+	b = append(b, make([]byte, 33)...)
+	return b
+}
+
+func TestDot15d4LinkTypes(t *testing.T) {
+	frames := map[int][]byte{
+		Link802154FCS:   append(keyInClear(), 0xaa, 0xbb),
+		Link802154NoFCS: keyInClear(),
+		// TAP: version 0, header length 12, TLV FCS type (0) = 1 (16-bit).
+		Link802154TAP:    append([]byte{0, 0, 12, 0, 0, 0, 1, 0, 1, 0, 0, 0}, append(keyInClear(), 0xaa, 0xbb)...),
+		Link802154NonASK: append([]byte{0, 0, 0, 0, 0xa7, byte(len(keyInClear()) + 2)}, append(keyInClear(), 0xaa, 0xbb)...),
+	}
+	for link, fr := range frames {
+		name := filepath.Join(t.TempDir(), "z.pcap")
+		fh, _ := os.Create(name)
+		w := pcapgo.NewWriter(fh)
+		w.WriteFileHeader(65535, layers.LinkType(link))
+		w.WritePacket(gopacket.CaptureInfo{Timestamp: time.Unix(1700000000, 0), CaptureLength: len(fr), Length: len(fr)}, fr)
+		fh.Close()
+		evs, st := runPcap(t, Config{}, name)
+		if len(evs) != 2 || evs[0].Fields["anomaly.event"] != "network_key_in_clear" ||
+			evs[1].Fields["zigbee.aps.key_type"] != "network" || st.Undecoded != 0 {
+			t.Errorf("link %d: %+v %+v", link, evs, st)
+		}
+	}
+}
