@@ -304,6 +304,7 @@ func TestListen(t *testing.T) {
 // TestCloseStopsConsumers checks that consumers return an error, not nil,
 // when the bus is closed under them.
 func TestCloseStopsConsumers(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	cfg.DataDir = t.TempDir()
 	b := open(t, cfg)
@@ -337,6 +338,7 @@ func TestServerRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for a reconnection")
 	}
+	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -425,6 +427,7 @@ func TestSlowHandler(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for several AckWaits")
 	}
+	t.Parallel()
 	cfg := testConfig(t)
 	cfg.DataDir = t.TempDir()
 	cfg.Groups = []string{"g"}
