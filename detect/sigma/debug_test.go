@@ -208,3 +208,21 @@ func TestDebugWhy(t *testing.T) {
 		}
 	}
 }
+
+func TestDebugKwMatches(t *testing.T) {
+	f := os.Getenv("VIGIL_SIGMA_BENCH_EVENTS")
+	if f == "" {
+		t.Skip("no events")
+	}
+	rs := benchRules(t)
+	data, _ := os.ReadFile(f)
+	DetectStream(bytes.NewReader(data), io.Discard, rs)
+	tot := uint64(0)
+	for _, r := range rs.Rules {
+		if r.keywords && r.matches.Load() > 0 {
+			fmt.Println(r.matches.Load(), r.Title)
+			tot += r.matches.Load()
+		}
+	}
+	fmt.Println("keyword rule matches", tot)
+}
