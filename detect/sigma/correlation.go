@@ -33,6 +33,9 @@ type Correlation struct {
 	Conds    []CorrCond
 	Aliases  map[string]map[string]string // alias → rule ref → field
 	Generate bool
+	// onClose: the condition has only upper bounds (lt, lte), so a window
+	// is judged when it closes rather than on each event.
+	onClose bool
 
 	rules []*Rule // resolved RuleRefs
 }
@@ -157,6 +160,14 @@ func parseCorrelation(cp *compiler, r *Rule, n *yaml.Node) (*Correlation, error)
 		}
 		if len(c.Conds) == 0 {
 			return nil, errAt(cond, "correlation condition without a comparison")
+		}
+	}
+	// value_percentile judges the current event's value, so it stays
+	// evaluated on each event.
+	c.onClose = len(c.Conds) > 0 && c.Type != CorrValuePercentile
+	for _, cc := range c.Conds {
+		if cc.Op != "lt" && cc.Op != "lte" {
+			c.onClose = false
 		}
 	}
 	switch c.Type {
@@ -340,6 +351,7 @@ func (co *correlator) hit(m *Matcher, r *Rule, t time.Time, fire func(corrFire),
 
 func (co *correlator) feed(m *Matcher, l corrLink, t time.Time) (corrFire, bool) {
 	c := l.c.Correlation
+	lk := l.c
 	key := co.keyBuf[:0]
 	for i, s := range l.groupSlots {
 		if i > 0 {
@@ -366,7 +378,19 @@ func (co *correlator) feed(m *Matcher, l corrLink, t time.Time) (corrFire, bool)
 		w = &corrWindow{}
 		groups[string(key)] = w
 	}
-	w.evict(now - int64(c.Timespan))
+	var closed corrFire
+	var hasClosed bool
+	if c.onClose {
+		// Windows of upper-bound conditions are fixed, opened by their
+		// first event and judged when they close.
+		if l := w.live(); len(l) > 0 && now >= l[0].T+int64(c.Timespan) {
+			closed, hasClosed = co.judge(lk, c, w, string(key))
+			w = &corrWindow{}
+			groups[string(key)] = w
+		}
+	} else {
+		w.evict(now - int64(c.Timespan))
+	}
 	if len(w.live()) >= co.maxEntries {
 		co.dropped.entries.add(1)
 		w.evict(w.live()[0].T + 1)
@@ -387,6 +411,9 @@ func (co *correlator) feed(m *Matcher, l corrLink, t time.Time) (corrFire, bool)
 		}
 	}
 	w.Entries = append(w.Entries, e)
+	if c.onClose {
+		return closed, hasClosed
+	}
 	val, ok := co.measure(c, w, e)
 	if !ok {
 		return corrFire{}, false
@@ -401,6 +428,47 @@ func (co *correlator) feed(m *Matcher, l corrLink, t time.Time) (corrFire, bool)
 		first: time.Unix(0, live[0].T).UTC(), last: t, count: len(live)}
 	delete(groups, string(key)) // a fired window starts afresh
 	return f, true
+}
+
+// judge evaluates a closed window of an upper-bound correlation.
+func (co *correlator) judge(r *Rule, c *Correlation, w *corrWindow, key string) (corrFire, bool) {
+	live := w.live()
+	if len(live) == 0 {
+		return corrFire{}, false
+	}
+	val, ok := co.measure(c, w, live[len(live)-1])
+	if !ok {
+		return corrFire{}, false
+	}
+	for _, cc := range c.Conds {
+		if !cc.holds(val) {
+			return corrFire{}, false
+		}
+	}
+	return corrFire{rule: r, group: strings.ReplaceAll(key, "\x00", ","), value: val,
+		first: time.Unix(0, live[0].T).UTC(), last: time.Unix(0, live[len(live)-1].T).UTC(), count: len(live)}, true
+}
+
+// closeExpired judges and removes the windows of upper-bound correlations
+// that closed before now.
+func (co *correlator) closeExpired(now time.Time, fire func(corrFire)) {
+	n := now.UnixNano()
+	for r, groups := range co.st.windows {
+		c := r.Correlation
+		if !c.onClose {
+			continue
+		}
+		for k, w := range groups {
+			l := w.live()
+			if len(l) > 0 && n < l[0].T+int64(c.Timespan) {
+				continue
+			}
+			if f, ok := co.judge(r, c, w, k); ok {
+				fire(f)
+			}
+			delete(groups, k)
+		}
+	}
 }
 
 // measure computes the value a correlation's condition is applied to.

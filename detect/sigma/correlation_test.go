@@ -355,3 +355,38 @@ correlation:
 		t.Errorf("stats = %+v, want 10 open and 15 dropped", st)
 	}
 }
+
+func TestUpperBoundJudgedWhenWindowCloses(t *testing.T) {
+	corr := `title: Too few
+correlation:
+    type: event_count
+    rules:
+        - failed_login
+    group-by:
+        - src
+    timespan: 60s
+    condition:
+        lt: 3
+`
+	// Group a: 2 events in its window (fires when the window closes);
+	// group b: 3 events (does not).
+	got := runCorr(t, corr, []tev{{0, "failure", "a", "u", 0}, {10, "failure", "a", "u", 0},
+		{0, "failure", "b", "u", 0}, {1, "failure", "b", "u", 0}, {2, "failure", "b", "u", 0}})
+	if count(got, "Too few") != 1 {
+		t.Errorf("alerts = %v, want one Too few", got)
+	}
+	// Online: the window is judged by Tick once closed, not before.
+	d := NewDetector(mustLoad(t, baseRules+"---\n"+corr), DetectorOptions{})
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	d.Detect(context.Background(), 0, &vigil.Event{Time: t0, Outcome: vigil.OutcomeFailure,
+		Fields: map[string]any{"logsource.product": "test", "src": "a"}}, func(vigil.Alert) {})
+	var alerts []vigil.Alert
+	d.Tick(context.Background(), t0.Add(30*time.Second), func(a vigil.Alert) { alerts = append(alerts, a) })
+	if len(alerts) != 0 {
+		t.Fatalf("open window judged: %+v", alerts)
+	}
+	d.Tick(context.Background(), t0.Add(61*time.Second), func(a vigil.Alert) { alerts = append(alerts, a) })
+	if len(alerts) != 1 || alerts[0].Title != "Too few" || alerts[0].Fields["sigma.group"] != "a" {
+		t.Fatalf("closed window: %+v", alerts)
+	}
+}

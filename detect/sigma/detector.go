@@ -16,7 +16,10 @@ import (
 	"github.com/vigil-iot/vigil/detect"
 )
 
-var _ detect.Detector = (*Detector)(nil)
+var (
+	_ detect.Detector = (*Detector)(nil)
+	_ detect.Ticker   = (*Detector)(nil)
+)
 
 // DetectorOptions configure a Detector.
 type DetectorOptions struct {
@@ -131,6 +134,29 @@ func (d *Detector) Detect(ctx context.Context, partition int, ev *vigil.Event, e
 			}, 0)
 		}
 	})
+}
+
+// Tick judges the windows of upper-bound correlations (lt, lte) that
+// closed before now and emits their alerts.
+func (d *Detector) Tick(ctx context.Context, now time.Time, emit func(vigil.Alert)) {
+	d.mu.Lock()
+	parts := make([]*partState, 0, len(d.parts))
+	for _, p := range d.parts {
+		parts = append(parts, p)
+	}
+	d.mu.Unlock()
+	created := d.clock.Now()
+	for _, p := range parts {
+		p.mu.Lock()
+		if p.corr != nil {
+			p.corr.closeExpired(now, func(f corrFire) {
+				if !f.rule.disabled.Load() {
+					emit(corrAlert(f, created))
+				}
+			})
+		}
+		p.mu.Unlock()
+	}
 }
 
 // eventAlert is the alert of rule r on event ev.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"time"
 
@@ -211,6 +212,12 @@ func DetectStream(r io.Reader, w io.Writer, rs *RuleSet) (Stats, error) {
 		if err != nil {
 			return st, fmt.Errorf("cannot read events: %w", err)
 		}
+	}
+	// Judge the windows of upper-bound correlations that are still open:
+	// the input has ended, so they are closed.
+	corr.closeExpired(time.Unix(0, math.MaxInt64), func(f corrFire) { write(corrAlert(f, t0), f.rule.Level) })
+	if werr != nil {
+		return st, fmt.Errorf("cannot write alert: %w", werr)
 	}
 	if err := bw.Flush(); err != nil {
 		return st, fmt.Errorf("cannot write alerts: %w", err)
