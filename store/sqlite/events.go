@@ -417,6 +417,11 @@ func (s *Store) DeleteEventsBefore(ctx context.Context, t time.Time) (int64, err
 		}
 		total += k
 		if k < deleteChunk {
+			// Retention runs periodically: a good time to refresh the
+			// planner's statistics.
+			if _, err := s.w.ExecContext(ctx, "PRAGMA optimize"); err != nil {
+				s.log.Warn("cannot refresh query planner statistics", "err", err)
+			}
 			return total, nil
 		}
 	}

@@ -98,6 +98,12 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("cannot migrate sqlite store %s: %w", path, err)
 	}
 
+	// Statistics for the query planner (which index serves a filter on
+	// both device and kind), bounded so that it stays quick on a big file.
+	if _, err := w.Exec("PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002"); err != nil {
+		s.log.Warn("cannot refresh query planner statistics", "err", err)
+	}
+
 	q.Set("_query_only", "1")
 	r, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
