@@ -1,6 +1,8 @@
 package sensor
 
 import (
+	"strings"
+
 	"github.com/vigil-iot/vigil/proto"
 	"github.com/vigil-iot/vigil/proto/coap"
 	"github.com/vigil-iot/vigil/proto/dns"
@@ -8,6 +10,7 @@ import (
 	"github.com/vigil-iot/vigil/proto/modbus"
 	"github.com/vigil-iot/vigil/proto/mqtt"
 	tlsproto "github.com/vigil-iot/vigil/proto/tls"
+	"github.com/vigil-iot/vigil/proto/websocket"
 )
 
 // Protocol describes one application protocol the sensor decodes.
@@ -55,10 +58,21 @@ func DefaultProtocols(cfg Config) []Protocol {
 			NewStream: func() proto.StreamParser { return modbus.New() },
 		},
 		{
-			Name:      "http",
-			TCPPorts:  []uint16{80, 8000, 8080},
-			Probe:     httpproto.Probe,
-			NewStream: func() proto.StreamParser { return httpproto.New() },
+			Name:     "http",
+			TCPPorts: []uint16{80, 8000, 8080, 8081, 9001},
+			Probe:    httpproto.Probe,
+			NewStream: func() proto.StreamParser {
+				p := httpproto.New()
+				p.Upgrade = func(sub string) proto.StreamParser {
+					// MQTT over WebSocket: subprotocol "mqtt" (MQTT 3.1.1
+					// and 5) or "mqttv3.1".
+					if strings.HasPrefix(strings.ToLower(sub), "mqtt") {
+						return websocket.New(mqtt.New(mc))
+					}
+					return websocket.New(nil)
+				}
+				return p
+			},
 		},
 		{
 			// TLS, including MQTT over TLS (8883), CoAP's HTTPS

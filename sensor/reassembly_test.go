@@ -241,3 +241,55 @@ func TestFlowTableEviction(t *testing.T) {
 		t.Fatalf("%d evicted records", evicted)
 	}
 }
+
+// exchange returns the segments of a connection whose client and server
+// send the given messages in turn, each in one segment.
+func exchange(msgs ...[]byte) []seg {
+	const ci, si = 7000, 9000
+	cs, ss := uint32(ci+1), uint32(si+1)
+	segs := []seg{{true, ci, tcpSYN, nil}, {false, si, tcpSYN | tcpACK, nil}, {true, ci + 1, tcpACK, nil}}
+	for i, m := range msgs {
+		if i%2 == 0 {
+			segs = append(segs, seg{true, cs, tcpACK | tcpPSH, m})
+			cs += uint32(len(m))
+		} else {
+			segs = append(segs, seg{false, ss, tcpACK | tcpPSH, m})
+			ss += uint32(len(m))
+		}
+	}
+	return append(segs, seg{true, cs, tcpFIN | tcpACK, nil}, seg{false, ss, tcpFIN | tcpACK, nil}, seg{true, cs + 1, tcpACK, nil})
+}
+
+func TestMQTTOverWebSocket(t *testing.T) {
+	c2s, s2c := mqttSession()
+	mask := func(p []byte) []byte {
+		key := []byte{0x11, 0x22, 0x33, 0x44}
+		b := append([]byte{0x82, 0x80 | byte(len(p))}, key...)
+		for i, x := range p {
+			b = append(b, x^key[i&3])
+		}
+		return b
+	}
+	segs := exchange(
+		[]byte("GET /mqtt HTTP/1.1\r\nHost: broker\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: x\r\nSec-WebSocket-Protocol: mqtt\r\nSec-WebSocket-Version: 13\r\n\r\n"),
+		[]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n"),
+		mask(c2s[:22]),
+		append([]byte{0x82, byte(len(s2c))}, s2c...),
+		mask(c2s[22:]),
+	)
+	evs, _ := runPcap(t, Config{}, writePcap(t, LinkEthernet, 40005, 9001, segs))
+	got := mqttActions(evs)
+	want := []string{"connect", "connack", "publish:plant/temp=21.5 degrees", "disconnect"}
+	var mq []string
+	for _, g := range got {
+		if !strings.HasPrefix(g, "flow") {
+			mq = append(mq, g)
+		}
+	}
+	if !reflect.DeepEqual(mq, want) {
+		for _, e := range evs {
+			t.Log(e.Kind, e.Action, e.Fields)
+		}
+		t.Fatalf("got %v", got)
+	}
+}

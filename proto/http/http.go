@@ -36,8 +36,16 @@ const maxHead = 64 << 10
 
 // Parser decodes one HTTP/1.x connection. Create one per connection.
 type Parser struct {
-	dir    [2]dirState
-	broken bool
+	// Upgrade, when set, is asked for a parser of the connection after a
+	// successful WebSocket upgrade (101 Switching Protocols), given the
+	// negotiated subprotocol ("mqtt", ...). A nil result skips the rest.
+	Upgrade func(subprotocol string) proto.StreamParser
+
+	dir      [2]dirState
+	broken   bool
+	wsProto  string             // Sec-WebSocket-Protocol seen
+	upgraded bool               // after a 101: everything goes to inner
+	inner    proto.StreamParser // parser after the upgrade, or nil
 	// methods of requests awaiting a response, so that HEAD responses
 	// are known to have no body.
 	pending []string
@@ -70,6 +78,12 @@ func Probe(data []byte) bool {
 
 // Gap implements proto.StreamParser.
 func (p *Parser) Gap(c *proto.Context, n int, out proto.Emitter) {
+	if p.upgraded {
+		if p.inner != nil {
+			p.inner.Gap(c, n, out)
+		}
+		return
+	}
 	d := &p.dir[c.Dir&1]
 	if d.body > 0 && int64(n) <= d.body {
 		d.body -= int64(n) // lost body bytes do not matter
@@ -92,6 +106,12 @@ func (p *Parser) Parse(c *proto.Context, data []byte, out proto.Emitter) int {
 	d := &p.dir[c.Dir&1]
 	n := 0
 	for n < len(data) {
+		if p.upgraded {
+			if p.inner == nil {
+				return len(data)
+			}
+			return n + p.inner.Parse(c, data[n:], out)
+		}
 		b := data[n:]
 		switch {
 		case d.body == -2:
@@ -254,6 +274,9 @@ func (p *Parser) head(c *proto.Context, h []byte, out proto.Emitter) bool {
 			f["http.server"] = trunc(val, 256)
 		case "upgrade":
 			f["http.upgrade"] = trunc(val, 64)
+		case "sec-websocket-protocol":
+			p.wsProto = trunc(val, 64)
+			f["http.websocket_protocol"] = p.wsProto
 		case "authorization":
 			// The credential is never kept, only its scheme.
 			scheme, _, _ := strings.Cut(val, " ")
@@ -283,12 +306,17 @@ func (p *Parser) head(c *proto.Context, h []byte, out proto.Emitter) bool {
 	d.body, d.chunked, d.trailer = 0, false, false
 	if !request {
 		code := int(f["http.status_code"].(float64))
-		if method == "HEAD" || code < 200 || code == 204 || code == 304 {
+		if code == 101 && strings.EqualFold(vigil.ValueString(f["http.upgrade"]), "websocket") && p.Upgrade != nil {
+			p.upgraded = true
+			p.inner = p.Upgrade(p.wsProto)
 			return true
 		}
-		if code == 101 || method == "CONNECT" && code < 300 {
+		if code == 101 || method == "CONNECT" && code >= 200 && code < 300 {
 			d.body = -2 // another protocol follows
 			p.dir[0].body = -2
+			return true
+		}
+		if method == "HEAD" || code < 200 || code == 204 || code == 304 {
 			return true
 		}
 	}
