@@ -178,7 +178,8 @@ func Normalize(t Type, v string) (string, error) {
 		return a.Unmap().WithZone("").String(), nil
 	case TypeDomain:
 		d := strings.TrimSuffix(strings.ToLower(v), ".")
-		if d == "" || strings.ContainsAny(d, " /:@") {
+		tld := d[strings.LastIndexByte(d, '.')+1:]
+		if d == "" || strings.ContainsAny(d, " /:@\t") || tld == "" || strings.Trim(tld, "0123456789") == "" {
 			return "", fmt.Errorf("bad domain %q", v)
 		}
 		return d, nil
@@ -257,8 +258,10 @@ func Guess(v string) (Type, bool) {
 			return TypeSHA512, true
 		}
 	}
-	if strings.Contains(v, ".") && !strings.ContainsAny(v, " /:@\t") {
-		return TypeDomain, true
+	if strings.Contains(v, ".") {
+		if _, err := Normalize(TypeDomain, v); err == nil {
+			return TypeDomain, true
+		}
 	}
 	return "", false
 }
