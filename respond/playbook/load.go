@@ -72,11 +72,11 @@ type fileYAML struct {
 }
 
 type triggerYAML struct {
-	Rules         []string       `yaml:"rules"`
-	Tags          []string       `yaml:"tags"`
-	MinSeverity   severity       `yaml:"min_severity"`
-	DeviceClasses []string       `yaml:"device_classes"`
-	Incident      []string       `yaml:"incident"`
+	Rules         []string `yaml:"rules"`
+	Tags          []string `yaml:"tags"`
+	MinSeverity   severity `yaml:"min_severity"`
+	DeviceClasses []string `yaml:"device_classes"`
+	Incident      []string `yaml:"incident"`
 }
 
 type stepYAML struct {
