@@ -3,6 +3,7 @@ package sigma
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"encoding/json"
 	"net/netip"
 	"os"
@@ -254,5 +255,28 @@ detection:
 	NewDetector(rs, DetectorOptions{}).Detect(context.Background(), 0, &ev, func(vigil.Alert) { n++ })
 	if n != 0 {
 		t.Errorf("06:30: %d alerts, want 0", n)
+	}
+}
+
+func TestDetectorConcurrentPartitions(t *testing.T) {
+	d := NewDetector(mustLoad(t, procRule), DetectorOptions{})
+	done := make(chan int)
+	for p := 0; p < 4; p++ {
+		go func(p int) {
+			n := 0
+			for i := 0; i < 200; i++ {
+				ev := procEvent("/usr/bin/wget", fmt.Sprintf("wget -O /tmp/%d", i))
+				if i%2 == 1 {
+					ev.Kind = vigil.KindNetwork
+				}
+				d.Detect(context.Background(), p, ev, func(vigil.Alert) { n++ })
+			}
+			done <- n
+		}(p)
+	}
+	for p := 0; p < 4; p++ {
+		if n := <-done; n != 100 {
+			t.Errorf("partition alerts = %d, want 100", n)
+		}
 	}
 }
