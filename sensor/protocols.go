@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/vigil-iot/vigil/proto"
+	"github.com/vigil-iot/vigil/proto/amqp"
 	"github.com/vigil-iot/vigil/proto/coap"
 	"github.com/vigil-iot/vigil/proto/dns"
 	httpproto "github.com/vigil-iot/vigil/proto/http"
@@ -50,6 +51,12 @@ func DefaultProtocols(cfg Config) []Protocol {
 			TCPPorts:  []uint16{1883},
 			Probe:     mqtt.Probe,
 			NewStream: func() proto.StreamParser { return mqtt.New(mc) },
+		},
+		{
+			Name:      "amqp",
+			TCPPorts:  []uint16{5672},
+			Probe:     amqp.Probe,
+			NewStream: func() proto.StreamParser { return amqp.New() },
 		},
 		{
 			Name:      "modbus",

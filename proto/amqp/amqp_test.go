@@ -1,0 +1,107 @@
+package amqp
+
+import (
+	"encoding/binary"
+	"strings"
+	"testing"
+	"time"
+
+	vigil "github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/proto"
+)
+
+type sink []vigil.Event
+
+func (s *sink) Emit(ev vigil.Event) { *s = append(*s, ev) }
+
+func frame(typ byte, ch uint16, payload []byte) []byte {
+	b := []byte{typ}
+	b = binary.BigEndian.AppendUint16(b, ch)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(payload)))
+	return append(append(b, payload...), 0xce)
+}
+
+func method(class, m uint16, args ...[]byte) []byte {
+	b := binary.BigEndian.AppendUint16(nil, class)
+	b = binary.BigEndian.AppendUint16(b, m)
+	for _, a := range args {
+		b = append(b, a...)
+	}
+	return b
+}
+
+func short(s string) []byte { return append([]byte{byte(len(s))}, s...) }
+func long(b []byte) []byte  { return append(binary.BigEndian.AppendUint32(nil, uint32(len(b))), b...) }
+
+func ctx(d proto.Direction) *proto.Context { return &proto.Context{Time: time.Unix(1, 0), Dir: d} }
+
+func TestSession(t *testing.T) {
+	props := long(append(append(short("product"), 'S'), long([]byte("iot-gw"))...))
+	c2s := []byte("AMQP\x00\x00\x09\x01")
+	c2s = append(c2s, frame(1, 0, method(10, 11, props, short("PLAIN"), long([]byte("\x00meter\x00hunter2")), short("en_US")))...)
+	c2s = append(c2s, frame(1, 0, method(10, 40, short("/plant"), short(""), []byte{0}))...)
+	c2s = append(c2s, frame(1, 1, method(60, 40, []byte{0, 0}, short("telemetry"), short("meters.42"), []byte{0}))...)
+	hdr := binary.BigEndian.AppendUint64([]byte{0, 60, 0, 0}, 5)
+	c2s = append(c2s, frame(2, 1, append(hdr, 0, 0))...)
+	c2s = append(c2s, frame(3, 1, []byte("hello"))...)
+	p := New()
+	var s sink
+	if n := p.Parse(ctx(proto.ToServer), c2s[:20], &s); n != 8 {
+		t.Fatalf("consumed %d", n)
+	}
+	if n := p.Parse(ctx(proto.ToServer), c2s[8:], &s); n != len(c2s)-8 {
+		t.Fatalf("consumed %d", n)
+	}
+	p.Parse(ctx(proto.ToClient), frame(1, 0, method(10, 50, []byte{1, 147}, short("ACCESS_REFUSED"), []byte{0, 0, 0, 0})), &s)
+	var acts []string
+	for _, e := range s {
+		acts = append(acts, e.Action)
+	}
+	if strings.Join(acts, ",") != "protocol_header,connection.start_ok,connection.open,basic.publish,connection.close" {
+		t.Fatalf("%v", acts)
+	}
+	if s[1].Fields["amqp.user"] != "meter" || s[1].Fields["amqp.client.product"] != "iot-gw" || s[2].Fields["amqp.vhost"] != "/plant" ||
+		s[3].Fields["amqp.routing_key"] != "meters.42" || s[3].Fields["amqp.body_size"] != 5.0 ||
+		s[4].Fields["amqp.auth_failure"] != true || s[4].Outcome != vigil.OutcomeFailure {
+		t.Fatalf("%+v", s)
+	}
+	for _, e := range s {
+		for _, v := range e.Fields {
+			if strings.Contains(vigil.ValueString(v), "hunter2") {
+				t.Fatal("password kept")
+			}
+		}
+	}
+}
+
+func TestAnomalies(t *testing.T) {
+	var s sink
+	New().Parse(ctx(proto.ToServer), []byte{1, 0, 0, 0, 0, 0, 4, 0, 10, 0, 40, 0}, &s)
+	if len(s) != 1 || s[0].Fields["anomaly.event"] != AnomalyFrameEnd {
+		t.Fatalf("%v", s)
+	}
+	s = nil
+	New().Parse(ctx(proto.ToServer), []byte{9, 0, 0, 0, 0, 0, 0, 0xce}, &s)
+	if len(s) != 1 || s[0].Fields["anomaly.event"] != AnomalyMalformed {
+		t.Fatalf("%v", s)
+	}
+	s = nil
+	New().Parse(ctx(proto.ToServer), []byte("AMQP\x00\x01\x00\x00"), &s)
+	if len(s) != 1 || s[0].Fields["amqp.version"] != "1.0" {
+		t.Fatalf("%v", s)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("AMQP\x00\x00\x09\x01"), frame(1, 0, method(10, 50, []byte{1, 147}, short("X"), []byte{0, 0, 0, 0})))
+	f.Add(frame(1, 1, method(60, 40, []byte{0, 0}, short("e"), short("k"), []byte{0})), frame(2, 1, make([]byte, 14)))
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		p := New()
+		var s sink
+		for i, x := range [][]byte{a, b} {
+			if n := p.Parse(ctx(proto.Direction(i)), x, &s); n < 0 || n > len(x) {
+				t.Fatal(n)
+			}
+		}
+	})
+}
