@@ -500,7 +500,8 @@ func parseMods(list []string) (mods, error) {
 	if n > 1 {
 		return m, fmt.Errorf("modifiers %s cannot be combined", strings.Join(list, "|"))
 	}
-	if (m.re || m.cidr || m.cmp != 0 || m.part != 0 || m.exists) && (m.contains || m.startswith || m.endswith || len(m.transforms) > 0) {
+	onlyExpand := len(m.transforms) == 1 && m.transforms[0] == "expand"
+	if (m.re || m.cidr || m.cmp != 0 || m.part != 0 || m.exists) && (m.contains || m.startswith || m.endswith || (len(m.transforms) > 0 && !(m.cidr && onlyExpand))) {
 		return m, fmt.Errorf("modifiers %s cannot be combined", strings.Join(list, "|"))
 	}
 	return m, nil

@@ -116,15 +116,28 @@ func (cp *compiler) valuePreds(v *yaml.Node, m mods) ([]pred, error) {
 		}
 		return []pred{p}, nil
 	case m.cidr:
-		p, err := netip.ParsePrefix(strings.TrimSpace(raw))
-		if err != nil {
-			a, err2 := netip.ParseAddr(strings.TrimSpace(raw))
-			if err2 != nil {
-				return nil, errAt(v, "invalid CIDR %q", raw)
+		// cidr|expand: the placeholder's values are prefixes or addresses.
+		vals := []string{raw}
+		if len(m.transforms) > 0 {
+			xs, err := cp.expand(raw)
+			if err != nil {
+				return nil, errAt(v, "%v", err)
 			}
-			p = netip.PrefixFrom(a, a.BitLen())
+			vals = xs
 		}
-		return []pred{{op: opCIDR, nets: []netip.Prefix{p.Masked()}, raw: raw}}, nil
+		var nets []netip.Prefix
+		for _, x := range vals {
+			p, err := netip.ParsePrefix(strings.TrimSpace(x))
+			if err != nil {
+				a, err2 := netip.ParseAddr(strings.TrimSpace(x))
+				if err2 != nil {
+					return nil, errAt(v, "invalid CIDR %q", x)
+				}
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+			nets = append(nets, p.Masked())
+		}
+		return []pred{{op: opCIDR, nets: nets, raw: raw}}, nil
 	case m.cmp != 0 || m.part != partNone:
 		f, err := strconv.ParseFloat(raw, 64)
 		if err != nil {
