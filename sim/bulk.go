@@ -2,9 +2,14 @@ package sim
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"time"
 )
+
+// BulkIDPrefix starts every event id of BulkBatch; 15 hex digits follow,
+// so a load generator can rewrite ids in place to reuse a batch.
+const BulkIDPrefix = "b"
 
 // BulkBatch returns n NDJSON lines of normalized events (the
 // POST /api/v1/events format) spread over the fleet's devices, each around
@@ -18,7 +23,7 @@ func (f *Fleet) BulkBatch(n int, now time.Time, probeEvery int, idBase uint64) [
 	for i := range n {
 		d := f.Devices[f.rng.IntN(len(f.Devices))]
 		t := now.Add(time.Duration(i) * time.Microsecond).UTC()
-		id := "b" + strconv.FormatUint(idBase+uint64(i), 36) + "-" + strconv.FormatUint(f.rng.Uint64()>>20, 36)
+		id := BulkIDPrefix + fmt.Sprintf("%015x", idBase+uint64(i))
 		var ev map[string]any
 		switch {
 		case probeEvery > 0 && (int(idBase)+i)%probeEvery == 0:
