@@ -1,0 +1,431 @@
+package catalog
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/feeds"
+	"github.com/vigil-iot/vigil/feeds/misp"
+	"github.com/vigil-iot/vigil/feeds/plain"
+	"github.com/vigil-iot/vigil/feeds/stix"
+	"github.com/vigil-iot/vigil/feeds/taxii"
+)
+
+// Formats Import understands.
+const (
+	FormatSTIX     = "stix"
+	FormatMISP     = "misp"
+	FormatMISPFeed = "misp-feed"
+	FormatList     = "list"
+	FormatCSV      = "csv"
+	FormatTAXII    = "taxii"
+)
+
+// FeedInfo describes one feed in the catalog.
+type FeedInfo struct {
+	Feed       feeds.Feed   `json:"feed"`
+	Count      int          `json:"count"`
+	Imported   time.Time    `json:"imported"`
+	Result     feeds.Result `json:"result"`
+	AddedAfter time.Time    `json:"added_after,omitzero"` // TAXII cursor
+	Format     string       `json:"format"`
+}
+
+type snapshot struct {
+	Info       FeedInfo          `json:"info"`
+	Indicators []feeds.Indicator `json:"indicators"`
+}
+
+// Catalog is the set of feeds and their indicators. It is safe for
+// concurrent use.
+type Catalog struct {
+	dir   string
+	log   *slog.Logger
+	clock vigil.Clock
+	// HTTP fetches URLs; nil means http.DefaultClient.
+	HTTP *http.Client
+
+	mu    sync.Mutex
+	feeds map[string]*snapshot
+	// onChange is called with every valid indicator after each change.
+	onChange func([]feeds.Indicator)
+}
+
+var feedName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// Open loads the catalog saved under dir (created if absent). onChange,
+// when not nil, is called once with the loaded set and again after every
+// import or removal, with all indicators of all feeds; it must not block
+// long (detect/intel's Load builds a new index and swaps it in).
+func Open(dir string, log *slog.Logger, clock vigil.Clock, onChange func([]feeds.Indicator)) (*Catalog, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if clock == nil {
+		clock = vigil.SystemClock{}
+	}
+	c := &Catalog{dir: filepath.Join(dir, "intel"), log: log.With("component", "intel"), clock: clock, feeds: map[string]*snapshot{}, onChange: onChange}
+	if err := os.MkdirAll(c.dir, 0o750); err != nil {
+		return nil, fmt.Errorf("cannot create %s: %w", c.dir, err)
+	}
+	names, err := filepath.Glob(filepath.Join(c.dir, "*.json"))
+	if err != nil {
+		return nil, fmt.Errorf("cannot list %s: %w", c.dir, err)
+	}
+	for _, n := range names {
+		raw, err := os.ReadFile(n)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read %s: %w", n, err)
+		}
+		var s snapshot
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, fmt.Errorf("cannot decode %s: %w", n, err)
+		}
+		c.feeds[s.Info.Feed.Name] = &s
+	}
+	c.notify()
+	return c, nil
+}
+
+// All returns every indicator of every feed.
+func (c *Catalog) All() []feeds.Indicator {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.allLocked()
+}
+
+func (c *Catalog) allLocked() []feeds.Indicator {
+	n := 0
+	for _, s := range c.feeds {
+		n += len(s.Indicators)
+	}
+	out := make([]feeds.Indicator, 0, n)
+	for _, name := range c.namesLocked() {
+		out = append(out, c.feeds[name].Indicators...)
+	}
+	return out
+}
+
+func (c *Catalog) namesLocked() []string {
+	names := make([]string, 0, len(c.feeds))
+	for n := range c.feeds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (c *Catalog) notify() {
+	if c.onChange == nil {
+		return
+	}
+	c.onChange(c.All())
+}
+
+// List describes every feed, by name.
+func (c *Catalog) List() []FeedInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]FeedInfo, 0, len(c.feeds))
+	for _, n := range c.namesLocked() {
+		out = append(out, c.feeds[n].Info)
+	}
+	return out
+}
+
+// Indicators returns one feed's indicators. Returns ENOTFOUND for an
+// unknown feed.
+func (c *Catalog) Indicators(feed string) ([]feeds.Indicator, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.feeds[feed]
+	if !ok {
+		return nil, vigil.Errorf(vigil.ENOTFOUND, "no feed %q", feed)
+	}
+	return append([]feeds.Indicator(nil), s.Indicators...), nil
+}
+
+// Remove drops a feed and its indicators. Returns ENOTFOUND for an unknown
+// feed.
+func (c *Catalog) Remove(feed string) error {
+	c.mu.Lock()
+	if _, ok := c.feeds[feed]; !ok {
+		c.mu.Unlock()
+		return vigil.Errorf(vigil.ENOTFOUND, "no feed %q", feed)
+	}
+	delete(c.feeds, feed)
+	err := os.Remove(filepath.Join(c.dir, feed+".json"))
+	c.mu.Unlock()
+	if err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("cannot remove feed %s: %w", feed, err)
+	}
+	c.log.Info("feed removed", "feed", feed)
+	c.notify()
+	return nil
+}
+
+// Import reads a feed from f.Source and replaces its indicators (a TAXII
+// feed adds to them: it fetches only what was added since the last import).
+// f.Name defaults to the source's base name. Returns EINVALID for a bad name
+// or a source that is no known format; the result counts what was imported
+// and rejected (with reasons).
+func (c *Catalog) Import(ctx context.Context, f feeds.Feed) (feeds.Result, error) {
+	if f.Name == "" {
+		base := filepath.Base(strings.TrimRight(f.Source, "/"))
+		f.Name = strings.TrimSuffix(base, filepath.Ext(base))
+	}
+	if !feedName.MatchString(f.Name) {
+		return feeds.Result{}, vigil.Errorf(vigil.EINVALID, "bad feed name %q (letters, digits, '.', '_', '-')", f.Name)
+	}
+	now := c.clock.Now()
+	var prev *snapshot
+	c.mu.Lock()
+	prev = c.feeds[f.Name]
+	c.mu.Unlock()
+
+	ins, res, format, cursor, err := c.read(ctx, &f, prev, now)
+	if err != nil {
+		return res, err
+	}
+	s := &snapshot{Info: FeedInfo{Feed: f, Count: len(ins), Imported: now, Result: res, AddedAfter: cursor, Format: format}, Indicators: ins}
+	if format == FormatTAXII && prev != nil {
+		s.Indicators = mergeByID(prev.Indicators, ins)
+		s.Info.Count = len(s.Indicators)
+	}
+	if err := c.save(s); err != nil {
+		return res, err
+	}
+	c.mu.Lock()
+	c.feeds[f.Name] = s
+	c.mu.Unlock()
+	c.log.Info("feed imported", "feed", f.Name, "format", format, "imported", res.Imported, "rejected", res.Rejected, "indicators", s.Info.Count)
+	c.notify()
+	return res, nil
+}
+
+// mergeByID keeps old indicators whose id is not in the new ones.
+func mergeByID(old, add []feeds.Indicator) []feeds.Indicator {
+	ids := make(map[string]bool, len(add))
+	for _, in := range add {
+		ids[in.ID] = true
+	}
+	out := make([]feeds.Indicator, 0, len(old)+len(add))
+	for _, in := range old {
+		if !ids[in.ID] {
+			out = append(out, in)
+		}
+	}
+	return append(out, add...)
+}
+
+func (c *Catalog) save(s *snapshot) error {
+	p := filepath.Join(c.dir, s.Info.Feed.Name+".json")
+	tmp := p + ".tmp"
+	fh, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("cannot save feed %s: %w", s.Info.Feed.Name, err)
+	}
+	w := bufio.NewWriterSize(fh, 1<<20)
+	err = json.NewEncoder(w).Encode(s)
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		err = fh.Sync()
+	}
+	if cerr := fh.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("cannot save feed %s: %w", s.Info.Feed.Name, err)
+	}
+	return nil
+}
+
+func (c *Catalog) read(ctx context.Context, f *feeds.Feed, prev *snapshot, now time.Time) ([]feeds.Indicator, feeds.Result, string, time.Time, error) {
+	format := f.Format
+	if format == FormatTAXII {
+		tc := &taxii.Client{HTTP: c.HTTP, Token: f.Token, User: f.User, Password: f.Password, PageSize: 1000}
+		var after time.Time
+		if prev != nil {
+			after = prev.Info.AddedAfter
+		}
+		ins, res, last, err := tc.Fetch(ctx, f, after, now)
+		if err != nil {
+			return nil, res, format, after, vigil.Errorf(vigil.EINVALID, "feed %s: %v", f.Name, err)
+		}
+		return ins, res, format, last, nil
+	}
+	if format == FormatMISPFeed || format == "" && isMISPFeed(f.Source) {
+		base := strings.TrimSuffix(f.Source, "manifest.json")
+		open := func(ctx context.Context, name string) (io.ReadCloser, error) {
+			return OpenSource(ctx, c.HTTP, f, joinSource(base, name))
+		}
+		ins, res, err := misp.ParseFeed(ctx, open, f, now)
+		if err != nil {
+			return nil, res, FormatMISPFeed, time.Time{}, vigil.Errorf(vigil.EINVALID, "feed %s: %v", f.Name, err)
+		}
+		return ins, res, FormatMISPFeed, time.Time{}, nil
+	}
+	rc, err := OpenSource(ctx, c.HTTP, f, f.Source)
+	if err != nil {
+		return nil, feeds.Result{}, format, time.Time{}, err
+	}
+	defer rc.Close()
+	br := bufio.NewReaderSize(rc, 64*1024)
+	if format == "" {
+		format = sniff(br, f)
+	}
+	var ins []feeds.Indicator
+	var res feeds.Result
+	switch format {
+	case FormatSTIX:
+		ins, res, err = stix.Parse(br, f, now)
+	case FormatMISP:
+		ins, res, err = misp.Parse(br, f, now)
+	case FormatCSV:
+		ins, res, err = plain.ParseCSV(br, f, now)
+	case FormatList:
+		ins, res, err = plain.ParseList(br, f, now)
+	default:
+		return nil, res, format, time.Time{}, vigil.Errorf(vigil.EINVALID, "feed %s: unknown format %q (stix, misp, misp-feed, list, csv, taxii)", f.Name, format)
+	}
+	if err != nil {
+		return nil, res, format, time.Time{}, vigil.Errorf(vigil.EINVALID, "feed %s: %v", f.Name, err)
+	}
+	return ins, res, format, time.Time{}, nil
+}
+
+func isMISPFeed(src string) bool {
+	if strings.HasSuffix(src, "manifest.json") {
+		return true
+	}
+	if st, err := os.Stat(src); err == nil && st.IsDir() {
+		_, err := os.Stat(filepath.Join(src, "manifest.json"))
+		return err == nil
+	}
+	return false
+}
+
+func joinSource(base, name string) string {
+	if strings.HasPrefix(base, "http://") || strings.HasPrefix(base, "https://") {
+		if !strings.HasSuffix(base, "/") {
+			base += "/"
+		}
+		return base + name
+	}
+	return filepath.Join(base, name)
+}
+
+// sniff tells a feed's format from its first bytes.
+func sniff(br *bufio.Reader, f *feeds.Feed) string {
+	head, _ := br.Peek(4096)
+	t := bytes.TrimLeft(head, " \t\r\n\xef\xbb\xbf")
+	if len(t) > 0 && (t[0] == '{' || t[0] == '[') {
+		if bytes.Contains(head, []byte(`"bundle"`)) || bytes.Contains(head, []byte(`"spec_version"`)) {
+			return FormatSTIX
+		}
+		return FormatMISP
+	}
+	if f.CSV != nil {
+		return FormatCSV
+	}
+	return FormatList
+}
+
+// MaxFeedSize bounds what OpenSource reads from a URL.
+const MaxFeedSize = 1 << 30
+
+// OpenSource opens a file path or an http(s) URL, with the feed's bearer
+// token or basic auth for URLs. Returns ENOTFOUND for a missing file and
+// EINVALID for an HTTP error status.
+func OpenSource(ctx context.Context, hc *http.Client, f *feeds.Feed, src string) (io.ReadCloser, error) {
+	if !strings.HasPrefix(src, "http://") && !strings.HasPrefix(src, "https://") {
+		fh, err := os.Open(src)
+		if os.IsNotExist(err) {
+			return nil, vigil.Errorf(vigil.ENOTFOUND, "no file %s", src)
+		} else if err != nil {
+			return nil, fmt.Errorf("cannot open %s: %w", src, err)
+		}
+		return fh, nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
+	if err != nil {
+		return nil, vigil.Errorf(vigil.EINVALID, "bad url %s: %v", src, err)
+	}
+	if f != nil && f.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+f.Token)
+	} else if f != nil && (f.User != "" || f.Password != "") {
+		req.SetBasicAuth(f.User, f.Password)
+	}
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot get %s: %w", src, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, vigil.Errorf(vigil.EINVALID, "cannot get %s: %s", src, resp.Status)
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.LimitReader(resp.Body, MaxFeedSize), resp.Body}, nil
+}
+
+// Run re-imports, until ctx ends, every feed whose Refresh interval has
+// passed since its last import, checking every interval.
+func (c *Catalog) Run(ctx context.Context, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		c.RefreshDue(ctx)
+	}
+}
+
+// RefreshDue re-imports the feeds whose refresh interval has passed, and
+// returns how many it re-imported. Failures are logged; the old indicators
+// stay.
+func (c *Catalog) RefreshDue(ctx context.Context) int {
+	now := c.clock.Now()
+	var due []feeds.Feed
+	for _, fi := range c.List() {
+		if fi.Feed.Refresh > 0 && !now.Before(fi.Imported.Add(fi.Feed.Refresh)) {
+			due = append(due, fi.Feed)
+		}
+	}
+	n := 0
+	for _, f := range due {
+		if _, err := c.Import(ctx, f); err != nil {
+			c.log.Warn("feed refresh failed", "feed", f.Name, "err", err)
+			continue
+		}
+		n++
+	}
+	return n
+}
