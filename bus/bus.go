@@ -17,8 +17,10 @@ import (
 )
 
 // ErrBackpressure is returned by Publish* when the bus cannot take more
-// right now (stream full, too many publishes in flight). Nothing of the
-// batch was accepted; the caller should ask its client to retry later.
+// right now (stream full, too many publishes in flight). None of the batch
+// should be assumed stored (part of a batch that spans several messages
+// may have been); the caller should ask its client to retry later, and the
+// consumers deduplicate what a retry sends twice.
 var ErrBackpressure = errors.New("bus is full, retry later")
 
 // Bus is the pipeline's durable transport.
@@ -36,7 +38,8 @@ type Bus interface {
 	// for the same one, and events of one partition arrive in publish
 	// order. A batch is acknowledged when the handler returns nil;
 	// on error it is redelivered later. It returns when ctx is done
-	// (nil) or the bus fails.
+	// (nil) or the bus fails. Run one ConsumeEvents per group at a time:
+	// two processes consuming one group would split each partition.
 	ConsumeEvents(ctx context.Context, group string, h EventHandler) error
 	// ConsumeAlerts does the same for alerts, with one partition.
 	ConsumeAlerts(ctx context.Context, group string, h AlertHandler) error
