@@ -160,6 +160,15 @@ func (e *engine) packet(link int, data []byte, ts time.Time, wireLen int) {
 				f.app = pr.Name
 				f.dgram = pr.Datagram
 				e.noteApp(f)
+			} else {
+				for _, pr := range e.reg.udpProbes {
+					if pr.Probe(p.payload) {
+						f.app = pr.Name
+						f.dgram = pr.Datagram
+						e.noteApp(f)
+						break
+					}
+				}
 			}
 		}
 		if f.dgram != nil {

@@ -10,6 +10,7 @@ import (
 	httpproto "github.com/vigil-iot/vigil/proto/http"
 	"github.com/vigil-iot/vigil/proto/modbus"
 	"github.com/vigil-iot/vigil/proto/mqtt"
+	"github.com/vigil-iot/vigil/proto/rtps"
 	tlsproto "github.com/vigil-iot/vigil/proto/tls"
 	"github.com/vigil-iot/vigil/proto/websocket"
 )
@@ -20,8 +21,8 @@ type Protocol struct {
 	Name string
 	// TCPPorts and UDPPorts are the well-known server ports.
 	TCPPorts, UDPPorts []uint16
-	// Probe, when set, recognises the protocol on other TCP ports from
-	// the first bytes the client sends.
+	// Probe, when set, recognises the protocol on other ports from the
+	// first bytes the client sends (TCP) or the first datagram (UDP).
 	Probe func(data []byte) bool
 	// NewStream returns a parser for one TCP connection.
 	NewStream func() proto.StreamParser
@@ -51,6 +52,13 @@ func DefaultProtocols(cfg Config) []Protocol {
 			TCPPorts:  []uint16{1883},
 			Probe:     mqtt.Probe,
 			NewStream: func() proto.StreamParser { return mqtt.New(mc) },
+		},
+		{
+			// DDS-RTPS: recognised by its header on any UDP port (the
+			// standard ports are 7400 + 250 * domain + offsets).
+			Name:     "rtps",
+			Probe:    rtps.Probe,
+			Datagram: rtps.Parser{},
 		},
 		{
 			Name:      "amqp",
@@ -94,9 +102,10 @@ func DefaultProtocols(cfg Config) []Protocol {
 
 // registry finds the protocol of a flow.
 type registry struct {
-	tcp    map[uint16]*Protocol
-	udp    map[uint16]*Protocol
-	probes []*Protocol
+	tcp       map[uint16]*Protocol
+	udp       map[uint16]*Protocol
+	probes    []*Protocol // TCP
+	udpProbes []*Protocol
 }
 
 func newRegistry(ps []Protocol) *registry {
@@ -111,6 +120,9 @@ func newRegistry(ps []Protocol) *registry {
 		}
 		if p.Probe != nil && p.NewStream != nil {
 			r.probes = append(r.probes, p)
+		}
+		if p.Probe != nil && p.Datagram != nil {
+			r.udpProbes = append(r.udpProbes, p)
 		}
 	}
 	return r
