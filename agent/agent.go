@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigil-iot/vigil/agent/collect"
@@ -48,7 +49,7 @@ type Agent struct {
 
 	periodic []collect.Collector
 	events   []collect.Collector
-	seq      uint64
+	seq      atomic.Uint64
 	flush    chan struct{}
 
 	verifier *command.Verifier
@@ -165,8 +166,7 @@ func (a *Agent) Close() error {
 // Collect runs collectors into a new report; a failing collector is
 // logged and the others still count. Events get random ids.
 func (a *Agent) Collect(ctx context.Context, cs []collect.Collector) *wire.Report {
-	a.seq++
-	r := &wire.Report{Version: wire.Version, DeviceID: a.id.DeviceID, Time: a.now().UTC(), Sequence: a.seq,
+	r := &wire.Report{Version: wire.Version, DeviceID: a.id.DeviceID, Time: a.now().UTC(), Sequence: a.seq.Add(1),
 		Agent: wire.Agent{Version: Version}}
 	for _, c := range cs {
 		if err := c.Collect(ctx, r); err != nil {
