@@ -4,7 +4,8 @@
 // must all pass the conformance suite in storetest.
 //
 // The store owns persistence only: it makes no detection or response
-// decisions and never talks to the bus.
+// decisions. The implementations never talk to the bus; the sink stage of
+// this package (RunEventSink) consumes the bus and writes to a store.
 package store
 
 import (
@@ -33,7 +34,9 @@ type Store interface {
 // Events stores normalized events.
 type Events interface {
 	// PutEvents stores events. An event whose ID is already stored is
-	// skipped silently (sources retry; delivery is at-least-once).
+	// skipped silently (sources retry; delivery is at-least-once). An
+	// event without an ID or a time is rejected with EINVALID and the rest
+	// of the batch is stored.
 	PutEvents(ctx context.Context, events []vigil.Event) error
 	// ListEvents returns events matching f, newest first, and the cursor
 	// of the next page ("" when there is none).
@@ -54,7 +57,9 @@ type EventFilter struct {
 	Since    time.Time // inclusive
 	Until    time.Time // exclusive
 	// Fields are equality conditions on dotted field names, fixed or not
-	// ("event.action" = "login", "user.name" = "root"), compared as text.
+	// ("event.action" = "login", "user.name" = "root"), compared as the
+	// text vigil.ValueString gives; an absent field reads as "". They are
+	// evaluated per row: combine them with a device or a time range.
 	Fields map[string]string
 	Page
 }
@@ -77,7 +82,8 @@ type Devices interface {
 	ListDevices(ctx context.Context, f DeviceFilter) ([]vigil.Device, string, error)
 	// AddHealth appends health samples to their devices' history.
 	AddHealth(ctx context.Context, samples []vigil.Health) error
-	// HealthHistory returns a device's samples in [since, until), oldest first.
+	// HealthHistory returns a device's samples in [since, until), oldest
+	// first; a zero until means no upper bound.
 	HealthHistory(ctx context.Context, deviceID string, since, until time.Time) ([]vigil.Health, error)
 }
 

@@ -82,7 +82,6 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err err
 		}
 	}()
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	comp := func(name string) *slog.Logger { return log.With("component", name) }
 
 	if a.ca, err = pki.EnsureCA(filepath.Join(cfg.DataDir, "pki")); err != nil {
 		return nil, err
@@ -92,13 +91,13 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err err
 			return nil, err
 		}
 	}
-	if a.tokens, err = auth.OpenFileStore(filepath.Join(cfg.DataDir, "tokens.json"), auth.WithLogger(comp("auth"))); err != nil {
+	if a.tokens, err = auth.OpenFileStore(filepath.Join(cfg.DataDir, "tokens.json"), auth.WithLogger(log)); err != nil {
 		return nil, err
 	}
 	if a.adminToken, err = a.tokens.EnsureBootstrapAdmin(); err != nil {
 		return nil, err
 	}
-	if a.store, err = sqlite.Open(filepath.Join(cfg.DataDir, "vigil.db"), sqlite.Options{Logger: comp("store"), Registerer: a.registry}); err != nil {
+	if a.store, err = sqlite.Open(filepath.Join(cfg.DataDir, "vigil.db"), sqlite.Options{Logger: log, Registerer: a.registry}); err != nil {
 		return nil, err
 	}
 	a.bus, err = natsbus.Open(ctx, natsbus.Config{
@@ -111,29 +110,29 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err err
 		// back after AckWait; handlers take milliseconds, and redeliveries
 		// are deduplicated by event id, so a short wait is safe.
 		AckWait:    10 * time.Second,
-		Logger:     comp("bus"),
+		Logger:     log,
 		Registerer: a.registry,
 	})
 	if err != nil {
 		return nil, err
 	}
 
-	detectors, ruleMgr, err := loadDetectors(cfg, comp("rules"), a.registry)
+	detectors, ruleMgr, err := loadDetectors(cfg, log, a.registry)
 	if err != nil {
 		return nil, err
 	}
 	a.rules = ruleMgr
-	a.detect = detect.NewStage(a.bus, detectors, detect.StageOptions{Group: groupDetect, Logger: comp("detect"), Registerer: a.registry})
-	if a.inventory, err = inventory.NewStage(a.bus, a.store, inventory.Options{Group: groupInventory, Logger: comp("inventory"), Registerer: a.registry}); err != nil {
+	a.detect = detect.NewStage(a.bus, detectors, detect.StageOptions{Group: groupDetect, Logger: log, Registerer: a.registry})
+	if a.inventory, err = inventory.NewStage(a.bus, a.store, inventory.Options{Group: groupInventory, Logger: log, Registerer: a.registry}); err != nil {
 		return nil, err
 	}
-	if a.incident, err = incident.NewCorrelator(ctx, a.store, incident.Options{Window: time.Duration(cfg.IncidentWindow), Logger: comp("incident"), Registerer: a.registry}); err != nil {
+	if a.incident, err = incident.NewCorrelator(ctx, a.store, incident.Options{Window: time.Duration(cfg.IncidentWindow), Logger: log, Registerer: a.registry}); err != nil {
 		return nil, err
 	}
 	if a.alerts, err = alert.NewStage(a.bus, a.store, alert.Options{
 		Dedup:      alert.DedupOptions{Window: time.Duration(cfg.DedupWindow)},
 		Assigner:   a.incident,
-		Logger:     comp("alert"),
+		Logger:     log,
 		Registerer: a.registry,
 	}); err != nil {
 		return nil, err
@@ -147,6 +146,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err err
 // a configured directory that does not load is logged with its file, line
 // and reason, and the others run (`vigil rules check` finds them first).
 func loadDetectors(cfg config, log *slog.Logger, reg prometheus.Registerer) ([]detect.Detector, *reload.Manager, error) {
+	rlog := log.With("component", "rules")
 	var all []*threshold.Rule
 	var errs []error
 	err := fs.WalkDir(rules.Threshold, ".", func(p string, d fs.DirEntry, err error) error {
@@ -171,10 +171,10 @@ func loadDetectors(cfg config, log *slog.Logger, reg prometheus.Registerer) ([]d
 		rs, es := threshold.LoadDir(dir)
 		all = append(all, rs...)
 		for _, e := range es {
-			log.Error("threshold rule rejected", "err", e)
+			rlog.Error("threshold rule rejected", "err", e)
 		}
 	}
-	log.Info("threshold rules loaded", "rules", len(all))
+	rlog.Info("threshold rules loaded", "rules", len(all))
 
 	pack, err := fs.Sub(rules.Sigma, "sigma")
 	if err != nil {
@@ -186,9 +186,9 @@ func loadDetectors(cfg config, log *slog.Logger, reg prometheus.Registerer) ([]d
 		if strings.HasPrefix(e.File, "builtin:") {
 			return nil, nil, fmt.Errorf("cannot load built-in sigma rule: %w", e)
 		}
-		log.Error("sigma rule rejected", "err", e)
+		rlog.Error("sigma rule rejected", "err", e)
 	}
-	log.Info("sigma rules loaded", "rules", res.Compiled, "rejected", len(res.Rejected))
+	rlog.Info("sigma rules loaded", "rules", res.Compiled, "rejected", len(res.Rejected))
 	det := sigma.NewDetector(rs, sigma.DetectorOptions{Logger: log, Registerer: reg})
 	return []detect.Detector{
 			threshold.New(all, threshold.Options{Logger: log, Registerer: reg}),
@@ -202,13 +202,12 @@ func loadDetectors(cfg config, log *slog.Logger, reg prometheus.Registerer) ([]d
 // returns once the listener is bound; a.URL is then set.
 func (a *app) start(ctx context.Context) error {
 	ctx, a.cancel = context.WithCancel(ctx)
-	comp := func(name string) *slog.Logger { return a.log.With("component", name) }
 
 	ingest, err := httpin.NewHandler(httpin.Options{
 		Publisher:      a.bus,
 		MaxReportBytes: a.cfg.MaxReportBytes,
 		MaxBulkBytes:   a.cfg.MaxBulkBytes,
-		Logger:         comp("ingest"),
+		Logger:         a.log.With("component", "ingest"), // httpin adds none of its own
 		Registerer:     a.registry,
 	})
 	if err != nil {
@@ -239,9 +238,9 @@ func (a *app) start(ctx context.Context) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	a.stages = g
-	g.Go(func() error { return store.RunEventSink(gctx, a.bus, a.store, comp("sink")) })
+	g.Go(func() error { return store.RunEventSink(gctx, a.bus, a.store, a.log) })
 	g.Go(func() error {
-		return store.RunRetention(gctx, a.store, time.Duration(a.cfg.Retention), time.Hour, vigil.SystemClock{}, comp("retention"))
+		return store.RunRetention(gctx, a.store, time.Duration(a.cfg.Retention), time.Hour, vigil.SystemClock{}, a.log)
 	})
 	g.Go(func() error { return a.inventory.Run(gctx) })
 	g.Go(func() error { return a.detect.Run(gctx) })
