@@ -1,6 +1,7 @@
 package sensor
 
 import (
+	"github.com/prometheus/client_golang/prometheus"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -54,5 +55,25 @@ func TestDiscoveryOnZeekMQTT(t *testing.T) {
 		if e.Kind == "inventory" {
 			t.Fatal("discovery not disabled")
 		}
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	_, st := runPcap(t, Config{Registerer: reg}, filepath.Join(corpusDir(t, "pcap/zeek"), "Traces", "mqtt.pcap"))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if mf.GetName() == "vigil_sensor_total" {
+				got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	if got["packets"] != float64(st.Packets) || got["events"] != float64(st.Events) || got["flows"] != float64(st.Flows) {
+		t.Fatalf("metrics %v, stats %+v", got, st)
 	}
 }

@@ -23,6 +23,7 @@ type engine struct {
 	err   error // first publish error
 	ctx_  context.Context
 	disc  *discovery // nil when discovery is off
+	met   *metrics   // nil without a Registerer
 
 	dot15d4 zigbee.Decoder
 }
@@ -37,6 +38,7 @@ func newEngine(ctx context.Context, cfg Config, pub Publisher) *engine {
 		pub:   pub,
 		ctx_:  ctx,
 		batch: make([]vigil.Event, 0, cfg.BatchSize),
+		met:   newMetrics(cfg.Registerer),
 	}
 	if !cfg.DisableDiscovery {
 		e.disc = newDiscovery(cfg.MaxDevices, cfg.OUI, func(ev vigil.Event) {
@@ -63,6 +65,7 @@ func (e *engine) Emit(ev vigil.Event) {
 
 // flush publishes the batch.
 func (e *engine) flush() {
+	e.met.sync(e.stats, len(e.table.m))
 	if len(e.batch) == 0 {
 		return
 	}

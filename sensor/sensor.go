@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gopacket/gopacket/pcapgo"
+	"github.com/prometheus/client_golang/prometheus"
 	vigil "github.com/vigil-iot/vigil"
 )
 
@@ -44,6 +45,9 @@ type Config struct {
 	Progress io.Writer
 	// Logger logs read errors; nil discards.
 	Logger *slog.Logger
+	// Registerer receives the sensor's metrics (vigil_sensor_total by
+	// "what", vigil_sensor_flows_active); nil registers none.
+	Registerer prometheus.Registerer
 
 	// Protocols are the decoders; nil means DefaultProtocols(cfg).
 	Protocols []Protocol
