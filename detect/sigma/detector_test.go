@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -278,5 +279,14 @@ func TestDetectorConcurrentPartitions(t *testing.T) {
 		if n := <-done; n != 100 {
 			t.Errorf("partition alerts = %d, want 100", n)
 		}
+	}
+}
+
+func TestDeepNestingIsABadLine(t *testing.T) {
+	rs := mustLoad(t, procRule)
+	deep := `{"a":` + strings.Repeat(`[`, 100000) + strings.Repeat(`]`, 100000) + "}\n"
+	st, err := DetectStream(strings.NewReader(deep+`{"Image":"x"}`+"\n"), io.Discard, rs)
+	if err != nil || st.BadLines != 1 || st.Events != 1 {
+		t.Errorf("stats = %+v, err = %v", st, err)
 	}
 }

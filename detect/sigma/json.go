@@ -39,11 +39,18 @@ func (j *jsonSource) strings(c *evalCtx, fn func(string) bool) bool {
 		return true
 	}
 	i := skipWS(j.line, 0)
-	_, ok, _ := walkStrings(c, j.line, i, fn)
+	_, ok, _ := walkStrings(c, j.line, i, fn, 0)
 	return ok
 }
 
-var errJSON = errors.New("invalid JSON")
+var (
+	errJSON  = errors.New("invalid JSON")
+	errDepth = errors.New("invalid JSON: nested deeper than 100 levels")
+)
+
+// maxDepth bounds the nesting of objects and arrays the scanner descends
+// into, so that hostile input cannot exhaust the stack.
+const maxDepth = 100
 
 func skipWS(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
@@ -289,14 +296,14 @@ func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte
 				}
 				i = n
 			} else {
-				n, _, err := collect(c, b, i)
+				n, _, err := collect(c, b, i, 0)
 				if err != nil {
 					return 0, err
 				}
 				i = n
 			}
 		case ch == '[' && len(ids) == 0:
-			n, _, err := collect(c, b, i)
+			n, _, err := collect(c, b, i, 0)
 			if err != nil {
 				return 0, err
 			}
@@ -365,7 +372,7 @@ func (rs *RuleSet) scanArray(c *evalCtx, b []byte, i int, ids []int, kidx int32)
 			c.vals = append(c.vals, scalarVal{s: v, key: kidx, str: true})
 			i = n
 		} else if b[i] == '{' || b[i] == '[' {
-			n, _, err := collect(c, b, i)
+			n, _, err := collect(c, b, i, 0)
 			if err != nil {
 				return 0, err
 			}
@@ -391,7 +398,10 @@ func (rs *RuleSet) scanArray(c *evalCtx, b []byte, i int, ids []int, kidx int32)
 
 // walkStrings calls fn on every string value (not keys) under b[i]; fn
 // returns false to stop. ok is false when fn stopped the walk.
-func walkStrings(c *evalCtx, b []byte, i int, fn func(string) bool) (int, bool, error) {
+func walkStrings(c *evalCtx, b []byte, i int, fn func(string) bool, depth int) (int, bool, error) {
+	if depth > maxDepth {
+		return 0, true, errDepth
+	}
 	if i >= len(b) {
 		return 0, true, errJSON
 	}
@@ -427,7 +437,7 @@ func walkStrings(c *evalCtx, b []byte, i int, fn func(string) bool) (int, bool, 
 				}
 				i = skipWS(b, i+1)
 			}
-			n, ok, err := walkStrings(c, b, i, fn)
+			n, ok, err := walkStrings(c, b, i, fn, depth+1)
 			if err != nil || !ok {
 				return n, ok, err
 			}
@@ -443,7 +453,10 @@ func walkStrings(c *evalCtx, b []byte, i int, fn func(string) bool) (int, bool, 
 }
 
 // collect appends every scalar under b[i] to c.vals (keys unreferenced).
-func collect(c *evalCtx, b []byte, i int) (int, bool, error) {
+func collect(c *evalCtx, b []byte, i int, depth int) (int, bool, error) {
+	if depth > maxDepth {
+		return 0, false, errDepth
+	}
 	if i >= len(b) {
 		return 0, false, errJSON
 	}
@@ -477,7 +490,7 @@ func collect(c *evalCtx, b []byte, i int) (int, bool, error) {
 				}
 				i = skipWS(b, i+1)
 			}
-			n, _, err := collect(c, b, i)
+			n, _, err := collect(c, b, i, depth+1)
 			if err != nil {
 				return 0, false, err
 			}
