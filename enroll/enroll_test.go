@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/agent"
 	"github.com/vigil-iot/vigil/agent/command"
@@ -65,6 +67,7 @@ type fixture struct {
 	sink    *sink
 	results chan command.Result
 	caFile  string
+	reg     *prometheus.Registry
 }
 
 func newFixture(t *testing.T, hook bool) *fixture {
@@ -96,7 +99,8 @@ func newFixture(t *testing.T, hook bool) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.h, err = New(Options{CA: f.ca, Tokens: toks, Revocations: f.revs, CommandKey: key, Report: in.Report(),
+	f.reg = prometheus.NewPedanticRegistry()
+	f.h, err = New(Options{CA: f.ca, Tokens: toks, Revocations: f.revs, CommandKey: key, Report: in.Report(), Registerer: f.reg,
 		OnResult: func(_ context.Context, r command.Result) { f.results <- r }})
 	if err != nil {
 		t.Fatal(err)
@@ -259,6 +263,26 @@ func TestTokensSingleUseAndExpiry(t *testing.T) {
 	}
 	if err := enroll("vge_bogus"); !errors.As(err, &se) || se.Status != http.StatusUnauthorized {
 		t.Fatalf("unknown token: %v", err)
+	}
+	mfs, err := f.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "vigil_enroll_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var ls []string
+			for _, l := range m.GetLabel() {
+				ls = append(ls, l.GetValue())
+			}
+			got[strings.Join(ls, "/")] = m.GetCounter().GetValue()
+		}
+	}
+	if got["enroll/ok"] != 1 || got["enroll/refused"] != 2 {
+		t.Fatalf("vigil_enroll_requests_total: %v, want enroll/ok 1 and enroll/refused 2", got)
 	}
 	// Expired.
 	clock := &fakeClock{t: time.Now()}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/agent/command"
@@ -66,6 +69,10 @@ type Options struct {
 	MaxPollWait time.Duration
 	Clock       vigil.Clock
 	Logger      *slog.Logger
+	// Registerer receives vigil_enroll_requests_total{endpoint,result} and
+	// vigil_agent_command_resultCounttotal{action,status} (nil: not
+	// registered).
+	Registerer prometheus.Registerer
 }
 
 // Handler serves the device endpoints (enroll, renew, commands, results,
@@ -82,6 +89,9 @@ type Handler struct {
 	results map[string]command.Result
 	issued  map[string]command.Command
 	order   []string // command ids, oldest first, to bound the maps
+
+	requests    *prometheus.CounterVec
+	resultCount *prometheus.CounterVec
 }
 
 type pending struct {
@@ -114,6 +124,17 @@ func New(opts Options) (*Handler, error) {
 	}
 	h := &Handler{opts: opts, log: log.With("component", "enroll"), mux: http.NewServeMux(), pool: opts.CA.Pool(),
 		queues: map[string][]pending{}, waiters: map[string]chan struct{}{}, results: map[string]command.Result{}, issued: map[string]command.Command{}}
+	h.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigil_enroll_requests_total",
+		Help: "Enrollment and renewal requests, by endpoint (enroll, renew) and result (ok, refused)."}, []string{"endpoint", "result"})
+	h.resultCount = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigil_agent_command_resultCounttotal",
+		Help: "Command results sent back by agents, by action and status (succeeded, failed, refused)."}, []string{"action", "status"})
+	if opts.Registerer != nil {
+		for _, c := range []prometheus.Collector{h.requests, h.resultCount} {
+			if err := opts.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("cannot register enroll metrics: %w", err)
+			}
+		}
+	}
 	h.mux.HandleFunc("POST "+protocol.PathEnroll, h.enroll)
 	h.mux.Handle("POST "+protocol.PathRenew, h.RequireDevice(http.HandlerFunc(h.renew)))
 	h.mux.Handle("GET "+protocol.PathCommands, h.RequireDevice(http.HandlerFunc(h.poll)))
@@ -246,6 +267,9 @@ func newDeviceID(class, host string) string {
 }
 
 func (h *Handler) enroll(w http.ResponseWriter, r *http.Request) {
+	rec := &statusRecorder{ResponseWriter: w}
+	w = rec
+	defer func() { h.requests.WithLabelValues("enroll", rec.result()).Inc() }()
 	var req protocol.EnrollRequest
 	if err := decodeBody(r, &req); err != nil {
 		web.WriteError(w, r, h.log, err)
@@ -284,6 +308,9 @@ func (h *Handler) enroll(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) renew(w http.ResponseWriter, r *http.Request) {
+	rec := &statusRecorder{ResponseWriter: w}
+	w = rec
+	defer func() { h.requests.WithLabelValues("renew", rec.result()).Inc() }()
 	id, _ := httpin.DeviceFrom(r.Context())
 	var req protocol.RenewRequest
 	if err := decodeBody(r, &req); err != nil {
@@ -444,8 +471,29 @@ func (h *Handler) result(w http.ResponseWriter, r *http.Request) {
 	}
 	h.log.Log(r.Context(), level, "command result", "device_id", id, "command_id", res.CommandID, "action", res.Action,
 		"status", res.Status, "reason", res.Reason, "err", res.Error)
+	h.resultCount.WithLabelValues(res.Action, res.Status).Inc()
 	if h.opts.OnResult != nil {
 		h.opts.OnResult(r.Context(), res)
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+// statusRecorder remembers the status of an answer, for the metrics.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusRecorder) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusRecorder) result() string {
+	if w.status == 0 || w.status == http.StatusOK {
+		return "ok"
+	}
+	return "refused"
 }
