@@ -290,3 +290,33 @@ func TestDeepNestingIsABadLine(t *testing.T) {
 		t.Errorf("stats = %+v, err = %v", st, err)
 	}
 }
+
+func TestDetectStreamFileMatchesReader(t *testing.T) {
+	rs := mustLoad(t, procRule)
+	in := `{"logsource.product":"linux","logsource.category":"process_creation","Image":"/usr/bin/wget","CommandLine":"wget -O /tmp/x"}` + "\n\n" +
+		"bad\n" + `{"logsource.product":"linux","logsource.category":"process_creation","Image":"/bin/wget","CommandLine":"wget /tmp/y"}`
+	file := filepath.Join(t.TempDir(), "ev.jsonl")
+	if err := os.WriteFile(file, []byte(in), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var a, b bytes.Buffer
+	sa, err := DetectStream(f, &a, rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := DetectStream(strings.NewReader(in), &b, rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sa.Events != 2 || sa.Matches != 2 || sa.BadLines != 1 || sa.Events != sb.Events || sa.Matches != sb.Matches || sa.FirstBad != sb.FirstBad {
+		t.Errorf("file %+v, reader %+v", sa, sb)
+	}
+	if !strings.Contains(a.String(), `"line":4`) || !strings.Contains(b.String(), `"line":4`) {
+		t.Errorf("line numbers: file %s reader %s", a.String(), b.String())
+	}
+}

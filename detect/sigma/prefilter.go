@@ -286,30 +286,25 @@ func (t *litTable) scan(c *evalCtx, s string, ids []int) {
 	for i := 2; i < len(s); i++ {
 		x = (x<<8 | uint32(lowerTab[s[i]])) & 0xffffff
 		k := triHash(x)
-		if t.bits3[k>>6]&(1<<(k&63)) != 0 {
-			t.check(c, t.flat[t.off[k]:t.off[k+1]], s, i-2, ids)
-		}
-	}
-}
-
-func (t *litTable) check(c *evalCtx, cs []litCand, s string, i int, ids []int) {
-	for ci := range cs {
-		cd := &cs[ci]
-		if cd.field != kwField && !hasID(ids, cd.field) {
+		if t.bits3[k>>6]&(1<<(k&63)) == 0 {
 			continue
 		}
-		start := i - cd.off
-		if start < 0 || start+len(cd.lit) > len(s) || !eqFoldASCII(s[start:start+len(cd.lit)], cd.lit) {
-			continue
-		}
-		for _, v := range cd.rules {
-			ri := v >> 3
-			if c.stamp[ri] != c.gen {
-				c.stamp[ri] = c.gen
-				c.mask[ri] = 0
-				c.cands = append(c.cands, ri)
+		for ci, end := t.off[k], t.off[k+1]; ci < end; ci++ {
+			cd := &t.flat[ci]
+			start := i - 2 - cd.off
+			if start < 0 || start+len(cd.lit) > len(s) || (cd.field != kwField && !hasID(ids, cd.field)) ||
+				!eqFoldASCII(s[start:start+len(cd.lit)], cd.lit) {
+				continue
 			}
-			c.mask[ri] |= 1 << (v & 7)
+			for _, v := range cd.rules {
+				ri := v >> 3
+				if c.stamp[ri] != c.gen {
+					c.stamp[ri] = c.gen
+					c.mask[ri] = 0
+					c.cands = append(c.cands, ri)
+				}
+				c.mask[ri] |= 1 << (v & 7)
+			}
 		}
 	}
 }

@@ -136,7 +136,6 @@ type streamAlert struct {
 // false) do not alert on their own. Matches counts alerts written.
 func DetectStream(r io.Reader, w io.Writer, rs *RuleSet) (Stats, error) {
 	m := rs.NewMatcher()
-	br := bufio.NewReaderSize(r, 1<<20)
 	bw := bufio.NewWriterSize(w, 1<<16)
 	enc := json.NewEncoder(bw)
 	var st Stats
@@ -178,40 +177,56 @@ func DetectStream(r io.Reader, w io.Writer, rs *RuleSet) (Stats, error) {
 			}, 0)
 		}
 	}
-	var long []byte
-	for {
-		line, err := br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			long = append(long[:0], line...)
-			for errors.Is(err, bufio.ErrBufferFull) {
-				line, err = br.ReadSlice('\n')
-				long = append(long, line...)
-			}
-			line = long
-		}
-		if len(line) > 0 {
-			lineNo++
-			if t := bytes.TrimSpace(line); len(t) > 0 {
-				_, merr := m.MatchLine(line, hit)
-				if merr != nil {
-					st.BadLines++
-					if st.FirstBad == "" {
-						st.FirstBad = fmt.Sprintf("line %d: %v", lineNo, merr)
-					}
-				} else {
-					st.Events++
+	process := func(line []byte) {
+		lineNo++
+		if t := bytes.TrimSpace(line); len(t) > 0 {
+			if _, merr := m.MatchLine(line, hit); merr != nil {
+				st.BadLines++
+				if st.FirstBad == "" {
+					st.FirstBad = fmt.Sprintf("line %d: %v", lineNo, merr)
 				}
-				if werr != nil {
-					return st, fmt.Errorf("cannot write alert: %w", werr)
-				}
+			} else {
+				st.Events++
 			}
 		}
-		if err == io.EOF {
-			break
+	}
+	if data, unmap, ok := mapFile(r); ok {
+		// A regular file: lines are read in place.
+		defer unmap()
+		for len(data) > 0 && werr == nil {
+			i := bytes.IndexByte(data, '\n')
+			if i < 0 {
+				i = len(data) - 1
+			}
+			process(data[:i+1])
+			data = data[i+1:]
 		}
-		if err != nil {
-			return st, fmt.Errorf("cannot read events: %w", err)
+	} else {
+		br := bufio.NewReaderSize(r, 1<<20)
+		var long []byte
+		for werr == nil {
+			line, err := br.ReadSlice('\n')
+			if errors.Is(err, bufio.ErrBufferFull) {
+				long = append(long[:0], line...)
+				for errors.Is(err, bufio.ErrBufferFull) {
+					line, err = br.ReadSlice('\n')
+					long = append(long, line...)
+				}
+				line = long
+			}
+			if len(line) > 0 {
+				process(line)
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return st, fmt.Errorf("cannot read events: %w", err)
+			}
 		}
+	}
+	if werr != nil {
+		return st, fmt.Errorf("cannot write alert: %w", werr)
 	}
 	// Judge the windows of upper-bound correlations that are still open:
 	// the input has ended, so they are closed.

@@ -1,0 +1,5 @@
+//go:build darwin || freebsd
+
+package sigma
+
+const mapPopulate = 0
