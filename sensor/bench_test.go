@@ -2,9 +2,14 @@ package sensor
 
 import (
 	"context"
+	"encoding/binary"
 	"io"
+	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"testing"
+	"time"
 )
 
 // benchPcap runs the sensor over one capture per iteration with every
@@ -45,3 +50,41 @@ func BenchmarkModbusBig(b *testing.B) {
 func BenchmarkMQTT(b *testing.B) {
 	benchPcap(b, filepath.Join(corpusDir(b, "pcap/zeek"), "Traces", "mqtt.pcap"), false)
 }
+
+// BenchmarkFlowTable1M fills a flow table of one million flows (one SYN
+// each, discovery off) and reports the heap it holds per flow. With
+// MaxFlows at 1M, a second million of flows evicts the first: memory stays
+// bounded.
+func BenchmarkFlowTable1M(b *testing.B) {
+	if s := os.Getenv("VIGIL_BENCH_FLOWS"); s != "" {
+		flowBenchN, _ = strconv.Atoi(s)
+	}
+	n := flowBenchN
+	pkt := frame(LinkEthernet, ipv4TCP(cliIP, srvIP, 1, 80, 1, tcpSYN, nil))
+	for b.Loop() {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		e := newEngine(context.Background(), Config{MaxFlows: n, DisableDiscovery: true}.withDefaults(), nil)
+		ts := time.Unix(1700000000, 0)
+		for i := 0; i < 2*n; i++ {
+			// A new client address and port per flow.
+			binary.BigEndian.PutUint32(pkt[14+12:], uint32(0x0a000000+i))
+			binary.BigEndian.PutUint16(pkt[14+20:], uint16(i))
+			e.packet(LinkEthernet, pkt, ts, len(pkt))
+			if len(e.batch) > 0 {
+				e.batch = e.batch[:0]
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if len(e.table.m) != n || e.stats.FlowsEvicted != uint64(n) {
+			b.Fatalf("flows %d, evicted %d", len(e.table.m), e.stats.FlowsEvicted)
+		}
+		b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/float64(n), "heap-bytes/flow")
+		runtime.KeepAlive(e)
+	}
+}
+
+// flowBenchN is the table size of BenchmarkFlowTable1M.
+var flowBenchN = 1 << 20
