@@ -516,6 +516,7 @@ func collect(c *evalCtx, b []byte, i int, depth int) (int, bool, error) {
 // it reads a key.
 type keyTable struct {
 	mask  uint32
+	hash  []uint32 // probed first: 4 bytes a slot, 0 marks an empty slot
 	slots []keySlot
 }
 
@@ -542,14 +543,15 @@ func keyHash[T string | []byte](name T) uint32 {
 }
 
 func (t *keyTable) slot(name string) *keySlot {
-	h := keyHash(name)
+	h := keyHash(name) | 1
 	for j := h & t.mask; ; j = (j + 1) & t.mask {
 		s := &t.slots[j]
-		if !s.used {
+		if t.hash[j] == 0 {
+			t.hash[j] = h
 			s.used, s.h, s.name, s.index = true, h, name, int32(j)
 			return s
 		}
-		if s.h == h && s.name == name {
+		if t.hash[j] == h && s.name == name {
 			return s
 		}
 	}
@@ -557,36 +559,44 @@ func (t *keyTable) slot(name string) *keySlot {
 
 // lookup finds a name.
 func (t *keyTable) lookup(name []byte) *keySlot {
-	h := keyHash(name)
+	h := keyHash(name) | 1
 	for j := h & t.mask; ; j = (j + 1) & t.mask {
-		s := &t.slots[j]
-		if !s.used {
+		x := t.hash[j]
+		if x == 0 {
 			return nil
 		}
-		if s.h == h && s.name == string(name) {
-			return s
+		if x == h && t.slots[j].name == string(name) {
+			return &t.slots[j]
 		}
 	}
 }
 
 // buildKeys fills the key table from the registered field names.
 func (rs *RuleSet) buildKeys() {
-	n := 4*len(rs.byName) + 2*len(rs.prefixes) + 64
-	size := 64
-	for size < 4*n {
-		size *= 2
+	// Collect the names first, to size the table at a load of one half.
+	type entry struct {
+		ids    []int
+		prefix bool
 	}
-	t := &keyTable{mask: uint32(size - 1), slots: make([]keySlot, size)}
+	all := map[string]*entry{}
+	get := func(name string) *entry {
+		e := all[name]
+		if e == nil {
+			e = &entry{}
+			all[name] = e
+		}
+		return e
+	}
 	add := func(name string, ids []int) {
-		sl := t.slot(name)
+		e := get(name)
 		for _, id := range ids {
-			if !hasID(sl.ids, id) {
-				sl.ids = append(sl.ids, id)
+			if !hasID(e.ids, id) {
+				e.ids = append(e.ids, id)
 			}
 		}
 		for i := 0; i < len(name); i++ {
 			if name[i] == '.' {
-				t.slot(name[:i]).prefix = true
+				get(name[:i]).prefix = true
 			}
 		}
 	}
@@ -598,6 +608,15 @@ func (rs *RuleSet) buildKeys() {
 		for _, alt := range eventJSONNames[name] {
 			add(alt, ids)
 		}
+	}
+	size := 16
+	for size < 2*len(all) {
+		size *= 2
+	}
+	t := &keyTable{mask: uint32(size - 1), hash: make([]uint32, size), slots: make([]keySlot, size)}
+	for name, e := range all {
+		s := t.slot(name)
+		s.ids, s.prefix = e.ids, e.prefix
 	}
 	rs.keys = t
 }
