@@ -222,8 +222,6 @@ func byteRarity(b byte) int {
 	switch {
 	case 'a' <= b && b <= 'z', b == ' ':
 		return 1
-	case 'e' == b:
-		return 1
 	case '0' <= b && b <= '9':
 		return 2
 	case b == '.' || b == '/' || b == '-' || b == '_' || b == ':' || b == ',' || b == '"' || b == '=':

@@ -53,9 +53,8 @@ type RuleSet struct {
 	fieldIDs   map[string]int // names joined by \x00 → slot
 	fieldNames [][]string     // slot → names
 	byName     map[string][]int
-	prefixes   map[string]bool // "a" and "a.b" for a field "a.b.c"
 	byRef      map[string]*Rule
-	keys       *keyTable // built from byName and prefixes once loaded
+	keys       *keyTable // built from byName once loaded
 
 	mu     sync.RWMutex
 	routes map[Logsource]*route
@@ -87,11 +86,6 @@ func (cp *compiler) fieldExact(names []string) int {
 	cp.rs.fieldNames = append(cp.rs.fieldNames, names)
 	for _, n := range names {
 		cp.rs.byName[n] = append(cp.rs.byName[n], id)
-		for i := 0; i < len(n); i++ {
-			if n[i] == '.' {
-				cp.rs.prefixes[n[:i]] = true
-			}
-		}
 	}
 	return id
 }
@@ -105,7 +99,6 @@ func NewRuleSet(cfg *Config) *RuleSet {
 		cfg:      cfg,
 		fieldIDs: map[string]int{},
 		byName:   map[string][]int{},
-		prefixes: map[string]bool{},
 		byRef:    map[string]*Rule{},
 		routes:   map[Logsource]*route{},
 	}
