@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -54,6 +55,9 @@ type Agent struct {
 
 	verifier *command.Verifier
 	exec     command.Executor
+
+	lastInv   [32]byte  // hash of the last inventory sent
+	lastInvAt time.Time // and when
 
 	mu          sync.Mutex
 	lastContact time.Time
@@ -339,10 +343,24 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 }
 
+// InventoryEvery is how often an unchanged inventory is sent again.
+const InventoryEvery = time.Hour
+
 func (a *Agent) collectAndQueue(ctx context.Context, cs []collect.Collector, eventsOnly bool) {
 	r := a.Collect(ctx, cs)
 	if eventsOnly && len(r.Events) == 0 {
 		return
+	}
+	if r.Inventory != nil {
+		// The inventory (hundreds of packages) goes out when it changed,
+		// and hourly; other reports leave it out.
+		b, _ := json.Marshal(r.Inventory)
+		sum := sha256.Sum256(b)
+		if sum == a.lastInv && a.now().Sub(a.lastInvAt) < InventoryEvery {
+			r.Inventory = nil
+		} else {
+			a.lastInv, a.lastInvAt = sum, a.now()
+		}
 	}
 	if err := a.Enqueue(r); err != nil {
 		a.log.Error("cannot spool report", "err", err)

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/agent/collect"
 	"github.com/vigil-iot/vigil/agent/command"
 	"github.com/vigil-iot/vigil/enroll"
 	"github.com/vigil-iot/vigil/ingest/httpin"
@@ -255,5 +257,45 @@ func TestIsolationRestoredWhenServerNeverConfirms(t *testing.T) {
 	a.checkIsolation(context.Background())
 	if strings.Join(rec.runs, ",") != "isolate" {
 		t.Fatalf("confirmed isolation undone: %v", rec.runs)
+	}
+}
+
+func TestInventorySentWhenChanged(t *testing.T) {
+	s := newServer(t)
+	state := s.enroll(t)
+	now := time.Now()
+	a, err := New(Config{StateDir: state, Class: "gateway", Disable: []string{"processes", "authlog", "network", "health"}},
+		Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	withInventory := func() bool {
+		t.Helper()
+		a.collectAndQueue(context.Background(), a.periodic, false)
+		rec, err := a.Spool().Peek()
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Spool().Ack()
+		var r wire.Report
+		if err := json.Unmarshal(rec, &r); err != nil {
+			t.Fatal(err)
+		}
+		return r.Inventory != nil
+	}
+	if !withInventory() {
+		t.Fatal("first report without inventory")
+	}
+	if withInventory() {
+		t.Fatal("unchanged inventory sent again at once")
+	}
+	a.periodic[0].(*collect.System).Class = "camera"
+	if !withInventory() {
+		t.Fatal("changed inventory not sent")
+	}
+	now = now.Add(InventoryEvery)
+	if !withInventory() {
+		t.Fatal("inventory not sent again after an hour")
 	}
 }

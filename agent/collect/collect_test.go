@@ -343,3 +343,34 @@ func TestProcessesOnThisMachine(t *testing.T) {
 	}
 	t.Fatalf("no event for pid %s among %d", pid, len(r.Events))
 }
+
+func TestPackagesCacheFollowsTheFile(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "lib/apk/db"), 0o755)
+	db := filepath.Join(root, ApkDB)
+	os.WriteFile(db, []byte("P:musl\nV:1.2.4-r2\n\n"), 0o644)
+	p := &Packages{Env: fixedEnv(root)}
+	names := func() string {
+		t.Helper()
+		var r wire.Report
+		if err := p.Collect(context.Background(), &r); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, c := range r.Inventory.Software {
+			out = append(out, c.Name+"@"+c.Version)
+		}
+		return strings.Join(out, ",")
+	}
+	if got := names(); got != "musl@1.2.4-r2" {
+		t.Fatal(got)
+	}
+	if got := names(); got != "musl@1.2.4-r2" {
+		t.Fatalf("cached: %s", got)
+	}
+	os.WriteFile(db, []byte("P:musl\nV:1.2.5-r0\n\nP:busybox\nV:1.36.1-r15\n\n"), 0o644)
+	os.Chtimes(db, time.Now().Add(time.Minute), time.Now().Add(time.Minute))
+	if got := names(); got != "musl@1.2.5-r0,busybox@1.36.1-r15" {
+		t.Fatalf("after an upgrade: %s", got)
+	}
+}

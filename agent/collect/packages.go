@@ -24,6 +24,14 @@ const (
 // databases that exist.
 type Packages struct {
 	Env Env
+
+	cache map[string]pkgCache // by database path: parsed while unchanged
+}
+
+type pkgCache struct {
+	mod   int64
+	size  int64
+	comps []wire.Component
 }
 
 // Name returns "packages".
@@ -42,7 +50,8 @@ func (p *Packages) Collect(_ context.Context, r *wire.Report) error {
 		{"/var/lib/opkg/status", "opkg", ParseOpkgStatus},
 		{ApkDB, "apk", ParseApkInstalled},
 	} {
-		f, err := os.Open(p.Env.path(src.path))
+		path := p.Env.path(src.path)
+		f, err := os.Open(path)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -50,10 +59,23 @@ func (p *Packages) Collect(_ context.Context, r *wire.Report) error {
 			errs = append(errs, fmt.Errorf("cannot read %s database: %w", src.name, err))
 			continue
 		}
-		comps, err := src.parse(f)
+		fi, err := f.Stat()
+		if err == nil {
+			if c, ok := p.cache[path]; ok && c.mod == fi.ModTime().UnixNano() && c.size == fi.Size() {
+				f.Close()
+				inv.Software = append(inv.Software, c.comps...)
+				continue
+			}
+		}
+		comps, perr := src.parse(f)
 		f.Close()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("cannot parse %s: %w", src.path, err))
+		if perr != nil {
+			errs = append(errs, fmt.Errorf("cannot parse %s: %w", src.path, perr))
+		} else if err == nil {
+			if p.cache == nil {
+				p.cache = map[string]pkgCache{}
+			}
+			p.cache[path] = pkgCache{mod: fi.ModTime().UnixNano(), size: fi.Size(), comps: comps}
 		}
 		inv.Software = append(inv.Software, comps...)
 	}
