@@ -3,8 +3,10 @@
 // (see docs/fields.md): connection open (virtual host, user, SASL
 // mechanism, client product), authentication failures (connection.close
 // with 403 ACCESS_REFUSED), declarations, bindings, consumers and publishes
-// (exchange, routing key, body size). An AMQP 1.0 protocol header is
-// recognised and reported (amqp.version "1.0"), its frames are not decoded.
+// (exchange, routing key, body size).
+// AMQP 1.0 is decoded too: SASL init (mechanism, user) and outcome
+// (authentication failures), open (container id, hostname), attach (link,
+// role, address), detach/end/close with their error condition.
 // Malformed traffic yields anomaly events.
 //
 // Passwords in SASL PLAIN responses are never kept. The parser reads the
@@ -63,8 +65,11 @@ func (p *Parser) Gap(c *proto.Context, n int, out proto.Emitter) {
 
 // Parse implements proto.StreamParser.
 func (p *Parser) Parse(c *proto.Context, data []byte, out proto.Emitter) int {
-	if p.broken || p.v10 {
+	if p.broken {
 		return len(data)
+	}
+	if p.v10 {
+		return p.parse10(c, data, out)
 	}
 	n := 0
 	if len(data) >= 4 && string(data[:4]) == "AMQP" {
@@ -87,7 +92,7 @@ func (p *Parser) Parse(c *proto.Context, data []byte, out proto.Emitter) int {
 		}
 		out.Emit(ev)
 		if p.v10 {
-			return len(data)
+			return 8 + p.parse10(c, data[8:], out)
 		}
 		n = 8
 	}

@@ -94,6 +94,7 @@ func TestAnomalies(t *testing.T) {
 
 func FuzzParse(f *testing.F) {
 	f.Add([]byte("AMQP\x00\x00\x09\x01"), frame(1, 0, method(10, 50, []byte{1, 147}, short("X"), []byte{0, 0, 0, 0})))
+	f.Add([]byte("AMQP\x03\x01\x00\x00"), frame10(1, 0x44, []byte{0x50, 1}))
 	f.Add(frame(1, 1, method(60, 40, []byte{0, 0}, short("e"), short("k"), []byte{0})), frame(2, 1, make([]byte, 14)))
 	f.Fuzz(func(t *testing.T, a, b []byte) {
 		p := New()
@@ -104,4 +105,53 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// frame10 builds an AMQP 1.0 frame (type 1 for SASL) around a described
+// performative with a list8 of the given encoded fields.
+func frame10(typ byte, code byte, fields ...[]byte) []byte {
+	var body []byte
+	for _, f := range fields {
+		body = append(body, f...)
+	}
+	perf := append([]byte{0x00, 0x53, code, 0xc0, byte(len(body) + 1), byte(len(fields))}, body...)
+	b := binary.BigEndian.AppendUint32(nil, uint32(8+len(perf)))
+	return append(append(b, 2, typ, 0, 0), perf...)
+}
+
+func sym(s string) []byte  { return append([]byte{0xa3, byte(len(s))}, s...) }
+func str8(s string) []byte { return append([]byte{0xa1, byte(len(s))}, s...) }
+
+func TestAMQP10(t *testing.T) {
+	c2s := []byte("AMQP\x03\x01\x00\x00")
+	c2s = append(c2s, frame10(1, 0x41, sym("PLAIN"), append([]byte{0xa0, 15}, "\x00sensor\x00secret"...), str8("broker"))...)
+	c2s = append(c2s, "AMQP\x00\x01\x00\x00"...)
+	c2s = append(c2s, frame10(0, 0x10, str8("dev-17"), str8("plant.example"))...)
+	target := []byte{0x00, 0x53, 0x29, 0xc0, 11, 1, 0xa1, 8, 'm', 'e', 't', 'e', 'r', 's', '/', '1'}
+	c2s = append(c2s, frame10(0, 0x12, str8("link-1"), []byte{0x43}, []byte{0x42}, []byte{0x40}, []byte{0x40}, []byte{0x40}, target)...)
+	p := New()
+	var s sink
+	if n := p.Parse(ctx(proto.ToServer), c2s, &s); n != len(c2s) {
+		t.Fatalf("consumed %d of %d", n, len(c2s))
+	}
+	p.Parse(ctx(proto.ToClient), append([]byte("AMQP\x03\x01\x00\x00"), frame10(1, 0x44, []byte{0x50, 1})...), &s)
+	var acts []string
+	for _, e := range s {
+		acts = append(acts, e.Action)
+	}
+	if strings.Join(acts, ",") != "protocol_header,sasl.init,open,attach,sasl.outcome" {
+		t.Fatalf("%v %+v", acts, s)
+	}
+	if s[1].Fields["amqp.user"] != "sensor" || s[2].Fields["amqp.vhost"] != "plant.example" ||
+		s[3].Fields["amqp.address"] != "meters/1" || s[3].Fields["amqp.role"] != "sender" ||
+		s[4].Fields["amqp.auth_failure"] != true {
+		t.Fatalf("%+v", s)
+	}
+	for _, e := range s {
+		for _, v := range e.Fields {
+			if strings.Contains(vigil.ValueString(v), "secret") {
+				t.Fatal("password kept")
+			}
+		}
+	}
 }
