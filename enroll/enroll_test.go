@@ -478,3 +478,33 @@ func restart(t *testing.T, f *fixture) *fixture {
 	f.srv = srv
 	return f
 }
+
+func TestOpenDirAndCommandKey(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	a, err := OpenDir(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := OpenDir(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.CommandKey.Equal(b.CommandKey) {
+		t.Fatal("the command key changed on reopening")
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, CommandKeyFile)); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("command key mode %v", fi.Mode())
+	}
+	os.Chmod(filepath.Join(dir, CommandKeyFile), 0o644)
+	if _, err := OpenDir(dir, nil); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("a world-readable key: %v", err)
+	}
+	// A token created by one store (vigil ctl) is redeemable through another (the server).
+	plain, _, err := a.Tokens.Create("camera", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Tokens.Redeem(plain, "camera-1"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -9,6 +9,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
+
+	"github.com/vigil-iot/vigil"
 )
 
 // CommandKeyFile is the command-signing key's file name in the data
@@ -53,4 +56,33 @@ func EnsureCommandKey(path string) (ed25519.PrivateKey, error) {
 		return nil, fmt.Errorf("cannot read command key %s: %T is not Ed25519", path, k)
 	}
 	return priv, nil
+}
+
+// Files are the enroll package's persistent state in a data directory.
+type Files struct {
+	Tokens      *TokenStore
+	Revocations *Revocations
+	CommandKey  ed25519.PrivateKey
+}
+
+// OpenDir opens (creating when missing) the token store, revocation list
+// and command key in dir: the state `vigil serve` and `vigil ctl
+// enroll-token create` share.
+func OpenDir(dir string, clock vigil.Clock) (Files, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return Files{}, fmt.Errorf("cannot create data directory: %w", err)
+	}
+	toks, err := OpenTokenStore(filepath.Join(dir, TokensFile), clock)
+	if err != nil {
+		return Files{}, err
+	}
+	revs, err := OpenRevocations(filepath.Join(dir, RevokedFile), clock)
+	if err != nil {
+		return Files{}, err
+	}
+	key, err := EnsureCommandKey(filepath.Join(dir, CommandKeyFile))
+	if err != nil {
+		return Files{}, err
+	}
+	return Files{Tokens: toks, Revocations: revs, CommandKey: key}, nil
 }
