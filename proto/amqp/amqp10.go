@@ -87,14 +87,23 @@ type item struct {
 	inner *item  // the value of a described value
 }
 
-func (v *val10) next() item {
+func (v *val10) next() item { return v.nextDepth(0) }
+
+func (v *val10) nextDepth(depth int) item {
 	code := byte(v.u8())
+	if v.bad {
+		return item{code: 0x40}
+	}
 	it := item{code: code}
 	switch code {
 	case 0x00: // described
-		d := v.next()
+		if depth > 8 {
+			v.bad = true
+			return it
+		}
+		d := v.nextDepth(depth + 1)
 		it.desc = d.num
-		in := v.next()
+		in := v.nextDepth(depth + 1)
 		it.inner = &in
 	case 0x40, 0x41, 0x42, 0x43, 0x44, 0x45:
 	case 0x50, 0x51, 0x52, 0x53, 0x54, 0x55, 0x56:
