@@ -109,9 +109,17 @@ func (e *engine) packet(link int, data []byte, ts time.Time, wireLen int) {
 	if e.disc != nil {
 		e.disc.observe(p.srcMAC, p.hasMAC, p.src, ts)
 	}
+	if p.fragment && p.payload == nil && !p.transportInvalid && (p.proto == ipTCP || p.proto == ipUDP) {
+		// A later IP fragment: no ports, so no flow to count it in (IP
+		// fragments are not reassembled).
+		e.stats.Fragments++
+		return
+	}
 	k, fwd := keyOf(p)
 	f := e.table.m[k]
-	if f != nil && p.proto == ipTCP && p.flags&(tcpSYN|tcpACK) == tcpSYN && (f.closing || f.rst) {
+	if f != nil && p.proto == ipTCP && p.flags&(tcpSYN|tcpACK) == tcpSYN && (f.closing || f.rst || f.decided) {
+		// A new connection on the 5-tuple of one that carried data: the
+		// old one ended without our seeing it.
 		e.endFlow(f, "end", ts)
 		f = nil
 	}

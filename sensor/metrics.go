@@ -69,6 +69,7 @@ func (m *metrics) sync(s Stats, active int) {
 	add("out_of_order", s.OutOfOrder, l.OutOfOrder)
 	add("gaps", s.Gaps, l.Gaps)
 	add("devices", s.Devices, l.Devices)
+	add("fragments", s.Fragments, l.Fragments)
 	m.last = s
 	m.flows.Set(float64(active))
 }

@@ -127,8 +127,9 @@ type Stats struct {
 	Orphans         uint64  `json:"orphans"`       // bare TCP control segments of unknown flows
 	Retransmissions uint64  `json:"retransmissions"`
 	OutOfOrder      uint64  `json:"out_of_order"`
-	Gaps            uint64  `json:"gaps"`    // holes skipped in TCP streams
-	Devices         uint64  `json:"devices"` // discovery announcements
+	Gaps            uint64  `json:"gaps"`      // holes skipped in TCP streams
+	Devices         uint64  `json:"devices"`   // discovery announcements
+	Fragments       uint64  `json:"fragments"` // later IP fragments (not reassembled)
 	Seconds         float64 `json:"seconds"`
 }
 
