@@ -1,6 +1,7 @@
 package sigma
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"unicode/utf16"
@@ -64,15 +65,21 @@ func skipWS(b []byte, i int) int {
 func scanString(b []byte, i int) (start, end int, esc bool, next int, err error) {
 	i++
 	start = i
-	// Fast path: no backslash before the closing quote.
-	for j := i; j < len(b); j++ {
+	// Fast path: no backslash before the closing quote. Short strings
+	// byte by byte, longer ones with the vectorized IndexByte.
+	j := i
+	for lim := min(i+16, len(b)); j < lim; j++ {
 		if b[j] == '"' {
 			return start, j, false, j + 1, nil
 		}
 		if b[j] == '\\' {
-			break
+			goto slow
 		}
 	}
+	if q := bytes.IndexByte(b[j:], '"'); q >= 0 && bytes.IndexByte(b[j:j+q], '\\') < 0 {
+		return start, j + q, false, j + q + 1, nil
+	}
+slow:
 	for i < len(b) {
 		c := b[i]
 		if c == '"' {
