@@ -83,3 +83,16 @@ const wantCorpusRejected = 0
 // wantUnresolved is the number of rules-placeholder rules whose expand
 // placeholders the default config leaves undefined.
 const wantUnresolved = 25
+
+func TestParseConfigKeepsDefaults(t *testing.T) {
+	c, err := ParseConfig([]byte("placeholders:\n  Admins: [root]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Kinds["process"]) == 0 || len(c.FieldMaps) == 0 || c.Placeholders["Admins"][0] != "root" {
+		t.Errorf("config = %+v", c)
+	}
+	if _, err := ParseConfig([]byte("kinds: [")); err == nil {
+		t.Error("bad YAML accepted")
+	}
+}

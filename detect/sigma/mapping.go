@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/vigil-iot/vigil"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -29,18 +30,35 @@ type FieldMap struct {
 
 // DefaultConfig returns the embedded default mapping config.
 func DefaultConfig() *Config {
-	c, err := ParseConfig(defaultMapping)
+	c, err := parseConfig(defaultMapping)
 	if err != nil {
 		panic(fmt.Sprintf("sigma: embedded mapping.yml: %v", err))
 	}
 	return c
 }
 
-// ParseConfig reads a mapping config.
+// ParseConfig reads a mapping config. Sections it leaves out (kinds,
+// fieldmaps, placeholders) keep the embedded defaults, so a file holding
+// only placeholder values is a complete config.
 func ParseConfig(b []byte) (*Config, error) {
+	c, err := parseConfig(b)
+	if err != nil {
+		return nil, err
+	}
+	d := DefaultConfig()
+	if c.Kinds == nil {
+		c.Kinds = d.Kinds
+	}
+	if c.FieldMaps == nil {
+		c.FieldMaps = d.FieldMaps
+	}
+	return c, nil
+}
+
+func parseConfig(b []byte) (*Config, error) {
 	var c Config
 	if err := yaml.Unmarshal(b, &c); err != nil {
-		return nil, fmt.Errorf("cannot parse sigma mapping config: %w", err)
+		return nil, vigil.Errorf(vigil.EINVALID, "cannot parse sigma mapping config: %v", err)
 	}
 	if c.Placeholders == nil {
 		c.Placeholders = map[string][]string{}
