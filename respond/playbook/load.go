@@ -283,6 +283,10 @@ func (c *compiler) step(i int, sy *stepYAML) *Step {
 	}
 	st.Params = map[string]*template.Template{}
 	for k, v := range sy.Params {
+		if strings.HasPrefix(k, "vigil.") || k == "" {
+			c.errorf(p("steps", i, "params", k), "parameter name %q is reserved (names starting with \"vigil.\" are Vigil's own)", k)
+			continue
+		}
 		t, err := parseTemplate(k, v)
 		if err != nil {
 			c.errorf(p("steps", i, "params", k), "parameter %s: template does not parse: %s", k, oneLine(err))

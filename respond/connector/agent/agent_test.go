@@ -42,10 +42,11 @@ func (e *executor) Execute(_ context.Context, c command.Command) (string, error)
 	return "done " + c.Action, nil
 }
 
-// TestEndToEnd runs the connector against the real server side of the
-// command channel (enroll.Handler over TLS) and a real enrolled agent
-// that long-polls, verifies signatures and applies its local policy.
-func TestEndToEnd(t *testing.T) {
+// channel starts the real server side of the command channel
+// (enroll.Handler over TLS) and a real enrolled agent that long-polls,
+// verifies signatures and applies its local policy (isolate and restore
+// allowed). It returns the connector on it and the agent's device id.
+func channel(t *testing.T) (*agent.Connector, string, *executor) {
 	dir := t.TempDir()
 	ca, err := pki.EnsureCA(filepath.Join(dir, "pki"))
 	if err != nil {
@@ -73,7 +74,7 @@ func TestEndToEnd(t *testing.T) {
 	srv := httptest.NewUnstartedServer(h.Front(http.NotFoundHandler()))
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientCAs: ca.Pool(), ClientAuth: tls.VerifyClientCertIfGiven}
 	srv.StartTLS()
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 
 	plain, _, err := toks.Create("camera", time.Hour)
 	if err != nil {
@@ -93,20 +94,27 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ag.Close()
+	t.Cleanup(func() { ag.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(cancel)
 	go func() { // the agent's poll loop
 		for ctx.Err() == nil {
 			ag.PollCommands(ctx)
 		}
 	}()
+	return conn, id.DeviceID, exec
+}
+
+// TestEndToEnd sends commands through the real channel to the real agent.
+func TestEndToEnd(t *testing.T) {
+	conn, device, exec := channel(t)
+	ctx := context.Background()
 
 	run := func(typ string) (string, error) {
 		t.Helper()
 		actx, acancel := context.WithTimeout(ctx, 20*time.Second)
 		defer acancel()
-		res, err := conn.Execute(actx, vigil.Action{ID: vigil.NewID(), Type: typ, DeviceID: id.DeviceID})
+		res, err := conn.Execute(actx, vigil.Action{ID: vigil.NewID(), Type: typ, DeviceID: device})
 		if err == nil || !errors.Is(err, context.DeadlineExceeded) {
 			if res.Acknowledged.IsZero() {
 				t.Fatalf("%s: no acknowledgement time (%v)", typ, err)
