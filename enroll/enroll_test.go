@@ -508,3 +508,47 @@ func TestOpenDirAndCommandKey(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestTokenLogSharedAndCompacted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), TokensFile)
+	a, _ := OpenTokenStore(path, nil)
+	b, _ := OpenTokenStore(path, nil) // another process, e.g. vigil ctl
+	var ids []string
+	for range 600 {
+		_, tok, err := a.Create("sensor", time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, tok.ID)
+	}
+	keep, _, _ := b.Create("camera", time.Hour)
+	for _, id := range ids {
+		if err := b.Revoke(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 1201 changes; compacted once past 1000 lines to the 201 live tokens,
+	// then 200 more revocations.
+	data, _ := os.ReadFile(path)
+	if n := strings.Count(string(data), "\n"); n != 401 {
+		t.Fatalf("log holds %d lines, want 401 after compaction", n)
+	}
+	if _, err := a.Redeem(keep, "camera-1"); err != nil {
+		t.Fatalf("the other store's token after compaction: %v", err)
+	}
+	if _, err := b.Redeem(keep, "camera-2"); vigil.ErrorCode(err) != vigil.EUNAUTHORIZED {
+		t.Fatalf("used twice across stores: %v", err)
+	}
+	// A torn last line (crash during a write) is ignored.
+	f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	f.WriteString(`{"op":"create","rec`)
+	f.Close()
+	c, err := OpenTokenStore(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := c.List()
+	if err != nil || len(list) != 1 || list[0].UsedBy != "camera-1" {
+		t.Fatalf("%v %+v", err, list)
+	}
+}

@@ -1,14 +1,16 @@
 package enroll
 
 import (
+	"bufio"
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -25,7 +27,7 @@ import (
 const TokenPrefix = "vge_"
 
 // TokensFile is the token store's file name in the data directory.
-const TokensFile = "enroll-tokens.json"
+const TokensFile = "enroll-tokens.jsonl"
 
 // MaxTokenTTL bounds an enrollment token's lifetime.
 const MaxTokenTTL = 30 * 24 * time.Hour
@@ -46,14 +48,34 @@ type tokenRecord struct {
 	Hash string `json:"hash"` // hex SHA-256 of the plaintext
 }
 
-// TokenStore keeps enrollment tokens in one JSON file, safe for
+// logEntry is one line of the token log.
+type logEntry struct {
+	Op     string       `json:"op"` // create, use, revoke
+	Record *tokenRecord `json:"record,omitempty"`
+	ID     string       `json:"id,omitempty"`
+	Used   time.Time    `json:"used,omitzero"`
+	UsedBy string       `json:"used_by,omitempty"`
+}
+
+// TokenStore keeps enrollment tokens in an append-only log of JSON lines
+// (create, use, revoke), fsynced per change, so that redeeming a token
+// costs one short write however many tokens exist. It is safe for
 // concurrent use by this process and by another (an offline `vigil ctl
-// enroll-token create`): every operation rereads the file under an
-// exclusive lock on a ".lock" file beside it.
+// enroll-token create`): every operation takes an exclusive lock on a
+// ".lock" file beside the log and first reads what the other appended.
+// The log is compacted (rewritten with the live tokens, dropping those
+// expired for a week) when it holds many more lines than tokens.
 type TokenStore struct {
 	path  string
 	clock vigil.Clock
-	mu    sync.Mutex
+
+	mu     sync.Mutex
+	byHash map[string]*tokenRecord
+	byID   map[string]*tokenRecord
+	order  []*tokenRecord // creation order; revoked ones removed
+	lines  int            // lines in the log
+	off    int64          // bytes of the log applied
+	ino    uint64         // inode of the log applied
 }
 
 // OpenTokenStore opens the store at path (a missing file is empty).
@@ -64,7 +86,16 @@ func OpenTokenStore(path string, clock vigil.Clock) (*TokenStore, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("cannot open enrollment tokens: %w", err)
 	}
-	return &TokenStore{path: path, clock: clock}, nil
+	s := &TokenStore{path: path, clock: clock}
+	s.reset()
+	if err := s.locked(func() error { return nil }); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *TokenStore) reset() {
+	s.byHash, s.byID, s.order, s.lines, s.off, s.ino = map[string]*tokenRecord{}, map[string]*tokenRecord{}, nil, 0, 0, 0
 }
 
 var classRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
@@ -85,42 +116,40 @@ func (s *TokenStore) Create(class string, ttl time.Duration) (string, Token, err
 	plain := TokenPrefix + base64.RawURLEncoding.EncodeToString(secret[:])
 	now := s.clock.Now().UTC()
 	rec := &tokenRecord{Token: Token{ID: vigil.NewID(), Class: class, Created: now, Expires: now.Add(ttl)}, Hash: hashToken(plain)}
-	err := s.update(func(recs []*tokenRecord) ([]*tokenRecord, error) {
-		// Drop tokens that expired more than a week ago.
-		kept := recs[:0]
-		for _, r := range recs {
-			if now.Sub(r.Expires) < 7*24*time.Hour {
-				kept = append(kept, r)
-			}
-		}
-		return append(kept, rec), nil
-	})
+	err := s.locked(func() error { return s.append(logEntry{Op: "create", Record: rec}) })
 	if err != nil {
 		return "", Token{}, err
 	}
 	return plain, rec.Token, nil
 }
 
+var errBadToken = vigil.Errorf(vigil.EUNAUTHORIZED, "invalid, expired or already used enrollment token")
+
+// lookup returns the usable record of a plaintext. Callers hold the lock.
+func (s *TokenStore) lookup(plain string) (*tokenRecord, error) {
+	r, ok := s.byHash[hashToken(plain)]
+	if !ok || !r.Used.IsZero() || !s.clock.Now().Before(r.Expires) {
+		return nil, errBadToken
+	}
+	return r, nil
+}
+
 // Redeem uses a token for a device: it must exist, be unexpired and
-// unused; it is then marked used by deviceID. EUNAUTHORIZED otherwise,
-// with the same message whatever the reason.
+// unused; it is then marked used by deviceID (on disk before Redeem
+// returns). EUNAUTHORIZED otherwise, with the same message whatever the
+// reason.
 func (s *TokenStore) Redeem(plain, deviceID string) (Token, error) {
-	h := hashToken(plain)
-	now := s.clock.Now().UTC()
 	var out Token
-	err := s.update(func(recs []*tokenRecord) ([]*tokenRecord, error) {
-		for _, r := range recs {
-			if subtle.ConstantTimeCompare([]byte(r.Hash), []byte(h)) != 1 {
-				continue
-			}
-			if !r.Used.IsZero() || !now.Before(r.Expires) {
-				break
-			}
-			r.Used, r.UsedBy = now, deviceID
-			out = r.Token
-			return recs, nil
+	err := s.locked(func() error {
+		r, err := s.lookup(plain)
+		if err != nil {
+			return err
 		}
-		return nil, vigil.Errorf(vigil.EUNAUTHORIZED, "invalid, expired or already used enrollment token")
+		if err := s.append(logEntry{Op: "use", ID: r.ID, Used: s.clock.Now().UTC(), UsedBy: deviceID}); err != nil {
+			return err
+		}
+		out = r.Token
+		return nil
 	})
 	return out, err
 }
@@ -128,42 +157,37 @@ func (s *TokenStore) Redeem(plain, deviceID string) (Token, error) {
 // Peek returns the token a plaintext names without using it (to learn
 // its class before the device id is chosen). EUNAUTHORIZED like Redeem.
 func (s *TokenStore) Peek(plain string) (Token, error) {
-	h := hashToken(plain)
-	all, err := s.read()
-	if err != nil {
-		return Token{}, err
-	}
-	now := s.clock.Now()
-	for _, r := range all {
-		if subtle.ConstantTimeCompare([]byte(r.Hash), []byte(h)) == 1 && r.Used.IsZero() && now.Before(r.Expires) {
-			return r.Token, nil
+	var out Token
+	err := s.locked(func() error {
+		r, err := s.lookup(plain)
+		if err == nil {
+			out = r.Token
 		}
-	}
-	return Token{}, vigil.Errorf(vigil.EUNAUTHORIZED, "invalid, expired or already used enrollment token")
+		return err
+	})
+	return out, err
 }
 
 // List returns every token, oldest first.
 func (s *TokenStore) List() ([]Token, error) {
-	recs, err := s.read()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Token, len(recs))
-	for i, r := range recs {
-		out[i] = r.Token
-	}
-	return out, nil
+	var out []Token
+	err := s.locked(func() error {
+		out = make([]Token, len(s.order))
+		for i, r := range s.order {
+			out[i] = r.Token
+		}
+		return nil
+	})
+	return out, err
 }
 
 // Revoke deletes a token by id. ENOTFOUND when there is none.
 func (s *TokenStore) Revoke(id string) error {
-	return s.update(func(recs []*tokenRecord) ([]*tokenRecord, error) {
-		for i, r := range recs {
-			if r.ID == id {
-				return append(recs[:i], recs[i+1:]...), nil
-			}
+	return s.locked(func() error {
+		if _, ok := s.byID[id]; !ok {
+			return vigil.Errorf(vigil.ENOTFOUND, "no enrollment token %q", id)
 		}
-		return nil, vigil.Errorf(vigil.ENOTFOUND, "no enrollment token %q", id)
+		return s.append(logEntry{Op: "revoke", ID: id})
 	})
 }
 
@@ -172,59 +196,152 @@ func hashToken(plain string) string {
 	return hex.EncodeToString(h[:])
 }
 
-type tokenFile struct {
-	Version int            `json:"version"`
-	Tokens  []*tokenRecord `json:"tokens"`
-}
-
-func (s *TokenStore) read() ([]*tokenRecord, error) {
+// locked runs fn with the store up to date under both locks, then
+// compacts the log when it is mostly history.
+func (s *TokenStore) locked(fn func() error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	unlock, err := lockFile(s.path + ".lock")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer unlock()
-	return s.load()
+	if err := s.sync(); err != nil {
+		return err
+	}
+	if err := fn(); err != nil {
+		return err
+	}
+	if s.lines > 1000 && s.lines > 3*len(s.order) {
+		return s.compact()
+	}
+	return nil
 }
 
-func (s *TokenStore) load() ([]*tokenRecord, error) {
-	b, err := os.ReadFile(s.path)
+// sync applies what was appended to the log since the last look, or
+// rereads it when it was replaced.
+func (s *TokenStore) sync() error {
+	f, err := os.Open(s.path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		s.reset()
+		return nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("cannot read enrollment tokens: %w", err)
+		return fmt.Errorf("cannot read enrollment tokens: %w", err)
 	}
-	var f tokenFile
-	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("cannot read enrollment tokens %s: %w", s.path, err)
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("cannot read enrollment tokens: %w", err)
 	}
-	return f.Tokens, nil
+	var ino uint64
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		ino = uint64(st.Ino)
+	}
+	if ino != s.ino || fi.Size() < s.off {
+		s.reset()
+		s.ino = ino
+	}
+	if fi.Size() == s.off {
+		return nil
+	}
+	if _, err := f.Seek(s.off, io.SeekStart); err != nil {
+		return fmt.Errorf("cannot read enrollment tokens: %w", err)
+	}
+	br := bufio.NewReader(f)
+	for {
+		line, err := br.ReadBytes('\n')
+		if err != nil { // a torn last line (crash mid-write) is ignored
+			break
+		}
+		var e logEntry
+		if err := json.Unmarshal(line, &e); err != nil {
+			return fmt.Errorf("cannot read enrollment tokens %s: line %d: %w", s.path, s.lines+1, err)
+		}
+		s.apply(e)
+		s.lines++
+		s.off += int64(len(line))
+	}
+	return nil
 }
 
-// update runs fn on the records under the lock and writes what it returns.
-func (s *TokenStore) update(fn func([]*tokenRecord) ([]*tokenRecord, error)) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	unlock, err := lockFile(s.path + ".lock")
+func (s *TokenStore) apply(e logEntry) {
+	switch e.Op {
+	case "create":
+		if e.Record != nil {
+			s.byHash[e.Record.Hash], s.byID[e.Record.ID] = e.Record, e.Record
+			s.order = append(s.order, e.Record)
+		}
+	case "use":
+		if r, ok := s.byID[e.ID]; ok {
+			r.Used, r.UsedBy = e.Used, e.UsedBy
+		}
+	case "revoke":
+		if r, ok := s.byID[e.ID]; ok {
+			delete(s.byID, e.ID)
+			delete(s.byHash, r.Hash)
+			for i, o := range s.order {
+				if o == r {
+					s.order = append(s.order[:i], s.order[i+1:]...)
+					break
+				}
+			}
+		}
+	}
+}
+
+// append writes one entry (fsync) and applies it.
+func (s *TokenStore) append(e logEntry) error {
+	b, err := json.Marshal(e)
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	recs, err := s.load()
+	b = append(b, '\n')
+	f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
+		return fmt.Errorf("cannot write enrollment tokens: %w", err)
+	}
+	defer f.Close()
+	if s.ino == 0 {
+		if fi, err := f.Stat(); err == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				s.ino = uint64(st.Ino)
+			}
+		}
+	}
+	if _, err := f.Write(b); err != nil {
+		return fmt.Errorf("cannot write enrollment tokens: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("cannot write enrollment tokens: %w", err)
+	}
+	s.apply(e)
+	s.lines++
+	s.off += int64(len(b))
+	return nil
+}
+
+// compact rewrites the log with one create line per live token, dropping
+// tokens expired for more than a week.
+func (s *TokenStore) compact() error {
+	now := s.clock.Now()
+	var buf bytes.Buffer
+	for _, r := range s.order {
+		if now.Sub(r.Expires) > 7*24*time.Hour {
+			continue
+		}
+		b, err := json.Marshal(logEntry{Op: "create", Record: r})
+		if err != nil {
+			return err
+		}
+		buf.Write(b)
+		buf.WriteByte('\n')
+	}
+	if err := writeFileAtomic(s.path, buf.Bytes(), 0o600); err != nil {
 		return err
 	}
-	recs, err = fn(recs)
-	if err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(tokenFile{Version: 1, Tokens: recs}, "", "  ")
-	if err != nil {
-		return err
-	}
-	return writeFileAtomic(s.path, b, 0o600)
+	s.reset()
+	return s.sync()
 }
 
 func lockFile(path string) (func(), error) {
