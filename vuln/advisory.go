@@ -1,6 +1,8 @@
 package vuln
 
 import (
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -133,4 +135,44 @@ type VEXStatement struct {
 	Status        string   `json:"status"`
 	Justification string   `json:"justification,omitempty"`
 	Source        string   `json:"source,omitempty"` // the document it came from
+}
+
+// VEXProduct is a parsed VEX product identifier.
+type VEXProduct struct {
+	PURL *PURL
+	CPE  *CPE
+	// Firmware: vendor and model (normalized) and firmware ("" = any).
+	Vendor, Model, Firmware string
+}
+
+// ParseVEXProduct parses a purl, a CPE, or "vigil:firmware/<vendor>/<model>[@<firmware>]".
+func ParseVEXProduct(s string) (VEXProduct, error) {
+	var p VEXProduct
+	switch {
+	case strings.HasPrefix(s, "pkg:"):
+		pu, err := ParsePURL(s)
+		if err != nil {
+			return p, err
+		}
+		p.PURL = &pu
+	case strings.HasPrefix(s, "cpe:"):
+		c, err := ParseCPE(s)
+		if err != nil {
+			return p, err
+		}
+		p.CPE = &c
+	case strings.HasPrefix(s, "vigil:firmware/"):
+		rest := strings.TrimPrefix(s, "vigil:firmware/")
+		if i := strings.LastIndexByte(rest, '@'); i >= 0 {
+			rest, p.Firmware = rest[:i], rest[i+1:]
+		}
+		v, m, ok := strings.Cut(rest, "/")
+		if !ok || v == "" || m == "" {
+			return p, fmt.Errorf("bad product %q: want vigil:firmware/<vendor>/<model>[@<firmware>]", s)
+		}
+		p.Vendor, p.Model = NormalizeName(v), NormalizeName(m)
+	default:
+		return p, fmt.Errorf("bad product %q: not a purl, a CPE or vigil:firmware/...", s)
+	}
+	return p, nil
 }
