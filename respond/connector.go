@@ -3,6 +3,7 @@ package respond
 import (
 	"context"
 	"maps"
+	"strconv"
 	"strings"
 	"time"
 
@@ -70,4 +71,24 @@ func withMeta(params map[string]string, meta map[string]string) map[string]strin
 	}
 	maps.Copy(out, meta)
 	return out
+}
+
+// Info is the engine's bookkeeping on an action, for the API and CLI.
+type Info struct {
+	Connector         string    `json:"connector,omitempty"`
+	Step              string    `json:"step,omitempty"`
+	Held              string    `json:"held,omitempty"` // why it waits for approval
+	ApprovalsRequired int       `json:"approvals_required,omitempty"`
+	ApprovalDeadline  time.Time `json:"approval_deadline,omitzero"`
+	RollbackOf        string    `json:"rollback_of,omitempty"`
+	Undo              string    `json:"undo,omitempty"`
+}
+
+// InfoOf reads the engine's bookkeeping from an action's params.
+func InfoOf(a vigil.Action) Info {
+	p := a.Params
+	in := Info{Connector: p[MetaConnector], Step: p[MetaStep], Held: p[MetaHeld], RollbackOf: p[MetaRollbackOf], Undo: p[MetaUndo]}
+	in.ApprovalsRequired, _ = strconv.Atoi(p[MetaApprovals])
+	in.ApprovalDeadline, _ = time.Parse(time.RFC3339Nano, p[MetaDeadline])
+	return in
 }

@@ -525,3 +525,16 @@ steps:
 		t.Fatal("an incident playbook ran on an alert")
 	}
 }
+
+func TestInfoOf(t *testing.T) {
+	e := newEnv(t, respond.Options{}, approvalPB)
+	a := e.get(e.alert("al-1", "cam-1", "")[0].ID)
+	in := respond.InfoOf(a)
+	if in.Connector != "mqtt" || in.ApprovalsRequired != 2 || in.Held != "playbook requires approval" ||
+		!in.ApprovalDeadline.Equal(e.clock.Now().Add(30*time.Minute)) || in.Undo != "release_client" {
+		t.Fatalf("%+v", in)
+	}
+	if p := respond.PublicParams(a); len(p) != 1 || p["client_id"] != "cam-1" {
+		t.Fatalf("public params %v", p)
+	}
+}
