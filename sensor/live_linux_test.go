@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,21 +40,19 @@ func (c *syncCollector) find(kind, action, field string, value any) bool {
 	return false
 }
 
-// TestLiveCaptureInNamespace captures with AF_PACKET on one end of a veth
-// pair between two network namespaces it creates: mosquitto listens in
-// one, mosquitto_pub publishes from the other. Nothing outside the two
-// namespaces is touched.
-func TestLiveCaptureInNamespace(t *testing.T) {
+// netnsPair creates two network namespaces joined by a veth pair,
+// 10.213.7.1/30 (ifA, in nsA) and 10.213.7.2/30 (in nsB), removed when
+// the test ends. It skips unless running as root with ip(8).
+func netnsPair(t *testing.T) (nsA, nsB, ifA string) {
+	t.Helper()
 	if os.Getuid() != 0 {
-		t.Skip("live capture test needs root (ip netns, AF_PACKET)")
+		t.Skip("needs root for ip netns and AF_PACKET")
 	}
-	for _, bin := range []string{"ip", "mosquitto", "mosquitto_pub"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("live capture test needs %s: %v", bin, err)
-		}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skipf("needs ip(8): %v", err)
 	}
-	id := os.Getpid() % 100000
-	nsA, nsB := fmt.Sprintf("vigil-a-%d", id), fmt.Sprintf("vigil-b-%d", id)
+	id := os.Getpid()%10000*10 + int(netnsSeq.Add(1)%10)
+	nsA, nsB = fmt.Sprintf("vigil-a-%d", id), fmt.Sprintf("vigil-b-%d", id)
 	ifA, ifB := fmt.Sprintf("vga%d", id), fmt.Sprintf("vgb%d", id)
 	run := func(args ...string) {
 		t.Helper()
@@ -70,6 +69,22 @@ func TestLiveCaptureInNamespace(t *testing.T) {
 	run("ip", "-n", nsB, "addr", "add", "10.213.7.2/30", "dev", ifB)
 	run("ip", "-n", nsA, "link", "set", ifA, "up")
 	run("ip", "-n", nsB, "link", "set", ifB, "up")
+	return nsA, nsB, ifA
+}
+
+var netnsSeq atomic.Int64
+
+// TestLiveCaptureInNamespace captures with AF_PACKET on one end of a veth
+// pair between two network namespaces it creates: mosquitto listens in
+// one, mosquitto_pub publishes from the other. Nothing outside the two
+// namespaces is touched.
+func TestLiveCaptureInNamespace(t *testing.T) {
+	for _, bin := range []string{"mosquitto", "mosquitto_pub"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("live capture test needs %s: %v", bin, err)
+		}
+	}
+	nsA, nsB, ifA := netnsPair(t)
 
 	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
 	os.WriteFile(conf, []byte("listener 1883 10.213.7.1\nallow_anonymous true\n"), 0o644)
