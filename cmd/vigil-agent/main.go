@@ -5,6 +5,7 @@
 //	vigil-agent enroll --server URL --token T [--state DIR] [--ca FILE]
 //	vigil-agent run [--config FILE] [--once]
 //	vigil-agent version
+//	vigil-agent simulate --count N --server URL --ca FILE (--tokens FILE | --admin-token T) [--interval D] [--duration D]
 //
 // It is built with CGO_ENABLED=0 and links the standard library and the
 // agent and wire packages only.
@@ -39,6 +40,7 @@ const usage = `usage:
   vigil-agent enroll --server URL --token T [--state DIR] [--ca FILE]
   vigil-agent run [--config FILE] [--once]
   vigil-agent version
+  vigil-agent simulate --count N --server URL --ca FILE (--tokens FILE | --admin-token T [--class C]) [--interval 60s] [--duration 0]
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -56,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdEnroll(ctx, args[1:], stdout, stderr)
 	case "run":
 		return runAgent(ctx, args[1:], stderr)
+	case "simulate":
+		return simulate(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
