@@ -166,8 +166,8 @@ func (p *Policy) Permits(c Command) error {
 	return nil
 }
 
-// ReplayCache remembers the nonces of accepted commands until they
-// expire, in a file of "nonce unix-expiry" lines, so a restart does not
+// ReplayCache remembers the nonces of accepted commands until a day
+// after they expire, in a file of "nonce unix-expiry" lines, so a restart does not
 // forget them. It is safe for concurrent use.
 type ReplayCache struct {
 	path string
@@ -241,8 +241,11 @@ func (rc *ReplayCache) Add(nonce string, expires, now time.Time) (bool, error) {
 	if _, ok := rc.seen[nonce]; ok {
 		return false, nil
 	}
-	// Keep entries a minute past expiry to cover clock steps.
-	exp := expires.Add(time.Minute).Unix()
+	// Keep entries DefaultMaxTTL past expiry: a device clock stepped back
+	// (no RTC before NTP, a correction) must not make an expired, forgotten
+	// command look fresh again; Verify refuses expiries further ahead than
+	// MaxTTL, so a step back of less than that stays covered.
+	exp := expires.Add(DefaultMaxTTL).Unix()
 	if _, err := fmt.Fprintf(rc.f, "%s %d\n", nonce, exp); err != nil {
 		return false, fmt.Errorf("cannot write replay cache: %w", err)
 	}
