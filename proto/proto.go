@@ -39,11 +39,18 @@ type Context struct {
 	// Midstream is true when the sensor did not see the connection open,
 	// so that decoders do not report out-of-state traffic they cannot judge.
 	Midstream bool
+	// Net, when set, is the sender-to-receiver 5-tuple that events share
+	// (events are immutable, so one value per flow direction suffices);
+	// when nil, Network computes a new one.
+	Net *vigil.Network
 }
 
 // Network returns the 5-tuple oriented from the sender of the data to its
-// receiver, as a new value that an event may keep.
+// receiver, for an event to keep: Net when set, else a new value.
 func (c *Context) Network() *vigil.Network {
+	if c.Net != nil {
+		return c.Net
+	}
 	n := c.Flow
 	if c.Dir == ToClient {
 		n.SrcIP, n.DstIP = n.DstIP, n.SrcIP

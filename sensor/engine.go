@@ -83,6 +83,11 @@ func (e *engine) ctx(f *flow, d proto.Direction) {
 	e.c.Dir = d
 	e.c.FlowID = f.id
 	e.c.Midstream = f.midstream
+	e.c.Net = nil
+	if f.nets[d] == nil {
+		f.nets[d] = e.c.Network()
+	}
+	e.c.Net = f.nets[d]
 }
 
 // packet processes one captured frame.

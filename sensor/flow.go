@@ -48,7 +48,8 @@ type flow struct {
 	stream     proto.StreamParser
 	dgram      proto.DatagramParser
 	half       [2]half
-	prev, next *flow // LRU list, most recent first
+	nets       [2]*vigil.Network // per direction, shared by the flow's events
+	prev, next *flow             // LRU list, most recent first
 }
 
 // dir returns the direction of a packet in this flow.
@@ -178,7 +179,7 @@ func transportName(p uint8) string {
 
 // record returns the flow record event of f.
 func (f *flow) record(reason string, ts time.Time) vigil.Event {
-	n := f.net
+	n := f.net // a copy: the record may outlive later changes
 	ev := vigil.Event{
 		Time:     f.end,
 		Source:   "sensor",
