@@ -74,7 +74,7 @@ func parseTTL(s string, def time.Duration) (time.Duration, error) {
 
 func (h *Handler) createToken(w http.ResponseWriter, r *http.Request) {
 	var req TokenRequest
-	if err := decodeBody(r, &req); err != nil {
+	if err := decodeBody(r, &req, true); err != nil {
 		web.WriteError(w, r, h.log, err)
 		return
 	}
@@ -123,7 +123,7 @@ func (h *Handler) revokeDevice(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) sendCommand(w http.ResponseWriter, r *http.Request) {
 	var req CommandRequest
-	if err := decodeBody(r, &req); err != nil {
+	if err := decodeBody(r, &req, true); err != nil {
 		web.WriteError(w, r, h.log, err)
 		return
 	}

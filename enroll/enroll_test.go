@@ -2,6 +2,7 @@ package enroll
 
 import (
 	"context"
+	"encoding/json"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -551,4 +552,45 @@ func TestTokenLogSharedAndCompacted(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0].UsedBy != "camera-1" {
 		t.Fatalf("%v %+v", err, list)
 	}
+}
+
+func TestAdminRoutes(t *testing.T) {
+	f := newFixture(t, false)
+	mux := http.NewServeMux()
+	for _, rt := range f.h.AdminRoutes() {
+		if rt.Public || rt.Perm == "" {
+			t.Fatalf("admin route %s %s is not protected", rt.Method, rt.Pattern)
+		}
+		mux.Handle(rt.Method+" "+rt.Pattern, rt.Handler)
+	}
+	call := func(method, path, body string, want int) map[string]any {
+		t.Helper()
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader(body)))
+		if rec.Code != want {
+			t.Fatalf("%s %s: %d %s, want %d", method, path, rec.Code, rec.Body, want)
+		}
+		var out map[string]any
+		json.Unmarshal(rec.Body.Bytes(), &out)
+		return out
+	}
+	tok := call("POST", PathTokens, `{"class":"camera","ttl":"30m"}`, 201)
+	if !strings.HasPrefix(tok["token"].(string), TokenPrefix) || tok["class"] != "camera" {
+		t.Fatalf("token answer %v", tok)
+	}
+	call("POST", PathTokens, `{"class":"camera","tll":"30m"}`, 400)
+	call("POST", PathTokens, `{"class":"camera","ttl":"90d"}`, 400)
+	if list := call("GET", PathTokens, "", 200)["tokens"].([]any); len(list) != 1 {
+		t.Fatalf("tokens %v", list)
+	}
+	cmd := call("POST", "/api/v1/devices/camera-1/commands", `{"action":"isolate","ttl":"2m"}`, 201)["command"].(map[string]any)
+	call("POST", "/api/v1/devices/camera-1/commands", `{"action":"format_disk"}`, 400)
+	got := call("GET", "/api/v1/commands/"+cmd["id"].(string), "", 200)
+	if got["result"] != nil || got["command"].(map[string]any)["action"] != "isolate" {
+		t.Fatalf("command answer %v", got)
+	}
+	call("GET", "/api/v1/commands/nope", "", 404)
+	call("POST", "/api/v1/devices/camera-1/revoke", "", 204)
+	call("DELETE", "/api/v1/enroll-tokens/"+tok["id"].(string), "", 204)
+	call("DELETE", "/api/v1/enroll-tokens/"+tok["id"].(string), "", 404)
 }

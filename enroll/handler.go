@@ -210,7 +210,10 @@ func (h *Handler) RequireDevice(next http.Handler) http.Handler {
 	})
 }
 
-func decodeBody(r *http.Request, v any) error {
+// decodeBody reads a JSON body of at most maxBody bytes. Unknown fields
+// are refused when strict (administrative calls, where a typo must not
+// pass silently) and ignored otherwise (agents newer than the server).
+func decodeBody(r *http.Request, v any, strict bool) error {
 	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
 		return vigil.Errorf(vigil.EINVALID, "cannot read body: %v", err)
@@ -219,7 +222,9 @@ func decodeBody(r *http.Request, v any) error {
 		return vigil.Errorf(vigil.ETOOLARGE, "body is larger than %d bytes", maxBody)
 	}
 	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
+	if strict {
+		dec.DisallowUnknownFields()
+	}
 	if err := dec.Decode(v); err != nil {
 		return vigil.Errorf(vigil.EINVALID, "cannot decode body: %v", err)
 	}
@@ -271,7 +276,7 @@ func (h *Handler) enroll(w http.ResponseWriter, r *http.Request) {
 	w = rec
 	defer func() { h.requests.WithLabelValues("enroll", rec.result()).Inc() }()
 	var req protocol.EnrollRequest
-	if err := decodeBody(r, &req); err != nil {
+	if err := decodeBody(r, &req, false); err != nil {
 		web.WriteError(w, r, h.log, err)
 		return
 	}
@@ -313,7 +318,7 @@ func (h *Handler) renew(w http.ResponseWriter, r *http.Request) {
 	defer func() { h.requests.WithLabelValues("renew", rec.result()).Inc() }()
 	id, _ := httpin.DeviceFrom(r.Context())
 	var req protocol.RenewRequest
-	if err := decodeBody(r, &req); err != nil {
+	if err := decodeBody(r, &req, false); err != nil {
 		web.WriteError(w, r, h.log, err)
 		return
 	}
@@ -449,7 +454,7 @@ func (h *Handler) poll(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) result(w http.ResponseWriter, r *http.Request) {
 	id, _ := httpin.DeviceFrom(r.Context())
 	var res command.Result
-	if err := decodeBody(r, &res); err != nil {
+	if err := decodeBody(r, &res, false); err != nil {
 		web.WriteError(w, r, h.log, err)
 		return
 	}
