@@ -2,8 +2,8 @@ package enroll
 
 import (
 	"context"
-	"encoding/json"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
