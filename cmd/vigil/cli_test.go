@@ -158,7 +158,7 @@ func TestRulesCheckAndTest(t *testing.T) {
 	events := filepath.Join(dir, "events.jsonl")
 	os.WriteFile(events, []byte(`{"CommandLine":"wget http://x -O /tmp/a","User":"www"}`+"\n"+`{"CommandLine":"wget http://x -O /tmp/a"}`+"\n"+`{"CommandLine":"wget http://x -O /tmp/a","User":"root"}`+"\n"), 0o644)
 	out, code = run(t, "rules", "test", "--rule", filepath.Join(dir, "good.yml"), "--events", events)
-	if code != 0 || strings.Count(out, "MATCH") != 2 || !strings.Contains(out, "line 3: no match") {
+	if code != 0 || strings.Count(out, ": MATCH:") != 2 || !strings.Contains(out, "line 3: no match") {
 		t.Fatalf("rules test: exit %d:\n%s", code, out)
 	}
 	os.WriteFile(events, []byte(`{"CommandLine":"ls"}`+"\n"), 0o644)

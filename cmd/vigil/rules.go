@@ -37,13 +37,13 @@ Exits 0 when nothing was rejected, 1 otherwise.`,
 			if err != nil {
 				return err
 			}
-			rs, errs := sigma.LoadDirs(args, cfg)
+			_, res := sigma.Check(args, cfg)
 			out := cmd.OutOrStdout()
-			for _, e := range errs {
+			for _, e := range res.Errors {
 				fmt.Fprintln(out, e.Error())
 			}
-			fmt.Fprintf(out, "rules: total=%d compiled=%d rejected=%d\n", rs.Compiled()+len(errs), rs.Compiled(), len(errs))
-			if len(errs) > 0 {
+			fmt.Fprintln(out, res.Summary())
+			if res.Rejected > 0 {
 				return exitCode(1)
 			}
 			return nil
@@ -63,25 +63,20 @@ its selections did. Exits 0 when at least one event matched, 1 when none did.`,
 			if err != nil {
 				return err
 			}
-			b, err := os.ReadFile(ruleFile)
-			if err != nil {
-				return fmt.Errorf("cannot read rule: %w", err)
-			}
-			rs, errs := sigma.LoadBytes(ruleFile, b, cfg)
-			if len(errs) > 0 {
-				for _, e := range errs {
-					fmt.Fprintln(cmd.ErrOrStderr(), e.Error())
-				}
-				return exitCode(2)
-			}
 			in, err := openInput(eventsFile)
 			if err != nil {
 				return err
 			}
 			defer in.Close()
-			results, matched, err := rs.TestEvents(in)
+			results, matched, loadErrs, err := sigma.TestRuleFile(ruleFile, in, cfg)
+			for _, e := range loadErrs {
+				fmt.Fprintln(cmd.ErrOrStderr(), e.Error())
+			}
 			if err != nil {
 				return err
+			}
+			if len(loadErrs) > 0 {
+				return exitCode(2)
 			}
 			out := cmd.OutOrStdout()
 			if output == "json" {
@@ -91,14 +86,7 @@ its selections did. Exits 0 when at least one event matched, 1 when none did.`,
 				}
 			} else {
 				for _, r := range results {
-					switch {
-					case r.Error != "":
-						fmt.Fprintf(out, "line %d: error: %s\n", r.Line, r.Error)
-					case r.Matched:
-						fmt.Fprintf(out, "line %d: MATCH %s (%s): selections %v\n", r.Line, r.RuleID, r.Title, r.Selections)
-					default:
-						fmt.Fprintf(out, "line %d: no match %s: selections that held %v\n", r.Line, r.RuleID, r.Selections)
-					}
+					fmt.Fprintln(out, sigma.FormatResult(r))
 				}
 			}
 			fmt.Fprintf(out, "rules test: matched %d event(s)\n", matched)

@@ -1,14 +1,9 @@
 package sigma
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
-	"time"
 )
 
 // CheckResult is the outcome of compiling rule directories, for
@@ -65,46 +60,4 @@ func FormatResult(r TestResult) string {
 		sel = "matched: " + strings.Join(r.Selections, ", ")
 	}
 	return fmt.Sprintf("line %d: %s: %s (%s)", r.Line, verdict, r.Title, sel)
-}
-
-// Watch reloads the rule directories when a rule file changes (checked
-// every interval by modification time and size) and calls onLoad with the
-// new rule set and its errors, first once at start. It returns when ctx
-// ends. Pair it with Detector.Swap.
-func Watch(ctx context.Context, dirs []string, cfg *Config, interval time.Duration, onLoad func(*RuleSet, []FileError)) {
-	last := ""
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if sig := dirSignature(dirs); sig != last {
-			last = sig
-			rs, errs := LoadDirs(dirs, cfg)
-			onLoad(rs, errs)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// dirSignature summarizes the rule files' names, sizes and times.
-func dirSignature(dirs []string) string {
-	var b strings.Builder
-	for _, d := range dirs {
-		filepath.WalkDir(d, func(p string, de fs.DirEntry, err error) error {
-			if err != nil || de.IsDir() {
-				return nil
-			}
-			if ext := strings.ToLower(filepath.Ext(p)); ext != ".yml" && ext != ".yaml" {
-				return nil
-			}
-			if fi, err := os.Stat(p); err == nil {
-				fmt.Fprintf(&b, "%s %d %d\n", p, fi.Size(), fi.ModTime().UnixNano())
-			}
-			return nil
-		})
-	}
-	return b.String()
 }

@@ -196,7 +196,7 @@ func TestAppendAlertMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
-func TestCheckAndWatch(t *testing.T) {
+func TestCheck(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "good.yml"), []byte(procRule), 0o644)
 	os.WriteFile(filepath.Join(dir, "bad.yml"), []byte("title: Bad\nlogsource: {product: linux}\ndetection:\n    sel:\n        A|nope: x\n    condition: sel\n"), 0o644)
@@ -204,17 +204,6 @@ func TestCheckAndWatch(t *testing.T) {
 	if res.Summary() != "rules: total=2 compiled=1 rejected=1" || len(res.Errors) != 1 || res.Errors[0].Line != 5 {
 		t.Fatalf("check = %+v", res)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	loads := make(chan int, 4)
-	go Watch(ctx, []string{dir}, nil, 10*time.Millisecond, func(rs *RuleSet, _ []FileError) { loads <- len(rs.Rules) })
-	if n := <-loads; n != 1 {
-		t.Fatalf("first load: %d rules", n)
-	}
-	os.WriteFile(filepath.Join(dir, "bad.yml"), []byte(strings.Replace(procRule, "1111", "2222", 1)), 0o644)
-	if n := <-loads; n != 2 {
-		t.Fatalf("reload: %d rules", n)
-	}
-	cancel()
 }
 
 func TestEventTimeAndEventJSONShape(t *testing.T) {
