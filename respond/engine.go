@@ -50,6 +50,8 @@ type Options struct {
 	ApprovalTimeout time.Duration
 	// OnContained is called once per incident when a containment action
 	// succeeded, with its acknowledgement time (incident.Correlator.Contain).
+	// It is called without the engine's lock held: it may call the engine
+	// (HandleIncident with "contained").
 	OnContained func(ctx context.Context, incidentID string, at time.Time) error
 	Clock       vigil.Clock
 	Logger      *slog.Logger
@@ -176,9 +178,11 @@ func ActionID(playbookName, trigger, step string) string {
 func (e *Engine) HandleAlert(ctx context.Context, a vigil.Alert) ([]vigil.Action, error) {
 	dev := e.device(ctx, a.DeviceID)
 	in := &playbook.Input{Alert: a, Device: dev}
-	var inc vigil.Incident
 	if a.IncidentID != "" {
-		inc.ID = a.IncidentID
+		inc, err := e.st.GetIncident(ctx, a.IncidentID)
+		if err != nil {
+			inc = vigil.Incident{ID: a.IncidentID}
+		}
 		in.Incident = inc
 	}
 	var (

@@ -96,16 +96,20 @@ func newEnv(t *testing.T, opts respond.Options, pbs ...string) *env {
 	opts.Connectors = []respond.Connector{e.agent, e.mqtt, e.slack}
 	opts.Clock = e.clock
 	opts.Registerer = e.reg
+	next := opts.OnContained
 	opts.OnContained = func(ctx context.Context, id string, at time.Time) error {
 		e.mu.Lock()
-		defer e.mu.Unlock()
 		e.contained[id] = at
 		inc, err := st.GetIncident(ctx, id)
-		if err != nil {
-			return err
+		if err == nil {
+			inc.Contained, inc.Status = at, vigil.IncidentContained
+			err = st.PutIncident(ctx, inc)
 		}
-		inc.Contained, inc.Status = at, vigil.IncidentContained
-		return st.PutIncident(ctx, inc)
+		e.mu.Unlock()
+		if err == nil && next != nil {
+			err = next(ctx, id, at)
+		}
+		return err
 	}
 	e.eng, err = respond.New(opts)
 	if err != nil {
@@ -536,5 +540,39 @@ func TestInfoOf(t *testing.T) {
 	}
 	if p := respond.PublicParams(a); len(p) != 1 || p["client_id"] != "cam-1" {
 		t.Fatalf("public params %v", p)
+	}
+}
+
+// TestContainedCallbackReentersEngine: the containment callback may run
+// the incident's "contained" playbooks (the engine's lock is not held).
+func TestContainedCallbackReentersEngine(t *testing.T) {
+	var e *env
+	done := make(chan []vigil.Action, 1)
+	e = newEnv(t, respond.Options{OnContained: func(ctx context.Context, id string, _ time.Time) error {
+		inc, err := e.st.GetIncident(ctx, id)
+		if err != nil {
+			return err
+		}
+		acts, err := e.eng.HandleIncident(ctx, inc, playbook.EventContained)
+		done <- acts
+		return err
+	}}, isolatePB, `
+name: tell-contained
+trigger: {incident: [contained]}
+steps: [{action: notify, connector: slack, params: {text: "{{.Incident.ID}} contained"}}]
+`)
+	e.device("cam-1", "camera")
+	e.incident("inc-1", "cam-1")
+	e.alert("al-1", "cam-1", "inc-1")
+	if acts := <-done; len(acts) != 1 {
+		t.Fatalf("contained playbook made %d actions", len(acts))
+	}
+	e.eng.Wait()
+	var texts []string
+	for _, c := range e.slack.calls() {
+		texts = append(texts, c.Params["text"])
+	}
+	if !slices.Contains(texts, "inc-1 contained") {
+		t.Fatalf("slack got %q", texts)
 	}
 }

@@ -183,6 +183,12 @@ var errTimeout = errors.New("no acknowledgement before the timeout")
 
 // finish records a connector's outcome on a sent action.
 func (e *Engine) finish(ctx context.Context, id string, res Result, xerr error) {
+	var after func()
+	defer func() {
+		if after != nil {
+			after() // outside e.mu: the callback may call back into the engine
+		}
+	}()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	a, err := e.st.GetAction(ctx, id)
@@ -208,7 +214,7 @@ func (e *Engine) finish(ctx context.Context, id string, res Result, xerr error) 
 	case xerr == nil:
 		err = e.move(ctx, &a, vigil.ActionSucceeded, now, "vigil", audit.ActionTransition, res.Output)
 		if err == nil {
-			e.succeeded(ctx, &a, ack)
+			after = e.succeeded(ctx, &a, ack)
 		}
 	case errors.Is(xerr, errTimeout):
 		err = e.move(ctx, &a, vigil.ActionTimedOut, now, "vigil", audit.ActionTransition, xerr.Error())
@@ -221,8 +227,9 @@ func (e *Engine) finish(ctx context.Context, id string, res Result, xerr error) 
 }
 
 // succeeded follows up a succeeded action: containment of its incident,
-// or the rollback it was undoing. Callers hold e.mu.
-func (e *Engine) succeeded(ctx context.Context, a *vigil.Action, ack time.Time) {
+// or the rollback it was undoing. It returns the OnContained call to make
+// once e.mu is released, or nil. Callers hold e.mu.
+func (e *Engine) succeeded(ctx context.Context, a *vigil.Action, ack time.Time) func() {
 	if orig := a.Params[MetaRollbackOf]; orig != "" {
 		o, err := e.st.GetAction(ctx, orig)
 		if err == nil && o.State == vigil.ActionSucceeded {
@@ -231,15 +238,18 @@ func (e *Engine) succeeded(ctx context.Context, a *vigil.Action, ack time.Time) 
 		if err != nil {
 			e.log.Error("cannot mark action rolled back", "action", orig, "err", err)
 		}
-		return
+		return nil
 	}
 	if a.Params[MetaContainment] != "true" || a.IncidentID == "" || e.contained[a.IncidentID] {
-		return
+		return nil
+	}
+	if len(e.contained) > 100_000 {
+		clear(e.contained)
 	}
 	inc, err := e.st.GetIncident(ctx, a.IncidentID)
 	if err == nil && !inc.Contained.IsZero() {
 		e.contained[a.IncidentID] = true
-		return
+		return nil
 	}
 	e.contained[a.IncidentID] = true
 	if err == nil && !inc.Detected.IsZero() {
@@ -249,9 +259,13 @@ func (e *Engine) succeeded(ctx context.Context, a *vigil.Action, ack time.Time) 
 		map[string]any{"action": a.ID, "at": ack.UTC()}); err != nil {
 		e.log.Error("cannot audit containment", "incident", a.IncidentID, "err", err)
 	}
-	if e.opts.OnContained != nil {
-		if err := e.opts.OnContained(ctx, a.IncidentID, ack); err != nil {
-			e.log.Warn("cannot mark incident contained", "incident", a.IncidentID, "err", err)
+	if e.opts.OnContained == nil {
+		return nil
+	}
+	id := a.IncidentID
+	return func() {
+		if err := e.opts.OnContained(ctx, id, ack); err != nil {
+			e.log.Warn("cannot mark incident contained", "incident", id, "err", err)
 		}
 	}
 }
