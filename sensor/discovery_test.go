@@ -37,6 +37,14 @@ func TestDiscoveryOnZeekMQTT(t *testing.T) {
 			last = e.Fields
 		}
 	}
+	for _, e := range evs {
+		if e.Kind == "mqtt" && e.Action == "connect" && e.DeviceID != "mac:28:cf:e9:21:14:8f" {
+			t.Errorf("connect from the client has device_id %q", e.DeviceID)
+		}
+		if e.Kind == "mqtt" && e.Action == "connack" && e.DeviceID != "" {
+			t.Errorf("connack from the remote broker has device_id %q", e.DeviceID)
+		}
+	}
 	if last == nil || st.Devices == 0 {
 		t.Fatalf("client not discovered: %+v", st)
 	}

@@ -55,9 +55,17 @@ func (e *engine) Emit(ev vigil.Event) {
 	if ev.Action == "anomaly" {
 		e.stats.Anomalies++
 	}
-	if e.disc != nil && ev.Kind == "mqtt" && ev.Action == "connect" && ev.Network != nil {
-		if id, ok := ev.Fields["mqtt.client_id"].(string); ok {
-			e.disc.clientID(ev.Network.SrcIP, id)
+	if e.disc != nil && ev.Network != nil {
+		// Tie the event to the device that sent it, when it is local.
+		if ev.DeviceID == "" {
+			if dev := e.disc.byIP[ev.Network.SrcIP]; dev != nil {
+				ev.DeviceID = dev.id
+			}
+		}
+		if ev.Kind == "mqtt" && ev.Action == "connect" {
+			if id, ok := ev.Fields["mqtt.client_id"].(string); ok {
+				e.disc.clientID(ev.Network.SrcIP, id)
+			}
 		}
 	}
 	e.batch = append(e.batch, ev)
@@ -113,6 +121,9 @@ func (e *engine) packet(link int, data []byte, ts time.Time, wireLen int) {
 	}
 	if e.disc != nil {
 		e.disc.observe(p.srcMAC, p.hasMAC, p.src, ts)
+		if len(e.disc.dirty) > 0 {
+			e.disc.announce(ts) // before the events that name the device
+		}
 	}
 	if p.fragment && p.payload == nil && !p.transportInvalid && (p.proto == ipTCP || p.proto == ipUDP) {
 		// A later IP fragment: no ports, so no flow to count it in (IP
