@@ -469,3 +469,30 @@ func TestPackQuietOnFleet(t *testing.T) {
 		t.Errorf("routine fleet traffic (%d events) raised %v", len(evs), got)
 	}
 }
+
+// TestWebRulesSeeSensorHTTP checks that the web management rules, written
+// against the webserver taxonomy, also fire on the HTTP requests the
+// passive sensor decodes (kind http, http.* fields).
+func TestWebRulesSeeSensorHTTP(t *testing.T) {
+	pack, err := fs.Sub(Sigma, "sigma")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, errs := sigma.LoadSources([]sigma.Source{{Name: "sigma", FS: pack}}, nil)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	det := sigma.NewDetector(rs, sigma.DetectorOptions{})
+	ev := vigil.Event{
+		ID: "sensor-http-1", Time: time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC), DeviceID: "cam-0042",
+		Source: "sensor", Kind: "http", Action: "request",
+		Fields: map[string]any{"http.method": "GET", "http.path": "/cgi-bin/download.cgi",
+			"http.query": "file=../../../../etc/passwd", "http.host": "10.0.1.42", "http.user_agent": "Mozilla/5.0"},
+	}
+	var titles []string
+	det.Detect(context.Background(), 0, &ev, func(a vigil.Alert) { titles = append(titles, a.Title) })
+	if len(titles) == 0 {
+		t.Fatal("no web rule fired on a path traversal seen by the sensor")
+	}
+	t.Logf("fired: %v", titles)
+}
