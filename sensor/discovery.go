@@ -103,22 +103,28 @@ type device struct {
 	router    bool
 	first     time.Time
 	dirty     bool
+	// IEEE 802.15.4 devices
+	ieee   string // extended address, 00:11:..:77
+	zshort string // last short (network) address seen
+	zpan   string
 }
 
 // discovery learns devices from packets and announces them as inventory
 // events of source "sensor" (state discovered in the inventory).
 type discovery struct {
-	byMAC map[[6]byte]*device
-	byIP  map[netip.Addr]*device
-	max   int
-	oui   *OUI
-	out   func(vigil.Event)
-	dirty []*device
-	full  uint64 // devices not tracked because the table was full
+	byMAC  map[[6]byte]*device
+	byIP   map[netip.Addr]*device
+	byIEEE map[string]*device
+	max    int
+	oui    *OUI
+	out    func(vigil.Event)
+	dirty  []*device
+	full   uint64 // devices not tracked because the table was full
 }
 
 func newDiscovery(max int, oui *OUI, out func(vigil.Event)) *discovery {
-	return &discovery{byMAC: map[[6]byte]*device{}, byIP: map[netip.Addr]*device{}, max: max, oui: oui, out: out}
+	return &discovery{byMAC: map[[6]byte]*device{}, byIP: map[netip.Addr]*device{}, byIEEE: map[string]*device{},
+		max: max, oui: oui, out: out}
 }
 
 // local reports whether an address belongs to the local network segment
@@ -168,6 +174,32 @@ func (d *discovery) observe(mac [6]byte, hasMAC bool, src netip.Addr, ts time.Ti
 		}
 		dev = &device{id: "ip:" + src.String(), ips: []netip.Addr{src}, first: ts}
 		d.byIP[src] = dev
+		d.mark(dev)
+	}
+}
+
+// zigbee learns an 802.15.4 device from a frame's extended source address
+// (MAC or NWK header) and the short address and PAN it uses.
+func (d *discovery) zigbee(ieee, short, pan string, ts time.Time) {
+	if len(ieee) != 23 {
+		return
+	}
+	dev := d.byIEEE[ieee]
+	if dev == nil {
+		if len(d.byMAC)+len(d.byIP)+len(d.byIEEE) >= d.max {
+			d.full++
+			return
+		}
+		dev = &device{id: "ieee:" + ieee, ieee: ieee, first: ts, protocols: []string{"zigbee"}}
+		d.byIEEE[ieee] = dev
+		d.mark(dev)
+	}
+	if short != "" && short != dev.zshort {
+		dev.zshort = short
+		d.mark(dev)
+	}
+	if pan != "" && pan != dev.zpan {
+		dev.zpan = pan
 		d.mark(dev)
 	}
 }
@@ -243,6 +275,23 @@ func (d *discovery) announce(ts time.Time) {
 		}
 		if dev.router {
 			f["device.class"] = vigil.ClassGateway
+		}
+		if dev.ieee != "" {
+			f["device.ieee_address"] = dev.ieee
+			if dev.zshort != "" {
+				f["device.zigbee.short_address"] = dev.zshort
+			}
+			if dev.zpan != "" {
+				f["device.zigbee.pan_id"] = dev.zpan
+			}
+			var eui [6]byte
+			if b, err := hex.DecodeString(strings.ReplaceAll(dev.ieee[:8], ":", "")); err == nil {
+				copy(eui[:], b)
+				if v := d.oui.Vendor(eui); v != "" {
+					f["device.vendor"] = v
+				}
+			}
+			delete(f, "interfaces")
 		}
 		d.out(ev)
 	}

@@ -3,6 +3,7 @@ package sensor
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,5 +42,26 @@ func TestDot15d4LinkTypes(t *testing.T) {
 			evs[1].Fields["zigbee.aps.key_type"] != "network" || st.Undecoded != 0 {
 			t.Errorf("link %d: %+v %+v", link, evs, st)
 		}
+	}
+}
+
+func TestZigbeeDiscovery(t *testing.T) {
+	// A data frame from short 0x0001 whose NWK header carries the source
+	// IEEE address b8:27:eb:00:00:00:00:01 (Raspberry Pi's OUI).
+	fr := []byte{0x41, 0x88, 7, 0x62, 0x1a, 0x00, 0x00, 0x01, 0x00,
+		0x08, 0x10, 0x00, 0x00, 0x01, 0x00, 30, 9, 1, 0, 0, 0, 0, 0xeb, 0x27, 0xb8,
+		0x00, 1, 0x06, 0x00, 0x04, 0x01, 1, 5}
+	name := filepath.Join(t.TempDir(), "z.pcap")
+	fh, _ := os.Create(name)
+	w := pcapgo.NewWriter(fh)
+	w.WriteFileHeader(65535, layers.LinkType(Link802154NoFCS))
+	w.WritePacket(gopacket.CaptureInfo{Timestamp: time.Unix(1700000000, 0), CaptureLength: len(fr), Length: len(fr)}, fr)
+	fh.Close()
+	o, _ := ParseOUI(strings.NewReader("B8-27-EB   (hex)\t\tRaspberry Pi Foundation\n"))
+	evs, _ := runPcap(t, Config{OUI: o}, name)
+	if len(evs) != 2 || evs[0].Kind != "inventory" || evs[0].DeviceID != "ieee:b8:27:eb:00:00:00:00:01" ||
+		evs[0].Fields["device.vendor"] != "Raspberry Pi Foundation" || evs[0].Fields["device.zigbee.short_address"] != "0x0001" ||
+		evs[0].Fields["device.zigbee.pan_id"] != "0x1a62" || evs[1].DeviceID != "ieee:b8:27:eb:00:00:00:00:01" {
+		t.Fatalf("%+v", evs)
 	}
 }

@@ -55,6 +55,9 @@ func (e *engine) Emit(ev vigil.Event) {
 	if ev.Action == "anomaly" {
 		e.stats.Anomalies++
 	}
+	if e.disc != nil && ev.Kind == "zigbee" && ev.Action != "anomaly" {
+		e.learnZigbee(&ev)
+	}
 	if e.disc != nil && ev.Network != nil {
 		// Tie the event to the device that sent it, when it is local.
 		if ev.DeviceID == "" {
@@ -237,6 +240,29 @@ func (e *engine) decideTCP(f *flow, d proto.Direction, payload []byte) {
 			e.noteApp(f)
 			return
 		}
+	}
+}
+
+// learnZigbee feeds discovery from a zigbee event and names the device
+// that sent the frame.
+func (e *engine) learnZigbee(ev *vigil.Event) {
+	f := ev.Fields
+	src, _ := f["zigbee.mac.src"].(string)
+	pan, _ := f["zigbee.mac.src_pan"].(string)
+	ieee, _ := f["zigbee.nwk.src_ieee"].(string)
+	short, _ := f["zigbee.nwk.src"].(string)
+	if len(src) == 23 { // the MAC source is the extended address
+		e.disc.zigbee(src, "", pan, ev.Time)
+		ev.DeviceID = "ieee:" + src
+	}
+	if ieee != "" {
+		e.disc.zigbee(ieee, short, pan, ev.Time)
+		if ev.DeviceID == "" && short == src {
+			ev.DeviceID = "ieee:" + ieee
+		}
+	}
+	if len(e.disc.dirty) > 0 {
+		e.disc.announce(ev.Time)
 	}
 }
 
