@@ -1,0 +1,18 @@
+// Package scan matches devices against vulnerability advisories and keeps
+// the result: it owns the advisory sources imported into the data
+// directory (<dir>/vuln/sources/<name>.json), the KEV catalog, VEX
+// statements and SBOMs per device model and firmware, the devices it was
+// told about, their exposure (listening ports, traffic seen), and the
+// findings. It rematches incrementally: one device when its inventory or
+// exposure changes, the devices that have an affected product when a feed
+// changes. New findings that are in KEV, or have CVSS >= 9 and are exposed,
+// raise an alert with an update remediation.
+//
+// Matching is by explicit rules only (vuln.RulePURL, RuleCPE, RuleFirmware,
+// RulePURLMap): a component with neither purl nor CPE matches nothing, and
+// names are never compared by similarity.
+//
+// It does not read the event store or the bus: the caller feeds it devices
+// (UpdateDevice, from inventory events) and events (Observe), and
+// publishes the alerts it hands back.
+package scan

@@ -1,0 +1,153 @@
+package scan
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+
+	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/feeds"
+	"github.com/vigil-iot/vigil/feeds/catalog"
+	"github.com/vigil-iot/vigil/feeds/csaf"
+	"github.com/vigil-iot/vigil/feeds/kev"
+	"github.com/vigil-iot/vigil/feeds/nvd"
+	"github.com/vigil-iot/vigil/feeds/osv"
+	"github.com/vigil-iot/vigil/feeds/sbom"
+	"github.com/vigil-iot/vigil/feeds/vex"
+)
+
+// Formats Import understands.
+const (
+	FormatNVD  = "nvd"
+	FormatOSV  = "osv"
+	FormatKEV  = "kev"
+	FormatCSAF = "csaf"
+	FormatVEX  = "vex"
+	FormatSBOM = "sbom"
+)
+
+// ImportOptions say what is imported and how.
+type ImportOptions struct {
+	// Name of the source (default: the file's base name without extension).
+	// Importing under an existing name replaces that source.
+	Name string
+	// Format: nvd, osv, kev, csaf, vex or sbom; empty means detect.
+	Format string
+	// Auth for URLs.
+	Token, User, Password string
+	// Vendor, Model and Firmware say which devices an SBOM describes; they
+	// default to the SBOM's own subject.
+	Vendor, Model, Firmware string
+}
+
+// Import reads a vulnerability source from a file or an http(s) URL,
+// stores it under the data directory and rematches the devices it
+// concerns. Returns EINVALID for an unreadable source or a bad name,
+// ENOTFOUND for a missing file.
+func (db *DB) Import(ctx context.Context, src string, o ImportOptions) (feeds.Result, error) {
+	if o.Name == "" {
+		base := filepath.Base(strings.TrimRight(src, "/"))
+		if i := strings.IndexByte(base, '?'); i >= 0 {
+			base = base[:i]
+		}
+		o.Name = strings.TrimSuffix(base, filepath.Ext(base))
+	}
+	if !sourceName.MatchString(o.Name) {
+		return feeds.Result{}, vigil.Errorf(vigil.EINVALID, "bad source name %q (letters, digits, '.', '_', '-')", o.Name)
+	}
+	rc, err := catalog.OpenSource(ctx, db.cfg.HTTP, &feeds.Feed{Token: o.Token, User: o.User, Password: o.Password}, src)
+	if err != nil {
+		return feeds.Result{}, err
+	}
+	defer rc.Close()
+	return db.ImportReader(rc, src, o)
+}
+
+// ImportReader is Import from a reader; origin is recorded as where it
+// came from.
+func (db *DB) ImportReader(r io.Reader, origin string, o ImportOptions) (feeds.Result, error) {
+	if !sourceName.MatchString(o.Name) {
+		return feeds.Result{}, vigil.Errorf(vigil.EINVALID, "bad source name %q (letters, digits, '.', '_', '-')", o.Name)
+	}
+	br := bufio.NewReaderSize(r, 64*1024)
+	format := o.Format
+	if format == "" {
+		format = Sniff(br)
+	}
+	s := &source{Info: SourceInfo{Name: o.Name, Format: format, Origin: origin, Imported: db.cfg.Clock.Now()}}
+	var res feeds.Result
+	var err error
+	switch format {
+	case FormatNVD:
+		s.Info.Kind = KindAdvisories
+		s.Advisories, res, err = nvd.Parse(br)
+	case FormatOSV:
+		s.Info.Kind = KindAdvisories
+		s.Advisories, res, err = osv.Parse(br)
+	case FormatCSAF:
+		s.Info.Kind = KindAdvisories
+		s.Advisories, res, err = csaf.Parse(br)
+	case FormatKEV:
+		s.Info.Kind = KindKEV
+		s.KEV, res, err = kev.Parse(br)
+	case FormatVEX:
+		s.Info.Kind = KindVEX
+		s.VEX, res, err = vex.Parse(br)
+	case FormatSBOM:
+		s.Info.Kind = KindSBOM
+		var b sbom.SBOM
+		b, res, err = sbom.Parse(br)
+		if o.Vendor != "" {
+			b.Vendor = o.Vendor
+		}
+		if o.Model != "" {
+			b.Model = o.Model
+		}
+		if o.Firmware != "" {
+			b.Firmware = o.Firmware
+		}
+		if err == nil && (b.Vendor == "" || b.Model == "" || b.Firmware == "") {
+			err = fmt.Errorf("the SBOM does not name its device's vendor, model and firmware; give them")
+		}
+		s.SBOM = &b
+	default:
+		return res, vigil.Errorf(vigil.EINVALID, "source %s: unknown format %q (nvd, osv, kev, csaf, vex, sbom)", o.Name, format)
+	}
+	if err != nil {
+		return res, vigil.Errorf(vigil.EINVALID, "source %s: %v", o.Name, err)
+	}
+	s.Info.Result = res
+	s.Info.Count = res.Imported
+	if err := db.put(s); err != nil {
+		return res, err
+	}
+	db.log.Info("vulnerability source imported", "source", o.Name, "format", format, "imported", res.Imported, "rejected", res.Rejected)
+	return res, nil
+}
+
+// Sniff tells a vulnerability document's format from its first 64 KiB.
+func Sniff(br *bufio.Reader) string {
+	head, _ := br.Peek(64 * 1024)
+	has := func(s string) bool { return bytes.Contains(head, []byte(s)) }
+	switch {
+	case has(`"csaf_version"`):
+		return FormatCSAF
+	case has(`"catalogVersion"`) || has(`Known Exploited Vulnerabilities`):
+		return FormatKEV
+	case has(`"NVD_CVE"`) || has(`"resultsPerPage"`) || has(`"CVE_Items"`):
+		return FormatNVD
+	case has(`openvex`):
+		return FormatVEX
+	case has(`"bomFormat"`) && has(`"analysis"`):
+		return FormatVEX
+	case has(`"bomFormat"`) || has(`"spdxVersion"`):
+		return FormatSBOM
+	case has(`"affected"`) || has(`"vulns"`) || has(`"schema_version"`):
+		return FormatOSV
+	}
+	return ""
+}
