@@ -576,3 +576,38 @@ steps: [{action: notify, connector: slack, params: {text: "{{.Incident.ID}} cont
 		t.Fatalf("slack got %q", texts)
 	}
 }
+
+func TestRecoverGuards(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, respond.Options{Guards: playbook.Guards{MaxActions: 3, Window: 10 * time.Minute}}, isolatePB)
+	for i := range 2 {
+		id := fmt.Sprintf("cam-%d", i)
+		e.device(id, "camera")
+		e.alert("al-"+id, id, "")
+	}
+	// A new engine on the same store (a restart) remembers the 2 isolations.
+	eng2, err := respond.New(respond.Options{Store: e.st, Audit: audit.NewRecorder(e.st, e.clock, nil), Clock: e.clock,
+		Playbooks: e.eng.Playbooks(), Connectors: []respond.Connector{e.agent, e.slack},
+		Guards: playbook.Guards{MaxActions: 3, Window: 10 * time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng2.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var states []string
+	for i := 2; i < 4; i++ {
+		id := fmt.Sprintf("cam-%d", i)
+		e.device(id, "camera")
+		acts, err := eng2.HandleAlert(ctx, vigil.Alert{ID: "al-" + id, RuleID: "r", Severity: vigil.SeverityHigh,
+			Tags: []string{"attack.t1110"}, DeviceID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		states = append(states, string(acts[0].State))
+	}
+	eng2.Wait()
+	if strings.Join(states, " ") != "approved pending_approval" {
+		t.Fatalf("after restart: %v", states)
+	}
+}

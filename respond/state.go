@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vigil-iot/vigil"
@@ -393,4 +394,51 @@ func (e *Engine) rollback(ctx context.Context, inc vigil.Incident) ([]vigil.Acti
 		e.dispatch(a.ID)
 	}
 	return out, errors.Join(errs...)
+}
+
+// Recover prepares the engine after a restart: it rebuilds the rate
+// guards' counters from the automatic actions created within the longest
+// guard window. Call it once before handling alerts; Tick then restarts
+// approved actions and times out stale ones.
+func (e *Engine) Recover(ctx context.Context) error {
+	now := e.clock.Now()
+	e.mu.Lock()
+	longest := e.opts.Guards.Window
+	for _, pb := range e.playbooks {
+		longest = max(longest, pb.Guards.Window)
+	}
+	e.mu.Unlock()
+	if longest <= 0 {
+		return nil
+	}
+	since := now.Add(-longest)
+	var hits []hit
+	f := store.ActionFilter{Page: store.Page{Limit: 1000}}
+	for {
+		acts, next, err := e.st.ListActions(ctx, f)
+		if err != nil {
+			return fmt.Errorf("cannot list actions: %w", err)
+		}
+		done := next == ""
+		for _, a := range acts {
+			if a.Created.Before(since) {
+				done = true // newest first: the rest are older
+				break
+			}
+			if a.Type == "notify" || len(a.Approvers) > 0 || a.Params[MetaHeld] != "" || a.Params[MetaRollbackOf] != "" ||
+				!strings.HasPrefix(a.RequestedBy, "playbook:") {
+				continue
+			}
+			hits = append(hits, hit{t: a.Created, class: a.Params[MetaDeviceClass], playbook: a.Playbook})
+		}
+		if done {
+			break
+		}
+		f.Cursor = next
+	}
+	slices.SortFunc(hits, func(a, b hit) int { return a.t.Compare(b.t) })
+	e.mu.Lock()
+	e.hits = append(hits, e.hits...)
+	e.mu.Unlock()
+	return nil
 }
