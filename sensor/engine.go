@@ -24,6 +24,8 @@ type engine struct {
 	ctx_  context.Context
 	disc  *discovery // nil when discovery is off
 	met   *metrics   // nil without a Registerer
+	// filter drops packets before flows and decoders; nil keeps all.
+	filter filter
 
 	dot15d4 zigbee.Decoder
 }
@@ -106,6 +108,10 @@ func (e *engine) packet(link int, data []byte, ts time.Time, wireLen int) {
 	e.stats.Packets++
 	e.stats.Bytes += uint64(wireLen)
 	if frame, is154, ok := dot15d4Frame(link, data); is154 {
+		if e.filter != nil {
+			e.stats.Filtered++ // not IP: a filter never matches
+			return
+		}
 		if !ok {
 			e.stats.Undecoded++
 			return
@@ -120,6 +126,10 @@ func (e *engine) packet(link int, data []byte, ts time.Time, wireLen int) {
 	p := &e.p
 	if !decodeLink(link, data, p) {
 		e.stats.Undecoded++
+		return
+	}
+	if e.filter != nil && !e.filter(p) {
+		e.stats.Filtered++
 		return
 	}
 	if e.disc != nil {

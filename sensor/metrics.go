@@ -70,6 +70,7 @@ func (m *metrics) sync(s Stats, active int) {
 	add("gaps", s.Gaps, l.Gaps)
 	add("devices", s.Devices, l.Devices)
 	add("fragments", s.Fragments, l.Fragments)
+	add("filtered", s.Filtered, l.Filtered)
 	m.last = s
 	m.flows.Set(float64(active))
 }

@@ -32,7 +32,10 @@ type Config struct {
 	// Go, Linux only; needs CAP_NET_RAW). Run captures until ctx is done,
 	// after the files in Pcaps, if any.
 	Iface string
-	// BPF is a capture filter; not implemented yet (EINVALID when set).
+	// BPF is a capture filter in tcpdump's syntax (the common subset:
+	// tcp/udp/icmp/ip/ip6, src/dst, host, net, port, portrange, and, or,
+	// not, parentheses), applied in user space to files and live capture.
+	// A syntax error is EINVALID.
 	BPF string
 	// Publisher receives the events. When nil, events are written as
 	// NDJSON to Output (one vigil.Event JSON object per line).
@@ -130,6 +133,7 @@ type Stats struct {
 	Gaps            uint64  `json:"gaps"`      // holes skipped in TCP streams
 	Devices         uint64  `json:"devices"`   // discovery announcements
 	Fragments       uint64  `json:"fragments"` // later IP fragments (not reassembled)
+	Filtered        uint64  `json:"filtered"`  // dropped by the capture filter
 	Seconds         float64 `json:"seconds"`
 }
 
@@ -157,8 +161,9 @@ func Run(ctx context.Context, cfg Config) (Stats, error) {
 			cfg.Logger.Debug("no vendor names for MAC addresses", "err", err)
 		}
 	}
-	if cfg.BPF != "" {
-		return Stats{}, vigil.Errorf(vigil.EINVALID, "capture filters (--bpf) are not implemented yet")
+	flt, err := parseFilter(cfg.BPF)
+	if err != nil {
+		return Stats{}, err
 	}
 	pub := cfg.Publisher
 	var nd *NDJSON
@@ -167,8 +172,8 @@ func Run(ctx context.Context, cfg Config) (Stats, error) {
 		pub = nd
 	}
 	e := newEngine(ctx, cfg, pub)
+	e.filter = flt
 	start := time.Now()
-	var err error
 	for _, name := range cfg.Pcaps {
 		if err = e.readFile(ctx, name); err != nil {
 			break
