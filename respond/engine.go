@@ -142,18 +142,41 @@ func New(opts Options) (*Engine, error) {
 	return e, nil
 }
 
-// SetPlaybooks replaces the playbooks (after a reload) and audits the
-// change as actor.
+// SetPlaybooks replaces the playbooks (after a reload) and audits, as
+// actor, each playbook added, modified (by content hash) or removed
+// relative to the current set. The playbooks given to New count as
+// current, so call SetPlaybooks at startup (New with none) to audit the
+// initial load.
 func (e *Engine) SetPlaybooks(ctx context.Context, pbs []*playbook.Playbook, actor string) error {
-	names := make([]string, 0, len(pbs))
+	now := make(map[string]string, len(pbs))
 	for _, pb := range pbs {
-		names = append(names, pb.Name)
+		now[pb.Name] = pb.Hash
 	}
 	e.mu.Lock()
+	before := make(map[string]string, len(e.playbooks))
+	for _, pb := range e.playbooks {
+		before[pb.Name] = pb.Hash
+	}
 	e.playbooks = pbs
 	e.mu.Unlock()
-	_, err := e.rec.RecordJSON(ctx, actor, audit.PlaybookLoad, "playbooks", map[string]any{"playbooks": names})
-	return err
+	var errs []error
+	for name, h := range now {
+		switch old, ok := before[name]; {
+		case !ok:
+			_, err := e.rec.RecordJSON(ctx, actor, audit.PlaybookLoad, "playbook:"+name, map[string]string{"change": "added", "sha256": h})
+			errs = append(errs, err)
+		case old != h:
+			_, err := e.rec.RecordJSON(ctx, actor, audit.PlaybookChange, "playbook:"+name, map[string]string{"change": "modified", "sha256": h, "was": old})
+			errs = append(errs, err)
+		}
+	}
+	for name, h := range before {
+		if _, ok := now[name]; !ok {
+			_, err := e.rec.RecordJSON(ctx, actor, audit.PlaybookChange, "playbook:"+name, map[string]string{"change": "removed", "was": h})
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Playbooks returns the current playbooks.

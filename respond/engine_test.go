@@ -2,6 +2,7 @@ package respond_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -609,5 +610,33 @@ func TestRecoverGuards(t *testing.T) {
 	eng2.Wait()
 	if strings.Join(states, " ") != "approved pending_approval" {
 		t.Fatalf("after restart: %v", states)
+	}
+}
+
+func TestSetPlaybooksAudited(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, respond.Options{})
+	a, b := parse(t, isolatePB), parse(t, approvalPB)
+	if err := e.eng.SetPlaybooks(ctx, []*playbook.Playbook{a, b}, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	a2 := parse(t, strings.Replace(isolatePB, "min_severity: high", "min_severity: critical", 1))
+	if err := e.eng.SetPlaybooks(ctx, []*playbook.Playbook{a2}, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.eng.SetPlaybooks(ctx, []*playbook.Playbook{a2}, "alice"); err != nil { // no change
+		t.Fatal(err)
+	}
+	recs, _ := e.st.ListAudit(ctx, 0, 0)
+	var got []string
+	for _, r := range recs {
+		var d map[string]string
+		json.Unmarshal([]byte(r.Detail), &d)
+		got = append(got, r.Actor+" "+r.Object+" "+d["change"])
+	}
+	slices.Sort(got[:2])
+	want := "admin playbook:isolate added|admin playbook:quarantine added|alice playbook:isolate modified|alice playbook:quarantine removed"
+	if strings.Join(got, "|") != want && strings.Join(got[:2], "|")+"|"+got[3]+"|"+got[2] != want {
+		t.Fatalf("audit %q", got)
 	}
 }

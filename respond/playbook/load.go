@@ -2,6 +2,8 @@ package playbook
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -133,6 +135,8 @@ func Parse(name string, data []byte) (*Playbook, []error) {
 	if len(c.errs) > 0 {
 		return nil, c.errs
 	}
+	h := sha256.Sum256(data)
+	p.Hash = hex.EncodeToString(h[:])
 	return p, nil
 }
 

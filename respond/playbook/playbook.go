@@ -68,14 +68,16 @@ type Playbook struct {
 	Name        string
 	Description string
 	File        string
-	Enabled     bool
-	DryRun      bool
-	Trigger     Trigger
-	Conditions  []Condition
-	Steps       []Step
-	Approval    Approval
-	Guards      Guards
-	Rollback    Rollback
+	// Hash is the hex SHA-256 of the file's content (audited on load).
+	Hash       string
+	Enabled    bool
+	DryRun     bool
+	Trigger    Trigger
+	Conditions []Condition
+	Steps      []Step
+	Approval   Approval
+	Guards     Guards
+	Rollback   Rollback
 }
 
 // Trigger says what starts a playbook: alerts (every non-empty list must
