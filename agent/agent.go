@@ -28,6 +28,7 @@ import (
 	"github.com/vigil-iot/vigil/agent/collect"
 	"github.com/vigil-iot/vigil/agent/command"
 	"github.com/vigil-iot/vigil/agent/httpc"
+	"github.com/vigil-iot/vigil/agent/mqtt"
 	"github.com/vigil-iot/vigil/agent/protocol"
 	"github.com/vigil-iot/vigil/agent/spool"
 	"github.com/vigil-iot/vigil/wire"
@@ -58,6 +59,9 @@ type Agent struct {
 
 	lastInv   [32]byte  // hash of the last inventory sent
 	lastInvAt time.Time // and when
+
+	mqttMu sync.Mutex
+	mq     *mqtt.Client
 
 	mu          sync.Mutex
 	lastContact time.Time
@@ -164,6 +168,11 @@ func (a *Agent) Close() error {
 	}
 	a.client.Close()
 	a.poller.Close()
+	a.mqttMu.Lock()
+	if a.mq != nil {
+		a.mq.Close()
+	}
+	a.mqttMu.Unlock()
 	return a.spool.Close()
 }
 
@@ -224,6 +233,15 @@ func (a *Agent) sendOne(ctx context.Context, rec []byte) error {
 	}
 	if err := zw.Close(); err != nil {
 		return err
+	}
+	if a.cfg.Transport == "mqtt" {
+		// MQTT has no answer but the broker's acknowledgement: once the
+		// broker holds the report, it is delivered.
+		if err := a.mqttPublish(ctx, "report", body.Bytes()); err != nil {
+			return fmt.Errorf("cannot send report: %w", err)
+		}
+		a.contact()
+		return nil
 	}
 	resp, err := a.client.Do(ctx, "POST", a.server+protocol.PathReport,
 		map[string]string{"Content-Type": ct, "Content-Encoding": "gzip"}, body.Bytes())
@@ -465,11 +483,16 @@ func (a *Agent) checkIsolation(ctx context.Context) {
 	_ = a.Enqueue(r)
 }
 
-// commands long-polls the server for commands and runs them.
+// commands long-polls the server (or listens on MQTT) for commands and
+// runs them.
 func (a *Agent) commands(ctx context.Context) {
 	failures := 0
+	poll := a.PollCommands
+	if a.cfg.Transport == "mqtt" {
+		poll = a.mqttCommands
+	}
 	for ctx.Err() == nil {
-		if err := a.PollCommands(ctx); err != nil {
+		if err := poll(ctx); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -604,4 +627,67 @@ func sleep(ctx context.Context, d time.Duration) error {
 func Hostname() string {
 	h, _ := os.Hostname()
 	return h
+}
+
+// mqttClient returns the connected MQTT client, dialling when needed.
+func (a *Agent) mqttClient(ctx context.Context) (*mqtt.Client, error) {
+	a.mqttMu.Lock()
+	defer a.mqttMu.Unlock()
+	if a.mq != nil {
+		select {
+		case <-a.mq.Done():
+			a.mq = nil
+		default:
+			return a.mq, nil
+		}
+	}
+	c, err := mqtt.Dial(ctx, mqtt.Options{Addr: a.cfg.MQTTBroker, TLS: a.id.TLSConfig(), ClientID: a.id.DeviceID})
+	if err != nil {
+		return nil, err
+	}
+	a.mq = c
+	return c, nil
+}
+
+// MQTTTopic returns the topic of a device's channel: report, cmd or result.
+func MQTTTopic(deviceID, channel string) string { return "vigil/" + deviceID + "/" + channel }
+
+func (a *Agent) mqttPublish(ctx context.Context, channel string, payload []byte) error {
+	c, err := a.mqttClient(ctx)
+	if err != nil {
+		return err
+	}
+	return c.Publish(ctx, MQTTTopic(a.id.DeviceID, channel), payload, true)
+}
+
+// mqttCommands subscribes to the device's command topic and handles
+// commands until the connection ends; results go to its result topic.
+func (a *Agent) mqttCommands(ctx context.Context) error {
+	c, err := a.mqttClient(ctx)
+	if err != nil {
+		return err
+	}
+	if err := c.Subscribe(ctx, MQTTTopic(a.id.DeviceID, "cmd")); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.Done():
+			return c.Err()
+		case m := <-c.Messages():
+			a.contact()
+			var s command.Signed
+			if err := json.Unmarshal(m.Payload, &s); err != nil {
+				a.log.Warn("unreadable command message", "topic", m.Topic, "err", err)
+				s = command.Signed{}
+			}
+			res := a.Handle(ctx, s)
+			b, _ := json.Marshal(res)
+			if err := c.Publish(ctx, MQTTTopic(a.id.DeviceID, "result"), b, true); err != nil {
+				a.log.Warn("cannot send command result", "command_id", res.CommandID, "err", err)
+			}
+		}
+	}
 }

@@ -85,11 +85,16 @@ func newServer(t *testing.T) *server {
 		t.Fatal(err)
 	}
 	s.tls = &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: ca.Pool(), ClientAuth: tls.VerifyClientCertIfGiven}
-	s.srv = httptest.NewUnstartedServer(s.h.Front(http.NotFoundHandler()))
-	s.srv.TLS = s.tls
-	s.srv.StartTLS()
-	t.Cleanup(s.srv.Close)
+	s.srv = newTLSServer(t, s.h, s.tls)
 	return s
+}
+
+func newTLSServer(t *testing.T, h *enroll.Handler, cfg *tls.Config) *httptest.Server {
+	srv := httptest.NewUnstartedServer(h.Front(http.NotFoundHandler()))
+	srv.TLS = cfg
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv
 }
 
 func (s *server) enroll(t *testing.T) string {

@@ -52,6 +52,13 @@ type Config struct {
 	StateDir string `json:"state_dir,omitempty"`
 	// Format of reports: "json" (default) or "xml".
 	Format string `json:"format,omitempty"`
+	// Transport is "https" (default) or "mqtt": reports published to
+	// vigil/<device>/report, commands received on vigil/<device>/cmd,
+	// results published to vigil/<device>/result, over MQTT with the
+	// agent's certificate (mutual TLS) to MQTTBroker.
+	Transport string `json:"transport,omitempty"`
+	// MQTTBroker is the broker's host:port (TLS); required with mqtt.
+	MQTTBroker string `json:"mqtt_broker,omitempty"`
 	// Interval between full reports (default 60s); EventInterval between
 	// polls of the event collectors (processes, logins; default 10s),
 	// whose events are sent at once.
@@ -132,6 +139,16 @@ func (c *Config) fill() error {
 		c.Format = string(wire.FormatXML)
 	default:
 		return fmt.Errorf("format %q: want json or xml", c.Format)
+	}
+	switch c.Transport {
+	case "", "https":
+		c.Transport = "https"
+	case "mqtt":
+		if c.MQTTBroker == "" {
+			return fmt.Errorf("transport mqtt needs mqtt_broker (host:port)")
+		}
+	default:
+		return fmt.Errorf("transport %q: want https or mqtt", c.Transport)
 	}
 	def := func(d *Duration, v time.Duration) {
 		if *d <= 0 {
