@@ -12,18 +12,18 @@ import (
 // engine turns packets into events: flows, reassembly, decoders. It is
 // driven from one goroutine.
 type engine struct {
-	cfg   Config
-	reg   *registry
-	table *flowTable
-	stats Stats
-	p     packet
-	c     proto.Context
-	batch []vigil.Event
-	pub   Publisher
-	err   error // first publish error
-	ctx_  context.Context
-	disc  *discovery // nil when discovery is off
-	met   *metrics   // nil without a Registerer
+	cfg    Config
+	reg    *registry
+	table  *flowTable
+	stats  Stats
+	p      packet
+	c      proto.Context
+	batch  []vigil.Event
+	pub    Publisher
+	err    error // first publish error
+	runCtx context.Context
+	disc   *discovery // nil when discovery is off
+	met    *metrics   // nil without a Registerer
 	// filter drops packets before flows and decoders; nil keeps all.
 	filter filter
 
@@ -34,13 +34,13 @@ var _ proto.Emitter = (*engine)(nil)
 
 func newEngine(ctx context.Context, cfg Config, pub Publisher) *engine {
 	e := &engine{
-		cfg:   cfg,
-		reg:   newRegistry(cfg.Protocols),
-		table: newFlowTable(cfg.MaxFlows),
-		pub:   pub,
-		ctx_:  ctx,
-		batch: make([]vigil.Event, 0, cfg.BatchSize),
-		met:   newMetrics(cfg.Registerer),
+		cfg:    cfg,
+		reg:    newRegistry(cfg.Protocols),
+		table:  newFlowTable(cfg.MaxFlows),
+		pub:    pub,
+		runCtx: ctx,
+		batch:  make([]vigil.Event, 0, cfg.BatchSize),
+		met:    newMetrics(cfg.Registerer),
 	}
 	if !cfg.DisableDiscovery {
 		e.disc = newDiscovery(cfg.MaxDevices, cfg.OUI, func(ev vigil.Event) {
@@ -83,7 +83,7 @@ func (e *engine) flush() {
 		return
 	}
 	if e.err == nil && e.pub != nil {
-		e.err = e.pub.PublishEvents(e.ctx_, e.batch)
+		e.err = e.pub.PublishEvents(e.runCtx, e.batch)
 	}
 	clear(e.batch)
 	e.batch = e.batch[:0]
