@@ -545,8 +545,9 @@ func (db *DB) Rescan() time.Duration {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			ca := cache{}
 			for i := w; i < len(states); i += workers {
-				results[i], keys[i] = db.computeLocked(states[i])
+				results[i], keys[i] = db.computeLocked(states[i], ca)
 			}
 		}()
 	}
@@ -565,16 +566,16 @@ func (db *DB) Rescan() time.Duration {
 }
 
 func (db *DB) rematchLocked(st *devState) []vigil.Alert {
-	fs, keys := db.computeLocked(st)
+	fs, keys := db.computeLocked(st, nil)
 	return db.commitLocked(st, fs, keys)
 }
 
 // computeLocked matches one device; it only reads shared state, so
 // several may run at once under the lock.
-func (db *DB) computeLocked(st *devState) ([]vuln.Finding, []string) {
+func (db *DB) computeLocked(st *devState, ca cache) ([]vuln.Finding, []string) {
 	d := &st.dev
 	comps := Components(d, db.sboms[sbomKey(d.Vendor, d.Model, d.Firmware)])
-	ms := db.ix.Match(d, comps)
+	ms := db.ix.MatchCached(d, comps, ca)
 	keys := componentKeys(d, comps)
 	if len(ms) == 0 {
 		return nil, keys

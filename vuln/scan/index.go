@@ -191,69 +191,109 @@ func Components(d *vigil.Device, sbom []vigil.Component) []vigil.Component {
 // Match returns the matches of a device's components (see Components)
 // by the explicit rules.
 func (ix *Index) Match(d *vigil.Device, comps []vigil.Component) []match {
+	return ix.MatchCached(d, comps, nil)
+}
+
+// cache memoizes the matches of identical components across the devices
+// of one rescan (devices of one model share them).
+type cache map[string][]match
+
+func cacheKey(d *vigil.Device, c *vigil.Component) string {
+	if c.Type == "firmware" && c.Source == "device" {
+		return "fw\x00" + d.Vendor + "\x00" + d.Model + "\x00" + c.Version
+	}
+	k := c.PURL + "\x00" + c.CPE + "\x00" + c.Version
+	if strings.HasPrefix(c.PURL, "pkg:deb/") {
+		k += "\x00" + d.OS // the namespace may come from the OS
+	}
+	return k
+}
+
+// MatchCached is Match with a cache (nil: none).
+func (ix *Index) MatchCached(d *vigil.Device, comps []vigil.Component, ca cache) []match {
 	var out []match
-	vendor := vuln.NormalizeName(d.Vendor)
 	for i := range comps {
 		c := &comps[i]
-		if c.Type == "firmware" && c.Source == "device" {
-			model := vuln.NormalizeName(d.Model)
-			for _, key := range []string{vendor + ":" + model, vendor + ":" + model + "_firmware"} {
-				for k := range ix.cpes[key] {
-					r := &ix.cpes[key][k]
-					if r.part == "a" {
-						continue // an application CPE is not the device's firmware
-					}
-					if vs, ok := r.affects(c.Version); ok {
-						out = append(out, match{r: r, rule: vuln.RuleFirmware, comp: i, key: "firmware:" + key, versions: vs, confidence: 0.85})
-					}
+		var ms []match
+		if ca != nil {
+			k := cacheKey(d, c)
+			var ok bool
+			if ms, ok = ca[k]; !ok {
+				ms = ix.matchOne(d, c)
+				ca[k] = ms
+			}
+		} else {
+			ms = ix.matchOne(d, c)
+		}
+		for _, m := range ms {
+			m.comp = i
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func (ix *Index) matchOne(d *vigil.Device, c *vigil.Component) []match {
+	var out []match
+	vendor := vuln.NormalizeName(d.Vendor)
+	if c.Type == "firmware" && c.Source == "device" {
+		model := vuln.NormalizeName(d.Model)
+		for _, key := range []string{vendor + ":" + model, vendor + ":" + model + "_firmware"} {
+			for k := range ix.cpes[key] {
+				r := &ix.cpes[key][k]
+				if r.part == "a" {
+					continue // an application CPE is not the device's firmware
+				}
+				if vs, ok := r.affects(c.Version); ok {
+					out = append(out, match{r: r, rule: vuln.RuleFirmware, key: "firmware:" + key, versions: vs, confidence: 0.85})
 				}
 			}
-			continue
 		}
-		if c.PURL != "" {
-			if p, ok := ComponentPURL(d, c); ok {
-				v := p.Version
-				if v == "" {
-					v = c.Version
+		return out
+	}
+	if c.PURL != "" {
+		if p, ok := ComponentPURL(d, c); ok {
+			v := p.Version
+			if v == "" {
+				v = c.Version
+			}
+			key := p.Key()
+			for k := range ix.purls[key] {
+				r := &ix.purls[key][k]
+				if vs, ok := r.affects(v); ok {
+					out = append(out, match{r: r, rule: vuln.RulePURL, key: "purl:" + key, versions: vs, confidence: 0.95})
 				}
-				key := p.Key()
-				for k := range ix.purls[key] {
-					r := &ix.purls[key][k]
-					if vs, ok := r.affects(v); ok {
-						out = append(out, match{r: r, rule: vuln.RulePURL, comp: i, key: "purl:" + key, versions: vs, confidence: 0.95})
-					}
-				}
-				if c.CPE == "" && (p.Type == "generic" || p.Type == "opkg") {
-					if ck, ok := PURLToCPE[p.Name]; ok {
-						uv := upstream(p.Type, v)
-						for k := range ix.cpes[ck] {
-							r := &ix.cpes[ck][k]
-							if r.part == "o" || r.part == "h" {
-								continue
-							}
-							if vs, ok := r.affects(uv); ok {
-								out = append(out, match{r: r, rule: vuln.RulePURLMap, comp: i, key: "purl:" + key, versions: vs, confidence: 0.7})
-							}
+			}
+			if c.CPE == "" && (p.Type == "generic" || p.Type == "opkg") {
+				if ck, ok := PURLToCPE[p.Name]; ok {
+					uv := upstream(p.Type, v)
+					for k := range ix.cpes[ck] {
+						r := &ix.cpes[ck][k]
+						if r.part == "o" || r.part == "h" {
+							continue
+						}
+						if vs, ok := r.affects(uv); ok {
+							out = append(out, match{r: r, rule: vuln.RulePURLMap, key: "purl:" + key, versions: vs, confidence: 0.7})
 						}
 					}
 				}
 			}
 		}
-		if c.CPE != "" {
-			if cp, err := vuln.ParseCPE(c.CPE); err == nil {
-				v := c.Version
-				if cp.Version != "*" && cp.Version != "-" {
-					v = cp.Version
+	}
+	if c.CPE != "" {
+		if cp, err := vuln.ParseCPE(c.CPE); err == nil {
+			v := c.Version
+			if cp.Version != "*" && cp.Version != "-" {
+				v = cp.Version
+			}
+			key := cp.Key()
+			for k := range ix.cpes[key] {
+				r := &ix.cpes[key][k]
+				if r.part != "*" && cp.Part != "*" && r.part != cp.Part {
+					continue
 				}
-				key := cp.Key()
-				for k := range ix.cpes[key] {
-					r := &ix.cpes[key][k]
-					if r.part != "*" && cp.Part != "*" && r.part != cp.Part {
-						continue
-					}
-					if vs, ok := r.affects(v); ok {
-						out = append(out, match{r: r, rule: vuln.RuleCPE, comp: i, key: "cpe:" + key, versions: vs, confidence: 0.9})
-					}
+				if vs, ok := r.affects(v); ok {
+					out = append(out, match{r: r, rule: vuln.RuleCPE, key: "cpe:" + key, versions: vs, confidence: 0.9})
 				}
 			}
 		}
