@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -373,6 +374,25 @@ func affectedKeys(af *vuln.Affected) []string {
 	return out
 }
 
+// componentKeysCached is componentKeys, component by component through the
+// rescan cache (nil: none).
+func componentKeysCached(d *vigil.Device, comps []vigil.Component, ca *cache) []string {
+	if ca == nil {
+		return componentKeys(d, comps)
+	}
+	var out []string
+	for i := range comps {
+		k := cacheKey(d, &comps[i])
+		ks, ok := ca.keys[k]
+		if !ok {
+			ks = componentKeys(d, comps[i:i+1])
+			ca.keys[k] = ks
+		}
+		out = append(out, ks...)
+	}
+	return out
+}
+
 // componentKeys are the product keys a device's components can be matched
 // under (see Index.Match).
 func componentKeys(d *vigil.Device, comps []vigil.Component) []string {
@@ -545,7 +565,7 @@ func (db *DB) Rescan() time.Duration {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ca := cache{}
+			ca := newCache()
 			for i := w; i < len(states); i += workers {
 				results[i], keys[i] = db.computeLocked(states[i], ca)
 			}
@@ -572,11 +592,11 @@ func (db *DB) rematchLocked(st *devState) []vigil.Alert {
 
 // computeLocked matches one device; it only reads shared state, so
 // several may run at once under the lock.
-func (db *DB) computeLocked(st *devState, ca cache) ([]vuln.Finding, []string) {
+func (db *DB) computeLocked(st *devState, ca *cache) ([]vuln.Finding, []string) {
 	d := &st.dev
 	comps := Components(d, db.sboms[sbomKey(d.Vendor, d.Model, d.Firmware)])
 	ms := db.ix.MatchCached(d, comps, ca)
-	keys := componentKeys(d, comps)
+	keys := componentKeysCached(d, comps, ca)
 	if len(ms) == 0 {
 		return nil, keys
 	}
@@ -782,15 +802,17 @@ func orTCP(t string) string {
 // the ones that newly qualify.
 func (db *DB) commitLocked(st *devState, fs []vuln.Finding, keys []string) []vigil.Alert {
 	id := st.dev.ID
-	db.unindexLocked(id, st)
-	st.keys = keys
-	for _, k := range keys {
-		m := db.byKey[k]
-		if m == nil {
-			m = map[string]bool{}
-			db.byKey[k] = m
+	if !slices.Equal(st.keys, keys) {
+		db.unindexLocked(id, st)
+		st.keys = keys
+		for _, k := range keys {
+			m := db.byKey[k]
+			if m == nil {
+				m = map[string]bool{}
+				db.byKey[k] = m
+			}
+			m[id] = true
 		}
-		m[id] = true
 	}
 	now := db.cfg.Clock.Now()
 	var alerts []vigil.Alert

@@ -196,7 +196,12 @@ func (ix *Index) Match(d *vigil.Device, comps []vigil.Component) []match {
 
 // cache memoizes the matches of identical components across the devices
 // of one rescan (devices of one model share them).
-type cache map[string][]match
+type cache struct {
+	m    map[string][]match
+	keys map[string][]string
+}
+
+func newCache() *cache { return &cache{m: map[string][]match{}, keys: map[string][]string{}} }
 
 func cacheKey(d *vigil.Device, c *vigil.Component) string {
 	if c.Type == "firmware" && c.Source == "device" {
@@ -210,7 +215,7 @@ func cacheKey(d *vigil.Device, c *vigil.Component) string {
 }
 
 // MatchCached is Match with a cache (nil: none).
-func (ix *Index) MatchCached(d *vigil.Device, comps []vigil.Component, ca cache) []match {
+func (ix *Index) MatchCached(d *vigil.Device, comps []vigil.Component, ca *cache) []match {
 	var out []match
 	for i := range comps {
 		c := &comps[i]
@@ -218,9 +223,9 @@ func (ix *Index) MatchCached(d *vigil.Device, comps []vigil.Component, ca cache)
 		if ca != nil {
 			k := cacheKey(d, c)
 			var ok bool
-			if ms, ok = ca[k]; !ok {
+			if ms, ok = ca.m[k]; !ok {
 				ms = ix.matchOne(d, c)
-				ca[k] = ms
+				ca.m[k] = ms
 			}
 		} else {
 			ms = ix.matchOne(d, c)
