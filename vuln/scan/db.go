@@ -90,6 +90,7 @@ type Config struct {
 type devState struct {
 	dev      vigil.Device
 	listen   []Listener
+	banners  []vigil.Component // from server banners the sensor saw
 	findings []vuln.Finding
 	keys     []string // product keys the device's components have
 }
@@ -506,6 +507,11 @@ func (db *DB) Observe(ev *vigil.Event) {
 	if ev.DeviceID == "" || ev.Kind != vigil.KindNetwork && ev.Source != "sensor" {
 		return
 	}
+	for _, f := range BannerFields {
+		if b, ok := ev.Fields[f].(string); ok && b != "" {
+			db.observeBanner(ev, b)
+		}
+	}
 	var l Listener
 	switch {
 	case ev.Kind == vigil.KindNetwork && ev.Action == "listen":
@@ -527,6 +533,12 @@ func (db *DB) Observe(ev *vigil.Event) {
 		st = &devState{dev: vigil.Device{ID: ev.DeviceID}}
 		db.devices[ev.DeviceID] = st
 	}
+	if l.Seen && !hasAddr(&st.dev, ev.Network.DstIP.String()) {
+		// Traffic counts only when the device is its destination (its
+		// addresses are known from its inventory).
+		db.mu.Unlock()
+		return
+	}
 	for i, x := range st.listen {
 		if x.Port == l.Port && x.Transport == l.Transport {
 			if x.Seen || !l.Seen && (x.Process == l.Process || l.Process == "") {
@@ -543,6 +555,60 @@ func (db *DB) Observe(ev *vigil.Event) {
 	}
 	st.listen = append(st.listen, l)
 rematch:
+	alerts := db.rematchLocked(st)
+	db.mu.Unlock()
+	db.emit(alerts)
+}
+
+func hasAddr(d *vigil.Device, ip string) bool {
+	for _, n := range d.Network {
+		for _, a := range n.Addresses {
+			if a == ip || strings.HasPrefix(a, ip+"/") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// BannerFields are the event fields Observe reads server banners from.
+var BannerFields = []string{"http.server", "ssh.server.banner", "ssh.banner", "server.banner"}
+
+// observeBanner adds the component a server banner names (see
+// BannerComponent) to the device the event is about, as seen on its
+// source port, and rematches it when new.
+func (db *DB) observeBanner(ev *vigil.Event, banner string) {
+	c, ok := BannerComponent(banner)
+	if !ok {
+		return
+	}
+	db.mu.Lock()
+	st, ok := db.devices[ev.DeviceID]
+	if !ok {
+		st = &devState{dev: vigil.Device{ID: ev.DeviceID}}
+		db.devices[ev.DeviceID] = st
+	}
+	for i, b := range st.banners {
+		if b.Name == c.Name {
+			if b.Version == c.Version {
+				db.mu.Unlock()
+				return
+			}
+			st.banners = append(st.banners[:i], st.banners[i+1:]...)
+			break
+		}
+	}
+	st.banners = append(st.banners, c)
+	if ev.Network != nil && ev.Network.SrcPort != 0 {
+		// A response: the server is the source and the sensor saw it answer.
+		seen := false
+		for _, l := range st.listen {
+			seen = seen || l.Port == ev.Network.SrcPort && l.Process == c.Name
+		}
+		if !seen {
+			st.listen = append(st.listen, Listener{Transport: ev.Network.Transport, Port: ev.Network.SrcPort, Process: c.Name, Seen: true})
+		}
+	}
 	alerts := db.rematchLocked(st)
 	db.mu.Unlock()
 	db.emit(alerts)
@@ -595,6 +661,7 @@ func (db *DB) rematchLocked(st *devState) []vigil.Alert {
 func (db *DB) computeLocked(st *devState, ca *cache) ([]vuln.Finding, []string) {
 	d := &st.dev
 	comps := Components(d, db.sboms[sbomKey(d.Vendor, d.Model, d.Firmware)])
+	comps = append(comps, st.banners...)
 	ms := db.ix.MatchCached(d, comps, ca)
 	keys := componentKeysCached(d, comps, ca)
 	if len(ms) == 0 {
