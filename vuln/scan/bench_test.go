@@ -5,8 +5,8 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"syscall"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/vuln"
