@@ -103,6 +103,36 @@ type Parser struct {
 	broken    bool  // gave up after malformed traffic
 	skip      [2]int
 	pending   map[uint16]uint8 // packet id -> packet type awaiting an ack
+	// On a connection picked up mid-stream the first bytes may be the
+	// middle of a message: each direction searches for a message boundary
+	// (synced) before it reports anything.
+	synced  [2]bool
+	scanned [2]int
+}
+
+// maxResync bounds the bytes skipped looking for a message boundary.
+const maxResync = 64 << 10
+
+// collector keeps the events of a trial decode.
+type collector []vigil.Event
+
+func (c *collector) Emit(ev vigil.Event) { *c = append(*c, ev) }
+
+// plausible reports whether b starts with a fixed header that can begin a
+// message: a known type with the flags it allows.
+func plausible(b byte, v5 bool) bool {
+	t, flags := b>>4, b&0x0f
+	switch t {
+	case typeReserved:
+		return false
+	case typeAuth:
+		return v5 && flags == 0
+	case typePublish:
+		return (flags>>1)&3 != 3
+	case typePubrel, typeSubscribe, typeUnsubscribe:
+		return flags == 2
+	}
+	return flags == 0
 }
 
 var _ proto.StreamParser = (*Parser)(nil)
@@ -194,6 +224,17 @@ func (p *Parser) Parse(c *proto.Context, data []byte, out proto.Emitter) int {
 		if len(b) < 2 {
 			return consumed
 		}
+		if c.Midstream && !p.synced[d] {
+			k, wait := p.resync(c, b, out)
+			consumed += k
+			if wait || p.broken {
+				if p.broken {
+					return len(data)
+				}
+				return consumed
+			}
+			continue
+		}
 		rl, n := varint(b[1:])
 		if n == 0 {
 			return consumed
@@ -233,6 +274,54 @@ func (p *Parser) Parse(c *proto.Context, data []byte, out proto.Emitter) int {
 		consumed += total
 	}
 	return consumed
+}
+
+// resync looks for the first message boundary in b on a connection
+// picked up mid-stream: the earliest plausible fixed header whose message
+// decodes and is followed by the end of the data or another plausible
+// header. It returns how many bytes to consume (the skipped bytes and that
+// message) and whether it needs more data first (to try a candidate whose
+// message is not complete yet).
+func (p *Parser) resync(c *proto.Context, b []byte, out proto.Emitter) (int, bool) {
+	d := c.Dir & 1
+	v5 := p.version == 5
+	for i := 0; i+1 < len(b); i++ {
+		if p.scanned[d]+i > maxResync {
+			p.fail(c, out, "no message boundary in the first "+strconv.Itoa(maxResync)+" bytes of a connection picked up mid-stream")
+			return 0, false
+		}
+		if !plausible(b[i], v5) {
+			continue
+		}
+		rl, n := varint(b[i+1:])
+		total := 1 + n + rl
+		if n < 0 || n > 0 && total > p.cfg.MaxMessage {
+			continue
+		}
+		if n == 0 || i+total > len(b) {
+			// The earliest candidate is tried first: wait for its end.
+			p.scanned[d] += i
+			return i, true
+		}
+		if i+total < len(b) && !plausible(b[i+total], v5) {
+			continue
+		}
+		var trial collector
+		version, connected, connect := p.version, p.connected, p.connect
+		p.message(c, b[i], rl, b[i+1+n:i+total], &trial)
+		if p.broken {
+			p.broken = false
+			p.version, p.connected, p.connect = version, connected, connect
+			continue
+		}
+		p.synced[d] = true
+		for _, ev := range trial {
+			out.Emit(ev)
+		}
+		return i + total, false
+	}
+	p.scanned[d] += len(b) - 1
+	return len(b) - 1, true
 }
 
 func (p *Parser) fail(c *proto.Context, out proto.Emitter, detail string) {

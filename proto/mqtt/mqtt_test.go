@@ -226,7 +226,9 @@ func FuzzParse(f *testing.F) {
 			if i == 2 {
 				buf = chunk
 			}
-			n := p.Parse(ctx(d), buf, &s)
+			c := ctx(d)
+			c.Midstream = split%2 == 1
+			n := p.Parse(c, buf, &s)
 			if n < 0 || n > len(buf) {
 				t.Fatalf("consumed %d of %d", n, len(buf))
 			}
@@ -242,4 +244,38 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestMidstreamResync starts in the middle of a PUBLISH: the tail is
+// skipped without an anomaly and the next messages are decoded.
+func TestMidstreamResync(t *testing.T) {
+	pub := msg(0x30, str("plant/temp"), []byte("21.5 degrees"))
+	data := append(append([]byte{}, pub[9:]...), msg(0xc0)...)
+	for i := 0; i < 5; i++ {
+		data = append(data, pub...)
+	}
+	c := ctx(proto.ToServer)
+	c.Midstream = true
+	p := New(Config{})
+	var s sink
+	n := p.Parse(c, data[:3], &s)
+	if len(s) != 0 {
+		t.Fatalf("events %v", s)
+	}
+	if m := p.Parse(c, data[n:], &s); n+m != len(data) {
+		t.Fatalf("consumed %d of %d", n+m, len(data))
+	}
+	var acts []string
+	for _, e := range s {
+		acts = append(acts, e.Action)
+	}
+	if strings.Join(acts, ",") != "pingreq,publish,publish,publish,publish,publish" || s[1].Fields["mqtt.topic"] != "plant/temp" {
+		t.Fatalf("%v %+v", acts, s)
+	}
+	// Not mid-stream, the same bytes are malformed.
+	s = nil
+	New(Config{}).Parse(ctx(proto.ToServer), data, &s)
+	if len(s) == 0 || s[0].Fields["anomaly.event"] == nil {
+		t.Fatalf("%+v", s)
+	}
 }
