@@ -206,3 +206,36 @@ func TestDetectorThreatFox(t *testing.T) {
 		t.Fatalf("alerts %+v", got)
 	}
 }
+
+// TestHotSwap runs detection while sets are swapped (run with -race).
+func TestHotSwap(t *testing.T) {
+	d := New(nil, nil)
+	a := []feeds.Indicator{ind(feeds.TypeIP, "192.0.2.1")}
+	b := []feeds.Indicator{ind(feeds.TypeIP, "192.0.2.2")}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 200 {
+			if i%2 == 0 {
+				d.Load(a)
+			} else {
+				d.Load(b)
+			}
+		}
+	}()
+	ev := &vigil.Event{ID: "e", Time: t0, Network: &vigil.Network{DstIP: netip.MustParseAddr("192.0.2.1")}}
+	for {
+		select {
+		case <-done:
+			d.Load(a)
+			if n := len(detectAll(d, ev)); n != 1 {
+				t.Fatalf("%d alerts after the last swap", n)
+			}
+			return
+		default:
+			if n := len(detectAll(d, ev)); n > 1 {
+				t.Fatalf("%d alerts", n)
+			}
+		}
+	}
+}

@@ -3,6 +3,7 @@ package catalog
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -355,9 +356,33 @@ func sniff(br *bufio.Reader, f *feeds.Feed) string {
 const MaxFeedSize = 1 << 30
 
 // OpenSource opens a file path or an http(s) URL, with the feed's bearer
-// token or basic auth for URLs. Returns ENOTFOUND for a missing file and
-// EINVALID for an HTTP error status.
+// token or basic auth for URLs, and decompresses gzip content (NVD and
+// other full feeds ship as .json.gz). Returns ENOTFOUND for a missing file
+// and EINVALID for an HTTP error status or bad gzip data.
 func OpenSource(ctx context.Context, hc *http.Client, f *feeds.Feed, src string) (io.ReadCloser, error) {
+	rc, err := openRaw(ctx, hc, f, src)
+	if err != nil {
+		return nil, err
+	}
+	br := bufio.NewReaderSize(rc, 64*1024)
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			rc.Close()
+			return nil, vigil.Errorf(vigil.EINVALID, "cannot read gzip %s: %v", src, err)
+		}
+		return struct {
+			io.Reader
+			io.Closer
+		}{io.LimitReader(zr, MaxFeedSize), rc}, nil
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{br, rc}, nil
+}
+
+func openRaw(ctx context.Context, hc *http.Client, f *feeds.Feed, src string) (io.ReadCloser, error) {
 	if !strings.HasPrefix(src, "http://") && !strings.HasPrefix(src, "https://") {
 		fh, err := os.Open(src)
 		if os.IsNotExist(err) {

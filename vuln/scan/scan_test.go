@@ -1,6 +1,8 @@
 package scan
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"os"
 	"path/filepath"
@@ -250,5 +252,34 @@ func TestAgentInventoryEndToEnd(t *testing.T) {
 	d.Software[0].Version, d.Software[0].PURL = "1.0.1e-2+deb7u5", "pkg:deb/openssl@1.0.1e-2+deb7u5"
 	if fs := db.UpdateDevice(d); len(fs) != 0 {
 		t.Errorf("after upgrade %+v", fs)
+	}
+}
+
+func TestImportGzipAndErrors(t *testing.T) {
+	raw, err := os.ReadFile(corpus(t, "nvd-cve-2.0-page.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "nvdcve-2.0-page.json.gz")
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(raw)
+	zw.Close()
+	if err := os.WriteFile(p, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, _, _ := open(t)
+	mustImport(t, db, p, ImportOptions{Name: "nvd-2023"}, 38)
+	if _, err := db.Import(context.Background(), "testdata/nope.json", ImportOptions{}); vigil.ErrorCode(err) != vigil.ENOTFOUND {
+		t.Errorf("missing file: %v", err)
+	}
+	if _, err := db.ImportReader(strings.NewReader(`{"hello": 1}`), "x", ImportOptions{Name: "x"}); vigil.ErrorCode(err) != vigil.EINVALID {
+		t.Errorf("unknown format: %v", err)
+	}
+	if _, err := db.ImportReader(strings.NewReader(`{"bomFormat": "CycloneDX", "specVersion": "1.6", "components": []}`), "x", ImportOptions{Name: "sbom"}); vigil.ErrorCode(err) != vigil.EINVALID {
+		t.Errorf("SBOM without device: %v", err)
+	}
+	if _, err := db.ImportReader(strings.NewReader(`{}`), "x", ImportOptions{Name: "../x", Format: FormatKEV}); vigil.ErrorCode(err) != vigil.EINVALID {
+		t.Errorf("bad name: %v", err)
 	}
 }
