@@ -236,7 +236,7 @@ func mergeByID(old, add []feeds.Indicator) []feeds.Indicator {
 func (c *Catalog) save(s *snapshot) error {
 	p := filepath.Join(c.dir, s.Info.Feed.Name+".json")
 	tmp := p + ".tmp"
-	fh, err := os.Create(tmp)
+	fh, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600) // feed auth lives here
 	if err != nil {
 		return fmt.Errorf("cannot save feed %s: %w", s.Info.Feed.Name, err)
 	}

@@ -47,6 +47,7 @@ type SourceInfo struct {
 // source is one persisted source.
 type source struct {
 	Info       SourceInfo          `json:"info"`
+	Options    ImportOptions       `json:"options"` // for refresh (auth included: the file is 0600)
 	Advisories []vuln.Advisory     `json:"advisories,omitempty"`
 	KEV        []vuln.KEV          `json:"kev,omitempty"`
 	VEX        []vuln.VEXStatement `json:"vex,omitempty"`
@@ -291,7 +292,7 @@ func (db *DB) save(s *source) error {
 
 func writeJSON(p string, v any) error {
 	tmp := p + ".tmp"
-	fh, err := os.Create(tmp)
+	fh, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600) // source auth lives here
 	if err != nil {
 		return fmt.Errorf("cannot save %s: %w", p, err)
 	}

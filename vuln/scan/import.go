@@ -8,6 +8,7 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/feeds"
@@ -42,6 +43,8 @@ type ImportOptions struct {
 	// Vendor, Model and Firmware say which devices an SBOM describes; they
 	// default to the SBOM's own subject.
 	Vendor, Model, Firmware string
+	// Refresh, when set, re-imports the source that often (RefreshDue, Run).
+	Refresh time.Duration
 }
 
 // Import reads a vulnerability source from a file or an http(s) URL,
@@ -67,6 +70,48 @@ func (db *DB) Import(ctx context.Context, src string, o ImportOptions) (feeds.Re
 	return db.ImportReader(rc, src, o)
 }
 
+// RefreshDue re-imports the sources whose Refresh interval has passed and
+// returns how many it re-imported. Failures are logged; the old content
+// stays.
+func (db *DB) RefreshDue(ctx context.Context) int {
+	now := db.cfg.Clock.Now()
+	type due struct {
+		origin string
+		o      ImportOptions
+	}
+	var todo []due
+	db.mu.Lock()
+	for _, s := range db.sources {
+		if o := s.Options; o.Refresh > 0 && !now.Before(s.Info.Imported.Add(o.Refresh)) {
+			todo = append(todo, due{s.Info.Origin, o})
+		}
+	}
+	db.mu.Unlock()
+	n := 0
+	for _, d := range todo {
+		if _, err := db.Import(ctx, d.origin, d.o); err != nil {
+			db.log.Warn("source refresh failed", "source", d.o.Name, "err", err)
+			continue
+		}
+		n++
+	}
+	return n
+}
+
+// Run calls RefreshDue every interval until ctx ends.
+func (db *DB) Run(ctx context.Context, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			db.RefreshDue(ctx)
+		}
+	}
+}
+
 // ImportReader is Import from a reader; origin is recorded as where it
 // came from.
 func (db *DB) ImportReader(r io.Reader, origin string, o ImportOptions) (feeds.Result, error) {
@@ -78,7 +123,7 @@ func (db *DB) ImportReader(r io.Reader, origin string, o ImportOptions) (feeds.R
 	if format == "" {
 		format = Sniff(br)
 	}
-	s := &source{Info: SourceInfo{Name: o.Name, Format: format, Origin: origin, Imported: db.cfg.Clock.Now()}}
+	s := &source{Info: SourceInfo{Name: o.Name, Format: format, Origin: origin, Imported: db.cfg.Clock.Now()}, Options: o}
 	var res feeds.Result
 	var err error
 	switch format {

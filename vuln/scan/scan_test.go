@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -281,5 +284,35 @@ func TestImportGzipAndErrors(t *testing.T) {
 	}
 	if _, err := db.ImportReader(strings.NewReader(`{}`), "x", ImportOptions{Name: "../x", Format: FormatKEV}); vigil.ErrorCode(err) != vigil.EINVALID {
 		t.Errorf("bad name: %v", err)
+	}
+}
+
+func TestRefreshDue(t *testing.T) {
+	body := `{"catalogVersion": "1", "vulnerabilities": [{"cveID": "CVE-2024-99901", "dateAdded": "2024-03-02", "dueDate": "2024-03-23"}]}`
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer k" {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		io.WriteString(w, body)
+	}))
+	defer hs.Close()
+	db, alerts, ck := open(t)
+	mustImport(t, db, csafDoc, ImportOptions{}, 2)
+	db.UpdateDevice(vigil.Device{ID: "cam-1", Vendor: "Acme", Model: "Cam100", Firmware: "2.1.0"})
+	mustImport(t, db, hs.URL+"/kev.json", ImportOptions{Name: "kev", Token: "k", Refresh: time.Hour}, 1)
+	if len(*alerts) != 1 || (*alerts)[0].Fields["vuln.kev.due_date"] != "2024-03-23" {
+		t.Fatalf("KEV alert %+v", *alerts)
+	}
+	body = `{"catalogVersion": "2", "vulnerabilities": []}`
+	if n := db.RefreshDue(context.Background()); n != 0 {
+		t.Errorf("refreshed %d early", n)
+	}
+	ck.t = ck.t.Add(time.Hour)
+	if n := db.RefreshDue(context.Background()); n != 1 {
+		t.Fatalf("refreshed %d", n)
+	}
+	if fs := db.Findings(Filter{DeviceID: "cam-1"}); len(fs) != 1 || fs[0].KEV {
+		t.Errorf("after KEV refresh %+v", fs)
 	}
 }
