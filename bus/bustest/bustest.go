@@ -322,12 +322,14 @@ func testRedelivery(t *testing.T, open Open) {
 	events := Events("redelivery", 0, 1200, 12)
 	publish(t, b, events[:400], 50)
 	c := newCollector(t, b.Partitions())
-	// Fail the second and third calls of every partition, while newer
-	// events keep arriving: they must not overtake the failed batch.
+	// Fail the first two calls of every partition, while newer events
+	// keep arriving: they must not overtake the failed batch. (Not later
+	// calls: on a loaded machine a partition may get all its events in
+	// one call.)
 	calls := make([]int, b.Partitions())
 	c.fail = func(p int) bool {
 		calls[p]++
-		return calls[p] == 2 || calls[p] == 3
+		return calls[p] <= 2
 	}
 	consume(t, b, "g", c.handle)
 	publish(t, b, events[400:], 20)

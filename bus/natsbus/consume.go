@@ -334,8 +334,15 @@ func (w *worker) handleBatch(ctx context.Context, f *fetch, msgs []jetstream.Msg
 		f.take()
 		f.inProgress()
 	}
-	// AckAll: acknowledging the last message acknowledges the batch. The
-	// ack is confirmed, so a group restarted right after resumes past it.
+	// Every message is acknowledged on its own (explicit policy): with
+	// ack-all, acknowledging a message would also acknowledge older ones
+	// still awaiting redelivery after a crash, which this worker never
+	// handled. The server processes one connection's acks in order, so
+	// confirming the last one confirms the batch, and a group restarted
+	// right after resumes past it.
+	for _, m := range msgs[:len(msgs)-1] {
+		_ = m.Ack()
+	}
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.b.cfg.PublishTimeout)
 	err := last.DoubleAck(actx)
 	cancel()

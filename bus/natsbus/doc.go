@@ -44,9 +44,11 @@
 // consumer named <group>). ConsumeEvents runs one worker per partition: it
 // fetches messages in stream order, hands the events of the messages at
 // hand (waiting up to Linger, 2ms, for more when there are few) to the
-// handler in one call, and on success acknowledges the last
-// message (ack-all policy: this acknowledges the whole batch) and waits for
-// the server's confirmation. On a handler error the worker hands the same
+// handler in one call, and on success acknowledges each message (explicit
+// ack policy) and waits for the server's confirmation of the last. Ack-all
+// would be cheaper but wrong after a crash: the messages in flight come
+// back only after AckWait while newer ones are delivered at once, and
+// acknowledging a newer one would silently acknowledge the older ones too. On a handler error the worker hands the same
 // events to the handler again after a delay that doubles with consecutive
 // failures (RetryDelay up to MaxRetryDelay), telling the server meanwhile
 // that the messages are in progress, so the batch is handled before

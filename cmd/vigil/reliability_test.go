@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -39,7 +40,8 @@ func TestAcknowledgedEventsSurviveSIGKILL(t *testing.T) {
 	dir := t.TempDir()
 	addr := freeAddr(t)
 
-	srv, token := startServer(t, bin, dir, addr, true)
+	var logs syncBuffer
+	srv, token := startServer(t, bin, dir, addr, true, &logs)
 	hc := httpsClient(t, dir)
 	base := "https://" + addr
 
@@ -88,7 +90,8 @@ func TestAcknowledgedEventsSurviveSIGKILL(t *testing.T) {
 	}
 	srv.Wait()
 
-	srv, _ = startServer(t, bin, dir, addr, false)
+	fmt.Fprintln(&logs, "--- SIGKILL, restart ---")
+	srv, _ = startServer(t, bin, dir, addr, false, &logs)
 	defer func() {
 		srv.Process.Signal(syscall.SIGTERM)
 		srv.Wait()
@@ -129,15 +132,21 @@ func TestAcknowledgedEventsSurviveSIGKILL(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 	if len(missing) > 0 {
-		t.Fatalf("%d acknowledged items lost after SIGKILL, e.g. %v", len(missing), missing[:min(5, len(missing))])
+		_, metrics := get("/metrics")
+		for _, l := range strings.Split(string(metrics), "\n") {
+			if strings.HasPrefix(l, "vigil_bus_") || strings.HasPrefix(l, "vigil_detect_events") || strings.HasPrefix(l, "vigil_store_events") {
+				fmt.Fprintln(&logs, l)
+			}
+		}
+		t.Fatalf("%d acknowledged items lost after SIGKILL, e.g. %v\nserver log:\n%s", len(missing), missing[:min(5, len(missing))], logs.String())
 	}
 }
 
 // startServer runs `vigil serve` and waits until it answers; on the first
 // start it returns the admin token the server prints.
-func startServer(t *testing.T, bin, dir, addr string, first bool) (*exec.Cmd, string) {
+func startServer(t *testing.T, bin, dir, addr string, first bool, logs io.Writer) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--data-dir", dir, "--listen", addr, "--log-level", "warn")
+	cmd := exec.Command(bin, "serve", "--data-dir", dir, "--listen", addr, "--log-level", "info")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -150,6 +159,7 @@ func startServer(t *testing.T, bin, dir, addr string, first bool) (*exec.Cmd, st
 		re := regexp.MustCompile(`vgl_[A-Za-z0-9_-]+`)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
+			fmt.Fprintln(logs, sc.Text())
 			if m := re.FindString(sc.Text()); m != "" {
 				select {
 				case tokenc <- m:
@@ -211,4 +221,22 @@ func freeAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
