@@ -24,9 +24,13 @@ const Kind = "zigbee"
 
 // Anomaly names (anomaly.event).
 const (
-	AnomalyMalformed     = "malformed_frame"      // truncated or inconsistent header
-	AnomalyKeyInClear    = "network_key_in_clear" // Transport-Key readable on the air
-	AnomalyReservedFrame = "reserved_frame_type"
+	AnomalyMalformed  = "malformed_frame"      // truncated or inconsistent header
+	AnomalyKeyInClear = "network_key_in_clear" // Transport-Key readable on the air
+	// AnomalyDefaultLinkKey: a network key transported under the
+	// well-known default link key ("ZigBeeAlliance09"), so readable by
+	// anyone who captured the join.
+	AnomalyDefaultLinkKey = "network_key_under_default_link_key"
+	AnomalyReservedFrame  = "reserved_frame_type"
 )
 
 // Decoder decodes 802.15.4 frames (without FCS).
@@ -74,7 +78,7 @@ func (Decoder) ParseDatagram(c *proto.Context, b []byte, out proto.Emitter) {
 	anomaly := func(name, detail string) {
 		ev := c.Anomaly(Kind, name, detail)
 		ev.Network = nil
-		if name == AnomalyKeyInClear {
+		if name == AnomalyKeyInClear || name == AnomalyDefaultLinkKey {
 			ev.Severity = vigil.SeverityHigh
 		}
 		out.Emit(ev)
@@ -163,6 +167,10 @@ func (Decoder) ParseDatagram(c *proto.Context, b []byte, out proto.Emitter) {
 		out.Emit(ev)
 		return
 	}
+	var macSrc []byte
+	if srcMode == 3 {
+		macSrc = b[off-8 : off]
+	}
 	p := b[off:]
 	switch ftype {
 	case 3:
@@ -180,7 +188,7 @@ func (Decoder) ParseDatagram(c *proto.Context, b []byte, out proto.Emitter) {
 			f["zigbee.mac.pan_coordinator"] = sf&0x4000 != 0
 		}
 	case 1:
-		nwk(p, f, anomaly)
+		nwk(p, macSrc, f, anomaly)
 	case 4:
 		anomaly(AnomalyReservedFrame, "mac frame type 4")
 	}
@@ -188,7 +196,8 @@ func (Decoder) ParseDatagram(c *proto.Context, b []byte, out proto.Emitter) {
 }
 
 // nwk decodes a Zigbee NWK frame (and its APS frame when not encrypted).
-func nwk(b []byte, f map[string]any, anomaly func(name, detail string)) {
+func nwk(b, macSrc []byte, f map[string]any, anomaly func(name, detail string)) {
+	src := macSrc
 	if len(b) < 8 {
 		return // not Zigbee NWK (or too short to tell)
 	}
@@ -219,6 +228,7 @@ func nwk(b []byte, f map[string]any, anomaly func(name, detail string)) {
 			return
 		}
 		f["zigbee.nwk.src_ieee"] = ext(b[off:])
+		src = b[off : off+8]
 		off += 8
 	}
 	if fcf&0x0100 != 0 {
@@ -244,7 +254,7 @@ func nwk(b []byte, f map[string]any, anomaly func(name, detail string)) {
 	if ft != 0 {
 		return
 	}
-	aps(b[off:], f, anomaly, false)
+	aps(b[off:], src, f, anomaly)
 }
 
 // aux decodes a Zigbee auxiliary security header.
@@ -278,7 +288,7 @@ func aux(b []byte, f map[string]any, pre string, anomaly func(name, detail strin
 }
 
 // aps decodes an APS frame carried in a NWK data frame.
-func aps(b []byte, f map[string]any, anomaly func(name, detail string), _ bool) {
+func aps(b, src []byte, f map[string]any, anomaly func(name, detail string)) {
 	if len(b) < 2 {
 		return
 	}
@@ -325,37 +335,89 @@ func aps(b []byte, f map[string]any, anomaly func(name, detail string), _ bool) 
 		f["zigbee.aps.counter"] = float64(b[off])
 		off++
 		if secure {
-			if n := aux(b[off:], f, "zigbee.aps.", anomaly); n < 0 {
+			n := aux(b[off:], f, "zigbee.aps.", anomaly)
+			if n < 0 {
 				return
 			}
-			return // command encrypted (with a link key)
-		}
-		if off+1 > len(b) {
-			anomaly(AnomalyMalformed, "aps command id missing")
+			// Encrypted with a link key: try the well-known default one.
+			if plain, ok := decryptAPS(b, off, n, src); ok {
+				f["zigbee.aps.decrypted_with"] = "default_link_key"
+				apsCommand(plain, f, anomaly, AnomalyDefaultLinkKey)
+			}
 			return
 		}
-		cmd := b[off]
-		off++
-		name, ok := apsCommands[cmd]
+		apsCommand(b[off:], f, anomaly, AnomalyKeyInClear)
+	}
+}
+
+// apsCommand decodes an APS command (id and payload) read in clear, or
+// decrypted; a Transport-Key of a network key raises keyAnomaly.
+func apsCommand(b []byte, f map[string]any, anomaly func(name, detail string), keyAnomaly string) {
+	if len(b) < 1 {
+		anomaly(AnomalyMalformed, "aps command id missing")
+		return
+	}
+	cmd := b[0]
+	off := 1
+	name, ok := apsCommands[cmd]
+	if !ok {
+		name = strconv.Itoa(int(cmd))
+	}
+	f["zigbee.aps.command"] = name
+	if cmd == 5 && off < len(b) {
+		kt := b[off]
+		ktn, ok := keyTypes[kt]
 		if !ok {
-			name = strconv.Itoa(int(cmd))
+			ktn = strconv.Itoa(int(kt))
 		}
-		f["zigbee.aps.command"] = name
-		if cmd == 5 && off < len(b) {
-			kt := b[off]
-			ktn, ok := keyTypes[kt]
-			if !ok {
-				ktn = strconv.Itoa(int(kt))
+		f["zigbee.aps.key_type"] = ktn
+		f["zigbee.aps.key_in_clear"] = true
+		if off+1+16 > len(b) {
+			anomaly(AnomalyMalformed, "transport-key truncated")
+			return
+		}
+		if kt == 1 || kt == 5 {
+			how := "without nwk or aps encryption"
+			if keyAnomaly == AnomalyDefaultLinkKey {
+				how = "under the well-known default link key ZigBeeAlliance09"
 			}
-			f["zigbee.aps.key_type"] = ktn
-			f["zigbee.aps.key_in_clear"] = true
-			if off+1+16 > len(b) {
-				anomaly(AnomalyMalformed, "transport-key truncated")
-				return
-			}
-			if kt == 1 || kt == 5 {
-				anomaly(AnomalyKeyInClear, "transport-key of a "+ktn+" key sent without nwk or aps encryption")
-			}
+			anomaly(keyAnomaly, "transport-key of a "+ktn+" key sent "+how)
 		}
 	}
+}
+
+// decryptAPS tries the well-known link key on an APS frame b whose
+// auxiliary security header starts at aux and is n bytes long; src is the
+// sender's extended address (as on the air) when the header does not
+// carry it.
+func decryptAPS(b []byte, aux, n int, src []byte) ([]byte, bool) {
+	sc := b[aux]
+	if sc&0x20 != 0 {
+		src = b[aux+5 : aux+13]
+	}
+	if len(src) != 8 {
+		return nil, false
+	}
+	var key [16]byte
+	switch (sc >> 3) & 3 {
+	case 0:
+		key = WellKnownLinkKey
+	case 2:
+		key = keyTransportKey(WellKnownLinkKey)
+	case 3:
+		key = keyLoadKey(WellKnownLinkKey)
+	default:
+		return nil, false // the network key: not known
+	}
+	level5 := sc&^7 | 5 // the level on the air is 0; CCM* uses the NIB's, 5
+	// Nonce: source address and frame counter in their on-air (little
+	// endian) order, then the security control with level 5 (as
+	// Wireshark builds it; checked against tshark in the tests).
+	var nonce [13]byte
+	copy(nonce[:8], src)
+	copy(nonce[8:12], b[aux+1:aux+5])
+	nonce[12] = level5
+	aad := append([]byte{}, b[:aux+n]...)
+	aad[aux] = level5
+	return ccmStar(key, nonce, aad, b[aux+n:], true)
 }
