@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/agent/command"
 	"github.com/vigil-iot/vigil/alert"
 	"github.com/vigil-iot/vigil/auth"
 	"github.com/vigil-iot/vigil/bus/natsbus"
@@ -26,6 +27,7 @@ import (
 	"github.com/vigil-iot/vigil/detect/reload"
 	"github.com/vigil-iot/vigil/detect/sigma"
 	"github.com/vigil-iot/vigil/detect/threshold"
+	"github.com/vigil-iot/vigil/enroll"
 	"github.com/vigil-iot/vigil/incident"
 	"github.com/vigil-iot/vigil/ingest/httpin"
 	"github.com/vigil-iot/vigil/inventory"
@@ -45,18 +47,20 @@ const (
 
 // app is one running Vigil server: every stage wired together.
 type app struct {
-	cfg       config
-	log       *slog.Logger
-	registry  *prometheus.Registry
-	store     *sqlite.Store
-	bus       *natsbus.Bus
-	tokens    *auth.FileStore
-	ca        *pki.CA
-	detect    *detect.Stage
-	inventory *inventory.Stage
-	rules     *reload.Manager
-	alerts    *alert.Stage
-	incident  *incident.Correlator
+	cfg         config
+	log         *slog.Logger
+	registry    *prometheus.Registry
+	store       *sqlite.Store
+	bus         *natsbus.Bus
+	tokens      *auth.FileStore
+	ca          *pki.CA
+	detect      *detect.Stage
+	inventory   *inventory.Stage
+	enrollFiles enroll.Files
+	enroll      *enroll.Handler
+	rules       *reload.Manager
+	alerts      *alert.Stage
+	incident    *incident.Correlator
 
 	// URL is the API's base URL once listening; adminToken is the
 	// bootstrap admin token, set only on the first start of a data dir.
@@ -95,6 +99,9 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err err
 		return nil, err
 	}
 	if a.adminToken, err = a.tokens.EnsureBootstrapAdmin(); err != nil {
+		return nil, err
+	}
+	if a.enrollFiles, err = enroll.OpenDir(filepath.Join(cfg.DataDir, "enroll"), vigil.SystemClock{}); err != nil {
 		return nil, err
 	}
 	if a.store, err = sqlite.Open(filepath.Join(cfg.DataDir, "vigil.db"), sqlite.Options{Logger: log, Registerer: a.registry}); err != nil {
@@ -213,12 +220,29 @@ func (a *app) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Devices enroll with a one-time token and then talk mutual TLS:
+	// enroll.Front serves the device endpoints (and reports from a client
+	// certificate) before the token-authenticated API.
+	if a.enroll, err = enroll.New(enroll.Options{
+		CA:          a.ca,
+		Tokens:      a.enrollFiles.Tokens,
+		Revocations: a.enrollFiles.Revocations,
+		CommandKey:  a.enrollFiles.CommandKey,
+		Report:      ingest.Report(),
+		OnEnroll:    a.enrolled,
+		OnResult:    a.commandResult,
+		Logger:      a.log,
+		Registerer:  a.registry,
+	}); err != nil {
+		return err
+	}
 	srv, err := web.NewServer(web.Options{
 		Store:       a.store,
 		Tokens:      a.tokens,
 		AgentReport: ingest.Report(),
 		BulkEvents:  ingest.Bulk(),
 		Rules:       a.rules,
+		Extra:       a.enroll.AdminRoutes(),
 		Gatherer:    a.registry,
 		Ready:       a.ready,
 		Registerer:  a.registry,
@@ -230,8 +254,9 @@ func (a *app) start(ctx context.Context) error {
 	lc := web.ListenConfig{Addr: a.cfg.Listen, PlainHTTP: a.cfg.InsecureHTTP, Logger: a.log}
 	if !a.cfg.InsecureHTTP {
 		lc.Certificate = &a.tlsCert
+		lc.ClientCAs = a.ca.Pool()
 	}
-	if a.http, err = web.Listen(lc, srv); err != nil {
+	if a.http, err = web.Listen(lc, a.enroll.Front(srv)); err != nil {
 		return err
 	}
 	a.URL = a.http.URL()
@@ -253,6 +278,25 @@ func (a *app) start(ctx context.Context) error {
 		return a.http.Shutdown(sctx)
 	})
 	return nil
+}
+
+// enrolled records a newly enrolled device in the inventory, so it is
+// listed before its first report.
+func (a *app) enrolled(ctx context.Context, deviceID, class string) {
+	now := time.Now().UTC()
+	d := vigil.Device{ID: deviceID, Class: class, State: vigil.StateActive, FirstSeen: now, LastSeen: now}
+	if old, err := a.store.GetDevice(ctx, deviceID); err == nil {
+		d = old
+		d.Class = class
+	}
+	if err := a.store.PutDevice(ctx, d); err != nil {
+		a.log.Error("cannot record enrolled device", "component", "enroll", "device", deviceID, "err", err)
+	}
+}
+
+// commandResult receives what an agent reports about a command it ran.
+func (a *app) commandResult(ctx context.Context, r command.Result) {
+	a.log.Info("command result", "component", "enroll", "command", r.CommandID, "status", r.Status)
 }
 
 // ready tells /readyz whether the store and the bus answer.
