@@ -563,6 +563,9 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 		f["mqtt.payload_truncated"] = size > p.cfg.PayloadPreview
 		unintroduced()
 	case typePuback, typePubrec, typePubrel, typePubcomp:
+		if p.version == 0 && rl > 2 {
+			p.version, v5 = 5, true // only MQTT 5 has a reason code here
+		}
 		id := r.u16()
 		if r.bad {
 			p.fail(c, out, typeNames[t]+" without a packet identifier")
@@ -653,6 +656,9 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 	case typePingreq, typePingresp:
 		unintroduced()
 	case typeDisconnect, typeAuth:
+		if p.version == 0 && (rl > 0 || t == typeAuth) {
+			p.version, v5 = 5, true // only MQTT 5 has a body here, or AUTH
+		}
 		if t == typeAuth && p.version != 0 && !v5 {
 			f["mqtt.type"] = "unassigned"
 			out.Emit(c.Anomaly(Kind, AnomalyUnassignedType, "auth packet before mqtt 5"))
