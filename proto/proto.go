@@ -129,3 +129,21 @@ type StreamParser interface {
 type DatagramParser interface {
 	ParseDatagram(c *Context, data []byte, out Emitter)
 }
+
+// smallNums holds 0..1023 already boxed, so that decoders can store
+// common numbers in event fields without an allocation each.
+var smallNums = func() (t [1024]any) {
+	for i := range t {
+		t[i] = float64(i)
+	}
+	return t
+}()
+
+// Num returns v as an event field value, without allocating for the
+// integers 0 to 1023.
+func Num(v float64) any {
+	if v >= 0 && v < float64(len(smallNums)) && v == float64(int(v)) {
+		return smallNums[int(v)]
+	}
+	return v
+}

@@ -121,7 +121,7 @@ func (p *Parser) Parse(c *proto.Context, data []byte, out proto.Emitter) int {
 			p.method(c, ch, payload, out)
 		case 2:
 			if ev := p.pending[ch]; ev != nil && len(payload) >= 12 {
-				ev.Fields["amqp.body_size"] = float64(binary.BigEndian.Uint64(payload[4:]))
+				ev.Fields["amqp.body_size"] = proto.Num(float64(binary.BigEndian.Uint64(payload[4:])))
 				out.Emit(*ev)
 				delete(p.pending, ch)
 			}
@@ -257,7 +257,7 @@ func (p *Parser) method(c *proto.Context, ch uint16, b []byte, out proto.Emitter
 	ev := c.NewEvent(Kind, name, 10)
 	f := ev.Fields
 	f["amqp.method"] = name
-	f["amqp.channel"] = float64(ch)
+	f["amqp.channel"] = proto.Num(float64(ch))
 	r := &rd{b: b[4:]}
 	switch name {
 	case "connection.start":
@@ -283,7 +283,7 @@ func (p *Parser) method(c *proto.Context, ch uint16, b []byte, out proto.Emitter
 		f["amqp.vhost"] = r.short()
 	case "connection.close", "channel.close":
 		code := r.u16()
-		f["amqp.reply_code"] = float64(code)
+		f["amqp.reply_code"] = proto.Num(float64(code))
 		f["amqp.reply_text"] = r.short()
 		if code >= 300 {
 			ev.Outcome = vigil.OutcomeFailure
@@ -317,7 +317,7 @@ func (p *Parser) method(c *proto.Context, ch uint16, b []byte, out proto.Emitter
 		f["amqp.exchange"] = r.short()
 		f["amqp.routing_key"] = r.short()
 	case "basic.return":
-		f["amqp.reply_code"] = float64(r.u16())
+		f["amqp.reply_code"] = proto.Num(float64(r.u16()))
 		f["amqp.reply_text"] = r.short()
 		f["amqp.exchange"] = r.short()
 		f["amqp.routing_key"] = r.short()

@@ -144,7 +144,7 @@ func (p *Parser) ParseDatagram(c *proto.Context, b []byte, out proto.Emitter) {
 	f := ev.Fields
 	f["coap.type"] = typeNames[typ]
 	f["coap.code"] = strconv.Itoa(int(class)) + "." + twoDigits(detail)
-	f["coap.message_id"] = float64(mid)
+	f["coap.message_id"] = proto.Num(float64(mid))
 	if tkl > 0 {
 		f["coap.token"] = hex.EncodeToString(b[4 : 4+tkl])
 	}
@@ -226,9 +226,9 @@ func (p *Parser) ParseDatagram(c *proto.Context, b []byte, out proto.Emitter) {
 				pre = "coap.block1."
 			}
 			x := uint64(n)
-			f[pre+"num"] = float64(x >> 4)
+			f[pre+"num"] = proto.Num(float64(x >> 4))
 			f[pre+"more"] = x&8 != 0
-			f[pre+"size"] = float64(uint64(16) << (x & 7))
+			f[pre+"size"] = proto.Num(float64(uint64(16) << (x & 7)))
 		case optSize1:
 			f["coap.size1"] = optUint(v)
 		case optSize2:
@@ -267,7 +267,7 @@ func (p *Parser) ParseDatagram(c *proto.Context, b []byte, out proto.Emitter) {
 			f["coap.payload"] = strings.ToValidUTF8(string(rest[1:1+min(size, p.PayloadPreview)]), "\uFFFD")
 		}
 	}
-	f["coap.payload_size"] = float64(size)
+	f["coap.payload_size"] = proto.Num(float64(size))
 	if code == 0 && (tkl > 0 || len(b) > 4) {
 		out.Emit(c.Anomaly(Kind, AnomalyEmptyWithData, "empty message carries a token, options or payload"))
 	}

@@ -163,8 +163,8 @@ func message(c *proto.Context, msg []byte, out proto.Emitter) {
 	}
 	ev := c.NewEvent(Kind, action, 14)
 	f := ev.Fields
-	f["dns.id"] = float64(id)
-	f["dns.opcode"] = float64((flags >> 11) & 0xf)
+	f["dns.id"] = proto.Num(float64(id))
+	f["dns.opcode"] = proto.Num(float64((flags >> 11) & 0xf))
 	var fl []string
 	for _, x := range []struct {
 		bit  uint16
@@ -192,7 +192,7 @@ func message(c *proto.Context, msg []byte, out proto.Emitter) {
 			ev.Outcome = vigil.OutcomeFailure
 		}
 	}
-	f["dns.answers_count"] = float64(an)
+	f["dns.answers_count"] = proto.Num(float64(an))
 	var sb strings.Builder
 	off := 12
 	bad := func(what, anomaly string) {
@@ -216,7 +216,7 @@ func message(c *proto.Context, msg []byte, out proto.Emitter) {
 		if i == 0 {
 			f["dns.question.name"] = n
 			f["dns.question.type"] = typeName(qt)
-			f["dns.question.class"] = float64(binary.BigEndian.Uint16(msg[next+2:]) & 0x7fff)
+			f["dns.question.class"] = proto.Num(float64(binary.BigEndian.Uint16(msg[next+2:]) & 0x7fff))
 		}
 		off = next + 4
 	}
@@ -278,7 +278,7 @@ func message(c *proto.Context, msg []byte, out proto.Emitter) {
 			v = strings.ToValidUTF8(strings.Join(parts, ""), "\uFFFD")
 		}
 		if i == 0 {
-			f["dns.answers.ttl"] = float64(ttl)
+			f["dns.answers.ttl"] = proto.Num(float64(ttl))
 		}
 		types = append(types, typeName(rt))
 		data = append(data, v)

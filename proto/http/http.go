@@ -230,7 +230,7 @@ func (p *Parser) head(c *proto.Context, h []byte, out proto.Emitter) bool {
 		}
 		ev = c.NewEvent(Kind, "response", 8)
 		ev.Fields["http.version"] = strings.TrimPrefix(parts[0], "HTTP/")
-		ev.Fields["http.status_code"] = float64(code)
+		ev.Fields["http.status_code"] = proto.Num(float64(code))
 		if len(parts) == 3 {
 			ev.Fields["http.status"] = trunc(parts[2], 128)
 		}
@@ -296,7 +296,7 @@ func (p *Parser) head(c *proto.Context, h []byte, out proto.Emitter) bool {
 		}
 	}
 	if length >= 0 {
-		f["http.content_length"] = float64(length)
+		f["http.content_length"] = proto.Num(float64(length))
 	}
 	if request && !hasHost && f["http.version"] == "1.1" {
 		out.Emit(c.Anomaly(Kind, AnomalyMissingHost, "HTTP/1.1 request without a Host header"))

@@ -166,9 +166,9 @@ func (p *Parser) pdu(c *proto.Context, tid uint16, unit uint8, pdu []byte, out p
 	}
 	ev := c.NewEvent(Kind, action, 12)
 	f := ev.Fields
-	f["modbus.transaction_id"] = float64(tid)
-	f["modbus.unit_id"] = float64(unit)
-	f["modbus.function_code"] = float64(base)
+	f["modbus.transaction_id"] = proto.Num(float64(tid))
+	f["modbus.unit_id"] = proto.Num(float64(unit))
+	f["modbus.function_code"] = proto.Num(float64(base))
 	if n := functionNames[base]; n != "" {
 		f["modbus.function"] = n
 	}
@@ -233,7 +233,7 @@ func (p *Parser) pdu(c *proto.Context, tid uint16, unit uint8, pdu []byte, out p
 			}
 			f["modbus.address"], f["modbus.quantity"] = a, q
 			bc := int(d[4])
-			f["modbus.byte_count"] = float64(bc)
+			f["modbus.byte_count"] = proto.Num(float64(bc))
 			want := int(q) * 2
 			if base == 15 {
 				want = (int(q) + 7) / 8
@@ -267,7 +267,7 @@ func (p *Parser) pdu(c *proto.Context, tid uint16, unit uint8, pdu []byte, out p
 			}
 		case 43:
 			if len(d) >= 1 {
-				f["modbus.mei_type"] = float64(d[0])
+				f["modbus.mei_type"] = proto.Num(float64(d[0]))
 			} else {
 				short()
 			}
@@ -292,7 +292,7 @@ func (p *Parser) pdu(c *proto.Context, tid uint16, unit uint8, pdu []byte, out p
 		if len(d) < 1 {
 			short()
 		} else {
-			f["modbus.exception_code"] = float64(d[0])
+			f["modbus.exception_code"] = proto.Num(float64(d[0]))
 			if n, ok := exceptionNames[d[0]]; ok {
 				f["modbus.exception_name"] = n
 			} else {
@@ -310,7 +310,7 @@ func (p *Parser) pdu(c *proto.Context, tid uint16, unit uint8, pdu []byte, out p
 			short()
 			break
 		}
-		f["modbus.byte_count"] = float64(d[0])
+		f["modbus.byte_count"] = proto.Num(float64(d[0]))
 		if int(d[0]) != len(d)-1 {
 			out.Emit(c.Anomaly(Kind, AnomalyInvalidLength, functionNames[base]+" response byte count "+strconv.Itoa(int(d[0]))+" for "+strconv.Itoa(len(d)-1)+" bytes"))
 		}
@@ -330,7 +330,7 @@ func (p *Parser) pdu(c *proto.Context, tid uint16, unit uint8, pdu []byte, out p
 		}
 	case 43:
 		if len(d) >= 1 {
-			f["modbus.mei_type"] = float64(d[0])
+			f["modbus.mei_type"] = proto.Num(float64(d[0]))
 		}
 	}
 	out.Emit(ev)

@@ -410,10 +410,10 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 	ev := c.NewEvent(Kind, typeNames[t], 12)
 	f := ev.Fields
 	f["mqtt.type"] = typeNames[t]
-	f["mqtt.qos"] = float64(qos)
+	f["mqtt.qos"] = proto.Num(float64(qos))
 	f["mqtt.retain"] = flags&1 != 0
 	f["mqtt.dup"] = flags&8 != 0
-	f["mqtt.length"] = float64(rl)
+	f["mqtt.length"] = proto.Num(float64(rl))
 	r := &reader{b: body}
 	v5 := p.version == 5
 
@@ -451,13 +451,13 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 		}
 		p.version, v5 = ver, ver == 5
 		f["mqtt.protocol_name"] = text(name, 64)
-		f["mqtt.protocol_version"] = float64(ver)
+		f["mqtt.protocol_version"] = proto.Num(float64(ver))
 		f["mqtt.flags.username"] = cf&0x80 != 0
 		f["mqtt.flags.password"] = cf&0x40 != 0
 		f["mqtt.flags.will_retain"] = cf&0x20 != 0
 		f["mqtt.flags.will"] = cf&0x04 != 0
 		f["mqtt.flags.clean_session"] = cf&0x02 != 0
-		f["mqtt.keep_alive"] = float64(keep)
+		f["mqtt.keep_alive"] = proto.Num(float64(keep))
 		if cf&0x01 != 0 {
 			out.Emit(c.Anomaly(Kind, AnomalyInvalidFlags, "connect reserved flag set"))
 		}
@@ -468,7 +468,7 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 		f["mqtt.client_id"] = text(r.bytes(), 256)
 		if cf&0x04 != 0 {
 			wq := (cf >> 3) & 3
-			f["mqtt.will.qos"] = float64(wq)
+			f["mqtt.will.qos"] = proto.Num(float64(wq))
 			if !qosOK(wq) {
 				out.Emit(c.Anomaly(Kind, AnomalyInvalidQoS, "connect will qos 3"))
 			}
@@ -478,7 +478,7 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 			}
 			f["mqtt.will.topic"] = text(r.bytes(), 1024)
 			wm := r.bytes()
-			f["mqtt.will.size"] = float64(len(wm))
+			f["mqtt.will.size"] = proto.Num(float64(len(wm)))
 			f["mqtt.will.message"] = text(wm, p.cfg.PayloadPreview)
 		} else if cf&0x38 != 0 {
 			out.Emit(c.Anomaly(Kind, AnomalyInvalidFlags, "connect will qos or retain without will"))
@@ -511,7 +511,7 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 			return
 		}
 		f["mqtt.session_present"] = sp&1 != 0
-		f["mqtt.reason_code"] = float64(code)
+		f["mqtt.reason_code"] = proto.Num(float64(code))
 		f["mqtt.reason"] = reasonName(code, v5, true)
 		if code == 0 {
 			ev.Outcome = vigil.OutcomeSuccess
@@ -545,7 +545,7 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 				out.Emit(c.Anomaly(Kind, AnomalyMissingMsgID, "publish qos "+strconv.Itoa(int(qos))+" without a packet identifier"))
 			} else {
 				id := r.u16()
-				f["mqtt.message_id"] = float64(id)
+				f["mqtt.message_id"] = proto.Num(float64(id))
 				p.await(c, out, id, typePublish)
 			}
 		}
@@ -558,7 +558,7 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 			size = 0
 		}
 		payload := r.b[r.off:]
-		f["mqtt.payload_size"] = float64(size)
+		f["mqtt.payload_size"] = proto.Num(float64(size))
 		f["mqtt.payload"] = text(payload, p.cfg.PayloadPreview)
 		f["mqtt.payload_truncated"] = size > p.cfg.PayloadPreview
 		unintroduced()
@@ -571,14 +571,14 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 			p.fail(c, out, typeNames[t]+" without a packet identifier")
 			return
 		}
-		f["mqtt.message_id"] = float64(id)
+		f["mqtt.message_id"] = proto.Num(float64(id))
 		if v5 && r.left() == 0 {
 			f["mqtt.reason_code"] = float64(0) // absent means success
 			f["mqtt.reason"] = "success"
 		}
 		if r.left() > 0 {
 			code := r.u8()
-			f["mqtt.reason_code"] = float64(code)
+			f["mqtt.reason_code"] = proto.Num(float64(code))
 			f["mqtt.reason"] = reasonName(code, true, false)
 			if r.left() > 0 && !p.properties(r, f, "mqtt.properties.") {
 				p.fail(c, out, typeNames[t]+" properties overrun the message")
@@ -619,7 +619,7 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 			p.fail(c, out, typeNames[t]+" truncated")
 			return
 		}
-		f["mqtt.message_id"] = float64(id)
+		f["mqtt.message_id"] = proto.Num(float64(id))
 		f["mqtt.topics"] = topics
 		if t == typeSubscribe {
 			f["mqtt.topics_qos"] = opts
@@ -635,7 +635,7 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 			p.fail(c, out, typeNames[t]+" without a packet identifier")
 			return
 		}
-		f["mqtt.message_id"] = float64(id)
+		f["mqtt.message_id"] = proto.Num(float64(id))
 		if v5 && !p.properties(r, f, "mqtt.properties.") {
 			p.fail(c, out, typeNames[t]+" properties overrun the message")
 			return
@@ -670,7 +670,7 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 		}
 		if r.left() > 0 {
 			code := r.u8()
-			f["mqtt.reason_code"] = float64(code)
+			f["mqtt.reason_code"] = proto.Num(float64(code))
 			f["mqtt.reason"] = reasonName(code, true, false)
 			if r.left() > 0 && !p.properties(r, f, "mqtt.properties.") {
 				p.fail(c, out, typeNames[t]+" properties overrun the message")
@@ -683,7 +683,7 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 		return
 	}
 	if p.version != 0 {
-		f["mqtt.protocol_version"] = float64(p.version)
+		f["mqtt.protocol_version"] = proto.Num(float64(p.version))
 	}
 	out.Emit(ev)
 }
@@ -807,19 +807,19 @@ func (p *Parser) properties(r *reader, f map[string]any, prefix string) bool {
 		key := prefix + d.name
 		switch d.typ {
 		case pByte:
-			f[key] = float64(sub.u8())
+			f[key] = proto.Num(float64(sub.u8()))
 		case pU16:
-			f[key] = float64(sub.u16())
+			f[key] = proto.Num(float64(sub.u16()))
 		case pU32:
-			f[key] = float64(sub.u32())
+			f[key] = proto.Num(float64(sub.u32()))
 		case pVarint:
-			f[key] = float64(sub.vint())
+			f[key] = proto.Num(float64(sub.vint()))
 		case pString:
 			f[key] = text(sub.bytes(), 1024)
 		case pBinary:
 			b := sub.bytes()
 			if id == 22 {
-				f[prefix+"authentication_data_size"] = float64(len(b))
+				f[prefix+"authentication_data_size"] = proto.Num(float64(len(b)))
 			} else {
 				f[key] = text(b, 256)
 			}

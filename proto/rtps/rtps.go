@@ -119,8 +119,8 @@ func (Parser) ParseDatagram(c *proto.Context, b []byte, out proto.Emitter) {
 		f["rtps.guid_prefix"] = prefix
 		f["rtps.writer_id"] = "0x" + hexs(body[8:12])
 		f["rtps.reader_id"] = "0x" + hexs(body[4:8])
-		f["rtps.sequence"] = float64(sn)
-		f["rtps.payload_size"] = float64(len(payload))
+		f["rtps.sequence"] = proto.Num(float64(sn))
+		f["rtps.payload_size"] = proto.Num(float64(len(payload)))
 		if action != "data" && flags&0x04 != 0 && len(payload) >= 4 {
 			if !params(payload[4:], payload[1]&1 != 0, f) {
 				out.Emit(c.Anomaly(Kind, AnomalyBadParameters, action+" parameter list"))
@@ -202,7 +202,7 @@ func params(b []byte, little bool, f map[string]any) bool {
 			}
 		case 0x000f:
 			if len(v) >= 4 {
-				f["rtps.domain_id"] = float64(bo.Uint32(v))
+				f["rtps.domain_id"] = proto.Num(float64(bo.Uint32(v)))
 			}
 		case 0x0031, 0x0032, 0x002f, 0x0030, 0x0033, 0x0048:
 			if len(v) == 24 && len(locators) < 8 {

@@ -443,7 +443,7 @@ func clientHello(c *proto.Context, b []byte, out proto.Emitter) {
 	if h.ALPN != nil {
 		f["tls.client.alpn"] = h.ALPN
 	}
-	f["tls.client.ciphers_count"] = float64(len(h.Ciphers))
+	f["tls.client.ciphers_count"] = proto.Num(float64(len(h.Ciphers)))
 	s, sum := h.JA3()
 	f["tls.client.ja3"] = sum
 	f["tls.client.ja3_string"] = s

@@ -97,7 +97,7 @@ func (Decoder) ParseDatagram(c *proto.Context, b []byte, out proto.Emitter) {
 	f := ev.Fields
 	f["zigbee.mac.frame_type"] = macFrameTypes[ftype]
 	f["zigbee.mac.security"] = fcf&0x08 != 0
-	f["zigbee.mac.seq"] = float64(b[2])
+	f["zigbee.mac.seq"] = proto.Num(float64(b[2]))
 	dstMode, srcMode := (fcf>>10)&3, (fcf>>14)&3
 	panComp := fcf&0x40 != 0
 	off := 3
@@ -208,11 +208,11 @@ func nwk(b, macSrc []byte, f map[string]any, anomaly func(name, detail string)) 
 	}
 	ft := fcf & 3
 	f["zigbee.nwk.frame_type"] = map[uint16]string{0: "data", 1: "command", 2: "reserved", 3: "inter_pan"}[ft]
-	f["zigbee.nwk.version"] = float64(ver)
+	f["zigbee.nwk.version"] = proto.Num(float64(ver))
 	f["zigbee.nwk.dst"] = short(binary.LittleEndian.Uint16(b[2:]))
 	f["zigbee.nwk.src"] = short(binary.LittleEndian.Uint16(b[4:]))
-	f["zigbee.nwk.radius"] = float64(b[6])
-	f["zigbee.nwk.seq"] = float64(b[7])
+	f["zigbee.nwk.radius"] = proto.Num(float64(b[6]))
+	f["zigbee.nwk.seq"] = proto.Num(float64(b[7]))
 	off := 8
 	if fcf&0x0800 != 0 {
 		if off+8 > len(b) {
@@ -266,7 +266,7 @@ func aux(b []byte, f map[string]any, pre string, anomaly func(name, detail strin
 	sc := b[0]
 	kid := (sc >> 3) & 3
 	f[pre+"key_id"] = nwkKeyIDs[kid]
-	f[pre+"frame_counter"] = float64(binary.LittleEndian.Uint32(b[1:]))
+	f[pre+"frame_counter"] = proto.Num(float64(binary.LittleEndian.Uint32(b[1:])))
 	off := 5
 	if sc&0x20 != 0 {
 		if off+8 > len(b) {
@@ -281,7 +281,7 @@ func aux(b []byte, f map[string]any, pre string, anomaly func(name, detail strin
 			anomaly(AnomalyMalformed, pre+"key sequence number truncated")
 			return -1
 		}
-		f[pre+"key_seq"] = float64(b[off])
+		f[pre+"key_seq"] = proto.Num(float64(b[off]))
 		off++
 	}
 	return off
@@ -306,7 +306,7 @@ func aps(b, src []byte, f map[string]any, anomaly func(name, detail string)) {
 			if off+1 > len(b) {
 				return
 			}
-			f["zigbee.aps.dst_endpoint"] = float64(b[off])
+			f["zigbee.aps.dst_endpoint"] = proto.Num(float64(b[off]))
 			off++
 		}
 		if mode == 3 {
@@ -322,17 +322,17 @@ func aps(b, src []byte, f map[string]any, anomaly func(name, detail string)) {
 		}
 		f["zigbee.aps.cluster_id"] = short(binary.LittleEndian.Uint16(b[off:]))
 		f["zigbee.aps.profile_id"] = short(binary.LittleEndian.Uint16(b[off+2:]))
-		f["zigbee.aps.src_endpoint"] = float64(b[off+4])
+		f["zigbee.aps.src_endpoint"] = proto.Num(float64(b[off+4]))
 		off += 5
 		if off < len(b) {
-			f["zigbee.aps.counter"] = float64(b[off])
+			f["zigbee.aps.counter"] = proto.Num(float64(b[off]))
 		}
 	case 1:
 		if off+1 > len(b) {
 			anomaly(AnomalyMalformed, "aps command truncated")
 			return
 		}
-		f["zigbee.aps.counter"] = float64(b[off])
+		f["zigbee.aps.counter"] = proto.Num(float64(b[off]))
 		off++
 		if secure {
 			n := aux(b[off:], f, "zigbee.aps.", anomaly)
