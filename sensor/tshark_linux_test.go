@@ -316,7 +316,19 @@ func TestTsharkLivePeers(t *testing.T) {
 			t.Logf("%v: %v: %s", args, err, out)
 		}
 	}
-	time.Sleep(300 * time.Millisecond) // broker and CoAP server listening
+	// Wait until the broker and the CoAP server answer (that traffic is
+	// captured and compared too).
+	ready2 := func(args ...string) {
+		deadline := time.Now().Add(20 * time.Second)
+		for exec.Command("ip", append([]string{"netns", "exec", nsB}, args...)...).Run() != nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("%v never succeeded", args)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	ready2("mosquitto_pub", "-h", "10.213.7.1", "-i", "vigil-ready", "-t", "ready", "-m", "1")
+	ready2("coap-client-notls", "-m", "get", "-B", "2", "coap://10.213.7.1/")
 	sub := exec.Command("ip", "netns", "exec", nsB, "mosquitto_sub", "-h", "10.213.7.1", "-i", "vigil-sub", "-t", "plant/#", "-q", "1", "-C", "2", "-W", "10")
 	sub.Start()
 	time.Sleep(300 * time.Millisecond)
