@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/netip"
 	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 
@@ -41,5 +42,32 @@ func TestAppendEventMatchesEncodingJSON(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Fatalf("event %d:\n got %s\nwant %s", i, got, want)
 		}
+	}
+}
+
+// TestNDJSONOutputAndSummary checks what `vigil sensor --pcap F --output -`
+// relies on: one vigil.Event JSON object per line, and the summary line.
+func TestNDJSONOutputAndSummary(t *testing.T) {
+	var out, progress bytes.Buffer
+	f := filepath.Join(corpusDir(t, "pcap/zeek"), "Traces", "mqtt.pcap")
+	st, err := Run(t.Context(), Config{Pcaps: []string{f}, Output: &out, Progress: &progress, OUI: testOUI()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.Split(bytes.TrimSpace(out.Bytes()), []byte("\n"))
+	if uint64(len(lines)) != st.Events || st.Events == 0 {
+		t.Fatalf("%d lines for %d events", len(lines), st.Events)
+	}
+	for i, l := range lines {
+		var ev vigil.Event
+		if err := json.Unmarshal(l, &ev); err != nil || ev.Kind == "" || ev.Source != "sensor" {
+			t.Fatalf("line %d: %v %s", i+1, err, l)
+		}
+	}
+	if !regexp.MustCompile(`^sensor: packets=\d+ bytes=\d+ events=\d+ seconds=[0-9.]+ gbps=[0-9.]+$`).MatchString(st.String()) {
+		t.Fatalf("summary %q", st.String())
+	}
+	if !bytes.Contains(progress.Bytes(), []byte("100.0%")) {
+		t.Fatalf("progress %q", progress.String())
 	}
 }
