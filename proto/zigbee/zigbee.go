@@ -1,14 +1,3 @@
-// Package zigbee decodes IEEE 802.15.4 MAC frames and the Zigbee NWK and
-// APS layers carried in them into vigil.Events of kind "zigbee" with
-// fields under zigbee.* (see docs/fields.md): PAN ids and addresses, frame
-// types, the security headers (encrypted or not, key type, frame
-// counter), APS clusters and profiles, and APS commands. A Transport-Key
-// command whose key travels without APS or NWK encryption is flagged with
-// a high-severity anomaly (network_key_in_clear); the key itself is never
-// kept.
-//
-// The decoder reads frames in place, keeps no state and does no I/O.
-// Acknowledgement frames are counted by the sensor but produce no event.
 package zigbee
 
 import (
