@@ -41,6 +41,9 @@ type Options struct {
 	// token is in the request context (auth.FromContext).
 	AgentReport http.Handler
 	BulkEvents  http.Handler
+	// Intel, when set, serves /api/v1/intel, /api/v1/vuln and
+	// /api/v1/report/posture.
+	Intel *Intel
 	// Rules, when set, serves /api/v1/rules: list with counters (read),
 	// reload and enable/disable (write).
 	Rules RuleManager
@@ -171,6 +174,9 @@ func NewServer(opts Options) (*Server, error) {
 			Route{Method: "POST", Pattern: p + "/rules/enable", Perm: auth.PermWrite, Handler: s.handle(s.toggleRules(true))},
 			Route{Method: "POST", Pattern: p + "/rules/disable", Perm: auth.PermWrite, Handler: s.handle(s.toggleRules(false))},
 		)
+	}
+	if opts.Intel != nil {
+		routes = append(routes, s.intelRoutes(opts.Intel)...)
 	}
 	routes = append(routes, opts.Extra...)
 	for _, rt := range routes {

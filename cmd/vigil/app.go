@@ -28,6 +28,7 @@ import (
 	"github.com/vigil-iot/vigil/detect/sigma"
 	"github.com/vigil-iot/vigil/detect/threshold"
 	"github.com/vigil-iot/vigil/enroll"
+	"github.com/vigil-iot/vigil/feeds/catalog"
 	"github.com/vigil-iot/vigil/incident"
 	"github.com/vigil-iot/vigil/ingest/httpin"
 	"github.com/vigil-iot/vigil/inventory"
@@ -35,6 +36,7 @@ import (
 	"github.com/vigil-iot/vigil/rules"
 	"github.com/vigil-iot/vigil/store"
 	"github.com/vigil-iot/vigil/store/sqlite"
+	"github.com/vigil-iot/vigil/vuln/scan"
 	"github.com/vigil-iot/vigil/web"
 )
 
@@ -56,6 +58,9 @@ type app struct {
 	ca          *pki.CA
 	detect      *detect.Stage
 	inventory   *inventory.Stage
+	intel       *catalog.Catalog
+	vuln        *scan.DB
+	vulnAlerts  *alertPublisher
 	enrollFiles enroll.Files
 	enroll      *enroll.Handler
 	rules       *reload.Manager
@@ -128,6 +133,11 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err err
 	if err != nil {
 		return nil, err
 	}
+	intelDet, err := a.openIntel(ctx)
+	if err != nil {
+		return nil, err
+	}
+	detectors = append(detectors, intelDet, scan.NewDetector(a.vuln))
 	a.rules = ruleMgr
 	a.detect = detect.NewStage(a.bus, detectors, detect.StageOptions{Group: groupDetect, Logger: log, Registerer: a.registry})
 	if a.inventory, err = inventory.NewStage(a.bus, a.store, inventory.Options{Group: groupInventory, Logger: log, Registerer: a.registry}); err != nil {
@@ -242,6 +252,7 @@ func (a *app) start(ctx context.Context) error {
 		AgentReport: ingest.Report(),
 		BulkEvents:  ingest.Bulk(),
 		Rules:       a.rules,
+		Intel:       &web.Intel{Catalog: a.intel, Vuln: a.vuln, UploadDir: filepath.Join(a.cfg.DataDir, "intel", "uploads")},
 		Extra:       a.enroll.AdminRoutes(),
 		Gatherer:    a.registry,
 		Ready:       a.ready,
@@ -270,6 +281,9 @@ func (a *app) start(ctx context.Context) error {
 	g.Go(func() error { return a.inventory.Run(gctx) })
 	g.Go(func() error { return a.detect.Run(gctx) })
 	g.Go(func() error { return a.rules.Watch(gctx, 5*time.Second) })
+	g.Go(func() error { return a.intel.Run(gctx, time.Minute) })
+	g.Go(func() error { return a.vuln.Run(gctx, time.Minute) })
+	g.Go(func() error { return a.vulnAlerts.run(gctx) })
 	g.Go(func() error { return a.alerts.Run(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()
@@ -331,6 +345,9 @@ func (a *app) stop() error {
 }
 
 func (a *app) close() {
+	if a.vuln != nil {
+		a.vuln.Flush()
+	}
 	if a.bus != nil {
 		a.bus.Close()
 	}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-iot/vigil/client"
+	"github.com/vigil-iot/vigil/store"
+)
+
+// corpusDir is the shared corpus of real feed files, when present.
+func corpusDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join("..", "..", "..", "shared", "corpus", "intel")
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("the shared corpus (%s) is absent: %v", dir, err)
+	}
+	return dir
+}
+
+// TestIntelAndVulnThroughTheServer (reads ../shared/corpus) imports the
+// real ThreatFox list and CISA KEV catalog through the CLI, sends an event
+// to a listed address through the ingest API, and expects an intel alert
+// naming the feed; the posture report renders in every format.
+func TestIntelAndVulnThroughTheServer(t *testing.T) {
+	dir := corpusDir(t)
+	a := startTestApp(t)
+	conn := []string{"--server", a.URL, "--token", a.adminToken, "--ca", filepath.Join(a.cfg.DataDir, "pki", "ca.crt")}
+
+	out, code := run(t, append([]string{"intel", "import", "--name", "threatfox", "--confidence", "80", filepath.Join(dir, "threatfox-ips.txt")}, conn...)...)
+	if code != 0 || !strings.Contains(out, "intel: imported=19863") {
+		t.Fatalf("intel import: exit %d: %s", code, out)
+	}
+	if out, code = run(t, append([]string{"intel", "list", "-o", "json"}, conn...)...); code != 0 || !strings.Contains(out, `"threatfox"`) {
+		t.Fatalf("intel list: exit %d: %s", code, out)
+	}
+	if out, code = run(t, append([]string{"vuln", "import", "--name", "kev", filepath.Join(dir, "kev.json")}, conn...)...); code != 0 || !strings.Contains(out, "vuln: imported=1404") {
+		t.Fatalf("vuln import: exit %d: %s", code, out)
+	}
+
+	c, err := client.New(a.URL, a.adminToken, client.TLSConfig(a.ca.Pool()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, _ := json.Marshal(map[string]any{
+		"time": time.Now().UTC().Format(time.RFC3339Nano), "device_id": "intel-cam-1", "kind": "network", "action": "connect",
+		"network": map[string]any{"transport": "tcp", "src_ip": "10.0.0.9", "dst_ip": "1.12.42.37", "dst_port": 443},
+	})
+	if _, err := c.PostEvents(t.Context(), append(ev, '\n')); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		as, _, err := a.store.ListAlerts(t.Context(), store.AlertFilter{DeviceID: "intel-cam-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(as) > 0 {
+			if !strings.Contains(as[0].RuleID, "threatfox") {
+				t.Errorf("intel alert %q does not name the feed", as[0].RuleID)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no alert for a connection to a ThreatFox address")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, f := range []string{"html", "csv", "json"} {
+		out, code := run(t, append([]string{"report", "posture", "--format", f}, conn...)...)
+		if code != 0 || len(out) < 20 {
+			t.Errorf("report posture --format %s: exit %d: %.200s", f, code, out)
+		}
+	}
+	if out, code := run(t, append([]string{"intel", "remove", "threatfox"}, conn...)...); code != 0 {
+		t.Errorf("intel remove: exit %d: %s", code, out)
+	}
+}
