@@ -54,6 +54,13 @@ func DefaultProtocols(cfg Config) []Protocol {
 			NewStream: func() proto.StreamParser { return mqtt.New(mc) },
 		},
 		{
+			// DTLS: CoAP over DTLS (5684), LwM2M (5684), and probed.
+			Name:     "dtls",
+			UDPPorts: []uint16{5684},
+			Probe:    tlsproto.ProbeDTLS,
+			Datagram: tlsproto.DTLS{},
+		},
+		{
 			// DDS-RTPS: recognised by its header on any UDP port (the
 			// standard ports are 7400 + 250 * domain + offsets).
 			Name:     "rtps",

@@ -193,16 +193,25 @@ type ClientHello struct {
 	SupportedVersions []uint16
 	ALPN              []string
 	ServerName        string
+	// DTLS is set for a DTLS ClientHello (it has a cookie, and JA4 starts
+	// with "d").
+	DTLS bool
 }
 
 // ParseClientHello parses a ClientHello body (after the 4-byte handshake
 // header). It returns false when the hello is malformed.
-func ParseClientHello(b []byte) (ClientHello, bool) {
-	var h ClientHello
+func ParseClientHello(b []byte) (ClientHello, bool) { return parseHello(b, false) }
+
+// parseHello parses a TLS or (dtls) DTLS ClientHello body.
+func parseHello(b []byte, dtls bool) (ClientHello, bool) {
+	h := ClientHello{DTLS: dtls}
 	r := &reader{b: b}
 	h.Version = uint16(r.u16())
-	r.n(32)            // random
-	r.n(r.u8())        // session id
+	r.n(32)     // random
+	r.n(r.u8()) // session id
+	if dtls {
+		r.n(r.u8()) // cookie
+	}
 	cs := r.n(r.u16()) // cipher suites
 	r.n(r.u8())        // compression
 	if r.bad || len(cs)%2 != 0 {
@@ -374,7 +383,11 @@ func (h *ClientHello) JA4() string {
 	if len(exts) == 0 {
 		c = "000000000000"
 	}
-	return "t" + ja4Version(ver) + sni + twoDigits(min(len(ciphers), 99)) + twoDigits(min(nExt, 99)) + alpn + "_" + b + "_" + c
+	proto := "t"
+	if h.DTLS {
+		proto = "d"
+	}
+	return proto + ja4Version(ver) + sni + twoDigits(min(len(ciphers), 99)) + twoDigits(min(nExt, 99)) + alpn + "_" + b + "_" + c
 }
 
 func isAlnum(c byte) bool {
@@ -401,8 +414,10 @@ func validHost(s string) bool {
 	return true
 }
 
-func clientHello(c *proto.Context, b []byte, out proto.Emitter) {
-	h, ok := ParseClientHello(b)
+func clientHello(c *proto.Context, b []byte, out proto.Emitter) { helloEvent(c, b, false, out) }
+
+func helloEvent(c *proto.Context, b []byte, dtls bool, out proto.Emitter) {
+	h, ok := parseHello(b, dtls)
 	if !ok {
 		out.Emit(c.Anomaly(Kind, AnomalyMalformed, "client hello of "+strconv.Itoa(len(b))+" bytes cannot be parsed"))
 		return
@@ -479,4 +494,42 @@ func serverHello(c *proto.Context, b []byte, out proto.Emitter) {
 	f["tls.server.ja3s"] = hex.EncodeToString(sum[:])
 	f["tls.server.ja3s_string"] = s
 	out.Emit(ev)
+}
+
+// DTLS decodes DTLS ClientHellos (CoAP over DTLS, LwM2M) from UDP
+// datagrams: the same tls.client.* fields, JA4 starting with "d". Other
+// records are skipped.
+type DTLS struct{}
+
+var _ proto.DatagramParser = DTLS{}
+
+// ProbeDTLS reports whether a datagram starts with a DTLS handshake record.
+func ProbeDTLS(b []byte) bool {
+	return len(b) >= 25 && b[0] == 22 && b[1] == 0xfe && b[13] == 1
+}
+
+// ParseDatagram implements proto.DatagramParser.
+func (DTLS) ParseDatagram(c *proto.Context, b []byte, out proto.Emitter) {
+	for len(b) >= 13 {
+		typ := b[0]
+		l := int(binary.BigEndian.Uint16(b[11:]))
+		if b[1] != 0xfe || 13+l > len(b) {
+			out.Emit(c.Anomaly(Kind, AnomalyMalformed, "dtls record of "+strconv.Itoa(l)+" bytes in a datagram of "+strconv.Itoa(len(b))))
+			return
+		}
+		rec := b[13 : 13+l]
+		b = b[13+l:]
+		if typ != 22 || len(rec) < 12 || rec[0] != 1 {
+			continue
+		}
+		// Handshake header: type, length(3), message seq(2), fragment
+		// offset(3), fragment length(3). Only whole hellos are decoded.
+		hl := int(rec[1])<<16 | int(rec[2])<<8 | int(rec[3])
+		off := int(rec[6])<<16 | int(rec[7])<<8 | int(rec[8])
+		fl := int(rec[9])<<16 | int(rec[10])<<8 | int(rec[11])
+		if off != 0 || fl != hl || 12+fl > len(rec) {
+			continue
+		}
+		helloEvent(c, rec[12:12+fl], true, out)
+	}
 }

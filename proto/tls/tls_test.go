@@ -3,6 +3,7 @@ package tls
 import (
 	"encoding/binary"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -163,5 +164,30 @@ func FuzzParse(f *testing.F) {
 			t.Fatal(n)
 		}
 		ParseClientHello(b)
+		parseHello(b, true)
+		DTLS{}.ParseDatagram(ctx(proto.ToServer), b, &s)
 	})
+}
+
+func TestDTLSClientHello(t *testing.T) {
+	// Turn the TLS hello into a DTLS 1.2 one: version fefd, an empty
+	// cookie after the session id, DTLS record and handshake headers.
+	h := chrome143
+	h.Version = 0xfefd
+	h.SupportedVersions = nil
+	rec := encode(h)
+	body := rec[9:] // after the record and handshake headers
+	body = append(append(append([]byte{}, body[:35]...), 0), body[35:]...)
+	hs := []byte{1, 0, byte(len(body) >> 8), byte(len(body)), 0, 0, 0, 0, 0, 0, byte(len(body) >> 8), byte(len(body))}
+	hs = append(hs, body...)
+	dg := append([]byte{22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, byte(len(hs) >> 8), byte(len(hs))}, hs...)
+	if !ProbeDTLS(dg) {
+		t.Fatal("probe")
+	}
+	var s sink
+	DTLS{}.ParseDatagram(ctx(proto.ToServer), dg, &s)
+	if len(s) != 1 || s[0].Fields["tls.client.server_name"] != "tls.browserleaks.com" ||
+		!strings.HasPrefix(s[0].Fields["tls.client.ja4"].(string), "dd2d1516h2_") {
+		t.Fatalf("%+v", s)
+	}
 }
