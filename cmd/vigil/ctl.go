@@ -42,12 +42,19 @@ Output is a table, or JSON with -o json.`,
 
 // addFlags adds the connection and output flags to cmd and its subcommands.
 func (o *ctlOptions) addFlags(cmd *cobra.Command) {
+	o.addConnFlags(cmd)
+	pf := cmd.PersistentFlags()
+	pf.StringVarP(&o.output, "output", "o", "table", "table or json")
+	pf.IntVar(&o.limit, "limit", 100, "how many items at most")
+}
+
+// addConnFlags adds the flags that say which server to talk to and how.
+func (o *ctlOptions) addConnFlags(cmd *cobra.Command) {
+	o.output = "table"
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&o.server, "server", envOr("VIGIL_SERVER", "https://127.0.0.1:8443"), "server URL ($VIGIL_SERVER)")
 	pf.StringVar(&o.token, "token", os.Getenv("VIGIL_TOKEN"), "API token ($VIGIL_TOKEN)")
 	pf.StringVar(&o.caFile, "ca", os.Getenv("VIGIL_CA"), "CA certificate of the server ($VIGIL_CA)")
-	pf.StringVarP(&o.output, "output", "o", "table", "table or json")
-	pf.IntVar(&o.limit, "limit", 100, "how many items at most")
 }
 
 func envOr(name, def string) string {
