@@ -30,6 +30,7 @@ type Parser struct {
 	v10    bool
 	// publish waiting for its content header, per channel (first 16)
 	pending map[uint16]*vigil.Event
+	links   map[linkKey]string // AMQP 1.0 sending links' addresses
 }
 
 var _ proto.StreamParser = (*Parser)(nil)

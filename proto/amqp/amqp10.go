@@ -12,10 +12,16 @@ import (
 // AMQP 1.0 performatives and SASL frames Vigil reports.
 var performatives = map[uint64]string{
 	0x40: "sasl.mechanisms", 0x41: "sasl.init", 0x44: "sasl.outcome",
-	0x10: "open", 0x11: "begin", 0x12: "attach", 0x16: "detach", 0x17: "end", 0x18: "close",
+	0x10: "open", 0x11: "begin", 0x12: "attach", 0x14: "transfer", 0x16: "detach", 0x17: "end", 0x18: "close",
 }
 
 var saslCodes = [5]string{"ok", "auth", "sys", "sys_perm", "sys_temp"}
+
+// linkKey names a link by its direction and handle.
+type linkKey struct {
+	dir    proto.Direction
+	handle uint64
+}
 
 // parse10 decodes AMQP 1.0 protocol headers and frames.
 func (p *Parser) parse10(c *proto.Context, data []byte, out proto.Emitter) int {
@@ -240,6 +246,22 @@ func (p *Parser) frame10(c *proto.Context, body []byte, out proto.Emitter) {
 				f["amqp.address"] = a[0].str()
 			}
 		}
+		// Remember the sender's link address by handle, for its transfers.
+		if !receiver {
+			if p.links == nil {
+				p.links = map[linkKey]string{}
+			}
+			if len(p.links) < 256 {
+				p.links[linkKey{c.Dir, get(1).num}] = vigil.ValueString(f["amqp.address"])
+			}
+		}
+	case "transfer":
+		// A message on a sending link: its address and size (the frame
+		// bytes after the performative: header, properties, body).
+		if a, ok := p.links[linkKey{c.Dir, get(0).num}]; ok && a != "" {
+			f["amqp.address"] = a
+		}
+		f["amqp.body_size"] = proto.Num(float64(len(v.b)))
 	case "detach", "close", "end":
 		idx := map[string]int{"detach": 2, "close": 0, "end": 0}[name]
 		if e := get(idx); e.inner != nil {

@@ -129,6 +129,10 @@ func TestAMQP10(t *testing.T) {
 	c2s = append(c2s, frame10(0, 0x10, str8("dev-17"), str8("plant.example"))...)
 	target := []byte{0x00, 0x53, 0x29, 0xc0, 11, 1, 0xa1, 8, 'm', 'e', 't', 'e', 'r', 's', '/', '1'}
 	c2s = append(c2s, frame10(0, 0x12, str8("link-1"), []byte{0x43}, []byte{0x42}, []byte{0x40}, []byte{0x40}, []byte{0x40}, target)...)
+	transfer := frame10(0, 0x14, []byte{0x43}, []byte{0x43}, []byte{0xa0, 1, 7})
+	transfer = append(transfer, 0x00, 0x53, 0x75, 0xa0, 4, '2', '1', '.', '5') // data section
+	binary.BigEndian.PutUint32(transfer, uint32(len(transfer)))
+	c2s = append(c2s, transfer...)
 	p := New()
 	var s sink
 	if n := p.Parse(ctx(proto.ToServer), c2s, &s); n != len(c2s) {
@@ -139,12 +143,13 @@ func TestAMQP10(t *testing.T) {
 	for _, e := range s {
 		acts = append(acts, e.Action)
 	}
-	if strings.Join(acts, ",") != "protocol_header,sasl.init,open,attach,sasl.outcome" {
+	if strings.Join(acts, ",") != "protocol_header,sasl.init,open,attach,transfer,sasl.outcome" {
 		t.Fatalf("%v %+v", acts, s)
 	}
 	if s[1].Fields["amqp.user"] != "sensor" || s[2].Fields["amqp.vhost"] != "plant.example" ||
 		s[3].Fields["amqp.address"] != "meters/1" || s[3].Fields["amqp.role"] != "sender" ||
-		s[4].Fields["amqp.auth_failure"] != true {
+		s[4].Fields["amqp.address"] != "meters/1" || s[4].Fields["amqp.body_size"] != 9.0 ||
+		s[5].Fields["amqp.auth_failure"] != true {
 		t.Fatalf("%+v", s)
 	}
 	for _, e := range s {
