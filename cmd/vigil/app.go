@@ -66,6 +66,7 @@ type app struct {
 	rules       *reload.Manager
 	alerts      *alert.Stage
 	incident    *incident.Correlator
+	respond     *responder
 
 	// URL is the API's base URL once listening; adminToken is the
 	// bootstrap admin token, set only on the first start of a data dir.
@@ -146,9 +147,13 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err err
 	if a.incident, err = incident.NewCorrelator(ctx, a.store, incident.Options{Window: time.Duration(cfg.IncidentWindow), Logger: log, Registerer: a.registry}); err != nil {
 		return nil, err
 	}
+	if err := a.openRespond(ctx); err != nil {
+		return nil, err
+	}
 	if a.alerts, err = alert.NewStage(a.bus, a.store, alert.Options{
 		Dedup:      alert.DedupOptions{Window: time.Duration(cfg.DedupWindow)},
 		Assigner:   a.incident,
+		OnStored:   a.respondAlert,
 		Logger:     log,
 		Registerer: a.registry,
 	}); err != nil {
@@ -253,7 +258,7 @@ func (a *app) start(ctx context.Context) error {
 		BulkEvents:  ingest.Bulk(),
 		Rules:       a.rules,
 		Intel:       &web.Intel{Catalog: a.intel, Vuln: a.vuln, UploadDir: filepath.Join(a.cfg.DataDir, "intel", "uploads")},
-		Extra:       a.enroll.AdminRoutes(),
+		Extra:       append(a.enroll.AdminRoutes(), a.respondRoutes()...),
 		Gatherer:    a.registry,
 		Ready:       a.ready,
 		Registerer:  a.registry,
@@ -285,6 +290,7 @@ func (a *app) start(ctx context.Context) error {
 	g.Go(func() error { return a.vuln.Run(gctx, time.Minute) })
 	g.Go(func() error { return a.vulnAlerts.run(gctx) })
 	g.Go(func() error { return a.alerts.Run(gctx) })
+	g.Go(func() error { return a.runRespond(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -311,6 +317,7 @@ func (a *app) enrolled(ctx context.Context, deviceID, class string) {
 // commandResult receives what an agent reports about a command it ran.
 func (a *app) commandResult(ctx context.Context, r command.Result) {
 	a.log.Info("command result", "component", "enroll", "command", r.CommandID, "status", r.Status)
+	a.respondResult(r)
 }
 
 // ready tells /readyz whether the store and the bus answer.

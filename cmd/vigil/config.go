@@ -52,6 +52,12 @@ type config struct {
 	MaxReportBytes int64 `yaml:"max_report_bytes"`
 	MaxBulkBytes   int64 `yaml:"max_bulk_bytes"`
 
+	// PlaybooksDir holds the response playbooks (*.yaml); empty runs the
+	// playbooks built into the binary (cmd/vigil/playbooks).
+	PlaybooksDir string `yaml:"playbooks_dir"`
+	// Response configures the response engine's guards and connectors.
+	Response responseConfig `yaml:"response"`
+
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
 }

@@ -37,6 +37,7 @@ Output is a table, or JSON with -o json.`,
 	}
 	o.addFlags(cmd)
 	cmd.AddCommand(ctlDevicesCmd(o), ctlAlertsCmd(o), ctlIncidentsCmd(o), ctlEventsCmd(o), ctlTokenCmd(o), ctlEnrollTokenCmd(o))
+	cmd.AddCommand(ctlActionsCmd(o))
 	return cmd
 }
 

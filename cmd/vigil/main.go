@@ -37,6 +37,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCmd(), newDemoCmd(), newCtlCmd(), newBenchCmd(), newRulesCmd(), newDetectCmd(), newIntelCmd(), newVulnCmd(), newReportCmd(), newSensorCmd())
+	root.AddCommand(newPlaybooksCmd(), newAuditCmd())
 	return root
 }
 

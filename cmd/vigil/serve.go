@@ -54,6 +54,7 @@ token printed once on first start. --nats-url points the same pipeline at an ext
 	f.IntVar(&cfg.Partitions, "partitions", cfg.Partitions, "event partitions on the bus")
 	f.StringSliceVar(&cfg.RulesDirs, "rules", nil, "extra threshold rule directories")
 	f.StringSliceVar(&cfg.SigmaDirs, "sigma", nil, "Sigma rule directories")
+	f.StringVar(&cfg.PlaybooksDir, "playbooks", "", "response playbook directory (default: the playbooks built into vigil)")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	return cmd
 }
@@ -73,6 +74,7 @@ func overlayFlags(cmd *cobra.Command, c, flagCfg *config) {
 	set("partitions", func() { c.Partitions = flagCfg.Partitions })
 	set("rules", func() { c.RulesDirs = flagCfg.RulesDirs })
 	set("sigma", func() { c.SigmaDirs = flagCfg.SigmaDirs })
+	set("playbooks", func() { c.PlaybooksDir = flagCfg.PlaybooksDir })
 	set("log-level", func() { c.LogLevel = flagCfg.LogLevel })
 }
 

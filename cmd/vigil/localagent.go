@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	vagent "github.com/vigil-iot/vigil/agent"
+	"github.com/vigil-iot/vigil/agent/command"
+	"github.com/vigil-iot/vigil/pki"
+)
+
+// recordingExecutor is an agent executor that records the commands it is
+// given and touches nothing on the host: the demo runs on users' machines
+// and tests run unprivileged, so no firewall rule is ever written.
+type recordingExecutor struct {
+	mu     sync.Mutex
+	runs   []command.Command
+	notify func(command.Command)
+}
+
+func (e *recordingExecutor) Execute(_ context.Context, c command.Command) (string, error) {
+	e.mu.Lock()
+	e.runs = append(e.runs, c)
+	notify := e.notify
+	e.mu.Unlock()
+	if notify != nil {
+		notify(c)
+	}
+	return "recorded " + c.Action + " (dry executor: host untouched)", nil
+}
+
+// Actions returns the actions run so far, in order.
+func (e *recordingExecutor) Actions() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]string, len(e.runs))
+	for i, c := range e.runs {
+		out[i] = c.Action
+	}
+	return out
+}
+
+// localAgent is a real Vigil agent run in this process: enrolled with a
+// one-time token over HTTPS, polling the signed command channel with its
+// client certificate, verifying signatures and its local policy, and
+// answering results, but with a recordingExecutor.
+type localAgent struct {
+	DeviceID string
+	Exec     *recordingExecutor
+	agent    *vagent.Agent
+	cancel   context.CancelFunc
+	done     chan struct{}
+}
+
+// startLocalAgent enrolls a local agent of class on a with host as its
+// hostname hint, its state under dir, allowing the commands in allow, and
+// starts its poll loop.
+func startLocalAgent(ctx context.Context, a *app, class, host, dir string, allow []string, log *slog.Logger) (*localAgent, error) {
+	token, _, err := a.enrollFiles.Tokens.Create(class, 10*time.Minute)
+	if err != nil {
+		return nil, fmt.Errorf("cannot create an enrollment token: %w", err)
+	}
+	state := filepath.Join(dir, "agent-"+host)
+	id, err := vagent.Enroll(ctx, vagent.EnrollOptions{Server: a.URL, Token: token, StateDir: state,
+		CAFile: filepath.Join(a.cfg.DataDir, "pki", pki.CACertFile), Hostname: host})
+	if err != nil {
+		return nil, fmt.Errorf("cannot enroll the agent: %w", err)
+	}
+	policy := filepath.Join(state, "policy.json")
+	pol := `{"allow":[`
+	for i, s := range allow {
+		if i > 0 {
+			pol += ","
+		}
+		pol += fmt.Sprintf("%q", s)
+	}
+	if err := os.WriteFile(policy, []byte(pol+`]}`), 0o600); err != nil {
+		return nil, fmt.Errorf("cannot write the agent's policy: %w", err)
+	}
+	exec := &recordingExecutor{}
+	ag, err := vagent.New(vagent.Config{StateDir: state, Format: "json", Class: class,
+		Disable:  []string{"system", "packages", "health", "network", "processes", "authlog", "fim", "metrics"},
+		Commands: true, PolicyFile: policy, PollWait: vagent.Duration(5 * time.Second)},
+		vagent.Options{Executor: exec, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("cannot start the agent: %w", err)
+	}
+	pctx, cancel := context.WithCancel(context.Background())
+	l := &localAgent{DeviceID: id.DeviceID, Exec: exec, agent: ag, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		for pctx.Err() == nil {
+			if err := ag.PollCommands(pctx); err != nil && pctx.Err() == nil {
+				select { // the server is away: do not spin
+				case <-pctx.Done():
+				case <-time.After(500 * time.Millisecond):
+				}
+			}
+		}
+	}()
+	return l, nil
+}
+
+// Stop ends the poll loop and closes the agent.
+func (l *localAgent) Stop() {
+	l.cancel()
+	<-l.done
+	l.agent.Close()
+}

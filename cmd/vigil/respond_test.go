@@ -1,0 +1,298 @@
+package main
+
+import (
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/audit"
+	"github.com/vigil-iot/vigil/client"
+	"github.com/vigil-iot/vigil/respond"
+	"github.com/vigil-iot/vigil/respond/playbook"
+)
+
+// bruteForce posts six failed logins on dev (from an address and as a user
+// of their own for each n, so each is an incident of its own) through the real ingest API:
+// the built-in rule vigil-auth-bruteforce raises a high alert tagged
+// attack.t1110.
+func bruteForce(t *testing.T, c *client.Client, dev string, n int) {
+	t.Helper()
+	ip := fmt.Sprintf("203.0.113.%d", 10+n)
+	var b strings.Builder
+	now := time.Now().UTC()
+	for i := range 6 {
+		ev, _ := json.Marshal(map[string]any{
+			"time": now.Add(time.Duration(i) * time.Second).Format(time.RFC3339Nano), "device_id": dev,
+			"kind": "auth", "action": "login", "outcome": "failure", "fields": map[string]any{"user.name": fmt.Sprintf("admin%d", n), "source.ip": ip},
+		})
+		b.Write(ev)
+		b.WriteByte('\n')
+	}
+	if res, err := c.PostEvents(t.Context(), []byte(b.String())); err != nil || res.Accepted != 6 {
+		t.Fatalf("post: %+v %v", res, err)
+	}
+}
+
+// waitFor polls cond every 100 ms until it holds, or fails after 30 s
+// with what last returned.
+func waitFor(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ok, last := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not reached; last: %s", what, last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// actionsOf lists the actions on a device through the CLI (-o json).
+func actionsOf(t *testing.T, conn []string, dev string) []respond.ActionView {
+	t.Helper()
+	out, code := run(t, append([]string{"ctl", "actions", "--device", dev, "-o", "json"}, conn...)...)
+	if code != 0 {
+		t.Fatalf("ctl actions: exit %d:\n%s", code, out)
+	}
+	var acts []respond.ActionView
+	if err := json.Unmarshal([]byte(out), &acts); err != nil {
+		t.Fatalf("ctl actions -o json: %v\n%s", err, out)
+	}
+	return acts
+}
+
+func states(acts []respond.ActionView) string {
+	var s []string
+	for _, a := range acts {
+		s = append(s, fmt.Sprintf("%s:%s(%s)", a.Type, a.State, a.Result))
+	}
+	return strings.Join(s, ", ")
+}
+
+// TestAutomaticContainment runs the server with its built-in playbooks and
+// real enrolled agents (in process, with a recording executor: the host's
+// firewall is never touched) on the signed command channel: a brute force
+// on a camera is detected, the playbook isolates it, the agent verifies and
+// acknowledges the command, and the incident is contained with a time to
+// contain; on a safety-critical camera the isolation waits for approval
+// (`vigil ctl actions approve`), on another it is denied; the audit trail
+// verifies, and an edited row is caught by `vigil audit verify`.
+func TestAutomaticContainment(t *testing.T) {
+	a := startTestApp(t)
+	conn := []string{"--server", a.URL, "--token", a.adminToken, "--ca", filepath.Join(a.cfg.DataDir, "pki", "ca.crt")}
+	c, err := client.New(a.URL, a.adminToken, client.TLSConfig(a.ca.Pool()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := t.Context()
+
+	if names := playbookNames(a.respond.engine.Playbooks()); !slices.Equal(names, []string{"isolate-attacked-camera"}) {
+		t.Fatalf("built-in playbooks without an MQTT broker: %v", names)
+	}
+	cam, err := startLocalAgent(ctx, a, "camera", "lobby", t.TempDir(), []string{"isolate", "restore"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cam.Stop()
+
+	// 1. Automatic: alert → playbook → isolate sent → acknowledged → contained.
+	bruteForce(t, c, cam.DeviceID, 1)
+	var iso respond.ActionView
+	waitFor(t, "isolation of "+cam.DeviceID+" succeeded", func() (bool, string) {
+		acts := actionsOf(t, conn, cam.DeviceID)
+		for _, x := range acts {
+			if x.Type == "isolate" && x.State == vigil.ActionSucceeded {
+				iso = x
+				return true, ""
+			}
+		}
+		return false, states(acts)
+	})
+	if got := cam.Exec.Actions(); len(got) == 0 || got[0] != "isolate" {
+		t.Fatalf("the agent ran %v, want isolate", got)
+	}
+	if iso.Playbook != "isolate-attacked-camera" || iso.IncidentID == "" || !strings.Contains(iso.Result, "recorded isolate") {
+		t.Fatalf("isolate action: %+v", iso)
+	}
+	var inc vigil.Incident
+	waitFor(t, "incident contained", func() (bool, string) {
+		in, err := c.GetIncident(ctx, iso.IncidentID)
+		inc = in.Incident
+		return err == nil && inc.Status == vigil.IncidentContained && !inc.Contained.IsZero(), fmt.Sprintf("%+v %v", in, err)
+	})
+	if ttc := inc.TimeToContain(); ttc <= 0 {
+		t.Fatalf("time to contain %s, want > 0 (%+v)", ttc, inc)
+	}
+	out, code := run(t, append([]string{"ctl", "incidents", "-o", "json"}, conn...)...)
+	if code != 0 || !strings.Contains(out, `"time_to_contain"`) {
+		t.Fatalf("ctl incidents shows no time_to_contain: exit %d\n%s", code, out)
+	}
+	mf, err := a.registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var observed uint64
+	for _, f := range mf {
+		if f.GetName() == "vigil_time_to_contain_seconds" {
+			for _, m := range f.GetMetric() {
+				observed += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	if observed == 0 {
+		t.Error("vigil_time_to_contain_seconds observed nothing")
+	}
+
+	// 2. Approval: a safety-critical camera is never isolated automatically.
+	crit, err := startLocalAgent(ctx, a, "camera", "boiler", t.TempDir(), []string{"isolate", "restore"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer crit.Stop()
+	tagDevice(t, a, crit.DeviceID, playbook.SafetyCriticalTag)
+	bruteForce(t, c, crit.DeviceID, 2)
+	var held respond.ActionView
+	waitFor(t, "isolation of the safety-critical camera held", func() (bool, string) {
+		acts := actionsOf(t, conn, crit.DeviceID)
+		for _, x := range acts {
+			if x.Type == "isolate" && x.State == vigil.ActionPendingApproval {
+				held = x
+				return true, ""
+			}
+		}
+		return false, states(acts)
+	})
+	if held.Engine.Held == "" {
+		t.Errorf("held action says not why: %+v", held)
+	}
+	if got := crit.Exec.Actions(); len(got) != 0 {
+		t.Fatalf("the safety-critical camera's agent ran %v before approval", got)
+	}
+	if out, code := run(t, append([]string{"ctl", "actions", "--state", "pending_approval"}, conn...)...); code != 0 || !strings.Contains(out, held.ID) {
+		t.Fatalf("ctl actions --state pending_approval: exit %d\n%s", code, out)
+	}
+	if out, code := run(t, append([]string{"ctl", "actions", "approve", held.ID}, conn...)...); code != 0 {
+		t.Fatalf("ctl actions approve: exit %d\n%s", code, out)
+	}
+	waitFor(t, "approved isolation acknowledged", func() (bool, string) {
+		x, err := c.GetAction(ctx, held.ID)
+		return err == nil && x.State == vigil.ActionSucceeded, fmt.Sprintf("%s %s %v", x.State, x.Result, err)
+	})
+	if got := crit.Exec.Actions(); !slices.Equal(got, []string{"isolate"}) {
+		t.Fatalf("after approval the agent ran %v", got)
+	}
+	// Approving again conflicts.
+	if out, code := run(t, append([]string{"ctl", "actions", "approve", held.ID}, conn...)...); code == 0 {
+		t.Fatalf("a second approval of a finished action succeeded:\n%s", out)
+	}
+
+	// 3. Deny: a safety-critical camera without an agent; the held isolation is denied.
+	if err := a.store.PutDevice(ctx, vigil.Device{ID: "cam-denied", Class: "camera", State: vigil.StateActive,
+		Tags: []string{playbook.SafetyCriticalTag}, FirstSeen: time.Now(), LastSeen: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	bruteForce(t, c, "cam-denied", 3)
+	var toDeny respond.ActionView
+	waitFor(t, "isolation of cam-denied held", func() (bool, string) {
+		acts := actionsOf(t, conn, "cam-denied")
+		for _, x := range acts {
+			if x.State == vigil.ActionPendingApproval {
+				toDeny = x
+				return true, ""
+			}
+		}
+		return false, states(acts)
+	})
+	if out, code := run(t, append([]string{"ctl", "actions", "deny", toDeny.ID, "--reason", "maintenance window", "-o", "json"}, conn...)...); code != 0 || !strings.Contains(out, `"denied"`) {
+		t.Fatalf("ctl actions deny: exit %d\n%s", code, out)
+	}
+
+	// 4. Audit: the trail verifies, and names an edited row.
+	a.respond.engine.Wait()
+	out, code = run(t, "audit", "verify", "--data-dir", a.cfg.DataDir)
+	if code != 0 || !strings.Contains(out, "audit trail ok") {
+		t.Fatalf("audit verify: exit %d\n%s", code, out)
+	}
+	recs, err := a.store.ListAudit(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, r := range recs {
+		kinds = append(kinds, r.Action)
+	}
+	for _, want := range []string{audit.PlaybookLoad, audit.ActionCreate, audit.ActionApprove, audit.ActionDeny, audit.ActionTransition} {
+		if !slices.Contains(kinds, want) {
+			t.Errorf("no %s record in the audit trail: %v", want, kinds)
+		}
+	}
+	bad := recs[len(recs)/2].Seq
+	db, err := sql.Open("sqlite", filepath.Join(a.cfg.DataDir, "vigil.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "UPDATE audit SET actor = 'mallory' WHERE seq = ?", bad); err != nil {
+		t.Fatal(err)
+	}
+	out, code = run(t, "audit", "verify", "--data-dir", a.cfg.DataDir)
+	if code != 1 || !strings.Contains(out, fmt.Sprintf("BROKEN at seq %d", bad)) {
+		t.Fatalf("audit verify after editing seq %d: exit %d\n%s", bad, code, out)
+	}
+}
+
+func playbookNames(pbs []*playbook.Playbook) []string {
+	var out []string
+	for _, p := range pbs {
+		out = append(out, p.Name)
+	}
+	return out
+}
+
+// tagDevice adds a tag to a stored device.
+func tagDevice(t *testing.T, a *app, id, tag string) {
+	t.Helper()
+	d, err := a.store.GetDevice(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Tags = append(d.Tags, tag)
+	if err := a.store.PutDevice(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPlaybooksCheckAndList(t *testing.T) {
+	if out, code := run(t, "playbooks", "check"); code != 0 || !strings.Contains(out, "problems=0") {
+		t.Fatalf("check of the built-in playbooks: exit %d\n%s", code, out)
+	}
+	dir := t.TempDir()
+	good := "name: notify-all\ntrigger: {min_severity: high}\nsteps:\n  - action: notify\n    connector: webhook\n    params: {text: hi}\n"
+	os.WriteFile(filepath.Join(dir, "good.yaml"), []byte(good), 0o644)
+	os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte("name: bad\ntrigger: {min_severity: high}\nsteps:\n  - action: isolat\n"), 0o644)
+	out, code := run(t, "playbooks", "check", dir)
+	if code != 1 || !strings.Contains(out, "bad.yaml:4:") || !strings.Contains(out, "valid=1 problems=1") {
+		t.Fatalf("check of a dir with a bad playbook: exit %d\n%s", code, out)
+	}
+	out, code = run(t, "playbooks", "list", dir, "-o", "json")
+	if code != 1 || !strings.Contains(out, `"notify-all"`) {
+		t.Fatalf("list: exit %d\n%s", code, out)
+	}
+	os.Remove(filepath.Join(dir, "bad.yaml"))
+	if out, code = run(t, "playbooks", "list", dir); code != 0 || !strings.Contains(out, "notify:notify@webhook") {
+		t.Fatalf("list of a good dir: exit %d\n%s", code, out)
+	}
+}
