@@ -120,11 +120,14 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (bool, error) {
 	start := time.Now()
 	fleet := sim.NewFleet(o.devices, o.seed, start)
 	target := fleet.Devices[0]
+	d := &demoRun{fleet: fleet, agents: agents, out: out, start: start}
+	if ag := d.startDemoAgent(ctx, a, target, dir, newLogger(logf, "info")); ag != nil {
+		defer ag.Stop()
+	}
 	fmt.Fprintf(out, "vigil demo: %d devices report to %s every %s for %s (data dir %s)\n",
 		o.devices, a.URL, o.interval, o.duration, dir)
 	fmt.Fprintf(out, "            attack on %s (%s %s) at +%s\n\n", target.ID, target.Profile.Vendor, target.Profile.Model, o.attackAt)
 
-	d := &demoRun{fleet: fleet, agents: agents, out: out, start: start}
 	runCtx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -137,6 +140,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (bool, error) {
 	}
 	// Let the pipeline finish what was sent in the last moments.
 	d.settle(ctx, admin, 3*time.Second)
+	d.waitContained(ctx, admin, target.ID, 3*time.Second)
 
 	detected := d.summary(ctx, admin, target)
 	if o.keep {
@@ -157,6 +161,7 @@ type demoRun struct {
 	reports  atomic.Int64
 	failures atomic.Int64
 	seen     map[string]bool
+	actions  map[string]vigil.ActionState // response actions printed, by state
 }
 
 func (d *demoRun) printf(format string, args ...any) {
@@ -261,6 +266,7 @@ func (d *demoRun) watch(ctx context.Context, admin *client.Client) {
 }
 
 func (d *demoRun) printNew(ctx context.Context, admin *client.Client) {
+	defer d.printActions(ctx, admin)
 	incs, _, err := admin.ListIncidents(ctx, store.IncidentFilter{Page: store.Page{Limit: 100}})
 	if err != nil {
 		return
@@ -325,7 +331,9 @@ func (d *demoRun) summary(ctx context.Context, admin *client.Client, target *sim
 	if hit != nil {
 		ttd = hit.TimeToDetect().Round(time.Millisecond)
 	}
-	fmt.Fprintf(out, "\ndemo: detected=%s incidents=%d time_to_detect=%s\n", yesNo(hit != nil), len(incs), ttd)
+	fmt.Fprintf(out, "\ndemo: detected=%s incidents=%d time_to_detect=%s", yesNo(hit != nil), len(incs), ttd)
+	containedSummary(out, hit)
+	fmt.Fprintln(out)
 	return hit != nil
 }
 
