@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"time"
 
 	"github.com/vigil-iot/vigil"
@@ -21,7 +20,7 @@ import (
 func (a *app) openIntel(ctx context.Context) (*intel.Detector, error) {
 	det := intel.New(a.log, a.registry)
 	var err error
-	if a.intel, err = catalog.Open(filepath.Join(a.cfg.DataDir, "intel"), a.log, vigil.SystemClock{}, det.Load); err != nil {
+	if a.intel, err = catalog.Open(a.cfg.DataDir, a.log, vigil.SystemClock{}, det.Load); err != nil {
 		return nil, err
 	}
 	a.vulnAlerts = newAlertPublisher(a.bus, a.log.With("component", "vuln"))

@@ -32,13 +32,13 @@ func TestIntelAndVulnThroughTheServer(t *testing.T) {
 	conn := []string{"--server", a.URL, "--token", a.adminToken, "--ca", filepath.Join(a.cfg.DataDir, "pki", "ca.crt")}
 
 	out, code := run(t, append([]string{"intel", "import", "--name", "threatfox", "--confidence", "80", filepath.Join(dir, "threatfox-ips.txt")}, conn...)...)
-	if code != 0 || !strings.Contains(out, "intel: imported=19863") {
+	if code != 0 || !strings.HasSuffix(strings.TrimSpace(out), "intel: imported=19863 rejected=0") {
 		t.Fatalf("intel import: exit %d: %s", code, out)
 	}
 	if out, code = run(t, append([]string{"intel", "list", "-o", "json"}, conn...)...); code != 0 || !strings.Contains(out, `"threatfox"`) {
 		t.Fatalf("intel list: exit %d: %s", code, out)
 	}
-	if out, code = run(t, append([]string{"vuln", "import", "--name", "kev", filepath.Join(dir, "kev.json")}, conn...)...); code != 0 || !strings.Contains(out, "vuln: imported=1404") {
+	if out, code = run(t, append([]string{"vuln", "import", "--name", "kev", filepath.Join(dir, "kev.json")}, conn...)...); code != 0 || !strings.HasSuffix(strings.TrimSpace(out), "vuln: imported=1404 rejected=0") {
 		t.Fatalf("vuln import: exit %d: %s", code, out)
 	}
 
@@ -76,7 +76,41 @@ func TestIntelAndVulnThroughTheServer(t *testing.T) {
 			t.Errorf("report posture --format %s: exit %d: %.200s", f, code, out)
 		}
 	}
+	if out, code := run(t, append([]string{"ctl", "findings", "-o", "json"}, conn...)...); code != 0 || !json.Valid([]byte(out)) {
+		t.Errorf("ctl findings -o json: exit %d: %.200s", code, out)
+	}
 	if out, code := run(t, append([]string{"intel", "remove", "threatfox"}, conn...)...); code != 0 {
 		t.Errorf("intel remove: exit %d: %s", code, out)
+	}
+}
+
+// TestIntelAndVulnImportOffline (reads ../shared/corpus) imports into a
+// data dir with no server running; a server started on it has the feed.
+func TestIntelAndVulnImportOffline(t *testing.T) {
+	dir := corpusDir(t)
+	data := t.TempDir()
+	out, code := run(t, "intel", "import", "--data", data, "--name", "misp", filepath.Join(dir, "misp-event-sednit.json"))
+	if code != 0 || !strings.HasSuffix(strings.TrimSpace(out), "rejected=0") || !strings.Contains(out, "intel: imported=") {
+		t.Fatalf("offline intel import: exit %d: %s", code, out)
+	}
+	out, code = run(t, "vuln", "import", "--data", data, "--name", "nvd", filepath.Join(dir, "nvd-cve-2.0-page.json"))
+	if code != 0 || !strings.Contains(out, "vuln: imported=38 rejected=0") {
+		t.Fatalf("offline vuln import: exit %d: %s", code, out)
+	}
+	cfg := defaultConfig()
+	cfg.DataDir, cfg.Listen = data, "127.0.0.1:0"
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	a, err := openApp(t.Context(), cfg, newLogger(os.Stderr, "warn"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.close()
+	if fs := a.intel.List(); len(fs) != 1 || fs[0].Feed.Name != "misp" {
+		t.Fatalf("the server does not see the feed imported offline: %+v", fs)
+	}
+	if ss := a.vuln.Sources(); len(ss) != 1 || ss[0].Count != 38 {
+		t.Fatalf("the server does not see the advisories imported offline: %+v", ss)
 	}
 }

@@ -9,7 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/feeds"
+	"github.com/vigil-iot/vigil/feeds/catalog"
 	"github.com/vigil-iot/vigil/vuln/scan"
 	"github.com/vigil-iot/vigil/web"
 )
@@ -33,31 +35,43 @@ func readUpload(src string) (string, error) {
 
 func newIntelCmd() *cobra.Command {
 	o := &ctlOptions{}
-	cmd := &cobra.Command{Use: "intel", Short: "Threat-intel feeds of a running server: import, list, remove"}
+	cmd := &cobra.Command{Use: "intel", Short: "Threat-intel feeds: import, list, remove (on a running server, or a data dir with --data)"}
 	o.addFlags(cmd)
+	var dataDir string
+	cmd.PersistentFlags().StringVar(&dataDir, "data", "", "work on this data dir directly (no server running) instead of --server")
 	var f feeds.Feed
 	imp := &cobra.Command{
 		Use:   "import --name NAME FILE|URL",
 		Short: "Import a feed (STIX 2.x, MISP event or feed, TAXII 2.1, list, CSV); a file is uploaded, a URL fetched by the server",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.client()
-			if err != nil {
-				return err
-			}
-			content, err := readUpload(args[0])
-			if err != nil {
-				return err
-			}
 			f.Source = args[0]
-			res, err := c.ImportIntel(cmd.Context(), web.IntelImport{Feed: f, Content: content})
-			if err != nil {
-				return err
+			var res feeds.Result
+			if dataDir != "" {
+				cat, err := catalog.Open(dataDir, nil, vigil.SystemClock{}, nil)
+				if err != nil {
+					return err
+				}
+				if res, err = cat.Import(cmd.Context(), f); err != nil {
+					return err
+				}
+			} else {
+				c, err := o.client()
+				if err != nil {
+					return err
+				}
+				content, err := readUpload(args[0])
+				if err != nil {
+					return err
+				}
+				if res, err = c.ImportIntel(cmd.Context(), web.IntelImport{Feed: f, Content: content}); err != nil {
+					return err
+				}
 			}
 			for _, e := range res.Errors {
 				fmt.Fprintln(cmd.ErrOrStderr(), e)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "intel: imported=%d rejected=%d skipped=%d\n", res.Imported, res.Rejected, res.Skipped)
+			fmt.Fprintf(cmd.OutOrStdout(), "intel: imported=%d rejected=%d\n", res.Imported, res.Rejected)
 			return nil
 		},
 	}
@@ -104,32 +118,46 @@ func newIntelCmd() *cobra.Command {
 
 func newVulnCmd() *cobra.Command {
 	o := &ctlOptions{}
-	cmd := &cobra.Command{Use: "vuln", Short: "Vulnerability sources and findings of a running server"}
+	cmd := &cobra.Command{Use: "vuln", Short: "Vulnerability sources and findings (on a running server, or a data dir with --data)"}
 	o.addFlags(cmd)
+	var dataDir string
+	cmd.PersistentFlags().StringVar(&dataDir, "data", "", "import into this data dir directly (no server running) instead of --server")
 	var in web.VulnImport
 	imp := &cobra.Command{
 		Use:   "import --name NAME FILE|URL",
 		Short: "Import NVD CVE 2.0, OSV, CISA KEV, CSAF 2.0, VEX (CycloneDX, OpenVEX) or an SBOM (CycloneDX, SPDX)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.client()
-			if err != nil {
-				return err
-			}
-			if in.Content, err = readUpload(args[0]); err != nil {
-				return err
-			}
-			if in.Content == "" {
-				in.Source = args[0]
-			}
-			res, err := c.ImportVuln(cmd.Context(), in)
-			if err != nil {
-				return err
+			var res feeds.Result
+			if dataDir != "" {
+				db, err := scan.Open(scan.Config{Dir: dataDir, Clock: vigil.SystemClock{}})
+				if err != nil {
+					return err
+				}
+				defer db.Flush()
+				o := scan.ImportOptions{Name: in.Name, Format: in.Format, Vendor: in.Vendor, Model: in.Model, Firmware: in.Firmware, Refresh: in.Refresh}
+				if res, err = db.Import(cmd.Context(), args[0], o); err != nil {
+					return err
+				}
+			} else {
+				c, err := o.client()
+				if err != nil {
+					return err
+				}
+				if in.Content, err = readUpload(args[0]); err != nil {
+					return err
+				}
+				if in.Content == "" {
+					in.Source = args[0]
+				}
+				if res, err = c.ImportVuln(cmd.Context(), in); err != nil {
+					return err
+				}
 			}
 			for _, e := range res.Errors {
 				fmt.Fprintln(cmd.ErrOrStderr(), e)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "vuln: imported=%d rejected=%d skipped=%d\n", res.Imported, res.Rejected, res.Skipped)
+			fmt.Fprintf(cmd.OutOrStdout(), "vuln: imported=%d rejected=%d\n", res.Imported, res.Rejected)
 			return nil
 		},
 	}
@@ -140,9 +168,16 @@ func newVulnCmd() *cobra.Command {
 	imp.Flags().StringVar(&in.Firmware, "firmware", "", "SBOM: the devices' firmware version")
 	imp.Flags().DurationVar(&in.Refresh, "refresh", 0, "re-import a URL this often")
 	imp.MarkFlagRequired("name")
+	sources := vulnSourcesCmd(o)
+	cmd.AddCommand(imp, findingsCmd(o, "list"), sources)
+	return cmd
+}
+
+// findingsCmd lists vulnerability findings (vigil vuln list, vigil ctl findings).
+func findingsCmd(o *ctlOptions, use string) *cobra.Command {
 	var f scan.Filter
 	list := &cobra.Command{
-		Use: "list", Short: "List findings, highest ranked first (exposed, KEV, CVSS)", Args: cobra.NoArgs,
+		Use: use, Short: "List vulnerability findings, highest ranked first (exposed, KEV, CVSS)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := o.client()
 			if err != nil {
@@ -163,7 +198,11 @@ func newVulnCmd() *cobra.Command {
 	list.Flags().StringVar(&f.DeviceID, "device", "", "only this device")
 	list.Flags().BoolVar(&f.KEVOnly, "kev", false, "only known exploited vulnerabilities")
 	list.Flags().Float64Var(&f.MinCVSS, "min-cvss", 0, "only findings with at least this CVSS score")
-	sources := &cobra.Command{
+	return list
+}
+
+func vulnSourcesCmd(o *ctlOptions) *cobra.Command {
+	return &cobra.Command{
 		Use: "sources", Short: "List advisory, VEX and SBOM sources", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := o.client()
@@ -182,8 +221,6 @@ func newVulnCmd() *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(imp, list, sources)
-	return cmd
 }
 
 func newReportCmd() *cobra.Command {

@@ -75,7 +75,7 @@ to a Vigil server (--server with an agent or admin --token) or to an NDJSON file
 				cfg.Output = bw
 			}
 			st, err := sensor.Run(cmd.Context(), cfg)
-			fmt.Fprintf(cmd.ErrOrStderr(), "\nsensor: %s\n", statsLine(st))
+			fmt.Fprintf(cmd.ErrOrStderr(), "\n%s\n", st)
 			return err
 		},
 	}
@@ -89,11 +89,6 @@ to a Vigil server (--server with an agent or admin --token) or to an NDJSON file
 	f.IntVar(&cfg.MaxFlows, "max-flows", 0, "flow table bound (default 262144)")
 	f.StringVar(&ouiFile, "oui", "", "IEEE OUI file for vendor names (MA-L CSV or Wireshark manuf)")
 	return cmd
-}
-
-func statsLine(st sensor.Stats) string {
-	b, _ := json.Marshal(st)
-	return string(b)
 }
 
 // serverPublisher sends the sensor's events to a Vigil server's bulk

@@ -30,7 +30,7 @@ func TestSensorStreamsToServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, code := run(t, "sensor", "--pcap", pcap, "--server", a.URL, "--token", tok.Secret, "--ca", filepath.Join(a.cfg.DataDir, "pki", "ca.crt"))
-	if code != 0 || !strings.Contains(out, `"events":26`) {
+	if code != 0 || !strings.Contains(out, "sensor: packets=19 bytes=1485 events=26 ") {
 		t.Fatalf("sensor: exit %d: %s", code, out)
 	}
 	deadline := time.Now().Add(20 * time.Second)
