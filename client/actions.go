@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/url"
 
+	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/respond"
 	"github.com/vigil-iot/vigil/respond/playbook"
 	"github.com/vigil-iot/vigil/store"
@@ -51,4 +52,13 @@ func (c *Client) DenyAction(ctx context.Context, id, reason string) (respond.Act
 func (c *Client) ListPlaybooks(ctx context.Context) ([]playbook.Summary, error) {
 	ps, _, err := list[playbook.Summary](ctx, c, api.Prefix+"/playbooks", nil)
 	return ps, err
+}
+
+// ResolveIncident closes an incident as vigil.IncidentResolved or
+// vigil.IncidentFalsePositive; a false positive rolls back the actions
+// whose playbook asks for it.
+func (c *Client) ResolveIncident(ctx context.Context, id string, status vigil.IncidentStatus) (api.Incident, error) {
+	var in api.Incident
+	err := c.postJSON(ctx, api.Prefix+"/incidents/"+escape(id)+"/resolve", map[string]string{"status": string(status)}, &in)
+	return in, err
 }

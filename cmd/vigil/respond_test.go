@@ -156,6 +156,23 @@ func TestAutomaticContainment(t *testing.T) {
 		t.Error("vigil_time_to_contain_seconds observed nothing")
 	}
 
+	// 1b. Closing the incident as a false positive restores the camera.
+	if _, err := c.ResolveIncident(ctx, iso.IncidentID, vigil.IncidentFalsePositive); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "isolation rolled back", func() (bool, string) {
+		acts := actionsOf(t, conn, cam.DeviceID)
+		restored, isolated := false, false
+		for _, x := range acts {
+			restored = restored || (x.Type == "restore" && x.State == vigil.ActionSucceeded)
+			isolated = isolated || (x.Type == "isolate" && x.State != vigil.ActionRolledBack)
+		}
+		return restored && !isolated, states(acts)
+	})
+	if got := cam.Exec.Actions(); !slices.Contains(got, "restore") {
+		t.Fatalf("the agent ran %v, want a restore", got)
+	}
+
 	// 2. Approval: a safety-critical camera is never isolated automatically.
 	crit, err := startLocalAgent(ctx, a, "camera", "boiler", t.TempDir(), []string{"isolate", "restore"}, nil)
 	if err != nil {
