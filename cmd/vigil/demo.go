@@ -92,6 +92,12 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (bool, error) {
 	if err := cfg.validate(); err != nil {
 		return false, err
 	}
+	// Broker quarantine only when a Mosquitto with dynamic security is installed.
+	broker := startDemoBroker(dir, "lobby-camera")
+	if broker != nil {
+		defer broker.stop()
+		cfg.Response.MQTT = broker.config()
+	}
 	a, err := openApp(ctx, cfg, newLogger(logf, "info"))
 	if err != nil {
 		return false, err
@@ -133,6 +139,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (bool, error) {
 	var wg sync.WaitGroup
 	wg.Go(func() { d.report(runCtx, o.interval) })
 	wg.Go(func() { d.attack(runCtx, target, o.attackAt) })
+	wg.Go(func() { d.mqttAttack(runCtx, broker, target, o.attackAt+5*time.Second) })
 	wg.Go(func() { d.watch(runCtx, admin) })
 	wg.Wait()
 	if ctx.Err() != nil {

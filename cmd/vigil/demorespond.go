@@ -53,15 +53,19 @@ func (d *demoRun) printActions(ctx context.Context, admin *client.Client) {
 			continue
 		}
 		d.actions[x.ID] = x.State
+		by, sent := "its agent", "signed command sent to its agent"
+		if x.Engine.Connector == "mqtt" {
+			by, sent = "the broker", "dynamic-security command sent to the broker"
+		}
 		switch x.State {
 		case vigil.ActionSucceeded:
-			d.printf("CONTAINED %s %s by playbook %s: acknowledged by its agent (%s)\n", x.Type, x.DeviceID, x.Playbook, x.Result)
+			d.printf("CONTAINED %s %s by playbook %s: acknowledged by %s (%s)\n", x.Type, x.DeviceID, x.Playbook, by, x.Result)
 		case vigil.ActionPendingApproval:
 			d.printf("RESPOND  %s %s by playbook %s waits for approval: %s\n", x.Type, x.DeviceID, x.Playbook, x.Engine.Held)
 		case vigil.ActionFailed, vigil.ActionTimedOut, vigil.ActionDenied:
 			d.printf("RESPOND  %s %s by playbook %s %s: %s\n", x.Type, x.DeviceID, x.Playbook, x.State, x.Result)
 		case vigil.ActionSent:
-			d.printf("RESPOND  %s %s by playbook %s: signed command sent\n", x.Type, x.DeviceID, x.Playbook)
+			d.printf("RESPOND  %s %s by playbook %s: %s\n", x.Type, x.DeviceID, x.Playbook, sent)
 		}
 	}
 }

@@ -313,3 +313,44 @@ func TestPlaybooksCheckAndList(t *testing.T) {
 		t.Fatalf("list of a good dir: exit %d\n%s", code, out)
 	}
 }
+
+// TestDemoContains runs a short demo: the attacked camera, a real enrolled
+// agent, is isolated automatically and the summary line says so; when
+// Mosquitto with its dynamic-security plugin is installed, the bot's MQTT
+// account is also quarantined on the demo's own broker.
+func TestDemoContains(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a 12 s demo; skipped with -short")
+	}
+	var out strings.Builder
+	ok, err := runDemo(t.Context(), demoOptions{devices: 5, duration: 12 * time.Second, interval: time.Second, attackAt: 2 * time.Second, seed: 1}, &out)
+	if err != nil || !ok {
+		t.Fatalf("demo: detected=%v err=%v\n%s", ok, err, out.String())
+	}
+	var line string
+	for l := range strings.Lines(out.String()) {
+		if strings.HasPrefix(l, "demo: ") {
+			line = strings.TrimSpace(l)
+		}
+	}
+	kv := map[string]string{}
+	for _, f := range strings.Fields(strings.TrimPrefix(line, "demo: ")) {
+		k, v, _ := strings.Cut(f, "=")
+		kv[k] = v
+	}
+	ttd, err1 := time.ParseDuration(kv["time_to_detect"])
+	ttc, err2 := time.ParseDuration(kv["time_to_contain"])
+	if kv["detected"] != "yes" || kv["contained"] != "yes" || err1 != nil || err2 != nil || ttc <= 0 || ttd <= 0 {
+		t.Fatalf("summary line %q: want detected=yes contained=yes and positive durations\n%s", line, out.String())
+	}
+	if !strings.Contains(out.String(), `verified the signed "isolate" command`) {
+		t.Errorf("the agent did not report the isolate command:\n%s", out.String())
+	}
+	if _, err := os.Stat("/usr/sbin/mosquitto"); err == nil && slices.ContainsFunc(dynsecPlugins, func(p string) bool { _, err := os.Stat(p); return err == nil }) {
+		if !strings.Contains(out.String(), "disconnected by the broker") || !strings.Contains(out.String(), "CONTAINED quarantine_client") {
+			t.Errorf("mosquitto with dynamic security is installed but the bot's account was not quarantined:\n%s", out.String())
+		}
+	} else {
+		t.Log("mosquitto or its dynamic-security plugin is not installed: broker quarantine not exercised")
+	}
+}
