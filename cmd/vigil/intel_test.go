@@ -114,3 +114,50 @@ func TestIntelAndVulnImportOffline(t *testing.T) {
 		t.Fatalf("the server does not see the advisories imported offline: %+v", ss)
 	}
 }
+
+// TestVulnerableAgentPackageRaisesAlert (reads ../shared/corpus): a device
+// whose agent reports a vulnerable openssl through the real report API gets
+// a KEV finding and an alert that names the remediation, end to end
+// (ingest → bus → inventory event → vulnerability DB → alert stage).
+func TestVulnerableAgentPackageRaisesAlert(t *testing.T) {
+	dir := corpusDir(t)
+	a := startTestApp(t)
+	conn := []string{"--server", a.URL, "--token", a.adminToken, "--ca", filepath.Join(a.cfg.DataDir, "pki", "ca.crt")}
+	for _, src := range []string{filepath.Join(dir, "kev.json"), filepath.Join("..", "..", "vuln", "scan", "testdata", "osv-dsa-2896-1.json")} {
+		if out, code := run(t, append([]string{"vuln", "import", "--name", strings.TrimSuffix(filepath.Base(src), ".json"), src}, conn...)...); code != 0 {
+			t.Fatalf("vuln import %s: exit %d: %s", src, code, out)
+		}
+	}
+	c, err := client.New(a.URL, a.adminToken, client.TLSConfig(a.ca.Pool()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := `{"version":"1","device_id":"nvr-7","time":"` + time.Now().UTC().Format(time.RFC3339Nano) + `","agent":{"version":"1.0"},
+		"health":{"cpu_pct":5,"memory_pct":30,"disk_pct":40},
+		"inventory":{"os":{"name":"Debian GNU/Linux","version":"7 (wheezy)"},"firmware":{"vendor":"Acme","model":"NVR7","version":"2.1"},"class":"camera",
+		  "software":[{"name":"openssl","version":"1.0.1e-2+deb7u4","type":"package","source":"dpkg","purl":"pkg:deb/openssl@1.0.1e-2+deb7u4"}]},
+		"network":{"listening":[{"proto":"tcp","addr":"0.0.0.0","port":443,"process":"lighttpd"}]}}`
+	if res, err := c.PostReport(t.Context(), "application/json", []byte(report)); err != nil || len(res.Rejected) > 0 {
+		t.Fatalf("report: %+v %v", res, err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		as, _, err := a.store.ListAlerts(t.Context(), store.AlertFilter{DeviceID: "nvr-7"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, al := range as {
+			if al.Fields["remediation.action"] == "update" && strings.Contains(al.Title+al.RuleID, "CVE-2014-0160") {
+				out, code := run(t, append([]string{"ctl", "findings", "--device", "nvr-7", "-o", "json"}, conn...)...)
+				if code != 0 || !strings.Contains(out, `"kev": true`) {
+					t.Fatalf("ctl findings: exit %d: %s", code, out)
+				}
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no vulnerability alert with a remediation for nvr-7; alerts: %+v", as)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
