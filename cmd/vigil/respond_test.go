@@ -1,9 +1,13 @@
 package main
 
 import (
+	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -352,5 +356,56 @@ func TestDemoContains(t *testing.T) {
 		}
 	} else {
 		t.Log("mosquitto or its dynamic-security plugin is not installed: broker quarantine not exercised")
+	}
+}
+
+// TestConfiguredPlaybooksAndWebhook starts a server from a config file
+// with playbooks_dir and a response.webhook: a brute force runs the
+// directory's playbook, whose notify step reaches the webhook.
+func TestConfiguredPlaybooksAndWebhook(t *testing.T) {
+	got := make(chan string, 4)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- r.Header.Get("X-Vigil-Signature") + " " + string(b)
+	}))
+	defer hook.Close()
+	pbDir := t.TempDir()
+	os.WriteFile(filepath.Join(pbDir, "tell.yaml"), []byte("name: tell-soc\ntrigger: {rules: [vigil-auth-bruteforce]}\n"+
+		"steps:\n  - action: notify\n    connector: webhook\n    params: {text: 'brute force on {{.Alert.DeviceID}}'}\n"), 0o644)
+	file := filepath.Join(t.TempDir(), "vigil.yaml")
+	os.WriteFile(file, []byte(fmt.Sprintf("playbooks_dir: %s\nresponse:\n  max_actions: 5\n  window: 1m\n  webhook:\n    url: %s\n    secret: s3cret\n", pbDir, hook.URL)), 0o600)
+	cfg := defaultConfig()
+	if err := loadConfig(file, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir, cfg.Listen, cfg.LogLevel = t.TempDir(), "127.0.0.1:0", "warn"
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	a, err := openApp(t.Context(), cfg, newLogger(os.Stderr, "warn"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.start(context.Background()); err != nil {
+		a.close()
+		t.Fatal(err)
+	}
+	defer a.stop()
+	if names := playbookNames(a.respond.engine.Playbooks()); !slices.Equal(names, []string{"tell-soc"}) {
+		t.Fatalf("playbooks from playbooks_dir: %v", names)
+	}
+	c, err := client.New(a.URL, a.adminToken, client.TLSConfig(a.ca.Pool()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	bruteForce(t, c, "hook-dev", 4)
+	select {
+	case body := <-got:
+		if !strings.HasPrefix(body, "sha256=") || !strings.Contains(body, "brute force on hook-dev") {
+			t.Fatalf("webhook got %q", body)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the webhook was not called")
 	}
 }
