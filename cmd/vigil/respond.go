@@ -119,6 +119,9 @@ func (a *app) openRespond(ctx context.Context) error {
 	cfg := a.cfg.Response
 	log := a.log.With("component", "respond")
 	r := &responder{log: log, audit: audit.NewRecorder(a.store, vigil.SystemClock{}, a.log)}
+	if err := auditConfig(ctx, a.cfg, r.audit); err != nil {
+		return fmt.Errorf("cannot audit the configuration: %w", err)
+	}
 	r.agent = agentconn.New(agentSender{a})
 	conns := []respond.Connector{r.agent, revoke.New(a.enrollFiles.Revocations)}
 	if c := cfg.Webhook; c != nil && c.URL != "" {

@@ -22,6 +22,7 @@ import (
 	"github.com/vigil-iot/vigil/client"
 	"github.com/vigil-iot/vigil/respond"
 	"github.com/vigil-iot/vigil/respond/playbook"
+	"github.com/vigil-iot/vigil/store/sqlite"
 )
 
 // bruteForce posts six failed logins on dev (from an address and as a user
@@ -391,6 +392,22 @@ func TestConfiguredPlaybooksAndWebhook(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.stop()
+	recs, err := a.store.ListAudit(t.Context(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var configs int
+	for _, r := range recs {
+		if strings.Contains(r.Detail, "s3cret") {
+			t.Errorf("a secret reached the audit trail: %+v", r)
+		}
+		if r.Action == audit.ConfigChange && strings.Contains(r.Detail, `"response"`) {
+			configs++
+		}
+	}
+	if configs != 1 {
+		t.Errorf("%d config.change records naming response, want 1: %+v", configs, recs)
+	}
 	if names := playbookNames(a.respond.engine.Playbooks()); !slices.Equal(names, []string{"tell-soc"}) {
 		t.Fatalf("playbooks from playbooks_dir: %v", names)
 	}
@@ -407,5 +424,40 @@ func TestConfiguredPlaybooksAndWebhook(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the webhook was not called")
+	}
+}
+
+// TestAuditConfigChanges: the first start and each changed restart are
+// audited with the keys that changed; an unchanged restart is not.
+func TestAuditConfigChanges(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.DataDir = t.TempDir()
+	st, err := sqlite.Open(filepath.Join(cfg.DataDir, "vigil.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rec := audit.NewRecorder(st, nil, nil)
+	cfg.Response.MQTT = &mqttConfig{Broker: "tcp://127.0.0.1:1883", Username: "admin", Password: "hunter2"}
+	for range 2 {
+		if err := auditConfig(t.Context(), cfg, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg.LogLevel = "debug"
+	if err := auditConfig(t.Context(), cfg, rec); err != nil {
+		t.Fatal(err)
+	}
+	recs, _ := st.ListAudit(t.Context(), 0, 0)
+	if len(recs) != 2 || !strings.Contains(recs[0].Detail, `"first":true`) || !strings.Contains(recs[1].Detail, `"changed":["log_level"]`) {
+		t.Fatalf("config audit records: %+v", recs)
+	}
+	for _, r := range recs {
+		if strings.Contains(r.Detail, "hunter2") {
+			t.Fatalf("a password reached the audit trail: %s", r.Detail)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(cfg.DataDir, appliedConfigFile)); strings.Contains(string(b), "hunter2") {
+		t.Fatalf("a password was written to %s", appliedConfigFile)
 	}
 }
