@@ -28,14 +28,13 @@ func TestAppendEventMatchesEncodingJSON(t *testing.T) {
 		e, _ := runPcap(t, Config{}, filepath.Join(corpusDir(t, filepath.Dir(filepath.Dir(dir))), filepath.Base(filepath.Dir(dir)), filepath.Base(dir)))
 		evs = append(evs, e...)
 	}
-	var keys []string
 	for i := range evs {
 		want, err := json.Marshal(&evs[i])
 		if err != nil {
 			t.Fatal(err)
 		}
 		var got []byte
-		got, keys, err = appendEvent(nil, &evs[i], keys)
+		got, err = evs[i].AppendJSON(nil, true)
 		if err != nil {
 			t.Fatal(err)
 		}

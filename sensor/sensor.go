@@ -293,9 +293,8 @@ func (c *countingReader) Read(b []byte) (int, error) {
 // NDJSON is a Publisher writing one JSON event per line. Call Flush at
 // the end.
 type NDJSON struct {
-	w    *bufio.Writer
-	buf  []byte
-	keys []string
+	w   *bufio.Writer
+	buf []byte
 }
 
 var _ Publisher = (*NDJSON)(nil)
@@ -309,7 +308,7 @@ func NewNDJSON(w io.Writer) *NDJSON {
 func (n *NDJSON) PublishEvents(_ context.Context, events []vigil.Event) error {
 	for i := range events {
 		var err error
-		n.buf, n.keys, err = appendEvent(n.buf[:0], &events[i], n.keys)
+		n.buf, err = events[i].AppendJSON(n.buf[:0], true)
 		if err != nil {
 			return fmt.Errorf("cannot encode event %d (%s): %w", i, events[i].Kind, err)
 		}

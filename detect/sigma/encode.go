@@ -3,7 +3,6 @@ package sigma
 import (
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/vigil-iot/vigil"
 )
@@ -13,22 +12,22 @@ import (
 // Alerts with Fields fall back to the caller's encoder.
 func appendAlert(b []byte, a *vigil.Alert, line int, level string) []byte {
 	b = append(b, `{"id":`...)
-	b = appendJSONString(b, a.ID)
+	b = vigil.AppendJSONString(b, a.ID)
 	b = append(b, `,"dedup_key":`...)
-	b = appendJSONString(b, a.DedupKey)
+	b = vigil.AppendJSONString(b, a.DedupKey)
 	b = append(b, `,"detector":`...)
-	b = appendJSONString(b, a.Detector)
+	b = vigil.AppendJSONString(b, a.Detector)
 	b = append(b, `,"rule_id":`...)
-	b = appendJSONString(b, a.RuleID)
+	b = vigil.AppendJSONString(b, a.RuleID)
 	b = append(b, `,"title":`...)
-	b = appendJSONString(b, a.Title)
+	b = vigil.AppendJSONString(b, a.Title)
 	b = append(b, `,"severity":`...)
-	b = appendJSONString(b, a.Severity.String())
+	b = vigil.AppendJSONString(b, a.Severity.String())
 	b = appendStrings(b, "tags", a.Tags)
 	b = appendStrings(b, "techniques", a.Techniques)
 	if a.DeviceID != "" {
 		b = append(b, `,"device_id":`...)
-		b = appendJSONString(b, a.DeviceID)
+		b = vigil.AppendJSONString(b, a.DeviceID)
 	}
 	b = appendStrings(b, "entities", a.Entities)
 	b = appendStrings(b, "event_ids", a.EventIDs)
@@ -44,7 +43,7 @@ func appendAlert(b []byte, a *vigil.Alert, line int, level string) []byte {
 	b = strconv.AppendInt(b, int64(line), 10)
 	if level != "" {
 		b = append(b, `,"level":`...)
-		b = appendJSONString(b, level)
+		b = vigil.AppendJSONString(b, level)
 	}
 	return append(b, "}\n"...)
 }
@@ -60,7 +59,7 @@ func appendStrings(b []byte, name string, xs []string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, x)
+		b = vigil.AppendJSONString(b, x)
 	}
 	return append(b, ']')
 }
@@ -68,50 +67,5 @@ func appendStrings(b []byte, name string, xs []string) []byte {
 func appendTime(b []byte, t time.Time) []byte {
 	b = append(b, '"')
 	b = t.AppendFormat(b, time.RFC3339Nano)
-	return append(b, '"')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string, escaping as encoding/json
-// does (quotes, backslashes, control characters, invalid UTF-8).
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
 	return append(b, '"')
 }

@@ -92,7 +92,7 @@ func (s *Store) PutEvents(ctx context.Context, events []vigil.Event) error {
 			bad = append(bad, fmt.Sprintf("event %d (%s): no time", i, e.ID))
 			continue
 		}
-		b, err := appendEvent(buf, e)
+		b, err := e.AppendJSON(buf, false)
 		if err != nil {
 			bad = append(bad, fmt.Sprintf("event %d (%s): %v", i, e.ID, err))
 			continue

@@ -1,0 +1,258 @@
+package vigil
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// AppendJSON appends e encoded as JSON: byte for byte what encoding/json
+// writes for an Event (HTML characters escaped), without reflection and
+// several times faster, which matters on the ingest and sensor paths. With
+// sortKeys the keys of Fields are sorted as encoding/json sorts them;
+// without, they come in map order (valid JSON, cheaper). Field values of
+// types other than the contract's (string, float64, bool, []string) fall
+// back to encoding/json. Like encoding/json, it fails on a time whose year
+// is outside [0, 9999], on a number that is not finite, and on a severity
+// out of range.
+func (e *Event) AppendJSON(b []byte, sortKeys bool) ([]byte, error) {
+	b = append(b, `{"id":`...)
+	b = AppendJSONString(b, e.ID)
+	var err error
+	b = append(b, `,"time":`...)
+	if b, err = appendJSONTime(b, e.Time); err != nil {
+		return b, fmt.Errorf("time: %w", err)
+	}
+	if !e.Received.IsZero() {
+		b = append(b, `,"received":`...)
+		if b, err = appendJSONTime(b, e.Received); err != nil {
+			return b, fmt.Errorf("received: %w", err)
+		}
+	}
+	b = appendOptJSONString(b, `,"device_id":`, e.DeviceID)
+	b = appendOptJSONString(b, `,"source":`, e.Source)
+	b = append(b, `,"kind":`...)
+	b = AppendJSONString(b, e.Kind)
+	b = appendOptJSONString(b, `,"category":`, e.Category)
+	b = appendOptJSONString(b, `,"action":`, e.Action)
+	b = appendOptJSONString(b, `,"outcome":`, e.Outcome)
+	if e.Severity != 0 {
+		if e.Severity < SeverityInfo || e.Severity > SeverityCritical {
+			return b, fmt.Errorf("severity %d is out of range", int(e.Severity))
+		}
+		b = append(b, `,"severity":`...)
+		b = AppendJSONString(b, e.Severity.String())
+	}
+	if n := e.Network; n != nil {
+		b = append(b, `,"network":{`...)
+		mark := len(b)
+		b = appendOptJSONString(b, `,"transport":`, n.Transport)
+		if n.SrcIP.IsValid() {
+			b = append(b, `,"src_ip":"`...)
+			b = n.SrcIP.AppendTo(b)
+			b = append(b, '"')
+		}
+		if n.SrcPort != 0 {
+			b = append(b, `,"src_port":`...)
+			b = strconv.AppendUint(b, uint64(n.SrcPort), 10)
+		}
+		if n.DstIP.IsValid() {
+			b = append(b, `,"dst_ip":"`...)
+			b = n.DstIP.AppendTo(b)
+			b = append(b, '"')
+		}
+		if n.DstPort != 0 {
+			b = append(b, `,"dst_port":`...)
+			b = strconv.AppendUint(b, uint64(n.DstPort), 10)
+		}
+		if len(b) > mark {
+			// Drop the comma before the first member.
+			copy(b[mark:], b[mark+1:])
+			b = b[:len(b)-1]
+		}
+		b = append(b, '}')
+	}
+	if len(e.Fields) > 0 {
+		b = append(b, `,"fields":{`...)
+		first := true
+		field := func(k string) error {
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = AppendJSONString(b, k)
+			b = append(b, ':')
+			var err error
+			if b, err = appendJSONValue(b, e.Fields[k]); err != nil {
+				return fmt.Errorf("fields[%q]: %w", k, err)
+			}
+			return nil
+		}
+		if sortKeys {
+			keys := make([]string, 0, len(e.Fields))
+			for k := range e.Fields {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			for _, k := range keys {
+				if err := field(k); err != nil {
+					return b, err
+				}
+			}
+		} else {
+			for k := range e.Fields {
+				if err := field(k); err != nil {
+					return b, err
+				}
+			}
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}'), nil
+}
+
+func appendOptJSONString(b []byte, key, s string) []byte {
+	if s == "" {
+		return b
+	}
+	b = append(b, key...)
+	return AppendJSONString(b, s)
+}
+
+func appendJSONTime(b []byte, t time.Time) ([]byte, error) {
+	if y := t.Year(); y < 0 || y > 9999 {
+		return b, fmt.Errorf("year %d is outside [0, 9999]", y)
+	}
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"'), nil
+}
+
+func appendJSONValue(b []byte, v any) ([]byte, error) {
+	switch x := v.(type) {
+	case string:
+		return AppendJSONString(b, x), nil
+	case float64:
+		return appendJSONFloat(b, x)
+	case bool:
+		return strconv.AppendBool(b, x), nil
+	case []string:
+		if x == nil {
+			return append(b, "null"...), nil
+		}
+		b = append(b, '[')
+		for i, s := range x {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = AppendJSONString(b, s)
+		}
+		return append(b, ']'), nil
+	case nil:
+		return append(b, "null"...), nil
+	}
+	j, err := json.Marshal(v)
+	if err != nil {
+		return b, err
+	}
+	return append(b, j...), nil
+}
+
+// appendFloat formats like encoding/json.
+func appendJSONFloat(b []byte, f float64) ([]byte, error) {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return b, &json.UnsupportedValueError{Str: strconv.FormatFloat(f, 'g', -1, 64)}
+	}
+	abs := math.Abs(f)
+	fmt := byte('f')
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		fmt = 'e'
+	}
+	b = strconv.AppendFloat(b, f, fmt, -1, 64)
+	if fmt == 'e' {
+		// clean up e-09 to e-9
+		n := len(b)
+		if n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b, nil
+}
+
+const hexDigits = "0123456789abcdef"
+
+// jsonSafe marks the ASCII bytes encoding/json writes as they are.
+var jsonSafe = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
+// AppendJSONString appends s quoted as encoding/json does (HTML-safe,
+// invalid UTF-8 replaced by U+FFFD).
+func AppendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	// Fast path: nothing to escape.
+	i := 0
+	for i < len(s) && jsonSafe[s[i]] {
+		i++
+	}
+	if i == len(s) {
+		b = append(b, s...)
+		return append(b, '"')
+	}
+	start := 0
+	for i = 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

@@ -1,0 +1,102 @@
+package vigil
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// TestAppendJSONMatchesEncodingJSON compares AppendJSON with encoding/json
+// on events with every kind of field and awkward strings.
+func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
+	strs := []string{"", "plain", `quote " and \ backslash`, "<script>&amp;", "tab\tnew\nline\r\x01\x1f", "é ü 日本",
+		"bad utf8 \xff\xfe", "line sep \u2028 para \u2029", "emoji 😀"}
+	nums := []float64{0, -0.5, 1, 3.14159, 1e-7, 1e21, 123456789012, -2.5e-300, 97.3}
+	rng := rand.New(rand.NewPCG(1, 2))
+	pick := func(xs []string) string { return xs[rng.IntN(len(xs))] }
+	for i := range 2000 {
+		e := Event{
+			ID: pick(strs), Time: time.Date(2026, 11, 22, 3, 4, 5, rng.IntN(1e9), time.UTC), DeviceID: pick(strs),
+			Source: pick(strs), Kind: pick(strs), Category: pick(strs), Action: pick(strs), Outcome: pick(strs),
+			Severity: Severity(rng.IntN(6)),
+		}
+		if i%2 == 0 {
+			e.Received = e.Time.Add(time.Millisecond).In(time.FixedZone("X", 3600))
+		}
+		if i%3 != 0 {
+			e.Network = &Network{Transport: pick([]string{"", "tcp"})}
+			if rng.IntN(2) == 0 {
+				e.Network.SrcIP = netip.MustParseAddr("10.0.0.1")
+				e.Network.SrcPort = uint16(rng.IntN(65536))
+			}
+			if rng.IntN(2) == 0 {
+				e.Network.DstIP = netip.MustParseAddr("2001:db8::1")
+				e.Network.DstPort = uint16(rng.IntN(65536))
+			}
+		}
+		if i%4 != 0 {
+			e.Fields = map[string]any{}
+			for range rng.IntN(6) {
+				var v any
+				switch rng.IntN(6) {
+				case 0:
+					v = pick(strs)
+				case 1:
+					v = nums[rng.IntN(len(nums))]
+				case 2:
+					v = rng.IntN(2) == 0
+				case 3:
+					v = []string{pick(strs), pick(strs)}
+				case 4:
+					v = nil
+				default:
+					v = map[string]any{"nested": 1} // falls back to encoding/json
+				}
+				e.Fields[pick(strs)+pick([]string{"a", "user.name", "b.c"})] = v
+			}
+		}
+		want, err := json.Marshal(&e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := e.AppendJSON(nil, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("event %d:\n got %s\nwant %s", i, got, want)
+		}
+		var back Event
+		unsorted, _ := e.AppendJSON(nil, false)
+		if err := json.Unmarshal(unsorted, &back); err != nil {
+			t.Fatalf("event %d: unsorted encoding is not valid JSON: %v\n%s", i, err, unsorted)
+		}
+	}
+}
+
+func TestAppendJSONRejectsWhatEncodingJSONRejects(t *testing.T) {
+	for name, e := range map[string]Event{
+		"year":     {Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)},
+		"nan":      {Time: time.Now(), Fields: map[string]any{"x": math.NaN()}},
+		"severity": {Time: time.Now(), Severity: 9},
+	} {
+		if _, err := e.AppendJSON(nil, true); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+func BenchmarkAppendJSON(b *testing.B) {
+	e := Event{ID: "000001a2015b364a1491a58993656a23", Time: time.Now(), Received: time.Now(), DeviceID: "camera-001",
+		Source: "agent", Kind: "auth", Action: "login", Outcome: "failure", Severity: SeverityLow,
+		Network: &Network{Transport: "tcp", SrcIP: netip.MustParseAddr("203.0.113.66"), SrcPort: 51234},
+		Fields:  map[string]any{"user.name": "root", "service.name": "telnetd", "process.pid": 4242.0}}
+	var buf []byte
+	for b.Loop() {
+		buf, _ = e.AppendJSON(buf[:0], false)
+	}
+}
