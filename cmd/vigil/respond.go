@@ -279,7 +279,9 @@ func (a *app) contained(ctx context.Context, id string, at time.Time) error {
 }
 
 // respondAlert hands a stored alert to the engine (alert.Options.OnStored).
-func (a *app) respondAlert(al vigil.Alert, _ alert.Outcome) {
+// A new alert that opened its incident also runs the playbooks of the
+// "opened" incident event.
+func (a *app) respondAlert(al vigil.Alert, o alert.Outcome) {
 	if a.respond == nil {
 		return
 	}
@@ -287,6 +289,18 @@ func (a *app) respondAlert(al vigil.Alert, _ alert.Outcome) {
 	defer cancel()
 	if _, err := a.respond.engine.HandleAlert(ctx, al); err != nil {
 		a.respond.log.Error("cannot handle alert", "alert", al.ID, "rule", al.RuleID, "err", err)
+	}
+	if o != alert.Created || al.IncidentID == "" || !slices.ContainsFunc(a.respond.engine.Playbooks(), func(pb *playbook.Playbook) bool {
+		return pb.Enabled && pb.Trigger.MatchIncident(playbook.EventOpened)
+	}) {
+		return
+	}
+	inc, err := a.store.GetIncident(ctx, al.IncidentID)
+	if err != nil || len(inc.AlertIDs) == 0 || inc.AlertIDs[0] != al.ID {
+		return
+	}
+	if _, err := a.respond.engine.HandleIncident(ctx, inc, playbook.EventOpened); err != nil {
+		a.respond.log.Error("cannot handle an opened incident", "incident", inc.ID, "err", err)
 	}
 }
 

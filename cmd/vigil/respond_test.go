@@ -373,6 +373,8 @@ func TestConfiguredPlaybooksAndWebhook(t *testing.T) {
 	pbDir := t.TempDir()
 	os.WriteFile(filepath.Join(pbDir, "tell.yaml"), []byte("name: tell-soc\ntrigger: {rules: [vigil-auth-bruteforce]}\n"+
 		"steps:\n  - action: notify\n    connector: webhook\n    params: {text: 'brute force on {{.Alert.DeviceID}}'}\n"), 0o644)
+	os.WriteFile(filepath.Join(pbDir, "opened.yaml"), []byte("name: tell-opened\ntrigger: {incident: [opened]}\n"+
+		"steps:\n  - action: notify\n    connector: webhook\n    params: {text: 'incident opened: {{.Incident.Title}}'}\n"), 0o644)
 	file := filepath.Join(t.TempDir(), "vigil.yaml")
 	os.WriteFile(file, []byte(fmt.Sprintf("playbooks_dir: %s\nresponse:\n  max_actions: 5\n  window: 1m\n  webhook:\n    url: %s\n    secret: s3cret\n", pbDir, hook.URL)), 0o600)
 	cfg := defaultConfig()
@@ -408,7 +410,7 @@ func TestConfiguredPlaybooksAndWebhook(t *testing.T) {
 	if configs != 1 {
 		t.Errorf("%d config.change records naming response, want 1: %+v", configs, recs)
 	}
-	if names := playbookNames(a.respond.engine.Playbooks()); !slices.Equal(names, []string{"tell-soc"}) {
+	if names := playbookNames(a.respond.engine.Playbooks()); !slices.Equal(names, []string{"tell-opened", "tell-soc"}) {
 		t.Fatalf("playbooks from playbooks_dir: %v", names)
 	}
 	c, err := client.New(a.URL, a.adminToken, client.TLSConfig(a.ca.Pool()))
@@ -417,13 +419,21 @@ func TestConfiguredPlaybooksAndWebhook(t *testing.T) {
 	}
 	defer c.Close()
 	bruteForce(t, c, "hook-dev", 4)
-	select {
-	case body := <-got:
-		if !strings.HasPrefix(body, "sha256=") || !strings.Contains(body, "brute force on hook-dev") {
-			t.Fatalf("webhook got %q", body)
+	var bodies []string
+	for len(bodies) < 2 {
+		select {
+		case body := <-got:
+			if !strings.HasPrefix(body, "sha256=") {
+				t.Fatalf("unsigned webhook call %q", body)
+			}
+			bodies = append(bodies, body)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the webhook got %d calls, want 2: %q", len(bodies), bodies)
 		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the webhook was not called")
+	}
+	all := strings.Join(bodies, "\n")
+	if !strings.Contains(all, "brute force on hook-dev") || !strings.Contains(all, "incident opened: ") {
+		t.Fatalf("webhook got %q", bodies)
 	}
 }
 
