@@ -194,6 +194,11 @@ func (a *app) openRespond(ctx context.Context) error {
 	for _, e := range errs {
 		log.Error("playbook rejected", "err", e)
 	}
+	for _, pb := range pbs {
+		if c := missingConnector(pb, names); c != "" {
+			log.Warn("playbook needs a connector that is not configured: its actions will fail", "playbook", pb.Name, "file", pb.File, "connector", c)
+		}
+	}
 	if err := eng.SetPlaybooks(ctx, pbs, "vigil"); err != nil {
 		return fmt.Errorf("cannot set playbooks: %w", err)
 	}
