@@ -93,6 +93,11 @@ func TestCLIAgainstServer(t *testing.T) {
 			if incs[0]["time_to_detect"] == "" {
 				t.Errorf("incident without time_to_detect: %v", incs[0])
 			}
+			id, _ := incs[0]["id"].(string)
+			out, code := run(t, append([]string{"ctl", "incidents", "resolve", id, "--as", "resolved", "-o", "json"}, conn...)...)
+			if code != 0 || !strings.Contains(out, `"status": "resolved"`) {
+				t.Errorf("ctl incidents resolve: exit %d: %s", code, out)
+			}
 			break
 		}
 		if time.Now().After(deadline) {

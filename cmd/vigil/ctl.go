@@ -232,6 +232,27 @@ func ctlIncidentsCmd(o *ctlOptions) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&status, "status", "", "open, contained, resolved or false_positive")
 	cmd.Flags().StringVar(&q.DeviceID, "device", "", "only incidents on this device")
+	var resolution string
+	resolve := &cobra.Command{
+		Use:   "resolve ID [--as resolved|false_positive]",
+		Short: "Close an incident; false_positive also rolls back its containment (an isolated device is restored)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			inc, err := c.ResolveIncident(cmd.Context(), args[0], vigil.IncidentStatus(resolution))
+			if err != nil {
+				return err
+			}
+			return o.print(cmd.OutOrStdout(), inc, func(tw *tabwriter.Writer) {
+				fmt.Fprintf(tw, "%s\t%s\n", inc.ID, inc.Status)
+			})
+		},
+	}
+	resolve.Flags().StringVar(&resolution, "as", "resolved", "resolved or false_positive")
+	cmd.AddCommand(resolve)
 	return cmd
 }
 
