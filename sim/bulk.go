@@ -11,6 +11,10 @@ import (
 // so a load generator can rewrite ids in place to reuse a batch.
 const BulkIDPrefix = "b"
 
+// BulkTimeLayout is the fixed-width time format of BulkBatch events, so a
+// load generator can rewrite times in place too.
+const BulkTimeLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
 // BulkBatch returns n NDJSON lines of normalized events (the
 // POST /api/v1/events format) spread over the fleet's devices, each around
 // 400 to 500 bytes: logins, process starts, connections. Every probeEvery-th
@@ -65,7 +69,7 @@ func (f *Fleet) BulkBatch(n int, now time.Time, probeEvery int, idBase uint64) [
 			}
 		}
 		ev["id"] = id
-		ev["time"] = t.Format(time.RFC3339Nano)
+		ev["time"] = t.Format(BulkTimeLayout)
 		ev["device_id"] = d.ID
 		ev["source"] = "bench"
 		b, _ := json.Marshal(ev)

@@ -154,8 +154,10 @@ func runBenchIngest(ctx context.Context, o benchOptions, out io.Writer) error {
 		templates[i] = fleet.BulkBatch(o.batch, now, o.probeEvery, uint64(i*o.batch))
 	}
 	idOffsets := make([][]int, len(templates))
+	timeOffsets := make([][]int, len(templates))
 	for i, t := range templates {
-		idOffsets[i] = findIDs(t)
+		idOffsets[i] = findAfter(t, `"id":"`+sim.BulkIDPrefix)
+		timeOffsets[i] = findAfter(t, `"time":"`)
 	}
 
 	var (
@@ -191,6 +193,12 @@ func runBenchIngest(ctx context.Context, o benchOptions, out io.Writer) error {
 				id := nextID.Add(uint64(len(idOffsets[k])))
 				for j, off := range idOffsets[k] {
 					writeHex15(body[off:], id+uint64(j))
+				}
+				// Events carry the time they are sent, as real sources do:
+				// time-keyed indexes then grow at their end.
+				now := time.Now().UTC()
+				for j, off := range timeOffsets[k] {
+					now.Add(time.Duration(j)*time.Microsecond).AppendFormat(body[off:off], sim.BulkTimeLayout)
 				}
 				res, err := c.PostEvents(runCtx, body)
 				switch {
@@ -259,11 +267,12 @@ func runBenchIngest(ctx context.Context, o benchOptions, out io.Writer) error {
 	return nil
 }
 
-// findIDs returns the offsets of the 15 hex digits of each event id in an
-// NDJSON batch made by sim.BulkBatch.
-func findIDs(b []byte) []int {
+// findAfter returns the offsets just after each occurrence of pat in an
+// NDJSON batch made by sim.BulkBatch: where the fixed-width id digits and
+// times start.
+func findAfter(b []byte, p string) []int {
 	var offs []int
-	pat := []byte(`"id":"` + sim.BulkIDPrefix)
+	pat := []byte(p)
 	for i := 0; ; {
 		j := bytes.Index(b[i:], pat)
 		if j < 0 {
