@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -90,6 +91,9 @@ type Source struct {
 	in     chan paho.Message
 	stop   chan struct{}
 
+	subOnce    sync.Once
+	subscribed chan struct{}
+
 	reports, events, bad, results, retries atomic.Uint64
 
 	mMessages *prometheus.CounterVec
@@ -125,6 +129,8 @@ func New(o Options) (*Source, error) {
 		log:  o.Logger.With("component", "mqtt-ingest"),
 		in:   make(chan paho.Message, 64),
 		stop: make(chan struct{}),
+
+		subscribed: make(chan struct{}),
 		mMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_mqtt_ingest_messages_total",
 			Help: "MQTT messages received by kind (report, result) and outcome (ok, bad).",
@@ -190,7 +196,9 @@ func (s *Source) subscribe(c paho.Client) {
 	go func() {
 		if !t.WaitTimeout(30*time.Second) || t.Error() != nil {
 			s.log.Error("cannot subscribe to the agent topics", "broker", s.o.URL, "err", t.Error())
+			return
 		}
+		s.subOnce.Do(func() { close(s.subscribed) })
 	}()
 }
 
@@ -228,6 +236,10 @@ func (s *Source) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// Subscribed is closed once the first subscription to the agent topics
+// was acknowledged by the broker.
+func (s *Source) Subscribed() <-chan struct{} { return s.subscribed }
 
 // Connected reports whether the client is connected now.
 func (s *Source) Connected() bool { return s.client.IsConnectionOpen() }
