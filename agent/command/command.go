@@ -20,11 +20,13 @@ const (
 	ActionUpdate         = "update"
 	ActionSetParam       = "set_param"
 	ActionReboot         = "reboot"
+	ActionBlock          = "block"
+	ActionUnblock        = "unblock"
 )
 
 // Actions lists every action an agent knows.
 var Actions = []string{ActionIsolate, ActionRestore, ActionKillProcess, ActionStopService,
-	ActionRestartService, ActionUpdate, ActionSetParam, ActionReboot}
+	ActionRestartService, ActionUpdate, ActionSetParam, ActionReboot, ActionBlock, ActionUnblock}
 
 // Command is what the server asks one device to do. Params by action:
 //
@@ -38,6 +40,10 @@ var Actions = []string{ActionIsolate, ActionRestore, ActionKillProcess, ActionSt
 //	                 command key), version
 //	set_param        key, value
 //	reboot           (none)
+//	block            addr (IP address or prefix), optionally port and
+//	                 proto (tcp, udp), timeout_s (seconds, default 3600,
+//	                 at most 86400); see ParseBlock
+//	unblock          addr, optionally port and proto
 type Command struct {
 	ID       string            `json:"id"`
 	DeviceID string            `json:"device_id"`

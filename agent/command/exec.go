@@ -73,6 +73,10 @@ func (s *System) Execute(ctx context.Context, c Command) (string, error) {
 		return s.setParam(c.Params["key"], c.Params["value"])
 	case ActionUpdate:
 		return s.update(ctx, c.Params)
+	case ActionBlock:
+		return s.block(ctx, c.Params, false)
+	case ActionUnblock:
+		return s.block(ctx, c.Params, true)
 	case ActionReboot:
 		argv := s.RebootCommand
 		if len(argv) == 0 {
