@@ -291,6 +291,7 @@ func (a *app) start(ctx context.Context) error {
 	g.Go(func() error { return a.vulnAlerts.run(gctx) })
 	g.Go(func() error { return a.alerts.Run(gctx) })
 	g.Go(func() error { return a.runRespond(gctx) })
+	g.Go(func() error { return a.runMQTTIngest(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

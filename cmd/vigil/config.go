@@ -57,6 +57,8 @@ type config struct {
 	PlaybooksDir string `yaml:"playbooks_dir"`
 	// Response configures the response engine's guards and connectors.
 	Response responseConfig `yaml:"response"`
+	// MQTTIngest, when set, subscribes to the agents' MQTT topics (mqtt.go).
+	MQTTIngest *mqttIngestConfig `yaml:"mqtt_ingest"`
 
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`

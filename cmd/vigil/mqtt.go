@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	ingestmqtt "github.com/vigil-iot/vigil/ingest/mqtt"
+)
+
+// mqttIngestConfig is the `mqtt_ingest` section: the broker that agents
+// with `transport: mqtt` report to. Absent (or without url), the server
+// does not connect to any broker.
+type mqttIngestConfig struct {
+	// URL is tcp://host:1883, or ssl://host:8883 (also tls://, mqtts://).
+	URL string `yaml:"url"`
+	// Username and Password are the server's broker account; its ACL must
+	// allow subscribing to vigil/+/report and vigil/+/result and
+	// publishing to vigil/+/cmd.
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// CAFile is a PEM file of the CAs of the broker's certificate.
+	CAFile string `yaml:"ca_file"`
+	// ClientID names the server's persistent session (default
+	// vigil-ingest); reports sent while the server is down wait in it.
+	ClientID string `yaml:"client_id"`
+}
+
+// runMQTTIngest subscribes to the agents' MQTT topics when mqtt_ingest is
+// configured: reports go to the bus, command results to commandResult. It
+// runs until ctx ends.
+func (a *app) runMQTTIngest(ctx context.Context) error {
+	c := a.cfg.MQTTIngest
+	if c == nil || c.URL == "" {
+		return nil
+	}
+	src, err := ingestmqtt.New(ingestmqtt.Options{
+		URL:        c.URL,
+		ClientID:   c.ClientID,
+		Username:   c.Username,
+		Password:   c.Password,
+		CAFile:     c.CAFile,
+		Publisher:  a.bus,
+		OnResult:   a.commandResult,
+		Logger:     a.log,
+		Registerer: a.registry,
+	})
+	if err != nil {
+		return fmt.Errorf("cannot start mqtt_ingest: %w", err)
+	}
+	return src.Run(ctx)
+}
