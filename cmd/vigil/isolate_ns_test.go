@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/agent/command"
 )
 
@@ -82,6 +83,8 @@ func (l *lockedBuffer) String() string {
 // nftables executors, next to a TCP service. A signed isolate cuts the
 // service off from a test host while the agent keeps talking to the server
 // (a later command's result still arrives); restore gives the service back.
+// Then the response engine's agent connector blocks and unblocks the test
+// host's address on the device, as on a gateway.
 func TestIsolateInNetworkNamespace(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the agent binary; skipped with -short")
@@ -203,7 +206,7 @@ func TestIsolateInNetworkNamespace(t *testing.T) {
 	dev := m[1]
 	dir := t.TempDir()
 	policy := filepath.Join(dir, "policy.json")
-	if err := os.WriteFile(policy, []byte(`{"allow": ["isolate", "restore"]}`), 0o600); err != nil {
+	if err := os.WriteFile(policy, []byte(`{"allow": ["isolate", "restore", "block", "unblock"]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	acfg, _ := json.Marshal(map[string]any{"server": a.URL, "state_dir": state, "interval": "60s", "commands": true,
@@ -259,5 +262,30 @@ func TestIsolateInNetworkNamespace(t *testing.T) {
 	}
 	if !reach(nsHostIP) {
 		t.Fatal("the test host cannot reach the device's service after restore")
+	}
+
+	// The device as a gateway: the response engine's agent connector
+	// blocks the test host's address (an element with a timeout in the
+	// agent's nftables set), then unblocks it with the params a rollback
+	// sends (the block's own).
+	act := func(typ string, params map[string]string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		res, err := a.respond.agent.Execute(ctx, vigil.Action{ID: "e2e-" + typ, Type: typ, DeviceID: dev, Params: params})
+		if err != nil || res.Acknowledged.IsZero() {
+			t.Fatalf("%s: %+v %v\nagent output:\n%s", typ, res, err, agentLog.String())
+		}
+	}
+	act("block", map[string]string{"addr": nsHostIP, "timeout": "10m"})
+	if reach(nsHostIP) {
+		t.Fatal("the blocked test host still reaches the device's service")
+	}
+	if !reach(nsServerIP) {
+		t.Fatal("an address that is not blocked lost the device's service")
+	}
+	act("unblock", map[string]string{"addr": nsHostIP, "timeout": "10m"})
+	if !reach(nsHostIP) {
+		t.Fatal("the test host cannot reach the device's service after unblock")
 	}
 }
