@@ -14,6 +14,14 @@
 //  5. the local policy file allows the action and its target
 //     (not_allowed).
 //
+// The firewall executors: isolate and restore replace a table inet
+// vigil_isolate (or an iptables chain VIGIL_ISOLATE); block and unblock
+// add and remove elements, each with its own timeout, of the nftables sets
+// of table inet vigil (blocked, blocked6, and blocked_svc, blocked6_svc
+// for address . protocol . port), dropped in input, forward and output.
+// Sets with interval, timeout and concatenations need Linux 5.6 or later;
+// block has no iptables fallback.
+//
 // The package uses the standard library only; it is linked into the agent
 // and imported by the server's enroll package for Sign. It must never
 // import a server package.
