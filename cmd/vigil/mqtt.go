@@ -20,6 +20,10 @@ type mqttIngestConfig struct {
 	Password string `yaml:"password"`
 	// CAFile is a PEM file of the CAs of the broker's certificate.
 	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are the server's client certificate and key,
+	// for a broker that requires one (as the agents' mutual-TLS broker).
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 	// ClientID names the server's persistent session (default
 	// vigil-ingest); reports sent while the server is down wait in it.
 	ClientID string `yaml:"client_id"`
@@ -39,6 +43,8 @@ func (a *app) runMQTTIngest(ctx context.Context) error {
 		Username:   c.Username,
 		Password:   c.Password,
 		CAFile:     c.CAFile,
+		CertFile:   c.CertFile,
+		KeyFile:    c.KeyFile,
 		Publisher:  a.bus,
 		OnResult:   a.commandResult,
 		Logger:     a.log,

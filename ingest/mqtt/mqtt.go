@@ -51,6 +51,9 @@ type Options struct {
 	// CAFile, when set, is a PEM file of the CAs that sign the broker's
 	// certificate (otherwise the system roots are used for TLS URLs).
 	CAFile string
+	// CertFile and KeyFile, when set, are the PEM client certificate and
+	// key the Source presents (a broker with require_certificate).
+	CertFile, KeyFile string
 	// Publisher takes the events of reports. Required.
 	Publisher Publisher
 	// OnResult receives the command results agents publish, with the
@@ -158,8 +161,6 @@ func New(o Options) (*Source, error) {
 		SetAutoAckDisabled(true).
 		SetOrderMatters(true).
 		SetAutoReconnect(true).
-		SetConnectRetry(true).
-		SetConnectRetryInterval(2 * time.Second).
 		SetMaxReconnectInterval(30 * time.Second).
 		SetKeepAlive(30 * time.Second).
 		SetDefaultPublishHandler(s.receive).
@@ -173,19 +174,40 @@ func New(o Options) (*Source, error) {
 	if o.Password != "" {
 		po.SetPassword(o.Password)
 	}
-	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
+	if o.CAFile != "" || o.CertFile != "" || o.KeyFile != "" {
+		tc, err := tlsConfig(o.CAFile, o.CertFile, o.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("cannot read mqtt ingest ca_file: %w", err)
+			return nil, err
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, vigil.Errorf(vigil.EINVALID, "mqtt ingest ca_file %s holds no PEM certificate", o.CAFile)
-		}
-		po.SetTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
+		po.SetTLSConfig(tc)
 	}
 	s.client = paho.NewClient(po)
 	return s, nil
+}
+
+func tlsConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read mqtt ingest ca_file: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, vigil.Errorf(vigil.EINVALID, "mqtt ingest ca_file %s holds no PEM certificate", caFile)
+		}
+	}
+	if (certFile == "") != (keyFile == "") {
+		return nil, vigil.Errorf(vigil.EINVALID, "mqtt ingest: cert_file and key_file go together")
+	}
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("cannot load mqtt ingest client certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
 }
 
 // subscribe (re)subscribes after every connection; messages go to the
@@ -210,19 +232,30 @@ func (s *Source) receive(_ paho.Client, m paho.Message) {
 	}
 }
 
-// Run connects to the broker (retrying until it can) and ingests until ctx
-// ends; it returns nil then. Call it once.
+// Run connects to the broker (retrying, with a warning each time, until it
+// can; paho reconnects after a lost connection) and ingests until ctx ends;
+// it returns nil then. Call it once.
 func (s *Source) Run(ctx context.Context) error {
 	defer close(s.stop)
-	t := s.client.Connect()
-	select {
-	case <-t.Done():
-		if err := t.Error(); err != nil {
-			return fmt.Errorf("cannot connect to MQTT broker %s: %w", s.o.URL, err)
+	wait := 2 * time.Second
+	for {
+		t := s.client.Connect()
+		select {
+		case <-t.Done():
+		case <-ctx.Done():
+			s.client.Disconnect(0)
+			return nil
 		}
-	case <-ctx.Done():
-		s.client.Disconnect(0)
-		return nil
+		if t.Error() == nil {
+			break
+		}
+		s.log.Warn("cannot connect to the MQTT broker; retrying", "broker", s.o.URL, "client_id", s.o.ClientID, "err", t.Error(), "in", wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 30*time.Second)
 	}
 	defer s.client.Disconnect(250)
 	for {
