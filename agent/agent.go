@@ -549,7 +549,8 @@ func (a *Agent) Handle(ctx context.Context, s command.Signed) command.Result {
 		a.log.Warn("command refused", "command_id", c.ID, "action", c.Action, "reason", ref.Reason, "detail", ref.Detail)
 		return res
 	}
-	if c.Action == command.ActionIsolate {
+	if c.Action == command.ActionIsolate || c.Action == command.ActionBlock {
+		// Isolation keeps the server reachable; a block never cuts it off.
 		if sys, ok := a.exec.(*command.System); ok {
 			sys.ServerAddrs = a.serverAddrs(ctx)
 		}
