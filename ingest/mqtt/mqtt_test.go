@@ -195,6 +195,14 @@ func publish(t *testing.T, c *agentmqtt.Client, topic string, payload []byte) {
 // the topic will, encoded as the agent sends it (gzip of JSON or XML).
 func simReport(t *testing.T, contentType string) []byte {
 	t.Helper()
+	b, err := encodeSimReport(contentType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func encodeSimReport(contentType string) ([]byte, error) {
 	now := time.Now().UTC()
 	f := sim.NewFleet(1, 7, now.Add(-time.Hour))
 	r := f.Report(f.Devices[0], now)
@@ -202,12 +210,12 @@ func simReport(t *testing.T, contentType string) []byte {
 	var body bytes.Buffer
 	zw := gzip.NewWriter(&body)
 	if err := wire.EncodeReport(zw, contentType, r); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if err := zw.Close(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	return body.Bytes()
+	return body.Bytes(), nil
 }
 
 func TestReportEventsReachPublisher(t *testing.T) {
