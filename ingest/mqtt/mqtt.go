@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,6 +32,9 @@ const (
 	ReportFilter = "vigil/+/report"
 	ResultFilter = "vigil/+/result"
 )
+
+// schemes are the broker URL schemes paho dials.
+var schemes = []string{"tcp", "mqtt", "ssl", "tls", "mqtts", "mqtt+ssl", "tcps", "ws", "wss"}
 
 // Publisher takes decoded events; bus.Bus is one. PublishEvents returns an
 // error (bus.ErrBackpressure when the bus cannot take more now) when the
@@ -108,6 +113,9 @@ type Source struct {
 func New(o Options) (*Source, error) {
 	if o.URL == "" {
 		return nil, vigil.Errorf(vigil.EINVALID, "mqtt ingest: url is required")
+	}
+	if u, err := url.Parse(o.URL); err != nil || u.Host == "" || !slices.Contains(schemes, u.Scheme) {
+		return nil, vigil.Errorf(vigil.EINVALID, "mqtt ingest: url %q is not scheme://host:port with a scheme of %s", o.URL, strings.Join(schemes, ", "))
 	}
 	if o.Publisher == nil {
 		return nil, vigil.Errorf(vigil.EINVALID, "mqtt ingest: a publisher is required")

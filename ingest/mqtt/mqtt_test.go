@@ -399,3 +399,22 @@ func TestDecodeReport(t *testing.T) {
 		}
 	}
 }
+
+func TestNewRefusesBadOptions(t *testing.T) {
+	pub := newRecorder("x")
+	for name, o := range map[string]Options{
+		"no url":       {Publisher: pub},
+		"no scheme":    {URL: "127.0.0.1:1883", Publisher: pub},
+		"bad scheme":   {URL: "http://127.0.0.1:1883", Publisher: pub},
+		"no host":      {URL: "tcp://", Publisher: pub},
+		"no publisher": {URL: "tcp://127.0.0.1:1883"},
+		"missing ca":   {URL: "ssl://127.0.0.1:8883", CAFile: "/nonexistent/ca.pem", Publisher: pub},
+	} {
+		if _, err := New(o); err == nil {
+			t.Errorf("%s: New accepted %+v", name, o)
+		}
+	}
+	if _, err := New(Options{URL: "mqtts://broker.example:8883", Publisher: pub}); err != nil {
+		t.Errorf("mqtts URL: %v", err)
+	}
+}
