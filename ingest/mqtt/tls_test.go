@@ -47,33 +47,7 @@ func TestTLSBrokerWithPassword(t *testing.T) {
 	if out, err := exec.Command(passwd, "-c", "-b", pwFile, "vigil", "s3cret").CombinedOutput(); err != nil {
 		t.Fatalf("mosquitto_passwd: %v: %s", err, out)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	conf := filepath.Join(dir, "mosquitto.conf")
-	os.WriteFile(conf, []byte(fmt.Sprintf("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\nallow_anonymous false\npassword_file %s\nuser root\n",
-		port, filepath.Join(dir, pki.CACertFile), filepath.Join(dir, pki.ServerCertFile), filepath.Join(dir, pki.ServerKeyFile), pwFile)), 0o600)
-	cmd := exec.Command(bin, "-c", conf)
-	var logs strings.Builder
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for i := 0; ; i++ {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
-		}
-		if i == 100 {
-			t.Fatalf("mosquitto did not start:\n%s", logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	addr, logs := startBroker(t, bin, dir, "allow_anonymous false\npassword_file "+pwFile+"\n")
 	certPEM, keyPEM := clientCert(t, ca, "vigil-ingest")
 	certFile, keyFile := filepath.Join(dir, "client.crt"), filepath.Join(dir, "client.key")
 	os.WriteFile(certFile, certPEM, 0o600)
@@ -154,4 +128,38 @@ func clientCert(t *testing.T, ca *pki.CA, cn string) (certPEM, keyPEM []byte) {
 		t.Fatal(err)
 	}
 	return certPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd})
+}
+
+// startBroker starts a Mosquitto with a TLS listener on a free port that
+// requires a client certificate of the CA in dir, with extra config lines;
+// it returns the address and the broker's log.
+func startBroker(t *testing.T, bin, dir, extra string) (string, *strings.Builder) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	conf := filepath.Join(dir, "mosquitto.conf")
+	os.WriteFile(conf, []byte(fmt.Sprintf("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\nuser root\n%s",
+		port, filepath.Join(dir, pki.CACertFile), filepath.Join(dir, pki.ServerCertFile), filepath.Join(dir, pki.ServerKeyFile), extra)), 0o600)
+	cmd := exec.Command(bin, "-c", conf)
+	logs := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	for i := 0; ; i++ {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr, logs
+		}
+		if i == 100 {
+			t.Fatalf("mosquitto did not start:\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
