@@ -364,6 +364,12 @@ func (s *Source) result(ctx context.Context, dev string, m paho.Message) {
 		s.badPayload("result", m.Topic(), fmt.Errorf("cannot decode command result: %w", err))
 		return
 	}
+	switch r.Status {
+	case command.StatusSucceeded, command.StatusFailed, command.StatusRefused:
+	default:
+		s.badPayload("result", m.Topic(), fmt.Errorf("status %q: want succeeded, failed or refused", r.Status))
+		return
+	}
 	if r.DeviceID != "" && r.DeviceID != dev {
 		s.log.Warn("result names another device than its topic; using the topic's", "topic", m.Topic(), "device_id", r.DeviceID)
 	}

@@ -341,12 +341,16 @@ func TestSendCommandAndResult(t *testing.T) {
 		t.Fatal("the device never received the command")
 	}
 
-	res, _ := json.Marshal(command.Result{CommandID: "cmd-" + dev, DeviceID: "someone-else", Status: "ok"})
+	// A result with an unknown status is dropped; results are handled in
+	// order, so the first to reach OnResult is the valid one after it.
+	bad, _ := json.Marshal(command.Result{CommandID: "cmd-" + dev, Status: "ok"})
+	publish(t, c, Topic(dev, "result"), bad)
+	res, _ := json.Marshal(command.Result{CommandID: "cmd-" + dev, DeviceID: "someone-else", Status: command.StatusSucceeded})
 	publish(t, c, Topic(dev, "result"), res)
 	select {
 	case r := <-results:
-		if r.DeviceID != dev || r.Status != "ok" {
-			t.Errorf("result %+v, want device %s status ok", r, dev)
+		if r.DeviceID != dev || r.Status != command.StatusSucceeded {
+			t.Errorf("result %+v, want device %s status %s", r, dev, command.StatusSucceeded)
 		}
 	case <-ctx.Done():
 		t.Fatal("the result never reached OnResult")
