@@ -62,7 +62,8 @@ type Options struct {
 	// Publisher takes the events of reports. Required.
 	Publisher Publisher
 	// OnResult receives the command results agents publish, with the
-	// device id of the topic. Nil: results are acknowledged and dropped.
+	// device id of the topic (it should check that the command was issued
+	// to that device). Nil: results are acknowledged and dropped.
 	OnResult func(ctx context.Context, r command.Result)
 	// MaxPayload bounds a report after decompression; default 4 MiB.
 	MaxPayload int64
