@@ -65,6 +65,10 @@ type Options struct {
 	// OnResult is called with every command result an agent sends back
 	// (to store it on the Action).
 	OnResult func(ctx context.Context, r command.Result)
+	// OnQueued, when set, is called with every signed command right after
+	// it is queued for polling, so that another transport (MQTT) can
+	// deliver it too. It must not block long.
+	OnQueued func(deviceID string, s command.Signed)
 	// MaxPollWait bounds a long poll (default 60s).
 	MaxPollWait time.Duration
 	Clock       vigil.Clock
@@ -360,10 +364,22 @@ func (h *Handler) Send(deviceID, action string, params map[string]string, ttl ti
 		return command.Command{}, err
 	}
 	_ = json.Unmarshal(s.Payload, &c) // the nonce Sign chose
+	if err := h.queue(deviceID, c, s); err != nil {
+		return command.Command{}, err
+	}
+	h.log.Info("command queued", "device_id", deviceID, "command_id", c.ID, "action", action)
+	if h.opts.OnQueued != nil {
+		h.opts.OnQueued(deviceID, s)
+	}
+	return c, nil
+}
+
+// queue adds a signed command to a device's queue and wakes its poll.
+func (h *Handler) queue(deviceID string, c command.Command, s command.Signed) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if len(h.queues[deviceID]) >= MaxPending {
-		return command.Command{}, vigil.Errorf(vigil.EBUSY, "%d commands already wait for device %s", MaxPending, deviceID)
+		return vigil.Errorf(vigil.EBUSY, "%d commands already wait for device %s", MaxPending, deviceID)
 	}
 	h.queues[deviceID] = append(h.queues[deviceID], pending{cmd: c, signed: s})
 	h.remember(c.ID)
@@ -372,8 +388,7 @@ func (h *Handler) Send(deviceID, action string, params map[string]string, ttl ti
 		close(ch)
 		delete(h.waiters, deviceID)
 	}
-	h.log.Info("command queued", "device_id", deviceID, "command_id", c.ID, "action", action)
-	return c, nil
+	return nil
 }
 
 // remember records a command id and forgets the oldest beyond maxResults.

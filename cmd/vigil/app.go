@@ -31,6 +31,7 @@ import (
 	"github.com/vigil-iot/vigil/feeds/catalog"
 	"github.com/vigil-iot/vigil/incident"
 	"github.com/vigil-iot/vigil/ingest/httpin"
+	ingestmqtt "github.com/vigil-iot/vigil/ingest/mqtt"
 	"github.com/vigil-iot/vigil/inventory"
 	"github.com/vigil-iot/vigil/pki"
 	"github.com/vigil-iot/vigil/rules"
@@ -58,6 +59,7 @@ type app struct {
 	ca          *pki.CA
 	detect      *detect.Stage
 	inventory   *inventory.Stage
+	mqttIn      *ingestmqtt.Source
 	intel       *catalog.Catalog
 	vuln        *scan.DB
 	vulnAlerts  *alertPublisher
@@ -235,6 +237,9 @@ func (a *app) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := a.openMQTTIngest(); err != nil {
+		return err
+	}
 	// Devices enroll with a one-time token and then talk mutual TLS:
 	// enroll.Front serves the device endpoints (and reports from a client
 	// certificate) before the token-authenticated API.
@@ -246,6 +251,7 @@ func (a *app) start(ctx context.Context) error {
 		Report:      ingest.Report(),
 		OnEnroll:    a.enrolled,
 		OnResult:    a.commandResult,
+		OnQueued:    a.commandQueued,
 		Logger:      a.log,
 		Registerer:  a.registry,
 	}); err != nil {

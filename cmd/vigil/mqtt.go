@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+
+	"github.com/vigil-iot/vigil/agent/command"
 
 	ingestmqtt "github.com/vigil-iot/vigil/ingest/mqtt"
 )
@@ -33,6 +36,29 @@ type mqttIngestConfig struct {
 // configured: reports go to the bus, command results to commandResult. It
 // runs until ctx ends.
 func (a *app) runMQTTIngest(ctx context.Context) error {
+	if a.mqttIn == nil {
+		return nil
+	}
+	return a.mqttIn.Run(ctx)
+}
+
+// commandQueued delivers a signed command to an agent that speaks MQTT
+// (vigil/<device>/cmd) as well; agents on HTTPS take it from their poll.
+func (a *app) commandQueued(deviceID string, s command.Signed) {
+	if a.mqttIn == nil {
+		return
+	}
+	b, err := json.Marshal(s)
+	if err == nil {
+		err = a.mqttIn.SendCommand(deviceID, b)
+	}
+	if err != nil {
+		a.log.Warn("cannot send command over MQTT", "component", "mqtt", "device", deviceID, "err", err)
+	}
+}
+
+// openMQTTIngest makes the MQTT source when mqtt_ingest is configured.
+func (a *app) openMQTTIngest() error {
 	c := a.cfg.MQTTIngest
 	if c == nil || c.URL == "" {
 		return nil
@@ -53,5 +79,6 @@ func (a *app) runMQTTIngest(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cannot start mqtt_ingest: %w", err)
 	}
-	return src.Run(ctx)
+	a.mqttIn = src
+	return nil
 }
