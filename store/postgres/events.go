@@ -55,7 +55,7 @@ func (s *Store) PutEvents(ctx context.Context, events []vigil.Event) error {
 			continue
 		}
 		ids = append(ids, noNUL(e.ID))
-		times = append(times, nanos(e.Time))
+		times = append(times, store.Nanos(e.Time))
 		devs = append(devs, noNUL(e.DeviceID))
 		kinds = append(kinds, noNUL(e.Kind))
 		srcs = append(srcs, noNUL(e.Source))
@@ -121,7 +121,7 @@ func replaceNUL(v any) any {
 // ListEvents returns events matching f, newest first (by Time, then by
 // arrival), and the cursor of the next page.
 func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]vigil.Event, string, error) {
-	n, err := limit(f.Page)
+	n, err := f.Page.Size()
 	if err != nil {
 		return nil, "", err
 	}
@@ -133,10 +133,10 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]vigil.Ev
 		q.and("kind = " + q.arg(f.Kind))
 	}
 	if !f.Since.IsZero() {
-		q.and("time >= " + q.arg(nanos(f.Since)))
+		q.and("time >= " + q.arg(store.Nanos(f.Since)))
 	}
 	if !f.Until.IsZero() {
-		q.and("time < " + q.arg(nanos(f.Until)))
+		q.and("time < " + q.arg(store.Nanos(f.Until)))
 	}
 	for name, value := range f.Fields {
 		expr, err := fieldExpr(&q, name)
@@ -146,7 +146,7 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]vigil.Ev
 		q.and("coalesce(" + expr + ", '') = " + q.arg(value))
 	}
 	if f.Cursor != "" {
-		t, seq, err := decodeCursor(f.Cursor)
+		t, seq, err := store.DecodeCursor(f.Cursor)
 		if err != nil {
 			return nil, "", err
 		}
@@ -184,7 +184,7 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]vigil.Ev
 	}
 	next := ""
 	if more {
-		next = encodeCursor(lastT, fmt.Sprint(lastSq))
+		next = store.EncodeCursor(lastT, fmt.Sprint(lastSq))
 	}
 	return out, next, nil
 }
@@ -242,7 +242,7 @@ func (s *Store) GetEvent(ctx context.Context, id string) (vigil.Event, error) {
 	var body []byte
 	err := s.pool.QueryRow(ctx, "SELECT body FROM events WHERE id = $1", noNUL(id)).Scan(&body)
 	if isNoRows(err) {
-		return vigil.Event{}, notFound("event", id)
+		return vigil.Event{}, store.NotFound("event", id)
 	} else if err != nil {
 		return vigil.Event{}, fmt.Errorf("cannot get event %q: %w", id, err)
 	}
@@ -256,7 +256,7 @@ const deleteChunk = 10000
 // statement, and returns how many it removed.
 func (s *Store) DeleteEventsBefore(ctx context.Context, t time.Time) (int64, error) {
 	var total int64
-	cut := nanos(t)
+	cut := store.Nanos(t)
 	for {
 		tag, err := s.pool.Exec(ctx,
 			"DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE time < $1 LIMIT $2)", cut, deleteChunk)
@@ -284,29 +284,6 @@ func decodeEvent(body []byte) (vigil.Event, error) {
 	if err := json.Unmarshal(body, &e); err != nil {
 		return vigil.Event{}, fmt.Errorf("cannot decode stored event: %w", err)
 	}
-	normalizeFields(e.Fields)
+	store.NormalizeFields(e.Fields)
 	return e, nil
-}
-
-// normalizeFields turns the lists JSON decoding gives ([]any of strings)
-// back into the []string that vigil Fields hold.
-func normalizeFields(m map[string]any) {
-	for k, v := range m {
-		l, ok := v.([]any)
-		if !ok {
-			continue
-		}
-		ss := make([]string, 0, len(l))
-		for _, x := range l {
-			s, ok := x.(string)
-			if !ok {
-				ss = nil
-				break
-			}
-			ss = append(ss, s)
-		}
-		if ss != nil {
-			m[k] = ss
-		}
-	}
 }

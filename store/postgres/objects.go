@@ -39,7 +39,7 @@ func (s *Store) get(ctx context.Context, what, table, id string) ([]byte, error)
 	var body []byte
 	err := s.pool.QueryRow(ctx, "SELECT body FROM "+table+" WHERE id = $1", noNUL(id)).Scan(&body)
 	if isNoRows(err) {
-		return nil, notFound(what, id)
+		return nil, store.NotFound(what, id)
 	} else if err != nil {
 		return nil, fmt.Errorf("cannot get %s %q: %w", what, id, err)
 	}
@@ -55,12 +55,12 @@ type listQuery struct {
 
 // run returns the bodies of one page and the next cursor.
 func (s *Store) list(ctx context.Context, q listQuery, p store.Page) ([][]byte, string, error) {
-	n, err := limit(p)
+	n, err := p.Size()
 	if err != nil {
 		return nil, "", err
 	}
 	if p.Cursor != "" {
-		k, id, err := decodeCursor(p.Cursor)
+		k, id, err := store.DecodeCursor(p.Cursor)
 		if err != nil {
 			return nil, "", err
 		}
@@ -113,7 +113,7 @@ func (s *Store) list(ctx context.Context, q listQuery, p store.Page) ([][]byte, 
 	}
 	next := ""
 	if more {
-		next = encodeCursor(lastK, lastID)
+		next = store.EncodeCursor(lastK, lastID)
 	}
 	return out, next, nil
 }
@@ -197,7 +197,7 @@ func (s *Store) AddHealth(ctx context.Context, samples []vigil.Health) error {
 		if err != nil {
 			return vigil.Errorf(vigil.EINVALID, "cannot encode health sample %d of device %q: %v", i, h.DeviceID, err)
 		}
-		devs[i], times[i], bodies[i] = noNUL(h.DeviceID), nanos(h.Time), b
+		devs[i], times[i], bodies[i] = noNUL(h.DeviceID), store.Nanos(h.Time), b
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO health(device_id, time, body)
 		SELECT d, t, b::jsonb FROM unnest($1::text[], $2::bigint[], $3::text[]) WITH ORDINALITY AS u(d, t, b, o) ORDER BY o`,
@@ -213,11 +213,11 @@ func (s *Store) AddHealth(ctx context.Context, samples []vigil.Health) error {
 func (s *Store) HealthHistory(ctx context.Context, deviceID string, since, until time.Time) ([]vigil.Health, error) {
 	hi := int64(math.MaxInt64)
 	if !until.IsZero() {
-		hi = nanos(until)
+		hi = store.Nanos(until)
 	}
 	rows, err := s.pool.Query(ctx,
 		"SELECT body FROM health WHERE device_id = $1 AND time >= $2 AND time < $3 ORDER BY time, seq",
-		noNUL(deviceID), nanos(since), hi)
+		noNUL(deviceID), store.Nanos(since), hi)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read health of device %q: %w", deviceID, err)
 	}
@@ -251,7 +251,7 @@ func (s *Store) PutAlert(ctx context.Context, a vigil.Alert) error {
 		ON CONFLICT (id) DO UPDATE SET dedup_key = excluded.dedup_key, device_id = excluded.device_id,
 			rule_id = excluded.rule_id, incident_id = excluded.incident_id, severity = excluded.severity,
 			created = excluded.created, body = excluded.body`,
-		noNUL(a.ID), noNUL(a.DedupKey), noNUL(a.DeviceID), noNUL(a.RuleID), noNUL(a.IncidentID), int32(a.Severity), nanos(a.Created), body)
+		noNUL(a.ID), noNUL(a.DedupKey), noNUL(a.DeviceID), noNUL(a.RuleID), noNUL(a.IncidentID), int32(a.Severity), store.Nanos(a.Created), body)
 	if err != nil {
 		return fmt.Errorf("cannot put alert %q: %w", a.ID, err)
 	}
@@ -269,7 +269,7 @@ func (s *Store) GetAlert(ctx context.Context, id string) (vigil.Alert, error) {
 
 func decodeAlert(body []byte) (vigil.Alert, error) {
 	a, err := decode[vigil.Alert]("alert", body)
-	normalizeFields(a.Fields)
+	store.NormalizeFields(a.Fields)
 	return a, err
 }
 
@@ -279,7 +279,7 @@ func (s *Store) FindAlertByDedupKey(ctx context.Context, key string, since time.
 	var body []byte
 	err := s.pool.QueryRow(ctx,
 		"SELECT body FROM alerts WHERE dedup_key = $1 AND created >= $2 ORDER BY created DESC, id DESC LIMIT 1",
-		noNUL(key), nanos(since)).Scan(&body)
+		noNUL(key), store.Nanos(since)).Scan(&body)
 	if isNoRows(err) {
 		return vigil.Alert{}, vigil.Errorf(vigil.ENOTFOUND, "no alert with dedup key %q since %s", key, since.Format(time.RFC3339))
 	} else if err != nil {
@@ -305,10 +305,10 @@ func (s *Store) ListAlerts(ctx context.Context, f store.AlertFilter) ([]vigil.Al
 		q.and("severity >= " + q.arg(int32(f.MinSeverity)))
 	}
 	if !f.Since.IsZero() {
-		q.and("created >= " + q.arg(nanos(f.Since)))
+		q.and("created >= " + q.arg(store.Nanos(f.Since)))
 	}
 	if !f.Until.IsZero() {
-		q.and("created < " + q.arg(nanos(f.Until)))
+		q.and("created < " + q.arg(store.Nanos(f.Until)))
 	}
 	bodies, next, err := s.list(ctx, q, f.Page)
 	if err != nil {
@@ -334,7 +334,7 @@ func (s *Store) PutIncident(ctx context.Context, i vigil.Incident) error {
 	_, err = s.pool.Exec(ctx, `INSERT INTO incidents(id, status, detected, updated, body) VALUES ($1, $2, $3, $4, $5::jsonb)
 		ON CONFLICT (id) DO UPDATE SET status = excluded.status, detected = excluded.detected,
 			updated = excluded.updated, body = excluded.body`,
-		noNUL(i.ID), noNUL(string(i.Status)), nanos(i.Detected), nanos(i.Updated), body)
+		noNUL(i.ID), noNUL(string(i.Status)), store.Nanos(i.Detected), store.Nanos(i.Updated), body)
 	if err != nil {
 		return fmt.Errorf("cannot put incident %q: %w", i.ID, err)
 	}
@@ -361,7 +361,7 @@ func (s *Store) ListIncidents(ctx context.Context, f store.IncidentFilter) ([]vi
 		q.and("body->'device_ids' ? " + q.arg(f.DeviceID) + "::text")
 	}
 	if !f.UpdatedSince.IsZero() {
-		q.and("updated >= " + q.arg(nanos(f.UpdatedSince)))
+		q.and("updated >= " + q.arg(store.Nanos(f.UpdatedSince)))
 	}
 	bodies, next, err := s.list(ctx, q, f.Page)
 	return decodeAll[vigil.Incident]("incident", bodies, next, err)
@@ -376,7 +376,7 @@ func (s *Store) PutAction(ctx context.Context, a vigil.Action) error {
 	_, err = s.pool.Exec(ctx, `INSERT INTO actions(id, device_id, incident_id, state, created, body) VALUES ($1, $2, $3, $4, $5, $6::jsonb)
 		ON CONFLICT (id) DO UPDATE SET device_id = excluded.device_id, incident_id = excluded.incident_id,
 			state = excluded.state, created = excluded.created, body = excluded.body`,
-		noNUL(a.ID), noNUL(a.DeviceID), noNUL(a.IncidentID), noNUL(string(a.State)), nanos(a.Created), body)
+		noNUL(a.ID), noNUL(a.DeviceID), noNUL(a.IncidentID), noNUL(string(a.State)), store.Nanos(a.Created), body)
 	if err != nil {
 		return fmt.Errorf("cannot put action %q: %w", a.ID, err)
 	}

@@ -2,15 +2,12 @@ package postgres
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -230,64 +227,6 @@ func (s *Store) migrate(ctx context.Context, schema string) error {
 		return fmt.Errorf("cannot record schema version: %w", err)
 	}
 	return tx.Commit(ctx)
-}
-
-var (
-	minTime = time.Unix(0, math.MinInt64)
-	maxTime = time.Unix(0, math.MaxInt64)
-)
-
-// nanos returns t as Unix nanoseconds, clamped to the int64 range (the zero
-// time sorts first).
-func nanos(t time.Time) int64 {
-	if t.Before(minTime) {
-		return math.MinInt64
-	}
-	if t.After(maxTime) {
-		return math.MaxInt64
-	}
-	return t.UnixNano()
-}
-
-const (
-	defaultLimit = 100
-	maxLimit     = 1000
-)
-
-func limit(p store.Page) (int, error) {
-	switch {
-	case p.Limit < 0:
-		return 0, vigil.Errorf(vigil.EINVALID, "page limit %d is negative", p.Limit)
-	case p.Limit == 0:
-		return defaultLimit, nil
-	case p.Limit > maxLimit:
-		return maxLimit, nil
-	}
-	return p.Limit, nil
-}
-
-// A cursor is the sort key of the last row of a page: a number and a text
-// tiebreak, base64-encoded so callers treat it as opaque.
-func encodeCursor(n int64, s string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(n, 10) + ":" + s))
-}
-
-func decodeCursor(c string) (int64, string, error) {
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err == nil {
-		ns, s, ok := strings.Cut(string(b), ":")
-		if ok {
-			n, err := strconv.ParseInt(ns, 10, 64)
-			if err == nil {
-				return n, s, nil
-			}
-		}
-	}
-	return 0, "", vigil.Errorf(vigil.EINVALID, "malformed page cursor %q", c)
-}
-
-func notFound(what, id string) error {
-	return vigil.Errorf(vigil.ENOTFOUND, "%s %q not found", what, id)
 }
 
 func isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }

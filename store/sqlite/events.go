@@ -110,7 +110,7 @@ func (s *Store) PutEvents(ctx context.Context, events []vigil.Event) error {
 			continue
 		}
 		e := &events[i]
-		args = append(args, e.ID, nanos(e.Time), e.DeviceID, e.Kind, e.Source, e.Category,
+		args = append(args, e.ID, store.Nanos(e.Time), e.DeviceID, e.Kind, e.Source, e.Category,
 			e.Action, e.Outcome, int64(e.Severity), bodies[from:ends[i]])
 		from = ends[i]
 	}
@@ -248,7 +248,7 @@ func (s *Store) insertEvents(ctx context.Context, args []any, n int) (int64, err
 // ListEvents returns events matching f, newest first (by Time, then by
 // arrival), and the cursor of the next page.
 func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]vigil.Event, string, error) {
-	n, err := limit(f.Page)
+	n, err := f.Page.Size()
 	if err != nil {
 		return nil, "", err
 	}
@@ -266,11 +266,11 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]vigil.Ev
 	}
 	if !f.Since.IsZero() {
 		where = append(where, "time >= ?")
-		args = append(args, nanos(f.Since))
+		args = append(args, store.Nanos(f.Since))
 	}
 	if !f.Until.IsZero() {
 		where = append(where, "time < ?")
-		args = append(args, nanos(f.Until))
+		args = append(args, store.Nanos(f.Until))
 	}
 	for name, value := range f.Fields {
 		expr, fargs, err := fieldExpr(name)
@@ -281,7 +281,7 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]vigil.Ev
 		args = append(append(args, fargs...), value)
 	}
 	if f.Cursor != "" {
-		t, seq, err := decodeCursor(f.Cursor)
+		t, seq, err := store.DecodeCursor(f.Cursor)
 		if err != nil {
 			return nil, "", err
 		}
@@ -325,7 +325,7 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]vigil.Ev
 	}
 	next := ""
 	if more {
-		next = encodeCursor(lastT, fmt.Sprint(lastSq))
+		next = store.EncodeCursor(lastT, fmt.Sprint(lastSq))
 	}
 	return out, next, nil
 }
@@ -389,7 +389,7 @@ func (s *Store) GetEvent(ctx context.Context, id string) (vigil.Event, error) {
 	var body string
 	err := s.r.QueryRowContext(ctx, "SELECT body FROM events WHERE id = ?", id).Scan(&body)
 	if isNoRows(err) {
-		return vigil.Event{}, notFound("event", id)
+		return vigil.Event{}, store.NotFound("event", id)
 	} else if err != nil {
 		return vigil.Event{}, fmt.Errorf("cannot get event %q: %w", id, err)
 	}
@@ -404,7 +404,7 @@ const deleteChunk = 5000
 // transaction, and returns how many it removed.
 func (s *Store) DeleteEventsBefore(ctx context.Context, t time.Time) (int64, error) {
 	var total int64
-	cut := nanos(t)
+	cut := store.Nanos(t)
 	for {
 		res, err := s.w.ExecContext(ctx,
 			"DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE time < ? LIMIT ?)", cut, deleteChunk)
@@ -441,29 +441,6 @@ func decodeEvent(body string) (vigil.Event, error) {
 	if err := json.Unmarshal([]byte(body), &e); err != nil {
 		return vigil.Event{}, fmt.Errorf("cannot decode stored event: %w", err)
 	}
-	normalizeFields(e.Fields)
+	store.NormalizeFields(e.Fields)
 	return e, nil
-}
-
-// normalizeFields turns the lists JSON decoding gives ([]any of strings)
-// back into the []string that vigil.Event.Fields holds.
-func normalizeFields(m map[string]any) {
-	for k, v := range m {
-		l, ok := v.([]any)
-		if !ok {
-			continue
-		}
-		ss := make([]string, 0, len(l))
-		for _, x := range l {
-			s, ok := x.(string)
-			if !ok {
-				ss = nil
-				break
-			}
-			ss = append(ss, s)
-		}
-		if ss != nil {
-			m[k] = ss
-		}
-	}
 }

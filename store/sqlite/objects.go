@@ -40,7 +40,7 @@ func (s *Store) get(ctx context.Context, what, table, id string) (string, error)
 	var body string
 	err := s.r.QueryRowContext(ctx, "SELECT body FROM "+table+" WHERE id = ?", id).Scan(&body)
 	if isNoRows(err) {
-		return "", notFound(what, id)
+		return "", store.NotFound(what, id)
 	} else if err != nil {
 		return "", fmt.Errorf("cannot get %s %q: %w", what, id, err)
 	}
@@ -62,12 +62,12 @@ func (q *listQuery) and(cond string, args ...any) {
 
 // run returns the bodies of one page and the next cursor.
 func (s *Store) list(ctx context.Context, q listQuery, p store.Page) ([]string, string, error) {
-	n, err := limit(p)
+	n, err := p.Size()
 	if err != nil {
 		return nil, "", err
 	}
 	if p.Cursor != "" {
-		k, id, err := decodeCursor(p.Cursor)
+		k, id, err := store.DecodeCursor(p.Cursor)
 		if err != nil {
 			return nil, "", err
 		}
@@ -123,7 +123,7 @@ func (s *Store) list(ctx context.Context, q listQuery, p store.Page) ([]string, 
 	}
 	next := ""
 	if more {
-		next = encodeCursor(lastK, lastID)
+		next = store.EncodeCursor(lastK, lastID)
 	}
 	return out, next, nil
 }
@@ -215,7 +215,7 @@ func (s *Store) AddHealth(ctx context.Context, samples []vigil.Health) error {
 	}
 	defer st.Close()
 	for i := range samples {
-		if _, err := st.ExecContext(ctx, samples[i].DeviceID, nanos(samples[i].Time), bodies[i]); err != nil {
+		if _, err := st.ExecContext(ctx, samples[i].DeviceID, store.Nanos(samples[i].Time), bodies[i]); err != nil {
 			return fmt.Errorf("cannot insert health sample of device %q: %w", samples[i].DeviceID, err)
 		}
 	}
@@ -230,11 +230,11 @@ func (s *Store) AddHealth(ctx context.Context, samples []vigil.Health) error {
 func (s *Store) HealthHistory(ctx context.Context, deviceID string, since, until time.Time) ([]vigil.Health, error) {
 	hi := int64(math.MaxInt64)
 	if !until.IsZero() {
-		hi = nanos(until)
+		hi = store.Nanos(until)
 	}
 	rows, err := s.r.QueryContext(ctx,
 		"SELECT body FROM health WHERE device_id = ? AND time >= ? AND time < ? ORDER BY time, rowid",
-		deviceID, nanos(since), hi)
+		deviceID, store.Nanos(since), hi)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read health of device %q: %w", deviceID, err)
 	}
@@ -265,7 +265,7 @@ func (s *Store) PutAlert(ctx context.Context, a vigil.Alert) error {
 	}
 	_, err = s.w.ExecContext(ctx, `INSERT OR REPLACE INTO alerts(id, dedup_key, device_id, rule_id, incident_id, severity, created, body)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		a.ID, a.DedupKey, a.DeviceID, a.RuleID, a.IncidentID, int64(a.Severity), nanos(a.Created), body)
+		a.ID, a.DedupKey, a.DeviceID, a.RuleID, a.IncidentID, int64(a.Severity), store.Nanos(a.Created), body)
 	if err != nil {
 		return fmt.Errorf("cannot put alert %q: %w", a.ID, err)
 	}
@@ -283,7 +283,7 @@ func (s *Store) GetAlert(ctx context.Context, id string) (vigil.Alert, error) {
 
 func decodeAlert(body string) (vigil.Alert, error) {
 	a, err := decode[vigil.Alert]("alert", body)
-	normalizeFields(a.Fields)
+	store.NormalizeFields(a.Fields)
 	return a, err
 }
 
@@ -293,7 +293,7 @@ func (s *Store) FindAlertByDedupKey(ctx context.Context, key string, since time.
 	var body string
 	err := s.r.QueryRowContext(ctx,
 		"SELECT body FROM alerts WHERE dedup_key = ? AND created >= ? ORDER BY created DESC, id DESC LIMIT 1",
-		key, nanos(since)).Scan(&body)
+		key, store.Nanos(since)).Scan(&body)
 	if isNoRows(err) {
 		return vigil.Alert{}, vigil.Errorf(vigil.ENOTFOUND, "no alert with dedup key %q since %s", key, since.Format(time.RFC3339))
 	} else if err != nil {
@@ -319,10 +319,10 @@ func (s *Store) ListAlerts(ctx context.Context, f store.AlertFilter) ([]vigil.Al
 		q.and("severity >= ?", int64(f.MinSeverity))
 	}
 	if !f.Since.IsZero() {
-		q.and("created >= ?", nanos(f.Since))
+		q.and("created >= ?", store.Nanos(f.Since))
 	}
 	if !f.Until.IsZero() {
-		q.and("created < ?", nanos(f.Until))
+		q.and("created < ?", store.Nanos(f.Until))
 	}
 	bodies, next, err := s.list(ctx, q, f.Page)
 	if err != nil {
@@ -346,7 +346,7 @@ func (s *Store) PutIncident(ctx context.Context, i vigil.Incident) error {
 		return err
 	}
 	_, err = s.w.ExecContext(ctx, "INSERT OR REPLACE INTO incidents(id, status, detected, updated, body) VALUES (?, ?, ?, ?, ?)",
-		i.ID, string(i.Status), nanos(i.Detected), nanos(i.Updated), body)
+		i.ID, string(i.Status), store.Nanos(i.Detected), store.Nanos(i.Updated), body)
 	if err != nil {
 		return fmt.Errorf("cannot put incident %q: %w", i.ID, err)
 	}
@@ -373,7 +373,7 @@ func (s *Store) ListIncidents(ctx context.Context, f store.IncidentFilter) ([]vi
 		q.and("EXISTS (SELECT 1 FROM json_each(body, '$.device_ids') WHERE value = ?)", f.DeviceID)
 	}
 	if !f.UpdatedSince.IsZero() {
-		q.and("updated >= ?", nanos(f.UpdatedSince))
+		q.and("updated >= ?", store.Nanos(f.UpdatedSince))
 	}
 	bodies, next, err := s.list(ctx, q, f.Page)
 	return decodeAll[vigil.Incident]("incident", bodies, next, err)
@@ -386,7 +386,7 @@ func (s *Store) PutAction(ctx context.Context, a vigil.Action) error {
 		return err
 	}
 	_, err = s.w.ExecContext(ctx, "INSERT OR REPLACE INTO actions(id, device_id, incident_id, state, created, body) VALUES (?, ?, ?, ?, ?, ?)",
-		a.ID, a.DeviceID, a.IncidentID, string(a.State), nanos(a.Created), body)
+		a.ID, a.DeviceID, a.IncidentID, string(a.State), store.Nanos(a.Created), body)
 	if err != nil {
 		return fmt.Errorf("cannot put action %q: %w", a.ID, err)
 	}
