@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"testing"
 	"time"
-
-	"github.com/vigil-iot/vigil/wire"
 )
 
 func TestReportsAreValid(t *testing.T) {
@@ -38,7 +36,6 @@ func TestReportsAreValid(t *testing.T) {
 	if !found {
 		t.Errorf("after the attack no listener on port 23: %+v", r.Network.Listening)
 	}
-	_ = wire.Version
 }
 
 func TestBulkBatchSizeAndShape(t *testing.T) {

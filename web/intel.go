@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/vigil-iot/vigil/auth"
 	"github.com/vigil-iot/vigil/feeds"
 	"github.com/vigil-iot/vigil/feeds/catalog"
+	"github.com/vigil-iot/vigil/vuln"
 	"github.com/vigil-iot/vigil/vuln/report"
 	"github.com/vigil-iot/vigil/vuln/scan"
 	"github.com/vigil-iot/vigil/web/api"
@@ -133,7 +133,7 @@ func (s *Server) intelRoutes(in *Intel) []Route {
 				}
 				f.MinCVSS = n
 			}
-			writeJSON(w, http.StatusOK, api.List[any]{Items: toAny(db.Findings(f))})
+			writeJSON(w, http.StatusOK, api.List[vuln.Finding]{Items: db.Findings(f)})
 			return nil
 		})},
 		{Method: "GET", Pattern: p + "/report/posture", Perm: auth.PermRead, Handler: s.handle(func(w http.ResponseWriter, r *http.Request) error {
@@ -157,19 +157,11 @@ func (s *Server) intelRoutes(in *Intel) []Route {
 	}
 }
 
-func toAny[T any](xs []T) []any {
-	out := make([]any, len(xs))
-	for i := range xs {
-		out[i] = xs[i]
-	}
-	return out
-}
-
 // saveUpload writes an uploaded feed to dir/<name> (0600) and returns its
 // path. The name must be a feed name the catalog accepts, so it cannot
 // leave dir.
 func saveUpload(dir, name, content string) (string, error) {
-	if !feedName.MatchString(name) {
+	if !catalog.ValidName(name) {
 		return "", vigil.Errorf(vigil.EINVALID, "feed name %q: letters, digits, '.', '_' and '-' only", name)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -181,5 +173,3 @@ func saveUpload(dir, name, content string) (string, error) {
 	}
 	return path, nil
 }
-
-var feedName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)

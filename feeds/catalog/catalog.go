@@ -68,6 +68,11 @@ type Catalog struct {
 
 var feedName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
+// ValidName reports whether name can name a feed: letters, digits, '.',
+// '_' and '-', starting with a letter or digit, at most 64 characters; such
+// a name is also safe as a file name.
+func ValidName(name string) bool { return feedName.MatchString(name) }
+
 // Open loads the catalog saved under dir (created if absent). onChange,
 // when not nil, is called once with the loaded set and again after every
 // import or removal, with all indicators of all feeds; it must not block
@@ -189,7 +194,7 @@ func (c *Catalog) Import(ctx context.Context, f feeds.Feed) (feeds.Result, error
 		base := filepath.Base(strings.TrimRight(f.Source, "/"))
 		f.Name = strings.TrimSuffix(base, filepath.Ext(base))
 	}
-	if !feedName.MatchString(f.Name) {
+	if !ValidName(f.Name) {
 		return feeds.Result{}, vigil.Errorf(vigil.EINVALID, "bad feed name %q (letters, digits, '.', '_', '-')", f.Name)
 	}
 	now := c.clock.Now()
