@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigil-iot/vigil/metrics"
+
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/bus"
 )
@@ -409,13 +411,8 @@ func newStageMetrics(reg prometheus.Registerer) *stageMetrics {
 // register registers c, or returns the collector already registered under
 // the same description (two stages in one process share their metrics).
 func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
+	c, err := metrics.Register(reg, c)
+	if err != nil {
 		panic(fmt.Sprintf("cannot register detect metric: %v", err))
 	}
 	return c

@@ -1,9 +1,9 @@
 package sensor
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	vmetrics "github.com/vigil-iot/vigil/metrics"
 )
 
 // metrics mirror Stats in Prometheus, updated at each batch flush (not per
@@ -33,15 +33,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
+// register registers c, or returns the collector registered already with
+// the same description (several instances may share one registry).
 func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if old, ok := are.ExistingCollector.(C); ok {
-				return old
-			}
-		}
-	}
+	c, _ = vmetrics.Register(reg, c)
 	return c
 }
 

@@ -1,9 +1,9 @@
 package natsbus
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	vmetrics "github.com/vigil-iot/vigil/metrics"
 )
 
 // metrics are the bus's Prometheus collectors.
@@ -63,14 +63,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
+// register registers c, or returns the collector registered already with
+// the same description (several instances may share one registry).
 func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if old, ok := are.ExistingCollector.(C); ok {
-				return old
-			}
-		}
-	}
+	c, _ = vmetrics.Register(reg, c)
 	return c
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigil-iot/vigil/metrics"
+
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/detect"
 )
@@ -110,16 +112,9 @@ func New(rules []*Rule, opts Options) *Detector {
 		Name: "vigil_threshold_group_evictions_total",
 		Help: "Groups of threshold and count rules evicted because a rule reached its group limit per partition.",
 	}, []string{"rule"})
-	if opts.Registerer != nil {
-		if err := opts.Registerer.Register(d.evictions); err != nil {
-			if are, ok := err.(prometheus.AlreadyRegisteredError); ok {
-				if c, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
-					d.evictions = c
-				}
-			} else {
-				d.log.Error("cannot register metrics", "err", err)
-			}
-		}
+	var err error
+	if d.evictions, err = metrics.Register(opts.Registerer, d.evictions); err != nil {
+		d.log.Error("cannot register metrics", "err", err)
 	}
 	return d
 }

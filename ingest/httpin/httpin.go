@@ -16,6 +16,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigil-iot/vigil/metrics"
+
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/bus"
 	"github.com/vigil-iot/vigil/ingest/agent"
@@ -134,17 +136,8 @@ func NewHandler(opts Options) (*Handler, error) {
 // counterVec registers a counter vector, or returns the one registered
 // under the same name (two handlers on one registry share it).
 func counterVec(reg prometheus.Registerer, opts prometheus.CounterOpts, labels ...string) (*prometheus.CounterVec, error) {
-	c := prometheus.NewCounterVec(opts, labels)
-	if reg == nil {
-		return c, nil
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if ex, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
-				return ex, nil
-			}
-		}
+	c, err := metrics.Register(reg, prometheus.NewCounterVec(opts, labels))
+	if err != nil {
 		return nil, fmt.Errorf("cannot register %s: %w", opts.Name, err)
 	}
 	return c, nil
