@@ -41,23 +41,34 @@ func (p *Processes) Collect(_ context.Context, r *wire.Report) error {
 		if !ok {
 			continue // gone already
 		}
-		next[pid] = start
 		if first {
+			next[pid] = start
 			continue
 		}
 		if old, ok := p.seen[pid]; ok && old == start {
+			next[pid] = start
 			continue
 		}
 		if ppid == 2 || pid == 2 { // kernel threads
+			next[pid] = start
 			continue
 		}
-		r.Events = append(r.Events, p.event(now, pid, ppid))
+		ev, ready := p.event(now, pid, ppid)
+		if !ready {
+			// Caught between fork and exec: its command line is not
+			// readable yet. Left unseen, it is reported by the next poll.
+			continue
+		}
+		next[pid] = start
+		r.Events = append(r.Events, ev)
 	}
 	p.seen = next
 	return nil
 }
 
-func (p *Processes) event(now time.Time, pid, ppid int) wire.SecurityEvent {
+// event describes a new process; ready is false while its command line is
+// empty (a process in the middle of exec).
+func (p *Processes) event(now time.Time, pid, ppid int) (ev wire.SecurityEvent, ready bool) {
 	base := p.Env.path("/proc/" + strconv.Itoa(pid))
 	f := wire.Fields{"process.pid": strconv.Itoa(pid), "process.parent.pid": strconv.Itoa(ppid)}
 	if exe, err := os.Readlink(base + "/exe"); err == nil {
@@ -66,10 +77,12 @@ func (p *Processes) event(now time.Time, pid, ppid int) wire.SecurityEvent {
 	if name := procComm(p.Env, pid); name != "" {
 		f["process.name"] = name
 	}
-	if b, err := os.ReadFile(base + "/cmdline"); err == nil && len(b) > 0 {
-		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-		f["process.command_line"] = truncate(strings.Join(args, " "), 4096)
+	b, err := os.ReadFile(base + "/cmdline")
+	if err != nil || len(b) == 0 {
+		return wire.SecurityEvent{}, false
 	}
+	args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+	f["process.command_line"] = truncate(strings.Join(args, " "), 4096)
 	if uid, ok := procUID(p.Env, pid); ok {
 		f["user.id"] = uid
 		if name := p.userName(uid); name != "" {
@@ -81,7 +94,7 @@ func (p *Processes) event(now time.Time, pid, ppid int) wire.SecurityEvent {
 			f["process.parent.name"] = n
 		}
 	}
-	return newEvent(now, KindProcess, "process", "exec", "success", "", f)
+	return newEvent(now, KindProcess, "process", "exec", "success", "", f), true
 }
 
 func (p *Processes) userName(uid string) string {
