@@ -60,6 +60,12 @@ type Options struct {
 	// device certificate, with the device id in the request context
 	// (httpin.WithDevice). Nil leaves reports to the next handler.
 	Report http.Handler
+	// Bulk is the ingest bulk handler (httpin.Handler.Bulk()). Front serves
+	// POST /api/v1/events with it to sensors: clients presenting a
+	// certificate of class SensorClass, with the sensor's id in the request
+	// context (httpin.WithObserver). Nil leaves bulk events to the next
+	// handler.
+	Bulk http.Handler
 	// OnEnroll is called after a device enrolled (to create its record).
 	OnEnroll func(ctx context.Context, deviceID, class string)
 	// OnResult is called with every command result an agent sends back
@@ -74,7 +80,7 @@ type Options struct {
 	Clock       vigil.Clock
 	Logger      *slog.Logger
 	// Registerer receives vigil_enroll_requests_total{endpoint,result} and
-	// vigil_agent_command_resultCounttotal{action,status} (nil: not
+	// vigil_agent_command_results_total{action,status} (nil: not
 	// registered).
 	Registerer prometheus.Registerer
 }
@@ -130,7 +136,7 @@ func New(opts Options) (*Handler, error) {
 		queues: map[string][]pending{}, waiters: map[string]chan struct{}{}, results: map[string]command.Result{}, issued: map[string]command.Command{}}
 	h.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigil_enroll_requests_total",
 		Help: "Enrollment and renewal requests, by endpoint (enroll, renew) and result (ok, refused)."}, []string{"endpoint", "result"})
-	h.resultCount = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigil_agent_command_resultCounttotal",
+	h.resultCount = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigil_agent_command_results_total",
 		Help: "Command results sent back by agents, by action and status (succeeded, failed, refused)."}, []string{"action", "status"})
 	if opts.Registerer != nil {
 		for _, c := range []prometheus.Collector{h.requests, h.resultCount} {
@@ -146,6 +152,9 @@ func New(opts Options) (*Handler, error) {
 	if opts.Report != nil {
 		h.mux.Handle("POST "+protocol.PathReport, h.RequireDevice(opts.Report))
 	}
+	if opts.Bulk != nil {
+		h.mux.Handle("POST "+httpin.PathEvents, h.requireSensor(opts.Bulk))
+	}
 	return h, nil
 }
 
@@ -159,6 +168,8 @@ func (h *Handler) isDeviceRequest(r *http.Request) bool {
 		return true
 	case protocol.PathReport:
 		return h.opts.Report != nil && r.TLS != nil && len(r.TLS.PeerCertificates) > 0
+	case httpin.PathEvents:
+		return h.opts.Bulk != nil && r.TLS != nil && len(r.TLS.PeerCertificates) > 0
 	}
 	return false
 }
@@ -296,7 +307,7 @@ func (h *Handler) enroll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := newDeviceID(tok.Class, req.Hostname)
-	cert, certPEM, err := h.opts.CA.SignClientCSR(csr, id, h.opts.CertTTL)
+	cert, certPEM, err := h.opts.CA.SignDeviceCSR(csr, id, tok.Class, h.opts.CertTTL)
 	if err != nil {
 		web.WriteError(w, r, h.log, err)
 		return
@@ -331,7 +342,8 @@ func (h *Handler) renew(w http.ResponseWriter, r *http.Request) {
 		web.WriteError(w, r, h.log, err)
 		return
 	}
-	cert, certPEM, err := h.opts.CA.SignClientCSR(csr, id, h.opts.CertTTL)
+	// The class stays the one the enrollment token gave.
+	cert, certPEM, err := h.opts.CA.SignDeviceCSR(csr, id, pki.DeviceClass(r.TLS.PeerCertificates[0]), h.opts.CertTTL)
 	if err != nil {
 		web.WriteError(w, r, h.log, err)
 		return

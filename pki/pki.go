@@ -283,12 +283,19 @@ func (ca *CA) usableServerCert(certPath, keyPath string, names []string) (tls.Ce
 	return c, true
 }
 
-// SignClientCSR signs a device's certificate request: the certificate names
-// the device in its common name, is valid for client authentication only,
-// and lives for ttl (at most MaxClientTTL). The CSR's own subject and
-// extensions are ignored; only its public key is used, after its signature
-// is checked. It returns the certificate and its PEM encoding.
+// SignClientCSR signs a device's certificate request with no device class
+// (SignDeviceCSR with class "").
 func (ca *CA) SignClientCSR(csr *x509.CertificateRequest, deviceID string, ttl time.Duration) (*x509.Certificate, []byte, error) {
+	return ca.SignDeviceCSR(csr, deviceID, "", ttl)
+}
+
+// SignDeviceCSR signs a device's certificate request: the certificate names
+// the device in its common name and its class (camera, sensor, ...) in its
+// organizational unit, is valid for client authentication only, and lives
+// for ttl (at most MaxClientTTL). The CSR's own subject and extensions are
+// ignored; only its public key is used, after its signature is checked. It
+// returns the certificate and its PEM encoding.
+func (ca *CA) SignDeviceCSR(csr *x509.CertificateRequest, deviceID, class string, ttl time.Duration) (*x509.Certificate, []byte, error) {
 	if csr == nil {
 		return nil, nil, vigil.Errorf(vigil.EINVALID, "cannot sign client certificate: no certificate request")
 	}
@@ -297,6 +304,9 @@ func (ca *CA) SignClientCSR(csr *x509.CertificateRequest, deviceID string, ttl t
 	}
 	if deviceID == "" || strings.ContainsAny(deviceID, "\x00\n\r") {
 		return nil, nil, vigil.Errorf(vigil.EINVALID, "cannot sign client certificate: invalid device id %q", deviceID)
+	}
+	if strings.ContainsAny(class, "\x00\n\r") {
+		return nil, nil, vigil.Errorf(vigil.EINVALID, "cannot sign client certificate: invalid device class %q", class)
 	}
 	if ttl <= 0 || ttl > MaxClientTTL {
 		return nil, nil, vigil.Errorf(vigil.EINVALID, "cannot sign client certificate: ttl %s is not in (0, %s]", ttl, MaxClientTTL)
@@ -313,6 +323,9 @@ func (ca *CA) SignClientCSR(csr *x509.CertificateRequest, deviceID string, ttl t
 		NotAfter:     now.Add(ttl),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	if class != "" {
+		tmpl.Subject.OrganizationalUnit = []string{class}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, csr.PublicKey, ca.key)
 	if err != nil {
@@ -333,6 +346,16 @@ func DeviceID(cert *x509.Certificate) (string, error) {
 		return "", vigil.Errorf(vigil.EUNAUTHORIZED, "client certificate names no device")
 	}
 	return cert.Subject.CommonName, nil
+}
+
+// DeviceClass returns the device class a certificate signed by
+// SignDeviceCSR carries, or "" when it carries none (certificates issued
+// before classes were recorded).
+func DeviceClass(cert *x509.Certificate) string {
+	if cert == nil || len(cert.Subject.OrganizationalUnit) == 0 {
+		return ""
+	}
+	return cert.Subject.OrganizationalUnit[0]
 }
 
 func newSerial() (*big.Int, error) {

@@ -287,6 +287,19 @@ func TestSignClientCSR(t *testing.T) {
 	if _, err := DeviceID(ca.Cert); err == nil {
 		t.Fatal("DeviceID accepted the CA certificate")
 	}
+	if c := DeviceClass(cert); c != "" {
+		t.Fatalf("DeviceClass of a certificate without class = %q", c)
+	}
+	sensor, _, err := ca.SignDeviceCSR(csr, "sensor-gw-1", "sensor", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := DeviceClass(sensor); c != "sensor" {
+		t.Fatalf("DeviceClass = %q, want sensor", c)
+	}
+	if _, _, err := ca.SignDeviceCSR(csr, "sensor-gw-1", "sen\nsor", time.Hour); vigil.ErrorCode(err) != vigil.EINVALID {
+		t.Fatalf("a class with a newline: err = %v, want EINVALID", err)
+	}
 }
 
 func TestEnsureServerCertRejectsEmptyHost(t *testing.T) {

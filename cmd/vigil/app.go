@@ -249,6 +249,7 @@ func (a *app) start(ctx context.Context) error {
 		Revocations: a.enrollFiles.Revocations,
 		CommandKey:  a.enrollFiles.CommandKey,
 		Report:      ingest.Report(),
+		Bulk:        ingest.Bulk(),
 		OnEnroll:    a.enrolled,
 		OnResult:    a.commandResult,
 		OnQueued:    a.commandQueued,

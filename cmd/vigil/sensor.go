@@ -6,14 +6,18 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/vigil-iot/vigil"
+	vagent "github.com/vigil-iot/vigil/agent"
+	"github.com/vigil-iot/vigil/agent/httpc"
 	"github.com/vigil-iot/vigil/client"
+	"github.com/vigil-iot/vigil/enroll"
+	"github.com/vigil-iot/vigil/pki"
 	"github.com/vigil-iot/vigil/sensor"
 )
 
@@ -23,24 +27,34 @@ func newSensorCmd() *cobra.Command {
 		cfg     sensor.Config
 		output  string
 		ouiFile string
+		state   string
 		server  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "sensor (--pcap FILE... | --iface IF) [--bpf EXPR] [--server URL --token T | --output FILE.jsonl]",
+		Use:   "sensor (--pcap FILE... | --iface IF) [--bpf EXPR] [--server URL [--state DIR] | --output FILE.jsonl]",
 		Short: "Passive IoT protocol monitoring from capture files or a live interface",
 		Long: `Decode the IoT protocols in capture files (pcap, pcapng) or on a live interface
 (AF_PACKET, pure Go, needs CAP_NET_RAW): MQTT, CoAP, AMQP, DDS/RTPS, Modbus/TCP, Zigbee,
-DNS, HTTP, TLS ClientHello, plus flow records and devices discovered on the wire. Events go
-to a Vigil server (--server with an agent or admin --token) or to an NDJSON file (--output,
-- for stdout) with no server at all.`,
+DNS, HTTP, TLS ClientHello, plus flow records and devices discovered on the wire.
+
+Events go to an NDJSON file (--output, - for stdout) with no server at all, or to a Vigil
+server. A sensor enrolls with the server like an agent, once:
+
+  vigil ctl enroll-token create --class sensor --ttl 1h    (on the server)
+  vigil sensor enroll --server URL --token T --ca ca.crt    (on the sensor)
+
+and then streams its events over mutual TLS with the certificate kept in --state
+(--server defaults to the server it enrolled with). A bearer --token with the ingest
+permission works too, for a sensor that is not enrolled.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(cfg.Pcaps) == 0 && cfg.Iface == "" {
 				return fmt.Errorf("give capture files (--pcap) or an interface (--iface)")
 			}
-			server = cmd.Flags().Changed("server")
+			id, idErr := vagent.LoadIdentity(state)
+			server = cmd.Flags().Changed("server") || (output == "" && idErr == nil)
 			if server == (output != "") {
-				return fmt.Errorf("give exactly one of --server and --output")
+				return fmt.Errorf("give exactly one of --server and --output (or enroll first: vigil sensor enroll)")
 			}
 			if ouiFile != "" {
 				oui, err := sensor.LoadOUI(ouiFile)
@@ -54,7 +68,7 @@ to a Vigil server (--server with an agent or admin --token) or to an NDJSON file
 				cfg.Progress = cmd.ErrOrStderr()
 			}
 			if server {
-				c, err := o.client()
+				c, err := sensorClient(cmd, o, id, idErr, state)
 				if err != nil {
 					return err
 				}
@@ -80,6 +94,8 @@ to a Vigil server (--server with an agent or admin --token) or to an NDJSON file
 		},
 	}
 	o.addConnFlags(cmd)
+	cmd.PersistentFlags().StringVar(&state, "state", envOr("VIGIL_SENSOR_STATE", "/var/lib/vigil-sensor"), "directory of the sensor's enrolled identity ($VIGIL_SENSOR_STATE)")
+	cmd.AddCommand(newSensorEnrollCmd(o, &state))
 	f := cmd.Flags()
 	f.StringSliceVar(&cfg.Pcaps, "pcap", nil, "capture files (pcap or pcapng), repeatable")
 	f.StringVar(&cfg.Iface, "iface", "", "network interface to capture from live")
@@ -89,6 +105,70 @@ to a Vigil server (--server with an agent or admin --token) or to an NDJSON file
 	f.IntVar(&cfg.MaxFlows, "max-flows", 0, "flow table bound (default 262144)")
 	f.StringVar(&ouiFile, "oui", "", "IEEE OUI file for vendor names (MA-L CSV or Wireshark manuf)")
 	return cmd
+}
+
+// newSensorEnrollCmd enrolls the sensor with a token of class sensor: a
+// key and a certificate from Vigil's CA in the state directory, as an
+// agent does (vagent.Enroll).
+func newSensorEnrollCmd(o *ctlOptions, state *string) *cobra.Command {
+	var hostname string
+	cmd := &cobra.Command{
+		Use:   "enroll --server URL --token T [--ca FILE] [--state DIR]",
+		Short: "Enroll this sensor with a Vigil server (a token of class sensor)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.token == "" {
+				return fmt.Errorf("no enrollment token: give --token (vigil ctl enroll-token create --class %s)", enroll.SensorClass)
+			}
+			if hostname == "" {
+				hostname, _ = os.Hostname()
+			}
+			id, err := vagent.Enroll(cmd.Context(), vagent.EnrollOptions{Server: o.server, Token: o.token, StateDir: *state,
+				CAFile: o.caFile, Hostname: hostname})
+			if err != nil {
+				return err
+			}
+			if class := pki.DeviceClass(id.Certificate().Leaf); class != enroll.SensorClass {
+				// The server would refuse every event of this identity:
+				// remove it so that the sensor can enroll again.
+				for _, f := range []string{vagent.CertFile, vagent.KeyFile, vagent.CAFile, vagent.CommandKeyFile, vagent.ServerFile} {
+					_ = os.Remove(filepath.Join(*state, f))
+				}
+				return fmt.Errorf("cannot enroll as a sensor: the token was of class %q; create one with --class %s", class, enroll.SensorClass)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "enrolled as %s (certificate until %s) in %s\n", id.DeviceID,
+				id.Certificate().Leaf.NotAfter.Format(time.RFC3339), *state)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&hostname, "hostname", "", "name hint for the sensor's id (default: this host's name)")
+	return cmd
+}
+
+// sensorClient returns the client the sensor posts its events with: mutual
+// TLS with the enrolled identity in state (renewed when a third of its
+// life is left), or the bearer --token when the sensor is not enrolled.
+func sensorClient(cmd *cobra.Command, o *ctlOptions, id *vagent.Identity, idErr error, state string) (*client.Client, error) {
+	if idErr != nil {
+		if o.token == "" {
+			return nil, fmt.Errorf("the sensor is not enrolled (%v) and has no --token: run vigil sensor enroll first", idErr)
+		}
+		return o.client()
+	}
+	base := o.server
+	if !cmd.Flags().Changed("server") && id.Server != "" {
+		base = id.Server
+	}
+	if id.NeedsRenewal(time.Now()) {
+		hc := &httpc.Client{TLS: id.TLSConfig(), Timeout: time.Minute, UserAgent: "vigil-sensor"}
+		err := id.Renew(cmd.Context(), hc, base)
+		hc.Close()
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "sensor certificate renewed until %s\n", id.Certificate().Leaf.NotAfter.Format(time.RFC3339))
+	}
+	return client.New(base, "", id.TLSConfig(), client.WithUserAgent("vigil-sensor"))
 }
 
 // serverPublisher sends the sensor's events to a Vigil server's bulk

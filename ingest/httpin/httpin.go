@@ -158,6 +158,26 @@ func DeviceFrom(ctx context.Context) (string, bool) {
 	return id, ok && id != ""
 }
 
+type observerKey struct{}
+
+// FieldObserver is the event field that names the sensor which observed
+// an event (ECS observer.id), set from the sensor's certificate.
+const FieldObserver = "observer.id"
+
+// WithObserver returns a context that tells the bulk handler which sensor
+// is calling, as authenticated by its certificate. Every bulk event gets
+// the sensor's id in FieldObserver (whatever the body said); the events
+// keep their own device ids, the devices the sensor saw.
+func WithObserver(ctx context.Context, sensorID string) context.Context {
+	return context.WithValue(ctx, observerKey{}, sensorID)
+}
+
+// ObserverFrom returns the sensor id WithObserver stored.
+func ObserverFrom(ctx context.Context) (string, bool) {
+	id, ok := ctx.Value(observerKey{}).(string)
+	return id, ok && id != ""
+}
+
 // Report returns the handler of POST /api/v1/agent/report.
 func (h *Handler) Report() http.Handler { return http.HandlerFunc(h.serveReport) }
 
@@ -288,6 +308,14 @@ func (h *Handler) serveBulk(w http.ResponseWriter, r *http.Request) {
 	if dev, ok := DeviceFrom(r.Context()); ok {
 		for i := range events {
 			events[i].DeviceID = dev
+		}
+	}
+	if obs, ok := ObserverFrom(r.Context()); ok {
+		for i := range events {
+			if events[i].Fields == nil {
+				events[i].Fields = map[string]any{}
+			}
+			events[i].Fields[FieldObserver] = obs
 		}
 	}
 	resp := wire.Response{RejectedCount: len(errs)}
