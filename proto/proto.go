@@ -43,6 +43,49 @@ type Context struct {
 	// (events are immutable, so one value per flow direction suffices);
 	// when nil, Network computes a new one.
 	Net *vigil.Network
+	// Maps, when set, supplies the Fields maps of new events: maps of
+	// events that their consumer is done with, recycled. Nil makes new
+	// maps.
+	Maps *FieldMaps
+
+	// flowID boxed for event fields, reused while FlowID stays the same.
+	idStr string
+	idBox any
+}
+
+// FieldMaps recycles the Fields maps of events. The zero value is ready
+// to use; it is not safe for concurrent use.
+type FieldMaps struct {
+	free []map[string]any
+}
+
+// Limits of FieldMaps: how many maps it keeps, and the largest map (in
+// fields) it takes back, so that one huge event does not pin memory.
+const (
+	maxFreeMaps   = 4096
+	maxMapRecycle = 64
+)
+
+// Get returns an empty map: a recycled one when there is one, else a new
+// one with room for n fields.
+func (p *FieldMaps) Get(n int) map[string]any {
+	if k := len(p.free); k > 0 {
+		m := p.free[k-1]
+		p.free[k-1] = nil
+		p.free = p.free[:k-1]
+		return m
+	}
+	return make(map[string]any, n)
+}
+
+// Put empties m and keeps it for a later Get. The caller must hold no
+// other reference to m: whoever Gets it next writes into it.
+func (p *FieldMaps) Put(m map[string]any) {
+	if m == nil || len(m) > maxMapRecycle || len(p.free) >= maxFreeMaps {
+		return
+	}
+	clear(m)
+	p.free = append(p.free, m)
 }
 
 // Network returns the 5-tuple oriented from the sender of the data to its
@@ -64,6 +107,12 @@ func (c *Context) Network() *vigil.Network {
 // receiver 5-tuple and room for n fields. When FlowID is set, the event
 // carries it as flow.id.
 func (c *Context) NewEvent(kind, action string, n int) vigil.Event {
+	var m map[string]any
+	if c.Maps != nil {
+		m = c.Maps.Get(n + 1)
+	} else {
+		m = make(map[string]any, n+1)
+	}
 	ev := vigil.Event{
 		Time:     c.Time,
 		Source:   "sensor",
@@ -71,10 +120,13 @@ func (c *Context) NewEvent(kind, action string, n int) vigil.Event {
 		Category: "network",
 		Action:   action,
 		Network:  c.Network(),
-		Fields:   make(map[string]any, n+1),
+		Fields:   m,
 	}
 	if c.FlowID != "" {
-		ev.Fields["flow.id"] = c.FlowID
+		if c.idBox == nil || c.idStr != c.FlowID {
+			c.idStr, c.idBox = c.FlowID, c.FlowID
+		}
+		m["flow.id"] = c.idBox
 	}
 	return ev
 }

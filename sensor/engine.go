@@ -28,6 +28,11 @@ type engine struct {
 	filter filter
 
 	dot15d4 zigbee.Decoder
+
+	// recycle is true when the publisher releases the events of a batch
+	// (or there is none): their Fields maps then go back to maps.
+	recycle bool
+	maps    proto.FieldMaps
 }
 
 var _ proto.Emitter = (*engine)(nil)
@@ -41,6 +46,10 @@ func newEngine(ctx context.Context, cfg Config, pub Publisher) *engine {
 		runCtx: ctx,
 		batch:  make([]vigil.Event, 0, cfg.BatchSize),
 		met:    newMetrics(cfg.Registerer),
+	}
+	if r, ok := pub.(Releaser); pub == nil || ok && r.ReleasesEvents() {
+		e.recycle = true
+		e.c.Maps = &e.maps
 	}
 	if !cfg.DisableDiscovery {
 		e.disc = newDiscovery(cfg.MaxDevices, cfg.OUI, func(ev vigil.Event) {
@@ -85,6 +94,11 @@ func (e *engine) flush() {
 	if e.err == nil && e.pub != nil {
 		e.err = e.pub.PublishEvents(e.runCtx, e.batch)
 	}
+	if e.recycle {
+		for i := range e.batch {
+			e.maps.Put(e.batch[i].Fields)
+		}
+	}
 	clear(e.batch)
 	e.batch = e.batch[:0]
 }
@@ -116,7 +130,7 @@ func (e *engine) packet(link int, data []byte, ts time.Time, wireLen int) {
 			e.stats.Undecoded++
 			return
 		}
-		e.c = proto.Context{Time: ts}
+		e.c = proto.Context{Time: ts, Maps: e.c.Maps}
 		e.dot15d4.ParseDatagram(&e.c, frame, e)
 		if len(e.batch) >= e.cfg.BatchSize {
 			e.flush()
@@ -218,7 +232,7 @@ func (e *engine) packet(link int, data []byte, ts time.Time, wireLen int) {
 	}
 	if e.cfg.FlowInterval > 0 && ts.Sub(f.lastReport) >= e.cfg.FlowInterval && e.table.m[k] == f {
 		f.lastReport = ts
-		e.Emit(f.record("periodic", ts))
+		e.Emit(f.record("periodic", ts, &e.maps))
 	}
 	e.expire(ts)
 	if e.disc != nil && len(e.disc.dirty) > 0 {
@@ -278,6 +292,7 @@ func (e *engine) learnZigbee(ev *vigil.Event) {
 
 // noteApp tells discovery which protocol both ends of a flow speak.
 func (e *engine) noteApp(f *flow) {
+	f.appBox = f.app
 	if e.disc != nil && f.app != "" {
 		e.disc.protocol(f.net.SrcIP, f.app)
 		e.disc.protocol(f.net.DstIP, f.app)
@@ -294,7 +309,7 @@ func (e *engine) endFlow(f *flow, reason string, ts time.Time) {
 			e.flushHoles(f, proto.Direction(d))
 		}
 	}
-	e.Emit(f.record(reason, ts))
+	e.Emit(f.record(reason, ts, &e.maps))
 	e.table.remove(f)
 	f.stream = nil
 }

@@ -44,6 +44,8 @@ type flow struct {
 	rst        bool
 	closing    bool
 	app        string
+	appBox     any  // app boxed for event fields
+	idBox      any  // id boxed for event fields
 	decided    bool // app protocol decided (TCP: on first payload)
 	stream     proto.StreamParser
 	dgram      proto.DatagramParser
@@ -177,40 +179,82 @@ func transportName(p uint8) string {
 	return strconv.Itoa(int(p))
 }
 
-// record returns the flow record event of f.
-func (f *flow) record(reason string, ts time.Time) vigil.Event {
-	n := f.net // a copy: the record may outlive later changes
+// flagNames holds the rendering of every TCP flag combination, boxed
+// for event fields: flagNames[f] is flagString(f).
+var flagNames = func() (t [256]any) {
+	for i := range t {
+		t[i] = flagString(uint8(i))
+	}
+	return t
+}()
+
+// Flow end reasons, boxed once for event fields.
+var (
+	reasonEnd      any = "end"
+	reasonTimeout  any = "timeout"
+	reasonEvicted  any = "evicted"
+	reasonPeriodic any = "periodic"
+	reasonCapture  any = "capture_end"
+)
+
+// reasonValue returns reason boxed, without allocating for the known ones.
+func reasonValue(reason string) any {
+	switch reason {
+	case "end":
+		return reasonEnd
+	case "timeout":
+		return reasonTimeout
+	case "evicted":
+		return reasonEvicted
+	case "periodic":
+		return reasonPeriodic
+	case "capture_end":
+		return reasonCapture
+	}
+	return reason
+}
+
+// record returns the flow record event of f, its Fields map taken from
+// maps.
+func (f *flow) record(reason string, ts time.Time, maps *proto.FieldMaps) vigil.Event {
+	if f.nets[proto.ToServer] == nil {
+		n := f.net // events share it and never change it
+		f.nets[proto.ToServer] = &n
+	}
+	if f.idBox == nil {
+		f.idBox = f.id
+	}
+	m := maps.Get(18)
+	m["flow.id"] = f.idBox
+	m["flow.reason"] = reasonValue(reason)
+	m["flow.start"] = f.start.UTC().Format(time.RFC3339Nano)
+	m["flow.end"] = f.end.UTC().Format(time.RFC3339Nano)
+	m["flow.duration"] = f.end.Sub(f.start).Seconds()
+	m["flow.pkts_toserver"] = proto.Num(float64(f.pkts[0]))
+	m["flow.pkts_toclient"] = proto.Num(float64(f.pkts[1]))
+	m["flow.bytes_toserver"] = proto.Num(float64(f.bytes[0]))
+	m["flow.bytes_toclient"] = proto.Num(float64(f.bytes[1]))
+	m["flow.midstream"] = f.midstream
 	ev := vigil.Event{
 		Time:     f.end,
 		Source:   "sensor",
 		Kind:     "flow",
 		Category: "network",
 		Action:   "flow",
-		Network:  &n,
-		Fields: map[string]any{
-			"flow.id":             f.id,
-			"flow.reason":         reason,
-			"flow.start":          f.start.UTC().Format(time.RFC3339Nano),
-			"flow.end":            f.end.UTC().Format(time.RFC3339Nano),
-			"flow.duration":       f.end.Sub(f.start).Seconds(),
-			"flow.pkts_toserver":  proto.Num(float64(f.pkts[0])),
-			"flow.pkts_toclient":  proto.Num(float64(f.pkts[1])),
-			"flow.bytes_toserver": proto.Num(float64(f.bytes[0])),
-			"flow.bytes_toclient": proto.Num(float64(f.bytes[1])),
-			"flow.midstream":      f.midstream,
-		},
+		Network:  f.nets[proto.ToServer],
+		Fields:   m,
 	}
 	if reason == "periodic" {
 		ev.Time = ts
 	}
 	if f.app != "" {
-		ev.Fields["flow.app_proto"] = f.app
+		m["flow.app_proto"] = f.appBox
 	}
 	if f.key.proto == ipTCP {
-		ev.Fields["flow.tcp_flags_toserver"] = flagString(f.flags[0])
-		ev.Fields["flow.tcp_flags_toclient"] = flagString(f.flags[1])
-		ev.Fields["flow.tcp_flags"] = flagString(f.flags[0] | f.flags[1])
-		state := "established"
+		m["flow.tcp_flags_toserver"] = flagNames[f.flags[0]]
+		m["flow.tcp_flags_toclient"] = flagNames[f.flags[1]]
+		m["flow.tcp_flags"] = flagNames[f.flags[0]|f.flags[1]]
+		var state any = "established"
 		switch {
 		case f.rst:
 			state = "reset"
@@ -221,7 +265,7 @@ func (f *flow) record(reason string, ts time.Time) vigil.Event {
 		case f.flags[1]&tcpSYN == 0 && f.flags[0]&tcpSYN != 0:
 			state = "syn_sent"
 		}
-		ev.Fields["flow.state"] = state
+		m["flow.state"] = state
 	}
 	return ev
 }

@@ -18,9 +18,23 @@ import (
 // Publisher receives batches of events. The sensor calls it from one
 // goroutine and does not touch a batch after PublishEvents returns, so an
 // implementation that keeps the events must copy the slice (the events
-// themselves it may keep).
+// themselves it may keep, unless it is a Releaser).
 type Publisher interface {
 	PublishEvents(ctx context.Context, events []vigil.Event) error
+}
+
+// Releaser is implemented by a Publisher that is done with the events of
+// a batch when PublishEvents returns, typically because it has serialized
+// them (NDJSON does). When ReleasesEvents reports true, the sensor takes
+// the events back after each PublishEvents call and reuses their Fields
+// maps for later events: the Publisher must then keep no reference to an
+// event's Fields map, nor to the Event values of the batch, once
+// PublishEvents has returned. Field values themselves (strings, numbers)
+// are never modified and may be kept. This saves most of the sensor's
+// allocations.
+type Releaser interface {
+	Publisher
+	ReleasesEvents() bool
 }
 
 // Config configures a sensor run. The zero value reads nothing.
@@ -297,7 +311,7 @@ type NDJSON struct {
 	buf []byte
 }
 
-var _ Publisher = (*NDJSON)(nil)
+var _ Releaser = (*NDJSON)(nil)
 
 // NewNDJSON returns a Publisher that writes to w.
 func NewNDJSON(w io.Writer) *NDJSON {
@@ -319,6 +333,10 @@ func (n *NDJSON) PublishEvents(_ context.Context, events []vigil.Event) error {
 	}
 	return nil
 }
+
+// ReleasesEvents implements Releaser: events are written out by the time
+// PublishEvents returns.
+func (n *NDJSON) ReleasesEvents() bool { return true }
 
 // Flush writes what is buffered.
 func (n *NDJSON) Flush() error { return n.w.Flush() }
