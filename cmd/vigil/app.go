@@ -204,7 +204,13 @@ func loadDetectors(cfg config, log *slog.Logger, reg prometheus.Registerer) ([]d
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot read built-in sigma rules: %w", err)
 	}
-	ropts := reload.Options{Sources: []sigma.Source{{Name: "builtin:sigma", FS: pack}}, Dirs: cfg.SigmaDirs, Logger: log, Registerer: reg}
+	var mapping *sigma.Config
+	if cfg.SigmaMapping != "" {
+		if mapping, err = sigma.LoadConfig(cfg.SigmaMapping); err != nil {
+			return nil, nil, err
+		}
+	}
+	ropts := reload.Options{Sources: []sigma.Source{{Name: "builtin:sigma", FS: pack}}, Dirs: cfg.SigmaDirs, Config: mapping, Logger: log, Registerer: reg}
 	rs, res := reload.Load(ropts)
 	for _, e := range res.Rejected {
 		if strings.HasPrefix(e.File, "builtin:") {

@@ -40,6 +40,10 @@ type config struct {
 	// SigmaDirs are Sigma rule directories, loaded after Vigil's own IoT
 	// rule pack (rules/sigma).
 	SigmaDirs []string `yaml:"sigma_dirs"`
+	// SigmaMapping is a Sigma mapping config file (logsources, field maps,
+	// placeholder values for the expand modifier; docs/sigma.md). Empty:
+	// the built-in one.
+	SigmaMapping string `yaml:"sigma_mapping"`
 	// HeartbeatSilence is how long a device may send no health sample
 	// before it is reported as silent.
 	HeartbeatSilence duration `yaml:"heartbeat_silence"`

@@ -42,6 +42,9 @@ Exits 0 when nothing was rejected, 1 otherwise.`,
 			for _, e := range res.Errors {
 				fmt.Fprintln(out, e.Error())
 			}
+			if res.Unvalued > 0 {
+				fmt.Fprintf(out, "note: %d compiled rules expand placeholders declared without values; they match nothing through them until --mapping gives yours (docs/sigma.md)\n", res.Unvalued)
+			}
 			fmt.Fprintln(out, res.Summary())
 			if res.Rejected > 0 {
 				return exitCode(1)

@@ -9,10 +9,14 @@ import (
 // CheckResult is the outcome of compiling rule directories, for
 // `vigil rules check`.
 type CheckResult struct {
-	Files    int         `json:"files"`
-	Total    int         `json:"total"`
-	Compiled int         `json:"compiled"`
-	Rejected int         `json:"rejected"`
+	Files    int `json:"files"`
+	Total    int `json:"total"`
+	Compiled int `json:"compiled"`
+	Rejected int `json:"rejected"`
+	// Unvalued counts compiled rules that expand a placeholder declared
+	// without values: they compile, but match nothing through it until
+	// the deployment gives its values.
+	Unvalued int         `json:"unvalued"`
 	Errors   []FileError `json:"errors,omitempty"`
 }
 
@@ -30,7 +34,7 @@ func Check(dirs []string, cfg *Config) (*RuleSet, CheckResult) {
 
 // Check turns load errors into a CheckResult.
 func (rs *RuleSet) Check(errs []FileError) CheckResult {
-	return CheckResult{Files: rs.Files, Total: rs.Total, Compiled: rs.Compiled(), Rejected: rs.Rejected, Errors: errs}
+	return CheckResult{Files: rs.Files, Total: rs.Total, Compiled: rs.Compiled(), Rejected: rs.Rejected, Unvalued: rs.Unvalued, Errors: errs}
 }
 
 // TestRuleFile loads the rules of one file (or directory) and evaluates

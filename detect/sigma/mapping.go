@@ -38,8 +38,9 @@ func DefaultConfig() *Config {
 }
 
 // ParseConfig reads a mapping config. Sections it leaves out (kinds,
-// fieldmaps, placeholders) keep the embedded defaults, so a file holding
-// only placeholder values is a complete config.
+// fieldmaps) keep the embedded defaults, and the placeholders it names
+// override the embedded ones one by one, so a file holding only
+// placeholder values is a complete config.
 func ParseConfig(b []byte) (*Config, error) {
 	c, err := parseConfig(b)
 	if err != nil {
@@ -51,6 +52,11 @@ func ParseConfig(b []byte) (*Config, error) {
 	}
 	if c.FieldMaps == nil {
 		c.FieldMaps = d.FieldMaps
+	}
+	for name, vals := range d.Placeholders {
+		if _, ok := c.Placeholders[name]; !ok {
+			c.Placeholders[name] = vals
+		}
 	}
 	return c, nil
 }
@@ -72,7 +78,11 @@ func LoadConfig(file string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot read sigma mapping config: %w", err)
 	}
-	return ParseConfig(b)
+	c, err := ParseConfig(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return c, nil
 }
 
 // fieldNames returns the names a rule field is looked up under, for a rule

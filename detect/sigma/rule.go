@@ -59,6 +59,9 @@ type Rule struct {
 	Logsource   Logsource
 	// Fields is the rule's "fields" list (interesting fields to show).
 	Fields []string
+	// Unvalued names the expand placeholders the rule uses that the
+	// config declares without values (they match no value).
+	Unvalued []string
 
 	// Correlation is set for correlation rules; they have no detection.
 	Correlation *Correlation

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -62,6 +63,9 @@ type RuleSet struct {
 	Files    int
 	Total    int
 	Rejected int
+	// Unvalued counts the compiled rules that expand a placeholder the
+	// config declares without values (Rule.Unvalued).
+	Unvalued int
 }
 
 // compiler compiles documents into a rule set.
@@ -69,6 +73,9 @@ type compiler struct {
 	rs       *RuleSet
 	cfg      *Config
 	inFilter bool
+	// unvalued collects the placeholders declared without values that
+	// the document expands.
+	unvalued []string
 }
 
 func (cp *compiler) field(name string, ls Logsource) int {
@@ -240,6 +247,11 @@ func (rs *RuleSet) addDoc(file string, doc *yaml.Node) error {
 		rs.Correlations = append(rs.Correlations, r)
 	default:
 		return errAt(doc, "not a Sigma rule: no detection, correlation or filter section")
+	}
+	if len(cp.unvalued) > 0 {
+		slices.Sort(cp.unvalued)
+		r.Unvalued = slices.Compact(cp.unvalued)
+		rs.Unvalued++
 	}
 	if r.ID != "" {
 		if o, dup := rs.byRef[r.ID]; dup {

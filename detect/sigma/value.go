@@ -397,6 +397,9 @@ func (cp *compiler) expand(raw string) ([]string, error) {
 				if !ok {
 					return nil, fmt.Errorf("unresolved placeholder %%%s%% (define it under placeholders in the mapping config)", name)
 				}
+				if len(vals) == 0 {
+					cp.unvalued = append(cp.unvalued, name)
+				}
 				var next []string
 				for _, o := range outs {
 					for _, v := range vals {
