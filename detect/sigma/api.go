@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 )
 
 // CheckResult is the outcome of compiling rule directories, for
@@ -55,9 +56,20 @@ func FormatResult(r TestResult) string {
 	if r.Error != "" {
 		return "error: " + r.Error
 	}
+	if c := r.Correlation; c != nil {
+		group := ""
+		if c.Group != "" {
+			group = " group " + c.Group
+		}
+		return fmt.Sprintf("line %d: CORRELATION: %s (%s%s: value %g over %d events from %s to %s)", r.Line, r.Title, c.Type, group,
+			c.Value, c.Events, c.First.Format(time.RFC3339), c.Last.Format(time.RFC3339))
+	}
 	verdict := "no match"
 	if r.Matched {
 		verdict = "MATCH"
+		if r.FeedsOnly {
+			verdict = "MATCH (feeds a correlation only)"
+		}
 	}
 	sel := "no selection matched"
 	if len(r.Selections) > 0 {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"time"
 )
 
 // TestResult is the outcome of one rule on one event in TestEvents.
@@ -20,17 +22,47 @@ type TestResult struct {
 	Selections []string `json:"selections,omitempty"`
 	// Error is set when the line is not a JSON object.
 	Error string `json:"error,omitempty"`
+	// FeedsOnly is set on the results of a rule that only feeds a
+	// correlation (no generate: true): its matches alone alert nothing and
+	// do not make the event count as matched.
+	FeedsOnly bool `json:"feeds_only,omitempty"`
+	// Correlation is set when a correlation rule fired at this event (or,
+	// for upper-bound conditions, when its window closed at the end of the
+	// input): its type, group, measured value and the events it counted.
+	Correlation *TestCorrelation `json:"correlation,omitempty"`
+}
+
+// TestCorrelation describes a correlation that fired in TestEvents.
+type TestCorrelation struct {
+	Type   string    `json:"type"`
+	Group  string    `json:"group,omitempty"`
+	Value  float64   `json:"value"`
+	Events int       `json:"events"`
+	First  time.Time `json:"first"`
+	Last   time.Time `json:"last"`
 }
 
 // TestEvents evaluates every detection rule of rs on each NDJSON event of
 // r whatever the event's logsource, for `vigil rules test`. It returns one
 // result per (event, rule), and the number of events that matched at least
-// one rule. Bad lines yield a result with Error set and do not stop the run.
+// one rule. The correlation rules of rs run on the matches in input order
+// (event time from the @timestamp/time field) and add a result, with
+// Correlation set, each time one fires; an event that makes a correlation
+// fire counts as matched. Bad lines yield a result with Error set and do
+// not stop the run.
 func (rs *RuleSet) TestEvents(r io.Reader) ([]TestResult, int, error) {
+	var out []TestResult
 	m := rs.NewMatcher()
 	c := m.ctx
+	corr := newCorrelator(0, 0, &dropCounters{})
+	fired := func(line int) func(corrFire) {
+		return func(f corrFire) {
+			rule := f.rule
+			out = append(out, TestResult{Line: line, RuleID: firstNonEmpty(rule.ID, rule.Name, rule.Title), Title: rule.Title, Matched: true,
+				Correlation: &TestCorrelation{Type: rule.Correlation.Type, Group: f.group, Value: f.value, Events: f.count, First: f.first, Last: f.last}})
+		}
+	}
 	br := bufio.NewReaderSize(r, 1<<20)
-	var out []TestResult
 	matched := 0
 	lineNo := 0
 	for {
@@ -46,15 +78,21 @@ func (rs *RuleSet) TestEvents(r io.Reader) ([]TestResult, int, error) {
 					c.src = &m.js
 					any := false
 					for _, rule := range rs.Rules {
-						res := TestResult{Line: lineNo, RuleID: firstNonEmpty(rule.ID, rule.Name, rule.Title), Title: rule.Title}
+						res := TestResult{Line: lineNo, RuleID: firstNonEmpty(rule.ID, rule.Name, rule.Title), Title: rule.Title, FeedsOnly: rule.silent}
 						res.Matched = rule.cond.eval(c)
 						for _, id := range rule.order {
 							if rule.searches[id].eval(c) {
 								res.Selections = append(res.Selections, id)
 							}
 						}
-						any = any || res.Matched
+						any = any || (res.Matched && !rule.silent)
 						out = append(out, res)
+						if res.Matched && len(rule.feeds) > 0 {
+							n := len(out)
+							et, _ := parseTime(m.str(slotTime))
+							corr.hit(m, rule, et, fired(lineNo), 0)
+							any = any || len(out) > n
+						}
 					}
 					c.src = nil
 					if any {
@@ -69,6 +107,12 @@ func (rs *RuleSet) TestEvents(r io.Reader) ([]TestResult, int, error) {
 		if err != nil {
 			return out, matched, fmt.Errorf("cannot read events: %w", err)
 		}
+	}
+	// The input has ended: the windows of upper-bound correlations close.
+	n := len(out)
+	corr.closeExpired(time.Unix(0, math.MaxInt64), fired(lineNo))
+	if len(out) > n && matched == 0 {
+		matched = 1
 	}
 	return out, matched, nil
 }
