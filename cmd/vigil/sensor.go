@@ -159,15 +159,37 @@ func sensorClient(cmd *cobra.Command, o *ctlOptions, id *vagent.Identity, idErr 
 	if !cmd.Flags().Changed("server") && id.Server != "" {
 		base = id.Server
 	}
-	if id.NeedsRenewal(time.Now()) {
+	renew := func(ctx context.Context) error {
+		if !id.NeedsRenewal(time.Now()) {
+			return nil
+		}
 		hc := &httpc.Client{TLS: id.TLSConfig(), Timeout: time.Minute, UserAgent: "vigil-sensor"}
-		err := id.Renew(cmd.Context(), hc, base)
-		hc.Close()
-		if err != nil {
-			return nil, err
+		defer hc.Close()
+		if err := id.Renew(ctx, hc, base); err != nil {
+			return err
 		}
 		fmt.Fprintf(cmd.ErrOrStderr(), "sensor certificate renewed until %s\n", id.Certificate().Leaf.NotAfter.Format(time.RFC3339))
+		return nil
 	}
+	if err := renew(cmd.Context()); err != nil {
+		return nil, err
+	}
+	// A live sensor runs for months: check again every few hours. The
+	// client picks the new certificate up on its next connection.
+	go func() {
+		t := time.NewTicker(6 * time.Hour)
+		defer t.Stop()
+		for {
+			select {
+			case <-cmd.Context().Done():
+				return
+			case <-t.C:
+				if err := renew(cmd.Context()); err != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "sensor: %v (will retry)\n", err)
+				}
+			}
+		}
+	}()
 	return client.New(base, "", id.TLSConfig(), client.WithUserAgent("vigil-sensor"))
 }
 
