@@ -8,7 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"time"
+	"unsafe"
 
 	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/prometheus/client_golang/prometheus"
@@ -209,16 +211,40 @@ func Run(ctx context.Context, cfg Config) (Stats, error) {
 	return e.stats, err
 }
 
-// readFile processes one capture file.
-func (e *engine) readFile(ctx context.Context, name string) error {
+// readFile processes one capture file. A classic pcap file is mapped in
+// memory and its packets decoded in place; pcapng, gzipped pcap and files
+// that cannot be mapped are read as a stream.
+func (e *engine) readFile(ctx context.Context, name string) (err error) {
 	fh, err := os.Open(name)
 	if err != nil {
 		return fmt.Errorf("cannot open capture: %w", err)
 	}
 	defer fh.Close()
 	var size int64
-	if st, err := fh.Stat(); err == nil {
+	if st, err := fh.Stat(); err == nil && st.Mode().IsRegular() {
 		size = st.Size()
+	}
+	if b, unmap, merr := mapFile(fh, size); merr == nil {
+		defer unmap()
+		if isPlainPcap(b) {
+			r, herr := newMemPcap(b)
+			if herr != nil {
+				return fmt.Errorf("cannot read pcap %s: %w", name, herr)
+			}
+			// A file cut shorter while mapped faults on access: make
+			// that an error rather than a crash.
+			defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+			defer func() {
+				if v := recover(); v != nil {
+					if f, ok := v.(interface{ Addr() uintptr }); ok && inside(b, f.Addr()) {
+						err = fmt.Errorf("cannot read capture %s: the file shrank while being read", name)
+						return
+					}
+					panic(v)
+				}
+			}()
+			return e.readPackets(ctx, name, r, func() int64 { return int64(r.off) }, size)
+		}
 	}
 	cr := &countingReader{r: bufio.NewReaderSize(fh, 256<<10)}
 	br := bufio.NewReaderSize(cr, 1<<16)
@@ -240,6 +266,21 @@ func (e *engine) readFile(ctx context.Context, name string) error {
 		}
 		src = pcapSource{r}
 	}
+	return e.readPackets(ctx, name, src, func() int64 { return cr.n }, size)
+}
+
+// inside reports whether addr points into b.
+func inside(b []byte, addr uintptr) bool {
+	if len(b) == 0 {
+		return false
+	}
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return addr >= start && addr-start < uintptr(len(b))
+}
+
+// readPackets processes the packets of src, read from file name; pos
+// tells how far into the file (of size bytes) it has read.
+func (e *engine) readPackets(ctx context.Context, name string, src source, pos func() int64, size int64) error {
 	lastProgress := time.Now()
 	for i := 0; ; i++ {
 		data, ts, wire, link, err := src.next()
@@ -263,7 +304,7 @@ func (e *engine) readFile(ctx context.Context, name string) error {
 			}
 			if e.cfg.Progress != nil && time.Since(lastProgress) > 500*time.Millisecond {
 				lastProgress = time.Now()
-				progress(e.cfg.Progress, name, cr.n, size, e.stats.Packets)
+				progress(e.cfg.Progress, name, pos(), size, e.stats.Packets)
 			}
 		}
 	}
