@@ -50,6 +50,9 @@ type evalCtx struct {
 	sel   []int32
 	// vals are the scalars of the current NDJSON line.
 	vals []scalarVal
+	// bs is the index of the next backslash in the line being scanned
+	// (-1: not searched yet).
+	bs int
 }
 
 func newEvalCtx(nfields int) *evalCtx {

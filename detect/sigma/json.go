@@ -2,8 +2,10 @@ package sigma
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
@@ -65,22 +67,11 @@ func skipWS(b []byte, i int) int {
 func scanString(b []byte, i int) (start, end int, esc bool, next int, err error) {
 	i++
 	start = i
-	// Fast path: no backslash before the closing quote. Short strings
-	// byte by byte, longer ones with the vectorized IndexByte.
-	j := i
-	for lim := min(i+16, len(b)); j < lim; j++ {
-		if b[j] == '"' {
-			return start, j, false, j + 1, nil
-		}
-		if b[j] == '\\' {
-			goto slow
-		}
+	j := quoteOrBackslash(b, i)
+	if j < len(b) && b[j] == '"' {
+		return start, j, false, j + 1, nil
 	}
-	if q := bytes.IndexByte(b[j:], '"'); q >= 0 && bytes.IndexByte(b[j:j+q], '\\') < 0 {
-		return start, j + q, false, j + q + 1, nil
-	}
-slow:
-	for i < len(b) {
+	for i = j; i < len(b); {
 		c := b[i]
 		if c == '"' {
 			return start, i, esc, i + 1, nil
@@ -93,6 +84,54 @@ slow:
 		i++
 	}
 	return 0, 0, false, 0, errJSON
+}
+
+// strEnd returns the end of the string whose content starts at b[i] (the
+// index of its closing quote) and whether it holds escapes. The common
+// case costs one vectorized quote search: c.bs caches the position of the
+// next backslash in the line, and a quote before it ends the string.
+func (c *evalCtx) strEnd(b []byte, i int) (end int, esc bool, err error) {
+	q := bytes.IndexByte(b[i:], '"')
+	if q < 0 {
+		return 0, false, errJSON
+	}
+	if c.bs < i {
+		c.bs = len(b)
+		if k := bytes.IndexByte(b[i:], '\\'); k >= 0 {
+			c.bs = i + k
+		}
+	}
+	if i+q < c.bs {
+		return i + q, false, nil
+	}
+	_, end, esc, _, err = scanString(b, i-1)
+	return end, esc, err
+}
+
+const (
+	lo8 = 0x0101010101010101
+	hi8 = 0x8080808080808080
+)
+
+// quoteOrBackslash returns the index of the first '"' or '\\' at or after
+// b[i] (len(b) when there is none). It tests eight bytes at a time: a byte
+// equal to c becomes zero in x^c, and (v-0x01..)&^v&0x80.. marks zero
+// bytes, the lowest mark being exact.
+func quoteOrBackslash(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		q := x ^ (lo8 * '"')
+		s := x ^ (lo8 * '\\')
+		if m := ((q - lo8) &^ q) | ((s - lo8) &^ s); m&hi8 != 0 {
+			return i + bits.TrailingZeros64(m&hi8)>>3
+		}
+	}
+	for ; i < len(b); i++ {
+		if b[i] == '"' || b[i] == '\\' {
+			return i
+		}
+	}
+	return len(b)
 }
 
 func hexVal(b []byte) (rune, bool) {
@@ -220,6 +259,7 @@ func (rs *RuleSet) scanEvent(c *evalCtx, line []byte) error {
 	}
 	c.tmp = c.tmp[:0]
 	c.vals = c.vals[:0]
+	c.bs = -1
 	if rs.keys == nil {
 		rs.buildKeys()
 	}
@@ -244,23 +284,13 @@ func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte
 		}
 		// The key (unescaped only when it has escapes).
 		ks := i + 1
-		j := ks
-		for j < len(b) && b[j] != '"' && b[j] != '\\' {
-			j++
+		j, kesc, err := c.strEnd(b, ks)
+		if err != nil {
+			return 0, err
 		}
-		if j >= len(b) {
-			return 0, errJSON
-		}
-		var key []byte
-		var n int
-		if b[j] == '"' {
-			key, n = b[ks:j], j+1
-		} else {
-			s, e, _, nn, err := scanString(b, i)
-			if err != nil {
-				return 0, err
-			}
-			key, n = []byte(c.unescape(b[s:e])), nn
+		key, n := b[ks:j], j+1
+		if kesc {
+			key = []byte(c.unescape(key))
 		}
 		full := key
 		if plen > 0 {
@@ -284,16 +314,16 @@ func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte
 		}
 		switch ch := b[i]; {
 		case ch == '"':
-			s, e, esc, n, err := scanString(b, i)
+			e, esc, err := c.strEnd(b, i+1)
 			if err != nil {
 				return 0, err
 			}
-			v := c.jsonString(b, s, e, esc)
+			v := c.jsonString(b, i+1, e, esc)
 			for _, id := range ids {
 				c.set(id, v, false)
 			}
 			c.vals = append(c.vals, scalarVal{s: v, key: kidx, str: true})
-			i = n
+			i = e + 1
 		case ch == '{':
 			if ks2 != nil && ks2.prefix {
 				name = append(name[:0], ks2.name...)
