@@ -53,6 +53,11 @@ type evalCtx struct {
 	// bs is the index of the next backslash in the line being scanned
 	// (-1: not searched yet).
 	bs int
+	// kpred[k] is the key-table slot of the key that followed top-level
+	// key k in the last line (-1: none; the last element is the start of
+	// a line); kprev is the slot of the previous top-level key.
+	kpred []int32
+	kprev int32
 }
 
 func newEvalCtx(nfields int) *evalCtx {

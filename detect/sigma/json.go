@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
@@ -263,6 +264,13 @@ func (rs *RuleSet) scanEvent(c *evalCtx, line []byte) error {
 	if rs.keys == nil {
 		rs.buildKeys()
 	}
+	if n := len(rs.keys.slots) + 1; len(c.kpred) != n {
+		c.kpred = make([]int32, n)
+		for i := range c.kpred {
+			c.kpred[i] = -1
+		}
+	}
+	c.kprev = int32(len(c.kpred) - 1) // the start of the line
 	_, err := rs.scanObject(c, line, i, 0, c.name[:0])
 	return err
 }
@@ -282,22 +290,43 @@ func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte
 		if b[i] != '"' {
 			return 0, errJSON
 		}
-		// The key (unescaped only when it has escapes).
 		ks := i + 1
-		j, kesc, err := c.strEnd(b, ks)
-		if err != nil {
-			return 0, err
+		var ks2 *keySlot
+		n := 0
+		if plen == 0 {
+			// Lines of one source repeat their keys in one order: try
+			// the key that followed the previous one last time.
+			if p := c.kpred[c.kprev]; p >= 0 {
+				s := &rs.keys.slots[p]
+				if e := ks + len(s.name); e < len(b) && b[e] == '"' && string(b[ks:e]) == s.name {
+					ks2, n = s, e+1
+				}
+			}
 		}
-		key, n := b[ks:j], j+1
-		if kesc {
-			key = []byte(c.unescape(key))
+		if ks2 == nil {
+			// The key (unescaped only when it has escapes).
+			j, kesc, err := c.strEnd(b, ks)
+			if err != nil {
+				return 0, err
+			}
+			key := b[ks:j]
+			n = j + 1
+			if kesc {
+				key = []byte(c.unescape(key))
+			}
+			full := key
+			if plen > 0 {
+				name = append(append(name[:plen], '.'), key...)
+				full = name
+			}
+			ks2 = rs.keys.lookup(full)
+			if plen == 0 && ks2 != nil && ks2.plain {
+				c.kpred[c.kprev] = ks2.index
+			}
 		}
-		full := key
-		if plen > 0 {
-			name = append(append(name[:plen], '.'), key...)
-			full = name
+		if plen == 0 && ks2 != nil {
+			c.kprev = ks2.index
 		}
-		ks2 := rs.keys.lookup(full)
 		i = skipWS(b, n)
 		if i >= len(b) || b[i] != ':' {
 			return 0, errJSON
@@ -561,6 +590,7 @@ type keySlot struct {
 	index  int32 // position in the table
 	used   bool
 	prefix bool // some referenced name continues with "."
+	plain  bool // the name has no quote or backslash (its JSON form is itself)
 	h      uint32
 	name   string
 	ids    []int
@@ -654,6 +684,7 @@ func (rs *RuleSet) buildKeys() {
 	for name, e := range all {
 		s := t.slot(name)
 		s.ids, s.prefix = e.ids, e.prefix
+		s.plain = !strings.ContainsAny(name, "\"\\") && !strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == utf8.RuneError })
 	}
 	rs.keys = t
 }
