@@ -47,6 +47,35 @@ var responseNames = map[uint8]string{
 	0xa3: "service_unavailable", 0xa4: "gateway_timeout", 0xa5: "proxying_not_supported",
 }
 
+// Field values boxed once: the type names, every code as "c.dd", and
+// the method and response names by code (nil when unnamed).
+var (
+	typeValues = func() (t [4]any) {
+		for i, n := range typeNames {
+			t[i] = n
+		}
+		return t
+	}()
+	codeValues = func() (t [256]any) {
+		for i := range t {
+			t[i] = strconv.Itoa(i>>5) + "." + twoDigits(uint8(i&0x1f))
+		}
+		return t
+	}()
+	methodValues = func() (t [32]any) {
+		for k, v := range methodNames {
+			t[k] = v
+		}
+		return t
+	}()
+	responseValues = func() (t [256]any) {
+		for k, v := range responseNames {
+			t[k] = v
+		}
+		return t
+	}()
+)
+
 // Options.
 const (
 	optIfMatch       = 1
@@ -135,19 +164,19 @@ func (p *Parser) ParseDatagram(c *proto.Context, b []byte, out proto.Emitter) {
 	}
 	ev := c.NewEvent(Kind, action, 14)
 	f := ev.Fields
-	f["coap.type"] = typeNames[typ]
-	f["coap.code"] = strconv.Itoa(int(class)) + "." + twoDigits(detail)
+	f["coap.type"] = typeValues[typ]
+	f["coap.code"] = codeValues[code]
 	f["coap.message_id"] = proto.Num(float64(mid))
 	if tkl > 0 {
 		f["coap.token"] = hex.EncodeToString(b[4 : 4+tkl])
 	}
 	switch action {
 	case "request":
-		if m := methodNames[detail]; m != "" {
+		if m := methodValues[detail]; m != nil {
 			f["coap.method"] = m
 		}
 	case "response":
-		if n := responseNames[code]; n != "" {
+		if n := responseValues[code]; n != nil {
 			f["coap.status"] = n
 		}
 		if class == 2 {

@@ -32,6 +32,70 @@ var typeNames = map[uint16]string{1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PT
 var rcodeNames = [16]string{"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED",
 	"YXDOMAIN", "YXRRSET", "NXRRSET", "NOTAUTH", "NOTZONE", "", "", "", "", ""}
 
+// rcodeValues are the response codes as event field values, boxed once:
+// the name, or the number for unassigned codes.
+var rcodeValues = func() (t [16]any) {
+	for i, n := range rcodeNames {
+		if n == "" {
+			n = strconv.Itoa(i)
+		}
+		t[i] = n
+	}
+	return t
+}()
+
+// headerFlags are the header flags dns.header_flags lists, in order.
+var headerFlags = [...]struct {
+	bit  uint16
+	name string
+}{{0x0400, "AA"}, {0x0200, "TC"}, {0x0100, "RD"}, {0x0080, "RA"}, {0x0020, "AD"}, {0x0010, "CD"}}
+
+// flagIndex packs the header flags of headerFlags into 6 bits.
+func flagIndex(flags uint16) int {
+	i := 0
+	for k, x := range headerFlags {
+		if flags&x.bit != 0 {
+			i |= 1 << k
+		}
+	}
+	return i
+}
+
+// headerFlagValues holds the dns.header_flags value of each combination
+// of flags, boxed once (nil for none). Events share these lists: like
+// every event field value, they must not be modified.
+var headerFlagValues = func() (t [1 << len(headerFlags)]any) {
+	for i := range t {
+		var fl []string
+		for k, x := range headerFlags {
+			if i&(1<<k) != 0 {
+				fl = append(fl, x.name)
+			}
+		}
+		if fl != nil {
+			t[i] = fl
+		}
+	}
+	return t
+}()
+
+// typeValues are the names of typeNames, boxed once.
+var typeValues = func() map[uint16]any {
+	m := make(map[uint16]any, len(typeNames))
+	for k, v := range typeNames {
+		m[k] = v
+	}
+	return m
+}()
+
+// typeValue returns typeName(t) as an event field value.
+func typeValue(t uint16) any {
+	if v, ok := typeValues[t]; ok {
+		return v
+	}
+	return typeName(t)
+}
+
 func typeName(t uint16) string {
 	if n, ok := typeNames[t]; ok {
 		return n
@@ -159,16 +223,7 @@ func message(c *proto.Context, msg []byte, out proto.Emitter) {
 	f := ev.Fields
 	f["dns.id"] = proto.Num(float64(id))
 	f["dns.opcode"] = proto.Num(float64((flags >> 11) & 0xf))
-	var fl []string
-	for _, x := range []struct {
-		bit  uint16
-		name string
-	}{{0x0400, "AA"}, {0x0200, "TC"}, {0x0100, "RD"}, {0x0080, "RA"}, {0x0020, "AD"}, {0x0010, "CD"}} {
-		if flags&x.bit != 0 {
-			fl = append(fl, x.name)
-		}
-	}
-	if fl != nil {
+	if fl := headerFlagValues[flagIndex(flags)]; fl != nil {
 		f["dns.header_flags"] = fl
 	}
 	if flags&0x0040 != 0 {
@@ -176,10 +231,7 @@ func message(c *proto.Context, msg []byte, out proto.Emitter) {
 	}
 	if qr {
 		rc := flags & 0xf
-		f["dns.response_code"] = rcodeNames[rc]
-		if rcodeNames[rc] == "" {
-			f["dns.response_code"] = strconv.Itoa(int(rc))
-		}
+		f["dns.response_code"] = rcodeValues[rc]
 		if rc == 0 {
 			ev.Outcome = vigil.OutcomeSuccess
 		} else {
@@ -209,7 +261,7 @@ func message(c *proto.Context, msg []byte, out proto.Emitter) {
 		qt := binary.BigEndian.Uint16(msg[next:])
 		if i == 0 {
 			f["dns.question.name"] = n
-			f["dns.question.type"] = typeName(qt)
+			f["dns.question.type"] = typeValue(qt)
 			f["dns.question.class"] = proto.Num(float64(binary.BigEndian.Uint16(msg[next+2:]) & 0x7fff))
 		}
 		off = next + 4

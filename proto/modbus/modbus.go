@@ -115,6 +115,37 @@ func category(fc uint8) string {
 	return "public_unassigned"
 }
 
+// functionValue is what events say of a function code, boxed once for
+// event fields.
+type functionValue struct {
+	name, category, access, table any // name, access and table nil when unknown
+}
+
+// functionValues describes each function code (without the exception
+// bit).
+var functionValues = func() (t [128]functionValue) {
+	for fc := range t {
+		v := &t[fc]
+		if n := functionNames[fc]; n != "" {
+			v.name = n
+		}
+		v.category = category(uint8(fc))
+		if acc, table := access(uint8(fc)); acc != "" {
+			v.access, v.table = acc, table
+		}
+	}
+	return t
+}()
+
+// maxQuantity is the largest quantity a read request of function fc
+// (1 to 4) may ask for.
+func maxQuantity(fc uint8) float64 {
+	if fc <= 2 {
+		return 2000
+	}
+	return 125
+}
+
 // isWrite reports whether a function changes device state.
 func isWrite(fc uint8) bool {
 	switch fc {
@@ -161,13 +192,14 @@ func (p *Parser) pdu(c *proto.Context, tid uint16, unit uint8, pdu []byte, out p
 	f["modbus.transaction_id"] = proto.Num(float64(tid))
 	f["modbus.unit_id"] = proto.Num(float64(unit))
 	f["modbus.function_code"] = proto.Num(float64(base))
-	if n := functionNames[base]; n != "" {
-		f["modbus.function"] = n
+	fv := &functionValues[base&0x7f]
+	if fv.name != nil {
+		f["modbus.function"] = fv.name
 	}
-	f["modbus.category"] = category(base)
-	if acc, table := access(base); acc != "" {
-		f["modbus.access"] = acc
-		f["modbus.table"] = table
+	f["modbus.category"] = fv.category
+	if fv.access != nil {
+		f["modbus.access"] = fv.access
+		f["modbus.table"] = fv.table
 	}
 	f["modbus.write"] = isWrite(base)
 	d := pdu[1:]
@@ -201,8 +233,8 @@ func (p *Parser) pdu(c *proto.Context, tid uint16, unit uint8, pdu []byte, out p
 				short()
 				break
 			}
-			f["modbus.address"], f["modbus.quantity"] = a, q
-			if max := map[uint8]float64{1: 2000, 2: 2000, 3: 125, 4: 125}[base]; q == 0 || q > max {
+			f["modbus.address"], f["modbus.quantity"] = proto.Num(a), proto.Num(q)
+			if max := maxQuantity(base); q == 0 || q > max {
 				out.Emit(c.Anomaly(Kind, AnomalyInvalidValue, functionNames[base]+" quantity "+strconv.Itoa(int(q))))
 			}
 		case 5, 6:
@@ -212,7 +244,7 @@ func (p *Parser) pdu(c *proto.Context, tid uint16, unit uint8, pdu []byte, out p
 				short()
 				break
 			}
-			f["modbus.address"], f["modbus.value"], f["modbus.quantity"] = a, v, 1.0
+			f["modbus.address"], f["modbus.value"], f["modbus.quantity"] = proto.Num(a), proto.Num(v), 1.0
 			if base == 5 && v != 0 && v != 0xff00 {
 				out.Emit(c.Anomaly(Kind, AnomalyInvalidValue, "write_single_coil value "+strconv.Itoa(int(v))))
 			}
@@ -223,7 +255,7 @@ func (p *Parser) pdu(c *proto.Context, tid uint16, unit uint8, pdu []byte, out p
 				short()
 				break
 			}
-			f["modbus.address"], f["modbus.quantity"] = a, q
+			f["modbus.address"], f["modbus.quantity"] = proto.Num(a), proto.Num(q)
 			bc := int(d[4])
 			f["modbus.byte_count"] = proto.Num(float64(bc))
 			want := int(q) * 2
@@ -239,7 +271,7 @@ func (p *Parser) pdu(c *proto.Context, tid uint16, unit uint8, pdu []byte, out p
 				short()
 				break
 			}
-			f["modbus.address"] = a
+			f["modbus.address"] = proto.Num(a)
 		case 23:
 			ra, ok1 := u16(0)
 			rq, ok2 := u16(2)
@@ -249,11 +281,11 @@ func (p *Parser) pdu(c *proto.Context, tid uint16, unit uint8, pdu []byte, out p
 				short()
 				break
 			}
-			f["modbus.address"], f["modbus.quantity"] = ra, rq
-			f["modbus.write_address"], f["modbus.write_quantity"] = wa, wq
+			f["modbus.address"], f["modbus.quantity"] = proto.Num(ra), proto.Num(rq)
+			f["modbus.write_address"], f["modbus.write_quantity"] = proto.Num(wa), proto.Num(wq)
 		case 8:
 			if s, ok := u16(0); ok {
-				f["modbus.subfunction"] = s
+				f["modbus.subfunction"] = proto.Num(s)
 			} else {
 				short()
 			}
@@ -308,17 +340,19 @@ func (p *Parser) pdu(c *proto.Context, tid uint16, unit uint8, pdu []byte, out p
 		}
 	case 5, 6:
 		if a, ok := u16(0); ok {
-			f["modbus.address"] = a
-			f["modbus.value"], _ = u16(2)
+			f["modbus.address"] = proto.Num(a)
+			v, _ := u16(2)
+			f["modbus.value"] = proto.Num(v)
 		}
 	case 15, 16:
 		if a, ok := u16(0); ok {
-			f["modbus.address"] = a
-			f["modbus.quantity"], _ = u16(2)
+			f["modbus.address"] = proto.Num(a)
+			q, _ := u16(2)
+			f["modbus.quantity"] = proto.Num(q)
 		}
 	case 8:
 		if s, ok := u16(0); ok {
-			f["modbus.subfunction"] = s
+			f["modbus.subfunction"] = proto.Num(s)
 		}
 	case 43:
 		if len(d) >= 1 {

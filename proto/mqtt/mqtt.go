@@ -37,6 +37,14 @@ var typeNames = [16]string{"reserved", "connect", "connack", "publish", "puback"
 	"pubrel", "pubcomp", "subscribe", "suback", "unsubscribe", "unsuback", "pingreq",
 	"pingresp", "disconnect", "auth"}
 
+// typeValues are the typeNames, boxed once for event fields.
+var typeValues = func() (t [16]any) {
+	for i, n := range typeNames {
+		t[i] = n
+	}
+	return t
+}()
+
 // Anomaly names (anomaly.event). They follow Suricata's MQTT event names
 // where Suricata has one.
 const (
@@ -108,6 +116,9 @@ type Parser struct {
 	// (synced) before it reports anything.
 	synced  [2]bool
 	scanned [2]int
+	// The last PUBLISH topic: its bytes and its field value.
+	lastTopicRaw string
+	lastTopic    any
 }
 
 // maxResync bounds the bytes skipped looking for a message boundary.
@@ -399,6 +410,20 @@ func text(b []byte, max int) string {
 	return strings.ToValidUTF8(string(b), "\uFFFD")
 }
 
+// topicValue returns a PUBLISH topic as an event field value. A device
+// publishes to the same topics again and again: the last topic of the
+// connection is kept, boxed, and reused when the next one is the same.
+func (p *Parser) topicValue(topic []byte) any {
+	if len(topic) > 1024 {
+		return text(topic, 1024)
+	}
+	if p.lastTopic == nil || string(topic) != p.lastTopicRaw {
+		p.lastTopicRaw = string(topic)
+		p.lastTopic = text(topic, 1024)
+	}
+	return p.lastTopic
+}
+
 func qosOK(q byte) bool { return q <= 2 }
 
 // message decodes one message body. body may be a prefix of the message
@@ -409,7 +434,7 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 	qos := (flags >> 1) & 3
 	ev := c.NewEvent(Kind, typeNames[t], 12)
 	f := ev.Fields
-	f["mqtt.type"] = typeNames[t]
+	f["mqtt.type"] = typeValues[t]
 	f["mqtt.qos"] = proto.Num(float64(qos))
 	f["mqtt.retain"] = flags&1 != 0
 	f["mqtt.dup"] = flags&8 != 0
@@ -533,7 +558,7 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 			p.fail(c, out, "publish topic truncated")
 			return
 		}
-		f["mqtt.topic"] = text(topic, 1024)
+		f["mqtt.topic"] = p.topicValue(topic)
 		if !utf8.Valid(topic) {
 			out.Emit(c.Anomaly(Kind, AnomalyInvalidUTF8, "publish topic"))
 		}
