@@ -120,6 +120,37 @@ type discovery struct {
 	out    func(vigil.Event)
 	dirty  []*device
 	full   uint64 // devices not tracked because the table was full
+
+	// The last sender observe learnt nothing new from: the same one
+	// again (as most packets are) is skipped without a lookup.
+	seen struct {
+		ok     bool
+		mac    [6]byte
+		hasMAC bool
+		src    netip.Addr
+	}
+	// The last answer of byAddr; ok is cleared when byIP changes.
+	last struct {
+		ok  bool
+		ip  netip.Addr
+		dev *device
+	}
+}
+
+// byAddr returns the device at a local address, or nil.
+func (d *discovery) byAddr(ip netip.Addr) *device {
+	if d.last.ok && d.last.ip == ip {
+		return d.last.dev
+	}
+	dev := d.byIP[ip]
+	d.last.ok, d.last.ip, d.last.dev = true, ip, dev
+	return dev
+}
+
+// setIP ties a local address to a device.
+func (d *discovery) setIP(ip netip.Addr, dev *device) {
+	d.byIP[ip] = dev
+	d.last.ok = false
 }
 
 func newDiscovery(max int, oui *OUI, out func(vigil.Event)) *discovery {
@@ -136,6 +167,9 @@ func local(a netip.Addr) bool {
 // observe learns from one packet: the sender's MAC (when hasMAC) and its
 // source address.
 func (d *discovery) observe(mac [6]byte, hasMAC bool, src netip.Addr, ts time.Time) {
+	if d.seen.ok && d.seen.hasMAC == hasMAC && d.seen.mac == mac && d.seen.src == src {
+		return // known already: nothing to learn
+	}
 	if !local(src) && !hasMAC {
 		return
 	}
@@ -160,11 +194,12 @@ func (d *discovery) observe(mac [6]byte, hasMAC bool, src netip.Addr, ts time.Ti
 			} else {
 				dev.ips = append(dev.ips, src)
 				if old := d.byIP[src]; old == nil || old.hasMAC {
-					d.byIP[src] = dev
+					d.setIP(src, dev)
 				}
 			}
 			d.mark(dev)
 		}
+		d.seen.ok, d.seen.mac, d.seen.hasMAC, d.seen.src = true, mac, hasMAC, src
 		return
 	}
 	if dev = d.byIP[src]; dev == nil {
@@ -173,9 +208,10 @@ func (d *discovery) observe(mac [6]byte, hasMAC bool, src netip.Addr, ts time.Ti
 			return
 		}
 		dev = &device{id: "ip:" + src.String(), ips: []netip.Addr{src}, first: ts}
-		d.byIP[src] = dev
+		d.setIP(src, dev)
 		d.mark(dev)
 	}
+	d.seen.ok, d.seen.mac, d.seen.hasMAC, d.seen.src = true, mac, hasMAC, src
 }
 
 // zigbee learns an 802.15.4 device from a frame's extended source address
@@ -206,7 +242,7 @@ func (d *discovery) zigbee(ieee, short, pan string, ts time.Time) {
 
 // protocol notes that the device at addr speaks proto.
 func (d *discovery) protocol(addr netip.Addr, proto string) {
-	dev := d.byIP[addr]
+	dev := d.byAddr(addr)
 	if dev == nil || proto == "" || slices.Contains(dev.protocols, proto) || len(dev.protocols) >= maxDeviceProtocols {
 		return
 	}
@@ -216,7 +252,7 @@ func (d *discovery) protocol(addr netip.Addr, proto string) {
 
 // clientID notes an MQTT client id used from addr.
 func (d *discovery) clientID(addr netip.Addr, id string) {
-	dev := d.byIP[addr]
+	dev := d.byAddr(addr)
 	if dev == nil || id == "" || slices.Contains(dev.clientIDs, id) || len(dev.clientIDs) >= maxDeviceClientIDs {
 		return
 	}

@@ -72,7 +72,7 @@ func (e *engine) Emit(ev vigil.Event) {
 	if e.disc != nil && ev.Network != nil {
 		// Tie the event to the device that sent it, when it is local.
 		if ev.DeviceID == "" {
-			if dev := e.disc.byIP[ev.Network.SrcIP]; dev != nil {
+			if dev := e.disc.byAddr(ev.Network.SrcIP); dev != nil {
 				ev.DeviceID = dev.id
 			}
 		}
@@ -110,10 +110,6 @@ func (e *engine) ctx(f *flow, d proto.Direction) {
 	e.c.Dir = d
 	e.c.FlowID = f.id
 	e.c.Midstream = f.midstream
-	e.c.Net = nil
-	if f.nets[d] == nil {
-		f.nets[d] = e.c.Network()
-	}
 	e.c.Net = f.nets[d]
 }
 
@@ -292,7 +288,10 @@ func (e *engine) learnZigbee(ev *vigil.Event) {
 
 // noteApp tells discovery which protocol both ends of a flow speak.
 func (e *engine) noteApp(f *flow) {
-	f.appBox = f.app
+	f.appBox = e.reg.names[f.app]
+	if f.appBox == nil {
+		f.appBox = f.app
+	}
 	if e.disc != nil && f.app != "" {
 		e.disc.protocol(f.net.SrcIP, f.app)
 		e.disc.protocol(f.net.DstIP, f.app)

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"hash/fnv"
-	"net/netip"
 	"strconv"
 	"time"
 
@@ -13,19 +12,24 @@ import (
 )
 
 // flowKey identifies a flow whatever its direction: the lower endpoint
-// first.
+// first (in netip.Addr order). Addresses are kept as 16 bytes and v6
+// tells IPv6 from IPv4 (and IPv4-mapped IPv6), so that the key is plain
+// memory without padding, which the map hashes and compares fast.
 type flowKey struct {
-	a, b   netip.Addr
+	a, b   [16]byte
 	pa, pb uint16
 	proto  uint8
+	v6     bool
 }
 
 func keyOf(p *packet) (k flowKey, forward bool) {
 	c := p.src.Compare(p.dst)
-	if c < 0 || c == 0 && p.sport <= p.dport {
-		return flowKey{p.src, p.dst, p.sport, p.dport, p.proto}, true
+	forward = c < 0 || c == 0 && p.sport <= p.dport
+	lo, hi, plo, phi := p.src, p.dst, p.sport, p.dport
+	if !forward {
+		lo, hi, plo, phi = p.dst, p.src, p.dport, p.sport
 	}
-	return flowKey{p.dst, p.src, p.dport, p.sport, p.proto}, false
+	return flowKey{a: lo.As16(), b: hi.As16(), pa: plo, pb: phi, proto: p.proto, v6: p.src.Is6()}, forward
 }
 
 // flow is one connection or UDP conversation. Side 0 is the client.
@@ -142,6 +146,12 @@ func (t *flowTable) newFlow(k flowKey, forward bool, p *packet, ts time.Time, we
 		f.net.SrcIP, f.net.DstIP = p.dst, p.src
 		f.net.SrcPort, f.net.DstPort = p.dport, p.sport
 	}
+	// The 5-tuple each way, one allocation for both, shared by the
+	// flow's events (which never change it).
+	nets := new([2]vigil.Network)
+	nets[proto.ToServer] = f.net
+	nets[proto.ToClient] = vigil.Network{Transport: f.net.Transport, SrcIP: f.net.DstIP, SrcPort: f.net.DstPort, DstIP: f.net.SrcIP, DstPort: f.net.SrcPort}
+	f.nets = [2]*vigil.Network{&nets[0], &nets[1]}
 	t.m[k] = f
 	t.pushFront(f)
 	return f
@@ -151,9 +161,8 @@ func (t *flowTable) newFlow(k flowKey, forward bool, p *packet, ts time.Time, we
 // same capture gives the same ids on every run: 16 hex digits of FNV-1a.
 func flowID(k flowKey, start time.Time) string {
 	h := fnv.New64a()
-	a, b := k.a.As16(), k.b.As16()
-	h.Write(a[:])
-	h.Write(b[:])
+	h.Write(k.a[:])
+	h.Write(k.b[:])
 	var buf [13]byte
 	binary.BigEndian.PutUint16(buf[0:], k.pa)
 	binary.BigEndian.PutUint16(buf[2:], k.pb)
@@ -217,18 +226,19 @@ func reasonValue(reason string) any {
 // record returns the flow record event of f, its Fields map taken from
 // maps.
 func (f *flow) record(reason string, ts time.Time, maps *proto.FieldMaps) vigil.Event {
-	if f.nets[proto.ToServer] == nil {
-		n := f.net // events share it and never change it
-		f.nets[proto.ToServer] = &n
-	}
 	if f.idBox == nil {
 		f.idBox = f.id
 	}
 	m := maps.Get(18)
 	m["flow.id"] = f.idBox
 	m["flow.reason"] = reasonValue(reason)
-	m["flow.start"] = f.start.UTC().Format(time.RFC3339Nano)
-	m["flow.end"] = f.end.UTC().Format(time.RFC3339Nano)
+	// Both times in one string, one allocation.
+	var buf [72]byte
+	tb := f.start.UTC().AppendFormat(buf[:0], time.RFC3339Nano)
+	n := len(tb)
+	times := string(f.end.UTC().AppendFormat(tb, time.RFC3339Nano))
+	m["flow.start"] = times[:n]
+	m["flow.end"] = times[n:]
 	m["flow.duration"] = f.end.Sub(f.start).Seconds()
 	m["flow.pkts_toserver"] = proto.Num(float64(f.pkts[0]))
 	m["flow.pkts_toclient"] = proto.Num(float64(f.pkts[1]))

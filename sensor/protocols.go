@@ -113,12 +113,14 @@ type registry struct {
 	udp       map[uint16]*Protocol
 	probes    []*Protocol // TCP
 	udpProbes []*Protocol
+	names     map[string]any // protocol names boxed for event fields
 }
 
 func newRegistry(ps []Protocol) *registry {
-	r := &registry{tcp: map[uint16]*Protocol{}, udp: map[uint16]*Protocol{}}
+	r := &registry{tcp: map[uint16]*Protocol{}, udp: map[uint16]*Protocol{}, names: map[string]any{}}
 	for i := range ps {
 		p := &ps[i]
+		r.names[p.Name] = p.Name
 		for _, port := range p.TCPPorts {
 			r.tcp[port] = p
 		}

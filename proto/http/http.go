@@ -59,6 +59,25 @@ var methods = map[string]bool{"GET": true, "POST": true, "PUT": true, "DELETE": 
 	"PROPPATCH": true, "MKCOL": true, "COPY": true, "MOVE": true, "LOCK": true, "UNLOCK": true,
 	"SUBSCRIBE": true, "NOTIFY": true, "M-SEARCH": true, "UNSUBSCRIBE": true}
 
+// constValues holds the methods and common version strings boxed once,
+// so that events carry them without an allocation each.
+var constValues = func() map[string]any {
+	m := map[string]any{"1.0": "1.0", "1.1": "1.1", "OK": "OK"}
+	for k := range methods {
+		m[k] = k
+	}
+	return m
+}()
+
+// value returns s as an event field value, boxed once if it is one of
+// constValues.
+func value(s string) any {
+	if v, ok := constValues[s]; ok {
+		return v
+	}
+	return s
+}
+
 // Probe reports whether data starts like an HTTP request.
 func Probe(data []byte) bool {
 	sp := bytes.IndexByte(data, ' ')
@@ -195,8 +214,8 @@ func (p *Parser) head(c *proto.Context, h []byte, out proto.Emitter) bool {
 			out.Emit(c.Anomaly(Kind, AnomalyUnknownMethod, "method "+strconv.Quote(trunc(method, 32))))
 		}
 		ev = c.NewEvent(Kind, "request", 10)
-		ev.Fields["http.method"] = method
-		ev.Fields["http.version"] = strings.TrimPrefix(parts[2], "HTTP/")
+		ev.Fields["http.method"] = value(method)
+		ev.Fields["http.version"] = value(strings.TrimPrefix(parts[2], "HTTP/"))
 		target := parts[1]
 		path, query, _ := strings.Cut(target, "?")
 		if strings.HasPrefix(path, "http://") || strings.HasPrefix(path, "https://") {
@@ -221,10 +240,10 @@ func (p *Parser) head(c *proto.Context, h []byte, out proto.Emitter) bool {
 			return false
 		}
 		ev = c.NewEvent(Kind, "response", 8)
-		ev.Fields["http.version"] = strings.TrimPrefix(parts[0], "HTTP/")
+		ev.Fields["http.version"] = value(strings.TrimPrefix(parts[0], "HTTP/"))
 		ev.Fields["http.status_code"] = proto.Num(float64(code))
 		if len(parts) == 3 {
-			ev.Fields["http.status"] = trunc(parts[2], 128)
+			ev.Fields["http.status"] = value(trunc(parts[2], 128))
 		}
 		if code < 400 {
 			ev.Outcome = vigil.OutcomeSuccess
@@ -253,32 +272,44 @@ func (p *Parser) head(c *proto.Context, h []byte, out proto.Emitter) bool {
 		if !ok {
 			continue
 		}
-		val := strings.TrimSpace(string(v))
-		switch strings.ToLower(string(bytes.TrimSpace(k))) {
+		vb := bytes.TrimSpace(v)
+		val := func() string { return string(vb) }
+		var lk [32]byte // the name in lower case; longer names matter not
+		kb := bytes.TrimSpace(k)
+		if len(kb) > len(lk) {
+			continue
+		}
+		for i, c := range kb {
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			lk[i] = c
+		}
+		switch string(lk[:len(kb)]) {
 		case "host":
 			hasHost = true
-			f["http.host"] = trunc(val, 256)
+			f["http.host"] = trunc(val(), 256)
 		case "user-agent":
-			f["http.user_agent"] = trunc(val, 512)
+			f["http.user_agent"] = trunc(val(), 512)
 		case "content-type":
-			f["http.content_type"] = trunc(val, 128)
+			f["http.content_type"] = trunc(val(), 128)
 		case "server":
-			f["http.server"] = trunc(val, 256)
+			f["http.server"] = trunc(val(), 256)
 		case "upgrade":
-			f["http.upgrade"] = trunc(val, 64)
+			f["http.upgrade"] = trunc(val(), 64)
 		case "sec-websocket-protocol":
-			p.wsProto = trunc(val, 64)
+			p.wsProto = trunc(val(), 64)
 			f["http.websocket_protocol"] = p.wsProto
 		case "authorization":
 			// The credential is never kept, only its scheme.
-			scheme, _, _ := strings.Cut(val, " ")
+			scheme, _, _ := strings.Cut(val(), " ")
 			f["http.authorization_scheme"] = trunc(scheme, 32)
 		case "transfer-encoding":
-			chunked = strings.Contains(strings.ToLower(val), "chunked")
+			chunked = strings.Contains(strings.ToLower(val()), "chunked")
 		case "content-length":
-			n, err := strconv.ParseInt(val, 10, 64)
+			n, err := strconv.ParseInt(val(), 10, 64)
 			if err != nil || n < 0 {
-				out.Emit(c.Anomaly(Kind, AnomalyInvalidLength, "content-length "+strconv.Quote(trunc(val, 32))))
+				out.Emit(c.Anomaly(Kind, AnomalyInvalidLength, "content-length "+strconv.Quote(trunc(val(), 32))))
 				continue
 			}
 			if length >= 0 && n != length {

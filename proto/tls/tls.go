@@ -110,6 +110,23 @@ func (p *Parser) Parse(c *proto.Context, data []byte, out proto.Emitter) int {
 
 func grease(v uint16) bool { return v&0x0f0f == 0x0a0a && v>>8 == v&0xff }
 
+// versionValues are the named versions, boxed once for event fields.
+var versionValues = func() map[uint16]any {
+	m := map[uint16]any{}
+	for _, v := range []uint16{0x0300, 0x0301, 0x0302, 0x0303, 0x0304, 0x0200, 0x0002} {
+		m[v] = versionName(v)
+	}
+	return m
+}()
+
+// versionValue returns versionName(v) as an event field value.
+func versionValue(v uint16) any {
+	if x, ok := versionValues[v]; ok {
+		return x
+	}
+	return versionName(v)
+}
+
 func versionName(v uint16) string {
 	switch v {
 	case 0x0300:
@@ -424,7 +441,7 @@ func helloEvent(c *proto.Context, b []byte, dtls bool, out proto.Emitter) {
 	}
 	ev := c.NewEvent(Kind, "client_hello", 12)
 	f := ev.Fields
-	f["tls.client.version"] = versionName(h.Version)
+	f["tls.client.version"] = versionValue(h.Version)
 	if h.ServerName != "" {
 		if !validHost(h.ServerName) {
 			out.Emit(c.Anomaly(Kind, AnomalySNIInvalid, "server name "+strconv.Quote(h.ServerName[:min(len(h.ServerName), 64)])))
@@ -487,7 +504,7 @@ func serverHello(c *proto.Context, b []byte, out proto.Emitter) {
 	}
 	ev := c.NewEvent(Kind, "server_hello", 5)
 	f := ev.Fields
-	f["tls.version"] = versionName(chosen)
+	f["tls.version"] = versionValue(chosen)
 	f["tls.cipher"] = "0x" + hex4([]uint16{uint16(cipher)})
 	s := strconv.Itoa(int(ver)) + "," + strconv.Itoa(cipher) + "," + joinDec(exts, false)
 	sum := md5.Sum([]byte(s))
