@@ -20,15 +20,30 @@ import (
 const DefaultOUIFile = "/usr/share/ieee-data/oui.txt"
 
 // OUI maps the first three bytes of a MAC address to the vendor the IEEE
-// assigned them to.
-type OUI struct{ m map[[3]byte]string }
+// assigned them to. It holds no pointers but one string, so that the
+// garbage collector does not walk its tens of thousands of entries at
+// every cycle of a long capture.
+type OUI struct {
+	prefixes []uint32 // sorted
+	ends     []uint32 // end of each vendor name in names
+	names    string
+}
 
 // Vendor returns the vendor of a MAC address, "" when unknown.
 func (o *OUI) Vendor(mac [6]byte) string {
 	if o == nil {
 		return ""
 	}
-	return o.m[[3]byte{mac[0], mac[1], mac[2]}]
+	key := uint32(mac[0])<<16 | uint32(mac[1])<<8 | uint32(mac[2])
+	i, ok := slices.BinarySearch(o.prefixes, key)
+	if !ok {
+		return ""
+	}
+	start := uint32(0)
+	if i > 0 {
+		start = o.ends[i-1]
+	}
+	return o.names[start:o.ends[i]]
 }
 
 // Len returns the number of prefixes known.
@@ -36,14 +51,15 @@ func (o *OUI) Len() int {
 	if o == nil {
 		return 0
 	}
-	return len(o.m)
+	return len(o.prefixes)
 }
 
 // ParseOUI reads the IEEE registry text format ("B8-27-EB   (hex)\t\tName")
 // or Wireshark's manuf format ("B8:27:EB\tShort\tLong name"). Lines it
-// does not understand are skipped.
+// does not understand are skipped; of two lines for one prefix the later
+// counts.
 func ParseOUI(r io.Reader) (*OUI, error) {
-	o := &OUI{m: make(map[[3]byte]string, 40000)}
+	m := make(map[uint32]string, 40000)
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -58,19 +74,31 @@ func ParseOUI(r io.Reader) (*OUI, error) {
 		if _, err := hex.Decode(key[:], []byte{line[0], line[1], line[3], line[4], line[6], line[7]}); err != nil {
 			continue
 		}
+		k := uint32(key[0])<<16 | uint32(key[1])<<8 | uint32(key[2])
 		rest := line[8:]
 		switch {
 		case strings.Contains(rest, "(hex)"):
 			_, name, _ := strings.Cut(rest, "(hex)")
-			o.m[key] = strings.TrimSpace(name)
+			m[k] = strings.TrimSpace(name)
 		case line[8] == '\t' || line[8] == ' ':
 			f := strings.Split(strings.TrimSpace(rest), "\t")
-			o.m[key] = strings.TrimSpace(f[len(f)-1])
+			m[k] = strings.TrimSpace(f[len(f)-1])
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("cannot read oui registry: %w", err)
 	}
+	o := &OUI{prefixes: make([]uint32, 0, len(m)), ends: make([]uint32, 0, len(m))}
+	for k := range m {
+		o.prefixes = append(o.prefixes, k)
+	}
+	slices.Sort(o.prefixes)
+	var sb strings.Builder
+	for _, k := range o.prefixes {
+		sb.WriteString(m[k])
+		o.ends = append(o.ends, uint32(sb.Len()))
+	}
+	o.names = sb.String()
 	return o, nil
 }
 

@@ -15,7 +15,15 @@ func TestParseOUI(t *testing.T) {
 		t.Fatal(err)
 	}
 	if o.Vendor([6]byte{0xb8, 0x27, 0xeb, 1, 2, 3}) != "Raspberry Pi Foundation" || o.Vendor([6]byte{0x24, 0x0a, 0xc4}) != "Espressif Inc." || o.Len() != 2 {
-		t.Fatalf("%v", o.m)
+		t.Fatalf("%+v", o)
+	}
+	if o.Vendor([6]byte{0xb8, 0x27, 0xea}) != "" || o.Vendor([6]byte{}) != "" || (*OUI)(nil).Vendor([6]byte{1}) != "" {
+		t.Fatal("vendor of an unknown prefix")
+	}
+	// A later line for a prefix wins, as it did with a map.
+	o, _ = ParseOUI(strings.NewReader("00-00-01   (hex)\t\tOld\n00-00-01   (hex)\t\tNew\nFF-FF-FF   (hex)\t\tLast\n"))
+	if o.Vendor([6]byte{0, 0, 1}) != "New" || o.Vendor([6]byte{0xff, 0xff, 0xff}) != "Last" || o.Len() != 2 {
+		t.Fatalf("%+v", o)
 	}
 }
 
