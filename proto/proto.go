@@ -43,14 +43,13 @@ type Context struct {
 	// (events are immutable, so one value per flow direction suffices);
 	// when nil, Network computes a new one.
 	Net *vigil.Network
+	// FlowIDValue, when set, is FlowID boxed once as an event field
+	// value, which the flow's events share instead of boxing it each.
+	FlowIDValue any
 	// Maps, when set, supplies the Fields maps of new events: maps of
 	// events that their consumer is done with, recycled. Nil makes new
 	// maps.
 	Maps *FieldMaps
-
-	// flowID boxed for event fields, reused while FlowID stays the same.
-	idStr string
-	idBox any
 }
 
 // FieldMaps recycles the Fields maps of events. The zero value is ready
@@ -123,10 +122,11 @@ func (c *Context) NewEvent(kind, action string, n int) vigil.Event {
 		Fields:   m,
 	}
 	if c.FlowID != "" {
-		if c.idBox == nil || c.idStr != c.FlowID {
-			c.idStr, c.idBox = c.FlowID, c.FlowID
+		if c.FlowIDValue != nil {
+			m["flow.id"] = c.FlowIDValue
+		} else {
+			m["flow.id"] = c.FlowID
 		}
-		m["flow.id"] = c.idBox
 	}
 	return ev
 }

@@ -123,6 +123,7 @@ func (t *flowTable) remove(f *flow) {
 func (t *flowTable) newFlow(k flowKey, forward bool, p *packet, ts time.Time, wellKnown func(proto uint8, port uint16) bool) *flow {
 	f := &flow{key: k, start: ts, end: ts, lastReport: ts}
 	f.id = flowID(k, ts)
+	f.idBox = f.id
 	// Decide who is the client: the sender of a SYN without ACK, else
 	// the side whose port is not a known service port, else the side
 	// with the higher port.
@@ -226,9 +227,6 @@ func reasonValue(reason string) any {
 // record returns the flow record event of f, its Fields map taken from
 // maps.
 func (f *flow) record(reason string, ts time.Time, maps *proto.FieldMaps) vigil.Event {
-	if f.idBox == nil {
-		f.idBox = f.id
-	}
 	m := maps.Get(18)
 	m["flow.id"] = f.idBox
 	m["flow.reason"] = reasonValue(reason)
