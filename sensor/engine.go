@@ -33,6 +33,9 @@ type engine struct {
 	// (or there is none): their Fields maps then go back to maps.
 	recycle bool
 	maps    proto.FieldMaps
+
+	defrag        *defrag // nil when reassembly is off
+	fragTruncated uint64  // fragments the capture cut short
 }
 
 var _ proto.Emitter = (*engine)(nil)
@@ -46,6 +49,9 @@ func newEngine(ctx context.Context, cfg Config, pub Publisher) *engine {
 		runCtx: ctx,
 		batch:  make([]vigil.Event, 0, cfg.BatchSize),
 		met:    newMetrics(cfg.Registerer),
+	}
+	if cfg.MaxIPDatagrams > 0 {
+		e.defrag = newDefrag(cfg.MaxIPDatagrams, cfg.FragmentTimeout)
 	}
 	if r, ok := pub.(Releaser); pub == nil || ok && r.ReleasesEvents() {
 		e.recycle = true
@@ -87,6 +93,10 @@ func (e *engine) Emit(ev vigil.Event) {
 
 // flush publishes the batch.
 func (e *engine) flush() {
+	if e.defrag != nil {
+		e.stats.Reassembled = e.defrag.reassembled
+		e.stats.FragsDropped = e.defrag.dropped + e.fragTruncated
+	}
 	e.met.sync(e.stats, len(e.table.m))
 	if len(e.batch) == 0 {
 		return
@@ -139,6 +149,9 @@ func (e *engine) packet(link int, data []byte, ts time.Time, wireLen int) {
 		e.stats.Undecoded++
 		return
 	}
+	if p.fragment && e.defrag != nil && !e.reassemble(p, ts) {
+		return // the datagram is not whole yet
+	}
 	if e.filter != nil && !e.filter(p) {
 		e.stats.Filtered++
 		return
@@ -180,7 +193,7 @@ func (e *engine) packet(link int, data []byte, ts time.Time, wireLen int) {
 		e.table.touch(f)
 	}
 	d := f.dir(fwd)
-	f.pkts[d]++
+	f.pkts[d] += uint64(p.frags)
 	f.bytes[d] += uint64(p.ipLen)
 	if ts.After(f.end) {
 		f.end = ts
@@ -238,6 +251,51 @@ func (e *engine) packet(link int, data []byte, ts time.Time, wireLen int) {
 	if len(e.batch) >= e.cfg.BatchSize {
 		e.flush()
 	}
+}
+
+// reassemble takes an IP fragment. When it completes its datagram, p
+// becomes the whole datagram and reassemble returns true.
+func (e *engine) reassemble(p *packet, ts time.Time) bool {
+	e.stats.Fragments++
+	if p.truncated {
+		e.fragTruncated++
+		return false
+	}
+	r := e.defrag.add(p, ts)
+	if r.anomaly != "" {
+		e.fragAnomaly(p, ts, r.anomaly, r.detail)
+	}
+	if !r.done {
+		return false
+	}
+	src, dst, mac, hasMAC := p.src, p.dst, p.srcMAC, p.hasMAC
+	next := p.fragNext
+	*p = packet{src: src, dst: dst, srcMAC: mac, hasMAC: hasMAC, ipLen: r.ipLen, frags: r.frags}
+	if src.Is6() {
+		if !decodeIPv6Headers(next, r.payload, p, false) {
+			e.stats.Undecoded++
+			return false
+		}
+		return true
+	}
+	p.proto = next
+	return decodeTransport(r.payload, p)
+}
+
+// fragAnomaly emits an IP-layer anomaly about the datagram of fragment p.
+func (e *engine) fragAnomaly(p *packet, ts time.Time, name, detail string) {
+	c := proto.Context{Time: ts, Maps: e.c.Maps,
+		Flow: vigil.Network{Transport: transportName(p.fragNext), SrcIP: p.src, DstIP: p.dst}}
+	ev := c.Anomaly("ip", name, detail)
+	ev.Severity = vigil.SeverityMedium
+	ev.Fields["anomaly.layer"] = "decoder"
+	ev.Fields["ip.fragment_id"] = float64(p.fragID)
+	if p.src.Is6() {
+		ev.Fields["ip.version"] = proto.Num(6)
+	} else {
+		ev.Fields["ip.version"] = proto.Num(4)
+	}
+	e.Emit(ev)
 }
 
 // decideTCP picks the application protocol of a TCP flow from its
@@ -333,6 +391,9 @@ func (e *engine) finish(reason string) {
 			last = e.table.head.end
 		}
 		e.disc.announce(last)
+	}
+	if e.defrag != nil {
+		e.defrag.clear() // fragments do not span captures, as flows do not
 	}
 	for f := e.table.tail; f != nil; f = e.table.tail {
 		e.endFlow(f, reason, f.end)

@@ -94,6 +94,20 @@ type packet struct {
 	ipLen            int // bytes on the wire from the IP header on
 	fragment         bool
 	transportInvalid bool
+	// Of a fragment: the datagram's identification, the byte offset of
+	// the fragment's data, whether more fragments follow, and its data
+	// (the IP payload after the IPv4 header or the IPv6 fragment
+	// header). truncated tells that the capture kept less than the
+	// packet's IP length.
+	fragID    uint32
+	fragOff   int
+	fragMore  bool
+	fragData  []byte
+	fragNext  uint8 // the protocol (IPv6: next header) of fragData
+	truncated bool
+	// frags is how many packets on the wire this one is: 1, or the
+	// number of fragments of a reassembled datagram.
+	frags int
 	srcMAC           [6]byte // the sender's link address, when hasMAC
 	hasMAC           bool
 }
@@ -170,7 +184,7 @@ func decodeIP(b []byte, p *packet) bool {
 	if len(b) < 1 {
 		return false
 	}
-	*p = packet{}
+	*p = packet{frags: 1}
 	switch b[0] >> 4 {
 	case 4:
 		if len(b) < 20 {
@@ -185,12 +199,18 @@ func decodeIP(b []byte, p *packet) bool {
 			b = b[:tl] // drop Ethernet padding
 		}
 		p.ipLen = max(tl, len(b))
+		p.truncated = tl > len(b)
 		p.proto = b[9]
 		p.src = netip.AddrFrom4([4]byte(b[12:16]))
 		p.dst = netip.AddrFrom4([4]byte(b[16:20]))
 		frag := binary.BigEndian.Uint16(b[6:])
 		if frag&0x3fff != 0 { // more fragments or an offset
 			p.fragment = true
+			p.fragID = uint32(binary.BigEndian.Uint16(b[4:]))
+			p.fragOff = int(frag&0x1fff) * 8
+			p.fragMore = frag&0x2000 != 0
+			p.fragData = b[hl:]
+			p.fragNext = p.proto
 			if frag&0x1fff != 0 {
 				return true // not the first fragment: no transport header
 			}
@@ -205,44 +225,56 @@ func decodeIP(b []byte, p *packet) bool {
 			b = b[:40+pl]
 		}
 		p.ipLen = max(40+pl, len(b))
+		p.truncated = 40+pl > len(b)
 		p.src = netip.AddrFrom16([16]byte(b[8:24]))
 		p.dst = netip.AddrFrom16([16]byte(b[24:40]))
-		next := b[6]
-		b = b[40:]
-		// Skip extension headers: hop-by-hop, routing, destination options.
-		for i := 0; i < 8; i++ {
-			switch next {
-			case 0, 43, 60:
-				if len(b) < 8 {
-					return false
-				}
-				l := (int(b[1]) + 1) * 8
-				if len(b) < l {
-					return false
-				}
-				next = b[0]
-				b = b[l:]
-				continue
-			case 44: // fragment
-				if len(b) < 8 {
-					return false
-				}
-				p.fragment = true
-				off := binary.BigEndian.Uint16(b[2:]) &^ 7
-				next = b[0]
-				b = b[8:]
-				if off != 0 {
-					p.proto = next
-					return true
-				}
-				continue
-			}
-			break
-		}
-		p.proto = next
-		return decodeTransport(b, p)
+		return decodeIPv6Headers(b[6], b[40:], p, true)
 	}
 	return false
+}
+
+// decodeIPv6Headers skips IPv6 extension headers (hop-by-hop, routing,
+// destination options) from next on and decodes the transport header. A
+// fragment header, when frag allows one, marks p as a fragment; the
+// transport header is decoded only in the first fragment.
+func decodeIPv6Headers(next uint8, b []byte, p *packet, frag bool) bool {
+	for i := 0; i < 8; i++ {
+		switch next {
+		case 0, 43, 60:
+			if len(b) < 8 {
+				return false
+			}
+			l := (int(b[1]) + 1) * 8
+			if len(b) < l {
+				return false
+			}
+			next = b[0]
+			b = b[l:]
+			continue
+		case 44: // fragment
+			if len(b) < 8 || !frag {
+				return false
+			}
+			p.fragment = true
+			fo := binary.BigEndian.Uint16(b[2:])
+			off := fo &^ 7
+			p.fragID = binary.BigEndian.Uint32(b[4:])
+			p.fragOff = int(off)
+			p.fragMore = fo&1 != 0
+			next = b[0]
+			b = b[8:]
+			p.fragData = b
+			p.fragNext = next
+			if off != 0 {
+				p.proto = next
+				return true
+			}
+			continue
+		}
+		break
+	}
+	p.proto = next
+	return decodeTransport(b, p)
 }
 
 func decodeTransport(b []byte, p *packet) bool {

@@ -83,6 +83,14 @@ type Config struct {
 	// live flow every interval of capture time. Default 1 minute;
 	// negative disables.
 	FlowInterval time.Duration
+	// MaxIPDatagrams bounds the IP datagrams (IPv4 and IPv6) being
+	// reassembled from fragments; when full, the oldest is dropped.
+	// Default 1024; negative turns reassembly off (later fragments are
+	// then only counted).
+	MaxIPDatagrams int
+	// FragmentTimeout drops a datagram whose fragments have not all come
+	// within that much capture time of its first. Default 30 s.
+	FragmentTimeout time.Duration
 	// MaxStreamBuffer bounds what a TCP direction keeps for a parser
 	// waiting for the rest of a message. Default 2 MiB.
 	MaxStreamBuffer int
@@ -118,6 +126,12 @@ func (c Config) withDefaults() Config {
 	if c.FlowInterval == 0 {
 		c.FlowInterval = time.Minute
 	}
+	if c.MaxIPDatagrams == 0 {
+		c.MaxIPDatagrams = 1024
+	}
+	if c.FragmentTimeout <= 0 {
+		c.FragmentTimeout = 30 * time.Second
+	}
 	if c.MaxStreamBuffer <= 0 {
 		c.MaxStreamBuffer = 2 << 20
 	}
@@ -148,7 +162,9 @@ type Stats struct {
 	OutOfOrder      uint64  `json:"out_of_order"`
 	Gaps            uint64  `json:"gaps"`      // holes skipped in TCP streams
 	Devices         uint64  `json:"devices"`   // discovery announcements
-	Fragments       uint64  `json:"fragments"` // later IP fragments (not reassembled)
+	Fragments       uint64  `json:"fragments"`         // IP fragments
+	Reassembled     uint64  `json:"reassembled"`       // IP datagrams reassembled from fragments
+	FragsDropped    uint64  `json:"fragments_dropped"` // fragments of datagrams given up on (timeout, table full, overlap, cut by the capture)
 	Filtered        uint64  `json:"filtered"`  // dropped by the capture filter
 	Seconds         float64 `json:"seconds"`
 }
