@@ -57,6 +57,8 @@ type Agent struct {
 	verifier *command.Verifier
 	exec     command.Executor
 
+	idle func()
+
 	lastInv   [32]byte  // hash of the last inventory sent
 	lastInvAt time.Time // and when
 
@@ -78,6 +80,10 @@ type Options struct {
 	Executor command.Executor
 	// Interfaces overrides the network interface lister (tests).
 	Interfaces func() ([]wire.Interface, error)
+	// Idle is called by Run each time a collection and the sending it
+	// caused are over and the agent is about to wait: cmd/vigil-agent
+	// returns the freed memory to the system there. Nil does nothing.
+	Idle func()
 }
 
 // New loads the identity from the config's state directory and opens the
@@ -106,7 +112,10 @@ func New(cfg Config, opts Options) (*Agent, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	a := &Agent{cfg: cfg, id: id, log: log.With("component", "agent", "device_id", id.DeviceID), spool: sp,
-		server: strings.TrimRight(server, "/"), now: opts.Now, flush: make(chan struct{}, 1)}
+		server: strings.TrimRight(server, "/"), now: opts.Now, idle: opts.Idle, flush: make(chan struct{}, 1)}
+	if a.idle == nil {
+		a.idle = func() {}
+	}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -356,7 +365,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-full.C:
 			a.collectAndQueue(ctx, a.periodic, false)
 		case <-fast.C:
-			a.collectAndQueue(ctx, a.events, true)
+			if !a.collectAndQueue(ctx, a.events, true) {
+				a.idle() // nothing to send: the sender will not call it
+			}
 		}
 	}
 }
@@ -364,10 +375,12 @@ func (a *Agent) Run(ctx context.Context) error {
 // InventoryEvery is how often an unchanged inventory is sent again.
 const InventoryEvery = time.Hour
 
-func (a *Agent) collectAndQueue(ctx context.Context, cs []collect.Collector, eventsOnly bool) {
+// collectAndQueue runs collectors and spools their report; it tells
+// whether the sender was woken to send it.
+func (a *Agent) collectAndQueue(ctx context.Context, cs []collect.Collector, eventsOnly bool) bool {
 	r := a.Collect(ctx, cs)
 	if eventsOnly && len(r.Events) == 0 {
-		return
+		return false
 	}
 	if r.Inventory != nil {
 		// The inventory (hundreds of packages) goes out when it changed,
@@ -382,14 +395,13 @@ func (a *Agent) collectAndQueue(ctx context.Context, cs []collect.Collector, eve
 	}
 	if err := a.Enqueue(r); err != nil {
 		a.log.Error("cannot spool report", "err", err)
-		return
+		return false
 	}
-	if len(r.Events) > 0 || !eventsOnly {
-		select {
-		case a.flush <- struct{}{}:
-		default:
-		}
+	select {
+	case a.flush <- struct{}{}:
+	default:
 	}
+	return true
 }
 
 // Backoff returns the wait before retry n (from 0): base·2ⁿ capped at
@@ -413,6 +425,7 @@ func (a *Agent) sender(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
+			a.idle()
 			if err == nil {
 				if failures > 0 {
 					a.log.Info("server reachable again", "sent", n)

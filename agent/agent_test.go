@@ -173,9 +173,18 @@ func TestRunReportsAndSpoolDropsAreReported(t *testing.T) {
 	}
 	a.Close()
 
-	// The agent restarts against the real server and runs.
+	// The agent restarts against the real server and runs. It goes idle
+	// (memory returned) once the backlog is sent.
 	cfg.Interval, cfg.EventInterval = Duration(time.Hour), Duration(time.Hour)
-	a, err = New(cfg, Options{})
+	idle := make(chan int, 10)
+	var spooled func() int
+	a, err = New(cfg, Options{Idle: func() {
+		select {
+		case idle <- spooled():
+		default:
+		}
+	}})
+	spooled = a.Spool().Len
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,6 +200,14 @@ func TestRunReportsAndSpoolDropsAreReported(t *testing.T) {
 			cancel()
 			t.Fatalf("no health report or drop event; events: %d", len(s.sink.events))
 		}
+	}
+	select {
+	case n := <-idle:
+		if n != 0 {
+			t.Errorf("idle with %d reports still spooled", n)
+		}
+	case <-deadline:
+		t.Error("the agent never went idle after sending")
 	}
 	cancel()
 	if err := <-done; err != nil {

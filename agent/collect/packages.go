@@ -2,13 +2,14 @@ package collect
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"strings"
+	"slices"
 
 	"github.com/vigil-iot/vigil/wire"
 )
@@ -97,56 +98,74 @@ func ParseOpkgStatus(r io.Reader) ([]wire.Component, error) {
 func parseStanzas(r io.Reader, source, purlType string) ([]wire.Component, error) {
 	var (
 		out                         []wire.Component
-		name, version, status, arch string
-		lastKey                     string
+		name, version, status, arch []byte
 	)
 	flush := func() {
-		if name != "" && (status == "" || strings.HasSuffix(status, " installed")) {
-			c := wire.Component{Name: name, Version: version, Type: "package", Source: source}
-			c.PURL = "pkg:" + purlType + "/" + name + "@" + version
-			if arch != "" {
-				c.PURL += "?arch=" + arch
-			}
-			out = append(out, c)
+		if len(name) > 0 && (len(status) == 0 || bytes.HasSuffix(status, []byte(" installed"))) {
+			out = append(out, component(source, "pkg:"+purlType+"/", name, version, arch))
 		}
-		name, version, status, arch, lastKey = "", "", "", "", ""
+		name, version, status, arch = name[:0], version[:0], status[:0], arch[:0]
 	}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	n := 0
 	for sc.Scan() {
 		n++
-		line := sc.Text()
-		if strings.TrimSpace(line) == "" {
+		// Lines are read as bytes: only the four fields kept are copied
+		// (descriptions and other fields are most of the file).
+		line := sc.Bytes()
+		if len(bytes.TrimSpace(line)) == 0 {
 			flush()
 			continue
 		}
-		if line[0] == ' ' || line[0] == '\t' { // continuation of lastKey
+		if line[0] == ' ' || line[0] == '\t' { // continuation of the previous field
 			continue
 		}
-		k, v, ok := strings.Cut(line, ":")
+		k, v, ok := bytes.Cut(line, []byte(":"))
 		if !ok {
-			return out, fmt.Errorf("line %d: %q is not a \"Field: value\" line", n, line)
+			return slices.Clip(out), fmt.Errorf("line %d: %q is not a \"Field: value\" line", n, line)
 		}
-		v = strings.TrimSpace(v)
-		lastKey = k
-		switch k {
+		v = bytes.TrimSpace(v)
+		switch string(k) {
 		case "Package":
-			name = v
+			name = append(name[:0], v...)
 		case "Version":
-			version = v
+			version = append(version[:0], v...)
 		case "Status":
-			status = v
+			status = append(status[:0], v...)
 		case "Architecture":
-			arch = v
+			arch = append(arch[:0], v...)
 		}
 	}
-	_ = lastKey
 	flush()
+	// The list stays cached for the process's life: exactly sized.
+	out = slices.Clone(out)
 	if err := sc.Err(); err != nil {
 		return out, err
 	}
 	return out, nil
+}
+
+// component makes a package's component with one string allocation: the
+// name and version are slices of its package URL
+// (prefix+name@version[?arch=arch]), so a cached package list holds one
+// string per package.
+func component(source, prefix string, name, version, arch []byte) wire.Component {
+	purl := make([]byte, 0, len(prefix)+len(name)+1+len(version)+len("?arch=")+len(arch))
+	purl = append(purl, prefix...)
+	purl = append(purl, name...)
+	purl = append(purl, '@')
+	purl = append(purl, version...)
+	if len(arch) > 0 {
+		purl = append(purl, "?arch="...)
+		purl = append(purl, arch...)
+	}
+	s := string(purl)
+	c := wire.Component{Name: s[len(prefix) : len(prefix)+len(name)], Type: "package", Source: source, PURL: s}
+	if len(version) > 0 {
+		c.Version = s[len(prefix)+len(name)+1 : len(prefix)+len(name)+1+len(version)]
+	}
+	return c
 }
 
 // ParseApkInstalled reads Alpine's /lib/apk/db/installed: stanzas of
@@ -154,40 +173,36 @@ func parseStanzas(r io.Reader, source, purlType string) ([]wire.Component, error
 func ParseApkInstalled(r io.Reader) ([]wire.Component, error) {
 	var (
 		out             []wire.Component
-		name, ver, arch string
+		name, ver, arch []byte
 	)
 	flush := func() {
-		if name != "" {
-			c := wire.Component{Name: name, Version: ver, Type: "package", Source: "apk", PURL: "pkg:apk/alpine/" + name + "@" + ver}
-			if arch != "" {
-				c.PURL += "?arch=" + arch
-			}
-			out = append(out, c)
+		if len(name) > 0 {
+			out = append(out, component("apk", "pkg:apk/alpine/", name, ver, arch))
 		}
-		name, ver, arch = "", "", ""
+		name, ver, arch = name[:0], ver[:0], arch[:0]
 	}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	n := 0
 	for sc.Scan() {
 		n++
-		line := sc.Text()
-		if line == "" {
+		line := sc.Bytes()
+		if len(line) == 0 {
 			flush()
 			continue
 		}
 		if len(line) < 2 || line[1] != ':' {
-			return out, fmt.Errorf("line %d: %q is not an \"X:value\" line", n, line)
+			return slices.Clip(out), fmt.Errorf("line %d: %q is not an \"X:value\" line", n, line)
 		}
 		switch line[0] {
 		case 'P':
-			name = line[2:]
+			name = append(name[:0], line[2:]...)
 		case 'V':
-			ver = line[2:]
+			ver = append(ver[:0], line[2:]...)
 		case 'A':
-			arch = line[2:]
+			arch = append(arch[:0], line[2:]...)
 		}
 	}
 	flush()
-	return out, sc.Err()
+	return slices.Clone(out), sc.Err()
 }

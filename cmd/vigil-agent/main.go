@@ -20,7 +20,9 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
+	"sync"
 	"syscall"
 
 	"github.com/vigil-iot/vigil/agent"
@@ -32,6 +34,12 @@ func main() {
 	// The GOGC environment variable still wins.
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(25)
+	}
+	// One processor: the agent has no parallel work, and each processor
+	// costs memory (its allocation cache, more threads and stacks). The
+	// GOMAXPROCS environment variable still wins.
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -110,7 +118,12 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
-	a, err := agent.New(cfg, agent.Options{Logger: log})
+	var dropped sync.Once
+	idle := func() {
+		debug.FreeOSMemory()
+		dropped.Do(func() { log.Debug("binary pages unmapped after start-up", "bytes", dropBinaryPages()) })
+	}
+	a, err := agent.New(cfg, agent.Options{Logger: log, Idle: idle})
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1

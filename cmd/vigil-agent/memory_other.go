@@ -1,0 +1,6 @@
+//go:build !linux
+
+package main
+
+// dropBinaryPages does nothing outside Linux.
+func dropBinaryPages() int64 { return 0 }
