@@ -107,9 +107,9 @@ type packet struct {
 	truncated bool
 	// frags is how many packets on the wire this one is: 1, or the
 	// number of fragments of a reassembled datagram.
-	frags int
-	srcMAC           [6]byte // the sender's link address, when hasMAC
-	hasMAC           bool
+	frags  int
+	srcMAC [6]byte // the sender's link address, when hasMAC
+	hasMAC bool
 }
 
 // decodeLink decodes one captured frame of the given link type. It

@@ -160,12 +160,12 @@ type Stats struct {
 	Orphans         uint64  `json:"orphans"`       // bare TCP control segments of unknown flows
 	Retransmissions uint64  `json:"retransmissions"`
 	OutOfOrder      uint64  `json:"out_of_order"`
-	Gaps            uint64  `json:"gaps"`      // holes skipped in TCP streams
-	Devices         uint64  `json:"devices"`   // discovery announcements
+	Gaps            uint64  `json:"gaps"`              // holes skipped in TCP streams
+	Devices         uint64  `json:"devices"`           // discovery announcements
 	Fragments       uint64  `json:"fragments"`         // IP fragments
 	Reassembled     uint64  `json:"reassembled"`       // IP datagrams reassembled from fragments
 	FragsDropped    uint64  `json:"fragments_dropped"` // fragments of datagrams given up on (timeout, table full, overlap, cut by the capture)
-	Filtered        uint64  `json:"filtered"`  // dropped by the capture filter
+	Filtered        uint64  `json:"filtered"`          // dropped by the capture filter
 	Seconds         float64 `json:"seconds"`
 }
 
