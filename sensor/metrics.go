@@ -21,7 +21,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		counts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_sensor_total",
-			Help: "What the sensor saw, by what: packets, bytes, events, anomalies, flows, flows_evicted, flows_expired, undecoded, orphans, retransmissions, out_of_order, gaps, devices.",
+			Help: "What the sensor saw, by what: packets, bytes, events, anomalies, flows, flows_evicted, flows_expired, undecoded, orphans, retransmissions, out_of_order, gaps, devices, fragments, reassembled, fragments_dropped, filtered.",
 		}, []string{"what"}),
 		flows: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "vigil_sensor_flows_active",
@@ -65,6 +65,8 @@ func (m *metrics) sync(s Stats, active int) {
 	add("gaps", s.Gaps, l.Gaps)
 	add("devices", s.Devices, l.Devices)
 	add("fragments", s.Fragments, l.Fragments)
+	add("reassembled", s.Reassembled, l.Reassembled)
+	add("fragments_dropped", s.FragsDropped, l.FragsDropped)
 	add("filtered", s.Filtered, l.Filtered)
 	m.last = s
 	m.flows.Set(float64(active))
