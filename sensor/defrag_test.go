@@ -316,3 +316,25 @@ func FuzzDefrag(f *testing.F) {
 		}
 	})
 }
+
+// TestRealFragments decodes a capture of fragments made by the Linux
+// kernel (testdata/ipfrag/README.md): a CoAP PUT of 3,000 bytes over
+// IPv4 and over IPv6 on a link of MTU 1280, three fragments each.
+func TestRealFragments(t *testing.T) {
+	evs, st := runPcap(t, Config{}, filepath.Join("testdata", "ipfrag", "coap-udp-mtu1280.pcapng"))
+	puts := findEvents(evs, "coap", "request")
+	if len(puts) != 2 || st.Reassembled != 2 || st.Fragments != 6 || st.FragsDropped != 0 {
+		t.Fatalf("requests %v, stats %+v", puts, st)
+	}
+	for i, want := range []string{"10.213.9.2", "fd00:213:9::2"} {
+		e := puts[i]
+		if e.Network.SrcIP.String() != want || e.Fields["coap.payload_size"] != 3000.0 || e.Fields["coap.uri_path"] != "/example_data" || e.Fields["coap.token"] != "beef" {
+			t.Errorf("request %d: %+v %v", i, e.Network, e.Fields)
+		}
+	}
+	for _, f := range findEvents(evs, "flow", "") {
+		if f.Fields["flow.app_proto"] == "coap" && f.Fields["flow.pkts_toserver"] != 3.0 {
+			t.Errorf("flow %v", f.Fields)
+		}
+	}
+}

@@ -345,29 +345,44 @@ func TestTsharkLivePeers(t *testing.T) {
 
 	evs, _ := runPcap(t, Config{PayloadPreview: 1 << 20}, pcap)
 	n := compare(t, "live", evs, "mqtt", tsharkLayers(t, pcap, "mqtt"), mqttPairs)
-	n += compare(t, "live", evs, "coap", tsharkLayers(t, pcap, "coap"), func(e *vigil.Event, l map[string]string) [][3]string {
-		code, _ := strconv.Atoi(l["coap.code"])
-		types := map[string]string{"0": "confirmable", "1": "non_confirmable", "2": "acknowledgement", "3": "reset"}
-		cs := [][3]string{
-			{"type", vigil.ValueString(e.Fields["coap.type"]), types[l["coap.type"]]},
-			{"code", vigil.ValueString(e.Fields["coap.code"]), fmt.Sprintf("%d.%02d", code>>5, code&31)},
-			{"message_id", vigil.ValueString(e.Fields["coap.message_id"]), l["coap.mid"]},
-		}
-		if v, ok := l["coap.token"]; ok {
-			cs = append(cs, [3]string{"token", vigil.ValueString(e.Fields["coap.token"]), strings.ReplaceAll(v, ":", "")})
-		}
-		// tshark shows a request's path on its response too: compare
-		// requests only.
-		if v, ok := l["coap.opt.uri_path_recon"]; ok && e.Action == "request" {
-			cs = append(cs, [3]string{"uri_path", vigil.ValueString(e.Fields["coap.uri_path"]), v})
-		}
-		if v, ok := l["coap.payload_length"]; ok {
-			cs = append(cs, [3]string{"payload_size", vigil.ValueString(e.Fields["coap.payload_size"]), v})
-		}
-		return cs
-	})
+	n += compare(t, "live", evs, "coap", tsharkLayers(t, pcap, "coap"), coapPairs)
 	t.Logf("%d MQTT and CoAP fields compared with tshark on a live capture of real peers", n)
 	if n < 20 {
 		t.Fatalf("only %d fields compared", n)
+	}
+}
+
+// coapPairs pairs the fields of a CoAP event with tshark's.
+func coapPairs(e *vigil.Event, l map[string]string) [][3]string {
+	code, _ := strconv.Atoi(l["coap.code"])
+	types := map[string]string{"0": "confirmable", "1": "non_confirmable", "2": "acknowledgement", "3": "reset"}
+	cs := [][3]string{
+		{"type", vigil.ValueString(e.Fields["coap.type"]), types[l["coap.type"]]},
+		{"code", vigil.ValueString(e.Fields["coap.code"]), fmt.Sprintf("%d.%02d", code>>5, code&31)},
+		{"message_id", vigil.ValueString(e.Fields["coap.message_id"]), l["coap.mid"]},
+	}
+	if v, ok := l["coap.token"]; ok {
+		cs = append(cs, [3]string{"token", vigil.ValueString(e.Fields["coap.token"]), strings.ReplaceAll(v, ":", "")})
+	}
+	// tshark shows a request's path on its response too: compare
+	// requests only.
+	if v, ok := l["coap.opt.uri_path_recon"]; ok && e.Action == "request" {
+		cs = append(cs, [3]string{"uri_path", vigil.ValueString(e.Fields["coap.uri_path"]), v})
+	}
+	if v, ok := l["coap.payload_length"]; ok {
+		cs = append(cs, [3]string{"payload_size", vigil.ValueString(e.Fields["coap.payload_size"]), v})
+	}
+	return cs
+}
+
+// TestTsharkFragments compares Vigil's events with tshark's on a capture
+// of real IPv4 and IPv6 fragments (testdata/ipfrag): both reassemble the
+// datagrams and decode the same CoAP messages.
+func TestTsharkFragments(t *testing.T) {
+	pcap := filepath.Join("testdata", "ipfrag", "coap-udp-mtu1280.pcapng")
+	evs, st := runPcap(t, Config{}, pcap)
+	n := compare(t, "ipfrag", evs, "coap", tsharkLayers(t, pcap, "coap"), coapPairs)
+	if n < 16 || st.Reassembled != 2 {
+		t.Fatalf("%d fields compared, stats %+v", n, st)
 	}
 }
