@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -150,22 +151,146 @@ func TestIsolateCommands(t *testing.T) {
 			t.Errorf("ruleset lacks %q:\n%s", want, rs)
 		}
 	}
-	r := &recorder{}
-	s := &System{ServerAddrs: srv, Firewall: "iptables", Run: r.run}
-	if _, err := s.Execute(context.Background(), Command{Action: ActionIsolate}); err != nil {
-		t.Fatal(err)
+	want4 := "*filter\n:VIGIL_ISOLATE - [0:0]\n-A VIGIL_ISOLATE -i lo -j ACCEPT\n-A VIGIL_ISOLATE -o lo -j ACCEPT\n" +
+		"-A VIGIL_ISOLATE -s 192.0.2.1 -j ACCEPT\n-A VIGIL_ISOLATE -d 192.0.2.1 -j ACCEPT\n-A VIGIL_ISOLATE -j DROP\n" +
+		"-I INPUT 1 -j VIGIL_ISOLATE\n-I OUTPUT 1 -j VIGIL_ISOLATE\nCOMMIT\n"
+	if got := IptablesIsolateRules(srv, false); got != want4 {
+		t.Errorf("IPv4 rules:\n%s\nwant\n%s", got, want4)
 	}
-	all := strings.Join(r.calls, "\n")
-	for _, want := range []string{"iptables -A VIGIL_ISOLATE -s 192.0.2.1 -j ACCEPT", "ip6tables -A VIGIL_ISOLATE -d 2001:db8::1 -j ACCEPT", "iptables -I INPUT 1 -j VIGIL_ISOLATE", "iptables -A VIGIL_ISOLATE -j DROP"} {
-		if !strings.Contains(all, want) {
-			t.Errorf("missing %q in\n%s", want, all)
+	if got := IptablesIsolateRules(srv, true); !strings.Contains(got, "-A VIGIL_ISOLATE -d 2001:db8::1 -j ACCEPT\n") || strings.Contains(got, "192.0.2.1") {
+		t.Errorf("IPv6 rules:\n%s", got)
+	}
+	if _, err := (&System{Run: (&fakeFirewall{}).run}).Execute(context.Background(), Command{Action: ActionIsolate}); err == nil {
+		t.Fatal("isolation without a server address must be refused")
+	}
+}
+
+// fakeFirewall answers like iptables and nft would: a command whose
+// argv starts with one of fail fails; "-n -L VIGIL_ISOLATE" fails (the
+// chain is gone) unless stuck, and so does "-D" (no jump left).
+type fakeFirewall struct {
+	calls []string
+	fail  []string
+	stuck bool
+}
+
+func (f *fakeFirewall) run(_ context.Context, argv []string, stdin string) (string, error) {
+	line := strings.Join(argv, " ")
+	f.calls = append(f.calls, line+"|"+stdin)
+	for _, p := range f.fail {
+		if strings.HasPrefix(line, p) {
+			return "boom", errors.New("exit status 1")
 		}
 	}
-	if strings.Contains(all, "iptables -A VIGIL_ISOLATE -s 2001:db8::1") {
-		t.Error("an IPv6 address in an iptables rule")
+	if strings.Contains(line, " -D ") || (strings.Contains(line, " -n -L ") && !f.stuck) {
+		return "No chain/target/match by that name.", errors.New("exit status 1")
 	}
-	if _, err := (&System{Run: r.run}).Execute(context.Background(), Command{Action: ActionIsolate}); err == nil {
-		t.Fatal("isolation without a server address must be refused")
+	return "", nil
+}
+
+func (f *fakeFirewall) ran(prefix string) []string {
+	var out []string
+	for _, c := range f.calls {
+		if strings.HasPrefix(c, prefix) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func lookPath(found ...string) func(string) (string, error) {
+	return func(p string) (string, error) {
+		if slices.Contains(found, p) {
+			return "/usr/sbin/" + p, nil
+		}
+		return "", exec.ErrNotFound
+	}
+}
+
+// TestIsolateIptables covers the iptables path: one atomic
+// iptables-restore per family (IPv6 only when the device has it), undone
+// when a family fails; the fallback from a missing or failing nft; and a
+// restore that reports a chain it could not remove.
+func TestIsolateIptables(t *testing.T) {
+	srv := []netip.Addr{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1")}
+	v6root, v4root := t.TempDir(), t.TempDir()
+	os.MkdirAll(filepath.Join(v6root, "proc/net"), 0o755)
+	os.WriteFile(filepath.Join(v6root, "proc/net/if_inet6"), []byte("00000000000000000000000000000001 01 80 10 80       lo\n"), 0o644)
+	all := lookPath("iptables", "ip6tables", "iptables-restore", "ip6tables-restore")
+	ctx := context.Background()
+	isolate := Command{Action: ActionIsolate}
+
+	f := &fakeFirewall{}
+	s := &System{ServerAddrs: srv, Firewall: "iptables", Root: v6root, LookPath: all, Run: f.run}
+	out, err := s.Execute(ctx, isolate)
+	if err != nil || out != "isolated with iptables chain VIGIL_ISOLATE and ip6tables" {
+		t.Fatalf("isolate: %q %v", out, err)
+	}
+	if got := f.ran("iptables-restore --noflush|"); len(got) != 1 || !strings.HasSuffix(got[0], IptablesIsolateRules(srv, false)) {
+		t.Errorf("iptables-restore: %q", got)
+	}
+	if got := f.ran("ip6tables-restore --noflush|"); len(got) != 1 || !strings.HasSuffix(got[0], IptablesIsolateRules(srv, true)) {
+		t.Errorf("ip6tables-restore: %q", got)
+	}
+	if len(f.ran("nft")) != 0 {
+		t.Errorf("nft ran with firewall iptables: %q", f.ran("nft"))
+	}
+
+	// No IPv6 on the device: no ip6tables.
+	f = &fakeFirewall{}
+	s = &System{ServerAddrs: srv, Firewall: "iptables", Root: v4root, LookPath: all, Run: f.run}
+	if out, err := s.Execute(ctx, isolate); err != nil || !strings.Contains(out, "no IPv6") || len(f.ran("ip6tables-restore")) != 0 {
+		t.Fatalf("isolate without IPv6: %q %v %q", out, err, f.calls)
+	}
+
+	// The IPv6 half fails: the IPv4 half is undone.
+	f = &fakeFirewall{fail: []string{"ip6tables-restore"}}
+	s = &System{ServerAddrs: srv, Firewall: "iptables", Root: v6root, LookPath: all, Run: f.run}
+	if _, err := s.Execute(ctx, isolate); err == nil || !strings.Contains(err.Error(), "ip6tables-restore") {
+		t.Fatalf("failed IPv6 half: %v", err)
+	}
+	if c := f.calls[len(f.calls)-1]; !strings.HasPrefix(c, "ip6tables -w -n -L VIGIL_ISOLATE") || len(f.ran("iptables -w -X VIGIL_ISOLATE")) != 2 {
+		t.Fatalf("not undone after the failure: %q", f.calls)
+	}
+
+	// Auto: no nft on the device, iptables is used.
+	f = &fakeFirewall{}
+	s = &System{ServerAddrs: srv, Root: v4root, LookPath: all, Run: f.run}
+	if out, err := s.Execute(ctx, isolate); err != nil || !strings.HasPrefix(out, "isolated with iptables") || len(f.ran("nft")) != 0 {
+		t.Fatalf("auto without nft: %q %v %q", out, err, f.calls)
+	}
+
+	// Auto: nft is there but fails (no nf_tables in the kernel).
+	f = &fakeFirewall{fail: []string{"nft -f"}}
+	s = &System{ServerAddrs: srv, Root: v4root, LookPath: lookPath("nft", "iptables", "iptables-restore"), Run: f.run}
+	if out, err := s.Execute(ctx, isolate); err != nil || !strings.Contains(out, "nftables failed") || len(f.ran("iptables-restore")) != 1 {
+		t.Fatalf("auto with a failing nft: %q %v %q", out, err, f.calls)
+	}
+	// ... and nothing to fall back to.
+	s.LookPath = lookPath("nft")
+	if _, err := s.Execute(ctx, isolate); err == nil {
+		t.Fatal("isolated with a failing nft and no iptables")
+	}
+	// nft configured: no fallback.
+	s.Firewall, s.LookPath = "nft", all
+	if _, err := s.Execute(ctx, isolate); err == nil {
+		t.Fatal("fell back to iptables with firewall nft configured")
+	}
+
+	// Restore removes both the nft table and the chains; a chain that
+	// stays is an error.
+	f = &fakeFirewall{}
+	s = &System{ServerAddrs: srv, Root: v6root, LookPath: lookPath("nft", "iptables", "ip6tables"), Run: f.run}
+	if out, err := s.Execute(ctx, Command{Action: ActionRestore}); err != nil || out != "restored: nftables table inet vigil_isolate and iptables/ip6tables chain VIGIL_ISOLATE removed" {
+		t.Fatalf("restore: %q %v", out, err)
+	}
+	f.stuck = true
+	if _, err := s.Execute(ctx, Command{Action: ActionRestore}); err == nil || !strings.Contains(err.Error(), "still there") {
+		t.Fatalf("restore of a stuck chain: %v", err)
+	}
+	s = &System{ServerAddrs: srv, LookPath: lookPath(), Run: f.run}
+	if _, err := s.Execute(ctx, Command{Action: ActionRestore}); err == nil {
+		t.Fatal("restored with neither nft nor iptables")
 	}
 }
 

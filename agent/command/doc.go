@@ -15,7 +15,9 @@
 //     (not_allowed).
 //
 // The firewall executors: isolate and restore replace a table inet
-// vigil_isolate (or an iptables chain VIGIL_ISOLATE); block and unblock
+// vigil_isolate, or, when nft is missing or fails, the chain VIGIL_ISOLATE
+// of iptables and ip6tables (one iptables-restore --noflush per family,
+// undone when either fails); block and unblock
 // add and remove elements, each with its own timeout, of the nftables sets
 // of table inet vigil (blocked, blocked6, and blocked_svc, blocked6_svc
 // for address . protocol . port), dropped in input, forward and output.

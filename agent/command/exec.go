@@ -30,7 +30,8 @@ type Executor interface {
 type System struct {
 	// ServerAddrs stay reachable while isolated (the Vigil server's IPs).
 	ServerAddrs []netip.Addr
-	// Firewall is "nft", "iptables" or "" (nft when found, else iptables).
+	// Firewall is "nft", "iptables" or "" (nft when found, else iptables;
+	// isolate also falls back to iptables when nft fails).
 	Firewall string
 	// ServiceCommand, when set, runs instead of systemctl or init.d, with
 	// the words "{action}" and "{service}" replaced ("stop" or "restart").
@@ -52,6 +53,8 @@ type System struct {
 	// Run runs a program and returns its combined output (default
 	// exec.CommandContext); tests replace it to see the commands.
 	Run func(ctx context.Context, argv []string, stdin string) (string, error)
+	// LookPath finds a program (default exec.LookPath); tests replace it.
+	LookPath func(file string) (string, error)
 }
 
 var _ Executor = (*System)(nil)
@@ -107,91 +110,6 @@ func (s *System) path(p string) string {
 		return p
 	}
 	return filepath.Join(s.Root, p)
-}
-
-func (s *System) firewall() string {
-	if s.Firewall != "" {
-		return s.Firewall
-	}
-	if _, err := exec.LookPath("nft"); err == nil {
-		return "nft"
-	}
-	return "iptables"
-}
-
-// IsolateRuleset is the nftables ruleset of isolate: drop everything in
-// and out except loopback and the server's addresses.
-func IsolateRuleset(server []netip.Addr) string {
-	var b strings.Builder
-	b.WriteString("table inet vigil_isolate {\n")
-	for _, dir := range []struct{ chain, hook, lo, ip string }{{"input", "input", "iif", "saddr"}, {"output", "output", "oif", "daddr"}} {
-		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook %s priority -10; policy drop;\n\t\t%s \"lo\" accept\n", dir.chain, dir.hook, dir.lo)
-		for _, a := range server {
-			fam := "ip"
-			if a.Is6() && !a.Is4In6() {
-				fam = "ip6"
-			}
-			fmt.Fprintf(&b, "\t\t%s %s %s accept\n", fam, dir.ip, a.Unmap())
-		}
-		b.WriteString("\t}\n")
-	}
-	b.WriteString("}\n")
-	return b.String()
-}
-
-func (s *System) isolate(ctx context.Context) (string, error) {
-	if len(s.ServerAddrs) == 0 {
-		return "", errors.New("cannot isolate: the server's address is unknown, isolation would cut the agent off")
-	}
-	_, _ = s.restore(ctx) // start from a clean state
-	if s.firewall() == "nft" {
-		out, err := s.run(ctx, []string{"nft", "-f", "-"}, IsolateRuleset(s.ServerAddrs))
-		if err != nil {
-			return out, fmt.Errorf("cannot isolate with nftables: %w", err)
-		}
-		return "isolated with nftables table inet vigil_isolate", nil
-	}
-	var out strings.Builder
-	for _, tool := range []string{"iptables", "ip6tables"} {
-		six := tool == "ip6tables"
-		steps := [][]string{{tool, "-N", "VIGIL_ISOLATE"}, {tool, "-A", "VIGIL_ISOLATE", "-i", "lo", "-j", "ACCEPT"}, {tool, "-A", "VIGIL_ISOLATE", "-o", "lo", "-j", "ACCEPT"}}
-		for _, a := range s.ServerAddrs {
-			if (a.Is6() && !a.Is4In6()) != six {
-				continue
-			}
-			ip := a.Unmap().String()
-			steps = append(steps, []string{tool, "-A", "VIGIL_ISOLATE", "-s", ip, "-j", "ACCEPT"}, []string{tool, "-A", "VIGIL_ISOLATE", "-d", ip, "-j", "ACCEPT"})
-		}
-		steps = append(steps, []string{tool, "-A", "VIGIL_ISOLATE", "-j", "DROP"},
-			[]string{tool, "-I", "INPUT", "1", "-j", "VIGIL_ISOLATE"}, []string{tool, "-I", "OUTPUT", "1", "-j", "VIGIL_ISOLATE"})
-		for _, st := range steps {
-			o, err := s.run(ctx, st, "")
-			out.WriteString(o)
-			if err != nil {
-				if six { // no IPv6 on the device: IPv4 isolation stands
-					break
-				}
-				return out.String(), fmt.Errorf("cannot isolate with iptables: %w", err)
-			}
-		}
-	}
-	return "isolated with iptables chain VIGIL_ISOLATE\n" + out.String(), nil
-}
-
-func (s *System) restore(ctx context.Context) (string, error) {
-	if s.firewall() == "nft" {
-		out, err := s.run(ctx, []string{"nft", "delete", "table", "inet", "vigil_isolate"}, "")
-		if err != nil && !strings.Contains(out, "No such file") {
-			return out, fmt.Errorf("cannot restore: %w", err)
-		}
-		return "restored: nftables table inet vigil_isolate removed", nil
-	}
-	for _, tool := range []string{"iptables", "ip6tables"} {
-		for _, st := range [][]string{{tool, "-D", "INPUT", "-j", "VIGIL_ISOLATE"}, {tool, "-D", "OUTPUT", "-j", "VIGIL_ISOLATE"}, {tool, "-F", "VIGIL_ISOLATE"}, {tool, "-X", "VIGIL_ISOLATE"}} {
-			_, _ = s.run(ctx, st, "") // absent rules are fine
-		}
-	}
-	return "restored: iptables chain VIGIL_ISOLATE removed", nil
 }
 
 func (s *System) kill(p map[string]string) (string, error) {

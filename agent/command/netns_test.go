@@ -11,10 +11,13 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 )
+
+var nsSeq atomic.Int32 // names namespaces of one test run apart
 
 // inNS runs fn with the calling thread in the named network namespace;
 // sockets fn creates stay in it.
@@ -53,27 +56,62 @@ func sh(t *testing.T, args ...string) {
 }
 
 // TestIsolateInNetworkNamespace isolates a "device" namespace with the
-// real nftables ruleset: a test host loses connectivity to it, the Vigil
-// server's address keeps it, and restore gives it back.
+// real nftables ruleset: a test host loses connectivity to it (IPv4 and
+// IPv6), the Vigil server's addresses keep it, and restore gives it back.
 func TestIsolateInNetworkNamespace(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
 	if _, err := exec.LookPath("nft"); err != nil {
 		t.Skip("needs the nft tool (apt-get install nftables)")
 	}
-	dev, host := fmt.Sprintf("vgl-dev-%d", os.Getpid()), fmt.Sprintf("vgl-host-%d", os.Getpid())
+	testIsolation(t, "nft", nil)
+}
+
+// TestIsolateIptablesInNetworkNamespace does the same with the iptables
+// fallback (iptables-restore and ip6tables-restore, chain VIGIL_ISOLATE),
+// with each iptables backend found: the default iptables and, when the
+// kernel supports it, iptables-legacy.
+func TestIsolateIptablesInNetworkNamespace(t *testing.T) {
+	if _, err := exec.LookPath("iptables-restore"); err != nil {
+		t.Skip("needs iptables (apt-get install iptables)")
+	}
+	t.Run("default", func(t *testing.T) { testIsolation(t, "iptables", nil) })
+	t.Run("legacy", func(t *testing.T) {
+		if _, err := exec.LookPath("iptables-legacy-restore"); err != nil {
+			t.Skip("no iptables-legacy-restore")
+		}
+		legacy := map[string]string{"iptables": "iptables-legacy", "ip6tables": "ip6tables-legacy",
+			"iptables-restore": "iptables-legacy-restore", "ip6tables-restore": "ip6tables-legacy-restore"}
+		testIsolation(t, "iptables", legacy)
+	})
+}
+
+// testIsolation builds a device namespace and a host namespace joined by
+// a veth pair (IPv4 and IPv6), isolates the device with firewall (its
+// programs renamed by rename, when set, and run inside the device
+// namespace), and checks who reaches the device's listener before,
+// during and after.
+func testIsolation(t *testing.T, firewall string, rename map[string]string) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create network namespaces")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs the ip tool (iproute2)")
+	}
+	n := nsSeq.Add(1)
+	dev, host := fmt.Sprintf("vgl-dev-%d-%d", os.Getpid(), n), fmt.Sprintf("vgl-host-%d-%d", os.Getpid(), n)
 	if err := exec.Command("ip", "netns", "add", dev).Run(); err != nil {
 		t.Skipf("cannot create a network namespace here: %v", err)
 	}
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", dev).Run() })
 	sh(t, "ip", "netns", "add", host)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", host).Run() })
-	veth := fmt.Sprintf("vgl%d", os.Getpid()%100000)
+	veth := fmt.Sprintf("vgl%d", (os.Getpid()*10+int(n))%1000000)
 	sh(t, "ip", "link", "add", veth+"a", "netns", dev, "type", "veth", "peer", "name", veth+"b", "netns", host)
 	sh(t, "ip", "-n", dev, "addr", "add", "10.99.0.2/24", "dev", veth+"a")
 	sh(t, "ip", "-n", host, "addr", "add", "10.99.0.1/24", "dev", veth+"b")
 	sh(t, "ip", "-n", host, "addr", "add", "10.99.0.3/24", "dev", veth+"b") // the Vigil server
+	sh(t, "ip", "-n", dev, "addr", "add", "fd00:99::2/64", "dev", veth+"a", "nodad")
+	sh(t, "ip", "-n", host, "addr", "add", "fd00:99::1/64", "dev", veth+"b", "nodad")
+	sh(t, "ip", "-n", host, "addr", "add", "fd00:99::3/64", "dev", veth+"b", "nodad")
 	for _, ns := range []string{dev, host} {
 		sh(t, "ip", "-n", ns, "link", "set", "lo", "up")
 	}
@@ -83,7 +121,7 @@ func TestIsolateInNetworkNamespace(t *testing.T) {
 	var ln net.Listener
 	inNS(t, dev, func() {
 		var err error
-		ln, err = net.Listen("tcp", "10.99.0.2:0")
+		ln, err = net.Listen("tcp", ":0")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -98,11 +136,12 @@ func TestIsolateInNetworkNamespace(t *testing.T) {
 			c.Close()
 		}
 	}()
-	reach := func(from string) bool {
+	port := ln.Addr().(*net.TCPAddr).Port
+	reach := func(from, to string) bool {
 		ok := false
 		inNS(t, host, func() {
 			d := net.Dialer{Timeout: time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
-			c, err := d.Dial("tcp", ln.Addr().String())
+			c, err := d.Dial("tcp", net.JoinHostPort(to, fmt.Sprint(port)))
 			if err == nil {
 				c.Close()
 				ok = true
@@ -110,29 +149,48 @@ func TestIsolateInNetworkNamespace(t *testing.T) {
 		})
 		return ok
 	}
-	if !reach("10.99.0.1") || !reach("10.99.0.3") {
-		t.Fatal("no connectivity before isolation")
+	check := func(when string, host, server bool) {
+		t.Helper()
+		for _, c := range []struct {
+			from, to string
+			want     bool
+		}{{"10.99.0.1", "10.99.0.2", host}, {"fd00:99::1", "fd00:99::2", host}, {"10.99.0.3", "10.99.0.2", server}, {"fd00:99::3", "fd00:99::2", server}} {
+			if got := reach(c.from, c.to); got != c.want {
+				t.Errorf("%s: %s reaches the device: %v, want %v", when, c.from, got, c.want)
+			}
+		}
 	}
-	s := &System{Firewall: "nft", ServerAddrs: []netip.Addr{netip.MustParseAddr("10.99.0.3")},
+	// IPv6 addresses need a moment (nodad, but the link comes up).
+	for i := 0; i < 50 && !(reach("fd00:99::1", "fd00:99::2") && reach("fd00:99::3", "fd00:99::2")); i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
+	check("before isolation", true, true)
+	if t.Failed() {
+		t.FailNow()
+	}
+	s := &System{Firewall: firewall, ServerAddrs: []netip.Addr{netip.MustParseAddr("10.99.0.3"), netip.MustParseAddr("fd00:99::3")},
 		Run: func(ctx context.Context, argv []string, stdin string) (string, error) {
+			if r, ok := rename[argv[0]]; ok {
+				argv = append([]string{r}, argv[1:]...)
+			}
 			cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", dev}, argv...)...)
 			cmd.Stdin = strings.NewReader(stdin)
 			out, err := cmd.CombinedOutput()
 			return string(out), err
 		}}
-	if out, err := s.Execute(context.Background(), Command{Action: ActionIsolate}); err != nil {
+	out, err := s.Execute(context.Background(), Command{Action: ActionIsolate})
+	if err != nil && rename != nil && strings.Contains(out, "Table does not exist") {
+		t.Skipf("this kernel has no legacy iptables (ip_tables module): %s", out)
+	}
+	if err != nil {
 		t.Fatalf("isolate: %v\n%s", err, out)
 	}
-	if reach("10.99.0.1") {
-		t.Fatal("the test host still reaches the isolated device")
-	}
-	if !reach("10.99.0.3") {
-		t.Fatal("the Vigil server lost the isolated device")
-	}
-	if out, err := s.Execute(context.Background(), Command{Action: ActionRestore}); err != nil {
+	t.Logf("isolate: %s", out)
+	check("isolated", false, true)
+	out, err = s.Execute(context.Background(), Command{Action: ActionRestore})
+	if err != nil {
 		t.Fatalf("restore: %v\n%s", err, out)
 	}
-	if !reach("10.99.0.1") {
-		t.Fatal("no connectivity after restore")
-	}
+	t.Logf("restore: %s", out)
+	check("restored", true, true)
 }
