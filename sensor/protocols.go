@@ -43,9 +43,13 @@ func DefaultProtocols(cfg Config) []Protocol {
 			NewStream: func() proto.StreamParser { return &dns.Stream{} },
 		},
 		{
-			Name:     "coap",
-			UDPPorts: []uint16{5683},
-			Datagram: &coap.Parser{PayloadPreview: cfg.PayloadPreview},
+			// CoAP over UDP (5683) and over TCP (RFC 8323, 5683); on
+			// other ports, see the probing entries at the end.
+			Name:      "coap",
+			UDPPorts:  []uint16{5683},
+			TCPPorts:  []uint16{5683},
+			Datagram:  &coap.Parser{PayloadPreview: cfg.PayloadPreview},
+			NewStream: func() proto.StreamParser { return &coap.Stream{PayloadPreview: cfg.PayloadPreview} },
 		},
 		{
 			Name:      "mqtt",
@@ -103,6 +107,20 @@ func DefaultProtocols(cfg Config) []Protocol {
 			TCPPorts:  []uint16{443, 8443, 8883, 5671, 993, 995, 465, 636},
 			Probe:     tlsproto.Probe,
 			NewStream: func() proto.StreamParser { return tlsproto.New() },
+		},
+		{
+			// CoAP over UDP on other ports, by a strict look at the first
+			// datagram (a well-formed request). Last, so that protocols
+			// with a stronger signature are tried first.
+			Name:     "coap",
+			Probe:    coap.Probe,
+			Datagram: &coap.Parser{PayloadPreview: cfg.PayloadPreview},
+		},
+		{
+			// CoAP over TCP on other ports: the CSM a client sends first.
+			Name:      "coap",
+			Probe:     coap.ProbeTCP,
+			NewStream: func() proto.StreamParser { return &coap.Stream{PayloadPreview: cfg.PayloadPreview} },
 		},
 	}
 }

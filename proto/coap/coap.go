@@ -1,6 +1,7 @@
 package coap
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"strconv"
 	"strings"
@@ -21,7 +22,9 @@ const (
 	AnomalyEmptyWithData  = "empty_message_with_data" // code 0.00 with a token, options or payload
 	AnomalyPayloadMarker  = "empty_payload_after_marker"
 	AnomalyInvalidToken   = "invalid_token_length"
-	AnomalyRepeatedOption = "repeated_option" // a non-repeatable option given twice
+	AnomalyRepeatedOption = "repeated_option"   // a non-repeatable option given twice
+	AnomalyMissingCSM     = "missing_csm"       // TCP: the first message of a direction is not a CSM
+	AnomalyTruncated      = "truncated_message" // TCP: bytes lost, message boundaries with them
 )
 
 // Parser decodes CoAP datagrams.
@@ -75,6 +78,39 @@ var (
 		return t
 	}()
 )
+
+// Signaling codes (7.xx, RFC 8323 section 5) and their names.
+const (
+	signalCSM     = 1
+	signalPing    = 2
+	signalPong    = 3
+	signalRelease = 4
+	signalAbort   = 5
+)
+
+var signalValues = [32]any{signalCSM: "csm", signalPing: "ping", signalPong: "pong", signalRelease: "release", signalAbort: "abort"}
+
+// signalOption decodes option num of signal detail into f.
+func signalOption(c *proto.Context, detail uint8, num int, v []byte, f map[string]any, out proto.Emitter) {
+	switch {
+	case detail == signalCSM && num == 2:
+		f["coap.max_message_size"] = optUint(v)
+	case detail == signalCSM && num == 4:
+		f["coap.block_wise_transfer"] = true
+	case (detail == signalPing || detail == signalPong) && num == 2:
+		f["coap.custody"] = true
+	case detail == signalRelease && num == 2:
+		f["coap.alternative_address"] = strings.ToValidUTF8(string(v), "\uFFFD")
+	case detail == signalRelease && num == 4:
+		f["coap.hold_off"] = optUint(v)
+	case detail == signalAbort && num == 2:
+		f["coap.bad_csm_option"] = optUint(v)
+	default:
+		if num&1 == 1 {
+			out.Emit(c.Anomaly(Kind, AnomalyUnknownOption, "critical signaling option "+strconv.Itoa(num)+" of 7."+twoDigits(detail)))
+		}
+	}
+}
 
 // Options.
 const (
@@ -148,14 +184,40 @@ func (p *Parser) ParseDatagram(c *proto.Context, b []byte, out proto.Emitter) {
 		out.Emit(c.Anomaly(Kind, AnomalyMalformed, "token truncated"))
 		return
 	}
+	m := message{code: code, token: b[4 : 4+tkl], rest: b[4+tkl:]}
+	ev, ok := decode(c, &m, p.PayloadPreview, out)
+	if !ok {
+		return
+	}
+	if code == 0 && typ == 3 {
+		ev.Action = "reset"
+	}
+	ev.Fields["coap.type"] = typeValues[typ]
+	ev.Fields["coap.message_id"] = proto.Num(float64(mid))
+	if code == 0 && (tkl > 0 || len(b) > 4) {
+		out.Emit(c.Anomaly(Kind, AnomalyEmptyWithData, "empty message carries a token, options or payload"))
+	}
+	out.Emit(ev)
+}
+
+// message is a CoAP message whose header has been read: over UDP the
+// fixed header, over TCP the length, code and token of RFC 8323.
+type message struct {
+	code  uint8
+	token []byte
+	rest  []byte // options and payload
+}
+
+// decode decodes the code, token, options and payload of m into an event
+// (not emitted yet), emitting anomalies as it goes. It returns false
+// when the options are malformed (the anomaly is emitted, no event).
+func decode(c *proto.Context, m *message, preview int, out proto.Emitter) (vigil.Event, bool) {
+	code := m.code
 	class, detail := code>>5, code&0x1f
 	action := "request"
 	switch {
 	case code == 0:
 		action = "empty"
-		if typ == 3 {
-			action = "reset"
-		}
 	case class == 0:
 	case class == 2 || class == 4 || class == 5:
 		action = "response"
@@ -164,11 +226,9 @@ func (p *Parser) ParseDatagram(c *proto.Context, b []byte, out proto.Emitter) {
 	}
 	ev := c.NewEvent(Kind, action, 14)
 	f := ev.Fields
-	f["coap.type"] = typeValues[typ]
 	f["coap.code"] = codeValues[code]
-	f["coap.message_id"] = proto.Num(float64(mid))
-	if tkl > 0 {
-		f["coap.token"] = hex.EncodeToString(b[4 : 4+tkl])
+	if len(m.token) > 0 {
+		f["coap.token"] = hex.EncodeToString(m.token)
 	}
 	switch action {
 	case "request":
@@ -187,9 +247,12 @@ func (p *Parser) ParseDatagram(c *proto.Context, b []byte, out proto.Emitter) {
 	case "signaling":
 		if class != 7 {
 			out.Emit(c.Anomaly(Kind, AnomalyInvalidCode, "reserved code class "+strconv.Itoa(int(class))))
+		} else if s := signalValues[detail]; s != nil {
+			f["coap.signal"] = s
 		}
 	}
-	rest := b[4+tkl:]
+	signal := class == 7
+	rest := m.rest
 	var path, query, lpath, lquery []string
 	num := 0
 	var seen [4]uint64 // options below 256 already given
@@ -199,19 +262,25 @@ func (p *Parser) ParseDatagram(c *proto.Context, b []byte, out proto.Emitter) {
 		var ok bool
 		if delta, rest, ok = ext(delta, rest); !ok {
 			out.Emit(c.Anomaly(Kind, AnomalyMalformed, "option delta invalid after option "+strconv.Itoa(num)))
-			return
+			return ev, false
 		}
 		if l, rest, ok = ext(l, rest); !ok {
 			out.Emit(c.Anomaly(Kind, AnomalyMalformed, "option length invalid after option "+strconv.Itoa(num)))
-			return
+			return ev, false
 		}
 		num += delta
 		if l > len(rest) {
 			out.Emit(c.Anomaly(Kind, AnomalyMalformed, "option "+strconv.Itoa(num)+" value truncated"))
-			return
+			return ev, false
 		}
 		v := rest[:l]
 		rest = rest[l:]
+		if signal {
+			// Signaling options are numbered per signal (RFC 8323
+			// section 5).
+			signalOption(c, detail, num, v, f, out)
+			continue
+		}
 		if num < 256 {
 			if seen[num>>6]&(1<<(num&63)) != 0 && !repeatable[num] {
 				out.Emit(c.Anomaly(Kind, AnomalyRepeatedOption, "option "+strconv.Itoa(num)+" repeated"))
@@ -285,15 +354,12 @@ func (p *Parser) ParseDatagram(c *proto.Context, b []byte, out proto.Emitter) {
 			out.Emit(c.Anomaly(Kind, AnomalyPayloadMarker, "payload marker without payload"))
 		}
 		size = len(rest) - 1
-		if p.PayloadPreview > 0 && size > 0 {
-			f["coap.payload"] = strings.ToValidUTF8(string(rest[1:1+min(size, p.PayloadPreview)]), "\uFFFD")
+		if preview > 0 && size > 0 {
+			f["coap.payload"] = strings.ToValidUTF8(string(rest[1:1+min(size, preview)]), "\uFFFD")
 		}
 	}
 	f["coap.payload_size"] = proto.Num(float64(size))
-	if code == 0 && (tkl > 0 || len(b) > 4) {
-		out.Emit(c.Anomaly(Kind, AnomalyEmptyWithData, "empty message carries a token, options or payload"))
-	}
-	out.Emit(ev)
+	return ev, true
 }
 
 func twoDigits(n uint8) string {
@@ -320,4 +386,196 @@ func ext(v int, b []byte) (int, []byte, bool) {
 		return 0, b, false
 	}
 	return v, b, true
+}
+
+// Probe reports whether a UDP datagram is a CoAP request, to recognise
+// CoAP on ports other than 5683. A CoAP header is only four bytes, so
+// the test is strict: version 1, a confirmable or non-confirmable request
+// with a method code, a token of at most 8 bytes, then options that are
+// all known, well encoded, within their lengths and that end exactly at
+// the end of the datagram or at a payload marker followed by a payload;
+// and more than the bare header.
+func Probe(b []byte) bool {
+	if len(b) <= 4 || b[0]>>6 != 1 || (b[0]>>4)&3 > 1 {
+		return false
+	}
+	tkl := int(b[0] & 0x0f)
+	if tkl > 8 || len(b) < 4+tkl || b[1] < 1 || b[1] > 7 {
+		return false
+	}
+	return optionsPlausible(b[4+tkl:])
+}
+
+// optionLimits are the value lengths RFC 7252 (and the Observe, Block,
+// Size, Echo, Request-Tag, OSCORE, Hop-Limit and No-Response RFCs) allow.
+var optionLimits = map[int][2]int{optIfMatch: {0, 8}, optURIHost: {1, 255}, optETag: {1, 8}, optIfNoneMatch: {0, 0},
+	optObserve: {0, 3}, optURIPort: {0, 2}, optLocationPath: {0, 255}, optURIPath: {0, 255}, optContentFormat: {0, 2},
+	optMaxAge: {0, 4}, optURIQuery: {0, 255}, optAccept: {0, 2}, optLocationQuery: {0, 255}, optBlock2: {0, 3},
+	optBlock1: {0, 3}, optSize2: {0, 4}, optProxyURI: {1, 1034}, optProxyScheme: {1, 255}, optSize1: {0, 4},
+	optEcho: {1, 40}, optNoResponse: {0, 1}, optRequestTag: {0, 8}, optOSCORE: {0, 255}, optHopLimit: {1, 1},
+	optQBlock1: {0, 3}, optQBlock2: {0, 3}, optEDHOC: {0, 0}}
+
+// optionsPlausible reports whether b is a well-formed list of known
+// options, optionally followed by a payload marker and a payload.
+func optionsPlausible(b []byte) bool {
+	num := 0
+	for len(b) > 0 && b[0] != 0xff {
+		delta, l := int(b[0]>>4), int(b[0]&0x0f)
+		b = b[1:]
+		var ok bool
+		if delta, b, ok = ext(delta, b); !ok {
+			return false
+		}
+		if l, b, ok = ext(l, b); !ok {
+			return false
+		}
+		if delta == 0 && num > 0 && !repeatable[num] {
+			return false // a non-repeatable option twice
+		}
+		num += delta
+		lim, known := optionLimits[num]
+		if !known || l < lim[0] || l > lim[1] || l > len(b) {
+			return false
+		}
+		b = b[l:]
+	}
+	return len(b) != 1 // a marker needs a payload
+}
+
+// MaxMessage is the longest CoAP over TCP message the Stream decodes.
+const MaxMessage = 1 << 20
+
+// Stream decodes CoAP over TCP (RFC 8323), both directions of one
+// connection: each message is length, code, token, options and payload;
+// there is no type and no message id. Each side must send a
+// Capabilities and Settings Message (CSM, 7.01) first: a connection seen
+// from its start whose first message in a direction is something else
+// raises missing_csm. Framing it cannot follow (a token longer than 8
+// bytes, a message longer than MaxMessage, lost bytes) ends the decoding
+// of the connection.
+type Stream struct {
+	// PayloadPreview is how many payload bytes coap.payload keeps.
+	PayloadPreview int
+	started        [2]bool
+	broken         bool
+}
+
+var _ proto.StreamParser = (*Stream)(nil)
+
+// Parse implements proto.StreamParser.
+func (s *Stream) Parse(c *proto.Context, data []byte, out proto.Emitter) int {
+	if s.broken {
+		return len(data)
+	}
+	d := c.Dir & 1
+	n := 0
+	for n < len(data) {
+		b := data[n:]
+		l, hl, ok := tcpLength(b)
+		if !ok {
+			return n // the extended length is not all there yet
+		}
+		tkl := int(b[0] & 0x0f)
+		if tkl > 8 {
+			s.fail(c, out, AnomalyInvalidToken, "token length "+strconv.Itoa(tkl))
+			return len(data)
+		}
+		if l < 0 || l > MaxMessage {
+			s.fail(c, out, AnomalyMalformed, "message of "+strconv.Itoa(l)+" bytes is longer than "+strconv.Itoa(MaxMessage))
+			return len(data)
+		}
+		total := hl + 1 + tkl + l
+		if len(b) < total {
+			return n
+		}
+		code := b[hl]
+		m := message{code: code, token: b[hl+1 : hl+1+tkl], rest: b[hl+1+tkl : total]}
+		if !s.started[d] {
+			s.started[d] = true
+			if code != 7<<5|signalCSM && !c.Midstream {
+				out.Emit(c.Anomaly(Kind, AnomalyMissingCSM, "first message code "+strconv.Itoa(int(code>>5))+"."+twoDigits(code&0x1f)+" is not a CSM"))
+			}
+		}
+		if ev, ok := decode(c, &m, s.PayloadPreview, out); ok {
+			if code == 0 && (tkl > 0 || l > 0) {
+				out.Emit(c.Anomaly(Kind, AnomalyEmptyWithData, "empty message carries a token, options or payload"))
+			}
+			out.Emit(ev)
+		}
+		n += total
+	}
+	return n
+}
+
+// Gap implements proto.StreamParser: message boundaries are lost, the
+// connection is no longer decoded.
+func (s *Stream) Gap(c *proto.Context, n int, out proto.Emitter) {
+	if !s.broken {
+		s.fail(c, out, AnomalyTruncated, strconv.Itoa(n)+" bytes lost")
+	}
+}
+
+// fail gives up on the connection after an anomaly.
+func (s *Stream) fail(c *proto.Context, out proto.Emitter, name, detail string) {
+	s.broken = true
+	out.Emit(c.Anomaly(Kind, name, detail))
+}
+
+// tcpLength reads the length of the options and payload of a CoAP over
+// TCP message at the start of b, and the length of that length field
+// (with the first byte). ok is false when b does not hold it all yet.
+func tcpLength(b []byte) (l, hl int, ok bool) {
+	if len(b) < 1 {
+		return 0, 0, false
+	}
+	switch n := int(b[0] >> 4); n {
+	case 13:
+		if len(b) < 2 {
+			return 0, 0, false
+		}
+		return int(b[1]) + 13, 2, true
+	case 14:
+		if len(b) < 3 {
+			return 0, 0, false
+		}
+		return int(binary.BigEndian.Uint16(b[1:])) + 269, 3, true
+	case 15:
+		if len(b) < 5 {
+			return 0, 0, false
+		}
+		return int(binary.BigEndian.Uint32(b[1:])) + 65805, 5, true
+	default:
+		return n, 1, true
+	}
+}
+
+// ProbeTCP reports whether a client's first bytes on a TCP connection
+// are a CoAP over TCP CSM message (RFC 8323: the first message each side
+// sends), to recognise CoAP over TCP on ports other than 5683: a token of
+// at most 8 bytes, code 7.01, and, when the message is all there,
+// options that parse and end where the message ends.
+func ProbeTCP(b []byte) bool {
+	l, hl, ok := tcpLength(b)
+	if !ok || b[0]&0x0f > 8 || len(b) < hl+1 || b[hl] != 7<<5|signalCSM || l > 1024 {
+		return false
+	}
+	tkl := int(b[0] & 0x0f)
+	end := hl + 1 + tkl + l
+	if len(b) < end {
+		return true // the rest is yet to come
+	}
+	rest := b[hl+1+tkl : end]
+	for len(rest) > 0 && rest[0] != 0xff {
+		ol := int(rest[0] & 0x0f)
+		delta := int(rest[0] >> 4)
+		rest = rest[1:]
+		if _, rest, ok = ext(delta, rest); !ok {
+			return false
+		}
+		if ol, rest, ok = ext(ol, rest); !ok || ol > len(rest) {
+			return false
+		}
+		rest = rest[ol:]
+	}
+	return len(rest) == 0
 }
