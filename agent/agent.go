@@ -140,7 +140,7 @@ func New(cfg Config, opts Options) (*Agent, error) {
 	if cfg.MetricsFile != "" || len(cfg.MetricsCommand) > 0 {
 		add(&a.periodic, "metrics", &collect.Metrics{File: cfg.MetricsFile, Command: cfg.MetricsCommand})
 	}
-	add(&a.events, "processes", &collect.Processes{Env: env})
+	add(&a.events, "processes", &collect.Processes{Env: env, Connector: cfg.ProcessEvents == "connector"})
 	add(&a.events, "authlog", &collect.AuthLog{Env: env, Files: cfg.AuthLogs})
 
 	if cfg.Commands {
@@ -170,8 +170,13 @@ func (a *Agent) DeviceID() string { return a.id.DeviceID }
 // Spool returns the agent's spool (for status and tests).
 func (a *Agent) Spool() *spool.Spool { return a.spool }
 
-// Close releases the spool.
+// Close releases the spool and the collectors' resources.
 func (a *Agent) Close() error {
+	for _, c := range append(a.periodic, a.events...) {
+		if cl, ok := c.(io.Closer); ok {
+			cl.Close()
+		}
+	}
 	if a.verifier != nil && a.verifier.Replay != nil {
 		a.verifier.Replay.Close()
 	}
@@ -344,6 +349,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent started", "server", a.server, "interval", time.Duration(a.cfg.Interval), "format", a.cfg.Format, "spooled", a.spool.Len())
 	// Baselines for the event collectors, then a first full report.
 	_ = a.Collect(ctx, a.events)
+	for _, c := range a.events {
+		if p, ok := c.(*collect.Processes); ok {
+			a.log.Info("process events", "source", p.Source())
+		}
+	}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); a.sender(ctx) }()

@@ -112,7 +112,7 @@ func TestLoadExampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if time.Duration(c.Interval) != time.Minute || c.Format != "json" || !c.Commands || len(c.FIMPaths) != 4 {
+	if time.Duration(c.Interval) != time.Minute || c.Format != "json" || !c.Commands || len(c.FIMPaths) != 4 || c.ProcessEvents != "connector" {
 		t.Fatalf("%+v", c)
 	}
 	if _, err := command.LoadPolicy("packaging/policy.example.json"); err != nil {
@@ -132,6 +132,7 @@ func TestLoadExampleConfig(t *testing.T) {
 	f(`{"interval": "soon"}`, "duration")
 	f(`{"server": "http://x"}`, "https")
 	f(`{"disable": ["everything"]}`, "everything")
+	f(`{"process_events": "audit"}`, "process_events")
 }
 
 func TestBackoff(t *testing.T) {

@@ -79,6 +79,10 @@ type Config struct {
 	// Disable lists collectors not to run: system, packages, health,
 	// network, processes, authlog, fim, metrics.
 	Disable []string `json:"disable,omitempty"`
+	// ProcessEvents is where process starts come from: "connector" (the
+	// default: the kernel's process connector, /proc polling when it is
+	// not permitted) or "poll" (/proc polling only).
+	ProcessEvents string `json:"process_events,omitempty"`
 
 	// SpoolMaxBytes bounds the spool (default 16 MiB).
 	SpoolMaxBytes int64 `json:"spool_max_bytes,omitempty"`
@@ -166,6 +170,13 @@ func (c *Config) fill() error {
 	}
 	if c.Server != "" && !strings.HasPrefix(c.Server, "https://") {
 		return fmt.Errorf("server %q: must be an https:// URL", c.Server)
+	}
+	switch c.ProcessEvents {
+	case "":
+		c.ProcessEvents = "connector"
+	case "connector", "poll":
+	default:
+		return fmt.Errorf("process_events %q: want connector or poll", c.ProcessEvents)
 	}
 	for _, d := range c.Disable {
 		switch d {

@@ -14,21 +14,91 @@ import (
 )
 
 // Processes emits a process/start event (ECS action "exec") for every
-// process that appeared since the previous call; the first call only
-// records what runs. Short-lived processes that start and end between two
-// calls are not seen: this is polling, not auditing.
+// process started since the previous call.
+//
+// With Connector set, on the real /proc (Env.Root empty) and when the
+// kernel lets the agent listen (root, initial user and PID namespaces),
+// the events come from the kernel's process connector (netlink): every
+// exec is seen, and the process is described at once, so a process that
+// lives a few milliseconds is still reported with its command line (or,
+// when it is gone before it could be read, with its pid and parent).
+// Otherwise, and if the connector stops, Processes polls /proc: the first
+// call only records what runs, and processes that start and end between
+// two calls are not seen.
 type Processes struct {
 	Env Env
+	// Connector asks for the kernel's process events; polling is the
+	// fallback.
+	Connector bool
 
 	seen  map[int]uint64 // pid → start time (clock ticks), to notice reuse
 	users map[string]string
+
+	conn      *procConnector
+	connTried bool
+	connErr   error // why the connector is not used
 }
 
 // Name returns "processes".
 func (p *Processes) Name() string { return "processes" }
 
+// Source tells where process events come from: "proc connector", or
+// "/proc polling" and why the connector is not used.
+func (p *Processes) Source() string {
+	if p.conn != nil {
+		return "proc connector"
+	}
+	if p.connErr != nil {
+		return "/proc polling (" + p.connErr.Error() + ")"
+	}
+	return "/proc polling"
+}
+
+// Close stops listening to the process connector.
+func (p *Processes) Close() error {
+	if p.conn != nil {
+		err := p.conn.Close()
+		p.conn = nil
+		return err
+	}
+	return nil
+}
+
 // Collect adds an event per new process.
-func (p *Processes) Collect(_ context.Context, r *wire.Report) error {
+func (p *Processes) Collect(ctx context.Context, r *wire.Report) error {
+	if p.Connector && !p.connTried && p.Env.path("/") == "/" {
+		p.connTried = true
+		p.conn, p.connErr = openProcConnector(p.Env)
+	}
+	if p.conn != nil {
+		return p.collectConnector(r)
+	}
+	return p.poll(r)
+}
+
+// collectConnector turns the execs the connector saw since the previous
+// call into events. When the connector stopped, it falls back to polling
+// (from a new baseline) and says so.
+func (p *Processes) collectConnector(r *wire.Report) error {
+	execs, dropped, err := p.conn.drain()
+	for _, x := range execs {
+		r.Events = append(r.Events, p.event(x))
+	}
+	if dropped > 0 {
+		r.Events = append(r.Events, newEvent(p.Env.now(), KindSystem, "host", "agent_process_events_dropped", "failure", "medium",
+			wire.Fields{"agent.process_events.dropped": strconv.Itoa(dropped)}))
+	}
+	if err != nil {
+		p.conn.Close()
+		p.conn, p.connErr, p.seen = nil, err, nil
+		_ = p.poll(&wire.Report{}) // the polling baseline
+		return fmt.Errorf("process connector stopped, polling /proc from now on: %w", err)
+	}
+	return nil
+}
+
+// poll compares /proc with the previous call.
+func (p *Processes) poll(r *wire.Report) error {
 	pids, err := listPIDs(p.Env)
 	if err != nil {
 		return err
@@ -53,48 +123,84 @@ func (p *Processes) Collect(_ context.Context, r *wire.Report) error {
 			next[pid] = start
 			continue
 		}
-		ev, ready := p.event(now, pid, ppid)
-		if !ready {
+		x, ok := readProcExec(p.Env, now, pid, ppid)
+		if !ok || x.cmdline == nil {
 			// Caught between fork and exec: its command line is not
 			// readable yet. Left unseen, it is reported by the next poll.
 			continue
 		}
 		next[pid] = start
-		r.Events = append(r.Events, ev)
+		r.Events = append(r.Events, p.event(x))
 	}
 	p.seen = next
 	return nil
 }
 
-// event describes a new process; ready is false while its command line is
-// empty (a process in the middle of exec).
-func (p *Processes) event(now time.Time, pid, ppid int) (ev wire.SecurityEvent, ready bool) {
-	base := p.Env.path("/proc/" + strconv.Itoa(pid))
-	f := wire.Fields{"process.pid": strconv.Itoa(pid), "process.parent.pid": strconv.Itoa(ppid)}
+// procExec is what is known of a process that started.
+type procExec struct {
+	time              time.Time
+	pid, ppid         int // ppid 0: unknown
+	exe, name, parent string
+	cmdline           []string // nil: not read
+	uid               string
+}
+
+// readProcExec reads a process's description from /proc; ppid < 0 asks
+// for it to be read too. ok is false when the process is gone.
+func readProcExec(env Env, t time.Time, pid, ppid int) (x procExec, ok bool) {
+	x = procExec{time: t, pid: pid, ppid: ppid}
+	if ppid < 0 {
+		if _, pp, ok := procStat(env, pid); ok {
+			x.ppid = pp
+		} else {
+			x.ppid = 0
+			return x, false
+		}
+	}
+	base := env.path("/proc/" + strconv.Itoa(pid))
 	if exe, err := os.Readlink(base + "/exe"); err == nil {
-		f["process.executable"] = exe
+		x.exe = exe
 	}
-	if name := procComm(p.Env, pid); name != "" {
-		f["process.name"] = name
-	}
+	x.name = procComm(env, pid)
 	b, err := os.ReadFile(base + "/cmdline")
-	if err != nil || len(b) == 0 {
-		return wire.SecurityEvent{}, false
+	if err != nil {
+		return x, false
 	}
-	args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-	f["process.command_line"] = truncate(strings.Join(args, " "), 4096)
-	if uid, ok := procUID(p.Env, pid); ok {
-		f["user.id"] = uid
-		if name := p.userName(uid); name != "" {
+	if len(b) > 0 {
+		x.cmdline = strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+	}
+	x.uid, _ = procUID(env, pid)
+	if x.ppid > 0 {
+		x.parent = procComm(env, x.ppid)
+	}
+	return x, true
+}
+
+// event is the process/exec event of x.
+func (p *Processes) event(x procExec) wire.SecurityEvent {
+	f := wire.Fields{"process.pid": strconv.Itoa(x.pid)}
+	if x.ppid > 0 {
+		f["process.parent.pid"] = strconv.Itoa(x.ppid)
+	}
+	if x.exe != "" {
+		f["process.executable"] = x.exe
+	}
+	if x.name != "" {
+		f["process.name"] = x.name
+	}
+	if x.cmdline != nil {
+		f["process.command_line"] = truncate(strings.Join(x.cmdline, " "), 4096)
+	}
+	if x.uid != "" {
+		f["user.id"] = x.uid
+		if name := p.userName(x.uid); name != "" {
 			f["user.name"] = name
 		}
 	}
-	if ppid > 0 {
-		if n := procComm(p.Env, ppid); n != "" {
-			f["process.parent.name"] = n
-		}
+	if x.parent != "" {
+		f["process.parent.name"] = x.parent
 	}
-	return newEvent(now, KindProcess, "process", "exec", "success", "", f), true
+	return newEvent(x.time, KindProcess, "process", "exec", "success", "", f)
 }
 
 func (p *Processes) userName(uid string) string {
