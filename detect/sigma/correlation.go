@@ -250,9 +250,7 @@ const (
 	DefaultMaxEntries = 10000
 )
 
-// corrEntry is one event in a window. Memory per open window is about
-// 150 bytes plus the group key plus 48 bytes per event in the window
-// (plus the value for value_count).
+// corrEntry is one event in a window.
 type corrEntry struct {
 	T int64   `json:"t"` // unix nanoseconds
 	R int     `json:"r"` // position of the rule in the correlation's rules
@@ -260,10 +258,14 @@ type corrEntry struct {
 	N float64 `json:"n,omitempty"`
 }
 
+// corrWindow is the window of one correlation for one group key.
 type corrWindow struct {
-	Entries  []corrEntry `json:"entries"`
+	Entries []corrEntry `json:"entries"`
+	// Device is the device of the window's last event: the device of an
+	// alert judged when the window closes (Tick, end of input).
+	Device   string `json:"device,omitempty"`
 	head     int
-	distinct map[string]int
+	distinct *distinctSet // value_count, value_percentile
 	sum      float64
 }
 
@@ -274,9 +276,7 @@ func (w *corrWindow) evict(before int64) {
 		e := w.Entries[w.head]
 		w.sum -= e.N
 		if w.distinct != nil {
-			if w.distinct[e.V]--; w.distinct[e.V] <= 0 {
-				delete(w.distinct, e.V)
-			}
+			w.distinct.remove(e.V)
 		}
 		w.Entries[w.head] = corrEntry{}
 		w.head++
@@ -288,9 +288,173 @@ func (w *corrWindow) evict(before int64) {
 	}
 }
 
+// distinctSet counts the distinct values of a window: the first two in
+// place, up to 16 in a short list (no map to allocate; values shared with
+// the window's entries), a map beyond.
+type distinctSet struct {
+	n    int // values in inl and more
+	inl  [2]valCount
+	more []valCount
+	big  map[string]int
+}
+
+type valCount struct {
+	v string
+	n int
+}
+
+const maxSmallDistinct = 16
+
+// at returns the i-th listed value (i < d.n).
+func (d *distinctSet) at(i int) *valCount {
+	if i < len(d.inl) {
+		return &d.inl[i]
+	}
+	return &d.more[i-len(d.inl)]
+}
+
+// add counts v and returns the copy of v the set holds (v itself may point
+// into the input line).
+func (d *distinctSet) add(v string) string {
+	if d.big != nil {
+		if n, ok := d.big[v]; ok {
+			d.big[v] = n + 1
+			return strings.Clone(v) // the map's copy cannot be reached cheaply
+		}
+		v = strings.Clone(v)
+		d.big[v] = 1
+		return v
+	}
+	for i := 0; i < d.n; i++ {
+		if x := d.at(i); x.v == v {
+			x.n++
+			return x.v
+		}
+	}
+	v = strings.Clone(v)
+	switch {
+	case d.n < len(d.inl):
+		d.inl[d.n] = valCount{v, 1}
+	case d.n < maxSmallDistinct:
+		d.more = append(d.more, valCount{v, 1})
+	default:
+		d.big = make(map[string]int, 2*maxSmallDistinct)
+		for i := 0; i < d.n; i++ {
+			x := d.at(i)
+			d.big[x.v] = x.n
+		}
+		*d = distinctSet{big: d.big}
+		d.big[v] = 1
+		return v
+	}
+	d.n++
+	return v
+}
+
+func (d *distinctSet) remove(v string) {
+	if d.big != nil {
+		if d.big[v]--; d.big[v] <= 0 {
+			delete(d.big, v)
+		}
+		return
+	}
+	for i := 0; i < d.n; i++ {
+		if x := d.at(i); x.v == v {
+			if x.n--; x.n <= 0 {
+				last := d.at(d.n - 1)
+				*x, *last = *last, valCount{}
+				d.n--
+				if d.n >= len(d.inl) {
+					d.more = d.more[:d.n-len(d.inl)]
+				}
+			}
+			return
+		}
+	}
+}
+
+func (d *distinctSet) count(v string) int {
+	if d == nil {
+		return 0
+	}
+	if d.big != nil {
+		return d.big[v]
+	}
+	for i := 0; i < d.n; i++ {
+		if x := d.at(i); x.v == v {
+			return x.n
+		}
+	}
+	return 0
+}
+
+func (d *distinctSet) len() int {
+	if d == nil {
+		return 0
+	}
+	if d.big != nil {
+		return len(d.big)
+	}
+	return d.n
+}
+
+// corrGroup holds, for one group key, the window of each correlation that
+// saw the key: correlations grouping on the same values share one lookup
+// per event.
+type corrGroup struct {
+	wins []groupWin
+	buf  [2]groupWin // room for the first two, in the same allocation
+}
+
+type groupWin struct {
+	r *Rule
+	w corrWindow
+}
+
+// win returns the window of correlation r in g, or nil.
+func (g *corrGroup) win(r *Rule) *corrWindow {
+	for i := range g.wins {
+		if g.wins[i].r == r {
+			return &g.wins[i].w
+		}
+	}
+	return nil
+}
+
+// drop removes the window of correlation r from g.
+func (g *corrGroup) drop(r *Rule) {
+	for i := range g.wins {
+		if g.wins[i].r == r {
+			last := len(g.wins) - 1
+			g.wins[i] = g.wins[last]
+			g.wins[last] = groupWin{}
+			g.wins = g.wins[:last]
+			return
+		}
+	}
+}
+
 // corrState is the correlation state of one partition.
 type corrState struct {
-	windows map[*Rule]map[string]*corrWindow
+	groups map[string]*corrGroup
+	// open counts the windows of each correlation.
+	open []ruleCount
+}
+
+type ruleCount struct {
+	r *Rule
+	n int
+}
+
+// opened returns the count of r's open windows.
+func (st *corrState) opened(r *Rule) *int {
+	for i := range st.open {
+		if st.open[i].r == r {
+			return &st.open[i].n
+		}
+	}
+	st.open = append(st.open, ruleCount{r: r})
+	return &st.open[len(st.open)-1].n
 }
 
 // CorrStats counts correlation state.
@@ -308,6 +472,13 @@ type correlator struct {
 	maxEntries int
 	dropped    *dropCounters
 	keyBuf     []byte
+	// The group of the last key looked up (nil: none), so that the
+	// correlations fed by one event look their key up once.
+	lastKey   []byte
+	lastGroup *corrGroup
+	// onClose: some window of an upper-bound correlation was opened
+	// (closeExpired has work to do).
+	onClose bool
 }
 
 type dropCounters struct {
@@ -321,17 +492,18 @@ func newCorrelator(maxGroups, maxEntries int, dc *dropCounters) *correlator {
 	if maxEntries <= 0 {
 		maxEntries = DefaultMaxEntries
 	}
-	return &correlator{st: corrState{windows: map[*Rule]map[string]*corrWindow{}}, maxGroups: maxGroups, maxEntries: maxEntries, dropped: dc}
+	return &correlator{st: corrState{groups: map[string]*corrGroup{}}, maxGroups: maxGroups, maxEntries: maxEntries, dropped: dc}
 }
 
 // corrFire is a correlation that fired.
 type corrFire struct {
-	rule  *Rule
-	group string
-	value float64
-	first time.Time
-	last  time.Time
-	count int
+	rule   *Rule
+	group  string
+	value  float64
+	first  time.Time
+	last   time.Time
+	count  int
+	device string
 }
 
 // hit feeds a match of rule r at time t (the event is loaded in m) to the
@@ -349,6 +521,35 @@ func (co *correlator) hit(m *Matcher, r *Rule, t time.Time, fire func(corrFire),
 	}
 }
 
+// group returns the group of key, creating it when create is set.
+func (co *correlator) group(key []byte, create bool) *corrGroup {
+	if co.lastGroup != nil && string(key) == string(co.lastKey) {
+		return co.lastGroup
+	}
+	g := co.st.groups[string(key)]
+	if g == nil {
+		if !create {
+			return nil
+		}
+		g = &corrGroup{}
+		g.wins = g.buf[:0]
+		co.st.groups[string(key)] = g
+	}
+	co.lastKey, co.lastGroup = append(co.lastKey[:0], key...), g
+	return g
+}
+
+// dropWin removes correlation r's window from the group of key (and the
+// group when it is left empty).
+func (co *correlator) dropWin(key string, g *corrGroup, r *Rule) {
+	g.drop(r)
+	*co.st.opened(r)--
+	if len(g.wins) == 0 {
+		delete(co.st.groups, key)
+		co.lastGroup = nil
+	}
+}
+
 func (co *correlator) feed(m *Matcher, l corrLink, t time.Time) (corrFire, bool) {
 	c := l.c.Correlation
 	lk := l.c
@@ -360,23 +561,28 @@ func (co *correlator) feed(m *Matcher, l corrLink, t time.Time) (corrFire, bool)
 		key = append(key, m.str(s)...)
 	}
 	co.keyBuf = key
-	groups := co.st.windows[l.c]
-	if groups == nil {
-		groups = map[string]*corrWindow{}
-		co.st.windows[l.c] = groups
-	}
-	w := groups[string(key)]
 	now := t.UnixNano()
+	g := co.group(key, false)
+	var w *corrWindow
+	if g != nil {
+		w = g.win(lk)
+	}
 	if w == nil {
-		if len(groups) >= co.maxGroups {
-			co.sweep(l.c, groups, now)
-			if len(groups) >= co.maxGroups {
+		if open := co.st.opened(lk); *open >= co.maxGroups {
+			co.sweep(lk, now)
+			if *open >= co.maxGroups {
 				co.dropped.groups.add(1)
 				return corrFire{}, false
 			}
 		}
-		w = &corrWindow{}
-		groups[string(key)] = w
+		if g == nil {
+			g = co.group(key, true)
+		}
+		g.wins = append(g.wins, groupWin{r: lk})
+		w = &g.wins[len(g.wins)-1].w
+		w.Entries = make([]corrEntry, 0, 2)
+		*co.st.opened(lk)++
+		co.onClose = co.onClose || c.onClose
 	}
 	var closed corrFire
 	var hasClosed bool
@@ -385,8 +591,7 @@ func (co *correlator) feed(m *Matcher, l corrLink, t time.Time) (corrFire, bool)
 		// first event and judged when they close.
 		if l := w.live(); len(l) > 0 && now >= l[0].T+int64(c.Timespan) {
 			closed, hasClosed = co.judge(lk, c, w, string(key))
-			w = &corrWindow{}
-			groups[string(key)] = w
+			*w = corrWindow{Entries: make([]corrEntry, 0, 2)}
 		}
 	} else {
 		w.evict(now - int64(c.Timespan))
@@ -395,16 +600,18 @@ func (co *correlator) feed(m *Matcher, l corrLink, t time.Time) (corrFire, bool)
 		co.dropped.entries.add(1)
 		w.evict(w.live()[0].T + 1)
 	}
+	if dev := m.str(slotDevice); dev != w.Device {
+		w.Device = strings.Clone(dev)
+	}
 	e := corrEntry{T: now, R: l.pos}
 	if l.valueSlot >= 0 {
 		v := m.str(l.valueSlot)
 		switch c.Type {
 		case CorrValueCount, CorrValuePercentile:
-			e.V = strings.Clone(v)
 			if w.distinct == nil {
-				w.distinct = map[string]int{}
+				w.distinct = &distinctSet{}
 			}
-			w.distinct[e.V]++
+			e.V = w.distinct.add(v)
 		default:
 			e.N, _ = strconv.ParseFloat(v, 64)
 			w.sum += e.N
@@ -425,8 +632,8 @@ func (co *correlator) feed(m *Matcher, l corrLink, t time.Time) (corrFire, bool)
 	}
 	live := w.live()
 	f := corrFire{rule: l.c, group: strings.ReplaceAll(string(key), "\x00", ","), value: val,
-		first: time.Unix(0, live[0].T).UTC(), last: t, count: len(live)}
-	delete(groups, string(key)) // a fired window starts afresh
+		first: time.Unix(0, live[0].T).UTC(), last: t, count: len(live), device: w.Device}
+	co.dropWin(string(key), g, lk) // a fired window starts afresh
 	return f, true
 }
 
@@ -446,27 +653,32 @@ func (co *correlator) judge(r *Rule, c *Correlation, w *corrWindow, key string) 
 		}
 	}
 	return corrFire{rule: r, group: strings.ReplaceAll(key, "\x00", ","), value: val,
-		first: time.Unix(0, live[0].T).UTC(), last: time.Unix(0, live[len(live)-1].T).UTC(), count: len(live)}, true
+		first: time.Unix(0, live[0].T).UTC(), last: time.Unix(0, live[len(live)-1].T).UTC(), count: len(live), device: w.Device}, true
 }
 
 // closeExpired judges and removes the windows of upper-bound correlations
 // that closed before now.
 func (co *correlator) closeExpired(now time.Time, fire func(corrFire)) {
+	if !co.onClose {
+		return
+	}
 	n := now.UnixNano()
-	for r, groups := range co.st.windows {
-		c := r.Correlation
-		if !c.onClose {
-			continue
-		}
-		for k, w := range groups {
-			l := w.live()
-			if len(l) > 0 && n < l[0].T+int64(c.Timespan) {
+	for k, g := range co.st.groups {
+		for i := 0; i < len(g.wins); i++ {
+			r, w := g.wins[i].r, &g.wins[i].w
+			c := r.Correlation
+			if !c.onClose {
 				continue
 			}
-			if f, ok := co.judge(r, c, w, k); ok {
+			if l := w.live(); len(l) > 0 && n < l[0].T+int64(c.Timespan) {
+				continue
+			}
+			f, ok := co.judge(r, c, w, k)
+			co.dropWin(k, g, r)
+			i-- // the last window took this place
+			if ok {
 				fire(f)
 			}
-			delete(groups, k)
 		}
 	}
 }
@@ -478,7 +690,7 @@ func (co *correlator) measure(c *Correlation, w *corrWindow, cur corrEntry) (flo
 	case CorrEventCount:
 		return float64(len(live)), true
 	case CorrValueCount:
-		return float64(len(w.distinct)), true
+		return float64(w.distinct.len()), true
 	case CorrValueSum:
 		return w.sum, true
 	case CorrValueAvg:
@@ -487,7 +699,7 @@ func (co *correlator) measure(c *Correlation, w *corrWindow, cur corrEntry) (flo
 		// The share (in percent) of the window's events whose field has
 		// the current event's value: "lte: 1" finds values seen in at
 		// most 1% of the group's events.
-		return 100 * float64(w.distinct[cur.V]) / float64(len(live)), true
+		return 100 * float64(w.distinct.count(cur.V)) / float64(len(live)), true
 	case CorrTemporal:
 		seen := make([]bool, len(c.rules))
 		n := 0
@@ -512,12 +724,15 @@ func (co *correlator) measure(c *Correlation, w *corrWindow, cur corrEntry) (flo
 	return 0, false
 }
 
-// sweep drops windows whose events are all older than the timespan.
-func (co *correlator) sweep(r *Rule, groups map[string]*corrWindow, now int64) {
+// sweep drops the windows of correlation r whose events are all older
+// than its timespan.
+func (co *correlator) sweep(r *Rule, now int64) {
 	before := now - int64(r.Correlation.Timespan)
-	for k, w := range groups {
-		if l := w.live(); len(l) == 0 || l[len(l)-1].T < before {
-			delete(groups, k)
+	for k, g := range co.st.groups {
+		if w := g.win(r); w != nil {
+			if l := w.live(); len(l) == 0 || l[len(l)-1].T < before {
+				co.dropWin(k, g, r)
+			}
 		}
 	}
 }
@@ -525,8 +740,8 @@ func (co *correlator) sweep(r *Rule, groups map[string]*corrWindow, now int64) {
 // open counts open windows.
 func (co *correlator) open() int {
 	n := 0
-	for _, g := range co.st.windows {
-		n += len(g)
+	for _, c := range co.st.open {
+		n += c.n
 	}
 	return n
 }
@@ -539,13 +754,16 @@ type checkpoint struct {
 
 func (co *correlator) snapshot() checkpoint {
 	cp := checkpoint{Windows: map[string]map[string]*corrWindow{}}
-	for r, groups := range co.st.windows {
-		id := firstNonEmpty(r.ID, r.Name, r.Title)
-		m := map[string]*corrWindow{}
-		for k, w := range groups {
-			m[k] = &corrWindow{Entries: append([]corrEntry(nil), w.live()...)}
+	for k, g := range co.st.groups {
+		for _, gw := range g.wins {
+			id := firstNonEmpty(gw.r.ID, gw.r.Name, gw.r.Title)
+			m := cp.Windows[id]
+			if m == nil {
+				m = map[string]*corrWindow{}
+				cp.Windows[id] = m
+			}
+			m[k] = &corrWindow{Entries: append([]corrEntry(nil), gw.w.live()...), Device: gw.w.Device}
 		}
-		cp.Windows[id] = m
 	}
 	return cp
 }
@@ -560,21 +778,27 @@ func (co *correlator) restore(rs *RuleSet, cp checkpoint) {
 		if !ok {
 			continue // the rule is gone
 		}
-		m := map[string]*corrWindow{}
+		distinct := r.Correlation.Type == CorrValueCount || r.Correlation.Type == CorrValuePercentile
 		for k, w := range groups {
-			nw := &corrWindow{Entries: w.Entries}
-			for _, e := range nw.Entries {
+			g := co.group([]byte(k), true)
+			if g.win(r) != nil {
+				continue
+			}
+			g.wins = append(g.wins, groupWin{r: r, w: corrWindow{Entries: w.Entries, Device: w.Device}})
+			nw := &g.wins[len(g.wins)-1].w
+			for i := range nw.Entries {
+				e := &nw.Entries[i]
 				nw.sum += e.N
-				if t := r.Correlation.Type; t == CorrValueCount || t == CorrValuePercentile {
+				if distinct {
 					if nw.distinct == nil {
-						nw.distinct = map[string]int{}
+						nw.distinct = &distinctSet{}
 					}
-					nw.distinct[e.V]++
+					e.V = nw.distinct.add(e.V)
 				}
 			}
-			m[k] = nw
+			*co.st.opened(r)++
+			co.onClose = co.onClose || r.Correlation.onClose
 		}
-		co.st.windows[r] = m
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -378,7 +379,7 @@ correlation:
 	// Online: the window is judged by Tick once closed, not before.
 	d := NewDetector(mustLoad(t, baseRules+"---\n"+corr), DetectorOptions{})
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	d.Detect(context.Background(), 0, &vigil.Event{Time: t0, Outcome: vigil.OutcomeFailure,
+	d.Detect(context.Background(), 0, &vigil.Event{Time: t0, Outcome: vigil.OutcomeFailure, DeviceID: "dev-1",
 		Fields: map[string]any{"logsource.product": "test", "src": "a"}}, func(vigil.Alert) {})
 	var alerts []vigil.Alert
 	d.Tick(context.Background(), t0.Add(30*time.Second), func(a vigil.Alert) { alerts = append(alerts, a) })
@@ -388,5 +389,57 @@ correlation:
 	d.Tick(context.Background(), t0.Add(61*time.Second), func(a vigil.Alert) { alerts = append(alerts, a) })
 	if len(alerts) != 1 || alerts[0].Title != "Too few" || alerts[0].Fields["sigma.group"] != "a" {
 		t.Fatalf("closed window: %+v", alerts)
+	}
+	// The alert of a window judged without a triggering event carries the
+	// device of the window's last event.
+	if alerts[0].DeviceID != "dev-1" {
+		t.Errorf("device of the Tick alert = %q, want dev-1", alerts[0].DeviceID)
+	}
+	// Offline, windows still open when the input ends likewise.
+	rs := mustLoad(t, baseRules+"---\n"+corr)
+	var out bytes.Buffer
+	in := `{"logsource.product":"test","@timestamp":"2026-01-01T00:00:00Z","outcome":"failure","src":"a","device_id":"dev-2"}` + "\n"
+	if _, err := DetectStream(strings.NewReader(in), &out, rs); err != nil {
+		t.Fatal(err)
+	}
+	var a vigil.Alert
+	if err := json.Unmarshal(out.Bytes(), &a); err != nil || a.Title != "Too few" || a.DeviceID != "dev-2" {
+		t.Errorf("alert at the end of the input = %s (%v), want Too few on dev-2", out.String(), err)
+	}
+}
+
+// TestWindowMemory measures the heap held per open window (group map entry
+// and key, group, window, its first event; for value_count the value too),
+// documented in docs/sigma.md.
+func TestWindowMemory(t *testing.T) {
+	for _, tc := range []struct{ typ, field string }{{"event_count", ""}, {"value_count", "        field: user\n"}} {
+		corr := "title: Many\ncorrelation:\n    type: " + tc.typ + "\n    rules: [failed_login]\n    group-by: [src]\n    timespan: 5m\n    condition:\n        gte: 1000000\n" + tc.field
+		d := NewDetector(mustLoad(t, baseRules+"---\n"+corr), DetectorOptions{})
+		t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		const n = 20000
+		evs := make([]*vigil.Event, n)
+		for i := range evs {
+			evs[i] = &vigil.Event{Time: t0, Outcome: vigil.OutcomeFailure, DeviceID: "dev-1",
+				Fields: map[string]any{"logsource.product": "test", "src": fmt.Sprintf("10.0.%d.%d", i>>8, i&255), "user": fmt.Sprintf("user%d", i)}}
+		}
+		// One event first, so that the matcher and partition exist.
+		d.Detect(context.Background(), 0, evs[0], func(vigil.Alert) {})
+		var m0, m1 runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m0)
+		for _, ev := range evs[1:] {
+			d.Detect(context.Background(), 0, ev, func(vigil.Alert) {})
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&m1)
+		if st := d.CorrelationStats(); st.OpenWindows != n {
+			t.Fatalf("%s: open windows = %d, want %d", tc.typ, st.OpenWindows, n)
+		}
+		per := float64(m1.HeapAlloc-m0.HeapAlloc) / (n - 1)
+		t.Logf("%s: %.0f bytes per open window with one event (10-byte group key)", tc.typ, per)
+		if per > 1000 {
+			t.Errorf("%s: %.0f bytes per open window, documented as about 300", tc.typ, per)
+		}
+		runtime.KeepAlive(evs)
 	}
 }

@@ -195,6 +195,7 @@ func corrAlert(f corrFire, now time.Time) vigil.Alert {
 		Severity:       r.Severity,
 		Tags:           r.Tags,
 		Techniques:     r.Techniques,
+		DeviceID:       f.device,
 		FirstEventTime: f.first,
 		LastEventTime:  f.last,
 		Created:        now,

@@ -370,6 +370,9 @@ func (p *pred) match(c *evalCtx, vv *val) bool {
 var timeLayouts = []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05Z07:00", "2006-01-02"}
 
 func parseTime(v string) (time.Time, bool) {
+	if t, ok := parseUTC(v); ok {
+		return t, true
+	}
 	for _, l := range timeLayouts {
 		if t, err := time.Parse(l, v); err == nil {
 			return t, true
@@ -382,6 +385,72 @@ func parseTime(v string) (time.Time, bool) {
 		return time.Unix(int64(n), 0).UTC(), true
 	}
 	return time.Time{}, false
+}
+
+// parseUTC reads the common form of event times, RFC 3339 in UTC with up
+// to nine fractional digits ("2026-08-21T01:22:14.987Z"), without the
+// general parser; ok is false for any other form.
+func parseUTC(v string) (time.Time, bool) {
+	if len(v) < 20 || len(v) > 30 || v[4] != '-' || v[7] != '-' || v[10] != 'T' || v[13] != ':' || v[16] != ':' || v[len(v)-1] != 'Z' {
+		return time.Time{}, false
+	}
+	var dig [14]int
+	for i, p := range [14]uint8{0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18} {
+		c := v[p] - '0'
+		if c > 9 {
+			return time.Time{}, false
+		}
+		dig[i] = int(c)
+	}
+	y := dig[0]*1000 + dig[1]*100 + dig[2]*10 + dig[3]
+	mo, d := dig[4]*10+dig[5], dig[6]*10+dig[7]
+	h, mi, sec := dig[8]*10+dig[9], dig[10]*10+dig[11], dig[12]*10+dig[13]
+	if mo < 1 || mo > 12 || d < 1 || d > daysIn(mo, y) || h > 23 || mi > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	ns := 0
+	if len(v) > 20 {
+		if v[19] != '.' || len(v) == 21 {
+			return time.Time{}, false
+		}
+		scale := 100000000
+		for i := 20; i < len(v)-1; i++ {
+			c := v[i] - '0'
+			if c > 9 {
+				return time.Time{}, false
+			}
+			ns += int(c) * scale
+			scale /= 10
+		}
+	}
+	// Days since 1970-01-01 of the civil date (proleptic Gregorian).
+	yy := y
+	if mo <= 2 {
+		yy--
+	}
+	era := yy / 400
+	if yy < 0 {
+		era = (yy - 399) / 400
+	}
+	yoe := yy - era*400
+	mp := (mo + 9) % 12
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	days := era*146097 + doe - 719468
+	return time.Unix(int64(days)*86400+int64(h*3600+mi*60+sec), int64(ns)).UTC(), true
+}
+
+func daysIn(m, y int) int {
+	switch m {
+	case 2:
+		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
 }
 
 func timePart(t time.Time, part uint8) int {
