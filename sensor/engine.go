@@ -309,6 +309,16 @@ func (e *engine) decideTCP(f *flow, d proto.Direction, payload []byte) {
 		return
 	}
 	if d != proto.ToServer {
+		// The server speaks first: only protocols where it may.
+		for _, pr := range e.reg.probes {
+			if pr.ProbeServer && pr.Probe(payload) {
+				f.decided = true
+				f.app = pr.Name
+				f.stream = pr.NewStream()
+				e.noteApp(f)
+				return
+			}
+		}
 		return
 	}
 	f.decided = true

@@ -24,6 +24,10 @@ type Protocol struct {
 	// Probe, when set, recognises the protocol on other ports from the
 	// first bytes the client sends (TCP) or the first datagram (UDP).
 	Probe func(data []byte) bool
+	// ProbeServer also tries Probe on the first bytes the server sends
+	// when they come before the client's (TCP protocols where either
+	// side may speak first).
+	ProbeServer bool
 	// NewStream returns a parser for one TCP connection.
 	NewStream func() proto.StreamParser
 	// Datagram parses UDP payloads.
@@ -117,10 +121,12 @@ func DefaultProtocols(cfg Config) []Protocol {
 			Datagram: &coap.Parser{PayloadPreview: cfg.PayloadPreview},
 		},
 		{
-			// CoAP over TCP on other ports: the CSM a client sends first.
-			Name:      "coap",
-			Probe:     coap.ProbeTCP,
-			NewStream: func() proto.StreamParser { return &coap.Stream{PayloadPreview: cfg.PayloadPreview} },
+			// CoAP over TCP on other ports: the CSM each side sends
+			// first, whichever comes first.
+			Name:        "coap",
+			Probe:       coap.ProbeTCP,
+			ProbeServer: true,
+			NewStream:   func() proto.StreamParser { return &coap.Stream{PayloadPreview: cfg.PayloadPreview} },
 		},
 	}
 }

@@ -21,13 +21,15 @@ import (
 // tsharkLayers runs tshark -T json over a capture and returns, in packet
 // order, every instance of the layer named proto, flattened to its leaf
 // fields (nested trees included; the first value of a repeated key wins).
-func tsharkLayers(t *testing.T, pcap, proto string) []map[string]string {
+// Extra arguments (decode-as rules) go to tshark too.
+func tsharkLayers(t *testing.T, pcap, proto string, extra ...string) []map[string]string {
 	t.Helper()
 	bin, err := exec.LookPath("tshark")
 	if err != nil {
 		t.Skipf("tshark not installed: %v", err)
 	}
-	out, err := exec.Command(bin, "-r", pcap, "-T", "json", "-Y", proto, "-o", "tcp.desegment_tcp_streams:TRUE").Output()
+	args := append([]string{"-r", pcap, "-T", "json", "-Y", proto, "-o", "tcp.desegment_tcp_streams:TRUE"}, extra...)
+	out, err := exec.Command(bin, args...).Output()
 	if err != nil {
 		t.Fatalf("tshark -r %s: %v", pcap, err)
 	}
@@ -357,6 +359,7 @@ func coapPairs(e *vigil.Event, l map[string]string) [][3]string {
 	code, _ := strconv.Atoi(l["coap.code"])
 	types := map[string]string{"0": "confirmable", "1": "non_confirmable", "2": "acknowledgement", "3": "reset"}
 	cs := [][3]string{
+		// Over TCP neither has a type or a message id.
 		{"type", vigil.ValueString(e.Fields["coap.type"]), types[l["coap.type"]]},
 		{"code", vigil.ValueString(e.Fields["coap.code"]), fmt.Sprintf("%d.%02d", code>>5, code&31)},
 		{"message_id", vigil.ValueString(e.Fields["coap.message_id"]), l["coap.mid"]},
@@ -367,7 +370,15 @@ func coapPairs(e *vigil.Event, l map[string]string) [][3]string {
 	// tshark shows a request's path on its response too: compare
 	// requests only.
 	if v, ok := l["coap.opt.uri_path_recon"]; ok && e.Action == "request" {
-		cs = append(cs, [3]string{"uri_path", vigil.ValueString(e.Fields["coap.uri_path"]), v})
+		// tshark puts Uri-Host and Uri-Port before the path.
+		mine := vigil.ValueString(e.Fields["coap.uri_path"])
+		if p, ok := e.Fields["coap.uri_port"]; ok {
+			mine = ":" + vigil.ValueString(p) + mine
+		}
+		if h, ok := e.Fields["coap.uri_host"]; ok {
+			mine = vigil.ValueString(h) + mine
+		}
+		cs = append(cs, [3]string{"uri_path", mine, v})
 	}
 	if v, ok := l["coap.payload_length"]; ok {
 		cs = append(cs, [3]string{"payload_size", vigil.ValueString(e.Fields["coap.payload_size"]), v})
@@ -384,5 +395,101 @@ func TestTsharkFragments(t *testing.T) {
 	n := compare(t, "ipfrag", evs, "coap", tsharkLayers(t, pcap, "coap"), coapPairs)
 	if n < 16 || st.Reassembled != 2 {
 		t.Fatalf("%d fields compared, stats %+v", n, st)
+	}
+}
+
+// TestTsharkCoAPTCPAndPorts captures libcoap's coap-client against
+// coap-server between two network namespaces: CoAP over TCP on 5683,
+// CoAP over TCP and over UDP on port 15683. Vigil recognises the last two
+// by probing; tshark is told with decode-as rules. Their decodings must
+// agree field by field.
+func TestTsharkCoAPTCPAndPorts(t *testing.T) {
+	for _, bin := range []string{"tshark", "dumpcap", "coap-server-notls", "coap-client-notls"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("needs %s: %v", bin, err)
+		}
+	}
+	nsA, nsB, ifA := netnsPair(t)
+	start := func(args ...string) {
+		c := exec.Command("ip", append([]string{"netns", "exec"}, args...)...)
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+	}
+	start(nsA, "coap-server-notls", "-A", "10.213.7.1")
+	start(nsA, "coap-server-notls", "-A", "10.213.7.1", "-p", "15683")
+	pcap := filepath.Join(t.TempDir(), "coap.pcapng")
+	stop := dumpcap(t, nsA, ifA, pcap)
+	client := func(args ...string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			out, err := exec.Command("ip", append([]string{"netns", "exec", nsB, "coap-client-notls"}, args...)...).CombinedOutput()
+			if err == nil && (len(out) > 0 || args[1] != "get") { // a GET answers with content
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("coap-client %v: %v: %s", args, err, out)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	client("-m", "get", "coap+tcp://10.213.7.1/.well-known/core")
+	client("-m", "get", "coap+tcp://10.213.7.1:15683/time")
+	client("-m", "get", "-T", "beef", "coap://10.213.7.1:15683/time")
+	client("-m", "put", "-e", "hello", "coap+tcp://10.213.7.1:15683/example_data")
+	client("-m", "get", "coap://10.213.7.1:15683/example_data")
+	stop()
+
+	evs, _ := runPcap(t, Config{PayloadPreview: 1 << 20}, pcap)
+	layers := tsharkLayers(t, pcap, "coap", "-d", "tcp.port==15683,coap", "-d", "udp.port==15683,coap")
+	n := compare(t, "coap tcp and ports", evs, "coap", layers, coapPairs)
+	var tcp, udp15683 int
+	for _, e := range evs {
+		if e.Kind == "coap" && e.Action == "anomaly" {
+			t.Errorf("anomaly %v", e.Fields)
+		}
+		if e.Kind == "coap" && e.Network.Transport == "tcp" {
+			tcp++
+		}
+		if e.Kind == "coap" && e.Network.Transport == "udp" && (e.Network.DstPort == 15683 || e.Network.SrcPort == 15683) {
+			udp15683++
+		}
+	}
+	t.Logf("%d CoAP fields compared with tshark (%d events over TCP, %d over UDP 15683)", n, tcp, udp15683)
+	if tcp < 12 || udp15683 < 4 || n < 40 {
+		t.Fatalf("too little compared: %d fields, %d TCP and %d UDP/15683 events", n, tcp, udp15683)
+	}
+}
+
+// dumpcap captures on iface in namespace ns to file until the returned
+// function is called.
+func dumpcap(t *testing.T, ns, iface, file string) (stop func()) {
+	t.Helper()
+	cap := exec.Command("ip", "netns", "exec", ns, "dumpcap", "-i", iface, "-w", file)
+	stderr, _ := cap.StderrPipe()
+	if err := cap.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "File:") {
+				close(ready)
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(20 * time.Second):
+		cap.Process.Kill()
+		t.Fatal("dumpcap did not start")
+	}
+	return func() {
+		time.Sleep(300 * time.Millisecond)
+		cap.Process.Signal(os.Interrupt)
+		cap.Wait()
 	}
 }
