@@ -171,6 +171,7 @@ type Network struct {
 	Interfaces func() ([]wire.Interface, error)
 
 	prev            map[string]bool
+	owners          map[uint64]Proc // listening socket inode → owner (PID 0: none found), while it listens
 	prevIn, prevOut uint64
 	havePrevBytes   bool
 }
@@ -208,7 +209,29 @@ func (n *Network) Collect(_ context.Context, r *wire.Report) error {
 		}
 	}
 	conns.DistinctRemotes = uint64(len(remotes))
-	owners := SocketOwners(n.Env, listen)
+	// Owners are looked up (a walk of every /proc/PID/fd) only for
+	// listening sockets not seen before.
+	missing := map[uint64]bool{}
+	for ino := range listen {
+		if _, ok := n.owners[ino]; !ok {
+			missing[ino] = true
+		}
+	}
+	if n.owners == nil {
+		n.owners = map[uint64]Proc{}
+	}
+	if len(missing) > 0 {
+		found := SocketOwners(n.Env, missing)
+		for ino := range missing {
+			n.owners[ino] = found[ino]
+		}
+	}
+	for ino := range n.owners {
+		if !listen[ino] {
+			delete(n.owners, ino)
+		}
+	}
+	owners := n.owners
 	now := n.Env.now()
 	cur := map[string]bool{}
 	for _, s := range socks {
@@ -216,7 +239,7 @@ func (n *Network) Collect(_ context.Context, r *wire.Report) error {
 			continue
 		}
 		l := wire.Listener{Proto: s.Proto, Addr: s.Local.Addr().String(), Port: s.Local.Port()}
-		if p, ok := owners[s.Inode]; ok {
+		if p := owners[s.Inode]; p.PID != 0 {
 			l.PID, l.Process = p.PID, p.Name
 		}
 		key := l.Proto + "/" + l.Addr + "/" + strconv.Itoa(int(l.Port))

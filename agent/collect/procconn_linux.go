@@ -30,7 +30,8 @@ const (
 	// are counted as dropped.
 	maxPendingExecs = 2048
 	// maxParents bounds the fork table (pid → parent) used when a process
-	// is gone before it could be read.
+	// is gone before it could be read (kernels before 6.6, which send
+	// every event).
 	maxParents = 8192
 )
 
@@ -47,6 +48,7 @@ type procConnector struct {
 	done    chan struct{}
 
 	parents map[int]int // reader only
+	others  int         // events other than exec received (reader only)
 }
 
 // openProcConnector subscribes to the process events and waits for the
@@ -64,24 +66,36 @@ func openProcConnector(env Env) (*procConnector, error) {
 	// The file is non-blocking: reads wait in the runtime's poller, with
 	// no thread of their own.
 	f := os.NewFile(uintptr(fd), "proc-connector")
+	c := &procConnector{f: f, env: env, done: make(chan struct{}), parents: map[int]int{}}
 	seq := uint32(time.Now().UnixNano())
-	if err := syscall.Sendto(fd, listenMsg(seq), 0, &syscall.SockaddrNetlink{Family: syscall.AF_NETLINK}); err != nil {
+	if err := syscall.Sendto(fd, listenMsg(seq, false), 0, &syscall.SockaddrNetlink{Family: syscall.AF_NETLINK}); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("cannot subscribe to the proc connector: %w", err)
 	}
-	c := &procConnector{f: f, env: env, done: make(chan struct{}), parents: map[int]int{}}
 	if err := c.awaitAck(seq); err != nil {
 		f.Close()
 		return nil, err
 	}
+	// Linux 6.6 and later filter events per listener: execs only, not the
+	// forks and exits of every thread. The filtered request is not
+	// answered (the answer is filtered out too), so it comes second; older
+	// kernels ignore it and send every event.
+	_ = syscall.Sendto(fd, listenMsg(seq+1, true), 0, &syscall.SockaddrNetlink{Family: syscall.AF_NETLINK})
 	go c.read()
 	return c, nil
 }
 
-// listenMsg is a netlink message carrying PROC_CN_MCAST_LISTEN.
-func listenMsg(seq uint32) []byte {
+var errNoAnswer = errors.New("the proc connector did not answer (not in the initial user and PID namespaces?)")
+
+// listenMsg is a netlink message carrying PROC_CN_MCAST_LISTEN: alone, or
+// with filtered, in a struct proc_input asking for execs only.
+func listenMsg(seq uint32, filtered bool) []byte {
 	ne := binary.NativeEndian
-	b := make([]byte, nlmsgHdrLen+cnMsgLen+4)
+	dl := 4
+	if filtered {
+		dl = 8
+	}
+	b := make([]byte, nlmsgHdrLen+cnMsgLen+dl)
 	ne.PutUint32(b[0:], uint32(len(b)))
 	ne.PutUint16(b[4:], syscall.NLMSG_DONE)
 	ne.PutUint32(b[8:], seq)
@@ -91,8 +105,11 @@ func listenMsg(seq uint32) []byte {
 	ne.PutUint32(m[4:], cnValProc)
 	ne.PutUint32(m[8:], seq)
 	ne.PutUint32(m[12:], seq) // the answer's ack is seq+1 (its seq is the kernel's own)
-	ne.PutUint16(m[16:], 4)
+	ne.PutUint16(m[16:], uint16(dl))
 	ne.PutUint32(m[cnMsgLen:], procCnMcastListen)
+	if filtered {
+		ne.PutUint32(m[cnMsgLen+4:], procEventExec)
+	}
 	return b
 }
 
@@ -106,7 +123,7 @@ func (c *procConnector) awaitAck(seq uint32) error {
 	for {
 		n, err := c.f.Read(buf)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return errors.New("the proc connector did not answer (not in the initial user and PID namespaces?)")
+			return errNoAnswer
 		}
 		if err != nil {
 			return fmt.Errorf("cannot read the proc connector: %w", err)
@@ -170,6 +187,9 @@ func (c *procConnector) read() {
 		}
 		now := c.env.now()
 		eachProcEvent(buf[:n], func(_, _, what uint32, d []byte) {
+			if what != procEventExec {
+				c.others++
+			}
 			switch {
 			case what == procEventFork && len(d) >= 16:
 				ptgid, cpid, ctgid := int(ne.Uint32(d[4:])), int(ne.Uint32(d[8:])), int(ne.Uint32(d[12:]))
