@@ -1,9 +1,6 @@
 package sensor
 
 import (
-	"encoding/binary"
-	"encoding/hex"
-	"hash/fnv"
 	"strconv"
 	"time"
 
@@ -72,6 +69,7 @@ type flowTable struct {
 	m          map[flowKey]*flow
 	head, tail *flow
 	max        int
+	free       []*flow // ended flows, for reuse
 }
 
 func newFlowTable(max int) *flowTable {
@@ -113,15 +111,47 @@ func (t *flowTable) touch(f *flow) {
 	t.pushFront(f)
 }
 
+// remove takes f out of the table and keeps it for a later flow. The
+// caller may still read f until the next newFlow, not keep it.
 func (t *flowTable) remove(f *flow) {
 	t.unlink(f)
 	delete(t.m, f.key)
+	if len(t.free) < maxFreeFlows {
+		t.free = append(t.free, f)
+	}
+}
+
+// maxFreeFlows bounds the ended flows kept for reuse.
+const maxFreeFlows = 1024
+
+// alloc returns a zero flow: an ended one when there is one (its stream
+// buffers kept when small), else a new one. Events never point into a
+// flow (they share its nets and idBox, allocated apart), so reusing it is
+// safe.
+func (t *flowTable) alloc() *flow {
+	n := len(t.free)
+	if n == 0 {
+		return &flow{}
+	}
+	f := t.free[n-1]
+	t.free[n-1] = nil
+	t.free = t.free[:n-1]
+	var bufs [2][]byte
+	for d := range f.half {
+		if b := f.half[d].buf; cap(b) <= 4<<10 {
+			bufs[d] = b[:0]
+		}
+	}
+	*f = flow{}
+	f.half[0].buf, f.half[1].buf = bufs[0], bufs[1]
+	return f
 }
 
 // newFlow creates a flow for the first packet p seen of it. The caller
 // must make room first when the table is full.
 func (t *flowTable) newFlow(k flowKey, forward bool, p *packet, ts time.Time, wellKnown func(proto uint8, port uint16) bool) *flow {
-	f := &flow{key: k, start: ts, end: ts, lastReport: ts}
+	f := t.alloc()
+	f.key, f.start, f.end, f.lastReport = k, ts, ts, ts
 	f.id = flowID(k, ts)
 	f.idBox = f.id
 	// Decide who is the client: the sender of a SYN without ACK, else
@@ -161,18 +191,31 @@ func (t *flowTable) newFlow(k flowKey, forward bool, p *packet, ts time.Time, we
 // flowID derives a flow's id from its 5-tuple and start time, so that the
 // same capture gives the same ids on every run: 16 hex digits of FNV-1a.
 func flowID(k flowKey, start time.Time) string {
-	h := fnv.New64a()
-	h.Write(k.a[:])
-	h.Write(k.b[:])
-	var buf [13]byte
-	binary.BigEndian.PutUint16(buf[0:], k.pa)
-	binary.BigEndian.PutUint16(buf[2:], k.pb)
-	buf[4] = k.proto
-	binary.BigEndian.PutUint64(buf[5:], uint64(start.UnixNano()))
-	h.Write(buf[:])
-	var out [8]byte
-	binary.BigEndian.PutUint64(out[:], h.Sum64())
-	return hex.EncodeToString(out[:])
+	const offset, prime = 14695981039346656037, 1099511628211
+	h := uint64(offset)
+	add := func(b byte) { h = (h ^ uint64(b)) * prime }
+	for _, b := range k.a {
+		add(b)
+	}
+	for _, b := range k.b {
+		add(b)
+	}
+	add(byte(k.pa >> 8))
+	add(byte(k.pa))
+	add(byte(k.pb >> 8))
+	add(byte(k.pb))
+	add(k.proto)
+	ns := uint64(start.UnixNano())
+	for i := 56; i >= 0; i -= 8 {
+		add(byte(ns >> i))
+	}
+	var out [16]byte
+	const digits = "0123456789abcdef"
+	for i := 15; i >= 0; i-- {
+		out[i] = digits[h&15]
+		h >>= 4
+	}
+	return string(out[:])
 }
 
 func transportName(p uint8) string {
