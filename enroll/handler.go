@@ -75,6 +75,10 @@ type Options struct {
 	// it is queued for polling, so that another transport (MQTT) can
 	// deliver it too. It must not block long.
 	OnQueued func(deviceID string, s command.Signed)
+	// QueueFile keeps the queued commands across restarts (written on
+	// every change, read by New; unexpired ones are restored and handed to
+	// OnQueued again). Empty keeps them in memory only.
+	QueueFile string
 	// MaxPollWait bounds a long poll (default 60s).
 	MaxPollWait time.Duration
 	Clock       vigil.Clock
@@ -99,6 +103,8 @@ type Handler struct {
 	results map[string]command.Result
 	issued  map[string]command.Command
 	order   []string // command ids, oldest first, to bound the maps
+
+	saveMu sync.Mutex // orders the writes of QueueFile (queue.go)
 
 	requests    *prometheus.CounterVec
 	resultCount *prometheus.CounterVec
@@ -154,6 +160,9 @@ func New(opts Options) (*Handler, error) {
 	}
 	if opts.Bulk != nil {
 		h.mux.Handle("POST "+httpin.PathEvents, h.requireSensor(opts.Bulk))
+	}
+	if err := h.restoreQueue(); err != nil {
+		return nil, err
 	}
 	return h, nil
 }
@@ -379,6 +388,7 @@ func (h *Handler) Send(deviceID, action string, params map[string]string, ttl ti
 	if err := h.queue(deviceID, c, s); err != nil {
 		return command.Command{}, err
 	}
+	h.persistQueue()
 	h.log.Info("command queued", "device_id", deviceID, "command_id", c.ID, "action", action)
 	if h.opts.OnQueued != nil {
 		h.opts.OnQueued(deviceID, s)
@@ -464,6 +474,7 @@ func (h *Handler) poll(w http.ResponseWriter, r *http.Request) {
 	for {
 		cmds, ch := h.take(id)
 		if len(cmds) > 0 {
+			h.persistQueue()
 			writeJSON(w, http.StatusOK, command.Poll{Commands: cmds})
 			return
 		}

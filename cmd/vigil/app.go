@@ -259,6 +259,7 @@ func (a *app) start(ctx context.Context) error {
 		OnEnroll:    a.enrolled,
 		OnResult:    a.commandResult,
 		OnQueued:    a.commandQueued,
+		QueueFile:   filepath.Join(a.cfg.DataDir, "enroll", enroll.QueueFile),
 		Logger:      a.log,
 		Registerer:  a.registry,
 	}); err != nil {
