@@ -239,7 +239,7 @@ func (a *Agent) sendOne(ctx context.Context, rec []byte) error {
 		if err := json.Unmarshal(rec, &r); err != nil {
 			return fmt.Errorf("%w: unreadable spool record: %v", ErrRejected, err)
 		}
-		if err := wire.EncodeReport(zw, ct, &r); err != nil {
+		if err := wire.EncodeReportFormat(zw, wire.FormatXML, &r); err != nil {
 			return fmt.Errorf("%w: %v", ErrRejected, err)
 		}
 	} else if _, err := zw.Write(rec); err != nil {

@@ -163,6 +163,12 @@ func EncodeReport(w io.Writer, contentType string, r *Report) error {
 	if err != nil {
 		return err
 	}
+	return EncodeReportFormat(w, f, r)
+}
+
+// EncodeReportFormat writes r in format f (FormatJSON or FormatXML). The
+// agent uses it: it knows its format, and it does not link package mime.
+func EncodeReportFormat(w io.Writer, f Format, r *Report) error {
 	if r.Version == "" {
 		c := *r
 		c.Version = Version
@@ -183,6 +189,8 @@ func EncodeReport(w io.Writer, contentType string, r *Report) error {
 		if _, err := io.WriteString(w, "\n"); err != nil {
 			return fmt.Errorf("cannot encode XML report: %w", err)
 		}
+	default:
+		return fmt.Errorf("%w: format %q", ErrUnsupportedType, f)
 	}
 	return nil
 }

@@ -11,7 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -262,8 +262,17 @@ func (n *Network) Collect(_ context.Context, r *wire.Report) error {
 		}
 	}
 	n.prev = cur
-	slices.SortFunc(nw.Listening, func(a, b wire.Listener) int {
-		return strings.Compare(a.Proto+a.Addr+fmt.Sprintf("%05d", a.Port), b.Proto+b.Addr+fmt.Sprintf("%05d", b.Port))
+	// sort.Slice, not slices.SortFunc: a generic sort of one more element
+	// type adds about 12 kB of code to the agent's binary.
+	sort.Slice(nw.Listening, func(i, j int) bool {
+		a, b := nw.Listening[i], nw.Listening[j]
+		if a.Proto != b.Proto {
+			return a.Proto < b.Proto
+		}
+		if a.Addr != b.Addr {
+			return a.Addr < b.Addr
+		}
+		return a.Port < b.Port
 	})
 	if in, out, err := interfaceBytes(n.Env); err == nil {
 		if n.havePrevBytes && in >= n.prevIn && out >= n.prevOut {

@@ -151,21 +151,12 @@ func parseStanzas(r io.Reader, source, purlType string) ([]wire.Component, error
 // (prefix+name@version[?arch=arch]), so a cached package list holds one
 // string per package.
 func component(source, prefix string, name, version, arch []byte) wire.Component {
-	purl := make([]byte, 0, len(prefix)+len(name)+1+len(version)+len("?arch=")+len(arch))
-	purl = append(purl, prefix...)
-	purl = append(purl, name...)
-	purl = append(purl, '@')
-	purl = append(purl, version...)
+	purl := prefix + string(name) + "@" + string(version)
 	if len(arch) > 0 {
-		purl = append(purl, "?arch="...)
-		purl = append(purl, arch...)
+		purl += "?arch=" + string(arch)
 	}
-	s := string(purl)
-	c := wire.Component{Name: s[len(prefix) : len(prefix)+len(name)], Type: "package", Source: source, PURL: s}
-	if len(version) > 0 {
-		c.Version = s[len(prefix)+len(name)+1 : len(prefix)+len(name)+1+len(version)]
-	}
-	return c
+	n := len(prefix) + len(name)
+	return wire.Component{Name: purl[len(prefix):n], Version: purl[n+1 : n+1+len(version)], Type: "package", Source: source, PURL: purl}
 }
 
 // ParseApkInstalled reads Alpine's /lib/apk/db/installed: stanzas of

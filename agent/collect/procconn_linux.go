@@ -195,7 +195,7 @@ func (c *procConnector) read() {
 				ptgid, cpid, ctgid := int(ne.Uint32(d[4:])), int(ne.Uint32(d[8:])), int(ne.Uint32(d[12:]))
 				if cpid == ctgid { // a process, not a thread
 					if len(c.parents) >= maxParents {
-						clear(c.parents)
+						c.parents = map[int]int{}
 					}
 					c.parents[cpid] = ptgid
 				}

@@ -54,7 +54,11 @@ func ParseBlock(p map[string]string, unblock bool) (Block, error) {
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		return Block{}, fmt.Errorf("cannot %s: unknown params %s (want addr, port, proto%s)", what, strings.Join(unknown, ", "), map[bool]string{false: ", timeout_s", true: ""}[unblock])
+		want := "addr, port, proto, timeout_s"
+		if unblock {
+			want = "addr, port, proto"
+		}
+		return Block{}, fmt.Errorf("cannot %s: unknown params %s (want %s)", what, strings.Join(unknown, ", "), want)
 	}
 	var b Block
 	addr := p["addr"]

@@ -39,16 +39,17 @@ func IsolateRuleset(server []netip.Addr) string {
 // the rest, and is jumped to first from INPUT and OUTPUT. It is applied
 // with --noflush, so the other rules stay, in one commit: all or nothing.
 func IptablesIsolateRules(server []netip.Addr, six bool) string {
+	const a = "-A " + IsolateChain
 	var b strings.Builder
-	b.WriteString("*filter\n:" + IsolateChain + " - [0:0]\n")
-	fmt.Fprintf(&b, "-A %s -i lo -j ACCEPT\n-A %s -o lo -j ACCEPT\n", IsolateChain, IsolateChain)
-	for _, a := range server {
-		if is6(a) != six {
+	b.WriteString("*filter\n:" + IsolateChain + " - [0:0]\n" + a + " -i lo -j ACCEPT\n" + a + " -o lo -j ACCEPT\n")
+	for _, addr := range server {
+		if is6(addr) != six {
 			continue
 		}
-		fmt.Fprintf(&b, "-A %s -s %s -j ACCEPT\n-A %s -d %s -j ACCEPT\n", IsolateChain, a.Unmap(), IsolateChain, a.Unmap())
+		ip := addr.Unmap().String()
+		b.WriteString(a + " -s " + ip + " -j ACCEPT\n" + a + " -d " + ip + " -j ACCEPT\n")
 	}
-	fmt.Fprintf(&b, "-A %s -j DROP\n-I INPUT 1 -j %s\n-I OUTPUT 1 -j %s\nCOMMIT\n", IsolateChain, IsolateChain, IsolateChain)
+	b.WriteString(a + " -j DROP\n-I INPUT 1 -j " + IsolateChain + "\n-I OUTPUT 1 -j " + IsolateChain + "\nCOMMIT\n")
 	return b.String()
 }
 
@@ -139,29 +140,31 @@ func (s *System) isolateIptables(ctx context.Context) (string, error) {
 // configured or found, the iptables and ip6tables chains. Absent ones
 // are fine.
 func (s *System) restore(ctx context.Context) (string, error) {
+	nft := s.Firewall == "nft" || (s.Firewall == "" && s.has("nft"))
+	ipt := s.Firewall == "iptables" || (s.Firewall == "" && s.has("iptables"))
+	if !nft && !ipt {
+		return "", errors.New("cannot restore: neither nft nor iptables found")
+	}
 	var done []string
-	var errs []error
-	if s.Firewall == "nft" || (s.Firewall == "" && s.has("nft")) {
+	var failed error // the first failure; the other tool is still tried
+	if nft {
 		out, err := s.run(ctx, []string{"nft", "delete", "table", "inet", "vigil_isolate"}, "")
 		if err != nil && !strings.Contains(out, "No such file") {
-			errs = append(errs, fmt.Errorf("cannot delete nftables table inet vigil_isolate: %w: %s", err, strings.TrimSpace(out)))
+			failed = fmt.Errorf("cannot restore: cannot delete nftables table inet vigil_isolate: %w: %s", err, strings.TrimSpace(out))
 		} else {
 			done = append(done, "nftables table inet vigil_isolate")
 		}
 	}
-	if s.Firewall == "iptables" || (s.Firewall == "" && s.has("iptables")) {
+	if ipt {
 		out, err := s.restoreIptables(ctx)
-		if err != nil {
-			errs = append(errs, err)
-		} else {
+		if err != nil && failed == nil {
+			failed = fmt.Errorf("cannot restore: %w", err)
+		} else if err == nil {
 			done = append(done, out)
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return strings.Join(done, ", "), fmt.Errorf("cannot restore: %w", err)
-	}
-	if len(done) == 0 {
-		return "", errors.New("cannot restore: neither nft nor iptables found")
+	if failed != nil {
+		return strings.Join(done, ", "), failed
 	}
 	return "restored: " + strings.Join(done, " and ") + " removed", nil
 }

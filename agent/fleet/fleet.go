@@ -249,13 +249,13 @@ func (f *Fleet) Send(ctx context.Context, a *Agent, now time.Time) error {
 		r = &wire.Report{Health: &wire.Health{CPU: 10, Memory: 30, Disk: 40, Uptime: uint64(now.Unix() % 86400)}}
 	}
 	r.Version, r.DeviceID, r.Time, r.Sequence = wire.Version, a.DeviceID, now.UTC(), a.seq.Add(1)
-	ct := wire.ContentTypeJSON
+	ct, format := wire.ContentTypeJSON, wire.FormatJSON
 	if f.opts.Format == "xml" {
-		ct = wire.ContentTypeXML
+		ct, format = wire.ContentTypeXML, wire.FormatXML
 	}
 	var body bytes.Buffer
 	zw := gzip.NewWriter(&body)
-	if err := wire.EncodeReport(zw, ct, r); err != nil {
+	if err := wire.EncodeReportFormat(zw, format, r); err != nil {
 		return err
 	}
 	if err := zw.Close(); err != nil {

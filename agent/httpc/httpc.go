@@ -70,18 +70,18 @@ func (c *Client) Do(ctx context.Context, method, rawURL string, header map[strin
 		path += "?" + u.RawQuery
 	}
 	var req bytes.Buffer
-	fmt.Fprintf(&req, "%s %s HTTP/1.1\r\nHost: %s\r\n", method, path, u.Host)
+	req.WriteString(method + " " + path + " HTTP/1.1\r\nHost: " + u.Host + "\r\n")
 	if c.UserAgent != "" {
-		fmt.Fprintf(&req, "User-Agent: %s\r\n", c.UserAgent)
+		req.WriteString("User-Agent: " + c.UserAgent + "\r\n")
 	}
 	for k, v := range header {
 		if strings.ContainsAny(k+v, "\r\n") {
 			return nil, fmt.Errorf("cannot %s %s: header %q holds a line break", method, rawURL, k)
 		}
-		fmt.Fprintf(&req, "%s: %s\r\n", k, v)
+		req.WriteString(k + ": " + v + "\r\n")
 	}
 	if body != nil || method == "POST" || method == "PUT" {
-		fmt.Fprintf(&req, "Content-Length: %d\r\n", len(body))
+		req.WriteString("Content-Length: " + strconv.Itoa(len(body)) + "\r\n")
 	}
 	req.WriteString("\r\n")
 	req.Write(body)

@@ -1,9 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -29,18 +29,19 @@ func dropBinaryPages() int64 {
 		return 0
 	}
 	var n int64
-	for _, line := range bytes.Split(maps, []byte("\n")) {
+	// strings, not bytes: the agent links strings.Fields already.
+	for _, line := range strings.Split(string(maps), "\n") {
 		// start-end perms offset dev inode path
-		f := bytes.Fields(line)
-		if len(f) < 6 || string(f[5]) != exe || len(f[1]) < 2 || f[1][1] == 'w' {
+		f := strings.Fields(line)
+		if len(f) < 6 || f[5] != exe || len(f[1]) < 2 || f[1][1] == 'w' {
 			continue
 		}
-		start, end, ok := bytes.Cut(f[0], []byte("-"))
+		start, end, ok := strings.Cut(f[0], "-")
 		if !ok {
 			continue
 		}
-		a, err1 := strconv.ParseUint(string(start), 16, 64)
-		b, err2 := strconv.ParseUint(string(end), 16, 64)
+		a, err1 := strconv.ParseUint(start, 16, 64)
+		b, err2 := strconv.ParseUint(end, 16, 64)
 		if err1 != nil || err2 != nil || b <= a {
 			continue
 		}
