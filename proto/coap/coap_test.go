@@ -159,7 +159,7 @@ func tcpCtx(dir proto.Direction, midstream bool) *proto.Context {
 // its 2.05 response with a 300-byte payload, a Ping with Custody and its
 // Pong, and a Release.
 func tcpSession() (c2s, s2c []byte) {
-	csmC := tcpMsg(0xe1, nil, []byte{0x22, 0x04, 0x80, 0x20}) // Max-Message-Size 1152, Block-Wise-Transfer
+	csmC := tcpMsg(0xe1, nil, []byte{0x22, 0x04, 0x80, 0x20})                                            // Max-Message-Size 1152, Block-Wise-Transfer
 	get := tcpMsg(0x01, []byte{0xca, 0xfe}, []byte{0xb4, 't', 'e', 'm', 'p', 0x43, 'u', '=', 'c', 0x20}) // Accept 0 (empty value)
 	ping := tcpMsg(0xe2, []byte{1}, []byte{0x20})
 	rel := tcpMsg(0xe4, nil, []byte{0x41, 0x02}) // Hold-Off 2 s
