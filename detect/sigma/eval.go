@@ -58,6 +58,11 @@ type evalCtx struct {
 	// a line); kprev is the slot of the previous top-level key.
 	kpred []int32
 	kprev int32
+	// memos remember prefilter results per route (memo.go); rec collects
+	// the marks of a sweep while recording.
+	memos     []*valMemo
+	rec       []int32
+	recording bool
 }
 
 func newEvalCtx(nfields int) *evalCtx {

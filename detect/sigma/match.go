@@ -78,6 +78,7 @@ func prefilter(c *evalCtx, rs *RuleSet, rt *route) {
 	if js, ok := c.src.(*jsonSource); ok && js.scanned {
 		// Every scalar of the line was collected by the scanner.
 		slots := rs.keys.slots
+		mm := c.memoFor(rt, len(slots))
 		for i := range c.vals {
 			v := &c.vals[i]
 			var ids []int
@@ -85,12 +86,12 @@ func prefilter(c *evalCtx, rs *RuleSet, rt *route) {
 				ids = slots[v.key].ids
 			}
 			if rt.keywords && v.str {
-				rt.lits.scan(c, v.s, ids)
+				mm.scan(c, v.s, v.key, ids, true)
 				continue
 			}
 			for _, id := range ids {
 				if rt.scanned[id] {
-					rt.lits.scan(c, v.s, ids)
+					mm.scan(c, v.s, v.key, ids, false)
 					break
 				}
 			}

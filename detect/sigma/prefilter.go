@@ -295,13 +295,10 @@ func (t *litTable) scan(c *evalCtx, s string, ids []int) {
 				continue
 			}
 			for _, v := range cd.rules {
-				ri := v >> 3
-				if c.stamp[ri] != c.gen {
-					c.stamp[ri] = c.gen
-					c.mask[ri] = 0
-					c.cands = append(c.cands, ri)
+				c.mark(v)
+				if c.recording {
+					c.rec = append(c.rec, v)
 				}
-				c.mask[ri] |= 1 << (v & 7)
 			}
 		}
 	}
