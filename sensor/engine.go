@@ -119,6 +119,7 @@ func (e *engine) ctx(f *flow, d proto.Direction) {
 	e.c.Flow = f.net
 	e.c.Dir = d
 	e.c.FlowID = f.id
+	f.shared()
 	e.c.FlowIDValue = f.idBox
 	e.c.Midstream = f.midstream
 	e.c.Net = f.nets[d]

@@ -153,7 +153,6 @@ func (t *flowTable) newFlow(k flowKey, forward bool, p *packet, ts time.Time, we
 	f := t.alloc()
 	f.key, f.start, f.end, f.lastReport = k, ts, ts, ts
 	f.id = flowID(k, ts)
-	f.idBox = f.id
 	// Decide who is the client: the sender of a SYN without ACK, else
 	// the side whose port is not a known service port, else the side
 	// with the higher port.
@@ -177,12 +176,6 @@ func (t *flowTable) newFlow(k flowKey, forward bool, p *packet, ts time.Time, we
 		f.net.SrcIP, f.net.DstIP = p.dst, p.src
 		f.net.SrcPort, f.net.DstPort = p.dport, p.sport
 	}
-	// The 5-tuple each way, one allocation for both, shared by the
-	// flow's events (which never change it).
-	nets := new([2]vigil.Network)
-	nets[proto.ToServer] = f.net
-	nets[proto.ToClient] = vigil.Network{Transport: f.net.Transport, SrcIP: f.net.DstIP, SrcPort: f.net.DstPort, DstIP: f.net.SrcIP, DstPort: f.net.SrcPort}
-	f.nets = [2]*vigil.Network{&nets[0], &nets[1]}
 	t.m[k] = f
 	t.pushFront(f)
 	return f
@@ -232,6 +225,21 @@ func transportName(p uint8) string {
 	return strconv.Itoa(int(p))
 }
 
+// shared returns what the flow's events share: its id boxed and its
+// 5-tuple each way (one allocation for both). They are made on first use
+// only, so that a flow that never has an event (a scan's SYN) costs less.
+func (f *flow) shared() {
+	if f.idBox == nil {
+		f.idBox = f.id
+	}
+	if f.nets[0] == nil {
+		nets := new([2]vigil.Network)
+		nets[proto.ToServer] = f.net
+		nets[proto.ToClient] = vigil.Network{Transport: f.net.Transport, SrcIP: f.net.DstIP, SrcPort: f.net.DstPort, DstIP: f.net.SrcIP, DstPort: f.net.SrcPort}
+		f.nets = [2]*vigil.Network{&nets[0], &nets[1]}
+	}
+}
+
 // flagNames holds the rendering of every TCP flag combination, boxed
 // for event fields: flagNames[f] is flagString(f).
 var flagNames = func() (t [256]any) {
@@ -271,6 +279,7 @@ func reasonValue(reason string) any {
 // maps.
 func (f *flow) record(reason string, ts time.Time, maps *proto.FieldMaps) vigil.Event {
 	m := maps.Get(18)
+	f.shared()
 	m["flow.id"] = f.idBox
 	m["flow.reason"] = reasonValue(reason)
 	// Both times in one string, one allocation.
