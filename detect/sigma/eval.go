@@ -63,6 +63,8 @@ type evalCtx struct {
 	memos     []*valMemo
 	rec       []int32
 	recording bool
+	// anyMemo remembers the results of long ORs per value.
+	anyMemo map[*fieldNode]map[string]bool
 }
 
 func newEvalCtx(nfields int) *evalCtx {
@@ -622,6 +624,9 @@ func (n *fieldNode) test(c *evalCtx) bool {
 		return len(n.preds) > 0
 	}
 	if n.idx != nil {
+		if n.idx.pure {
+			return c.anyCached(n, &vv)
+		}
 		return n.idx.any(c, n.preds, &vv)
 	}
 	for i := range n.preds {
@@ -695,6 +700,34 @@ type predIndex struct {
 	bits  [64]uint64 // 4096-entry trigram filter
 	cands map[uint32][]predRef
 	rest  []int // tests without a usable literal, always run
+	// pure: the result depends on the value alone (no fieldref test), so
+	// it may be remembered per value (anyCached).
+	pure bool
+}
+
+// maxAnyCache bounds the values remembered per long OR and context.
+const maxAnyCache = 4096
+
+// anyCached is n.idx.any remembered per value: the long ORs of the corpus
+// (user agents, tools, paths) meet the same values again and again.
+func (c *evalCtx) anyCached(n *fieldNode, v *val) bool {
+	m := c.anyMemo[n]
+	if m == nil {
+		if c.anyMemo == nil {
+			c.anyMemo = map[*fieldNode]map[string]bool{}
+		}
+		m = map[string]bool{}
+		c.anyMemo[n] = m
+	}
+	if r, ok := m[v.s]; ok {
+		return r
+	}
+	r := n.idx.any(c, n.preds, v)
+	if len(m) >= maxAnyCache {
+		clear(m)
+	}
+	m[strings.Clone(v.s)] = r
+	return r
 }
 
 type predRef struct {
@@ -711,9 +744,12 @@ func newPredIndex(preds []pred) *predIndex {
 	if len(preds) < minIndexed {
 		return nil
 	}
-	ix := &predIndex{cands: map[uint32][]predRef{}}
+	ix := &predIndex{cands: map[uint32][]predRef{}, pure: true}
 	for i := range preds {
 		p := &preds[i]
+		if p.op >= opRefEq && p.op <= opRefContains {
+			ix.pure = false
+		}
 		var lits []string
 		if p.op == opRe {
 			for _, l := range p.reLits {
