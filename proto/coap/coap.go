@@ -452,7 +452,9 @@ const MaxMessage = 1 << 20
 // from its start whose first message in a direction is something else
 // raises missing_csm. Framing it cannot follow (a token longer than 8
 // bytes, a message longer than MaxMessage, lost bytes) ends the decoding
-// of the connection.
+// of the connection. On a connection picked up mid-stream, a direction
+// whose first bytes do not decode cleanly as a message is taken to start
+// inside one: the connection is given up without an anomaly.
 type Stream struct {
 	// PayloadPreview is how many payload bytes coap.payload keeps.
 	PayloadPreview int
@@ -468,6 +470,11 @@ func (s *Stream) Parse(c *proto.Context, data []byte, out proto.Emitter) int {
 		return len(data)
 	}
 	d := c.Dir & 1
+	// Picked up mid-stream, a direction may start in the middle of a
+	// message: until one message decodes cleanly, what does not is
+	// dropped silently (the connection is given up) rather than
+	// reported.
+	unsure := c.Midstream && !s.started[d]
 	n := 0
 	for n < len(data) {
 		b := data[n:]
@@ -476,12 +483,14 @@ func (s *Stream) Parse(c *proto.Context, data []byte, out proto.Emitter) int {
 			return n // the extended length is not all there yet
 		}
 		tkl := int(b[0] & 0x0f)
-		if tkl > 8 {
-			s.fail(c, out, AnomalyInvalidToken, "token length "+strconv.Itoa(tkl))
-			return len(data)
-		}
-		if l < 0 || l > MaxMessage {
-			s.fail(c, out, AnomalyMalformed, "message of "+strconv.Itoa(l)+" bytes is longer than "+strconv.Itoa(MaxMessage))
+		if tkl > 8 || l < 0 || l > MaxMessage {
+			if unsure {
+				s.broken = true
+			} else if tkl > 8 {
+				s.fail(c, out, AnomalyInvalidToken, "token length "+strconv.Itoa(tkl))
+			} else {
+				s.fail(c, out, AnomalyMalformed, "message of "+strconv.Itoa(l)+" bytes is longer than "+strconv.Itoa(MaxMessage))
+			}
 			return len(data)
 		}
 		total := hl + 1 + tkl + l
@@ -495,6 +504,18 @@ func (s *Stream) Parse(c *proto.Context, data []byte, out proto.Emitter) int {
 			if code != 7<<5|signalCSM && !c.Midstream {
 				out.Emit(c.Anomaly(Kind, AnomalyMissingCSM, "first message code "+strconv.Itoa(int(code>>5))+"."+twoDigits(code&0x1f)+" is not a CSM"))
 			}
+		}
+		if unsure {
+			var trial collector
+			ev, ok := decode(c, &m, s.PayloadPreview, &trial)
+			if !ok || len(trial) > 0 {
+				s.broken = true
+				return len(data)
+			}
+			unsure = false
+			out.Emit(ev)
+			n += total
+			continue
 		}
 		if ev, ok := decode(c, &m, s.PayloadPreview, out); ok {
 			if code == 0 && (tkl > 0 || l > 0) {
@@ -514,6 +535,11 @@ func (s *Stream) Gap(c *proto.Context, n int, out proto.Emitter) {
 		s.fail(c, out, AnomalyTruncated, strconv.Itoa(n)+" bytes lost")
 	}
 }
+
+// collector keeps the events of a trial decode.
+type collector []vigil.Event
+
+func (c *collector) Emit(ev vigil.Event) { *c = append(*c, ev) }
 
 // fail gives up on the connection after an anomaly.
 func (s *Stream) fail(c *proto.Context, out proto.Emitter, name, detail string) {

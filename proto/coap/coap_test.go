@@ -232,7 +232,7 @@ func TestTCPAnomalies(t *testing.T) {
 	}
 	s = nil
 	st := &Stream{}
-	if n := st.Parse(tcpCtx(proto.ToServer, true), []byte{0x09, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 9}, &s); n != 11 || len(s) != 1 || s[0].Fields["anomaly.event"] != AnomalyInvalidToken {
+	if n := st.Parse(tcpCtx(proto.ToServer, false), []byte{0x09, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 9}, &s); n != 11 || len(s) != 1 || s[0].Fields["anomaly.event"] != AnomalyInvalidToken {
 		t.Fatalf("token: %d %v", n, s)
 	}
 	if n := st.Parse(tcpCtx(proto.ToServer, true), get, &s); n != len(get) || len(s) != 1 {
@@ -240,8 +240,17 @@ func TestTCPAnomalies(t *testing.T) {
 	}
 	s = nil
 	st = &Stream{}
-	if n := st.Parse(tcpCtx(proto.ToServer, true), []byte{0xf0, 0x7f, 0xff, 0xff, 0xff}, &s); n != 5 || len(s) != 1 || s[0].Fields["anomaly.event"] != AnomalyMalformed {
+	if n := st.Parse(tcpCtx(proto.ToServer, false), []byte{0xf0, 0x7f, 0xff, 0xff, 0xff}, &s); n != 5 || len(s) != 1 || s[0].Fields["anomaly.event"] != AnomalyMalformed {
 		t.Fatalf("huge: %d %v", n, s)
+	}
+	// Mid-stream, bytes that do not decode as a message are the end of
+	// one: the connection is given up quietly.
+	for _, b := range [][]byte{{0x09, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 9}, tcpMsg(0x01, nil, []byte{0xf1, 'x'})} {
+		s = nil
+		st = &Stream{}
+		if n := st.Parse(tcpCtx(proto.ToServer, true), append(b, get...), &s); n != len(b)+len(get) || len(s) != 0 || !st.broken {
+			t.Fatalf("mid-stream garbage %x: %d %v", b, n, s)
+		}
 	}
 	s = nil
 	st = &Stream{}
