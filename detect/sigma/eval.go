@@ -58,11 +58,6 @@ type evalCtx struct {
 	// a line); kprev is the slot of the previous top-level key.
 	kpred []int32
 	kprev int32
-	// memos remember prefilter results per route (memo.go); rec collects
-	// the marks of a sweep while recording.
-	memos     []*valMemo
-	rec       []int32
-	recording bool
 	// anyMemo remembers the results of long ORs per value.
 	anyMemo map[*fieldNode]map[string]bool
 }

@@ -78,7 +78,6 @@ func prefilter(c *evalCtx, rs *RuleSet, rt *route) {
 	if js, ok := c.src.(*jsonSource); ok && js.scanned {
 		// Every scalar of the line was collected by the scanner.
 		slots := rs.keys.slots
-		mm := c.memoFor(rt, len(slots))
 		for i := range c.vals {
 			v := &c.vals[i]
 			var ids []int
@@ -86,12 +85,12 @@ func prefilter(c *evalCtx, rs *RuleSet, rt *route) {
 				ids = slots[v.key].ids
 			}
 			if rt.keywords && v.str {
-				mm.scan(c, v.s, v.key, ids, true)
+				rt.lits.scan(c, v.s, ids)
 				continue
 			}
 			for _, id := range ids {
 				if rt.scanned[id] {
-					mm.scan(c, v.s, v.key, ids, false)
+					rt.lits.scan(c, v.s, ids)
 					break
 				}
 			}

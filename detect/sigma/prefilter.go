@@ -295,10 +295,13 @@ func (t *litTable) scan(c *evalCtx, s string, ids []int) {
 				continue
 			}
 			for _, v := range cd.rules {
-				c.mark(v)
-				if c.recording {
-					c.rec = append(c.rec, v)
+				ri := v >> 3
+				if c.stamp[ri] != c.gen {
+					c.stamp[ri] = c.gen
+					c.mask[ri] = 0
+					c.cands = append(c.cands, ri)
 				}
+				c.mask[ri] |= 1 << (v & 7)
 			}
 		}
 	}
