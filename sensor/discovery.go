@@ -149,19 +149,35 @@ type discovery struct {
 	dirty  []*device
 	full   uint64 // devices not tracked because the table was full
 
-	// The last sender observe learnt nothing new from: the same one
-	// again (as most packets are) is skipped without a lookup.
-	seen struct {
-		ok     bool
-		mac    [6]byte
-		hasMAC bool
-		src    netip.Addr
-	}
+	// The last two senders observe learnt nothing new from: the same
+	// ones again (as most packets of a conversation are) are skipped
+	// without a lookup.
+	seen [2]sender
 	// The last answer of byAddr; ok is cleared when byIP changes.
 	last struct {
 		ok  bool
 		ip  netip.Addr
 		dev *device
+	}
+}
+
+// sender is what observe is given of a packet's sender.
+type sender struct {
+	ok     bool
+	mac    [6]byte
+	hasMAC bool
+	src    netip.Addr
+}
+
+// known reports whether observe has learnt all it can from x lately.
+func (d *discovery) known(x sender) bool {
+	return d.seen[0] == x || d.seen[1] == x
+}
+
+// learnt notes that observe has learnt all it can from x.
+func (d *discovery) learnt(x sender) {
+	if d.seen[0] != x {
+		d.seen[1], d.seen[0] = d.seen[0], x
 	}
 }
 
@@ -195,8 +211,9 @@ func local(a netip.Addr) bool {
 // observe learns from one packet: the sender's MAC (when hasMAC) and its
 // source address.
 func (d *discovery) observe(mac [6]byte, hasMAC bool, src netip.Addr, ts time.Time) {
-	if d.seen.ok && d.seen.hasMAC == hasMAC && d.seen.mac == mac && d.seen.src == src {
-		return // known already: nothing to learn
+	x := sender{ok: true, mac: mac, hasMAC: hasMAC, src: src}
+	if d.known(x) {
+		return // nothing new to learn
 	}
 	if !local(src) && !hasMAC {
 		return
@@ -227,7 +244,7 @@ func (d *discovery) observe(mac [6]byte, hasMAC bool, src netip.Addr, ts time.Ti
 			}
 			d.mark(dev)
 		}
-		d.seen.ok, d.seen.mac, d.seen.hasMAC, d.seen.src = true, mac, hasMAC, src
+		d.learnt(x)
 		return
 	}
 	if dev = d.byIP[src]; dev == nil {
@@ -239,7 +256,7 @@ func (d *discovery) observe(mac [6]byte, hasMAC bool, src netip.Addr, ts time.Ti
 		d.setIP(src, dev)
 		d.mark(dev)
 	}
-	d.seen.ok, d.seen.mac, d.seen.hasMAC, d.seen.src = true, mac, hasMAC, src
+	d.learnt(x)
 }
 
 // zigbee learns an 802.15.4 device from a frame's extended source address
