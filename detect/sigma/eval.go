@@ -222,12 +222,14 @@ type pred struct {
 	lit   string
 	glob  []globTok
 	re    *regexp.Regexp
-	// reLits are literals one of which every match of re contains.
-	reLits []string
-	nets   []netip.Prefix
-	num    float64
-	ref    int
-	raw    string // the value as written, for explanations
+	// reLits are literals one of which every match of re contains
+	// (lowercase); reCased, for an expression without the i flag, the same
+	// as written, tested on the value itself.
+	reLits, reCased []string
+	nets            []netip.Prefix
+	num             float64
+	ref             int
+	raw             string // the value as written, for explanations
 }
 
 type globTok struct {
@@ -287,7 +289,18 @@ func (p *pred) match(c *evalCtx, vv *val) bool {
 		}
 		return globMatch(p.glob, x)
 	case opRe:
-		if len(p.reLits) > 0 {
+		if len(p.reCased) > 0 {
+			found := false
+			for _, l := range p.reCased {
+				if strings.Contains(v, l) {
+					found = true
+					break
+				}
+			}
+			if !found {
+				return false
+			}
+		} else if len(p.reLits) > 0 {
 			// A match contains one of these literals: a cheap test first.
 			lv, found := vv.lower(c), false
 			for _, l := range p.reLits {

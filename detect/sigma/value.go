@@ -114,6 +114,12 @@ func (cp *compiler) valuePreds(v *yaml.Node, m mods) ([]pred, error) {
 		if lits, ok := regexLiterals(expr); ok {
 			p.reLits = lits
 		}
+		if !strings.Contains(flags, "i") && !strings.Contains(raw, "(?") {
+			// A case-sensitive expression: its literals as written.
+			if lits, ok := regexLiteralsCased(expr); ok {
+				p.reCased = lits
+			}
+		}
 		return []pred{p}, nil
 	case m.cidr:
 		// cidr|expand: the placeholder's values are prefixes or addresses.
@@ -425,7 +431,17 @@ func regexLiterals(expr string) ([]string, bool) {
 	if err != nil {
 		return nil, false
 	}
-	return reLits(re)
+	return reLits(re, true)
+}
+
+// regexLiteralsCased is regexLiterals without folding case: for an
+// expression without the i flag, every match holds one of them as written.
+func regexLiteralsCased(expr string) ([]string, bool) {
+	re, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return nil, false
+	}
+	return reLits(re, false)
 }
 
 const maxReAlts = 64
@@ -498,25 +514,31 @@ func lowerAll(ls []string) []string {
 	return out
 }
 
-func reLits(re *syntax.Regexp) ([]string, bool) {
+func reLits(re *syntax.Regexp, fold bool) ([]string, bool) {
+	caseOf := func(ls []string) []string {
+		if fold {
+			return lowerAll(ls)
+		}
+		return ls
+	}
 	if l, ok := reFinite(re); ok {
 		if minLen(l) >= 2 {
-			return lowerAll(l), true
+			return caseOf(l), true
 		}
 		return nil, false
 	}
 	switch re.Op {
 	case syntax.OpCapture, syntax.OpPlus:
-		return reLits(re.Sub[0])
+		return reLits(re.Sub[0], fold)
 	case syntax.OpRepeat:
 		if re.Min < 1 {
 			return nil, false
 		}
-		return reLits(re.Sub[0])
+		return reLits(re.Sub[0], fold)
 	case syntax.OpAlternate:
 		var out []string
 		for _, s := range re.Sub {
-			l, ok := reLits(s)
+			l, ok := reLits(s, fold)
 			if !ok {
 				return nil, false
 			}
@@ -530,7 +552,7 @@ func reLits(re *syntax.Regexp) ([]string, bool) {
 				return
 			}
 			if best == nil || minLen(ls) > minLen(best) || (minLen(ls) == minLen(best) && len(ls) < len(best)) {
-				best = lowerAll(ls)
+				best = caseOf(ls)
 			}
 		}
 		// Runs of consecutive children with small finite sets.
@@ -542,7 +564,7 @@ func reLits(re *syntax.Regexp) ([]string, bool) {
 			}
 			consider(run)
 			run = []string{""}
-			if l, ok := reLits(s); ok {
+			if l, ok := reLits(s, fold); ok {
 				consider(l)
 			}
 		}
