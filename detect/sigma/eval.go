@@ -43,8 +43,9 @@ type evalCtx struct {
 	name []byte
 	// stamp[rule index] == gen marks a rule selected by the prefilter.
 	stamp []uint32
-	// mask[rule index] has a bit per prefilter clause that holds.
-	mask []uint8
+	// mask[rule index] has a bit per prefilter clause that holds; want,
+	// the bits of all the rule's clauses (a dense copy of the rules').
+	mask, want []uint8
 	// cands are the rules the prefilter stamped for this event.
 	cands []int32
 	sel   []int32

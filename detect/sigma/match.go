@@ -59,6 +59,10 @@ func (rs *RuleSet) newCtx() *evalCtx {
 	c := newEvalCtx(len(rs.fieldNames))
 	c.stamp = make([]uint32, len(rs.Rules))
 	c.mask = make([]uint8, len(rs.Rules))
+	c.want = make([]uint8, len(rs.Rules))
+	for i, r := range rs.Rules {
+		c.want[i] = uint8(1)<<r.clauses - 1
+	}
 	return c
 }
 
@@ -125,7 +129,7 @@ func evalRules(c *evalCtx, rs *RuleSet, rt *route, seq uint64, hit func(r *Rule)
 	// without a prefilter; evaluated in rule order.
 	sel := c.sel[:0]
 	for _, ri := range c.cands {
-		if c.mask[ri] == uint8(1)<<rs.Rules[ri].clauses-1 {
+		if c.mask[ri] == c.want[ri] {
 			sel = append(sel, ri)
 		}
 	}
