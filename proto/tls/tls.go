@@ -296,37 +296,52 @@ func parseHello(b []byte, dtls bool) (ClientHello, bool) {
 }
 
 func joinDec[T uint8 | uint16](vs []T, skipGrease bool) string {
-	var sb strings.Builder
+	return string(appendDec(make([]byte, 0, 6*len(vs)), vs, skipGrease))
+}
+
+// appendDec appends vs in decimal, joined by '-'.
+func appendDec[T uint8 | uint16](b []byte, vs []T, skipGrease bool) []byte {
+	first := true
 	for _, v := range vs {
 		if skipGrease && grease(uint16(v)) {
 			continue
 		}
-		if sb.Len() > 0 {
-			sb.WriteByte('-')
+		if !first {
+			b = append(b, '-')
 		}
-		sb.WriteString(strconv.Itoa(int(v)))
+		first = false
+		b = strconv.AppendUint(b, uint64(v), 10)
 	}
-	return sb.String()
+	return b
 }
 
 // JA3 returns the JA3 string and its MD5 (GREASE values removed).
 func (h *ClientHello) JA3() (string, string) {
-	s := strconv.Itoa(int(h.Version)) + "," + joinDec(h.Ciphers, true) + "," + joinDec(h.Extensions, true) + "," +
-		joinDec(h.Groups, true) + "," + joinDec(h.PointFormats, false)
-	sum := md5.Sum([]byte(s))
-	return s, hex.EncodeToString(sum[:])
+	b := make([]byte, 0, 16+6*(len(h.Ciphers)+len(h.Extensions)+len(h.Groups))+4*len(h.PointFormats))
+	b = strconv.AppendUint(b, uint64(h.Version), 10)
+	b = append(b, ',')
+	b = appendDec(b, h.Ciphers, true)
+	b = append(b, ',')
+	b = appendDec(b, h.Extensions, true)
+	b = append(b, ',')
+	b = appendDec(b, h.Groups, true)
+	b = append(b, ',')
+	b = appendDec(b, h.PointFormats, false)
+	sum := md5.Sum(b)
+	return string(b), hex.EncodeToString(sum[:])
 }
 
+// hex4 renders vs as 4-digit lower-case hex, joined by ','.
 func hex4(vs []uint16) string {
-	var sb strings.Builder
+	const digits = "0123456789abcdef"
+	b := make([]byte, 0, 5*len(vs))
 	for i, v := range vs {
 		if i > 0 {
-			sb.WriteByte(',')
+			b = append(b, ',')
 		}
-		x := strconv.FormatUint(uint64(v), 16)
-		sb.WriteString(strings.Repeat("0", 4-len(x)) + x)
+		b = append(b, digits[v>>12], digits[v>>8&15], digits[v>>4&15], digits[v&15])
 	}
-	return sb.String()
+	return string(b)
 }
 
 func sha12(s string) string {
