@@ -1,6 +1,7 @@
 package proto
 
 import (
+	"sync"
 	"time"
 
 	vigil "github.com/vigil-iot/vigil"
@@ -191,11 +192,26 @@ var smallNums = func() (t [1024]any) {
 	return t
 }()
 
+// uint16Nums holds 0..65535 boxed, built on first use: message ids,
+// transaction ids, ports and lengths are 16-bit numbers, and each would
+// otherwise cost an allocation per event.
+var uint16Nums = sync.OnceValue(func() []any {
+	t := make([]any, 1<<16)
+	copy(t, smallNums[:])
+	for i := len(smallNums); i < len(t); i++ {
+		t[i] = float64(i)
+	}
+	return t
+})
+
 // Num returns v as an event field value, without allocating for the
-// integers 0 to 1023.
+// integers 0 to 65535.
 func Num(v float64) any {
-	if v >= 0 && v < float64(len(smallNums)) && v == float64(int(v)) {
-		return smallNums[int(v)]
+	if v >= 0 && v < 1<<16 && v == float64(int(v)) {
+		if v < float64(len(smallNums)) {
+			return smallNums[int(v)]
+		}
+		return uint16Nums()[int(v)]
 	}
 	return v
 }
