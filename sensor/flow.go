@@ -1,6 +1,7 @@
 package sensor
 
 import (
+	"bytes"
 	"strconv"
 	"time"
 
@@ -20,13 +21,15 @@ type flowKey struct {
 }
 
 func keyOf(p *packet) (k flowKey, forward bool) {
-	c := p.src.Compare(p.dst)
+	// Both addresses are of one family, so comparing their 16-byte forms
+	// orders them as netip.Addr.Compare does.
+	src, dst := p.src.As16(), p.dst.As16()
+	c := bytes.Compare(src[:], dst[:])
 	forward = c < 0 || c == 0 && p.sport <= p.dport
-	lo, hi, plo, phi := p.src, p.dst, p.sport, p.dport
-	if !forward {
-		lo, hi, plo, phi = p.dst, p.src, p.dport, p.sport
+	if forward {
+		return flowKey{a: src, b: dst, pa: p.sport, pb: p.dport, proto: p.proto, v6: p.src.Is6()}, true
 	}
-	return flowKey{a: lo.As16(), b: hi.As16(), pa: plo, pb: phi, proto: p.proto, v6: p.src.Is6()}, forward
+	return flowKey{a: dst, b: src, pa: p.dport, pb: p.sport, proto: p.proto, v6: p.src.Is6()}, false
 }
 
 // flow is one connection or UDP conversation. Side 0 is the client.
