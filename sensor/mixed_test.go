@@ -129,7 +129,7 @@ func TestMixedCapture(t *testing.T) {
 }
 
 // BenchmarkMixed runs every decoder over a mixed IoT capture (MQTT,
-// Modbus, HTTP, TLS, CoAP, DNS; 2,000 clients, ~70k packets).
+// Modbus, HTTP, TLS, CoAP, DNS; 2,000 clients, ~94k packets).
 func BenchmarkMixed(b *testing.B) {
 	f := mixedCapture(b, 2000)
 	b.Run("events", func(b *testing.B) { benchPcap(b, f, false) })
