@@ -170,7 +170,7 @@ func (e *engine) packet(link int, data []byte, ts time.Time, wireLen int) {
 		return
 	}
 	k, fwd := keyOf(p)
-	f := e.table.m[k]
+	f := e.table.lookup(k)
 	if f != nil && p.proto == ipTCP && p.flags&(tcpSYN|tcpACK) == tcpSYN && (f.closing || f.rst || f.decided) {
 		// A new connection on the 5-tuple of one that carried data: the
 		// old one ended without our seeing it.
@@ -241,7 +241,7 @@ func (e *engine) packet(link int, data []byte, ts time.Time, wireLen int) {
 			f.dgram.ParseDatagram(&e.c, p.payload, e)
 		}
 	}
-	if e.cfg.FlowInterval > 0 && ts.Sub(f.lastReport) >= e.cfg.FlowInterval && e.table.m[k] == f {
+	if e.cfg.FlowInterval > 0 && ts.Sub(f.lastReport) >= e.cfg.FlowInterval && e.table.lookup(k) == f {
 		f.lastReport = ts
 		e.Emit(f.record("periodic", ts, &e.maps))
 	}

@@ -73,6 +73,20 @@ type flowTable struct {
 	head, tail *flow
 	max        int
 	free       []*flow // ended flows, for reuse
+	last       *flow   // the flow lookup found last, nil after its removal
+}
+
+// lookup returns the flow of k, or nil. Packets of one flow often come
+// one after the other: the last flow found is checked before the map.
+func (t *flowTable) lookup(k flowKey) *flow {
+	if t.last != nil && t.last.key == k {
+		return t.last
+	}
+	f := t.m[k]
+	if f != nil {
+		t.last = f
+	}
+	return f
 }
 
 func newFlowTable(max int) *flowTable {
@@ -119,6 +133,9 @@ func (t *flowTable) touch(f *flow) {
 func (t *flowTable) remove(f *flow) {
 	t.unlink(f)
 	delete(t.m, f.key)
+	if t.last == f {
+		t.last = nil
+	}
 	if len(t.free) < maxFreeFlows {
 		t.free = append(t.free, f)
 	}
