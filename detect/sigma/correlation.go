@@ -576,7 +576,11 @@ func (co *correlator) feed(m *Matcher, l corrLink, t time.Time) (corrFire, bool)
 			}
 		}
 		if g == nil {
-			g = co.group(key, true)
+			// Known to be absent: insert without a second lookup.
+			g = &corrGroup{}
+			g.wins = g.buf[:0]
+			co.st.groups[string(key)] = g
+			co.lastKey, co.lastGroup = append(co.lastKey[:0], key...), g
 		}
 		g.wins = append(g.wins, groupWin{r: lk})
 		w = &g.wins[len(g.wins)-1].w
