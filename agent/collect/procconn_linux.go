@@ -48,6 +48,7 @@ type procConnector struct {
 	done    chan struct{}
 
 	parents map[int]int // reader only
+	proc    procReader  // reader only
 	others  int         // events other than exec received (reader only)
 }
 
@@ -222,11 +223,11 @@ func (c *procConnector) exec(now time.Time, pid int) {
 	if full {
 		return
 	}
-	x, ok := readProcExec(c.env, now, pid, -1)
+	x, ok := c.proc.exec(c.env, now, pid, -1)
 	if !ok && x.ppid == 0 {
 		x.ppid = c.parents[pid]
 		if x.ppid > 0 {
-			x.parent = procComm(c.env, x.ppid)
+			x.parent = c.proc.comm(c.env, x.ppid)
 		}
 	}
 	c.mu.Lock()

@@ -18,7 +18,7 @@ import (
 // TestProcessConnectorSeesShortLivedProcesses runs processes that end
 // long before the next collection: polling cannot see them, the kernel's
 // process connector does, with the command line of one that lived 300 ms
-// and at least the pid and parent of one that lived a moment.
+// and at least the pid of one that lived a moment.
 func TestProcessConnectorSeesShortLivedProcesses(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("the proc connector needs root (CAP_NET_ADMIN)")
@@ -59,8 +59,10 @@ func TestProcessConnectorSeesShortLivedProcesses(t *testing.T) {
 		e.Fields["process.parent.pid"] != strconv.Itoa(os.Getpid()) || e.Fields["user.id"] != strconv.Itoa(os.Getuid()) {
 		t.Errorf("sleep 0.3: %+v", e.Fields)
 	}
+	// /bin/true may be gone before /proc could be read: its exec is
+	// reported anyway, described as far as it could be.
 	e = find(quick.Process.Pid)
-	if e.Fields["process.parent.pid"] != strconv.Itoa(os.Getpid()) {
+	if pp, ok := e.Fields["process.parent.pid"]; ok && pp != strconv.Itoa(os.Getpid()) {
 		t.Errorf("true: %+v", e.Fields)
 	}
 	t.Logf("true (a moment): %v", e.Fields)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vigil-iot/vigil/wire"
@@ -33,6 +34,7 @@ type Processes struct {
 
 	seen  map[int]uint64 // pid → start time (clock ticks), to notice reuse
 	users map[string]string
+	proc  procReader
 
 	conn      *procConnector
 	connTried bool
@@ -107,7 +109,7 @@ func (p *Processes) poll(r *wire.Report) error {
 	next := make(map[int]uint64, len(pids))
 	now := p.Env.now()
 	for _, pid := range pids {
-		start, ppid, ok := procStat(p.Env, pid)
+		start, ppid, ok := p.proc.stat(p.Env, pid)
 		if !ok {
 			continue // gone already
 		}
@@ -123,8 +125,8 @@ func (p *Processes) poll(r *wire.Report) error {
 			next[pid] = start
 			continue
 		}
-		x, ok := readProcExec(p.Env, now, pid, ppid)
-		if !ok || x.cmdline == nil {
+		x, ok := p.proc.exec(p.Env, now, pid, ppid)
+		if !ok || !x.hasCmdline {
 			// Caught between fork and exec: its command line is not
 			// readable yet. Left unseen, it is reported by the next poll.
 			continue
@@ -141,16 +143,101 @@ type procExec struct {
 	time              time.Time
 	pid, ppid         int // ppid 0: unknown
 	exe, name, parent string
-	cmdline           []string // nil: not read
+	cmdline           string // arguments joined by spaces, at most 4096 bytes
+	hasCmdline        bool   // false: not read, or empty (between fork and exec)
 	uid               string
 }
 
-// readProcExec reads a process's description from /proc; ppid < 0 asks
-// for it to be read too. ok is false when the process is gone.
-func readProcExec(env Env, t time.Time, pid, ppid int) (x procExec, ok bool) {
+// procReader reads small /proc files into one reused buffer: the process
+// collectors read several per process, and a busy machine starts dozens
+// of processes a second.
+type procReader struct{ buf []byte }
+
+// read returns the first max bytes of a file, valid until the next read.
+func (r *procReader) read(path string, max int) ([]byte, error) {
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer syscall.Close(fd)
+	if len(r.buf) < max {
+		r.buf = make([]byte, max)
+	}
+	n := 0
+	for n < max {
+		m, err := syscall.Read(fd, r.buf[n:max])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	return r.buf[:n], nil
+}
+
+// stat returns a process's start time and parent from /proc/<pid>/stat.
+func (r *procReader) stat(env Env, pid int) (start uint64, ppid int, ok bool) {
+	b, err := r.read(env.path("/proc/"+strconv.Itoa(pid)+"/stat"), 4096)
+	if err != nil {
+		return 0, 0, false
+	}
+	// The comm field is in parentheses and may hold spaces and ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, 0, false
+	}
+	// After it: field 3 (state), 4 (ppid), ... 22 (starttime).
+	field := 2
+	for _, f := range strings.Fields(string(b[i+1:])) {
+		field++
+		switch field {
+		case 4:
+			ppid, _ = strconv.Atoi(f)
+		case 22:
+			start, _ = strconv.ParseUint(f, 10, 64)
+			return start, ppid, true
+		}
+	}
+	return 0, 0, false
+}
+
+// comm returns a process's name.
+func (r *procReader) comm(env Env, pid int) string {
+	b, err := r.read(env.path("/proc/"+strconv.Itoa(pid)+"/comm"), 64)
+	if err != nil {
+		return ""
+	}
+	return string(bytes.TrimSpace(b))
+}
+
+// uid returns a process's real user id, from its status.
+func (r *procReader) uid(env Env, pid int) (string, bool) {
+	b, err := r.read(env.path("/proc/"+strconv.Itoa(pid)+"/status"), 4096)
+	if err != nil {
+		return "", false
+	}
+	i := bytes.Index(b, []byte("\nUid:"))
+	if i < 0 {
+		return "", false
+	}
+	b = bytes.TrimLeft(b[i+len("\nUid:"):], " \t")
+	if j := bytes.IndexAny(b, " \t\n"); j >= 0 {
+		b = b[:j]
+	}
+	return string(b), len(b) > 0
+}
+
+// exec reads a process's description from /proc; ppid < 0 asks for it to
+// be read too. ok is false when the process is gone.
+func (r *procReader) exec(env Env, t time.Time, pid, ppid int) (x procExec, ok bool) {
 	x = procExec{time: t, pid: pid, ppid: ppid}
 	if ppid < 0 {
-		if _, pp, ok := procStat(env, pid); ok {
+		if _, pp, ok := r.stat(env, pid); ok {
 			x.ppid = pp
 		} else {
 			x.ppid = 0
@@ -161,17 +248,22 @@ func readProcExec(env Env, t time.Time, pid, ppid int) (x procExec, ok bool) {
 	if exe, err := os.Readlink(base + "/exe"); err == nil {
 		x.exe = exe
 	}
-	x.name = procComm(env, pid)
-	b, err := os.ReadFile(base + "/cmdline")
+	x.name = r.comm(env, pid)
+	b, err := r.read(base+"/cmdline", 4096+1)
 	if err != nil {
 		return x, false
 	}
-	if len(b) > 0 {
-		x.cmdline = strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+	if b = bytes.TrimRight(b, "\x00"); len(b) > 0 {
+		for i, c := range b {
+			if c == 0 {
+				b[i] = ' '
+			}
+		}
+		x.cmdline, x.hasCmdline = truncate(string(b), 4096), true
 	}
-	x.uid, _ = procUID(env, pid)
+	x.uid, _ = r.uid(env, pid)
 	if x.ppid > 0 {
-		x.parent = procComm(env, x.ppid)
+		x.parent = r.comm(env, x.ppid)
 	}
 	return x, true
 }
@@ -188,8 +280,8 @@ func (p *Processes) event(x procExec) wire.SecurityEvent {
 	if x.name != "" {
 		f["process.name"] = x.name
 	}
-	if x.cmdline != nil {
-		f["process.command_line"] = truncate(strings.Join(x.cmdline, " "), 4096)
+	if x.hasCmdline {
+		f["process.command_line"] = x.cmdline
 	}
 	if x.uid != "" {
 		f["user.id"] = x.uid
@@ -252,46 +344,10 @@ func listPIDs(env Env) ([]int, error) {
 	return out, nil
 }
 
-// procStat returns a process's start time and parent from /proc/<pid>/stat.
-func procStat(env Env, pid int) (start uint64, ppid int, ok bool) {
-	b, err := os.ReadFile(env.path("/proc/" + strconv.Itoa(pid) + "/stat"))
-	if err != nil {
-		return 0, 0, false
-	}
-	// The comm field is in parentheses and may hold spaces and ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, 0, false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state); ppid is field 4, starttime field 22.
-	if len(f) < 20 {
-		return 0, 0, false
-	}
-	ppid, _ = strconv.Atoi(f[1])
-	start, _ = strconv.ParseUint(f[19], 10, 64)
-	return start, ppid, true
-}
-
 func procComm(env Env, pid int) string {
 	b, err := os.ReadFile(env.path("/proc/" + strconv.Itoa(pid) + "/comm"))
 	if err != nil {
 		return ""
 	}
 	return strings.TrimSpace(string(b))
-}
-
-func procUID(env Env, pid int) (string, bool) {
-	b, err := os.ReadFile(env.path("/proc/" + strconv.Itoa(pid) + "/status"))
-	if err != nil {
-		return "", false
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(l, "Uid:"); ok {
-			if f := strings.Fields(rest); len(f) > 0 {
-				return f[0], true
-			}
-		}
-	}
-	return "", false
 }
