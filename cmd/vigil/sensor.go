@@ -200,6 +200,10 @@ type serverPublisher struct {
 	buf bytes.Buffer
 }
 
+// ReleasesEvents: the batch is serialized before PublishEvents returns,
+// so the sensor may reuse its events' maps (sensor.Releaser).
+func (p *serverPublisher) ReleasesEvents() bool { return true }
+
 func (p *serverPublisher) PublishEvents(ctx context.Context, events []vigil.Event) error {
 	p.buf.Reset()
 	enc := json.NewEncoder(&p.buf)
