@@ -18,11 +18,12 @@ import (
 // process started since the previous call.
 //
 // With Connector set, on the real /proc (Env.Root empty) and when the
-// kernel lets the agent listen (root, initial user and PID namespaces),
-// the events come from the kernel's process connector (netlink): every
-// exec is seen, and the process is described at once, so a process that
-// lives a few milliseconds is still reported with its command line (or,
-// when it is gone before it could be read, with its pid and parent).
+// kernel lets the agent listen (initial user and PID namespaces;
+// CAP_NET_ADMIN before Linux 6.6), the events come from the kernel's
+// process connector (netlink): every exec is seen, and the process is
+// described at once, so a process that lives a few milliseconds is
+// usually reported with its command line (when it is gone before it could
+// be read, with its pid, and its parent when known).
 // Otherwise, and if the connector stops, Processes polls /proc: the first
 // call only records what runs, and processes that start and end between
 // two calls are not seen.
