@@ -2,10 +2,12 @@ package sigma
 
 import (
 	"fmt"
+	"hash/maphash"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -404,6 +406,79 @@ func (d *distinctSet) len() int {
 type corrGroup struct {
 	wins []groupWin
 	buf  [2]groupWin // room for the first two, in the same allocation
+	key  string      // in kbuf when it fits
+	h    uint64      // hash of key
+	next *corrGroup  // next group whose key has the same hash
+	kbuf [24]byte
+}
+
+func newGroup(key []byte, h uint64) *corrGroup {
+	g := &corrGroup{h: h}
+	g.wins = g.buf[:0]
+	if len(key) <= len(g.kbuf) {
+		if n := copy(g.kbuf[:], key); n > 0 {
+			g.key = unsafe.String(&g.kbuf[0], n)
+		}
+	} else {
+		g.key = string(key)
+	}
+	return g
+}
+
+// groupTable finds groups by key through a map on a 64-bit hash of the
+// key: 8-byte map keys, no key string to follow on a lookup (the key is
+// compared in the group, which the caller reads anyway). Groups whose keys
+// share a hash are chained.
+type groupTable struct {
+	seed maphash.Seed
+	m    map[uint64]*corrGroup
+}
+
+func (t *groupTable) hash(key []byte) uint64 { return maphash.Bytes(t.seed, key) }
+
+func (t *groupTable) get(h uint64, key []byte) *corrGroup {
+	for g := t.m[h]; g != nil; g = g.next {
+		if g.key == string(key) {
+			return g
+		}
+	}
+	return nil
+}
+
+func (t *groupTable) add(h uint64, key []byte) *corrGroup {
+	g := newGroup(key, h)
+	g.next = t.m[h]
+	t.m[h] = g
+	return g
+}
+
+func (t *groupTable) remove(g *corrGroup) {
+	head := t.m[g.h]
+	switch {
+	case head == g && g.next == nil:
+		delete(t.m, g.h)
+	case head == g:
+		t.m[g.h] = g.next
+	default:
+		for p := head; p != nil; p = p.next {
+			if p.next == g {
+				p.next = g.next
+				break
+			}
+		}
+	}
+	g.next = nil
+}
+
+// each calls fn on every group; fn may remove the group it is given.
+func (t *groupTable) each(fn func(g *corrGroup)) {
+	for _, head := range t.m {
+		for g := head; g != nil; {
+			next := g.next
+			fn(g)
+			g = next
+		}
+	}
 }
 
 type groupWin struct {
@@ -436,7 +511,7 @@ func (g *corrGroup) drop(r *Rule) {
 
 // corrState is the correlation state of one partition.
 type corrState struct {
-	groups map[string]*corrGroup
+	groups groupTable
 	// open counts the windows of each correlation.
 	open []ruleCount
 }
@@ -474,7 +549,6 @@ type correlator struct {
 	keyBuf     []byte
 	// The group of the last key looked up (nil: none), so that the
 	// correlations fed by one event look their key up once.
-	lastKey   []byte
 	lastGroup *corrGroup
 	// onClose: some window of an upper-bound correlation was opened
 	// (closeExpired has work to do).
@@ -492,7 +566,7 @@ func newCorrelator(maxGroups, maxEntries int, dc *dropCounters) *correlator {
 	if maxEntries <= 0 {
 		maxEntries = DefaultMaxEntries
 	}
-	return &correlator{st: corrState{groups: map[string]*corrGroup{}}, maxGroups: maxGroups, maxEntries: maxEntries, dropped: dc}
+	return &correlator{st: corrState{groups: groupTable{seed: maphash.MakeSeed(), m: map[uint64]*corrGroup{}}}, maxGroups: maxGroups, maxEntries: maxEntries, dropped: dc}
 }
 
 // corrFire is a correlation that fired.
@@ -521,32 +595,34 @@ func (co *correlator) hit(m *Matcher, r *Rule, t time.Time, fire func(corrFire),
 	}
 }
 
-// group returns the group of key, creating it when create is set.
-func (co *correlator) group(key []byte, create bool) *corrGroup {
-	if co.lastGroup != nil && string(key) == string(co.lastKey) {
-		return co.lastGroup
+// group returns the group of key, creating it when create is set, and
+// the key's hash (0 when the group came from the cache).
+func (co *correlator) group(key []byte, create bool) (*corrGroup, uint64) {
+	if co.lastGroup != nil && string(key) == co.lastGroup.key {
+		return co.lastGroup, 0
 	}
-	g := co.st.groups[string(key)]
+	h := co.st.groups.hash(key)
+	g := co.st.groups.get(h, key)
 	if g == nil {
 		if !create {
-			return nil
+			return nil, h
 		}
-		g = &corrGroup{}
-		g.wins = g.buf[:0]
-		co.st.groups[string(key)] = g
+		g = co.st.groups.add(h, key)
 	}
-	co.lastKey, co.lastGroup = append(co.lastKey[:0], key...), g
-	return g
+	co.lastGroup = g
+	return g, h
 }
 
-// dropWin removes correlation r's window from the group of key (and the
-// group when it is left empty).
-func (co *correlator) dropWin(key string, g *corrGroup, r *Rule) {
+// dropWin removes correlation r's window from group g (and the group when
+// it is left empty).
+func (co *correlator) dropWin(g *corrGroup, r *Rule) {
 	g.drop(r)
 	*co.st.opened(r)--
 	if len(g.wins) == 0 {
-		delete(co.st.groups, key)
-		co.lastGroup = nil
+		co.st.groups.remove(g)
+		if co.lastGroup == g {
+			co.lastGroup = nil
+		}
 	}
 }
 
@@ -562,7 +638,7 @@ func (co *correlator) feed(m *Matcher, l corrLink, t time.Time) (corrFire, bool)
 	}
 	co.keyBuf = key
 	now := t.UnixNano()
-	g := co.group(key, false)
+	g, h := co.group(key, false)
 	var w *corrWindow
 	if g != nil {
 		w = g.win(lk)
@@ -576,11 +652,12 @@ func (co *correlator) feed(m *Matcher, l corrLink, t time.Time) (corrFire, bool)
 			}
 		}
 		if g == nil {
-			// Known to be absent: insert without a second lookup.
-			g = &corrGroup{}
-			g.wins = g.buf[:0]
-			co.st.groups[string(key)] = g
-			co.lastKey, co.lastGroup = append(co.lastKey[:0], key...), g
+			// Known to be absent: insert without a second lookup (unless
+			// the sweep removed groups meanwhile).
+			if g = co.st.groups.get(h, key); g == nil {
+				g = co.st.groups.add(h, key)
+			}
+			co.lastGroup = g
 		}
 		g.wins = append(g.wins, groupWin{r: lk})
 		w = &g.wins[len(g.wins)-1].w
@@ -637,7 +714,7 @@ func (co *correlator) feed(m *Matcher, l corrLink, t time.Time) (corrFire, bool)
 	live := w.live()
 	f := corrFire{rule: l.c, group: strings.ReplaceAll(string(key), "\x00", ","), value: val,
 		first: time.Unix(0, live[0].T).UTC(), last: t, count: len(live), device: w.Device}
-	co.dropWin(string(key), g, lk) // a fired window starts afresh
+	co.dropWin(g, lk) // a fired window starts afresh
 	return f, true
 }
 
@@ -667,7 +744,7 @@ func (co *correlator) closeExpired(now time.Time, fire func(corrFire)) {
 		return
 	}
 	n := now.UnixNano()
-	for k, g := range co.st.groups {
+	co.st.groups.each(func(g *corrGroup) {
 		for i := 0; i < len(g.wins); i++ {
 			r, w := g.wins[i].r, &g.wins[i].w
 			c := r.Correlation
@@ -677,14 +754,14 @@ func (co *correlator) closeExpired(now time.Time, fire func(corrFire)) {
 			if l := w.live(); len(l) > 0 && n < l[0].T+int64(c.Timespan) {
 				continue
 			}
-			f, ok := co.judge(r, c, w, k)
-			co.dropWin(k, g, r)
+			f, ok := co.judge(r, c, w, g.key)
+			co.dropWin(g, r)
 			i-- // the last window took this place
 			if ok {
 				fire(f)
 			}
 		}
-	}
+	})
 }
 
 // measure computes the value a correlation's condition is applied to.
@@ -732,13 +809,13 @@ func (co *correlator) measure(c *Correlation, w *corrWindow, cur corrEntry) (flo
 // than its timespan.
 func (co *correlator) sweep(r *Rule, now int64) {
 	before := now - int64(r.Correlation.Timespan)
-	for k, g := range co.st.groups {
+	co.st.groups.each(func(g *corrGroup) {
 		if w := g.win(r); w != nil {
 			if l := w.live(); len(l) == 0 || l[len(l)-1].T < before {
-				co.dropWin(k, g, r)
+				co.dropWin(g, r)
 			}
 		}
-	}
+	})
 }
 
 // open counts open windows.
@@ -758,7 +835,7 @@ type checkpoint struct {
 
 func (co *correlator) snapshot() checkpoint {
 	cp := checkpoint{Windows: map[string]map[string]*corrWindow{}}
-	for k, g := range co.st.groups {
+	co.st.groups.each(func(g *corrGroup) {
 		for _, gw := range g.wins {
 			id := firstNonEmpty(gw.r.ID, gw.r.Name, gw.r.Title)
 			m := cp.Windows[id]
@@ -766,9 +843,9 @@ func (co *correlator) snapshot() checkpoint {
 				m = map[string]*corrWindow{}
 				cp.Windows[id] = m
 			}
-			m[k] = &corrWindow{Entries: append([]corrEntry(nil), gw.w.live()...), Device: gw.w.Device}
+			m[strings.Clone(g.key)] = &corrWindow{Entries: append([]corrEntry(nil), gw.w.live()...), Device: gw.w.Device}
 		}
-	}
+	})
 	return cp
 }
 
@@ -784,7 +861,7 @@ func (co *correlator) restore(rs *RuleSet, cp checkpoint) {
 		}
 		distinct := r.Correlation.Type == CorrValueCount || r.Correlation.Type == CorrValuePercentile
 		for k, w := range groups {
-			g := co.group([]byte(k), true)
+			g, _ := co.group([]byte(k), true)
 			if g.win(r) != nil {
 				continue
 			}
