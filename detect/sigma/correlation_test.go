@@ -443,3 +443,34 @@ func TestWindowMemory(t *testing.T) {
 		runtime.KeepAlive(evs)
 	}
 }
+
+// Groups whose keys share a hash are chained: forced collisions find,
+// keep and remove the right group.
+func TestGroupTableCollisions(t *testing.T) {
+	tab := groupTable{m: map[uint64]*corrGroup{}}
+	keys := []string{"a", "b", "a-key-longer-than-twenty-four-bytes", ""}
+	for _, k := range keys {
+		if tab.get(7, []byte(k)) != nil {
+			t.Fatalf("%q found before it was added", k)
+		}
+		tab.add(7, []byte(k))
+	}
+	for _, k := range keys {
+		if g := tab.get(7, []byte(k)); g == nil || g.key != k {
+			t.Fatalf("%q: got %v", k, g)
+		}
+	}
+	// Remove from the middle, the head and the tail of the chain.
+	for _, k := range []string{"b", ""} {
+		tab.remove(tab.get(7, []byte(k)))
+	}
+	n := 0
+	tab.each(func(g *corrGroup) { n++ })
+	if n != 2 || tab.get(7, []byte("b")) != nil || tab.get(7, []byte("a")) == nil || tab.get(7, []byte(keys[2])) == nil {
+		t.Fatalf("after removals: %d groups", n)
+	}
+	tab.each(func(g *corrGroup) { tab.remove(g) })
+	if len(tab.m) != 0 {
+		t.Fatalf("map not empty: %v", tab.m)
+	}
+}
