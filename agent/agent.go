@@ -333,6 +333,11 @@ func (a *Agent) SendPending(ctx context.Context) (int, error) {
 
 // Once collects everything, spools it and sends every spooled report.
 func (a *Agent) Once(ctx context.Context) error {
+	for _, c := range a.events {
+		if p, ok := c.(*collect.Processes); ok {
+			p.Connector = false // one collection reports no process start either way
+		}
+	}
 	r := a.Collect(ctx, append(append([]collect.Collector{}, a.periodic...), a.events...))
 	if err := a.Enqueue(r); err != nil {
 		return err
