@@ -293,26 +293,7 @@ func TestTsharkLivePeers(t *testing.T) {
 	start(nsA, "coap-server-notls", "-A", "10.213.7.1")
 
 	pcap := filepath.Join(dir, "peers.pcapng")
-	cap := exec.Command("ip", "netns", "exec", nsA, "dumpcap", "-i", ifA, "-w", pcap)
-	stderr, _ := cap.StderrPipe()
-	if err := cap.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "File:") {
-				close(ready)
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(20 * time.Second):
-		cap.Process.Kill()
-		t.Fatal("dumpcap did not start")
-	}
+	stop := dumpcap(t, nsA, ifA, pcap)
 	run := func(args ...string) {
 		if out, err := exec.Command("ip", append([]string{"netns", "exec", nsB}, args...)...).CombinedOutput(); err != nil {
 			t.Logf("%v: %v: %s", args, err, out)
@@ -341,9 +322,7 @@ func TestTsharkLivePeers(t *testing.T) {
 	run("coap-client-notls", "-m", "get", "coap://10.213.7.1/.well-known/core")
 	run("coap-client-notls", "-m", "get", "-T", "cafe", "coap://10.213.7.1/time?ticks")
 	run("coap-client-notls", "-m", "put", "-e", "hello", "coap://10.213.7.1/example_data")
-	time.Sleep(300 * time.Millisecond)
-	cap.Process.Signal(os.Interrupt)
-	cap.Wait()
+	stop()
 
 	evs, _ := runPcap(t, Config{PayloadPreview: 1 << 20}, pcap)
 	n := compare(t, "live", evs, "mqtt", tsharkLayers(t, pcap, "mqtt"), mqttPairs)
