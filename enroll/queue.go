@@ -57,13 +57,15 @@ func loadQueue(path string, now time.Time) (map[string][]pending, []pending, err
 	return queues, order, nil
 }
 
-// saveQueue writes the queued, unexpired commands (atomically: temporary
-// file, fsync, rename). The caller holds h.saveMu, so that writes happen
-// in the order of the snapshots.
-func (h *Handler) saveQueue() {
+// persistQueue saves the queue after a change: the queued, unexpired
+// commands, written atomically (temporary file, fsync, rename). saveMu
+// makes the writes happen in the order of the snapshots.
+func (h *Handler) persistQueue() {
 	if h.opts.QueueFile == "" {
 		return
 	}
+	h.saveMu.Lock()
+	defer h.saveMu.Unlock()
 	h.mu.Lock()
 	now := h.opts.Clock.Now()
 	st := queueState{Version: 1, Commands: []command.Signed{}}
@@ -82,16 +84,6 @@ func (h *Handler) saveQueue() {
 	if err != nil {
 		h.log.Error("cannot save the command queue: queued commands would not survive a restart", "file", h.opts.QueueFile, "err", err)
 	}
-}
-
-// persistQueue saves the queue after a change.
-func (h *Handler) persistQueue() {
-	if h.opts.QueueFile == "" {
-		return
-	}
-	h.saveMu.Lock()
-	defer h.saveMu.Unlock()
-	h.saveQueue()
 }
 
 // restoreQueue loads the queue file into a new handler and hands each
