@@ -6,11 +6,8 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"fmt"
 	"io"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,6 +16,7 @@ import (
 	"github.com/vigil-iot/vigil/agent/command"
 	"github.com/vigil-iot/vigil/agent/mqtt"
 	"github.com/vigil-iot/vigil/enroll"
+	"github.com/vigil-iot/vigil/ingest/mqtt/mqtttest"
 	"github.com/vigil-iot/vigil/pki"
 	"github.com/vigil-iot/vigil/wire"
 )
@@ -26,10 +24,6 @@ import (
 // TestMQTTTransport reports and takes commands over a Mosquitto with a
 // mutual-TLS listener that the test starts (skipped without mosquitto).
 func TestMQTTTransport(t *testing.T) {
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		t.Skip("no mosquitto binary")
-	}
 	dir := t.TempDir()
 	ca, _ := pki.EnsureCA(dir)
 	ca.EnsureServerCert(dir, nil)
@@ -45,28 +39,7 @@ func TestMQTTTransport(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	conf := filepath.Join(dir, "mosquitto.conf")
-	os.WriteFile(conf, []byte(fmt.Sprintf("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\nallow_anonymous true\nuser root\n",
-		port, filepath.Join(dir, pki.CACertFile), filepath.Join(dir, pki.ServerCertFile), filepath.Join(dir, pki.ServerKeyFile))), 0o600)
-	broker := exec.Command(bin, "-c", conf)
-	if err := broker.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { broker.Process.Kill(); broker.Wait() })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for i := 0; ; i++ {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
-		}
-		if i == 100 {
-			t.Fatal("mosquitto did not start")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	addr, _ := mqtttest.StartTLSBroker(t, dir, "allow_anonymous true\n")
 
 	// The server side: a client of the broker (here with the device's
 	// certificate, for brevity).

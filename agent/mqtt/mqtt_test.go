@@ -2,22 +2,13 @@ package mqtt
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/vigil-iot/vigil/ingest/mqtt/mqtttest"
 	"github.com/vigil-iot/vigil/pki"
 )
 
@@ -76,10 +67,6 @@ func TestPlainBroker(t *testing.T) {
 // TestMutualTLSBroker starts a Mosquitto with a TLS listener that
 // requires client certificates from Vigil's CA.
 func TestMutualTLSBroker(t *testing.T) {
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		t.Skip("no mosquitto binary")
-	}
 	dir := t.TempDir()
 	ca, err := pki.EnsureCA(dir)
 	if err != nil {
@@ -88,40 +75,9 @@ func TestMutualTLSBroker(t *testing.T) {
 	if _, err := ca.EnsureServerCert(dir, nil); err != nil {
 		t.Fatal(err)
 	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	conf := filepath.Join(dir, "mosquitto.conf")
-	os.WriteFile(conf, []byte(fmt.Sprintf("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\nallow_anonymous true\nuser root\n",
-		port, filepath.Join(dir, pki.CACertFile), filepath.Join(dir, pki.ServerCertFile), filepath.Join(dir, pki.ServerKeyFile))), 0o600)
-	cmd := exec.Command(bin, "-c", conf)
-	var logs strings.Builder
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for i := 0; ; i++ {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
-		}
-		if i == 100 {
-			t.Fatalf("mosquitto did not start:\n%s", logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	addr, _ := mqtttest.StartTLSBroker(t, dir, "allow_anonymous true\n")
 	clientCert := func(id string) tls.Certificate {
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: id}}, key)
-		csr, _ := x509.ParseCertificateRequest(der)
-		_, certPEM, err := ca.SignClientCSR(csr, id, time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kd, _ := x509.MarshalPKCS8PrivateKey(key)
-		c, err := tls.X509KeyPair(certPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}))
+		c, err := tls.X509KeyPair(mqtttest.ClientCert(t, ca, id))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"github.com/vigil-iot/vigil/agent"
 	"github.com/vigil-iot/vigil/agent/command"
 	"github.com/vigil-iot/vigil/enroll"
+	"github.com/vigil-iot/vigil/ingest/mqtt/mqtttest"
 	"github.com/vigil-iot/vigil/pki"
 )
 
@@ -38,10 +38,6 @@ func (e *executed) Execute(_ context.Context, c command.Command) (string, error)
 // checks that its reports reach the publisher under its device id and that
 // a signed command sent with SendCommand runs and its result comes back.
 func TestRealAgentOverMutualTLS(t *testing.T) {
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		t.Skip("no mosquitto binary on PATH: cannot start a TLS broker")
-	}
 	dir := t.TempDir()
 	ca, err := pki.EnsureCA(dir)
 	if err != nil {
@@ -74,8 +70,8 @@ func TestRealAgentOverMutualTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	addr, _ := startBroker(t, bin, dir, "allow_anonymous true\n")
-	certPEM, keyPEM := clientCert(t, ca, "vigil-ingest")
+	addr, _ := mqtttest.StartTLSBroker(t, dir, "allow_anonymous true\n")
+	certPEM, keyPEM := mqtttest.ClientCert(t, ca, "vigil-ingest")
 	certFile, keyFile := filepath.Join(dir, "ingest.crt"), filepath.Join(dir, "ingest.key")
 	os.WriteFile(certFile, certPEM, 0o600)
 	os.WriteFile(keyFile, keyPEM, 0o600)
