@@ -80,17 +80,11 @@ in a temporary data dir in this process; with --url it measures that server, rea
 }
 
 func runBenchIngest(ctx context.Context, o benchOptions, out io.Writer) error {
-	if o.cpuProfile != "" {
-		f, err := os.Create(o.cpuProfile)
-		if err != nil {
-			return fmt.Errorf("cannot create profile: %w", err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("cannot start profile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
+	stop, err := startCPUProfile(o.cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stop()
 	var (
 		base   string
 		token  string
@@ -423,4 +417,21 @@ func buckets(fams []*dto.MetricFamily, name string) map[float64]float64 {
 func isBusy(err error) bool {
 	_, ok := client.IsBusy(err)
 	return ok
+}
+
+// startCPUProfile writes a CPU profile to path until stop is called
+// (nothing when path is empty).
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot create profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cannot start profile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

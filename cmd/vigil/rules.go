@@ -188,7 +188,7 @@ func rulesServerCmds() []*cobra.Command {
 
 func newDetectCmd() *cobra.Command {
 	var dirs []string
-	var input, mapping string
+	var input, mapping, cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "detect --rules DIR --input FILE.jsonl",
 		Short: "Offline Sigma detection over NDJSON events: alerts on stdout, a summary on stderr",
@@ -214,10 +214,15 @@ written to stdout as NDJSON alerts; the last line on stderr is
 				return err
 			}
 			defer in.Close()
+			stop, err := startCPUProfile(cpuProfile)
+			if err != nil {
+				return err
+			}
 			st, err := sigma.DetectStream(in, cmd.OutOrStdout(), rs)
 			if st.BadLines > 0 {
 				fmt.Fprintf(cmd.ErrOrStderr(), "detect: %d bad lines skipped, first: %s\n", st.BadLines, st.FirstBad)
 			}
+			stop()
 			fmt.Fprintln(cmd.ErrOrStderr(), st.String())
 			return err
 		},
@@ -225,6 +230,7 @@ written to stdout as NDJSON alerts; the last line on stderr is
 	cmd.Flags().StringSliceVar(&dirs, "rules", nil, "rule directories or files")
 	cmd.Flags().StringVar(&input, "input", "-", "NDJSON events (- for stdin)")
 	cmd.Flags().StringVar(&mapping, "mapping", "", "Sigma mapping config (default: the built-in one)")
+	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the detection run to this file")
 	cmd.MarkFlagRequired("rules")
 	return cmd
 }

@@ -54,11 +54,16 @@ type evalCtx struct {
 	// bs is the index of the next backslash in the line being scanned
 	// (-1: not searched yet).
 	bs int
-	// kpred[k] is the key-table slot of the key that followed top-level
-	// key k in the last line (-1: none; the last element is the start of
-	// a line); kprev is the slot of the previous top-level key.
+	// Key prediction for top-level keys. A key id is a slot of kt (the
+	// rule set's key table) below len(kt.slots), the start of a line at
+	// len(kt.slots), and above it a key no rule reads (lkeys, learnt
+	// from the lines). kpred[id] is the id of the key that followed key
+	// id in the last line (-1: none); kprev is the previous key's id.
+	kt    *keyTable
 	kpred []int32
 	kprev int32
+	lkeys []string
+	lidx  map[string]int32
 	// anyMemo remembers the results of long ORs per value.
 	anyMemo map[*fieldNode]map[string]bool
 }

@@ -242,7 +242,7 @@ func skipValue(b []byte, i int) (int, error) {
 		return 0, errJSON
 	default:
 		j := i
-		for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\n' && b[j] != '\r' && b[j] != '\t' {
+		for j < len(b) && !tokenEnd[b[j]] {
 			j++
 		}
 		if j == i {
@@ -251,6 +251,9 @@ func skipValue(b []byte, i int) (int, error) {
 		return j, nil
 	}
 }
+
+// tokenEnd marks the bytes that end a number or a literal.
+var tokenEnd = [256]bool{',': true, '}': true, ']': true, ' ': true, '\n': true, '\r': true, '\t': true}
 
 // scanEvent fills c's slots from one JSON object.
 func (rs *RuleSet) scanEvent(c *evalCtx, line []byte) error {
@@ -264,13 +267,15 @@ func (rs *RuleSet) scanEvent(c *evalCtx, line []byte) error {
 	if rs.keys == nil {
 		rs.buildKeys()
 	}
-	if n := len(rs.keys.slots) + 1; len(c.kpred) != n {
-		c.kpred = make([]int32, n)
+	if c.kt != rs.keys {
+		c.kt = rs.keys
+		c.kpred = make([]int32, len(rs.keys.slots)+1)
 		for i := range c.kpred {
 			c.kpred[i] = -1
 		}
+		c.lkeys, c.lidx = c.lkeys[:0], map[string]int32{}
 	}
-	c.kprev = int32(len(c.kpred) - 1) // the start of the line
+	c.kprev = int32(len(rs.keys.slots)) // the start of the line
 	_, err := rs.scanObject(c, line, i, 0, c.name[:0])
 	return err
 }
@@ -293,17 +298,21 @@ func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte
 		ks := i + 1
 		var ks2 *keySlot
 		n := 0
+		id := int32(-1) // the key's id for prediction
 		if plen == 0 {
 			// Lines of one source repeat their keys in one order: try
 			// the key that followed the previous one last time.
 			if p := c.kpred[c.kprev]; p >= 0 {
-				s := &rs.keys.slots[p]
-				if e := ks + len(s.name); e < len(b) && b[e] == '"' && string(b[ks:e]) == s.name {
-					ks2, n = s, e+1
+				nm := c.keyName(p)
+				if e := ks + len(nm); e < len(b) && b[e] == '"' && string(b[ks:e]) == nm {
+					n, id = e+1, p
+					if int(p) < len(rs.keys.slots) {
+						ks2 = &rs.keys.slots[p]
+					}
 				}
 			}
 		}
-		if ks2 == nil {
+		if id < 0 {
 			// The key (unescaped only when it has escapes).
 			j, kesc, err := c.strEnd(b, ks)
 			if err != nil {
@@ -320,12 +329,23 @@ func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte
 				full = name
 			}
 			ks2 = rs.keys.lookup(full)
-			if plen == 0 && ks2 != nil && ks2.plain {
-				c.kpred[c.kprev] = ks2.index
+			if plen == 0 {
+				switch {
+				case ks2 != nil && ks2.plain:
+					id = ks2.index
+				case ks2 == nil && !kesc:
+					id = c.localKey(key)
+				}
+				if id >= 0 {
+					c.kpred[c.kprev] = id
+				}
 			}
 		}
-		if plen == 0 && ks2 != nil {
-			c.kprev = ks2.index
+		if plen == 0 {
+			if id < 0 {
+				id = int32(len(rs.keys.slots)) // unpredictable: start over
+			}
+			c.kprev = id
 		}
 		i = skipWS(b, n)
 		if i >= len(b) || b[i] != ':' {
@@ -347,7 +367,12 @@ func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte
 			if err != nil {
 				return 0, err
 			}
-			v := c.jsonString(b, i+1, e, esc)
+			var v string
+			if esc {
+				v = c.unescape(b[i+1 : e])
+			} else if e > i+1 {
+				v = unsafe.String(&b[i+1], e-i-1)
+			}
 			for _, id := range ids {
 				c.set(id, v, false)
 			}
@@ -411,6 +436,35 @@ func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte
 		}
 		return 0, errJSON
 	}
+}
+
+// keyName is the name of top-level key id (see evalCtx.kpred).
+func (c *evalCtx) keyName(id int32) string {
+	n := int32(len(c.kt.slots))
+	if id < n {
+		return c.kt.slots[id].name
+	}
+	return c.lkeys[id-n-1]
+}
+
+// maxLocalKeys bounds the keys no rule reads that a context learns for
+// key prediction (hostile input could send endless new keys).
+const maxLocalKeys = 1024
+
+// localKey returns the id of a top-level key no rule reads, learning it
+// on first sight (-1 when the context knows too many).
+func (c *evalCtx) localKey(key []byte) int32 {
+	if k, ok := c.lidx[string(key)]; ok {
+		return k
+	}
+	if len(c.lkeys) >= maxLocalKeys {
+		return -1
+	}
+	c.lkeys = append(c.lkeys, string(key))
+	id := int32(len(c.kt.slots) + len(c.lkeys))
+	c.lidx[c.lkeys[len(c.lkeys)-1]] = id
+	c.kpred = append(c.kpred, -1)
+	return id
 }
 
 // scanArray keeps the scalar elements of an array as a list value.

@@ -54,18 +54,27 @@ func (m *Matcher) MatchLine(line []byte, hit func(r *Rule)) (int, error) {
 	return rs.evalRoute(c, rt, m.seq, hit), nil
 }
 
-// lastRoute caches the route of the previous logsource (runs of events
-// often share one), then asks the rule set.
+// lastRoute finds the route of a logsource among the recently used ones
+// (most recent first; a feed has few logsources), then asks the rule set.
 func (m *Matcher) lastRoute(ls Logsource) *route {
 	for i := range m.recent {
-		if m.recent[i].rt != nil && m.recent[i].ls == ls {
-			return m.recent[i].rt
+		r := &m.recent[i]
+		if r.rt == nil {
+			break
+		}
+		if r.ls == ls {
+			if i > 0 {
+				hit := *r
+				copy(m.recent[1:i+1], m.recent[:i])
+				m.recent[0] = hit
+			}
+			return m.recent[0].rt
 		}
 	}
 	rt := m.rs.routeFor(ls, "")
 	// The strings point into the line: keep copies.
-	m.recent[m.next] = recentRoute{ls: Logsource{Product: strings.Clone(ls.Product), Category: strings.Clone(ls.Category), Service: strings.Clone(ls.Service)}, rt: rt}
-	m.next = (m.next + 1) % len(m.recent)
+	copy(m.recent[1:], m.recent[:len(m.recent)-1])
+	m.recent[0] = recentRoute{ls: Logsource{Product: strings.Clone(ls.Product), Category: strings.Clone(ls.Category), Service: strings.Clone(ls.Service)}, rt: rt}
 	return rt
 }
 

@@ -111,8 +111,7 @@ type Matcher struct {
 	ctx    *evalCtx
 	seq    uint64
 	js     jsonSource
-	recent [4]recentRoute
-	next   int
+	recent [16]recentRoute
 }
 
 // NewMatcher returns evaluation state for rs.
