@@ -14,12 +14,11 @@ import (
 
 // jsonSource is an NDJSON line scanned eagerly into the context's slots:
 // only fields that rules reference are kept, strings point into the line
-// (or into the arena when they hold escapes), nothing is allocated.
+// (or into the arena when they hold escapes), nothing is allocated; c.vals
+// holds every scalar of the line.
 type jsonSource struct {
 	rs   *RuleSet
 	line []byte
-	// scanned: c.vals holds every scalar of the line.
-	scanned bool
 }
 
 // scalarVal is one scalar value of a scanned line with the slots of its
@@ -27,24 +26,22 @@ type jsonSource struct {
 type scalarVal struct {
 	s   string
 	key int32 // slot of the key in the rule set's key table, -1: none
+	// str: a string that keyword searches look at (not one of the
+	// envelope fields, see envelopeNames).
 	str bool
 }
 
 func (j *jsonSource) load(*evalCtx, int, *slot) {} // eager: unset means absent
 
-// strings lists every string value of the event for keyword searches.
+// strings lists the string values of the event that keyword searches
+// look at.
 func (j *jsonSource) strings(c *evalCtx, fn func(string) bool) bool {
-	if j.scanned {
-		for i := range c.vals {
-			if c.vals[i].str && !fn(c.vals[i].s) {
-				return false
-			}
+	for i := range c.vals {
+		if c.vals[i].str && !fn(c.vals[i].s) {
+			return false
 		}
-		return true
 	}
-	i := skipWS(j.line, 0)
-	_, ok, _ := walkStrings(c, j.line, i, fn, 0)
-	return ok
+	return true
 }
 
 var (
@@ -376,7 +373,7 @@ func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte
 			for _, id := range ids {
 				c.set(id, v, false)
 			}
-			c.vals = append(c.vals, scalarVal{s: v, key: kidx, str: true})
+			c.vals = append(c.vals, scalarVal{s: v, key: kidx, str: ks2 == nil || !ks2.envelope})
 			i = e + 1
 		case ch == '{':
 			if ks2 != nil && ks2.prefix {
@@ -489,7 +486,7 @@ func (rs *RuleSet) scanArray(c *evalCtx, b []byte, i int, ids []int, kidx int32)
 				return 0, err
 			}
 			v = c.jsonString(b, s, e, esc)
-			c.vals = append(c.vals, scalarVal{s: v, key: kidx, str: true})
+			c.vals = append(c.vals, scalarVal{s: v, key: kidx, str: kidx < 0 || !rs.keys.slots[kidx].envelope})
 			i = n
 		} else if b[i] == '{' || b[i] == '[' {
 			n, _, err := collect(c, b, i, 0)
@@ -513,62 +510,6 @@ func (rs *RuleSet) scanArray(c *evalCtx, b []byte, i int, ids []int, kidx int32)
 		if i < len(b) && b[i] == ',' {
 			i++
 		}
-	}
-}
-
-// walkStrings calls fn on every string value (not keys) under b[i]; fn
-// returns false to stop. ok is false when fn stopped the walk.
-func walkStrings(c *evalCtx, b []byte, i int, fn func(string) bool, depth int) (int, bool, error) {
-	if depth > maxDepth {
-		return 0, true, errDepth
-	}
-	if i >= len(b) {
-		return 0, true, errJSON
-	}
-	switch b[i] {
-	case '"':
-		s, e, esc, n, err := scanString(b, i)
-		if err != nil {
-			return 0, true, err
-		}
-		if !fn(c.jsonString(b, s, e, esc)) {
-			return n, false, nil
-		}
-		return n, true, nil
-	case '{', '[':
-		obj := b[i] == '{'
-		i++
-		for {
-			i = skipWS(b, i)
-			if i >= len(b) {
-				return 0, true, errJSON
-			}
-			if b[i] == '}' || b[i] == ']' {
-				return i + 1, true, nil
-			}
-			if obj {
-				_, _, _, n, err := scanString(b, i)
-				if err != nil {
-					return 0, true, err
-				}
-				i = skipWS(b, n)
-				if i >= len(b) || b[i] != ':' {
-					return 0, true, errJSON
-				}
-				i = skipWS(b, i+1)
-			}
-			n, ok, err := walkStrings(c, b, i, fn, depth+1)
-			if err != nil || !ok {
-				return n, ok, err
-			}
-			i = skipWS(b, n)
-			if i < len(b) && b[i] == ',' {
-				i++
-			}
-		}
-	default:
-		n, err := skipValue(b, i)
-		return n, true, err
 	}
 }
 
@@ -644,10 +585,13 @@ type keySlot struct {
 	index  int32 // position in the table
 	used   bool
 	prefix bool // some referenced name continues with "."
-	plain  bool // the name has no quote or backslash (its JSON form is itself)
-	h      uint32
-	name   string
-	ids    []int
+	// envelope: the name is one of envelopeNames, which keyword searches
+	// skip.
+	envelope bool
+	plain    bool // the name has no quote or backslash (its JSON form is itself)
+	h        uint32
+	name     string
+	ids      []int
 }
 
 // keyHash hashes a name by its length and three of its bytes: cheap to
@@ -738,10 +682,29 @@ func (rs *RuleSet) buildKeys() {
 	for name, e := range all {
 		s := t.slot(name)
 		s.ids, s.prefix = e.ids, e.prefix
+		s.envelope = envelopeNames[name]
 		s.plain = !strings.ContainsAny(name, "\"\\") && !strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == utf8.RuneError })
 	}
 	rs.keys = t
 }
+
+// envelopeNames are the fields a collector adds around an event's
+// content: where it came from (device, logsource), its id and its time.
+// Keyword searches look at the content only, so that a keyword never
+// matches a device id, a timestamp or a routing field.
+var envelopeNames = func() map[string]bool {
+	m := map[string]bool{}
+	for _, slot := range []int{slotProduct, slotCategory, slotService, slotKind, slotDevice, slotEventID, slotTime} {
+		for _, n := range reservedNames[slot] {
+			m[n] = true
+			m["fields."+n] = true
+			for _, alt := range eventJSONNames[n] {
+				m[alt] = true
+			}
+		}
+	}
+	return m
+}()
 
 // eventJSONNames are the paths at which a marshaled vigil.Event holds the
 // fields its Field method answers by name.

@@ -79,7 +79,7 @@ func (rs *RuleSet) evalRoute(c *evalCtx, rt *route, seq uint64, hit func(r *Rule
 
 // prefilter marks the rules of rt whose literals occur in the event.
 func prefilter(c *evalCtx, rs *RuleSet, rt *route) {
-	if js, ok := c.src.(*jsonSource); ok && js.scanned {
+	if _, ok := c.src.(*jsonSource); ok {
 		// Every scalar of the line was collected by the scanner.
 		slots := rs.keys.slots
 		for i := range c.vals {

@@ -24,7 +24,7 @@ func checkPrefilterSound(t *testing.T, rs *RuleSet, lines [][]byte) {
 		if err := rs.scanEvent(c, line); err != nil {
 			continue
 		}
-		m.js.rs, m.js.line, m.js.scanned = rs, line, true
+		m.js.rs, m.js.line = rs, line
 		c.src = &m.js
 		prefilter(c, rs, rt)
 		for _, r := range rs.Rules {
@@ -133,7 +133,7 @@ func TestPredIndexSound(t *testing.T) {
 		}{{a, ma}, {b, mb}} {
 			x.m.ctx.reset(len(x.rs.fieldNames))
 			x.rs.scanEvent(x.m.ctx, line)
-			x.m.js.rs, x.m.js.line, x.m.js.scanned = x.rs, line, true
+			x.m.js.rs, x.m.js.line = x.rs, line
 			x.m.ctx.src = &x.m.js
 		}
 		for i := range a.Rules {

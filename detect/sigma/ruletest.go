@@ -74,7 +74,7 @@ func (rs *RuleSet) TestEvents(r io.Reader) ([]TestResult, int, error) {
 				if serr := rs.scanEvent(c, t); serr != nil {
 					out = append(out, TestResult{Line: lineNo, Error: fmt.Sprintf("line %d: %v", lineNo, serr)})
 				} else {
-					m.js.rs, m.js.line, m.js.scanned = rs, t, true
+					m.js.rs, m.js.line = rs, t
 					c.src = &m.js
 					any := false
 					for _, rule := range rs.Rules {

@@ -38,7 +38,7 @@ func BenchmarkStages(b *testing.B) {
 				if stage == "scan" {
 					continue
 				}
-				m.js.rs, m.js.line, m.js.scanned = rs, line, true
+				m.js.rs, m.js.line = rs, line
 				c.src = &m.js
 				ls := Logsource{Product: m.str(slotProduct), Category: m.str(slotCategory), Service: m.str(slotService)}
 				rt := m.lastRoute(ls)

@@ -40,9 +40,9 @@ func (m *Matcher) MatchLine(line []byte, hit func(r *Rule)) (int, error) {
 	if err := rs.scanEvent(c, line); err != nil {
 		return 0, err
 	}
-	m.js.rs, m.js.line, m.js.scanned = rs, line, true
+	m.js.rs, m.js.line = rs, line
 	c.src = &m.js
-	defer func() { c.src = nil; m.js.line = nil; m.js.scanned = false }()
+	defer func() { c.src = nil; m.js.line = nil }()
 	ls := Logsource{Product: m.str(slotProduct), Category: m.str(slotCategory), Service: m.str(slotService)}
 	var rt *route
 	if ls == (Logsource{}) {

@@ -52,12 +52,15 @@ func (e *eventSource) load(c *evalCtx, f int, s *slot) {
 
 func (e *eventSource) strings(c *evalCtx, fn func(string) bool) bool {
 	ev := e.ev
-	for _, s := range []string{ev.Kind, ev.Category, ev.Action, ev.Outcome, ev.DeviceID} {
+	for _, s := range []string{ev.Category, ev.Action, ev.Outcome} {
 		if s != "" && !fn(s) {
 			return false
 		}
 	}
-	for _, v := range ev.Fields {
+	for k, v := range ev.Fields {
+		if envelopeNames[k] {
+			continue
+		}
 		switch x := v.(type) {
 		case string:
 			if !fn(x) {
