@@ -58,6 +58,15 @@ type Event struct {
 	Fields map[string]any `json:"fields,omitempty"`
 }
 
+// Field is one event field: a dotted name and its value, for code that
+// builds an event's fields as a list rather than a map (the sensor does,
+// see AppendJSONFields). In a list, a name may occur more than once: the
+// last occurrence counts, as when the list is stored into a map in order.
+type Field struct {
+	Key   string
+	Value any
+}
+
 // Network is a connection's 5-tuple.
 type Network struct {
 	Transport string     `json:"transport,omitempty"` // tcp, udp, icmp, ...

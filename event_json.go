@@ -20,6 +20,99 @@ import (
 // is outside [0, 9999], on a number that is not finite, and on a severity
 // out of range.
 func (e *Event) AppendJSON(b []byte, sortKeys bool) ([]byte, error) {
+	b, err := e.appendJSONHead(b)
+	if err != nil {
+		return b, err
+	}
+	if len(e.Fields) > 0 {
+		b = append(b, `,"fields":{`...)
+		first := true
+		field := func(k string) error {
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = AppendJSONString(b, k)
+			b = append(b, ':')
+			var err error
+			if b, err = appendJSONValue(b, e.Fields[k]); err != nil {
+				return fmt.Errorf("fields[%q]: %w", k, err)
+			}
+			return nil
+		}
+		if sortKeys {
+			keys := make([]string, 0, len(e.Fields))
+			for k := range e.Fields {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			for _, k := range keys {
+				if err := field(k); err != nil {
+					return b, err
+				}
+			}
+		} else {
+			for k := range e.Fields {
+				if err := field(k); err != nil {
+					return b, err
+				}
+			}
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}'), nil
+}
+
+// AppendJSONFields appends e encoded as AppendJSON(b, true) would encode
+// it with e.Fields made from fields (stored in order, so that the last
+// occurrence of a name counts), byte for byte, without making the map;
+// e.Fields itself is ignored. It sorts fields by name, in place.
+func (e *Event) AppendJSONFields(b []byte, fields []Field) ([]byte, error) {
+	b, err := e.appendJSONHead(b)
+	if err != nil {
+		return b, err
+	}
+	if len(fields) > 0 {
+		sortFields(fields)
+		b = append(b, `,"fields":{`...)
+		for i := range fields {
+			f := &fields[i]
+			if i+1 < len(fields) && fields[i+1].Key == f.Key {
+				continue // a later value of the same name counts
+			}
+			if b[len(b)-1] != '{' {
+				b = append(b, ',')
+			}
+			b = AppendJSONString(b, f.Key)
+			b = append(b, ':')
+			if b, err = appendJSONValue(b, f.Value); err != nil {
+				return b, fmt.Errorf("fields[%q]: %w", f.Key, err)
+			}
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}'), nil
+}
+
+// sortFields sorts fields by name, stably (equal names keep their order).
+// An event has a few dozen fields at most: insertion sort.
+func sortFields(fields []Field) {
+	for i := 1; i < len(fields); i++ {
+		if fields[i].Key >= fields[i-1].Key {
+			continue
+		}
+		f := fields[i]
+		j := i
+		for ; j > 0 && f.Key < fields[j-1].Key; j-- {
+			fields[j] = fields[j-1]
+		}
+		fields[j] = f
+	}
+}
+
+// appendJSONHead appends e encoded as JSON up to its fields, without the
+// closing brace.
+func (e *Event) appendJSONHead(b []byte) ([]byte, error) {
 	b = append(b, `{"id":`...)
 	b = AppendJSONString(b, e.ID)
 	var err error
@@ -76,43 +169,7 @@ func (e *Event) AppendJSON(b []byte, sortKeys bool) ([]byte, error) {
 		}
 		b = append(b, '}')
 	}
-	if len(e.Fields) > 0 {
-		b = append(b, `,"fields":{`...)
-		first := true
-		field := func(k string) error {
-			if !first {
-				b = append(b, ',')
-			}
-			first = false
-			b = AppendJSONString(b, k)
-			b = append(b, ':')
-			var err error
-			if b, err = appendJSONValue(b, e.Fields[k]); err != nil {
-				return fmt.Errorf("fields[%q]: %w", k, err)
-			}
-			return nil
-		}
-		if sortKeys {
-			keys := make([]string, 0, len(e.Fields))
-			for k := range e.Fields {
-				keys = append(keys, k)
-			}
-			slices.Sort(keys)
-			for _, k := range keys {
-				if err := field(k); err != nil {
-					return b, err
-				}
-			}
-		} else {
-			for k := range e.Fields {
-				if err := field(k); err != nil {
-					return b, err
-				}
-			}
-		}
-		b = append(b, '}')
-	}
-	return append(b, '}'), nil
+	return b, nil
 }
 
 func appendOptJSONString(b []byte, key, s string) []byte {

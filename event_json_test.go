@@ -38,9 +38,10 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 				e.Network.DstPort = uint16(rng.IntN(65536))
 			}
 		}
+		var list []Field // the same fields as a list, names repeated at times
 		if i%4 != 0 {
 			e.Fields = map[string]any{}
-			for range rng.IntN(6) {
+			for range rng.IntN(12) {
 				var v any
 				switch rng.IntN(6) {
 				case 0:
@@ -56,7 +57,9 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 				default:
 					v = map[string]any{"nested": 1} // falls back to encoding/json
 				}
-				e.Fields[pick(strs)+pick([]string{"a", "user.name", "b.c"})] = v
+				k := pick(strs) + pick([]string{"a", "user.name", "b.c"})
+				e.Fields[k] = v
+				list = append(list, Field{k, v})
 			}
 		}
 		want, err := json.Marshal(&e)
@@ -69,6 +72,15 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 		}
 		if !bytes.Equal(got, want) {
 			t.Fatalf("event %d:\n got %s\nwant %s", i, got, want)
+		}
+		fromList, err := (&Event{ID: e.ID, Time: e.Time, Received: e.Received, DeviceID: e.DeviceID, Source: e.Source,
+			Kind: e.Kind, Category: e.Category, Action: e.Action, Outcome: e.Outcome, Severity: e.Severity,
+			Network: e.Network}).AppendJSONFields(nil, list)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(fromList, want) {
+			t.Fatalf("event %d from a list:\n got %s\nwant %s", i, fromList, want)
 		}
 		var back Event
 		unsorted, _ := e.AppendJSON(nil, false)
@@ -86,6 +98,13 @@ func TestAppendJSONRejectsWhatEncodingJSONRejects(t *testing.T) {
 	} {
 		if _, err := e.AppendJSON(nil, true); err == nil {
 			t.Errorf("%s: no error", name)
+		}
+		var list []Field
+		for k, v := range e.Fields {
+			list = append(list, Field{k, v})
+		}
+		if _, err := e.AppendJSONFields(nil, list); err == nil {
+			t.Errorf("%s: no error from AppendJSONFields", name)
 		}
 	}
 }

@@ -47,45 +47,101 @@ type Context struct {
 	// FlowIDValue, when set, is FlowID boxed once as an event field
 	// value, which the flow's events share instead of boxing it each.
 	FlowIDValue any
-	// Maps, when set, supplies the Fields maps of new events: maps of
-	// events that their consumer is done with, recycled. Nil makes new
-	// maps.
-	Maps *FieldMaps
+	// Arena, when set, supplies the field storage of new events. Nil
+	// allocates it per event.
+	Arena *FieldArena
 }
 
-// FieldMaps recycles the Fields maps of events. The zero value is ready
-// to use; it is not safe for concurrent use.
-type FieldMaps struct {
-	free []map[string]any
+// Event is an event as a decoder builds it: a vigil.Event whose fields
+// are a list, Fields, which hides the embedded map (left nil). A list
+// costs much less than a map to fill, to encode as JSON and to throw
+// away; Vigil makes the map when a consumer wants one.
+type Event struct {
+	vigil.Event
+	Fields Fields
 }
 
-// Limits of FieldMaps: how many maps it keeps, and the largest map (in
-// fields) it takes back, so that one huge event does not pin memory.
-const (
-	maxFreeMaps   = 4096
-	maxMapRecycle = 64
-)
+// Vigil returns the event with its fields in a new Fields map.
+func (ev *Event) Vigil() vigil.Event {
+	e := ev.Event
+	e.Fields = ev.Fields.Map(nil)
+	return e
+}
 
-// Get returns an empty map: a recycled one when there is one, else a new
-// one with room for n fields.
-func (p *FieldMaps) Get(n int) map[string]any {
-	if k := len(p.free); k > 0 {
-		m := p.free[k-1]
-		p.free[k-1] = nil
-		p.free = p.free[:k-1]
-		return m
+// AppendJSON appends the event encoded as JSON, byte for byte what
+// encoding/json writes for Vigil() (vigil.Event.AppendJSONFields). It
+// sorts the fields by name.
+func (ev *Event) AppendJSON(b []byte) ([]byte, error) {
+	return ev.Event.AppendJSONFields(b, ev.Fields)
+}
+
+// Fields are the fields of an Event in the order they were set. Set
+// appends, so a name set twice is there twice: the last value counts, as
+// in a map (Get, Map and the JSON encoding see only it).
+type Fields []vigil.Field
+
+// Set sets field k to v.
+func (f *Fields) Set(k string, v any) {
+	*f = append(*f, vigil.Field{Key: k, Value: v})
+}
+
+// Get returns the value of field k and whether it is set.
+func (f Fields) Get(k string) (any, bool) {
+	for i := len(f) - 1; i >= 0; i-- {
+		if f[i].Key == k {
+			return f[i].Value, true
+		}
 	}
-	return make(map[string]any, n)
+	return nil, false
 }
 
-// Put empties m and keeps it for a later Get. The caller must hold no
-// other reference to m: whoever Gets it next writes into it.
-func (p *FieldMaps) Put(m map[string]any) {
-	if m == nil || len(m) > maxMapRecycle || len(p.free) >= maxFreeMaps {
-		return
+// Map stores the fields into m, a new map when m is nil, and returns it.
+func (f Fields) Map(m map[string]any) map[string]any {
+	if m == nil {
+		m = make(map[string]any, len(f))
 	}
-	clear(m)
-	p.free = append(p.free, m)
+	for _, kv := range f {
+		m[kv.Key] = kv.Value
+	}
+	return m
+}
+
+// FieldArena hands out the field storage of events from one buffer,
+// reused once their consumer is done with them (Reset). The zero value is
+// ready to use; it is not safe for concurrent use.
+type FieldArena struct {
+	buf  []vigil.Field
+	used int // fields handed out since Reset, in all buffers
+}
+
+// arenaMin is the smallest buffer of a FieldArena, in fields.
+const arenaMin = 4096
+
+// Get returns empty Fields with room for n fields. Setting more makes
+// append move them to a buffer of their own.
+func (a *FieldArena) Get(n int) Fields {
+	a.used += n
+	l := len(a.buf)
+	if l+n > cap(a.buf) {
+		// A new buffer; the old one stays with the events it holds.
+		a.buf = make([]vigil.Field, 0, max(arenaMin, 2*cap(a.buf), n))
+		l = 0
+	}
+	a.buf = a.buf[:l+n]
+	return a.buf[l : l : l+n]
+}
+
+// Reset takes back the storage of every Fields handed out: the caller
+// must hold no reference to them any more. The buffer grows to what was
+// handed out since the last Reset, so that a steady load fits in one.
+func (a *FieldArena) Reset() {
+	if a.used > cap(a.buf) {
+		a.buf = make([]vigil.Field, 0, a.used)
+	} else {
+		clear(a.buf)
+		a.buf = a.buf[:0]
+	}
+	a.used = 0
 }
 
 // Network returns the 5-tuple oriented from the sender of the data to its
@@ -106,60 +162,65 @@ func (c *Context) Network() *vigil.Network {
 // described by c, with source "sensor", category "network", the sender to
 // receiver 5-tuple and room for n fields. When FlowID is set, the event
 // carries it as flow.id.
-func (c *Context) NewEvent(kind, action string, n int) vigil.Event {
-	var m map[string]any
-	if c.Maps != nil {
-		m = c.Maps.Get(n + 1)
-	} else {
-		m = make(map[string]any, n+1)
-	}
-	ev := vigil.Event{
+func (c *Context) NewEvent(kind, action string, n int) Event {
+	ev := Event{Event: vigil.Event{
 		Time:     c.Time,
 		Source:   "sensor",
 		Kind:     kind,
 		Category: "network",
 		Action:   action,
 		Network:  c.Network(),
-		Fields:   m,
-	}
+	}}
+	ev.Fields = c.NewFields(n + 1)
 	if c.FlowID != "" {
 		if c.FlowIDValue != nil {
-			m["flow.id"] = c.FlowIDValue
+			ev.Fields.Set("flow.id", c.FlowIDValue)
 		} else {
-			m["flow.id"] = c.FlowID
+			ev.Fields.Set("flow.id", c.FlowID)
 		}
 	}
 	return ev
+}
+
+// NewFields returns empty Fields with room for n fields, from Arena when
+// it is set.
+func (c *Context) NewFields(n int) Fields {
+	if c.Arena != nil {
+		return c.Arena.Get(n)
+	}
+	return make(Fields, 0, n)
 }
 
 // Anomaly returns a protocol anomaly event: kind is the protocol, action
 // "anomaly", fields anomaly.event (a stable snake_case name such as
 // "malformed_traffic"), anomaly.layer "proto_parser" and anomaly.detail
 // (free text saying what and where).
-func (c *Context) Anomaly(kind, name, detail string) vigil.Event {
+func (c *Context) Anomaly(kind, name, detail string) Event {
 	ev := c.NewEvent(kind, "anomaly", 4)
 	ev.Severity = vigil.SeverityLow
 	ev.Outcome = vigil.OutcomeFailure
-	ev.Fields["anomaly.event"] = name
-	ev.Fields["anomaly.layer"] = "proto_parser"
-	ev.Fields["anomaly.app_proto"] = kind
+	f := &ev.Fields
+	f.Set("anomaly.event", name)
+	f.Set("anomaly.layer", "proto_parser")
+	f.Set("anomaly.app_proto", kind)
 	if detail != "" {
-		ev.Fields["anomaly.detail"] = detail
+		f.Set("anomaly.detail", detail)
 	}
 	return ev
 }
 
 // Emitter receives the events a decoder produces. Emit may be called many
-// times per Parse call; the event belongs to the emitter afterwards.
+// times per Parse call; the event, its field storage included, belongs to
+// the emitter afterwards.
 type Emitter interface {
-	Emit(ev vigil.Event)
+	Emit(ev Event)
 }
 
 // EmitterFunc adapts a function to the Emitter interface.
-type EmitterFunc func(ev vigil.Event)
+type EmitterFunc func(ev Event)
 
 // Emit calls f(ev).
-func (f EmitterFunc) Emit(ev vigil.Event) { f(ev) }
+func (f EmitterFunc) Emit(ev Event) { f(ev) }
 
 // StreamParser decodes one TCP connection, both directions. It is created
 // per connection and called from one goroutine.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	vigil "github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/proto"
 )
 
 // DefaultOUIFile is where Debian's ieee-data package puts the IEEE MAC
@@ -145,7 +146,8 @@ type discovery struct {
 	byIEEE map[string]*device
 	max    int
 	oui    *OUI
-	out    func(vigil.Event)
+	out    func(proto.Event)
+	arena  *proto.FieldArena // the fields of announcements
 	dirty  []*device
 	full   uint64 // devices not tracked because the table was full
 
@@ -197,9 +199,9 @@ func (d *discovery) setIP(ip netip.Addr, dev *device) {
 	d.last.ok = false
 }
 
-func newDiscovery(max int, oui *OUI, out func(vigil.Event)) *discovery {
+func newDiscovery(max int, oui *OUI, arena *proto.FieldArena, out func(proto.Event)) *discovery {
 	return &discovery{byMAC: map[[6]byte]*device{}, byIP: map[netip.Addr]*device{}, byIEEE: map[string]*device{},
-		max: max, oui: oui, out: out}
+		max: max, oui: oui, arena: arena, out: out}
 }
 
 // local reports whether an address belongs to the local network segment
@@ -317,24 +319,24 @@ func (d *discovery) mark(dev *device) {
 func (d *discovery) announce(ts time.Time) {
 	for _, dev := range d.dirty {
 		dev.dirty = false
-		ev := vigil.Event{
+		ev := proto.Event{Event: vigil.Event{
 			Time:     ts,
 			DeviceID: dev.id,
 			Source:   "sensor",
 			Kind:     vigil.KindInventory,
 			Category: "host",
 			Action:   "discovered",
-			Fields:   map[string]any{"device.first_seen": dev.first.UTC().Format(time.RFC3339Nano)},
-		}
-		f := ev.Fields
+		}, Fields: d.arena.Get(12)}
+		f := &ev.Fields
+		f.Set("device.first_seen", dev.first.UTC().Format(time.RFC3339Nano))
 		ni := vigil.NetIdentity{}
 		if dev.hasMAC {
 			ni.MAC = macString(dev.mac)
-			f["device.mac"] = ni.MAC
+			f.Set("device.mac", ni.MAC)
 			if v := d.oui.Vendor(dev.mac); v != "" {
-				f["device.vendor"] = v
+				f.Set("device.vendor", v)
 			} else if dev.mac[0]&2 != 0 {
-				f["device.mac_random"] = true // locally administered
+				f.Set("device.mac_random", true) // locally administered
 			}
 		}
 		var ips []string
@@ -343,36 +345,37 @@ func (d *discovery) announce(ts time.Time) {
 		}
 		ni.Addresses = ips
 		if ips != nil {
-			f["device.ip"] = ips
+			f.Set("device.ip", ips)
 		}
-		if b, err := json.Marshal([]vigil.NetIdentity{ni}); err == nil {
-			f["interfaces"] = string(b)
+		if dev.ieee == "" { // a Zigbee device has no IP interfaces
+			if b, err := json.Marshal([]vigil.NetIdentity{ni}); err == nil {
+				f.Set("interfaces", string(b))
+			}
 		}
 		if dev.protocols != nil {
-			f["device.protocols"] = slices.Clone(dev.protocols)
+			f.Set("device.protocols", slices.Clone(dev.protocols))
 		}
 		if dev.clientIDs != nil {
-			f["device.mqtt_client_ids"] = slices.Clone(dev.clientIDs)
+			f.Set("device.mqtt_client_ids", slices.Clone(dev.clientIDs))
 		}
 		if dev.router {
-			f["device.class"] = vigil.ClassGateway
+			f.Set("device.class", vigil.ClassGateway)
 		}
 		if dev.ieee != "" {
-			f["device.ieee_address"] = dev.ieee
+			f.Set("device.ieee_address", dev.ieee)
 			if dev.zshort != "" {
-				f["device.zigbee.short_address"] = dev.zshort
+				f.Set("device.zigbee.short_address", dev.zshort)
 			}
 			if dev.zpan != "" {
-				f["device.zigbee.pan_id"] = dev.zpan
+				f.Set("device.zigbee.pan_id", dev.zpan)
 			}
 			var eui [6]byte
 			if b, err := hex.DecodeString(strings.ReplaceAll(dev.ieee[:8], ":", "")); err == nil {
 				copy(eui[:], b)
 				if v := d.oui.Vendor(eui); v != "" {
-					f["device.vendor"] = v
+					f.Set("device.vendor", v)
 				}
 			}
-			delete(f, "interfaces")
 		}
 		d.out(ev)
 	}

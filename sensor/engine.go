@@ -18,9 +18,10 @@ type engine struct {
 	stats  Stats
 	p      packet
 	c      proto.Context
-	batch  []vigil.Event
+	batch  []proto.Event
 	pub    Publisher
-	err    error // first publish error
+	nd     *NDJSON // pub, when it is NDJSON: encoded from batch directly
+	err    error   // first publish error
 	runCtx context.Context
 	disc   *discovery // nil when discovery is off
 	met    *metrics   // nil without a Registerer
@@ -29,10 +30,15 @@ type engine struct {
 
 	dot15d4 zigbee.Decoder
 
-	// recycle is true when the publisher releases the events of a batch
-	// (or there is none): their Fields maps then go back to maps.
-	recycle bool
-	maps    proto.FieldMaps
+	// arena holds the fields of the events of batch, until it is
+	// published.
+	arena proto.FieldArena
+	// pubBatch is batch made into vigil.Events for pub (not NDJSON).
+	// When pub releases them (recycle), their Fields maps go back to
+	// maps.
+	pubBatch []vigil.Event
+	recycle  bool
+	maps     fieldMaps
 
 	defrag        *defrag // nil when reassembly is off
 	fragTruncated uint64  // fragments the capture cut short
@@ -47,18 +53,19 @@ func newEngine(ctx context.Context, cfg Config, pub Publisher) *engine {
 		table:  newFlowTable(cfg.MaxFlows),
 		pub:    pub,
 		runCtx: ctx,
-		batch:  make([]vigil.Event, 0, cfg.BatchSize),
+		batch:  make([]proto.Event, 0, cfg.BatchSize),
 		met:    newMetrics(cfg.Registerer),
 	}
 	if cfg.MaxIPDatagrams > 0 {
 		e.defrag = newDefrag(cfg.MaxIPDatagrams, cfg.FragmentTimeout)
 	}
-	if r, ok := pub.(Releaser); pub == nil || ok && r.ReleasesEvents() {
+	e.c.Arena = &e.arena
+	e.nd, _ = pub.(*NDJSON)
+	if r, ok := pub.(Releaser); ok && r.ReleasesEvents() {
 		e.recycle = true
-		e.c.Maps = &e.maps
 	}
 	if !cfg.DisableDiscovery {
-		e.disc = newDiscovery(cfg.MaxDevices, cfg.OUI, func(ev vigil.Event) {
+		e.disc = newDiscovery(cfg.MaxDevices, cfg.OUI, &e.arena, func(ev proto.Event) {
 			e.stats.Devices++
 			e.Emit(ev)
 		})
@@ -67,7 +74,7 @@ func newEngine(ctx context.Context, cfg Config, pub Publisher) *engine {
 }
 
 // Emit implements proto.Emitter.
-func (e *engine) Emit(ev vigil.Event) {
+func (e *engine) Emit(ev proto.Event) {
 	e.stats.Events++
 	if ev.Action == "anomaly" {
 		e.stats.Anomalies++
@@ -83,8 +90,10 @@ func (e *engine) Emit(ev vigil.Event) {
 			}
 		}
 		if ev.Kind == "mqtt" && ev.Action == "connect" {
-			if id, ok := ev.Fields["mqtt.client_id"].(string); ok {
-				e.disc.clientID(ev.Network.SrcIP, id)
+			if v, _ := ev.Fields.Get("mqtt.client_id"); v != nil {
+				if id, ok := v.(string); ok {
+					e.disc.clientID(ev.Network.SrcIP, id)
+				}
 			}
 		}
 	}
@@ -101,16 +110,40 @@ func (e *engine) flush() {
 	if len(e.batch) == 0 {
 		return
 	}
-	if e.err == nil && e.pub != nil {
-		e.err = e.pub.PublishEvents(e.runCtx, e.batch)
-	}
-	if e.recycle {
-		for i := range e.batch {
-			e.maps.Put(e.batch[i].Fields)
-		}
+	switch {
+	case e.err != nil:
+	case e.nd != nil:
+		e.err = e.nd.write(e.batch)
+	case e.pub != nil:
+		e.publish()
 	}
 	clear(e.batch)
 	e.batch = e.batch[:0]
+	e.arena.Reset()
+}
+
+// publish hands the batch to pub as vigil.Events, their Fields maps made
+// from the events' fields.
+func (e *engine) publish() {
+	evs := e.pubBatch[:0]
+	for i := range e.batch {
+		ev := &e.batch[i]
+		v := ev.Event
+		if e.recycle {
+			v.Fields = ev.Fields.Map(e.maps.Get(len(ev.Fields)))
+		} else {
+			v.Fields = ev.Fields.Map(nil)
+		}
+		evs = append(evs, v)
+	}
+	e.err = e.pub.PublishEvents(e.runCtx, evs)
+	if e.recycle {
+		for i := range evs {
+			e.maps.Put(evs[i].Fields)
+		}
+	}
+	clear(evs)
+	e.pubBatch = evs[:0]
 }
 
 // ctx fills the decoder context for direction d of f.
@@ -138,7 +171,7 @@ func (e *engine) packet(link int, data []byte, ts time.Time, wireLen int) {
 			e.stats.Undecoded++
 			return
 		}
-		e.c = proto.Context{Time: ts, Maps: e.c.Maps}
+		e.c = proto.Context{Time: ts, Arena: e.c.Arena}
 		e.dot15d4.ParseDatagram(&e.c, frame, e)
 		if len(e.batch) >= e.cfg.BatchSize {
 			e.flush()
@@ -243,7 +276,7 @@ func (e *engine) packet(link int, data []byte, ts time.Time, wireLen int) {
 	}
 	if e.cfg.FlowInterval > 0 && ts.Sub(f.lastReport) >= e.cfg.FlowInterval && e.table.lookup(k) == f {
 		f.lastReport = ts
-		e.Emit(f.record("periodic", ts, &e.maps))
+		e.Emit(f.record("periodic", ts, &e.arena))
 	}
 	e.expire(ts)
 	if e.disc != nil && len(e.disc.dirty) > 0 {
@@ -285,16 +318,16 @@ func (e *engine) reassemble(p *packet, ts time.Time) bool {
 
 // fragAnomaly emits an IP-layer anomaly about the datagram of fragment p.
 func (e *engine) fragAnomaly(p *packet, ts time.Time, name, detail string) {
-	c := proto.Context{Time: ts, Maps: e.c.Maps,
+	c := proto.Context{Time: ts, Arena: e.c.Arena,
 		Flow: vigil.Network{Transport: transportName(p.fragNext), SrcIP: p.src, DstIP: p.dst}}
 	ev := c.Anomaly("ip", name, detail)
 	ev.Severity = vigil.SeverityMedium
-	ev.Fields["anomaly.layer"] = "decoder"
-	ev.Fields["ip.fragment_id"] = float64(p.fragID)
+	ev.Fields.Set("anomaly.layer", "decoder")
+	ev.Fields.Set("ip.fragment_id", float64(p.fragID))
 	if p.src.Is6() {
-		ev.Fields["ip.version"] = proto.Num(6)
+		ev.Fields.Set("ip.version", proto.Num(6))
 	} else {
-		ev.Fields["ip.version"] = proto.Num(4)
+		ev.Fields.Set("ip.version", proto.Num(4))
 	}
 	e.Emit(ev)
 }
@@ -335,12 +368,16 @@ func (e *engine) decideTCP(f *flow, d proto.Direction, payload []byte) {
 
 // learnZigbee feeds discovery from a zigbee event and names the device
 // that sent the frame.
-func (e *engine) learnZigbee(ev *vigil.Event) {
-	f := ev.Fields
-	src, _ := f["zigbee.mac.src"].(string)
-	pan, _ := f["zigbee.mac.src_pan"].(string)
-	ieee, _ := f["zigbee.nwk.src_ieee"].(string)
-	short, _ := f["zigbee.nwk.src"].(string)
+func (e *engine) learnZigbee(ev *proto.Event) {
+	str := func(k string) string {
+		v, _ := ev.Fields.Get(k)
+		s, _ := v.(string)
+		return s
+	}
+	src := str("zigbee.mac.src")
+	pan := str("zigbee.mac.src_pan")
+	ieee := str("zigbee.nwk.src_ieee")
+	short := str("zigbee.nwk.src")
 	if len(src) == 23 { // the MAC source is the extended address
 		e.disc.zigbee(src, "", pan, ev.Time)
 		ev.DeviceID = "ieee:" + src
@@ -378,7 +415,7 @@ func (e *engine) endFlow(f *flow, reason string, ts time.Time) {
 			e.flushHoles(f, proto.Direction(d))
 		}
 	}
-	e.Emit(f.record(reason, ts, &e.maps))
+	e.Emit(f.record(reason, ts, &e.arena))
 	e.table.remove(f)
 	f.stream = nil
 }
@@ -413,4 +450,39 @@ func (e *engine) finish(reason string) {
 		}
 	}
 	e.flush()
+}
+
+// fieldMaps recycles the Fields maps of the vigil.Events given to a
+// Publisher that releases them. The zero value is ready to use.
+type fieldMaps struct {
+	free []map[string]any
+}
+
+// Limits of fieldMaps: how many maps it keeps, and the largest map (in
+// fields) it takes back, so that one huge event does not pin memory.
+const (
+	maxFreeMaps   = 4096
+	maxMapRecycle = 64
+)
+
+// Get returns an empty map: a recycled one when there is one, else a new
+// one with room for n fields.
+func (p *fieldMaps) Get(n int) map[string]any {
+	if k := len(p.free); k > 0 {
+		m := p.free[k-1]
+		p.free[k-1] = nil
+		p.free = p.free[:k-1]
+		return m
+	}
+	return make(map[string]any, n)
+}
+
+// Put empties m and keeps it for a later Get. The caller must hold no
+// other reference to m: whoever Gets it next writes into it.
+func (p *fieldMaps) Put(m map[string]any) {
+	if m == nil || len(m) > maxMapRecycle || len(p.free) >= maxFreeMaps {
+		return
+	}
+	clear(m)
+	p.free = append(p.free, m)
 }

@@ -295,26 +295,25 @@ func reasonValue(reason string) any {
 	return reason
 }
 
-// record returns the flow record event of f, its Fields map taken from
-// maps.
-func (f *flow) record(reason string, ts time.Time, maps *proto.FieldMaps) vigil.Event {
-	m := maps.Get(18)
+// record returns the flow record event of f, its fields stored in arena.
+func (f *flow) record(reason string, ts time.Time, arena *proto.FieldArena) proto.Event {
+	m := arena.Get(18)
 	f.shared()
-	m["flow.id"] = f.idBox
-	m["flow.reason"] = reasonValue(reason)
+	m.Set("flow.id", f.idBox)
+	m.Set("flow.reason", reasonValue(reason))
 	// Both times in one string, one allocation.
 	var buf [72]byte
 	tb := f.start.UTC().AppendFormat(buf[:0], time.RFC3339Nano)
 	n := len(tb)
 	times := string(f.end.UTC().AppendFormat(tb, time.RFC3339Nano))
-	m["flow.start"] = times[:n]
-	m["flow.end"] = times[n:]
-	m["flow.duration"] = f.end.Sub(f.start).Seconds()
-	m["flow.pkts_toserver"] = proto.Num(float64(f.pkts[0]))
-	m["flow.pkts_toclient"] = proto.Num(float64(f.pkts[1]))
-	m["flow.bytes_toserver"] = proto.Num(float64(f.bytes[0]))
-	m["flow.bytes_toclient"] = proto.Num(float64(f.bytes[1]))
-	m["flow.midstream"] = f.midstream
+	m.Set("flow.start", times[:n])
+	m.Set("flow.end", times[n:])
+	m.Set("flow.duration", f.end.Sub(f.start).Seconds())
+	m.Set("flow.pkts_toserver", proto.Num(float64(f.pkts[0])))
+	m.Set("flow.pkts_toclient", proto.Num(float64(f.pkts[1])))
+	m.Set("flow.bytes_toserver", proto.Num(float64(f.bytes[0])))
+	m.Set("flow.bytes_toclient", proto.Num(float64(f.bytes[1])))
+	m.Set("flow.midstream", f.midstream)
 	ev := vigil.Event{
 		Time:     f.end,
 		Source:   "sensor",
@@ -322,18 +321,17 @@ func (f *flow) record(reason string, ts time.Time, maps *proto.FieldMaps) vigil.
 		Category: "network",
 		Action:   "flow",
 		Network:  f.nets[proto.ToServer],
-		Fields:   m,
 	}
 	if reason == "periodic" {
 		ev.Time = ts
 	}
 	if f.app != "" {
-		m["flow.app_proto"] = f.appBox
+		m.Set("flow.app_proto", f.appBox)
 	}
 	if f.key.proto == ipTCP {
-		m["flow.tcp_flags_toserver"] = flagNames[f.flags[0]]
-		m["flow.tcp_flags_toclient"] = flagNames[f.flags[1]]
-		m["flow.tcp_flags"] = flagNames[f.flags[0]|f.flags[1]]
+		m.Set("flow.tcp_flags_toserver", flagNames[f.flags[0]])
+		m.Set("flow.tcp_flags_toclient", flagNames[f.flags[1]])
+		m.Set("flow.tcp_flags", flagNames[f.flags[0]|f.flags[1]])
 		var state any = "established"
 		switch {
 		case f.rst:
@@ -345,7 +343,7 @@ func (f *flow) record(reason string, ts time.Time, maps *proto.FieldMaps) vigil.
 		case f.flags[1]&tcpSYN == 0 && f.flags[0]&tcpSYN != 0:
 			state = "syn_sent"
 		}
-		m["flow.state"] = state
+		m.Set("flow.state", state)
 	}
-	return ev
+	return proto.Event{Event: ev, Fields: m}
 }

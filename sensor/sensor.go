@@ -15,6 +15,7 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/prometheus/client_golang/prometheus"
 	vigil "github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/proto"
 )
 
 // Publisher receives batches of events. The sensor calls it from one
@@ -380,6 +381,23 @@ func (n *NDJSON) PublishEvents(_ context.Context, events []vigil.Event) error {
 	for i := range events {
 		var err error
 		n.buf, err = events[i].AppendJSON(n.buf[:0], true)
+		if err != nil {
+			return fmt.Errorf("cannot encode event %d (%s): %w", i, events[i].Kind, err)
+		}
+		n.buf = append(n.buf, '\n')
+		if _, err := n.w.Write(n.buf); err != nil {
+			return fmt.Errorf("cannot write events: %w", err)
+		}
+	}
+	return nil
+}
+
+// write writes the events of the sensor's batch, as PublishEvents
+// writes them once made vigil.Events, without making their maps.
+func (n *NDJSON) write(events []proto.Event) error {
+	for i := range events {
+		var err error
+		n.buf, err = events[i].AppendJSON(n.buf[:0])
 		if err != nil {
 			return fmt.Errorf("cannot encode event %d (%s): %w", i, events[i].Kind, err)
 		}

@@ -29,7 +29,7 @@ type Parser struct {
 	broken bool
 	v10    bool
 	// publish waiting for its content header, per channel (first 16)
-	pending map[uint16]*vigil.Event
+	pending map[uint16]*proto.Event
 	links   map[linkKey]string // AMQP 1.0 sending links' addresses
 }
 
@@ -67,16 +67,17 @@ func (p *Parser) Parse(c *proto.Context, data []byte, out proto.Emitter) int {
 		ev := c.NewEvent(Kind, "protocol_header", 2)
 		switch {
 		case data[4] == 0 && data[5] == 0 && data[6] == 9:
-			ev.Fields["amqp.version"] = "0-9-" + strconv.Itoa(int(data[7]))
+			ev.Fields.Set("amqp.version", "0-9-"+strconv.Itoa(int(data[7])))
 		case data[5] == 1 && data[6] == 0:
-			ev.Fields["amqp.version"] = "1.0"
+			ev.Fields.Set("amqp.version", "1.0")
 			if data[4] == 3 {
-				ev.Fields["amqp.sasl"] = true
+				ev.Fields.Set("amqp.sasl", true)
 			}
 			p.v10 = true
 		default:
-			ev.Fields["amqp.version"] = strconv.Itoa(int(data[4])) + "-" + strconv.Itoa(int(data[5])) + "-" + strconv.Itoa(int(data[6])) + "-" + strconv.Itoa(int(data[7]))
-			out.Emit(c.Anomaly(Kind, AnomalyUnsupported, "protocol header "+ev.Fields["amqp.version"].(string)))
+			v := strconv.Itoa(int(data[4])) + "-" + strconv.Itoa(int(data[5])) + "-" + strconv.Itoa(int(data[6])) + "-" + strconv.Itoa(int(data[7]))
+			ev.Fields.Set("amqp.version", v)
+			out.Emit(c.Anomaly(Kind, AnomalyUnsupported, "protocol header "+v))
 		}
 		out.Emit(ev)
 		if p.v10 {
@@ -109,7 +110,7 @@ func (p *Parser) Parse(c *proto.Context, data []byte, out proto.Emitter) int {
 			p.method(c, ch, payload, out)
 		case 2:
 			if ev := p.pending[ch]; ev != nil && len(payload) >= 12 {
-				ev.Fields["amqp.body_size"] = proto.Num(float64(binary.BigEndian.Uint64(payload[4:])))
+				ev.Fields.Set("amqp.body_size", proto.Num(float64(binary.BigEndian.Uint64(payload[4:]))))
 				out.Emit(*ev)
 				delete(p.pending, ch)
 			}
@@ -158,7 +159,7 @@ func text(b []byte) string { return string(bytes.ToValidUTF8(b, []byte("\uFFFD")
 
 // table reads a field table and returns the string values of the keys
 // wanted.
-func (r *rd) table(want map[string]string, f map[string]any) {
+func (r *rd) table(want map[string]string, f *proto.Fields) {
 	t := &rd{b: r.long()}
 	if r.bad {
 		return
@@ -167,7 +168,7 @@ func (r *rd) table(want map[string]string, f map[string]any) {
 		k := t.short()
 		v := t.value()
 		if name, ok := want[k]; ok && v != "" {
-			f[name] = v
+			f.Set(name, v)
 		}
 	}
 }
@@ -243,72 +244,72 @@ func (p *Parser) method(c *proto.Context, ch uint16, b []byte, out proto.Emitter
 		return
 	}
 	ev := c.NewEvent(Kind, name, 10)
-	f := ev.Fields
-	f["amqp.method"] = name
-	f["amqp.channel"] = proto.Num(float64(ch))
+	f := &ev.Fields
+	f.Set("amqp.method", name)
+	f.Set("amqp.channel", proto.Num(float64(ch)))
 	r := &rd{b: b[4:]}
 	switch name {
 	case "connection.start":
 		r.n(2)
 		r.table(map[string]string{"product": "amqp.server.product", "version": "amqp.server.version"}, f)
-		f["amqp.mechanisms"] = text(r.long())
+		f.Set("amqp.mechanisms", text(r.long()))
 	case "connection.start_ok":
 		r.table(map[string]string{"product": "amqp.client.product", "version": "amqp.client.version",
 			"platform": "amqp.client.platform", "connection_name": "amqp.client.connection_name"}, f)
 		mech := r.short()
 		resp := r.long()
-		f["amqp.mechanism"] = mech
+		f.Set("amqp.mechanism", mech)
 		if mech == "PLAIN" {
 			// "\0user\0password": keep the user, never the password.
 			if parts := bytes.Split(resp, []byte{0}); len(parts) == 3 {
-				f["amqp.user"] = text(parts[1])
+				f.Set("amqp.user", text(parts[1]))
 			}
 		} else if mech == "AMQPLAIN" {
 			t := &rd{b: append(binary.BigEndian.AppendUint32(nil, uint32(len(resp))), resp...)}
 			t.table(map[string]string{"LOGIN": "amqp.user"}, f)
 		}
 	case "connection.open":
-		f["amqp.vhost"] = r.short()
+		f.Set("amqp.vhost", r.short())
 	case "connection.close", "channel.close":
 		code := r.u16()
-		f["amqp.reply_code"] = proto.Num(float64(code))
-		f["amqp.reply_text"] = r.short()
+		f.Set("amqp.reply_code", proto.Num(float64(code)))
+		f.Set("amqp.reply_text", r.short())
 		if code >= 300 {
 			ev.Outcome = vigil.OutcomeFailure
 		}
 		if code == 403 && name == "connection.close" && c.Dir == proto.ToClient {
-			f["amqp.auth_failure"] = true
+			f.Set("amqp.auth_failure", true)
 		}
 	case "exchange.declare":
 		r.n(2)
-		f["amqp.exchange"] = r.short()
-		f["amqp.exchange_type"] = r.short()
+		f.Set("amqp.exchange", r.short())
+		f.Set("amqp.exchange_type", r.short())
 	case "queue.declare", "queue.delete", "queue.purge":
 		r.n(2)
-		f["amqp.queue"] = r.short()
+		f.Set("amqp.queue", r.short())
 	case "queue.bind", "queue.unbind":
 		r.n(2)
-		f["amqp.queue"] = r.short()
-		f["amqp.exchange"] = r.short()
-		f["amqp.routing_key"] = r.short()
+		f.Set("amqp.queue", r.short())
+		f.Set("amqp.exchange", r.short())
+		f.Set("amqp.routing_key", r.short())
 	case "basic.consume":
 		r.n(2)
-		f["amqp.queue"] = r.short()
-		f["amqp.consumer_tag"] = r.short()
+		f.Set("amqp.queue", r.short())
+		f.Set("amqp.consumer_tag", r.short())
 	case "basic.publish":
 		r.n(2)
-		f["amqp.exchange"] = r.short()
-		f["amqp.routing_key"] = r.short()
+		f.Set("amqp.exchange", r.short())
+		f.Set("amqp.routing_key", r.short())
 	case "basic.deliver":
-		f["amqp.consumer_tag"] = r.short()
+		f.Set("amqp.consumer_tag", r.short())
 		r.n(9)
-		f["amqp.exchange"] = r.short()
-		f["amqp.routing_key"] = r.short()
+		f.Set("amqp.exchange", r.short())
+		f.Set("amqp.routing_key", r.short())
 	case "basic.return":
-		f["amqp.reply_code"] = proto.Num(float64(r.u16()))
-		f["amqp.reply_text"] = r.short()
-		f["amqp.exchange"] = r.short()
-		f["amqp.routing_key"] = r.short()
+		f.Set("amqp.reply_code", proto.Num(float64(r.u16())))
+		f.Set("amqp.reply_text", r.short())
+		f.Set("amqp.exchange", r.short())
+		f.Set("amqp.routing_key", r.short())
 	}
 	if r.bad {
 		out.Emit(c.Anomaly(Kind, AnomalyBadArgs, name+" arguments overrun the frame"))
@@ -316,12 +317,15 @@ func (p *Parser) method(c *proto.Context, ch uint16, b []byte, out proto.Emitter
 	if name == "basic.publish" || name == "basic.deliver" {
 		// Emitted with the body size from the content header.
 		if p.pending == nil {
-			p.pending = map[uint16]*vigil.Event{}
+			p.pending = map[uint16]*proto.Event{}
 		}
 		if old := p.pending[ch]; old != nil {
 			out.Emit(*old)
 		}
 		if len(p.pending) < 64 {
+			// Kept past this call: the fields move out of the
+			// sensor's storage (proto.Context.Arena).
+			ev.Fields = append(make(proto.Fields, 0, len(ev.Fields)+1), ev.Fields...)
 			p.pending[ch] = &ev
 			return
 		}

@@ -12,7 +12,7 @@ import (
 
 type sink []vigil.Event
 
-func (s *sink) Emit(ev vigil.Event) { *s = append(*s, ev) }
+func (s *sink) Emit(ev proto.Event) { *s = append(*s, ev.Vigil()) }
 
 func frame(typ byte, ch uint16, payload []byte) []byte {
 	b := []byte{typ}

@@ -91,20 +91,20 @@ const (
 var signalValues = [32]any{signalCSM: "csm", signalPing: "ping", signalPong: "pong", signalRelease: "release", signalAbort: "abort"}
 
 // signalOption decodes option num of signal detail into f.
-func signalOption(c *proto.Context, detail uint8, num int, v []byte, f map[string]any, out proto.Emitter) {
+func signalOption(c *proto.Context, detail uint8, num int, v []byte, f *proto.Fields, out proto.Emitter) {
 	switch {
 	case detail == signalCSM && num == 2:
-		f["coap.max_message_size"] = optUint(v)
+		f.Set("coap.max_message_size", optUint(v))
 	case detail == signalCSM && num == 4:
-		f["coap.block_wise_transfer"] = true
+		f.Set("coap.block_wise_transfer", true)
 	case (detail == signalPing || detail == signalPong) && num == 2:
-		f["coap.custody"] = true
+		f.Set("coap.custody", true)
 	case detail == signalRelease && num == 2:
-		f["coap.alternative_address"] = strings.ToValidUTF8(string(v), "\uFFFD")
+		f.Set("coap.alternative_address", strings.ToValidUTF8(string(v), "\uFFFD"))
 	case detail == signalRelease && num == 4:
-		f["coap.hold_off"] = optUint(v)
+		f.Set("coap.hold_off", optUint(v))
 	case detail == signalAbort && num == 2:
-		f["coap.bad_csm_option"] = optUint(v)
+		f.Set("coap.bad_csm_option", optUint(v))
 	default:
 		if num&1 == 1 {
 			out.Emit(c.Anomaly(Kind, AnomalyUnknownOption, "critical signaling option "+strconv.Itoa(num)+" of 7."+twoDigits(detail)))
@@ -192,8 +192,8 @@ func (p *Parser) ParseDatagram(c *proto.Context, b []byte, out proto.Emitter) {
 	if code == 0 && typ == 3 {
 		ev.Action = "reset"
 	}
-	ev.Fields["coap.type"] = typeValues[typ]
-	ev.Fields["coap.message_id"] = proto.Num(float64(mid))
+	ev.Fields.Set("coap.type", typeValues[typ])
+	ev.Fields.Set("coap.message_id", proto.Num(float64(mid)))
 	if code == 0 && (tkl > 0 || len(b) > 4) {
 		out.Emit(c.Anomaly(Kind, AnomalyEmptyWithData, "empty message carries a token, options or payload"))
 	}
@@ -211,7 +211,7 @@ type message struct {
 // decode decodes the code, token, options and payload of m into an event
 // (not emitted yet), emitting anomalies as it goes. It returns false
 // when the options are malformed (the anomaly is emitted, no event).
-func decode(c *proto.Context, m *message, preview int, out proto.Emitter) (vigil.Event, bool) {
+func decode(c *proto.Context, m *message, preview int, out proto.Emitter) (proto.Event, bool) {
 	code := m.code
 	class, detail := code>>5, code&0x1f
 	action := "request"
@@ -225,19 +225,19 @@ func decode(c *proto.Context, m *message, preview int, out proto.Emitter) (vigil
 		action = "signaling"
 	}
 	ev := c.NewEvent(Kind, action, 14)
-	f := ev.Fields
-	f["coap.code"] = codeValues[code]
+	f := &ev.Fields
+	f.Set("coap.code", codeValues[code])
 	if len(m.token) > 0 {
-		f["coap.token"] = hex.EncodeToString(m.token)
+		f.Set("coap.token", hex.EncodeToString(m.token))
 	}
 	switch action {
 	case "request":
 		if m := methodValues[detail]; m != nil {
-			f["coap.method"] = m
+			f.Set("coap.method", m)
 		}
 	case "response":
 		if n := responseValues[code]; n != nil {
-			f["coap.status"] = n
+			f.Set("coap.status", n)
 		}
 		if class == 2 {
 			ev.Outcome = vigil.OutcomeSuccess
@@ -248,7 +248,7 @@ func decode(c *proto.Context, m *message, preview int, out proto.Emitter) (vigil
 		if class != 7 {
 			out.Emit(c.Anomaly(Kind, AnomalyInvalidCode, "reserved code class "+strconv.Itoa(int(class))))
 		} else if s := signalValues[detail]; s != nil {
-			f["coap.signal"] = s
+			f.Set("coap.signal", s)
 		}
 	}
 	signal := class == 7
@@ -297,19 +297,19 @@ func decode(c *proto.Context, m *message, preview int, out proto.Emitter) (vigil
 		case optLocationQuery:
 			lquery = append(lquery, string(v))
 		case optURIHost:
-			f["coap.uri_host"] = string(v)
+			f.Set("coap.uri_host", string(v))
 		case optURIPort:
-			f["coap.uri_port"] = optUint(v)
+			f.Set("coap.uri_port", optUint(v))
 		case optContentFormat:
-			f["coap.content_format"] = optUint(v)
+			f.Set("coap.content_format", optUint(v))
 		case optAccept:
-			f["coap.accept"] = optUint(v)
+			f.Set("coap.accept", optUint(v))
 		case optObserve:
-			f["coap.observe"] = optUint(v)
+			f.Set("coap.observe", optUint(v))
 		case optMaxAge:
-			f["coap.max_age"] = optUint(v)
+			f.Set("coap.max_age", optUint(v))
 		case optETag:
-			f["coap.etag"] = hex.EncodeToString(v)
+			f.Set("coap.etag", hex.EncodeToString(v))
 		case optBlock1, optBlock2:
 			n := optUint(v)
 			pre := "coap.block2."
@@ -317,19 +317,19 @@ func decode(c *proto.Context, m *message, preview int, out proto.Emitter) (vigil
 				pre = "coap.block1."
 			}
 			x := uint64(n)
-			f[pre+"num"] = proto.Num(float64(x >> 4))
-			f[pre+"more"] = x&8 != 0
-			f[pre+"size"] = proto.Num(float64(uint64(16) << (x & 7)))
+			f.Set(pre+"num", proto.Num(float64(x>>4)))
+			f.Set(pre+"more", x&8 != 0)
+			f.Set(pre+"size", proto.Num(float64(uint64(16)<<(x&7))))
 		case optSize1:
-			f["coap.size1"] = optUint(v)
+			f.Set("coap.size1", optUint(v))
 		case optSize2:
-			f["coap.size2"] = optUint(v)
+			f.Set("coap.size2", optUint(v))
 		case optProxyURI:
-			f["coap.proxy_uri"] = string(v)
+			f.Set("coap.proxy_uri", string(v))
 		case optProxyScheme:
-			f["coap.proxy_scheme"] = string(v)
+			f.Set("coap.proxy_scheme", string(v))
 		case optOSCORE:
-			f["coap.oscore"] = true
+			f.Set("coap.oscore", true)
 		default:
 			if !knownOptions[num] && num&1 == 1 {
 				out.Emit(c.Anomaly(Kind, AnomalyUnknownOption, "critical option "+strconv.Itoa(num)))
@@ -337,16 +337,16 @@ func decode(c *proto.Context, m *message, preview int, out proto.Emitter) (vigil
 		}
 	}
 	if path != nil {
-		f["coap.uri_path"] = "/" + strings.Join(path, "/")
+		f.Set("coap.uri_path", "/"+strings.Join(path, "/"))
 	}
 	if query != nil {
-		f["coap.uri_query"] = strings.Join(query, "&")
+		f.Set("coap.uri_query", strings.Join(query, "&"))
 	}
 	if lpath != nil {
-		f["coap.location_path"] = "/" + strings.Join(lpath, "/")
+		f.Set("coap.location_path", "/"+strings.Join(lpath, "/"))
 	}
 	if lquery != nil {
-		f["coap.location_query"] = strings.Join(lquery, "&")
+		f.Set("coap.location_query", strings.Join(lquery, "&"))
 	}
 	size := 0
 	if len(rest) > 0 { // payload marker
@@ -355,10 +355,10 @@ func decode(c *proto.Context, m *message, preview int, out proto.Emitter) (vigil
 		}
 		size = len(rest) - 1
 		if preview > 0 && size > 0 {
-			f["coap.payload"] = strings.ToValidUTF8(string(rest[1:1+min(size, preview)]), "\uFFFD")
+			f.Set("coap.payload", strings.ToValidUTF8(string(rest[1:1+min(size, preview)]), "\uFFFD"))
 		}
 	}
-	f["coap.payload_size"] = proto.Num(float64(size))
+	f.Set("coap.payload_size", proto.Num(float64(size)))
 	return ev, true
 }
 
@@ -537,9 +537,9 @@ func (s *Stream) Gap(c *proto.Context, n int, out proto.Emitter) {
 }
 
 // collector keeps the events of a trial decode.
-type collector []vigil.Event
+type collector []proto.Event
 
-func (c *collector) Emit(ev vigil.Event) { *c = append(*c, ev) }
+func (c *collector) Emit(ev proto.Event) { *c = append(*c, ev) }
 
 // fail gives up on the connection after an anomaly.
 func (s *Stream) fail(c *proto.Context, out proto.Emitter, name, detail string) {

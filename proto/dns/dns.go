@@ -220,25 +220,25 @@ func message(c *proto.Context, msg []byte, out proto.Emitter) {
 		action = "response"
 	}
 	ev := c.NewEvent(Kind, action, 14)
-	f := ev.Fields
-	f["dns.id"] = proto.Num(float64(id))
-	f["dns.opcode"] = proto.Num(float64((flags >> 11) & 0xf))
+	f := &ev.Fields
+	f.Set("dns.id", proto.Num(float64(id)))
+	f.Set("dns.opcode", proto.Num(float64((flags>>11)&0xf)))
 	if fl := headerFlagValues[flagIndex(flags)]; fl != nil {
-		f["dns.header_flags"] = fl
+		f.Set("dns.header_flags", fl)
 	}
 	if flags&0x0040 != 0 {
 		out.Emit(c.Anomaly(Kind, AnomalyZFlag, "reserved z bit set"))
 	}
 	if qr {
 		rc := flags & 0xf
-		f["dns.response_code"] = rcodeValues[rc]
+		f.Set("dns.response_code", rcodeValues[rc])
 		if rc == 0 {
 			ev.Outcome = vigil.OutcomeSuccess
 		} else {
 			ev.Outcome = vigil.OutcomeFailure
 		}
 	}
-	f["dns.answers_count"] = proto.Num(float64(an))
+	f.Set("dns.answers_count", proto.Num(float64(an)))
 	var sb strings.Builder
 	off := 12
 	bad := func(what, anomaly string) {
@@ -260,9 +260,9 @@ func message(c *proto.Context, msg []byte, out proto.Emitter) {
 		}
 		qt := binary.BigEndian.Uint16(msg[next:])
 		if i == 0 {
-			f["dns.question.name"] = n
-			f["dns.question.type"] = typeValue(qt)
-			f["dns.question.class"] = proto.Num(float64(binary.BigEndian.Uint16(msg[next+2:]) & 0x7fff))
+			f.Set("dns.question.name", n)
+			f.Set("dns.question.type", typeValue(qt))
+			f.Set("dns.question.class", proto.Num(float64(binary.BigEndian.Uint16(msg[next+2:])&0x7fff)))
 		}
 		off = next + 4
 	}
@@ -324,14 +324,14 @@ func message(c *proto.Context, msg []byte, out proto.Emitter) {
 			v = strings.ToValidUTF8(strings.Join(parts, ""), "\uFFFD")
 		}
 		if i == 0 {
-			f["dns.answers.ttl"] = proto.Num(float64(ttl))
+			f.Set("dns.answers.ttl", proto.Num(float64(ttl)))
 		}
 		types = append(types, typeName(rt))
 		data = append(data, v)
 	}
 	if data != nil {
-		f["dns.answers.data"] = data
-		f["dns.answers.type"] = types
+		f.Set("dns.answers.data", data)
+		f.Set("dns.answers.type", types)
 	}
 	out.Emit(ev)
 }

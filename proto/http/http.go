@@ -200,9 +200,10 @@ func (p *Parser) head(c *proto.Context, h []byte, out proto.Emitter) bool {
 	}
 	line := string(bytes.TrimRight(h[:eol], "\r"))
 	rest := h[min(eol+1, len(h)):]
-	var ev vigil.Event
+	var ev proto.Event
 	request := c.Dir == proto.ToServer
-	var method string
+	var method, version, upgrade string
+	status := 0
 	if request {
 		parts := strings.SplitN(line, " ", 3)
 		if len(parts) != 3 || !strings.HasPrefix(parts[2], "HTTP/") {
@@ -214,16 +215,17 @@ func (p *Parser) head(c *proto.Context, h []byte, out proto.Emitter) bool {
 			out.Emit(c.Anomaly(Kind, AnomalyUnknownMethod, "method "+strconv.Quote(trunc(method, 32))))
 		}
 		ev = c.NewEvent(Kind, "request", 10)
-		ev.Fields["http.method"] = value(method)
-		ev.Fields["http.version"] = value(strings.TrimPrefix(parts[2], "HTTP/"))
+		ev.Fields.Set("http.method", value(method))
+		version = strings.TrimPrefix(parts[2], "HTTP/")
+		ev.Fields.Set("http.version", value(version))
 		target := parts[1]
 		path, query, _ := strings.Cut(target, "?")
 		if strings.HasPrefix(path, "http://") || strings.HasPrefix(path, "https://") {
-			ev.Fields["http.url"] = trunc(target, 2048)
+			ev.Fields.Set("http.url", trunc(target, 2048))
 		}
-		ev.Fields["http.path"] = trunc(path, 2048)
+		ev.Fields.Set("http.path", trunc(path, 2048))
 		if query != "" {
-			ev.Fields["http.query"] = trunc(query, 2048)
+			ev.Fields.Set("http.query", trunc(query, 2048))
 		}
 		if len(p.pending) < 64 {
 			p.pending = append(p.pending, method)
@@ -239,11 +241,12 @@ func (p *Parser) head(c *proto.Context, h []byte, out proto.Emitter) bool {
 			p.fail(c, out, AnomalyMalformed, "status code "+strconv.Quote(trunc(parts[1], 16)))
 			return false
 		}
+		status = code
 		ev = c.NewEvent(Kind, "response", 8)
-		ev.Fields["http.version"] = value(strings.TrimPrefix(parts[0], "HTTP/"))
-		ev.Fields["http.status_code"] = proto.Num(float64(code))
+		ev.Fields.Set("http.version", value(strings.TrimPrefix(parts[0], "HTTP/")))
+		ev.Fields.Set("http.status_code", proto.Num(float64(code)))
 		if len(parts) == 3 {
-			ev.Fields["http.status"] = value(trunc(parts[2], 128))
+			ev.Fields.Set("http.status", value(trunc(parts[2], 128)))
 		}
 		if code < 400 {
 			ev.Outcome = vigil.OutcomeSuccess
@@ -255,7 +258,7 @@ func (p *Parser) head(c *proto.Context, h []byte, out proto.Emitter) bool {
 			p.pending = p.pending[1:]
 		}
 	}
-	f := ev.Fields
+	f := &ev.Fields
 	length := int64(-1)
 	chunked := false
 	hasHost := false
@@ -288,22 +291,23 @@ func (p *Parser) head(c *proto.Context, h []byte, out proto.Emitter) bool {
 		switch string(lk[:len(kb)]) {
 		case "host":
 			hasHost = true
-			f["http.host"] = trunc(val(), 256)
+			f.Set("http.host", trunc(val(), 256))
 		case "user-agent":
-			f["http.user_agent"] = trunc(val(), 512)
+			f.Set("http.user_agent", trunc(val(), 512))
 		case "content-type":
-			f["http.content_type"] = trunc(val(), 128)
+			f.Set("http.content_type", trunc(val(), 128))
 		case "server":
-			f["http.server"] = trunc(val(), 256)
+			f.Set("http.server", trunc(val(), 256))
 		case "upgrade":
-			f["http.upgrade"] = trunc(val(), 64)
+			upgrade = trunc(val(), 64)
+			f.Set("http.upgrade", upgrade)
 		case "sec-websocket-protocol":
 			p.wsProto = trunc(val(), 64)
-			f["http.websocket_protocol"] = p.wsProto
+			f.Set("http.websocket_protocol", p.wsProto)
 		case "authorization":
 			// The credential is never kept, only its scheme.
 			scheme, _, _ := strings.Cut(val(), " ")
-			f["http.authorization_scheme"] = trunc(scheme, 32)
+			f.Set("http.authorization_scheme", trunc(scheme, 32))
 		case "transfer-encoding":
 			chunked = strings.Contains(strings.ToLower(val()), "chunked")
 		case "content-length":
@@ -319,17 +323,17 @@ func (p *Parser) head(c *proto.Context, h []byte, out proto.Emitter) bool {
 		}
 	}
 	if length >= 0 {
-		f["http.content_length"] = proto.Num(float64(length))
+		f.Set("http.content_length", proto.Num(float64(length)))
 	}
-	if request && !hasHost && f["http.version"] == "1.1" {
+	if request && !hasHost && version == "1.1" {
 		out.Emit(c.Anomaly(Kind, AnomalyMissingHost, "HTTP/1.1 request without a Host header"))
 	}
 	out.Emit(ev)
 	// Body framing (RFC 9112 section 6).
 	d.body, d.chunked, d.trailer = 0, false, false
 	if !request {
-		code := int(f["http.status_code"].(float64))
-		if code == 101 && strings.EqualFold(vigil.ValueString(f["http.upgrade"]), "websocket") && p.Upgrade != nil {
+		code := status
+		if code == 101 && strings.EqualFold(upgrade, "websocket") && p.Upgrade != nil {
 			p.upgraded = true
 			p.inner = p.Upgrade(p.wsProto)
 			return true

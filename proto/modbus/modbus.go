@@ -188,20 +188,20 @@ func (p *Parser) pdu(c *proto.Context, tid uint16, unit uint8, pdu []byte, out p
 		action = "response"
 	}
 	ev := c.NewEvent(Kind, action, 12)
-	f := ev.Fields
-	f["modbus.transaction_id"] = proto.Num(float64(tid))
-	f["modbus.unit_id"] = proto.Num(float64(unit))
-	f["modbus.function_code"] = proto.Num(float64(base))
+	f := &ev.Fields
+	f.Set("modbus.transaction_id", proto.Num(float64(tid)))
+	f.Set("modbus.unit_id", proto.Num(float64(unit)))
+	f.Set("modbus.function_code", proto.Num(float64(base)))
 	fv := &functionValues[base&0x7f]
 	if fv.name != nil {
-		f["modbus.function"] = fv.name
+		f.Set("modbus.function", fv.name)
 	}
-	f["modbus.category"] = fv.category
+	f.Set("modbus.category", fv.category)
 	if fv.access != nil {
-		f["modbus.access"] = fv.access
-		f["modbus.table"] = fv.table
+		f.Set("modbus.access", fv.access)
+		f.Set("modbus.table", fv.table)
 	}
-	f["modbus.write"] = isWrite(base)
+	f.Set("modbus.write", isWrite(base))
 	d := pdu[1:]
 	u16 := func(i int) (float64, bool) {
 		if len(d) < i+2 {
@@ -233,7 +233,9 @@ func (p *Parser) pdu(c *proto.Context, tid uint16, unit uint8, pdu []byte, out p
 				short()
 				break
 			}
-			f["modbus.address"], f["modbus.quantity"] = proto.Num(a), proto.Num(q)
+			f.Set("modbus.address", proto.Num(a))
+
+			f.Set("modbus.quantity", proto.Num(q))
 			if max := maxQuantity(base); q == 0 || q > max {
 				out.Emit(c.Anomaly(Kind, AnomalyInvalidValue, functionNames[base]+" quantity "+strconv.Itoa(int(q))))
 			}
@@ -244,7 +246,9 @@ func (p *Parser) pdu(c *proto.Context, tid uint16, unit uint8, pdu []byte, out p
 				short()
 				break
 			}
-			f["modbus.address"], f["modbus.value"], f["modbus.quantity"] = proto.Num(a), proto.Num(v), 1.0
+			f.Set("modbus.address", proto.Num(a))
+			f.Set("modbus.value", proto.Num(v))
+			f.Set("modbus.quantity", 1.0)
 			if base == 5 && v != 0 && v != 0xff00 {
 				out.Emit(c.Anomaly(Kind, AnomalyInvalidValue, "write_single_coil value "+strconv.Itoa(int(v))))
 			}
@@ -255,9 +259,11 @@ func (p *Parser) pdu(c *proto.Context, tid uint16, unit uint8, pdu []byte, out p
 				short()
 				break
 			}
-			f["modbus.address"], f["modbus.quantity"] = proto.Num(a), proto.Num(q)
+			f.Set("modbus.address", proto.Num(a))
+
+			f.Set("modbus.quantity", proto.Num(q))
 			bc := int(d[4])
-			f["modbus.byte_count"] = proto.Num(float64(bc))
+			f.Set("modbus.byte_count", proto.Num(float64(bc)))
 			want := int(q) * 2
 			if base == 15 {
 				want = (int(q) + 7) / 8
@@ -271,7 +277,7 @@ func (p *Parser) pdu(c *proto.Context, tid uint16, unit uint8, pdu []byte, out p
 				short()
 				break
 			}
-			f["modbus.address"] = proto.Num(a)
+			f.Set("modbus.address", proto.Num(a))
 		case 23:
 			ra, ok1 := u16(0)
 			rq, ok2 := u16(2)
@@ -281,17 +287,20 @@ func (p *Parser) pdu(c *proto.Context, tid uint16, unit uint8, pdu []byte, out p
 				short()
 				break
 			}
-			f["modbus.address"], f["modbus.quantity"] = proto.Num(ra), proto.Num(rq)
-			f["modbus.write_address"], f["modbus.write_quantity"] = proto.Num(wa), proto.Num(wq)
+			f.Set("modbus.address", proto.Num(ra))
+
+			f.Set("modbus.quantity", proto.Num(rq))
+			f.Set("modbus.write_address", proto.Num(wa))
+			f.Set("modbus.write_quantity", proto.Num(wq))
 		case 8:
 			if s, ok := u16(0); ok {
-				f["modbus.subfunction"] = proto.Num(s)
+				f.Set("modbus.subfunction", proto.Num(s))
 			} else {
 				short()
 			}
 		case 43:
 			if len(d) >= 1 {
-				f["modbus.mei_type"] = proto.Num(float64(d[0]))
+				f.Set("modbus.mei_type", proto.Num(float64(d[0])))
 			} else {
 				short()
 			}
@@ -312,13 +321,13 @@ func (p *Parser) pdu(c *proto.Context, tid uint16, unit uint8, pdu []byte, out p
 	}
 	if fc&0x80 != 0 {
 		ev.Outcome = vigil.OutcomeFailure
-		f["modbus.exception"] = true
+		f.Set("modbus.exception", true)
 		if len(d) < 1 {
 			short()
 		} else {
-			f["modbus.exception_code"] = proto.Num(float64(d[0]))
+			f.Set("modbus.exception_code", proto.Num(float64(d[0])))
 			if n, ok := exceptionNames[d[0]]; ok {
-				f["modbus.exception_name"] = n
+				f.Set("modbus.exception_name", n)
 			} else {
 				out.Emit(c.Anomaly(Kind, AnomalyInvalidException, "exception code "+strconv.Itoa(int(d[0]))))
 			}
@@ -327,36 +336,36 @@ func (p *Parser) pdu(c *proto.Context, tid uint16, unit uint8, pdu []byte, out p
 		return
 	}
 	ev.Outcome = vigil.OutcomeSuccess
-	f["modbus.exception"] = false
+	f.Set("modbus.exception", false)
 	switch base {
 	case 1, 2, 3, 4:
 		if len(d) < 1 {
 			short()
 			break
 		}
-		f["modbus.byte_count"] = proto.Num(float64(d[0]))
+		f.Set("modbus.byte_count", proto.Num(float64(d[0])))
 		if int(d[0]) != len(d)-1 {
 			out.Emit(c.Anomaly(Kind, AnomalyInvalidLength, functionNames[base]+" response byte count "+strconv.Itoa(int(d[0]))+" for "+strconv.Itoa(len(d)-1)+" bytes"))
 		}
 	case 5, 6:
 		if a, ok := u16(0); ok {
-			f["modbus.address"] = proto.Num(a)
+			f.Set("modbus.address", proto.Num(a))
 			v, _ := u16(2)
-			f["modbus.value"] = proto.Num(v)
+			f.Set("modbus.value", proto.Num(v))
 		}
 	case 15, 16:
 		if a, ok := u16(0); ok {
-			f["modbus.address"] = proto.Num(a)
+			f.Set("modbus.address", proto.Num(a))
 			q, _ := u16(2)
-			f["modbus.quantity"] = proto.Num(q)
+			f.Set("modbus.quantity", proto.Num(q))
 		}
 	case 8:
 		if s, ok := u16(0); ok {
-			f["modbus.subfunction"] = proto.Num(s)
+			f.Set("modbus.subfunction", proto.Num(s))
 		}
 	case 43:
 		if len(d) >= 1 {
-			f["modbus.mei_type"] = proto.Num(float64(d[0]))
+			f.Set("modbus.mei_type", proto.Num(float64(d[0])))
 		}
 	}
 	out.Emit(ev)

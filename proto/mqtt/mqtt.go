@@ -125,9 +125,9 @@ type Parser struct {
 const maxResync = 64 << 10
 
 // collector keeps the events of a trial decode.
-type collector []vigil.Event
+type collector []proto.Event
 
-func (c *collector) Emit(ev vigil.Event) { *c = append(*c, ev) }
+func (c *collector) Emit(ev proto.Event) { *c = append(*c, ev) }
 
 // plausible reports whether b starts with a fixed header that can begin a
 // message: a known type with the flags it allows.
@@ -433,12 +433,12 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 	flags := h & 0x0f
 	qos := (flags >> 1) & 3
 	ev := c.NewEvent(Kind, typeNames[t], 12)
-	f := ev.Fields
-	f["mqtt.type"] = typeValues[t]
-	f["mqtt.qos"] = proto.Num(float64(qos))
-	f["mqtt.retain"] = flags&1 != 0
-	f["mqtt.dup"] = flags&8 != 0
-	f["mqtt.length"] = proto.Num(float64(rl))
+	f := &ev.Fields
+	f.Set("mqtt.type", typeValues[t])
+	f.Set("mqtt.qos", proto.Num(float64(qos)))
+	f.Set("mqtt.retain", flags&1 != 0)
+	f.Set("mqtt.dup", flags&8 != 0)
+	f.Set("mqtt.length", proto.Num(float64(rl)))
 	r := &reader{b: body}
 	v5 := p.version == 5
 
@@ -475,14 +475,14 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 			return
 		}
 		p.version, v5 = ver, ver == 5
-		f["mqtt.protocol_name"] = text(name, 64)
-		f["mqtt.protocol_version"] = proto.Num(float64(ver))
-		f["mqtt.flags.username"] = cf&0x80 != 0
-		f["mqtt.flags.password"] = cf&0x40 != 0
-		f["mqtt.flags.will_retain"] = cf&0x20 != 0
-		f["mqtt.flags.will"] = cf&0x04 != 0
-		f["mqtt.flags.clean_session"] = cf&0x02 != 0
-		f["mqtt.keep_alive"] = proto.Num(float64(keep))
+		f.Set("mqtt.protocol_name", text(name, 64))
+		f.Set("mqtt.protocol_version", proto.Num(float64(ver)))
+		f.Set("mqtt.flags.username", cf&0x80 != 0)
+		f.Set("mqtt.flags.password", cf&0x40 != 0)
+		f.Set("mqtt.flags.will_retain", cf&0x20 != 0)
+		f.Set("mqtt.flags.will", cf&0x04 != 0)
+		f.Set("mqtt.flags.clean_session", cf&0x02 != 0)
+		f.Set("mqtt.keep_alive", proto.Num(float64(keep)))
 		if cf&0x01 != 0 {
 			out.Emit(c.Anomaly(Kind, AnomalyInvalidFlags, "connect reserved flag set"))
 		}
@@ -490,10 +490,10 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 			p.fail(c, out, "connect properties overrun the message")
 			return
 		}
-		f["mqtt.client_id"] = text(r.bytes(), 256)
+		f.Set("mqtt.client_id", text(r.bytes(), 256))
 		if cf&0x04 != 0 {
 			wq := (cf >> 3) & 3
-			f["mqtt.will.qos"] = proto.Num(float64(wq))
+			f.Set("mqtt.will.qos", proto.Num(float64(wq)))
 			if !qosOK(wq) {
 				out.Emit(c.Anomaly(Kind, AnomalyInvalidQoS, "connect will qos 3"))
 			}
@@ -501,21 +501,21 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 				p.fail(c, out, "connect will properties overrun the message")
 				return
 			}
-			f["mqtt.will.topic"] = text(r.bytes(), 1024)
+			f.Set("mqtt.will.topic", text(r.bytes(), 1024))
 			wm := r.bytes()
-			f["mqtt.will.size"] = proto.Num(float64(len(wm)))
-			f["mqtt.will.message"] = text(wm, p.cfg.PayloadPreview)
+			f.Set("mqtt.will.size", proto.Num(float64(len(wm))))
+			f.Set("mqtt.will.message", text(wm, p.cfg.PayloadPreview))
 		} else if cf&0x38 != 0 {
 			out.Emit(c.Anomaly(Kind, AnomalyInvalidFlags, "connect will qos or retain without will"))
 		}
 		if cf&0x80 != 0 {
-			f["mqtt.username"] = text(r.bytes(), 256)
+			f.Set("mqtt.username", text(r.bytes(), 256))
 		}
 		if cf&0x40 != 0 {
 			r.bytes() // the password is never kept
-			f["mqtt.password_present"] = !r.bad
+			f.Set("mqtt.password_present", !r.bad)
 		} else {
-			f["mqtt.password_present"] = false
+			f.Set("mqtt.password_present", false)
 		}
 		if r.bad {
 			p.fail(c, out, "connect payload truncated")
@@ -535,9 +535,9 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 			p.fail(c, out, "connack truncated")
 			return
 		}
-		f["mqtt.session_present"] = sp&1 != 0
-		f["mqtt.reason_code"] = proto.Num(float64(code))
-		f["mqtt.reason"] = reasonName(code, v5, true)
+		f.Set("mqtt.session_present", sp&1 != 0)
+		f.Set("mqtt.reason_code", proto.Num(float64(code)))
+		f.Set("mqtt.reason", reasonName(code, v5, true))
 		if code == 0 {
 			ev.Outcome = vigil.OutcomeSuccess
 		} else {
@@ -558,7 +558,7 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 			p.fail(c, out, "publish topic truncated")
 			return
 		}
-		f["mqtt.topic"] = p.topicValue(topic)
+		f.Set("mqtt.topic", p.topicValue(topic))
 		if !utf8.Valid(topic) {
 			out.Emit(c.Anomaly(Kind, AnomalyInvalidUTF8, "publish topic"))
 		}
@@ -570,7 +570,7 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 				out.Emit(c.Anomaly(Kind, AnomalyMissingMsgID, "publish qos "+strconv.Itoa(int(qos))+" without a packet identifier"))
 			} else {
 				id := r.u16()
-				f["mqtt.message_id"] = proto.Num(float64(id))
+				f.Set("mqtt.message_id", proto.Num(float64(id)))
 				p.await(c, out, id, typePublish)
 			}
 		}
@@ -583,9 +583,9 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 			size = 0
 		}
 		payload := r.b[r.off:]
-		f["mqtt.payload_size"] = proto.Num(float64(size))
-		f["mqtt.payload"] = text(payload, p.cfg.PayloadPreview)
-		f["mqtt.payload_truncated"] = size > p.cfg.PayloadPreview
+		f.Set("mqtt.payload_size", proto.Num(float64(size)))
+		f.Set("mqtt.payload", text(payload, p.cfg.PayloadPreview))
+		f.Set("mqtt.payload_truncated", size > p.cfg.PayloadPreview)
 		unintroduced()
 	case typePuback, typePubrec, typePubrel, typePubcomp:
 		if p.version == 0 && rl > 2 {
@@ -596,15 +596,15 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 			p.fail(c, out, typeNames[t]+" without a packet identifier")
 			return
 		}
-		f["mqtt.message_id"] = proto.Num(float64(id))
+		f.Set("mqtt.message_id", proto.Num(float64(id)))
 		if v5 && r.left() == 0 {
-			f["mqtt.reason_code"] = float64(0) // absent means success
-			f["mqtt.reason"] = "success"
+			f.Set("mqtt.reason_code", float64(0)) // absent means success
+			f.Set("mqtt.reason", "success")
 		}
 		if r.left() > 0 {
 			code := r.u8()
-			f["mqtt.reason_code"] = proto.Num(float64(code))
-			f["mqtt.reason"] = reasonName(code, true, false)
+			f.Set("mqtt.reason_code", proto.Num(float64(code)))
+			f.Set("mqtt.reason", reasonName(code, true, false))
 			if r.left() > 0 && !p.properties(r, f, "mqtt.properties.") {
 				p.fail(c, out, typeNames[t]+" properties overrun the message")
 				return
@@ -644,10 +644,10 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 			p.fail(c, out, typeNames[t]+" truncated")
 			return
 		}
-		f["mqtt.message_id"] = proto.Num(float64(id))
-		f["mqtt.topics"] = topics
+		f.Set("mqtt.message_id", proto.Num(float64(id)))
+		f.Set("mqtt.topics", topics)
 		if t == typeSubscribe {
-			f["mqtt.topics_qos"] = opts
+			f.Set("mqtt.topics_qos", opts)
 		}
 		if len(topics) == 0 {
 			out.Emit(c.Anomaly(Kind, AnomalyEmptySubscription, typeNames[t]+" without a topic filter"))
@@ -660,7 +660,7 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 			p.fail(c, out, typeNames[t]+" without a packet identifier")
 			return
 		}
-		f["mqtt.message_id"] = proto.Num(float64(id))
+		f.Set("mqtt.message_id", proto.Num(float64(id)))
 		if v5 && !p.properties(r, f, "mqtt.properties.") {
 			p.fail(c, out, typeNames[t]+" properties overrun the message")
 			return
@@ -670,7 +670,7 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 			for _, b := range r.b[r.off:] {
 				codes = append(codes, strconv.Itoa(int(b)))
 			}
-			f["mqtt.reason_codes"] = codes
+			f.Set("mqtt.reason_codes", codes)
 		}
 		if t == typeSuback {
 			p.ack(c, out, id, typeSubscribe, AnomalyMissingSubscribe)
@@ -685,18 +685,18 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 			p.version, v5 = 5, true // only MQTT 5 has a body here, or AUTH
 		}
 		if t == typeAuth && p.version != 0 && !v5 {
-			f["mqtt.type"] = "unassigned"
+			f.Set("mqtt.type", "unassigned")
 			out.Emit(c.Anomaly(Kind, AnomalyUnassignedType, "auth packet before mqtt 5"))
 			return
 		}
 		if v5 && r.left() == 0 {
-			f["mqtt.reason_code"] = float64(0) // absent means success
-			f["mqtt.reason"] = "success"
+			f.Set("mqtt.reason_code", float64(0)) // absent means success
+			f.Set("mqtt.reason", "success")
 		}
 		if r.left() > 0 {
 			code := r.u8()
-			f["mqtt.reason_code"] = proto.Num(float64(code))
-			f["mqtt.reason"] = reasonName(code, true, false)
+			f.Set("mqtt.reason_code", proto.Num(float64(code)))
+			f.Set("mqtt.reason", reasonName(code, true, false))
 			if r.left() > 0 && !p.properties(r, f, "mqtt.properties.") {
 				p.fail(c, out, typeNames[t]+" properties overrun the message")
 				return
@@ -708,7 +708,7 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 		return
 	}
 	if p.version != 0 {
-		f["mqtt.protocol_version"] = proto.Num(float64(p.version))
+		f.Set("mqtt.protocol_version", proto.Num(float64(p.version)))
 	}
 	out.Emit(ev)
 }
@@ -815,7 +815,7 @@ var props = [43]propDef{
 // User properties become prefix+"user."+key. Authentication data is a
 // credential: only its size is kept. It returns false when the list is
 // malformed (overruns the message, unknown identifier).
-func (p *Parser) properties(r *reader, f map[string]any, prefix string) bool {
+func (p *Parser) properties(r *reader, f *proto.Fields, prefix string) bool {
 	l := r.vint()
 	if r.bad || l > r.left() {
 		r.bad = true
@@ -832,27 +832,27 @@ func (p *Parser) properties(r *reader, f map[string]any, prefix string) bool {
 		key := prefix + d.name
 		switch d.typ {
 		case pByte:
-			f[key] = proto.Num(float64(sub.u8()))
+			f.Set(key, proto.Num(float64(sub.u8())))
 		case pU16:
-			f[key] = proto.Num(float64(sub.u16()))
+			f.Set(key, proto.Num(float64(sub.u16())))
 		case pU32:
-			f[key] = proto.Num(float64(sub.u32()))
+			f.Set(key, proto.Num(float64(sub.u32())))
 		case pVarint:
-			f[key] = proto.Num(float64(sub.vint()))
+			f.Set(key, proto.Num(float64(sub.vint())))
 		case pString:
-			f[key] = text(sub.bytes(), 1024)
+			f.Set(key, text(sub.bytes(), 1024))
 		case pBinary:
 			b := sub.bytes()
 			if id == 22 {
-				f[prefix+"authentication_data_size"] = proto.Num(float64(len(b)))
+				f.Set(prefix+"authentication_data_size", proto.Num(float64(len(b))))
 			} else {
-				f[key] = text(b, 256)
+				f.Set(key, text(b, 256))
 			}
 		case pPair:
 			k := sub.bytes()
 			v := sub.bytes()
 			if !sub.bad {
-				f[prefix+"user."+text(k, 128)] = text(v, 1024)
+				f.Set(prefix+"user."+text(k, 128), text(v, 1024))
 			}
 		}
 		if sub.bad {

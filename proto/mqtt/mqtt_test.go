@@ -14,7 +14,7 @@ import (
 
 type sink []vigil.Event
 
-func (s *sink) Emit(ev vigil.Event) { *s = append(*s, ev) }
+func (s *sink) Emit(ev proto.Event) { *s = append(*s, ev.Vigil()) }
 
 func ctx(d proto.Direction) *proto.Context {
 	return &proto.Context{

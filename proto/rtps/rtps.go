@@ -102,17 +102,17 @@ func (Parser) ParseDatagram(c *proto.Context, b []byte, out proto.Emitter) {
 			action = "subscription"
 		}
 		ev := c.NewEvent(Kind, action, 12)
-		f := ev.Fields
-		f["rtps.version"] = version
-		f["rtps.vendor_id"] = "0x" + hexs(b[6:8])
+		f := &ev.Fields
+		f.Set("rtps.version", version)
+		f.Set("rtps.vendor_id", "0x"+hexs(b[6:8]))
 		if n := vendors[vendor]; n != "" {
-			f["rtps.vendor"] = n
+			f.Set("rtps.vendor", n)
 		}
-		f["rtps.guid_prefix"] = prefix
-		f["rtps.writer_id"] = "0x" + hexs(body[8:12])
-		f["rtps.reader_id"] = "0x" + hexs(body[4:8])
-		f["rtps.sequence"] = proto.Num(float64(sn))
-		f["rtps.payload_size"] = proto.Num(float64(len(payload)))
+		f.Set("rtps.guid_prefix", prefix)
+		f.Set("rtps.writer_id", "0x"+hexs(body[8:12]))
+		f.Set("rtps.reader_id", "0x"+hexs(body[4:8]))
+		f.Set("rtps.sequence", proto.Num(float64(sn)))
+		f.Set("rtps.payload_size", proto.Num(float64(len(payload))))
 		if action != "data" && flags&0x04 != 0 && len(payload) >= 4 {
 			if !params(payload[4:], payload[1]&1 != 0, f) {
 				out.Emit(c.Anomaly(Kind, AnomalyBadParameters, action+" parameter list"))
@@ -158,7 +158,7 @@ func cdrString(v []byte, bo binary.ByteOrder) string {
 }
 
 // params decodes the discovery parameters Vigil reports.
-func params(b []byte, little bool, f map[string]any) bool {
+func params(b []byte, little bool, f *proto.Fields) bool {
 	var bo binary.ByteOrder = binary.BigEndian
 	if little {
 		bo = binary.LittleEndian
@@ -179,22 +179,22 @@ func params(b []byte, little bool, f map[string]any) bool {
 		off += l
 		switch pid {
 		case 0x0005:
-			f["rtps.topic_name"] = cdrString(v, bo)
+			f.Set("rtps.topic_name", cdrString(v, bo))
 		case 0x0007:
-			f["rtps.type_name"] = cdrString(v, bo)
+			f.Set("rtps.type_name", cdrString(v, bo))
 		case 0x0062:
-			f["rtps.entity_name"] = cdrString(v, bo)
+			f.Set("rtps.entity_name", cdrString(v, bo))
 		case 0x0050:
 			if len(v) == 16 {
-				f["rtps.participant_guid"] = hexs(v)
+				f.Set("rtps.participant_guid", hexs(v))
 			}
 		case 0x005a:
 			if len(v) == 16 {
-				f["rtps.endpoint_guid"] = hexs(v)
+				f.Set("rtps.endpoint_guid", hexs(v))
 			}
 		case 0x000f:
 			if len(v) >= 4 {
-				f["rtps.domain_id"] = proto.Num(float64(bo.Uint32(v)))
+				f.Set("rtps.domain_id", proto.Num(float64(bo.Uint32(v))))
 			}
 		case 0x0031, 0x0032, 0x002f, 0x0030, 0x0033, 0x0048:
 			if len(v) == 24 && len(locators) < 8 {
@@ -213,7 +213,7 @@ func params(b []byte, little bool, f map[string]any) bool {
 		}
 	}
 	if locators != nil {
-		f["rtps.locators"] = locators
+		f.Set("rtps.locators", locators)
 	}
 	return true
 }

@@ -11,7 +11,7 @@ import (
 
 type sink []vigil.Event
 
-func (s *sink) Emit(ev vigil.Event) { *s = append(*s, ev) }
+func (s *sink) Emit(ev proto.Event) { *s = append(*s, ev.Vigil()) }
 
 func header() []byte {
 	b := []byte("RTPS")

@@ -455,13 +455,13 @@ func helloEvent(c *proto.Context, b []byte, dtls bool, out proto.Emitter) {
 		return
 	}
 	ev := c.NewEvent(Kind, "client_hello", 12)
-	f := ev.Fields
-	f["tls.client.version"] = versionValue(h.Version)
+	f := &ev.Fields
+	f.Set("tls.client.version", versionValue(h.Version))
 	if h.ServerName != "" {
 		if !validHost(h.ServerName) {
 			out.Emit(c.Anomaly(Kind, AnomalySNIInvalid, "server name "+strconv.Quote(h.ServerName[:min(len(h.ServerName), 64)])))
 		}
-		f["tls.client.server_name"] = strings.ToValidUTF8(h.ServerName, "\uFFFD")
+		f.Set("tls.client.server_name", strings.ToValidUTF8(h.ServerName, "\uFFFD"))
 	}
 	var vs []string
 	max := h.Version
@@ -474,19 +474,19 @@ func helloEvent(c *proto.Context, b []byte, dtls bool, out proto.Emitter) {
 		}
 	}
 	if vs != nil {
-		f["tls.client.supported_versions"] = vs
+		f.Set("tls.client.supported_versions", vs)
 	}
 	if max <= 0x0300 {
 		out.Emit(c.Anomaly(Kind, AnomalyOldVersion, "highest offered version "+versionName(max)))
 	}
 	if h.ALPN != nil {
-		f["tls.client.alpn"] = h.ALPN
+		f.Set("tls.client.alpn", h.ALPN)
 	}
-	f["tls.client.ciphers_count"] = proto.Num(float64(len(h.Ciphers)))
+	f.Set("tls.client.ciphers_count", proto.Num(float64(len(h.Ciphers))))
 	s, sum := h.JA3()
-	f["tls.client.ja3"] = sum
-	f["tls.client.ja3_string"] = s
-	f["tls.client.ja4"] = h.JA4()
+	f.Set("tls.client.ja3", sum)
+	f.Set("tls.client.ja3_string", s)
+	f.Set("tls.client.ja4", h.JA4())
 	out.Emit(ev)
 }
 
@@ -518,13 +518,13 @@ func serverHello(c *proto.Context, b []byte, out proto.Emitter) {
 		return
 	}
 	ev := c.NewEvent(Kind, "server_hello", 5)
-	f := ev.Fields
-	f["tls.version"] = versionValue(chosen)
-	f["tls.cipher"] = "0x" + hex4([]uint16{uint16(cipher)})
+	f := &ev.Fields
+	f.Set("tls.version", versionValue(chosen))
+	f.Set("tls.cipher", "0x"+hex4([]uint16{uint16(cipher)}))
 	s := strconv.Itoa(int(ver)) + "," + strconv.Itoa(cipher) + "," + joinDec(exts, false)
 	sum := md5.Sum([]byte(s))
-	f["tls.server.ja3s"] = hex.EncodeToString(sum[:])
-	f["tls.server.ja3s_string"] = s
+	f.Set("tls.server.ja3s", hex.EncodeToString(sum[:]))
+	f.Set("tls.server.ja3s_string", s)
 	out.Emit(ev)
 }
 

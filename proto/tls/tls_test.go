@@ -108,7 +108,7 @@ func encode(h ClientHello) []byte {
 
 type sink []vigil.Event
 
-func (s *sink) Emit(ev vigil.Event) { *s = append(*s, ev) }
+func (s *sink) Emit(ev proto.Event) { *s = append(*s, ev.Vigil()) }
 
 func ctx(d proto.Direction) *proto.Context {
 	return &proto.Context{Time: time.Unix(1700000000, 0), Dir: d,

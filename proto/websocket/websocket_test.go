@@ -11,7 +11,7 @@ import (
 
 type sink []vigil.Event
 
-func (s *sink) Emit(ev vigil.Event) { *s = append(*s, ev) }
+func (s *sink) Emit(ev proto.Event) { *s = append(*s, ev.Vigil()) }
 
 // frame builds a binary frame, masked when key is set.
 func frame(payload []byte, key []byte) []byte {

@@ -83,10 +83,10 @@ func (Decoder) ParseDatagram(c *proto.Context, b []byte, out proto.Emitter) {
 	}
 	ev := c.NewEvent(Kind, macFrameTypes[ftype], 16)
 	ev.Network = nil
-	f := ev.Fields
-	f["zigbee.mac.frame_type"] = macFrameTypes[ftype]
-	f["zigbee.mac.security"] = fcf&0x08 != 0
-	f["zigbee.mac.seq"] = proto.Num(float64(b[2]))
+	f := &ev.Fields
+	f.Set("zigbee.mac.frame_type", macFrameTypes[ftype])
+	f.Set("zigbee.mac.security", fcf&0x08 != 0)
+	f.Set("zigbee.mac.seq", proto.Num(float64(b[2])))
 	dstMode, srcMode := (fcf>>10)&3, (fcf>>14)&3
 	panComp := fcf&0x40 != 0
 	off := 3
@@ -103,7 +103,7 @@ func (Decoder) ParseDatagram(c *proto.Context, b []byte, out proto.Emitter) {
 			return
 		}
 		dstPAN = binary.LittleEndian.Uint16(b[off:])
-		f["zigbee.mac.dst_pan"] = short(dstPAN)
+		f.Set("zigbee.mac.dst_pan", short(dstPAN))
 		off += 2
 	}
 	switch dstMode {
@@ -111,13 +111,13 @@ func (Decoder) ParseDatagram(c *proto.Context, b []byte, out proto.Emitter) {
 		if !need(2) {
 			return
 		}
-		f["zigbee.mac.dst"] = short(binary.LittleEndian.Uint16(b[off:]))
+		f.Set("zigbee.mac.dst", short(binary.LittleEndian.Uint16(b[off:])))
 		off += 2
 	case 3:
 		if !need(8) {
 			return
 		}
-		f["zigbee.mac.dst"] = ext(b[off:])
+		f.Set("zigbee.mac.dst", ext(b[off:]))
 		off += 8
 	case 1:
 		anomaly(AnomalyMalformed, "reserved destination address mode")
@@ -128,10 +128,10 @@ func (Decoder) ParseDatagram(c *proto.Context, b []byte, out proto.Emitter) {
 			if !need(2) {
 				return
 			}
-			f["zigbee.mac.src_pan"] = short(binary.LittleEndian.Uint16(b[off:]))
+			f.Set("zigbee.mac.src_pan", short(binary.LittleEndian.Uint16(b[off:])))
 			off += 2
 		} else if dstMode != 0 {
-			f["zigbee.mac.src_pan"] = short(dstPAN)
+			f.Set("zigbee.mac.src_pan", short(dstPAN))
 		}
 	}
 	switch srcMode {
@@ -139,13 +139,13 @@ func (Decoder) ParseDatagram(c *proto.Context, b []byte, out proto.Emitter) {
 		if !need(2) {
 			return
 		}
-		f["zigbee.mac.src"] = short(binary.LittleEndian.Uint16(b[off:]))
+		f.Set("zigbee.mac.src", short(binary.LittleEndian.Uint16(b[off:])))
 		off += 2
 	case 3:
 		if !need(8) {
 			return
 		}
-		f["zigbee.mac.src"] = ext(b[off:])
+		f.Set("zigbee.mac.src", ext(b[off:]))
 		off += 8
 	case 1:
 		anomaly(AnomalyMalformed, "reserved source address mode")
@@ -165,16 +165,16 @@ func (Decoder) ParseDatagram(c *proto.Context, b []byte, out proto.Emitter) {
 	case 3:
 		if len(p) > 0 {
 			if n, ok := macCommands[p[0]]; ok {
-				f["zigbee.mac.command"] = n
+				f.Set("zigbee.mac.command", n)
 			} else {
-				f["zigbee.mac.command"] = strconv.Itoa(int(p[0]))
+				f.Set("zigbee.mac.command", strconv.Itoa(int(p[0])))
 			}
 		}
 	case 0:
 		if len(p) >= 2 {
 			sf := binary.LittleEndian.Uint16(p)
-			f["zigbee.mac.association_permit"] = sf&0x8000 != 0
-			f["zigbee.mac.pan_coordinator"] = sf&0x4000 != 0
+			f.Set("zigbee.mac.association_permit", sf&0x8000 != 0)
+			f.Set("zigbee.mac.pan_coordinator", sf&0x4000 != 0)
 		}
 	case 1:
 		nwk(p, macSrc, f, anomaly)
@@ -185,7 +185,7 @@ func (Decoder) ParseDatagram(c *proto.Context, b []byte, out proto.Emitter) {
 }
 
 // nwk decodes a Zigbee NWK frame (and its APS frame when not encrypted).
-func nwk(b, macSrc []byte, f map[string]any, anomaly func(name, detail string)) {
+func nwk(b, macSrc []byte, f *proto.Fields, anomaly func(name, detail string)) {
 	src := macSrc
 	if len(b) < 8 {
 		return // not Zigbee NWK (or too short to tell)
@@ -196,19 +196,19 @@ func nwk(b, macSrc []byte, f map[string]any, anomaly func(name, detail string)) 
 		return // not Zigbee
 	}
 	ft := fcf & 3
-	f["zigbee.nwk.frame_type"] = map[uint16]string{0: "data", 1: "command", 2: "reserved", 3: "inter_pan"}[ft]
-	f["zigbee.nwk.version"] = proto.Num(float64(ver))
-	f["zigbee.nwk.dst"] = short(binary.LittleEndian.Uint16(b[2:]))
-	f["zigbee.nwk.src"] = short(binary.LittleEndian.Uint16(b[4:]))
-	f["zigbee.nwk.radius"] = proto.Num(float64(b[6]))
-	f["zigbee.nwk.seq"] = proto.Num(float64(b[7]))
+	f.Set("zigbee.nwk.frame_type", map[uint16]string{0: "data", 1: "command", 2: "reserved", 3: "inter_pan"}[ft])
+	f.Set("zigbee.nwk.version", proto.Num(float64(ver)))
+	f.Set("zigbee.nwk.dst", short(binary.LittleEndian.Uint16(b[2:])))
+	f.Set("zigbee.nwk.src", short(binary.LittleEndian.Uint16(b[4:])))
+	f.Set("zigbee.nwk.radius", proto.Num(float64(b[6])))
+	f.Set("zigbee.nwk.seq", proto.Num(float64(b[7])))
 	off := 8
 	if fcf&0x0800 != 0 {
 		if off+8 > len(b) {
 			anomaly(AnomalyMalformed, "nwk destination ieee address truncated")
 			return
 		}
-		f["zigbee.nwk.dst_ieee"] = ext(b[off:])
+		f.Set("zigbee.nwk.dst_ieee", ext(b[off:]))
 		off += 8
 	}
 	if fcf&0x1000 != 0 {
@@ -216,7 +216,7 @@ func nwk(b, macSrc []byte, f map[string]any, anomaly func(name, detail string)) 
 			anomaly(AnomalyMalformed, "nwk source ieee address truncated")
 			return
 		}
-		f["zigbee.nwk.src_ieee"] = ext(b[off:])
+		f.Set("zigbee.nwk.src_ieee", ext(b[off:]))
 		src = b[off : off+8]
 		off += 8
 	}
@@ -235,7 +235,7 @@ func nwk(b, macSrc []byte, f map[string]any, anomaly func(name, detail string)) 
 		return
 	}
 	secure := fcf&0x0200 != 0
-	f["zigbee.nwk.security"] = secure
+	f.Set("zigbee.nwk.security", secure)
 	if secure {
 		aux(b[off:], f, "zigbee.nwk.", anomaly)
 		return // encrypted with the network key
@@ -247,22 +247,22 @@ func nwk(b, macSrc []byte, f map[string]any, anomaly func(name, detail string)) 
 }
 
 // aux decodes a Zigbee auxiliary security header.
-func aux(b []byte, f map[string]any, pre string, anomaly func(name, detail string)) int {
+func aux(b []byte, f *proto.Fields, pre string, anomaly func(name, detail string)) int {
 	if len(b) < 5 {
 		anomaly(AnomalyMalformed, pre+"security header truncated")
 		return -1
 	}
 	sc := b[0]
 	kid := (sc >> 3) & 3
-	f[pre+"key_id"] = nwkKeyIDs[kid]
-	f[pre+"frame_counter"] = proto.Num(float64(binary.LittleEndian.Uint32(b[1:])))
+	f.Set(pre+"key_id", nwkKeyIDs[kid])
+	f.Set(pre+"frame_counter", proto.Num(float64(binary.LittleEndian.Uint32(b[1:]))))
 	off := 5
 	if sc&0x20 != 0 {
 		if off+8 > len(b) {
 			anomaly(AnomalyMalformed, pre+"security source address truncated")
 			return -1
 		}
-		f[pre+"security_source"] = ext(b[off:])
+		f.Set(pre+"security_source", ext(b[off:]))
 		off += 8
 	}
 	if kid == 1 {
@@ -270,24 +270,24 @@ func aux(b []byte, f map[string]any, pre string, anomaly func(name, detail strin
 			anomaly(AnomalyMalformed, pre+"key sequence number truncated")
 			return -1
 		}
-		f[pre+"key_seq"] = proto.Num(float64(b[off]))
+		f.Set(pre+"key_seq", proto.Num(float64(b[off])))
 		off++
 	}
 	return off
 }
 
 // aps decodes an APS frame carried in a NWK data frame.
-func aps(b, src []byte, f map[string]any, anomaly func(name, detail string)) {
+func aps(b, src []byte, f *proto.Fields, anomaly func(name, detail string)) {
 	if len(b) < 2 {
 		return
 	}
 	fc := b[0]
 	ft := fc & 3
 	mode := (fc >> 2) & 3
-	f["zigbee.aps.frame_type"] = [4]string{"data", "command", "ack", "inter_pan"}[ft]
-	f["zigbee.aps.delivery"] = [4]string{"unicast", "indirect", "broadcast", "group"}[mode]
+	f.Set("zigbee.aps.frame_type", [4]string{"data", "command", "ack", "inter_pan"}[ft])
+	f.Set("zigbee.aps.delivery", [4]string{"unicast", "indirect", "broadcast", "group"}[mode])
 	secure := fc&0x20 != 0
-	f["zigbee.aps.security"] = secure
+	f.Set("zigbee.aps.security", secure)
 	off := 1
 	switch ft {
 	case 0, 2:
@@ -295,33 +295,33 @@ func aps(b, src []byte, f map[string]any, anomaly func(name, detail string)) {
 			if off+1 > len(b) {
 				return
 			}
-			f["zigbee.aps.dst_endpoint"] = proto.Num(float64(b[off]))
+			f.Set("zigbee.aps.dst_endpoint", proto.Num(float64(b[off])))
 			off++
 		}
 		if mode == 3 {
 			if off+2 > len(b) {
 				return
 			}
-			f["zigbee.aps.group"] = short(binary.LittleEndian.Uint16(b[off:]))
+			f.Set("zigbee.aps.group", short(binary.LittleEndian.Uint16(b[off:])))
 			off += 2
 		}
 		if off+5 > len(b) {
 			anomaly(AnomalyMalformed, "aps header truncated")
 			return
 		}
-		f["zigbee.aps.cluster_id"] = short(binary.LittleEndian.Uint16(b[off:]))
-		f["zigbee.aps.profile_id"] = short(binary.LittleEndian.Uint16(b[off+2:]))
-		f["zigbee.aps.src_endpoint"] = proto.Num(float64(b[off+4]))
+		f.Set("zigbee.aps.cluster_id", short(binary.LittleEndian.Uint16(b[off:])))
+		f.Set("zigbee.aps.profile_id", short(binary.LittleEndian.Uint16(b[off+2:])))
+		f.Set("zigbee.aps.src_endpoint", proto.Num(float64(b[off+4])))
 		off += 5
 		if off < len(b) {
-			f["zigbee.aps.counter"] = proto.Num(float64(b[off]))
+			f.Set("zigbee.aps.counter", proto.Num(float64(b[off])))
 		}
 	case 1:
 		if off+1 > len(b) {
 			anomaly(AnomalyMalformed, "aps command truncated")
 			return
 		}
-		f["zigbee.aps.counter"] = proto.Num(float64(b[off]))
+		f.Set("zigbee.aps.counter", proto.Num(float64(b[off])))
 		off++
 		if secure {
 			n := aux(b[off:], f, "zigbee.aps.", anomaly)
@@ -330,7 +330,7 @@ func aps(b, src []byte, f map[string]any, anomaly func(name, detail string)) {
 			}
 			// Encrypted with a link key: try the well-known default one.
 			if plain, ok := decryptAPS(b, off, n, src); ok {
-				f["zigbee.aps.decrypted_with"] = "default_link_key"
+				f.Set("zigbee.aps.decrypted_with", "default_link_key")
 				apsCommand(plain, f, anomaly, AnomalyDefaultLinkKey)
 			}
 			return
@@ -341,7 +341,7 @@ func aps(b, src []byte, f map[string]any, anomaly func(name, detail string)) {
 
 // apsCommand decodes an APS command (id and payload) read in clear, or
 // decrypted; a Transport-Key of a network key raises keyAnomaly.
-func apsCommand(b []byte, f map[string]any, anomaly func(name, detail string), keyAnomaly string) {
+func apsCommand(b []byte, f *proto.Fields, anomaly func(name, detail string), keyAnomaly string) {
 	if len(b) < 1 {
 		anomaly(AnomalyMalformed, "aps command id missing")
 		return
@@ -352,15 +352,15 @@ func apsCommand(b []byte, f map[string]any, anomaly func(name, detail string), k
 	if !ok {
 		name = strconv.Itoa(int(cmd))
 	}
-	f["zigbee.aps.command"] = name
+	f.Set("zigbee.aps.command", name)
 	if cmd == 5 && off < len(b) {
 		kt := b[off]
 		ktn, ok := keyTypes[kt]
 		if !ok {
 			ktn = strconv.Itoa(int(kt))
 		}
-		f["zigbee.aps.key_type"] = ktn
-		f["zigbee.aps.key_in_clear"] = true
+		f.Set("zigbee.aps.key_type", ktn)
+		f.Set("zigbee.aps.key_in_clear", true)
 		if off+1+16 > len(b) {
 			anomaly(AnomalyMalformed, "transport-key truncated")
 			return
