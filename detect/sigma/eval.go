@@ -61,6 +61,7 @@ type evalCtx struct {
 	// id in the last line (-1: none); kprev is the previous key's id.
 	kt    *keyTable
 	kpred []int32
+	kpat  []keyPat // the compact form of each key id
 	kprev int32
 	lkeys []string
 	lidx  map[string]int32

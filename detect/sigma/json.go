@@ -267,8 +267,12 @@ func (rs *RuleSet) scanEvent(c *evalCtx, line []byte) error {
 	if c.kt != rs.keys {
 		c.kt = rs.keys
 		c.kpred = make([]int32, len(rs.keys.slots)+1)
+		c.kpat = make([]keyPat, len(rs.keys.slots)+1)
 		for i := range c.kpred {
 			c.kpred[i] = -1
+			if i < len(rs.keys.slots) && rs.keys.slots[i].plain {
+				c.kpat[i] = makeKeyPat(rs.keys.slots[i].name)
+			}
 		}
 		c.lkeys, c.lidx = c.lkeys[:0], map[string]int32{}
 	}
@@ -300,12 +304,20 @@ func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte
 			// Lines of one source repeat their keys in one order: try
 			// the key that followed the previous one last time.
 			if p := c.kpred[c.kprev]; p >= 0 {
-				nm := c.keyName(p)
-				if e := ks + len(nm); e < len(b) && b[e] == '"' && string(b[ks:e]) == nm {
-					n, id = e+1, p
-					if int(p) < len(rs.keys.slots) {
-						ks2 = &rs.keys.slots[p]
+				if kp := &c.kpat[p]; kp.n > 0 && ks+16 <= len(b) {
+					// The key, its closing quote and the colon, compared
+					// as two words.
+					if (binary.LittleEndian.Uint64(b[ks:])^kp.w0)&kp.m0 == 0 && (binary.LittleEndian.Uint64(b[ks+8:])^kp.w1)&kp.m1 == 0 {
+						n, id = ks+int(kp.n)-1, p
 					}
+				} else {
+					nm := c.keyName(p)
+					if e := ks + len(nm); e < len(b) && b[e] == '"' && string(b[ks:e]) == nm {
+						n, id = e+1, p
+					}
+				}
+				if id >= 0 && int(p) < len(rs.keys.slots) {
+					ks2 = &rs.keys.slots[p]
 				}
 			}
 		}
@@ -461,7 +473,34 @@ func (c *evalCtx) localKey(key []byte) int32 {
 	id := int32(len(c.kt.slots) + len(c.lkeys))
 	c.lidx[c.lkeys[len(c.lkeys)-1]] = id
 	c.kpred = append(c.kpred, -1)
+	c.kpat = append(c.kpat, makeKeyPat(c.lkeys[len(c.lkeys)-1]))
 	return id
+}
+
+// keyPat is a top-level key as it appears in a compact line, `name":`,
+// as two masked little-endian words (n: its length, 0 when it is longer
+// than sixteen bytes).
+type keyPat struct {
+	w0, m0, w1, m1 uint64
+	n              int32
+}
+
+func makeKeyPat(name string) keyPat {
+	p := name + "\":"
+	if len(p) > 16 {
+		return keyPat{}
+	}
+	var buf [16]byte
+	copy(buf[:], p)
+	kp := keyPat{w0: binary.LittleEndian.Uint64(buf[:]), w1: binary.LittleEndian.Uint64(buf[8:]), n: int32(len(p))}
+	for i := 0; i < len(p); i++ {
+		if i < 8 {
+			kp.m0 |= 0xff << (8 * i)
+		} else {
+			kp.m1 |= 0xff << (8 * (i - 8))
+		}
+	}
+	return kp
 }
 
 // scanArray keeps the scalar elements of an array as a list value.
