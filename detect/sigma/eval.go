@@ -409,6 +409,56 @@ func parseTime(v string) (time.Time, bool) {
 	return time.Time{}, false
 }
 
+// minuteCache remembers the start of the last minute parseUTC read, so
+// that the times of a stream, which mostly share their minute with the
+// previous event's, cost a compare of their first sixteen bytes and the
+// parse of the seconds.
+type minuteCache struct {
+	prefix string // "2006-01-02T15:04"
+	unix   int64  // that minute's Unix time
+}
+
+// eventTime is parseTime with the minute of the previous time remembered.
+func (m *minuteCache) eventTime(v string) (time.Time, bool) {
+	if len(v) >= 20 && len(m.prefix) == 16 && v[:16] == m.prefix && v[16] == ':' && v[len(v)-1] == 'Z' {
+		s0, s1 := v[17]-'0', v[18]-'0'
+		if s0 <= 5 && s1 <= 9 {
+			if ns, ok := fraction(v[19 : len(v)-1]); ok {
+				return time.Unix(m.unix+int64(s0)*10+int64(s1), ns).UTC(), true
+			}
+		}
+	}
+	if t, ok := parseUTC(v); ok {
+		m.prefix = strings.Clone(v[:16])
+		m.unix = t.Unix() - int64(t.Second())
+		return t, true
+	}
+	return parseTime(v)
+}
+
+// fraction reads the fractional seconds of an RFC 3339 time: "" or "."
+// and one to nine digits.
+func fraction(f string) (int64, bool) {
+	if f == "" {
+		return 0, true
+	}
+	if f[0] != '.' || len(f) < 2 || len(f) > 10 {
+		return 0, false
+	}
+	ns := int64(0)
+	for i := 1; i < len(f); i++ {
+		c := f[i] - '0'
+		if c > 9 {
+			return 0, false
+		}
+		ns = ns*10 + int64(c)
+	}
+	for i := len(f); i < 10; i++ {
+		ns *= 10
+	}
+	return ns, true
+}
+
 // parseUTC reads the common form of event times, RFC 3339 in UTC with up
 // to nine fractional digits ("2026-08-21T01:22:14.987Z"), without the
 // general parser; ok is false for any other form.

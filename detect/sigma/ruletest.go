@@ -89,7 +89,7 @@ func (rs *RuleSet) TestEvents(r io.Reader) ([]TestResult, int, error) {
 						out = append(out, res)
 						if res.Matched && len(rule.feeds) > 0 {
 							n := len(out)
-							et, _ := parseTime(m.str(slotTime))
+							et, _ := m.times.eventTime(m.str(slotTime))
 							corr.hit(m, rule, et, fired(lineNo), 0)
 							any = any || len(out) > n
 						}

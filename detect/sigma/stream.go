@@ -109,7 +109,7 @@ func (m *Matcher) alertFor(r *Rule, now time.Time) vigil.Alert {
 	if id := m.str(slotEventID); id != "" {
 		a.EventIDs = []string{strings.Clone(id)}
 	}
-	if t, ok := parseTime(m.str(slotTime)); ok {
+	if t, ok := m.times.eventTime(m.str(slotTime)); ok {
 		a.FirstEventTime, a.LastEventTime = t, t
 	}
 	a.Entities = m.entities()
@@ -174,7 +174,7 @@ func DetectStream(r io.Reader, w io.Writer, rs *RuleSet) (Stats, error) {
 			write(m.alertFor(rule, t0), rule.Level)
 		}
 		if len(rule.feeds) > 0 {
-			et, _ := parseTime(m.str(slotTime))
+			et, _ := m.times.eventTime(m.str(slotTime))
 			corr.hit(m, rule, et, func(f corrFire) {
 				a := corrAlert(f, t0)
 				a.DeviceID = strings.Clone(m.str(slotDevice))

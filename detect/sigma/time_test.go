@@ -30,3 +30,27 @@ func checkParseUTC(t *testing.T, v string) {
 		t.Errorf("%q: parseUTC %v, time.Parse %v %v", v, a, b, err)
 	}
 }
+
+// TestEventTimeCache checks the minute cache against the parser on a
+// stream of times that shares minutes, crosses them, and holds other
+// forms and invalid times.
+func TestEventTimeCache(t *testing.T) {
+	var m minuteCache
+	base := time.Date(2026, 2, 28, 23, 58, 30, 0, time.UTC)
+	var in []string
+	for i := 0; i < 400; i++ {
+		tm := base.Add(time.Duration(i) * 737 * time.Millisecond)
+		in = append(in, tm.Format(time.RFC3339Nano), tm.Format("2006-01-02T15:04:05Z"), tm.Format("2006-01-02T15:04:05.000000Z"))
+	}
+	// Invalid and other forms right after a time of the same minute.
+	in = append(in, "2026-03-01T00:01:00Z", "2026-03-01T00:01:60Z", "2026-03-01T00:01:0xZ", "2026-03-01T00:01:05.Z", "2026-03-01T00:01:05.1234567890Z",
+		"2026-03-01T00:01:05+02:00", "2026-03-01T00:01:05.5", "1724172076", "2026-03-01T00:01:05.12a4Z", "",
+		"2026-03-01T00:01:5Z", "2026-03-01T00:01:05.123456789Z", "2026-03-01T00:01:65Z")
+	for _, v := range in {
+		got, gok := m.eventTime(v)
+		want, wok := parseTime(v)
+		if gok != wok || !got.Equal(want) {
+			t.Errorf("%q: cache gives %v %v, parser %v %v", v, got, gok, want, wok)
+		}
+	}
+}

@@ -115,6 +115,7 @@ type Matcher struct {
 	seq    uint64
 	js     jsonSource
 	recent [16]recentRoute
+	times  minuteCache
 }
 
 // NewMatcher returns evaluation state for rs.
