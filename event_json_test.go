@@ -109,6 +109,22 @@ func TestAppendJSONRejectsWhatEncodingJSONRejects(t *testing.T) {
 	}
 }
 
+func TestAppendTimeMatchesAppendFormat(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	times := []time.Time{time.Unix(0, 0), time.Unix(0, 1), time.Unix(-1, 999999999), time.Unix(253402300799, 999999999),
+		time.Unix(253402300800, 0), time.Date(2000, 2, 29, 23, 59, 59, 100, time.UTC), time.Date(2100, 3, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC), time.Unix(1700000000, 5e8).In(time.FixedZone("X", -5400)), time.Unix(1700000000, 0).Local()}
+	for range 100000 {
+		times = append(times, time.Unix(rng.Int64N(253402300800+86400*400)-86400*400, rng.Int64N(1e9)).UTC())
+		times = append(times, time.Unix(rng.Int64N(4e9), rng.Int64N(1e3)*1e6).UTC())
+	}
+	for _, tm := range times {
+		if got, want := string(AppendTime(nil, tm)), tm.Format(time.RFC3339Nano); got != want {
+			t.Fatalf("AppendTime(%v) = %s, want %s", tm, got, want)
+		}
+	}
+}
+
 func BenchmarkAppendJSON(b *testing.B) {
 	e := Event{ID: "000001a2015b364a1491a58993656a23", Time: time.Now(), Received: time.Now(), DeviceID: "camera-001",
 		Source: "agent", Kind: "auth", Action: "login", Outcome: "failure", Severity: SeverityLow,

@@ -328,7 +328,7 @@ func (d *discovery) announce(ts time.Time) {
 			Action:   "discovered",
 		}, Fields: d.arena.Get(12)}
 		f := &ev.Fields
-		f.Set("device.first_seen", dev.first.UTC().Format(time.RFC3339Nano))
+		f.Set("device.first_seen", string(vigil.AppendTime(make([]byte, 0, 40), dev.first.UTC())))
 		ni := vigil.NetIdentity{}
 		if dev.hasMAC {
 			ni.MAC = macString(dev.mac)

@@ -274,7 +274,7 @@ func (e *engine) packet(link int, data []byte, ts time.Time, wireLen int) {
 			f.dgram.ParseDatagram(&e.c, p.payload, e)
 		}
 	}
-	if e.cfg.FlowInterval > 0 && ts.Sub(f.lastReport) >= e.cfg.FlowInterval && e.table.lookup(k) == f {
+	if e.cfg.FlowInterval > 0 && sub(ts, f.lastReport) >= e.cfg.FlowInterval && e.table.lookup(k) == f {
 		f.lastReport = ts
 		e.Emit(f.record("periodic", ts, &e.arena))
 	}
@@ -423,7 +423,7 @@ func (e *engine) endFlow(f *flow, reason string, ts time.Time) {
 // expire ends flows idle for longer than the flow timeout.
 func (e *engine) expire(now time.Time) {
 	for f := e.table.tail; f != nil; f = e.table.tail {
-		if now.Sub(f.end) < e.cfg.FlowTimeout {
+		if sub(now, f.end) < e.cfg.FlowTimeout {
 			return
 		}
 		e.stats.FlowsExpired++
