@@ -300,6 +300,24 @@ type distinctSet struct {
 	big  map[string]int
 }
 
+// winStore holds a new value-count window's first entries and its
+// distinct values in one allocation: one fewer to make, and one memory
+// line fewer to fetch when the group's next event comes.
+type winStore struct {
+	e [2]corrEntry
+	d distinctSet
+}
+
+// newWindow returns the entries (and, for the correlation types that
+// count distinct values, the distinct set) of a new window.
+func newWindow(t string) ([]corrEntry, *distinctSet) {
+	if t != CorrValueCount && t != CorrValuePercentile {
+		return make([]corrEntry, 0, 2), nil
+	}
+	s := &winStore{}
+	return s.e[:0:2], &s.d
+}
+
 type valCount struct {
 	v string
 	n int
@@ -661,7 +679,7 @@ func (co *correlator) feed(m *Matcher, l corrLink, t time.Time) (corrFire, bool)
 		}
 		g.wins = append(g.wins, groupWin{r: lk})
 		w = &g.wins[len(g.wins)-1].w
-		w.Entries = make([]corrEntry, 0, 2)
+		w.Entries, w.distinct = newWindow(c.Type)
 		*co.st.opened(lk)++
 		co.onClose = co.onClose || c.onClose
 	}
@@ -672,7 +690,8 @@ func (co *correlator) feed(m *Matcher, l corrLink, t time.Time) (corrFire, bool)
 		// first event and judged when they close.
 		if l := w.live(); len(l) > 0 && now >= l[0].T+int64(c.Timespan) {
 			closed, hasClosed = co.judge(lk, c, w, string(key))
-			*w = corrWindow{Entries: make([]corrEntry, 0, 2)}
+			*w = corrWindow{}
+			w.Entries, w.distinct = newWindow(c.Type)
 		}
 	} else {
 		w.evict(now - int64(c.Timespan))
