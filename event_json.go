@@ -209,8 +209,10 @@ func appendUTC(b []byte, t time.Time) ([]byte, bool) {
 		return b, false
 	}
 	// Civil date from days since 1970-01-01 (Howard Hinnant's
-	// days_from_civil, inverted), for days >= 0.
-	z := secs/86400 + 719468
+	// civil_from_days, for days >= 0), in unsigned arithmetic: divisions
+	// by constants become multiplications.
+	s := uint64(secs)
+	z := s/86400 + 719468
 	era := z / 146097
 	doe := z - era*146097
 	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
@@ -223,19 +225,17 @@ func appendUTC(b []byte, t time.Time) ([]byte, bool) {
 		month -= 12
 		year++
 	}
-	sod := secs % 86400
-	b = append(b,
-		byte('0'+year/1000), byte('0'+year/100%10), byte('0'+year/10%10), byte('0'+year%10), '-',
-		byte('0'+month/10), byte('0'+month%10), '-', byte('0'+day/10), byte('0'+day%10), 'T',
-		byte('0'+sod/36000), byte('0'+sod/3600%10), ':', byte('0'+sod/600%6), byte('0'+sod/60%10), ':',
-		byte('0'+sod%60/10), byte('0'+sod%10))
-	if ns := t.Nanosecond(); ns != 0 {
-		var frac [10]byte
-		frac[0] = '.'
-		for i := 9; i >= 1; i-- {
-			frac[i] = byte('0' + ns%10)
-			ns /= 10
-		}
+	sod := uint32(s % 86400)
+	h, mi, se := sod/3600, sod/60%60, sod%60
+	y1, y2 := year/100, year%100
+	b = append(b, digits2[2*y1], digits2[2*y1+1], digits2[2*y2], digits2[2*y2+1], '-',
+		digits2[2*month], digits2[2*month+1], '-', digits2[2*day], digits2[2*day+1], 'T',
+		digits2[2*h], digits2[2*h+1], ':', digits2[2*mi], digits2[2*mi+1], ':', digits2[2*se], digits2[2*se+1])
+	if ns := uint32(t.Nanosecond()); ns != 0 {
+		r := ns % 1e8
+		p1, p2, p3, p4 := r/1e6, r/1e4%100, r/100%100, r%100
+		frac := [10]byte{'.', byte('0' + ns/1e8), digits2[2*p1], digits2[2*p1+1], digits2[2*p2], digits2[2*p2+1],
+			digits2[2*p3], digits2[2*p3+1], digits2[2*p4], digits2[2*p4+1]}
 		n := 10
 		for frac[n-1] == '0' {
 			n--
@@ -244,6 +244,11 @@ func appendUTC(b []byte, t time.Time) ([]byte, bool) {
 	}
 	return append(b, 'Z'), true
 }
+
+// digits2 holds the two-digit renderings of 0 to 99.
+const digits2 = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879" +
+	"8081828384858687888990919293949596979899"
 
 func appendJSONValue(b []byte, v any) ([]byte, error) {
 	switch x := v.(type) {

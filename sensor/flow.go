@@ -206,21 +206,17 @@ func (t *flowTable) newFlow(k flowKey, forward bool, p *packet, ts time.Time, we
 func flowID(k flowKey, start time.Time) string {
 	const offset, prime = 14695981039346656037, 1099511628211
 	h := uint64(offset)
-	add := func(b byte) { h = (h ^ uint64(b)) * prime }
 	for _, b := range k.a {
-		add(b)
+		h = (h ^ uint64(b)) * prime
 	}
 	for _, b := range k.b {
-		add(b)
+		h = (h ^ uint64(b)) * prime
 	}
-	add(byte(k.pa >> 8))
-	add(byte(k.pa))
-	add(byte(k.pb >> 8))
-	add(byte(k.pb))
-	add(k.proto)
 	ns := uint64(start.UnixNano())
-	for i := 56; i >= 0; i -= 8 {
-		add(byte(ns >> i))
+	tail := [13]byte{byte(k.pa >> 8), byte(k.pa), byte(k.pb >> 8), byte(k.pb), k.proto,
+		byte(ns >> 56), byte(ns >> 48), byte(ns >> 40), byte(ns >> 32), byte(ns >> 24), byte(ns >> 16), byte(ns >> 8), byte(ns)}
+	for _, b := range tail {
+		h = (h ^ uint64(b)) * prime
 	}
 	var out [16]byte
 	const digits = "0123456789abcdef"

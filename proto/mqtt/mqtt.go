@@ -432,7 +432,11 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 	t := h >> 4
 	flags := h & 0x0f
 	qos := (flags >> 1) & 3
-	ev := c.NewEvent(Kind, typeNames[t], 12)
+	n := 12
+	if t == typeConnect {
+		n = 20 // flags, will, user: the most fields of any type
+	}
+	ev := c.NewEvent(Kind, typeNames[t], n)
 	f := &ev.Fields
 	f.Set("mqtt.type", typeValues[t])
 	f.Set("mqtt.qos", proto.Num(float64(qos)))
