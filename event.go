@@ -62,9 +62,30 @@ type Event struct {
 // builds an event's fields as a list rather than a map (the sensor does,
 // see AppendJSONFields). In a list, a name may occur more than once: the
 // last occurrence counts, as when the list is stored into a map in order.
+//
+// A string value made with StringField is kept as a string, not in Value:
+// storing a string in an interface allocates, which the sensor notices.
+// Val returns the value either way.
 type Field struct {
 	Key   string
 	Value any
+	str   string // the value, when Value is unboxedString{}
+}
+
+// unboxedString in Field.Value says that the value is Field.str.
+type unboxedString struct{}
+
+// StringField returns the field k with the string value s.
+func StringField(k, s string) Field {
+	return Field{Key: k, Value: unboxedString{}, str: s}
+}
+
+// Val returns the value of the field.
+func (f *Field) Val() any {
+	if _, ok := f.Value.(unboxedString); ok {
+		return f.str
+	}
+	return f.Value
 }
 
 // Network is a connection's 5-tuple.

@@ -85,7 +85,9 @@ func (e *Event) AppendJSONFields(b []byte, fields []Field) ([]byte, error) {
 			}
 			b = AppendJSONString(b, f.Key)
 			b = append(b, ':')
-			if b, err = appendJSONValue(b, f.Value); err != nil {
+			if _, ok := f.Value.(unboxedString); ok {
+				b = AppendJSONString(b, f.str)
+			} else if b, err = appendJSONValue(b, f.Value); err != nil {
 				return b, fmt.Errorf("fields[%q]: %w", f.Key, err)
 			}
 		}

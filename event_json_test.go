@@ -59,7 +59,11 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 				}
 				k := pick(strs) + pick([]string{"a", "user.name", "b.c"})
 				e.Fields[k] = v
-				list = append(list, Field{k, v})
+				if s, ok := v.(string); ok && rng.IntN(2) == 0 {
+					list = append(list, StringField(k, s))
+				} else {
+					list = append(list, Field{Key: k, Value: v})
+				}
 			}
 		}
 		want, err := json.Marshal(&e)
@@ -101,7 +105,7 @@ func TestAppendJSONRejectsWhatEncodingJSONRejects(t *testing.T) {
 		}
 		var list []Field
 		for k, v := range e.Fields {
-			list = append(list, Field{k, v})
+			list = append(list, Field{Key: k, Value: v})
 		}
 		if _, err := e.AppendJSONFields(nil, list); err == nil {
 			t.Errorf("%s: no error from AppendJSONFields", name)

@@ -44,9 +44,6 @@ type Context struct {
 	// (events are immutable, so one value per flow direction suffices);
 	// when nil, Network computes a new one.
 	Net *vigil.Network
-	// FlowIDValue, when set, is FlowID boxed once as an event field
-	// value, which the flow's events share instead of boxing it each.
-	FlowIDValue any
 	// Arena, when set, supplies the field storage of new events. Nil
 	// allocates it per event.
 	Arena *FieldArena
@@ -85,11 +82,17 @@ func (f *Fields) Set(k string, v any) {
 	*f = append(*f, vigil.Field{Key: k, Value: v})
 }
 
+// SetStr sets field k to the string s, without the allocation of
+// storing s in an interface.
+func (f *Fields) SetStr(k, s string) {
+	*f = append(*f, vigil.StringField(k, s))
+}
+
 // Get returns the value of field k and whether it is set.
 func (f Fields) Get(k string) (any, bool) {
 	for i := len(f) - 1; i >= 0; i-- {
 		if f[i].Key == k {
-			return f[i].Value, true
+			return f[i].Val(), true
 		}
 	}
 	return nil, false
@@ -100,8 +103,8 @@ func (f Fields) Map(m map[string]any) map[string]any {
 	if m == nil {
 		m = make(map[string]any, len(f))
 	}
-	for _, kv := range f {
-		m[kv.Key] = kv.Value
+	for i := range f {
+		m[f[i].Key] = f[i].Val()
 	}
 	return m
 }
@@ -173,11 +176,7 @@ func (c *Context) NewEvent(kind, action string, n int) Event {
 	}}
 	ev.Fields = c.NewFields(n + 1)
 	if c.FlowID != "" {
-		if c.FlowIDValue != nil {
-			ev.Fields.Set("flow.id", c.FlowIDValue)
-		} else {
-			ev.Fields.Set("flow.id", c.FlowID)
-		}
+		ev.Fields.SetStr("flow.id", c.FlowID)
 	}
 	return ev
 }
@@ -200,11 +199,11 @@ func (c *Context) Anomaly(kind, name, detail string) Event {
 	ev.Severity = vigil.SeverityLow
 	ev.Outcome = vigil.OutcomeFailure
 	f := &ev.Fields
-	f.Set("anomaly.event", name)
-	f.Set("anomaly.layer", "proto_parser")
-	f.Set("anomaly.app_proto", kind)
+	f.SetStr("anomaly.event", name)
+	f.SetStr("anomaly.layer", "proto_parser")
+	f.SetStr("anomaly.app_proto", kind)
 	if detail != "" {
-		f.Set("anomaly.detail", detail)
+		f.SetStr("anomaly.detail", detail)
 	}
 	return ev
 }

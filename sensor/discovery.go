@@ -328,13 +328,13 @@ func (d *discovery) announce(ts time.Time) {
 			Action:   "discovered",
 		}, Fields: d.arena.Get(12)}
 		f := &ev.Fields
-		f.Set("device.first_seen", string(vigil.AppendTime(make([]byte, 0, 40), dev.first.UTC())))
+		f.SetStr("device.first_seen", string(vigil.AppendTime(make([]byte, 0, 40), dev.first.UTC())))
 		ni := vigil.NetIdentity{}
 		if dev.hasMAC {
 			ni.MAC = macString(dev.mac)
-			f.Set("device.mac", ni.MAC)
+			f.SetStr("device.mac", ni.MAC)
 			if v := d.oui.Vendor(dev.mac); v != "" {
-				f.Set("device.vendor", v)
+				f.SetStr("device.vendor", v)
 			} else if dev.mac[0]&2 != 0 {
 				f.Set("device.mac_random", true) // locally administered
 			}
@@ -349,7 +349,7 @@ func (d *discovery) announce(ts time.Time) {
 		}
 		if dev.ieee == "" { // a Zigbee device has no IP interfaces
 			if b, err := json.Marshal([]vigil.NetIdentity{ni}); err == nil {
-				f.Set("interfaces", string(b))
+				f.SetStr("interfaces", string(b))
 			}
 		}
 		if dev.protocols != nil {
@@ -359,21 +359,21 @@ func (d *discovery) announce(ts time.Time) {
 			f.Set("device.mqtt_client_ids", slices.Clone(dev.clientIDs))
 		}
 		if dev.router {
-			f.Set("device.class", vigil.ClassGateway)
+			f.SetStr("device.class", vigil.ClassGateway)
 		}
 		if dev.ieee != "" {
-			f.Set("device.ieee_address", dev.ieee)
+			f.SetStr("device.ieee_address", dev.ieee)
 			if dev.zshort != "" {
-				f.Set("device.zigbee.short_address", dev.zshort)
+				f.SetStr("device.zigbee.short_address", dev.zshort)
 			}
 			if dev.zpan != "" {
-				f.Set("device.zigbee.pan_id", dev.zpan)
+				f.SetStr("device.zigbee.pan_id", dev.zpan)
 			}
 			var eui [6]byte
 			if b, err := hex.DecodeString(strings.ReplaceAll(dev.ieee[:8], ":", "")); err == nil {
 				copy(eui[:], b)
 				if v := d.oui.Vendor(eui); v != "" {
-					f.Set("device.vendor", v)
+					f.SetStr("device.vendor", v)
 				}
 			}
 		}

@@ -153,7 +153,6 @@ func (e *engine) ctx(f *flow, d proto.Direction) {
 	e.c.Dir = d
 	e.c.FlowID = f.id
 	f.shared()
-	e.c.FlowIDValue = f.idBox
 	e.c.Midstream = f.midstream
 	e.c.Net = f.nets[d]
 }
@@ -322,7 +321,7 @@ func (e *engine) fragAnomaly(p *packet, ts time.Time, name, detail string) {
 		Flow: vigil.Network{Transport: transportName(p.fragNext), SrcIP: p.src, DstIP: p.dst}}
 	ev := c.Anomaly("ip", name, detail)
 	ev.Severity = vigil.SeverityMedium
-	ev.Fields.Set("anomaly.layer", "decoder")
+	ev.Fields.SetStr("anomaly.layer", "decoder")
 	ev.Fields.Set("ip.fragment_id", float64(p.fragID))
 	if p.src.Is6() {
 		ev.Fields.Set("ip.version", proto.Num(6))

@@ -49,7 +49,6 @@ type flow struct {
 	closing    bool
 	app        string
 	appBox     any  // app boxed for event fields
-	idBox      any  // id boxed for event fields
 	decided    bool // app protocol decided (TCP: on first payload)
 	stream     proto.StreamParser
 	dgram      proto.DatagramParser
@@ -146,7 +145,7 @@ const maxFreeFlows = 1024
 
 // alloc returns a zero flow: an ended one when there is one (its stream
 // buffers kept when small), else a new one. Events never point into a
-// flow (they share its nets and idBox, allocated apart), so reusing it is
+// flow (they share its nets, allocated apart, and its id string), so reusing it is
 // safe.
 func (t *flowTable) alloc() *flow {
 	n := len(t.free)
@@ -254,13 +253,10 @@ func transportName(p uint8) string {
 	return strconv.Itoa(int(p))
 }
 
-// shared returns what the flow's events share: its id boxed and its
-// 5-tuple each way (one allocation for both). They are made on first use
-// only, so that a flow that never has an event (a scan's SYN) costs less.
+// shared makes what the flow's events share: its 5-tuple each way (one
+// allocation for both), on first use only, so that a flow that never has
+// an event (a scan's SYN) costs less.
 func (f *flow) shared() {
-	if f.idBox == nil {
-		f.idBox = f.id
-	}
 	if f.nets[0] == nil {
 		nets := new([2]vigil.Network)
 		nets[proto.ToServer] = f.net
@@ -308,15 +304,15 @@ func reasonValue(reason string) any {
 func (f *flow) record(reason string, ts time.Time, arena *proto.FieldArena) proto.Event {
 	m := arena.Get(18)
 	f.shared()
-	m.Set("flow.id", f.idBox)
+	m.SetStr("flow.id", f.id)
 	m.Set("flow.reason", reasonValue(reason))
 	// Both times in one string, one allocation.
 	var buf [72]byte
 	tb := vigil.AppendTime(buf[:0], f.start.UTC())
 	n := len(tb)
 	times := string(vigil.AppendTime(tb, f.end.UTC()))
-	m.Set("flow.start", times[:n])
-	m.Set("flow.end", times[n:])
+	m.SetStr("flow.start", times[:n])
+	m.SetStr("flow.end", times[n:])
 	m.Set("flow.duration", sub(f.end, f.start).Seconds())
 	m.Set("flow.pkts_toserver", proto.Num(float64(f.pkts[0])))
 	m.Set("flow.pkts_toclient", proto.Num(float64(f.pkts[1])))

@@ -67,16 +67,16 @@ func (p *Parser) Parse(c *proto.Context, data []byte, out proto.Emitter) int {
 		ev := c.NewEvent(Kind, "protocol_header", 2)
 		switch {
 		case data[4] == 0 && data[5] == 0 && data[6] == 9:
-			ev.Fields.Set("amqp.version", "0-9-"+strconv.Itoa(int(data[7])))
+			ev.Fields.SetStr("amqp.version", "0-9-"+strconv.Itoa(int(data[7])))
 		case data[5] == 1 && data[6] == 0:
-			ev.Fields.Set("amqp.version", "1.0")
+			ev.Fields.SetStr("amqp.version", "1.0")
 			if data[4] == 3 {
 				ev.Fields.Set("amqp.sasl", true)
 			}
 			p.v10 = true
 		default:
 			v := strconv.Itoa(int(data[4])) + "-" + strconv.Itoa(int(data[5])) + "-" + strconv.Itoa(int(data[6])) + "-" + strconv.Itoa(int(data[7]))
-			ev.Fields.Set("amqp.version", v)
+			ev.Fields.SetStr("amqp.version", v)
 			out.Emit(c.Anomaly(Kind, AnomalyUnsupported, "protocol header "+v))
 		}
 		out.Emit(ev)
@@ -168,7 +168,7 @@ func (r *rd) table(want map[string]string, f *proto.Fields) {
 		k := t.short()
 		v := t.value()
 		if name, ok := want[k]; ok && v != "" {
-			f.Set(name, v)
+			f.SetStr(name, v)
 		}
 	}
 }
@@ -245,35 +245,35 @@ func (p *Parser) method(c *proto.Context, ch uint16, b []byte, out proto.Emitter
 	}
 	ev := c.NewEvent(Kind, name, 10)
 	f := &ev.Fields
-	f.Set("amqp.method", name)
+	f.SetStr("amqp.method", name)
 	f.Set("amqp.channel", proto.Num(float64(ch)))
 	r := &rd{b: b[4:]}
 	switch name {
 	case "connection.start":
 		r.n(2)
 		r.table(map[string]string{"product": "amqp.server.product", "version": "amqp.server.version"}, f)
-		f.Set("amqp.mechanisms", text(r.long()))
+		f.SetStr("amqp.mechanisms", text(r.long()))
 	case "connection.start_ok":
 		r.table(map[string]string{"product": "amqp.client.product", "version": "amqp.client.version",
 			"platform": "amqp.client.platform", "connection_name": "amqp.client.connection_name"}, f)
 		mech := r.short()
 		resp := r.long()
-		f.Set("amqp.mechanism", mech)
+		f.SetStr("amqp.mechanism", mech)
 		if mech == "PLAIN" {
 			// "\0user\0password": keep the user, never the password.
 			if parts := bytes.Split(resp, []byte{0}); len(parts) == 3 {
-				f.Set("amqp.user", text(parts[1]))
+				f.SetStr("amqp.user", text(parts[1]))
 			}
 		} else if mech == "AMQPLAIN" {
 			t := &rd{b: append(binary.BigEndian.AppendUint32(nil, uint32(len(resp))), resp...)}
 			t.table(map[string]string{"LOGIN": "amqp.user"}, f)
 		}
 	case "connection.open":
-		f.Set("amqp.vhost", r.short())
+		f.SetStr("amqp.vhost", r.short())
 	case "connection.close", "channel.close":
 		code := r.u16()
 		f.Set("amqp.reply_code", proto.Num(float64(code)))
-		f.Set("amqp.reply_text", r.short())
+		f.SetStr("amqp.reply_text", r.short())
 		if code >= 300 {
 			ev.Outcome = vigil.OutcomeFailure
 		}
@@ -282,34 +282,34 @@ func (p *Parser) method(c *proto.Context, ch uint16, b []byte, out proto.Emitter
 		}
 	case "exchange.declare":
 		r.n(2)
-		f.Set("amqp.exchange", r.short())
-		f.Set("amqp.exchange_type", r.short())
+		f.SetStr("amqp.exchange", r.short())
+		f.SetStr("amqp.exchange_type", r.short())
 	case "queue.declare", "queue.delete", "queue.purge":
 		r.n(2)
-		f.Set("amqp.queue", r.short())
+		f.SetStr("amqp.queue", r.short())
 	case "queue.bind", "queue.unbind":
 		r.n(2)
-		f.Set("amqp.queue", r.short())
-		f.Set("amqp.exchange", r.short())
-		f.Set("amqp.routing_key", r.short())
+		f.SetStr("amqp.queue", r.short())
+		f.SetStr("amqp.exchange", r.short())
+		f.SetStr("amqp.routing_key", r.short())
 	case "basic.consume":
 		r.n(2)
-		f.Set("amqp.queue", r.short())
-		f.Set("amqp.consumer_tag", r.short())
+		f.SetStr("amqp.queue", r.short())
+		f.SetStr("amqp.consumer_tag", r.short())
 	case "basic.publish":
 		r.n(2)
-		f.Set("amqp.exchange", r.short())
-		f.Set("amqp.routing_key", r.short())
+		f.SetStr("amqp.exchange", r.short())
+		f.SetStr("amqp.routing_key", r.short())
 	case "basic.deliver":
-		f.Set("amqp.consumer_tag", r.short())
+		f.SetStr("amqp.consumer_tag", r.short())
 		r.n(9)
-		f.Set("amqp.exchange", r.short())
-		f.Set("amqp.routing_key", r.short())
+		f.SetStr("amqp.exchange", r.short())
+		f.SetStr("amqp.routing_key", r.short())
 	case "basic.return":
 		f.Set("amqp.reply_code", proto.Num(float64(r.u16())))
-		f.Set("amqp.reply_text", r.short())
-		f.Set("amqp.exchange", r.short())
-		f.Set("amqp.routing_key", r.short())
+		f.SetStr("amqp.reply_text", r.short())
+		f.SetStr("amqp.exchange", r.short())
+		f.SetStr("amqp.routing_key", r.short())
 	}
 	if r.bad {
 		out.Emit(c.Anomaly(Kind, AnomalyBadArgs, name+" arguments overrun the frame"))

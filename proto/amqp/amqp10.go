@@ -193,30 +193,30 @@ func (p *Parser) frame10(c *proto.Context, body []byte, out proto.Emitter) {
 	}
 	ev := c.NewEvent(Kind, name, 6)
 	f := &ev.Fields
-	f.Set("amqp.version", "1.0")
-	f.Set("amqp.method", name)
+	f.SetStr("amqp.version", "1.0")
+	f.SetStr("amqp.method", name)
 	switch name {
 	case "sasl.mechanisms":
 		// An array of symbols (or one symbol): keep the raw list text.
 		if s := get(0).str(); s != "" {
-			f.Set("amqp.mechanisms", s)
+			f.SetStr("amqp.mechanisms", s)
 		}
 	case "sasl.init":
 		mech := get(0).str()
-		f.Set("amqp.mechanism", mech)
+		f.SetStr("amqp.mechanism", mech)
 		if mech == "PLAIN" {
 			if parts := bytes.Split(get(1).bytes, []byte{0}); len(parts) == 3 {
-				f.Set("amqp.user", text(parts[1])) // never the password
+				f.SetStr("amqp.user", text(parts[1])) // never the password
 			}
 		}
 		if h := get(2).str(); h != "" {
-			f.Set("amqp.hostname", h)
+			f.SetStr("amqp.hostname", h)
 		}
 	case "sasl.outcome":
 		code := get(0).num
 		f.Set("amqp.sasl_code", float64(code))
 		if code < uint64(len(saslCodes)) {
-			f.Set("amqp.sasl_outcome", saslCodes[code])
+			f.SetStr("amqp.sasl_outcome", saslCodes[code])
 		}
 		if code == 0 {
 			ev.Outcome = vigil.OutcomeSuccess
@@ -227,25 +227,25 @@ func (p *Parser) frame10(c *proto.Context, body []byte, out proto.Emitter) {
 			}
 		}
 	case "open":
-		f.Set("amqp.container_id", get(0).str())
+		f.SetStr("amqp.container_id", get(0).str())
 		if h := get(1).str(); h != "" {
-			f.Set("amqp.hostname", h)
-			f.Set("amqp.vhost", h)
+			f.SetStr("amqp.hostname", h)
+			f.SetStr("amqp.vhost", h)
 		}
 	case "attach":
-		f.Set("amqp.link_name", get(0).str())
+		f.SetStr("amqp.link_name", get(0).str())
 		receiver := get(2).code == 0x41
 		role := "sender"
 		term := get(6) // target
 		if receiver {
 			role, term = "receiver", get(5) // source
 		}
-		f.Set("amqp.role", role)
+		f.SetStr("amqp.role", role)
 		addr := ""
 		if term.inner != nil {
 			if a := term.inner.fields(); len(a) > 0 && a[0].str() != "" {
 				addr = a[0].str()
-				f.Set("amqp.address", addr)
+				f.SetStr("amqp.address", addr)
 			}
 		}
 		// Remember the sender's link address by handle, for its transfers.
@@ -261,16 +261,16 @@ func (p *Parser) frame10(c *proto.Context, body []byte, out proto.Emitter) {
 		// A message on a sending link: its address and size (the frame
 		// bytes after the performative: header, properties, body).
 		if a, ok := p.links[linkKey{c.Dir, get(0).num}]; ok && a != "" {
-			f.Set("amqp.address", a)
+			f.SetStr("amqp.address", a)
 		}
 		f.Set("amqp.body_size", proto.Num(float64(len(v.b))))
 	case "detach", "close", "end":
 		idx := map[string]int{"detach": 2, "close": 0, "end": 0}[name]
 		if e := get(idx); e.inner != nil {
 			if ef := e.inner.fields(); len(ef) > 0 {
-				f.Set("amqp.error_condition", ef[0].str())
+				f.SetStr("amqp.error_condition", ef[0].str())
 				if len(ef) > 1 {
-					f.Set("amqp.error_description", ef[1].str())
+					f.SetStr("amqp.error_description", ef[1].str())
 				}
 				ev.Outcome = vigil.OutcomeFailure
 				if ef[0].str() == "amqp:unauthorized-access" {

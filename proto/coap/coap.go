@@ -100,7 +100,7 @@ func signalOption(c *proto.Context, detail uint8, num int, v []byte, f *proto.Fi
 	case (detail == signalPing || detail == signalPong) && num == 2:
 		f.Set("coap.custody", true)
 	case detail == signalRelease && num == 2:
-		f.Set("coap.alternative_address", strings.ToValidUTF8(string(v), "\uFFFD"))
+		f.SetStr("coap.alternative_address", strings.ToValidUTF8(string(v), "\uFFFD"))
 	case detail == signalRelease && num == 4:
 		f.Set("coap.hold_off", optUint(v))
 	case detail == signalAbort && num == 2:
@@ -228,7 +228,7 @@ func decode(c *proto.Context, m *message, preview int, out proto.Emitter) (proto
 	f := &ev.Fields
 	f.Set("coap.code", codeValues[code])
 	if len(m.token) > 0 {
-		f.Set("coap.token", hex.EncodeToString(m.token))
+		f.SetStr("coap.token", hex.EncodeToString(m.token))
 	}
 	switch action {
 	case "request":
@@ -297,7 +297,7 @@ func decode(c *proto.Context, m *message, preview int, out proto.Emitter) (proto
 		case optLocationQuery:
 			lquery = append(lquery, string(v))
 		case optURIHost:
-			f.Set("coap.uri_host", string(v))
+			f.SetStr("coap.uri_host", string(v))
 		case optURIPort:
 			f.Set("coap.uri_port", optUint(v))
 		case optContentFormat:
@@ -309,7 +309,7 @@ func decode(c *proto.Context, m *message, preview int, out proto.Emitter) (proto
 		case optMaxAge:
 			f.Set("coap.max_age", optUint(v))
 		case optETag:
-			f.Set("coap.etag", hex.EncodeToString(v))
+			f.SetStr("coap.etag", hex.EncodeToString(v))
 		case optBlock1, optBlock2:
 			n := optUint(v)
 			pre := "coap.block2."
@@ -325,9 +325,9 @@ func decode(c *proto.Context, m *message, preview int, out proto.Emitter) (proto
 		case optSize2:
 			f.Set("coap.size2", optUint(v))
 		case optProxyURI:
-			f.Set("coap.proxy_uri", string(v))
+			f.SetStr("coap.proxy_uri", string(v))
 		case optProxyScheme:
-			f.Set("coap.proxy_scheme", string(v))
+			f.SetStr("coap.proxy_scheme", string(v))
 		case optOSCORE:
 			f.Set("coap.oscore", true)
 		default:
@@ -337,16 +337,16 @@ func decode(c *proto.Context, m *message, preview int, out proto.Emitter) (proto
 		}
 	}
 	if path != nil {
-		f.Set("coap.uri_path", "/"+strings.Join(path, "/"))
+		f.SetStr("coap.uri_path", "/"+strings.Join(path, "/"))
 	}
 	if query != nil {
-		f.Set("coap.uri_query", strings.Join(query, "&"))
+		f.SetStr("coap.uri_query", strings.Join(query, "&"))
 	}
 	if lpath != nil {
-		f.Set("coap.location_path", "/"+strings.Join(lpath, "/"))
+		f.SetStr("coap.location_path", "/"+strings.Join(lpath, "/"))
 	}
 	if lquery != nil {
-		f.Set("coap.location_query", strings.Join(lquery, "&"))
+		f.SetStr("coap.location_query", strings.Join(lquery, "&"))
 	}
 	size := 0
 	if len(rest) > 0 { // payload marker
@@ -355,7 +355,7 @@ func decode(c *proto.Context, m *message, preview int, out proto.Emitter) (proto
 		}
 		size = len(rest) - 1
 		if preview > 0 && size > 0 {
-			f.Set("coap.payload", strings.ToValidUTF8(string(rest[1:1+min(size, preview)]), "\uFFFD"))
+			f.SetStr("coap.payload", strings.ToValidUTF8(string(rest[1:1+min(size, preview)]), "\uFFFD"))
 		}
 	}
 	f.Set("coap.payload_size", proto.Num(float64(size)))

@@ -260,7 +260,7 @@ func message(c *proto.Context, msg []byte, out proto.Emitter) {
 		}
 		qt := binary.BigEndian.Uint16(msg[next:])
 		if i == 0 {
-			f.Set("dns.question.name", n)
+			f.SetStr("dns.question.name", n)
 			f.Set("dns.question.type", typeValue(qt))
 			f.Set("dns.question.class", proto.Num(float64(binary.BigEndian.Uint16(msg[next+2:])&0x7fff)))
 		}

@@ -221,11 +221,11 @@ func (p *Parser) head(c *proto.Context, h []byte, out proto.Emitter) bool {
 		target := parts[1]
 		path, query, _ := strings.Cut(target, "?")
 		if strings.HasPrefix(path, "http://") || strings.HasPrefix(path, "https://") {
-			ev.Fields.Set("http.url", trunc(target, 2048))
+			ev.Fields.SetStr("http.url", trunc(target, 2048))
 		}
-		ev.Fields.Set("http.path", trunc(path, 2048))
+		ev.Fields.SetStr("http.path", trunc(path, 2048))
 		if query != "" {
-			ev.Fields.Set("http.query", trunc(query, 2048))
+			ev.Fields.SetStr("http.query", trunc(query, 2048))
 		}
 		if len(p.pending) < 64 {
 			p.pending = append(p.pending, method)
@@ -291,23 +291,23 @@ func (p *Parser) head(c *proto.Context, h []byte, out proto.Emitter) bool {
 		switch string(lk[:len(kb)]) {
 		case "host":
 			hasHost = true
-			f.Set("http.host", trunc(val(), 256))
+			f.SetStr("http.host", trunc(val(), 256))
 		case "user-agent":
-			f.Set("http.user_agent", trunc(val(), 512))
+			f.SetStr("http.user_agent", trunc(val(), 512))
 		case "content-type":
-			f.Set("http.content_type", trunc(val(), 128))
+			f.SetStr("http.content_type", trunc(val(), 128))
 		case "server":
-			f.Set("http.server", trunc(val(), 256))
+			f.SetStr("http.server", trunc(val(), 256))
 		case "upgrade":
 			upgrade = trunc(val(), 64)
-			f.Set("http.upgrade", upgrade)
+			f.SetStr("http.upgrade", upgrade)
 		case "sec-websocket-protocol":
 			p.wsProto = trunc(val(), 64)
-			f.Set("http.websocket_protocol", p.wsProto)
+			f.SetStr("http.websocket_protocol", p.wsProto)
 		case "authorization":
 			// The credential is never kept, only its scheme.
 			scheme, _, _ := strings.Cut(val(), " ")
-			f.Set("http.authorization_scheme", trunc(scheme, 32))
+			f.SetStr("http.authorization_scheme", trunc(scheme, 32))
 		case "transfer-encoding":
 			chunked = strings.Contains(strings.ToLower(val()), "chunked")
 		case "content-length":

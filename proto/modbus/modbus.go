@@ -327,7 +327,7 @@ func (p *Parser) pdu(c *proto.Context, tid uint16, unit uint8, pdu []byte, out p
 		} else {
 			f.Set("modbus.exception_code", proto.Num(float64(d[0])))
 			if n, ok := exceptionNames[d[0]]; ok {
-				f.Set("modbus.exception_name", n)
+				f.SetStr("modbus.exception_name", n)
 			} else {
 				out.Emit(c.Anomaly(Kind, AnomalyInvalidException, "exception code "+strconv.Itoa(int(d[0]))))
 			}

@@ -479,7 +479,7 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 			return
 		}
 		p.version, v5 = ver, ver == 5
-		f.Set("mqtt.protocol_name", text(name, 64))
+		f.SetStr("mqtt.protocol_name", text(name, 64))
 		f.Set("mqtt.protocol_version", proto.Num(float64(ver)))
 		f.Set("mqtt.flags.username", cf&0x80 != 0)
 		f.Set("mqtt.flags.password", cf&0x40 != 0)
@@ -494,7 +494,7 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 			p.fail(c, out, "connect properties overrun the message")
 			return
 		}
-		f.Set("mqtt.client_id", text(r.bytes(), 256))
+		f.SetStr("mqtt.client_id", text(r.bytes(), 256))
 		if cf&0x04 != 0 {
 			wq := (cf >> 3) & 3
 			f.Set("mqtt.will.qos", proto.Num(float64(wq)))
@@ -505,15 +505,15 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 				p.fail(c, out, "connect will properties overrun the message")
 				return
 			}
-			f.Set("mqtt.will.topic", text(r.bytes(), 1024))
+			f.SetStr("mqtt.will.topic", text(r.bytes(), 1024))
 			wm := r.bytes()
 			f.Set("mqtt.will.size", proto.Num(float64(len(wm))))
-			f.Set("mqtt.will.message", text(wm, p.cfg.PayloadPreview))
+			f.SetStr("mqtt.will.message", text(wm, p.cfg.PayloadPreview))
 		} else if cf&0x38 != 0 {
 			out.Emit(c.Anomaly(Kind, AnomalyInvalidFlags, "connect will qos or retain without will"))
 		}
 		if cf&0x80 != 0 {
-			f.Set("mqtt.username", text(r.bytes(), 256))
+			f.SetStr("mqtt.username", text(r.bytes(), 256))
 		}
 		if cf&0x40 != 0 {
 			r.bytes() // the password is never kept
@@ -541,7 +541,7 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 		}
 		f.Set("mqtt.session_present", sp&1 != 0)
 		f.Set("mqtt.reason_code", proto.Num(float64(code)))
-		f.Set("mqtt.reason", reasonName(code, v5, true))
+		f.SetStr("mqtt.reason", reasonName(code, v5, true))
 		if code == 0 {
 			ev.Outcome = vigil.OutcomeSuccess
 		} else {
@@ -588,7 +588,7 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 		}
 		payload := r.b[r.off:]
 		f.Set("mqtt.payload_size", proto.Num(float64(size)))
-		f.Set("mqtt.payload", text(payload, p.cfg.PayloadPreview))
+		f.SetStr("mqtt.payload", text(payload, p.cfg.PayloadPreview))
 		f.Set("mqtt.payload_truncated", size > p.cfg.PayloadPreview)
 		unintroduced()
 	case typePuback, typePubrec, typePubrel, typePubcomp:
@@ -603,12 +603,12 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 		f.Set("mqtt.message_id", proto.Num(float64(id)))
 		if v5 && r.left() == 0 {
 			f.Set("mqtt.reason_code", float64(0)) // absent means success
-			f.Set("mqtt.reason", "success")
+			f.SetStr("mqtt.reason", "success")
 		}
 		if r.left() > 0 {
 			code := r.u8()
 			f.Set("mqtt.reason_code", proto.Num(float64(code)))
-			f.Set("mqtt.reason", reasonName(code, true, false))
+			f.SetStr("mqtt.reason", reasonName(code, true, false))
 			if r.left() > 0 && !p.properties(r, f, "mqtt.properties.") {
 				p.fail(c, out, typeNames[t]+" properties overrun the message")
 				return
@@ -689,18 +689,18 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 			p.version, v5 = 5, true // only MQTT 5 has a body here, or AUTH
 		}
 		if t == typeAuth && p.version != 0 && !v5 {
-			f.Set("mqtt.type", "unassigned")
+			f.SetStr("mqtt.type", "unassigned")
 			out.Emit(c.Anomaly(Kind, AnomalyUnassignedType, "auth packet before mqtt 5"))
 			return
 		}
 		if v5 && r.left() == 0 {
 			f.Set("mqtt.reason_code", float64(0)) // absent means success
-			f.Set("mqtt.reason", "success")
+			f.SetStr("mqtt.reason", "success")
 		}
 		if r.left() > 0 {
 			code := r.u8()
 			f.Set("mqtt.reason_code", proto.Num(float64(code)))
-			f.Set("mqtt.reason", reasonName(code, true, false))
+			f.SetStr("mqtt.reason", reasonName(code, true, false))
 			if r.left() > 0 && !p.properties(r, f, "mqtt.properties.") {
 				p.fail(c, out, typeNames[t]+" properties overrun the message")
 				return
@@ -844,19 +844,19 @@ func (p *Parser) properties(r *reader, f *proto.Fields, prefix string) bool {
 		case pVarint:
 			f.Set(key, proto.Num(float64(sub.vint())))
 		case pString:
-			f.Set(key, text(sub.bytes(), 1024))
+			f.SetStr(key, text(sub.bytes(), 1024))
 		case pBinary:
 			b := sub.bytes()
 			if id == 22 {
 				f.Set(prefix+"authentication_data_size", proto.Num(float64(len(b))))
 			} else {
-				f.Set(key, text(b, 256))
+				f.SetStr(key, text(b, 256))
 			}
 		case pPair:
 			k := sub.bytes()
 			v := sub.bytes()
 			if !sub.bad {
-				f.Set(prefix+"user."+text(k, 128), text(v, 1024))
+				f.SetStr(prefix+"user."+text(k, 128), text(v, 1024))
 			}
 		}
 		if sub.bad {

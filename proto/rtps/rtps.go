@@ -103,14 +103,14 @@ func (Parser) ParseDatagram(c *proto.Context, b []byte, out proto.Emitter) {
 		}
 		ev := c.NewEvent(Kind, action, 12)
 		f := &ev.Fields
-		f.Set("rtps.version", version)
-		f.Set("rtps.vendor_id", "0x"+hexs(b[6:8]))
+		f.SetStr("rtps.version", version)
+		f.SetStr("rtps.vendor_id", "0x"+hexs(b[6:8]))
 		if n := vendors[vendor]; n != "" {
-			f.Set("rtps.vendor", n)
+			f.SetStr("rtps.vendor", n)
 		}
-		f.Set("rtps.guid_prefix", prefix)
-		f.Set("rtps.writer_id", "0x"+hexs(body[8:12]))
-		f.Set("rtps.reader_id", "0x"+hexs(body[4:8]))
+		f.SetStr("rtps.guid_prefix", prefix)
+		f.SetStr("rtps.writer_id", "0x"+hexs(body[8:12]))
+		f.SetStr("rtps.reader_id", "0x"+hexs(body[4:8]))
 		f.Set("rtps.sequence", proto.Num(float64(sn)))
 		f.Set("rtps.payload_size", proto.Num(float64(len(payload))))
 		if action != "data" && flags&0x04 != 0 && len(payload) >= 4 {
@@ -179,18 +179,18 @@ func params(b []byte, little bool, f *proto.Fields) bool {
 		off += l
 		switch pid {
 		case 0x0005:
-			f.Set("rtps.topic_name", cdrString(v, bo))
+			f.SetStr("rtps.topic_name", cdrString(v, bo))
 		case 0x0007:
-			f.Set("rtps.type_name", cdrString(v, bo))
+			f.SetStr("rtps.type_name", cdrString(v, bo))
 		case 0x0062:
-			f.Set("rtps.entity_name", cdrString(v, bo))
+			f.SetStr("rtps.entity_name", cdrString(v, bo))
 		case 0x0050:
 			if len(v) == 16 {
-				f.Set("rtps.participant_guid", hexs(v))
+				f.SetStr("rtps.participant_guid", hexs(v))
 			}
 		case 0x005a:
 			if len(v) == 16 {
-				f.Set("rtps.endpoint_guid", hexs(v))
+				f.SetStr("rtps.endpoint_guid", hexs(v))
 			}
 		case 0x000f:
 			if len(v) >= 4 {

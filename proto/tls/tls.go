@@ -461,7 +461,7 @@ func helloEvent(c *proto.Context, b []byte, dtls bool, out proto.Emitter) {
 		if !validHost(h.ServerName) {
 			out.Emit(c.Anomaly(Kind, AnomalySNIInvalid, "server name "+strconv.Quote(h.ServerName[:min(len(h.ServerName), 64)])))
 		}
-		f.Set("tls.client.server_name", strings.ToValidUTF8(h.ServerName, "\uFFFD"))
+		f.SetStr("tls.client.server_name", strings.ToValidUTF8(h.ServerName, "\uFFFD"))
 	}
 	var vs []string
 	max := h.Version
@@ -484,9 +484,9 @@ func helloEvent(c *proto.Context, b []byte, dtls bool, out proto.Emitter) {
 	}
 	f.Set("tls.client.ciphers_count", proto.Num(float64(len(h.Ciphers))))
 	s, sum := h.JA3()
-	f.Set("tls.client.ja3", sum)
-	f.Set("tls.client.ja3_string", s)
-	f.Set("tls.client.ja4", h.JA4())
+	f.SetStr("tls.client.ja3", sum)
+	f.SetStr("tls.client.ja3_string", s)
+	f.SetStr("tls.client.ja4", h.JA4())
 	out.Emit(ev)
 }
 
@@ -520,11 +520,11 @@ func serverHello(c *proto.Context, b []byte, out proto.Emitter) {
 	ev := c.NewEvent(Kind, "server_hello", 5)
 	f := &ev.Fields
 	f.Set("tls.version", versionValue(chosen))
-	f.Set("tls.cipher", "0x"+hex4([]uint16{uint16(cipher)}))
+	f.SetStr("tls.cipher", "0x"+hex4([]uint16{uint16(cipher)}))
 	s := strconv.Itoa(int(ver)) + "," + strconv.Itoa(cipher) + "," + joinDec(exts, false)
 	sum := md5.Sum([]byte(s))
-	f.Set("tls.server.ja3s", hex.EncodeToString(sum[:]))
-	f.Set("tls.server.ja3s_string", s)
+	f.SetStr("tls.server.ja3s", hex.EncodeToString(sum[:]))
+	f.SetStr("tls.server.ja3s_string", s)
 	out.Emit(ev)
 }
 

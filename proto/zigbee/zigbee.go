@@ -84,7 +84,7 @@ func (Decoder) ParseDatagram(c *proto.Context, b []byte, out proto.Emitter) {
 	ev := c.NewEvent(Kind, macFrameTypes[ftype], 16)
 	ev.Network = nil
 	f := &ev.Fields
-	f.Set("zigbee.mac.frame_type", macFrameTypes[ftype])
+	f.SetStr("zigbee.mac.frame_type", macFrameTypes[ftype])
 	f.Set("zigbee.mac.security", fcf&0x08 != 0)
 	f.Set("zigbee.mac.seq", proto.Num(float64(b[2])))
 	dstMode, srcMode := (fcf>>10)&3, (fcf>>14)&3
@@ -103,7 +103,7 @@ func (Decoder) ParseDatagram(c *proto.Context, b []byte, out proto.Emitter) {
 			return
 		}
 		dstPAN = binary.LittleEndian.Uint16(b[off:])
-		f.Set("zigbee.mac.dst_pan", short(dstPAN))
+		f.SetStr("zigbee.mac.dst_pan", short(dstPAN))
 		off += 2
 	}
 	switch dstMode {
@@ -111,13 +111,13 @@ func (Decoder) ParseDatagram(c *proto.Context, b []byte, out proto.Emitter) {
 		if !need(2) {
 			return
 		}
-		f.Set("zigbee.mac.dst", short(binary.LittleEndian.Uint16(b[off:])))
+		f.SetStr("zigbee.mac.dst", short(binary.LittleEndian.Uint16(b[off:])))
 		off += 2
 	case 3:
 		if !need(8) {
 			return
 		}
-		f.Set("zigbee.mac.dst", ext(b[off:]))
+		f.SetStr("zigbee.mac.dst", ext(b[off:]))
 		off += 8
 	case 1:
 		anomaly(AnomalyMalformed, "reserved destination address mode")
@@ -128,10 +128,10 @@ func (Decoder) ParseDatagram(c *proto.Context, b []byte, out proto.Emitter) {
 			if !need(2) {
 				return
 			}
-			f.Set("zigbee.mac.src_pan", short(binary.LittleEndian.Uint16(b[off:])))
+			f.SetStr("zigbee.mac.src_pan", short(binary.LittleEndian.Uint16(b[off:])))
 			off += 2
 		} else if dstMode != 0 {
-			f.Set("zigbee.mac.src_pan", short(dstPAN))
+			f.SetStr("zigbee.mac.src_pan", short(dstPAN))
 		}
 	}
 	switch srcMode {
@@ -139,13 +139,13 @@ func (Decoder) ParseDatagram(c *proto.Context, b []byte, out proto.Emitter) {
 		if !need(2) {
 			return
 		}
-		f.Set("zigbee.mac.src", short(binary.LittleEndian.Uint16(b[off:])))
+		f.SetStr("zigbee.mac.src", short(binary.LittleEndian.Uint16(b[off:])))
 		off += 2
 	case 3:
 		if !need(8) {
 			return
 		}
-		f.Set("zigbee.mac.src", ext(b[off:]))
+		f.SetStr("zigbee.mac.src", ext(b[off:]))
 		off += 8
 	case 1:
 		anomaly(AnomalyMalformed, "reserved source address mode")
@@ -165,9 +165,9 @@ func (Decoder) ParseDatagram(c *proto.Context, b []byte, out proto.Emitter) {
 	case 3:
 		if len(p) > 0 {
 			if n, ok := macCommands[p[0]]; ok {
-				f.Set("zigbee.mac.command", n)
+				f.SetStr("zigbee.mac.command", n)
 			} else {
-				f.Set("zigbee.mac.command", strconv.Itoa(int(p[0])))
+				f.SetStr("zigbee.mac.command", strconv.Itoa(int(p[0])))
 			}
 		}
 	case 0:
@@ -198,8 +198,8 @@ func nwk(b, macSrc []byte, f *proto.Fields, anomaly func(name, detail string)) {
 	ft := fcf & 3
 	f.Set("zigbee.nwk.frame_type", map[uint16]string{0: "data", 1: "command", 2: "reserved", 3: "inter_pan"}[ft])
 	f.Set("zigbee.nwk.version", proto.Num(float64(ver)))
-	f.Set("zigbee.nwk.dst", short(binary.LittleEndian.Uint16(b[2:])))
-	f.Set("zigbee.nwk.src", short(binary.LittleEndian.Uint16(b[4:])))
+	f.SetStr("zigbee.nwk.dst", short(binary.LittleEndian.Uint16(b[2:])))
+	f.SetStr("zigbee.nwk.src", short(binary.LittleEndian.Uint16(b[4:])))
 	f.Set("zigbee.nwk.radius", proto.Num(float64(b[6])))
 	f.Set("zigbee.nwk.seq", proto.Num(float64(b[7])))
 	off := 8
@@ -208,7 +208,7 @@ func nwk(b, macSrc []byte, f *proto.Fields, anomaly func(name, detail string)) {
 			anomaly(AnomalyMalformed, "nwk destination ieee address truncated")
 			return
 		}
-		f.Set("zigbee.nwk.dst_ieee", ext(b[off:]))
+		f.SetStr("zigbee.nwk.dst_ieee", ext(b[off:]))
 		off += 8
 	}
 	if fcf&0x1000 != 0 {
@@ -216,7 +216,7 @@ func nwk(b, macSrc []byte, f *proto.Fields, anomaly func(name, detail string)) {
 			anomaly(AnomalyMalformed, "nwk source ieee address truncated")
 			return
 		}
-		f.Set("zigbee.nwk.src_ieee", ext(b[off:]))
+		f.SetStr("zigbee.nwk.src_ieee", ext(b[off:]))
 		src = b[off : off+8]
 		off += 8
 	}
@@ -254,7 +254,7 @@ func aux(b []byte, f *proto.Fields, pre string, anomaly func(name, detail string
 	}
 	sc := b[0]
 	kid := (sc >> 3) & 3
-	f.Set(pre+"key_id", nwkKeyIDs[kid])
+	f.SetStr(pre+"key_id", nwkKeyIDs[kid])
 	f.Set(pre+"frame_counter", proto.Num(float64(binary.LittleEndian.Uint32(b[1:]))))
 	off := 5
 	if sc&0x20 != 0 {
@@ -262,7 +262,7 @@ func aux(b []byte, f *proto.Fields, pre string, anomaly func(name, detail string
 			anomaly(AnomalyMalformed, pre+"security source address truncated")
 			return -1
 		}
-		f.Set(pre+"security_source", ext(b[off:]))
+		f.SetStr(pre+"security_source", ext(b[off:]))
 		off += 8
 	}
 	if kid == 1 {
@@ -284,8 +284,8 @@ func aps(b, src []byte, f *proto.Fields, anomaly func(name, detail string)) {
 	fc := b[0]
 	ft := fc & 3
 	mode := (fc >> 2) & 3
-	f.Set("zigbee.aps.frame_type", [4]string{"data", "command", "ack", "inter_pan"}[ft])
-	f.Set("zigbee.aps.delivery", [4]string{"unicast", "indirect", "broadcast", "group"}[mode])
+	f.SetStr("zigbee.aps.frame_type", [4]string{"data", "command", "ack", "inter_pan"}[ft])
+	f.SetStr("zigbee.aps.delivery", [4]string{"unicast", "indirect", "broadcast", "group"}[mode])
 	secure := fc&0x20 != 0
 	f.Set("zigbee.aps.security", secure)
 	off := 1
@@ -302,15 +302,15 @@ func aps(b, src []byte, f *proto.Fields, anomaly func(name, detail string)) {
 			if off+2 > len(b) {
 				return
 			}
-			f.Set("zigbee.aps.group", short(binary.LittleEndian.Uint16(b[off:])))
+			f.SetStr("zigbee.aps.group", short(binary.LittleEndian.Uint16(b[off:])))
 			off += 2
 		}
 		if off+5 > len(b) {
 			anomaly(AnomalyMalformed, "aps header truncated")
 			return
 		}
-		f.Set("zigbee.aps.cluster_id", short(binary.LittleEndian.Uint16(b[off:])))
-		f.Set("zigbee.aps.profile_id", short(binary.LittleEndian.Uint16(b[off+2:])))
+		f.SetStr("zigbee.aps.cluster_id", short(binary.LittleEndian.Uint16(b[off:])))
+		f.SetStr("zigbee.aps.profile_id", short(binary.LittleEndian.Uint16(b[off+2:])))
 		f.Set("zigbee.aps.src_endpoint", proto.Num(float64(b[off+4])))
 		off += 5
 		if off < len(b) {
@@ -330,7 +330,7 @@ func aps(b, src []byte, f *proto.Fields, anomaly func(name, detail string)) {
 			}
 			// Encrypted with a link key: try the well-known default one.
 			if plain, ok := decryptAPS(b, off, n, src); ok {
-				f.Set("zigbee.aps.decrypted_with", "default_link_key")
+				f.SetStr("zigbee.aps.decrypted_with", "default_link_key")
 				apsCommand(plain, f, anomaly, AnomalyDefaultLinkKey)
 			}
 			return
@@ -352,14 +352,14 @@ func apsCommand(b []byte, f *proto.Fields, anomaly func(name, detail string), ke
 	if !ok {
 		name = strconv.Itoa(int(cmd))
 	}
-	f.Set("zigbee.aps.command", name)
+	f.SetStr("zigbee.aps.command", name)
 	if cmd == 5 && off < len(b) {
 		kt := b[off]
 		ktn, ok := keyTypes[kt]
 		if !ok {
 			ktn = strconv.Itoa(int(kt))
 		}
-		f.Set("zigbee.aps.key_type", ktn)
+		f.SetStr("zigbee.aps.key_type", ktn)
 		f.Set("zigbee.aps.key_in_clear", true)
 		if off+1+16 > len(b) {
 			anomaly(AnomalyMalformed, "transport-key truncated")
