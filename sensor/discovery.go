@@ -2,6 +2,7 @@ package sensor
 
 import (
 	"bufio"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -151,16 +152,28 @@ type discovery struct {
 	dirty  []*device
 	full   uint64 // devices not tracked because the table was full
 
-	// The last two senders observe learnt nothing new from: the same
-	// ones again (as most packets of a conversation are) are skipped
+	// Senders observe learnt nothing new from, one per slot of a small
+	// cache indexed by address: the same ones again (as most packets
+	// are, the conversations of a busy network interleaved) are skipped
 	// without a lookup.
-	seen [2]sender
-	// The last answer of byAddr; ok is cleared when byIP changes.
-	last struct {
+	seen [cacheSlots]sender
+	// Answers of byAddr, one per slot; a slot is cleared when byIP
+	// changes for its address.
+	last [cacheSlots]struct {
 		ok  bool
 		ip  netip.Addr
 		dev *device
 	}
+}
+
+// cacheSlots is the size of discovery's caches (a power of two).
+const cacheSlots = 64
+
+// slot returns the cache slot of an address.
+func slot(ip netip.Addr) int {
+	a := ip.As16()
+	h := binary.LittleEndian.Uint32(a[12:]) ^ binary.LittleEndian.Uint32(a[8:])
+	return int(h * 2654435761 >> 26)
 }
 
 // sender is what observe is given of a packet's sender.
@@ -173,30 +186,34 @@ type sender struct {
 
 // known reports whether observe has learnt all it can from x lately.
 func (d *discovery) known(x sender) bool {
-	return d.seen[0] == x || d.seen[1] == x
+	return d.seen[x.slot()] == x
+}
+
+// slot returns the cache slot of x in seen.
+func (x *sender) slot() int {
+	return (slot(x.src) ^ int(x.mac[5])) & (cacheSlots - 1)
 }
 
 // learnt notes that observe has learnt all it can from x.
 func (d *discovery) learnt(x sender) {
-	if d.seen[0] != x {
-		d.seen[1], d.seen[0] = d.seen[0], x
-	}
+	d.seen[x.slot()] = x
 }
 
 // byAddr returns the device at a local address, or nil.
 func (d *discovery) byAddr(ip netip.Addr) *device {
-	if d.last.ok && d.last.ip == ip {
-		return d.last.dev
+	l := &d.last[slot(ip)]
+	if l.ok && l.ip == ip {
+		return l.dev
 	}
 	dev := d.byIP[ip]
-	d.last.ok, d.last.ip, d.last.dev = true, ip, dev
+	l.ok, l.ip, l.dev = true, ip, dev
 	return dev
 }
 
 // setIP ties a local address to a device.
 func (d *discovery) setIP(ip netip.Addr, dev *device) {
 	d.byIP[ip] = dev
-	d.last.ok = false
+	d.last[slot(ip)].ok = false
 }
 
 func newDiscovery(max int, oui *OUI, arena *proto.FieldArena, out func(proto.Event)) *discovery {
