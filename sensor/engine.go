@@ -152,7 +152,7 @@ func (e *engine) ctx(f *flow, d proto.Direction) {
 	e.c.Flow = f.net
 	e.c.Dir = d
 	e.c.FlowID = f.id
-	f.shared()
+	e.table.shared(f)
 	e.c.Midstream = f.midstream
 	e.c.Net = f.nets[d]
 }
@@ -275,7 +275,7 @@ func (e *engine) packet(link int, data []byte, ts time.Time, wireLen int) {
 	}
 	if e.cfg.FlowInterval > 0 && sub(ts, f.lastReport) >= e.cfg.FlowInterval && e.table.lookup(k) == f {
 		f.lastReport = ts
-		e.Emit(f.record("periodic", ts, &e.arena))
+		e.Emit(e.table.record(f, "periodic", ts, &e.arena))
 	}
 	e.expire(ts)
 	if e.disc != nil && len(e.disc.dirty) > 0 {
@@ -414,7 +414,7 @@ func (e *engine) endFlow(f *flow, reason string, ts time.Time) {
 			e.flushHoles(f, proto.Direction(d))
 		}
 	}
-	e.Emit(f.record(reason, ts, &e.arena))
+	e.Emit(e.table.record(f, reason, ts, &e.arena))
 	e.table.remove(f)
 	f.stream = nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strconv"
 	"time"
+	"unsafe"
 
 	vigil "github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/proto"
@@ -73,6 +74,28 @@ type flowTable struct {
 	max        int
 	free       []*flow // ended flows, for reuse
 	last       *flow   // the flow lookup found last, nil after its removal
+
+	// Slabs the strings and 5-tuples of flow events are cut from, a few
+	// allocations instead of three per flow. A slab is never written
+	// again where it was handed out: events may be kept.
+	strs []byte
+	nets [][2]vigil.Network
+}
+
+// Sizes of a flowTable's slabs.
+const (
+	strSlab = 4 << 10
+	netSlab = 64
+)
+
+// str returns b as a string cut from the string slab.
+func (t *flowTable) str(b []byte) string {
+	if len(b) > cap(t.strs)-len(t.strs) {
+		t.strs = make([]byte, 0, max(strSlab, len(b)))
+	}
+	off := len(t.strs)
+	t.strs = append(t.strs, b...)
+	return unsafe.String(&t.strs[off], len(b))
 }
 
 // lookup returns the flow of k, or nil. Packets of one flow often come
@@ -171,7 +194,8 @@ func (t *flowTable) alloc() *flow {
 func (t *flowTable) newFlow(k flowKey, forward bool, p *packet, ts time.Time, wellKnown func(proto uint8, port uint16) bool) *flow {
 	f := t.alloc()
 	f.key, f.start, f.end, f.lastReport = k, ts, ts, ts
-	f.id = flowID(k, ts)
+	id := flowID(k, ts)
+	f.id = t.str(id[:])
 	// Decide who is the client: the sender of a SYN without ACK, else
 	// the side whose port is not a known service port, else the side
 	// with the higher port.
@@ -202,7 +226,7 @@ func (t *flowTable) newFlow(k flowKey, forward bool, p *packet, ts time.Time, we
 
 // flowID derives a flow's id from its 5-tuple and start time, so that the
 // same capture gives the same ids on every run: 16 hex digits of FNV-1a.
-func flowID(k flowKey, start time.Time) string {
+func flowID(k flowKey, start time.Time) [16]byte {
 	const offset, prime = 14695981039346656037, 1099511628211
 	h := uint64(offset)
 	for _, b := range k.a {
@@ -223,7 +247,7 @@ func flowID(k flowKey, start time.Time) string {
 		out[i] = digits[h&15]
 		h >>= 4
 	}
-	return string(out[:])
+	return out
 }
 
 // sub returns t.Sub(u) from the wall-clock readings of t and u (capture
@@ -253,12 +277,16 @@ func transportName(p uint8) string {
 	return strconv.Itoa(int(p))
 }
 
-// shared makes what the flow's events share: its 5-tuple each way (one
-// allocation for both), on first use only, so that a flow that never has
-// an event (a scan's SYN) costs less.
-func (f *flow) shared() {
+// shared makes what the events of f share: its 5-tuple each way, on
+// first use only, so that a flow that never has an event (a scan's SYN)
+// costs less.
+func (t *flowTable) shared(f *flow) {
 	if f.nets[0] == nil {
-		nets := new([2]vigil.Network)
+		if len(t.nets) == 0 {
+			t.nets = make([][2]vigil.Network, netSlab)
+		}
+		nets := &t.nets[0]
+		t.nets = t.nets[1:]
 		nets[proto.ToServer] = f.net
 		nets[proto.ToClient] = vigil.Network{Transport: f.net.Transport, SrcIP: f.net.DstIP, SrcPort: f.net.DstPort, DstIP: f.net.SrcIP, DstPort: f.net.SrcPort}
 		f.nets = [2]*vigil.Network{&nets[0], &nets[1]}
@@ -301,16 +329,16 @@ func reasonValue(reason string) any {
 }
 
 // record returns the flow record event of f, its fields stored in arena.
-func (f *flow) record(reason string, ts time.Time, arena *proto.FieldArena) proto.Event {
+func (t *flowTable) record(f *flow, reason string, ts time.Time, arena *proto.FieldArena) proto.Event {
 	m := arena.Get(18)
-	f.shared()
+	t.shared(f)
 	m.SetStr("flow.id", f.id)
 	m.Set("flow.reason", reasonValue(reason))
 	// Both times in one string, one allocation.
 	var buf [72]byte
 	tb := vigil.AppendTime(buf[:0], f.start.UTC())
 	n := len(tb)
-	times := string(vigil.AppendTime(tb, f.end.UTC()))
+	times := t.str(vigil.AppendTime(tb, f.end.UTC()))
 	m.SetStr("flow.start", times[:n])
 	m.SetStr("flow.end", times[n:])
 	m.Set("flow.duration", sub(f.end, f.start).Seconds())
