@@ -283,7 +283,10 @@ func (w *corrWindow) evict(before int64) {
 		w.Entries[w.head] = corrEntry{}
 		w.head++
 	}
-	if w.head > 64 && w.head*2 > len(w.Entries) {
+	// Compact when half the entries are gone, and when the array is full
+	// (room made here costs a copy within lines just read; growing it, an
+	// allocation and a copy from memory).
+	if w.head > 0 && (len(w.Entries) == cap(w.Entries) || w.head > 64 && w.head*2 > len(w.Entries)) {
 		n := copy(w.Entries, w.Entries[w.head:])
 		w.Entries = w.Entries[:n]
 		w.head = 0
@@ -378,7 +381,18 @@ func (d *distinctSet) remove(v string) {
 		}
 		return
 	}
-	for i := 0; i < d.n; i++ {
+	// v is normally the set's own copy (what add returned): find it by
+	// its address first, without reading the bytes of every value.
+	i := 0
+	for ; i < d.n; i++ {
+		if x := d.at(i); len(x.v) == len(v) && unsafe.StringData(x.v) == unsafe.StringData(v) {
+			break
+		}
+	}
+	if i == d.n {
+		i = 0
+	}
+	for ; i < d.n; i++ {
 		if x := d.at(i); x.v == v {
 			if x.n--; x.n <= 0 {
 				last := d.at(d.n - 1)
