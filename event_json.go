@@ -66,18 +66,19 @@ func (e *Event) AppendJSON(b []byte, sortKeys bool) ([]byte, error) {
 // AppendJSONFields appends e encoded as AppendJSON(b, true) would encode
 // it with e.Fields made from fields (stored in order, so that the last
 // occurrence of a name counts), byte for byte, without making the map;
-// e.Fields itself is ignored. It sorts fields by name, in place.
+// e.Fields itself is ignored.
 func (e *Event) AppendJSONFields(b []byte, fields []Field) ([]byte, error) {
 	b, err := e.appendJSONHead(b)
 	if err != nil {
 		return b, err
 	}
 	if len(fields) > 0 {
-		sortFields(fields)
+		var buf [32]fieldRef
+		order := sortFields(fields, buf[:0])
 		b = append(b, `,"fields":{`...)
-		for i := range fields {
-			f := &fields[i]
-			if i+1 < len(fields) && fields[i+1].Key == f.Key {
+		for j, r := range order {
+			f := &fields[r.i]
+			if j+1 < len(order) && order[j+1].prefix == r.prefix && fields[order[j+1].i].Key == f.Key {
 				continue // a later value of the same name counts
 			}
 			if b[len(b)-1] != '{' {
@@ -96,20 +97,50 @@ func (e *Event) AppendJSONFields(b []byte, fields []Field) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-// sortFields sorts fields by name, stably (equal names keep their order).
-// An event has a few dozen fields at most: insertion sort.
-func sortFields(fields []Field) {
-	for i := 1; i < len(fields); i++ {
-		if fields[i].Key >= fields[i-1].Key {
-			continue
+// fieldRef is a field to sort: its index and the first 8 bytes of its
+// name, which order most names without comparing them whole.
+type fieldRef struct {
+	prefix uint64
+	i      int
+}
+
+// sortFields returns the fields in the order of their names, stably
+// (equal names keep their order), as references appended to order. An
+// event has a few dozen fields at most: insertion sort.
+func sortFields(fields []Field, order []fieldRef) []fieldRef {
+	for i := range fields {
+		k := fields[i].Key
+		var p uint64
+		if len(k) >= 8 {
+			p = uint64(k[0])<<56 | uint64(k[1])<<48 | uint64(k[2])<<40 | uint64(k[3])<<32 |
+				uint64(k[4])<<24 | uint64(k[5])<<16 | uint64(k[6])<<8 | uint64(k[7])
+		} else {
+			for j := 0; j < len(k); j++ {
+				p |= uint64(k[j]) << (56 - 8*j)
+			}
 		}
-		f := fields[i]
-		j := i
-		for ; j > 0 && f.Key < fields[j-1].Key; j-- {
-			fields[j] = fields[j-1]
+		r := fieldRef{p, i}
+		j := len(order)
+		order = append(order, r)
+		for ; j > 0 && fieldLess(fields, r, order[j-1]); j-- {
+			order[j] = order[j-1]
 		}
-		fields[j] = f
+		order[j] = r
 	}
+	return order
+}
+
+// fieldLess reports whether field a sorts before field b (names, then
+// positions).
+func fieldLess(fields []Field, a, b fieldRef) bool {
+	if a.prefix != b.prefix {
+		return a.prefix < b.prefix
+	}
+	ka, kb := fields[a.i].Key, fields[b.i].Key
+	if ka != kb {
+		return ka < kb
+	}
+	return a.i < b.i
 }
 
 // appendJSONHead appends e encoded as JSON up to its fields, without the

@@ -113,6 +113,21 @@ func TestAppendJSONRejectsWhatEncodingJSONRejects(t *testing.T) {
 	}
 }
 
+func TestAppendJSONStringEveryByteAnywhere(t *testing.T) {
+	for c := range 256 {
+		for n := 1; n <= 19; n++ {
+			for at := range n {
+				s := []byte("abcdefghijklmnopqrs"[:n])
+				s[at] = byte(c)
+				want, _ := json.Marshal(string(s))
+				if got := AppendJSONString(nil, string(s)); !bytes.Equal(got, want) {
+					t.Fatalf("%q: got %s, want %s", s, got, want)
+				}
+			}
+		}
+	}
+}
+
 func TestAppendTimeMatchesAppendFormat(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	times := []time.Time{time.Unix(0, 0), time.Unix(0, 1), time.Unix(-1, 999999999), time.Unix(253402300799, 999999999),

@@ -66,8 +66,7 @@ func (ev *Event) Vigil() vigil.Event {
 }
 
 // AppendJSON appends the event encoded as JSON, byte for byte what
-// encoding/json writes for Vigil() (vigil.Event.AppendJSONFields). It
-// sorts the fields by name.
+// encoding/json writes for Vigil() (vigil.Event.AppendJSONFields).
 func (ev *Event) AppendJSON(b []byte) ([]byte, error) {
 	return ev.Event.AppendJSONFields(b, ev.Fields)
 }
