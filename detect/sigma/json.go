@@ -277,8 +277,114 @@ func (rs *RuleSet) scanEvent(c *evalCtx, line []byte) error {
 		c.lkeys, c.lidx = c.lkeys[:0], map[string]int32{}
 	}
 	c.kprev = int32(len(rs.keys.slots)) // the start of the line
-	_, err := rs.scanObject(c, line, i, 0, c.name[:0])
+	_, err := rs.scanTop(c, line, i+1)
 	return err
+}
+
+// scanTop scans the members of the line's top-level object from b[i]
+// (just past its '{'). Members of the usual shape — a predicted key
+// followed directly by its colon, then a string without escapes or a
+// number — take a short path; others go through scanMember, which takes
+// any JSON.
+func (rs *RuleSet) scanTop(c *evalCtx, b []byte, i int) (int, error) {
+	for {
+		i = skipWS(b, i)
+		if i >= len(b) {
+			return 0, errJSON
+		}
+		if b[i] == '}' {
+			return i + 1, nil
+		}
+		n, ok := rs.fastMember(c, b, i)
+		if !ok {
+			var err error
+			if n, err = rs.scanMember(c, b, i, 0, c.name[:0]); err != nil {
+				return 0, err
+			}
+		}
+		i = skipWS(b, n)
+		if i >= len(b) {
+			return 0, errJSON
+		}
+		switch b[i] {
+		case ',':
+			i++
+		case '}':
+			return i + 1, nil
+		default:
+			return 0, errJSON
+		}
+	}
+}
+
+// fastMember scans the member at b[i] when its key is the predicted one,
+// directly followed by its colon, and its value a string without escapes
+// or a number. ok is false, with nothing read, otherwise.
+func (rs *RuleSet) fastMember(c *evalCtx, b []byte, i int) (next int, ok bool) {
+	p := c.kpred[c.kprev]
+	if p < 0 || b[i] != '"' {
+		return 0, false
+	}
+	var v int // the value
+	if kp := &c.kpat[p]; kp.n > 0 && i+17 <= len(b) {
+		if (binary.LittleEndian.Uint64(b[i+1:])^kp.w0)&kp.m0 != 0 || (binary.LittleEndian.Uint64(b[i+9:])^kp.w1)&kp.m1 != 0 {
+			return 0, false
+		}
+		v = i + 1 + int(kp.n)
+	} else {
+		nm := c.keyName(p)
+		e := i + 1 + len(nm)
+		if e+1 >= len(b) || b[e] != '"' || b[e+1] != ':' || string(b[i+1:e]) != nm {
+			return 0, false
+		}
+		v = e + 2
+	}
+	if v >= len(b) {
+		return 0, false
+	}
+	var val string
+	isStr := false
+	switch ch := b[v]; {
+	case ch == '"':
+		q := bytes.IndexByte(b[v+1:], '"')
+		if q < 0 {
+			return 0, false
+		}
+		e := v + 1 + q
+		if c.bs < v+1 {
+			c.bs = len(b)
+			if k := bytes.IndexByte(b[v+1:], '\\'); k >= 0 {
+				c.bs = v + 1 + k
+			}
+		}
+		if e > c.bs {
+			return 0, false // escapes
+		}
+		if q > 0 {
+			val = unsafe.String(&b[v+1], q)
+		}
+		isStr, next = true, e+1
+	case '0' <= ch && ch <= '9' || ch == '-':
+		e := v + 1
+		for e < len(b) && !tokenEnd[b[e]] {
+			e++
+		}
+		val, next = unsafe.String(&b[v], e-v), e
+	default:
+		return 0, false
+	}
+	c.kprev = p
+	kidx := int32(-1)
+	if int(p) < len(rs.keys.slots) {
+		ks := &rs.keys.slots[p]
+		kidx = ks.index
+		for _, id := range ks.ids {
+			c.set(id, val, false)
+		}
+		isStr = isStr && !ks.envelope
+	}
+	c.vals = append(c.vals, scalarVal{s: val, key: kidx, str: isStr})
+	return next, true
 }
 
 // scanObject scans the object at b[i] == '{'; names of its members are
@@ -293,146 +399,11 @@ func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte
 		if b[i] == '}' {
 			return i + 1, nil
 		}
-		if b[i] != '"' {
-			return 0, errJSON
-		}
-		ks := i + 1
-		var ks2 *keySlot
-		n := 0
-		id := int32(-1) // the key's id for prediction
-		if plen == 0 {
-			// Lines of one source repeat their keys in one order: try
-			// the key that followed the previous one last time.
-			if p := c.kpred[c.kprev]; p >= 0 {
-				if kp := &c.kpat[p]; kp.n > 0 && ks+16 <= len(b) {
-					// The key, its closing quote and the colon, compared
-					// as two words.
-					if (binary.LittleEndian.Uint64(b[ks:])^kp.w0)&kp.m0 == 0 && (binary.LittleEndian.Uint64(b[ks+8:])^kp.w1)&kp.m1 == 0 {
-						n, id = ks+int(kp.n)-1, p
-					}
-				} else {
-					nm := c.keyName(p)
-					if e := ks + len(nm); e < len(b) && b[e] == '"' && string(b[ks:e]) == nm {
-						n, id = e+1, p
-					}
-				}
-				if id >= 0 && int(p) < len(rs.keys.slots) {
-					ks2 = &rs.keys.slots[p]
-				}
-			}
-		}
-		if id < 0 {
-			// The key (unescaped only when it has escapes).
-			j, kesc, err := c.strEnd(b, ks)
-			if err != nil {
-				return 0, err
-			}
-			key := b[ks:j]
-			n = j + 1
-			if kesc {
-				key = []byte(c.unescape(key))
-			}
-			full := key
-			if plen > 0 {
-				name = append(append(name[:plen], '.'), key...)
-				full = name
-			}
-			ks2 = rs.keys.lookup(full)
-			if plen == 0 {
-				switch {
-				case ks2 != nil && ks2.plain:
-					id = ks2.index
-				case ks2 == nil && !kesc:
-					id = c.localKey(key)
-				}
-				if id >= 0 {
-					c.kpred[c.kprev] = id
-				}
-			}
-		}
-		if plen == 0 {
-			if id < 0 {
-				id = int32(len(rs.keys.slots)) // unpredictable: start over
-			}
-			c.kprev = id
+		n, err := rs.scanMember(c, b, i, plen, name)
+		if err != nil {
+			return 0, err
 		}
 		i = skipWS(b, n)
-		if i >= len(b) || b[i] != ':' {
-			return 0, errJSON
-		}
-		i = skipWS(b, i+1)
-		if i >= len(b) {
-			return 0, errJSON
-		}
-		var ids []int
-		kidx := int32(-1)
-		if ks2 != nil {
-			ids = ks2.ids
-			kidx = ks2.index
-		}
-		switch ch := b[i]; {
-		case ch == '"':
-			e, esc, err := c.strEnd(b, i+1)
-			if err != nil {
-				return 0, err
-			}
-			var v string
-			if esc {
-				v = c.unescape(b[i+1 : e])
-			} else if e > i+1 {
-				v = unsafe.String(&b[i+1], e-i-1)
-			}
-			for _, id := range ids {
-				c.set(id, v, false)
-			}
-			c.vals = append(c.vals, scalarVal{s: v, key: kidx, str: ks2 == nil || !ks2.envelope})
-			i = e + 1
-		case ch == '{':
-			if ks2 != nil && ks2.prefix {
-				name = append(name[:0], ks2.name...)
-				n, err := rs.scanObject(c, b, i, len(name), name)
-				if err != nil {
-					return 0, err
-				}
-				i = n
-			} else {
-				n, _, err := collect(c, b, i, 0)
-				if err != nil {
-					return 0, err
-				}
-				i = n
-			}
-		case ch == '[' && len(ids) == 0:
-			n, _, err := collect(c, b, i, 0)
-			if err != nil {
-				return 0, err
-			}
-			i = n
-		case ch == '[':
-			n, err := rs.scanArray(c, b, i, ids, kidx)
-			if err != nil {
-				return 0, err
-			}
-			i = n
-		default:
-			n, err := skipValue(b, i)
-			if err != nil {
-				return 0, err
-			}
-			tok := b[i:n]
-			null := len(tok) == 4 && string(tok) == "null"
-			v := unsafe.String(&b[i], n-i)
-			if null {
-				v = ""
-			} else {
-				c.vals = append(c.vals, scalarVal{s: v, key: kidx})
-			}
-			for _, id := range ids {
-				c.set(id, v, null)
-			}
-			i = n
-		}
-		i = skipWS(b, i)
 		if i >= len(b) {
 			return 0, errJSON
 		}
@@ -445,6 +416,152 @@ func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte
 		}
 		return 0, errJSON
 	}
+}
+
+// scanMember scans the object member at b[i] (its key's quote) and returns
+// the index after its value; names of members are prefix + key (prefix
+// holds plen bytes of the dotted path, none at the top level).
+func (rs *RuleSet) scanMember(c *evalCtx, b []byte, i int, plen int, name []byte) (int, error) {
+	if b[i] != '"' {
+		return 0, errJSON
+	}
+	ks := i + 1
+	var ks2 *keySlot
+	n := 0
+	id := int32(-1) // the key's id for prediction
+	if plen == 0 {
+		// Lines of one source repeat their keys in one order: try
+		// the key that followed the previous one last time.
+		if p := c.kpred[c.kprev]; p >= 0 {
+			if kp := &c.kpat[p]; kp.n > 0 && ks+16 <= len(b) {
+				// The key, its closing quote and the colon, compared
+				// as two words.
+				if (binary.LittleEndian.Uint64(b[ks:])^kp.w0)&kp.m0 == 0 && (binary.LittleEndian.Uint64(b[ks+8:])^kp.w1)&kp.m1 == 0 {
+					n, id = ks+int(kp.n)-1, p
+				}
+			} else {
+				nm := c.keyName(p)
+				if e := ks + len(nm); e < len(b) && b[e] == '"' && string(b[ks:e]) == nm {
+					n, id = e+1, p
+				}
+			}
+			if id >= 0 && int(p) < len(rs.keys.slots) {
+				ks2 = &rs.keys.slots[p]
+			}
+		}
+	}
+	if id < 0 {
+		// The key (unescaped only when it has escapes).
+		j, kesc, err := c.strEnd(b, ks)
+		if err != nil {
+			return 0, err
+		}
+		key := b[ks:j]
+		n = j + 1
+		if kesc {
+			key = []byte(c.unescape(key))
+		}
+		full := key
+		if plen > 0 {
+			name = append(append(name[:plen], '.'), key...)
+			full = name
+		}
+		ks2 = rs.keys.lookup(full)
+		if plen == 0 {
+			switch {
+			case ks2 != nil && ks2.plain:
+				id = ks2.index
+			case ks2 == nil && !kesc:
+				id = c.localKey(key)
+			}
+			if id >= 0 {
+				c.kpred[c.kprev] = id
+			}
+		}
+	}
+	if plen == 0 {
+		if id < 0 {
+			id = int32(len(rs.keys.slots)) // unpredictable: start over
+		}
+		c.kprev = id
+	}
+	i = skipWS(b, n)
+	if i >= len(b) || b[i] != ':' {
+		return 0, errJSON
+	}
+	i = skipWS(b, i+1)
+	if i >= len(b) {
+		return 0, errJSON
+	}
+	var ids []int
+	kidx := int32(-1)
+	if ks2 != nil {
+		ids = ks2.ids
+		kidx = ks2.index
+	}
+	switch ch := b[i]; {
+	case ch == '"':
+		e, esc, err := c.strEnd(b, i+1)
+		if err != nil {
+			return 0, err
+		}
+		var v string
+		if esc {
+			v = c.unescape(b[i+1 : e])
+		} else if e > i+1 {
+			v = unsafe.String(&b[i+1], e-i-1)
+		}
+		for _, id := range ids {
+			c.set(id, v, false)
+		}
+		c.vals = append(c.vals, scalarVal{s: v, key: kidx, str: ks2 == nil || !ks2.envelope})
+		i = e + 1
+	case ch == '{':
+		if ks2 != nil && ks2.prefix {
+			name = append(name[:0], ks2.name...)
+			n, err := rs.scanObject(c, b, i, len(name), name)
+			if err != nil {
+				return 0, err
+			}
+			i = n
+		} else {
+			n, _, err := collect(c, b, i, 0)
+			if err != nil {
+				return 0, err
+			}
+			i = n
+		}
+	case ch == '[' && len(ids) == 0:
+		n, _, err := collect(c, b, i, 0)
+		if err != nil {
+			return 0, err
+		}
+		i = n
+	case ch == '[':
+		n, err := rs.scanArray(c, b, i, ids, kidx)
+		if err != nil {
+			return 0, err
+		}
+		i = n
+	default:
+		n, err := skipValue(b, i)
+		if err != nil {
+			return 0, err
+		}
+		tok := b[i:n]
+		null := len(tok) == 4 && string(tok) == "null"
+		v := unsafe.String(&b[i], n-i)
+		if null {
+			v = ""
+		} else {
+			c.vals = append(c.vals, scalarVal{s: v, key: kidx})
+		}
+		for _, id := range ids {
+			c.set(id, v, null)
+		}
+		i = n
+	}
+	return i, nil
 }
 
 // keyName is the name of top-level key id (see evalCtx.kpred).
