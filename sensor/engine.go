@@ -20,8 +20,10 @@ type engine struct {
 	c      proto.Context
 	batch  []proto.Event
 	pub    Publisher
-	nd     *NDJSON // pub, when it is NDJSON: encoded from batch directly
-	err    error   // first publish error
+	nd     *NDJSON       // pub, when it is NDJSON: encoded from batch directly
+	lines  LinePublisher // pub, when it is one: given batch encoded
+	buf    []byte        // batch encoded for lines
+	err    error         // first publish error
 	runCtx context.Context
 	disc   *discovery // nil when discovery is off
 	met    *metrics   // nil without a Registerer
@@ -61,6 +63,7 @@ func newEngine(ctx context.Context, cfg Config, pub Publisher) *engine {
 	}
 	e.c.Arena = &e.arena
 	e.nd, _ = pub.(*NDJSON)
+	e.lines, _ = pub.(LinePublisher)
 	if r, ok := pub.(Releaser); ok && r.ReleasesEvents() {
 		e.recycle = true
 	}
@@ -114,6 +117,10 @@ func (e *engine) flush() {
 	case e.err != nil:
 	case e.nd != nil:
 		e.err = e.nd.write(e.batch)
+	case e.lines != nil:
+		if e.buf, e.err = appendLines(e.buf[:0], e.batch); e.err == nil {
+			e.err = e.lines.PublishLines(e.runCtx, e.buf, len(e.batch))
+		}
 	case e.pub != nil:
 		e.publish()
 	}

@@ -2,7 +2,9 @@ package sensor
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"net/netip"
 	"path/filepath"
 	"regexp"
@@ -97,6 +99,41 @@ func TestRecycledEventsMatchKept(t *testing.T) {
 		}
 		if !bytes.Equal(got.Bytes(), want) {
 			t.Errorf("%s: recycled output differs from kept events (%d vs %d bytes)", f, got.Len(), len(want))
+		}
+	}
+}
+
+// linesCollector is a LinePublisher that keeps what it is given.
+type linesCollector struct {
+	lines  []byte
+	events int
+}
+
+func (c *linesCollector) PublishEvents(context.Context, []vigil.Event) error {
+	return errors.New("PublishEvents called on a LinePublisher")
+}
+
+func (c *linesCollector) PublishLines(_ context.Context, lines []byte, n int) error {
+	c.lines = append(c.lines, lines...)
+	c.events += n
+	return nil
+}
+
+// TestLinePublisherGetsNDJSON checks that a LinePublisher is given, batch
+// after batch, what NDJSON writes.
+func TestLinePublisherGetsNDJSON(t *testing.T) {
+	for _, f := range []string{mixedCapture(t, 40), filepath.Join(corpusDir(t, "pcap/zeek"), "Traces", "mqtt.pcap")} {
+		var want bytes.Buffer
+		if _, err := Run(t.Context(), Config{Pcaps: []string{f}, Output: &want, OUI: testOUI(), BatchSize: 5}); err != nil {
+			t.Fatal(err)
+		}
+		c := &linesCollector{}
+		st, err := Run(t.Context(), Config{Pcaps: []string{f}, Publisher: c, OUI: testOUI(), BatchSize: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(c.lines, want.Bytes()) || uint64(c.events) != st.Events || c.events != bytes.Count(c.lines, []byte("\n")) {
+			t.Errorf("%s: %d events in %d bytes, want %d events in %d bytes", f, c.events, len(c.lines), st.Events, want.Len())
 		}
 	}
 }

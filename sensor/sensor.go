@@ -40,6 +40,19 @@ type Releaser interface {
 	ReleasesEvents() bool
 }
 
+// LinePublisher is implemented by a Publisher that sends events on as
+// JSON lines. The sensor then gives it each batch encoded, one
+// vigil.Event JSON object per line as NDJSON writes them (what
+// encoding/json writes, fields sorted by name), and never makes the
+// batch's vigil.Events and their Fields maps: much cheaper than
+// PublishEvents.
+type LinePublisher interface {
+	Publisher
+	// PublishLines publishes n events, lines holding one per line. The
+	// sensor reuses lines once PublishLines returns.
+	PublishLines(ctx context.Context, lines []byte, n int) error
+}
+
 // Config configures a sensor run. The zero value reads nothing.
 type Config struct {
 	// Pcaps are capture files (pcap or pcapng) read one after the other.
@@ -395,18 +408,26 @@ func (n *NDJSON) PublishEvents(_ context.Context, events []vigil.Event) error {
 // write writes the events of the sensor's batch, as PublishEvents
 // writes them once made vigil.Events, without making their maps.
 func (n *NDJSON) write(events []proto.Event) error {
-	for i := range events {
-		var err error
-		n.buf, err = events[i].AppendJSON(n.buf[:0])
-		if err != nil {
-			return fmt.Errorf("cannot encode event %d (%s): %w", i, events[i].Kind, err)
-		}
-		n.buf = append(n.buf, '\n')
-		if _, err := n.w.Write(n.buf); err != nil {
-			return fmt.Errorf("cannot write events: %w", err)
-		}
+	var err error
+	if n.buf, err = appendLines(n.buf[:0], events); err != nil {
+		return err
+	}
+	if _, err := n.w.Write(n.buf); err != nil {
+		return fmt.Errorf("cannot write events: %w", err)
 	}
 	return nil
+}
+
+// appendLines appends events encoded as JSON, one per line.
+func appendLines(b []byte, events []proto.Event) ([]byte, error) {
+	for i := range events {
+		var err error
+		if b, err = events[i].AppendJSON(b); err != nil {
+			return b, fmt.Errorf("cannot encode event %d (%s): %w", i, events[i].Kind, err)
+		}
+		b = append(b, '\n')
+	}
+	return b, nil
 }
 
 // ReleasesEvents implements Releaser: events are written out by the time

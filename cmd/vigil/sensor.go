@@ -2,9 +2,7 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -217,25 +215,34 @@ func sensorClient(cmd *cobra.Command, o *ctlOptions, id *vagent.Identity, idErr 
 
 // serverPublisher sends the sensor's events to a Vigil server's bulk
 // ingest endpoint, waiting and retrying while the server pushes back.
+// The sensor gives it its batches encoded (sensor.LinePublisher).
 type serverPublisher struct {
 	c   *client.Client
-	buf bytes.Buffer
+	buf []byte
 }
+
+var _ sensor.LinePublisher = (*serverPublisher)(nil)
 
 // ReleasesEvents: the batch is serialized before PublishEvents returns,
 // so the sensor may reuse its events' maps (sensor.Releaser).
 func (p *serverPublisher) ReleasesEvents() bool { return true }
 
 func (p *serverPublisher) PublishEvents(ctx context.Context, events []vigil.Event) error {
-	p.buf.Reset()
-	enc := json.NewEncoder(&p.buf)
+	p.buf = p.buf[:0]
 	for i := range events {
-		if err := enc.Encode(&events[i]); err != nil {
+		var err error
+		if p.buf, err = events[i].AppendJSON(p.buf, true); err != nil {
 			return fmt.Errorf("cannot encode event: %w", err)
 		}
+		p.buf = append(p.buf, '\n')
 	}
+	return p.PublishLines(ctx, p.buf, len(events))
+}
+
+// PublishLines implements sensor.LinePublisher.
+func (p *serverPublisher) PublishLines(ctx context.Context, lines []byte, n int) error {
 	for {
-		res, err := p.c.PostEvents(ctx, p.buf.Bytes())
+		res, err := p.c.PostEvents(ctx, lines)
 		if d, busy := client.IsBusy(err); busy {
 			select {
 			case <-ctx.Done():
@@ -248,7 +255,7 @@ func (p *serverPublisher) PublishEvents(ctx context.Context, events []vigil.Even
 			return err
 		}
 		if len(res.Rejected) > 0 {
-			return fmt.Errorf("the server rejected %d of %d events, first: %+v", len(res.Rejected), len(events), res.Rejected[0])
+			return fmt.Errorf("the server rejected %d of %d events, first: %+v", len(res.Rejected), n, res.Rejected[0])
 		}
 		return nil
 	}
