@@ -73,12 +73,17 @@ const sampleEvery = 256
 // evalRoute evaluates the rules of rt on the event loaded in c and calls
 // hit for each match. It returns the number of matches.
 func (rs *RuleSet) evalRoute(c *evalCtx, rt *route, seq uint64, hit func(r *Rule)) int {
-	prefilter(c, rs, rt)
+	if !rt.small {
+		prefilter(c, rs, rt)
+	}
 	return evalRules(c, rs, rt, seq, hit)
 }
 
 // prefilter marks the rules of rt whose literals occur in the event.
 func prefilter(c *evalCtx, rs *RuleSet, rt *route) {
+	if len(rt.fields) == 0 && !rt.keywords {
+		return
+	}
 	if _, ok := c.src.(*jsonSource); ok {
 		// Every scalar of the line was collected by the scanner.
 		slots := rs.keys.slots

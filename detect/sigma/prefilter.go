@@ -335,7 +335,12 @@ type route struct {
 	scanned  []bool // slot → some literal of this route is on that field
 	fields   []int  // the scanned slots
 	keywords bool   // some literal is a keyword literal (any string)
+	// small: the route evaluates all its rules (always) without sweeping.
+	small bool
 }
+
+// smallRoute is the most rules a route evaluates without a prefilter.
+const smallRoute = 4
 
 func buildRoute(rules []*Rule, nfields int) *route {
 	rt := &route{rules: rules, scanned: make([]bool, nfields)}
@@ -399,5 +404,13 @@ func buildRoute(rules []*Rule, nfields int) *route {
 	}
 	t.freeze()
 	rt.lits = t
+	if len(rules) <= smallRoute {
+		// A few rules cost less to evaluate than a sweep of the event.
+		rt.small = true
+		rt.always = rt.always[:0]
+		for _, r := range rules {
+			rt.always = append(rt.always, int32(r.index))
+		}
+	}
 	return rt
 }
