@@ -576,8 +576,20 @@ func globMatch(toks []globTok, s string) bool {
 		if starT < 0 || starS >= len(s) {
 			return false
 		}
-		_, n := utf8.DecodeRuneInString(s[starS:])
-		starS += n
+		if nt := starT + 1; nt < len(toks) && toks[nt].lit != "" && toks[nt].lit[0]&0xc0 != 0x80 {
+			// The star can only end where the literal after it occurs:
+			// jump there instead of trying every rune (a literal that
+			// does not start inside a UTF-8 sequence only occurs where
+			// a rune starts).
+			k := strings.Index(s[starS+1:], toks[nt].lit)
+			if k < 0 {
+				return false
+			}
+			starS += 1 + k
+		} else {
+			_, n := utf8.DecodeRuneInString(s[starS:])
+			starS += n
+		}
 		ti, si = starT+1, starS
 	}
 }
