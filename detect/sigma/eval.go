@@ -1,6 +1,7 @@
 package sigma
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"regexp"
 	"strconv"
@@ -145,39 +146,52 @@ func (c *evalCtx) str(b []byte) string {
 
 // lowerOf returns s lowercased, allocating in the arena only when needed.
 func (c *evalCtx) lowerOf(s string) string {
-	upper, ascii := false, true
-	for i := 0; i < len(s); i++ {
-		b := s[i]
-		if b >= 0x80 {
-			ascii = false
-			break
+	// Eight bytes at a time: any non-ASCII byte sends the value to
+	// strings.ToLower; without capitals it is its own lowercase form.
+	var up uint64
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := load8(s, i)
+		if w&hi8 != 0 {
+			return strings.ToLower(s)
 		}
-		if 'A' <= b && b <= 'Z' {
-			upper = true
+		up |= upper8(w)
+	}
+	for ; i < len(s); i++ {
+		if b := s[i]; b >= 0x80 {
+			return strings.ToLower(s)
+		} else if 'A' <= b && b <= 'Z' {
+			up = 1
 		}
 	}
-	if ascii {
-		if !upper {
-			return s
-		}
-		if cap(c.arena)-len(c.arena) < len(s) {
-			n := 2 * cap(c.arena)
-			if n < len(s)+4096 {
-				n = len(s) + 4096
-			}
-			c.arena = make([]byte, 0, n)
-		}
-		start := len(c.arena)
-		for i := 0; i < len(s); i++ {
-			b := s[i]
-			if 'A' <= b && b <= 'Z' {
-				b += 'a' - 'A'
-			}
-			c.arena = append(c.arena, b)
-		}
-		return unsafe.String(&c.arena[start], len(s))
+	if up == 0 {
+		return s
 	}
-	return strings.ToLower(s)
+	if cap(c.arena)-len(c.arena) < len(s) {
+		c.arena = make([]byte, 0, max(2*cap(c.arena), len(s)+4096))
+	}
+	start := len(c.arena)
+	c.arena = c.arena[:start+len(s)]
+	dst := c.arena[start:]
+	for i = 0; i+8 <= len(s); i += 8 {
+		binary.LittleEndian.PutUint64(dst[i:], load8(s, i)|upper8(load8(s, i))>>2)
+	}
+	for ; i < len(s); i++ {
+		dst[i] = lowerTab[s[i]]
+	}
+	return unsafe.String(&dst[0], len(s))
+}
+
+// load8 reads eight bytes of s from i (i+8 <= len(s)), little-endian.
+func load8(s string, i int) uint64 {
+	return binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(s), len(s))[i:])
+}
+
+// upper8 marks, with its high bit, each byte of an ASCII word that is an
+// upper-case letter (adding 0x20 — the mark shifted right by two — lowers
+// it).
+func upper8(w uint64) uint64 {
+	return (w + 0x3f3f3f3f3f3f3f3f) &^ (w + 0x2525252525252525) & hi8
 }
 
 func (c *evalCtx) lowerSlot(s *slot) string {

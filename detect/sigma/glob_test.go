@@ -2,6 +2,7 @@ package sigma
 
 import (
 	"math/rand"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -66,6 +67,25 @@ func TestGlobMatchAgrees(t *testing.T) {
 		}
 		if got, want := globMatch(toks, s), globMatchSlow(toks, s); got != want {
 			t.Fatalf("%+v on %q: %v, want %v", toks, s, got, want)
+		}
+	}
+}
+
+func TestLowerOfAgrees(t *testing.T) {
+	r := rand.New(rand.NewSource(2))
+	alpha := "aZ/-. 09AzéÉ\x7f@[`{"
+	c := newEvalCtx(1)
+	for i := 0; i < 100000; i++ {
+		b := make([]byte, r.Intn(40))
+		for j := range b {
+			b[j] = alpha[r.Intn(len(alpha))]
+		}
+		s := string(b)
+		if got, want := c.lowerOf(s), strings.ToLower(s); got != want {
+			t.Fatalf("lowerOf(%q) = %q, want %q", s, got, want)
+		}
+		if i%100 == 0 {
+			c.arena = c.arena[:0]
 		}
 	}
 }
