@@ -44,8 +44,10 @@ type Context struct {
 	// (events are immutable, so one value per flow direction suffices);
 	// when nil, Network computes a new one.
 	Net *vigil.Network
-	// Arena, when set, supplies the field storage of new events. Nil
-	// allocates it per event.
+	// Arena, when set, supplies the field storage of new events. The
+	// sensor reuses it once the events emitted are published, so a
+	// decoder that keeps an event past the call that made it must copy
+	// its Fields first. Nil allocates the storage per event.
 	Arena *FieldArena
 }
 
