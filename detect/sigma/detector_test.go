@@ -182,7 +182,10 @@ func TestAppendAlertMatchesEncodingJSON(t *testing.T) {
 	a := vigil.Alert{ID: "x", DedupKey: "k", Detector: "sigma", RuleID: "r", Title: "T \"q\" <b> \x01 é \xff", Severity: vigil.SeverityHigh,
 		Tags: []string{"attack.t1105"}, Techniques: []string{"T1105"}, DeviceID: "d", Entities: []string{"ip:1"}, EventIDs: []string{"e"},
 		FirstEventTime: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), Created: time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("x", 3600)), Count: 1}
-	got := appendAlert(nil, &a, 7, "high")
+	got := appendAlert(nil, &a, 7, "high", nil)
+	if cached := appendAlert(nil, &a, 7, "high", appendRuleJSON(nil, &a)); string(cached) != string(got) {
+		t.Errorf("with the rule's members cached: %s\nwithout: %s", cached, got)
+	}
 	var x, y map[string]any
 	if err := json.Unmarshal(got, &x); err != nil {
 		t.Fatalf("%v: %s", err, got)

@@ -9,22 +9,19 @@ import (
 
 // appendAlert appends an alert as one JSON object (the fields of
 // vigil.Alert plus the input line and the rule level), without reflection.
-// Alerts with Fields fall back to the caller's encoder.
-func appendAlert(b []byte, a *vigil.Alert, line int, level string) []byte {
+// Alerts with Fields fall back to the caller's encoder. ruleJSON, when not
+// nil, is what appendRuleJSON writes for the alert (the caller keeps it
+// per rule).
+func appendAlert(b []byte, a *vigil.Alert, line int, level string, ruleJSON []byte) []byte {
 	b = append(b, `{"id":`...)
 	b = vigil.AppendJSONString(b, a.ID)
 	b = append(b, `,"dedup_key":`...)
 	b = vigil.AppendJSONString(b, a.DedupKey)
-	b = append(b, `,"detector":`...)
-	b = vigil.AppendJSONString(b, a.Detector)
-	b = append(b, `,"rule_id":`...)
-	b = vigil.AppendJSONString(b, a.RuleID)
-	b = append(b, `,"title":`...)
-	b = vigil.AppendJSONString(b, a.Title)
-	b = append(b, `,"severity":`...)
-	b = vigil.AppendJSONString(b, a.Severity.String())
-	b = appendStrings(b, "tags", a.Tags)
-	b = appendStrings(b, "techniques", a.Techniques)
+	if ruleJSON != nil {
+		b = append(b, ruleJSON...)
+	} else {
+		b = appendRuleJSON(b, a)
+	}
 	if a.DeviceID != "" {
 		b = append(b, `,"device_id":`...)
 		b = vigil.AppendJSONString(b, a.DeviceID)
@@ -48,6 +45,21 @@ func appendAlert(b []byte, a *vigil.Alert, line int, level string) []byte {
 	return append(b, "}\n"...)
 }
 
+// appendRuleJSON appends the members of an alert that its rule decides:
+// detector, rule id, title, severity, tags and techniques.
+func appendRuleJSON(b []byte, a *vigil.Alert) []byte {
+	b = append(b, `,"detector":`...)
+	b = vigil.AppendJSONString(b, a.Detector)
+	b = append(b, `,"rule_id":`...)
+	b = vigil.AppendJSONString(b, a.RuleID)
+	b = append(b, `,"title":`...)
+	b = vigil.AppendJSONString(b, a.Title)
+	b = append(b, `,"severity":`...)
+	b = vigil.AppendJSONString(b, a.Severity.String())
+	b = appendStrings(b, "tags", a.Tags)
+	return appendStrings(b, "techniques", a.Techniques)
+}
+
 func appendStrings(b []byte, name string, xs []string) []byte {
 	if len(xs) == 0 {
 		return b
@@ -66,6 +78,6 @@ func appendStrings(b []byte, name string, xs []string) []byte {
 
 func appendTime(b []byte, t time.Time) []byte {
 	b = append(b, '"')
-	b = t.AppendFormat(b, time.RFC3339Nano)
+	b = vigil.AppendTime(b, t)
 	return append(b, '"')
 }

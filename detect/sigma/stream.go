@@ -154,7 +154,8 @@ func DetectStream(r io.Reader, w io.Writer, rs *RuleSet) (Stats, error) {
 	corr := newCorrelator(0, 0, &dropCounters{})
 	written := 0
 	var out []byte
-	write := func(a vigil.Alert, level string) {
+	ruleJSON := map[*Rule][]byte{} // what each rule's alerts share
+	write := func(a vigil.Alert, level string, rj []byte) {
 		if werr != nil {
 			return
 		}
@@ -163,7 +164,7 @@ func DetectStream(r io.Reader, w io.Writer, rs *RuleSet) (Stats, error) {
 			werr = enc.Encode(streamAlert{Alert: a, Line: lineNo, Level: level})
 			return
 		}
-		out = appendAlert(out[:0], &a, lineNo, level)
+		out = appendAlert(out[:0], &a, lineNo, level, rj)
 		_, werr = bw.Write(out)
 	}
 	hit := func(rule *Rule) {
@@ -171,7 +172,13 @@ func DetectStream(r io.Reader, w io.Writer, rs *RuleSet) (Stats, error) {
 			return
 		}
 		if !rule.silent {
-			write(m.alertFor(rule, t0), rule.Level)
+			a := m.alertFor(rule, t0)
+			rj := ruleJSON[rule]
+			if rj == nil {
+				rj = appendRuleJSON(nil, &a)
+				ruleJSON[rule] = rj
+			}
+			write(a, rule.Level, rj)
 		}
 		if len(rule.feeds) > 0 {
 			et, _ := m.times.eventTime(m.str(slotTime))
@@ -182,7 +189,7 @@ func DetectStream(r io.Reader, w io.Writer, rs *RuleSet) (Stats, error) {
 				if id := m.str(slotEventID); id != "" {
 					a.EventIDs = []string{strings.Clone(id)}
 				}
-				write(a, f.rule.Level)
+				write(a, f.rule.Level, nil)
 			}, 0)
 		}
 	}
@@ -239,7 +246,7 @@ func DetectStream(r io.Reader, w io.Writer, rs *RuleSet) (Stats, error) {
 	}
 	// Judge the windows of upper-bound correlations that are still open:
 	// the input has ended, so they are closed.
-	corr.closeExpired(time.Unix(0, math.MaxInt64), func(f corrFire) { write(corrAlert(f, t0), f.rule.Level) })
+	corr.closeExpired(time.Unix(0, math.MaxInt64), func(f corrFire) { write(corrAlert(f, t0), f.rule.Level, nil) })
 	if werr != nil {
 		return st, fmt.Errorf("cannot write alert: %w", werr)
 	}
