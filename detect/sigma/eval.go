@@ -55,6 +55,9 @@ type evalCtx struct {
 	// bs is the index of the next backslash in the line being scanned
 	// (-1: not searched yet).
 	bs int
+	// qm and bm are the quote and backslash masks of the line (quotes.go).
+	qm, bm []uint64
+	pad    [64]byte
 	// Key prediction for top-level keys. A key id is a slot of kt (the
 	// rule set's key table) below len(kt.slots), the start of a line at
 	// len(kt.slots), and above it a key no rule reads (lkeys, learnt

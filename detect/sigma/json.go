@@ -1,7 +1,6 @@
 package sigma
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -89,18 +88,17 @@ func scanString(b []byte, i int) (start, end int, esc bool, next int, err error)
 // case costs one vectorized quote search: c.bs caches the position of the
 // next backslash in the line, and a quote before it ends the string.
 func (c *evalCtx) strEnd(b []byte, i int) (end int, esc bool, err error) {
-	q := bytes.IndexByte(b[i:], '"')
+	q := nextSet(c.qm, i)
 	if q < 0 {
 		return 0, false, errJSON
 	}
 	if c.bs < i {
-		c.bs = len(b)
-		if k := bytes.IndexByte(b[i:], '\\'); k >= 0 {
-			c.bs = i + k
+		if c.bs = nextSet(c.bm, i); c.bs < 0 {
+			c.bs = len(b)
 		}
 	}
-	if i+q < c.bs {
-		return i + q, false, nil
+	if q < c.bs {
+		return q, false, nil
 	}
 	_, end, esc, _, err = scanString(b, i-1)
 	return end, esc, err
@@ -261,6 +259,7 @@ func (rs *RuleSet) scanEvent(c *evalCtx, line []byte) error {
 	c.tmp = c.tmp[:0]
 	c.vals = c.vals[:0]
 	c.bs = -1
+	c.lineMasks(line)
 	if rs.keys == nil {
 		rs.buildKeys()
 	}
@@ -346,22 +345,20 @@ func (rs *RuleSet) fastMember(c *evalCtx, b []byte, i int) (next int, ok bool) {
 	isStr := false
 	switch ch := b[v]; {
 	case ch == '"':
-		q := bytes.IndexByte(b[v+1:], '"')
-		if q < 0 {
+		e := nextSet(c.qm, v+1)
+		if e < 0 {
 			return 0, false
 		}
-		e := v + 1 + q
 		if c.bs < v+1 {
-			c.bs = len(b)
-			if k := bytes.IndexByte(b[v+1:], '\\'); k >= 0 {
-				c.bs = v + 1 + k
+			if c.bs = nextSet(c.bm, v+1); c.bs < 0 {
+				c.bs = len(b)
 			}
 		}
 		if e > c.bs {
 			return 0, false // escapes
 		}
-		if q > 0 {
-			val = unsafe.String(&b[v+1], q)
+		if e > v+1 {
+			val = unsafe.String(&b[v+1], e-v-1)
 		}
 		isStr, next = true, e+1
 	case '0' <= ch && ch <= '9' || ch == '-':

@@ -1,0 +1,9 @@
+//go:build !purego
+
+package sigma
+
+// maskBlocks writes the quote and backslash masks of n 64-byte blocks
+// from p to q[0:n] and bs[0:n] (SSE2, quotes_amd64.s).
+//
+//go:noescape
+func maskBlocks(p *byte, n int, q, bs *uint64)
