@@ -138,11 +138,15 @@ func (a *FieldArena) Get(n int) Fields {
 // Reset takes back the storage of every Fields handed out: the caller
 // must hold no reference to them any more. The buffer grows to what was
 // handed out since the last Reset, so that a steady load fits in one.
+//
+// The buffer is not cleared: the values of old fields stay reachable
+// until new ones overwrite them, at most one buffer's worth. Clearing it
+// cost the sensor 4-5 % of its time (a write barrier for every pointer
+// while the collector marks).
 func (a *FieldArena) Reset() {
 	if a.used > cap(a.buf) {
 		a.buf = make([]vigil.Field, 0, a.used)
 	} else {
-		clear(a.buf)
 		a.buf = a.buf[:0]
 	}
 	a.used = 0

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	vigil "github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/proto"
@@ -148,59 +149,67 @@ func (s *Stream) Gap(c *proto.Context, n int, out proto.Emitter) {
 	}
 }
 
-// name reads a possibly compressed domain name at off. It returns the
-// name, the offset after it and an anomaly name ("" when fine).
-func name(msg []byte, off int, sb *strings.Builder) (string, int, string) {
-	sb.Reset()
+// name reads a possibly compressed domain name at off into buf (from its
+// start). It returns the name's bytes (nameString makes the field value),
+// the offset after it and an anomaly name ("" when fine).
+func name(msg []byte, off int, buf []byte) ([]byte, int, string) {
+	buf = buf[:0]
 	end := -1
 	jumps := 0
 	for {
 		if off >= len(msg) {
-			return "", 0, AnomalyMalformed
+			return nil, 0, AnomalyMalformed
 		}
 		l := int(msg[off])
 		switch l & 0xc0 {
 		case 0xc0:
 			if off+1 >= len(msg) {
-				return "", 0, AnomalyMalformed
+				return nil, 0, AnomalyMalformed
 			}
 			if end < 0 {
 				end = off + 2
 			}
 			jumps++
 			if jumps > 32 {
-				return "", 0, AnomalyPointerLoop
+				return nil, 0, AnomalyPointerLoop
 			}
 			off = int(binary.BigEndian.Uint16(msg[off:]) & 0x3fff)
 			continue
 		case 0x00:
 		default:
-			return "", 0, AnomalyMalformed
+			return nil, 0, AnomalyMalformed
 		}
 		off++
 		if l == 0 {
 			break
 		}
 		if off+l > len(msg) {
-			return "", 0, AnomalyMalformed
+			return nil, 0, AnomalyMalformed
 		}
-		if sb.Len() > 0 {
-			sb.WriteByte('.')
+		if len(buf) > 0 {
+			buf = append(buf, '.')
 		}
-		sb.Write(msg[off : off+l])
-		if sb.Len() > 255 {
-			return "", 0, AnomalyLongName
+		buf = append(buf, msg[off:off+l]...)
+		if len(buf) > 255 {
+			return nil, 0, AnomalyLongName
 		}
 		off += l
 	}
 	if end < 0 {
 		end = off
 	}
-	n := sb.String()
-	if n == "" {
-		n = "."
+	return buf, end, ""
+}
+
+// nameString returns a name read by name as a field value.
+func nameString(b []byte) string {
+	if len(b) == 0 {
+		return "."
 	}
-	return strings.ToValidUTF8(n, "\uFFFD"), end, ""
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
 }
 
 func message(c *proto.Context, msg []byte, out proto.Emitter) {
@@ -239,7 +248,7 @@ func message(c *proto.Context, msg []byte, out proto.Emitter) {
 		}
 	}
 	f.Set("dns.answers_count", proto.Num(float64(an)))
-	var sb strings.Builder
+	var nb [320]byte // a name: 255 bytes at most, then the last label
 	off := 12
 	bad := func(what, anomaly string) {
 		out.Emit(c.Anomaly(Kind, anomaly, what+" at byte "+strconv.Itoa(off)))
@@ -249,7 +258,7 @@ func message(c *proto.Context, msg []byte, out proto.Emitter) {
 		out.Emit(c.Anomaly(Kind, AnomalyTooManyQuery, strconv.Itoa(qd)+" questions"))
 	}
 	for i := 0; i < qd && i < maxRecords; i++ {
-		n, next, a := name(msg, off, &sb)
+		n, next, a := name(msg, off, nb[:0])
 		if a != "" {
 			bad("question name", a)
 			return
@@ -260,7 +269,7 @@ func message(c *proto.Context, msg []byte, out proto.Emitter) {
 		}
 		qt := binary.BigEndian.Uint16(msg[next:])
 		if i == 0 {
-			f.SetStr("dns.question.name", n)
+			f.SetStr("dns.question.name", nameString(n))
 			f.Set("dns.question.type", typeValue(qt))
 			f.Set("dns.question.class", proto.Num(float64(binary.BigEndian.Uint16(msg[next+2:])&0x7fff)))
 		}
@@ -268,7 +277,7 @@ func message(c *proto.Context, msg []byte, out proto.Emitter) {
 	}
 	var data, types []string
 	for i := 0; i < an+ns+ar && i < 3*maxRecords; i++ {
-		_, next, a := name(msg, off, &sb)
+		_, next, a := name(msg, off, nb[:0])
 		if a != "" {
 			bad("record name", a)
 			return
@@ -301,14 +310,21 @@ func message(c *proto.Context, msg []byte, out proto.Emitter) {
 				v = netip.AddrFrom16([16]byte(msg[rd : rd+16])).String()
 			}
 		case 2, 5, 12:
-			v, _, _ = name(msg, rd, &sb)
+			if b, _, a := name(msg, rd, nb[:0]); a == "" {
+				v = nameString(b)
+			}
 		case 15:
 			if rl > 2 {
-				v, _, _ = name(msg, rd+2, &sb)
+				if b, _, a := name(msg, rd+2, nb[:0]); a == "" {
+					v = nameString(b)
+				}
 			}
 		case 33:
 			if rl > 6 {
-				t, _, _ := name(msg, rd+6, &sb)
+				t := ""
+				if b, _, a := name(msg, rd+6, nb[:0]); a == "" {
+					t = nameString(b)
+				}
 				v = t + ":" + strconv.Itoa(int(binary.BigEndian.Uint16(msg[rd+4:])))
 			}
 		case 16:
