@@ -61,10 +61,10 @@ type evalCtx struct {
 	// Key prediction for top-level keys. A key id is a slot of kt (the
 	// rule set's key table) below len(kt.slots), the start of a line at
 	// len(kt.slots), and above it a key no rule reads (lkeys, learnt
-	// from the lines). kpred[id] is the id of the key that followed key
-	// id in the last line (-1: none); kprev is the previous key's id.
+	// from the lines). kpred[id] are the ids of the keys that followed key
+	// id, most recent first; kprev is the previous key's id.
 	kt    *keyTable
-	kpred []int32
+	kpred []predSet
 	kpat  []keyPat // the compact form of each key id
 	kprev int32
 	lkeys []string

@@ -265,10 +265,10 @@ func (rs *RuleSet) scanEvent(c *evalCtx, line []byte) error {
 	}
 	if c.kt != rs.keys {
 		c.kt = rs.keys
-		c.kpred = make([]int32, len(rs.keys.slots)+1)
+		c.kpred = make([]predSet, len(rs.keys.slots)+1)
 		c.kpat = make([]keyPat, len(rs.keys.slots)+1)
 		for i := range c.kpred {
-			c.kpred[i] = -1
+			c.kpred[i] = noPred
 			if i < len(rs.keys.slots) && rs.keys.slots[i].plain {
 				c.kpat[i] = makeKeyPat(rs.keys.slots[i].name)
 			}
@@ -320,23 +320,19 @@ func (rs *RuleSet) scanTop(c *evalCtx, b []byte, i int) (int, error) {
 // directly followed by its colon, and its value a string without escapes
 // or a number. ok is false, with nothing read, otherwise.
 func (rs *RuleSet) fastMember(c *evalCtx, b []byte, i int) (next int, ok bool) {
-	p := c.kpred[c.kprev]
-	if p < 0 || b[i] != '"' {
+	if b[i] != '"' {
 		return 0, false
 	}
-	var v int // the value
-	if kp := &c.kpat[p]; kp.n > 0 && i+17 <= len(b) {
-		if (binary.LittleEndian.Uint64(b[i+1:])^kp.w0)&kp.m0 != 0 || (binary.LittleEndian.Uint64(b[i+9:])^kp.w1)&kp.m1 != 0 {
-			return 0, false
-		}
+	ps := &c.kpred[c.kprev]
+	p, v := ps[0], 0 // the key's id, and where its value starts
+	if p < 0 {
+		return 0, false
+	}
+	if kp := &c.kpat[p]; kp.n > 0 && i+17 <= len(b) &&
+		(binary.LittleEndian.Uint64(b[i+1:])^kp.w0)&kp.m0 == 0 && (binary.LittleEndian.Uint64(b[i+9:])^kp.w1)&kp.m1 == 0 {
 		v = i + 1 + int(kp.n)
-	} else {
-		nm := c.keyName(p)
-		e := i + 1 + len(nm)
-		if e+1 >= len(b) || b[e] != '"' || b[e+1] != ':' || string(b[i+1:e]) != nm {
-			return 0, false
-		}
-		v = e + 2
+	} else if p, v = c.otherKey(b, i, ps); p < 0 {
+		return 0, false
 	}
 	if v >= len(b) {
 		return 0, false
@@ -429,7 +425,7 @@ func (rs *RuleSet) scanMember(c *evalCtx, b []byte, i int, plen int, name []byte
 	if plen == 0 {
 		// Lines of one source repeat their keys in one order: try
 		// the key that followed the previous one last time.
-		if p := c.kpred[c.kprev]; p >= 0 {
+		if p := c.kpred[c.kprev][0]; p >= 0 {
 			if kp := &c.kpat[p]; kp.n > 0 && ks+16 <= len(b) {
 				// The key, its closing quote and the colon, compared
 				// as two words.
@@ -472,7 +468,7 @@ func (rs *RuleSet) scanMember(c *evalCtx, b []byte, i int, plen int, name []byte
 				id = c.localKey(key)
 			}
 			if id >= 0 {
-				c.kpred[c.kprev] = id
+				c.kpred[c.kprev].add(id)
 			}
 		}
 	}
@@ -561,6 +557,66 @@ func (rs *RuleSet) scanMember(c *evalCtx, b []byte, i int, plen int, name []byte
 	return i, nil
 }
 
+// predSet holds the keys seen to follow a key, most recent first (-1:
+// none): lines of a few sources interleave, and after their common first
+// keys each source goes its own way.
+type predSet [4]int32
+
+var noPred = predSet{-1, -1, -1, -1}
+
+// front moves entry j to the front.
+func (ps *predSet) front(j int) {
+	x := ps[j]
+	copy(ps[1:j+1], ps[:j])
+	ps[0] = x
+}
+
+// add puts id at the front, dropping the oldest entry if id is new.
+func (ps *predSet) add(id int32) {
+	j := len(ps) - 1
+	for k, x := range ps {
+		if x == id {
+			j = k
+			break
+		}
+	}
+	ps[j] = id
+	ps.front(j)
+}
+
+// otherKey finds the key at b[i] among the predictions ps when the first
+// one's short form did not match (it may be a long key), and moves it to
+// the front. p is -1 when none is there.
+func (c *evalCtx) otherKey(b []byte, i int, ps *predSet) (p int32, v int) {
+	for j, q := range ps {
+		if q < 0 {
+			break
+		}
+		if v = c.keyAt(b, i, q); v > 0 {
+			ps.front(j)
+			return q, v
+		}
+	}
+	return -1, 0
+}
+
+// keyAt returns where the value starts when b[i:] is key id's quoted
+// name directly followed by a colon, else 0.
+func (c *evalCtx) keyAt(b []byte, i int, id int32) int {
+	if kp := &c.kpat[id]; kp.n > 0 && i+17 <= len(b) {
+		if (binary.LittleEndian.Uint64(b[i+1:])^kp.w0)&kp.m0 != 0 || (binary.LittleEndian.Uint64(b[i+9:])^kp.w1)&kp.m1 != 0 {
+			return 0
+		}
+		return i + 1 + int(kp.n)
+	}
+	nm := c.keyName(id)
+	e := i + 1 + len(nm)
+	if e+1 >= len(b) || b[e] != '"' || b[e+1] != ':' || string(b[i+1:e]) != nm {
+		return 0
+	}
+	return e + 2
+}
+
 // keyName is the name of top-level key id (see evalCtx.kpred).
 func (c *evalCtx) keyName(id int32) string {
 	n := int32(len(c.kt.slots))
@@ -586,7 +642,7 @@ func (c *evalCtx) localKey(key []byte) int32 {
 	c.lkeys = append(c.lkeys, string(key))
 	id := int32(len(c.kt.slots) + len(c.lkeys))
 	c.lidx[c.lkeys[len(c.lkeys)-1]] = id
-	c.kpred = append(c.kpred, -1)
+	c.kpred = append(c.kpred, noPred)
 	c.kpat = append(c.kpat, makeKeyPat(c.lkeys[len(c.lkeys)-1]))
 	return id
 }
