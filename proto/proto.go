@@ -80,13 +80,26 @@ type Fields []vigil.Field
 
 // Set sets field k to v.
 func (f *Fields) Set(k string, v any) {
-	*f = append(*f, vigil.Field{Key: k, Value: v})
+	f.next().Set(k, v)
 }
 
 // SetStr sets field k to the string s, without the allocation of
 // storing s in an interface.
 func (f *Fields) SetStr(k, s string) {
-	*f = append(*f, vigil.StringField(k, s))
+	f.next().SetString(k, s)
+}
+
+// next appends a field for the caller to set in place (cheaper than
+// appending a Field value while the garbage collector runs).
+func (f *Fields) next() *vigil.Field {
+	s := *f
+	if len(s) == cap(s) {
+		s = append(s, vigil.Field{})
+	} else {
+		s = s[:len(s)+1]
+	}
+	*f = s
+	return &s[len(s)-1]
 }
 
 // Get returns the value of field k and whether it is set.
