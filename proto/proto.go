@@ -131,8 +131,13 @@ type FieldArena struct {
 	used int // fields handed out since Reset, in all buffers
 }
 
-// arenaMin is the smallest buffer of a FieldArena, in fields.
-const arenaMin = 4096
+// Bounds of the buffer a FieldArena keeps across Resets, in fields: a
+// burst of events (thousands of flows expiring at once) does not pin its
+// size for good.
+const (
+	arenaMin = 4096
+	arenaMax = 64 << 10
+)
 
 // Get returns empty Fields with room for n fields. Setting more makes
 // append move them to a buffer of their own.
@@ -141,7 +146,7 @@ func (a *FieldArena) Get(n int) Fields {
 	l := len(a.buf)
 	if l+n > cap(a.buf) {
 		// A new buffer; the old one stays with the events it holds.
-		a.buf = make([]vigil.Field, 0, max(arenaMin, 2*cap(a.buf), n))
+		a.buf = make([]vigil.Field, 0, max(arenaMin, min(2*cap(a.buf), arenaMax), n))
 		l = 0
 	}
 	a.buf = a.buf[:l+n]
@@ -150,16 +155,20 @@ func (a *FieldArena) Get(n int) Fields {
 
 // Reset takes back the storage of every Fields handed out: the caller
 // must hold no reference to them any more. The buffer grows to what was
-// handed out since the last Reset, so that a steady load fits in one.
+// handed out since the last Reset (up to arenaMax), so that a steady load
+// fits in one.
 //
 // The buffer is not cleared: the values of old fields stay reachable
 // until new ones overwrite them, at most one buffer's worth. Clearing it
 // cost the sensor 4-5 % of its time (a write barrier for every pointer
 // while the collector marks).
 func (a *FieldArena) Reset() {
-	if a.used > cap(a.buf) {
-		a.buf = make([]vigil.Field, 0, a.used)
-	} else {
+	switch {
+	case cap(a.buf) > arenaMax:
+		a.buf = nil // Get makes one of arenaMin
+	case a.used > cap(a.buf):
+		a.buf = make([]vigil.Field, 0, min(a.used, arenaMax))
+	default:
 		a.buf = a.buf[:0]
 	}
 	a.used = 0

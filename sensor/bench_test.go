@@ -81,6 +81,7 @@ func BenchmarkFlowTable1M(b *testing.B) {
 			e.packet(LinkEthernet, pkt, ts, len(pkt))
 			if len(e.batch) > 0 {
 				e.batch = e.batch[:0]
+				e.arena.Reset() // as flush does
 			}
 		}
 		runtime.GC()

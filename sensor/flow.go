@@ -77,9 +77,11 @@ type flowTable struct {
 
 	// Slabs the strings and 5-tuples of flow events are cut from, a few
 	// allocations instead of three per flow. A slab is never written
-	// again where it was handed out: events may be kept.
-	strs []byte
-	nets [][2]vigil.Network
+	// again where it was handed out: events may be kept. Flow ids live as
+	// long as their flows, record times as long as the records: apart,
+	// so that the ones do not keep the others' slabs.
+	ids, times []byte
+	nets       [][2]vigil.Network
 }
 
 // Sizes of a flowTable's slabs.
@@ -88,14 +90,14 @@ const (
 	netSlab = 64
 )
 
-// str returns b as a string cut from the string slab.
-func (t *flowTable) str(b []byte) string {
-	if len(b) > cap(t.strs)-len(t.strs) {
-		t.strs = make([]byte, 0, max(strSlab, len(b)))
+// str returns b as a string cut from slab.
+func str(slab *[]byte, b []byte) string {
+	if len(b) > cap(*slab)-len(*slab) {
+		*slab = make([]byte, 0, max(strSlab, len(b)))
 	}
-	off := len(t.strs)
-	t.strs = append(t.strs, b...)
-	return unsafe.String(&t.strs[off], len(b))
+	off := len(*slab)
+	*slab = append(*slab, b...)
+	return unsafe.String(&(*slab)[off], len(b))
 }
 
 // lookup returns the flow of k, or nil. Packets of one flow often come
@@ -195,7 +197,7 @@ func (t *flowTable) newFlow(k flowKey, forward bool, p *packet, ts time.Time, we
 	f := t.alloc()
 	f.key, f.start, f.end, f.lastReport = k, ts, ts, ts
 	id := flowID(k, ts)
-	f.id = t.str(id[:])
+	f.id = str(&t.ids, id[:])
 	// Decide who is the client: the sender of a SYN without ACK, else
 	// the side whose port is not a known service port, else the side
 	// with the higher port.
@@ -338,7 +340,7 @@ func (t *flowTable) record(f *flow, reason string, ts time.Time, arena *proto.Fi
 	var buf [72]byte
 	tb := vigil.AppendTime(buf[:0], f.start.UTC())
 	n := len(tb)
-	times := t.str(vigil.AppendTime(tb, f.end.UTC()))
+	times := str(&t.times, vigil.AppendTime(tb, f.end.UTC()))
 	m.SetStr("flow.start", times[:n])
 	m.SetStr("flow.end", times[n:])
 	m.Set("flow.duration", sub(f.end, f.start).Seconds())
