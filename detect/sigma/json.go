@@ -331,6 +331,14 @@ func (rs *RuleSet) fastMember(c *evalCtx, b []byte, i int) (next int, ok bool) {
 	if kp := &c.kpat[p]; kp.n > 0 && i+17 <= len(b) &&
 		(binary.LittleEndian.Uint64(b[i+1:])^kp.w0)&kp.m0 == 0 && (binary.LittleEndian.Uint64(b[i+9:])^kp.w1)&kp.m1 == 0 {
 		v = i + 1 + int(kp.n)
+	} else if kp.n == 0 {
+		// A long key: compared as a string.
+		nm := c.keyName(p)
+		if e := i + 1 + len(nm); e+1 < len(b) && b[e] == '"' && b[e+1] == ':' && string(b[i+1:e]) == nm {
+			v = e + 2
+		} else if p, v = c.otherKey(b, i, ps); p < 0 {
+			return 0, false
+		}
 	} else if p, v = c.otherKey(b, i, ps); p < 0 {
 		return 0, false
 	}
