@@ -92,16 +92,27 @@ func (c *evalCtx) strEnd(b []byte, i int) (end int, esc bool, err error) {
 	if q < 0 {
 		return 0, false, errJSON
 	}
-	if c.bs < i {
-		if c.bs = nextSet(c.bm, i); c.bs < 0 {
-			c.bs = len(b)
-		}
-	}
-	if q < c.bs {
+	if q < c.nextBackslash(b, i) {
 		return q, false, nil
 	}
 	_, end, esc, _, err = scanString(b, i-1)
 	return end, esc, err
+}
+
+// nextBackslash returns the index of the first backslash at or after
+// b[i] (len(b) when there is none), cached in c.bs for the strings that
+// follow.
+func (c *evalCtx) nextBackslash(b []byte, i int) int {
+	if c.bs < i {
+		c.findBackslash(b, i)
+	}
+	return c.bs
+}
+
+func (c *evalCtx) findBackslash(b []byte, i int) {
+	if c.bs = nextSet(c.bm, i); c.bs < 0 {
+		c.bs = len(b)
+	}
 }
 
 const (
@@ -276,44 +287,8 @@ func (rs *RuleSet) scanEvent(c *evalCtx, line []byte) error {
 		c.lkeys, c.lidx = c.lkeys[:0], map[string]int32{}
 	}
 	c.kprev = int32(len(rs.keys.slots)) // the start of the line
-	_, err := rs.scanTop(c, line, i+1)
+	_, err := rs.scanObject(c, line, i, 0, c.name[:0])
 	return err
-}
-
-// scanTop scans the members of the line's top-level object from b[i]
-// (just past its '{'). Members of the usual shape — a predicted key
-// followed directly by its colon, then a string without escapes or a
-// number — take a short path; others go through scanMember, which takes
-// any JSON.
-func (rs *RuleSet) scanTop(c *evalCtx, b []byte, i int) (int, error) {
-	for {
-		i = skipWS(b, i)
-		if i >= len(b) {
-			return 0, errJSON
-		}
-		if b[i] == '}' {
-			return i + 1, nil
-		}
-		n, ok := rs.fastMember(c, b, i)
-		if !ok {
-			var err error
-			if n, err = rs.scanMember(c, b, i, 0, c.name[:0]); err != nil {
-				return 0, err
-			}
-		}
-		i = skipWS(b, n)
-		if i >= len(b) {
-			return 0, errJSON
-		}
-		switch b[i] {
-		case ',':
-			i++
-		case '}':
-			return i + 1, nil
-		default:
-			return 0, errJSON
-		}
-	}
 }
 
 // fastMember scans the member at b[i] when its key is the predicted one,
@@ -328,19 +303,20 @@ func (rs *RuleSet) fastMember(c *evalCtx, b []byte, i int) (next int, ok bool) {
 	if p < 0 {
 		return 0, false
 	}
-	if kp := &c.kpat[p]; kp.n > 0 && i+17 <= len(b) &&
-		(binary.LittleEndian.Uint64(b[i+1:])^kp.w0)&kp.m0 == 0 && (binary.LittleEndian.Uint64(b[i+9:])^kp.w1)&kp.m1 == 0 {
-		v = i + 1 + int(kp.n)
-	} else if kp.n == 0 {
-		// A long key: compared as a string.
-		nm := c.keyName(p)
-		if e := i + 1 + len(nm); e+1 < len(b) && b[e] == '"' && b[e+1] == ':' && string(b[i+1:e]) == nm {
-			v = e + 2
-		} else if p, v = c.otherKey(b, i, ps); p < 0 {
+	// The first prediction's short form is tested here (the common case,
+	// inlined); a long key, or one near the end of the line, by keyAt.
+	switch kp := &c.kpat[p]; {
+	case kp.n > 0 && i+17 <= len(b):
+		if (binary.LittleEndian.Uint64(b[i+1:])^kp.w0)&kp.m0 == 0 && (binary.LittleEndian.Uint64(b[i+9:])^kp.w1)&kp.m1 == 0 {
+			v = i + 1 + int(kp.n)
+		}
+	default:
+		v = c.keyAt(b, i, p)
+	}
+	if v == 0 {
+		if p, v = c.otherKey(b, i, ps); p < 0 {
 			return 0, false
 		}
-	} else if p, v = c.otherKey(b, i, ps); p < 0 {
-		return 0, false
 	}
 	if v >= len(b) {
 		return 0, false
@@ -350,16 +326,8 @@ func (rs *RuleSet) fastMember(c *evalCtx, b []byte, i int) (next int, ok bool) {
 	switch ch := b[v]; {
 	case ch == '"':
 		e := nextSet(c.qm, v+1)
-		if e < 0 {
-			return 0, false
-		}
-		if c.bs < v+1 {
-			if c.bs = nextSet(c.bm, v+1); c.bs < 0 {
-				c.bs = len(b)
-			}
-		}
-		if e > c.bs {
-			return 0, false // escapes
+		if e < 0 || e > c.nextBackslash(b, v+1) {
+			return 0, false // unterminated, or escapes
 		}
 		if e > v+1 {
 			val = unsafe.String(&b[v+1], e-v-1)
@@ -389,7 +357,11 @@ func (rs *RuleSet) fastMember(c *evalCtx, b []byte, i int) (next int, ok bool) {
 }
 
 // scanObject scans the object at b[i] == '{'; names of its members are
-// prefix + key (prefix holds plen bytes of the dotted path).
+// prefix + key (prefix holds plen bytes of the dotted path). At the top
+// level (plen 0), members of the usual shape — a predicted key followed
+// directly by its colon, then a string without escapes or a number — take
+// a short path (fastMember); others go through scanMember, which takes any
+// JSON.
 func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte) (int, error) {
 	i++
 	for {
@@ -400,9 +372,15 @@ func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte
 		if b[i] == '}' {
 			return i + 1, nil
 		}
-		n, err := rs.scanMember(c, b, i, plen, name)
-		if err != nil {
-			return 0, err
+		n, ok := 0, false
+		if plen == 0 {
+			n, ok = rs.fastMember(c, b, i)
+		}
+		if !ok {
+			var err error
+			if n, err = rs.scanMember(c, b, i, plen, name); err != nil {
+				return 0, err
+			}
 		}
 		i = skipWS(b, n)
 		if i >= len(b) {
@@ -434,20 +412,11 @@ func (rs *RuleSet) scanMember(c *evalCtx, b []byte, i int, plen int, name []byte
 		// Lines of one source repeat their keys in one order: try
 		// the key that followed the previous one last time.
 		if p := c.kpred[c.kprev][0]; p >= 0 {
-			if kp := &c.kpat[p]; kp.n > 0 && ks+16 <= len(b) {
-				// The key, its closing quote and the colon, compared
-				// as two words.
-				if (binary.LittleEndian.Uint64(b[ks:])^kp.w0)&kp.m0 == 0 && (binary.LittleEndian.Uint64(b[ks+8:])^kp.w1)&kp.m1 == 0 {
-					n, id = ks+int(kp.n)-1, p
+			if v := c.keyAt(b, i, p); v > 0 {
+				n, id = v-1, p // at the colon
+				if int(p) < len(rs.keys.slots) {
+					ks2 = &rs.keys.slots[p]
 				}
-			} else {
-				nm := c.keyName(p)
-				if e := ks + len(nm); e < len(b) && b[e] == '"' && string(b[ks:e]) == nm {
-					n, id = e+1, p
-				}
-			}
-			if id >= 0 && int(p) < len(rs.keys.slots) {
-				ks2 = &rs.keys.slots[p]
 			}
 		}
 	}
@@ -506,12 +475,7 @@ func (rs *RuleSet) scanMember(c *evalCtx, b []byte, i int, plen int, name []byte
 		if err != nil {
 			return 0, err
 		}
-		var v string
-		if esc {
-			v = c.unescape(b[i+1 : e])
-		} else if e > i+1 {
-			v = unsafe.String(&b[i+1], e-i-1)
-		}
+		v := c.jsonString(b, i+1, e, esc)
 		for _, id := range ids {
 			c.set(id, v, false)
 		}
@@ -592,11 +556,12 @@ func (ps *predSet) add(id int32) {
 	ps.front(j)
 }
 
-// otherKey finds the key at b[i] among the predictions ps when the first
-// one's short form did not match (it may be a long key), and moves it to
-// the front. p is -1 when none is there.
+// otherKey finds the key at b[i] among the predictions ps after the first
+// (which did not match), and moves it to the front. p is -1 when none is
+// there.
 func (c *evalCtx) otherKey(b []byte, i int, ps *predSet) (p int32, v int) {
-	for j, q := range ps {
+	for j := 1; j < len(ps); j++ {
+		q := ps[j]
 		if q < 0 {
 			break
 		}
