@@ -286,10 +286,10 @@ func TestTokensSingleUseAndExpiry(t *testing.T) {
 		t.Fatalf("vigil_enroll_requests_total: %v, want enroll/ok 1 and enroll/refused 2", got)
 	}
 	// Expired.
-	clock := &fakeClock{t: time.Now()}
+	clock := &stepClock{t: time.Now()}
 	toks, _ := OpenTokenStore(filepath.Join(f.dir, TokensFile), clock)
 	plain, _, _ := toks.Create("camera", time.Minute)
-	clock.t = clock.t.Add(2 * time.Minute)
+	clock.add(2 * time.Minute)
 	if _, err := toks.Redeem(plain, "x"); vigil.ErrorCode(err) != vigil.EUNAUTHORIZED {
 		t.Fatalf("expired token: %v", err)
 	}
@@ -301,10 +301,6 @@ func TestTokensSingleUseAndExpiry(t *testing.T) {
 		t.Fatalf("bad class: %v", err)
 	}
 }
-
-type fakeClock struct{ t time.Time }
-
-func (c *fakeClock) Now() time.Time { return c.t }
 
 func TestDeviceEndpointsNeedCertificate(t *testing.T) {
 	f := newFixture(t, false)
