@@ -177,7 +177,8 @@ func (c *evalCtx) lowerOf(s string) string {
 	c.arena = c.arena[:start+len(s)]
 	dst := c.arena[start:]
 	for i = 0; i+8 <= len(s); i += 8 {
-		binary.LittleEndian.PutUint64(dst[i:], load8(s, i)|upper8(load8(s, i))>>2)
+		w := load8(s, i)
+		binary.LittleEndian.PutUint64(dst[i:], w|upper8(w)>>2)
 	}
 	for ; i < len(s); i++ {
 		dst[i] = lowerTab[s[i]]

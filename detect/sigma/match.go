@@ -73,7 +73,7 @@ const sampleEvery = 256
 // evalRoute evaluates the rules of rt on the event loaded in c and calls
 // hit for each match. It returns the number of matches.
 func (rs *RuleSet) evalRoute(c *evalCtx, rt *route, seq uint64, hit func(r *Rule)) int {
-	if !rt.small {
+	if !rt.small() {
 		prefilter(c, rs, rt)
 	}
 	return evalRules(c, rs, rt, seq, hit)

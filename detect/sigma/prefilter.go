@@ -335,9 +335,11 @@ type route struct {
 	scanned  []bool // slot → some literal of this route is on that field
 	fields   []int  // the scanned slots
 	keywords bool   // some literal is a keyword literal (any string)
-	// small: the route evaluates all its rules (always) without sweeping.
-	small bool
 }
+
+// small reports whether the route evaluates all its rules (always)
+// without sweeping the event for their literals.
+func (rt *route) small() bool { return len(rt.rules) <= smallRoute }
 
 // smallRoute is the most rules a route evaluates without a prefilter.
 const smallRoute = 4
@@ -404,9 +406,8 @@ func buildRoute(rules []*Rule, nfields int) *route {
 	}
 	t.freeze()
 	rt.lits = t
-	if len(rules) <= smallRoute {
+	if rt.small() {
 		// A few rules cost less to evaluate than a sweep of the event.
-		rt.small = true
 		rt.always = rt.always[:0]
 		for _, r := range rules {
 			rt.always = append(rt.always, int32(r.index))
