@@ -3,25 +3,20 @@ package sigma
 import (
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/vigil-iot/vigil"
 )
 
 // appendAlert appends an alert as one JSON object (the fields of
 // vigil.Alert plus the input line and the rule level), without reflection.
-// Alerts with Fields fall back to the caller's encoder. ruleJSON, when not
-// nil, is what appendRuleJSON writes for the alert (the caller keeps it
-// per rule).
-func appendAlert(b []byte, a *vigil.Alert, line int, level string, ruleJSON []byte) []byte {
+// Alerts with Fields fall back to the caller's encoder.
+func appendAlert(b []byte, a *vigil.Alert, line int, level string) []byte {
 	b = append(b, `{"id":`...)
 	b = vigil.AppendJSONString(b, a.ID)
 	b = append(b, `,"dedup_key":`...)
 	b = vigil.AppendJSONString(b, a.DedupKey)
-	if ruleJSON != nil {
-		b = append(b, ruleJSON...)
-	} else {
-		b = appendRuleJSON(b, a)
-	}
+	b = appendRuleJSON(b, a)
 	if a.DeviceID != "" {
 		b = append(b, `,"device_id":`...)
 		b = vigil.AppendJSONString(b, a.DeviceID)
@@ -80,4 +75,76 @@ func appendTime(b []byte, t time.Time) []byte {
 	b = append(b, '"')
 	b = vigil.AppendTime(b, t)
 	return append(b, '"')
+}
+
+// matchWriter encodes DetectStream's alerts straight from the matcher's
+// current event: the bytes appendAlert writes for the alert of r built from the event's
+// device, entity, event id and time slots,
+// without building the alert (no entity or dedup-key strings).
+type matchWriter struct {
+	created  []byte   // the quoted creation time, the same for every alert
+	ruleJSON [][]byte // per rule index, what its alerts share
+	tmp      []byte
+}
+
+func newMatchWriter(rs *RuleSet, now time.Time) *matchWriter {
+	return &matchWriter{created: appendTime(nil, now), ruleJSON: make([][]byte, len(rs.Rules))}
+}
+
+func (w *matchWriter) append(b []byte, m *Matcher, r *Rule, line int) []byte {
+	rj := w.ruleJSON[r.index]
+	if rj == nil {
+		a := vigil.Alert{Detector: "sigma", RuleID: firstNonEmpty(r.ID, r.Name, r.Title), Title: r.Title,
+			Severity: r.Severity, Tags: r.Tags, Techniques: r.Techniques}
+		rj = appendRuleJSON(nil, &a)
+		w.ruleJSON[r.index] = rj
+	}
+	dev := m.str(slotDevice)
+	b = append(b, `{"id":`...)
+	b = vigil.AppendJSONString(b, vigil.NewID())
+	b = append(b, `,"dedup_key":`...)
+	w.tmp = append(append(append(w.tmp[:0], firstNonEmpty(r.ID, r.Name, r.Title)...), '|'), dev...)
+	b = vigil.AppendJSONString(b, unsafe.String(unsafe.SliceData(w.tmp), len(w.tmp)))
+	b = append(b, rj...)
+	if dev != "" {
+		b = append(b, `,"device_id":`...)
+		b = vigil.AppendJSONString(b, dev)
+	}
+	n := 0
+	for _, e := range entitySlots {
+		v := m.str(e.slot)
+		if v == "" {
+			continue
+		}
+		if n == 0 {
+			b = append(b, `,"entities":[`...)
+		} else {
+			b = append(b, ',')
+		}
+		n++
+		w.tmp = append(append(append(w.tmp[:0], e.kind...), ':'), v...)
+		b = vigil.AppendJSONString(b, unsafe.String(unsafe.SliceData(w.tmp), len(w.tmp)))
+	}
+	if n > 0 {
+		b = append(b, ']')
+	}
+	if id := m.str(slotEventID); id != "" {
+		b = append(b, `,"event_ids":[`...)
+		b = vigil.AppendJSONString(b, id)
+		b = append(b, ']')
+	}
+	t, _ := m.times.eventTime(m.str(slotTime))
+	b = append(b, `,"first_event_time":`...)
+	b = appendTime(b, t)
+	b = append(b, `,"last_event_time":`...)
+	b = appendTime(b, t)
+	b = append(b, `,"created":`...)
+	b = append(b, w.created...)
+	b = append(b, `,"count":1,"line":`...)
+	b = strconv.AppendInt(b, int64(line), 10)
+	if r.Level != "" {
+		b = append(b, `,"level":`...)
+		b = vigil.AppendJSONString(b, r.Level)
+	}
+	return append(b, "}\n"...)
 }

@@ -50,6 +50,10 @@ type evalCtx struct {
 	// cands are the rules the prefilter stamped for this event.
 	cands []int32
 	sel   []int32
+	// rec collects prefilter entries of one value; memo remembers them
+	// per value (litmemo.go).
+	rec  []int32
+	memo *litMemo
 	// vals are the scalars of the current NDJSON line.
 	vals []scalarVal
 	// bs is the index of the next backslash in the line being scanned

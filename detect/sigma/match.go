@@ -94,12 +94,12 @@ func prefilter(c *evalCtx, rs *RuleSet, rt *route) {
 				ids = slots[v.key].ids
 			}
 			if rt.keywords && v.str {
-				rt.lits.scan(c, v.s, ids)
+				c.scanLits(rt, v.key, v.s, ids)
 				continue
 			}
 			for _, id := range ids {
 				if rt.scanned[id] {
-					rt.lits.scan(c, v.s, ids)
+					c.scanLits(rt, v.key, v.s, ids)
 					break
 				}
 			}

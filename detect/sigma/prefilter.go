@@ -1,9 +1,14 @@
 package sigma
 
 import (
+	"math/bits"
 	"sort"
 	"strings"
+	"sync/atomic"
 )
+
+// routeIDs numbers routes.
+var routeIDs atomic.Uint32
 
 // atom is a literal test: the field value contains lit (ignoring ASCII
 // case). A rule's necessary condition is a conjunction of up to
@@ -21,11 +26,61 @@ type clause []atom
 
 const maxClauses = 3
 
+// litKey is a literal of one field (or kwField).
+type litKey struct {
+	field int
+	lit   string
+}
+
+// litFreq counts, per literal, the rules of a rule set that test it. A
+// literal many rules test is a value the events of that source commonly
+// hold (`type: EXECVE`, `cs-method: GET`), so it selects few events and
+// is a poor prefilter.
+type litFreq map[litKey]int
+
+// ruleLitFreq counts the literals of rules' conditions.
+func ruleLitFreq(rules []*Rule) litFreq {
+	df := litFreq{}
+	for _, r := range rules {
+		seen := map[litKey]bool{}
+		var walk func(n node)
+		walk = func(n node) {
+			switch x := n.(type) {
+			case andNode:
+				for _, k := range x {
+					walk(k)
+				}
+			case orNode:
+				for _, k := range x {
+					walk(k)
+				}
+			case countNode:
+				for _, k := range x.kids {
+					walk(k)
+				}
+			case notNode:
+				walk(x.n)
+			case *fieldNode:
+				for i := range x.preds {
+					if l, ok := predLiteral(&x.preds[i]); ok {
+						seen[litKey{x.field, l}] = true
+					}
+				}
+			}
+		}
+		walk(r.cond)
+		for k := range seen {
+			df[k]++
+		}
+	}
+	return df
+}
+
 // necessary returns the atoms of a rule's necessary condition and the
 // number of clauses, or nil when none is known (the rule is always
 // evaluated).
-func necessary(n node) ([]atom, int) {
-	cls, ok := nec(n)
+func (df litFreq) necessary(n node) ([]atom, int) {
+	cls, ok := df.nec(n)
 	if !ok || len(cls) == 0 {
 		return nil, 0
 	}
@@ -39,46 +94,52 @@ func necessary(n node) ([]atom, int) {
 	return out, len(cls)
 }
 
-func clauseScore(as clause) int {
+func (df litFreq) clauseScore(as clause) int {
 	if len(as) == 0 {
 		return 0
 	}
 	min := 1 << 30
 	for _, a := range as {
-		if len(a.lit) < min {
-			min = len(a.lit)
+		// Longer literals are more selective, and so are literals few
+		// rules test.
+		sc := len(a.lit) * 16
+		if n := df[litKey{a.field, a.lit}]; n > 1 {
+			sc -= 24 * bits.Len(uint(n-1))
+		}
+		if sc < min {
+			min = sc
 		}
 	}
-	// Longer literals are more selective; many alternatives cost a little.
-	return min*16 - len(as)/8
+	// Many alternatives cost a little.
+	return min - len(as)/8
 }
 
 // best keeps the maxClauses most selective clauses.
-func best(cls []clause) []clause {
-	sort.SliceStable(cls, func(i, j int) bool { return clauseScore(cls[i]) > clauseScore(cls[j]) })
+func (df litFreq) best(cls []clause) []clause {
+	sort.SliceStable(cls, func(i, j int) bool { return df.clauseScore(cls[i]) > df.clauseScore(cls[j]) })
 	if len(cls) > maxClauses {
 		cls = cls[:maxClauses]
 	}
 	return cls
 }
 
-func andOf(kids []node) ([]clause, bool) {
+func (df litFreq) andOf(kids []node) ([]clause, bool) {
 	var all []clause
 	for _, k := range kids {
-		if cl, ok := nec(k); ok {
+		if cl, ok := df.nec(k); ok {
 			all = append(all, cl...)
 		}
 	}
 	if len(all) == 0 {
 		return nil, false
 	}
-	return best(all), true
+	return df.best(all), true
 }
 
-func orOf(kids []node) ([]clause, bool) {
+func (df litFreq) orOf(kids []node) ([]clause, bool) {
 	var out clause
 	for _, k := range kids {
-		cl, ok := nec(k)
+		cl, ok := df.nec(k)
 		if !ok || len(cl) == 0 {
 			return nil, false
 		}
@@ -89,7 +150,7 @@ func orOf(kids []node) ([]clause, bool) {
 
 // literalClauses turns value predicates into clauses: one clause with
 // every value when they are ORed, one clause per value under |all.
-func literalClauses(field int, preds []pred, all bool) ([]clause, bool) {
+func (df litFreq) literalClauses(field int, preds []pred, all bool) ([]clause, bool) {
 	var one clause
 	var cls []clause
 	for i := range preds {
@@ -134,29 +195,29 @@ func literalClauses(field int, preds []pred, all bool) ([]clause, bool) {
 		if len(cls) == 0 {
 			return nil, false
 		}
-		return best(cls), true
+		return df.best(cls), true
 	}
 	return []clause{one}, len(one) > 0
 }
 
-func nec(n node) ([]clause, bool) {
+func (df litFreq) nec(n node) ([]clause, bool) {
 	switch x := n.(type) {
 	case andNode:
-		return andOf(x)
+		return df.andOf(x)
 	case orNode:
-		return orOf(x)
+		return df.orOf(x)
 	case countNode:
 		if x.min >= len(x.kids) {
-			return andOf(x.kids)
+			return df.andOf(x.kids)
 		}
-		return orOf(x.kids)
+		return df.orOf(x.kids)
 	case *keywordNode:
-		return literalClauses(kwField, x.preds, x.all)
+		return df.literalClauses(kwField, x.preds, x.all)
 	case *fieldNode:
 		if x.neg || x.absent || x.null || len(x.preds) == 0 {
 			return nil, false
 		}
-		return literalClauses(x.field, x.preds, x.all)
+		return df.literalClauses(x.field, x.preds, x.all)
 	}
 	return nil, false
 }
@@ -276,8 +337,16 @@ func triHash(x uint32) uint32 { return (x * 2654435761) >> (32 - tri) }
 // scan marks the rules whose literals occur in s, a value of the fields
 // ids (nil: a value only keyword literals apply to).
 func (t *litTable) scan(c *evalCtx, s string, ids []int) {
+	c.rec = t.collect(s, ids, c.rec[:0])
+	c.markAll(c.rec)
+}
+
+// collect appends to out the entries (rule index<<3 | clause) of the
+// literals that occur in s, a value of the fields ids (nil: a value only
+// keyword literals apply to).
+func (t *litTable) collect(s string, ids []int, out []int32) []int32 {
 	if len(s) < 3 {
-		return
+		return out
 	}
 	// A rolling window of the last three folded bytes.
 	x := uint32(lowerTab[s[0]])<<8 | uint32(lowerTab[s[1]])
@@ -294,16 +363,23 @@ func (t *litTable) scan(c *evalCtx, s string, ids []int) {
 				!eqFoldASCII(s[start:start+len(cd.lit)], cd.lit) {
 				continue
 			}
-			for _, v := range cd.rules {
-				ri := v >> 3
-				if c.stamp[ri] != c.gen {
-					c.stamp[ri] = c.gen
-					c.mask[ri] = 0
-					c.cands = append(c.cands, ri)
-				}
-				c.mask[ri] |= 1 << (v & 7)
-			}
+			out = append(out, cd.rules...)
 		}
+	}
+	return out
+}
+
+// markAll marks the prefilter clauses of entries vs (rule index<<3 |
+// clause) as holding for the current event.
+func (c *evalCtx) markAll(vs []int32) {
+	for _, v := range vs {
+		ri := v >> 3
+		if c.stamp[ri] != c.gen {
+			c.stamp[ri] = c.gen
+			c.mask[ri] = 0
+			c.cands = append(c.cands, ri)
+		}
+		c.mask[ri] |= 1 << (v & 7)
 	}
 }
 
@@ -329,6 +405,7 @@ func eqFoldASCII(s, lit string) bool {
 // route is the plan for events of one logsource: the rules that apply and
 // the literal table that selects candidates among them.
 type route struct {
+	id       uint32 // distinct among the routes of a process (litMemo keys)
 	rules    []*Rule
 	always   []int32 // indexes of rules without a prefilter
 	lits     *litTable
@@ -345,7 +422,7 @@ func (rt *route) small() bool { return len(rt.rules) <= smallRoute }
 const smallRoute = 4
 
 func buildRoute(rules []*Rule, nfields int) *route {
-	rt := &route{rules: rules, scanned: make([]bool, nfields)}
+	rt := &route{id: routeIDs.Add(1), rules: rules, scanned: make([]bool, nfields)}
 	t := &litTable{cands3: map[uint32][]litCand{}}
 	type ckey struct {
 		field int

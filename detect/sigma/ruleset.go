@@ -228,7 +228,6 @@ func (rs *RuleSet) addDoc(file string, doc *yaml.Node) error {
 		if err := cp.compileDetection(r, mapGet(doc, "detection")); err != nil {
 			return err
 		}
-		r.prefilt, r.clauses = necessary(r.cond)
 		r.index = len(rs.Rules)
 		rs.Rules = append(rs.Rules, r)
 	case "filter":
@@ -302,8 +301,13 @@ func (rs *RuleSet) finish() []FileError {
 			}
 			// Filters narrow the rule: its condition AND the filter's.
 			r.cond = andNode{r.cond, f.cond}
-			r.prefilt, r.clauses = necessary(r.cond)
 		}
+	}
+	// Prefilters are chosen once every rule is known: how many rules test
+	// a literal tells how common it is.
+	df := ruleLitFreq(rs.Rules)
+	for _, r := range rs.Rules {
+		r.prefilt, r.clauses = df.necessary(r.cond)
 	}
 	var keep []*Rule
 	for _, c := range rs.Correlations {

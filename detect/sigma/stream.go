@@ -92,37 +92,15 @@ func (m *Matcher) str(f int) string {
 	return s.s
 }
 
-// alertFor builds the alert for rule r on the current event.
-func (m *Matcher) alertFor(r *Rule, now time.Time) vigil.Alert {
-	a := vigil.Alert{
-		ID:         vigil.NewID(),
-		Detector:   "sigma",
-		RuleID:     firstNonEmpty(r.ID, r.Name, r.Title),
-		Title:      r.Title,
-		Severity:   r.Severity,
-		Tags:       r.Tags,
-		Techniques: r.Techniques,
-		DeviceID:   strings.Clone(m.str(slotDevice)),
-		Created:    now,
-		Count:      1,
-	}
-	if id := m.str(slotEventID); id != "" {
-		a.EventIDs = []string{strings.Clone(id)}
-	}
-	if t, ok := m.times.eventTime(m.str(slotTime)); ok {
-		a.FirstEventTime, a.LastEventTime = t, t
-	}
-	a.Entities = m.entities()
-	a.DedupKey = a.RuleID + "|" + a.DeviceID
-	return a
-}
+// entitySlots are the slots alerts name as entities, in order.
+var entitySlots = [...]struct {
+	slot int
+	kind string
+}{{slotEntIP, "ip"}, {slotEntUser, "user"}, {slotEntHost, "host"}}
 
 func (m *Matcher) entities() []string {
 	var out []string
-	for _, e := range [...]struct {
-		slot int
-		kind string
-	}{{slotEntIP, "ip"}, {slotEntUser, "user"}, {slotEntHost, "host"}} {
+	for _, e := range entitySlots {
 		if v := m.str(e.slot); v != "" {
 			out = append(out, e.kind+":"+v)
 		}
@@ -154,8 +132,8 @@ func DetectStream(r io.Reader, w io.Writer, rs *RuleSet) (Stats, error) {
 	corr := newCorrelator(0, 0, &dropCounters{})
 	written := 0
 	var out []byte
-	ruleJSON := map[*Rule][]byte{} // what each rule's alerts share
-	write := func(a vigil.Alert, level string, rj []byte) {
+	mw := newMatchWriter(rs, t0)
+	write := func(a vigil.Alert, level string) {
 		if werr != nil {
 			return
 		}
@@ -164,21 +142,17 @@ func DetectStream(r io.Reader, w io.Writer, rs *RuleSet) (Stats, error) {
 			werr = enc.Encode(streamAlert{Alert: a, Line: lineNo, Level: level})
 			return
 		}
-		out = appendAlert(out[:0], &a, lineNo, level, rj)
+		out = appendAlert(out[:0], &a, lineNo, level)
 		_, werr = bw.Write(out)
 	}
 	hit := func(rule *Rule) {
 		if rule.disabled.Load() {
 			return
 		}
-		if !rule.silent {
-			a := m.alertFor(rule, t0)
-			rj := ruleJSON[rule]
-			if rj == nil {
-				rj = appendRuleJSON(nil, &a)
-				ruleJSON[rule] = rj
-			}
-			write(a, rule.Level, rj)
+		if !rule.silent && werr == nil {
+			written++
+			out = mw.append(out[:0], m, rule, lineNo)
+			_, werr = bw.Write(out)
 		}
 		if len(rule.feeds) > 0 {
 			et, _ := m.times.eventTime(m.str(slotTime))
@@ -189,7 +163,7 @@ func DetectStream(r io.Reader, w io.Writer, rs *RuleSet) (Stats, error) {
 				if id := m.str(slotEventID); id != "" {
 					a.EventIDs = []string{strings.Clone(id)}
 				}
-				write(a, f.rule.Level, nil)
+				write(a, f.rule.Level)
 			}, 0)
 		}
 	}
@@ -246,7 +220,7 @@ func DetectStream(r io.Reader, w io.Writer, rs *RuleSet) (Stats, error) {
 	}
 	// Judge the windows of upper-bound correlations that are still open:
 	// the input has ended, so they are closed.
-	corr.closeExpired(time.Unix(0, math.MaxInt64), func(f corrFire) { write(corrAlert(f, t0), f.rule.Level, nil) })
+	corr.closeExpired(time.Unix(0, math.MaxInt64), func(f corrFire) { write(corrAlert(f, t0), f.rule.Level) })
 	if werr != nil {
 		return st, fmt.Errorf("cannot write alert: %w", werr)
 	}
