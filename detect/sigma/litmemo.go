@@ -60,7 +60,9 @@ func (c *evalCtx) scanLits(rt *route, key int32, s string, ids []int) {
 	h |= 1
 	e := &m.ents[h&(memoEnts-1)]
 	if e.h == h && int(e.vlen) == len(s) && string(m.vals[e.voff:e.voff+e.vlen]) == s {
-		c.markAll(m.marks[e.moff : e.moff+e.mlen])
+		if e.mlen > 0 {
+			c.markAll(m.marks[e.moff : e.moff+e.mlen])
+		}
 		return
 	}
 	c.rec = rt.lits.collect(s, ids, c.rec[:0])

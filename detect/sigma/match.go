@@ -45,6 +45,12 @@ func (rs *RuleSet) routeFor(ls Logsource, kind string) *route {
 		}
 	}
 	rt = buildRoute(sel, len(rs.fieldNames))
+	rt.keyScan = make([]bool, len(rs.keys.slots))
+	for k, ks := range rs.keys.slots {
+		for _, id := range ks.ids {
+			rt.keyScan[k] = rt.keyScan[k] || rt.scanned[id]
+		}
+	}
 	key = Logsource{Product: strings.Clone(key.Product), Category: strings.Clone(key.Category), Service: strings.Clone(key.Service)}
 	rs.mu.Lock()
 	if len(rs.routes) < maxRoutes {
@@ -89,20 +95,14 @@ func prefilter(c *evalCtx, rs *RuleSet, rt *route) {
 		slots := rs.keys.slots
 		for i := range c.vals {
 			v := &c.vals[i]
+			if !(rt.keywords && v.str) && (v.key < 0 || !rt.keyScan[v.key]) {
+				continue
+			}
 			var ids []int
 			if v.key >= 0 {
 				ids = slots[v.key].ids
 			}
-			if rt.keywords && v.str {
-				c.scanLits(rt, v.key, v.s, ids)
-				continue
-			}
-			for _, id := range ids {
-				if rt.scanned[id] {
-					c.scanLits(rt, v.key, v.s, ids)
-					break
-				}
-			}
+			c.scanLits(rt, v.key, v.s, ids)
 		}
 	} else {
 		for _, f := range rt.fields {

@@ -405,13 +405,15 @@ func eqFoldASCII(s, lit string) bool {
 // route is the plan for events of one logsource: the rules that apply and
 // the literal table that selects candidates among them.
 type route struct {
-	id       uint32 // distinct among the routes of a process (litMemo keys)
-	rules    []*Rule
-	always   []int32 // indexes of rules without a prefilter
-	lits     *litTable
-	scanned  []bool // slot → some literal of this route is on that field
-	fields   []int  // the scanned slots
-	keywords bool   // some literal is a keyword literal (any string)
+	id      uint32 // distinct among the routes of a process (litMemo keys)
+	rules   []*Rule
+	always  []int32 // indexes of rules without a prefilter
+	lits    *litTable
+	scanned []bool // slot → some literal of this route is on that field
+	fields  []int  // the scanned slots
+	// keyScan[key table position]: some field of that key is scanned.
+	keyScan  []bool
+	keywords bool // some literal is a keyword literal (any string)
 }
 
 // small reports whether the route evaluates all its rules (always)
