@@ -44,13 +44,7 @@ func (rs *RuleSet) routeFor(ls Logsource, kind string) *route {
 			}
 		}
 	}
-	rt = buildRoute(sel, len(rs.fieldNames))
-	rt.keyScan = make([]bool, len(rs.keys.slots))
-	for k, ks := range rs.keys.slots {
-		for _, id := range ks.ids {
-			rt.keyScan[k] = rt.keyScan[k] || rt.scanned[id]
-		}
-	}
+	rt = buildRoute(sel, len(rs.fieldNames), rs.keys.slots)
 	key = Logsource{Product: strings.Clone(key.Product), Category: strings.Clone(key.Category), Service: strings.Clone(key.Service)}
 	rs.mu.Lock()
 	if len(rs.routes) < maxRoutes {

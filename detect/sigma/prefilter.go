@@ -423,7 +423,8 @@ func (rt *route) small() bool { return len(rt.rules) <= smallRoute }
 // smallRoute is the most rules a route evaluates without a prefilter.
 const smallRoute = 4
 
-func buildRoute(rules []*Rule, nfields int) *route {
+// buildRoute plans the route of rules; keys is the rule set's key table.
+func buildRoute(rules []*Rule, nfields int, keys []keySlot) *route {
 	rt := &route{id: routeIDs.Add(1), rules: rules, scanned: make([]bool, nfields)}
 	t := &litTable{cands3: map[uint32][]litCand{}}
 	type ckey struct {
@@ -485,6 +486,12 @@ func buildRoute(rules []*Rule, nfields int) *route {
 	}
 	t.freeze()
 	rt.lits = t
+	rt.keyScan = make([]bool, len(keys))
+	for k, ks := range keys {
+		for _, id := range ks.ids {
+			rt.keyScan[k] = rt.keyScan[k] || rt.scanned[id]
+		}
+	}
 	if rt.small() {
 		// A few rules cost less to evaluate than a sweep of the event.
 		rt.always = rt.always[:0]

@@ -12,7 +12,7 @@ import (
 // not match.
 func checkPrefilterSound(t *testing.T, rs *RuleSet, lines [][]byte) {
 	t.Helper()
-	rt := buildRoute(rs.Rules, len(rs.fieldNames))
+	rt := buildRoute(rs.Rules, len(rs.fieldNames), rs.keys.slots)
 	m := rs.NewMatcher()
 	c := m.ctx
 	checked := 0
