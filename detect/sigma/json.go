@@ -309,8 +309,8 @@ func (rs *RuleSet) fastMember(c *evalCtx, b []byte, i int) (next int, ok bool) {
 	// The first prediction's short form is tested here (the common case,
 	// inlined); a long key, or one near the end of the line, by keyAt.
 	switch kp := &c.kpat[p]; {
-	case kp.n > 0 && i+17 <= len(b):
-		if (binary.LittleEndian.Uint64(b[i+1:])^kp.w0)&kp.m0 == 0 && (binary.LittleEndian.Uint64(b[i+9:])^kp.w1)&kp.m1 == 0 {
+	case kp.n > 0 && i+1+keyPatLen <= len(b):
+		if kp.at(b[i+1 : i+1+keyPatLen]) {
 			v = i + 1 + int(kp.n)
 		}
 	default:
@@ -583,8 +583,8 @@ func (c *evalCtx) otherKey(b []byte, i int, ps *predSet) (p int32, v int) {
 // keyAt returns where the value starts when b[i:] is key id's quoted
 // name directly followed by a colon, else 0.
 func (c *evalCtx) keyAt(b []byte, i int, id int32) int {
-	if kp := &c.kpat[id]; kp.n > 0 && i+17 <= len(b) {
-		if (binary.LittleEndian.Uint64(b[i+1:])^kp.w0)&kp.m0 != 0 || (binary.LittleEndian.Uint64(b[i+9:])^kp.w1)&kp.m1 != 0 {
+	if kp := &c.kpat[id]; kp.n > 0 && i+1+keyPatLen <= len(b) {
+		if !kp.at(b[i+1 : i+1+keyPatLen]) {
 			return 0
 		}
 		return i + 1 + int(kp.n)
@@ -628,27 +628,37 @@ func (c *evalCtx) localKey(key []byte) int32 {
 }
 
 // keyPat is a top-level key as it appears in a compact line, `name":`,
-// as two masked little-endian words (n: its length, 0 when it is longer
-// than sixteen bytes).
+// as three masked little-endian words (n: its length, 0 when it is longer
+// than keyPatLen bytes).
 type keyPat struct {
-	w0, m0, w1, m1 uint64
-	n              int32
+	w, m [3]uint64
+	n    int32
+}
+
+// keyPatLen is the longest key pattern (a name of up to 22 bytes).
+const keyPatLen = 24
+
+// at reports whether b (keyPatLen bytes) starts with the pattern.
+func (kp *keyPat) at(b []byte) bool {
+	_ = b[keyPatLen-1]
+	return (binary.LittleEndian.Uint64(b)^kp.w[0])&kp.m[0]|
+		(binary.LittleEndian.Uint64(b[8:])^kp.w[1])&kp.m[1]|
+		(binary.LittleEndian.Uint64(b[16:])^kp.w[2])&kp.m[2] == 0
 }
 
 func makeKeyPat(name string) keyPat {
 	p := name + "\":"
-	if len(p) > 16 {
+	if len(p) > keyPatLen {
 		return keyPat{}
 	}
-	var buf [16]byte
+	var buf [keyPatLen]byte
 	copy(buf[:], p)
-	kp := keyPat{w0: binary.LittleEndian.Uint64(buf[:]), w1: binary.LittleEndian.Uint64(buf[8:]), n: int32(len(p))}
+	kp := keyPat{n: int32(len(p))}
+	for w := range kp.w {
+		kp.w[w] = binary.LittleEndian.Uint64(buf[8*w:])
+	}
 	for i := 0; i < len(p); i++ {
-		if i < 8 {
-			kp.m0 |= 0xff << (8 * i)
-		} else {
-			kp.m1 |= 0xff << (8 * (i - 8))
-		}
+		kp.m[i/8] |= 0xff << (8 * (i % 8))
 	}
 	return kp
 }
