@@ -294,76 +294,92 @@ func (rs *RuleSet) scanEvent(c *evalCtx, line []byte) error {
 	return err
 }
 
-// fastMember scans the member at b[i] when its key is the predicted one,
-// directly followed by its colon, and its value a string without escapes
-// or a number. ok is false, with nothing read, otherwise.
-func (rs *RuleSet) fastMember(c *evalCtx, b []byte, i int) (next int, ok bool) {
-	if b[i] != '"' {
-		return 0, false
-	}
-	ps := &c.kpred[c.kprev]
-	p, v := ps[0], 0 // the key's id, and where its value starts
-	if p < 0 {
-		return 0, false
-	}
-	// The first prediction's short form is tested here (the common case,
-	// inlined); a long key, or one near the end of the line, by keyAt.
-	switch kp := &c.kpat[p]; {
-	case kp.n > 0 && i+1+keyPatLen <= len(b):
-		if kp.at(b[i+1 : i+1+keyPatLen]) {
-			v = i + 1 + int(kp.n)
+// fastMembers scans, from b[i], the members of the usual shape: the key
+// is a predicted one directly followed by its colon, and the value a
+// string without escapes or a number. It consumes each such member and
+// the comma that directly follows it, and stops at the first member of
+// another shape (after is false: j is where that member starts, j == i
+// when it read nothing) or after a value not directly followed by a comma
+// (after is true: j is just after that value).
+func (rs *RuleSet) fastMembers(c *evalCtx, b []byte, i int) (j int, after bool) {
+	kprev, kpred, kpat := c.kprev, c.kpred, c.kpat
+	slots := rs.keys.slots
+	vals := c.vals
+scan:
+	for i < len(b) && b[i] == '"' {
+		ps := &kpred[kprev]
+		p, v := ps[0], 0 // the key's id, and where its value starts
+		if p < 0 {
+			break scan
 		}
-	default:
-		v = c.keyAt(b, i, p)
-	}
-	if v == 0 {
-		if p, v = c.otherKey(b, i, ps); p < 0 {
-			return 0, false
+		// The first prediction's short form is tested inline (the common
+		// case); a long key, or one near the end of the line, by keyAt.
+		if kp := &kpat[p]; kp.n > 0 && i+1+keyPatLen <= len(b) {
+			if kp.at(b[i+1 : i+1+keyPatLen]) {
+				v = i + 1 + int(kp.n)
+			}
+		} else {
+			v = c.keyAt(b, i, p)
 		}
-	}
-	if v >= len(b) {
-		return 0, false
-	}
-	var val string
-	isStr := false
-	switch ch := b[v]; {
-	case ch == '"':
-		e := nextSet(c.qm, v+1)
-		if e < 0 || e > c.nextBackslash(b, v+1) {
-			return 0, false // unterminated, or escapes
+		if v == 0 {
+			if p, v = c.otherKey(b, i, ps); p < 0 {
+				break scan
+			}
 		}
-		if e > v+1 {
-			val = unsafe.String(&b[v+1], e-v-1)
+		if v >= len(b) {
+			break scan
 		}
-		isStr, next = true, e+1
-	case '0' <= ch && ch <= '9' || ch == '-':
-		e := v + 1
-		for e < len(b) && !tokenEnd[b[e]] {
-			e++
+		var val string
+		var next int
+		isStr := false
+		switch ch := b[v]; {
+		case ch == '"':
+			e := nextSet(c.qm, v+1)
+			if e < 0 || e > c.nextBackslash(b, v+1) {
+				break scan // unterminated, or escapes
+			}
+			if e > v+1 {
+				val = unsafe.String(&b[v+1], e-v-1)
+			}
+			isStr, next = true, e+1
+		case '0' <= ch && ch <= '9' || ch == '-':
+			e := v + 1
+			for e < len(b) && !tokenEnd[b[e]] {
+				e++
+			}
+			val, next = unsafe.String(&b[v], e-v), e
+		default:
+			break scan
 		}
-		val, next = unsafe.String(&b[v], e-v), e
-	default:
-		return 0, false
+		kprev = p
+		kidx := int32(-1)
+		if int(p) < len(slots) {
+			ks := &slots[p]
+			kidx = ks.index
+			for _, id := range ks.ids {
+				c.set(id, val, false)
+			}
+			isStr = isStr && !ks.envelope
+		}
+		vals = append(vals, scalarVal{s: val, key: kidx, str: isStr})
+		if next >= len(b) || b[next] != ',' {
+			j, after = next, true
+			break
+		}
+		i = next + 1
 	}
-	c.kprev = p
-	kidx := int32(-1)
-	if int(p) < len(rs.keys.slots) {
-		ks := &rs.keys.slots[p]
-		kidx = ks.index
-		for _, id := range ks.ids {
-			c.set(id, val, false)
-		}
-		isStr = isStr && !ks.envelope
+	if !after {
+		j = i
 	}
-	c.vals = append(c.vals, scalarVal{s: val, key: kidx, str: isStr})
-	return next, true
+	c.kprev, c.vals = kprev, vals
+	return j, after
 }
 
 // scanObject scans the object at b[i] == '{'; names of its members are
 // prefix + key (prefix holds plen bytes of the dotted path). At the top
 // level (plen 0), members of the usual shape — a predicted key followed
 // directly by its colon, then a string without escapes or a number — take
-// a short path (fastMember); others go through scanMember, which takes any
+// a short path (fastMembers); others go through scanMember, which takes any
 // JSON.
 func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte) (int, error) {
 	i++
@@ -375,11 +391,17 @@ func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte
 		if b[i] == '}' {
 			return i + 1, nil
 		}
-		n, ok := 0, false
+		n := -1
 		if plen == 0 {
-			n, ok = rs.fastMember(c, b, i)
+			j, after := rs.fastMembers(c, b, i)
+			if after {
+				n = j
+			} else if j != i {
+				i = j
+				continue
+			}
 		}
-		if !ok {
+		if n < 0 {
 			var err error
 			if n, err = rs.scanMember(c, b, i, plen, name); err != nil {
 				return 0, err
