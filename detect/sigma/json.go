@@ -568,7 +568,9 @@ var noPred = predSet{-1, -1, -1, -1}
 // front moves entry j to the front.
 func (ps *predSet) front(j int) {
 	x := ps[j]
-	copy(ps[1:j+1], ps[:j])
+	for ; j > 0; j-- { // at most three moves: no memmove call
+		ps[j] = ps[j-1]
+	}
 	ps[0] = x
 }
 

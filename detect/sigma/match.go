@@ -89,7 +89,7 @@ func prefilter(c *evalCtx, rs *RuleSet, rt *route) {
 		slots := rs.keys.slots
 		for i := range c.vals {
 			v := &c.vals[i]
-			if !(rt.keywords && v.str) && (v.key < 0 || !rt.keyScan[v.key]) {
+			if !(rt.keywords && v.str) && rt.keyScan[v.key+1] == 0 {
 				continue
 			}
 			var ids []int
@@ -132,7 +132,9 @@ func evalRules(c *evalCtx, rs *RuleSet, rt *route, seq uint64, hit func(r *Rule)
 			sel = append(sel, ri)
 		}
 	}
-	sel = append(sel, rt.always...)
+	for _, ri := range rt.always { // few: cheaper than a memmove call
+		sel = append(sel, ri)
+	}
 	for i := 1; i < len(sel); i++ {
 		for j := i; j > 0 && sel[j] < sel[j-1]; j-- {
 			sel[j], sel[j-1] = sel[j-1], sel[j]

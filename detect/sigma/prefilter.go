@@ -363,7 +363,11 @@ func (t *litTable) collect(s string, ids []int, out []int32) []int32 {
 				!eqFoldASCII(s[start:start+len(cd.lit)], cd.lit) {
 				continue
 			}
-			out = append(out, cd.rules...)
+			if len(cd.rules) == 1 { // the usual case, without a memmove call
+				out = append(out, cd.rules[0])
+			} else {
+				out = append(out, cd.rules...)
+			}
 		}
 	}
 	return out
@@ -411,8 +415,9 @@ type route struct {
 	lits    *litTable
 	scanned []bool // slot → some literal of this route is on that field
 	fields  []int  // the scanned slots
-	// keyScan[key table position]: some field of that key is scanned.
-	keyScan  []bool
+	// keyScan[key table position + 1] is 1 when some field of that key
+	// is scanned (keyScan[0], for keys no rule reads, is 0).
+	keyScan  []uint8
 	keywords bool // some literal is a keyword literal (any string)
 }
 
@@ -486,10 +491,12 @@ func buildRoute(rules []*Rule, nfields int, keys []keySlot) *route {
 	}
 	t.freeze()
 	rt.lits = t
-	rt.keyScan = make([]bool, len(keys))
+	rt.keyScan = make([]uint8, len(keys)+1)
 	for k, ks := range keys {
 		for _, id := range ks.ids {
-			rt.keyScan[k] = rt.keyScan[k] || rt.scanned[id]
+			if rt.scanned[id] {
+				rt.keyScan[k+1] = 1
+			}
 		}
 	}
 	if rt.small() {
