@@ -55,7 +55,8 @@ func (m *Matcher) MatchLine(line []byte, hit func(r *Rule)) (int, error) {
 }
 
 // lastRoute finds the route of a logsource among the recently used ones
-// (most recent first; a feed has few logsources), then asks the rule set.
+// (a feed has few logsources; they are not reordered, which would copy
+// entries on every event of an interleaved feed), then asks the rule set.
 func (m *Matcher) lastRoute(ls Logsource) *route {
 	for i := range m.recent {
 		r := &m.recent[i]
@@ -63,18 +64,15 @@ func (m *Matcher) lastRoute(ls Logsource) *route {
 			break
 		}
 		if r.ls == ls {
-			if i > 0 {
-				hit := *r
-				copy(m.recent[1:i+1], m.recent[:i])
-				m.recent[0] = hit
-			}
-			return m.recent[0].rt
+			return r.rt
 		}
 	}
 	rt := m.rs.routeFor(ls, "")
-	// The strings point into the line: keep copies.
-	copy(m.recent[1:], m.recent[:len(m.recent)-1])
-	m.recent[0] = recentRoute{ls: Logsource{Product: strings.Clone(ls.Product), Category: strings.Clone(ls.Category), Service: strings.Clone(ls.Service)}, rt: rt}
+	// The strings point into the line: keep copies. When all entries are
+	// taken, they are replaced in turn.
+	i := m.nrecent % len(m.recent)
+	m.nrecent++
+	m.recent[i] = recentRoute{ls: Logsource{Product: strings.Clone(ls.Product), Category: strings.Clone(ls.Category), Service: strings.Clone(ls.Service)}, rt: rt}
 	return rt
 }
 

@@ -110,12 +110,13 @@ func (rs *RuleSet) MatchEvent(c *Matcher, ev *vigil.Event, hit func(r *Rule)) in
 // Matcher is per-goroutine evaluation state for a rule set. It is not
 // safe for concurrent use; make one per goroutine.
 type Matcher struct {
-	rs     *RuleSet
-	ctx    *evalCtx
-	seq    uint64
-	js     jsonSource
-	recent [16]recentRoute
-	times  minuteCache
+	rs      *RuleSet
+	ctx     *evalCtx
+	seq     uint64
+	js      jsonSource
+	recent  [16]recentRoute
+	nrecent int // routes added to recent
+	times   minuteCache
 }
 
 // NewMatcher returns evaluation state for rs.
