@@ -135,9 +135,11 @@ func (w *matchWriter) append(b []byte, m *Matcher, r *Rule, line int) []byte {
 	}
 	t, _ := m.times.eventTime(m.str(slotTime))
 	b = append(b, `,"first_event_time":`...)
+	ts := len(b)
 	b = appendTime(b, t)
+	te := len(b)
 	b = append(b, `,"last_event_time":`...)
-	b = appendTime(b, t)
+	b = append(b, b[ts:te]...) // the same time, formatted once
 	b = append(b, `,"created":`...)
 	b = append(b, w.created...)
 	b = append(b, `,"count":1,"line":`...)
