@@ -35,14 +35,39 @@ type litKey struct {
 // litFreq counts, per literal, the rules of a rule set that test it. A
 // literal many rules test is a value the events of that source commonly
 // hold (`type: EXECVE`, `cs-method: GET`), so it selects few events and
-// is a poor prefilter.
-type litFreq map[litKey]int
+// is a poor prefilter. tri counts, per trigram, the rules whose literals
+// (every run of a wildcard pattern included) hold it: of a pattern's
+// runs, the one whose trigrams fewest rules use is the most telling
+// (`.b64 ` rather than ` /tmp/` in `* /tmp/*.b64 *`).
+type litFreq struct {
+	n   map[litKey]int
+	tri map[string]int
+}
 
 // ruleLitFreq counts the literals of rules' conditions.
 func ruleLitFreq(rules []*Rule) litFreq {
-	df := litFreq{}
+	df := litFreq{n: map[litKey]int{}, tri: map[string]int{}}
 	for _, r := range rules {
 		seen := map[litKey]bool{}
+		tris := map[string]bool{}
+		addTris := func(l string) {
+			for i := 0; i+3 <= len(l); i++ {
+				tris[l[i:i+3]] = true
+			}
+		}
+		preds := func(ps []pred) {
+			for i := range ps {
+				if ps[i].op == opGlob {
+					for _, t := range ps[i].glob {
+						if !t.star && !t.one {
+							addTris(strings.ToLower(t.lit))
+						}
+					}
+				} else if l, ok := predLiteral(&ps[i]); ok {
+					addTris(l)
+				}
+			}
+		}
 		var walk func(n node)
 		walk = func(n node) {
 			switch x := n.(type) {
@@ -60,20 +85,53 @@ func ruleLitFreq(rules []*Rule) litFreq {
 				}
 			case notNode:
 				walk(x.n)
+			case *keywordNode:
+				preds(x.preds)
 			case *fieldNode:
 				for i := range x.preds {
 					if l, ok := predLiteral(&x.preds[i]); ok {
 						seen[litKey{x.field, l}] = true
 					}
 				}
+				preds(x.preds)
 			}
 		}
 		walk(r.cond)
 		for k := range seen {
-			df[k]++
+			df.n[k]++
+		}
+		for t := range tris {
+			df.tri[t]++
 		}
 	}
 	return df
+}
+
+// predLiteral is predLiteral, except that a wildcard pattern is
+// represented by its run whose trigrams fewest rules use (see litFreq),
+// longer runs first among equals.
+func (df litFreq) predLiteral(p *pred) (string, bool) {
+	if p.op != opGlob || df.tri == nil {
+		return predLiteral(p)
+	}
+	best, bestScore := "", 0
+	for _, t := range p.glob {
+		if t.star || t.one || len(t.lit) < 3 {
+			continue
+		}
+		l, ok := asciiLit(strings.ToLower(t.lit), true)
+		if !ok {
+			continue
+		}
+		rarest := 1 << 30
+		for i := 0; i+3 <= len(l); i++ {
+			rarest = min(rarest, df.tri[l[i:i+3]])
+		}
+		if sc := len(l)*16 - 24*bits.Len(uint(rarest)); best == "" || sc > bestScore {
+			best, bestScore = l, sc
+		}
+	}
+	return best, best != ""
 }
 
 // necessary returns the atoms of a rule's necessary condition and the
@@ -103,7 +161,7 @@ func (df litFreq) clauseScore(as clause) int {
 		// Longer literals are more selective, and so are literals few
 		// rules test.
 		sc := len(a.lit) * 16
-		if n := df[litKey{a.field, a.lit}]; n > 1 {
+		if n := df.n[litKey{a.field, a.lit}]; n > 1 {
 			sc -= 24 * bits.Len(uint(n-1))
 		}
 		if sc < min {
@@ -177,7 +235,7 @@ func (df litFreq) literalClauses(field int, preds []pred, all bool) ([]clause, b
 			}
 			continue
 		}
-		lit, ok := predLiteral(&preds[i])
+		lit, ok := df.predLiteral(&preds[i])
 		if !ok {
 			if all {
 				continue
