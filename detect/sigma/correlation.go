@@ -440,7 +440,6 @@ type corrGroup struct {
 	buf  [2]groupWin // room for the first two, in the same allocation
 	key  string      // in kbuf when it fits
 	h    uint64      // hash of key
-	next *corrGroup  // next group whose key has the same hash
 	kbuf [24]byte
 }
 
@@ -457,58 +456,116 @@ func newGroup(key []byte, h uint64) *corrGroup {
 	return g
 }
 
-// groupTable finds groups by key through a map on a 64-bit hash of the
-// key: 8-byte map keys, no key string to follow on a lookup (the key is
-// compared in the group, which the caller reads anyway). Groups whose keys
-// share a hash are chained.
+// groupTable finds groups by key: open addressing with linear probing on a
+// 64-bit hash of the key. A slot holds the hash and the group, so a lookup
+// usually reads one slot line, then the group (whose key it compares and
+// which the caller reads anyway). Groups whose keys share a hash sit in
+// successive slots.
 type groupTable struct {
-	seed maphash.Seed
-	m    map[uint64]*corrGroup
+	seed  maphash.Seed
+	slots []groupSlot // a power of two of them; g nil: empty
+	n     int         // groups held
+}
+
+type groupSlot struct {
+	h uint64
+	g *corrGroup
 }
 
 func (t *groupTable) hash(key []byte) uint64 { return maphash.Bytes(t.seed, key) }
 
 func (t *groupTable) get(h uint64, key []byte) *corrGroup {
-	for g := t.m[h]; g != nil; g = g.next {
-		if g.key == string(key) {
-			return g
+	if t.n == 0 {
+		return nil
+	}
+	mask := uint64(len(t.slots) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		s := &t.slots[i]
+		if s.g == nil {
+			return nil
+		}
+		if s.h == h && s.g.key == string(key) {
+			return s.g
 		}
 	}
-	return nil
 }
 
 func (t *groupTable) add(h uint64, key []byte) *corrGroup {
-	g := newGroup(key, h)
-	g.next = t.m[h]
-	t.m[h] = g
-	return g
-}
-
-func (t *groupTable) remove(g *corrGroup) {
-	head := t.m[g.h]
-	switch {
-	case head == g && g.next == nil:
-		delete(t.m, g.h)
-	case head == g:
-		t.m[g.h] = g.next
-	default:
-		for p := head; p != nil; p = p.next {
-			if p.next == g {
-				p.next = g.next
-				break
+	// At most three quarters full: short probe sequences, and always an
+	// empty slot to end them.
+	if 4*(t.n+1) > 3*len(t.slots) {
+		old := t.slots
+		t.slots = make([]groupSlot, max(8, 2*len(old)))
+		for _, s := range old {
+			if s.g != nil {
+				t.put(s)
 			}
 		}
 	}
-	g.next = nil
+	g := newGroup(key, h)
+	t.put(groupSlot{h, g})
+	t.n++
+	return g
+}
+
+func (t *groupTable) put(s groupSlot) {
+	mask := uint64(len(t.slots) - 1)
+	i := s.h & mask
+	for t.slots[i].g != nil {
+		i = (i + 1) & mask
+	}
+	t.slots[i] = s
+}
+
+// remove takes g (which must be held) out of the table. The slots after
+// it move back to close the gap (no tombstones): each slot that is not
+// between its hash's home slot and the gap fills the gap.
+func (t *groupTable) remove(g *corrGroup) {
+	mask := uint64(len(t.slots) - 1)
+	i := g.h & mask
+	for t.slots[i].g != g {
+		i = (i + 1) & mask
+	}
+	for j := i; ; {
+		t.slots[i] = groupSlot{}
+		for {
+			j = (j + 1) & mask
+			s := t.slots[j]
+			if s.g == nil {
+				t.n--
+				return
+			}
+			// s stays when its home k lies cyclically in (i, j].
+			if k := s.h & mask; (j-k)&mask < (j-i)&mask {
+				continue
+			}
+			t.slots[i] = s
+			i = j
+			break
+		}
+	}
 }
 
 // each calls fn on every group; fn may remove the group it is given.
 func (t *groupTable) each(fn func(g *corrGroup)) {
-	for _, head := range t.m {
-		for g := head; g != nil; {
-			next := g.next
+	if t.n == 0 {
+		return
+	}
+	// Start after an empty slot: a removal then only moves slots not yet
+	// visited back into the slot just visited, which is visited again.
+	mask := len(t.slots) - 1
+	start := 0
+	for t.slots[start].g != nil {
+		start++
+	}
+	for k := 1; k < len(t.slots); k++ {
+		i := (start + k) & mask
+		for g := t.slots[i].g; g != nil; {
 			fn(g)
-			g = next
+			if t.slots[i].g == g {
+				break
+			}
+			g = t.slots[i].g
 		}
 	}
 }
@@ -598,7 +655,7 @@ func newCorrelator(maxGroups, maxEntries int, dc *dropCounters) *correlator {
 	if maxEntries <= 0 {
 		maxEntries = DefaultMaxEntries
 	}
-	return &correlator{st: corrState{groups: groupTable{seed: maphash.MakeSeed(), m: map[uint64]*corrGroup{}}}, maxGroups: maxGroups, maxEntries: maxEntries, dropped: dc}
+	return &correlator{st: corrState{groups: groupTable{seed: maphash.MakeSeed()}}, maxGroups: maxGroups, maxEntries: maxEntries, dropped: dc}
 }
 
 // corrFire is a correlation that fired.

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -444,10 +446,10 @@ func TestWindowMemory(t *testing.T) {
 	}
 }
 
-// Groups whose keys share a hash are chained: forced collisions find,
-// keep and remove the right group.
+// Groups whose keys share a hash sit in successive slots: forced
+// collisions find, keep and remove the right group.
 func TestGroupTableCollisions(t *testing.T) {
-	tab := groupTable{m: map[uint64]*corrGroup{}}
+	tab := groupTable{}
 	keys := []string{"a", "b", "a-key-longer-than-twenty-four-bytes", ""}
 	for _, k := range keys {
 		if tab.get(7, []byte(k)) != nil {
@@ -470,7 +472,59 @@ func TestGroupTableCollisions(t *testing.T) {
 		t.Fatalf("after removals: %d groups", n)
 	}
 	tab.each(func(g *corrGroup) { tab.remove(g) })
-	if len(tab.m) != 0 {
-		t.Fatalf("map not empty: %v", tab.m)
+	if tab.n != 0 {
+		t.Fatalf("table not empty: %d groups", tab.n)
 	}
 }
+
+// The group table agrees with a map under random adds and removals with
+// few distinct hashes (long runs of slots, runs that wrap around), and
+// each visits every group once even when fn removes it.
+func TestGroupTableAgreesWithMap(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	var tab groupTable
+	want := map[string]uint64{}
+	for step := 0; step < 20000; step++ {
+		k := strconv.Itoa(rnd.IntN(300))
+		h := uint64(rnd.IntN(40)) * 0x9e3779b97f4a7c15 // few homes, spread over the table
+		if _, ok := want[k]; ok {
+			h = want[k]
+		}
+		switch g := tab.get(h, []byte(k)); {
+		case (g != nil) != hasKey(want, k):
+			t.Fatalf("step %d: %q found=%v, want %v", step, k, g != nil, hasKey(want, k))
+		case g == nil:
+			tab.add(h, []byte(k))
+			want[k] = h
+		case rnd.IntN(2) == 0:
+			tab.remove(g)
+			delete(want, k)
+		}
+		if step%1000 == 999 {
+			seen := map[string]int{}
+			drop := rnd.IntN(3) == 0
+			tab.each(func(g *corrGroup) {
+				seen[g.key]++
+				if drop && rnd.IntN(2) == 0 {
+					tab.remove(g)
+					delete(want, g.key)
+				}
+			})
+			for k, n := range seen {
+				if n != 1 {
+					t.Fatalf("step %d: %q visited %d times", step, k, n)
+				}
+			}
+			if tab.n != len(want) {
+				t.Fatalf("step %d: %d groups, want %d", step, tab.n, len(want))
+			}
+			for k, h := range want {
+				if g := tab.get(h, []byte(k)); g == nil || g.key != k {
+					t.Fatalf("step %d: %q lost", step, k)
+				}
+			}
+		}
+	}
+}
+
+func hasKey(m map[string]uint64, k string) bool { _, ok := m[k]; return ok }
