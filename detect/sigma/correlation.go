@@ -265,10 +265,85 @@ type corrWindow struct {
 	Entries []corrEntry `json:"entries"`
 	// Device is the device of the window's last event: the device of an
 	// alert judged when the window closes (Tick, end of input).
-	Device   string `json:"device,omitempty"`
-	head     int
-	distinct *distinctSet // value_count, value_percentile
+	Device string `json:"device,omitempty"`
+	head   int
+	// distinct counts the values of a value_count or value_percentile
+	// window once it holds more than maxScanDistinct entries; before, the
+	// values are counted by scanning the entries (equal values share one
+	// copy, see value).
+	distinct *distinctSet
 	sum      float64
+}
+
+// maxScanDistinct is the number of entries up to which a window's distinct
+// values are counted by scanning its entries rather than kept in a set.
+const maxScanDistinct = 8
+
+// value returns the window's copy of v (v itself may point into the input
+// line), counted in the distinct set when the window has one. Without a
+// set, equal live values share one copy: they are told apart by address.
+func (w *corrWindow) value(v string) string {
+	if w.distinct != nil {
+		return w.distinct.add(v)
+	}
+	for _, e := range w.live() {
+		if e.V == v {
+			return e.V
+		}
+	}
+	return strings.Clone(v)
+}
+
+// countValues makes the window keep a distinct set once it holds more than
+// maxScanDistinct entries.
+func (w *corrWindow) countValues() {
+	live := w.live()
+	if w.distinct != nil || len(live) <= maxScanDistinct {
+		return
+	}
+	w.distinct = &distinctSet{}
+	for i := range live {
+		live[i].V = w.distinct.add(live[i].V)
+	}
+}
+
+// sameValue tells whether two values of a window's live entries are equal
+// (with no distinct set, equal values share their bytes).
+func sameValue(a, b string) bool {
+	return len(a) == len(b) && (len(a) == 0 || unsafe.StringData(a) == unsafe.StringData(b))
+}
+
+// distinctValues counts the distinct values of the window's live entries.
+func (w *corrWindow) distinctValues() int {
+	if w.distinct != nil {
+		return w.distinct.len()
+	}
+	live := w.live()
+	n := 0
+next:
+	for i := range live {
+		for j := 0; j < i; j++ {
+			if sameValue(live[j].V, live[i].V) {
+				continue next
+			}
+		}
+		n++
+	}
+	return n
+}
+
+// valueCount counts the live entries whose value is v (one of them).
+func (w *corrWindow) valueCount(v string) int {
+	if w.distinct != nil {
+		return w.distinct.count(v)
+	}
+	n := 0
+	for _, e := range w.live() {
+		if sameValue(e.V, v) {
+			n++
+		}
+	}
+	return n
 }
 
 func (w *corrWindow) live() []corrEntry { return w.Entries[w.head:] }
@@ -301,24 +376,6 @@ type distinctSet struct {
 	inl  [2]valCount
 	more []valCount
 	big  map[string]int
-}
-
-// winStore holds a new value-count window's first entries and its
-// distinct values in one allocation: one fewer to make, and one memory
-// line fewer to fetch when the group's next event comes.
-type winStore struct {
-	e [2]corrEntry
-	d distinctSet
-}
-
-// newWindow returns the entries (and, for the correlation types that
-// count distinct values, the distinct set) of a new window.
-func newWindow(t string) ([]corrEntry, *distinctSet) {
-	if t != CorrValueCount && t != CorrValuePercentile {
-		return make([]corrEntry, 0, 2), nil
-	}
-	s := &winStore{}
-	return s.e[:0:2], &s.d
 }
 
 type valCount struct {
@@ -434,18 +491,43 @@ func (d *distinctSet) len() int {
 
 // corrGroup holds, for one group key, the window of each correlation that
 // saw the key: correlations grouping on the same values share one lookup
-// per event.
+// per event. A group is allocated with room for its windows and their
+// first entries (group1, group2): what an event touches sits in one
+// object.
 type corrGroup struct {
-	wins []groupWin
-	buf  [2]groupWin // room for the first two, in the same allocation
-	key  string      // in kbuf when it fits
-	h    uint64      // hash of key
-	kbuf [24]byte
+	wins []groupWin     // in the group's room until it is outgrown
+	room [][2]corrEntry // first entries of the windows
+	key  string         // in kbuf when it fits
+	h    uint64         // hash of key
+	kbuf [16]byte       // an IPv4 address fits
 }
 
-func newGroup(key []byte, h uint64) *corrGroup {
-	g := &corrGroup{h: h}
-	g.wins = g.buf[:0]
+// group1 and group2 are groups with room for one and two windows.
+type group1 struct {
+	g corrGroup
+	w [1]groupWin
+	e [1][2]corrEntry
+}
+
+type group2 struct {
+	g corrGroup
+	w [2]groupWin
+	e [2][2]corrEntry
+}
+
+// newGroup returns a group with room for nwin windows (one or two).
+func newGroup(key []byte, h uint64, nwin int) *corrGroup {
+	var g *corrGroup
+	if nwin <= 1 {
+		x := &group1{}
+		g = &x.g
+		g.wins, g.room = x.w[:0], x.e[:]
+	} else {
+		x := &group2{}
+		g = &x.g
+		g.wins, g.room = x.w[:0], x.e[:]
+	}
+	g.h = h
 	if len(key) <= len(g.kbuf) {
 		if n := copy(g.kbuf[:], key); n > 0 {
 			g.key = unsafe.String(&g.kbuf[0], n)
@@ -490,7 +572,8 @@ func (t *groupTable) get(h uint64, key []byte) *corrGroup {
 	}
 }
 
-func (t *groupTable) add(h uint64, key []byte) *corrGroup {
+// add adds a group for key with room for nwin windows.
+func (t *groupTable) add(h uint64, key []byte, nwin int) *corrGroup {
 	// At most three quarters full: short probe sequences, and always an
 	// empty slot to end them.
 	if 4*(t.n+1) > 3*len(t.slots) {
@@ -502,7 +585,7 @@ func (t *groupTable) add(h uint64, key []byte) *corrGroup {
 			}
 		}
 	}
-	g := newGroup(key, h)
+	g := newGroup(key, h, nwin)
 	t.put(groupSlot{h, g})
 	t.n++
 	return g
@@ -585,10 +668,30 @@ func (g *corrGroup) win(r *Rule) *corrWindow {
 	return nil
 }
 
+// entryRoom returns room for the first entries of a new window in the
+// group, or nil when the room is taken (the first append allocates).
+func (g *corrGroup) entryRoom() []corrEntry {
+	for i := range g.room {
+		p := &g.room[i]
+		taken := false
+		for j := range g.wins {
+			if e := g.wins[j].w.Entries; cap(e) > 0 && &e[:1][0] == &p[0] {
+				taken = true
+				break
+			}
+		}
+		if !taken {
+			return p[:0]
+		}
+	}
+	return nil
+}
+
 // drop removes the window of correlation r from g.
 func (g *corrGroup) drop(r *Rule) {
 	for i := range g.wins {
 		if g.wins[i].r == r {
+			clear(g.wins[i].w.Entries[:cap(g.wins[i].w.Entries)]) // the room may be reused
 			last := len(g.wins) - 1
 			g.wins[i] = g.wins[last]
 			g.wins[last] = groupWin{}
@@ -696,7 +799,7 @@ func (co *correlator) group(key []byte, create bool) (*corrGroup, uint64) {
 		if !create {
 			return nil, h
 		}
-		g = co.st.groups.add(h, key)
+		g = co.st.groups.add(h, key, len(co.st.open))
 	}
 	co.lastGroup = g
 	return g, h
@@ -744,13 +847,15 @@ func (co *correlator) feed(m *Matcher, l corrLink, t time.Time) (corrFire, bool)
 			// Known to be absent: insert without a second lookup (unless
 			// the sweep removed groups meanwhile).
 			if g = co.st.groups.get(h, key); g == nil {
-				g = co.st.groups.add(h, key)
+				// Room for as many windows as correlations have opened
+				// some: correlations on the same values share groups.
+				g = co.st.groups.add(h, key, len(co.st.open))
 			}
 			co.lastGroup = g
 		}
-		g.wins = append(g.wins, groupWin{r: lk})
+		room := g.entryRoom()
+		g.wins = append(g.wins, groupWin{r: lk, w: corrWindow{Entries: room}})
 		w = &g.wins[len(g.wins)-1].w
-		w.Entries, w.distinct = newWindow(c.Type)
 		*co.st.opened(lk)++
 		co.onClose = co.onClose || c.onClose
 	}
@@ -761,8 +866,9 @@ func (co *correlator) feed(m *Matcher, l corrLink, t time.Time) (corrFire, bool)
 		// first event and judged when they close.
 		if l := w.live(); len(l) > 0 && now >= l[0].T+int64(c.Timespan) {
 			closed, hasClosed = co.judge(lk, c, w, string(key))
+			clear(w.Entries)
 			*w = corrWindow{}
-			w.Entries, w.distinct = newWindow(c.Type)
+			w.Entries = g.entryRoom()
 		}
 	} else {
 		w.evict(now - int64(c.Timespan))
@@ -775,20 +881,22 @@ func (co *correlator) feed(m *Matcher, l corrLink, t time.Time) (corrFire, bool)
 		w.Device = strings.Clone(dev)
 	}
 	e := corrEntry{T: now, R: l.pos}
+	distinct := false
 	if l.valueSlot >= 0 {
 		v := m.str(l.valueSlot)
 		switch c.Type {
 		case CorrValueCount, CorrValuePercentile:
-			if w.distinct == nil {
-				w.distinct = &distinctSet{}
-			}
-			e.V = w.distinct.add(v)
+			e.V = w.value(v)
+			distinct = true
 		default:
 			e.N, _ = strconv.ParseFloat(v, 64)
 			w.sum += e.N
 		}
 	}
 	w.Entries = append(w.Entries, e)
+	if distinct {
+		w.countValues()
+	}
 	if c.onClose {
 		return closed, hasClosed
 	}
@@ -861,7 +969,7 @@ func (co *correlator) measure(c *Correlation, w *corrWindow, cur corrEntry) (flo
 	case CorrEventCount:
 		return float64(len(live)), true
 	case CorrValueCount:
-		return float64(w.distinct.len()), true
+		return float64(w.distinctValues()), true
 	case CorrValueSum:
 		return w.sum, true
 	case CorrValueAvg:
@@ -870,7 +978,7 @@ func (co *correlator) measure(c *Correlation, w *corrWindow, cur corrEntry) (flo
 		// The share (in percent) of the window's events whose field has
 		// the current event's value: "lte: 1" finds values seen in at
 		// most 1% of the group's events.
-		return 100 * float64(w.distinct.count(cur.V)) / float64(len(live)), true
+		return 100 * float64(w.valueCount(cur.V)) / float64(len(live)), true
 	case CorrTemporal:
 		seen := make([]bool, len(c.rules))
 		n := 0
@@ -961,10 +1069,12 @@ func (co *correlator) restore(rs *RuleSet, cp checkpoint) {
 				e := &nw.Entries[i]
 				nw.sum += e.N
 				if distinct {
-					if nw.distinct == nil {
-						nw.distinct = &distinctSet{}
-					}
-					e.V = nw.distinct.add(e.V)
+					// As feed adds them: equal values share one copy.
+					nw.Entries = nw.Entries[:i]
+					v := nw.value(e.V)
+					nw.Entries = nw.Entries[:i+1]
+					e.V = v
+					nw.countValues()
 				}
 			}
 			*co.st.opened(r)++

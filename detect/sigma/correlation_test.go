@@ -455,7 +455,7 @@ func TestGroupTableCollisions(t *testing.T) {
 		if tab.get(7, []byte(k)) != nil {
 			t.Fatalf("%q found before it was added", k)
 		}
-		tab.add(7, []byte(k))
+		tab.add(7, []byte(k), 1)
 	}
 	for _, k := range keys {
 		if g := tab.get(7, []byte(k)); g == nil || g.key != k {
@@ -494,7 +494,7 @@ func TestGroupTableAgreesWithMap(t *testing.T) {
 		case (g != nil) != hasKey(want, k):
 			t.Fatalf("step %d: %q found=%v, want %v", step, k, g != nil, hasKey(want, k))
 		case g == nil:
-			tab.add(h, []byte(k))
+			tab.add(h, []byte(k), 1+step%2)
 			want[k] = h
 		case rnd.IntN(2) == 0:
 			tab.remove(g)
@@ -528,3 +528,41 @@ func TestGroupTableAgreesWithMap(t *testing.T) {
 }
 
 func hasKey(m map[string]uint64, k string) bool { _, ok := m[k]; return ok }
+
+// A window counts distinct values and the entries of a value the same by
+// scanning its entries (up to maxScanDistinct) and with a distinct set
+// (beyond), through growth and eviction.
+func TestWindowDistinctValues(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(3, 4))
+	var w corrWindow
+	for now := int64(0); now < 5000; now++ {
+		// Windows that grow past the scan limit and shrink back.
+		span := int64(2 + (now/500)%4*5)
+		w.evict(now - span)
+		v := []byte("v" + strconv.Itoa(rnd.IntN(6)))
+		if rnd.IntN(8) == 0 {
+			v = nil
+		}
+		e := corrEntry{T: now, V: w.value(string(v))}
+		if len(v) > 0 {
+			v[0] = 'x' // the window keeps its own copy
+		}
+		w.Entries = append(w.Entries, e)
+		w.countValues()
+		counts := map[string]int{}
+		for _, e := range w.live() {
+			counts[e.V]++
+		}
+		if got := w.distinctValues(); got != len(counts) {
+			t.Fatalf("at %d: %d distinct values, want %d", now, got, len(counts))
+		}
+		for _, e := range w.live() {
+			if got := w.valueCount(e.V); got != counts[e.V] {
+				t.Fatalf("at %d: %q counted %d times, want %d", now, e.V, got, counts[e.V])
+			}
+		}
+	}
+	if w.distinct == nil {
+		t.Fatal("the window never kept a distinct set")
+	}
+}
