@@ -38,9 +38,26 @@ type Correlation struct {
 	// onClose: the condition has only upper bounds (lt, lte), so a window
 	// is judged when it closes rather than on each event.
 	onClose bool
+	// kind is Type as a number, for the switches of each event.
+	kind corrKind
 
 	rules []*Rule // resolved RuleRefs
 }
+
+type corrKind uint8
+
+const (
+	kindEventCount corrKind = iota
+	kindValueCount
+	kindTemporal
+	kindTemporalOrdered
+	kindValueSum
+	kindValueAvg
+	kindValuePercentile
+)
+
+var corrKinds = map[string]corrKind{CorrEventCount: kindEventCount, CorrValueCount: kindValueCount, CorrTemporal: kindTemporal,
+	CorrTemporalOrdered: kindTemporalOrdered, CorrValueSum: kindValueSum, CorrValueAvg: kindValueAvg, CorrValuePercentile: kindValuePercentile}
 
 // CorrCond is one condition criterion: gt, gte, lt, lte, eq or neq.
 type CorrCond struct {
@@ -95,6 +112,7 @@ func parseCorrelation(cp *compiler, r *Rule, n *yaml.Node) (*Correlation, error)
 	default:
 		return nil, errAt(mapGet(n, "type"), "unknown correlation type %q", c.Type)
 	}
+	c.kind = corrKinds[c.Type]
 	c.RuleRefs = stringList(mapGet(n, "rules"))
 	if len(c.RuleRefs) == 0 {
 		return nil, errAt(n, "correlation without rules")
@@ -779,8 +797,10 @@ func (co *correlator) hit(m *Matcher, r *Rule, t time.Time, fire func(corrFire),
 	if depth > 16 {
 		return
 	}
-	for _, l := range r.feeds {
-		if f, ok := co.feed(m, l, t); ok {
+	var f corrFire
+	for i := range r.feeds {
+		l := &r.feeds[i]
+		if co.feed(m, l, t, &f) {
 			fire(f)
 			co.hit(m, l.c, t, fire, depth+1)
 		}
@@ -818,7 +838,9 @@ func (co *correlator) dropWin(g *corrGroup, r *Rule) {
 	}
 }
 
-func (co *correlator) feed(m *Matcher, l corrLink, t time.Time) (corrFire, bool) {
+// feed adds the event to the window of l's correlation for the event's
+// group and reports whether the correlation fired (f says how).
+func (co *correlator) feed(m *Matcher, l *corrLink, t time.Time, f *corrFire) bool {
 	c := l.c.Correlation
 	lk := l.c
 	key := co.keyBuf[:0]
@@ -840,7 +862,7 @@ func (co *correlator) feed(m *Matcher, l corrLink, t time.Time) (corrFire, bool)
 			co.sweep(lk, now)
 			if *open >= co.maxGroups {
 				co.dropped.groups.add(1)
-				return corrFire{}, false
+				return false
 			}
 		}
 		if g == nil {
@@ -859,13 +881,12 @@ func (co *correlator) feed(m *Matcher, l corrLink, t time.Time) (corrFire, bool)
 		*co.st.opened(lk)++
 		co.onClose = co.onClose || c.onClose
 	}
-	var closed corrFire
-	var hasClosed bool
+	closed := false
 	if c.onClose {
 		// Windows of upper-bound conditions are fixed, opened by their
 		// first event and judged when they close.
 		if l := w.live(); len(l) > 0 && now >= l[0].T+int64(c.Timespan) {
-			closed, hasClosed = co.judge(lk, c, w, string(key))
+			closed = co.judge(lk, c, w, string(key), f)
 			clear(w.Entries)
 			*w = corrWindow{}
 			w.Entries = g.entryRoom()
@@ -884,8 +905,8 @@ func (co *correlator) feed(m *Matcher, l corrLink, t time.Time) (corrFire, bool)
 	distinct := false
 	if l.valueSlot >= 0 {
 		v := m.str(l.valueSlot)
-		switch c.Type {
-		case CorrValueCount, CorrValuePercentile:
+		switch c.kind {
+		case kindValueCount, kindValuePercentile:
 			e.V = w.value(v)
 			distinct = true
 		default:
@@ -898,41 +919,42 @@ func (co *correlator) feed(m *Matcher, l corrLink, t time.Time) (corrFire, bool)
 		w.countValues()
 	}
 	if c.onClose {
-		return closed, hasClosed
+		return closed
 	}
 	val, ok := co.measure(c, w, e)
 	if !ok {
-		return corrFire{}, false
+		return false
 	}
 	for _, cc := range c.Conds {
 		if !cc.holds(val) {
-			return corrFire{}, false
+			return false
 		}
 	}
 	live := w.live()
-	f := corrFire{rule: l.c, group: strings.ReplaceAll(string(key), "\x00", ","), value: val,
+	*f = corrFire{rule: l.c, group: strings.ReplaceAll(string(key), "\x00", ","), value: val,
 		first: time.Unix(0, live[0].T).UTC(), last: t, count: len(live), device: w.Device}
 	co.dropWin(g, lk) // a fired window starts afresh
-	return f, true
+	return true
 }
 
 // judge evaluates a closed window of an upper-bound correlation.
-func (co *correlator) judge(r *Rule, c *Correlation, w *corrWindow, key string) (corrFire, bool) {
+func (co *correlator) judge(r *Rule, c *Correlation, w *corrWindow, key string, f *corrFire) bool {
 	live := w.live()
 	if len(live) == 0 {
-		return corrFire{}, false
+		return false
 	}
 	val, ok := co.measure(c, w, live[len(live)-1])
 	if !ok {
-		return corrFire{}, false
+		return false
 	}
 	for _, cc := range c.Conds {
 		if !cc.holds(val) {
-			return corrFire{}, false
+			return false
 		}
 	}
-	return corrFire{rule: r, group: strings.ReplaceAll(key, "\x00", ","), value: val,
-		first: time.Unix(0, live[0].T).UTC(), last: time.Unix(0, live[len(live)-1].T).UTC(), count: len(live), device: w.Device}, true
+	*f = corrFire{rule: r, group: strings.ReplaceAll(key, "\x00", ","), value: val,
+		first: time.Unix(0, live[0].T).UTC(), last: time.Unix(0, live[len(live)-1].T).UTC(), count: len(live), device: w.Device}
+	return true
 }
 
 // closeExpired judges and removes the windows of upper-bound correlations
@@ -952,7 +974,8 @@ func (co *correlator) closeExpired(now time.Time, fire func(corrFire)) {
 			if l := w.live(); len(l) > 0 && n < l[0].T+int64(c.Timespan) {
 				continue
 			}
-			f, ok := co.judge(r, c, w, g.key)
+			var f corrFire
+			ok := co.judge(r, c, w, g.key, &f)
 			co.dropWin(g, r)
 			i-- // the last window took this place
 			if ok {
@@ -965,21 +988,21 @@ func (co *correlator) closeExpired(now time.Time, fire func(corrFire)) {
 // measure computes the value a correlation's condition is applied to.
 func (co *correlator) measure(c *Correlation, w *corrWindow, cur corrEntry) (float64, bool) {
 	live := w.live()
-	switch c.Type {
-	case CorrEventCount:
+	switch c.kind {
+	case kindEventCount:
 		return float64(len(live)), true
-	case CorrValueCount:
+	case kindValueCount:
 		return float64(w.distinctValues()), true
-	case CorrValueSum:
+	case kindValueSum:
 		return w.sum, true
-	case CorrValueAvg:
+	case kindValueAvg:
 		return w.sum / float64(len(live)), true
-	case CorrValuePercentile:
+	case kindValuePercentile:
 		// The share (in percent) of the window's events whose field has
 		// the current event's value: "lte: 1" finds values seen in at
 		// most 1% of the group's events.
 		return 100 * float64(w.valueCount(cur.V)) / float64(len(live)), true
-	case CorrTemporal:
+	case kindTemporal:
 		seen := make([]bool, len(c.rules))
 		n := 0
 		for _, e := range live {
@@ -989,7 +1012,7 @@ func (co *correlator) measure(c *Correlation, w *corrWindow, cur corrEntry) (flo
 			}
 		}
 		return float64(n), true
-	case CorrTemporalOrdered:
+	case kindTemporalOrdered:
 		// Length of the longest prefix of the rule order found as a
 		// subsequence of the window (greedy earliest match).
 		next := 0
