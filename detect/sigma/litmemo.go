@@ -31,10 +31,10 @@ type memoEnt struct {
 }
 
 const (
-	memoEnts     = 1 << 14 // entries (direct mapped)
+	memoEnts     = 1 << 12 // entries (direct mapped): 96 KiB, with the stores within L2
 	memoSeen     = 1 << 16 // doorkeeper bits
-	memoValBytes = 1 << 20 // bytes of remembered values before starting over
-	memoMarks    = 1 << 18 // remembered entries before starting over
+	memoValBytes = 1 << 18 // bytes of remembered values before starting over
+	memoMarks    = 1 << 16 // remembered entries before starting over
 	memoMinLen   = 3       // shorter values hold no literal
 	memoMaxLen   = 1 << 10 // longer values are swept: rarely repeated
 	memoMaxHits  = 255     // values with more prefilter entries are swept
