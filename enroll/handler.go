@@ -103,6 +103,7 @@ type Handler struct {
 	results map[string]command.Result
 	issued  map[string]command.Command
 	order   []string // command ids, oldest first, to bound the maps
+	seq     uint64   // numbers queued commands in queueing order
 
 	saveMu sync.Mutex // orders the writes of QueueFile (queue.go)
 
@@ -113,6 +114,7 @@ type Handler struct {
 type pending struct {
 	cmd    command.Command
 	signed command.Signed
+	seq    uint64 // queueing order across devices (the queue file keeps it)
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -403,7 +405,8 @@ func (h *Handler) queue(deviceID string, c command.Command, s command.Signed) er
 	if len(h.queues[deviceID]) >= MaxPending {
 		return vigil.Errorf(vigil.EBUSY, "%d commands already wait for device %s", MaxPending, deviceID)
 	}
-	h.queues[deviceID] = append(h.queues[deviceID], pending{cmd: c, signed: s})
+	h.seq++
+	h.queues[deviceID] = append(h.queues[deviceID], pending{cmd: c, signed: s, seq: h.seq})
 	h.remember(c.ID)
 	h.issued[c.ID] = c
 	if ch, ok := h.waiters[deviceID]; ok {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 	"time"
 
 	"github.com/vigil-iot/vigil/agent/command"
@@ -50,7 +51,7 @@ func loadQueue(path string, now time.Time) (map[string][]pending, []pending, err
 		if !now.Before(c.Expires) || len(queues[c.DeviceID]) >= MaxPending {
 			continue
 		}
-		p := pending{cmd: c, signed: s}
+		p := pending{cmd: c, signed: s, seq: uint64(len(order) + 1)} // the file's order
 		queues[c.DeviceID] = append(queues[c.DeviceID], p)
 		order = append(order, p)
 	}
@@ -68,15 +69,22 @@ func (h *Handler) persistQueue() {
 	defer h.saveMu.Unlock()
 	h.mu.Lock()
 	now := h.opts.Clock.Now()
-	st := queueState{Version: 1, Commands: []command.Signed{}}
+	var live []pending
 	for _, q := range h.queues {
 		for _, p := range q {
 			if now.Before(p.cmd.Expires) {
-				st.Commands = append(st.Commands, p.signed)
+				live = append(live, p)
 			}
 		}
 	}
 	h.mu.Unlock()
+	// Oldest first across devices, as they were queued (the map's order
+	// is random).
+	sort.Slice(live, func(i, j int) bool { return live[i].seq < live[j].seq })
+	st := queueState{Version: 1, Commands: make([]command.Signed, 0, len(live))}
+	for _, p := range live {
+		st.Commands = append(st.Commands, p.signed)
+	}
 	b, err := json.Marshal(st)
 	if err == nil {
 		err = writeFileAtomic(h.opts.QueueFile, b, 0o600)
@@ -102,6 +110,7 @@ func (h *Handler) restoreQueue() error {
 		h.remember(p.cmd.ID)
 		h.issued[p.cmd.ID] = p.cmd
 	}
+	h.seq = uint64(len(order)) // new commands come after the restored ones
 	h.mu.Unlock()
 	if len(order) > 0 {
 		h.log.Info("queued commands restored", "commands", len(order), "file", h.opts.QueueFile)
