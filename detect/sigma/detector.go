@@ -159,24 +159,28 @@ func (d *Detector) Tick(ctx context.Context, now time.Time, emit func(vigil.Aler
 	}
 }
 
+// ruleAlert is an alert of rule r with the members the rule decides
+// (detector, rule id, title, severity, tags, techniques) and a count of
+// one; the caller sets the rest.
+func ruleAlert(r *Rule) vigil.Alert {
+	return vigil.Alert{
+		Detector:   "sigma",
+		RuleID:     firstNonEmpty(r.ID, r.Name, r.Title),
+		Title:      r.Title,
+		Severity:   r.Severity,
+		Tags:       r.Tags,
+		Techniques: r.Techniques,
+		Count:      1,
+	}
+}
+
 // eventAlert is the alert of rule r on event ev.
 func eventAlert(r *Rule, ev *vigil.Event, now time.Time) vigil.Alert {
-	a := vigil.Alert{
-		ID:             vigil.NewID(),
-		Detector:       "sigma",
-		RuleID:         firstNonEmpty(r.ID, r.Name, r.Title),
-		Title:          r.Title,
-		Severity:       r.Severity,
-		Tags:           r.Tags,
-		Techniques:     r.Techniques,
-		DeviceID:       ev.DeviceID,
-		Entities:       eventEntities(ev),
-		FirstEventTime: ev.Time,
-		LastEventTime:  ev.Time,
-		Created:        now,
-		Count:          1,
-		Fields:         map[string]any{"sigma.level": r.Level, "sigma.logsource": r.Logsource.String()},
-	}
+	a := ruleAlert(r)
+	a.ID, a.Created = vigil.NewID(), now
+	a.DeviceID, a.Entities = ev.DeviceID, eventEntities(ev)
+	a.FirstEventTime, a.LastEventTime = ev.Time, ev.Time
+	a.Fields = map[string]any{"sigma.level": r.Level, "sigma.logsource": r.Logsource.String()}
 	if ev.ID != "" {
 		a.EventIDs = []string{ev.ID}
 	}
@@ -187,25 +191,14 @@ func eventAlert(r *Rule, ev *vigil.Event, now time.Time) vigil.Alert {
 // corrAlert is the alert of a correlation that fired.
 func corrAlert(f corrFire, now time.Time) vigil.Alert {
 	r := f.rule
-	a := vigil.Alert{
-		ID:             vigil.NewID(),
-		Detector:       "sigma",
-		RuleID:         firstNonEmpty(r.ID, r.Name, r.Title),
-		Title:          r.Title,
-		Severity:       r.Severity,
-		Tags:           r.Tags,
-		Techniques:     r.Techniques,
-		DeviceID:       f.device,
-		FirstEventTime: f.first,
-		LastEventTime:  f.last,
-		Created:        now,
-		Count:          1,
-		Fields: map[string]any{
-			"sigma.correlation": r.Correlation.Type,
-			"sigma.group":       f.group,
-			"sigma.value":       f.value,
-			"sigma.events":      f.count,
-		},
+	a := ruleAlert(r)
+	a.ID, a.Created = vigil.NewID(), now
+	a.DeviceID, a.FirstEventTime, a.LastEventTime = f.device, f.first, f.last
+	a.Fields = map[string]any{
+		"sigma.correlation": r.Correlation.Type,
+		"sigma.group":       f.group,
+		"sigma.value":       f.value,
+		"sigma.events":      f.count,
 	}
 	if a.Severity == 0 {
 		a.Severity = vigil.SeverityMedium

@@ -313,18 +313,9 @@ func TestDetectStreamFileMatchesReader(t *testing.T) {
 // alertFor builds, the slow way, the alert DetectStream writes for rule r
 // on the matcher's current event (the reference for matchWriter).
 func (m *Matcher) alertFor(r *Rule, now time.Time) vigil.Alert {
-	a := vigil.Alert{
-		ID:         vigil.NewID(),
-		Detector:   "sigma",
-		RuleID:     firstNonEmpty(r.ID, r.Name, r.Title),
-		Title:      r.Title,
-		Severity:   r.Severity,
-		Tags:       r.Tags,
-		Techniques: r.Techniques,
-		DeviceID:   strings.Clone(m.str(slotDevice)),
-		Created:    now,
-		Count:      1,
-	}
+	a := ruleAlert(r)
+	a.ID, a.Created = vigil.NewID(), now
+	a.DeviceID = strings.Clone(m.str(slotDevice))
 	if id := m.str(slotEventID); id != "" {
 		a.EventIDs = []string{strings.Clone(id)}
 	}

@@ -94,8 +94,7 @@ func newMatchWriter(rs *RuleSet, now time.Time) *matchWriter {
 func (w *matchWriter) append(b []byte, m *Matcher, r *Rule, line int) []byte {
 	rj := w.ruleJSON[r.index]
 	if rj == nil {
-		a := vigil.Alert{Detector: "sigma", RuleID: firstNonEmpty(r.ID, r.Name, r.Title), Title: r.Title,
-			Severity: r.Severity, Tags: r.Tags, Techniques: r.Techniques}
+		a := ruleAlert(r)
 		rj = appendRuleJSON(nil, &a)
 		w.ruleJSON[r.index] = rj
 	}

@@ -669,6 +669,29 @@ func (n countNode) eval(c *evalCtx) bool {
 	return hit >= n.min
 }
 
+// eachLeaf calls fn on every leaf of the condition tree n: the nodes
+// that are not and, or, not or count nodes.
+func eachLeaf(n node, fn func(node)) {
+	switch x := n.(type) {
+	case andNode:
+		for _, k := range x {
+			eachLeaf(k, fn)
+		}
+	case orNode:
+		for _, k := range x {
+			eachLeaf(k, fn)
+		}
+	case notNode:
+		eachLeaf(x.n, fn)
+	case countNode:
+		for _, k := range x.kids {
+			eachLeaf(k, fn)
+		}
+	default:
+		fn(n)
+	}
+}
+
 type constNode bool
 
 func (n constNode) eval(*evalCtx) bool { return bool(n) }

@@ -55,48 +55,31 @@ func ruleLitFreq(rules []*Rule) litFreq {
 				tris[l[i:i+3]] = true
 			}
 		}
-		preds := func(ps []pred) {
+		eachLeaf(r.cond, func(n node) {
+			var ps []pred
+			switch x := n.(type) {
+			case *keywordNode:
+				ps = x.preds
+			case *fieldNode:
+				ps = x.preds
+			}
 			for i := range ps {
-				if ps[i].op == opGlob {
+				l, ok := predLiteral(&ps[i])
+				if x, isField := n.(*fieldNode); isField && ok {
+					seen[litKey{x.field, l}] = true
+				}
+				switch {
+				case ps[i].op == opGlob:
 					for _, t := range ps[i].glob {
 						if !t.star && !t.one {
 							addTris(strings.ToLower(t.lit))
 						}
 					}
-				} else if l, ok := predLiteral(&ps[i]); ok {
+				case ok:
 					addTris(l)
 				}
 			}
-		}
-		var walk func(n node)
-		walk = func(n node) {
-			switch x := n.(type) {
-			case andNode:
-				for _, k := range x {
-					walk(k)
-				}
-			case orNode:
-				for _, k := range x {
-					walk(k)
-				}
-			case countNode:
-				for _, k := range x.kids {
-					walk(k)
-				}
-			case notNode:
-				walk(x.n)
-			case *keywordNode:
-				preds(x.preds)
-			case *fieldNode:
-				for i := range x.preds {
-					if l, ok := predLiteral(&x.preds[i]); ok {
-						seen[litKey{x.field, l}] = true
-					}
-				}
-				preds(x.preds)
-			}
-		}
-		walk(r.cond)
+		})
 		for k := range seen {
 			df.n[k]++
 		}

@@ -90,26 +90,14 @@ func TestPrefilterSoundCorpus(t *testing.T) {
 
 // stripIndex removes the trigram indexes of long ORs from a rule tree.
 func stripIndex(n node) {
-	switch x := n.(type) {
-	case andNode:
-		for _, k := range x {
-			stripIndex(k)
+	eachLeaf(n, func(n node) {
+		switch x := n.(type) {
+		case *fieldNode:
+			x.idx = nil
+		case *keywordNode:
+			x.idx = nil
 		}
-	case orNode:
-		for _, k := range x {
-			stripIndex(k)
-		}
-	case notNode:
-		stripIndex(x.n)
-	case countNode:
-		for _, k := range x.kids {
-			stripIndex(k)
-		}
-	case *fieldNode:
-		x.idx = nil
-	case *keywordNode:
-		x.idx = nil
-	}
+	})
 }
 
 // TestPredIndexSound compares every corpus subset rule with and without
