@@ -35,7 +35,7 @@ const (
 	memoSeen     = 1 << 16 // doorkeeper bits
 	memoValBytes = 1 << 18 // bytes of remembered values before starting over
 	memoMarks    = 1 << 16 // remembered entries before starting over
-	memoMinLen   = 3       // shorter values hold no literal
+	memoMinLen   = 8       // shorter values are swept: cheaper than a hash and a compare
 	memoMaxLen   = 1 << 10 // longer values are swept: rarely repeated
 	memoMaxHits  = 255     // values with more prefilter entries are swept
 )
