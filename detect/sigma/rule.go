@@ -413,6 +413,9 @@ func (cp *compiler) compileKeywords(vals []*yaml.Node, mods []string) (node, err
 		if err != nil {
 			return nil, err
 		}
+		if err := cp.charge(v, ps); err != nil {
+			return nil, err
+		}
 		for _, p := range ps {
 			if p.op == opNull {
 				return nil, errAt(v, "null is not a keyword")
@@ -424,6 +427,31 @@ func (cp *compiler) compileKeywords(vals []*yaml.Node, mods []string) (node, err
 		kn.idx = newPredIndex(kn.preds)
 	}
 	return kn, nil
+}
+
+// charge counts the values a rule value compiled to against the limits on
+// the values of a rule and of the rule set (maxRuleValues,
+// maxSetValueBytes).
+func (cp *compiler) charge(v *yaml.Node, ps []pred) error {
+	cp.values += len(ps)
+	if cp.values > maxRuleValues {
+		return errAt(v, "the rule has more than %d values once expanded", maxRuleValues)
+	}
+	for i := range ps {
+		p := &ps[i]
+		n := valueCost + len(p.lit)
+		for _, t := range p.glob {
+			n += len(t.lit)
+		}
+		if p.op == opRe {
+			n += len(p.raw)
+		}
+		cp.rs.valueBytes += n
+	}
+	if cp.rs.valueBytes > maxSetValueBytes {
+		return errAt(v, "the rules take more than %d MiB of values once expanded", maxSetValueBytes>>20)
+	}
+	return nil
 }
 
 // mods is a parsed modifier chain.
@@ -531,6 +559,9 @@ func (cp *compiler) compileField(r *Rule, field string, modList []string, vals [
 				return nil, &posError{line: pe.line, msg: fmt.Sprintf("field %q: %s", field, pe.msg)}
 			}
 			return nil, errAt(v, "field %q: %v", field, err)
+		}
+		if err := cp.charge(v, ps); err != nil {
+			return nil, err
 		}
 		for _, p := range ps {
 			if p.op == opNull {

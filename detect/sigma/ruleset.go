@@ -66,6 +66,9 @@ type RuleSet struct {
 	// Unvalued counts the compiled rules that expand a placeholder the
 	// config declares without values (Rule.Unvalued).
 	Unvalued int
+	// valueBytes measures the values of the rules compiled so far (see
+	// maxSetValueBytes).
+	valueBytes int
 }
 
 // compiler compiles documents into a rule set.
@@ -76,6 +79,8 @@ type compiler struct {
 	// unvalued collects the placeholders declared without values that
 	// the document expands.
 	unvalued []string
+	// values counts the document's values once expanded.
+	values int
 }
 
 func (cp *compiler) field(name string, ls Logsource) int {
@@ -187,7 +192,9 @@ func (rs *RuleSet) add(file string, b []byte) []FileError {
 			continue
 		}
 		rs.Total++
+		valueBytes := rs.valueBytes
 		if err := rs.addDoc(file, root); err != nil {
+			rs.valueBytes = valueBytes // a rejected document takes no room
 			rs.Rejected++
 			fe := FileError{File: file, Line: root.Line, Reason: err.Error()}
 			var pe *posError

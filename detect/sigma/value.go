@@ -14,6 +14,28 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
+// Limits on what one rule value may expand to, and on the values of one
+// rule and of a rule set once expanded, so that a rule file cannot make
+// compiling take unbounded time or memory. Real rules stay far below: the
+// largest rule of the public Sigma repository compiles to 4432 values.
+const (
+	// maxValueVariants bounds the values one rule value gives through
+	// expand (every combination of the placeholders' values), windash
+	// (five dashes for each dash) and the encodings (base64offset: three).
+	maxValueVariants = 4096
+	// maxValueBytes bounds the bytes of those values.
+	maxValueBytes = 4 << 20
+	// maxRuleValues bounds the values of one rule (or filter) once
+	// expanded.
+	maxRuleValues = 100000
+	// valueCost is what a value costs beyond its bytes, in bytes.
+	valueCost = 160
+)
+
+// maxSetValueBytes bounds the values of a rule set: their bytes plus
+// valueCost for each (a variable for tests).
+var maxSetValueBytes = 256 << 20
+
 // sstr is a Sigma string: literal runs and wildcards.
 type sstr []globTok
 
@@ -187,13 +209,31 @@ func (cp *compiler) valuePreds(v *yaml.Node, m mods) ([]pred, error) {
 	}
 	for _, t := range m.transforms {
 		var next []sstr
-		for _, s := range vals {
-			switch t {
-			case "expand":
-				next = append(next, s)
-			case "windash":
-				next = append(next, windash(s)...)
-			case "base64", "base64offset", "utf16le", "utf16be", "utf16", "wide":
+		switch t {
+		case "expand":
+			continue
+		case "windash":
+			size := 0
+			for _, s := range vals {
+				ws, err := windash(s, maxValueVariants-len(next), maxValueBytes-size)
+				if err != nil {
+					return nil, errAt(v, "%v", err)
+				}
+				for _, w := range ws {
+					size += w.size()
+				}
+				next = append(next, ws...)
+			}
+		default: // base64, base64offset, utf16le, utf16be, utf16, wide
+			n, size := 0, 0
+			for _, s := range vals {
+				k, b := encodedSize(t, s.size())
+				n, size = n+k, size+b
+			}
+			if n > maxValueVariants || size > maxValueBytes {
+				return nil, errAt(v, "%s gives %d values of %d bytes in all, more than %d values or %d bytes", t, n, size, maxValueVariants, maxValueBytes)
+			}
+			for _, s := range vals {
 				p, ok := s.plain()
 				if !ok {
 					return nil, errAt(v, "%s cannot be applied to a value with wildcards (%q)", t, raw)
@@ -272,10 +312,21 @@ func classify(s sstr, cased bool, raw string) pred {
 
 var dashes = []string{"-", "/", "–", "—", "―"}
 
+// size is the number of bytes of the string's literal runs.
+func (s sstr) size() int {
+	n := 0
+	for _, t := range s {
+		n += len(t.lit)
+	}
+	return n
+}
+
 // windash expands every dash or slash that starts a word (after a non-word
-// character or at the start) into all five dash characters.
-func windash(s sstr) []sstr {
+// character or at the start) into all five dash characters. It fails when
+// that gives more than maxN values or maxBytes bytes of literals.
+func windash(s sstr, maxN, maxBytes int) ([]sstr, error) {
 	out := []sstr{nil}
+	size := 0 // bytes of the literals of one value of out, at most
 	for ti, t := range s {
 		if t.star || t.one {
 			for i := range out {
@@ -283,9 +334,10 @@ func windash(s sstr) []sstr {
 			}
 			continue
 		}
-		// Split the literal into pieces and positions to permute.
-		var variants []string = []string{""}
+		// Split the literal at the dashes to permute.
+		var pieces []string
 		lit := t.lit
+		start := 0
 		for i := 0; i < len(lit); {
 			d := ""
 			for _, x := range dashes {
@@ -304,25 +356,46 @@ func windash(s sstr) []sstr {
 				}
 			}
 			if d != "" && !prevWord {
-				var nv []string
-				for _, v := range variants {
-					for _, x := range dashes {
-						nv = append(nv, v+x)
-					}
-				}
-				if len(nv) > 3125 {
-					nv = nv[:3125]
-				}
-				variants = nv
+				pieces = append(pieces, lit[start:i])
 				i += len(d)
+				start = i
 				continue
-			}
-			for j := range variants {
-				variants[j] += lit[i : i+1]
 			}
 			i++
 		}
-		var next []sstr
+		pieces = append(pieces, lit[start:])
+		dashN := len(pieces) - 1
+		n := len(out)
+		for range dashN {
+			if n *= len(dashes); n > maxN {
+				return nil, fmt.Errorf("windash gives more than %d values (%q has %d dashes to vary)", maxN, t.lit, dashN)
+			}
+		}
+		// A dash takes at most 3 bytes.
+		if size += len(lit) + 2*dashN; n*size > maxBytes {
+			return nil, fmt.Errorf("windash gives %d values of up to %d bytes, more than %d bytes in all", n, size, maxBytes)
+		}
+		// Every choice of dashes, the last dash varying fastest.
+		variants := make([]string, 0, n/len(out))
+		choice := make([]int, dashN)
+		var b strings.Builder
+		for range n / len(out) {
+			b.Reset()
+			for j, p := range pieces {
+				b.WriteString(p)
+				if j < dashN {
+					b.WriteString(dashes[choice[j]])
+				}
+			}
+			variants = append(variants, b.String())
+			for j := dashN - 1; j >= 0; j-- {
+				if choice[j]++; choice[j] < len(dashes) {
+					break
+				}
+				choice[j] = 0
+			}
+		}
+		next := make([]sstr, 0, n)
 		for _, o := range out {
 			for _, v := range variants {
 				next = append(next, append(append(sstr(nil), o...), globTok{lit: v}))
@@ -330,7 +403,7 @@ func windash(s sstr) []sstr {
 		}
 		out = next
 	}
-	return out
+	return out, nil
 }
 
 func isWordByte(b byte) bool {
@@ -348,6 +421,21 @@ func utf16Bytes(s string, be bool) string {
 		}
 	}
 	return string(b)
+}
+
+// encodedSize returns how many values encode(t, p) gives for a value of n
+// bytes, and how many bytes they take, at most.
+func encodedSize(t string, n int) (int, int) {
+	b64 := func(n int) int { return (n + 2) / 3 * 4 }
+	switch t {
+	case "base64":
+		return 1, b64(n)
+	case "base64offset":
+		return 3, 3 * b64(n+2)
+	case "utf16":
+		return 1, 2*n + 2
+	}
+	return 1, 2 * n // utf16le, utf16be, wide: at most two bytes per byte
 }
 
 // encode applies an encoding modifier; base64offset yields three variants.
@@ -383,15 +471,22 @@ func encode(t, p string) []string {
 
 // expand replaces %name% placeholders with the configured values (every
 // combination when several placeholders have several values). `\%` is a
-// literal percent sign.
+// literal percent sign. The combinations are bounded (maxValueVariants,
+// maxValueBytes) before they are built.
 func (cp *compiler) expand(raw string) ([]string, error) {
-	outs := []string{""}
+	// The value as literal runs each followed by a placeholder's values,
+	// then a last run.
+	type part struct {
+		lit  string
+		vals []string
+	}
+	var parts []part
+	var lit strings.Builder
+	n := 1
 	for i := 0; i < len(raw); i++ {
 		ch := raw[i]
 		if ch == '\\' && i+1 < len(raw) && raw[i+1] == '%' {
-			for j := range outs {
-				outs[j] += `%`
-			}
+			lit.WriteByte('%')
 			i++
 			continue
 		}
@@ -406,19 +501,46 @@ func (cp *compiler) expand(raw string) ([]string, error) {
 				if len(vals) == 0 {
 					cp.unvalued = append(cp.unvalued, name)
 				}
-				var next []string
-				for _, o := range outs {
-					for _, v := range vals {
-						next = append(next, o+v)
-					}
+				if n*len(vals) > maxValueVariants {
+					return nil, fmt.Errorf("expand gives more than %d values (placeholder %%%s%% has %d values, the placeholders before it %d combinations)", maxValueVariants, name, len(vals), n)
 				}
-				outs = next
+				n *= len(vals)
+				parts = append(parts, part{lit: lit.String(), vals: vals})
+				lit.Reset()
 				i += end + 1
 				continue
 			}
 		}
+		lit.WriteByte(ch)
+	}
+	tail := lit.String()
+	if n == 0 {
+		return nil, nil
+	}
+	// Each value of a placeholder is in n/len(vals) of the combinations.
+	size := n * len(tail)
+	for _, p := range parts {
+		size += n * len(p.lit)
+		for _, v := range p.vals {
+			size += n / len(p.vals) * len(v)
+		}
+	}
+	if size > maxValueBytes {
+		return nil, fmt.Errorf("expand gives %d values of %d bytes in all, more than %d", n, size, maxValueBytes)
+	}
+	outs := []string{""}
+	for _, p := range parts {
+		next := make([]string, 0, len(outs)*len(p.vals))
+		for _, o := range outs {
+			for _, v := range p.vals {
+				next = append(next, o+p.lit+v)
+			}
+		}
+		outs = next
+	}
+	if tail != "" {
 		for j := range outs {
-			outs[j] += string(ch)
+			outs[j] += tail
 		}
 	}
 	return outs, nil

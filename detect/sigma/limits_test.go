@@ -1,0 +1,133 @@
+package sigma
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// testPlaceholders gives the expand modifier values to multiply (the
+// embedded config declares its placeholders without values).
+const testPlaceholders = `placeholders:
+  a: [x, 'y*', 'z\*']
+  b: ['10.0.0.0/8', '192.168.1.1', 'fe80::/10']
+  c: [one, two, three, four]
+  none: []
+`
+
+func placeholderConfig(tb testing.TB) *Config {
+	cfg, err := ParseConfig([]byte(testPlaceholders))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cfg
+}
+
+// loadOne loads one rule file with testPlaceholders and returns the rule
+// set and its errors.
+func loadOne(t *testing.T, src string) (*RuleSet, []FileError) {
+	t.Helper()
+	start := time.Now()
+	rs, errs := LoadBytes("limits.yml", []byte(src), placeholderConfig(t))
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("loading took %v", d)
+	}
+	return rs, errs
+}
+
+func wantRejected(t *testing.T, src, reason string, line int) {
+	t.Helper()
+	rs, errs := loadOne(t, src)
+	if len(errs) != 1 || !strings.Contains(errs[0].Reason, reason) || errs[0].Line != line || errs[0].File != "limits.yml" {
+		t.Fatalf("errors = %v, want one at limits.yml:%d containing %q", errs, line, reason)
+	}
+	if rs.Compiled() != 0 {
+		t.Fatalf("%d rules compiled", rs.Compiled())
+	}
+}
+
+func fieldRule(field, value string) string {
+	return "title: t\nlogsource: {product: test}\ndetection:\n  sel:\n    " + field + ": '" + value + "'\n  condition: sel\n"
+}
+
+// TestExpansionLimits: the values one rule value expands to are bounded,
+// and rejected with the reason before they are built.
+func TestExpansionLimits(t *testing.T) {
+	// 3^4 * 4^4 = 20736 combinations of placeholders.
+	wantRejected(t, fieldRule("a|expand", strings.Repeat("%a%%c%", 4)), "expand gives more than 4096 values", 5)
+	// A long value repeated by each combination: 4 * 3 * 4 * 3 values of
+	// 100 KB.
+	wantRejected(t, fieldRule("a|expand", strings.Repeat("x", 100000)+"%a%%c%%a%%c%"), "bytes in all, more than", 5)
+	// Six dashes to vary: 5^6 values.
+	wantRejected(t, fieldRule("a|windash|contains", " -a -b -c -d -e -f"), "windash gives more than 4096 values", 5)
+	// Dashes in literals between wildcards multiply too.
+	wantRejected(t, fieldRule("a|windash", strings.Repeat("-a*", 6)), "windash gives more than 4096 values", 5)
+	// expand then windash: 4^4 * 5^2.
+	wantRejected(t, fieldRule("a|expand|windash", "%c%%c%%c%%c% -x -y"), "windash gives more than", 5)
+	// windash then base64offset: 5^5 * 3.
+	wantRejected(t, fieldRule("a|windash|base64offset|contains", " -a -b -c -d -e"), "base64offset gives 9375 values", 5)
+	// Under the limits, every value is there: 5^5 windash values.
+	rs, errs := loadOne(t, fieldRule("CommandLine|windash|contains", " -a -b -c -d -e"))
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	if n := len(rs.Rules[0].cond.(*fieldNode).preds); n != 3125 {
+		t.Fatalf("windash gave %d values, want 3125", n)
+	}
+}
+
+// TestRuleAndSetValueLimits: the values of a rule, and of a rule set,
+// once expanded are bounded.
+func TestRuleAndSetValueLimits(t *testing.T) {
+	// 30 values of 4096 variants each: more than maxRuleValues.
+	var b strings.Builder
+	b.WriteString("title: t\nlogsource: {product: test}\ndetection:\n  sel:\n    a|expand:\n")
+	for i := range 30 {
+		b.WriteString("      - '" + strings.Repeat("%c%", 6) + "-" + string(rune('a'+i%26)) + "'\n")
+	}
+	b.WriteString("  condition: sel\n")
+	rs, errs := loadOne(t, b.String())
+	if len(errs) != 1 || !strings.Contains(errs[0].Reason, "the rule has more than 100000 values once expanded") || errs[0].Line != 30 {
+		t.Fatalf("errors = %v", errs)
+	}
+	if rs.Compiled() != 0 {
+		t.Fatal("compiled")
+	}
+
+	// Documents under the rule limit fill the set's room (lowered to 1
+	// MiB here); the ones that overflow it are rejected, the others load.
+	defer func(n int) { maxSetValueBytes = n }(maxSetValueBytes)
+	maxSetValueBytes = 1 << 20
+	one := "title: t\nlogsource: {product: test}\ndetection:\n  sel:\n    a|expand: '%c%%c%" + strings.Repeat("x", 40000) + "'\n  condition: sel\n"
+	src := strings.Repeat(one+"---\n", 3) + one
+	rs, errs = loadOne(t, src)
+	// 16 values of 40 KB: 640 KB a document.
+	if len(errs) != 3 || !strings.Contains(errs[0].Reason, "the rules take more than 1 MiB of values once expanded") || errs[0].Line != 12 || errs[2].Line != 26 {
+		t.Fatalf("errors = %v", errs)
+	}
+	if rs.Compiled() != 1 || rs.Rejected != 3 || rs.Total != 4 {
+		t.Fatalf("compiled %d, rejected %d, total %d", rs.Compiled(), rs.Rejected, rs.Total)
+	}
+}
+
+// TestExpandKeepsUTF8: expand copies the bytes around placeholders as
+// they are (it used to turn each byte of a multi-byte character into a
+// character of its own).
+func TestExpandKeepsUTF8(t *testing.T) {
+	rs, errs := loadOne(t, fieldRule("a|expand", "été %a%—ü"))
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	var got []string
+	for _, p := range rs.Rules[0].cond.(*fieldNode).preds {
+		got = append(got, p.raw+" "+p.lit)
+	}
+	// The placeholder's values are x, y* and z\*.
+	if strings.Join(got, ",") != "été %a%—ü été x—ü,été %a%—ü été y,été %a%—ü été z*—ü" {
+		t.Fatalf("values = %q", got)
+	}
+	m := rs.NewMatcher()
+	if n, _ := m.MatchLine([]byte(`{"logsource":{"product":"test"},"a":"ÉTÉ X—Ü"}`), nil); n != 1 {
+		t.Fatalf("matches = %d, want 1", n)
+	}
+}
