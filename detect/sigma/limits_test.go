@@ -131,3 +131,21 @@ func TestExpandKeepsUTF8(t *testing.T) {
 		t.Fatalf("matches = %d, want 1", n)
 	}
 }
+
+// TestConditionLimits: a condition's nesting and the values it tests,
+// each search counted each time it is named, are bounded.
+func TestConditionLimits(t *testing.T) {
+	cond := func(c string) string {
+		return "title: t\nlogsource: {product: test}\ndetection:\n  sel1: {a: x}\n  sel2: {b: [x, y, z]}\n  condition: " + c + "\n"
+	}
+	wantRejected(t, cond(strings.Repeat("(", 101)+"sel1"+strings.Repeat(")", 101)), "the condition nests more than 100 levels deep", 6)
+	wantRejected(t, cond(strings.Repeat("not ", 101)+"sel1"), "the condition nests more than 100 levels deep", 6)
+	if _, errs := loadOne(t, cond(strings.Repeat("(not ", 49)+"sel1"+strings.Repeat(")", 49))); len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	// 4 values for each "all of them": 25001 of them is too many.
+	wantRejected(t, cond(strings.Repeat("all of them and ", 25000)+"sel1"), "the condition tests more than 100000 values", 6)
+	// The same across the conditions of a list.
+	list := "[" + strings.Repeat("'"+strings.Repeat("all of them and ", 1000)+"sel1', ", 26) + "sel1]"
+	wantRejected(t, cond(list), "the condition tests more than 100000 values", 6)
+}

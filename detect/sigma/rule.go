@@ -263,8 +263,9 @@ func (cp *compiler) compileDetection(r *Rule, det *yaml.Node) error {
 		return errAt(condNode, "empty condition")
 	}
 	var alts orNode
+	cost := 0
 	for _, c := range conds {
-		n, err := parseCondition(c, r.searches, r.order)
+		n, err := parseCondition(c, r.searches, r.order, &cost)
 		if err != nil {
 			return errAt(condNode, "condition %q: %v", c, err)
 		}
