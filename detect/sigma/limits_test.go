@@ -149,3 +149,17 @@ func TestConditionLimits(t *testing.T) {
 	list := "[" + strings.Repeat("'"+strings.Repeat("all of them and ", 1000)+"sel1', ", 26) + "sel1]"
 	wantRejected(t, cond(list), "the condition tests more than 100000 values", 6)
 }
+
+// TestDuplicateIDNotCompiled: a rule rejected for a duplicate id does not
+// run (it used to be rejected and still added).
+func TestDuplicateIDNotCompiled(t *testing.T) {
+	doc := "title: %s\nid: x\nlogsource: {product: test}\ndetection:\n  sel: {a: %s}\n  condition: sel\n"
+	src := strings.NewReplacer("%s", "first").Replace(doc) + "---\n" + strings.NewReplacer("%s", "second").Replace(doc)
+	rs, errs := loadOne(t, src)
+	if len(errs) != 1 || !strings.Contains(errs[0].Reason, "duplicate rule id x") || errs[0].Line != 8 {
+		t.Fatalf("errors = %v", errs)
+	}
+	if len(rs.Rules) != 1 || rs.Rules[0].Title != "first" || rs.Total != 2 || rs.Rejected != 1 {
+		t.Fatalf("rules = %d (%s), total %d, rejected %d", len(rs.Rules), rs.Rules[0].Title, rs.Total, rs.Rejected)
+	}
+}

@@ -227,7 +227,8 @@ func (rs *RuleSet) addDoc(file string, doc *yaml.Node) error {
 		return err
 	}
 	cp := &compiler{rs: rs, cfg: rs.cfg}
-	switch docKind(doc) {
+	kind := docKind(doc)
+	switch kind {
 	case "rule":
 		if mapGet(doc, "logsource") == nil {
 			return errAt(doc, "missing logsource")
@@ -235,8 +236,6 @@ func (rs *RuleSet) addDoc(file string, doc *yaml.Node) error {
 		if err := cp.compileDetection(r, mapGet(doc, "detection")); err != nil {
 			return err
 		}
-		r.index = len(rs.Rules)
-		rs.Rules = append(rs.Rules, r)
 	case "filter":
 		f, err := cp.compileFilter(r, doc)
 		if err != nil {
@@ -250,9 +249,20 @@ func (rs *RuleSet) addDoc(file string, doc *yaml.Node) error {
 			return err
 		}
 		r.Correlation = c
-		rs.Correlations = append(rs.Correlations, r)
 	default:
 		return errAt(doc, "not a Sigma rule: no detection, correlation or filter section")
+	}
+	// A rule whose id is taken is rejected before it is added.
+	if r.ID != "" {
+		if o, dup := rs.byRef[r.ID]; dup {
+			return errAt(doc, "duplicate rule id %s (also in %s:%d)", r.ID, o.File, o.Line)
+		}
+	}
+	if kind == "rule" {
+		r.index = len(rs.Rules)
+		rs.Rules = append(rs.Rules, r)
+	} else {
+		rs.Correlations = append(rs.Correlations, r)
 	}
 	if len(cp.unvalued) > 0 {
 		slices.Sort(cp.unvalued)
@@ -260,9 +270,6 @@ func (rs *RuleSet) addDoc(file string, doc *yaml.Node) error {
 		rs.Unvalued++
 	}
 	if r.ID != "" {
-		if o, dup := rs.byRef[r.ID]; dup {
-			return errAt(doc, "duplicate rule id %s (also in %s:%d)", r.ID, o.File, o.Line)
-		}
 		rs.byRef[r.ID] = r
 	}
 	if r.Name != "" {
