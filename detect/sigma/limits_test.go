@@ -163,3 +163,23 @@ func TestDuplicateIDNotCompiled(t *testing.T) {
 		t.Fatalf("rules = %d (%s), total %d, rejected %d", len(rs.Rules), rs.Rules[0].Title, rs.Total, rs.Rejected)
 	}
 }
+
+// TestYAMLErrorLine: YAML errors without a line in their message (those
+// of YAML's reader, and the parser's on the first line) get one.
+func TestYAMLErrorLine(t *testing.T) {
+	for _, c := range []struct {
+		src  string
+		line int
+	}{
+		{"title: t\nlogsource:\n  product: te\x01st\n", 3},
+		{"title: t\n\nx: \xff\n", 3},
+		{"title: t\r\nx: \x7f", 2},
+		{"[", 1},
+		{"title: t\n  bad: indent\n", 2},
+	} {
+		_, errs := loadOne(t, c.src)
+		if len(errs) != 1 || errs[0].Line != c.line || !strings.HasPrefix(errs[0].Reason, "invalid YAML: ") {
+			t.Errorf("%q: errors = %v, want invalid YAML on line %d", c.src, errs, c.line)
+		}
+	}
+}
