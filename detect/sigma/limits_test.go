@@ -183,3 +183,20 @@ func TestYAMLErrorLine(t *testing.T) {
 		}
 	}
 }
+
+// TestFilterNamingRuleTwice: a filter applies once to a rule it names
+// several times, and the filters of a rule are ANDed flat.
+func TestFilterNamingRuleTwice(t *testing.T) {
+	src := "title: r\nname: r\nlogsource: {product: test}\ndetection:\n  sel: {a: x}\n  condition: sel\n"
+	for range 3 {
+		src += "---\ntitle: f\nlogsource: {product: test}\nfilter:\n  rules: [" + strings.Repeat("r, ", 1000) + "r]\n  sel: {User: root}\n  condition: not sel\n"
+	}
+	rs, errs := loadOne(t, src)
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	and, ok := rs.Rules[0].cond.(andNode)
+	if !ok || len(and) != 4 {
+		t.Fatalf("condition = %#v, want the rule's and 3 filters", rs.Rules[0].cond)
+	}
+}

@@ -328,17 +328,29 @@ func (cp *compiler) compileFilter(r *Rule, doc *yaml.Node) (*filterDoc, error) {
 // finish links filters and correlations once every file is loaded.
 func (rs *RuleSet) finish() []FileError {
 	var errs []FileError
+	// Filters narrow the rule: its condition AND the filters' (each
+	// filter once, however many times it names the rule).
+	narrowed := map[*Rule]andNode{}
+	var order []*Rule
 	for _, f := range rs.filters {
+		seen := map[*Rule]bool{}
 		for _, ref := range f.rules {
 			r, ok := rs.byRef[ref]
-			if !ok || r.Correlation != nil {
+			if !ok || r.Correlation != nil || seen[r] {
 				// A filter naming rules that are not loaded is not an
 				// error: filters are shared across rule sets.
 				continue
 			}
-			// Filters narrow the rule: its condition AND the filter's.
-			r.cond = andNode{r.cond, f.cond}
+			seen[r] = true
+			if narrowed[r] == nil {
+				narrowed[r] = andNode{r.cond}
+				order = append(order, r)
+			}
+			narrowed[r] = append(narrowed[r], f.cond)
 		}
+	}
+	for _, r := range order {
+		r.cond = narrowed[r]
 	}
 	// Prefilters are chosen once every rule is known: how many rules test
 	// a literal tells how common it is.
