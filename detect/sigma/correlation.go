@@ -83,7 +83,12 @@ func (c CorrCond) holds(x float64) bool {
 	return false
 }
 
-// parseTimespan reads "90s", "5m", "1h", "2d" (and "1w", "1M", "1y").
+// maxTimespan bounds a correlation's timespan: windows are kept that
+// long, and event times plus the timespan must not overflow.
+const maxTimespan = 10 * 365 * 24 * time.Hour
+
+// parseTimespan reads "90s", "5m", "1h", "2d" (and "1w", "1M", "1y"), at
+// most maxTimespan.
 func parseTimespan(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if len(s) < 2 {
@@ -96,6 +101,9 @@ func parseTimespan(s string) (time.Duration, error) {
 	unit := map[byte]time.Duration{'s': time.Second, 'm': time.Minute, 'h': time.Hour, 'd': 24 * time.Hour, 'w': 7 * 24 * time.Hour, 'M': 30 * 24 * time.Hour, 'y': 365 * 24 * time.Hour}[s[len(s)-1]]
 	if unit == 0 {
 		return 0, fmt.Errorf("invalid timespan unit in %q: want s, m, h or d", s)
+	}
+	if int64(n) > int64(maxTimespan/unit) {
+		return 0, fmt.Errorf("timespan %q is longer than 10 years", s)
 	}
 	return time.Duration(n) * unit, nil
 }
@@ -199,6 +207,10 @@ func parseCorrelation(cp *compiler, r *Rule, n *yaml.Node) (*Correlation, error)
 	return c, nil
 }
 
+// maxCorrChain bounds how deep correlations may refer to correlations:
+// the matches of a rule are fed down that many levels (correlator.hit).
+const maxCorrChain = 16
+
 // linkCorrelation resolves a correlation's rule references.
 func (rs *RuleSet) linkCorrelation(r *Rule) error {
 	c := r.Correlation
@@ -212,11 +224,95 @@ func (rs *RuleSet) linkCorrelation(r *Rule) error {
 			return fmt.Errorf("correlation refers to itself")
 		}
 		c.rules = append(c.rules, t)
-		if !c.Generate {
-			t.silent = true
-		}
 	}
 	return nil
+}
+
+// linkCorrelations resolves the rule references of every correlation and
+// returns the correlations that cannot run, with the reason: those that
+// refer to unknown rules, to themselves (directly or through other
+// correlations), to correlations that cannot run, or to chains of
+// correlations deeper than maxCorrChain.
+func (rs *RuleSet) linkCorrelations() map[*Rule]error {
+	bad := map[*Rule]error{}
+	for _, c := range rs.Correlations {
+		if err := rs.linkCorrelation(c); err != nil {
+			bad[c] = err
+		}
+	}
+	// Correlations on a cycle of references.
+	const (
+		unseen = iota
+		open
+		done
+	)
+	state := map[*Rule]int{}
+	var stack []*Rule
+	var visit func(c *Rule)
+	visit = func(c *Rule) {
+		state[c] = open
+		stack = append(stack, c)
+		for _, t := range c.Correlation.rules {
+			if t.Correlation == nil || bad[t] != nil && state[t] == unseen {
+				continue
+			}
+			switch state[t] {
+			case unseen:
+				visit(t)
+			case open:
+				// Every correlation on the stack from t on is on the cycle.
+				i := len(stack) - 1
+				for stack[i] != t {
+					i--
+				}
+				for _, x := range stack[i:] {
+					if bad[x] == nil {
+						bad[x] = fmt.Errorf("correlation refers to itself through %q", firstNonEmpty(t.Name, t.ID, t.Title))
+					}
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[c] = done
+	}
+	for _, c := range rs.Correlations {
+		if state[c] == unseen && bad[c] == nil {
+			visit(c)
+		}
+	}
+	// Correlations on correlations that cannot run, and chains too deep;
+	// what is left is acyclic.
+	depth := map[*Rule]int{}
+	var level func(c *Rule) int
+	level = func(c *Rule) int {
+		if d, ok := depth[c]; ok {
+			return d
+		}
+		depth[c] = 1
+		d := 1
+		for i, t := range c.Correlation.rules {
+			if t.Correlation == nil {
+				continue
+			}
+			if bad[t] == nil {
+				d = max(d, level(t)+1)
+			}
+			if bad[t] != nil && bad[c] == nil {
+				bad[c] = fmt.Errorf("correlation refers to correlation %q, which is rejected", c.Correlation.RuleRefs[i])
+			}
+		}
+		if d > maxCorrChain && bad[c] == nil {
+			bad[c] = fmt.Errorf("correlations refer to correlations more than %d levels deep", maxCorrChain)
+		}
+		depth[c] = d
+		return d
+	}
+	for _, c := range rs.Correlations {
+		if bad[c] == nil {
+			level(c)
+		}
+	}
+	return bad
 }
 
 // corrLink says that matches of a rule feed correlation c.

@@ -1,6 +1,7 @@
 package sigma
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -150,6 +151,23 @@ func TestConditionLimits(t *testing.T) {
 	wantRejected(t, cond(list), "the condition tests more than 100000 values", 6)
 }
 
+// TestFilterNamingRuleTwice: a filter applies once to a rule it names
+// several times, and the filters of a rule are ANDed flat.
+func TestFilterNamingRuleTwice(t *testing.T) {
+	src := "title: r\nname: r\nlogsource: {product: test}\ndetection:\n  sel: {a: x}\n  condition: sel\n"
+	for range 3 {
+		src += "---\ntitle: f\nlogsource: {product: test}\nfilter:\n  rules: [" + strings.Repeat("r, ", 1000) + "r]\n  sel: {User: root}\n  condition: not sel\n"
+	}
+	rs, errs := loadOne(t, src)
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	and, ok := rs.Rules[0].cond.(andNode)
+	if !ok || len(and) != 4 {
+		t.Fatalf("condition = %#v, want the rule's and 3 filters", rs.Rules[0].cond)
+	}
+}
+
 // TestDuplicateIDNotCompiled: a rule rejected for a duplicate id does not
 // run (it used to be rejected and still added).
 func TestDuplicateIDNotCompiled(t *testing.T) {
@@ -184,19 +202,106 @@ func TestYAMLErrorLine(t *testing.T) {
 	}
 }
 
-// TestFilterNamingRuleTwice: a filter applies once to a rule it names
-// several times, and the filters of a rule are ANDed flat.
-func TestFilterNamingRuleTwice(t *testing.T) {
-	src := "title: r\nname: r\nlogsource: {product: test}\ndetection:\n  sel: {a: x}\n  condition: sel\n"
-	for range 3 {
-		src += "---\ntitle: f\nlogsource: {product: test}\nfilter:\n  rules: [" + strings.Repeat("r, ", 1000) + "r]\n  sel: {User: root}\n  condition: not sel\n"
+const corrBase = "title: r\nname: r\nlogsource: {product: test}\ndetection:\n  sel: {a: x}\n  condition: sel\n"
+
+func corrDoc(name string, refs ...string) string {
+	return "---\ntitle: " + name + "\nname: " + name + "\ncorrelation:\n  type: event_count\n  rules: [" + strings.Join(refs, ", ") + "]\n  timespan: 5m\n  condition: {gte: 1}\n"
+}
+
+// TestRejectedCorrelationDoesNotSilence: the rules a rejected correlation
+// names still alert on their own (a correlation naming an unknown rule
+// used to silence the rules named before it).
+func TestRejectedCorrelationDoesNotSilence(t *testing.T) {
+	rs, errs := loadOne(t, corrBase+corrDoc("c", "r", "missing"))
+	if len(errs) != 1 || !strings.Contains(errs[0].Reason, `unknown rule "missing"`) {
+		t.Fatalf("errors = %v", errs)
+	}
+	if rs.Rules[0].silent {
+		t.Fatal("rule r is silenced by a rejected correlation")
+	}
+	res, matched, err := rs.TestEvents(strings.NewReader(`{"a":"x"}` + "\n"))
+	if err != nil || matched != 1 || len(res) != 1 || res[0].FeedsOnly {
+		t.Fatalf("results %+v, matched %d, err %v", res, matched, err)
+	}
+}
+
+// TestCorrelationCycles: correlations that refer to themselves through
+// others, and those that refer to them, are rejected; the rest load.
+func TestCorrelationCycles(t *testing.T) {
+	src := corrBase + corrDoc("c1", "r", "c2") + corrDoc("c2", "c3") + corrDoc("c3", "c1") +
+		corrDoc("c4", "c2") + corrDoc("c5", "r") + corrDoc("c6", "c5")
+	rs, errs := loadOne(t, src)
+	var got []string
+	for _, e := range errs {
+		got = append(got, e.Rule+": "+e.Reason)
+	}
+	want := []string{
+		`c1: correlation refers to itself through "c1"`,
+		`c2: correlation refers to itself through "c1"`,
+		`c3: correlation refers to itself through "c1"`,
+		`c4: correlation refers to correlation "c2", which is rejected`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if len(rs.Correlations) != 2 || rs.Correlations[0].Name != "c5" || rs.Correlations[1].Name != "c6" {
+		t.Fatalf("correlations = %v", rs.Correlations)
+	}
+	// The chain c5 -> c6 fires.
+	res, _, err := rs.TestEvents(strings.NewReader(`{"a":"x","@timestamp":"2026-01-01T00:00:00Z"}` + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fired := 0
+	for _, r := range res {
+		if r.Correlation != nil {
+			fired++
+		}
+	}
+	if fired != 2 {
+		t.Fatalf("results = %+v, want c5 and c6 to fire", res)
+	}
+}
+
+// TestCorrelationChainDepth: correlations chained deeper than the
+// matches are fed are rejected.
+func TestCorrelationChainDepth(t *testing.T) {
+	src := corrBase + corrDoc("c1", "r")
+	for i := 2; i <= maxCorrChain+1; i++ {
+		src += corrDoc("c"+strconv.Itoa(i), "c"+strconv.Itoa(i-1))
 	}
 	rs, errs := loadOne(t, src)
-	if len(errs) != 0 {
-		t.Fatal(errs)
+	if len(errs) != 1 || errs[0].Rule != "c17" || !strings.Contains(errs[0].Reason, "more than 16 levels deep") {
+		t.Fatalf("errors = %v", errs)
 	}
-	and, ok := rs.Rules[0].cond.(andNode)
-	if !ok || len(and) != 4 {
-		t.Fatalf("condition = %#v, want the rule's and 3 filters", rs.Rules[0].cond)
+	if len(rs.Correlations) != maxCorrChain {
+		t.Fatalf("%d correlations", len(rs.Correlations))
+	}
+}
+
+// TestTimespanLimits: timespans are positive and at most 10 years (they
+// used to overflow into negative durations).
+func TestTimespanLimits(t *testing.T) {
+	for _, c := range []struct{ ts, err string }{
+		{"0s", "invalid timespan"},
+		{"-5m", "invalid timespan"},
+		{"99999999d", "is longer than 10 years"},
+		{"9223372036s", "is longer than 10 years"},
+		{"3651d", "is longer than 10 years"},
+		{"11y", "is longer than 10 years"},
+		{"10y", ""},
+		{"521w", ""},
+	} {
+		src := corrBase + "---\ntitle: c\ncorrelation:\n  type: event_count\n  rules: [r]\n  timespan: " + c.ts + "\n  condition: {gte: 1}\n"
+		rs, errs := loadOne(t, src)
+		if c.err == "" {
+			if len(errs) != 0 || rs.Correlations[0].Correlation.Timespan <= 0 {
+				t.Errorf("%s: errors %v", c.ts, errs)
+			}
+			continue
+		}
+		if len(errs) != 1 || !strings.Contains(errs[0].Reason, c.err) || errs[0].Line != 12 {
+			t.Errorf("%s: errors = %v, want one on line 12 containing %q", c.ts, errs, c.err)
+		}
 	}
 }

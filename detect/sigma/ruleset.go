@@ -358,9 +358,10 @@ func (rs *RuleSet) finish() []FileError {
 	for _, r := range rs.Rules {
 		r.prefilt, r.clauses = df.necessary(r.cond)
 	}
+	bad := rs.linkCorrelations()
 	var keep []*Rule
 	for _, c := range rs.Correlations {
-		if err := rs.linkCorrelation(c); err != nil {
+		if err := bad[c]; err != nil {
 			rs.Rejected++
 			errs = append(errs, FileError{File: c.File, Line: c.Line, Rule: firstNonEmpty(c.ID, c.Title), Reason: err.Error()})
 			continue
@@ -368,6 +369,13 @@ func (rs *RuleSet) finish() []FileError {
 		keep = append(keep, c)
 	}
 	rs.Correlations = keep
+	for _, c := range keep {
+		if !c.Correlation.Generate {
+			for _, t := range c.Correlation.rules {
+				t.silent = true
+			}
+		}
+	}
 	for _, c := range keep {
 		rs.linkFields(c)
 	}
