@@ -28,6 +28,10 @@ var ErrEmpty = errors.New("spool is empty")
 
 const headerLen = 8
 
+// maxSeq bounds segment numbers (a cursor naming a larger one is corrupt):
+// the next segment's number must not wrap around.
+const maxSeq = 1 << 62
+
 // Options configures a Spool.
 type Options struct {
 	// MaxBytes bounds the segment files together (default 16 MiB).
@@ -79,11 +83,18 @@ func Open(dir string, opts Options) (*Spool, error) {
 		return nil, fmt.Errorf("cannot create spool: %w", err)
 	}
 	s := &Spool{dir: dir, opts: opts, peeked: -1}
+	// A cursor that cannot be read (a power cut between its write and its
+	// rename on a file system that does not order them, a failing flash)
+	// is replaced: delivery starts again at the oldest record (at least
+	// once: the server deduplicates), and the drop count it held is lost.
+	repaired := false
 	if b, err := os.ReadFile(filepath.Join(dir, "cursor")); err == nil {
-		if err := json.Unmarshal(b, &s.cur); err != nil {
-			return nil, fmt.Errorf("cannot read spool cursor %s: %w", filepath.Join(dir, "cursor"), err)
+		if err := json.Unmarshal(b, &s.cur); err != nil || s.cur.Seg > maxSeq {
+			s.cur = cursor{}
+			repaired = true
 		}
 	}
+	read := s.cur
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open spool: %w", err)
@@ -94,8 +105,8 @@ func Open(dir string, opts Options) (*Spool, error) {
 			continue
 		}
 		seq, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(n, "seg-"), ".log"), 10, 64)
-		if err != nil {
-			continue
+		if err != nil || n != segName(seq) || seq > maxSeq {
+			continue // not a name the spool gives (seg-1.log would be read twice)
 		}
 		s.segs = append(s.segs, segment{seq: seq})
 	}
@@ -105,16 +116,28 @@ func Open(dir string, opts Options) (*Spool, error) {
 		os.Remove(s.path(s.segs[0].seq))
 		s.segs = s.segs[1:]
 	}
+	if len(s.segs) == 0 {
+		// Numbering goes on after the cursor's segment: a segment numbered
+		// below it would be taken as delivered at the next start.
+		s.cur.Off = 0
+	} else if s.cur.Seg < s.segs[0].seq {
+		s.cur.Seg, s.cur.Off = s.segs[0].seq, 0
+	}
 	for i := range s.segs {
-		last := i == len(s.segs)-1
-		if err := s.scan(&s.segs[i], last); err != nil {
+		sg := &s.segs[i]
+		at := int64(0)
+		if sg.seq == s.cur.Seg {
+			at = s.cur.Off
+		}
+		resume, lost, err := s.scan(sg, at)
+		if err != nil {
 			return nil, err
 		}
-	}
-	if len(s.segs) == 0 || s.cur.Seg < s.segs[0].seq {
-		s.cur.Seg, s.cur.Off = 0, 0
-		if len(s.segs) > 0 {
-			s.cur.Seg = s.segs[0].seq
+		if sg.seq == s.cur.Seg {
+			s.cur.Off = resume
+		}
+		if lost {
+			s.cur.Dropped++
 		}
 	}
 	if len(s.segs) == 0 {
@@ -142,38 +165,74 @@ func Open(dir string, opts Options) (*Spool, error) {
 			s.records += sg.records
 		}
 	}
+	// What was repaired, and the drops counted, hold from now on.
+	if repaired || s.cur != read {
+		if err := s.saveCursor(); err != nil {
+			s.w.Close()
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
 func (s *Spool) path(seq uint64) string { return filepath.Join(s.dir, segName(seq)) }
 
-// scan counts a segment's records and, for the newest, cuts a torn tail.
-func (s *Spool) scan(sg *segment, truncate bool) error {
+// scan counts the records of a segment, from its start or, for the
+// cursor's segment, from the cursor's offset at, and returns where
+// delivery resumes in the segment: at, or the start of the record at
+// lies in, or the end of the file when at is past it. What cannot be read
+// after that (a record torn by a power cut, a corrupt one and what
+// follows it: the records are not framed to find the next one) is cut
+// off, and lost is set: at least one record was dropped.
+func (s *Spool) scan(sg *segment, at int64) (resume int64, lost bool, err error) {
 	f, err := os.OpenFile(s.path(sg.seq), os.O_RDWR, 0)
 	if err != nil {
-		return fmt.Errorf("cannot open spool segment: %w", err)
+		return 0, false, fmt.Errorf("cannot open spool segment: %w", err)
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, false, fmt.Errorf("cannot open spool segment: %w", err)
+	}
+	size := fi.Size()
+	at = max(at, 0)
+	// The records from the start; resume is the last boundary up to at.
 	var off int64
 	for {
-		_, n, err := readRecord(f, off)
+		if off <= at {
+			resume = off
+		}
+		_, n, err := readRecord(f, off, size)
 		if err != nil {
 			break
 		}
 		off += n
 		sg.records++
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("cannot open spool segment: %w", err)
-	}
-	if fi.Size() != off && truncate {
-		if err := f.Truncate(off); err != nil {
-			return fmt.Errorf("cannot repair spool segment %s: %w", f.Name(), err)
+	end := off
+	if at > end {
+		// The cursor is past the records read from the start: records
+		// from it (the part before is delivered whatever it holds), else
+		// the file ends there as far as delivery goes.
+		resume, end = min(at, size), min(at, size)
+		sg.records = 0
+		for {
+			_, n, err := readRecord(f, end, size)
+			if err != nil {
+				break
+			}
+			end += n
+			sg.records++
 		}
 	}
-	sg.size = off
-	return nil
+	if end < size {
+		if err := f.Truncate(end); err != nil {
+			return 0, false, fmt.Errorf("cannot repair spool segment %s: %w", f.Name(), err)
+		}
+		lost = true
+	}
+	sg.size = end
+	return resume, lost, nil
 }
 
 func (s *Spool) countFrom(seq uint64, off int64) (int, error) {
@@ -184,7 +243,7 @@ func (s *Spool) countFrom(seq uint64, off int64) (int, error) {
 	defer f.Close()
 	n := 0
 	for {
-		_, l, err := readRecord(f, off)
+		_, l, err := readRecord(f, off, -1)
 		if err != nil {
 			return n, nil
 		}
@@ -193,8 +252,9 @@ func (s *Spool) countFrom(seq uint64, off int64) (int, error) {
 	}
 }
 
-// readRecord reads the record at off and returns it and its length on disk.
-func readRecord(f *os.File, off int64) ([]byte, int64, error) {
+// readRecord reads the record at off of a file of size bytes (-1: not
+// known) and returns it and its length on disk.
+func readRecord(f *os.File, off, size int64) ([]byte, int64, error) {
 	var h [headerLen]byte
 	if _, err := f.ReadAt(h[:], off); err != nil {
 		return nil, 0, io.EOF
@@ -202,6 +262,9 @@ func readRecord(f *os.File, off int64) ([]byte, int64, error) {
 	n := binary.BigEndian.Uint32(h[:4])
 	if n > MaxRecordBytes {
 		return nil, 0, errors.New("corrupt record length")
+	}
+	if size >= 0 && off+headerLen+int64(n) > size {
+		return nil, 0, io.EOF // torn, or a corrupt length: not worth a buffer
 	}
 	buf := make([]byte, n)
 	if _, err := f.ReadAt(buf, off+headerLen); err != nil {
@@ -311,7 +374,11 @@ func (s *Spool) Peek() ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cannot read spool: %w", err)
 		}
-		rec, n, err := readRecord(f, s.cur.Off)
+		size := int64(-1)
+		if fi, err := f.Stat(); err == nil {
+			size = fi.Size()
+		}
+		rec, n, err := readRecord(f, s.cur.Off, size)
 		f.Close()
 		if err == nil {
 			s.peeked = n
