@@ -139,14 +139,25 @@ func Parse(r io.Reader) ([]vuln.Advisory, feeds.Result, error) {
 			res.Reject("%s: vulnerability %d has no cve or ids", tid, i)
 			continue
 		}
+		if v.CVE != "" && !strings.HasPrefix(v.CVE, "CVE-") {
+			res.Reject("%s: vulnerability %d: bad cve %q", tid, i, v.CVE)
+			continue
+		}
 		a := vuln.Advisory{ID: tid + "/" + name, CVE: v.CVE, Source: vuln.SourceCSAF, Summary: v.Title,
 			Published: d.Document.Tracking.InitialReleaseDate, Modified: d.Document.Tracking.CurrentReleaseDate}
 		if a.Summary == "" {
 			a.Summary = d.Document.Title
 		}
 		for _, s := range v.Scores {
-			if s.CVSSv3 != nil && s.CVSSv3.BaseScore > a.CVSS {
-				a.CVSS, a.CVSSVector = s.CVSSv3.BaseScore, s.CVSSv3.VectorString
+			if s.CVSSv3 == nil {
+				continue
+			}
+			score := s.CVSSv3.BaseScore
+			if score < 0 || score > 10 { // not a base score: trust the vector, if any
+				score, _ = vuln.CVSS3Score(s.CVSSv3.VectorString)
+			}
+			if score > a.CVSS {
+				a.CVSS, a.CVSSVector = score, s.CVSSv3.VectorString
 			}
 		}
 		ps := v.ProductStatus
@@ -169,7 +180,12 @@ func Parse(r io.Reader) ([]vuln.Advisory, feeds.Result, error) {
 			}
 			return af
 		}
+		seen := map[string]bool{}
 		for _, id := range affected {
+			if seen[id] { // listed twice (known and first affected): its ranges once
+				continue
+			}
+			seen[id] = true
 			p, ok := prods[id]
 			if !ok {
 				res.Reject("%s: %s: unknown product id %s", tid, name, id)
@@ -250,6 +266,9 @@ func identify(b branch, vendor, name string) (prod, error) {
 			Update: "*", Edition: "*", Language: "*", SWEdition: "*", TargetSW: "*", TargetHW: "*", Other: "*"}
 		p.ident, p.key = c.String(), "cpe:"+c.Key()
 	}
+	if err := readsBack(p); err != nil {
+		return p, err
+	}
 	switch b.Category {
 	case "product_version":
 		p.version = b.Name
@@ -263,8 +282,31 @@ func identify(b branch, vendor, name string) (prod, error) {
 	return p, nil
 }
 
+// readsBack checks that a product's purl or CPE, as the index will parse
+// it, names the same product: a vendor or product name with a ":" or
+// nothing in it, or an escaped character, would not.
+func readsBack(p prod) error {
+	if strings.HasPrefix(p.key, "purl:") {
+		pu, err := vuln.ParsePURL(p.ident)
+		if err != nil || pu.String() != p.ident {
+			return fmt.Errorf("purl %q does not read back the same", p.ident)
+		}
+		return nil
+	}
+	c, err := vuln.ParseCPE(p.ident)
+	if err != nil || "cpe:"+c.Key() != p.key {
+		return fmt.Errorf("CPE %q does not read back the same", p.ident)
+	}
+	return nil
+}
+
+// maxConstraints bounds the constraints of one vers range: every advisory
+// naming the product copies its ranges.
+const maxConstraints = 64
+
 // ParseVers parses a "vers:" range ("vers:generic/>=1.0.0|<1.2.5",
-// "vers:deb/>=1.0|<1.1|>=2.0|<2.1", "vers:semver/*") into ranges.
+// "vers:deb/>=1.0|<1.1|>=2.0|<2.1", "vers:semver/*") into ranges. It reads
+// at most 64 constraints.
 func ParseVers(s string) ([]vuln.Range, vuln.Ecosystem, error) {
 	rest, ok := strings.CutPrefix(s, "vers:")
 	if !ok {
@@ -277,6 +319,9 @@ func ParseVers(s string) ([]vuln.Range, vuln.Ecosystem, error) {
 	eco := vuln.EcosystemOf(scheme)
 	if strings.TrimSpace(cons) == "*" {
 		return []vuln.Range{{}}, eco, nil
+	}
+	if n := strings.Count(cons, "|") + 1; n > maxConstraints {
+		return nil, "", fmt.Errorf("bad range %.40q...: %d constraints, more than %d", s, n, maxConstraints)
 	}
 	var out []vuln.Range
 	var cur *vuln.Range
