@@ -11,25 +11,29 @@ import (
 	"github.com/vigil-iot/vigil/vuln"
 )
 
-// Catalog is the KEV document header.
+// Catalog is the KEV document header. Its entries are decoded one by one,
+// so that one entry that does not decode is rejected alone.
 type Catalog struct {
-	Title           string `json:"title"`
-	CatalogVersion  string `json:"catalogVersion"`
-	DateReleased    string `json:"dateReleased"`
-	Count           int    `json:"count"`
-	Vulnerabilities []struct {
-		CVEID                      string `json:"cveID"`
-		VendorProject              string `json:"vendorProject"`
-		Product                    string `json:"product"`
-		VulnerabilityName          string `json:"vulnerabilityName"`
-		DateAdded                  string `json:"dateAdded"`
-		DueDate                    string `json:"dueDate"`
-		RequiredAction             string `json:"requiredAction"`
-		KnownRansomwareCampaignUse string `json:"knownRansomwareCampaignUse"`
-	} `json:"vulnerabilities"`
+	Title           string            `json:"title"`
+	CatalogVersion  string            `json:"catalogVersion"`
+	DateReleased    string            `json:"dateReleased"`
+	Vulnerabilities []json.RawMessage `json:"vulnerabilities"`
 }
 
-// Parse reads the catalog. An entry with a bad CVE id or date is rejected.
+// Entry is one entry of the catalog.
+type Entry struct {
+	CVEID                      string `json:"cveID"`
+	VendorProject              string `json:"vendorProject"`
+	Product                    string `json:"product"`
+	VulnerabilityName          string `json:"vulnerabilityName"`
+	DateAdded                  string `json:"dateAdded"`
+	DueDate                    string `json:"dueDate"`
+	RequiredAction             string `json:"requiredAction"`
+	KnownRansomwareCampaignUse string `json:"knownRansomwareCampaignUse"`
+}
+
+// Parse reads the catalog. An entry that does not decode, or has a bad CVE
+// id or date, is rejected; the rest go through.
 func Parse(r io.Reader) ([]vuln.KEV, feeds.Result, error) {
 	var c Catalog
 	var res feeds.Result
@@ -40,7 +44,12 @@ func Parse(r io.Reader) ([]vuln.KEV, feeds.Result, error) {
 		return nil, res, fmt.Errorf("cannot read KEV catalog: no vulnerabilities array")
 	}
 	out := make([]vuln.KEV, 0, len(c.Vulnerabilities))
-	for i, v := range c.Vulnerabilities {
+	for i, raw := range c.Vulnerabilities {
+		var v Entry
+		if err := json.Unmarshal(raw, &v); err != nil {
+			res.Reject("entry %d: cannot decode: %v", i, err)
+			continue
+		}
 		if !strings.HasPrefix(v.CVEID, "CVE-") {
 			res.Reject("entry %d: bad cveID %q", i, v.CVEID)
 			continue
@@ -48,7 +57,7 @@ func Parse(r io.Reader) ([]vuln.KEV, feeds.Result, error) {
 		added, err1 := time.Parse(time.DateOnly, v.DateAdded)
 		due, err2 := time.Parse(time.DateOnly, v.DueDate)
 		if err1 != nil || err2 != nil {
-			res.Reject("%s: bad dateAdded %q or dueDate %q", v.CVEID, v.DateAdded, v.DueDate)
+			res.Reject("entry %d (%s): bad dateAdded %q or dueDate %q", i, v.CVEID, v.DateAdded, v.DueDate)
 			continue
 		}
 		out = append(out, vuln.KEV{CVE: v.CVEID, VendorProject: v.VendorProject, Product: v.Product, Name: v.VulnerabilityName,
