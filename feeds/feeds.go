@@ -3,6 +3,7 @@ package feeds
 import (
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -155,7 +156,7 @@ func (f *Feed) Apply(in *Indicator, now time.Time) {
 
 // Normalize checks and canonicalizes a value of type t: addresses and
 // prefixes parsed (prefixes masked), domains lower-cased without a trailing
-// dot, hashes lower-cased and length-checked.
+// dot, hashes lower-cased and length-checked, ports in decimal (0..65535).
 func Normalize(t Type, v string) (string, error) {
 	v = strings.TrimSpace(v)
 	switch t {
@@ -192,7 +193,13 @@ func Normalize(t Type, v string) (string, error) {
 			return "", fmt.Errorf("bad %s hash %q", t, v)
 		}
 		return h, nil
-	case TypeFileName, TypePort:
+	case TypePort:
+		n, err := strconv.ParseUint(v, 10, 16)
+		if err != nil {
+			return "", fmt.Errorf("bad port %q", v)
+		}
+		return strconv.FormatUint(n, 10), nil
+	case TypeFileName:
 		if v == "" {
 			return "", fmt.Errorf("empty %s", t)
 		}
