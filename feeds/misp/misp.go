@@ -115,7 +115,8 @@ func Convert(ev *Event, f *feeds.Feed, now time.Time) ([]feeds.Indicator, feeds.
 			evLabels = append(evLabels, t.Name)
 		}
 	}
-	do := func(a attribute) {
+	// obj is the index of the attribute's object, -1 for the event's own.
+	do := func(obj, i int, a attribute) {
 		if a.Deleted || !a.ToIDS {
 			res.Skipped++
 			return
@@ -123,6 +124,14 @@ func Convert(ev *Event, f *feeds.Feed, now time.Time) ([]feeds.Indicator, feeds.
 		t, ok := typeOf(a.Type)
 		if !ok {
 			res.Skipped++
+			return
+		}
+		where := fmt.Sprintf("attribute %d", i)
+		if obj >= 0 {
+			where = fmt.Sprintf("object %d attribute %d", obj, i)
+		}
+		if a.UUID == "" {
+			res.Reject("event %s %s (%s): no uuid", ev.UUID, where, a.Type)
 			return
 		}
 		v := a.Value
@@ -133,14 +142,19 @@ func Convert(ev *Event, f *feeds.Feed, now time.Time) ([]feeds.Indicator, feeds.
 				v = r
 			case strings.HasSuffix(a.Type, "|port"):
 				v = l
-				conds = append(conds, feeds.Cond{Type: feeds.TypePort, Value: r})
+				port, err := feeds.Normalize(feeds.TypePort, r)
+				if err != nil {
+					res.Reject("event %s %s %s (%s): %v", ev.UUID, where, a.UUID, a.Type, err)
+					return
+				}
+				conds = append(conds, feeds.Cond{Type: feeds.TypePort, Value: port})
 			default: // domain|ip: the domain
 				v = l
 			}
 		}
 		n, err := feeds.Normalize(t, v)
 		if err != nil {
-			res.Reject("event %s attribute %s (%s): %v", ev.UUID, a.UUID, a.Type, err)
+			res.Reject("event %s %s %s (%s): %v", ev.UUID, where, a.UUID, a.Type, err)
 			return
 		}
 		in := feeds.Indicator{ID: a.UUID, Type: t, Value: n, And: conds, Name: ev.Info, Description: a.Comment,
@@ -152,15 +166,15 @@ func Convert(ev *Event, f *feeds.Feed, now time.Time) ([]feeds.Indicator, feeds.
 		out = append(out, in)
 		res.Imported++
 	}
-	for _, a := range ev.Attribute {
-		do(a)
+	for i, a := range ev.Attribute {
+		do(-1, i, a)
 	}
-	for _, o := range ev.Object {
+	for i, o := range ev.Object {
 		if o.Deleted {
 			continue
 		}
-		for _, a := range o.Attribute {
-			do(a)
+		for j, a := range o.Attribute {
+			do(i, j, a)
 		}
 	}
 	return out, res

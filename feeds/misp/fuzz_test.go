@@ -1,0 +1,52 @@
+package misp
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/vigil-iot/vigil/feeds"
+	"github.com/vigil-iot/vigil/feeds/internal/feedtest"
+)
+
+const botnet = `{"Event": {"uuid": "11111111-2222-4333-8444-555555555555", "info": "IoT botnet",
+	"Tag": [{"name": "tlp:white"}, {"name": "osint:certainty=\"93\""}],
+	"Attribute": [
+		{"uuid": "a1", "type": "ip-dst|port", "value": "192.0.2.50|23", "to_ids": true, "Tag": [{"name": "osint:certainty=\"80\""}]},
+		{"uuid": "a2", "type": "filename|sha256", "value": "mozi.m|e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "to_ids": true},
+		{"uuid": "a3", "type": "url", "value": "http://192.0.2.50/bins/mozi.m", "to_ids": true},
+		{"uuid": "a4", "type": "domain", "value": "bad domain", "to_ids": true},
+		{"uuid": "a5", "type": "link", "value": "https://example.org/report", "to_ids": false},
+		{"uuid": "a6", "type": "domain|ip", "value": "evil.example|192.0.2.1", "to_ids": true, "deleted": true}],
+	"Object": [{"name": "file", "Attribute": [{"uuid": "o1", "type": "md5", "value": "D41D8CD98F00B204E9800998ECF8427E", "to_ids": true}]},
+		{"name": "gone", "deleted": true, "Attribute": [{"uuid": "o2", "type": "md5", "value": "x", "to_ids": true}]}]}}`
+
+// FuzzParse checks that Parse never panics and that what it returns holds
+// together: an error (saying what it cannot do) comes with no indicators,
+// the result counts one indicator per imported attribute and has one error
+// per rejection, and every indicator has an id, the feed's name, a
+// canonical value of a type to match on, conditions with values and a
+// confidence in 1..100.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(botnet))
+	for _, s := range feedtest.EdgeJSON {
+		f.Add([]byte(s))
+	}
+	f.Add([]byte(`{"uuid": "u", "Attribute": [{"uuid": "a", "type": "sha1", "value": "DA39A3EE5E6B4B0D3255BFEF95601890AFD80709", "to_ids": true}]}`))
+	f.Add([]byte(`{"Event": null, "uuid": "u"}`))
+	f.Add([]byte(`{"Event": {}}`))
+	f.Add([]byte(`{"Event": 5}`))
+	f.Add([]byte(`{"Event": {"uuid": "u", "Attribute": [{"type": "ip-src|port", "value": "192.0.2.1|", "to_ids": true},
+		{"uuid": "b", "type": "hostname|port", "value": "|80", "to_ids": true},
+		{"uuid": "d", "type": "ip-dst", "value": "::ffff:192.0.2.1", "to_ids": true, "Tag": [{"name": "osint:certainty=\"101\""}]}]}}`))
+	f.Add([]byte(`{"Event": {"uuid": "u", "Attribute": [{"uuid": "c", "type": "ip-dst", "value": "192.0.2.1", "to_ids": "yes"}]}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ins, res, err := Parse(bytes.NewReader(data), &feeds.Feed{Name: "misp"}, time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC))
+		feedtest.Error(t, err)
+		if err != nil && (len(ins) != 0 || res.Imported != 0) {
+			t.Fatalf("error %v with %d indicators, result %+v", err, len(ins), res)
+		}
+		feedtest.Result(t, res, len(ins))
+		feedtest.Indicators(t, ins, "misp")
+	})
+}
