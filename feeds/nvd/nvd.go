@@ -104,8 +104,11 @@ func Parse(r io.Reader) ([]vuln.Advisory, feeds.Result, error) {
 				CVE CVE `json:"cve"`
 			}
 			if err := dec.Decode(&item); err != nil {
-				var se *json.SyntaxError
-				if errors.As(err, &se) {
+				// Only a value of the wrong type was read whole: past any
+				// other error (bad syntax, a truncated file) the decoder
+				// cannot go on, and would fail the same way forever.
+				var te *json.UnmarshalTypeError
+				if !errors.As(err, &te) {
 					return out, res, fmt.Errorf("cannot read NVD JSON: vulnerability %d: %w", i, err)
 				}
 				res.Reject("vulnerability %d: %v", i, err)
@@ -117,7 +120,7 @@ func Parse(r io.Reader) ([]vuln.Advisory, feeds.Result, error) {
 			}
 			a, err := Convert(&item.CVE)
 			if err != nil {
-				res.Reject("%s: %v", item.CVE.ID, err)
+				res.Reject("vulnerability %d (%s): %v", i, item.CVE.ID, err)
 				continue
 			}
 			out = append(out, a)
@@ -156,7 +159,14 @@ func Convert(c *CVE) (vuln.Advisory, error) {
 				break
 			}
 		}
-		a.CVSS, a.CVSSVector = m.CVSSData.BaseScore, m.CVSSData.VectorString
+		score := m.CVSSData.BaseScore
+		if score < 0 || score > 10 { // not a base score: trust the vector, if it is v3
+			var err error
+			if score, err = vuln.CVSS3Score(m.CVSSData.VectorString); err != nil {
+				continue
+			}
+		}
+		a.CVSS, a.CVSSVector = score, m.CVSSData.VectorString
 		break
 	}
 	for _, r := range c.References {
