@@ -21,6 +21,13 @@ func TestParsePURL(t *testing.T) {
 	f("pkg:npm/%40angular/core@16.0.0", "npm/@angular/core", "16.0.0")
 	f("pkg:golang/github.com/eclipse/paho.mqtt.golang@v1.4.3", "golang/github.com/eclipse/paho.mqtt.golang", "v1.4.3")
 	f("pkg:generic/openssl@1.1.1w", "generic//openssl", "1.1.1w")
+	for _, s := range []string{"pkg:npm/%40angular/core@16.0.0", "pkg:golang/github.com/eclipse/paho.mqtt.golang@v1.4.3",
+		"pkg:generic/a%25b/c%3F%23%40%2Fd@1%401%3F", "pkg:deb/debian/openssl@3.0.11-1~deb12u2"} {
+		p, err := ParsePURL(s)
+		if err != nil || p.String() != s {
+			t.Errorf("%s reads back as %s (%v)", s, p.String(), err)
+		}
+	}
 	for _, bad := range []string{"openssl", "pkg:deb", "pkg:/x", "pkg:npm/x@%zz"} {
 		if _, err := ParsePURL(bad); err == nil {
 			t.Errorf("%s: no error", bad)

@@ -83,15 +83,35 @@ func ParsePURL(s string) (PURL, error) {
 // "type/namespace/name".
 func (p PURL) Key() string { return p.Type + "/" + p.Namespace + "/" + p.Name }
 
-// String formats the purl without qualifiers.
+// String formats the purl without qualifiers, percent-encoding what
+// ParsePURL would otherwise read differently ("%", "@", "?", "#", and "/"
+// in the name), so that ParsePURL(p.String()) gives p back
+// ("pkg:npm/%40angular/core").
 func (p PURL) String() string {
 	s := "pkg:" + p.Type + "/"
 	if p.Namespace != "" {
-		s += p.Namespace + "/"
+		s += escapePURL(p.Namespace, false) + "/"
 	}
-	s += p.Name
+	s += escapePURL(p.Name, true)
 	if p.Version != "" {
-		s += "@" + p.Version
+		s += "@" + escapePURL(p.Version, false)
 	}
 	return s
+}
+
+// escapePURL percent-encodes the characters that delimit purl components.
+func escapePURL(s string, slash bool) string {
+	if !strings.ContainsAny(s, "%@?#/") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '%' || c == '@' || c == '?' || c == '#' || c == '/' && slash:
+			fmt.Fprintf(&b, "%%%02X", c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
