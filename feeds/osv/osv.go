@@ -139,7 +139,7 @@ func Convert(rec *Record) (vuln.Advisory, error) {
 			if !ok || af.Package.Name == "" {
 				return a, fmt.Errorf("package %q in ecosystem %q has no purl and no known purl type", af.Package.Name, eco)
 			}
-			p = "pkg:" + t + "/" + url.PathEscape(af.Package.Name)
+			p = "pkg:" + t + "/" + purlPath(base, af.Package.Name)
 		}
 		pu, err := vuln.ParsePURL(p)
 		if err != nil {
@@ -179,4 +179,19 @@ func Convert(rec *Record) (vuln.Advisory, error) {
 		a.Affected = append(a.Affected, out)
 	}
 	return a, nil
+}
+
+// purlPath turns an OSV package name into the namespace and name of a purl,
+// percent-encoded: the path of a Go module or the scope of an npm package
+// is its namespace ("@angular/core" → "%40angular/core"), as is a Maven
+// group ("org.apache:log4j" → "org.apache/log4j").
+func purlPath(ecosystem, name string) string {
+	if ecosystem == "Maven" {
+		name = strings.Replace(name, ":", "/", 1)
+	}
+	segs := strings.Split(name, "/")
+	for i, s := range segs {
+		segs[i] = strings.ReplaceAll(url.PathEscape(s), "@", "%40")
+	}
+	return strings.Join(segs, "/")
 }

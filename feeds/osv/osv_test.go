@@ -48,8 +48,28 @@ func TestParseForms(t *testing.T) {
 	if ads[0].Affected[0].PURL != "pkg:deb/debian/openssl" || ads[0].CVE != "CVE-2024-1" || ads[0].Affected[0].Ecosystem != vuln.Deb {
 		t.Errorf("debian: %+v", ads[0].Affected)
 	}
+	if p := ads[1].Affected[0].PURL; p != "pkg:golang/github.com/x/y" {
+		t.Errorf("go purl %q", p)
+	}
 	r := ads[1].Affected[0].Ranges
 	if len(r) != 1 || !r[0].EndIncl || !r[0].Contains(vuln.SemVer, "v1.4.1") || r[0].Contains(vuln.SemVer, "1.4.2") {
 		t.Errorf("go: %+v", ads[1].Affected)
+	}
+}
+
+func TestParsePackageNames(t *testing.T) {
+	ads, res, err := Parse(strings.NewReader(`[{"id": "X-1", "affected": [
+		{"package": {"ecosystem": "npm", "name": "@angular/core"}, "versions": ["16.0.0"]},
+		{"package": {"ecosystem": "Maven", "name": "org.apache.logging.log4j:log4j-core"}, "versions": ["2.14.1"]},
+		{"package": {"ecosystem": "PyPI", "name": "a?b#c"}, "versions": ["1"]}]}]`))
+	if err != nil || len(ads) != 1 || res.Rejected != 0 {
+		t.Fatalf("%v %+v", err, res)
+	}
+	want := []string{"npm/@angular/core", "maven/org.apache.logging.log4j/log4j-core", "pypi//a?b#c"}
+	for i, af := range ads[0].Affected {
+		p, err := vuln.ParsePURL(af.PURL)
+		if err != nil || p.Key() != want[i] {
+			t.Errorf("%s: key %q (%v), want %q", af.PURL, p.Key(), err, want[i])
+		}
 	}
 }
