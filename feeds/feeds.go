@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Type is the kind of observable an indicator names.
@@ -166,6 +168,9 @@ func Normalize(t Type, v string) (string, error) {
 			if err != nil {
 				return "", fmt.Errorf("bad prefix %q", v)
 			}
+			if p.Addr().Is4In6() && p.Bits() >= 96 { // ::ffff:192.0.2.0/120 is 192.0.2.0/24
+				p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+			}
 			p = p.Masked()
 			if p.Addr().Is4() && p.Bits() == 32 || p.Addr().Is6() && p.Bits() == 128 {
 				return p.Addr().String(), nil
@@ -180,7 +185,8 @@ func Normalize(t Type, v string) (string, error) {
 	case TypeDomain:
 		d := strings.TrimSuffix(strings.ToLower(v), ".")
 		tld := d[strings.LastIndexByte(d, '.')+1:]
-		if d == "" || strings.ContainsAny(d, " /:@\t") || tld == "" || strings.Trim(tld, "0123456789") == "" {
+		if d == "" || !utf8.ValidString(v) || strings.ContainsAny(d, "/:@") || strings.ContainsFunc(d, isSpaceOrControl) ||
+			tld == "" || strings.Trim(tld, "0123456789") == "" {
 			return "", fmt.Errorf("bad domain %q", v)
 		}
 		return d, nil
@@ -210,26 +216,32 @@ func Normalize(t Type, v string) (string, error) {
 
 // NormalizeURL lower-cases the scheme and host of a URL and drops a
 // default port and a fragment, so "HTTP://Evil.example:80/a#x" and
-// "http://evil.example/a" compare equal.
+// "http://evil.example/a" compare equal. What it returns, it returns
+// unchanged; a URL that is not UTF-8 is an error.
 func NormalizeURL(v string) (string, error) {
 	v = strings.TrimSpace(v)
 	scheme, rest, ok := strings.Cut(v, "://")
-	if !ok || scheme == "" || rest == "" {
+	if !ok || scheme == "" || rest == "" || !utf8.ValidString(v) {
 		return "", fmt.Errorf("bad url %q", v)
 	}
 	scheme = strings.ToLower(scheme)
 	if i := strings.IndexByte(rest, '#'); i >= 0 {
-		rest = rest[:i]
+		rest = strings.TrimRightFunc(rest[:i], unicode.IsSpace)
 	}
 	host, path := rest, ""
 	if i := strings.IndexAny(rest, "/?"); i >= 0 {
 		host, path = rest[:i], rest[i:]
 	}
 	host = strings.ToLower(host)
-	if scheme == "http" {
-		host = strings.TrimSuffix(host, ":80")
-	} else if scheme == "https" {
-		host = strings.TrimSuffix(host, ":443")
+	port := ""
+	switch scheme {
+	case "http":
+		port = ":80"
+	case "https":
+		port = ":443"
+	}
+	for port != "" && strings.HasSuffix(host, port) { // all of them: "a:80:80" once gave "a:80"
+		host = host[:len(host)-len(port)]
 	}
 	if path == "" {
 		path = "/"
@@ -272,3 +284,5 @@ func Guess(v string) (Type, bool) {
 	}
 	return "", false
 }
+
+func isSpaceOrControl(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }
