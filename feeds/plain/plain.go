@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/vigil-iot/vigil/feeds"
 )
@@ -58,17 +59,40 @@ func Value(hint feeds.Type, raw string) (feeds.Type, string, []feeds.Cond, error
 	return t, v, conds, nil
 }
 
+// maxLine bounds a line of a list; a longer one is rejected.
+const maxLine = 64 * 1024
+
 // ParseList reads one indicator a line. Blank lines and lines starting with
-// "#" or ";" are ignored, as is anything after whitespace on a line.
+// "#" or ";" are ignored, as is anything after whitespace on a line. A line
+// longer than 64 KiB is rejected and the rest go through.
 func ParseList(r io.Reader, f *feeds.Feed, now time.Time) ([]feeds.Indicator, feeds.Result, error) {
 	var res feeds.Result
 	var out []feeds.Indicator
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	br := bufio.NewReaderSize(r, maxLine)
 	line := 0
-	for sc.Scan() {
+	for {
+		b, err := br.ReadSlice('\n')
+		if len(b) == 0 && err != nil {
+			if err == io.EOF {
+				break
+			}
+			return out, res, fmt.Errorf("cannot read list at line %d: %w", line+1, err)
+		}
 		line++
-		s := strings.TrimSpace(sc.Text())
+		if err == bufio.ErrBufferFull {
+			s := strings.TrimSpace(string(b)) // before the next read overwrites b
+			for err == bufio.ErrBufferFull {  // skip the rest of the line
+				_, err = br.ReadSlice('\n')
+			}
+			if err != nil && err != io.EOF {
+				return out, res, fmt.Errorf("cannot read list at line %d: %w", line, err)
+			}
+			if s != "" && s[0] != '#' && s[0] != ';' {
+				res.Reject("line %d: longer than %d bytes", line, maxLine)
+			}
+			continue
+		}
+		s := strings.TrimSpace(string(b))
 		if s == "" || s[0] == '#' || s[0] == ';' {
 			continue
 		}
@@ -84,9 +108,6 @@ func ParseList(r io.Reader, f *feeds.Feed, now time.Time) ([]feeds.Indicator, fe
 		f.Apply(&in, now)
 		out = append(out, in)
 		res.Imported++
-	}
-	if err := sc.Err(); err != nil {
-		return out, res, fmt.Errorf("cannot read list at line %d: %w", line+1, err)
 	}
 	return out, res, nil
 }
@@ -107,6 +128,9 @@ func ParseCSV(r io.Reader, f *feeds.Feed, now time.Time) ([]feeds.Indicator, fee
 	}
 	if m.Delimiter != 0 {
 		cr.Comma = m.Delimiter
+	}
+	if !usable(cr.Comma) || !usable(cr.Comment) || cr.Comma == cr.Comment {
+		return nil, feeds.Result{}, fmt.Errorf("cannot read CSV: delimiter %q and comment %q: want two different characters, neither a quote nor a line break", cr.Comma, cr.Comment)
 	}
 	var res feeds.Result
 	var out []feeds.Indicator
@@ -159,7 +183,6 @@ func ParseCSV(r io.Reader, f *feeds.Feed, now time.Time) ([]feeds.Indicator, fee
 		if err == io.EOF {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
@@ -168,6 +191,7 @@ func ParseCSV(r io.Reader, f *feeds.Feed, now time.Time) ([]feeds.Indicator, fee
 			}
 			return out, res, fmt.Errorf("cannot read CSV: %w", err)
 		}
+		line, _ := cr.FieldPos(0) // only after a record was read: it panics otherwise
 		raw := get(rec, vc)
 		if raw == "" {
 			res.Reject("line %d: empty value", line)
@@ -201,4 +225,9 @@ func ParseCSV(r io.Reader, f *feeds.Feed, now time.Time) ([]feeds.Indicator, fee
 		res.Imported++
 	}
 	return out, res, nil
+}
+
+// usable reports whether encoding/csv takes r as a delimiter or comment.
+func usable(r rune) bool {
+	return r != '"' && r != '\r' && r != '\n' && utf8.ValidRune(r) && r != utf8.RuneError
 }
