@@ -64,8 +64,13 @@ type spdx struct {
 	DocumentDescribes []string `json:"documentDescribes"`
 }
 
+// maxDepth bounds how deep CycloneDX components nest: the path of each
+// one, kept for its errors, grows with its depth.
+const maxDepth = 32
+
 // Parse reads a CycloneDX or SPDX JSON document. A component without a
-// name is rejected; the rest go through.
+// name is rejected, as are (once) CycloneDX components nested more than 32
+// deep; the rest go through.
 func Parse(r io.Reader) (SBOM, feeds.Result, error) {
 	var res feeds.Result
 	var out SBOM
@@ -99,8 +104,12 @@ func Parse(r io.Reader) (SBOM, feeds.Result, error) {
 				out.Vendor = m.Supplier.Name
 			}
 		}
-		var walk func(cs []cdxComp, path string)
-		walk = func(cs []cdxComp, path string) {
+		var walk func(cs []cdxComp, path string, depth int)
+		walk = func(cs []cdxComp, path string, depth int) {
+			if depth >= maxDepth && len(cs) > 0 {
+				res.Reject("%s: components nested deeper than %d are not read", path, maxDepth)
+				return
+			}
 			for i, c := range cs {
 				where := fmt.Sprintf("%s[%d]", path, i)
 				if c.Name == "" {
@@ -118,10 +127,10 @@ func Parse(r io.Reader) (SBOM, feeds.Result, error) {
 					out.Components = append(out.Components, vigil.Component{Name: name, Version: c.Version, Type: typ, Source: "sbom", PURL: c.PURL, CPE: c.CPE})
 					res.Imported++
 				}
-				walk(c.Components, where+".components")
+				walk(c.Components, where+".components", depth+1)
 			}
 		}
-		walk(d.Components, "components")
+		walk(d.Components, "components", 0)
 	case strings.HasPrefix(probe.SPDXVersion, "SPDX-2."):
 		var d spdx
 		if err := json.Unmarshal(raw, &d); err != nil {
