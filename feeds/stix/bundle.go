@@ -66,7 +66,7 @@ func Objects(objs []json.RawMessage, f *feeds.Feed, now time.Time) ([]feeds.Indi
 		}
 		ins, err := Convert(&o)
 		if err != nil {
-			res.Reject("%s: %v", o.ID, err)
+			res.Reject("object %d (%s): %v", i, o.ID, err)
 			continue
 		}
 		for k := range ins {
@@ -81,6 +81,12 @@ func Objects(objs []json.RawMessage, f *feeds.Feed, now time.Time) ([]feeds.Indi
 // Convert turns one indicator object into Indicators, one per alternative
 // of its pattern.
 func Convert(o *indicator) ([]feeds.Indicator, error) {
+	if o.ID == "" {
+		return nil, fmt.Errorf("no id")
+	}
+	if o.Confidence != nil && (*o.Confidence < 0 || *o.Confidence > 100) {
+		return nil, fmt.Errorf("confidence %d is not in 0..100", *o.Confidence)
+	}
 	if o.PatternType != "" && o.PatternType != "stix" {
 		return nil, fmt.Errorf("pattern_type %q is unsupported", o.PatternType)
 	}

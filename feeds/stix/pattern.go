@@ -13,8 +13,15 @@ type Atom struct {
 	Value string
 }
 
-// maxTerms bounds the disjunctive normal form of one pattern.
-const maxTerms = 256
+// maxTerms bounds the alternatives of the disjunctive normal form of one
+// pattern, maxAtoms the atoms of all its alternatives together (each AND
+// adds an atom to every alternative), and maxDepth how deep parentheses
+// nest (the parser recurses on each).
+const (
+	maxTerms = 256
+	maxAtoms = 4096
+	maxDepth = 64
+)
 
 // ParsePattern parses a STIX pattern into its disjunctive normal form: a
 // list of alternatives, each a list of atoms that must all hold on one
@@ -49,9 +56,40 @@ type token struct {
 }
 
 type parser struct {
-	src  string
-	toks []token
-	pos  int
+	src   string
+	toks  []token
+	pos   int
+	depth int // of parentheses open
+}
+
+// open enters a parenthesis, as deep as maxDepth.
+func (p *parser) open() error {
+	p.depth++
+	if p.depth > maxDepth {
+		return fmt.Errorf("pattern nested deeper than %d at offset %d", maxDepth, p.toks[p.pos].off)
+	}
+	p.pos++
+	return nil
+}
+
+// atoms counts the atoms of a normal form.
+func atoms(dnf [][]Atom) int {
+	n := 0
+	for _, alt := range dnf {
+		n += len(alt)
+	}
+	return n
+}
+
+// tooLarge is the error for a normal form past maxTerms or maxAtoms.
+func tooLarge(terms, atoms int) error {
+	if terms > maxTerms {
+		return fmt.Errorf("pattern too large (more than %d alternatives)", maxTerms)
+	}
+	if atoms > maxAtoms {
+		return fmt.Errorf("pattern too large (more than %d comparisons in its normal form)", maxAtoms)
+	}
+	return nil
 }
 
 func (p *parser) lex() error {
@@ -168,8 +206,8 @@ func (p *parser) pattern() ([][]Atom, error) {
 				return nil, err
 			}
 			out = append(out, r...)
-			if len(out) > maxTerms {
-				return nil, fmt.Errorf("pattern too large (more than %d alternatives)", maxTerms)
+			if err := tooLarge(len(out), atoms(out)); err != nil {
+				return nil, err
 			}
 		case p.isWord("AND"):
 			return nil, fmt.Errorf("AND between observations (offset %d) needs correlation across events: unsupported", p.toks[p.pos].off)
@@ -186,13 +224,16 @@ func (p *parser) observation() ([][]Atom, error) {
 	var err error
 	switch {
 	case p.isPunct("("):
-		p.pos++
+		if err := p.open(); err != nil {
+			return nil, err
+		}
 		if out, err = p.pattern(); err != nil {
 			return nil, err
 		}
 		if err := p.expect(")"); err != nil {
 			return nil, err
 		}
+		p.depth--
 	case p.isPunct("["):
 		p.pos++
 		if out, err = p.compOr(); err != nil {
@@ -227,8 +268,8 @@ func (p *parser) compOr() ([][]Atom, error) {
 			return nil, err
 		}
 		out = append(out, r...)
-		if len(out) > maxTerms {
-			return nil, fmt.Errorf("pattern too large (more than %d alternatives)", maxTerms)
+		if err := tooLarge(len(out), atoms(out)); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
@@ -245,8 +286,8 @@ func (p *parser) compAnd() ([][]Atom, error) {
 		if err != nil {
 			return nil, err
 		}
-		if len(out)*len(r) > maxTerms {
-			return nil, fmt.Errorf("pattern too large (more than %d alternatives)", maxTerms)
+		if err := tooLarge(len(out)*len(r), len(r)*atoms(out)+len(out)*atoms(r)); err != nil {
+			return nil, err
 		}
 		var prod [][]Atom
 		for _, a := range out {
@@ -262,11 +303,14 @@ func (p *parser) compAnd() ([][]Atom, error) {
 
 func (p *parser) compTerm() ([][]Atom, error) {
 	if p.isPunct("(") {
-		p.pos++
+		if err := p.open(); err != nil {
+			return nil, err
+		}
 		out, err := p.compOr()
 		if err != nil {
 			return nil, err
 		}
+		p.depth--
 		return out, p.expect(")")
 	}
 	t, ok := p.peek()
