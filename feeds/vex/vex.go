@@ -10,24 +10,28 @@ import (
 	"github.com/vigil-iot/vigil/vuln"
 )
 
+// openVEX is an OpenVEX document; its statements are decoded one by one,
+// so that one of the wrong shape is rejected alone.
 type openVEX struct {
-	Context    string `json:"@context"`
-	ID         string `json:"@id"`
-	Statements []struct {
-		Vulnerability struct {
-			Name string `json:"name"`
-			ID   string `json:"@id"`
-		} `json:"vulnerability"`
-		Products []struct {
-			ID            string `json:"@id"`
-			Identifiers   map[string]string
-			Subcomponents []struct {
-				ID string `json:"@id"`
-			} `json:"subcomponents"`
-		} `json:"products"`
-		Status        string `json:"status"`
-		Justification string `json:"justification"`
-	} `json:"statements"`
+	Context    string            `json:"@context"`
+	ID         string            `json:"@id"`
+	Statements []json.RawMessage `json:"statements"`
+}
+
+type openVEXStatement struct {
+	Vulnerability struct {
+		Name string `json:"name"`
+		ID   string `json:"@id"`
+	} `json:"vulnerability"`
+	Products []struct {
+		ID            string `json:"@id"`
+		Identifiers   map[string]string
+		Subcomponents []struct {
+			ID string `json:"@id"`
+		} `json:"subcomponents"`
+	} `json:"products"`
+	Status        string `json:"status"`
+	Justification string `json:"justification"`
 }
 
 type cdxComponent struct {
@@ -43,17 +47,20 @@ type cycloneDX struct {
 	Metadata     struct {
 		Component *cdxComponent `json:"component"`
 	} `json:"metadata"`
-	Components      []cdxComponent `json:"components"`
-	Vulnerabilities []struct {
-		ID       string `json:"id"`
-		Analysis struct {
-			State         string `json:"state"`
-			Justification string `json:"justification"`
-		} `json:"analysis"`
-		Affects []struct {
-			Ref string `json:"ref"`
-		} `json:"affects"`
-	} `json:"vulnerabilities"`
+	Components []cdxComponent `json:"components"`
+	// Vulnerabilities are decoded one by one (cdxVuln).
+	Vulnerabilities []json.RawMessage `json:"vulnerabilities"`
+}
+
+type cdxVuln struct {
+	ID       string `json:"id"`
+	Analysis struct {
+		State         string `json:"state"`
+		Justification string `json:"justification"`
+	} `json:"analysis"`
+	Affects []struct {
+		Ref string `json:"ref"`
+	} `json:"affects"`
 }
 
 // cdxStates maps CycloneDX analysis states to VEX statuses.
@@ -83,7 +90,12 @@ func Parse(r io.Reader) ([]vuln.VEXStatement, feeds.Result, error) {
 		if err := json.Unmarshal(raw, &d); err != nil {
 			return nil, res, fmt.Errorf("cannot decode OpenVEX: %w", err)
 		}
-		for i, s := range d.Statements {
+		for i, raw := range d.Statements {
+			var s openVEXStatement
+			if err := json.Unmarshal(raw, &s); err != nil {
+				res.Reject("statement %d: cannot decode: %v", i, err)
+				continue
+			}
 			name := s.Vulnerability.Name
 			if name == "" {
 				name = s.Vulnerability.ID
@@ -135,7 +147,12 @@ func Parse(r io.Reader) ([]vuln.VEXStatement, feeds.Result, error) {
 			walk([]cdxComponent{*d.Metadata.Component})
 		}
 		walk(d.Components)
-		for i, v := range d.Vulnerabilities {
+		for i, raw := range d.Vulnerabilities {
+			var v cdxVuln
+			if err := json.Unmarshal(raw, &v); err != nil {
+				res.Reject("vulnerability %d: cannot decode: %v", i, err)
+				continue
+			}
 			st := vuln.VEXStatement{Vuln: v.ID, Status: cdxStates[v.Analysis.State], Justification: v.Analysis.Justification, Source: d.SerialNumber}
 			for _, a := range v.Affects {
 				if id, ok := refs[a.Ref]; ok {
