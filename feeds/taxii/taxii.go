@@ -3,6 +3,7 @@ package taxii
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -58,6 +59,31 @@ type Client struct {
 	PageSize int
 	// MaxPages bounds one collection walk (0: 10000).
 	MaxPages int
+	// MaxResponse bounds the bytes of one response (0: DefaultMaxResponse).
+	MaxResponse int64
+}
+
+// DefaultMaxResponse bounds a response when Client.MaxResponse is 0.
+const DefaultMaxResponse = 128 << 20
+
+// capReader reads at most n bytes more, then fails with errTooLarge.
+type capReader struct {
+	r io.Reader
+	n int64
+}
+
+var errTooLarge = errors.New("response too large")
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.n <= 0 {
+		return 0, errTooLarge
+	}
+	if int64(len(p)) > c.n {
+		p = p[:c.n]
+	}
+	n, err := c.r.Read(p)
+	c.n -= int64(n)
+	return n, err
 }
 
 func (c *Client) get(ctx context.Context, u string, v any) (http.Header, error) {
@@ -84,7 +110,14 @@ func (c *Client) get(ctx context.Context, u string, v any) (http.Header, error) 
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return nil, fmt.Errorf("cannot get %s: %s: %s", u, resp.Status, strings.TrimSpace(string(body)))
 	}
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+	max := c.MaxResponse
+	if max <= 0 {
+		max = DefaultMaxResponse
+	}
+	if err := json.NewDecoder(&capReader{resp.Body, max + 1}).Decode(v); err != nil {
+		if errors.Is(err, errTooLarge) {
+			return nil, fmt.Errorf("cannot decode %s: response larger than %d bytes", u, max)
+		}
 		return nil, fmt.Errorf("cannot decode %s: %w", u, err)
 	}
 	return resp.Header, nil
@@ -94,11 +127,11 @@ func (c *Client) get(ctx context.Context, u string, v any) (http.Header, error) 
 func resolve(base, ref string) (string, error) {
 	b, err := url.Parse(base)
 	if err != nil {
-		return "", fmt.Errorf("bad url %q: %w", base, err)
+		return "", fmt.Errorf("cannot resolve %q: %w", ref, err)
 	}
 	r, err := url.Parse(ref)
 	if err != nil {
-		return "", fmt.Errorf("bad url %q: %w", ref, err)
+		return "", fmt.Errorf("cannot resolve %q against %s: %w", ref, base, err)
 	}
 	s := b.ResolveReference(r).String()
 	if !strings.HasSuffix(s, "/") {
