@@ -44,33 +44,38 @@ type Document struct {
 		Branches         []branch  `json:"branches"`
 		FullProductNames []product `json:"full_product_names"`
 	} `json:"product_tree"`
-	Vulnerabilities []struct {
-		CVE           string `json:"cve"`
-		Title         string `json:"title"`
-		ProductStatus struct {
-			KnownAffected    []string `json:"known_affected"`
-			FirstAffected    []string `json:"first_affected"`
-			LastAffected     []string `json:"last_affected"`
-			Fixed            []string `json:"fixed"`
-			FirstFixed       []string `json:"first_fixed"`
-			KnownNotAffected []string `json:"known_not_affected"`
-		} `json:"product_status"`
-		Scores []struct {
-			CVSSv3 *struct {
-				BaseScore    float64 `json:"baseScore"`
-				VectorString string  `json:"vectorString"`
-			} `json:"cvss_v3"`
-			Products []string `json:"products"`
-		} `json:"scores"`
-		Notes []struct {
-			Category string `json:"category"`
-			Text     string `json:"text"`
-		} `json:"notes"`
-		IDs []struct {
-			SystemName string `json:"system_name"`
-			Text       string `json:"text"`
-		} `json:"ids"`
-	} `json:"vulnerabilities"`
+	// Vulnerabilities are decoded one by one (Vulnerability), so that one
+	// of the wrong shape is rejected alone.
+	Vulnerabilities []json.RawMessage `json:"vulnerabilities"`
+}
+
+// Vulnerability is one vulnerability of a CSAF document.
+type Vulnerability struct {
+	CVE           string `json:"cve"`
+	Title         string `json:"title"`
+	ProductStatus struct {
+		KnownAffected    []string `json:"known_affected"`
+		FirstAffected    []string `json:"first_affected"`
+		LastAffected     []string `json:"last_affected"`
+		Fixed            []string `json:"fixed"`
+		FirstFixed       []string `json:"first_fixed"`
+		KnownNotAffected []string `json:"known_not_affected"`
+	} `json:"product_status"`
+	Scores []struct {
+		CVSSv3 *struct {
+			BaseScore    float64 `json:"baseScore"`
+			VectorString string  `json:"vectorString"`
+		} `json:"cvss_v3"`
+		Products []string `json:"products"`
+	} `json:"scores"`
+	Notes []struct {
+		Category string `json:"category"`
+		Text     string `json:"text"`
+	} `json:"notes"`
+	IDs []struct {
+		SystemName string `json:"system_name"`
+		Text       string `json:"text"`
+	} `json:"ids"`
 }
 
 // prod is one product of the tree with its identity.
@@ -130,7 +135,12 @@ func Parse(r io.Reader) ([]vuln.Advisory, feeds.Result, error) {
 		prods[fp.ProductID] = p
 	}
 	var out []vuln.Advisory
-	for i, v := range d.Vulnerabilities {
+	for i, raw := range d.Vulnerabilities {
+		var v Vulnerability
+		if err := json.Unmarshal(raw, &v); err != nil {
+			res.Reject("%s: vulnerability %d: cannot decode: %v", tid, i, err)
+			continue
+		}
 		name := v.CVE
 		if name == "" && len(v.IDs) > 0 {
 			name = v.IDs[0].Text

@@ -104,3 +104,15 @@ func TestParseBounded(t *testing.T) {
 		t.Errorf("%d constraints: %d ranges, %v", maxConstraints, len(rs), err)
 	}
 }
+
+// TestParseBadVulnerability checks that a vulnerability of the wrong shape
+// is rejected with its index and the others go through.
+func TestParseBadVulnerability(t *testing.T) {
+	ads, res, err := Parse(strings.NewReader(`{"document": {"csaf_version": "2.0", "tracking": {"id": "T"}}, "product_tree": {"full_product_names": [
+		{"product_id": "P", "product_identification_helper": {"purl": "pkg:deb/debian/openssl@3.0.11"}}]},
+		"vulnerabilities": [{"cve": "CVE-2024-1", "scores": [{"cvss_v3": {"baseScore": "9.8"}}], "product_status": {"known_affected": ["P"]}},
+			{"cve": "CVE-2024-2", "product_status": {"known_affected": ["P"]}}]}`))
+	if err != nil || len(ads) != 1 || res.Rejected != 1 || !strings.HasPrefix(res.Errors[0], "T: vulnerability 0: cannot decode") {
+		t.Fatalf("%v %+v", err, res)
+	}
+}
