@@ -65,3 +65,18 @@ func TestParseDeepNesting(t *testing.T) {
 		t.Errorf("error of %d bytes", len(res.Errors[0]))
 	}
 }
+
+// TestParseBadComponent checks that a component or package of the wrong
+// shape (a version as a number) is rejected with where it is and the rest
+// go through.
+func TestParseBadComponent(t *testing.T) {
+	s, res, err := Parse(strings.NewReader(`{"bomFormat": "CycloneDX", "specVersion": "1.6", "components": [
+		{"name": "a", "version": "1", "components": [{"name": "b", "version": 2.1}, {"name": "c"}]}, {"name": "d"}]}`))
+	if err != nil || len(s.Components) != 3 || res.Rejected != 1 || !strings.HasPrefix(res.Errors[0], "components[0].components[0]: cannot decode") {
+		t.Fatalf("cyclonedx: %v %+v", err, res)
+	}
+	s, res, err = Parse(strings.NewReader(`{"spdxVersion": "SPDX-2.3", "packages": [{"name": "a", "versionInfo": 1}, {"name": "b"}]}`))
+	if err != nil || len(s.Components) != 1 || res.Rejected != 1 || !strings.HasPrefix(res.Errors[0], "packages[0]: cannot decode") {
+		t.Fatalf("spdx: %v %+v", err, res)
+	}
+}

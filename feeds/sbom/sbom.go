@@ -34,7 +34,9 @@ type cdxComp struct {
 	Manufacturer *struct {
 		Name string `json:"name"`
 	} `json:"manufacturer"`
-	Components []cdxComp `json:"components"`
+	// Components are decoded one by one, so that one of the wrong shape
+	// is rejected alone.
+	Components []json.RawMessage `json:"components"`
 }
 
 type cdx struct {
@@ -43,25 +45,28 @@ type cdx struct {
 	Metadata    struct {
 		Component *cdxComp `json:"component"`
 	} `json:"metadata"`
-	Components []cdxComp `json:"components"`
+	Components []json.RawMessage `json:"components"`
 }
 
 type spdx struct {
 	SPDXVersion string `json:"spdxVersion"`
 	Name        string `json:"name"`
-	Packages    []struct {
-		SPDXID       string `json:"SPDXID"`
-		Name         string `json:"name"`
-		VersionInfo  string `json:"versionInfo"`
-		Supplier     string `json:"supplier"`
-		Purpose      string `json:"primaryPackagePurpose"`
-		ExternalRefs []struct {
-			Category string `json:"referenceCategory"`
-			Type     string `json:"referenceType"`
-			Locator  string `json:"referenceLocator"`
-		} `json:"externalRefs"`
-	} `json:"packages"`
-	DocumentDescribes []string `json:"documentDescribes"`
+	// Packages are decoded one by one (spdxPackage).
+	Packages          []json.RawMessage `json:"packages"`
+	DocumentDescribes []string          `json:"documentDescribes"`
+}
+
+type spdxPackage struct {
+	SPDXID       string `json:"SPDXID"`
+	Name         string `json:"name"`
+	VersionInfo  string `json:"versionInfo"`
+	Supplier     string `json:"supplier"`
+	Purpose      string `json:"primaryPackagePurpose"`
+	ExternalRefs []struct {
+		Category string `json:"referenceCategory"`
+		Type     string `json:"referenceType"`
+		Locator  string `json:"referenceLocator"`
+	} `json:"externalRefs"`
 }
 
 // maxDepth bounds how deep CycloneDX components nest: the path of each
@@ -104,14 +109,19 @@ func Parse(r io.Reader) (SBOM, feeds.Result, error) {
 				out.Vendor = m.Supplier.Name
 			}
 		}
-		var walk func(cs []cdxComp, path string, depth int)
-		walk = func(cs []cdxComp, path string, depth int) {
+		var walk func(cs []json.RawMessage, path string, depth int)
+		walk = func(cs []json.RawMessage, path string, depth int) {
 			if depth >= maxDepth && len(cs) > 0 {
 				res.Reject("%s: components nested deeper than %d are not read", path, maxDepth)
 				return
 			}
-			for i, c := range cs {
+			for i, raw := range cs {
 				where := fmt.Sprintf("%s[%d]", path, i)
+				var c cdxComp
+				if err := json.Unmarshal(raw, &c); err != nil {
+					res.Reject("%s: cannot decode: %v", where, err)
+					continue
+				}
 				if c.Name == "" {
 					res.Reject("%s: component without a name", where)
 				} else {
@@ -141,7 +151,12 @@ func Parse(r io.Reader) (SBOM, feeds.Result, error) {
 		for _, id := range d.DocumentDescribes {
 			described[id] = true
 		}
-		for i, p := range d.Packages {
+		for i, raw := range d.Packages {
+			var p spdxPackage
+			if err := json.Unmarshal(raw, &p); err != nil {
+				res.Reject("packages[%d]: cannot decode: %v", i, err)
+				continue
+			}
 			if p.Name == "" {
 				res.Reject("packages[%d]: package without a name", i)
 				continue
