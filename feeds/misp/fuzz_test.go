@@ -2,6 +2,7 @@ package misp
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,4 +50,23 @@ func FuzzParse(f *testing.F) {
 		feedtest.Result(t, res, len(ins))
 		feedtest.Indicators(t, ins, "misp")
 	})
+}
+
+// TestParseBadAttribute checks that an attribute or object of the wrong
+// shape is rejected with where it is and the rest of the event goes
+// through.
+func TestParseBadAttribute(t *testing.T) {
+	ins, res, err := Parse(strings.NewReader(`{"Event": {"uuid": "e", "Attribute": [
+		{"uuid": "a1", "type": "ip-dst", "value": "192.0.2.1", "to_ids": "1"},
+		{"uuid": "a2", "type": "ip-dst", "value": "192.0.2.2", "to_ids": true}],
+		"Object": [5, {"name": "x", "Attribute": [{"uuid": "o1", "type": "md5", "value": 5, "to_ids": true},
+			{"uuid": "o2", "type": "domain", "value": "evil.example", "to_ids": true}]}]}}`), &feeds.Feed{Name: "misp"}, now)
+	if err != nil || len(ins) != 2 || res.Rejected != 3 {
+		t.Fatalf("%v %+v", err, res)
+	}
+	for i, want := range []string{"event e attribute 0: cannot decode", "event e object 0: cannot decode", "event e object 1 attribute 0: cannot decode"} {
+		if !strings.HasPrefix(res.Errors[i], want) {
+			t.Errorf("error %d %q, want %q...", i, res.Errors[i], want)
+		}
+	}
 }

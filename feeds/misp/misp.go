@@ -29,18 +29,20 @@ type attribute struct {
 }
 
 type object struct {
-	Name      string      `json:"name"`
-	Deleted   bool        `json:"deleted"`
-	Attribute []attribute `json:"Attribute"`
+	Name      string            `json:"name"`
+	Deleted   bool              `json:"deleted"`
+	Attribute []json.RawMessage `json:"Attribute"`
 }
 
-// Event is the part of a MISP event Vigil reads.
+// Event is the part of a MISP event Vigil reads. Its attributes and
+// objects are decoded one by one, so that one of the wrong shape is
+// rejected alone.
 type Event struct {
-	UUID      string      `json:"uuid"`
-	Info      string      `json:"info"`
-	Tag       []tag       `json:"Tag"`
-	Attribute []attribute `json:"Attribute"`
-	Object    []object    `json:"Object"`
+	UUID      string            `json:"uuid"`
+	Info      string            `json:"info"`
+	Tag       []tag             `json:"Tag"`
+	Attribute []json.RawMessage `json:"Attribute"`
+	Object    []json.RawMessage `json:"Object"`
 }
 
 // Parse reads one MISP event.
@@ -116,7 +118,18 @@ func Convert(ev *Event, f *feeds.Feed, now time.Time) ([]feeds.Indicator, feeds.
 		}
 	}
 	// obj is the index of the attribute's object, -1 for the event's own.
-	do := func(obj, i int, a attribute) {
+	do := func(obj, i int, raw json.RawMessage) {
+		where := func() string { // for errors only
+			if obj >= 0 {
+				return fmt.Sprintf("object %d attribute %d", obj, i)
+			}
+			return fmt.Sprintf("attribute %d", i)
+		}
+		var a attribute
+		if err := json.Unmarshal(raw, &a); err != nil {
+			res.Reject("event %s %s: cannot decode: %v", ev.UUID, where(), err)
+			return
+		}
 		if a.Deleted || !a.ToIDS {
 			res.Skipped++
 			return
@@ -126,12 +139,8 @@ func Convert(ev *Event, f *feeds.Feed, now time.Time) ([]feeds.Indicator, feeds.
 			res.Skipped++
 			return
 		}
-		where := fmt.Sprintf("attribute %d", i)
-		if obj >= 0 {
-			where = fmt.Sprintf("object %d attribute %d", obj, i)
-		}
 		if a.UUID == "" {
-			res.Reject("event %s %s (%s): no uuid", ev.UUID, where, a.Type)
+			res.Reject("event %s %s (%s): no uuid", ev.UUID, where(), a.Type)
 			return
 		}
 		v := a.Value
@@ -144,7 +153,7 @@ func Convert(ev *Event, f *feeds.Feed, now time.Time) ([]feeds.Indicator, feeds.
 				v = l
 				port, err := feeds.Normalize(feeds.TypePort, r)
 				if err != nil {
-					res.Reject("event %s %s %s (%s): %v", ev.UUID, where, a.UUID, a.Type, err)
+					res.Reject("event %s %s %s (%s): %v", ev.UUID, where(), a.UUID, a.Type, err)
 					return
 				}
 				conds = append(conds, feeds.Cond{Type: feeds.TypePort, Value: port})
@@ -154,7 +163,7 @@ func Convert(ev *Event, f *feeds.Feed, now time.Time) ([]feeds.Indicator, feeds.
 		}
 		n, err := feeds.Normalize(t, v)
 		if err != nil {
-			res.Reject("event %s %s %s (%s): %v", ev.UUID, where, a.UUID, a.Type, err)
+			res.Reject("event %s %s %s (%s): %v", ev.UUID, where(), a.UUID, a.Type, err)
 			return
 		}
 		in := feeds.Indicator{ID: a.UUID, Type: t, Value: n, And: conds, Name: ev.Info, Description: a.Comment,
@@ -169,7 +178,12 @@ func Convert(ev *Event, f *feeds.Feed, now time.Time) ([]feeds.Indicator, feeds.
 	for i, a := range ev.Attribute {
 		do(-1, i, a)
 	}
-	for i, o := range ev.Object {
+	for i, raw := range ev.Object {
+		var o object
+		if err := json.Unmarshal(raw, &o); err != nil {
+			res.Reject("event %s object %d: cannot decode: %v", ev.UUID, i, err)
+			continue
+		}
 		if o.Deleted {
 			continue
 		}
