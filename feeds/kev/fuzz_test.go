@@ -2,9 +2,11 @@ package kev
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 
+	"github.com/vigil-iot/vigil/feeds/internal/corpus"
 	"github.com/vigil-iot/vigil/feeds/internal/feedtest"
 )
 
@@ -61,4 +63,19 @@ func TestParseBadEntry(t *testing.T) {
 	if !strings.HasPrefix(res.Errors[0], "entry 1: ") || !strings.HasPrefix(res.Errors[1], "entry 2: ") {
 		t.Errorf("errors %q", res.Errors)
 	}
+}
+
+// TestCorpusProperties checks what the fuzz target checks on the shared
+// corpus's kev.json (skipped when the corpus is absent).
+func TestCorpusProperties(t *testing.T) {
+	fh, err := os.Open(corpus.Path(t, "kev.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	ks, res, err := Parse(fh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	feedtest.Result(t, res, len(ks))
 }

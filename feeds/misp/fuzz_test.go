@@ -2,11 +2,13 @@ package misp
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vigil-iot/vigil/feeds"
+	"github.com/vigil-iot/vigil/feeds/internal/corpus"
 	"github.com/vigil-iot/vigil/feeds/internal/feedtest"
 )
 
@@ -69,4 +71,20 @@ func TestParseBadAttribute(t *testing.T) {
 			t.Errorf("error %d %q, want %q...", i, res.Errors[i], want)
 		}
 	}
+}
+
+// TestCorpusProperties checks what the fuzz target checks on the shared
+// corpus's misp-event-sednit.json (skipped when the corpus is absent).
+func TestCorpusProperties(t *testing.T) {
+	fh, err := os.Open(corpus.Path(t, "misp-event-sednit.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	ins, res, err := Parse(fh, &feeds.Feed{Name: "misp"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	feedtest.Result(t, res, len(ins))
+	feedtest.Indicators(t, ins, "misp")
 }

@@ -2,9 +2,11 @@ package nvd
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 
+	"github.com/vigil-iot/vigil/feeds/internal/corpus"
 	"github.com/vigil-iot/vigil/feeds/internal/feedtest"
 	"github.com/vigil-iot/vigil/vuln"
 )
@@ -63,4 +65,20 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestCorpusProperties checks what the fuzz target checks on the shared
+// corpus's nvd-cve-2.0-page.json (skipped when the corpus is absent).
+func TestCorpusProperties(t *testing.T) {
+	fh, err := os.Open(corpus.Path(t, "nvd-cve-2.0-page.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	ads, res, err := Parse(fh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	feedtest.Result(t, res, len(ads))
+	feedtest.Advisories(t, ads, vuln.SourceNVD, false)
 }

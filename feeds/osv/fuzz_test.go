@@ -2,8 +2,10 @@ package osv
 
 import (
 	"bytes"
+	"os"
 	"testing"
 
+	"github.com/vigil-iot/vigil/feeds/internal/corpus"
 	"github.com/vigil-iot/vigil/feeds/internal/feedtest"
 	"github.com/vigil-iot/vigil/vuln"
 )
@@ -50,4 +52,20 @@ func FuzzParse(f *testing.F) {
 		feedtest.Result(t, res, len(ads))
 		feedtest.Advisories(t, ads, vuln.SourceOSV, false)
 	})
+}
+
+// TestCorpusProperties checks what the fuzz target checks on the shared
+// corpus's osv-sample.json (skipped when the corpus is absent).
+func TestCorpusProperties(t *testing.T) {
+	fh, err := os.Open(corpus.Path(t, "osv-sample.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	ads, res, err := Parse(fh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	feedtest.Result(t, res, len(ads))
+	feedtest.Advisories(t, ads, vuln.SourceOSV, false)
 }

@@ -2,10 +2,12 @@ package plain
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/vigil-iot/vigil/feeds"
+	"github.com/vigil-iot/vigil/feeds/internal/corpus"
 	"github.com/vigil-iot/vigil/feeds/internal/feedtest"
 )
 
@@ -136,4 +138,20 @@ func TestParseListLongLine(t *testing.T) {
 	if !strings.HasPrefix(res.Errors[0], "line 2: ") || !strings.HasPrefix(res.Errors[1], "line 5: ") || ins[2].ID != "long:6" {
 		t.Errorf("errors %q, last id %s", res.Errors, ins[2].ID)
 	}
+}
+
+// TestCorpusProperties checks what the fuzz target checks on the shared
+// corpus's threatfox-ips.txt (skipped when the corpus is absent).
+func TestCorpusProperties(t *testing.T) {
+	fh, err := os.Open(corpus.Path(t, "threatfox-ips.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	ins, res, err := ParseList(fh, &feeds.Feed{Name: "list"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	feedtest.Result(t, res, len(ins))
+	feedtest.Indicators(t, ins, "list")
 }

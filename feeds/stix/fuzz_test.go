@@ -2,10 +2,12 @@ package stix
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/vigil-iot/vigil/feeds"
+	"github.com/vigil-iot/vigil/feeds/internal/corpus"
 	"github.com/vigil-iot/vigil/feeds/internal/feedtest"
 )
 
@@ -124,4 +126,20 @@ func TestParsePatternBounds(t *testing.T) {
 	if _, err := ParsePattern(ok); err != nil {
 		t.Errorf("nesting %d deep: %v", maxDepth, err)
 	}
+}
+
+// TestCorpusProperties checks what the fuzz target checks on the shared
+// corpus's ics-attack.json (skipped when the corpus is absent).
+func TestCorpusProperties(t *testing.T) {
+	fh, err := os.Open(corpus.Path(t, "ics-attack.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	ins, res, err := Parse(fh, &feeds.Feed{Name: "stix"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	feedtest.Result(t, res, -1)
+	feedtest.Indicators(t, ins, "stix")
 }
