@@ -166,7 +166,7 @@ func Normalize(t Type, v string) (string, error) {
 		if strings.Contains(v, "/") {
 			p, err := netip.ParsePrefix(v)
 			if err != nil {
-				return "", fmt.Errorf("bad prefix %q", v)
+				return "", fmt.Errorf("bad prefix %s", quote(v))
 			}
 			if p.Addr().Is4In6() && p.Bits() >= 96 { // ::ffff:192.0.2.0/120 is 192.0.2.0/24
 				p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
@@ -179,7 +179,7 @@ func Normalize(t Type, v string) (string, error) {
 		}
 		a, err := netip.ParseAddr(v)
 		if err != nil {
-			return "", fmt.Errorf("bad address %q", v)
+			return "", fmt.Errorf("bad address %s", quote(v))
 		}
 		return a.Unmap().WithZone("").String(), nil
 	case TypeDomain:
@@ -187,7 +187,7 @@ func Normalize(t Type, v string) (string, error) {
 		tld := d[strings.LastIndexByte(d, '.')+1:]
 		if d == "" || !utf8.ValidString(v) || strings.ContainsAny(d, "/:@") || strings.ContainsFunc(d, isSpaceOrControl) ||
 			tld == "" || strings.Trim(tld, "0123456789") == "" {
-			return "", fmt.Errorf("bad domain %q", v)
+			return "", fmt.Errorf("bad domain %s", quote(v))
 		}
 		return d, nil
 	case TypeURL:
@@ -196,13 +196,13 @@ func Normalize(t Type, v string) (string, error) {
 		want := map[Type]int{TypeMD5: 32, TypeSHA1: 40, TypeSHA256: 64, TypeSHA512: 128}[t]
 		h := strings.ToLower(v)
 		if len(h) != want || strings.Trim(h, "0123456789abcdef") != "" {
-			return "", fmt.Errorf("bad %s hash %q", t, v)
+			return "", fmt.Errorf("bad %s hash %s", t, quote(v))
 		}
 		return h, nil
 	case TypePort:
 		n, err := strconv.ParseUint(v, 10, 16)
 		if err != nil {
-			return "", fmt.Errorf("bad port %q", v)
+			return "", fmt.Errorf("bad port %s", quote(v))
 		}
 		return strconv.FormatUint(n, 10), nil
 	case TypeFileName:
@@ -222,7 +222,7 @@ func NormalizeURL(v string) (string, error) {
 	v = strings.TrimSpace(v)
 	scheme, rest, ok := strings.Cut(v, "://")
 	if !ok || scheme == "" || rest == "" || !utf8.ValidString(v) {
-		return "", fmt.Errorf("bad url %q", v)
+		return "", fmt.Errorf("bad url %s", quote(v))
 	}
 	scheme = strings.ToLower(scheme)
 	if i := strings.IndexByte(rest, '#'); i >= 0 {
@@ -286,3 +286,12 @@ func Guess(v string) (Type, bool) {
 }
 
 func isSpaceOrControl(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }
+
+// quote quotes a value for an error, cut after 200 bytes: a feed's values
+// can be megabytes long.
+func quote(v string) string {
+	if len(v) > 200 {
+		return strconv.Quote(v[:200]) + "..."
+	}
+	return strconv.Quote(v)
+}

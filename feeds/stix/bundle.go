@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/vigil-iot/vigil/feeds"
@@ -95,7 +96,7 @@ func Convert(o *indicator) ([]feeds.Indicator, error) {
 	}
 	dnf, err := ParsePattern(o.Pattern)
 	if err != nil {
-		return nil, fmt.Errorf("pattern %q: %v", o.Pattern, err)
+		return nil, fmt.Errorf("pattern %s: %v", quote(o.Pattern), err)
 	}
 	labels := append(append([]string(nil), o.Labels...), o.IndicatorTypes...)
 	conf := 0
@@ -115,7 +116,7 @@ func Convert(o *indicator) ([]feeds.Indicator, error) {
 			}
 		}
 		if key < 0 {
-			return nil, fmt.Errorf("pattern %q: an alternative has no address, domain, url or hash to match on", o.Pattern)
+			return nil, fmt.Errorf("pattern %s: an alternative has no address, domain, url or hash to match on", quote(o.Pattern))
 		}
 		in := feeds.Indicator{
 			ID: o.ID, Type: alt[key].Type, Value: alt[key].Value,
@@ -130,4 +131,13 @@ func Convert(o *indicator) ([]feeds.Indicator, error) {
 		out = append(out, in)
 	}
 	return out, nil
+}
+
+// quote quotes a pattern for an error, cut after 200 bytes (an error
+// inside it gives the offset).
+func quote(p string) string {
+	if len(p) > 200 {
+		return strconv.Quote(p[:200]) + "..."
+	}
+	return strconv.Quote(p)
 }

@@ -143,3 +143,13 @@ func TestCorpusProperties(t *testing.T) {
 	feedtest.Result(t, res, -1)
 	feedtest.Indicators(t, ins, "stix")
 }
+
+// TestRejectionQuotesPatternBounded checks that the error for a long
+// pattern quotes its first 200 characters, not all of it.
+func TestRejectionQuotesPatternBounded(t *testing.T) {
+	pat := "[ipv4-addr:value = '" + strings.Repeat("1", 100000) + "']"
+	_, res, err := Parse(strings.NewReader(`{"type": "bundle", "objects": [{"type": "indicator", "id": "indicator--1", "pattern": "`+pat+`"}]}`), &feeds.Feed{Name: "stix"}, now)
+	if err != nil || res.Rejected != 1 || len(res.Errors) != 1 || len(res.Errors[0]) > 1000 || !strings.Contains(res.Errors[0], "indicator--1") {
+		t.Fatalf("%v %d rejected, errors %.300q", err, res.Rejected, res.Errors)
+	}
+}
