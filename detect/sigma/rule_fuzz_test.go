@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/vigil-iot/vigil/internal/testfiles"
 
 	"github.com/vigil-iot/vigil"
 )
@@ -93,31 +93,6 @@ var fuzzRuleSeeds = []string{
 	"title: c\ncorrelation:\n  type: nonsense\n  rules: []\n",
 }
 
-// fuzzRuleFiles returns the rule files of the conformance cases and of
-// the repository's rule pack.
-func fuzzRuleFiles(tb testing.TB) [][]byte {
-	var files []string
-	for _, g := range []string{"testdata/*/rule.yml", "../../rules/sigma/*.yml"} {
-		m, err := filepath.Glob(g)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		files = append(files, m...)
-	}
-	if len(files) == 0 {
-		tb.Fatal("no rule files to seed with")
-	}
-	var out [][]byte
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		out = append(out, b)
-	}
-	return out
-}
-
 // FuzzRule loads arbitrary rule files the way `vigil rules check` does
 // (one file's documents, then filters and correlations linked): loading
 // must not panic; every rejection must name the file, a line and a reason;
@@ -125,7 +100,7 @@ func fuzzRuleFiles(tb testing.TB) [][]byte {
 // few fixed events (offline, as `vigil rules test` does, and online
 // through the detector) without panicking.
 func FuzzRule(f *testing.F) {
-	for _, b := range fuzzRuleFiles(f) {
+	for _, b := range testfiles.Read(f, "testdata/*/rule.yml", "../../rules/sigma/*.yml") {
 		f.Add(b)
 	}
 	for _, s := range fuzzRuleSeeds {

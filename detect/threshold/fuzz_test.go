@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-iot/vigil/internal/testfiles"
 
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/detect/threshold"
@@ -32,29 +32,6 @@ var fuzzRuleSeeds = []string{
 	"%YAML 1.1\n---\nid: a\n...\n",
 	"id: a\ntype: count\ncount: 1\nwindow: 1s\nwhere: !!binary aGVsbG8=\n",
 	"a: &a [*a]\n",
-}
-
-func fuzzSeedFiles(tb testing.TB) [][]byte {
-	var files []string
-	for _, g := range []string{"testdata/*/rules.yaml", "testdata/invalid/*.yaml", "testdata/default_rules/rules_dir/*.yaml", "../../rules/threshold/*.yaml"} {
-		m, err := filepath.Glob(g)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		files = append(files, m...)
-	}
-	if len(files) == 0 {
-		tb.Fatal("no rule files to seed with")
-	}
-	var out [][]byte
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		out = append(out, b)
-	}
-	return out
 }
 
 var idRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
@@ -81,7 +58,7 @@ func fuzzEvents() []*vigil.Event {
 // a known type and parameters in range; and a detector running the rules
 // must take a few events without panicking.
 func FuzzParse(f *testing.F) {
-	for _, b := range fuzzSeedFiles(f) {
+	for _, b := range testfiles.Read(f, "testdata/*/rules.yaml", "testdata/invalid/*.yaml", "testdata/default_rules/rules_dir/*.yaml", "../../rules/threshold/*.yaml") {
 		f.Add(b)
 	}
 	for _, s := range fuzzRuleSeeds {

@@ -2,7 +2,6 @@ package kev
 
 import (
 	"bytes"
-	"os"
 	"strings"
 	"testing"
 
@@ -68,11 +67,7 @@ func TestParseBadEntry(t *testing.T) {
 // TestCorpusProperties checks what the fuzz target checks on the shared
 // corpus's kev.json (skipped when the corpus is absent).
 func TestCorpusProperties(t *testing.T) {
-	fh, err := os.Open(corpus.Path(t, "kev.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
+	fh := corpus.Open(t, "kev.json")
 	ks, res, err := Parse(fh)
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package kev
 
 import (
-	"os"
 	"testing"
 	"time"
 
@@ -9,11 +8,7 @@ import (
 )
 
 func TestParseCatalog(t *testing.T) {
-	fh, err := os.Open(corpus.Path(t, "kev.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
+	fh := corpus.Open(t, "kev.json")
 	ks, res, err := Parse(fh)
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package misp
 
 import (
 	"bytes"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -76,11 +75,7 @@ func TestParseBadAttribute(t *testing.T) {
 // TestCorpusProperties checks what the fuzz target checks on the shared
 // corpus's misp-event-sednit.json (skipped when the corpus is absent).
 func TestCorpusProperties(t *testing.T) {
-	fh, err := os.Open(corpus.Path(t, "misp-event-sednit.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
+	fh := corpus.Open(t, "misp-event-sednit.json")
 	ins, res, err := Parse(fh, &feeds.Feed{Name: "misp"}, now)
 	if err != nil {
 		t.Fatal(err)

@@ -16,11 +16,7 @@ import (
 var now = time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
 
 func TestParseSednit(t *testing.T) {
-	fh, err := os.Open(corpus.Path(t, "misp-event-sednit.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
+	fh := corpus.Open(t, "misp-event-sednit.json")
 	ins, res, err := Parse(fh, &feeds.Feed{Name: "misp"}, now)
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package nvd
 
 import (
 	"bytes"
-	"os"
 	"strings"
 	"testing"
 
@@ -70,11 +69,7 @@ func FuzzParse(f *testing.F) {
 // TestCorpusProperties checks what the fuzz target checks on the shared
 // corpus's nvd-cve-2.0-page.json (skipped when the corpus is absent).
 func TestCorpusProperties(t *testing.T) {
-	fh, err := os.Open(corpus.Path(t, "nvd-cve-2.0-page.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
+	fh := corpus.Open(t, "nvd-cve-2.0-page.json")
 	ads, res, err := Parse(fh)
 	if err != nil {
 		t.Fatal(err)

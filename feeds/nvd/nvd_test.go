@@ -1,7 +1,6 @@
 package nvd
 
 import (
-	"os"
 	"strings"
 	"testing"
 
@@ -10,11 +9,7 @@ import (
 )
 
 func TestParsePage(t *testing.T) {
-	fh, err := os.Open(corpus.Path(t, "nvd-cve-2.0-page.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
+	fh := corpus.Open(t, "nvd-cve-2.0-page.json")
 	ads, res, err := Parse(fh)
 	if err != nil {
 		t.Fatal(err)

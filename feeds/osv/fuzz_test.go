@@ -2,7 +2,6 @@ package osv
 
 import (
 	"bytes"
-	"os"
 	"testing"
 
 	"github.com/vigil-iot/vigil/feeds/internal/corpus"
@@ -57,11 +56,7 @@ func FuzzParse(f *testing.F) {
 // TestCorpusProperties checks what the fuzz target checks on the shared
 // corpus's osv-sample.json (skipped when the corpus is absent).
 func TestCorpusProperties(t *testing.T) {
-	fh, err := os.Open(corpus.Path(t, "osv-sample.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
+	fh := corpus.Open(t, "osv-sample.json")
 	ads, res, err := Parse(fh)
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package osv
 
 import (
-	"os"
 	"strings"
 	"testing"
 
@@ -10,11 +9,7 @@ import (
 )
 
 func TestParseSample(t *testing.T) {
-	fh, err := os.Open(corpus.Path(t, "osv-sample.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
+	fh := corpus.Open(t, "osv-sample.json")
 	ads, res, err := Parse(fh)
 	if err != nil {
 		t.Fatal(err)

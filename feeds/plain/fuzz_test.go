@@ -2,7 +2,6 @@ package plain
 
 import (
 	"bytes"
-	"os"
 	"strings"
 	"testing"
 
@@ -143,11 +142,7 @@ func TestParseListLongLine(t *testing.T) {
 // TestCorpusProperties checks what the fuzz target checks on the shared
 // corpus's threatfox-ips.txt (skipped when the corpus is absent).
 func TestCorpusProperties(t *testing.T) {
-	fh, err := os.Open(corpus.Path(t, "threatfox-ips.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
+	fh := corpus.Open(t, "threatfox-ips.txt")
 	ins, res, err := ParseList(fh, &feeds.Feed{Name: "list"}, now)
 	if err != nil {
 		t.Fatal(err)

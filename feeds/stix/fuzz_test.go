@@ -2,7 +2,6 @@ package stix
 
 import (
 	"bytes"
-	"os"
 	"strings"
 	"testing"
 
@@ -131,11 +130,7 @@ func TestParsePatternBounds(t *testing.T) {
 // TestCorpusProperties checks what the fuzz target checks on the shared
 // corpus's ics-attack.json (skipped when the corpus is absent).
 func TestCorpusProperties(t *testing.T) {
-	fh, err := os.Open(corpus.Path(t, "ics-attack.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
+	fh := corpus.Open(t, "ics-attack.json")
 	ins, res, err := Parse(fh, &feeds.Feed{Name: "stix"}, now)
 	if err != nil {
 		t.Fatal(err)

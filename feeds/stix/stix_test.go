@@ -117,11 +117,7 @@ func TestParseBundle21(t *testing.T) {
 }
 
 func TestParseATTACKICS(t *testing.T) {
-	fh, err := os.Open(corpus.Path(t, "ics-attack.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
+	fh := corpus.Open(t, "ics-attack.json")
 	ins, res, err := Parse(fh, &feeds.Feed{Name: "attack-ics"}, now)
 	if err != nil {
 		t.Fatal(err)

@@ -32,3 +32,15 @@ func Path(t testing.TB, name string) string {
 	}
 	return p
 }
+
+// Open opens a corpus file for the test, closing it when the test ends, or
+// skips the test when the corpus is absent.
+func Open(t testing.TB, name string) *os.File {
+	t.Helper()
+	fh, err := os.Open(Path(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fh.Close() })
+	return fh
+}
