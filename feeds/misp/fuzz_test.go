@@ -2,6 +2,8 @@ package misp
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -82,4 +84,35 @@ func TestCorpusProperties(t *testing.T) {
 	}
 	feedtest.Result(t, res, len(ins))
 	feedtest.Indicators(t, ins, "misp")
+}
+
+// TestParseFeedManifestIDs checks that a manifest cannot name files outside
+// the feed: only UUID-like ids are opened, the others are rejected and the
+// rest of the feed goes through.
+func TestParseFeedManifestIDs(t *testing.T) {
+	event := `{"Event": {"uuid": "e1", "info": "x", "Attribute": [{"uuid": "a", "type": "ip-dst", "value": "192.0.2.7", "to_ids": true}]}}`
+	var opened []string
+	open := func(_ context.Context, name string) (io.ReadCloser, error) {
+		opened = append(opened, name)
+		if name == "manifest.json" {
+			return io.NopCloser(strings.NewReader(`{"5a3c2fcd-8328-42bb-a95e-4f4402de0b81": {}, "..": {}, "%2e%2e%2fadmin": {},
+				"a?b": {}, "x#y": {}, "": {}, "user@host": {}, "` + strings.Repeat("f", 100) + `": {}}`)), nil
+		}
+		return io.NopCloser(strings.NewReader(event)), nil
+	}
+	ins, res, err := ParseFeed(context.Background(), open, &feeds.Feed{Name: "feed"}, time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"manifest.json", "5a3c2fcd-8328-42bb-a95e-4f4402de0b81.json"}; strings.Join(opened, " ") != strings.Join(want, " ") {
+		t.Fatalf("opened %q, want %q", opened, want)
+	}
+	if len(ins) != 1 || res.Imported != 1 || res.Rejected != 7 {
+		t.Fatalf("indicators %d, result %+v", len(ins), res)
+	}
+	for _, e := range res.Errors {
+		if !strings.Contains(e, "bad event uuid") || len(e) > 200 {
+			t.Errorf("error %q", e)
+		}
+	}
 }

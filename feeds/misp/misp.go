@@ -222,8 +222,11 @@ func ParseFeed(ctx context.Context, open Open, f *feeds.Feed, now time.Time) ([]
 		if err := ctx.Err(); err != nil {
 			return out, res, err
 		}
-		if strings.ContainsAny(id, "/\\.") {
-			res.Reject("manifest: bad event uuid %q", id)
+		if !eventID(id) {
+			if len(id) > 80 {
+				id = id[:80] + "..."
+			}
+			res.Reject("manifest: bad event uuid %q: only letters, digits and dashes name an event file", id)
 			continue
 		}
 		rc, err := open(ctx, id+".json")
@@ -241,4 +244,20 @@ func ParseFeed(ctx context.Context, open Open, f *feeds.Feed, now time.Time) ([]
 		res.Add(r)
 	}
 	return out, res, nil
+}
+
+// eventID reports whether id may name an event file of a feed: the
+// letters, digits and dashes of a UUID only, so that a manifest cannot
+// point outside the feed ("../", "%2e%2e%2f", "?", "#", "@").
+func eventID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
