@@ -119,3 +119,25 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestYAMLErrorLine checks that errors of YAML's reader, which name no
+// line themselves, point at the offending line.
+func TestYAMLErrorLine(t *testing.T) {
+	for _, c := range []struct {
+		data string
+		line int
+	}{
+		{"id: a\ntitle: b\ntype: \x01count\n", 3},
+		{"id: a\ntitle: \xff\n", 2},
+		{"\x00", 1},
+	} {
+		_, errs := threshold.Parse("r.yaml", []byte(c.data))
+		if len(errs) == 0 {
+			t.Fatalf("%q: no error", c.data)
+		}
+		var le *threshold.LoadError
+		if !errors.As(errs[0], &le) || le.File != "r.yaml" || le.Line != c.line {
+			t.Errorf("%q: error %v, want line %d", c.data, errs[0], c.line)
+		}
+	}
+}

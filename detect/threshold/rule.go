@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-iot/vigil/internal/yamlpos"
+
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vigil-iot/vigil"
@@ -226,7 +228,7 @@ func Parse(name string, data []byte) ([]*Rule, []error) {
 			break
 		}
 		if err != nil {
-			errs = append(errs, yamlErrors(name, 0, err)...)
+			errs = append(errs, yamlErrors(name, yamlpos.Line(err, data), err)...)
 			break // a syntax error: the rest of the file cannot be read
 		}
 		var ry ruleYAML
