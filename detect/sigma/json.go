@@ -78,7 +78,20 @@ func scanString(b []byte, i int) (start, end int, esc bool, next int, err error)
 		}
 		if c == '\\' {
 			esc = true
-			i += 2
+			if i+1 >= len(b) {
+				break
+			}
+			switch b[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if _, ok := hexVal(b[i+2:]); !ok {
+					return 0, 0, false, 0, errJSON
+				}
+				i += 6
+			default:
+				return 0, 0, false, 0, errJSON
+			}
 			continue
 		}
 		i++
@@ -223,43 +236,96 @@ func skipValue(b []byte, i int) (int, error) {
 	if i >= len(b) {
 		return 0, errJSON
 	}
-	switch b[i] {
-	case '"':
+	if b[i] == '"' {
 		_, _, _, n, err := scanString(b, i)
 		return n, err
-	case '{', '[':
-		depth := 0
-		for i < len(b) {
-			switch b[i] {
-			case '"':
-				_, _, _, n, err := scanString(b, i)
-				if err != nil {
-					return 0, err
-				}
-				i = n
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1, nil
-				}
-			}
+	}
+	j := i
+	for j < len(b) && !tokenEnd[b[j]] {
+		j++
+	}
+	if !validToken(b[i:j]) {
+		return 0, errJSON
+	}
+	return j, nil
+}
+
+// validToken reports whether tok is a JSON number, true, false or null.
+func validToken(tok []byte) bool {
+	switch string(tok) {
+	case "true", "false", "null":
+		return true
+	}
+	return validNumber(tok)
+}
+
+// validNumber reports whether tok is a JSON number: an optional minus, an
+// integer part without leading zeros, an optional fraction and exponent.
+func validNumber(tok []byte) bool {
+	i := 0
+	if i < len(tok) && tok[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(tok) && tok[i] == '0':
+		i++
+	case i < len(tok) && '1' <= tok[i] && tok[i] <= '9':
+		for i < len(tok) && '0' <= tok[i] && tok[i] <= '9' {
 			i++
 		}
-		return 0, errJSON
 	default:
-		j := i
-		for j < len(b) && !tokenEnd[b[j]] {
-			j++
-		}
-		if j == i {
-			return 0, errJSON
-		}
-		return j, nil
+		return false
 	}
+	if i == len(tok) {
+		return true // the usual case: an integer
+	}
+	if tok[i] == '.' {
+		i++
+		j := i
+		for i < len(tok) && '0' <= tok[i] && tok[i] <= '9' {
+			i++
+		}
+		if i == j {
+			return false
+		}
+	}
+	if i < len(tok) && (tok[i] == 'e' || tok[i] == 'E') {
+		i++
+		if i < len(tok) && (tok[i] == '+' || tok[i] == '-') {
+			i++
+		}
+		j := i
+		for i < len(tok) && '0' <= tok[i] && tok[i] <= '9' {
+			i++
+		}
+		if i == j {
+			return false
+		}
+	}
+	return i == len(tok)
 }
+
+// nextElem reads what follows an element of a container at b[i]: a comma
+// and the next element (its index), or the container's closer (done, and
+// the index after it). Anything else, a comma before the closer included,
+// is invalid.
+func nextElem(b []byte, i int, closer byte) (next int, done bool, err error) {
+	i = skipWS(b, i)
+	if i < len(b) {
+		switch b[i] {
+		case ',':
+			if j := skipWS(b, i+1); j < len(b) && b[j] != closer {
+				return j, false, nil
+			}
+		case closer:
+			return i + 1, true, nil
+		}
+	}
+	return 0, false, errJSON
+}
+
+// isDigit marks the decimal digits.
+var isDigit = [256]bool{'0': true, '1': true, '2': true, '3': true, '4': true, '5': true, '6': true, '7': true, '8': true, '9': true}
 
 // tokenEnd marks the bytes that end a number or a literal.
 var tokenEnd = [256]bool{',': true, '}': true, ']': true, ' ': true, '\n': true, '\r': true, '\t': true}
@@ -290,8 +356,14 @@ func (rs *RuleSet) scanEvent(c *evalCtx, line []byte) error {
 		c.lkeys, c.lidx = c.lkeys[:0], map[string]int32{}
 	}
 	c.kprev = int32(len(rs.keys.slots)) // the start of the line
-	_, err := rs.scanObject(c, line, i, 0, c.name[:0])
-	return err
+	n, err := rs.scanObject(c, line, i, 0, c.name[:0])
+	if err != nil {
+		return err
+	}
+	if skipWS(line, n) != len(line) {
+		return fmt.Errorf("%w: more after the object", errJSON)
+	}
+	return nil
 }
 
 // fastMembers scans, from b[i], the members of the usual shape: the key
@@ -343,9 +415,15 @@ scan:
 			}
 			isStr, next = true, e+1
 		case '0' <= ch && ch <= '9' || ch == '-':
+			// The usual number, an integer. Anything else (a fraction,
+			// an exponent, a leading zero, a lone minus) takes the
+			// general path, which validates it.
 			e := v + 1
-			for e < len(b) && !tokenEnd[b[e]] {
+			for e < len(b) && isDigit[b[e]] {
 				e++
+			}
+			if e < len(b) && !tokenEnd[b[e]] || ch == '0' && e > v+1 || ch == '-' && (e == v+1 || b[v+1] == '0' && e > v+2) {
+				break scan
 			}
 			val, next = unsafe.String(&b[v], e-v), e
 		default:
@@ -382,14 +460,15 @@ scan:
 // a short path (fastMembers); others go through scanMember, which takes any
 // JSON.
 func (rs *RuleSet) scanObject(c *evalCtx, b []byte, i int, plen int, name []byte) (int, error) {
-	i++
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return i + 1, nil
+	}
 	for {
+		// A member follows '{' or a comma.
 		i = skipWS(b, i)
 		if i >= len(b) {
 			return 0, errJSON
-		}
-		if b[i] == '}' {
-			return i + 1, nil
 		}
 		n := -1
 		if plen == 0 {
@@ -694,13 +773,13 @@ func (rs *RuleSet) scanArray(c *evalCtx, b []byte, i int, ids []int, kidx int32)
 		c.appendList(id, "")
 		c.slots[id].list = c.slots[id].list[:0]
 	}
+	i = skipWS(b, i)
+	if i < len(b) && b[i] == ']' {
+		return i + 1, nil
+	}
 	for {
-		i = skipWS(b, i)
 		if i >= len(b) {
 			return 0, errJSON
-		}
-		if b[i] == ']' {
-			return i + 1, nil
 		}
 		var v string
 		if b[i] == '"' {
@@ -729,9 +808,10 @@ func (rs *RuleSet) scanArray(c *evalCtx, b []byte, i int, ids []int, kidx int32)
 		for _, id := range ids {
 			c.slots[id].list = append(c.slots[id].list, v)
 		}
-		i = skipWS(b, i)
-		if i < len(b) && b[i] == ',' {
-			i++
+		var done bool
+		var err error
+		if i, done, err = nextElem(b, i, ']'); err != nil || done {
+			return i, err
 		}
 	}
 }
@@ -753,17 +833,22 @@ func collect(c *evalCtx, b []byte, i int, depth int) (int, bool, error) {
 		c.vals = append(c.vals, scalarVal{s: c.jsonString(b, s, e, esc), key: -1, str: true})
 		return n, true, nil
 	case '{', '[':
-		obj := b[i] == '{'
-		i++
+		obj, closer := b[i] == '{', byte(']')
+		if obj {
+			closer = '}'
+		}
+		i = skipWS(b, i+1)
+		if i < len(b) && b[i] == closer {
+			return i + 1, true, nil
+		}
 		for {
-			i = skipWS(b, i)
 			if i >= len(b) {
 				return 0, false, errJSON
 			}
-			if b[i] == '}' || b[i] == ']' {
-				return i + 1, true, nil
-			}
 			if obj {
+				if b[i] != '"' {
+					return 0, false, errJSON
+				}
 				_, _, _, n, err := scanString(b, i)
 				if err != nil {
 					return 0, false, err
@@ -778,9 +863,9 @@ func collect(c *evalCtx, b []byte, i int, depth int) (int, bool, error) {
 			if err != nil {
 				return 0, false, err
 			}
-			i = skipWS(b, n)
-			if i < len(b) && b[i] == ',' {
-				i++
+			var done bool
+			if i, done, err = nextElem(b, n, closer); err != nil || done {
+				return i, done, err
 			}
 		}
 	default:

@@ -1,6 +1,7 @@
 package sigma
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
 	"unicode/utf8"
@@ -52,6 +53,9 @@ func FuzzScanEvent(f *testing.F) {
 		if (err1 == nil) != (err2 == nil) || n1 != n2 || vals1 != vals2 {
 			t.Fatalf("line %q read differently after %q: %d %v %v / %d %v %v", line, prev, n1, err1, vals1, n2, err2, vals2)
 		}
+		if err1 == nil && !jsonObject(line) && !scanLenient(line) {
+			t.Fatalf("%q: accepted, encoding/json rejects it", line)
+		}
 		var obj map[string]any
 		if err1 != nil || !utf8.Valid(line) || json.Unmarshal(line, &obj) != nil {
 			return // invalid UTF-8 is kept as is, encoding/json replaces it
@@ -92,4 +96,58 @@ func (m *Matcher) fieldString(name string) string {
 		}
 	}
 	return ""
+}
+
+// jsonObject reports whether encoding/json reads line as one object.
+func jsonObject(line []byte) bool {
+	t := bytes.TrimLeft(line, " \t\r\n")
+	return json.Valid(line) && len(t) > 0 && t[0] == '{'
+}
+
+// scanLenient reports whether line holds what the scanner accepts on
+// purpose although it is not JSON: control characters (raw tabs, say)
+// inside strings; checking would cost every string a byte-by-byte pass.
+func scanLenient(line []byte) bool {
+	for _, ch := range bytes.TrimRight(line, " \t\r\n") {
+		if ch < 0x20 {
+			return true
+		}
+	}
+	return false
+}
+
+// TestScanRejectsInvalidJSON checks that a line that is not one JSON object
+// is a bad line, wherever the fault is (fast path, nested object, array,
+// keyword values), and that the valid lines around those faults are read.
+func TestScanRejectsInvalidJSON(t *testing.T) {
+	rs, errs := LoadBytes("fuzz.yml", []byte(fuzzScanRules), nil)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	m := rs.NewMatcher()
+	for _, line := range []string{
+		`{"a":1 "b":2}`, `{"a":1}x`, `{"a":1}}`, `{"a":1,}`, `{"a":01}`, `{"a":tru}`, `{"a":truex}`, `{"a":1.}`,
+		`{"a":-}`, `{"a":1e}`, `{"a":[1,2}`, `{"a":[1,,2]}`, `{"a":[1 2]}`, `{"a":[1,]}`, `{"k":[{"z":1,}]}`,
+		`{"b":{"c":"y",}}`, `{"":{0":0}}`, `{"b":{"c":"y" "d":1}}`, `{"z":{"q":[1}}`, `{"a":"\q"}`, `{"a":"\u12"}`,
+		`{"Image":"\u12zz"}`, `{"a":}`, `{"a" "b"}`, `{a:1}`, `[1]`, `"x"`, `{"a":"x"`, `{"CommandLine":nul}`,
+	} {
+		if _, err := m.MatchLine([]byte(line), nil); err == nil {
+			t.Errorf("%s: accepted", line)
+		}
+		if jsonObject([]byte(line)) {
+			t.Errorf("%s: an object for encoding/json: not a test of invalid input", line)
+		}
+	}
+	for _, line := range []string{
+		`{}`, ` { } `, `{"a":[]}`, `{"a":{}}`, `{"a":[{"b":1},[2,3],"c",null,true,false,-0.5e+3]}`,
+		`{"a":"x","b":{"c":"zyz","d":[1,{"e":{}}]},"n":0,"f":1.25E-2}`, `{"a":"\u0078\n\"\\\/\b\f\r\t"}` + "\n",
+		`{"Image":"/bin/sh","CommandLine":"curl x"}`,
+	} {
+		if _, err := m.MatchLine([]byte(line), nil); err != nil {
+			t.Errorf("%s: %v", line, err)
+		}
+		if !jsonObject([]byte(line)) {
+			t.Errorf("%s: not an object for encoding/json", line)
+		}
+	}
 }

@@ -171,7 +171,7 @@ func DetectStream(r io.Reader, w io.Writer, rs *RuleSet) (Stats, error) {
 			if _, merr := m.MatchLine(line, hit); merr != nil {
 				st.BadLines++
 				if st.FirstBad == "" {
-					st.FirstBad = fmt.Sprintf("line %d: %v", lineNo, merr)
+					st.FirstBad = fmt.Sprintf("line %d: %s", lineNo, badLine(line, merr))
 				}
 			} else {
 				st.Events++
@@ -231,4 +231,26 @@ func DetectStream(r io.Reader, w io.Writer, rs *RuleSet) (Stats, error) {
 		st.EventsPerSecond = float64(st.Events) / st.Seconds
 	}
 	return st, nil
+}
+
+// badLine describes why a line could not be matched. The scanner says only
+// "invalid JSON" (the hot path keeps no detail); for the report, the line
+// is read again by encoding/json, whose error says what was found where.
+func badLine(line []byte, err error) string {
+	if !errors.Is(err, errJSON) {
+		return err.Error()
+	}
+	var v any
+	jerr := json.Unmarshal(line, &v)
+	var se *json.SyntaxError
+	switch {
+	case errors.As(jerr, &se):
+		return fmt.Sprintf("invalid JSON at byte %d: %v", se.Offset, se)
+	case jerr != nil:
+		return "invalid JSON: " + jerr.Error()
+	}
+	if _, ok := v.(map[string]any); !ok {
+		return "not a JSON object"
+	}
+	return err.Error()
 }
