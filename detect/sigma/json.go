@@ -2,6 +2,7 @@ package sigma
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -339,7 +340,7 @@ func (rs *RuleSet) scanEvent(c *evalCtx, line []byte) error {
 	c.tmp = c.tmp[:0]
 	c.vals = c.vals[:0]
 	c.bs = -1
-	c.lineMasks(line)
+	ctl := c.lineMasks(line)
 	if rs.keys == nil {
 		rs.buildKeys()
 	}
@@ -362,6 +363,12 @@ func (rs *RuleSet) scanEvent(c *evalCtx, line []byte) error {
 	}
 	if skipWS(line, n) != len(line) {
 		return fmt.Errorf("%w: more after the object", errJSON)
+	}
+	if ctl && !json.Valid(line) {
+		// Rare: the scanner reads a control character inside a string
+		// as it is; only tabs, carriage returns and newlines between
+		// tokens are JSON.
+		return fmt.Errorf("%w: a control character inside a string", errJSON)
 	}
 	return nil
 }

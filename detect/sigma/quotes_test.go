@@ -9,7 +9,7 @@ import (
 // the Go version against both.
 func TestMaskBlocks(t *testing.T) {
 	r := rand.New(rand.NewSource(3))
-	alpha := []byte{'"', '\\', 'a', 0, 0xff, 0x22 | 0x80, 0x5c | 0x80, ' ', 0x21, 0x23}
+	alpha := []byte{'"', '\\', 'a', 0, 0xff, 0x22 | 0x80, 0x5c | 0x80, ' ', 0x21, 0x23, 0x1f, 0x20, 0x9f, '\t'}
 	for it := 0; it < 2000; it++ {
 		n := 1 + r.Intn(4)
 		b := make([]byte, n*64)
@@ -18,8 +18,22 @@ func TestMaskBlocks(t *testing.T) {
 		}
 		q, bs := make([]uint64, n), make([]uint64, n)
 		q2, bs2 := make([]uint64, n), make([]uint64, n)
-		maskBlocks(&b[0], n, &q[0], &bs[0])
-		maskBlocksGo(&b[0], n, &q2[0], &bs2[0])
+		if it%2 == 0 { // half the blocks without control characters
+			for i := range b {
+				if b[i] < 0x20 {
+					b[i] = 'a'
+				}
+			}
+		}
+		ctl := maskBlocks(&b[0], n, &q[0], &bs[0])
+		ctl2 := maskBlocksGo(&b[0], n, &q2[0], &bs2[0])
+		wantCtl := false
+		for _, ch := range b {
+			wantCtl = wantCtl || ch < 0x20
+		}
+		if ctl != wantCtl || ctl2 != wantCtl {
+			t.Fatalf("%x: control characters %v/%v, want %v", b, ctl, ctl2, wantCtl)
+		}
 		for k := 0; k < n; k++ {
 			var wq, wb uint64
 			for j := 0; j < 64; j++ {
