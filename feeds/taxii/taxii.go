@@ -61,10 +61,16 @@ type Client struct {
 	MaxPages int
 	// MaxResponse bounds the bytes of one response (0: DefaultMaxResponse).
 	MaxResponse int64
+	// MaxTotal bounds the bytes of all the pages of one collection walk
+	// (0: DefaultMaxTotal), as a feed read from a URL is bounded.
+	MaxTotal int64
 }
 
 // DefaultMaxResponse bounds a response when Client.MaxResponse is 0.
 const DefaultMaxResponse = 128 << 20
+
+// DefaultMaxTotal bounds a collection walk when Client.MaxTotal is 0.
+const DefaultMaxTotal = 1 << 30
 
 // capReader reads at most n bytes more, then fails with errTooLarge.
 type capReader struct {
@@ -87,9 +93,15 @@ func (c *capReader) Read(p []byte) (int, error) {
 }
 
 func (c *Client) get(ctx context.Context, u string, v any) (http.Header, error) {
+	h, _, err := c.getN(ctx, u, v)
+	return h, err
+}
+
+// getN is get that also returns how many bytes of the body it read.
+func (c *Client) getN(ctx context.Context, u string, v any) (http.Header, int64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, fmt.Errorf("cannot build request for %s: %w", u, err)
+		return nil, 0, fmt.Errorf("cannot build request for %s: %w", u, err)
 	}
 	req.Header.Set("Accept", MediaType)
 	if c.Token != "" {
@@ -103,24 +115,25 @@ func (c *Client) get(ctx context.Context, u string, v any) (http.Header, error) 
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("cannot get %s: %w", u, err)
+		return nil, 0, fmt.Errorf("cannot get %s: %w", u, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return nil, fmt.Errorf("cannot get %s: %s: %s", u, resp.Status, strings.TrimSpace(string(body)))
+		return nil, 0, fmt.Errorf("cannot get %s: %s: %s", u, resp.Status, strings.TrimSpace(string(body)))
 	}
 	max := c.MaxResponse
 	if max <= 0 {
 		max = DefaultMaxResponse
 	}
-	if err := json.NewDecoder(&capReader{resp.Body, max + 1}).Decode(v); err != nil {
+	cr := &capReader{resp.Body, max + 1}
+	if err := json.NewDecoder(cr).Decode(v); err != nil {
 		if errors.Is(err, errTooLarge) {
-			return nil, fmt.Errorf("cannot decode %s: response larger than %d bytes", u, max)
+			return nil, 0, fmt.Errorf("cannot decode %s: response larger than %d bytes", u, max)
 		}
-		return nil, fmt.Errorf("cannot decode %s: %w", u, err)
+		return nil, 0, fmt.Errorf("cannot decode %s: %w", u, err)
 	}
-	return resp.Header, nil
+	return resp.Header, max + 1 - cr.n, nil
 }
 
 // resolve makes ref absolute against base, with a trailing slash.
@@ -182,6 +195,10 @@ func (c *Client) Objects(ctx context.Context, root, collection string, addedAfte
 	if max == 0 {
 		max = 10000
 	}
+	maxTotal, total := c.MaxTotal, int64(0)
+	if maxTotal <= 0 {
+		maxTotal = DefaultMaxTotal
+	}
 	for page := 0; page < max; page++ {
 		q := url.Values{}
 		if !addedAfter.IsZero() {
@@ -198,9 +215,12 @@ func (c *Client) Objects(ctx context.Context, root, collection string, addedAfte
 			u += "?" + q.Encode()
 		}
 		var env Envelope
-		h, err := c.get(ctx, u, &env)
+		h, n, err := c.getN(ctx, u, &env)
 		if err != nil {
 			return last, err
+		}
+		if total += n; total > maxTotal {
+			return last, fmt.Errorf("cannot page %s: more than %d bytes in all (page %d)", base, maxTotal, page+1)
 		}
 		if s := h.Get("X-TAXII-Date-Added-Last"); s != "" {
 			if t, err := time.Parse(time.RFC3339Nano, s); err == nil && t.After(last) {

@@ -193,3 +193,25 @@ func TestFetchATTACK(t *testing.T) {
 		t.Errorf("result %+v over %d pages; want 1825 skipped over 4 pages", res, s.pages)
 	}
 }
+
+// TestFetchMaxTotal checks that a collection walk stops, with an error
+// that says so, once its pages add up to more than MaxTotal bytes: a
+// server cannot make an import read without end one page at a time.
+func TestFetchMaxTotal(t *testing.T) {
+	s, hs := newServer(t)
+	f := &feeds.Feed{Name: "taxii", Source: hs.URL + "/taxii2/", Collection: "IoT indicators"}
+	now := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
+	c := &Client{Token: "s3cret", PageSize: 1, MaxTotal: 1500}
+	_, _, _, err := c.Fetch(context.Background(), f, time.Time{}, now)
+	if err == nil || !strings.Contains(err.Error(), "more than 1500 bytes in all") {
+		t.Fatalf("fetch over MaxTotal: %v", err)
+	}
+	pages := s.pages
+	c.MaxTotal = 0 // the default: the whole collection
+	if _, _, _, err := c.Fetch(context.Background(), f, time.Time{}, now); err != nil {
+		t.Fatal(err)
+	}
+	if s.pages-pages <= pages {
+		t.Fatalf("the bounded walk read %d pages, the whole one %d", pages, s.pages-pages)
+	}
+}
