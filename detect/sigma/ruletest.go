@@ -72,7 +72,7 @@ func (rs *RuleSet) TestEvents(r io.Reader) ([]TestResult, int, error) {
 			if t := bytes.TrimSpace(line); len(t) > 0 {
 				c.reset(len(rs.fieldNames))
 				if serr := rs.scanEvent(c, t); serr != nil {
-					out = append(out, TestResult{Line: lineNo, Error: fmt.Sprintf("line %d: %v", lineNo, serr)})
+					out = append(out, TestResult{Line: lineNo, Error: fmt.Sprintf("line %d: %s", lineNo, badLine(t, serr))})
 				} else {
 					m.js.rs, m.js.line = rs, t
 					c.src = &m.js

@@ -81,3 +81,23 @@ func TestRuleTestCorrelations(t *testing.T) {
 		t.Fatalf("below the threshold: matched %d, err %v, results %+v", matched, err, res)
 	}
 }
+
+// TestRuleFileBadLines checks that `vigil rules test` names the line and
+// the byte of a fault in its events, and goes on with the next line.
+func TestRuleFileBadLines(t *testing.T) {
+	dir := t.TempDir()
+	rule := filepath.Join(dir, "r.yml")
+	if err := os.WriteFile(rule, []byte("title: T\nlogsource: {product: x}\ndetection:\n    sel:\n        a: x\n    condition: sel\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	results, matched, loadErrs, err := TestRuleFile(rule, strings.NewReader("{\"a\":1,}\n{\"a\":\"x\"}\n"), nil)
+	if err != nil || len(loadErrs) > 0 {
+		t.Fatal(err, loadErrs)
+	}
+	if matched != 1 || len(results) != 2 {
+		t.Fatalf("matched %d, results %+v", matched, results)
+	}
+	if want := "line 1: invalid JSON at byte 8: "; !strings.HasPrefix(results[0].Error, want) {
+		t.Errorf("error %q, want it to start with %q", results[0].Error, want)
+	}
+}
