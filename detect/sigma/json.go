@@ -267,43 +267,39 @@ func validNumber(tok []byte) bool {
 	if i < len(tok) && tok[i] == '-' {
 		i++
 	}
-	switch {
-	case i < len(tok) && tok[i] == '0':
-		i++
-	case i < len(tok) && '1' <= tok[i] && tok[i] <= '9':
-		for i < len(tok) && '0' <= tok[i] && tok[i] <= '9' {
-			i++
-		}
-	default:
+	j := digits(tok, i)
+	if j == i || tok[i] == '0' && j > i+1 {
 		return false
 	}
-	if i == len(tok) {
-		return true // the usual case: an integer
-	}
-	if tok[i] == '.' {
-		i++
-		j := i
-		for i < len(tok) && '0' <= tok[i] && tok[i] <= '9' {
-			i++
-		}
-		if i == j {
+	i = j
+	if i < len(tok) && tok[i] == '.' {
+		j = digits(tok, i+1)
+		if j == i+1 {
 			return false
 		}
+		i = j
 	}
 	if i < len(tok) && (tok[i] == 'e' || tok[i] == 'E') {
 		i++
 		if i < len(tok) && (tok[i] == '+' || tok[i] == '-') {
 			i++
 		}
-		j := i
-		for i < len(tok) && '0' <= tok[i] && tok[i] <= '9' {
-			i++
-		}
-		if i == j {
+		j = digits(tok, i)
+		if j == i {
 			return false
 		}
+		i = j
 	}
 	return i == len(tok)
+}
+
+// digits returns the index of the first byte of b at or after i that is
+// not a decimal digit.
+func digits(b []byte, i int) int {
+	for i < len(b) && isDigit[b[i]] {
+		i++
+	}
+	return i
 }
 
 // nextElem reads what follows an element of a container at b[i]: a comma
@@ -425,10 +421,7 @@ scan:
 			// The usual number, an integer. Anything else (a fraction,
 			// an exponent, a leading zero, a lone minus) takes the
 			// general path, which validates it.
-			e := v + 1
-			for e < len(b) && isDigit[b[e]] {
-				e++
-			}
+			e := digits(b, v+1)
 			if e < len(b) && !tokenEnd[b[e]] || ch == '0' && e > v+1 || ch == '-' && (e == v+1 || b[v+1] == '0' && e > v+2) {
 				break scan
 			}

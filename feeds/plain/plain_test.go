@@ -77,19 +77,8 @@ not a value
 }
 
 func TestParseCSV(t *testing.T) {
-	// ThreatFox CSV export layout.
-	in := `################################################################
-# ThreatFox IOCs: CSV export                                   #
-################################################################
-"first_seen_utc","ioc_id","ioc_value","ioc_type","threat_type","fk_malware","malware_alias","malware_printable","last_seen_utc","confidence_level","reference","tags","anonymous","reporter"
-"2024-05-01 10:00:00","1","45.61.136.7:443","ip:port","botnet_cc","elf.mozi","","Mozi","","100","","","0","abuse_ch"
-"2024-05-01 10:00:01","2","bad.example.net","domain","botnet_cc","elf.mirai","","Mirai","","75","","","0","abuse_ch"
-"2024-05-01 10:00:02","3","e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","sha256_hash","payload","elf.mirai","","Mirai","","50","","","0","abuse_ch"
-"2024-05-01 10:00:03","4","x","weird_type","payload","","","","","50","","","0","abuse_ch"
-"2024-05-01 10:00:04","5","bad.example.org","domain","botnet_cc","","","","","high","","","0","abuse_ch"
-`
 	f := &feeds.Feed{Name: "tf", CSV: &feeds.CSVMapping{Value: "ioc_value", Type: "ioc_type", Confidence: "confidence_level", Name: "malware_printable"}}
-	ins, res, err := ParseCSV(strings.NewReader(in), f, now)
+	ins, res, err := ParseCSV(strings.NewReader(threatfox), f, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +91,7 @@ func TestParseCSV(t *testing.T) {
 	if ins[2].Type != feeds.TypeSHA256 {
 		t.Errorf("hash row: %+v", ins[2])
 	}
-	_, _, err = ParseCSV(strings.NewReader(in), &feeds.Feed{Name: "tf", CSV: &feeds.CSVMapping{Value: "nope"}}, now)
+	_, _, err = ParseCSV(strings.NewReader(threatfox), &feeds.Feed{Name: "tf", CSV: &feeds.CSVMapping{Value: "nope"}}, now)
 	if err == nil || !strings.Contains(err.Error(), "nope") {
 		t.Errorf("missing column error %v", err)
 	}

@@ -42,6 +42,16 @@ func Error(t testing.TB, err error) {
 	}
 }
 
+// Failed checks a parser's error as Error does, and that an error comes
+// with nothing returned: n items and no import counted in res.
+func Failed(t testing.TB, err error, n int, res feeds.Result) {
+	t.Helper()
+	Error(t, err)
+	if err != nil && (n != 0 || res.Imported != 0) {
+		t.Fatalf("error %v with %d items returned, result %+v", err, n, res)
+	}
+}
+
 // keyTypes are the types an indicator may be looked up by.
 var keyTypes = map[feeds.Type]bool{
 	feeds.TypeIP: true, feeds.TypeDomain: true, feeds.TypeURL: true,
