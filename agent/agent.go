@@ -144,7 +144,7 @@ func New(cfg Config, opts Options) (*Agent, error) {
 	add(&a.events, "authlog", &collect.AuthLog{Env: env, Files: cfg.AuthLogs})
 
 	if cfg.Commands {
-		rc, err := command.OpenReplayCache(filepath.Join(cfg.StateDir, "replay"))
+		rc, err := command.OpenReplayCache(filepath.Join(cfg.StateDir, "replay"), a.now)
 		if err != nil {
 			return nil, err
 		}

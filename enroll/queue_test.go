@@ -90,7 +90,7 @@ func TestQueueSurvivesRestart(t *testing.T) {
 		t.Fatalf("OnQueued after the restart got %v, want cam-1,cam-2", requeued)
 	}
 	// Restored, the command is still the one the server signed.
-	rc, err := command.OpenReplayCache(filepath.Join(t.TempDir(), "replay"))
+	rc, err := command.OpenReplayCache(filepath.Join(t.TempDir(), "replay"), clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ func TestOnQueuedGetsACommandTheAgentAccepts(t *testing.T) {
 	if len(got) != 1 || dev != "cam-9" {
 		t.Fatalf("OnQueued got %d commands for %q", len(got), dev)
 	}
-	rc, err := command.OpenReplayCache(filepath.Join(t.TempDir(), "replay"))
+	rc, err := command.OpenReplayCache(filepath.Join(t.TempDir(), "replay"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,11 +34,12 @@ func TestVerifyMatrix(t *testing.T) {
 	pub, priv := keys(t)
 	_, otherPriv := keys(t)
 	dir := t.TempDir()
-	rc, err := OpenReplayCache(filepath.Join(dir, "replay"))
+	clock := func() time.Time { return now }
+	rc, err := OpenReplayCache(filepath.Join(dir, "replay"), clock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := &Verifier{Key: pub, DeviceID: "cam-1", Replay: rc, Now: func() time.Time { return now },
+	v := &Verifier{Key: pub, DeviceID: "cam-1", Replay: rc, Now: clock,
 		Policy: &Policy{Allow: []string{ActionIsolate, ActionRestore, ActionSetParam}, Params: []string{"log_level"}}}
 	cmd := func(mod func(*Command)) Command {
 		c := Command{ID: "c1", DeviceID: "cam-1", Action: ActionIsolate, Issued: now, Expires: now.Add(5 * time.Minute)}
@@ -87,7 +88,7 @@ func TestVerifyMatrix(t *testing.T) {
 
 	// The replay cache survives a restart.
 	rc.Close()
-	rc2, err := OpenReplayCache(filepath.Join(dir, "replay"))
+	rc2, err := OpenReplayCache(filepath.Join(dir, "replay"), clock)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -176,8 +176,14 @@ type ReplayCache struct {
 	f    *os.File
 }
 
-// OpenReplayCache loads the cache file, creating it when missing.
-func OpenReplayCache(path string) (*ReplayCache, error) {
+// OpenReplayCache loads the cache file, creating it when missing. now is
+// the clock that judges which entries have lapsed: it must be the clock of
+// the Verifier that uses the cache (nil means time.Now), or a test with a
+// fixed date would see its entries pruned by the wall clock.
+func OpenReplayCache(path string, now func() time.Time) (*ReplayCache, error) {
+	if now == nil {
+		now = time.Now
+	}
 	rc := &ReplayCache{path: path, seen: map[string]int64{}}
 	if f, err := os.Open(path); err == nil {
 		sc := bufio.NewScanner(f)
@@ -196,7 +202,7 @@ func OpenReplayCache(path string) (*ReplayCache, error) {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("cannot read replay cache: %w", err)
 	}
-	if err := rc.rewrite(time.Now()); err != nil {
+	if err := rc.rewrite(now()); err != nil {
 		return nil, err
 	}
 	return rc, nil
