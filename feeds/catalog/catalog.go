@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,6 +25,7 @@ import (
 	"github.com/vigil-iot/vigil/feeds/plain"
 	"github.com/vigil-iot/vigil/feeds/stix"
 	"github.com/vigil-iot/vigil/feeds/taxii"
+	"github.com/vigil-iot/vigil/internal/egress"
 )
 
 // Formats Import understands.
@@ -57,7 +59,8 @@ type Catalog struct {
 	dir   string
 	log   *slog.Logger
 	clock vigil.Clock
-	// HTTP fetches URLs; nil means http.DefaultClient.
+	// HTTP fetches URLs; nil means egress.DefaultClient (public addresses
+	// only).
 	HTTP *http.Client
 
 	mu    sync.Mutex
@@ -374,7 +377,7 @@ func OpenSource(ctx context.Context, hc *http.Client, f *feeds.Feed, src string)
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			rc.Close()
-			return nil, vigil.Errorf(vigil.EINVALID, "cannot read gzip %s: %v", src, err)
+			return nil, vigil.Errorf(vigil.EINVALID, "cannot read gzip %s: %v", egress.Redact(src), err)
 		}
 		return struct {
 			io.Reader
@@ -399,7 +402,7 @@ func openRaw(ctx context.Context, hc *http.Client, f *feeds.Feed, src string) (i
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
 	if err != nil {
-		return nil, vigil.Errorf(vigil.EINVALID, "bad url %s: %v", src, err)
+		return nil, vigil.Errorf(vigil.EINVALID, "bad url %s", egress.Redact(src))
 	}
 	if f != nil && f.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+f.Token)
@@ -407,15 +410,18 @@ func openRaw(ctx context.Context, hc *http.Client, f *feeds.Feed, src string) (i
 		req.SetBasicAuth(f.User, f.Password)
 	}
 	if hc == nil {
-		hc = http.DefaultClient
+		hc = egress.DefaultClient()
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("cannot get %s: %w", src, err)
+		if errors.Is(err, egress.ErrDenied) {
+			return nil, vigil.Errorf(vigil.EINVALID, "cannot get %s: %v", egress.Redact(src), err)
+		}
+		return nil, fmt.Errorf("cannot get %s: %w", egress.Redact(src), err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
-		return nil, vigil.Errorf(vigil.EINVALID, "cannot get %s: %s", src, resp.Status)
+		return nil, vigil.Errorf(vigil.EINVALID, "cannot get %s: %s", egress.Redact(src), resp.Status)
 	}
 	return struct {
 		io.Reader

@@ -269,3 +269,9 @@ func Redact(s string) string {
 	u.User = nil
 	return u.String()
 }
+
+var defaultClient = (*Policy)(nil).Client(0)
+
+// DefaultClient is the shared client of the default policy (nothing
+// allowed beyond public addresses), for callers given no client.
+func DefaultClient() *http.Client { return defaultClient }
