@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -104,7 +105,8 @@ func TestRedirectToDenied(t *testing.T) {
 	inner := &httptest.Server{Listener: l, Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hidden++ })}}
 	inner.Start()
 	defer inner.Close()
-	for _, target := range []string{inner.URL + "/", "http://169.254.169.254/latest/meta-data/", "http://[::1]:1/"} {
+	// only local targets: were the check broken, nothing may leave the machine
+	for _, target := range []string{inner.URL + "/", "http://[::1]:1/", "http://0.0.0.0:1/"} {
 		outer := httptest.NewServer(http.RedirectHandler(target, http.StatusFound))
 		_, err := get(t, MustNew("127.0.0.1").Client(5*time.Second), outer.URL, nil)
 		outer.Close()
@@ -162,22 +164,32 @@ func TestRedirectDropsCredentials(t *testing.T) {
 }
 
 // TestResolverPrivate: a public-looking name that resolves to a private
-// address is refused at dial time, on the address resolved.
+// address is refused at dial time, on the address resolved (the dialer's
+// Control hook, which runs before connect). The test's dialer stops every
+// connect itself, so that a broken check can never send a packet to a
+// private address.
 func TestResolverPrivate(t *testing.T) {
-	p := &Policy{Resolver: fakeResolver(netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("fd00::1"))}
-	_, err := p.DialContext(t.Context(), "tcp", "feeds.example.com:443")
-	if !errors.Is(err, ErrDenied) || !strings.Contains(err.Error(), "private") {
-		t.Fatalf("dial of a name resolving to 10.0.0.1: %v, want ErrDenied (private)", err)
-	}
-	_, err = get(t, p.Client(5*time.Second), "http://feeds.example.com/intel.txt", map[string]string{"Authorization": "Bearer x"})
-	if !errors.Is(err, ErrDenied) {
-		t.Fatalf("HTTP get of a name resolving to 10.0.0.1: %v, want ErrDenied", err)
+	var p *Policy
+	for _, ip := range []string{"10.0.0.1", "fd00::1", "169.254.169.254"} {
+		var checked []string
+		d := &net.Dialer{Resolver: fakeResolver(netip.MustParseAddr(ip)), Control: func(network, address string, c syscall.RawConn) error {
+			checked = append(checked, address)
+			if err := p.control(network, address, c); err != nil {
+				return err
+			}
+			t.Errorf("%s allowed", address)
+			return errors.New("the test never connects")
+		}}
+		_, err := d.DialContext(t.Context(), "tcp", "feeds.example.com:443")
+		if !errors.Is(err, ErrDenied) || len(checked) == 0 || checked[0] != netip.AddrPortFrom(netip.MustParseAddr(ip), 443).String() {
+			t.Errorf("dial of a name resolving to %s: %v (checked %v), want ErrDenied on the resolved address", ip, err, checked)
+		}
 	}
 }
 
-// fakeResolver answers every A query with v4 and every AAAA query with
-// v6, from memory (no packet leaves the process).
-func fakeResolver(v4, v6 netip.Addr) *net.Resolver {
+// fakeResolver answers every query of ip's family (A or AAAA) with ip, and
+// the other with no record, from memory (no packet leaves the process).
+func fakeResolver(ip netip.Addr) *net.Resolver {
 	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, address string) (net.Conn, error) {
 		c, s := net.Pipe()
 		go func() {
@@ -191,7 +203,7 @@ func fakeResolver(v4, v6 netip.Addr) *net.Resolver {
 				if _, err := io.ReadFull(s, q); err != nil {
 					return
 				}
-				a := dnsAnswer(q, v4, v6)
+				a := dnsAnswer(q, ip)
 				binary.BigEndian.PutUint16(n[:], uint16(len(a)))
 				s.Write(append(n[:], a...))
 			}
@@ -200,8 +212,9 @@ func fakeResolver(v4, v6 netip.Addr) *net.Resolver {
 	}}
 }
 
-// dnsAnswer answers a one-question query with one record.
-func dnsAnswer(q []byte, v4, v6 netip.Addr) []byte {
+// dnsAnswer answers a one-question query with ip when the question asks
+// for its family, else with no record.
+func dnsAnswer(q []byte, ip netip.Addr) []byte {
 	i := 12
 	for i < len(q) && q[i] != 0 {
 		i += int(q[i]) + 1
@@ -209,12 +222,12 @@ func dnsAnswer(q []byte, v4, v6 netip.Addr) []byte {
 	qtype := binary.BigEndian.Uint16(q[i+1:])
 	question := q[12 : i+5]
 	var rdata []byte
-	switch qtype {
-	case 1:
-		b := v4.As4()
+	switch {
+	case qtype == 1 && ip.Is4():
+		b := ip.As4()
 		rdata = b[:]
-	case 28:
-		b := v6.As16()
+	case qtype == 28 && ip.Is6():
+		b := ip.As16()
 		rdata = b[:]
 	}
 	out := []byte{q[0], q[1], 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0}
