@@ -6,7 +6,6 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -365,8 +364,10 @@ const MaxFeedSize = 1 << 30
 
 // OpenSource opens a file path or an http(s) URL, with the feed's bearer
 // token or basic auth for URLs, and decompresses gzip content (NVD and
-// other full feeds ship as .json.gz). Returns ENOTFOUND for a missing file
-// and EINVALID for an HTTP error status or bad gzip data.
+// other full feeds ship as .json.gz). URLs are fetched with hc (nil:
+// egress.DefaultClient). Returns ENOTFOUND for a missing file and EINVALID
+// for a URL that cannot be fetched (refused by the outbound policy, no
+// such host, refused, ...), an HTTP error status or bad gzip data.
 func OpenSource(ctx context.Context, hc *http.Client, f *feeds.Feed, src string) (io.ReadCloser, error) {
 	rc, err := openRaw(ctx, hc, f, src)
 	if err != nil {
@@ -413,11 +414,8 @@ func openRaw(ctx context.Context, hc *http.Client, f *feeds.Feed, src string) (i
 		hc = egress.DefaultClient()
 	}
 	resp, err := hc.Do(req)
-	if err != nil {
-		if errors.Is(err, egress.ErrDenied) {
-			return nil, vigil.Errorf(vigil.EINVALID, "cannot get %s: %v", egress.Redact(src), err)
-		}
-		return nil, fmt.Errorf("cannot get %s: %w", egress.Redact(src), err)
+	if err != nil { // refused by the outbound policy, no such host, refused, timed out: the source's fault
+		return nil, vigil.Errorf(vigil.EINVALID, "cannot get %s: %v", egress.Redact(src), err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()

@@ -53,6 +53,9 @@ func TestCatalog(t *testing.T) {
 		t.Fatalf("import from loopback by default: %v", err)
 	}
 	c.HTTP = egress.Loopback().Client(0)
+	if _, err := c.Import(ctx, feeds.Feed{Name: "down", Source: "http://127.0.0.1:1/x"}); vigil.ErrorCode(err) != vigil.EINVALID {
+		t.Fatalf("import from a closed port: %v, want EINVALID (the source's fault, not the server's)", err)
+	}
 	if _, err := c.Import(ctx, feeds.Feed{Name: "web", Source: hs.URL + "/ips.txt"}); vigil.ErrorCode(err) != vigil.EINVALID {
 		t.Fatalf("import without token: %v", err)
 	}
