@@ -108,6 +108,12 @@ var denied = []struct {
 	{netip.MustParsePrefix("fec0::/10"), "site-local"},
 }
 
+// nat64 and sixToFour are IPv6 prefixes that carry an IPv4 address.
+var (
+	nat64     = netip.MustParsePrefix("64:ff9b::/96")
+	sixToFour = netip.MustParsePrefix("2002::/16")
+)
+
 // classify says why ip is a special-purpose address, or "" for a public
 // one. IPv4 addresses embedded in IPv6 (mapped, NAT64, 6to4) are judged
 // as the IPv4 address they carry.
@@ -116,11 +122,11 @@ func classify(ip netip.Addr) string {
 	if ip.Is6() {
 		b := ip.As16()
 		switch {
-		case netip.MustParsePrefix("64:ff9b::/96").Contains(ip): // NAT64
+		case nat64.Contains(ip):
 			if r := classify(netip.AddrFrom4([4]byte(b[12:16]))); r != "" {
 				return r + " (NAT64)"
 			}
-		case netip.MustParsePrefix("2002::/16").Contains(ip): // 6to4
+		case sixToFour.Contains(ip):
 			if r := classify(netip.AddrFrom4([4]byte(b[2:6]))); r != "" {
 				return r + " (6to4)"
 			}
@@ -219,10 +225,11 @@ func (p *Policy) Client(timeout time.Duration) *http.Client {
 
 // keep are the headers a request keeps on a redirect to another origin;
 // every other one (Authorization, Cookie, a configured token header such
-// as X-Api-Key, a signature) is dropped.
+// as X-Api-Key, a signature, and Referer, whose URL may carry a key in its
+// query) is dropped.
 var keep = map[string]bool{
 	"Accept": true, "Accept-Encoding": true, "Accept-Language": true, "User-Agent": true,
-	"Content-Type": true, "Content-Length": true, "Idempotency-Key": true, "Referer": true,
+	"Content-Type": true, "Content-Length": true, "Idempotency-Key": true,
 }
 
 // CheckRedirect is an http.Client CheckRedirect: at most 10 redirects,

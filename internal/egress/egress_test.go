@@ -145,6 +145,9 @@ func TestRedirectDropsCredentials(t *testing.T) {
 	if h.Get("Authorization") != "" || h.Get("X-Api-Key") != "" {
 		t.Errorf("credentials went to another origin: %v", h)
 	}
+	if h.Get("Referer") != "" {
+		t.Errorf("the first URL went to another origin as Referer: %v", h)
+	}
 	if h.Get("Accept") != "application/json" {
 		t.Errorf("a harmless header was dropped: %v", h)
 	}
