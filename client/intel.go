@@ -15,7 +15,8 @@ import (
 )
 
 // ImportIntel imports a threat-intel feed: from in.Content when set, else
-// from in.Feed.Source as the server reads it (a URL or a server path).
+// from in.Feed.Source, an http(s) URL the server fetches (it reads no
+// path of its own over the API).
 func (c *Client) ImportIntel(ctx context.Context, in web.IntelImport) (feeds.Result, error) {
 	var res feeds.Result
 	err := c.postJSON(ctx, api.Prefix+"/intel/feeds", in, &res)

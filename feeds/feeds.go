@@ -1,8 +1,10 @@
 package feeds
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -114,6 +116,21 @@ type Result struct {
 	Errors []string `json:"errors,omitempty"`
 }
 
+// safeID is the form of an identifier a rejection may name: a UUID, a
+// STIX id (type--uuid), a CVE id.
+var safeID = regexp.MustCompile(`^(?:[a-z][a-z0-9-]{0,40}--)?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$|^CVE-[0-9]{4}-[0-9]{4,7}$`)
+
+// Named returns " (id)" when id has the form of an identifier (a UUID, a
+// STIX id, a CVE id), else "": a rejection names where (position, and such
+// an id) and why, never content it could not parse, which may be a secret
+// of a file that is no feed at all.
+func Named(id string) string {
+	if safeID.MatchString(id) {
+		return " (" + id + ")"
+	}
+	return ""
+}
+
 // MaxErrors bounds Result.Errors.
 const MaxErrors = 100
 
@@ -166,7 +183,7 @@ func Normalize(t Type, v string) (string, error) {
 		if strings.Contains(v, "/") {
 			p, err := netip.ParsePrefix(v)
 			if err != nil {
-				return "", fmt.Errorf("bad prefix %s", quote(v))
+				return "", errors.New("bad prefix")
 			}
 			if p.Addr().Is4In6() && p.Bits() >= 96 { // ::ffff:192.0.2.0/120 is 192.0.2.0/24
 				p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
@@ -179,7 +196,7 @@ func Normalize(t Type, v string) (string, error) {
 		}
 		a, err := netip.ParseAddr(v)
 		if err != nil {
-			return "", fmt.Errorf("bad address %s", quote(v))
+			return "", errors.New("bad address")
 		}
 		return a.Unmap().WithZone("").String(), nil
 	case TypeDomain:
@@ -187,7 +204,7 @@ func Normalize(t Type, v string) (string, error) {
 		tld := d[strings.LastIndexByte(d, '.')+1:]
 		if d == "" || !utf8.ValidString(v) || strings.ContainsAny(d, "/:@") || strings.ContainsFunc(d, isSpaceOrControl) ||
 			tld == "" || strings.Trim(tld, "0123456789") == "" {
-			return "", fmt.Errorf("bad domain %s", quote(v))
+			return "", errors.New("bad domain")
 		}
 		return d, nil
 	case TypeURL:
@@ -196,13 +213,13 @@ func Normalize(t Type, v string) (string, error) {
 		want := map[Type]int{TypeMD5: 32, TypeSHA1: 40, TypeSHA256: 64, TypeSHA512: 128}[t]
 		h := strings.ToLower(v)
 		if len(h) != want || strings.Trim(h, "0123456789abcdef") != "" {
-			return "", fmt.Errorf("bad %s hash %s", t, quote(v))
+			return "", fmt.Errorf("bad %s hash: want %d hex digits", t, want)
 		}
 		return h, nil
 	case TypePort:
 		n, err := strconv.ParseUint(v, 10, 16)
 		if err != nil {
-			return "", fmt.Errorf("bad port %s", quote(v))
+			return "", errors.New("bad port: want 0..65535")
 		}
 		return strconv.FormatUint(n, 10), nil
 	case TypeFileName:
@@ -211,7 +228,7 @@ func Normalize(t Type, v string) (string, error) {
 		}
 		return v, nil
 	}
-	return "", fmt.Errorf("unknown indicator type %q", t)
+	return "", errors.New("unknown indicator type")
 }
 
 // NormalizeURL lower-cases the scheme and host of a URL and drops a
@@ -222,7 +239,7 @@ func NormalizeURL(v string) (string, error) {
 	v = strings.TrimSpace(v)
 	scheme, rest, ok := strings.Cut(v, "://")
 	if !ok || scheme == "" || rest == "" || !utf8.ValidString(v) {
-		return "", fmt.Errorf("bad url %s", quote(v))
+		return "", errors.New("bad url")
 	}
 	scheme = strings.ToLower(scheme)
 	if i := strings.IndexByte(rest, '#'); i >= 0 {
@@ -286,12 +303,3 @@ func Guess(v string) (Type, bool) {
 }
 
 func isSpaceOrControl(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }
-
-// quote quotes a value for an error, cut after 200 bytes: a feed's values
-// can be megabytes long.
-func quote(v string) string {
-	if len(v) > 200 {
-		return strconv.Quote(v[:200]) + "..."
-	}
-	return strconv.Quote(v)
-}

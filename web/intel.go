@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"github.com/vigil-iot/vigil/auth"
 	"github.com/vigil-iot/vigil/feeds"
 	"github.com/vigil-iot/vigil/feeds/catalog"
+	"github.com/vigil-iot/vigil/internal/egress"
 	"github.com/vigil-iot/vigil/vuln"
 	"github.com/vigil-iot/vigil/vuln/report"
 	"github.com/vigil-iot/vigil/vuln/scan"
@@ -23,16 +25,17 @@ import (
 const maxFeedBody = 256 << 20
 
 // IntelImport is the body of POST /api/v1/intel/feeds: the feed, and its
-// content when the client uploads it (else the server reads Feed.Source,
-// a URL or a path on the server).
+// content when the client uploads it (else the server fetches Feed.Source,
+// an http(s) URL: the API never reads a path on the server; `vigil intel
+// import --data` on the server host does).
 type IntelImport struct {
 	Feed    feeds.Feed `json:"feed"`
 	Content string     `json:"content,omitempty"`
 }
 
-// VulnImport is the body of POST /api/v1/vuln/sources: where to read the
-// advisories, VEX or SBOM from (a URL or a path on the server), or their
-// uploaded content, and how to take them.
+// VulnImport is the body of POST /api/v1/vuln/sources: where to fetch the
+// advisories, VEX or SBOM from (an http(s) URL, never a path on the
+// server), or their uploaded content, and how to take them.
 type VulnImport struct {
 	Name     string        `json:"name"`
 	Format   string        `json:"format,omitempty"`
@@ -63,7 +66,11 @@ func (s *Server) intelRoutes(in *Intel) []Route {
 	p := api.Prefix
 	return []Route{
 		{Method: "GET", Pattern: p + "/intel/feeds", Perm: auth.PermRead, Handler: s.handle(func(w http.ResponseWriter, r *http.Request) error {
-			writeJSON(w, http.StatusOK, api.List[catalog.FeedInfo]{Items: cat.List()})
+			fs := cat.List()
+			for i := range fs {
+				hideFeedSecrets(&fs[i])
+			}
+			writeJSON(w, http.StatusOK, api.List[catalog.FeedInfo]{Items: fs})
 			return nil
 		})},
 		{Method: "POST", Pattern: p + "/intel/feeds", Perm: auth.PermWrite, Handler: s.handle(func(w http.ResponseWriter, r *http.Request) error {
@@ -77,6 +84,8 @@ func (s *Server) intelRoutes(in *Intel) []Route {
 					return err
 				}
 				in.Feed.Source = path
+			} else if err := checkRemote("feed.source", in.Feed.Source); err != nil {
+				return err
 			}
 			res, err := cat.Import(r.Context(), in.Feed)
 			if err != nil {
@@ -96,7 +105,12 @@ func (s *Server) intelRoutes(in *Intel) []Route {
 			return nil
 		})},
 		{Method: "GET", Pattern: p + "/vuln/sources", Perm: auth.PermRead, Handler: s.handle(func(w http.ResponseWriter, r *http.Request) error {
-			writeJSON(w, http.StatusOK, api.List[scan.SourceInfo]{Items: db.Sources()})
+			ss := db.Sources()
+			for i := range ss {
+				ss[i].Origin = egress.Redact(ss[i].Origin)
+				ss[i].Result.Errors = nil // stored before rejections stopped quoting content
+			}
+			writeJSON(w, http.StatusOK, api.List[scan.SourceInfo]{Items: ss})
 			return nil
 		})},
 		{Method: "POST", Pattern: p + "/vuln/sources", Perm: auth.PermWrite, Handler: s.handle(func(w http.ResponseWriter, r *http.Request) error {
@@ -112,7 +126,9 @@ func (s *Server) intelRoutes(in *Intel) []Route {
 			case in.Content != "":
 				res, err = db.ImportReader(bytes.NewReader([]byte(in.Content)), "upload:"+in.Name, o)
 			case in.Source != "":
-				res, err = db.Import(r.Context(), in.Source, o)
+				if err = checkRemote("source", in.Source); err == nil {
+					res, err = db.Import(r.Context(), in.Source, o)
+				}
 			default:
 				err = vigil.Errorf(vigil.EINVALID, "source or content: one is required")
 			}
@@ -155,6 +171,32 @@ func (s *Server) intelRoutes(in *Intel) []Route {
 			return err
 		})},
 	}
+}
+
+// checkRemote refuses a source that is not an http(s) URL with a host: a
+// path, file://, or any other scheme names something on the server itself,
+// which only the CLI on the server host may read.
+func checkRemote(field, src string) error {
+	u, err := url.Parse(src)
+	if src == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return vigil.Errorf(vigil.EINVALID, "%s: want an http(s) URL or uploaded content; files on the server are imported only on its host (vigil intel|vuln import --data)", field)
+	}
+	return nil
+}
+
+// hideFeedSecrets keeps a feed's credentials out of an answer: the token
+// and password show as "set" when they are, the source URL loses its
+// userinfo, and the stored rejections (which once quoted the content they
+// could not parse) are left out; the counts stay.
+func hideFeedSecrets(fi *catalog.FeedInfo) {
+	if fi.Feed.Token != "" {
+		fi.Feed.Token = "set"
+	}
+	if fi.Feed.Password != "" {
+		fi.Feed.Password = "set"
+	}
+	fi.Feed.Source = egress.Redact(fi.Feed.Source)
+	fi.Result.Errors = nil
 }
 
 // saveUpload writes an uploaded feed to dir/<name> (0600) and returns its

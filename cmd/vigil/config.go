@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/vigil-iot/vigil/internal/egress"
 )
 
 // config is the server's configuration: defaults, then the config file,
@@ -64,8 +66,30 @@ type config struct {
 	// MQTTIngest, when set, subscribes to the agents' MQTT topics (mqtt.go).
 	MQTTIngest *mqttIngestConfig `yaml:"mqtt_ingest"`
 
+	// Outbound is what the server's outbound connections (feeds, TAXII,
+	// vulnerability sources, webhooks, SMTP) may reach besides public
+	// addresses.
+	Outbound outboundConfig `yaml:"outbound"`
+
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
+}
+
+// outboundConfig is the config key "outbound".
+type outboundConfig struct {
+	// Allow lists CIDRs, addresses and host names that outbound
+	// connections may reach although they are loopback, private,
+	// link-local, CGNAT, cloud metadata, ... (internal/egress).
+	Allow []string `yaml:"allow"`
+}
+
+// egress is the outbound policy of the config (validate checked it).
+func (c *config) egress() *egress.Policy {
+	p, err := egress.New(c.Outbound.Allow)
+	if err != nil {
+		panic(err)
+	}
+	return p
 }
 
 func defaultConfig() config {
@@ -112,6 +136,9 @@ func (c *config) validate() error {
 	}
 	if c.Retention <= 0 {
 		return fmt.Errorf("retention: must be positive")
+	}
+	if _, err := egress.New(c.Outbound.Allow); err != nil {
+		return fmt.Errorf("outbound.allow: %w", err)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -159,5 +160,26 @@ func TestVulnerableAgentPackageRaisesAlert(t *testing.T) {
 			t.Fatalf("no vulnerability alert with a remediation for nvr-7; alerts: %+v", as)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestOutboundAllowConfig: outbound.allow takes CIDRs, addresses and host
+// names; anything else fails validation naming the key.
+func TestOutboundAllowConfig(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.Outbound.Allow = []string{"10.20.0.0/16", "127.0.0.1", "::1", "feeds.corp.example"}
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.egress().Check(netip.MustParseAddr("10.20.1.1")); err != nil {
+		t.Errorf("an allowed address: %v", err)
+	}
+	if err := cfg.egress().Check(netip.MustParseAddr("10.21.1.1")); err == nil {
+		t.Error("a private address outside the allowed prefix passed")
+	}
+	cfg.Outbound.Allow = []string{"10.0.0.0/33"}
+	if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), "outbound.allow") {
+		t.Errorf("bad entry: %v", err)
 	}
 }

@@ -124,22 +124,23 @@ func (a *app) openRespond(ctx context.Context) error {
 	}
 	r.agent = agentconn.New(agentSender{a})
 	conns := []respond.Connector{r.agent, revoke.New(a.enrollFiles.Revocations)}
+	out := a.cfg.egress() // webhooks and SMTP reach only what outbound.allow lets them
 	if c := cfg.Webhook; c != nil && c.URL != "" {
-		w, err := webhook.New(webhook.Options{URL: c.URL, Headers: c.Headers, Secret: c.Secret})
+		w, err := webhook.New(webhook.Options{URL: c.URL, Headers: c.Headers, Secret: c.Secret, Client: out.Client(10 * time.Second)})
 		if err != nil {
 			return fmt.Errorf("response.webhook: %w", err)
 		}
 		conns = append(conns, w)
 	}
 	if c := cfg.Slack; c != nil && c.URL != "" {
-		w, err := webhook.New(webhook.Options{URL: c.URL, Format: webhook.FormatSlack, Headers: c.Headers, Secret: c.Secret})
+		w, err := webhook.New(webhook.Options{URL: c.URL, Format: webhook.FormatSlack, Headers: c.Headers, Secret: c.Secret, Client: out.Client(10 * time.Second)})
 		if err != nil {
 			return fmt.Errorf("response.slack: %w", err)
 		}
 		conns = append(conns, w)
 	}
 	if c := cfg.Email; c != nil && c.Addr != "" {
-		m, err := email.New(email.Options{Addr: c.Addr, From: c.From, To: c.To, Username: c.Username, Password: c.Password})
+		m, err := email.New(email.Options{Addr: c.Addr, From: c.From, To: c.To, Username: c.Username, Password: c.Password, Dial: out.DialContext})
 		if err != nil {
 			return fmt.Errorf("response.email: %w", err)
 		}

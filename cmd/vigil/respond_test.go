@@ -376,7 +376,7 @@ func TestConfiguredPlaybooksAndWebhook(t *testing.T) {
 	os.WriteFile(filepath.Join(pbDir, "opened.yaml"), []byte("name: tell-opened\ntrigger: {incident: [opened]}\n"+
 		"steps:\n  - action: notify\n    connector: webhook\n    params: {text: 'incident opened: {{.Incident.Title}}'}\n"), 0o644)
 	file := filepath.Join(t.TempDir(), "vigil.yaml")
-	os.WriteFile(file, []byte(fmt.Sprintf("playbooks_dir: %s\nresponse:\n  max_actions: 5\n  window: 1m\n  webhook:\n    url: %s\n    secret: s3cret\n", pbDir, hook.URL)), 0o600)
+	os.WriteFile(file, []byte(fmt.Sprintf("playbooks_dir: %s\noutbound:\n  allow: [127.0.0.1]\nresponse:\n  max_actions: 5\n  window: 1m\n  webhook:\n    url: %s\n    secret: s3cret\n", pbDir, hook.URL)), 0o600)
 	cfg := defaultConfig()
 	if err := loadConfig(file, &cfg); err != nil {
 		t.Fatal(err)

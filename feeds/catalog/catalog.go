@@ -24,6 +24,7 @@ import (
 	"github.com/vigil-iot/vigil/feeds/plain"
 	"github.com/vigil-iot/vigil/feeds/stix"
 	"github.com/vigil-iot/vigil/feeds/taxii"
+	"github.com/vigil-iot/vigil/internal/egress"
 )
 
 // Formats Import understands.
@@ -57,7 +58,8 @@ type Catalog struct {
 	dir   string
 	log   *slog.Logger
 	clock vigil.Clock
-	// HTTP fetches URLs; nil means http.DefaultClient.
+	// HTTP fetches URLs; nil means egress.DefaultClient (public addresses
+	// only).
 	HTTP *http.Client
 
 	mu    sync.Mutex
@@ -362,8 +364,10 @@ const MaxFeedSize = 1 << 30
 
 // OpenSource opens a file path or an http(s) URL, with the feed's bearer
 // token or basic auth for URLs, and decompresses gzip content (NVD and
-// other full feeds ship as .json.gz). Returns ENOTFOUND for a missing file
-// and EINVALID for an HTTP error status or bad gzip data.
+// other full feeds ship as .json.gz). URLs are fetched with hc (nil:
+// egress.DefaultClient). Returns ENOTFOUND for a missing file and EINVALID
+// for a URL that cannot be fetched (refused by the outbound policy, no
+// such host, refused, ...), an HTTP error status or bad gzip data.
 func OpenSource(ctx context.Context, hc *http.Client, f *feeds.Feed, src string) (io.ReadCloser, error) {
 	rc, err := openRaw(ctx, hc, f, src)
 	if err != nil {
@@ -374,7 +378,7 @@ func OpenSource(ctx context.Context, hc *http.Client, f *feeds.Feed, src string)
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			rc.Close()
-			return nil, vigil.Errorf(vigil.EINVALID, "cannot read gzip %s: %v", src, err)
+			return nil, vigil.Errorf(vigil.EINVALID, "cannot read gzip %s: %v", egress.Redact(src), err)
 		}
 		return struct {
 			io.Reader
@@ -399,7 +403,7 @@ func openRaw(ctx context.Context, hc *http.Client, f *feeds.Feed, src string) (i
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
 	if err != nil {
-		return nil, vigil.Errorf(vigil.EINVALID, "bad url %s: %v", src, err)
+		return nil, vigil.Errorf(vigil.EINVALID, "bad url %s", egress.Redact(src))
 	}
 	if f != nil && f.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+f.Token)
@@ -407,15 +411,15 @@ func openRaw(ctx context.Context, hc *http.Client, f *feeds.Feed, src string) (i
 		req.SetBasicAuth(f.User, f.Password)
 	}
 	if hc == nil {
-		hc = http.DefaultClient
+		hc = egress.DefaultClient()
 	}
 	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("cannot get %s: %w", src, err)
+	if err != nil { // refused by the outbound policy, no such host, refused, timed out: the source's fault
+		return nil, vigil.Errorf(vigil.EINVALID, "cannot get %s: %v", egress.Redact(src), err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
-		return nil, vigil.Errorf(vigil.EINVALID, "cannot get %s: %s", src, resp.Status)
+		return nil, vigil.Errorf(vigil.EINVALID, "cannot get %s: %s", egress.Redact(src), resp.Status)
 	}
 	return struct {
 		io.Reader

@@ -2,15 +2,18 @@ package catalog
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/feeds"
 	"github.com/vigil-iot/vigil/feeds/internal/corpus"
+	"github.com/vigil-iot/vigil/internal/egress"
 )
 
 type clock struct{ t time.Time }
@@ -45,6 +48,14 @@ func TestCatalog(t *testing.T) {
 		w.Write([]byte(body))
 	}))
 	defer hs.Close()
+	// the default outbound policy refuses loopback, and sends no token there
+	if _, err := c.Import(ctx, feeds.Feed{Name: "web", Source: hs.URL + "/ips.txt", Token: "tk"}); !strings.Contains(fmt.Sprint(err), "refused by the outbound policy") {
+		t.Fatalf("import from loopback by default: %v", err)
+	}
+	c.HTTP = egress.Loopback().Client(0)
+	if _, err := c.Import(ctx, feeds.Feed{Name: "down", Source: "http://127.0.0.1:1/x"}); vigil.ErrorCode(err) != vigil.EINVALID {
+		t.Fatalf("import from a closed port: %v, want EINVALID (the source's fault, not the server's)", err)
+	}
 	if _, err := c.Import(ctx, feeds.Feed{Name: "web", Source: hs.URL + "/ips.txt"}); vigil.ErrorCode(err) != vigil.EINVALID {
 		t.Fatalf("import without token: %v", err)
 	}

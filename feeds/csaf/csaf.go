@@ -95,7 +95,7 @@ func Parse(r io.Reader) ([]vuln.Advisory, feeds.Result, error) {
 		return nil, res, fmt.Errorf("cannot decode CSAF document: %w", err)
 	}
 	if d.Document.CSAFVersion != "2.0" {
-		return nil, res, fmt.Errorf("cannot read CSAF document: csaf_version %q, want 2.0", d.Document.CSAFVersion)
+		return nil, res, fmt.Errorf("cannot read CSAF document: csaf_version is not 2.0")
 	}
 	tid := d.Document.Tracking.ID
 	prods := map[string]prod{}
@@ -110,7 +110,7 @@ func Parse(r io.Reader) ([]vuln.Advisory, feeds.Result, error) {
 		if b.Product != nil {
 			p, err := identify(b, vendor, name)
 			if err != nil {
-				return fmt.Errorf("product %s: %v", b.Product.ProductID, err)
+				return fmt.Errorf("product%s: %v", feeds.Named(b.Product.ProductID), err)
 			}
 			prods[b.Product.ProductID] = p
 		}
@@ -121,15 +121,15 @@ func Parse(r io.Reader) ([]vuln.Advisory, feeds.Result, error) {
 		}
 		return nil
 	}
-	for _, b := range d.ProductTree.Branches {
+	for i, b := range d.ProductTree.Branches {
 		if err := walk(b, "", ""); err != nil {
-			res.Reject("%s: %v", tid, err)
+			res.Reject("product_tree branch %d: %v", i, err)
 		}
 	}
-	for _, fp := range d.ProductTree.FullProductNames {
+	for i, fp := range d.ProductTree.FullProductNames {
 		p, err := identify(branch{Product: &fp}, "", "")
 		if err != nil {
-			res.Reject("%s: product %s: %v", tid, fp.ProductID, err)
+			res.Reject("product_tree full_product_names %d: %v", i, err)
 			continue
 		}
 		prods[fp.ProductID] = p
@@ -138,7 +138,7 @@ func Parse(r io.Reader) ([]vuln.Advisory, feeds.Result, error) {
 	for i, raw := range d.Vulnerabilities {
 		var v Vulnerability
 		if err := json.Unmarshal(raw, &v); err != nil {
-			res.Reject("%s: vulnerability %d: cannot decode: %v", tid, i, err)
+			res.Reject("vulnerability %d: cannot decode: %v", i, err)
 			continue
 		}
 		name := v.CVE
@@ -146,11 +146,11 @@ func Parse(r io.Reader) ([]vuln.Advisory, feeds.Result, error) {
 			name = v.IDs[0].Text
 		}
 		if name == "" {
-			res.Reject("%s: vulnerability %d has no cve or ids", tid, i)
+			res.Reject("vulnerability %d has no cve or ids", i)
 			continue
 		}
 		if v.CVE != "" && !strings.HasPrefix(v.CVE, "CVE-") {
-			res.Reject("%s: vulnerability %d: bad cve %q", tid, i, v.CVE)
+			res.Reject("vulnerability %d: bad cve", i)
 			continue
 		}
 		a := vuln.Advisory{ID: tid + "/" + name, CVE: v.CVE, Source: vuln.SourceCSAF, Summary: v.Title,
@@ -191,14 +191,14 @@ func Parse(r io.Reader) ([]vuln.Advisory, feeds.Result, error) {
 			return af
 		}
 		seen := map[string]bool{}
-		for _, id := range affected {
+		for j, id := range affected {
 			if seen[id] { // listed twice (known and first affected): its ranges once
 				continue
 			}
 			seen[id] = true
 			p, ok := prods[id]
 			if !ok {
-				res.Reject("%s: %s: unknown product id %s", tid, name, id)
+				res.Reject("vulnerability %d%s: affected product %d names an unknown product id", i, feeds.Named(name), j)
 				bad = true
 				break
 			}
@@ -253,7 +253,7 @@ func identify(b branch, vendor, name string) (prod, error) {
 	if h := b.Product.Helper; h != nil && h.PURL != "" {
 		pu, err := vuln.ParsePURL(h.PURL)
 		if err != nil {
-			return p, err
+			return p, fmt.Errorf("bad purl") // not quoted: errors never echo content
 		}
 		p.version = pu.Version
 		pu.Version, pu.Qualifiers = "", nil
@@ -261,7 +261,7 @@ func identify(b branch, vendor, name string) (prod, error) {
 	} else if h != nil && h.CPE != "" {
 		c, err := vuln.ParseCPE(h.CPE)
 		if err != nil {
-			return p, err
+			return p, fmt.Errorf("bad CPE")
 		}
 		if c.Version != "*" && c.Version != "-" {
 			p.version = c.Version
@@ -299,13 +299,13 @@ func readsBack(p prod) error {
 	if strings.HasPrefix(p.key, "purl:") {
 		pu, err := vuln.ParsePURL(p.ident)
 		if err != nil || pu.String() != p.ident {
-			return fmt.Errorf("purl %q does not read back the same", p.ident)
+			return fmt.Errorf("purl does not read back the same")
 		}
 		return nil
 	}
 	c, err := vuln.ParseCPE(p.ident)
 	if err != nil || "cpe:"+c.Key() != p.key {
-		return fmt.Errorf("CPE %q does not read back the same", p.ident)
+		return fmt.Errorf("CPE does not read back the same")
 	}
 	return nil
 }
@@ -320,22 +320,22 @@ const maxConstraints = 64
 func ParseVers(s string) ([]vuln.Range, vuln.Ecosystem, error) {
 	rest, ok := strings.CutPrefix(s, "vers:")
 	if !ok {
-		return nil, "", fmt.Errorf("bad range %q: not vers:", s)
+		return nil, "", fmt.Errorf("bad range: not vers:")
 	}
 	scheme, cons, ok := strings.Cut(rest, "/")
 	if !ok {
-		return nil, "", fmt.Errorf("bad range %q: no scheme", s)
+		return nil, "", fmt.Errorf("bad range: no scheme")
 	}
 	eco := vuln.EcosystemOf(scheme)
 	if strings.TrimSpace(cons) == "*" {
 		return []vuln.Range{{}}, eco, nil
 	}
 	if n := strings.Count(cons, "|") + 1; n > maxConstraints {
-		return nil, "", fmt.Errorf("bad range %.40q...: %d constraints, more than %d", s, n, maxConstraints)
+		return nil, "", fmt.Errorf("bad range: %d constraints, more than %d", n, maxConstraints)
 	}
 	var out []vuln.Range
 	var cur *vuln.Range
-	for _, c := range strings.Split(cons, "|") {
+	for k, c := range strings.Split(cons, "|") {
 		c = strings.TrimSpace(c)
 		var op string
 		for _, o := range []string{">=", "<=", "!=", ">", "<", "="} {
@@ -346,7 +346,7 @@ func ParseVers(s string) ([]vuln.Range, vuln.Ecosystem, error) {
 		}
 		v := strings.TrimSpace(c[len(op):])
 		if v == "" {
-			return nil, "", fmt.Errorf("bad range %q: empty version in %q", s, c)
+			return nil, "", fmt.Errorf("bad range: empty version in constraint %d", k+1)
 		}
 		switch op {
 		case ">=", ">":
@@ -363,7 +363,7 @@ func ParseVers(s string) ([]vuln.Range, vuln.Ecosystem, error) {
 			out = append(out, vuln.Range{Start: v, End: v, EndIncl: true})
 			cur = nil
 		default:
-			return nil, "", fmt.Errorf("bad range %q: %q is unsupported", s, op)
+			return nil, "", fmt.Errorf("bad range: operator %s is unsupported", op)
 		}
 	}
 	return out, eco, nil

@@ -21,7 +21,7 @@ func TestParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Imported != 2 || res.Rejected != 1 || !strings.Contains(res.Errors[0], "CSAFPID-9999") {
+	if res.Imported != 2 || res.Rejected != 1 || res.Errors[0] != "vulnerability 2 (CVE-2024-99903): affected product 0 names an unknown product id" {
 		t.Fatalf("result %+v", res)
 	}
 	a := ads[0]

@@ -47,8 +47,9 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// FuzzParseVers checks that ParseVers never panics, that an error names the
-// range it could not read, and that a range other than "*" gives at least
+// FuzzParseVers checks that ParseVers never panics, that an error says it
+// is a bad range without quoting it (what it cannot parse may be a secret),
+// and that a range other than "*" gives at least
 // one interval, each with a bound.
 func FuzzParseVers(f *testing.F) {
 	for _, s := range []string{
@@ -62,7 +63,7 @@ func FuzzParseVers(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		rs, eco, err := ParseVers(s)
 		if err != nil {
-			if !strings.HasPrefix(err.Error(), "bad range ") || len(rs) != 0 {
+			if !strings.HasPrefix(err.Error(), "bad range: ") || len(rs) != 0 || len(s) >= 8 && strings.Contains(err.Error(), s) {
 				t.Fatalf("error %q with %d ranges", err, len(rs))
 			}
 			return
@@ -109,7 +110,7 @@ func TestParseBadVulnerability(t *testing.T) {
 		{"product_id": "P", "product_identification_helper": {"purl": "pkg:deb/debian/openssl@3.0.11"}}]},
 		"vulnerabilities": [{"cve": "CVE-2024-1", "scores": [{"cvss_v3": {"baseScore": "9.8"}}], "product_status": {"known_affected": ["P"]}},
 			{"cve": "CVE-2024-2", "product_status": {"known_affected": ["P"]}}]}`))
-	if err != nil || len(ads) != 1 || res.Rejected != 1 || !strings.HasPrefix(res.Errors[0], "T: vulnerability 0: cannot decode") {
+	if err != nil || len(ads) != 1 || res.Rejected != 1 || !strings.HasPrefix(res.Errors[0], "vulnerability 0: cannot decode") {
 		t.Fatalf("%v %+v", err, res)
 	}
 }

@@ -51,13 +51,13 @@ func Parse(r io.Reader) ([]vuln.KEV, feeds.Result, error) {
 			continue
 		}
 		if !strings.HasPrefix(v.CVEID, "CVE-") {
-			res.Reject("entry %d: bad cveID %q", i, v.CVEID)
+			res.Reject("entry %d: bad cveID", i)
 			continue
 		}
 		added, err1 := time.Parse(time.DateOnly, v.DateAdded)
 		due, err2 := time.Parse(time.DateOnly, v.DueDate)
 		if err1 != nil || err2 != nil {
-			res.Reject("entry %d (%s): bad dateAdded %q or dueDate %q", i, v.CVEID, v.DateAdded, v.DueDate)
+			res.Reject("entry %d%s: bad dateAdded or dueDate (want YYYY-MM-DD)", i, feeds.Named(v.CVEID))
 			continue
 		}
 		out = append(out, vuln.KEV{CVE: v.CVEID, VendorProject: v.VendorProject, Product: v.Product, Name: v.VulnerabilityName,

@@ -53,8 +53,8 @@ func FuzzParse(f *testing.F) {
 }
 
 // TestParseBadAttribute checks that an attribute or object of the wrong
-// shape is rejected with where it is and the rest of the event goes
-// through.
+// shape is rejected with where it is (positions; "e" is no uuid, so it is
+// not quoted) and the rest of the event goes through.
 func TestParseBadAttribute(t *testing.T) {
 	ins, res, err := Parse(strings.NewReader(`{"Event": {"uuid": "e", "Attribute": [
 		{"uuid": "a1", "type": "ip-dst", "value": "192.0.2.1", "to_ids": "1"},
@@ -64,7 +64,7 @@ func TestParseBadAttribute(t *testing.T) {
 	if err != nil || len(ins) != 2 || res.Rejected != 3 {
 		t.Fatalf("%v %+v", err, res)
 	}
-	for i, want := range []string{"event e attribute 0: cannot decode", "event e object 0: cannot decode", "event e object 1 attribute 0: cannot decode"} {
+	for i, want := range []string{"event attribute 0: cannot decode", "event object 0: cannot decode", "event object 1 attribute 0: cannot decode"} {
 		if !strings.HasPrefix(res.Errors[i], want) {
 			t.Errorf("error %d %q, want %q...", i, res.Errors[i], want)
 		}

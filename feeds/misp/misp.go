@@ -118,6 +118,7 @@ func Convert(ev *Event, f *feeds.Feed, now time.Time) ([]feeds.Indicator, feeds.
 		}
 	}
 	// obj is the index of the attribute's object, -1 for the event's own.
+	evName := "event" + feeds.Named(ev.UUID) // for errors: no content but a uuid
 	do := func(obj, i int, raw json.RawMessage) {
 		where := func() string { // for errors only
 			if obj >= 0 {
@@ -127,7 +128,7 @@ func Convert(ev *Event, f *feeds.Feed, now time.Time) ([]feeds.Indicator, feeds.
 		}
 		var a attribute
 		if err := json.Unmarshal(raw, &a); err != nil {
-			res.Reject("event %s %s: cannot decode: %v", ev.UUID, where(), err)
+			res.Reject("%s %s: cannot decode: %v", evName, where(), err)
 			return
 		}
 		if a.Deleted || !a.ToIDS {
@@ -140,7 +141,7 @@ func Convert(ev *Event, f *feeds.Feed, now time.Time) ([]feeds.Indicator, feeds.
 			return
 		}
 		if a.UUID == "" {
-			res.Reject("event %s %s (%s): no uuid", ev.UUID, where(), a.Type)
+			res.Reject("%s %s (%s): no uuid", evName, where(), a.Type)
 			return
 		}
 		v := a.Value
@@ -153,7 +154,7 @@ func Convert(ev *Event, f *feeds.Feed, now time.Time) ([]feeds.Indicator, feeds.
 				v = l
 				port, err := feeds.Normalize(feeds.TypePort, r)
 				if err != nil {
-					res.Reject("event %s %s %s (%s): %v", ev.UUID, where(), a.UUID, a.Type, err)
+					res.Reject("%s %s%s (%s): %v", evName, where(), feeds.Named(a.UUID), a.Type, err)
 					return
 				}
 				conds = append(conds, feeds.Cond{Type: feeds.TypePort, Value: port})
@@ -163,7 +164,7 @@ func Convert(ev *Event, f *feeds.Feed, now time.Time) ([]feeds.Indicator, feeds.
 		}
 		n, err := feeds.Normalize(t, v)
 		if err != nil {
-			res.Reject("event %s %s %s (%s): %v", ev.UUID, where(), a.UUID, a.Type, err)
+			res.Reject("%s %s%s (%s): %v", evName, where(), feeds.Named(a.UUID), a.Type, err)
 			return
 		}
 		in := feeds.Indicator{ID: a.UUID, Type: t, Value: n, And: conds, Name: ev.Info, Description: a.Comment,
@@ -181,7 +182,7 @@ func Convert(ev *Event, f *feeds.Feed, now time.Time) ([]feeds.Indicator, feeds.
 	for i, raw := range ev.Object {
 		var o object
 		if err := json.Unmarshal(raw, &o); err != nil {
-			res.Reject("event %s object %d: cannot decode: %v", ev.UUID, i, err)
+			res.Reject("%s object %d: cannot decode: %v", evName, i, err)
 			continue
 		}
 		if o.Deleted {
@@ -218,26 +219,23 @@ func ParseFeed(ctx context.Context, open Open, f *feeds.Feed, now time.Time) ([]
 	sort.Strings(ids)
 	var res feeds.Result
 	var out []feeds.Indicator
-	for _, id := range ids {
+	for k, id := range ids {
 		if err := ctx.Err(); err != nil {
 			return out, res, err
 		}
 		if !eventID(id) {
-			if len(id) > 80 {
-				id = id[:80] + "..."
-			}
-			res.Reject("manifest: bad event uuid %q: only letters, digits and dashes name an event file", id)
+			res.Reject("manifest event %d: bad event uuid: only letters, digits and dashes name an event file", k)
 			continue
 		}
 		rc, err := open(ctx, id+".json")
 		if err != nil {
-			res.Reject("event %s: %v", id, err)
+			res.Reject("manifest event %d%s: %v", k, feeds.Named(id), err)
 			continue
 		}
 		ins, r, err := Parse(rc, f, now)
 		rc.Close()
 		if err != nil {
-			res.Reject("event %s: %v", id, err)
+			res.Reject("manifest event %d%s: %v", k, feeds.Named(id), err)
 			continue
 		}
 		out = append(out, ins...)

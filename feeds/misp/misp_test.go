@@ -75,7 +75,7 @@ func TestParseFeed(t *testing.T) {
 		t.Fatalf("result %+v", res)
 	}
 	joined := strings.Join(res.Errors, "\n")
-	if !strings.Contains(joined, "a4") || !strings.Contains(joined, "99999999") {
+	if !strings.Contains(joined, "attribute 3 (domain): bad domain") || !strings.Contains(joined, "99999999") {
 		t.Errorf("errors %q", res.Errors)
 	}
 	var port bool

@@ -91,7 +91,7 @@ func Parse(r io.Reader) ([]vuln.Advisory, feeds.Result, error) {
 		if key != "vulnerabilities" {
 			var skip json.RawMessage
 			if err := dec.Decode(&skip); err != nil {
-				return out, res, fmt.Errorf("cannot read NVD JSON at %q: %w", key, err)
+				return out, res, fmt.Errorf("cannot read NVD JSON: a top-level value: %w", err)
 			}
 			continue
 		}
@@ -120,7 +120,7 @@ func Parse(r io.Reader) ([]vuln.Advisory, feeds.Result, error) {
 			}
 			a, err := Convert(&item.CVE)
 			if err != nil {
-				res.Reject("vulnerability %d (%s): %v", i, item.CVE.ID, err)
+				res.Reject("vulnerability %d%s: %v", i, feeds.Named(item.CVE.ID), err)
 				continue
 			}
 			out = append(out, a)
@@ -139,7 +139,7 @@ func Parse(r io.Reader) ([]vuln.Advisory, feeds.Result, error) {
 // Convert turns one CVE record into an advisory.
 func Convert(c *CVE) (vuln.Advisory, error) {
 	if !strings.HasPrefix(c.ID, "CVE-") {
-		return vuln.Advisory{}, fmt.Errorf("bad CVE id %q", c.ID)
+		return vuln.Advisory{}, fmt.Errorf("bad CVE id")
 	}
 	a := vuln.Advisory{ID: c.ID, CVE: c.ID, Source: vuln.SourceNVD, Published: parseTime(c.Published), Modified: parseTime(c.LastModified)}
 	for _, d := range c.Descriptions {
@@ -186,7 +186,7 @@ func Convert(c *CVE) (vuln.Advisory, error) {
 				}
 				cpe, err := vuln.ParseCPE(m.Criteria)
 				if err != nil {
-					return a, err
+					return a, fmt.Errorf("a cpeMatch criteria is no CPE") // not quoted: errors never echo content
 				}
 				af := vuln.Affected{CPE: m.Criteria}
 				rg := vuln.Range{}

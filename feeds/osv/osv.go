@@ -96,7 +96,7 @@ func Parse(r io.Reader) ([]vuln.Advisory, feeds.Result, error) {
 		}
 		a, err := Convert(&rec)
 		if err != nil {
-			res.Reject("%s: %v", rec.ID, err)
+			res.Reject("record %d%s: %v", i, feeds.Named(rec.ID), err)
 			continue
 		}
 		out = append(out, a)
@@ -130,20 +130,20 @@ func Convert(rec *Record) (vuln.Advisory, error) {
 	for _, r := range rec.References {
 		a.References = append(a.References, r.URL)
 	}
-	for _, af := range rec.Affected {
+	for j, af := range rec.Affected {
 		eco := af.Package.Ecosystem
 		base, _, _ := strings.Cut(eco, ":")
 		p := af.Package.PURL
 		if p == "" {
 			t, ok := purlTypes[base]
 			if !ok || af.Package.Name == "" {
-				return a, fmt.Errorf("package %q in ecosystem %q has no purl and no known purl type", af.Package.Name, eco)
+				return a, fmt.Errorf("affected %d: a package with no purl, no name or an ecosystem of no known purl type", j)
 			}
 			p = "pkg:" + t + "/" + purlPath(base, af.Package.Name)
 		}
 		pu, err := vuln.ParsePURL(p)
 		if err != nil {
-			return a, err
+			return a, fmt.Errorf("affected %d: bad purl", j)
 		}
 		pu.Version, pu.Qualifiers = "", nil
 		out := vuln.Affected{PURL: pu.String(), Ecosystem: vuln.EcosystemOf(pu.Type), Versions: af.Versions}

@@ -49,7 +49,7 @@ func Value(hint feeds.Type, raw string) (feeds.Type, string, []feeds.Cond, error
 	if t == "" {
 		var ok bool
 		if t, ok = feeds.Guess(raw); !ok {
-			return "", "", nil, fmt.Errorf("cannot tell what %q is", raw)
+			return "", "", nil, errors.New("not an address, prefix, domain, URL or hash")
 		}
 	}
 	v, err := feeds.Normalize(t, raw)
@@ -201,7 +201,7 @@ func ParseCSV(r io.Reader, f *feeds.Feed, now time.Time) ([]feeds.Indicator, fee
 		if tn := get(rec, tc); tn != "" {
 			t, ok := TypeByName(tn)
 			if !ok {
-				res.Reject("line %d: unknown type %q", line, tn)
+				res.Reject("line %d: unknown type", line)
 				continue
 			}
 			hint = t
@@ -215,7 +215,7 @@ func ParseCSV(r io.Reader, f *feeds.Feed, now time.Time) ([]feeds.Indicator, fee
 		if s := get(rec, cc); s != "" {
 			c, err := strconv.Atoi(s)
 			if err != nil || c < 0 || c > 100 {
-				res.Reject("line %d: bad confidence %q", line, s)
+				res.Reject("line %d: bad confidence: want 0..100", line)
 				continue
 			}
 			in.Confidence = c

@@ -94,7 +94,7 @@ func Parse(r io.Reader) (SBOM, feeds.Result, error) {
 	switch {
 	case probe.BOMFormat == "CycloneDX":
 		if probe.SpecVersion != "1.5" && probe.SpecVersion != "1.6" && probe.SpecVersion != "1.4" {
-			return out, res, fmt.Errorf("cannot read SBOM: CycloneDX %s (1.4, 1.5, 1.6 are read)", probe.SpecVersion)
+			return out, res, fmt.Errorf("cannot read SBOM: CycloneDX specVersion is not 1.4, 1.5 or 1.6")
 		}
 		var d cdx
 		if err := json.Unmarshal(raw, &d); err != nil {

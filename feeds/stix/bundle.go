@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strconv"
 	"time"
 
 	"github.com/vigil-iot/vigil/feeds"
@@ -45,7 +44,7 @@ func Parse(r io.Reader, f *feeds.Feed, now time.Time) ([]feeds.Indicator, feeds.
 		return nil, feeds.Result{}, fmt.Errorf("cannot decode STIX bundle: %w", err)
 	}
 	if b.Type != "bundle" {
-		return nil, feeds.Result{}, fmt.Errorf("cannot read STIX bundle: type is %q, not bundle", b.Type)
+		return nil, feeds.Result{}, fmt.Errorf("cannot read STIX bundle: type is not bundle")
 	}
 	ins, res := Objects(b.Objects, f, now)
 	return ins, res, nil
@@ -67,7 +66,7 @@ func Objects(objs []json.RawMessage, f *feeds.Feed, now time.Time) ([]feeds.Indi
 		}
 		ins, err := Convert(&o)
 		if err != nil {
-			res.Reject("object %d (%s): %v", i, o.ID, err)
+			res.Reject("object %d%s: %v", i, feeds.Named(o.ID), err)
 			continue
 		}
 		for k := range ins {
@@ -89,14 +88,14 @@ func Convert(o *indicator) ([]feeds.Indicator, error) {
 		return nil, fmt.Errorf("confidence %d is not in 0..100", *o.Confidence)
 	}
 	if o.PatternType != "" && o.PatternType != "stix" {
-		return nil, fmt.Errorf("pattern_type %q is unsupported", o.PatternType)
+		return nil, fmt.Errorf("pattern_type is unsupported (want stix)")
 	}
 	if o.Pattern == "" {
 		return nil, fmt.Errorf("no pattern")
 	}
 	dnf, err := ParsePattern(o.Pattern)
 	if err != nil {
-		return nil, fmt.Errorf("pattern %s: %v", quote(o.Pattern), err)
+		return nil, fmt.Errorf("pattern: %v", err)
 	}
 	labels := append(append([]string(nil), o.Labels...), o.IndicatorTypes...)
 	conf := 0
@@ -116,7 +115,7 @@ func Convert(o *indicator) ([]feeds.Indicator, error) {
 			}
 		}
 		if key < 0 {
-			return nil, fmt.Errorf("pattern %s: an alternative has no address, domain, url or hash to match on", quote(o.Pattern))
+			return nil, fmt.Errorf("pattern: an alternative has no address, domain, url or hash to match on")
 		}
 		in := feeds.Indicator{
 			ID: o.ID, Type: alt[key].Type, Value: alt[key].Value,
@@ -131,13 +130,4 @@ func Convert(o *indicator) ([]feeds.Indicator, error) {
 		out = append(out, in)
 	}
 	return out, nil
-}
-
-// quote quotes a pattern for an error, cut after 200 bytes (an error
-// inside it gives the offset).
-func quote(p string) string {
-	if len(p) > 200 {
-		return strconv.Quote(p[:200]) + "..."
-	}
-	return strconv.Quote(p)
 }

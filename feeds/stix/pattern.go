@@ -1,6 +1,7 @@
 package stix
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 
@@ -36,7 +37,7 @@ func ParsePattern(s string) ([][]Atom, error) {
 		return nil, err
 	}
 	if p.pos < len(p.toks) {
-		return nil, fmt.Errorf("unexpected %q at offset %d", p.toks[p.pos].text, p.toks[p.pos].off)
+		return nil, fmt.Errorf("unexpected token at offset %d", p.toks[p.pos].off)
 	}
 	return dnf, nil
 }
@@ -154,7 +155,7 @@ func (p *parser) lex() error {
 				j++
 			}
 			if j == i {
-				return fmt.Errorf("unexpected %q at offset %d", c, i)
+				return fmt.Errorf("unexpected character at offset %d", i)
 			}
 			p.toks = append(p.toks, token{tWord, s[i:j], i})
 			i = j
@@ -183,7 +184,7 @@ func (p *parser) isPunct(w string) bool {
 func (p *parser) expect(w string) error {
 	if !p.isPunct(w) {
 		if t, ok := p.peek(); ok {
-			return fmt.Errorf("expected %q at offset %d, found %q", w, t.off, t.text)
+			return fmt.Errorf("expected %q at offset %d", w, t.off)
 		}
 		return fmt.Errorf("expected %q at end of pattern", w)
 	}
@@ -244,7 +245,7 @@ func (p *parser) observation() ([][]Atom, error) {
 		}
 	default:
 		if t, ok := p.peek(); ok {
-			return nil, fmt.Errorf("expected [ or ( at offset %d, found %q", t.off, t.text)
+			return nil, fmt.Errorf("expected [ or ( at offset %d", t.off)
 		}
 		return nil, fmt.Errorf("empty pattern")
 	}
@@ -316,7 +317,7 @@ func (p *parser) compTerm() ([][]Atom, error) {
 	t, ok := p.peek()
 	if !ok || t.kind != tWord {
 		if ok {
-			return nil, fmt.Errorf("expected an object path at offset %d, found %q", t.off, t.text)
+			return nil, fmt.Errorf("expected an object path at offset %d", t.off)
 		}
 		return nil, fmt.Errorf("expected an object path at end of pattern")
 	}
@@ -330,7 +331,7 @@ func (p *parser) compTerm() ([][]Atom, error) {
 	}
 	op, ok := p.peek()
 	if !ok {
-		return nil, fmt.Errorf("expected an operator after %s", t.text)
+		return nil, fmt.Errorf("expected an operator after offset %d", t.off)
 	}
 	p.pos++
 	var values []string
@@ -343,7 +344,7 @@ func (p *parser) compTerm() ([][]Atom, error) {
 		values = []string{v}
 	case op.kind == tWord && strings.EqualFold(op.text, "ISSUBSET"):
 		if typ != feeds.TypeIP {
-			return nil, fmt.Errorf("ISSUBSET on %s (offset %d) is unsupported", t.text, op.off)
+			return nil, fmt.Errorf("ISSUBSET (offset %d) is unsupported but on addresses", op.off)
 		}
 		v, err := p.value()
 		if err != nil {
@@ -370,13 +371,13 @@ func (p *parser) compTerm() ([][]Atom, error) {
 			return nil, err
 		}
 	default:
-		return nil, fmt.Errorf("operator %s (offset %d) is unsupported", op.text, op.off)
+		return nil, fmt.Errorf("operator %s at offset %d is unsupported (=, IN, ISSUBSET)", cmp.Or(known(op.text, stixOperators), "?"), op.off)
 	}
 	var out [][]Atom
 	for _, v := range values {
 		n, err := feeds.Normalize(typ, v)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %v", t.text, err)
+			return nil, fmt.Errorf("value after offset %d: %v", t.off, err)
 		}
 		out = append(out, []Atom{{Type: typ, Value: n}})
 	}
@@ -397,14 +398,14 @@ func (p *parser) value() (string, error) {
 			return t.text, nil
 		}
 	}
-	return "", fmt.Errorf("unsupported value %q at offset %d", t.text, t.off)
+	return "", fmt.Errorf("unsupported value at offset %d", t.off)
 }
 
 // pathType maps an object path to an indicator type.
 func pathType(path string) (feeds.Type, error) {
 	obj, prop, ok := strings.Cut(path, ":")
 	if !ok {
-		return "", fmt.Errorf("bad object path %q", path)
+		return "", fmt.Errorf("bad object path")
 	}
 	switch obj {
 	case "ipv4-addr", "ipv6-addr":
@@ -432,7 +433,7 @@ func pathType(path string) (feeds.Type, error) {
 			case "SHA512":
 				return feeds.TypeSHA512, nil
 			}
-			return "", fmt.Errorf("hash algorithm %s is unsupported", alg)
+			return "", fmt.Errorf("hash algorithm is unsupported (MD5, SHA-1, SHA-256, SHA-512)")
 		}
 		if obj == "file" && prop == "name" {
 			return feeds.TypeFileName, nil
@@ -445,5 +446,27 @@ func pathType(path string) (feeds.Type, error) {
 			return feeds.TypePort, nil
 		}
 	}
-	return "", fmt.Errorf("object path %s is unsupported", path)
+	if k := known(obj, stixObjects); k != "" {
+		return "", fmt.Errorf("object path on %s is unsupported", k)
+	}
+	return "", fmt.Errorf("object path is unsupported")
+}
+
+// stixOperators and stixObjects are the STIX 2.1 words an error may name.
+var (
+	stixOperators = []string{"!=", "<", "<=", ">", ">=", "LIKE", "MATCHES", "ISSUPERSET", "EXISTS"}
+	stixObjects   = []string{"artifact", "autonomous-system", "directory", "domain-name", "email-addr", "email-message",
+		"file", "ipv4-addr", "ipv6-addr", "mac-addr", "mutex", "network-traffic", "process", "software", "url",
+		"user-account", "windows-registry-key", "x509-certificate"}
+)
+
+// known returns w when it is one of words (case-insensitive), else "": an
+// error names a word of STIX, never other content.
+func known(w string, words []string) string {
+	for _, k := range words {
+		if strings.EqualFold(w, k) {
+			return k
+		}
+	}
+	return ""
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/vigil-iot/vigil/feeds"
 	"github.com/vigil-iot/vigil/feeds/stix"
+	"github.com/vigil-iot/vigil/internal/egress"
 )
 
 // MediaType is the TAXII 2.1 media type, sent as Accept.
@@ -50,6 +51,8 @@ type Envelope struct {
 
 // Client talks to TAXII 2.1 servers.
 type Client struct {
+	// HTTP fetches the pages; nil means egress.DefaultClient (public
+	// addresses only).
 	HTTP *http.Client
 	// Token, when set, is sent as a bearer token; else User and Password,
 	// when set, as basic auth.
@@ -101,7 +104,7 @@ func (c *Client) get(ctx context.Context, u string, v any) (http.Header, error) 
 func (c *Client) getN(ctx context.Context, u string, v any) (http.Header, int64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, 0, fmt.Errorf("cannot build request for %s: %w", u, err)
+		return nil, 0, fmt.Errorf("cannot build request for %s", egress.Redact(u))
 	}
 	req.Header.Set("Accept", MediaType)
 	if c.Token != "" {
@@ -111,16 +114,16 @@ func (c *Client) getN(ctx context.Context, u string, v any) (http.Header, int64,
 	}
 	hc := c.HTTP
 	if hc == nil {
-		hc = http.DefaultClient
+		hc = egress.DefaultClient()
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, 0, fmt.Errorf("cannot get %s: %w", u, err)
+		return nil, 0, fmt.Errorf("cannot get %s: %w", egress.Redact(u), err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return nil, 0, fmt.Errorf("cannot get %s: %s: %s", u, resp.Status, strings.TrimSpace(string(body)))
+		// the status only: the body of whatever answered is not echoed
+		return nil, 0, fmt.Errorf("cannot get %s: %s", egress.Redact(u), resp.Status)
 	}
 	max := c.MaxResponse
 	if max <= 0 {

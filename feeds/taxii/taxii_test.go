@@ -15,6 +15,7 @@ import (
 	"github.com/vigil-iot/vigil/feeds"
 	"github.com/vigil-iot/vigil/feeds/internal/corpus"
 	"github.com/vigil-iot/vigil/feeds/stix"
+	"github.com/vigil-iot/vigil/internal/egress"
 )
 
 // server is a TAXII 2.1 server over fixed collections. Object i of a
@@ -103,6 +104,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// loopback is the client of the tests: the servers they fetch from are on
+// loopback, which the default outbound policy refuses.
+var loopback = egress.Loopback().Client(0)
+
 func newServer(t *testing.T) (*server, *httptest.Server) {
 	raw, err := os.ReadFile("testdata/bundle21.json")
 	if err != nil {
@@ -127,7 +132,7 @@ func TestFetchPagesAndAuth(t *testing.T) {
 	f := &feeds.Feed{Name: "taxii", Source: hs.URL + "/taxii2/", Collection: "IoT indicators"}
 
 	// No credentials: refused.
-	c := &Client{PageSize: 4}
+	c := &Client{HTTP: loopback, PageSize: 4}
 	if _, _, _, err := c.Fetch(ctx, f, time.Time{}, now); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("fetch without auth: %v", err)
 	}
@@ -147,7 +152,7 @@ func TestFetchPagesAndAuth(t *testing.T) {
 		t.Errorf("date added last %v, want %v", last, want)
 	}
 	// Basic auth, incremental: only objects added after the 6th.
-	c = &Client{User: "vigil", Password: "pw"}
+	c = &Client{HTTP: loopback, User: "vigil", Password: "pw"}
 	s.pages, s.seen = 0, nil
 	_, res, _, err = c.Fetch(ctx, f, s.base.Add(6*time.Minute), now)
 	if err != nil {
@@ -183,7 +188,7 @@ func TestFetchATTACK(t *testing.T) {
 	}
 	s, hs := newServer(t)
 	s.cols["52892447-4d7e-4f70-b94d-d7f22742ff63"] = b.Objects
-	c := &Client{Token: "s3cret", PageSize: 500}
+	c := &Client{HTTP: loopback, Token: "s3cret", PageSize: 500}
 	f := &feeds.Feed{Name: "attack", Source: hs.URL + "/taxii2/", Collection: "52892447-4d7e-4f70-b94d-d7f22742ff63"}
 	_, res, _, err := c.Fetch(context.Background(), f, time.Time{}, time.Now())
 	if err != nil {
@@ -201,7 +206,7 @@ func TestFetchMaxTotal(t *testing.T) {
 	s, hs := newServer(t)
 	f := &feeds.Feed{Name: "taxii", Source: hs.URL + "/taxii2/", Collection: "IoT indicators"}
 	now := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
-	c := &Client{Token: "s3cret", PageSize: 1, MaxTotal: 1500}
+	c := &Client{HTTP: loopback, Token: "s3cret", PageSize: 1, MaxTotal: 1500}
 	_, _, _, err := c.Fetch(context.Background(), f, time.Time{}, now)
 	if err == nil || !strings.Contains(err.Error(), "more than 1500 bytes in all") {
 		t.Fatalf("fetch over MaxTotal: %v", err)

@@ -118,7 +118,7 @@ func Parse(r io.Reader) ([]vuln.VEXStatement, feeds.Result, error) {
 				}
 			}
 			if err := check(&st); err != nil {
-				res.Reject("statement %d (%s): %v", i, name, err)
+				res.Reject("statement %d%s: %v", i, feeds.Named(name), err)
 				continue
 			}
 			out = append(out, st)
@@ -162,7 +162,7 @@ func Parse(r io.Reader) ([]vuln.VEXStatement, feeds.Result, error) {
 				}
 			}
 			if err := check(&st); err != nil {
-				res.Reject("vulnerability %d (%s): %v", i, v.ID, err)
+				res.Reject("vulnerability %d%s: %v", i, feeds.Named(v.ID), err)
 				continue
 			}
 			out = append(out, st)
@@ -181,14 +181,14 @@ func check(st *vuln.VEXStatement) error {
 	switch st.Status {
 	case vuln.VEXNotAffected, vuln.VEXAffected, vuln.VEXFixed, vuln.VEXUnderInvestigation:
 	default:
-		return fmt.Errorf("unknown status %q", st.Status)
+		return fmt.Errorf("unknown status (want not_affected, affected, fixed or under_investigation)")
 	}
 	if len(st.Products) == 0 {
 		return fmt.Errorf("no products")
 	}
-	for _, p := range st.Products {
+	for k, p := range st.Products {
 		if _, err := vuln.ParseVEXProduct(p); err != nil {
-			return err
+			return fmt.Errorf("product %d is no purl or CPE", k) // not quoted: errors never echo content
 		}
 	}
 	return nil

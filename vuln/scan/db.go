@@ -81,7 +81,7 @@ type Config struct {
 	Clock vigil.Clock
 	// Registerer, when not nil, gets vigil_vuln_* metrics.
 	Registerer prometheus.Registerer
-	// HTTP fetches URLs (nil: http.DefaultClient).
+	// HTTP fetches URLs (nil: egress.DefaultClient, public addresses only).
 	HTTP *http.Client
 	// Alert receives the alerts of new findings (KEV, or CVSS >= 9 and
 	// exposed). It is called without the DB's lock held.

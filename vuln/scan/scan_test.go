@@ -15,6 +15,7 @@ import (
 
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/ingest/agent"
+	"github.com/vigil-iot/vigil/internal/egress"
 	"github.com/vigil-iot/vigil/vuln"
 )
 
@@ -43,7 +44,7 @@ func open(t *testing.T) (*DB, *[]vigil.Alert, *clock) {
 	t.Helper()
 	var alerts []vigil.Alert
 	ck := &clock{time.Date(2025, 9, 1, 0, 0, 0, 0, time.UTC)}
-	db, err := Open(Config{Dir: t.TempDir(), Clock: ck, Alert: func(a vigil.Alert) { alerts = append(alerts, a) }})
+	db, err := Open(Config{Dir: t.TempDir(), Clock: ck, HTTP: egress.Loopback().Client(0), Alert: func(a vigil.Alert) { alerts = append(alerts, a) }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,12 +2,15 @@ package email
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"net"
 	"net/smtp"
 	"strings"
 	"time"
 
 	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/internal/egress"
 	"github.com/vigil-iot/vigil/respond"
 	"github.com/vigil-iot/vigil/respond/connector/webhook"
 )
@@ -26,6 +29,10 @@ type Options struct {
 	Password string
 	// Name defaults to "email".
 	Name string
+	// Dial connects to Addr; nil dials through the default outbound
+	// policy (egress: public addresses only), so an SMTP server on
+	// loopback or a private network must be allowed (outbound.allow).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Connector mails notify actions.
@@ -91,8 +98,70 @@ func (c *Connector) Execute(ctx context.Context, a vigil.Action) (respond.Result
 	if err := ctx.Err(); err != nil {
 		return respond.Result{}, err
 	}
-	if err := smtp.SendMail(c.opts.Addr, auth, c.opts.From, to, []byte(b.String())); err != nil {
+	if err := c.send(ctx, auth, to, []byte(b.String())); err != nil {
 		return respond.Result{}, fmt.Errorf("cannot send mail to %s: %w", strings.Join(to, ", "), err)
 	}
 	return respond.Result{Acknowledged: time.Now(), Output: "mailed " + strings.Join(to, ", ")}, nil
+}
+
+// send is smtp.SendMail with the connection dialed through opts.Dial:
+// STARTTLS when the server offers it, AUTH when configured, one message.
+func (c *Connector) send(ctx context.Context, auth smtp.Auth, to []string, msg []byte) error {
+	host, _, err := net.SplitHostPort(c.opts.Addr)
+	if err != nil {
+		return fmt.Errorf("cannot read SMTP address %s: %w", c.opts.Addr, err)
+	}
+	dial := c.opts.Dial
+	if dial == nil {
+		dial = (*egress.Policy)(nil).DialContext
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(time.Minute)
+	}
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	conn, err := dial(dctx, "tcp", c.opts.Addr)
+	if err != nil {
+		return fmt.Errorf("cannot dial SMTP server %s: %w", c.opts.Addr, err)
+	}
+	conn.SetDeadline(deadline)
+	cl, err := smtp.NewClient(conn, host)
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	defer cl.Close()
+	if ok, _ := cl.Extension("STARTTLS"); ok {
+		if err := cl.StartTLS(&tls.Config{ServerName: host}); err != nil {
+			return err
+		}
+	}
+	if auth != nil {
+		if ok, _ := cl.Extension("AUTH"); !ok {
+			return fmt.Errorf("cannot authenticate: the server offers no AUTH")
+		}
+		if err := cl.Auth(auth); err != nil {
+			return err
+		}
+	}
+	if err := cl.Mail(c.opts.From); err != nil {
+		return err
+	}
+	for _, addr := range to {
+		if err := cl.Rcpt(addr); err != nil {
+			return err
+		}
+	}
+	w, err := cl.Data()
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(msg); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return cl.Quit()
 }

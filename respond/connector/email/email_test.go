@@ -3,11 +3,13 @@ package email_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"testing"
 
 	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/internal/egress"
 	"github.com/vigil-iot/vigil/respond/connector/email"
 )
 
@@ -92,12 +94,17 @@ func smtpServer(t *testing.T, reject string) (string, <-chan mail) {
 
 func TestEmail(t *testing.T) {
 	addr, got := smtpServer(t, "nobody@example.org")
-	c, err := email.New(email.Options{Addr: addr, From: "vigil@example.org", To: []string{"soc@example.org"}})
+	a := vigil.Action{ID: "act-1", Type: "notify", DeviceID: "cam-1", IncidentID: "inc-1",
+		Params: map[string]string{"subject": "Camera isolated", "text": "cam-1 isolated\n.dot line"}}
+	// the default outbound policy refuses an SMTP server on loopback
+	def, _ := email.New(email.Options{Addr: addr, From: "vigil@example.org", To: []string{"soc@example.org"}})
+	if _, err := def.Execute(context.Background(), a); !errors.Is(err, egress.ErrDenied) {
+		t.Fatalf("SMTP on loopback by default: %v, want ErrDenied", err)
+	}
+	c, err := email.New(email.Options{Addr: addr, From: "vigil@example.org", To: []string{"soc@example.org"}, Dial: egress.Loopback().DialContext})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := vigil.Action{ID: "act-1", Type: "notify", DeviceID: "cam-1", IncidentID: "inc-1",
-		Params: map[string]string{"subject": "Camera isolated", "text": "cam-1 isolated\n.dot line"}}
 	res, err := c.Execute(context.Background(), a)
 	if err != nil || res.Acknowledged.IsZero() {
 		t.Fatalf("%+v %v", res, err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/internal/egress"
 	"github.com/vigil-iot/vigil/respond"
 )
 
@@ -34,7 +35,8 @@ type Options struct {
 	Headers map[string]string
 	// Secret, when set, signs the body: X-Vigil-Signature: sha256=<hex HMAC>.
 	Secret string
-	// Client defaults to an http.Client with a 10 s timeout.
+	// Client defaults to a client of the default outbound policy
+	// (egress: public addresses only) with a 10 s timeout.
 	Client *http.Client
 }
 
@@ -62,7 +64,7 @@ func New(opts Options) (*Connector, error) {
 		}
 	}
 	if opts.Client == nil {
-		opts.Client = &http.Client{Timeout: 10 * time.Second}
+		opts.Client = (*egress.Policy)(nil).Client(10 * time.Second)
 	}
 	return &Connector{opts: opts}, nil
 }

@@ -6,13 +6,16 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/internal/egress"
 	"github.com/vigil-iot/vigil/respond/connector/webhook"
 )
 
@@ -33,7 +36,13 @@ func TestWebhook(t *testing.T) {
 	a := vigil.Action{ID: "act-1", Type: "notify", DeviceID: "cam-1", Playbook: "p", Params: map[string]string{"text": "isolated cam-1"}}
 	ctx := context.Background()
 
-	gen, _ := webhook.New(webhook.Options{URL: srv.URL, Secret: "s3", Headers: map[string]string{"Authorization": "Bearer x"}})
+	// the default outbound policy refuses loopback
+	def, _ := webhook.New(webhook.Options{URL: srv.URL, Headers: map[string]string{"Authorization": "Bearer x"}})
+	if _, err := def.Execute(ctx, a); !errors.Is(err, egress.ErrDenied) {
+		t.Fatalf("webhook on loopback by default: %v, want ErrDenied", err)
+	}
+	loop := egress.Loopback().Client(10 * time.Second)
+	gen, _ := webhook.New(webhook.Options{URL: srv.URL, Secret: "s3", Headers: map[string]string{"Authorization": "Bearer x"}, Client: loop})
 	if gen.Name() != "webhook" {
 		t.Fatal(gen.Name())
 	}
@@ -52,7 +61,7 @@ func TestWebhook(t *testing.T) {
 		t.Fatalf("headers %v", g.header)
 	}
 
-	slack, _ := webhook.New(webhook.Options{URL: srv.URL, Format: webhook.FormatSlack})
+	slack, _ := webhook.New(webhook.Options{URL: srv.URL, Format: webhook.FormatSlack, Client: loop})
 	if slack.Name() != "slack" {
 		t.Fatal(slack.Name())
 	}
@@ -73,5 +82,23 @@ func TestWebhook(t *testing.T) {
 	srv.Close()
 	if res, err := slack.Execute(ctx, a); err == nil || !res.Acknowledged.IsZero() {
 		t.Fatalf("closed server: %+v %v", res, err)
+	}
+}
+
+// TestWebhookRedirect: a webhook that redirects to another origin gets
+// there without its configured token headers.
+func TestWebhookRedirect(t *testing.T) {
+	got := make(chan http.Header, 1)
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got <- r.Header.Clone() }))
+	defer other.Close()
+	first := httptest.NewServer(http.RedirectHandler(other.URL+"/hook", http.StatusTemporaryRedirect))
+	defer first.Close()
+	w, _ := webhook.New(webhook.Options{URL: first.URL, Headers: map[string]string{"Authorization": "Bearer x", "X-Api-Key": "k"},
+		Client: egress.Loopback().Client(10 * time.Second)})
+	if _, err := w.Execute(t.Context(), vigil.Action{ID: "a1", Type: "notify"}); err != nil {
+		t.Fatal(err)
+	}
+	if h := <-got; h.Get("Authorization") != "" || h.Get("X-Api-Key") != "" || h.Get("Idempotency-Key") != "a1" {
+		t.Errorf("headers at the other origin: %v", h)
 	}
 }
