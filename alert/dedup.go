@@ -235,6 +235,7 @@ func mergeInto(old, a vigil.Alert) vigil.Alert {
 	if a.Severity > m.Severity {
 		m.Severity = a.Severity
 	}
+	m.MergeReceipt(&a)
 	m.Tags = union(old.Tags, a.Tags)
 	m.Techniques = union(old.Techniques, a.Techniques)
 	m.Entities = union(old.Entities, a.Entities)
