@@ -42,6 +42,11 @@ type Alert struct {
 	LastEventTime time.Time `json:"last_event_time"`
 	// Created is when the detector raised the alert.
 	Created time.Time `json:"created"`
+	// UntilCleared says that repeats of the alert (same DedupKey) merge
+	// into it for as long as it is open (its incident neither resolved
+	// nor a false positive), not only within the dedup window: the rule
+	// fires once per device and key (Sigma once_per) until cleared.
+	UntilCleared bool `json:"until_cleared,omitempty"`
 	// Count is how many raised alerts were merged into this one.
 	Count      int            `json:"count"`
 	IncidentID string         `json:"incident_id,omitempty"`

@@ -159,7 +159,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err err
 		return nil, err
 	}
 	if a.alerts, err = alert.NewStage(a.bus, a.store, alert.Options{
-		Dedup:      alert.DedupOptions{Window: time.Duration(cfg.DedupWindow)},
+		Dedup:      alert.DedupOptions{Window: time.Duration(cfg.DedupWindow), Incidents: a.store},
 		Assigner:   a.incident,
 		OnStored:   a.respondAlert,
 		Logger:     log,
