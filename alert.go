@@ -29,10 +29,24 @@ type Alert struct {
 	EventIDs []string `json:"event_ids,omitempty"`
 	// FirstEventTime is the time of the earliest evidence event.
 	FirstEventTime time.Time `json:"first_event_time"`
+	// FirstReceived is when Vigil received the earliest live evidence
+	// (Event.Received): time to detect is measured from it. Zero when the
+	// detector gave no receipt time, and for replayed evidence.
+	FirstReceived time.Time `json:"first_received,omitzero"`
+	// Replayed says that all the evidence was replayed or backfilled (a
+	// pcap replay, events dated long before they were received): the alert
+	// is real but says nothing about how fast Vigil detects, so it counts
+	// in no time to detect.
+	Replayed bool `json:"replayed,omitempty"`
 	// LastEventTime is the time of the latest evidence event.
 	LastEventTime time.Time `json:"last_event_time"`
 	// Created is when the detector raised the alert.
 	Created time.Time `json:"created"`
+	// UntilCleared says that repeats of the alert (same DedupKey) merge
+	// into it for as long as it is open (its incident neither resolved
+	// nor a false positive), not only within the dedup window: the rule
+	// fires once per device and key (Sigma once_per) until cleared.
+	UntilCleared bool `json:"until_cleared,omitempty"`
 	// Count is how many raised alerts were merged into this one.
 	Count      int            `json:"count"`
 	IncidentID string         `json:"incident_id,omitempty"`
@@ -62,4 +76,20 @@ func TechniquesFromTags(tags []string) []string {
 		out = append(out, strings.ToUpper(id))
 	}
 	return out
+}
+
+// MergeReceipt folds the receipt of b's evidence into a: FirstReceived is
+// the earliest of the live (not replayed) evidence, and a stays Replayed
+// only while all its evidence is.
+func (a *Alert) MergeReceipt(b *Alert) {
+	if b.Replayed {
+		return
+	}
+	if a.Replayed {
+		a.Replayed, a.FirstReceived = false, b.FirstReceived
+		return
+	}
+	if !b.FirstReceived.IsZero() && (a.FirstReceived.IsZero() || b.FirstReceived.Before(a.FirstReceived)) {
+		a.FirstReceived = b.FirstReceived
+	}
 }

@@ -28,7 +28,14 @@ type Incident struct {
 
 	// FirstEventTime is the time of the first malicious event of any of its alerts.
 	FirstEventTime time.Time `json:"first_event_time"`
-	// Detected is when its first alert was raised.
+	// FirstReceived is when Vigil received the first live evidence of its
+	// alerts (see Alert.FirstReceived): time to detect runs from it.
+	FirstReceived time.Time `json:"first_received,omitzero"`
+	// Replayed says that every alert of the incident came from replayed or
+	// backfilled evidence: it has no time to detect and counts in no MTTD.
+	Replayed bool `json:"replayed,omitempty"`
+	// Detected is when its first live alert was raised (its first alert,
+	// when all its alerts are replayed).
 	Detected time.Time `json:"detected"`
 	// Contained is when a containment action was acknowledged (zero until then).
 	Contained time.Time `json:"contained,omitzero"`
@@ -37,12 +44,28 @@ type Incident struct {
 	Updated  time.Time `json:"updated"`
 }
 
-// TimeToDetect is the time from the first malicious event to detection.
+// TimeToDetect is the time from when Vigil received the first evidence to
+// detection. It is zero for a replayed incident (see MeasuresDetection).
+// Without a receipt time (alerts of detectors that give none) it runs
+// from the first malicious event. Never negative.
 func (i *Incident) TimeToDetect() time.Duration {
-	if i.Detected.IsZero() || i.FirstEventTime.IsZero() {
+	if !i.MeasuresDetection() {
 		return 0
 	}
-	return i.Detected.Sub(i.FirstEventTime)
+	from := i.FirstReceived
+	if from.IsZero() {
+		from = i.FirstEventTime
+	}
+	if from.IsZero() {
+		return 0
+	}
+	return max(i.Detected.Sub(from), 0)
+}
+
+// MeasuresDetection reports whether the incident has a time to detect
+// that belongs in a mean (MTTD): it was detected and not replayed.
+func (i *Incident) MeasuresDetection() bool {
+	return !i.Replayed && !i.Detected.IsZero()
 }
 
 // TimeToContain is the time from detection to acknowledged containment, or

@@ -62,6 +62,18 @@ type DedupOptions struct {
 	Window time.Duration
 	// CacheSize is how many dedup keys are kept in memory (default 10000).
 	CacheSize int
+	// Incidents, when set, is read to tell whether an earlier alert was
+	// cleared: an alert whose incident is resolved or a false positive
+	// takes no more repeats, which start a new alert. It is also what
+	// ends an UntilCleared alert; without it such alerts merge within
+	// the window like the others.
+	Incidents IncidentReader
+}
+
+// IncidentReader reads incidents; store.Incidents is one.
+type IncidentReader interface {
+	// GetIncident returns one incident; ENOTFOUND when it does not exist.
+	GetIncident(ctx context.Context, id string) (vigil.Incident, error)
 }
 
 // Deduper merges repeated alerts. It reads store.Alerts on a cache miss and
@@ -71,6 +83,7 @@ type Deduper struct {
 	st        store.Alerts
 	window    time.Duration
 	cacheSize int
+	incidents IncidentReader
 
 	mu     sync.Mutex
 	cache  map[string]*cached // by dedup key: the newest alert stored with it
@@ -95,7 +108,7 @@ type Result struct {
 
 // NewDeduper returns a Deduper over st.
 func NewDeduper(st store.Alerts, opts DedupOptions) *Deduper {
-	d := &Deduper{st: st, window: opts.Window, cacheSize: opts.CacheSize, cache: map[string]*cached{}}
+	d := &Deduper{st: st, window: opts.Window, cacheSize: opts.CacheSize, incidents: opts.Incidents, cache: map[string]*cached{}}
 	if d.window <= 0 {
 		d.window = DefaultDedupWindow
 	}
@@ -109,16 +122,21 @@ func NewDeduper(st store.Alerts, opts DedupOptions) *Deduper {
 func (d *Deduper) Window() time.Duration { return d.window }
 
 // Merge decides what to store for a: when an alert with a.DedupKey was
-// created within the window before a.Created, a copy of it with a merged in
-// (Count grows, EventIDs appended up to MaxEventIDs, LastEventTime extended,
-// the earliest FirstEventTime kept, Severity raised to the higher, tags,
-// techniques, entities and fields united); else a itself. Merge stores
-// nothing: call Save with the result. a must be normalized (see Normalize).
+// created within the window before a.Created (at any time before, for an
+// UntilCleared alert) and was not cleared since (its incident resolved or
+// a false positive), a copy of it with a merged in (Count grows, EventIDs
+// appended up to MaxEventIDs, LastEventTime extended, the earliest
+// FirstEventTime kept, Severity raised to the higher, tags, techniques,
+// entities and fields united); else a itself. Merge stores nothing: call
+// Save with the result. a must be normalized (see Normalize).
 func (d *Deduper) Merge(ctx context.Context, a vigil.Alert) (Result, error) {
 	d.mu.Lock()
 	c, ok := d.cache[a.DedupKey]
 	d.mu.Unlock()
 	since := a.Created.Add(-d.window)
+	if a.UntilCleared && d.incidents != nil {
+		since = time.Time{}
+	}
 	if !ok {
 		got, err := d.st.FindAlertByDedupKey(ctx, a.DedupKey, since)
 		switch {
@@ -140,7 +158,30 @@ func (d *Deduper) Merge(ctx context.Context, a vigil.Alert) (Result, error) {
 	if c == nil || c.a.Created.Before(since) {
 		return Result{Alert: a, Outcome: Created, incoming: a.ID}, nil
 	}
+	cleared, err := d.cleared(ctx, &c.a)
+	if err != nil {
+		return Result{}, err
+	}
+	if cleared {
+		return Result{Alert: a, Outcome: Created, incoming: a.ID}, nil
+	}
 	return Result{Alert: mergeInto(c.a, a), Outcome: Merged, incoming: a.ID}, nil
+}
+
+// cleared reports whether alert a was cleared: its incident is resolved
+// or a false positive. An incident no longer stored clears it too.
+func (d *Deduper) cleared(ctx context.Context, a *vigil.Alert) (bool, error) {
+	if d.incidents == nil || a.IncidentID == "" {
+		return false, nil
+	}
+	inc, err := d.incidents.GetIncident(ctx, a.IncidentID)
+	switch {
+	case vigil.ErrorCode(err) == vigil.ENOTFOUND:
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("cannot read incident %s of alert %s: %w", a.IncidentID, a.ID, err)
+	}
+	return inc.Status == vigil.IncidentResolved || inc.Status == vigil.IncidentFalsePositive, nil
 }
 
 // Save stores r.Alert and remembers it as the newest alert of its dedup
@@ -235,6 +276,7 @@ func mergeInto(old, a vigil.Alert) vigil.Alert {
 	if a.Severity > m.Severity {
 		m.Severity = a.Severity
 	}
+	m.MergeReceipt(&a)
 	m.Tags = union(old.Tags, a.Tags)
 	m.Techniques = union(old.Techniques, a.Techniques)
 	m.Entities = union(old.Entities, a.Entities)

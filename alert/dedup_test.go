@@ -192,3 +192,30 @@ func TestSuppressor(t *testing.T) {
 		t.Error("Remove of an existing rule reported none")
 	}
 }
+
+// TestDeduperMergesReceipt checks that a merged alert keeps the receipt of
+// its earliest live evidence and stays replayed only while all of it is.
+func TestDeduperMergesReceipt(t *testing.T) {
+	d := alert.NewDeduper(openStore(t, ""), alert.DedupOptions{})
+	a1 := raised("a1", 0, vigil.SeverityMedium, "e1")
+	a1.Replayed = true
+	if r := process(t, d, a1); !r.Alert.Replayed || !r.Alert.FirstReceived.IsZero() {
+		t.Fatalf("replayed alert: replayed %v first_received %v", r.Alert.Replayed, r.Alert.FirstReceived)
+	}
+	a2 := raised("a2", 2, vigil.SeverityMedium, "e2")
+	a2.FirstReceived = t0.Add(2 * time.Minute)
+	r := process(t, d, a2)
+	if r.Outcome != alert.Merged || r.Alert.Replayed || !r.Alert.FirstReceived.Equal(a2.FirstReceived) {
+		t.Fatalf("live evidence merged into a replayed alert: %s replayed %v first_received %v", r.Outcome, r.Alert.Replayed, r.Alert.FirstReceived)
+	}
+	a3 := raised("a3", 3, vigil.SeverityMedium, "e3")
+	a3.FirstReceived = t0.Add(time.Minute)
+	if r := process(t, d, a3); !r.Alert.FirstReceived.Equal(a3.FirstReceived) {
+		t.Errorf("earlier receipt not kept: %v", r.Alert.FirstReceived)
+	}
+	a4 := raised("a4", 4, vigil.SeverityMedium, "e4")
+	a4.Replayed = true
+	if r := process(t, d, a4); r.Alert.Replayed || !r.Alert.FirstReceived.Equal(a3.FirstReceived) {
+		t.Errorf("replayed evidence changed a live alert: replayed %v first_received %v", r.Alert.Replayed, r.Alert.FirstReceived)
+	}
+}

@@ -3,6 +3,13 @@
 // first, drops alerts that a suppression rule silences, has each alert
 // assigned to an incident, and stores it.
 //
+// Re-fire control: a rule decides what one alert is through the DedupKey
+// its detector gives (Sigma: rule and device, plus the values of the
+// rule's once_per fields). An UntilCleared alert (once_per) takes its
+// repeats whatever their age; any alert stops taking them once it is
+// cleared, that is once its incident is resolved or a false positive, and
+// the next repeat is a new alert.
+//
 // The Stage consumes the bus's alert stream (consumer group "alerts"). It
 // talks to incidents only through the IncidentAssigner interface defined
 // here, so this package does not import incident/; cmd/ wires

@@ -162,3 +162,77 @@ func TestStageRetriesWhenAssignFails(t *testing.T) {
 		t.Errorf("after retry: %+v, %v; want stored with incident inc-1 and count 1", a, err)
 	}
 }
+
+// TestStageFiresOncePerKeyUntilCleared checks the re-fire control of
+// rules with once_per: one alert per device and key, whatever its age,
+// until its incident is resolved; then the next repeat is a new alert. An
+// alert merged by the window is cleared by its incident's resolution too.
+func TestStageFiresOncePerKeyUntilCleared(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t, "")
+	corr, err := incident.NewCorrelator(ctx, st, incident.Options{Clock: fixedClock(t0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created []string
+	s, err := alert.NewStage(nil, st, alert.Options{
+		Assigner: corr, Clock: fixedClock(t0),
+		Dedup: alert.DedupOptions{Incidents: st},
+		OnStored: func(a vigil.Alert, o alert.Outcome) {
+			if o == alert.Created {
+				created = append(created, a.ID)
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := func(id string, min int, port string) vigil.Alert {
+		a := raised(id, min, vigil.SeverityMedium, "ev-"+id)
+		a.Detector, a.RuleID, a.Title = "sigma", "new-listener", "New listening port outside the device baseline"
+		a.DedupKey, a.UntilCleared = "sigma|new-listener|cam-1|destination.port="+port, true
+		return a
+	}
+	handle := func(a vigil.Alert) {
+		t.Helper()
+		if err := s.Handle(ctx, []vigil.Alert{a}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	handle(listen("l1", 0, "31337"))
+	handle(listen("l2", 20, "31337"))  // past the 10-minute window: still l1
+	handle(listen("l3", 180, "31337")) // three hours on: still l1
+	handle(listen("p1", 181, "4444"))  // another port: its own alert
+	l1, err := st.GetAlert(ctx, "l1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l1.Count != 3 || len(created) != 2 {
+		t.Fatalf("l1 count %d, alerts created %v; want 3 and [l1 p1]", l1.Count, created)
+	}
+	if err := corr.Resolve(ctx, l1.IncidentID, vigil.IncidentResolved, t0.Add(190*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	handle(listen("l4", 200, "31337")) // cleared: fires again
+	if len(created) != 3 || created[2] != "l4" {
+		t.Fatalf("after the incident was resolved, alerts created %v; want l4 last", created)
+	}
+	if l4, err := st.GetAlert(ctx, "l4"); err != nil || l4.IncidentID == l1.IncidentID || l4.Count != 1 {
+		t.Errorf("l4: %+v, %v; want a new alert in a new incident", l4, err)
+	}
+
+	// Within the dedup window too, a resolved incident clears its alert.
+	w1 := raised("w1", 300, vigil.SeverityLow, "ev-w1")
+	w1.DeviceID = "cam-9"
+	handle(w1)
+	w1, _ = st.GetAlert(ctx, "w1")
+	if err := corr.Resolve(ctx, w1.IncidentID, vigil.IncidentFalsePositive, t0.Add(301*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	w2 := raised("w2", 302, vigil.SeverityLow, "ev-w2")
+	w2.DeviceID = "cam-9"
+	handle(w2)
+	if got, _ := st.GetAlert(ctx, "w1"); got.Count != 1 || created[len(created)-1] != "w2" {
+		t.Errorf("a repeat after a false positive merged into it (w1 count %d, created %v)", got.Count, created)
+	}
+}

@@ -45,7 +45,16 @@ type StageOptions struct {
 	// RetryBackoff is the first wait before retrying a failed alert
 	// publication (doubling up to 5 s); 100 ms when zero.
 	RetryBackoff time.Duration
+	// ReplayAfter: an event received more than this after its own time is
+	// replayed or backfilled data, and so is one whose source marks it
+	// (field event.replayed true, as a sensor reading a capture file
+	// does); its alerts are marked Replayed and count in no time to
+	// detect. DefaultReplayAfter when zero.
+	ReplayAfter time.Duration
 }
+
+// DefaultReplayAfter is StageOptions.ReplayAfter when zero.
+const DefaultReplayAfter = time.Hour
 
 // Stage drives detectors: it consumes events from the bus, runs every
 // detector over each event in partition order and publishes the alerts
@@ -64,6 +73,7 @@ type Stage struct {
 	clock     vigil.Clock
 	log       *slog.Logger
 	backoff   time.Duration
+	replay    time.Duration
 	m         *stageMetrics
 
 	mu    sync.Mutex
@@ -94,6 +104,7 @@ func NewStage(b bus.Bus, detectors []Detector, opts StageOptions) *Stage {
 		clock:    opts.Clock,
 		log:      opts.Logger,
 		backoff:  opts.RetryBackoff,
+		replay:   opts.ReplayAfter,
 		parts:    make(map[int]*partState),
 	}
 	if s.group == "" {
@@ -111,6 +122,9 @@ func NewStage(b bus.Bus, detectors []Detector, opts StageOptions) *Stage {
 	s.log = s.log.With("component", "detect")
 	if s.backoff <= 0 {
 		s.backoff = 100 * time.Millisecond
+	}
+	if s.replay <= 0 {
+		s.replay = DefaultReplayAfter
 	}
 	for _, d := range detectors {
 		if d == nil {
@@ -250,10 +264,42 @@ func (s *Stage) fill(a *vigil.Alert, name string, ev *vigil.Event) {
 		if a.LastEventTime.IsZero() {
 			a.LastEventTime = ev.Time
 		}
+		s.receipt(a, ev)
 	}
 	if a.DedupKey == "" {
 		a.DedupKey = a.Detector + ":" + a.RuleID + ":" + a.DeviceID
 	}
+}
+
+// receipt sets when the evidence of a, raised on ev, was received, or
+// marks it replayed. ev is the event that completed the detection; the
+// first evidence was received the span of the evidence's own times before
+// it (at most), as the delay from source to Vigil is the same for both.
+func (s *Stage) receipt(a *vigil.Alert, ev *vigil.Event) {
+	if !a.FirstReceived.IsZero() || a.Replayed || ev.Received.IsZero() {
+		return
+	}
+	if replayed(ev) || ev.Received.Sub(ev.Time) > s.replay {
+		a.Replayed = true
+		return
+	}
+	first := ev.Received
+	if span := ev.Time.Sub(a.FirstEventTime); !a.FirstEventTime.IsZero() && span > 0 {
+		first = first.Add(-span)
+	}
+	a.FirstReceived = first
+}
+
+// replayed reports whether ev's source marked it as replayed (field
+// event.replayed true).
+func replayed(ev *vigil.Event) bool {
+	switch v := ev.Fields["event.replayed"].(type) {
+	case bool:
+		return v
+	case string:
+		return v == "true"
+	}
+	return false
 }
 
 // publish publishes alerts, retrying with backoff until it succeeds or ctx

@@ -404,3 +404,48 @@ func TestTwoStagesShareMetrics(t *testing.T) {
 		t.Errorf("alerts_total %v, want 2", v)
 	}
 }
+
+// TestEvaluateMarksReceiptAndReplay checks that an alert carries when its
+// evidence was received, and that evidence received long after its own
+// time (a replayed capture, a backfill) or marked replayed by its source
+// makes the alert Replayed, with no receipt time to measure detection from.
+func TestEvaluateMarksReceiptAndReplay(t *testing.T) {
+	s := NewStage(nil, []Detector{onKind("det", "auth")}, StageOptions{Clock: fixedClock{t0}, ReplayAfter: 10 * time.Minute})
+	f := func(ev vigil.Event, first time.Time, wantReceived time.Time, wantReplayed bool) {
+		t.Helper()
+		s.forget(0, []vigil.Event{ev})
+		var a vigil.Alert
+		if first.IsZero() {
+			a = s.Evaluate(context.Background(), 0, []vigil.Event{ev})[0]
+		} else {
+			// A detector that saw earlier evidence sets FirstEventTime.
+			st := NewStage(nil, []Detector{&fnDetector{name: "det", fn: func(ev *vigil.Event, emit func(vigil.Alert)) {
+				emit(vigil.Alert{RuleID: "r", FirstEventTime: first, LastEventTime: ev.Time})
+			}}}, StageOptions{Clock: fixedClock{t0}, ReplayAfter: 10 * time.Minute})
+			a = st.Evaluate(context.Background(), 0, []vigil.Event{ev})[0]
+		}
+		if !a.FirstReceived.Equal(wantReceived) || a.Replayed != wantReplayed {
+			t.Errorf("event %s: first_received %v replayed %v, want %v %v", ev.ID, a.FirstReceived, a.Replayed, wantReceived, wantReplayed)
+		}
+	}
+	live := vigil.Event{ID: "live", DeviceID: "cam-1", Kind: "auth", Time: t0.Add(-time.Second), Received: t0.Add(-500 * time.Millisecond)}
+	f(live, time.Time{}, live.Received, false)
+	// Evidence over 2 minutes: the first of it came in 2 minutes earlier.
+	f(live, live.Time.Add(-2*time.Minute), live.Received.Add(-2*time.Minute), false)
+	// Delivered late but within the bound: live.
+	late := live
+	late.ID, late.Received = "late", live.Time.Add(9*time.Minute)
+	f(late, time.Time{}, late.Received, false)
+	// A capture of six years ago, replayed now.
+	old := live
+	old.ID, old.Time = "pcap", time.Date(2020, 5, 1, 8, 0, 0, 0, time.UTC)
+	f(old, time.Time{}, time.Time{}, true)
+	// A source that says it replays.
+	marked := live
+	marked.ID, marked.Fields = "marked", map[string]any{"event.replayed": true}
+	f(marked, time.Time{}, time.Time{}, true)
+	// No receipt time (an event that did not come through ingest): unknown.
+	none := live
+	none.ID, none.Received = "none", time.Time{}
+	f(none, time.Time{}, time.Time{}, false)
+}

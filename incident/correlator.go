@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,6 +41,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer registers the metrics; nil registers none.
 	Registerer prometheus.Registerer
+	// OwnAddrs are the server's own addresses (or networks): like
+	// loopback, link-local, multicast, broadcast and unspecified
+	// addresses, they are in the traffic of every device and never join
+	// alerts into one incident.
+	OwnAddrs []netip.Prefix
 }
 
 // Correlator assigns alerts to incidents and keeps incidents' timestamps.
@@ -48,6 +55,7 @@ type Correlator struct {
 	window time.Duration
 	clock  vigil.Clock
 	log    *slog.Logger
+	own    []netip.Prefix
 
 	mu sync.Mutex
 	// live holds the incidents that may still be joined, by id. The
@@ -72,6 +80,7 @@ func NewCorrelator(ctx context.Context, st store.Incidents, opts Options) (*Corr
 		window:   opts.Window,
 		clock:    opts.Clock,
 		log:      opts.Logger,
+		own:      opts.OwnAddrs,
 		live:     map[string]*vigil.Incident{},
 		byDevice: map[string]map[string]struct{}{},
 		byEntity: map[string]map[string]struct{}{},
@@ -178,7 +187,7 @@ func (c *Correlator) Assign(ctx context.Context, a *vigil.Alert) error {
 	if isNew {
 		inc = &vigil.Incident{ID: vigil.NewID(), Status: vigil.IncidentOpen}
 	}
-	n := merge(*inc, a, t)
+	n := c.merge(*inc, a, t)
 	if err := c.st.PutIncident(ctx, n); err != nil {
 		return fmt.Errorf("cannot store incident %s for alert %s: %w", n.ID, a.ID, err)
 	}
@@ -308,9 +317,39 @@ func (c *Correlator) match(a *vigil.Alert, t time.Time) *vigil.Incident {
 		consider(c.byDevice[a.DeviceID])
 	}
 	for _, e := range a.Entities {
-		consider(c.byEntity[e])
+		if c.groups(e) {
+			consider(c.byEntity[e])
+		}
 	}
 	return best
+}
+
+// groups reports whether entity e may join alerts into one incident. An
+// address that is in the traffic of many unrelated devices may not:
+// loopback, link-local, multicast, broadcast, unspecified, and the
+// server's own addresses (a sensor alert about ::1 is not about the agent
+// whose alert also names ::1).
+func (c *Correlator) groups(e string) bool {
+	v, ok := strings.CutPrefix(e, "ip:")
+	if !ok {
+		return true
+	}
+	addr, err := netip.ParseAddr(v)
+	if err != nil {
+		return true
+	}
+	addr = addr.Unmap()
+	if addr.IsLoopback() || addr.IsLinkLocalUnicast() || addr.IsLinkLocalMulticast() ||
+		addr.IsInterfaceLocalMulticast() || addr.IsMulticast() || addr.IsUnspecified() ||
+		addr == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		return false
+	}
+	for _, p := range c.own {
+		if p.Contains(addr) {
+			return false
+		}
+	}
+	return true
 }
 
 // inWindow reports whether an alert at t may join inc: no later than one
@@ -331,7 +370,9 @@ func (c *Correlator) index(inc *vigil.Incident) {
 		addKey(c.byDevice, d, inc.ID)
 	}
 	for _, e := range inc.Entities {
-		addKey(c.byEntity, e, inc.ID)
+		if c.groups(e) {
+			addKey(c.byEntity, e, inc.ID)
+		}
 	}
 }
 
@@ -374,8 +415,9 @@ func (c *Correlator) alertTime(a *vigil.Alert) time.Time {
 	return t
 }
 
-// merge returns inc with a joined at time t.
-func merge(inc vigil.Incident, a *vigil.Alert, t time.Time) vigil.Incident {
+// merge returns inc with a joined at time t. Entities that do not group
+// (see groups) are left out of the incident's.
+func (c *Correlator) merge(inc vigil.Incident, a *vigil.Alert, t time.Time) vigil.Incident {
 	n := clone(inc)
 	first := len(n.AlertIDs) == 0
 	if !slices.Contains(n.AlertIDs, a.ID) && len(n.AlertIDs) < MaxAlertIDs {
@@ -385,20 +427,31 @@ func merge(inc vigil.Incident, a *vigil.Alert, t time.Time) vigil.Incident {
 		n.DeviceIDs = addUnique(n.DeviceIDs, a.DeviceID)
 	}
 	for _, e := range a.Entities {
-		n.Entities = addUnique(n.Entities, e)
+		if c.groups(e) {
+			n.Entities = addUnique(n.Entities, e)
+		}
 	}
 	for _, tq := range a.Techniques {
 		n.Techniques = addUnique(n.Techniques, tq)
 	}
 	if first || a.Severity > n.Severity {
 		n.Severity = a.Severity
-		n.Title = title(a)
+		n.Title = c.title(a)
 	}
 	detected := a.Created
 	if detected.IsZero() {
 		detected = t
 	}
-	if n.Detected.IsZero() || detected.Before(n.Detected) {
+	// Detection is the first live alert's: a replayed alert does not move
+	// a live incident's detection, and the first live alert to join an
+	// incident of replayed ones sets it.
+	switch {
+	case first || n.Detected.IsZero():
+		n.Detected = detected
+	case a.Replayed && !n.Replayed:
+	case !a.Replayed && n.Replayed:
+		n.Detected = detected
+	case detected.Before(n.Detected):
 		n.Detected = detected
 	}
 	fe := a.FirstEventTime
@@ -408,14 +461,24 @@ func merge(inc vigil.Incident, a *vigil.Alert, t time.Time) vigil.Incident {
 	if n.FirstEventTime.IsZero() || fe.Before(n.FirstEventTime) {
 		n.FirstEventTime = fe
 	}
+	// Time to detect runs from the first live evidence's receipt; an
+	// incident of replayed alerts only has none.
+	if first {
+		n.FirstReceived, n.Replayed = a.FirstReceived, a.Replayed
+	} else {
+		r := vigil.Alert{FirstReceived: n.FirstReceived, Replayed: n.Replayed}
+		r.MergeReceipt(a)
+		n.FirstReceived, n.Replayed = r.FirstReceived, r.Replayed
+	}
 	if t.After(n.Updated) {
 		n.Updated = t
 	}
 	return n
 }
 
-// title names an incident after an alert: "<title> on <device>".
-func title(a *vigil.Alert) string {
+// title names an incident after an alert: "<title> on <device>", or
+// "<title> involving <entity>" with its first entity that groups.
+func (c *Correlator) title(a *vigil.Alert) string {
 	s := a.Title
 	if s == "" {
 		s = a.RuleID
@@ -426,8 +489,11 @@ func title(a *vigil.Alert) string {
 	switch {
 	case a.DeviceID != "":
 		return s + " on " + a.DeviceID
-	case len(a.Entities) > 0:
-		return s + " involving " + a.Entities[0]
+	}
+	for _, e := range a.Entities {
+		if c.groups(e) {
+			return s + " involving " + e
+		}
 	}
 	return s
 }

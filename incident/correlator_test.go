@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -69,6 +70,8 @@ type resultIncident struct {
 	AlertIDs       []string             `json:"alert_ids,omitempty"`
 	Techniques     []string             `json:"techniques,omitempty"`
 	FirstEventTime time.Time            `json:"first_event_time"`
+	FirstReceived  time.Time            `json:"first_received,omitzero"`
+	Replayed       bool                 `json:"replayed,omitempty"`
 	Detected       time.Time            `json:"detected"`
 	Contained      time.Time            `json:"contained,omitzero"`
 	Resolved       time.Time            `json:"resolved,omitzero"`
@@ -76,6 +79,9 @@ type resultIncident struct {
 	TimeToDetect   string               `json:"time_to_detect"`
 	TimeToContain  string               `json:"time_to_contain,omitempty"`
 }
+
+// ownAddrs are the server's own addresses in every case.
+var ownAddrs = []netip.Prefix{netip.MustParsePrefix("198.18.0.10/32"), netip.MustParsePrefix("fd00:5::/64")}
 
 func openStore(t *testing.T, path string) *sqlite.Store {
 	t.Helper()
@@ -105,7 +111,7 @@ func runCase(t *testing.T, dir string) {
 	defer func() { st.Close() }()
 	clock := &fakeClock{}
 	newCorrelator := func() *incident.Correlator {
-		c, err := incident.NewCorrelator(ctx, st, incident.Options{Clock: clock})
+		c, err := incident.NewCorrelator(ctx, st, incident.Options{Clock: clock, OwnAddrs: ownAddrs})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -178,6 +184,7 @@ func runCase(t *testing.T, dir string) {
 			Title: inc.Title, Status: inc.Status, Severity: inc.Severity,
 			DeviceIDs: inc.DeviceIDs, Entities: inc.Entities, AlertIDs: inc.AlertIDs, Techniques: inc.Techniques,
 			FirstEventTime: inc.FirstEventTime.UTC(), Detected: inc.Detected.UTC(), Updated: inc.Updated.UTC(),
+			FirstReceived: inc.FirstReceived.UTC(), Replayed: inc.Replayed,
 			TimeToDetect: inc.TimeToDetect().String(),
 		}
 		if !inc.Contained.IsZero() {

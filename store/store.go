@@ -44,7 +44,11 @@ type Events interface {
 	// GetEvent returns one event by id.
 	GetEvent(ctx context.Context, id string) (vigil.Event, error)
 	// DeleteEventsBefore removes events whose Time is before t (retention)
-	// and returns how many were removed.
+	// and returns how many were removed. Events that an alert still cites
+	// as evidence (in its EventIDs) are kept while the alert is open: it
+	// has no incident, or its incident is open or contained (or no longer
+	// stored). Once the incident is resolved or a false positive, the next
+	// retention removes them.
 	DeleteEventsBefore(ctx context.Context, t time.Time) (int64, error)
 	// CountEvents returns how many events are stored.
 	CountEvents(ctx context.Context) (int64, error)

@@ -162,12 +162,16 @@ func (s *Server) intelRoutes(in *Intel) []Route {
 			if !ok {
 				return vigil.Errorf(vigil.EINVALID, "format %q: want html, csv or json", format)
 			}
+			rep, err := report.Posture(r.Context(), s.opts.Store, db, s.clock.Now())
+			if err != nil {
+				return err
+			}
 			var b bytes.Buffer
-			if err := report.Write(&b, format, report.FromDB(db, s.clock.Now())); err != nil {
+			if err := report.Write(&b, format, rep); err != nil {
 				return err
 			}
 			w.Header().Set("Content-Type", ct)
-			_, err := w.Write(b.Bytes())
+			_, err = w.Write(b.Bytes())
 			return err
 		})},
 	}

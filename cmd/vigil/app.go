@@ -142,18 +142,24 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err err
 	}
 	detectors = append(detectors, intelDet, scan.NewDetector(a.vuln))
 	a.rules = ruleMgr
-	a.detect = detect.NewStage(a.bus, detectors, detect.StageOptions{Group: groupDetect, Logger: log, Registerer: a.registry})
+	a.detect = detect.NewStage(a.bus, detectors, detect.StageOptions{Group: groupDetect, Logger: log, Registerer: a.registry,
+		ReplayAfter: time.Duration(cfg.ReplayAfter)})
 	if a.inventory, err = inventory.NewStage(a.bus, a.store, inventory.Options{Group: groupInventory, Logger: log, Registerer: a.registry}); err != nil {
 		return nil, err
 	}
-	if a.incident, err = incident.NewCorrelator(ctx, a.store, incident.Options{Window: time.Duration(cfg.IncidentWindow), Logger: log, Registerer: a.registry}); err != nil {
+	own, err := cfg.ownAddrs()
+	if err != nil {
+		return nil, err
+	}
+	if a.incident, err = incident.NewCorrelator(ctx, a.store, incident.Options{Window: time.Duration(cfg.IncidentWindow), Logger: log, Registerer: a.registry,
+		OwnAddrs: append(own, interfaceAddrs()...)}); err != nil {
 		return nil, err
 	}
 	if err := a.openRespond(ctx); err != nil {
 		return nil, err
 	}
 	if a.alerts, err = alert.NewStage(a.bus, a.store, alert.Options{
-		Dedup:      alert.DedupOptions{Window: time.Duration(cfg.DedupWindow)},
+		Dedup:      alert.DedupOptions{Window: time.Duration(cfg.DedupWindow), Incidents: a.store},
 		Assigner:   a.incident,
 		OnStored:   a.respondAlert,
 		Logger:     log,

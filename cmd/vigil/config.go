@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -53,6 +55,14 @@ type config struct {
 	DedupWindow duration `yaml:"dedup_window"`
 	// IncidentWindow groups alerts on one device or entity into one incident.
 	IncidentWindow duration `yaml:"incident_window"`
+	// ServerAddresses are the server's own addresses or networks (as
+	// "10.0.0.5" or "10.0.0.0/24"), on top of the listen address, the
+	// addresses in hosts and those of the host's interfaces: alerts that
+	// name them are not grouped into one incident by them.
+	ServerAddresses []string `yaml:"server_addresses"`
+	// ReplayAfter: evidence received more than this after its own time is
+	// replayed or backfilled; its alerts count in no time to detect.
+	ReplayAfter duration `yaml:"replay_after"`
 
 	// MaxReportBytes and MaxBulkBytes bound request bodies.
 	MaxReportBytes int64 `yaml:"max_report_bytes"`
@@ -102,6 +112,7 @@ func defaultConfig() config {
 		DedupWindow:      duration(10 * time.Minute),
 		HeartbeatSilence: duration(5 * time.Minute),
 		IncidentWindow:   duration(30 * time.Minute),
+		ReplayAfter:      duration(time.Hour),
 		MaxReportBytes:   1 << 20,
 		MaxBulkBytes:     16 << 20,
 		LogLevel:         "info",
@@ -140,6 +151,12 @@ func (c *config) validate() error {
 	if _, err := egress.New(c.Outbound.Allow); err != nil {
 		return fmt.Errorf("outbound.allow: %w", err)
 	}
+	if c.ReplayAfter <= 0 {
+		return fmt.Errorf("replay_after: must be positive")
+	}
+	if _, err := c.ownAddrs(); err != nil {
+		return err
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -166,3 +183,50 @@ func (d *duration) UnmarshalYAML(n *yaml.Node) error {
 }
 
 func (d duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// ownAddrs returns the server's own addresses: server_addresses, the
+// listen address and the addresses in hosts. An entry of server_addresses
+// that is neither an address nor a network is an error.
+func (c *config) ownAddrs() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for i, s := range c.ServerAddresses {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("server_addresses[%d]: %q is not an address or a network (10.0.0.5, 10.0.0.0/24)", i, s)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	hosts := slices.Clone(c.Hosts)
+	if h, _, err := net.SplitHostPort(c.Listen); err == nil {
+		hosts = append(hosts, h)
+	}
+	for _, h := range hosts {
+		if a, err := netip.ParseAddr(h); err == nil {
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+		}
+	}
+	return out, nil
+}
+
+// interfaceAddrs returns the addresses of the host's network interfaces
+// (none when they cannot be read).
+func interfaceAddrs() []netip.Prefix {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []netip.Prefix
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok {
+				ip = ip.Unmap()
+				out = append(out, netip.PrefixFrom(ip, ip.BitLen()))
+			}
+		}
+	}
+	return out
+}

@@ -230,7 +230,7 @@ func newReportCmd() *cobra.Command {
 	var format string
 	posture := &cobra.Command{
 		Use:   "posture --format html|csv|json",
-		Short: "The fleet's security posture: devices by firmware, findings by severity, KEV, exposure",
+		Short: "The fleet's security posture: what is missing and how to fix it, incidents (MTTD, MTTC), response actions, devices by firmware, findings, KEV, exposure",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := o.client()

@@ -2,6 +2,8 @@ package sigma
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -185,8 +187,26 @@ func eventAlert(r *Rule, ev *vigil.Event, now time.Time) vigil.Alert {
 		a.EventIDs = []string{ev.ID}
 	}
 	a.DedupKey = "sigma|" + a.RuleID + "|" + a.DeviceID
+	// once_per: one alert per device and key until it is cleared; the
+	// key's values are shown with the alert.
+	for _, f := range r.OncePer {
+		v, _ := ev.FieldString(f)
+		a.Fields[f] = v
+		if len(v) > maxKeyValue {
+			// A device chooses the value: keep the key short enough for
+			// any store's index.
+			sum := sha256.Sum256([]byte(v))
+			v = "sha256:" + hex.EncodeToString(sum[:])
+		}
+		a.DedupKey += "|" + f + "=" + v
+		a.UntilCleared = true
+	}
 	return a
 }
+
+// maxKeyValue is the longest field value put into a dedup key as it is;
+// a longer one goes in as its SHA-256.
+const maxKeyValue = 128
 
 // corrAlert is the alert of a correlation that fired.
 func corrAlert(f corrFire, now time.Time) vigil.Alert {

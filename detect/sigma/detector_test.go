@@ -369,3 +369,32 @@ func TestMatchWriterAgreesWithEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestOncePer checks Vigil's once_per attribute: the alert's dedup key
+// holds the device and the named fields' values (a long value as its
+// hash), the values are shown in the alert's fields, and the alert is
+// UntilCleared. once_per that is not a list of names is a load error.
+func TestOncePer(t *testing.T) {
+	rs := mustLoad(t, strings.Replace(procRule, "level: high\n", "level: high\nonce_per:\n    - process.executable\n    - user.name\n", 1))
+	d := NewDetector(rs, DetectorOptions{})
+	var got []vigil.Alert
+	for _, img := range []string{"/usr/bin/wget", "/usr/bin/wget", "/" + strings.Repeat("a", 300) + "/wget"} {
+		d.Detect(context.Background(), 0, procEvent(img, "wget -O /tmp/x"), func(a vigil.Alert) { got = append(got, a) })
+	}
+	if len(got) != 3 {
+		t.Fatalf("%d alerts, want 3", len(got))
+	}
+	want := "sigma|11111111-1111-1111-1111-111111111111|cam-7|process.executable=/usr/bin/wget|user.name="
+	if got[0].DedupKey != want || got[1].DedupKey != want || !got[0].UntilCleared || got[0].Fields["process.executable"] != "/usr/bin/wget" {
+		t.Errorf("alert: key %q until_cleared %v fields %v; want key %q", got[0].DedupKey, got[0].UntilCleared, got[0].Fields, want)
+	}
+	if k := got[2].DedupKey; len(k) > 200 || !strings.Contains(k, "process.executable=sha256:") {
+		t.Errorf("a long value went into the key as it is: %q", k)
+	}
+	for _, bad := range []string{"once_per: process.executable\n", "once_per:\n    - a\n    - [b]\n", "once_per:\n    - ''\n"} {
+		_, errs := LoadBytes("bad.yml", []byte(strings.Replace(procRule, "level: high\n", "level: high\n"+bad, 1)), nil)
+		if len(errs) == 0 || !strings.Contains(errs[0].Error(), "once_per must be a list of field names") {
+			t.Errorf("%q: errors %v, want once_per must be a list", bad, errs)
+		}
+	}
+}

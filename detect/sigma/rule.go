@@ -2,6 +2,7 @@ package sigma
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -59,6 +60,10 @@ type Rule struct {
 	Logsource   Logsource
 	// Fields is the rule's "fields" list (interesting fields to show).
 	Fields []string
+	// OncePer (Vigil's custom attribute once_per) names event fields: the
+	// rule fires once per device and value of these fields until its
+	// alert is cleared (vigil.Alert.UntilCleared).
+	OncePer []string
 	// Unvalued names the expand placeholders the rule uses that the
 	// config declares without values (they match no value).
 	Unvalued []string
@@ -188,6 +193,12 @@ func parseHeader(r *Rule, doc *yaml.Node) error {
 	r.Tags = stringList(mapGet(doc, "tags"))
 	r.Techniques = vigil.TechniquesFromTags(r.Tags)
 	r.Fields = stringList(mapGet(doc, "fields"))
+	if n := mapGet(doc, "once_per"); n != nil {
+		r.OncePer = stringList(n)
+		if n.Kind != yaml.SequenceNode || len(r.OncePer) != len(n.Content) || slices.Contains(r.OncePer, "") {
+			return errAt(n, "once_per must be a list of field names")
+		}
+	}
 	if r.Title == "" {
 		return errAt(doc, "missing title")
 	}

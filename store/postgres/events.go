@@ -252,14 +252,24 @@ func (s *Store) GetEvent(ctx context.Context, id string) (vigil.Event, error) {
 // deleteChunk bounds how many events one retention statement removes.
 const deleteChunk = 10000
 
+// evidenceOfOpenAlerts selects the ids of the events that open alerts cite
+// as evidence: alerts without an incident, or whose incident is open,
+// contained or missing. Retention keeps them.
+const evidenceOfOpenAlerts = `SELECT jsonb_array_elements_text(a.body->'event_ids') FROM alerts a
+	LEFT JOIN incidents i ON i.id = a.incident_id
+	WHERE jsonb_typeof(a.body->'event_ids') = 'array'
+	AND (a.incident_id = '' OR i.status IS NULL OR i.status IN ('open', 'contained'))`
+
 // DeleteEventsBefore removes events whose Time is before t, a chunk per
-// statement, and returns how many it removed.
+// statement, and returns how many it removed. Events cited by open alerts
+// stay (see store.Events).
 func (s *Store) DeleteEventsBefore(ctx context.Context, t time.Time) (int64, error) {
 	var total int64
 	cut := store.Nanos(t)
 	for {
 		tag, err := s.pool.Exec(ctx,
-			"DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE time < $1 LIMIT $2)", cut, deleteChunk)
+			"DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE time < $1 AND id NOT IN ("+
+				evidenceOfOpenAlerts+") LIMIT $2)", cut, deleteChunk)
 		if err != nil {
 			return total, fmt.Errorf("cannot delete events before %s: %w", t.Format(time.RFC3339), err)
 		}

@@ -400,14 +400,24 @@ func (s *Store) GetEvent(ctx context.Context, id string) (vigil.Event, error) {
 // so that ingest is not held up behind a long delete.
 const deleteChunk = 5000
 
+// evidenceOfOpenAlerts selects the ids of the events that open alerts cite
+// as evidence: alerts without an incident, or whose incident is open,
+// contained or missing. Retention keeps them.
+const evidenceOfOpenAlerts = `SELECT j.value FROM alerts a
+	LEFT JOIN incidents i ON i.id = a.incident_id
+	JOIN json_each(a.body, '$.event_ids') j
+	WHERE a.incident_id = '' OR i.status IS NULL OR i.status IN ('open', 'contained')`
+
 // DeleteEventsBefore removes events whose Time is before t, a chunk per
-// transaction, and returns how many it removed.
+// transaction, and returns how many it removed. Events cited by open
+// alerts stay (see store.Events).
 func (s *Store) DeleteEventsBefore(ctx context.Context, t time.Time) (int64, error) {
 	var total int64
 	cut := store.Nanos(t)
 	for {
 		res, err := s.w.ExecContext(ctx,
-			"DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE time < ? LIMIT ?)", cut, deleteChunk)
+			"DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE time < ? AND id NOT IN ("+
+				evidenceOfOpenAlerts+") LIMIT ?)", cut, deleteChunk)
 		if err != nil {
 			return total, fmt.Errorf("cannot delete events before %s: %w", t.Format(time.RFC3339), err)
 		}

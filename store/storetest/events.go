@@ -497,3 +497,67 @@ func testEventRetention(t *testing.T, s store.Store) {
 		t.Fatalf("CountEvents = %d, want 0", count)
 	}
 }
+
+// testRetentionKeepsEvidence checks that retention keeps the events open
+// alerts cite (no incident, or an open or contained one) and removes those
+// of alerts whose incident was closed, once it is.
+func testRetentionKeepsEvidence(t *testing.T, s store.Store) {
+	var events []vigil.Event
+	for i := range 8 {
+		events = append(events, vigil.Event{ID: name("ev", i), Time: base.Add(time.Duration(i) * time.Minute), Kind: vigil.KindAuth})
+	}
+	must(t, s.PutEvents(ctx(t), events), "PutEvents")
+	incidents := map[string]vigil.IncidentStatus{
+		"inc-open": vigil.IncidentOpen, "inc-contained": vigil.IncidentContained,
+		"inc-resolved": vigil.IncidentResolved, "inc-fp": vigil.IncidentFalsePositive,
+	}
+	for id, st := range incidents {
+		inc := fullIncident(id)
+		inc.Status = st
+		must(t, s.PutIncident(ctx(t), inc), "PutIncident")
+	}
+	alert := func(id, incident string, evs ...string) {
+		a := fullAlert(id)
+		a.DedupKey, a.IncidentID, a.EventIDs = id, incident, evs
+		must(t, s.PutAlert(ctx(t), a), "PutAlert")
+	}
+	alert("al-open", "inc-open", "ev-000", "ev-001")
+	alert("al-contained", "inc-contained", "ev-002")
+	alert("al-none", "", "ev-003")
+	alert("al-lost", "inc-not-stored", "ev-004")
+	alert("al-resolved", "inc-resolved", "ev-005")
+	alert("al-fp", "inc-fp", "ev-006")
+	alert("al-noevidence", "inc-open")
+	// ev-007 is cited by nobody.
+
+	n, err := s.DeleteEventsBefore(ctx(t), base.Add(time.Hour))
+	must(t, err, "DeleteEventsBefore")
+	if n != 3 {
+		t.Errorf("DeleteEventsBefore removed %d, want 3 (ev-005, ev-006, ev-007)", n)
+	}
+	for i, kept := range []bool{true, true, true, true, true, false, false, false} {
+		_, err := s.GetEvent(ctx(t), name("ev", i))
+		switch {
+		case kept && err != nil:
+			t.Errorf("%s, evidence of an open alert, was removed by retention: %v", name("ev", i), err)
+		case !kept && vigil.ErrorCode(err) != vigil.ENOTFOUND:
+			t.Errorf("%s: GetEvent after retention: %v, want ENOTFOUND", name("ev", i), err)
+		}
+	}
+
+	// Once its incident is resolved, the alert's evidence ages out too.
+	inc, err := s.GetIncident(ctx(t), "inc-open")
+	must(t, err, "GetIncident")
+	inc.Status, inc.Resolved = vigil.IncidentResolved, base.Add(2*time.Hour)
+	must(t, s.PutIncident(ctx(t), inc), "PutIncident (resolve)")
+	n, err = s.DeleteEventsBefore(ctx(t), base.Add(time.Hour))
+	must(t, err, "DeleteEventsBefore after resolving")
+	if n != 2 {
+		t.Errorf("DeleteEventsBefore after resolving removed %d, want 2 (ev-000, ev-001)", n)
+	}
+	count, err := s.CountEvents(ctx(t))
+	must(t, err, "CountEvents")
+	if count != 3 {
+		t.Errorf("CountEvents = %d, want 3 (ev-002, ev-003, ev-004)", count)
+	}
+}

@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Events/Limits", testEventLimits},
 		{"Events/BadPage", testEventBadPage},
 		{"Events/Retention", testEventRetention},
+		{"Events/RetentionKeepsEvidence", testRetentionKeepsEvidence},
 		{"Devices/RoundTrip", testDeviceRoundTrip},
 		{"Devices/List", testDeviceList},
 		{"Devices/Health", testHealth},

@@ -29,7 +29,8 @@ func fixture() *Report {
 		{ID: "nvr-7|CVE-2099-1|x", DeviceID: "nvr-7", Vuln: "CVE-2099-1", CVSS: 5, Severity: "medium", KEV: true, KEVDue: time.Date(2025, 10, 1, 0, 0, 0, 0, time.UTC), Component: "x <script>", Rank: 15, Evidence: ev},
 		{ID: "cam-3|CVE-2024-99902|lighttpd", DeviceID: "cam-3", Vuln: "CVE-2024-99902", CVSS: 7.5, Severity: "high", Suppressed: "vex not_affected", Evidence: ev},
 	}
-	return Build(devs, fs, []scan.TrendPoint{{Day: "2025-09-01", Findings: 4}}, now)
+	return Build(Input{Devices: devs, Findings: fs, Trend: []scan.TrendPoint{{Day: "2025-09-01", Findings: 4}}, Now: now,
+		Sources: []scan.SourceInfo{{Name: "nvd", Kind: scan.KindAdvisories}, {Name: "kev", Kind: scan.KindKEV}}})
 }
 
 func TestBuild(t *testing.T) {
@@ -59,7 +60,7 @@ func TestWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := b.String()
-	for _, want := range []string{"<h2>Devices by firmware</h2>", "CVE-2014-0160 (KEV)", "1195 days", "update to ≥ 2.1.3", "x &lt;script&gt;"} {
+	for _, want := range []string{"<h3>Devices by firmware</h3>", "CVE-2014-0160 (KEV)", "1195 days", "update to ≥ 2.1.3", "x &lt;script&gt;"} {
 		if !strings.Contains(h, want) {
 			t.Errorf("html lacks %q", want)
 		}
