@@ -63,6 +63,8 @@ type config struct {
 	Response responseConfig `yaml:"response"`
 	// MQTTIngest, when set, subscribes to the agents' MQTT topics (mqtt.go).
 	MQTTIngest *mqttIngestConfig `yaml:"mqtt_ingest"`
+	// Audit configures where the audit trail's anchors go (auditconfig.go).
+	Audit auditCfg `yaml:"audit"`
 
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
