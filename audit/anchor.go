@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -54,20 +55,21 @@ func (a Anchor) Line() []byte {
 
 // ReadAnchors returns the anchor of highest Seq found in r: one JSON
 // object per line, possibly after a prefix (a syslog header) and with other
-// fields (a JSON log line of `vigil serve`). Lines without seq, hash and
-// mac are skipped; ok is false when there was none.
+// fields (a JSON log line of `vigil serve`), or a text log line of `vigil
+// serve` (msg="audit anchor"). Lines without seq, hash and mac are
+// skipped; ok is false when there was none.
 func ReadAnchors(r io.Reader) (last Anchor, ok bool, err error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Bytes()
-		i := bytes.IndexByte(line, '{')
-		j := bytes.LastIndexByte(line, '}')
-		if i < 0 || j < i {
-			continue
-		}
 		var a Anchor
-		if json.Unmarshal(line[i:j+1], &a) != nil || a.Seq <= 0 || a.Hash == "" || a.MAC == "" {
+		if bytes.Contains(line, []byte(`msg="audit anchor"`)) {
+			a = textAnchor(string(line))
+		} else if i, j := bytes.IndexByte(line, '{'), bytes.LastIndexByte(line, '}'); i >= 0 && j > i {
+			_ = json.Unmarshal(line[i:j+1], &a)
+		}
+		if a.Seq <= 0 || a.Hash == "" || a.MAC == "" {
 			continue
 		}
 		if !ok || a.Seq >= last.Seq {
@@ -78,6 +80,26 @@ func ReadAnchors(r io.Reader) (last Anchor, ok bool, err error) {
 		return last, ok, fmt.Errorf("cannot read anchors: %w", err)
 	}
 	return last, ok, nil
+}
+
+// textAnchor reads the anchor of a text log line of `vigil serve`
+// (msg="audit anchor" ... seq=N hash=H mac=M).
+func textAnchor(line string) Anchor {
+	var a Anchor
+	for _, f := range strings.Fields(line) {
+		k, v, _ := strings.Cut(f, "=")
+		switch k {
+		case "time":
+			a.Time, _ = time.Parse(time.RFC3339Nano, v)
+		case "seq":
+			a.Seq, _ = strconv.ParseInt(v, 10, 64)
+		case "hash":
+			a.Hash = v
+		case "mac":
+			a.MAC = v
+		}
+	}
+	return a
 }
 
 // ReadAnchorFile is ReadAnchors on a file.

@@ -256,12 +256,17 @@ func TestReadAnchors(t *testing.T) {
 		`{"time":"2026-12-01T10:00:01Z","level":"INFO","msg":"audit anchor","component":"audit","seq":7,"hash":"h7","mac":"m7"}`,
 		`<85>1 2026-12-01T10:00:02Z host vigil - audit-anchor - {"msg":"vigil audit anchor","time":"2026-12-01T10:00:02Z","seq":9,"hash":"h9","mac":"m9"}`,
 		`{"seq":8,"hash":"h8","mac":"m8"}`,
+		`time=2026-12-01T10:00:03.5Z level=INFO msg="audit anchor" component=audit seq=6 hash=h6 mac=m6`,
 		`not json {`,
 		``,
 	}, "\n")
 	a, ok, err := audit.ReadAnchors(strings.NewReader(in))
 	if err != nil || !ok || a.Seq != 9 || a.Hash != "h9" || a.MAC != "m9" {
 		t.Fatalf("%+v %v %v", a, ok, err)
+	}
+	a, ok, _ = audit.ReadAnchors(strings.NewReader(`time=2026-12-01T10:00:03.5Z level=INFO msg="audit anchor" component=audit seq=11 hash=h11 mac=m11` + "\n" + in))
+	if !ok || a.Seq != 11 || a.MAC != "m11" || a.Time.IsZero() {
+		t.Fatalf("text log line: %+v", a)
 	}
 	if _, ok, _ := audit.ReadAnchors(strings.NewReader("nothing\n")); ok {
 		t.Fatal("found an anchor in nothing")
