@@ -178,6 +178,14 @@ func TestRewritingDetected(t *testing.T) {
 	}
 	// Plain hashes, no MAC at all.
 	f("macs removed", func(vigil.AuditRecord) string { return "" }, audit.ProblemUnsealed, 6)
+	// MACs removed from the rewritten records only: the first one is
+	// unsealed after sealed ones.
+	f("macs removed from the edit on", func(r vigil.AuditRecord) string {
+		if r.Seq < 3 {
+			return r.MAC
+		}
+		return ""
+	}, audit.ProblemUnsealed, 3)
 	// The old MACs left in place: they are MACs of other hashes.
 	f("macs kept", nil, audit.ProblemMAC, 3)
 	// A MAC made with another key.
