@@ -235,3 +235,24 @@ func TestAuditVerifyOnlineAndOffline(t *testing.T) {
 		t.Fatalf("offline verify of a rewritten trail: exit %d\n%s", code, out)
 	}
 }
+
+func TestAuditConfigSinks(t *testing.T) {
+	f := func(mod func(c *auditCfg), want string) {
+		t.Helper()
+		var c auditCfg
+		mod(&c)
+		_, err := c.sinks()
+		if (want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), want) {
+			t.Errorf("sinks: %v, want %q", err, want)
+		}
+	}
+	f(func(c *auditCfg) {}, "")
+	f(func(c *auditCfg) { c.Anchors.File = "anchors.jsonl" }, "audit.anchors.file")
+	f(func(c *auditCfg) { c.Anchors.Syslog = &syslogConfig{Network: "sctp", Addr: "x:514"} }, "audit.anchors.syslog.network")
+	f(func(c *auditCfg) { c.Anchors.Webhook = &webhookConfig{URL: "file:///etc/passwd"} }, "audit.anchors.webhook.url")
+	f(func(c *auditCfg) {
+		c.Anchors.File = "/var/log/a.jsonl"
+		c.Anchors.Syslog = &syslogConfig{Addr: "127.0.0.1:514"}
+		c.Anchors.Webhook = &webhookConfig{URL: "https://siem.example.org/a"}
+	}, "")
+}
