@@ -13,15 +13,20 @@ import (
 	"github.com/vigil-iot/vigil/web/api"
 )
 
+// Routes are the audit API of a trail without key or anchors (Trail.Routes).
+func Routes(st store.Audit, log *slog.Logger) []web.Route {
+	return NewTrail(st, TrailOptions{Logger: log}).Routes()
+}
+
 // Routes are the audit API, for web.Options.Extra (admin only):
 //
 //	GET /api/v1/audit?after=SEQ&limit=N  api.List[vigil.AuditRecord] in seq order
 //	                                     (next_cursor is the last seq when more may follow)
-//	GET /api/v1/audit/verify             Report (200 whether or not the chain holds: see ok)
-func Routes(st store.Audit, log *slog.Logger) []web.Route {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+//	GET /api/v1/audit/verify             Report of Trail.Verify: the chain, the key's MACs
+//	                                     and the last anchor, checked on the server
+//	                                     (200 whether or not the trail holds: see ok)
+func (t *Trail) Routes() []web.Route {
+	st, log := t.st, t.log
 	h := func(f func(w http.ResponseWriter, r *http.Request) error) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if err := f(w, r); err != nil {
@@ -49,7 +54,7 @@ func Routes(st store.Audit, log *slog.Logger) []web.Route {
 			return writeJSON(w, api.List[vigil.AuditRecord]{Items: recs, NextCursor: next})
 		})},
 		{Method: "GET", Pattern: api.Prefix + "/audit/verify", Perm: auth.PermAdmin, Handler: h(func(w http.ResponseWriter, r *http.Request) error {
-			rep, err := Verify(r.Context(), st)
+			rep, err := t.Verify(r.Context())
 			if err != nil {
 				return err
 			}

@@ -1,6 +1,7 @@
 package enroll
 
 import (
+	"fmt"
 	"net/http"
 	"time"
 
@@ -52,11 +53,11 @@ type CommandAnswer struct {
 // (read).
 func (h *Handler) AdminRoutes() []web.Route {
 	return []web.Route{
-		{Method: "POST", Pattern: PathTokens, Perm: auth.PermAdmin, Handler: http.HandlerFunc(h.createToken)},
+		{Method: "POST", Pattern: PathTokens, Perm: auth.PermAdmin, Handler: http.HandlerFunc(h.createToken), Action: "enroll_token.create"},
 		{Method: "GET", Pattern: PathTokens, Perm: auth.PermAdmin, Handler: http.HandlerFunc(h.listTokens)},
-		{Method: "DELETE", Pattern: PathToken, Perm: auth.PermAdmin, Handler: http.HandlerFunc(h.deleteToken)},
-		{Method: "POST", Pattern: PathRevokeDevice, Perm: auth.PermAdmin, Handler: http.HandlerFunc(h.revokeDevice)},
-		{Method: "POST", Pattern: PathDeviceCommand, Perm: auth.PermWrite, Handler: http.HandlerFunc(h.sendCommand)},
+		{Method: "DELETE", Pattern: PathToken, Perm: auth.PermAdmin, Handler: http.HandlerFunc(h.deleteToken), Action: "enroll_token.delete"},
+		{Method: "POST", Pattern: PathRevokeDevice, Perm: auth.PermAdmin, Handler: http.HandlerFunc(h.revokeDevice), Action: "device.revoke"},
+		{Method: "POST", Pattern: PathDeviceCommand, Perm: auth.PermWrite, Handler: http.HandlerFunc(h.sendCommand), Action: "command.send"},
 		{Method: "GET", Pattern: PathCommand, Perm: auth.PermRead, Handler: http.HandlerFunc(h.getCommand)},
 	}
 }
@@ -88,6 +89,7 @@ func (h *Handler) createToken(w http.ResponseWriter, r *http.Request) {
 		web.WriteError(w, r, h.log, err)
 		return
 	}
+	web.Audit(r, "enroll-token:"+tok.ID, fmt.Sprintf("class=%q expires=%s", tok.Class, tok.Expires.Format(time.RFC3339)))
 	writeJSON(w, http.StatusCreated, TokenAnswer{Token: plain, ID: tok.ID, Class: tok.Class, Expires: tok.Expires})
 }
 
@@ -104,6 +106,7 @@ func (h *Handler) listTokens(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) deleteToken(w http.ResponseWriter, r *http.Request) {
+	web.Audit(r, "enroll-token:"+r.PathValue("id"), "")
 	if err := h.opts.Tokens.Revoke(r.PathValue("id")); err != nil {
 		web.WriteError(w, r, h.log, err)
 		return
@@ -113,6 +116,7 @@ func (h *Handler) deleteToken(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) revokeDevice(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	web.Audit(r, "device:"+id, "")
 	if err := h.opts.Revocations.RevokeDevice(id); err != nil {
 		web.WriteError(w, r, h.log, err)
 		return
@@ -132,11 +136,13 @@ func (h *Handler) sendCommand(w http.ResponseWriter, r *http.Request) {
 		web.WriteError(w, r, h.log, err)
 		return
 	}
+	web.Audit(r, "device:"+r.PathValue("id"), fmt.Sprintf("action=%q", req.Action))
 	c, err := h.Send(r.PathValue("id"), req.Action, req.Params, ttl)
 	if err != nil {
 		web.WriteError(w, r, h.log, err)
 		return
 	}
+	web.Audit(r, "device:"+c.DeviceID, fmt.Sprintf("action=%q command=%s", c.Action, c.ID))
 	writeJSON(w, http.StatusCreated, CommandAnswer{Command: c})
 }
 

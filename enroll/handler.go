@@ -24,6 +24,7 @@ import (
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/agent/command"
 	"github.com/vigil-iot/vigil/agent/protocol"
+	"github.com/vigil-iot/vigil/audit"
 	"github.com/vigil-iot/vigil/ingest/httpin"
 	"github.com/vigil-iot/vigil/pki"
 	"github.com/vigil-iot/vigil/web"
@@ -66,6 +67,9 @@ type Options struct {
 	// context (httpin.WithObserver). Nil leaves bulk events to the next
 	// handler.
 	Bulk http.Handler
+	// Audit, when set, records enrollments, renewals and every command
+	// queued (by the API or a playbook) in the audit trail.
+	Audit *audit.Recorder
 	// OnEnroll is called after a device enrolled (to create its record).
 	OnEnroll func(ctx context.Context, deviceID, class string)
 	// OnResult is called with every command result an agent sends back
@@ -331,6 +335,8 @@ func (h *Handler) enroll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.log.Info("device enrolled", "device_id", id, "class", tok.Class, "token_id", tok.ID, "serial", cert.SerialNumber.Text(16))
+	h.audit(r.Context(), "enroll-token:"+tok.ID, "device.enroll", "device:"+id, map[string]any{
+		"class": tok.Class, "serial": cert.SerialNumber.Text(16), "not_after": cert.NotAfter, "remote": r.RemoteAddr})
 	if h.opts.OnEnroll != nil {
 		h.opts.OnEnroll(r.Context(), id, tok.Class)
 	}
@@ -360,6 +366,7 @@ func (h *Handler) renew(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.log.Info("device certificate renewed", "device_id", id, "serial", cert.SerialNumber.Text(16), "not_after", cert.NotAfter)
+	h.audit(r.Context(), "device:"+id, "device.renew", "device:"+id, map[string]any{"serial": cert.SerialNumber.Text(16), "not_after": cert.NotAfter})
 	writeJSON(w, http.StatusOK, protocol.RenewResponse{Certificate: string(certPEM), NotAfter: cert.NotAfter})
 }
 
@@ -392,6 +399,8 @@ func (h *Handler) Send(deviceID, action string, params map[string]string, ttl ti
 	}
 	h.persistQueue()
 	h.log.Info("command queued", "device_id", deviceID, "command_id", c.ID, "action", action)
+	h.audit(context.Background(), "vigil", "command.queue", "device:"+deviceID, map[string]any{
+		"command": c.ID, "action": action, "params": params, "expires": c.Expires})
 	if h.opts.OnQueued != nil {
 		h.opts.OnQueued(deviceID, s)
 	}
@@ -522,6 +531,14 @@ func (h *Handler) result(w http.ResponseWriter, r *http.Request) {
 		h.opts.OnResult(r.Context(), res)
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+// audit appends a record when Options.Audit is set; a failure is logged
+// by the recorder (the change is made).
+func (h *Handler) audit(ctx context.Context, actor, action, object string, detail any) {
+	if h.opts.Audit != nil {
+		_, _ = h.opts.Audit.RecordJSON(context.WithoutCancel(ctx), actor, action, object, detail)
+	}
 }
 
 // statusRecorder remembers the status of an answer, for the metrics.

@@ -163,9 +163,11 @@ type ActionFilter struct {
 // Audit stores the append-only, hash-chained audit trail.
 type Audit interface {
 	// AppendAudit appends a record: the store assigns Seq (1, 2, ...),
-	// PrevHash (the previous record's Hash, "" for the first) and Hash
-	// (r.ComputeHash()), atomically with respect to other appends, and
-	// returns the stored record.
+	// PrevHash (the previous record's Hash, "" for the first), Hash
+	// (r.ComputeHash()) and MAC (r.ComputeMAC(key) when the store was
+	// opened with an audit key, "" otherwise), atomically with respect to
+	// other appends, and returns the stored record. Outcome is stored as
+	// given.
 	AppendAudit(ctx context.Context, r vigil.AuditRecord) (vigil.AuditRecord, error)
 	// ListAudit returns records with Seq > afterSeq in Seq order, at most limit (0: all).
 	ListAudit(ctx context.Context, afterSeq int64, limit int) ([]vigil.AuditRecord, error)

@@ -214,6 +214,10 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
 // audit appends a record of a change to the audit trail. A failure is
 // logged: the change itself is already made.
 func (s *Server) audit(r *http.Request, action, object, detail string) {
+	if n, ok := r.Context().Value(auditKey{}).(*auditNote); ok { // the request's own record (audited)
+		n.action, n.object, n.detail = action, object, detail
+		return
+	}
 	actor := "unknown"
 	if tok, ok := auth.FromContext(r.Context()); ok {
 		actor = "token:" + tok.Name

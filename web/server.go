@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -83,6 +84,18 @@ type Route struct {
 	// Quiet routes log successful requests at debug level only (ingest,
 	// probes, metrics: they are frequent).
 	Quiet bool
+	// Action names the audit record of a write route (see Audited), e.g.
+	// "token.create". Empty: the action the handler gives (Server.audit),
+	// else the method and pattern ("POST /api/v1/actions/{id}/approve").
+	Action string
+}
+
+// Audited reports whether the server audits every request to rt that
+// carries a valid token: every write route (any method but GET and HEAD),
+// except the data path (routes that need only the ingest permission: the
+// events they carry record their own provenance).
+func Audited(rt Route) bool {
+	return rt.Method != http.MethodGet && rt.Method != http.MethodHead && !rt.Public && rt.Perm != auth.PermIngest
 }
 
 // Server is Vigil's HTTP handler.
@@ -150,8 +163,8 @@ func NewServer(opts Options) (*Server, error) {
 		{Method: "GET", Pattern: p + "/events/{id}", Perm: auth.PermRead, Handler: s.handle(s.getEvent)},
 
 		{Method: "GET", Pattern: p + "/tokens", Perm: auth.PermAdmin, Handler: s.handle(s.listTokens)},
-		{Method: "POST", Pattern: p + "/tokens", Perm: auth.PermAdmin, Handler: s.handle(s.createToken)},
-		{Method: "DELETE", Pattern: p + "/tokens/{id}", Perm: auth.PermAdmin, Handler: s.handle(s.revokeToken)},
+		{Method: "POST", Pattern: p + "/tokens", Perm: auth.PermAdmin, Handler: s.handle(s.createToken), Action: "token.create"},
+		{Method: "DELETE", Pattern: p + "/tokens/{id}", Perm: auth.PermAdmin, Handler: s.handle(s.revokeToken), Action: "token.revoke"},
 	}
 	if opts.Gatherer != nil {
 		r := Route{Method: "GET", Pattern: PathMetrics, Public: !opts.MetricsAuth, Quiet: true,
@@ -170,9 +183,9 @@ func NewServer(opts Options) (*Server, error) {
 	if opts.Rules != nil {
 		routes = append(routes,
 			Route{Method: "GET", Pattern: p + "/rules", Perm: auth.PermRead, Handler: s.handle(s.listRules)},
-			Route{Method: "POST", Pattern: p + "/rules/reload", Perm: auth.PermWrite, Handler: s.handle(s.reloadRules)},
-			Route{Method: "POST", Pattern: p + "/rules/enable", Perm: auth.PermWrite, Handler: s.handle(s.toggleRules(true))},
-			Route{Method: "POST", Pattern: p + "/rules/disable", Perm: auth.PermWrite, Handler: s.handle(s.toggleRules(false))},
+			Route{Method: "POST", Pattern: p + "/rules/reload", Perm: auth.PermWrite, Handler: s.handle(s.reloadRules), Action: "rules.reload"},
+			Route{Method: "POST", Pattern: p + "/rules/enable", Perm: auth.PermWrite, Handler: s.handle(s.toggleRules(true)), Action: "rules.enable"},
+			Route{Method: "POST", Pattern: p + "/rules/disable", Perm: auth.PermWrite, Handler: s.handle(s.toggleRules(false)), Action: "rules.disable"},
 		)
 	}
 	if opts.Intel != nil {
@@ -209,9 +222,64 @@ func (s *Server) register(rt Route) (err error) {
 		h = s.authorize(rt.Perm, h)
 	}
 	pattern := rt.Method + " " + rt.Pattern
+	if Audited(rt) {
+		h = s.audited(rt, pattern, h)
+	}
 	s.mux.Handle(pattern, s.observe(pattern, rt.Quiet, h))
 	s.routes = append(s.routes, rt)
 	return nil
+}
+
+// auditNote is what a write request's handler tells its audit record.
+type auditNote struct{ action, object, detail string }
+
+type auditKey struct{}
+
+// Audit tells the audit record of a write request what it was done to
+// (object, e.g. "device:cam-1") and how (detail; never a secret). Without
+// it the record's object is the request path. A request that is not
+// audited (a read) ignores it.
+func Audit(r *http.Request, object, detail string) {
+	if n, ok := r.Context().Value(auditKey{}).(*auditNote); ok {
+		n.object, n.detail = object, detail
+	}
+}
+
+// audited appends one audit record per request to a write route that
+// carried a valid token, whatever its outcome: actor "token:<name>", the
+// route's action, the object and detail the handler gave (Audit), and the
+// outcome of the status (ok, denied, refused, failed). It sits between
+// observe, whose recorder gives the status and token name, and authorize.
+// Requests without a valid token leave no record (they cannot flood the
+// trail); they are logged.
+func (s *Server) audited(rt Route, pattern string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := &auditNote{}
+		done := false
+		defer func() {
+			rec, ok := w.(*responseRecorder)
+			if !ok || rec.who == "" {
+				return
+			}
+			outcome := vigil.OutcomeOK
+			switch st := rec.status; {
+			case !done || st >= 500:
+				outcome = vigil.OutcomeFailed
+			case st == http.StatusUnauthorized || st == http.StatusForbidden:
+				outcome = vigil.OutcomeDenied
+			case st >= 400:
+				outcome = vigil.OutcomeRefused
+			}
+			action := cmp.Or(rt.Action, n.action, pattern)
+			ar := vigil.AuditRecord{Time: s.clock.Now().UTC(), Actor: "token:" + rec.who, Action: action,
+				Object: cmp.Or(n.object, r.URL.Path), Detail: n.detail, Outcome: outcome}
+			if _, err := s.opts.Store.AppendAudit(context.WithoutCancel(r.Context()), ar); err != nil {
+				s.log.Error("cannot append audit record", "action", action, "object", ar.Object, "err", err)
+			}
+		}()
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), auditKey{}, n)))
+		done = true
+	})
 }
 
 // Routes returns every registered route, in registration order.

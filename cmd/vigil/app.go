@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/agent/command"
 	"github.com/vigil-iot/vigil/alert"
+	"github.com/vigil-iot/vigil/audit"
 	"github.com/vigil-iot/vigil/auth"
 	"github.com/vigil-iot/vigil/bus/natsbus"
 	"github.com/vigil-iot/vigil/detect"
@@ -69,6 +70,9 @@ type app struct {
 	alerts      *alert.Stage
 	incident    *incident.Correlator
 	respond     *responder
+	auditKey    []byte       // seals the audit trail (pki/audit.key)
+	trail       *audit.Trail // anchors and verifies the audit trail
+	web         *web.Server
 
 	// URL is the API's base URL once listening; adminToken is the
 	// bootstrap admin token, set only on the first start of a data dir.
@@ -112,7 +116,13 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err err
 	if a.enrollFiles, err = enroll.OpenDir(filepath.Join(cfg.DataDir, "enroll"), vigil.SystemClock{}); err != nil {
 		return nil, err
 	}
-	if a.store, err = sqlite.Open(filepath.Join(cfg.DataDir, "vigil.db"), sqlite.Options{Logger: log, Registerer: a.registry}); err != nil {
+	if a.auditKey, err = audit.EnsureKey(filepath.Join(cfg.DataDir, "pki", audit.KeyFile)); err != nil {
+		return nil, err
+	}
+	if a.store, err = sqlite.Open(filepath.Join(cfg.DataDir, "vigil.db"), sqlite.Options{Logger: log, Registerer: a.registry, AuditKey: a.auditKey}); err != nil {
+		return nil, err
+	}
+	if err := a.openAudit(ctx); err != nil {
 		return nil, err
 	}
 	a.bus, err = natsbus.Open(ctx, natsbus.Config{
@@ -262,6 +272,7 @@ func (a *app) start(ctx context.Context) error {
 		CommandKey:  a.enrollFiles.CommandKey,
 		Report:      ingest.Report(),
 		Bulk:        ingest.Bulk(),
+		Audit:       a.auditRecorder(),
 		OnEnroll:    a.enrolled,
 		OnResult:    a.commandResult,
 		OnQueued:    a.commandQueued,
@@ -287,6 +298,7 @@ func (a *app) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	a.web = srv
 	lc := web.ListenConfig{Addr: a.cfg.Listen, PlainHTTP: a.cfg.InsecureHTTP, Logger: a.log}
 	if !a.cfg.InsecureHTTP {
 		lc.Certificate = &a.tlsCert
@@ -312,6 +324,7 @@ func (a *app) start(ctx context.Context) error {
 	g.Go(func() error { return a.alerts.Run(gctx) })
 	g.Go(func() error { return a.runRespond(gctx) })
 	g.Go(func() error { return a.runMQTTIngest(gctx) })
+	g.Go(func() error { a.trail.Run(gctx, time.Duration(a.cfg.Audit.AnchorInterval)); return nil })
 	g.Go(func() error {
 		<-gctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -6,12 +6,16 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -109,4 +113,90 @@ func redact(v any, secret bool) any {
 	default:
 		return v
 	}
+}
+
+// auditCfg is the config key "audit": how often the trail is anchored and
+// where the anchors go. Anchors always go to the log (msg "audit anchor");
+// each sink set here gets them too.
+type auditCfg struct {
+	// AnchorInterval is how often the newest record is anchored when the
+	// trail grew (default 30s), and once more at shutdown.
+	AnchorInterval duration `yaml:"anchor_interval"`
+	Anchors        struct {
+		// File gets one JSON line per anchor (created 0600). Keep it out
+		// of the data dir, ideally on another machine's mount: `vigil audit
+		// verify` reads its last line to detect a truncated trail.
+		File string `yaml:"file"`
+		// Syslog sends RFC 5424 messages (msgid audit-anchor) to a
+		// collector (network udp or tcp, addr host:port).
+		Syslog *syslogConfig `yaml:"syslog"`
+		// Webhook posts each anchor as JSON (headers, optional HMAC
+		// signature with secret, as the response webhook).
+		Webhook *webhookConfig `yaml:"webhook"`
+	} `yaml:"anchors"`
+}
+
+// sinks checks the anchor sinks and returns them.
+func (c auditCfg) sinks() ([]audit.Sink, error) {
+	var out []audit.Sink
+	if f := c.Anchors.File; f != "" {
+		if !filepath.IsAbs(f) {
+			return nil, fmt.Errorf("audit.anchors.file %q: want an absolute path", f)
+		}
+		out = append(out, audit.FileSink{Path: f})
+	}
+	if s := c.Anchors.Syslog; s != nil && s.Addr != "" {
+		if s.Network != "" && s.Network != "udp" && s.Network != "tcp" {
+			return nil, fmt.Errorf("audit.anchors.syslog.network %q: want udp or tcp", s.Network)
+		}
+		out = append(out, audit.SyslogSink{Network: s.Network, Addr: s.Addr})
+	}
+	if w := c.Anchors.Webhook; w != nil && w.URL != "" {
+		u, err := url.Parse(w.URL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return nil, fmt.Errorf("audit.anchors.webhook.url: want an http or https URL")
+		}
+		out = append(out, &audit.WebhookSink{URL: w.URL, Headers: w.Headers, Secret: w.Secret})
+	}
+	return out, nil
+}
+
+// openAudit builds the audit trail of the app (a.store and a.auditKey are
+// open): its sinks, its last anchor read back from the anchor file, and
+// seals a trail written before the key.
+func (a *app) openAudit(ctx context.Context) error {
+	if a.cfg.Audit.AnchorInterval <= 0 {
+		a.cfg.Audit.AnchorInterval = duration(30 * time.Second)
+	}
+	sinks, err := a.cfg.Audit.sinks()
+	if err != nil {
+		return err
+	}
+	var last *audit.Anchor
+	if f := a.cfg.Audit.Anchors.File; f != "" {
+		an, ok, err := audit.ReadAnchorFile(f)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if ok {
+			last = &an
+		}
+	}
+	a.trail = audit.NewTrail(a.store, audit.TrailOptions{Key: a.auditKey, Sinks: sinks, Last: last, Logger: a.log})
+	if err := a.trail.Seal(ctx); err != nil {
+		return err
+	}
+	// Check the trail against the last anchor at once: a truncated trail
+	// is logged at start (the server runs on, and verify reports it).
+	_, _ = a.trail.Anchor(ctx)
+	return nil
+}
+
+// auditRecorder returns the response stage's recorder (nil before it is
+// open).
+func (a *app) auditRecorder() *audit.Recorder {
+	if a.respond == nil {
+		return nil
+	}
+	return a.respond.audit
 }

@@ -75,6 +75,8 @@ type config struct {
 	Response responseConfig `yaml:"response"`
 	// MQTTIngest, when set, subscribes to the agents' MQTT topics (mqtt.go).
 	MQTTIngest *mqttIngestConfig `yaml:"mqtt_ingest"`
+	// Audit configures where the audit trail's anchors go (auditconfig.go).
+	Audit auditCfg `yaml:"audit"`
 
 	// Outbound is what the server's outbound connections (feeds, TAXII,
 	// vulnerability sources, webhooks, SMTP) may reach besides public

@@ -337,7 +337,7 @@ func (a *app) respondRoutes() []web.Route {
 	if a.respond == nil {
 		return nil
 	}
-	rs := append(a.respond.engine.Routes(), audit.Routes(a.store, a.log)...)
+	rs := append(a.respond.engine.Routes(), a.trail.Routes()...)
 	return append(rs, web.Route{Method: "POST", Pattern: api.Prefix + "/incidents/{id}/resolve", Perm: auth.PermWrite,
 		Handler: http.HandlerFunc(a.resolveIncident)})
 }

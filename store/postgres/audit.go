@@ -33,11 +33,15 @@ func (s *Store) AppendAudit(ctx context.Context, r vigil.AuditRecord) (vigil.Aud
 	r.Time = r.Time.UTC()
 	r.Seq = last + 1
 	r.PrevHash = lastHash
-	r.Actor, r.Action, r.Object, r.Detail = noNUL(r.Actor), noNUL(r.Action), noNUL(r.Object), noNUL(r.Detail)
+	r.Actor, r.Action, r.Object, r.Detail, r.Outcome = noNUL(r.Actor), noNUL(r.Action), noNUL(r.Object), noNUL(r.Detail), noNUL(r.Outcome)
 	r.Hash = r.ComputeHash()
+	r.MAC = ""
+	if len(s.auditKey) > 0 {
+		r.MAC = r.ComputeMAC(s.auditKey)
+	}
 	_, err = tx.Exec(ctx,
-		"INSERT INTO audit(seq, time, actor, action, object, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-		r.Seq, r.Time.Format(time.RFC3339Nano), r.Actor, r.Action, r.Object, r.Detail, r.PrevHash, r.Hash)
+		"INSERT INTO audit(seq, time, actor, action, object, detail, outcome, prev_hash, hash, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+		r.Seq, r.Time.Format(time.RFC3339Nano), r.Actor, r.Action, r.Object, r.Detail, r.Outcome, r.PrevHash, r.Hash, r.MAC)
 	if err != nil {
 		return vigil.AuditRecord{}, fmt.Errorf("cannot append audit record: %w", err)
 	}
@@ -53,7 +57,7 @@ func (s *Store) ListAudit(ctx context.Context, afterSeq int64, limit int) ([]vig
 	if limit < 0 {
 		return nil, vigil.Errorf(vigil.EINVALID, "audit limit %d is negative", limit)
 	}
-	q := "SELECT seq, time, actor, action, object, detail, prev_hash, hash FROM audit WHERE seq > $1 ORDER BY seq"
+	q := "SELECT seq, time, actor, action, object, detail, outcome, prev_hash, hash, mac FROM audit WHERE seq > $1 ORDER BY seq"
 	args := []any{afterSeq}
 	if limit > 0 {
 		q += " LIMIT $2"
@@ -70,7 +74,7 @@ func (s *Store) ListAudit(ctx context.Context, afterSeq int64, limit int) ([]vig
 			r  vigil.AuditRecord
 			ts string
 		)
-		if err := rows.Scan(&r.Seq, &ts, &r.Actor, &r.Action, &r.Object, &r.Detail, &r.PrevHash, &r.Hash); err != nil {
+		if err := rows.Scan(&r.Seq, &ts, &r.Actor, &r.Action, &r.Object, &r.Detail, &r.Outcome, &r.PrevHash, &r.Hash, &r.MAC); err != nil {
 			return nil, fmt.Errorf("cannot read audit record: %w", err)
 		}
 		if r.Time, err = time.Parse(time.RFC3339Nano, ts); err != nil {

@@ -31,6 +31,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives the store's metrics (nil: not registered).
 	Registerer prometheus.Registerer
+	// AuditKey, when set, seals every appended audit record: its MAC is
+	// the record's ComputeMAC(AuditKey) (audit.EnsureKey reads the key).
+	AuditKey []byte
 }
 
 // Store is a store.Store on PostgreSQL. It is safe for concurrent use.
@@ -38,6 +41,8 @@ type Store struct {
 	pool   *pgxpool.Pool
 	log    *slog.Logger
 	schema string
+
+	auditKey []byte // seals audit records (audit.go); nil: not sealed
 
 	eventsStored  prometheus.Counter
 	eventsDeduped prometheus.Counter
@@ -70,7 +75,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot connect to PostgreSQL: %w", err)
 	}
-	s := &Store{pool: pool, log: opts.Logger.With("component", "store.postgres"), schema: opts.Schema}
+	s := &Store{pool: pool, log: opts.Logger.With("component", "store.postgres"), schema: opts.Schema, auditKey: opts.AuditKey}
 	if err := s.migrate(ctx, opts.Schema); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("cannot migrate PostgreSQL store: %w", err)
@@ -186,6 +191,12 @@ CREATE TABLE audit (
 	prev_hash text NOT NULL,
 	hash      text NOT NULL
 );
+`,
+	// 2: audit records carry the outcome of a request and the MAC of
+	// their hash under the audit key (empty for older records).
+	`
+ALTER TABLE audit ADD COLUMN outcome text NOT NULL DEFAULT '';
+ALTER TABLE audit ADD COLUMN mac text NOT NULL DEFAULT '';
 `,
 }
 

@@ -31,13 +31,20 @@ func testURL(t testing.TB) string {
 // open opens a store in a fresh schema of its own, dropped after the test.
 func open(t testing.TB) *postgres.Store {
 	t.Helper()
+	return openOpts(t, postgres.Options{})
+}
+
+// openOpts is open with options (the schema is set here).
+func openOpts(t testing.TB, opts postgres.Options) *postgres.Store {
+	t.Helper()
 	url := testURL(t)
 	var b [6]byte
 	rand.Read(b[:])
 	schema := "vigil_test_" + hex.EncodeToString(b[:])
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := postgres.Open(ctx, url, postgres.Options{Schema: schema})
+	opts.Schema = schema
+	s, err := postgres.Open(ctx, url, opts)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -60,6 +67,11 @@ func open(t testing.TB) *postgres.Store {
 func TestConformance(t *testing.T) {
 	testURL(t)
 	storetest.Run(t, func(t *testing.T) store.Store { return open(t) })
+	storetest.RunAuditKey(t, func(t *testing.T, key []byte) store.Store {
+		s := openOpts(t, postgres.Options{AuditKey: key})
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
 }
 
 // TestNUL checks that NUL characters, which PostgreSQL text and jsonb

@@ -11,7 +11,8 @@ import (
 // AppendAudit appends r to the audit trail. In one write transaction it
 // reads the last record, then assigns r's Seq, PrevHash and Hash and
 // stores it, so concurrent appends (even from another process) keep one
-// unbroken chain.
+// unbroken chain. With Options.AuditKey, the record is sealed (MAC) in
+// the same transaction.
 func (s *Store) AppendAudit(ctx context.Context, r vigil.AuditRecord) (vigil.AuditRecord, error) {
 	tx, err := s.w.BeginTx(ctx, nil) // BEGIN IMMEDIATE: the write lock is taken before the read
 	if err != nil {
@@ -30,9 +31,13 @@ func (s *Store) AppendAudit(ctx context.Context, r vigil.AuditRecord) (vigil.Aud
 	r.Seq = last + 1
 	r.PrevHash = lastHash
 	r.Hash = r.ComputeHash()
+	r.MAC = ""
+	if len(s.auditKey) > 0 {
+		r.MAC = r.ComputeMAC(s.auditKey)
+	}
 	_, err = tx.ExecContext(ctx,
-		"INSERT INTO audit(seq, time, actor, action, object, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-		r.Seq, r.Time.Format(time.RFC3339Nano), r.Actor, r.Action, r.Object, r.Detail, r.PrevHash, r.Hash)
+		"INSERT INTO audit(seq, time, actor, action, object, detail, outcome, prev_hash, hash, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		r.Seq, r.Time.Format(time.RFC3339Nano), r.Actor, r.Action, r.Object, r.Detail, r.Outcome, r.PrevHash, r.Hash, r.MAC)
 	if err != nil {
 		return vigil.AuditRecord{}, fmt.Errorf("cannot append audit record: %w", err)
 	}
@@ -48,7 +53,7 @@ func (s *Store) ListAudit(ctx context.Context, afterSeq int64, limit int) ([]vig
 	if limit < 0 {
 		return nil, vigil.Errorf(vigil.EINVALID, "audit limit %d is negative", limit)
 	}
-	q := "SELECT seq, time, actor, action, object, detail, prev_hash, hash FROM audit WHERE seq > ? ORDER BY seq"
+	q := "SELECT seq, time, actor, action, object, detail, outcome, prev_hash, hash, mac FROM audit WHERE seq > ? ORDER BY seq"
 	args := []any{afterSeq}
 	if limit > 0 {
 		q += " LIMIT ?"
@@ -65,7 +70,7 @@ func (s *Store) ListAudit(ctx context.Context, afterSeq int64, limit int) ([]vig
 			r  vigil.AuditRecord
 			ts string
 		)
-		if err := rows.Scan(&r.Seq, &ts, &r.Actor, &r.Action, &r.Object, &r.Detail, &r.PrevHash, &r.Hash); err != nil {
+		if err := rows.Scan(&r.Seq, &ts, &r.Actor, &r.Action, &r.Object, &r.Detail, &r.Outcome, &r.PrevHash, &r.Hash, &r.MAC); err != nil {
 			return nil, fmt.Errorf("cannot read audit record: %w", err)
 		}
 		if r.Time, err = time.Parse(time.RFC3339Nano, ts); err != nil {

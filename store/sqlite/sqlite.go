@@ -32,6 +32,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives the store's metrics (nil: not registered).
 	Registerer prometheus.Registerer
+	// AuditKey, when set, seals every appended audit record: its MAC is
+	// the record's ComputeMAC(AuditKey) (audit.EnsureKey reads the key).
+	AuditKey []byte
 }
 
 // Store is a store.Store on one SQLite file. It is safe for concurrent use.
@@ -39,6 +42,8 @@ type Store struct {
 	w   *sql.DB // exactly one connection: every write goes through it
 	r   *sql.DB // readers
 	log *slog.Logger
+
+	auditKey []byte // seals audit records (audit.go); nil: not sealed
 
 	inserts   insertStmts
 	reqs      chan *putRequest // to the committer
@@ -90,7 +95,7 @@ func Open(path string, opts Options) (*Store, error) {
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 
-	s := &Store{w: w, log: opts.Logger.With("component", "store.sqlite")}
+	s := &Store{w: w, log: opts.Logger.With("component", "store.sqlite"), auditKey: opts.AuditKey}
 	if err := s.migrate(context.Background()); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("cannot migrate sqlite store %s: %w", path, err)
@@ -244,6 +249,12 @@ CREATE TABLE audit (
 	prev_hash TEXT NOT NULL,
 	hash      TEXT NOT NULL
 );
+`,
+	// 2: audit records carry the outcome of a request and the MAC of
+	// their hash under the audit key (empty for older records).
+	`
+ALTER TABLE audit ADD COLUMN outcome TEXT NOT NULL DEFAULT '';
+ALTER TABLE audit ADD COLUMN mac TEXT NOT NULL DEFAULT '';
 `,
 }
 

@@ -25,6 +25,14 @@ func open(t testing.TB) *sqlite.Store {
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return open(t) })
+	storetest.RunAuditKey(t, func(t *testing.T, key []byte) store.Store {
+		s, err := sqlite.Open(filepath.Join(t.TempDir(), "vigil.db"), sqlite.Options{AuditKey: key})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
 }
 
 func TestReopen(t *testing.T) {

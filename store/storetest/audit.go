@@ -146,3 +146,52 @@ func testAuditList(t *testing.T, s store.Store) {
 	}
 	checkChain(t, all)
 }
+
+// RunAuditKey checks the sealing of audit records: open must return a new,
+// empty store that seals appended records with key (nil: does not seal).
+// Run closes nothing here: open registers its own cleanup.
+func RunAuditKey(t *testing.T, open func(t *testing.T, key []byte) store.Store) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	t.Run("Audit/Sealed", func(t *testing.T) {
+		s := open(t, key)
+		in := []vigil.AuditRecord{
+			{Time: base, Actor: "token:alice", Action: "device.revoke", Object: "device:cam-1", Outcome: vigil.OutcomeOK},
+			{Time: base.Add(time.Second), Actor: "token:bob", Action: "token.create", Object: "/api/v1/tokens", Outcome: vigil.OutcomeDenied},
+			// A caller's MAC is ignored: the store computes it.
+			{Time: base.Add(2 * time.Second), Actor: "vigil", Action: "config.change", Object: "config", MAC: "forged"},
+		}
+		for _, r := range in {
+			got, err := s.AppendAudit(ctx(t), r)
+			must(t, err, "AppendAudit")
+			if got.MAC == "" || got.MAC != got.ComputeMAC(key) {
+				t.Fatalf("record %d: MAC %q, want %q", got.Seq, got.MAC, got.ComputeMAC(key))
+			}
+		}
+		list, err := s.ListAudit(ctx(t), 0, 0)
+		must(t, err, "ListAudit")
+		checkChain(t, list)
+		for i, r := range list {
+			if r.Outcome != in[i].Outcome {
+				t.Fatalf("record %d: outcome %q, want %q", r.Seq, r.Outcome, in[i].Outcome)
+			}
+			if r.MAC != r.ComputeMAC(key) {
+				t.Fatalf("listed record %d: MAC %q, want %q", r.Seq, r.MAC, r.ComputeMAC(key))
+			}
+		}
+		// The outcome is part of the hash: the same record with another
+		// outcome hashes differently.
+		r := list[0]
+		r.Outcome = vigil.OutcomeFailed
+		if r.ComputeHash() == list[0].Hash {
+			t.Fatal("the outcome is not covered by the hash")
+		}
+	})
+	t.Run("Audit/Unsealed", func(t *testing.T) {
+		s := open(t, nil)
+		got, err := s.AppendAudit(ctx(t), vigil.AuditRecord{Time: base, Actor: "a", Action: "x", Object: "y", MAC: "forged"})
+		must(t, err, "AppendAudit")
+		if got.MAC != "" {
+			t.Fatalf("a store without a key stored MAC %q", got.MAC)
+		}
+	})
+}
