@@ -241,7 +241,7 @@ func TestAuditConfigSinks(t *testing.T) {
 		t.Helper()
 		var c auditCfg
 		mod(&c)
-		_, err := c.sinks()
+		_, err := c.sinks(nil)
 		if (want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), want) {
 			t.Errorf("sinks: %v, want %q", err, want)
 		}

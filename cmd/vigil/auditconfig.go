@@ -20,6 +20,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vigil-iot/vigil/audit"
+	"github.com/vigil-iot/vigil/internal/egress"
 )
 
 // appliedConfigFile keeps, in the data dir, the configuration the server
@@ -136,8 +137,9 @@ type auditCfg struct {
 	} `yaml:"anchors"`
 }
 
-// sinks checks the anchor sinks and returns them.
-func (c auditCfg) sinks() ([]audit.Sink, error) {
+// sinks checks the anchor sinks and returns them. The webhook posts
+// through the outbound policy out, as every other webhook of the server.
+func (c auditCfg) sinks(pol *egress.Policy) ([]audit.Sink, error) {
 	var out []audit.Sink
 	if f := c.Anchors.File; f != "" {
 		if !filepath.IsAbs(f) {
@@ -156,7 +158,7 @@ func (c auditCfg) sinks() ([]audit.Sink, error) {
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return nil, fmt.Errorf("audit.anchors.webhook.url: want an http or https URL")
 		}
-		out = append(out, &audit.WebhookSink{URL: w.URL, Headers: w.Headers, Secret: w.Secret})
+		out = append(out, &audit.WebhookSink{URL: w.URL, Headers: w.Headers, Secret: w.Secret, Client: pol.Client(10 * time.Second)})
 	}
 	return out, nil
 }
@@ -168,7 +170,7 @@ func (a *app) openAudit(ctx context.Context) error {
 	if a.cfg.Audit.AnchorInterval <= 0 {
 		a.cfg.Audit.AnchorInterval = duration(30 * time.Second)
 	}
-	sinks, err := a.cfg.Audit.sinks()
+	sinks, err := a.cfg.Audit.sinks(a.cfg.egress())
 	if err != nil {
 		return err
 	}
