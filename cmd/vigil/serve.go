@@ -58,6 +58,7 @@ token printed once on first start. --nats-url points the same pipeline at an ext
 			return a.shutdown(failed)
 		},
 	}
+	cmd.Annotations = map[string]string{createsDataDir: "yes"} // the only command that may
 	f := cmd.Flags()
 	f.StringVarP(&file, "config", "c", "", "YAML config file")
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory")
