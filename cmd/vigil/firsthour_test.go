@@ -1,9 +1,12 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +15,11 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 
+	"github.com/vigil-iot/vigil"
 	vagent "github.com/vigil-iot/vigil/agent"
+	"github.com/vigil-iot/vigil/client"
+	"github.com/vigil-iot/vigil/store"
+	"github.com/vigil-iot/vigil/web/api"
 )
 
 // writeUDPPcap writes a capture of n UDP datagrams between two hosts.
@@ -127,4 +134,128 @@ func TestEnrollTokenThroughAPI(t *testing.T) {
 	if ents, _ := os.ReadDir(cwd); len(ents) > 0 {
 		t.Errorf("the commands left %s in the working directory", ents[0].Name())
 	}
+}
+
+// TestCtlShowsOneObject: `vigil ctl alerts|events|incidents|actions ID`
+// show one object in full, rules appear by their title (never a rule's
+// UUID alone), and a list says when more rows exist and how to get them.
+func TestCtlShowsOneObject(t *testing.T) {
+	a := startTestApp(t)
+	conn := []string{"--server", a.URL, "--token", a.adminToken, "--ca", filepath.Join(a.cfg.DataDir, "pki", "ca.crt")}
+	ctl := func(args ...string) string {
+		t.Helper()
+		out, code := run(t, append(append([]string{"ctl"}, args...), conn...)...)
+		if code != 0 {
+			t.Fatalf("ctl %s: exit %d: %s", strings.Join(args, " "), code, out)
+		}
+		return out
+	}
+	c, err := client.New(a.URL, a.adminToken, client.TLSConfig(a.ca.Pool()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// A telnet brute force with a successful login as root: a threshold
+	// rule (a readable id) and Sigma rules (UUIDs) alert.
+	var b strings.Builder
+	now := time.Now().UTC()
+	for i := range 7 {
+		outcome := "failure"
+		if i == 6 {
+			outcome = "success"
+		}
+		ev, _ := json.Marshal(map[string]any{"id": fmt.Sprintf("show-%d", i),
+			"time": now.Add(time.Duration(i) * time.Second).Format(time.RFC3339Nano), "device_id": "show-cam-1",
+			"kind": "auth", "action": "login", "outcome": outcome,
+			"fields": map[string]any{"user.name": "root", "source.ip": "203.0.113.9", "network.protocol": "telnet", "process.name": "telnetd"}})
+		b.Write(append(ev, '\n'))
+	}
+	if res, err := c.PostEvents(t.Context(), []byte(b.String())); err != nil || res.Accepted != 7 {
+		t.Fatalf("post: %+v %v", res, err)
+	}
+	var inc api.Incident
+	var alerts []vigil.Alert
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		incs, _, err := c.ListIncidents(t.Context(), store.IncidentFilter{})
+		if err == nil && len(incs) > 0 {
+			inc = incs[0]
+			if alerts, _, err = c.ListAlerts(t.Context(), store.AlertFilter{IncidentID: inc.ID}); err == nil && len(alerts) >= 2 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no incident with two alerts from a brute force: %+v", incs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	uuid := regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+	list := ctl("alerts")
+	for _, al := range alerts {
+		if !strings.Contains(list, al.Title) {
+			t.Errorf("ctl alerts does not name the rule %q:\n%s", al.Title, list)
+		}
+	}
+	if id := uuid.FindString(list); id != "" {
+		t.Errorf("ctl alerts shows the rule id %s:\n%s", id, list)
+	}
+	for _, al := range alerts {
+		out := ctl("alerts", al.ID)
+		for _, want := range []string{"rule\t" + al.Title + " (" + al.RuleID + ")", "id\t" + al.ID, "event_ids\t", "first_event_time\t", "incident_id\t" + inc.ID} {
+			if !hasField(out, want) {
+				t.Errorf("ctl alerts %s: no %q:\n%s", al.ID, want, out)
+			}
+		}
+	}
+	out := ctl("incidents", inc.ID)
+	for _, al := range alerts {
+		if want := "alert\t" + al.ID + "  " + al.Severity.String() + "  " + al.Title; !hasField(out, want) {
+			t.Errorf("ctl incidents %s: no %q:\n%s", inc.ID, want, out)
+		}
+	}
+	for _, want := range []string{"id\t" + inc.ID, "title\t" + inc.Title, "device_ids\tshow-cam-1", "time_to_detect\t"} {
+		if !hasField(out, want) {
+			t.Errorf("ctl incidents %s: no %q:\n%s", inc.ID, want, out)
+		}
+	}
+	out = ctl("events", "show-6")
+	for _, want := range []string{"id\tshow-6", "outcome\tsuccess", "fields.user.name\troot", "network.src_ip\t203.0.113.9"} {
+		if !hasField(out, want) {
+			t.Errorf("ctl events show-6: no %q:\n%s", want, out)
+		}
+	}
+	act := vigil.Action{ID: "act-show-1", Type: "isolate", DeviceID: "show-cam-1", IncidentID: inc.ID, AlertID: alerts[0].ID,
+		Playbook: "test", State: vigil.ActionPendingApproval, RequestedBy: "test", Created: now, Updated: now}
+	if err := a.store.PutAction(t.Context(), act); err != nil {
+		t.Fatal(err)
+	}
+	out = ctl("actions", act.ID)
+	for _, want := range []string{"id\tact-show-1", "type\tisolate", "state\tpending_approval", "alert_id\t" + alerts[0].ID} {
+		if !hasField(out, want) {
+			t.Errorf("ctl actions %s: no %q:\n%s", act.ID, want, out)
+		}
+	}
+
+	// Seven events, two a page: the listing says how to go on, and going
+	// on gives the next ones.
+	page := ctl("events", "--device", "show-cam-1", "--limit", "2")
+	m := regexp.MustCompile(`more rows: add --cursor (\S+)`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("ctl events --limit 2 does not say that more rows exist:\n%s", page)
+	}
+	next := ctl("events", "--device", "show-cam-1", "--limit", "2", "--cursor", m[1])
+	if strings.Count(next, "show-cam-1") != 2 || next == page {
+		t.Errorf("the next page:\n%s\nafter:\n%s", next, page)
+	}
+	if out := ctl("alerts", "--limit", "1000"); strings.Contains(out, "more rows") {
+		t.Errorf("ctl alerts says more rows exist when all are shown:\n%s", out)
+	}
+}
+
+// hasField says whether a detail printed by ctl has the line "name value"
+// (want is "name\tvalue"; the table aligns the value with spaces).
+func hasField(out, want string) bool {
+	name, value, _ := strings.Cut(want, "\t")
+	return regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` +` + regexp.QuoteMeta(value)).MatchString(out)
 }
