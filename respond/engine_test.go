@@ -664,7 +664,9 @@ func TestOneContainmentPerIncident(t *testing.T) {
 		t.Fatalf("%d isolations after an alert of a second incident, want 2", n)
 	}
 	// An isolation that failed is tried again by the next alert.
-	e.agent.fn = func(context.Context, vigil.Action) (respond.Result, error) { return respond.Result{}, errors.New("agent away") }
+	e.agent.fn = func(context.Context, vigil.Action) (respond.Result, error) {
+		return respond.Result{}, errors.New("agent away")
+	}
 	e.incident("inc-3", "cam-1")
 	e.alert("al-4", "cam-1", "inc-3")
 	e.agent.fn = nil
