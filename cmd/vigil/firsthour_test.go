@@ -259,3 +259,51 @@ func hasField(out, want string) bool {
 	name, value, _ := strings.Cut(want, "\t")
 	return regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` +` + regexp.QuoteMeta(value)).MatchString(out)
 }
+
+// checkDemoOutput checks what the demo printed: each line once; the
+// detection of the attacked camera's incident before its isolation; after
+// the isolation no step of the bot on the camera shown as done, only as
+// blocked; every incident with one id and one title, from its detection
+// to the summary.
+func checkDemoOutput(t *testing.T, out string) {
+	t.Helper()
+	stamp := regexp.MustCompile(`^\s*\+\s*[0-9.]+s\s+`)
+	seen := map[string]bool{}
+	detected, isolated := -1, -1
+	var camera string
+	for i, l := range strings.Split(out, "\n") {
+		body := stamp.ReplaceAllString(l, "")
+		if body == l || body == "" {
+			continue // not a line of the run
+		}
+		if seen[body] {
+			t.Errorf("printed twice: %s", body)
+		}
+		seen[body] = true
+		switch f := strings.Fields(body); {
+		case f[0] == "attack" && camera == "":
+			camera = strings.TrimSuffix(f[1], ":")
+		case f[0] == "DETECTED" && detected < 0 && strings.Contains(body, " on "+camera+" "):
+			detected = i
+		case (f[0] == "AGENT" || f[0] == "CONTAINED") && strings.Contains(body, "isolate") && isolated < 0:
+			isolated = i
+			if detected < 0 {
+				t.Errorf("the isolation is printed before the detection of the camera's incident:\n%s", out)
+			}
+		case f[0] == "attack" && f[1] == camera+":" && isolated >= 0 && !strings.Contains(body, "blocked"):
+			t.Errorf("a step of the bot shown as done after the isolation: %s", body)
+		}
+	}
+	if isolated < 0 {
+		t.Errorf("no isolation printed:\n%s", out)
+	}
+	det := regexp.MustCompile(`DETECTED incident (\S+): (.*) \(severity`).FindAllStringSubmatch(out, -1)
+	if len(det) == 0 {
+		t.Fatalf("no DETECTED line:\n%s", out)
+	}
+	for _, m := range det {
+		if want := "\nIncident " + m[1] + ": " + m[2] + "\n"; !strings.Contains(out, want) {
+			t.Errorf("the summary does not show incident %s as detected (%q):\n%s", m[1], strings.TrimSpace(want), out)
+		}
+	}
+}
