@@ -52,7 +52,7 @@ func ctlActionsCmd(o *ctlOptions) *cobra.Command {
 						approvers = fmt.Sprintf("%d/%d", len(a.Approvers), n)
 					}
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.State, a.Type, dash(a.DeviceID), dash(a.Playbook),
-						approvers, dash(a.Engine.Held), ago(a.Updated), dash(oneLine(a.Result, 60)))
+						approvers, dash(a.Engine.Held), ago(a.Updated), dash(printable(oneLine(a.Result, 60))))
 				}
 			})
 		},

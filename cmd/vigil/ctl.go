@@ -355,7 +355,7 @@ func eventDetail(e *vigil.Event) string {
 	var parts []string
 	for _, k := range []string{"user.name", "source.ip", "process.command_line", "destination.port", "host.cpu.pct"} {
 		if v, ok := e.FieldString(k); ok {
-			parts = append(parts, k+"="+v)
+			parts = append(parts, k+"="+printable(v))
 		}
 	}
 	return strings.Join(parts, " ")

@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 )
@@ -95,12 +98,22 @@ func scalarText(raw []byte) string {
 		if s == "" || s == "0001-01-01T00:00:00Z" {
 			return "-"
 		}
-		return strings.ReplaceAll(s, "\n", `\n`)
+		return printable(s)
 	}
 	if t := string(bytes.TrimSpace(raw)); t != "null" {
 		return t
 	}
 	return "-"
+}
+
+// printable returns s, or s quoted with Go escapes when it holds control
+// characters: a device's event fields must not move the cursor, recolour
+// or retitle the terminal of the analyst who reads them.
+func printable(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) || r == utf8.RuneError }) < 0 {
+		return s
+	}
+	return strconv.Quote(s)
 }
 
 // addCursorFlag adds --cursor, which continues a listing where the

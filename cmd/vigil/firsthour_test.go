@@ -251,6 +251,27 @@ func TestCtlShowsOneObject(t *testing.T) {
 	if out := ctl("alerts", "--limit", "1000"); strings.Contains(out, "more rows") {
 		t.Errorf("ctl alerts says more rows exist when all are shown:\n%s", out)
 	}
+
+	// A device's field with terminal escapes is shown quoted, not obeyed.
+	ev := `{"id":"show-esc","time":"` + now.Format(time.RFC3339Nano) + `","device_id":"show-cam-1","kind":"auth","action":"login","outcome":"failure","fields":{"user.name":"\u001b]0;pwned\u0007\u001b[2Jroot"}}` + "\n"
+	if res, err := c.PostEvents(t.Context(), []byte(ev)); err != nil || res.Accepted != 1 {
+		t.Fatalf("post: %+v %v", res, err)
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		if _, err := c.GetEvent(t.Context(), "show-esc"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the event with escapes was not stored")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, args := range [][]string{{"events", "show-esc"}, {"events", "--device", "show-cam-1"}} {
+		if out := ctl(args...); strings.ContainsAny(out, "\x1b\x07") || !strings.Contains(out, `\x1b]0;pwned`) {
+			t.Errorf("ctl %s lets a device's escapes through or hides the field:\n%q", strings.Join(args, " "), out)
+		}
+	}
 }
 
 // hasField says whether a detail printed by ctl has the line "name value"
