@@ -336,7 +336,7 @@ func ctlEventsCmd(o *ctlOptions) *cobra.Command {
 			return o.print(cmd.OutOrStdout(), es, func(tw *tabwriter.Writer) {
 				fmt.Fprintln(tw, "TIME\tDEVICE\tKIND\tACTION\tOUTCOME\tDETAIL")
 				for _, e := range es {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.DateTime+".000"), e.DeviceID, e.Kind, e.Action, e.Outcome, eventDetail(&e))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.DateTime+".000"), e.DeviceID, printable(e.Kind), printable(e.Action), printable(e.Outcome), eventDetail(&e))
 				}
 			})
 		},
