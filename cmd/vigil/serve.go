@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/vigil-iot/vigil/agent/protocol"
 )
 
 func newServeCmd() *cobra.Command {
@@ -111,6 +114,7 @@ func (a *app) shutdown(stages <-chan error) error {
 	start := time.Now()
 	log.Info("shutting down: HTTP listener closed, finishing requests in flight")
 	hctx, cancel := context.WithTimeout(context.Background(), httpDrainTimeout)
+	a.stopRequests() // agents' long polls end now; other requests finish
 	err := a.http.Shutdown(hctx)
 	cancel()
 	if err != nil {
@@ -137,3 +141,20 @@ func (a *app) shutdown(stages <-chan error) error {
 
 // httpDrainTimeout bounds how long shutdown waits for requests in flight.
 const httpDrainTimeout = 5 * time.Second
+
+// withStop serves h, with the context of an agent's long poll for
+// commands also cancelled when stop is: http.Server.Shutdown waits for
+// requests in flight but does not cancel them, and a poll waits up to a
+// minute for a command. Other requests (ingest) run to their end.
+func withStop(stop context.Context, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != protocol.PathCommands {
+			h.ServeHTTP(w, r)
+			return
+		}
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		defer context.AfterFunc(stop, cancel)()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
+}

@@ -16,6 +16,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	vagent "github.com/vigil-iot/vigil/agent"
+	"github.com/vigil-iot/vigil/agent/protocol"
 )
 
 // TestSIGTERMStopsInOrder runs `vigil serve` as a process, posts events,
@@ -37,13 +40,32 @@ func TestSIGTERMStopsInOrder(t *testing.T) {
 	srv, token := startServeProcess(t, bin, dir, addr, &first)
 	hc := httpsClient(t, dir)
 	postEvents(t, hc, addr, token, 50)
-	time.Sleep(500 * time.Millisecond) // let the consumers take them
+	// An enrolled agent long-polls for commands, as every agent does: the
+	// poll must not hold the shutdown for its wait (a minute).
+	out, code := run(t, "ctl", "enroll-token", "create", "--class", "camera", "--data-dir", dir)
+	if code != 0 {
+		t.Fatalf("enroll-token create: exit %d: %s", code, out)
+	}
+	id, err := vagent.Enroll(t.Context(), vagent.EnrollOptions{Server: "https://" + addr, Token: strings.TrimSpace(out),
+		StateDir: t.TempDir(), CAFile: filepath.Join(dir, "pki", "ca.crt")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		ac := &http.Client{Transport: &http.Transport{TLSClientConfig: id.TLSConfig()}}
+		if resp, err := ac.Get("https://" + addr + protocol.PathCommands + "?wait=60s"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	time.Sleep(500 * time.Millisecond) // let the consumers take the events, the poll wait
 
 	start := time.Now()
 	if err := srv.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	err := srv.Wait()
+	err = srv.Wait()
 	took := time.Since(start)
 	t.Logf("SIGTERM to exit: %s", took)
 	if err != nil {
@@ -52,7 +74,20 @@ func TestSIGTERMStopsInOrder(t *testing.T) {
 	if took > 10*time.Second {
 		t.Errorf("SIGTERM to exit took %s", took)
 	}
+	select {
+	case <-polled:
+	case <-time.After(10 * time.Second):
+		t.Error("the agent's long poll outlived the server")
+	}
 	log := first.String()
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, "component=serve") {
+			t.Log(l)
+		}
+	}
+	if strings.Contains(log, "cut at the drain timeout") {
+		t.Errorf("a long poll held the shutdown until the drain timeout:\n%s", log)
+	}
 	at := 0
 	for _, want := range []string{"shutting down: HTTP listener closed", "HTTP stopped, ingest drained", "consumers stopped",
 		"store flushed and closed", "bus closed, JetStream shut down", "vigil stopped"} {
