@@ -39,7 +39,7 @@ DNS, HTTP, TLS ClientHello, plus flow records and devices discovered on the wire
 Events go to an NDJSON file (--output, - for stdout) with no server at all, or to a Vigil
 server. A sensor enrolls with the server like an agent, once:
 
-  vigil ctl enroll-token create --class sensor --ttl 1h    (on the server)
+  vigil ctl enroll-token create --class sensor --ttl 1h    (an admin token)
   vigil sensor enroll --server URL --token T --ca ca.crt    (on the sensor)
 
 and then streams its events over mutual TLS with the certificate kept in --state

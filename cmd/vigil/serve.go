@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -58,6 +60,8 @@ token printed once on first start. --nats-url points the same pipeline at an ext
 				return err
 			case <-ctx.Done():
 			}
+			// A second signal stops the process at once.
+			signal.Reset(os.Interrupt, syscall.SIGTERM)
 			return a.shutdown(failed)
 		},
 	}
