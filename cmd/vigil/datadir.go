@@ -29,6 +29,9 @@ func checkDataDirFlags(cmd *cobra.Command, args []string) error {
 			continue
 		}
 		if err := existingDataDir(f.Value.String()); err != nil {
+			if !f.Changed {
+				return fmt.Errorf("%w; give the server's data dir with --%s", err, name)
+			}
 			return fmt.Errorf("--%s: %w", name, err)
 		}
 	}
@@ -39,7 +42,7 @@ func checkDataDirFlags(cmd *cobra.Command, args []string) error {
 func existingDataDir(dir string) error {
 	fi, err := os.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("cannot use data dir %s: it does not exist (vigil serve makes it on its first start; give the server's data dir, or leave the flag out to ask the server's API)", dir)
+		return fmt.Errorf("cannot use data dir %s: it does not exist (vigil serve makes it on its first start)", dir)
 	}
 	if err != nil {
 		return fmt.Errorf("cannot use data dir %s: %w", dir, err)
