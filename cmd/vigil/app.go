@@ -83,6 +83,10 @@ type app struct {
 	tlsCert tls.Certificate
 	stages  *errgroup.Group
 	cancel  context.CancelFunc
+
+	// stopRequests ends the agents' long polls in flight (withStop):
+	// shutdown calls it first.
+	stopRequests context.CancelFunc
 }
 
 // openApp builds every stage of the server from cfg. It starts nothing:
@@ -304,7 +308,10 @@ func (a *app) start(ctx context.Context) error {
 		lc.Certificate = &a.tlsCert
 		lc.ClientCAs = a.ca.Pool()
 	}
-	if a.http, err = web.Listen(lc, a.enroll.Front(srv)); err != nil {
+	reqCtx, stopRequests := context.WithCancel(context.Background())
+	a.stopRequests = stopRequests
+	if a.http, err = web.Listen(lc, withStop(reqCtx, a.enroll.Front(srv))); err != nil {
+		stopRequests()
 		return err
 	}
 	a.URL = a.http.URL()
@@ -379,6 +386,9 @@ func (a *app) wait() error {
 func (a *app) stop() error {
 	if a.cancel != nil {
 		a.cancel()
+	}
+	if a.stopRequests != nil {
+		a.stopRequests()
 	}
 	err := a.wait()
 	a.close()

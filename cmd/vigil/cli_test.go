@@ -111,7 +111,7 @@ func TestCLIAgainstServer(t *testing.T) {
 			t.Errorf("ctl %s -o json: exit %d:\n%s", sub, code, out)
 		}
 	}
-	if out, code := run(t, append([]string{"ctl", "alerts"}, conn...)...); code != 0 || !strings.Contains(out, "vigil-auth-bruteforce") {
+	if out, code := run(t, append([]string{"ctl", "alerts"}, conn...)...); code != 0 || !strings.Contains(out, "Login brute force on a device") {
 		t.Errorf("ctl alerts table: exit %d:\n%s", code, out)
 	}
 

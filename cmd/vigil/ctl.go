@@ -17,7 +17,6 @@ import (
 	"github.com/vigil-iot/vigil/auth"
 	"github.com/vigil-iot/vigil/client"
 	"github.com/vigil-iot/vigil/store"
-	"github.com/vigil-iot/vigil/web/api"
 )
 
 // ctlOptions are the connection and output flags every ctl command shares.
@@ -94,6 +93,11 @@ func (o *ctlOptions) print(w io.Writer, v any, table func(tw *tabwriter.Writer))
 	return tw.Flush()
 }
 
+// printOne writes one object: JSON, or every field (printDetail).
+func (o *ctlOptions) printOne(w io.Writer, v any, lead [][2]string, skip ...string) error {
+	return o.print(w, v, func(tw *tabwriter.Writer) { printDetail(tw, lead, v, skip...) })
+}
+
 func ctlDevicesCmd(o *ctlOptions) *cobra.Command {
 	var q store.DeviceFilter
 	cmd := &cobra.Command{
@@ -125,10 +129,11 @@ func ctlDevicesCmd(o *ctlOptions) *cobra.Command {
 				})
 			}
 			q.Limit = o.limit
-			ds, _, err := c.ListDevices(cmd.Context(), q)
+			ds, next, err := c.ListDevices(cmd.Context(), q)
 			if err != nil {
 				return err
 			}
+			defer o.printMore(cmd, next)
 			return o.print(out, ds, func(tw *tabwriter.Writer) {
 				fmt.Fprintln(tw, "ID\tCLASS\tVENDOR\tMODEL\tFIRMWARE\tSTATE\tCPU%\tLAST SEEN")
 				for _, d := range ds {
@@ -144,6 +149,7 @@ func ctlDevicesCmd(o *ctlOptions) *cobra.Command {
 	cmd.Flags().StringVar(&q.Class, "class", "", "only this device class")
 	cmd.Flags().StringVar((*string)(&q.State), "state", "", "only this state")
 	cmd.Flags().StringVar(&q.Tag, "tag", "", "only devices with this tag")
+	addCursorFlag(cmd, &q.Cursor)
 	return cmd
 }
 
@@ -153,13 +159,21 @@ func ctlAlertsCmd(o *ctlOptions) *cobra.Command {
 		sev string
 	)
 	cmd := &cobra.Command{
-		Use:   "alerts",
-		Short: "List alerts, newest first",
-		Args:  cobra.NoArgs,
+		Use:   "alerts [ID]",
+		Short: "List alerts, newest first, or show one in full",
+		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := o.client()
 			if err != nil {
 				return err
+			}
+			defer c.Close()
+			if len(args) == 1 {
+				a, err := c.GetAlert(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return o.printOne(cmd.OutOrStdout(), a, [][2]string{{"rule", ruleName(a.Title, a.RuleID)}}, "title", "rule_id")
 			}
 			q.Limit = o.limit
 			if sev != "" {
@@ -167,15 +181,21 @@ func ctlAlertsCmd(o *ctlOptions) *cobra.Command {
 					return err
 				}
 			}
-			as, _, err := c.ListAlerts(cmd.Context(), q)
+			as, next, err := c.ListAlerts(cmd.Context(), q)
 			if err != nil {
 				return err
 			}
+			defer o.printMore(cmd, next)
+			// The rule by its title; its id is in `ctl alerts ID` and -o json.
 			return o.print(cmd.OutOrStdout(), as, func(tw *tabwriter.Writer) {
-				fmt.Fprintln(tw, "ID\tSEVERITY\tDEVICE\tRULE\tTITLE\tATT&CK\tCOUNT\tINCIDENT\tCREATED")
+				fmt.Fprintln(tw, "ID\tSEVERITY\tDEVICE\tRULE\tATT&CK\tCOUNT\tINCIDENT\tCREATED")
 				for _, a := range as {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.ID, a.Severity, a.DeviceID, a.RuleID, a.Title,
-						joinOr(a.Techniques, "-"), a.Count, a.IncidentID, ago(a.Created))
+					rule := a.Title
+					if rule == "" {
+						rule = a.RuleID
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.ID, a.Severity, dash(a.DeviceID), rule,
+						joinOr(a.Techniques, "-"), a.Count, dash(a.IncidentID), ago(a.Created))
 				}
 			})
 		},
@@ -185,6 +205,7 @@ func ctlAlertsCmd(o *ctlOptions) *cobra.Command {
 	f.StringVar(&q.RuleID, "rule", "", "only this rule")
 	f.StringVar(&q.IncidentID, "incident", "", "only this incident")
 	f.StringVar(&sev, "min-severity", "", "informational, low, medium, high or critical")
+	addCursorFlag(cmd, &q.Cursor)
 	return cmd
 }
 
@@ -195,32 +216,45 @@ func ctlIncidentsCmd(o *ctlOptions) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "incidents [ID]",
-		Short: "List incidents, newest first, or show one",
+		Short: "List incidents, newest first, or show one in full with its alerts",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := o.client()
 			if err != nil {
 				return err
 			}
-			q.Status = vigil.IncidentStatus(status)
-			var is []api.Incident
+			defer c.Close()
 			if len(args) == 1 {
 				i, err := c.GetIncident(cmd.Context(), args[0])
 				if err != nil {
 					return err
 				}
-				is = append(is, i)
-			} else {
-				q.Limit = o.limit
-				if is, _, err = c.ListIncidents(cmd.Context(), q); err != nil {
+				if o.output == "json" {
+					return o.print(cmd.OutOrStdout(), i, nil)
+				}
+				// Its alerts by their rules' titles rather than by id alone.
+				as, _, err := c.ListAlerts(cmd.Context(), store.AlertFilter{IncidentID: i.ID, Page: store.Page{Limit: 1000}})
+				if err != nil {
 					return err
 				}
+				return o.print(cmd.OutOrStdout(), i, func(tw *tabwriter.Writer) {
+					printDetail(tw, nil, i, "alert_ids")
+					for _, a := range as {
+						fmt.Fprintf(tw, "alert\t%s  %s  %s\n", a.ID, a.Severity, ruleName(a.Title, a.RuleID))
+					}
+					if len(as) < len(i.AlertIDs) {
+						fmt.Fprintf(tw, "alert_ids\t%s\n", strings.Join(i.AlertIDs, ", "))
+					}
+				})
 			}
-			var v any = is
-			if len(args) == 1 {
-				v = is[0]
+			q.Status = vigil.IncidentStatus(status)
+			q.Limit = o.limit
+			is, next, err := c.ListIncidents(cmd.Context(), q)
+			if err != nil {
+				return err
 			}
-			return o.print(cmd.OutOrStdout(), v, func(tw *tabwriter.Writer) {
+			defer o.printMore(cmd, next)
+			return o.print(cmd.OutOrStdout(), is, func(tw *tabwriter.Writer) {
 				fmt.Fprintln(tw, "ID\tSTATUS\tSEVERITY\tTITLE\tDEVICES\tALERTS\tATT&CK\tTIME TO DETECT\tDETECTED")
 				for _, i := range is {
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", i.ID, i.Status, i.Severity, i.Title,
@@ -232,6 +266,7 @@ func ctlIncidentsCmd(o *ctlOptions) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&status, "status", "", "open, contained, resolved or false_positive")
 	cmd.Flags().StringVar(&q.DeviceID, "device", "", "only incidents on this device")
+	addCursorFlag(cmd, &q.Cursor)
 	var resolution string
 	resolve := &cobra.Command{
 		Use:   "resolve ID [--as resolved|false_positive]",
@@ -263,13 +298,21 @@ func ctlEventsCmd(o *ctlOptions) *cobra.Command {
 		fields []string
 	)
 	cmd := &cobra.Command{
-		Use:   "events",
-		Short: "List events, newest first",
-		Args:  cobra.NoArgs,
+		Use:   "events [ID]",
+		Short: "List events, newest first, or show one in full",
+		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := o.client()
 			if err != nil {
 				return err
+			}
+			defer c.Close()
+			if len(args) == 1 {
+				e, err := c.GetEvent(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return o.printOne(cmd.OutOrStdout(), e, nil)
 			}
 			q.Limit = o.limit
 			if since > 0 {
@@ -285,14 +328,15 @@ func ctlEventsCmd(o *ctlOptions) *cobra.Command {
 				}
 				q.Fields[k] = v
 			}
-			es, _, err := c.ListEvents(cmd.Context(), q)
+			es, next, err := c.ListEvents(cmd.Context(), q)
 			if err != nil {
 				return err
 			}
+			defer o.printMore(cmd, next)
 			return o.print(cmd.OutOrStdout(), es, func(tw *tabwriter.Writer) {
 				fmt.Fprintln(tw, "TIME\tDEVICE\tKIND\tACTION\tOUTCOME\tDETAIL")
 				for _, e := range es {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.DateTime+".000"), e.DeviceID, e.Kind, e.Action, e.Outcome, eventDetail(&e))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.DateTime+".000"), e.DeviceID, printable(e.Kind), printable(e.Action), printable(e.Outcome), eventDetail(&e))
 				}
 			})
 		},
@@ -302,6 +346,7 @@ func ctlEventsCmd(o *ctlOptions) *cobra.Command {
 	f.StringVar(&q.Kind, "kind", "", "only this kind (auth, process, network, health, ...)")
 	f.DurationVar(&since, "since", 0, "only events newer than this (e.g. 1h)")
 	f.StringArrayVar(&fields, "field", nil, "field equality name=value (repeatable)")
+	addCursorFlag(cmd, &q.Cursor)
 	return cmd
 }
 
@@ -310,7 +355,7 @@ func eventDetail(e *vigil.Event) string {
 	var parts []string
 	for _, k := range []string{"user.name", "source.ip", "process.command_line", "destination.port", "host.cpu.pct"} {
 		if v, ok := e.FieldString(k); ok {
-			parts = append(parts, k+"="+v)
+			parts = append(parts, k+"="+printable(v))
 		}
 	}
 	return strings.Join(parts, " ")

@@ -92,8 +92,16 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (bool, error) {
 	if err := cfg.validate(); err != nil {
 		return false, err
 	}
-	// Broker quarantine only when a Mosquitto with dynamic security is installed.
-	broker := startDemoBroker(dir, "lobby-camera")
+	start := time.Now()
+	fleet := sim.NewFleet(o.devices, o.seed, start)
+	target := fleet.Devices[0]
+	// Broker quarantine only when a Mosquitto with dynamic security is
+	// installed and the fleet has a second device, which runs no agent
+	// and whose MQTT account a second bot abuses.
+	var broker *demoBroker
+	if len(fleet.Devices) > 1 {
+		broker = startDemoBroker(dir, fleet.Devices[1].ID)
+	}
 	if broker != nil {
 		defer broker.stop()
 		cfg.Response.MQTT = broker.config()
@@ -123,12 +131,14 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (bool, error) {
 	}
 	defer agents.Close()
 
-	start := time.Now()
-	fleet := sim.NewFleet(o.devices, o.seed, start)
-	target := fleet.Devices[0]
-	d := &demoRun{fleet: fleet, agents: agents, out: out, start: start}
+	d := &demoRun{fleet: fleet, target: target, agents: agents, admin: admin, out: out, start: start,
+		seen: map[string]bool{}, titles: map[string]string{}, actions: map[string]vigil.ActionState{}}
 	if ag := d.startDemoAgent(ctx, a, target, dir, newLogger(logf, "info")); ag != nil {
 		defer ag.Stop()
+		if d.targetClient, err = client.New(a.URL, "", ag.TLS); err != nil {
+			return false, err
+		}
+		defer d.targetClient.Close()
 	}
 	fmt.Fprintf(out, "vigil demo: %d devices report to %s every %s for %s (data dir %s)\n",
 		o.devices, a.URL, o.interval, o.duration, dir)
@@ -139,7 +149,9 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (bool, error) {
 	var wg sync.WaitGroup
 	wg.Go(func() { d.report(runCtx, o.interval) })
 	wg.Go(func() { d.attack(runCtx, target, o.attackAt) })
-	wg.Go(func() { d.mqttAttack(runCtx, broker, target, o.attackAt+5*time.Second) })
+	if broker != nil {
+		wg.Go(func() { d.mqttAttack(runCtx, broker, fleet.Devices[1], o.attackAt+5*time.Second) })
+	}
 	wg.Go(func() { d.watch(runCtx, admin) })
 	wg.Wait()
 	if ctx.Err() != nil {
@@ -160,15 +172,30 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (bool, error) {
 
 type demoRun struct {
 	fleet  *sim.Fleet
+	target *sim.Device // the attacked camera
 	agents *client.Client
-	out    io.Writer
-	start  time.Time
+	// targetClient posts the target's reports with its agent's
+	// certificate (nil when its agent did not start: then agents does).
+	targetClient *client.Client
+	admin        *client.Client
+	out          io.Writer
+	start        time.Time
 
 	mu       sync.Mutex // guards the fleet (the simulation is not concurrent) and out
 	reports  atomic.Int64
 	failures atomic.Int64
-	seen     map[string]bool
-	actions  map[string]vigil.ActionState // response actions printed, by state
+
+	// stepMu makes an attack step's check of isolated and its line one
+	// step, so that no step shows as done after the isolation's line.
+	stepMu   sync.Mutex
+	isolated bool
+
+	// pollMu serializes printNew: the watch loop and the agent's
+	// notification both print what the server has.
+	pollMu  sync.Mutex
+	seen    map[string]bool              // incidents printed
+	titles  map[string]string            // incident titles as first printed
+	actions map[string]vigil.ActionState // response actions printed, by state
 }
 
 func (d *demoRun) printf(format string, args ...any) {
@@ -188,12 +215,14 @@ func (d *demoRun) report(ctx context.Context, interval time.Duration) {
 		now := time.Now()
 		bodies := make([][]byte, len(d.fleet.Devices))
 		types := make([]string, len(d.fleet.Devices))
+		clients := make([]*client.Client, len(d.fleet.Devices))
 		for i, dev := range d.fleet.Devices {
 			types[i] = "application/json"
 			if i%4 == 3 {
 				types[i] = "application/xml"
 			}
 			bodies[i] = encodeReport(types[i], d.fleet.Report(dev, now))
+			clients[i] = d.clientOf(dev)
 		}
 		d.mu.Unlock()
 		sem := make(chan struct{}, 8)
@@ -202,7 +231,7 @@ func (d *demoRun) report(ctx context.Context, interval time.Duration) {
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				d.post(ctx, types[i], bodies[i])
+				d.post(ctx, clients[i], types[i], bodies[i])
 			})
 		}
 		wg.Wait()
@@ -214,8 +243,17 @@ func (d *demoRun) report(ctx context.Context, interval time.Duration) {
 	}
 }
 
-func (d *demoRun) post(ctx context.Context, contentType string, body []byte) {
-	res, err := d.agents.PostReport(ctx, contentType, body)
+// clientOf returns the client that posts dev's reports: the target's own
+// certificate when its agent runs, the fleet's agent token otherwise.
+func (d *demoRun) clientOf(dev *sim.Device) *client.Client {
+	if dev == d.target && d.targetClient != nil {
+		return d.targetClient
+	}
+	return d.agents
+}
+
+func (d *demoRun) post(ctx context.Context, c *client.Client, contentType string, body []byte) {
+	res, err := c.PostReport(ctx, contentType, body)
 	if err != nil {
 		if ctx.Err() == nil {
 			d.failures.Add(1)
@@ -231,6 +269,8 @@ func (d *demoRun) post(ctx context.Context, contentType string, body []byte) {
 
 // attack plays the scripted attack on target, each step's events sent at
 // once in a report of their own, as an agent does with security events.
+// Once the target is isolated, the bot cannot reach it: the remaining
+// steps are shown as blocked and send nothing.
 func (d *demoRun) attack(ctx context.Context, target *sim.Device, at time.Duration) {
 	begin := d.start.Add(at)
 	for _, s := range sim.MiraiScript() {
@@ -238,6 +278,12 @@ func (d *demoRun) attack(ctx context.Context, target *sim.Device, at time.Durati
 		case <-ctx.Done():
 			return
 		case <-time.After(time.Until(begin.Add(s.At))):
+		}
+		d.stepMu.Lock()
+		if d.isolated {
+			d.printf("attack   %s: blocked, the camera is isolated: %s\n", target.ID, s.Try)
+			d.stepMu.Unlock()
+			continue
 		}
 		d.mu.Lock()
 		now := time.Now()
@@ -251,15 +297,15 @@ func (d *demoRun) attack(ctx context.Context, target *sim.Device, at time.Durati
 		}
 		d.mu.Unlock()
 		d.printf("attack   %s: %s\n", target.ID, s.Say)
+		d.stepMu.Unlock()
 		if body != nil {
-			d.post(ctx, "application/json", body)
+			d.post(ctx, d.clientOf(target), "application/json", body)
 		}
 	}
 }
 
 // watch prints incidents as they appear.
 func (d *demoRun) watch(ctx context.Context, admin *client.Client) {
-	d.seen = map[string]bool{}
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -272,20 +318,39 @@ func (d *demoRun) watch(ctx context.Context, admin *client.Client) {
 	}
 }
 
+// printNew prints the incidents not printed yet, oldest first, then the
+// response actions that changed: what was detected before what was done
+// about it. An incident keeps the id and the title it was first printed
+// with (its title follows its most severe alert on the server).
 func (d *demoRun) printNew(ctx context.Context, admin *client.Client) {
+	d.pollMu.Lock()
+	defer d.pollMu.Unlock()
 	defer d.printActions(ctx, admin)
 	incs, _, err := admin.ListIncidents(ctx, store.IncidentFilter{Page: store.Page{Limit: 100}})
 	if err != nil {
 		return
 	}
-	for _, inc := range incs {
+	for i := len(incs) - 1; i >= 0; i-- {
+		inc := incs[i]
 		if d.seen[inc.ID] {
 			continue
 		}
 		d.seen[inc.ID] = true
+		d.titles[inc.ID] = inc.Title
 		d.printf("DETECTED incident %s: %s (severity %s, time to detect %s)\n",
-			short(inc.ID), inc.Title, inc.Severity, inc.Incident.TimeToDetect().Round(time.Millisecond))
+			inc.ID, inc.Title, inc.Severity, inc.Incident.TimeToDetect().Round(time.Millisecond))
 	}
+}
+
+// title is the incident's title as first printed (its title on the server
+// follows its most severe alert), or its current one if never printed.
+func (d *demoRun) title(inc *vigil.Incident) string {
+	d.pollMu.Lock()
+	defer d.pollMu.Unlock()
+	if t, ok := d.titles[inc.ID]; ok {
+		return t
+	}
+	return inc.Title
 }
 
 // settle waits until no new alert arrives for a second, at most max.
@@ -318,17 +383,18 @@ func (d *demoRun) summary(ctx context.Context, admin *client.Client, target *sim
 	fmt.Fprintf(out, "\n%d reports sent (%d failed). Alerts:\n", d.reports.Load(), d.failures.Load())
 	sort.Slice(alerts, func(i, j int) bool { return alerts[i].FirstEventTime.Before(alerts[j].FirstEventTime) })
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  SEVERITY\tDEVICE\tRULE\tTITLE\tATT&CK\tCOUNT")
+	fmt.Fprintln(tw, "  SEVERITY\tDEVICE\tRULE\tATT&CK\tCOUNT")
 	for _, al := range alerts {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%d\n", al.Severity, al.DeviceID, al.RuleID, al.Title, joinOr(al.Techniques, "-"), al.Count)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\n", al.Severity, al.DeviceID, al.Title, joinOr(al.Techniques, "-"), al.Count)
 	}
 	tw.Flush()
 
 	var hit *vigil.Incident
-	for i := range incs {
+	for i := len(incs) - 1; i >= 0; i-- { // oldest first, as printed
 		inc := &incs[i].Incident
+		title := d.title(inc)
 		fmt.Fprintf(out, "\nIncident %s: %s\n  status %s, severity %s, devices %v, %d alerts, ATT&CK %s\n  first malicious event %s, detected %s: time to detect %s\n",
-			inc.ID, inc.Title, inc.Status, inc.Severity, inc.DeviceIDs, len(inc.AlertIDs), joinOr(inc.Techniques, "-"),
+			inc.ID, title, inc.Status, inc.Severity, inc.DeviceIDs, len(inc.AlertIDs), joinOr(inc.Techniques, "-"),
 			inc.FirstEventTime.Format(time.StampMilli), inc.Detected.Format(time.StampMilli), inc.TimeToDetect().Round(time.Millisecond))
 		if slices.Contains(inc.DeviceIDs, target.ID) && (hit == nil || inc.Detected.Before(hit.Detected)) {
 			hit = inc
@@ -368,11 +434,4 @@ func joinOr(s []string, empty string) string {
 		out += "," + x
 	}
 	return out
-}
-
-func short(id string) string {
-	if len(id) > 12 {
-		return id[len(id)-12:]
-	}
-	return id
 }

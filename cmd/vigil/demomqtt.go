@@ -31,7 +31,8 @@ var dynsecPlugins = []string{
 
 // demoBroker is a Mosquitto with the dynamic-security plugin that the demo
 // runs on a free loopback port of its own: an admin account for Vigil's
-// broker quarantine, and the MQTT account of the attacked camera.
+// broker quarantine, and the MQTT account of a device the second bot
+// abuses.
 type demoBroker struct {
 	URL                  string
 	admin, adminPassword string
@@ -158,12 +159,12 @@ func randomSecret() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// mqttAttack plays the bot's next move once it owns the camera: it logs in
-// to the broker with the camera's own MQTT account and publishes into
+// mqttAttack plays a second bot: it has the MQTT password of a device that
+// runs no agent (dev), logs in to the broker with it and publishes into
 // another device's command topic. A network sensor reports the publish
 // (the event is posted as the sensor would); Vigil's quarantine playbook
 // then disables the account on the broker, which disconnects the bot.
-func (d *demoRun) mqttAttack(ctx context.Context, b *demoBroker, target *sim.Device, at time.Duration) {
+func (d *demoRun) mqttAttack(ctx context.Context, b *demoBroker, dev *sim.Device, at time.Duration) {
 	if b == nil {
 		return
 	}
@@ -184,10 +185,10 @@ func (d *demoRun) mqttAttack(ctx context.Context, b *demoBroker, target *sim.Dev
 	defer c.Disconnect(0)
 	topic := "devices/lock-0007/cmd"
 	c.Publish(topic, 1, false, `{"unlock":true}`).WaitTimeout(5 * time.Second)
-	d.printf("attack   %s: logs in to the MQTT broker as %q and publishes %s {\"unlock\":true}\n", target.ID, b.User, topic)
+	d.printf("attack   %s (no agent; a second bot has its MQTT password): logs in to the broker as %q and publishes %s {\"unlock\":true}\n", dev.ID, b.User, topic)
 
 	d.mu.Lock()
-	now, id, addr := time.Now().UTC(), target.ID, target.IP.String()
+	now, id, addr := time.Now().UTC(), dev.ID, dev.IP.String()
 	d.mu.Unlock()
 	ev, _ := json.Marshal(map[string]any{
 		"time": now.Format(time.RFC3339Nano), "device_id": id, "source": "sensor", "kind": "mqtt", "action": "publish",
@@ -204,6 +205,7 @@ func (d *demoRun) mqttAttack(ctx context.Context, b *demoBroker, target *sim.Dev
 		return
 	case <-lost:
 	}
+	d.printNew(ctx, d.admin) // the detection and the quarantine first
 	d.printf("BROKER   %q disconnected by the broker (dynamic security: account disabled)\n", b.User)
 	c2 := paho.NewClient(paho.NewClientOptions().AddBroker(b.URL).SetClientID(b.User + "-retry").SetUsername(b.User).
 		SetPassword(b.Password).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second))

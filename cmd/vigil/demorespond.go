@@ -30,6 +30,15 @@ func (d *demoRun) startDemoAgent(ctx context.Context, a *app, target *sim.Device
 		return nil
 	}
 	ag.Exec.notify = func(c command.Command) {
+		// From here on the bot's steps are blocked. What the server
+		// detected and decided is printed first: the cause before its
+		// effect.
+		d.stepMu.Lock()
+		defer d.stepMu.Unlock()
+		if c.Action == "isolate" {
+			d.isolated = true
+		}
+		d.printNew(ctx, d.admin)
 		d.printf("AGENT    %s: verified the signed %q command and ran it (demo executor: recorded, host firewall untouched)\n", c.DeviceID, c.Action)
 	}
 	d.mu.Lock()
@@ -38,14 +47,12 @@ func (d *demoRun) startDemoAgent(ctx context.Context, a *app, target *sim.Device
 	return ag
 }
 
-// printActions prints response actions as they change state.
+// printActions prints response actions as they change state. Callers
+// hold d.pollMu.
 func (d *demoRun) printActions(ctx context.Context, admin *client.Client) {
 	acts, _, err := admin.ListActions(ctx, store.ActionFilter{Page: store.Page{Limit: 100}})
 	if err != nil {
 		return
-	}
-	if d.actions == nil {
-		d.actions = map[string]vigil.ActionState{}
 	}
 	for i := len(acts) - 1; i >= 0; i-- { // oldest first
 		x := acts[i]
@@ -80,14 +87,14 @@ func (d *demoRun) waitContained(ctx context.Context, admin *client.Client, devic
 		if err == nil {
 			for _, in := range incs {
 				if !in.Incident.Contained.IsZero() {
-					d.printActions(ctx, admin)
+					d.printNew(ctx, admin)
 					return
 				}
 			}
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	d.printActions(ctx, admin)
+	d.printNew(ctx, admin)
 }
 
 // containedSummary is the end of the demo's summary line.

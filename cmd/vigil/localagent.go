@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"os"
@@ -55,6 +56,10 @@ type localAgent struct {
 	agent    *vagent.Agent
 	cancel   context.CancelFunc
 	done     chan struct{}
+
+	// TLS is the client TLS configuration of the agent's certificate,
+	// for what speaks for the device (the demo's reports of it).
+	TLS *tls.Config
 }
 
 // startLocalAgent enrolls a local agent of class on a with host as its
@@ -91,7 +96,7 @@ func startLocalAgent(ctx context.Context, a *app, class, host, dir string, allow
 		return nil, fmt.Errorf("cannot start the agent: %w", err)
 	}
 	pctx, cancel := context.WithCancel(context.Background())
-	l := &localAgent{DeviceID: id.DeviceID, Exec: exec, agent: ag, cancel: cancel, done: make(chan struct{})}
+	l := &localAgent{DeviceID: id.DeviceID, TLS: id.TLSConfig(), Exec: exec, agent: ag, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(l.done)
 		for pctx.Err() == nil {

@@ -35,6 +35,8 @@ func newRootCmd() *cobra.Command {
 		Short:         "IoT security monitoring, detection and response",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// No command but serve makes a data dir as a side effect.
+		PersistentPreRunE: checkDataDirFlags,
 	}
 	root.AddCommand(newServeCmd(), newDemoCmd(), newCtlCmd(), newBenchCmd(), newRulesCmd(), newDetectCmd(), newIntelCmd(), newVulnCmd(), newReportCmd(), newSensorCmd())
 	root.AddCommand(newPlaybooksCmd(), newAuditCmd())

@@ -39,14 +39,22 @@ DNS, HTTP, TLS ClientHello, plus flow records and devices discovered on the wire
 Events go to an NDJSON file (--output, - for stdout) with no server at all, or to a Vigil
 server. A sensor enrolls with the server like an agent, once:
 
-  vigil ctl enroll-token create --class sensor --ttl 1h    (on the server)
+  vigil ctl enroll-token create --class sensor --ttl 1h    (an admin token)
   vigil sensor enroll --server URL --token T --ca ca.crt    (on the sensor)
 
 and then streams its events over mutual TLS with the certificate kept in --state
 (--server defaults to the server it enrolled with). A bearer --token with the ingest
 permission works too, for a sensor that is not enrolled.`,
-		Args: cobra.NoArgs,
+		// The files after --pcap are its arguments too: a shell glob
+		// (--pcap *.pcap) expands to several words after one flag.
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 && !cmd.Flags().Changed("pcap") {
+				return fmt.Errorf("unexpected argument %q: capture files follow --pcap", args[0])
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg.Pcaps = append(cfg.Pcaps, args...)
 			if len(cfg.Pcaps) == 0 && cfg.Iface == "" {
 				return fmt.Errorf("give capture files (--pcap) or an interface (--iface)")
 			}
@@ -97,7 +105,7 @@ permission works too, for a sensor that is not enrolled.`,
 	cmd.PersistentFlags().StringVar(&state, "state", envOr("VIGIL_SENSOR_STATE", "/var/lib/vigil-sensor"), "directory of the sensor's enrolled identity ($VIGIL_SENSOR_STATE)")
 	cmd.AddCommand(newSensorEnrollCmd(o, &state))
 	f := cmd.Flags()
-	f.StringSliceVar(&cfg.Pcaps, "pcap", nil, "capture files (pcap or pcapng), repeatable")
+	f.StringSliceVar(&cfg.Pcaps, "pcap", nil, "capture files (pcap or pcapng): several after one --pcap, or --pcap repeated")
 	f.StringVar(&cfg.Iface, "iface", "", "network interface to capture from live")
 	f.StringVar(&cfg.BPF, "bpf", "", "capture filter (tcpdump syntax, common subset)")
 	f.StringVar(&output, "output", "", "write events as NDJSON to this file (- for stdout)")

@@ -1,10 +1,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"net/http"
 	"os"
+	"os/signal"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/vigil-iot/vigil/agent/protocol"
 )
 
 func newServeCmd() *cobra.Command {
@@ -30,11 +37,14 @@ token printed once on first start. --nats-url points the same pipeline at an ext
 				return fmt.Errorf("cannot use config: %w", err)
 			}
 			log := newLogger(os.Stderr, cfg.LogLevel)
-			a, err := openApp(cmd.Context(), cfg, log)
+			ctx := cmd.Context()
+			a, err := openApp(ctx, cfg, log)
 			if err != nil {
 				return err
 			}
-			if err := a.start(cmd.Context()); err != nil {
+			// The stages run until shutdown stops them one after the
+			// other: SIGTERM only starts the shutdown.
+			if err := a.start(context.WithoutCancel(ctx)); err != nil {
 				a.close()
 				return err
 			}
@@ -42,9 +52,20 @@ token printed once on first start. --nats-url points the same pipeline at an ext
 			if a.adminToken != "" {
 				fmt.Fprintf(os.Stderr, "\nFirst start: the admin API token (shown once, keep it):\n\n  %s\n\nCA certificate for clients: %s/pki/ca.crt\n\n", a.adminToken, cfg.DataDir)
 			}
-			return a.wait()
+			failed := make(chan error, 1)
+			go func() { failed <- a.wait() }()
+			select {
+			case err := <-failed: // a stage failed: the others are stopping
+				a.close()
+				return err
+			case <-ctx.Done():
+			}
+			// A second signal stops the process at once.
+			signal.Reset(os.Interrupt, syscall.SIGTERM)
+			return a.shutdown(failed)
 		},
 	}
+	cmd.Annotations = map[string]string{createsDataDir: "yes"} // the only command that may
 	f := cmd.Flags()
 	f.StringVarP(&file, "config", "c", "", "YAML config file")
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory")
@@ -83,4 +104,61 @@ func natsMode(c config) string {
 		return "embedded"
 	}
 	return c.NATSURL
+}
+
+// shutdown stops the server in order, each stage with a log line: the
+// listener stops accepting connections and the requests in flight (ingest
+// among them) end, which publishes what they accepted; then the consumers
+// stop; then the store is flushed and closed; last the bus, whose
+// embedded NATS server shuts down cleanly so that the next start finds
+// JetStream's state written and does not recover it. stages is the
+// channel on which the stages' end is reported (a.wait).
+func (a *app) shutdown(stages <-chan error) error {
+	log := a.log.With("component", "serve")
+	start := time.Now()
+	log.Info("shutting down: HTTP listener closed, finishing requests in flight")
+	hctx, cancel := context.WithTimeout(context.Background(), httpDrainTimeout)
+	a.stopRequests() // agents' long polls end now; other requests finish
+	err := a.http.Shutdown(hctx)
+	cancel()
+	if err != nil {
+		log.Warn("HTTP requests cut at the drain timeout", "timeout", httpDrainTimeout, "err", err)
+	}
+	log.Info("HTTP stopped, ingest drained", "took", time.Since(start).Round(time.Millisecond))
+	a.cancel()
+	err = <-stages
+	log.Info("consumers stopped", "took", time.Since(start).Round(time.Millisecond))
+	if a.vuln != nil {
+		a.vuln.Flush()
+	}
+	if cerr := a.store.Close(); cerr != nil {
+		log.Error("cannot close the store", "err", cerr)
+	}
+	a.store = nil
+	log.Info("store flushed and closed", "took", time.Since(start).Round(time.Millisecond))
+	a.bus.Close()
+	a.bus = nil
+	log.Info("bus closed, JetStream shut down", "took", time.Since(start).Round(time.Millisecond))
+	log.Info("vigil stopped", "took", time.Since(start).Round(time.Millisecond))
+	return err
+}
+
+// httpDrainTimeout bounds how long shutdown waits for requests in flight.
+const httpDrainTimeout = 5 * time.Second
+
+// withStop serves h, with the context of an agent's long poll for
+// commands also cancelled when stop is: http.Server.Shutdown waits for
+// requests in flight but does not cancel them, and a poll waits up to a
+// minute for a command. Other requests (ingest) run to their end.
+func withStop(stop context.Context, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != protocol.PathCommands {
+			h.ServeHTTP(w, r)
+			return
+		}
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		defer context.AfterFunc(stop, cancel)()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
