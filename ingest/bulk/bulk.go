@@ -62,6 +62,9 @@ func (e *ItemError) Error() string {
 
 var parsers fastjson.ParserPool
 
+// errMissing is the error of a required field that is absent.
+var errMissing = errors.New("missing")
+
 // DefaultMaxErrors is how many ItemErrors a Result keeps by default: a
 // body of a million bad lines must not cost a million error objects.
 const DefaultMaxErrors = 100
@@ -92,14 +95,18 @@ type Result struct {
 	Rejected int
 }
 
-func (r *Result) reject(o *Options, e *ItemError) {
+// reject counts a rejected item and keeps its error while there is room;
+// the error is allocated only then.
+func (r *Result) reject(o *Options, e ItemError) {
 	r.Rejected++
 	max := o.MaxErrors
 	if max == 0 {
 		max = DefaultMaxErrors
 	}
 	if len(r.Errors) < max {
-		r.Errors = append(r.Errors, e)
+		kept := new(ItemError)
+		*kept = e
+		r.Errors = append(r.Errors, kept)
 	}
 }
 
@@ -143,15 +150,16 @@ func DecodeLines(data []byte, o Options) Result {
 		if len(bytes.TrimSpace(l)) == 0 {
 			continue
 		}
-		var e vigil.Event
-		field, err := d.line(p, l, &e)
+		e := &d.scratch
+		*e = vigil.Event{}
+		field, err := d.line(p, l, e)
 		if err == nil && o.Check != nil {
-			field, err = o.Check(&e)
+			field, err = o.Check(e)
 		}
 		if err != nil {
-			res.reject(&o, &ItemError{Index: index, Line: line, Offset: int64(start), Field: field, Msg: err.Error()})
+			res.reject(&o, ItemError{Index: index, Line: line, Offset: int64(start), Field: field, Msg: err.Error()})
 		} else {
-			res.Events = append(res.Events, e)
+			res.Events = append(res.Events, *e)
 		}
 		index++
 	}
@@ -179,16 +187,17 @@ func DecodeJSONArray(data []byte, o Options) Result {
 	d := decoder{received: o.Received, maxFuture: o.MaxFuture, keys: map[string]string{}}
 	res := Result{Events: make([]vigil.Event, 0, min(len(items), maxPrealloc))}
 	for i, it := range items {
-		var e vigil.Event
-		field, err := d.value(it, &e)
+		e := &d.scratch
+		*e = vigil.Event{}
+		field, err := d.value(it, e)
 		if err == nil && o.Check != nil {
-			field, err = o.Check(&e)
+			field, err = o.Check(e)
 		}
 		if err != nil {
-			res.reject(&o, &ItemError{Index: i, Offset: -1, Field: field, Msg: err.Error()})
+			res.reject(&o, ItemError{Index: i, Offset: -1, Field: field, Msg: err.Error()})
 			continue
 		}
-		res.Events = append(res.Events, e)
+		res.Events = append(res.Events, *e)
 	}
 	return res
 }
@@ -198,6 +207,9 @@ type decoder struct {
 	maxFuture time.Duration // > 0: refuse times after received+maxFuture
 	// keys interns field names across the items of one body.
 	keys map[string]string
+	// scratch is the event being decoded: one allocation per body, not
+	// per item (a bad item then costs nothing that lasts).
+	scratch vigil.Event
 }
 
 func (d *decoder) line(p *fastjson.Parser, l []byte, e *vigil.Event) (string, error) {
@@ -262,6 +274,8 @@ func (d *decoder) value(v *fastjson.Value, e *vigil.Event) (string, error) {
 			}
 			e.Time, tset = t, true
 		case "received":
+		case "provenance", "event.provenance":
+			fail(string(key), errors.New("is set by the server from the sender's credentials: a body may not give it"))
 		case "device_id", "device.id":
 			s, err := str(v, MaxIDLen)
 			if err == nil && !validID(s) {
@@ -355,9 +369,9 @@ func (d *decoder) value(v *fastjson.Value, e *vigil.Event) (string, error) {
 	case ferr != nil:
 		return field, ferr
 	case !tset || e.Time.IsZero():
-		return "time", errors.New("missing")
+		return "time", errMissing
 	case e.Kind == "":
-		return "kind", errors.New("missing")
+		return "kind", errMissing
 	case len(e.Fields) > MaxFields:
 		return "fields", fmt.Errorf("too many fields: %d, at most %d", len(e.Fields), MaxFields)
 	case d.maxFuture > 0:
