@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/vigil-iot/vigil/ingest"
 )
 
 // config is the server's configuration: defaults, then the config file,
@@ -55,6 +57,13 @@ type config struct {
 	// MaxReportBytes and MaxBulkBytes bound request bodies.
 	MaxReportBytes int64 `yaml:"max_report_bytes"`
 	MaxBulkBytes   int64 `yaml:"max_bulk_bytes"`
+	// MaxClockSkew is how far after the server's clock an event may be
+	// dated; later events are rejected one by one.
+	MaxClockSkew duration `yaml:"max_clock_skew"`
+	// RedactPatterns are extra regular expressions (Go syntax) whose
+	// matches ingest replaces by [REDACTED] in event fields, after the
+	// built-in credential rules.
+	RedactPatterns []string `yaml:"redact_patterns"`
 
 	// PlaybooksDir holds the response playbooks (*.yaml); empty runs the
 	// playbooks built into the binary (cmd/vigil/playbooks).
@@ -80,6 +89,7 @@ func defaultConfig() config {
 		IncidentWindow:   duration(30 * time.Minute),
 		MaxReportBytes:   1 << 20,
 		MaxBulkBytes:     16 << 20,
+		MaxClockSkew:     duration(ingest.DefaultMaxFuture),
 		LogLevel:         "info",
 	}
 }
@@ -112,6 +122,12 @@ func (c *config) validate() error {
 	}
 	if c.Retention <= 0 {
 		return fmt.Errorf("retention: must be positive")
+	}
+	if c.MaxClockSkew <= 0 {
+		return fmt.Errorf("max_clock_skew: must be positive")
+	}
+	if _, err := ingest.NewRedactor(c.RedactPatterns); err != nil {
+		return fmt.Errorf("redact_patterns: %w", err)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
