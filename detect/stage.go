@@ -250,6 +250,9 @@ func (s *Stage) fill(a *vigil.Alert, name string, ev *vigil.Event) {
 		if a.LastEventTime.IsZero() {
 			a.LastEventTime = ev.Time
 		}
+		// The alert carries how its evidence was authenticated: the
+		// response engine contains automatically only on trusted evidence.
+		a.AddProvenance(ev.Provenance)
 	}
 	if a.DedupKey == "" {
 		a.DedupKey = a.Detector + ":" + a.RuleID + ":" + a.DeviceID
