@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"os"
@@ -11,6 +12,7 @@ import (
 
 	vagent "github.com/vigil-iot/vigil/agent"
 	"github.com/vigil-iot/vigil/agent/command"
+	"github.com/vigil-iot/vigil/client"
 	"github.com/vigil-iot/vigil/pki"
 )
 
@@ -51,6 +53,9 @@ func (e *recordingExecutor) Actions() []string {
 // answering results, but with a recordingExecutor.
 type localAgent struct {
 	DeviceID string
+	// StateDir holds the agent's key and certificate (vagent.KeyFile,
+	// vagent.CertFile).
+	StateDir string
 	Exec     *recordingExecutor
 	agent    *vagent.Agent
 	cancel   context.CancelFunc
@@ -91,7 +96,7 @@ func startLocalAgent(ctx context.Context, a *app, class, host, dir string, allow
 		return nil, fmt.Errorf("cannot start the agent: %w", err)
 	}
 	pctx, cancel := context.WithCancel(context.Background())
-	l := &localAgent{DeviceID: id.DeviceID, Exec: exec, agent: ag, cancel: cancel, done: make(chan struct{})}
+	l := &localAgent{DeviceID: id.DeviceID, StateDir: state, Exec: exec, agent: ag, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(l.done)
 		for pctx.Err() == nil {
@@ -104,6 +109,19 @@ func startLocalAgent(ctx context.Context, a *app, class, host, dir string, allow
 		}
 	}()
 	return l, nil
+}
+
+// enrolledClient returns an API client of a's server that presents the
+// client certificate enrolled into stateDir: what it posts is sent by that
+// device (or sensor) itself, as a real agent's reports are.
+func enrolledClient(a *app, stateDir string) (*client.Client, error) {
+	cert, err := tls.LoadX509KeyPair(filepath.Join(stateDir, vagent.CertFile), filepath.Join(stateDir, vagent.KeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("cannot load the enrolled certificate: %w", err)
+	}
+	tc := client.TLSConfig(a.ca.Pool())
+	tc.Certificates = []tls.Certificate{cert}
+	return client.New(a.URL, "", tc)
 }
 
 // Stop ends the poll loop and closes the agent.
