@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/auth"
 	"github.com/vigil-iot/vigil/client"
+	"github.com/vigil-iot/vigil/enroll"
 	"github.com/vigil-iot/vigil/sim"
 	"github.com/vigil-iot/vigil/store"
 	"github.com/vigil-iot/vigil/wire"
@@ -130,6 +131,16 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (bool, error) {
 	if ag := d.startDemoAgent(ctx, a, target, dir, newLogger(logf, "info")); ag != nil {
 		defer ag.Stop()
 	}
+	if d.device != nil {
+		defer d.device.Close()
+	}
+	if broker != nil {
+		if d.sensor, _, err = enrollClient(ctx, a, enroll.SensorClass, "demo", dir); err != nil {
+			fmt.Fprintf(out, "(no demo sensor: %v)\n", err)
+		} else {
+			defer d.sensor.Close()
+		}
+	}
 	fmt.Fprintf(out, "vigil demo: %d devices report to %s every %s for %s (data dir %s)\n",
 		o.devices, a.URL, o.interval, o.duration, dir)
 	fmt.Fprintf(out, "            attack on %s (%s %s) at +%s\n\n", target.ID, target.Profile.Vendor, target.Profile.Model, o.attackAt)
@@ -161,8 +172,14 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (bool, error) {
 type demoRun struct {
 	fleet  *sim.Fleet
 	agents *client.Client
-	out    io.Writer
-	start  time.Time
+	// device posts the attacked camera's reports with its own enrolled
+	// certificate (nil: through agents, when the camera has no agent):
+	// no token may speak for a device with an enrolled identity. sensor
+	// posts what the demo's enrolled sensor sees on the wire.
+	device, sensor *client.Client
+	targetID       string
+	out            io.Writer
+	start          time.Time
 
 	mu       sync.Mutex // guards the fleet (the simulation is not concurrent) and out
 	reports  atomic.Int64
@@ -188,7 +205,9 @@ func (d *demoRun) report(ctx context.Context, interval time.Duration) {
 		now := time.Now()
 		bodies := make([][]byte, len(d.fleet.Devices))
 		types := make([]string, len(d.fleet.Devices))
+		ids := make([]string, len(d.fleet.Devices))
 		for i, dev := range d.fleet.Devices {
+			ids[i] = dev.ID
 			types[i] = "application/json"
 			if i%4 == 3 {
 				types[i] = "application/xml"
@@ -202,7 +221,7 @@ func (d *demoRun) report(ctx context.Context, interval time.Duration) {
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				d.post(ctx, types[i], bodies[i])
+				d.post(ctx, ids[i], types[i], bodies[i])
 			})
 		}
 		wg.Wait()
@@ -214,8 +233,12 @@ func (d *demoRun) report(ctx context.Context, interval time.Duration) {
 	}
 }
 
-func (d *demoRun) post(ctx context.Context, contentType string, body []byte) {
-	res, err := d.agents.PostReport(ctx, contentType, body)
+func (d *demoRun) post(ctx context.Context, deviceID, contentType string, body []byte) {
+	c := d.agents
+	if d.device != nil && deviceID == d.targetID {
+		c = d.device
+	}
+	res, err := c.PostReport(ctx, contentType, body)
 	if err != nil {
 		if ctx.Err() == nil {
 			d.failures.Add(1)
@@ -252,7 +275,7 @@ func (d *demoRun) attack(ctx context.Context, target *sim.Device, at time.Durati
 		d.mu.Unlock()
 		d.printf("attack   %s: %s\n", target.ID, s.Say)
 		if body != nil {
-			d.post(ctx, "application/json", body)
+			d.post(ctx, target.ID, "application/json", body)
 		}
 	}
 }

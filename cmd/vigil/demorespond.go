@@ -32,8 +32,15 @@ func (d *demoRun) startDemoAgent(ctx context.Context, a *app, target *sim.Device
 	ag.Exec.notify = func(c command.Command) {
 		d.printf("AGENT    %s: verified the signed %q command and ran it (demo executor: recorded, host firewall untouched)\n", c.DeviceID, c.Action)
 	}
+	dc, err := enrolledClient(a, ag.StateDir)
+	if err != nil {
+		fmt.Fprintf(d.out, "(automatic containment off: %v)\n", err)
+		ag.Stop()
+		return nil
+	}
 	d.mu.Lock()
 	target.ID = ag.DeviceID
+	d.device, d.targetID = dc, ag.DeviceID
 	d.mu.Unlock()
 	return ag
 }

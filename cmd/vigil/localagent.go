@@ -111,6 +111,24 @@ func startLocalAgent(ctx context.Context, a *app, class, host, dir string, allow
 	return l, nil
 }
 
+// enrollClient enrolls an identity of class (a demo sensor) with a
+// one-time token, its key and certificate under dir, and returns an API
+// client presenting its certificate and its device id.
+func enrollClient(ctx context.Context, a *app, class, host, dir string) (*client.Client, string, error) {
+	token, _, err := a.enrollFiles.Tokens.Create(class, 10*time.Minute)
+	if err != nil {
+		return nil, "", fmt.Errorf("cannot create an enrollment token: %w", err)
+	}
+	state := filepath.Join(dir, class+"-"+host)
+	id, err := vagent.Enroll(ctx, vagent.EnrollOptions{Server: a.URL, Token: token, StateDir: state,
+		CAFile: filepath.Join(a.cfg.DataDir, "pki", pki.CACertFile), Hostname: host})
+	if err != nil {
+		return nil, "", fmt.Errorf("cannot enroll the %s: %w", class, err)
+	}
+	c, err := enrolledClient(a, state)
+	return c, id.DeviceID, err
+}
+
 // enrolledClient returns an API client of a's server that presents the
 // client certificate enrolled into stateDir: what it posts is sent by that
 // device (or sensor) itself, as a real agent's reports are.
