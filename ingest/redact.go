@@ -27,22 +27,25 @@ var builtinRules = []struct {
 	keyword string
 	re      *regexp.Regexp
 	repl    string
+	// kv: the keyword starts a key (password, token): the rule applies
+	// only where the key is followed by = or : or is a -flag.
+	kv bool
 }{
 	// Authorization: Bearer x, Proxy-Authorization: Basic x, "authorization=x".
-	{"authorization", regexp.MustCompile(`(?i)(authorization\s*[:=]\s*)(?:(?:bearer|basic|token|digest|negotiate)\s+)?[^\s"',;]+`), "${1}" + Redacted},
+	{"authorization", regexp.MustCompile(`(?i)(authorization\s*[:=]\s*)(?:(?:bearer|basic|token|digest|negotiate)\s+)?[^\s"',;]+`), "${1}" + Redacted, false},
 	// A bearer token anywhere ("curl -H 'Bearer x'").
-	{"bearer", regexp.MustCompile(`(?i)(bearer\s+)[A-Za-z0-9\-._~+/]+=*`), "${1}" + Redacted},
+	{"bearer", regexp.MustCompile(`(?i)(bearer\s+)[A-Za-z0-9\-._~+/]+=*`), "${1}" + Redacted, false},
 	// key=value and key: value pairs (quoted as in JSON or not), and
 	// -key value flags (--password x, --api-token x).
-	{"pass", regexp.MustCompile(`(?i)((?:password|passwd)["']?\s*[=:]\s*["']?|-(?:password|passwd|pass)\s+)[^\s&"',;]+`), "${1}" + Redacted},
-	{"pwd", regexp.MustCompile(`(?i)(\bpwd["']?\s*[=:]\s*["']?|-pwd\s+)[^\s&"',;]+`), "${1}" + Redacted},
-	{"token", regexp.MustCompile(`(?i)(token["']?\s*[=:]\s*["']?|-token\s+)[^\s&"',;]+`), "${1}" + Redacted},
-	{"secret", regexp.MustCompile(`(?i)(secret["']?\s*[=:]\s*["']?|-secret\s+)[^\s&"',;]+`), "${1}" + Redacted},
+	{"pass", regexp.MustCompile(`(?i)((?:password|passwd)["']?\s*[=:]\s*["']?|-(?:password|passwd|pass)\s+)[^\s&"',;]+`), "${1}" + Redacted, true},
+	{"pwd", regexp.MustCompile(`(?i)(\bpwd["']?\s*[=:]\s*["']?|-pwd\s+)[^\s&"',;]+`), "${1}" + Redacted, true},
+	{"token", regexp.MustCompile(`(?i)(token["']?\s*[=:]\s*["']?|-token\s+)[^\s&"',;]+`), "${1}" + Redacted, true},
+	{"secret", regexp.MustCompile(`(?i)(secret["']?\s*[=:]\s*["']?|-secret\s+)[^\s&"',;]+`), "${1}" + Redacted, true},
 	// User information in a URL: scheme://user:password@host.
-	{"://", regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://)[^/\s:@]*:[^/\s@]*@`), "${1}" + Redacted + "@"},
+	{"://", regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://)[^/\s:@]*:[^/\s@]*@`), "${1}" + Redacted + "@", false},
 	// Vigil's own tokens, wherever they appear.
-	{apiTokenPrefix, regexp.MustCompile(apiTokenPrefix + `[A-Za-z0-9_\-]{8,}`), apiTokenPrefix + Redacted},
-	{enrollTokenPrefix, regexp.MustCompile(enrollTokenPrefix + `[A-Za-z0-9_\-]{8,}`), enrollTokenPrefix + Redacted},
+	{apiTokenPrefix, regexp.MustCompile(apiTokenPrefix + `[A-Za-z0-9_\-]{8,}`), apiTokenPrefix + Redacted, false},
+	{enrollTokenPrefix, regexp.MustCompile(enrollTokenPrefix + `[A-Za-z0-9_\-]{8,}`), enrollTokenPrefix + Redacted, false},
 }
 
 // Redactor removes credentials from the string fields of events before
@@ -151,27 +154,64 @@ func (r *Redactor) String(s string) (string, bool) {
 }
 
 // keywords returns the set of built-in rules (bit i for builtinRules[i])
-// whose keyword s holds, ASCII case-insensitively. It looks at each byte
-// once or twice: this is the cost every string field pays.
+// whose keyword s holds, ASCII case-insensitively, where the rule could
+// match. It looks up each byte in a table: this is the cost every string
+// field pays.
 func keywords(s string) uint32 {
 	var set uint32
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		switch c {
-		case 'a', 'b', 'p', 't', 's', ':', 'v':
-		default:
+		rules := firstByte[s[i]]
+		if rules == 0 {
 			continue
 		}
 		for j, b := range builtinRules {
-			if set&(1<<j) == 0 && b.keyword[0] == c && hasPrefixFold(s[i:], b.keyword) {
-				set |= 1 << j
+			if rules&(1<<j) == 0 || set&(1<<j) != 0 || !hasPrefixFold(s[i:], b.keyword) {
+				continue
 			}
+			switch {
+			case b.kv && !isKey(s, i, len(b.keyword)):
+				continue
+			case b.keyword == "://" && strings.IndexByte(s[i:], '@') < 0:
+				continue
+			}
+			set |= 1 << j
 		}
 	}
 	return set
+}
+
+// firstByte maps a byte to the built-in rules whose keyword starts with
+// it, in either case.
+var firstByte = func() (t [256]uint32) {
+	for j, b := range builtinRules {
+		c := b.keyword[0]
+		t[c] |= 1 << j
+		if c >= 'a' && c <= 'z' {
+			t[c-'a'+'A'] |= 1 << j
+		}
+	}
+	return t
+}()
+
+// isKey reports whether the keyword at s[i:i+n] starts a key that a
+// kv rule redacts the value of: it is a -flag (preceded by '-'), or the
+// word it starts (letters, '_' and '-' on) is followed by = or :, after an
+// optional quote and spaces. "Failed password for root" is not.
+func isKey(s string, i, n int) bool {
+	if i > 0 && s[i-1] == '-' {
+		return true
+	}
+	j := i + n
+	for j < len(s) && (s[j]|0x20 >= 'a' && s[j]|0x20 <= 'z' || s[j] == '_' || s[j] == '-') {
+		j++
+	}
+	if j < len(s) && (s[j] == '"' || s[j] == '\'') {
+		j++
+	}
+	for j < len(s) && s[j] == ' ' {
+		j++
+	}
+	return j < len(s) && (s[j] == '=' || s[j] == ':')
 }
 
 // hasPrefixFold reports whether s starts with the lowercase ASCII prefix,
