@@ -343,7 +343,7 @@ func checkName(name string) error {
 
 // errBadToken is the one answer for every token that does not verify, so
 // callers learn nothing about why.
-var errBadToken = vigil.Errorf(vigil.EUNAUTHORIZED, "invalid or revoked token")
+var errBadToken = vigil.Errorf(vigil.EUNAUTHORIZED, "invalid, expired or revoked token")
 
 // Verify returns the token a plaintext belongs to; see Store. Every stored
 // hash is compared in constant time.
