@@ -114,7 +114,7 @@ func (r *Result) reject(o *Options, e ItemError) {
 // maxPrealloc bounds the events allocated ahead of decoding: a body of
 // tiny bad lines must not cost an event per line. A body of mostly valid
 // lines gets room for all of its lines once the first maxPrealloc are in.
-const maxPrealloc = 4096
+const maxPrealloc = 256
 
 // Decode reads newline-delimited JSON events from data. It returns the
 // events of the valid lines and an error for each of the first
