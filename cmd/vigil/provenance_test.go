@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -111,4 +113,35 @@ func TestForgedLoginsDoNotIsolate(t *testing.T) {
 	if got := cam.Exec.Actions(); len(got) != 0 {
 		t.Errorf("the enrolled camera's agent ran %v", got)
 	}
+}
+
+// TestConfigIngestKeys checks the config keys of the ingest bounds:
+// max_clock_skew (positive) and redact_patterns (valid, non-empty-matching
+// regular expressions), each error naming its key.
+func TestConfigIngestKeys(t *testing.T) {
+	f := func(yaml, wantErr string) config {
+		t.Helper()
+		path := filepath.Join(t.TempDir(), "vigil.yaml")
+		if err := os.WriteFile(path, []byte("data_dir: "+t.TempDir()+"\n"+yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c := defaultConfig()
+		err := loadConfig(path, &c)
+		if err == nil {
+			err = c.validate()
+		}
+		if wantErr == "" && err != nil || wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr)) {
+			t.Fatalf("%q: err = %v, want %q", yaml, err, wantErr)
+		}
+		return c
+	}
+	if c := f("", ""); time.Duration(c.MaxClockSkew) != 5*time.Minute || len(c.RedactPatterns) != 0 {
+		t.Fatalf("defaults: %v %q", time.Duration(c.MaxClockSkew), c.RedactPatterns)
+	}
+	if c := f("max_clock_skew: 30s\nredact_patterns: ['ACME-[0-9]+']\n", ""); time.Duration(c.MaxClockSkew) != 30*time.Second || c.RedactPatterns[0] != "ACME-[0-9]+" {
+		t.Fatalf("set: %v %q", time.Duration(c.MaxClockSkew), c.RedactPatterns)
+	}
+	f("max_clock_skew: 0s\n", "max_clock_skew")
+	f("redact_patterns: ['(']\n", "redact_patterns")
+	f("redact_patterns: ['x*']\n", "matches the empty string")
 }
