@@ -1,6 +1,7 @@
 package vigil
 
 import (
+	"slices"
 	"strings"
 	"time"
 )
@@ -27,6 +28,12 @@ type Alert struct {
 	Entities []string `json:"entities,omitempty"`
 	// EventIDs are the evidence: the events that made the detection.
 	EventIDs []string `json:"event_ids,omitempty"`
+	// Provenance lists, once each, how the evidence events' senders were
+	// authenticated (their Event.Provenance, "" as ProvenanceUnknown), at
+	// most MaxAlertProvenance entries (then ProvenanceMore is last).
+	// Automatic containment acts only when every entry is trusted
+	// (EvidenceTrusted).
+	Provenance []string `json:"provenance,omitempty"`
 	// FirstEventTime is the time of the earliest evidence event.
 	FirstEventTime time.Time `json:"first_event_time"`
 	// FirstReceived is when Vigil received the earliest live evidence
@@ -51,6 +58,48 @@ type Alert struct {
 	Count      int            `json:"count"`
 	IncidentID string         `json:"incident_id,omitempty"`
 	Fields     map[string]any `json:"fields,omitempty"`
+}
+
+// Markers of Alert.Provenance.
+const (
+	// ProvenanceUnknown stands for evidence without a provenance.
+	ProvenanceUnknown = "unknown"
+	// ProvenanceMore ends a full Alert.Provenance: more provenances were
+	// seen than it keeps.
+	ProvenanceMore = "more"
+	// MaxAlertProvenance bounds Alert.Provenance.
+	MaxAlertProvenance = 16
+)
+
+// AddProvenance records the provenance p of one more evidence event.
+func (a *Alert) AddProvenance(p string) {
+	if p == "" {
+		p = ProvenanceUnknown
+	}
+	if slices.Contains(a.Provenance, p) {
+		return
+	}
+	switch n := len(a.Provenance); {
+	case n < MaxAlertProvenance-1:
+		a.Provenance = append(a.Provenance, p)
+	case n == MaxAlertProvenance-1:
+		a.Provenance = append(a.Provenance, ProvenanceMore)
+	}
+}
+
+// EvidenceTrusted reports whether the alert's evidence is known to come
+// only from sources trusted to speak for its device (TrustedProvenance):
+// false when the alert records no provenance at all.
+func (a *Alert) EvidenceTrusted() bool {
+	if len(a.Provenance) == 0 {
+		return false
+	}
+	for _, p := range a.Provenance {
+		if !TrustedProvenance(p, a.DeviceID) {
+			return false
+		}
+	}
+	return true
 }
 
 // TechniquesFromTags returns the ATT&CK technique ids named by Sigma-style

@@ -42,6 +42,10 @@ type Device struct {
 	State     DeviceState `json:"state"`
 	FirstSeen time.Time   `json:"first_seen"`
 	LastSeen  time.Time   `json:"last_seen"`
+	// Enrolled is when the device enrolled and got its client certificate;
+	// zero for a device known only from events. A device with an enrolled
+	// identity speaks for itself: no API token may send its events.
+	Enrolled time.Time `json:"enrolled,omitzero"`
 
 	// Health is the latest health sample, when the device reports one.
 	Health *Health `json:"health,omitempty"`

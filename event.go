@@ -3,6 +3,7 @@ package vigil
 import (
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -26,6 +27,45 @@ const (
 	OutcomeUnknown = "unknown"
 )
 
+// Provenance kinds: how the sender of an event was authenticated at
+// ingest. Event.Provenance is "<kind>:<who>", made with NewProvenance.
+const (
+	// ProvenanceDevice: the device's own client certificate (who is the
+	// device id); the device reports about itself.
+	ProvenanceDevice = "device-cert"
+	// ProvenanceSensor: an enrolled sensor's client certificate (who is
+	// the sensor id); the sensor reports about the devices it sees.
+	ProvenanceSensor = "sensor-cert"
+	// ProvenanceMQTT: a report on the device's own MQTT topic, the device
+	// authenticated by the broker (who is the device id).
+	ProvenanceMQTT = "mqtt"
+	// ProvenanceToken: an API token (who is the token's name). Anyone
+	// holding the token may have sent it.
+	ProvenanceToken = "token"
+)
+
+// NewProvenance returns the provenance of kind for who.
+func NewProvenance(kind, who string) string { return kind + ":" + who }
+
+// TrustedProvenance reports whether evidence of provenance p about the
+// device deviceID comes from a source Vigil authenticated as able to speak
+// for it: the device itself (its certificate, or its broker-authenticated
+// MQTT topic) or an enrolled sensor. Tokens, an empty provenance and
+// anything else are not trusted.
+func TrustedProvenance(p, deviceID string) bool {
+	kind, who, ok := strings.Cut(p, ":")
+	if !ok || who == "" {
+		return false
+	}
+	switch kind {
+	case ProvenanceSensor:
+		return true
+	case ProvenanceDevice, ProvenanceMQTT:
+		return deviceID != "" && who == deviceID
+	}
+	return false
+}
+
 // Event is one normalized observation, whatever its source. The fixed fields
 // are the ones every stage needs; everything else lives in Fields under
 // ECS-style dotted names ("user.name", "process.command_line", "mqtt.topic").
@@ -43,6 +83,10 @@ type Event struct {
 	DeviceID string `json:"device_id,omitempty"`
 	// Source names what produced the event: "agent", "sensor", "bulk", ...
 	Source string `json:"source,omitempty"`
+	// Provenance says how the sender of the event was authenticated, as
+	// "<kind>:<who>" (see the Provenance* constants): set by the server at
+	// ingest, never taken from what a source sends.
+	Provenance string `json:"provenance,omitempty"`
 
 	Kind     string   `json:"kind"`               // Vigil's event kind, see Kind* constants
 	Category string   `json:"category,omitempty"` // ECS event.category: authentication, process, network, ...
@@ -122,6 +166,8 @@ func (e *Event) Field(name string) (any, bool) {
 		return e.DeviceID, e.DeviceID != ""
 	case "event.source", "source":
 		return e.Source, e.Source != ""
+	case "event.provenance":
+		return e.Provenance, e.Provenance != ""
 	case "event.kind", "kind":
 		return e.Kind, e.Kind != ""
 	case "event.category", "category":

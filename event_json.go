@@ -161,6 +161,7 @@ func (e *Event) appendJSONHead(b []byte) ([]byte, error) {
 	}
 	b = appendOptJSONString(b, `,"device_id":`, e.DeviceID)
 	b = appendOptJSONString(b, `,"source":`, e.Source)
+	b = appendOptJSONString(b, `,"provenance":`, e.Provenance)
 	b = append(b, `,"kind":`...)
 	b = AppendJSONString(b, e.Kind)
 	b = appendOptJSONString(b, `,"category":`, e.Category)

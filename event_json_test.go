@@ -21,7 +21,7 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 	for i := range 2000 {
 		e := Event{
 			ID: pick(strs), Time: time.Date(2026, 11, 22, 3, 4, 5, rng.IntN(1e9), time.UTC), DeviceID: pick(strs),
-			Source: pick(strs), Kind: pick(strs), Category: pick(strs), Action: pick(strs), Outcome: pick(strs),
+			Source: pick(strs), Provenance: pick(strs), Kind: pick(strs), Category: pick(strs), Action: pick(strs), Outcome: pick(strs),
 			Severity: Severity(rng.IntN(6)),
 		}
 		if i%2 == 0 {
@@ -77,7 +77,7 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Fatalf("event %d:\n got %s\nwant %s", i, got, want)
 		}
-		fromList, err := (&Event{ID: e.ID, Time: e.Time, Received: e.Received, DeviceID: e.DeviceID, Source: e.Source,
+		fromList, err := (&Event{ID: e.ID, Time: e.Time, Received: e.Received, DeviceID: e.DeviceID, Source: e.Source, Provenance: e.Provenance,
 			Kind: e.Kind, Category: e.Category, Action: e.Action, Outcome: e.Outcome, Severity: e.Severity,
 			Network: e.Network}).AppendJSONFields(nil, list)
 		if err != nil {

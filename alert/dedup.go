@@ -267,6 +267,10 @@ func mergeInto(old, a vigil.Alert) vigil.Alert {
 			m.EventIDs = append(m.EventIDs, id)
 		}
 	}
+	m.Provenance = slices.Clone(old.Provenance)
+	for _, p := range a.Provenance {
+		m.AddProvenance(p)
+	}
 	if a.LastEventTime.After(m.LastEventTime) {
 		m.LastEventTime = a.LastEventTime
 	}

@@ -352,7 +352,7 @@ func TestContext(t *testing.T) {
 	}
 	tok := Token{ID: "1", Name: "n", Role: RoleViewer}
 	got, ok := FromContext(NewContext(context.Background(), tok))
-	if !ok || got != tok {
+	if !ok || got.ID != tok.ID || got.Name != tok.Name || got.Role != tok.Role {
 		t.Fatalf("FromContext = %+v, %v", got, ok)
 	}
 }

@@ -44,7 +44,35 @@ type Token struct {
 	Role     Role      `json:"role"`
 	Created  time.Time `json:"created"`
 	LastUsed time.Time `json:"last_used,omitzero"`
+	// Expires is when the token stops working; zero: never.
+	Expires time.Time `json:"expires,omitzero"`
+	// Devices, when not empty, are the only devices an agent token may
+	// send data for.
+	Devices []string `json:"devices,omitempty"`
 }
+
+// Expired reports whether the token has expired at now.
+func (t *Token) Expired(now time.Time) bool {
+	return !t.Expires.IsZero() && !now.Before(t.Expires)
+}
+
+// MayPostFor reports whether the token may send data about deviceID: any
+// device when it is bound to none, else only those it is bound to.
+func (t *Token) MayPostFor(deviceID string) bool {
+	return len(t.Devices) == 0 || slices.Contains(t.Devices, deviceID)
+}
+
+// CreateOptions are the optional settings of a new token.
+type CreateOptions struct {
+	// TTL, when positive, is how long the token works (Token.Expires).
+	TTL time.Duration
+	// Devices bind an agent token to these device ids (Token.Devices).
+	// Only agent tokens may be bound.
+	Devices []string
+}
+
+// MaxBoundDevices bounds CreateOptions.Devices.
+const MaxBoundDevices = 1000
 
 // Store keeps API tokens.
 type Store interface {
@@ -52,8 +80,11 @@ type Store interface {
 	// kept and cannot be shown again. EINVALID for a bad name or role,
 	// ECONFLICT when the name is taken.
 	Create(name string, role Role) (string, Token, error)
+	// CreateWith is Create with options: an expiry, a device binding.
+	// EINVALID for a bad option as well.
+	CreateWith(name string, role Role, o CreateOptions) (string, Token, error)
 	// Verify returns the token a plaintext belongs to and records its use.
-	// EUNAUTHORIZED when it is unknown, revoked or malformed.
+	// EUNAUTHORIZED when it is unknown, revoked, expired or malformed.
 	Verify(plaintext string) (Token, error)
 	// List returns every token, oldest first.
 	List() ([]Token, error)
@@ -213,12 +244,36 @@ func (s *FileStore) save() error {
 
 // Create makes a new token; see Store.
 func (s *FileStore) Create(name string, role Role) (string, Token, error) {
+	return s.CreateWith(name, role, CreateOptions{})
+}
+
+// CreateWith makes a new token with options; see Store.
+func (s *FileStore) CreateWith(name string, role Role, o CreateOptions) (string, Token, error) {
 	name = strings.TrimSpace(name)
 	if err := checkName(name); err != nil {
 		return "", Token{}, err
 	}
 	if !role.Valid() {
 		return "", Token{}, vigil.Errorf(vigil.EINVALID, "unknown role %q: want admin, analyst, viewer or agent", role)
+	}
+	if o.TTL < 0 {
+		return "", Token{}, vigil.Errorf(vigil.EINVALID, "token ttl %s is negative", o.TTL)
+	}
+	if len(o.Devices) > 0 && role != RoleAgent {
+		return "", Token{}, vigil.Errorf(vigil.EINVALID, "only agent tokens can be bound to devices, not %s tokens", role)
+	}
+	if len(o.Devices) > MaxBoundDevices {
+		return "", Token{}, vigil.Errorf(vigil.EINVALID, "a token can be bound to at most %d devices, not %d", MaxBoundDevices, len(o.Devices))
+	}
+	var devices []string
+	for i, d := range o.Devices {
+		d = strings.TrimSpace(d)
+		if err := checkDeviceID(d); err != nil {
+			return "", Token{}, vigil.Errorf(vigil.EINVALID, "device %d: %v", i+1, err)
+		}
+		if !slices.Contains(devices, d) {
+			devices = append(devices, d)
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -230,20 +285,38 @@ func (s *FileStore) Create(name string, role Role) (string, Token, error) {
 			return "", Token{}, vigil.Errorf(vigil.ECONFLICT, "a token named %q exists", name)
 		}
 	}
-	return s.create(name, role)
+	return s.create(name, role, o.TTL, devices)
 }
 
-func (s *FileStore) create(name string, role Role) (string, Token, error) {
+// checkDeviceID accepts a device id as the agent protocol defines it.
+func checkDeviceID(id string) error {
+	if id == "" || len(id) > 128 {
+		return errors.New("a device id is 1 to 128 bytes")
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._-:@", c) >= 0) {
+			return fmt.Errorf("device id %q: want letters, digits, '.', '_', ':', '@' or '-'", id)
+		}
+	}
+	return nil
+}
+
+func (s *FileStore) create(name string, role Role, ttl time.Duration, devices []string) (string, Token, error) {
 	var secret [tokenBytes]byte
 	if _, err := rand.Read(secret[:]); err != nil {
 		return "", Token{}, fmt.Errorf("cannot generate token: %w", err)
 	}
 	plain := TokenPrefix + base64.RawURLEncoding.EncodeToString(secret[:])
 	h := sha256.Sum256([]byte(plain))
+	now := s.clock.Now().UTC()
 	r := &record{
-		Token: Token{ID: vigil.NewID(), Name: name, Role: role, Created: s.clock.Now().UTC()},
+		Token: Token{ID: vigil.NewID(), Name: name, Role: role, Created: now, Devices: devices},
 		Hash:  hex.EncodeToString(h[:]),
 		hash:  h[:],
+	}
+	if ttl > 0 {
+		r.Expires = now.Add(ttl)
 	}
 	s.tokens = append(s.tokens, r)
 	if err := s.save(); err != nil {
@@ -270,7 +343,7 @@ func checkName(name string) error {
 
 // errBadToken is the one answer for every token that does not verify, so
 // callers learn nothing about why.
-var errBadToken = vigil.Errorf(vigil.EUNAUTHORIZED, "invalid or revoked token")
+var errBadToken = vigil.Errorf(vigil.EUNAUTHORIZED, "invalid, expired or revoked token")
 
 // Verify returns the token a plaintext belongs to; see Store. Every stored
 // hash is compared in constant time.
@@ -291,6 +364,9 @@ func (s *FileStore) Verify(plaintext string) (Token, error) {
 		return Token{}, errBadToken
 	}
 	now := s.clock.Now().UTC()
+	if r.Expired(now) {
+		return Token{}, errBadToken
+	}
 	if now.Sub(r.LastUsed) >= LastUsedResolution {
 		r.LastUsed = now
 		s.usedAt[r.ID] = now
@@ -323,6 +399,7 @@ func (s *FileStore) List() ([]Token, error) {
 	out := make([]Token, len(s.tokens))
 	for i, r := range s.tokens {
 		out[i] = r.Token
+		out[i].Devices = slices.Clone(r.Devices)
 	}
 	return out, nil
 }
@@ -357,8 +434,9 @@ func (s *FileStore) EnsureBootstrapAdmin() (string, error) {
 	if err := s.reloadIfChanged(); err != nil {
 		return "", err
 	}
+	now := s.clock.Now()
 	for _, r := range s.tokens {
-		if r.Role == RoleAdmin {
+		if r.Role == RoleAdmin && !r.Expired(now) {
 			return "", nil
 		}
 	}
@@ -366,7 +444,7 @@ func (s *FileStore) EnsureBootstrapAdmin() (string, error) {
 	for n := 2; slices.ContainsFunc(s.tokens, func(r *record) bool { return r.Name == name }); n++ {
 		name = fmt.Sprintf("%s-%d", BootstrapName, n)
 	}
-	plain, _, err := s.create(name, RoleAdmin)
+	plain, _, err := s.create(name, RoleAdmin, 0, nil)
 	return plain, err
 }
 

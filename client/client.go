@@ -400,7 +400,13 @@ func (c *Client) GetEvent(ctx context.Context, id string) (vigil.Event, error) {
 // CreateToken makes a new API token (admin only). The answer holds the
 // secret, which the server shows only this once.
 func (c *Client) CreateToken(ctx context.Context, name string, role auth.Role) (api.CreatedToken, error) {
-	body, err := json.Marshal(api.CreateTokenRequest{Name: name, Role: role})
+	return c.CreateTokenWith(ctx, api.CreateTokenRequest{Name: name, Role: role})
+}
+
+// CreateTokenWith is CreateToken with every setting of the request: an
+// expiry, a binding to devices.
+func (c *Client) CreateTokenWith(ctx context.Context, req api.CreateTokenRequest) (api.CreatedToken, error) {
+	body, err := json.Marshal(req)
 	if err != nil {
 		return api.CreatedToken{}, fmt.Errorf("cannot encode token request: %w", err)
 	}

@@ -265,6 +265,9 @@ func (s *Stage) fill(a *vigil.Alert, name string, ev *vigil.Event) {
 			a.LastEventTime = ev.Time
 		}
 		s.receipt(a, ev)
+		// The alert carries how its evidence was authenticated: the
+		// response engine contains automatically only on trusted evidence.
+		a.AddProvenance(ev.Provenance)
 	}
 	if a.DedupKey == "" {
 		a.DedupKey = a.Detector + ":" + a.RuleID + ":" + a.DeviceID

@@ -3,6 +3,7 @@ package ingest
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -10,6 +11,21 @@ import (
 
 	"github.com/vigil-iot/vigil"
 )
+
+// DefaultMaxFuture is how far after the server's clock an event's time may
+// be by default (the clock skew allowed to sources): later times are
+// refused, so that a device cannot pin its last-seen time or escape
+// retention with a date in the far future.
+const DefaultMaxFuture = 5 * time.Minute
+
+// CheckFuture returns an error when t is more than maxFuture after now.
+func CheckFuture(t, now time.Time, maxFuture time.Duration) error {
+	if t.Sub(now) > maxFuture {
+		return fmt.Errorf("%s is more than %s ahead of the server's clock (%s)",
+			t.UTC().Format(time.RFC3339), maxFuture, now.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
 
 // DeriveID returns an event id in the format of vigil.NewID (the Unix
 // milliseconds of t, then 8 bytes) whose second half is a hash of the

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -123,7 +124,7 @@ func New(opts Options) (*Engine, error) {
 		}, []string{"state"}),
 		held: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_response_held_total",
-			Help: "Automatic actions held for approval, by reason (guard, safety_critical).",
+			Help: "Automatic actions held for approval, by reason (guard, safety_critical, untrusted_evidence).",
 		}, []string{"reason"}),
 	}
 	for _, c := range opts.Connectors {
@@ -361,6 +362,10 @@ func (e *Engine) run(ctx context.Context, pb *playbook.Playbook, in *playbook.In
 			need, n, why = true, 1, "device is safety-critical"
 			e.held.WithLabelValues("safety_critical").Inc()
 		}
+		if !need && in.Alert.ID != "" && (playbook.Actions[st.Action].Disruptive || st.Containment) && !in.Alert.EvidenceTrusted() {
+			need, n, why = true, 1, untrustedEvidence(&in.Alert)
+			e.held.WithLabelValues("untrusted_evidence").Inc()
+		}
 		if !need && st.Action != "notify" {
 			if reason := e.guard(pb, dev.Class, now); reason != "" {
 				need, n, why = true, 1, reason
@@ -424,6 +429,23 @@ func (e *Engine) madeForIncident(ctx context.Context, pb, typ, deviceID, inciden
 		}
 	}
 	return false
+}
+
+// untrustedEvidence says why an alert's evidence does not allow automatic
+// containment: some of it was not sent by the device itself (its
+// certificate) nor by an enrolled sensor, so anyone holding a token could
+// have forged it.
+func untrustedEvidence(a *vigil.Alert) string {
+	var bad []string
+	for _, p := range a.Provenance {
+		if !vigil.TrustedProvenance(p, a.DeviceID) {
+			bad = append(bad, p)
+		}
+	}
+	if len(bad) == 0 {
+		return "evidence of unknown provenance: automatic containment needs evidence from the device's certificate or an enrolled sensor"
+	}
+	return fmt.Sprintf("evidence from %s: automatic containment needs evidence from the device's certificate or an enrolled sensor", strings.Join(bad, ", "))
 }
 
 // guard returns why an automatic action of pb on a device of class would

@@ -146,7 +146,8 @@ func (e *env) alert(id, device, incident string) []vigil.Action {
 	e.t.Helper()
 	a := vigil.Alert{ID: id, RuleID: "ssh-bruteforce", Title: "SSH brute force", Severity: vigil.SeverityHigh,
 		Tags: []string{"attack.t1110"}, DeviceID: device, IncidentID: incident, Count: 1,
-		Entities: []string{"mqtt.client_id:" + device}, Created: e.clock.Now()}
+		Entities: []string{"mqtt.client_id:" + device}, Created: e.clock.Now(),
+		Provenance: []string{vigil.NewProvenance(vigil.ProvenanceDevice, device)}}
 	acts, err := e.eng.HandleAlert(context.Background(), a)
 	if err != nil {
 		e.t.Fatal(err)
@@ -601,7 +602,7 @@ func TestRecoverGuards(t *testing.T) {
 		id := fmt.Sprintf("cam-%d", i)
 		e.device(id, "camera")
 		acts, err := eng2.HandleAlert(ctx, vigil.Alert{ID: "al-" + id, RuleID: "r", Severity: vigil.SeverityHigh,
-			Tags: []string{"attack.t1110"}, DeviceID: id})
+			Tags: []string{"attack.t1110"}, DeviceID: id, Provenance: []string{"device-cert:" + id}})
 		if err != nil {
 			t.Fatal(err)
 		}

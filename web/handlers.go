@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/auth"
@@ -191,11 +192,25 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	plain, tok, err := s.opts.Tokens.Create(req.Name, role)
+	var o auth.CreateOptions
+	if req.TTL != "" {
+		if o.TTL, err = time.ParseDuration(req.TTL); err != nil || o.TTL <= 0 {
+			return vigil.Errorf(vigil.EINVALID, "ttl %q: want a positive duration such as 720h", req.TTL)
+		}
+	}
+	o.Devices = req.Devices
+	plain, tok, err := s.opts.Tokens.CreateWith(req.Name, role, o)
 	if err != nil {
 		return err
 	}
-	s.audit(r, "token.create", "token:"+tok.ID, fmt.Sprintf("name=%q role=%s", tok.Name, tok.Role))
+	detail := fmt.Sprintf("name=%q role=%s", tok.Name, tok.Role)
+	if !tok.Expires.IsZero() {
+		detail += " expires=" + tok.Expires.Format(time.RFC3339)
+	}
+	if len(tok.Devices) > 0 {
+		detail += fmt.Sprintf(" devices=%q", tok.Devices)
+	}
+	s.audit(r, "token.create", "token:"+tok.ID, detail)
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusCreated, api.CreatedToken{Secret: plain, Token: tok})
 	return nil

@@ -22,9 +22,10 @@ import (
 //
 // and an event is:
 //
-//	uvarint flags (flagReceived, flagNetwork, flagFields)
+//	uvarint flags (flagReceived, flagNetwork, flagFields, flagProvenance)
 //	string id, time Time, [time Received]
 //	string DeviceID, Source, Kind, Category, Action, Outcome
+//	[string Provenance]
 //	varint Severity
 //	[Network: string Transport, addr SrcIP, uvarint SrcPort, addr DstIP, uvarint DstPort]
 //	[Fields: uvarint n, n × (string key, byte tag, value)]
@@ -44,6 +45,9 @@ const (
 	flagReceived = 1 << 0
 	flagNetwork  = 1 << 1
 	flagFields   = 1 << 2
+	// flagProvenance was added after version 1 shipped: messages without
+	// it decode as before.
+	flagProvenance = 1 << 3
 
 	tagString  = 's'
 	tagFloat   = 'f'
@@ -96,6 +100,9 @@ func appendEvent(b []byte, e *vigil.Event) ([]byte, error) {
 	if e.Fields != nil {
 		flags |= flagFields
 	}
+	if e.Provenance != "" {
+		flags |= flagProvenance
+	}
 	b = binary.AppendUvarint(b, flags)
 	b = appendString(b, e.ID)
 	b = appendTime(b, e.Time)
@@ -108,6 +115,9 @@ func appendEvent(b []byte, e *vigil.Event) ([]byte, error) {
 	b = appendString(b, e.Category)
 	b = appendString(b, e.Action)
 	b = appendString(b, e.Outcome)
+	if flags&flagProvenance != 0 {
+		b = appendString(b, e.Provenance)
+	}
 	b = binary.AppendVarint(b, int64(e.Severity))
 	if n := e.Network; n != nil {
 		b = appendString(b, n.Transport)
@@ -295,6 +305,9 @@ func (d *decoder) readEvent(r *reader, e *vigil.Event) {
 	e.Category = d.interned(r)
 	e.Action = d.interned(r)
 	e.Outcome = d.interned(r)
+	if flags&flagProvenance != 0 {
+		e.Provenance = d.interned(r)
+	}
 	e.Severity = vigil.Severity(r.varint())
 	if flags&flagNetwork != 0 {
 		n := d.network()

@@ -31,16 +31,17 @@ func codecEvents() []vigil.Event {
 	return []vigil.Event{
 		{}, // every field zero
 		{
-			ID:       "01J0000000000000000000000A",
-			Time:     time.Date(2026, 11, 22, 3, 4, 5, 123456789, time.UTC),
-			Received: time.Date(2026, 11, 22, 3, 4, 6, 1, cet),
-			DeviceID: "cam-0007",
-			Source:   "agent",
-			Kind:     vigil.KindAuth,
-			Category: "authentication",
-			Action:   "login",
-			Outcome:  vigil.OutcomeFailure,
-			Severity: vigil.SeverityHigh,
+			ID:         "01J0000000000000000000000A",
+			Time:       time.Date(2026, 11, 22, 3, 4, 5, 123456789, time.UTC),
+			Received:   time.Date(2026, 11, 22, 3, 4, 6, 1, cet),
+			DeviceID:   "cam-0007",
+			Source:     "agent",
+			Provenance: "device-cert:cam-0007",
+			Kind:       vigil.KindAuth,
+			Category:   "authentication",
+			Action:     "login",
+			Outcome:    vigil.OutcomeFailure,
+			Severity:   vigil.SeverityHigh,
 			Network: &vigil.Network{
 				Transport: "tcp",
 				SrcIP:     netip.MustParseAddr("10.0.0.7"),

@@ -31,6 +31,7 @@ import (
 	"github.com/vigil-iot/vigil/enroll"
 	"github.com/vigil-iot/vigil/feeds/catalog"
 	"github.com/vigil-iot/vigil/incident"
+	"github.com/vigil-iot/vigil/ingest"
 	"github.com/vigil-iot/vigil/ingest/httpin"
 	ingestmqtt "github.com/vigil-iot/vigil/ingest/mqtt"
 	"github.com/vigil-iot/vigil/inventory"
@@ -73,6 +74,7 @@ type app struct {
 	auditKey    []byte       // seals the audit trail (pki/audit.key)
 	trail       *audit.Trail // anchors and verifies the audit trail
 	web         *web.Server
+	identities  *identities
 
 	// URL is the API's base URL once listening; adminToken is the
 	// bootstrap admin token, set only on the first start of a data dir.
@@ -253,10 +255,18 @@ func loadDetectors(cfg config, log *slog.Logger, reg prometheus.Registerer) ([]d
 func (a *app) start(ctx context.Context) error {
 	ctx, a.cancel = context.WithCancel(ctx)
 
+	redactor, err := ingest.NewRedactor(a.cfg.RedactPatterns)
+	if err != nil {
+		return err
+	}
+	a.identities = newIdentities(a.store, vigil.SystemClock{})
 	ingest, err := httpin.NewHandler(httpin.Options{
 		Publisher:      a.bus,
 		MaxReportBytes: a.cfg.MaxReportBytes,
 		MaxBulkBytes:   a.cfg.MaxBulkBytes,
+		MaxFuture:      time.Duration(a.cfg.MaxClockSkew),
+		Redactor:       redactor,
+		Identities:     a.identities,
 		Logger:         a.log.With("component", "ingest"), // httpin adds none of its own
 		Registerer:     a.registry,
 	})
@@ -349,6 +359,12 @@ func (a *app) enrolled(ctx context.Context, deviceID, class string) {
 	if old, err := a.store.GetDevice(ctx, deviceID); err == nil {
 		d = old
 		d.Class = class
+	}
+	if d.Enrolled.IsZero() {
+		d.Enrolled = now
+	}
+	if a.identities != nil {
+		a.identities.markEnrolled(deviceID)
 	}
 	if err := a.store.PutDevice(ctx, d); err != nil {
 		a.log.Error("cannot record enrolled device", "component", "enroll", "device", deviceID, "err", err)

@@ -12,6 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vigil-iot/vigil/ingest"
 	"github.com/vigil-iot/vigil/internal/egress"
 )
 
@@ -67,6 +68,13 @@ type config struct {
 	// MaxReportBytes and MaxBulkBytes bound request bodies.
 	MaxReportBytes int64 `yaml:"max_report_bytes"`
 	MaxBulkBytes   int64 `yaml:"max_bulk_bytes"`
+	// MaxClockSkew is how far after the server's clock an event may be
+	// dated; later events are rejected one by one.
+	MaxClockSkew duration `yaml:"max_clock_skew"`
+	// RedactPatterns are extra regular expressions (Go syntax) whose
+	// matches ingest replaces by [REDACTED] in event fields, after the
+	// built-in credential rules.
+	RedactPatterns []string `yaml:"redact_patterns"`
 
 	// PlaybooksDir holds the response playbooks (*.yaml); empty runs the
 	// playbooks built into the binary (cmd/vigil/playbooks).
@@ -117,6 +125,7 @@ func defaultConfig() config {
 		ReplayAfter:      duration(time.Hour),
 		MaxReportBytes:   1 << 20,
 		MaxBulkBytes:     16 << 20,
+		MaxClockSkew:     duration(ingest.DefaultMaxFuture),
 		LogLevel:         "info",
 	}
 }
@@ -158,6 +167,12 @@ func (c *config) validate() error {
 	}
 	if _, err := c.ownAddrs(); err != nil {
 		return err
+	}
+	if c.MaxClockSkew <= 0 {
+		return fmt.Errorf("max_clock_skew: must be positive")
+	}
+	if _, err := ingest.NewRedactor(c.RedactPatterns); err != nil {
+		return fmt.Errorf("redact_patterns: %w", err)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

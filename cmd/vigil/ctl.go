@@ -17,6 +17,7 @@ import (
 	"github.com/vigil-iot/vigil/auth"
 	"github.com/vigil-iot/vigil/client"
 	"github.com/vigil-iot/vigil/store"
+	"github.com/vigil-iot/vigil/web/api"
 )
 
 // ctlOptions are the connection and output flags every ctl command shares.
@@ -362,30 +363,41 @@ func eventDetail(e *vigil.Event) string {
 }
 
 func ctlTokenCmd(o *ctlOptions) *cobra.Command {
-	cmd := &cobra.Command{Use: "token", Short: "Create and list API tokens"}
-	var role, name, dataDir string
+	cmd := &cobra.Command{
+		Use:   "token",
+		Short: "Create, list and revoke API tokens",
+		Long: `Create, list and revoke API tokens through the API of the configured server (--server,
+--token or VIGIL_SERVER, VIGIL_TOKEN; an admin token). On the server host, --data-dir works on
+the server's token file directly instead (the running server sees the change at once); the
+directory must be an existing Vigil data dir: none is ever created.`,
+	}
+	var (
+		role, name, dataDir string
+		ttl                 time.Duration
+		devices             []string
+	)
 	create := &cobra.Command{
 		Use:   "create",
 		Short: "Create an API token with a role (printed once)",
-		Long: `Create an API token. With --data-dir it writes the server's token file directly (on the
-server host; the running server sees the token at once); otherwise it asks the server's API,
-which needs an admin --token.`,
-		Args: cobra.NoArgs,
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := auth.ParseRole(role)
 			if err != nil {
 				return err
 			}
+			if ttl < 0 {
+				return fmt.Errorf("--ttl %s: want a positive duration (or none: the token never expires)", ttl)
+			}
 			if name == "" {
 				name = string(r) + "-" + time.Now().UTC().Format("20060102-150405")
 			}
-			var plain string
+			var ct api.CreatedToken
 			if dataDir != "" {
-				ts, err := auth.OpenFileStore(filepath.Join(dataDir, "tokens.json"))
+				ts, err := openTokenFile(dataDir)
 				if err != nil {
 					return err
 				}
-				if plain, _, err = ts.Create(name, r); err != nil {
+				if ct.Secret, ct.Token, err = ts.CreateWith(name, r, auth.CreateOptions{TTL: ttl, Devices: devices}); err != nil {
 					return err
 				}
 			} else {
@@ -393,22 +405,26 @@ which needs an admin --token.`,
 				if err != nil {
 					return err
 				}
-				ct, err := c.CreateToken(cmd.Context(), name, r)
-				if err != nil {
+				req := api.CreateTokenRequest{Name: name, Role: r, Devices: devices}
+				if ttl > 0 {
+					req.TTL = ttl.String()
+				}
+				if ct, err = c.CreateTokenWith(cmd.Context(), req); err != nil {
 					return err
 				}
-				plain = ct.Secret
 			}
 			if o.output == "json" {
-				return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]string{"name": name, "role": string(r), "token": plain})
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(ct)
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), plain)
+			fmt.Fprintln(cmd.OutOrStdout(), ct.Secret)
 			return nil
 		},
 	}
 	create.Flags().StringVar(&role, "role", "viewer", "admin, analyst, viewer or agent")
 	create.Flags().StringVar(&name, "name", "", "a name for the token")
-	create.Flags().StringVar(&dataDir, "data-dir", "", "the server's data dir (write the token file directly)")
+	create.Flags().DurationVar(&ttl, "ttl", 0, "how long the token works (e.g. 720h); none: it never expires")
+	create.Flags().StringArrayVar(&devices, "device", nil, "bind an agent token to this device id (repeatable): it may send data only for those")
+	create.Flags().StringVar(&dataDir, "data-dir", "", "the server's data dir (write the token file directly, on the server host)")
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List tokens (never their secrets)",
@@ -416,7 +432,7 @@ which needs an admin --token.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var ts []auth.Token
 			if dataDir != "" {
-				fs, err := auth.OpenFileStore(filepath.Join(dataDir, "tokens.json"))
+				fs, err := openTokenFile(dataDir)
 				if err != nil {
 					return err
 				}
@@ -432,17 +448,66 @@ which needs an admin --token.`,
 					return err
 				}
 			}
+			now := time.Now()
 			return o.print(cmd.OutOrStdout(), ts, func(tw *tabwriter.Writer) {
-				fmt.Fprintln(tw, "ID\tNAME\tROLE\tCREATED\tLAST USED")
+				fmt.Fprintln(tw, "ID\tNAME\tROLE\tCREATED\tLAST USED\tEXPIRES\tDEVICES")
 				for _, t := range ts {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Role, ago(t.Created), ago(t.LastUsed))
+					exp := "never"
+					switch {
+					case t.Expired(now):
+						exp = "expired " + ago(t.Expires)
+					case !t.Expires.IsZero():
+						exp = "in " + t.Expires.Sub(now).Round(time.Second).String()
+					}
+					devs := "any"
+					if len(t.Devices) > 0 {
+						devs = strings.Join(t.Devices, ",")
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Role, ago(t.Created), ago(t.LastUsed), exp, devs)
 				}
 			})
 		},
 	}
-	list.Flags().StringVar(&dataDir, "data-dir", "", "the server's data dir (read the token file directly)")
-	cmd.AddCommand(create, list)
+	list.Flags().StringVar(&dataDir, "data-dir", "", "the server's data dir (read the token file directly, on the server host)")
+	revoke := &cobra.Command{
+		Use:   "revoke ID|NAME",
+		Short: "Revoke a token by id or name: it stops working at once",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if dataDir != "" {
+				fs, err := openTokenFile(dataDir)
+				if err != nil {
+					return err
+				}
+				if err := fs.Revoke(args[0]); err != nil {
+					return err
+				}
+			} else {
+				c, err := o.client()
+				if err != nil {
+					return err
+				}
+				if err := c.RevokeToken(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "revoked %s\n", args[0])
+			return nil
+		},
+	}
+	revoke.Flags().StringVar(&dataDir, "data-dir", "", "the server's data dir (change the token file directly, on the server host)")
+	cmd.AddCommand(create, list, revoke)
 	return cmd
+}
+
+// openTokenFile opens the token file of an existing Vigil data dir. A
+// directory that is not one (no vigil.db) is refused rather than created:
+// a token written there would never be accepted by any server.
+func openTokenFile(dataDir string) (*auth.FileStore, error) {
+	if _, err := os.Stat(filepath.Join(dataDir, "vigil.db")); err != nil {
+		return nil, fmt.Errorf("cannot use --data-dir %s: it is not a Vigil data dir (no vigil.db); give the server's data dir, or leave --data-dir out to go through the API of $VIGIL_SERVER", dataDir)
+	}
+	return auth.OpenFileStore(filepath.Join(dataDir, "tokens.json"))
 }
 
 // ago formats a time as an age ("3m12s ago"), or "-" for the zero time.

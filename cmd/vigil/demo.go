@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/auth"
 	"github.com/vigil-iot/vigil/client"
+	"github.com/vigil-iot/vigil/enroll"
 	"github.com/vigil-iot/vigil/sim"
 	"github.com/vigil-iot/vigil/store"
 	"github.com/vigil-iot/vigil/wire"
@@ -140,6 +141,13 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (bool, error) {
 		}
 		defer d.targetClient.Close()
 	}
+	if broker != nil {
+		if d.sensor, _, err = enrollClient(ctx, a, enroll.SensorClass, "demo", dir); err != nil {
+			fmt.Fprintf(out, "(no demo sensor: %v)\n", err)
+		} else {
+			defer d.sensor.Close()
+		}
+	}
 	fmt.Fprintf(out, "vigil demo: %d devices report to %s every %s for %s (data dir %s)\n",
 		o.devices, a.URL, o.interval, o.duration, dir)
 	fmt.Fprintf(out, "            attack on %s (%s %s) at +%s\n\n", target.ID, target.Profile.Vendor, target.Profile.Model, o.attackAt)
@@ -177,9 +185,13 @@ type demoRun struct {
 	// targetClient posts the target's reports with its agent's
 	// certificate (nil when its agent did not start: then agents does).
 	targetClient *client.Client
-	admin        *client.Client
-	out          io.Writer
-	start        time.Time
+	// sensor posts what the demo's enrolled sensor sees on the wire (the
+	// bot's MQTT publish): evidence from a sensor's certificate, which
+	// automatic containment trusts.
+	sensor *client.Client
+	admin  *client.Client
+	out    io.Writer
+	start  time.Time
 
 	mu       sync.Mutex // guards the fleet (the simulation is not concurrent) and out
 	reports  atomic.Int64

@@ -196,7 +196,15 @@ func (d *demoRun) mqttAttack(ctx context.Context, b *demoBroker, dev *sim.Device
 		"fields": map[string]any{"mqtt.type": "publish", "mqtt.topic": topic, "mqtt.client_id": b.User, "mqtt.username": b.User,
 			"mqtt.qos": 1, "mqtt.payload": `{"unlock":true}`, "mqtt.payload_size": 15},
 	})
-	if _, err := d.agents.PostEvents(ctx, append(ev, '\n')); err != nil {
+	// The bot's publish is what the demo's enrolled sensor sees on the
+	// wire: evidence from a sensor's certificate, which automatic
+	// containment trusts.
+	sensor := d.sensor
+	if sensor == nil {
+		d.printf("attack   (no demo sensor to see the publish)\n")
+		return
+	}
+	if _, err := sensor.PostEvents(ctx, append(ev, '\n')); err != nil {
 		d.printf("attack   (cannot post the sensor's event: %v)\n", err)
 		return
 	}

@@ -12,6 +12,7 @@ import (
 
 	vagent "github.com/vigil-iot/vigil/agent"
 	"github.com/vigil-iot/vigil/agent/command"
+	"github.com/vigil-iot/vigil/client"
 	"github.com/vigil-iot/vigil/pki"
 )
 
@@ -57,6 +58,9 @@ type localAgent struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 
+	// StateDir holds the agent's key and certificate (vagent.KeyFile,
+	// vagent.CertFile).
+	StateDir string
 	// TLS is the client TLS configuration of the agent's certificate,
 	// for what speaks for the device (the demo's reports of it).
 	TLS *tls.Config
@@ -96,7 +100,7 @@ func startLocalAgent(ctx context.Context, a *app, class, host, dir string, allow
 		return nil, fmt.Errorf("cannot start the agent: %w", err)
 	}
 	pctx, cancel := context.WithCancel(context.Background())
-	l := &localAgent{DeviceID: id.DeviceID, TLS: id.TLSConfig(), Exec: exec, agent: ag, cancel: cancel, done: make(chan struct{})}
+	l := &localAgent{DeviceID: id.DeviceID, StateDir: state, TLS: id.TLSConfig(), Exec: exec, agent: ag, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(l.done)
 		for pctx.Err() == nil {
@@ -109,6 +113,37 @@ func startLocalAgent(ctx context.Context, a *app, class, host, dir string, allow
 		}
 	}()
 	return l, nil
+}
+
+// enrollClient enrolls an identity of class (a demo sensor) with a
+// one-time token, its key and certificate under dir, and returns an API
+// client presenting its certificate and its device id.
+func enrollClient(ctx context.Context, a *app, class, host, dir string) (*client.Client, string, error) {
+	token, _, err := a.enrollFiles.Tokens.Create(class, 10*time.Minute)
+	if err != nil {
+		return nil, "", fmt.Errorf("cannot create an enrollment token: %w", err)
+	}
+	state := filepath.Join(dir, class+"-"+host)
+	id, err := vagent.Enroll(ctx, vagent.EnrollOptions{Server: a.URL, Token: token, StateDir: state,
+		CAFile: filepath.Join(a.cfg.DataDir, "pki", pki.CACertFile), Hostname: host})
+	if err != nil {
+		return nil, "", fmt.Errorf("cannot enroll the %s: %w", class, err)
+	}
+	c, err := enrolledClient(a, state)
+	return c, id.DeviceID, err
+}
+
+// enrolledClient returns an API client of a's server that presents the
+// client certificate enrolled into stateDir: what it posts is sent by that
+// device (or sensor) itself, as a real agent's reports are.
+func enrolledClient(a *app, stateDir string) (*client.Client, error) {
+	cert, err := tls.LoadX509KeyPair(filepath.Join(stateDir, vagent.CertFile), filepath.Join(stateDir, vagent.KeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("cannot load the enrolled certificate: %w", err)
+	}
+	tc := client.TLSConfig(a.ca.Pool())
+	tc.Certificates = []tls.Certificate{cert}
+	return client.New(a.URL, "", tc)
 }
 
 // Stop ends the poll loop and closes the agent.

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/vigil-iot/vigil/agent/command"
+	"github.com/vigil-iot/vigil/ingest"
 
 	ingestmqtt "github.com/vigil-iot/vigil/ingest/mqtt"
 )
@@ -63,7 +65,13 @@ func (a *app) openMQTTIngest() error {
 	if c == nil || c.URL == "" {
 		return nil
 	}
+	redactor, err := ingest.NewRedactor(a.cfg.RedactPatterns)
+	if err != nil {
+		return err
+	}
 	src, err := ingestmqtt.New(ingestmqtt.Options{
+		MaxFuture:  time.Duration(a.cfg.MaxClockSkew),
+		Redactor:   redactor,
 		URL:        c.URL,
 		ClientID:   c.ClientID,
 		Username:   c.Username,

@@ -47,6 +47,28 @@ func bruteForce(t *testing.T, c *client.Client, dev string, n int) {
 	}
 }
 
+// bruteForceReport is bruteForce sent as the device itself: one agent
+// report with the six failed logins, posted by c, a client presenting
+// the device's enrolled certificate (enrolledClient). A device with an
+// enrolled identity speaks only for itself: no API token may send its
+// events.
+func bruteForceReport(t *testing.T, c *client.Client, dev string, n int) {
+	t.Helper()
+	now := time.Now().UTC()
+	rep := map[string]any{"version": "1", "device_id": dev, "time": now.Format(time.RFC3339Nano), "sequence": n}
+	var evs []map[string]any
+	for i := range 6 {
+		evs = append(evs, map[string]any{"time": now.Add(time.Duration(i-6) * time.Second).Format(time.RFC3339Nano),
+			"kind": "auth", "action": "login", "outcome": "failure",
+			"fields": map[string]any{"user.name": fmt.Sprintf("admin%d", n), "source.ip": fmt.Sprintf("203.0.113.%d", 10+n)}})
+	}
+	rep["events"] = evs
+	body, _ := json.Marshal(rep)
+	if res, err := c.PostReport(t.Context(), "application/json", body); err != nil || res.Accepted != 6 {
+		t.Fatalf("post report: %+v %v", res, err)
+	}
+}
+
 // waitFor polls cond every 100 ms until it holds, or fails after 30 s
 // with what last returned.
 func waitFor(t *testing.T, what string, cond func() (bool, string)) {
@@ -112,9 +134,14 @@ func TestAutomaticContainment(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cam.Stop()
+	camClient, err := enrolledClient(a, cam.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer camClient.Close()
 
 	// 1. Automatic: alert → playbook → isolate sent → acknowledged → contained.
-	bruteForce(t, c, cam.DeviceID, 1)
+	bruteForceReport(t, camClient, cam.DeviceID, 1)
 	var iso respond.ActionView
 	waitFor(t, "isolation of "+cam.DeviceID+" succeeded", func() (bool, string) {
 		acts := actionsOf(t, conn, cam.DeviceID)
@@ -185,7 +212,12 @@ func TestAutomaticContainment(t *testing.T) {
 	}
 	defer crit.Stop()
 	tagDevice(t, a, crit.DeviceID, playbook.SafetyCriticalTag)
-	bruteForce(t, c, crit.DeviceID, 2)
+	critClient, err := enrolledClient(a, crit.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer critClient.Close()
+	bruteForceReport(t, critClient, crit.DeviceID, 2)
 	var held respond.ActionView
 	waitFor(t, "isolation of the safety-critical camera held", func() (bool, string) {
 		acts := actionsOf(t, conn, crit.DeviceID)

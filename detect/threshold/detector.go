@@ -87,6 +87,7 @@ type group struct {
 type entry struct {
 	t    time.Time
 	id   string
+	prov string // the event's provenance
 	ents []string
 }
 
@@ -323,7 +324,7 @@ func (d *Detector) drop(rs *ruleState, g *group) {
 // entry records what an alert needs of ev, copying the strings: ev must not
 // be kept after Detect returns.
 func (d *Detector) entry(r *Rule, ev *vigil.Event) entry {
-	e := entry{t: ev.Time, id: strings.Clone(ev.ID)}
+	e := entry{t: ev.Time, id: strings.Clone(ev.ID), prov: strings.Clone(ev.Provenance)}
 	for _, f := range r.entityFields {
 		if v, ok := ev.FieldString(f); ok && v != "" {
 			e.ents = append(e.ents, r.Entities[f]+":"+v)
@@ -362,6 +363,7 @@ func (d *Detector) alert(r *Rule, g *group, entries []entry) vigil.Alert {
 		}
 	}
 	for _, e := range entries {
+		a.AddProvenance(e.prov)
 		for _, en := range e.ents {
 			if len(a.Entities) < maxEntities && !slices.Contains(a.Entities, en) {
 				a.Entities = append(a.Entities, en)

@@ -20,11 +20,42 @@ const Source = "agent"
 // the given time. It returns the problems of the parts it dropped; when
 // the envelope (version, device_id, time) is invalid it returns no events.
 func Convert(r *wire.Report, received time.Time) ([]vigil.Event, []wire.Problem) {
+	return ConvertWith(r, Options{Received: received})
+}
+
+// Options are the settings of ConvertWith.
+type Options struct {
+	// Received is when the report was received: every event gets it.
+	Received time.Time
+	// MaxFuture, when positive, is how far after Received a time may be
+	// (clock skew): a report dated later is refused whole, a security
+	// event dated later is dropped with a problem.
+	MaxFuture time.Duration
+}
+
+// ConvertWith is Convert with options.
+func ConvertWith(r *wire.Report, o Options) ([]vigil.Event, []wire.Problem) {
+	received := o.Received
 	valid, probs := r.Filter()
 	if valid == nil {
 		return nil, probs
 	}
-	c := converter{r: valid, received: received, seq: strconv.FormatUint(valid.Sequence, 10)}
+	var skip map[int]bool
+	if o.MaxFuture > 0 {
+		if err := ingest.CheckFuture(valid.Time, received, o.MaxFuture); err != nil {
+			return nil, append(probs, wire.Problem{Path: "time", Message: err.Error(), Index: -1})
+		}
+		for i := range valid.Events {
+			if err := ingest.CheckFuture(valid.Events[i].Time, received, o.MaxFuture); err != nil {
+				if skip == nil {
+					skip = map[int]bool{}
+				}
+				skip[i] = true
+				probs = append(probs, wire.Problem{Path: "events[" + strconv.Itoa(i) + "].time", Message: err.Error(), Index: i})
+			}
+		}
+	}
+	c := converter{r: valid, received: received, seq: strconv.FormatUint(valid.Sequence, 10), skip: skip}
 	n := len(valid.Events) + 2
 	if valid.Network != nil {
 		n += len(valid.Network.Listening)
@@ -42,6 +73,7 @@ type converter struct {
 	received time.Time
 	seq      string
 	out      []vigil.Event
+	skip     map[int]bool // security events refused by ConvertWith
 }
 
 // event returns a new event of the report at time t.
@@ -185,6 +217,9 @@ func (c *converter) listeners() {
 
 func (c *converter) security() {
 	for i, s := range c.r.Events {
+		if c.skip[i] {
+			continue
+		}
 		var f map[string]any
 		if len(s.Fields) > 0 || s.ID != "" {
 			f = make(map[string]any, len(s.Fields)+1)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +20,11 @@ import (
 
 // Source is the Source of events that do not name their own.
 const Source = "bulk"
+
+// ReservedSource is the Source of events made from agent reports
+// (ingest/agent.Source): a bulk event may not claim it, so that what an
+// agent reported about its own device cannot be forged in bulk.
+const ReservedSource = "agent"
 
 // Limits of one item.
 const (
@@ -57,15 +63,75 @@ func (e *ItemError) Error() string {
 
 var parsers fastjson.ParserPool
 
+// errMissing is the error of a required field that is absent.
+var errMissing = errors.New("missing")
+
+// DefaultMaxErrors is how many ItemErrors a Result keeps by default: a
+// body of a million bad lines must not cost a million error objects.
+const DefaultMaxErrors = 100
+
+// Options are the settings of DecodeLines and DecodeJSONArray.
+type Options struct {
+	// Received is when the body was received: every event gets it.
+	Received time.Time
+	// MaxFuture, when positive, is how far after Received an event's time
+	// may be (clock skew); later events are rejected.
+	MaxFuture time.Duration
+	// MaxErrors is how many ItemErrors to keep (DefaultMaxErrors when
+	// zero); every rejected item is counted in Result.Rejected.
+	MaxErrors int
+	// Check, when set, is called with every event that decoded; an error
+	// rejects the event, with the field at fault.
+	Check func(e *vigil.Event) (field string, err error)
+}
+
+// Result is what DecodeLines and DecodeJSONArray make of a body.
+type Result struct {
+	// Events are the accepted events, in order.
+	Events []vigil.Event
+	// Errors are the first rejections (at most Options.MaxErrors), in
+	// order; an Index of -1 means the body as a whole is unreadable.
+	Errors []*ItemError
+	// Rejected counts every rejected item.
+	Rejected int
+}
+
+// reject counts a rejected item and keeps its error while there is room;
+// the error is allocated only then.
+func (r *Result) reject(o *Options, e ItemError) {
+	r.Rejected++
+	max := o.MaxErrors
+	if max == 0 {
+		max = DefaultMaxErrors
+	}
+	if len(r.Errors) < max {
+		kept := new(ItemError)
+		*kept = e
+		r.Errors = append(r.Errors, kept)
+	}
+}
+
+// maxPrealloc bounds the events allocated ahead of decoding: a body of
+// tiny bad lines must not cost an event per line. A body of mostly valid
+// lines gets room for all of its lines once the first maxPrealloc are in.
+const maxPrealloc = 256
+
 // Decode reads newline-delimited JSON events from data. It returns the
-// events of the valid lines and an error for each other line; blank lines
-// are skipped. Every event gets the received time.
+// events of the valid lines and an error for each of the first
+// DefaultMaxErrors other lines; blank lines are skipped. Every event gets
+// the received time.
 func Decode(data []byte, received time.Time) ([]vigil.Event, []*ItemError) {
+	r := DecodeLines(data, Options{Received: received})
+	return r.Events, r.Errors
+}
+
+// DecodeLines reads newline-delimited JSON events from data; blank lines
+// are skipped.
+func DecodeLines(data []byte, o Options) Result {
 	p := parsers.Get()
 	defer parsers.Put(p)
-	d := decoder{received: received, keys: map[string]string{}}
-	events := make([]vigil.Event, 0, bytes.Count(data, []byte{'\n'})+1)
-	var errs []*ItemError
+	d := decoder{received: o.Received, maxFuture: o.MaxFuture, keys: map[string]string{}}
+	res := Result{Events: make([]vigil.Event, 0, min(bytes.Count(data, []byte{'\n'})+1, maxPrealloc))}
 	index, line := 0, 0
 	for off := 0; off < len(data); {
 		line++
@@ -86,49 +152,71 @@ func Decode(data []byte, received time.Time) ([]vigil.Event, []*ItemError) {
 		if len(bytes.TrimSpace(l)) == 0 {
 			continue
 		}
-		var e vigil.Event
-		field, err := d.line(p, l, &e)
+		e := &d.scratch
+		*e = vigil.Event{}
+		field, err := d.line(p, l, e)
+		if err == nil && o.Check != nil {
+			field, err = o.Check(e)
+		}
 		if err != nil {
-			errs = append(errs, &ItemError{Index: index, Line: line, Offset: int64(start), Field: field, Msg: err.Error()})
+			res.reject(&o, ItemError{Index: index, Line: line, Offset: int64(start), Field: field, Msg: err.Error()})
 		} else {
-			events = append(events, e)
+			if len(res.Events) == cap(res.Events) && res.Rejected <= len(res.Events) {
+				// Mostly valid so far: make room for every line left
+				// at once rather than doubling.
+				res.Events = slices.Grow(res.Events, bytes.Count(data[off:], []byte{'\n'})+1)
+			}
+			res.Events = append(res.Events, *e)
 		}
 		index++
 	}
-	return events, errs
+	return res
 }
 
 // DecodeArray reads a JSON array of events from data.
 func DecodeArray(data []byte, received time.Time) ([]vigil.Event, []*ItemError) {
+	r := DecodeJSONArray(data, Options{Received: received})
+	return r.Events, r.Errors
+}
+
+// DecodeJSONArray reads a JSON array of events from data.
+func DecodeJSONArray(data []byte, o Options) Result {
 	p := parsers.Get()
 	defer parsers.Put(p)
 	v, err := p.ParseBytes(data)
 	if err != nil {
-		return nil, []*ItemError{{Index: -1, Offset: -1, Msg: "invalid JSON: " + cleanParseError(err)}}
+		return Result{Errors: []*ItemError{{Index: -1, Offset: -1, Msg: "invalid JSON: " + cleanParseError(err)}}, Rejected: 1}
 	}
 	items, err := v.Array()
 	if err != nil {
-		return nil, []*ItemError{{Index: -1, Offset: -1, Msg: "want a JSON array of events"}}
+		return Result{Errors: []*ItemError{{Index: -1, Offset: -1, Msg: "want a JSON array of events"}}, Rejected: 1}
 	}
-	d := decoder{received: received, keys: map[string]string{}}
-	events := make([]vigil.Event, 0, len(items))
-	var errs []*ItemError
+	d := decoder{received: o.Received, maxFuture: o.MaxFuture, keys: map[string]string{}}
+	res := Result{Events: make([]vigil.Event, 0, min(len(items), maxPrealloc))}
 	for i, it := range items {
-		var e vigil.Event
-		field, err := d.value(it, &e)
+		e := &d.scratch
+		*e = vigil.Event{}
+		field, err := d.value(it, e)
+		if err == nil && o.Check != nil {
+			field, err = o.Check(e)
+		}
 		if err != nil {
-			errs = append(errs, &ItemError{Index: i, Offset: -1, Field: field, Msg: err.Error()})
+			res.reject(&o, ItemError{Index: i, Offset: -1, Field: field, Msg: err.Error()})
 			continue
 		}
-		events = append(events, e)
+		res.Events = append(res.Events, *e)
 	}
-	return events, errs
+	return res
 }
 
 type decoder struct {
-	received time.Time
+	received  time.Time
+	maxFuture time.Duration // > 0: refuse times after received+maxFuture
 	// keys interns field names across the items of one body.
 	keys map[string]string
+	// scratch is the event being decoded: one allocation per body, not
+	// per item (a bad item then costs nothing that lasts).
+	scratch vigil.Event
 }
 
 func (d *decoder) line(p *fastjson.Parser, l []byte, e *vigil.Event) (string, error) {
@@ -193,6 +281,8 @@ func (d *decoder) value(v *fastjson.Value, e *vigil.Event) (string, error) {
 			}
 			e.Time, tset = t, true
 		case "received":
+		case "provenance", "event.provenance":
+			fail(string(key), errors.New("is set by the server from the sender's credentials: a body may not give it"))
 		case "device_id", "device.id":
 			s, err := str(v, MaxIDLen)
 			if err == nil && !validID(s) {
@@ -208,6 +298,9 @@ func (d *decoder) value(v *fastjson.Value, e *vigil.Event) (string, error) {
 				return
 			}
 			s, err := str(v, MaxKindLen)
+			if err == nil && s == ReservedSource {
+				err = fmt.Errorf("%q is reserved for agent reports (POST /api/v1/agent/report)", s)
+			}
 			if err != nil {
 				fail("source", err)
 			}
@@ -283,11 +376,15 @@ func (d *decoder) value(v *fastjson.Value, e *vigil.Event) (string, error) {
 	case ferr != nil:
 		return field, ferr
 	case !tset || e.Time.IsZero():
-		return "time", errors.New("missing")
+		return "time", errMissing
 	case e.Kind == "":
-		return "kind", errors.New("missing")
+		return "kind", errMissing
 	case len(e.Fields) > MaxFields:
 		return "fields", fmt.Errorf("too many fields: %d, at most %d", len(e.Fields), MaxFields)
+	case d.maxFuture > 0:
+		if err := ingest.CheckFuture(e.Time, d.received, d.maxFuture); err != nil {
+			return "time", err
+		}
 	}
 	if e.ID == "" {
 		e.ID = vigil.NewID()

@@ -180,15 +180,16 @@ func FuzzBulk(f *testing.F) {
 	f.Add(benchBody(3))
 	f.Add([]byte("\n\r\n{\"time\":\"2026-11-22T03:14:00Z\",\"kind\":\"a\",\"source\":{\"ip\":\"1.2.3.4\"},\"n\":NaN}\n[1]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		evs, errs := Decode(data, received)
+		res := DecodeLines(data, Options{Received: received})
+		evs, errs := res.Events, res.Errors
 		items := 0
 		for _, l := range strings.Split(string(data), "\n") {
 			if strings.TrimSpace(l) != "" {
 				items++
 			}
 		}
-		if len(evs)+len(errs) != items {
-			t.Fatalf("%d events + %d errors != %d items", len(evs), len(errs), items)
+		if len(evs)+res.Rejected != items || len(errs) > DefaultMaxErrors || len(errs) != min(res.Rejected, DefaultMaxErrors) {
+			t.Fatalf("%d events + %d rejected (%d errors kept) != %d items", len(evs), res.Rejected, len(errs), items)
 		}
 		for _, e := range evs {
 			if e.Kind == "" || e.Time.IsZero() || e.ID == "" || e.Source == "" {

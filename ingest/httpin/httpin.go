@@ -13,13 +13,16 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-iot/vigil/metrics"
 
 	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/auth"
 	"github.com/vigil-iot/vigil/bus"
+	"github.com/vigil-iot/vigil/ingest"
 	"github.com/vigil-iot/vigil/ingest/agent"
 	"github.com/vigil-iot/vigil/ingest/bulk"
 	"github.com/vigil-iot/vigil/wire"
@@ -68,6 +71,30 @@ type Options struct {
 	// Registerer receives vigil_ingest_events_total{source} and
 	// vigil_ingest_rejected_total{source,reason} (nil: not registered).
 	Registerer prometheus.Registerer
+	// MaxFuture is how far after the server's clock an event's time may be
+	// (the clock skew allowed to sources; default ingest.DefaultMaxFuture,
+	// negative: no bound). Later events are rejected one by one.
+	MaxFuture time.Duration
+	// Redactor removes credentials from event fields before they are
+	// published (nil: the built-in rules, an ingest.Redactor{}).
+	Redactor *ingest.Redactor
+	// Identities says which devices have an enrolled identity: a caller
+	// authenticated by an API token may not send events about those (nil:
+	// no device has one).
+	Identities Identities
+	// MaxRejections is how many rejected items an answer lists (default
+	// bulk.DefaultMaxErrors); all are counted.
+	MaxRejections int
+}
+
+// Identities tells which devices have an enrolled identity (a client
+// certificate from enrollment). Such a device speaks for itself with its
+// certificate, sensors speak about it with theirs, and nobody else may:
+// the handlers refuse events about it from a caller holding an API token.
+type Identities interface {
+	// Enrolled reports whether the device has an enrolled identity. An
+	// error makes the handler answer 500 (the caller retries).
+	Enrolled(ctx context.Context, deviceID string) (bool, error)
 }
 
 // Handler serves the ingest endpoints. It is safe for concurrent use.
@@ -76,6 +103,10 @@ type Handler struct {
 	clock     vigil.Clock
 	maxReport int64
 	maxBulk   int64
+	maxFuture time.Duration // <= 0: no bound
+	redact    *ingest.Redactor
+	ids       Identities
+	maxRej    int
 	log       *slog.Logger
 	accepted  *prometheus.CounterVec
 	rejected  *prometheus.CounterVec
@@ -89,6 +120,7 @@ const (
 	reasonMediaType    = "media_type"   // unsupported content type or encoding
 	reasonBackpressure = "backpressure" // the bus pushed back
 	reasonPublish      = "publish"      // the bus failed
+	reasonForbidden    = "forbidden"    // a token spoke for a device it may not
 )
 
 // NewHandler returns a Handler.
@@ -102,6 +134,19 @@ func NewHandler(opts Options) (*Handler, error) {
 		maxReport: opts.MaxReportBytes,
 		maxBulk:   opts.MaxBulkBytes,
 		log:       opts.Logger,
+		maxFuture: opts.MaxFuture,
+		redact:    opts.Redactor,
+		ids:       opts.Identities,
+		maxRej:    opts.MaxRejections,
+	}
+	if h.maxFuture == 0 {
+		h.maxFuture = ingest.DefaultMaxFuture
+	}
+	if h.redact == nil {
+		h.redact = &ingest.Redactor{}
+	}
+	if h.maxRej <= 0 {
+		h.maxRej = bulk.DefaultMaxErrors
 	}
 	if h.clock == nil {
 		h.clock = vigil.SystemClock{}
@@ -125,7 +170,7 @@ func NewHandler(opts Options) (*Handler, error) {
 	}
 	h.rejected, err = counterVec(opts.Registerer, prometheus.CounterOpts{
 		Name: "vigil_ingest_rejected_total",
-		Help: "Items refused by the ingest API, by source and reason (invalid, decode, too_large, media_type, backpressure, publish).",
+		Help: "Items refused by the ingest API, by source and reason (invalid, decode, too_large, media_type, backpressure, publish, forbidden).",
 	}, "source", "reason")
 	if err != nil {
 		return nil, err
@@ -178,6 +223,71 @@ func ObserverFrom(ctx context.Context) (string, bool) {
 	return id, ok && id != ""
 }
 
+// caller is who sends a request, as the web layer or enroll.Front
+// authenticated it.
+type caller struct {
+	provenance string      // vigil.Event.Provenance of what it sends
+	token      *auth.Token // the API token, when it holds one
+}
+
+// callerOf returns who sends r: a device or a sensor by its certificate,
+// else the holder of an API token, else nobody known (the handler used
+// without authentication, as in tests: provenance "").
+func callerOf(r *http.Request) caller {
+	ctx := r.Context()
+	if dev, ok := DeviceFrom(ctx); ok {
+		return caller{provenance: vigil.NewProvenance(vigil.ProvenanceDevice, dev)}
+	}
+	if obs, ok := ObserverFrom(ctx); ok {
+		return caller{provenance: vigil.NewProvenance(vigil.ProvenanceSensor, obs)}
+	}
+	if tok, ok := auth.FromContext(ctx); ok {
+		return caller{provenance: vigil.NewProvenance(vigil.ProvenanceToken, tok.Name), token: &tok}
+	}
+	return caller{}
+}
+
+// errIdentityLookup marks a failed Identities lookup: the request is
+// answered 500.
+var errIdentityLookup = errors.New("cannot check the device's identity")
+
+// mayTokenPostFor returns why the token of c may not send events about
+// deviceID ("" when it may), or errIdentityLookup.
+func (h *Handler) mayTokenPostFor(ctx context.Context, c caller, deviceID string) (string, error) {
+	if c.token == nil {
+		return "", nil
+	}
+	if !c.token.MayPostFor(deviceID) {
+		if deviceID == "" {
+			return fmt.Sprintf("token %q is bound to devices: every event must name one of them", c.token.Name), nil
+		}
+		return fmt.Sprintf("token %q may not send events for device %q: it is bound to other devices", c.token.Name, deviceID), nil
+	}
+	if h.ids == nil || deviceID == "" {
+		return "", nil
+	}
+	enrolled, err := h.ids.Enrolled(ctx, deviceID)
+	if err != nil {
+		h.log.Error("cannot check device identity", "device_id", deviceID, "err", err)
+		return "", errIdentityLookup
+	}
+	if enrolled {
+		return fmt.Sprintf("device %q has an enrolled identity: only its own certificate (or an enrolled sensor) may send its events, not an API token", deviceID), nil
+	}
+	return "", nil
+}
+
+// stamp sets the provenance of every accepted event and redacts their
+// credentials.
+func (h *Handler) stamp(events []vigil.Event, c caller) {
+	for i := range events {
+		events[i].Provenance = c.provenance
+	}
+	if n := h.redact.Events(events); n > 0 {
+		h.log.Debug("credentials redacted from events", "events", n)
+	}
+}
+
 // Report returns the handler of POST /api/v1/agent/report.
 func (h *Handler) Report() http.Handler { return http.HandlerFunc(h.serveReport) }
 
@@ -223,10 +333,23 @@ func (h *Handler) serveReport(w http.ResponseWriter, r *http.Request) {
 		}
 		rep.DeviceID = dev
 	}
-	events, probs := agent.Convert(rep, h.clock.Now())
+	c := callerOf(r)
+	if why, err := h.mayTokenPostFor(r.Context(), c, rep.DeviceID); err != nil {
+		h.fail(w, source, reasonPublish, http.StatusInternalServerError, vigil.EINTERNAL, "internal error: "+err.Error()+", retry later")
+		return
+	} else if why != "" {
+		h.rejected.WithLabelValues(source, reasonForbidden).Inc()
+		h.log.Info("report refused", "device_id", rep.DeviceID, "reason", why)
+		writeJSON(w, http.StatusForbidden, wire.Response{RejectedCount: 1,
+			Rejected: []wire.Rejection{{Field: "device_id", Error: why}},
+			Error:    &wire.ErrorDetail{Code: vigil.EFORBIDDEN, Message: why}})
+		return
+	}
+	events, probs := agent.ConvertWith(rep, agent.Options{Received: h.clock.Now(), MaxFuture: h.maxFuture})
+	h.stamp(events, c)
 	resp := wire.Response{}
 	for _, p := range probs {
-		if len(resp.Rejected) == wire.MaxRejections {
+		if len(resp.Rejected) == h.maxRej {
 			break
 		}
 		rj := wire.Rejection{Field: p.Path, Error: p.Message}
@@ -287,25 +410,54 @@ func (h *Handler) serveBulk(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	now := h.clock.Now()
-	var (
-		events []vigil.Event
-		errs   []*bulk.ItemError
-	)
-	if trimmed := bytes.TrimLeft(data, " \t\r\n"); mt == "application/json" && len(trimmed) > 0 && trimmed[0] == '[' {
-		events, errs = bulk.DecodeArray(data, now)
-	} else {
-		events, errs = bulk.Decode(data, now)
+	c := callerOf(r)
+	dev, byDevice := DeviceFrom(r.Context())
+	// Why a token may not speak for a device, per device of the body.
+	verdicts := map[string]string{}
+	var lookupErr error
+	opts := bulk.Options{Received: h.clock.Now(), MaxErrors: h.maxRej}
+	if h.maxFuture > 0 {
+		opts.MaxFuture = h.maxFuture
 	}
-	if len(events) == 0 && len(errs) == 0 {
+	if c.token != nil {
+		opts.Check = func(e *vigil.Event) (string, error) {
+			why, seen := verdicts[e.DeviceID]
+			if !seen {
+				var err error
+				if why, err = h.mayTokenPostFor(r.Context(), c, e.DeviceID); err != nil {
+					lookupErr = err
+					return "device_id", err
+				}
+				if len(verdicts) < 10000 {
+					verdicts[e.DeviceID] = why
+				}
+			}
+			if why != "" {
+				return "device_id", errors.New(why)
+			}
+			return "", nil
+		}
+	}
+	var res bulk.Result
+	if trimmed := bytes.TrimLeft(data, " \t\r\n"); mt == "application/json" && len(trimmed) > 0 && trimmed[0] == '[' {
+		res = bulk.DecodeJSONArray(data, opts)
+	} else {
+		res = bulk.DecodeLines(data, opts)
+	}
+	events, errs := res.Events, res.Errors
+	if lookupErr != nil {
+		h.fail(w, source, reasonPublish, http.StatusInternalServerError, vigil.EINTERNAL, "internal error: "+lookupErr.Error()+", retry later")
+		return
+	}
+	if len(events) == 0 && res.Rejected == 0 {
 		h.fail(w, source, reasonDecode, http.StatusBadRequest, vigil.EINVALID, "no events in body")
 		return
 	}
-	if len(errs) == 1 && errs[0].Index < 0 {
+	if res.Rejected == 1 && len(errs) == 1 && errs[0].Index < 0 {
 		h.fail(w, source, reasonDecode, http.StatusBadRequest, vigil.EINVALID, errs[0].Error())
 		return
 	}
-	if dev, ok := DeviceFrom(r.Context()); ok {
+	if byDevice {
 		for i := range events {
 			events[i].DeviceID = dev
 		}
@@ -318,9 +470,10 @@ func (h *Handler) serveBulk(w http.ResponseWriter, r *http.Request) {
 			events[i].Fields[FieldObserver] = obs
 		}
 	}
-	resp := wire.Response{RejectedCount: len(errs)}
+	h.stamp(events, c)
+	resp := wire.Response{RejectedCount: res.Rejected}
 	for _, e := range errs {
-		if len(resp.Rejected) == wire.MaxRejections {
+		if len(resp.Rejected) == h.maxRej {
 			break
 		}
 		rj := wire.Rejection{Index: &e.Index, Line: e.Line, Field: e.Field, Error: e.Msg}
@@ -329,9 +482,9 @@ func (h *Handler) serveBulk(w http.ResponseWriter, r *http.Request) {
 		}
 		resp.Rejected = append(resp.Rejected, rj)
 	}
-	if len(errs) > 0 {
-		h.rejected.WithLabelValues(source, reasonInvalid).Add(float64(len(errs)))
-		h.log.Debug("bulk items rejected", "rejected", len(errs), "accepted", len(events), "first", errs[0].Error())
+	if res.Rejected > 0 {
+		h.rejected.WithLabelValues(source, reasonInvalid).Add(float64(res.Rejected))
+		h.log.Debug("bulk items rejected", "rejected", res.Rejected, "accepted", len(events), "first", errs[0].Error())
 	}
 	h.publish(w, r, source, events, resp)
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/bus"
+	"github.com/vigil-iot/vigil/ingest/bulk"
 	"github.com/vigil-iot/vigil/wire"
 )
 
@@ -345,7 +346,7 @@ func TestBulkLimits(t *testing.T) {
 	// Many bad lines: the list is capped, the count is not.
 	e = newEnv(t, Options{})
 	a = e.post(context.Background(), PathEvents, "application/x-ndjson", []byte(strings.Repeat("{}\n", wire.MaxRejections+5)))
-	if a.code != 400 || a.resp.RejectedCount != wire.MaxRejections+5 || len(a.resp.Rejected) != wire.MaxRejections {
+	if a.code != 400 || a.resp.RejectedCount != wire.MaxRejections+5 || len(a.resp.Rejected) != bulk.DefaultMaxErrors {
 		t.Fatalf("%d count %d listed %d", a.code, a.resp.RejectedCount, len(a.resp.Rejected))
 	}
 }

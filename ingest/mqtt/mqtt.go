@@ -23,6 +23,7 @@ import (
 
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/agent/command"
+	"github.com/vigil-iot/vigil/ingest"
 	"github.com/vigil-iot/vigil/ingest/agent"
 	"github.com/vigil-iot/vigil/wire"
 )
@@ -76,6 +77,13 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives the metrics; nil registers none.
 	Registerer prometheus.Registerer
+	// MaxFuture is how far after the clock an event's time may be
+	// (default ingest.DefaultMaxFuture, negative: no bound); later events
+	// are dropped, a later report as a whole.
+	MaxFuture time.Duration
+	// Redactor removes credentials from event fields (nil: the built-in
+	// rules).
+	Redactor *ingest.Redactor
 }
 
 // Stats are the Source's counters since New.
@@ -132,6 +140,12 @@ func New(o Options) (*Source, error) {
 	}
 	if o.Clock == nil {
 		o.Clock = vigil.SystemClock{}
+	}
+	if o.MaxFuture == 0 {
+		o.MaxFuture = ingest.DefaultMaxFuture
+	}
+	if o.Redactor == nil {
+		o.Redactor = &ingest.Redactor{}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -323,7 +337,13 @@ func (s *Source) report(ctx context.Context, dev string, m paho.Message) bool {
 		s.log.Warn("report names another device than its topic; using the topic's", "topic", m.Topic(), "device_id", rep.DeviceID)
 	}
 	rep.DeviceID = dev
-	events, probs := agent.Convert(rep, s.o.Clock.Now())
+	events, probs := agent.ConvertWith(rep, agent.Options{Received: s.o.Clock.Now(), MaxFuture: max(s.o.MaxFuture, 0)})
+	// The broker authenticated the device for its own topic.
+	prov := vigil.NewProvenance(vigil.ProvenanceMQTT, dev)
+	for i := range events {
+		events[i].Provenance = prov
+	}
+	s.o.Redactor.Events(events)
 	if len(probs) > 0 {
 		s.log.Debug("report parts rejected", "topic", m.Topic(), "problems", len(probs), "first", probs[0].Error())
 	}

@@ -236,6 +236,9 @@ func TestReportEventsReachPublisher(t *testing.T) {
 				if e.Source != "agent" {
 					t.Errorf("event source %q, want agent", e.Source)
 				}
+				if e.Provenance != "mqtt:"+dev {
+					t.Errorf("event provenance %q, want mqtt:%s", e.Provenance, dev)
+				}
 				kinds[e.Kind] = true
 			}
 			if !kinds[vigil.KindHealth] {

@@ -20,11 +20,13 @@ func fullEvent(id string, at time.Time) vigil.Event {
 		Received: at.Add(150 * time.Millisecond).In(elsewhere),
 		DeviceID: "cam-1",
 		Source:   "agent",
-		Kind:     vigil.KindAuth,
-		Category: "authentication",
-		Action:   "login",
-		Outcome:  vigil.OutcomeFailure,
-		Severity: vigil.SeverityMedium,
+		// Provenance is kept as it is.
+		Provenance: "device-cert:cam-1",
+		Kind:       vigil.KindAuth,
+		Category:   "authentication",
+		Action:     "login",
+		Outcome:    vigil.OutcomeFailure,
+		Severity:   vigil.SeverityMedium,
 		Network: &vigil.Network{
 			Transport: "tcp",
 			SrcIP:     netip.MustParseAddr("10.0.0.7"),

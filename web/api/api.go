@@ -68,6 +68,11 @@ func (i Incident) Durations() (ttd, ttc time.Duration) {
 type CreateTokenRequest struct {
 	Name string    `json:"name"`
 	Role auth.Role `json:"role"`
+	// TTL, when set, is how long the token works, as a Go duration
+	// ("720h"); empty: it never expires.
+	TTL string `json:"ttl,omitempty"`
+	// Devices bind an agent token to these device ids.
+	Devices []string `json:"devices,omitempty"`
 }
 
 // CreatedToken is a new token: its secret, shown this once, and its record.

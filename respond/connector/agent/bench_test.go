@@ -140,7 +140,7 @@ func BenchmarkAlertToIsolation(b *testing.B) {
 		mu.Unlock()
 		t0 := time.Now()
 		if _, err := eng.HandleAlert(ctx, vigil.Alert{ID: fmt.Sprintf("al-%d", i), RuleID: "r", Severity: vigil.SeverityHigh,
-			DeviceID: dev, IncidentID: incID}); err != nil {
+			DeviceID: dev, IncidentID: incID, Provenance: []string{"device-cert:" + dev}}); err != nil {
 			b.Fatal(err)
 		}
 		select {

@@ -46,7 +46,7 @@ rollback: {on_false_positive: true}
 	inc := vigil.Incident{ID: "inc-1", Status: vigil.IncidentOpen, DeviceIDs: []string{device}, Detected: time.Now()}
 	st.PutIncident(ctx, inc)
 	acts, err := eng.HandleAlert(ctx, vigil.Alert{ID: "al-1", RuleID: "telnet-bruteforce", Severity: vigil.SeverityCritical,
-		DeviceID: device, IncidentID: "inc-1"})
+		DeviceID: device, IncidentID: "inc-1", Provenance: []string{"device-cert:" + device}})
 	if err != nil || len(acts) != 1 {
 		t.Fatalf("%+v %v", acts, err)
 	}

@@ -57,7 +57,7 @@ func TestEngineEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	acts, err := eng.HandleAlert(ctx, vigil.Alert{ID: "al-1", RuleID: "mqtt-auth-bruteforce", Severity: vigil.SeverityHigh,
-		IncidentID: "inc-1", Entities: []string{"ip:10.0.0.9", "mqtt.client_id:cam-7"}})
+		IncidentID: "inc-1", Entities: []string{"ip:10.0.0.9", "mqtt.client_id:cam-7"}, Provenance: []string{"sensor-cert:sensor-1"}})
 	if err != nil || len(acts) != 1 {
 		t.Fatalf("%+v %v", acts, err)
 	}
