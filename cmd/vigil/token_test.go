@@ -65,11 +65,15 @@ func TestCtlTokens(t *testing.T) {
 
 	// A wrong --data-dir is refused, not created.
 	missing := filepath.Join(t.TempDir(), "vigil-data")
-	if out, code := run(t, "ctl", "token", "create", "--data-dir", missing); code == 0 || !strings.Contains(out, "not a Vigil data dir") {
+	if out, code := run(t, "ctl", "token", "create", "--data-dir", missing); code == 0 || !strings.Contains(out, "does not exist") {
 		t.Fatalf("token create --data-dir of nothing: exit %d\n%s", code, out)
 	}
 	if _, err := os.Stat(missing); !os.IsNotExist(err) {
 		t.Fatalf("token create made %s: %v", missing, err)
+	}
+	// So is a directory that exists but holds no Vigil data.
+	if out, code := run(t, "ctl", "token", "create", "--data-dir", t.TempDir()); code == 0 || !strings.Contains(out, "not a Vigil data dir") {
+		t.Fatalf("token create --data-dir of an empty dir: exit %d\n%s", code, out)
 	}
 	// The server's own data dir works offline.
 	out, code = run(t, "ctl", "token", "create", "--role", "viewer", "--ttl", "1h", "--data-dir", a.cfg.DataDir)
