@@ -24,6 +24,7 @@ import (
 // Store is what the engine reads and writes.
 type Store interface {
 	store.Actions
+	store.Alerts
 	store.Devices
 	store.Incidents
 }
@@ -362,9 +363,11 @@ func (e *Engine) run(ctx context.Context, pb *playbook.Playbook, in *playbook.In
 			need, n, why = true, 1, "device is safety-critical"
 			e.held.WithLabelValues("safety_critical").Inc()
 		}
-		if !need && in.Alert.ID != "" && (playbook.Actions[st.Action].Disruptive || st.Containment) && !in.Alert.EvidenceTrusted() {
-			need, n, why = true, 1, untrustedEvidence(&in.Alert)
-			e.held.WithLabelValues("untrusted_evidence").Inc()
+		if !need && (playbook.Actions[st.Action].Disruptive || st.Containment) {
+			if reason := e.untrusted(ctx, in, dev.ID); reason != "" {
+				need, n, why = true, 1, reason
+				e.held.WithLabelValues("untrusted_evidence").Inc()
+			}
 		}
 		if !need && st.Action != "notify" {
 			if reason := e.guard(pb, dev.Class, now); reason != "" {
@@ -429,6 +432,34 @@ func (e *Engine) madeForIncident(ctx context.Context, pb, typ, deviceID, inciden
 		}
 	}
 	return false
+}
+
+// untrusted says why the trigger's evidence does not allow automatic
+// containment of device id, or "" when it does. An alert trigger stands on
+// its own evidence (untrustedEvidence). An incident trigger stands on the
+// incident's alerts about the device: at least one of them must have
+// trusted evidence, or anyone holding a token could get the device
+// isolated through an incident playbook instead of an alert playbook.
+func (e *Engine) untrusted(ctx context.Context, in *playbook.Input, id string) string {
+	if in.Alert.ID != "" {
+		if in.Alert.EvidenceTrusted() {
+			return ""
+		}
+		return untrustedEvidence(&in.Alert)
+	}
+	if in.Incident.ID == "" {
+		return ""
+	}
+	alerts, _, err := e.st.ListAlerts(ctx, store.AlertFilter{IncidentID: in.Incident.ID, DeviceID: id, Page: store.Page{Limit: 1000}})
+	if err != nil {
+		return fmt.Sprintf("cannot read the incident's alerts to check their evidence: %v", err)
+	}
+	for i := range alerts {
+		if alerts[i].EvidenceTrusted() {
+			return ""
+		}
+	}
+	return "no alert of the incident on this device has evidence from the device's certificate or an enrolled sensor: automatic containment needs it"
 }
 
 // untrustedEvidence says why an alert's evidence does not allow automatic
