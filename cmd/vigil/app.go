@@ -259,6 +259,7 @@ func (a *app) start(ctx context.Context) error {
 		OnEnroll:    a.enrolled,
 		OnResult:    a.commandResult,
 		OnQueued:    a.commandQueued,
+		KnownDevice: func(ctx context.Context, id string) error { _, err := a.store.GetDevice(ctx, id); return err },
 		QueueFile:   filepath.Join(a.cfg.DataDir, "enroll", enroll.QueueFile),
 		Logger:      a.log,
 		Registerer:  a.registry,
@@ -331,6 +332,15 @@ func (a *app) enrolled(ctx context.Context, deviceID, class string) {
 
 // commandResult receives what an agent reports about a command it ran.
 func (a *app) commandResult(ctx context.Context, r command.Result) {
+	// Results over HTTP were checked by the enroll handler already; over
+	// MQTT they come here first. Checking twice finds the same command.
+	if a.enroll == nil {
+		return
+	}
+	if err := a.enroll.AcceptResult(&r); err != nil {
+		a.log.Warn("command result refused", "component", "enroll", "device_id", r.DeviceID, "command", r.CommandID, "err", err)
+		return
+	}
 	a.log.Info("command result", "component", "enroll", "command", r.CommandID, "status", r.Status)
 	a.respondResult(r)
 }
