@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -84,13 +83,14 @@ type app struct {
 // openApp builds every stage of the server from cfg. It starts nothing:
 // run starts the stages and the listener.
 func openApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err error) {
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("cannot create data dir: %w", err)
+	if err := secureDataDir(cfg.DataDir, log); err != nil {
+		return nil, err
 	}
 	a = &app{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
+	opened := a // a is nil once a failure is returned
 	defer func() {
 		if err != nil {
-			a.close()
+			opened.close()
 		}
 	}()
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
