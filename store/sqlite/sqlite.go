@@ -47,6 +47,7 @@ type Store struct {
 	quit      chan struct{}    // closed by Close
 	committed chan struct{}    // closed when the committer has stopped
 	closeOnce sync.Once
+	health    writeHealth // health.go
 
 	eventsStored  prometheus.Counter
 	eventsDeduped prometheus.Counter
