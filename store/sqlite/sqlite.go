@@ -27,6 +27,9 @@ var _ store.Store = (*Store)(nil)
 type Options struct {
 	// ReadConns is the size of the reader pool (default 4).
 	ReadConns int
+	// FieldScanRows bounds the events one ListEvents call with field
+	// filters reads (default store.MaxFieldScan); see store.EventFilter.
+	FieldScanRows int
 	// BusyTimeout is how long a connection waits for a lock held by
 	// another process before failing (default 5s).
 	BusyTimeout time.Duration
@@ -48,6 +51,7 @@ type Store struct {
 	committed chan struct{}    // closed when the committer has stopped
 	closeOnce sync.Once
 	health    writeHealth // health.go
+	fieldScan int         // Options.FieldScanRows
 
 	eventsStored  prometheus.Counter
 	eventsDeduped prometheus.Counter
@@ -63,6 +67,9 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	if opts.ReadConns <= 0 {
 		opts.ReadConns = 4
+	}
+	if opts.FieldScanRows <= 0 {
+		opts.FieldScanRows = store.MaxFieldScan
 	}
 	if opts.BusyTimeout <= 0 {
 		opts.BusyTimeout = 5 * time.Second
@@ -101,7 +108,7 @@ func Open(path string, opts Options) (*Store, error) {
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 
-	s := &Store{w: w, log: opts.Logger.With("component", "store.sqlite")}
+	s := &Store{w: w, log: opts.Logger.With("component", "store.sqlite"), fieldScan: opts.FieldScanRows}
 	if err := s.migrate(context.Background()); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("cannot migrate sqlite store %s: %w", path, err)
