@@ -27,6 +27,9 @@ type Options struct {
 	// MaxConns bounds the connection pool (default: pgxpool's, or the
 	// URL's pool_max_conns).
 	MaxConns int32
+	// FieldScanRows bounds the events one ListEvents call with field
+	// filters reads (default store.MaxFieldScan); see store.EventFilter.
+	FieldScanRows int
 	// Logger receives the store's logs (default: discarded).
 	Logger *slog.Logger
 	// Registerer receives the store's metrics (nil: not registered).
@@ -38,6 +41,8 @@ type Store struct {
 	pool   *pgxpool.Pool
 	log    *slog.Logger
 	schema string
+	// fieldScan is Options.FieldScanRows.
+	fieldScan int
 
 	eventsStored  prometheus.Counter
 	eventsDeduped prometheus.Counter
@@ -70,7 +75,10 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot connect to PostgreSQL: %w", err)
 	}
-	s := &Store{pool: pool, log: opts.Logger.With("component", "store.postgres"), schema: opts.Schema}
+	s := &Store{pool: pool, log: opts.Logger.With("component", "store.postgres"), schema: opts.Schema, fieldScan: opts.FieldScanRows}
+	if s.fieldScan <= 0 {
+		s.fieldScan = store.MaxFieldScan
+	}
 	if err := s.migrate(ctx, opts.Schema); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("cannot migrate PostgreSQL store: %w", err)

@@ -31,13 +31,20 @@ func testURL(t testing.TB) string {
 // open opens a store in a fresh schema of its own, dropped after the test.
 func open(t testing.TB) *postgres.Store {
 	t.Helper()
+	return openWith(t, postgres.Options{})
+}
+
+// openWith is open with options (the schema is set).
+func openWith(t testing.TB, opts postgres.Options) *postgres.Store {
+	t.Helper()
 	url := testURL(t)
 	var b [6]byte
 	rand.Read(b[:])
 	schema := "vigil_test_" + hex.EncodeToString(b[:])
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := postgres.Open(ctx, url, postgres.Options{Schema: schema})
+	opts.Schema = schema
+	s, err := postgres.Open(ctx, url, opts)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -132,4 +139,9 @@ func BenchmarkPutEvents(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(0, "ns/op")
+}
+
+// TestFieldFilterScanBounded: see storetest.FieldScanBounded.
+func TestFieldFilterScanBounded(t *testing.T) {
+	storetest.FieldScanBounded(t, openWith(t, postgres.Options{FieldScanRows: 100}))
 }
