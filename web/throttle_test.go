@@ -100,3 +100,4 @@ func TestFailLimiterBounded(t *testing.T) {
 		t.Fatalf("%d buckets, want at most %d", n, maxThrottled)
 	}
 }
+
