@@ -100,4 +100,3 @@ func TestFailLimiterBounded(t *testing.T) {
 		t.Fatalf("%d buckets, want at most %d", n, maxThrottled)
 	}
 }
-
