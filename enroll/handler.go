@@ -38,6 +38,9 @@ const (
 	DefaultCommandTTL  = 5 * time.Minute
 	// MaxPending bounds the commands queued for one device.
 	MaxPending = 100
+	// MaxQueued bounds the commands queued for all devices together (the
+	// queue file is rewritten on every change).
+	MaxQueued = 1000
 	// maxResults bounds the command results kept in memory.
 	maxResults = 10000
 	maxBody    = 64 << 10
@@ -75,6 +78,12 @@ type Options struct {
 	// OnResult is called with every command result an agent sends back
 	// (to store it on the Action).
 	OnResult func(ctx context.Context, r command.Result)
+	// KnownDevice, when set, says whether a device may be sent commands
+	// (enrolled or in the inventory): Send refuses the others with
+	// ENOTFOUND, so that commands to made-up ids do not fill the queue.
+	// An error other than ENOTFOUND refuses the command too. Nil accepts
+	// every device id.
+	KnownDevice func(ctx context.Context, deviceID string) error
 	// OnQueued, when set, is called with every signed command right after
 	// it is queued for polling, so that another transport (MQTT) can
 	// deliver it too. It must not block long.
@@ -372,8 +381,9 @@ func (h *Handler) renew(w http.ResponseWriter, r *http.Request) {
 
 // Send signs a command for a device and queues it for the device's next
 // poll. ttl 0 means DefaultCommandTTL; at most command.DefaultMaxTTL.
-// EINVALID for an unknown action or bad ttl, EBUSY when MaxPending
-// commands already wait.
+// EINVALID for an unknown action or bad ttl, ENOTFOUND for a device
+// KnownDevice does not know, EBUSY when MaxPending commands already wait
+// for the device or MaxQueued for all devices.
 func (h *Handler) Send(deviceID, action string, params map[string]string, ttl time.Duration) (command.Command, error) {
 	if !slices.Contains(command.Actions, action) {
 		return command.Command{}, vigil.Errorf(vigil.EINVALID, "unknown action %q: want one of %s", action, strings.Join(command.Actions, ", "))
@@ -386,6 +396,14 @@ func (h *Handler) Send(deviceID, action string, params map[string]string, ttl ti
 	}
 	if ttl < 0 || ttl > command.DefaultMaxTTL {
 		return command.Command{}, vigil.Errorf(vigil.EINVALID, "command ttl %s is not in (0, %s]", ttl, command.DefaultMaxTTL)
+	}
+	if h.opts.KnownDevice != nil {
+		if err := h.opts.KnownDevice(context.Background(), deviceID); err != nil {
+			if vigil.ErrorCode(err) == vigil.ENOTFOUND {
+				return command.Command{}, vigil.Errorf(vigil.ENOTFOUND, "no device %q: commands go only to enrolled or inventoried devices", deviceID)
+			}
+			return command.Command{}, fmt.Errorf("cannot look up device %q: %w", deviceID, err)
+		}
 	}
 	now := h.opts.Clock.Now().UTC()
 	c := command.Command{ID: vigil.NewID(), DeviceID: deviceID, Action: action, Params: params, Issued: now, Expires: now.Add(ttl)}
@@ -414,6 +432,9 @@ func (h *Handler) queue(deviceID string, c command.Command, s command.Signed) er
 	if len(h.queues[deviceID]) >= MaxPending {
 		return vigil.Errorf(vigil.EBUSY, "%d commands already wait for device %s", MaxPending, deviceID)
 	}
+	if n := h.queuedLocked(); n >= MaxQueued {
+		return vigil.Errorf(vigil.EBUSY, "%d commands already wait for their devices: no more are queued until some are taken or expire", n)
+	}
 	h.seq++
 	h.queues[deviceID] = append(h.queues[deviceID], pending{cmd: c, signed: s, seq: h.seq})
 	h.remember(c.ID)
@@ -423,6 +444,28 @@ func (h *Handler) queue(deviceID string, c command.Command, s command.Signed) er
 		delete(h.waiters, deviceID)
 	}
 	return nil
+}
+
+// queuedLocked counts the queued, unexpired commands of all devices and
+// drops the expired ones. Callers hold h.mu.
+func (h *Handler) queuedLocked() int {
+	now := h.opts.Clock.Now()
+	n := 0
+	for dev, q := range h.queues {
+		live := q[:0]
+		for _, p := range q {
+			if now.Before(p.cmd.Expires) {
+				live = append(live, p)
+			}
+		}
+		if len(live) == 0 {
+			delete(h.queues, dev)
+			continue
+		}
+		h.queues[dev] = live
+		n += len(live)
+	}
+	return n
 }
 
 // remember records a command id and forgets the oldest beyond maxResults.
@@ -509,17 +552,11 @@ func (h *Handler) result(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res.DeviceID = id
-	switch res.Status {
-	case command.StatusSucceeded, command.StatusFailed, command.StatusRefused:
-	default:
-		web.WriteError(w, r, h.log, vigil.Errorf(vigil.EINVALID, "status %q: want succeeded, failed or refused", res.Status))
+	if err := h.AcceptResult(&res); err != nil {
+		h.log.Warn("command result refused", "device_id", id, "command_id", res.CommandID, "err", err)
+		web.WriteError(w, r, h.log, err)
 		return
 	}
-	h.mu.Lock()
-	if c, ok := h.issued[res.CommandID]; ok && c.DeviceID == id {
-		h.results[res.CommandID] = res
-	}
-	h.mu.Unlock()
 	level := slog.LevelInfo
 	if res.Status != command.StatusSucceeded {
 		level = slog.LevelWarn
@@ -539,6 +576,39 @@ func (h *Handler) audit(ctx context.Context, actor, action, object string, detai
 	if h.opts.Audit != nil {
 		_, _ = h.opts.Audit.RecordJSON(context.WithoutCancel(ctx), actor, action, object, detail)
 	}
+}
+
+// AcceptResult checks a command result sent by device res.DeviceID and
+// records it: the command must have been issued to that device (else
+// EFORBIDDEN: one device may not report for another's command, and a
+// made-up command id is refused too) and the status one of succeeded,
+// failed or refused (else EINVALID). The action is set to the command's
+// as issued, so that what a device claims never becomes a metric label.
+// Results coming by another transport (MQTT) go through it before
+// OnResult too.
+func (h *Handler) AcceptResult(res *command.Result) error {
+	switch res.Status {
+	case command.StatusSucceeded, command.StatusFailed, command.StatusRefused:
+	default:
+		return vigil.Errorf(vigil.EINVALID, "status %q: want succeeded, failed or refused", truncate(res.Status, 40))
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c, ok := h.issued[res.CommandID]
+	if !ok || c.DeviceID != res.DeviceID {
+		return vigil.Errorf(vigil.EFORBIDDEN, "command %q was not issued to device %s", truncate(res.CommandID, 64), res.DeviceID)
+	}
+	res.Action = c.Action
+	h.results[res.CommandID] = *res
+	return nil
+}
+
+// truncate shortens s to at most n bytes for an error message.
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
 }
 
 // statusRecorder remembers the status of an answer, for the metrics.

@@ -36,6 +36,19 @@ type ListenConfig struct {
 	Logger *slog.Logger
 }
 
+// CipherSuites are the TLS 1.2 suites a Vigil listener accepts: ECDHE
+// key exchange with an AEAD cipher (AES-GCM, ChaCha20-Poly1305) only, so
+// no CBC mode, SHA-1 MAC or static RSA key exchange. TLS 1.3 suites are
+// all AEAD and are not configurable.
+var CipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
 // HTTPServer is a running listener; see Listen.
 type HTTPServer struct {
 	srv  *http.Server
@@ -66,6 +79,7 @@ func Listen(cfg ListenConfig, h http.Handler) (*HTTPServer, error) {
 		}
 		tlsConf = &tls.Config{
 			MinVersion:   tls.VersionTLS12,
+			CipherSuites: CipherSuites,
 			Certificates: []tls.Certificate{*cfg.Certificate},
 		}
 		if cfg.ClientCAs != nil {

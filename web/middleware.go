@@ -3,6 +3,7 @@ package web
 import (
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -12,11 +13,24 @@ import (
 )
 
 // authorize lets a request through when its bearer token is valid and its
-// role holds perm. The token goes into the request context.
+// role holds perm. The token goes into the request context. A client
+// address that failed too often is answered 429 (Options.AuthThrottle).
 func (s *Server) authorize(perm auth.Permission, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var key netip.Prefix
+		if s.authFails != nil {
+			key = clientKey(r.RemoteAddr)
+			if d := s.authFails.wait(key, s.clock.Now()); d > 0 {
+				w.Header().Set("Retry-After", retryAfter(d))
+				WriteError(w, r, s.log, vigil.Errorf(vigil.EBUSY, "too many failed authentications from this address: retry in %s", retryAfter(d)+"s"))
+				return
+			}
+		}
 		tok, err := s.authenticate(r)
 		if err != nil {
+			if s.authFails != nil && vigil.ErrorCode(err) == vigil.EUNAUTHORIZED && s.authFails.fail(key, s.clock.Now()) {
+				s.log.Warn("client throttled after failed authentications", "remote", r.RemoteAddr)
+			}
 			WriteError(w, r, s.log, err)
 			return
 		}

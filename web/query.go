@@ -116,10 +116,18 @@ func (q *query) prefixed(prefix string) map[string]string {
 		if out == nil {
 			out = map[string]string{}
 		}
+		if len(out) == maxPrefixed {
+			q.fail(vigil.Errorf(vigil.EINVALID, "at most %d %s<name> parameters", maxPrefixed, prefix))
+			return nil
+		}
 		out[name] = q.str(k)
 	}
 	return out
 }
+
+// maxPrefixed bounds the parameters of one prefix (field filters): each
+// is evaluated on every event a list reads.
+const maxPrefixed = 8
 
 // timeRange checks since < until when both are set.
 func (q *query) timeRange(since, until time.Time) {

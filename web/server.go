@@ -66,8 +66,11 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Logger receives request logs (component=web is added).
 	Logger *slog.Logger
-	// Clock tells the time for default time windows (default: system clock).
+	// Clock tells the time for default time windows and the
+	// authentication throttle (default: system clock).
 	Clock vigil.Clock
+	// AuthThrottle limits failed authentications per client address.
+	AuthThrottle AuthThrottle
 }
 
 // Route is one endpoint: a method and a ServeMux path pattern, the
@@ -106,8 +109,9 @@ type Server struct {
 	mux    *http.ServeMux
 	routes []Route
 
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	requests  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	authFails *failLimiter // nil: no throttle
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -123,7 +127,7 @@ func NewServer(opts Options) (*Server, error) {
 	if opts.HealthWindow <= 0 {
 		opts.HealthWindow = time.Hour
 	}
-	s := &Server{opts: opts, mux: http.NewServeMux(), clock: opts.Clock, log: opts.Logger}
+	s := &Server{opts: opts, mux: http.NewServeMux(), clock: opts.Clock, log: opts.Logger, authFails: newFailLimiter(opts.AuthThrottle)}
 	if s.clock == nil {
 		s.clock = vigil.SystemClock{}
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -94,13 +93,14 @@ type app struct {
 // openApp builds every stage of the server from cfg. It starts nothing:
 // run starts the stages and the listener.
 func openApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err error) {
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("cannot create data dir: %w", err)
+	if err := secureDataDir(cfg.DataDir, log); err != nil {
+		return nil, err
 	}
 	a = &app{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
+	opened := a // a is nil once a failure is returned
 	defer func() {
 		if err != nil {
-			a.close()
+			opened.close()
 		}
 	}()
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -290,6 +290,7 @@ func (a *app) start(ctx context.Context) error {
 		OnEnroll:    a.enrolled,
 		OnResult:    a.commandResult,
 		OnQueued:    a.commandQueued,
+		KnownDevice: func(ctx context.Context, id string) error { _, err := a.store.GetDevice(ctx, id); return err },
 		QueueFile:   filepath.Join(a.cfg.DataDir, "enroll", enroll.QueueFile),
 		Logger:      a.log,
 		Registerer:  a.registry,
@@ -373,13 +374,26 @@ func (a *app) enrolled(ctx context.Context, deviceID, class string) {
 
 // commandResult receives what an agent reports about a command it ran.
 func (a *app) commandResult(ctx context.Context, r command.Result) {
+	// Results over HTTP were checked by the enroll handler already; over
+	// MQTT they come here first. Checking twice finds the same command.
+	if a.enroll == nil {
+		return
+	}
+	if err := a.enroll.AcceptResult(&r); err != nil {
+		a.log.Warn("command result refused", "component", "enroll", "device_id", r.DeviceID, "command", r.CommandID, "err", err)
+		return
+	}
 	a.log.Info("command result", "component", "enroll", "command", r.CommandID, "status", r.Status)
 	a.respondResult(r)
 }
 
-// ready tells /readyz whether the store and the bus answer.
+// ready tells /readyz whether the store answers and can write: after a
+// failed write of events it is not ready until a write succeeds again.
 func (a *app) ready(ctx context.Context) error {
 	if _, err := a.store.CountEvents(ctx); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if err := a.store.WriteErr(); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
 	return nil

@@ -54,7 +54,10 @@ func (o *ctlOptions) addConnFlags(cmd *cobra.Command) {
 	o.output = "table"
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&o.server, "server", envOr("VIGIL_SERVER", "https://127.0.0.1:8443"), "server URL ($VIGIL_SERVER)")
-	pf.StringVar(&o.token, "token", os.Getenv("VIGIL_TOKEN"), "API token ($VIGIL_TOKEN)")
+	// A secret is never a flag default: help would print it. The flag's
+	// default is empty and $VIGIL_TOKEN fills the value behind it.
+	pf.StringVar(&o.token, "token", "", "API token (default: $VIGIL_TOKEN)")
+	o.token = os.Getenv("VIGIL_TOKEN")
 	pf.StringVar(&o.caFile, "ca", os.Getenv("VIGIL_CA"), "CA certificate of the server ($VIGIL_CA)")
 }
 

@@ -3,8 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"log/slog"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 )
@@ -49,6 +52,107 @@ func existingDataDir(dir string) error {
 	}
 	if !fi.IsDir() {
 		return fmt.Errorf("cannot use data dir %s: not a directory", dir)
+	}
+	return nil
+}
+
+// secureDataDir makes the data dir readable by its owner only: it creates
+// dir with mode 0700 when missing; when it exists, it takes the group and
+// other permissions off dir and everything in it (an older Vigil, or a
+// directory made by hand, left vigil.db 0644 in a 0755 dir: any local
+// user could read the audit table). Symbolic links are left alone. It
+// refuses, saying what, when a mode cannot be fixed.
+func secureDataDir(dir string, log *slog.Logger) error {
+	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("cannot create data dir: %w", err)
+		}
+		fi, err = os.Stat(dir)
+	}
+	if err != nil {
+		return fmt.Errorf("cannot use data dir: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("cannot use data dir %s: it is not a directory", dir)
+	}
+	fixed := 0
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			return nil
+		}
+		info, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // removed meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		mode := info.Mode().Perm()
+		if p == dir {
+			mode = fi.Mode().Perm() // dir may be a symlink to the real one
+		}
+		if mode&0o077 == 0 {
+			return nil
+		}
+		if err := os.Chmod(p, mode&^0o077); err != nil {
+			return fmt.Errorf("%s is mode %04o (readable by others) and cannot be made %04o: %w", p, mode, mode&^0o077, err)
+		}
+		fixed++
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("cannot secure data dir %s: %w", dir, err)
+	}
+	if fixed > 0 {
+		log.Warn("data dir was readable by other users: group and other permissions removed", "data_dir", dir, "paths", fixed)
+	}
+	return nil
+}
+
+// AdminTokenFile is the file, in the data dir, where vigil serve writes the
+// bootstrap admin token on first start (mode 0600).
+const AdminTokenFile = "admin-token"
+
+// announceBootstrapToken gives the operator the bootstrap admin token of a
+// first start: on out (stdout) and in AdminTokenFile (0600), never in the
+// log. It returns the file's path, or why the file could not be written
+// (the token was printed all the same).
+func announceBootstrapToken(out io.Writer, dataDir, token string) (string, error) {
+	path := filepath.Join(dataDir, AdminTokenFile)
+	ferr := writeSecretFile(path, token+"\n")
+	where := "also in " + path + ", mode 0600; keep it, then delete the file"
+	if ferr != nil {
+		where = "shown once, keep it"
+	}
+	fmt.Fprintf(out, "\nFirst start: the admin API token (%s):\n\n  %s\n\nCA certificate for clients: %s\n\n",
+		where, token, filepath.Join(dataDir, "pki", "ca.crt"))
+	return path, ferr
+}
+
+// writeSecretFile writes data to path, mode 0600, through a temporary
+// file renamed over it.
+func writeSecretFile(path, data string) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*") // 0600
+	if err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	defer os.Remove(f.Name())
+	_, err = f.WriteString(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
 	}
 	return nil
 }

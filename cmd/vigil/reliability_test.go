@@ -147,7 +147,9 @@ func TestAcknowledgedEventsSurviveSIGKILL(t *testing.T) {
 func startServer(t *testing.T, bin, dir, addr string, first bool, logs io.Writer) (*exec.Cmd, string) {
 	t.Helper()
 	cmd := exec.Command(bin, "serve", "--data-dir", dir, "--listen", addr, "--log-level", "info")
-	stderr, err := cmd.StderrPipe()
+	cmd.Stderr = logs
+	// The first start prints the admin token on stdout, never in the log.
+	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,9 +159,8 @@ func startServer(t *testing.T, bin, dir, addr string, first bool, logs io.Writer
 	tokenc := make(chan string, 1)
 	go func() {
 		re := regexp.MustCompile(`vgl_[A-Za-z0-9_-]+`)
-		sc := bufio.NewScanner(stderr)
+		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			fmt.Fprintln(logs, sc.Text())
 			if m := re.FindString(sc.Text()); m != "" {
 				select {
 				case tokenc <- m:

@@ -36,7 +36,10 @@ token printed once on first start. --nats-url points the same pipeline at an ext
 			if err := cfg.validate(); err != nil {
 				return fmt.Errorf("cannot use config: %w", err)
 			}
-			log := newLogger(os.Stderr, cfg.LogLevel)
+			log := newLogger(cmd.ErrOrStderr(), cfg.LogLevel)
+			// What the server creates is its owner's only (0700 dirs,
+			// 0600 files: the store, JetStream, keys).
+			defer setUmask(0o077)()
 			ctx := cmd.Context()
 			a, err := openApp(ctx, cfg, log)
 			if err != nil {
@@ -50,7 +53,12 @@ token printed once on first start. --nats-url points the same pipeline at an ext
 			}
 			log.Info("vigil serving", "url", a.URL, "data_dir", cfg.DataDir, "nats", natsMode(cfg))
 			if a.adminToken != "" {
-				fmt.Fprintf(os.Stderr, "\nFirst start: the admin API token (shown once, keep it):\n\n  %s\n\nCA certificate for clients: %s/pki/ca.crt\n\n", a.adminToken, cfg.DataDir)
+				// On stdout and in a 0600 file, never in the log.
+				if path, err := announceBootstrapToken(cmd.OutOrStdout(), cfg.DataDir, a.adminToken); err != nil {
+					log.Error("first start: the bootstrap admin token is on stdout only", "err", err)
+				} else {
+					log.Info("first start: the bootstrap admin token is on stdout and in a file readable by this user only", "file", path)
+				}
 			}
 			failed := make(chan error, 1)
 			go func() { failed <- a.wait() }()

@@ -138,12 +138,13 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]vigil.Ev
 	if !f.Until.IsZero() {
 		q.and("time < " + q.arg(store.Nanos(f.Until)))
 	}
+	var match []string
 	for name, value := range f.Fields {
 		expr, err := fieldExpr(&q, name)
 		if err != nil {
 			return nil, "", err
 		}
-		q.and("coalesce(" + expr + ", '') = " + q.arg(value))
+		match = append(match, "coalesce("+expr+", '') = "+q.arg(value))
 	}
 	if f.Cursor != "" {
 		t, seq, err := store.DecodeCursor(f.Cursor)
@@ -151,6 +152,9 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]vigil.Ev
 			return nil, "", err
 		}
 		q.and("(time, seq) < (" + q.arg(t) + ", " + q.arg(seq) + "::bigint)")
+	}
+	if len(match) > 0 {
+		return s.listEventsScan(ctx, &q, match, n)
 	}
 	sql := "SELECT seq, time, body FROM events" + q.whereClause() +
 		" ORDER BY time DESC, seq DESC LIMIT " + q.arg(n+1)
@@ -187,6 +191,59 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]vigil.Ev
 		next = store.EncodeCursor(lastT, fmt.Sprint(lastSq))
 	}
 	return out, next, nil
+}
+
+// listEventsScan runs a ListEvents with field filters: q selects the
+// candidate rows, of which at most s.fieldScan are read newest first;
+// match are the field conditions (their arguments in q). The body comes
+// back only for matching rows. When the scan ends without filling the
+// page but may have stopped early, the cursor goes on from the last row
+// read.
+func (s *Store) listEventsScan(ctx context.Context, q *query, match []string, n int) ([]vigil.Event, string, error) {
+	inner := "SELECT * FROM events" + q.whereClause() + " ORDER BY time DESC, seq DESC LIMIT " + q.arg(s.fieldScan)
+	sql := "SELECT seq, time, CASE WHEN " + strings.Join(match, " AND ") + " THEN body END FROM (" + inner +
+		") AS e ORDER BY time DESC, seq DESC"
+	rows, err := s.pool.Query(ctx, sql, q.args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("cannot list events: %w", err)
+	}
+	defer rows.Close()
+	var (
+		out                 []vigil.Event
+		seq, t, lastT, last int64
+		scanned             int
+		more                bool
+	)
+	for rows.Next() {
+		var body []byte
+		if err := rows.Scan(&seq, &t, &body); err != nil {
+			return nil, "", fmt.Errorf("cannot read event: %w", err)
+		}
+		if body != nil && len(out) == n {
+			more = true
+			break
+		}
+		scanned++
+		lastT, last = t, seq
+		if body == nil {
+			continue
+		}
+		e, err := decodeEvent(body)
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("cannot list events: %w", err)
+	}
+	if !more && scanned < s.fieldScan {
+		return out, "", nil
+	}
+	// With more, the last row read before the extra match is the page's
+	// last match or a non-matching row after it: going on from it skips
+	// no match.
+	return out, store.EncodeCursor(lastT, fmt.Sprint(last)), nil
 }
 
 // fieldExpr returns an SQL expression giving a field of an event as text,

@@ -27,6 +27,9 @@ type Options struct {
 	// MaxConns bounds the connection pool (default: pgxpool's, or the
 	// URL's pool_max_conns).
 	MaxConns int32
+	// FieldScanRows bounds the events one ListEvents call with field
+	// filters reads (default store.MaxFieldScan); see store.EventFilter.
+	FieldScanRows int
 	// Logger receives the store's logs (default: discarded).
 	Logger *slog.Logger
 	// Registerer receives the store's metrics (nil: not registered).
@@ -41,6 +44,8 @@ type Store struct {
 	pool   *pgxpool.Pool
 	log    *slog.Logger
 	schema string
+	// fieldScan is Options.FieldScanRows.
+	fieldScan int
 
 	auditKey []byte // seals audit records (audit.go); nil: not sealed
 
@@ -75,7 +80,10 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot connect to PostgreSQL: %w", err)
 	}
-	s := &Store{pool: pool, log: opts.Logger.With("component", "store.postgres"), schema: opts.Schema, auditKey: opts.AuditKey}
+	s := &Store{pool: pool, log: opts.Logger.With("component", "store.postgres"), schema: opts.Schema, auditKey: opts.AuditKey, fieldScan: opts.FieldScanRows}
+	if s.fieldScan <= 0 {
+		s.fieldScan = store.MaxFieldScan
+	}
 	if err := s.migrate(ctx, opts.Schema); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("cannot migrate PostgreSQL store: %w", err)

@@ -145,3 +145,8 @@ func BenchmarkPutEvents(b *testing.B) {
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(0, "ns/op")
 }
+
+// TestFieldFilterScanBounded: see storetest.FieldScanBounded.
+func TestFieldFilterScanBounded(t *testing.T) {
+	storetest.FieldScanBounded(t, openOpts(t, postgres.Options{FieldScanRows: 100}))
+}

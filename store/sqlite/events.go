@@ -193,6 +193,7 @@ func (s *Store) commitLoop() {
 		}
 		start := time.Now()
 		stored, err := s.insertEvents(context.Background(), args, rows)
+		s.noteWrite(err)
 		if err == nil {
 			s.eventsStored.Add(float64(stored))
 			s.eventsDeduped.Add(float64(int64(rows) - stored))
@@ -272,13 +273,17 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]vigil.Ev
 		where = append(where, "time < ?")
 		args = append(args, store.Nanos(f.Until))
 	}
+	var (
+		match []string
+		margs []any
+	)
 	for name, value := range f.Fields {
 		expr, fargs, err := fieldExpr(name)
 		if err != nil {
 			return nil, "", err
 		}
-		where = append(where, "coalesce("+expr+", '') = ?")
-		args = append(append(args, fargs...), value)
+		match = append(match, "coalesce("+expr+", '') = ?")
+		margs = append(append(margs, fargs...), value)
 	}
 	if f.Cursor != "" {
 		t, seq, err := store.DecodeCursor(f.Cursor)
@@ -289,10 +294,16 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]vigil.Ev
 		args = append(args, t, seq)
 	}
 	q := "SELECT seq, time, body FROM events"
+	if len(match) > 0 {
+		q = "SELECT * FROM events" // the field conditions read other columns
+	}
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	q += " ORDER BY time DESC, seq DESC LIMIT ?"
+	if len(match) > 0 {
+		return s.listEventsScan(ctx, q, append(args, s.fieldScan), match, margs, n)
+	}
 	args = append(args, n+1)
 
 	rows, err := s.r.QueryContext(ctx, q, args...)
@@ -328,6 +339,57 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]vigil.Ev
 		next = store.EncodeCursor(lastT, fmt.Sprint(lastSq))
 	}
 	return out, next, nil
+}
+
+// listEventsScan runs a ListEvents with field filters: query (with its
+// args) selects the candidate rows newest first, at most s.fieldScan of
+// them; match are the field conditions, which read the body of each. The
+// body comes back only for matching rows. When the scan ends without
+// filling the page but may have stopped early, the cursor goes on from
+// the last row read.
+func (s *Store) listEventsScan(ctx context.Context, query string, args []any, match []string, margs []any, n int) ([]vigil.Event, string, error) {
+	q := "SELECT seq, time, CASE WHEN " + strings.Join(match, " AND ") + " THEN body END FROM (" + query + ") ORDER BY time DESC, seq DESC"
+	rows, err := s.r.QueryContext(ctx, q, append(margs, args...)...)
+	if err != nil {
+		return nil, "", fmt.Errorf("cannot list events: %w", err)
+	}
+	defer rows.Close()
+	var (
+		out                 []vigil.Event
+		seq, t, lastT, last int64
+		scanned             int
+		more                bool
+	)
+	for rows.Next() {
+		var body sql.NullString
+		if err := rows.Scan(&seq, &t, &body); err != nil {
+			return nil, "", fmt.Errorf("cannot read event: %w", err)
+		}
+		if body.Valid && len(out) == n {
+			more = true
+			break
+		}
+		scanned++
+		lastT, last = t, seq
+		if !body.Valid {
+			continue
+		}
+		e, err := decodeEvent(body.String)
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("cannot list events: %w", err)
+	}
+	if !more && scanned < s.fieldScan {
+		return out, "", nil
+	}
+	// With more, the last row read before the extra match is the page's
+	// last match or a non-matching row after it: going on from it skips
+	// no match.
+	return out, store.EncodeCursor(lastT, fmt.Sprint(last)), nil
 }
 
 // fieldExpr returns an SQL expression giving a field of an event as text,

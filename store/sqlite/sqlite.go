@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +27,9 @@ var _ store.Store = (*Store)(nil)
 type Options struct {
 	// ReadConns is the size of the reader pool (default 4).
 	ReadConns int
+	// FieldScanRows bounds the events one ListEvents call with field
+	// filters reads (default store.MaxFieldScan); see store.EventFilter.
+	FieldScanRows int
 	// BusyTimeout is how long a connection waits for a lock held by
 	// another process before failing (default 5s).
 	BusyTimeout time.Duration
@@ -50,6 +55,8 @@ type Store struct {
 	quit      chan struct{}    // closed by Close
 	committed chan struct{}    // closed when the committer has stopped
 	closeOnce sync.Once
+	health    writeHealth // health.go
+	fieldScan int         // Options.FieldScanRows
 
 	eventsStored  prometheus.Counter
 	eventsDeduped prometheus.Counter
@@ -66,11 +73,22 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.ReadConns <= 0 {
 		opts.ReadConns = 4
 	}
+	if opts.FieldScanRows <= 0 {
+		opts.FieldScanRows = store.MaxFieldScan
+	}
 	if opts.BusyTimeout <= 0 {
 		opts.BusyTimeout = 5 * time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	// SQLite creates a new database 0644 and its -wal and -shm files with
+	// the database's mode: create it 0600 first, so that none of the three
+	// is readable by other users.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("cannot create sqlite store %s: %w", path, err)
 	}
 	q := url.Values{}
 	q.Set("_busy_timeout", strconv.FormatInt(opts.BusyTimeout.Milliseconds(), 10))
@@ -95,7 +113,7 @@ func Open(path string, opts Options) (*Store, error) {
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 
-	s := &Store{w: w, log: opts.Logger.With("component", "store.sqlite"), auditKey: opts.AuditKey}
+	s := &Store{w: w, log: opts.Logger.With("component", "store.sqlite"), auditKey: opts.AuditKey, fieldScan: opts.FieldScanRows}
 	if err := s.migrate(context.Background()); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("cannot migrate sqlite store %s: %w", path, err)
