@@ -129,6 +129,10 @@ func TestEveryWriteRouteAudited(t *testing.T) {
 
 	// What the issue found unaudited, done for real: an analyst's command,
 	// an enrollment token made and deleted, a device revoked.
+	// Commands go only to known devices: cam-9 is in the inventory.
+	if err := a.store.PutDevice(ctx, vigil.Device{ID: "cam-9", Class: "camera", FirstSeen: time.Now(), LastSeen: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
 	before := lastSeq()
 	if s := do("POST", "/api/v1/devices/cam-9/commands", analyst, `{"action":"isolate"}`); s != 201 {
 		t.Fatalf("command: %d", s)

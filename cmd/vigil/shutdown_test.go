@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -138,14 +137,13 @@ func TestSIGTERMStopsInOrder(t *testing.T) {
 func startServeProcess(t *testing.T, bin, dir, addr string, logs io.Writer) (*exec.Cmd, string) {
 	t.Helper()
 	cmd := exec.Command(bin, "serve", "--data-dir", dir, "--listen", addr, "--log-level", "debug")
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = pw, pw
-	err = cmd.Start()
-	pw.Close()
-	if err != nil {
+	// An io.Writer rather than a pipe of our own: cmd.Wait returns only
+	// once everything the process wrote is in logs (a reader goroutine of
+	// our own could lag behind the exit on a busy machine).
+	tokenc := make(chan string, 1)
+	w := &tokenWriter{logs: logs, tokenc: tokenc}
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -154,20 +152,6 @@ func startServeProcess(t *testing.T, bin, dir, addr string, logs io.Writer) (*ex
 			cmd.Wait()
 		}
 	})
-	tokenc := make(chan string, 1)
-	go func() {
-		re := regexp.MustCompile(`vgl_[A-Za-z0-9_-]+`)
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			fmt.Fprintln(logs, sc.Text())
-			if m := re.FindString(sc.Text()); m != "" {
-				select {
-				case tokenc <- m:
-				default:
-				}
-			}
-		}
-	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	hc := httpsClient(t, dir)
@@ -210,4 +194,33 @@ func postEvents(t *testing.T, hc *http.Client, addr, token string, n int) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("post events: %s", resp.Status)
 	}
+}
+
+// tokenWriter copies a process's output to logs and sends the first
+// admin token (vgl_...) it sees on tokenc. exec calls Write from one
+// goroutine; a token split across two writes is found once its line ends.
+type tokenWriter struct {
+	logs   io.Writer
+	tokenc chan string
+	line   []byte
+}
+
+var tokenRE = regexp.MustCompile(`vgl_[A-Za-z0-9_-]+`)
+
+func (w *tokenWriter) Write(p []byte) (int, error) {
+	w.line = append(w.line, p...)
+	for {
+		i := bytes.IndexByte(w.line, '\n')
+		if i < 0 {
+			break
+		}
+		if m := tokenRE.Find(w.line[:i]); m != nil {
+			select {
+			case w.tokenc <- string(m):
+			default:
+			}
+		}
+		w.line = w.line[i+1:]
+	}
+	return w.logs.Write(p)
 }
