@@ -59,6 +59,7 @@ type Stage struct {
 	detectors []Detector
 	names     []string
 	tickers   []tickerEntry
+	enrichers []enricherEntry
 	group     string
 	interval  time.Duration
 	clock     vigil.Clock
@@ -70,6 +71,26 @@ type Stage struct {
 	parts map[int]*partState
 
 	stackLogged sync.Map // detector name → struct{}: a panic's stack is logged once per detector
+}
+
+// Enricher is implemented by detectors that add fields to events for the
+// others to use (the learned baseline sets baseline.new_peer, ... so Sigma
+// rules can match them).
+//
+// Contract: the stage calls Enrich on every enricher, in detector order,
+// before any detector's Detect sees the event, with the same partition
+// rules as Detect. Enrich may add fields to ev.Fields (making the map when
+// it is nil) under its own prefix; it must not change or remove fields
+// already there, nor keep ev after it returns. The event is the stage's
+// own decoded copy: what Enrich adds is seen by the detectors and carried
+// into nothing else (the store keeps the event as ingested).
+type Enricher interface {
+	Enrich(ctx context.Context, partition int, ev *vigil.Event)
+}
+
+type enricherEntry struct {
+	name string
+	e    Enricher
 }
 
 type tickerEntry struct {
@@ -118,6 +139,9 @@ func NewStage(b bus.Bus, detectors []Detector, opts StageOptions) *Stage {
 		}
 		s.detectors = append(s.detectors, d)
 		s.names = append(s.names, d.Name())
+		if e, ok := d.(Enricher); ok {
+			s.enrichers = append(s.enrichers, enricherEntry{name: d.Name(), e: e})
+		}
 		if t, ok := d.(Ticker); ok {
 			s.tickers = append(s.tickers, tickerEntry{name: d.Name(), t: t})
 		}
@@ -192,6 +216,9 @@ func (s *Stage) Evaluate(ctx context.Context, partition int, events []vigil.Even
 			continue
 		}
 		s.m.events.Inc()
+		for _, en := range s.enrichers {
+			s.enrich(ctx, en, partition, cur)
+		}
 		for j, d := range s.detectors {
 			name = s.names[j]
 			s.call(ctx, d, name, partition, cur, emit)
@@ -208,6 +235,16 @@ func (s *Stage) call(ctx context.Context, d Detector, name string, partition int
 		}
 	}()
 	d.Detect(ctx, partition, ev, emit)
+}
+
+// enrich runs one enricher on one event, recovering a panic.
+func (s *Stage) enrich(ctx context.Context, en enricherEntry, partition int, ev *vigil.Event) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.panicked(en.name, r, "partition", partition, "event", ev.ID, "device", ev.DeviceID, "step", "enrich")
+		}
+	}()
+	en.e.Enrich(ctx, partition, ev)
 }
 
 func (s *Stage) panicked(name string, r any, attrs ...any) {
