@@ -188,7 +188,8 @@ func (s *Stage) handle(ctx context.Context, partition int, events []vigil.Event)
 	return nil
 }
 
-// Evaluate runs every detector over events, in order, as if they came from
+// Evaluate runs every detector over events, in order (every Enricher's
+// Enrich first, then every detector's Detect, event by event), as if they came from
 // the bus partition partition, and returns the alerts raised with their
 // defaults filled. It does not publish them. Events whose id was already
 // evaluated in this partition recently are skipped (the bus redelivers).

@@ -108,3 +108,68 @@ func TestCases(t *testing.T) {
 		})
 	}
 }
+
+// TestSnapshotRestore learns on one detector, restores its snapshot on a
+// fresh one, and checks both raise the same alerts on the same input.
+func TestSnapshotRestore(t *testing.T) {
+	for _, c := range []string{"new_modbus_writer", "mqtt_publish_flood", "new_external_peer"} {
+		learn := readEvents(t, "testdata/plant-learn.jsonl")
+		input := readEvents(t, "testdata/"+c+"/input.jsonl")
+		a := New(Options{})
+		for i := range learn {
+			a.Learn(0, &learn[i])
+		}
+		a.FinishLearning()
+		snap, err := a.Snapshot(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := New(Options{})
+		if err := b.Restore(0, snap); err != nil {
+			t.Fatal(err)
+		}
+		snap2, err := b.Snapshot(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(snap, snap2) {
+			t.Errorf("%s: a restored snapshot snapshots differently", c)
+		}
+		detectAll := func(d *Detector) []string {
+			var out []string
+			for i := range input {
+				ev := input[i]
+				d.Enrich(context.Background(), 0, &ev)
+				d.Detect(context.Background(), 0, &ev, func(al vigil.Alert) { out = append(out, summary(al)+" "+fmt.Sprint(al.Fields["explanation"])) })
+			}
+			return out
+		}
+		got, want := detectAll(b), detectAll(a)
+		if len(want) == 0 || strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%s: restored detector raised\n%s\nthe original\n%s", c, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+}
+
+// TestRestoreRejects checks that a bad snapshot is refused with a reason
+// and leaves the partition's state as it was.
+func TestRestoreRejects(t *testing.T) {
+	d := New(Options{})
+	ev := vigil.Event{ID: "x", DeviceID: "cam-1", Kind: "process", Fields: map[string]any{"process.name": "sh"}}
+	d.Detect(context.Background(), 0, &ev, func(vigil.Alert) {})
+	f := func(snap, want string) {
+		t.Helper()
+		err := d.Restore(0, []byte(snap))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Restore(%s) = %v, want an error with %q", snap, err, want)
+		}
+		if d.Stats().Devices != 1 {
+			t.Errorf("Restore(%s) changed the partition", snap)
+		}
+	}
+	f(`{`, "cannot restore partition 0")
+	f(`{"version":9}`, "snapshot version 9")
+	f(`{"version":1,"entities":[{"key":"a","cohort":"nope"}]}`, `unknown cohort "nope"`)
+	f(`{"version":1,"cohorts":[{"key":"c"}],"entities":[{"key":"ip:x","cohort":"c"}]}`, "invalid address")
+	f(`{"version":1,"cohorts":[{"key":"c"}],"entities":[{"key":"a","cohort":"c","hist":[{"n":99}]}]}`, "rate history out of range")
+}
