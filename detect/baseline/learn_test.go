@@ -1,0 +1,126 @@
+package baseline
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/vigil-iot/vigil"
+)
+
+var t0 = time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+
+// fleet drives a detector with made-up events and collects the alerts.
+type fleet struct {
+	d      *Detector
+	n      int
+	alerts []vigil.Alert
+}
+
+func (f *fleet) send(ev vigil.Event) []vigil.Alert {
+	f.n++
+	ev.ID = "ev-" + time.Duration(f.n).String()
+	var out []vigil.Alert
+	f.d.Enrich(context.Background(), 0, &ev)
+	f.d.Detect(context.Background(), 0, &ev, func(a vigil.Alert) { out = append(out, a) })
+	f.alerts = append(f.alerts, out...)
+	return out
+}
+
+func (f *fleet) inventory(at time.Duration, dev, class string) {
+	f.send(vigil.Event{Time: t0.Add(at), DeviceID: dev, Source: "agent", Kind: vigil.KindInventory, Fields: map[string]any{"device.class": class}})
+}
+
+func (f *fleet) connect(at time.Duration, dev, dst string, port uint16) []vigil.Alert {
+	return f.send(vigil.Event{Time: t0.Add(at), DeviceID: dev, Source: "agent", Kind: vigil.KindNetwork, Action: "connect",
+		Network: &vigil.Network{Transport: "tcp", SrcIP: netip.MustParseAddr("10.0.1.2"), SrcPort: 40000, DstIP: netip.MustParseAddr(dst), DstPort: port}})
+}
+
+// TestLearningAndCohorts checks that alerts are held back while learning,
+// that a value most of the cohort has is not news, that one none has is,
+// and that a device new to a learned cohort is judged against the cohort
+// from its first event.
+func TestLearningAndCohorts(t *testing.T) {
+	f := &fleet{d: New(Options{Learn: time.Hour})}
+	cams := []string{"cam-1", "cam-2", "cam-3", "cam-4", "cam-5"}
+	for _, c := range cams {
+		f.inventory(0, c, vigil.ClassCamera)
+	}
+	for m := time.Duration(0); m < 2*time.Hour; m += 5 * time.Minute {
+		for _, c := range cams {
+			f.connect(m, c, "198.51.100.10", 443)
+		}
+	}
+	// During learning: new, but held back.
+	if a := f.connect(30*time.Minute, "cam-1", "198.51.100.99", 443); len(a) != 0 {
+		t.Errorf("an alert during learning: %v", a[0].Title)
+	}
+	if f.d.Stats().Held == 0 {
+		t.Errorf("nothing counted as held back during learning")
+	}
+	// Four of five cameras start using a second server after learning:
+	// the first three are news to the cohort, the fourth is not (3 of 4
+	// others have it).
+	for i, c := range cams[:4] {
+		a := f.connect(2*time.Hour+time.Duration(i)*time.Minute, c, "198.51.100.20", 443)
+		if news := len(a) > 0; news != (i < 2) {
+			t.Errorf("%s to a server %d of 4 others use: alerted %v", c, i, news)
+		}
+	}
+	// A server no camera uses: news, medium (public), with an explanation.
+	a := f.connect(3*time.Hour, "cam-5", "203.0.113.9", 8080)
+	if len(a) != 1 || a[0].Severity != vigil.SeverityMedium || a[0].Fields["baseline.peer"] != "203.0.113.9" || a[0].Fields["baseline.judged_against"] != "device" {
+		t.Fatalf("new peer: %+v", a)
+	}
+	if a[0].DedupKey == "" || a[0].Fields["baseline.samples"].(float64) < 20 {
+		t.Errorf("new peer alert: dedup key %q, samples %v", a[0].DedupKey, a[0].Fields["baseline.samples"])
+	}
+	// The same again: learned now, no second alert.
+	if a := f.connect(3*time.Hour+time.Minute, "cam-5", "203.0.113.9", 8080); len(a) != 0 {
+		t.Errorf("a second alert for the same peer")
+	}
+	// A camera new to the learned cohort: what its cohort does is not
+	// news from its first event, what none does is, judged by the cohort.
+	f.inventory(4*time.Hour, "cam-6", vigil.ClassCamera)
+	if a := f.connect(4*time.Hour, "cam-6", "198.51.100.10", 443); len(a) != 0 {
+		t.Errorf("a new camera doing what cameras do: %v", a[0].Fields["explanation"])
+	}
+	a = f.connect(4*time.Hour, "cam-6", "192.0.2.66", 23)
+	if len(a) != 1 || a[0].Fields["baseline.judged_against"] != "cohort" {
+		t.Fatalf("a new camera doing what no camera does: %+v", a)
+	}
+}
+
+// TestDriftAndChange checks that a slow drift of a rate is absorbed
+// without an alert while a sudden jump raises one at once.
+func TestDriftAndChange(t *testing.T) {
+	f := &fleet{d: New(Options{Learn: time.Hour})}
+	msg := func(at time.Duration) []vigil.Alert {
+		return f.send(vigil.Event{Time: t0.Add(at), DeviceID: "th-1", Source: "sensor", Kind: "mqtt", Action: "publish",
+			Network: &vigil.Network{Transport: "tcp", SrcIP: netip.MustParseAddr("10.0.2.11"), SrcPort: 40000, DstIP: netip.MustParseAddr("10.0.0.2"), DstPort: 1883},
+			Fields:  map[string]any{"mqtt.topic": "t/1", "mqtt.payload_size": 20.0}})
+	}
+	// 4 hours, from 30 to 60 messages a minute.
+	for m := 0; m < 240; m++ {
+		n := 30 + m/8
+		for i := 0; i < n; i++ {
+			if a := msg(time.Duration(m)*time.Minute + time.Duration(i)*time.Minute/time.Duration(n)); len(a) > 0 {
+				t.Fatalf("minute %d, %d messages: %s", m, n, a[0].Fields["explanation"])
+			}
+		}
+	}
+	var got []vigil.Alert
+	for i := 0; i < 600; i++ {
+		got = append(got, msg(240*time.Minute+time.Duration(i)*50*time.Millisecond)...)
+	}
+	if len(got) == 0 || got[0].RuleID != "baseline.rate_messages" {
+		t.Fatalf("a jump from 60 to 600 messages a minute raised %v", got)
+	}
+	if last := got[len(got)-1]; last.Severity != vigil.SeverityHigh {
+		t.Errorf("a tenfold flood: severity %v, want high", last.Severity)
+	}
+	if _, ok := got[0].Fields["baseline.expected_max"].(float64); !ok {
+		t.Errorf("no expected_max: %v", got[0].Fields)
+	}
+}
