@@ -675,11 +675,14 @@ func (p *part) rateAlert(ev *vigil.Event, e *entity, m metric, j judge, x, med, 
 	fields["baseline.window_seconds"] = p.opts.Window.Seconds()
 	fields["baseline.entity"] = e.key
 	fields["baseline.expected"] = fmt.Sprintf("at most %.0f %s per %s (median %.1f, MAD %.1f, %d windows)", hi, mp.name, p.opts.Window, med, mad, n)
+	// The peer is the other end: the receiver of a sending device's
+	// flood, the sender of what floods a receiver (ip: entities).
 	var entities []string
 	if nw := ev.Network; nw != nil && nw.SrcIP.IsValid() {
 		peer := nw.SrcIP
 		if !strings.HasPrefix(e.key, "ip:") && nw.DstIP.IsValid() {
 			peer = nw.DstIP
+			entities = append(entities, "ip:"+nw.SrcIP.String())
 		}
 		fields["baseline.peer"] = peer.String()
 		entities = append(entities, "ip:"+peer.String())
