@@ -221,7 +221,7 @@ type entity struct {
 	win     int64 // current window index
 	cur     [numMetric]float32
 	alerted [numMetric]uint8 // per metric, the level alerted in the current window (0: none)
-	hist    [numMetric]ringStat
+	hist    [numMetric]ewStat
 }
 
 // cohort is what a partition knows of a cohort of devices.
@@ -557,7 +557,6 @@ func (p *part) rates(ev *vigil.Event, e *entity, t int64, inc *[numMetric]float3
 				ch.push(x, bound(ch.med, ch.mad, k, metrics[m]))
 				x = 0
 			}
-			e.hist[m].fold()
 		}
 		e.cur = [numMetric]float32{}
 		e.alerted = [numMetric]uint8{}
@@ -585,7 +584,7 @@ func (p *part) rates(ev *vigil.Event, e *entity, t int64, inc *[numMetric]float3
 		case j == judgeNone:
 			continue
 		case j == judgeDevice && e.hist[m].n >= minSamples:
-			med, mad, n = e.hist[m].med, e.hist[m].mad, uint32(e.hist[m].n)
+			med, mad, n = e.hist[m].med, e.hist[m].mad, e.hist[m].n
 		case c.hist[m].n >= minSamples:
 			j = judgeCohort
 			med, mad, n = c.hist[m].med, c.hist[m].mad, c.hist[m].n

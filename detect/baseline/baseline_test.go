@@ -171,5 +171,5 @@ func TestRestoreRejects(t *testing.T) {
 	f(`{"version":9}`, "snapshot version 9")
 	f(`{"version":1,"entities":[{"key":"a","cohort":"nope"}]}`, `unknown cohort "nope"`)
 	f(`{"version":1,"cohorts":[{"key":"c"}],"entities":[{"key":"ip:x","cohort":"c"}]}`, "invalid address")
-	f(`{"version":1,"cohorts":[{"key":"c"}],"entities":[{"key":"a","cohort":"c","hist":[{"n":99}]}]}`, "rate history out of range")
+	f(`{"version":1,"cohorts":[{"key":"c"}],"entities":[{"key":"a","cohort":"c","hist":[[-1,0,0]]}]}`, "rate history out of range")
 }

@@ -63,27 +63,67 @@ func BenchmarkDetect(b *testing.B) {
 }
 
 // BenchmarkMemoryPerDevice measures the heap the detector holds per
-// device at 100,000 devices, each having sent 30 events over 30 seconds.
+// device at 100,000 devices: "typical", each having sent 30 events of the
+// BenchmarkDetect mix; "full", each having learned every value it may
+// (MaxValues: 24 peers, 24 destination ports, 24 topics, 24 DNS names) and
+// closed rate windows. Events are made on the fly, so that only the
+// detector's state is measured.
 func BenchmarkMemoryPerDevice(b *testing.B) {
 	const devices = 100_000
-	for i := 0; i < b.N; i++ {
-		evs := benchEvents(devices, 30)
-		emit := func(vigil.Alert) {}
-		ctx := context.Background()
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		d := New(Options{})
-		for i := range evs {
-			d.Enrich(ctx, 0, &evs[i])
-			d.Detect(ctx, 0, &evs[i], emit)
+	for _, full := range []bool{false, true} {
+		name := "typical"
+		if full {
+			name = "full"
 		}
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		st := d.Stats()
-		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(st.Devices), "bytes/device")
-		b.ReportMetric(float64(st.Devices), "devices")
-		runtime.KeepAlive(d)
-		runtime.KeepAlive(evs)
+		b.Run(name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				d := New(Options{})
+				if full {
+					fillFull(d, devices)
+				} else {
+					for r := 0; r < 30; r++ {
+						for _, ev := range benchEvents(devices, 1) {
+							ev.Time = t0.Add(time.Duration(r) * time.Second)
+							d.Detect(context.Background(), 0, &ev, func(vigil.Alert) {})
+						}
+					}
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				st := d.Stats()
+				b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(st.Devices), "bytes/device")
+				b.ReportMetric(float64(st.Devices), "devices")
+				runtime.KeepAlive(d)
+			}
+		})
+	}
+}
+
+// fillFull gives each of n devices MaxValues learned values and rate
+// history, with one reused event.
+func fillFull(d *Detector, n int) {
+	ev := vigil.Event{Source: "sensor", Network: &vigil.Network{Transport: "tcp"}}
+	emit := func(vigil.Alert) {}
+	for dev := 0; dev < n; dev++ {
+		ev.DeviceID = fmt.Sprintf("mac:02:00:%02x:%02x:%02x:01", byte(dev>>16), byte(dev>>8), byte(dev))
+		ev.Network.SrcIP = netip.AddrFrom4([4]byte{10, byte(dev >> 16), byte(dev >> 8), byte(dev)})
+		for v := 0; v < 24; v++ {
+			at := t0.Add(time.Duration(v) * time.Minute)
+			ev.Time = at
+			ev.Kind, ev.Action = "flow", "flow"
+			ev.Network.DstIP = netip.AddrFrom4([4]byte{172, 16, 0, byte(v)})
+			ev.Network.DstPort = uint16(1000 + v)
+			ev.Fields = map[string]any{"flow.reason": "end", "flow.bytes_toserver": 100.0}
+			d.Detect(context.Background(), 0, &ev, emit)
+			ev.Kind, ev.Action = "mqtt", "publish"
+			ev.Fields = map[string]any{"mqtt.topic": fmt.Sprintf("t/%d", v)}
+			d.Detect(context.Background(), 0, &ev, emit)
+			ev.Kind, ev.Action = "dns", "query"
+			ev.Fields = map[string]any{"dns.question.name": fmt.Sprintf("n%d.example", v)}
+			d.Detect(context.Background(), 0, &ev, emit)
+		}
 	}
 }

@@ -2,76 +2,22 @@ package baseline
 
 import "math"
 
-// histLen is how many closed windows a device's rate history keeps.
+// histLen bounds the empty windows pushed after a silence.
 const histLen = 32
 
 // madScale turns a median absolute deviation into the standard deviation
 // of a normal distribution with the same spread.
 const madScale = 1.4826
 
-// ringStat is the rate history of one metric of one device: the last
-// histLen closed windows, from which the median and the median absolute
-// deviation are computed exactly when a window closes. A window above the
-// upper bound enters the history clipped to it (winsorized), so a flood
-// does not teach the baseline that floods are normal, while a lasting
-// change moves the median within histLen/2 windows (drift is absorbed).
-type ringStat struct {
-	v   [histLen]float32
-	n   uint8 // windows held, up to histLen
-	i   uint8 // next slot
-	med float32
-	mad float32
-}
-
-// push adds a closed window's value, clipped to the current upper bound
-// lim (no clipping when lim is 0 or the history is short). The median and
-// MAD are recomputed by fold.
-func (r *ringStat) push(x, lim float32) {
-	if lim > 0 && x > lim && r.n >= minSamples {
-		x = lim
-	}
-	r.v[r.i] = x
-	r.i = (r.i + 1) % histLen
-	if r.n < histLen {
-		r.n++
-	}
-}
-
-// fold recomputes the median and the MAD of the history.
-func (r *ringStat) fold() {
-	var a [histLen]float32
-	s := a[:r.n]
-	copy(s, r.v[:r.n])
-	r.med = median(s)
-	for j := range s {
-		s[j] = float32(math.Abs(float64(s[j] - r.med)))
-	}
-	r.mad = median(s)
-}
-
-// median sorts s in place and returns its median.
-func median(s []float32) float32 {
-	for i := 1; i < len(s); i++ { // insertion sort: at most 32 values
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
-	if len(s) == 0 {
-		return 0
-	}
-	m := len(s) / 2
-	if len(s)%2 == 1 {
-		return s[m]
-	}
-	return (s[m-1] + s[m]) / 2
-}
-
-// ewStat is the rate baseline of a cohort (and the second method measured,
-// see docs/anomaly.md): a streaming estimate of the median by stochastic
-// approximation (each value moves it a step towards itself, the step
-// proportional to the spread) and an exponentially weighted mean absolute
-// deviation. It takes 12 bytes whatever the history, which is why cohorts,
-// fed by every member, use it.
+// ewStat is the rate baseline of one metric of a device or a cohort: a
+// streaming estimate of the median by stochastic approximation (each
+// window moves it a step towards its value, the step proportional to the
+// spread) and an exponentially weighted mean absolute deviation from it.
+// A window above the upper bound enters clipped to it (winsorized), so a
+// flood does not teach the baseline that floods are normal, while a lasting
+// change moves the median within tens of windows (drift is absorbed). It
+// takes 12 bytes whatever the history. docs/anomaly.md says why it was
+// kept over an exact median/MAD of the last windows and a mean/stddev.
 type ewStat struct {
 	med float32
 	mad float32

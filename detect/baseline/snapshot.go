@@ -3,6 +3,7 @@ package baseline
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/netip"
 	"sort"
 	"strings"
@@ -36,26 +37,18 @@ type snapCohort struct {
 }
 
 type snapEntity struct {
-	Key     string              `json:"key"`
-	Cohort  string              `json:"cohort"`
-	First   int64               `json:"first"`
-	Last    int64               `json:"last"`
-	Events  uint32              `json:"events"`
-	Ready   bool                `json:"ready,omitempty"`
-	FCount  [numFam]uint8       `json:"fcount"`
-	Vals    []uint64            `json:"vals,omitempty"`
-	Win     int64               `json:"win"`
-	Cur     [numMetric]float32  `json:"cur"`
-	Alerted [numMetric]uint8    `json:"alerted"`
-	Hist    [numMetric]snapRing `json:"hist"`
-}
-
-type snapRing struct {
-	V   [histLen]float32 `json:"v"`
-	N   uint8            `json:"n"`
-	I   uint8            `json:"i"`
-	Med float32          `json:"med"`
-	MAD float32          `json:"mad"`
+	Key     string                `json:"key"`
+	Cohort  string                `json:"cohort"`
+	First   int64                 `json:"first"`
+	Last    int64                 `json:"last"`
+	Events  uint32                `json:"events"`
+	Ready   bool                  `json:"ready,omitempty"`
+	FCount  [numFam]uint8         `json:"fcount"`
+	Vals    []uint64              `json:"vals,omitempty"`
+	Win     int64                 `json:"win"`
+	Cur     [numMetric]float32    `json:"cur"`
+	Alerted [numMetric]uint8      `json:"alerted"`
+	Hist    [numMetric][3]float64 `json:"hist"` // median, MAD, samples
 }
 
 // Partitions returns the partitions the detector has state for, in order.
@@ -83,7 +76,7 @@ func (d *Detector) Snapshot(partition int) ([]byte, error) {
 		}
 		sort.Slice(sc.Counts, func(i, j int) bool { return sc.Counts[i][0] < sc.Counts[j][0] })
 		for m := range numMetric {
-			sc.Hist[m] = [3]float64{float64(c.hist[m].med), float64(c.hist[m].mad), float64(c.hist[m].n)}
+			sc.Hist[m] = c.hist[m].snap()
 		}
 		s.Cohorts = append(s.Cohorts, sc)
 	}
@@ -91,8 +84,7 @@ func (d *Detector) Snapshot(partition int) ([]byte, error) {
 		se := snapEntity{Key: e.key, Cohort: e.cohort.key, First: e.first, Last: e.last, Events: e.events, Ready: e.ready,
 			FCount: e.fcount, Vals: e.vals, Win: e.win, Cur: e.cur, Alerted: e.alerted}
 		for m := range numMetric {
-			r := &e.hist[m]
-			se.Hist[m] = snapRing{V: r.v, N: r.n, I: r.i, Med: r.med, MAD: r.mad}
+			se.Hist[m] = e.hist[m].snap()
 		}
 		s.Entities = append(s.Entities, se)
 	}
@@ -138,7 +130,9 @@ func (d *Detector) Restore(partition int, b []byte) error {
 			c.counts[kv[0]] = uint32(kv[1])
 		}
 		for m := range numMetric {
-			c.hist[m] = ewStat{med: float32(sc.Hist[m][0]), mad: float32(sc.Hist[m][1]), n: uint32(sc.Hist[m][2])}
+			if err := c.hist[m].restore(sc.Hist[m]); err != nil {
+				return fmt.Errorf("cannot restore partition %d: cohort %d: %w", partition, i, err)
+			}
 		}
 		p.cohorts[c.key] = c
 	}
@@ -153,11 +147,9 @@ func (d *Detector) Restore(partition int, b []byte) error {
 			return fmt.Errorf("cannot restore partition %d: entity %d: %d values, more than %d", partition, i, len(e.vals), d.opts.MaxValues)
 		}
 		for m := range numMetric {
-			r := se.Hist[m]
-			if r.N > histLen || r.I >= histLen {
-				return fmt.Errorf("cannot restore partition %d: entity %d: rate history out of range", partition, i)
+			if err := e.hist[m].restore(se.Hist[m]); err != nil {
+				return fmt.Errorf("cannot restore partition %d: entity %d: %w", partition, i, err)
 			}
-			e.hist[m] = ringStat{v: r.V, n: r.N, i: r.I, med: r.Med, mad: r.MAD}
 		}
 		if ip, ok := strings.CutPrefix(e.key, "ip:"); ok {
 			a, err := netip.ParseAddr(ip)
@@ -179,5 +171,19 @@ func (d *Detector) Restore(partition int, b []byte) error {
 	d.mu.Lock()
 	d.parts[partition] = p
 	d.mu.Unlock()
+	return nil
+}
+
+func (e *ewStat) snap() [3]float64 {
+	return [3]float64{float64(e.med), float64(e.mad), float64(e.n)}
+}
+
+func (e *ewStat) restore(v [3]float64) error {
+	for _, x := range v {
+		if math.IsNaN(x) || x < 0 || x > math.MaxFloat32 {
+			return fmt.Errorf("rate history out of range")
+		}
+	}
+	*e = ewStat{med: float32(v[0]), mad: float32(v[1]), n: uint32(min(v[2], math.MaxUint32))}
 	return nil
 }
