@@ -626,7 +626,7 @@ func (p *part) noveltyAlert(ev *vigil.Event, found []finding) vigil.Alert {
 	for _, g := range found {
 		feats = append(feats, families[g.o.fam].name+"="+g.o.display()+" ("+g.e.key+")")
 	}
-	fields := p.baselineFields(e, f.j, float64(e.cohort.events))
+	fields := p.baselineFields(e, f.j, sampleCount(e, f.j))
 	fields["baseline.feature"] = fi.name
 	fields["baseline.observed"] = val
 	fields["baseline.entity"] = e.key

@@ -77,6 +77,9 @@ func TestCases(t *testing.T) {
 			var lines []string
 			for _, a := range alerts {
 				lines = append(lines, summary(a))
+				if n, ok := a.Fields["baseline.samples"].(float64); !ok || !strings.Contains(fmt.Sprint(a.Fields["explanation"]), fmt.Sprintf(" %d ", int(n))) {
+					t.Errorf("alert %s: baseline.samples %v not the explanation's: %v", a.RuleID, a.Fields["baseline.samples"], a.Fields["explanation"])
+				}
 				for _, k := range []string{"baseline.feature", "baseline.observed", "baseline.expected", "baseline.judged_against", "baseline.learned_seconds", "baseline.samples", "explanation"} {
 					if _, ok := a.Fields[k]; !ok {
 						t.Errorf("alert %s has no %s: %v", a.RuleID, k, a.Fields)
