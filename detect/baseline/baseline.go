@@ -22,13 +22,20 @@ const (
 	DefaultCohortShare = 0.5
 	DefaultMaxPerFam   = 24
 	DefaultMaxValues   = 96
-	DefaultMaxDevices  = 200_000
+	DefaultMaxDevices  = 131_072
 	DefaultK           = 6
 )
 
 // minSamples is how many closed windows a rate history needs before it is
 // used; until then the cohort's is.
 const minSamples = 8
+
+// maxCohorts bounds the cohorts of a partition; a device whose class,
+// vendor and model would make one more stays in its cohort.
+const maxCohorts = 1024
+
+// maxCohortPart bounds the class, vendor and model in a cohort key.
+const maxCohortPart = 64
 
 // maxCohortValues bounds the value counts a cohort keeps; past it,
 // values seen by one member only are dropped.
@@ -330,19 +337,42 @@ func (p *part) drop(e *entity) {
 	e.cohort.members--
 }
 
-// setCohort moves e to the cohort of class, vendor and model.
+// setCohort moves e to the cohort of class, vendor and model, taking its
+// values out of the old cohort's counts (a device that hops between
+// cohorts must not make its values look common in all of them).
 func (p *part) setCohort(e *entity, class, vendor, model string, t int64) {
+	class, vendor, model = clip(class), clip(vendor), clip(model)
 	key := cohortKey(class, vendor, model)
 	if key == e.cohort.key {
 		return
 	}
-	e.cohort.members--
+	if p.cohorts[key] == nil && len(p.cohorts) >= maxCohorts {
+		p.saturated++
+		return // stays where it is
+	}
+	old := e.cohort
+	old.members--
+	for _, h := range e.vals {
+		if n := old.counts[h]; n > 1 {
+			old.counts[h] = n - 1
+		} else {
+			delete(old.counts, h)
+		}
+	}
 	c := p.cohortFor(key, class, t)
 	c.members++
 	e.cohort = c
 	for _, h := range e.vals {
 		p.countCohort(c, h)
 	}
+}
+
+// clip bounds a cohort key part taken from an event.
+func clip(s string) string {
+	if len(s) > maxCohortPart {
+		return s[:maxCohortPart]
+	}
+	return s
 }
 
 // cohortKey is the class, refined by vendor and model when known.

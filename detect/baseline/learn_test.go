@@ -124,3 +124,28 @@ func TestDriftAndChange(t *testing.T) {
 		t.Errorf("no expected_max: %v", got[0].Fields)
 	}
 }
+
+// TestCohortHopping checks that a device moving between cohorts takes its
+// values out of the cohort it leaves: hopping in and out must not make a
+// value look common to the cohort.
+func TestCohortHopping(t *testing.T) {
+	f := &fleet{d: New(Options{Learn: time.Hour})}
+	for _, c := range []string{"cam-1", "cam-2", "cam-3"} {
+		f.inventory(0, c, vigil.ClassCamera)
+		f.connect(0, c, "198.51.100.10", 443)
+	}
+	f.inventory(0, "evil", vigil.ClassCamera)
+	f.connect(0, "evil", "203.0.113.66", 4444)
+	for i := 0; i < 5; i++ {
+		f.inventory(time.Duration(i)*time.Second, "evil", "thermostat")
+		f.inventory(time.Duration(i)*time.Second, "evil", vigil.ClassCamera)
+	}
+	f.d.FinishLearning()
+	if a := f.connect(2*time.Hour, "cam-1", "203.0.113.66", 4444); len(a) != 1 {
+		t.Fatalf("a camera reaching the peer only the hopper knows raised %d alerts, want 1", len(a))
+	}
+	p := f.d.part(0)
+	if n := p.cohorts[vigil.ClassCamera].members; n != 4 {
+		t.Errorf("camera cohort has %d members, want 4", n)
+	}
+}
