@@ -473,7 +473,7 @@ func (p *part) process(ev *vigil.Event, enrich bool) {
 		}
 	}
 	var inc [2][numMetric]float32
-	p.obs = extract(ev, p.obs[:0], &inc)
+	p.obs = extract(ev, p.obs[:0], &inc, p.opts.Window.Seconds())
 
 	ents := [2]*entity{subj, tgt}
 	for i, e := range ents {

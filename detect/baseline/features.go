@@ -101,7 +101,8 @@ type obs struct {
 }
 
 // extract appends the observations and rate increments of ev.
-func extract(ev *vigil.Event, out []obs, inc *[2][numMetric]float32) []obs {
+// window is the rate window in seconds.
+func extract(ev *vigil.Event, out []obs, inc *[2][numMetric]float32, window float64) []obs {
 	nw := ev.Network
 	var src, dst netip.Addr
 	if nw != nil {
@@ -163,16 +164,22 @@ func extract(ev *vigil.Event, out []obs, inc *[2][numMetric]float32) []obs {
 		}
 		return out
 	case "flow":
-		if r := str("flow.reason"); r == "periodic" {
-			b1, _ := num("flow.bytes_toserver")
-			b2, _ := num("flow.bytes_toclient")
-			inc[subject][metBytes] += float32(b1 + b2)
+		// Flow records carry the bytes since the flow started (a periodic
+		// record every interval, then the final one): counted as the
+		// flow's average per window, so a long connection neither adds
+		// its growing total each interval nor lands whole in its last
+		// window.
+		b1, _ := num("flow.bytes_toserver")
+		b2, _ := num("flow.bytes_toclient")
+		bytes := float64(b1 + b2)
+		if d, ok := ev.Fields["flow.duration"].(float64); ok && d > window {
+			bytes *= window / d
+		}
+		inc[subject][metBytes] += float32(bytes)
+		if str("flow.reason") == "periodic" {
 			return out
 		}
 		inc[subject][metConns]++
-		b1, _ := num("flow.bytes_toserver")
-		b2, _ := num("flow.bytes_toclient")
-		inc[subject][metBytes] += float32(b1 + b2)
 		if dst.IsValid() {
 			addIP(subject, famPeerOut, dst)
 			addIP(target, famPeerIn, src)

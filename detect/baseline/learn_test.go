@@ -149,3 +149,30 @@ func TestCohortHopping(t *testing.T) {
 		t.Errorf("camera cohort has %d members, want 4", n)
 	}
 }
+
+// TestLongFlowBytes checks that a long connection's periodic flow records,
+// which carry its bytes since the start, do not grow the byte rate they
+// are judged by: a steady 10 KB a minute over hours, reported every
+// minute and judged in 10-second windows among short flows of 4 KB each,
+// raises nothing.
+func TestLongFlowBytes(t *testing.T) {
+	f := &fleet{d: New(Options{Learn: time.Hour, Window: 10 * time.Second})}
+	short := func(at time.Duration) []vigil.Alert {
+		return f.send(vigil.Event{Time: t0.Add(at), DeviceID: "gw-1", Source: "sensor", Kind: "flow", Action: "flow",
+			Network: &vigil.Network{Transport: "tcp", SrcIP: netip.MustParseAddr("10.0.2.11"), SrcPort: 41000, DstIP: netip.MustParseAddr("10.0.0.3"), DstPort: 443},
+			Fields:  map[string]any{"flow.reason": "end", "flow.duration": 0.5, "flow.bytes_toserver": 3000.0, "flow.bytes_toclient": 1000.0}})
+	}
+	for m := 1; m <= 240; m++ {
+		for s := 0; s < 6; s++ {
+			if a := short(time.Duration(m)*time.Minute + time.Duration(s)*10*time.Second + time.Second); len(a) > 0 {
+				t.Fatalf("minute %d: %s", m, a[0].Fields["explanation"])
+			}
+		}
+		a := f.send(vigil.Event{Time: t0.Add(time.Duration(m) * time.Minute), DeviceID: "gw-1", Source: "sensor", Kind: "flow", Action: "flow",
+			Network: &vigil.Network{Transport: "tcp", SrcIP: netip.MustParseAddr("10.0.2.11"), SrcPort: 40000, DstIP: netip.MustParseAddr("10.0.0.2"), DstPort: 1883},
+			Fields:  map[string]any{"flow.reason": "periodic", "flow.duration": float64(m * 60), "flow.bytes_toserver": float64(m * 10000), "flow.bytes_toclient": 0.0}})
+		if len(a) > 0 {
+			t.Fatalf("minute %d: %s", m, a[0].Fields["explanation"])
+		}
+	}
+}
