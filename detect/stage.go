@@ -80,8 +80,9 @@ type Stage struct {
 // Contract: the stage calls Enrich on every enricher, in detector order,
 // before any detector's Detect sees the event, with the same partition
 // rules as Detect. Enrich may add fields to ev.Fields (making the map when
-// it is nil) under its own prefix; it must not change or remove fields
-// already there, nor keep ev after it returns. The event is the stage's
+// it is nil) under its own prefix, and remove fields under that prefix
+// that came with the event (a source must not speak for it); it must not
+// change or remove other fields, nor keep ev after it returns. The event is the stage's
 // own decoded copy: what Enrich adds is seen by the detectors and carried
 // into nothing else (the store keeps the event as ingested).
 type Enricher interface {

@@ -116,10 +116,23 @@ func (d *Detector) Name() string { return Name }
 // Enrich learns from ev, judges it against the baselines and sets
 // baseline.* fields on ev for what is new. The alerts it makes are raised
 // by the Detect call that follows for the same event.
+//
+// The baseline.* names are the detector's: fields under them that came
+// with the event (from a source that should not set them) are removed
+// first, so a rule matching baseline.new_writer sees only the baseline's
+// word.
 func (d *Detector) Enrich(_ context.Context, partition int, ev *vigil.Event) {
+	for k := range ev.Fields {
+		if strings.HasPrefix(k, fieldPrefix) {
+			delete(ev.Fields, k)
+		}
+	}
 	p := d.part(partition)
 	p.process(ev, true)
 }
+
+// fieldPrefix is the prefix of the fields Enrich sets.
+const fieldPrefix = "baseline."
 
 // Detect raises the alerts of ev. When the stage did not call Enrich first
 // (the detector used alone), it learns and judges ev itself, without

@@ -176,3 +176,18 @@ func TestLongFlowBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestEnrichOwnsPrefix checks that baseline.* fields that come with an
+// event are removed by Enrich: a source cannot claim a new writer.
+func TestEnrichOwnsPrefix(t *testing.T) {
+	d := New(Options{})
+	ev := vigil.Event{ID: "x", Time: t0, DeviceID: "plc-1", Kind: "modbus", Action: "request",
+		Fields: map[string]any{"baseline.new_writer": true, "modbus.function_code": 6.0}}
+	d.Enrich(context.Background(), 0, &ev)
+	if _, ok := ev.Fields["baseline.new_writer"]; ok {
+		t.Errorf("a source's baseline.new_writer survived Enrich (the device is learning: nothing is new)")
+	}
+	if ev.Fields["modbus.function_code"] != 6.0 {
+		t.Errorf("Enrich removed another field")
+	}
+}
