@@ -177,6 +177,7 @@ type Stats struct {
 	Held     uint64 `json:"held"`     // alerts held back because the baseline was learning
 	Evicted  uint64 `json:"evicted"`  // devices evicted for MaxDevices
 	Saturate uint64 `json:"saturate"` // values not learned because a family or the device was full
+	Limited  uint64 `json:"limited"`  // novelties that raised no alert: their family already alerted for the device in the window
 }
 
 // Stats returns the detector's counters. It must not run concurrently
@@ -191,6 +192,7 @@ func (d *Detector) Stats() Stats {
 		s.Held += p.held
 		s.Evicted += p.evicted
 		s.Saturate += p.saturated
+		s.Limited += p.limited
 	}
 	return s
 }
@@ -218,7 +220,7 @@ type part struct {
 	pending   []vigil.Alert
 	learnOnly bool
 
-	held, evicted, saturated uint64
+	held, evicted, saturated, limited uint64
 
 	obs []obs // scratch
 }
@@ -237,6 +239,9 @@ type entity struct {
 	ready  bool // learning ended by FinishLearning
 	fcount [numFam]uint8
 	vals   []uint64 // hashes of the learned values
+
+	novWin  int64  // window of novMask
+	novMask uint32 // families that raised a novelty alert in window novWin
 
 	win     int64 // current window index
 	cur     [numMetric]float32
@@ -524,7 +529,30 @@ func (p *part) process(ev *vigil.Event, enrich bool) {
 			ev.Fields[families[f.o.fam].field] = true
 		}
 	}
-	p.pending = append(p.pending, p.noveltyAlert(ev, found))
+	// One novelty alert per device and family a window: a device new to
+	// its cohort, or a scan, would otherwise raise one per value. The
+	// values are learned and the events enriched all the same (a Sigma
+	// correlation counts them); Stats().Limited counts them.
+	w := t / int64(p.opts.Window)
+	alerting := found[:0:0]
+	for _, f := range found {
+		e := f.e
+		if e.novWin != w {
+			e.novWin, e.novMask = w, 0
+		}
+		if e.novMask&(1<<f.o.fam) != 0 {
+			p.limited++
+			continue
+		}
+		alerting = append(alerting, f)
+	}
+	for _, f := range alerting {
+		f.e.novMask |= 1 << f.o.fam
+	}
+	if len(alerting) == 0 {
+		return
+	}
+	p.pending = append(p.pending, p.noveltyAlert(ev, alerting))
 }
 
 // novel learns the value of o for e and reports a finding when it is news.

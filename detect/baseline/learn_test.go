@@ -2,6 +2,7 @@ package baseline
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -189,5 +190,37 @@ func TestEnrichOwnsPrefix(t *testing.T) {
 	}
 	if ev.Fields["modbus.function_code"] != 6.0 {
 		t.Errorf("Enrich removed another field")
+	}
+}
+
+// TestNoveltyLimit checks that a burst of new values of one family raises
+// one alert a window, while every event is still enriched.
+func TestNoveltyLimit(t *testing.T) {
+	f := &fleet{d: New(Options{Learn: time.Minute})}
+	pub := func(at time.Duration, topic string) (vigil.Event, []vigil.Alert) {
+		ev := vigil.Event{ID: topic, Time: t0.Add(at), DeviceID: "th-1", Source: "sensor", Kind: "mqtt", Action: "publish",
+			Network: &vigil.Network{Transport: "tcp", SrcIP: netip.MustParseAddr("10.0.2.11"), SrcPort: 40000, DstIP: netip.MustParseAddr("10.0.0.2"), DstPort: 1883},
+			Fields:  map[string]any{"mqtt.topic": topic}}
+		var out []vigil.Alert
+		f.d.Enrich(context.Background(), 0, &ev)
+		f.d.Detect(context.Background(), 0, &ev, func(a vigil.Alert) { out = append(out, a) })
+		return ev, out
+	}
+	for m := 0; m < 5; m++ {
+		pub(time.Duration(m)*time.Minute, "t/normal")
+	}
+	alerts := 0
+	for i := 0; i < 10; i++ {
+		ev, a := pub(5*time.Minute+time.Duration(i)*time.Second, fmt.Sprintf("t/new/%d", i))
+		alerts += len(a)
+		if ev.Fields["baseline.new_topic"] != true {
+			t.Errorf("new topic %d not enriched", i)
+		}
+	}
+	if alerts != 1 || f.d.Stats().Limited != 9 {
+		t.Errorf("10 new topics in a window: %d alerts, %d limited; want 1 and 9", alerts, f.d.Stats().Limited)
+	}
+	if _, a := pub(6*time.Minute, "t/new/next-window"); len(a) != 1 {
+		t.Errorf("a new topic in the next window: %d alerts, want 1", len(a))
 	}
 }

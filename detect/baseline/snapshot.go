@@ -23,6 +23,7 @@ type snapshot struct {
 	Held      uint64       `json:"held"`
 	Evicted   uint64       `json:"evicted"`
 	Saturated uint64       `json:"saturated"`
+	Limited   uint64       `json:"limited"`
 }
 
 type snapCohort struct {
@@ -45,6 +46,8 @@ type snapEntity struct {
 	Ready   bool                  `json:"ready,omitempty"`
 	FCount  [numFam]uint8         `json:"fcount"`
 	Vals    []uint64              `json:"vals,omitempty"`
+	NovWin  int64                 `json:"nov_win"`
+	NovMask uint32                `json:"nov_mask"`
 	Win     int64                 `json:"win"`
 	Cur     [numMetric]float32    `json:"cur"`
 	Alerted [numMetric]uint8      `json:"alerted"`
@@ -68,7 +71,7 @@ func (d *Detector) Partitions() []int {
 // detector has not seen gives an empty snapshot.
 func (d *Detector) Snapshot(partition int) ([]byte, error) {
 	p := d.part(partition)
-	s := snapshot{Version: snapshotVersion, Held: p.held, Evicted: p.evicted, Saturated: p.saturated}
+	s := snapshot{Version: snapshotVersion, Held: p.held, Evicted: p.evicted, Saturated: p.saturated, Limited: p.limited}
 	for _, c := range p.cohorts {
 		sc := snapCohort{Key: c.key, Class: c.class, First: c.first, Last: c.last, Events: c.events, Ready: c.ready}
 		for h, n := range c.counts {
@@ -82,7 +85,7 @@ func (d *Detector) Snapshot(partition int) ([]byte, error) {
 	}
 	add := func(e *entity) {
 		se := snapEntity{Key: e.key, Cohort: e.cohort.key, First: e.first, Last: e.last, Events: e.events, Ready: e.ready,
-			FCount: e.fcount, Vals: e.vals, Win: e.win, Cur: e.cur, Alerted: e.alerted}
+			FCount: e.fcount, Vals: e.vals, NovWin: e.novWin, NovMask: e.novMask, Win: e.win, Cur: e.cur, Alerted: e.alerted}
 		for m := range numMetric {
 			se.Hist[m] = e.hist[m].snap()
 		}
@@ -120,7 +123,7 @@ func (d *Detector) Restore(partition int, b []byte) error {
 		return fmt.Errorf("cannot restore partition %d: snapshot version %d, want %d", partition, s.Version, snapshotVersion)
 	}
 	p := newPart(d.opts)
-	p.held, p.evicted, p.saturated = s.Held, s.Evicted, s.Saturated
+	p.held, p.evicted, p.saturated, p.limited = s.Held, s.Evicted, s.Saturated, s.Limited
 	for i, sc := range s.Cohorts {
 		if sc.Key == "" || p.cohorts[sc.Key] != nil {
 			return fmt.Errorf("cannot restore partition %d: cohort %d: empty or repeated key", partition, i)
@@ -142,7 +145,7 @@ func (d *Detector) Restore(partition int, b []byte) error {
 			return fmt.Errorf("cannot restore partition %d: entity %d: unknown cohort %q", partition, i, se.Cohort)
 		}
 		e := &entity{key: se.Key, cohort: c, first: se.First, last: se.Last, events: se.Events, ready: se.Ready,
-			fcount: se.FCount, vals: se.Vals, win: se.Win, cur: se.Cur, alerted: se.Alerted}
+			fcount: se.FCount, vals: se.Vals, novWin: se.NovWin, novMask: se.NovMask, win: se.Win, cur: se.Cur, alerted: se.Alerted}
 		if len(e.vals) > d.opts.MaxValues {
 			return fmt.Errorf("cannot restore partition %d: entity %d: %d values, more than %d", partition, i, len(e.vals), d.opts.MaxValues)
 		}

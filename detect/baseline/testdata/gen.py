@@ -80,5 +80,12 @@ case("new_mqtt_topic", [ev(1950, SENSORS[1][0], "mqtt", "publish", SENSORS[1][1]
      {"mqtt.topic": "plant/actuators/valve-3/set", "mqtt.payload_size": 4, "mqtt.qos": 1}, prefix="attack")])
 case("mqtt_publish_flood", [ev(1950 + i * 0.05, SENSORS[2][0], "mqtt", "publish", SENSORS[2][1], 40002, BROKER, 1883,
      {"mqtt.topic": "plant/th-3/temp", "mqtt.payload_size": 24, "mqtt.qos": 0}, prefix="attack") for i in range(600)])
+bf = []
+for i in range(30):
+    bf.append(ev(1950 + i * 0.5, "mac:02:00:00:00:00:99", "mqtt", "connect", "10.0.9.9", 45000 + i, BROKER, 1883,
+                 {"mqtt.client_id": "x%d" % i, "mqtt.username": "admin", "mqtt.password_present": True}, prefix="attack"))
+    bf.append(ev(1950 + i * 0.5 + 0.01, "mac:02:00:00:00:00:02", "mqtt", "connack", BROKER, 1883, "10.0.9.9", 45000 + i,
+                 {"mqtt.reason_code": 5, "mqtt.reason": "not_authorized"}, outcome="failure", prefix="attack"))
+case("mqtt_auth_bruteforce", bf)
 case("new_external_peer", [ev(1950, "mac:02:00:00:00:00:07", "flow", "flow", CAM, 42000, "203.0.113.66", 4444,
      {"flow.reason": "end", "flow.bytes_toserver": 90000, "flow.bytes_toclient": 300}, prefix="attack")])
