@@ -44,6 +44,13 @@ func TestDetectLearn(t *testing.T) {
 		t.Errorf("summary missing:\n%s", out)
 	}
 
+	// A scan of unit ids by the known master: the baseline marks each new
+	// unit id, and the pack's unit id scan correlation counts them.
+	out, code = run(t, "detect", "--learn", filepath.Join(dir, "modbus_unit_scan", "learn.jsonl"), "--input", filepath.Join(dir, "modbus_unit_scan", "input.jsonl"))
+	if code != 0 || !strings.Contains(out, `"rule_id":"cb7fc45f-d1d3-4257-b135-1cfae0f91c66"`) {
+		t.Errorf("unit id scan: exit %d, no Modbus unit id scan alert:\n%s", code, out)
+	}
+
 	out, code = run(t, "detect", "--learn", filepath.Join(dir, "normal_traffic", "learn.jsonl"), "--input", filepath.Join(dir, "normal_traffic", "input.jsonl"))
 	if code != 0 || !strings.Contains(out, "alerts=0") {
 		t.Errorf("normal traffic: exit %d:\n%s", code, out)

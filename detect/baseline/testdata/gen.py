@@ -87,5 +87,8 @@ for i in range(30):
     bf.append(ev(1950 + i * 0.5 + 0.01, "mac:02:00:00:00:00:02", "mqtt", "connack", BROKER, 1883, "10.0.9.9", 45000 + i,
                  {"mqtt.reason_code": 5, "mqtt.reason": "not_authorized"}, outcome="failure", prefix="attack"))
 case("mqtt_auth_bruteforce", bf)
+# the master itself reads unit ids 1..30 of the PLC's gateway address within 30 s
+case("modbus_unit_scan", [ev(1950 + u, "mac:02:00:00:00:00:09", "modbus", "request", MASTER, 50211, PLC, 502,
+     {"modbus.function_code": 3, "modbus.unit_id": u, "modbus.address": 0, "modbus.quantity": 1, "modbus.table": "holding_registers", "modbus.write": False}, prefix="attack") for u in range(2, 32)])
 case("new_external_peer", [ev(1950, "mac:02:00:00:00:00:07", "flow", "flow", CAM, 42000, "203.0.113.66", 4444,
      {"flow.reason": "end", "flow.bytes_toserver": 90000, "flow.bytes_toclient": 300}, prefix="attack")])
