@@ -129,7 +129,8 @@ func runLearnDetect(o learnDetectOptions, w io.Writer) (learnDetectStats, error)
 func readEventLines(r io.Reader, fn func(line int, ev *vigil.Event, err error)) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), maxEventLine)
-	for n := 1; sc.Scan(); n++ {
+	n := 1
+	for ; sc.Scan(); n++ {
 		b := bytes.TrimSpace(sc.Bytes())
 		if len(b) == 0 {
 			continue
@@ -145,7 +146,10 @@ func readEventLines(r io.Reader, fn func(line int, ev *vigil.Event, err error)) 
 		}
 		fn(n, &ev, nil)
 	}
-	return sc.Err()
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("line %d: %w (a line may have at most %d bytes)", n, err, maxEventLine)
+	}
+	return nil
 }
 
 // describeJSONError says where a JSON error is, without quoting the line.
