@@ -237,6 +237,7 @@ type entity struct {
 	last   int64 // event time of the latest event
 	events uint32
 	ready  bool // learning ended by FinishLearning
+	rebase bool // the next event starts the rate windows afresh (set by FinishLearning)
 	fcount [numFam]uint8
 	vals   []uint64 // hashes of the learned values
 
@@ -267,10 +268,10 @@ const unclassified = "unclassified"
 
 func (p *part) finish() {
 	for _, e := range p.ents {
-		e.ready = true
+		e.ready, e.rebase = true, true
 	}
 	for _, e := range p.ipents {
-		e.ready = true
+		e.ready, e.rebase = true, true
 	}
 	for _, c := range p.cohorts {
 		c.ready = true
@@ -537,7 +538,7 @@ func (p *part) process(ev *vigil.Event, enrich bool) {
 	alerting := found[:0:0]
 	for _, f := range found {
 		e := f.e
-		if e.novWin != w {
+		if w > e.novWin || e.novMask == 0 {
 			e.novWin, e.novMask = w, 0
 		}
 		if e.novMask&(1<<f.o.fam) != 0 {
@@ -617,6 +618,15 @@ func (p *part) rates(ev *vigil.Event, e *entity, t int64, inc *[numMetric]float3
 	c := e.cohort
 	k := float32(p.opts.K)
 	switch {
+	case e.rebase:
+		// The first event after FinishLearning: what follows may start at
+		// any time (before the learnt events, or days after), so the
+		// windows start there; the window in progress is dropped unjudged
+		// and no empty windows are counted in between.
+		e.rebase = false
+		e.cur = [numMetric]float32{}
+		e.alerted = [numMetric]uint8{}
+		e.win = w
 	case w > e.win:
 		gap := min(w-e.win, histLen)
 		for m := range numMetric {
@@ -633,11 +643,12 @@ func (p *part) rates(ev *vigil.Event, e *entity, t int64, inc *[numMetric]float3
 		e.alerted = [numMetric]uint8{}
 		e.win = w
 	case w < e.win-1:
-		// Time went back (a replay, or EVENTS before LEARN): start a new
-		// window without judging the old one.
-		e.cur = [numMetric]float32{}
-		e.alerted = [numMetric]uint8{}
-		e.win = w
+		// An event of a window closed already (an agent's spool flushed
+		// after an outage, a redelivery) is not counted: its window was
+		// judged. Time going back never resets the current window, or a
+		// device sending old timestamps between the messages of a flood
+		// would hide it.
+		return
 	}
 	for m := range numMetric {
 		if inc[m] == 0 {

@@ -224,3 +224,48 @@ func TestNoveltyLimit(t *testing.T) {
 		t.Errorf("a new topic in the next window: %d alerts, want 1", len(a))
 	}
 }
+
+// TestOldTimestampsDoNotHideFlood checks that a device sending events with
+// old timestamps between the messages of a flood does not reset its rate
+// window: the flood is raised.
+func TestOldTimestampsDoNotHideFlood(t *testing.T) {
+	f := &fleet{d: New(Options{Learn: time.Hour})}
+	msg := func(at time.Duration) []vigil.Alert {
+		return f.send(vigil.Event{Time: t0.Add(at), DeviceID: "th-1", Source: "sensor", Kind: "mqtt", Action: "publish",
+			Network: &vigil.Network{Transport: "tcp", SrcIP: netip.MustParseAddr("10.0.2.11"), SrcPort: 40000, DstIP: netip.MustParseAddr("10.0.0.2"), DstPort: 1883},
+			Fields:  map[string]any{"mqtt.topic": "t/1"}})
+	}
+	for m := 0; m < 120; m++ {
+		for i := 0; i < 10; i++ {
+			msg(time.Duration(m)*time.Minute + time.Duration(i)*6*time.Second)
+		}
+	}
+	var got []vigil.Alert
+	for i := 0; i < 600; i++ {
+		got = append(got, msg(120*time.Minute+time.Duration(i)*50*time.Millisecond)...)
+		if i%5 == 0 {
+			got = append(got, msg(time.Duration(i%100)*time.Minute)...) // an hour or two ago
+		}
+	}
+	if len(got) == 0 {
+		t.Fatal("a flood with old timestamps between its messages raised nothing")
+	}
+}
+
+// TestSpoolFlushNoFlood checks that a device sending a thousand events of
+// the past hour at once (an agent's spool after an outage) raises no rate
+// alert: their windows were closed.
+func TestSpoolFlushNoFlood(t *testing.T) {
+	f := &fleet{d: New(Options{Learn: time.Hour})}
+	proc := func(at time.Duration) []vigil.Alert {
+		return f.send(vigil.Event{Time: t0.Add(at), DeviceID: "gw-1", Source: "agent", Kind: vigil.KindProcess, Fields: map[string]any{"process.name": "ntpd"}})
+	}
+	for m := 0; m < 120; m++ {
+		proc(time.Duration(m) * time.Minute)
+	}
+	for i := 0; i < 1000; i++ {
+		if a := proc(60*time.Minute + time.Duration(i)*3*time.Second); len(a) > 0 {
+			t.Fatalf("spooled event %d: %s", i, a[0].Fields["explanation"])
+		}
+	}
+}

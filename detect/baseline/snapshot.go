@@ -44,6 +44,7 @@ type snapEntity struct {
 	Last    int64                 `json:"last"`
 	Events  uint32                `json:"events"`
 	Ready   bool                  `json:"ready,omitempty"`
+	Rebase  bool                  `json:"rebase,omitempty"`
 	FCount  [numFam]uint8         `json:"fcount"`
 	Vals    []uint64              `json:"vals,omitempty"`
 	NovWin  int64                 `json:"nov_win"`
@@ -84,7 +85,7 @@ func (d *Detector) Snapshot(partition int) ([]byte, error) {
 		s.Cohorts = append(s.Cohorts, sc)
 	}
 	add := func(e *entity) {
-		se := snapEntity{Key: e.key, Cohort: e.cohort.key, First: e.first, Last: e.last, Events: e.events, Ready: e.ready,
+		se := snapEntity{Key: e.key, Cohort: e.cohort.key, First: e.first, Last: e.last, Events: e.events, Ready: e.ready, Rebase: e.rebase,
 			FCount: e.fcount, Vals: e.vals, NovWin: e.novWin, NovMask: e.novMask, Win: e.win, Cur: e.cur, Alerted: e.alerted}
 		for m := range numMetric {
 			se.Hist[m] = e.hist[m].snap()
@@ -144,7 +145,7 @@ func (d *Detector) Restore(partition int, b []byte) error {
 		if c == nil {
 			return fmt.Errorf("cannot restore partition %d: entity %d: unknown cohort %q", partition, i, se.Cohort)
 		}
-		e := &entity{key: se.Key, cohort: c, first: se.First, last: se.Last, events: se.Events, ready: se.Ready,
+		e := &entity{key: se.Key, cohort: c, first: se.First, last: se.Last, events: se.Events, ready: se.Ready, rebase: se.Rebase,
 			fcount: se.FCount, vals: se.Vals, novWin: se.NovWin, novMask: se.NovMask, win: se.Win, cur: se.Cur, alerted: se.Alerted}
 		if len(e.vals) > d.opts.MaxValues {
 			return fmt.Errorf("cannot restore partition %d: entity %d: %d values, more than %d", partition, i, len(e.vals), d.opts.MaxValues)
