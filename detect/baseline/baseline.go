@@ -469,7 +469,7 @@ type finding struct {
 func (p *part) process(ev *vigil.Event, enrich bool) {
 	p.pending = p.pending[:0]
 	p.pendingEv = ev
-	t := ev.Time.UnixNano()
+	t := eventTime(ev)
 	var subj *entity
 	switch {
 	case ev.DeviceID != "":
@@ -554,6 +554,20 @@ func (p *part) process(ev *vigil.Event, enrich bool) {
 		return
 	}
 	p.pending = append(p.pending, p.noveltyAlert(ev, alerting))
+}
+
+// eventTime is the time the baseline uses for ev: its event time, but no
+// later than when the server received it (Event.Received, set by ingest;
+// zero offline). A device sending a time ahead would move its windows
+// there and have the events that follow ignored as old.
+func eventTime(ev *vigil.Event) int64 {
+	t := ev.Time.UnixNano()
+	if !ev.Received.IsZero() {
+		if r := ev.Received.UnixNano(); t > r {
+			return r
+		}
+	}
+	return t
 }
 
 // novel learns the value of o for e and reports a finding when it is news.

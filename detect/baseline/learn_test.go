@@ -269,3 +269,30 @@ func TestSpoolFlushNoFlood(t *testing.T) {
 		}
 	}
 }
+
+// TestFutureTimestampClamped checks that an event time far ahead of the
+// event's receipt does not move a device's windows there (every later
+// event would be ignored as old, and a flood unseen).
+func TestFutureTimestampClamped(t *testing.T) {
+	f := &fleet{d: New(Options{Learn: time.Hour})}
+	msg := func(at time.Duration, received time.Duration) []vigil.Alert {
+		return f.send(vigil.Event{Time: t0.Add(at), Received: t0.Add(received), DeviceID: "th-1", Source: "sensor", Kind: "mqtt", Action: "publish",
+			Network: &vigil.Network{Transport: "tcp", SrcIP: netip.MustParseAddr("10.0.2.11"), SrcPort: 40000, DstIP: netip.MustParseAddr("10.0.0.2"), DstPort: 1883},
+			Fields:  map[string]any{"mqtt.topic": "t/1"}})
+	}
+	for m := 0; m < 120; m++ {
+		for i := 0; i < 10; i++ {
+			at := time.Duration(m)*time.Minute + time.Duration(i)*6*time.Second
+			msg(at, at)
+		}
+	}
+	msg(120*time.Minute+365*24*time.Hour, 120*time.Minute) // a year ahead
+	var got []vigil.Alert
+	for i := 0; i < 600; i++ {
+		at := 120*time.Minute + time.Second + time.Duration(i)*50*time.Millisecond
+		got = append(got, msg(at, at)...)
+	}
+	if len(got) == 0 {
+		t.Fatal("a flood after an event dated a year ahead raised nothing")
+	}
+}
