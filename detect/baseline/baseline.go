@@ -439,16 +439,21 @@ const (
 	judgeCohort              // the cohort's baseline (a new device of a learned cohort)
 )
 
+//
+// How long a device or cohort has learned is measured to the latest time
+// it has shown (which only moves forward), not to the event's own time: an
+// event dated back into the learning period must not be held back as
+// learning.
 func (p *part) judgeOf(e *entity, t int64) judge {
 	if p.learnOnly {
 		return judgeNone
 	}
 	learn := int64(p.opts.Learn)
-	if e.ready || t-e.first >= learn {
+	if e.ready || max(t, e.last)-e.first >= learn {
 		return judgeDevice
 	}
 	c := e.cohort
-	if c.ready || t-c.first >= learn {
+	if c.ready || max(t, c.last)-c.first >= learn {
 		return judgeCohort
 	}
 	return judgeNone

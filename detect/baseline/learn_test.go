@@ -52,10 +52,12 @@ func TestLearningAndCohorts(t *testing.T) {
 		for _, c := range cams {
 			f.connect(m, c, "198.51.100.10", 443)
 		}
-	}
-	// During learning: new, but held back.
-	if a := f.connect(30*time.Minute, "cam-1", "198.51.100.99", 443); len(a) != 0 {
-		t.Errorf("an alert during learning: %v", a[0].Title)
+		// During learning: new, but held back.
+		if m == 30*time.Minute {
+			if a := f.connect(m, "cam-1", "198.51.100.99", 443); len(a) != 0 {
+				t.Errorf("an alert during learning: %v", a[0].Title)
+			}
+		}
 	}
 	if f.d.Stats().Held == 0 {
 		t.Errorf("nothing counted as held back during learning")
@@ -294,5 +296,17 @@ func TestFutureTimestampClamped(t *testing.T) {
 	}
 	if len(got) == 0 {
 		t.Fatal("a flood after an event dated a year ahead raised nothing")
+	}
+}
+
+// TestBackdatedEventJudged checks that an event dated back into the
+// learning period, sent after learning ended, is judged, not held back.
+func TestBackdatedEventJudged(t *testing.T) {
+	f := &fleet{d: New(Options{Learn: time.Hour})}
+	for m := time.Duration(0); m < 2*time.Hour; m += 5 * time.Minute {
+		f.connect(m, "cam-1", "198.51.100.10", 443)
+	}
+	if a := f.connect(time.Minute, "cam-1", "203.0.113.66", 4444); len(a) != 1 {
+		t.Fatalf("a new peer in an event dated back into learning raised %d alerts, want 1", len(a))
 	}
 }
