@@ -439,7 +439,6 @@ const (
 	judgeCohort              // the cohort's baseline (a new device of a learned cohort)
 )
 
-//
 // How long a device or cohort has learned is measured to the latest time
 // it has shown (which only moves forward), not to the event's own time: an
 // event dated back into the learning period must not be held back as
