@@ -439,8 +439,8 @@ const (
 	judgeCohort              // the cohort's baseline (a new device of a learned cohort)
 )
 
-// How long a device or cohort has learned is measured to the latest time
-// it has shown (which only moves forward), not to the event's own time: an
+// judgeOf says which baseline judges e at event time t, if any. How long a
+// device or cohort has learned is measured to the latest time it has shown (which only moves forward), not to the event's own time: an
 // event dated back into the learning period must not be held back as
 // learning.
 func (p *part) judgeOf(e *entity, t int64) judge {
