@@ -68,6 +68,7 @@ type Stage struct {
 	detectors []Detector
 	names     []string
 	tickers   []tickerEntry
+	enrichers []enricherEntry
 	group     string
 	interval  time.Duration
 	clock     vigil.Clock
@@ -80,6 +81,27 @@ type Stage struct {
 	parts map[int]*partState
 
 	stackLogged sync.Map // detector name → struct{}: a panic's stack is logged once per detector
+}
+
+// Enricher is implemented by detectors that add fields to events for the
+// others to use (the learned baseline sets baseline.new_peer, ... so Sigma
+// rules can match them).
+//
+// Contract: the stage calls Enrich on every enricher, in detector order,
+// before any detector's Detect sees the event, with the same partition
+// rules as Detect. Enrich may add fields to ev.Fields (making the map when
+// it is nil) under its own prefix, and remove fields under that prefix
+// that came with the event (a source must not speak for it); it must not
+// change or remove other fields, nor keep ev after it returns. The event is the stage's
+// own decoded copy: what Enrich adds is seen by the detectors and carried
+// into nothing else (the store keeps the event as ingested).
+type Enricher interface {
+	Enrich(ctx context.Context, partition int, ev *vigil.Event)
+}
+
+type enricherEntry struct {
+	name string
+	e    Enricher
 }
 
 type tickerEntry struct {
@@ -132,6 +154,9 @@ func NewStage(b bus.Bus, detectors []Detector, opts StageOptions) *Stage {
 		}
 		s.detectors = append(s.detectors, d)
 		s.names = append(s.names, d.Name())
+		if e, ok := d.(Enricher); ok {
+			s.enrichers = append(s.enrichers, enricherEntry{name: d.Name(), e: e})
+		}
 		if t, ok := d.(Ticker); ok {
 			s.tickers = append(s.tickers, tickerEntry{name: d.Name(), t: t})
 		}
@@ -178,7 +203,8 @@ func (s *Stage) handle(ctx context.Context, partition int, events []vigil.Event)
 	return nil
 }
 
-// Evaluate runs every detector over events, in order, as if they came from
+// Evaluate runs every detector over events, in order (every Enricher's
+// Enrich first, then every detector's Detect, event by event), as if they came from
 // the bus partition partition, and returns the alerts raised with their
 // defaults filled. It does not publish them. Events whose id was already
 // evaluated in this partition recently are skipped (the bus redelivers).
@@ -206,6 +232,9 @@ func (s *Stage) Evaluate(ctx context.Context, partition int, events []vigil.Even
 			continue
 		}
 		s.m.events.Inc()
+		for _, en := range s.enrichers {
+			s.enrich(ctx, en, partition, cur)
+		}
 		for j, d := range s.detectors {
 			name = s.names[j]
 			s.call(ctx, d, name, partition, cur, emit)
@@ -222,6 +251,16 @@ func (s *Stage) call(ctx context.Context, d Detector, name string, partition int
 		}
 	}()
 	d.Detect(ctx, partition, ev, emit)
+}
+
+// enrich runs one enricher on one event, recovering a panic.
+func (s *Stage) enrich(ctx context.Context, en enricherEntry, partition int, ev *vigil.Event) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.panicked(en.name, r, "partition", partition, "event", ev.ID, "device", ev.DeviceID, "step", "enrich")
+		}
+	}()
+	en.e.Enrich(ctx, partition, ev)
 }
 
 func (s *Stage) panicked(name string, r any, attrs ...any) {

@@ -449,3 +449,29 @@ func TestEvaluateMarksReceiptAndReplay(t *testing.T) {
 	none.ID, none.Received = "none", time.Time{}
 	f(none, time.Time{}, time.Time{}, false)
 }
+
+type enrichDetector struct{ fnDetector }
+
+func (d *enrichDetector) Enrich(_ context.Context, _ int, ev *vigil.Event) {
+	if ev.Fields == nil {
+		ev.Fields = map[string]any{}
+	}
+	ev.Fields["test.enriched"] = true
+}
+
+// TestEnricherRunsFirst checks that every enricher runs before every
+// detector, whatever their order: a detector listed before the enricher
+// sees its fields.
+func TestEnricherRunsFirst(t *testing.T) {
+	var seen []bool
+	check := &fnDetector{name: "check", fn: func(ev *vigil.Event, emit func(vigil.Alert)) {
+		_, ok := ev.Fields["test.enriched"]
+		seen = append(seen, ok)
+	}}
+	en := &enrichDetector{fnDetector{name: "enricher", fn: func(*vigil.Event, func(vigil.Alert)) {}}}
+	s := NewStage(nil, []Detector{check, en}, StageOptions{})
+	s.Evaluate(context.Background(), 0, []vigil.Event{{ID: "a", Kind: "auth"}, {ID: "b", Kind: "auth"}})
+	if len(seen) != 2 || !seen[0] || !seen[1] {
+		t.Fatalf("the detector before the enricher saw its fields: %v, want [true true]", seen)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/detect/baseline"
 	"github.com/vigil-iot/vigil/detect/sigma"
 	"github.com/vigil-iot/vigil/ingest/agent"
 	"github.com/vigil-iot/vigil/sim"
@@ -437,13 +438,36 @@ func simEvents(t *testing.T, devices, rounds int, script []sim.Step) []vigil.Eve
 	return evs
 }
 
+// learned runs the learned-baseline detector over evs as the detection
+// stage does before the Sigma rules: it learns from the events before
+// until, ends its learning there, and sets baseline.* fields on the rest.
+func learned(evs []vigil.Event, until time.Time) {
+	d := baseline.New(baseline.Options{})
+	finished := false
+	for i := range evs {
+		if evs[i].Time.Before(until) {
+			d.Learn(0, &evs[i])
+			continue
+		}
+		if !finished {
+			d.FinishLearning()
+			finished = true
+		}
+		d.Enrich(context.Background(), 0, &evs[i])
+	}
+}
+
 // TestPackCatchesDemoAttack plays the spine demo's Mirai-style attack
 // (sim.MiraiScript) through the agent report conversion and the pack.
 func TestPackCatchesDemoAttack(t *testing.T) {
 	files := readPack(t)
 	rs := loadPack(t, files)
 	ids := packIDs(t, files)
-	got := detect(rs, simEvents(t, 3, 8, sim.MiraiScript()))
+	evs := simEvents(t, 3, 8, sim.MiraiScript())
+	// The attack starts after the first round: the learned baseline knows
+	// the fleet's first round, as `vigil detect --learn` would.
+	learned(evs, evs[0].Time.Add(time.Second))
+	got := detect(rs, evs)
 	for _, stem := range []string{
 		"auth_bruteforce", "auth_password_spraying", "auth_default_credential_login",
 		"auth_bruteforce_then_success", "auth_telnet_login_success",
@@ -464,6 +488,7 @@ func TestPackQuietOnFleet(t *testing.T) {
 	files := readPack(t)
 	rs := loadPack(t, files)
 	evs := simEvents(t, 40, 12, nil)
+	learned(evs, evs[0].Time.Add(4*time.Second))
 	got := detect(rs, evs)
 	if len(got) > 0 {
 		t.Errorf("routine fleet traffic (%d events) raised %v", len(evs), got)

@@ -23,6 +23,7 @@ import (
 	"github.com/vigil-iot/vigil/auth"
 	"github.com/vigil-iot/vigil/bus/natsbus"
 	"github.com/vigil-iot/vigil/detect"
+	"github.com/vigil-iot/vigil/detect/baseline"
 	"github.com/vigil-iot/vigil/detect/heartbeat"
 	"github.com/vigil-iot/vigil/detect/reload"
 	"github.com/vigil-iot/vigil/detect/sigma"
@@ -242,12 +243,17 @@ func loadDetectors(cfg config, log *slog.Logger, reg prometheus.Registerer) ([]d
 	}
 	rlog.Info("sigma rules loaded", "rules", res.Compiled, "rejected", len(res.Rejected))
 	det := sigma.NewDetector(rs, sigma.DetectorOptions{Logger: log, Registerer: reg})
-	return []detect.Detector{
-			threshold.New(all, threshold.Options{Logger: log, Registerer: reg}),
-			det,
-			heartbeat.New(heartbeat.Options{Silence: time.Duration(cfg.HeartbeatSilence)}),
-		},
-		reload.New(det, ropts, res), nil
+	dets := []detect.Detector{
+		threshold.New(all, threshold.Options{Logger: log, Registerer: reg}),
+		det,
+		heartbeat.New(heartbeat.Options{Silence: time.Duration(cfg.HeartbeatSilence)}),
+	}
+	if cfg.Baseline.Enabled {
+		// An Enricher: the stage runs it before every detector, so the
+		// Sigma rules see its baseline.* fields.
+		dets = append(dets, baseline.New(baseline.Options{Learn: time.Duration(cfg.Baseline.Learn), Window: time.Duration(cfg.Baseline.Window)}))
+	}
+	return dets, reload.New(det, ropts, res), nil
 }
 
 // start runs every stage and the API listener in the background. It

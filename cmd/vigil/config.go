@@ -12,6 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vigil-iot/vigil/detect/baseline"
 	"github.com/vigil-iot/vigil/ingest"
 	"github.com/vigil-iot/vigil/internal/egress"
 )
@@ -52,6 +53,8 @@ type config struct {
 	// HeartbeatSilence is how long a device may send no health sample
 	// before it is reported as silent.
 	HeartbeatSilence duration `yaml:"heartbeat_silence"`
+	// Baseline configures the learned-behaviour detector (detect/baseline).
+	Baseline baselineConfig `yaml:"baseline"`
 	// DedupWindow merges alerts with the same dedup key.
 	DedupWindow duration `yaml:"dedup_window"`
 	// IncidentWindow groups alerts on one device or entity into one incident.
@@ -121,6 +124,7 @@ func defaultConfig() config {
 		Retention:        duration(30 * 24 * time.Hour),
 		DedupWindow:      duration(10 * time.Minute),
 		HeartbeatSilence: duration(5 * time.Minute),
+		Baseline:         baselineConfig{Enabled: true, Learn: duration(baseline.DefaultLearn), Window: duration(baseline.DefaultWindow)},
 		IncidentWindow:   duration(30 * time.Minute),
 		ReplayAfter:      duration(time.Hour),
 		MaxReportBytes:   1 << 20,
@@ -174,6 +178,12 @@ func (c *config) validate() error {
 	if _, err := ingest.NewRedactor(c.RedactPatterns); err != nil {
 		return fmt.Errorf("redact_patterns: %w", err)
 	}
+	if c.Baseline.Learn <= 0 {
+		return fmt.Errorf("baseline.learn: must be positive")
+	}
+	if c.Baseline.Window < duration(time.Second) {
+		return fmt.Errorf("baseline.window: must be at least 1s")
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -185,6 +195,18 @@ func (c *config) validate() error {
 	}
 	c.DataDir = abs
 	return nil
+}
+
+// baselineConfig configures the learned-behaviour detector.
+type baselineConfig struct {
+	// Enabled runs the detector (and its baseline.* event fields, which
+	// some pack rules need); on by default.
+	Enabled bool `yaml:"enabled"`
+	// Learn is how long, in event time, a device and a cohort learn before
+	// their baselines judge.
+	Learn duration `yaml:"learn"`
+	// Window is the length of the rate windows.
+	Window duration `yaml:"window"`
 }
 
 // duration is a time.Duration written as a Go duration string in YAML.

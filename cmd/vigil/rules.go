@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vigil-iot/vigil/detect/baseline"
 	"github.com/vigil-iot/vigil/detect/sigma"
 )
 
@@ -188,14 +189,22 @@ func rulesServerCmds() []*cobra.Command {
 
 func newDetectCmd() *cobra.Command {
 	var dirs []string
-	var input, mapping, cpuProfile string
+	var input, mapping, cpuProfile, learn string
+	var window time.Duration
 	cmd := &cobra.Command{
-		Use:   "detect --rules DIR --input FILE.jsonl",
+		Use:   "detect (--rules DIR | --learn LEARN.jsonl) --input FILE.jsonl",
 		Short: "Offline Sigma detection over NDJSON events: alerts on stdout, a summary on stderr",
 		Long: `Run Sigma rules over NDJSON events offline. Events carry their logsource in
 logsource.product / logsource.category / logsource.service (or a Vigil event kind). Matches are
 written to stdout as NDJSON alerts; the last line on stderr is
-  detect: events=<N> matches=<M> seconds=<S> events_per_second=<E>`,
+  detect: events=<N> matches=<M> seconds=<S> events_per_second=<E>
+
+With --learn, the learned baseline (docs/anomaly.md) first learns from LEARN.jsonl (vigil.Event
+lines, as vigil sensor --output writes them; its learning ends at the end of the file, whatever
+its length), then the baseline and the Sigma rules (--rules, or the built-in pack) run over
+--input as vigil serve runs them, baseline.* fields included. Alerts are written as NDJSON, each
+with its severity and, for the baseline's, an explanation in fields.explanation; the last line on stderr is
+  detect: learned=<L> events=<N> alerts=<A>`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg := sigma.DefaultConfig()
@@ -204,6 +213,12 @@ written to stdout as NDJSON alerts; the last line on stderr is
 				if cfg, err = sigma.LoadConfig(mapping); err != nil {
 					return err
 				}
+			}
+			if learn != "" {
+				return learnDetect(cmd, learn, input, dirs, cfg, window)
+			}
+			if len(dirs) == 0 {
+				return fmt.Errorf("cannot detect: --rules or --learn is required")
 			}
 			rs, errs := sigma.LoadDirs(dirs, cfg)
 			for _, e := range errs {
@@ -231,7 +246,8 @@ written to stdout as NDJSON alerts; the last line on stderr is
 	cmd.Flags().StringVar(&input, "input", "-", "NDJSON events (- for stdin)")
 	cmd.Flags().StringVar(&mapping, "mapping", "", "Sigma mapping config (default: the built-in one)")
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the detection run to this file")
-	cmd.MarkFlagRequired("rules")
+	cmd.Flags().StringVar(&learn, "learn", "", "NDJSON events to learn the baseline from before detecting (runs the learned baseline)")
+	cmd.Flags().DurationVar(&window, "window", baseline.DefaultWindow, "with --learn: the baseline's rate window")
 	return cmd
 }
 

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/detect"
+	"github.com/vigil-iot/vigil/detect/baseline"
+	"github.com/vigil-iot/vigil/detect/sigma"
+	"github.com/vigil-iot/vigil/rules"
+)
+
+// maxEventLine bounds one NDJSON event line of `vigil detect --learn`.
+const maxEventLine = 16 << 20
+
+// learnDetectOptions configure `vigil detect --learn`.
+type learnDetectOptions struct {
+	learn, input io.Reader
+	dirs         []string // Sigma rule directories; empty: the built-in pack
+	mapping      *sigma.Config
+	window       time.Duration
+	rejected     io.Writer // where rejected rules of dirs are reported
+}
+
+// learnDetectStats summarize a run of `vigil detect --learn`.
+type learnDetectStats struct {
+	Learned  int    `json:"learned"`
+	Events   int    `json:"events"`
+	Alerts   int    `json:"alerts"`
+	BadLines int    `json:"bad_lines"`
+	FirstBad string `json:"first_bad,omitempty"`
+}
+
+func (s learnDetectStats) String() string {
+	return fmt.Sprintf("detect: learned=%d events=%d alerts=%d", s.Learned, s.Events, s.Alerts)
+}
+
+// runLearnDetect learns the baseline from o.learn (its learning ends at
+// the end of the file, whatever its length), then runs the baseline and
+// the Sigma rules over o.input as the detection stage of `vigil serve`
+// does (the baseline's enrichment first), writing alerts as NDJSON to w.
+func runLearnDetect(o learnDetectOptions, w io.Writer) (learnDetectStats, error) {
+	var st learnDetectStats
+	var rs *sigma.RuleSet
+	var errs []sigma.FileError
+	if len(o.dirs) > 0 {
+		rs, errs = sigma.LoadDirs(o.dirs, o.mapping)
+		for _, e := range errs {
+			fmt.Fprintln(o.rejected, "rejected:", e.Error())
+		}
+	} else {
+		pack, err := fs.Sub(rules.Sigma, "sigma")
+		if err != nil {
+			return st, fmt.Errorf("cannot read built-in sigma rules: %w", err)
+		}
+		rs, errs = sigma.LoadSources([]sigma.Source{{Name: "builtin:sigma", FS: pack}}, o.mapping)
+		for _, e := range errs {
+			return st, fmt.Errorf("cannot load built-in sigma rule: %w", e)
+		}
+	}
+	bl := baseline.New(baseline.Options{Window: o.window})
+	stage := detect.NewStage(nil, []detect.Detector{bl, sigma.NewDetector(rs, sigma.DetectorOptions{})}, detect.StageOptions{})
+
+	bad := func(file string, line int, err error) {
+		st.BadLines++
+		if st.FirstBad == "" {
+			st.FirstBad = fmt.Sprintf("%s line %d: %v", file, line, err)
+		}
+	}
+	err := readEventLines(o.learn, func(line int, ev *vigil.Event, err error) {
+		if err != nil {
+			bad("learn", line, err)
+			return
+		}
+		bl.Learn(0, ev)
+		st.Learned++
+	})
+	if err != nil {
+		return st, fmt.Errorf("cannot read the events to learn: %w", err)
+	}
+	bl.FinishLearning()
+
+	bw := bufio.NewWriterSize(w, 1<<16)
+	enc := json.NewEncoder(bw)
+	var werr error
+	batch := make([]vigil.Event, 1)
+	err = readEventLines(o.input, func(line int, ev *vigil.Event, err error) {
+		if err != nil {
+			bad("input", line, err)
+			return
+		}
+		if werr != nil {
+			return
+		}
+		st.Events++
+		batch[0] = *ev
+		for _, a := range stage.Evaluate(context.Background(), 0, batch) {
+			st.Alerts++
+			if werr = enc.Encode(a); werr != nil {
+				return
+			}
+		}
+	})
+	if err != nil {
+		return st, fmt.Errorf("cannot read events: %w", err)
+	}
+	if werr != nil {
+		return st, fmt.Errorf("cannot write alerts: %w", werr)
+	}
+	if err := bw.Flush(); err != nil {
+		return st, fmt.Errorf("cannot write alerts: %w", err)
+	}
+	return st, nil
+}
+
+// readEventLines decodes r as NDJSON vigil.Event lines and calls fn for
+// each non-blank line, with the decoding error of a bad one (which says
+// where in the line). It returns only read errors.
+func readEventLines(r io.Reader, fn func(line int, ev *vigil.Event, err error)) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), maxEventLine)
+	n := 1
+	for ; sc.Scan(); n++ {
+		b := bytes.TrimSpace(sc.Bytes())
+		if len(b) == 0 {
+			continue
+		}
+		var ev vigil.Event
+		if err := json.Unmarshal(b, &ev); err != nil {
+			fn(n, nil, describeJSONError(err))
+			continue
+		}
+		if ev.Time.IsZero() {
+			fn(n, nil, fmt.Errorf("no time"))
+			continue
+		}
+		fn(n, &ev, nil)
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("line %d: %w (a line may have at most %d bytes)", n, err, maxEventLine)
+	}
+	return nil
+}
+
+// describeJSONError says where a JSON error is, without quoting the line.
+func describeJSONError(err error) error {
+	switch e := err.(type) {
+	case *json.SyntaxError:
+		return fmt.Errorf("invalid JSON at byte %d: %w", e.Offset, err)
+	case *json.UnmarshalTypeError:
+		return fmt.Errorf("field %s at byte %d: want %s, have %s", e.Field, e.Offset, e.Type, e.Value)
+	}
+	return err
+}
+
+// learnDetect is `vigil detect --learn`.
+func learnDetect(cmd *cobra.Command, learn, input string, dirs []string, mapping *sigma.Config, window time.Duration) error {
+	lf, err := os.Open(learn)
+	if err != nil {
+		return fmt.Errorf("cannot open the events to learn: %w", err)
+	}
+	defer lf.Close()
+	in, err := openInput(input)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	st, err := runLearnDetect(learnDetectOptions{learn: lf, input: in, dirs: dirs, mapping: mapping, window: window, rejected: cmd.ErrOrStderr()}, cmd.OutOrStdout())
+	if st.BadLines > 0 {
+		fmt.Fprintf(cmd.ErrOrStderr(), "detect: %d bad lines skipped, first: %s\n", st.BadLines, st.FirstBad)
+	}
+	fmt.Fprintln(cmd.ErrOrStderr(), st.String())
+	return err
+}

@@ -1,0 +1,193 @@
+package baseline
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/netip"
+	"sort"
+	"strings"
+)
+
+// snapshotVersion is the version of the snapshot format.
+const snapshotVersion = 1
+
+// maxSnapshot bounds the size of a snapshot Restore reads (a partition at
+// MaxDevices is well below it).
+const maxSnapshot = 1 << 30
+
+type snapshot struct {
+	Version   int          `json:"version"`
+	Cohorts   []snapCohort `json:"cohorts"`
+	Entities  []snapEntity `json:"entities"`
+	Held      uint64       `json:"held"`
+	Evicted   uint64       `json:"evicted"`
+	Saturated uint64       `json:"saturated"`
+	Limited   uint64       `json:"limited"`
+}
+
+type snapCohort struct {
+	Key    string                `json:"key"`
+	Class  string                `json:"class,omitempty"`
+	First  int64                 `json:"first"`
+	Last   int64                 `json:"last"`
+	Events uint64                `json:"events"`
+	Ready  bool                  `json:"ready,omitempty"`
+	Counts [][2]uint64           `json:"counts,omitempty"` // value hash, members
+	Hist   [numMetric][3]float64 `json:"hist"`             // median, MAD, samples
+}
+
+type snapEntity struct {
+	Key     string                `json:"key"`
+	Cohort  string                `json:"cohort"`
+	First   int64                 `json:"first"`
+	Last    int64                 `json:"last"`
+	Events  uint32                `json:"events"`
+	Ready   bool                  `json:"ready,omitempty"`
+	Rebase  bool                  `json:"rebase,omitempty"`
+	FCount  [numFam]uint8         `json:"fcount"`
+	Vals    []uint64              `json:"vals,omitempty"`
+	NovWin  int64                 `json:"nov_win"`
+	NovMask uint32                `json:"nov_mask"`
+	Win     int64                 `json:"win"`
+	Cur     [numMetric]float32    `json:"cur"`
+	Alerted [numMetric]uint8      `json:"alerted"`
+	Hist    [numMetric][3]float64 `json:"hist"` // median, MAD, samples
+}
+
+// Partitions returns the partitions the detector has state for, in order.
+func (d *Detector) Partitions() []int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []int
+	for n := range d.parts {
+		out = append(out, n)
+	}
+	sort.Ints(out)
+	return out
+}
+
+// Snapshot serializes the state of one partition (JSON). It must not run
+// concurrently with Enrich or Detect on that partition. A partition the
+// detector has not seen gives an empty snapshot.
+func (d *Detector) Snapshot(partition int) ([]byte, error) {
+	p := d.part(partition)
+	s := snapshot{Version: snapshotVersion, Held: p.held, Evicted: p.evicted, Saturated: p.saturated, Limited: p.limited}
+	for _, c := range p.cohorts {
+		sc := snapCohort{Key: c.key, Class: c.class, First: c.first, Last: c.last, Events: c.events, Ready: c.ready}
+		for h, n := range c.counts {
+			sc.Counts = append(sc.Counts, [2]uint64{h, uint64(n)})
+		}
+		sort.Slice(sc.Counts, func(i, j int) bool { return sc.Counts[i][0] < sc.Counts[j][0] })
+		for m := range numMetric {
+			sc.Hist[m] = c.hist[m].snap()
+		}
+		s.Cohorts = append(s.Cohorts, sc)
+	}
+	add := func(e *entity) {
+		se := snapEntity{Key: e.key, Cohort: e.cohort.key, First: e.first, Last: e.last, Events: e.events, Ready: e.ready, Rebase: e.rebase,
+			FCount: e.fcount, Vals: e.vals, NovWin: e.novWin, NovMask: e.novMask, Win: e.win, Cur: e.cur, Alerted: e.alerted}
+		for m := range numMetric {
+			se.Hist[m] = e.hist[m].snap()
+		}
+		s.Entities = append(s.Entities, se)
+	}
+	for _, e := range p.ents {
+		add(e)
+	}
+	for _, e := range p.ipents {
+		add(e)
+	}
+	sort.Slice(s.Cohorts, func(i, j int) bool { return s.Cohorts[i].Key < s.Cohorts[j].Key })
+	sort.Slice(s.Entities, func(i, j int) bool { return s.Entities[i].Key < s.Entities[j].Key })
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("cannot snapshot partition %d: %w", partition, err)
+	}
+	return b, nil
+}
+
+// Restore replaces the state of one partition with a snapshot made by
+// Snapshot, possibly by another detector on another node. It must not run
+// concurrently with Enrich or Detect on that partition. A snapshot that
+// does not decode or is inconsistent is rejected whole, and the
+// partition's state is left as it was.
+func (d *Detector) Restore(partition int, b []byte) error {
+	if len(b) > maxSnapshot {
+		return fmt.Errorf("cannot restore partition %d: snapshot of %d bytes, more than %d", partition, len(b), maxSnapshot)
+	}
+	var s snapshot
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("cannot restore partition %d: %w", partition, err)
+	}
+	if s.Version != snapshotVersion {
+		return fmt.Errorf("cannot restore partition %d: snapshot version %d, want %d", partition, s.Version, snapshotVersion)
+	}
+	p := newPart(d.opts)
+	p.held, p.evicted, p.saturated, p.limited = s.Held, s.Evicted, s.Saturated, s.Limited
+	for i, sc := range s.Cohorts {
+		if sc.Key == "" || p.cohorts[sc.Key] != nil {
+			return fmt.Errorf("cannot restore partition %d: cohort %d: empty or repeated key", partition, i)
+		}
+		c := &cohort{key: sc.Key, class: sc.Class, first: sc.First, last: sc.Last, events: sc.Events, ready: sc.Ready, counts: make(map[uint64]uint32, len(sc.Counts))}
+		for _, kv := range sc.Counts {
+			c.counts[kv[0]] = uint32(kv[1])
+		}
+		for m := range numMetric {
+			if err := c.hist[m].restore(sc.Hist[m]); err != nil {
+				return fmt.Errorf("cannot restore partition %d: cohort %d: %w", partition, i, err)
+			}
+		}
+		p.cohorts[c.key] = c
+	}
+	for i, se := range s.Entities {
+		c := p.cohorts[se.Cohort]
+		if c == nil {
+			return fmt.Errorf("cannot restore partition %d: entity %d: unknown cohort %q", partition, i, se.Cohort)
+		}
+		e := &entity{key: se.Key, cohort: c, first: se.First, last: se.Last, events: se.Events, ready: se.Ready, rebase: se.Rebase,
+			fcount: se.FCount, vals: se.Vals, novWin: se.NovWin, novMask: se.NovMask, win: se.Win, cur: se.Cur, alerted: se.Alerted}
+		if len(e.vals) > d.opts.MaxValues {
+			return fmt.Errorf("cannot restore partition %d: entity %d: %d values, more than %d", partition, i, len(e.vals), d.opts.MaxValues)
+		}
+		for m := range numMetric {
+			if err := e.hist[m].restore(se.Hist[m]); err != nil {
+				return fmt.Errorf("cannot restore partition %d: entity %d: %w", partition, i, err)
+			}
+		}
+		if ip, ok := strings.CutPrefix(e.key, "ip:"); ok {
+			a, err := netip.ParseAddr(ip)
+			if err != nil {
+				return fmt.Errorf("cannot restore partition %d: entity %d: invalid address: %w", partition, i, err)
+			}
+			if p.ipents[a] != nil {
+				return fmt.Errorf("cannot restore partition %d: entity %d: repeated", partition, i)
+			}
+			p.ipents[a] = e
+		} else {
+			if e.key == "" || p.ents[e.key] != nil {
+				return fmt.Errorf("cannot restore partition %d: entity %d: empty or repeated key", partition, i)
+			}
+			p.ents[e.key] = e
+		}
+		c.members++
+	}
+	d.mu.Lock()
+	d.parts[partition] = p
+	d.mu.Unlock()
+	return nil
+}
+
+func (e *ewStat) snap() [3]float64 {
+	return [3]float64{float64(e.med), float64(e.mad), float64(e.n)}
+}
+
+func (e *ewStat) restore(v [3]float64) error {
+	for _, x := range v {
+		if math.IsNaN(x) || x < 0 || x > math.MaxFloat32 {
+			return fmt.Errorf("rate history out of range")
+		}
+	}
+	*e = ewStat{med: float32(v[0]), mad: float32(v[1]), n: uint32(min(v[2], math.MaxUint32))}
+	return nil
+}
