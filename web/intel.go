@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vigil-iot/vigil"
@@ -200,8 +201,17 @@ func hideFeedSecrets(fi *catalog.FeedInfo) {
 		fi.Feed.Password = "set"
 	}
 	fi.Feed.Source = egress.Redact(fi.Feed.Source)
+	if !strings.HasPrefix(fi.Feed.Source, "http://") && !strings.HasPrefix(fi.Feed.Source, "https://") {
+		// An upload or a file imported on the host: its path says
+		// where the data dir is, which is none of a viewer's business.
+		fi.Feed.Source = LocalSource
+	}
 	fi.Result.Errors = nil
 }
+
+// LocalSource is what the API shows as the source of a feed read from a
+// file on the server (uploaded, or imported on the host with --data).
+const LocalSource = "(uploaded or local file)"
 
 // saveUpload writes an uploaded feed to dir/<name> (0600) and returns its
 // path. The name must be a feed name the catalog accepts, so it cannot

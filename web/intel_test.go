@@ -156,6 +156,15 @@ func TestIntelFeedSecretsWriteOnly(t *testing.T) {
 	if fs := cat.List(); fs[1].Feed.Token != "feed-t0ken-value" {
 		t.Errorf("hiding the token in the answer changed the catalog: %+v", fs[1].Feed)
 	}
+	// An uploaded feed is kept in a file of the data dir: the list names
+	// no server path (before, it showed <data-dir>/intel/uploads/<name>).
+	if code, b, _ := e.do("POST", "/api/v1/intel/feeds", "analyst", body(IntelImport{Feed: feeds.Feed{Name: "up", Format: "list"}, Content: "192.0.2.8\n"})); code != http.StatusOK {
+		t.Fatalf("upload: %d %s", code, b)
+	}
+	code, b, _ = e.do("GET", "/api/v1/intel/feeds", string(auth.RoleViewer), "")
+	if code != http.StatusOK || strings.Contains(string(b), "uploads") || !strings.Contains(string(b), LocalSource) {
+		t.Fatalf("viewer's feed list shows a server path: %d %s", code, b)
+	}
 }
 
 // TestIntelSourceSSRF: a feed or vulnerability source URL on loopback or
