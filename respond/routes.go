@@ -49,8 +49,8 @@ func (e *Engine) Routes() []web.Route {
 	return []web.Route{
 		{Method: "GET", Pattern: p + "/actions", Perm: auth.PermRead, Handler: e.handle(e.listActions)},
 		{Method: "GET", Pattern: p + "/actions/{id}", Perm: auth.PermRead, Handler: e.handle(e.getAction)},
-		{Method: "POST", Pattern: p + "/actions/{id}/approve", Perm: auth.PermWrite, Handler: e.handle(e.approveAction)},
-		{Method: "POST", Pattern: p + "/actions/{id}/deny", Perm: auth.PermWrite, Handler: e.handle(e.denyAction)},
+		{Method: "POST", Pattern: p + "/actions/{id}/approve", Perm: auth.PermWrite, Action: "action.approve", Handler: e.handle(e.approveAction)},
+		{Method: "POST", Pattern: p + "/actions/{id}/deny", Perm: auth.PermWrite, Action: "action.deny", Handler: e.handle(e.denyAction)},
 		{Method: "GET", Pattern: p + "/playbooks", Perm: auth.PermRead, Handler: e.handle(e.listPlaybooks)},
 	}
 }

@@ -74,7 +74,7 @@ func (s *Server) intelRoutes(in *Intel) []Route {
 			writeJSON(w, http.StatusOK, api.List[catalog.FeedInfo]{Items: fs})
 			return nil
 		})},
-		{Method: "POST", Pattern: p + "/intel/feeds", Perm: auth.PermWrite, Handler: s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		{Method: "POST", Pattern: p + "/intel/feeds", Perm: auth.PermWrite, Action: "intel.import", Handler: s.handle(func(w http.ResponseWriter, r *http.Request) error {
 			var in IntelImport
 			if err := decodeJSONLimit(w, r, &in, maxFeedBody); err != nil {
 				return err
@@ -96,7 +96,7 @@ func (s *Server) intelRoutes(in *Intel) []Route {
 			writeJSON(w, http.StatusOK, res)
 			return nil
 		})},
-		{Method: "DELETE", Pattern: p + "/intel/feeds/{name}", Perm: auth.PermWrite, Handler: s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		{Method: "DELETE", Pattern: p + "/intel/feeds/{name}", Perm: auth.PermWrite, Action: "intel.remove", Handler: s.handle(func(w http.ResponseWriter, r *http.Request) error {
 			name := r.PathValue("name")
 			if err := cat.Remove(name); err != nil {
 				return err
@@ -114,7 +114,7 @@ func (s *Server) intelRoutes(in *Intel) []Route {
 			writeJSON(w, http.StatusOK, api.List[scan.SourceInfo]{Items: ss})
 			return nil
 		})},
-		{Method: "POST", Pattern: p + "/vuln/sources", Perm: auth.PermWrite, Handler: s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		{Method: "POST", Pattern: p + "/vuln/sources", Perm: auth.PermWrite, Action: "vuln.import", Handler: s.handle(func(w http.ResponseWriter, r *http.Request) error {
 			var in VulnImport
 			if err := decodeJSONLimit(w, r, &in, maxFeedBody); err != nil {
 				return err

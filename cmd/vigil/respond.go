@@ -338,7 +338,7 @@ func (a *app) respondRoutes() []web.Route {
 		return nil
 	}
 	rs := append(a.respond.engine.Routes(), a.trail.Routes()...)
-	return append(rs, web.Route{Method: "POST", Pattern: api.Prefix + "/incidents/{id}/resolve", Perm: auth.PermWrite,
+	return append(rs, web.Route{Method: "POST", Pattern: api.Prefix + "/incidents/{id}/resolve", Perm: auth.PermWrite, Action: "incident.resolve",
 		Handler: http.HandlerFunc(a.resolveIncident)})
 }
 
