@@ -1,12 +1,10 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
 	"database/sql"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -29,18 +27,7 @@ func startAuditApp(t *testing.T) (*app, string) {
 	cfg.SigmaDirs = []string{t.TempDir()}
 	anchors := filepath.Join(t.TempDir(), "anchors.jsonl")
 	cfg.Audit.Anchors.File = anchors
-	if err := cfg.validate(); err != nil {
-		t.Fatal(err)
-	}
-	a, err := openApp(t.Context(), cfg, newLogger(os.Stderr, "warn"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.start(context.Background()); err != nil {
-		a.close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.stop() })
+	a := runTestApp(t, cfg)
 	return a, anchors
 }
 

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -22,18 +20,7 @@ func TestServeBaselineEndToEnd(t *testing.T) {
 	cfg := defaultConfig()
 	cfg.DataDir, cfg.Listen, cfg.LogLevel = t.TempDir(), "127.0.0.1:0", "warn"
 	cfg.Baseline.Learn = duration(time.Minute)
-	if err := cfg.validate(); err != nil {
-		t.Fatal(err)
-	}
-	a, err := openApp(t.Context(), cfg, newLogger(os.Stderr, "warn"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.start(context.Background()); err != nil {
-		a.close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.stop() })
+	a := runTestApp(t, cfg)
 	c, err := client.New(a.URL, a.adminToken, client.TLSConfig(a.ca.Pool()))
 	if err != nil {
 		t.Fatal(err)

@@ -41,6 +41,13 @@ func startTestApp(t *testing.T) *app {
 	cfg := defaultConfig()
 	cfg.DataDir, cfg.Listen, cfg.LogLevel = t.TempDir(), "127.0.0.1:0", "warn"
 	cfg.SigmaDirs = []string{t.TempDir()}
+	return runTestApp(t, cfg)
+}
+
+// runTestApp validates cfg, opens and starts the server it describes, and
+// stops it when the test ends.
+func runTestApp(t *testing.T, cfg config) *app {
+	t.Helper()
 	if err := cfg.validate(); err != nil {
 		t.Fatal(err)
 	}

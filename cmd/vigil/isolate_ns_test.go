@@ -129,18 +129,7 @@ func TestIsolateInNetworkNamespace(t *testing.T) {
 	cfg.DataDir, cfg.Listen, cfg.LogLevel = t.TempDir(), nsServerIP+":0", "warn"
 	cfg.Hosts = append(cfg.Hosts, nsServerIP)
 	cfg.SigmaDirs = []string{t.TempDir()}
-	if err := cfg.validate(); err != nil {
-		t.Fatal(err)
-	}
-	a, err := openApp(t.Context(), cfg, newLogger(os.Stderr, "warn"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.start(context.Background()); err != nil {
-		a.close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.stop() })
+	a := runTestApp(t, cfg)
 	if !strings.Contains(a.URL, nsServerIP) {
 		t.Fatalf("server URL %s is not on %s", a.URL, nsServerIP)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -415,18 +414,7 @@ func TestConfiguredPlaybooksAndWebhook(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.DataDir, cfg.Listen, cfg.LogLevel = t.TempDir(), "127.0.0.1:0", "warn"
-	if err := cfg.validate(); err != nil {
-		t.Fatal(err)
-	}
-	a, err := openApp(t.Context(), cfg, newLogger(os.Stderr, "warn"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.start(context.Background()); err != nil {
-		a.close()
-		t.Fatal(err)
-	}
-	defer a.stop()
+	a := runTestApp(t, cfg)
 	recs, err := a.store.ListAudit(t.Context(), 0, 0)
 	if err != nil {
 		t.Fatal(err)

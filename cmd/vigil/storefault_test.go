@@ -38,18 +38,7 @@ func TestReadyzAndRecoveryOnStoreFault(t *testing.T) {
 	if err := os.Symlink(t.TempDir(), filepath.Join(cfg.DataDir, "nats")); err != nil {
 		t.Fatal(err)
 	}
-	if err := cfg.validate(); err != nil {
-		t.Fatal(err)
-	}
-	a, err := openApp(t.Context(), cfg, newLogger(os.Stderr, "warn"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.start(t.Context()); err != nil {
-		a.close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.stop() })
+	a := runTestApp(t, cfg)
 	c, err := client.New(a.URL, a.adminToken, client.TLSConfig(a.ca.Pool()))
 	if err != nil {
 		t.Fatal(err)
