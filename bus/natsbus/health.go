@@ -12,17 +12,17 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // embedded holds the embedded NATS server, which the bus restarts in
-// place when its JetStream store hit a write error (see recover). The
+// place when its JetStream store hit a write error (see Bus.watch). The
 // client connects to it in process through InProcessConn, so it reconnects
 // to the new server by itself.
 type embedded struct {
 	mu     sync.Mutex
 	s      *server.Server // nil while restarting, or when a restart failed
 	cfg    Config         // with the listen port the first server got
-	err    error          // why s is nil
 	closed bool
 }
 
@@ -55,16 +55,13 @@ func (b *Bus) WriteErr() error {
 	if b.emb != nil {
 		s := b.emb.server()
 		if s == nil {
-			b.emb.mu.Lock()
-			err := b.emb.err
-			b.emb.mu.Unlock()
-			if err == nil {
-				err = errors.New("the embedded NATS server is restarting")
-			}
-			return err
+			// A failed restart is logged with its details; it is retried.
+			return errors.New("the embedded NATS server is restarting")
 		}
-		if err := serverHealth(s); err != nil {
-			return err
+		if serverHealth(s) != nil {
+			// The details (paths in the store dir) go to the log, not to
+			// whoever asks /readyz.
+			return errors.New("the embedded NATS server cannot write its store (full or unwritable disk?); it restarts once the disk takes a write")
 		}
 	}
 	if st := b.nc.Status(); st != nats.CONNECTED {
@@ -196,8 +193,7 @@ func probeWrite(dir string) error {
 }
 
 // restart stops the embedded server, starts a new one on the same store
-// dir and address, waits for the client to reconnect and creates the
-// streams and consumers as Open does. Messages acknowledged before are in
+// dir and address and waits for the client to reconnect. Messages acknowledged before are in
 // the store dir; publishes in flight fail and are retried by their
 // callers; consumers fetch again and recreate their consumers.
 func (b *Bus) restart(ctx context.Context) error {
@@ -208,7 +204,7 @@ func (b *Bus) restart(ctx context.Context) error {
 		return nil
 	}
 	old := e.s
-	e.s, e.err = nil, errors.New("the embedded NATS server is restarting")
+	e.s = nil
 	e.mu.Unlock()
 	if old != nil {
 		old.Shutdown()
@@ -217,7 +213,6 @@ func (b *Bus) restart(ctx context.Context) error {
 	s, err := startEmbedded(e.cfg, b.log)
 	e.mu.Lock()
 	if err != nil {
-		e.err = err
 		e.mu.Unlock()
 		return err
 	}
@@ -227,13 +222,17 @@ func (b *Bus) restart(ctx context.Context) error {
 		s.WaitForShutdown()
 		return nil
 	}
-	e.s, e.err = s, nil
+	e.s = s
 	e.mu.Unlock()
 	return b.afterRestart(ctx)
 }
 
-// afterRestart waits for the client to reconnect, recreates the streams
-// and consumers and clears the publish failure.
+// afterRestart waits for the client to reconnect, clears the publish
+// failure and makes sure the streams exist. The new server recovers the
+// streams and consumers from the store dir; creating them again as Open
+// does could fail where it is not needed (nats-server counts an existing
+// stream's limit twice against the disk space it allows), so Open's setup
+// runs only when a stream is missing.
 func (b *Bus) afterRestart(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -242,12 +241,18 @@ func (b *Bus) afterRestart(ctx context.Context) error {
 			return fmt.Errorf("cannot reconnect to the restarted NATS server: %w", ctx.Err())
 		}
 	}
-	if err := b.setup(ctx); err != nil {
-		return err
-	}
 	b.pubMu.Lock()
 	b.pubErr = nil
 	b.pubMu.Unlock()
+	for _, name := range []string{b.eventsStream, b.alertsStream} {
+		_, err := b.js.Stream(ctx, name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return b.setup(ctx)
+		}
+		if err != nil {
+			return fmt.Errorf("cannot read stream %s: %w", name, err)
+		}
+	}
 	return nil
 }
 
