@@ -145,3 +145,42 @@ func TestDiskFullRecovery(t *testing.T) {
 	waitFor("every acknowledged event consumed by the group started after the recovery", allConsumed("late"))
 	t.Logf("%d events acknowledged and consumed", len(acked))
 }
+
+// TestWriteErrAfterPublishFailure checks that a failed publish makes
+// WriteErr report it, and that a later successful publish clears it: here
+// the streams are deleted behind the bus's back, then created again by
+// another bus on the same server.
+func TestWriteErrAfterPublishFailure(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.DataDir = filepath.Join(t.TempDir(), "nats")
+	cfg.ListenAddr = "127.0.0.1:0"
+	cfg.PublishTimeout = 2 * time.Second
+	b := open(t, cfg)
+	ctx := context.Background()
+	if err := b.PublishEvents(ctx, bustest.Events("pf", 0, 10, 3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WriteErr(); err != nil {
+		t.Fatalf("WriteErr after a successful publish: %v", err)
+	}
+	if err := b.DeleteStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.PublishEvents(ctx, bustest.Events("pf", 10, 10, 3)); err == nil {
+		t.Fatal("publish without a stream succeeded")
+	}
+	if err := b.WriteErr(); err == nil {
+		t.Fatal("WriteErr is nil after a failed publish")
+	} else {
+		t.Logf("WriteErr after a failed publish: %v", err)
+	}
+	other := testConfig(t)
+	other.URL = b.ClientURL()
+	open(t, other) // creates the streams again
+	if err := b.PublishEvents(ctx, bustest.Events("pf", 20, 10, 3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WriteErr(); err != nil {
+		t.Errorf("WriteErr after a publish succeeded again: %v", err)
+	}
+}

@@ -104,7 +104,7 @@ func (b *Bus) publishStart() uint64 {
 func (b *Bus) publishDone(gen uint64, err error) {
 	if err == nil {
 		b.pubMu.Lock()
-		if b.pubErr != nil && b.pubErrGen < gen {
+		if b.pubErr != nil && b.pubErrGen <= gen { // recorded before this publish started
 			b.pubErr = nil
 		}
 		b.pubMu.Unlock()
