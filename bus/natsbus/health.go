@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,10 +59,12 @@ func (b *Bus) WriteErr() error {
 			// A failed restart is logged with its details; it is retried.
 			return errors.New("the embedded NATS server is restarting")
 		}
-		if serverHealth(s) != nil {
-			// The details (paths in the store dir) go to the log, not to
-			// whoever asks /readyz.
+		// The details (paths in the store dir) go to the log, not to
+		// whoever asks /readyz.
+		if writeFault, err := serverHealth(s); writeFault {
 			return errors.New("the embedded NATS server cannot write its store (full or unwritable disk?); it restarts once the disk takes a write")
+		} else if err != nil {
+			return errors.New("the embedded NATS server is not healthy (see the log)")
 		}
 	}
 	if st := b.nc.Status(); st != nats.CONNECTED {
@@ -75,18 +78,34 @@ func (b *Bus) WriteErr() error {
 	return nil
 }
 
-// serverHealth returns the embedded server's own health error: on a
-// single server it names a stream with a write error, or JetStream
-// disabled (nats-server disables it on a permission error).
-func serverHealth(s *server.Server) error {
-	h := s.Healthz(nil)
-	if h.Error != "" {
-		return fmt.Errorf("embedded NATS server: %s", h.Error)
+// serverHealth returns whether the embedded server reports a write fault,
+// and its own health error. A write fault is one that a restart clears
+// once the disk takes writes again: a stream with a write error
+// (nats-server keeps it until it restarts), or JetStream disabled
+// (nats-server disables it on a permission error while writing).
+func serverHealth(s *server.Server) (writeFault bool, err error) {
+	h := s.Healthz(&server.HealthzOptions{Details: true})
+	if len(h.Errors) == 0 {
+		if h.StatusCode != 0 && h.StatusCode != 200 {
+			return false, fmt.Errorf("embedded NATS server: %s", h.Status)
+		}
+		return false, nil
 	}
-	if h.StatusCode != 0 && h.StatusCode != 200 {
-		return fmt.Errorf("embedded NATS server: %s", h.Status)
+	var msgs []string
+	for _, e := range h.Errors {
+		msgs = append(msgs, e.Error)
+		switch e.Type {
+		case server.HealthzErrorJetStream:
+			writeFault = true
+		case server.HealthzErrorStream:
+			// The only stream error nats-server reports besides "could
+			// not be recovered" is the write error.
+			if strings.Contains(e.Error, "write error") {
+				writeFault = true
+			}
+		}
 	}
-	return nil
+	return writeFault, fmt.Errorf("embedded NATS server: %s", strings.Join(msgs, "; "))
 }
 
 // publishStart returns the generation a publish starts in, for
@@ -134,6 +153,7 @@ func (b *Bus) watch(ctx context.Context) {
 	var next time.Time // no restart before
 	delay := b.cfg.HealthInterval
 	waiting := false // the disk had no room at the last check
+	warned := false  // an error other than a write fault was logged
 	for {
 		select {
 		case <-ctx.Done():
@@ -141,15 +161,19 @@ func (b *Bus) watch(ctx context.Context) {
 		case <-t.C:
 		case <-b.kick:
 		}
-		s := b.emb.server()
-		var err error
-		if s == nil {
-			err = errors.New("no server")
-		} else {
-			err = serverHealth(s)
+		writeFault, err := true, errors.New("no server after a failed restart")
+		if s := b.emb.server(); s != nil {
+			writeFault, err = serverHealth(s)
 		}
 		if err == nil {
-			delay, waiting = b.cfg.HealthInterval, false
+			delay, waiting, warned = b.cfg.HealthInterval, false, false
+			continue
+		}
+		if !writeFault {
+			if !warned {
+				b.log.Error("embedded NATS server is not healthy; not a write error, so it is not restarted", "err", err)
+			}
+			warned = true
 			continue
 		}
 		if time.Now().Before(next) {
