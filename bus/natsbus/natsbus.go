@@ -84,8 +84,8 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		}),
 	}
 	if cfg.URL == "" {
-		ns, err := startEmbedded(cfg, b.log)
-		if err != nil {
+		var ns *server.Server
+		if ns, err = startEmbedded(cfg, b.log); err != nil {
 			return nil, err
 		}
 		b.emb = &embedded{s: ns, cfg: listenConfig(cfg, ns)}
