@@ -101,6 +101,11 @@ type Config struct {
 	// server when no message flows. Default 5s.
 	LagInterval time.Duration
 
+	// HealthInterval is how often the bus checks the embedded server's
+	// health, and the least delay between two restarts of it after a write
+	// error (see Bus.WriteErr). Default 2s.
+	HealthInterval time.Duration
+
 	// Logger receives the bus's logs (component=bus); nil discards them.
 	Logger *slog.Logger
 	// Registerer registers the bus metrics; nil does not register them.
@@ -166,6 +171,7 @@ func (cfg Config) withDefaults() (Config, error) {
 	defDur(&cfg.MaxRetryDelay, 30*time.Second)
 	cfg.MaxRetryDelay = min(max(cfg.MaxRetryDelay, cfg.RetryDelay), cfg.AckWait/2)
 	defDur(&cfg.LagInterval, 5*time.Second)
+	defDur(&cfg.HealthInterval, 2*time.Second)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

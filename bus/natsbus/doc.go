@@ -72,6 +72,17 @@
 // retry sends again (and turns off the merging of concurrent calls, which
 // would make a retried message differ).
 //
+// # Write faults
+//
+// WriteErr tells whether the bus can take events (the server's /readyz
+// uses it). nats-server keeps a stream's write error (a full or
+// unwritable disk) until it restarts, and answers no publish meanwhile; so
+// the bus checks its embedded server every HealthInterval and after a
+// failed publish, and once a probe write in DataDir succeeds it restarts
+// that server in place on the same store dir and address. The client
+// reconnects by itself, the streams and consumers come back from disk
+// with every acknowledged message, and consumers fetch again.
+//
 // # Metrics
 //
 //	vigil_bus_published_total{kind}             events, alerts stored

@@ -27,9 +27,9 @@ type Bus struct {
 	log *slog.Logger
 	m   *metrics
 
-	ns *server.Server // the embedded server, nil for an external one
-	nc *nats.Conn
-	js jetstream.JetStream
+	emb *embedded // the embedded server, nil for an external one
+	nc  *nats.Conn
+	js  jetstream.JetStream
 
 	queues []*partitionQueue // per partition: ordered, merging publisher
 
@@ -37,6 +37,15 @@ type Bus struct {
 	alertsStream string
 	eventsSubj   string // prefix of event subjects, "<prefix>.events."
 	alertsSubj   string
+
+	pubMu     sync.Mutex
+	pubErr    error  // the last publish failure, until a later publish succeeds
+	pubGen    uint64 // counts publish failures
+	pubErrGen uint64 // pubGen when pubErr was recorded
+
+	kick      chan struct{} // wakes the watchdog after a publish failure
+	stopWatch context.CancelFunc
+	watchDone chan struct{}
 
 	closeOnce sync.Once
 }
@@ -57,6 +66,7 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		alertsStream: streamName(cfg.Prefix, "ALERTS"),
 		eventsSubj:   cfg.Prefix + ".events.",
 		alertsSubj:   cfg.Prefix + ".alerts",
+		kick:         make(chan struct{}, 1),
 	}
 	opts := []nats.Option{
 		nats.Name("vigil"),
@@ -74,10 +84,14 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		}),
 	}
 	if cfg.URL == "" {
-		if b.ns, err = startEmbedded(cfg, b.log); err != nil {
+		var ns *server.Server
+		if ns, err = startEmbedded(cfg, b.log); err != nil {
 			return nil, err
 		}
-		opts = append(opts, nats.InProcessServer(b.ns))
+		b.emb = &embedded{s: ns, cfg: listenConfig(cfg, ns)}
+		// In process, reconnecting costs nothing: after a restart of the
+		// server (see watch), do not wait the default 2s.
+		opts = append(opts, nats.InProcessServer(b.emb), nats.ReconnectWait(100*time.Millisecond))
 		b.nc, err = nats.Connect("", opts...)
 	} else {
 		b.nc, err = nats.Connect(cfg.URL, opts...)
@@ -102,6 +116,14 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 	if err != nil {
 		b.Close()
 		return nil, err
+	}
+	if b.emb != nil {
+		wctx, cancel := context.WithCancel(context.Background())
+		b.stopWatch, b.watchDone = cancel, make(chan struct{})
+		go func() {
+			defer close(b.watchDone)
+			b.watch(wctx)
+		}()
 	}
 	return b, nil
 }
@@ -327,13 +349,16 @@ func (b *Bus) alertConsumer(ctx context.Context, group string) (jetstream.Consum
 // external server's, or the embedded server's when it listens
 // (Config.ListenAddr), or "" when it accepts in-process connections only.
 func (b *Bus) ClientURL() string {
-	if b.ns == nil {
+	if b.emb == nil {
 		return b.cfg.URL
 	}
 	if b.cfg.ListenAddr == "" {
 		return ""
 	}
-	return b.ns.ClientURL()
+	if s := b.emb.server(); s != nil {
+		return s.ClientURL()
+	}
+	return "nats://" + b.emb.cfg.ListenAddr
 }
 
 // Partitions returns the number of event partitions.
@@ -345,6 +370,15 @@ func (b *Bus) Partitions() int { return b.cfg.Partitions }
 // idempotent.
 func (b *Bus) Close() error {
 	b.closeOnce.Do(func() {
+		if b.stopWatch != nil {
+			b.stopWatch()
+			<-b.watchDone
+		}
+		if b.emb != nil {
+			b.emb.mu.Lock()
+			b.emb.closed = true
+			b.emb.mu.Unlock()
+		}
 		if b.nc != nil {
 			if err := b.nc.FlushTimeout(5 * time.Second); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 				b.log.Warn("cannot flush before close", "err", err)
@@ -357,9 +391,12 @@ func (b *Bus) Close() error {
 }
 
 func (b *Bus) stopServer() {
-	if b.ns != nil {
-		b.ns.Shutdown()
-		b.ns.WaitForShutdown()
+	if b.emb == nil {
+		return
+	}
+	if s := b.emb.server(); s != nil {
+		s.Shutdown()
+		s.WaitForShutdown()
 	}
 }
 

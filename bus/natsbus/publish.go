@@ -66,6 +66,7 @@ func (b *Bus) PublishEvents(ctx context.Context, events []vigil.Event) error {
 		b.m.publishErrors.WithLabelValues("events", "invalid").Inc()
 		return err
 	}
+	gen := b.publishStart()
 	pieces := make([]piece, len(msgs))
 	for i := range msgs {
 		pieces[i] = piece{msg: msgs[i], done: make(chan struct{})}
@@ -83,6 +84,7 @@ func (b *Bus) PublishEvents(ctx context.Context, events []vigil.Event) error {
 			return b.publishError("events", ctx.Err())
 		}
 	}
+	b.publishDone(gen, firstErr)
 	if firstErr != nil {
 		return b.publishError("events", firstErr)
 	}
@@ -173,6 +175,7 @@ func (b *Bus) encodeEvents(events []vigil.Event, bufs *[]*[]byte) ([]outMsg, err
 // acknowledgements. detached reports that it returned (on ctx's end)
 // while the client may still read some message's data.
 func (b *Bus) publish(ctx context.Context, kind string, msgs []outMsg) (detached bool, err error) {
+	gen := b.publishStart()
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	var firstErr error
 	for i := range msgs {
@@ -203,6 +206,7 @@ func (b *Bus) publish(ctx context.Context, kind string, msgs []outMsg) (detached
 			return true, b.publishError(kind, ctx.Err())
 		}
 	}
+	b.publishDone(gen, firstErr)
 	if firstErr != nil {
 		return false, b.publishError(kind, firstErr)
 	}

@@ -393,14 +393,18 @@ func (a *app) commandResult(ctx context.Context, r command.Result) {
 	a.respondResult(r)
 }
 
-// ready tells /readyz whether the store answers and can write: after a
-// failed write of events it is not ready until a write succeeds again.
+// ready tells /readyz whether the store answers and can write (after a
+// failed write of events it is not ready until a write succeeds again) and
+// whether the bus can take events (see natsbus.Bus.WriteErr).
 func (a *app) ready(ctx context.Context) error {
 	if _, err := a.store.CountEvents(ctx); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
 	if err := a.store.WriteErr(); err != nil {
 		return fmt.Errorf("store: %w", err)
+	}
+	if err := a.bus.WriteErr(); err != nil {
+		return fmt.Errorf("bus: %w", err)
 	}
 	return nil
 }
