@@ -18,8 +18,8 @@ import (
 // for root, which chmod is not): /readyz answers 503 while the store
 // cannot write, and once space is back the pipeline stores the events it
 // could not store, with no restart, and /readyz is 200 again. The bus
-// (JetStream) lives outside the tmpfs: its own behaviour on a full disk
-// is another matter (docs/operations.md).
+// (JetStream) lives outside the tmpfs here: its own full-disk recovery is
+// tested in bus/natsbus (TestDiskFullRecovery).
 func TestReadyzAndRecoveryOnStoreFault(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount a tmpfs")
