@@ -141,6 +141,9 @@ func (d *Detector) MarkNormal(a vigil.Alert, cohortToo bool) (Feedback, error) {
 		}
 	}
 	fb := Feedback{Entity: items[0].entity}
+	if e, ok := a.Fields["baseline.entity"].(string); ok && e != "" {
+		fb.Entity = e
+	}
 	seenFeat := map[string]bool{}
 	for _, it := range items {
 		if !seenFeat[it.feature] {
@@ -478,4 +481,32 @@ func (f Feedback) String() string {
 		s += " and cohort " + strings.Join(f.Cohorts, ", ")
 	}
 	return s
+}
+
+// FalsePositive is what closing an incident as a false positive offers
+// about the learned baseline: its alerts that can be marked normal, and
+// those marked (with learn).
+type FalsePositive struct {
+	// Alerts are the incident's baseline alerts that can be marked normal.
+	Alerts []Candidate `json:"alerts"`
+	// How says how to mark one normal.
+	How string `json:"how,omitempty"`
+	// Learned are the alerts marked normal (with learn).
+	Learned []Feedback `json:"learned,omitempty"`
+	// Errors are the alerts that could not be marked, with the reason.
+	Errors []string `json:"errors,omitempty"`
+}
+
+// Candidate is a baseline alert that can be marked normal.
+type Candidate struct {
+	AlertID string `json:"alert_id"`
+	RuleID  string `json:"rule_id"`
+	Title   string `json:"title"`
+	Entity  string `json:"entity,omitempty"`
+}
+
+// CandidateOf returns the candidate of an alert of IsBaselineAlert.
+func CandidateOf(a vigil.Alert) Candidate {
+	e, _ := a.Fields["baseline.entity"].(string)
+	return Candidate{AlertID: a.ID, RuleID: a.RuleID, Title: a.Title, Entity: e}
 }
