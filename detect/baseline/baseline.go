@@ -98,6 +98,7 @@ type Detector struct {
 	opts  Options
 	mu    sync.Mutex
 	parts map[int]*part
+	norms *cohortNormals // values marked normal per cohort, for cohorts new to a partition (feedback.go)
 }
 
 var (
@@ -107,7 +108,7 @@ var (
 
 // New returns a detector.
 func New(opts Options) *Detector {
-	return &Detector{opts: opts.withDefaults(), parts: make(map[int]*part)}
+	return &Detector{opts: opts.withDefaults(), parts: make(map[int]*part), norms: &cohortNormals{}}
 }
 
 // Name returns Name.
@@ -216,6 +217,7 @@ func (d *Detector) part(n int) *part {
 	p := d.parts[n]
 	if p == nil {
 		p = newPart(d.opts)
+		p.norms = d.norms
 		d.parts[n] = p
 	}
 	return p
@@ -228,6 +230,7 @@ func (d *Detector) part(n int) *part {
 type part struct {
 	mu      sync.Mutex
 	opts    Options
+	norms   *cohortNormals
 	ents    map[string]*entity     // by device id
 	ipents  map[netip.Addr]*entity // by address, for devices without an id
 	cohorts map[string]*cohort
@@ -301,6 +304,7 @@ func (p *part) cohortFor(key, class string, t int64) *cohort {
 	if c == nil {
 		c = &cohort{key: strings.Clone(key), class: strings.Clone(class), first: t, last: t, counts: make(map[uint64]uint32)}
 		p.cohorts[c.key] = c
+		p.norms.apply(c)
 	}
 	return c
 }

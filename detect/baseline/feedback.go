@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vigil-iot/vigil"
@@ -45,6 +46,57 @@ func (c *cohort) markNormal(h uint64) bool {
 	}
 	c.normal[h] = struct{}{}
 	return true
+}
+
+// cohortNormals are the values marked normal per cohort key, over all
+// partitions: a cohort that appears in a partition after the feedback
+// starts with them. Its lock is never held while taking a partition's.
+type cohortNormals struct {
+	mu sync.Mutex
+	m  map[string]map[uint64]struct{}
+}
+
+func (n *cohortNormals) add(key string, h uint64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.m == nil {
+		n.m = make(map[string]map[uint64]struct{})
+	}
+	s := n.m[key]
+	if s == nil {
+		if len(n.m) >= maxCohorts {
+			return
+		}
+		s = make(map[uint64]struct{})
+		n.m[key] = s
+	}
+	if len(s) < maxCohortValues {
+		s[h] = struct{}{}
+	}
+}
+
+func (n *cohortNormals) addAll(key string, hs map[uint64]struct{}) {
+	for h := range hs {
+		n.add(key, h)
+	}
+}
+
+func (n *cohortNormals) clear(key string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.m, key)
+}
+
+// apply marks normal in a new cohort c what was marked for its key.
+func (n *cohortNormals) apply(c *cohort) {
+	if n == nil {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for h := range n.m[c.key] {
+		c.markNormal(h)
+	}
 }
 
 func sortedHashes(m map[uint64]struct{}) []uint64 {
@@ -90,7 +142,9 @@ func IsBaselineAlert(a vigil.Alert) bool {
 // MarkNormal folds an alert of this detector into the baselines: "this
 // is normal". For a novelty, each value of the alert is learned by its
 // entity (it was when seen; it is again after a reset) and, with cohort,
-// marked normal for the entity's cohort, so no member raises it again.
+// marked normal for the entity's cohort, so no member raises it again: in
+// every partition that has the cohort, and in those where it appears
+// later.
 // For a rate, the entity's rate baseline is widened so that twice the
 // count the alert observed (its window was still filling) is within its
 // bound (a device judged by its cohort then gets its
@@ -173,6 +227,7 @@ func (d *Detector) MarkNormal(a vigil.Alert, cohortToo bool) (Feedback, error) {
 				p.learnValue(e, it.feature, it.hash)
 				if cohortToo {
 					e.cohort.markNormal(it.hash)
+					d.norms.add(e.cohort.key, it.hash)
 				}
 			}
 			if cohortToo {
@@ -414,6 +469,7 @@ func (d *Detector) Reset(name string, kind Kind) ([]int, error) {
 			}
 			c.counts = make(map[uint64]uint32)
 			c.normal = nil
+			d.norms.clear(c.key)
 			c.hist = [numMetric]ewStat{}
 			c.first, c.events, c.ready = c.last, 0, false
 			changed = append(changed, n)

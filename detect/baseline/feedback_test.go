@@ -218,3 +218,41 @@ func TestFeedbackConcurrent(t *testing.T) {
 	})
 	wg.Wait()
 }
+
+// TestMarkNormalCohortLaterPartition checks that a value marked normal for
+// a cohort holds in a partition where that cohort appears only later.
+func TestMarkNormalCohortLaterPartition(t *testing.T) {
+	for _, mark := range []bool{false, true} {
+		f, cams := learnedCams(t)
+		a := f.connect(2*time.Hour, cams[0], "203.0.113.9", 8080)
+		if mark {
+			if _, err := f.d.MarkNormal(stored(t, a[0]), true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Partition 1 meets its first cameras after the feedback.
+		send := func(at time.Duration, ev vigil.Event) []vigil.Alert {
+			ev.Time = t0.Add(at)
+			var out []vigil.Alert
+			f.d.Enrich(context.Background(), 1, &ev)
+			f.d.Detect(context.Background(), 1, &ev, func(a vigil.Alert) { out = append(out, a) })
+			return out
+		}
+		others := []string{"cam-11", "cam-12", "cam-13"}
+		for _, c := range others {
+			send(3*time.Hour, vigil.Event{DeviceID: c, Source: "agent", Kind: vigil.KindInventory, Fields: map[string]any{"device.class": vigil.ClassCamera}})
+		}
+		conn := func(at time.Duration, dev, dst string) []vigil.Alert {
+			return send(at, vigil.Event{DeviceID: dev, Source: "agent", Kind: vigil.KindNetwork, Action: "connect",
+				Network: &vigil.Network{Transport: "tcp", SrcIP: netip.MustParseAddr("10.0.1.3"), SrcPort: 40000, DstIP: netip.MustParseAddr(dst), DstPort: 8080}})
+		}
+		for m := 3 * time.Hour; m < 5*time.Hour; m += 5 * time.Minute {
+			for _, c := range others {
+				conn(m, c, "198.51.100.10")
+			}
+		}
+		if raised := len(conn(5*time.Hour, others[0], "203.0.113.9")) > 0; raised == mark {
+			t.Errorf("marked normal for the cohort %v: a camera of a later partition raised %v", mark, raised)
+		}
+	}
+}

@@ -135,6 +135,7 @@ func (d *Detector) Restore(partition int, b []byte) error {
 		return fmt.Errorf("cannot restore partition %d: snapshot version %d, want %d", partition, s.Version, snapshotVersion)
 	}
 	p := newPart(d.opts)
+	p.norms = d.norms
 	p.held, p.evicted, p.saturated, p.limited = s.Held, s.Evicted, s.Saturated, s.Limited
 	for i, sc := range s.Cohorts {
 		if sc.Key == "" || p.cohorts[sc.Key] != nil {
@@ -188,6 +189,9 @@ func (d *Detector) Restore(partition int, b []byte) error {
 			p.ents[e.key] = e
 		}
 		c.members++
+	}
+	for _, c := range p.cohorts {
+		d.norms.addAll(c.key, c.normal)
 	}
 	// A call of the stage that took the old partition before this one
 	// waits for its lock and then works on the detached state: its event
