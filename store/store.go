@@ -28,6 +28,7 @@ type Store interface {
 	Incidents
 	Actions
 	Audit
+	Baselines
 	Close() error
 }
 
@@ -181,4 +182,42 @@ type Audit interface {
 	AppendAudit(ctx context.Context, r vigil.AuditRecord) (vigil.AuditRecord, error)
 	// ListAudit returns records with Seq > afterSeq in Seq order, at most limit (0: all).
 	ListAudit(ctx context.Context, afterSeq int64, limit int) ([]vigil.AuditRecord, error)
+}
+
+// MaxBaselineState bounds one checkpoint of the learned baseline
+// (PutBaseline): both stores hold a value of this size in one row.
+const MaxBaselineState = 512 << 20
+
+// Baselines keeps the checkpoints of the learned-behaviour detector
+// (detect/baseline): one opaque state per bus partition, replaced whole,
+// so that a restart, or another node, starts from the latest one.
+type Baselines interface {
+	// PutBaseline stores the state of a partition, replacing the one
+	// stored. A negative partition, a zero Saved, an empty state or one
+	// over MaxBaselineState is EINVALID.
+	PutBaseline(ctx context.Context, b Baseline) error
+	// GetBaseline returns the state of a partition. ENOTFOUND when none
+	// is stored.
+	GetBaseline(ctx context.Context, partition int) (Baseline, error)
+}
+
+// Baseline is the checkpoint of one partition of the learned baseline.
+type Baseline struct {
+	Partition int
+	Saved     time.Time // when the state was taken
+	State     []byte
+}
+
+// CheckBaseline checks the argument of PutBaseline.
+func CheckBaseline(b Baseline) error {
+	if b.Partition < 0 {
+		return vigil.Errorf(vigil.EINVALID, "baseline partition %d is negative", b.Partition)
+	}
+	if b.Saved.IsZero() {
+		return vigil.Errorf(vigil.EINVALID, "baseline of partition %d has no time", b.Partition)
+	}
+	if len(b.State) == 0 || len(b.State) > MaxBaselineState {
+		return vigil.Errorf(vigil.EINVALID, "baseline state of partition %d: %d bytes, want 1 to %d", b.Partition, len(b.State), MaxBaselineState)
+	}
+	return nil
 }

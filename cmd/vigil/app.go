@@ -75,6 +75,7 @@ type app struct {
 	trail       *audit.Trail // anchors and verifies the audit trail
 	web         *web.Server
 	identities  *identities
+	baseline    *baselineState // nil when baseline.enabled is false
 
 	// URL is the API's base URL once listening; adminToken is the
 	// bootstrap admin token, set only on the first start of a data dir.
@@ -151,6 +152,9 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err err
 
 	detectors, ruleMgr, err := loadDetectors(cfg, log, a.registry)
 	if err != nil {
+		return nil, err
+	}
+	if err := a.openBaseline(ctx, detectors); err != nil {
 		return nil, err
 	}
 	intelDet, err := a.openIntel(ctx)
@@ -310,7 +314,7 @@ func (a *app) start(ctx context.Context) error {
 		BulkEvents:  ingest.Bulk(),
 		Rules:       a.rules,
 		Intel:       &web.Intel{Catalog: a.intel, Vuln: a.vuln, UploadDir: filepath.Join(a.cfg.DataDir, "intel", "uploads")},
-		Extra:       append(a.enroll.AdminRoutes(), a.respondRoutes()...),
+		Extra:       append(append(a.enroll.AdminRoutes(), a.respondRoutes()...), a.baselineRoutes()...),
 		Gatherer:    a.registry,
 		Ready:       a.ready,
 		Registerer:  a.registry,
@@ -341,6 +345,9 @@ func (a *app) start(ctx context.Context) error {
 	})
 	g.Go(func() error { return a.inventory.Run(gctx) })
 	g.Go(func() error { return a.detect.Run(gctx) })
+	if a.baseline != nil {
+		g.Go(func() error { return a.baseline.run(gctx) })
+	}
 	g.Go(func() error { return a.rules.Watch(gctx, 5*time.Second) })
 	g.Go(func() error { return a.intel.Run(gctx, time.Minute) })
 	g.Go(func() error { return a.vuln.Run(gctx, time.Minute) })

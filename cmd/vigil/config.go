@@ -124,7 +124,7 @@ func defaultConfig() config {
 		Retention:        duration(30 * 24 * time.Hour),
 		DedupWindow:      duration(10 * time.Minute),
 		HeartbeatSilence: duration(5 * time.Minute),
-		Baseline:         baselineConfig{Enabled: true, Learn: duration(baseline.DefaultLearn), Window: duration(baseline.DefaultWindow)},
+		Baseline:         baselineConfig{Enabled: true, Learn: duration(baseline.DefaultLearn), Window: duration(baseline.DefaultWindow), Checkpoint: duration(time.Minute)},
 		IncidentWindow:   duration(30 * time.Minute),
 		ReplayAfter:      duration(time.Hour),
 		MaxReportBytes:   1 << 20,
@@ -181,6 +181,9 @@ func (c *config) validate() error {
 	if c.Baseline.Learn <= 0 {
 		return fmt.Errorf("baseline.learn: must be positive")
 	}
+	if c.Baseline.Checkpoint < duration(time.Second) {
+		return fmt.Errorf("baseline.checkpoint: must be at least 1s")
+	}
 	if c.Baseline.Window < duration(time.Second) {
 		return fmt.Errorf("baseline.window: must be at least 1s")
 	}
@@ -207,6 +210,13 @@ type baselineConfig struct {
 	Learn duration `yaml:"learn"`
 	// Window is the length of the rate windows.
 	Window duration `yaml:"window"`
+	// Checkpoint is how often the partitions that changed are saved to
+	// the store (a SIGKILL loses at most this much learning).
+	Checkpoint duration `yaml:"checkpoint"`
+	// File is a baseline file of `vigil baseline learn` to start from,
+	// for the partitions without a checkpoint in the store (flag
+	// --baseline of vigil serve).
+	File string `yaml:"file"`
 }
 
 // duration is a time.Duration written as a Go duration string in YAML.

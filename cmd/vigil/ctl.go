@@ -210,6 +210,7 @@ func ctlAlertsCmd(o *ctlOptions) *cobra.Command {
 	f.StringVar(&q.IncidentID, "incident", "", "only this incident")
 	f.StringVar(&sev, "min-severity", "", "informational, low, medium, high or critical")
 	addCursorFlag(cmd, &q.Cursor)
+	cmd.AddCommand(ctlAlertNormalCmd(o))
 	return cmd
 }
 
@@ -271,9 +272,12 @@ func ctlIncidentsCmd(o *ctlOptions) *cobra.Command {
 	cmd.Flags().StringVar(&status, "status", "", "open, contained, resolved or false_positive")
 	cmd.Flags().StringVar(&q.DeviceID, "device", "", "only incidents on this device")
 	addCursorFlag(cmd, &q.Cursor)
-	var resolution string
+	var (
+		resolution string
+		learn      bool
+	)
 	resolve := &cobra.Command{
-		Use:   "resolve ID [--as resolved|false_positive]",
+		Use:   "resolve ID [--as resolved|false_positive [--learn]]",
 		Short: "Close an incident; false_positive also rolls back its containment (an isolated device is restored)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -281,16 +285,18 @@ func ctlIncidentsCmd(o *ctlOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			inc, err := c.ResolveIncident(cmd.Context(), args[0], vigil.IncidentStatus(resolution))
+			inc, err := c.ResolveIncidentWith(cmd.Context(), args[0], vigil.IncidentStatus(resolution), learn)
 			if err != nil {
 				return err
 			}
 			return o.print(cmd.OutOrStdout(), inc, func(tw *tabwriter.Writer) {
 				fmt.Fprintf(tw, "%s\t%s\n", inc.ID, inc.Status)
+				printFalsePositive(tw, inc.Baseline)
 			})
 		},
 	}
 	resolve.Flags().StringVar(&resolution, "as", "resolved", "resolved or false_positive")
+	resolve.Flags().BoolVar(&learn, "learn", false, "with false_positive: mark the incident's learned-baseline alerts normal for their devices")
 	cmd.AddCommand(resolve)
 	return cmd
 }

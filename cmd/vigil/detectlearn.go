@@ -7,8 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,19 +17,23 @@ import (
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/detect"
 	"github.com/vigil-iot/vigil/detect/baseline"
+	"github.com/vigil-iot/vigil/detect/intel"
 	"github.com/vigil-iot/vigil/detect/sigma"
-	"github.com/vigil-iot/vigil/rules"
+	"github.com/vigil-iot/vigil/feeds/catalog"
 )
 
 // maxEventLine bounds one NDJSON event line of `vigil detect --learn`.
 const maxEventLine = 16 << 20
 
-// learnDetectOptions configure `vigil detect --learn`.
+// learnDetectOptions configure `vigil detect --learn`, and `vigil detect`
+// without --rules.
 type learnDetectOptions struct {
-	learn, input io.Reader
-	dirs         []string // Sigma rule directories; empty: the built-in pack
+	learn, input io.Reader // learn may be nil: the baseline learns as vigil serve's does
+	dirs         []string  // Sigma rule directories; empty: the whole built-in set (loadDetectors)
 	mapping      *sigma.Config
+	mappingFile  string // the file of mapping, for loadDetectors
 	window       time.Duration
+	intelDir     string    // a server's data dir whose intel feeds to match (empty: none)
 	rejected     io.Writer // where rejected rules of dirs are reported
 }
 
@@ -46,30 +51,44 @@ func (s learnDetectStats) String() string {
 }
 
 // runLearnDetect learns the baseline from o.learn (its learning ends at
-// the end of the file, whatever its length), then runs the baseline and
-// the Sigma rules over o.input as the detection stage of `vigil serve`
-// does (the baseline's enrichment first), writing alerts as NDJSON to w.
+// the end of the file, whatever its length), then runs the detectors over
+// o.input as the detection stage of `vigil serve` does (the baseline's
+// enrichment first), writing alerts as NDJSON to w. The detectors are the
+// baseline and the Sigma rules of o.dirs, or without dirs the whole set
+// vigil serve runs (loadDetectors: the threshold rules, the Sigma pack,
+// the baseline) and the intel of o.intelDir.
 func runLearnDetect(o learnDetectOptions, w io.Writer) (learnDetectStats, error) {
 	var st learnDetectStats
-	var rs *sigma.RuleSet
-	var errs []sigma.FileError
+	var dets []detect.Detector
+	var bl *baseline.Detector
 	if len(o.dirs) > 0 {
-		rs, errs = sigma.LoadDirs(o.dirs, o.mapping)
+		rs, errs := sigma.LoadDirs(o.dirs, o.mapping)
 		for _, e := range errs {
 			fmt.Fprintln(o.rejected, "rejected:", e.Error())
 		}
+		bl = baseline.New(baseline.Options{Window: o.window})
+		dets = []detect.Detector{bl, sigma.NewDetector(rs, sigma.DetectorOptions{})}
 	} else {
-		pack, err := fs.Sub(rules.Sigma, "sigma")
-		if err != nil {
-			return st, fmt.Errorf("cannot read built-in sigma rules: %w", err)
+		cfg := defaultConfig()
+		cfg.SigmaMapping = o.mappingFile
+		cfg.Baseline.Window = duration(o.window)
+		var err error
+		if dets, _, err = loadDetectors(cfg, slog.New(slog.DiscardHandler), nil); err != nil {
+			return st, err
 		}
-		rs, errs = sigma.LoadSources([]sigma.Source{{Name: "builtin:sigma", FS: pack}}, o.mapping)
-		for _, e := range errs {
-			return st, fmt.Errorf("cannot load built-in sigma rule: %w", e)
+		bl = findBaseline(dets)
+		if o.intelDir != "" {
+			if _, err := os.Stat(filepath.Join(o.intelDir, "intel")); err != nil {
+				return st, fmt.Errorf("cannot read the intel of %s: %w", o.intelDir, err)
+			}
+			det := intel.New(slog.New(slog.DiscardHandler), nil)
+			if _, err := catalog.Open(o.intelDir, nil, vigil.SystemClock{}, det.Load); err != nil {
+				return st, err
+			}
+			dets = append(dets, det)
 		}
 	}
-	bl := baseline.New(baseline.Options{Window: o.window})
-	stage := detect.NewStage(nil, []detect.Detector{bl, sigma.NewDetector(rs, sigma.DetectorOptions{})}, detect.StageOptions{})
+	stage := detect.NewStage(nil, dets, detect.StageOptions{})
 
 	bad := func(file string, line int, err error) {
 		st.BadLines++
@@ -77,24 +96,26 @@ func runLearnDetect(o learnDetectOptions, w io.Writer) (learnDetectStats, error)
 			st.FirstBad = fmt.Sprintf("%s line %d: %v", file, line, err)
 		}
 	}
-	err := readEventLines(o.learn, func(line int, ev *vigil.Event, err error) {
+	if o.learn != nil {
+		err := readEventLines(o.learn, func(line int, ev *vigil.Event, err error) {
+			if err != nil {
+				bad("learn", line, err)
+				return
+			}
+			bl.Learn(0, ev)
+			st.Learned++
+		})
 		if err != nil {
-			bad("learn", line, err)
-			return
+			return st, fmt.Errorf("cannot read the events to learn: %w", err)
 		}
-		bl.Learn(0, ev)
-		st.Learned++
-	})
-	if err != nil {
-		return st, fmt.Errorf("cannot read the events to learn: %w", err)
+		bl.FinishLearning()
 	}
-	bl.FinishLearning()
 
 	bw := bufio.NewWriterSize(w, 1<<16)
 	enc := json.NewEncoder(bw)
 	var werr error
 	batch := make([]vigil.Event, 1)
-	err = readEventLines(o.input, func(line int, ev *vigil.Event, err error) {
+	err := readEventLines(o.input, func(line int, ev *vigil.Event, err error) {
 		if err != nil {
 			bad("input", line, err)
 			return
@@ -163,19 +184,25 @@ func describeJSONError(err error) error {
 	return err
 }
 
-// learnDetect is `vigil detect --learn`.
-func learnDetect(cmd *cobra.Command, learn, input string, dirs []string, mapping *sigma.Config, window time.Duration) error {
-	lf, err := os.Open(learn)
-	if err != nil {
-		return fmt.Errorf("cannot open the events to learn: %w", err)
+// learnDetect is `vigil detect --learn`, and `vigil detect` without
+// --rules (learn empty: no learning first).
+func learnDetect(cmd *cobra.Command, learn, input string, dirs []string, mapping *sigma.Config, mappingFile string, window time.Duration, intelDir string) error {
+	o := learnDetectOptions{dirs: dirs, mapping: mapping, mappingFile: mappingFile, window: window, intelDir: intelDir, rejected: cmd.ErrOrStderr()}
+	if learn != "" {
+		lf, err := os.Open(learn)
+		if err != nil {
+			return fmt.Errorf("cannot open the events to learn: %w", err)
+		}
+		defer lf.Close()
+		o.learn = lf
 	}
-	defer lf.Close()
 	in, err := openInput(input)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	st, err := runLearnDetect(learnDetectOptions{learn: lf, input: in, dirs: dirs, mapping: mapping, window: window, rejected: cmd.ErrOrStderr()}, cmd.OutOrStdout())
+	o.input = in
+	st, err := runLearnDetect(o, cmd.OutOrStdout())
 	if st.BadLines > 0 {
 		fmt.Fprintf(cmd.ErrOrStderr(), "detect: %d bad lines skipped, first: %s\n", st.BadLines, st.FirstBad)
 	}

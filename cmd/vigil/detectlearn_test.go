@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -62,8 +63,40 @@ func TestDetectLearn(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "bad lines skipped, first: learn line 2: invalid JSON at byte") {
 		t.Errorf("bad lines: exit %d:\n%s", code, out)
 	}
-	if _, code = run(t, "detect", "--input", bad); code == 0 {
-		t.Errorf("neither --rules nor --learn: exit 0")
+}
+
+// TestDetectWholeSet runs `vigil detect` without --rules: the whole
+// built-in set runs as in vigil serve. A brute force raises the threshold
+// rule, and with --intel a connection to an address of a feed imported
+// into a data dir raises the intel detector's alert.
+func TestDetectWholeSet(t *testing.T) {
+	dir := t.TempDir()
+	var b strings.Builder
+	for i := range 6 {
+		fmt.Fprintf(&b, `{"time":"2026-11-20T10:00:0%dZ","device_id":"cam-1","kind":"auth","action":"login","outcome":"failure","fields":{"user.name":"admin"}}`+"\n", i)
+	}
+	b.WriteString(`{"time":"2026-11-20T10:00:09Z","device_id":"cam-1","kind":"network","action":"connect","network":{"transport":"tcp","src_ip":"10.0.0.5","src_port":40000,"dst_ip":"203.0.113.66","dst_port":4444}}` + "\n")
+	events := filepath.Join(dir, "events.jsonl")
+	os.WriteFile(events, []byte(b.String()), 0o600)
+	out, code := run(t, "detect", "--input", events)
+	if code != 0 || !strings.Contains(out, `"rule_id":"vigil-auth-bruteforce"`) || !strings.Contains(out, "events=7") {
+		t.Errorf("detect without --rules: exit %d, want the threshold brute force rule:\n%s", code, out)
+	}
+	if strings.Contains(out, `"detector":"intel"`) {
+		t.Errorf("an intel alert without intel:\n%s", out)
+	}
+	data := t.TempDir()
+	list := filepath.Join(dir, "bad.txt")
+	os.WriteFile(list, []byte("203.0.113.66\n"), 0o600)
+	if out, code := run(t, "intel", "import", "--data", data, "--name", "bad", "--format", "list", list); code != 0 {
+		t.Fatalf("intel import: exit %d: %s", code, out)
+	}
+	out, code = run(t, "detect", "--input", events, "--intel", data)
+	if code != 0 || !strings.Contains(out, `"detector":"intel"`) || !strings.Contains(out, "203.0.113.66") {
+		t.Errorf("detect --intel: exit %d, want an intel alert:\n%s", code, out)
+	}
+	if out, code := run(t, "detect", "--input", events, "--intel", filepath.Join(dir, "nothing")); code == 0 {
+		t.Errorf("detect --intel with no intel there: exit 0: %s", out)
 	}
 }
 

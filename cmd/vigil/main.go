@@ -39,7 +39,7 @@ func newRootCmd() *cobra.Command {
 		PersistentPreRunE: checkDataDirFlags,
 	}
 	root.AddCommand(newServeCmd(), newDemoCmd(), newCtlCmd(), newBenchCmd(), newRulesCmd(), newDetectCmd(), newIntelCmd(), newVulnCmd(), newReportCmd(), newSensorCmd())
-	root.AddCommand(newPlaybooksCmd(), newAuditCmd())
+	root.AddCommand(newPlaybooksCmd(), newAuditCmd(), newBaselineCmd())
 	return root
 }
 

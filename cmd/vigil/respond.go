@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-iot/vigil/alert"
 	"github.com/vigil-iot/vigil/audit"
 	"github.com/vigil-iot/vigil/auth"
+	"github.com/vigil-iot/vigil/client"
 	"github.com/vigil-iot/vigil/respond"
 	agentconn "github.com/vigil-iot/vigil/respond/connector/agent"
 	"github.com/vigil-iot/vigil/respond/connector/email"
@@ -346,6 +347,9 @@ func (a *app) respondRoutes() []web.Route {
 type resolveRequest struct {
 	// Status is resolved (default) or false_positive.
 	Status vigil.IncidentStatus `json:"status"`
+	// Learn, with false_positive, marks the incident's baseline alerts
+	// normal for their devices (baselinestate.go).
+	Learn bool `json:"learn"`
 }
 
 // resolveIncident closes an incident as resolved or false_positive, audits
@@ -371,6 +375,10 @@ func (a *app) resolveIncident(w http.ResponseWriter, r *http.Request) {
 		fail(vigil.Errorf(vigil.EINVALID, "status %q: want resolved or false_positive", req.Status))
 		return
 	}
+	if req.Learn && (req.Status != vigil.IncidentFalsePositive || a.baseline == nil) {
+		fail(vigil.Errorf(vigil.EINVALID, "learn needs status false_positive and the learned baseline enabled"))
+		return
+	}
 	id := r.PathValue("id")
 	ctx := r.Context()
 	if err := a.incident.Resolve(ctx, id, req.Status, time.Now().UTC()); err != nil {
@@ -381,7 +389,7 @@ func (a *app) resolveIncident(w http.ResponseWriter, r *http.Request) {
 	if t, ok := auth.FromContext(ctx); ok && t.Name != "" {
 		actor = t.Name
 	}
-	if _, err := a.respond.audit.RecordJSON(ctx, actor, "incident.resolve", id, map[string]any{"status": req.Status}); err != nil {
+	if _, err := a.respond.audit.RecordJSON(ctx, actor, "incident.resolve", id, map[string]any{"status": req.Status, "learn": req.Learn}); err != nil {
 		a.log.Error("cannot audit incident resolution", "component", "respond", "incident", id, "err", err)
 	}
 	inc, err := a.store.GetIncident(ctx, id)
@@ -393,6 +401,10 @@ func (a *app) resolveIncident(w http.ResponseWriter, r *http.Request) {
 		fail(err)
 		return
 	}
+	answer := client.Resolution{Incident: api.NewIncident(inc)}
+	if req.Status == vigil.IncidentFalsePositive && a.baseline != nil {
+		answer.Baseline = a.baseline.falsePositive(ctx, inc, req.Learn, actor, a.respond.audit)
+	}
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(api.NewIncident(inc))
+	_ = json.NewEncoder(w).Encode(answer)
 }

@@ -189,15 +189,21 @@ func rulesServerCmds() []*cobra.Command {
 
 func newDetectCmd() *cobra.Command {
 	var dirs []string
-	var input, mapping, cpuProfile, learn string
+	var input, mapping, cpuProfile, learn, intelDir string
 	var window time.Duration
 	cmd := &cobra.Command{
-		Use:   "detect (--rules DIR | --learn LEARN.jsonl) --input FILE.jsonl",
+		Use:   "detect [--rules DIR] [--learn LEARN.jsonl] --input FILE.jsonl",
 		Short: "Offline Sigma detection over NDJSON events: alerts on stdout, a summary on stderr",
 		Long: `Run Sigma rules over NDJSON events offline. Events carry their logsource in
 logsource.product / logsource.category / logsource.service (or a Vigil event kind). Matches are
 written to stdout as NDJSON alerts; the last line on stderr is
   detect: events=<N> matches=<M> seconds=<S> events_per_second=<E>
+
+Without --rules, the whole built-in detection set runs, as vigil serve runs it: the threshold
+rules, the Sigma pack and the learned baseline (learning as the server's does, for 24 h of
+event time, unless --learn), and with --intel DATA_DIR the intel feeds imported into that
+server's data dir; the last line on stderr is
+  detect: learned=<L> events=<N> alerts=<A>
 
 With --learn, the learned baseline (docs/anomaly.md) first learns from LEARN.jsonl (vigil.Event
 lines, as vigil sensor --output writes them; its learning ends at the end of the file, whatever
@@ -214,11 +220,8 @@ with its severity and, for the baseline's, an explanation in fields.explanation;
 					return err
 				}
 			}
-			if learn != "" {
-				return learnDetect(cmd, learn, input, dirs, cfg, window)
-			}
-			if len(dirs) == 0 {
-				return fmt.Errorf("cannot detect: --rules or --learn is required")
+			if learn != "" || len(dirs) == 0 {
+				return learnDetect(cmd, learn, input, dirs, cfg, mapping, window, intelDir)
 			}
 			rs, errs := sigma.LoadDirs(dirs, cfg)
 			for _, e := range errs {
@@ -247,7 +250,8 @@ with its severity and, for the baseline's, an explanation in fields.explanation;
 	cmd.Flags().StringVar(&mapping, "mapping", "", "Sigma mapping config (default: the built-in one)")
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the detection run to this file")
 	cmd.Flags().StringVar(&learn, "learn", "", "NDJSON events to learn the baseline from before detecting (runs the learned baseline)")
-	cmd.Flags().DurationVar(&window, "window", baseline.DefaultWindow, "with --learn: the baseline's rate window")
+	cmd.Flags().DurationVar(&window, "window", baseline.DefaultWindow, "the learned baseline's rate window (with --learn or without --rules)")
+	cmd.Flags().StringVar(&intelDir, "intel", "", "without --rules: also match the intel feeds imported into this server data dir")
 	return cmd
 }
 

@@ -85,6 +85,7 @@ token printed once on first start. --nats-url points the same pipeline at an ext
 	f.StringSliceVar(&cfg.SigmaDirs, "sigma", nil, "Sigma rule directories")
 	f.StringVar(&cfg.PlaybooksDir, "playbooks", "", "response playbook directory (default: the playbooks built into vigil)")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	f.StringVar(&cfg.Baseline.File, "baseline", "", "baseline file of vigil baseline learn to start from (partitions without a checkpoint)")
 	return cmd
 }
 
@@ -105,6 +106,7 @@ func overlayFlags(cmd *cobra.Command, c, flagCfg *config) {
 	set("sigma", func() { c.SigmaDirs = flagCfg.SigmaDirs })
 	set("playbooks", func() { c.PlaybooksDir = flagCfg.PlaybooksDir })
 	set("log-level", func() { c.LogLevel = flagCfg.LogLevel })
+	set("baseline", func() { c.Baseline.File = flagCfg.Baseline.File })
 }
 
 func natsMode(c config) string {

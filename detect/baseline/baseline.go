@@ -98,6 +98,7 @@ type Detector struct {
 	opts  Options
 	mu    sync.Mutex
 	parts map[int]*part
+	norms *cohortNormals // values marked normal per cohort, for cohorts new to a partition (feedback.go)
 }
 
 var (
@@ -107,7 +108,7 @@ var (
 
 // New returns a detector.
 func New(opts Options) *Detector {
-	return &Detector{opts: opts.withDefaults(), parts: make(map[int]*part)}
+	return &Detector{opts: opts.withDefaults(), parts: make(map[int]*part), norms: &cohortNormals{}}
 }
 
 // Name returns Name.
@@ -128,7 +129,10 @@ func (d *Detector) Enrich(_ context.Context, partition int, ev *vigil.Event) {
 		}
 	}
 	p := d.part(partition)
+	p.mu.Lock()
 	p.process(ev, true)
+	p.dirty = true
+	p.mu.Unlock()
 }
 
 // fieldPrefix is the prefix of the fields Enrich sets.
@@ -139,8 +143,11 @@ const fieldPrefix = "baseline."
 // setting fields on it.
 func (d *Detector) Detect(_ context.Context, partition int, ev *vigil.Event, emit func(vigil.Alert)) {
 	p := d.part(partition)
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.pendingEv != ev {
 		p.process(ev, false)
+		p.dirty = true
 	}
 	for _, a := range p.pending {
 		emit(a)
@@ -153,7 +160,10 @@ func (d *Detector) Detect(_ context.Context, partition int, ev *vigil.Event, emi
 // feeds before FinishLearning.
 func (d *Detector) Learn(partition int, ev *vigil.Event) {
 	p := d.part(partition)
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.learnOnly = true
+	p.dirty = true
 	p.process(ev, false)
 	p.learnOnly = false
 	p.pending = p.pending[:0]
@@ -166,7 +176,10 @@ func (d *Detector) FinishLearning() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, p := range d.parts {
+		p.mu.Lock()
 		p.finish()
+		p.dirty = true
+		p.mu.Unlock()
 	}
 }
 
@@ -180,19 +193,20 @@ type Stats struct {
 	Limited  uint64 `json:"limited"`  // novelties that raised no alert: their family already alerted for the device in the window
 }
 
-// Stats returns the detector's counters. It must not run concurrently
-// with Detect.
+// Stats returns the detector's counters.
 func (d *Detector) Stats() Stats {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var s Stats
 	for _, p := range d.parts {
+		p.mu.Lock()
 		s.Devices += len(p.ents) + len(p.ipents)
 		s.Cohorts += len(p.cohorts)
 		s.Held += p.held
 		s.Evicted += p.evicted
 		s.Saturate += p.saturated
 		s.Limited += p.limited
+		p.mu.Unlock()
 	}
 	return s
 }
@@ -203,15 +217,20 @@ func (d *Detector) part(n int) *part {
 	p := d.parts[n]
 	if p == nil {
 		p = newPart(d.opts)
+		p.norms = d.norms
 		d.parts[n] = p
 	}
 	return p
 }
 
 // part is the state of one partition. The stage never runs two calls of
-// one partition at once, so it needs no lock.
+// one partition at once; mu keeps the calls that come from elsewhere
+// (analyst feedback, show, reset, checkpoints: feedback.go) off the
+// stage's, and is otherwise uncontended.
 type part struct {
+	mu      sync.Mutex
 	opts    Options
+	norms   *cohortNormals
 	ents    map[string]*entity     // by device id
 	ipents  map[netip.Addr]*entity // by address, for devices without an id
 	cohorts map[string]*cohort
@@ -219,6 +238,7 @@ type part struct {
 	pendingEv *vigil.Event
 	pending   []vigil.Alert
 	learnOnly bool
+	dirty     bool // changed since the last checkpoint (feedback.go)
 
 	held, evicted, saturated, limited uint64
 
@@ -261,6 +281,7 @@ type cohort struct {
 	members int32
 	counts  map[uint64]uint32 // value hash → members that learned it
 	hist    [numMetric]ewStat
+	normal  map[uint64]struct{} // values an analyst marked normal for the cohort (feedback.go)
 }
 
 // unclassified is the cohort of devices whose class is not known.
@@ -283,6 +304,7 @@ func (p *part) cohortFor(key, class string, t int64) *cohort {
 	if c == nil {
 		c = &cohort{key: strings.Clone(key), class: strings.Clone(class), first: t, last: t, counts: make(map[uint64]uint32)}
 		p.cohorts[c.key] = c
+		p.norms.apply(c)
 	}
 	return c
 }
@@ -609,6 +631,9 @@ func (p *part) novel(e *entity, o *obs, t int64) (finding, bool) {
 	if j == judgeCohort && have > 0 {
 		return finding{}, false // a new device doing what its cohort does
 	}
+	if _, ok := c.normal[h]; ok {
+		return finding{}, false // marked normal for the cohort by an analyst
+	}
 	sev := families[o.fam].sev
 	switch o.fam {
 	case famPeerOut, famPeerIn:
@@ -731,6 +756,7 @@ func (p *part) noveltyAlert(ev *vigil.Event, found []finding) vigil.Alert {
 	fields["baseline.observed"] = val
 	fields["baseline.entity"] = e.key
 	fields["baseline.features"] = feats
+	fields[learnedField] = learnedValues(found)
 	fields["baseline.cohort_share"] = f.share
 	known := int(e.fcount[f.o.fam]) - 1
 	expected := fmt.Sprintf("one of the %d %s values learned for %s; %d of %d other members of cohort %s have it",

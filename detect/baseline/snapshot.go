@@ -35,6 +35,7 @@ type snapCohort struct {
 	Ready  bool                  `json:"ready,omitempty"`
 	Counts [][2]uint64           `json:"counts,omitempty"` // value hash, members
 	Hist   [numMetric][3]float64 `json:"hist"`             // median, MAD, samples
+	Normal []uint64              `json:"normal,omitempty"` // value hashes an analyst marked normal for the cohort
 }
 
 type snapEntity struct {
@@ -67,14 +68,28 @@ func (d *Detector) Partitions() []int {
 	return out
 }
 
-// Snapshot serializes the state of one partition (JSON). It must not run
-// concurrently with Enrich or Detect on that partition. A partition the
-// detector has not seen gives an empty snapshot.
+// Snapshot serializes the state of one partition (JSON). It may run
+// concurrently with Enrich and Detect: it holds the partition's lock while
+// it copies the state. A partition the detector has not seen gives an
+// empty snapshot.
 func (d *Detector) Snapshot(partition int) ([]byte, error) {
 	p := d.part(partition)
+	p.mu.Lock()
+	s := p.snapshotLocked()
+	p.mu.Unlock()
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("cannot snapshot partition %d: %w", partition, err)
+	}
+	return b, nil
+}
+
+// snapshotLocked copies the state of p; p.mu is held. The value slices
+// are shared: the partition only ever appends to them or replaces them.
+func (p *part) snapshotLocked() snapshot {
 	s := snapshot{Version: snapshotVersion, Held: p.held, Evicted: p.evicted, Saturated: p.saturated, Limited: p.limited}
 	for _, c := range p.cohorts {
-		sc := snapCohort{Key: c.key, Class: c.class, First: c.first, Last: c.last, Events: c.events, Ready: c.ready}
+		sc := snapCohort{Key: c.key, Class: c.class, First: c.first, Last: c.last, Events: c.events, Ready: c.ready, Normal: sortedHashes(c.normal)}
 		for h, n := range c.counts {
 			sc.Counts = append(sc.Counts, [2]uint64{h, uint64(n)})
 		}
@@ -100,11 +115,7 @@ func (d *Detector) Snapshot(partition int) ([]byte, error) {
 	}
 	sort.Slice(s.Cohorts, func(i, j int) bool { return s.Cohorts[i].Key < s.Cohorts[j].Key })
 	sort.Slice(s.Entities, func(i, j int) bool { return s.Entities[i].Key < s.Entities[j].Key })
-	b, err := json.Marshal(s)
-	if err != nil {
-		return nil, fmt.Errorf("cannot snapshot partition %d: %w", partition, err)
-	}
-	return b, nil
+	return s
 }
 
 // Restore replaces the state of one partition with a snapshot made by
@@ -124,6 +135,7 @@ func (d *Detector) Restore(partition int, b []byte) error {
 		return fmt.Errorf("cannot restore partition %d: snapshot version %d, want %d", partition, s.Version, snapshotVersion)
 	}
 	p := newPart(d.opts)
+	p.norms = d.norms
 	p.held, p.evicted, p.saturated, p.limited = s.Held, s.Evicted, s.Saturated, s.Limited
 	for i, sc := range s.Cohorts {
 		if sc.Key == "" || p.cohorts[sc.Key] != nil {
@@ -132,6 +144,12 @@ func (d *Detector) Restore(partition int, b []byte) error {
 		c := &cohort{key: sc.Key, class: sc.Class, first: sc.First, last: sc.Last, events: sc.Events, ready: sc.Ready, counts: make(map[uint64]uint32, len(sc.Counts))}
 		for _, kv := range sc.Counts {
 			c.counts[kv[0]] = uint32(kv[1])
+		}
+		if len(sc.Normal) > maxCohortValues {
+			return fmt.Errorf("cannot restore partition %d: cohort %d: %d normal values, more than %d", partition, i, len(sc.Normal), maxCohortValues)
+		}
+		for _, h := range sc.Normal {
+			c.markNormal(h)
 		}
 		for m := range numMetric {
 			if err := c.hist[m].restore(sc.Hist[m]); err != nil {
@@ -172,8 +190,20 @@ func (d *Detector) Restore(partition int, b []byte) error {
 		}
 		c.members++
 	}
+	for _, c := range p.cohorts {
+		d.norms.addAll(c.key, c.normal)
+	}
+	// A call of the stage that took the old partition before this one
+	// waits for its lock and then works on the detached state: its event
+	// is not learned, and nothing races.
 	d.mu.Lock()
-	d.parts[partition] = p
+	if old := d.parts[partition]; old != nil {
+		old.mu.Lock()
+		d.parts[partition] = p
+		old.mu.Unlock()
+	} else {
+		d.parts[partition] = p
+	}
 	d.mu.Unlock()
 	return nil
 }

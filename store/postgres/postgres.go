@@ -206,6 +206,14 @@ CREATE TABLE audit (
 ALTER TABLE audit ADD COLUMN outcome text NOT NULL DEFAULT '';
 ALTER TABLE audit ADD COLUMN mac text NOT NULL DEFAULT '';
 `,
+	// 3: checkpoints of the learned baseline, one per bus partition.
+	`
+CREATE TABLE baselines (
+	part      integer PRIMARY KEY,
+	updated   bigint NOT NULL,
+	state     bytea NOT NULL
+);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context, schema string) error {

@@ -274,6 +274,14 @@ CREATE TABLE audit (
 ALTER TABLE audit ADD COLUMN outcome TEXT NOT NULL DEFAULT '';
 ALTER TABLE audit ADD COLUMN mac TEXT NOT NULL DEFAULT '';
 `,
+	// 3: checkpoints of the learned baseline, one per bus partition.
+	`
+CREATE TABLE baselines (
+	part      INTEGER PRIMARY KEY,
+	updated   INTEGER NOT NULL,
+	state     BLOB NOT NULL
+);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

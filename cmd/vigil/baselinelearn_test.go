@@ -1,0 +1,145 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/bus"
+	"github.com/vigil-iot/vigil/client"
+	"github.com/vigil-iot/vigil/detect/baseline"
+	"github.com/vigil-iot/vigil/store"
+)
+
+// TestBaselineLearnFileServe learns a baseline file from three minutes of
+// Modbus polling (vigil baseline learn --input), starts a server from it
+// with the default learning period of 24 h (vigil serve --baseline), and
+// posts only the write from a new writer: it is raised at once, because
+// the file's learning is complete. A file learned for other partitions
+// or another window is refused.
+func TestBaselineLearnFileServe(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Now().UTC().Add(-10 * time.Minute)
+	all := modbusPolling(start)
+	lines := bytes.Split(bytes.TrimSpace(all), []byte("\n"))
+	learn := filepath.Join(dir, "learn.jsonl")
+	os.WriteFile(learn, bytes.Join(lines[:len(lines)-1], []byte("\n")), 0o600)
+	file := filepath.Join(dir, "baseline.json")
+	out, code := run(t, "baseline", "learn", "--input", learn, "--output", file)
+	if code != 0 || !strings.Contains(out, "learned=") {
+		t.Fatalf("baseline learn: exit %d: %s", code, out)
+	}
+	// From a capture, through the sensor.
+	pcap := filepath.Join("..", "..", "sensor", "testdata", "ipfrag", "coap-udp-mtu1280.pcapng")
+	if out, code := run(t, "baseline", "learn", "--pcap", pcap, "--output", filepath.Join(dir, "pcap.json")); code != 0 || !strings.Contains(out, "learned=11 ") {
+		t.Errorf("baseline learn --pcap: exit %d: %s", code, out)
+	}
+	if out, code := run(t, "baseline", "learn", "--input", learn, "--pcap", "x.pcap", "--output", file); code == 0 {
+		t.Errorf("baseline learn with --input and --pcap: exit 0: %s", out)
+	}
+
+	cfg := defaultConfig()
+	cfg.DataDir, cfg.Listen, cfg.LogLevel = t.TempDir(), "127.0.0.1:0", "warn"
+	cfg.Baseline.File = file
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	for name, mod := range map[string]func(c *config){
+		"partitions": func(c *config) { c.Partitions = 4 },
+		"window":     func(c *config) { c.Baseline.Window = duration(5 * time.Second) },
+	} {
+		bad := cfg
+		bad.DataDir = t.TempDir()
+		mod(&bad)
+		if a, err := openApp(t.Context(), bad, newLogger(os.Stderr, "error")); err == nil || !strings.Contains(err.Error(), "baseline file") {
+			if a != nil {
+				a.close()
+			}
+			t.Errorf("a file learned with other %s: %v", name, err)
+		}
+	}
+
+	a := openTestApp(t, cfg)
+	defer a.stop()
+	c, err := client.New(a.URL, a.adminToken, client.TLSConfig(a.ca.Pool()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.PostEvents(t.Context(), append(lines[len(lines)-1], '\n'))
+	if err != nil || res.Accepted != 1 {
+		t.Fatalf("post: %+v %v", res, err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		alerts, _, err := c.ListAlerts(t.Context(), store.AlertFilter{RuleID: "baseline.new_modbus_writer"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(alerts) == 1 {
+			if alerts[0].Fields["baseline.peer"] != "10.0.4.66" {
+				t.Errorf("alert: %+v", alerts[0].Fields)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no new writer alert from a server started from the baseline file")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var bf baselineFile
+	b, _ := os.ReadFile(file)
+	if err := json.Unmarshal(b, &bf); err != nil || bf.Learned != len(lines)-1 || bf.Partitions != 8 {
+		t.Errorf("file: learned %d, partitions %d, %v", bf.Learned, bf.Partitions, err)
+	}
+}
+
+// TestBaselineCheckpointPeriodic checks that a running server saves its
+// baseline every baseline.checkpoint without a shutdown (what a SIGKILL
+// leaves), and that the saved state restores on another detector, as on
+// another node with the same store.
+func TestBaselineCheckpointPeriodic(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.DataDir, cfg.Listen, cfg.LogLevel = t.TempDir(), "127.0.0.1:0", "warn"
+	cfg.Baseline.Checkpoint = duration(time.Second)
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	a := openTestApp(t, cfg)
+	defer a.stop()
+	c, err := client.New(a.URL, a.adminToken, client.TLSConfig(a.ca.Pool()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PostEvents(t.Context(), modbusPolling(time.Now().UTC().Add(-5*time.Minute))); err != nil {
+		t.Fatal(err)
+	}
+	p := bus.Partition("scada-1", cfg.Partitions)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, err := a.store.GetBaseline(t.Context(), p)
+		if err == nil {
+			state, err := gunzip(b.State)
+			if err != nil {
+				t.Fatal(err)
+			}
+			other := baseline.New(baseline.Options{})
+			if err := other.Restore(p, state); err != nil {
+				t.Fatal(err)
+			}
+			if v, err := other.Show("scada-1"); err == nil && v.Devices[0].Events > 0 {
+				return
+			}
+		} else if vigil.ErrorCode(err) != vigil.ENOTFOUND {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no checkpoint of scada-1's partition within 30 s at a 1 s interval")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
