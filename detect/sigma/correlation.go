@@ -879,6 +879,7 @@ func newCorrelator(maxGroups, maxEntries int, dc *dropCounters) *correlator {
 type corrFire struct {
 	rule   *Rule
 	group  string
+	key    string // the group's values separated by NUL bytes
 	value  float64
 	first  time.Time
 	last   time.Time
@@ -1027,7 +1028,7 @@ func (co *correlator) feed(m *Matcher, l *corrLink, t time.Time, f *corrFire) bo
 		}
 	}
 	live := w.live()
-	*f = corrFire{rule: l.c, group: strings.ReplaceAll(string(key), "\x00", ","), value: val,
+	*f = corrFire{rule: l.c, group: strings.ReplaceAll(string(key), "\x00", ","), key: string(key), value: val,
 		first: time.Unix(0, live[0].T).UTC(), last: t, count: len(live), device: w.Device}
 	co.dropWin(g, lk) // a fired window starts afresh
 	return true
@@ -1048,7 +1049,7 @@ func (co *correlator) judge(r *Rule, c *Correlation, w *corrWindow, key string, 
 			return false
 		}
 	}
-	*f = corrFire{rule: r, group: strings.ReplaceAll(key, "\x00", ","), value: val,
+	*f = corrFire{rule: r, group: strings.ReplaceAll(key, "\x00", ","), key: key, value: val,
 		first: time.Unix(0, live[0].T).UTC(), last: time.Unix(0, live[len(live)-1].T).UTC(), count: len(live), device: w.Device}
 	return true
 }

@@ -121,7 +121,11 @@ func (d *Detector) Detect(ctx context.Context, partition int, ev *vigil.Event, e
 			return
 		}
 		if !r.silent {
-			emit(eventAlert(r, ev, now))
+			a := eventAlert(r, ev, now)
+			// Only a rule that fired is explained: its selections are
+			// evaluated again on this one event.
+			a.Explanation = rs.explainEvent(r, ps.m.ctx, ev)
+			emit(a)
 		}
 		if len(r.feeds) > 0 {
 			ps.corr.hit(ps.m, r, ev.Time, func(f corrFire) {
@@ -132,6 +136,10 @@ func (d *Detector) Detect(ctx context.Context, partition int, ev *vigil.Event, e
 				a.DeviceID = ev.DeviceID
 				a.EventIDs = []string{ev.ID}
 				a.Entities = eventEntities(ev)
+				// The event that made it fire; the others counted are
+				// summed up in the explanation (the window keeps times
+				// and values, not events).
+				a.Explanation.AddEvidence(vigil.ExcerptOf(ev, r.Fields...))
 				emit(a)
 			}, 0)
 		}
@@ -224,6 +232,7 @@ func corrAlert(f corrFire, now time.Time) vigil.Alert {
 		a.Severity = vigil.SeverityMedium
 	}
 	a.DedupKey = "sigma|" + a.RuleID + "|" + f.group
+	a.Explanation = explainCorr(f)
 	return a
 }
 
