@@ -102,3 +102,40 @@ func TestRulesTestShowsValues(t *testing.T) {
 		t.Fatalf("rules test: exit %d:\n%s\nwant a line %s", code, out, want)
 	}
 }
+
+// TestPrintAlertDetailWhy: the why lines of correlation, threshold and
+// intel explanations, and of a learned behaviour alert's fields; every
+// value from an event quoted.
+func TestPrintAlertDetailWhy(t *testing.T) {
+	var b strings.Builder
+	a := vigil.Alert{ID: "a1", Title: "Brute force", RuleID: "r1", Explanation: &vigil.Explanation{
+		Rule:      &vigil.ExplainedRule{Title: "Brute force", ID: "r1", Level: "high", Condition: "event_count gte 3 within 1m0s"},
+		Group:     map[string]string{"source.ip": "192.0.2.7\n"},
+		Window:    "1m0s",
+		Threshold: &vigil.ExplainedThreshold{Series: "event_count", Op: "gte", Threshold: "3", Observed: "3", Count: 3},
+		Indicator: &vigil.ExplainedIndicator{Type: "ip", Value: "198.51.100.7", Feed: "cti", Confidence: 80, Field: "destination.ip", Matched: "198.51.100.7"},
+	}}
+	if err := printAlertDetail(&b, a); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"why.rule\tBrute force (r1), level high\n", "why.condition\tevent_count gte 3 within 1m0s\n",
+		"why.group\tsource.ip=\"192.0.2.7\\n\"\n", "why.window\t1m0s\n", "why.threshold\tevent_count gte 3, observed 3 (3 events)\n",
+		"why.indicator\tip 198.51.100.7, feed cti, confidence 80, matched destination.ip=\"198.51.100.7\"\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("no %q in:\n%s", want, b.String())
+		}
+	}
+	b.Reset()
+	learned := vigil.Alert{ID: "a2", Title: "New destination", Fields: map[string]any{"baseline.feature": "dst", "baseline.observed": "203.0.113.5\x1b]0;x\x07"}}
+	if err := printAlertDetail(&b, learned); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "why.feature\tdst\n") || !strings.Contains(b.String(), `why.observed	"203.0.113.5\x1b]0;x\a"`) {
+		t.Errorf("learned alert:\n%s", b.String())
+	}
+	if strings.Contains(b.String(), "\x1b") {
+		t.Errorf("raw escape printed:\n%q", b.String())
+	}
+}
