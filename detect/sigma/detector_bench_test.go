@@ -39,3 +39,25 @@ func BenchmarkDetector(b *testing.B) {
 	}
 	b.ReportMetric(float64(alerts)/float64(b.N), "alerts/event")
 }
+
+// BenchmarkExplain measures what explaining costs per alert: one rule
+// matched on every event, without and with its explanation.
+func BenchmarkExplain(b *testing.B) {
+	rs, errs := LoadBytes("test.yml", []byte(procRule), nil)
+	if len(errs) > 0 {
+		b.Fatal(errs)
+	}
+	ev := procEvent("/usr/bin/wget", "wget http://x/m -O /tmp/m")
+	m := rs.NewMatcher()
+	b.Run("match", func(b *testing.B) {
+		for range b.N {
+			rs.MatchEvent(m, ev, func(*Rule) {})
+		}
+	})
+	b.Run("match+explain", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			rs.MatchEvent(m, ev, func(r *Rule) { rs.explainEvent(r, m.ctx, ev) })
+		}
+	})
+}
