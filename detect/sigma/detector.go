@@ -110,6 +110,7 @@ func (d *Detector) Detect(ctx context.Context, partition int, ev *vigil.Event, e
 			old = ps.corr.snapshot()
 		}
 		ps.rs, ps.m = rs, rs.NewMatcher()
+		ps.m.keepIDs = true
 		ps.corr = newCorrelator(d.opts.MaxGroups, d.opts.MaxEntries, &d.dropped)
 		if old.Windows != nil {
 			ps.corr.restore(rs, old)
@@ -134,11 +135,12 @@ func (d *Detector) Detect(ctx context.Context, partition int, ev *vigil.Event, e
 				}
 				a := corrAlert(f, now)
 				a.DeviceID = ev.DeviceID
-				a.EventIDs = []string{ev.ID}
+				if len(a.EventIDs) == 0 && ev.ID != "" {
+					a.EventIDs = []string{ev.ID}
+				}
 				a.Entities = eventEntities(ev)
-				// The event that made it fire; the others counted are
-				// summed up in the explanation (the window keeps times
-				// and values, not events).
+				// An excerpt of the event that made it fire; EventIDs
+				// reference the others counted (the window's latest).
 				a.Explanation.AddEvidence(vigil.ExcerptOf(ev, r.Fields...))
 				emit(a)
 			}, 0)
@@ -232,6 +234,8 @@ func corrAlert(f corrFire, now time.Time) vigil.Alert {
 		a.Severity = vigil.SeverityMedium
 	}
 	a.DedupKey = "sigma|" + a.RuleID + "|" + f.group
+	// The events counted, as far as the window kept their ids.
+	a.EventIDs = f.ids
 	a.Explanation = explainCorr(f)
 	return a
 }
@@ -306,6 +310,7 @@ func (d *Detector) Restore(r io.Reader) error {
 		p := d.part(k)
 		p.mu.Lock()
 		p.rs, p.m = rs, rs.NewMatcher()
+		p.m.keepIDs = true
 		p.corr = newCorrelator(d.opts.MaxGroups, d.opts.MaxEntries, &d.dropped)
 		p.corr.restore(rs, cp)
 		p.mu.Unlock()

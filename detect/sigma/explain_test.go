@@ -2,6 +2,7 @@ package sigma
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -104,6 +105,11 @@ level: high
 	if x.Rule == nil || x.Rule.Condition != "event_count gte 3 within 1m0s" {
 		t.Errorf("rule = %+v", x.Rule)
 	}
+	// The alert references the events counted; the one that made it fire
+	// is excerpted.
+	if ids := got[0].EventIDs; len(ids) != 3 || ids[0] != "ev-1" || ids[2] != "ev-3" {
+		t.Errorf("event ids = %v, want ev-1 ev-2 ev-3", ids)
+	}
 	if len(x.Evidence) != 1 || x.Evidence[0].EventID != "ev-3" || x.Evidence[0].Fields["user.name"] != "admin" {
 		t.Errorf("evidence = %+v", x.Evidence)
 	}
@@ -122,4 +128,54 @@ func TestRuleTestShowsValues(t *testing.T) {
 	if line != want {
 		t.Errorf("got  %s\nwant %s", line, want)
 	}
+}
+
+// TestCorrelationEventIDsBounded: a window keeps the ids of its latest
+// maxWindowIDs events only, and only those still in the window.
+func TestCorrelationEventIDsBounded(t *testing.T) {
+	for _, tc := range []struct {
+		gte         int
+		first, last int
+	}{{40, 50 - maxWindowIDs, 49}, {5, 10, 14}} {
+		ids := windowIDs(t, tc.gte)
+		if len(ids) != tc.last-tc.first+1 || ids[0] != fmt.Sprintf("ev-%02d", tc.first) || ids[len(ids)-1] != fmt.Sprintf("ev-%02d", tc.last) {
+			t.Errorf("gte %d: event ids = %v, want ev-%02d to ev-%02d", tc.gte, ids, tc.first, tc.last)
+		}
+	}
+}
+
+// windowIDs returns the event ids of the alert of an event_count
+// correlation (gte n) over ten sparse events that leave the window, then
+// forty dense ones.
+func windowIDs(t *testing.T, n int) []string {
+	rs := mustLoad(t, baseRules+"---\n"+`title: Brute force
+correlation:
+    type: event_count
+    rules:
+        - failed_login
+    group-by:
+        - src
+    timespan: 60s
+    condition:
+        gte: `+fmt.Sprint(n)+`
+level: high
+`)
+	d := NewDetector(rs, DetectorOptions{})
+	var got []vigil.Alert
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 50 {
+		// Ten events 30 s apart (too sparse to fire), which then leave
+		// the window, and forty a second apart.
+		at := t0.Add(time.Duration(i) * 30 * time.Second)
+		if i >= 10 {
+			at = t0.Add(400*time.Second + time.Duration(i)*time.Second)
+		}
+		ev := &vigil.Event{ID: fmt.Sprintf("ev-%02d", i), Time: at, DeviceID: "gw-1", Kind: vigil.KindAuth, Outcome: "failure",
+			Fields: map[string]any{"logsource.product": "test", "src": "192.0.2.7"}}
+		d.Detect(context.Background(), 0, ev, func(a vigil.Alert) { got = append(got, a) })
+	}
+	if len(got) == 0 {
+		t.Fatalf("gte %d: no alert", n)
+	}
+	return got[0].EventIDs
 }
