@@ -127,7 +127,8 @@ func (d *Deduper) Window() time.Duration { return d.window }
 // a false positive), a copy of it with a merged in (Count grows, EventIDs
 // appended up to MaxEventIDs, LastEventTime extended, the earliest
 // FirstEventTime kept, Severity raised to the higher, tags, techniques,
-// entities and fields united); else a itself. Merge stores nothing: call
+// entities and fields united, the first explanation kept with the
+// evidence excerpts of both up to vigil.MaxEvidenceExcerpts); else a itself. Merge stores nothing: call
 // Save with the result. a must be normalized (see Normalize).
 func (d *Deduper) Merge(ctx context.Context, a vigil.Alert) (Result, error) {
 	d.mu.Lock()
@@ -281,6 +282,8 @@ func mergeInto(old, a vigil.Alert) vigil.Alert {
 		m.Severity = a.Severity
 	}
 	m.MergeReceipt(&a)
+	// The first explanation stays; later evidence adds excerpts, bounded.
+	m.MergeExplanation(&a)
 	m.Tags = union(old.Tags, a.Tags)
 	m.Techniques = union(old.Techniques, a.Techniques)
 	m.Entities = union(old.Entities, a.Entities)

@@ -219,3 +219,64 @@ func TestDeduperMergesReceipt(t *testing.T) {
 		t.Errorf("replayed evidence changed a live alert: replayed %v first_received %v", r.Alert.Replayed, r.Alert.FirstReceived)
 	}
 }
+
+// TestDeduperKeepsFirstExplanation: merged repeats keep the first alert's
+// explanation and add their evidence excerpts up to the bound, and the
+// explanation survives the store (and a cache miss) whole.
+func TestDeduperKeepsFirstExplanation(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t, "")
+	d := alert.NewDeduper(st, alert.DedupOptions{CacheSize: 1})
+	for i := range 30 {
+		a := raised(fmt.Sprintf("a%d", i), 0, vigil.SeverityLow, fmt.Sprintf("e%d", i))
+		a.Created = a.Created.Add(time.Duration(i) * time.Second)
+		a.Explanation = &vigil.Explanation{
+			Rule:     &vigil.ExplainedRule{Title: fmt.Sprintf("rule seen %d", i), Condition: "selection"},
+			Matches:  []vigil.Match{{Selection: "selection", Field: "user.name", Value: fmt.Sprintf("user%d", i), Pattern: "root"}},
+			Evidence: []vigil.EvidenceExcerpt{{EventID: fmt.Sprintf("e%d", i), Fields: map[string]string{"user.name": fmt.Sprintf("user%d", i)}}},
+		}
+		if i == 2 { // a repeat of an event already excerpted
+			a.Explanation.Evidence[0].EventID = "e0"
+		}
+		process(t, d, a)
+		// A different key in between evicts a0 from the one-entry cache:
+		// the next merge reads it back from the store.
+		other := raised(fmt.Sprintf("o%d", i), 0, vigil.SeverityLow)
+		other.DedupKey = fmt.Sprintf("other-%d", i)
+		other.Created = a.Created
+		process(t, d, other)
+	}
+	got, err := st.GetAlert(ctx, "a0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := got.Explanation
+	if x == nil || x.Rule == nil || x.Rule.Title != "rule seen 0" || len(x.Matches) != 1 || x.Matches[0].Value != "user0" {
+		t.Fatalf("explanation after merges = %+v, want the first alert's", x)
+	}
+	if len(x.Evidence) != vigil.MaxEvidenceExcerpts {
+		t.Fatalf("%d evidence excerpts, want %d", len(x.Evidence), vigil.MaxEvidenceExcerpts)
+	}
+	var ids []string
+	for _, e := range x.Evidence {
+		ids = append(ids, e.EventID)
+	}
+	want := []string{"e0", "e1", "e3", "e4", "e5", "e6", "e7", "e8", "e9", "e10"}
+	if !slices.Equal(ids, want) {
+		t.Errorf("evidence excerpts %v, want %v", ids, want)
+	}
+}
+
+// TestDeduperTakesLaterExplanation: an alert stored without an explanation
+// (before explanations existed) gains the first one merged into it.
+func TestDeduperTakesLaterExplanation(t *testing.T) {
+	st := openStore(t, "")
+	d := alert.NewDeduper(st, alert.DedupOptions{})
+	process(t, d, raised("a1", 0, vigil.SeverityLow, "e1"))
+	b := raised("a2", 1, vigil.SeverityLow, "e2")
+	b.Explanation = &vigil.Explanation{Window: "5m0s", Evidence: []vigil.EvidenceExcerpt{{EventID: "e2"}}}
+	r := process(t, d, b)
+	if r.Outcome != alert.Merged || r.Alert.Explanation == nil || r.Alert.Explanation.Window != "5m0s" {
+		t.Fatalf("merged %s with explanation %+v, want b's", r.Outcome, r.Alert.Explanation)
+	}
+}

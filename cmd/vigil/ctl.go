@@ -177,7 +177,8 @@ func ctlAlertsCmd(o *ctlOptions) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return o.printOne(cmd.OutOrStdout(), a, [][2]string{{"rule", ruleName(a.Title, a.RuleID)}}, "title", "rule_id")
+				// Why it fired follows the alert (-o json: its explanation).
+				return o.print(cmd.OutOrStdout(), a, func(tw *tabwriter.Writer) { printAlertDetail(tw, a) })
 			}
 			q.Limit = o.limit
 			if sev != "" {

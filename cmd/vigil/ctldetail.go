@@ -5,12 +5,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/detect/sigma"
 )
 
 // printDetail writes one object in full as "name<TAB>value" lines, in the
@@ -145,4 +150,94 @@ func ruleName(title, id string) string {
 		return title
 	}
 	return title + " (" + id + ")"
+}
+
+// printAlertDetail writes one alert in full (printDetail) followed by why
+// it fired: its explanation, or for learned behaviour alerts the
+// baseline.* fields that explain them, as "why.<what><TAB>value" lines.
+// Every value from an event goes through printable.
+func printAlertDetail(w io.Writer, a vigil.Alert) error {
+	if err := printDetail(w, [][2]string{{"rule", ruleName(a.Title, a.RuleID)}}, a, "title", "rule_id", "explanation"); err != nil {
+		return err
+	}
+	line := func(name, value string) {
+		if value != "" {
+			fmt.Fprintf(w, "why.%s\t%s\n", name, value)
+		}
+	}
+	x := a.Explanation
+	if x == nil {
+		// Learned behaviour alerts explain themselves in their fields.
+		var keys []string
+		for k := range a.Fields {
+			if strings.HasPrefix(k, "baseline.") {
+				keys = append(keys, k)
+			}
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			line(strings.TrimPrefix(k, "baseline."), printable(vigil.ValueString(a.Fields[k])))
+		}
+		if len(keys) == 0 {
+			line("explanation", "- (none recorded: the alert predates explanations or its detector gives none)")
+		}
+		return nil
+	}
+	if r := x.Rule; r != nil {
+		s := ruleName(r.Title, r.ID)
+		if r.Level != "" {
+			s += ", level " + r.Level
+		}
+		line("rule", printable(s))
+		line("description", printable(r.Description))
+		line("condition", printable(r.Condition))
+	}
+	for _, m := range x.Matches {
+		line("matched", printable(m.Selection)+": "+sigma.FormatMatch(m))
+	}
+	if len(x.Group) > 0 {
+		keys := slices.Sorted(maps.Keys(x.Group))
+		parts := make([]string, 0, len(keys))
+		for _, k := range keys {
+			parts = append(parts, printable(k)+"="+strconv.Quote(x.Group[k]))
+		}
+		line("group", strings.Join(parts, " "))
+	}
+	line("window", printable(x.Window))
+	if t := x.Threshold; t != nil {
+		s := printable(t.Series + " " + t.Op + " " + t.Threshold)
+		if t.Observed != "" {
+			s += ", observed " + printable(t.Observed)
+		}
+		if t.Count > 0 {
+			s += fmt.Sprintf(" (%d events)", t.Count)
+		}
+		line("threshold", s)
+	}
+	if i := x.Indicator; i != nil {
+		s := printable(i.Type + " " + i.Value)
+		if i.Name != "" {
+			s += " (" + printable(i.Name) + ")"
+		}
+		s += fmt.Sprintf(", feed %s, confidence %d", printable(i.Feed), i.Confidence)
+		if i.Field != "" {
+			s += ", matched " + printable(i.Field) + "=" + strconv.Quote(i.Matched)
+		}
+		line("indicator", s)
+	}
+	for _, e := range x.Evidence {
+		s := dash(e.EventID)
+		if !e.Time.IsZero() {
+			s += " at " + e.Time.UTC().Format(time.RFC3339)
+		}
+		if e.Kind != "" {
+			s += " " + printable(e.Kind)
+		}
+		keys := slices.Sorted(maps.Keys(e.Fields))
+		for _, k := range keys {
+			s += " " + printable(k) + "=" + strconv.Quote(e.Fields[k])
+		}
+		line("evidence", s)
+	}
+	return nil
 }

@@ -347,7 +347,13 @@ func (s *Set) alert(x hit, ev *vigil.Event) vigil.Alert {
 	if len(m.Labels) > 0 {
 		fields["intel.indicator.labels"] = append([]string(nil), m.Labels...)
 	}
+	expl := &vigil.Explanation{Indicator: &vigil.ExplainedIndicator{
+		ID: m.ID, Type: string(m.Type), Value: vigil.CutValue(m.Value), Name: vigil.CutValue(m.Name), Feed: m.Feed,
+		Confidence: m.Confidence, Labels: append([]string(nil), m.Labels...), Field: x.field, Matched: vigil.CutValue(x.value),
+	}}
+	expl.AddEvidence(vigil.ExcerptOf(ev, x.field))
 	return vigil.Alert{
+		Explanation:    expl,
 		DedupKey:       Name + "|" + ev.DeviceID + "|" + m.Feed + "|" + m.ID + "|" + m.Value + "|" + x.value,
 		Detector:       Name,
 		RuleID:         "intel:" + m.Feed + ":" + m.ID,

@@ -153,6 +153,15 @@ func TestDetector(t *testing.T) {
 			a.DeviceID != "cam-1" || a.EventIDs[0] != name || a.Fields["intel.feed"] != "cti" || a.Fields["intel.confidence"] == nil {
 			t.Errorf("%s: alert %+v", name, a)
 		}
+		// The explanation names the indicator, its feed and confidence,
+		// and the field and value that matched it.
+		x := a.Explanation
+		if x == nil || x.Indicator == nil || "intel:cti:"+x.Indicator.ID != wantRule || x.Indicator.Feed != "cti" || x.Indicator.Confidence == 0 ||
+			x.Indicator.Value == "" || x.Indicator.Field != wantField || x.Indicator.Matched != a.Fields["intel.matched.value"] {
+			t.Errorf("%s: explanation %+v", name, x)
+		} else if len(x.Evidence) != 1 || x.Evidence[0].EventID != name {
+			t.Errorf("%s: evidence %+v", name, x.Evidence)
+		}
 	}
 	net := func(src, dst string, port uint16) *vigil.Network {
 		return &vigil.Network{Transport: "tcp", SrcIP: netip.MustParseAddr(src), DstIP: netip.MustParseAddr(dst), DstPort: port}

@@ -3,8 +3,11 @@ package sigma
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vigil-iot/vigil"
 )
 
 // CheckResult is the outcome of compiling rule directories, for
@@ -73,7 +76,34 @@ func FormatResult(r TestResult) string {
 	}
 	sel := "no selection matched"
 	if len(r.Selections) > 0 {
-		sel = "matched: " + strings.Join(r.Selections, ", ")
+		parts := make([]string, 0, len(r.Selections))
+		for _, s := range r.Selections {
+			var vals []string
+			for _, m := range r.Matches {
+				if m.Selection == s {
+					vals = append(vals, FormatMatch(m))
+				}
+			}
+			if len(vals) > 0 {
+				s += " [" + strings.Join(vals, "; ") + "]"
+			}
+			parts = append(parts, s)
+		}
+		sel = "matched: " + strings.Join(parts, ", ")
 	}
 	return fmt.Sprintf("line %d: %s: %s (%s)", r.Line, verdict, r.Title, sel)
+}
+
+// FormatMatch renders one matched value as `field="value" (pattern)`,
+// the value quoted with Go escapes so that no control character of an
+// event reaches the terminal.
+func FormatMatch(m vigil.Match) string {
+	s := strconv.Quote(m.Value)
+	if m.Field != "" {
+		s = m.Field + "=" + s
+	}
+	if m.Pattern != "" {
+		s += " (" + m.Pattern + ")"
+	}
+	return s
 }

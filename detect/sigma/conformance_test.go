@@ -5,15 +5,20 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/vigil-iot/vigil"
 )
 
 // TestConformance runs every testdata/<case>/: rule.yml is loaded (with
 // config.yml's placeholders when present) and evaluated on each line of
 // events.jsonl whatever its logsource; expected.jsonl says, per event
 // line, whether the rule matches. A case with error.txt instead expects
-// the rule to be rejected with an error containing that text.
+// the rule to be rejected with an error containing that text. An
+// expected line with "matches" also says what explains the match: the
+// selections' fields, the event values and the rule values they matched.
 func TestConformance(t *testing.T) {
 	dirs, err := filepath.Glob("testdata/*/rule.yml")
 	if err != nil || len(dirs) == 0 {
@@ -55,11 +60,15 @@ func TestConformance(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := map[int]bool{}
+			matches := map[int][]vigil.Match{}
 			for _, r := range res {
 				if r.Error != "" {
 					t.Fatalf("event: %s", r.Error)
 				}
 				got[r.Line] = got[r.Line] || r.Matched
+				if r.Matched {
+					matches[r.Line] = append(matches[r.Line], r.Matches...)
+				}
 			}
 			ef, err := os.Open(filepath.Join(dir, "expected.jsonl"))
 			if err != nil {
@@ -70,8 +79,9 @@ func TestConformance(t *testing.T) {
 			n := 0
 			for sc.Scan() {
 				var e struct {
-					Line  int  `json:"line"`
-					Match bool `json:"match"`
+					Line    int           `json:"line"`
+					Match   bool          `json:"match"`
+					Matches []vigil.Match `json:"matches"`
 				}
 				if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
 					t.Fatal(err)
@@ -79,6 +89,9 @@ func TestConformance(t *testing.T) {
 				n++
 				if got[e.Line] != e.Match {
 					t.Errorf("event line %d: match = %v, want %v", e.Line, got[e.Line], e.Match)
+				}
+				if e.Matches != nil && !slices.Equal(matches[e.Line], e.Matches) {
+					t.Errorf("event line %d: explained by %+v, want %+v", e.Line, matches[e.Line], e.Matches)
 				}
 			}
 			if n == 0 {

@@ -380,13 +380,50 @@ type corrWindow struct {
 	// Device is the device of the window's last event: the device of an
 	// alert judged when the window closes (Tick, end of input).
 	Device string `json:"device,omitempty"`
-	head   int
+	// IDs are the ids of the window's latest events, at most
+	// maxWindowIDs, kept by the online detector only (Matcher.keepIDs):
+	// the evidence an alert references.
+	IDs  []windowID `json:"ids,omitempty"`
+	head int
 	// distinct counts the values of a value_count or value_percentile
 	// window once it holds more than maxScanDistinct entries; before, the
 	// values are counted by scanning the entries (equal values share one
 	// copy, see value).
 	distinct *distinctSet
 	sum      float64
+}
+
+// windowID is the id of one event of a window and its time.
+type windowID struct {
+	T  int64  `json:"t"`
+	ID string `json:"id"`
+}
+
+// maxWindowIDs bounds corrWindow.IDs.
+const maxWindowIDs = 16
+
+// keepID remembers the id of an event of the window at time t (ns).
+func (w *corrWindow) keepID(t int64, id string) {
+	if len(w.IDs) >= maxWindowIDs {
+		copy(w.IDs, w.IDs[1:])
+		w.IDs = w.IDs[:len(w.IDs)-1]
+	}
+	w.IDs = append(w.IDs, windowID{T: t, ID: strings.Clone(id)})
+}
+
+// liveIDs returns the ids kept of the window's live events, oldest first.
+func (w *corrWindow) liveIDs() []string {
+	live := w.live()
+	if len(live) == 0 || len(w.IDs) == 0 {
+		return nil
+	}
+	var out []string
+	for _, x := range w.IDs {
+		if x.T >= live[0].T {
+			out = append(out, x.ID)
+		}
+	}
+	return out
 }
 
 // maxScanDistinct is the number of entries up to which a window's distinct
@@ -879,6 +916,8 @@ func newCorrelator(maxGroups, maxEntries int, dc *dropCounters) *correlator {
 type corrFire struct {
 	rule   *Rule
 	group  string
+	key    string   // the group's values separated by NUL bytes
+	ids    []string // ids kept of the counted events (online detector)
 	value  float64
 	first  time.Time
 	last   time.Time
@@ -1011,6 +1050,11 @@ func (co *correlator) feed(m *Matcher, l *corrLink, t time.Time, f *corrFire) bo
 		}
 	}
 	w.Entries = append(w.Entries, e)
+	if m.keepIDs {
+		if id := m.str(slotEventID); id != "" {
+			w.keepID(now, id)
+		}
+	}
 	if distinct {
 		w.countValues()
 	}
@@ -1027,8 +1071,8 @@ func (co *correlator) feed(m *Matcher, l *corrLink, t time.Time, f *corrFire) bo
 		}
 	}
 	live := w.live()
-	*f = corrFire{rule: l.c, group: strings.ReplaceAll(string(key), "\x00", ","), value: val,
-		first: time.Unix(0, live[0].T).UTC(), last: t, count: len(live), device: w.Device}
+	*f = corrFire{rule: l.c, group: strings.ReplaceAll(string(key), "\x00", ","), key: string(key), value: val,
+		first: time.Unix(0, live[0].T).UTC(), last: t, count: len(live), device: w.Device, ids: w.liveIDs()}
 	co.dropWin(g, lk) // a fired window starts afresh
 	return true
 }
@@ -1048,8 +1092,8 @@ func (co *correlator) judge(r *Rule, c *Correlation, w *corrWindow, key string, 
 			return false
 		}
 	}
-	*f = corrFire{rule: r, group: strings.ReplaceAll(key, "\x00", ","), value: val,
-		first: time.Unix(0, live[0].T).UTC(), last: time.Unix(0, live[len(live)-1].T).UTC(), count: len(live), device: w.Device}
+	*f = corrFire{rule: r, group: strings.ReplaceAll(key, "\x00", ","), key: key, value: val,
+		first: time.Unix(0, live[0].T).UTC(), last: time.Unix(0, live[len(live)-1].T).UTC(), count: len(live), device: w.Device, ids: w.liveIDs()}
 	return true
 }
 

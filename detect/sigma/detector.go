@@ -110,6 +110,7 @@ func (d *Detector) Detect(ctx context.Context, partition int, ev *vigil.Event, e
 			old = ps.corr.snapshot()
 		}
 		ps.rs, ps.m = rs, rs.NewMatcher()
+		ps.m.keepIDs = true
 		ps.corr = newCorrelator(d.opts.MaxGroups, d.opts.MaxEntries, &d.dropped)
 		if old.Windows != nil {
 			ps.corr.restore(rs, old)
@@ -121,7 +122,11 @@ func (d *Detector) Detect(ctx context.Context, partition int, ev *vigil.Event, e
 			return
 		}
 		if !r.silent {
-			emit(eventAlert(r, ev, now))
+			a := eventAlert(r, ev, now)
+			// Only a rule that fired is explained: its selections are
+			// evaluated again on this one event.
+			a.Explanation = rs.explainEvent(r, ps.m.ctx, ev)
+			emit(a)
 		}
 		if len(r.feeds) > 0 {
 			ps.corr.hit(ps.m, r, ev.Time, func(f corrFire) {
@@ -130,8 +135,13 @@ func (d *Detector) Detect(ctx context.Context, partition int, ev *vigil.Event, e
 				}
 				a := corrAlert(f, now)
 				a.DeviceID = ev.DeviceID
-				a.EventIDs = []string{ev.ID}
+				if len(a.EventIDs) == 0 && ev.ID != "" {
+					a.EventIDs = []string{ev.ID}
+				}
 				a.Entities = eventEntities(ev)
+				// An excerpt of the event that made it fire; EventIDs
+				// reference the others counted (the window's latest).
+				a.Explanation.AddEvidence(vigil.ExcerptOf(ev, r.Fields...))
 				emit(a)
 			}, 0)
 		}
@@ -224,6 +234,9 @@ func corrAlert(f corrFire, now time.Time) vigil.Alert {
 		a.Severity = vigil.SeverityMedium
 	}
 	a.DedupKey = "sigma|" + a.RuleID + "|" + f.group
+	// The events counted, as far as the window kept their ids.
+	a.EventIDs = f.ids
+	a.Explanation = explainCorr(f)
 	return a
 }
 
@@ -297,6 +310,7 @@ func (d *Detector) Restore(r io.Reader) error {
 		p := d.part(k)
 		p.mu.Lock()
 		p.rs, p.m = rs, rs.NewMatcher()
+		p.m.keepIDs = true
 		p.corr = newCorrelator(d.opts.MaxGroups, d.opts.MaxEntries, &d.dropped)
 		p.corr.restore(rs, cp)
 		p.mu.Unlock()

@@ -68,6 +68,10 @@ type Rule struct {
 	// config declares without values (they match no value).
 	Unvalued []string
 
+	// Condition is the detection's condition as written (several are
+	// joined by " | "), for explanations.
+	Condition string
+
 	// Correlation is set for correlation rules; they have no detection.
 	Correlation *Correlation
 
@@ -272,6 +276,9 @@ func (cp *compiler) compileDetection(r *Rule, det *yaml.Node) error {
 	}
 	if len(conds) == 0 {
 		return errAt(condNode, "empty condition")
+	}
+	if !cp.inFilter {
+		r.Condition = strings.Join(conds, " | ")
 	}
 	var alts orNode
 	cost := 0

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -317,6 +318,7 @@ func (rs *RuleSet) finish() []FileError {
 				order = append(order, r)
 			}
 			narrowed[r] = append(narrowed[r], f.cond)
+			r.Condition += " | filter " + strconv.Quote(firstNonEmpty(f.rule.Title, f.rule.ID)) + " must hold"
 		}
 	}
 	for _, r := range order {

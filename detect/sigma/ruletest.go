@@ -8,6 +8,8 @@ import (
 	"io"
 	"math"
 	"time"
+
+	"github.com/vigil-iot/vigil"
 )
 
 // TestResult is the outcome of one rule on one event in TestEvents.
@@ -20,6 +22,9 @@ type TestResult struct {
 	// Selections are the search identifiers that matched the event (in
 	// the rule's order), which explains why the condition held or not.
 	Selections []string `json:"selections,omitempty"`
+	// Matches are the event's values that made those selections match,
+	// with the rule's values they matched.
+	Matches []vigil.Match `json:"matches,omitempty"`
 	// Error is set when the line is not a JSON object.
 	Error string `json:"error,omitempty"`
 	// FeedsOnly is set on the results of a rule that only feeds a
@@ -84,6 +89,9 @@ func (rs *RuleSet) TestEvents(r io.Reader) ([]TestResult, int, error) {
 							if rule.searches[id].eval(c) {
 								res.Selections = append(res.Selections, id)
 							}
+						}
+						if len(res.Selections) > 0 {
+							res.Matches, _ = rs.explainMatches(rule, c)
 						}
 						any = any || (res.Matched && !rule.silent)
 						out = append(out, res)

@@ -117,6 +117,9 @@ type Matcher struct {
 	recent  [16]recentRoute
 	nrecent int // routes added to recent
 	times   minuteCache
+	// keepIDs: correlation windows keep the ids of their latest events
+	// (the online detector's alerts reference them).
+	keepIDs bool
 }
 
 // NewMatcher returns evaluation state for rs.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -212,11 +213,15 @@ func (d *Detector) threshold(r *Rule, rs *ruleState, ev *vigil.Event, emit func(
 		a.Fields["value"] = r.Value
 	}
 	a.Fields["consecutive"] = r.Consecutive
+	th := &vigil.ExplainedThreshold{Series: r.Field, Op: r.Op, Count: r.Consecutive}
 	if r.IsStr {
 		a.Fields["observed"] = strings.Clone(str)
+		th.Threshold, th.Observed = r.StrValue, vigil.CutValue(str)
 	} else {
 		a.Fields["observed"] = num
+		th.Threshold, th.Observed = strconv.FormatFloat(r.Value, 'g', -1, 64), strconv.FormatFloat(num, 'g', -1, 64)
 	}
+	a.Explanation = explain(r, g, ev, fmt.Sprintf("%s %s %s for %d consecutive events", r.Field, r.Op, th.Threshold, r.Consecutive), th)
 	g.entries = nil
 	emit(a)
 }
@@ -274,6 +279,10 @@ func (d *Detector) count(r *Rule, rs *ruleState, ev *vigil.Event, emit func(vigi
 	a.Fields["count"] = len(g.entries)
 	a.Fields["threshold"] = r.Count
 	a.Fields["window"] = r.Window.String()
+	th := &vigil.ExplainedThreshold{Series: "events", Op: ">=", Threshold: strconv.Itoa(r.Count),
+		Observed: strconv.Itoa(len(g.entries)), Count: len(g.entries)}
+	a.Explanation = explain(r, g, ev, fmt.Sprintf("at least %d matching events within %s", r.Count, r.Window), th)
+	a.Explanation.Window = r.Window.String()
 	g.hasFired, g.lastFire = true, newest
 	g.entries = g.entries[:0]
 	emit(a)
@@ -459,4 +468,32 @@ func fixedString(ev *vigil.Event, f uint8) string {
 		return ev.ID
 	}
 	return ""
+}
+
+// explain is the explanation of rule r firing for group g at event ev:
+// the rule, its group-by values, the threshold crossed and an excerpt of
+// ev, the event that crossed it (the others are referenced by the
+// alert's EventIDs).
+func explain(r *Rule, g *group, ev *vigil.Event, cond string, th *vigil.ExplainedThreshold) *vigil.Explanation {
+	x := &vigil.Explanation{
+		Rule:      &vigil.ExplainedRule{ID: r.ID, Title: r.Title, Description: r.Description, Level: r.Level.String(), Condition: cond},
+		Threshold: th,
+	}
+	fields := make([]string, 0, 1+len(r.GroupBy)+len(r.Where)+len(r.entityFields))
+	if r.Field != "" {
+		fields = append(fields, r.Field)
+	}
+	fields = append(fields, r.GroupBy...)
+	for _, c := range r.Where {
+		fields = append(fields, c.Field)
+	}
+	fields = append(fields, r.entityFields...)
+	if len(r.GroupBy) > 0 {
+		x.Group = make(map[string]string, len(r.GroupBy))
+		for i, f := range r.GroupBy {
+			x.Group[f] = vigil.CutValue(g.values[i])
+		}
+	}
+	x.AddEvidence(vigil.ExcerptOf(ev, fields...))
+	return x
 }
