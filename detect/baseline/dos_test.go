@@ -120,3 +120,22 @@ func ruleIDs(alerts []vigil.Alert) []string {
 	}
 	return s
 }
+
+// TestLongConnectionEnd checks that the end of a connection that lasted
+// the whole learning period (seen then only in periodic flow records) is
+// not a new peer or port; before, periodic records taught nothing.
+func TestLongConnectionEnd(t *testing.T) {
+	f := &fleet{d: New(Options{Learn: time.Hour, Window: 10 * time.Second})}
+	rec := func(at time.Duration, reason string) {
+		f.send(sensorEv(at, "flow", "flow", "10.0.3.21", "10.0.3.10", 1883, map[string]any{"flow.reason": reason, "flow.app_proto": "mqtt",
+			"flow.tcp_flags_toserver": "SYN,PSH,ACK", "flow.duration": at.Seconds(), "flow.bytes_toserver": 1000.0}))
+	}
+	for m := 1; m <= 70; m++ {
+		rec(time.Duration(m)*time.Minute, "periodic")
+	}
+	f.alerts = nil
+	rec(71*time.Minute, "end")
+	if len(f.alerts) != 0 {
+		t.Errorf("the end of a long connection raised %v: %v", ruleIDs(f.alerts), f.alerts[0].Fields["explanation"])
+	}
+}

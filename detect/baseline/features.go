@@ -190,11 +190,14 @@ func extract(ev *vigil.Event, out []obs, inc *[2][numMetric]float32, window floa
 			bytes *= window / d
 		}
 		inc[subject][metBytes] += float32(bytes)
-		if str("flow.reason") == "periodic" {
-			return out
+		// A periodic record is of a connection counted already, but its
+		// peers and ports are learned from it too: a connection that
+		// lasts the whole learning period shows only periodic records
+		// until it ends, and its end must not look new.
+		if str("flow.reason") != "periodic" {
+			inc[subject][metConns]++
 		}
-		inc[subject][metConns]++
-		if idleFlow(ev, transport) {
+		if str("flow.reason") != "periodic" && idleFlow(ev, transport) {
 			// A connection the client opened and never sent data on:
 			// half-open (no handshake completed) or held idle, the way a
 			// slow DoS exhausts a server's connections. Counted once, at
