@@ -742,11 +742,19 @@ func (p *part) noveltyAlert(ev *vigil.Event, found []finding) vigil.Alert {
 		fields["baseline.peer"] = ps
 		entities = append(entities, "ip:"+ps)
 	}
+	who := e.key
 	if strings.HasPrefix(e.key, "ip:") {
 		entities = append(entities, e.key)
+	} else if nw := ev.Network; f.o.side == subject && ev.Source == "sensor" && nw != nil && nw.SrcIP.IsValid() {
+		// A device the sensor knows by its id (its MAC) sent the event:
+		// its address too, so the alert names the host that did it and
+		// incidents join on it. (An agent's source.ip may be the other
+		// end: a login's client.)
+		entities = append(entities, "ip:"+nw.SrcIP.String())
+		who += " (" + nw.SrcIP.String() + ")"
 	}
 	fields["explanation"] = fmt.Sprintf("%s %s is new to %s (judged against the %s baseline, %s learned, %d samples): expected %s",
-		fi.title, val, e.key, judgeName(f.j), learnedFor(e, f.j), int(sampleCount(e, f.j)), expected)
+		fi.title, val, who, judgeName(f.j), learnedFor(e, f.j), int(sampleCount(e, f.j)), expected)
 	return vigil.Alert{
 		DedupKey: Name + ":" + fi.name + ":" + e.key + ":" + val,
 		RuleID:   "baseline.new_" + strings.ReplaceAll(fi.name, ".", "_"),

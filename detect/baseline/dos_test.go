@@ -2,6 +2,7 @@ package baseline
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -137,5 +138,25 @@ func TestLongConnectionEnd(t *testing.T) {
 	rec(71*time.Minute, "end")
 	if len(f.alerts) != 0 {
 		t.Errorf("the end of a long connection raised %v: %v", ruleIDs(f.alerts), f.alerts[0].Fields["explanation"])
+	}
+}
+
+// TestNoveltyNamesSenderAddress checks that a novelty of a device the
+// sensor knows by its MAC names the device's address: before, the alert
+// carried only the peer and the MAC, so the malformed traffic of the
+// labelled set did not name its sender.
+func TestNoveltyNamesSenderAddress(t *testing.T) {
+	f := &fleet{d: New(Options{Learn: time.Hour, Window: 10 * time.Second})}
+	learnBroker(f)
+	ev := sensorEv(time.Hour, "mqtt", "anomaly", "10.0.3.64", "10.0.3.10", 1883, map[string]any{"anomaly.event": "invalid_flags", "anomaly.app_proto": "mqtt"})
+	ev.DeviceID = "mac:02:00:00:00:00:64"
+	f.alerts = nil
+	f.send(ev)
+	if len(f.alerts) != 1 {
+		t.Fatalf("want one alert, got %v", ruleIDs(f.alerts))
+	}
+	a := f.alerts[0]
+	if !strings.Contains(a.Fields["explanation"].(string), "(10.0.3.64)") || !slices.Contains(a.Entities, "ip:10.0.3.64") {
+		t.Errorf("the alert does not name the sender's address: %v %s", a.Entities, a.Fields["explanation"])
 	}
 }

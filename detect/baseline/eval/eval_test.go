@@ -36,8 +36,9 @@ type labels struct {
 // (flow records are written when a connection ends).
 const grace = 15.0
 
-// window is the baseline's rate window in the measurement.
-const window = "10s"
+// defaultWindow is the baseline's rate window in the measurement
+// (VIGIL_EVAL_WINDOW changes it): the learning part is 4 minutes.
+const defaultWindow = "10s"
 
 // alert is the part of an alert NDJSON line the measurement reads.
 type alert struct {
@@ -127,13 +128,21 @@ func TestLabelledSet(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		bin += ".exe"
 	}
-	run(t, "", "go", "build", "-o", bin, "github.com/vigil-iot/vigil/cmd/vigil")
+	if b := os.Getenv("VIGIL_EVAL_BIN"); b != "" {
+		bin = b // measure another build (an older commit's, to compare)
+	} else {
+		run(t, "", "go", "build", "-o", bin, "github.com/vigil-iot/vigil/cmd/vigil")
+	}
 	events := filepath.Join(tmp, "events.jsonl")
 	run(t, "", bin, "sensor", "--pcap", capFile, "--output", events)
 
 	// Split at the end of learning.
 	learn, input := filepath.Join(tmp, "learn.jsonl"), filepath.Join(tmp, "input.jsonl")
 	hosts := splitEvents(t, events, learn, input, lb)
+	window := defaultWindow
+	if w := os.Getenv("VIGIL_EVAL_WINDOW"); w != "" {
+		window = w
+	}
 	out := run(t, "", bin, "detect", "--learn", learn, "--input", input, "--window", window)
 	var alerts []alert
 	sc := bufio.NewScanner(bytes.NewReader(out))
@@ -209,76 +218,111 @@ type result struct {
 	perDeviceDay float64
 }
 
-// measure attributes the alerts to the attack classes: an alert of a class
-// is raised from the class's start to grace after its end and names one
-// of its peers. Per class: precision is its medium+ alerts naming a peer
-// over all medium+ alerts in its window; recall is whether it raised one
-// (and how many). The normal part is from the end of learning to the first
-// attack.
+// measure attributes the alerts raised after learning. A medium+ alert
+// that names a peer of an attack class, raised from the class's start to
+// grace after its end, is a true positive of the class; one that names
+// the peer of an attack that started earlier, later than that, is the
+// attack's aftermath (the malaria clients stay connected and ping) and is
+// counted apart; any other medium+ alert is a false positive, of the class
+// in whose window it falls, or of the normal part (from the end of
+// learning to the first attack). Per class: precision is its true
+// positives over them and the false positives in its window; it is
+// detected when it has a true positive.
 func measure(lb labels, alerts []alert, hosts map[string]bool) result {
 	var r result
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "%-18s %8s %8s %10s %9s  %s\n", "class", "alerts", "medium+", "precision", "detected", "first medium+ alert naming the peer")
-	for _, at := range lb.Attacks {
-		var all, mp, tp int
-		first := ""
-		for _, a := range alerts {
-			ts := float64(a.First.UnixNano()) / 1e9
-			if ts < at.Start || ts > at.End+grace {
+	tp := make([]int, len(lb.Attacks))
+	fp := make([]int, len(lb.Attacks))
+	low := make([]int, len(lb.Attacks))
+	first := make([]string, len(lb.Attacks))
+	var after, fpNormal, fpOther, normAll int
+	var fps []string
+	for _, a := range alerts {
+		ts := float64(a.First.UnixNano()) / 1e9
+		if ts < lb.LearnEnd {
+			continue
+		}
+		if ts < lb.NormalEnd {
+			normAll++
+		}
+		in := -1 // the class whose window holds the alert
+		for i, at := range lb.Attacks {
+			if ts >= at.Start && ts <= at.End+grace {
+				in = i
+			}
+		}
+		named, aftermath := -1, false
+		for i, at := range lb.Attacks {
+			if ts < at.Start {
 				continue
 			}
-			all++
-			if !a.mediumPlus() {
-				continue
-			}
-			mp++
 			for _, p := range at.Peers {
 				if a.names(p) {
-					tp++
-					if first == "" {
-						first = fmt.Sprintf("%s %s: %v", a.Severity, a.RuleID, a.Fields["explanation"])
+					if ts <= at.End+grace {
+						named = i
+					} else {
+						aftermath = true
 					}
-					break
 				}
 			}
 		}
-		prec := "-"
-		if mp > 0 {
-			prec = fmt.Sprintf("%.2f", float64(tp)/float64(mp))
+		if !a.mediumPlus() {
+			if named >= 0 {
+				low[named]++
+			}
+			continue
 		}
-		det := fmt.Sprintf("yes (%d)", tp)
-		if tp == 0 {
+		switch {
+		case named >= 0:
+			tp[named]++
+			if first[named] == "" {
+				first[named] = fmt.Sprintf("%s %s: %v", a.Severity, a.RuleID, a.Fields["explanation"])
+			}
+		case aftermath:
+			after++
+		case in >= 0:
+			fp[in]++
+			fps = append(fps, fmt.Sprintf("  %s: %s %s %v", lb.Attacks[in].Class, a.Severity, a.RuleID, a.Fields["explanation"]))
+		case ts < lb.NormalEnd:
+			fpNormal++
+			r.normalAlerts = append(r.normalAlerts, fmt.Sprintf("%s %s %v", a.Severity, a.RuleID, a.Fields["explanation"]))
+		default:
+			fpOther++
+		}
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%-18s %4s %4s %5s %9s %8s  %s\n", "class", "TP", "FP", "low", "precision", "detected", "first medium+ alert naming the peer")
+	for i, at := range lb.Attacks {
+		prec := "-"
+		if tp[i]+fp[i] > 0 {
+			prec = fmt.Sprintf("%.2f", float64(tp[i])/float64(tp[i]+fp[i]))
+		}
+		det := "yes"
+		if tp[i] == 0 {
 			det = "no"
 			r.missed = append(r.missed, at.Class)
 		}
-		if len(first) > 160 {
-			first = first[:160] + "..."
+		f := first[i]
+		if len(f) > 150 {
+			f = f[:150] + "..."
 		}
-		fmt.Fprintf(&sb, "%-18s %8d %8d %10s %9s  %s\n", at.Class, all, mp, prec, det, first)
-	}
-	var normAll int
-	for _, a := range alerts {
-		ts := float64(a.First.UnixNano()) / 1e9
-		if ts < lb.LearnEnd || ts >= lb.NormalEnd {
-			continue
-		}
-		normAll++
-		if a.mediumPlus() {
-			r.normalAlerts = append(r.normalAlerts, fmt.Sprintf("%s %s %v", a.Severity, a.RuleID, a.Fields["explanation"]))
-		}
+		fmt.Fprintf(&sb, "%-18s %4d %4d %5d %9s %8s  %s\n", at.Class, tp[i], fp[i], low[i], prec, det, f)
 	}
 	days := (lb.NormalEnd - lb.LearnEnd) / 86400
 	devDays := float64(len(hosts)) * days
 	if devDays > 0 {
-		r.perDeviceDay = float64(len(r.normalAlerts)) / devDays
+		r.perDeviceDay = float64(fpNormal) / devDays
 	}
 	var hs []string
 	for h := range hosts {
 		hs = append(hs, h)
 	}
 	sort.Strings(hs)
+	fmt.Fprintf(&sb, "aftermath (medium+ naming an earlier attack's peer after its window): %d; other medium+ false positives between attacks: %d\n", after, fpOther)
 	fmt.Fprintf(&sb, "normal after learning: %.0f s, %d devices (%s), %.4f device-days: %d alerts, %d medium+ (%.1f per device-day)\n",
-		lb.NormalEnd-lb.LearnEnd, len(hosts), strings.Join(hs, " "), devDays, normAll, len(r.normalAlerts), r.perDeviceDay)
+		lb.NormalEnd-lb.LearnEnd, len(hosts), strings.Join(hs, " "), devDays, normAll, fpNormal, r.perDeviceDay)
+	if len(fps) > 0 {
+		sb.WriteString("false positives in attack windows (medium+ naming no attack peer):\n" + strings.Join(fps, "\n") + "\n")
+	}
 	r.table = sb.String()
 	return r
 }
