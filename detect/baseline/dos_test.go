@@ -160,3 +160,19 @@ func TestNoveltyNamesSenderAddress(t *testing.T) {
 		t.Errorf("the alert does not name the sender's address: %v %s", a.Entities, a.Fields["explanation"])
 	}
 }
+
+// TestSlowDoSKeepAlive checks that MQTT connects asking the broker to hold
+// the session for hours without hearing from the client (SlowITe) count as
+// idle connections; before, they were connections like any other.
+func TestSlowDoSKeepAlive(t *testing.T) {
+	f := &fleet{d: New(Options{Learn: time.Hour, Window: 10 * time.Second})}
+	learnBroker(f)
+	f.alerts = nil
+	for i := 0; i < 30; i++ {
+		f.send(sensorEv(time.Hour+time.Duration(i)*300*time.Millisecond, "mqtt", "connect", "10.0.3.68", "10.0.3.10", 1883,
+			map[string]any{"mqtt.client_id": "s" + string(rune('a'+i%26)), "mqtt.keep_alive": 65535.0}))
+	}
+	if firstAtLeast(f.alerts, "baseline.rate_idle_connections", vigil.SeverityMedium) == nil {
+		t.Fatalf("no idle connections alert of medium or more: %v", ruleIDs(f.alerts))
+	}
+}

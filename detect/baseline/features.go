@@ -274,6 +274,13 @@ func extract(ev *vigil.Event, out []obs, inc *[2][numMetric]float32, window floa
 			request = true
 			inc[subject][metConns]++
 			inc[target][metConns]++
+			if ka, ok := num("mqtt.keep_alive"); ok && (ka == 0 || ka >= slowKeepAlive) {
+				// A session the broker must hold without hearing from the
+				// client for an hour, or forever: the way a slow DoS
+				// (SlowITe) holds connections while sending a CONNECT.
+				inc[subject][metIdle]++
+				inc[target][metIdle]++
+			}
 			if c := str("mqtt.client_id"); c != "" {
 				add(subject, famMQTTClient, c, "", -1, dst)
 			}
@@ -325,6 +332,10 @@ func extract(ev *vigil.Event, out []obs, inc *[2][numMetric]float32, window floa
 	}
 	return out
 }
+
+// slowKeepAlive is the MQTT keep-alive, in seconds, from which a connect
+// counts as an idle connection.
+const slowKeepAlive = 3600
 
 // idleFlow reports whether a flow record is of a TCP connection on which
 // the client sent no data: no segment towards the server carried PSH (every
