@@ -98,3 +98,30 @@ func processEvent(t time.Time, exe, cmdline string) wire.SecurityEvent {
 		},
 	}
 }
+
+// PLC is the controller the fleet's PLC gateways poll (Modbus/TCP); NewPeer
+// is the host a compromised gateway beacons to. Both exist only inside the
+// simulated events.
+var (
+	PLC     = netip.MustParseAddr("10.20.0.5")
+	NewPeer = netip.MustParseAddr("10.20.66.6")
+)
+
+// BeaconPort is the port of the beacon: one no rule of the pack names
+// (not a backdoor, mining or telnet port), so only a baseline of what the
+// gateway talks to can tell it is new.
+const BeaconPort = 8080
+
+// ConnectEvent is a device's agent reporting an outbound TCP connection.
+func ConnectEvent(t time.Time, src, dst netip.Addr, port uint16) wire.SecurityEvent {
+	return wire.SecurityEvent{
+		Time: t.UTC(), Kind: "network", Category: "network", Action: "connect", Outcome: "success",
+		Fields: wire.Fields{
+			"source.ip":         src.String(),
+			"source.port":       "40100",
+			"destination.ip":    dst.String(),
+			"destination.port":  fmt.Sprint(port),
+			"network.transport": "tcp",
+		},
+	}
+}

@@ -90,6 +90,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (bool, error) {
 	cfg := defaultConfig()
 	cfg.DataDir = dir
 	cfg.Listen = "127.0.0.1:0"
+	cfg.Baseline.Learn = duration(demoLearn(o.attackAt))
 	if err := cfg.validate(); err != nil {
 		return false, err
 	}
@@ -134,6 +135,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (bool, error) {
 
 	d := &demoRun{fleet: fleet, target: target, agents: agents, admin: admin, out: out, start: start,
 		seen: map[string]bool{}, titles: map[string]string{}, actions: map[string]vigil.ActionState{}}
+	d.gateway = d.beaconDevice()
 	if ag := d.startDemoAgent(ctx, a, target, dir, newLogger(logf, "info")); ag != nil {
 		defer ag.Stop()
 		if d.targetClient, err = client.New(a.URL, "", ag.TLS); err != nil {
@@ -157,6 +159,9 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (bool, error) {
 	var wg sync.WaitGroup
 	wg.Go(func() { d.report(runCtx, o.interval) })
 	wg.Go(func() { d.attack(runCtx, target, o.attackAt) })
+	if d.gateway != nil {
+		wg.Go(func() { d.beacon(runCtx, o.attackAt+4*time.Second) })
+	}
 	if broker != nil {
 		wg.Go(func() { d.mqttAttack(runCtx, broker, fleet.Devices[1], o.attackAt+5*time.Second) })
 	}
@@ -181,7 +186,10 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (bool, error) {
 type demoRun struct {
 	fleet  *sim.Fleet
 	target *sim.Device // the attacked camera
-	agents *client.Client
+	// gateway is the PLC gateway whose beacon only the learned baseline
+	// catches (nil when the fleet has none).
+	gateway *sim.Device
+	agents  *client.Client
 	// targetClient posts the target's reports with its agent's
 	// certificate (nil when its agent did not start: then agents does).
 	targetClient *client.Client
@@ -233,7 +241,9 @@ func (d *demoRun) report(ctx context.Context, interval time.Duration) {
 			if i%4 == 3 {
 				types[i] = "application/xml"
 			}
-			bodies[i] = encodeReport(types[i], d.fleet.Report(dev, now))
+			r := d.fleet.Report(dev, now)
+			r.Events = d.pollEvents(dev, now)
+			bodies[i] = encodeReport(types[i], r)
 			clients[i] = d.clientOf(dev)
 		}
 		d.mu.Unlock()
@@ -416,6 +426,7 @@ func (d *demoRun) summary(ctx context.Context, admin *client.Client, target *sim
 	if hit != nil {
 		ttd = hit.TimeToDetect().Round(time.Millisecond)
 	}
+	d.baselineOnly(ctx)
 	fmt.Fprintf(out, "\ndemo: detected=%s incidents=%d time_to_detect=%s", yesNo(hit != nil), len(incs), ttd)
 	containedSummary(out, hit)
 	fmt.Fprintln(out)

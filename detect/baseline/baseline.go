@@ -768,11 +768,19 @@ func (p *part) noveltyAlert(ev *vigil.Event, found []finding) vigil.Alert {
 		fields["baseline.peer"] = ps
 		entities = append(entities, "ip:"+ps)
 	}
+	who := e.key
 	if strings.HasPrefix(e.key, "ip:") {
 		entities = append(entities, e.key)
+	} else if nw := ev.Network; f.o.side == subject && ev.Source == "sensor" && nw != nil && nw.SrcIP.IsValid() {
+		// A device the sensor knows by its id (its MAC) sent the event:
+		// its address too, so the alert names the host that did it and
+		// incidents join on it. (An agent's source.ip may be the other
+		// end: a login's client.)
+		entities = append(entities, "ip:"+nw.SrcIP.String())
+		who += " (" + nw.SrcIP.String() + ")"
 	}
 	fields["explanation"] = fmt.Sprintf("%s %s is new to %s (judged against the %s baseline, %s learned, %d samples): expected %s",
-		fi.title, val, e.key, judgeName(f.j), learnedFor(e, f.j), int(sampleCount(e, f.j)), expected)
+		fi.title, val, who, judgeName(f.j), learnedFor(e, f.j), int(sampleCount(e, f.j)), expected)
 	return vigil.Alert{
 		DedupKey: Name + ":" + fi.name + ":" + e.key + ":" + val,
 		RuleID:   "baseline.new_" + strings.ReplaceAll(fi.name, ".", "_"),
@@ -788,7 +796,7 @@ func (p *part) noveltyAlert(ev *vigil.Event, found []finding) vigil.Alert {
 func (p *part) rateAlert(ev *vigil.Event, e *entity, m metric, j judge, x, med, mad, hi float32, n uint32, level uint8) vigil.Alert {
 	mp := metrics[m]
 	sev := vigil.SeverityLow + vigil.Severity(level-1)
-	if m == metWrites || m == metAuthFail || sensitiveClass(e.cohort.class) {
+	if rareMetric(m) || sensitiveClass(e.cohort.class) {
 		sev = min(sev+1, vigil.SeverityCritical)
 	}
 	fields := p.baselineFields(e, j, float64(n))
@@ -802,18 +810,23 @@ func (p *part) rateAlert(ev *vigil.Event, e *entity, m metric, j judge, x, med, 
 	fields["baseline.expected"] = fmt.Sprintf("at most %.0f %s per %s (median %.1f, MAD %.1f, %d windows)", hi, mp.name, p.opts.Window, med, mad, n)
 	// The peer is the other end: the receiver of a sending device's
 	// flood, the sender of what floods a receiver (ip: entities).
+	// An entity known by address is the event's receiver unless the
+	// address is the sender's (a broker refusing a connect is the sender
+	// of the refusal: its peer is the client).
 	var entities []string
+	peerText := ""
 	if nw := ev.Network; nw != nil && nw.SrcIP.IsValid() {
 		peer := nw.SrcIP
-		if !strings.HasPrefix(e.key, "ip:") && nw.DstIP.IsValid() {
+		if (!strings.HasPrefix(e.key, "ip:") || e.key == "ip:"+nw.SrcIP.String()) && nw.DstIP.IsValid() {
 			peer = nw.DstIP
 			entities = append(entities, "ip:"+nw.SrcIP.String())
 		}
 		fields["baseline.peer"] = peer.String()
 		entities = append(entities, "ip:"+peer.String())
+		peerText = " (latest peer " + peer.String() + ")"
 	}
-	fields["explanation"] = fmt.Sprintf("%.0f %s in one %s window for %s, above the expected %.0f (judged against the %s baseline, %s learned: median %.1f, MAD %.1f over %d windows)",
-		x, mp.name, p.opts.Window, e.key, hi, judgeName(j), learnedFor(e, j), med, mad, n)
+	fields["explanation"] = fmt.Sprintf("%.0f %s in one %s window for %s%s, above the expected %.0f (judged against the %s baseline, %s learned: median %.1f, MAD %.1f over %d windows)",
+		x, mp.name, p.opts.Window, e.key, peerText, hi, judgeName(j), learnedFor(e, j), med, mad, n)
 	return vigil.Alert{
 		DedupKey: Name + ":rate." + mp.name + ":" + e.key,
 		RuleID:   "baseline.rate_" + mp.name,

@@ -3,6 +3,7 @@ package baseline
 import (
 	"net/netip"
 	"strconv"
+	"strings"
 
 	"github.com/vigil-iot/vigil"
 )
@@ -29,6 +30,7 @@ const (
 	famDNS                        // a DNS name the device queries
 	famProcess                    // a process the device runs (agent)
 	famUser                       // a user that logs in to the device (agent)
+	famAnomaly                    // a kind of malformed traffic the device sends (sensor parse errors)
 	numFam
 )
 
@@ -59,26 +61,38 @@ var families = [numFam]famInfo{
 	famDNS:          {"dns.name", "baseline.new_name", "DNS name", vigil.SeverityLow},
 	famProcess:      {"process", "baseline.new_process", "process", vigil.SeverityLow},
 	famUser:         {"user", "baseline.new_user", "user", vigil.SeverityMedium},
+	famAnomaly:      {"protocol.anomaly", "baseline.new_anomaly", "protocol anomaly", vigil.SeverityMedium},
 }
 
 // metric is a rate counted per window.
 type metric uint8
 
 const (
-	metMsgs     metric = iota // protocol messages and security events
-	metConns                  // connections (flow starts, MQTT connects and acks, agent connections)
-	metBytes                  // bytes (flow bytes, MQTT and CoAP payloads)
-	metAuthFail               // failed authentications (auth failures, refused MQTT connects)
-	metWrites                 // writes (Modbus writes, CoAP PUT/POST/DELETE)
+	metMsgs      metric = iota // protocol messages and security events
+	metConns                   // connections (flow starts, MQTT connects and acks, agent connections)
+	metBytes                   // bytes (flow bytes, MQTT and CoAP payloads)
+	metAuthFail                // failed authentications (auth failures, refused MQTT connects)
+	metWrites                  // writes (Modbus writes, CoAP PUT/POST/DELETE)
+	metIdle                    // TCP connections that carried no data from the client (half-open or held idle)
+	metMalformed               // malformed traffic (the sensor's parse errors)
 	numMetric
 )
 
 var metrics = [numMetric]metricParams{
-	metMsgs:     {name: "messages", minCount: 20, minSpread: 3},
-	metConns:    {name: "connections", minCount: 10, minSpread: 2},
-	metBytes:    {name: "bytes", minCount: 64 << 10, minSpread: 4 << 10},
-	metAuthFail: {name: "failed_auths", minCount: 5, minSpread: 1},
-	metWrites:   {name: "writes", minCount: 10, minSpread: 2},
+	metMsgs:      {name: "messages", minCount: 20, minSpread: 3},
+	metConns:     {name: "connections", minCount: 10, minSpread: 2},
+	metBytes:     {name: "bytes", minCount: 64 << 10, minSpread: 4 << 10},
+	metAuthFail:  {name: "failed_auths", minCount: 5, minSpread: 1},
+	metWrites:    {name: "writes", minCount: 10, minSpread: 2},
+	metIdle:      {name: "idle_connections", minCount: 10, minSpread: 2},
+	metMalformed: {name: "malformed", minCount: 5, minSpread: 1},
+}
+
+// rareMetric reports whether a metric counts what normal traffic seldom
+// shows (failed authentications, connections that carry nothing, parse
+// errors, writes): its rate alerts are one level higher.
+func rareMetric(m metric) bool {
+	return m == metWrites || m == metAuthFail || m == metIdle || m == metMalformed
 }
 
 // side says which entity an observation is about.
@@ -176,10 +190,21 @@ func extract(ev *vigil.Event, out []obs, inc *[2][numMetric]float32, window floa
 			bytes *= window / d
 		}
 		inc[subject][metBytes] += float32(bytes)
-		if str("flow.reason") == "periodic" {
-			return out
+		// A periodic record is of a connection counted already, but its
+		// peers and ports are learned from it too: a connection that
+		// lasts the whole learning period shows only periodic records
+		// until it ends, and its end must not look new.
+		if str("flow.reason") != "periodic" {
+			inc[subject][metConns]++
 		}
-		inc[subject][metConns]++
+		if str("flow.reason") != "periodic" && idleFlow(ev, transport) {
+			// A connection the client opened and never sent data on:
+			// half-open (no handshake completed) or held idle, the way a
+			// slow DoS exhausts a server's connections. Counted once, at
+			// the flow's end (or timeout, eviction, capture end).
+			inc[subject][metIdle]++
+			inc[target][metIdle]++
+		}
 		if dst.IsValid() {
 			addIP(subject, famPeerOut, dst)
 			addIP(target, famPeerIn, src)
@@ -194,7 +219,19 @@ func extract(ev *vigil.Event, out []obs, inc *[2][numMetric]float32, window floa
 		return out
 	}
 	if ev.Action == "anomaly" {
+		// A parse error of the sensor: the sender's traffic is malformed.
+		// Which kinds of malformed traffic a device sends is learned
+		// (a flaky device's known error is not news), and their rate.
 		inc[subject][metMsgs]++
+		inc[subject][metMalformed]++
+		inc[target][metMalformed]++
+		if a := str("anomaly.event"); a != "" {
+			p := str("anomaly.app_proto")
+			if p == "" {
+				p = ev.Kind
+			}
+			add(subject, famAnomaly, p, a, -1, dst)
+		}
 		return out
 	}
 	// Protocol events from the sensor, or other sources with a 5-tuple.
@@ -237,12 +274,22 @@ func extract(ev *vigil.Event, out []obs, inc *[2][numMetric]float32, window floa
 			request = true
 			inc[subject][metConns]++
 			inc[target][metConns]++
+			if ka, ok := num("mqtt.keep_alive"); ok && (ka == 0 || ka >= slowKeepAlive) {
+				// A session the broker must hold without hearing from the
+				// client for an hour, or forever: the way a slow DoS
+				// (SlowITe) holds connections while sending a CONNECT.
+				inc[subject][metIdle]++
+				inc[target][metIdle]++
+			}
 			if c := str("mqtt.client_id"); c != "" {
 				add(subject, famMQTTClient, c, "", -1, dst)
 			}
 		case "connack":
+			// Sent by the broker (subject) to the client (target): both
+			// count the refusal, so the guessing client is judged too.
 			if ev.Outcome == vigil.OutcomeFailure {
 				inc[subject][metAuthFail]++
+				inc[target][metAuthFail]++
 			}
 		case "publish":
 			n, _ := num("mqtt.payload_size")
@@ -286,6 +333,25 @@ func extract(ev *vigil.Event, out []obs, inc *[2][numMetric]float32, window floa
 	return out
 }
 
+// slowKeepAlive is the MQTT keep-alive, in seconds, from which a connect
+// counts as an idle connection.
+const slowKeepAlive = 3600
+
+// idleFlow reports whether a flow record is of a TCP connection on which
+// the client sent no data: no segment towards the server carried PSH (every
+// stack pushes what an application writes). Half-open connections (a SYN
+// unanswered or never acknowledged) are idle too.
+func idleFlow(ev *vigil.Event, transport string) bool {
+	if transport != "tcp" {
+		return false
+	}
+	fl, ok := ev.Fields["flow.tcp_flags_toserver"].(string)
+	if !ok || fl == "" {
+		return false
+	}
+	return !strings.Contains(fl, "PSH")
+}
+
 // display is the text of an observed value, in alerts.
 func (o *obs) display() string {
 	switch o.fam {
@@ -299,7 +365,7 @@ func (o *obs) display() string {
 	case famModbusRange:
 		lo := o.n * 64
 		return o.a + " " + strconv.FormatInt(lo, 10) + "-" + strconv.FormatInt(lo+63, 10)
-	case famCoAP:
+	case famCoAP, famAnomaly:
 		return o.a + " " + o.b
 	}
 	if o.ip.IsValid() {
