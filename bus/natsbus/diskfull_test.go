@@ -3,7 +3,6 @@ package natsbus_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/bus/bustest"
+	"github.com/vigil-iot/vigil/internal/testfs"
 )
 
 // TestDiskFullRecovery runs the embedded bus on a small tmpfs that the
@@ -23,14 +23,7 @@ import (
 // error of a stream until it restarts: without the restart, every
 // publish after the fault times out.
 func TestDiskFullRecovery(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a tmpfs")
-	}
-	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	mnt := testfs.Tmpfs(t, "8m")
 
 	cfg := testConfig(t)
 	cfg.DataDir = filepath.Join(mnt, "nats")
@@ -108,17 +101,7 @@ func TestDiskFullRecovery(t *testing.T) {
 		t.Fatalf("WriteErr before the fault: %v", err)
 	}
 
-	filler := filepath.Join(mnt, "filler")
-	f, err := os.Create(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for buf := make([]byte, 64<<10); ; {
-		if _, err := f.Write(buf); err != nil {
-			break
-		}
-	}
-	f.Close()
+	filler := testfs.Fill(t, mnt)
 	var pubErr error
 	for range 50 { // a block may have had room for a few more
 		if pubErr = publish(100); pubErr != nil {

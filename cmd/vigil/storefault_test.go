@@ -4,13 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vigil-iot/vigil/client"
+	"github.com/vigil-iot/vigil/internal/testfs"
 )
 
 // TestReadyzAndRecoveryOnStoreFault runs a server whose store is on a
@@ -21,14 +21,7 @@ import (
 // (JetStream) lives outside the tmpfs here: its own full-disk recovery is
 // tested in bus/natsbus (TestDiskFullRecovery).
 func TestReadyzAndRecoveryOnStoreFault(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a tmpfs")
-	}
-	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	mnt := testfs.Tmpfs(t, "16m")
 	cfg := defaultConfig()
 	cfg.DataDir, cfg.Listen, cfg.LogLevel = filepath.Join(mnt, "data"), "127.0.0.1:0", "warn"
 	cfg.SigmaDirs = []string{t.TempDir()}
@@ -77,17 +70,7 @@ func TestReadyzAndRecoveryOnStoreFault(t *testing.T) {
 		t.Fatalf("readyz before the fault: %v", err)
 	}
 
-	filler := filepath.Join(mnt, "filler")
-	f, err := os.Create(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for buf := make([]byte, 64<<10); ; {
-		if _, err := f.Write(buf); err != nil {
-			break
-		}
-	}
-	f.Close()
+	filler := testfs.Fill(t, mnt)
 	for range 10 { // the WAL may have room left for a batch or two
 		post(500)
 		if c.Ready(t.Context()) != nil {

@@ -3,54 +3,21 @@ package sqlite_test
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/internal/testfs"
 	"github.com/vigil-iot/vigil/store/sqlite"
 )
-
-// mountTmpfs mounts a tmpfs of size on a new directory and returns it; it
-// skips the test where mounting is not allowed (not root). A full tmpfs
-// makes writes fail for real, as chmod does not for root.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a tmpfs (a full file system is the storage fault)")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
-	return dir
-}
-
-// fill writes a file until the file system is full and returns it.
-func fill(t *testing.T, dir string) string {
-	t.Helper()
-	p := filepath.Join(dir, "filler")
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			return p
-		}
-	}
-}
 
 // TestWriteErrOnFullDisk: with the disk full, PutEvents fails and
 // WriteErr says so; once space is back, the next PutEvents succeeds on the
 // same Store (no restart) and WriteErr clears.
 func TestWriteErrOnFullDisk(t *testing.T) {
-	dir := mountTmpfs(t, "8m")
+	dir := testfs.Tmpfs(t, "8m")
 	s, err := sqlite.Open(filepath.Join(dir, "vigil.db"), sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +41,7 @@ func TestWriteErrOnFullDisk(t *testing.T) {
 	if err := s.WriteErr(); err != nil {
 		t.Fatalf("WriteErr after a good write: %v", err)
 	}
-	filler := fill(t, dir)
+	filler := testfs.Fill(t, dir)
 	var failed error
 	for range 20 { // the WAL may have room left for a batch or two
 		if failed = s.PutEvents(ctx, batch(500)); failed != nil {
