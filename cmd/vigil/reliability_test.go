@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -14,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -41,7 +38,7 @@ func TestAcknowledgedEventsSurviveSIGKILL(t *testing.T) {
 	addr := freeAddr(t)
 
 	var logs syncBuffer
-	srv, token := startServer(t, bin, dir, addr, true, &logs)
+	srv, token := startServeProcess(t, bin, dir, addr, true, &logs)
 	hc := httpsClient(t, dir)
 	base := "https://" + addr
 
@@ -91,7 +88,7 @@ func TestAcknowledgedEventsSurviveSIGKILL(t *testing.T) {
 	srv.Wait()
 
 	fmt.Fprintln(&logs, "--- SIGKILL, restart ---")
-	srv, _ = startServer(t, bin, dir, addr, false, &logs)
+	srv, _ = startServeProcess(t, bin, dir, addr, false, &logs)
 	defer func() {
 		srv.Process.Signal(syscall.SIGTERM)
 		srv.Wait()
@@ -140,60 +137,6 @@ func TestAcknowledgedEventsSurviveSIGKILL(t *testing.T) {
 		}
 		t.Fatalf("%d acknowledged items lost after SIGKILL, e.g. %v\nserver log:\n%s", len(missing), missing[:min(5, len(missing))], logs.String())
 	}
-}
-
-// startServer runs `vigil serve` and waits until it answers; on the first
-// start it returns the admin token the server prints.
-func startServer(t *testing.T, bin, dir, addr string, first bool, logs io.Writer) (*exec.Cmd, string) {
-	t.Helper()
-	cmd := exec.Command(bin, "serve", "--data-dir", dir, "--listen", addr, "--log-level", "info")
-	cmd.Stderr = logs
-	// The first start prints the admin token on stdout, never in the log.
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	tokenc := make(chan string, 1)
-	go func() {
-		re := regexp.MustCompile(`vgl_[A-Za-z0-9_-]+`)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := re.FindString(sc.Text()); m != "" {
-				select {
-				case tokenc <- m:
-				default:
-				}
-			}
-		}
-	}()
-	var token string
-	if first {
-		select {
-		case token = <-tokenc:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			t.Fatal("the server printed no admin token")
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	hc := httpsClient(t, dir)
-	for ctx.Err() == nil {
-		resp, err := hc.Get("https://" + addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return cmd, token
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	cmd.Process.Kill()
-	t.Fatal("the server did not become ready")
-	return nil, ""
 }
 
 func httpsClient(t *testing.T, dir string) *http.Client {

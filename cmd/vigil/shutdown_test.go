@@ -36,7 +36,7 @@ func TestSIGTERMStopsInOrder(t *testing.T) {
 	dir, addr := t.TempDir(), freeAddr(t)
 
 	var first syncBuffer
-	srv, token := startServeProcess(t, bin, dir, addr, &first)
+	srv, token := startServeProcess(t, bin, dir, addr, true, &first)
 	hc := httpsClient(t, dir)
 	postEvents(t, hc, addr, token, 50)
 	// An enrolled agent long-polls for commands, as every agent does: the
@@ -118,7 +118,7 @@ func TestSIGTERMStopsInOrder(t *testing.T) {
 	// start may find JetStream's state outdated.
 	for round := range 2 {
 		var next syncBuffer
-		srv, _ = startServeProcess(t, bin, dir, addr, &next)
+		srv, _ = startServeProcess(t, bin, dir, addr, false, &next)
 		postEvents(t, hc, addr, token, 50)
 		time.Sleep(500 * time.Millisecond)
 		srv.Process.Signal(syscall.SIGTERM)
@@ -132,9 +132,9 @@ func TestSIGTERMStopsInOrder(t *testing.T) {
 }
 
 // startServeProcess runs `vigil serve` at debug level with its stdout and
-// stderr both in logs, waits until /readyz answers, and returns the admin
-// token the first start prints (empty on a later start).
-func startServeProcess(t *testing.T, bin, dir, addr string, logs io.Writer) (*exec.Cmd, string) {
+// stderr both in logs, waits until /readyz answers and, on the first start
+// of a data dir, until it has printed the admin token, which it returns.
+func startServeProcess(t *testing.T, bin, dir, addr string, first bool, logs io.Writer) (*exec.Cmd, string) {
 	t.Helper()
 	cmd := exec.Command(bin, "serve", "--data-dir", dir, "--listen", addr, "--log-level", "debug")
 	// An io.Writer rather than a pipe of our own: cmd.Wait returns only
@@ -154,18 +154,21 @@ func startServeProcess(t *testing.T, bin, dir, addr string, logs io.Writer) (*ex
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	var token string
+	if first {
+		select {
+		case token = <-tokenc:
+		case <-ctx.Done():
+			t.Fatal("the server printed no admin token")
+		}
+	}
 	hc := httpsClient(t, dir)
 	for ctx.Err() == nil {
 		resp, err := hc.Get("https://" + addr + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				select {
-				case tok := <-tokenc:
-					return cmd, tok
-				case <-time.After(time.Second):
-					return cmd, ""
-				}
+				return cmd, token
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
