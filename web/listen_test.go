@@ -1,33 +1,15 @@
 package web
 
 import (
-	"context"
 	"crypto/tls"
-	"path/filepath"
 	"testing"
-
-	"github.com/vigil-iot/vigil/pki"
 )
 
 // TestListenTLSAEADOnly: a TLS 1.2 client that offers only CBC suites
 // (with SHA-1 or SHA-256 MACs) cannot connect; one offering an ECDHE AEAD
 // suite can.
 func TestListenTLSAEADOnly(t *testing.T) {
-	dir := t.TempDir()
-	ca, err := pki.EnsureCA(filepath.Join(dir, "pki"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ca.EnsureServerCert(filepath.Join(dir, "pki"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := newEnv(t, nil)
-	s, err := Listen(ListenConfig{Addr: "127.0.0.1:0", Certificate: &cert}, e.srv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Shutdown(context.Background())
+	s, ca, _ := listenTLS(t)
 	dial := func(suites ...uint16) error {
 		c, err := tls.Dial("tcp", s.Addr().String(), &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1",
 			MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12, CipherSuites: suites})

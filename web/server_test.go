@@ -190,7 +190,11 @@ func TestListenPlainHTTPOnlyOnLoopback(t *testing.T) {
 	}
 }
 
-func TestListenTLS(t *testing.T) {
+// listenTLS serves a test server over TLS on loopback with a fresh CA's
+// server certificate, shut down when the test ends, and returns it, the
+// CA and the test environment.
+func listenTLS(t *testing.T) (*HTTPServer, *pki.CA, *env) {
+	t.Helper()
 	dir := t.TempDir()
 	ca, err := pki.EnsureCA(filepath.Join(dir, "pki"))
 	if err != nil {
@@ -205,7 +209,12 @@ func TestListenTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Shutdown(context.Background())
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	return s, ca, e
+}
+
+func TestListenTLS(t *testing.T) {
+	s, ca, e := listenTLS(t)
 	if !strings.HasPrefix(s.URL(), "https://127.0.0.1:") {
 		t.Fatalf("URL = %s", s.URL())
 	}
