@@ -2,20 +2,16 @@ package natsbus_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
+	"github.com/vigil-iot/vigil/bus/natsbus/natstest"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-iot/vigil"
@@ -73,40 +69,11 @@ func TestEmbedded(t *testing.T) {
 }
 
 // externalURL returns the external server's URL or skips the test.
-func externalURL(t testing.TB) string {
-	url := os.Getenv("VIGIL_TEST_NATS_URL")
-	if url == "" {
-		t.Skip("VIGIL_TEST_NATS_URL is not set (e.g. nats://127.0.0.1:4222 with JetStream enabled)")
-	}
-	return url
-}
+func externalURL(t testing.TB) string { return natstest.URL(t) }
 
 // uniquePrefix returns a prefix no other test run uses, and deletes its
 // streams when t ends.
-func uniquePrefix(t *testing.T, url string) string {
-	t.Helper()
-	var r [4]byte
-	rand.Read(r[:])
-	prefix := "vigiltest-" + hex.EncodeToString(r[:])
-	t.Cleanup(func() {
-		nc, err := nats.Connect(url)
-		if err != nil {
-			t.Errorf("cannot connect to clean up: %v", err)
-			return
-		}
-		defer nc.Close()
-		js, _ := jetstream.New(nc)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		for _, kind := range []string{"_EVENTS", "_ALERTS"} {
-			name := strings.ToUpper(prefix) + kind
-			if err := js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-				t.Errorf("cannot delete stream %s: %v", name, err)
-			}
-		}
-	})
-	return prefix
-}
+func uniquePrefix(t *testing.T, url string) string { return natstest.UniquePrefix(t, url) }
 
 func TestExternal(t *testing.T) {
 	url := externalURL(t)

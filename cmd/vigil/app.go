@@ -38,7 +38,6 @@ import (
 	"github.com/vigil-iot/vigil/pki"
 	"github.com/vigil-iot/vigil/rules"
 	"github.com/vigil-iot/vigil/store"
-	"github.com/vigil-iot/vigil/store/sqlite"
 	"github.com/vigil-iot/vigil/vuln/scan"
 	"github.com/vigil-iot/vigil/web"
 )
@@ -55,7 +54,7 @@ type app struct {
 	cfg         config
 	log         *slog.Logger
 	registry    *prometheus.Registry
-	store       *sqlite.Store
+	store       serverStore
 	bus         *natsbus.Bus
 	tokens      *auth.FileStore
 	ca          *pki.CA
@@ -127,7 +126,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err err
 	if a.auditKey, err = audit.EnsureKey(filepath.Join(cfg.DataDir, "pki", audit.KeyFile)); err != nil {
 		return nil, err
 	}
-	if a.store, err = sqlite.Open(filepath.Join(cfg.DataDir, "vigil.db"), sqlite.Options{Logger: log, Registerer: a.registry, AuditKey: a.auditKey}); err != nil {
+	if a.store, err = openStore(ctx, cfg.Store, cfg.DataDir, a.auditKey, log, a.registry); err != nil {
 		return nil, err
 	}
 	if err := a.openAudit(ctx); err != nil {
@@ -136,6 +135,8 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err err
 	a.bus, err = natsbus.Open(ctx, natsbus.Config{
 		URL:           cfg.NATSURL,
 		DataDir:       filepath.Join(cfg.DataDir, "nats"),
+		Prefix:        cfg.BusPrefix,
+		Replicas:      cfg.BusReplicas,
 		Partitions:    cfg.Partitions,
 		Groups:        []string{groupStore, groupDetect, groupInventory},
 		MaxEventBytes: cfg.BusMaxBytes,

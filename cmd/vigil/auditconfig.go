@@ -110,7 +110,7 @@ func redact(v any, secret bool) any {
 			s := sha256.Sum256([]byte(x))
 			return "sha256:" + hex.EncodeToString(s[:6])
 		}
-		return x
+		return redactURL(x)
 	default:
 		return v
 	}
@@ -201,4 +201,20 @@ func (a *app) auditRecorder() *audit.Recorder {
 		return nil
 	}
 	return a.respond.audit
+}
+
+// redactURL replaces the password of a URL (postgres://user:pw@host/db)
+// by "sha256:<12 hex>"; any other string is returned as it is.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	pw, ok := u.User.Password()
+	if !ok {
+		return s
+	}
+	sum := sha256.Sum256([]byte(pw))
+	u.User = url.UserPassword(u.User.Username(), "sha256:"+hex.EncodeToString(sum[:6]))
+	return u.String()
 }

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"time"
 
@@ -16,6 +17,8 @@ import (
 	"github.com/vigil-iot/vigil/ingest"
 	"github.com/vigil-iot/vigil/internal/egress"
 )
+
+var busPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
 
 // config is the server's configuration: defaults, then the config file,
 // then flags. Every field has a working default, so `vigil serve` runs with
@@ -37,6 +40,14 @@ type config struct {
 	Partitions int `yaml:"partitions"`
 	// BusMaxBytes bounds the event stream; a full stream answers 429.
 	BusMaxBytes int64 `yaml:"bus_max_bytes"`
+	// BusPrefix namespaces the bus's subjects and streams (<prefix>.events.N,
+	// <PREFIX>_EVENTS), so several deployments can share a NATS cluster.
+	BusPrefix string `yaml:"bus_prefix"`
+	// BusReplicas is the replication factor of the streams on a NATS
+	// cluster (1 on the embedded server).
+	BusReplicas int `yaml:"bus_replicas"`
+	// Store selects the database (storeconfig.go).
+	Store storeConfig `yaml:"store"`
 
 	// Retention is how long events are kept.
 	Retention duration `yaml:"retention"`
@@ -177,6 +188,15 @@ func (c *config) validate() error {
 	}
 	if _, err := ingest.NewRedactor(c.RedactPatterns); err != nil {
 		return fmt.Errorf("redact_patterns: %w", err)
+	}
+	if err := c.Store.validate(); err != nil {
+		return err
+	}
+	if c.BusPrefix != "" && !busPrefix.MatchString(c.BusPrefix) {
+		return fmt.Errorf("bus_prefix: %q: use letters, digits, '_' and '-' (at most 32)", c.BusPrefix)
+	}
+	if c.BusReplicas < 0 || c.BusReplicas > 5 {
+		return fmt.Errorf("bus_replicas: %d is not in 1..5", c.BusReplicas)
 	}
 	if c.Baseline.Learn <= 0 {
 		return fmt.Errorf("baseline.learn: must be positive")

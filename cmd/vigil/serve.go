@@ -51,7 +51,7 @@ token printed once on first start. --nats-url points the same pipeline at an ext
 				a.close()
 				return err
 			}
-			log.Info("vigil serving", "url", a.URL, "data_dir", cfg.DataDir, "nats", natsMode(cfg))
+			log.Info("vigil serving", "url", a.URL, "data_dir", cfg.DataDir, "nats", natsMode(cfg), "store", cfg.Store.describe(cfg.DataDir))
 			if a.adminToken != "" {
 				// On stdout and in a 0600 file, never in the log.
 				if path, err := announceBootstrapToken(cmd.OutOrStdout(), cfg.DataDir, a.adminToken); err != nil {
@@ -81,6 +81,9 @@ token printed once on first start. --nats-url points the same pipeline at an ext
 	f.BoolVar(&cfg.InsecureHTTP, "insecure-http", false, "serve plain HTTP (loopback addresses only)")
 	f.StringVar(&cfg.NATSURL, "nats-url", "", "external NATS URL (default: embedded NATS under the data dir)")
 	f.IntVar(&cfg.Partitions, "partitions", cfg.Partitions, "event partitions on the bus")
+	f.StringVar(&cfg.BusPrefix, "bus-prefix", "", "namespace of the bus's subjects and streams (default vigil)")
+	f.StringVar(&cfg.Store.Driver, "store-driver", "", "sqlite (default, under the data dir) or postgres")
+	f.StringVar(&cfg.Store.URL, "store-url", "", "PostgreSQL URL for the postgres driver (or a SQLite file path)")
 	f.StringSliceVar(&cfg.RulesDirs, "rules", nil, "extra threshold rule directories")
 	f.StringSliceVar(&cfg.SigmaDirs, "sigma", nil, "Sigma rule directories")
 	f.StringVar(&cfg.PlaybooksDir, "playbooks", "", "response playbook directory (default: the playbooks built into vigil)")
@@ -102,6 +105,9 @@ func overlayFlags(cmd *cobra.Command, c, flagCfg *config) {
 	set("insecure-http", func() { c.InsecureHTTP = flagCfg.InsecureHTTP })
 	set("nats-url", func() { c.NATSURL = flagCfg.NATSURL })
 	set("partitions", func() { c.Partitions = flagCfg.Partitions })
+	set("bus-prefix", func() { c.BusPrefix = flagCfg.BusPrefix })
+	set("store-driver", func() { c.Store.Driver = flagCfg.Store.Driver })
+	set("store-url", func() { c.Store.URL = flagCfg.Store.URL })
 	set("rules", func() { c.RulesDirs = flagCfg.RulesDirs })
 	set("sigma", func() { c.SigmaDirs = flagCfg.SigmaDirs })
 	set("playbooks", func() { c.PlaybooksDir = flagCfg.PlaybooksDir })

@@ -67,6 +67,9 @@ func (s *Store) PutEvents(ctx context.Context, events []vigil.Event) error {
 	}
 	if len(ids) > 0 {
 		tag, err := s.pool.Exec(ctx, insertEvents, ids, times, devs, kinds, srcs, cats, acts, outs, sevs, bodies)
+		if ctx.Err() == nil { // a cancelled write says nothing of the database
+			s.health.Note(err, s.log)
+		}
 		if err != nil {
 			return fmt.Errorf("cannot insert %d events: %w", len(ids), err)
 		}

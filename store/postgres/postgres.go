@@ -44,6 +44,7 @@ type Store struct {
 	pool   *pgxpool.Pool
 	log    *slog.Logger
 	schema string
+	health store.WriteHealth // WriteErr
 	// fieldScan is Options.FieldScanRows.
 	fieldScan int
 
@@ -286,3 +287,9 @@ func noNUL(s string) string {
 	}
 	return strings.ReplaceAll(s, "\x00", "\uFFFD")
 }
+
+// WriteErr returns the error of the last write of events when it failed
+// (the database down, a full disk, a lost connection), until a write
+// succeeds again; nil when the last write succeeded. /readyz answers 503
+// while it is set.
+func (s *Store) WriteErr() error { return s.health.Err() }

@@ -193,7 +193,7 @@ func (s *Store) commitLoop() {
 		}
 		start := time.Now()
 		stored, err := s.insertEvents(context.Background(), args, rows)
-		s.noteWrite(err)
+		s.health.Note(err, s.log)
 		if err == nil {
 			s.eventsStored.Add(float64(stored))
 			s.eventsDeduped.Add(float64(int64(rows) - stored))

@@ -55,8 +55,8 @@ type Store struct {
 	quit      chan struct{}    // closed by Close
 	committed chan struct{}    // closed when the committer has stopped
 	closeOnce sync.Once
-	health    writeHealth // health.go
-	fieldScan int         // Options.FieldScanRows
+	health    store.WriteHealth // WriteErr
+	fieldScan int               // Options.FieldScanRows
 
 	eventsStored  prometheus.Counter
 	eventsDeduped prometheus.Counter
