@@ -138,6 +138,11 @@ func (d *Detector) Enrich(_ context.Context, partition int, ev *vigil.Event) {
 // fieldPrefix is the prefix of the fields Enrich sets.
 const fieldPrefix = "baseline."
 
+// listenerField is set, besides baseline.new_port, on the listen event of
+// a port the device has never listened on (the shipped count rule
+// vigil-net-unexpected-listener counts them).
+const listenerField = "baseline.new_listener"
+
 // Detect raises the alerts of ev. When the stage did not call Enrich first
 // (the detector used alone), it learns and judges ev itself, without
 // setting fields on it.
@@ -554,6 +559,12 @@ func (p *part) process(ev *vigil.Event, enrich bool) {
 		}
 		for _, f := range found {
 			ev.Fields[families[f.o.fam].field] = true
+			if f.o.fam == famListen {
+				// A listener is a port too (baseline.new_port), but a rule
+				// about listeners should not need to tell it from a new
+				// destination port: listen events only.
+				ev.Fields[listenerField] = true
+			}
 		}
 	}
 	// One novelty alert per device and family a window: a device new to
