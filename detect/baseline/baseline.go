@@ -273,6 +273,9 @@ type entity struct {
 	cur     [numMetric]float32
 	alerted [numMetric]uint8 // per metric, the level alerted in the current window (0: none)
 	hist    [numMetric]ewStat
+
+	tele *telemetry // health and custom metrics (host.go), from the first health sample
+	soft *softSet   // installed software (host.go), from the first inventory that lists it
 }
 
 // cohort is what a partition knows of a cohort of devices.
@@ -286,6 +289,7 @@ type cohort struct {
 	members int32
 	counts  map[uint64]uint32 // value hash → members that learned it
 	hist    [numMetric]ewStat
+	gauges  [numGauge]ewStat    // health metrics of all members (host.go)
 	normal  map[uint64]struct{} // values an analyst marked normal for the cohort (feedback.go)
 }
 
@@ -493,6 +497,7 @@ type finding struct {
 	share float64 // of the cohort's other members that have the value
 	have  uint32
 	sev   vigil.Severity
+	note  string // what kind of news, when the family has several (software)
 }
 
 // process learns from ev and judges it. With enrich, it sets baseline.*
@@ -535,6 +540,9 @@ func (p *part) process(ev *vigil.Event, enrich bool) {
 		e.cohort.events++
 		e.cohort.last = max(e.cohort.last, t)
 		p.rates(ev, e, t, &inc[i])
+	}
+	if ev.Kind == vigil.KindHealth {
+		p.telemetry(ev, subj, t)
 	}
 
 	var found []finding
@@ -609,6 +617,9 @@ func eventTime(ev *vigil.Event) int64 {
 
 // novel learns the value of o for e and reports a finding when it is news.
 func (p *part) novel(e *entity, o *obs, t int64) (finding, bool) {
+	if o.fam == famSoftware {
+		return p.novelSoftware(e, o, t)
+	}
 	h := o.hash()
 	if e.has(h) {
 		return finding{}, false
@@ -770,8 +781,14 @@ func (p *part) noveltyAlert(ev *vigil.Event, found []finding) vigil.Alert {
 	fields[learnedField] = learnedValues(found)
 	fields["baseline.cohort_share"] = f.share
 	known := int(e.fcount[f.o.fam]) - 1
+	if f.o.fam == famSoftware && e.soft != nil {
+		known = int(e.soft.n) // package names and versions
+	}
 	expected := fmt.Sprintf("one of the %d %s values learned for %s; %d of %d other members of cohort %s have it",
 		known, fi.name, e.key, f.have, max(e.cohort.members-1, 0), e.cohort.key)
+	if f.note != "" {
+		expected += " (" + f.note + ")"
+	}
 	fields["baseline.expected"] = expected
 	var entities []string
 	if f.o.peer.IsValid() {

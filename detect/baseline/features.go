@@ -36,6 +36,7 @@ const (
 	famAMQPSub                    // an AMQP queue (or 1.0 address) the device consumes from or binds
 	famDDSPub                     // a DDS topic the device announces a writer of (RTPS SEDP)
 	famDDSSub                     // a DDS topic the device announces a reader of (RTPS SEDP)
+	famSoftware                   // an installed package and version, firmware or OS version (agent inventory; kept in softSet, host.go)
 	numFam
 )
 
@@ -72,6 +73,7 @@ var families = [numFam]famInfo{
 	famAMQPSub:      {"amqp.consume", "baseline.new_topic", "AMQP consume source", vigil.SeverityLow},
 	famDDSPub:       {"dds.topic.publish", "baseline.new_topic", "DDS topic published", vigil.SeverityLow},
 	famDDSSub:       {"dds.topic.subscribe", "baseline.new_topic", "DDS topic subscribed", vigil.SeverityLow},
+	famSoftware:     {"software", "baseline.new_software", "software", vigil.SeverityMedium},
 }
 
 // metric is a rate counted per window.
@@ -156,8 +158,10 @@ func extract(ev *vigil.Event, out []obs, inc *[2][numMetric]float32, window floa
 		transport = nw.Transport
 	}
 	switch ev.Kind {
-	case vigil.KindHealth, vigil.KindInventory:
+	case vigil.KindHealth: // telemetry (host.go)
 		return out
+	case vigil.KindInventory:
+		return addSoftware(ev, out)
 	case vigil.KindNetwork: // agent: listeners and connections
 		if ev.Action == "listen" {
 			if nw != nil && nw.DstPort != 0 {
@@ -448,7 +452,10 @@ func (o *obs) display() string {
 	case famModbusRange:
 		lo := o.n * 64
 		return o.a + " " + strconv.FormatInt(lo, 10) + "-" + strconv.FormatInt(lo+63, 10)
-	case famCoAP, famAnomaly:
+	case famCoAP, famAnomaly, famSoftware:
+		if o.b == "" {
+			return o.a
+		}
 		return o.a + " " + o.b
 	case famMQTTQoS:
 		return o.a + " qos " + strconv.FormatInt(o.n, 10)
