@@ -64,6 +64,10 @@ type Options struct {
 	// K is how many robust standard deviations above the median a window
 	// must be to be anomalous; DefaultK when zero.
 	K float64
+	// Multivariate is the threshold of the multivariate score of a
+	// device's window (the sum of the squares of its rate metrics' robust
+	// z-scores); DefaultMultivariate when zero, off when negative.
+	Multivariate float64
 }
 
 func (o Options) withDefaults() Options {
@@ -88,6 +92,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.K <= 0 {
 		o.K = DefaultK
+	}
+	if o.Multivariate == 0 {
+		o.Multivariate = DefaultMultivariate
 	}
 	return o
 }
@@ -273,6 +280,9 @@ type entity struct {
 	cur     [numMetric]float32
 	alerted [numMetric]uint8 // per metric, the level alerted in the current window (0: none)
 	hist    [numMetric]ewStat
+
+	mv      mvGate // how often the device's windows reach the multivariate threshold
+	mvLevel uint8  // the level the multivariate score alerted at in the current window
 
 	tele *telemetry // health and custom metrics (host.go), from the first health sample
 	soft *softSet   // installed software (host.go), from the first inventory that lists it
@@ -691,9 +701,11 @@ func (p *part) rates(ev *vigil.Event, e *entity, t int64, inc *[numMetric]float3
 		e.rebase = false
 		e.cur = [numMetric]float32{}
 		e.alerted = [numMetric]uint8{}
+		e.mvLevel = 0
 		e.win = w
 	case w > e.win:
 		gap := min(w-e.win, histLen)
+		p.closeScore(e, gap)
 		for m := range numMetric {
 			x := e.cur[m]
 			for g := int64(0); g < gap; g++ {
@@ -706,6 +718,7 @@ func (p *part) rates(ev *vigil.Event, e *entity, t int64, inc *[numMetric]float3
 		}
 		e.cur = [numMetric]float32{}
 		e.alerted = [numMetric]uint8{}
+		e.mvLevel = 0
 		e.win = w
 	case w < e.win-1:
 		// An event of a window closed already (an agent's spool flushed
@@ -754,6 +767,7 @@ func (p *part) rates(ev *vigil.Event, e *entity, t int64, inc *[numMetric]float3
 		e.alerted[m] = level
 		p.pending = append(p.pending, p.rateAlert(ev, e, metric(m), j, x, med, mad, hi, n, level))
 	}
+	p.judgeScore(ev, e, t)
 }
 
 // noveltyAlert makes the alert of an event's novelties; the most severe
@@ -900,3 +914,11 @@ func sampleCount(e *entity, j judge) float64 {
 	}
 	return float64(e.events)
 }
+
+// DefaultMultivariate is the threshold of the multivariate score (the sum
+// of the squared robust z-scores of a window's rate metrics); docs/anomaly.md
+// says how it was chosen.
+const DefaultMultivariate = 36
+
+// multivarMinZ is the least z-score a metric needs to add to the score.
+const multivarMinZ = 3

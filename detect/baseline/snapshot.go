@@ -55,6 +55,8 @@ type snapEntity struct {
 	Cur     [numMetric]float32    `json:"cur"`
 	Alerted [numMetric]uint8      `json:"alerted"`
 	Hist    [numMetric][3]float64 `json:"hist"` // median, MAD, samples
+	MV      [2]float64            `json:"mv"`   // the multivariate gate: share of windows at the threshold, windows seen
+	MVLevel uint8                 `json:"mv_level,omitempty"`
 	Tele    *snapTele             `json:"tele,omitempty"`
 	Soft    []uint64              `json:"soft,omitempty"` // the software filter's words
 	SoftN   uint32                `json:"soft_n,omitempty"`
@@ -124,6 +126,7 @@ func (p *part) snapshotLocked() snapshot {
 		for m := range numMetric {
 			se.Hist[m] = e.hist[m].snap()
 		}
+		se.MV, se.MVLevel = [2]float64{float64(e.mv.rate), float64(e.mv.n)}, e.mvLevel
 		if tl := e.tele; tl != nil {
 			st := &snapTele{Level: tl.level}
 			for g := range numGauge {
@@ -210,6 +213,10 @@ func (d *Detector) Restore(partition int, b []byte) error {
 				return fmt.Errorf("cannot restore partition %d: entity %d: %w", partition, i, err)
 			}
 		}
+		if r, n := se.MV[0], se.MV[1]; math.IsNaN(r) || r < 0 || r > 1 || math.IsNaN(n) || n < 0 {
+			return fmt.Errorf("cannot restore partition %d: entity %d: multivariate gate out of range", partition, i)
+		}
+		e.mv, e.mvLevel = mvGate{rate: float32(se.MV[0]), n: uint32(min(se.MV[1], math.MaxUint32))}, se.MVLevel
 		if st := se.Tele; st != nil {
 			if len(st.Custom) > maxCustom {
 				return fmt.Errorf("cannot restore partition %d: entity %d: %d custom metrics, more than %d", partition, i, len(st.Custom), maxCustom)
