@@ -284,6 +284,7 @@ type entity struct {
 	mv      mvGate // how often the device's windows reach the multivariate threshold
 	mvLevel uint8  // the level the multivariate score alerted at in the current window
 
+	seas *seasons   // hour-of-day profiles of active metrics (season.go)
 	tele *telemetry // health and custom metrics (host.go), from the first health sample
 	soft *softSet   // installed software (host.go), from the first inventory that lists it
 }
@@ -706,6 +707,13 @@ func (p *part) rates(ev *vigil.Event, e *entity, t int64, inc *[numMetric]float3
 	case w > e.win:
 		gap := min(w-e.win, histLen)
 		p.closeScore(e, gap)
+		p.learnSeason(e, e.win, &e.cur)
+		if e.seas != nil {
+			var zero [numMetric]float32
+			for g := int64(1); g < gap; g++ {
+				p.learnSeason(e, e.win+g, &zero)
+			}
+		}
 		for m := range numMetric {
 			x := e.cur[m]
 			for g := int64(0); g < gap; g++ {
@@ -740,11 +748,19 @@ func (p *part) rates(ev *vigil.Event, e *entity, t int64, inc *[numMetric]float3
 		j := p.judgeOf(e, t)
 		var med, mad float32
 		var n uint32
+		prof := ""
 		switch {
 		case j == judgeNone:
 			continue
 		case j == judgeDevice && e.hist[m].n >= minSamples:
 			med, mad, n = e.hist[m].med, e.hist[m].mad, e.hist[m].n
+			if e.seas != nil && e.seas[m] != nil {
+				if pm, pd, name, ok := e.seas[m].profile(w, p.opts.Window); ok {
+					med, mad, prof = pm, pd, name
+				} else {
+					prof = "flat"
+				}
+			}
 		case c.hist[m].n >= minSamples:
 			j = judgeCohort
 			med, mad, n = c.hist[m].med, c.hist[m].mad, c.hist[m].n
@@ -765,7 +781,7 @@ func (p *part) rates(ev *vigil.Event, e *entity, t int64, inc *[numMetric]float3
 			continue
 		}
 		e.alerted[m] = level
-		p.pending = append(p.pending, p.rateAlert(ev, e, metric(m), j, x, med, mad, hi, n, level))
+		p.pending = append(p.pending, p.rateAlert(ev, e, metric(m), j, x, med, mad, hi, n, level, prof))
 	}
 	p.judgeScore(ev, e, t)
 }
@@ -835,7 +851,10 @@ func (p *part) noveltyAlert(ev *vigil.Event, found []finding) vigil.Alert {
 	}
 }
 
-func (p *part) rateAlert(ev *vigil.Event, e *entity, m metric, j judge, x, med, mad, hi float32, n uint32, level uint8) vigil.Alert {
+// rateAlert makes the alert of a rate. prof is the profile that judged:
+// "daily" or "weekend" (the hour's, season.go), "flat" (the metric has a
+// profile that does not judge yet), "" (none).
+func (p *part) rateAlert(ev *vigil.Event, e *entity, m metric, j judge, x, med, mad, hi float32, n uint32, level uint8, prof string) vigil.Alert {
 	mp := metrics[m]
 	sev := vigil.SeverityLow + vigil.Severity(level-1)
 	if rareMetric(m) || sensitiveClass(e.cohort.class) {
@@ -867,8 +886,18 @@ func (p *part) rateAlert(ev *vigil.Event, e *entity, m metric, j judge, x, med, 
 		entities = append(entities, "ip:"+peer.String())
 		peerText = " (latest peer " + peer.String() + ")"
 	}
-	fields["explanation"] = fmt.Sprintf("%.0f %s in one %s window for %s%s, above the expected %.0f (judged against the %s baseline, %s learned: median %.1f, MAD %.1f over %d windows)",
-		x, mp.name, p.opts.Window, e.key, peerText, hi, judgeName(j), learnedFor(e, j), med, mad, n)
+	profText := ""
+	switch prof {
+	case "daily", "weekend":
+		h, _ := hourOf(e.win, p.opts.Window)
+		profText = fmt.Sprintf(", %s profile for %02d:00-%02d:59 UTC", prof, h, h)
+		fields["baseline.profile"] = prof
+	case "flat":
+		profText = ", flat: the hour-of-day profile judges after 7 days of history"
+		fields["baseline.profile"] = prof
+	}
+	fields["explanation"] = fmt.Sprintf("%.0f %s in one %s window for %s%s, above the expected %.0f (judged against the %s baseline%s, %s learned: median %.1f, MAD %.1f over %d windows)",
+		x, mp.name, p.opts.Window, e.key, peerText, hi, judgeName(j), profText, learnedFor(e, j), med, mad, n)
 	return vigil.Alert{
 		DedupKey: Name + ":rate." + mp.name + ":" + e.key,
 		RuleID:   "baseline.rate_" + mp.name,

@@ -67,7 +67,9 @@ func BenchmarkDetect(b *testing.B) {
 // device at 100,000 devices: "typical", each having sent 30 events of the
 // BenchmarkDetect mix; "full", each having learned every value it may
 // (MaxValues: 24 peers, 24 destination ports, 24 topics, 24 DNS names) and
-// closed rate windows, and, as an agent's device, 300 installed packages
+// closed rate windows, hour-of-day profiles of the four metrics that get
+// them (messages, connections, bytes, writes: active in its first
+// window), and, as an agent's device, 300 installed packages
 // (the software filter) and health samples of every gauge and of
 // maxCustom custom metrics. Events are made on the fly, so that only the
 // detector's state is measured.
@@ -125,8 +127,19 @@ func fillFull(d *Detector, n int) {
 	for dev := 0; dev < n; dev++ {
 		ev.DeviceID = fmt.Sprintf("mac:02:00:%02x:%02x:%02x:01", byte(dev>>16), byte(dev>>8), byte(dev))
 		ev.Network.SrcIP = netip.AddrFrom4([4]byte{10, byte(dev >> 16), byte(dev >> 8), byte(dev)})
+		// The first window: every metric with a profile above its floor.
+		ev.Time = t0
+		for i := 0; i < 25; i++ {
+			ev.Kind, ev.Action = "coap", "request"
+			ev.Network.DstIP, ev.Network.DstPort = netip.AddrFrom4([4]byte{172, 16, 0, 0}), 5683
+			ev.Fields = map[string]any{"coap.method": "PUT", "coap.uri_path": "/sp", "coap.payload_size": 4000.0}
+			d.Detect(context.Background(), 0, &ev, emit)
+			ev.Kind, ev.Action = "flow", "flow"
+			ev.Fields = map[string]any{"flow.reason": "end", "flow.bytes_toserver": 100.0}
+			d.Detect(context.Background(), 0, &ev, emit)
+		}
 		for v := 0; v < 24; v++ {
-			at := t0.Add(time.Duration(v) * time.Minute)
+			at := t0.Add(time.Duration(v+1) * time.Minute)
 			ev.Time = at
 			ev.Kind, ev.Action = "flow", "flow"
 			ev.Network.DstIP = netip.AddrFrom4([4]byte{172, 16, 0, byte(v)})

@@ -320,6 +320,11 @@ func (p *part) widen(e *entity, m metric, x float32, cohortToo bool) {
 	}
 	x *= 2
 	widenStat(h, x, k, metrics[m])
+	if e.seas != nil {
+		// The profile of the metric starts again: the flat baseline,
+		// widened, judges until it has a week (season.go).
+		e.seas[m] = nil
+	}
 	if cohortToo && c.hist[m].n > 0 {
 		widenStat(&c.hist[m], x, k, metrics[m])
 	}

@@ -115,7 +115,9 @@ func (p *part) judgeScore(ev *vigil.Event, e *entity, t int64) {
 	if nw := ev.Network; nw != nil && nw.SrcIP.IsValid() {
 		peer := nw.SrcIP
 		if (!strings.HasPrefix(e.key, "ip:") || e.key == "ip:"+nw.SrcIP.String()) && nw.DstIP.IsValid() {
+			// As rateAlert: the entity sent the event; its address too.
 			peer = nw.DstIP
+			entities = append(entities, "ip:"+nw.SrcIP.String())
 		}
 		fields["baseline.peer"] = peer.String()
 		entities = append(entities, "ip:"+peer.String())

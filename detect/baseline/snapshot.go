@@ -57,9 +57,17 @@ type snapEntity struct {
 	Hist    [numMetric][3]float64 `json:"hist"` // median, MAD, samples
 	MV      [2]float64            `json:"mv"`   // the multivariate gate: share of windows at the threshold, windows seen
 	MVLevel uint8                 `json:"mv_level,omitempty"`
+	Season  []snapSeason          `json:"season,omitempty"`
 	Tele    *snapTele             `json:"tele,omitempty"`
 	Soft    []uint64              `json:"soft,omitempty"` // the software filter's words
 	SoftN   uint32                `json:"soft_n,omitempty"`
+}
+
+type snapSeason struct {
+	Metric int        `json:"metric"`
+	First  int64      `json:"first"`
+	Day    [48]uint16 `json:"day"` // per hour: median, deviation (qlog)
+	End    [48]uint16 `json:"end"`
 }
 
 type snapTele struct {
@@ -127,6 +135,19 @@ func (p *part) snapshotLocked() snapshot {
 			se.Hist[m] = e.hist[m].snap()
 		}
 		se.MV, se.MVLevel = [2]float64{float64(e.mv.rate), float64(e.mv.n)}, e.mvLevel
+		if e.seas != nil {
+			for m, s := range e.seas {
+				if s == nil {
+					continue
+				}
+				ss := snapSeason{Metric: m, First: s.first}
+				for h := 0; h < 24; h++ {
+					ss.Day[2*h], ss.Day[2*h+1] = s.day[h][0], s.day[h][1]
+					ss.End[2*h], ss.End[2*h+1] = s.end[h][0], s.end[h][1]
+				}
+				se.Season = append(se.Season, ss)
+			}
+		}
 		if tl := e.tele; tl != nil {
 			st := &snapTele{Level: tl.level}
 			for g := range numGauge {
@@ -217,6 +238,20 @@ func (d *Detector) Restore(partition int, b []byte) error {
 			return fmt.Errorf("cannot restore partition %d: entity %d: multivariate gate out of range", partition, i)
 		}
 		e.mv, e.mvLevel = mvGate{rate: float32(se.MV[0]), n: uint32(min(se.MV[1], math.MaxUint32))}, se.MVLevel
+		for _, ss := range se.Season {
+			if ss.Metric < 0 || ss.Metric >= int(numMetric) || !seasonal(metric(ss.Metric)) || e.seas != nil && e.seas[ss.Metric] != nil {
+				return fmt.Errorf("cannot restore partition %d: entity %d: profile of metric %d unknown or repeated", partition, i, ss.Metric)
+			}
+			if e.seas == nil {
+				e.seas = &seasons{}
+			}
+			s := &season{first: ss.First}
+			for h := 0; h < 24; h++ {
+				s.day[h] = [2]uint16{ss.Day[2*h], ss.Day[2*h+1]}
+				s.end[h] = [2]uint16{ss.End[2*h], ss.End[2*h+1]}
+			}
+			e.seas[ss.Metric] = s
+		}
 		if st := se.Tele; st != nil {
 			if len(st.Custom) > maxCustom {
 				return fmt.Errorf("cannot restore partition %d: entity %d: %d custom metrics, more than %d", partition, i, len(st.Custom), maxCustom)
