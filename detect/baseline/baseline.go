@@ -254,6 +254,8 @@ type part struct {
 
 	held, evicted, saturated, limited uint64
 
+	idleOpen map[uint64]struct{} // flows counted idle while open, by flow.id hash (idle.go)
+
 	obs []obs // scratch
 }
 
@@ -540,6 +542,10 @@ func (p *part) process(ev *vigil.Event, enrich bool) {
 	}
 	var inc [2][numMetric]float32
 	p.obs = extract(ev, p.obs[:0], &inc, p.opts.Window.Seconds())
+	if ev.Kind == "flow" && p.idle(ev) {
+		inc[subject][metIdle]++
+		inc[target][metIdle]++
+	}
 
 	ents := [2]*entity{subj, tgt}
 	for i, e := range ents {

@@ -211,14 +211,8 @@ func extract(ev *vigil.Event, out []obs, inc *[2][numMetric]float32, window floa
 		if str("flow.reason") != "periodic" {
 			inc[subject][metConns]++
 		}
-		if str("flow.reason") != "periodic" && idleFlow(ev, transport) {
-			// A connection the client opened and never sent data on:
-			// half-open (no handshake completed) or held idle, the way a
-			// slow DoS exhausts a server's connections. Counted once, at
-			// the flow's end (or timeout, eviction, capture end).
-			inc[subject][metIdle]++
-			inc[target][metIdle]++
-		}
+		// Idle connections (the client never sent data on them) are
+		// counted by part.idle, once per connection.
 		if dst.IsValid() {
 			addIP(subject, famPeerOut, dst)
 			addIP(target, famPeerIn, src)
