@@ -256,7 +256,8 @@ type part struct {
 
 	idleOpen map[uint64]struct{} // flows counted idle while open, by flow.id hash (idle.go)
 
-	obs []obs // scratch
+	obs   []obs     // scratch
+	found []finding // scratch
 }
 
 func newPart(opts Options) *part {
@@ -562,9 +563,8 @@ func (p *part) process(ev *vigil.Event, enrich bool) {
 		p.telemetry(ev, subj, t)
 	}
 
-	var found []finding
-	var buf [8]finding
-	found = buf[:0]
+	found := p.found[:0] // scratch: an array here would be cleared on every event
+	defer func() { p.found = found[:0] }()
 	for i := range p.obs {
 		o := &p.obs[i]
 		e := ents[o.side]

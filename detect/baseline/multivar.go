@@ -67,7 +67,7 @@ func (p *part) closeScore(e *entity, gap int64) {
 // alerted in the window.
 func (p *part) judgeScore(ev *vigil.Event, e *entity, t int64) {
 	T := float32(p.opts.Multivariate)
-	if T < 0 || p.judgeOf(e, t) != judgeDevice || !e.mv.armed(p.windowsPerDay()) {
+	if T < 0 || !e.mv.armed(p.windowsPerDay()) {
 		return
 	}
 	for m := range numMetric {
@@ -76,6 +76,9 @@ func (p *part) judgeScore(ev *vigil.Event, e *entity, t int64) {
 		}
 	}
 	s := p.score(e)
+	if s < T || p.judgeOf(e, t) != judgeDevice {
+		return
+	}
 	level := uint8(0)
 	for _, f := range [...]float32{1, 2, 4} {
 		if s >= f*T {
