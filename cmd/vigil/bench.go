@@ -42,10 +42,11 @@ type benchOptions struct {
 	probeEvery         int
 	partitions         int
 	cpuProfile         string
+	baseline           bool
 }
 
 func newBenchIngestCmd() *cobra.Command {
-	o := benchOptions{duration: 30 * time.Second, batch: 1000, devices: 1000, concurrency: 4, reportRate: 50, probeEvery: 200, partitions: 8}
+	o := benchOptions{duration: 30 * time.Second, batch: 1000, devices: 1000, concurrency: 4, reportRate: 50, probeEvery: 200, partitions: 8, baseline: true}
 	cmd := &cobra.Command{
 		Use:   "ingest",
 		Short: "Post bulk events and agent reports over HTTPS; report events/s and ingest→alert latency",
@@ -75,6 +76,7 @@ in a temporary data dir in this process; with --url it measures that server, rea
 	f.IntVar(&o.reportRate, "report-rate", o.reportRate, "agent reports per second, besides the bulk events")
 	f.IntVar(&o.probeEvery, "probe-every", o.probeEvery, "one event in this many raises an alert")
 	f.IntVar(&o.partitions, "partitions", o.partitions, "bus partitions of the in-process server")
+	f.BoolVar(&o.baseline, "baseline", o.baseline, "run the learned-behaviour detector in the in-process server (--baseline=false measures without it)")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (server included when in-process) to this file")
 	return cmd
 }
@@ -104,6 +106,7 @@ func runBenchIngest(ctx context.Context, o benchOptions, out io.Writer) error {
 		defer logf.Close()
 		cfg := defaultConfig()
 		cfg.DataDir, cfg.Listen, cfg.Partitions = dir, "127.0.0.1:0", o.partitions
+		cfg.Baseline.Enabled = o.baseline
 		if err := cfg.validate(); err != nil {
 			return err
 		}
@@ -118,7 +121,7 @@ func runBenchIngest(ctx context.Context, o benchOptions, out io.Writer) error {
 		defer a.stop()
 		base, token, gather = a.URL, a.adminToken, a.registry.Gather
 		pool = a.ca.Pool()
-		fmt.Fprintf(out, "bench: server in this process at %s (embedded NATS, SQLite, %d partitions)\n", base, o.partitions)
+		fmt.Fprintf(out, "bench: server in this process at %s (embedded NATS, SQLite, %d partitions, baseline %v)\n", base, o.partitions, o.baseline)
 	} else {
 		base, token = o.url, o.token
 		if o.caFile != "" {

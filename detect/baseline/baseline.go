@@ -64,6 +64,10 @@ type Options struct {
 	// K is how many robust standard deviations above the median a window
 	// must be to be anomalous; DefaultK when zero.
 	K float64
+	// Multivariate is the threshold of the multivariate score of a
+	// device's window (the sum of the squares of its rate metrics' robust
+	// z-scores); DefaultMultivariate when zero, off when negative.
+	Multivariate float64
 }
 
 func (o Options) withDefaults() Options {
@@ -88,6 +92,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.K <= 0 {
 		o.K = DefaultK
+	}
+	if o.Multivariate == 0 {
+		o.Multivariate = DefaultMultivariate
 	}
 	return o
 }
@@ -137,6 +144,11 @@ func (d *Detector) Enrich(_ context.Context, partition int, ev *vigil.Event) {
 
 // fieldPrefix is the prefix of the fields Enrich sets.
 const fieldPrefix = "baseline."
+
+// listenerField is set, besides baseline.new_port, on the listen event of
+// a port the device has never listened on (the shipped count rule
+// vigil-net-unexpected-listener counts them).
+const listenerField = "baseline.new_listener"
 
 // Detect raises the alerts of ev. When the stage did not call Enrich first
 // (the detector used alone), it learns and judges ev itself, without
@@ -242,7 +254,10 @@ type part struct {
 
 	held, evicted, saturated, limited uint64
 
-	obs []obs // scratch
+	idleOpen map[uint64]struct{} // flows counted idle while open, by flow.id hash (idle.go)
+
+	obs   []obs     // scratch
+	found []finding // scratch
 }
 
 func newPart(opts Options) *part {
@@ -268,6 +283,13 @@ type entity struct {
 	cur     [numMetric]float32
 	alerted [numMetric]uint8 // per metric, the level alerted in the current window (0: none)
 	hist    [numMetric]ewStat
+
+	mv      mvGate // how often the device's windows reach the multivariate threshold
+	mvLevel uint8  // the level the multivariate score alerted at in the current window
+
+	seas *seasons   // hour-of-day profiles of active metrics (season.go)
+	tele *telemetry // health and custom metrics (host.go), from the first health sample
+	soft *softSet   // installed software (host.go), from the first inventory that lists it
 }
 
 // cohort is what a partition knows of a cohort of devices.
@@ -281,6 +303,7 @@ type cohort struct {
 	members int32
 	counts  map[uint64]uint32 // value hash → members that learned it
 	hist    [numMetric]ewStat
+	gauges  [numGauge]ewStat    // health metrics of all members (host.go)
 	normal  map[uint64]struct{} // values an analyst marked normal for the cohort (feedback.go)
 }
 
@@ -488,6 +511,7 @@ type finding struct {
 	share float64 // of the cohort's other members that have the value
 	have  uint32
 	sev   vigil.Severity
+	note  string // what kind of news, when the family has several (software)
 }
 
 // process learns from ev and judges it. With enrich, it sets baseline.*
@@ -519,6 +543,10 @@ func (p *part) process(ev *vigil.Event, enrich bool) {
 	}
 	var inc [2][numMetric]float32
 	p.obs = extract(ev, p.obs[:0], &inc, p.opts.Window.Seconds())
+	if ev.Kind == "flow" && p.idle(ev) {
+		inc[subject][metIdle]++
+		inc[target][metIdle]++
+	}
 
 	ents := [2]*entity{subj, tgt}
 	for i, e := range ents {
@@ -531,10 +559,12 @@ func (p *part) process(ev *vigil.Event, enrich bool) {
 		e.cohort.last = max(e.cohort.last, t)
 		p.rates(ev, e, t, &inc[i])
 	}
+	if ev.Kind == vigil.KindHealth {
+		p.telemetry(ev, subj, t)
+	}
 
-	var found []finding
-	var buf [8]finding
-	found = buf[:0]
+	found := p.found[:0] // scratch: an array here would be cleared on every event
+	defer func() { p.found = found[:0] }()
 	for i := range p.obs {
 		o := &p.obs[i]
 		e := ents[o.side]
@@ -554,6 +584,12 @@ func (p *part) process(ev *vigil.Event, enrich bool) {
 		}
 		for _, f := range found {
 			ev.Fields[families[f.o.fam].field] = true
+			if f.o.fam == famListen {
+				// A listener is a port too (baseline.new_port), but a rule
+				// about listeners should not need to tell it from a new
+				// destination port: listen events only.
+				ev.Fields[listenerField] = true
+			}
 		}
 	}
 	// One novelty alert per device and family a window: a device new to
@@ -598,6 +634,9 @@ func eventTime(ev *vigil.Event) int64 {
 
 // novel learns the value of o for e and reports a finding when it is news.
 func (p *part) novel(e *entity, o *obs, t int64) (finding, bool) {
+	if o.fam == famSoftware {
+		return p.novelSoftware(e, o, t)
+	}
 	h := o.hash()
 	if e.has(h) {
 		return finding{}, false
@@ -669,9 +708,18 @@ func (p *part) rates(ev *vigil.Event, e *entity, t int64, inc *[numMetric]float3
 		e.rebase = false
 		e.cur = [numMetric]float32{}
 		e.alerted = [numMetric]uint8{}
+		e.mvLevel = 0
 		e.win = w
 	case w > e.win:
 		gap := min(w-e.win, histLen)
+		p.closeScore(e, gap)
+		p.learnSeason(e, e.win, &e.cur)
+		if e.seas != nil {
+			var zero [numMetric]float32
+			for g := int64(1); g < gap; g++ {
+				p.learnSeason(e, e.win+g, &zero)
+			}
+		}
 		for m := range numMetric {
 			x := e.cur[m]
 			for g := int64(0); g < gap; g++ {
@@ -684,6 +732,7 @@ func (p *part) rates(ev *vigil.Event, e *entity, t int64, inc *[numMetric]float3
 		}
 		e.cur = [numMetric]float32{}
 		e.alerted = [numMetric]uint8{}
+		e.mvLevel = 0
 		e.win = w
 	case w < e.win-1:
 		// An event of a window closed already (an agent's spool flushed
@@ -705,11 +754,19 @@ func (p *part) rates(ev *vigil.Event, e *entity, t int64, inc *[numMetric]float3
 		j := p.judgeOf(e, t)
 		var med, mad float32
 		var n uint32
+		prof := ""
 		switch {
 		case j == judgeNone:
 			continue
 		case j == judgeDevice && e.hist[m].n >= minSamples:
 			med, mad, n = e.hist[m].med, e.hist[m].mad, e.hist[m].n
+			if e.seas != nil && e.seas[m] != nil {
+				if pm, pd, name, ok := e.seas[m].profile(w, p.opts.Window); ok {
+					med, mad, prof = pm, pd, name
+				} else {
+					prof = "flat"
+				}
+			}
 		case c.hist[m].n >= minSamples:
 			j = judgeCohort
 			med, mad, n = c.hist[m].med, c.hist[m].mad, c.hist[m].n
@@ -730,8 +787,9 @@ func (p *part) rates(ev *vigil.Event, e *entity, t int64, inc *[numMetric]float3
 			continue
 		}
 		e.alerted[m] = level
-		p.pending = append(p.pending, p.rateAlert(ev, e, metric(m), j, x, med, mad, hi, n, level))
+		p.pending = append(p.pending, p.rateAlert(ev, e, metric(m), j, x, med, mad, hi, n, level, prof))
 	}
+	p.judgeScore(ev, e, t)
 }
 
 // noveltyAlert makes the alert of an event's novelties; the most severe
@@ -759,8 +817,14 @@ func (p *part) noveltyAlert(ev *vigil.Event, found []finding) vigil.Alert {
 	fields[learnedField] = learnedValues(found)
 	fields["baseline.cohort_share"] = f.share
 	known := int(e.fcount[f.o.fam]) - 1
+	if f.o.fam == famSoftware && e.soft != nil {
+		known = int(e.soft.n) // package names and versions
+	}
 	expected := fmt.Sprintf("one of the %d %s values learned for %s; %d of %d other members of cohort %s have it",
 		known, fi.name, e.key, f.have, max(e.cohort.members-1, 0), e.cohort.key)
+	if f.note != "" {
+		expected += " (" + f.note + ")"
+	}
 	fields["baseline.expected"] = expected
 	var entities []string
 	if f.o.peer.IsValid() {
@@ -793,7 +857,10 @@ func (p *part) noveltyAlert(ev *vigil.Event, found []finding) vigil.Alert {
 	}
 }
 
-func (p *part) rateAlert(ev *vigil.Event, e *entity, m metric, j judge, x, med, mad, hi float32, n uint32, level uint8) vigil.Alert {
+// rateAlert makes the alert of a rate. prof is the profile that judged:
+// "daily" or "weekend" (the hour's, season.go), "flat" (the metric has a
+// profile that does not judge yet), "" (none).
+func (p *part) rateAlert(ev *vigil.Event, e *entity, m metric, j judge, x, med, mad, hi float32, n uint32, level uint8, prof string) vigil.Alert {
 	mp := metrics[m]
 	sev := vigil.SeverityLow + vigil.Severity(level-1)
 	if rareMetric(m) || sensitiveClass(e.cohort.class) {
@@ -825,8 +892,18 @@ func (p *part) rateAlert(ev *vigil.Event, e *entity, m metric, j judge, x, med, 
 		entities = append(entities, "ip:"+peer.String())
 		peerText = " (latest peer " + peer.String() + ")"
 	}
-	fields["explanation"] = fmt.Sprintf("%.0f %s in one %s window for %s%s, above the expected %.0f (judged against the %s baseline, %s learned: median %.1f, MAD %.1f over %d windows)",
-		x, mp.name, p.opts.Window, e.key, peerText, hi, judgeName(j), learnedFor(e, j), med, mad, n)
+	profText := ""
+	switch prof {
+	case "daily", "weekend":
+		h, _ := hourOf(e.win, p.opts.Window)
+		profText = fmt.Sprintf(", %s profile for %02d:00-%02d:59 UTC", prof, h, h)
+		fields["baseline.profile"] = prof
+	case "flat":
+		profText = ", flat: the hour-of-day profile judges after 7 days of history"
+		fields["baseline.profile"] = prof
+	}
+	fields["explanation"] = fmt.Sprintf("%.0f %s in one %s window for %s%s, above the expected %.0f (judged against the %s baseline%s, %s learned: median %.1f, MAD %.1f over %d windows)",
+		x, mp.name, p.opts.Window, e.key, peerText, hi, judgeName(j), profText, learnedFor(e, j), med, mad, n)
 	return vigil.Alert{
 		DedupKey: Name + ":rate." + mp.name + ":" + e.key,
 		RuleID:   "baseline.rate_" + mp.name,
@@ -872,3 +949,11 @@ func sampleCount(e *entity, j judge) float64 {
 	}
 	return float64(e.events)
 }
+
+// DefaultMultivariate is the threshold of the multivariate score (the sum
+// of the squared robust z-scores of a window's rate metrics); docs/anomaly.md
+// says how it was chosen.
+const DefaultMultivariate = 36
+
+// multivarMinZ is the least z-score a metric needs to add to the score.
+const multivarMinZ = 3

@@ -1,6 +1,7 @@
 package baseline
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -174,5 +175,52 @@ func TestSlowDoSKeepAlive(t *testing.T) {
 	}
 	if firstAtLeast(f.alerts, "baseline.rate_idle_connections", vigil.SeverityMedium) == nil {
 		t.Fatalf("no idle connections alert of medium or more: %v", ruleIDs(f.alerts))
+	}
+}
+
+// TestIdleWhileOpen checks that connections held open and idle are
+// counted while they are open, at the first periodic flow record past a
+// minute, not only when they end: 30 connections from a new host that the
+// client keeps alive without data raise the idle connections rate at
+// medium or more, naming the attacker, a minute after they opened; their
+// later periodic records and their end do not count them again.
+func TestIdleWhileOpen(t *testing.T) {
+	f := &fleet{d: New(Options{Learn: time.Hour, Window: 10 * time.Second})}
+	learnBroker(f)
+	f.alerts = nil
+	rec := func(at time.Duration, i int, reason string, dur float64) []vigil.Alert {
+		return f.send(sensorEv(at, "flow", "flow", "10.0.3.70", "10.0.3.10", 1883, map[string]any{
+			"flow.id": fmt.Sprintf("%016x", 0xa000+i), "flow.reason": reason, "flow.duration": dur, "flow.app_proto": "mqtt",
+			"flow.tcp_flags_toserver": "SYN,ACK", "flow.bytes_toserver": 60.0 + dur}))
+	}
+	var open []vigil.Alert
+	for tick := 1; tick <= 3; tick++ { // periodic records at 60, 120, 180 s
+		for i := 0; i < 30; i++ {
+			open = append(open, rec(time.Hour+time.Duration(tick*60)*time.Second+time.Duration(i)*100*time.Millisecond, i, "periodic", float64(tick*60))...)
+		}
+	}
+	a := firstAtLeast(open, "baseline.rate_idle_connections", vigil.SeverityMedium)
+	if a == nil {
+		t.Fatalf("connections held idle raised no idle connections alert while open: %v", ruleIDs(open))
+	}
+	if !strings.Contains(a.Fields["explanation"].(string), "10.0.3.70") {
+		t.Errorf("explanation does not name the attacker: %v", a.Fields["explanation"])
+	}
+	if a.Fields["baseline.observed"].(float64) > 30 {
+		t.Errorf("counted %v idle connections in one window, want each of the 30 once", a.Fields["baseline.observed"])
+	}
+	for _, x := range open {
+		if x.RuleID == "baseline.rate_idle_connections" && x.Fields["baseline.observed"].(float64) > 30 {
+			t.Errorf("a periodic record counted a connection again: %v", x.Fields["explanation"])
+		}
+	}
+	var end []vigil.Alert
+	for i := 0; i < 30; i++ {
+		end = append(end, rec(time.Hour+300*time.Second+time.Duration(i)*100*time.Millisecond, i, "timeout", 300)...)
+	}
+	for _, x := range end {
+		if x.RuleID == "baseline.rate_idle_connections" {
+			t.Errorf("the end of connections counted while open counted them again: %v", x.Fields["explanation"])
+		}
 	}
 }

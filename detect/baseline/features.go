@@ -31,6 +31,12 @@ const (
 	famProcess                    // a process the device runs (agent)
 	famUser                       // a user that logs in to the device (agent)
 	famAnomaly                    // a kind of malformed traffic the device sends (sensor parse errors)
+	famMQTTQoS                    // an MQTT QoS level the device publishes or subscribes with
+	famAMQPPub                    // an AMQP exchange and routing key (or 1.0 address) the device publishes to
+	famAMQPSub                    // an AMQP queue (or 1.0 address) the device consumes from or binds
+	famDDSPub                     // a DDS topic the device announces a writer of (RTPS SEDP)
+	famDDSSub                     // a DDS topic the device announces a reader of (RTPS SEDP)
+	famSoftware                   // an installed package and version, firmware or OS version (agent inventory; kept in softSet, host.go)
 	numFam
 )
 
@@ -62,6 +68,12 @@ var families = [numFam]famInfo{
 	famProcess:      {"process", "baseline.new_process", "process", vigil.SeverityLow},
 	famUser:         {"user", "baseline.new_user", "user", vigil.SeverityMedium},
 	famAnomaly:      {"protocol.anomaly", "baseline.new_anomaly", "protocol anomaly", vigil.SeverityMedium},
+	famMQTTQoS:      {"mqtt.qos", "baseline.new_qos", "MQTT QoS", vigil.SeverityLow},
+	famAMQPPub:      {"amqp.publish", "baseline.new_topic", "AMQP publish target", vigil.SeverityLow},
+	famAMQPSub:      {"amqp.consume", "baseline.new_topic", "AMQP consume source", vigil.SeverityLow},
+	famDDSPub:       {"dds.topic.publish", "baseline.new_topic", "DDS topic published", vigil.SeverityLow},
+	famDDSSub:       {"dds.topic.subscribe", "baseline.new_topic", "DDS topic subscribed", vigil.SeverityLow},
+	famSoftware:     {"software", "baseline.new_software", "software", vigil.SeverityMedium},
 }
 
 // metric is a rate counted per window.
@@ -146,8 +158,10 @@ func extract(ev *vigil.Event, out []obs, inc *[2][numMetric]float32, window floa
 		transport = nw.Transport
 	}
 	switch ev.Kind {
-	case vigil.KindHealth, vigil.KindInventory:
+	case vigil.KindHealth: // telemetry (host.go)
 		return out
+	case vigil.KindInventory:
+		return addSoftware(ev, out)
 	case vigil.KindNetwork: // agent: listeners and connections
 		if ev.Action == "listen" {
 			if nw != nil && nw.DstPort != 0 {
@@ -197,14 +211,8 @@ func extract(ev *vigil.Event, out []obs, inc *[2][numMetric]float32, window floa
 		if str("flow.reason") != "periodic" {
 			inc[subject][metConns]++
 		}
-		if str("flow.reason") != "periodic" && idleFlow(ev, transport) {
-			// A connection the client opened and never sent data on:
-			// half-open (no handshake completed) or held idle, the way a
-			// slow DoS exhausts a server's connections. Counted once, at
-			// the flow's end (or timeout, eviction, capture end).
-			inc[subject][metIdle]++
-			inc[target][metIdle]++
-		}
+		// Idle connections (the client never sent data on them) are
+		// counted by part.idle, once per connection.
 		if dst.IsValid() {
 			addIP(subject, famPeerOut, dst)
 			addIP(target, famPeerIn, src)
@@ -297,11 +305,67 @@ func extract(ev *vigil.Event, out []obs, inc *[2][numMetric]float32, window floa
 			if t := str("mqtt.topic"); t != "" {
 				add(subject, famMQTTPub, t, "", -1, dst)
 			}
+			if q, ok := num("mqtt.qos"); ok {
+				add(subject, famMQTTQoS, "publish", "", q, dst)
+			}
 		case "subscribe":
-			if ts, ok := ev.Fields["mqtt.topics"].([]string); ok {
-				for _, t := range ts {
-					add(subject, famMQTTSub, t, "", -1, dst)
+			// Lists are []string from the sensor, []any once decoded
+			// from JSON (the bus, vigil detect).
+			eachString(ev.Fields["mqtt.topics"], func(t string) {
+				add(subject, famMQTTSub, t, "", -1, dst)
+			})
+			eachString(ev.Fields["mqtt.topics_qos"], func(q string) {
+				if n, err := strconv.ParseInt(q, 10, 8); err == nil {
+					add(subject, famMQTTQoS, "subscribe", "", n, dst)
 				}
+			})
+		}
+	case "amqp":
+		// The client's publishes and consumes (0-9-1 methods, 1.0 links):
+		// what it talks about on the broker, as MQTT topics are.
+		n, _ := num("amqp.body_size")
+		inc[subject][metBytes] += float32(n)
+		if b, _ := ev.Fields["amqp.auth_failure"].(bool); b {
+			// Sent by the broker (subject) to the refused client.
+			inc[subject][metAuthFail]++
+			inc[target][metAuthFail]++
+		}
+		switch ev.Action {
+		case "basic.publish":
+			request = true
+			add(subject, famAMQPPub, str("amqp.exchange"), str("amqp.routing_key"), -1, dst)
+		case "basic.consume":
+			request = true
+			add(subject, famAMQPSub, str("amqp.queue"), "", -1, dst)
+		case "queue.bind":
+			request = true
+			add(subject, famAMQPSub, str("amqp.queue"), str("amqp.exchange")+" "+str("amqp.routing_key"), -1, dst)
+		case "attach", "transfer":
+			// 1.0: a sender link's target (and its transfers) is where the
+			// client publishes; a receiver link's source where it consumes.
+			// A broker attaches too: its links mirror the client's, so only
+			// the side that opened the connection (the sender of
+			// the first event, the client) matters, which the sensor does
+			// not tell; both are learned, each for its own sender.
+			a := str("amqp.address")
+			if a == "" {
+				break
+			}
+			if str("amqp.role") == "receiver" {
+				add(subject, famAMQPSub, "", a, -1, dst)
+			} else {
+				add(subject, famAMQPPub, "", a, -1, dst)
+			}
+		}
+	case "rtps":
+		n, _ := num("rtps.payload_size")
+		inc[subject][metBytes] += float32(n)
+		if t := str("rtps.topic_name"); t != "" {
+			switch ev.Action {
+			case "publication":
+				add(subject, famDDSPub, t, str("rtps.type_name"), -1, dst)
+			case "subscription":
+				add(subject, famDDSSub, t, str("rtps.type_name"), -1, dst)
 			}
 		}
 	case "coap":
@@ -331,6 +395,23 @@ func extract(ev *vigil.Event, out []obs, inc *[2][numMetric]float32, window floa
 		addIP(target, famPeerIn, src)
 	}
 	return out
+}
+
+// eachString calls f with each string of a list field: []string as the
+// sensor makes it, []any as JSON decodes it.
+func eachString(v any, f func(string)) {
+	switch x := v.(type) {
+	case []string:
+		for _, s := range x {
+			f(s)
+		}
+	case []any:
+		for _, e := range x {
+			if s, ok := e.(string); ok {
+				f(s)
+			}
+		}
+	}
 }
 
 // slowKeepAlive is the MQTT keep-alive, in seconds, from which a connect
@@ -365,8 +446,26 @@ func (o *obs) display() string {
 	case famModbusRange:
 		lo := o.n * 64
 		return o.a + " " + strconv.FormatInt(lo, 10) + "-" + strconv.FormatInt(lo+63, 10)
-	case famCoAP, famAnomaly:
+	case famCoAP, famAnomaly, famSoftware:
+		if o.b == "" {
+			return o.a
+		}
 		return o.a + " " + o.b
+	case famMQTTQoS:
+		return o.a + " qos " + strconv.FormatInt(o.n, 10)
+	case famAMQPPub, famAMQPSub:
+		switch {
+		case o.a == "":
+			return o.b
+		case o.b == "":
+			return o.a
+		}
+		return o.a + " " + o.b
+	case famDDSPub, famDDSSub:
+		if o.b == "" {
+			return o.a
+		}
+		return o.a + " (" + o.b + ")"
 	}
 	if o.ip.IsValid() {
 		return o.ip.String()

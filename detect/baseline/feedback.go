@@ -131,7 +131,7 @@ func IsBaselineAlert(a vigil.Alert) bool {
 	if a.Detector != Name || !strings.HasPrefix(a.RuleID, "baseline.") {
 		return false
 	}
-	if strings.HasPrefix(a.RuleID, "baseline.rate_") {
+	if strings.HasPrefix(a.RuleID, "baseline.rate_") || strings.HasPrefix(a.RuleID, "baseline.telemetry_") {
 		_, ok := a.Fields["baseline.observed"].(float64)
 		return ok
 	}
@@ -167,7 +167,15 @@ func (d *Detector) MarkNormal(a vigil.Alert, cohortToo bool) (Feedback, error) {
 		x               float32
 	}
 	var items []item
-	if strings.HasPrefix(a.RuleID, "baseline.rate_") {
+	if strings.HasPrefix(a.RuleID, "baseline.telemetry_") {
+		feat, _ := a.Fields["baseline.feature"].(string)
+		ent, _ := a.Fields["baseline.entity"].(string)
+		x, _ := a.Fields["baseline.observed"].(float64)
+		if !strings.HasPrefix(feat, "telemetry.") || ent == "" || math.IsNaN(x) || math.Abs(x) > math.MaxFloat32 {
+			return Feedback{}, vigil.Errorf(vigil.EINVALID, "alert %s: telemetry alert without a feature, entity and observed value", a.ID)
+		}
+		items = append(items, item{entity: ent, feature: feat, metric: -2, x: float32(x)})
+	} else if strings.HasPrefix(a.RuleID, "baseline.rate_") {
 		feat, _ := a.Fields["baseline.feature"].(string)
 		ent, _ := a.Fields["baseline.entity"].(string)
 		x, _ := a.Fields["baseline.observed"].(float64)
@@ -221,7 +229,12 @@ func (d *Detector) MarkNormal(a vigil.Alert, cohortToo bool) (Feedback, error) {
 				return Feedback{}, vigil.Errorf(vigil.EINVALID, "%s is in the unclassified cohort: mark it normal for the device only", it.entity)
 			}
 			found, changed = true, true
-			if it.metric >= 0 {
+			if it.metric == -2 {
+				if !p.widenGauge(e, it.feature, it.x) {
+					p.mu.Unlock()
+					return Feedback{}, vigil.Errorf(vigil.EINVALID, "alert %s: unknown telemetry feature %q", a.ID, it.feature)
+				}
+			} else if it.metric >= 0 {
 				p.widen(e, metric(it.metric), it.x, cohortToo)
 			} else {
 				p.learnValue(e, it.feature, it.hash)
@@ -264,6 +277,13 @@ func (p *part) lookup(key string) *entity {
 
 // learnValue makes sure e has learned the value hash h of a feature.
 func (p *part) learnValue(e *entity, feature string, h uint64) {
+	if feature == families[famSoftware].name {
+		if e.soft == nil {
+			e.soft = &softSet{}
+		}
+		e.soft.add(h)
+		return
+	}
 	if e.has(h) {
 		return
 	}
@@ -300,6 +320,11 @@ func (p *part) widen(e *entity, m metric, x float32, cohortToo bool) {
 	}
 	x *= 2
 	widenStat(h, x, k, metrics[m])
+	if e.seas != nil {
+		// The profile of the metric starts again: the flat baseline,
+		// widened, judges until it has a week (season.go).
+		e.seas[m] = nil
+	}
 	if cohortToo && c.hist[m].n > 0 {
 		widenStat(&c.hist[m], x, k, metrics[m])
 	}
@@ -336,6 +361,19 @@ type DeviceView struct {
 	JudgedAgainst  string              `json:"judged_against"` // device, cohort, or learning
 	Values         map[string]int      `json:"values"`         // feature → values learned
 	Rates          map[string]RateView `json:"rates"`
+	// Telemetry are the baselines of the health metrics the device's agent
+	// samples (by gauge name), and Custom how many custom metrics it
+	// judges (they are kept by the hash of their name).
+	Telemetry map[string]GaugeView `json:"telemetry,omitempty"`
+	Custom    int                  `json:"custom_metrics,omitempty"`
+}
+
+// GaugeView is the baseline of one health metric.
+type GaugeView struct {
+	Median      float64 `json:"median"`
+	MAD         float64 `json:"mad"`
+	Samples     uint32  `json:"samples"`
+	ExpectedMax float64 `json:"expected_max"`
 }
 
 // RateView is the rate baseline of one metric.
@@ -404,6 +442,18 @@ func (d *Detector) Show(name string) (View, error) {
 					dv.Values[families[f].name] += int(c)
 				}
 			}
+			if e.soft != nil {
+				dv.Values[families[famSoftware].name] = int(e.soft.n)
+			}
+			if tl := e.tele; tl != nil {
+				dv.Telemetry = map[string]GaugeView{}
+				for g := range numGauge {
+					if s := &tl.host[g]; s.n > 0 {
+						dv.Telemetry[gauges[g].name] = GaugeView{Median: float64(s.med), MAD: float64(s.mad), Samples: s.n, ExpectedMax: float64(gaugeBound(s, k, &gauges[g]))}
+					}
+				}
+				dv.Custom = len(tl.custom)
+			}
 			v.Devices = append(v.Devices, dv)
 		}
 		if c := p.cohorts[name]; c != nil {
@@ -471,6 +521,7 @@ func (d *Detector) Reset(name string, kind Kind) ([]int, error) {
 			c.normal = nil
 			d.norms.clear(c.key)
 			c.hist = [numMetric]ewStat{}
+			c.gauges = [numGauge]ewStat{}
 			c.first, c.events, c.ready = c.last, 0, false
 			changed = append(changed, n)
 		}

@@ -68,3 +68,50 @@ func bound(med, mad, k float32, p metricParams) float32 {
 	spread := max(madScale*mad, 0.25*med, p.minSpread)
 	return med + k*spread
 }
+
+// zSquared is the square of how many robust spreads (as bound computes
+// them) a window's count x lies above the median: what one metric adds to
+// the multivariate score. A count below the metric's floor, or less than
+// minZ spreads above the median, adds nothing: the score sums what is
+// clearly up, not the noise of every metric.
+func zSquared(x float32, s *ewStat, k float32, p metricParams, minZ float32) float32 {
+	if x < p.minCount || s.n < minSamples {
+		return 0
+	}
+	spread := max(madScale*s.mad, 0.25*s.med, p.minSpread)
+	z := (x - s.med) / spread
+	if z < minZ {
+		return 0
+	}
+	return z * z
+}
+
+// mvGate learns how often a device's windows reach the multivariate
+// threshold when nothing is wrong: an exponentially weighted share of
+// windows (a day's weight) fed with the windows that did not alarm. A
+// device whose metrics move together (a busy minute is busy in messages,
+// bytes and connections at once) reaches the threshold in normal bursts;
+// the score is armed only for devices where that is rarer than the budget
+// of half a false alarm a day.
+type mvGate struct {
+	rate float32 // share of windows at or above the threshold
+	n    uint32  // windows seen, for the warm-up
+}
+
+// The gate weighs a window 1/perDay (a day's memory) once warm.
+
+func (g *mvGate) push(over bool, perDay float32) {
+	g.n++
+	a := max(1/float32(g.n), 1/perDay)
+	x := float32(0)
+	if over {
+		x = 1
+	}
+	g.rate += a * (x - g.rate)
+}
+
+// armed reports whether the score may alarm: the device reached the
+// threshold in less than half a window a day (perDay windows a day).
+func (g *mvGate) armed(perDay float32) bool {
+	return g.n >= minSamples && g.rate*perDay < 0.5
+}

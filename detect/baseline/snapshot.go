@@ -35,6 +35,7 @@ type snapCohort struct {
 	Ready  bool                  `json:"ready,omitempty"`
 	Counts [][2]uint64           `json:"counts,omitempty"` // value hash, members
 	Hist   [numMetric][3]float64 `json:"hist"`             // median, MAD, samples
+	Gauges [numGauge][3]float64  `json:"gauges"`           // health metrics: median, MAD, samples
 	Normal []uint64              `json:"normal,omitempty"` // value hashes an analyst marked normal for the cohort
 }
 
@@ -54,6 +55,31 @@ type snapEntity struct {
 	Cur     [numMetric]float32    `json:"cur"`
 	Alerted [numMetric]uint8      `json:"alerted"`
 	Hist    [numMetric][3]float64 `json:"hist"` // median, MAD, samples
+	MV      [2]float64            `json:"mv"`   // the multivariate gate: share of windows at the threshold, windows seen
+	MVLevel uint8                 `json:"mv_level,omitempty"`
+	Season  []snapSeason          `json:"season,omitempty"`
+	Tele    *snapTele             `json:"tele,omitempty"`
+	Soft    []uint64              `json:"soft,omitempty"` // the software filter's words
+	SoftN   uint32                `json:"soft_n,omitempty"`
+}
+
+type snapSeason struct {
+	Metric int        `json:"metric"`
+	First  int64      `json:"first"`
+	Day    [48]uint16 `json:"day"` // per hour: median, deviation (qlog)
+	End    [48]uint16 `json:"end"`
+}
+
+type snapTele struct {
+	Host   [numGauge][3]float64 `json:"host"` // median, MAD, samples
+	Level  [numGauge]uint8      `json:"level"`
+	Custom []snapCustom         `json:"custom,omitempty"`
+}
+
+type snapCustom struct {
+	Name  uint64     `json:"name"` // hash of the metric name
+	Hist  [3]float64 `json:"hist"`
+	Level uint8      `json:"level"`
 }
 
 // Partitions returns the partitions the detector has state for, in order.
@@ -97,6 +123,9 @@ func (p *part) snapshotLocked() snapshot {
 		for m := range numMetric {
 			sc.Hist[m] = c.hist[m].snap()
 		}
+		for g := range numGauge {
+			sc.Gauges[g] = c.gauges[g].snap()
+		}
 		s.Cohorts = append(s.Cohorts, sc)
 	}
 	add := func(e *entity) {
@@ -104,6 +133,33 @@ func (p *part) snapshotLocked() snapshot {
 			FCount: e.fcount, Vals: e.vals, NovWin: e.novWin, NovMask: e.novMask, Win: e.win, Cur: e.cur, Alerted: e.alerted}
 		for m := range numMetric {
 			se.Hist[m] = e.hist[m].snap()
+		}
+		se.MV, se.MVLevel = [2]float64{float64(e.mv.rate), float64(e.mv.n)}, e.mvLevel
+		if e.seas != nil {
+			for m, s := range e.seas {
+				if s == nil {
+					continue
+				}
+				ss := snapSeason{Metric: m, First: s.first}
+				for h := 0; h < 24; h++ {
+					ss.Day[2*h], ss.Day[2*h+1] = s.day[h][0], s.day[h][1]
+					ss.End[2*h], ss.End[2*h+1] = s.end[h][0], s.end[h][1]
+				}
+				se.Season = append(se.Season, ss)
+			}
+		}
+		if tl := e.tele; tl != nil {
+			st := &snapTele{Level: tl.level}
+			for g := range numGauge {
+				st.Host[g] = tl.host[g].snap()
+			}
+			for _, cg := range tl.custom {
+				st.Custom = append(st.Custom, snapCustom{Name: cg.name, Hist: cg.st.snap(), Level: cg.level})
+			}
+			se.Tele = st
+		}
+		if e.soft != nil { // copied: the filter changes in place
+			se.Soft, se.SoftN = append([]uint64(nil), e.soft.bits[:]...), e.soft.n
 		}
 		s.Entities = append(s.Entities, se)
 	}
@@ -156,6 +212,11 @@ func (d *Detector) Restore(partition int, b []byte) error {
 				return fmt.Errorf("cannot restore partition %d: cohort %d: %w", partition, i, err)
 			}
 		}
+		for g := range numGauge {
+			if err := c.gauges[g].restoreGauge(sc.Gauges[g]); err != nil {
+				return fmt.Errorf("cannot restore partition %d: cohort %d: %w", partition, i, err)
+			}
+		}
 		p.cohorts[c.key] = c
 	}
 	for i, se := range s.Entities {
@@ -172,6 +233,49 @@ func (d *Detector) Restore(partition int, b []byte) error {
 			if err := e.hist[m].restore(se.Hist[m]); err != nil {
 				return fmt.Errorf("cannot restore partition %d: entity %d: %w", partition, i, err)
 			}
+		}
+		if r, n := se.MV[0], se.MV[1]; math.IsNaN(r) || r < 0 || r > 1 || math.IsNaN(n) || n < 0 {
+			return fmt.Errorf("cannot restore partition %d: entity %d: multivariate gate out of range", partition, i)
+		}
+		e.mv, e.mvLevel = mvGate{rate: float32(se.MV[0]), n: uint32(min(se.MV[1], math.MaxUint32))}, se.MVLevel
+		for _, ss := range se.Season {
+			if ss.Metric < 0 || ss.Metric >= int(numMetric) || !seasonal(metric(ss.Metric)) || e.seas != nil && e.seas[ss.Metric] != nil {
+				return fmt.Errorf("cannot restore partition %d: entity %d: profile of metric %d unknown or repeated", partition, i, ss.Metric)
+			}
+			if e.seas == nil {
+				e.seas = &seasons{}
+			}
+			s := &season{first: ss.First}
+			for h := 0; h < 24; h++ {
+				s.day[h] = [2]uint16{ss.Day[2*h], ss.Day[2*h+1]}
+				s.end[h] = [2]uint16{ss.End[2*h], ss.End[2*h+1]}
+			}
+			e.seas[ss.Metric] = s
+		}
+		if st := se.Tele; st != nil {
+			if len(st.Custom) > maxCustom {
+				return fmt.Errorf("cannot restore partition %d: entity %d: %d custom metrics, more than %d", partition, i, len(st.Custom), maxCustom)
+			}
+			e.tele = &telemetry{level: st.Level}
+			for g := range numGauge {
+				if err := e.tele.host[g].restoreGauge(st.Host[g]); err != nil {
+					return fmt.Errorf("cannot restore partition %d: entity %d: %w", partition, i, err)
+				}
+			}
+			for _, sc := range st.Custom {
+				cg := customGauge{name: sc.Name, level: sc.Level}
+				if err := cg.st.restoreGauge(sc.Hist); err != nil {
+					return fmt.Errorf("cannot restore partition %d: entity %d: %w", partition, i, err)
+				}
+				e.tele.custom = append(e.tele.custom, cg)
+			}
+		}
+		if len(se.Soft) > 0 {
+			if len(se.Soft) != softBits/64 {
+				return fmt.Errorf("cannot restore partition %d: entity %d: software filter of %d words, want %d", partition, i, len(se.Soft), softBits/64)
+			}
+			e.soft = &softSet{n: se.SoftN}
+			copy(e.soft.bits[:], se.Soft)
 		}
 		if ip, ok := strings.CutPrefix(e.key, "ip:"); ok {
 			a, err := netip.ParseAddr(ip)
@@ -210,6 +314,18 @@ func (d *Detector) Restore(partition int, b []byte) error {
 
 func (e *ewStat) snap() [3]float64 {
 	return [3]float64{float64(e.med), float64(e.mad), float64(e.n)}
+}
+
+// restoreGauge restores a gauge's baseline: its median may be negative
+// (a custom metric), unlike a rate's.
+func (e *ewStat) restoreGauge(v [3]float64) error {
+	for i, x := range v {
+		if math.IsNaN(x) || math.Abs(x) > math.MaxFloat32 || i > 0 && x < 0 {
+			return fmt.Errorf("telemetry history out of range")
+		}
+	}
+	*e = ewStat{med: float32(v[0]), mad: float32(v[1]), n: uint32(min(v[2], math.MaxUint32))}
+	return nil
 }
 
 func (e *ewStat) restore(v [3]float64) error {
