@@ -23,6 +23,16 @@ import (
 // the file.
 var ErrUnsupported = errors.New("unsupported zeek log")
 
+// ErrHeader is matched (errors.Is) by errors in a TSV log's headers (a
+// #fields line without a field its path needs): the records that follow
+// cannot be read, and the caller should skip the rest of the input.
+var ErrHeader = errors.New("bad zeek log header")
+
+// headerError is an error in a header; it matches ErrHeader.
+type headerError struct{ error }
+
+func (e headerError) Is(target error) bool { return target == ErrHeader }
+
 // MaxLine is the longest line a Reader accepts, in bytes.
 const MaxLine = 1 << 20
 
@@ -179,11 +189,11 @@ func (r *Reader) header(l string) error {
 		// "#separator \x09": the only header separated by a space.
 		_, v, ok := strings.Cut(l, " ")
 		if !ok {
-			return r.errorf("#separator without a value")
+			return headerError{r.errorf("#separator without a value")}
 		}
 		s := unescape(v)
 		if s == "" {
-			return r.errorf("#separator %q is empty", v)
+			return headerError{r.errorf("#separator %q is empty", v)}
 		}
 		r.rec.sep = s
 		return nil
@@ -211,7 +221,8 @@ func (r *Reader) header(l string) error {
 		}
 		r.conv, r.path = conv, r.opt.Path
 		if missing := conv.require(&r.rec); missing != "" {
-			return r.errorf("%s log without the field %s", r.opt.Path, missing)
+			r.conv = nil
+			return headerError{r.errorf("%s log without the field %s", r.opt.Path, missing)}
 		}
 	case "#types":
 		r.rec.types = strings.Split(val, r.rec.sep)
@@ -222,9 +233,7 @@ func (r *Reader) header(l string) error {
 
 func (r *Reader) tsvRecord(dst []proto.Event, l []byte) ([]proto.Event, error) {
 	if r.conv == nil {
-		if r.opt.Path == "" || r.rec.idx == nil {
-			return dst, r.errorf("a record before the #fields header")
-		}
+		return dst, r.errorf("a record before the #fields header")
 	}
 	line := string(l)
 	cols := r.rec.cols[:0]
