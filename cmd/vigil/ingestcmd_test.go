@@ -114,4 +114,3 @@ func TestIngestToServer(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
