@@ -207,6 +207,9 @@ func (c *rec) array(keys ...string) []*fastjson.Value {
 func parseTime(s string) (time.Time, error) {
 	for _, layout := range []string{"2006-01-02T15:04:05.999999999-0700", time.RFC3339Nano, "2006-01-02T15:04:05.999999999"} {
 		if t, err := time.Parse(layout, s); err == nil {
+			if y := t.UTC().Year(); y < 1970 || y > 9999 {
+				return time.Time{}, fmt.Errorf("%q is out of range", s)
+			}
 			return t.UTC(), nil
 		}
 	}

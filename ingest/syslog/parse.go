@@ -147,6 +147,9 @@ func parse5424(m *Message, b []byte, off int) error {
 	}
 	if ts != "" {
 		t, err := time.Parse(time.RFC3339Nano, ts)
+		if err == nil && !inRange(t) {
+			err = errors.New("out of range")
+		}
 		if err != nil {
 			return fmt.Errorf("rfc5424: TIMESTAMP at byte %d: %q is not an RFC 3339 time", off, ts)
 		}
@@ -272,7 +275,7 @@ func parse3164(m *Message, b []byte, now time.Time, loc *time.Location) {
 		m.Time = t
 		rest = b[n:]
 	} else if i := bytes.IndexByte(b, ' '); i > 0 {
-		if t, err := time.Parse(time.RFC3339Nano, string(b[:i])); err == nil {
+		if t, err := time.Parse(time.RFC3339Nano, string(b[:i])); err == nil && inRange(t) {
 			m.Time = t
 			rest = b[i:]
 		}
@@ -319,6 +322,13 @@ func parse3164(m *Message, b []byte, now time.Time, loc *time.Location) {
 		}
 	}
 	m.Msg = validUTF8(rest)
+}
+
+// inRange reports whether t is within the years events can carry (1 to
+// 9999 in UTC).
+func inRange(t time.Time) bool {
+	y := t.UTC().Year()
+	return y >= 1 && y <= 9999
 }
 
 // bsdTime reads "Mmm dd hh:mm:ss" (day padded with a space or a zero).

@@ -111,6 +111,24 @@ func (g *getter) num(name string) (float64, bool) {
 	return f, ok
 }
 
+// maxDuration bounds a connection's duration or a round trip time, in
+// seconds (ten years).
+const maxDuration = 10 * 365 * 24 * 3600
+
+// seconds reads an interval field: 0 to maxDuration seconds after t, in
+// the years an event can carry.
+func (g *getter) seconds(name string, t time.Time) (float64, bool) {
+	v, ok := g.num(name)
+	if !ok {
+		return 0, false
+	}
+	if v < 0 || v > maxDuration || t.Add(time.Duration(v*1e9)).Year() > 9999 {
+		g.fail(fmt.Errorf("field %s: %v is out of range", name, v))
+		return 0, false
+	}
+	return v, true
+}
+
 func (g *getter) boolean(name string) (bool, bool) {
 	b, ok, err := g.r.boolean(name)
 	g.fail(err)
@@ -209,7 +227,10 @@ func convConn(g *getter, dst []proto.Event) []proto.Event {
 	if g.net == nil || g.err != nil {
 		return dst
 	}
-	dur, _ := g.num("duration")
+	dur, _ := g.seconds("duration", g.t)
+	if g.err != nil {
+		return dst
+	}
 	end := g.t.Add(time.Duration(dur * 1e9))
 	ev := g.event(end, "flow", "flow", true, 20)
 	f := &ev.Fields
@@ -324,7 +345,7 @@ func convDNS(g *getter, dst []proto.Event) []proto.Event {
 		return dst
 	}
 	t := g.t
-	if rtt, ok := g.num("rtt"); ok {
+	if rtt, ok := g.seconds("rtt", t); ok {
 		t = t.Add(time.Duration(rtt * 1e9))
 	}
 	rev := g.event(t, "dns", "response", false, 12)

@@ -560,7 +560,7 @@ func (r *record) time(name string) (time.Time, bool, error) {
 		switch v.Type() {
 		case fastjson.TypeNumber:
 			f, _ := v.Float64()
-			if f < -1e11 || f > 1e11 {
+			if f < minEpoch || f >= maxEpoch {
 				return time.Time{}, false, fmt.Errorf("field %s: %v is out of range", name, f)
 			}
 			sec := math.Floor(f)
@@ -569,6 +569,9 @@ func (r *record) time(name string) (time.Time, bool, error) {
 		case fastjson.TypeString:
 			b, _ := v.StringBytes()
 			t, err := time.Parse(time.RFC3339Nano, string(b))
+			if err == nil && (t.Unix() < minEpoch || t.Unix() >= maxEpoch) {
+				err = fmt.Errorf("out of range")
+			}
 			if err != nil {
 				return time.Time{}, false, fmt.Errorf("field %s: %q is not an ISO 8601 time", name, b)
 			}
@@ -586,6 +589,13 @@ func (r *record) time(name string) (time.Time, bool, error) {
 	}
 	return t, true, nil
 }
+
+// minEpoch and maxEpoch are 0001-01-01 and 10000-01-01 in seconds since
+// 1970: events carry the years 1 to 9999.
+const (
+	minEpoch = -62135596800
+	maxEpoch = 253402300800
+)
 
 // epoch parses "1300475167.096535" without the cost of ParseFloat and
 // its rounding.
@@ -618,6 +628,9 @@ func epoch(s string) (time.Time, bool) {
 	}
 	if neg {
 		sec, ns = -sec, -ns
+	}
+	if sec < minEpoch || sec >= maxEpoch {
+		return time.Time{}, false // events carry years 1 to 9999
 	}
 	return time.Unix(sec, ns).UTC(), true
 }

@@ -321,6 +321,8 @@ func TestErrors(t *testing.T) {
 	f(head+"1.0\tC\t10.0.0.300\t1\t10.0.0.2\t2\ttcp\n", "", `field id.orig_h: "10.0.0.300" is not an IP address`)
 	f(head+"1.0\tC\t10.0.0.1\t70000\t10.0.0.2\t2\ttcp\n", "", `field id.orig_p: "70000" is not a port`)
 	f("#separator \\x09\n#path\tconn\n#fields\tts\tuid\n", "", "conn log without the field id.orig_h")
+	f("#separator \\x09\n#path\tconn\n#fields\tts\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tduration\n1.0\t10.0.0.1\t1\t10.0.0.2\t2\ttcp\t1e300\n", "", "field duration: 1e+300 is out of range")
+	f("#separator \\x09\n#path\tconn\n#fields\tts\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\n999999999999.0\t10.0.0.1\t1\t10.0.0.2\t2\ttcp\n", "", "is not a time")
 	f("#separator \\x09\n#path\tx509\n#fields\tts\n", "", `cannot convert log "x509"`)
 	f("1.0\tC\n", "conn", "a record before the #fields header")
 	f(`{"ts":1,"id.orig_h":"a"`+"\n", "conn", "in.log:1: not a JSON object")
