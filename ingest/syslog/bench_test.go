@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/bus/natsbus"
 )
 
 // counter is a Publisher that counts the events and drops them.
@@ -31,10 +32,45 @@ func cpuTime() time.Duration {
 
 // BenchmarkTCP sends RFC 5424 messages (octet counted, as rsyslog
 // forwards them) and RFC 3164 lines over one TCP connection to a server
-// that parses them into events and publishes them in batches; the
-// messages/cpu-s metric is per CPU second of the whole process (sender
-// included) with -cpu 1. docs/benchmarks.md has the figure.
+// that parses them into events and publishes them in batches to a
+// publisher that counts them; the messages/cpu-s metric is per CPU
+// second of the whole process (sender included) with -cpu 1.
+// docs/benchmarks.md has the figure.
 func BenchmarkTCP(b *testing.B) {
+	c := &counter{}
+	benchTCP(b, c, func() int64 { return c.n.Load() })
+}
+
+// BenchmarkTCPToBus is BenchmarkTCP publishing to Vigil's bus: an
+// embedded NATS JetStream server in the process (file storage in a
+// temporary directory), as vigil serve runs it.
+func BenchmarkTCPToBus(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	nb, err := natsbus.Open(ctx, natsbus.Config{DataDir: b.TempDir(), MaxEventBytes: 4 << 30})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nb.Close()
+	c := &countingBus{pub: nb}
+	benchTCP(b, c, func() int64 { return c.n.Load() })
+}
+
+// countingBus counts what the bus took.
+type countingBus struct {
+	pub Publisher
+	n   atomic.Int64
+}
+
+func (c *countingBus) PublishEvents(ctx context.Context, evs []vigil.Event) error {
+	if err := c.pub.PublishEvents(ctx, evs); err != nil {
+		return err
+	}
+	c.n.Add(int64(len(evs)))
+	return nil
+}
+
+func benchTCP(b *testing.B, pub Publisher, published func() int64) {
 	const perOp = 100_000
 	var buf []byte
 	for i := 0; i < perOp; i++ {
@@ -46,8 +82,7 @@ func BenchmarkTCP(b *testing.B) {
 			buf = fmt.Appendf(buf, "<86>Jan  5 11:00:00 cam-%d dropbear[%d]: Bad password attempt for 'admin' from 10.0.%d.%d:%d\n", i%50, 100+i%900, i>>8&255, i&255, 30000+i%30000)
 		}
 	}
-	c := &counter{}
-	s, err := New(Options{TCP: "127.0.0.1:0", Publisher: c})
+	s, err := New(Options{TCP: "127.0.0.1:0", Publisher: pub})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -71,7 +106,7 @@ func BenchmarkTCP(b *testing.B) {
 			b.Fatal(err)
 		}
 		sent += perOp
-		for c.n.Load() < sent {
+		for published() < sent {
 			time.Sleep(time.Millisecond)
 		}
 		cpu += cpuTime() - cpu0
