@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -18,18 +19,19 @@ import (
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/ingest"
 	"github.com/vigil-iot/vigil/ingest/suricata"
+	"github.com/vigil-iot/vigil/ingest/syslog"
 	"github.com/vigil-iot/vigil/ingest/zeek"
 	"github.com/vigil-iot/vigil/proto"
 )
 
 // ingestFormats are the formats vigil ingest reads.
-var ingestFormats = []string{"zeek", "suricata", "ndjson"}
+var ingestFormats = []string{"zeek", "suricata", "syslog", "ndjson"}
 
 func newIngestCmd() *cobra.Command {
 	o := &ctlOptions{}
 	var format, output string
 	cmd := &cobra.Command{
-		Use:   "ingest FILE... [--format zeek|suricata|ndjson] [--output FILE|- | --server URL --token T]",
+		Use:   "ingest FILE... [--format zeek|suricata|syslog|ndjson] [--output FILE|- | --server URL --token T]",
 		Short: "Convert network monitors' logs (Zeek, Suricata EVE) into Vigil events, or stream them to a server",
 		Long: `Read log files of the network monitors already deployed and turn them into the events
 Vigil's own sensor emits for the same traffic (docs/sources.md):
@@ -38,6 +40,8 @@ Vigil's own sensor emits for the same traffic (docs/sources.md):
             mqtt_connect, mqtt_publish, mqtt_subscribe, modbus, dnp3, notice, weird
             (other logs, files or x509, are skipped with a note)
   suricata  Suricata EVE JSON: alert, flow, dns, http, tls, mqtt, modbus, anomaly
+  syslog    syslog messages (RFC 5424 or RFC 3164), one a line, as a relay writes them
+            with their <PRI>; RFC 3164 times without a year are read in UTC
   ndjson    Vigil events, one JSON object a line (checked and passed on)
 
 The format is guessed from each file's first line when --format is omitted. A FILE of -
@@ -234,6 +238,8 @@ func guessFormat(head []byte) (string, error) {
 			return "zeek", nil
 		case l[0] == '#':
 			continue
+		case l[0] == '<' && len(l) > 2 && l[1] >= '0' && l[1] <= '9':
+			return "syslog", nil
 		case l[0] == '{':
 			switch {
 			case bytes.Contains(l, []byte(`"event_type":`)):
@@ -264,8 +270,11 @@ func (in *ingestRun) file(ctx context.Context, name string) error {
 		}
 	}
 	in.nfiles++
-	if format == "ndjson" {
+	switch format {
+	case "ndjson":
 		return in.ndjson(ctx, name, br)
+	case "syslog":
+		return in.syslog(ctx, name, br)
 	}
 	var next func([]proto.Event) ([]proto.Event, error)
 	var stats func() (records, skipped int)
@@ -339,8 +348,38 @@ func (in *ingestRun) flushEvents(ctx context.Context) error {
 	return err
 }
 
+// syslog converts syslog messages, one a line.
+func (in *ingestRun) syslog(ctx context.Context, name string, br *bufio.Reader) error {
+	return in.eachLine(ctx, name, br, func(l []byte) (vigil.Event, error) {
+		now := time.Now()
+		m, err := syslog.Parse(l, now, time.UTC)
+		if err != nil {
+			return vigil.Event{}, err
+		}
+		ev := syslog.Event(&m, netip.AddrPort{}, "file", now)
+		ev.Received, ev.Provenance = time.Time{}, ""
+		return ev, nil
+	})
+}
+
 // ndjson checks Vigil events, one a line, and passes them on.
 func (in *ingestRun) ndjson(ctx context.Context, name string, br *bufio.Reader) error {
+	return in.eachLine(ctx, name, br, func(l []byte) (vigil.Event, error) {
+		var ev vigil.Event
+		if err := json.Unmarshal(l, &ev); err != nil {
+			return ev, err
+		}
+		if ev.Kind == "" {
+			return ev, errors.New("kind: missing")
+		}
+		ingest.LiftNetwork(&ev)
+		return ev, nil
+	})
+}
+
+// eachLine converts a file of one record a line with conv and passes the
+// events on.
+func (in *ingestRun) eachLine(ctx context.Context, name string, br *bufio.Reader, conv func([]byte) (vigil.Event, error)) error {
 	sc := bufio.NewScanner(br)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	line := 0
@@ -353,18 +392,14 @@ func (in *ingestRun) ndjson(ctx context.Context, name string, br *bufio.Reader) 
 			continue
 		}
 		in.records++
-		var ev vigil.Event
-		if err := json.Unmarshal(l, &ev); err != nil {
+		ev, err := conv(l)
+		if err != nil {
 			in.reportBad(fmt.Errorf("%s:%d: %v", name, line, err))
 			continue
 		}
-		if ev.Kind == "" {
-			in.reportBad(fmt.Errorf("%s:%d: kind: missing", name, line))
-			continue
-		}
-		ingest.LiftNetwork(&ev)
-		var err error
+		before := len(batch)
 		if batch, err = ev.AppendJSON(batch, true); err != nil {
+			batch = batch[:before]
 			in.reportBad(fmt.Errorf("%s:%d: %v", name, line, err))
 			continue
 		}

@@ -114,3 +114,16 @@ func TestIngestToServer(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestIngestSyslogFile: a file of syslog lines (format guessed) becomes
+// events of kind syslog; a line that breaks RFC 5424 is reported.
+func TestIngestSyslogFile(t *testing.T) {
+	f := writeTemp(t, "messages", "<38>1 2026-01-05T11:00:00Z gw-1 sshd 77 - - Accepted publickey for root\n"+
+		"<86>Jan  5 11:00:01 cam-7 dropbear[9]: Bad password attempt for 'admin'\n"+
+		"<38>1 yesterday gw-1 sshd 77 - - x\n")
+	out, code := run(t, "ingest", f, "--output", "-")
+	if code != 1 || strings.Count(out, `"kind":"syslog"`) != 2 || !strings.Contains(out, `"process.name":"dropbear"`) ||
+		!strings.Contains(out, `messages:3: rfc5424: TIMESTAMP`) || !strings.Contains(out, "records=3 events=2 skipped=0 bad=1") {
+		t.Errorf("exit %d\n%s", code, out)
+	}
+}
