@@ -25,6 +25,7 @@ import (
 	"github.com/vigil-iot/vigil/detect"
 	"github.com/vigil-iot/vigil/detect/baseline"
 	"github.com/vigil-iot/vigil/detect/heartbeat"
+	"github.com/vigil-iot/vigil/detect/ids"
 	"github.com/vigil-iot/vigil/detect/reload"
 	"github.com/vigil-iot/vigil/detect/sigma"
 	"github.com/vigil-iot/vigil/detect/threshold"
@@ -252,6 +253,7 @@ func loadDetectors(cfg config, log *slog.Logger, reg prometheus.Registerer) ([]d
 		threshold.New(all, threshold.Options{Logger: log, Registerer: reg}),
 		det,
 		heartbeat.New(heartbeat.Options{Silence: time.Duration(cfg.HeartbeatSilence)}),
+		ids.New(), // alerts of the network monitors whose logs are ingested (vigil ingest)
 	}
 	if cfg.Baseline.Enabled {
 		// An Enricher: the stage runs it before every detector, so the
@@ -356,6 +358,7 @@ func (a *app) start(ctx context.Context) error {
 	g.Go(func() error { return a.alerts.Run(gctx) })
 	g.Go(func() error { return a.runRespond(gctx) })
 	g.Go(func() error { return a.runMQTTIngest(gctx) })
+	g.Go(func() error { return a.runSyslog(gctx) })
 	g.Go(func() error { a.trail.Run(gctx, time.Duration(a.cfg.Audit.AnchorInterval)); return nil })
 	g.Go(func() error {
 		<-gctx.Done()

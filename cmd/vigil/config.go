@@ -97,6 +97,8 @@ type config struct {
 	Response responseConfig `yaml:"response"`
 	// MQTTIngest, when set, subscribes to the agents' MQTT topics (mqtt.go).
 	MQTTIngest *mqttIngestConfig `yaml:"mqtt_ingest"`
+	// Syslog, when it names an address, receives syslog (syslogin.go).
+	Syslog *syslogInConfig `yaml:"syslog"`
 	// Audit configures where the audit trail's anchors go (auditconfig.go).
 	Audit auditCfg `yaml:"audit"`
 

@@ -1,0 +1,424 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/ingest"
+	"github.com/vigil-iot/vigil/ingest/suricata"
+	"github.com/vigil-iot/vigil/ingest/syslog"
+	"github.com/vigil-iot/vigil/ingest/zeek"
+	"github.com/vigil-iot/vigil/proto"
+)
+
+// ingestFormats are the formats vigil ingest reads.
+var ingestFormats = []string{"zeek", "suricata", "syslog", "ndjson"}
+
+func newIngestCmd() *cobra.Command {
+	o := &ctlOptions{}
+	var format, output string
+	cmd := &cobra.Command{
+		Use:   "ingest FILE... [--format zeek|suricata|syslog|ndjson] [--output FILE|- | --server URL --token T]",
+		Short: "Convert network monitors' logs (Zeek, Suricata EVE) into Vigil events, or stream them to a server",
+		Long: `Read log files of the network monitors already deployed and turn them into the events
+Vigil's own sensor emits for the same traffic (docs/sources.md):
+
+  zeek      Zeek logs, TSV with their # headers or JSON lines: conn, dns, http, ssl, ssh,
+            mqtt_connect, mqtt_publish, mqtt_subscribe, modbus, dnp3, notice, weird
+            (other logs, files or x509, are skipped with a note)
+  suricata  Suricata EVE JSON: alert, flow, dns, http, tls, mqtt, modbus, anomaly
+  syslog    syslog messages (RFC 5424 or RFC 3164), one a line, as a relay writes them
+            with their <PRI>; RFC 3164 times without a year are read in UTC
+  ndjson    Vigil events, one JSON object a line (checked and passed on)
+
+The format is guessed from each file's first line when --format is omitted. A FILE of -
+is standard input; names ending in .gz are decompressed. Events go to --output as NDJSON
+(- for stdout), for example into vigil detect:
+
+  vigil ingest --format zeek conn.log --output - | vigil detect --input -
+
+or to a Vigil server (--server, with a --token that may ingest), waiting while it pushes
+back. Bad records are reported on stderr (the first 10) and skipped; the exit status is 1
+when there were any. The last line on stderr is
+  ingest: files=<F> records=<R> events=<E> skipped=<S> bad=<B> seconds=<T>`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if format != "" && !contains(ingestFormats, format) {
+				return fmt.Errorf("--format %q: want one of %s", format, strings.Join(ingestFormats, ", "))
+			}
+			toServer := cmd.Flags().Changed("server")
+			if toServer == (output != "") {
+				return fmt.Errorf("give exactly one of --output and --server")
+			}
+			var sink ingestSink
+			if toServer {
+				c, err := o.client()
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				sink = &serverSink{p: &serverPublisher{c: c}}
+			} else {
+				w := cmd.OutOrStdout()
+				if output != "-" {
+					f, err := os.Create(output)
+					if err != nil {
+						return fmt.Errorf("cannot create output: %w", err)
+					}
+					defer f.Close()
+					w = f
+				}
+				bw := bufio.NewWriterSize(w, 1<<16)
+				sink = &writerSink{w: bw}
+			}
+			in := &ingestRun{sink: sink, log: cmd.ErrOrStderr(), format: format}
+			start := time.Now()
+			err := in.files(cmd.Context(), args)
+			if ferr := sink.flush(cmd.Context()); err == nil {
+				err = ferr
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "ingest: files=%d records=%d events=%d skipped=%d bad=%d seconds=%.3f\n",
+				in.nfiles, in.records, in.events, in.skipped, in.bad, time.Since(start).Seconds())
+			if err != nil {
+				return err
+			}
+			if in.bad > 0 {
+				return exitCode(1)
+			}
+			return nil
+		},
+	}
+	o.addConnFlags(cmd)
+	cmd.Flags().StringVar(&format, "format", "", "input format: "+strings.Join(ingestFormats, ", ")+" (default: guessed per file)")
+	cmd.Flags().StringVar(&output, "output", "", "write events as NDJSON to this file (- for stdout)")
+	return cmd
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// ingestSink receives the converted events as NDJSON lines.
+type ingestSink interface {
+	// write takes n events as JSON lines; the sink may keep lines only
+	// until it returns.
+	write(ctx context.Context, lines []byte, n int) error
+	flush(ctx context.Context) error
+}
+
+// writerSink writes the lines to a file or stdout.
+type writerSink struct{ w *bufio.Writer }
+
+func (s *writerSink) write(_ context.Context, lines []byte, _ int) error {
+	if _, err := s.w.Write(lines); err != nil {
+		return fmt.Errorf("cannot write output: %w", err)
+	}
+	return nil
+}
+
+func (s *writerSink) flush(context.Context) error {
+	if err := s.w.Flush(); err != nil {
+		return fmt.Errorf("cannot write output: %w", err)
+	}
+	return nil
+}
+
+// serverSink posts the lines to the server in batches, as vigil sensor
+// does (serverPublisher: it waits and retries while the server pushes
+// back).
+type serverSink struct {
+	p   *serverPublisher
+	buf []byte
+	n   int
+}
+
+// Bounds of one batch posted to the server.
+const (
+	ingestBatchEvents = 2000
+	ingestBatchBytes  = 1 << 20
+)
+
+func (s *serverSink) write(ctx context.Context, lines []byte, n int) error {
+	s.buf = append(s.buf, lines...)
+	s.n += n
+	if s.n >= ingestBatchEvents || len(s.buf) >= ingestBatchBytes {
+		return s.flush(ctx)
+	}
+	return nil
+}
+
+func (s *serverSink) flush(ctx context.Context) error {
+	if s.n == 0 {
+		return nil
+	}
+	err := s.p.PublishLines(ctx, s.buf, s.n)
+	s.buf, s.n = s.buf[:0], 0
+	return err
+}
+
+// ingestRun converts files into the sink and counts.
+type ingestRun struct {
+	sink   ingestSink
+	log    io.Writer
+	format string
+
+	nfiles, records, events, skipped, bad int
+
+	arena proto.FieldArena
+	evs   []proto.Event
+	lines []byte
+}
+
+// maxReported bounds the bad records reported on stderr.
+const maxReported = 10
+
+func (in *ingestRun) files(ctx context.Context, names []string) error {
+	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := in.file(ctx, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openLog opens a log file, - for stdin, decompressing .gz.
+func openLog(name string) (io.ReadCloser, error) {
+	var f io.ReadCloser = io.NopCloser(os.Stdin)
+	if name != "-" {
+		fh, err := os.Open(name)
+		if err != nil {
+			return nil, fmt.Errorf("cannot open log: %w", err)
+		}
+		f = fh
+	}
+	if !strings.HasSuffix(name, ".gz") {
+		return f, nil
+	}
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cannot read %s: %w", name, err)
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{zr, f}, nil
+}
+
+// guessFormat names the format of a log from its first lines.
+func guessFormat(head []byte) (string, error) {
+	for _, l := range bytes.Split(head, []byte("\n")) {
+		l = bytes.TrimSpace(l)
+		if len(l) == 0 {
+			continue
+		}
+		switch {
+		case bytes.HasPrefix(l, []byte("#separator")) || bytes.HasPrefix(l, []byte("#fields")) || bytes.HasPrefix(l, []byte("#path")):
+			return "zeek", nil
+		case l[0] == '#':
+			continue
+		case l[0] == '<' && len(l) > 2 && l[1] >= '0' && l[1] <= '9':
+			return "syslog", nil
+		case l[0] == '{':
+			switch {
+			case bytes.Contains(l, []byte(`"event_type":`)):
+				return "suricata", nil
+			case bytes.Contains(l, []byte(`"id.orig_h":`)) || bytes.Contains(l, []byte(`"_path":`)):
+				return "zeek", nil
+			case bytes.Contains(l, []byte(`"kind":`)):
+				return "ndjson", nil
+			}
+		}
+		break
+	}
+	return "", errors.New("cannot guess its format from its first line: give --format")
+}
+
+func (in *ingestRun) file(ctx context.Context, name string) error {
+	f, err := openLog(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 64<<10)
+	format := in.format
+	if format == "" {
+		head, _ := br.Peek(16 << 10)
+		if format, err = guessFormat(head); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	in.nfiles++
+	switch format {
+	case "ndjson":
+		return in.ndjson(ctx, name, br)
+	case "syslog":
+		return in.syslog(ctx, name, br)
+	}
+	var next func([]proto.Event) ([]proto.Event, error)
+	var stats func() (records, skipped int)
+	switch format {
+	case "zeek":
+		path := ""
+		if name != "-" {
+			path = zeek.PathOf(name)
+		}
+		r := zeek.NewReader(br, zeek.Options{Name: name, Path: path, Arena: &in.arena})
+		next = r.Next
+		stats = func() (int, int) { st := r.Stats(); return st.Records, st.Skipped }
+	case "suricata":
+		r := suricata.NewReader(br, suricata.Options{Name: name, Arena: &in.arena})
+		next = r.Next
+		stats = func() (int, int) { st := r.Stats(); return st.Records, st.Skipped }
+	}
+	defer func() {
+		r, s := stats()
+		in.records += r
+		in.skipped += s
+	}()
+	for {
+		in.evs, err = next(in.evs)
+		if len(in.evs) >= 512 || (err != nil && len(in.evs) > 0) {
+			if werr := in.flushEvents(ctx); werr != nil {
+				return werr
+			}
+		}
+		switch {
+		case err == nil:
+		case err == io.EOF:
+			return nil
+		case errors.Is(err, zeek.ErrUnsupported):
+			fmt.Fprintf(in.log, "skipping %v\n", err)
+			in.nfiles--
+			return nil
+		case errors.Is(err, zeek.ErrHeader):
+			in.reportBad(fmt.Errorf("%w (the rest of the file is skipped)", err))
+			return nil
+		case strings.HasPrefix(err.Error(), name+":"):
+			in.reportBad(err)
+		default:
+			return err
+		}
+	}
+}
+
+func (in *ingestRun) reportBad(err error) {
+	in.bad++
+	if in.bad <= maxReported {
+		fmt.Fprintf(in.log, "bad record: %v\n", err)
+	}
+}
+
+// flushEvents encodes the pending events and hands them to the sink.
+func (in *ingestRun) flushEvents(ctx context.Context) error {
+	in.lines = in.lines[:0]
+	for i := range in.evs {
+		var err error
+		if in.lines, err = in.evs[i].AppendJSON(in.lines); err != nil {
+			return fmt.Errorf("cannot encode event: %w", err)
+		}
+		in.lines = append(in.lines, '\n')
+	}
+	n := len(in.evs)
+	in.events += n
+	in.evs = in.evs[:0]
+	err := in.sink.write(ctx, in.lines, n)
+	in.arena.Reset()
+	return err
+}
+
+// syslog converts syslog messages, one a line.
+func (in *ingestRun) syslog(ctx context.Context, name string, br *bufio.Reader) error {
+	return in.eachLine(ctx, name, br, func(l []byte) (vigil.Event, error) {
+		now := time.Now()
+		m, err := syslog.Parse(l, now, time.UTC)
+		if err != nil {
+			return vigil.Event{}, err
+		}
+		ev := syslog.Event(&m, netip.AddrPort{}, "file", now)
+		ev.Received, ev.Provenance = time.Time{}, ""
+		return ev, nil
+	})
+}
+
+// ndjson checks Vigil events, one a line, and passes them on.
+func (in *ingestRun) ndjson(ctx context.Context, name string, br *bufio.Reader) error {
+	return in.eachLine(ctx, name, br, func(l []byte) (vigil.Event, error) {
+		var ev vigil.Event
+		if err := json.Unmarshal(l, &ev); err != nil {
+			return ev, err
+		}
+		if ev.Kind == "" {
+			return ev, errors.New("kind: missing")
+		}
+		ingest.LiftNetwork(&ev)
+		return ev, nil
+	})
+}
+
+// eachLine converts a file of one record a line with conv and passes the
+// events on.
+func (in *ingestRun) eachLine(ctx context.Context, name string, br *bufio.Reader, conv func([]byte) (vigil.Event, error)) error {
+	sc := bufio.NewScanner(br)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	line := 0
+	var batch []byte
+	n := 0
+	for sc.Scan() {
+		line++
+		l := bytes.TrimSpace(sc.Bytes())
+		if len(l) == 0 {
+			continue
+		}
+		in.records++
+		ev, err := conv(l)
+		if err != nil {
+			in.reportBad(fmt.Errorf("%s:%d: %v", name, line, err))
+			continue
+		}
+		before := len(batch)
+		if batch, err = ev.AppendJSON(batch, true); err != nil {
+			batch = batch[:before]
+			in.reportBad(fmt.Errorf("%s:%d: %v", name, line, err))
+			continue
+		}
+		batch = append(batch, '\n')
+		n++
+		if n >= 512 {
+			if err := in.sink.write(ctx, batch, n); err != nil {
+				return err
+			}
+			in.events += n
+			batch, n = batch[:0], 0
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("cannot read %s: %w", name, err)
+	}
+	in.events += n
+	if n == 0 {
+		return nil
+	}
+	return in.sink.write(ctx, batch, n)
+}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"time"
+
+	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/ingest"
+	"github.com/vigil-iot/vigil/ingest/syslog"
+)
+
+// syslogInConfig is the `syslog` section: the syslog receiver
+// (ingest/syslog, docs/sources.md). Absent, or with no address, the
+// server receives no syslog.
+//
+//	syslog:
+//	  udp: 0.0.0.0:514
+//	  tcp: 0.0.0.0:601
+//	  tls: 0.0.0.0:6514      # the server's certificate unless cert_file/key_file
+//	  rate: 2000             # messages/s per source address (0: no limit)
+type syslogInConfig struct {
+	UDP string `yaml:"udp"`
+	TCP string `yaml:"tcp"`
+	TLS string `yaml:"tls"`
+	// CertFile and KeyFile are the TLS listener's certificate; default:
+	// the server's own (issued by Vigil's CA, pki/ca.crt).
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// Rate and Burst limit each source address (messages/s; burst
+	// default 1000); 0 is no limit.
+	Rate  float64 `yaml:"rate"`
+	Burst int     `yaml:"burst"`
+	// Queue bounds the messages parsed and not yet on the bus (default
+	// 65536); MaxMessage a message in bytes (default 65536).
+	Queue      int `yaml:"queue"`
+	MaxMessage int `yaml:"max_message"`
+	// Timezone of RFC 3164 timestamps, which carry none (default UTC).
+	Timezone string `yaml:"timezone"`
+}
+
+// redactingPublisher removes credentials from events (the server's
+// redaction rules, as for every other source) before the bus takes them.
+type redactingPublisher struct {
+	r   *ingest.Redactor
+	pub syslog.Publisher
+}
+
+func (p redactingPublisher) PublishEvents(ctx context.Context, evs []vigil.Event) error {
+	p.r.Events(evs)
+	return p.pub.PublishEvents(ctx, evs)
+}
+
+// runSyslog receives syslog when the syslog section names an address,
+// until ctx ends.
+func (a *app) runSyslog(ctx context.Context) error {
+	c := a.cfg.Syslog
+	if c == nil || (c.UDP == "" && c.TCP == "" && c.TLS == "") {
+		return nil
+	}
+	redactor, err := ingest.NewRedactor(a.cfg.RedactPatterns)
+	if err != nil {
+		return err
+	}
+	loc := time.UTC
+	if c.Timezone != "" {
+		if loc, err = time.LoadLocation(c.Timezone); err != nil {
+			return fmt.Errorf("syslog.timezone: %w", err)
+		}
+	}
+	o := syslog.Options{UDP: c.UDP, TCP: c.TCP, TLS: c.TLS, Rate: c.Rate, Burst: c.Burst, Queue: c.Queue,
+		MaxMessage: c.MaxMessage, Location: loc, Publisher: redactingPublisher{redactor, a.bus}, Logger: a.log}
+	if c.TLS != "" {
+		cert := a.tlsCert
+		if c.CertFile != "" || c.KeyFile != "" {
+			if cert, err = tls.LoadX509KeyPair(c.CertFile, c.KeyFile); err != nil {
+				return fmt.Errorf("syslog: cannot load cert_file/key_file: %w", err)
+			}
+		}
+		o.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	s, err := syslog.New(o)
+	if err != nil {
+		return err
+	}
+	if err := s.Listen(); err != nil {
+		return err
+	}
+	udp, tcp, tlsAddr := s.Addrs()
+	a.log.Info("syslog listening", "component", "syslog", "udp", fmt.Sprint(udp), "tcp", fmt.Sprint(tcp), "tls", fmt.Sprint(tlsAddr))
+	return s.Run(ctx)
+}

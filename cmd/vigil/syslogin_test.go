@@ -1,0 +1,89 @@
+package main
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/vigil-iot/vigil/store"
+)
+
+// freePort returns a TCP port free on loopback now.
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestServeSyslog: vigil serve with a syslog section receives syslog from
+// logger over TCP and over TLS with the server's own certificate, and
+// stores the messages as events of kind syslog, credentials redacted.
+func TestServeSyslog(t *testing.T) {
+	logger, err := exec.LookPath("logger")
+	if err != nil {
+		t.Skipf("logger (util-linux) is not installed: %v", err)
+	}
+	cfg := defaultConfig()
+	cfg.DataDir, cfg.Listen, cfg.LogLevel = t.TempDir(), "127.0.0.1:0", "warn"
+	cfg.SigmaDirs = []string{t.TempDir()}
+	tcpAddr, tlsAddr := freePort(t), freePort(t)
+	cfg.Syslog = &syslogInConfig{TCP: tcpAddr, TLS: tlsAddr}
+	a := runTestApp(t, cfg)
+	_, port, _ := net.SplitHostPort(tcpAddr)
+	var out []byte
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		// The receiver starts with the stages: retry until it listens.
+		out, err = exec.Command(logger, "--server", "127.0.0.1", "--port", port, "--tcp", "--rfc5424", "-t", "dropbear",
+			"login attempt password=hunter2 for admin").CombinedOutput()
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("logger: %v\n%s", err, out)
+	}
+	conn, err := tls.Dial("tcp", tlsAddr, &tls.Config{RootCAs: a.ca.Pool(), ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := "<38>1 2026-01-05T11:00:00Z gw-1 sshd 77 - - Accepted publickey for root"
+	fmt.Fprintf(conn, "%d %s", len(m), m)
+	conn.Close()
+	for {
+		evs, _, err := a.store.ListEvents(t.Context(), store.EventFilter{Kind: "syslog"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 2 {
+			for _, ev := range evs {
+				msg, _ := ev.Fields["message"].(string)
+				switch ev.Action {
+				case "dropbear":
+					if msg == "" || contains([]string{msg}, "login attempt password=hunter2 for admin") || ev.Fields["network.transport"] != "tcp" {
+						t.Errorf("tcp (the password must be redacted): %+v", ev)
+					}
+				case "sshd":
+					if msg != "Accepted publickey for root" || ev.Fields["network.transport"] != "tls" || ev.Fields["host.hostname"] != "gw-1" {
+						t.Errorf("tls: %+v", ev)
+					}
+				default:
+					t.Errorf("%+v", ev)
+				}
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d syslog events stored, want 2", len(evs))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
