@@ -142,6 +142,7 @@ func New(cfg Config, opts Options) (*Agent, error) {
 	}
 	add(&a.events, "processes", &collect.Processes{Env: env, Connector: cfg.ProcessEvents == "connector"})
 	add(&a.events, "authlog", &collect.AuthLog{Env: env, Files: cfg.AuthLogs})
+	add(&a.events, "dos", &collect.DoS{Env: env, Thresholds: cfg.DoSThresholds})
 
 	if cfg.Commands {
 		rc, err := command.OpenReplayCache(filepath.Join(cfg.StateDir, "replay"), a.now)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-iot/vigil/agent/collect"
 	"github.com/vigil-iot/vigil/wire"
 )
 
@@ -77,8 +78,10 @@ type Config struct {
 	MetricsCommand  []string `json:"metrics_command,omitempty"`
 	DiskMounts      []string `json:"disk_mounts,omitempty"`
 	// Disable lists collectors not to run: system, packages, health,
-	// network, processes, authlog, fim, metrics.
+	// network, processes, authlog, fim, metrics, dos.
 	Disable []string `json:"disable,omitempty"`
+	// DoSThresholds tune the dos collector (zero fields: defaults).
+	DoSThresholds collect.DoSThresholds `json:"dos_thresholds,omitempty"`
 	// ProcessEvents is where process starts come from: "connector" (the
 	// default: the kernel's process connector, /proc polling when it is
 	// not permitted) or "poll" (/proc polling only).
@@ -180,7 +183,7 @@ func (c *Config) fill() error {
 	}
 	for _, d := range c.Disable {
 		switch d {
-		case "system", "packages", "health", "network", "processes", "authlog", "fim", "metrics":
+		case "system", "packages", "health", "network", "processes", "authlog", "fim", "metrics", "dos":
 		default:
 			return fmt.Errorf("disable: unknown collector %q", d)
 		}
