@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // ParseSNMP reads the kernel's protocol counters in the two-line format of
@@ -34,19 +35,19 @@ func ParseSNMP(b []byte, visit func(proto, name string, v uint64)) error {
 			return fmt.Errorf("line %d: want a %q line of values after the names, got %.40q", line, np, values)
 		}
 		proto := string(np)
-		nf, vf := bytes.Fields(nrest), bytes.Fields(vrest)
+		nf, vf := strings.Fields(string(nrest)), strings.Fields(string(vrest))
 		if len(nf) != len(vf) {
 			return fmt.Errorf("line %d: %s has %d names but %d values", line, proto, len(nf), len(vf))
 		}
 		for i := range nf {
-			v, err := strconv.ParseUint(string(vf[i]), 10, 64)
+			v, err := strconv.ParseUint(vf[i], 10, 64)
 			if err != nil {
-				if _, err2 := strconv.ParseInt(string(vf[i]), 10, 64); err2 != nil {
+				if _, err2 := strconv.ParseInt(vf[i], 10, 64); err2 != nil {
 					return fmt.Errorf("line %d: %s %s: %q is not a number", line, proto, nf[i], vf[i])
 				}
 				v = 0
 			}
-			visit(proto, string(nf[i]), v)
+			visit(proto, nf[i], v)
 		}
 	}
 	return nil

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/netip"
 	"os"
 	"sort"
 	"strconv"
@@ -81,15 +80,68 @@ func (t DoSThresholds) filled() DoSThresholds {
 	return t
 }
 
-// over reports whether v reaches a threshold that is on.
-func over(v, threshold float64) bool { return threshold > 0 && v >= threshold }
+// dosCounters are the kernel counters one collection reads, indexed by
+// the c* constants.
+type dosCounters [nCounters]uint64
 
-// dosCounters are the kernel counters one collection reads.
-type dosCounters struct {
-	syncookies, listenDrops, listenOverflows, reqQFullDrop uint64
-	udpInErrors, udpRcvbuf, udpNoPorts, udpIn              uint64
-	icmpIn, icmpEchos                                      uint64
-	rxBytes, rxPackets                                     uint64
+const (
+	cSyncookies = iota
+	cListenDrops
+	cListenOverflows
+	cReqQFullDrop
+	cUDPInErrors
+	cUDPRcvbuf
+	cUDPNoPorts
+	cUDPIn
+	cICMPIn
+	cICMPEchos
+	cRxBytes
+	cRxPackets
+	nCounters
+)
+
+// The values an event reports, indexed by the m* constants, and their
+// field names (after "dos.").
+const (
+	mSYNRecv = iota
+	mSYNCookies
+	mListenDrops
+	mListenOverflows
+	mUDPIn
+	mUDPErrors
+	mUDPRcvbuf
+	mUDPNoPorts
+	mICMPIn
+	mICMPEchos
+	mConntrackCount
+	mConntrackMax
+	mConntrackPct
+	mRxBytes
+	mRxPackets
+	mNormBytes
+	mNormPackets
+	nMeasures
+)
+
+var measureNames = [nMeasures]string{"syn_recv", "syn_cookies_per_sec", "listen_drops_per_sec", "listen_overflows_per_sec",
+	"udp_in_per_sec", "udp_errors_per_sec", "udp_rcvbuf_errors_per_sec", "udp_noports_per_sec",
+	"icmp_in_per_sec", "icmp_echo_in_per_sec", "conntrack_count", "conntrack_max", "conntrack_pct",
+	"rx_bytes_per_sec", "rx_packets_per_sec", "norm.rx_bytes_per_sec", "norm.rx_packets_per_sec"}
+
+// dosCheck is one kind of episode: the values its events report and the
+// values whose thresholds start it (any of them).
+type dosCheck struct {
+	action, transport string
+	report            []int
+	tested            []int
+}
+
+var dosChecks = [...]dosCheck{
+	{ActionSYNFlood, "tcp", []int{mSYNRecv, mSYNCookies, mListenDrops, mListenOverflows}, []int{mSYNRecv, mSYNCookies, mListenDrops}},
+	{ActionUDPFlood, "udp", []int{mUDPIn, mUDPErrors, mUDPRcvbuf, mUDPNoPorts}, []int{mUDPErrors, mUDPNoPorts}},
+	{ActionICMPFlood, "icmp", []int{mICMPIn, mICMPEchos}, []int{mICMPIn}},
+	{ActionConntrackExhaustion, "", []int{mConntrackCount, mConntrackMax, mConntrackPct}, []int{mConntrackPct}},
+	{ActionBandwidthSpike, "", []int{mRxBytes, mRxPackets, mNormBytes, mNormPackets}, nil},
 }
 
 // DoS reports denial-of-service episodes from the kernel's own counters:
@@ -116,7 +168,7 @@ type DoS struct {
 	prev     dosCounters
 	prevTime time.Time
 	have     bool
-	active   map[string]*dosEpisode
+	active   [len(dosChecks)]*dosEpisode
 	// The norm of received traffic.
 	normBytes, normPackets float64
 	normN                  int
@@ -125,7 +177,7 @@ type DoS struct {
 type dosEpisode struct {
 	start time.Time
 	quiet int // collections in a row without the condition
-	peak  map[string]float64
+	peak  [nMeasures]float64
 	last  wire.Fields
 }
 
@@ -145,38 +197,101 @@ func (d *DoS) Collect(_ context.Context, r *wire.Report) error {
 		return errors.Join(errs...)
 	}
 	secs := now.Sub(d.prevTime).Seconds()
-	rate := func(cur, prev uint64) float64 {
-		if cur < prev {
-			return 0 // reset
+	var rate [nCounters]float64
+	for i := range c {
+		if c[i] >= d.prev[i] { // else a reset: zero
+			rate[i] = float64(c[i]-d.prev[i]) / secs
 		}
-		return float64(cur-prev) / secs
 	}
-	p := d.prev
 	d.prev, d.prevTime = c, now
 	t := d.Thresholds.filled()
-	if d.active == nil {
-		d.active = map[string]*dosEpisode{}
-	}
 
-	// SYN flood.
-	cookies := rate(c.syncookies, p.syncookies)
-	drops := max(rate(c.listenDrops, p.listenDrops), rate(c.reqQFullDrop, p.reqQFullDrop))
 	var half halfOpen
 	if err := readHalfOpen(d.Env, &half); err != nil {
 		errs = append(errs, err)
 	}
-	synOn := over(float64(half.total), t.SYNRecv) || over(cookies, t.SYNCookies) || over(drops, t.ListenDrops)
-	d.episode(r, now, ActionSYNFlood, synOn, func() (wire.Fields, map[string]float64) {
-		f := wire.Fields{
-			"network.transport":                  "tcp",
-			"dos.syn_recv":                       strconv.Itoa(half.total),
-			"dos.syn_cookies_per_sec":            fmtRate(cookies),
-			"dos.listen_drops_per_sec":           fmtRate(drops),
-			"dos.listen_overflows_per_sec":       fmtRate(rate(c.listenOverflows, p.listenOverflows)),
-			"dos.threshold.syn_recv":             fmtRate(t.SYNRecv),
-			"dos.threshold.syn_cookies_per_sec":  fmtRate(t.SYNCookies),
-			"dos.threshold.listen_drops_per_sec": fmtRate(t.ListenDrops),
+	var m [nMeasures]float64
+	m[mSYNRecv] = float64(half.total)
+	m[mSYNCookies] = rate[cSyncookies]
+	m[mListenDrops] = max(rate[cListenDrops], rate[cReqQFullDrop])
+	m[mListenOverflows] = rate[cListenOverflows]
+	m[mUDPIn], m[mUDPRcvbuf], m[mUDPNoPorts] = rate[cUDPIn], rate[cUDPRcvbuf], rate[cUDPNoPorts]
+	m[mUDPErrors] = rate[cUDPInErrors] // InErrors counts the RcvbufErrors too
+	m[mICMPIn], m[mICMPEchos] = rate[cICMPIn], rate[cICMPEchos]
+	count, cmax, conntrack := readConntrack(d.Env)
+	if conntrack {
+		m[mConntrackCount], m[mConntrackMax] = float64(count), float64(cmax)
+		m[mConntrackPct] = 100 * float64(count) / float64(cmax)
+	}
+	m[mRxBytes], m[mRxPackets] = rate[cRxBytes], rate[cRxPackets]
+	m[mNormBytes], m[mNormPackets] = d.normBytes, d.normPackets
+	var th [nMeasures]float64
+	th[mSYNRecv], th[mSYNCookies], th[mListenDrops] = t.SYNRecv, t.SYNCookies, t.ListenDrops
+	th[mUDPErrors], th[mUDPNoPorts], th[mICMPIn], th[mConntrackPct] = t.UDPErrors, t.UDPNoPorts, t.ICMPIn, t.ConntrackPct
+
+	for i, ck := range dosChecks {
+		on := false
+		for _, k := range ck.tested {
+			on = on || (th[k] > 0 && m[k] >= th[k])
 		}
+		if ck.action == ActionBandwidthSpike {
+			on = float64(d.normN) >= t.BandwidthLearn && t.BandwidthFactor > 0 &&
+				((m[mRxBytes] >= t.BandwidthMinBytes && m[mRxBytes] > t.BandwidthFactor*d.normBytes) ||
+					(m[mRxPackets] >= t.BandwidthMinPackets && m[mRxPackets] > t.BandwidthFactor*d.normPackets))
+		}
+		if ck.action == ActionConntrackExhaustion && !conntrack {
+			continue
+		}
+		d.episode(r, now, i, on, &m, &th, &half)
+	}
+	if d.active[len(dosChecks)-1] == nil { // the norm learns from normal traffic only
+		const alpha = 0.05
+		a := max(alpha, 1/float64(d.normN+1)) // a plain mean while learning
+		d.normBytes += a * (m[mRxBytes] - d.normBytes)
+		d.normPackets += a * (m[mRxPackets] - d.normPackets)
+		d.normN++
+	}
+	return errors.Join(errs...)
+}
+
+// episode emits the start of check i's episode when on and none is
+// active, keeps its peaks while it lasts, and emits its end after two
+// quiet collections.
+func (d *DoS) episode(r *wire.Report, now time.Time, i int, on bool, m, th *[nMeasures]float64, half *halfOpen) {
+	ck, e := &dosChecks[i], d.active[i]
+	if !on {
+		if e == nil {
+			return
+		}
+		if e.quiet++; e.quiet < 2 {
+			return
+		}
+		d.active[i] = nil
+		f := e.last
+		for _, k := range ck.report {
+			delete(f, "dos."+measureNames[k])
+		}
+		for _, k := range append(ck.report[:len(ck.report):len(ck.report)], ck.tested...) {
+			f["dos.peak."+measureNames[k]] = fmtRate(e.peak[k])
+		}
+		f["event.type"] = "end"
+		f["event.start"] = e.start.Format(time.RFC3339)
+		f["event.duration"] = strconv.FormatInt(int64(now.Sub(e.start)), 10)
+		r.Events = append(r.Events, newEvent(now, KindDoS, "network", ck.action, "unknown", "informational", f))
+		return
+	}
+	f := wire.Fields{}
+	if ck.transport != "" {
+		f["network.transport"] = ck.transport
+	}
+	for _, k := range ck.report {
+		f["dos."+measureNames[k]] = fmtRate(m[k])
+	}
+	for _, k := range ck.tested {
+		f["dos.threshold."+measureNames[k]] = fmtRate(th[k])
+	}
+	switch ck.action {
+	case ActionSYNFlood:
 		if port, n := half.topPort(); n > 0 {
 			f["destination.port"] = strconv.Itoa(int(port))
 			f["dos.syn_recv_on_port"] = strconv.Itoa(n)
@@ -186,125 +301,32 @@ func (d *DoS) Collect(_ context.Context, r *wire.Report) error {
 			n = 5
 		}
 		if top := half.topSources(n); len(top) > 0 {
-			f["source.ip"] = top[0].addr.String()
+			f["source.ip"] = top[0].addr
 			var b strings.Builder
 			for i, s := range top {
 				if i > 0 {
 					b.WriteByte(',')
 				}
-				b.WriteString(s.addr.String() + ":" + strconv.Itoa(s.n))
+				b.WriteString(s.addr + ":" + strconv.Itoa(s.n))
 			}
 			f["dos.top_sources"] = b.String()
 		}
-		return f, map[string]float64{"syn_recv": float64(half.total), "syn_cookies_per_sec": cookies, "listen_drops_per_sec": drops}
-	})
-
-	// UDP flood.
-	udpErr := rate(c.udpInErrors, p.udpInErrors) // InErrors counts the RcvbufErrors too
-	noPorts := rate(c.udpNoPorts, p.udpNoPorts)
-	d.episode(r, now, ActionUDPFlood, over(udpErr, t.UDPErrors) || over(noPorts, t.UDPNoPorts), func() (wire.Fields, map[string]float64) {
-		return wire.Fields{
-			"network.transport":                 "udp",
-			"dos.udp_in_per_sec":                fmtRate(rate(c.udpIn, p.udpIn)),
-			"dos.udp_errors_per_sec":            fmtRate(udpErr),
-			"dos.udp_rcvbuf_errors_per_sec":     fmtRate(rate(c.udpRcvbuf, p.udpRcvbuf)),
-			"dos.udp_noports_per_sec":           fmtRate(noPorts),
-			"dos.threshold.udp_errors_per_sec":  fmtRate(t.UDPErrors),
-			"dos.threshold.udp_noports_per_sec": fmtRate(t.UDPNoPorts),
-		}, map[string]float64{"udp_errors_per_sec": udpErr, "udp_noports_per_sec": noPorts}
-	})
-
-	// ICMP flood.
-	icmp := rate(c.icmpIn, p.icmpIn)
-	d.episode(r, now, ActionICMPFlood, over(icmp, t.ICMPIn), func() (wire.Fields, map[string]float64) {
-		return wire.Fields{
-			"network.transport":             "icmp",
-			"dos.icmp_in_per_sec":           fmtRate(icmp),
-			"dos.icmp_echo_in_per_sec":      fmtRate(rate(c.icmpEchos, p.icmpEchos)),
-			"dos.threshold.icmp_in_per_sec": fmtRate(t.ICMPIn),
-		}, map[string]float64{"icmp_in_per_sec": icmp}
-	})
-
-	// Connection tracking.
-	if count, cmax, ok := readConntrack(d.Env); ok {
-		pct := 100 * float64(count) / float64(cmax)
-		d.episode(r, now, ActionConntrackExhaustion, over(pct, t.ConntrackPct), func() (wire.Fields, map[string]float64) {
-			return wire.Fields{
-				"dos.conntrack_count":         strconv.FormatUint(count, 10),
-				"dos.conntrack_max":           strconv.FormatUint(cmax, 10),
-				"dos.conntrack_pct":           fmtRate(pct),
-				"dos.threshold.conntrack_pct": fmtRate(t.ConntrackPct),
-			}, map[string]float64{"conntrack_pct": pct}
-		})
+	case ActionBandwidthSpike:
+		f["dos.threshold.factor"] = fmtRate(d.Thresholds.filled().BandwidthFactor)
 	}
-
-	// Bandwidth against the norm.
-	bps, pps := rate(c.rxBytes, p.rxBytes), rate(c.rxPackets, p.rxPackets)
-	learnt := float64(d.normN) >= t.BandwidthLearn
-	spike := learnt && t.BandwidthFactor > 0 &&
-		((bps >= t.BandwidthMinBytes && bps > t.BandwidthFactor*d.normBytes) ||
-			(pps >= t.BandwidthMinPackets && pps > t.BandwidthFactor*d.normPackets))
-	nb, np := d.normBytes, d.normPackets
-	d.episode(r, now, ActionBandwidthSpike, spike, func() (wire.Fields, map[string]float64) {
-		return wire.Fields{
-			"dos.rx_bytes_per_sec":        fmtRate(bps),
-			"dos.rx_packets_per_sec":      fmtRate(pps),
-			"dos.norm.rx_bytes_per_sec":   fmtRate(nb),
-			"dos.norm.rx_packets_per_sec": fmtRate(np),
-			"dos.threshold.factor":        fmtRate(t.BandwidthFactor),
-		}, map[string]float64{"rx_bytes_per_sec": bps, "rx_packets_per_sec": pps}
-	})
-	if d.active[ActionBandwidthSpike] == nil { // the norm learns from normal traffic only
-		const alpha = 0.05
-		if d.normN == 0 {
-			d.normBytes, d.normPackets = bps, pps
-		} else {
-			a := max(alpha, 1/float64(d.normN+1)) // a plain mean while learning
-			d.normBytes += a * (bps - d.normBytes)
-			d.normPackets += a * (pps - d.normPackets)
+	if e == nil {
+		e = &dosEpisode{start: now}
+		d.active[i] = e
+		g := make(wire.Fields, len(f)+1)
+		for k, v := range f {
+			g[k] = v
 		}
-		d.normN++
+		g["event.type"] = "start"
+		r.Events = append(r.Events, newEvent(now, KindDoS, "network", ck.action, "unknown", "high", g))
 	}
-	return errors.Join(errs...)
-}
-
-// episode emits the start of an episode when on and none is active, keeps
-// its peaks while it lasts, and emits its end after two quiet collections.
-func (d *DoS) episode(r *wire.Report, now time.Time, action string, on bool, fields func() (wire.Fields, map[string]float64)) {
-	e := d.active[action]
-	switch {
-	case on && e == nil:
-		f, peaks := fields()
-		e = &dosEpisode{start: now, peak: peaks, last: f}
-		d.active[action] = e
-		f["event.type"] = "start"
-		r.Events = append(r.Events, newEvent(now, KindDoS, "network", action, "unknown", "high", f))
-	case on:
-		e.quiet = 0
-		f, peaks := fields()
-		for k, v := range peaks {
-			e.peak[k] = max(e.peak[k], v)
-		}
-		e.last = f
-	case e != nil:
-		e.quiet++
-		if e.quiet < 2 {
-			return
-		}
-		delete(d.active, action)
-		f := wire.Fields{}
-		for k, v := range e.last {
-			if !strings.HasPrefix(k, "dos.") || strings.HasPrefix(k, "dos.threshold.") || k == "dos.top_sources" {
-				f[k] = v
-			}
-		}
-		for k, v := range e.peak {
-			f["dos.peak."+k] = fmtRate(v)
-		}
-		f["event.type"] = "end"
-		f["event.start"] = e.start.Format(time.RFC3339)
-		f["event.duration"] = strconv.FormatInt(int64(now.Sub(e.start)), 10)
-		r.Events = append(r.Events, newEvent(now, KindDoS, "network", action, "unknown", "informational", f))
+	e.quiet, e.last = 0, f
+	for k := range m {
+		e.peak[k] = max(e.peak[k], m[k])
 	}
 }
 
@@ -328,31 +350,31 @@ func (d *DoS) readCounters(c *dosCounters) error {
 			case "TcpExt":
 				switch n {
 				case "SyncookiesSent":
-					c.syncookies = v
+					c[cSyncookies] = v
 				case "ListenDrops":
-					c.listenDrops = v
+					c[cListenDrops] = v
 				case "ListenOverflows":
-					c.listenOverflows = v
+					c[cListenOverflows] = v
 				case "TCPReqQFullDrop":
-					c.reqQFullDrop = v
+					c[cReqQFullDrop] = v
 				}
 			case "Udp":
 				switch n {
 				case "InErrors":
-					c.udpInErrors = v
+					c[cUDPInErrors] = v
 				case "RcvbufErrors":
-					c.udpRcvbuf = v
+					c[cUDPRcvbuf] = v
 				case "NoPorts":
-					c.udpNoPorts = v
+					c[cUDPNoPorts] = v
 				case "InDatagrams":
-					c.udpIn = v
+					c[cUDPIn] = v
 				}
 			case "Icmp":
 				switch n {
 				case "InMsgs":
-					c.icmpIn = v
+					c[cICMPIn] = v
 				case "InEchos":
-					c.icmpEchos = v
+					c[cICMPEchos] = v
 				}
 			}
 		})
@@ -361,7 +383,7 @@ func (d *DoS) readCounters(c *dosCounters) error {
 		}
 	}
 	if b, err := os.ReadFile(d.Env.path("/proc/net/dev")); err == nil {
-		c.rxBytes, c.rxPackets = parseNetDevRx(b)
+		c[cRxBytes], c[cRxPackets] = parseNetDevRx(b)
 	}
 	return errors.Join(errs...)
 }
@@ -376,12 +398,12 @@ func parseNetDevRx(b []byte) (bytesIn, packets uint64) {
 		if !ok || string(bytes.TrimSpace(name)) == "lo" {
 			continue
 		}
-		f := bytes.Fields(rest)
+		f := strings.Fields(string(rest))
 		if len(f) < 2 {
 			continue
 		}
-		by, err1 := strconv.ParseUint(string(f[0]), 10, 64)
-		pk, err2 := strconv.ParseUint(string(f[1]), 10, 64)
+		by, err1 := strconv.ParseUint(f[0], 10, 64)
+		pk, err2 := strconv.ParseUint(f[1], 10, 64)
 		if err1 == nil && err2 == nil {
 			bytesIn += by
 			packets += pk
@@ -410,11 +432,11 @@ func readConntrack(env Env) (count, cmax uint64, ok bool) {
 type halfOpen struct {
 	total   int
 	ports   map[uint16]int
-	sources map[netip.Addr]int
+	sources map[string]int
 }
 
 type sourceCount struct {
-	addr netip.Addr
+	addr string
 	n    int
 }
 
@@ -438,7 +460,7 @@ func (h *halfOpen) topSources(n int) []sourceCount {
 		if out[i].n != out[j].n {
 			return out[i].n > out[j].n
 		}
-		return out[i].addr.Less(out[j].addr)
+		return out[i].addr < out[j].addr
 	})
 	return out[:min(n, len(out))]
 }
@@ -463,22 +485,21 @@ func readHalfOpen(env Env, h *halfOpen) error {
 			if n == 1 {
 				continue
 			}
-			l := sc.Bytes()
-			fl := bytes.Fields(l)
-			if len(fl) < 4 || string(fl[3]) != "03" { // TCP_SYN_RECV
+			fl := strings.Fields(sc.Text())
+			if len(fl) < 4 || fl[3] != "03" { // TCP_SYN_RECV
 				continue
 			}
-			local, err1 := parseHexAddr(string(fl[1]))
-			remote, err2 := parseHexAddr(string(fl[2]))
+			local, err1 := parseHexAddr(fl[1])
+			remote, err2 := parseHexAddr(fl[2])
 			if err1 != nil || err2 != nil {
 				continue
 			}
 			if h.ports == nil {
-				h.ports, h.sources = map[uint16]int{}, map[netip.Addr]int{}
+				h.ports, h.sources = map[uint16]int{}, map[string]int{}
 			}
 			h.total++
 			h.ports[local.Port()]++
-			h.sources[remote.Addr()]++
+			h.sources[remote.Addr().String()]++
 		}
 		f.Close()
 	}

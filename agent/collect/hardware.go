@@ -100,7 +100,14 @@ type bootState struct {
 // Name returns "hardware".
 func (h *Hardware) Name() string { return "hardware" }
 
-func (h *Hardware) event(r *wire.Report, action, severity string, f wire.Fields) {
+// event emits a hardware event with fields given as name, value pairs.
+func (h *Hardware) event(r *wire.Report, action, severity string, kv ...string) {
+	f := make(wire.Fields, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] != "" {
+			f[kv[i]] = kv[i+1]
+		}
+	}
 	r.Events = append(r.Events, newEvent(h.Env.now(), KindHardware, "host", action, "failure", severity, f))
 }
 
@@ -171,20 +178,20 @@ func (h *Hardware) boot(r *wire.Report) error {
 		return fmt.Errorf("cannot read boot state: %w", err)
 	}
 	if prev.BootID != "" && prev.BootID != h.bootID {
-		f := wire.Fields{"host.boot.id": h.bootID, "host.boot.previous_id": prev.BootID}
-		if up := h.uptime(); up > 0 {
-			f["host.uptime"] = strconv.FormatInt(int64(up), 10)
+		up := ""
+		if v := h.uptime(); v > 0 {
+			up = strconv.FormatInt(int64(v), 10)
 		}
 		clean := "true"
 		if prev.Running {
 			clean = "false"
-			g := wire.Fields{"event.reason": "the device restarted while the agent was running: power loss, watchdog, kernel panic or a forced reset"}
-			for k, v := range f {
-				g[k] = v
-			}
-			h.event(r, ActionUnexpectedReboot, "high", g)
+			h.event(r, ActionUnexpectedReboot, "high", "host.boot.id", h.bootID, "host.boot.previous_id", prev.BootID, "host.uptime", up,
+				"event.reason", "the device restarted while the agent was running: power loss, watchdog, kernel panic or a forced reset")
 		}
-		f["host.boot.clean"] = clean
+		f := wire.Fields{"host.boot.id": h.bootID, "host.boot.previous_id": prev.BootID, "host.boot.clean": clean}
+		if up != "" {
+			f["host.uptime"] = up
+		}
 		r.Events = append(r.Events, newEvent(h.Env.now(), KindSystem, "host", "boot", "success", "informational", f))
 	}
 	return writeBootState(h.StateFile, bootState{BootID: h.bootID, Running: true})
@@ -207,11 +214,8 @@ func (h *Hardware) uptime() float64 {
 	if err != nil {
 		return 0
 	}
-	f := bytes.Fields(b)
-	if len(f) == 0 {
-		return 0
-	}
-	v, err := strconv.ParseFloat(string(f[0]), 64)
+	first, _, _ := strings.Cut(string(b), " ")
+	v, err := strconv.ParseFloat(strings.TrimSpace(first), 64)
 	if err != nil {
 		return 0
 	}
@@ -278,24 +282,16 @@ func (h *Hardware) kmsgRecord(r *wire.Report, rec KmsgRecord, ooms *int) {
 	if !ok {
 		return
 	}
-	f := wire.Fields{"message": truncate(rec.Message, 1024), "log.syslog.priority": strconv.Itoa(rec.Priority)}
-	sev := "high"
-	switch k.Action {
-	case ActionOOMKill:
+	sev, pid := "high", ""
+	if k.Action == ActionOOMKill {
 		*ooms++
 		sev = "medium"
-		if k.PID > 0 {
-			f["process.pid"] = strconv.Itoa(k.PID)
-		}
-		if k.Process != "" {
-			f["process.name"] = k.Process
-		}
-	case ActionStorageError:
-		if k.Device != "" {
-			f["hardware.device"] = k.Device
-		}
 	}
-	h.event(r, k.Action, sev, f)
+	if k.PID > 0 {
+		pid = strconv.Itoa(k.PID)
+	}
+	h.event(r, k.Action, sev, "message", truncate(rec.Message, 1024), "log.syslog.priority", strconv.Itoa(rec.Priority),
+		"process.pid", pid, "process.name", k.Process, "hardware.device", k.Device)
 }
 
 // readUint reads a file holding one decimal number.
@@ -328,13 +324,11 @@ func (h *Hardware) counters(r *wire.Report, first bool, oomFromLog int) {
 		if ue > prev[1] {
 			sev = "critical"
 		}
-		h.event(r, ActionMemoryError, sev, wire.Fields{
-			"hardware.memory.controller":               filepath.Base(mc),
-			"hardware.memory.corrected_errors":         strconv.FormatUint(sub0(ce, prev[0]), 10),
-			"hardware.memory.uncorrected_errors":       strconv.FormatUint(sub0(ue, prev[1]), 10),
-			"hardware.memory.corrected_errors_total":   strconv.FormatUint(ce, 10),
-			"hardware.memory.uncorrected_errors_total": strconv.FormatUint(ue, 10),
-		})
+		h.event(r, ActionMemoryError, sev, "hardware.memory.controller", filepath.Base(mc),
+			"hardware.memory.corrected_errors", strconv.FormatUint(sub0(ce, prev[0]), 10),
+			"hardware.memory.uncorrected_errors", strconv.FormatUint(sub0(ue, prev[1]), 10),
+			"hardware.memory.corrected_errors_total", strconv.FormatUint(ce, 10),
+			"hardware.memory.uncorrected_errors_total", strconv.FormatUint(ue, 10))
 	}
 	var throttled uint64
 	var cpus []string
@@ -351,10 +345,8 @@ func (h *Hardware) counters(r *wire.Report, first bool, oomFromLog int) {
 		}
 	}
 	if throttled > 0 {
-		h.event(r, ActionThermalThrottle, "medium", wire.Fields{
-			"hardware.throttle.events": strconv.FormatUint(throttled, 10),
-			"hardware.throttle.cpus":   strings.Join(dedupe(cpus), ","),
-		})
+		h.event(r, ActionThermalThrottle, "medium", "hardware.throttle.events", strconv.FormatUint(throttled, 10),
+			"hardware.throttle.cpus", strings.Join(dedupe(cpus), ","))
 	}
 	if b, err := os.ReadFile(h.Env.path("/proc/vmstat")); err == nil {
 		if i := bytes.Index(b, []byte("\noom_kill ")); i >= 0 {
@@ -363,7 +355,7 @@ func (h *Hardware) counters(r *wire.Report, first bool, oomFromLog int) {
 				// The log names the process; the counter alone is reported
 				// when the log said nothing (no permission, or lost).
 				if h.haveOOM && v > h.oomKill && oomFromLog == 0 {
-					h.event(r, ActionOOMKill, "medium", wire.Fields{"hardware.oom_kills": strconv.FormatUint(v-h.oomKill, 10)})
+					h.event(r, ActionOOMKill, "medium", "hardware.oom_kills", strconv.FormatUint(v-h.oomKill, 10))
 				}
 				h.oomKill, h.haveOOM = v, true
 			}
@@ -409,10 +401,8 @@ func (h *Hardware) mounts(r *wire.Report, first bool) {
 		ro := f[3] == "ro" || strings.HasPrefix(f[3], "ro,")
 		cur[mp] = ro
 		if was, seen := h.mountsRO[mp]; !first && seen && !was && ro {
-			h.event(r, ActionFilesystemReadOnly, "high", wire.Fields{
-				"mount.point": mp, "mount.device": unescapeMount(f[0]), "mount.fs_type": f[2],
-				"event.reason": "a writable file system is now read-only: the kernel remounts on I/O or file system errors",
-			})
+			h.event(r, ActionFilesystemReadOnly, "high", "mount.point", mp, "mount.device", unescapeMount(f[0]), "mount.fs_type", f[2],
+				"event.reason", "a writable file system is now read-only: the kernel remounts on I/O or file system errors")
 		}
 	}
 	h.mountsRO = cur
@@ -440,11 +430,8 @@ func (h *Hardware) states(r *wire.Report) {
 			}
 		}
 		if worst >= level && worst > h.wear[p] {
-			h.event(r, ActionFlashWear, "high", wire.Fields{
-				"hardware.device":          filepath.Base(filepath.Dir(p)),
-				"hardware.flash.life_time": strings.TrimSpace(string(b)),
-				"hardware.flash.used_pct":  lifeTimePct(worst),
-			})
+			h.event(r, ActionFlashWear, "high", "hardware.device", filepath.Base(filepath.Dir(p)),
+				"hardware.flash.life_time", strings.TrimSpace(string(b)), "hardware.flash.used_pct", lifeTimePct(worst))
 		}
 		h.wear[p] = max(h.wear[p], worst)
 	}
@@ -463,10 +450,8 @@ func (h *Hardware) states(r *wire.Report) {
 			if v >= 3 {
 				sev = "critical"
 			}
-			h.event(r, ActionFlashWear, sev, wire.Fields{
-				"hardware.device":             filepath.Base(filepath.Dir(p)),
-				"hardware.flash.pre_eol_info": strings.TrimSpace(string(b)),
-			})
+			h.event(r, ActionFlashWear, sev, "hardware.device", filepath.Base(filepath.Dir(p)),
+				"hardware.flash.pre_eol_info", strings.TrimSpace(string(b)))
 		}
 		h.wear[p] = max(h.wear[p], int(v))
 	}
@@ -474,14 +459,15 @@ func (h *Hardware) states(r *wire.Report) {
 		v, ok := readUint(p)
 		on := ok && v != 0
 		if on && !h.alarms[p] {
-			f := wire.Fields{"hardware.sensor": filepath.Base(filepath.Dir(p)) + "/" + strings.TrimSuffix(filepath.Base(p), "_alarm")}
+			name, mv := "", ""
 			if b, err := os.ReadFile(filepath.Join(filepath.Dir(p), "name")); err == nil {
-				f["hardware.sensor.name"] = strings.TrimSpace(string(b))
+				name = strings.TrimSpace(string(b))
 			}
-			if mv, ok := readUint(strings.TrimSuffix(p, "_alarm") + "_input"); ok {
-				f["hardware.voltage.mv"] = strconv.FormatUint(mv, 10)
+			if v, ok := readUint(strings.TrimSuffix(p, "_alarm") + "_input"); ok {
+				mv = strconv.FormatUint(v, 10)
 			}
-			h.event(r, ActionVoltageAlarm, "high", f)
+			h.event(r, ActionVoltageAlarm, "high", "hardware.sensor", filepath.Base(filepath.Dir(p))+"/"+strings.TrimSuffix(filepath.Base(p), "_alarm"),
+				"hardware.sensor.name", name, "hardware.voltage.mv", mv)
 		}
 		h.alarms[p] = on
 	}
@@ -491,12 +477,12 @@ func (h *Hardware) states(r *wire.Report) {
 		s := strings.TrimPrefix(strings.TrimSpace(string(b)), "0x")
 		if v, err := strconv.ParseUint(s, 16, 32); err == nil {
 			newly := v &^ h.rpiFlags
-			f := wire.Fields{"hardware.rpi.throttled": "0x" + strconv.FormatUint(v, 16)}
+			flags := "0x" + strconv.FormatUint(v, 16)
 			if newly&(1|1<<16) != 0 {
-				h.event(r, ActionUnderVoltage, "high", f)
+				h.event(r, ActionUnderVoltage, "high", "hardware.rpi.throttled", flags)
 			}
 			if newly&(1<<2|1<<18) != 0 {
-				h.event(r, ActionThermalThrottle, "medium", f)
+				h.event(r, ActionThermalThrottle, "medium", "hardware.rpi.throttled", flags)
 			}
 			h.rpiFlags = v
 		}
@@ -527,12 +513,9 @@ func (h *Hardware) clock(r *wire.Report) {
 		dWall := wall.Sub(h.prevWall).Seconds()
 		dUp := up - h.prevUptime
 		if jump := dWall - dUp; math.Abs(jump) >= limit.Seconds() {
-			h.event(r, ActionClockJump, "medium", wire.Fields{
-				"clock.jump_seconds": strconv.FormatFloat(math.Round(jump*100)/100, 'f', -1, 64),
-				"clock.before":       h.prevWall.UTC().Format(time.RFC3339),
-				"clock.after":        wall.UTC().Format(time.RFC3339),
-				"event.reason":       "the wall clock moved apart from the time since boot: set by hand, by NTP after a long drift, or a spoofed time source",
-			})
+			h.event(r, ActionClockJump, "medium", "clock.jump_seconds", strconv.FormatFloat(math.Round(jump*100)/100, 'f', -1, 64),
+				"clock.before", h.prevWall.UTC().Format(time.RFC3339), "clock.after", wall.UTC().Format(time.RFC3339),
+				"event.reason", "the wall clock moved apart from the time since boot: set by hand, by NTP after a long drift, or a spoofed time source")
 		}
 	}
 	h.prevWall, h.prevUptime, h.haveClock = wall, up, true

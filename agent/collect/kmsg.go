@@ -32,13 +32,13 @@ func ParseKmsgLine(line []byte) (KmsgRecord, bool) {
 	if !ok || len(line) == 0 || line[0] == ' ' {
 		return KmsgRecord{}, false
 	}
-	f := bytes.Split(head, []byte(","))
+	f := strings.SplitN(string(head), ",", 4)
 	if len(f) < 3 {
 		return KmsgRecord{}, false
 	}
-	prio, err1 := strconv.ParseUint(string(f[0]), 10, 16)
-	seq, err2 := strconv.ParseUint(string(f[1]), 10, 64)
-	usec, err3 := strconv.ParseUint(string(f[2]), 10, 64)
+	prio, err1 := strconv.ParseUint(f[0], 10, 16)
+	seq, err2 := strconv.ParseUint(f[1], 10, 64)
+	usec, err3 := strconv.ParseUint(f[2], 10, 64)
 	if err1 != nil || err2 != nil || err3 != nil {
 		return KmsgRecord{}, false
 	}
