@@ -318,3 +318,19 @@ func FuzzParseKmsgLine(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkHardwareCollect is one collection of the hardware collector on
+// this machine's own /proc and /sys (the kernel log read, nothing new in
+// it).
+func BenchmarkHardwareCollect(b *testing.B) {
+	h := &Hardware{}
+	defer h.Close()
+	var rep wire.Report
+	b.ReportAllocs()
+	for b.Loop() {
+		rep.Events = rep.Events[:0]
+		if err := h.Collect(context.Background(), &rep); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
