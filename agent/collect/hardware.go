@@ -186,6 +186,7 @@ func (h *Hardware) boot(r *wire.Report) error {
 		if prev.Running {
 			clean = "false"
 			h.event(r, ActionUnexpectedReboot, "high", "host.boot.id", h.bootID, "host.boot.previous_id", prev.BootID, "host.uptime", up,
+				"host.boot.watchdog", h.watchdogReset(),
 				"event.reason", "the device restarted while the agent was running: power loss, watchdog, kernel panic or a forced reset")
 		}
 		f := wire.Fields{"host.boot.id": h.bootID, "host.boot.previous_id": prev.BootID, "host.boot.clean": clean}
@@ -195,6 +196,18 @@ func (h *Hardware) boot(r *wire.Report) error {
 		r.Events = append(r.Events, newEvent(h.Env.now(), KindSystem, "host", "boot", "success", "informational", f))
 	}
 	return writeBootState(h.StateFile, bootState{BootID: h.bootID, Running: true})
+}
+
+// watchdogReset names the watchdog whose driver says the last reboot was
+// its doing (WDIOF_CARDRESET in bootstatus), or returns "".
+func (h *Hardware) watchdogReset() string {
+	m, _ := filepath.Glob(h.Env.path("/sys/class/watchdog/watchdog*/bootstatus"))
+	for _, p := range m {
+		if v, ok := readUint(p); ok && v&0x20 != 0 {
+			return filepath.Base(filepath.Dir(p))
+		}
+	}
+	return ""
 }
 
 func writeBootState(path string, s bootState) error {

@@ -235,13 +235,16 @@ func TestHardwareUncleanReboot(t *testing.T) {
 	field(t, evs, "boot", "host.boot.clean", "true")
 	field(t, evs, "boot", "host.boot.previous_id", "11111111-2222-3333-4444-555555555555")
 	field(t, evs, "boot", "host.uptime", "35")
-	// No Close: the device lost power.
+	// No Close: the watchdog reset the device.
 	r.write("/proc/sys/kernel/random/boot_id", "33333333-2222-3333-4444-555555555555\n")
+	r.write("/sys/class/watchdog/watchdog0/bootstatus", "0\n")
+	r.write("/sys/class/watchdog/watchdog1/bootstatus", "32\n")
 	h = start()
 	evs = expectHW(t, h, "a reboot while running", "hardware/unexpected_reboot", "system/boot")
 	field(t, evs, "boot", "host.boot.clean", "false")
 	field(t, evs, ActionUnexpectedReboot, "host.boot.id", "33333333-2222-3333-4444-555555555555")
 	field(t, evs, ActionUnexpectedReboot, "host.boot.previous_id", "22222222-2222-3333-4444-555555555555")
+	field(t, evs, ActionUnexpectedReboot, "host.boot.watchdog", "watchdog1")
 	// The agent itself crashing (same boot) is no reboot.
 	h = start()
 	expectHW(t, h, "agent restarted after a crash, same boot")
