@@ -102,13 +102,17 @@ func (h *Hardware) Name() string { return "hardware" }
 
 // event emits a hardware event with fields given as name, value pairs.
 func (h *Hardware) event(r *wire.Report, action, severity string, kv ...string) {
+	h.eventAt(r, h.Env.now(), action, severity, kv...)
+}
+
+func (h *Hardware) eventAt(r *wire.Report, t time.Time, action, severity string, kv ...string) {
 	f := make(wire.Fields, len(kv)/2)
 	for i := 0; i+1 < len(kv); i += 2 {
 		if kv[i+1] != "" {
 			f[kv[i]] = kv[i+1]
 		}
 	}
-	r.Events = append(r.Events, newEvent(h.Env.now(), KindHardware, "host", action, "failure", severity, f))
+	r.Events = append(r.Events, newEvent(t, KindHardware, "host", action, "failure", severity, f))
 }
 
 // Collect reports what changed since the previous call.
@@ -118,7 +122,9 @@ func (h *Hardware) Collect(_ context.Context, r *wire.Report) error {
 	if first {
 		h.started = true
 		h.kmsg = -1
-		h.openKmsg()
+		if err := h.openKmsg(); err != nil {
+			errs = append(errs, err)
+		}
 		h.glob()
 		if err := h.boot(r); err != nil {
 			errs = append(errs, err)
@@ -235,18 +241,25 @@ func (h *Hardware) uptime() float64 {
 	return v
 }
 
-func (h *Hardware) openKmsg() {
+// openKmsg opens the kernel log at its end; without one (or without
+// permission: dmesg_restrict and no CAP_SYSLOG) the log is skipped, said
+// once by the error.
+func (h *Hardware) openKmsg() error {
 	fd, err := syscall.Open(h.Env.path("/dev/kmsg"), syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err == syscall.ENOENT {
+		return nil
+	}
 	if err != nil {
-		return // no permission, or no /dev/kmsg: the log is skipped
+		return fmt.Errorf("cannot read the kernel log, storage errors and OOM kills from it are not reported: %w", err)
 	}
 	// From the agent's start: past records are not replayed.
 	if _, err := syscall.Seek(fd, 0, 2); err != nil {
 		syscall.Close(fd)
-		return
+		return fmt.Errorf("cannot read the kernel log: %w", err)
 	}
 	h.kmsg = fd
-	h.kmsgBuf = make([]byte, 8192) // a record is at most about 1 kB
+	h.kmsgBuf = make([]byte, 8192) // the kernel's own bound on a formatted record
+	return nil
 }
 
 // readKmsg reads the records logged since the previous call (at most 1000
@@ -254,6 +267,12 @@ func (h *Hardware) openKmsg() {
 func (h *Hardware) readKmsg(r *wire.Report, ooms *int) error {
 	if h.kmsg < 0 {
 		return nil
+	}
+	// A record's time is the boot time plus its microseconds since boot.
+	now := h.Env.now()
+	boot := time.Time{}
+	if up := h.uptime(); up > 0 {
+		boot = now.Add(-time.Duration(up * float64(time.Second)))
 	}
 	for i := 0; i < 1000; i++ {
 		n, err := syscall.Read(h.kmsg, h.kmsgBuf)
@@ -282,7 +301,11 @@ func (h *Hardware) readKmsg(r *wire.Report, ooms *int) error {
 				break
 			}
 			if rec, ok := ParseKmsgLine(data[:nl]); ok {
-				h.kmsgRecord(r, rec, ooms)
+				t := now
+				if at := boot.Add(time.Duration(rec.Usec) * time.Microsecond); !boot.IsZero() && at.Before(now) {
+					t = at
+				}
+				h.kmsgRecord(r, t, rec, ooms)
 			}
 			data = data[nl+1:]
 		}
@@ -290,7 +313,7 @@ func (h *Hardware) readKmsg(r *wire.Report, ooms *int) error {
 	return nil
 }
 
-func (h *Hardware) kmsgRecord(r *wire.Report, rec KmsgRecord, ooms *int) {
+func (h *Hardware) kmsgRecord(r *wire.Report, t time.Time, rec KmsgRecord, ooms *int) {
 	k, ok := ClassifyKmsg(rec.Message)
 	if !ok {
 		return
@@ -303,7 +326,7 @@ func (h *Hardware) kmsgRecord(r *wire.Report, rec KmsgRecord, ooms *int) {
 	if k.PID > 0 {
 		pid = strconv.Itoa(k.PID)
 	}
-	h.event(r, k.Action, sev, "message", truncate(rec.Message, 1024), "log.syslog.priority", strconv.Itoa(rec.Priority),
+	h.eventAt(r, t, k.Action, sev, "message", truncate(rec.Message, 1024), "log.syslog.priority", strconv.Itoa(rec.Priority),
 		"process.pid", pid, "process.name", k.Process, "hardware.device", k.Device)
 }
 

@@ -200,6 +200,12 @@ func TestHardwareKmsgFromTheStart(t *testing.T) {
 	if fmt.Sprint(devs) != "[mmcblk0 mmcblk0p2 sda1]" {
 		t.Errorf("storage devices %v", devs)
 	}
+	for _, e := range evs {
+		// Dated by the record: boot (now − 1060 s of uptime) + its 6.00x s.
+		if boot := r.now.Add(-1060 * time.Second); e.Time.Before(boot.Add(6*time.Millisecond)) || e.Time.After(boot.Add(7*time.Millisecond)) {
+			t.Errorf("%s dated %v, want the record's time, 6 ms after the boot at %v", e.Action, e.Time, boot)
+		}
+	}
 	field(t, evs, ActionOOMKill, "process.name", "camera-d")
 	field(t, evs, ActionOOMKill, "process.pid", "977")
 	// A record cut in the middle is read whole at the next call.
