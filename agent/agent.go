@@ -134,6 +134,8 @@ func New(cfg Config, opts Options) (*Agent, error) {
 	add(&a.periodic, "packages", &collect.Packages{Env: env})
 	add(&a.periodic, "health", &collect.Health{Env: env, Mounts: cfg.DiskMounts})
 	add(&a.periodic, "network", &collect.Network{Env: env, Interfaces: opts.Interfaces})
+	add(&a.periodic, "hardware", &collect.Hardware{Env: env, StateFile: filepath.Join(cfg.StateDir, "boot.json"),
+		ClockJump: time.Duration(cfg.ClockJump), WearLevel: cfg.FlashWearLevel})
 	if len(cfg.FIMPaths) > 0 {
 		add(&a.periodic, "fim", &collect.FIM{Env: env, Paths: cfg.FIMPaths, StateFile: filepath.Join(cfg.StateDir, "fim.json")})
 	}
@@ -142,6 +144,7 @@ func New(cfg Config, opts Options) (*Agent, error) {
 	}
 	add(&a.events, "processes", &collect.Processes{Env: env, Connector: cfg.ProcessEvents == "connector"})
 	add(&a.events, "authlog", &collect.AuthLog{Env: env, Files: cfg.AuthLogs})
+	add(&a.events, "dos", &collect.DoS{Env: env, Thresholds: cfg.DoSThresholds})
 
 	if cfg.Commands {
 		rc, err := command.OpenReplayCache(filepath.Join(cfg.StateDir, "replay"), a.now)

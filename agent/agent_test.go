@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -133,6 +134,8 @@ func TestLoadExampleConfig(t *testing.T) {
 	f(`{"server": "http://x"}`, "https")
 	f(`{"disable": ["everything"]}`, "everything")
 	f(`{"process_events": "audit"}`, "process_events")
+	f(`{"flash_wear_level": 12}`, "flash_wear_level")
+	f(`{"dos_thresholds": {"syn_recv": "many"}}`, "syn_recv")
 }
 
 func TestBackoff(t *testing.T) {
@@ -320,5 +323,50 @@ func TestInventorySentWhenChanged(t *testing.T) {
 	now = now.Add(InventoryEvery)
 	if !withInventory() {
 		t.Fatal("inventory not sent again after an hour")
+	}
+}
+
+// TestUncleanStopReportedAfterReboot runs three agents on one state
+// directory, each on a new boot id: the first dies without stopping, so
+// the second reports an unexpected reboot; the second stops cleanly, so
+// the third reports a clean boot.
+func TestUncleanStopReportedAfterReboot(t *testing.T) {
+	s := newServer(t)
+	state := s.enroll(t)
+	root := t.TempDir()
+	bootID := filepath.Join(root, "proc/sys/kernel/random/boot_id")
+	if err := os.MkdirAll(filepath.Dir(bootID), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run := func(boot string) (*Agent, map[string]wire.SecurityEvent) {
+		t.Helper()
+		if err := os.WriteFile(bootID, []byte(boot+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		a, err := New(Config{StateDir: state, Root: root, Disable: []string{"processes", "authlog", "network", "health", "packages", "system", "dos"}}, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := a.Collect(context.Background(), a.periodic)
+		evs := map[string]wire.SecurityEvent{}
+		for _, e := range r.Events {
+			evs[e.Kind+"/"+e.Action] = e
+		}
+		return a, evs
+	}
+	a, evs := run("boot-1")
+	if len(evs) != 0 {
+		t.Fatalf("first run: %v", evs)
+	}
+	a.spool.Close() // the device loses power: the agent never stops
+	a, evs = run("boot-2")
+	if e, ok := evs["hardware/unexpected_reboot"]; !ok || e.Fields["host.boot.previous_id"] != "boot-1" {
+		t.Fatalf("after a run that never stopped: want hardware/unexpected_reboot from boot-1, got %v", evs)
+	}
+	a.Close()
+	a, evs = run("boot-3")
+	defer a.Close()
+	if _, ok := evs["hardware/unexpected_reboot"]; ok || evs["system/boot"].Fields["host.boot.clean"] != "true" {
+		t.Fatalf("after a clean stop: want a clean system/boot only, got %v", evs)
 	}
 }

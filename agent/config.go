@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-iot/vigil/agent/collect"
 	"github.com/vigil-iot/vigil/wire"
 )
 
@@ -77,8 +78,16 @@ type Config struct {
 	MetricsCommand  []string `json:"metrics_command,omitempty"`
 	DiskMounts      []string `json:"disk_mounts,omitempty"`
 	// Disable lists collectors not to run: system, packages, health,
-	// network, processes, authlog, fim, metrics.
+	// network, processes, authlog, fim, metrics, dos, hardware.
 	Disable []string `json:"disable,omitempty"`
+	// DoSThresholds tune the dos collector (zero fields: defaults).
+	DoSThresholds collect.DoSThresholds `json:"dos_thresholds,omitempty"`
+	// ClockJump is how far the wall clock may move apart from the time
+	// since boot between two reports before it is a clock jump (default
+	// 1m); FlashWearLevel is the eMMC life-time estimate (1-11) from which
+	// flash wear is reported (default 9: 80-90% used).
+	ClockJump      Duration `json:"clock_jump,omitempty"`
+	FlashWearLevel int      `json:"flash_wear_level,omitempty"`
 	// ProcessEvents is where process starts come from: "connector" (the
 	// default: the kernel's process connector, /proc polling when it is
 	// not permitted) or "poll" (/proc polling only).
@@ -165,6 +174,9 @@ func (c *Config) fill() error {
 	def(&c.MaxBackoff, 5*time.Minute)
 	def(&c.PollWait, 30*time.Second)
 	def(&c.IsolateTimeout, 10*time.Minute)
+	if c.FlashWearLevel < 0 || c.FlashWearLevel > 11 {
+		return fmt.Errorf("flash_wear_level %d: want 1 to 11 (the eMMC life-time estimate)", c.FlashWearLevel)
+	}
 	if c.PolicyFile == "" {
 		c.PolicyFile = "/etc/vigil-agent/policy.json"
 	}
@@ -180,7 +192,7 @@ func (c *Config) fill() error {
 	}
 	for _, d := range c.Disable {
 		switch d {
-		case "system", "packages", "health", "network", "processes", "authlog", "fim", "metrics":
+		case "system", "packages", "health", "network", "processes", "authlog", "fim", "metrics", "dos", "hardware":
 		default:
 			return fmt.Errorf("disable: unknown collector %q", d)
 		}
