@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vigil-iot/vigil"
 )
@@ -175,4 +176,45 @@ func TestRestoreRejects(t *testing.T) {
 	f(`{"version":1,"entities":[{"key":"a","cohort":"nope"}]}`, `unknown cohort "nope"`)
 	f(`{"version":1,"cohorts":[{"key":"c"}],"entities":[{"key":"ip:x","cohort":"c"}]}`, "invalid address")
 	f(`{"version":1,"cohorts":[{"key":"c"}],"entities":[{"key":"a","cohort":"c","hist":[[-1,0,0]]}]}`, "rate history out of range")
+	f(`{"version":1,"cohorts":[{"key":"c"}],"entities":[{"key":"a","cohort":"c","soft":[1,2,3]}]}`, "software filter of 3 words")
+	f(`{"version":1,"cohorts":[{"key":"c"}],"entities":[{"key":"a","cohort":"c","season":[{"metric":3}]}]}`, "profile of metric 3")
+	f(`{"version":1,"cohorts":[{"key":"c"}],"entities":[{"key":"a","cohort":"c","season":[{"metric":0},{"metric":0}]}]}`, "profile of metric 0 unknown or repeated")
+	f(`{"version":1,"cohorts":[{"key":"c"}],"entities":[{"key":"a","cohort":"c","mv":[2,0]}]}`, "multivariate gate out of range")
+	f(`{"version":1,"cohorts":[{"key":"c"}],"entities":[{"key":"a","cohort":"c","tele":{"custom":[{},{},{},{},{},{},{},{},{}]}}]}`, "9 custom metrics")
+	f(`{"version":1,"cohorts":[{"key":"c"}],"entities":[{"key":"a","cohort":"c","tele":{"host":[[0,-1,0]]}}]}`, "telemetry history out of range")
+	f(`{"version":1,"cohorts":[{"key":"c","gauges":[[1e40,0,0]]}]}`, "telemetry history out of range")
+}
+
+// FuzzRestore checks that no snapshot makes Restore panic, and that a
+// restored partition snapshots and judges events.
+func FuzzRestore(f *testing.F) {
+	d := New(Options{Learn: time.Minute})
+	fl := &fleet{d: d}
+	fl.send(health(0, "cam-1", map[string]any{"host.cpu.pct": 10.0, "metric.q": 3.0}))
+	fl.send(inventoryEv(0, "cam-1", "camera", "1.0", "busybox 1.36"))
+	for i := 0; i < 40; i++ {
+		fl.send(sensorEv(time.Duration(i)*time.Second, "mqtt", "publish", "10.0.8.21", "10.0.8.10", 1883, map[string]any{"mqtt.topic": "t", "mqtt.qos": 1.0}))
+	}
+	b, err := d.Snapshot(0)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte(`{"version":1,"cohorts":[{"key":"c"}],"entities":[{"key":"a","cohort":"c","season":[{"metric":1,"first":-9223372036854775808}]}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d := New(Options{Learn: time.Minute})
+		if err := d.Restore(0, b); err != nil {
+			return
+		}
+		if _, err := d.Snapshot(0); err != nil {
+			t.Fatalf("a restored partition does not snapshot: %v", err)
+		}
+		for _, ev := range []vigil.Event{
+			health(time.Hour, "cam-1", map[string]any{"host.cpu.pct": 99.0, "metric.q": 1e9}),
+			inventoryEv(time.Hour, "cam-1", "camera", "2.0", "busybox 1.37"),
+			sensorEv(time.Hour, "mqtt", "publish", "10.0.8.21", "10.0.8.10", 1883, map[string]any{"mqtt.topic": "t", "mqtt.qos": 2.0}),
+		} {
+			d.Detect(context.Background(), 0, &ev, func(vigil.Alert) {})
+		}
+	})
 }

@@ -2,14 +2,19 @@
 // device and per cohort of alike devices, what a device normally does —
 // its peers in both directions, ports and services, protocols, and per
 // protocol the verbs and objects (Modbus function codes, unit ids, register
-// ranges, masters and writers; MQTT client ids and topics; CoAP methods and
-// paths; DNS names; from agents processes, listeners, users and outbound
-// destinations) — and its rates per event-time window (messages,
-// connections, bytes, failed authentications, writes). It raises an alert
-// for what is new to the device and uncommon in its cohort, and for a rate
-// above the robust bound of its history (median and median absolute
-// deviation), each alert explaining the feature, the observed value, the
-// expected range and the baseline it was judged against.
+// ranges, masters and writers; MQTT client ids, topics and QoS levels;
+// AMQP exchanges, routing keys and queues; DDS topics; CoAP methods and
+// paths; DNS names; from agents processes, listeners, users, outbound
+// destinations and installed software) — its rates per event-time window
+// (messages, connections, bytes, failed authentications, writes, idle
+// connections, malformed traffic), with hour-of-day and weekend profiles
+// once a metric has the history (season.go), and the health and custom
+// metrics agents sample (host.go). It raises an alert for what is new to
+// the device and uncommon in its cohort, for a rate or a health sample
+// above the robust bound of its history (median and absolute deviation),
+// and for a window whose rates are together off while each is under its
+// bound (multivar.go), each alert explaining the feature, the observed
+// value, the expected range and the baseline it was judged against.
 //
 // A cohort is the device class, refined by vendor and model when known
 // (from inventory events). A device new to a cohort that has finished

@@ -131,6 +131,10 @@ func IsBaselineAlert(a vigil.Alert) bool {
 	if a.Detector != Name || !strings.HasPrefix(a.RuleID, "baseline.") {
 		return false
 	}
+	if a.RuleID == combinedRule {
+		e, ok := a.Fields["baseline.entity"].(string)
+		return ok && e != ""
+	}
 	if strings.HasPrefix(a.RuleID, "baseline.rate_") || strings.HasPrefix(a.RuleID, "baseline.telemetry_") {
 		_, ok := a.Fields["baseline.observed"].(float64)
 		return ok
@@ -167,7 +171,10 @@ func (d *Detector) MarkNormal(a vigil.Alert, cohortToo bool) (Feedback, error) {
 		x               float32
 	}
 	var items []item
-	if strings.HasPrefix(a.RuleID, "baseline.telemetry_") {
+	if a.RuleID == combinedRule {
+		ent, _ := a.Fields["baseline.entity"].(string)
+		items = append(items, item{entity: ent, feature: "rate.combined", metric: -3})
+	} else if strings.HasPrefix(a.RuleID, "baseline.telemetry_") {
 		feat, _ := a.Fields["baseline.feature"].(string)
 		ent, _ := a.Fields["baseline.entity"].(string)
 		x, _ := a.Fields["baseline.observed"].(float64)
@@ -229,7 +236,13 @@ func (d *Detector) MarkNormal(a vigil.Alert, cohortToo bool) (Feedback, error) {
 				return Feedback{}, vigil.Errorf(vigil.EINVALID, "%s is in the unclassified cohort: mark it normal for the device only", it.entity)
 			}
 			found, changed = true, true
-			if it.metric == -2 {
+			if it.metric == -3 {
+				// The device's rates together are normal: its gate closes,
+				// and reopens only if, for about a week (ln of twice the
+				// windows a day, in days), its windows seldom reach the
+				// threshold (multivar.go). The single metrics judge on.
+				e.mv.rate, e.mv.n = 1, max(e.mv.n, minSamples)
+			} else if it.metric == -2 {
 				if !p.widenGauge(e, it.feature, it.x) {
 					p.mu.Unlock()
 					return Feedback{}, vigil.Errorf(vigil.EINVALID, "alert %s: unknown telemetry feature %q", a.ID, it.feature)

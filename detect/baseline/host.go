@@ -85,6 +85,25 @@ type customGauge struct {
 	level uint8
 }
 
+// pushGauge learns a sample x of a gauge whose bound is lim. A sample
+// above the bound moves the median a step towards the bound, and leaves
+// the deviation as it is: a sustained excursion (a miner at 100 % CPU) is
+// absorbed only as slow drift (hundreds of samples), where clipping alone,
+// as for rate windows, would widen the deviation with each sample until
+// the excursion fits within ten.
+func (e *ewStat) pushGauge(x, lim float32) {
+	if e.n < minSamples || x <= lim {
+		e.push(x, 0)
+		return
+	}
+	e.n++
+	rate := float32(ewRate)
+	if e.n < 20 {
+		rate = 1 / float32(e.n)
+	}
+	e.med += min(max(e.mad, 1)*rate*2, lim-e.med)
+}
+
 // nameHash is the FNV-1a hash of a custom metric name.
 func nameHash(s string) uint64 {
 	h := uint64(14695981039346656037)
@@ -134,8 +153,8 @@ func (p *part) telemetry(ev *vigil.Event, e *entity, t int64) {
 				p.pending = append(p.pending, a)
 			}
 		}
-		tl.host[g].push(x, gaugeBound(&tl.host[g], k, gp))
-		c.gauges[g].push(x, gaugeBound(&c.gauges[g], k, gp))
+		tl.host[g].pushGauge(x, gaugeBound(&tl.host[g], k, gp))
+		c.gauges[g].pushGauge(x, gaugeBound(&c.gauges[g], k, gp))
 	}
 	for name := range ev.Fields {
 		m, ok := strings.CutPrefix(name, "metric.")
@@ -166,38 +185,60 @@ func (p *part) telemetry(ev *vigil.Event, e *entity, t int64) {
 				p.pending = append(p.pending, a)
 			}
 		}
-		cg.st.push(x, gaugeBound(&cg.st, k, &customParams))
+		cg.st.pushGauge(x, gaugeBound(&cg.st, k, &customParams))
 	}
 }
 
+// sustainRun is how many consecutive samples above the bound make an
+// excursion sustained: before, only a sample four times as far from the
+// median as the bound alerts, low (a cron job's CPU spike of one sample is
+// not a miner). TestTelemetryNoise measured it: alerting every sample
+// above the bound at low raised 26 low alerts a device-day on agents with
+// an hourly spike.
+const sustainRun = 3
+
 // judgeGauge judges one sample x of a gauge against st and returns the
-// alert of a new level: above the bound, twice and four times as far from
-// the median (low, medium, high), each once an excursion; a sample within
-// the bound ends the excursion.
-func (p *part) judgeGauge(ev *vigil.Event, e *entity, j judge, gp *gaugeParams, field string, x float32, st *ewStat, lvl *uint8) (vigil.Alert, bool) {
+// alert of a new severity in the current excursion (the samples in a row
+// above the bound). The severity is low, medium, high above the bound,
+// twice and four times as far from the median (one more for sensitive
+// classes), once the excursion has lasted sustainRun samples; before, only
+// a sample four times as far alerts, low. A sample within the bound ends
+// the excursion. state keeps, in its low
+// four bits, the severity alerted in the excursion (0: none, else 1 +
+// the severity) and in its high four bits the excursion's length.
+func (p *part) judgeGauge(ev *vigil.Event, e *entity, j judge, gp *gaugeParams, field string, x float32, st *ewStat, state *uint8) (vigil.Alert, bool) {
 	k := float32(p.opts.K)
 	hi := gaugeBound(st, k, gp)
 	if x <= hi {
-		*lvl = 0
+		*state = 0
 		return vigil.Alert{}, false
 	}
 	if x < gp.minValue {
 		return vigil.Alert{}, false
 	}
+	run := min(*state>>4+1, 15)
+	alerted := *state & 0x0f
+	*state = run<<4 | alerted
 	level := uint8(0)
 	for _, f := range [...]float32{1, 2, 4} {
 		if x > st.med+f*(hi-st.med) {
 			level++
 		}
 	}
-	if level <= *lvl {
-		return vigil.Alert{}, false
-	}
-	*lvl = level
 	sev := vigil.SeverityLow + vigil.Severity(level-1)
 	if sensitiveClass(e.cohort.class) {
 		sev = min(sev+1, vigil.SeverityCritical)
 	}
+	if run < sustainRun {
+		if level < 3 {
+			return vigil.Alert{}, false
+		}
+		sev = vigil.SeverityLow
+	}
+	if uint8(sev)+1 <= alerted {
+		return vigil.Alert{}, false
+	}
+	*state = run<<4 | (uint8(sev) + 1)
 	feature := "telemetry." + gp.name
 	if gp == &customParams {
 		feature = "telemetry." + field
@@ -210,8 +251,9 @@ func (p *part) judgeGauge(ev *vigil.Event, e *entity, j judge, gp *gaugeParams, 
 	fields["baseline.mad"] = float64(st.mad)
 	fields["baseline.entity"] = e.key
 	fields["baseline.expected"] = fmt.Sprintf("at most %.4g (median %.4g, MAD %.4g, %d samples)", hi, st.med, st.mad, st.n)
-	fields["explanation"] = fmt.Sprintf("%s is %.4g on %s, above the expected %.4g (judged against the %s baseline, %s learned: median %.4g, MAD %.4g over %d samples)",
-		field, x, e.key, hi, judgeName(j), learnedFor(e, j), st.med, st.mad, st.n)
+	fields["baseline.run"] = float64(run)
+	fields["explanation"] = fmt.Sprintf("%s is %.4g on %s, above the expected %.4g for %d samples in a row (judged against the %s baseline, %s learned: median %.4g, MAD %.4g over %d samples)",
+		field, x, e.key, hi, run, judgeName(j), learnedFor(e, j), st.med, st.mad, st.n)
 	name := gp.name
 	if gp == &customParams {
 		name = strings.TrimPrefix(field, "metric.")

@@ -22,6 +22,9 @@ import (
 // the score would alarm on every burst. docs/anomaly.md has the
 // measurement (TestMultivariateScore).
 
+// combinedRule is the rule id of the multivariate alert.
+const combinedRule = "baseline.combined_rates"
+
 // windowsPerDay is how many rate windows a day holds.
 func (p *part) windowsPerDay() float32 {
 	return float32(24 * time.Hour / p.opts.Window)
@@ -130,7 +133,7 @@ func (p *part) judgeScore(ev *vigil.Event, e *entity, t int64) {
 		e.key, peerText, p.opts.Window, strings.Join(parts, ", "), s, T, learnedFor(e, judgeDevice), n)
 	p.pending = append(p.pending, vigil.Alert{
 		DedupKey: Name + ":rate.combined:" + e.key,
-		RuleID:   "baseline.combined_rates",
+		RuleID:   combinedRule,
 		Title:    "Unusual combination of rates for " + e.key,
 		Severity: sev,
 		Tags:     []string{"baseline.rate"},

@@ -198,8 +198,10 @@ func TestCombinedRates(t *testing.T) {
 			f.send(sensorEv(at+time.Duration(i)*time.Second*59/time.Duration(conns), "mqtt", "connect", dev, "10.0.6.10", 1883, map[string]any{"mqtt.client_id": dev}))
 		}
 	}
+	var last *fleet
 	run := func(opts Options, dev string, bursty bool) []vigil.Alert {
 		f := &fleet{d: New(opts)}
+		last = f
 		rng := rand.New(rand.NewPCG(5, 6))
 		for m := 0; m < 1440+60; m++ {
 			msgs, conns := 60+rng.IntN(3)-1, 12+rng.IntN(3)-1
@@ -212,6 +214,20 @@ func TestCombinedRates(t *testing.T) {
 		minute(f, dev, (1440+60)*time.Minute, 114, 23, 114*2500)
 		return f.alerts
 	}
+	// run2 marks the alert normal on the last run's detector and plays the
+	// same minute again, an hour later.
+	run2 := func(t *testing.T, _ Options, dev string, a vigil.Alert) []vigil.Alert {
+		t.Helper()
+		if _, err := last.d.MarkNormal(a, false); err != nil {
+			t.Fatal(err)
+		}
+		for m := 1; m <= 60; m++ {
+			minute(last, dev, time.Duration(1440+60+m)*time.Minute, 60, 12, 60*2500)
+		}
+		last.alerts = nil
+		minute(last, dev, (1440+121)*time.Minute, 114, 23, 114*2500)
+		return last.alerts
+	}
 	opts := Options{Learn: 24 * time.Hour}
 	got := run(opts, "10.0.6.21", false)
 	if len(got) != 1 || got[0].RuleID != "baseline.combined_rates" || got[0].Severity != vigil.SeverityLow {
@@ -222,6 +238,16 @@ func TestCombinedRates(t *testing.T) {
 		if !strings.Contains(x, want) {
 			t.Errorf("explanation %q lacks %q", x, want)
 		}
+	}
+	// This is normal: the device's gate closes, the same minute again
+	// raises nothing.
+	a := got[0]
+	a.ID, a.Detector = "c1", Name
+	if !IsBaselineAlert(a) {
+		t.Fatalf("a combined alert is not one MarkNormal takes")
+	}
+	if got := run2(t, opts, "10.0.6.21", a); len(got) != 0 {
+		t.Errorf("after mark normal: got %v, want nothing", ruleIDs(got))
 	}
 	if got := run(opts, "10.0.6.22", true); len(got) != 0 {
 		t.Errorf("device whose metrics burst together: got %v, want nothing (gated)", ruleIDs(got))

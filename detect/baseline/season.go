@@ -9,11 +9,10 @@ import (
 // at or above its floor) gets an hour-of-day profile, per UTC hour the
 // median and absolute deviation of the windows of that hour (the same
 // streaming estimate as the flat baseline), and a second one for weekends
-// (Saturday and Sunday, UTC). Once the metric has a week of history, its
-// windows are judged against the profile of their hour (weekdays, and
-// weekends until the weekend profile has four weeks); once it has four
-// weeks, weekend windows against the weekend profile. Before, the flat
-// baseline judges. The flat median follows a slow daily cycle as drift;
+// (Saturday and Sunday, UTC), each learning from its own days. Once the
+// metric has a week of history, weekday windows are judged against the
+// daily profile of their hour; once it has four weeks, weekend windows
+// against the weekend profile. Before, the flat baseline judges. The flat median follows a slow daily cycle as drift;
 // what the profile adds is the recurring spike, a backup at 02:00 every
 // night, which the flat baseline raises every night.
 //
@@ -39,6 +38,7 @@ type season struct {
 	first int64 // window index of the first window learned
 	day   [24][2]uint16
 	end   [24][2]uint16
+	n     [2][24]uint8 // windows learned per hour (daily, weekend), saturating: the warm-up
 }
 
 // seasons are a device's profiles, by metric; allocated when a metric is
@@ -69,30 +69,39 @@ func hourOf(win int64, window time.Duration) (int, bool) {
 	return t.Hour(), wd == time.Saturday || wd == time.Sunday
 }
 
-// push learns a closed window x of window index win, clipped to the bound
-// of its profile once the profile judges (as the flat baseline clips).
+// push learns a closed window x of window index win into the hour's
+// profile: the weekend one on Saturdays and Sundays, the daily one on the
+// other days.
 func (s *season) push(win int64, x float32, p metricParams, k float32, window time.Duration) {
 	h, weekend := hourOf(win, window)
 	// The warm-up weight of an hour: how many of its windows the profile
 	// has seen, roughly (days × windows an hour).
 	perHour := max(float64(time.Hour/window), 1)
-	days := float64(win-s.first) * float64(window) / float64(24*time.Hour)
-	seen := days*perHour + 1
-	b := &s.day[h]
-	mature := time.Duration(win-s.first)*window >= seasonDaily
+	age := time.Duration(win-s.first) * window
 	if weekend {
-		b = &s.end[h]
-		seen = days*perHour*2/7 + 1
-		mature = time.Duration(win-s.first)*window >= seasonWeekly
+		pushBucket(&s.end[h], &s.n[1][h], x, perHour, age >= seasonWeekly, p, k)
+	} else {
+		pushBucket(&s.day[h], &s.n[0][h], x, perHour, age >= seasonDaily, p, k)
 	}
-	st := ewStat{med: qexp(b[0]), mad: qexp(b[1]), n: uint32(min(seen, math.MaxUint32))}
+}
+
+// pushBucket learns x into one hour of a profile, which has learned n
+// windows, clipped to the bound of the hour once the profile judges
+// (mature), as the flat baseline clips.
+func pushBucket(b *[2]uint16, n *uint8, x float32, perHour float64, mature bool, p metricParams, k float32) {
+	if *n < math.MaxUint8 {
+		*n++
+	}
+	seen := float64(*n)
+	st := ewStat{med: qexp(b[0]), mad: qexp(b[1])}
 	lim := float32(0)
 	if mature {
 		lim = bound(st.med, st.mad, k, p)
 	}
-	// The hour's windows of about three days: a spike of ten minutes
-	// every night stays in its hour's deviation, and the median of the
-	// hour stays its usual windows'.
+	// The hour's windows of about three days (at most the last 255: 10 s
+	// windows remember less): a spike of ten minutes every night stays in
+	// its hour's deviation, and the median of the hour stays its usual
+	// windows'.
 	rate := float32(max(1/seen, 1/(3*perHour)))
 	step := max(st.mad, 1) * rate * 2
 	if lim > 0 && x > lim {
@@ -120,10 +129,13 @@ func (s *season) profile(win int64, window time.Duration) (med, mad float32, nam
 		return 0, 0, "", false
 	}
 	h, weekend := hourOf(win, window)
-	if weekend && age >= seasonWeekly {
+	switch {
+	case !weekend:
+		return qexp(s.day[h][0]), qexp(s.day[h][1]), "daily", true
+	case age >= seasonWeekly:
 		return qexp(s.end[h][0]), qexp(s.end[h][1]), "weekend", true
 	}
-	return qexp(s.day[h][0]), qexp(s.day[h][1]), "daily", true
+	return 0, 0, "", false // a weekend before four weeks: flat
 }
 
 // learnSeason feeds the closed window win of e (counts x) to its profiles,

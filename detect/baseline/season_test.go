@@ -90,3 +90,64 @@ func TestSeasonality(t *testing.T) {
 	}
 	t.Log(fmt.Sprintf("backup alerts per day: %v; afternoon: %s", backupAlerts, x))
 }
+
+// TestWeekendProfile checks the weekend profile: a device sends about
+// 100 KB a minute, and 500 KB a minute from 10:00 to 17:59 UTC on
+// Saturdays and Sundays. The first weekend, judged flat, raises; once the
+// weekend profile has four weeks (the fifth weekend), the weekend peak
+// raises nothing, judged against the weekend profile; 500 KB a minute at
+// noon on the Wednesday after raises, judged against the daily profile.
+func TestWeekendProfile(t *testing.T) {
+	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC) // a Monday
+	d := New(Options{Learn: 24 * time.Hour})
+	rng := rand.New(rand.NewPCG(4, 4))
+	ctx := context.Background()
+	ev := vigil.Event{Source: "sensor", Kind: "flow", Action: "flow",
+		Network: &vigil.Network{Transport: "tcp", SrcIP: netip.MustParseAddr("10.0.7.31"), SrcPort: 40000, DstIP: netip.MustParseAddr("10.0.7.10"), DstPort: 443}}
+	type key struct {
+		day     int
+		profile string
+	}
+	peak := map[key]int{} // rate alerts in the weekend peak hours, by day and profile
+	var wednesday []vigil.Alert
+	for n := 0; n < 38; n++ {
+		day := start.Add(time.Duration(n) * 24 * time.Hour)
+		weekend := day.Weekday() == time.Saturday || day.Weekday() == time.Sunday
+		for m := 0; m < 1440; m++ {
+			kb := 95 + rng.Float64()*10
+			inPeak := m >= 600 && m < 1080
+			if weekend && inPeak || n == 37 && m >= 720 && m < 730 {
+				kb = 500
+			}
+			ev.Time = day.Add(time.Duration(m) * time.Minute)
+			ev.Fields = map[string]any{"flow.reason": "end", "flow.bytes_toserver": kb * 1024}
+			d.Enrich(ctx, 0, &ev)
+			d.Detect(ctx, 0, &ev, func(a vigil.Alert) {
+				if a.RuleID != "baseline.rate_bytes" {
+					return
+				}
+				if weekend && inPeak {
+					p, _ := a.Fields["baseline.profile"].(string)
+					peak[key{n, p}]++
+				}
+				if n == 37 {
+					wednesday = append(wednesday, a)
+				}
+			})
+		}
+	}
+	if peak[key{5, ""}]+peak[key{5, "flat"}] == 0 {
+		t.Errorf("the first Saturday's peak raised nothing judged flat: %v", peak)
+	}
+	for _, n := range []int{33, 34} { // the fifth weekend
+		for k, c := range peak {
+			if k.day == n && c > 0 {
+				t.Errorf("day %d: %d alerts in the weekend peak (profile %q), judged by a weekend profile of four weeks", n, c, k.profile)
+			}
+		}
+	}
+	if len(wednesday) == 0 || wednesday[0].Fields["baseline.profile"] != "daily" {
+		t.Fatalf("500 KB a minute at noon on a Wednesday: %v, want a rate alert judged by the daily profile", ruleIDs(wednesday))
+	}
+	t.Logf("peak alerts by day and profile: %v; Wednesday: %s", peak, wednesday[0].Fields["explanation"])
+}

@@ -68,6 +68,7 @@ type snapSeason struct {
 	First  int64      `json:"first"`
 	Day    [48]uint16 `json:"day"` // per hour: median, deviation (qlog)
 	End    [48]uint16 `json:"end"`
+	N      [48]uint8  `json:"n"` // windows learned per hour, daily then weekend
 }
 
 type snapTele struct {
@@ -141,6 +142,8 @@ func (p *part) snapshotLocked() snapshot {
 					continue
 				}
 				ss := snapSeason{Metric: m, First: s.first}
+				copy(ss.N[:24], s.n[0][:])
+				copy(ss.N[24:], s.n[1][:])
 				for h := 0; h < 24; h++ {
 					ss.Day[2*h], ss.Day[2*h+1] = s.day[h][0], s.day[h][1]
 					ss.End[2*h], ss.End[2*h+1] = s.end[h][0], s.end[h][1]
@@ -246,6 +249,8 @@ func (d *Detector) Restore(partition int, b []byte) error {
 				e.seas = &seasons{}
 			}
 			s := &season{first: ss.First}
+			copy(s.n[0][:], ss.N[:24])
+			copy(s.n[1][:], ss.N[24:])
 			for h := 0; h < 24; h++ {
 				s.day[h] = [2]uint16{ss.Day[2*h], ss.Day[2*h+1]}
 				s.end[h] = [2]uint16{ss.End[2*h], ss.End[2*h+1]}
