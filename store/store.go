@@ -29,6 +29,7 @@ type Store interface {
 	Actions
 	Audit
 	Baselines
+	Exceptions
 	Close() error
 }
 
@@ -220,4 +221,26 @@ func CheckBaseline(b Baseline) error {
 		return vigil.Errorf(vigil.EINVALID, "baseline state of partition %d: %d bytes, want 1 to %d", b.Partition, len(b.State), MaxBaselineState)
 	}
 	return nil
+}
+
+// Exceptions stores alert exceptions (vigil.Exception): few, read whole
+// by the alert stage and changed by people through the API.
+type Exceptions interface {
+	// PutException creates or replaces an exception. One that fails
+	// vigil.Exception.Check is EINVALID. Replacing keeps what was given,
+	// counters included.
+	PutException(ctx context.Context, e vigil.Exception) error
+	// GetException returns one exception. ENOTFOUND when it does not exist.
+	GetException(ctx context.Context, id string) (vigil.Exception, error)
+	// ListExceptions returns every exception, expired ones too, by
+	// Created then id.
+	ListExceptions(ctx context.Context) ([]vigil.Exception, error)
+	// DeleteException removes an exception. ENOTFOUND when it does not
+	// exist.
+	DeleteException(ctx context.Context, id string) error
+	// RecordSuppressed adds n to the exception's Suppressed counter
+	// atomically, and sets LastSuppressed to at and LastAlert to what
+	// when at is not before the LastSuppressed stored. ENOTFOUND when it
+	// does not exist (it was deleted meanwhile).
+	RecordSuppressed(ctx context.Context, id string, n int64, at time.Time, what string) error
 }

@@ -69,6 +69,7 @@ type app struct {
 	enroll      *enroll.Handler
 	rules       *reload.Manager
 	alerts      *alert.Stage
+	exceptions  *alert.Excepter // ctlexceptions.go
 	incident    *incident.Correlator
 	respond     *responder
 	auditKey    []byte       // seals the audit trail (pki/audit.key)
@@ -182,6 +183,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err err
 	if a.alerts, err = alert.NewStage(a.bus, a.store, alert.Options{
 		Dedup:      alert.DedupOptions{Window: time.Duration(cfg.DedupWindow), Incidents: a.store},
 		Assigner:   a.incident,
+		Exceptions: a.excepter(),
 		OnStored:   a.respondAlert,
 		Logger:     log,
 		Registerer: a.registry,
@@ -314,7 +316,7 @@ func (a *app) start(ctx context.Context) error {
 		BulkEvents:  ingest.Bulk(),
 		Rules:       a.rules,
 		Intel:       &web.Intel{Catalog: a.intel, Vuln: a.vuln, UploadDir: filepath.Join(a.cfg.DataDir, "intel", "uploads")},
-		Extra:       append(append(a.enroll.AdminRoutes(), a.respondRoutes()...), a.baselineRoutes()...),
+		Extra:       append(append(append(a.enroll.AdminRoutes(), a.respondRoutes()...), a.baselineRoutes()...), a.exceptionRoutes()...),
 		Gatherer:    a.registry,
 		Ready:       a.ready,
 		Registerer:  a.registry,

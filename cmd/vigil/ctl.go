@@ -38,6 +38,7 @@ Output is a table, or JSON with -o json.`,
 	o.addFlags(cmd)
 	cmd.AddCommand(ctlDevicesCmd(o), ctlAlertsCmd(o), ctlIncidentsCmd(o), ctlEventsCmd(o), ctlTokenCmd(o), ctlEnrollTokenCmd(o), findingsCmd(o, "findings"))
 	cmd.AddCommand(ctlActionsCmd(o))
+	cmd.AddCommand(ctlExceptionsCmd(o))
 	return cmd
 }
 
@@ -293,6 +294,7 @@ func ctlIncidentsCmd(o *ctlOptions) *cobra.Command {
 			return o.print(cmd.OutOrStdout(), inc, func(tw *tabwriter.Writer) {
 				fmt.Fprintf(tw, "%s\t%s\n", inc.ID, inc.Status)
 				printFalsePositive(tw, inc.Baseline)
+				printSuggestions(tw, inc.Exceptions)
 			})
 		},
 	}

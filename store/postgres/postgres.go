@@ -214,6 +214,18 @@ CREATE TABLE baselines (
 	state     bytea NOT NULL
 );
 `,
+	// (h4) alert exceptions: the exception as JSON in body, its counters
+	// in columns that RecordSuppressed updates in place.
+	`
+CREATE TABLE exceptions (
+	id              text PRIMARY KEY,
+	created         bigint NOT NULL,
+	suppressed      bigint NOT NULL,
+	last_suppressed bigint NOT NULL,
+	last_alert      text NOT NULL,
+	body            jsonb NOT NULL
+);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context, schema string) error {

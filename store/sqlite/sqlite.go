@@ -282,6 +282,18 @@ CREATE TABLE baselines (
 	state     BLOB NOT NULL
 );
 `,
+	// (h4) alert exceptions: the exception as JSON in body, its counters
+	// in columns that RecordSuppressed updates in place.
+	`
+CREATE TABLE exceptions (
+	id              TEXT PRIMARY KEY,
+	created         INTEGER NOT NULL,
+	suppressed      INTEGER NOT NULL,
+	last_suppressed INTEGER NOT NULL,
+	last_alert      TEXT NOT NULL,
+	body            TEXT NOT NULL
+);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
