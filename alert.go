@@ -62,6 +62,9 @@ type Alert struct {
 	// Explanation says why the alert fired (nil for alerts stored before
 	// explanations, and for detectors that explain in Fields).
 	Explanation *Explanation `json:"explanation,omitempty"`
+	// Priority ranks the alert in the queue, with its factors (nil for
+	// alerts stored before priorities; set when its incident is assigned).
+	Priority *Priority `json:"priority,omitempty"`
 }
 
 // Markers of Alert.Provenance.

@@ -174,7 +174,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err err
 		return nil, err
 	}
 	if a.incident, err = incident.NewCorrelator(ctx, a.store, incident.Options{Window: time.Duration(cfg.IncidentWindow), Logger: log, Registerer: a.registry,
-		OwnAddrs: append(own, interfaceAddrs()...)}); err != nil {
+		OwnAddrs: append(own, interfaceAddrs()...), Priority: a.prioritizer()}); err != nil {
 		return nil, err
 	}
 	if err := a.openRespond(ctx); err != nil {

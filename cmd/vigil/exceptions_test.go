@@ -89,6 +89,22 @@ func TestCtlExceptions(t *testing.T) {
 	if !strings.Contains(out, "SUPPRESSED") || !strings.Contains(out, "firmware updater uses tftp") {
 		t.Errorf("exceptions table:\n%s", out)
 	}
+	// The queues show the priority; an incident explains it.
+	out, code = run(t, append([]string{"ctl", "incidents", "--status", "open"}, conn...)...)
+	if code != 0 || !strings.Contains(out, "PRIORITY") || !strings.Contains(out, incidentID) {
+		t.Fatalf("incidents --status open: exit %d:\n%s", code, out)
+	}
+	out, code = run(t, append([]string{"ctl", "alerts", "--sort", "priority"}, conn...)...)
+	if code != 0 || !strings.Contains(out, "PRIORITY") {
+		t.Fatalf("alerts --sort priority: exit %d:\n%s", code, out)
+	}
+	out, code = run(t, append([]string{"ctl", "incidents", incidentID}, conn...)...)
+	for _, want := range []string{"priority.severity", "+45  high", "priority.confidence", "priority.blast_radius"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("incidents %s lacks %q: exit %d:\n%s", incidentID, want, code, out)
+		}
+	}
+	t.Logf("incident:\n%s", out)
 	out, code = run(t, append([]string{"ctl", "incidents", "resolve", incidentID, "--as", "false_positive"}, conn...)...)
 	if code != 0 || !strings.Contains(out, "suggested exception") ||
 		!strings.Contains(out, "vigil ctl exceptions add --rule "+ruleID+" --device exc-cam-2") {

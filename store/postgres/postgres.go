@@ -226,6 +226,16 @@ CREATE TABLE exceptions (
 	body            jsonb NOT NULL
 );
 `,
+	// (h4) priority order: prio is store.PriorityRank of the alert's or
+	// incident's priority and time (older rows: their time alone).
+	`
+ALTER TABLE alerts ADD COLUMN prio bigint NOT NULL DEFAULT 0;
+UPDATE alerts SET prio = CASE WHEN created > 0 THEN created / 1000000000 ELSE 0 END;
+CREATE INDEX alerts_prio ON alerts(prio, id);
+ALTER TABLE incidents ADD COLUMN prio bigint NOT NULL DEFAULT 0;
+UPDATE incidents SET prio = CASE WHEN detected > 0 THEN detected / 1000000000 ELSE 0 END;
+CREATE INDEX incidents_prio ON incidents(prio, id);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context, schema string) error {
