@@ -251,6 +251,10 @@ const (
 	MaxExcerptValue = 256
 )
 
+// ExcerptFields returns the key fields an excerpt keeps when the event
+// has them, after the fields the explanation names (ExcerptOf).
+func ExcerptFields() []string { return slices.Clone(excerptFields) }
+
 // excerptFields are the fields an excerpt keeps when the event has them,
 // after the fields the explanation names.
 var excerptFields = []string{

@@ -345,9 +345,13 @@ func TestMatchWriterAgreesWithEncodingJSON(t *testing.T) {
 		mw := newMatchWriter(rs, now)
 		var got []byte
 		n, err := m.MatchLine([]byte(line), func(r *Rule) {
-			got = mw.append(got, m, r, 3)
+			why := m.explainLine(r)
+			var err error
+			if got, err = mw.append(got, m, r, 3, why); err != nil {
+				t.Fatal(err)
+			}
 			a := m.alertFor(r, now)
-			a.ID = ""
+			a.ID, a.Explanation = "", why
 			want, _ := json.Marshal(streamAlert{Alert: a, Line: 3, Level: r.Level})
 			var x, y map[string]any
 			if err := json.Unmarshal(got, &x); err != nil {
