@@ -94,7 +94,8 @@ func newMatchWriter(rs *RuleSet, now time.Time) *matchWriter {
 	return &matchWriter{created: appendTime(nil, now), ruleJSON: make([][]byte, len(rs.Rules))}
 }
 
-// x, when set, is written as the alert's explanation.
+// append appends the alert of rule r on the matcher's current event, at
+// input line line; x, when set, is written as its explanation.
 func (w *matchWriter) append(b []byte, m *Matcher, r *Rule, line int, x *vigil.Explanation) ([]byte, error) {
 	rj := w.ruleJSON[r.index]
 	if rj == nil {
