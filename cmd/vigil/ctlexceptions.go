@@ -122,10 +122,10 @@ audited. Closing an incident as a false positive proposes exceptions for its ale
 		},
 	}
 
-	var days int
+	var days, accept int
 	suggest := &cobra.Command{
-		Use:   "suggest INCIDENT [--days N]",
-		Short: "Show the exceptions proposed for an incident's alerts, with the matching alerts of the last N days",
+		Use:   "suggest INCIDENT [--days N] [--accept K]",
+		Short: "Show the exceptions proposed for an incident's alerts, with the matching alerts of the last N days; --accept K creates the K-th",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := o.client()
@@ -137,6 +137,19 @@ audited. Closing an incident as a false positive proposes exceptions for its ale
 			if err != nil {
 				return err
 			}
+			if accept != 0 {
+				if accept < 1 || accept > len(ss) {
+					return fmt.Errorf("--accept %d: incident %s has %d suggested exceptions", accept, args[0], len(ss))
+				}
+				e, err := c.AddException(cmd.Context(), web.ExceptionRequest{Exception: ss[accept-1].Exception})
+				if err != nil {
+					return err
+				}
+				return o.print(cmd.OutOrStdout(), e, func(tw *tabwriter.Writer) {
+					fmt.Fprintf(tw, "exception\t%s\nrule\t%s\nscope\t%s\nexpires\t%s\nreason\t%s\n",
+						e.ID, e.RuleID, e.Scope, e.Expires.UTC().Format(time.RFC3339), e.Reason)
+				})
+			}
 			return o.print(cmd.OutOrStdout(), ss, func(tw *tabwriter.Writer) {
 				if len(ss) == 0 {
 					fmt.Fprintln(tw, "no exception to propose (its alerts have no rule and device)")
@@ -146,6 +159,7 @@ audited. Closing an incident as a false positive proposes exceptions for its ale
 		},
 	}
 	suggest.Flags().IntVar(&days, "days", alert.DefaultSuggestDays, "count the matching alerts of this many days")
+	suggest.Flags().IntVar(&accept, "accept", 0, "create the K-th suggested exception (1 is the first listed)")
 	cmd.AddCommand(add, remove, suggest)
 	return cmd
 }
@@ -153,13 +167,13 @@ audited. Closing an incident as a false positive proposes exceptions for its ale
 // printSuggestions prints proposed exceptions, each with the command
 // that accepts it.
 func printSuggestions(tw *tabwriter.Writer, ss []alert.Suggestion) {
-	for _, s := range ss {
+	for i, s := range ss {
 		more := ""
 		if s.More {
 			more = " or more"
 		}
-		fmt.Fprintf(tw, "suggested exception\trule %s, %s: %d alerts%s (fired %d times) on %d devices in the last %d days\n",
-			s.Exception.RuleID, s.Scope, s.Alerts, more, s.Fired, s.Devices, s.Days)
+		fmt.Fprintf(tw, "suggested exception %d\trule %s, %s: %d alerts%s (fired %d times) on %d devices in the last %d days\n",
+			i+1, s.Exception.RuleID, s.Scope, s.Alerts, more, s.Fired, s.Devices, s.Days)
 		fmt.Fprintf(tw, "  to accept\t%s\n", s.Command)
 	}
 }
@@ -191,7 +205,7 @@ func (a *app) suggestExceptions(ctx context.Context, inc vigil.Incident) []alert
 // demoTryNoise tells the user of `vigil demo --keep` how to see and
 // silence noise (the connection flags as in the line above).
 func demoTryNoise(out io.Writer) {
-	fmt.Fprint(out, "  noise: vigil ctl exceptions suggest INCIDENT   (exceptions proposed for an incident's alerts)\n"+
+	fmt.Fprint(out, "  noise: vigil ctl exceptions suggest INCIDENT [--accept 1]   (exceptions proposed for an incident's alerts)\n"+
 		"         vigil ctl exceptions add --rule RULE --device DEVICE --expires 30d --reason TEXT\n"+
 		"         vigil ctl exceptions   (what each exception suppressed)\n")
 }

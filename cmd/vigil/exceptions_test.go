@@ -111,6 +111,14 @@ func TestCtlExceptions(t *testing.T) {
 		t.Fatalf("incidents resolve --as false_positive: exit %d:\n%s", code, out)
 	}
 	t.Logf("resolve as false positive:\n%s", out)
+	// Accepting the first suggestion creates it.
+	out, code = run(t, append([]string{"ctl", "exceptions", "suggest", incidentID, "--accept", "1"}, conn...)...)
+	if code != 0 || !strings.Contains(out, "device exc-cam-2") || !strings.Contains(out, "false positive: incident "+incidentID) {
+		t.Fatalf("exceptions suggest --accept 1: exit %d:\n%s", code, out)
+	}
+	if out, code = run(t, append([]string{"ctl", "exceptions", "suggest", incidentID, "--accept", "9"}, conn...)...); code == 0 {
+		t.Fatalf("exceptions suggest --accept 9: exit 0:\n%s", out)
+	}
 	out, code = run(t, append([]string{"ctl", "exceptions", "remove", list[0].ID}, conn...)...)
 	if code != 0 {
 		t.Fatalf("exceptions remove: exit %d:\n%s", code, out)
@@ -125,7 +133,7 @@ func TestCtlExceptions(t *testing.T) {
 			actions = append(actions, r.Action+" "+r.Outcome)
 		}
 	}
-	if got := strings.Join(actions, ","); got != "exception.create ok,exception.create refused,exception.delete ok" {
+	if got := strings.Join(actions, ","); got != "exception.create ok,exception.create refused,exception.create ok,exception.delete ok" {
 		t.Errorf("audited: %s", got)
 	}
 }
