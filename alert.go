@@ -62,6 +62,9 @@ type Alert struct {
 	// Explanation says why the alert fired (nil for alerts stored before
 	// explanations, and for detectors that explain in Fields).
 	Explanation *Explanation `json:"explanation,omitempty"`
+	// Priority ranks the alert in the queue, with its factors (nil for
+	// alerts stored before priorities; set when its incident is assigned).
+	Priority *Priority `json:"priority,omitempty"`
 }
 
 // Markers of Alert.Provenance.
@@ -247,6 +250,10 @@ const (
 	// and end with "…").
 	MaxExcerptValue = 256
 )
+
+// ExcerptFields returns the key fields an excerpt keeps when the event
+// has them, after the fields the explanation names (ExcerptOf).
+func ExcerptFields() []string { return slices.Clone(excerptFields) }
 
 // excerptFields are the fields an excerpt keeps when the event has them,
 // after the fields the explanation names.

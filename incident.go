@@ -42,6 +42,10 @@ type Incident struct {
 	// Resolved is when the incident was closed (zero until then).
 	Resolved time.Time `json:"resolved,omitzero"`
 	Updated  time.Time `json:"updated"`
+	// Priority ranks the incident in the queue, with its factors,
+	// computed again whenever the incident changes (nil for incidents
+	// stored before priorities).
+	Priority *Priority `json:"priority,omitempty"`
 }
 
 // TimeToDetect is the time from when Vigil received the first evidence to

@@ -1,6 +1,7 @@
 // Package alert handles alerts between detection and storage: it merges
 // repeats of one alert (same DedupKey within the dedup window) into the
-// first, drops alerts that a suppression rule silences, has each alert
+// first, drops alerts that a suppression rule silences or an exception
+// covers (Excepter: counted in the exception), has each alert
 // assigned to an incident, and stores it.
 //
 // Re-fire control: a rule decides what one alert is through the DedupKey

@@ -36,6 +36,9 @@ type Options struct {
 	Assigner IncidentAssigner
 	// Suppressor drops silenced alerts; nil suppresses nothing.
 	Suppressor *Suppressor
+	// Exceptions keeps alerts an exception covers from being raised and
+	// counts them in it; nil excepts nothing.
+	Exceptions *Excepter
 	// Clock dates alerts that come without a Created time.
 	Clock vigil.Clock
 	// Logger gets the stage's logs (component=alert).
@@ -58,6 +61,7 @@ type Stage struct {
 	total        *prometheus.CounterVec
 	deduplicated prometheus.Counter
 	suppressed   prometheus.Counter
+	excepted     prometheus.Counter
 	rejected     prometheus.Counter
 }
 
@@ -89,13 +93,17 @@ func NewStage(b bus.Bus, st store.Alerts, opts Options) (*Stage, error) {
 			Name: "vigil_alerts_suppressed_total",
 			Help: "Alerts dropped by a suppression rule.",
 		}),
+		excepted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_alerts_excepted_total",
+			Help: "Alerts not raised because an exception covers them (each exception counts its own).",
+		}),
 		rejected: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vigil_alerts_rejected_total",
 			Help: "Alerts dropped because they were malformed.",
 		}),
 	}
 	if r := opts.Registerer; r != nil {
-		for _, m := range []prometheus.Collector{s.total, s.deduplicated, s.suppressed, s.rejected} {
+		for _, m := range []prometheus.Collector{s.total, s.deduplicated, s.suppressed, s.excepted, s.rejected} {
 			if err := r.Register(m); err != nil {
 				return nil, fmt.Errorf("cannot register alert metrics: %w", err)
 			}
@@ -135,6 +143,12 @@ func (s *Stage) handle(ctx context.Context, a vigil.Alert) error {
 	if rule, ok := s.opts.Suppressor.Suppressed(&a); ok {
 		s.suppressed.Inc()
 		s.log.Debug("alert suppressed", "alert", a.ID, "rule", a.RuleID, "device", a.DeviceID, "reason", rule.Reason)
+		return nil
+	}
+	if _, ok, err := s.opts.Exceptions.Match(ctx, &a); err != nil {
+		return err
+	} else if ok {
+		s.excepted.Inc()
 		return nil
 	}
 	r, err := s.dedup.Merge(ctx, a)

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/alert"
 	"github.com/vigil-iot/vigil/detect/baseline"
 	"github.com/vigil-iot/vigil/web/api"
 )
@@ -45,6 +46,9 @@ func (c *Client) ResetBaseline(ctx context.Context, name string, kind baseline.K
 type Resolution struct {
 	api.Incident
 	Baseline *baseline.FalsePositive `json:"baseline,omitempty"`
+	// Exceptions, for a false positive, are the exceptions proposed for
+	// its alerts (alert.SuggestExceptions).
+	Exceptions []alert.Suggestion `json:"exception_suggestions,omitempty"`
 }
 
 // ResolveIncidentWith closes an incident like ResolveIncident; with learn

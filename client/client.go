@@ -337,7 +337,8 @@ func (c *Client) GetDeviceHistory(ctx context.Context, id string, since, until t
 	return d, err
 }
 
-// ListAlerts returns one page of alerts matching f, newest first.
+// ListAlerts returns one page of alerts matching f, newest first or by
+// priority (f.Sort).
 func (c *Client) ListAlerts(ctx context.Context, f store.AlertFilter) ([]vigil.Alert, string, error) {
 	q := url.Values{}
 	setStr(q, "device", f.DeviceID)
@@ -348,6 +349,7 @@ func (c *Client) ListAlerts(ctx context.Context, f store.AlertFilter) ([]vigil.A
 	}
 	setTime(q, "since", f.Since)
 	setTime(q, "until", f.Until)
+	setStr(q, "sort", f.Sort)
 	pageQuery(q, f.Page)
 	return list[vigil.Alert](ctx, c, api.Prefix+"/alerts", q)
 }
@@ -359,12 +361,14 @@ func (c *Client) GetAlert(ctx context.Context, id string) (vigil.Alert, error) {
 	return a, err
 }
 
-// ListIncidents returns one page of incidents matching f, newest first.
+// ListIncidents returns one page of incidents matching f, newest first or
+// by priority (f.Sort; the server's default for open incidents).
 func (c *Client) ListIncidents(ctx context.Context, f store.IncidentFilter) ([]api.Incident, string, error) {
 	q := url.Values{}
 	setStr(q, "status", string(f.Status))
 	setStr(q, "device", f.DeviceID)
 	setTime(q, "updated_since", f.UpdatedSince)
+	setStr(q, "sort", f.Sort)
 	pageQuery(q, f.Page)
 	return list[api.Incident](ctx, c, api.Prefix+"/incidents", q)
 }

@@ -46,6 +46,10 @@ type Options struct {
 	// addresses, they are in the traffic of every device and never join
 	// alerts into one incident.
 	OwnAddrs []netip.Prefix
+	// Priority, when set, gives every alert assigned and every incident
+	// stored its priority (vigil.Priority), computed again whenever the
+	// incident changes; nil leaves priorities unset.
+	Priority *Prioritizer
 }
 
 // Correlator assigns alerts to incidents and keeps incidents' timestamps.
@@ -56,6 +60,7 @@ type Correlator struct {
 	clock  vigil.Clock
 	log    *slog.Logger
 	own    []netip.Prefix
+	prio   *Prioritizer
 
 	mu sync.Mutex
 	// live holds the incidents that may still be joined, by id. The
@@ -81,6 +86,7 @@ func NewCorrelator(ctx context.Context, st store.Incidents, opts Options) (*Corr
 		clock:    opts.Clock,
 		log:      opts.Logger,
 		own:      opts.OwnAddrs,
+		prio:     opts.Priority,
 		live:     map[string]*vigil.Incident{},
 		byDevice: map[string]map[string]struct{}{},
 		byEntity: map[string]map[string]struct{}{},
@@ -188,6 +194,13 @@ func (c *Correlator) Assign(ctx context.Context, a *vigil.Alert) error {
 		inc = &vigil.Incident{ID: vigil.NewID(), Status: vigil.IncidentOpen}
 	}
 	n := c.merge(*inc, a, t)
+	if c.prio != nil {
+		ap := c.prio.Alert(ctx, a, &n)
+		a.Priority = &ap
+		_, why := AlertConfidence(a)
+		ip := c.prio.Incident(ctx, &n, ap.Confidence, why)
+		n.Priority = &ip
+	}
 	if err := c.st.PutIncident(ctx, n); err != nil {
 		return fmt.Errorf("cannot store incident %s for alert %s: %w", n.ID, a.ID, err)
 	}
@@ -233,6 +246,7 @@ func (c *Correlator) Contain(ctx context.Context, id string, at time.Time) error
 	if at.After(n.Updated) {
 		n.Updated = at
 	}
+	c.reprioritize(ctx, &n)
 	if err := c.st.PutIncident(ctx, n); err != nil {
 		return fmt.Errorf("cannot store incident %s: %w", id, err)
 	}
@@ -274,6 +288,7 @@ func (c *Correlator) Resolve(ctx context.Context, id string, status vigil.Incide
 	if at.After(n.Updated) {
 		n.Updated = at
 	}
+	c.reprioritize(ctx, &n)
 	if err := c.st.PutIncident(ctx, n); err != nil {
 		return fmt.Errorf("cannot store incident %s: %w", id, err)
 	}
@@ -281,6 +296,16 @@ func (c *Correlator) Resolve(ctx context.Context, id string, status vigil.Incide
 	c.closed.WithLabelValues(string(status)).Inc()
 	c.log.Info("incident closed", "incident", id, "status", status, "at", at)
 	return nil
+}
+
+// reprioritize computes n's priority again (its devices' criticality and
+// exposure may have changed), keeping the confidence of its alerts.
+func (c *Correlator) reprioritize(ctx context.Context, n *vigil.Incident) {
+	if c.prio == nil {
+		return
+	}
+	p := c.prio.Incident(ctx, n, 0, "")
+	n.Priority = &p
 }
 
 // get returns the incident from the index or the store. Callers hold c.mu.

@@ -29,6 +29,7 @@ type Store interface {
 	Actions
 	Audit
 	Baselines
+	Exceptions
 	Close() error
 }
 
@@ -119,7 +120,8 @@ type Alerts interface {
 	// FindAlertByDedupKey returns the newest alert with that dedup key
 	// created at or after since. ENOTFOUND when there is none.
 	FindAlertByDedupKey(ctx context.Context, key string, since time.Time) (vigil.Alert, error)
-	// ListAlerts returns alerts matching f, newest first, and the next cursor.
+	// ListAlerts returns alerts matching f in f.Sort order (newest
+	// first by default), and the next cursor. EINVALID for another sort.
 	ListAlerts(ctx context.Context, f AlertFilter) ([]vigil.Alert, string, error)
 }
 
@@ -131,6 +133,9 @@ type AlertFilter struct {
 	MinSeverity vigil.Severity
 	Since       time.Time
 	Until       time.Time
+	// Sort is SortTime (newest first, the default) or SortPriority
+	// (highest vigil.Priority score first, then newest).
+	Sort string
 	Page
 }
 
@@ -140,7 +145,9 @@ type Incidents interface {
 	PutIncident(ctx context.Context, i vigil.Incident) error
 	// GetIncident returns one incident. ENOTFOUND when it does not exist.
 	GetIncident(ctx context.Context, id string) (vigil.Incident, error)
-	// ListIncidents returns incidents matching f, newest first (by Detected), and the next cursor.
+	// ListIncidents returns incidents matching f in f.Sort order (newest
+	// first by Detected by default), and the next cursor. EINVALID for
+	// another sort.
 	ListIncidents(ctx context.Context, f IncidentFilter) ([]vigil.Incident, string, error)
 }
 
@@ -150,6 +157,9 @@ type IncidentFilter struct {
 	DeviceID string
 	// UpdatedSince keeps incidents updated at or after this time.
 	UpdatedSince time.Time
+	// Sort is SortTime (newest first by Detected, the default) or
+	// SortPriority (highest vigil.Priority score first, then newest).
+	Sort string
 	Page
 }
 
@@ -220,4 +230,54 @@ func CheckBaseline(b Baseline) error {
 		return vigil.Errorf(vigil.EINVALID, "baseline state of partition %d: %d bytes, want 1 to %d", b.Partition, len(b.State), MaxBaselineState)
 	}
 	return nil
+}
+
+// Exceptions stores alert exceptions (vigil.Exception): few, read whole
+// by the alert stage and changed by people through the API.
+type Exceptions interface {
+	// PutException creates or replaces an exception. One that fails
+	// vigil.Exception.Check is EINVALID. Replacing keeps what was given,
+	// counters included.
+	PutException(ctx context.Context, e vigil.Exception) error
+	// GetException returns one exception. ENOTFOUND when it does not exist.
+	GetException(ctx context.Context, id string) (vigil.Exception, error)
+	// ListExceptions returns every exception, expired ones too, by
+	// Created then id.
+	ListExceptions(ctx context.Context) ([]vigil.Exception, error)
+	// DeleteException removes an exception. ENOTFOUND when it does not
+	// exist.
+	DeleteException(ctx context.Context, id string) error
+	// RecordSuppressed adds n to the exception's Suppressed counter
+	// atomically, and sets LastSuppressed to at and LastAlert to what
+	// when at is not before the LastSuppressed stored. ENOTFOUND when it
+	// does not exist (it was deleted meanwhile).
+	RecordSuppressed(ctx context.Context, id string, n int64, at time.Time, what string) error
+}
+
+// Sort orders of AlertFilter and IncidentFilter.
+const (
+	SortTime     = "time"
+	SortPriority = "priority"
+)
+
+// CheckSort checks a Sort member: "", SortTime or SortPriority.
+func CheckSort(sort string) error {
+	switch sort {
+	case "", SortTime, SortPriority:
+		return nil
+	}
+	return vigil.Errorf(vigil.EINVALID, "sort %q: want %s or %s", sort, SortTime, SortPriority)
+}
+
+// PriorityRank is the key of priority order that both stores keep in a
+// column: the priority's score (0 without one) above the time in
+// seconds, so that one descending order gives the highest score first,
+// then the newest.
+func PriorityRank(p *vigil.Priority, t time.Time) int64 {
+	score := int64(0)
+	if p != nil {
+		score = int64(max(0, min(p.Score, 100)))
+	}
+	sec := max(0, min(t.Unix(), 1<<40-1))
+	return score<<40 | sec
 }

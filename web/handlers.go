@@ -76,7 +76,7 @@ func (s *Server) getDevice(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) error {
-	q := newQuery(r.URL, s.clock.Now(), "device", "rule", "incident", "min_severity", "since", "until", "limit", "cursor")
+	q := newQuery(r.URL, s.clock.Now(), "device", "rule", "incident", "min_severity", "since", "until", "sort", "limit", "cursor")
 	f := store.AlertFilter{
 		DeviceID:    q.str("device"),
 		RuleID:      q.str("rule"),
@@ -84,8 +84,10 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) error {
 		MinSeverity: q.severity("min_severity"),
 		Since:       q.time("since"),
 		Until:       q.time("until"),
+		Sort:        q.str("sort"),
 		Page:        q.page(),
 	}
+	q.sort(f.Sort)
 	q.timeRange(f.Since, f.Until)
 	if q.err != nil {
 		return q.err
@@ -107,12 +109,18 @@ func (s *Server) getAlert(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listIncidents(w http.ResponseWriter, r *http.Request) error {
-	q := newQuery(r.URL, s.clock.Now(), "status", "device", "updated_since", "limit", "cursor")
+	q := newQuery(r.URL, s.clock.Now(), "status", "device", "updated_since", "sort", "limit", "cursor")
 	f := store.IncidentFilter{
 		Status:       vigil.IncidentStatus(q.str("status")),
 		DeviceID:     q.str("device"),
 		UpdatedSince: q.time("updated_since"),
+		Sort:         q.str("sort"),
 		Page:         q.page(),
+	}
+	q.sort(f.Sort)
+	// The queue of open incidents is by priority unless asked otherwise.
+	if f.Sort == "" && f.Status == vigil.IncidentOpen {
+		f.Sort = store.SortPriority
 	}
 	switch f.Status {
 	case "", vigil.IncidentOpen, vigil.IncidentContained, vigil.IncidentResolved, vigil.IncidentFalsePositive:

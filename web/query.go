@@ -135,3 +135,10 @@ func (q *query) timeRange(since, until time.Time) {
 		q.fail(vigil.Errorf(vigil.EINVALID, "since (%s) must be before until (%s)", since.Format(time.RFC3339Nano), until.Format(time.RFC3339Nano)))
 	}
 }
+
+// sort checks a sort parameter (store.CheckSort).
+func (q *query) sort(v string) {
+	if err := store.CheckSort(v); err != nil {
+		q.fail(err)
+	}
+}

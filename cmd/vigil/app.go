@@ -69,6 +69,7 @@ type app struct {
 	enroll      *enroll.Handler
 	rules       *reload.Manager
 	alerts      *alert.Stage
+	exceptions  *alert.Excepter // ctlexceptions.go
 	incident    *incident.Correlator
 	respond     *responder
 	auditKey    []byte       // seals the audit trail (pki/audit.key)
@@ -175,7 +176,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err err
 		return nil, err
 	}
 	if a.incident, err = incident.NewCorrelator(ctx, a.store, incident.Options{Window: time.Duration(cfg.IncidentWindow), Logger: log, Registerer: a.registry,
-		OwnAddrs: append(own, interfaceAddrs()...)}); err != nil {
+		OwnAddrs: append(own, interfaceAddrs()...), Priority: a.prioritizer()}); err != nil {
 		return nil, err
 	}
 	if err := a.openRespond(ctx); err != nil {
@@ -184,6 +185,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err err
 	if a.alerts, err = alert.NewStage(a.bus, a.store, alert.Options{
 		Dedup:      alert.DedupOptions{Window: time.Duration(cfg.DedupWindow), Incidents: a.store},
 		Assigner:   a.incident,
+		Exceptions: a.excepter(),
 		OnStored:   a.respondAlert,
 		Logger:     log,
 		Registerer: a.registry,
@@ -317,7 +319,7 @@ func (a *app) start(ctx context.Context) error {
 		BulkEvents:  ingest.Bulk(),
 		Rules:       a.rules,
 		Intel:       &web.Intel{Catalog: a.intel, Vuln: a.vuln, UploadDir: filepath.Join(a.cfg.DataDir, "intel", "uploads")},
-		Extra:       append(append(a.enroll.AdminRoutes(), a.respondRoutes()...), a.baselineRoutes()...),
+		Extra:       append(append(append(a.enroll.AdminRoutes(), a.respondRoutes()...), a.baselineRoutes()...), a.exceptionRoutes()...),
 		Gatherer:    a.registry,
 		Ready:       a.ready,
 		Registerer:  a.registry,

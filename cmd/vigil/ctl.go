@@ -38,6 +38,7 @@ Output is a table, or JSON with -o json.`,
 	o.addFlags(cmd)
 	cmd.AddCommand(ctlDevicesCmd(o), ctlAlertsCmd(o), ctlIncidentsCmd(o), ctlEventsCmd(o), ctlTokenCmd(o), ctlEnrollTokenCmd(o), findingsCmd(o, "findings"))
 	cmd.AddCommand(ctlActionsCmd(o))
+	cmd.AddCommand(ctlExceptionsCmd(o))
 	return cmd
 }
 
@@ -193,13 +194,13 @@ func ctlAlertsCmd(o *ctlOptions) *cobra.Command {
 			defer o.printMore(cmd, next)
 			// The rule by its title; its id is in `ctl alerts ID` and -o json.
 			return o.print(cmd.OutOrStdout(), as, func(tw *tabwriter.Writer) {
-				fmt.Fprintln(tw, "ID\tSEVERITY\tDEVICE\tRULE\tATT&CK\tCOUNT\tINCIDENT\tCREATED")
+				fmt.Fprintln(tw, "ID\tPRIORITY\tSEVERITY\tDEVICE\tRULE\tATT&CK\tCOUNT\tINCIDENT\tCREATED")
 				for _, a := range as {
 					rule := a.Title
 					if rule == "" {
 						rule = a.RuleID
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.ID, a.Severity, dash(a.DeviceID), rule,
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.ID, priorityCell(a.Priority), a.Severity, dash(a.DeviceID), rule,
 						joinOr(a.Techniques, "-"), a.Count, dash(a.IncidentID), ago(a.Created))
 				}
 			})
@@ -210,6 +211,7 @@ func ctlAlertsCmd(o *ctlOptions) *cobra.Command {
 	f.StringVar(&q.RuleID, "rule", "", "only this rule")
 	f.StringVar(&q.IncidentID, "incident", "", "only this incident")
 	f.StringVar(&sev, "min-severity", "", "informational, low, medium, high or critical")
+	f.StringVar(&q.Sort, "sort", "", "time (newest first, the default) or priority (highest first)")
 	addCursorFlag(cmd, &q.Cursor)
 	cmd.AddCommand(ctlAlertNormalCmd(o))
 	return cmd
@@ -244,7 +246,8 @@ func ctlIncidentsCmd(o *ctlOptions) *cobra.Command {
 					return err
 				}
 				return o.print(cmd.OutOrStdout(), i, func(tw *tabwriter.Writer) {
-					printDetail(tw, nil, i, "alert_ids")
+					printDetail(tw, nil, i, "alert_ids", "priority")
+					printPriority(tw, i.Priority)
 					for _, a := range as {
 						fmt.Fprintf(tw, "alert\t%s  %s  %s\n", a.ID, a.Severity, ruleName(a.Title, a.RuleID))
 					}
@@ -261,9 +264,9 @@ func ctlIncidentsCmd(o *ctlOptions) *cobra.Command {
 			}
 			defer o.printMore(cmd, next)
 			return o.print(cmd.OutOrStdout(), is, func(tw *tabwriter.Writer) {
-				fmt.Fprintln(tw, "ID\tSTATUS\tSEVERITY\tTITLE\tDEVICES\tALERTS\tATT&CK\tTIME TO DETECT\tDETECTED")
+				fmt.Fprintln(tw, "ID\tPRIORITY\tSTATUS\tSEVERITY\tTITLE\tDEVICES\tALERTS\tATT&CK\tTIME TO DETECT\tDETECTED")
 				for _, i := range is {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", i.ID, i.Status, i.Severity, i.Title,
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", i.ID, priorityCell(i.Priority), i.Status, i.Severity, i.Title,
 						strings.Join(i.DeviceIDs, ","), len(i.AlertIDs), joinOr(i.Techniques, "-"),
 						i.TimeToDetect, ago(i.Detected))
 				}
@@ -272,6 +275,7 @@ func ctlIncidentsCmd(o *ctlOptions) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&status, "status", "", "open, contained, resolved or false_positive")
 	cmd.Flags().StringVar(&q.DeviceID, "device", "", "only incidents on this device")
+	cmd.Flags().StringVar(&q.Sort, "sort", "", "time (newest first) or priority (highest first; the default with --status open)")
 	addCursorFlag(cmd, &q.Cursor)
 	var (
 		resolution string
@@ -293,6 +297,7 @@ func ctlIncidentsCmd(o *ctlOptions) *cobra.Command {
 			return o.print(cmd.OutOrStdout(), inc, func(tw *tabwriter.Writer) {
 				fmt.Fprintf(tw, "%s\t%s\n", inc.ID, inc.Status)
 				printFalsePositive(tw, inc.Baseline)
+				printSuggestions(tw, inc.Exceptions)
 			})
 		},
 	}

@@ -157,9 +157,10 @@ func ruleName(title, id string) string {
 // baseline.* fields that explain them, as "why.<what><TAB>value" lines.
 // Every value from an event goes through printable.
 func printAlertDetail(w io.Writer, a vigil.Alert) error {
-	if err := printDetail(w, [][2]string{{"rule", ruleName(a.Title, a.RuleID)}}, a, "title", "rule_id", "explanation"); err != nil {
+	if err := printDetail(w, [][2]string{{"rule", ruleName(a.Title, a.RuleID)}}, a, "title", "rule_id", "explanation", "priority"); err != nil {
 		return err
 	}
+	printPriority(w, a.Priority)
 	line := func(name, value string) {
 		if value != "" {
 			fmt.Fprintf(w, "why.%s\t%s\n", name, value)

@@ -405,6 +405,9 @@ func (a *app) resolveIncident(w http.ResponseWriter, r *http.Request) {
 	if req.Status == vigil.IncidentFalsePositive && a.baseline != nil {
 		answer.Baseline = a.baseline.falsePositive(ctx, inc, req.Learn, actor, a.respond.audit)
 	}
+	if req.Status == vigil.IncidentFalsePositive {
+		answer.Exceptions = a.suggestExceptions(ctx, inc)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(answer)
 }

@@ -197,8 +197,8 @@ func eventAlert(r *Rule, ev *vigil.Event, now time.Time) vigil.Alert {
 		a.EventIDs = []string{ev.ID}
 	}
 	a.DedupKey = "sigma|" + a.RuleID + "|" + a.DeviceID
-	// once_per: one alert per device and key until it is cleared; the
-	// key's values are shown with the alert.
+	// once_per: one alert per device and key (until it is cleared, unless
+	// refire says window); the key's values are shown with the alert.
 	for _, f := range r.OncePer {
 		v, _ := ev.FieldString(f)
 		a.Fields[f] = v
@@ -209,8 +209,8 @@ func eventAlert(r *Rule, ev *vigil.Event, now time.Time) vigil.Alert {
 			v = "sha256:" + hex.EncodeToString(sum[:])
 		}
 		a.DedupKey += "|" + f + "=" + v
-		a.UntilCleared = true
 	}
+	a.UntilCleared = r.untilCleared()
 	return a
 }
 
@@ -234,6 +234,7 @@ func corrAlert(f corrFire, now time.Time) vigil.Alert {
 		a.Severity = vigil.SeverityMedium
 	}
 	a.DedupKey = "sigma|" + a.RuleID + "|" + f.group
+	a.UntilCleared = r.untilCleared()
 	// The events counted, as far as the window kept their ids.
 	a.EventIDs = f.ids
 	a.Explanation = explainCorr(f)

@@ -345,9 +345,13 @@ func TestMatchWriterAgreesWithEncodingJSON(t *testing.T) {
 		mw := newMatchWriter(rs, now)
 		var got []byte
 		n, err := m.MatchLine([]byte(line), func(r *Rule) {
-			got = mw.append(got, m, r, 3)
+			why := m.explainLine(r)
+			var err error
+			if got, err = mw.append(got, m, r, 3, why); err != nil {
+				t.Fatal(err)
+			}
 			a := m.alertFor(r, now)
-			a.ID = ""
+			a.ID, a.Explanation = "", why
 			want, _ := json.Marshal(streamAlert{Alert: a, Line: 3, Level: r.Level})
 			var x, y map[string]any
 			if err := json.Unmarshal(got, &x); err != nil {
@@ -390,6 +394,23 @@ func TestOncePer(t *testing.T) {
 	}
 	if k := got[2].DedupKey; len(k) > 200 || !strings.Contains(k, "process.executable=sha256:") {
 		t.Errorf("a long value went into the key as it is: %q", k)
+	}
+	// refire overrides: once per key within the window only; until
+	// cleared without once_per.
+	for _, c := range []struct {
+		extra string
+		until bool
+	}{{"once_per: [user.name]\nrefire: window\n", false}, {"refire: until_cleared\n", true}, {"refire: window\n", false}, {"", false}} {
+		d := NewDetector(mustLoad(t, strings.Replace(procRule, "level: high\n", "level: high\n"+c.extra, 1)), DetectorOptions{})
+		var a vigil.Alert
+		d.Detect(context.Background(), 0, procEvent("/usr/bin/wget", "wget -O /tmp/x"), func(x vigil.Alert) { a = x })
+		if a.UntilCleared != c.until {
+			t.Errorf("%q: until_cleared %v, want %v", c.extra, a.UntilCleared, c.until)
+		}
+	}
+	if _, errs := LoadBytes("bad.yml", []byte(strings.Replace(procRule, "level: high\n", "level: high\nrefire: forever\n", 1)), nil); len(errs) == 0 ||
+		!strings.Contains(errs[0].Error(), "refire must be window or until_cleared") {
+		t.Errorf("refire: forever: errors %v", errs)
 	}
 	for _, bad := range []string{"once_per: process.executable\n", "once_per:\n    - a\n    - [b]\n", "once_per:\n    - ''\n"} {
 		_, errs := LoadBytes("bad.yml", []byte(strings.Replace(procRule, "level: high\n", "level: high\n"+bad, 1)), nil)

@@ -1,6 +1,9 @@
 package sigma
 
 import (
+	"encoding/json"
+	"fmt"
+	"slices"
 	"strconv"
 	"time"
 	"unsafe"
@@ -91,7 +94,9 @@ func newMatchWriter(rs *RuleSet, now time.Time) *matchWriter {
 	return &matchWriter{created: appendTime(nil, now), ruleJSON: make([][]byte, len(rs.Rules))}
 }
 
-func (w *matchWriter) append(b []byte, m *Matcher, r *Rule, line int) []byte {
+// append appends the alert of rule r on the matcher's current event, at
+// input line line; x, when set, is written as its explanation.
+func (w *matchWriter) append(b []byte, m *Matcher, r *Rule, line int, x *vigil.Explanation) ([]byte, error) {
 	rj := w.ruleJSON[r.index]
 	if rj == nil {
 		a := ruleAlert(r)
@@ -147,5 +152,97 @@ func (w *matchWriter) append(b []byte, m *Matcher, r *Rule, line int) []byte {
 		b = append(b, `,"level":`...)
 		b = vigil.AppendJSONString(b, r.Level)
 	}
-	return append(b, "}\n"...)
+	if x != nil {
+		b = append(b, `,"explanation":`...)
+		if x.Group != nil || x.Window != "" || x.Threshold != nil || x.Indicator != nil {
+			j, err := json.Marshal(x)
+			if err != nil {
+				return b, fmt.Errorf("cannot encode the explanation of rule %s: %w", r.ID, err)
+			}
+			b = append(b, j...)
+		} else {
+			b = appendExplanation(b, x)
+		}
+	}
+	return append(b, "}\n"...), nil
+}
+
+// appendExplanation appends the explanation of a detection rule's match
+// (rule, matches, evidence) as encoding/json would, without reflection:
+// the offline stream writes one per alert.
+func appendExplanation(b []byte, x *vigil.Explanation) []byte {
+	b = append(b, '{')
+	sep := func() {
+		if b[len(b)-1] != '{' && b[len(b)-1] != '[' {
+			b = append(b, ',')
+		}
+	}
+	str := func(name, v string, omitEmpty bool) {
+		if omitEmpty && v == "" {
+			return
+		}
+		sep()
+		b = vigil.AppendJSONString(b, name)
+		b = append(b, ':')
+		b = vigil.AppendJSONString(b, v)
+	}
+	if r := x.Rule; r != nil {
+		b = append(b, `"rule":{`...)
+		str("id", r.ID, true)
+		str("title", r.Title, true)
+		str("description", r.Description, true)
+		str("level", r.Level, true)
+		str("condition", r.Condition, true)
+		b = append(b, '}')
+	}
+	if len(x.Matches) > 0 {
+		sep()
+		b = append(b, `"matches":[`...)
+		for i, m := range x.Matches {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '{')
+			str("selection", m.Selection, false)
+			str("field", m.Field, true)
+			str("value", m.Value, false)
+			str("pattern", m.Pattern, true)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	if len(x.Evidence) > 0 {
+		sep()
+		b = append(b, `"evidence":[`...)
+		for i, e := range x.Evidence {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '{')
+			str("event_id", e.EventID, true)
+			if !e.Time.IsZero() {
+				sep()
+				b = append(b, `"time":`...)
+				b = appendTime(b, e.Time)
+			}
+			str("device_id", e.DeviceID, true)
+			str("kind", e.Kind, true)
+			if len(e.Fields) > 0 {
+				sep()
+				b = append(b, `"fields":{`...)
+				keys := make([]string, 0, len(e.Fields))
+				for k := range e.Fields {
+					keys = append(keys, k)
+				}
+				slices.Sort(keys)
+				for _, k := range keys {
+					str(k, e.Fields[k], false)
+				}
+				b = append(b, '}')
+			}
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
 }

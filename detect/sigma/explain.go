@@ -1,9 +1,11 @@
 package sigma
 
 import (
+	"encoding/json"
 	"slices"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/vigil-iot/vigil"
 )
@@ -275,4 +277,152 @@ func explainCorr(f corrFire) *vigil.Explanation {
 		x.Threshold.Threshold = strconv.FormatFloat(c.Conds[0].Value, 'g', -1, 64)
 	}
 	return x
+}
+
+// explainLine is the explanation of detection rule r on the NDJSON event
+// the matcher holds (inside MatchLine's hit): the rule, the values that
+// matched, and an excerpt of the line (lineEvent).
+func (m *Matcher) explainLine(r *Rule) *vigil.Explanation {
+	matches, fields := m.rs.explainMatches(r, m.ctx)
+	// The line may name a field as the rule does or as the mapping does:
+	// the excerpt looks for both.
+	for _, mt := range matches {
+		if mt.Field != "" && !slices.Contains(fields, mt.Field) {
+			fields = append(fields, mt.Field)
+		}
+	}
+	names := append(fields, r.Fields...)
+	x := &vigil.Explanation{Rule: explainRule(r), Matches: matches}
+	x.AddEvidence(vigil.ExcerptOf(m.lineEvent(names...), names...))
+	return x
+}
+
+// lineEvent returns the NDJSON event the matcher holds as a vigil.Event
+// for an excerpt of the fields named (and vigil.ExcerptFields): its id,
+// time, device and kind from the matcher's slots, its action, category
+// and outcome, and the values of those fields found in the line, under a
+// top-level key, in nested objects (a.b.c), or in a vigil.Event's
+// "fields" object. Only alerts pay for it: the line is walked again and
+// only the values wanted are decoded.
+func (m *Matcher) lineEvent(names ...string) *vigil.Event {
+	ev := &vigil.Event{ID: strings.Clone(m.str(slotEventID)), DeviceID: strings.Clone(m.str(slotDevice)), Kind: strings.Clone(m.str(slotKind))}
+	ev.Time, _ = m.times.eventTime(m.str(slotTime))
+	want := append(slices.Clone(names), vigil.ExcerptFields()...)
+	ev.Fields = map[string]any{}
+	var walk func(b []byte, prefix string, depth int)
+	walk = func(b []byte, prefix string, depth int) {
+		_ = objectMembers(b, func(key string, val []byte) {
+			name := key
+			if prefix != "" {
+				name = prefix + "." + key
+			}
+			switch {
+			case val[0] == '{':
+				if depth < 8 && prefix == "" && key == "fields" {
+					walk(val, "", depth+1) // a vigil.Event's extras
+				} else if depth < 8 && slices.ContainsFunc(want, func(w string) bool { return strings.HasPrefix(w, name+".") }) {
+					walk(val, name, depth+1)
+				}
+				return
+			case depth == 0 && val[0] == '"' && (key == "action" || key == "category" || key == "outcome"):
+				var s string
+				_ = json.Unmarshal(val, &s)
+				switch key {
+				case "action":
+					ev.Action = s
+				case "category":
+					ev.Category = s
+				default:
+					ev.Outcome = s
+				}
+			}
+			if !slices.Contains(want, name) {
+				return
+			}
+			if _, dup := ev.Fields[name]; dup {
+				return
+			}
+			var v any
+			if json.Unmarshal(val, &v) == nil && v != nil {
+				ev.Fields[strings.Clone(name)] = v
+			}
+		})
+	}
+	walk(m.js.line, "", 0)
+	return ev
+}
+
+// objectMembers calls fn with the key and the raw value of each member of
+// the JSON object b starts with (after white space). The key may point
+// into b. It stops at the first malformed byte and reports it.
+func objectMembers(b []byte, fn func(key string, val []byte)) error {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return errJSON
+	}
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return nil
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return errJSON
+		}
+		start, end, esc, next, err := scanString(b, i)
+		if err != nil {
+			return err
+		}
+		var key string
+		if esc {
+			if json.Unmarshal(b[start-1:end+1], &key) != nil {
+				return errJSON
+			}
+		} else {
+			key = unsafe.String(unsafe.SliceData(b[start:end]), end-start)
+		}
+		i = skipWS(b, next)
+		if i >= len(b) || b[i] != ':' {
+			return errJSON
+		}
+		i = skipWS(b, i+1)
+		j, err := skipAny(b, i)
+		if err != nil {
+			return err
+		}
+		fn(key, b[i:j])
+		var done bool
+		if i, done, err = nextElem(b, j, '}'); err != nil || done {
+			return err
+		}
+	}
+}
+
+// skipAny returns the index after the JSON value at b[i], objects and
+// arrays included (balanced, strings respected; their contents are not
+// checked further).
+func skipAny(b []byte, i int) (int, error) {
+	if i >= len(b) {
+		return 0, errJSON
+	}
+	if b[i] != '{' && b[i] != '[' {
+		return skipValue(b, i)
+	}
+	depth := 0
+	for j := i; j < len(b); j++ {
+		switch b[j] {
+		case '"':
+			_, _, _, n, err := scanString(b, j)
+			if err != nil {
+				return 0, err
+			}
+			j = n - 1
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth--; depth == 0 {
+				return j + 1, nil
+			}
+		}
+	}
+	return 0, errJSON
 }

@@ -64,6 +64,12 @@ type Rule struct {
 	// rule fires once per device and value of these fields until its
 	// alert is cleared (vigil.Alert.UntilCleared).
 	OncePer []string
+	// Refire (Vigil's custom attribute refire) says when the rule raises
+	// a new alert for a repeat: RefireWindow (repeats merge within the
+	// alert stage's dedup window) or RefireUntilCleared (repeats merge
+	// until the alert's incident is resolved or a false positive). Empty:
+	// RefireUntilCleared with once_per, else RefireWindow.
+	Refire string
 	// Unvalued names the expand placeholders the rule uses that the
 	// config declares without values (they match no value).
 	Unvalued []string
@@ -201,6 +207,12 @@ func parseHeader(r *Rule, doc *yaml.Node) error {
 		r.OncePer = stringList(n)
 		if n.Kind != yaml.SequenceNode || len(r.OncePer) != len(n.Content) || slices.Contains(r.OncePer, "") {
 			return errAt(n, "once_per must be a list of field names")
+		}
+	}
+	if n := mapGet(doc, "refire"); n != nil {
+		r.Refire = n.Value
+		if n.Kind != yaml.ScalarNode || r.Refire != RefireWindow && r.Refire != RefireUntilCleared {
+			return errAt(n, "refire must be %s or %s", RefireWindow, RefireUntilCleared)
 		}
 	}
 	if r.Title == "" {
@@ -604,4 +616,16 @@ func (cp *compiler) compileField(r *Rule, field string, modList []string, vals [
 		sort.SliceStable(fn.preds, func(i, j int) bool { return fn.preds[i].op < fn.preds[j].op })
 	}
 	return fn, nil
+}
+
+// Values of Rule.Refire.
+const (
+	RefireWindow       = "window"
+	RefireUntilCleared = "until_cleared"
+)
+
+// untilCleared reports whether the rule's alerts take their repeats until
+// cleared (vigil.Alert.UntilCleared).
+func (r *Rule) untilCleared() bool {
+	return r.Refire == RefireUntilCleared || r.Refire == "" && len(r.OncePer) > 0
 }

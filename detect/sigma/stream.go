@@ -118,8 +118,22 @@ type streamAlert struct {
 // run's statistics. Lines that are not JSON objects are counted and
 // skipped. Correlation rules run too (partition 0, event time from the
 // @timestamp/time field); rules that only feed a correlation (generate:
-// false) do not alert on their own. Matches counts alerts written.
+// false) do not alert on their own. Matches counts alerts written. Each
+// alert carries its explanation, as the online detector gives it: the
+// rule, the values that matched and an excerpt of the event (line).
 func DetectStream(r io.Reader, w io.Writer, rs *RuleSet) (Stats, error) {
+	return DetectStreamWith(r, w, rs, StreamOptions{})
+}
+
+// StreamOptions tune DetectStreamWith.
+type StreamOptions struct {
+	// NoExplain leaves explanations out of the alerts of detection
+	// rules (correlations keep theirs): for the fastest run.
+	NoExplain bool
+}
+
+// DetectStreamWith is DetectStream with options.
+func DetectStreamWith(r io.Reader, w io.Writer, rs *RuleSet, opts StreamOptions) (Stats, error) {
 	m := rs.NewMatcher()
 	bw := bufio.NewWriterSize(w, 1<<16)
 	enc := json.NewEncoder(bw)
@@ -149,8 +163,14 @@ func DetectStream(r io.Reader, w io.Writer, rs *RuleSet) (Stats, error) {
 		}
 		if !rule.silent && werr == nil {
 			written++
-			out = mw.append(out[:0], m, rule, lineNo)
-			_, werr = bw.Write(out)
+			var x *vigil.Explanation
+			if !opts.NoExplain {
+				x = m.explainLine(rule)
+			}
+			out, werr = mw.append(out[:0], m, rule, lineNo, x)
+			if werr == nil {
+				_, werr = bw.Write(out)
+			}
 		}
 		if len(rule.feeds) > 0 {
 			et, _ := m.times.eventTime(m.str(slotTime))
@@ -161,6 +181,8 @@ func DetectStream(r io.Reader, w io.Writer, rs *RuleSet) (Stats, error) {
 				if id := m.str(slotEventID); id != "" {
 					a.EventIDs = []string{strings.Clone(id)}
 				}
+				// An excerpt of the event that made it fire, as online.
+				a.Explanation.AddEvidence(vigil.ExcerptOf(m.lineEvent(rule.Fields...), rule.Fields...))
 				write(a, f.rule.Level)
 			}, 0)
 		}

@@ -358,6 +358,7 @@ func (d *Detector) alert(r *Rule, g *group, entries []entry) vigil.Alert {
 		Fields:         map[string]any{"rule_type": r.Type},
 	}
 	a.DedupKey = Name + ":" + r.ID + ":" + g.device
+	a.UntilCleared = r.Refire == RefireUntilCleared
 	for i, f := range r.GroupBy {
 		a.DedupKey += ":" + g.values[i]
 		if g.values[i] != "" {

@@ -69,6 +69,12 @@ type Rule struct {
 	Count  int
 	Window time.Duration
 
+	// Refire is RefireWindow (the default: a repeat of the alert merges
+	// into it within the alert stage's dedup window) or RefireUntilCleared
+	// (repeats merge until its incident is resolved or a false positive:
+	// vigil.Alert.UntilCleared).
+	Refire string
+
 	// File and Line say where the rule was loaded from.
 	File string
 	Line int
@@ -103,6 +109,7 @@ type ruleYAML struct {
 	Consecutive *int                 `yaml:"consecutive"`
 	Count       *int                 `yaml:"count"`
 	Window      string               `yaml:"window"`
+	Refire      string               `yaml:"refire"`
 }
 
 // valueList is a scalar or a list of scalars.
@@ -355,6 +362,12 @@ func compile(file string, top *yaml.Node, ry *ruleYAML) (*Rule, []error) {
 			bad("tags", "tag %d is empty", i+1)
 		}
 	}
+	switch ry.Refire {
+	case "", RefireWindow, RefireUntilCleared:
+		r.Refire = ry.Refire
+	default:
+		bad("refire", "refire %q must be %s or %s", ry.Refire, RefireWindow, RefireUntilCleared)
+	}
 	r.Where = conditions(ry.Where, "where", bad)
 	r.WhereNot = conditions(ry.WhereNot, "where_not", bad)
 	for _, g := range ry.GroupBy {
@@ -493,3 +506,9 @@ func normalizeOp(op string) string {
 	}
 	return ""
 }
+
+// Values of Rule.Refire.
+const (
+	RefireWindow       = "window"
+	RefireUntilCleared = "until_cleared"
+)

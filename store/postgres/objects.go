@@ -246,12 +246,13 @@ func (s *Store) PutAlert(ctx context.Context, a vigil.Alert) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO alerts(id, dedup_key, device_id, rule_id, incident_id, severity, created, body)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb)
+	_, err = s.pool.Exec(ctx, `INSERT INTO alerts(id, dedup_key, device_id, rule_id, incident_id, severity, created, body, prio)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9)
 		ON CONFLICT (id) DO UPDATE SET dedup_key = excluded.dedup_key, device_id = excluded.device_id,
 			rule_id = excluded.rule_id, incident_id = excluded.incident_id, severity = excluded.severity,
-			created = excluded.created, body = excluded.body`,
-		noNUL(a.ID), noNUL(a.DedupKey), noNUL(a.DeviceID), noNUL(a.RuleID), noNUL(a.IncidentID), int32(a.Severity), store.Nanos(a.Created), body)
+			created = excluded.created, body = excluded.body, prio = excluded.prio`,
+		noNUL(a.ID), noNUL(a.DedupKey), noNUL(a.DeviceID), noNUL(a.RuleID), noNUL(a.IncidentID), int32(a.Severity), store.Nanos(a.Created), body,
+		store.PriorityRank(a.Priority, a.Created))
 	if err != nil {
 		return fmt.Errorf("cannot put alert %q: %w", a.ID, err)
 	}
@@ -288,10 +289,16 @@ func (s *Store) FindAlertByDedupKey(ctx context.Context, key string, since time.
 	return decodeAlert(body)
 }
 
-// ListAlerts returns alerts matching f, newest first (by Created), and the
-// next cursor.
+// ListAlerts returns alerts matching f, newest first (by Created) or by
+// priority, and the next cursor.
 func (s *Store) ListAlerts(ctx context.Context, f store.AlertFilter) ([]vigil.Alert, string, error) {
+	if err := store.CheckSort(f.Sort); err != nil {
+		return nil, "", err
+	}
 	q := listQuery{what: "alert", table: "alerts", key: "created"}
+	if f.Sort == store.SortPriority {
+		q.key = "prio"
+	}
 	if f.DeviceID != "" {
 		q.and("device_id = " + q.arg(f.DeviceID))
 	}
@@ -331,10 +338,11 @@ func (s *Store) PutIncident(ctx context.Context, i vigil.Incident) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO incidents(id, status, detected, updated, body) VALUES ($1, $2, $3, $4, $5::jsonb)
+	_, err = s.pool.Exec(ctx, `INSERT INTO incidents(id, status, detected, updated, body, prio) VALUES ($1, $2, $3, $4, $5::jsonb, $6)
 		ON CONFLICT (id) DO UPDATE SET status = excluded.status, detected = excluded.detected,
-			updated = excluded.updated, body = excluded.body`,
-		noNUL(i.ID), noNUL(string(i.Status)), store.Nanos(i.Detected), store.Nanos(i.Updated), body)
+			updated = excluded.updated, body = excluded.body, prio = excluded.prio`,
+		noNUL(i.ID), noNUL(string(i.Status)), store.Nanos(i.Detected), store.Nanos(i.Updated), body,
+		store.PriorityRank(i.Priority, i.Detected))
 	if err != nil {
 		return fmt.Errorf("cannot put incident %q: %w", i.ID, err)
 	}
@@ -350,10 +358,16 @@ func (s *Store) GetIncident(ctx context.Context, id string) (vigil.Incident, err
 	return decode[vigil.Incident]("incident", body)
 }
 
-// ListIncidents returns incidents matching f, newest first (by Detected),
-// and the next cursor.
+// ListIncidents returns incidents matching f, newest first (by Detected)
+// or by priority, and the next cursor.
 func (s *Store) ListIncidents(ctx context.Context, f store.IncidentFilter) ([]vigil.Incident, string, error) {
+	if err := store.CheckSort(f.Sort); err != nil {
+		return nil, "", err
+	}
 	q := listQuery{what: "incident", table: "incidents", key: "detected"}
+	if f.Sort == store.SortPriority {
+		q.key = "prio"
+	}
 	if f.Status != "" {
 		q.and("status = " + q.arg(string(f.Status)))
 	}

@@ -215,6 +215,28 @@ CREATE TABLE baselines (
 	state     bytea NOT NULL
 );
 `,
+	// (h4) alert exceptions: the exception as JSON in body, its counters
+	// in columns that RecordSuppressed updates in place.
+	`
+CREATE TABLE exceptions (
+	id              text PRIMARY KEY,
+	created         bigint NOT NULL,
+	suppressed      bigint NOT NULL,
+	last_suppressed bigint NOT NULL,
+	last_alert      text NOT NULL,
+	body            jsonb NOT NULL
+);
+`,
+	// (h4) priority order: prio is store.PriorityRank of the alert's or
+	// incident's priority and time (older rows: their time alone).
+	`
+ALTER TABLE alerts ADD COLUMN prio bigint NOT NULL DEFAULT 0;
+UPDATE alerts SET prio = CASE WHEN created > 0 THEN created / 1000000000 ELSE 0 END;
+CREATE INDEX alerts_prio ON alerts(prio, id);
+ALTER TABLE incidents ADD COLUMN prio bigint NOT NULL DEFAULT 0;
+UPDATE incidents SET prio = CASE WHEN detected > 0 THEN detected / 1000000000 ELSE 0 END;
+CREATE INDEX incidents_prio ON incidents(prio, id);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context, schema string) error {

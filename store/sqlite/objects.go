@@ -263,9 +263,10 @@ func (s *Store) PutAlert(ctx context.Context, a vigil.Alert) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.w.ExecContext(ctx, `INSERT OR REPLACE INTO alerts(id, dedup_key, device_id, rule_id, incident_id, severity, created, body)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		a.ID, a.DedupKey, a.DeviceID, a.RuleID, a.IncidentID, int64(a.Severity), store.Nanos(a.Created), body)
+	_, err = s.w.ExecContext(ctx, `INSERT OR REPLACE INTO alerts(id, dedup_key, device_id, rule_id, incident_id, severity, created, body, prio)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		a.ID, a.DedupKey, a.DeviceID, a.RuleID, a.IncidentID, int64(a.Severity), store.Nanos(a.Created), body,
+		store.PriorityRank(a.Priority, a.Created))
 	if err != nil {
 		return fmt.Errorf("cannot put alert %q: %w", a.ID, err)
 	}
@@ -302,10 +303,16 @@ func (s *Store) FindAlertByDedupKey(ctx context.Context, key string, since time.
 	return decodeAlert(body)
 }
 
-// ListAlerts returns alerts matching f, newest first (by Created), and the
-// next cursor.
+// ListAlerts returns alerts matching f, newest first (by Created) or by
+// priority, and the next cursor.
 func (s *Store) ListAlerts(ctx context.Context, f store.AlertFilter) ([]vigil.Alert, string, error) {
+	if err := store.CheckSort(f.Sort); err != nil {
+		return nil, "", err
+	}
 	q := listQuery{what: "alert", table: "alerts", key: "created"}
+	if f.Sort == store.SortPriority {
+		q.key = "prio"
+	}
 	if f.DeviceID != "" {
 		q.and("device_id = ?", f.DeviceID)
 	}
@@ -345,8 +352,8 @@ func (s *Store) PutIncident(ctx context.Context, i vigil.Incident) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.w.ExecContext(ctx, "INSERT OR REPLACE INTO incidents(id, status, detected, updated, body) VALUES (?, ?, ?, ?, ?)",
-		i.ID, string(i.Status), store.Nanos(i.Detected), store.Nanos(i.Updated), body)
+	_, err = s.w.ExecContext(ctx, "INSERT OR REPLACE INTO incidents(id, status, detected, updated, body, prio) VALUES (?, ?, ?, ?, ?, ?)",
+		i.ID, string(i.Status), store.Nanos(i.Detected), store.Nanos(i.Updated), body, store.PriorityRank(i.Priority, i.Detected))
 	if err != nil {
 		return fmt.Errorf("cannot put incident %q: %w", i.ID, err)
 	}
@@ -362,10 +369,16 @@ func (s *Store) GetIncident(ctx context.Context, id string) (vigil.Incident, err
 	return decode[vigil.Incident]("incident", body)
 }
 
-// ListIncidents returns incidents matching f, newest first (by Detected),
-// and the next cursor.
+// ListIncidents returns incidents matching f, newest first (by Detected)
+// or by priority, and the next cursor.
 func (s *Store) ListIncidents(ctx context.Context, f store.IncidentFilter) ([]vigil.Incident, string, error) {
+	if err := store.CheckSort(f.Sort); err != nil {
+		return nil, "", err
+	}
 	q := listQuery{what: "incident", table: "incidents", key: "detected"}
+	if f.Sort == store.SortPriority {
+		q.key = "prio"
+	}
 	if f.Status != "" {
 		q.and("status = ?", string(f.Status))
 	}

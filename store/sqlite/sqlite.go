@@ -282,6 +282,28 @@ CREATE TABLE baselines (
 	state     BLOB NOT NULL
 );
 `,
+	// (h4) alert exceptions: the exception as JSON in body, its counters
+	// in columns that RecordSuppressed updates in place.
+	`
+CREATE TABLE exceptions (
+	id              TEXT PRIMARY KEY,
+	created         INTEGER NOT NULL,
+	suppressed      INTEGER NOT NULL,
+	last_suppressed INTEGER NOT NULL,
+	last_alert      TEXT NOT NULL,
+	body            TEXT NOT NULL
+);
+`,
+	// (h4) priority order: prio is store.PriorityRank of the alert's or
+	// incident's priority and time (older rows: their time alone).
+	`
+ALTER TABLE alerts ADD COLUMN prio INTEGER NOT NULL DEFAULT 0;
+UPDATE alerts SET prio = CASE WHEN created > 0 THEN created / 1000000000 ELSE 0 END;
+CREATE INDEX alerts_prio ON alerts(prio, id);
+ALTER TABLE incidents ADD COLUMN prio INTEGER NOT NULL DEFAULT 0;
+UPDATE incidents SET prio = CASE WHEN detected > 0 THEN detected / 1000000000 ELSE 0 END;
+CREATE INDEX incidents_prio ON incidents(prio, id);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
