@@ -20,18 +20,19 @@ import (
 	"github.com/vigil-iot/vigil/ingest"
 	"github.com/vigil-iot/vigil/ingest/suricata"
 	"github.com/vigil-iot/vigil/ingest/syslog"
+	"github.com/vigil-iot/vigil/ingest/weblog"
 	"github.com/vigil-iot/vigil/ingest/zeek"
 	"github.com/vigil-iot/vigil/proto"
 )
 
 // ingestFormats are the formats vigil ingest reads.
-var ingestFormats = []string{"zeek", "suricata", "syslog", "ndjson"}
+var ingestFormats = []string{"zeek", "suricata", "syslog", "weblog", "ndjson"}
 
 func newIngestCmd() *cobra.Command {
 	o := &ctlOptions{}
 	var format, output string
 	cmd := &cobra.Command{
-		Use:   "ingest FILE... [--format zeek|suricata|syslog|ndjson] [--output FILE|- | --server URL --token T]",
+		Use:   "ingest FILE... [--format zeek|suricata|syslog|weblog|ndjson] [--output FILE|- | --server URL --token T]",
 		Short: "Convert network monitors' logs (Zeek, Suricata EVE) into Vigil events, or stream them to a server",
 		Long: `Read log files of the network monitors already deployed and turn them into the events
 Vigil's own sensor emits for the same traffic (docs/sources.md):
@@ -42,6 +43,8 @@ Vigil's own sensor emits for the same traffic (docs/sources.md):
   suricata  Suricata EVE JSON: alert, flow, dns, http, tls, mqtt, modbus, anomaly
   syslog    syslog messages (RFC 5424 or RFC 3164), one a line, as a relay writes them
             with their <PRI>; RFC 3164 times without a year are read in UTC
+  weblog    web server and reverse proxy access logs: the common and combined formats of
+            nginx and Apache httpd, or JSON lines with nginx's variable names
   ndjson    Vigil events, one JSON object a line (checked and passed on)
 
 The format is guessed from each file's first line when --format is omitted. A FILE of -
@@ -248,6 +251,12 @@ func guessFormat(head []byte) (string, error) {
 				return "zeek", nil
 			case bytes.Contains(l, []byte(`"kind":`)):
 				return "ndjson", nil
+			case bytes.Contains(l, []byte(`"remote_addr":`)) || bytes.Contains(l, []byte(`"request_uri":`)):
+				return "weblog", nil
+			}
+		default:
+			if _, err := weblog.Parse(l); err == nil {
+				return "weblog", nil
 			}
 		}
 		break
@@ -275,6 +284,14 @@ func (in *ingestRun) file(ctx context.Context, name string) error {
 		return in.ndjson(ctx, name, br)
 	case "syslog":
 		return in.syslog(ctx, name, br)
+	case "weblog":
+		return in.eachLine(ctx, name, br, func(l []byte) (vigil.Event, error) {
+			r, err := weblog.Parse(l)
+			if err != nil {
+				return vigil.Event{}, err
+			}
+			return weblog.Event(&r, ""), nil
+		})
 	}
 	var next func([]proto.Event) ([]proto.Event, error)
 	var stats func() (records, skipped int)
