@@ -332,7 +332,7 @@ func (in *ingestRun) file(ctx context.Context, name string) error {
 		case errors.Is(err, zeek.ErrHeader):
 			in.reportBad(fmt.Errorf("%w (the rest of the file is skipped)", err))
 			return nil
-		case strings.HasPrefix(err.Error(), name+":"):
+		case errors.As(err, new(*zeek.RecordError)) || errors.As(err, new(*suricata.RecordError)):
 			in.reportBad(err)
 		default:
 			return err

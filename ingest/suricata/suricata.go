@@ -36,6 +36,16 @@ const Product = "suricata"
 // sensor's default.
 const PayloadPreview = 256
 
+// RecordError is an error in one record (a line) of the input: what and
+// where. The reader goes on with the next line.
+type RecordError struct {
+	Name string // the input
+	Line int    // from 1
+	Msg  string
+}
+
+func (e *RecordError) Error() string { return e.Name + ":" + strconv.Itoa(e.Line) + ": " + e.Msg }
+
 // MaxLine is the longest EVE record a Reader accepts, in bytes.
 const MaxLine = 4 << 20
 
@@ -88,16 +98,19 @@ func (r *Reader) readLine() ([]byte, error) {
 			r.long = append(r.long, l...)
 			if len(r.long) > MaxLine {
 				r.line++
-				return nil, fmt.Errorf("%s:%d: line longer than %d bytes", r.opt.Name, r.line, MaxLine)
+				for err == bufio.ErrBufferFull { // skip the rest of the line
+					_, err = r.br.ReadSlice('\n')
+				}
+				return nil, &RecordError{r.opt.Name, r.line, fmt.Sprintf("line longer than %d bytes", MaxLine)}
 			}
 		}
 		l = r.long
 	}
-	if len(l) == 0 && err != nil {
-		return nil, err
-	}
 	if err != nil && err != io.EOF {
 		return nil, fmt.Errorf("cannot read %s: %w", r.opt.Name, err)
+	}
+	if len(l) == 0 && err != nil {
+		return nil, err
 	}
 	r.line++
 	return bytes.TrimRight(l, "\r\n"), nil
@@ -120,7 +133,7 @@ func (r *Reader) Next(dst []proto.Event) ([]proto.Event, error) {
 		n := len(dst)
 		dst, err = r.record(dst, l)
 		if err != nil {
-			return dst[:n], fmt.Errorf("%s:%d: %w", r.opt.Name, r.line, err)
+			return dst[:n], &RecordError{r.opt.Name, r.line, err.Error()}
 		}
 		r.stats.Events += len(dst) - n
 		if len(dst) > n {

@@ -33,6 +33,16 @@ type headerError struct{ error }
 
 func (e headerError) Is(target error) bool { return target == ErrHeader }
 
+// RecordError is an error in one record (a line) of the input: what and
+// where. The reader goes on with the next line.
+type RecordError struct {
+	Name string // the input
+	Line int    // from 1
+	Msg  string
+}
+
+func (e *RecordError) Error() string { return e.Name + ":" + strconv.Itoa(e.Line) + ": " + e.Msg }
+
 // MaxLine is the longest line a Reader accepts, in bytes.
 const MaxLine = 1 << 20
 
@@ -98,7 +108,7 @@ func (r *Reader) Stats() Stats { return r.stats }
 
 // errorf returns an error saying where in the input it happened.
 func (r *Reader) errorf(format string, args ...any) error {
-	return fmt.Errorf("%s:%d: %s", r.opt.Name, r.line, fmt.Sprintf(format, args...))
+	return &RecordError{r.opt.Name, r.line, fmt.Sprintf(format, args...)}
 }
 
 // readLine returns the next line without its line end, valid until the
@@ -112,15 +122,18 @@ func (r *Reader) readLine() ([]byte, error) {
 			r.long = append(r.long, l...)
 			if len(r.long) > MaxLine {
 				r.line++
-				return nil, r.errorf("line longer than %d bytes", MaxLine)
+				for err == bufio.ErrBufferFull { // skip the rest of the line
+					_, err = r.br.ReadSlice('\n')
+				}
+				return nil, &RecordError{r.opt.Name, r.line, fmt.Sprintf("line longer than %d bytes", MaxLine)}
 			}
 		}
 		l = r.long
 	}
-	if len(l) == 0 && err != nil {
-		return nil, err
-	}
 	if err != nil && err != io.EOF {
+		return nil, fmt.Errorf("cannot read %s: %w", r.opt.Name, err)
+	}
+	if len(l) == 0 && err != nil {
 		return nil, err
 	}
 	r.line++
@@ -139,13 +152,7 @@ func (r *Reader) Next(dst []proto.Event) ([]proto.Event, error) {
 	for {
 		l, err := r.readLine()
 		if err != nil {
-			if err == io.EOF {
-				return dst, io.EOF
-			}
-			if r.line == 0 || strings.HasPrefix(err.Error(), r.opt.Name+":") {
-				return dst, err
-			}
-			return dst, fmt.Errorf("cannot read %s: %w", r.opt.Name, err)
+			return dst, err
 		}
 		if len(l) == 0 {
 			continue

@@ -367,3 +367,23 @@ func fuzzRead(t *testing.T, b []byte, path string) {
 		}
 	}
 }
+
+// TestLongLine: a line longer than MaxLine is a record error, and the
+// reader goes on with the next line.
+func TestLongLine(t *testing.T) {
+	head := "#separator \\x09\n#path\tconn\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\n"
+	in := head + "1.0\t" + strings.Repeat("C", MaxLine+10) + "\t10.0.0.1\t1\t10.0.0.2\t2\ttcp\n" + "2.0\tC2\t10.0.0.1\t1\t10.0.0.2\t2\ttcp\n"
+	r := NewReader(strings.NewReader(in), Options{Name: "big.log"})
+	_, err := r.Next(nil)
+	var re *RecordError
+	if !errors.As(err, &re) || re.Line != 4 || !strings.Contains(err.Error(), "big.log:4: line longer than") {
+		t.Fatalf("got %v", err)
+	}
+	evs, err := r.Next(nil)
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("after the long line: %v %d", err, len(evs))
+	}
+	if v, _ := evs[0].Fields.Get("flow.id"); v != "C2" {
+		t.Errorf("flow.id %v", v)
+	}
+}
