@@ -287,6 +287,14 @@ func convConn(g *getter, dst []proto.Event) []proto.Event {
 	if hist != "" {
 		f.SetStr("zeek.history", hist)
 	}
+	// The ground truth of labelled data sets (IoT-23), kept for
+	// evaluation; no rule reads it.
+	if l, ok := g.str("label"); ok {
+		f.SetStr("zeek.label", l)
+	}
+	if l, ok := g.str("detailed-label"); ok {
+		f.SetStr("zeek.detailed_label", l)
+	}
 	return append(dst, ev)
 }
 

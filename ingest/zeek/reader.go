@@ -216,6 +216,16 @@ func (r *Reader) header(l string) error {
 		r.opt.Path = val
 	case "#fields":
 		r.rec.names = strings.Split(val, r.rec.sep)
+		// The labelled conn logs of IoT-23 (Stratosphere Lab) append
+		// "label" and "detailed-label" to the last column, separated by
+		// three spaces instead of the separator, in the header and in
+		// every record: read them as columns of their own.
+		r.rec.spaced = 0
+		if last := r.rec.names[len(r.rec.names)-1]; strings.Contains(last, "   ") {
+			more := strings.Split(last, "   ")
+			r.rec.names = append(r.rec.names[:len(r.rec.names)-1], more...)
+			r.rec.spaced = len(more)
+		}
 		r.rec.idx = make(map[string]int, len(r.rec.names))
 		r.rec.cache = r.rec.cache[:0]
 		for i, n := range r.rec.names {
@@ -258,6 +268,19 @@ func (r *Reader) tsvRecord(dst []proto.Event, l []byte) ([]proto.Event, error) {
 		}
 		cols = append(cols, line[:i])
 		line = line[i+len(sep):]
+	}
+	if r.rec.spaced > 0 && len(cols) > 0 {
+		last := cols[len(cols)-1]
+		cols = cols[:len(cols)-1]
+		for i := 1; i < r.rec.spaced; i++ {
+			j := strings.Index(last, "   ")
+			if j < 0 {
+				break
+			}
+			cols = append(cols, last[:j])
+			last = last[j+3:]
+		}
+		cols = append(cols, last)
 	}
 	r.rec.cols = cols
 	r.rec.cur = 0
@@ -311,6 +334,7 @@ type record struct {
 	names, types              []string
 	idx                       map[string]int
 	cols                      []string
+	spaced                    int // the last column holds this many, three spaces apart (IoT-23)
 	// cache remembers the column of the n-th field a converter asks
 	// for: converters ask for the same fields in the same order on
 	// every record, so a comparison of the name (the same string
