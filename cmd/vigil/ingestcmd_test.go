@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -125,5 +126,70 @@ func TestIngestSyslogFile(t *testing.T) {
 	if code != 1 || strings.Count(out, `"kind":"syslog"`) != 2 || !strings.Contains(out, `"process.name":"dropbear"`) ||
 		!strings.Contains(out, `messages:3: rfc5424: TIMESTAMP`) || !strings.Contains(out, "records=3 events=2 skipped=0 bad=1") {
 		t.Errorf("exit %d\n%s", code, out)
+	}
+}
+
+// TestIngestFollow: vigil ingest --follow reads a Suricata EVE file as it
+// grows and after it is rotated (a new file at its name), sends what it
+// reads within about a second, and ends cleanly when interrupted.
+func TestIngestFollow(t *testing.T) {
+	dir := t.TempDir()
+	eve := filepath.Join(dir, "eve.json")
+	lines := strings.Split(strings.TrimSpace(ingestEVE), "\n")
+	alert := lines[0]
+	if err := os.WriteFile(eve, []byte(alert+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "events.jsonl")
+	ctx, cancel := context.WithCancel(t.Context())
+	var stderr strings.Builder
+	done := make(chan error, 1)
+	go func() {
+		cmd := newRootCmd()
+		cmd.SetOut(&stderr)
+		cmd.SetErr(&stderr)
+		cmd.SetArgs([]string{"ingest", "--follow", eve, "--output", out})
+		done <- cmd.ExecuteContext(ctx)
+	}()
+	count := func() int {
+		b, _ := os.ReadFile(out)
+		return strings.Count(string(b), `"kind":"alert"`)
+	}
+	waitFor := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for count() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d alert events written, want %d", count(), n)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitFor(1)
+	// The file grows, a line in two writes.
+	f, err := os.OpenFile(eve, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(alert[:40])
+	f.Sync()
+	time.Sleep(300 * time.Millisecond)
+	f.WriteString(alert[40:] + "\n")
+	f.Close()
+	waitFor(2)
+	// Rotation: the file is renamed and a new one takes its name.
+	if err := os.Rename(eve, eve+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(eve, []byte(alert+"\n"+alert+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(4)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "ingest: files=1 records=4 events=4") {
+		t.Errorf("%s", stderr.String())
 	}
 }
