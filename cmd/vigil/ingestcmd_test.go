@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -191,5 +192,30 @@ func TestIngestFollow(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "ingest: files=1 records=4 events=4") {
 		t.Errorf("%s", stderr.String())
+	}
+}
+
+// TestIngestPipeDetect runs the documented pipe with the real binary in a
+// shell: vigil ingest --format zeek conn.log --output - | vigil detect --input -
+func TestIngestPipeDetect(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the vigil binary; skipped with -short")
+	}
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skipf("no shell: %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "vigil")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("cannot build vigil: %v\n%s", err, out)
+	}
+	conn := writeTemp(t, "conn.log", ingestConnLog)
+	cmd := exec.Command(sh, "-c", `"$0" ingest --format zeek "$1" --output - | "$0" detect --input -`, bin, conn)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "Outbound connection to a mining pool port") || !strings.Contains(string(out), "ingest: files=1 records=3 events=3") {
+		t.Errorf("%s", out)
 	}
 }

@@ -11,17 +11,6 @@ import (
 	"github.com/vigil-iot/vigil/store"
 )
 
-// freePort returns a TCP port free on loopback now.
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // TestServeSyslog: vigil serve with a syslog section receives syslog from
 // logger over TCP and over TLS with the server's own certificate, and
 // stores the messages as events of kind syslog, credentials redacted,
@@ -34,7 +23,7 @@ func TestServeSyslog(t *testing.T) {
 	cfg := defaultConfig()
 	cfg.DataDir, cfg.Listen, cfg.LogLevel = t.TempDir(), "127.0.0.1:0", "warn"
 	cfg.SigmaDirs = []string{t.TempDir()}
-	tcpAddr, tlsAddr := freePort(t), freePort(t)
+	tcpAddr, tlsAddr := freeAddr(t), freeAddr(t)
 	cfg.Syslog = &syslogInConfig{TCP: tcpAddr, TLS: tlsAddr}
 	a := runTestApp(t, cfg)
 	_, port, _ := net.SplitHostPort(tcpAddr)

@@ -37,7 +37,7 @@ func TestNginxAccessLogsToSigmaHQ(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	addr := freePort(t)
+	addr := freeAddr(t)
 	conf := fmt.Sprintf(`daemon off;
 master_process off;
 pid %[1]s/nginx.pid;
