@@ -12,26 +12,30 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/ingest"
 	"github.com/vigil-iot/vigil/ingest/suricata"
 	"github.com/vigil-iot/vigil/ingest/syslog"
+	"github.com/vigil-iot/vigil/ingest/weblog"
 	"github.com/vigil-iot/vigil/ingest/zeek"
 	"github.com/vigil-iot/vigil/proto"
 )
 
 // ingestFormats are the formats vigil ingest reads.
-var ingestFormats = []string{"zeek", "suricata", "syslog", "ndjson"}
+var ingestFormats = []string{"zeek", "suricata", "syslog", "weblog", "ndjson"}
 
 func newIngestCmd() *cobra.Command {
 	o := &ctlOptions{}
 	var format, output string
+	var follow bool
 	cmd := &cobra.Command{
-		Use:   "ingest FILE... [--format zeek|suricata|syslog|ndjson] [--output FILE|- | --server URL --token T]",
+		Use:   "ingest FILE... [--format zeek|suricata|syslog|weblog|ndjson] [--follow] [--output FILE|- | --server URL --token T]",
 		Short: "Convert network monitors' logs (Zeek, Suricata EVE) into Vigil events, or stream them to a server",
 		Long: `Read log files of the network monitors already deployed and turn them into the events
 Vigil's own sensor emits for the same traffic (docs/sources.md):
@@ -42,6 +46,8 @@ Vigil's own sensor emits for the same traffic (docs/sources.md):
   suricata  Suricata EVE JSON: alert, flow, dns, http, tls, mqtt, modbus, anomaly
   syslog    syslog messages (RFC 5424 or RFC 3164), one a line, as a relay writes them
             with their <PRI>; RFC 3164 times without a year are read in UTC
+  weblog    web server and reverse proxy access logs: the common and combined formats of
+            nginx and Apache httpd, or JSON lines with nginx's variable names
   ndjson    Vigil events, one JSON object a line (checked and passed on)
 
 The format is guessed from each file's first line when --format is omitted. A FILE of -
@@ -51,7 +57,9 @@ is standard input; names ending in .gz are decompressed. Events go to --output a
   vigil ingest --format zeek conn.log --output - | vigil detect --input -
 
 or to a Vigil server (--server, with a --token that may ingest), waiting while it pushes
-back. Bad records are reported on stderr (the first 10) and skipped; the exit status is 1
+back. With --follow the files are read as they grow, as tail -F does (a file replaced at its
+name, as by log rotation, is read from its start), and events are sent within a second,
+until the command is interrupted. Bad records are reported on stderr (the first 10) and skipped; the exit status is 1
 when there were any. The last line on stderr is
   ingest: files=<F> records=<R> events=<E> skipped=<S> bad=<B> seconds=<T>`,
 		Args: cobra.MinimumNArgs(1),
@@ -86,8 +94,16 @@ when there were any. The last line on stderr is
 			}
 			in := &ingestRun{sink: sink, log: cmd.ErrOrStderr(), format: format}
 			start := time.Now()
-			err := in.files(cmd.Context(), args)
-			if ferr := sink.flush(cmd.Context()); err == nil {
+			var err error
+			if follow {
+				err = in.followFiles(cmd.Context(), args)
+			} else {
+				err = in.files(cmd.Context(), args)
+			}
+			// The last events go out even after an interrupt (--follow).
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), time.Minute)
+			defer cancel()
+			if ferr := sink.flush(fctx); err == nil {
 				err = ferr
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "ingest: files=%d records=%d events=%d skipped=%d bad=%d seconds=%.3f\n",
@@ -104,6 +120,7 @@ when there were any. The last line on stderr is
 	o.addConnFlags(cmd)
 	cmd.Flags().StringVar(&format, "format", "", "input format: "+strings.Join(ingestFormats, ", ")+" (default: guessed per file)")
 	cmd.Flags().StringVar(&output, "output", "", "write events as NDJSON to this file (- for stdout)")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "read the files as they grow (tail -F), until interrupted")
 	return cmd
 }
 
@@ -169,9 +186,11 @@ func (s *serverSink) flush(ctx context.Context) error {
 	if s.n == 0 {
 		return nil
 	}
-	err := s.p.PublishLines(ctx, s.buf, s.n)
+	if err := s.p.PublishLines(ctx, s.buf, s.n); err != nil {
+		return err // kept for the next flush
+	}
 	s.buf, s.n = s.buf[:0], 0
-	return err
+	return nil
 }
 
 // ingestRun converts files into the sink and counts.
@@ -179,6 +198,9 @@ type ingestRun struct {
 	sink   ingestSink
 	log    io.Writer
 	format string
+	// follow: the files are followed (followFiles): events are handed to
+	// the sink as soon as they are read.
+	follow bool
 
 	nfiles, records, events, skipped, bad int
 
@@ -248,6 +270,12 @@ func guessFormat(head []byte) (string, error) {
 				return "zeek", nil
 			case bytes.Contains(l, []byte(`"kind":`)):
 				return "ndjson", nil
+			case bytes.Contains(l, []byte(`"remote_addr":`)) || bytes.Contains(l, []byte(`"request_uri":`)):
+				return "weblog", nil
+			}
+		default:
+			if _, err := weblog.Parse(l); err == nil {
+				return "weblog", nil
 			}
 		}
 		break
@@ -256,13 +284,33 @@ func guessFormat(head []byte) (string, error) {
 }
 
 func (in *ingestRun) file(ctx context.Context, name string) error {
-	f, err := openLog(name)
+	format := in.format
+	var f io.ReadCloser
+	var err error
+	if in.follow && name != "-" {
+		if format == "" {
+			// A followed file's head is read once to guess its format:
+			// reading it through the follower would wait for 16 KiB.
+			head := make([]byte, 16<<10)
+			fh, err := os.Open(name)
+			if err != nil {
+				return fmt.Errorf("cannot open log: %w", err)
+			}
+			n, _ := io.ReadFull(fh, head)
+			fh.Close()
+			if format, err = guessFormat(head[:n]); err != nil {
+				return fmt.Errorf("%s: %w (an empty file needs --format)", name, err)
+			}
+		}
+		f, err = openFollow(ctx, name)
+	} else {
+		f, err = openLog(name)
+	}
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	br := bufio.NewReaderSize(f, 64<<10)
-	format := in.format
 	if format == "" {
 		head, _ := br.Peek(16 << 10)
 		if format, err = guessFormat(head); err != nil {
@@ -275,6 +323,14 @@ func (in *ingestRun) file(ctx context.Context, name string) error {
 		return in.ndjson(ctx, name, br)
 	case "syslog":
 		return in.syslog(ctx, name, br)
+	case "weblog":
+		return in.eachLine(ctx, name, br, func(l []byte) (vigil.Event, error) {
+			r, err := weblog.Parse(l)
+			if err != nil {
+				return vigil.Event{}, err
+			}
+			return weblog.Event(&r, ""), nil
+		})
 	}
 	var next func([]proto.Event) ([]proto.Event, error)
 	var stats func() (records, skipped int)
@@ -299,8 +355,14 @@ func (in *ingestRun) file(ctx context.Context, name string) error {
 	}()
 	for {
 		in.evs, err = next(in.evs)
-		if len(in.evs) >= 512 || (err != nil && len(in.evs) > 0) {
-			if werr := in.flushEvents(ctx); werr != nil {
+		if len(in.evs) >= 512 || (err != nil || in.follow) && len(in.evs) > 0 {
+			wctx := ctx
+			if err != nil {
+				// The end of a followed file comes with the end of ctx:
+				// its last events still go out.
+				wctx = context.WithoutCancel(ctx)
+			}
+			if werr := in.flushEvents(wctx); werr != nil {
 				return werr
 			}
 		}
@@ -315,7 +377,7 @@ func (in *ingestRun) file(ctx context.Context, name string) error {
 		case errors.Is(err, zeek.ErrHeader):
 			in.reportBad(fmt.Errorf("%w (the rest of the file is skipped)", err))
 			return nil
-		case strings.HasPrefix(err.Error(), name+":"):
+		case errors.As(err, new(*zeek.RecordError)) || errors.As(err, new(*suricata.RecordError)):
 			in.reportBad(err)
 		default:
 			return err
@@ -422,3 +484,133 @@ func (in *ingestRun) eachLine(ctx context.Context, name string, br *bufio.Reader
 	}
 	return in.sink.write(ctx, batch, n)
 }
+
+// followFiles follows each file in a goroutine of its own until ctx ends,
+// the sink flushed every second so that events are not held back.
+func (in *ingestRun) followFiles(ctx context.Context, names []string) error {
+	ls := &lockedSink{s: in.sink}
+	runs := make([]*ingestRun, len(names))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, name := range names {
+		r := &ingestRun{sink: ls, log: in.log, format: in.format, follow: true}
+		runs[i] = r
+		g.Go(func() error { return r.file(gctx, name) })
+	}
+	done := make(chan struct{})
+	flushed := make(chan error, 1)
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				flushed <- nil
+				return
+			case <-t.C:
+				if err := ls.flush(gctx); err != nil {
+					flushed <- err
+					return
+				}
+			}
+		}
+	}()
+	err := g.Wait()
+	close(done)
+	if ferr := <-flushed; err == nil {
+		err = ferr
+	}
+	for _, r := range runs {
+		in.nfiles += r.nfiles
+		in.records += r.records
+		in.events += r.events
+		in.skipped += r.skipped
+		in.bad += r.bad
+	}
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil // interrupted: the normal end of --follow
+	}
+	return err
+}
+
+// lockedSink serializes the files' writes to one sink.
+type lockedSink struct {
+	mu sync.Mutex
+	s  ingestSink
+}
+
+func (l *lockedSink) write(ctx context.Context, lines []byte, n int) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.s.write(ctx, lines, n)
+}
+
+func (l *lockedSink) flush(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.s.flush(ctx)
+}
+
+// followPoll is how often a followed file that has no more data is
+// looked at again.
+const followPoll = 250 * time.Millisecond
+
+// follower reads a file as it grows: at its end it waits for more, and
+// when another file takes its name (rotation) or it shrinks
+// (truncation), it goes on with the new one from its start. Read returns
+// io.EOF only once ctx ends.
+type follower struct {
+	ctx  context.Context
+	name string
+	f    *os.File
+	off  int64
+}
+
+func openFollow(ctx context.Context, name string) (io.ReadCloser, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open log: %w", err)
+	}
+	return &follower{ctx: ctx, name: name, f: f}, nil
+}
+
+func (w *follower) Read(p []byte) (int, error) {
+	for {
+		n, err := w.f.Read(p)
+		w.off += int64(n)
+		if n > 0 {
+			return n, nil
+		}
+		if err != nil && err != io.EOF {
+			return 0, err
+		}
+		// At the end: rotated or truncated?
+		if cur, err := os.Stat(w.name); err == nil {
+			old, ferr := w.f.Stat()
+			if ferr == nil && (!os.SameFile(cur, old) || cur.Size() < w.off) {
+				if nf, err := os.Open(w.name); err == nil {
+					if os.SameFile(cur, old) {
+						// Truncated in place: from the start.
+						nf.Close()
+						if _, err := w.f.Seek(0, io.SeekStart); err != nil {
+							return 0, err
+						}
+					} else {
+						w.f.Close()
+						w.f = nf
+					}
+					w.off = 0
+					continue
+				}
+			}
+		}
+		t := time.NewTimer(followPoll)
+		select {
+		case <-w.ctx.Done():
+			t.Stop()
+			return 0, io.EOF
+		case <-t.C:
+		}
+	}
+}
+
+func (w *follower) Close() error { return w.f.Close() }

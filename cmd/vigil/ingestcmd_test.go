@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -125,5 +127,95 @@ func TestIngestSyslogFile(t *testing.T) {
 	if code != 1 || strings.Count(out, `"kind":"syslog"`) != 2 || !strings.Contains(out, `"process.name":"dropbear"`) ||
 		!strings.Contains(out, `messages:3: rfc5424: TIMESTAMP`) || !strings.Contains(out, "records=3 events=2 skipped=0 bad=1") {
 		t.Errorf("exit %d\n%s", code, out)
+	}
+}
+
+// TestIngestFollow: vigil ingest --follow reads a Suricata EVE file as it
+// grows and after it is rotated (a new file at its name), sends what it
+// reads within about a second, and ends cleanly when interrupted.
+func TestIngestFollow(t *testing.T) {
+	dir := t.TempDir()
+	eve := filepath.Join(dir, "eve.json")
+	lines := strings.Split(strings.TrimSpace(ingestEVE), "\n")
+	alert := lines[0]
+	if err := os.WriteFile(eve, []byte(alert+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "events.jsonl")
+	ctx, cancel := context.WithCancel(t.Context())
+	var stderr strings.Builder
+	done := make(chan error, 1)
+	go func() {
+		cmd := newRootCmd()
+		cmd.SetOut(&stderr)
+		cmd.SetErr(&stderr)
+		cmd.SetArgs([]string{"ingest", "--follow", eve, "--output", out})
+		done <- cmd.ExecuteContext(ctx)
+	}()
+	count := func() int {
+		b, _ := os.ReadFile(out)
+		return strings.Count(string(b), `"kind":"alert"`)
+	}
+	waitFor := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for count() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d alert events written, want %d", count(), n)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitFor(1)
+	// The file grows, a line in two writes.
+	f, err := os.OpenFile(eve, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(alert[:40])
+	f.Sync()
+	time.Sleep(300 * time.Millisecond)
+	f.WriteString(alert[40:] + "\n")
+	f.Close()
+	waitFor(2)
+	// Rotation: the file is renamed and a new one takes its name.
+	if err := os.Rename(eve, eve+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(eve, []byte(alert+"\n"+alert+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(4)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "ingest: files=1 records=4 events=4") {
+		t.Errorf("%s", stderr.String())
+	}
+}
+
+// TestIngestPipeDetect runs the documented pipe with the real binary in a
+// shell: vigil ingest --format zeek conn.log --output - | vigil detect --input -
+func TestIngestPipeDetect(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the vigil binary; skipped with -short")
+	}
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skipf("no shell: %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "vigil")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("cannot build vigil: %v\n%s", err, out)
+	}
+	conn := writeTemp(t, "conn.log", ingestConnLog)
+	cmd := exec.Command(sh, "-c", `"$0" ingest --format zeek "$1" --output - | "$0" detect --input -`, bin, conn)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "Outbound connection to a mining pool port") || !strings.Contains(string(out), "ingest: files=1 records=3 events=3") {
+		t.Errorf("%s", out)
 	}
 }

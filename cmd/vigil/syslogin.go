@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/ingest"
 	"github.com/vigil-iot/vigil/ingest/syslog"
+	"github.com/vigil-iot/vigil/ingest/weblog"
 )
 
 // syslogInConfig is the `syslog` section: the syslog receiver
@@ -40,16 +42,42 @@ type syslogInConfig struct {
 	Timezone string `yaml:"timezone"`
 }
 
-// redactingPublisher removes credentials from events (the server's
-// redaction rules, as for every other source) before the bus takes them.
-type redactingPublisher struct {
+// syslogPublisher turns the access log lines that web servers send over
+// syslog into web events (nginx's access_log syslog:server=...), removes
+// credentials from events (the server's redaction rules, as for every
+// other source), and hands them to the bus.
+type syslogPublisher struct {
 	r   *ingest.Redactor
 	pub syslog.Publisher
 }
 
-func (p redactingPublisher) PublishEvents(ctx context.Context, evs []vigil.Event) error {
+// webServerTags are the syslog tags of web servers' access logs.
+var webServerTags = map[string]bool{"nginx": true, "httpd": true, "apache": true, "apache2": true, "haproxy": true, "caddy": true}
+
+func (p syslogPublisher) PublishEvents(ctx context.Context, evs []vigil.Event) error {
+	for i := range evs {
+		if name, _ := evs[i].Fields["process.name"].(string); webServerTags[name] {
+			evs[i] = webFromSyslog(evs[i])
+		}
+	}
 	p.r.Events(evs)
 	return p.pub.PublishEvents(ctx, evs)
+}
+
+// webFromSyslog returns the web event of a web server's syslog message
+// that is an access log line, else ev unchanged.
+func webFromSyslog(ev vigil.Event) vigil.Event {
+	msg, _ := ev.Fields["message"].(string)
+	r, err := weblog.Parse([]byte(strings.TrimSpace(msg)))
+	if err != nil {
+		return ev
+	}
+	host, _ := ev.Fields["host.hostname"].(string)
+	w := weblog.Event(&r, host)
+	w.ID, w.Received, w.Provenance = ev.ID, ev.Received, ev.Provenance
+	w.Fields["process.name"] = ev.Fields["process.name"]
+	w.Fields["log.source.address"] = ev.Fields["log.source.address"]
+	return w
 }
 
 // runSyslog receives syslog when the syslog section names an address,
@@ -70,7 +98,7 @@ func (a *app) runSyslog(ctx context.Context) error {
 		}
 	}
 	o := syslog.Options{UDP: c.UDP, TCP: c.TCP, TLS: c.TLS, Rate: c.Rate, Burst: c.Burst, Queue: c.Queue,
-		MaxMessage: c.MaxMessage, Location: loc, Publisher: redactingPublisher{redactor, a.bus}, Logger: a.log}
+		MaxMessage: c.MaxMessage, Location: loc, Publisher: syslogPublisher{redactor, a.bus}, Logger: a.log}
 	if c.TLS != "" {
 		cert := a.tlsCert
 		if c.CertFile != "" || c.KeyFile != "" {

@@ -11,20 +11,10 @@ import (
 	"github.com/vigil-iot/vigil/store"
 )
 
-// freePort returns a TCP port free on loopback now.
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // TestServeSyslog: vigil serve with a syslog section receives syslog from
 // logger over TCP and over TLS with the server's own certificate, and
-// stores the messages as events of kind syslog, credentials redacted.
+// stores the messages as events of kind syslog, credentials redacted,
+// and nginx's access log lines as web events.
 func TestServeSyslog(t *testing.T) {
 	logger, err := exec.LookPath("logger")
 	if err != nil {
@@ -33,7 +23,7 @@ func TestServeSyslog(t *testing.T) {
 	cfg := defaultConfig()
 	cfg.DataDir, cfg.Listen, cfg.LogLevel = t.TempDir(), "127.0.0.1:0", "warn"
 	cfg.SigmaDirs = []string{t.TempDir()}
-	tcpAddr, tlsAddr := freePort(t), freePort(t)
+	tcpAddr, tlsAddr := freeAddr(t), freeAddr(t)
 	cfg.Syslog = &syslogInConfig{TCP: tcpAddr, TLS: tlsAddr}
 	a := runTestApp(t, cfg)
 	_, port, _ := net.SplitHostPort(tcpAddr)
@@ -51,6 +41,10 @@ func TestServeSyslog(t *testing.T) {
 	if err != nil {
 		t.Fatalf("logger: %v\n%s", err, out)
 	}
+	if out, err := exec.Command(logger, "--server", "127.0.0.1", "--port", port, "--tcp", "--rfc3164", "-t", "nginx",
+		`10.0.0.5 - - [05/Jan/2026:11:00:00 +0000] "GET /cgi-bin/read?file=../../../etc/passwd HTTP/1.1" 404 153 "-" "curl/8.0"`).CombinedOutput(); err != nil {
+		t.Fatalf("logger: %v\n%s", err, out)
+	}
 	conn, err := tls.Dial("tcp", tlsAddr, &tls.Config{RootCAs: a.ca.Pool(), ServerName: "127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +57,15 @@ func TestServeSyslog(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(evs) == 2 {
+		web, _, err := a.store.ListEvents(t.Context(), store.EventFilter{Kind: "web"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 2 && len(web) == 1 {
+			if w := web[0]; w.Source != "weblog" || w.Fields["url.query"] != "file=../../../etc/passwd" || w.Network == nil ||
+				w.Network.SrcIP.String() != "10.0.0.5" || w.Fields["process.name"] != "nginx" {
+				t.Errorf("nginx over syslog: %+v", w)
+			}
 			for _, ev := range evs {
 				msg, _ := ev.Fields["message"].(string)
 				switch ev.Action {
@@ -82,7 +84,7 @@ func TestServeSyslog(t *testing.T) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d syslog events stored, want 2", len(evs))
+			t.Fatalf("%d syslog events and %d web events stored, want 2 and 1", len(evs), len(web))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

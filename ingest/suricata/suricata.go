@@ -1,15 +1,3 @@
-// Package suricata converts Suricata's EVE JSON log into Vigil events:
-// flow records (kind flow), protocol records (dns, http, tls, mqtt,
-// modbus) into the events Vigil's own sensor emits for the same traffic,
-// with the sensor's field names and values (docs/fields.md), anomalies
-// into protocol anomalies, and alerts into events of kind alert that the
-// ids detector (detect/ids) raises as Vigil alerts carrying the
-// signature. Events have source "sensor" and observer.product "suricata"
-// (ingest/nsm says why); flow.id is Suricata's flow_id in 16 hex digits,
-// the sensor's format, so a flow's events share it.
-//
-// This package reads what it is given and returns events: it does not
-// open files, publish or talk to any other stage.
 package suricata
 
 import (
@@ -35,6 +23,16 @@ const Product = "suricata"
 // PayloadPreview is how many bytes of an MQTT payload events keep, as the
 // sensor's default.
 const PayloadPreview = 256
+
+// RecordError is an error in one record (a line) of the input: what and
+// where. The reader goes on with the next line.
+type RecordError struct {
+	Name string // the input
+	Line int    // from 1
+	Msg  string
+}
+
+func (e *RecordError) Error() string { return e.Name + ":" + strconv.Itoa(e.Line) + ": " + e.Msg }
 
 // MaxLine is the longest EVE record a Reader accepts, in bytes.
 const MaxLine = 4 << 20
@@ -88,16 +86,19 @@ func (r *Reader) readLine() ([]byte, error) {
 			r.long = append(r.long, l...)
 			if len(r.long) > MaxLine {
 				r.line++
-				return nil, fmt.Errorf("%s:%d: line longer than %d bytes", r.opt.Name, r.line, MaxLine)
+				for err == bufio.ErrBufferFull { // skip the rest of the line
+					_, err = r.br.ReadSlice('\n')
+				}
+				return nil, &RecordError{r.opt.Name, r.line, fmt.Sprintf("line longer than %d bytes", MaxLine)}
 			}
 		}
 		l = r.long
 	}
-	if len(l) == 0 && err != nil {
-		return nil, err
-	}
 	if err != nil && err != io.EOF {
 		return nil, fmt.Errorf("cannot read %s: %w", r.opt.Name, err)
+	}
+	if len(l) == 0 && err != nil {
+		return nil, err
 	}
 	r.line++
 	return bytes.TrimRight(l, "\r\n"), nil
@@ -120,7 +121,7 @@ func (r *Reader) Next(dst []proto.Event) ([]proto.Event, error) {
 		n := len(dst)
 		dst, err = r.record(dst, l)
 		if err != nil {
-			return dst[:n], fmt.Errorf("%s:%d: %w", r.opt.Name, r.line, err)
+			return dst[:n], &RecordError{r.opt.Name, r.line, err.Error()}
 		}
 		r.stats.Events += len(dst) - n
 		if len(dst) > n {

@@ -77,7 +77,7 @@ type Options struct {
 
 // Stats count what a Server did.
 type Stats struct {
-	Received    uint64 // messages read
+	Received    uint64 // messages parsed (UDP messages over their rate are only in RateLimited)
 	Published   uint64 // events published
 	Malformed   uint64 // RFC 5424 messages that broke the grammar (dropped)
 	QueueFull   uint64 // UDP messages dropped because the queue was full

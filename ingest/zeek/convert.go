@@ -232,60 +232,93 @@ func convConn(g *getter, dst []proto.Event) []proto.Event {
 		return dst
 	}
 	end := g.t.Add(time.Duration(dur * 1e9))
-	ev := g.event(end, "flow", "flow", true, 20)
-	f := &ev.Fields
 	state, _ := g.str("conn_state")
 	st := connStates[state]
 	reason := st[1]
 	if reason == "" {
 		reason = "end"
 	}
-	f.SetStr("flow.reason", reason)
+	num := func(name string) any {
+		if v, ok := g.num(name); ok {
+			return proto.Num(v)
+		}
+		return nil
+	}
+	pktsS, pktsC := num("orig_pkts"), num("resp_pkts")
+	bytesS := num("orig_ip_bytes")
+	if bytesS == nil {
+		bytesS = num("orig_bytes")
+	}
+	bytesC := num("resp_ip_bytes")
+	if bytesC == nil {
+		bytesC = num("resp_bytes")
+	}
+	service, _ := g.str("service")
+	hist, _ := g.str("history")
+	label, hasLabel := g.str("label")
+	detailed, hasDetailed := g.str("detailed-label")
 	// Both times in one string, one allocation.
 	var buf [72]byte
 	tb := vigil.AppendTime(buf[:0], g.t)
 	n := len(tb)
 	times := string(vigil.AppendTime(tb, end))
-	f.SetStr("flow.start", times[:n])
-	f.SetStr("flow.end", times[n:])
+
+	// The fields in the order of their names, which makes sorting them
+	// for the JSON encoding (vigil.Event.AppendJSONFields) cheap.
+	ev := proto.Event{Event: vigil.Event{Time: end, Source: nsm.Source, Kind: "flow", Category: "network", Action: "flow", Network: g.net}}
+	if g.arena != nil {
+		ev.Fields = g.arena.Get(22)
+	} else {
+		ev.Fields = make(proto.Fields, 0, 22)
+	}
+	f := &ev.Fields
+	if service != "" {
+		f.SetStr("flow.app_proto", nsm.AppProto(service))
+	}
+	if bytesC != nil {
+		f.Set("flow.bytes_toclient", bytesC)
+	}
+	if bytesS != nil {
+		f.Set("flow.bytes_toserver", bytesS)
+	}
 	f.Set("flow.duration", proto.Num(dur))
-	pkts := func(key, name string) {
-		if v, ok := g.num(name); ok {
-			f.Set(key, proto.Num(v))
-		}
+	f.SetStr("flow.end", times[n:])
+	if g.uid != "" {
+		f.SetStr("flow.id", g.uid)
 	}
-	pkts("flow.pkts_toserver", "orig_pkts")
-	pkts("flow.pkts_toclient", "resp_pkts")
-	bytes := func(key, ip, app string) {
-		if v, ok := g.num(ip); ok {
-			f.Set(key, proto.Num(v))
-		} else if v, ok := g.num(app); ok {
-			f.Set(key, proto.Num(v))
-		}
+	tcp := g.net.Transport == "tcp"
+	f.Set("flow.midstream", tcp && hist != "" && !strings.ContainsAny(hist, "Ss"))
+	if pktsC != nil {
+		f.Set("flow.pkts_toclient", pktsC)
 	}
-	bytes("flow.bytes_toserver", "orig_ip_bytes", "orig_bytes")
-	bytes("flow.bytes_toclient", "resp_ip_bytes", "resp_bytes")
-	if s, ok := g.str("service"); ok && s != "" {
-		f.SetStr("flow.app_proto", nsm.AppProto(s))
+	if pktsS != nil {
+		f.Set("flow.pkts_toserver", pktsS)
 	}
-	hist, _ := g.str("history")
-	if g.net.Transport == "tcp" {
-		f.Set("flow.midstream", hist != "" && !strings.ContainsAny(hist, "Ss"))
-		o, r := historyFlags(hist)
-		f.SetStr("flow.tcp_flags_toserver", nsm.Flags(o))
-		f.SetStr("flow.tcp_flags_toclient", nsm.Flags(r))
-		f.SetStr("flow.tcp_flags", nsm.Flags(o|r))
+	f.SetStr("flow.reason", reason)
+	f.SetStr("flow.start", times[:n])
+	if tcp {
 		if st[0] != "" {
 			f.SetStr("flow.state", st[0])
 		}
-	} else {
-		f.Set("flow.midstream", false)
+		o, r := historyFlags(hist)
+		f.SetStr("flow.tcp_flags", nsm.Flags(o|r))
+		f.SetStr("flow.tcp_flags_toclient", nsm.Flags(r))
+		f.SetStr("flow.tcp_flags_toserver", nsm.Flags(o))
 	}
+	f.SetStr(nsm.FieldProduct, Product)
 	if state != "" {
 		f.SetStr("zeek.conn_state", state)
 	}
+	// The ground truth of labelled data sets (IoT-23), kept for
+	// evaluation; no rule reads it.
+	if hasDetailed {
+		f.SetStr("zeek.detailed_label", detailed)
+	}
 	if hist != "" {
 		f.SetStr("zeek.history", hist)
+	}
+	if hasLabel {
+		f.SetStr("zeek.label", label)
 	}
 	return append(dst, ev)
 }

@@ -33,6 +33,16 @@ type headerError struct{ error }
 
 func (e headerError) Is(target error) bool { return target == ErrHeader }
 
+// RecordError is an error in one record (a line) of the input: what and
+// where. The reader goes on with the next line.
+type RecordError struct {
+	Name string // the input
+	Line int    // from 1
+	Msg  string
+}
+
+func (e *RecordError) Error() string { return e.Name + ":" + strconv.Itoa(e.Line) + ": " + e.Msg }
+
 // MaxLine is the longest line a Reader accepts, in bytes.
 const MaxLine = 1 << 20
 
@@ -98,7 +108,7 @@ func (r *Reader) Stats() Stats { return r.stats }
 
 // errorf returns an error saying where in the input it happened.
 func (r *Reader) errorf(format string, args ...any) error {
-	return fmt.Errorf("%s:%d: %s", r.opt.Name, r.line, fmt.Sprintf(format, args...))
+	return &RecordError{r.opt.Name, r.line, fmt.Sprintf(format, args...)}
 }
 
 // readLine returns the next line without its line end, valid until the
@@ -112,15 +122,18 @@ func (r *Reader) readLine() ([]byte, error) {
 			r.long = append(r.long, l...)
 			if len(r.long) > MaxLine {
 				r.line++
-				return nil, r.errorf("line longer than %d bytes", MaxLine)
+				for err == bufio.ErrBufferFull { // skip the rest of the line
+					_, err = r.br.ReadSlice('\n')
+				}
+				return nil, &RecordError{r.opt.Name, r.line, fmt.Sprintf("line longer than %d bytes", MaxLine)}
 			}
 		}
 		l = r.long
 	}
-	if len(l) == 0 && err != nil {
-		return nil, err
-	}
 	if err != nil && err != io.EOF {
+		return nil, fmt.Errorf("cannot read %s: %w", r.opt.Name, err)
+	}
+	if len(l) == 0 && err != nil {
 		return nil, err
 	}
 	r.line++
@@ -139,13 +152,7 @@ func (r *Reader) Next(dst []proto.Event) ([]proto.Event, error) {
 	for {
 		l, err := r.readLine()
 		if err != nil {
-			if err == io.EOF {
-				return dst, io.EOF
-			}
-			if r.line == 0 || strings.HasPrefix(err.Error(), r.opt.Name+":") {
-				return dst, err
-			}
-			return dst, fmt.Errorf("cannot read %s: %w", r.opt.Name, err)
+			return dst, err
 		}
 		if len(l) == 0 {
 			continue
@@ -209,6 +216,16 @@ func (r *Reader) header(l string) error {
 		r.opt.Path = val
 	case "#fields":
 		r.rec.names = strings.Split(val, r.rec.sep)
+		// The labelled conn logs of IoT-23 (Stratosphere Lab) append
+		// "label" and "detailed-label" to the last column, separated by
+		// three spaces instead of the separator, in the header and in
+		// every record: read them as columns of their own.
+		r.rec.spaced = 0
+		if last := r.rec.names[len(r.rec.names)-1]; strings.Contains(last, "   ") {
+			more := strings.Split(last, "   ")
+			r.rec.names = append(r.rec.names[:len(r.rec.names)-1], more...)
+			r.rec.spaced = len(more)
+		}
 		r.rec.idx = make(map[string]int, len(r.rec.names))
 		r.rec.cache = r.rec.cache[:0]
 		for i, n := range r.rec.names {
@@ -251,6 +268,19 @@ func (r *Reader) tsvRecord(dst []proto.Event, l []byte) ([]proto.Event, error) {
 		}
 		cols = append(cols, line[:i])
 		line = line[i+len(sep):]
+	}
+	if r.rec.spaced > 0 && len(cols) > 0 {
+		last := cols[len(cols)-1]
+		cols = cols[:len(cols)-1]
+		for i := 1; i < r.rec.spaced; i++ {
+			j := strings.Index(last, "   ")
+			if j < 0 {
+				break
+			}
+			cols = append(cols, last[:j])
+			last = last[j+3:]
+		}
+		cols = append(cols, last)
 	}
 	r.rec.cols = cols
 	r.rec.cur = 0
@@ -304,6 +334,7 @@ type record struct {
 	names, types              []string
 	idx                       map[string]int
 	cols                      []string
+	spaced                    int // the last column holds this many, three spaces apart (IoT-23)
 	// cache remembers the column of the n-th field a converter asks
 	// for: converters ask for the same fields in the same order on
 	// every record, so a comparison of the name (the same string

@@ -367,3 +367,42 @@ func fuzzRead(t *testing.T, b []byte, path string) {
 		}
 	}
 }
+
+// TestLongLine: a line longer than MaxLine is a record error, and the
+// reader goes on with the next line.
+func TestLongLine(t *testing.T) {
+	head := "#separator \\x09\n#path\tconn\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\n"
+	in := head + "1.0\t" + strings.Repeat("C", MaxLine+10) + "\t10.0.0.1\t1\t10.0.0.2\t2\ttcp\n" + "2.0\tC2\t10.0.0.1\t1\t10.0.0.2\t2\ttcp\n"
+	r := NewReader(strings.NewReader(in), Options{Name: "big.log"})
+	_, err := r.Next(nil)
+	var re *RecordError
+	if !errors.As(err, &re) || re.Line != 4 || !strings.Contains(err.Error(), "big.log:4: line longer than") {
+		t.Fatalf("got %v", err)
+	}
+	evs, err := r.Next(nil)
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("after the long line: %v %d", err, len(evs))
+	}
+	if v, _ := evs[0].Fields.Get("flow.id"); v != "C2" {
+		t.Errorf("flow.id %v", v)
+	}
+}
+
+// TestIoT23Labels: the labelled conn logs of IoT-23 put "label" and
+// "detailed-label" after tunnel_parents three spaces apart (the layout of
+// that data set's conn.log.labeled files; this sample is written for the
+// test, not taken from it).
+func TestIoT23Labels(t *testing.T) {
+	in := "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n" +
+		"#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\tduration\torig_bytes\tresp_bytes\tconn_state\tlocal_orig\tlocal_resp\tmissed_bytes\thistory\torig_pkts\torig_ip_bytes\tresp_pkts\tresp_ip_bytes\ttunnel_parents   label   detailed-label\n" +
+		"#types\ttime\tstring\taddr\tport\taddr\tport\tenum\tstring\tinterval\tcount\tcount\tstring\tbool\tbool\tcount\tstring\tcount\tcount\tcount\tcount\tset[string]   string   string\n" +
+		"1532106680.769264\tCx1\t192.168.100.103\t43763\t203.0.113.107\t23\ttcp\t-\t2.999169\t0\t0\tS0\t-\t-\t0\tS\t3\t180\t0\t0\t-   Malicious   PartOfAHorizontalPortScan\n" +
+		"1532106681.000000\tCx2\t192.168.100.103\t43764\t192.168.100.1\t53\tudp\tdns\t0.01\t30\t60\tSF\t-\t-\t0\tDd\t1\t58\t1\t88\t-   Benign   -\n"
+	evs, _, err := readAll(t, "conn.log.labeled", []byte(in), "")
+	if err != nil || len(evs) != 2 {
+		t.Fatalf("%v, %d events", err, len(evs))
+	}
+	check(t, &evs[0], map[string]any{"network.dst_port": 23, "fields.flow.state": "syn_sent",
+		"fields.zeek.label": "Malicious", "fields.zeek.detailed_label": "PartOfAHorizontalPortScan"})
+	check(t, &evs[1], map[string]any{"fields.zeek.label": "Benign", "fields.zeek.detailed_label": nil})
+}
