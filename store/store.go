@@ -29,6 +29,8 @@ type Store interface {
 	Actions
 	Audit
 	Baselines
+	Users
+	Sessions
 	Close() error
 }
 

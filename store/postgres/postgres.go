@@ -214,6 +214,27 @@ CREATE TABLE baselines (
 	state     bytea NOT NULL
 );
 `,
+	// console accounts (branch h5): users and login sessions. Self-contained;
+	// renumber freely when merging.
+	`
+CREATE TABLE users (
+	name      text PRIMARY KEY,
+	role      text NOT NULL,
+	hash      text NOT NULL,
+	created   bigint NOT NULL,
+	updated   bigint NOT NULL
+);
+CREATE TABLE sessions (
+	id        text PRIMARY KEY,
+	subject   text NOT NULL,
+	name      text NOT NULL,
+	role      text NOT NULL,
+	csrf      text NOT NULL,
+	created   bigint NOT NULL,
+	last_seen bigint NOT NULL
+);
+CREATE INDEX sessions_subject ON sessions(subject);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context, schema string) error {

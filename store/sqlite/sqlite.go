@@ -282,6 +282,27 @@ CREATE TABLE baselines (
 	state     BLOB NOT NULL
 );
 `,
+	// console accounts (branch h5): users and login sessions. Self-contained;
+	// renumber freely when merging.
+	`
+CREATE TABLE users (
+	name      TEXT PRIMARY KEY,
+	role      TEXT NOT NULL,
+	hash      TEXT NOT NULL,
+	created   INTEGER NOT NULL,
+	updated   INTEGER NOT NULL
+);
+CREATE TABLE sessions (
+	id        TEXT PRIMARY KEY,
+	subject   TEXT NOT NULL,
+	name      TEXT NOT NULL,
+	role      TEXT NOT NULL,
+	csrf      TEXT NOT NULL,
+	created   INTEGER NOT NULL,
+	last_seen INTEGER NOT NULL
+);
+CREATE INDEX sessions_subject ON sessions(subject);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
