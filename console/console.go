@@ -79,8 +79,8 @@ type Console struct {
 	devMu    sync.Mutex
 	devIndex *deviceIndex
 
-	rateMu  sync.Mutex
-	samples []rateSample
+	rateMu   sync.Mutex
+	samples  []rateSample
 	verified verification
 
 	// routes are the console's own routes with the permission each needs

@@ -44,11 +44,11 @@ func (c *Console) pageRoutes() []Route {
 		{Method: "GET", Pattern: "/intel", Perm: auth.PermRead, handler: c.intel},
 		{Method: "GET", Pattern: "/audit", Perm: auth.PermAdmin, handler: c.audit},
 		{Method: "GET", Pattern: "/settings", Perm: auth.PermAdmin, handler: c.settings},
-		{Method: "POST", Pattern: "/settings/users", Perm: auth.PermAdmin, handler: c.createUser},                 // POST /api/v1/users
-		{Method: "POST", Pattern: "/settings/users/{name}/delete", Perm: auth.PermAdmin, handler: c.deleteUser},   // DELETE /api/v1/users/{name}
-		{Method: "POST", Pattern: "/settings/tokens", Perm: auth.PermAdmin, handler: c.createToken},               // POST /api/v1/tokens
-		{Method: "POST", Pattern: "/settings/tokens/{id}/revoke", Perm: auth.PermAdmin, handler: c.revokeToken},   // DELETE /api/v1/tokens/{id}
-		{Method: "POST", Pattern: "/settings/enroll", Perm: auth.PermAdmin, handler: c.createEnroll},              // POST /api/v1/enroll-tokens
+		{Method: "POST", Pattern: "/settings/users", Perm: auth.PermAdmin, handler: c.createUser},                // POST /api/v1/users
+		{Method: "POST", Pattern: "/settings/users/{name}/delete", Perm: auth.PermAdmin, handler: c.deleteUser},  // DELETE /api/v1/users/{name}
+		{Method: "POST", Pattern: "/settings/tokens", Perm: auth.PermAdmin, handler: c.createToken},              // POST /api/v1/tokens
+		{Method: "POST", Pattern: "/settings/tokens/{id}/revoke", Perm: auth.PermAdmin, handler: c.revokeToken},  // DELETE /api/v1/tokens/{id}
+		{Method: "POST", Pattern: "/settings/enroll", Perm: auth.PermAdmin, handler: c.createEnroll},             // POST /api/v1/enroll-tokens
 		{Method: "POST", Pattern: "/settings/enroll/{id}/delete", Perm: auth.PermAdmin, handler: c.deleteEnroll}, // DELETE /api/v1/enroll-tokens/{id}
 	}
 }
