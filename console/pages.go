@@ -465,6 +465,7 @@ type incidentData struct {
 	Actions  []vigil.Action
 	Timeline []timelineRow
 	Open     bool
+	TTD, TTC time.Duration
 }
 
 type timelineRow struct {
@@ -480,6 +481,7 @@ func (c *Console) incident(w http.ResponseWriter, r *http.Request, s *session) e
 		return err
 	}
 	d := incidentData{Incident: api.NewIncident(in), Open: in.Status == vigil.IncidentOpen || in.Status == vigil.IncidentContained}
+	d.TTD, d.TTC = d.Incident.Durations()
 	if d.Alerts, _, err = c.opts.Store.ListAlerts(ctx, store.AlertFilter{IncidentID: in.ID, Page: store.Page{Limit: 200}}); err != nil {
 		return err
 	}
