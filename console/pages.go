@@ -141,7 +141,7 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) e
 	for i := range labels {
 		labels[i] = now.Add(-time.Duration(23-i) * time.Hour).UTC().Format("15h")
 	}
-	d.AlertChart = barChart("Alerts per hour, last 24 hours", labels, hours, "")
+	d.AlertChart = barChart(wide, "Alerts per hour, last 24 hours", labels, hours, "")
 	d.IngestRate, d.HaveRate = c.ingestRate(now)
 	d.Posture = c.posture(scan.Filter{})
 	return c.page(w, r, s, "overview", "Overview", "overview", d)
@@ -218,7 +218,7 @@ func incidentTimes(incs []vigil.Incident, now time.Time) (mttd, mttc time.Durati
 			perDayC[i] /= cntC[i]
 		}
 	}
-	ch = pairChart("Mean time to detect and to contain per day (seconds)", labels, perDayD, perDayC, "detect", "contain")
+	ch = pairChart(narrow, "Mean time to detect and to contain per day (seconds)", labels, perDayD, perDayC, "detect", "contain")
 	return
 }
 

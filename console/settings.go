@@ -34,7 +34,7 @@ func (c *Console) settings(w http.ResponseWriter, r *http.Request, s *session) e
 }
 
 func (c *Console) settingsPage(w http.ResponseWriter, r *http.Request, s *session, created *createdSecret) error {
-	d := settingsData{Created: created, Roles: []auth.Role{auth.RoleAdmin, auth.RoleAnalyst, auth.RoleViewer, auth.RoleAgent}}
+	d := settingsData{Created: created, Roles: []auth.Role{auth.RoleViewer, auth.RoleAnalyst, auth.RoleAdmin, auth.RoleAgent}}
 	var users api.List[UserView]
 	if err := c.callAPI(r, s, "GET", api.Prefix+"/users", nil, &users); err != nil {
 		return err

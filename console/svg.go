@@ -20,24 +20,33 @@ type chart struct {
 }
 
 const (
-	chartW, chartH = 640, 180
-	padL, padB     = 44, 26
-	padT, padR     = 10, 10
+	chartH     = 180
+	padL, padB = 44, 26
+	padT, padR = 14, 10
+)
+
+// Chart widths (viewBox units): half a page, or the whole page.
+const (
+	narrow = 640
+	wide   = 1200
 )
 
 func esc(s string) string { return html.EscapeString(s) }
 
+// niceMax returns the top of a y axis of four steps that holds v: each
+// step a round number, at least 1 (the charts count things or seconds).
 func niceMax(v float64) float64 {
-	if v <= 0 {
-		return 1
+	step := v / 4
+	if step <= 1 {
+		return 4
 	}
-	p := math.Pow(10, math.Floor(math.Log10(v)))
+	p := math.Pow(10, math.Floor(math.Log10(step)))
 	for _, m := range []float64{1, 2, 2.5, 5, 10} {
-		if m*p >= v {
-			return m * p
+		if m*p >= step {
+			return 4 * m * p
 		}
 	}
-	return 10 * p
+	return 40 * p
 }
 
 func fmtNum(v float64) string {
@@ -53,7 +62,7 @@ func fmtNum(v float64) string {
 }
 
 // frame draws the axes and the y grid of a chart up to top.
-func frame(b *strings.Builder, title string, top float64) {
+func frame(b *strings.Builder, chartW int, title string, top float64) {
 	fmt.Fprintf(b, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-label="%s" xmlns="http://www.w3.org/2000/svg"><title>%s</title>`,
 		chartW, chartH, esc(title), esc(title))
 	plotH := float64(chartH - padT - padB)
@@ -65,7 +74,7 @@ func frame(b *strings.Builder, title string, top float64) {
 }
 
 // labelsX writes every k-th label under the slots.
-func labelsX(b *strings.Builder, labels []string, slot float64) {
+func labelsX(b *strings.Builder, chartW int, labels []string, slot float64) {
 	step := max(1, int(math.Ceil(float64(len(labels))*46/float64(chartW-padL-padR))))
 	for i, l := range labels {
 		if i%step != 0 {
@@ -77,7 +86,7 @@ func labelsX(b *strings.Builder, labels []string, slot float64) {
 }
 
 // barChart draws one bar per label.
-func barChart(title string, labels []string, values []float64, class string) chart {
+func barChart(chartW int, title string, labels []string, values []float64, class string) chart {
 	var top, sum float64
 	for _, v := range values {
 		top = max(top, v)
@@ -85,7 +94,7 @@ func barChart(title string, labels []string, values []float64, class string) cha
 	}
 	top = niceMax(top)
 	var b strings.Builder
-	frame(&b, title, top)
+	frame(&b, chartW, title, top)
 	slot := float64(chartW-padL-padR) / float64(max(1, len(values)))
 	plotH := float64(chartH - padT - padB)
 	for i, v := range values {
@@ -93,20 +102,20 @@ func barChart(title string, labels []string, values []float64, class string) cha
 		fmt.Fprintf(&b, `<rect class="bar %s" x="%.1f" y="%.1f" width="%.1f" height="%.1f"><title>%s: %s</title></rect>`,
 			class, float64(padL)+slot*float64(i)+slot*0.15, float64(padT)+plotH-h, slot*0.7, h, esc(labels[i]), fmtNum(v))
 	}
-	labelsX(&b, labels, slot)
+	labelsX(&b, chartW, labels, slot)
 	b.WriteString(`</svg>`)
 	return chart{SVG: template.HTML(b.String()), Desc: fmt.Sprintf("%s: %s in all.", title, fmtNum(sum))}
 }
 
 // pairChart draws two bars per label (a and b).
-func pairChart(title string, labels []string, a, bv []float64, la, lb string) chart {
+func pairChart(chartW int, title string, labels []string, a, bv []float64, la, lb string) chart {
 	var top float64
 	for i := range a {
 		top = max(top, a[i], bv[i])
 	}
 	top = niceMax(top)
 	var b strings.Builder
-	frame(&b, title, top)
+	frame(&b, chartW, title, top)
 	slot := float64(chartW-padL-padR) / float64(max(1, len(labels)))
 	plotH := float64(chartH - padT - padB)
 	for i := range labels {
@@ -117,7 +126,7 @@ func pairChart(title string, labels []string, a, bv []float64, la, lb string) ch
 				j, float64(padL)+slot*float64(i)+slot*(0.12+0.38*float64(j)), float64(padT)+plotH-h, slot*0.36, h, esc(labels[i]), esc(name), fmtNum(v))
 		}
 	}
-	labelsX(&b, labels, slot)
+	labelsX(&b, chartW, labels, slot)
 	fmt.Fprintf(&b, `<rect class="bar s0" x="%d" y="2" width="10" height="8"/><text class="axis" x="%d" y="10">%s</text>`, chartW-170, chartW-156, esc(la))
 	fmt.Fprintf(&b, `<rect class="bar s1" x="%d" y="2" width="10" height="8"/><text class="axis" x="%d" y="10">%s</text>`, chartW-90, chartW-76, esc(lb))
 	b.WriteString(`</svg>`)
@@ -141,9 +150,10 @@ func healthChart(hist []vigil.Health, now time.Time) chart {
 		bs[i].disk += h.Disk
 		bs[i].n++
 	}
+	const chartW = wide
 	var b strings.Builder
 	title := "CPU, memory and disk use (%), last 24 hours"
-	frame(&b, title, 100)
+	frame(&b, chartW, title, 100)
 	plotW, plotH := float64(chartW-padL-padR), float64(chartH-padT-padB)
 	series := []struct {
 		name string
@@ -160,11 +170,18 @@ func healthChart(hist []vigil.Health, now time.Time) chart {
 			}
 			pts = pts[:0]
 		}
+		gap := 0
 		for i, a := range bs {
 			if a.n == 0 {
-				flush()
+				// A line runs across short gaps (samples every 10
+				// minutes leave every other bucket empty); half an
+				// hour without a sample breaks it.
+				if gap++; gap == 6 {
+					flush()
+				}
 				continue
 			}
+			gap = 0
 			v := min(max(s.get(a), 0), 100)
 			pts = append(pts, fmt.Sprintf("%.1f,%.1f", float64(padL)+plotW*(float64(i)+0.5)/buckets, float64(padT)+plotH*(1-v/100)))
 		}
@@ -175,7 +192,7 @@ func healthChart(hist []vigil.Health, now time.Time) chart {
 	for i := range labels {
 		labels[i] = start.Add(time.Duration(i) * time.Hour).UTC().Format("15h")
 	}
-	labelsX(&b, labels, plotW/24)
+	labelsX(&b, chartW, labels, plotW/24)
 	b.WriteString(`</svg>`)
 	return chart{SVG: template.HTML(b.String()), Desc: fmt.Sprintf("%d health samples in the last 24 hours.", len(hist))}
 }

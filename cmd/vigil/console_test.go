@@ -117,7 +117,7 @@ type consoleClient struct {
 func newConsoleClient(t *testing.T, a *app) *consoleClient {
 	jar, _ := cookiejar.New(nil)
 	hc := &http.Client{Jar: jar, Timeout: 20 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: a.ca.Pool()}},
+		Transport:     &http.Transport{TLSClientConfig: &tls.Config{RootCAs: a.ca.Pool()}},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return &consoleClient{t: t, base: a.URL, hc: hc}
 }
