@@ -76,8 +76,9 @@ type Console struct {
 	pages map[string]*template.Template
 	login *loginLimiter
 
-	devMu    sync.Mutex
-	devIndex *deviceIndex
+	devMu      sync.Mutex
+	devIndex   *deviceIndex
+	devReading bool // a background read of the index is running
 
 	rateMu   sync.Mutex
 	samples  []rateSample

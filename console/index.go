@@ -24,16 +24,55 @@ type deviceIndex struct {
 	devices []vigil.Device
 }
 
-// devicesIndex returns the current index, reading the store again when it
-// is older than indexTTL. One reader at a time; the others wait for it.
+// devicesIndex returns the current index. The first call reads the
+// inventory and waits for it; afterwards an index older than indexTTL is
+// served as it is while one background read replaces it
+// (stale-while-revalidate), so that no page view waits for a full read.
 func (c *Console) devicesIndex(ctx context.Context) (*deviceIndex, error) {
 	c.devMu.Lock()
-	defer c.devMu.Unlock()
+	idx, busy := c.devIndex, c.devReading
 	now := c.clock.Now()
-	if c.devIndex != nil && now.Sub(c.devIndex.built) < indexTTL && !now.Before(c.devIndex.built) {
-		return c.devIndex, nil
+	stale := idx == nil || now.Sub(idx.built) >= indexTTL || now.Before(idx.built)
+	if idx != nil && (!stale || busy) {
+		c.devMu.Unlock()
+		return idx, nil
 	}
-	idx := &deviceIndex{built: now}
+	if idx != nil { // stale: refresh in the background
+		c.devReading = true
+		c.devMu.Unlock()
+		go func() {
+			fresh, err := c.readDevices(context.WithoutCancel(ctx))
+			c.devMu.Lock()
+			defer c.devMu.Unlock()
+			c.devReading = false
+			if err != nil {
+				c.log.Warn("cannot refresh the device index", "err", err)
+				return
+			}
+			c.devIndex = fresh
+		}()
+		return idx, nil
+	}
+	defer c.devMu.Unlock() // the first read: every caller waits for it
+	fresh, err := c.readDevices(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.devIndex = fresh
+	return fresh, nil
+}
+
+// Warm reads the device index, so that the first page view after a start
+// does not wait for it. Run it in the background.
+func (c *Console) Warm(ctx context.Context) {
+	if _, err := c.devicesIndex(ctx); err != nil {
+		c.log.Warn("cannot read the device index", "err", err)
+	}
+}
+
+// readDevices reads the whole inventory, a page of MaxLimit at a time.
+func (c *Console) readDevices(ctx context.Context) (*deviceIndex, error) {
+	idx := &deviceIndex{built: c.clock.Now()}
 	cursor := ""
 	for {
 		ds, next, err := c.opts.Store.ListDevices(ctx, store.DeviceFilter{Page: store.Page{Limit: store.MaxLimit, Cursor: cursor}})
@@ -42,12 +81,10 @@ func (c *Console) devicesIndex(ctx context.Context) (*deviceIndex, error) {
 		}
 		idx.devices = append(idx.devices, ds...)
 		if next == "" {
-			break
+			return idx, nil
 		}
 		cursor = next
 	}
-	c.devIndex = idx
-	return idx, nil
 }
 
 // Facets of the Devices page, in the order shown.

@@ -32,5 +32,6 @@ func (a *app) withConsole(stop context.Context, api http.Handler) (http.Handler,
 	if err != nil {
 		return nil, err
 	}
+	go c.Warm(stop)
 	return console.Mount(api, c), nil
 }

@@ -282,7 +282,8 @@ CREATE TABLE baselines (
 	state     BLOB NOT NULL
 );
 `,
-	// console accounts (branch h5): users and login sessions. Self-contained;
+	// console (branch h5): users, login sessions, and indexes of the lists
+	// the console pages read. Self-contained;
 	// renumber freely when merging.
 	`
 CREATE TABLE users (
@@ -302,6 +303,14 @@ CREATE TABLE sessions (
 	last_seen INTEGER NOT NULL
 );
 CREATE INDEX sessions_subject ON sessions(subject);
+-- the console's per-device, per-incident and per-state lists read one index
+CREATE INDEX alerts_device ON alerts(device_id, created, id);
+CREATE INDEX alerts_incident ON alerts(incident_id, created, id);
+CREATE INDEX alerts_rule ON alerts(rule_id, created, id);
+CREATE INDEX actions_device ON actions(device_id, created, id);
+CREATE INDEX actions_incident ON actions(incident_id, created, id);
+CREATE INDEX actions_state ON actions(state, created, id);
+CREATE INDEX incidents_status ON incidents(status, detected, id);
 `,
 }
 
