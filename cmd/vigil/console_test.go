@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -231,5 +233,42 @@ func TestConsoleEveryRouteEveryRole(t *testing.T) {
 		if x, err := a.store.GetAction(context.Background(), id); err != nil || x.State != vigil.ActionPendingApproval {
 			t.Errorf("action %s after the walk: %v %v", id, x.State, err)
 		}
+	}
+}
+
+// TestCtlUsers: vigil ctl users add, list and remove go through the API,
+// and the user added logs in to the console.
+func TestCtlUsers(t *testing.T) {
+	a := startTestApp(t)
+	conn := []string{"--server", a.URL, "--token", a.adminToken, "--ca", filepath.Join(a.cfg.DataDir, "pki", "ca.crt")}
+	ctl := func(stdin string, args ...string) (string, error) {
+		var out bytes.Buffer
+		cmd := newRootCmd()
+		cmd.SetOut(&out)
+		cmd.SetErr(&out)
+		cmd.SetIn(strings.NewReader(stdin))
+		cmd.SetArgs(append(append([]string{"ctl", "users"}, args...), conn...))
+		err := cmd.ExecuteContext(t.Context())
+		return out.String(), err
+	}
+	if out, err := ctl("short\n", "add", "alice", "--role", "analyst"); err == nil {
+		t.Fatalf("a short password was taken: %s", out)
+	}
+	if out, err := ctl(consolePassword+"\n", "add", "alice", "--role", "analyst"); err != nil || !strings.Contains(out, "user alice saved with role analyst") {
+		t.Fatalf("users add: %v %s", err, out)
+	}
+	if out, err := ctl("", "list"); err != nil || !strings.Contains(out, "alice") || !strings.Contains(out, "analyst") {
+		t.Fatalf("users list: %v %s", err, out)
+	}
+	cl := newConsoleClient(t, a)
+	cl.login("alice")
+	if code, _ := cl.get("/"); code != http.StatusOK {
+		t.Fatalf("alice's overview: %d", code)
+	}
+	if out, err := ctl("", "remove", "alice"); err != nil {
+		t.Fatalf("users remove: %v %s", err, out)
+	}
+	if code, _ := cl.get("/"); code != http.StatusSeeOther {
+		t.Fatalf("removed alice's session: %d, want a redirect to the login page", code)
 	}
 }
