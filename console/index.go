@@ -63,8 +63,10 @@ func (c *Console) devicesIndex(ctx context.Context) (*deviceIndex, error) {
 }
 
 // Warm reads the device index, so that the first page view after a start
-// does not wait for it. Run it in the background.
+// does not wait for it, and takes the first sample of the ingest rate.
+// Run it in the background.
 func (c *Console) Warm(ctx context.Context) {
+	c.ingestRate(c.clock.Now()) // the first sample of the ingest rate
 	if _, err := c.devicesIndex(ctx); err != nil {
 		c.log.Warn("cannot read the device index", "err", err)
 	}

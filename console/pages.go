@@ -30,6 +30,7 @@ func (c *Console) pageRoutes() []Route {
 		{Method: "GET", Pattern: "/live", Perm: auth.PermRead, handler: c.live},
 		{Method: "GET", Pattern: "/devices", Perm: auth.PermRead, handler: c.devices},
 		{Method: "GET", Pattern: "/devices/{id}", Perm: auth.PermRead, handler: c.device},
+		{Method: "POST", Pattern: "/devices/{id}/isolate", Perm: auth.PermWrite, handler: c.isolate}, // POST /api/v1/devices/{id}/isolate
 		{Method: "GET", Pattern: "/alerts", Perm: auth.PermRead, handler: c.alerts},
 		{Method: "GET", Pattern: "/alerts/{id}", Perm: auth.PermRead, handler: c.alert},
 		{Method: "POST", Pattern: "/alerts/{id}/normal", Perm: auth.PermWrite, handler: c.alertNormal}, // POST /api/v1/baseline/normal
@@ -364,6 +365,18 @@ func (c *Console) device(w http.ResponseWriter, r *http.Request, s *session) err
 		d.Baseline = indentJSON(bl)
 	}
 	return c.page(w, r, s, "device", "Device "+cmp.Or(dev.Name, dev.ID), "devices", d)
+}
+
+// isolate asks for the isolation of a device: the API creates the action
+// through the response engine, held for approval.
+func (c *Console) isolate(w http.ResponseWriter, r *http.Request, s *session) error {
+	id := r.PathValue("id")
+	body := map[string]string{"incident_id": r.PostFormValue("incident")}
+	if err := c.callAPI(r, s, "POST", api.Prefix+"/devices/"+url.PathEscape(id)+"/isolate", body, nil); err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/devices/"+url.PathEscape(id)+"?done=isolate", http.StatusSeeOther)
+	return nil
 }
 
 func indentJSON(b []byte) string {

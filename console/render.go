@@ -160,7 +160,8 @@ func (c *Console) viewOf(r *http.Request, s *session) *view {
 var noticeText = map[string]string{
 	"approved": "Action approved.", "denied": "Action denied.", "resolved": "Incident closed.",
 	"rules": "Rules updated.", "user": "User saved.", "userdel": "User removed.", "token": "Token revoked.",
-	"enroll": "Enrollment token removed.",
+	"enroll": "Enrollment token removed.", "normal": "Learned as normal.",
+	"isolate": "Isolation requested: it waits for approval under Response actions.",
 }
 
 // renderError answers an error as a page with the status of its code.

@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/store"
 )
 
 // chromiumPath finds a headless-capable Chromium, "" when there is none.
@@ -168,6 +169,13 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.Click(css(`button[data-action="resolve"]`)),
 		chromedp.WaitVisible(css("p.notice")))
 	shot("15-incident-closed")
+	// One click to isolate a device: held for approval by the playbook's step.
+	do("isolate", chromedp.Navigate(base+"/devices/camera-01"), chromedp.Click(css(`button[data-action="isolate"]`)), chromedp.WaitVisible(css("p.notice")))
+	shot("16-device-isolate-requested")
+	acts, _, err := a.store.ListActions(t.Context(), store.ActionFilter{DeviceID: "camera-01"})
+	if err != nil || len(acts) != 1 || acts[0].Type != "isolate" || acts[0].State != vigil.ActionPendingApproval || acts[0].RequestedBy != "user:ana" {
+		t.Fatalf("actions of camera-01 after the isolate click: %+v %v", acts, err)
+	}
 	in, err := a.store.GetIncident(t.Context(), "inc-lobby")
 	if err != nil || in.Status != vigil.IncidentFalsePositive {
 		t.Fatalf("incident after resolving: %v %v", in.Status, err)
@@ -178,7 +186,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	// and a direct POST is refused.
 	login("vic")
 	do("viewer incident", chromedp.Navigate(base+"/incidents/inc-lobby"), chromedp.WaitVisible(css("#action-act-notify")))
-	shot("16-incident-viewer")
+	shot("17-incident-viewer")
 	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('button[data-action="approve"]').length`))
 	if err != nil || n != 0 {
 		t.Fatalf("the viewer sees %d approve buttons (%v)", n, err)
@@ -198,8 +206,8 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	login("ada")
 	for _, p := range []struct{ path, name, sel string }{
-		{"/audit", "17-audit", "table"},
-		{"/settings", "18-settings", "table"},
+		{"/audit", "18-audit", "table"},
+		{"/settings", "19-settings", "table"},
 	} {
 		do("page "+p.path, chromedp.Navigate(base+p.path), chromedp.WaitVisible(css(p.sel)))
 		shot(p.name)
