@@ -28,16 +28,17 @@ type deviceIndex struct {
 // inventory and waits for it; afterwards an index older than indexTTL is
 // served as it is while one background read replaces it
 // (stale-while-revalidate), so that no page view waits for a full read.
+// An empty index is read again at once.
 func (c *Console) devicesIndex(ctx context.Context) (*deviceIndex, error) {
 	c.devMu.Lock()
 	idx, busy := c.devIndex, c.devReading
 	now := c.clock.Now()
-	stale := idx == nil || now.Sub(idx.built) >= indexTTL || now.Before(idx.built)
+	stale := idx == nil || len(idx.devices) == 0 || now.Sub(idx.built) >= indexTTL || now.Before(idx.built)
 	if idx != nil && (!stale || busy) {
 		c.devMu.Unlock()
 		return idx, nil
 	}
-	if idx != nil { // stale: refresh in the background
+	if idx != nil && len(idx.devices) > 0 { // stale: refresh in the background
 		c.devReading = true
 		c.devMu.Unlock()
 		go func() {
@@ -53,7 +54,9 @@ func (c *Console) devicesIndex(ctx context.Context) (*deviceIndex, error) {
 		}()
 		return idx, nil
 	}
-	defer c.devMu.Unlock() // the first read: every caller waits for it
+	// The first read, or the inventory was empty (a new server; reading
+	// it again costs nothing): every caller waits for it.
+	defer c.devMu.Unlock()
 	fresh, err := c.readDevices(ctx)
 	if err != nil {
 		return nil, err

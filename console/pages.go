@@ -76,6 +76,7 @@ type overviewData struct {
 	HaveRate    bool
 	Posture     *posture
 	Silent      []vigil.Device
+	Built       time.Time // when the device index was read
 }
 
 type countRow struct {
@@ -97,7 +98,7 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) e
 	if err != nil {
 		return err
 	}
-	d.Fleet = idx.stats(now)
+	d.Fleet, d.Built = idx.stats(now), idx.built
 	d.Silent = idx.silent(now, 10)
 
 	// Open and contained incidents by severity: at most one page of each.

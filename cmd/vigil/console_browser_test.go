@@ -135,6 +135,16 @@ func TestConsoleInBrowser(t *testing.T) {
 	if s := text("main"); !strings.Contains(s, "Brute force and overload on cam-lobby") {
 		t.Fatalf("the overview does not show the incident:\n%s", s)
 	}
+	// Live: an alert stored now shows up without a reload.
+	if err := a.store.PutAlert(t.Context(), vigil.Alert{ID: "alert-live", DedupKey: "live", Detector: "sigma", RuleID: "r", Title: "Telnet login from the Internet",
+		Severity: vigil.SeverityCritical, DeviceID: "camera-05", Created: time.Now().UTC(), Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	do("live update", chromedp.WaitVisible(css(".toast")), chromedp.WaitVisible(css("#live-alerts")))
+	if s := text(".toast a"); !strings.Contains(s, "Telnet login from the Internet") {
+		t.Fatalf("live notice %q", s)
+	}
+	shot("02b-overview-live")
 	for _, p := range []struct{ path, name, sel string }{
 		{"/devices", "03-devices", "table"},
 		{"/devices?class=camera", "04-devices-cameras", "table"},
