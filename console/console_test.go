@@ -369,3 +369,5 @@ func TestNoInlineScriptOrStyle(t *testing.T) {
 		}
 	}
 }
+
+func newEnvLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -74,6 +74,8 @@ type overviewData struct {
 	TimesChart  chart
 	IngestRate  float64
 	HaveRate    bool
+	BusLag      float64
+	HaveLag     bool
 	Posture     *posture
 	Silent      []vigil.Device
 	Built       time.Time // when the device index was read
@@ -145,6 +147,7 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) e
 	}
 	d.AlertChart = barChart(wide, "Alerts per hour, last 24 hours", labels, hours, "")
 	d.IngestRate, d.HaveRate = c.ingestRate(now)
+	d.BusLag, d.HaveLag = c.busLag()
 	d.Posture = c.posture(scan.Filter{})
 	return c.page(w, r, s, "overview", "Overview", "overview", d)
 }

@@ -60,3 +60,40 @@ func (c *Console) gatherCounter(name string) (float64, bool) {
 	}
 	return 0, false
 }
+
+// lagMetric is the bus's backlog gauge: batches of a partition not yet
+// delivered to a consumer group.
+const lagMetric = "vigil_bus_lag"
+
+// busLag returns the backlog of the slowest consumer group (batches, summed
+// over its partitions), false when the bus exposes none.
+func (c *Console) busLag() (float64, bool) {
+	if c.opts.Gatherer == nil {
+		return 0, false
+	}
+	mfs, err := c.opts.Gatherer.Gather()
+	if err != nil {
+		c.log.Warn("cannot gather metrics", "err", err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != lagMetric {
+			continue
+		}
+		byGroup := map[string]float64{}
+		for _, m := range mf.GetMetric() {
+			g := ""
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "group" {
+					g = l.GetValue()
+				}
+			}
+			byGroup[g] += m.GetGauge().GetValue()
+		}
+		worst := 0.0
+		for _, v := range byGroup {
+			worst = max(worst, v)
+		}
+		return worst, true
+	}
+	return 0, false
+}
