@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -212,14 +213,18 @@ func BenchmarkPages(b *testing.B) {
 	for _, p := range pages {
 		b.Run(p.name, func(b *testing.B) {
 			get(p.path, session) // warm: the device index, SQLite's cache
+			cpu0 := cpuTime()
 			for b.Loop() {
 				if w := get(p.path, session); w.Code != http.StatusOK {
 					b.Fatalf("GET %s: %d %.300s", p.path, w.Code, w.Body)
 				}
 			}
+			reportCPU(b, cpu0)
 		})
 	}
 	b.Run("devices-cold", func(b *testing.B) {
+		cpu0 := cpuTime()
+		defer reportCPU(b, cpu0)
 		for b.Loop() {
 			c.devMu.Lock()
 			c.devIndex = nil
@@ -229,4 +234,19 @@ func BenchmarkPages(b *testing.B) {
 			}
 		}
 	})
+}
+
+// cpuTime is the process's CPU time (user and system).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the CPU time per page view, which holds steadier than
+// wall time on a machine shared with other work.
+func reportCPU(b *testing.B, cpu0 time.Duration) {
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
 }
