@@ -146,6 +146,9 @@ func (c *Console) Routes() []Route { return append([]Route(nil), c.routes...) }
 // every answer.
 func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	securityHeaders(w.Header())
+	if r.TLS != nil {
+		w.Header().Set("Strict-Transport-Security", "max-age=31536000")
+	}
 	if _, pattern := c.mux.Handler(r); pattern == "" {
 		c.renderError(w, r, c.current(r), vigil.Errorf(vigil.ENOTFOUND, "no page %s %s", r.Method, r.URL.Path))
 		return
