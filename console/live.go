@@ -36,10 +36,14 @@ func (c *Console) live(w http.ResponseWriter, r *http.Request, s *session) error
 	rc := http.NewResponseController(w)
 	ctx, cancel := c.ctxDone(r)
 	defer cancel()
-	since := c.clock.Now()
-	if id := r.Header.Get("Last-Event-ID"); id != "" {
-		if n, err := strconv.ParseInt(id, 10, 64); err == nil {
-			if t := time.Unix(0, n); since.Sub(t) < 10*time.Minute && !t.After(since) {
+	// From the time the page was rendered (?since=), or the last event
+	// the browser got (Last-Event-ID) when it reconnects: what happened
+	// while the page loaded is sent too. At most 10 minutes back.
+	now := c.clock.Now()
+	since := now
+	for _, v := range []string{r.URL.Query().Get("since"), r.Header.Get("Last-Event-ID")} {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			if t := time.Unix(0, n); now.Sub(t) < 10*time.Minute && !t.After(now) {
 				since = t
 			}
 		}
