@@ -39,8 +39,14 @@ func urlQueryEscape(s string) string { return url.QueryEscape(s) }
 // page, so that pages define the same blocks.
 func parseTemplates() (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
-		"ago":      ago,
-		"ts":       func(t time.Time) string { return fmtTime(t) },
+		"ago": ago,
+		"ts":  func(t time.Time) string { return fmtTime(t) },
+		"tsms": func(t time.Time) string {
+			if t.IsZero() {
+				return "—"
+			}
+			return t.UTC().Format("2006-01-02 15:04:05.000") + " UTC"
+		},
 		"sev":      func(s vigil.Severity) string { return s.String() },
 		"join":     strings.Join,
 		"pct":      func(f float64) string { return fmt.Sprintf("%.0f%%", f) },
