@@ -30,6 +30,8 @@ type Store interface {
 	Audit
 	Baselines
 	Exceptions
+	Users
+	Sessions
 	Close() error
 }
 

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -17,6 +18,17 @@ import (
 // address that failed too often is answered 429 (Options.AuthThrottle).
 func (s *Server) authorize(perm auth.Permission, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, ok := r.Context().Value(callerKey{}).(inProcessCaller); ok {
+			if rec, ok := w.(*responseRecorder); ok {
+				rec.who, rec.actor = c.tok.Name, c.actor
+			}
+			if !c.tok.Role.Can(perm) {
+				WriteError(w, r, s.log, vigil.Errorf(vigil.EFORBIDDEN, "role %s may not %s", c.tok.Role, perm))
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(auth.NewContext(r.Context(), c.tok)))
+			return
+		}
 		var key netip.Prefix
 		if s.authFails != nil {
 			key = clientKey(r.RemoteAddr)
@@ -45,6 +57,25 @@ func (s *Server) authorize(perm auth.Permission, next http.Handler) http.Handler
 	})
 }
 
+type callerKey struct{}
+
+type inProcessCaller struct {
+	tok   auth.Token
+	actor string
+}
+
+// WithCaller returns a context whose requests, served in-process by the
+// Server (its ServeHTTP called directly, never through a listener), act
+// as tok without a bearer token: the web console calls the API this way
+// for a caller it has authenticated itself, so that the API's permissions
+// and audit apply to it unchanged. actor names the caller in audit
+// records ("user:alice"; "" means "token:<tok.Name>"). Only code that has
+// authenticated the caller may use it: a context cannot come from a
+// request's content.
+func WithCaller(ctx context.Context, tok auth.Token, actor string) context.Context {
+	return context.WithValue(ctx, callerKey{}, inProcessCaller{tok: tok, actor: actor})
+}
+
 // authenticate returns the token of the request's Authorization header.
 func (s *Server) authenticate(r *http.Request) (auth.Token, error) {
 	h := r.Header.Get("Authorization")
@@ -65,6 +96,7 @@ type responseRecorder struct {
 	status int
 	bytes  int64
 	who    string
+	actor  string // the audit actor of an in-process caller (WithCaller)
 }
 
 func (w *responseRecorder) WriteHeader(status int) {

@@ -275,7 +275,7 @@ func (s *Server) audited(rt Route, pattern string, next http.Handler) http.Handl
 				outcome = vigil.OutcomeRefused
 			}
 			action := cmp.Or(rt.Action, n.action, pattern)
-			ar := vigil.AuditRecord{Time: s.clock.Now().UTC(), Actor: "token:" + rec.who, Action: action,
+			ar := vigil.AuditRecord{Time: s.clock.Now().UTC(), Actor: cmp.Or(rec.actor, "token:"+rec.who), Action: action,
 				Object: cmp.Or(n.object, r.URL.Path), Detail: n.detail, Outcome: outcome}
 			if _, err := s.opts.Store.AppendAudit(context.WithoutCancel(r.Context()), ar); err != nil {
 				s.log.Error("cannot append audit record", "action", action, "object", ar.Object, "err", err)

@@ -319,7 +319,7 @@ func (a *app) start(ctx context.Context) error {
 		BulkEvents:  ingest.Bulk(),
 		Rules:       a.rules,
 		Intel:       &web.Intel{Catalog: a.intel, Vuln: a.vuln, UploadDir: filepath.Join(a.cfg.DataDir, "intel", "uploads")},
-		Extra:       append(append(append(a.enroll.AdminRoutes(), a.respondRoutes()...), a.baselineRoutes()...), a.exceptionRoutes()...),
+		Extra:       append(append(append(append(a.enroll.AdminRoutes(), a.respondRoutes()...), a.baselineRoutes()...), a.exceptionRoutes()...), a.consoleRoutes()...),
 		Gatherer:    a.registry,
 		Ready:       a.ready,
 		Registerer:  a.registry,
@@ -336,7 +336,12 @@ func (a *app) start(ctx context.Context) error {
 	}
 	reqCtx, stopRequests := context.WithCancel(context.Background())
 	a.stopRequests = stopRequests
-	if a.http, err = web.Listen(lc, withStop(reqCtx, a.enroll.Front(srv))); err != nil {
+	handler, err := a.withConsole(reqCtx, srv)
+	if err != nil {
+		stopRequests()
+		return err
+	}
+	if a.http, err = web.Listen(lc, withStop(reqCtx, a.enroll.Front(handler))); err != nil {
 		stopRequests()
 		return err
 	}

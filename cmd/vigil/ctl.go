@@ -39,6 +39,7 @@ Output is a table, or JSON with -o json.`,
 	cmd.AddCommand(ctlDevicesCmd(o), ctlAlertsCmd(o), ctlIncidentsCmd(o), ctlEventsCmd(o), ctlTokenCmd(o), ctlEnrollTokenCmd(o), findingsCmd(o, "findings"))
 	cmd.AddCommand(ctlActionsCmd(o))
 	cmd.AddCommand(ctlExceptionsCmd(o))
+	cmd.AddCommand(ctlUsersCmd(o))
 	return cmd
 }
 

@@ -176,8 +176,8 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (bool, error) {
 
 	detected := d.summary(ctx, admin, target)
 	if o.keep {
-		fmt.Fprintf(out, "\nThe server keeps running (Ctrl-C to stop):\n  API:   %s\n  token: %s\n  CA:    %s\n  try:   vigil ctl incidents --server %s --token %s --ca %s\n",
-			a.URL, a.adminToken, filepath.Join(dir, "pki", "ca.crt"), a.URL, a.adminToken, filepath.Join(dir, "pki", "ca.crt"))
+		fmt.Fprintf(out, "\nThe server keeps running (Ctrl-C to stop):\n  console: %s/ (log in with the token; the certificate is from the demo's own CA)\n  API:     %s\n  token:   %s\n  CA:      %s\n  try:     vigil ctl incidents --server %s --token %s --ca %s\n",
+			a.URL, a.URL, a.adminToken, filepath.Join(dir, "pki", "ca.crt"), a.URL, a.adminToken, filepath.Join(dir, "pki", "ca.crt"))
 		demoTryNoise(out) // ctlexceptions.go
 		<-ctx.Done()
 	}

@@ -215,7 +215,7 @@ CREATE TABLE baselines (
 	state     bytea NOT NULL
 );
 `,
-	// (h4) alert exceptions: the exception as JSON in body, its counters
+	// 4: alert exceptions: the exception as JSON in body, its counters
 	// in columns that RecordSuppressed updates in place.
 	`
 CREATE TABLE exceptions (
@@ -227,7 +227,7 @@ CREATE TABLE exceptions (
 	body            jsonb NOT NULL
 );
 `,
-	// (h4) priority order: prio is store.PriorityRank of the alert's or
+	// 5: priority order: prio is store.PriorityRank of the alert's or
 	// incident's priority and time (older rows: their time alone).
 	`
 ALTER TABLE alerts ADD COLUMN prio bigint NOT NULL DEFAULT 0;
@@ -236,6 +236,35 @@ CREATE INDEX alerts_prio ON alerts(prio, id);
 ALTER TABLE incidents ADD COLUMN prio bigint NOT NULL DEFAULT 0;
 UPDATE incidents SET prio = CASE WHEN detected > 0 THEN detected / 1000000000 ELSE 0 END;
 CREATE INDEX incidents_prio ON incidents(prio, id);
+`,
+	// 6: the console: users, login sessions, and indexes of the lists the
+	// console pages read.
+	`
+CREATE TABLE users (
+	name      text PRIMARY KEY,
+	role      text NOT NULL,
+	hash      text NOT NULL,
+	created   bigint NOT NULL,
+	updated   bigint NOT NULL
+);
+CREATE TABLE sessions (
+	id        text PRIMARY KEY,
+	subject   text NOT NULL,
+	name      text NOT NULL,
+	role      text NOT NULL,
+	csrf      text NOT NULL,
+	created   bigint NOT NULL,
+	last_seen bigint NOT NULL
+);
+CREATE INDEX sessions_subject ON sessions(subject);
+-- the console's per-device, per-incident and per-state lists read one index
+CREATE INDEX alerts_device ON alerts(device_id, created, id);
+CREATE INDEX alerts_incident ON alerts(incident_id, created, id);
+CREATE INDEX alerts_rule ON alerts(rule_id, created, id);
+CREATE INDEX actions_device ON actions(device_id, created, id);
+CREATE INDEX actions_incident ON actions(incident_id, created, id);
+CREATE INDEX actions_state ON actions(state, created, id);
+CREATE INDEX incidents_status ON incidents(status, detected, id);
 `,
 }
 

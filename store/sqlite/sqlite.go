@@ -282,7 +282,7 @@ CREATE TABLE baselines (
 	state     BLOB NOT NULL
 );
 `,
-	// (h4) alert exceptions: the exception as JSON in body, its counters
+	// 4: alert exceptions: the exception as JSON in body, its counters
 	// in columns that RecordSuppressed updates in place.
 	`
 CREATE TABLE exceptions (
@@ -294,7 +294,7 @@ CREATE TABLE exceptions (
 	body            TEXT NOT NULL
 );
 `,
-	// (h4) priority order: prio is store.PriorityRank of the alert's or
+	// 5: priority order: prio is store.PriorityRank of the alert's or
 	// incident's priority and time (older rows: their time alone).
 	`
 ALTER TABLE alerts ADD COLUMN prio INTEGER NOT NULL DEFAULT 0;
@@ -303,6 +303,35 @@ CREATE INDEX alerts_prio ON alerts(prio, id);
 ALTER TABLE incidents ADD COLUMN prio INTEGER NOT NULL DEFAULT 0;
 UPDATE incidents SET prio = CASE WHEN detected > 0 THEN detected / 1000000000 ELSE 0 END;
 CREATE INDEX incidents_prio ON incidents(prio, id);
+`,
+	// 6: the console: users, login sessions, and indexes of the lists the
+	// console pages read.
+	`
+CREATE TABLE users (
+	name      TEXT PRIMARY KEY,
+	role      TEXT NOT NULL,
+	hash      TEXT NOT NULL,
+	created   INTEGER NOT NULL,
+	updated   INTEGER NOT NULL
+);
+CREATE TABLE sessions (
+	id        TEXT PRIMARY KEY,
+	subject   TEXT NOT NULL,
+	name      TEXT NOT NULL,
+	role      TEXT NOT NULL,
+	csrf      TEXT NOT NULL,
+	created   INTEGER NOT NULL,
+	last_seen INTEGER NOT NULL
+);
+CREATE INDEX sessions_subject ON sessions(subject);
+-- the console's per-device, per-incident and per-state lists read one index
+CREATE INDEX alerts_device ON alerts(device_id, created, id);
+CREATE INDEX alerts_incident ON alerts(incident_id, created, id);
+CREATE INDEX alerts_rule ON alerts(rule_id, created, id);
+CREATE INDEX actions_device ON actions(device_id, created, id);
+CREATE INDEX actions_incident ON actions(incident_id, created, id);
+CREATE INDEX actions_state ON actions(state, created, id);
+CREATE INDEX incidents_status ON incidents(status, detected, id);
 `,
 }
 

@@ -63,6 +63,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Exceptions/RoundTrip", testExceptions},
 		{"Exceptions/Counters", testExceptionCounters},
 		{"Priority/Sort", testPrioritySort},
+		{"Users", testUsers},
+		{"Sessions", testSessions},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, fresh(t)) })

@@ -1,0 +1,252 @@
+package console
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/auth"
+	"github.com/vigil-iot/vigil/store/sqlite"
+	"github.com/vigil-iot/vigil/web"
+)
+
+// Size of the benchmark's data: 10,000 devices, and events as given by
+// VIGIL_BENCH_EVENTS (default 200,000; the figures in docs/benchmarks.md
+// were taken with 10,000,000). VIGIL_BENCH_DIR keeps the database between
+// runs (filling 10 million events takes minutes).
+const (
+	benchDevices   = 10000
+	benchAlerts    = 20000
+	benchIncidents = 2000
+	benchActions   = 1000
+)
+
+var benchNow = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+
+func benchStore(b *testing.B) *sqlite.Store {
+	b.Helper()
+	dir := os.Getenv("VIGIL_BENCH_DIR")
+	if dir == "" {
+		dir = b.TempDir()
+	}
+	st, err := sqlite.Open(filepath.Join(dir, "vigil.db"), sqlite.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	events := 200000
+	if s := os.Getenv("VIGIL_BENCH_EVENTS"); s != "" {
+		if events, err = strconv.Atoi(s); err != nil {
+			b.Fatalf("VIGIL_BENCH_EVENTS=%q: want a number", s)
+		}
+	}
+	ctx := context.Background()
+	if _, err := st.GetDevice(ctx, fmt.Sprintf("dev-%05d", benchDevices-1)); err != nil {
+		fillBench(b, st)
+	}
+	have, err := st.CountEvents(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for n := int(have); n < events; n += 5000 {
+		batch := make([]vigil.Event, min(5000, events-n))
+		for i := range batch {
+			k := n + i
+			batch[i] = vigil.Event{ID: fmt.Sprintf("ev-%09d", k), Time: benchNow.Add(-time.Duration(events-k) * 10 * time.Millisecond),
+				DeviceID: fmt.Sprintf("dev-%05d", k%benchDevices), Source: "agent", Kind: vigil.KindAuth, Category: "authentication",
+				Action: "login", Outcome: vigil.OutcomeFailure, Severity: vigil.SeverityLow,
+				Network: &vigil.Network{Transport: "tcp", SrcIP: netip.AddrFrom4([4]byte{10, 1, byte(k >> 8), byte(k)}), SrcPort: 40000, DstIP: netip.MustParseAddr("10.0.0.7"), DstPort: 22},
+				Fields:  map[string]any{"user.name": "root", "process.name": "sshd"}}
+		}
+		if err := st.PutEvents(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return st
+}
+
+func fillBench(b *testing.B, st *sqlite.Store) {
+	ctx := context.Background()
+	classes := []string{vigil.ClassCamera, vigil.ClassThermostat, vigil.ClassPLCGateway, vigil.ClassSmartMeter, vigil.ClassGateway}
+	vendors := []string{"Hikvision", "Axis", "Honeywell", "Siemens", "Landis+Gyr", "Moxa", "Bosch"}
+	for i := range benchDevices {
+		d := vigil.Device{ID: fmt.Sprintf("dev-%05d", i), Name: fmt.Sprintf("device %d", i), Class: classes[i%len(classes)],
+			Vendor: vendors[i%len(vendors)], Model: fmt.Sprintf("M-%d", i%23), Firmware: fmt.Sprintf("%d.%d", 1+i%4, i%10),
+			State: vigil.StateActive, FirstSeen: benchNow.Add(-30 * 24 * time.Hour), LastSeen: benchNow.Add(-time.Duration(i%900) * time.Second),
+			Software: []vigil.Component{{Name: "busybox", Version: "1.30.1"}, {Name: "openssl", Version: "1.1.1k"}, {Name: "lighttpd", Version: "1.4.45"},
+				{Name: "dropbear", Version: "2019.78"}, {Name: "libcurl", Version: "7.64.0"}},
+			Network: []vigil.NetIdentity{{Interface: "eth0", MAC: fmt.Sprintf("02:00:00:%02x:%02x:%02x", i>>16, (i>>8)&255, i&255), Addresses: []string{fmt.Sprintf("10.%d.%d.%d", i>>16, (i>>8)&255, i&255)}}},
+			Health:  &vigil.Health{Time: benchNow, CPU: float64(i % 100), Memory: float64(i % 80), Disk: 40}}
+		if i%50 == 0 {
+			d.State = vigil.StateOffline
+		}
+		if err := st.PutDevice(ctx, d); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var hs []vigil.Health
+	for m := range 24 * 60 {
+		hs = append(hs, vigil.Health{DeviceID: "dev-00007", Time: benchNow.Add(-time.Duration(m) * time.Minute), CPU: float64(m % 100), Memory: 50, Disk: 40})
+	}
+	if err := st.AddHealth(ctx, hs); err != nil {
+		b.Fatal(err)
+	}
+	for i := range benchAlerts {
+		a := vigil.Alert{ID: fmt.Sprintf("al-%06d", i), DedupKey: fmt.Sprintf("k%d", i), Detector: "sigma", RuleID: fmt.Sprintf("rule-%d", i%40),
+			Title: fmt.Sprintf("Rule %d fired", i%40), Severity: vigil.Severity(1 + i%5), DeviceID: fmt.Sprintf("dev-%05d", i%benchDevices),
+			Created: benchNow.Add(-time.Duration(i) * 20 * time.Second), Count: 1, IncidentID: fmt.Sprintf("inc-%05d", i%benchIncidents),
+			Explanation: &vigil.Explanation{Rule: &vigil.ExplainedRule{ID: "r", Title: "t", Condition: "selection"},
+				Matches: []vigil.Match{{Selection: "selection", Field: "event.action", Value: "login"}}}}
+		if err := st.PutAlert(ctx, a); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := range benchIncidents {
+		status := vigil.IncidentResolved
+		if i%4 == 0 {
+			status = vigil.IncidentOpen
+		}
+		in := vigil.Incident{ID: fmt.Sprintf("inc-%05d", i), Title: fmt.Sprintf("Incident %d", i), Status: status, Severity: vigil.Severity(1 + i%5),
+			DeviceIDs: []string{fmt.Sprintf("dev-%05d", i%benchDevices)}, Detected: benchNow.Add(-time.Duration(i) * 5 * time.Minute),
+			FirstEventTime: benchNow.Add(-time.Duration(i)*5*time.Minute - time.Minute), Updated: benchNow.Add(-time.Duration(i) * 5 * time.Minute)}
+		for j := 0; j < 10; j++ {
+			in.AlertIDs = append(in.AlertIDs, fmt.Sprintf("al-%06d", i+j*benchIncidents))
+		}
+		if err := st.PutIncident(ctx, in); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := range benchActions {
+		x := vigil.Action{ID: fmt.Sprintf("act-%05d", i), Type: "isolate", DeviceID: fmt.Sprintf("dev-%05d", i), IncidentID: fmt.Sprintf("inc-%05d", i%benchIncidents),
+			State: vigil.ActionSucceeded, RequestedBy: "playbook:x", Created: benchNow.Add(-time.Duration(i) * time.Minute), Updated: benchNow}
+		if i%10 == 0 {
+			x.State = vigil.ActionPendingApproval
+		}
+		if err := st.PutAction(ctx, x); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := range 5000 {
+		if _, err := st.AppendAudit(ctx, vigil.AuditRecord{Time: benchNow, Actor: "token:x", Action: "action.approve", Object: fmt.Sprintf("action:%d", i), Outcome: vigil.OutcomeOK}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPages renders every page server-side, as an admin, with
+// 10,000 devices, 20,000 alerts, 2,000 incidents, 1,000 actions, 5,000
+// audit records and the events of VIGIL_BENCH_EVENTS. devices-cold reads
+// the inventory index again on every view (it is cached 15 s).
+//
+//	VIGIL_BENCH_DIR=/tmp/vb VIGIL_BENCH_EVENTS=10000000 go test -run '^$' -bench BenchmarkPages -benchtime 50x ./console/
+func BenchmarkPages(b *testing.B) {
+	st := benchStore(b)
+	dir := b.TempDir()
+	clk := &clock{t: benchNow}
+	toks, err := auth.OpenFileStore(filepath.Join(dir, "tokens.json"), auth.WithClock(clk))
+	if err != nil {
+		b.Fatal(err)
+	}
+	plain, _, err := toks.Create("bench", auth.RoleAdmin)
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, err := web.NewServer(web.Options{Store: st, Tokens: toks, Clock: clk, Extra: UserRoutes(st, clk)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := New(Options{Store: st, API: srv, Tokens: toks, Clock: clk, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := Mount(srv, c)
+	// Log in once, as a browser does.
+	get := func(target string, cookies []*http.Cookie) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", "https://vigil.test"+target, nil)
+		r.RemoteAddr = "192.0.2.1:1"
+		for _, ck := range cookies {
+			r.AddCookie(ck)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	lw := get("/login", nil)
+	csrf := csrfField.FindStringSubmatch(lw.Body.String())[1]
+	form := url.Values{"csrf": {csrf}, "token": {plain}}
+	r := httptest.NewRequest("POST", "https://vigil.test/login", strings.NewReader(form.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.RemoteAddr = "192.0.2.1:1"
+	for _, ck := range lw.Result().Cookies() {
+		r.AddCookie(ck)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	var session []*http.Cookie
+	for _, ck := range w.Result().Cookies() {
+		if ck.Name == SessionCookie {
+			session = append(session, ck)
+		}
+	}
+	if len(session) == 0 {
+		b.Fatalf("login failed: %d", w.Code)
+	}
+	pages := []struct{ name, path string }{
+		{"overview", "/"}, {"devices", "/devices"}, {"devices-search", "/devices?q=hikvision&class=camera"},
+		{"devices-page-100", "/devices?page=100"}, {"device", "/devices/dev-00007"},
+		{"alerts", "/alerts"}, {"alerts-device", "/alerts?device=dev-00042"}, {"alert", "/alerts/al-000123"},
+		{"incidents", "/incidents"}, {"incidents-open", "/incidents?status=open"}, {"incident", "/incidents/inc-00010"},
+		{"actions", "/actions"}, {"rules", "/rules"}, {"intel", "/intel"}, {"audit", "/audit"}, {"settings", "/settings"},
+	}
+	for _, p := range pages {
+		b.Run(p.name, func(b *testing.B) {
+			get(p.path, session) // warm: the device index, SQLite's cache
+			cpu0 := cpuTime()
+			for b.Loop() {
+				if w := get(p.path, session); w.Code != http.StatusOK {
+					b.Fatalf("GET %s: %d %.300s", p.path, w.Code, w.Body)
+				}
+			}
+			reportCPU(b, cpu0)
+		})
+	}
+	b.Run("devices-cold", func(b *testing.B) {
+		cpu0 := cpuTime()
+		defer reportCPU(b, cpu0)
+		for b.Loop() {
+			c.devMu.Lock()
+			c.devIndex = nil
+			c.devMu.Unlock()
+			if w := get("/devices", session); w.Code != http.StatusOK {
+				b.Fatalf("GET /devices: %d", w.Code)
+			}
+		}
+	})
+}
+
+// cpuTime is the process's CPU time (user and system).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the CPU time per page view, which holds steadier than
+// wall time on a machine shared with other work.
+func reportCPU(b *testing.B, cpu0 time.Duration) {
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
+}
