@@ -117,6 +117,9 @@ type Config struct {
 	Installer      []string `json:"installer,omitempty"`
 	Rollback       []string `json:"rollback,omitempty"`
 	RebootCommand  []string `json:"reboot_command,omitempty"`
+	// ShutdownCommand replaces poweroff (or halt, as the policy's shutdown
+	// says) for the shutdown command, which the policy must allow.
+	ShutdownCommand []string `json:"shutdown_command,omitempty"`
 
 	// Root prefixes /proc, /sys, /etc and /var for the collectors (tests).
 	Root string `json:"root,omitempty"`

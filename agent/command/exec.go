@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -48,6 +49,13 @@ type System struct {
 	UpdateKey ed25519.PublicKey
 	// RebootCommand defaults to ["reboot"].
 	RebootCommand []string
+	// ShutdownCommand replaces poweroff or halt for shutdown when set.
+	ShutdownCommand []string
+	// Policy is the local command policy: how stop_service stops a service
+	// it names (Policy.Stop) and how shutdown takes the device down. The
+	// Verifier has already checked that the action is allowed; shutdown is
+	// refused here too when no policy allows it.
+	Policy *Policy
 	// Root prefixes /proc and /run paths (tests).
 	Root string
 	// Run runs a program and returns its combined output (default
@@ -69,7 +77,7 @@ func (s *System) Execute(ctx context.Context, c Command) (string, error) {
 	case ActionKillProcess:
 		return s.kill(c.Params)
 	case ActionStopService:
-		return s.service(ctx, "stop", c.Params["service"])
+		return s.stop(ctx, c.Params["service"])
 	case ActionRestartService:
 		return s.service(ctx, "restart", c.Params["service"])
 	case ActionSetParam:
@@ -86,6 +94,8 @@ func (s *System) Execute(ctx context.Context, c Command) (string, error) {
 			argv = []string{"reboot"}
 		}
 		return s.run(ctx, argv, "")
+	case ActionShutdown:
+		return s.shutdown(ctx)
 	}
 	return "", fmt.Errorf("unknown action %q", c.Action)
 }
@@ -134,8 +144,69 @@ func (s *System) kill(p map[string]string) (string, error) {
 	return fmt.Sprintf("killed %d (%s)", pid, name), nil
 }
 
+// validService reports whether name can be a service name (no path, no
+// shell or whitespace characters).
+func validService(name string) bool {
+	return name != "" && name != "." && name != ".." && !strings.ContainsAny(name, "/ \t\n;&|$`")
+}
+
+// stop stops a service the way the policy's stop names, else as
+// restart_service would.
+func (s *System) stop(ctx context.Context, name string) (string, error) {
+	if !validService(name) {
+		return "", fmt.Errorf("cannot stop service: invalid name %q", name)
+	}
+	var how string
+	if s.Policy != nil {
+		how = s.Policy.Stop[name]
+	}
+	var argv []string
+	switch how {
+	case "":
+		return s.service(ctx, "stop", name)
+	case StopSystemd:
+		argv = []string{"systemctl", "stop", name}
+	case StopInitd:
+		argv = []string{"/etc/init.d/" + name, "stop"}
+	case StopServiceCommand:
+		if len(s.ServiceCommand) == 0 {
+			return "", fmt.Errorf("cannot stop service %q: the policy says service_command and none is configured", name)
+		}
+		for _, w := range s.ServiceCommand {
+			argv = append(argv, strings.NewReplacer("{action}", "stop", "{service}", name).Replace(w))
+		}
+	default:
+		return "", fmt.Errorf("cannot stop service %q: unknown method %q", name, how)
+	}
+	out, err := s.run(ctx, argv, "")
+	if err != nil {
+		return out, fmt.Errorf("cannot stop service %q: %w", name, err)
+	}
+	return fmt.Sprintf("stopped %s (%s)\n%s", name, strings.Join(argv, " "), out), nil
+}
+
+// shutdown powers the device off, or halts it, as the policy says.
+func (s *System) shutdown(ctx context.Context) (string, error) {
+	if s.Policy == nil || !slices.Contains(s.Policy.Allow, ActionShutdown) {
+		return "", errors.New("cannot shut down: the local policy does not allow shutdown")
+	}
+	argv := s.ShutdownCommand
+	if len(argv) == 0 {
+		mode := s.Policy.Shutdown
+		if mode == "" {
+			mode = ShutdownPoweroff
+		}
+		argv = []string{mode}
+	}
+	out, err := s.run(ctx, argv, "")
+	if err != nil {
+		return out, fmt.Errorf("cannot shut down: %w", err)
+	}
+	return fmt.Sprintf("shutting down (%s)\n%s", strings.Join(argv, " "), out), nil
+}
+
 func (s *System) service(ctx context.Context, action, name string) (string, error) {
-	if name == "" || strings.ContainsAny(name, "/ \t\n;&|$`") {
+	if !validService(name) {
 		return "", fmt.Errorf("cannot %s service: invalid name %q", action, name)
 	}
 	var argv []string
