@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -45,7 +44,8 @@ type System struct {
 	Rollback  []string
 	// Fetch downloads an update artifact (over the agent's mTLS client).
 	Fetch func(ctx context.Context, url string) (io.ReadCloser, error)
-	// UpdateKey verifies update artifacts (the server's command key).
+	// UpdateKey verifies update artifacts: the server's update key
+	// (config update_key), else its command key.
 	UpdateKey ed25519.PublicKey
 	// RebootCommand defaults to ["reboot"].
 	RebootCommand []string
@@ -294,13 +294,8 @@ func (s *System) update(ctx context.Context, p map[string]string) (string, error
 	if s.Fetch == nil || len(s.Installer) == 0 {
 		return "", errors.New("cannot update: no installer configured")
 	}
-	want, err := hex.DecodeString(p["sha256"])
-	if err != nil || len(want) != sha256.Size {
+	if _, err := hex.DecodeString(p["sha256"]); err != nil || len(p["sha256"]) != 2*sha256.Size {
 		return "", fmt.Errorf("cannot update: invalid sha256 %q", p["sha256"])
-	}
-	sig, err := base64.StdEncoding.DecodeString(p["signature"])
-	if err != nil || len(sig) != ed25519.SignatureSize {
-		return "", errors.New("cannot update: invalid signature")
 	}
 	rc, err := s.Fetch(ctx, p["url"])
 	if err != nil {
@@ -312,18 +307,14 @@ func (s *System) update(ctx context.Context, p map[string]string) (string, error
 		return "", fmt.Errorf("cannot update: %w", err)
 	}
 	defer os.Remove(f.Name())
-	h := sha256.New()
 	var buf bytes.Buffer
-	if _, err := io.Copy(io.MultiWriter(f, h, &buf), io.LimitReader(rc, 256<<20)); err != nil {
+	if _, err := io.Copy(io.MultiWriter(f, &buf), io.LimitReader(rc, 256<<20)); err != nil {
 		f.Close()
 		return "", fmt.Errorf("cannot update: download: %w", err)
 	}
 	f.Close()
-	if got := h.Sum(nil); !bytes.Equal(got, want) {
-		return "", fmt.Errorf("cannot update: sha256 %x does not match %x", got, want)
-	}
-	if !ed25519.Verify(s.UpdateKey, buf.Bytes(), sig) {
-		return "", errors.New("cannot update: the artifact's signature does not verify")
+	if err := VerifyArtifact(s.UpdateKey, buf.Bytes(), p["sha256"], p["signature"]); err != nil {
+		return "", fmt.Errorf("cannot update: %w", err)
 	}
 	os.Chmod(f.Name(), 0o700)
 	var argv []string
