@@ -248,7 +248,7 @@ func (c *compiler) compile(fy *fileYAML) *Playbook {
 				continue
 			}
 			if len(t.DeviceClasses) == 0 {
-				c.errorf(p("steps", i, "action"), "step %s: %s with approval auto needs trigger device_classes (never automatic on a safety-critical class: %s)", st.Name, st.Action, strings.Join(SafetyCriticalClasses, ", "))
+				c.errorf(p("steps", i, "action"), "step %s: %s with approval auto needs trigger device_classes (it is never automatic on a safety-critical class: %s); name the classes of an alert trigger, or set approval mode: required", st.Name, st.Action, strings.Join(SafetyCriticalClasses, ", "))
 			}
 			for _, cl := range t.DeviceClasses {
 				if slices.Contains(SafetyCriticalClasses, cl) {
