@@ -168,7 +168,7 @@ func New(cfg Config, opts Options) (*Agent, error) {
 		if a.exec == nil {
 			a.exec = &command.System{Firewall: cfg.Firewall, ServiceCommand: cfg.ServiceCommand, ParamFile: cfg.ParamFile,
 				Installer: cfg.Installer, Rollback: cfg.Rollback, RebootCommand: cfg.RebootCommand,
-				ShutdownCommand: cfg.ShutdownCommand, UpdateKey: updKey, Fetch: a.fetch}
+				ShutdownCommand: cfg.ShutdownCommand, ShutdownDelay: 5 * time.Second, UpdateKey: updKey, Fetch: a.fetch}
 		}
 		if sys, ok := a.exec.(*command.System); ok && sys.Policy == nil {
 			sys.Policy = pol // how stop_service and shutdown run is the policy's

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestPolicyStopAndShutdown(t *testing.T) {
@@ -88,5 +89,26 @@ func TestStopAndShutdownExecutor(t *testing.T) {
 	want := "systemctl stop a|,/etc/init.d/b stop|,/sbin/svc -stop c|,poweroff|,halt|,/usr/bin/vendor-poweroff --now|"
 	if got := strings.Join(r.calls, ","); got != want {
 		t.Fatalf("ran\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestShutdownDelayed: with a delay, shutdown answers first (so the
+// result can reach the server) and runs its command afterwards.
+func TestShutdownDelayed(t *testing.T) {
+	ran := make(chan string, 1)
+	answered := make(chan struct{})
+	s := &System{ShutdownDelay: time.Millisecond, Policy: &Policy{Allow: []string{ActionShutdown}, Shutdown: ShutdownHalt},
+		Run: func(_ context.Context, argv []string, _ string) (string, error) {
+			<-answered // never before Execute returned
+			ran <- strings.Join(argv, " ")
+			return "", nil
+		}}
+	out, err := s.Execute(context.Background(), Command{Action: ActionShutdown})
+	close(answered)
+	if err != nil || !strings.Contains(out, "shutting down in 1ms (halt)") {
+		t.Fatalf("%q %v", out, err)
+	}
+	if got := <-ran; got != "halt" {
+		t.Fatalf("ran %q", got)
 	}
 }

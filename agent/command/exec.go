@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -51,6 +52,11 @@ type System struct {
 	RebootCommand []string
 	// ShutdownCommand replaces poweroff or halt for shutdown when set.
 	ShutdownCommand []string
+	// ShutdownDelay, when positive, makes shutdown return at once and run
+	// its command that much later, so that the agent's result reaches the
+	// server (which then counts the device contained) before the device
+	// goes down. A failure then can only be logged.
+	ShutdownDelay time.Duration
 	// Policy is the local command policy: how stop_service stops a service
 	// it names (Policy.Stop) and how shutdown takes the device down. The
 	// Verifier has already checked that the action is allowed; shutdown is
@@ -197,6 +203,14 @@ func (s *System) shutdown(ctx context.Context) (string, error) {
 			mode = ShutdownPoweroff
 		}
 		argv = []string{mode}
+	}
+	if s.ShutdownDelay > 0 {
+		time.AfterFunc(s.ShutdownDelay, func() {
+			if out, err := s.run(context.Background(), argv, ""); err != nil {
+				slog.Error("cannot shut down", "argv", argv, "output", out, "err", err)
+			}
+		})
+		return fmt.Sprintf("shutting down in %s (%s)", s.ShutdownDelay, strings.Join(argv, " ")), nil
 	}
 	out, err := s.run(ctx, argv, "")
 	if err != nil {
