@@ -157,11 +157,21 @@ func New(cfg Config, opts Options) (*Agent, error) {
 			pol = nil
 		}
 		a.verifier = &command.Verifier{Key: id.CommandKey, DeviceID: id.DeviceID, Policy: pol, Replay: rc, Now: a.now}
+		updKey, err := cfg.updateKey()
+		if err != nil {
+			return nil, err
+		}
+		if updKey == nil {
+			updKey = id.CommandKey
+		}
 		a.exec = opts.Executor
 		if a.exec == nil {
 			a.exec = &command.System{Firewall: cfg.Firewall, ServiceCommand: cfg.ServiceCommand, ParamFile: cfg.ParamFile,
 				Installer: cfg.Installer, Rollback: cfg.Rollback, RebootCommand: cfg.RebootCommand,
-				UpdateKey: id.CommandKey, Fetch: a.fetch}
+				ShutdownCommand: cfg.ShutdownCommand, ShutdownDelay: 5 * time.Second, UpdateKey: updKey, Fetch: a.fetch}
+		}
+		if sys, ok := a.exec.(*command.System); ok && sys.Policy == nil {
+			sys.Policy = pol // how stop_service and shutdown run is the policy's
 		}
 	}
 	return a, nil

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -117,6 +119,13 @@ type Config struct {
 	Installer      []string `json:"installer,omitempty"`
 	Rollback       []string `json:"rollback,omitempty"`
 	RebootCommand  []string `json:"reboot_command,omitempty"`
+	// ShutdownCommand replaces poweroff (or halt, as the policy's shutdown
+	// says) for the shutdown command, which the policy must allow.
+	ShutdownCommand []string `json:"shutdown_command,omitempty"`
+	// UpdateKey is the server's public update key (base64 Ed25519, from
+	// `vigil update key`) that update artifacts must be signed with; empty:
+	// the command key, as before the server had an update key.
+	UpdateKey string `json:"update_key,omitempty"`
 
 	// Root prefixes /proc, /sys, /etc and /var for the collectors (tests).
 	Root string `json:"root,omitempty"`
@@ -180,6 +189,9 @@ func (c *Config) fill() error {
 	if c.PolicyFile == "" {
 		c.PolicyFile = "/etc/vigil-agent/policy.json"
 	}
+	if _, err := c.updateKey(); err != nil {
+		return err
+	}
 	if c.Server != "" && !strings.HasPrefix(c.Server, "https://") {
 		return fmt.Errorf("server %q: must be an https:// URL", c.Server)
 	}
@@ -207,4 +219,16 @@ func (c *Config) enabled(name string) bool {
 		}
 	}
 	return true
+}
+
+// updateKey decodes UpdateKey (nil when empty).
+func (c *Config) updateKey() (ed25519.PublicKey, error) {
+	if c.UpdateKey == "" {
+		return nil, nil
+	}
+	b, err := base64.StdEncoding.DecodeString(c.UpdateKey)
+	if err != nil || len(b) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("update_key: want the base64 Ed25519 public key `vigil update key` prints")
+	}
+	return ed25519.PublicKey(b), nil
 }

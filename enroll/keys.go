@@ -22,15 +22,30 @@ const CommandKeyFile = "command.key"
 // creates it (mode 0600) when missing. A key readable by others is
 // refused.
 func EnsureCommandKey(path string) (ed25519.PrivateKey, error) {
+	return ensureKey(path, "command key")
+}
+
+// UpdateKeyFile is the update-signing key's file name in the data
+// directory's pki directory. It signs update artifacts, and only them: a
+// command key that leaks cannot make firmware pass, nor the reverse.
+const UpdateKeyFile = "update.key"
+
+// EnsureUpdateKey loads the Ed25519 update-signing key at path, or creates
+// it (mode 0600) when missing, like EnsureCommandKey.
+func EnsureUpdateKey(path string) (ed25519.PrivateKey, error) {
+	return ensureKey(path, "update key")
+}
+
+func ensureKey(path, what string) (ed25519.PrivateKey, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		_, priv, err := ed25519.GenerateKey(rand.Reader)
 		if err != nil {
-			return nil, fmt.Errorf("cannot generate command key: %w", err)
+			return nil, fmt.Errorf("cannot generate %s: %w", what, err)
 		}
 		der, err := x509.MarshalPKCS8PrivateKey(priv)
 		if err != nil {
-			return nil, fmt.Errorf("cannot encode command key: %w", err)
+			return nil, fmt.Errorf("cannot encode %s: %w", what, err)
 		}
 		if err := writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 			return nil, err
@@ -38,22 +53,22 @@ func EnsureCommandKey(path string) (ed25519.PrivateKey, error) {
 		return priv, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("cannot read command key: %w", err)
+		return nil, fmt.Errorf("cannot read %s: %w", what, err)
 	}
 	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("cannot use command key %s: mode %04o lets others read it; run chmod 600 %s", path, fi.Mode().Perm(), path)
+		return nil, fmt.Errorf("cannot use %s %s: mode %04o lets others read it; run chmod 600 %s", what, path, fi.Mode().Perm(), path)
 	}
 	block, _ := pem.Decode(b)
 	if block == nil || block.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("cannot read command key %s: no PEM PRIVATE KEY block", path)
+		return nil, fmt.Errorf("cannot read %s %s: no PEM PRIVATE KEY block", what, path)
 	}
 	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read command key %s: %w", path, err)
+		return nil, fmt.Errorf("cannot read %s %s: %w", what, path, err)
 	}
 	priv, ok := k.(ed25519.PrivateKey)
 	if !ok {
-		return nil, fmt.Errorf("cannot read command key %s: %T is not Ed25519", path, k)
+		return nil, fmt.Errorf("cannot read %s %s: %T is not Ed25519", what, path, k)
 	}
 	return priv, nil
 }

@@ -363,6 +363,12 @@ func (e *Engine) run(ctx context.Context, pb *playbook.Playbook, in *playbook.In
 			need, n, why = true, 1, "device is safety-critical"
 			e.held.WithLabelValues("safety_critical").Inc()
 		}
+		if !need && playbook.Actions[st.Action].TakesDown && playbook.SafetyCritical(&dev) {
+			// A playbook that would do it does not load; this holds one whose
+			// trigger was changed in code after it loaded.
+			need, n, why = true, 1, fmt.Sprintf("%s of a safety-critical device (class %q) is never automatic", st.Action, dev.Class)
+			e.held.WithLabelValues("safety_critical").Inc()
+		}
 		if !need && (playbook.Actions[st.Action].Disruptive || st.Containment) {
 			if reason := e.untrusted(ctx, in, dev.ID); reason != "" {
 				need, n, why = true, 1, reason

@@ -10,6 +10,8 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"time"
 
 	"github.com/vigil-iot/vigil"
@@ -32,6 +34,7 @@ type Store interface {
 	Exceptions
 	Users
 	Sessions
+	Artifacts
 	Close() error
 }
 
@@ -282,4 +285,52 @@ func PriorityRank(p *vigil.Priority, t time.Time) int64 {
 	}
 	sec := max(0, min(t.Unix(), 1<<40-1))
 	return score<<40 | sec
+}
+
+// Artifacts keeps update artifacts (packages, firmware images) with their
+// bytes, for update plans and agents to fetch.
+type Artifacts interface {
+	// PutArtifact stores a new artifact and its bytes. The artifact must
+	// have an ID, a product, a version, a signature and a creation time,
+	// and its Size and SHA256 must be those of data (1 byte to
+	// MaxArtifactSize): EINVALID otherwise. An ID already stored is
+	// ECONFLICT (an artifact is never replaced: remove it and add anew).
+	PutArtifact(ctx context.Context, a vigil.Artifact, data []byte) error
+	// GetArtifact returns an artifact's metadata; ENOTFOUND when none.
+	GetArtifact(ctx context.Context, id string) (vigil.Artifact, error)
+	// ArtifactData returns an artifact's bytes; ENOTFOUND when none.
+	ArtifactData(ctx context.Context, id string) ([]byte, error)
+	// ListArtifacts returns the artifacts of a product ("": all), by
+	// product, then creation time, then ID.
+	ListArtifacts(ctx context.Context, product string) ([]vigil.Artifact, error)
+	// DeleteArtifact removes an artifact and its bytes; ENOTFOUND when
+	// none.
+	DeleteArtifact(ctx context.Context, id string) error
+}
+
+// MaxArtifactSize bounds an artifact's bytes (64 MiB): firmware images of
+// the devices Vigil watches fit; bigger ones belong in a repository.
+const MaxArtifactSize = 64 << 20
+
+// CheckArtifact checks the arguments of PutArtifact.
+func CheckArtifact(a vigil.Artifact, data []byte) error {
+	switch {
+	case a.ID == "" || len(a.ID) > 128:
+		return vigil.Errorf(vigil.EINVALID, "artifact id %q: want 1 to 128 characters", a.ID)
+	case a.Product == "" || a.Version == "":
+		return vigil.Errorf(vigil.EINVALID, "artifact %s: product and version are required", a.ID)
+	case a.Signature == "":
+		return vigil.Errorf(vigil.EINVALID, "artifact %s: no signature", a.ID)
+	case a.Created.IsZero():
+		return vigil.Errorf(vigil.EINVALID, "artifact %s: no creation time", a.ID)
+	case len(data) == 0 || len(data) > MaxArtifactSize:
+		return vigil.Errorf(vigil.EINVALID, "artifact %s: %d bytes, want 1 to %d", a.ID, len(data), MaxArtifactSize)
+	case a.Size != int64(len(data)):
+		return vigil.Errorf(vigil.EINVALID, "artifact %s: size %d but %d bytes", a.ID, a.Size, len(data))
+	}
+	sum := sha256.Sum256(data)
+	if a.SHA256 != hex.EncodeToString(sum[:]) {
+		return vigil.Errorf(vigil.EINVALID, "artifact %s: sha256 %s is not that of its bytes", a.ID, a.SHA256)
+	}
+	return nil
 }

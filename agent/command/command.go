@@ -22,24 +22,26 @@ const (
 	ActionReboot         = "reboot"
 	ActionBlock          = "block"
 	ActionUnblock        = "unblock"
+	ActionShutdown       = "shutdown"
 )
 
 // Actions lists every action an agent knows.
 var Actions = []string{ActionIsolate, ActionRestore, ActionKillProcess, ActionStopService,
-	ActionRestartService, ActionUpdate, ActionSetParam, ActionReboot, ActionBlock, ActionUnblock}
+	ActionRestartService, ActionUpdate, ActionSetParam, ActionReboot, ActionBlock, ActionUnblock, ActionShutdown}
 
 // Command is what the server asks one device to do. Params by action:
 //
 //	isolate          (none; the server's addresses stay reachable)
 //	restore          (none)
 //	kill_process     pid, and optionally name (the process's comm must match)
-//	stop_service     service
+//	stop_service     service (the policy must name it; see Policy.Stop)
 //	restart_service  service
 //	update           url (path on the server), sha256 (hex), signature
 //	                 (base64 Ed25519 signature of the artifact by the
 //	                 command key), version
 //	set_param        key, value
 //	reboot           (none)
+//	shutdown         (none; powers off or halts as the policy says)
 //	block            addr (IP address or prefix), optionally port and
 //	                 proto (tcp, udp), timeout_s (seconds, default 3600,
 //	                 at most 86400); see ParseBlock

@@ -6,15 +6,16 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -44,10 +45,23 @@ type System struct {
 	Rollback  []string
 	// Fetch downloads an update artifact (over the agent's mTLS client).
 	Fetch func(ctx context.Context, url string) (io.ReadCloser, error)
-	// UpdateKey verifies update artifacts (the server's command key).
+	// UpdateKey verifies update artifacts: the server's update key
+	// (config update_key), else its command key.
 	UpdateKey ed25519.PublicKey
 	// RebootCommand defaults to ["reboot"].
 	RebootCommand []string
+	// ShutdownCommand replaces poweroff or halt for shutdown when set.
+	ShutdownCommand []string
+	// ShutdownDelay, when positive, makes shutdown return at once and run
+	// its command that much later, so that the agent's result reaches the
+	// server (which then counts the device contained) before the device
+	// goes down. A failure then can only be logged.
+	ShutdownDelay time.Duration
+	// Policy is the local command policy: how stop_service stops a service
+	// it names (Policy.Stop) and how shutdown takes the device down. The
+	// Verifier has already checked that the action is allowed; shutdown is
+	// refused here too when no policy allows it.
+	Policy *Policy
 	// Root prefixes /proc and /run paths (tests).
 	Root string
 	// Run runs a program and returns its combined output (default
@@ -69,7 +83,7 @@ func (s *System) Execute(ctx context.Context, c Command) (string, error) {
 	case ActionKillProcess:
 		return s.kill(c.Params)
 	case ActionStopService:
-		return s.service(ctx, "stop", c.Params["service"])
+		return s.stop(ctx, c.Params["service"])
 	case ActionRestartService:
 		return s.service(ctx, "restart", c.Params["service"])
 	case ActionSetParam:
@@ -86,6 +100,8 @@ func (s *System) Execute(ctx context.Context, c Command) (string, error) {
 			argv = []string{"reboot"}
 		}
 		return s.run(ctx, argv, "")
+	case ActionShutdown:
+		return s.shutdown(ctx)
 	}
 	return "", fmt.Errorf("unknown action %q", c.Action)
 }
@@ -134,8 +150,77 @@ func (s *System) kill(p map[string]string) (string, error) {
 	return fmt.Sprintf("killed %d (%s)", pid, name), nil
 }
 
+// validService reports whether name can be a service name (no path, no
+// shell or whitespace characters).
+func validService(name string) bool {
+	return name != "" && name != "." && name != ".." && !strings.ContainsAny(name, "/ \t\n;&|$`")
+}
+
+// stop stops a service the way the policy's stop names, else as
+// restart_service would.
+func (s *System) stop(ctx context.Context, name string) (string, error) {
+	if !validService(name) {
+		return "", fmt.Errorf("cannot stop service: invalid name %q", name)
+	}
+	var how string
+	if s.Policy != nil {
+		how = s.Policy.Stop[name]
+	}
+	var argv []string
+	switch how {
+	case "":
+		return s.service(ctx, "stop", name)
+	case StopSystemd:
+		argv = []string{"systemctl", "stop", name}
+	case StopInitd:
+		argv = []string{"/etc/init.d/" + name, "stop"}
+	case StopServiceCommand:
+		if len(s.ServiceCommand) == 0 {
+			return "", fmt.Errorf("cannot stop service %q: the policy says service_command and none is configured", name)
+		}
+		for _, w := range s.ServiceCommand {
+			argv = append(argv, strings.NewReplacer("{action}", "stop", "{service}", name).Replace(w))
+		}
+	default:
+		return "", fmt.Errorf("cannot stop service %q: unknown method %q", name, how)
+	}
+	out, err := s.run(ctx, argv, "")
+	if err != nil {
+		return out, fmt.Errorf("cannot stop service %q: %w", name, err)
+	}
+	return fmt.Sprintf("stopped %s (%s)\n%s", name, strings.Join(argv, " "), out), nil
+}
+
+// shutdown powers the device off, or halts it, as the policy says.
+func (s *System) shutdown(ctx context.Context) (string, error) {
+	if s.Policy == nil || !slices.Contains(s.Policy.Allow, ActionShutdown) {
+		return "", errors.New("cannot shut down: the local policy does not allow shutdown")
+	}
+	argv := s.ShutdownCommand
+	if len(argv) == 0 {
+		mode := s.Policy.Shutdown
+		if mode == "" {
+			mode = ShutdownPoweroff
+		}
+		argv = []string{mode}
+	}
+	if s.ShutdownDelay > 0 {
+		time.AfterFunc(s.ShutdownDelay, func() {
+			if out, err := s.run(context.Background(), argv, ""); err != nil {
+				slog.Error("cannot shut down", "argv", argv, "output", out, "err", err)
+			}
+		})
+		return fmt.Sprintf("shutting down in %s (%s)", s.ShutdownDelay, strings.Join(argv, " ")), nil
+	}
+	out, err := s.run(ctx, argv, "")
+	if err != nil {
+		return out, fmt.Errorf("cannot shut down: %w", err)
+	}
+	return fmt.Sprintf("shutting down (%s)\n%s", strings.Join(argv, " "), out), nil
+}
+
 func (s *System) service(ctx context.Context, action, name string) (string, error) {
-	if name == "" || strings.ContainsAny(name, "/ \t\n;&|$`") {
+	if !validService(name) {
 		return "", fmt.Errorf("cannot %s service: invalid name %q", action, name)
 	}
 	var argv []string
@@ -223,13 +308,8 @@ func (s *System) update(ctx context.Context, p map[string]string) (string, error
 	if s.Fetch == nil || len(s.Installer) == 0 {
 		return "", errors.New("cannot update: no installer configured")
 	}
-	want, err := hex.DecodeString(p["sha256"])
-	if err != nil || len(want) != sha256.Size {
+	if _, err := hex.DecodeString(p["sha256"]); err != nil || len(p["sha256"]) != 2*sha256.Size {
 		return "", fmt.Errorf("cannot update: invalid sha256 %q", p["sha256"])
-	}
-	sig, err := base64.StdEncoding.DecodeString(p["signature"])
-	if err != nil || len(sig) != ed25519.SignatureSize {
-		return "", errors.New("cannot update: invalid signature")
 	}
 	rc, err := s.Fetch(ctx, p["url"])
 	if err != nil {
@@ -241,18 +321,14 @@ func (s *System) update(ctx context.Context, p map[string]string) (string, error
 		return "", fmt.Errorf("cannot update: %w", err)
 	}
 	defer os.Remove(f.Name())
-	h := sha256.New()
 	var buf bytes.Buffer
-	if _, err := io.Copy(io.MultiWriter(f, h, &buf), io.LimitReader(rc, 256<<20)); err != nil {
+	if _, err := io.Copy(io.MultiWriter(f, &buf), io.LimitReader(rc, 256<<20)); err != nil {
 		f.Close()
 		return "", fmt.Errorf("cannot update: download: %w", err)
 	}
 	f.Close()
-	if got := h.Sum(nil); !bytes.Equal(got, want) {
-		return "", fmt.Errorf("cannot update: sha256 %x does not match %x", got, want)
-	}
-	if !ed25519.Verify(s.UpdateKey, buf.Bytes(), sig) {
-		return "", errors.New("cannot update: the artifact's signature does not verify")
+	if err := VerifyArtifact(s.UpdateKey, buf.Bytes(), p["sha256"], p["signature"]); err != nil {
+		return "", fmt.Errorf("cannot update: %w", err)
 	}
 	os.Chmod(f.Name(), 0o700)
 	var argv []string

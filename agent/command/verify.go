@@ -110,20 +110,42 @@ func (v *Verifier) Verify(s Signed) (Command, error) {
 // is read from a JSON file:
 //
 //	{
-//	  "allow": ["isolate", "restore", "kill_process", "restart_service"],
+//	  "allow": ["isolate", "restore", "kill_process", "restart_service", "stop_service", "shutdown"],
 //	  "services": ["dropbear", "uhttpd"],
+//	  "stop": {"uhttpd": "initd", "mosquitto": "systemd"},
+//	  "shutdown": "halt",
 //	  "params": ["log_level", "ntp_server"]
 //	}
 //
 // allow lists the permitted actions; services, when not empty, restricts
-// stop_service and restart_service; params lists the keys set_param may
-// write (set_param with no params list is refused). A missing policy
-// allows nothing.
+// restart_service. stop_service takes a device's exposed service out of
+// service, so it is refused for a service the policy does not name: in
+// stop, which also says how it is stopped (StopSystemd: systemctl stop
+// NAME; StopInitd: /etc/init.d/NAME stop; StopServiceCommand: the agent's
+// configured service_command), or in services (stopped the way
+// restart_service restarts). shutdown, when allowed, runs poweroff, or halt
+// when shutdown says "halt" (the agent's shutdown_command, when set,
+// replaces either). params lists the keys set_param may write (set_param
+// with no params list is refused). A missing policy allows nothing. The
+// server names only an action and a service: how anything runs is the
+// device owner's choice, never a command line from the server.
 type Policy struct {
-	Allow    []string `json:"allow"`
-	Services []string `json:"services,omitempty"`
-	Params   []string `json:"params,omitempty"`
+	Allow    []string          `json:"allow"`
+	Services []string          `json:"services,omitempty"`
+	Stop     map[string]string `json:"stop,omitempty"`
+	Shutdown string            `json:"shutdown,omitempty"`
+	Params   []string          `json:"params,omitempty"`
 }
+
+// How stop_service stops a service named in Policy.Stop, and how shutdown
+// takes the device down (Policy.Shutdown).
+const (
+	StopSystemd        = "systemd"
+	StopInitd          = "initd"
+	StopServiceCommand = "service_command"
+	ShutdownPoweroff   = "poweroff"
+	ShutdownHalt       = "halt"
+)
 
 // LoadPolicy reads a policy file.
 func LoadPolicy(path string) (*Policy, error) {
@@ -142,6 +164,9 @@ func LoadPolicy(path string) (*Policy, error) {
 			return nil, fmt.Errorf("cannot read command policy %s: unknown action %q", path, a)
 		}
 	}
+	if err := p.check(); err != nil {
+		return nil, fmt.Errorf("cannot read command policy %s: %w", path, err)
+	}
 	return &p, nil
 }
 
@@ -154,7 +179,12 @@ func (p *Policy) Permits(c Command) error {
 		return fmt.Errorf("action %q is not in the policy's allow list", c.Action)
 	}
 	switch c.Action {
-	case ActionStopService, ActionRestartService:
+	case ActionStopService:
+		svc := c.Params["service"]
+		if _, ok := p.Stop[svc]; !ok && !slices.Contains(p.Services, svc) {
+			return fmt.Errorf("service %q is named neither in the policy's stop nor in its services", svc)
+		}
+	case ActionRestartService:
 		if len(p.Services) > 0 && !slices.Contains(p.Services, c.Params["service"]) {
 			return fmt.Errorf("service %q is not in the policy's services", c.Params["service"])
 		}
@@ -162,6 +192,26 @@ func (p *Policy) Permits(c Command) error {
 		if !slices.Contains(p.Params, c.Params["key"]) {
 			return fmt.Errorf("parameter %q is not in the policy's params", c.Params["key"])
 		}
+	}
+	return nil
+}
+
+// check validates the stop methods and the shutdown mode.
+func (p *Policy) check() error {
+	for svc, how := range p.Stop {
+		if !validService(svc) {
+			return fmt.Errorf("stop: invalid service name %q", svc)
+		}
+		switch how {
+		case StopSystemd, StopInitd, StopServiceCommand:
+		default:
+			return fmt.Errorf("stop: service %s: unknown method %q: want %s, %s or %s", svc, how, StopSystemd, StopInitd, StopServiceCommand)
+		}
+	}
+	switch p.Shutdown {
+	case "", ShutdownPoweroff, ShutdownHalt:
+	default:
+		return fmt.Errorf("shutdown: unknown mode %q: want %s or %s", p.Shutdown, ShutdownPoweroff, ShutdownHalt)
 	}
 	return nil
 }

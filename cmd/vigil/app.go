@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -66,6 +67,7 @@ type app struct {
 	vuln        *scan.DB
 	vulnAlerts  *alertPublisher
 	enrollFiles enroll.Files
+	updateKey   ed25519.PrivateKey // signs update artifacts (updateserve.go)
 	enroll      *enroll.Handler
 	rules       *reload.Manager
 	alerts      *alert.Stage
@@ -126,6 +128,9 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err err
 		return nil, err
 	}
 	if a.auditKey, err = audit.EnsureKey(filepath.Join(cfg.DataDir, "pki", audit.KeyFile)); err != nil {
+		return nil, err
+	}
+	if a.updateKey, err = enroll.EnsureUpdateKey(filepath.Join(cfg.DataDir, "pki", enroll.UpdateKeyFile)); err != nil {
 		return nil, err
 	}
 	if a.store, err = openStore(ctx, cfg.Store, cfg.DataDir, a.auditKey, log, a.registry); err != nil {
@@ -319,7 +324,7 @@ func (a *app) start(ctx context.Context) error {
 		BulkEvents:  ingest.Bulk(),
 		Rules:       a.rules,
 		Intel:       &web.Intel{Catalog: a.intel, Vuln: a.vuln, UploadDir: filepath.Join(a.cfg.DataDir, "intel", "uploads")},
-		Extra:       append(append(append(append(a.enroll.AdminRoutes(), a.respondRoutes()...), a.baselineRoutes()...), a.exceptionRoutes()...), a.consoleRoutes()...),
+		Extra:       append(append(append(append(append(a.enroll.AdminRoutes(), a.respondRoutes()...), a.baselineRoutes()...), a.exceptionRoutes()...), a.consoleRoutes()...), a.updateRoutes()...),
 		Gatherer:    a.registry,
 		Ready:       a.ready,
 		Registerer:  a.registry,

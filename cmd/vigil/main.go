@@ -41,6 +41,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newServeCmd(), newDemoCmd(), newCtlCmd(), newBenchCmd(), newRulesCmd(), newDetectCmd(), newIntelCmd(), newVulnCmd(), newReportCmd(), newSensorCmd())
 	root.AddCommand(newPlaybooksCmd(), newAuditCmd(), newBaselineCmd())
 	root.AddCommand(newIngestCmd())
+	root.AddCommand(newUpdateCmd())
 	return root
 }
 

@@ -12,7 +12,7 @@ func TestExamples(t *testing.T) {
 	for _, e := range errs {
 		t.Error(e)
 	}
-	if len(pbs) != 3 {
+	if len(pbs) != 4 {
 		t.Fatalf("%d examples", len(pbs))
 	}
 	var q *playbook.Playbook

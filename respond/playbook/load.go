@@ -242,6 +242,22 @@ func (c *compiler) compile(fy *fileYAML) *Playbook {
 		c.errorf(p("guards"), "guards need a positive window (e.g. window: 10m)")
 	}
 
+	if pb.Approval.Mode == ApprovalAuto {
+		for i, st := range pb.Steps {
+			if !Actions[st.Action].TakesDown {
+				continue
+			}
+			if len(t.DeviceClasses) == 0 {
+				c.errorf(p("steps", i, "action"), "step %s: %s with approval auto needs trigger device_classes (it is never automatic on a safety-critical class: %s); name the classes of an alert trigger, or set approval mode: required", st.Name, st.Action, strings.Join(SafetyCriticalClasses, ", "))
+			}
+			for _, cl := range t.DeviceClasses {
+				if slices.Contains(SafetyCriticalClasses, cl) {
+					c.errorf(p("steps", i, "action"), "step %s: %s is never automatic on the safety-critical class %s: set approval mode: required", st.Name, st.Action, cl)
+				}
+			}
+		}
+	}
+
 	pb.Rollback = Rollback{OnFalsePositive: fy.Rollback.OnFalsePositive}
 	if pb.Rollback.OnFalsePositive && !slices.ContainsFunc(pb.Steps, func(s Step) bool { return s.Rollback != "" }) && len(c.errs) == 0 {
 		c.errorf(p("rollback"), "rollback on_false_positive is set but no step can be undone (give a step a rollback action)")

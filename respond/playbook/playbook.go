@@ -31,13 +31,32 @@ const (
 // approval whatever the playbook says.
 const SafetyCriticalTag = "safety-critical"
 
+// SafetyCriticalClasses are the device classes whose loss is a hazard in
+// itself (they control a physical process or keep someone alive): they
+// are never taken down (ActionSpec.TakesDown) automatically, tagged
+// safety-critical or not.
+var SafetyCriticalClasses = []string{
+	vigil.ClassPLCGateway, "plc", "rtu", "ied", "dcs", "sis", "safety", "safety-controller",
+	"controller", "medical", "infusion-pump", "patient-monitor", "ventilator",
+}
+
+// SafetyCritical reports whether the device is tagged safety-critical or
+// is of a safety-critical class.
+func SafetyCritical(d *vigil.Device) bool {
+	return slices.Contains(d.Tags, SafetyCriticalTag) || slices.Contains(SafetyCriticalClasses, d.Class)
+}
+
 // ActionSpec describes one action type: the connector that carries it out
-// by default, whether it is disruptive (held for approval on
-// safety-critical devices), whether its acknowledgement contains an
-// incident, and the action type that undoes it.
+// by default, whether it is disruptive (held for approval on devices
+// tagged safety-critical), whether it takes the device down (never
+// automatic on a SafetyCritical device, tag or class: the playbook that
+// would do it automatically does not load, and the engine holds it for
+// approval whatever the playbook says), whether its acknowledgement
+// contains an incident, and the action type that undoes it.
 type ActionSpec struct {
 	Connector   string
 	Disruptive  bool
+	TakesDown   bool
 	Containment bool
 	Undo        string
 }
@@ -52,6 +71,7 @@ var Actions = map[string]ActionSpec{
 	"update":             {Connector: "agent"},
 	"set_param":          {Connector: "agent"},
 	"reboot":             {Connector: "agent", Disruptive: true},
+	"shutdown":           {Connector: "agent", Disruptive: true, TakesDown: true, Containment: true},
 	"block":              {Connector: "agent", Disruptive: true, Containment: true, Undo: "unblock"},
 	"unblock":            {Connector: "agent"},
 	"quarantine_client":  {Connector: "mqtt", Disruptive: true, Containment: true, Undo: "release_client"},

@@ -266,6 +266,25 @@ CREATE INDEX actions_incident ON actions(incident_id, created, id);
 CREATE INDEX actions_state ON actions(state, created, id);
 CREATE INDEX incidents_status ON incidents(status, detected, id);
 `,
+	// 7: update artifacts with their bytes (at
+	// most store.MaxArtifactSize); classes and models are JSON arrays.
+	`
+CREATE TABLE artifacts (
+	id         text PRIMARY KEY,
+	product    text NOT NULL,
+	version    text NOT NULL,
+	classes    text NOT NULL,
+	models     text NOT NULL,
+	name       text NOT NULL,
+	size       bigint NOT NULL,
+	sha256     text NOT NULL,
+	signature  text NOT NULL,
+	created    bigint NOT NULL,
+	created_by text NOT NULL,
+	data       bytea NOT NULL
+);
+CREATE INDEX artifacts_product ON artifacts(product, created, id);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context, schema string) error {

@@ -333,6 +333,25 @@ CREATE INDEX actions_incident ON actions(incident_id, created, id);
 CREATE INDEX actions_state ON actions(state, created, id);
 CREATE INDEX incidents_status ON incidents(status, detected, id);
 `,
+	// 7: update artifacts with their bytes (at
+	// most store.MaxArtifactSize); classes and models are JSON arrays.
+	`
+CREATE TABLE artifacts (
+	id         TEXT PRIMARY KEY,
+	product    TEXT NOT NULL,
+	version    TEXT NOT NULL,
+	classes    TEXT NOT NULL,
+	models     TEXT NOT NULL,
+	name       TEXT NOT NULL,
+	size       INTEGER NOT NULL,
+	sha256     TEXT NOT NULL,
+	signature  TEXT NOT NULL,
+	created    INTEGER NOT NULL,
+	created_by TEXT NOT NULL,
+	data       BLOB NOT NULL
+);
+CREATE INDEX artifacts_product ON artifacts(product, created, id);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -65,6 +65,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Priority/Sort", testPrioritySort},
 		{"Users", testUsers},
 		{"Sessions", testSessions},
+		{"Artifacts/RoundTrip", testArtifacts},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, fresh(t)) })

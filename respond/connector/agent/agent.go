@@ -42,7 +42,7 @@ type Ack struct {
 
 // Actions the agent connector carries out.
 var Actions = []string{"isolate", "restore", "kill_process", "stop_service", "restart_service",
-	"update", "set_param", "reboot", "block", "unblock"}
+	"update", "set_param", "reboot", "block", "unblock", "shutdown"}
 
 // DefaultBlockTimeout and MaxBlockTimeout bound a block's expiry.
 const (

@@ -1,0 +1,48 @@
+package respond_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/respond"
+	"github.com/vigil-iot/vigil/respond/playbook"
+)
+
+const shutdownPB = `
+name: shut-down
+trigger: {tags: [attack.t1110], min_severity: high, device_classes: [camera]}
+steps:
+  - action: shutdown
+`
+
+// TestShutdownNeverAutomaticOnSafetyCritical: a camera is powered off at
+// once; a device tagged safety-critical, and a PLC reached by a playbook
+// whose trigger was widened after it loaded (the loader refuses an
+// automatic shutdown of a safety-critical class), wait for approval.
+func TestShutdownNeverAutomaticOnSafetyCritical(t *testing.T) {
+	e := newEnv(t, respond.Options{}, shutdownPB)
+	e.device("cam-1", "camera")
+	if a := e.get(e.alert("al-1", "cam-1", "")[0].ID); a.State != vigil.ActionSucceeded || a.Type != "shutdown" {
+		t.Fatalf("shutdown of a camera: %+v", a)
+	}
+	e.device("cam-sc", "camera", "safety-critical")
+	if a := e.get(e.alert("al-2", "cam-sc", "")[0].ID); a.State != vigil.ActionPendingApproval ||
+		!strings.Contains(a.Params[respond.MetaHeld], "safety-critical") {
+		t.Fatalf("shutdown of a safety-critical camera: %+v", a)
+	}
+
+	pb := parse(t, shutdownPB)
+	pb.Trigger.DeviceClasses = append(pb.Trigger.DeviceClasses, "plc", "medical")
+	e2 := newEnv(t, respond.Options{Playbooks: []*playbook.Playbook{pb}})
+	for _, class := range []string{"plc", "medical"} {
+		e2.device(class+"-1", class)
+		a := e2.get(e2.alert("al-"+class, class+"-1", "")[0].ID)
+		if a.State != vigil.ActionPendingApproval || !strings.Contains(a.Params[respond.MetaHeld], `safety-critical device (class "`+class+`") is never automatic`) {
+			t.Fatalf("shutdown of a %s: %+v", class, a)
+		}
+	}
+	if n := len(e.agent.calls()) + len(e2.agent.calls()); n != 1 {
+		t.Fatalf("%d shutdowns sent, want 1 (the camera)", n)
+	}
+}
