@@ -1,0 +1,27 @@
+package client
+
+import (
+	"context"
+	"net/url"
+	"strconv"
+
+	"github.com/vigil-iot/vigil/graph"
+	"github.com/vigil-iot/vigil/web/api"
+)
+
+// Graph returns the entity graph around entity (GET /api/v1/graph):
+// depth 0 is the server's default; since is an RFC 3339 time or a
+// duration ago ("24h"), "" for all time.
+func (c *Client) Graph(ctx context.Context, entity string, depth int, since string, limit int) (graph.View, error) {
+	q := url.Values{"entity": {entity}}
+	if depth > 0 {
+		q.Set("depth", strconv.Itoa(depth))
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	setStr(q, "since", since)
+	var v graph.View
+	err := c.getJSON(ctx, api.Prefix+"/graph", q, &v)
+	return v, err
+}

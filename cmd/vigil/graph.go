@@ -1,0 +1,40 @@
+package main
+
+import (
+	"context"
+
+	"github.com/vigil-iot/vigil/graph"
+	"github.com/vigil-iot/vigil/investigate"
+	"github.com/vigil-iot/vigil/vuln"
+	"github.com/vigil-iot/vigil/vuln/scan"
+	"github.com/vigil-iot/vigil/web"
+)
+
+// runGraph runs the graph stage (package graph) on the server's bus and
+// store until ctx ends: its own consumer group, so that the event sink
+// never waits for it.
+func (a *app) runGraph(ctx context.Context) error {
+	st, err := graph.NewStage(a.bus, a.store, graph.Options{Logger: a.log, Registerer: a.registry})
+	if err != nil {
+		return err
+	}
+	return st.Run(ctx)
+}
+
+// investigator answers the investigation routes and commands from the
+// store and the vulnerability findings.
+func (a *app) investigator() *investigate.Investigator {
+	opts := investigate.Options{Store: a.store, Logger: a.log}
+	if a.vuln != nil {
+		db := a.vuln
+		opts.Findings = func(id string) []vuln.Finding { return db.Findings(scan.Filter{DeviceID: id}) }
+	}
+	return investigate.New(opts)
+}
+
+// investigationRoutes are the graph, blast radius, campaign and report
+// routes (web.InvestigationRoutes).
+func (a *app) investigationRoutes() []web.Route {
+	return web.InvestigationRoutes(web.Investigation{Investigator: a.investigator(), Logger: a.log})
+}
+

@@ -1,0 +1,66 @@
+package web
+
+import (
+	"testing"
+	"time"
+
+	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/graph"
+	"github.com/vigil-iot/vigil/investigate"
+	"github.com/vigil-iot/vigil/store"
+)
+
+// newInvestigationEnv is newEnv with the investigation routes.
+func newInvestigationEnv(t *testing.T) *env {
+	return newEnv(t, func(o *Options) {
+		o.Extra = InvestigationRoutes(Investigation{Investigator: investigate.New(investigate.Options{Store: o.Store, Clock: fixedClock(now)}), Clock: fixedClock(now)})
+	})
+}
+
+func TestGraphRoute(t *testing.T) {
+	e := newInvestigationEnv(t)
+	at := func(m int) time.Time { return now.Add(time.Duration(m-60) * time.Minute) }
+	if err := e.store.PutGraph(t.Context(), store.GraphBatch{Relations: []store.Relation{
+		{From: "ip:203.0.113.66", Rel: "logged_in_to", To: "device:cam-1", FirstSeen: at(0), LastSeen: at(10), Count: 9, FirstEvent: "e1", LastEvent: "e9"},
+		{From: "device:cam-1", Rel: "talked_to", To: "ip:10.0.0.9", FirstSeen: at(50), LastSeen: at(55), Count: 2, FirstEvent: "e20", LastEvent: "e21"},
+		{From: "ip:10.0.0.9", Rel: "logged_in_to", To: "device:plc-1", FirstSeen: at(56), LastSeen: at(56), Count: 1, FirstEvent: "e30", LastEvent: "e30"},
+	}, Entities: []store.Entity{
+		{Key: "ip:203.0.113.66", FirstSeen: at(0), LastSeen: at(10), Count: 9},
+		{Key: "device:cam-1", FirstSeen: at(0), LastSeen: at(55), Count: 11},
+		{Key: "ip:10.0.0.9", FirstSeen: at(50), LastSeen: at(56), Count: 3},
+		{Key: "device:plc-1", FirstSeen: at(56), LastSeen: at(56), Count: 1},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	var v graph.View
+	e.get("/api/v1/graph?entity=device:cam-1", 200, &v)
+	if len(v.Relations) != 2 || len(v.Entities) != 3 || v.Relations[0].To != "ip:10.0.0.9" {
+		t.Fatalf("depth 1 from cam-1: %+v", v)
+	}
+	e.get("/api/v1/graph?entity=cam-1&depth=2", 200, &v)
+	if len(v.Relations) != 3 || len(v.Entities) != 4 {
+		t.Fatalf("depth 2 from cam-1: %+v", v)
+	}
+	// since is relative to the server's clock: the last 30 minutes hold
+	// only the talk to 10.0.0.9.
+	e.get("/api/v1/graph?entity=cam-1&since=30m", 200, &v)
+	if len(v.Relations) != 1 || v.Relations[0].Rel != "talked_to" || v.Relations[0].FirstEvent != "e20" {
+		t.Fatalf("since 30m: %+v", v.Relations)
+	}
+	for target, code := range map[string]string{
+		"/api/v1/graph":                            vigil.EINVALID,
+		"/api/v1/graph?entity=cam-1&depth=x":       vigil.EINVALID,
+		"/api/v1/graph?entity=cam-1&depth=9":       vigil.EINVALID,
+		"/api/v1/graph?entity=cam-1&since=someday": vigil.EINVALID,
+		"/api/v1/graph?entity=cam-1&bogus=1":       vigil.EINVALID,
+		"/api/v1/graph?entity=ip:192.0.2.1":        vigil.ENOTFOUND,
+	} {
+		status, body, _ := e.do("GET", target, "analyst", "")
+		if got := errorCode(t, body); got != code || status < 400 {
+			t.Errorf("GET %s = %d %s, want %s", target, status, body, code)
+		}
+	}
+	if status, _, _ := e.do("GET", "/api/v1/graph?entity=cam-1", "", ""); status != 401 {
+		t.Errorf("without a token: %d, want 401", status)
+	}
+}
