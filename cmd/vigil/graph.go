@@ -37,4 +37,3 @@ func (a *app) investigator() *investigate.Investigator {
 func (a *app) investigationRoutes() []web.Route {
 	return web.InvestigationRoutes(web.Investigation{Investigator: a.investigator(), Logger: a.log})
 }
-
