@@ -2,10 +2,12 @@ package client
 
 import (
 	"context"
+	"net/http"
 	"net/url"
 	"strconv"
 
 	"github.com/vigil-iot/vigil/graph"
+	"github.com/vigil-iot/vigil/investigate"
 	"github.com/vigil-iot/vigil/web/api"
 )
 
@@ -24,4 +26,19 @@ func (c *Client) Graph(ctx context.Context, entity string, depth int, since stri
 	var v graph.View
 	err := c.getJSON(ctx, api.Prefix+"/graph", q, &v)
 	return v, err
+}
+
+// BlastRadius returns the blast radius of an incident
+// (GET /api/v1/incidents/{id}/blast-radius).
+func (c *Client) BlastRadius(ctx context.Context, incidentID string) (investigate.BlastRadius, error) {
+	var br investigate.BlastRadius
+	err := c.getJSON(ctx, api.Prefix+"/incidents/"+escape(incidentID)+"/blast-radius", nil, &br)
+	return br, err
+}
+
+// IncidentReport returns the HTML report of an incident
+// (GET /api/v1/incidents/{id}/report).
+func (c *Client) IncidentReport(ctx context.Context, incidentID string) ([]byte, error) {
+	b, _, err := c.do(ctx, http.MethodGet, api.Prefix+"/incidents/"+escape(incidentID)+"/report", nil, "", nil)
+	return b, err
 }

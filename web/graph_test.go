@@ -64,3 +64,26 @@ func TestGraphRoute(t *testing.T) {
 		t.Errorf("without a token: %d, want 401", status)
 	}
 }
+
+func TestBlastRadiusRoute(t *testing.T) {
+	e := newInvestigationEnv(t)
+	t0 := now.Add(-time.Hour)
+	if err := e.store.PutIncident(t.Context(), vigil.Incident{ID: "inc-1", Status: vigil.IncidentOpen, DeviceIDs: []string{"cam-1"},
+		FirstEventTime: t0, Detected: t0, Updated: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.PutGraph(t.Context(), store.GraphBatch{Relations: []store.Relation{
+		{From: "device:cam-1", Rel: "talked_to", To: "ip:10.0.0.9", FirstSeen: t0, LastSeen: t0.Add(time.Minute), Count: 2, FirstEvent: "e1", LastEvent: "e2"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	var br investigate.BlastRadius
+	e.get("/api/v1/incidents/inc-1/blast-radius", 200, &br)
+	if br.Total != 1 || br.Items[0].Entity != "ip:10.0.0.9" || br.Items[0].Reasons[0].Code != investigate.ReasonReached {
+		t.Fatalf("blast radius: %+v", br)
+	}
+	status, body, _ := e.do("GET", "/api/v1/incidents/nope/blast-radius", "analyst", "")
+	if status != 404 || errorCode(t, body) != vigil.ENOTFOUND {
+		t.Errorf("unknown incident: %d %s", status, body)
+	}
+}

@@ -36,7 +36,7 @@ come from --server, --token, --ca or the environment (VIGIL_SERVER, VIGIL_TOKEN,
 Output is a table, or JSON with -o json.`,
 	}
 	o.addFlags(cmd)
-	cmd.AddCommand(ctlDevicesCmd(o), ctlAlertsCmd(o), ctlIncidentsCmd(o), ctlEventsCmd(o), ctlTokenCmd(o), ctlEnrollTokenCmd(o), findingsCmd(o, "findings"))
+	cmd.AddCommand(ctlDevicesCmd(o), ctlAlertsCmd(o), withInvestigation(o, ctlIncidentsCmd(o)), ctlEventsCmd(o), ctlTokenCmd(o), ctlEnrollTokenCmd(o), findingsCmd(o, "findings"))
 	cmd.AddCommand(ctlActionsCmd(o))
 	cmd.AddCommand(ctlGraphCmd(o))
 	return cmd
