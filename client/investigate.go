@@ -42,3 +42,21 @@ func (c *Client) IncidentReport(ctx context.Context, incidentID string) ([]byte,
 	b, _, err := c.do(ctx, http.MethodGet, api.Prefix+"/incidents/"+escape(incidentID)+"/report", nil, "", nil)
 	return b, err
 }
+
+// Campaigns returns the campaigns among the incidents detected since
+// since (GET /api/v1/campaigns): "" is the server's default (30 days).
+func (c *Client) Campaigns(ctx context.Context, since string) ([]investigate.Campaign, error) {
+	q := url.Values{}
+	setStr(q, "since", since)
+	cs, _, err := list[investigate.Campaign](ctx, c, api.Prefix+"/campaigns", q)
+	return cs, err
+}
+
+// Campaign returns one campaign with its timeline (GET /api/v1/campaigns/{id}).
+func (c *Client) Campaign(ctx context.Context, id, since string) (investigate.Campaign, error) {
+	q := url.Values{}
+	setStr(q, "since", since)
+	var cp investigate.Campaign
+	err := c.getJSON(ctx, api.Prefix+"/campaigns/"+escape(id), q, &cp)
+	return cp, err
+}

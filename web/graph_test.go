@@ -87,3 +87,36 @@ func TestBlastRadiusRoute(t *testing.T) {
 		t.Errorf("unknown incident: %d %s", status, body)
 	}
 }
+
+func TestCampaignRoutes(t *testing.T) {
+	e := newInvestigationEnv(t)
+	t0 := now.Add(-time.Hour)
+	ctx := t.Context()
+	for i, dev := range []string{"cam-1", "cam-2"} {
+		id := "inc-" + dev
+		at := t0.Add(time.Duration(i) * time.Minute)
+		if err := e.store.PutIncident(ctx, vigil.Incident{ID: id, Status: vigil.IncidentOpen, DeviceIDs: []string{dev},
+			Entities: []string{"ip:203.0.113.66"}, FirstEventTime: at, Detected: at, Updated: at}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var l struct{ Items []investigate.Campaign }
+	e.get("/api/v1/campaigns?since=24h", 200, &l)
+	if len(l.Items) != 1 || len(l.Items[0].Incidents) != 2 || l.Items[0].Indicators[0].Value != "203.0.113.66" {
+		t.Fatalf("campaigns: %+v", l.Items)
+	}
+	var c investigate.Campaign
+	e.get("/api/v1/campaigns/"+l.Items[0].ID, 200, &c)
+	if c.ID != l.Items[0].ID {
+		t.Fatalf("campaign: %+v", c)
+	}
+	e.get("/api/v1/campaigns?since=1m", 200, &l)
+	if len(l.Items) != 0 {
+		t.Fatalf("campaigns of the last minute: %+v", l.Items)
+	}
+	for target, code := range map[string]string{"/api/v1/campaigns/camp-x": vigil.ENOTFOUND, "/api/v1/campaigns?since=x": vigil.EINVALID} {
+		if _, body, _ := e.do("GET", target, "analyst", ""); errorCode(t, body) != code {
+			t.Errorf("GET %s: %s, want %s", target, body, code)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/vigil-iot/vigil/auth"
+	"github.com/vigil-iot/vigil/investigate"
 	"github.com/vigil-iot/vigil/web/api"
 )
 
@@ -13,7 +14,35 @@ func (in *Investigation) investigateRoutes(h func(func(w http.ResponseWriter, r 
 	p := api.Prefix
 	return []Route{
 		{Method: "GET", Pattern: p + "/incidents/{id}/blast-radius", Perm: auth.PermRead, Handler: h(in.blastRadius)},
+		{Method: "GET", Pattern: p + "/campaigns", Perm: auth.PermRead, Handler: h(in.campaigns)},
+		{Method: "GET", Pattern: p + "/campaigns/{id}", Perm: auth.PermRead, Handler: h(in.campaign)},
 	}
+}
+
+// campaigns serves GET /api/v1/campaigns?since=S.
+func (in *Investigation) campaigns(w http.ResponseWriter, r *http.Request) error {
+	q := newQuery(r.URL, in.Clock.Now(), "since")
+	cq := investigate.CampaignQuery{Since: q.time("since")}
+	if q.err != nil {
+		return q.err
+	}
+	cs, err := in.Investigator.Campaigns(r.Context(), cq)
+	return list(w, cs, "", err)
+}
+
+// campaign serves GET /api/v1/campaigns/{id}?since=S.
+func (in *Investigation) campaign(w http.ResponseWriter, r *http.Request) error {
+	q := newQuery(r.URL, in.Clock.Now(), "since")
+	cq := investigate.CampaignQuery{Since: q.time("since")}
+	if q.err != nil {
+		return q.err
+	}
+	c, err := in.Investigator.Campaign(r.Context(), r.PathValue("id"), cq)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, c)
+	return nil
 }
 
 // blastRadius serves GET /api/v1/incidents/{id}/blast-radius.

@@ -38,7 +38,7 @@ Output is a table, or JSON with -o json.`,
 	o.addFlags(cmd)
 	cmd.AddCommand(ctlDevicesCmd(o), ctlAlertsCmd(o), withInvestigation(o, ctlIncidentsCmd(o)), ctlEventsCmd(o), ctlTokenCmd(o), ctlEnrollTokenCmd(o), findingsCmd(o, "findings"))
 	cmd.AddCommand(ctlActionsCmd(o))
-	cmd.AddCommand(ctlGraphCmd(o))
+	cmd.AddCommand(ctlGraphCmd(o), ctlCampaignsCmd(o))
 	return cmd
 }
 
