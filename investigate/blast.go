@@ -226,8 +226,8 @@ func (iv *Investigator) blastRadius(ctx context.Context, inc vigil.Incident) (Bl
 		if typeOf(rel.To) == store.EntityIP {
 			add(&reachedIPs, rel.To)
 		}
-		r.add(rel.To, "", ReasonReached, fmt.Sprintf("%s %s %s %d times since the first malicious event (last %s)",
-			value(rel.From), strings.ReplaceAll(rel.Rel, "_", " "), value(rel.To), rel.Count, rel.LastSeen.Format(time.RFC3339)), rel)
+		r.add(rel.To, "", ReasonReached, fmt.Sprintf("%s %s %s %s since the first malicious event (last %s)",
+			value(rel.From), strings.ReplaceAll(rel.Rel, "_", " "), value(rel.To), times(rel.Count), rel.LastSeen.Format(time.RFC3339)), rel)
 	}
 
 	// The attack's sources: what else they reached.
@@ -242,8 +242,8 @@ func (iv *Investigator) blastRadius(ctx context.Context, inc vigil.Incident) (Bl
 		if typeOf(rel.To) == store.EntityIP {
 			add(&reachedIPs, rel.To)
 		}
-		r.add(rel.To, "", ReasonSameSource, fmt.Sprintf("the attack's source %s %s it too, %d times (last %s)",
-			value(rel.From), strings.ReplaceAll(rel.Rel, "_", " "), rel.Count, rel.LastSeen.Format(time.RFC3339)), rel)
+		r.add(rel.To, "", ReasonSameSource, fmt.Sprintf("the attack's source %s %s it too, %s (last %s)",
+			value(rel.From), strings.ReplaceAll(rel.Rel, "_", " "), times(rel.Count), rel.LastSeen.Format(time.RFC3339)), rel)
 	}
 
 	// Accounts: who else logs in with them.
@@ -263,8 +263,8 @@ func (iv *Investigator) blastRadius(ctx context.Context, inc vigil.Incident) (Bl
 		if typeOf(rel.From) == store.EntityDevice {
 			dev = value(rel.From)
 		}
-		r.add(rel.From, dev, ReasonSameAccount, fmt.Sprintf("%s %s %s, an account of the attack (%d times, last %s)",
-			value(rel.From), how, value(rel.To), rel.Count, rel.LastSeen.Format(time.RFC3339)), rel)
+		r.add(rel.From, dev, ReasonSameAccount, fmt.Sprintf("%s %s %s, an account of the attack (%s, last %s)",
+			value(rel.From), how, value(rel.To), times(rel.Count), rel.LastSeen.Format(time.RFC3339)), rel)
 	}
 
 	// MQTT: subscribers of the topics the compromised devices publish to.
@@ -460,7 +460,7 @@ func (iv *Investigator) inventoryImpact(ctx context.Context, r *radius, compromi
 		if len(shared) > 0 {
 			slices.Sort(shared)
 			slices.Sort(what)
-			r.add(key, d.ID, ReasonVulnerable, fmt.Sprintf("%s has %d vulnerabilities a compromised device has: %s", d.ID, len(shared), strings.Join(what, "; ")))
+			r.add(key, d.ID, ReasonVulnerable, fmt.Sprintf("%s has %s a compromised device has: %s", d.ID, plural(len(shared), "vulnerability", "vulnerabilities"), strings.Join(what, "; ")))
 			im := r.byKey[key]
 			for i := range im.Reasons {
 				if im.Reasons[i].Code == ReasonVulnerable {
@@ -486,4 +486,19 @@ func prefixes(d vigil.Device) []netip.Prefix {
 		}
 	}
 	return out
+}
+
+// times says n times in words.
+func times(n int64) string {
+	if n == 1 {
+		return "once"
+	}
+	return fmt.Sprintf("%d times", n)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -118,5 +119,29 @@ func TestCampaignRoutes(t *testing.T) {
 		if _, body, _ := e.do("GET", target, "analyst", ""); errorCode(t, body) != code {
 			t.Errorf("GET %s: %s, want %s", target, body, code)
 		}
+	}
+}
+
+func TestReportRoute(t *testing.T) {
+	e := newInvestigationEnv(t)
+	t0 := now.Add(-time.Hour)
+	if err := e.store.PutIncident(t.Context(), vigil.Incident{ID: "inc-1", Title: "Brute force <b>on</b> cam-1", Status: vigil.IncidentContained,
+		Severity: vigil.SeverityHigh, DeviceIDs: []string{"cam-1"}, FirstEventTime: t0, Detected: t0.Add(time.Second), Contained: t0.Add(5 * time.Second), Updated: t0}); err != nil {
+		t.Fatal(err)
+	}
+	status, body, hdr := e.do("GET", "/api/v1/incidents/inc-1/report", "analyst", "")
+	if status != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/html") || !strings.Contains(hdr.Get("Content-Security-Policy"), "default-src 'none'") {
+		t.Fatalf("report: %d %v", status, hdr)
+	}
+	html := string(body)
+	// The title is escaped, the durations are there.
+	for _, want := range []string{"Brute force &lt;b&gt;on&lt;/b&gt; cam-1", "Time to contain (MTTC)", "<b>4s</b>", "<b>1s</b>"} {
+		if !strings.Contains(html, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	status, body, _ = e.do("GET", "/api/v1/incidents/nope/report", "analyst", "")
+	if status != 404 || errorCode(t, body) != vigil.ENOTFOUND {
+		t.Errorf("unknown incident: %d %s", status, body)
 	}
 }

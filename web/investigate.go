@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"net/http"
 
 	"github.com/vigil-iot/vigil/auth"
@@ -14,9 +15,33 @@ func (in *Investigation) investigateRoutes(h func(func(w http.ResponseWriter, r 
 	p := api.Prefix
 	return []Route{
 		{Method: "GET", Pattern: p + "/incidents/{id}/blast-radius", Perm: auth.PermRead, Handler: h(in.blastRadius)},
+		{Method: "GET", Pattern: p + "/incidents/{id}/report", Perm: auth.PermRead, Handler: h(in.report)},
 		{Method: "GET", Pattern: p + "/campaigns", Perm: auth.PermRead, Handler: h(in.campaigns)},
 		{Method: "GET", Pattern: p + "/campaigns/{id}", Perm: auth.PermRead, Handler: h(in.campaign)},
 	}
+}
+
+// report serves GET /api/v1/incidents/{id}/report: one self-contained
+// HTML page. Its CSP forbids everything but its inline style: the page
+// loads nothing and runs nothing.
+func (in *Investigation) report(w http.ResponseWriter, r *http.Request) error {
+	if q := newQuery(r.URL, in.Clock.Now()); q.err != nil {
+		return q.err
+	}
+	var b bytes.Buffer
+	if err := in.Investigator.Report(r.Context(), r.PathValue("id"), &b); err != nil {
+		return err
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	_, err := w.Write(b.Bytes())
+	if err != nil {
+		in.Logger.Debug("cannot write report", "err", err)
+	}
+	return nil
 }
 
 // campaigns serves GET /api/v1/campaigns?since=S.
