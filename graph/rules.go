@@ -289,13 +289,15 @@ func (e *End) add(dst []string, s string) []string {
 }
 
 // normIP returns the address s (a prefix's address for "a/n") in its
-// canonical form, or "" when s is no address or is unspecified.
+// canonical form, or "" when s is no address, is unspecified or is a
+// loopback address (every host has its own: one entity for all of them
+// would join unrelated devices).
 func normIP(s string) string {
 	if i := strings.IndexByte(s, '/'); i >= 0 {
 		s = s[:i]
 	}
 	a, err := netip.ParseAddr(s)
-	if err != nil || a.IsUnspecified() {
+	if err != nil || a.IsUnspecified() || a.IsLoopback() {
 		return ""
 	}
 	return a.Unmap().String()

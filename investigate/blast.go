@@ -32,13 +32,17 @@ const (
 	// ReasonGateway: it is the gateway of a compromised device's subnet,
 	// or shares its gateway.
 	ReasonGateway = "same_gateway"
+	// ReasonSameSoftware: it runs the same firmware, or the same versions
+	// of software, as a compromised device (what was exploited there may
+	// work here; no vulnerability needs to be known).
+	ReasonSameSoftware = "same_software"
 	// ReasonSubnet: it is in a compromised device's subnet.
 	ReasonSubnet = "same_subnet"
 )
 
 var weights = map[string]float64{
 	ReasonReached: 10, ReasonSameSource: 8, ReasonSameAccount: 7, ReasonMQTTTopic: 7,
-	ReasonVulnerable: 5, ReasonGateway: 3, ReasonSubnet: 1,
+	ReasonVulnerable: 5, ReasonGateway: 3, ReasonSameSoftware: 2, ReasonSubnet: 1,
 }
 
 // BlastRadius is what an incident's compromised devices reached or share
@@ -203,6 +207,9 @@ func (iv *Investigator) blastRadius(ctx context.Context, inc vigil.Incident) (Bl
 			add(&gateways, rel.To)
 		}
 	}
+	// An incident's entities may name the compromised device's own
+	// address (the sender of what it published): not a source.
+	sources = slices.DeleteFunc(sources, func(s string) bool { return slices.Contains(ownIPs, s) })
 	for _, s := range sources {
 		r.compromised[s] = true // the attacker is not in its own blast radius
 	}
@@ -406,9 +413,19 @@ func (iv *Investigator) inventoryImpact(ctx context.Context, r *radius, compromi
 		gw[value(g)] = true
 	}
 	vulns := map[string]string{} // vuln id → component of a compromised device
+	software := map[string]bool{}  // name version of the compromised devices' components
+	firmware := map[string]bool{}  // vendor model firmware of the compromised devices
 	for _, d := range all {
 		if !slices.Contains(compromised, d.ID) {
 			continue
+		}
+		if d.Firmware != "" {
+			firmware[d.Vendor+" "+d.Model+" "+d.Firmware] = true
+		}
+		for _, c := range d.Software {
+			if c.Version != "" {
+				software[c.Name+" "+c.Version] = true
+			}
 		}
 		for _, p := range prefixes(d) {
 			subnets = append(subnets, p.Masked())
@@ -433,11 +450,23 @@ func (iv *Investigator) inventoryImpact(ctx context.Context, r *radius, compromi
 				}
 				if gw[p.Addr().String()] {
 					r.add(key, d.ID, ReasonGateway, fmt.Sprintf("%s (%s) is the gateway of a compromised device", d.ID, p.Addr()))
-				} else if d.Class == vigil.ClassGateway || d.Class == vigil.ClassPLCGateway {
+				} else if d.Class == vigil.ClassGateway {
 					r.add(key, d.ID, ReasonGateway, fmt.Sprintf("%s is a %s in the compromised device's subnet %s", d.ID, d.Class, s))
 				}
 				r.add(key, d.ID, ReasonSubnet, fmt.Sprintf("%s (%s) is in the compromised device's subnet %s", d.ID, p.Addr(), s))
 			}
+		}
+		var same []string
+		if d.Firmware != "" && firmware[d.Vendor+" "+d.Model+" "+d.Firmware] {
+			same = append(same, "firmware "+strings.TrimSpace(d.Vendor+" "+d.Model)+" "+d.Firmware)
+		}
+		for _, c := range d.Software {
+			if software[c.Name+" "+c.Version] && !slices.Contains(same, c.Name+" "+c.Version) {
+				same = append(same, c.Name+" "+c.Version)
+			}
+		}
+		if len(same) > 0 {
+			r.add(key, d.ID, ReasonSameSoftware, fmt.Sprintf("%s runs what a compromised device runs: %s", d.ID, strings.Join(same, ", ")))
 		}
 		if iv.findings == nil || len(vulns) == 0 {
 			continue

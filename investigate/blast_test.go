@@ -25,13 +25,13 @@ func TestBlastRadius(t *testing.T) {
 		got = append(got, fmt.Sprintf("%s %s %g %s", im.Entity, im.Device, im.Score, strings.Join(codes, ",")))
 	}
 	want := []string{
-		"device:cam-2 cam-2 21 same_source,same_account,same_subnet,same_vulnerability",
-		"device:plc-1 plc-1 14 reached,same_gateway,same_subnet",
+		"device:cam-2 cam-2 23 same_source,same_account,same_subnet,same_software,same_vulnerability",
+		"device:plc-1 plc-1 11 reached,same_subnet",
 		"mqtt.topic:plant/valves/set  10 reached",
 		"device:cam-3 cam-3 7 same_account",
 		"device:plc-2 plc-2 7 mqtt_topic",
 		"device:gw-1 gw-1 4 same_gateway,same_subnet",
-		"device:therm-1 therm-1 1 same_subnet",
+		"device:therm-1 therm-1 3 same_subnet,same_software",
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("blast radius:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -47,6 +47,11 @@ func TestBlastRadius(t *testing.T) {
 			case r.Code == ReasonVulnerable:
 				if !slices.Equal(r.Vulns, []string{"CVE-2016-2148"}) || !strings.Contains(r.Detail, "known exploited") {
 					t.Errorf("%s: vulnerability reason %+v", im.Entity, r)
+				}
+			case r.Code == ReasonSameSoftware:
+				if im.Device == "cam-2" && r.Detail != "cam-2 runs what a compromised device runs: firmware Hikvision DS-2CD2032 5.4.0, busybox 1.24.1, lighttpd 1.4.35" ||
+					im.Device == "therm-1" && r.Detail != "therm-1 runs what a compromised device runs: busybox 1.24.1" {
+					t.Errorf("%s: %s", im.Device, r.Detail)
 				}
 			case r.Code == ReasonSubnet || r.Code == ReasonGateway:
 			default:

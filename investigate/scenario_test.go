@@ -29,7 +29,9 @@ var attacker = netip.MustParseAddr("203.0.113.66")
 //   - after t0 cam-1 downloads from the attacker, connects to plc-1 (10.0.0.9:502)
 //     and publishes to plant/valves/set, which plc-2 subscribes to (plant/valves/#);
 //   - cam-3 logs in as root (same account); gw-1 is the subnet's gateway;
-//   - cam-1 and cam-2 share a vulnerability of busybox; other-1 is elsewhere.
+//   - cam-1 and cam-2 share a vulnerability of busybox, their firmware and
+//     software; therm-1 runs the same busybox; other-1 is elsewhere;
+//   - the incident names cam-1's own address besides the attacker's.
 func scenario(t *testing.T) (*Investigator, store.Store) {
 	t.Helper()
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "vigil.db"), sqlite.Options{})
@@ -42,6 +44,15 @@ func scenario(t *testing.T) (*Investigator, store.Store) {
 		t.Helper()
 		d := vigil.Device{ID: id, Class: class, State: vigil.StateActive, FirstSeen: t0.Add(-time.Hour), LastSeen: t0,
 			Network: []vigil.NetIdentity{{Interface: "eth0", Addresses: []string{addr}}}}
+		switch id {
+		case "cam-1", "cam-2": // one model and firmware
+			d.Vendor, d.Model, d.Firmware = "Hikvision", "DS-2CD2032", "5.4.0"
+			d.Software = []vigil.Component{{Name: "busybox", Version: "1.24.1"}, {Name: "lighttpd", Version: "1.4.35"}}
+		case "cam-3":
+			d.Vendor, d.Model, d.Firmware = "Hikvision", "DS-2CD2032", "5.7.3"
+		case "therm-1": // another device with the camera's busybox
+			d.Software = []vigil.Component{{Name: "busybox", Version: "1.24.1"}, {Name: "busybox", Version: "1.24.1"}}
+		}
 		if err := st.PutDevice(ctx, d); err != nil {
 			t.Fatal(err)
 		}
@@ -93,7 +104,7 @@ func scenario(t *testing.T) (*Investigator, store.Store) {
 		t.Fatal(err)
 	}
 	inc := vigil.Incident{ID: "inc-1", Title: "Mirai-style compromise of cam-1", Status: vigil.IncidentOpen, Severity: vigil.SeverityCritical,
-		DeviceIDs: []string{"cam-1"}, Entities: []string{"ip:203.0.113.66", "user:root"}, AlertIDs: []string{"al-1"},
+		DeviceIDs: []string{"cam-1"}, Entities: []string{"ip:10.0.0.5", "ip:203.0.113.66", "user:root"}, AlertIDs: []string{"al-1"},
 		Techniques: []string{"T1110", "T1105"}, FirstEventTime: t0, FirstReceived: t0.Add(100 * time.Millisecond),
 		Detected: t0.Add(2 * time.Second), Contained: t0.Add(9 * time.Second), Updated: t0.Add(9 * time.Second)}
 	if err := st.PutIncident(ctx, inc); err != nil {
