@@ -412,9 +412,9 @@ func (iv *Investigator) inventoryImpact(ctx context.Context, r *radius, compromi
 	for _, g := range gateways {
 		gw[value(g)] = true
 	}
-	vulns := map[string]string{} // vuln id → component of a compromised device
-	software := map[string]bool{}  // name version of the compromised devices' components
-	firmware := map[string]bool{}  // vendor model firmware of the compromised devices
+	vulns := map[string]string{}  // vuln id → component of a compromised device
+	software := map[string]bool{} // name version of the compromised devices' components
+	firmware := map[string]bool{} // vendor model firmware of the compromised devices
 	for _, d := range all {
 		if !slices.Contains(compromised, d.ID) {
 			continue
