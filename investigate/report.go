@@ -150,8 +150,12 @@ func describe(ev *vigil.Event) string {
 
 func summary(d *reportData) string {
 	in := &d.Incident
-	s := fmt.Sprintf("%s on %s, severity %s, status %s. The first malicious event was at %s UTC",
-		in.Title, strings.Join(in.DeviceIDs, ", "), in.Severity, in.Status, in.FirstEventTime.UTC().Format("2006-01-02 15:04:05"))
+	s := in.Title
+	if devs := strings.Join(in.DeviceIDs, ", "); devs != "" && !strings.Contains(s, devs) {
+		s += " on " + devs
+	}
+	s += fmt.Sprintf(", severity %s, status %s. The first malicious event was at %s UTC",
+		in.Severity, in.Status, in.FirstEventTime.UTC().Format("2006-01-02 15:04:05"))
 	if in.MeasuresDetection() {
 		s += fmt.Sprintf("; Vigil detected it %s after receiving the first evidence", d.TTD)
 	}

@@ -178,6 +178,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (bool, error) {
 	if o.keep {
 		fmt.Fprintf(out, "\nThe server keeps running (Ctrl-C to stop):\n  API:   %s\n  token: %s\n  CA:    %s\n  try:   vigil ctl incidents --server %s --token %s --ca %s\n",
 			a.URL, a.adminToken, filepath.Join(dir, "pki", "ca.crt"), a.URL, a.adminToken, filepath.Join(dir, "pki", "ca.crt"))
+		printInvestigateHints(ctx, out, admin, target.ID, fmt.Sprintf("--server %s --token %s --ca %s", a.URL, a.adminToken, filepath.Join(dir, "pki", "ca.crt")))
 		<-ctx.Done()
 	}
 	return detected, nil
