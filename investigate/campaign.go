@@ -275,11 +275,15 @@ func (iv *Investigator) indicators(ctx context.Context, in vigil.Incident) (inci
 		return ii, err
 	}
 	slices.SortFunc(alerts, func(a, b vigil.Alert) int { return a.FirstEventTime.Compare(b.FirstEventTime) })
+	// The sequence of techniques: each alert's first technique without
+	// its sub-technique (T1110.001 is T1110), repeats dropped; two alerts
+	// of one step (two brute-force rules) make no sequence.
 	var seq []string
 	var evIDs []string
 	for _, a := range alerts {
-		for _, t := range a.Techniques {
-			if len(seq) == 0 || seq[len(seq)-1] != t {
+		if len(a.Techniques) > 0 {
+			t, _, _ := strings.Cut(a.Techniques[0], ".")
+			if !slices.Contains(seq, t) {
 				seq = append(seq, t)
 			}
 		}

@@ -116,3 +116,34 @@ func TestCampaigns(t *testing.T) {
 		t.Errorf("campaigns after the incidents: %v %v", cs, err)
 	}
 }
+
+// TestCampaignByTechniqueSequence checks that an incident sharing only the
+// sequence of techniques (brute force, then a download) joins, and that
+// one technique alone links nothing.
+func TestCampaignByTechniqueSequence(t *testing.T) {
+	iv, st := campaignScenario(t)
+	ctx := t.Context()
+	for i, tech := range [][]string{{"T1110.001"}, {"T1105"}} {
+		id := []string{"al-5a", "al-5b"}[i]
+		at := t0.Add(time.Duration(10+i) * time.Minute)
+		if err := st.PutAlert(ctx, vigil.Alert{ID: id, DedupKey: id, RuleID: id, Title: id, Severity: vigil.SeverityMedium, DeviceID: "plc-2",
+			Techniques: tech, IncidentID: "inc-5", FirstEventTime: at, LastEventTime: at, Created: at, Count: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at := t0.Add(10 * time.Minute)
+	if err := st.PutIncident(ctx, vigil.Incident{ID: "inc-5", Status: vigil.IncidentOpen, DeviceIDs: []string{"plc-2"},
+		FirstEventTime: at, Detected: at, Updated: at}); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := iv.Campaigns(ctx, CampaignQuery{Since: t0.Add(-time.Hour)})
+	if err != nil || len(cs) != 1 {
+		t.Fatalf("campaigns: %v %+v", err, cs)
+	}
+	if !slices.Equal(cs[0].Incidents, []string{"inc-1", "inc-2", "inc-4", "inc-5"}) ||
+		!slices.ContainsFunc(cs[0].Indicators, func(i Indicator) bool {
+			return i.Kind == IndicatorTechniques && i.Value == "T1110>T1105" && slices.Equal(i.Incidents, []string{"inc-1", "inc-5"})
+		}) {
+		t.Errorf("campaign: %v %+v", cs[0].Incidents, cs[0].Indicators)
+	}
+}
