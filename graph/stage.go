@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -113,4 +114,40 @@ func (st *Stage) Run(ctx context.Context) error {
 		return fmt.Errorf("cannot consume events for the graph: %w", err)
 	}
 	return nil
+}
+
+// RunRetention removes from the graph what was last seen more than keep
+// ago (by clock), right away and then every period, until ctx ends (nil).
+// A pass that fails is logged and tried again at the next period. keep and
+// every must be positive (EINVALID otherwise).
+func RunRetention(ctx context.Context, g store.Graph, keep, every time.Duration, clock vigil.Clock, log *slog.Logger) error {
+	if keep <= 0 || every <= 0 {
+		return vigil.Errorf(vigil.EINVALID, "graph retention needs a positive age and period, got keep=%s every=%s", keep, every)
+	}
+	if clock == nil {
+		clock = vigil.SystemClock{}
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("component", "graph.retention")
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		cut := clock.Now().Add(-keep)
+		n, err := g.DeleteGraphBefore(ctx, cut)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			log.Error("cannot apply graph retention", "before", cut, "err", err)
+		case n > 0:
+			log.Info("old graph relations deleted", "before", cut, "deleted", n)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }

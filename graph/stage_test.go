@@ -209,3 +209,53 @@ func BenchmarkExtract(b *testing.B) {
 	}
 	reportCPU(b, cpu)
 }
+
+func TestRetention(t *testing.T) {
+	st := openStore(t)
+	x := graph.DefaultExtractor()
+	b := graph.NewBatch()
+	evs := fleetEvents(40, 10) // t0 .. t0+39ms
+	for i := range evs {
+		x.Add(b, &evs[i])
+	}
+	if err := st.PutGraph(t.Context(), b.Flush()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	// Keep 20 ms before a clock at t0+40ms: what was last seen before t0+20ms goes.
+	go func() {
+		done <- graph.RunRetention(ctx, st, 20*time.Millisecond, time.Hour, fixedClock(t0.Add(40*time.Millisecond)), nil)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rels, err := st.GraphRelations(t.Context(), store.GraphFilter{Keys: []string{"ip:203.0.113.66"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		old := 0
+		for _, r := range rels {
+			if r.LastSeen.Before(t0.Add(20 * time.Millisecond)) {
+				old++
+			}
+		}
+		if old == 0 && len(rels) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10s: %d relations last seen before the cut remain", old)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("RunRetention: %v", err)
+	}
+	if err := graph.RunRetention(t.Context(), st, 0, time.Hour, nil, nil); vigil.ErrorCode(err) != vigil.EINVALID {
+		t.Errorf("RunRetention without an age: %v", err)
+	}
+}
+
+type fixedClock time.Time
+
+func (c fixedClock) Now() time.Time { return time.Time(c) }

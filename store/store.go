@@ -249,4 +249,8 @@ type Graph interface {
 	// type) is exactly value, whatever their type, in key order, at most
 	// limit (0: 100).
 	FindEntities(ctx context.Context, value string, limit int) ([]Entity, error)
+	// DeleteGraphBefore removes the relations and the entities last seen
+	// before t (retention) and returns how many relations were removed.
+	// An entity last seen before t has no relation seen later.
+	DeleteGraphBefore(ctx context.Context, t time.Time) (int64, error)
 }

@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"time"
 
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/graph"
 	"github.com/vigil-iot/vigil/investigate"
 	"github.com/vigil-iot/vigil/vuln"
@@ -18,7 +22,13 @@ func (a *app) runGraph(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return st.Run(ctx)
+	g, gctx := errgroup.WithContext(ctx)
+	// The graph keeps what events showed as long as the events are kept.
+	g.Go(func() error {
+		return graph.RunRetention(gctx, a.store, time.Duration(a.cfg.Retention), time.Hour, vigil.SystemClock{}, a.log)
+	})
+	g.Go(func() error { return st.Run(gctx) })
+	return g.Wait()
 }
 
 // investigator answers the investigation routes and commands from the

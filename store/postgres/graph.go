@@ -157,3 +157,21 @@ func scanEntities(rows pgx.Rows) ([]store.Entity, error) {
 	}
 	return out, nil
 }
+
+// DeleteGraphBefore removes the relations and entities last seen before t.
+func (s *Store) DeleteGraphBefore(ctx context.Context, t time.Time) (int64, error) {
+	var n int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, "DELETE FROM graph_relations WHERE last_seen < $1", t.UnixNano())
+		if err != nil {
+			return err
+		}
+		n = tag.RowsAffected()
+		_, err = tx.Exec(ctx, "DELETE FROM graph_entities WHERE last_seen < $1", t.UnixNano())
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("cannot apply graph retention: %w", err)
+	}
+	return n, nil
+}

@@ -173,3 +173,24 @@ func scanEntities(rows *sql.Rows) ([]store.Entity, error) {
 func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
 }
+
+// DeleteGraphBefore removes the relations and entities last seen before t.
+func (s *Store) DeleteGraphBefore(ctx context.Context, t time.Time) (int64, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("cannot apply graph retention: %w", err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, "DELETE FROM graph_relations WHERE last_seen < ?", t.UnixNano())
+	if err != nil {
+		return 0, fmt.Errorf("cannot apply graph retention: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	if _, err := tx.ExecContext(ctx, "DELETE FROM graph_entities WHERE last_seen < ?", t.UnixNano()); err != nil {
+		return 0, fmt.Errorf("cannot apply graph retention: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("cannot apply graph retention: %w", err)
+	}
+	return n, nil
+}

@@ -183,3 +183,34 @@ func testGraphConcurrent(t *testing.T, s store.Store) {
 		t.Fatalf("hub after concurrent puts: %+v", ents)
 	}
 }
+
+// testGraphRetention checks that DeleteGraphBefore removes what was last
+// seen before the cut, keeps the rest, and counts the relations removed.
+func testGraphRetention(t *testing.T, s store.Store) {
+	at := func(m int) time.Time { return base.Add(time.Duration(m) * time.Minute) }
+	must(t, s.PutGraph(ctx(t), store.GraphBatch{
+		Entities: []store.Entity{
+			{Key: "device:old", FirstSeen: at(0), LastSeen: at(5), Count: 1},
+			{Key: "device:new", FirstSeen: at(0), LastSeen: at(20), Count: 2},
+			{Key: "ip:10.0.0.1", FirstSeen: at(0), LastSeen: at(20), Count: 3},
+		},
+		Relations: []store.Relation{
+			{From: "device:old", Rel: "talked_to", To: "ip:10.0.0.1", FirstSeen: at(0), LastSeen: at(5), Count: 1},
+			{From: "device:new", Rel: "talked_to", To: "ip:10.0.0.1", FirstSeen: at(0), LastSeen: at(20), Count: 2},
+			{From: "device:new", Rel: "has_ip", To: "ip:10.0.0.1", FirstSeen: at(0), LastSeen: at(10), Count: 1},
+		},
+	}), "PutGraph")
+	n, err := s.DeleteGraphBefore(ctx(t), at(10))
+	must(t, err, "DeleteGraphBefore")
+	if n != 1 {
+		t.Errorf("DeleteGraphBefore removed %d relations, want 1", n)
+	}
+	rels, err := s.GraphRelations(ctx(t), store.GraphFilter{Keys: []string{"ip:10.0.0.1"}})
+	must(t, err, "GraphRelations")
+	if len(rels) != 2 || rels[0].From != "device:new" || rels[1].From != "device:new" {
+		t.Errorf("after retention: %+v", rels)
+	}
+	ents, err := s.GetEntities(ctx(t), []string{"device:old", "device:new", "ip:10.0.0.1"})
+	must(t, err, "GetEntities")
+	sameIDs(t, "entities after retention", ids(ents, func(e store.Entity) string { return e.Key }), []string{"device:new", "ip:10.0.0.1"})
+}
