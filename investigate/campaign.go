@@ -74,7 +74,7 @@ type CampaignQuery struct {
 // Bounds of the work one campaign request does.
 const (
 	maxCampaignIncidents = 2000 // incidents read
-	maxEvidenceEvents    = 50   // evidence events read per incident
+	maxEvidenceEvents    = 20   // evidence events read per incident
 )
 
 // incidentIndicators are the indicators of one incident.
