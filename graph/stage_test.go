@@ -259,3 +259,49 @@ func TestRetention(t *testing.T) {
 type fixedClock time.Time
 
 func (c fixedClock) Now() time.Time { return time.Time(c) }
+
+// TestStageAcksEventsWithoutRelations checks that a batch that shows
+// nothing (health samples, events without a time) is acknowledged too.
+func TestStageAcksEventsWithoutRelations(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b, err := natsbus.Open(ctx, natsbus.Config{DataDir: t.TempDir(), Partitions: 2, FetchWait: 100 * time.Millisecond, Groups: []string{graph.Group}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	st := openStore(t)
+	s, err := graph.NewStage(b, st, graph.Options{FlushEvery: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	health := []vigil.Event{{ID: "h1", Time: t0, DeviceID: "d1", Kind: vigil.KindHealth}, {ID: "h2", Time: t0, DeviceID: "d2", Kind: vigil.KindHealth}}
+	if err := b.PublishEvents(ctx, health); err != nil {
+		t.Fatal(err)
+	}
+	login := vigil.Event{ID: "l1", Time: t0, DeviceID: "d1", Kind: vigil.KindAuth, Outcome: "success", Fields: map[string]any{"user.name": "root"}}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	if err := b.PublishEvents(ctx, []vigil.Event{login}); err != nil {
+		t.Fatal(err)
+	}
+	// The login after the health samples shows: nothing blocked on them.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		rels, err := st.GraphRelations(ctx, store.GraphFilter{Keys: []string{"device:d1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rels) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the login after health samples never reached the graph")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Errorf("Run returned %v", err)
+	}
+}
