@@ -42,8 +42,8 @@ ATT&CK techniques. Campaigns are computed on request from the incidents detected
 			return o.print(out, cs, func(tw *tabwriter.Writer) {
 				fmt.Fprintln(tw, "ID\tSEVERITY\tINCIDENTS\tDEVICES\tSHARED\tFIRST\tLAST")
 				for _, cp := range cs {
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", cp.ID, cp.Severity, len(cp.Incidents), strings.Join(cp.Devices, ","),
-						indicators(cp.Indicators, 3), cp.First.Format(time.DateTime), cp.Last.Format(time.DateTime))
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", cp.ID, cp.Severity, len(cp.Incidents), printable(strings.Join(cp.Devices, ",")),
+						printable(indicators(cp.Indicators, 3)), cp.First.Format(time.DateTime), cp.Last.Format(time.DateTime))
 				}
 			})
 		},
@@ -66,10 +66,10 @@ func indicators(inds []investigate.Indicator, n int) string {
 
 func printCampaign(tw *tabwriter.Writer, cp investigate.Campaign) {
 	fmt.Fprintf(tw, "ID\t%s\nTITLE\t%s\nSEVERITY\t%s\nINCIDENTS\t%s\nDEVICES\t%s\nATT&CK\t%s\nFIRST\t%s\nLAST\t%s\n",
-		cp.ID, cp.Title, cp.Severity, strings.Join(cp.Incidents, ", "), strings.Join(cp.Devices, ", "), joinOr(cp.Techniques, "-"),
+		cp.ID, printable(cp.Title), cp.Severity, printable(strings.Join(cp.Incidents, ", ")), printable(strings.Join(cp.Devices, ", ")), printable(joinOr(cp.Techniques, "-")),
 		cp.First.Format(time.RFC3339), cp.Last.Format(time.RFC3339))
 	for _, ind := range cp.Indicators {
-		fmt.Fprintf(tw, "SHARED\t%s %s (incidents %s)\n", ind.Kind, ind.Value, strings.Join(ind.Incidents, ", "))
+		fmt.Fprintf(tw, "SHARED\t%s %s (incidents %s)\n", ind.Kind, printable(ind.Value), printable(strings.Join(ind.Incidents, ", ")))
 	}
 	fmt.Fprintln(tw, "\nTIME\tWHAT\tINCIDENT\tDEVICE\tSEVERITY\tTITLE\tREF")
 	for _, e := range cp.Timeline {
@@ -77,6 +77,6 @@ func printCampaign(tw *tabwriter.Writer, cp investigate.Campaign) {
 		if e.Severity != 0 {
 			sev = e.Severity.String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format("2006-01-02 15:04:05.000"), e.What, e.IncidentID, e.DeviceID, sev, e.Title, e.Ref)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format("2006-01-02 15:04:05.000"), e.What, printable(e.IncidentID), printable(e.DeviceID), sev, printable(e.Title), printable(e.Ref))
 	}
 }

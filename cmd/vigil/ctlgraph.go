@@ -37,7 +37,7 @@ which names every entity with that value.`,
 				return err
 			}
 			return o.print(cmd.OutOrStdout(), v, func(tw *tabwriter.Writer) {
-				fmt.Fprintf(tw, "ROOT\t%s\n", strings.Join(v.Roots, ", "))
+				fmt.Fprintf(tw, "ROOT\t%s\n", printable(strings.Join(v.Roots, ", ")))
 				fmt.Fprintf(tw, "DEPTH\t%d\n", v.Depth)
 				if !v.Since.IsZero() {
 					fmt.Fprintf(tw, "SINCE\t%s\n", v.Since.Format(time.RFC3339))
@@ -49,8 +49,9 @@ which names every entity with that value.`,
 					if r.FirstEvent != r.LastEvent && r.FirstEvent != "" {
 						ev = r.FirstEvent + " … " + r.LastEvent
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.From, r.Rel, r.To, r.Count,
-						r.FirstSeen.Format(time.DateTime), r.LastSeen.Format(time.DateTime), ev)
+					// Entity values come from devices: never raw to the terminal.
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", printable(r.From), r.Rel, printable(r.To), r.Count,
+						r.FirstSeen.Format(time.DateTime), r.LastSeen.Format(time.DateTime), printable(ev))
 				}
 				if v.Truncated {
 					fmt.Fprintf(tw, "… more relations: raise --limit (%d shown) or narrow with --since\n", len(v.Relations))

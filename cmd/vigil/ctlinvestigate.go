@@ -53,7 +53,7 @@ func withInvestigation(o *ctlOptions, cmd *cobra.Command) *cobra.Command {
 
 func printBlastRadius(tw *tabwriter.Writer, br investigate.BlastRadius, limit int) {
 	fmt.Fprintf(tw, "INCIDENT\t%s\nCOMPROMISED\t%s\nSINCE\t%s (first malicious event)\nENTITIES\t%d\n\n",
-		br.IncidentID, strings.Join(br.Compromised, ", "), br.Since.Format(time.RFC3339), br.Total)
+		printable(br.IncidentID), printable(strings.Join(br.Compromised, ", ")), br.Since.Format(time.RFC3339), br.Total)
 	fmt.Fprintln(tw, "RANK\tENTITY\tDEVICE\tSCORE\tREASON\tEVIDENCE")
 	for i, im := range br.Items {
 		if limit > 0 && i == limit {
@@ -63,12 +63,13 @@ func printBlastRadius(tw *tabwriter.Writer, br investigate.BlastRadius, limit in
 		for j, r := range im.Reasons {
 			rank, ent, dev, score := "", "", "", ""
 			if j == 0 {
-				rank, ent, dev, score = fmt.Sprint(i+1), im.Entity, im.Device, fmt.Sprintf("%g", im.Score)
+				rank, ent, dev, score = fmt.Sprint(i+1), printable(im.Entity), printable(im.Device), fmt.Sprintf("%g", im.Score)
 				if dev == "" {
 					dev = "-"
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s: %s\t%s\n", rank, ent, dev, score, r.Code, r.Detail, evidence(r))
+			// Entity values and details come from devices: never raw to the terminal.
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s: %s\t%s\n", rank, ent, dev, score, r.Code, printable(r.Detail), printable(evidence(r)))
 		}
 	}
 }
