@@ -40,6 +40,10 @@ ATT&CK techniques. Campaigns are computed on request from the incidents detected
 				return err
 			}
 			return o.print(out, cs, func(tw *tabwriter.Writer) {
+				if len(cs) == 0 {
+					fmt.Fprintln(tw, "no campaign: no two incidents on different devices share an indicator in the window (--since, default 30 days)")
+					return
+				}
 				fmt.Fprintln(tw, "ID\tSEVERITY\tINCIDENTS\tDEVICES\tSHARED\tFIRST\tLAST")
 				for _, cp := range cs {
 					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", cp.ID, cp.Severity, len(cp.Incidents), printable(strings.Join(cp.Devices, ",")),
