@@ -82,3 +82,61 @@ func BenchmarkBlastRadius(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCampaigns measures one campaign list on SQLite over 500
+// incidents (two alerts and five stored evidence events each; every tenth
+// pair shares its source address): ns/op is per answer.
+func BenchmarkCampaigns(b *testing.B) {
+	ctx := context.Background()
+	st, err := sqlite.Open(filepath.Join(b.TempDir(), "vigil.db"), sqlite.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	const incidents = 500
+	var evs []vigil.Event
+	for i := range incidents {
+		dev := fmt.Sprintf("dev-%03d", i)
+		at := t0.Add(time.Duration(i) * time.Minute)
+		src := netip.AddrFrom4([4]byte{198, 51, byte(i / 20), byte(i % 20)}) // pairs 2k, 2k+1 differ...
+		if i%10 < 2 {
+			src = netip.AddrFrom4([4]byte{203, 0, 113, byte(i / 10)}) // ... but every tenth pair shares one
+		}
+		var ids []string
+		for j := range 5 {
+			id := fmt.Sprintf("e-%03d-%d", i, j)
+			ids = append(ids, id)
+			evs = append(evs, vigil.Event{ID: id, Time: at.Add(time.Duration(j) * time.Second), DeviceID: dev, Kind: vigil.KindAuth,
+				Outcome: vigil.OutcomeFailure, Network: &vigil.Network{SrcIP: src}, Fields: map[string]any{"user.name": fmt.Sprintf("u%d", i)}})
+		}
+		inc := fmt.Sprintf("inc-%03d", i)
+		for k, tech := range []string{"T1110", "T1059"} {
+			a := vigil.Alert{ID: fmt.Sprintf("al-%03d-%d", i, k), DedupKey: inc + tech, RuleID: tech, Title: tech, Severity: vigil.SeverityHigh,
+				DeviceID: dev, Techniques: []string{tech}, EventIDs: ids, IncidentID: inc, FirstEventTime: at, LastEventTime: at, Created: at, Count: 1}
+			if k == 1 {
+				a.Techniques = []string{fmt.Sprintf("T%04d", 1000+i)} // no shared sequence
+			}
+			if err := st.PutAlert(ctx, a); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := st.PutIncident(ctx, vigil.Incident{ID: inc, Status: vigil.IncidentOpen, DeviceIDs: []string{dev},
+			FirstEventTime: at, Detected: at, Updated: at}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := st.PutEvents(ctx, evs); err != nil {
+		b.Fatal(err)
+	}
+	iv := New(Options{Store: st, Clock: fixedClock(t0.Add(24 * time.Hour))})
+	b.ResetTimer()
+	for b.Loop() {
+		cs, err := iv.Campaigns(ctx, CampaignQuery{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(cs) != incidents/10 {
+			b.Fatalf("%d campaigns, want %d", len(cs), incidents/10)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vigil-iot/vigil"
@@ -76,6 +77,9 @@ const (
 	maxCampaignIncidents = 2000 // incidents read
 	maxEvidenceEvents    = 20   // evidence events read per incident
 )
+
+// extractor is the graph's built-in extractor, compiled once.
+var extractor = sync.OnceValue(graph.DefaultExtractor)
 
 // incidentIndicators are the indicators of one incident.
 type incidentIndicators struct {
@@ -296,7 +300,7 @@ func (iv *Investigator) indicators(ctx context.Context, in vigil.Incident) (inci
 	if len(seq) >= 2 {
 		add(IndicatorTechniques, strings.Join(seq, ">"))
 	}
-	x := graph.DefaultExtractor()
+	x := extractor()
 	for _, id := range evIDs {
 		ev, err := iv.st.GetEvent(ctx, id)
 		if vigil.ErrorCode(err) == vigil.ENOTFOUND {
