@@ -35,6 +35,7 @@ type Store interface {
 	Users
 	Sessions
 	Artifacts
+	Graph
 	Close() error
 }
 
@@ -333,4 +334,36 @@ func CheckArtifact(a vigil.Artifact, data []byte) error {
 		return vigil.Errorf(vigil.EINVALID, "artifact %s: sha256 %s is not that of its bytes", a.ID, a.SHA256)
 	}
 	return nil
+}
+
+// Graph keeps the entity graph (see graph.go for its types): the entities
+// events name (devices, addresses, accounts, topics, software, files,
+// domains, ...) and the relations between them, each with first and last
+// seen, a count and the events that showed it first and last. The graph
+// stage (package graph) feeds it; package investigate reads it.
+type Graph interface {
+	// PutGraph merges a batch into the graph: an entity or a relation not
+	// stored yet is created; one stored gets the batch's count added, its
+	// first seen moved earlier and its last seen later (with the events
+	// that showed them). Duplicates in the batch are merged first
+	// (MergeGraph). The batch is applied atomically. A bad key, relation
+	// name or a zero time is EINVALID (CheckGraphBatch) and nothing is
+	// stored.
+	PutGraph(ctx context.Context, b GraphBatch) error
+	// GraphRelations returns the relations from or to any of f.Keys,
+	// most recently seen first, at most f's limit. No key, too many keys
+	// or a negative limit is EINVALID (CheckGraphFilter).
+	GraphRelations(ctx context.Context, f GraphFilter) ([]Relation, error)
+	// GetEntities returns the stored entities among keys, in key order;
+	// keys not stored are left out. More than MaxGraphKeys keys is
+	// EINVALID.
+	GetEntities(ctx context.Context, keys []string) ([]Entity, error)
+	// FindEntities returns entities whose value (the part after the
+	// type) is exactly value, whatever their type, in key order, at most
+	// limit (0: 100).
+	FindEntities(ctx context.Context, value string, limit int) ([]Entity, error)
+	// DeleteGraphBefore removes the relations and the entities last seen
+	// before t (retention) and returns how many relations were removed.
+	// An entity last seen before t has no relation seen later.
+	DeleteGraphBefore(ctx context.Context, t time.Time) (int64, error)
 }

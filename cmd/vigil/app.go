@@ -32,6 +32,7 @@ import (
 	"github.com/vigil-iot/vigil/detect/threshold"
 	"github.com/vigil-iot/vigil/enroll"
 	"github.com/vigil-iot/vigil/feeds/catalog"
+	"github.com/vigil-iot/vigil/graph"
 	"github.com/vigil-iot/vigil/incident"
 	"github.com/vigil-iot/vigil/ingest"
 	"github.com/vigil-iot/vigil/ingest/httpin"
@@ -145,7 +146,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err err
 		Prefix:        cfg.BusPrefix,
 		Replicas:      cfg.BusReplicas,
 		Partitions:    cfg.Partitions,
-		Groups:        []string{groupStore, groupDetect, groupInventory},
+		Groups:        []string{groupStore, groupDetect, groupInventory, graph.Group},
 		MaxEventBytes: cfg.BusMaxBytes,
 		// After a crash, what was delivered and not acknowledged comes
 		// back after AckWait; handlers take milliseconds, and redeliveries
@@ -324,7 +325,7 @@ func (a *app) start(ctx context.Context) error {
 		BulkEvents:  ingest.Bulk(),
 		Rules:       a.rules,
 		Intel:       &web.Intel{Catalog: a.intel, Vuln: a.vuln, UploadDir: filepath.Join(a.cfg.DataDir, "intel", "uploads")},
-		Extra:       append(append(append(append(append(a.enroll.AdminRoutes(), a.respondRoutes()...), a.baselineRoutes()...), a.exceptionRoutes()...), a.consoleRoutes()...), a.updateRoutes()...),
+		Extra:       append(append(append(append(append(append(a.enroll.AdminRoutes(), a.respondRoutes()...), a.baselineRoutes()...), a.exceptionRoutes()...), a.consoleRoutes()...), a.updateRoutes()...), a.investigationRoutes()...),
 		Gatherer:    a.registry,
 		Ready:       a.ready,
 		Registerer:  a.registry,
@@ -359,6 +360,7 @@ func (a *app) start(ctx context.Context) error {
 		return store.RunRetention(gctx, a.store, time.Duration(a.cfg.Retention), time.Hour, vigil.SystemClock{}, a.log)
 	})
 	g.Go(func() error { return a.inventory.Run(gctx) })
+	g.Go(func() error { return a.runGraph(gctx) })
 	g.Go(func() error { return a.detect.Run(gctx) })
 	if a.baseline != nil {
 		g.Go(func() error { return a.baseline.run(gctx) })

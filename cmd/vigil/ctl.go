@@ -36,10 +36,11 @@ come from --server, --token, --ca or the environment (VIGIL_SERVER, VIGIL_TOKEN,
 Output is a table, or JSON with -o json.`,
 	}
 	o.addFlags(cmd)
-	cmd.AddCommand(ctlDevicesCmd(o), ctlAlertsCmd(o), ctlIncidentsCmd(o), ctlEventsCmd(o), ctlTokenCmd(o), ctlEnrollTokenCmd(o), findingsCmd(o, "findings"))
+	cmd.AddCommand(ctlDevicesCmd(o), ctlAlertsCmd(o), withInvestigation(o, ctlIncidentsCmd(o)), ctlEventsCmd(o), ctlTokenCmd(o), ctlEnrollTokenCmd(o), findingsCmd(o, "findings"))
 	cmd.AddCommand(ctlActionsCmd(o))
 	cmd.AddCommand(ctlExceptionsCmd(o))
 	cmd.AddCommand(ctlUsersCmd(o))
+	cmd.AddCommand(ctlGraphCmd(o), ctlCampaignsCmd(o))
 	return cmd
 }
 

@@ -179,6 +179,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (bool, error) {
 		fmt.Fprintf(out, "\nThe server keeps running (Ctrl-C to stop):\n  console: %s/ (log in with the token; the certificate is from the demo's own CA)\n  API:     %s\n  token:   %s\n  CA:      %s\n  try:     vigil ctl incidents --server %s --token %s --ca %s\n",
 			a.URL, a.URL, a.adminToken, filepath.Join(dir, "pki", "ca.crt"), a.URL, a.adminToken, filepath.Join(dir, "pki", "ca.crt"))
 		demoTryNoise(out) // ctlexceptions.go
+		printInvestigateHints(ctx, out, admin, target.ID, fmt.Sprintf("--server %s --token %s --ca %s", a.URL, a.adminToken, filepath.Join(dir, "pki", "ca.crt")))
 		<-ctx.Done()
 	}
 	return detected, nil

@@ -285,6 +285,33 @@ CREATE TABLE artifacts (
 );
 CREATE INDEX artifacts_product ON artifacts(product, created, id);
 `,
+	// 8: the entity graph (store.Graph, graph.go): entities by key,
+	// relations by (src, rel, dst), each with first/last seen (Unix ns), a
+	// count and the first and last events that showed it.
+	`
+CREATE TABLE graph_entities (
+	key         text PRIMARY KEY,
+	value       text NOT NULL,
+	first_seen  bigint NOT NULL,
+	last_seen   bigint NOT NULL,
+	n           bigint NOT NULL
+);
+CREATE INDEX graph_entities_value ON graph_entities(value);
+
+CREATE TABLE graph_relations (
+	src         text NOT NULL,
+	rel         text NOT NULL,
+	dst         text NOT NULL,
+	first_seen  bigint NOT NULL,
+	last_seen   bigint NOT NULL,
+	n           bigint NOT NULL,
+	first_event text NOT NULL,
+	last_event  text NOT NULL,
+	PRIMARY KEY (src, rel, dst)
+);
+CREATE INDEX graph_relations_src_last ON graph_relations(src, last_seen);
+CREATE INDEX graph_relations_dst_last ON graph_relations(dst, last_seen);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context, schema string) error {

@@ -352,6 +352,32 @@ CREATE TABLE artifacts (
 );
 CREATE INDEX artifacts_product ON artifacts(product, created, id);
 `,
+	// 8: the entity graph (store.Graph, graph.go): entities by key,
+	// relations by (src, rel, dst), each with first/last seen (Unix ns), a
+	// count and the first and last events that showed it.
+	`
+CREATE TABLE graph_entities (
+	key         TEXT PRIMARY KEY,
+	value       TEXT NOT NULL,
+	first_seen  INTEGER NOT NULL,
+	last_seen   INTEGER NOT NULL,
+	n           INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX graph_entities_value ON graph_entities(value);
+
+CREATE TABLE graph_relations (
+	src         TEXT NOT NULL,
+	rel         TEXT NOT NULL,
+	dst         TEXT NOT NULL,
+	first_seen  INTEGER NOT NULL,
+	last_seen   INTEGER NOT NULL,
+	n           INTEGER NOT NULL,
+	first_event TEXT NOT NULL,
+	last_event  TEXT NOT NULL,
+	PRIMARY KEY (src, rel, dst)
+) WITHOUT ROWID;
+CREATE INDEX graph_relations_dst ON graph_relations(dst, last_seen);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -66,6 +66,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Users", testUsers},
 		{"Sessions", testSessions},
 		{"Artifacts/RoundTrip", testArtifacts},
+		{"Graph/Merge", testGraphMerge},
+		{"Graph/Query", testGraphQuery},
+		{"Graph/Invalid", testGraphInvalid},
+		{"Graph/Concurrent", testGraphConcurrent},
+		{"Graph/Retention", testGraphRetention},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, fresh(t)) })
