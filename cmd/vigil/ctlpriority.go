@@ -5,6 +5,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/incident"
@@ -39,9 +40,10 @@ func printPriority(w io.Writer, p *vigil.Priority) {
 
 // prioritizer gives alerts and incidents their priority: the inventory's
 // devices, the KEV findings of the vulnerability DB (when open) and the
-// incident's device count as blast radius.
+// devices of the incident's blast radius (investigate.Reach, recomputed
+// at most once a minute per incident).
 func (a *app) prioritizer() *incident.Prioritizer {
-	p := &incident.Prioritizer{Devices: a.store, Logger: a.log}
+	p := &incident.Prioritizer{Devices: a.store, Logger: a.log, BlastRadius: a.investigator().Reach(time.Minute).Devices}
 	if a.vuln != nil {
 		p.KEV = kevFindings{a.vuln}
 	}
