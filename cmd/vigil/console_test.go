@@ -91,13 +91,31 @@ func seedConsole(t *testing.T, a *app) {
 		Severity: vigil.SeverityLow, DeviceID: "plc-gateway-03", Created: now.Add(-30 * time.Minute), Count: 1,
 		FirstEventTime: now.Add(-31 * time.Minute), LastEventTime: now.Add(-31 * time.Minute),
 		Fields: map[string]any{"baseline.feature": "destination.ip", "baseline.value": "198.51.100.4", "baseline.seen": "0", "destination.port": "443"}}
+	// Priorities as the correlator sets them (docs/investigation.md).
+	prio := func(sev vigil.Severity, crit vigil.Criticality, why string, public bool, conf float64) *vigil.Priority {
+		p := vigil.ComputePriority(vigil.PriorityInputs{Severity: sev, Criticality: crit, CriticalityWhy: why, InternetFacing: public,
+			ExposureWhy: map[bool]string{true: "203.0.113.9"}[public], Confidence: conf, ConfidenceWhy: "evidence from the device's certificate", Devices: 1,
+			BlastWhy: "devices in the incident"})
+		return &p
+	}
+	a1.Priority = prio(vigil.SeverityHigh, vigil.CriticalityNormal, "class camera", true, 1)
+	a2.Priority = prio(vigil.SeverityMedium, vigil.CriticalityNormal, "class camera", false, 1)
+	a3.Priority = prio(vigil.SeverityLow, vigil.CriticalitySafety, "class plc-gateway", false, 0.85)
+	a3.IncidentID = "inc-peer"
 	for _, al := range []vigil.Alert{a1, a2, a3} {
 		must(a.store.PutAlert(ctx, al))
 	}
 	must(a.store.PutIncident(ctx, vigil.Incident{ID: "inc-lobby", Title: "Brute force and overload on cam-lobby", Status: vigil.IncidentOpen,
 		Severity: vigil.SeverityHigh, DeviceIDs: []string{"cam-lobby"}, Entities: []string{"ip:203.0.113.9"}, AlertIDs: []string{a1.ID, a2.ID},
 		Techniques: []string{"T1110"}, FirstEventTime: now.Add(-6 * time.Minute), FirstReceived: now.Add(-6 * time.Minute),
-		Detected: now.Add(-5 * time.Minute), Updated: now.Add(-3 * time.Minute)}))
+		Detected: now.Add(-5 * time.Minute), Updated: now.Add(-3 * time.Minute), Priority: a1.Priority}))
+	// A second open incident, lower in the queue, and one stored before
+	// priorities (none).
+	must(a.store.PutIncident(ctx, vigil.Incident{ID: "inc-peer", Title: "New peer for a PLC gateway", Status: vigil.IncidentOpen,
+		Severity: vigil.SeverityLow, DeviceIDs: []string{"plc-gateway-03"}, AlertIDs: []string{a3.ID},
+		Detected: now.Add(-30 * time.Minute), Updated: now.Add(-30 * time.Minute), Priority: a3.Priority}))
+	must(a.store.PutIncident(ctx, vigil.Incident{ID: "inc-old", Title: "Port scan from a thermostat", Status: vigil.IncidentOpen,
+		Severity: vigil.SeverityMedium, DeviceIDs: []string{"thermostat-02"}, Detected: now.Add(-2 * time.Minute), Updated: now.Add(-2 * time.Minute)}))
 	for _, x := range []vigil.Action{
 		{ID: "act-isolate", Type: "isolate", DeviceID: "cam-lobby", IncidentID: "inc-lobby", AlertID: a1.ID, Playbook: "isolate-attacked-camera",
 			State: vigil.ActionPendingApproval, RequestedBy: "playbook:isolate-attacked-camera", Created: now.Add(-4 * time.Minute), Updated: now.Add(-4 * time.Minute)},
