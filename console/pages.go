@@ -43,6 +43,9 @@ func (c *Console) pageRoutes() []Route {
 		{Method: "GET", Pattern: "/rules", Perm: auth.PermRead, handler: c.rules},
 		{Method: "POST", Pattern: "/rules/toggle", Perm: auth.PermWrite, handler: c.toggleRule}, // POST /api/v1/rules/enable|disable
 		{Method: "GET", Pattern: "/intel", Perm: auth.PermRead, handler: c.intel},
+		{Method: "GET", Pattern: "/exceptions", Perm: auth.PermRead, handler: c.exceptions},
+		{Method: "POST", Pattern: "/exceptions", Perm: auth.PermWrite, handler: c.createException},             // POST /api/v1/exceptions
+		{Method: "POST", Pattern: "/exceptions/{id}/delete", Perm: auth.PermWrite, handler: c.deleteException}, // DELETE /api/v1/exceptions/{id}
 		{Method: "GET", Pattern: "/audit", Perm: auth.PermAdmin, handler: c.audit},
 		{Method: "GET", Pattern: "/settings", Perm: auth.PermAdmin, handler: c.settings},
 		{Method: "POST", Pattern: "/settings/users", Perm: auth.PermAdmin, handler: c.createUser},                // POST /api/v1/users
@@ -62,6 +65,8 @@ const listLimit = 50
 type overviewData struct {
 	Fleet       fleetStats
 	BySeverity  []countRow
+	ByPriority  []countRow
+	TopOpen     []vigil.Incident // the open queue, highest priority first
 	OpenTotal   int
 	OpenCapped  bool
 	Recent      []vigil.Incident
@@ -105,6 +110,7 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) e
 
 	// Open and contained incidents by severity: at most one page of each.
 	sev := map[vigil.Severity]int{}
+	var open []vigil.Incident
 	for _, st := range []vigil.IncidentStatus{vigil.IncidentOpen, vigil.IncidentContained} {
 		incs, next, err := c.opts.Store.ListIncidents(ctx, store.IncidentFilter{Status: st, Page: store.Page{Limit: store.MaxLimit}})
 		if err != nil {
@@ -115,6 +121,11 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) e
 			sev[in.Severity]++
 			d.OpenTotal++
 		}
+		open = append(open, incs...)
+	}
+	d.ByPriority = byPriority(open)
+	if d.TopOpen, _, err = c.opts.Store.ListIncidents(ctx, store.IncidentFilter{Status: vigil.IncidentOpen, Sort: store.SortPriority, Page: store.Page{Limit: 8}}); err != nil {
+		return err
 	}
 	for _, sv := range []vigil.Severity{vigil.SeverityCritical, vigil.SeverityHigh, vigil.SeverityMedium, vigil.SeverityLow, vigil.SeverityInfo} {
 		d.BySeverity = append(d.BySeverity, countRow{Key: sv.String(), Count: sev[sv], Class: "sev-" + sv.String()})
@@ -398,11 +409,16 @@ type listData[T any] struct {
 	Items  []T
 	Next   string
 	Filter url.Values
+	Sort   string // store.SortTime or store.SortPriority
 }
 
 func (c *Console) alerts(w http.ResponseWriter, r *http.Request, s *session) error {
 	q := r.URL.Query()
-	f := store.AlertFilter{DeviceID: q.Get("device"), RuleID: q.Get("rule"), IncidentID: q.Get("incident"),
+	sort, err := listSort(q, store.SortTime)
+	if err != nil {
+		return err
+	}
+	f := store.AlertFilter{DeviceID: q.Get("device"), RuleID: q.Get("rule"), IncidentID: q.Get("incident"), Sort: sort,
 		Page: store.Page{Limit: listLimit, Cursor: q.Get("cursor")}}
 	if v := q.Get("min_severity"); v != "" {
 		sv, err := vigil.ParseSeverity(v)
@@ -415,7 +431,7 @@ func (c *Console) alerts(w http.ResponseWriter, r *http.Request, s *session) err
 	if err != nil {
 		return err
 	}
-	d := listData[vigil.Alert]{Items: items, Filter: q}
+	d := listData[vigil.Alert]{Items: items, Filter: q, Sort: sort}
 	if next != "" {
 		d.Next = withParam(q, "cursor", next)
 	}
@@ -463,13 +479,22 @@ func (c *Console) alertNormal(w http.ResponseWriter, r *http.Request, s *session
 
 func (c *Console) incidents(w http.ResponseWriter, r *http.Request, s *session) error {
 	q := r.URL.Query()
-	f := store.IncidentFilter{Status: vigil.IncidentStatus(q.Get("status")), DeviceID: q.Get("device"),
+	status := vigil.IncidentStatus(q.Get("status"))
+	def := store.SortTime
+	if status == vigil.IncidentOpen {
+		def = store.SortPriority // the open queue, as the API lists it
+	}
+	sort, err := listSort(q, def)
+	if err != nil {
+		return err
+	}
+	f := store.IncidentFilter{Status: status, DeviceID: q.Get("device"), Sort: sort,
 		Page: store.Page{Limit: listLimit, Cursor: q.Get("cursor")}}
 	items, next, err := c.opts.Store.ListIncidents(r.Context(), f)
 	if err != nil {
 		return err
 	}
-	d := listData[vigil.Incident]{Items: items, Filter: q}
+	d := listData[vigil.Incident]{Items: items, Filter: q, Sort: sort}
 	if next != "" {
 		d.Next = withParam(q, "cursor", next)
 	}
@@ -483,6 +508,9 @@ type incidentData struct {
 	Timeline []timelineRow
 	Open     bool
 	TTD, TTC time.Duration
+	// Suggestions are the exceptions proposed once it was closed as a
+	// false positive.
+	Suggestions []suggestionRow
 }
 
 type timelineRow struct {
@@ -527,6 +555,11 @@ func (c *Console) incident(w http.ResponseWriter, r *http.Request, s *session) e
 	}
 	slices.SortStableFunc(tl, func(a, b timelineRow) int { return a.Time.Compare(b.Time) })
 	d.Timeline = tl
+	if in.Status == vigil.IncidentFalsePositive {
+		if d.Suggestions, err = c.suggestions(r, s, in.ID); err != nil {
+			return err
+		}
+	}
 	return c.page(w, r, s, "incident", in.Title, "incidents", d)
 }
 
@@ -540,7 +573,11 @@ func (c *Console) resolve(w http.ResponseWriter, r *http.Request, s *session) er
 	if err := c.callAPI(r, s, "POST", api.Prefix+"/incidents/"+url.PathEscape(id)+"/resolve", body, nil); err != nil {
 		return err
 	}
-	http.Redirect(w, r, "/incidents/"+url.PathEscape(id)+"?done=resolved", http.StatusSeeOther)
+	done := "resolved"
+	if status == vigil.IncidentFalsePositive {
+		done = "falsepositive"
+	}
+	http.Redirect(w, r, "/incidents/"+url.PathEscape(id)+"?done="+done, http.StatusSeeOther)
 	return nil
 }
 

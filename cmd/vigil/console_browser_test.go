@@ -135,6 +135,12 @@ func TestConsoleInBrowser(t *testing.T) {
 	if s := text("main"); !strings.Contains(s, "Brute force and overload on cam-lobby") {
 		t.Fatalf("the overview does not show the incident:\n%s", s)
 	}
+	// The open queue is by priority: the lobby's incident (55) first, the
+	// one without a priority last.
+	if s := text("#open-queue"); !strings.HasPrefix(strings.TrimSpace(s), "55") || strings.Index(s, "cam-lobby") > strings.Index(s, "PLC gateway") ||
+		strings.Index(s, "PLC gateway") > strings.Index(s, "thermostat") {
+		t.Fatalf("open queue on the overview:\n%s", s)
+	}
 	// Live: an alert stored now shows up without a reload.
 	if err := a.store.PutAlert(t.Context(), vigil.Alert{ID: "alert-live", DedupKey: "live", Detector: "sigma", RuleID: "r", Title: "Telnet login from the Internet",
 		Severity: vigil.SeverityCritical, DeviceID: "camera-05", Created: time.Now().UTC(), Count: 1}); err != nil {
@@ -154,9 +160,11 @@ func TestConsoleInBrowser(t *testing.T) {
 		{"/alerts/alert-cpu", "08-alert-threshold", ".explain"},
 		{"/alerts/alert-new-peer", "09-alert-baseline", ".explain"},
 		{"/incidents", "10-incidents", "table"},
+		{"/incidents?status=open", "10b-incidents-open-by-priority", "table"},
 		{"/actions", "11-actions", "table"},
 		{"/rules", "12-rules", "table"},
 		{"/intel", "13-intel", "table"},
+		{"/exceptions", "13b-exceptions-empty", "#exception-add"},
 	} {
 		do("page "+p.path, chromedp.Navigate(base+p.path), chromedp.WaitVisible(css(p.sel)))
 		shot(p.name)
@@ -179,6 +187,30 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.Click(css(`button[data-action="resolve"]`)),
 		chromedp.WaitVisible(css("p.notice")))
 	shot("15-incident-closed")
+	// A false positive: exceptions are suggested; accept the first (the
+	// brute-force rule on cam-lobby) and see it listed.
+	accept := `#exceptions button[data-action="accept-exception"]`
+	do("suggested exceptions", chromedp.WaitVisible(css(accept)))
+	if s := text("#exceptions"); !strings.Contains(s, "vigil-ssh-bruteforce") || !strings.Contains(s, "device cam-lobby") {
+		t.Fatalf("suggested exceptions:\n%s", s)
+	}
+	do("accept an exception", chromedp.Click(css(accept)), chromedp.WaitVisible(css("#exceptions .ast-succeeded")))
+	if s := text("p.notice"); s != "Exception added." {
+		t.Fatalf("after accepting: notice %q", s)
+	}
+	if s := text("#exceptions"); !strings.Contains(s, "accepted") {
+		t.Fatalf("the accepted suggestion is not marked:\n%s", s)
+	}
+	shot("15b-incident-exception-accepted")
+	do("exceptions page", chromedp.Navigate(base+"/exceptions"), chromedp.WaitVisible(css("#exception-list")))
+	if s := text("#exception-list"); !strings.Contains(s, "vigil-ssh-bruteforce") || !strings.Contains(s, "device cam-lobby") || !strings.Contains(s, "user:ana") {
+		t.Fatalf("exceptions page:\n%s", s)
+	}
+	shot("15c-exceptions")
+	xs, err := a.store.ListExceptions(t.Context())
+	if err != nil || len(xs) != 1 || xs[0].RuleID != "vigil-ssh-bruteforce" || xs[0].DeviceID != "cam-lobby" {
+		t.Fatalf("exceptions in the store after accepting: %+v %v", xs, err)
+	}
 	// One click to isolate a device: held for approval by the playbook's step.
 	do("isolate", chromedp.Navigate(base+"/devices/camera-01"), chromedp.Click(css(`button[data-action="isolate"]`)), chromedp.WaitVisible(css("p.notice")))
 	shot("16-device-isolate-requested")

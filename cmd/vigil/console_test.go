@@ -91,13 +91,31 @@ func seedConsole(t *testing.T, a *app) {
 		Severity: vigil.SeverityLow, DeviceID: "plc-gateway-03", Created: now.Add(-30 * time.Minute), Count: 1,
 		FirstEventTime: now.Add(-31 * time.Minute), LastEventTime: now.Add(-31 * time.Minute),
 		Fields: map[string]any{"baseline.feature": "destination.ip", "baseline.value": "198.51.100.4", "baseline.seen": "0", "destination.port": "443"}}
+	// Priorities as the correlator sets them (docs/investigation.md).
+	prio := func(sev vigil.Severity, crit vigil.Criticality, why string, public bool, conf float64) *vigil.Priority {
+		p := vigil.ComputePriority(vigil.PriorityInputs{Severity: sev, Criticality: crit, CriticalityWhy: why, InternetFacing: public,
+			ExposureWhy: map[bool]string{true: "203.0.113.9"}[public], Confidence: conf, ConfidenceWhy: "evidence from the device's certificate", Devices: 1,
+			BlastWhy: "devices in the incident"})
+		return &p
+	}
+	a1.Priority = prio(vigil.SeverityHigh, vigil.CriticalityNormal, "class camera", true, 1)
+	a2.Priority = prio(vigil.SeverityMedium, vigil.CriticalityNormal, "class camera", false, 1)
+	a3.Priority = prio(vigil.SeverityLow, vigil.CriticalitySafety, "class plc-gateway", false, 0.85)
+	a3.IncidentID = "inc-peer"
 	for _, al := range []vigil.Alert{a1, a2, a3} {
 		must(a.store.PutAlert(ctx, al))
 	}
 	must(a.store.PutIncident(ctx, vigil.Incident{ID: "inc-lobby", Title: "Brute force and overload on cam-lobby", Status: vigil.IncidentOpen,
 		Severity: vigil.SeverityHigh, DeviceIDs: []string{"cam-lobby"}, Entities: []string{"ip:203.0.113.9"}, AlertIDs: []string{a1.ID, a2.ID},
 		Techniques: []string{"T1110"}, FirstEventTime: now.Add(-6 * time.Minute), FirstReceived: now.Add(-6 * time.Minute),
-		Detected: now.Add(-5 * time.Minute), Updated: now.Add(-3 * time.Minute)}))
+		Detected: now.Add(-5 * time.Minute), Updated: now.Add(-3 * time.Minute), Priority: a1.Priority}))
+	// A second open incident, lower in the queue, and one stored before
+	// priorities (none).
+	must(a.store.PutIncident(ctx, vigil.Incident{ID: "inc-peer", Title: "New peer for a PLC gateway", Status: vigil.IncidentOpen,
+		Severity: vigil.SeverityLow, DeviceIDs: []string{"plc-gateway-03"}, AlertIDs: []string{a3.ID},
+		Detected: now.Add(-30 * time.Minute), Updated: now.Add(-30 * time.Minute), Priority: a3.Priority}))
+	must(a.store.PutIncident(ctx, vigil.Incident{ID: "inc-old", Title: "Port scan from a thermostat", Status: vigil.IncidentOpen,
+		Severity: vigil.SeverityMedium, DeviceIDs: []string{"thermostat-02"}, Detected: now.Add(-2 * time.Minute), Updated: now.Add(-2 * time.Minute)}))
 	for _, x := range []vigil.Action{
 		{ID: "act-isolate", Type: "isolate", DeviceID: "cam-lobby", IncidentID: "inc-lobby", AlertID: a1.ID, Playbook: "isolate-attacked-camera",
 			State: vigil.ActionPendingApproval, RequestedBy: "playbook:isolate-attacked-camera", Created: now.Add(-4 * time.Minute), Updated: now.Add(-4 * time.Minute)},
@@ -270,5 +288,72 @@ func TestCtlUsers(t *testing.T) {
 	}
 	if code, _ := cl.get("/"); code != http.StatusSeeOther {
 		t.Fatalf("removed alice's session: %d, want a redirect to the login page", code)
+	}
+}
+
+// TestConsoleExceptions: without a browser, the false positive's suggested
+// exceptions on the incident page, accepting one (back to the incident,
+// marked accepted), the Exceptions page listing it, a viewer refused its
+// removal, an analyst removing it; and the open queue by priority.
+func TestConsoleExceptions(t *testing.T) {
+	a := startTestApp(t)
+	seedConsole(t, a)
+	ana := newConsoleClient(t, a)
+	ana.login("ana")
+	csrf := ana.csrf("/")
+	if _, body := ana.get("/incidents?status=open"); strings.Index(body, "inc-lobby") > strings.Index(body, "inc-peer") ||
+		strings.Index(body, "inc-peer") > strings.Index(body, "inc-old") || !strings.Contains(body, `<span class="prio prio-mid">55</span>`) {
+		t.Fatalf("open incidents are not by priority:\n%s", body)
+	}
+	if code, body := ana.post("/incidents/inc-lobby/resolve", url.Values{"csrf": {csrf}, "status": {"false_positive"}}); code != http.StatusSeeOther {
+		t.Fatalf("resolve: %d %.300s", code, body)
+	}
+	_, page := ana.get("/incidents/inc-lobby")
+	if !strings.Contains(page, "Suggested exceptions") || !strings.Contains(page, `name="rule" value="vigil-ssh-bruteforce"`) {
+		t.Fatalf("no suggestion on the false positive's page:\n%s", page)
+	}
+	expires := regexp.MustCompile(`name="expires" value="([^"]+)"`).FindStringSubmatch(page)
+	if expires == nil {
+		t.Fatal("no expiry in the accept form")
+	}
+	code, _ := ana.post("/exceptions", url.Values{"csrf": {csrf}, "rule": {"vigil-ssh-bruteforce"}, "device": {"cam-lobby"},
+		"reason": {"lab camera"}, "expires": {expires[1]}, "back": {"/incidents/inc-lobby#exceptions"}})
+	if code != http.StatusSeeOther {
+		t.Fatalf("accept: %d", code)
+	}
+	res, err := ana.hc.PostForm(a.URL+"/exceptions", url.Values{"csrf": {csrf}, "rule": {"cpu-high"}, "class": {"camera"},
+		"reason": {"cameras run hot"}, "ttl": {"7d"}, "back": {"/incidents/inc-lobby#exceptions"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if loc := res.Header.Get("Location"); loc != "/incidents/inc-lobby?done=exception#exceptions" {
+		t.Fatalf("after accepting: redirected to %q", loc)
+	}
+	if _, page := ana.get("/incidents/inc-lobby"); !strings.Contains(page, "accepted") {
+		t.Fatalf("the accepted suggestion is not marked")
+	}
+	xs, err := a.store.ListExceptions(t.Context())
+	if err != nil || len(xs) != 2 {
+		t.Fatalf("exceptions: %+v %v", xs, err)
+	}
+	if code, body := ana.post("/exceptions", url.Values{"csrf": {csrf}, "rule": {"r"}, "device": {"d"}, "reason": {"x"}, "expires": {"tomorrow"}}); code != http.StatusBadRequest ||
+		!strings.Contains(body, "RFC 3339") {
+		t.Fatalf("bad expiry: %d %.300s", code, body)
+	}
+	vic := newConsoleClient(t, a)
+	vic.login("vic")
+	_, list := vic.get("/exceptions")
+	if !strings.Contains(list, "vigil-ssh-bruteforce") || !strings.Contains(list, "class camera") || strings.Contains(list, "Remove") || strings.Contains(list, "Add an exception") {
+		t.Fatalf("viewer's exceptions page:\n%s", list)
+	}
+	if code, _ := vic.post("/exceptions/"+xs[0].ID+"/delete", url.Values{"csrf": {vic.csrf("/")}}); code != http.StatusForbidden {
+		t.Fatalf("viewer's removal: %d, want 403", code)
+	}
+	if code, _ := ana.post("/exceptions/"+xs[0].ID+"/delete", url.Values{"csrf": {csrf}}); code != http.StatusSeeOther {
+		t.Fatalf("analyst's removal: %d", code)
+	}
+	if xs, _ := a.store.ListExceptions(t.Context()); len(xs) != 1 {
+		t.Fatalf("after the removal: %+v", xs)
 	}
 }
