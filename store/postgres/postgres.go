@@ -214,6 +214,26 @@ CREATE TABLE baselines (
 	state     bytea NOT NULL
 );
 `,
+	// hunt segments (h2, issue 16): sealed columnar segments of the
+	// event history for hunts (store.Analytics). Self-contained: renumber
+	// freely when merging.
+	`
+CREATE TABLE hunt_segments (
+	first     bigint PRIMARY KEY,
+	last      bigint NOT NULL,
+	min_time  bigint NOT NULL,
+	max_time  bigint NOT NULL,
+	rows      integer NOT NULL,
+	meta      bytea NOT NULL
+);
+CREATE INDEX hunt_segments_max_time ON hunt_segments(max_time);
+CREATE TABLE hunt_columns (
+	segment   bigint NOT NULL,
+	field     text NOT NULL,
+	data      bytea NOT NULL,
+	PRIMARY KEY (segment, field)
+);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context, schema string) error {

@@ -282,6 +282,26 @@ CREATE TABLE baselines (
 	state     BLOB NOT NULL
 );
 `,
+	// hunt segments (h2, issue 16): sealed columnar segments of the
+	// event history for hunts (store.Analytics), one row per segment and
+	// one per column. Self-contained: renumber freely when merging.
+	`
+CREATE TABLE hunt_segments (
+	first     INTEGER PRIMARY KEY,
+	last      INTEGER NOT NULL,
+	min_time  INTEGER NOT NULL,
+	max_time  INTEGER NOT NULL,
+	rows      INTEGER NOT NULL,
+	meta      BLOB NOT NULL
+);
+CREATE INDEX hunt_segments_max_time ON hunt_segments(max_time);
+CREATE TABLE hunt_columns (
+	segment   INTEGER NOT NULL,
+	field     TEXT NOT NULL,
+	data      BLOB NOT NULL,
+	PRIMARY KEY (segment, field)
+) WITHOUT ROWID;
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

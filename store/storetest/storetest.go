@@ -60,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Audit/Concurrent", testAuditConcurrent},
 		{"Audit/List", testAuditList},
 		{"Baselines/RoundTrip", testBaselines},
+		{"Analytics/Segments", testAnalytics},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, fresh(t)) })
