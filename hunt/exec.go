@@ -169,10 +169,10 @@ type run struct {
 	fields  []string // columns to read (nil: all)
 
 	// stats
-	stats  *Command
-	by     []string
-	groups map[string]*group
-	order  []string // group keys in first-seen order
+	stats   *Command
+	by      []string
+	groups  map[string]*group
+	order   []string // group keys in first-seen order
 	tooMany bool
 }
 

@@ -258,7 +258,7 @@ func TestParseErrors(t *testing.T) {
 	f(`a=1 | stats`, `at position 12: expected an aggregation (count, dc(f), sum(f), avg(f), min(f), max(f)), found the end of the query`)
 	f(`a=1 | frobnicate`, `at position 7: unknown command "frobnicate": want search, regex, bin, stats, top, sort, head or table`)
 	f(`a=1 | sort -count`, `at position 7: sort needs stats or top before it (events come newest first)`)
-	f(`| regex a="("`, `at position 11: bad regular expression: error parsing regexp: missing closing ): ` + "`(`")
+	f(`| regex a="("`, `at position 11: bad regular expression: error parsing regexp: missing closing ): `+"`(`")
 	f(`| bin _time span=1y`, `at position 18: cannot read span "1y": want a positive count and a unit s, m, h, d or w (1h, 7d)`)
 	f(`earliest=yesterday`, `at position 10: earliest: cannot read time "yesterday": want RFC 3339 (2026-12-07T10:00:00Z), a date, now, or relative (-24h, -7d)`)
 	f(`a!1`, `at position 2: "!" must be followed by "=" (use NOT to negate)`)

@@ -65,13 +65,13 @@ type Command struct {
 	Name string // search, regex, bin, stats, top, sort, head, table
 	Pos  int
 
-	Filter Expr         // search, regex
-	Span   int64        // bin: bucket width in nanoseconds
-	Aggs   []Agg        // stats
-	By     []string     // stats, top: group by
-	Fields []string     // top: the counted fields; table: the columns
-	Sort   []SortKey    // sort
-	Limit  int          // head, top (limit=), sort (a leading count)
+	Filter Expr      // search, regex
+	Span   int64     // bin: bucket width in nanoseconds
+	Aggs   []Agg     // stats
+	By     []string  // stats, top: group by
+	Fields []string  // top: the counted fields; table: the columns
+	Sort   []SortKey // sort
+	Limit  int       // head, top (limit=), sort (a leading count)
 }
 
 // Agg is one aggregation of stats: count, count(f), dc(f), sum, avg, min,
