@@ -314,7 +314,7 @@ func (a *app) start(ctx context.Context) error {
 		BulkEvents:  ingest.Bulk(),
 		Rules:       a.rules,
 		Intel:       &web.Intel{Catalog: a.intel, Vuln: a.vuln, UploadDir: filepath.Join(a.cfg.DataDir, "intel", "uploads")},
-		Extra:       append(append(a.enroll.AdminRoutes(), a.respondRoutes()...), a.baselineRoutes()...),
+		Extra:       append(append(append(a.enroll.AdminRoutes(), a.respondRoutes()...), a.baselineRoutes()...), a.huntRoutes()...),
 		Gatherer:    a.registry,
 		Ready:       a.ready,
 		Registerer:  a.registry,
@@ -353,6 +353,7 @@ func (a *app) start(ctx context.Context) error {
 	g.Go(func() error { return a.vuln.Run(gctx, time.Minute) })
 	g.Go(func() error { return a.vulnAlerts.run(gctx) })
 	g.Go(func() error { return a.alerts.Run(gctx) })
+	g.Go(func() error { return a.runHunt(gctx) })
 	g.Go(func() error { return a.runRespond(gctx) })
 	g.Go(func() error { return a.runMQTTIngest(gctx) })
 	g.Go(func() error { a.trail.Run(gctx, time.Duration(a.cfg.Audit.AnchorInterval)); return nil })

@@ -38,6 +38,7 @@ Output is a table, or JSON with -o json.`,
 	o.addFlags(cmd)
 	cmd.AddCommand(ctlDevicesCmd(o), ctlAlertsCmd(o), ctlIncidentsCmd(o), ctlEventsCmd(o), ctlTokenCmd(o), ctlEnrollTokenCmd(o), findingsCmd(o, "findings"))
 	cmd.AddCommand(ctlActionsCmd(o))
+	cmd.AddCommand(ctlHuntCmd(o))
 	return cmd
 }
 
