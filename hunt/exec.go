@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vigil-iot/vigil"
@@ -122,6 +124,12 @@ func Run(ctx context.Context, src store.Analytics, q *Query, opts Options) (*Res
 	infos, err := src.Segments(ctx, since, until)
 	if err != nil {
 		return nil, err
+	}
+	if x.stats != nil {
+		if err := x.parallel(ctx, src, infos); err != nil {
+			return nil, err
+		}
+		return x.finish(limit)
 	}
 	for _, info := range infos {
 		if info.First >= before {
@@ -511,4 +519,73 @@ func (x *run) project(c Command) error {
 	}
 	x.res.Columns = c.Fields
 	return nil
+}
+
+// parallel groups the segments of a stats query on every core: reading,
+// decoding, matching and grouping per segment run in parallel, merging
+// one segment at a time.
+func (x *run) parallel(ctx context.Context, src store.Analytics, infos []store.SegmentInfo) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jobs := make(chan store.SegmentInfo)
+	type out struct {
+		p       *partial
+		scanned int64
+		matched int64
+		err     error
+	}
+	outs := make(chan out)
+	workers := max(1, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for info := range jobs {
+				cols, err := src.SegmentColumns(ctx, info.First, x.fields)
+				var seg *segment
+				if err == nil {
+					seg, err = decodeSegment(info, cols)
+				}
+				if err != nil {
+					outs <- out{err: err}
+					continue
+				}
+				m := match(x.filter, seg)
+				var n int64
+				for _, w := range m {
+					n += int64(bits.OnesCount64(w))
+				}
+				outs <- out{p: x.group(seg, m), scanned: int64(len(seg.seqs)), matched: n}
+			}
+		}()
+	}
+	go func() {
+		defer close(jobs)
+		for _, info := range infos {
+			select {
+			case jobs <- info:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() { wg.Wait(); close(outs) }()
+	var first error
+	for o := range outs {
+		if o.err != nil {
+			if first == nil {
+				first = o.err
+				cancel()
+			}
+			continue
+		}
+		x.res.Scanned += o.scanned
+		x.res.Matched += o.matched
+		x.merge(o.p)
+	}
+	if first == nil && ctx.Err() != nil {
+		first = fmt.Errorf("cannot finish hunt: %w", ctx.Err())
+	}
+	return first
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"time"
+	"unsafe"
 
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/store"
@@ -258,7 +259,11 @@ func decodeColumn(b []byte, rows int) (*column, error) {
 		if k <= 0 || l > uint64(len(b)-1-k) {
 			return nil, errCorrupt
 		}
-		c.dict[i] = string(b[1+k : 1+k+int(l)])
+		// The blob is the segment's own and never changes: its
+		// dictionary strings point into it.
+		if l > 0 {
+			c.dict[i] = unsafe.String(&b[1+k], int(l))
+		}
 		b = b[1+k+int(l):]
 	}
 	if len(b) < 1 {

@@ -43,11 +43,24 @@ type localGroup struct {
 	ids   map[int]map[uint32]struct{} // dc: per agg, dictionary ids
 }
 
+// partial is the groups of one segment, keyed by dictionary ids, before
+// they are merged by value (merge).
+type partial struct {
+	bycols  []*column
+	aggcols []*column
+	local   map[[maxByFields]uint64]*localGroup
+}
+
 // aggregate adds the matching rows of s to the groups.
 func (x *run) aggregate(s *segment, m bitset) {
+	x.merge(x.group(s, m))
+}
+
+// group groups the matching rows of s; it only reads x, so segments can
+// be grouped in parallel.
+func (x *run) group(s *segment, m bitset) *partial {
 	if len(x.by) > maxByFields {
-		x.tooMany = true
-		return
+		return nil
 	}
 	bycols := make([]*column, len(x.by))
 	for i, f := range x.by {
@@ -128,7 +141,16 @@ func (x *run) aggregate(s *segment, m bitset) {
 			}
 		}
 	}
-	// Merge by values.
+	return &partial{bycols: bycols, aggcols: aggcols, local: local}
+}
+
+// merge adds the groups of one segment to the result's, by value.
+func (x *run) merge(p *partial) {
+	if p == nil {
+		x.tooMany = true
+		return
+	}
+	bycols, aggcols, local, aggs := p.bycols, p.aggcols, p.local, x.stats.Aggs
 	vals := make([]string, len(x.by))
 	for key, lg := range local {
 		for j, c := range bycols {
