@@ -1,0 +1,290 @@
+package hunt
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/detect/sigma"
+	"github.com/vigil-iot/vigil/store"
+)
+
+// RetroSpec is what a retro-hunt runs and over which stored events.
+type RetroSpec struct {
+	// Rules is a Sigma rule set (nil: none).
+	Rules *sigma.RuleSet `json:"-"`
+	// RulesName names it in the job ("builtin", a file name).
+	RulesName string `json:"rules,omitempty"`
+	// Indicators are values (addresses, domains, hashes, user names, ...)
+	// that any field of an event may hold.
+	Indicators []string `json:"indicators,omitempty"`
+	// IndicatorSource names where the indicators come from (a feed).
+	IndicatorSource string `json:"indicator_source,omitempty"`
+	// Since and Until bound the event times (zero: unbounded).
+	Since time.Time `json:"since,omitzero"`
+	Until time.Time `json:"until,omitzero"`
+}
+
+// RetroJob is the state of a retro-hunt.
+type RetroJob struct {
+	ID       string    `json:"id"`
+	Spec     RetroSpec `json:"spec"`
+	State    string    `json:"state"` // running, done, failed
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished,omitzero"`
+	// Total is how many events were stored when the job started; Scanned
+	// how many it has read (Progress is their ratio), Matched how many
+	// were in its time range.
+	Total    int64   `json:"total"`
+	Scanned  int64   `json:"scanned"`
+	Matched  int64   `json:"matched"`
+	Alerts   int     `json:"alerts"`
+	Progress float64 `json:"progress"`
+	Error    string  `json:"error,omitempty"`
+}
+
+// retroBatch is how many stored events a retro-hunt reads at a time.
+const retroBatch = 4096
+
+// Retro runs retro-hunts as jobs: each reads the stored events in store
+// order, runs the Sigma rules (correlations included) and the indicators
+// on those in its time range, and publishes what fires as alerts marked
+// Retro (Publish: the alerts stream, so they go through the normal alert
+// stage).
+type Retro struct {
+	Src     store.Analytics
+	Publish func(ctx context.Context, alerts []vigil.Alert) error
+	Clock   vigil.Clock
+	Log     *slog.Logger
+
+	mu   sync.Mutex
+	jobs map[string]*RetroJob
+	wg   sync.WaitGroup
+}
+
+// Start starts a job and returns its id; it runs until done or ctx ends.
+func (r *Retro) Start(ctx context.Context, spec RetroSpec) (string, error) {
+	if spec.Rules == nil && len(spec.Indicators) == 0 {
+		return "", vigil.Errorf(vigil.EINVALID, "a retro-hunt needs rules or indicators")
+	}
+	if !spec.Since.IsZero() && !spec.Until.IsZero() && !spec.Since.Before(spec.Until) {
+		return "", vigil.Errorf(vigil.EINVALID, "retro-hunt range: since %s is not before until %s", spec.Since.Format(time.RFC3339), spec.Until.Format(time.RFC3339))
+	}
+	total, err := r.Src.MaxEventSeq(ctx)
+	if err != nil {
+		return "", err
+	}
+	job := &RetroJob{ID: vigil.NewID(), Spec: spec, State: "running", Started: r.clock().Now().UTC(), Total: total}
+	r.mu.Lock()
+	if r.jobs == nil {
+		r.jobs = map[string]*RetroJob{}
+	}
+	r.jobs[job.ID] = job
+	r.mu.Unlock()
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		err := r.run(ctx, job)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		job.Finished = r.clock().Now().UTC()
+		if err != nil {
+			job.State, job.Error = "failed", err.Error()
+			r.log().Warn("retro-hunt failed", "job", job.ID, "err", err)
+			return
+		}
+		job.State, job.Progress = "done", 1
+		r.log().Info("retro-hunt done", "job", job.ID, "events", job.Matched, "alerts", job.Alerts)
+	}()
+	return job.ID, nil
+}
+
+// Wait waits for every job started to end.
+func (r *Retro) Wait() { r.wg.Wait() }
+
+// Job returns the state of a job. ENOTFOUND when there is none.
+func (r *Retro) Job(id string) (RetroJob, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	j, ok := r.jobs[id]
+	if !ok {
+		return RetroJob{}, store.NotFound("retro-hunt", id)
+	}
+	return *j, nil
+}
+
+// Jobs returns every job, newest first.
+func (r *Retro) Jobs() []RetroJob {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]RetroJob, 0, len(r.jobs))
+	for _, j := range r.jobs {
+		out = append(out, *j)
+	}
+	slicesSortJobs(out)
+	return out
+}
+
+func (r *Retro) clock() vigil.Clock {
+	if r.Clock == nil {
+		return vigil.SystemClock{}
+	}
+	return r.Clock
+}
+
+func (r *Retro) log() *slog.Logger {
+	if r.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return r.Log.With("component", "hunt.retro")
+}
+
+func (r *Retro) run(ctx context.Context, job *RetroJob) error {
+	spec := job.Spec
+	var det *sigma.Detector
+	if spec.Rules != nil {
+		det = sigma.NewDetector(spec.Rules, sigma.DetectorOptions{Clock: r.clock(), Logger: r.Log})
+	}
+	iocs := indicatorSet(spec.Indicators)
+	var pending []vigil.Alert
+	emit := func(a vigil.Alert) {
+		a.Retro = true
+		a.DedupKey = "retro|" + a.DedupKey
+		pending = append(pending, a)
+	}
+	flush := func() error {
+		if len(pending) == 0 {
+			return nil
+		}
+		if err := r.Publish(ctx, pending); err != nil {
+			return fmt.Errorf("cannot publish retro-hunt alerts: %w", err)
+		}
+		r.mu.Lock()
+		job.Alerts += len(pending)
+		r.mu.Unlock()
+		pending = pending[:0]
+		return nil
+	}
+	var lo, hi int64 = -1 << 63, 1<<63 - 1
+	if !spec.Since.IsZero() {
+		lo = spec.Since.UnixNano()
+	}
+	if !spec.Until.IsZero() {
+		hi = spec.Until.UnixNano()
+	}
+	for after := int64(0); after < job.Total; {
+		evs, err := r.Src.EventsAfter(ctx, after, retroBatch)
+		if err != nil {
+			return err
+		}
+		if len(evs) == 0 {
+			break
+		}
+		var matched int64
+		for i := range evs {
+			ev := &evs[i].Event
+			if evs[i].Seq > job.Total {
+				break
+			}
+			if t := ev.Time.UnixNano(); t < lo || t >= hi {
+				continue
+			}
+			matched++
+			if det != nil {
+				det.Detect(ctx, 0, ev, emit)
+			}
+			if iocs != nil {
+				if a, ok := indicatorAlert(ev, iocs, spec.IndicatorSource, r.clock().Now()); ok {
+					emit(a)
+				}
+			}
+		}
+		after = evs[len(evs)-1].Seq
+		r.mu.Lock()
+		job.Scanned += int64(len(evs))
+		job.Matched += matched
+		if job.Total > 0 {
+			job.Progress = min(1, float64(after)/float64(job.Total))
+		}
+		r.mu.Unlock()
+		if err := flush(); err != nil {
+			return err
+		}
+	}
+	if det != nil {
+		// History has ended: upper-bound correlation windows are closed.
+		det.Tick(ctx, time.Unix(0, 1<<62), emit)
+	}
+	return flush()
+}
+
+// indicatorSet normalizes indicators for lookup (lowercase; addresses in
+// their canonical form); nil when there are none.
+func indicatorSet(in []string) map[string]string {
+	if len(in) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(in))
+	for _, s := range in {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		m[normIOC(s)] = s
+	}
+	return m
+}
+
+func normIOC(s string) string {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap().String()
+	}
+	return strings.ToLower(s)
+}
+
+// indicatorAlert is the alert of an event holding an indicator in any
+// field.
+func indicatorAlert(ev *vigil.Event, iocs map[string]string, source string, now time.Time) (vigil.Alert, bool) {
+	check := func(name string, v any) (string, bool) {
+		for _, e := range elems(valueOf(v)) {
+			if ioc, ok := iocs[normIOC(e)]; ok {
+				return ioc, true
+			}
+		}
+		return "", false
+	}
+	names := append([]string(nil), fixedFields...)
+	for k := range ev.Fields {
+		names = append(names, k)
+	}
+	for _, name := range names {
+		v, ok := ev.Field(name)
+		if !ok {
+			continue
+		}
+		if ioc, ok := check(name, v); ok {
+			a := vigil.Alert{
+				ID: vigil.NewID(), Detector: "intel", RuleID: "retro-indicator", Title: "Indicator found in stored history: " + ioc,
+				Severity: vigil.SeverityHigh, DeviceID: ev.DeviceID, EventIDs: []string{ev.ID}, Count: 1,
+				FirstEventTime: ev.Time, LastEventTime: ev.Time, Created: now,
+				Fields:   map[string]any{"indicator": ioc, "indicator.field": name, "indicator.source": source},
+				DedupKey: "intel|retro|" + ioc + "|" + ev.DeviceID,
+			}
+			return a, true
+		}
+	}
+	return vigil.Alert{}, false
+}
+
+func slicesSortJobs(js []RetroJob) {
+	for i := 1; i < len(js); i++ {
+		for j := i; j > 0 && js[j].Started.After(js[j-1].Started); j-- {
+			js[j], js[j-1] = js[j-1], js[j]
+		}
+	}
+}
