@@ -619,3 +619,12 @@ func (p *parser) agg() (Agg, error) {
 	}
 	return a, nil
 }
+
+// EarliestOf returns the time of a query that is only earliest=T (zero
+// otherwise): for callers that read times the way queries do.
+func EarliestOf(q *Query) time.Time {
+	if c, ok := q.Search.(*Cmp); ok && c.Field == TimeField && c.Op == ">=" {
+		return time.Unix(0, c.when).UTC()
+	}
+	return time.Time{}
+}

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/detect/intel"
 	"github.com/vigil-iot/vigil/detect/sigma"
+	"github.com/vigil-iot/vigil/feeds"
 	"github.com/vigil-iot/vigil/store"
 )
 
@@ -25,6 +27,10 @@ type RetroSpec struct {
 	Indicators []string `json:"indicators,omitempty"`
 	// IndicatorSource names where the indicators come from (a feed).
 	IndicatorSource string `json:"indicator_source,omitempty"`
+	// Intel are threat-intel indicators, matched as the live IOC detector
+	// (detect/intel) matches them; IntelCount says how many.
+	Intel      []feeds.Indicator `json:"-"`
+	IntelCount int               `json:"intel_indicators,omitempty"`
 	// Since and Until bound the event times (zero: unbounded).
 	Since time.Time `json:"since,omitzero"`
 	Until time.Time `json:"until,omitzero"`
@@ -67,9 +73,12 @@ type Retro struct {
 	wg   sync.WaitGroup
 }
 
-// Start starts a job and returns its id; it runs until done or ctx ends.
+// Start starts a job and returns its id; it runs until done or ctx ends
+// (a job outlives the request that started it: give it the server's
+// context).
 func (r *Retro) Start(ctx context.Context, spec RetroSpec) (string, error) {
-	if spec.Rules == nil && len(spec.Indicators) == 0 {
+	spec.IntelCount = len(spec.Intel)
+	if spec.Rules == nil && len(spec.Indicators) == 0 && len(spec.Intel) == 0 {
 		return "", vigil.Errorf(vigil.EINVALID, "a retro-hunt needs rules or indicators")
 	}
 	if !spec.Since.IsZero() && !spec.Until.IsZero() && !spec.Since.Before(spec.Until) {
@@ -151,6 +160,11 @@ func (r *Retro) run(ctx context.Context, job *RetroJob) error {
 		det = sigma.NewDetector(spec.Rules, sigma.DetectorOptions{Clock: r.clock(), Logger: r.Log})
 	}
 	iocs := indicatorSet(spec.Indicators)
+	var idet *intel.Detector
+	if len(spec.Intel) > 0 {
+		idet = intel.New(r.Log, nil)
+		idet.Swap(intel.Build(spec.Intel))
+	}
 	var pending []vigil.Alert
 	emit := func(a vigil.Alert) {
 		a.Retro = true
@@ -197,6 +211,9 @@ func (r *Retro) run(ctx context.Context, job *RetroJob) error {
 			matched++
 			if det != nil {
 				det.Detect(ctx, 0, ev, emit)
+			}
+			if idet != nil {
+				idet.Detect(ctx, 0, ev, emit)
 			}
 			if iocs != nil {
 				if a, ok := indicatorAlert(ev, iocs, spec.IndicatorSource, r.clock().Now()); ok {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/detect/sigma"
+	"github.com/vigil-iot/vigil/feeds"
 	"github.com/vigil-iot/vigil/rules"
 	"github.com/vigil-iot/vigil/store"
 )
@@ -173,6 +174,21 @@ func TestRetroHuntRangeAndIndicators(t *testing.T) {
 	for _, a := range got.alerts {
 		if !want[a.EventIDs[0]] || !a.Retro || a.Fields["indicator.source"] != "test-feed" || a.Fields["indicator.field"] != "source.ip" {
 			t.Errorf("alert %+v", a)
+		}
+	}
+	// Intel indicators match as the live IOC detector does.
+	got = collector{}
+	r = &Retro{Src: s, Publish: got.publish}
+	if _, err := r.Start(t.Context(), RetroSpec{Intel: []feeds.Indicator{{ID: "f:1", Feed: "f", Type: feeds.TypeIP, Value: ip, Confidence: 80}}, Since: since, Until: until}); err != nil {
+		t.Fatal(err)
+	}
+	r.Wait()
+	if len(got.alerts) != len(want) {
+		t.Fatalf("intel: %d alerts, want %d", len(got.alerts), len(want))
+	}
+	for _, a := range got.alerts {
+		if !want[a.EventIDs[0]] || !a.Retro || a.Detector != "intel" {
+			t.Errorf("intel alert %+v", a)
 		}
 	}
 	if _, err := r.Start(t.Context(), RetroSpec{}); vigil.ErrorCode(err) != vigil.EINVALID {

@@ -38,7 +38,7 @@ Output is a table, or JSON with -o json.`,
 	o.addFlags(cmd)
 	cmd.AddCommand(ctlDevicesCmd(o), ctlAlertsCmd(o), ctlIncidentsCmd(o), ctlEventsCmd(o), ctlTokenCmd(o), ctlEnrollTokenCmd(o), findingsCmd(o, "findings"))
 	cmd.AddCommand(ctlActionsCmd(o))
-	cmd.AddCommand(ctlHuntCmd(o))
+	cmd.AddCommand(ctlHuntCmd(o), ctlRetrohuntCmd(o))
 	return cmd
 }
 
@@ -200,6 +200,7 @@ func ctlAlertsCmd(o *ctlOptions) *cobra.Command {
 					if rule == "" {
 						rule = a.RuleID
 					}
+					rule = retroMark(a) + rule
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.ID, a.Severity, dash(a.DeviceID), rule,
 						joinOr(a.Techniques, "-"), a.Count, dash(a.IncidentID), ago(a.Created))
 				}
