@@ -1,7 +1,9 @@
 package hunt
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -191,47 +193,111 @@ func (r *Retro) run(ctx context.Context, job *RetroJob) error {
 	if !spec.Until.IsZero() {
 		hi = spec.Until.UnixNano()
 	}
-	for after := int64(0); after < job.Total; {
-		evs, err := r.Src.EventsAfter(ctx, after, retroBatch)
-		if err != nil {
-			return err
+	// Events are read as their stored JSON. With rules only, the Sigma
+	// engine's JSON matcher tells first whether any rule (a correlation's
+	// included) can use the event; only those are decoded and run
+	// through the detector, which explains and correlates them.
+	var m *sigma.Matcher
+	if spec.Rules != nil && iocs == nil && idet == nil {
+		m = spec.Rules.NewMatcher()
+	}
+	var hit bool
+	onHit := func(*sigma.Rule) { hit = true }
+	// One goroutine reads batches from the store while this one matches
+	// the previous batch.
+	batches := make(chan *bodyBatch, 2)
+	free := make(chan *bodyBatch, 3)
+	for range 3 {
+		free <- &bodyBatch{}
+	}
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var rerr error
+	go func() {
+		defer close(batches)
+		for after := int64(0); after < job.Total; {
+			var b *bodyBatch
+			select {
+			case b = <-free:
+			case <-rctx.Done():
+				return
+			}
+			b.reset()
+			n, err := r.Src.EventBodiesAfter(rctx, after, retroBatch, func(seq int64, body []byte) error {
+				after = seq
+				if seq <= job.Total {
+					b.add(seq, body)
+				}
+				return nil
+			})
+			if err != nil {
+				rerr = err
+				return
+			}
+			if n == 0 {
+				return
+			}
+			b.after = after
+			select {
+			case batches <- b:
+			case <-rctx.Done():
+				return
+			}
 		}
-		if len(evs) == 0 {
-			break
-		}
+	}()
+	for b := range batches {
 		var matched int64
-		for i := range evs {
-			ev := &evs[i].Event
-			if evs[i].Seq > job.Total {
-				break
+		for i := range b.seqs {
+			seq, body := b.seqs[i], b.body(i)
+			t, ok := bodyTime(body)
+			if ok && (t < lo || t >= hi) {
+				continue
+			}
+			if m != nil && ok {
+				hit = false
+				if _, err := m.MatchLine(body, onHit); err == nil && !hit {
+					matched++
+					continue
+				}
+			}
+			var ev vigil.Event
+			if err := json.Unmarshal(body, &ev); err != nil {
+				return fmt.Errorf("cannot decode stored event %d: %w", seq, err)
 			}
 			if t := ev.Time.UnixNano(); t < lo || t >= hi {
 				continue
 			}
+			store.NormalizeFields(ev.Fields)
 			matched++
 			if det != nil {
-				det.Detect(ctx, 0, ev, emit)
+				det.Detect(ctx, 0, &ev, emit)
 			}
 			if idet != nil {
-				idet.Detect(ctx, 0, ev, emit)
+				idet.Detect(ctx, 0, &ev, emit)
 			}
 			if iocs != nil {
-				if a, ok := indicatorAlert(ev, iocs, spec.IndicatorSource, r.clock().Now()); ok {
+				if a, ok := indicatorAlert(&ev, iocs, spec.IndicatorSource, r.clock().Now()); ok {
 					emit(a)
 				}
 			}
 		}
-		after = evs[len(evs)-1].Seq
 		r.mu.Lock()
-		job.Scanned += int64(len(evs))
+		job.Scanned += int64(len(b.seqs))
 		job.Matched += matched
 		if job.Total > 0 {
-			job.Progress = min(1, float64(after)/float64(job.Total))
+			job.Progress = min(1, float64(b.after)/float64(job.Total))
 		}
 		r.mu.Unlock()
+		free <- b
 		if err := flush(); err != nil {
 			return err
 		}
+	}
+	if rerr != nil {
+		return rerr
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("retro-hunt stopped: %w", err)
 	}
 	if det != nil {
 		// History has ended: upper-bound correlation windows are closed.
@@ -304,4 +370,52 @@ func slicesSortJobs(js []RetroJob) {
 			js[j], js[j-1] = js[j-1], js[j]
 		}
 	}
+}
+
+// bodyTime reads the time of a stored event from its JSON: the first
+// "time" member, the event's own (it comes before "fields" both as Vigil
+// encodes events and as PostgreSQL orders jsonb keys; a quote inside a
+// string is escaped, so the pattern cannot start inside one).
+func bodyTime(body []byte) (int64, bool) {
+	i := bytes.Index(body, []byte(`"time":`))
+	if i < 0 {
+		return 0, false
+	}
+	rest := bytes.TrimLeft(body[i+7:], " ")
+	if len(rest) == 0 || rest[0] != '"' {
+		return 0, false
+	}
+	j := bytes.IndexByte(rest[1:], '"')
+	if j < 0 {
+		return 0, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(rest[1:1+j]))
+	if err != nil {
+		return 0, false
+	}
+	return t.UnixNano(), true
+}
+
+// bodyBatch is a batch of stored event bodies, copied into one buffer.
+type bodyBatch struct {
+	seqs  []int64
+	ends  []int
+	buf   []byte
+	after int64 // the last sequence number read
+}
+
+func (b *bodyBatch) reset() { b.seqs, b.ends, b.buf = b.seqs[:0], b.ends[:0], b.buf[:0] }
+
+func (b *bodyBatch) add(seq int64, body []byte) {
+	b.buf = append(b.buf, body...)
+	b.seqs = append(b.seqs, seq)
+	b.ends = append(b.ends, len(b.buf))
+}
+
+func (b *bodyBatch) body(i int) []byte {
+	from := 0
+	if i > 0 {
+		from = b.ends[i-1]
+	}
+	return b.buf[from:b.ends[i]:b.ends[i]]
 }

@@ -21,6 +21,11 @@ type Analytics interface {
 	// is greater than after, in sequence order, with their numbers. The
 	// sequence number orders events as they were stored.
 	EventsAfter(ctx context.Context, after int64, limit int) ([]SeqEvent, error)
+	// EventBodiesAfter calls fn with up to limit stored events whose
+	// sequence number is greater than after, in sequence order, as their
+	// stored JSON (vigil.Event's encoding; valid only during the call),
+	// and returns how many it gave. It stops at the first error of fn.
+	EventBodiesAfter(ctx context.Context, after int64, limit int, fn func(seq int64, body []byte) error) (int, error)
 	// MaxEventSeq returns the greatest sequence number stored, 0 when no
 	// event is stored.
 	MaxEventSeq(ctx context.Context) (int64, error)

@@ -40,6 +40,34 @@ func (s *Store) EventsAfter(ctx context.Context, after int64, limit int) ([]stor
 	return out, nil
 }
 
+// EventBodiesAfter gives fn the bodies of up to limit events with seq >
+// after, in seq order (jsonb as text: the same event, spaced differently).
+func (s *Store) EventBodiesAfter(ctx context.Context, after int64, limit int, fn func(seq int64, body []byte) error) (int, error) {
+	rows, err := s.pool.Query(ctx, "SELECT seq, body::text FROM events WHERE seq > $1 ORDER BY seq LIMIT $2", after, limit)
+	if err != nil {
+		return 0, fmt.Errorf("cannot read events after %d: %w", after, err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var (
+			seq  int64
+			body []byte
+		)
+		if err := rows.Scan(&seq, &body); err != nil {
+			return n, fmt.Errorf("cannot read event: %w", err)
+		}
+		if err := fn(seq, body); err != nil {
+			return n, err
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return n, fmt.Errorf("cannot read events after %d: %w", after, err)
+	}
+	return n, nil
+}
+
 // MaxEventSeq returns the greatest event seq, 0 when there is none.
 func (s *Store) MaxEventSeq(ctx context.Context) (int64, error) {
 	var n int64

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -37,6 +38,34 @@ func (s *Store) EventsAfter(ctx context.Context, after int64, limit int) ([]stor
 		return nil, fmt.Errorf("cannot read events after %d: %w", after, err)
 	}
 	return out, nil
+}
+
+// EventBodiesAfter gives fn the bodies of up to limit events with seq >
+// after, in seq order.
+func (s *Store) EventBodiesAfter(ctx context.Context, after int64, limit int, fn func(seq int64, body []byte) error) (int, error) {
+	rows, err := s.r.QueryContext(ctx, "SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?", after, limit)
+	if err != nil {
+		return 0, fmt.Errorf("cannot read events after %d: %w", after, err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var (
+			seq  int64
+			body sql.RawBytes
+		)
+		if err := rows.Scan(&seq, &body); err != nil {
+			return n, fmt.Errorf("cannot read event: %w", err)
+		}
+		if err := fn(seq, body); err != nil {
+			return n, err
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return n, fmt.Errorf("cannot read events after %d: %w", after, err)
+	}
+	return n, nil
 }
 
 // MaxEventSeq returns the greatest event seq, 0 when there is none.

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -45,6 +46,25 @@ func testAnalytics(t *testing.T, st store.Store) {
 	rest, err := s.EventsAfter(c, all[4].Seq, 3)
 	if err != nil || len(rest) != 3 || rest[0].Seq != all[5].Seq {
 		t.Fatalf("EventsAfter(seq of 5th, 3) = %v, %v; want 3 from the 6th", rest, err)
+	}
+	var bodies []int64
+	n, err := s.EventBodiesAfter(c, all[1].Seq, 5, func(seq int64, body []byte) error {
+		var e vigil.Event
+		if err := json.Unmarshal(body, &e); err != nil {
+			return err
+		}
+		if e.ID != fmt.Sprintf("a%02d", len(bodies)+2) || e.Fields["user.name"] != "root" {
+			t.Errorf("body of seq %d = %s", seq, body)
+		}
+		bodies = append(bodies, seq)
+		return nil
+	})
+	if err != nil || n != 5 || len(bodies) != 5 || bodies[0] != all[2].Seq || bodies[4] != all[6].Seq {
+		t.Fatalf("EventBodiesAfter(3rd, 5) = %d %v, %v; want the 3rd to the 7th", n, bodies, err)
+	}
+	stop := fmt.Errorf("stop")
+	if n, err := s.EventBodiesAfter(c, 0, 5, func(int64, []byte) error { return stop }); err != stop || n != 0 {
+		t.Errorf("EventBodiesAfter whose fn fails = %d, %v; want 0 and its error", n, err)
 	}
 	if m, err := s.MaxEventSeq(c); err != nil || m != all[9].Seq {
 		t.Errorf("MaxEventSeq = %d, %v; want %d", m, err, all[9].Seq)
