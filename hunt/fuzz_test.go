@@ -33,3 +33,32 @@ func FuzzParse(f *testing.F) {
 		Matches(p.Search, ev)
 	})
 }
+
+// FuzzDecodeColumn: a stored column or segment header that is corrupt is
+// an error, never a panic or an index out of its dictionary.
+func FuzzDecodeColumn(f *testing.F) {
+	evs := genEvents(200, 11)
+	b := newBuilder()
+	for i := range evs {
+		b.add(int64(i+1), &evs[i])
+	}
+	st := b.finish().encode()
+	for _, c := range st.Columns {
+		f.Add(c, 200)
+	}
+	f.Add(st.Meta, -1)
+	f.Fuzz(func(t *testing.T, data []byte, rows int) {
+		if rows < 0 {
+			decodeMeta(data)
+			return
+		}
+		c, err := decodeColumn(data, rows%100000)
+		if err != nil {
+			return
+		}
+		for i := range c.ids {
+			c.value(i)
+			c.display(c.ids[i])
+		}
+	})
+}
