@@ -1,16 +1,24 @@
 package hunt
 
 import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/vigil-iot/vigil"
+
+	"github.com/vigil-iot/vigil/store"
+	"github.com/vigil-iot/vigil/store/postgres"
 	"github.com/vigil-iot/vigil/store/sqlite"
 )
 
@@ -82,8 +90,48 @@ var queries = []string{
 // TestRunAgreesWithEvents runs queries over sealed segments and the
 // unsealed tail and checks the matches and counts by device against the
 // same predicate evaluated on each event.
-func TestRunAgreesWithEvents(t *testing.T) {
-	s := openStore(t)
+func TestRunAgreesWithEvents(t *testing.T) { runAgrees(t, openStore(t)) }
+
+// TestRunAgreesWithEventsPostgres: the same over PostgreSQL.
+func TestRunAgreesWithEventsPostgres(t *testing.T) { runAgrees(t, openPostgres(t)) }
+
+// eventStore is what the tests need of a store.
+type eventStore interface {
+	store.Analytics
+	PutEvents(ctx context.Context, events []vigil.Event) error
+}
+
+// openPostgres opens a PostgreSQL store in a schema of its own, dropped
+// after the test; it skips without VIGIL_TEST_POSTGRES_URL.
+func openPostgres(t testing.TB) *postgres.Store {
+	t.Helper()
+	url := os.Getenv("VIGIL_TEST_POSTGRES_URL")
+	if url == "" {
+		t.Skip("VIGIL_TEST_POSTGRES_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
+	}
+	var b [6]byte
+	crand.Read(b[:])
+	schema := "vigil_hunt_" + hex.EncodeToString(b[:])
+	s, err := postgres.Open(context.Background(), url, postgres.Options{Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.Close()
+		c, err := pgx.Connect(context.Background(), url)
+		if err != nil {
+			t.Errorf("cannot drop schema %s: %v", schema, err)
+			return
+		}
+		defer c.Close(context.Background())
+		if _, err := c.Exec(context.Background(), "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+			t.Errorf("cannot drop schema %s: %v", schema, err)
+		}
+	})
+	return s
+}
+
+func runAgrees(t *testing.T, s eventStore) {
 	evs := genEvents(2*SegmentRows+5000, 7)
 	for i := 0; i < len(evs); i += 4096 {
 		if err := s.PutEvents(t.Context(), evs[i:min(i+4096, len(evs))]); err != nil {

@@ -88,8 +88,13 @@ func alertKeys(as []vigil.Alert) []string {
 // TestRetroHuntMatchesLiveDetection: a retro-hunt of the built-in pack
 // over stored events raises the alerts live detection raises on the same
 // events in the same order, each marked retro.
-func TestRetroHuntMatchesLiveDetection(t *testing.T) {
-	s := openStore(t)
+func TestRetroHuntMatchesLiveDetection(t *testing.T) { retroMatchesLive(t, openStore(t)) }
+
+// TestRetroHuntMatchesLiveDetectionPostgres: the same over PostgreSQL,
+// whose stored JSON (jsonb as text) is spaced and ordered differently.
+func TestRetroHuntMatchesLiveDetectionPostgres(t *testing.T) { retroMatchesLive(t, openPostgres(t)) }
+
+func retroMatchesLive(t *testing.T, s eventStore) {
 	evs := packEvents(t)
 	if err := s.PutEvents(t.Context(), evs); err != nil {
 		t.Fatal(err)
