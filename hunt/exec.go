@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/valyala/fastjson"
+
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/store"
 )
@@ -97,22 +99,31 @@ func Run(ctx context.Context, src store.Analytics, q *Query, opts Options) (*Res
 		return nil, err
 	}
 	// The unsealed tail first: it is the newest.
-	var tail []*segment
+	var (
+		tail []*segment
+		p    fastjson.Parser
+	)
 	for after := sealed; ; {
-		evs, err := src.EventsAfter(ctx, after, tailBatch)
+		b := newBuilder()
+		var berr error
+		n, err := src.EventBodiesAfter(ctx, after, tailBatch, func(seq int64, body []byte) error {
+			after = seq
+			if berr == nil {
+				berr = b.addJSON(&p, seq, body)
+			}
+			return nil
+		})
 		if err != nil {
 			return nil, err
 		}
-		if len(evs) == 0 {
+		if berr != nil {
+			return nil, berr
+		}
+		if n == 0 {
 			break
 		}
-		b := newBuilder()
-		for i := range evs {
-			b.add(evs[i].Seq, &evs[i].Event)
-		}
 		tail = append(tail, b.finish())
-		after = evs[len(evs)-1].Seq
-		if len(evs) < tailBatch {
+		if n < tailBatch {
 			break
 		}
 	}

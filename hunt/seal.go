@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/valyala/fastjson"
+
 	"github.com/vigil-iot/vigil/store"
 )
 
@@ -26,22 +28,31 @@ func Seal(ctx context.Context, src store.Analytics, upTo int64) (int, error) {
 		return 0, err
 	}
 	n := 0
+	var p fastjson.Parser
 	for {
-		evs, err := src.EventsAfter(ctx, after, SegmentRows)
+		b := newBuilder()
+		last := after
+		var berr error
+		rows, err := src.EventBodiesAfter(ctx, after, SegmentRows, func(seq int64, body []byte) error {
+			last = seq
+			if berr == nil {
+				berr = b.addJSON(&p, seq, body)
+			}
+			return nil
+		})
 		if err != nil {
 			return n, err
 		}
-		if len(evs) < SegmentRows || evs[len(evs)-1].Seq > upTo {
+		if rows < SegmentRows || last > upTo {
 			return n, nil
 		}
-		b := newBuilder()
-		for i := range evs {
-			b.add(evs[i].Seq, &evs[i].Event)
+		if berr != nil {
+			return n, fmt.Errorf("cannot seal events after %d: %w", after, berr)
 		}
 		if err := src.PutSegment(ctx, b.finish().encode()); err != nil {
 			return n, fmt.Errorf("cannot seal events after %d: %w", after, err)
 		}
-		after = evs[len(evs)-1].Seq
+		after = last
 		n++
 	}
 }

@@ -83,6 +83,11 @@ func valueOf(v any) (byte, string) {
 
 func (b *builder) set(name string, v any) {
 	kind, text := valueOf(v)
+	b.setText(name, kind, text)
+}
+
+// setText sets the field name of the current row to a value of kind.
+func (b *builder) setText(name string, kind byte, text string) {
 	col := b.seg.cols[name]
 	if col == nil {
 		col = &column{kinds: []byte{0}, dict: []string{""}, ids: make([]uint32, b.rows, b.rows+64)}
@@ -119,6 +124,11 @@ func (b *builder) add(seq int64, e *vigil.Event) {
 		}
 		b.set(canonical(k), v)
 	}
+	b.endRow()
+}
+
+// endRow ends the current row: the columns it has no value in get 0.
+func (b *builder) endRow() {
 	b.rows++
 	for _, col := range b.seg.cols {
 		if len(col.ids) < b.rows {
