@@ -149,7 +149,9 @@ func Run(ctx context.Context, src store.Analytics, q *Query, opts Options) (*Res
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("cannot finish hunt: %w", err)
 		}
-		cols, err := src.SegmentColumns(ctx, info.First, x.fields)
+		// The columns of the search first: a segment where nothing
+		// matches is not read further.
+		cols, err := src.SegmentColumns(ctx, info.First, x.filterFields)
 		if err != nil {
 			return nil, err
 		}
@@ -157,11 +159,35 @@ func Run(ctx context.Context, src store.Analytics, q *Query, opts Options) (*Res
 		if err != nil {
 			return nil, err
 		}
+		if !anyMatch(match(x.filter, seg), seg.seqs, before) {
+			x.res.Scanned += int64(len(seg.seqs))
+			continue
+		}
+		if cols, err = src.SegmentColumns(ctx, info.First, x.fields); err != nil {
+			return nil, err
+		}
+		if seg, err = decodeSegment(info, cols); err != nil {
+			return nil, err
+		}
 		if x.eval(seg, before) {
 			break
 		}
 	}
 	return x.finish(limit)
+}
+
+// anyMatch reports whether m holds a row whose seq is below before.
+func anyMatch(m bitset, seqs []int64, before int64) bool {
+	for w, word := range m {
+		for word != 0 {
+			bit := word & -word
+			if seqs[w*64+bits.TrailingZeros64(bit)] < before {
+				return true
+			}
+			word &^= bit
+		}
+	}
+	return false
 }
 
 func andOf(a, b Expr) Expr {
@@ -186,6 +212,8 @@ type run struct {
 	limit   int      // events of a page
 	lastSeq int64    // of the last event of the page
 	fields  []string // columns to read (nil: all)
+	// filterFields are the columns the search reads.
+	filterFields []string
 
 	// stats
 	stats   *Command
@@ -259,6 +287,7 @@ func (x *run) neededFields() []string {
 		}
 	}
 	walk(x.filter)
+	x.filterFields = sortedKeys(set)
 	if x.stats == nil {
 		if x.table == nil {
 			return nil
@@ -599,4 +628,15 @@ func (x *run) parallel(ctx context.Context, src store.Analytics, infos []store.S
 		first = fmt.Errorf("cannot finish hunt: %w", ctx.Err())
 	}
 	return first
+}
+
+func sortedKeys(set map[string]bool) []string {
+	out := make([]string, 0, len(set))
+	for k := range set {
+		if k != TimeField {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
