@@ -62,7 +62,7 @@ goes on); with them it prints the table. A result with more than it shows says s
 					fmt.Fprintf(w, "… the table has more rows than --limit %d: raise --limit or add | sort … | head N\n", o.limit)
 				}
 				if o.output != "json" {
-					fmt.Fprintf(w, "%d of %d events matched (%.0f ms)\n", res.Matched, res.Scanned, res.Millis)
+					fmt.Fprintf(w, "%d matched of %d events scanned (%.0f ms)\n", res.Matched, res.Scanned, res.Millis)
 				}
 			}()
 			return o.print(cmd.OutOrStdout(), res, func(tw *tabwriter.Writer) { printHunt(tw, &res.Result) })
