@@ -4,11 +4,13 @@ import (
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -392,6 +394,38 @@ func TestSegmentFromJSONAgrees(t *testing.T) {
 			if fmt.Sprintf("%#v", ca.value(i)) != fmt.Sprintf("%#v", cb.value(i)) || ca.display(ca.ids[i]) != cb.display(cb.ids[i]) {
 				t.Fatalf("%s of %s: from JSON %#v, from the event %#v", n, evs[i].ID, cb.value(i), ca.value(i))
 			}
+		}
+	}
+}
+
+// TestDecodeEventAgrees: decodeEvent gives what encoding/json gives.
+func TestDecodeEventAgrees(t *testing.T) {
+	evs := append(append(genEvents(2000, 23), benchEvents(0, 2000)...), packEvents(t)...)
+	evs = append(evs, vigil.Event{ID: "odd", Time: t0, Received: t0.Add(time.Second), Kind: "x", Severity: vigil.SeverityHigh, Provenance: "token:x",
+		Network: &vigil.Network{SrcPort: 7, DstIP: netip.MustParseAddr("2001:db8::1")},
+		Fields:  map[string]any{"n": nil, "l": []any{"a", float64(2), true}, "o": map[string]any{"x": "y"}, "s": []string{"a", "b"}}})
+	var p fastjson.Parser
+	for i := range evs {
+		body, err := evs[i].AppendJSON(nil, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want vigil.Event
+		if err := json.Unmarshal(body, &want); err != nil {
+			t.Fatal(err)
+		}
+		store.NormalizeFields(want.Fields)
+		got, err := decodeEvent(&p, body)
+		if err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s:\n got %#v\nwant %#v", body, got, want)
+		}
+	}
+	for _, bad := range []string{`[]`, `{"time":"x"}`, `{"id":1}`, `{"network":{"src_ip":"nope"}}`, `{"severity":"huge"}`, `{`} {
+		if _, err := decodeEvent(&p, []byte(bad)); err == nil {
+			t.Errorf("%s: no error", bad)
 		}
 	}
 }

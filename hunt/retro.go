@@ -3,13 +3,14 @@ package hunt
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/valyala/fastjson"
 
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/detect/intel"
@@ -245,6 +246,7 @@ func (r *Retro) run(ctx context.Context, job *RetroJob) error {
 			}
 		}
 	}()
+	var parser fastjson.Parser
 	for b := range batches {
 		var matched int64
 		for i := range b.seqs {
@@ -260,14 +262,13 @@ func (r *Retro) run(ctx context.Context, job *RetroJob) error {
 					continue
 				}
 			}
-			var ev vigil.Event
-			if err := json.Unmarshal(body, &ev); err != nil {
+			ev, err := decodeEvent(&parser, body)
+			if err != nil {
 				return fmt.Errorf("cannot decode stored event %d: %w", seq, err)
 			}
 			if t := ev.Time.UnixNano(); t < lo || t >= hi {
 				continue
 			}
-			store.NormalizeFields(ev.Fields)
 			matched++
 			if det != nil {
 				det.Detect(ctx, 0, &ev, emit)
