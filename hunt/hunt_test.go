@@ -429,3 +429,41 @@ func TestDecodeEventAgrees(t *testing.T) {
 		}
 	}
 }
+
+// TestDocExamplesParse: the queries of docs/hunting.md parse (the last
+// one is its example of an error).
+func TestDocExamplesParse(t *testing.T) {
+	b, err := os.ReadFile("../docs/hunting.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		_, rest, ok := strings.Cut(line, "vigil ctl hunt ")
+		if !ok {
+			continue
+		}
+		rest = strings.TrimPrefix(rest, "-o json ")
+		if !strings.HasPrefix(rest, "'") {
+			continue
+		}
+		q := rest[1 : 1+strings.Index(rest[1:], "'")]
+		_, err := Parse(q, t0)
+		if q == "QUERY" {
+			continue
+		}
+		if q == "kind=auth AND" {
+			if err == nil {
+				t.Errorf("%s: no error", q)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("docs/hunting.md: %s: %v", q, err)
+		}
+		n++
+	}
+	if n < 8 {
+		t.Errorf("%d examples found in docs/hunting.md", n)
+	}
+}
