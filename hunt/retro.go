@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -70,6 +72,9 @@ type Retro struct {
 	Publish func(ctx context.Context, alerts []vigil.Alert) error
 	Clock   vigil.Clock
 	Log     *slog.Logger
+	// Partitions is how many detector partitions (by device) and workers
+	// a job uses (default: the number of cores, at most 8).
+	Partitions int
 
 	mu   sync.Mutex
 	jobs map[string]*RetroJob
@@ -198,12 +203,14 @@ func (r *Retro) run(ctx context.Context, job *RetroJob) error {
 	// engine's JSON matcher tells first whether any rule (a correlation's
 	// included) can use the event; only those are decoded and run
 	// through the detector, which explains and correlates them.
-	var m *sigma.Matcher
-	if spec.Rules != nil && iocs == nil && idet == nil {
-		m = spec.Rules.NewMatcher()
+	parts := r.partitions()
+	ws := make([]retroWorker, parts)
+	for w := range ws {
+		if spec.Rules != nil && iocs == nil && idet == nil {
+			ws[w].m = spec.Rules.NewMatcher()
+		}
+		ws[w].onHit = func(*sigma.Rule) { ws[w].hit = true }
 	}
-	var hit bool
-	onHit := func(*sigma.Rule) { hit = true }
 	// One goroutine reads batches from the store while this one matches
 	// the previous batch.
 	batches := make(chan *bodyBatch, 2)
@@ -246,41 +253,64 @@ func (r *Retro) run(ctx context.Context, job *RetroJob) error {
 			}
 		}
 	}()
-	var parser fastjson.Parser
+	// Each batch in two parallel steps: the workers pick the events some
+	// rule may use (every parts-th event each) and decode them; then each
+	// runs the detectors on the events of its devices, in store order, in
+	// its own partition of the detector, as live detection partitions by
+	// device.
+	hits := make([]*vigil.Event, retroBatch)
 	for b := range batches {
-		var matched int64
-		for i := range b.seqs {
-			seq, body := b.seqs[i], b.body(i)
-			t, ok := bodyTime(body)
-			if ok && (t < lo || t >= hi) {
-				continue
+		var (
+			matched int64
+			wg      sync.WaitGroup
+		)
+		clear(hits)
+		for w := range ws {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ws[w].pick(b, w, parts, lo, hi, hits)
+			}()
+		}
+		wg.Wait()
+		for w := range ws {
+			if ws[w].err != nil {
+				return ws[w].err
 			}
-			if m != nil && ok {
-				hit = false
-				if _, err := m.MatchLine(body, onHit); err == nil && !hit {
-					matched++
-					continue
+			matched += ws[w].matched
+			ws[w].matched = 0
+		}
+		now := r.clock().Now()
+		for w := range ws {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				wk := &ws[w]
+				emitw := func(a vigil.Alert) { wk.alerts = append(wk.alerts, a) }
+				for _, ev := range hits[:len(b.seqs)] {
+					if ev == nil || retroPartition(ev.DeviceID, parts) != w {
+						continue
+					}
+					if det != nil {
+						det.Detect(ctx, w, ev, emitw)
+					}
+					if idet != nil {
+						idet.Detect(ctx, w, ev, emitw)
+					}
+					if iocs != nil {
+						if a, ok := indicatorAlert(ev, iocs, spec.IndicatorSource, now); ok {
+							emitw(a)
+						}
+					}
 				}
+			}()
+		}
+		wg.Wait()
+		for w := range ws {
+			for _, a := range ws[w].alerts {
+				emit(a)
 			}
-			ev, err := decodeEvent(&parser, body)
-			if err != nil {
-				return fmt.Errorf("cannot decode stored event %d: %w", seq, err)
-			}
-			if t := ev.Time.UnixNano(); t < lo || t >= hi {
-				continue
-			}
-			matched++
-			if det != nil {
-				det.Detect(ctx, 0, &ev, emit)
-			}
-			if idet != nil {
-				idet.Detect(ctx, 0, &ev, emit)
-			}
-			if iocs != nil {
-				if a, ok := indicatorAlert(&ev, iocs, spec.IndicatorSource, r.clock().Now()); ok {
-					emit(a)
-				}
-			}
+			ws[w].alerts = ws[w].alerts[:0]
 		}
 		r.mu.Lock()
 		job.Scanned += int64(len(b.seqs))
@@ -419,4 +449,59 @@ func (b *bodyBatch) body(i int) []byte {
 		from = b.ends[i-1]
 	}
 	return b.buf[from:b.ends[i]:b.ends[i]]
+}
+
+// retroWorker is the state of one of a retro-hunt's parallel workers.
+type retroWorker struct {
+	m       *sigma.Matcher // the JSON prefilter (nil: every event is decoded)
+	hit     bool
+	onHit   func(*sigma.Rule)
+	parser  fastjson.Parser
+	matched int64
+	err     error
+	alerts  []vigil.Alert
+}
+
+// pick decodes into hits the events of b, every parts-th from w, in the
+// time range [lo, hi) that some rule may use.
+func (wk *retroWorker) pick(b *bodyBatch, w, parts int, lo, hi int64, hits []*vigil.Event) {
+	for i := w; i < len(b.seqs); i += parts {
+		seq, body := b.seqs[i], b.body(i)
+		t, ok := bodyTime(body)
+		if ok && (t < lo || t >= hi) {
+			continue
+		}
+		if wk.m != nil && ok {
+			wk.hit = false
+			if _, err := wk.m.MatchLine(body, wk.onHit); err == nil && !wk.hit {
+				wk.matched++
+				continue
+			}
+		}
+		ev, err := decodeEvent(&wk.parser, body)
+		if err != nil {
+			wk.err = fmt.Errorf("cannot decode stored event %d: %w", seq, err)
+			return
+		}
+		if t := ev.Time.UnixNano(); t < lo || t >= hi {
+			continue
+		}
+		wk.matched++
+		hits[i] = &ev
+	}
+}
+
+// partitions is how many partitions (and workers) a job uses.
+func (r *Retro) partitions() int {
+	if r.Partitions > 0 {
+		return r.Partitions
+	}
+	return max(1, min(runtime.GOMAXPROCS(0), 8))
+}
+
+// retroPartition is the detector partition of a device's events.
+func retroPartition(device string, parts int) int {
+	h := fnv.New32a()
+	h.Write([]byte(device))
+	return int(h.Sum32() % uint32(parts))
 }
