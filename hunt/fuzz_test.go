@@ -1,8 +1,12 @@
 package hunt
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
+	"unicode/utf8"
+
+	"github.com/valyala/fastjson"
 
 	"github.com/vigil-iot/vigil"
 )
@@ -59,6 +63,36 @@ func FuzzDecodeColumn(f *testing.F) {
 		for i := range c.ids {
 			c.value(i)
 			c.display(c.ids[i])
+		}
+	})
+}
+
+// FuzzStoredJSON: reading a stored event (decodeEvent, and into a
+// segment, addJSON) fails cleanly on anything, never panics; what both
+// encoding/json and decodeEvent read as an event has the same id, time
+// and device.
+func FuzzStoredJSON(f *testing.F) {
+	for _, e := range genEvents(20, 3) {
+		b, _ := e.AppendJSON(nil, false)
+		f.Add(b)
+	}
+	f.Add([]byte(`{"id":"x","time":"2026-01-01T00:00:00Z","kind":"k","severity":"high","network":{"src_ip":"::1","src_port":7},"fields":{"a":[1,"b",null],"o":{"x":1}}}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var p fastjson.Parser
+		got, err := decodeEvent(&p, body)
+		b := newBuilder()
+		if b.addJSON(&p, 1, body) == nil {
+			b.finish().encode()
+		}
+		if err != nil || !utf8.Valid(body) {
+			return // stored events are valid UTF-8 (vigil.Event.AppendJSON)
+		}
+		var want vigil.Event
+		if json.Unmarshal(body, &want) != nil {
+			return
+		}
+		if got.ID != want.ID || !got.Time.Equal(want.Time) || got.DeviceID != want.DeviceID {
+			t.Fatalf("%s: decodeEvent %q %v %q, encoding/json %q %v %q", body, got.ID, got.Time, got.DeviceID, want.ID, want.Time, want.DeviceID)
 		}
 	})
 }
