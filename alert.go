@@ -17,6 +17,7 @@ type Alert struct {
 	Detector string   `json:"detector"`
 	RuleID   string   `json:"rule_id"`
 	Title    string   `json:"title"`
+	Retro    bool     `json:"retro,omitempty"` // raised by a retro-hunt over stored history (package hunt), not live
 	Severity Severity `json:"severity"`
 	Tags     []string `json:"tags,omitempty"`
 	// Techniques are MITRE ATT&CK technique ids (T1110, T0836, T1059.004).

@@ -125,10 +125,7 @@ func ExceptionRoutes(x ExceptionsAPI) []Route {
 			e := in.Exception
 			e.ID, e.Created = vigil.NewID(), now
 			e.Suppressed, e.LastSuppressed, e.LastAlert = 0, time.Time{}, ""
-			e.Author = "unknown"
-			if tok, ok := auth.FromContext(r.Context()); ok && tok.Name != "" {
-				e.Author = "token:" + tok.Name
-			}
+			e.Author = Actor(r.Context())
 			switch {
 			case in.TTL != "" && !e.Expires.IsZero():
 				return vigil.Errorf(vigil.EINVALID, "give expires or ttl, not both")

@@ -241,11 +241,7 @@ func (s *Server) audit(r *http.Request, action, object, detail string) {
 		n.action, n.object, n.detail = action, object, detail
 		return
 	}
-	actor := "unknown"
-	if tok, ok := auth.FromContext(r.Context()); ok {
-		actor = "token:" + tok.Name
-	}
-	rec := vigil.AuditRecord{Time: s.clock.Now().UTC(), Actor: actor, Action: action, Object: object, Detail: detail}
+	rec := vigil.AuditRecord{Time: s.clock.Now().UTC(), Actor: Actor(r.Context()), Action: action, Object: object, Detail: detail}
 	if _, err := s.opts.Store.AppendAudit(r.Context(), rec); err != nil {
 		s.log.Error("cannot append audit record", "action", action, "object", object, "err", err)
 	}

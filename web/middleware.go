@@ -76,6 +76,19 @@ func WithCaller(ctx context.Context, tok auth.Token, actor string) context.Conte
 	return context.WithValue(ctx, callerKey{}, inProcessCaller{tok: tok, actor: actor})
 }
 
+// Actor names who makes a request in audit records and authored objects:
+// the in-process caller's actor (WithCaller: "user:alice"), else
+// "token:<name>" of the request's token, else "unknown".
+func Actor(ctx context.Context) string {
+	if c, ok := ctx.Value(callerKey{}).(inProcessCaller); ok && c.actor != "" {
+		return c.actor
+	}
+	if tok, ok := auth.FromContext(ctx); ok && tok.Name != "" {
+		return "token:" + tok.Name
+	}
+	return "unknown"
+}
+
 // authenticate returns the token of the request's Authorization header.
 func (s *Server) authenticate(r *http.Request) (auth.Token, error) {
 	h := r.Header.Get("Authorization")

@@ -89,9 +89,7 @@ func (u *Updates) add(w http.ResponseWriter, r *http.Request) error {
 			return vigil.Errorf(vigil.EINVALID, "%s %q: want one word of 1 to 128 printable characters", what, vs[i])
 		}
 	}
-	if tok, ok := auth.FromContext(r.Context()); ok {
-		a.CreatedBy = "token:" + tok.Name
-	}
+	a.CreatedBy = Actor(r.Context())
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, store.MaxArtifactSize))
 	if err != nil {
 		var mb *http.MaxBytesError

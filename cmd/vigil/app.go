@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -80,6 +81,8 @@ type app struct {
 	web         *web.Server
 	identities  *identities
 	baseline    *baselineState // nil when baseline.enabled is false
+	hunt        *huntState     // hunt.go; made once by huntState
+	huntOnce    sync.Once
 
 	// URL is the API's base URL once listening; adminToken is the
 	// bootstrap admin token, set only on the first start of a data dir.
@@ -325,7 +328,7 @@ func (a *app) start(ctx context.Context) error {
 		BulkEvents:  ingest.Bulk(),
 		Rules:       a.rules,
 		Intel:       &web.Intel{Catalog: a.intel, Vuln: a.vuln, UploadDir: filepath.Join(a.cfg.DataDir, "intel", "uploads")},
-		Extra:       append(append(append(append(append(append(a.enroll.AdminRoutes(), a.respondRoutes()...), a.baselineRoutes()...), a.exceptionRoutes()...), a.consoleRoutes()...), a.updateRoutes()...), a.investigationRoutes()...),
+		Extra:       append(append(append(append(append(append(append(a.enroll.AdminRoutes(), a.respondRoutes()...), a.baselineRoutes()...), a.exceptionRoutes()...), a.consoleRoutes()...), a.updateRoutes()...), a.investigationRoutes()...), a.huntRoutes()...),
 		Gatherer:    a.registry,
 		Ready:       a.ready,
 		Registerer:  a.registry,
@@ -370,6 +373,7 @@ func (a *app) start(ctx context.Context) error {
 	g.Go(func() error { return a.vuln.Run(gctx, time.Minute) })
 	g.Go(func() error { return a.vulnAlerts.run(gctx) })
 	g.Go(func() error { return a.alerts.Run(gctx) })
+	g.Go(func() error { return a.runHunt(gctx) })
 	g.Go(func() error { return a.runRespond(gctx) })
 	g.Go(func() error { return a.runMQTTIngest(gctx) })
 	g.Go(func() error { return a.runSyslog(gctx) })

@@ -51,6 +51,9 @@ type config struct {
 
 	// Retention is how long events are kept.
 	Retention duration `yaml:"retention"`
+	// RetroIntel is how far back the new indicators of an intel feed are
+	// checked against stored events, by a retro-hunt (0: not at all).
+	RetroIntel duration `yaml:"retro_intel"`
 	// RulesDirs are extra threshold rule directories, loaded after the
 	// rules built into the binary (rules/threshold).
 	RulesDirs []string `yaml:"rules_dirs"`
@@ -135,6 +138,7 @@ func defaultConfig() config {
 		Partitions:       8,
 		BusMaxBytes:      4 << 30,
 		Retention:        duration(30 * 24 * time.Hour),
+		RetroIntel:       duration(7 * 24 * time.Hour),
 		DedupWindow:      duration(10 * time.Minute),
 		HeartbeatSilence: duration(5 * time.Minute),
 		Baseline:         baselineConfig{Enabled: true, Learn: duration(baseline.DefaultLearn), Window: duration(baseline.DefaultWindow), Checkpoint: duration(time.Minute)},

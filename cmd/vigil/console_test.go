@@ -337,6 +337,11 @@ func TestConsoleExceptions(t *testing.T) {
 	if err != nil || len(xs) != 2 {
 		t.Fatalf("exceptions: %+v %v", xs, err)
 	}
+	for _, x := range xs { // the console user, as the audit names them
+		if x.Author != "user:ana" {
+			t.Errorf("exception %s authored by %q, want user:ana", x.ID, x.Author)
+		}
+	}
 	if code, body := ana.post("/exceptions", url.Values{"csrf": {csrf}, "rule": {"r"}, "device": {"d"}, "reason": {"x"}, "expires": {"tomorrow"}}); code != http.StatusBadRequest ||
 		!strings.Contains(body, "RFC 3339") {
 		t.Fatalf("bad expiry: %d %.300s", code, body)

@@ -41,6 +41,7 @@ Output is a table, or JSON with -o json.`,
 	cmd.AddCommand(ctlExceptionsCmd(o))
 	cmd.AddCommand(ctlUsersCmd(o))
 	cmd.AddCommand(ctlGraphCmd(o), ctlCampaignsCmd(o))
+	cmd.AddCommand(ctlHuntCmd(o), ctlRetrohuntCmd(o))
 	return cmd
 }
 
@@ -202,6 +203,7 @@ func ctlAlertsCmd(o *ctlOptions) *cobra.Command {
 					if rule == "" {
 						rule = a.RuleID
 					}
+					rule = retroMark(a) + rule
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.ID, priorityCell(a.Priority), a.Severity, dash(a.DeviceID), rule,
 						joinOr(a.Techniques, "-"), a.Count, dash(a.IncidentID), ago(a.Created))
 				}

@@ -31,10 +31,11 @@ type storeConfig struct {
 	Schema string `yaml:"schema"`
 }
 
-// serverStore is what the server needs of a store: the store interfaces
-// and whether writes of events fail (for /readyz).
+// serverStore is what the server needs of a store: the store interfaces,
+// the hunt segments, and whether writes of events fail (for /readyz).
 type serverStore interface {
 	store.Store
+	store.Analytics
 	// WriteErr is the error of the last write of events while it failed.
 	WriteErr() error
 }

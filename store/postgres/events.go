@@ -326,6 +326,10 @@ const evidenceOfOpenAlerts = `SELECT jsonb_array_elements_text(a.body->'event_id
 func (s *Store) DeleteEventsBefore(ctx context.Context, t time.Time) (int64, error) {
 	var total int64
 	cut := store.Nanos(t)
+	// Hunt segments go whole, once their newest event is past the cut.
+	if err := s.deleteSegmentsBefore(ctx, cut); err != nil {
+		return 0, err
+	}
 	for {
 		tag, err := s.pool.Exec(ctx,
 			"DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE time < $1 AND id NOT IN ("+

@@ -312,6 +312,25 @@ CREATE TABLE graph_relations (
 CREATE INDEX graph_relations_src_last ON graph_relations(src, last_seen);
 CREATE INDEX graph_relations_dst_last ON graph_relations(dst, last_seen);
 `,
+	// 9: hunt segments: sealed columnar segments of the event history
+	// for hunts (store.Analytics), one row per segment and one per column.
+	`
+CREATE TABLE hunt_segments (
+	first     bigint PRIMARY KEY,
+	last      bigint NOT NULL,
+	min_time  bigint NOT NULL,
+	max_time  bigint NOT NULL,
+	rows      integer NOT NULL,
+	meta      bytea NOT NULL
+);
+CREATE INDEX hunt_segments_max_time ON hunt_segments(max_time);
+CREATE TABLE hunt_columns (
+	segment   bigint NOT NULL,
+	field     text NOT NULL,
+	data      bytea NOT NULL,
+	PRIMARY KEY (segment, field)
+);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context, schema string) error {

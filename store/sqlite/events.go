@@ -476,6 +476,10 @@ const evidenceOfOpenAlerts = `SELECT j.value FROM alerts a
 func (s *Store) DeleteEventsBefore(ctx context.Context, t time.Time) (int64, error) {
 	var total int64
 	cut := store.Nanos(t)
+	// Hunt segments go whole, once their newest event is past the cut.
+	if err := s.deleteSegmentsBefore(ctx, cut); err != nil {
+		return 0, err
+	}
 	for {
 		res, err := s.w.ExecContext(ctx,
 			"DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE time < ? AND id NOT IN ("+

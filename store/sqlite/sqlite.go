@@ -378,6 +378,25 @@ CREATE TABLE graph_relations (
 ) WITHOUT ROWID;
 CREATE INDEX graph_relations_dst ON graph_relations(dst, last_seen);
 `,
+	// 9: hunt segments: sealed columnar segments of the event history
+	// for hunts (store.Analytics), one row per segment and one per column.
+	`
+CREATE TABLE hunt_segments (
+	first     INTEGER PRIMARY KEY,
+	last      INTEGER NOT NULL,
+	min_time  INTEGER NOT NULL,
+	max_time  INTEGER NOT NULL,
+	rows      INTEGER NOT NULL,
+	meta      BLOB NOT NULL
+);
+CREATE INDEX hunt_segments_max_time ON hunt_segments(max_time);
+CREATE TABLE hunt_columns (
+	segment   INTEGER NOT NULL,
+	field     TEXT NOT NULL,
+	data      BLOB NOT NULL,
+	PRIMARY KEY (segment, field)
+) WITHOUT ROWID;
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

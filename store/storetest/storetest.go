@@ -71,6 +71,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Graph/Invalid", testGraphInvalid},
 		{"Graph/Concurrent", testGraphConcurrent},
 		{"Graph/Retention", testGraphRetention},
+		{"Analytics/Segments", testAnalytics},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, fresh(t)) })

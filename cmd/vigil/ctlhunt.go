@@ -1,0 +1,105 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/hunt"
+	"github.com/vigil-iot/vigil/web"
+)
+
+func ctlHuntCmd(o *ctlOptions) *cobra.Command {
+	var cursor string
+	cmd := &cobra.Command{
+		Use:   "hunt 'QUERY'",
+		Short: "Search stored events with a query (an SPL subset, see docs/hunting.md)",
+		Long: `Search the stored event history. The query is a subset of Splunk's SPL:
+
+  process.command_line="*curl*" source.ip=10.0.0.0/8 NOT user.name=root
+      | stats count, dc(user.name) as users by device.id | sort -count | head 10
+  kind=auth outcome=failure | top limit=5 user.name
+  earliest=-24h | bin _time span=1h | stats count by _time
+  | regex process.command_line="(wget|curl).*\|\s*sh" | table _time device.id process.command_line
+
+Without stats or top it lists events, newest stored first, a page of --limit at a time (--cursor
+goes on); with them it prints the table. A result with more than it shows says so below.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			query := args[0]
+			// Checked here first, to point at the error in the terminal.
+			if _, err := hunt.Parse(query, time.Now()); err != nil {
+				var se *hunt.SyntaxError
+				if errors.As(err, &se) {
+					return fmt.Errorf("bad query:\n%s", se.Caret(query))
+				}
+				return err
+			}
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			res, err := c.Hunt(cmd.Context(), web.HuntRequest{Query: query, Limit: o.limit, Cursor: cursor})
+			if err != nil {
+				return err
+			}
+			defer func() {
+				w := cmd.OutOrStdout()
+				if o.output == "json" {
+					w = cmd.ErrOrStderr()
+				}
+				switch {
+				case res.Next != "":
+					fmt.Fprintf(w, "… more events match: add --cursor %s (or raise --limit)\n", res.Next)
+				case res.Truncated:
+					fmt.Fprintf(w, "… the table has more rows than --limit %d: raise --limit or add | sort … | head N\n", o.limit)
+				}
+				if o.output != "json" {
+					fmt.Fprintf(w, "%d matched of %d events scanned (%.0f ms)\n", res.Matched, res.Scanned, res.Millis)
+				}
+			}()
+			return o.print(cmd.OutOrStdout(), res, func(tw *tabwriter.Writer) { printHunt(tw, &res.Result) })
+		},
+	}
+	addCursorFlag(cmd, &cursor)
+	return cmd
+}
+
+// printHunt prints a table result as it is, and events as time, device,
+// kind, action and the other fields as name=value.
+func printHunt(tw *tabwriter.Writer, r *hunt.Result) {
+	if r.Columns != nil {
+		fmt.Fprintln(tw, strings.ToUpper(strings.Join(r.Columns, "\t")))
+		for _, row := range r.Rows {
+			cells := make([]string, len(row))
+			for i, v := range row {
+				cells[i] = printable(vigil.ValueString(v))
+			}
+			fmt.Fprintln(tw, strings.Join(cells, "\t"))
+		}
+		return
+	}
+	fmt.Fprintln(tw, "TIME\tDEVICE\tKIND\tACTION\tFIELDS")
+	lead := []string{hunt.TimeField, "device.id", "event.kind", "event.action", "event.id", "event.source", "event.provenance"}
+	for _, e := range r.Events {
+		var rest []string
+		for k := range e {
+			if !slices.Contains(lead, k) {
+				rest = append(rest, k)
+			}
+		}
+		slices.Sort(rest)
+		for i, k := range rest {
+			rest[i] = k + "=" + printable(vigil.ValueString(e[k]))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", vigil.ValueString(e[hunt.TimeField]), printable(vigil.ValueString(e["device.id"])),
+			printable(vigil.ValueString(e["event.kind"])), printable(vigil.ValueString(e["event.action"])), strings.Join(rest, " "))
+	}
+}

@@ -1,0 +1,642 @@
+package hunt
+
+import (
+	"cmp"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"math"
+	"math/bits"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/valyala/fastjson"
+
+	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/store"
+)
+
+// Result is what a hunt returns: either events (newest stored first, each
+// a map of its fields with "_time"), or a table (Columns and Rows) for
+// stats, top and table.
+type Result struct {
+	Columns []string         `json:"columns,omitempty"`
+	Rows    [][]any          `json:"rows,omitempty"`
+	Events  []map[string]any `json:"events,omitempty"`
+	// Next is the cursor of the next page of events ("" when none).
+	Next string `json:"next,omitempty"`
+	// Truncated says that more matched than the result shows: events on
+	// further pages (Next), or table rows beyond the limit.
+	Truncated bool `json:"truncated"`
+	// Scanned counts the events the search examined, Matched those it
+	// selected.
+	Scanned int64 `json:"scanned"`
+	Matched int64 `json:"matched"`
+}
+
+// Options of one run.
+type Options struct {
+	// Limit bounds the events of a page or the rows of a table (0:
+	// DefaultLimit; at most MaxLimit).
+	Limit int
+	// Cursor is a Result.Next of the same query.
+	Cursor string
+}
+
+// MaxGroups bounds the groups of stats and top.
+const MaxGroups = 200000
+
+// tailBatch is how many unsealed events are read and evaluated at a time.
+const tailBatch = 16384
+
+// Run runs q over the events src keeps: the sealed segments and the rows
+// after them.
+func Run(ctx context.Context, src store.Analytics, q *Query, opts Options) (*Result, error) {
+	limit := opts.Limit
+	if limit <= 0 {
+		limit = DefaultLimit
+	}
+	limit = min(limit, MaxLimit)
+	before := int64(math.MaxInt64)
+	if opts.Cursor != "" {
+		c, err := decodeCursor(opts.Cursor)
+		if err != nil {
+			return nil, err
+		}
+		before = c
+	}
+	x := &run{q: q, res: &Result{}}
+	x.filter = q.Search
+	for _, c := range q.Commands[:x.preStats()] {
+		switch c.Name {
+		case "search", "regex":
+			x.filter = andOf(x.filter, c.Filter)
+		case "bin":
+			x.span = c.Span
+		case "head":
+			x.rawHead = c.Limit
+		case "table":
+			x.table = c.Fields
+		}
+	}
+	if q.Stats >= 0 {
+		x.initStats(q.Commands[q.Stats])
+	} else {
+		x.limit = limit
+		if x.rawHead > 0 && x.rawHead <= limit {
+			x.limit, x.headed = x.rawHead, true
+		}
+	}
+	since, until := timeBounds(x.filter)
+	x.fields = x.neededFields()
+
+	sealed, err := src.SealedSeq(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// The unsealed tail first: it is the newest.
+	var (
+		tail []*segment
+		p    fastjson.Parser
+	)
+	for after := sealed; ; {
+		b := newBuilder()
+		var berr error
+		n, err := src.EventBodiesAfter(ctx, after, tailBatch, func(seq int64, body []byte) error {
+			after = seq
+			if berr == nil {
+				berr = b.addJSON(&p, seq, body)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if berr != nil {
+			return nil, berr
+		}
+		if n == 0 {
+			break
+		}
+		tail = append(tail, b.finish())
+		if n < tailBatch {
+			break
+		}
+	}
+	for i := len(tail) - 1; i >= 0; i-- {
+		if x.eval(tail[i], before) {
+			return x.finish(limit)
+		}
+	}
+	infos, err := src.Segments(ctx, since, until)
+	if err != nil {
+		return nil, err
+	}
+	if x.stats != nil {
+		if err := x.parallel(ctx, src, infos); err != nil {
+			return nil, err
+		}
+		return x.finish(limit)
+	}
+	for _, info := range infos {
+		if info.First >= before {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("cannot finish hunt: %w", err)
+		}
+		// The columns of the search first: a segment where nothing
+		// matches is not read further.
+		cols, err := src.SegmentColumns(ctx, info.First, x.filterFields)
+		if err != nil {
+			return nil, err
+		}
+		seg, err := decodeSegment(info, cols)
+		if err != nil {
+			return nil, err
+		}
+		if !anyMatch(match(x.filter, seg), seg.seqs, before) {
+			x.res.Scanned += int64(len(seg.seqs))
+			continue
+		}
+		if cols, err = src.SegmentColumns(ctx, info.First, x.fields); err != nil {
+			return nil, err
+		}
+		if seg, err = decodeSegment(info, cols); err != nil {
+			return nil, err
+		}
+		if x.eval(seg, before) {
+			break
+		}
+	}
+	return x.finish(limit)
+}
+
+// anyMatch reports whether m holds a row whose seq is below before.
+func anyMatch(m bitset, seqs []int64, before int64) bool {
+	for w, word := range m {
+		for word != 0 {
+			bit := word & -word
+			if seqs[w*64+bits.TrailingZeros64(bit)] < before {
+				return true
+			}
+			word &^= bit
+		}
+	}
+	return false
+}
+
+func andOf(a, b Expr) Expr {
+	if a == nil {
+		return b
+	}
+	if b == nil {
+		return a
+	}
+	return &And{a, b}
+}
+
+// run is the state of one execution.
+type run struct {
+	q       *Query
+	res     *Result
+	filter  Expr
+	span    int64
+	rawHead int
+	headed  bool
+	table   []string
+	limit   int      // events of a page
+	lastSeq int64    // of the last event of the page
+	fields  []string // columns to read (nil: all)
+	// filterFields are the columns the search reads.
+	filterFields []string
+
+	// stats
+	stats   *Command
+	by      []string
+	groups  map[string]*group
+	order   []string // group keys in first-seen order
+	tooMany bool
+}
+
+func (x *run) preStats() int {
+	if x.q.Stats >= 0 {
+		return x.q.Stats
+	}
+	return len(x.q.Commands)
+}
+
+// timeBounds returns the time range the top-level conjunction of e
+// requires (zero: unbounded), to skip segments.
+func timeBounds(e Expr) (since, until time.Time) {
+	var lo, hi int64 = math.MinInt64, math.MaxInt64
+	var walk func(Expr)
+	walk = func(e Expr) {
+		switch v := e.(type) {
+		case *And:
+			walk(v.L)
+			walk(v.R)
+		case *Cmp:
+			if v.Field != TimeField {
+				return
+			}
+			switch v.Op {
+			case ">=":
+				lo = max(lo, v.when)
+			case ">":
+				lo = max(lo, v.when+1)
+			case "<":
+				hi = min(hi, v.when)
+			case "<=":
+				hi = min(hi, v.when+1)
+			}
+		}
+	}
+	walk(e)
+	if lo != math.MinInt64 {
+		since = time.Unix(0, lo)
+	}
+	if hi != math.MaxInt64 {
+		until = time.Unix(0, hi)
+	}
+	return since, until
+}
+
+// neededFields lists the columns the query reads; nil for all (events).
+func (x *run) neededFields() []string {
+	set := map[string]bool{}
+	var walk func(Expr)
+	walk = func(e Expr) {
+		switch v := e.(type) {
+		case *And:
+			walk(v.L)
+			walk(v.R)
+		case *Or:
+			walk(v.L)
+			walk(v.R)
+		case *Not:
+			walk(v.X)
+		case *Cmp:
+			if v.Field != TimeField {
+				set[canonical(v.Field)] = true
+			}
+		}
+	}
+	walk(x.filter)
+	x.filterFields = sortedKeys(set)
+	if x.stats == nil {
+		if x.table == nil {
+			return nil
+		}
+		for _, f := range x.table {
+			set[canonical(f)] = true
+		}
+	} else {
+		for _, f := range x.by {
+			set[canonical(f)] = true
+		}
+		for _, a := range x.stats.Aggs {
+			if a.Field != "" {
+				set[canonical(a.Field)] = true
+			}
+		}
+	}
+	delete(set, TimeField)
+	out := make([]string, 0, len(set))
+	for f := range set {
+		out = append(out, f)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// bitset of rows.
+type bitset []uint64
+
+func newBitset(n int) bitset { return make(bitset, (n+63)/64) }
+func (b bitset) set(i int)   { b[i/64] |= 1 << (i % 64) }
+func (b bitset) has(i int) bool {
+	return b[i/64]&(1<<(i%64)) != 0
+}
+
+// match evaluates e on every row of s.
+func match(e Expr, s *segment) bitset {
+	n := len(s.seqs)
+	out := newBitset(n)
+	switch v := e.(type) {
+	case nil, *All:
+		for i := range out {
+			out[i] = ^uint64(0)
+		}
+	case *And:
+		l, r := match(v.L, s), match(v.R, s)
+		for i := range out {
+			out[i] = l[i] & r[i]
+		}
+	case *Or:
+		l, r := match(v.L, s), match(v.R, s)
+		for i := range out {
+			out[i] = l[i] | r[i]
+		}
+	case *Not:
+		x := match(v.X, s)
+		for i := range out {
+			out[i] = ^x[i]
+		}
+	case *Cmp:
+		if v.Field == TimeField {
+			for i, t := range s.times {
+				if v.timeHolds(t) {
+					out.set(i)
+				}
+			}
+			break
+		}
+		col := s.cols[canonical(v.Field)]
+		if col == nil {
+			break
+		}
+		ok := make([]bool, len(col.dict))
+		any := false
+		for id := 1; id < len(col.dict); id++ {
+			ok[id] = v.holds(col.kinds[id], col.dict[id])
+			any = any || ok[id]
+		}
+		if !any {
+			break
+		}
+		for i, id := range col.ids {
+			if ok[id] {
+				out.set(i)
+			}
+		}
+	}
+	if r := n % 64; r != 0 {
+		out[len(out)-1] &= 1<<r - 1
+	}
+	return out
+}
+
+// eval runs the query on the rows of s with seq < before; true when the
+// result is full (a page of events).
+func (x *run) eval(s *segment, before int64) bool {
+	if len(s.seqs) == 0 {
+		return false
+	}
+	m := match(x.filter, s)
+	x.res.Scanned += int64(len(s.seqs))
+	if before != math.MaxInt64 {
+		for i, q := range s.seqs {
+			if q >= before {
+				m[i/64] &^= 1 << (i % 64)
+			}
+		}
+	}
+	for _, w := range m {
+		x.res.Matched += int64(bits.OnesCount64(w))
+	}
+	if x.stats != nil {
+		x.aggregate(s, m)
+		return false
+	}
+	// Events, newest stored first.
+	for i := len(s.seqs) - 1; i >= 0; i-- {
+		if !m.has(i) {
+			continue
+		}
+		if len(x.res.Events)+len(x.res.Rows) == x.limit {
+			if !x.headed {
+				x.res.Truncated = true
+				x.res.Next = encodeCursor(x.lastSeq)
+			}
+			return true
+		}
+		x.lastSeq = s.seqs[i]
+		if x.table != nil {
+			row := make([]any, len(x.table))
+			for j, f := range x.table {
+				if f == TimeField {
+					row[j] = formatTime(s.times[i])
+				} else if c := s.cols[canonical(f)]; c != nil {
+					row[j] = c.value(i)
+				}
+			}
+			x.res.Rows = append(x.res.Rows, row)
+			continue
+		}
+		ev := map[string]any{TimeField: formatTime(s.times[i])}
+		for _, name := range s.names {
+			if v := s.cols[name].value(i); v != nil {
+				ev[name] = v
+			}
+		}
+		x.res.Events = append(x.res.Events, ev)
+	}
+	return false
+}
+
+func formatTime(t int64) string { return time.Unix(0, t).UTC().Format(time.RFC3339Nano) }
+
+func encodeCursor(seq int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("s:" + strconv.FormatInt(seq, 10)))
+}
+
+func decodeCursor(c string) (int64, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err == nil && strings.HasPrefix(string(b), "s:") {
+		if n, err := strconv.ParseInt(string(b[2:]), 10, 64); err == nil {
+			return n, nil
+		}
+	}
+	return 0, vigil.Errorf(vigil.EINVALID, "malformed hunt cursor %q", c)
+}
+
+// finish applies the commands after stats and bounds the result.
+func (x *run) finish(limit int) (*Result, error) {
+	if x.stats == nil {
+		if x.table != nil {
+			x.res.Columns = x.table
+		}
+		return x.res, nil
+	}
+	if x.tooMany {
+		return nil, vigil.Errorf(vigil.EINVALID, "more than %d groups: narrow the search or group by fewer fields", MaxGroups)
+	}
+	x.table2()
+	for _, c := range x.q.Commands[x.q.Stats+1:] {
+		switch c.Name {
+		case "sort":
+			if err := x.sortRows(c); err != nil {
+				return nil, err
+			}
+			if c.Limit > 0 && len(x.res.Rows) > c.Limit {
+				x.res.Rows = x.res.Rows[:c.Limit]
+			}
+		case "head":
+			if len(x.res.Rows) > c.Limit {
+				x.res.Rows = x.res.Rows[:c.Limit]
+			}
+		case "table":
+			if err := x.project(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if len(x.res.Rows) > limit {
+		x.res.Rows = x.res.Rows[:limit]
+		x.res.Truncated = true
+	}
+	return x.res, nil
+}
+
+func (x *run) colIndex(name string, pos int) (int, error) {
+	for i, c := range x.res.Columns {
+		if c == name || canonical(c) == canonical(name) {
+			return i, nil
+		}
+	}
+	return 0, errAt(pos, "no column %q in the table (columns: %s)", name, strings.Join(x.res.Columns, ", "))
+}
+
+func (x *run) sortRows(c Command) error {
+	idx := make([]int, len(c.Sort))
+	for i, k := range c.Sort {
+		j, err := x.colIndex(k.Field, c.Pos)
+		if err != nil {
+			return err
+		}
+		idx[i] = j
+	}
+	slices.SortStableFunc(x.res.Rows, func(a, b []any) int {
+		for i, k := range c.Sort {
+			r := compareValues(a[idx[i]], b[idx[i]])
+			if k.Desc {
+				r = -r
+			}
+			if r != 0 {
+				return r
+			}
+		}
+		return 0
+	})
+	return nil
+}
+
+// compareValues orders numbers numerically, before text.
+func compareValues(a, b any) int {
+	fa, aok := a.(float64)
+	fb, bok := b.(float64)
+	switch {
+	case aok && bok:
+		return cmp.Compare(fa, fb)
+	case aok:
+		return -1
+	case bok:
+		return 1
+	}
+	return strings.Compare(vigil.ValueString(a), vigil.ValueString(b))
+}
+
+func (x *run) project(c Command) error {
+	idx := make([]int, len(c.Fields))
+	for i, f := range c.Fields {
+		j, err := x.colIndex(f, c.Pos)
+		if err != nil {
+			return err
+		}
+		idx[i] = j
+	}
+	for r, row := range x.res.Rows {
+		nr := make([]any, len(idx))
+		for i, j := range idx {
+			nr[i] = row[j]
+		}
+		x.res.Rows[r] = nr
+	}
+	x.res.Columns = c.Fields
+	return nil
+}
+
+// parallel groups the segments of a stats query on every core: reading,
+// decoding, matching and grouping per segment run in parallel, merging
+// one segment at a time.
+func (x *run) parallel(ctx context.Context, src store.Analytics, infos []store.SegmentInfo) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jobs := make(chan store.SegmentInfo)
+	type out struct {
+		p       *partial
+		scanned int64
+		matched int64
+		err     error
+	}
+	outs := make(chan out)
+	workers := max(1, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for info := range jobs {
+				cols, err := src.SegmentColumns(ctx, info.First, x.fields)
+				var seg *segment
+				if err == nil {
+					seg, err = decodeSegment(info, cols)
+				}
+				if err != nil {
+					outs <- out{err: err}
+					continue
+				}
+				m := match(x.filter, seg)
+				var n int64
+				for _, w := range m {
+					n += int64(bits.OnesCount64(w))
+				}
+				outs <- out{p: x.group(seg, m), scanned: int64(len(seg.seqs)), matched: n}
+			}
+		}()
+	}
+	go func() {
+		defer close(jobs)
+		for _, info := range infos {
+			select {
+			case jobs <- info:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() { wg.Wait(); close(outs) }()
+	var first error
+	for o := range outs {
+		if o.err != nil {
+			if first == nil {
+				first = o.err
+				cancel()
+			}
+			continue
+		}
+		x.res.Scanned += o.scanned
+		x.res.Matched += o.matched
+		x.merge(o.p)
+	}
+	if first == nil && ctx.Err() != nil {
+		first = fmt.Errorf("cannot finish hunt: %w", ctx.Err())
+	}
+	return first
+}
+
+func sortedKeys(set map[string]bool) []string {
+	out := make([]string, 0, len(set))
+	for k := range set {
+		if k != TimeField {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,507 @@
+package hunt
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net/netip"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/valyala/fastjson"
+
+	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/detect/intel"
+	"github.com/vigil-iot/vigil/detect/sigma"
+	"github.com/vigil-iot/vigil/feeds"
+	"github.com/vigil-iot/vigil/store"
+)
+
+// RetroSpec is what a retro-hunt runs and over which stored events.
+type RetroSpec struct {
+	// Rules is a Sigma rule set (nil: none).
+	Rules *sigma.RuleSet `json:"-"`
+	// RulesName names it in the job ("builtin", a file name).
+	RulesName string `json:"rules,omitempty"`
+	// Indicators are values (addresses, domains, hashes, user names, ...)
+	// that any field of an event may hold.
+	Indicators []string `json:"indicators,omitempty"`
+	// IndicatorSource names where the indicators come from (a feed).
+	IndicatorSource string `json:"indicator_source,omitempty"`
+	// Intel are threat-intel indicators, matched as the live IOC detector
+	// (detect/intel) matches them; IntelCount says how many.
+	Intel      []feeds.Indicator `json:"-"`
+	IntelCount int               `json:"intel_indicators,omitempty"`
+	// Since and Until bound the event times (zero: unbounded).
+	Since time.Time `json:"since,omitzero"`
+	Until time.Time `json:"until,omitzero"`
+}
+
+// RetroJob is the state of a retro-hunt.
+type RetroJob struct {
+	ID       string    `json:"id"`
+	Spec     RetroSpec `json:"spec"`
+	State    string    `json:"state"` // running, done, failed
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished,omitzero"`
+	// Total is how many events were stored when the job started; Scanned
+	// how many it has read (Progress is their ratio), Matched how many
+	// were in its time range.
+	Total    int64   `json:"total"`
+	Scanned  int64   `json:"scanned"`
+	Matched  int64   `json:"matched"`
+	Alerts   int     `json:"alerts"`
+	Progress float64 `json:"progress"`
+	Error    string  `json:"error,omitempty"`
+}
+
+// retroBatch is how many stored events a retro-hunt reads at a time.
+const retroBatch = 4096
+
+// Retro runs retro-hunts as jobs: each reads the stored events in store
+// order, runs the Sigma rules (correlations included) and the indicators
+// on those in its time range, and publishes what fires as alerts marked
+// Retro (Publish: the alerts stream, so they go through the normal alert
+// stage).
+type Retro struct {
+	Src     store.Analytics
+	Publish func(ctx context.Context, alerts []vigil.Alert) error
+	Clock   vigil.Clock
+	Log     *slog.Logger
+	// Partitions is how many detector partitions (by device) and workers
+	// a job uses (default: the number of cores, at most 8).
+	Partitions int
+
+	mu   sync.Mutex
+	jobs map[string]*RetroJob
+	wg   sync.WaitGroup
+}
+
+// Start starts a job and returns its id; it runs until done or ctx ends
+// (a job outlives the request that started it: give it the server's
+// context).
+func (r *Retro) Start(ctx context.Context, spec RetroSpec) (string, error) {
+	spec.IntelCount = len(spec.Intel)
+	if spec.Rules == nil && len(spec.Indicators) == 0 && len(spec.Intel) == 0 {
+		return "", vigil.Errorf(vigil.EINVALID, "a retro-hunt needs rules or indicators")
+	}
+	if !spec.Since.IsZero() && !spec.Until.IsZero() && !spec.Since.Before(spec.Until) {
+		return "", vigil.Errorf(vigil.EINVALID, "retro-hunt range: since %s is not before until %s", spec.Since.Format(time.RFC3339), spec.Until.Format(time.RFC3339))
+	}
+	total, err := r.Src.MaxEventSeq(ctx)
+	if err != nil {
+		return "", err
+	}
+	job := &RetroJob{ID: vigil.NewID(), Spec: spec, State: "running", Started: r.clock().Now().UTC(), Total: total}
+	r.mu.Lock()
+	if r.jobs == nil {
+		r.jobs = map[string]*RetroJob{}
+	}
+	r.jobs[job.ID] = job
+	r.mu.Unlock()
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		err := r.run(ctx, job)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		job.Finished = r.clock().Now().UTC()
+		if err != nil {
+			job.State, job.Error = "failed", err.Error()
+			r.log().Warn("retro-hunt failed", "job", job.ID, "err", err)
+			return
+		}
+		job.State, job.Progress = "done", 1
+		r.log().Info("retro-hunt done", "job", job.ID, "events", job.Matched, "alerts", job.Alerts)
+	}()
+	return job.ID, nil
+}
+
+// Wait waits for every job started to end.
+func (r *Retro) Wait() { r.wg.Wait() }
+
+// Job returns the state of a job. ENOTFOUND when there is none.
+func (r *Retro) Job(id string) (RetroJob, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	j, ok := r.jobs[id]
+	if !ok {
+		return RetroJob{}, store.NotFound("retro-hunt", id)
+	}
+	return *j, nil
+}
+
+// Jobs returns every job, newest first.
+func (r *Retro) Jobs() []RetroJob {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]RetroJob, 0, len(r.jobs))
+	for _, j := range r.jobs {
+		out = append(out, *j)
+	}
+	slicesSortJobs(out)
+	return out
+}
+
+func (r *Retro) clock() vigil.Clock {
+	if r.Clock == nil {
+		return vigil.SystemClock{}
+	}
+	return r.Clock
+}
+
+func (r *Retro) log() *slog.Logger {
+	if r.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return r.Log.With("component", "hunt.retro")
+}
+
+func (r *Retro) run(ctx context.Context, job *RetroJob) error {
+	spec := job.Spec
+	var det *sigma.Detector
+	if spec.Rules != nil {
+		det = sigma.NewDetector(spec.Rules, sigma.DetectorOptions{Clock: r.clock(), Logger: r.Log})
+	}
+	iocs := indicatorSet(spec.Indicators)
+	var idet *intel.Detector
+	if len(spec.Intel) > 0 {
+		idet = intel.New(r.Log, nil)
+		idet.Swap(intel.Build(spec.Intel))
+	}
+	var pending []vigil.Alert
+	emit := func(a vigil.Alert) {
+		a.Retro = true
+		a.DedupKey = "retro|" + a.DedupKey
+		pending = append(pending, a)
+	}
+	flush := func() error {
+		if len(pending) == 0 {
+			return nil
+		}
+		if err := r.Publish(ctx, pending); err != nil {
+			return fmt.Errorf("cannot publish retro-hunt alerts: %w", err)
+		}
+		r.mu.Lock()
+		job.Alerts += len(pending)
+		r.mu.Unlock()
+		pending = pending[:0]
+		return nil
+	}
+	var lo, hi int64 = -1 << 63, 1<<63 - 1
+	if !spec.Since.IsZero() {
+		lo = spec.Since.UnixNano()
+	}
+	if !spec.Until.IsZero() {
+		hi = spec.Until.UnixNano()
+	}
+	// Events are read as their stored JSON. With rules only, the Sigma
+	// engine's JSON matcher tells first whether any rule (a correlation's
+	// included) can use the event; only those are decoded and run
+	// through the detector, which explains and correlates them.
+	parts := r.partitions()
+	ws := make([]retroWorker, parts)
+	for w := range ws {
+		if spec.Rules != nil && iocs == nil && idet == nil {
+			ws[w].m = spec.Rules.NewMatcher()
+		}
+		ws[w].onHit = func(*sigma.Rule) { ws[w].hit = true }
+	}
+	// One goroutine reads batches from the store while this one matches
+	// the previous batch.
+	batches := make(chan *bodyBatch, 2)
+	free := make(chan *bodyBatch, 3)
+	for range 3 {
+		free <- &bodyBatch{}
+	}
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var rerr error
+	go func() {
+		defer close(batches)
+		for after := int64(0); after < job.Total; {
+			var b *bodyBatch
+			select {
+			case b = <-free:
+			case <-rctx.Done():
+				return
+			}
+			b.reset()
+			n, err := r.Src.EventBodiesAfter(rctx, after, retroBatch, func(seq int64, body []byte) error {
+				after = seq
+				if seq <= job.Total {
+					b.add(seq, body)
+				}
+				return nil
+			})
+			if err != nil {
+				rerr = err
+				return
+			}
+			if n == 0 {
+				return
+			}
+			b.after = after
+			select {
+			case batches <- b:
+			case <-rctx.Done():
+				return
+			}
+		}
+	}()
+	// Each batch in two parallel steps: the workers pick the events some
+	// rule may use (every parts-th event each) and decode them; then each
+	// runs the detectors on the events of its devices, in store order, in
+	// its own partition of the detector, as live detection partitions by
+	// device.
+	hits := make([]*vigil.Event, retroBatch)
+	for b := range batches {
+		var (
+			matched int64
+			wg      sync.WaitGroup
+		)
+		clear(hits)
+		for w := range ws {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ws[w].pick(b, w, parts, lo, hi, hits)
+			}()
+		}
+		wg.Wait()
+		for w := range ws {
+			if ws[w].err != nil {
+				return ws[w].err
+			}
+			matched += ws[w].matched
+			ws[w].matched = 0
+		}
+		now := r.clock().Now()
+		for w := range ws {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				wk := &ws[w]
+				emitw := func(a vigil.Alert) { wk.alerts = append(wk.alerts, a) }
+				for _, ev := range hits[:len(b.seqs)] {
+					if ev == nil || retroPartition(ev.DeviceID, parts) != w {
+						continue
+					}
+					if det != nil {
+						det.Detect(ctx, w, ev, emitw)
+					}
+					if idet != nil {
+						idet.Detect(ctx, w, ev, emitw)
+					}
+					if iocs != nil {
+						if a, ok := indicatorAlert(ev, iocs, spec.IndicatorSource, now); ok {
+							emitw(a)
+						}
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		for w := range ws {
+			for _, a := range ws[w].alerts {
+				emit(a)
+			}
+			ws[w].alerts = ws[w].alerts[:0]
+		}
+		r.mu.Lock()
+		job.Scanned += int64(len(b.seqs))
+		job.Matched += matched
+		if job.Total > 0 {
+			job.Progress = min(1, float64(b.after)/float64(job.Total))
+		}
+		r.mu.Unlock()
+		free <- b
+		if err := flush(); err != nil {
+			return err
+		}
+	}
+	if rerr != nil {
+		return rerr
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("retro-hunt stopped: %w", err)
+	}
+	if det != nil {
+		// History has ended: upper-bound correlation windows are closed.
+		det.Tick(ctx, time.Unix(0, 1<<62), emit)
+	}
+	return flush()
+}
+
+// indicatorSet normalizes indicators for lookup (lowercase; addresses in
+// their canonical form); nil when there are none.
+func indicatorSet(in []string) map[string]string {
+	if len(in) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(in))
+	for _, s := range in {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		m[normIOC(s)] = s
+	}
+	return m
+}
+
+func normIOC(s string) string {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap().String()
+	}
+	return strings.ToLower(s)
+}
+
+// indicatorAlert is the alert of an event holding an indicator in any
+// field.
+func indicatorAlert(ev *vigil.Event, iocs map[string]string, source string, now time.Time) (vigil.Alert, bool) {
+	check := func(name string, v any) (string, bool) {
+		for _, e := range elems(valueOf(v)) {
+			if ioc, ok := iocs[normIOC(e)]; ok {
+				return ioc, true
+			}
+		}
+		return "", false
+	}
+	names := append([]string(nil), fixedFields...)
+	for k := range ev.Fields {
+		names = append(names, k)
+	}
+	for _, name := range names {
+		v, ok := ev.Field(name)
+		if !ok {
+			continue
+		}
+		if ioc, ok := check(name, v); ok {
+			a := vigil.Alert{
+				ID: vigil.NewID(), Detector: "intel", RuleID: "retro-indicator", Title: "Indicator found in stored history: " + ioc,
+				Severity: vigil.SeverityHigh, DeviceID: ev.DeviceID, EventIDs: []string{ev.ID}, Count: 1,
+				FirstEventTime: ev.Time, LastEventTime: ev.Time, Created: now,
+				Fields:   map[string]any{"indicator": ioc, "indicator.field": name, "indicator.source": source},
+				DedupKey: "intel|retro|" + ioc + "|" + ev.DeviceID,
+			}
+			return a, true
+		}
+	}
+	return vigil.Alert{}, false
+}
+
+func slicesSortJobs(js []RetroJob) {
+	for i := 1; i < len(js); i++ {
+		for j := i; j > 0 && js[j].Started.After(js[j-1].Started); j-- {
+			js[j], js[j-1] = js[j-1], js[j]
+		}
+	}
+}
+
+// bodyTime reads the time of a stored event from its JSON: the first
+// "time" member, the event's own (it comes before "fields" both as Vigil
+// encodes events and as PostgreSQL orders jsonb keys; a quote inside a
+// string is escaped, so the pattern cannot start inside one).
+func bodyTime(body []byte) (int64, bool) {
+	i := bytes.Index(body, []byte(`"time":`))
+	if i < 0 {
+		return 0, false
+	}
+	rest := bytes.TrimLeft(body[i+7:], " ")
+	if len(rest) == 0 || rest[0] != '"' {
+		return 0, false
+	}
+	j := bytes.IndexByte(rest[1:], '"')
+	if j < 0 {
+		return 0, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(rest[1:1+j]))
+	if err != nil {
+		return 0, false
+	}
+	return t.UnixNano(), true
+}
+
+// bodyBatch is a batch of stored event bodies, copied into one buffer.
+type bodyBatch struct {
+	seqs  []int64
+	ends  []int
+	buf   []byte
+	after int64 // the last sequence number read
+}
+
+func (b *bodyBatch) reset() { b.seqs, b.ends, b.buf = b.seqs[:0], b.ends[:0], b.buf[:0] }
+
+func (b *bodyBatch) add(seq int64, body []byte) {
+	b.buf = append(b.buf, body...)
+	b.seqs = append(b.seqs, seq)
+	b.ends = append(b.ends, len(b.buf))
+}
+
+func (b *bodyBatch) body(i int) []byte {
+	from := 0
+	if i > 0 {
+		from = b.ends[i-1]
+	}
+	return b.buf[from:b.ends[i]:b.ends[i]]
+}
+
+// retroWorker is the state of one of a retro-hunt's parallel workers.
+type retroWorker struct {
+	m       *sigma.Matcher // the JSON prefilter (nil: every event is decoded)
+	hit     bool
+	onHit   func(*sigma.Rule)
+	parser  fastjson.Parser
+	matched int64
+	err     error
+	alerts  []vigil.Alert
+}
+
+// pick decodes into hits the events of b, every parts-th from w, in the
+// time range [lo, hi) that some rule may use.
+func (wk *retroWorker) pick(b *bodyBatch, w, parts int, lo, hi int64, hits []*vigil.Event) {
+	for i := w; i < len(b.seqs); i += parts {
+		seq, body := b.seqs[i], b.body(i)
+		t, ok := bodyTime(body)
+		if ok && (t < lo || t >= hi) {
+			continue
+		}
+		if wk.m != nil && ok {
+			wk.hit = false
+			if _, err := wk.m.MatchLine(body, wk.onHit); err == nil && !wk.hit {
+				wk.matched++
+				continue
+			}
+		}
+		ev, err := decodeEvent(&wk.parser, body)
+		if err != nil {
+			wk.err = fmt.Errorf("cannot decode stored event %d: %w", seq, err)
+			return
+		}
+		if t := ev.Time.UnixNano(); t < lo || t >= hi {
+			continue
+		}
+		wk.matched++
+		hits[i] = &ev
+	}
+}
+
+// partitions is how many partitions (and workers) a job uses.
+func (r *Retro) partitions() int {
+	if r.Partitions > 0 {
+		return r.Partitions
+	}
+	return max(1, min(runtime.GOMAXPROCS(0), 8))
+}
+
+// retroPartition is the detector partition of a device's events.
+func retroPartition(device string, parts int) int {
+	h := fnv.New32a()
+	h.Write([]byte(device))
+	return int(h.Sum32() % uint32(parts))
+}
