@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -416,6 +415,7 @@ directory must be an existing Vigil data dir: none is ever created.`,
 				if err != nil {
 					return err
 				}
+				defer ts.Close()
 				if ct.Secret, ct.Token, err = ts.CreateWith(name, r, auth.CreateOptions{TTL: ttl, Devices: devices}); err != nil {
 					return err
 				}
@@ -455,6 +455,7 @@ directory must be an existing Vigil data dir: none is ever created.`,
 				if err != nil {
 					return err
 				}
+				defer fs.Close()
 				if ts, err = fs.List(); err != nil {
 					return err
 				}
@@ -498,6 +499,7 @@ directory must be an existing Vigil data dir: none is ever created.`,
 				if err != nil {
 					return err
 				}
+				defer fs.Close()
 				if err := fs.Revoke(args[0]); err != nil {
 					return err
 				}
@@ -517,16 +519,6 @@ directory must be an existing Vigil data dir: none is ever created.`,
 	revoke.Flags().StringVar(&dataDir, "data-dir", "", "the server's data dir (change the token file directly, on the server host)")
 	cmd.AddCommand(create, list, revoke)
 	return cmd
-}
-
-// openTokenFile opens the token file of an existing Vigil data dir. A
-// directory that is not one (no vigil.db) is refused rather than created:
-// a token written there would never be accepted by any server.
-func openTokenFile(dataDir string) (*auth.FileStore, error) {
-	if _, err := os.Stat(filepath.Join(dataDir, "vigil.db")); err != nil {
-		return nil, fmt.Errorf("cannot use --data-dir %s: it is not a Vigil data dir (no vigil.db); give the server's data dir, or leave --data-dir out to go through the API of $VIGIL_SERVER", dataDir)
-	}
-	return auth.OpenFileStore(filepath.Join(dataDir, "tokens.json"))
 }
 
 // ago formats a time as an age ("3m12s ago"), or "-" for the zero time.
