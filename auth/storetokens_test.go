@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -192,5 +193,54 @@ func TestImportFile(t *testing.T) {
 	}
 	if _, err := s.ImportFile(path); err == nil || !strings.Contains(err.Error(), path) {
 		t.Fatalf("ImportFile of a corrupt file: %v", err)
+	}
+}
+
+// BenchmarkStoreTokensVerify measures what a request pays for tokens kept
+// in the store without a cache: one lookup by hash in SQLite (the last-used
+// time is written at most once a minute, so not in the loop).
+func BenchmarkStoreTokensVerify(b *testing.B) {
+	db, err := sqlite.Open(filepath.Join(b.TempDir(), "vigil.db"), sqlite.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	s := NewStoreTokens(db, WithClock(newClock()))
+	for i := range 100 {
+		if _, _, err := s.Create("t"+strconv.Itoa(i), RoleViewer); err != nil {
+			b.Fatal(err)
+		}
+	}
+	plain, _, err := s.Create("bench", RoleAgent)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := s.Verify(plain); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkFileStoreVerify is the same for the token file (one stat of the
+// file and a constant-time compare with every hash), for comparison.
+func BenchmarkFileStoreVerify(b *testing.B) {
+	s, err := OpenFileStore(filepath.Join(b.TempDir(), "tokens.json"), WithClock(newClock()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 100 {
+		if _, _, err := s.Create("t"+strconv.Itoa(i), RoleViewer); err != nil {
+			b.Fatal(err)
+		}
+	}
+	plain, _, err := s.Create("bench", RoleAgent)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := s.Verify(plain); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
