@@ -386,8 +386,9 @@ func ctlTokenCmd(o *ctlOptions) *cobra.Command {
 		Short: "Create, list and revoke API tokens",
 		Long: `Create, list and revoke API tokens through the API of the configured server (--server,
 --token or VIGIL_SERVER, VIGIL_TOKEN; an admin token). On the server host, --data-dir works on
-the server's token file directly instead (the running server sees the change at once); the
-directory must be an existing Vigil data dir: none is ever created.`,
+the tokens of the server's SQLite store (vigil.db) directly instead (the running server sees
+the change at once; a server on PostgreSQL: use its API); the directory must be an existing
+Vigil data dir: none is ever created.`,
 	}
 	var (
 		role, name, dataDir string
@@ -443,7 +444,7 @@ directory must be an existing Vigil data dir: none is ever created.`,
 	create.Flags().StringVar(&name, "name", "", "a name for the token")
 	create.Flags().DurationVar(&ttl, "ttl", 0, "how long the token works (e.g. 720h); none: it never expires")
 	create.Flags().StringArrayVar(&devices, "device", nil, "bind an agent token to this device id (repeatable): it may send data only for those")
-	create.Flags().StringVar(&dataDir, "data-dir", "", "the server's data dir (write the token file directly, on the server host)")
+	create.Flags().StringVar(&dataDir, "data-dir", "", "the server's data dir (write its store's tokens directly, on the server host)")
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List tokens (never their secrets)",
@@ -488,7 +489,7 @@ directory must be an existing Vigil data dir: none is ever created.`,
 			})
 		},
 	}
-	list.Flags().StringVar(&dataDir, "data-dir", "", "the server's data dir (read the token file directly, on the server host)")
+	list.Flags().StringVar(&dataDir, "data-dir", "", "the server's data dir (read its store's tokens directly, on the server host)")
 	revoke := &cobra.Command{
 		Use:   "revoke ID|NAME",
 		Short: "Revoke a token by id or name: it stops working at once",
@@ -516,7 +517,7 @@ directory must be an existing Vigil data dir: none is ever created.`,
 			return nil
 		},
 	}
-	revoke.Flags().StringVar(&dataDir, "data-dir", "", "the server's data dir (change the token file directly, on the server host)")
+	revoke.Flags().StringVar(&dataDir, "data-dir", "", "the server's data dir (change its store's tokens directly, on the server host)")
 	cmd.AddCommand(create, list, revoke)
 	return cmd
 }
