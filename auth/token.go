@@ -132,26 +132,37 @@ type fileFormat struct {
 	Tokens  []*record `json:"tokens"`
 }
 
-// Option configures a FileStore.
-type Option func(*FileStore)
+// Option configures a FileStore or a StoreTokens.
+type Option func(*options)
+
+type options struct {
+	clock  vigil.Clock
+	logger *slog.Logger
+}
+
+func applyOptions(opts []Option) options {
+	o := options{clock: vigil.SystemClock{}}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
+	}
+	o.logger = o.logger.With("component", "auth")
+	return o
+}
 
 // WithClock sets the clock used for created and last-used times.
-func WithClock(c vigil.Clock) Option { return func(s *FileStore) { s.clock = c } }
+func WithClock(c vigil.Clock) Option { return func(o *options) { o.clock = c } }
 
 // WithLogger sets the logger (component=auth is added).
-func WithLogger(l *slog.Logger) Option { return func(s *FileStore) { s.logger = l } }
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
 // OpenFileStore opens the token file at path; a missing file is an empty
 // store (the file is created by the first change).
 func OpenFileStore(path string, opts ...Option) (*FileStore, error) {
-	s := &FileStore{path: path, clock: vigil.SystemClock{}, usedAt: map[string]time.Time{}}
-	for _, o := range opts {
-		o(s)
-	}
-	if s.logger == nil {
-		s.logger = slog.New(slog.DiscardHandler)
-	}
-	s.logger = s.logger.With("component", "auth")
+	o := applyOptions(opts)
+	s := &FileStore{path: path, clock: o.clock, logger: o.logger, usedAt: map[string]time.Time{}}
 	if err := s.load(); err != nil {
 		return nil, err
 	}
@@ -249,31 +260,9 @@ func (s *FileStore) Create(name string, role Role) (string, Token, error) {
 
 // CreateWith makes a new token with options; see Store.
 func (s *FileStore) CreateWith(name string, role Role, o CreateOptions) (string, Token, error) {
-	name = strings.TrimSpace(name)
-	if err := checkName(name); err != nil {
+	name, devices, err := checkCreate(name, role, o)
+	if err != nil {
 		return "", Token{}, err
-	}
-	if !role.Valid() {
-		return "", Token{}, vigil.Errorf(vigil.EINVALID, "unknown role %q: want admin, analyst, viewer or agent", role)
-	}
-	if o.TTL < 0 {
-		return "", Token{}, vigil.Errorf(vigil.EINVALID, "token ttl %s is negative", o.TTL)
-	}
-	if len(o.Devices) > 0 && role != RoleAgent {
-		return "", Token{}, vigil.Errorf(vigil.EINVALID, "only agent tokens can be bound to devices, not %s tokens", role)
-	}
-	if len(o.Devices) > MaxBoundDevices {
-		return "", Token{}, vigil.Errorf(vigil.EINVALID, "a token can be bound to at most %d devices, not %d", MaxBoundDevices, len(o.Devices))
-	}
-	var devices []string
-	for i, d := range o.Devices {
-		d = strings.TrimSpace(d)
-		if err := checkDeviceID(d); err != nil {
-			return "", Token{}, vigil.Errorf(vigil.EINVALID, "device %d: %v", i+1, err)
-		}
-		if !slices.Contains(devices, d) {
-			devices = append(devices, d)
-		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -286,6 +275,54 @@ func (s *FileStore) CreateWith(name string, role Role, o CreateOptions) (string,
 		}
 	}
 	return s.create(name, role, o.TTL, devices)
+}
+
+// checkCreate checks a new token's name, role and options and returns the
+// trimmed name and the device ids without duplicates.
+func checkCreate(name string, role Role, o CreateOptions) (string, []string, error) {
+	name = strings.TrimSpace(name)
+	if err := checkName(name); err != nil {
+		return "", nil, err
+	}
+	if !role.Valid() {
+		return "", nil, vigil.Errorf(vigil.EINVALID, "unknown role %q: want admin, analyst, viewer or agent", role)
+	}
+	if o.TTL < 0 {
+		return "", nil, vigil.Errorf(vigil.EINVALID, "token ttl %s is negative", o.TTL)
+	}
+	if len(o.Devices) > 0 && role != RoleAgent {
+		return "", nil, vigil.Errorf(vigil.EINVALID, "only agent tokens can be bound to devices, not %s tokens", role)
+	}
+	if len(o.Devices) > MaxBoundDevices {
+		return "", nil, vigil.Errorf(vigil.EINVALID, "a token can be bound to at most %d devices, not %d", MaxBoundDevices, len(o.Devices))
+	}
+	var devices []string
+	for i, d := range o.Devices {
+		d = strings.TrimSpace(d)
+		if err := checkDeviceID(d); err != nil {
+			return "", nil, vigil.Errorf(vigil.EINVALID, "device %d: %v", i+1, err)
+		}
+		if !slices.Contains(devices, d) {
+			devices = append(devices, d)
+		}
+	}
+	return name, devices, nil
+}
+
+// newSecret makes a token's plaintext and its SHA-256.
+func newSecret() (string, []byte, error) {
+	var secret [tokenBytes]byte
+	if _, err := rand.Read(secret[:]); err != nil {
+		return "", nil, fmt.Errorf("cannot generate token: %w", err)
+	}
+	plain := TokenPrefix + base64.RawURLEncoding.EncodeToString(secret[:])
+	h := sha256.Sum256([]byte(plain))
+	return plain, h[:], nil
+}
+
+// wellFormed reports whether a plaintext has a token's shape.
+func wellFormed(plaintext string) bool {
+	return strings.HasPrefix(plaintext, TokenPrefix) && len(plaintext) == len(TokenPrefix)+base64.RawURLEncoding.EncodedLen(tokenBytes)
 }
 
 // checkDeviceID accepts a device id as the agent protocol defines it.
@@ -303,17 +340,15 @@ func checkDeviceID(id string) error {
 }
 
 func (s *FileStore) create(name string, role Role, ttl time.Duration, devices []string) (string, Token, error) {
-	var secret [tokenBytes]byte
-	if _, err := rand.Read(secret[:]); err != nil {
-		return "", Token{}, fmt.Errorf("cannot generate token: %w", err)
+	plain, h, err := newSecret()
+	if err != nil {
+		return "", Token{}, err
 	}
-	plain := TokenPrefix + base64.RawURLEncoding.EncodeToString(secret[:])
-	h := sha256.Sum256([]byte(plain))
 	now := s.clock.Now().UTC()
 	r := &record{
 		Token: Token{ID: vigil.NewID(), Name: name, Role: role, Created: now, Devices: devices},
-		Hash:  hex.EncodeToString(h[:]),
-		hash:  h[:],
+		Hash:  hex.EncodeToString(h),
+		hash:  h,
 	}
 	if ttl > 0 {
 		r.Expires = now.Add(ttl)
@@ -348,7 +383,7 @@ var errBadToken = vigil.Errorf(vigil.EUNAUTHORIZED, "invalid, expired or revoked
 // Verify returns the token a plaintext belongs to; see Store. Every stored
 // hash is compared in constant time.
 func (s *FileStore) Verify(plaintext string) (Token, error) {
-	if !strings.HasPrefix(plaintext, TokenPrefix) || len(plaintext) != len(TokenPrefix)+base64.RawURLEncoding.EncodedLen(tokenBytes) {
+	if !wellFormed(plaintext) {
 		return Token{}, errBadToken
 	}
 	h := sha256.Sum256([]byte(plaintext))

@@ -34,6 +34,7 @@ type Store interface {
 	Exceptions
 	Users
 	Sessions
+	Tokens
 	Artifacts
 	Graph
 	Close() error

@@ -60,7 +60,7 @@ type app struct {
 	registry    *prometheus.Registry
 	store       serverStore
 	bus         *natsbus.Bus
-	tokens      *auth.FileStore
+	tokens      *auth.StoreTokens
 	ca          *pki.CA
 	detect      *detect.Stage
 	inventory   *inventory.Stage
@@ -122,12 +122,6 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err err
 			return nil, err
 		}
 	}
-	if a.tokens, err = auth.OpenFileStore(filepath.Join(cfg.DataDir, "tokens.json"), auth.WithLogger(log)); err != nil {
-		return nil, err
-	}
-	if a.adminToken, err = a.tokens.EnsureBootstrapAdmin(); err != nil {
-		return nil, err
-	}
 	if a.enrollFiles, err = enroll.OpenDir(filepath.Join(cfg.DataDir, "enroll"), vigil.SystemClock{}); err != nil {
 		return nil, err
 	}
@@ -138,6 +132,15 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err err
 		return nil, err
 	}
 	if a.store, err = openStore(ctx, cfg.Store, cfg.DataDir, a.auditKey, log, a.registry); err != nil {
+		return nil, err
+	}
+	// API tokens live in the store, shared by every node on it; a
+	// tokens.json of an older data dir is imported once.
+	a.tokens = auth.NewStoreTokens(a.store, auth.WithLogger(log))
+	if _, err := a.tokens.ImportFile(filepath.Join(cfg.DataDir, "tokens.json")); err != nil {
+		return nil, err
+	}
+	if a.adminToken, err = a.tokens.EnsureBootstrapAdmin(); err != nil {
 		return nil, err
 	}
 	if err := a.openAudit(ctx); err != nil {

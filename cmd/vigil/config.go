@@ -25,7 +25,7 @@ var busPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
 // no file at all.
 type config struct {
 	// DataDir holds the SQLite database, the embedded NATS store, the CA,
-	// the server certificate and the token file.
+	// the server certificate and the keys.
 	DataDir string `yaml:"data_dir"`
 	// Listen is the API address.
 	Listen string `yaml:"listen"`

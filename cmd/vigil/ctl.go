@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -387,8 +386,9 @@ func ctlTokenCmd(o *ctlOptions) *cobra.Command {
 		Short: "Create, list and revoke API tokens",
 		Long: `Create, list and revoke API tokens through the API of the configured server (--server,
 --token or VIGIL_SERVER, VIGIL_TOKEN; an admin token). On the server host, --data-dir works on
-the server's token file directly instead (the running server sees the change at once); the
-directory must be an existing Vigil data dir: none is ever created.`,
+the tokens of the server's SQLite store (vigil.db) directly instead (the running server sees
+the change at once; a server on PostgreSQL: use its API); the directory must be an existing
+Vigil data dir: none is ever created.`,
 	}
 	var (
 		role, name, dataDir string
@@ -416,6 +416,7 @@ directory must be an existing Vigil data dir: none is ever created.`,
 				if err != nil {
 					return err
 				}
+				defer ts.Close()
 				if ct.Secret, ct.Token, err = ts.CreateWith(name, r, auth.CreateOptions{TTL: ttl, Devices: devices}); err != nil {
 					return err
 				}
@@ -443,7 +444,7 @@ directory must be an existing Vigil data dir: none is ever created.`,
 	create.Flags().StringVar(&name, "name", "", "a name for the token")
 	create.Flags().DurationVar(&ttl, "ttl", 0, "how long the token works (e.g. 720h); none: it never expires")
 	create.Flags().StringArrayVar(&devices, "device", nil, "bind an agent token to this device id (repeatable): it may send data only for those")
-	create.Flags().StringVar(&dataDir, "data-dir", "", "the server's data dir (write the token file directly, on the server host)")
+	create.Flags().StringVar(&dataDir, "data-dir", "", "the server's data dir (write its store's tokens directly, on the server host)")
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List tokens (never their secrets)",
@@ -455,6 +456,7 @@ directory must be an existing Vigil data dir: none is ever created.`,
 				if err != nil {
 					return err
 				}
+				defer fs.Close()
 				if ts, err = fs.List(); err != nil {
 					return err
 				}
@@ -487,7 +489,7 @@ directory must be an existing Vigil data dir: none is ever created.`,
 			})
 		},
 	}
-	list.Flags().StringVar(&dataDir, "data-dir", "", "the server's data dir (read the token file directly, on the server host)")
+	list.Flags().StringVar(&dataDir, "data-dir", "", "the server's data dir (read its store's tokens directly, on the server host)")
 	revoke := &cobra.Command{
 		Use:   "revoke ID|NAME",
 		Short: "Revoke a token by id or name: it stops working at once",
@@ -498,6 +500,7 @@ directory must be an existing Vigil data dir: none is ever created.`,
 				if err != nil {
 					return err
 				}
+				defer fs.Close()
 				if err := fs.Revoke(args[0]); err != nil {
 					return err
 				}
@@ -514,19 +517,9 @@ directory must be an existing Vigil data dir: none is ever created.`,
 			return nil
 		},
 	}
-	revoke.Flags().StringVar(&dataDir, "data-dir", "", "the server's data dir (change the token file directly, on the server host)")
+	revoke.Flags().StringVar(&dataDir, "data-dir", "", "the server's data dir (change its store's tokens directly, on the server host)")
 	cmd.AddCommand(create, list, revoke)
 	return cmd
-}
-
-// openTokenFile opens the token file of an existing Vigil data dir. A
-// directory that is not one (no vigil.db) is refused rather than created:
-// a token written there would never be accepted by any server.
-func openTokenFile(dataDir string) (*auth.FileStore, error) {
-	if _, err := os.Stat(filepath.Join(dataDir, "vigil.db")); err != nil {
-		return nil, fmt.Errorf("cannot use --data-dir %s: it is not a Vigil data dir (no vigil.db); give the server's data dir, or leave --data-dir out to go through the API of $VIGIL_SERVER", dataDir)
-	}
-	return auth.OpenFileStore(filepath.Join(dataDir, "tokens.json"))
 }
 
 // ago formats a time as an age ("3m12s ago"), or "-" for the zero time.

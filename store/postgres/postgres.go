@@ -331,6 +331,21 @@ CREATE TABLE hunt_columns (
 	PRIMARY KEY (segment, field)
 );
 `,
+	// h11: API tokens shared by every node on the database
+	// (store.Tokens, tokens.go): the hex SHA-256 of the secret, never the
+	// secret; times in Unix ns (0: none); devices a JSON array.
+	`
+CREATE TABLE api_tokens (
+	id        text PRIMARY KEY,
+	name      text NOT NULL UNIQUE,
+	role      text NOT NULL,
+	hash      text NOT NULL UNIQUE,
+	created   bigint NOT NULL,
+	last_used bigint NOT NULL,
+	expires   bigint NOT NULL,
+	devices   text NOT NULL
+);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context, schema string) error {

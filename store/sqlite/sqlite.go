@@ -397,6 +397,21 @@ CREATE TABLE hunt_columns (
 	PRIMARY KEY (segment, field)
 ) WITHOUT ROWID;
 `,
+	// h11: API tokens shared by every node on the database
+	// (store.Tokens, tokens.go): the hex SHA-256 of the secret, never the
+	// secret; times in Unix ns (0: none); devices a JSON array.
+	`
+CREATE TABLE api_tokens (
+	id        TEXT PRIMARY KEY,
+	name      TEXT NOT NULL UNIQUE,
+	role      TEXT NOT NULL,
+	hash      TEXT NOT NULL UNIQUE,
+	created   INTEGER NOT NULL,
+	last_used INTEGER NOT NULL,
+	expires   INTEGER NOT NULL,
+	devices   TEXT NOT NULL
+);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

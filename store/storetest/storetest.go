@@ -65,6 +65,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Priority/Sort", testPrioritySort},
 		{"Users", testUsers},
 		{"Sessions", testSessions},
+		{"Tokens", testTokens},
+		{"Tokens/Concurrent", testTokensConcurrent},
 		{"Artifacts/RoundTrip", testArtifacts},
 		{"Graph/Merge", testGraphMerge},
 		{"Graph/Query", testGraphQuery},
