@@ -331,7 +331,7 @@ CREATE TABLE hunt_columns (
 	PRIMARY KEY (segment, field)
 );
 `,
-	// h11: API tokens shared by every node on the database
+	// 10: API tokens shared by every node on the database
 	// (store.Tokens, tokens.go): the hex SHA-256 of the secret, never the
 	// secret; times in Unix ns (0: none); devices a JSON array.
 	`
