@@ -132,6 +132,18 @@ func (s *StoreTokens) List() ([]Token, error) {
 	return out, nil
 }
 
+// Get returns one token by id: one indexed read, so a revocation on
+// another node is seen at once.
+func (s *StoreTokens) Get(id string) (Token, error) {
+	ctx, cancel := callCtx()
+	defer cancel()
+	t, err := s.st.GetToken(ctx, id)
+	if err != nil {
+		return Token{}, err
+	}
+	return fromStored(t), nil
+}
+
 // Revoke deletes a token by id or name; every node refuses it from its
 // next request on.
 func (s *StoreTokens) Revoke(ref string) error {

@@ -88,6 +88,9 @@ type Store interface {
 	Verify(plaintext string) (Token, error)
 	// List returns every token, oldest first.
 	List() ([]Token, error)
+	// Get returns one token by id. ENOTFOUND when there is none (never
+	// created, or revoked).
+	Get(id string) (Token, error)
 	// Revoke deletes a token by id or name. ENOTFOUND when there is none.
 	Revoke(ref string) error
 	// EnsureBootstrapAdmin creates an admin token when no admin token
@@ -437,6 +440,20 @@ func (s *FileStore) List() ([]Token, error) {
 		out[i].Devices = slices.Clone(r.Devices)
 	}
 	return out, nil
+}
+
+// Get returns one token by id.
+func (s *FileStore) Get(id string) (Token, error) {
+	toks, err := s.List()
+	if err != nil {
+		return Token{}, err
+	}
+	for _, t := range toks {
+		if t.ID == id {
+			return t, nil
+		}
+	}
+	return Token{}, vigil.Errorf(vigil.ENOTFOUND, "no token with id %q", id)
 }
 
 // Revoke deletes a token by id or name.

@@ -120,17 +120,15 @@ func (c *Console) current(r *http.Request) *session {
 }
 
 func (c *Console) tokenAlive(id string, now time.Time) bool {
-	toks, err := c.opts.Tokens.List()
-	if err != nil {
-		c.log.Error("cannot list tokens", "err", err)
+	t, err := c.opts.Tokens.Get(id)
+	switch {
+	case vigil.ErrorCode(err) == vigil.ENOTFOUND:
+		return false
+	case err != nil:
+		c.log.Error("cannot read the session's token", "err", err)
 		return false
 	}
-	for _, t := range toks {
-		if t.ID == id {
-			return !t.Expired(now)
-		}
-	}
-	return false
+	return !t.Expired(now)
 }
 
 // authed serves a route to a logged-in caller whose role holds the
