@@ -143,15 +143,17 @@ func huntChart(cols []string, rows [][]string) *chart {
 	values := make([]float64, len(rows))
 	for i, row := range rows {
 		var parts []string
-		for j, v := range row {
-			if j != ci && cols[j] != "percent" {
-				parts = append(parts, cmp.Or(v, "—"))
-			}
+		for _, v := range row[:ci] { // the groups come before the aggregates
+			parts = append(parts, cmp.Or(v, "—"))
 		}
-		labels[i] = truncate(strings.Join(parts, " · "), 28)
+		labels[i] = cmp.Or(truncate(strings.Join(parts, " · "), 28), "all")
 		values[i], _ = strconv.ParseFloat(row[ci], 64)
 	}
-	ch := barChart(wide, cols[ci]+" by "+strings.Join(slices.Delete(slices.Clone(cols), ci, ci+1), ", "), labels, values, "")
+	title := cols[ci]
+	if ci > 0 {
+		title += " by " + strings.Join(cols[:ci], ", ")
+	}
+	ch := barChart(wide, title, labels, values, "")
 	return &ch
 }
 
@@ -358,7 +360,7 @@ func (c *Console) peers(r *http.Request, s *session, id string) ([]peerRow, bool
 		if rel.From != key && rel.To != key {
 			continue
 		}
-		p := peerRow{Rel: rel.Rel, Out: rel.From == key, Entity: rel.To, Relation: rel}
+		p := peerRow{Rel: strings.ReplaceAll(rel.Rel, "_", " "), Out: rel.From == key, Entity: rel.To, Relation: rel}
 		if !p.Out {
 			p.Entity = rel.From
 		}
@@ -415,11 +417,11 @@ func evidenceCount(rs []investigate.Reason) string {
 	}
 	switch {
 	case n > 0 && vulns > 0:
-		return fmt.Sprintf("%d events, %d vulns", n, vulns)
+		return fmt.Sprintf("%d %s, %d %s", n, plural(int(n), "event", "events"), vulns, plural(vulns, "vulnerability", "vulnerabilities"))
 	case n > 0:
-		return fmt.Sprintf("%d events", n)
+		return fmt.Sprintf("%d %s", n, plural(int(n), "event", "events"))
 	case vulns > 0:
-		return fmt.Sprintf("%d vulns", vulns)
+		return fmt.Sprintf("%d %s", vulns, plural(vulns, "vulnerability", "vulnerabilities"))
 	}
 	return "inventory"
 }

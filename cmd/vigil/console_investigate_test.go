@@ -103,8 +103,8 @@ func TestConsoleInvestigation(t *testing.T) {
 
 	// An aggregation: the table, and its bar chart of the count column.
 	p, body := hunt(`| stats count by event.kind | sort -count`)
-	has(p, body, `<th scope="col">event.kind</th><th scope="col">count</th>`, `<td class="wrap">network</td><td class="wrap">130</td>`,
-		`<td class="wrap">auth</td><td class="wrap">6</td>`, `<svg class="chart"`, `<title>network: 130</title>`, "142 matched of 142 events scanned")
+	has(p, body, `<th scope="col">event.kind</th><th scope="col">count</th>`, `<td>network</td><td>130</td>`,
+		`<td>auth</td><td>6</td>`, `<svg class="chart"`, `<title>network: 130</title>`, "142 matched of 142 events scanned")
 
 	// Raw events: 100 a page, the next through the API's cursor.
 	p, body = hunt(`kind=network device.id=cam-lobby`)
