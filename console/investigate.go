@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/graph"
@@ -181,15 +183,21 @@ type campaignRow struct {
 
 // investigation fills an incident's blast radius and campaign. Neither
 // stops the page: when the API cannot answer, the page says why.
+// The two are asked at once: each walks the store on its own (see
+// docs/benchmarks.md for what they cost).
 func (c *Console) investigation(r *http.Request, s *session, id string) (*blastData, *campaignRow) {
 	b := &blastData{}
+	var cs api.List[investigate.Campaign]
+	var csErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { cs.Items, csErr = c.campaignList(r, s) })
 	if err := c.callAPI(r, s, "GET", api.Prefix+"/incidents/"+url.PathEscape(id)+"/blast-radius", nil, &b.Radius); err != nil {
 		b.Err = vigil.ErrorMessage(err)
 	} else {
 		b.Graph = blastGraph(b.Radius)
 	}
-	var cs api.List[investigate.Campaign]
-	if err := c.callAPI(r, s, "GET", api.Prefix+"/campaigns", nil, &cs); err != nil {
+	wg.Wait()
+	if csErr != nil {
 		return b, nil
 	}
 	for _, cp := range cs.Items {
@@ -204,6 +212,38 @@ func (c *Console) investigation(r *http.Request, s *session, id string) (*blastD
 		}
 	}
 	return b, nil
+}
+
+// campaignTTL is how long the console keeps the campaign list: finding
+// campaigns reads every incident of 30 days and their alerts, the same
+// for every reader, and an analyst views incident after incident.
+const campaignTTL = 30 * time.Second
+
+// campaignCache is the campaign list last read, and when.
+type campaignCache struct {
+	items []investigate.Campaign
+	read  time.Time
+}
+
+// campaignList returns the campaigns (GET /api/v1/campaigns), read again
+// when older than campaignTTL. Every caller of it holds the read
+// permission the route needs (the incident page needs it too).
+func (c *Console) campaignList(r *http.Request, s *session) ([]investigate.Campaign, error) {
+	now := c.clock.Now()
+	c.campMu.Lock()
+	cc := c.campaigns
+	c.campMu.Unlock()
+	if !cc.read.IsZero() && now.Sub(cc.read) < campaignTTL && now.Sub(cc.read) >= 0 {
+		return cc.items, nil
+	}
+	var cs api.List[investigate.Campaign]
+	if err := c.callAPI(r, s, "GET", api.Prefix+"/campaigns", nil, &cs); err != nil {
+		return nil, err
+	}
+	c.campMu.Lock()
+	c.campaigns = campaignCache{items: cs.Items, read: now}
+	c.campMu.Unlock()
+	return cs.Items, nil
 }
 
 // blastNodes bounds the entities drawn around the compromised devices.
