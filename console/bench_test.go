@@ -18,6 +18,8 @@ import (
 
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/auth"
+	"github.com/vigil-iot/vigil/hunt"
+	"github.com/vigil-iot/vigil/investigate"
 	"github.com/vigil-iot/vigil/store/sqlite"
 	"github.com/vigil-iot/vigil/web"
 )
@@ -163,7 +165,15 @@ func BenchmarkPages(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv, err := web.NewServer(web.Options{Store: st, Tokens: toks, Clock: clk, Extra: UserRoutes(st, clk)})
+	// Hunts read sealed segments, as on a server whose sealer has caught up.
+	if m, err := st.MaxEventSeq(context.Background()); err != nil {
+		b.Fatal(err)
+	} else if _, err := hunt.Seal(context.Background(), st, m); err != nil {
+		b.Fatal(err)
+	}
+	extra := append(UserRoutes(st, clk), web.HuntRoutes(&web.Hunt{Src: st, Clock: clk})...)
+	extra = append(extra, web.InvestigationRoutes(web.Investigation{Investigator: investigate.New(investigate.Options{Store: st, Clock: clk}), Clock: clk})...)
+	srv, err := web.NewServer(web.Options{Store: st, Tokens: toks, Clock: clk, Extra: extra})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -209,6 +219,9 @@ func BenchmarkPages(b *testing.B) {
 		{"alerts", "/alerts"}, {"alerts-device", "/alerts?device=dev-00042"}, {"alert", "/alerts/al-000123"},
 		{"incidents", "/incidents"}, {"incidents-open", "/incidents?status=open"}, {"incident", "/incidents/inc-00010"},
 		{"actions", "/actions"}, {"rules", "/rules"}, {"intel", "/intel"}, {"audit", "/audit"}, {"settings", "/settings"},
+		{"hunt-stats", "/hunt?" + url.Values{"q": {"| stats count by event.outcome, event.action"}}.Encode()},
+		{"hunt-events", "/hunt?" + url.Values{"q": {"event.outcome=failure device.id=dev-0004*"}}.Encode()},
+		{"report", "/incidents/inc-00010/report"},
 	}
 	for _, p := range pages {
 		b.Run(p.name, func(b *testing.B) {

@@ -84,6 +84,9 @@ type Console struct {
 	samples  []rateSample
 	verified verification
 
+	campMu    sync.Mutex
+	campaigns campaignCache
+
 	// routes are the console's own routes with the permission each needs
 	// (the permission walk test reads them).
 	routes []Route

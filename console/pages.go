@@ -36,6 +36,7 @@ func (c *Console) pageRoutes() []Route {
 		{Method: "POST", Pattern: "/alerts/{id}/normal", Perm: auth.PermWrite, handler: c.alertNormal}, // POST /api/v1/baseline/normal
 		{Method: "GET", Pattern: "/incidents", Perm: auth.PermRead, handler: c.incidents},
 		{Method: "GET", Pattern: "/incidents/{id}", Perm: auth.PermRead, handler: c.incident},
+		{Method: "GET", Pattern: "/incidents/{id}/report", Perm: auth.PermRead, handler: c.report},     // GET /api/v1/incidents/{id}/report
 		{Method: "POST", Pattern: "/incidents/{id}/resolve", Perm: auth.PermWrite, handler: c.resolve}, // POST /api/v1/incidents/{id}/resolve
 		{Method: "GET", Pattern: "/actions", Perm: auth.PermRead, handler: c.actions},
 		{Method: "POST", Pattern: "/actions/{id}/approve", Perm: auth.PermWrite, handler: c.decide(true)}, // POST /api/v1/actions/{id}/approve
@@ -43,6 +44,7 @@ func (c *Console) pageRoutes() []Route {
 		{Method: "GET", Pattern: "/rules", Perm: auth.PermRead, handler: c.rules},
 		{Method: "POST", Pattern: "/rules/toggle", Perm: auth.PermWrite, handler: c.toggleRule}, // POST /api/v1/rules/enable|disable
 		{Method: "GET", Pattern: "/intel", Perm: auth.PermRead, handler: c.intel},
+		{Method: "GET", Pattern: "/hunt", Perm: auth.PermRead, handler: c.hunt}, // POST /api/v1/hunt (read; audited hunt.run)
 		{Method: "GET", Pattern: "/exceptions", Perm: auth.PermRead, handler: c.exceptions},
 		{Method: "POST", Pattern: "/exceptions", Perm: auth.PermWrite, handler: c.createException},             // POST /api/v1/exceptions
 		{Method: "POST", Pattern: "/exceptions/{id}/delete", Perm: auth.PermWrite, handler: c.deleteException}, // DELETE /api/v1/exceptions/{id}
@@ -309,6 +311,11 @@ type deviceData struct {
 	Incidents []vigil.Incident
 	Actions   []vigil.Action
 	Baseline  string
+	// Peers are the device's relations in the entity graph, most
+	// recent first (PeersMore: there are more; PeersErr: why none).
+	Peers     []peerRow
+	PeersMore bool
+	PeersErr  string
 }
 
 type softwareRow struct {
@@ -379,6 +386,7 @@ func (c *Console) device(w http.ResponseWriter, r *http.Request, s *session) err
 	if err := c.callAPI(r, s, "GET", api.Prefix+"/baseline/"+url.PathEscape(id), nil, &bl); err == nil {
 		d.Baseline = indentJSON(bl)
 	}
+	d.Peers, d.PeersMore, d.PeersErr = c.peers(r, s, id)
 	return c.page(w, r, s, "device", "Device "+cmp.Or(dev.Name, dev.ID), "devices", d)
 }
 
@@ -511,6 +519,9 @@ type incidentData struct {
 	// Suggestions are the exceptions proposed once it was closed as a
 	// false positive.
 	Suggestions []suggestionRow
+	// Blast is the blast radius; Campaign the campaign it belongs to.
+	Blast    *blastData
+	Campaign *campaignRow
 }
 
 type timelineRow struct {
@@ -555,6 +566,7 @@ func (c *Console) incident(w http.ResponseWriter, r *http.Request, s *session) e
 	}
 	slices.SortStableFunc(tl, func(a, b timelineRow) int { return a.Time.Compare(b.Time) })
 	d.Timeline = tl
+	d.Blast, d.Campaign = c.investigation(r, s, in.ID)
 	if in.Status == vigil.IncidentFalsePositive {
 		if d.Suggestions, err = c.suggestions(r, s, in.ID); err != nil {
 			return err

@@ -57,6 +57,7 @@ func parseTemplates() (map[string]*template.Template, error) {
 		"query":     urlQueryEscape,
 		"dur":       fmtDuration,
 		"add":       func(a, b int) int { return a + b },
+		"evidence":  evidenceCount,
 		"short":     shortID,
 		"contains":  func(l []string, s string) bool { return contains(l, s) },
 		"first":     func(page int) int { return page*listLimit + 1 },
@@ -195,18 +196,33 @@ func (c *Console) renderError(w http.ResponseWriter, r *http.Request, s *session
 // decodes its JSON answer into out (when not nil). An error answer
 // becomes a vigil error with the API's code and message.
 func (c *Console) callAPI(r *http.Request, s *session, method, p string, body, out any) error {
+	rec, err := c.apiRaw(r, s, method, p, body)
+	if err != nil {
+		return err
+	}
+	if out != nil && rec.body.Len() > 0 {
+		if err := json.Unmarshal(rec.body.Bytes(), out); err != nil {
+			return fmt.Errorf("cannot decode API answer of %s %s: %w", method, p, err)
+		}
+	}
+	return nil
+}
+
+// apiRaw calls the REST API in-process as the session's caller and
+// returns its answer as it is (an error answer as an error).
+func (c *Console) apiRaw(r *http.Request, s *session, method, p string, body any) (*recorder, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		rd = bytes.NewReader(b)
 	}
 	tok, actor := s.caller()
 	req, err := http.NewRequestWithContext(web.WithCaller(r.Context(), tok, actor), method, p, rd)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.RemoteAddr = r.RemoteAddr
 	if body != nil {
@@ -220,16 +236,11 @@ func (c *Console) callAPI(r *http.Request, s *session, method, p string, body, o
 	if rec.status >= 400 {
 		var eb api.ErrorBody
 		if json.Unmarshal(rec.body.Bytes(), &eb) == nil && eb.Error.Code != "" {
-			return vigil.Errorf(eb.Error.Code, "%s", eb.Error.Message)
+			return nil, vigil.Errorf(eb.Error.Code, "%s", eb.Error.Message)
 		}
-		return vigil.Errorf(vigil.EINTERNAL, "API %s %s answered %d", method, p, rec.status)
+		return nil, vigil.Errorf(vigil.EINTERNAL, "API %s %s answered %d", method, p, rec.status)
 	}
-	if out != nil && rec.body.Len() > 0 {
-		if err := json.Unmarshal(rec.body.Bytes(), out); err != nil {
-			return fmt.Errorf("cannot decode API answer of %s %s: %w", method, p, err)
-		}
-	}
-	return nil
+	return rec, nil
 }
 
 // recorder keeps an in-process API answer.

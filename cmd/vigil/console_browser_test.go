@@ -170,6 +170,46 @@ func TestConsoleInBrowser(t *testing.T) {
 		shot(p.name)
 	}
 
+	// Hunt: type a query and run it; the aggregation shows as a table and
+	// a chart. Then an example (raw events, paged) and a wrong query.
+	do("hunt", chromedp.Navigate(base+"/hunt"), chromedp.WaitVisible(css("#hunt-q")),
+		chromedp.SendKeys(css("#hunt-q"), "kind=auth | stats count, dc(user.name) as users by source.ip, device.id"),
+		chromedp.Click(css(`button[data-action="hunt"]`)), chromedp.WaitVisible(css("#hunt-result svg.chart")))
+	if s := text("#hunt-result"); !strings.Contains(s, "203.0.113.9") || !strings.Contains(s, "cam-lobby") || !strings.Contains(s, "users") {
+		t.Fatalf("hunt result:\n%s", s)
+	}
+	shot("13c-hunt-stats")
+	do("hunt events", chromedp.Navigate(base+"/hunt?q=kind%3Dnetwork"), chromedp.WaitVisible(css(`#hunt-result a[rel="next"]`)),
+		chromedp.Click(css(`#hunt-result a[rel="next"]`)), chromedp.WaitVisible(css(`#hunt-result`)))
+	if s := text("#hunt-result"); !strings.Contains(s, "First page") || !strings.Contains(s, "30 events shown") {
+		t.Fatalf("second page of events:\n%.600s", s)
+	}
+	do("hunt events of a kind", chromedp.Navigate(base+"/hunt?q=kind%3Dauth"), chromedp.WaitVisible(css(`#hunt-result`)))
+	shot("13d-hunt-events")
+	do("hunt error", chromedp.Navigate(base+"/hunt"), chromedp.WaitVisible(css("#hunt-q")),
+		chromedp.SendKeys(css("#hunt-q"), "kind=auth | stats count by"),
+		chromedp.Click(css(`button[data-action="hunt"]`)), chromedp.WaitVisible(css("#hunt-error")))
+	if s := text("#hunt-error"); !strings.Contains(s, "at position") {
+		t.Fatalf("hunt error:\n%s", s)
+	}
+	shot("13e-hunt-error")
+
+	// The incident's blast radius, its graph, and the printable report.
+	do("blast radius", chromedp.Navigate(base+"/incidents/inc-lobby"), chromedp.WaitVisible(css(`a[href="#blast"]`)),
+		chromedp.Click(css(`a[href="#blast"]`)), chromedp.WaitVisible(css("#blast svg.graph")))
+	if s := text("#blast"); !strings.Contains(s, "device:plc-gateway-03") || !strings.Contains(s, "reached") || !strings.Contains(s, "same_source") {
+		t.Fatalf("blast radius:\n%s", s)
+	}
+	if s := text("#campaign"); !strings.Contains(s, "inc-axis") {
+		t.Fatalf("campaign:\n%s", s)
+	}
+	shot("14a-incident-blast-radius")
+	do("report", chromedp.Click(css(`a[data-action="report"]`)), chromedp.WaitVisible(css("h1")))
+	if s := text("body"); !strings.Contains(s, "Brute force and overload on cam-lobby") {
+		t.Fatalf("report:\n%.600s", s)
+	}
+	shot("14b-incident-report")
+
 	// The incident: approve the isolation, then close as a false positive.
 	approve := `#action-act-isolate button[data-action="approve"]`
 	do("incident", chromedp.Navigate(base+"/incidents/inc-lobby"), chromedp.WaitVisible(css(approve)))

@@ -124,6 +124,7 @@ func seedConsole(t *testing.T, a *app) {
 	} {
 		must(a.store.PutAction(ctx, x))
 	}
+	seedInvestigation(t, a)
 }
 
 // consoleClient is a browser-like HTTP client of the console: cookies, TLS
@@ -204,7 +205,7 @@ func TestConsoleEveryRouteEveryRole(t *testing.T) {
 	if len(routes) < 20 {
 		t.Fatalf("%d console routes", len(routes))
 	}
-	ids := map[string]string{"/devices/{id}": "cam-lobby", "/alerts/{id}": "alert-brute", "/incidents/{id}": "inc-lobby"}
+	ids := map[string]string{"/devices/{id}": "cam-lobby", "/alerts/{id}": "alert-brute", "/incidents/{id}": "inc-lobby", "/incidents/{id}/report": "inc-lobby"}
 	for _, role := range []auth.Role{auth.RoleAdmin, auth.RoleAnalyst, auth.RoleViewer} {
 		cl := newConsoleClient(t, a)
 		cl.login(consoleUsers[role])
