@@ -389,23 +389,49 @@ func (iv *Investigator) nameDevices(ctx context.Context, r *radius, ips []string
 	return nil
 }
 
-// maxInventory bounds how many devices the inventory reasons read.
-const maxInventory = 20000
+// InventoryTTL is how long the inventory read for blast radii is kept:
+// reading 10,000 devices costs about 200 ms, which a console page or an
+// alert storm must not pay on each request; a device's new software or
+// address counts after at most this long.
+const InventoryTTL = 15 * time.Second
 
-// inventoryImpact adds devices sharing a subnet, a gateway or a
-// vulnerability with the compromised ones.
-func (iv *Investigator) inventoryImpact(ctx context.Context, r *radius, compromised, gateways []string) error {
+// inventory returns the devices (at most maxInventory), read again when
+// the copy is older than InventoryTTL. The slice is shared: read only.
+func (iv *Investigator) inventory(ctx context.Context) ([]vigil.Device, error) {
+	iv.invMu.Lock()
+	defer iv.invMu.Unlock()
+	now := iv.clock.Now()
+	if iv.inv != nil && now.Sub(iv.invAt) < InventoryTTL && now.Sub(iv.invAt) >= 0 {
+		return iv.inv, nil
+	}
 	var all []vigil.Device
 	for cursor := ""; len(all) < maxInventory; {
 		ds, next, err := iv.st.ListDevices(ctx, store.DeviceFilter{Page: store.Page{Limit: 1000, Cursor: cursor}})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		all = append(all, ds...)
 		if next == "" {
 			break
 		}
 		cursor = next
+	}
+	if all == nil {
+		all = []vigil.Device{}
+	}
+	iv.inv, iv.invAt = all, now
+	return all, nil
+}
+
+// maxInventory bounds how many devices the inventory reasons read.
+const maxInventory = 20000
+
+// inventoryImpact adds devices sharing a subnet, a gateway or a
+// vulnerability with the compromised ones.
+func (iv *Investigator) inventoryImpact(ctx context.Context, r *radius, compromised, gateways []string) error {
+	all, err := iv.inventory(ctx)
+	if err != nil {
+		return err
 	}
 	var subnets []netip.Prefix
 	gw := map[string]bool{}

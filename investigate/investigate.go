@@ -3,6 +3,8 @@ package investigate
 import (
 	"context"
 	"log/slog"
+	"sync"
+	"time"
 
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/graph"
@@ -31,6 +33,11 @@ type Investigator struct {
 	findings func(string) []vuln.Finding
 	clock    vigil.Clock
 	log      *slog.Logger
+
+	// The inventory the blast radius reads, kept InventoryTTL (blast.go).
+	invMu sync.Mutex
+	invAt time.Time
+	inv   []vigil.Device
 }
 
 // New returns an Investigator.
