@@ -1,0 +1,68 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+
+	"github.com/vigil-iot/vigil/ingest/cloudtrail"
+)
+
+// isCloudTrail tells whether a log whose first line is l (head: its
+// first bytes) holds AWS CloudTrail records: a log file's {"Records":
+// object, a record, or a pretty-printed one.
+func isCloudTrail(l, head []byte) bool {
+	if bytes.HasPrefix(l, []byte(`{"Records":`)) {
+		return true
+	}
+	if len(bytes.TrimSpace(l)) == 1 {
+		l = head // pretty-printed: look further
+	}
+	return bytes.Contains(l, []byte(`"eventSource":`)) && bytes.Contains(l, []byte(`"eventName":`)) &&
+		(bytes.Contains(l, []byte(`"eventTime":`)) || bytes.Contains(l, []byte(`"Records":`)))
+}
+
+// cloudtrail converts CloudTrail records (ingest/cloudtrail: log files,
+// NDJSON, pretty-printed, EventBridge envelopes) and passes them on.
+func (in *ingestRun) cloudtrail(ctx context.Context, name string, br *bufio.Reader) error {
+	r := cloudtrail.NewReader(br, name)
+	defer func() { in.records += r.Stats().Records }()
+	var batch []byte
+	n := 0
+	for {
+		ev, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		var re *cloudtrail.RecordError
+		if errors.As(err, &re) {
+			in.reportBad(err)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		before := len(batch)
+		if batch, err = ev.AppendJSON(batch, true); err != nil {
+			batch = batch[:before]
+			in.reportBad(err)
+			continue
+		}
+		batch = append(batch, '\n')
+		n++
+		if n >= 512 {
+			if err := in.sink.write(ctx, batch, n); err != nil {
+				return err
+			}
+			in.events += n
+			batch, n = batch[:0], 0
+		}
+	}
+	in.events += n
+	if n == 0 {
+		return nil
+	}
+	return in.sink.write(ctx, batch, n)
+}
