@@ -8,13 +8,12 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/ingest"
 )
 
 // Source is the Event.Source of CloudTrail events.
@@ -96,16 +95,9 @@ func Convert(rec map[string]any) (vigil.Event, error) {
 		return vigil.Event{}, errors.New("eventSource or eventName: missing (not a CloudTrail record)")
 	}
 	f := make(map[string]any, 32)
-	fl := flattener{f: f}
-	keys := make([]string, 0, len(rec))
-	for k := range rec {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys) // the same fields kept whatever the map order
-	for _, k := range keys {
-		fl.walk(validUTF8(k), rec[k], 0)
-	}
-	if fl.truncated {
+	fl := ingest.Flattener{Fields: f, MaxFields: MaxFields, MaxDepth: MaxDepth}
+	fl.Add("", rec)
+	if fl.Truncated {
 		f["cloudtrail.truncated"] = true
 	}
 	for _, k := range rawObjects {
@@ -240,76 +232,6 @@ func iotDevices(ev *vigil.Event, rec map[string]any) {
 	}
 }
 
-// flattener stores a record's values under dotted names: objects are
-// followed, arrays give lists (an array of objects gives, under each of
-// their names, the list of their values).
-type flattener struct {
-	f         map[string]any
-	n         int
-	truncated bool
-}
-
-func (fl *flattener) walk(name string, v any, depth int) {
-	if depth > MaxDepth {
-		fl.truncated = true
-		return
-	}
-	switch x := v.(type) {
-	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			fl.walk(name+"."+validUTF8(k), x[k], depth+1)
-		}
-	case []any:
-		for _, y := range x {
-			switch y.(type) {
-			case map[string]any, []any:
-				fl.walk(name, y, depth+1)
-			case nil:
-			default:
-				fl.add(name, vigil.ValueString(y), true)
-			}
-		}
-	case nil:
-	case string:
-		fl.add(name, validUTF8(x), false)
-	default:
-		fl.add(name, v, false)
-	}
-}
-
-// add stores a value; a name given more than once (in arrays) holds the
-// list of its values.
-func (fl *flattener) add(name string, v any, list bool) {
-	old, ok := fl.f[name]
-	if !ok {
-		if fl.n >= MaxFields {
-			fl.truncated = true
-			return
-		}
-		fl.n++
-		if list {
-			fl.f[name] = []string{vigil.ValueString(v)}
-		} else {
-			fl.f[name] = v
-		}
-		return
-	}
-	if l, ok := old.([]string); ok {
-		if len(l) >= MaxFields {
-			fl.truncated = true
-			return
-		}
-		fl.f[name] = append(l, vigil.ValueString(v))
-		return
-	}
-	fl.f[name] = []string{vigil.ValueString(old), vigil.ValueString(v)}
-}
-
 func firstNonEmpty(s ...string) string {
 	for _, x := range s {
 		if x != "" {
@@ -326,12 +248,7 @@ func clip(s string) string {
 	return validUTF8(s)
 }
 
-func validUTF8(s string) string {
-	if utf8.ValidString(s) {
-		return s
-	}
-	return strings.ToValidUTF8(s, "\uFFFD")
-}
+func validUTF8(s string) string { return ingest.ValidUTF8(s) }
 
 // Stats counts what a Reader read.
 type Stats struct {
