@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 
+	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/ingest/azure"
 	"github.com/vigil-iot/vigil/ingest/cloudtrail"
 )
 
@@ -29,16 +31,31 @@ func isCloudTrail(l, head []byte) bool {
 func (in *ingestRun) cloudtrail(ctx context.Context, name string, br *bufio.Reader) error {
 	r := cloudtrail.NewReader(br, name)
 	defer func() { in.records += r.Stats().Records }()
+	return in.cloudEvents(ctx, func() (vigil.Event, error) {
+		ev, err := r.Next()
+		var re *cloudtrail.RecordError
+		if errors.As(err, &re) {
+			return ev, errBadRecord{err}
+		}
+		return ev, err
+	})
+}
+
+// errBadRecord wraps the error of one record: it is reported and skipped.
+type errBadRecord struct{ error }
+
+// cloudEvents passes on the events next returns until io.EOF.
+func (in *ingestRun) cloudEvents(ctx context.Context, next func() (vigil.Event, error)) error {
 	var batch []byte
 	n := 0
 	for {
-		ev, err := r.Next()
+		ev, err := next()
 		if err == io.EOF {
 			break
 		}
-		var re *cloudtrail.RecordError
-		if errors.As(err, &re) {
-			in.reportBad(err)
+		var bad errBadRecord
+		if errors.As(err, &bad) {
+			in.reportBad(bad.error)
 			continue
 		}
 		if err != nil {
@@ -65,4 +82,31 @@ func (in *ingestRun) cloudtrail(ctx context.Context, name string, br *bufio.Read
 		return nil
 	}
 	return in.sink.write(ctx, batch, n)
+}
+
+// isAzure tells whether a log whose first line is l (head: its first
+// bytes) holds Azure resource log records.
+func isAzure(l, head []byte) bool {
+	if bytes.HasPrefix(l, []byte(`{"records":`)) {
+		return true
+	}
+	if len(bytes.TrimSpace(l)) == 1 {
+		l = head
+	}
+	return bytes.Contains(l, []byte(`"operationName":`)) && bytes.Contains(l, []byte(`"category":`)) && bytes.Contains(l, []byte(`"resourceId":`))
+}
+
+// azure converts Azure resource log records (ingest/azure) and passes
+// them on.
+func (in *ingestRun) azure(ctx context.Context, name string, br *bufio.Reader) error {
+	r := azure.NewReader(br, name)
+	defer func() { in.records += r.Stats().Records }()
+	return in.cloudEvents(ctx, func() (vigil.Event, error) {
+		ev, err := r.Next()
+		var re *azure.RecordError
+		if errors.As(err, &re) {
+			return ev, errBadRecord{err}
+		}
+		return ev, err
+	})
 }

@@ -50,7 +50,7 @@ func TestIngestCloudTrailThenDetect(t *testing.T) {
 	}
 }
 
-// TestGuessCloudTrail: CloudTrail's forms are guessed, others are not
+// TestGuessCloudTrail: CloudTrail's and Azure's forms are guessed, others are not
 // taken for it.
 func TestGuessCloudTrail(t *testing.T) {
 	for in, want := range map[string]string{
@@ -58,6 +58,8 @@ func TestGuessCloudTrail(t *testing.T) {
 		`{"eventTime":"2026-03-03T10:05:00Z","eventSource":"s","eventName":"n"}`:                              "cloudtrail",
 		"{\n  \"eventTime\": \"2026-03-03T10:05:00Z\",\n  \"eventSource\": \"s\",\n  \"eventName\": \"n\"\n}": "cloudtrail",
 		`{"timestamp":"2026-03-01T10:00:03Z","event_type":"alert"}`:                                           "suricata",
+		`{"records":[{"time":"2026-03-04T08:05:30Z"}]}`:                                                       "azure",
+		`{"time":"2026-03-04T08:05:30Z","resourceId":"/x","operationName":"o","category":"Administrative"}`:   "azure",
 		`{"kind":"auth","eventName":"x"}`:                                                                     "ndjson",
 	} {
 		got, err := guessFormat([]byte(in))
