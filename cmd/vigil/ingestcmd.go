@@ -28,14 +28,14 @@ import (
 )
 
 // ingestFormats are the formats vigil ingest reads.
-var ingestFormats = []string{"zeek", "suricata", "syslog", "weblog", "ndjson"}
+var ingestFormats = []string{"zeek", "suricata", "syslog", "weblog", "cloudtrail", "azure", "ndjson"}
 
 func newIngestCmd() *cobra.Command {
 	o := &ctlOptions{}
 	var format, output string
 	var follow bool
 	cmd := &cobra.Command{
-		Use:   "ingest FILE... [--format zeek|suricata|syslog|weblog|ndjson] [--follow] [--output FILE|- | --server URL --token T]",
+		Use:   "ingest FILE... [--format zeek|suricata|syslog|weblog|cloudtrail|azure|ndjson] [--follow] [--output FILE|- | --server URL --token T]",
 		Short: "Convert network monitors' logs (Zeek, Suricata EVE) into Vigil events, or stream them to a server",
 		Long: `Read log files of the network monitors already deployed and turn them into the events
 Vigil's own sensor emits for the same traffic (docs/sources.md):
@@ -48,6 +48,10 @@ Vigil's own sensor emits for the same traffic (docs/sources.md):
             with their <PRI>; RFC 3164 times without a year are read in UTC
   weblog    web server and reverse proxy access logs: the common and combined formats of
             nginx and Apache httpd, or JSON lines with nginx's variable names
+  cloudtrail  AWS CloudTrail: log files ({"Records":[...]}, .json.gz as S3 holds them),
+            records one a line or pretty-printed, EventBridge envelopes
+  azure     Azure resource logs: Activity log, Entra ID sign-in and audit logs, IoT Hub
+            ({"records":[...]} as diagnostic settings export them, or one a line)
   ndjson    Vigil events, one JSON object a line (checked and passed on)
 
 The format is guessed from each file's first line when --format is omitted. A FILE of -
@@ -264,6 +268,10 @@ func guessFormat(head []byte) (string, error) {
 			return "syslog", nil
 		case l[0] == '{':
 			switch {
+			case isCloudTrail(l, head):
+				return "cloudtrail", nil
+			case isAzure(l, head):
+				return "azure", nil
 			case bytes.Contains(l, []byte(`"event_type":`)):
 				return "suricata", nil
 			case bytes.Contains(l, []byte(`"id.orig_h":`)) || bytes.Contains(l, []byte(`"_path":`)):
@@ -323,6 +331,10 @@ func (in *ingestRun) file(ctx context.Context, name string) error {
 		return in.ndjson(ctx, name, br)
 	case "syslog":
 		return in.syslog(ctx, name, br)
+	case "cloudtrail":
+		return in.cloudtrail(ctx, name, br)
+	case "azure":
+		return in.azure(ctx, name, br)
 	case "weblog":
 		return in.eachLine(ctx, name, br, func(l []byte) (vigil.Event, error) {
 			r, err := weblog.Parse(l)

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestIngestCloudTrailThenDetect: vigil ingest reads a gzipped CloudTrail
+// log file and an NDJSON export (formats guessed), with one bad record,
+// and vigil detect runs the corpus's SigmaHQ CloudTrail rules on the
+// events: the console takeover story alerts.
+func TestIngestCloudTrailThenDetect(t *testing.T) {
+	rules := filepath.Join("..", "..", "..", "shared", "corpus", "sigma", "rules", "cloud", "aws", "cloudtrail")
+	if _, err := os.Stat(rules); err != nil {
+		t.Skipf("the SigmaHQ corpus is absent (%s): %v", rules, err)
+	}
+	b, err := os.ReadFile(filepath.Join("..", "..", "ingest", "cloudtrail", "testdata", "takeover.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(b)
+	zw.Close()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "111122223333_CloudTrail_us-east-1_20260302T2250Z_x.json.gz")
+	if err := os.WriteFile(file, gz.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ndjson := writeTemp(t, "export.json", `{"eventTime":"2026-03-03T10:05:00Z","eventSource":"sts.amazonaws.com","eventName":"GetCallerIdentity","userAgent":"TruffleHog","userIdentity":{"type":"IAMUser","userName":"ci"}}
+{"eventTime":"later","eventSource":"sts.amazonaws.com","eventName":"GetCallerIdentity"}
+`)
+	events := filepath.Join(dir, "events.jsonl")
+	out, code := run(t, "ingest", file, ndjson, "--output", events)
+	if code != 1 || !strings.Contains(out, "ingest: files=2 records=11 events=10 skipped=0 bad=1") || !strings.Contains(out, `export.json:2: eventTime "later"`) {
+		t.Fatalf("ingest: exit %d\n%s", code, out)
+	}
+	out, code = run(t, "detect", "--no-explain", "--rules", rules, "--input", events)
+	if code != 0 {
+		t.Fatalf("detect: exit %d\n%s", code, out)
+	}
+	for _, want := range []string{"AWS ConsoleLogin Failed Authentication", "AWS Successful Console Login Without MFA", "AWS CloudTrail Important Change", "PUA - AWS TruffleHog Execution", "matches=5"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("detect output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestGuessCloudTrail: CloudTrail's and Azure's forms are guessed, others are not
+// taken for it.
+func TestGuessCloudTrail(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"Records":[{"eventVersion":"1.08"}]}`:                                                               "cloudtrail",
+		`{"eventTime":"2026-03-03T10:05:00Z","eventSource":"s","eventName":"n"}`:                              "cloudtrail",
+		"{\n  \"eventTime\": \"2026-03-03T10:05:00Z\",\n  \"eventSource\": \"s\",\n  \"eventName\": \"n\"\n}": "cloudtrail",
+		`{"timestamp":"2026-03-01T10:00:03Z","event_type":"alert"}`:                                           "suricata",
+		`{"records":[{"time":"2026-03-04T08:05:30Z"}]}`:                                                       "azure",
+		`{"time":"2026-03-04T08:05:30Z","resourceId":"/x","operationName":"o","category":"Administrative"}`:   "azure",
+		`{"kind":"auth","eventName":"x"}`:                                                                     "ndjson",
+	} {
+		got, err := guessFormat([]byte(in))
+		if got != want {
+			t.Errorf("%.40q: %q %v, want %q", in, got, err, want)
+		}
+	}
+}
