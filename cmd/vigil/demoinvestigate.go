@@ -26,5 +26,9 @@ func printInvestigateHints(ctx context.Context, out io.Writer, admin *client.Cli
          vigil ctl graph device:%[1]s --depth 2 %[3]s
          vigil ctl graph ip:%[4]s %[3]s
          vigil ctl campaigns %[3]s
+  hunt through the history (docs/hunting.md):
+         vigil ctl hunt 'event.outcome=failure | stats count by device.id | sort -count' %[3]s
+         vigil ctl hunt 'source.ip=%[4]s | stats count by device.id, event.action' %[3]s
+         vigil ctl retrohunt start --rules builtin --since -1h --wait %[3]s
 `, deviceID, id, conn, sim.Attacker)
 }
