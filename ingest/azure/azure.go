@@ -1,6 +1,7 @@
 package azure
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -105,13 +106,13 @@ func Convert(rec map[string]any) (vigil.Event, error) {
 	f["cloud.provider"] = "azure"
 	if sub := between(strings.ToUpper(rid), "/SUBSCRIPTIONS/", "/"); sub != "" {
 		f["cloud.account.id"] = strings.ToLower(sub)
-	} else if tn := firstNonEmpty(str("tenantId"), between(strings.ToUpper(rid), "/TENANTS/", "/")); tn != "" {
+	} else if tn := cmp.Or(str("tenantId"), between(strings.ToUpper(rid), "/TENANTS/", "/")); tn != "" {
 		f["cloud.account.id"] = strings.ToLower(tn)
 	}
 	if prov, _, ok := strings.Cut(op, "/"); ok && strings.Contains(prov, ".") {
 		f["event.provider"] = prov
 	}
-	ip := firstNonEmpty(str("callerIpAddress"), pstr("ipAddress"))
+	ip := cmp.Or(str("callerIpAddress"), pstr("ipAddress"))
 	if a, err := netip.ParseAddr(ip); err == nil {
 		ev.Network = &vigil.Network{SrcIP: a.Unmap()}
 	} else if ip != "" {
@@ -129,7 +130,7 @@ func Convert(rec map[string]any) (vigil.Event, error) {
 			ev.Outcome = "failure"
 			f["error.code"] = res
 		}
-		if u := firstNonEmpty(pstr("userPrincipalName"), str("identity")); u != "" {
+		if u := cmp.Or(pstr("userPrincipalName"), str("identity")); u != "" {
 			f["user.name"] = u
 		}
 		if id := pstr("userId"); id != "" {
@@ -186,15 +187,6 @@ func between(s, start, end string) string {
 	}
 	v, _, _ := strings.Cut(rest, end)
 	return v
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, x := range s {
-		if x != "" {
-			return x
-		}
-	}
-	return ""
 }
 
 func clip(s string) string {

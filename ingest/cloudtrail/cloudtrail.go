@@ -3,6 +3,7 @@ package cloudtrail
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -125,7 +126,7 @@ func Convert(rec map[string]any) (vigil.Event, error) {
 	f["event.provider"] = validUTF8(src)
 	ident, _ := rec["userIdentity"].(map[string]any)
 	istr := func(k string) string { s, _ := ident[k].(string); return validUTF8(s) }
-	if a := firstNonEmpty(str("recipientAccountId"), istr("accountId")); a != "" {
+	if a := cmp.Or(str("recipientAccountId"), istr("accountId")); a != "" {
 		f["cloud.account.id"] = validUTF8(a)
 	}
 	if r := str("awsRegion"); r != "" {
@@ -230,15 +231,6 @@ func iotDevices(ev *vigil.Event, rec map[string]any) {
 	if len(targets) > 0 {
 		ev.Fields["aws.iot.target_count"] = float64(len(targets))
 	}
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, x := range s {
-		if x != "" {
-			return x
-		}
-	}
-	return ""
 }
 
 func clip(s string) string {
