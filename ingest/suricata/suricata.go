@@ -1,7 +1,6 @@
 package suricata
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -62,46 +61,32 @@ type Stats struct {
 // Reader reads EVE JSON, one record a line. Not safe for concurrent use.
 type Reader struct {
 	opt   Options
-	br    *bufio.Reader
+	lines *nsm.Lines
 	line  int
 	stats Stats
 	jp    fastjson.Parser
-	long  []byte
 }
 
 // NewReader returns a reader of the EVE records in r.
 func NewReader(r io.Reader, opt Options) *Reader {
-	return &Reader{opt: opt, br: bufio.NewReaderSize(r, 64<<10)}
+	return &Reader{opt: opt, lines: nsm.NewLines(r, MaxLine)}
 }
 
 // Stats returns what the reader did so far.
 func (r *Reader) Stats() Stats { return r.stats }
 
 func (r *Reader) readLine() ([]byte, error) {
-	l, err := r.br.ReadSlice('\n')
-	if err == bufio.ErrBufferFull {
-		r.long = append(r.long[:0], l...)
-		for err == bufio.ErrBufferFull {
-			l, err = r.br.ReadSlice('\n')
-			r.long = append(r.long, l...)
-			if len(r.long) > MaxLine {
-				r.line++
-				for err == bufio.ErrBufferFull { // skip the rest of the line
-					_, err = r.br.ReadSlice('\n')
-				}
-				return nil, &RecordError{r.opt.Name, r.line, fmt.Sprintf("line longer than %d bytes", MaxLine)}
-			}
-		}
-		l = r.long
-	}
-	if err != nil && err != io.EOF {
+	l, err := r.lines.Next()
+	r.line = r.lines.Line
+	switch {
+	case err == nsm.ErrLongLine:
+		return nil, &RecordError{r.opt.Name, r.line, fmt.Sprintf("line longer than %d bytes", MaxLine)}
+	case err == io.EOF:
+		return nil, err
+	case err != nil:
 		return nil, fmt.Errorf("cannot read %s: %w", r.opt.Name, err)
 	}
-	if len(l) == 0 && err != nil {
-		return nil, err
-	}
-	r.line++
-	return bytes.TrimRight(l, "\r\n"), nil
+	return l, nil
 }
 
 // Next appends to dst the events of the next record that makes any and

@@ -1,8 +1,6 @@
 package zeek
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/valyala/fastjson"
 
+	"github.com/vigil-iot/vigil/ingest/nsm"
 	"github.com/vigil-iot/vigil/proto"
 )
 
@@ -72,7 +71,7 @@ type Stats struct {
 // into the sensor's events (Next). Not safe for concurrent use.
 type Reader struct {
 	opt   Options
-	br    *bufio.Reader
+	lines *nsm.Lines
 	line  int
 	stats Stats
 	json  int // 0 not known yet, 1 JSON, -1 TSV
@@ -80,12 +79,11 @@ type Reader struct {
 	conv  *converter
 	path  string // the converter's path
 	jp    fastjson.Parser
-	long  []byte
 }
 
 // NewReader returns a reader of the log in r.
 func NewReader(r io.Reader, opt Options) *Reader {
-	rd := &Reader{opt: opt, br: bufio.NewReaderSize(r, 64<<10)}
+	rd := &Reader{opt: opt, lines: nsm.NewLines(r, MaxLine)}
 	rd.rec.sep = "\t"
 	rd.rec.setSep = ","
 	rd.rec.empty = "(empty)"
@@ -114,31 +112,16 @@ func (r *Reader) errorf(format string, args ...any) error {
 // readLine returns the next line without its line end, valid until the
 // next call.
 func (r *Reader) readLine() ([]byte, error) {
-	l, err := r.br.ReadSlice('\n')
-	if err == bufio.ErrBufferFull {
-		r.long = append(r.long[:0], l...)
-		for err == bufio.ErrBufferFull {
-			l, err = r.br.ReadSlice('\n')
-			r.long = append(r.long, l...)
-			if len(r.long) > MaxLine {
-				r.line++
-				for err == bufio.ErrBufferFull { // skip the rest of the line
-					_, err = r.br.ReadSlice('\n')
-				}
-				return nil, &RecordError{r.opt.Name, r.line, fmt.Sprintf("line longer than %d bytes", MaxLine)}
-			}
-		}
-		l = r.long
-	}
-	if err != nil && err != io.EOF {
+	l, err := r.lines.Next()
+	r.line = r.lines.Line
+	switch {
+	case err == nsm.ErrLongLine:
+		return nil, &RecordError{r.opt.Name, r.line, fmt.Sprintf("line longer than %d bytes", MaxLine)}
+	case err == io.EOF:
+		return nil, err
+	case err != nil:
 		return nil, fmt.Errorf("cannot read %s: %w", r.opt.Name, err)
 	}
-	if len(l) == 0 && err != nil {
-		return nil, err
-	}
-	r.line++
-	l = bytes.TrimSuffix(l, []byte{'\n'})
-	l = bytes.TrimSuffix(l, []byte{'\r'})
 	return l, nil
 }
 
