@@ -99,3 +99,25 @@ func loadAlerts(t *testing.T) []vigil.Alert {
 	}
 	return alerts
 }
+
+func BenchmarkEncode(b *testing.B) {
+	raw, err := os.ReadFile("testdata/alerts.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var alerts []vigil.Alert
+	if err := json.Unmarshal(raw, &alerts); err != nil {
+		b.Fatal(err)
+	}
+	for _, format := range []string{FormatECS, FormatOCSF} {
+		enc, _ := EncoderFor(format)
+		b.Run(format, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := enc(alerts[0]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
