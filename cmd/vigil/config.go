@@ -197,7 +197,7 @@ func (c *config) validate() error {
 	if _, err := ingest.NewRedactor(c.RedactPatterns); err != nil {
 		return fmt.Errorf("redact_patterns: %w", err)
 	}
-	if err := c.Export.validate(); err != nil {
+	if err := c.Export.validate(c.NATSURL); err != nil {
 		return err
 	}
 	if err := c.Store.validate(); err != nil {

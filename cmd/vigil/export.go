@@ -32,7 +32,7 @@ import (
 //	    ca_file: /etc/vigil/siem-ca.pem
 //	    format: ocsf
 //	  - type: nats
-//	    url: nats://nats:4222          # empty: the bus's own server
+//	    url: nats://nats:4222          # empty: the bus's server (nats_url)
 //	    subject: siem.vigil.alerts
 type exportConfig []exportSinkConfig
 
@@ -61,7 +61,8 @@ type exportSinkConfig struct {
 
 var exportName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
 
-func (c exportConfig) validate() error {
+// validate checks the sinks; natsURL is the bus's external server (nats_url).
+func (c exportConfig) validate(natsURL string) error {
 	seen := map[string]bool{}
 	for i, s := range c {
 		where := fmt.Sprintf("export[%d]", i)
@@ -75,6 +76,9 @@ func (c exportConfig) validate() error {
 		seen[name] = true
 		if _, err := export.EncoderFor(s.Format); err != nil {
 			return fmt.Errorf("%s.format: %w", where, err)
+		}
+		if s.Type == "nats" && s.URL == "" && natsURL == "" {
+			return fmt.Errorf("%s.url: a nats sink needs a url when the bus is embedded (no nats_url)", where)
 		}
 		if _, err := s.sink(nil, ""); err != nil {
 			return fmt.Errorf("%s: %w", where, err)
@@ -127,7 +131,7 @@ func (s exportSinkConfig) sink(cfg *config, busURL string) (export.Sink, error) 
 		url := s.URL
 		if url == "" {
 			if cfg == nil {
-				url = "nats://bus" // checked when the server starts
+				url = "nats://bus" // validate checked that the bus is external
 			} else if url = busURL; url == "" {
 				return nil, fmt.Errorf("nats sink without url: the embedded bus does not listen (set url or bus_listen)")
 			}

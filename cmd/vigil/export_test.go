@@ -74,7 +74,7 @@ func TestServeExportHEC(t *testing.T) {
 func TestExportConfig(t *testing.T) {
 	f := func(s exportConfig, want string) {
 		t.Helper()
-		err := s.validate()
+		err := s.validate("nats://bus:4222")
 		if want == "" {
 			if err != nil {
 				t.Errorf("%+v: %v", s, err)
@@ -94,6 +94,9 @@ func TestExportConfig(t *testing.T) {
 	f(exportConfig{{Type: "nats"}, {Type: "nats", URL: "nats://x"}}, "export[1].name: \"nats\" is used twice")
 	f(exportConfig{{Type: "nats", Name: "a.b"}}, "export[0].name")
 	f(exportConfig{{Type: "syslog", URL: "tls://s:1", CAFile: "/nonexistent"}}, "ca_file")
+	if err := (exportConfig{{Type: "nats"}}).validate(""); err == nil || !strings.Contains(err.Error(), "export[0].url") {
+		t.Errorf("nats sink without url on an embedded bus: %v", err)
+	}
 }
 
 // TestExportTokenRedacted: the tokens of export sinks are not in the
