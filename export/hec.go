@@ -76,7 +76,7 @@ func (h *HEC) Send(ctx context.Context, docs []Doc) error {
 	var body bytes.Buffer
 	for _, d := range docs {
 		env := map[string]any{
-			"time": strconv.FormatFloat(float64(d.Time.UnixMilli())/1000, 'f', 3, 64), "source": h.o.Source,
+			"time": json.Number(strconv.FormatFloat(float64(d.Time.UnixMilli())/1000, 'f', 3, 64)), "source": h.o.Source,
 			"sourcetype": h.o.Sourcetype, "event": json.RawMessage(d.JSON),
 		}
 		if h.o.Index != "" {

@@ -56,7 +56,7 @@ func (s *hecServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var ids []string
 	for n := 0; dec.More(); n++ {
 		var env struct {
-			Time       string         `json:"time"`
+			Time       float64        `json:"time"`
 			Sourcetype string         `json:"sourcetype"`
 			Event      map[string]any `json:"event"`
 		}

@@ -72,6 +72,9 @@ var syslogSeverity = map[vigil.Severity]int{
 	vigil.SeverityLow: 5, vigil.SeverityInfo: 6,
 }
 
+// rfc5424Time is RFC 3339 with at most 6 fractional digits (RFC 5424 TIME-SECFRAC).
+const rfc5424Time = "2006-01-02T15:04:05.999999Z07:00"
+
 // Frame returns one alert as an octet-counted RFC 5424 message.
 func Frame(d Doc, hostname string) []byte {
 	sev, ok := syslogSeverity[d.Severity]
@@ -79,7 +82,7 @@ func Frame(d Doc, hostname string) []byte {
 		sev = 5
 	}
 	const authpriv = 10
-	msg := fmt.Sprintf("<%d>1 %s %s vigil - alert - %s", authpriv*8+sev, d.Time.UTC().Format(time.RFC3339Nano), hostname, d.JSON)
+	msg := fmt.Sprintf("<%d>1 %s %s vigil - alert - %s", authpriv*8+sev, d.Time.UTC().Format(rfc5424Time), hostname, d.JSON)
 	return []byte(strconv.Itoa(len(msg)) + " " + msg)
 }
 

@@ -92,13 +92,15 @@ func TestSyslogTLS(t *testing.T) {
 	}
 	e, _ := New(sink, Options{Name: "syslog", Encoder: OCSF, Sleep: (&noSleep{}).sleep})
 	defer sink.Close()
-	if err := e.Handle(context.Background(), testAlerts("a", "b")); err != nil {
+	alerts := testAlerts("a", "b")
+	alerts[1].Created = alerts[1].Created.Add(123456789) // nanoseconds: RFC 5424 keeps 6 digits
+	if err := e.Handle(context.Background(), alerts); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 2 {
 		m := <-got
 		// <83> is authpriv.err: a high alert.
-		prefix := fmt.Sprintf("<83>1 2026-03-01T10:00:0%dZ vigil-1 vigil - alert - ", i)
+		prefix := []string{"<83>1 2026-03-01T10:00:00Z vigil-1 vigil - alert - ", "<83>1 2026-03-01T10:00:01.123456Z vigil-1 vigil - alert - "}[i]
 		if !strings.HasPrefix(m, prefix) {
 			t.Fatalf("message %q, want prefix %q", m, prefix)
 		}
