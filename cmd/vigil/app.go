@@ -380,6 +380,7 @@ func (a *app) start(ctx context.Context) error {
 	g.Go(func() error { return a.runRespond(gctx) })
 	g.Go(func() error { return a.runMQTTIngest(gctx) })
 	g.Go(func() error { return a.runSyslog(gctx) })
+	g.Go(func() error { return a.runExport(gctx) })
 	g.Go(func() error { a.trail.Run(gctx, time.Duration(a.cfg.Audit.AnchorInterval)); return nil })
 	g.Go(func() error {
 		<-gctx.Done()

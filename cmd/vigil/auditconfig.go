@@ -97,7 +97,7 @@ func redact(v any, secret bool) any {
 	case map[string]any:
 		for k, e := range x {
 			lk := strings.ToLower(k)
-			x[k] = redact(e, secret || strings.Contains(lk, "password") || strings.Contains(lk, "secret") || lk == "headers")
+			x[k] = redact(e, secret || strings.Contains(lk, "password") || strings.Contains(lk, "secret") || strings.Contains(lk, "token") || lk == "headers")
 		}
 		return x
 	case []any:

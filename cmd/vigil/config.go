@@ -102,6 +102,8 @@ type config struct {
 	MQTTIngest *mqttIngestConfig `yaml:"mqtt_ingest"`
 	// Syslog, when it names an address, receives syslog (syslogin.go).
 	Syslog *syslogInConfig `yaml:"syslog"`
+	// Export lists the SIEMs alerts are sent to (export.go).
+	Export exportConfig `yaml:"export"`
 	// Audit configures where the audit trail's anchors go (auditconfig.go).
 	Audit auditCfg `yaml:"audit"`
 
@@ -194,6 +196,9 @@ func (c *config) validate() error {
 	}
 	if _, err := ingest.NewRedactor(c.RedactPatterns); err != nil {
 		return fmt.Errorf("redact_patterns: %w", err)
+	}
+	if err := c.Export.validate(c.NATSURL); err != nil {
+		return err
 	}
 	if err := c.Store.validate(); err != nil {
 		return err
