@@ -181,6 +181,7 @@ func (s *StoreTokens) ImportFile(path string) (int, error) {
 		if err := os.Rename(path, path+ImportedSuffix); err != nil {
 			return fmt.Errorf("cannot rename imported enrollment tokens: %w", err)
 		}
+		f.reset() // the file is gone: nothing for locked to compact
 		return nil
 	})
 	if err != nil {
