@@ -3,6 +3,7 @@ package enroll
 import (
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -205,5 +206,27 @@ func TestStoreRevocations(t *testing.T) {
 	st.Close()
 	if err := b.Check(testCert("cam-3", 4, storeBase)); vigil.ErrorCode(err) != vigil.EUNAUTHORIZED {
 		t.Fatalf("Check with the store closed: %v, want EUNAUTHORIZED (fail closed)", err)
+	}
+}
+
+// BenchmarkStoreRevocationsCheck is the cost a device request pays for
+// the shared revocation list: one indexed read of the store (SQLite).
+func BenchmarkStoreRevocationsCheck(b *testing.B) {
+	st, err := sqlite.Open(filepath.Join(b.TempDir(), "vigil.db"), sqlite.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	r := NewStoreRevocations(st, fixedClock{storeBase}, nil)
+	for i := range 1000 {
+		if err := r.RevokeDevice(fmt.Sprintf("cam-%d", i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cert := testCert("cam-ok", 12345, storeBase)
+	for b.Loop() {
+		if err := r.Check(cert); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
