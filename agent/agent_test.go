@@ -59,7 +59,7 @@ type server struct {
 	sink   *sink
 	caFile string
 	tls    *tls.Config
-	toks   *enroll.TokenStore
+	toks   enroll.Tokens
 }
 
 func newServer(t *testing.T) *server {

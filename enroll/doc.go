@@ -5,8 +5,11 @@
 // certificate, the command-signing key, and the command queue agents
 // long-poll, with their results.
 //
-// It owns the files enroll-tokens.json, revoked.json and command.key in
-// the data directory. It does not store events or actions: results go to
+// It owns the files command.key and commands.json in the data directory.
+// Enrollment tokens and revocations are kept in the store (StoreTokens,
+// StoreRevocations), shared by every node on one database; the file
+// forms (TokenStore, Revocations) remain for tests, for `vigil ctl
+// enroll-token create --data-dir` and for importing an older data dir. It does not store events or actions: results go to
 // the Options.OnResult callback, and accepted reports to the ingest
 // handler the caller passes in.
 //

@@ -51,9 +51,9 @@ type Options struct {
 	// CA signs device certificates. Required.
 	CA *pki.CA
 	// Tokens are the enrollment tokens. Required.
-	Tokens *TokenStore
+	Tokens Tokens
 	// Revocations are checked on every device request. Required.
-	Revocations *Revocations
+	Revocations RevocationList
 	// CommandKey signs commands; its public half goes to enrolling agents.
 	// Required (EnsureCommandKey).
 	CommandKey ed25519.PrivateKey

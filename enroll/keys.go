@@ -74,9 +74,11 @@ func ensureKey(path, what string) (ed25519.PrivateKey, error) {
 }
 
 // Files are the enroll package's persistent state in a data directory.
+// The server replaces Tokens and Revocations with the store's
+// (StoreTokens, StoreRevocations) after importing the files.
 type Files struct {
-	Tokens      *TokenStore
-	Revocations *Revocations
+	Tokens      Tokens
+	Revocations RevocationList
 	CommandKey  ed25519.PrivateKey
 }
 

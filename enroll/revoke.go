@@ -16,6 +16,26 @@ import (
 // RevokedFile is the revocation list's file name in the data directory.
 const RevokedFile = "revoked.json"
 
+// RevocationList is the list of revoked device certificates.
+// Implementations are safe for concurrent use: Revocations (a file of one
+// node) and StoreRevocations (a store.Revocations, shared by every node
+// on one database).
+type RevocationList interface {
+	// RevokeDevice refuses every certificate issued to the device until
+	// now. EINVALID for an empty id.
+	RevokeDevice(deviceID string) error
+	// RevokeSerial refuses one certificate, by its hex serial number.
+	RevokeSerial(serialHex string) error
+	// Check returns EUNAUTHORIZED when the certificate is revoked, or when
+	// the list cannot be read (it fails closed).
+	Check(cert *x509.Certificate) error
+	// VerifyPeerCertificate is a tls.Config.VerifyPeerCertificate hook
+	// that refuses a revoked client certificate during the handshake.
+	VerifyPeerCertificate(raw [][]byte, chains [][]*x509.Certificate) error
+}
+
+var _ RevocationList = (*Revocations)(nil)
+
 // Revocations is the list of revoked device certificates, by device id
 // (every certificate the device was ever issued before the revocation) or
 // by serial number. It is kept in a JSON file that is reread when it

@@ -57,6 +57,28 @@ type logEntry struct {
 	UsedBy string       `json:"used_by,omitempty"`
 }
 
+// Tokens keeps enrollment tokens. Implementations are safe for
+// concurrent use: TokenStore (a file of one node) and StoreTokens (a
+// store.EnrollTokens, shared by every node on one database).
+type Tokens interface {
+	// Create makes a token for a device class, valid for ttl, and returns
+	// its plaintext (shown once). EINVALID for a bad class or ttl.
+	Create(class string, ttl time.Duration) (string, Token, error)
+	// Peek returns the token a plaintext names without using it.
+	// EUNAUTHORIZED, with one message whatever the reason, when it is
+	// unknown, expired or used.
+	Peek(plain string) (Token, error)
+	// Redeem uses a token for a device, exactly once however many
+	// callers race on it; EUNAUTHORIZED like Peek for all but one.
+	Redeem(plain, deviceID string) (Token, error)
+	// List returns every token, oldest first.
+	List() ([]Token, error)
+	// Revoke deletes a token by id. ENOTFOUND when there is none.
+	Revoke(id string) error
+}
+
+var _ Tokens = (*TokenStore)(nil)
+
 // TokenStore keeps enrollment tokens in an append-only log of JSON lines
 // (create, use, revoke), fsynced per change, so that redeeming a token
 // costs one short write however many tokens exist. It is safe for
@@ -103,24 +125,33 @@ var classRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 // Create makes a token for a device class, valid for ttl, and returns its
 // plaintext (shown once). EINVALID for a bad class or ttl.
 func (s *TokenStore) Create(class string, ttl time.Duration) (string, Token, error) {
-	if !classRE.MatchString(class) {
-		return "", Token{}, vigil.Errorf(vigil.EINVALID, "invalid device class %q: lowercase letters, digits, - and _", class)
+	plain, rec, err := newToken(class, ttl, s.clock.Now())
+	if err != nil {
+		return "", Token{}, err
 	}
-	if ttl <= 0 || ttl > MaxTokenTTL {
-		return "", Token{}, vigil.Errorf(vigil.EINVALID, "token ttl %s is not in (0, %s]", ttl, MaxTokenTTL)
-	}
-	var secret [32]byte
-	if _, err := rand.Read(secret[:]); err != nil {
-		return "", Token{}, fmt.Errorf("cannot create enrollment token: %w", err)
-	}
-	plain := TokenPrefix + base64.RawURLEncoding.EncodeToString(secret[:])
-	now := s.clock.Now().UTC()
-	rec := &tokenRecord{Token: Token{ID: vigil.NewID(), Class: class, Created: now, Expires: now.Add(ttl)}, Hash: hashToken(plain)}
-	err := s.locked(func() error { return s.append(logEntry{Op: "create", Record: rec}) })
+	err = s.locked(func() error { return s.append(logEntry{Op: "create", Record: rec}) })
 	if err != nil {
 		return "", Token{}, err
 	}
 	return plain, rec.Token, nil
+}
+
+// newToken checks a class and ttl and makes a token created at now: its
+// plaintext and its record.
+func newToken(class string, ttl time.Duration, now time.Time) (string, *tokenRecord, error) {
+	if !classRE.MatchString(class) {
+		return "", nil, vigil.Errorf(vigil.EINVALID, "invalid device class %q: lowercase letters, digits, - and _", class)
+	}
+	if ttl <= 0 || ttl > MaxTokenTTL {
+		return "", nil, vigil.Errorf(vigil.EINVALID, "token ttl %s is not in (0, %s]", ttl, MaxTokenTTL)
+	}
+	var secret [32]byte
+	if _, err := rand.Read(secret[:]); err != nil {
+		return "", nil, fmt.Errorf("cannot create enrollment token: %w", err)
+	}
+	plain := TokenPrefix + base64.RawURLEncoding.EncodeToString(secret[:])
+	now = now.UTC()
+	return plain, &tokenRecord{Token: Token{ID: vigil.NewID(), Class: class, Created: now, Expires: now.Add(ttl)}, Hash: hashToken(plain)}, nil
 }
 
 var errBadToken = vigil.Errorf(vigil.EUNAUTHORIZED, "invalid, expired or already used enrollment token")

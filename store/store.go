@@ -35,6 +35,8 @@ type Store interface {
 	Users
 	Sessions
 	Tokens
+	EnrollTokens
+	Revocations
 	Artifacts
 	Graph
 	Close() error

@@ -41,7 +41,7 @@ func (s *sink) count() (devices, events int) {
 	return len(s.devices), events
 }
 
-func setup(t testing.TB) (*httptest.Server, *pki.CA, *enroll.TokenStore, *sink) {
+func setup(t testing.TB) (*httptest.Server, *pki.CA, enroll.Tokens, *sink) {
 	dir := t.TempDir()
 	ca, err := pki.EnsureCA(dir)
 	if err != nil {

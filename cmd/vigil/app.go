@@ -143,6 +143,22 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err err
 	if a.adminToken, err = a.tokens.EnsureBootstrapAdmin(); err != nil {
 		return nil, err
 	}
+	// Enrollment tokens and revocations live in the store too: a token
+	// enrolls once on any node, a revoked certificate is refused by every
+	// node. The files of an older data dir are imported once; tokens
+	// `vigil ctl enroll-token create --data-dir` writes later are imported
+	// when first presented.
+	enrollDir := filepath.Join(cfg.DataDir, "enroll")
+	etoks := enroll.NewStoreTokens(a.store, vigil.SystemClock{}, log)
+	if _, err := etoks.ImportFile(filepath.Join(enrollDir, enroll.TokensFile)); err != nil {
+		return nil, err
+	}
+	etoks.ImportOnMiss(filepath.Join(enrollDir, enroll.TokensFile))
+	revs := enroll.NewStoreRevocations(a.store, vigil.SystemClock{}, log)
+	if _, err := revs.ImportFile(filepath.Join(enrollDir, enroll.RevokedFile)); err != nil {
+		return nil, err
+	}
+	a.enrollFiles.Tokens, a.enrollFiles.Revocations = etoks, revs
 	if err := a.openAudit(ctx); err != nil {
 		return nil, err
 	}

@@ -346,6 +346,27 @@ CREATE TABLE api_tokens (
 	devices   text NOT NULL
 );
 `,
+	// 11: enrollment tokens and revocations shared by every node on the
+	// database (store.EnrollTokens, store.Revocations, enroll.go): the hex
+	// SHA-256 of a token's secret, never the secret; times in Unix ns
+	// (used 0: unused). A revocation is a device id or a hex serial.
+	`
+CREATE TABLE enroll_tokens (
+	id      text PRIMARY KEY,
+	class   text NOT NULL,
+	hash    text NOT NULL UNIQUE,
+	created bigint NOT NULL,
+	expires bigint NOT NULL,
+	used    bigint NOT NULL,
+	used_by text NOT NULL
+);
+CREATE TABLE revocations (
+	kind text NOT NULL,
+	ref  text NOT NULL,
+	at   bigint NOT NULL,
+	PRIMARY KEY (kind, ref)
+);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context, schema string) error {

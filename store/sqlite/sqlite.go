@@ -412,6 +412,27 @@ CREATE TABLE api_tokens (
 	devices   TEXT NOT NULL
 );
 `,
+	// 11: enrollment tokens and revocations shared by every node on the
+	// database (store.EnrollTokens, store.Revocations, enroll.go): the hex
+	// SHA-256 of a token's secret, never the secret; times in Unix ns
+	// (used 0: unused). A revocation is a device id or a hex serial.
+	`
+CREATE TABLE enroll_tokens (
+	id      TEXT PRIMARY KEY,
+	class   TEXT NOT NULL,
+	hash    TEXT NOT NULL UNIQUE,
+	created INTEGER NOT NULL,
+	expires INTEGER NOT NULL,
+	used    INTEGER NOT NULL,
+	used_by TEXT NOT NULL
+);
+CREATE TABLE revocations (
+	kind TEXT NOT NULL,
+	ref  TEXT NOT NULL,
+	at   INTEGER NOT NULL,
+	PRIMARY KEY (kind, ref)
+);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
