@@ -346,6 +346,16 @@ CREATE TABLE api_tokens (
 	devices   text NOT NULL
 );
 `,
+	// 12 (the 11th here; the merger renumbers): saved hunt queries
+	// (store.SavedQueries, savedqueries.go); created in Unix ns.
+	`
+CREATE TABLE saved_queries (
+	name    text PRIMARY KEY,
+	query   text NOT NULL,
+	author  text NOT NULL,
+	created bigint NOT NULL
+);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context, schema string) error {

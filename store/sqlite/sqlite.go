@@ -412,6 +412,16 @@ CREATE TABLE api_tokens (
 	devices   TEXT NOT NULL
 );
 `,
+	// 12 (the 11th here; the merger renumbers): saved hunt queries
+	// (store.SavedQueries, savedqueries.go); created in Unix ns.
+	`
+CREATE TABLE saved_queries (
+	name    TEXT PRIMARY KEY,
+	query   TEXT NOT NULL,
+	author  TEXT NOT NULL,
+	created INTEGER NOT NULL
+);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
