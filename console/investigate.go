@@ -45,6 +45,7 @@ const huntPage = 100
 
 type huntData struct {
 	Query    string
+	Saved    []store.SavedQuery
 	Examples []string
 	Ran      bool
 	Err      string
@@ -70,12 +71,16 @@ var eventColumns = []string{"_time", "device.id", "event.kind", "event.action", 
 func (c *Console) hunt(w http.ResponseWriter, r *http.Request, s *session) error {
 	q := r.URL.Query()
 	d := huntData{Query: strings.TrimSpace(q.Get("q")), Examples: huntExamples}
+	var err error
+	if d.Saved, err = c.savedQueries(r, s); err != nil {
+		return err
+	}
 	if d.Query == "" {
 		return c.page(w, r, s, "hunt", "Hunt", "hunt", d)
 	}
 	d.Ran = true
 	cursor := q.Get("cursor")
-	err := c.callAPI(r, s, "POST", api.Prefix+"/hunt", web.HuntRequest{Query: d.Query, Limit: huntPage, Cursor: cursor}, &d.Result)
+	err = c.callAPI(r, s, "POST", api.Prefix+"/hunt", web.HuntRequest{Query: d.Query, Limit: huntPage, Cursor: cursor}, &d.Result)
 	if err != nil {
 		if vigil.ErrorCode(err) != vigil.EINVALID {
 			return err

@@ -43,8 +43,11 @@ func (c *Console) pageRoutes() []Route {
 		{Method: "POST", Pattern: "/actions/{id}/deny", Perm: auth.PermWrite, handler: c.decide(false)},   // POST /api/v1/actions/{id}/deny
 		{Method: "GET", Pattern: "/rules", Perm: auth.PermRead, handler: c.rules},
 		{Method: "POST", Pattern: "/rules/toggle", Perm: auth.PermWrite, handler: c.toggleRule}, // POST /api/v1/rules/enable|disable
+		{Method: "POST", Pattern: "/rules/test", Perm: auth.PermWrite, handler: c.testRule},     // POST /api/v1/rules/test
 		{Method: "GET", Pattern: "/intel", Perm: auth.PermRead, handler: c.intel},
-		{Method: "GET", Pattern: "/hunt", Perm: auth.PermRead, handler: c.hunt}, // POST /api/v1/hunt (read; audited hunt.run)
+		{Method: "GET", Pattern: "/hunt", Perm: auth.PermRead, handler: c.hunt},                              // POST /api/v1/hunt (read; audited hunt.run)
+		{Method: "POST", Pattern: "/hunt/saved", Perm: auth.PermWrite, handler: c.saveQuery},                 // POST /api/v1/hunt/saved
+		{Method: "POST", Pattern: "/hunt/saved/{name}/delete", Perm: auth.PermWrite, handler: c.deleteQuery}, // DELETE /api/v1/hunt/saved/{name}
 		{Method: "GET", Pattern: "/exceptions", Perm: auth.PermRead, handler: c.exceptions},
 		{Method: "POST", Pattern: "/exceptions", Perm: auth.PermWrite, handler: c.createException},             // POST /api/v1/exceptions
 		{Method: "POST", Pattern: "/exceptions/{id}/delete", Perm: auth.PermWrite, handler: c.deleteException}, // DELETE /api/v1/exceptions/{id}
@@ -661,6 +664,12 @@ type ruleInfo struct {
 }
 
 func (c *Console) rules(w http.ResponseWriter, r *http.Request, s *session) error {
+	return c.rulesPage(w, r, s, nil)
+}
+
+// rulesPage is the Rules page, with the outcome of a rule test when test
+// is not nil.
+func (c *Console) rulesPage(w http.ResponseWriter, r *http.Request, s *session, test *ruleTestData) error {
 	var rl struct {
 		Items []ruleInfo `json:"items"`
 		Last  struct {
@@ -683,7 +692,7 @@ func (c *Console) rules(w http.ResponseWriter, r *http.Request, s *session) erro
 		}
 	}
 	rl.Items = items
-	return c.page(w, r, s, "rules", "Rules", "rules", map[string]any{"Rules": rl.Items, "Compiled": rl.Last.Compiled, "Rejected": len(rl.Last.Rejected), "Q": q})
+	return c.page(w, r, s, "rules", "Rules", "rules", map[string]any{"Rules": rl.Items, "Compiled": rl.Last.Compiled, "Rejected": len(rl.Last.Rejected), "Q": q, "Test": test})
 }
 
 func (c *Console) toggleRule(w http.ResponseWriter, r *http.Request, s *session) error {

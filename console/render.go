@@ -47,20 +47,22 @@ func parseTemplates() (map[string]*template.Template, error) {
 			}
 			return t.UTC().Format("2006-01-02 15:04:05.000") + " UTC"
 		},
-		"sev":       func(s vigil.Severity) string { return s.String() },
-		"prio":      func(p *vigil.Priority) string { return p.String() },
-		"prioCls":   prioClass,
-		"factor":    factorPoints,
-		"withParam": withParam,
-		"join":      strings.Join,
-		"pct":       func(f float64) string { return fmt.Sprintf("%.0f%%", f) },
-		"query":     urlQueryEscape,
-		"dur":       fmtDuration,
-		"add":       func(a, b int) int { return a + b },
-		"evidence":  evidenceCount,
-		"short":     shortID,
-		"contains":  func(l []string, s string) bool { return contains(l, s) },
-		"first":     func(page int) int { return page*listLimit + 1 },
+		"sev":         func(s vigil.Severity) string { return s.String() },
+		"prio":        func(p *vigil.Priority) string { return p.String() },
+		"prioCls":     prioClass,
+		"factor":      factorPoints,
+		"withParam":   withParam,
+		"join":        strings.Join,
+		"pct":         func(f float64) string { return fmt.Sprintf("%.0f%%", f) },
+		"query":       urlQueryEscape,
+		"dur":         fmtDuration,
+		"add":         func(a, b int) int { return a + b },
+		"evidence":    evidenceCount,
+		"short":       shortID,
+		"contains":    func(l []string, s string) bool { return contains(l, s) },
+		"first":       func(page int) int { return page*listLimit + 1 },
+		"formatMatch": formatMatch,
+		"pathEscape":  url.PathEscape,
 		"avgMicros": func(nanos, n uint64) string {
 			if n == 0 {
 				return "—"
@@ -175,6 +177,7 @@ var noticeText = map[string]string{
 	"isolate":       "Isolation requested: it waits for approval under Response actions.",
 	"falsepositive": "Incident closed as a false positive. Exceptions for its alerts are suggested below.",
 	"exception":     "Exception added.", "exceptiondel": "Exception removed.",
+	"saved": "Query saved.", "unsaved": "Saved query removed.",
 }
 
 // renderError answers an error as a page with the status of its code.

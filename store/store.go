@@ -32,6 +32,7 @@ type Store interface {
 	Audit
 	Baselines
 	Exceptions
+	SavedQueries
 	Users
 	Sessions
 	Tokens

@@ -194,6 +194,33 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	shot("13e-hunt-error")
 
+	// Save a hunt, find it in the list, run it from its link.
+	do("save a hunt", chromedp.Navigate(base+"/hunt?q=kind%3Dauth+outcome%3Dfailure+%7C+top+limit%3D3+user.name"), chromedp.WaitVisible(css("#save-name")),
+		chromedp.SendKeys(css("#save-name"), "failed logins"), chromedp.Submit(css("#save-name")),
+		chromedp.WaitVisible(css(`#saved-queries a`)))
+	if s := text("#saved-queries"); !strings.Contains(s, "failed logins") || !strings.Contains(s, "user:ana") {
+		t.Fatalf("saved queries:\n%s", s)
+	}
+	shot("13f-hunt-saved")
+	do("run a saved hunt", chromedp.Click(css(`#saved-queries a`)), chromedp.WaitVisible(css("#hunt-result")))
+	if s := text("#hunt-result"); !strings.Contains(s, "user.name") {
+		t.Fatalf("saved hunt result:\n%s", s)
+	}
+	// Test a rule against recent events.
+	do("test a rule", chromedp.Navigate(base+"/rules"), chromedp.Click(css("#rule-test summary")), chromedp.WaitVisible(css("#rule-yaml")),
+		chromedp.SetValue(css("#rule-yaml"), consoleTestRule), chromedp.Click(css(`#rule-test button[type="submit"]`)),
+		chromedp.WaitVisible(css("#rule-test-result")))
+	if s := text("#rule-test-result"); !strings.Contains(s, "events matched") || !strings.Contains(s, `user.name="root"`) {
+		t.Fatalf("rule test:\n%s", s)
+	}
+	shot("13g-rule-test")
+	do("test a bad rule", chromedp.SetValue(css("#rule-yaml"), "title: x\ndetection:\n  selection:\n    a: [1\n"),
+		chromedp.Click(css(`#rule-test button[type="submit"]`)), chromedp.WaitVisible(css("#rule-test-error")))
+	if s := text("#rule-test-error"); !strings.Contains(s, "line 3") {
+		t.Fatalf("bad rule:\n%s", s)
+	}
+	shot("13h-rule-test-error")
+
 	// The incident's blast radius, its graph, and the printable report.
 	do("blast radius", chromedp.Navigate(base+"/incidents/inc-lobby"), chromedp.WaitVisible(css(`a[href="#blast"]`)),
 		chromedp.Click(css(`a[href="#blast"]`)), chromedp.WaitVisible(css("#blast svg.graph")))

@@ -16,7 +16,7 @@ import (
 )
 
 func ctlHuntCmd(o *ctlOptions) *cobra.Command {
-	var cursor string
+	var cursor, save string
 	cmd := &cobra.Command{
 		Use:   "hunt 'QUERY'",
 		Short: "Search stored events with a query (an SPL subset, see docs/hunting.md)",
@@ -29,7 +29,11 @@ func ctlHuntCmd(o *ctlOptions) *cobra.Command {
   | regex process.command_line="(wget|curl).*\|\s*sh" | table _time device.id process.command_line
 
 Without stats or top it lists events, newest stored first, a page of --limit at a time (--cursor
-goes on); with them it prints the table. A result with more than it shows says so below.`,
+goes on); with them it prints the table. A result with more than it shows says so below.
+
+--save NAME keeps the query under that name instead of running it (write permission; the
+console's Hunt page lists it); 'vigil ctl hunt saved' lists the saved queries, --delete NAME
+removes one.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			query := args[0]
@@ -46,6 +50,15 @@ goes on); with them it prints the table. A result with more than it shows says s
 				return err
 			}
 			defer c.Close()
+			if save != "" {
+				q, err := c.SaveQuery(cmd.Context(), save, query)
+				if err != nil {
+					return err
+				}
+				return o.print(cmd.OutOrStdout(), q, func(tw *tabwriter.Writer) {
+					fmt.Fprintf(tw, "saved %q as %s\n", q.Query, printable(q.Name))
+				})
+			}
 			res, err := c.Hunt(cmd.Context(), web.HuntRequest{Query: query, Limit: o.limit, Cursor: cursor})
 			if err != nil {
 				return err
@@ -69,6 +82,44 @@ goes on); with them it prints the table. A result with more than it shows says s
 		},
 	}
 	addCursorFlag(cmd, &cursor)
+	cmd.Flags().StringVar(&save, "save", "", "save the query under this name instead of running it")
+	cmd.AddCommand(ctlHuntSavedCmd(o))
+	return cmd
+}
+
+// ctlHuntSavedCmd is `vigil ctl hunt saved`: the saved hunt queries.
+func ctlHuntSavedCmd(o *ctlOptions) *cobra.Command {
+	var del string
+	cmd := &cobra.Command{
+		Use:   "saved",
+		Short: "List the saved hunt queries (--delete NAME removes one)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if del != "" {
+				if err := c.DeleteSavedQuery(cmd.Context(), del); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "deleted the saved query %s\n", printable(del))
+				return nil
+			}
+			qs, err := c.SavedQueries(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return o.print(cmd.OutOrStdout(), qs, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "NAME\tAUTHOR\tCREATED\tQUERY")
+				for _, q := range qs {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", printable(q.Name), printable(q.Author), q.Created.Format(time.RFC3339), printable(q.Query))
+				}
+			})
+		},
+	}
+	cmd.Flags().StringVar(&del, "delete", "", "delete the saved query of this name")
 	return cmd
 }
 

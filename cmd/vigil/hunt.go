@@ -58,8 +58,17 @@ func (a *app) builtinRules() (*sigma.RuleSet, error) {
 // huntRoutes are the hunting and retro-hunt API routes of vigil serve.
 func (a *app) huntRoutes() []web.Route {
 	hs := a.huntState()
-	return append(web.HuntRoutes(&web.Hunt{Src: a.store, Log: a.log}),
+	var mapping *sigma.Config
+	if a.cfg.SigmaMapping != "" {
+		var err error
+		if mapping, err = sigma.LoadConfig(a.cfg.SigmaMapping); err != nil {
+			a.log.Warn("rule tests use the default Sigma mapping", "component", "hunt", "err", err)
+		}
+	}
+	rs := append(web.HuntRoutes(&web.Hunt{Src: a.store, Log: a.log}),
 		web.RetrohuntRoutes(&web.Retrohunt{Retro: hs.retro, Builtin: a.builtinRules, Jobs: hs.jobs})...)
+	rs = append(rs, web.SavedQueryRoutes(web.SavedQueriesAPI{Store: a.store, Logger: a.log})...)
+	return append(rs, web.RuleTestRoutes(&web.RuleTest{Store: a.store, Config: mapping, Logger: a.log})...)
 }
 
 // runHunt seals hunt segments from stored events until ctx ends, then

@@ -367,6 +367,16 @@ CREATE TABLE revocations (
 	PRIMARY KEY (kind, ref)
 );
 `,
+	// 12: saved hunt queries
+	// (store.SavedQueries, savedqueries.go); created in Unix ns.
+	`
+CREATE TABLE saved_queries (
+	name    text PRIMARY KEY,
+	query   text NOT NULL,
+	author  text NOT NULL,
+	created bigint NOT NULL
+);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context, schema string) error {

@@ -433,6 +433,16 @@ CREATE TABLE revocations (
 	PRIMARY KEY (kind, ref)
 );
 `,
+	// 12: saved hunt queries
+	// (store.SavedQueries, savedqueries.go); created in Unix ns.
+	`
+CREATE TABLE saved_queries (
+	name    TEXT PRIMARY KEY,
+	query   TEXT NOT NULL,
+	author  TEXT NOT NULL,
+	created INTEGER NOT NULL
+);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -61,6 +61,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Audit/List", testAuditList},
 		{"Baselines/RoundTrip", testBaselines},
 		{"Exceptions/RoundTrip", testExceptions},
+		{"SavedQueries/RoundTrip", testSavedQueries},
 		{"Exceptions/Counters", testExceptionCounters},
 		{"Priority/Sort", testPrioritySort},
 		{"Users", testUsers},
