@@ -93,10 +93,22 @@ func (c *Console) readDevices(ctx context.Context) (*deviceIndex, error) {
 }
 
 // Facets of the Devices page, in the order shown.
-var facetNames = []string{"class", "vendor", "model", "firmware", "state"}
+var facetNames = []string{"site", "class", "vendor", "model", "firmware", "state"}
+
+// SiteTag is the device tag prefix that names a device's site
+// ("site:plant-3"), the Devices page's site facet; devices have no site
+// field of their own.
+const SiteTag = "site:"
 
 func facetValue(d *vigil.Device, name string) string {
 	switch name {
+	case "site":
+		for _, t := range d.Tags {
+			if v, ok := strings.CutPrefix(t, SiteTag); ok {
+				return v
+			}
+		}
+		return ""
 	case "class":
 		return d.Class
 	case "vendor":
@@ -214,6 +226,9 @@ func (x *deviceIndex) search(q url.Values, offset, limit int) searchResult {
 		}
 		slices.SortFunc(fc.Values, func(a, b facetCount) int { return cmp.Or(b.Count-a.Count, strings.Compare(a.Value, b.Value)) })
 		fc.Values = fc.Values[:min(len(fc.Values), 12)]
+		if len(fc.Values) == 1 && fc.Values[0].Value == "" {
+			continue // no device has it (a fleet without site tags): nothing to filter by
+		}
 		res.facets = append(res.facets, fc)
 	}
 	return res
