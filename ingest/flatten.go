@@ -96,6 +96,15 @@ func (fl *Flattener) add(name string, v any, list bool) {
 	fl.Fields[name] = []string{vigil.ValueString(old), vigil.ValueString(v)}
 }
 
+// Clip shortens s to 64 bytes and an ellipsis, as valid UTF-8, for a
+// value quoted in an error message.
+func Clip(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "..."
+	}
+	return ValidUTF8(s)
+}
+
 // ValidUTF8 returns s with invalid UTF-8 replaced by U+FFFD.
 func ValidUTF8(s string) string {
 	if utf8.ValidString(s) {

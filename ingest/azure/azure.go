@@ -74,7 +74,7 @@ func Convert(rec map[string]any) (vigil.Event, error) {
 	}
 	t, err := time.Parse(time.RFC3339Nano, ts)
 	if err != nil || t.Year() < 1970 || t.Year() > 9999 {
-		return vigil.Event{}, fmt.Errorf("time %q: not an ISO 8601 time", clip(ts))
+		return vigil.Event{}, fmt.Errorf("time %q: not an ISO 8601 time", ingest.Clip(ts))
 	}
 	op, cat := str("operationName"), str("category")
 	if op == "" || cat == "" {
@@ -187,13 +187,6 @@ func between(s, start, end string) string {
 	}
 	v, _, _ := strings.Cut(rest, end)
 	return v
-}
-
-func clip(s string) string {
-	if len(s) > 64 {
-		s = s[:64] + "..."
-	}
-	return ingest.ValidUTF8(s)
 }
 
 // Stats counts what a Reader read.

@@ -89,7 +89,7 @@ func Convert(rec map[string]any) (vigil.Event, error) {
 	}
 	t, err := time.Parse(time.RFC3339Nano, ts)
 	if err != nil || t.Year() < 1970 || t.Year() > 9999 {
-		return vigil.Event{}, fmt.Errorf("eventTime %q: not an RFC 3339 time", clip(ts))
+		return vigil.Event{}, fmt.Errorf("eventTime %q: not an RFC 3339 time", ingest.Clip(ts))
 	}
 	src, name := str("eventSource"), str("eventName")
 	if src == "" || name == "" {
@@ -116,21 +116,21 @@ func Convert(rec map[string]any) (vigil.Event, error) {
 		Time:   t.UTC(),
 		Source: Source,
 		Kind:   Kind,
-		Action: validUTF8(name),
+		Action: ingest.ValidUTF8(name),
 		Fields: f,
 	}
 	if id := str("eventID"); id != "" {
-		ev.ID = "cloudtrail-" + validUTF8(id)
+		ev.ID = "cloudtrail-" + ingest.ValidUTF8(id)
 	}
 	f["cloud.provider"] = "aws"
-	f["event.provider"] = validUTF8(src)
+	f["event.provider"] = ingest.ValidUTF8(src)
 	ident, _ := rec["userIdentity"].(map[string]any)
-	istr := func(k string) string { s, _ := ident[k].(string); return validUTF8(s) }
+	istr := func(k string) string { s, _ := ident[k].(string); return ingest.ValidUTF8(s) }
 	if a := cmp.Or(str("recipientAccountId"), istr("accountId")); a != "" {
-		f["cloud.account.id"] = validUTF8(a)
+		f["cloud.account.id"] = ingest.ValidUTF8(a)
 	}
 	if r := str("awsRegion"); r != "" {
-		f["cloud.region"] = validUTF8(r)
+		f["cloud.region"] = ingest.ValidUTF8(r)
 	}
 	if u := userName(ident); u != "" {
 		f["user.name"] = u
@@ -139,21 +139,21 @@ func Convert(rec map[string]any) (vigil.Event, error) {
 		f["user.id"] = id
 	}
 	if ua := str("userAgent"); ua != "" {
-		f["user_agent.original"] = validUTF8(ua)
+		f["user_agent.original"] = ingest.ValidUTF8(ua)
 	}
 	if ip := str("sourceIPAddress"); ip != "" {
 		if a, err := netip.ParseAddr(ip); err == nil {
 			ev.Network = &vigil.Network{SrcIP: a.Unmap()}
 		} else {
-			f["source.address"] = validUTF8(ip) // a service: iot.amazonaws.com, AWS Internal
+			f["source.address"] = ingest.ValidUTF8(ip) // a service: iot.amazonaws.com, AWS Internal
 		}
 	}
 	code := str("errorCode")
 	if code != "" {
-		f["error.code"] = validUTF8(code)
+		f["error.code"] = ingest.ValidUTF8(code)
 	}
 	if m := str("errorMessage"); m != "" {
-		f["error.message"] = validUTF8(m)
+		f["error.message"] = ingest.ValidUTF8(m)
 	}
 	resp, _ := rec["responseElements"].(map[string]any)
 	ev.Outcome = "success"
@@ -175,7 +175,7 @@ func Convert(rec map[string]any) (vigil.Event, error) {
 // userName names the identity: its user name, the role and session of an
 // assumed role, root, or the last part of its ARN.
 func userName(ident map[string]any) string {
-	s := func(m map[string]any, k string) string { v, _ := m[k].(string); return validUTF8(v) }
+	s := func(m map[string]any, k string) string { v, _ := m[k].(string); return ingest.ValidUTF8(v) }
 	if u := s(ident, "userName"); u != "" {
 		return u
 	}
@@ -204,7 +204,7 @@ func userName(ident map[string]any) string {
 func iotDevices(ev *vigil.Event, rec map[string]any) {
 	req, _ := rec["requestParameters"].(map[string]any)
 	if tn, _ := req["thingName"].(string); tn != "" {
-		ev.DeviceID = validUTF8(tn)
+		ev.DeviceID = ingest.ValidUTF8(tn)
 	}
 	targets, _ := req["targets"].([]any)
 	var things, groups []string
@@ -212,11 +212,11 @@ func iotDevices(ev *vigil.Event, rec map[string]any) {
 		arn, _ := x.(string)
 		_, res, ok := strings.Cut(arn, ":thing/")
 		if ok && res != "" {
-			things = append(things, validUTF8(res))
+			things = append(things, ingest.ValidUTF8(res))
 			continue
 		}
 		if _, res, ok := strings.Cut(arn, ":thinggroup/"); ok && res != "" {
-			groups = append(groups, validUTF8(res))
+			groups = append(groups, ingest.ValidUTF8(res))
 		}
 	}
 	if len(things) > 0 {
@@ -232,15 +232,6 @@ func iotDevices(ev *vigil.Event, rec map[string]any) {
 		ev.Fields["aws.iot.target_count"] = float64(len(targets))
 	}
 }
-
-func clip(s string) string {
-	if len(s) > 64 {
-		s = s[:64] + "..."
-	}
-	return validUTF8(s)
-}
-
-func validUTF8(s string) string { return ingest.ValidUTF8(s) }
 
 // Stats counts what a Reader read.
 type Stats struct {
