@@ -105,13 +105,7 @@ func UserRoutes(users store.Users, clock vigil.Clock) []web.Route {
 	}
 }
 
-func handle(f func(w http.ResponseWriter, r *http.Request) error) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := f(w, r); err != nil {
-			web.WriteError(w, r, nil, err)
-		}
-	})
-}
+var handle = web.ErrorHandler(nil)
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {
 	w.Header().Set("Content-Type", "application/json")

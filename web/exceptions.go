@@ -77,13 +77,7 @@ func ExceptionRoutes(x ExceptionsAPI) []Route {
 		x.Logger = slog.New(slog.DiscardHandler)
 	}
 	log := x.Logger.With("component", "web")
-	handle := func(f func(w http.ResponseWriter, r *http.Request) error) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if err := f(w, r); err != nil {
-				WriteError(w, r, log, err)
-			}
-		})
-	}
+	handle := ErrorHandler(log)
 	changed := func() {
 		if x.Changed != nil {
 			x.Changed()

@@ -39,13 +39,7 @@ func InvestigationRoutes(in Investigation) []Route {
 		in.Logger = slog.New(slog.DiscardHandler)
 	}
 	in.Logger = in.Logger.With("component", "web")
-	h := func(f func(w http.ResponseWriter, r *http.Request) error) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if err := f(w, r); err != nil {
-				WriteError(w, r, in.Logger, err)
-			}
-		})
-	}
+	h := ErrorHandler(in.Logger)
 	p := api.Prefix
 	return append([]Route{
 		{Method: "GET", Pattern: p + "/graph", Perm: auth.PermRead, Handler: h(in.graph)},

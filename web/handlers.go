@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -20,11 +21,21 @@ const maxJSONBody = 64 << 10
 
 // handle adapts a handler that returns an error.
 func (s *Server) handle(f func(w http.ResponseWriter, r *http.Request) error) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := f(w, r); err != nil {
-			WriteError(w, r, s.log, err)
-		}
-	})
+	return ErrorHandler(s.log)(f)
+}
+
+// ErrorHandler returns the adapter of handlers that return an error: the
+// error is answered with WriteError (logged on log, which may be nil).
+// Route sets built outside a Server (hunting, exceptions, the console's
+// API routes) use it.
+func ErrorHandler(log *slog.Logger) func(f func(w http.ResponseWriter, r *http.Request) error) http.Handler {
+	return func(f func(w http.ResponseWriter, r *http.Request) error) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if err := f(w, r); err != nil {
+				WriteError(w, r, log, err)
+			}
+		})
+	}
 }
 
 func list[T any](w http.ResponseWriter, items []T, next string, err error) error {

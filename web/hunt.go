@@ -41,13 +41,7 @@ func HuntRoutes(h *Hunt) []Route {
 	if clock == nil {
 		clock = vigil.SystemClock{}
 	}
-	handle := func(f func(w http.ResponseWriter, r *http.Request) error) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if err := f(w, r); err != nil {
-				WriteError(w, r, h.Log, err)
-			}
-		})
-	}
+	handle := ErrorHandler(h.Log)
 	return []Route{
 		{Method: "POST", Pattern: api.Prefix + "/hunt", Perm: auth.PermRead, Action: "hunt.run", Handler: handle(func(w http.ResponseWriter, r *http.Request) error {
 			var in HuntRequest

@@ -50,13 +50,7 @@ func RetrohuntRoutes(rh *Retrohunt) []Route {
 	if clock == nil {
 		clock = vigil.SystemClock{}
 	}
-	handle := func(f func(w http.ResponseWriter, r *http.Request) error) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if err := f(w, r); err != nil {
-				WriteError(w, r, nil, err)
-			}
-		})
-	}
+	handle := ErrorHandler(nil)
 	p := api.Prefix + "/retrohunt"
 	return []Route{
 		{Method: "POST", Pattern: p, Perm: auth.PermWrite, Action: "retrohunt.start", Handler: handle(func(w http.ResponseWriter, r *http.Request) error {

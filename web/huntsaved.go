@@ -39,13 +39,7 @@ func SavedQueryRoutes(x SavedQueriesAPI) []Route {
 		x.Logger = slog.New(slog.DiscardHandler)
 	}
 	log := x.Logger.With("component", "web")
-	handle := func(f func(w http.ResponseWriter, r *http.Request) error) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if err := f(w, r); err != nil {
-				WriteError(w, r, log, err)
-			}
-		})
-	}
+	handle := ErrorHandler(log)
 	p := api.Prefix + "/hunt/saved"
 	return []Route{
 		{Method: "GET", Pattern: p, Perm: auth.PermRead, Handler: handle(func(w http.ResponseWriter, r *http.Request) error {

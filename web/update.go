@@ -55,13 +55,7 @@ func UpdateRoutes(u *Updates) []Route {
 	if log == nil {
 		log = slog.Default()
 	}
-	h := func(f func(w http.ResponseWriter, r *http.Request) error) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if err := f(w, r); err != nil {
-				WriteError(w, r, log, err)
-			}
-		})
-	}
+	h := ErrorHandler(log)
 	return []Route{
 		{Method: "POST", Pattern: PathArtifacts, Perm: auth.PermAdmin, Action: "update_artifact.add", Handler: h(u.add)},
 		{Method: "GET", Pattern: PathArtifacts, Perm: auth.PermRead, Handler: h(u.list)},
