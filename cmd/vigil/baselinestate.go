@@ -271,11 +271,7 @@ func (a *app) baselineRoutes() []web.Route {
 }
 
 func (bs *baselineState) handle(f func(w http.ResponseWriter, r *http.Request) error) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := f(w, r); err != nil {
-			web.WriteError(w, r, bs.log, err)
-		}
-	})
+	return web.ErrorHandler(bs.log)(f)
 }
 
 func writeJSONAnswer(w http.ResponseWriter, v any) error {
