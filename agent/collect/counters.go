@@ -52,3 +52,31 @@ func ParseSNMP(b []byte, visit func(proto, name string, v uint64)) error {
 	}
 	return nil
 }
+
+// ParseSNMP6 reads the kernel's IPv6 protocol counters in the format of
+// /proc/net/snmp6: one "Name value" pair a line, the protocol the name's
+// prefix (Ip6, Icmp6, Udp6, UdpLite6). It calls visit for every counter
+// with the whole name; the string passed is only valid during the call.
+// A line that is not a name and a number is an error naming the line; the
+// counters before it were already visited.
+func ParseSNMP6(b []byte, visit func(name string, v uint64)) error {
+	line := 0
+	for len(b) > 0 {
+		var l []byte
+		l, b, _ = bytes.Cut(b, []byte("\n"))
+		line++
+		f := bytes.Fields(l)
+		if len(f) == 0 {
+			continue
+		}
+		if len(f) != 2 {
+			return fmt.Errorf("line %d: want a counter name and its value, got %.40q", line, l)
+		}
+		v, err := strconv.ParseUint(string(f[1]), 10, 64)
+		if err != nil {
+			return fmt.Errorf("line %d: %s: %.20q is not a number", line, f[0], f[1])
+		}
+		visit(string(f[0]), v)
+	}
+	return nil
+}

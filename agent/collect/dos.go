@@ -147,8 +147,8 @@ var dosChecks = [...]dosCheck{
 // DoS reports denial-of-service episodes from the kernel's own counters:
 // SYN floods (half-open connections in /proc/net/tcp{,6}, SYN cookies and
 // listen-queue drops in /proc/net/netstat), UDP floods (receive errors,
-// buffer drops and datagrams to closed ports in /proc/net/snmp), ICMP
-// floods, a full connection-tracking table
+// buffer drops and datagrams to closed ports in /proc/net/snmp and
+// /proc/net/snmp6), ICMP floods (IPv4 and IPv6), a full connection-tracking table
 // (/proc/sys/net/netfilter/nf_conntrack_{count,max}) and received traffic
 // far above the device's own norm (/proc/net/dev, an exponentially
 // weighted mean learnt while no spike is on).
@@ -332,8 +332,9 @@ func (d *DoS) episode(r *wire.Report, now time.Time, i int, on bool, m, th *[nMe
 
 func fmtRate(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 
-// readCounters fills c from /proc/net/snmp, /proc/net/netstat and
-// /proc/net/dev; a missing file leaves its counters zero.
+// readCounters fills c from /proc/net/snmp, /proc/net/snmp6 (IPv6 UDP and
+// ICMP added to the IPv4 counts), /proc/net/netstat and /proc/net/dev; a
+// missing file leaves its counters zero.
 func (d *DoS) readCounters(c *dosCounters) error {
 	var errs []error
 	for _, name := range []string{"/proc/net/snmp", "/proc/net/netstat"} {
@@ -381,6 +382,31 @@ func (d *DoS) readCounters(c *dosCounters) error {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("cannot parse %s: %w", name, err))
 		}
+	}
+	// IPv6 floods count in the same measures: the rates are the device's,
+	// whichever the family.
+	if b, err := os.ReadFile(d.Env.path("/proc/net/snmp6")); err == nil {
+		err = ParseSNMP6(b, func(n string, v uint64) {
+			switch n {
+			case "Udp6InDatagrams":
+				c[cUDPIn] += v
+			case "Udp6InErrors":
+				c[cUDPInErrors] += v
+			case "Udp6RcvbufErrors":
+				c[cUDPRcvbuf] += v
+			case "Udp6NoPorts":
+				c[cUDPNoPorts] += v
+			case "Icmp6InMsgs":
+				c[cICMPIn] += v
+			case "Icmp6InEchos":
+				c[cICMPEchos] += v
+			}
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("cannot parse /proc/net/snmp6: %w", err))
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		errs = append(errs, fmt.Errorf("cannot read counters: %w", err))
 	}
 	if b, err := os.ReadFile(d.Env.path("/proc/net/dev")); err == nil {
 		c[cRxBytes], c[cRxPackets] = parseNetDevRx(b)

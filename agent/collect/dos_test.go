@@ -271,6 +271,36 @@ func FuzzParseSNMP(f *testing.F) {
 	})
 }
 
+func FuzzParseSNMP6(f *testing.F) {
+	f.Add([]byte("Ip6InReceives                   \t12\nUdp6InDatagrams 3\nIcmp6InEchos 0\n"))
+	f.Add([]byte("Udp6InErrors -1\n"))
+	f.Add([]byte("Udp6NoPorts\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n := 0
+		_ = ParseSNMP6(b, func(name string, v uint64) {
+			if name == "" {
+				t.Fatal("empty counter name")
+			}
+			n++
+		})
+		if n > len(b)/3 {
+			t.Fatalf("%d counters from %d bytes", n, len(b))
+		}
+	})
+}
+
+func TestParseSNMP6(t *testing.T) {
+	got := map[string]uint64{}
+	err := ParseSNMP6([]byte("Ip6InReceives \t 7\n\nUdp6RcvbufErrors 42\n"), func(n string, v uint64) { got[n] = v })
+	if err != nil || got["Ip6InReceives"] != 7 || got["Udp6RcvbufErrors"] != 42 || len(got) != 2 {
+		t.Fatalf("got %v, %v", got, err)
+	}
+	err = ParseSNMP6([]byte("Udp6InErrors 1\nUdp6NoPorts x\n"), func(string, uint64) {})
+	if err == nil || !strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), "Udp6NoPorts") {
+		t.Fatalf("want an error naming line 2 and the counter, got %v", err)
+	}
+}
+
 // BenchmarkDoSCollect is one collection of the dos collector on the
 // counters recorded during a SYN flood (17 half-open connections).
 func BenchmarkDoSCollect(b *testing.B) {
