@@ -136,6 +136,7 @@ func New(cfg Config, opts Options) (*Agent, error) {
 	add(&a.periodic, "network", &collect.Network{Env: env, Interfaces: opts.Interfaces})
 	add(&a.periodic, "hardware", &collect.Hardware{Env: env, StateFile: filepath.Join(cfg.StateDir, "boot.json"),
 		ClockJump: time.Duration(cfg.ClockJump), WearLevel: cfg.FlashWearLevel})
+	add(&a.periodic, "smart", &collect.SMART{Env: env})
 	if len(cfg.FIMPaths) > 0 {
 		add(&a.periodic, "fim", &collect.FIM{Env: env, Paths: cfg.FIMPaths, StateFile: filepath.Join(cfg.StateDir, "fim.json")})
 	}

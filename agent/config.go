@@ -80,7 +80,7 @@ type Config struct {
 	MetricsCommand  []string `json:"metrics_command,omitempty"`
 	DiskMounts      []string `json:"disk_mounts,omitempty"`
 	// Disable lists collectors not to run: system, packages, health,
-	// network, processes, authlog, fim, metrics, dos, hardware.
+	// network, processes, authlog, fim, metrics, dos, hardware, smart.
 	Disable []string `json:"disable,omitempty"`
 	// DoSThresholds tune the dos collector (zero fields: defaults).
 	DoSThresholds collect.DoSThresholds `json:"dos_thresholds,omitempty"`
