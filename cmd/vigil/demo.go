@@ -162,6 +162,9 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (bool, error) {
 	if d.gateway != nil {
 		wg.Go(func() { d.beacon(runCtx, o.attackAt+4*time.Second) })
 	}
+	if dev := d.dosDevice(); dev != nil {
+		wg.Go(func() { d.dos(runCtx, dev, filepath.Join(dir, "dos-"+dev.ID), o.attackAt+6*time.Second) })
+	}
 	if broker != nil {
 		wg.Go(func() { d.mqttAttack(runCtx, broker, fleet.Devices[1], o.attackAt+5*time.Second) })
 	}
@@ -429,6 +432,7 @@ func (d *demoRun) summary(ctx context.Context, admin *client.Client, target *sim
 		ttd = hit.TimeToDetect().Round(time.Millisecond)
 	}
 	d.baselineOnly(ctx)
+	d.dosSummary(ctx, d.dosDevice())
 	fmt.Fprintf(out, "\ndemo: detected=%s incidents=%d time_to_detect=%s", yesNo(hit != nil), len(incs), ttd)
 	containedSummary(out, hit)
 	fmt.Fprintln(out)
