@@ -189,9 +189,40 @@ func TestNormalDays(t *testing.T) {
 	hosts := map[netip.Addr]bool{}
 	var medium, low []vigil.Alert
 	var events int
+	// VIGIL_EVAL_WRITE=DIR also writes the replay as NDJSON, the learning
+	// day to DIR/learn.jsonl and the judged days to DIR/input.jsonl, to
+	// run every built-in detector over it with `vigil detect --learn`.
+	var lw, iw *bufio.Writer
+	if out := os.Getenv("VIGIL_EVAL_WRITE"); out != "" {
+		for name, w := range map[string]**bufio.Writer{"learn.jsonl": &lw, "input.jsonl": &iw} {
+			f, err := os.Create(filepath.Join(out, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			*w = bufio.NewWriterSize(f, 1<<20)
+			t.Cleanup(func() {
+				if err := (*w).Flush(); err != nil {
+					t.Error(err)
+				}
+				f.Close()
+			})
+		}
+	}
 	s.replayDays(days, seed, func(ev *vigil.Event) {
 		events++
 		judged := !ev.Time.Before(learnEnd)
+		if lw != nil {
+			w := lw
+			if judged {
+				w = iw
+			}
+			b, err := json.Marshal(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Write(b)
+			w.WriteByte('\n')
+		}
 		if judged && ev.Network != nil && ev.Network.SrcIP.Is4() && !ev.Network.SrcIP.IsLinkLocalUnicast() {
 			hosts[ev.Network.SrcIP] = true
 		}

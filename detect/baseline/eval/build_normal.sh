@@ -1,7 +1,7 @@
 #!/bin/bash
 # build_normal.sh OUTDIR: records normal traffic only — real IoT clients and
 # servers in network namespaces, with the rhythms of a working day compressed
-# into one recording — for the whole-day measurement (normal_test.go in
+# into one recording — for the whole-day measurement (days_test.go in
 # detect/baseline extends it to days by replaying it; docs/anomaly.md).
 # Writes OUTDIR/normal.pcap and OUTDIR/normal.json (the times of the parts).
 # Linux, root. Every address is 10.78.0.0/16 inside namespaces made here and
