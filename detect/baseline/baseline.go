@@ -768,8 +768,22 @@ func (p *part) rates(ev *vigil.Event, e *entity, t int64, inc *[numMetric]float3
 				}
 			}
 		case c.hist[m].n >= minSamples:
+			own := j == judgeDevice && e.hist[m].n > 0
 			j = judgeCohort
 			med, mad, n = c.hist[m].med, c.hist[m].mad, c.hist[m].n
+			// A device that finished learning with fewer than minSamples
+			// windows of its own (a short --learn, a window as long as the
+			// learning) is judged by the more lenient of its own bound and
+			// its cohort's: the cohort pools its members' windows, so its
+			// median is that of a typical member (a quiet one, in a cohort
+			// of unlike devices such as unclassified), and a rate the device
+			// showed in every window it learned is not an outlier because
+			// its cohort is quieter; nor are a few windows enough to judge
+			// the device by its own alone.
+			if h := &e.hist[m]; own && bound(h.med, h.mad, k, metrics[m]) > bound(med, mad, k, metrics[m]) {
+				j = judgeDevice
+				med, mad, n = h.med, h.mad, h.n
+			}
 		default:
 			continue
 		}
