@@ -15,6 +15,7 @@ import (
 	"github.com/vigil-iot/vigil/store"
 	"github.com/vigil-iot/vigil/vuln"
 	"github.com/vigil-iot/vigil/vuln/scan"
+	"github.com/vigil-iot/vigil/web"
 	"github.com/vigil-iot/vigil/web/api"
 )
 
@@ -312,8 +313,12 @@ type deviceData struct {
 	KEV       int
 	Alerts    []vigil.Alert
 	Incidents []vigil.Incident
-	Actions   []vigil.Action
-	Baseline  string
+	// Commands are the commands and response actions sent to the device,
+	// newest first (GET /api/v1/devices/{id}/commands); CommandsMore:
+	// there are older ones.
+	Commands     []web.DeviceCommand
+	CommandsMore bool
+	Baseline     string
 	// Peers are the device's relations in the entity graph, most
 	// recent first (PeersMore: there are more; PeersErr: why none).
 	Peers     []peerRow
@@ -326,6 +331,9 @@ type softwareRow struct {
 	Findings []vuln.Finding
 	KEV      bool
 }
+
+// deviceCommands is how many commands the device page shows.
+const deviceCommands = 25
 
 func (c *Console) device(w http.ResponseWriter, r *http.Request, s *session) error {
 	ctx := r.Context()
@@ -382,9 +390,11 @@ func (c *Console) device(w http.ResponseWriter, r *http.Request, s *session) err
 	if d.Incidents, _, err = c.opts.Store.ListIncidents(ctx, store.IncidentFilter{DeviceID: id, Page: store.Page{Limit: 20}}); err != nil {
 		return err
 	}
-	if d.Actions, _, err = c.opts.Store.ListActions(ctx, store.ActionFilter{DeviceID: id, Page: store.Page{Limit: 20}}); err != nil {
+	var cmds api.List[web.DeviceCommand]
+	if err := c.callAPI(r, s, "GET", api.Prefix+"/devices/"+url.PathEscape(id)+"/commands?limit="+strconv.Itoa(deviceCommands), nil, &cmds); err != nil {
 		return err
 	}
+	d.Commands, d.CommandsMore = cmds.Items, cmds.NextCursor != ""
 	var bl json.RawMessage
 	if err := c.callAPI(r, s, "GET", api.Prefix+"/baseline/"+url.PathEscape(id), nil, &bl); err == nil {
 		d.Baseline = indentJSON(bl)
