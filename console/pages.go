@@ -311,6 +311,9 @@ type deviceData struct {
 	Software  []softwareRow
 	Findings  int
 	KEV       int
+	// Listeners are the device's listening ports, when the scanner knows
+	// them (Exposure).
+	Listeners []scan.Listener
 	Alerts    []vigil.Alert
 	Incidents []vigil.Incident
 	// Commands are the commands and response actions sent to the device,
@@ -353,6 +356,9 @@ func (c *Console) device(w http.ResponseWriter, r *http.Request, s *session) err
 	var finds []vuln.Finding
 	if c.opts.Findings != nil {
 		finds = c.opts.Findings.Findings(scan.Filter{DeviceID: id})
+	}
+	if x, ok := c.opts.Findings.(Exposure); ok {
+		d.Listeners = x.Listeners(id)
 	}
 	byComp := map[string][]vuln.Finding{}
 	for _, f := range finds {

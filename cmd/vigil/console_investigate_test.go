@@ -149,7 +149,12 @@ func TestConsoleInvestigation(t *testing.T) {
 	// then the topic, ..., its own address an hour ago last.
 	body = get("/devices/cam-lobby")
 	has("/devices/cam-lobby", body, `id="peers"`, `<code>10.0.0.13</code> <small>(<a href="/devices/plc-gateway-03">plc-gateway-03</a>)</small>`,
-		`<code>plant/valves/set</code>`, `<td class="num">130</td>`)
+		`<code>plant/valves/set</code>`, `<td class="num">130</td>`,
+		// Its listening ports, from the scanner, by port.
+		`<tr><td>tcp/22</td><td>dropbear</td><td>no</td></tr>`, `<tr><td>tcp/80</td><td>lighttpd</td><td>yes</td></tr>`)
+	if strings.Index(body, "tcp/22") > strings.Index(body, "tcp/80") {
+		t.Errorf("listening ports not by port")
+	}
 	if i, j, k := strings.Index(body, "10.0.0.13"), strings.Index(body, "plant/valves/set"), strings.Index(body, "<code>10.0.0.10</code>"); i < 0 || !(i < j && j < k) {
 		t.Errorf("peers not most recent first (%d, %d, %d)", i, j, k)
 	}
