@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/auth"
+	"github.com/vigil-iot/vigil/respond/playbook"
 	"github.com/vigil-iot/vigil/store"
 	"github.com/vigil-iot/vigil/vuln"
 	"github.com/vigil-iot/vigil/vuln/scan"
@@ -629,9 +630,21 @@ func (c *Console) actions(w http.ResponseWriter, r *http.Request, s *session) er
 	d := struct {
 		listData[vigil.Action]
 		Pending []vigil.Action
-	}{listData[vigil.Action]{Items: items, Filter: q}, pending}
+		// Playbooks are the response playbooks loaded (GET
+		// /api/v1/playbooks); HavePlaybooks is false on a server without
+		// a response engine.
+		Playbooks     []playbook.Summary
+		HavePlaybooks bool
+	}{listData: listData[vigil.Action]{Items: items, Filter: q}, Pending: pending}
 	if next != "" {
 		d.Next = withParam(q, "cursor", next)
+	}
+	var pbs api.List[playbook.Summary]
+	switch err := c.callAPI(r, s, "GET", api.Prefix+"/playbooks", nil, &pbs); {
+	case err == nil:
+		d.Playbooks, d.HavePlaybooks = pbs.Items, true
+	case vigil.ErrorCode(err) != vigil.ENOTFOUND:
+		return err
 	}
 	return c.page(w, r, s, "actions", "Actions", "actions", d)
 }

@@ -145,6 +145,9 @@ func TestConsoleInvestigation(t *testing.T) {
 	}
 	has("report", get("/incidents/inc-lobby/report"), "Brute force and overload on cam-lobby")
 
+	// The Actions page lists the playbooks loaded, with their steps.
+	has("/actions", get("/actions"), `id="playbooks"`, "isolate-attacked-camera", "isolate@agent", `<span class="st st-active">enabled</span>`)
+
 	// The device's peers, most recent first: the PLC's address (named),
 	// then the topic, ..., its own address an hour ago last.
 	body = get("/devices/cam-lobby")
