@@ -306,12 +306,12 @@ func withParam(q url.Values, k, v string) string {
 }
 
 type deviceData struct {
-	Device    vigil.Device
-	Chart     chart
-	Samples   int
-	Software  []softwareRow
-	Findings  int
-	KEV       int
+	Device   vigil.Device
+	Chart    chart
+	Samples  int
+	Software []softwareRow
+	Findings int
+	KEV      int
 	// Listeners are the device's listening ports, when the scanner knows
 	// them (Exposure).
 	Listeners []scan.Listener
