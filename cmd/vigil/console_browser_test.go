@@ -84,7 +84,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	seedConsole(t, a)
 	dir := screenshotDir(t)
 	base := a.URL
-	ctx, cancel := context.WithTimeout(bctx, 3*time.Minute)
+	// A deadline for the whole flow, generous: on a loaded machine (two cores
+	// shared by several builds) the flow alone took over three minutes.
+	ctx, cancel := context.WithTimeout(bctx, 15*time.Minute)
 	defer cancel()
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
 	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
@@ -95,6 +97,19 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	shot := func(name string) {
 		t.Helper()
+		// Basic accessibility of the page shown: every field has a label
+		// (or an aria-label), every button a name.
+		unnamed, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(
+			[...document.querySelectorAll('input:not([type=hidden]):not([type=submit]), select, textarea')]
+				.filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby'))
+				.concat([...document.querySelectorAll('button')].filter(e => !e.textContent.trim() && !e.getAttribute('aria-label')))
+				.map(e => e.outerHTML.slice(0, 160)))`))
+		if err != nil {
+			t.Fatalf("accessibility check of %s: %v", name, err)
+		}
+		if unnamed != "[]" {
+			t.Errorf("%s: fields or buttons without a label: %s", name, unnamed)
+		}
 		buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 		if err != nil {
 			t.Fatalf("screenshot %s: %v", name, err)
