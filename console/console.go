@@ -39,6 +39,15 @@ type Findings interface {
 
 var _ Findings = (*scan.DB)(nil)
 
+// Exposure is what the device page reads of how a device is reachable:
+// its listening ports (vuln/scan.DB). When Options.Findings implements it
+// the device page lists them.
+type Exposure interface {
+	Listeners(deviceID string) []scan.Listener
+}
+
+var _ Exposure = (*scan.DB)(nil)
+
 // Options configures a Console.
 type Options struct {
 	// Store is what pages read. Required.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/auth"
 	"github.com/vigil-iot/vigil/graph"
 	"github.com/vigil-iot/vigil/investigate"
 	"github.com/vigil-iot/vigil/store"
@@ -46,6 +47,8 @@ const huntPage = 100
 type huntData struct {
 	Query    string
 	Saved    []store.SavedQuery
+	Me       string // the session's actor: the author of its own saved queries
+	Admin    bool   // may change and delete every saved query
 	Examples []string
 	Ran      bool
 	Err      string
@@ -72,6 +75,8 @@ func (c *Console) hunt(w http.ResponseWriter, r *http.Request, s *session) error
 	q := r.URL.Query()
 	d := huntData{Query: strings.TrimSpace(q.Get("q")), Examples: huntExamples}
 	var err error
+	_, d.Me = s.caller()
+	d.Admin = s.can(auth.PermAdmin)
 	if d.Saved, err = c.savedQueries(r, s); err != nil {
 		return err
 	}

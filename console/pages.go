@@ -12,9 +12,11 @@ import (
 
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/auth"
+	"github.com/vigil-iot/vigil/respond/playbook"
 	"github.com/vigil-iot/vigil/store"
 	"github.com/vigil-iot/vigil/vuln"
 	"github.com/vigil-iot/vigil/vuln/scan"
+	"github.com/vigil-iot/vigil/web"
 	"github.com/vigil-iot/vigil/web/api"
 )
 
@@ -304,16 +306,23 @@ func withParam(q url.Values, k, v string) string {
 }
 
 type deviceData struct {
-	Device    vigil.Device
-	Chart     chart
-	Samples   int
-	Software  []softwareRow
-	Findings  int
-	KEV       int
+	Device   vigil.Device
+	Chart    chart
+	Samples  int
+	Software []softwareRow
+	Findings int
+	KEV      int
+	// Listeners are the device's listening ports, when the scanner knows
+	// them (Exposure).
+	Listeners []scan.Listener
 	Alerts    []vigil.Alert
 	Incidents []vigil.Incident
-	Actions   []vigil.Action
-	Baseline  string
+	// Commands are the commands and response actions sent to the device,
+	// newest first (GET /api/v1/devices/{id}/commands); CommandsMore:
+	// there are older ones.
+	Commands     []web.DeviceCommand
+	CommandsMore bool
+	Baseline     string
 	// Peers are the device's relations in the entity graph, most
 	// recent first (PeersMore: there are more; PeersErr: why none).
 	Peers     []peerRow
@@ -326,6 +335,9 @@ type softwareRow struct {
 	Findings []vuln.Finding
 	KEV      bool
 }
+
+// deviceCommands is how many commands the device page shows.
+const deviceCommands = 25
 
 func (c *Console) device(w http.ResponseWriter, r *http.Request, s *session) error {
 	ctx := r.Context()
@@ -345,6 +357,9 @@ func (c *Console) device(w http.ResponseWriter, r *http.Request, s *session) err
 	var finds []vuln.Finding
 	if c.opts.Findings != nil {
 		finds = c.opts.Findings.Findings(scan.Filter{DeviceID: id})
+	}
+	if x, ok := c.opts.Findings.(Exposure); ok {
+		d.Listeners = x.Listeners(id)
 	}
 	byComp := map[string][]vuln.Finding{}
 	for _, f := range finds {
@@ -382,9 +397,11 @@ func (c *Console) device(w http.ResponseWriter, r *http.Request, s *session) err
 	if d.Incidents, _, err = c.opts.Store.ListIncidents(ctx, store.IncidentFilter{DeviceID: id, Page: store.Page{Limit: 20}}); err != nil {
 		return err
 	}
-	if d.Actions, _, err = c.opts.Store.ListActions(ctx, store.ActionFilter{DeviceID: id, Page: store.Page{Limit: 20}}); err != nil {
+	var cmds api.List[web.DeviceCommand]
+	if err := c.callAPI(r, s, "GET", api.Prefix+"/devices/"+url.PathEscape(id)+"/commands?limit="+strconv.Itoa(deviceCommands), nil, &cmds); err != nil {
 		return err
 	}
+	d.Commands, d.CommandsMore = cmds.Items, cmds.NextCursor != ""
 	var bl json.RawMessage
 	if err := c.callAPI(r, s, "GET", api.Prefix+"/baseline/"+url.PathEscape(id), nil, &bl); err == nil {
 		d.Baseline = indentJSON(bl)
@@ -613,9 +630,21 @@ func (c *Console) actions(w http.ResponseWriter, r *http.Request, s *session) er
 	d := struct {
 		listData[vigil.Action]
 		Pending []vigil.Action
-	}{listData[vigil.Action]{Items: items, Filter: q}, pending}
+		// Playbooks are the response playbooks loaded (GET
+		// /api/v1/playbooks); HavePlaybooks is false on a server without
+		// a response engine.
+		Playbooks     []playbook.Summary
+		HavePlaybooks bool
+	}{listData: listData[vigil.Action]{Items: items, Filter: q}, Pending: pending}
 	if next != "" {
 		d.Next = withParam(q, "cursor", next)
+	}
+	var pbs api.List[playbook.Summary]
+	switch err := c.callAPI(r, s, "GET", api.Prefix+"/playbooks", nil, &pbs); {
+	case err == nil:
+		d.Playbooks, d.HavePlaybooks = pbs.Items, true
+	case vigil.ErrorCode(err) != vigil.ENOTFOUND:
+		return err
 	}
 	return c.page(w, r, s, "actions", "Actions", "actions", d)
 }

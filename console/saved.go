@@ -16,8 +16,9 @@ import (
 // through the API (GET/POST/DELETE /api/v1/hunt/saved, POST
 // /api/v1/rules/test), which checks the role and audits the writes.
 
-// savedQueries reads the saved hunt queries for the Hunt page; a server
-// without the route (ENOTFOUND) has none.
+// savedQueries reads the saved hunt queries the session may see (its
+// own, the shared ones, every one for an admin) for the Hunt page; a
+// server without the route (ENOTFOUND) has none.
 func (c *Console) savedQueries(r *http.Request, s *session) ([]store.SavedQuery, error) {
 	var l api.List[store.SavedQuery]
 	err := c.callAPI(r, s, "GET", api.Prefix+"/hunt/saved", nil, &l)
@@ -27,10 +28,13 @@ func (c *Console) savedQueries(r *http.Request, s *session) ([]store.SavedQuery,
 	return l.Items, err
 }
 
-// saveQuery is POST /hunt/saved: name and q.
+// saveQuery is POST /hunt/saved: name, q, shared ("on" shares it with
+// everyone) and author (an admin changing another's query; the API
+// refuses it to others).
 func (c *Console) saveQuery(w http.ResponseWriter, r *http.Request, s *session) error {
 	q := r.PostFormValue("q")
-	err := c.callAPI(r, s, "POST", api.Prefix+"/hunt/saved", web.SavedQueryRequest{Name: r.PostFormValue("name"), Query: q}, nil)
+	in := web.SavedQueryRequest{Name: r.PostFormValue("name"), Query: q, Shared: r.PostFormValue("shared") == "on", Author: r.PostFormValue("author")}
+	err := c.callAPI(r, s, "POST", api.Prefix+"/hunt/saved", in, nil)
 	if err != nil {
 		return err
 	}
@@ -38,9 +42,14 @@ func (c *Console) saveQuery(w http.ResponseWriter, r *http.Request, s *session) 
 	return nil
 }
 
-// deleteQuery is POST /hunt/saved/{name}/delete.
+// deleteQuery is POST /hunt/saved/{name}/delete, with author when it is
+// not the caller's own (admins only: the API refuses it to others).
 func (c *Console) deleteQuery(w http.ResponseWriter, r *http.Request, s *session) error {
-	if err := c.callAPI(r, s, "DELETE", api.Prefix+"/hunt/saved/"+url.PathEscape(r.PathValue("name")), nil, nil); err != nil {
+	p := api.Prefix + "/hunt/saved/" + url.PathEscape(r.PathValue("name"))
+	if a := r.PostFormValue("author"); a != "" {
+		p += "?" + url.Values{"author": {a}}.Encode()
+	}
+	if err := c.callAPI(r, s, "DELETE", p, nil, nil); err != nil {
 		return err
 	}
 	http.Redirect(w, r, "/hunt?done=unsaved", http.StatusSeeOther)

@@ -147,3 +147,82 @@ func TestCampaignByTechniqueSequence(t *testing.T) {
 		t.Errorf("campaign: %v %+v", cs[0].Incidents, cs[0].Indicators)
 	}
 }
+
+// TestCampaignsKeepIndicators: the indicators of an incident are read
+// once and kept; evidence added to an incident that did not change shows
+// after IndicatorTTL, and at once when the incident changed (a new
+// alert, a new update time).
+func TestCampaignsKeepIndicators(t *testing.T) {
+	members := func(iv *Investigator) string {
+		t.Helper()
+		cs, err := iv.Campaigns(t.Context(), CampaignQuery{Since: t0.Add(-time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, c := range cs {
+			out = append(out, strings.Join(c.Incidents, ","))
+		}
+		return strings.Join(out, " ")
+	}
+	// inc-3 (other-1) gets an alert whose evidence drops the file that links
+	// inc-2 and inc-4: it joins their campaign once its indicators are read.
+	link := func(t *testing.T, st store.Store) {
+		t.Helper()
+		ev := vigil.Event{ID: "x6", Time: t0.Add(70 * time.Second), DeviceID: "other-1", Kind: vigil.KindFile, Fields: map[string]any{"file.hash.sha256": "deadbeef"}}
+		if err := st.PutEvents(t.Context(), []vigil.Event{ev}); err != nil {
+			t.Fatal(err)
+		}
+		a := vigil.Alert{ID: "al-3b", DedupKey: "al-3b", Detector: "sigma", RuleID: "r", Title: "Dropped file", Severity: vigil.SeverityHigh, DeviceID: "other-1",
+			EventIDs: []string{"x6"}, IncidentID: "inc-3", FirstEventTime: ev.Time, LastEventTime: ev.Time, Created: ev.Time, Count: 1}
+		if err := st.PutAlert(t.Context(), a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const before, after = "inc-1,inc-2,inc-4", "inc-1,inc-2,inc-4,inc-3" // by detection
+
+	t.Run("ttl", func(t *testing.T) {
+		iv, st := campaignScenario(t)
+		clk := &stepClock{t: t0.Add(time.Hour)}
+		iv.clock = clk
+		if got := members(iv); got != before {
+			t.Fatalf("campaigns %q, want %q", got, before)
+		}
+		link(t, st)
+		if got := members(iv); got != before {
+			t.Fatalf("campaigns right after, with the incident unchanged: %q, want the kept %q", got, before)
+		}
+		clk.t = clk.t.Add(IndicatorTTL - time.Second)
+		if got := members(iv); got != before {
+			t.Fatalf("campaigns before IndicatorTTL: %q, want %q", got, before)
+		}
+		clk.t = clk.t.Add(time.Second)
+		if got := members(iv); got != after {
+			t.Fatalf("campaigns after IndicatorTTL: %q, want %q", got, after)
+		}
+	})
+	t.Run("incident changed", func(t *testing.T) {
+		iv, st := campaignScenario(t)
+		iv.clock = &stepClock{t: t0.Add(time.Hour)}
+		if got := members(iv); got != before {
+			t.Fatalf("campaigns %q, want %q", got, before)
+		}
+		link(t, st)
+		in, err := st.GetIncident(t.Context(), "inc-3")
+		if err != nil {
+			t.Fatal(err)
+		}
+		in.AlertIDs = append(in.AlertIDs, "al-3b") // Updated unchanged: an older alert joined
+		if err := st.PutIncident(t.Context(), in); err != nil {
+			t.Fatal(err)
+		}
+		if got := members(iv); got != after {
+			t.Fatalf("campaigns after the incident took the alert: %q, want %q", got, after)
+		}
+	})
+}
+
+// stepClock is a clock a test moves.
+type stepClock struct{ t time.Time }
+
+func (c *stepClock) Now() time.Time { return c.t }

@@ -38,6 +38,10 @@ type Investigator struct {
 	invMu sync.Mutex
 	invAt time.Time
 	inv   []vigil.Device
+
+	// The indicators read per incident, kept IndicatorTTL (campaign.go).
+	indMu sync.Mutex
+	ind   map[string]cachedIndicators
 }
 
 // New returns an Investigator.

@@ -9,23 +9,31 @@ import (
 )
 
 // SavedQueries keeps the hunt queries people saved by name (the console's
-// Hunt page, `vigil ctl hunt --save`): few, read whole.
+// Hunt page, `vigil ctl hunt --save`): few, read whole. A saved query
+// belongs to its Author, who names it: two authors may each have a query
+// of the same name. Who may see or change which query is the caller's
+// business (web.SavedQueryRoutes): the store keeps Shared and answers
+// every query.
 type SavedQueries interface {
-	// PutSavedQuery creates or replaces the saved query of q.Name.
-	// EINVALID when q fails CheckSavedQuery.
+	// PutSavedQuery creates or replaces the saved query of q.Author and
+	// q.Name. EINVALID when q fails CheckSavedQuery.
 	PutSavedQuery(ctx context.Context, q SavedQuery) error
-	// ListSavedQueries returns every saved query ordered by name.
+	// ListSavedQueries returns every saved query of every author,
+	// ordered by name then author (bytes).
 	ListSavedQueries(ctx context.Context) ([]SavedQuery, error)
-	// DeleteSavedQuery removes the saved query of that name. ENOTFOUND
-	// when there is none.
-	DeleteSavedQuery(ctx context.Context, name string) error
+	// DeleteSavedQuery removes the saved query of that author and name.
+	// ENOTFOUND when there is none.
+	DeleteSavedQuery(ctx context.Context, author, name string) error
 }
 
-// SavedQuery is a hunt query kept under a name.
+// SavedQuery is a hunt query kept under a name by its author.
 type SavedQuery struct {
-	Name    string    `json:"name"`
-	Query   string    `json:"query"`
-	Author  string    `json:"author"` // the actor who saved it, "user:alice"
+	Name   string `json:"name"`
+	Query  string `json:"query"`
+	Author string `json:"author"` // the actor who saved it and owns it, "user:alice"
+	// Shared shows the query to every console user and API token; an
+	// unshared one is shown to its author (and to admins) only.
+	Shared  bool      `json:"shared"`
 	Created time.Time `json:"created"`
 }
 

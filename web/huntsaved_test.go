@@ -10,24 +10,50 @@ import (
 	"time"
 
 	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/auth"
 	"github.com/vigil-iot/vigil/store"
 	"github.com/vigil-iot/vigil/web/api"
 )
 
 // TestSavedQueryRoutes saves, lists, replaces and deletes hunt queries
-// through the API: the author is the caller, a bad query is refused with
-// its position, a viewer may list and not write, writes are audited.
+// through the API: the author is the caller and owns the query; an
+// unshared query is listed to its author and to admins only, a shared one
+// to everyone; another writer saving the same name gets a query of its
+// own, and may neither change nor delete the author's (403) while an
+// admin may; a bad query is refused with its position; a viewer may list
+// and not write; writes are audited.
 func TestSavedQueryRoutes(t *testing.T) {
 	e := newEnv(t, func(o *Options) {
 		o.Extra = SavedQueryRoutes(SavedQueriesAPI{Store: o.Store, Clock: fixedClock(now)})
 	})
+	plain, _, err := e.tokens.Create("test-analyst2", auth.RoleAnalyst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.tok["analyst2"] = plain
+	list := func(role string) string {
+		t.Helper()
+		code, body, _ := e.do("GET", "/api/v1/hunt/saved", role, "")
+		if code != 200 {
+			t.Fatalf("list as %s = %d %s", role, code, body)
+		}
+		var l api.List[store.SavedQuery]
+		if err := json.Unmarshal(body, &l); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, q := range l.Items {
+			out = append(out, fmt.Sprintf("%s/%s=%s shared=%v", q.Author, q.Name, q.Query, q.Shared))
+		}
+		return strings.Join(out, ", ")
+	}
 	code, body, _ := e.do("POST", "/api/v1/hunt/saved", "analyst", `{"name":" curl/sh ","query":"process.command_line=*curl* | stats count by device.id"}`)
 	if code != 201 {
 		t.Fatalf("save = %d %s", code, body)
 	}
 	var q store.SavedQuery
 	json.Unmarshal(body, &q)
-	if q.Name != "curl/sh" || q.Author != "token:test-analyst" || !q.Created.Equal(now) {
+	if q.Name != "curl/sh" || q.Author != "token:test-analyst" || q.Shared || !q.Created.Equal(now) {
 		t.Fatalf("saved %+v", q)
 	}
 	for _, bad := range []struct{ body, want string }{
@@ -43,13 +69,47 @@ func TestSavedQueryRoutes(t *testing.T) {
 	if code, _, _ := e.do("POST", "/api/v1/hunt/saved", "viewer", `{"name":"v","query":"kind=auth"}`); code != 403 {
 		t.Errorf("save as viewer = %d, want 403", code)
 	}
-	if code, body, _ := e.do("POST", "/api/v1/hunt/saved", "admin", `{"name":"curl/sh","query":"kind=process"}`); code != 201 {
-		t.Fatalf("replace = %d %s", code, body)
+	mine := "token:test-analyst/curl/sh=process.command_line=*curl* | stats count by device.id shared=false"
+	if got := list("analyst"); got != mine {
+		t.Errorf("the author's list = %s", got)
 	}
-	var l api.List[store.SavedQuery]
-	e.get("/api/v1/hunt/saved", 200, &l)
-	if len(l.Items) != 1 || l.Items[0].Query != "kind=process" || l.Items[0].Author != "token:test-admin" {
-		t.Fatalf("list = %+v", l.Items)
+	if got := list("analyst2"); got != "" {
+		t.Errorf("another analyst sees an unshared query: %s", got)
+	}
+	if got := list("viewer"); got != "" {
+		t.Errorf("a viewer sees an unshared query: %s", got)
+	}
+	if got := list("admin"); got != mine {
+		t.Errorf("the admin's list = %s", got)
+	}
+	// Another analyst: the same name is a query of its own; the author's
+	// cannot be changed nor deleted by it.
+	if code, body, _ := e.do("POST", "/api/v1/hunt/saved", "analyst2", `{"name":"curl/sh","query":"kind=auth","shared":true}`); code != 201 {
+		t.Fatalf("save of the same name by another = %d %s", code, body)
+	}
+	if code, body, _ := e.do("POST", "/api/v1/hunt/saved", "analyst2", `{"name":"curl/sh","query":"kind=net","author":"token:test-analyst"}`); code != 403 {
+		t.Errorf("change of another's query = %d %s, want 403", code, body)
+	}
+	if code, body, _ := e.do("DELETE", "/api/v1/hunt/saved/"+url.PathEscape("curl/sh")+"?author=token:test-analyst", "analyst2", ""); code != 403 {
+		t.Errorf("delete of another's query = %d %s, want 403", code, body)
+	}
+	theirs := "token:test-analyst2/curl/sh=kind=auth shared=true"
+	if got := list("analyst"); got != mine+", "+theirs {
+		t.Errorf("the author's list with a shared one = %s", got)
+	}
+	if got := list("viewer"); got != theirs {
+		t.Errorf("the viewer's list = %s", got)
+	}
+	// An admin changes the author's query in place (the author stays), and
+	// may not invent a query for someone.
+	if code, body, _ := e.do("POST", "/api/v1/hunt/saved", "admin", `{"name":"curl/sh","query":"kind=process","author":"token:test-analyst"}`); code != 201 {
+		t.Fatalf("admin's change = %d %s", code, body)
+	}
+	if code, _, _ := e.do("POST", "/api/v1/hunt/saved", "admin", `{"name":"nope","query":"kind=process","author":"token:test-analyst"}`); code != 404 {
+		t.Errorf("admin's change of a missing query = %d, want 404", code)
+	}
+	if got := list("analyst"); got != "token:test-analyst/curl/sh=kind=process shared=false, "+theirs {
+		t.Errorf("after the admin's change = %s", got)
 	}
 	if code, _, _ := e.do("DELETE", "/api/v1/hunt/saved/"+url.PathEscape("curl/sh"), "viewer", ""); code != 403 {
 		t.Fatalf("delete as viewer = %d, want 403", code)
@@ -60,6 +120,12 @@ func TestSavedQueryRoutes(t *testing.T) {
 	if code, _, _ := e.do("DELETE", "/api/v1/hunt/saved/"+url.PathEscape("curl/sh"), "analyst", ""); code != 404 {
 		t.Fatalf("delete again = %d, want 404", code)
 	}
+	if code, body, _ := e.do("DELETE", "/api/v1/hunt/saved/"+url.PathEscape("curl/sh")+"?author=token:test-analyst2", "admin", ""); code != 204 {
+		t.Fatalf("admin's delete of another's = %d %s", code, body)
+	}
+	if got := list("admin"); got != "" {
+		t.Errorf("left: %s", got)
+	}
 	recs, err := e.store.ListAudit(context.Background(), 0, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -67,12 +133,18 @@ func TestSavedQueryRoutes(t *testing.T) {
 	var ok []string
 	for _, r := range recs {
 		if r.Outcome == vigil.OutcomeOK {
-			ok = append(ok, r.Actor+" "+r.Action+" "+r.Object)
+			ok = append(ok, r.Actor+" "+r.Action+" "+r.Object+" "+r.Detail)
 		}
 	}
-	want := "token:test-analyst hunt.save hunt:curl/sh,token:test-admin hunt.save hunt:curl/sh,token:test-analyst hunt.unsave hunt:curl/sh"
-	if strings.Join(ok, ",") != want {
-		t.Errorf("audit ok = %v, want %s", ok, want)
+	want := []string{
+		`token:test-analyst hunt.save hunt:curl/sh saved "process.command_line=*curl* | stats count by device.id"`,
+		`token:test-analyst2 hunt.save hunt:curl/sh saved "kind=auth" shared`,
+		`token:test-admin hunt.save hunt:curl/sh saved "kind=process" of token:test-analyst`,
+		`token:test-analyst hunt.unsave hunt:curl/sh deleted the saved query`,
+		`token:test-admin hunt.unsave hunt:curl/sh deleted the saved query of token:test-analyst2`,
+	}
+	if strings.Join(ok, "\n") != strings.Join(want, "\n") {
+		t.Errorf("audit ok =\n%s\nwant\n%s", strings.Join(ok, "\n"), strings.Join(want, "\n"))
 	}
 }
 

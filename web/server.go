@@ -159,6 +159,7 @@ func NewServer(opts Options) (*Server, error) {
 
 		{Method: "GET", Pattern: p + "/devices", Perm: auth.PermRead, Handler: s.handle(s.listDevices)},
 		{Method: "GET", Pattern: p + "/devices/{id}", Perm: auth.PermRead, Handler: s.handle(s.getDevice)},
+		{Method: "GET", Pattern: p + "/devices/{id}/commands", Perm: auth.PermRead, Handler: s.handle(s.deviceCommands)},
 		{Method: "GET", Pattern: p + "/alerts", Perm: auth.PermRead, Handler: s.handle(s.listAlerts)},
 		{Method: "GET", Pattern: p + "/alerts/{id}", Perm: auth.PermRead, Handler: s.handle(s.getAlert)},
 		{Method: "GET", Pattern: p + "/incidents", Perm: auth.PermRead, Handler: s.handle(s.listIncidents)},

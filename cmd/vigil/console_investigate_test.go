@@ -145,11 +145,19 @@ func TestConsoleInvestigation(t *testing.T) {
 	}
 	has("report", get("/incidents/inc-lobby/report"), "Brute force and overload on cam-lobby")
 
+	// The Actions page lists the playbooks loaded, with their steps.
+	has("/actions", get("/actions"), `id="playbooks"`, "isolate-attacked-camera", "isolate@agent", `<span class="st st-active">enabled</span>`)
+
 	// The device's peers, most recent first: the PLC's address (named),
 	// then the topic, ..., its own address an hour ago last.
 	body = get("/devices/cam-lobby")
 	has("/devices/cam-lobby", body, `id="peers"`, `<code>10.0.0.13</code> <small>(<a href="/devices/plc-gateway-03">plc-gateway-03</a>)</small>`,
-		`<code>plant/valves/set</code>`, `<td class="num">130</td>`)
+		`<code>plant/valves/set</code>`, `<td class="num">130</td>`,
+		// Its listening ports, from the scanner, by port.
+		`<tr><td>tcp/22</td><td>dropbear</td><td>no</td></tr>`, `<tr><td>tcp/80</td><td>lighttpd</td><td>yes</td></tr>`)
+	if strings.Index(body, "tcp/22") > strings.Index(body, "tcp/80") {
+		t.Errorf("listening ports not by port")
+	}
 	if i, j, k := strings.Index(body, "10.0.0.13"), strings.Index(body, "plant/valves/set"), strings.Index(body, "<code>10.0.0.10</code>"); i < 0 || !(i < j && j < k) {
 		t.Errorf("peers not most recent first (%d, %d, %d)", i, j, k)
 	}

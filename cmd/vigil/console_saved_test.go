@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -29,25 +30,37 @@ func TestConsoleSavedQueries(t *testing.T) {
 		t.Fatalf("hunt page without a query:\n%s", body)
 	}
 	q := `kind=auth outcome=failure | top limit=3 user.name`
-	if _, body := ana.get("/hunt?" + url.Values{"q": {q}}.Encode()); !strings.Contains(body, `id="save-query"`) {
+	if _, body := ana.get("/hunt?" + url.Values{"q": {q}}.Encode()); !strings.Contains(body, `id="save-query"`) || !strings.Contains(body, `id="save-shared"`) {
 		t.Fatalf("no save form after a hunt:\n%s", body)
 	}
-	code, _ := ana.post("/hunt/saved", url.Values{"csrf": {csrf}, "name": {"failed logins"}, "q": {q}})
+	code, _ := ana.post("/hunt/saved", url.Values{"csrf": {csrf}, "name": {"failed logins"}, "q": {q}, "shared": {"on"}})
 	if code != http.StatusSeeOther {
 		t.Fatalf("save = %d", code)
+	}
+	if code, _ := ana.post("/hunt/saved", url.Values{"csrf": {csrf}, "name": {"mine only"}, "q": {"kind=auth"}}); code != http.StatusSeeOther {
+		t.Fatalf("save a private one = %d", code)
 	}
 	if code, body := ana.post("/hunt/saved", url.Values{"csrf": {csrf}, "name": {"bad"}, "q": {"| stats count by"}}); code != http.StatusBadRequest || !strings.Contains(body, "position") {
 		t.Fatalf("saving a bad query = %d %.400s", code, body)
 	}
 	_, body := ana.get("/hunt?done=saved")
-	for _, want := range []string{"Query saved.", `>failed logins</a>`, `action="/hunt/saved/failed%20logins/delete"`, "user:ana"} {
+	for _, want := range []string{"Query saved.", `>failed logins</a>`, `>mine only</a>`, `action="/hunt/saved/failed%20logins/delete"`,
+		`action="/hunt/saved/mine%20only/delete"`, "yours", ">shared</span>", ">private</span>"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("analyst's hunt page: no %q", want)
 		}
 	}
 	_, body = vic.get("/hunt?" + url.Values{"q": {q}}.Encode())
-	if !strings.Contains(body, `>failed logins</a>`) || strings.Contains(body, "/delete") || strings.Contains(body, `id="save-query"`) {
-		t.Errorf("viewer's hunt page: want the list without forms\n%s", body)
+	if !strings.Contains(body, `>failed logins</a>`) || strings.Contains(body, "mine only") || strings.Contains(body, "/delete") || strings.Contains(body, `id="save-query"`) {
+		t.Errorf("viewer's hunt page: want the shared query only, without forms\n%s", body)
+	}
+	ada := newConsoleClient(t, a)
+	ada.login("ada")
+	_, body = ada.get("/hunt")
+	for _, want := range []string{`>failed logins</a>`, `>mine only</a>`, `<input type="hidden" name="author" value="user:ana">`, "user:ana"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("admin's hunt page: no %q", want)
+		}
 	}
 	vcsrf := vic.csrf("/")
 	if code, _ := vic.post("/hunt/saved/failed%20logins/delete", url.Values{"csrf": {vcsrf}}); code != http.StatusForbidden {
@@ -56,19 +69,41 @@ func TestConsoleSavedQueries(t *testing.T) {
 	if code, _ := vic.post("/hunt/saved", url.Values{"csrf": {vcsrf}, "name": {"x"}, "q": {"kind=auth"}}); code != http.StatusForbidden {
 		t.Errorf("viewer's save = %d, want 403", code)
 	}
-	qs, err := a.store.ListSavedQueries(t.Context())
-	if err != nil || len(qs) != 1 || qs[0].Query != q || qs[0].Author != "user:ana" {
-		t.Fatalf("stored: %+v %v", qs, err)
+	stored := func() string {
+		t.Helper()
+		qs, err := a.store.ListSavedQueries(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, q := range qs {
+			out = append(out, fmt.Sprintf("%s/%s=%s shared=%v", q.Author, q.Name, q.Query, q.Shared))
+		}
+		return strings.Join(out, ", ")
+	}
+	if got, want := stored(), "user:ana/failed logins="+q+" shared=true, user:ana/mine only=kind=auth shared=false"; got != want {
+		t.Fatalf("stored: %s\nwant %s", got, want)
 	}
 	// The link runs the query.
-	if _, body := vic.get("/hunt?" + url.Values{"q": {qs[0].Query}}.Encode()); !strings.Contains(body, `id="hunt-result"`) {
+	if _, body := vic.get("/hunt?" + url.Values{"q": {q}}.Encode()); !strings.Contains(body, `id="hunt-result"`) {
 		t.Errorf("the saved query's link does not run it")
+	}
+	// Its author shares the private one (the Share button's form).
+	if code, _ := ana.post("/hunt/saved", url.Values{"csrf": {csrf}, "name": {"mine only"}, "q": {"kind=auth"}, "shared": {"on"}}); code != http.StatusSeeOther {
+		t.Fatalf("share = %d", code)
+	}
+	if _, body := vic.get("/hunt"); !strings.Contains(body, "mine only") {
+		t.Errorf("the viewer does not see the query shared since")
+	}
+	// The admin deletes the analyst's; the analyst deletes her other one.
+	if code, _ := ada.post("/hunt/saved/mine%20only/delete", url.Values{"csrf": {ada.csrf("/")}, "author": {"user:ana"}}); code != http.StatusSeeOther {
+		t.Fatalf("admin's delete = %d", code)
 	}
 	if code, _ := ana.post("/hunt/saved/failed%20logins/delete", url.Values{"csrf": {csrf}}); code != http.StatusSeeOther {
 		t.Fatalf("delete = %d", code)
 	}
-	if qs, _ := a.store.ListSavedQueries(t.Context()); len(qs) != 0 {
-		t.Fatalf("after delete: %+v", qs)
+	if got := stored(); got != "" {
+		t.Fatalf("after delete: %s", got)
 	}
 	recs, err := a.store.ListAudit(t.Context(), 0, 0)
 	if err != nil {
@@ -80,7 +115,8 @@ func TestConsoleSavedQueries(t *testing.T) {
 			seen = append(seen, r.Actor+" "+r.Action+" "+r.Outcome)
 		}
 	}
-	want := "user:ana hunt.save ok,user:ana hunt.save refused,user:vic hunt.unsave denied,user:vic hunt.save denied,user:ana hunt.unsave ok"
+	want := "user:ana hunt.save ok,user:ana hunt.save ok,user:ana hunt.save refused,user:vic hunt.unsave denied,user:vic hunt.save denied," +
+		"user:ana hunt.save ok,user:ada hunt.unsave ok,user:ana hunt.unsave ok"
 	if strings.Join(seen, ",") != want {
 		t.Errorf("audit: %v\nwant %s", seen, want)
 	}
@@ -99,10 +135,10 @@ func TestConsoleSavedQueries(t *testing.T) {
 		}
 		return out.String()
 	}
-	if out := ctl("--save", "roots", "user.name=root"); !strings.Contains(out, `saved "user.name=root" as roots`) {
+	if out := ctl("--save", "roots", "--shared", "user.name=root"); !strings.Contains(out, `saved "user.name=root" as roots`) {
 		t.Errorf("ctl hunt --save: %s", out)
 	}
-	if out := ctl("saved"); !strings.Contains(out, "roots") || !strings.Contains(out, "token:") || !strings.Contains(out, "user.name=root") {
+	if out := ctl("saved"); !strings.Contains(out, "roots") || !strings.Contains(out, "token:") || !strings.Contains(out, "user.name=root") || !strings.Contains(out, "true") {
 		t.Errorf("ctl hunt saved: %s", out)
 	}
 	if out := ctl("saved", "--delete", "roots"); !strings.Contains(out, "deleted the saved query roots") {

@@ -19,6 +19,7 @@ import (
 	"github.com/vigil-iot/vigil/auth"
 	"github.com/vigil-iot/vigil/console"
 	"github.com/vigil-iot/vigil/store"
+	"github.com/vigil-iot/vigil/vuln/scan"
 )
 
 // consolePassword is the password of the seeded console users.
@@ -124,6 +125,9 @@ func seedConsole(t *testing.T, a *app) {
 	} {
 		must(a.store.PutAction(ctx, x))
 	}
+	// How cam-lobby is reachable, as the agent's listening sockets and the
+	// sensor's traffic teach the vulnerability scanner.
+	a.vuln.SetExposure("cam-lobby", []scan.Listener{{Transport: "tcp", Port: 80, Process: "lighttpd", Seen: true}, {Transport: "tcp", Port: 22, Process: "dropbear"}})
 	seedInvestigation(t, a)
 }
 

@@ -17,6 +17,7 @@ import (
 
 func ctlHuntCmd(o *ctlOptions) *cobra.Command {
 	var cursor, save string
+	var shared bool
 	cmd := &cobra.Command{
 		Use:   "hunt 'QUERY'",
 		Short: "Search stored events with a query (an SPL subset, see docs/hunting.md)",
@@ -32,8 +33,9 @@ Without stats or top it lists events, newest stored first, a page of --limit at 
 goes on); with them it prints the table. A result with more than it shows says so below.
 
 --save NAME keeps the query under that name instead of running it (write permission; the
-console's Hunt page lists it); 'vigil ctl hunt saved' lists the saved queries, --delete NAME
-removes one.`,
+console's Hunt page lists it), as the token's own (--shared shows it to everyone); 'vigil ctl
+hunt saved' lists the saved queries, --delete NAME removes one (--author for an admin to
+remove another's).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			query := args[0]
@@ -51,7 +53,7 @@ removes one.`,
 			}
 			defer c.Close()
 			if save != "" {
-				q, err := c.SaveQuery(cmd.Context(), save, query)
+				q, err := c.SaveQuery(cmd.Context(), save, query, shared)
 				if err != nil {
 					return err
 				}
@@ -83,13 +85,14 @@ removes one.`,
 	}
 	addCursorFlag(cmd, &cursor)
 	cmd.Flags().StringVar(&save, "save", "", "save the query under this name instead of running it")
+	cmd.Flags().BoolVar(&shared, "shared", false, "with --save: show the saved query to everyone, not only its author")
 	cmd.AddCommand(ctlHuntSavedCmd(o))
 	return cmd
 }
 
 // ctlHuntSavedCmd is `vigil ctl hunt saved`: the saved hunt queries.
 func ctlHuntSavedCmd(o *ctlOptions) *cobra.Command {
-	var del string
+	var del, author string
 	cmd := &cobra.Command{
 		Use:   "saved",
 		Short: "List the saved hunt queries (--delete NAME removes one)",
@@ -101,7 +104,7 @@ func ctlHuntSavedCmd(o *ctlOptions) *cobra.Command {
 			}
 			defer c.Close()
 			if del != "" {
-				if err := c.DeleteSavedQuery(cmd.Context(), del); err != nil {
+				if err := c.DeleteSavedQuery(cmd.Context(), author, del); err != nil {
 					return err
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "deleted the saved query %s\n", printable(del))
@@ -112,14 +115,15 @@ func ctlHuntSavedCmd(o *ctlOptions) *cobra.Command {
 				return err
 			}
 			return o.print(cmd.OutOrStdout(), qs, func(tw *tabwriter.Writer) {
-				fmt.Fprintln(tw, "NAME\tAUTHOR\tCREATED\tQUERY")
+				fmt.Fprintln(tw, "NAME\tAUTHOR\tSHARED\tCREATED\tQUERY")
 				for _, q := range qs {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", printable(q.Name), printable(q.Author), q.Created.Format(time.RFC3339), printable(q.Query))
+					fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\n", printable(q.Name), printable(q.Author), q.Shared, q.Created.Format(time.RFC3339), printable(q.Query))
 				}
 			})
 		},
 	}
-	cmd.Flags().StringVar(&del, "delete", "", "delete the saved query of this name")
+	cmd.Flags().StringVar(&del, "delete", "", "delete the saved query of this name (the caller's own)")
+	cmd.Flags().StringVar(&author, "author", "", `with --delete: the author of the query to delete, when not the caller (admin only), e.g. "user:alice"`)
 	return cmd
 }
 

@@ -377,6 +377,15 @@ CREATE TABLE saved_queries (
 	created bigint NOT NULL
 );
 `,
+	// 13: saved hunt queries belong to their author (the key is author
+	// and name) and are shared or not; those saved before were seen by
+	// everyone, so they are shared.
+	`
+ALTER TABLE saved_queries ADD COLUMN shared boolean NOT NULL DEFAULT true;
+ALTER TABLE saved_queries ALTER COLUMN shared DROP DEFAULT;
+ALTER TABLE saved_queries DROP CONSTRAINT saved_queries_pkey;
+ALTER TABLE saved_queries ADD PRIMARY KEY (author, name);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context, schema string) error {

@@ -13,8 +13,8 @@ func (s *Store) PutSavedQuery(ctx context.Context, q store.SavedQuery) error {
 	if err := store.CheckSavedQuery(q); err != nil {
 		return err
 	}
-	_, err := s.w.ExecContext(ctx, `INSERT OR REPLACE INTO saved_queries(name, query, author, created) VALUES (?, ?, ?, ?)`,
-		q.Name, q.Query, q.Author, store.Nanos(q.Created))
+	_, err := s.w.ExecContext(ctx, `INSERT OR REPLACE INTO saved_queries(author, name, query, shared, created) VALUES (?, ?, ?, ?, ?)`,
+		q.Author, q.Name, q.Query, q.Shared, store.Nanos(q.Created))
 	if err != nil {
 		return fmt.Errorf("cannot save query %q: %w", q.Name, err)
 	}
@@ -23,7 +23,7 @@ func (s *Store) PutSavedQuery(ctx context.Context, q store.SavedQuery) error {
 
 // ListSavedQueries returns every saved query by name.
 func (s *Store) ListSavedQueries(ctx context.Context) ([]store.SavedQuery, error) {
-	rows, err := s.r.QueryContext(ctx, "SELECT name, query, author, created FROM saved_queries ORDER BY name")
+	rows, err := s.r.QueryContext(ctx, "SELECT name, query, author, shared, created FROM saved_queries ORDER BY name, author")
 	if err != nil {
 		return nil, fmt.Errorf("cannot list saved queries: %w", err)
 	}
@@ -32,7 +32,7 @@ func (s *Store) ListSavedQueries(ctx context.Context) ([]store.SavedQuery, error
 	for rows.Next() {
 		var q store.SavedQuery
 		var created int64
-		if err := rows.Scan(&q.Name, &q.Query, &q.Author, &created); err != nil {
+		if err := rows.Scan(&q.Name, &q.Query, &q.Author, &q.Shared, &created); err != nil {
 			return nil, fmt.Errorf("cannot read saved query: %w", err)
 		}
 		q.Created = time.Unix(0, created).UTC()
@@ -44,9 +44,10 @@ func (s *Store) ListSavedQueries(ctx context.Context) ([]store.SavedQuery, error
 	return out, nil
 }
 
-// DeleteSavedQuery removes a saved query; ENOTFOUND when there is none.
-func (s *Store) DeleteSavedQuery(ctx context.Context, name string) error {
-	res, err := s.w.ExecContext(ctx, "DELETE FROM saved_queries WHERE name = ?", name)
+// DeleteSavedQuery removes the saved query of an author; ENOTFOUND when
+// there is none.
+func (s *Store) DeleteSavedQuery(ctx context.Context, author, name string) error {
+	res, err := s.w.ExecContext(ctx, "DELETE FROM saved_queries WHERE author = ? AND name = ?", author, name)
 	if err != nil {
 		return fmt.Errorf("cannot delete saved query %q: %w", name, err)
 	}

@@ -443,6 +443,22 @@ CREATE TABLE saved_queries (
 	created INTEGER NOT NULL
 );
 `,
+	// 13: saved hunt queries belong to their author (the key is author
+	// and name) and are shared or not; those saved before were seen by
+	// everyone, so they are shared.
+	`
+ALTER TABLE saved_queries RENAME TO saved_queries_old;
+CREATE TABLE saved_queries (
+	author  TEXT NOT NULL,
+	name    TEXT NOT NULL,
+	query   TEXT NOT NULL,
+	shared  INTEGER NOT NULL,
+	created INTEGER NOT NULL,
+	PRIMARY KEY (author, name)
+);
+INSERT INTO saved_queries(author, name, query, shared, created) SELECT author, name, query, 1, created FROM saved_queries_old;
+DROP TABLE saved_queries_old;
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

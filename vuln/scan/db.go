@@ -2,6 +2,7 @@ package scan
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -980,6 +981,22 @@ func (db *DB) Findings(f Filter) []vuln.Finding {
 			return out[i].Rank > out[j].Rank
 		}
 		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// Listeners returns how a device is known to be reachable (SetExposure,
+// Observe), by transport and port; none for an unknown device.
+func (db *DB) Listeners(deviceID string) []Listener {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	st, ok := db.devices[deviceID]
+	if !ok {
+		return nil
+	}
+	out := slices.Clone(st.listen)
+	slices.SortFunc(out, func(a, b Listener) int {
+		return cmp.Or(cmp.Compare(a.Transport, b.Transport), cmp.Compare(a.Port, b.Port), cmp.Compare(a.Process, b.Process))
 	})
 	return out
 }

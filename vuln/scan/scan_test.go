@@ -191,6 +191,12 @@ func TestSBOMVEXExposureAlerts(t *testing.T) {
 	if len(*alerts) != 1 {
 		t.Errorf("alert repeated: %d", len(*alerts))
 	}
+	if ls := db.Listeners("cam-1"); len(ls) != 1 || ls[0] != (Listener{Transport: "tcp", Port: 80, Process: "lighttpd"}) {
+		t.Errorf("listeners of cam-1: %+v", ls)
+	}
+	if ls := db.Listeners("nope"); ls != nil {
+		t.Errorf("listeners of an unknown device: %+v", ls)
+	}
 	// VEX: Gateway G2 4.2.0 is not affected by CVE-2024-99902; 4.1.0 still is.
 	if len(db.Findings(Filter{DeviceID: "gw-1"})) != 1 {
 		t.Fatalf("gw-1 before VEX: %+v", db.Findings(Filter{DeviceID: "gw-1"}))
