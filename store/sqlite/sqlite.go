@@ -443,6 +443,17 @@ CREATE TABLE saved_queries (
 	created INTEGER NOT NULL
 );
 `,
+	// 13: update plans (store.UpdatePlans, updateplans.go): the plan as
+	// JSON, with its state and creation time (Unix ns) to list by.
+	`
+CREATE TABLE update_plans (
+	id      TEXT PRIMARY KEY,
+	state   TEXT NOT NULL,
+	created INTEGER NOT NULL,
+	plan    TEXT NOT NULL
+);
+CREATE INDEX update_plans_state ON update_plans(state, created, id);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
