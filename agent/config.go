@@ -6,12 +6,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"github.com/vigil-iot/vigil/agent/command"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/vigil-iot/vigil/agent/collect"
+	"github.com/vigil-iot/vigil/agent/command"
 	"github.com/vigil-iot/vigil/wire"
 )
 
