@@ -61,13 +61,15 @@ type UpdatePlan struct {
 // PlanFinding is one finding an UpdatePlan remediates, with the time it
 // closed: when the device reported the fixed version.
 type PlanFinding struct {
-	FindingID string    `json:"finding_id"`
-	DeviceID  string    `json:"device_id"`
-	Vuln      string    `json:"vuln"`
-	KEV       bool      `json:"kev,omitempty"`
-	Exposed   bool      `json:"exposed,omitempty"`
-	Component string    `json:"component"`
-	From      string    `json:"from"`
+	FindingID string `json:"finding_id"`
+	DeviceID  string `json:"device_id"`
+	Vuln      string `json:"vuln"`
+	KEV       bool   `json:"kev,omitempty"`
+	Exposed   bool   `json:"exposed,omitempty"`
+	Component string `json:"component"`
+	From      string `json:"from"`
+	// Fixed is the lowest version that fixes it.
+	Fixed     string    `json:"fixed,omitempty"`
 	FirstSeen time.Time `json:"first_seen"`
 	Closed    time.Time `json:"closed,omitzero"`
 }
