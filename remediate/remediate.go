@@ -170,17 +170,24 @@ func New(o Options) (*Engine, error) {
 
 // DefaultHealthy accepts a device that sent a health sample since the
 // update with CPU and memory under 95%.
-func DefaultHealthy(d vigil.Device, since time.Time) error {
-	h := d.Health
-	switch {
-	case h == nil || h.Time.Before(since):
-		return errors.New("no health sample since the update")
-	case h.CPU >= 95:
-		return fmt.Errorf("CPU at %.0f%%", h.CPU)
-	case h.Memory >= 95:
-		return fmt.Errorf("memory at %.0f%%", h.Memory)
+var DefaultHealthy = HealthBelow(95, 95)
+
+// HealthBelow returns a health check that accepts a device that sent a
+// health sample since the update with CPU and memory (percent) under the
+// limits.
+func HealthBelow(cpu, memory float64) func(d vigil.Device, since time.Time) error {
+	return func(d vigil.Device, since time.Time) error {
+		h := d.Health
+		switch {
+		case h == nil || h.Time.Before(since):
+			return errors.New("no health sample since the update")
+		case h.CPU >= cpu:
+			return fmt.Errorf("CPU at %.0f%%", h.CPU)
+		case h.Memory >= memory:
+			return fmt.Errorf("memory at %.0f%%", h.Memory)
+		}
+		return nil
 	}
-	return nil
 }
 
 // Run ticks every interval until ctx ends.

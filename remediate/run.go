@@ -236,7 +236,11 @@ func (e *Engine) check(ctx context.Context, p *vigil.UpdatePlan, t *vigil.PlanTa
 func (e *Engine) rollback(ctx context.Context, p *vigil.UpdatePlan, t *vigil.PlanTarget, why string) {
 	now := e.now()
 	t.State, t.Done, t.Detail = vigil.TargetFailed, now, why
-	c, err := e.o.Commands.Send(t.DeviceID, command.ActionRollback, map[string]string{"product": p.Product}, e.o.CommandTTL)
+	params := map[string]string{"product": p.Product}
+	if t.Previous != "" {
+		params["version"] = t.Previous
+	}
+	c, err := e.o.Commands.Send(t.DeviceID, command.ActionRollback, params, e.o.CommandTTL)
 	if err != nil {
 		t.Detail += "; cannot send the rollback: " + err.Error()
 		return
@@ -301,9 +305,6 @@ func (e *Engine) complete(ctx context.Context, p *vigil.UpdatePlan) {
 func (e *Engine) close(ctx context.Context, p *vigil.UpdatePlan) {
 	for i := range p.Findings {
 		f := &p.Findings[i]
-		if !f.Closed.IsZero() {
-			continue
-		}
 		d, err := e.o.Store.GetDevice(ctx, f.DeviceID)
 		if err != nil {
 			continue
@@ -314,6 +315,14 @@ func (e *Engine) close(ctx context.Context, p *vigil.UpdatePlan) {
 			fixed = p.Version
 		}
 		if v == "" || vuln.Compare(ecosystem(d, f.Component), v, fixed) < 0 {
+			if !f.Closed.IsZero() && v != "" {
+				// Rolled back to a vulnerable version: open again.
+				f.Closed = time.Time{}
+				e.log.Info("finding reopened", "finding", f.FindingID, "device", f.DeviceID, "version", v)
+			}
+			continue
+		}
+		if !f.Closed.IsZero() {
 			continue
 		}
 		f.Closed = e.now()

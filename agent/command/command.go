@@ -40,7 +40,9 @@ var Actions = []string{ActionIsolate, ActionRestore, ActionKillProcess, ActionSt
 //	update           url (path on the server), sha256 (hex), signature
 //	                 (base64 Ed25519 signature of the artifact by the
 //	                 update key), version, product
-//	rollback         product (back to the version before its last update)
+//	rollback         product (back to the version before its last update),
+//	                 optionally version (that version, for an installer
+//	                 that restores without a kept artifact)
 //	set_param        key, value
 //	reboot           (none)
 //	shutdown         (none; powers off or halts as the policy says)

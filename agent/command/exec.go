@@ -408,7 +408,12 @@ func (s *System) rollback(ctx context.Context, p map[string]string) (string, err
 	}
 	prev, ok := s.Kept.Get(product, "previous")
 	if !ok {
-		return "", fmt.Errorf("cannot roll back %s: no previous version kept", product)
+		// Nothing kept (the first update through this agent): the
+		// installer's own rollback, to the version the server names.
+		if p["version"] == "" && s.Updater == nil {
+			return "", fmt.Errorf("cannot roll back %s: no previous version kept", product)
+		}
+		prev = KeptVersion{Version: p["version"]}
 	}
 	ictx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
@@ -416,7 +421,7 @@ func (s *System) rollback(ctx context.Context, p map[string]string) (string, err
 	if err != nil {
 		return out, fmt.Errorf("cannot roll back %s to %s: %w", product, prev.Version, err)
 	}
-	if err := s.Kept.RolledBack(product); err != nil {
+	if err := s.Kept.RolledBack(product); err != nil && ok {
 		out += "\n" + err.Error()
 	}
 	return fmt.Sprintf("rolled back %s to %s\n%s", product, prev.Version, out), nil

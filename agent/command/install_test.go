@@ -67,9 +67,6 @@ func TestScriptInstallerKeepsAndRollsBack(t *testing.T) {
 		}
 		return s.Execute(context.Background(), Command{Action: action, Params: p})
 	}
-	if _, err := do(ActionRollback, nil, ""); err == nil || !strings.Contains(err.Error(), "no previous version") {
-		t.Fatalf("rollback before any update: %v", err)
-	}
 	if out, err := do(ActionUpdate, []byte("1.1\n"), "1.1"); err != nil || version() != "1.1" || !strings.Contains(out, "installed camfw 1.1") {
 		t.Fatalf("update 1.1: %v %q, version %s", err, out, version())
 	}
@@ -92,9 +89,11 @@ func TestScriptInstallerKeepsAndRollsBack(t *testing.T) {
 	if _, err := NewInstaller(InstallConfig{Installer: InstallerScript, Script: "update.sh"}, nil); err == nil {
 		t.Error("a relative script path was accepted")
 	}
-	// One step back only: the previous slot is used up.
-	if _, err := do(ActionRollback, nil, ""); err == nil || !strings.Contains(err.Error(), "no previous version") {
-		t.Fatalf("second rollback: %v", err)
+	// One step back is kept; further back is the script's own rollback,
+	// to the version the server names.
+	s.Fetch = nil
+	if _, err := s.Execute(context.Background(), Command{Action: ActionRollback, Params: map[string]string{"product": "camfw", "version": "1.0"}}); err != nil || version() != "1.0" {
+		t.Fatalf("rollback with nothing kept: %v, version %s", err, version())
 	}
 }
 
@@ -159,5 +158,9 @@ func TestDpkgInstaller(t *testing.T) {
 	}
 	if out, err := s.Execute(context.Background(), Command{Action: ActionRollback, Params: map[string]string{"product": "vtest"}}); err != nil || installed() != "1.0" {
 		t.Fatalf("rollback: %v %s, version %q", err, out, installed())
+	}
+	// dpkg cannot go further back without a kept package.
+	if _, err := s.Execute(context.Background(), Command{Action: ActionRollback, Params: map[string]string{"product": "vtest", "version": "0.9"}}); err == nil || !strings.Contains(err.Error(), "no package of it was kept") {
+		t.Fatalf("rollback with nothing kept: %v", err)
 	}
 }

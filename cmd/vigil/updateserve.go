@@ -29,6 +29,8 @@ type updateConfig struct {
 	Canary      float64          `yaml:"canary"`
 	WaveTimeout duration         `yaml:"wave_timeout"`
 	Tick        duration         `yaml:"tick"`
+	MaxCPU      float64          `yaml:"max_cpu"`
+	MaxMemory   float64          `yaml:"max_memory"`
 }
 
 type autoCondition struct {
@@ -78,6 +80,7 @@ func (a *app) remediationEngine() *remediate.Engine {
 		Guards:      guards,
 		Canary:      cfg.Canary,
 		WaveTimeout: time.Duration(cfg.WaveTimeout),
+		Healthy:     remediate.HealthBelow(cmpOr0(cfg.MaxCPU, 95), cmpOr0(cfg.MaxMemory, 95)),
 		Clock:       vigil.SystemClock{},
 		Logger:      a.log,
 	})
@@ -114,4 +117,11 @@ func (a *app) withArtifactDelivery(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+func cmpOr0(v, def float64) float64 {
+	if v <= 0 {
+		return def
+	}
+	return v
 }
