@@ -18,6 +18,7 @@ import (
 	"github.com/vigil-iot/vigil/client"
 	"github.com/vigil-iot/vigil/remediate"
 	"github.com/vigil-iot/vigil/store"
+	"github.com/vigil-iot/vigil/vuln/report"
 	"github.com/vigil-iot/vigil/vuln/scan"
 )
 
@@ -258,6 +259,15 @@ func TestUpdatePlanEndToEnd(t *testing.T) {
 		}
 		return false
 	})
+	// The posture report shows the time to remediate of the cohort.
+	rep, err := report.Posture(ctx, a.store, a.vuln, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rm := rep.Remediation; rm.Halted != 1 || rm.Closed != 2 || rm.Open != 1 || len(rm.ByCohort) != 1 || rm.ByCohort[0].Cohort != "camera/IPC-2000" ||
+		rm.ByCohort[0].MeanTTR.Seconds <= 0 || len(rm.Fixed) != 2 {
+		t.Errorf("posture remediation %+v", rm)
+	}
 	// The CLI shows the plan with its findings and times to remediate.
 	out, code := run(t, "update", "plan", "show", plan.ID, "--server", a.URL, "--token", a.adminToken, "--ca", ca)
 	if code != 0 || !strings.Contains(out, "halted") || !strings.Contains(out, "rolled_back") || !strings.Contains(out, "CVE-2014-0160") {
