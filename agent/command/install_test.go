@@ -21,7 +21,9 @@ func signedUpdate(t *testing.T, priv ed25519.PrivateKey, data []byte, product, v
 }
 
 func serve(data []byte) func(context.Context, string) (io.ReadCloser, error) {
-	return func(context.Context, string) (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(string(data))), nil }
+	return func(context.Context, string) (io.ReadCloser, error) {
+		return io.NopCloser(strings.NewReader(string(data))), nil
+	}
 }
 
 // updateScript is a device owner's script: an artifact is a file holding
