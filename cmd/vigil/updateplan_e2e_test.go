@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -187,6 +190,38 @@ func TestUpdatePlanEndToEnd(t *testing.T) {
 		[]byte("1.0.1e-2+deb7u5"))
 	if err != nil {
 		t.Fatal(err)
+	}
+
+	// Delivery: a device fetches the artifact over mutual TLS with its own
+	// certificate; an artifact for another class is refused to it, and a
+	// request without a certificate does not reach the device route.
+	gw, err := c.AddArtifact(ctx, client.ArtifactMeta{Product: "gwfw", Version: "9.9", Classes: []string{"gateway"}, Name: "gw.bin"}, []byte("gateway firmware"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id0, err := agent.LoadIdentity(filepath.Join(devs[0].dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	devClient := &http.Client{Transport: &http.Transport{TLSClientConfig: id0.TLSConfig()}, Timeout: time.Minute}
+	get := func(hc *http.Client, id string) (int, string) {
+		resp, err := hc.Get(a.URL + remediate.PathAgentArtifact + id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get(devClient, art.ID); code != 200 || body != "1.0.1e-2+deb7u5" {
+		t.Errorf("device download of its artifact: %d %q", code, body)
+	}
+	if code, _ := get(devClient, gw.ID); code != http.StatusForbidden {
+		t.Errorf("device download of a gateway artifact: %d, want 403", code)
+	}
+	noCert := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: a.ca.Pool()}}, Timeout: time.Minute}
+	if code, body := get(noCert, art.ID); code == 200 {
+		t.Errorf("download without a client certificate: %d %q", code, body)
 	}
 
 	var plan remediate.PlanView
