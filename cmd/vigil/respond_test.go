@@ -383,6 +383,9 @@ func TestDemoContains(t *testing.T) {
 		t.Errorf("the agent did not report the isolate command:\n%s", out.String())
 	}
 	checkDemoOutput(t, out.String())
+	if !strings.Contains(out.String(), "CLOSED   CVE-2014-0160") || !strings.Contains(out.String(), "PLAN     completed") {
+		t.Errorf("the update demo did not close its finding:\n%s", out.String())
+	}
 	if _, err := os.Stat("/usr/sbin/mosquitto"); err == nil && slices.ContainsFunc(dynsecPlugins, func(p string) bool { _, err := os.Stat(p); return err == nil }) {
 		if !strings.Contains(out.String(), "disconnected by the broker") || !strings.Contains(out.String(), "CONTAINED quarantine_client") {
 			t.Errorf("mosquitto with dynamic security is installed but the bot's account was not quarantined:\n%s", out.String())
