@@ -53,6 +53,9 @@ type Agent struct {
 	events   []collect.Collector
 	seq      atomic.Uint64
 	flush    chan struct{}
+	// inventoryNow asks Run for a full report at once (after an update or
+	// a rollback, so the server sees the new software list).
+	inventoryNow chan struct{}
 
 	verifier *command.Verifier
 	exec     command.Executor
@@ -112,7 +115,7 @@ func New(cfg Config, opts Options) (*Agent, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	a := &Agent{cfg: cfg, id: id, log: log.With("component", "agent", "device_id", id.DeviceID), spool: sp,
-		server: strings.TrimRight(server, "/"), now: opts.Now, idle: opts.Idle, flush: make(chan struct{}, 1)}
+		server: strings.TrimRight(server, "/"), now: opts.Now, idle: opts.Idle, flush: make(chan struct{}, 1), inventoryNow: make(chan struct{}, 1)}
 	if a.idle == nil {
 		a.idle = func() {}
 	}
@@ -170,6 +173,12 @@ func New(cfg Config, opts Options) (*Agent, error) {
 			a.exec = &command.System{Firewall: cfg.Firewall, ServiceCommand: cfg.ServiceCommand, ParamFile: cfg.ParamFile,
 				Installer: cfg.Installer, Rollback: cfg.Rollback, RebootCommand: cfg.RebootCommand,
 				ShutdownCommand: cfg.ShutdownCommand, ShutdownDelay: 5 * time.Second, UpdateKey: updKey, Fetch: a.fetch}
+		}
+		if sys, ok := a.exec.(*command.System); ok && cfg.Update != nil && sys.Updater == nil {
+			if sys.Updater, err = command.NewInstaller(*cfg.Update, nil); err != nil {
+				return nil, err
+			}
+			sys.Kept = command.Kept{Dir: filepath.Join(cfg.StateDir, "updates")}
 		}
 		if sys, ok := a.exec.(*command.System); ok && sys.Policy == nil {
 			sys.Policy = pol // how stop_service and shutdown run is the policy's
@@ -393,6 +402,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			return nil
 		case <-full.C:
 			a.collectAndQueue(ctx, a.periodic, false)
+		case <-a.inventoryNow:
+			a.lastInvAt = time.Time{} // send the inventory even when unchanged
+			a.collectAndQueue(ctx, a.periodic, false)
 		case <-fast.C:
 			if !a.collectAndQueue(ctx, a.events, true) {
 				a.idle() // nothing to send: the sender will not call it
@@ -603,9 +615,11 @@ func (a *Agent) Handle(ctx context.Context, s command.Signed) command.Result {
 	if err != nil {
 		res.Status, res.Error = command.StatusFailed, err.Error()
 		a.log.Warn("command failed", "command_id", c.ID, "action", c.Action, "err", err)
+		a.afterUpdate(c.Action)
 		return res
 	}
 	res.Status = command.StatusSucceeded
+	a.afterUpdate(c.Action)
 	a.mu.Lock()
 	switch c.Action {
 	case command.ActionIsolate:
@@ -615,6 +629,18 @@ func (a *Agent) Handle(ctx context.Context, s command.Signed) command.Result {
 	}
 	a.mu.Unlock()
 	return res
+}
+
+// afterUpdate asks for a full report (with the inventory) after an update
+// or a rollback, whatever its outcome: the software list may have changed.
+func (a *Agent) afterUpdate(action string) {
+	if action != command.ActionUpdate && action != command.ActionRollback {
+		return
+	}
+	select {
+	case a.inventoryNow <- struct{}{}:
+	default:
+	}
 }
 
 // serverAddrs resolves the server's host, for the isolation allow list.

@@ -136,6 +136,9 @@ func TestLoadExampleConfig(t *testing.T) {
 	f(`{"process_events": "audit"}`, "process_events")
 	f(`{"flash_wear_level": 12}`, "flash_wear_level")
 	f(`{"dos_thresholds": {"syn_recv": "many"}}`, "syn_recv")
+	f(`{"update": {"installer": "yum"}}`, "unknown installer")
+	f(`{"update": {"installer": "script", "script": "update.sh"}}`, "absolute path")
+	f(`{"update": {"installer": "ab"}}`, "no command")
 }
 
 func TestBackoff(t *testing.T) {

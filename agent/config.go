@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vigil-iot/vigil/agent/collect"
+	"github.com/vigil-iot/vigil/agent/command"
 	"github.com/vigil-iot/vigil/wire"
 )
 
@@ -126,6 +127,11 @@ type Config struct {
 	// `vigil update key`) that update artifacts must be signed with; empty:
 	// the command key, as before the server had an update key.
 	UpdateKey string `json:"update_key,omitempty"`
+	// Update names the installer of update artifacts (script, dpkg, opkg,
+	// apk, ab, command; see command.InstallConfig); without it the
+	// installer and rollback templates above are used. The installed
+	// artifacts are kept under state_dir/updates for the rollback command.
+	Update *command.InstallConfig `json:"update,omitempty"`
 
 	// Root prefixes /proc, /sys, /etc and /var for the collectors (tests).
 	Root string `json:"root,omitempty"`
@@ -191,6 +197,11 @@ func (c *Config) fill() error {
 	}
 	if _, err := c.updateKey(); err != nil {
 		return err
+	}
+	if c.Update != nil {
+		if _, err := command.NewInstaller(*c.Update, nil); err != nil {
+			return fmt.Errorf("update: %w", err)
+		}
 	}
 	if c.Server != "" && !strings.HasPrefix(c.Server, "https://") {
 		return fmt.Errorf("server %q: must be an https:// URL", c.Server)

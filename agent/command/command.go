@@ -23,11 +23,12 @@ const (
 	ActionBlock          = "block"
 	ActionUnblock        = "unblock"
 	ActionShutdown       = "shutdown"
+	ActionRollback       = "rollback"
 )
 
 // Actions lists every action an agent knows.
 var Actions = []string{ActionIsolate, ActionRestore, ActionKillProcess, ActionStopService,
-	ActionRestartService, ActionUpdate, ActionSetParam, ActionReboot, ActionBlock, ActionUnblock, ActionShutdown}
+	ActionRestartService, ActionUpdate, ActionSetParam, ActionReboot, ActionBlock, ActionUnblock, ActionShutdown, ActionRollback}
 
 // Command is what the server asks one device to do. Params by action:
 //
@@ -38,7 +39,10 @@ var Actions = []string{ActionIsolate, ActionRestore, ActionKillProcess, ActionSt
 //	restart_service  service
 //	update           url (path on the server), sha256 (hex), signature
 //	                 (base64 Ed25519 signature of the artifact by the
-//	                 command key), version
+//	                 update key), version, product
+//	rollback         product (back to the version before its last update),
+//	                 optionally version (that version, for an installer
+//	                 that restores without a kept artifact)
 //	set_param        key, value
 //	reboot           (none)
 //	shutdown         (none; powers off or halts as the policy says)

@@ -342,7 +342,7 @@ func TestUpdate(t *testing.T) {
 	marker := filepath.Join(t.TempDir(), "rolled-back")
 	s := &System{Fetch: fetch(artifact), UpdateKey: pub, Installer: []string{"/bin/sh", "{file}"}, Rollback: []string{"/bin/touch", marker}}
 	out, err := s.Execute(context.Background(), Command{Action: ActionUpdate, Params: params})
-	if err != nil || !strings.Contains(out, "new firmware") || !strings.Contains(out, "updated to 2.0") {
+	if err != nil || !strings.Contains(out, "new firmware") || !strings.Contains(out, "updated firmware to 2.0") {
 		t.Fatalf("%v: %s", err, out)
 	}
 	s.Fetch = fetch(append([]byte("x"), artifact...))

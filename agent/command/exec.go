@@ -43,6 +43,12 @@ type System struct {
 	// artifact's path. Rollback runs when the installer fails.
 	Installer []string
 	Rollback  []string
+	// Updater, when set, installs updates instead of Installer and
+	// Rollback (the agent's update.installer: script, dpkg, opkg, apk, ab).
+	Updater Installer
+	// Kept keeps the installed artifacts for rollback (Dir empty: none
+	// kept; only the installer's own rollback then).
+	Kept Kept
 	// Fetch downloads an update artifact (over the agent's mTLS client).
 	Fetch func(ctx context.Context, url string) (io.ReadCloser, error)
 	// UpdateKey verifies update artifacts: the server's update key
@@ -90,6 +96,8 @@ func (s *System) Execute(ctx context.Context, c Command) (string, error) {
 		return s.setParam(c.Params["key"], c.Params["value"])
 	case ActionUpdate:
 		return s.update(ctx, c.Params)
+	case ActionRollback:
+		return s.rollback(ctx, c.Params)
 	case ActionBlock:
 		return s.block(ctx, c.Params, false)
 	case ActionUnblock:
@@ -303,13 +311,48 @@ func (s *System) setParam(key, value string) (string, error) {
 	return fmt.Sprintf("%s=%s written to %s", key, value, s.ParamFile), nil
 }
 
-// update downloads, verifies and installs an artifact.
+// installer returns the configured installer: Updater, else the
+// installer and rollback command templates.
+func (s *System) installer() (Installer, error) {
+	if s.Updater != nil {
+		return s.Updater, nil
+	}
+	if len(s.Installer) == 0 {
+		return nil, errors.New("no installer configured")
+	}
+	run := func(ctx context.Context, argv []string, env []string) (string, error) {
+		if s.Run != nil {
+			return s.Run(ctx, argv, "")
+		}
+		return ExecRunner(ctx, argv, env)
+	}
+	return &TemplateInstaller{InstallCmd: s.Installer, RollbackCmd: s.Rollback, Run: run}, nil
+}
+
+// updateProduct is the product an update or rollback names ("firmware"
+// when the command names none, as before products were sent).
+func updateProduct(p map[string]string) string {
+	if p["product"] != "" {
+		return p["product"]
+	}
+	return "firmware"
+}
+
+// update downloads, verifies and installs an artifact through the
+// configured installer. When the installer fails, the version before is
+// restored (from its kept artifact when there is one). When it succeeds,
+// the artifact is kept for a later rollback.
 func (s *System) update(ctx context.Context, p map[string]string) (string, error) {
-	if s.Fetch == nil || len(s.Installer) == 0 {
+	inst, err := s.installer()
+	if err != nil || s.Fetch == nil {
 		return "", errors.New("cannot update: no installer configured")
 	}
 	if _, err := hex.DecodeString(p["sha256"]); err != nil || len(p["sha256"]) != 2*sha256.Size {
 		return "", fmt.Errorf("cannot update: invalid sha256 %q", p["sha256"])
+	}
+	product := updateProduct(p)
+	if !validProduct(product) {
+		return "", fmt.Errorf("cannot update: invalid product %q", product)
 	}
 	rc, err := s.Fetch(ctx, p["url"])
 	if err != nil {
@@ -331,23 +374,55 @@ func (s *System) update(ctx context.Context, p map[string]string) (string, error
 		return "", fmt.Errorf("cannot update: %w", err)
 	}
 	os.Chmod(f.Name(), 0o700)
-	var argv []string
-	for _, w := range s.Installer {
-		argv = append(argv, strings.ReplaceAll(w, "{file}", f.Name()))
+	ictx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	u := Update{Product: product, Version: p["version"]}
+	out, err := inst.Install(ictx, f.Name(), u)
+	if err != nil {
+		before, _ := s.Kept.Get(product, "current")
+		rout, rerr := inst.Restore(ctx, before.File, Update{Product: product, Version: before.Version})
+		out += "\nrollback: " + rout
+		if rerr != nil {
+			return out, fmt.Errorf("cannot update: installer failed (%v) and rollback failed: %w", err, rerr)
+		}
+		return out, fmt.Errorf("cannot update: installer failed, rolled back: %w", err)
+	}
+	if s.Kept.Dir != "" {
+		if err := s.Kept.Installed(product, p["version"], f.Name()); err != nil {
+			out += "\n" + err.Error()
+		}
+	}
+	return fmt.Sprintf("updated %s to %s\n%s", product, p["version"], out), nil
+}
+
+// rollback restores the version installed before the last update of a
+// product, from the kept artifact of that version.
+func (s *System) rollback(ctx context.Context, p map[string]string) (string, error) {
+	inst, err := s.installer()
+	if err != nil {
+		return "", fmt.Errorf("cannot roll back: %w", err)
+	}
+	product := updateProduct(p)
+	if !validProduct(product) {
+		return "", fmt.Errorf("cannot roll back: invalid product %q", product)
+	}
+	prev, ok := s.Kept.Get(product, "previous")
+	if !ok {
+		// Nothing kept (the first update through this agent): the
+		// installer's own rollback, to the version the server names.
+		if p["version"] == "" && s.Updater == nil {
+			return "", fmt.Errorf("cannot roll back %s: no previous version kept", product)
+		}
+		prev = KeptVersion{Version: p["version"]}
 	}
 	ictx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	out, err := s.run(ictx, argv, "")
+	out, err := inst.Restore(ictx, prev.File, Update{Product: product, Version: prev.Version})
 	if err != nil {
-		if len(s.Rollback) > 0 {
-			rout, rerr := s.run(ctx, s.Rollback, "")
-			out += "\nrollback: " + rout
-			if rerr != nil {
-				return out, fmt.Errorf("cannot update: installer failed (%v) and rollback failed: %w", err, rerr)
-			}
-			return out, fmt.Errorf("cannot update: installer failed, rolled back: %w", err)
-		}
-		return out, fmt.Errorf("cannot update: installer failed: %w", err)
+		return out, fmt.Errorf("cannot roll back %s to %s: %w", product, prev.Version, err)
 	}
-	return fmt.Sprintf("updated to %s\n%s", p["version"], out), nil
+	if err := s.Kept.RolledBack(product); err != nil && ok {
+		out += "\n" + err.Error()
+	}
+	return fmt.Sprintf("rolled back %s to %s\n%s", product, prev.Version, out), nil
 }

@@ -40,6 +40,7 @@ import (
 	ingestmqtt "github.com/vigil-iot/vigil/ingest/mqtt"
 	"github.com/vigil-iot/vigil/inventory"
 	"github.com/vigil-iot/vigil/pki"
+	"github.com/vigil-iot/vigil/remediate"
 	"github.com/vigil-iot/vigil/rules"
 	"github.com/vigil-iot/vigil/store"
 	"github.com/vigil-iot/vigil/vuln/scan"
@@ -70,6 +71,7 @@ type app struct {
 	vulnAlerts  *alertPublisher
 	enrollFiles enroll.Files
 	updateKey   ed25519.PrivateKey // signs update artifacts (updateserve.go)
+	remediate   *remediate.Engine  // update plans (updateserve.go)
 	enroll      *enroll.Handler
 	rules       *reload.Manager
 	alerts      *alert.Stage
@@ -369,7 +371,7 @@ func (a *app) start(ctx context.Context) error {
 		stopRequests()
 		return err
 	}
-	if a.http, err = web.Listen(lc, withStop(reqCtx, a.enroll.Front(handler))); err != nil {
+	if a.http, err = web.Listen(lc, withStop(reqCtx, a.enroll.Front(a.withArtifactDelivery(handler)))); err != nil {
 		stopRequests()
 		return err
 	}
@@ -394,6 +396,7 @@ func (a *app) start(ctx context.Context) error {
 	g.Go(func() error { return a.alerts.Run(gctx) })
 	g.Go(func() error { return a.runHunt(gctx) })
 	g.Go(func() error { return a.runRespond(gctx) })
+	g.Go(func() error { return a.runRemediation(gctx) })
 	g.Go(func() error { return a.runMQTTIngest(gctx) })
 	g.Go(func() error { return a.runSyslog(gctx) })
 	g.Go(func() error { return a.runExport(gctx) })

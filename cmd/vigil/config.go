@@ -98,6 +98,8 @@ type config struct {
 	PlaybooksDir string `yaml:"playbooks_dir"`
 	// Response configures the response engine's guards and connectors.
 	Response responseConfig `yaml:"response"`
+	// Update configures the update plans (updateserve.go).
+	Update updateConfig `yaml:"update"`
 	// MQTTIngest, when set, subscribes to the agents' MQTT topics (mqtt.go).
 	MQTTIngest *mqttIngestConfig `yaml:"mqtt_ingest"`
 	// Syslog, when it names an address, receives syslog (syslogin.go).

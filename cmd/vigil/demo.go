@@ -91,6 +91,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (bool, error) {
 	cfg.DataDir = dir
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Baseline.Learn = duration(demoLearn(o.attackAt))
+	cfg.Update.Tick, cfg.Update.MaxCPU = duration(time.Second), 101 // the update demo (demoupdate.go) shares the machine's CPU
 	if err := cfg.validate(); err != nil {
 		return false, err
 	}
@@ -178,6 +179,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (bool, error) {
 	d.waitContained(ctx, admin, target.ID, 3*time.Second)
 
 	detected := d.summary(ctx, admin, target)
+	d.updateDemo(ctx, a, dir, newLogger(logf, "info"), 30*time.Second)
 	if o.keep {
 		fmt.Fprintf(out, "\nThe server keeps running (Ctrl-C to stop):\n  console: %s/ (log in with the token; the certificate is from the demo's own CA)\n  API:     %s\n  token:   %s\n  CA:      %s\n  try:     vigil ctl incidents --server %s --token %s --ca %s\n",
 			a.URL, a.URL, a.adminToken, filepath.Join(dir, "pki", "ca.crt"), a.URL, a.adminToken, filepath.Join(dir, "pki", "ca.crt"))

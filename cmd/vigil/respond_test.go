@@ -386,6 +386,9 @@ func TestDemoContains(t *testing.T) {
 	if !strings.Contains(out.String(), "detected from its agent's kernel counters: high SYN flood against a device") {
 		t.Errorf("the SYN flood on the fourth device was not detected from its agent's counters:\n%s", out.String())
 	}
+	if !strings.Contains(out.String(), "CLOSED   CVE-2014-0160") || !strings.Contains(out.String(), "PLAN     completed") {
+		t.Errorf("the update demo did not close its finding:\n%s", out.String())
+	}
 	if _, err := os.Stat("/usr/sbin/mosquitto"); err == nil && slices.ContainsFunc(dynsecPlugins, func(p string) bool { _, err := os.Stat(p); return err == nil }) {
 		if !strings.Contains(out.String(), "disconnected by the broker") || !strings.Contains(out.String(), "CONTAINED quarantine_client") {
 			t.Errorf("mosquitto with dynamic security is installed but the bot's account was not quarantined:\n%s", out.String())

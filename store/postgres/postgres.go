@@ -386,6 +386,17 @@ ALTER TABLE saved_queries ALTER COLUMN shared DROP DEFAULT;
 ALTER TABLE saved_queries DROP CONSTRAINT saved_queries_pkey;
 ALTER TABLE saved_queries ADD PRIMARY KEY (author, name);
 `,
+	// 14: update plans (store.UpdatePlans, updateplans.go): the plan as
+	// JSON, with its state and creation time (Unix ns) to list by.
+	`
+CREATE TABLE update_plans (
+	id      text PRIMARY KEY,
+	state   text NOT NULL,
+	created bigint NOT NULL,
+	plan    jsonb NOT NULL
+);
+CREATE INDEX update_plans_state ON update_plans(state, created, id);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context, schema string) error {

@@ -459,6 +459,17 @@ CREATE TABLE saved_queries (
 INSERT INTO saved_queries(author, name, query, shared, created) SELECT author, name, query, 1, created FROM saved_queries_old;
 DROP TABLE saved_queries_old;
 `,
+	// 14: update plans (store.UpdatePlans, updateplans.go): the plan as
+	// JSON, with its state and creation time (Unix ns) to list by.
+	`
+CREATE TABLE update_plans (
+	id      TEXT PRIMARY KEY,
+	state   TEXT NOT NULL,
+	created INTEGER NOT NULL,
+	plan    TEXT NOT NULL
+);
+CREATE INDEX update_plans_state ON update_plans(state, created, id);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

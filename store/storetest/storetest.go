@@ -72,6 +72,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EnrollTokens/Concurrent", testEnrollTokensConcurrent},
 		{"Revocations", testRevocations},
 		{"Artifacts/RoundTrip", testArtifacts},
+		{"UpdatePlans/RoundTrip", testUpdatePlans},
 		{"Graph/Merge", testGraphMerge},
 		{"Graph/Query", testGraphQuery},
 		{"Graph/Invalid", testGraphInvalid},

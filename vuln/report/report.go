@@ -152,17 +152,20 @@ type ActionRow struct {
 type Report struct {
 	Generated time.Time `json:"generated"`
 	// Missing says what the report cannot tell and how to fix it.
-	Missing   []Gap             `json:"missing"`
-	Summary   Summary           `json:"summary"`
-	Incidents IncidentSummary   `json:"incidents"`
-	Recent    []IncidentRow     `json:"recent_incidents"`
-	Response  ResponseSummary   `json:"response"`
-	Actions   []ActionRow       `json:"recent_actions"`
-	Firmware  []FirmwareRow     `json:"firmware"`
-	Severity  []SeverityRow     `json:"severity"`
-	KEV       []KEVRow          `json:"kev"`
-	Top       []vuln.Finding    `json:"top"`
-	Trend     []scan.TrendPoint `json:"trend"`
+	Missing   []Gap           `json:"missing"`
+	Summary   Summary         `json:"summary"`
+	Incidents IncidentSummary `json:"incidents"`
+	Recent    []IncidentRow   `json:"recent_incidents"`
+	Response  ResponseSummary `json:"response"`
+	Actions   []ActionRow     `json:"recent_actions"`
+	// Remediation is what the update plans fixed, with the time to
+	// remediate per finding and per cohort.
+	Remediation RemediationSummary `json:"remediation"`
+	Firmware    []FirmwareRow      `json:"firmware"`
+	Severity    []SeverityRow      `json:"severity"`
+	KEV         []KEVRow           `json:"kev"`
+	Top         []vuln.Finding     `json:"top"`
+	Trend       []scan.TrendPoint  `json:"trend"`
 	// Findings are every open finding, by rank (CSV rows; not in HTML).
 	Findings []vuln.Finding `json:"findings"`
 }
@@ -190,7 +193,9 @@ type Input struct {
 	Sources   []scan.SourceInfo
 	Incidents []vigil.Incident
 	Actions   []vigil.Action
-	Now       time.Time
+	// Plans are the update plans (remediate).
+	Plans []vigil.UpdatePlan
+	Now   time.Time
 }
 
 // Store is what the report reads of the server's store.
@@ -198,6 +203,7 @@ type Store interface {
 	ListDevices(ctx context.Context, f store.DeviceFilter) ([]vigil.Device, string, error)
 	ListIncidents(ctx context.Context, f store.IncidentFilter) ([]vigil.Incident, string, error)
 	ListActions(ctx context.Context, f store.ActionFilter) ([]vigil.Action, string, error)
+	ListUpdatePlans(ctx context.Context, states ...string) ([]vigil.UpdatePlan, error)
 }
 
 // Posture builds the report from the store (devices, incidents, actions)
@@ -219,6 +225,9 @@ func Posture(ctx context.Context, st Store, db *scan.DB, now time.Time) (*Report
 		return st.ListActions(ctx, store.ActionFilter{Page: p})
 	}); err != nil {
 		return nil, fmt.Errorf("cannot read actions for the report: %w", err)
+	}
+	if in.Plans, err = st.ListUpdatePlans(ctx); err != nil {
+		return nil, fmt.Errorf("cannot read update plans for the report: %w", err)
 	}
 	return Build(in), nil
 }
@@ -348,6 +357,7 @@ func Build(in Input) *Report {
 	r.Summary.Uninventoried = len(uninventoried)
 	r.incidents(in.Incidents, in.Actions)
 	r.response(in.Actions)
+	r.remediation(in.Plans)
 	r.Missing = gaps(r, in, uninventoried)
 	return r
 }
@@ -648,6 +658,17 @@ mean time to contain {{if .Incidents.ContainedN}}<b>{{.Incidents.MTTC.Text}}</b>
 {{range .Actions}}<tr><td class="nowrap">{{when .Created}}</td><td>{{.Type}}</td><td>{{.DeviceID}}</td><td>{{.State}}</td><td>{{.RequestedBy}}</td><td>{{.Result}}</td></tr>
 {{end}}</table>
 {{else}}<p>No response action was taken.</p>{{end}}
+
+<h2>Remediation</h2>
+{{with .Remediation}}{{if .Plans}}<p>{{.Plans}} update plans: {{.Completed}} completed, {{.Running}} running, {{.Proposed}} waiting for approval, {{.Halted}} halted.
+{{.Closed}} findings closed, {{.Open}} still open; mean time to remediate {{if .Closed}}<b>{{.MeanTTR.Text}}</b>{{else}}not measured: no finding closed yet{{end}}.</p>
+<table><tr><th>Cohort</th><th>Closed</th><th>Open</th><th>Mean time to remediate</th></tr>
+{{range .ByCohort}}<tr><td>{{.Cohort}}</td><td class="num">{{.Closed}}</td><td class="num">{{.Open}}</td><td class="num">{{if .Closed}}{{.MeanTTR.Text}}{{end}}</td></tr>
+{{end}}</table>
+{{if .Fixed}}<table><tr><th>Closed</th><th>Vulnerability</th><th>Device</th><th>Cohort</th><th>Time to remediate</th></tr>
+{{range .Fixed}}<tr><td class="nowrap">{{when .Closed}}</td><td>{{.Vuln}}</td><td>{{.DeviceID}}</td><td>{{.Cohort}}</td><td class="num">{{.TTR.Text}}</td></tr>
+{{end}}</table>{{end}}
+{{else}}<p>No update plan so far: a finding whose fixed version has an update artifact gets one.</p>{{end}}{{end}}
 
 <h2>Vulnerabilities</h2>
 {{if .Summary.Sources}}<div class="cards">

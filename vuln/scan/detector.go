@@ -30,6 +30,12 @@ func (d *Detector) Detect(_ context.Context, _ int, ev *vigil.Event, _ func(vigi
 	if ev.Kind != vigil.KindInventory {
 		return
 	}
+	if _, ok := ev.Fields["software"]; !ok {
+		// An inventory event of network interfaces only (the agent sends
+		// its software list when it changes, and hourly): it says nothing
+		// of what the device runs, so it must not empty its findings.
+		return
+	}
 	if dev, err := agent.DeviceFromInventory(ev); err == nil {
 		d.db.UpdateDevice(dev)
 	}
