@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -74,6 +75,25 @@ func dosNamespaces(t *testing.T) (attacker, victim string) {
 	run("ip", "-n", attacker, "link", "set", ifA, "up")
 	run("ip", "-n", victim, "link", "set", ifV, "up")
 	run("ip", "-n", victim, "link", "set", "lo", "up")
+	// Permanent neighbour entries for IPv6: neighbour discovery would
+	// hold only a few datagrams while it resolves, and drop the flood.
+	mac := func(ns, dev string) string {
+		t.Helper()
+		out, err := exec.Command("ip", "-n", ns, "-o", "link", "show", "dev", dev).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ip link show %s: %v: %s", dev, err, out)
+		}
+		f := strings.Fields(string(out))
+		for i := range f[:len(f)-1] {
+			if f[i] == "link/ether" {
+				return f[i+1]
+			}
+		}
+		t.Fatalf("no link-layer address in %q", out)
+		return ""
+	}
+	run("ip", "-n", attacker, "neigh", "replace", dosVictim6, "lladdr", mac(victim, ifV), "dev", ifA, "nud", "permanent")
+	run("ip", "-n", victim, "neigh", "replace", dosAttacker6, "lladdr", mac(attacker, ifA), "dev", ifV, "nud", "permanent")
 	return attacker, victim
 }
 
@@ -242,14 +262,7 @@ func udpFlood(dst string, port, n int) error {
 	}
 	defer c.Close()
 	b := make([]byte, 512)
-	// The first datagram resolves the victim's link-layer address (a
-	// neighbour solicitation over IPv6): the kernel holds only a few
-	// datagrams while it waits and drops the rest.
-	if _, err := c.Write(b); err != nil {
-		return fmt.Errorf("cannot send the first datagram: %w", err)
-	}
-	time.Sleep(time.Second)
-	for i := 1; i < n; i++ {
+	for i := 0; i < n; i++ {
 		if _, err := c.Write(b); err != nil {
 			return fmt.Errorf("cannot send datagram %d: %w", i, err)
 		}
@@ -410,7 +423,8 @@ func TestDoSUDP6FloodInNamespace(t *testing.T) {
 	tick()
 	evs := collectDoS(t, d)
 	if len(evs) != 1 || evs[0].Action != ActionUDPFlood || evs[0].Fields["event.type"] != "start" {
-		t.Fatalf("want one udp_flood start from an IPv6 flood, got %v", evs)
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/net/snmp6", pid))
+		t.Fatalf("want one udp_flood start from an IPv6 flood, got %v; the victim's counters:\n%s", evs, b)
 	}
 	if v, _ := strconv.ParseFloat(evs[0].Fields["dos.udp_rcvbuf_errors_per_sec"], 64); v < 100 {
 		t.Errorf("5000 IPv6 datagrams to a full buffer in 10s: want ≥ 100 buffer errors a second, got %v", evs[0].Fields)
