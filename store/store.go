@@ -40,6 +40,8 @@ type Store interface {
 	Revocations
 	Artifacts
 	Graph
+	Commands
+	Secrets
 	Close() error
 }
 
