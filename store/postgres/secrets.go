@@ -38,3 +38,9 @@ func (s *Store) GetSecret(ctx context.Context, name string) (store.Secret, error
 	sec.Created = time.Unix(0, created).UTC()
 	return sec, nil
 }
+
+// SetAuditKey sets the key that seals appended audit records (as
+// Options.AuditKey does), for a server that reads the key from the store
+// it opened (a shared secret). Call it before the first AppendAudit: it is
+// not synchronised with appends.
+func (s *Store) SetAuditKey(key []byte) { s.auditKey = key }
