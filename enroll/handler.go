@@ -45,7 +45,7 @@ const (
 	// CommandRetention is how long a command is kept after its expiry,
 	// with its result, for GET /api/v1/commands/{id}.
 	CommandRetention = 7 * 24 * time.Hour
-	maxBody    = 64 << 10
+	maxBody          = 64 << 10
 )
 
 // Options configures a Handler.
