@@ -21,6 +21,7 @@ import (
 
 	"github.com/vigil-iot/vigil/agent"
 	"github.com/vigil-iot/vigil/agent/command"
+	"github.com/vigil-iot/vigil/audit"
 	"github.com/vigil-iot/vigil/bus/natsbus/natstest"
 	"github.com/vigil-iot/vigil/client"
 	"github.com/vigil-iot/vigil/enroll"
@@ -273,5 +274,40 @@ func TestServeKeysSharedOnPostgres(t *testing.T) {
 	c := runTestApp(t, none)
 	if !c.ca.Cert.Equal(a.ca.Cert) {
 		t.Fatal("a node given the key by $VIGIL_SECRETS_KEY_FILE has another CA")
+	}
+}
+
+// TestServeSharesTheDataDirKeysOnUpgrade starts the first node of a
+// postgres cluster on a data dir that already has keys (a node that ran
+// before keys were shared): its CA, command, update and audit keys become
+// the cluster's, so the devices it enrolled keep working; a second node
+// loads them.
+func TestServeSharesTheDataDirKeysOnUpgrade(t *testing.T) {
+	cl := newPGCluster(t, "upgrade")
+	cfg := cl.config()
+	pkiDir := filepath.Join(cfg.DataDir, "pki")
+	ca, err := pki.EnsureCA(pkiDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(cfg.DataDir, "enroll"), 0o700)
+	cmdKey, err := enroll.EnsureCommandKey(filepath.Join(cfg.DataDir, "enroll", enroll.CommandKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	updKey, err := enroll.EnsureUpdateKey(filepath.Join(pkiDir, enroll.UpdateKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	auditKey, err := audit.EnsureKey(filepath.Join(pkiDir, audit.KeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := runTestApp(t, cfg)
+	b := runTestApp(t, cl.config())
+	for _, n := range []*app{a, b} {
+		if !n.ca.Cert.Equal(ca.Cert) || !n.enrollFiles.CommandKey.Equal(cmdKey) || !n.updateKey.Equal(updKey) || !bytes.Equal(n.auditKey, auditKey) {
+			t.Fatalf("node %s does not have the upgraded data dir's keys", n.cfg.DataDir)
+		}
 	}
 }
