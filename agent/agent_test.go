@@ -81,7 +81,7 @@ func newServer(t *testing.T) *server {
 	}
 	s := &server{sink: &sink{notify: make(chan struct{}, 1)}, caFile: filepath.Join(dir, pki.CACertFile), toks: toks}
 	in, _ := httpin.NewHandler(httpin.Options{Publisher: s.sink})
-	s.h, err = enroll.New(enroll.Options{CA: ca, Tokens: toks, Revocations: revs, CommandKey: key, Report: in.Report()})
+	s.h, err = enroll.New(enroll.Options{CA: ca, Tokens: toks, Revocations: revs, CommandKey: key, Commands: commandStore(t), Report: in.Report()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -144,7 +144,7 @@ func newServerWith(t *testing.T, ca *pki.CA, files enroll.Files) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := enroll.New(enroll.Options{CA: ca, Tokens: files.Tokens, Revocations: files.Revocations, CommandKey: files.CommandKey})
+	h, err := enroll.New(enroll.Options{CA: ca, Tokens: files.Tokens, Revocations: files.Revocations, CommandKey: files.CommandKey, Commands: commandStore(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

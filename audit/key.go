@@ -75,3 +75,20 @@ func LoadKey(path string) ([]byte, error) {
 	}
 	return k, nil
 }
+
+// NewKey makes a new audit key (32 random bytes).
+func NewKey() ([]byte, error) {
+	b := make([]byte, keySize)
+	if _, err := rand.Read(b); err != nil {
+		return nil, fmt.Errorf("cannot generate audit key: %w", err)
+	}
+	return b, nil
+}
+
+// CheckKey checks that k is an audit key (NewKey's length).
+func CheckKey(k []byte) error {
+	if len(k) != keySize {
+		return fmt.Errorf("cannot use audit key: %d bytes, want %d", len(k), keySize)
+	}
+	return nil
+}

@@ -5,7 +5,11 @@
 // certificate, the command-signing key, and the command queue agents
 // long-poll, with their results.
 //
-// It owns the files command.key and commands.json in the data directory.
+// It owns the file command.key in the data directory (a single node on
+// SQLite; with PostgreSQL the server shares the key through the store,
+// sealed). The command queue and results are kept in a store.Commands,
+// shared by every node; the commands.json of an older data dir is
+// imported once (ImportQueueFile).
 // Enrollment tokens and revocations are kept in the store (StoreTokens,
 // StoreRevocations), shared by every node on one database; the file
 // forms (TokenStore, Revocations) remain for tests, for `vigil ctl

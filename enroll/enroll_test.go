@@ -22,6 +22,7 @@ import (
 	"github.com/vigil-iot/vigil/agent/command"
 	"github.com/vigil-iot/vigil/ingest/httpin"
 	"github.com/vigil-iot/vigil/pki"
+	"github.com/vigil-iot/vigil/store"
 	"github.com/vigil-iot/vigil/wire"
 )
 
@@ -101,7 +102,7 @@ func newFixture(t *testing.T, hook bool) *fixture {
 		t.Fatal(err)
 	}
 	f.reg = prometheus.NewPedanticRegistry()
-	f.h, err = New(Options{CA: f.ca, Tokens: toks, Revocations: f.revs, CommandKey: key, Report: in.Report(), Registerer: f.reg,
+	f.h, err = New(Options{CA: f.ca, Tokens: toks, Revocations: f.revs, CommandKey: key, Commands: openSQLite(t), Report: in.Report(), Registerer: f.reg,
 		OnResult: func(_ context.Context, r command.Result) { f.results <- r }})
 	if err != nil {
 		t.Fatal(err)
@@ -377,24 +378,26 @@ func TestCommandsEndToEnd(t *testing.T) {
 
 	// Replayed: the same signed command again.
 	c2, _ := f.h.Send(id.DeviceID, command.ActionRestore, nil, time.Minute)
-	f.h.mu.Lock()
-	signed := f.h.queues[id.DeviceID][0].signed
-	f.h.mu.Unlock()
+	q, err := f.h.opts.Commands.GetCommand(ctx, c2.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	a.PollCommands(ctx)
 	expect(command.StatusSucceeded, "")
-	f.h.mu.Lock()
-	f.h.queues[id.DeviceID] = []pending{{cmd: c2, signed: signed}}
-	f.h.mu.Unlock()
+	q.ID, q.Queued = "again-"+c2.ID, time.Now()
+	if _, err := f.h.opts.Commands.EnqueueCommand(ctx, q, 0, 0); err != nil {
+		t.Fatal(err)
+	}
 	a.PollCommands(ctx)
 	expect(command.StatusRefused, command.ReasonReplayed)
 
 	// Wrong device: a command signed for another device.
 	other, _ := command.Sign(f.h.opts.CommandKey, command.Command{ID: "x1", DeviceID: "camera-other", Action: command.ActionIsolate,
 		Issued: time.Now(), Expires: time.Now().Add(time.Minute)})
-	f.h.mu.Lock()
-	f.h.issued["x1"] = command.Command{ID: "x1", DeviceID: id.DeviceID}
-	f.h.queues[id.DeviceID] = []pending{{cmd: command.Command{Expires: time.Now().Add(time.Minute)}, signed: other}}
-	f.h.mu.Unlock()
+	ob, _ := json.Marshal(other)
+	if _, err := f.h.opts.Commands.EnqueueCommand(ctx, store.QueuedCommand{ID: "x1", DeviceID: id.DeviceID, Queued: time.Now(), Expires: time.Now().Add(time.Minute), Signed: ob}, 0, 0); err != nil {
+		t.Fatal(err)
+	}
 	a.PollCommands(ctx)
 	expect(command.StatusRefused, command.ReasonWrongDevice)
 

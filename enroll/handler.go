@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +28,7 @@ import (
 	"github.com/vigil-iot/vigil/audit"
 	"github.com/vigil-iot/vigil/ingest/httpin"
 	"github.com/vigil-iot/vigil/pki"
+	"github.com/vigil-iot/vigil/store"
 	"github.com/vigil-iot/vigil/web"
 )
 
@@ -38,12 +40,12 @@ const (
 	DefaultCommandTTL  = 5 * time.Minute
 	// MaxPending bounds the commands queued for one device.
 	MaxPending = 100
-	// MaxQueued bounds the commands queued for all devices together (the
-	// queue file is rewritten on every change).
+	// MaxQueued bounds the commands queued for all devices together.
 	MaxQueued = 1000
-	// maxResults bounds the command results kept in memory.
-	maxResults = 10000
-	maxBody    = 64 << 10
+	// CommandRetention is how long a command is kept after its expiry,
+	// with its result, for GET /api/v1/commands/{id}.
+	CommandRetention = 7 * 24 * time.Hour
+	maxBody          = 64 << 10
 )
 
 // Options configures a Handler.
@@ -88,10 +90,11 @@ type Options struct {
 	// it is queued for polling, so that another transport (MQTT) can
 	// deliver it too. It must not block long.
 	OnQueued func(deviceID string, s command.Signed)
-	// QueueFile keeps the queued commands across restarts (written on
-	// every change, read by New; unexpired ones are restored and handed to
-	// OnQueued again). Empty keeps them in memory only.
-	QueueFile string
+	// Commands is the command queue and its results, shared by every node
+	// on one database (store.Commands). Required. New hands the pending
+	// commands it finds there to OnQueued; Run wakes the long polls of
+	// this node when another node queues a command.
+	Commands store.Commands
 	// MaxPollWait bounds a long poll (default 60s).
 	MaxPollWait time.Duration
 	Clock       vigil.Clock
@@ -111,31 +114,20 @@ type Handler struct {
 	pool *x509.CertPool
 
 	mu      sync.Mutex
-	queues  map[string][]pending
-	waiters map[string]chan struct{}
-	results map[string]command.Result
-	issued  map[string]command.Command
-	order   []string // command ids, oldest first, to bound the maps
-	seq     uint64   // numbers queued commands in queueing order
+	waiters map[string]chan struct{} // long polls by device, closed by wake
 
-	saveMu sync.Mutex // orders the writes of QueueFile (queue.go)
+	lastPrune atomic.Int64 // Unix ns of the last DeleteCommandsBefore
 
 	requests    *prometheus.CounterVec
 	resultCount *prometheus.CounterVec
-}
-
-type pending struct {
-	cmd    command.Command
-	signed command.Signed
-	seq    uint64 // queueing order across devices (the queue file keeps it)
 }
 
 var _ http.Handler = (*Handler)(nil)
 
 // New checks the options and builds the handler.
 func New(opts Options) (*Handler, error) {
-	if opts.CA == nil || opts.Tokens == nil || opts.Revocations == nil {
-		return nil, errors.New("cannot create enroll handler: CA, Tokens and Revocations are required")
+	if opts.CA == nil || opts.Tokens == nil || opts.Revocations == nil || opts.Commands == nil {
+		return nil, errors.New("cannot create enroll handler: CA, Tokens, Revocations and Commands are required")
 	}
 	if len(opts.CommandKey) != ed25519.PrivateKeySize {
 		return nil, errors.New("cannot create enroll handler: CommandKey must be an Ed25519 private key")
@@ -154,7 +146,7 @@ func New(opts Options) (*Handler, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	h := &Handler{opts: opts, log: log.With("component", "enroll"), mux: http.NewServeMux(), pool: opts.CA.Pool(),
-		queues: map[string][]pending{}, waiters: map[string]chan struct{}{}, results: map[string]command.Result{}, issued: map[string]command.Command{}}
+		waiters: map[string]chan struct{}{}}
 	h.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigil_enroll_requests_total",
 		Help: "Enrollment and renewal requests, by endpoint (enroll, renew) and result (ok, refused)."}, []string{"endpoint", "result"})
 	h.resultCount = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigil_agent_command_results_total",
@@ -176,7 +168,7 @@ func New(opts Options) (*Handler, error) {
 	if opts.Bulk != nil {
 		h.mux.Handle("POST "+httpin.PathEvents, h.requireSensor(opts.Bulk))
 	}
-	if err := h.restoreQueue(); err != nil {
+	if err := h.handPending(); err != nil {
 		return nil, err
 	}
 	return h, nil
@@ -412,10 +404,21 @@ func (h *Handler) Send(deviceID, action string, params map[string]string, ttl ti
 		return command.Command{}, err
 	}
 	_ = json.Unmarshal(s.Payload, &c) // the nonce Sign chose
-	if err := h.queue(deviceID, c, s); err != nil {
-		return command.Command{}, err
+	signed, err := json.Marshal(s)
+	if err != nil {
+		return command.Command{}, fmt.Errorf("cannot encode command: %w", err)
 	}
-	h.persistQueue()
+	ctx, cancel := storeCtx()
+	defer cancel()
+	if _, err := h.opts.Commands.EnqueueCommand(ctx, store.QueuedCommand{ID: c.ID, DeviceID: deviceID, Queued: now, Expires: c.Expires, Signed: signed},
+		MaxPending, MaxQueued); err != nil {
+		if vigil.ErrorCode(err) == vigil.EBUSY {
+			return command.Command{}, err
+		}
+		return command.Command{}, fmt.Errorf("cannot queue command: %w", err)
+	}
+	h.wake(deviceID) // this node's polls; Run wakes the other nodes'
+	h.prune(now)
 	h.log.Info("command queued", "device_id", deviceID, "command_id", c.ID, "action", action)
 	h.audit(context.Background(), "vigil", "command.queue", "device:"+deviceID, map[string]any{
 		"command": c.ID, "action": action, "params": params, "expires": c.Expires})
@@ -425,92 +428,32 @@ func (h *Handler) Send(deviceID, action string, params map[string]string, ttl ti
 	return c, nil
 }
 
-// queue adds a signed command to a device's queue and wakes its poll.
-func (h *Handler) queue(deviceID string, c command.Command, s command.Signed) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.queues[deviceID]) >= MaxPending {
-		return vigil.Errorf(vigil.EBUSY, "%d commands already wait for device %s", MaxPending, deviceID)
-	}
-	if n := h.queuedLocked(); n >= MaxQueued {
-		return vigil.Errorf(vigil.EBUSY, "%d commands already wait for their devices: no more are queued until some are taken or expire", n)
-	}
-	h.seq++
-	h.queues[deviceID] = append(h.queues[deviceID], pending{cmd: c, signed: s, seq: h.seq})
-	h.remember(c.ID)
-	h.issued[c.ID] = c
-	if ch, ok := h.waiters[deviceID]; ok {
-		close(ch)
-		delete(h.waiters, deviceID)
-	}
-	return nil
-}
-
-// queuedLocked counts the queued, unexpired commands of all devices and
-// drops the expired ones. Callers hold h.mu.
-func (h *Handler) queuedLocked() int {
-	now := h.opts.Clock.Now()
-	n := 0
-	for dev, q := range h.queues {
-		live := q[:0]
-		for _, p := range q {
-			if now.Before(p.cmd.Expires) {
-				live = append(live, p)
-			}
-		}
-		if len(live) == 0 {
-			delete(h.queues, dev)
-			continue
-		}
-		h.queues[dev] = live
-		n += len(live)
-	}
-	return n
-}
-
-// remember records a command id and forgets the oldest beyond maxResults.
-// Callers hold h.mu.
-func (h *Handler) remember(id string) {
-	h.order = append(h.order, id)
-	for len(h.order) > maxResults {
-		delete(h.results, h.order[0])
-		delete(h.issued, h.order[0])
-		h.order = h.order[1:]
-	}
-}
-
 // Result returns the result an agent sent for a command, if any, and the
-// command as issued.
+// command as issued (zero when the store does not know it).
 func (h *Handler) Result(commandID string) (command.Command, command.Result, bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	c, ok := h.issued[commandID]
-	r, done := h.results[commandID]
-	return c, r, ok && done
-}
-
-// take removes the queued, unexpired commands of a device; when there are
-// none it returns a channel closed by the next Send.
-func (h *Handler) take(deviceID string) ([]command.Signed, <-chan struct{}) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	now := h.opts.Clock.Now()
-	var out []command.Signed
-	for _, p := range h.queues[deviceID] {
-		if now.Before(p.cmd.Expires) {
-			out = append(out, p.signed)
+	ctx, cancel := storeCtx()
+	defer cancel()
+	q, err := h.opts.Commands.GetCommand(ctx, commandID)
+	if err != nil {
+		if vigil.ErrorCode(err) != vigil.ENOTFOUND {
+			h.log.Error("cannot read command", "command_id", commandID, "err", err)
 		}
+		return command.Command{}, command.Result{}, false
 	}
-	delete(h.queues, deviceID)
-	if len(out) > 0 {
-		return out, nil
+	c, _, err := decodeQueued(q)
+	if err != nil {
+		h.log.Error("cannot read command", "command_id", commandID, "err", err)
+		return command.Command{}, command.Result{}, false
 	}
-	ch, ok := h.waiters[deviceID]
-	if !ok {
-		ch = make(chan struct{})
-		h.waiters[deviceID] = ch
+	if q.Result == nil {
+		return c, command.Result{}, false
 	}
-	return nil, ch
+	var r command.Result
+	if err := json.Unmarshal(q.Result, &r); err != nil {
+		h.log.Error("cannot read command result", "command_id", commandID, "err", err)
+		return c, command.Result{}, false
+	}
+	return c, r, true
 }
 
 func (h *Handler) poll(w http.ResponseWriter, r *http.Request) {
@@ -527,9 +470,12 @@ func (h *Handler) poll(w http.ResponseWriter, r *http.Request) {
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	for {
-		cmds, ch := h.take(id)
+		cmds, ch, err := h.take(r.Context(), id)
+		if err != nil {
+			web.WriteError(w, r, h.log, err)
+			return
+		}
 		if len(cmds) > 0 {
-			h.persistQueue()
 			writeJSON(w, http.StatusOK, command.Poll{Commands: cmds})
 			return
 		}
@@ -592,14 +538,27 @@ func (h *Handler) AcceptResult(res *command.Result) error {
 	default:
 		return vigil.Errorf(vigil.EINVALID, "status %q: want succeeded, failed or refused", truncate(res.Status, 40))
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	c, ok := h.issued[res.CommandID]
-	if !ok || c.DeviceID != res.DeviceID {
+	ctx, cancel := storeCtx()
+	defer cancel()
+	q, err := h.opts.Commands.GetCommand(ctx, res.CommandID)
+	if err != nil && vigil.ErrorCode(err) != vigil.ENOTFOUND {
+		return fmt.Errorf("cannot look up command: %w", err)
+	}
+	if err != nil || q.DeviceID != res.DeviceID {
 		return vigil.Errorf(vigil.EFORBIDDEN, "command %q was not issued to device %s", truncate(res.CommandID, 64), res.DeviceID)
 	}
+	c, _, err := decodeQueued(q)
+	if err != nil {
+		return err
+	}
 	res.Action = c.Action
-	h.results[res.CommandID] = *res
+	b, err := json.Marshal(res)
+	if err != nil {
+		return fmt.Errorf("cannot encode command result: %w", err)
+	}
+	if err := h.opts.Commands.RecordCommandResult(ctx, res.CommandID, b, h.opts.Clock.Now().UTC()); err != nil {
+		return fmt.Errorf("cannot record command result: %w", err)
+	}
 	return nil
 }
 

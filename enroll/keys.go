@@ -39,18 +39,14 @@ func EnsureUpdateKey(path string) (ed25519.PrivateKey, error) {
 func ensureKey(path, what string) (ed25519.PrivateKey, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		pemKey, err := NewKeyPEM()
 		if err != nil {
 			return nil, fmt.Errorf("cannot generate %s: %w", what, err)
 		}
-		der, err := x509.MarshalPKCS8PrivateKey(priv)
-		if err != nil {
-			return nil, fmt.Errorf("cannot encode %s: %w", what, err)
-		}
-		if err := writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		if err := writeFileAtomic(path, pemKey, 0o600); err != nil {
 			return nil, err
 		}
-		return priv, nil
+		return ParseKeyPEM(pemKey)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot read %s: %w", what, err)
@@ -58,17 +54,40 @@ func ensureKey(path, what string) (ed25519.PrivateKey, error) {
 	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("cannot use %s %s: mode %04o lets others read it; run chmod 600 %s", what, path, fi.Mode().Perm(), path)
 	}
-	block, _ := pem.Decode(b)
-	if block == nil || block.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("cannot read %s %s: no PEM PRIVATE KEY block", what, path)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	priv, err := ParseKeyPEM(b)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read %s %s: %w", what, path, err)
 	}
+	return priv, nil
+}
+
+// NewKeyPEM makes a new Ed25519 signing key (a command or update key) as
+// a PEM PKCS#8 PRIVATE KEY block.
+func NewKeyPEM() ([]byte, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// ParseKeyPEM reads an Ed25519 signing key that NewKeyPEM made.
+func ParseKeyPEM(b []byte) (ed25519.PrivateKey, error) {
+	block, _ := pem.Decode(b)
+	if block == nil || block.Type != "PRIVATE KEY" {
+		return nil, errors.New("no PEM PRIVATE KEY block")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, err
+	}
 	priv, ok := k.(ed25519.PrivateKey)
 	if !ok {
-		return nil, fmt.Errorf("cannot read %s %s: %T is not Ed25519", what, path, k)
+		return nil, fmt.Errorf("%T is not Ed25519", k)
 	}
 	return priv, nil
 }

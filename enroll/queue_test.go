@@ -52,16 +52,14 @@ func pollOnce(t *testing.T, h *Handler, dev string) []command.Command {
 }
 
 // TestQueueSurvivesRestart queues commands, "restarts" the server (a new
-// Handler on the same QueueFile) and checks that the unexpired ones, and
-// only those, are served to their devices once, still signed for them,
-// that their results are still recorded, and that OnQueued gets them
-// again.
+// Handler on the same store) and checks that the unexpired ones, and only
+// those, are served to their devices once, still signed for them, that
+// their results are still recorded, and that OnQueued gets them again.
 func TestQueueSurvivesRestart(t *testing.T) {
 	f := newFixture(t, false)
 	clock := &stepClock{t: time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)}
-	qf := filepath.Join(t.TempDir(), QueueFile)
 	opts := f.h.opts
-	opts.Clock, opts.QueueFile, opts.Registerer = clock, qf, nil
+	opts.Clock, opts.Commands, opts.Registerer = clock, openSQLite(t), nil
 	h1, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -72,9 +70,6 @@ func TestQueueSurvivesRestart(t *testing.T) {
 	taken, _ := h1.Send("cam-3", command.ActionReboot, nil, time.Hour)
 	if got := pollOnce(t, h1, "cam-3"); len(got) != 1 || got[0].ID != taken.ID {
 		t.Fatalf("cam-3 polled %v", got)
-	}
-	if fi, err := os.Stat(qf); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Fatalf("queue file: %v %v", fi, err)
 	}
 
 	// Restart two minutes later: the isolate expired.
@@ -111,11 +106,12 @@ func TestQueueSurvivesRestart(t *testing.T) {
 		t.Fatalf("served twice: %+v", got)
 	}
 	// The restored command's result is recorded against it.
-	h2.mu.Lock()
-	_, known := h2.issued[long.ID]
-	h2.mu.Unlock()
-	if !known {
-		t.Fatal("the restored command is not known as issued")
+	res := command.Result{CommandID: long.ID, DeviceID: "cam-1", Status: command.StatusSucceeded}
+	if err := h2.AcceptResult(&res); err != nil {
+		t.Fatalf("the result of the restored command: %v", err)
+	}
+	if c, r, done := h2.Result(long.ID); !done || r.Status != command.StatusSucceeded || c.Action != command.ActionRestore {
+		t.Fatalf("Result after the restart: %+v %+v %v", c, r, done)
 	}
 
 	// A third start sees what h2 left: cam-2's reboot only.
@@ -131,16 +127,68 @@ func TestQueueSurvivesRestart(t *testing.T) {
 	}
 }
 
-func TestQueueFileErrors(t *testing.T) {
+// TestImportQueueFile checks the upgrade from a data dir with a queue
+// file: its unexpired commands move into the store once, in order, still
+// signed, and are served by the next poll; the file is renamed.
+func TestImportQueueFile(t *testing.T) {
 	f := newFixture(t, false)
+	now := time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)
+	clock := &stepClock{t: now}
+	var file []command.Signed
+	var want []string
+	for i, c := range []command.Command{
+		{ID: "c1", DeviceID: "cam-1", Action: command.ActionIsolate, Issued: now.Add(-time.Minute), Expires: now.Add(time.Hour)},
+		{ID: "c2", DeviceID: "cam-1", Action: command.ActionRestore, Issued: now.Add(-time.Hour), Expires: now.Add(-time.Second)}, // expired
+		{ID: "c3", DeviceID: "cam-1", Action: command.ActionReboot, Issued: now, Expires: now.Add(time.Hour)},
+	} {
+		s, err := command.Sign(f.h.opts.CommandKey, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file = append(file, s)
+		if i != 1 {
+			want = append(want, c.ID)
+		}
+	}
+	b, _ := json.Marshal(queueState{Version: 1, Commands: file})
+	qf := filepath.Join(t.TempDir(), QueueFile)
+	if err := os.WriteFile(qf, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st := openSQLite(t)
+	n, err := ImportQueueFile(st, qf, clock)
+	if err != nil || n != 2 {
+		t.Fatalf("ImportQueueFile: %d, %v; want 2", n, err)
+	}
+	if _, err := os.Stat(qf + ImportedSuffix); err != nil {
+		t.Fatalf("the file is not renamed: %v", err)
+	}
+	if n, err := ImportQueueFile(st, qf, clock); err != nil || n != 0 {
+		t.Fatalf("a second import: %d, %v", n, err)
+	}
+	opts := f.h.opts
+	opts.Clock, opts.Commands, opts.Registerer = clock, st, nil
+	h, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range pollOnce(t, h, "cam-1") {
+		got = append(got, c.ID)
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("served after the import: %v, want %v", got, want)
+	}
+}
+
+func TestImportQueueFileErrors(t *testing.T) {
 	dir := t.TempDir()
+	st := openSQLite(t)
 	check := func(name, body, want string) {
 		t.Helper()
 		qf := filepath.Join(dir, name)
 		os.WriteFile(qf, []byte(body), 0o600)
-		opts := f.h.opts
-		opts.QueueFile, opts.Registerer = qf, nil
-		_, err := New(opts)
+		_, err := ImportQueueFile(st, qf, nil)
 		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), qf) {
 			t.Errorf("%s: got %v, want %q and the file name", body, err, want)
 		}
@@ -148,4 +196,33 @@ func TestQueueFileErrors(t *testing.T) {
 	check("garbage.json", "{", "unexpected end")
 	check("version.json", `{"version": 2, "commands": []}`, "version 2")
 	check("payload.json", `{"version": 1, "commands": [{"payload": "bm90IGpzb24=", "signature": ""}]}`, "command 0")
+}
+
+// FuzzLoadQueue feeds loadQueue arbitrary queue files: it returns
+// commands with an id, a device and an expiry, or an error, and never
+// panics.
+func FuzzLoadQueue(f *testing.F) {
+	f.Add([]byte(`{"version": 1, "commands": []}`))
+	f.Add([]byte(`{"version": 1, "commands": [{"payload": "bm90IGpzb24=", "signature": ""}]}`))
+	f.Add([]byte(`{"version": 1, "commands": [{"payload": "eyJpZCI6ImMxIiwiZGV2aWNlX2lkIjoiY2FtLTEiLCJleHBpcmVzIjoiMjAyNi0wMS0wMVQwMDowMDowMFoifQ==", "signature": ""}]}`))
+	f.Add([]byte(`{`))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(dir, "q.json")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmds, signed, err := loadQueue(path)
+		if err != nil {
+			return
+		}
+		if len(cmds) != len(signed) {
+			t.Fatalf("%d commands, %d signed", len(cmds), len(signed))
+		}
+		for _, c := range cmds {
+			if c.ID == "" || c.DeviceID == "" || c.Expires.IsZero() {
+				t.Fatalf("accepted %+v", c)
+			}
+		}
+	})
 }

@@ -118,7 +118,6 @@ func TestQueueOnlyKnownDevicesAndBounded(t *testing.T) {
 	f := newFixture(t, false)
 	opts := f.h.opts
 	opts.Registerer = nil
-	opts.QueueFile = filepath.Join(t.TempDir(), QueueFile)
 	opts.KnownDevice = func(_ context.Context, id string) error {
 		if len(id) > 4 && id[:4] == "cam-" {
 			return nil

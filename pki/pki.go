@@ -89,13 +89,34 @@ func ensureCA(dir string, clock vigil.Clock) (*CA, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create CA directory: %w", err)
 	}
+	certPEM, keyPEM, err := NewCAPEM(clock)
+	if err != nil {
+		return nil, err
+	}
+	// The key goes first: a crash between the two writes leaves a key
+	// without a certificate, which EnsureCA reports instead of replacing.
+	if err := writeFileAtomic(keyPath, keyPEM, 0o600); err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(certPath, certPEM, 0o644); err != nil {
+		return nil, err
+	}
+	return LoadCA(dir)
+}
+
+// NewCAPEM makes a new CA: its certificate and its private key, in PEM.
+// A nil clock is the system clock.
+func NewCAPEM(clock vigil.Clock) (certPEM, keyPEM []byte, err error) {
+	if clock == nil {
+		clock = vigil.SystemClock{}
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("cannot generate CA key: %w", err)
+		return nil, nil, fmt.Errorf("cannot generate CA key: %w", err)
 	}
 	serial, err := newSerial()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	now := clock.Now()
 	tmpl := &x509.Certificate{
@@ -113,22 +134,46 @@ func ensureCA(dir string, clock vigil.Clock) (*CA, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
-		return nil, fmt.Errorf("cannot create CA certificate: %w", err)
+		return nil, nil, fmt.Errorf("cannot create CA certificate: %w", err)
 	}
-	keyPEM, err := encodeKey(key)
+	keyPEM, err = encodeKey(key)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	// The key goes first: a crash between the two writes leaves a key
-	// without a certificate, which EnsureCA reports instead of replacing.
-	if err := writeFileAtomic(keyPath, keyPEM, 0o600); err != nil {
-		return nil, err
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), keyPEM, nil
+}
+
+// ParseCA makes a CA of a PEM certificate and key (NewCAPEM's). It fails
+// when they do not parse, do not match, or the certificate is not a CA.
+func ParseCA(certPEM, keyPEM []byte) (*CA, error) {
+	cert, err := parseCertPEM(certPEM)
+	if err != nil {
+		return nil, fmt.Errorf("cannot load CA certificate: %w", err)
 	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	if err := writeFileAtomic(certPath, certPEM, 0o644); err != nil {
-		return nil, err
+	if !cert.IsCA {
+		return nil, errors.New("cannot load CA certificate: it is not a CA certificate")
 	}
-	return LoadCA(dir)
+	key, err := parseKeyPEM(keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("cannot load CA key: %w", err)
+	}
+	if !publicKeysEqual(cert.PublicKey, key.Public()) {
+		return nil, errors.New("cannot load CA: the key does not match the certificate")
+	}
+	return &CA{Cert: cert, key: key, certPEM: bytes.Clone(certPEM)}, nil
+}
+
+// WriteCertFile writes the CA certificate (public) to dir/CACertFile,
+// where clients of this node find it, unless it already holds it.
+func (ca *CA) WriteCertFile(dir string) error {
+	path := filepath.Join(dir, CACertFile)
+	if b, err := os.ReadFile(path); err == nil && bytes.Equal(b, ca.certPEM) {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("cannot create CA directory: %w", err)
+	}
+	return writeFileAtomic(path, ca.certPEM, 0o644)
 }
 
 // LoadCA loads an existing CA from dir. It fails when the files are

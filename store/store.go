@@ -41,6 +41,8 @@ type Store interface {
 	Artifacts
 	Graph
 	UpdatePlans
+	Commands
+	Secrets
 	Close() error
 }
 

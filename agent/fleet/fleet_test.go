@@ -54,7 +54,7 @@ func setup(t testing.TB) (*httptest.Server, *pki.CA, enroll.Tokens, *sink) {
 	}
 	sk := &sink{devices: map[string]int{}}
 	in, _ := httpin.NewHandler(httpin.Options{Publisher: sk})
-	h, err := enroll.New(enroll.Options{CA: ca, Tokens: files.Tokens, Revocations: files.Revocations, CommandKey: files.CommandKey, Report: in.Report()})
+	h, err := enroll.New(enroll.Options{CA: ca, Tokens: files.Tokens, Revocations: files.Revocations, CommandKey: files.CommandKey, Commands: commandStore(t), Report: in.Report()})
 	if err != nil {
 		t.Fatal(err)
 	}

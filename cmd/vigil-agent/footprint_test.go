@@ -70,7 +70,7 @@ func TestFootprint(t *testing.T) {
 	key, _ := enroll.EnsureCommandKey(filepath.Join(dir, enroll.CommandKeyFile))
 	sink := &counter{}
 	in, _ := httpin.NewHandler(httpin.Options{Publisher: sink})
-	h, err := enroll.New(enroll.Options{CA: ca, Tokens: toks, Revocations: revs, CommandKey: key, Report: in.Report()})
+	h, err := enroll.New(enroll.Options{CA: ca, Tokens: toks, Revocations: revs, CommandKey: key, Commands: commandStore(t), Report: in.Report()})
 	if err != nil {
 		t.Fatal(err)
 	}

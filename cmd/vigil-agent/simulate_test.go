@@ -25,7 +25,7 @@ func TestSimulate(t *testing.T) {
 	}
 	sink := &counter{}
 	in, _ := httpin.NewHandler(httpin.Options{Publisher: sink})
-	h, _ := enroll.New(enroll.Options{CA: ca, Tokens: files.Tokens, Revocations: files.Revocations, CommandKey: files.CommandKey, Report: in.Report()})
+	h, _ := enroll.New(enroll.Options{CA: ca, Tokens: files.Tokens, Revocations: files.Revocations, CommandKey: files.CommandKey, Commands: commandStore(t), Report: in.Report()})
 	srv := httptest.NewUnstartedServer(h.Front(http.NotFoundHandler()))
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: ca.Pool(), ClientAuth: tls.VerifyClientCertIfGiven}
 	srv.StartTLS()

@@ -116,25 +116,40 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err err
 	}()
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	if a.ca, err = pki.EnsureCA(filepath.Join(cfg.DataDir, "pki")); err != nil {
+	// With a postgres store the keys are shared by the nodes through it,
+	// sealed with the operator's secrets key (sharedkeys.go); with SQLite
+	// they are files of the data dir.
+	var sealer *pki.Sealer
+	if cfg.sharedKeys() {
+		if sealer, err = loadSealer(cfg); err != nil {
+			return nil, err
+		}
+	} else {
+		if a.ca, err = pki.EnsureCA(filepath.Join(cfg.DataDir, "pki")); err != nil {
+			return nil, err
+		}
+		if a.enrollFiles, err = enroll.OpenDir(filepath.Join(cfg.DataDir, "enroll"), vigil.SystemClock{}); err != nil {
+			return nil, err
+		}
+		if a.auditKey, err = audit.EnsureKey(filepath.Join(cfg.DataDir, "pki", audit.KeyFile)); err != nil {
+			return nil, err
+		}
+		if a.updateKey, err = enroll.EnsureUpdateKey(filepath.Join(cfg.DataDir, "pki", enroll.UpdateKeyFile)); err != nil {
+			return nil, err
+		}
+	}
+	if a.store, err = openStore(ctx, cfg.Store, cfg.DataDir, a.auditKey, log, a.registry); err != nil {
 		return nil, err
+	}
+	if cfg.sharedKeys() {
+		if err := a.openSharedKeys(ctx, sealer); err != nil {
+			return nil, err
+		}
 	}
 	if !cfg.InsecureHTTP {
 		if a.tlsCert, err = a.ca.EnsureServerCert(filepath.Join(cfg.DataDir, "pki"), cfg.Hosts); err != nil {
 			return nil, err
 		}
-	}
-	if a.enrollFiles, err = enroll.OpenDir(filepath.Join(cfg.DataDir, "enroll"), vigil.SystemClock{}); err != nil {
-		return nil, err
-	}
-	if a.auditKey, err = audit.EnsureKey(filepath.Join(cfg.DataDir, "pki", audit.KeyFile)); err != nil {
-		return nil, err
-	}
-	if a.updateKey, err = enroll.EnsureUpdateKey(filepath.Join(cfg.DataDir, "pki", enroll.UpdateKeyFile)); err != nil {
-		return nil, err
-	}
-	if a.store, err = openStore(ctx, cfg.Store, cfg.DataDir, a.auditKey, log, a.registry); err != nil {
-		return nil, err
 	}
 	// API tokens live in the store, shared by every node on it; a
 	// tokens.json of an older data dir is imported once.
@@ -324,6 +339,11 @@ func (a *app) start(ctx context.Context) error {
 	// Devices enroll with a one-time token and then talk mutual TLS:
 	// enroll.Front serves the device endpoints (and reports from a client
 	// certificate) before the token-authenticated API.
+	// The command queue lives in the store, shared by the nodes; the
+	// commands.json of an older data dir is imported once.
+	if err := a.importCommandQueue(); err != nil {
+		return err
+	}
 	if a.enroll, err = enroll.New(enroll.Options{
 		CA:          a.ca,
 		Tokens:      a.enrollFiles.Tokens,
@@ -336,7 +356,7 @@ func (a *app) start(ctx context.Context) error {
 		OnResult:    a.commandResult,
 		OnQueued:    a.commandQueued,
 		KnownDevice: func(ctx context.Context, id string) error { _, err := a.store.GetDevice(ctx, id); return err },
-		QueueFile:   filepath.Join(a.cfg.DataDir, "enroll", enroll.QueueFile),
+		Commands:    a.store,
 		Logger:      a.log,
 		Registerer:  a.registry,
 	}); err != nil {
@@ -400,6 +420,7 @@ func (a *app) start(ctx context.Context) error {
 	g.Go(func() error { return a.runMQTTIngest(gctx) })
 	g.Go(func() error { return a.runSyslog(gctx) })
 	g.Go(func() error { return a.runExport(gctx) })
+	g.Go(func() error { return a.enroll.Run(gctx) })
 	g.Go(func() error { a.trail.Run(gctx, time.Duration(a.cfg.Audit.AnchorInterval)); return nil })
 	g.Go(func() error {
 		<-gctx.Done()

@@ -48,6 +48,11 @@ type config struct {
 	BusReplicas int `yaml:"bus_replicas"`
 	// Store selects the database (storeconfig.go).
 	Store storeConfig `yaml:"store"`
+	// SecretsKeyFile is the operator's key (a file of at least 32 bytes,
+	// mode 0600) that encrypts the private keys the nodes share through a
+	// postgres store (sharedkeys.go); required with store.driver postgres.
+	// Default: $VIGIL_SECRETS_KEY_FILE.
+	SecretsKeyFile string `yaml:"secrets_key_file"`
 
 	// Retention is how long events are kept.
 	Retention duration `yaml:"retention"`

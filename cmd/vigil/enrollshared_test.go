@@ -23,11 +23,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vigil-iot/vigil/agent/protocol"
-	"github.com/vigil-iot/vigil/audit"
 	"github.com/vigil-iot/vigil/bus/natsbus/natstest"
 	"github.com/vigil-iot/vigil/client"
 	"github.com/vigil-iot/vigil/enroll"
-	"github.com/vigil-iot/vigil/pki"
 )
 
 // TestServeEnrollSharedOnPostgres runs two vigil serve nodes on one
@@ -56,32 +54,19 @@ func TestServeEnrollSharedOnPostgres(t *testing.T) {
 			t.Log(err)
 		}
 	})
-	// B gets A's audit key and CA (the shared PKI the operator copies).
-	var shared string
+	// The nodes share the CA, the command key and the audit key through
+	// the store, sealed with one secrets key.
+	secrets := testSecretsKey(t)
 	node := func() *app {
 		cfg := defaultConfig()
 		cfg.DataDir, cfg.Listen, cfg.LogLevel = t.TempDir(), "127.0.0.1:0", "warn"
-		if shared != "" {
-			if err := os.MkdirAll(filepath.Join(cfg.DataDir, "pki"), 0o700); err != nil {
-				t.Fatal(err)
-			}
-			for _, f := range []string{audit.KeyFile, pki.CACertFile, pki.CAKeyFile} {
-				b, err := os.ReadFile(filepath.Join(shared, "pki", f))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(filepath.Join(cfg.DataDir, "pki", f), b, 0o600); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
+		cfg.SecretsKeyFile = secrets
 		cfg.SigmaDirs = []string{t.TempDir()}
 		cfg.NATSURL, cfg.BusPrefix = natsURL, natstest.UniquePrefix(t, natsURL)
 		cfg.Store = storeConfig{Driver: "postgres", URL: pgURL, Schema: schema}
 		return runTestApp(t, cfg)
 	}
 	a := node()
-	shared = a.cfg.DataDir
 	b := node()
 
 	admin, err := client.New(a.URL, a.adminToken, client.TLSConfig(a.ca.Pool()))

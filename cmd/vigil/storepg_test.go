@@ -35,6 +35,7 @@ func TestServeOnPostgres(t *testing.T) {
 	cfg.SigmaDirs = []string{t.TempDir()}
 	cfg.NATSURL, cfg.BusPrefix = natsURL, natstest.UniquePrefix(t, natsURL)
 	cfg.Store = storeConfig{Driver: "postgres", URL: pgURL, Schema: "t_serve_" + suffix}
+	cfg.SecretsKeyFile = testSecretsKey(t)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

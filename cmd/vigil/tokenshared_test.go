@@ -14,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vigil-iot/vigil"
-	"github.com/vigil-iot/vigil/audit"
 	"github.com/vigil-iot/vigil/auth"
 	"github.com/vigil-iot/vigil/bus/natsbus/natstest"
 	"github.com/vigil-iot/vigil/client"
@@ -50,27 +49,17 @@ func TestServeTokensSharedOnPostgres(t *testing.T) {
 			t.Log(err)
 		}
 	})
-	var auditKey []byte // A's, given to B: one audit chain is sealed by one key
+	secrets := testSecretsKey(t) // the nodes share their keys (the audit key too) through the store
 	node := func() *app {
 		cfg := defaultConfig()
 		cfg.DataDir, cfg.Listen, cfg.LogLevel = t.TempDir(), "127.0.0.1:0", "warn"
-		if auditKey != nil {
-			if err := os.MkdirAll(filepath.Join(cfg.DataDir, "pki"), 0o700); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(cfg.DataDir, "pki", audit.KeyFile), auditKey, 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
+		cfg.SecretsKeyFile = secrets
 		cfg.SigmaDirs = []string{t.TempDir()}
 		cfg.NATSURL, cfg.BusPrefix = natsURL, natstest.UniquePrefix(t, natsURL)
 		cfg.Store = storeConfig{Driver: "postgres", URL: pgURL, Schema: schema}
 		return runTestApp(t, cfg)
 	}
 	a := node()
-	if auditKey, err = os.ReadFile(filepath.Join(a.cfg.DataDir, "pki", audit.KeyFile)); err != nil {
-		t.Fatal(err)
-	}
 	b := node()
 	if a.adminToken == "" || b.adminToken != "" {
 		t.Fatalf("bootstrap admin tokens: A set %v, B set %v; want one, on A only", a.adminToken != "", b.adminToken != "")

@@ -397,6 +397,31 @@ CREATE TABLE update_plans (
 );
 CREATE INDEX update_plans_state ON update_plans(state, created, id);
 `,
+	// 15: the signed-command queue (store.Commands, commands.go): times
+	// in Unix ns (taken 0: pending; result_at 0: no result).
+	`
+CREATE TABLE commands (
+	seq       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	id        text NOT NULL UNIQUE,
+	device_id text NOT NULL,
+	queued    bigint NOT NULL,
+	expires   bigint NOT NULL,
+	signed    bytea NOT NULL,
+	taken     bigint NOT NULL DEFAULT 0,
+	result    bytea,
+	result_at bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX commands_pending ON commands(device_id, taken, seq);
+CREATE INDEX commands_expires ON commands(expires);
+`,
+	// 16: sealed server secrets (store.Secrets, secrets.go).
+	`
+CREATE TABLE secrets (
+	name    text PRIMARY KEY,
+	sealed  bytea NOT NULL,
+	created bigint NOT NULL
+);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context, schema string) error {

@@ -150,3 +150,85 @@ func BenchmarkPutEvents(b *testing.B) {
 func TestFieldFilterScanBounded(t *testing.T) {
 	storetest.FieldScanBounded(t, openOpts(t, postgres.Options{FieldScanRows: 100}))
 }
+
+// TestCommandsAcrossHandles checks what two nodes on one database need of
+// the command queue: a command enqueued through one handle is told to a
+// WatchCommands of the other (LISTEN/NOTIFY), and taken by one of them
+// only.
+func TestCommandsAcrossHandles(t *testing.T) {
+	a := open(t)
+	b, err := postgres.Open(t.Context(), testURL(t), postgres.Options{Schema: a.Schema()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	seen := make(chan string, 100)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go b.WatchCommands(ctx, func(dev string) { seen <- dev })
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	deadline := time.After(60 * time.Second)
+	for i := 0; ; i++ {
+		c := store.QueuedCommand{ID: fmt.Sprintf("c%d", i), DeviceID: "cam-1", Queued: base, Expires: base.Add(time.Hour), Signed: []byte("{}")}
+		if _, err := a.EnqueueCommand(t.Context(), c, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case dev := <-seen:
+			if dev != "cam-1" {
+				t.Fatalf("node b was told of %q", dev)
+			}
+		case <-deadline:
+			t.Fatal("node b was told of none of node a's commands in 60s")
+		case <-time.After(200 * time.Millisecond):
+			continue
+		}
+		break
+	}
+	got, err := b.TakeCommands(t.Context(), "cam-1", base, 0)
+	if err != nil || len(got) == 0 {
+		t.Fatalf("node b took %d: %v", len(got), err)
+	}
+	if again, err := a.TakeCommands(t.Context(), "cam-1", base, 0); err != nil || len(again) != 0 {
+		t.Fatalf("node a took %d after node b: %v", len(again), err)
+	}
+}
+
+// BenchmarkCommandAcrossHandles measures what a command queued on one
+// node costs until another node, woken by NOTIFY, has taken it: enqueue
+// on a, WatchCommands on b tells of the device, TakeCommands on b.
+func BenchmarkCommandAcrossHandles(bm *testing.B) {
+	a := open(bm)
+	b, err := postgres.Open(context.Background(), testURL(bm), postgres.Options{Schema: a.Schema()})
+	if err != nil {
+		bm.Fatal(err)
+	}
+	defer b.Close()
+	seen := make(chan string, 1024)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go b.WatchCommands(ctx, func(dev string) { seen <- dev })
+	base := time.Now()
+	// Wait until b listens.
+	for i := 0; ; i++ {
+		a.EnqueueCommand(ctx, store.QueuedCommand{ID: fmt.Sprintf("warm%d", i), DeviceID: "warm", Queued: base, Expires: base.Add(time.Hour), Signed: []byte("{}")}, 0, 0)
+		select {
+		case <-seen:
+		case <-time.After(100 * time.Millisecond):
+			continue
+		}
+		break
+	}
+	bm.ResetTimer()
+	for i := 0; i < bm.N; i++ {
+		if _, err := a.EnqueueCommand(ctx, store.QueuedCommand{ID: fmt.Sprintf("c%d", i), DeviceID: "cam-1", Queued: base, Expires: base.Add(time.Hour), Signed: []byte("{}")}, 100, 1000); err != nil {
+			bm.Fatal(err)
+		}
+		for dev := <-seen; dev != "cam-1"; dev = <-seen {
+		}
+		got, err := b.TakeCommands(ctx, "cam-1", base, 100)
+		if err != nil || len(got) != 1 {
+			bm.Fatalf("took %d: %v", len(got), err)
+		}
+	}
+}

@@ -57,6 +57,7 @@ type Store struct {
 	closeOnce sync.Once
 	health    store.WriteHealth // WriteErr
 	fieldScan int               // Options.FieldScanRows
+	cmdWatch  commandWatchers   // WatchCommands (commands.go)
 
 	eventsStored  prometheus.Counter
 	eventsDeduped prometheus.Counter
@@ -469,6 +470,31 @@ CREATE TABLE update_plans (
 	plan    TEXT NOT NULL
 );
 CREATE INDEX update_plans_state ON update_plans(state, created, id);
+`,
+	// 15: the signed-command queue (store.Commands, commands.go): times
+	// in Unix ns (taken 0: pending; result_at 0: no result).
+	`
+CREATE TABLE commands (
+	seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+	id        TEXT NOT NULL UNIQUE,
+	device_id TEXT NOT NULL,
+	queued    INTEGER NOT NULL,
+	expires   INTEGER NOT NULL,
+	signed    BLOB NOT NULL,
+	taken     INTEGER NOT NULL DEFAULT 0,
+	result    BLOB,
+	result_at INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX commands_pending ON commands(device_id, taken, seq);
+CREATE INDEX commands_expires ON commands(expires);
+`,
+	// 16: sealed server secrets (store.Secrets, secrets.go).
+	`
+CREATE TABLE secrets (
+	name    TEXT PRIMARY KEY,
+	sealed  BLOB NOT NULL,
+	created INTEGER NOT NULL
+);
 `,
 }
 

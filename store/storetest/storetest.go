@@ -79,6 +79,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Graph/Concurrent", testGraphConcurrent},
 		{"Graph/Retention", testGraphRetention},
 		{"Analytics/Segments", testAnalytics},
+		{"Commands", testCommands},
+		{"Commands/Concurrent", testCommandsConcurrent},
+		{"Commands/Watch", testCommandsWatch},
+		{"Secrets", testSecrets},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, fresh(t)) })

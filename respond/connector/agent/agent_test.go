@@ -63,7 +63,7 @@ func channel(t *testing.T) (*agent.Connector, string, *executor) {
 		t.Fatal(err)
 	}
 	var conn *agent.Connector
-	h, err := enroll.New(enroll.Options{CA: ca, Tokens: toks, Revocations: revs, CommandKey: key,
+	h, err := enroll.New(enroll.Options{CA: ca, Tokens: toks, Revocations: revs, CommandKey: key, Commands: commandStore(t),
 		OnResult: func(_ context.Context, r command.Result) {
 			conn.HandleResult(agent.Ack{CommandID: r.CommandID, Status: r.Status, Reason: r.Reason, Output: r.Output, Error: r.Error, Finished: r.Finished})
 		}})

@@ -45,7 +45,7 @@ func BenchmarkAlertToIsolation(b *testing.B) {
 	revs, _ := enroll.OpenRevocations(filepath.Join(dir, enroll.RevokedFile), nil)
 	key, _ := enroll.EnsureCommandKey(filepath.Join(dir, enroll.CommandKeyFile))
 	var conn *agent.Connector
-	h, err := enroll.New(enroll.Options{CA: ca, Tokens: toks, Revocations: revs, CommandKey: key, MaxPollWait: time.Minute,
+	h, err := enroll.New(enroll.Options{CA: ca, Tokens: toks, Revocations: revs, CommandKey: key, Commands: commandStore(b), MaxPollWait: time.Minute,
 		OnResult: func(_ context.Context, r command.Result) {
 			conn.HandleResult(agent.Ack{CommandID: r.CommandID, Status: r.Status, Reason: r.Reason, Output: r.Output, Error: r.Error, Finished: r.Finished})
 		}})
