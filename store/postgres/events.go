@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -78,9 +79,29 @@ func (s *Store) PutEvents(ctx context.Context, events []vigil.Event) error {
 	}
 	if len(ids) > 0 {
 		stored, err := s.putRows(ctx, times, func() (int64, error) {
-			return s.pool.CopyFrom(ctx, pgx.Identifier{"events"}, eventColumns, pgx.CopyFromSlice(len(ids), func(i int) ([]any, error) {
-				return []any{ids[i], times[i], devs[i], kinds[i], srcs[i], cats[i], acts[i], outs[i], sevs[i], bodies[i]}, nil
-			}))
+			if s.binaryCopy {
+				return s.pool.CopyFrom(ctx, pgx.Identifier{"events"}, eventColumns, pgx.CopyFromSlice(len(ids), func(i int) ([]any, error) {
+					return []any{ids[i], times[i], devs[i], kinds[i], srcs[i], cats[i], acts[i], outs[i], sevs[i], bodies[i]}, nil
+				}))
+			}
+			var b []byte
+			for i := range ids {
+				for j, v := range [...]string{ids[i], "", devs[i], kinds[i], srcs[i], cats[i], acts[i], outs[i], "", bodies[i]} {
+					if j > 0 {
+						b = append(b, '\t')
+					}
+					switch j {
+					case 1:
+						b = strconv.AppendInt(b, times[i], 10)
+					case 8:
+						b = strconv.AppendInt(b, int64(sevs[i]), 10)
+					default:
+						b = appendCopyText(b, v)
+					}
+				}
+				b = append(b, '\n')
+			}
+			return s.copyText(ctx, b)
 		}, func() (int64, error) {
 			tag, err := s.pool.Exec(ctx, insertEvents, ids, times, devs, kinds, srcs, cats, acts, outs, sevs, bodies)
 			return tag.RowsAffected(), err
@@ -113,6 +134,9 @@ func (s *Store) putRows(ctx context.Context, times []int64, copy, insert func() 
 	}
 	if err := s.ensurePartitions(ctx, days); err != nil {
 		return 0, err
+	}
+	if s.insertOnly {
+		return insert()
 	}
 	n, err := copy()
 	var pe *pgconn.PgError
@@ -421,6 +445,41 @@ func decodeEvent(body []byte) (vigil.Event, error) {
 	}
 	store.NormalizeFields(e.Fields)
 	return e, nil
+}
+
+// copyEvents copies rows in COPY's text format into the events table.
+const copyEvents = "COPY events(id, time, device_id, kind, source, category, action, outcome, severity, body) FROM STDIN"
+
+// copyText copies rows (COPY text format) into the events table and
+// returns how many it stored.
+func (s *Store) copyText(ctx context.Context, rows []byte) (int64, error) {
+	c, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Release()
+	tag, err := c.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(rows), copyEvents)
+	return tag.RowsAffected(), err
+}
+
+// appendCopyText appends v escaped for COPY's text format: backslash,
+// tab, newline and carriage return are escaped (NULs were replaced).
+func appendCopyText(b []byte, v string) []byte {
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; c {
+		case '\\':
+			b = append(b, '\\', '\\')
+		case '\t':
+			b = append(b, '\\', 't')
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
 }
 
 // uniqueViolation is PostgreSQL's SQLSTATE for a duplicate key.

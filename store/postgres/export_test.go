@@ -15,3 +15,9 @@ func MigrationsBefore(marker string) []string {
 
 // PartitionName is partitionName, for tests.
 func PartitionName(day int64) string { return partitionName(day) }
+
+// InsertOnly makes PutEvents use INSERT rather than COPY.
+func InsertOnly(s *Store) { s.insertOnly = true }
+
+// BinaryCopy makes PutEvents copy in the binary format.
+func BinaryCopy(s *Store) { s.binaryCopy = true }

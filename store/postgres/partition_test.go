@@ -208,3 +208,26 @@ func TestMigrateUnpartitioned(t *testing.T) {
 		t.Fatalf("ListEvents after migration: %d events, %v", len(list), err)
 	}
 }
+
+// TestCopyEscapes: the characters COPY's text format escapes come back
+// as stored, in columns and in the body.
+func TestCopyEscapes(t *testing.T) {
+	s := open(t)
+	defer s.Close()
+	odd := "a\\b\tc\nd\re\\N\\."
+	e := vigil.Event{ID: "ev\t1", Time: time.Now(), Kind: odd, DeviceID: odd, Fields: map[string]any{odd: odd}}
+	if err := s.PutEvents(t.Context(), []vigil.Event{e}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetEvent(t.Context(), "ev\t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Kind != odd || got.DeviceID != odd || got.Fields[odd] != odd {
+		t.Fatalf("stored %+v", got)
+	}
+	list, _, err := s.ListEvents(t.Context(), store.EventFilter{Kind: odd, DeviceID: odd})
+	if err != nil || len(list) != 1 {
+		t.Fatalf("ListEvents by the odd kind = %d events, %v", len(list), err)
+	}
+}

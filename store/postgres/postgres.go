@@ -61,6 +61,12 @@ type Store struct {
 	clock     vigil.Clock
 	wholeDays bool       // Options.RetainWholeDays
 	parts     partitions // partition.go
+	// insertOnly makes PutEvents insert rather than copy (for the
+	// benchmark comparing them).
+	insertOnly bool
+	// binaryCopy makes PutEvents copy in the binary format (pgx's
+	// CopyFrom) rather than text (for the benchmark comparing them).
+	binaryCopy bool
 
 	eventsStored  prometheus.Counter
 	eventsDeduped prometheus.Counter
