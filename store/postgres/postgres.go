@@ -444,6 +444,27 @@ INSERT INTO events(seq, id, time, device_id, kind, source, category, action, out
 	FROM events_unpartitioned ORDER BY seq;
 DROP TABLE events_unpartitioned;
 `,
+	// 14: reference catalogs (store.Catalogs, catalogs.go): documents by
+	// kind and name, a version per kind, and claims.
+	`
+CREATE TABLE catalog_entries (
+	kind    text NOT NULL,
+	name    text NOT NULL,
+	doc     bytea NOT NULL,
+	version bigint NOT NULL,
+	PRIMARY KEY (kind, name)
+);
+CREATE TABLE catalog_versions (
+	kind    text PRIMARY KEY,
+	version bigint NOT NULL
+);
+CREATE TABLE catalog_claims (
+	kind text NOT NULL,
+	key  text NOT NULL,
+	at   bigint NOT NULL,
+	PRIMARY KEY (kind, key)
+);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context, schema string) error {
