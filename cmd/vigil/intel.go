@@ -20,7 +20,7 @@ import (
 func (a *app) openIntel(ctx context.Context) (*intel.Detector, error) {
 	det := intel.New(a.log, a.registry)
 	var err error
-	if a.intel, err = catalog.Open(a.cfg.DataDir, a.log, vigil.SystemClock{}, a.onIndicators(det.Load)); err != nil {
+	if a.intel, err = catalog.Open(ctx, a.store, a.cfg.DataDir, a.log, vigil.SystemClock{}, a.onIndicators(det.Load)); err != nil {
 		return nil, err
 	}
 	out := a.cfg.egress().Client(0) // feeds are large: bounded by size, not time

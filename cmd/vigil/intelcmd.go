@@ -11,7 +11,6 @@ import (
 
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/feeds"
-	"github.com/vigil-iot/vigil/feeds/catalog"
 	"github.com/vigil-iot/vigil/vuln/scan"
 	"github.com/vigil-iot/vigil/web"
 )
@@ -48,10 +47,11 @@ func newIntelCmd() *cobra.Command {
 			f.Source = args[0]
 			var res feeds.Result
 			if dataDir != "" {
-				cat, err := catalog.Open(dataDir, nil, vigil.SystemClock{}, nil)
+				cat, st, err := openDataDirIntel(cmd.Context(), dataDir, nil)
 				if err != nil {
 					return err
 				}
+				defer st.Close()
 				if res, err = cat.Import(cmd.Context(), f); err != nil {
 					return err
 				}
