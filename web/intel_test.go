@@ -33,7 +33,7 @@ func intelEnv(t *testing.T) (*env, *catalog.Catalog, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := scan.Open(scan.Config{Dir: dir, Clock: fixedClock(now)})
+	db, err := scan.Open(scan.Config{Store: st, Clock: fixedClock(now)})
 	if err != nil {
 		t.Fatal(err)
 	}

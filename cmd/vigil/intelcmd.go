@@ -130,7 +130,12 @@ func newVulnCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var res feeds.Result
 			if dataDir != "" {
-				db, err := scan.Open(scan.Config{Dir: dataDir, Clock: vigil.SystemClock{}})
+				st, err := openDataDirStore(dataDir)
+				if err != nil {
+					return err
+				}
+				defer st.Close()
+				db, err := scan.Open(scan.Config{Store: st, Dir: dataDir, Clock: vigil.SystemClock{}})
 				if err != nil {
 					return err
 				}

@@ -20,10 +20,7 @@ import (
 // server on PostgreSQL keeps its catalog there: go through its API. The
 // caller closes the store.
 func openDataDirIntel(ctx context.Context, dataDir string, onChange func([]feeds.Indicator)) (*catalog.Catalog, *sqlite.Store, error) {
-	if err := os.MkdirAll(dataDir, 0o750); err != nil {
-		return nil, nil, fmt.Errorf("cannot create %s: %w", dataDir, err)
-	}
-	st, err := sqlite.Open(filepath.Join(dataDir, "vigil.db"), sqlite.Options{})
+	st, err := openDataDirStore(dataDir)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -33,4 +30,14 @@ func openDataDirIntel(ctx context.Context, dataDir string, onChange func([]feeds
 		return nil, nil, err
 	}
 	return cat, st, nil
+}
+
+// openDataDirStore opens the SQLite store of a data dir (vigil.db, created
+// in a new dir), for the commands that work on a data dir with no server
+// running (`vigil intel|vuln import --data`).
+func openDataDirStore(dataDir string) (*sqlite.Store, error) {
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("cannot create %s: %w", dataDir, err)
+	}
+	return sqlite.Open(filepath.Join(dataDir, "vigil.db"), sqlite.Options{})
 }

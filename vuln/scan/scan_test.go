@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"github.com/vigil-iot/vigil/store/sqlite"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -44,7 +45,7 @@ func open(t *testing.T) (*DB, *[]vigil.Alert, *clock) {
 	t.Helper()
 	var alerts []vigil.Alert
 	ck := &clock{time.Date(2025, 9, 1, 0, 0, 0, 0, time.UTC)}
-	db, err := Open(Config{Dir: t.TempDir(), Clock: ck, HTTP: egress.Loopback().Client(0), Alert: func(a vigil.Alert) { alerts = append(alerts, a) }})
+	db, err := Open(Config{Store: openSQLite(t, t.TempDir()), Clock: ck, HTTP: egress.Loopback().Client(0), Alert: func(a vigil.Alert) { alerts = append(alerts, a) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +84,7 @@ func TestCorpusImports(t *testing.T) {
 		t.Errorf("KEV lookup: %+v %v", k, ok)
 	}
 	// Reopen: the sources are back.
-	db2, err := Open(Config{Dir: db.cfg.Dir})
+	db2, err := Open(Config{Store: db.cfg.Store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,4 +317,15 @@ func TestRefreshDue(t *testing.T) {
 	if fs := db.Findings(Filter{DeviceID: "cam-1"}); len(fs) != 1 || fs[0].KEV {
 		t.Errorf("after KEV refresh %+v", fs)
 	}
+}
+
+// openSQLite opens a SQLite store in dir, closed with the test.
+func openSQLite(t testing.TB, dir string) *sqlite.Store {
+	t.Helper()
+	st, err := sqlite.Open(filepath.Join(dir, "vigil.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }
