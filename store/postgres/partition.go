@@ -77,7 +77,11 @@ func parsePartitionName(name string) (int64, bool) {
 	if err != nil {
 		return 0, false
 	}
-	return dayOf(t.UnixNano()), true
+	day := dayOf(t.UnixNano())
+	if partitionName(day) != name { // out of the range of Unix ns
+		return 0, false
+	}
+	return day, true
 }
 
 // today returns the day number of the store's clock.
