@@ -31,6 +31,9 @@ type Catalogs interface {
 	// and reports whether this call recorded it: of nodes claiming the
 	// same key, exactly one gets true.
 	Claim(ctx context.Context, kind, key string, at time.Time) (bool, error)
+	// Claims returns every key claimed under kind, with when, so that a
+	// starting node learns them in one read.
+	Claims(ctx context.Context, kind string) (map[string]time.Time, error)
 }
 
 // CatalogEntry is one document of a catalog.

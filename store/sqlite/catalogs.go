@@ -112,6 +112,30 @@ func (s *Store) CatalogVersion(ctx context.Context, kind string) (int64, error) 
 	return v, nil
 }
 
+// Claims returns the keys claimed under kind.
+func (s *Store) Claims(ctx context.Context, kind string) (map[string]time.Time, error) {
+	rows, err := s.r.QueryContext(ctx, "SELECT key, at FROM catalog_claims WHERE kind = ?", kind)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list %s claims: %w", kind, err)
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var (
+			key string
+			at  int64
+		)
+		if err := rows.Scan(&key, &at); err != nil {
+			return nil, fmt.Errorf("cannot read a %s claim: %w", kind, err)
+		}
+		out[key] = time.Unix(0, at).UTC()
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cannot list %s claims: %w", kind, err)
+	}
+	return out, nil
+}
+
 // Claim records a key once; true for the call that recorded it.
 func (s *Store) Claim(ctx context.Context, kind, key string, at time.Time) (bool, error) {
 	res, err := s.w.ExecContext(ctx, "INSERT OR IGNORE INTO catalog_claims(kind, key, at) VALUES (?, ?, ?)", kind, key, store.Nanos(at))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/store"
@@ -94,8 +95,18 @@ func testClaimsConcurrent(t *testing.T, s store.Store) {
 			t.Fatalf("%s claimed %d times, want once", key, won[key])
 		}
 	}
-	ok, err := s.Claim(ctx(t), "other", "dev-1|CVE-2026-0000", base)
+	ok, err := s.Claim(ctx(t), "other", "dev-1|CVE-2026-0000", base.Add(time.Hour))
 	if err != nil || !ok {
 		t.Fatalf("Claim of the same key in another kind = %v, %v; want true", ok, err)
+	}
+	claims, err := s.Claims(ctx(t), "vuln-alerted")
+	must(t, err, "Claims")
+	if len(claims) != keys || !claims["dev-1|CVE-2026-0049"].Equal(base) {
+		t.Fatalf("Claims = %d keys (CVE-2026-0049 at %v), want %d at %v", len(claims), claims["dev-1|CVE-2026-0049"], keys, base)
+	}
+	other, err := s.Claims(ctx(t), "other")
+	must(t, err, "Claims")
+	if len(other) != 1 || !other["dev-1|CVE-2026-0000"].Equal(base.Add(time.Hour)) {
+		t.Fatalf("Claims(other) = %v", other)
 	}
 }

@@ -191,6 +191,11 @@ func Open(cfg Config) (*DB, error) {
 			}
 		}
 	}
+	// The findings alerted so far, in one read rather than a claim each
+	// as devices come.
+	if db.alerted, err = cfg.Store.Claims(ctx, AlertedClaims); err != nil {
+		return nil, err
+	}
 	if _, err := db.Sync(ctx); err != nil {
 		return nil, err
 	}
