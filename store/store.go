@@ -33,6 +33,7 @@ type Store interface {
 	Baselines
 	Exceptions
 	SavedQueries
+	Catalogs
 	Users
 	Sessions
 	Tokens

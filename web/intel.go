@@ -98,7 +98,7 @@ func (s *Server) intelRoutes(in *Intel) []Route {
 		})},
 		{Method: "DELETE", Pattern: p + "/intel/feeds/{name}", Perm: auth.PermWrite, Action: "intel.remove", Handler: s.handle(func(w http.ResponseWriter, r *http.Request) error {
 			name := r.PathValue("name")
-			if err := cat.Remove(name); err != nil {
+			if err := cat.Remove(r.Context(), name); err != nil {
 				return err
 			}
 			s.audit(r, "intel.remove", "feed:"+name, "")

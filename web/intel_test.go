@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/vigil-iot/vigil/store/sqlite"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -23,11 +24,16 @@ import (
 func intelEnv(t *testing.T) (*env, *catalog.Catalog, string) {
 	t.Helper()
 	dir := t.TempDir()
-	cat, err := catalog.Open(dir, nil, fixedClock(now), nil)
+	st, err := sqlite.Open(filepath.Join(dir, "vigil.db"), sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := scan.Open(scan.Config{Dir: dir, Clock: fixedClock(now)})
+	t.Cleanup(func() { st.Close() })
+	cat, err := catalog.Open(t.Context(), st, "", nil, fixedClock(now), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := scan.Open(scan.Config{Store: st, Clock: fixedClock(now)})
 	if err != nil {
 		t.Fatal(err)
 	}

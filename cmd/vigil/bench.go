@@ -43,6 +43,7 @@ type benchOptions struct {
 	partitions         int
 	cpuProfile         string
 	baseline           bool
+	store              storeConfig // of the in-process server
 }
 
 func newBenchIngestCmd() *cobra.Command {
@@ -77,6 +78,9 @@ in a temporary data dir in this process; with --url it measures that server, rea
 	f.IntVar(&o.probeEvery, "probe-every", o.probeEvery, "one event in this many raises an alert")
 	f.IntVar(&o.partitions, "partitions", o.partitions, "bus partitions of the in-process server")
 	f.BoolVar(&o.baseline, "baseline", o.baseline, "run the learned-behaviour detector in the in-process server (--baseline=false measures without it)")
+	f.StringVar(&o.store.Driver, "store-driver", "", "store of the in-process server: sqlite (default) or postgres")
+	f.StringVar(&o.store.URL, "store-url", "", "PostgreSQL URL of the in-process server's store (--store-driver postgres)")
+	f.StringVar(&o.store.Schema, "store-schema", "", "PostgreSQL schema of the in-process server's store")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (server included when in-process) to this file")
 	return cmd
 }
@@ -107,6 +111,9 @@ func runBenchIngest(ctx context.Context, o benchOptions, out io.Writer) error {
 		cfg := defaultConfig()
 		cfg.DataDir, cfg.Listen, cfg.Partitions = dir, "127.0.0.1:0", o.partitions
 		cfg.Baseline.Enabled = o.baseline
+		if o.store.Driver != "" {
+			cfg.Store = o.store
+		}
 		if err := cfg.validate(); err != nil {
 			return err
 		}
@@ -121,7 +128,7 @@ func runBenchIngest(ctx context.Context, o benchOptions, out io.Writer) error {
 		defer a.stop()
 		base, token, gather = a.URL, a.adminToken, a.registry.Gather
 		pool = a.ca.Pool()
-		fmt.Fprintf(out, "bench: server in this process at %s (embedded NATS, SQLite, %d partitions, baseline %v)\n", base, o.partitions, o.baseline)
+		fmt.Fprintf(out, "bench: server in this process at %s (embedded NATS, %s, %d partitions, baseline %v)\n", base, cfg.Store.describe(dir), o.partitions, o.baseline)
 	} else {
 		base, token = o.url, o.token
 		if o.caFile != "" {

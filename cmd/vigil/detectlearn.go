@@ -19,7 +19,6 @@ import (
 	"github.com/vigil-iot/vigil/detect/baseline"
 	"github.com/vigil-iot/vigil/detect/intel"
 	"github.com/vigil-iot/vigil/detect/sigma"
-	"github.com/vigil-iot/vigil/feeds/catalog"
 )
 
 // maxEventLine bounds one NDJSON event line of `vigil detect --learn`.
@@ -78,13 +77,17 @@ func runLearnDetect(o learnDetectOptions, w io.Writer) (learnDetectStats, error)
 		}
 		bl = findBaseline(dets)
 		if o.intelDir != "" {
-			if _, err := os.Stat(filepath.Join(o.intelDir, "intel")); err != nil {
-				return st, fmt.Errorf("cannot read the intel of %s: %w", o.intelDir, err)
+			if _, err := os.Stat(filepath.Join(o.intelDir, "vigil.db")); err != nil {
+				if _, err := os.Stat(filepath.Join(o.intelDir, "intel")); err != nil { // feed files of an older version
+					return st, fmt.Errorf("cannot read the intel of %s: no vigil.db", o.intelDir)
+				}
 			}
 			det := intel.New(slog.New(slog.DiscardHandler), nil)
-			if _, err := catalog.Open(o.intelDir, nil, vigil.SystemClock{}, det.Load); err != nil {
+			_, db, err := openDataDirIntel(context.Background(), o.intelDir, det.Load)
+			if err != nil {
 				return st, err
 			}
+			db.Close()
 			dets = append(dets, det)
 		}
 	}

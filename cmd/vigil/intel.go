@@ -20,13 +20,13 @@ import (
 func (a *app) openIntel(ctx context.Context) (*intel.Detector, error) {
 	det := intel.New(a.log, a.registry)
 	var err error
-	if a.intel, err = catalog.Open(a.cfg.DataDir, a.log, vigil.SystemClock{}, a.onIndicators(det.Load)); err != nil {
+	if a.intel, err = catalog.Open(ctx, a.store, a.cfg.DataDir, a.log, vigil.SystemClock{}, a.onIndicators(det.Load)); err != nil {
 		return nil, err
 	}
 	out := a.cfg.egress().Client(0) // feeds are large: bounded by size, not time
 	a.intel.HTTP = out
 	a.vulnAlerts = newAlertPublisher(a.bus, a.log.With("component", "vuln"))
-	if a.vuln, err = scan.Open(scan.Config{Dir: a.cfg.DataDir, Log: a.log, Clock: vigil.SystemClock{}, Registerer: a.registry, HTTP: out, Alert: a.vulnAlerts.add}); err != nil {
+	if a.vuln, err = scan.Open(scan.Config{Store: a.store, Dir: a.cfg.DataDir, Log: a.log, Clock: vigil.SystemClock{}, Registerer: a.registry, HTTP: out, Alert: a.vulnAlerts.add}); err != nil {
 		return nil, err
 	}
 	for cursor := ""; ; {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/feeds"
-	"github.com/vigil-iot/vigil/feeds/catalog"
 	"github.com/vigil-iot/vigil/vuln/scan"
 	"github.com/vigil-iot/vigil/web"
 )
@@ -48,10 +47,11 @@ func newIntelCmd() *cobra.Command {
 			f.Source = args[0]
 			var res feeds.Result
 			if dataDir != "" {
-				cat, err := catalog.Open(dataDir, nil, vigil.SystemClock{}, nil)
+				cat, st, err := openDataDirIntel(cmd.Context(), dataDir, nil)
 				if err != nil {
 					return err
 				}
+				defer st.Close()
 				if res, err = cat.Import(cmd.Context(), f); err != nil {
 					return err
 				}
@@ -130,7 +130,12 @@ func newVulnCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var res feeds.Result
 			if dataDir != "" {
-				db, err := scan.Open(scan.Config{Dir: dataDir, Clock: vigil.SystemClock{}})
+				st, err := openDataDirStore(dataDir)
+				if err != nil {
+					return err
+				}
+				defer st.Close()
+				db, err := scan.Open(scan.Config{Store: st, Dir: dataDir, Clock: vigil.SystemClock{}})
 				if err != nil {
 					return err
 				}

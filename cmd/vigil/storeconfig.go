@@ -76,7 +76,7 @@ func (c storeConfig) sqlitePath(dataDir string) string {
 // openStore opens the configured store.
 func openStore(ctx context.Context, c storeConfig, dataDir string, auditKey []byte, log *slog.Logger, reg prometheus.Registerer) (serverStore, error) {
 	if c.Driver == "postgres" {
-		s, err := postgres.Open(ctx, c.URL, postgres.Options{Schema: c.Schema, Logger: log, Registerer: reg, AuditKey: auditKey})
+		s, err := postgres.Open(ctx, c.URL, postgres.Options{Schema: c.Schema, Logger: log, Registerer: reg, AuditKey: auditKey, RetainWholeDays: true})
 		if err != nil {
 			return nil, fmt.Errorf("cannot open the postgres store: %w", err)
 		}

@@ -2,6 +2,7 @@ package intel_test
 
 import (
 	"context"
+	"github.com/vigil-iot/vigil/store/sqlite"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -32,7 +33,12 @@ func TestPipeline(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	det := intel.New(nil, nil)
-	cat, err := catalog.Open(t.TempDir(), nil, nil, det.Load)
+	db, err := sqlite.Open(filepath.Join(t.TempDir(), "vigil.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cat, err := catalog.Open(ctx, db, "", nil, nil, det.Load)
 	if err != nil {
 		t.Fatal(err)
 	}

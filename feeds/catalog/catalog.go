@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -25,6 +26,7 @@ import (
 	"github.com/vigil-iot/vigil/feeds/stix"
 	"github.com/vigil-iot/vigil/feeds/taxii"
 	"github.com/vigil-iot/vigil/internal/egress"
+	"github.com/vigil-iot/vigil/store"
 )
 
 // Formats Import understands.
@@ -52,18 +54,31 @@ type snapshot struct {
 	Indicators []feeds.Indicator `json:"indicators"`
 }
 
-// Catalog is the set of feeds and their indicators. It is safe for
-// concurrent use.
+// Kind is the store catalog (store.Catalogs) holding the feeds: one
+// document per feed, its info and indicators as JSON.
+const Kind = "intel"
+
+// refreshClaims is the claim kind that makes one node, of several sharing
+// a store, re-import a feed that is due.
+const refreshClaims = "intel-refresh"
+
+// Catalog is the set of feeds and their indicators, kept in a store
+// shared by every node: an import or removal on one node reaches the
+// others at their next Sync. It is safe for concurrent use.
 type Catalog struct {
-	dir   string
+	st    store.Catalogs
 	log   *slog.Logger
 	clock vigil.Clock
 	// HTTP fetches URLs; nil means egress.DefaultClient (public addresses
 	// only).
 	HTTP *http.Client
+	// SyncInterval is how often Run checks the store for changes made by
+	// other nodes (default 5 s).
+	SyncInterval time.Duration
 
-	mu    sync.Mutex
-	feeds map[string]*snapshot
+	mu      sync.Mutex
+	feeds   map[string]*snapshot
+	version int64 // of the store's catalog when feeds was read
 	// onChange is called with every valid indicator after each change.
 	onChange func([]feeds.Indicator)
 }
@@ -75,38 +90,105 @@ var feedName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 // a name is also safe as a file name.
 func ValidName(name string) bool { return feedName.MatchString(name) }
 
-// Open loads the catalog saved under dir (created if absent). onChange,
-// when not nil, is called once with the loaded set and again after every
-// import or removal, with all indicators of all feeds; it must not block
-// long (detect/intel's Load builds a new index and swaps it in).
-func Open(dir string, log *slog.Logger, clock vigil.Clock, onChange func([]feeds.Indicator)) (*Catalog, error) {
+// Open loads the catalog from st. Feeds that an older version saved as
+// files under legacyDir/intel (one JSON file per feed) are imported into
+// st first, unless st has a feed of that name, and the files renamed
+// NAME.json.imported; legacyDir "" skips this. onChange, when not nil, is
+// called once with the loaded set and again after every import or
+// removal (on this node, or seen by Sync), with all indicators of all
+// feeds; it must not block long (detect/intel's Load builds a new index
+// and swaps it in).
+func Open(ctx context.Context, st store.Catalogs, legacyDir string, log *slog.Logger, clock vigil.Clock, onChange func([]feeds.Indicator)) (*Catalog, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if clock == nil {
 		clock = vigil.SystemClock{}
 	}
-	c := &Catalog{dir: filepath.Join(dir, "intel"), log: log.With("component", "intel"), clock: clock, feeds: map[string]*snapshot{}, onChange: onChange}
-	if err := os.MkdirAll(c.dir, 0o750); err != nil {
-		return nil, fmt.Errorf("cannot create %s: %w", c.dir, err)
+	c := &Catalog{st: st, log: log.With("component", "intel"), clock: clock, feeds: map[string]*snapshot{}, onChange: onChange, version: -1}
+	if legacyDir != "" {
+		if err := c.importFiles(ctx, filepath.Join(legacyDir, "intel")); err != nil {
+			return nil, err
+		}
 	}
-	names, err := filepath.Glob(filepath.Join(c.dir, "*.json"))
+	if _, err := c.Sync(ctx); err != nil { // the version is -1: it loads
+		return nil, err
+	}
+	return c, nil
+}
+
+// importFiles imports the feed files of an older version from dir.
+func (c *Catalog) importFiles(ctx context.Context, dir string) error {
+	names, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil || len(names) == 0 {
+		return err
+	}
+	have, _, err := c.st.ListCatalogEntries(ctx, Kind)
 	if err != nil {
-		return nil, fmt.Errorf("cannot list %s: %w", c.dir, err)
+		return err
 	}
 	for _, n := range names {
 		raw, err := os.ReadFile(n)
 		if err != nil {
-			return nil, fmt.Errorf("cannot read %s: %w", n, err)
+			return fmt.Errorf("cannot read %s: %w", n, err)
 		}
 		var s snapshot
 		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, fmt.Errorf("cannot decode %s: %w", n, err)
+			return fmt.Errorf("cannot decode %s: %w", n, err)
 		}
-		c.feeds[s.Info.Feed.Name] = &s
+		name := s.Info.Feed.Name
+		if !slices.ContainsFunc(have, func(e store.CatalogEntry) bool { return e.Name == name }) {
+			if _, err := c.st.PutCatalogEntry(ctx, Kind, name, raw); err != nil {
+				return err
+			}
+			c.log.Info("feed imported from the data dir into the store", "feed", name, "file", n)
+		}
+		if err := os.Rename(n, n+".imported"); err != nil {
+			return fmt.Errorf("cannot mark %s imported: %w", n, err)
+		}
 	}
+	return nil
+}
+
+// Sync reloads the catalog from the store when another node changed it
+// since it was read, and reports whether it did.
+func (c *Catalog) Sync(ctx context.Context) (bool, error) {
+	v, err := c.st.CatalogVersion(ctx, Kind)
+	if err != nil {
+		return false, err
+	}
+	c.mu.Lock()
+	same := v == c.version
+	c.mu.Unlock()
+	if same {
+		return false, nil
+	}
+	entries, v, err := c.st.ListCatalogEntries(ctx, Kind)
+	if err != nil {
+		return false, err
+	}
+	loaded := make(map[string]*snapshot, len(entries))
+	for _, e := range entries {
+		var s snapshot
+		if err := json.Unmarshal(e.Doc, &s); err != nil {
+			return false, fmt.Errorf("cannot decode feed %s: %w", e.Name, err)
+		}
+		loaded[e.Name] = &s
+	}
+	c.mu.Lock()
+	c.feeds, c.version = loaded, v
+	c.mu.Unlock()
 	c.notify()
-	return c, nil
+	return true, nil
+}
+
+// saved notes the version a change of this node made: when no other
+// node changed the catalog since it was read, the catalog is that
+// version; otherwise the next Sync reloads it.
+func (c *Catalog) savedLocked(v int64) {
+	if v == c.version+1 {
+		c.version = v
+	}
 }
 
 // All returns every indicator of every feed.
@@ -169,18 +251,26 @@ func (c *Catalog) Indicators(feed string) ([]feeds.Indicator, error) {
 
 // Remove drops a feed and its indicators. Returns ENOTFOUND for an unknown
 // feed.
-func (c *Catalog) Remove(feed string) error {
+func (c *Catalog) Remove(ctx context.Context, feed string) error {
+	if _, err := c.Sync(ctx); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	if _, ok := c.feeds[feed]; !ok {
 		c.mu.Unlock()
 		return vigil.Errorf(vigil.ENOTFOUND, "no feed %q", feed)
 	}
-	delete(c.feeds, feed)
-	err := os.Remove(filepath.Join(c.dir, feed+".json"))
 	c.mu.Unlock()
-	if err != nil && !os.IsNotExist(err) {
+	v, err := c.st.DeleteCatalogEntry(ctx, Kind, feed)
+	if vigil.ErrorCode(err) == vigil.ENOTFOUND {
+		return vigil.Errorf(vigil.ENOTFOUND, "no feed %q", feed)
+	} else if err != nil {
 		return fmt.Errorf("cannot remove feed %s: %w", feed, err)
 	}
+	c.mu.Lock()
+	delete(c.feeds, feed)
+	c.savedLocked(v)
+	c.mu.Unlock()
 	c.log.Info("feed removed", "feed", feed)
 	c.notify()
 	return nil
@@ -199,6 +289,9 @@ func (c *Catalog) Import(ctx context.Context, f feeds.Feed) (feeds.Result, error
 	if !ValidName(f.Name) {
 		return feeds.Result{}, vigil.Errorf(vigil.EINVALID, "bad feed name %q (letters, digits, '.', '_', '-')", f.Name)
 	}
+	if _, err := c.Sync(ctx); err != nil {
+		return feeds.Result{}, err
+	}
 	now := c.clock.Now()
 	var prev *snapshot
 	c.mu.Lock()
@@ -214,11 +307,17 @@ func (c *Catalog) Import(ctx context.Context, f feeds.Feed) (feeds.Result, error
 		s.Indicators = mergeByID(prev.Indicators, ins)
 		s.Info.Count = len(s.Indicators)
 	}
-	if err := c.save(s); err != nil {
-		return res, err
+	raw, err := json.Marshal(s)
+	if err != nil {
+		return res, fmt.Errorf("cannot save feed %s: %w", f.Name, err)
+	}
+	v, err := c.st.PutCatalogEntry(ctx, Kind, f.Name, raw) // feed auth lives here
+	if err != nil {
+		return res, fmt.Errorf("cannot save feed %s: %w", f.Name, err)
 	}
 	c.mu.Lock()
 	c.feeds[f.Name] = s
+	c.savedLocked(v)
 	c.mu.Unlock()
 	c.log.Info("feed imported", "feed", f.Name, "format", format, "imported", res.Imported, "rejected", res.Rejected, "indicators", s.Info.Count)
 	c.notify()
@@ -238,34 +337,6 @@ func mergeByID(old, add []feeds.Indicator) []feeds.Indicator {
 		}
 	}
 	return append(out, add...)
-}
-
-func (c *Catalog) save(s *snapshot) error {
-	p := filepath.Join(c.dir, s.Info.Feed.Name+".json")
-	tmp := p + ".tmp"
-	fh, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600) // feed auth lives here
-	if err != nil {
-		return fmt.Errorf("cannot save feed %s: %w", s.Info.Feed.Name, err)
-	}
-	w := bufio.NewWriterSize(fh, 1<<20)
-	err = json.NewEncoder(w).Encode(s)
-	if err == nil {
-		err = w.Flush()
-	}
-	if err == nil {
-		err = fh.Sync()
-	}
-	if cerr := fh.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, p)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("cannot save feed %s: %w", s.Info.Feed.Name, err)
-	}
-	return nil
 }
 
 func (c *Catalog) read(ctx context.Context, f *feeds.Feed, prev *snapshot, now time.Time) ([]feeds.Indicator, feeds.Result, string, time.Time, error) {
@@ -427,36 +498,59 @@ func openRaw(ctx context.Context, hc *http.Client, f *feeds.Feed, src string) (i
 	}{io.LimitReader(resp.Body, MaxFeedSize), resp.Body}, nil
 }
 
-// Run re-imports, until ctx ends, every feed whose Refresh interval has
-// passed since its last import, checking every interval.
+// Run, until ctx ends, checks the store for changes of other nodes every
+// SyncInterval, and re-imports every interval the feeds whose Refresh
+// interval has passed since their last import.
 func (c *Catalog) Run(ctx context.Context, interval time.Duration) error {
+	every := c.SyncInterval
+	if every <= 0 {
+		every = 5 * time.Second
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	st := time.NewTicker(every)
+	defer st.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-st.C:
+			if _, err := c.Sync(ctx); err != nil && ctx.Err() == nil {
+				c.log.Warn("cannot sync the intel catalog", "err", err)
+			}
 		case <-t.C:
+			c.RefreshDue(ctx)
 		}
-		c.RefreshDue(ctx)
 	}
 }
 
 // RefreshDue re-imports the feeds whose refresh interval has passed, and
-// returns how many it re-imported. Failures are logged; the old indicators
-// stay.
+// returns how many it re-imported. Of nodes sharing the store, the one
+// that claims a due feed's refresh first re-imports it. Failures are
+// logged; the old indicators stay.
 func (c *Catalog) RefreshDue(ctx context.Context) int {
+	if _, err := c.Sync(ctx); err != nil {
+		c.log.Warn("cannot sync the intel catalog", "err", err)
+		return 0
+	}
 	now := c.clock.Now()
-	var due []feeds.Feed
+	var due []FeedInfo
 	for _, fi := range c.List() {
 		if fi.Feed.Refresh > 0 && !now.Before(fi.Imported.Add(fi.Feed.Refresh)) {
-			due = append(due, fi.Feed)
+			due = append(due, fi)
 		}
 	}
 	n := 0
-	for _, f := range due {
-		if _, err := c.Import(ctx, f); err != nil {
-			c.log.Warn("feed refresh failed", "feed", f.Name, "err", err)
+	for _, fi := range due {
+		mine, err := c.st.Claim(ctx, refreshClaims, fi.Feed.Name+"|"+fi.Imported.UTC().Format(time.RFC3339Nano), now)
+		if err != nil {
+			c.log.Warn("feed refresh failed", "feed", fi.Feed.Name, "err", err)
+			continue
+		} else if !mine {
+			continue // another node refreshes it
+		}
+		if _, err := c.Import(ctx, fi.Feed); err != nil {
+			c.log.Warn("feed refresh failed", "feed", fi.Feed.Name, "err", err)
 			continue
 		}
 		n++

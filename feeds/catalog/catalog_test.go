@@ -3,9 +3,11 @@ package catalog
 import (
 	"context"
 	"fmt"
+	"github.com/vigil-iot/vigil/store/sqlite"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +27,7 @@ func TestCatalog(t *testing.T) {
 	ck := &clock{time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)}
 	var last []feeds.Indicator
 	calls := 0
-	c, err := Open(dir, nil, ck, func(ins []feeds.Indicator) { last = ins; calls++ })
+	c, err := Open(context.Background(), openStore(t, dir), "", nil, ck, func(ins []feeds.Indicator) { last = ins; calls++ })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,25 +88,107 @@ func TestCatalog(t *testing.T) {
 		t.Errorf("missing file: %v", err)
 	}
 
-	// Reopen: everything is back.
+	// A second node on the same store sees everything.
+	st := c.st
 	var reloaded []feeds.Indicator
-	c2, err := Open(dir, nil, ck, func(ins []feeds.Indicator) { reloaded = ins })
+	c2, err := Open(ctx, st, "", nil, ck, func(ins []feeds.Indicator) { reloaded = ins })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(reloaded) != len(last) || len(c2.List()) != 3 {
 		t.Fatalf("reloaded %d indicators, %d feeds; want %d, 3", len(reloaded), len(c2.List()), len(last))
 	}
-	if err := c2.Remove("web"); err != nil {
+	if err := c2.Remove(ctx, "web"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c2.Remove("web"); vigil.ErrorCode(err) != vigil.ENOTFOUND {
+	if err := c2.Remove(ctx, "web"); vigil.ErrorCode(err) != vigil.ENOTFOUND {
 		t.Errorf("second remove: %v", err)
-	}
-	if _, err := os.Stat(dir + "/intel/web.json"); !os.IsNotExist(err) {
-		t.Errorf("feed file left: %v", err)
 	}
 	if len(reloaded) != len(last)-1 {
 		t.Errorf("after remove %d indicators", len(reloaded))
 	}
+	// The first node picks the removal up at its next sync.
+	before := len(last)
+	if changed, err := c.Sync(ctx); err != nil || !changed {
+		t.Fatalf("Sync after another node's removal = %v, %v", changed, err)
+	}
+	if len(last) != before-1 || len(c.List()) != 2 {
+		t.Fatalf("after sync: %d indicators, %d feeds; want %d, 2", len(last), len(c.List()), before-1)
+	}
+	if changed, err := c.Sync(ctx); err != nil || changed {
+		t.Fatalf("Sync without a change = %v, %v", changed, err)
+	}
+}
+
+// TestRefreshOnce: of two nodes sharing a store, one refreshes a due feed.
+func TestRefreshOnce(t *testing.T) {
+	ctx := context.Background()
+	ck := &clock{time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)}
+	fetches := 0
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches++
+		w.Write([]byte("192.0.2.1\n"))
+	}))
+	defer hs.Close()
+	st := openStore(t, t.TempDir())
+	a, err := Open(ctx, st, "", nil, ck, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.HTTP = egress.Loopback().Client(0)
+	b, err := Open(ctx, st, "", nil, ck, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.HTTP = a.HTTP
+	if _, err := a.Import(ctx, feeds.Feed{Name: "web", Source: hs.URL, Refresh: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	ck.t = ck.t.Add(2 * time.Hour)
+	if n := a.RefreshDue(ctx) + b.RefreshDue(ctx); n != 1 || fetches != 2 {
+		t.Fatalf("two nodes refreshed %d times (%d fetches), want once (2 fetches with the import)", n, fetches)
+	}
+}
+
+// TestImportFiles: feeds an older version kept as files in the data dir
+// are imported into the store once.
+func TestImportFiles(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "intel"), 0o750)
+	raw := `{"info":{"feed":{"name":"old","source":"x"},"count":1,"format":"list"},"indicators":[{"id":"i1","type":"ipv4-addr","value":"192.0.2.9","feed":"old"}]}`
+	if err := os.WriteFile(filepath.Join(dir, "intel", "old.json"), []byte(raw), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st := openStore(t, dir)
+	var got []feeds.Indicator
+	c, err := Open(ctx, st, dir, nil, nil, func(ins []feeds.Indicator) { got = ins })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.List()) != 1 || len(got) != 1 || got[0].Value != "192.0.2.9" {
+		t.Fatalf("after the import of the files: %+v, %+v", c.List(), got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "intel", "old.json.imported")); err != nil {
+		t.Fatalf("file not marked imported: %v", err)
+	}
+	// Opened again (a restart), nothing is imported twice.
+	v, _ := st.CatalogVersion(ctx, Kind)
+	if _, err := Open(ctx, st, dir, nil, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if v2, _ := st.CatalogVersion(ctx, Kind); v2 != v {
+		t.Fatalf("catalog version %d after a restart, want %d", v2, v)
+	}
+}
+
+// openStore opens a SQLite store in dir, closed with the test.
+func openStore(t *testing.T, dir string) *sqlite.Store {
+	t.Helper()
+	st, err := sqlite.Open(filepath.Join(dir, "vigil.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }

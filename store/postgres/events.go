@@ -4,25 +4,37 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/store"
 )
 
 // insertEvents inserts a batch in one statement from column arrays; ids
-// already stored, or twice in the batch, are skipped.
+// already stored with the same time, or twice in the batch, are skipped.
+// PutEvents uses it when a COPY of the batch meets a duplicate.
 const insertEvents = `
 INSERT INTO events(id, time, device_id, kind, source, category, action, outcome, severity, body)
 SELECT id, t, d, k, src, cat, act, o, sev, b::jsonb
 FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[], $10::text[])
 	AS u(id, t, d, k, src, cat, act, o, sev, b)
-ON CONFLICT (id) DO NOTHING`
+ON CONFLICT (id, time) DO NOTHING`
 
-// PutEvents stores events in one statement; an id already stored is
-// skipped. Events without an id or a time are not stored: the others are,
+// eventColumns are the columns PutEvents copies, in the order of its rows.
+var eventColumns = []string{"id", "time", "device_id", "kind", "source", "category", "action", "outcome", "severity", "body"}
+
+// PutEvents stores events with COPY, or, when the batch holds an event
+// already stored (a redelivery) or twice, with one INSERT that skips
+// them: an event is a duplicate when its id is stored with the same time
+// (events are partitioned by time, see partition.go). It creates the
+// partitions of the batch's days first. Events without an id or a time are not stored: the others are,
 // and the error (EINVALID) names the bad ones by index. NUL characters,
 // which PostgreSQL cannot store, become U+FFFD.
 func (s *Store) PutEvents(ctx context.Context, events []vigil.Event) error {
@@ -66,21 +78,72 @@ func (s *Store) PutEvents(ctx context.Context, events []vigil.Event) error {
 		bodies = append(bodies, body)
 	}
 	if len(ids) > 0 {
-		tag, err := s.pool.Exec(ctx, insertEvents, ids, times, devs, kinds, srcs, cats, acts, outs, sevs, bodies)
+		stored, err := s.putRows(ctx, times, func() (int64, error) {
+			if s.binaryCopy {
+				return s.pool.CopyFrom(ctx, pgx.Identifier{"events"}, eventColumns, pgx.CopyFromSlice(len(ids), func(i int) ([]any, error) {
+					return []any{ids[i], times[i], devs[i], kinds[i], srcs[i], cats[i], acts[i], outs[i], sevs[i], bodies[i]}, nil
+				}))
+			}
+			var b []byte
+			for i := range ids {
+				for j, v := range [...]string{ids[i], "", devs[i], kinds[i], srcs[i], cats[i], acts[i], outs[i], "", bodies[i]} {
+					if j > 0 {
+						b = append(b, '\t')
+					}
+					switch j {
+					case 1:
+						b = strconv.AppendInt(b, times[i], 10)
+					case 8:
+						b = strconv.AppendInt(b, int64(sevs[i]), 10)
+					default:
+						b = appendCopyText(b, v)
+					}
+				}
+				b = append(b, '\n')
+			}
+			return s.copyText(ctx, b)
+		}, func() (int64, error) {
+			tag, err := s.pool.Exec(ctx, insertEvents, ids, times, devs, kinds, srcs, cats, acts, outs, sevs, bodies)
+			return tag.RowsAffected(), err
+		})
 		if ctx.Err() == nil { // a cancelled write says nothing of the database
 			s.health.Note(err, s.log)
 		}
 		if err != nil {
 			return fmt.Errorf("cannot insert %d events: %w", len(ids), err)
 		}
-		s.eventsStored.Add(float64(tag.RowsAffected()))
-		s.eventsDeduped.Add(float64(int64(len(ids)) - tag.RowsAffected()))
+		s.eventsStored.Add(float64(stored))
+		s.eventsDeduped.Add(float64(int64(len(ids)) - stored))
 		s.putSeconds.Observe(time.Since(start).Seconds())
 	}
 	if len(bad) > 0 {
 		return vigil.Errorf(vigil.EINVALID, "cannot store %d of %d events: %s", len(bad), len(events), strings.Join(bad, "; "))
 	}
 	return nil
+}
+
+// putRows creates the partitions of the days of times, then stores the
+// rows with copy, or with insert when copy meets a duplicate, and returns
+// how many rows it stored.
+func (s *Store) putRows(ctx context.Context, times []int64, copy, insert func() (int64, error)) (int64, error) {
+	var days []int64
+	for _, t := range times {
+		if d := dayOf(t); !containsDay(days, d) {
+			days = append(days, d)
+		}
+	}
+	if err := s.ensurePartitions(ctx, days); err != nil {
+		return 0, err
+	}
+	if s.insertOnly {
+		return insert()
+	}
+	n, err := copy()
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == uniqueViolation {
+		return insert()
+	}
+	return n, err
 }
 
 // encodeJSON encodes v for a jsonb column: jsonb cannot hold \u0000, so
@@ -320,28 +383,50 @@ const evidenceOfOpenAlerts = `SELECT jsonb_array_elements_text(a.body->'event_id
 	WHERE jsonb_typeof(a.body->'event_ids') = 'array'
 	AND (a.incident_id = '' OR i.status IS NULL OR i.status IN ('open', 'contained'))`
 
-// DeleteEventsBefore removes events whose Time is before t, a chunk per
-// statement, and returns how many it removed. Events cited by open alerts
-// stay (see store.Events).
+// DeleteEventsBefore removes events whose Time is before t and returns
+// how many it removed. Events cited by open alerts stay (see
+// store.Events). The partitions of the days before t's day are dropped
+// whole (partition.go); the events left before t (in the default
+// partition, and in t's day unless Options.RetainWholeDays rounds t down
+// to its day) are deleted a chunk per statement.
 func (s *Store) DeleteEventsBefore(ctx context.Context, t time.Time) (int64, error) {
 	var total int64
 	cut := store.Nanos(t)
+	if s.wholeDays {
+		cut = dayOf(cut) * dayNanos
+	}
 	// Hunt segments go whole, once their newest event is past the cut.
 	if err := s.deleteSegmentsBefore(ctx, cut); err != nil {
 		return 0, err
 	}
+	days, err := s.dayPartitions(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, d := range days {
+		if (d+1)*dayNanos > cut {
+			continue
+		}
+		n, err := s.dropPartition(ctx, d)
+		if err != nil {
+			return total, err
+		}
+		total += n
+	}
 	for {
 		tag, err := s.pool.Exec(ctx,
-			"DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE time < $1 AND id NOT IN ("+
+			"DELETE FROM events WHERE time < $1 AND (seq, time) IN (SELECT seq, time FROM events WHERE time < $1 AND id NOT IN ("+
 				evidenceOfOpenAlerts+") LIMIT $2)", cut, deleteChunk)
 		if err != nil {
 			return total, fmt.Errorf("cannot delete events before %s: %w", t.Format(time.RFC3339), err)
 		}
 		total += tag.RowsAffected()
 		if tag.RowsAffected() < deleteChunk {
-			return total, nil
+			break
 		}
 	}
+	// Days pass: the partitions ahead follow.
+	return total, s.ensurePartitions(ctx, nil)
 }
 
 // CountEvents returns how many events are stored.
@@ -361,3 +446,41 @@ func decodeEvent(body []byte) (vigil.Event, error) {
 	store.NormalizeFields(e.Fields)
 	return e, nil
 }
+
+// copyEvents copies rows in COPY's text format into the events table.
+const copyEvents = "COPY events(id, time, device_id, kind, source, category, action, outcome, severity, body) FROM STDIN"
+
+// copyText copies rows (COPY text format) into the events table and
+// returns how many it stored.
+func (s *Store) copyText(ctx context.Context, rows []byte) (int64, error) {
+	c, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Release()
+	tag, err := c.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(rows), copyEvents)
+	return tag.RowsAffected(), err
+}
+
+// appendCopyText appends v escaped for COPY's text format: backslash,
+// tab, newline and carriage return are escaped (NULs were replaced).
+func appendCopyText(b []byte, v string) []byte {
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; c {
+		case '\\':
+			b = append(b, '\\', '\\')
+		case '\t':
+			b = append(b, '\\', 't')
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
+}
+
+// uniqueViolation is PostgreSQL's SQLSTATE for a duplicate key.
+const uniqueViolation = "23505"

@@ -494,6 +494,26 @@ CREATE TABLE secrets (
 	name    TEXT PRIMARY KEY,
 	sealed  BLOB NOT NULL,
 	created INTEGER NOT NULL
+`,
+	// 17: reference catalogs (store.Catalogs, catalogs.go): documents by
+	// kind and name, a version per kind, and claims.
+	`
+CREATE TABLE catalog_entries (
+	kind    TEXT NOT NULL,
+	name    TEXT NOT NULL,
+	doc     BLOB NOT NULL,
+	version INTEGER NOT NULL,
+	PRIMARY KEY (kind, name)
+);
+CREATE TABLE catalog_versions (
+	kind    TEXT PRIMARY KEY,
+	version INTEGER NOT NULL
+);
+CREATE TABLE catalog_claims (
+	kind TEXT NOT NULL,
+	key  TEXT NOT NULL,
+	at   INTEGER NOT NULL,
+	PRIMARY KEY (kind, key)
 );
 `,
 }

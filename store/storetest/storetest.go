@@ -62,6 +62,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Baselines/RoundTrip", testBaselines},
 		{"Exceptions/RoundTrip", testExceptions},
 		{"SavedQueries/RoundTrip", testSavedQueries},
+		{"Catalogs/RoundTrip", testCatalogs},
+		{"Catalogs/ClaimsConcurrent", testClaimsConcurrent},
 		{"Exceptions/Counters", testExceptionCounters},
 		{"Priority/Sort", testPrioritySort},
 		{"Users", testUsers},

@@ -68,7 +68,7 @@ func firstHour(t *testing.T) (store.Store, *scan.DB) {
 			t.Fatal(err)
 		}
 	}
-	db, err := scan.Open(scan.Config{Dir: t.TempDir(), Clock: fixedClock(now)})
+	db, err := scan.Open(scan.Config{Store: st, Clock: fixedClock(now)})
 	if err != nil {
 		t.Fatal(err)
 	}

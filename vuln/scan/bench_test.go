@@ -80,7 +80,7 @@ func BenchmarkRescan10kDevices20kAdvisories(b *testing.B) {
 }
 
 func benchRescan(b *testing.B, nDev, nAdv int) {
-	db, err := Open(Config{Dir: b.TempDir()})
+	db, err := Open(Config{Store: openSQLite(b, b.TempDir())})
 	if err != nil {
 		b.Fatal(err)
 	}

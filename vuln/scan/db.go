@@ -1,8 +1,8 @@
 package scan
 
 import (
-	"bufio"
 	"cmp"
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -23,6 +23,7 @@ import (
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/feeds"
 	"github.com/vigil-iot/vigil/feeds/sbom"
+	"github.com/vigil-iot/vigil/store"
 	"github.com/vigil-iot/vigil/vuln"
 )
 
@@ -74,9 +75,25 @@ type TrendPoint struct {
 	Critical          int    `json:"critical"`
 }
 
+// Store catalogs (store.Catalogs) of the DB: the sources, one document
+// each (Kind), the trend (StateKind, document "trend"), and the claims of
+// the findings alerted (AlertedClaims, by finding id) and of the refreshes
+// of due sources (refreshClaims).
+const (
+	Kind          = "vuln"
+	StateKind     = "vuln-state"
+	AlertedClaims = "vuln-alerted"
+	refreshClaims = "vuln-refresh"
+)
+
 // Config configures a DB.
 type Config struct {
-	// Dir is the data directory; state lives in Dir/vuln.
+	// Store holds the sources, the trend and which findings alerted,
+	// shared by every node (required).
+	Store store.Catalogs
+	// Dir is the data directory of an older version, whose files under
+	// Dir/vuln (sources/*.json, state.json) Open imports into Store once
+	// and renames *.imported; "" skips this.
 	Dir   string
 	Log   *slog.Logger
 	Clock vigil.Clock
@@ -85,8 +102,12 @@ type Config struct {
 	// HTTP fetches URLs (nil: egress.DefaultClient, public addresses only).
 	HTTP *http.Client
 	// Alert receives the alerts of new findings (KEV, or CVSS >= 9 and
-	// exposed). It is called without the DB's lock held.
+	// exposed): of nodes sharing Store, the first to claim a finding
+	// alerts it. It is called without the DB's lock held.
 	Alert func(vigil.Alert)
+	// SyncInterval is how often Run checks Store for sources changed by
+	// other nodes (default 5 s).
+	SyncInterval time.Duration
 }
 
 type devState struct {
@@ -111,7 +132,8 @@ type DB struct {
 	sboms   map[string][]vigil.Component
 	devices map[string]*devState
 	byKey   map[string]map[string]bool // product key → device ids
-	alerted map[string]time.Time       // finding id → when alerted (persisted)
+	alerted map[string]time.Time       // finding id → when alerted or seen claimed in the store
+	version int64                      // of the store's Kind catalog when sources were read
 	first   map[string]time.Time       // finding id → first seen (this process)
 	trend   []TrendPoint
 
@@ -126,8 +148,16 @@ type parsedVEX struct {
 
 var sourceName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
-// Open loads the state saved under cfg.Dir/vuln.
+// storeTimeout bounds the store calls made without a caller's context
+// (under the DB's lock, from device updates).
+const storeTimeout = 30 * time.Second
+
+// Open loads the sources and the trend from cfg.Store, after importing
+// the files of an older version under cfg.Dir/vuln.
 func Open(cfg Config) (*DB, error) {
+	if cfg.Store == nil {
+		return nil, vigil.Errorf(vigil.EINVALID, "vulnerability DB: no store")
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -137,42 +167,160 @@ func Open(cfg Config) (*DB, error) {
 	db := &DB{
 		cfg: cfg, dir: filepath.Join(cfg.Dir, "vuln"), log: cfg.Log.With("component", "vuln"),
 		sources: map[string]*source{}, devices: map[string]*devState{}, byKey: map[string]map[string]bool{}, alerted: map[string]time.Time{}, first: map[string]time.Time{},
+		version:   -1,
 		mFindings: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_vuln_findings", Help: "Open (not suppressed) vulnerability findings."}),
 		mRescan:   prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vigil_vuln_rescan_seconds", Help: "Duration of full rescans.", Buckets: prometheus.ExponentialBuckets(0.01, 4, 8)}),
 	}
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(db.mFindings, db.mRescan)
 	}
-	if err := os.MkdirAll(filepath.Join(db.dir, "sources"), 0o750); err != nil {
-		return nil, fmt.Errorf("cannot create %s: %w", db.dir, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*storeTimeout)
+	defer cancel()
+	if cfg.Dir != "" {
+		if err := db.importFiles(ctx); err != nil {
+			return nil, err
+		}
 	}
+	states, _, err := cfg.Store.ListCatalogEntries(ctx, StateKind)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range states {
+		if e.Name == "trend" {
+			if err := json.Unmarshal(e.Doc, &db.trend); err != nil {
+				return nil, fmt.Errorf("cannot decode the vulnerability trend: %w", err)
+			}
+		}
+	}
+	// The findings alerted so far, in one read rather than a claim each
+	// as devices come.
+	if db.alerted, err = cfg.Store.Claims(ctx, AlertedClaims); err != nil {
+		return nil, err
+	}
+	if _, err := db.Sync(ctx); err != nil {
+		return nil, err
+	}
+	return db, nil
+}
+
+// importFiles imports the sources, the alerted findings and the trend an
+// older version kept under db.dir (unless the store has a source or trend
+// of that name) and renames the files *.imported.
+func (db *DB) importFiles(ctx context.Context) error {
 	names, _ := filepath.Glob(filepath.Join(db.dir, "sources", "*.json"))
+	var have []store.CatalogEntry
+	if len(names) > 0 {
+		var err error
+		if have, _, err = db.cfg.Store.ListCatalogEntries(ctx, Kind); err != nil {
+			return err
+		}
+	}
 	for _, n := range names {
 		raw, err := os.ReadFile(n)
 		if err != nil {
-			return nil, fmt.Errorf("cannot read %s: %w", n, err)
+			return fmt.Errorf("cannot read %s: %w", n, err)
 		}
 		var s source
 		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, fmt.Errorf("cannot decode %s: %w", n, err)
+			return fmt.Errorf("cannot decode %s: %w", n, err)
 		}
-		db.sources[s.Info.Name] = &s
+		name := s.Info.Name
+		if !slices.ContainsFunc(have, func(e store.CatalogEntry) bool { return e.Name == name }) {
+			if _, err := db.cfg.Store.PutCatalogEntry(ctx, Kind, name, raw); err != nil {
+				return err
+			}
+			db.log.Info("vulnerability source imported from the data dir into the store", "source", name, "file", n)
+		}
+		if err := os.Rename(n, n+".imported"); err != nil {
+			return fmt.Errorf("cannot mark %s imported: %w", n, err)
+		}
 	}
-	if raw, err := os.ReadFile(filepath.Join(db.dir, "state.json")); err == nil {
-		var st struct {
-			Alerted map[string]time.Time `json:"alerted"`
-			Trend   []TrendPoint         `json:"trend"`
-		}
-		if err := json.Unmarshal(raw, &st); err != nil {
-			return nil, fmt.Errorf("cannot decode %s/state.json: %w", db.dir, err)
-		}
-		if st.Alerted != nil {
-			db.alerted = st.Alerted
-		}
-		db.trend = st.Trend
+	p := filepath.Join(db.dir, "state.json")
+	raw, err := os.ReadFile(p)
+	if os.IsNotExist(err) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("cannot read %s: %w", p, err)
 	}
+	var st struct {
+		Alerted map[string]time.Time `json:"alerted"`
+		Trend   []TrendPoint         `json:"trend"`
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return fmt.Errorf("cannot decode %s: %w", p, err)
+	}
+	for id, at := range st.Alerted {
+		if _, err := db.cfg.Store.Claim(ctx, AlertedClaims, id, at); err != nil {
+			return err
+		}
+	}
+	if len(st.Trend) > 0 {
+		states, _, err := db.cfg.Store.ListCatalogEntries(ctx, StateKind)
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(states, func(e store.CatalogEntry) bool { return e.Name == "trend" }) {
+			doc, err := json.Marshal(st.Trend)
+			if err != nil {
+				return fmt.Errorf("cannot encode the vulnerability trend: %w", err)
+			}
+			if _, err := db.cfg.Store.PutCatalogEntry(ctx, StateKind, "trend", doc); err != nil {
+				return err
+			}
+		}
+	}
+	if err := os.Rename(p, p+".imported"); err != nil {
+		return fmt.Errorf("cannot mark %s imported: %w", p, err)
+	}
+	return nil
+}
+
+// Sync reloads the sources from the store when another node changed them
+// since they were read, rematches every device and alerts what newly
+// qualifies; it reports whether it reloaded.
+func (db *DB) Sync(ctx context.Context) (bool, error) {
+	v, err := db.cfg.Store.CatalogVersion(ctx, Kind)
+	if err != nil {
+		return false, err
+	}
+	db.mu.Lock()
+	same := v == db.version
+	db.mu.Unlock()
+	if same {
+		return false, nil
+	}
+	entries, v, err := db.cfg.Store.ListCatalogEntries(ctx, Kind)
+	if err != nil {
+		return false, err
+	}
+	loaded := make(map[string]*source, len(entries))
+	for _, e := range entries {
+		var s source
+		if err := json.Unmarshal(e.Doc, &s); err != nil {
+			return false, fmt.Errorf("cannot decode vulnerability source %s: %w", e.Name, err)
+		}
+		loaded[e.Name] = &s
+	}
+	db.mu.Lock()
+	db.sources, db.version = loaded, v
 	db.rebuildLocked()
-	return db, nil
+	var alerts []vigil.Alert
+	for _, st := range db.devices {
+		alerts = append(alerts, db.rematchLocked(st)...)
+	}
+	db.recordTrendLocked()
+	db.mu.Unlock()
+	db.emit(alerts)
+	return true, nil
+}
+
+// savedLocked notes the version a change of this node made: when no
+// other node changed the sources since they were read, they are that
+// version; otherwise the next Sync reloads them.
+func (db *DB) savedLocked(v int64) {
+	if v == db.version+1 {
+		db.version = v
+	}
 }
 
 // rebuildLocked rebuilds the index, KEV, VEX and SBOM tables from sources.
@@ -254,64 +402,50 @@ func (db *DB) KEV(cve string) (vuln.KEV, bool) {
 // Remove drops a source and rematches what it touched. Returns ENOTFOUND
 // for an unknown source.
 func (db *DB) Remove(name string) error {
-	db.mu.Lock()
-	s, ok := db.sources[name]
-	if !ok {
-		db.mu.Unlock()
-		return vigil.Errorf(vigil.ENOTFOUND, "no vulnerability source %q", name)
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	if _, err := db.Sync(ctx); err != nil {
+		return err
 	}
+	v, err := db.cfg.Store.DeleteCatalogEntry(ctx, Kind, name)
+	if vigil.ErrorCode(err) == vigil.ENOTFOUND {
+		return vigil.Errorf(vigil.ENOTFOUND, "no vulnerability source %q", name)
+	} else if err != nil {
+		return fmt.Errorf("cannot remove source %s: %w", name, err)
+	}
+	db.mu.Lock()
+	s := db.sources[name]
 	delete(db.sources, name)
-	err := os.Remove(filepath.Join(db.dir, "sources", name+".json"))
+	db.savedLocked(v)
 	alerts := db.afterChangeLocked(s, nil)
 	db.mu.Unlock()
 	db.emit(alerts)
-	if err != nil && !os.IsNotExist(err) {
-		return fmt.Errorf("cannot remove source %s: %w", name, err)
-	}
 	return nil
 }
 
 // put stores a source, rebuilds the tables and rematches the devices the
 // old and new versions of the source touch.
 func (db *DB) put(s *source) error {
-	if err := db.save(s); err != nil {
+	raw, err := json.Marshal(s) // source auth lives here
+	if err != nil {
+		return fmt.Errorf("cannot save source %s: %w", s.Info.Name, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	if _, err := db.Sync(ctx); err != nil {
 		return err
+	}
+	v, err := db.cfg.Store.PutCatalogEntry(ctx, Kind, s.Info.Name, raw)
+	if err != nil {
+		return fmt.Errorf("cannot save source %s: %w", s.Info.Name, err)
 	}
 	db.mu.Lock()
 	old := db.sources[s.Info.Name]
 	db.sources[s.Info.Name] = s
+	db.savedLocked(v)
 	alerts := db.afterChangeLocked(old, s)
 	db.mu.Unlock()
 	db.emit(alerts)
-	return nil
-}
-
-func (db *DB) save(s *source) error {
-	p := filepath.Join(db.dir, "sources", s.Info.Name+".json")
-	return writeJSON(p, s)
-}
-
-func writeJSON(p string, v any) error {
-	tmp := p + ".tmp"
-	fh, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600) // source auth lives here
-	if err != nil {
-		return fmt.Errorf("cannot save %s: %w", p, err)
-	}
-	w := bufio.NewWriterSize(fh, 1<<20)
-	err = json.NewEncoder(w).Encode(v)
-	if err == nil {
-		err = w.Flush()
-	}
-	if cerr := fh.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, p)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("cannot save %s: %w", p, err)
-	}
 	return nil
 }
 
@@ -898,13 +1032,30 @@ func (db *DB) commitLocked(st *devState, fs []vuln.Finding, keys []string) []vig
 		}
 		if f.KEV || f.CVSS >= 9 && f.Exposed {
 			if _, done := db.alerted[f.ID]; !done {
-				db.alerted[f.ID] = now
-				alerts = append(alerts, Alert(&st.dev, f, now))
+				if db.claimLocked(f.ID, now) {
+					alerts = append(alerts, Alert(&st.dev, f, now))
+				}
 			}
 		}
 	}
 	st.findings = fs
 	return alerts
+}
+
+// claimLocked claims the alert of a finding in the store and reports
+// whether this node won it (another node alerted it otherwise). When the
+// store fails, the finding is not alerted now: the next rematch tries
+// again.
+func (db *DB) claimLocked(id string, now time.Time) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	mine, err := db.cfg.Store.Claim(ctx, AlertedClaims, id, now)
+	if err != nil {
+		db.log.Warn("cannot claim the alert of a finding", "finding", id, "err", err)
+		return false
+	}
+	db.alerted[id] = now
+	return mine
 }
 
 // Alert is the alert for a finding: it names the remediation in fields a
@@ -1052,18 +1203,23 @@ func (db *DB) recordTrendLocked() {
 	}
 }
 
+// saveStateLocked saves the trend in the store (the last node to save a
+// day's point wins: each computes it from the same devices).
 func (db *DB) saveStateLocked() {
-	st := struct {
-		Alerted map[string]time.Time `json:"alerted"`
-		Trend   []TrendPoint         `json:"trend"`
-	}{db.alerted, db.trend}
-	if err := writeJSON(filepath.Join(db.dir, "state.json"), st); err != nil {
+	doc, err := json.Marshal(db.trend)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		_, err = db.cfg.Store.PutCatalogEntry(ctx, StateKind, "trend", doc)
+		cancel()
+	}
+	if err != nil {
 		db.log.Warn("cannot save state", "err", err)
 	}
 }
 
-// Flush saves the alerted set and the trend (they are saved after feed
-// changes and rescans; call it on shutdown to keep device-driven changes).
+// Flush saves the trend (it is saved after source changes and rescans;
+// call it on shutdown to keep device-driven changes). Alerted findings
+// are claimed in the store as they alert.
 func (db *DB) Flush() {
 	db.mu.Lock()
 	defer db.mu.Unlock()

@@ -71,24 +71,37 @@ func (db *DB) Import(ctx context.Context, src string, o ImportOptions) (feeds.Re
 }
 
 // RefreshDue re-imports the sources whose Refresh interval has passed and
-// returns how many it re-imported. Failures are logged; the old content
-// stays.
+// returns how many it re-imported. Of nodes sharing the store, the one
+// that claims a due source's refresh first re-imports it. Failures are
+// logged; the old content stays.
 func (db *DB) RefreshDue(ctx context.Context) int {
+	if _, err := db.Sync(ctx); err != nil {
+		db.log.Warn("cannot sync vulnerability sources", "err", err)
+		return 0
+	}
 	now := db.cfg.Clock.Now()
 	type due struct {
 		origin string
 		o      ImportOptions
+		last   time.Time
 	}
 	var todo []due
 	db.mu.Lock()
 	for _, s := range db.sources {
 		if o := s.Options; o.Refresh > 0 && !now.Before(s.Info.Imported.Add(o.Refresh)) {
-			todo = append(todo, due{s.Info.Origin, o})
+			todo = append(todo, due{s.Info.Origin, o, s.Info.Imported})
 		}
 	}
 	db.mu.Unlock()
 	n := 0
 	for _, d := range todo {
+		mine, err := db.cfg.Store.Claim(ctx, refreshClaims, d.o.Name+"|"+d.last.UTC().Format(time.RFC3339Nano), now)
+		if err != nil {
+			db.log.Warn("source refresh failed", "source", d.o.Name, "err", err)
+			continue
+		} else if !mine {
+			continue // another node refreshes it
+		}
 		if _, err := db.Import(ctx, d.origin, d.o); err != nil {
 			db.log.Warn("source refresh failed", "source", d.o.Name, "err", err)
 			continue
@@ -98,14 +111,25 @@ func (db *DB) RefreshDue(ctx context.Context) int {
 	return n
 }
 
-// Run calls RefreshDue every interval until ctx ends.
+// Run, until ctx ends, checks the store for sources changed by other
+// nodes every Config.SyncInterval, and calls RefreshDue every interval.
 func (db *DB) Run(ctx context.Context, interval time.Duration) error {
+	every := db.cfg.SyncInterval
+	if every <= 0 {
+		every = 5 * time.Second
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	st := time.NewTicker(every)
+	defer st.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-st.C:
+			if _, err := db.Sync(ctx); err != nil && ctx.Err() == nil {
+				db.log.Warn("cannot sync vulnerability sources", "err", err)
+			}
 		case <-t.C:
 			db.RefreshDue(ctx)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/ingest/agent"
 	"github.com/vigil-iot/vigil/internal/egress"
+	"github.com/vigil-iot/vigil/store/sqlite"
 	"github.com/vigil-iot/vigil/vuln"
 )
 
@@ -44,7 +46,7 @@ func open(t *testing.T) (*DB, *[]vigil.Alert, *clock) {
 	t.Helper()
 	var alerts []vigil.Alert
 	ck := &clock{time.Date(2025, 9, 1, 0, 0, 0, 0, time.UTC)}
-	db, err := Open(Config{Dir: t.TempDir(), Clock: ck, HTTP: egress.Loopback().Client(0), Alert: func(a vigil.Alert) { alerts = append(alerts, a) }})
+	db, err := Open(Config{Store: openSQLite(t, t.TempDir()), Clock: ck, HTTP: egress.Loopback().Client(0), Alert: func(a vigil.Alert) { alerts = append(alerts, a) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +85,7 @@ func TestCorpusImports(t *testing.T) {
 		t.Errorf("KEV lookup: %+v %v", k, ok)
 	}
 	// Reopen: the sources are back.
-	db2, err := Open(Config{Dir: db.cfg.Dir})
+	db2, err := Open(Config{Store: db.cfg.Store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,5 +323,96 @@ func TestRefreshDue(t *testing.T) {
 	}
 	if fs := db.Findings(Filter{DeviceID: "cam-1"}); len(fs) != 1 || fs[0].KEV {
 		t.Errorf("after KEV refresh %+v", fs)
+	}
+}
+
+// openSQLite opens a SQLite store in dir, closed with the test.
+func openSQLite(t testing.TB, dir string) *sqlite.Store {
+	t.Helper()
+	st, err := sqlite.Open(filepath.Join(dir, "vigil.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// TestTwoNodes: two DBs on one store, as two nodes: a source imported on
+// one reaches the other at its next Sync, and a finding both see qualify
+// alerts once.
+func TestTwoNodes(t *testing.T) {
+	st := openSQLite(t, t.TempDir())
+	ck := &clock{time.Date(2025, 9, 1, 0, 0, 0, 0, time.UTC)}
+	var alerts []vigil.Alert
+	node := func() *DB {
+		db, err := Open(Config{Store: st, Clock: ck, Alert: func(a vigil.Alert) { alerts = append(alerts, a) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.UpdateDevice(vigil.Device{ID: "cam-1", Vendor: "Acme", Model: "Cam100", Firmware: "2.1.0"})
+		return db
+	}
+	a, b := node(), node()
+	mustImport(t, a, csafDoc, ImportOptions{}, 2)
+	mustImport(t, a, cdxSBOM, ImportOptions{Name: "cam100-2.1.0"}, 4)
+	if changed, err := b.Sync(context.Background()); err != nil || !changed {
+		t.Fatalf("Sync of the second node = %v, %v", changed, err)
+	}
+	if len(b.Sources()) != 2 || len(b.Findings(Filter{})) != len(a.Findings(Filter{})) {
+		t.Fatalf("second node: %d sources, %d findings; first: %d findings", len(b.Sources()), len(b.Findings(Filter{})), len(a.Findings(Filter{})))
+	}
+	listen := vigil.Event{ID: "l1", DeviceID: "cam-1", Kind: vigil.KindNetwork, Action: "listen",
+		Fields: map[string]any{"destination.port": float64(80), "network.transport": "tcp", "process.name": "lighttpd"}}
+	b.Observe(&listen)
+	a.Observe(&listen)
+	if len(alerts) != 1 {
+		t.Fatalf("%d alerts from two nodes, want 1: %+v", len(alerts), alerts)
+	}
+	// A node opened later does not alert it again.
+	c := node()
+	c.Observe(&listen)
+	if len(alerts) != 1 {
+		t.Fatalf("%d alerts after a third node, want 1", len(alerts))
+	}
+	if err := b.Remove("cam100-2.1.0"); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := a.Sync(context.Background()); err != nil || !changed || len(a.Sources()) != 1 {
+		t.Fatalf("Sync after a removal on another node = %v, %v; %d sources", changed, err, len(a.Sources()))
+	}
+}
+
+// TestImportFiles: the sources and alerted findings an older version kept
+// in the data dir are imported into the store once.
+func TestImportFiles(t *testing.T) {
+	dir := t.TempDir()
+	old, err := Open(Config{Store: openSQLite(t, t.TempDir())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustImport(t, old, csafDoc, ImportOptions{Name: "acme"}, 2)
+	raw := old.sources["acme"]
+	os.MkdirAll(filepath.Join(dir, "vuln", "sources"), 0o750)
+	doc, _ := json.Marshal(raw)
+	os.WriteFile(filepath.Join(dir, "vuln", "sources", "acme.json"), doc, 0o600)
+	at := time.Date(2025, 8, 1, 0, 0, 0, 0, time.UTC)
+	state, _ := json.Marshal(map[string]any{"alerted": map[string]time.Time{"cam-1|CVE-2024-99901|Cam100": at},
+		"trend": []TrendPoint{{Day: "2025-08-01", Findings: 3}}})
+	os.WriteFile(filepath.Join(dir, "vuln", "state.json"), state, 0o600)
+	st := openSQLite(t, dir)
+	db, err := Open(Config{Store: st, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(db.Sources()) != 1 || len(db.Trend()) == 0 || db.Trend()[0] != (TrendPoint{Day: "2025-08-01", Findings: 3}) {
+		t.Fatalf("after import: sources %+v, trend %+v", db.Sources(), db.Trend())
+	}
+	if mine, err := st.Claim(context.Background(), AlertedClaims, "cam-1|CVE-2024-99901|Cam100", at); err != nil || mine {
+		t.Fatalf("the alerted finding of state.json is not claimed: %v, %v", mine, err)
+	}
+	for _, p := range []string{"vuln/sources/acme.json.imported", "vuln/state.json.imported"} {
+		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
 	}
 }
