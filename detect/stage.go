@@ -51,6 +51,24 @@ type StageOptions struct {
 	// does); its alerts are marked Replayed and count in no time to
 	// detect. DefaultReplayAfter when zero.
 	ReplayAfter time.Duration
+	// Owner, when set, spreads the partitions over the nodes of a cluster
+	// (the bus must implement bus.PartitionConsumer): the stage consumes
+	// only the partitions this node owns, restoring the Stateful
+	// detectors' state of a partition from Checkpoints when it acquires
+	// it and dropping it when it gives it up. Nil: every partition.
+	Owner Owner
+	// Checkpoints, when set, receives the state of the Stateful detectors
+	// of a partition after every batch that changed it, before the batch
+	// is acknowledged: an acknowledged event is in the checkpoint, so the
+	// node that takes the partition over continues the windows where they
+	// were.
+	Checkpoints Checkpoints
+	// OnAcquire and OnRelease, when set, run when this node acquires a
+	// partition (before its first event; an error gives the partition
+	// back, to be tried again) and when it gave it up (after its last
+	// event): the learned baseline restores and saves its state there.
+	OnAcquire func(ctx context.Context, partition int) error
+	OnRelease func(ctx context.Context, partition int)
 }
 
 // DefaultReplayAfter is StageOptions.ReplayAfter when zero.
@@ -76,6 +94,12 @@ type Stage struct {
 	backoff   time.Duration
 	replay    time.Duration
 	m         *stageMetrics
+
+	owner       Owner
+	checkpoints Checkpoints
+	stateful    []statefulEntry
+	onAcquire   func(ctx context.Context, partition int) error
+	onRelease   func(ctx context.Context, partition int)
 
 	mu    sync.Mutex
 	parts map[int]*partState
@@ -104,6 +128,11 @@ type enricherEntry struct {
 	e    Enricher
 }
 
+type statefulEntry struct {
+	name string
+	s    Stateful
+}
+
 type tickerEntry struct {
 	name string
 	t    Ticker
@@ -115,6 +144,9 @@ type partState struct {
 	seen map[string]struct{}
 	ring []string
 	next int
+	// unsaved holds, by detector, a checkpoint Checkpoints.Save failed
+	// to write: it is written before the partition's next batch.
+	unsaved map[string][]byte
 }
 
 // NewStage returns a stage that runs detectors over the events of b.
@@ -128,6 +160,11 @@ func NewStage(b bus.Bus, detectors []Detector, opts StageOptions) *Stage {
 		backoff:  opts.RetryBackoff,
 		replay:   opts.ReplayAfter,
 		parts:    make(map[int]*partState),
+
+		owner:       opts.Owner,
+		checkpoints: opts.Checkpoints,
+		onAcquire:   opts.OnAcquire,
+		onRelease:   opts.OnRelease,
 	}
 	if s.group == "" {
 		s.group = DefaultGroup
@@ -160,6 +197,9 @@ func NewStage(b bus.Bus, detectors []Detector, opts StageOptions) *Stage {
 		if t, ok := d.(Ticker); ok {
 			s.tickers = append(s.tickers, tickerEntry{name: d.Name(), t: t})
 		}
+		if st, ok := d.(Stateful); ok {
+			s.stateful = append(s.stateful, statefulEntry{name: d.Name(), s: st})
+		}
 	}
 	s.m = newStageMetrics(opts.Registerer)
 	return s
@@ -176,8 +216,13 @@ func (s *Stage) Run(ctx context.Context) error {
 	if len(s.tickers) > 0 {
 		wg.Go(func() { s.tickLoop(ctx) })
 	}
-	s.log.Info("detection stage started", "group", s.group, "detectors", strings.Join(s.names, ","))
-	err := s.bus.ConsumeEvents(ctx, s.group, s.handle)
+	s.log.Info("detection stage started", "group", s.group, "detectors", strings.Join(s.names, ","), "owned", s.owner != nil)
+	var err error
+	if s.owner != nil {
+		err = s.runOwned(ctx)
+	} else {
+		err = s.bus.ConsumeEvents(ctx, s.group, s.handle)
+	}
 	cancel()
 	wg.Wait()
 	if err != nil {
@@ -186,19 +231,137 @@ func (s *Stage) Run(ctx context.Context) error {
 	return nil
 }
 
+// runOwned consumes the partitions the Owner gives this node, one
+// bus.PartitionConsumer worker each.
+func (s *Stage) runOwned(ctx context.Context) error {
+	pc, ok := s.bus.(bus.PartitionConsumer)
+	if !ok {
+		return fmt.Errorf("cannot consume owned partitions: the bus consumes whole groups only")
+	}
+	return s.owner.Own(ctx, s.group, s.bus.Partitions(), func(ctx context.Context, p int) {
+		if err := s.acquire(ctx, p); err != nil {
+			if ctx.Err() == nil {
+				s.log.Error("cannot restore partition; giving it back", "partition", p, "err", err)
+				// Let the owner try again a little later.
+				t := time.NewTimer(time.Second)
+				select {
+				case <-ctx.Done():
+				case <-t.C:
+				}
+				t.Stop()
+			}
+			s.release(context.WithoutCancel(ctx), p)
+			return
+		}
+		if err := pc.ConsumeEventPartition(ctx, s.group, p, s.handle); err != nil {
+			s.log.Error("cannot consume partition", "partition", p, "err", err)
+		}
+		s.release(context.WithoutCancel(ctx), p)
+	})
+}
+
+// acquire restores the state of partition p from the checkpoints.
+func (s *Stage) acquire(ctx context.Context, p int) error {
+	s.mu.Lock()
+	delete(s.parts, p) // the recent ids of an earlier ownership are stale
+	s.mu.Unlock()
+	for _, st := range s.stateful {
+		st.s.DropPartition(p)
+		if s.checkpoints == nil {
+			continue
+		}
+		state, err := s.checkpoints.Load(ctx, st.name, p)
+		if err != nil {
+			return err
+		}
+		if err := st.s.RestorePartition(p, state); err != nil {
+			// A checkpoint that cannot be read is lost, not a reason to
+			// stop detecting on the partition.
+			s.log.Error("cannot restore checkpoint; starting empty", "detector", st.name, "partition", p, "err", err)
+			st.s.DropPartition(p)
+		}
+	}
+	if s.onAcquire != nil {
+		if err := s.onAcquire(ctx, p); err != nil {
+			return err
+		}
+	}
+	s.log.Info("partition acquired", "partition", p)
+	return nil
+}
+
+// release drops the state of partition p once its worker stopped.
+func (s *Stage) release(ctx context.Context, p int) {
+	if s.onRelease != nil {
+		s.onRelease(ctx, p)
+	}
+	for _, st := range s.stateful {
+		st.s.DropPartition(p)
+	}
+	s.mu.Lock()
+	delete(s.parts, p)
+	s.mu.Unlock()
+	s.log.Info("partition released", "partition", p)
+}
+
 // handle is the bus handler: it evaluates a batch and returns only once
-// the alerts it raised are published, so the batch is acknowledged after
-// its alerts are durable.
+// the alerts it raised are published (and, with Checkpoints, the state it
+// changed saved), so the batch is acknowledged after its alerts are
+// durable.
 func (s *Stage) handle(ctx context.Context, partition int, events []vigil.Event) error {
+	if err := s.saveUnsaved(ctx, partition); err != nil {
+		return err
+	}
 	alerts := s.Evaluate(ctx, partition, events)
-	if len(alerts) == 0 {
+	if len(alerts) > 0 {
+		if err := s.publish(ctx, alerts); err != nil {
+			// The batch will be redelivered: let it be evaluated again rather
+			// than skipped as a duplicate, so its alerts are not lost.
+			s.forget(partition, events)
+			return err
+		}
+	}
+	return s.checkpoint(ctx, partition)
+}
+
+// checkpoint saves the state the batch changed. What cannot be saved is
+// kept and saved first on the next call; the batch is then redelivered,
+// and its events are skipped as already evaluated.
+func (s *Stage) checkpoint(ctx context.Context, partition int) error {
+	if s.checkpoints == nil {
 		return nil
 	}
-	if err := s.publish(ctx, alerts); err != nil {
-		// The batch will be redelivered: let it be evaluated again rather
-		// than skipped as a duplicate, so its alerts are not lost.
-		s.forget(partition, events)
-		return err
+	ps := s.part(partition)
+	for _, st := range s.stateful {
+		state, changed, err := st.s.SnapshotPartition(partition)
+		if err != nil {
+			s.m.errors.WithLabelValues(st.name, "checkpoint").Inc()
+			s.log.Error("cannot snapshot detector state", "detector", st.name, "partition", partition, "err", err)
+			continue
+		}
+		if !changed {
+			continue
+		}
+		if ps.unsaved == nil {
+			ps.unsaved = map[string][]byte{}
+		}
+		ps.unsaved[st.name] = state
+	}
+	return s.saveUnsaved(ctx, partition)
+}
+
+func (s *Stage) saveUnsaved(ctx context.Context, partition int) error {
+	if s.checkpoints == nil {
+		return nil
+	}
+	ps := s.part(partition)
+	for name, state := range ps.unsaved {
+		if err := s.checkpoints.Save(ctx, name, partition, state); err != nil {
+			s.m.errors.WithLabelValues(name, "checkpoint").Inc()
+			return err
+		}
+		delete(ps.unsaved, name)
+		s.m.checkpoints.Inc()
 	}
 	return nil
 }
@@ -455,11 +618,12 @@ func (s *Stage) forget(partition int, events []vigil.Event) {
 }
 
 type stageMetrics struct {
-	events     prometheus.Counter
-	duplicates prometheus.Counter
-	alerts     *prometheus.CounterVec
-	errors     *prometheus.CounterVec
-	latency    prometheus.Histogram
+	events      prometheus.Counter
+	duplicates  prometheus.Counter
+	alerts      *prometheus.CounterVec
+	errors      *prometheus.CounterVec
+	latency     prometheus.Histogram
+	checkpoints prometheus.Counter
 }
 
 func newStageMetrics(reg prometheus.Registerer) *stageMetrics {
@@ -478,15 +642,20 @@ func newStageMetrics(reg prometheus.Registerer) *stageMetrics {
 		}, []string{"detector"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_detect_errors_total",
-			Help: "Detection stage errors: detector panics (reason=panic) and failed alert publications (reason=publish).",
+			Help: "Detection stage errors: detector panics (reason=panic), failed alert publications (reason=publish), failed checkpoints (reason=checkpoint).",
 		}, []string{"detector", "reason"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "vigil_detect_latency_seconds",
 			Help:    "Time from an event's ingestion (Event.Received) to the alert it raised (Alert.Created).",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}),
+		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_detect_checkpoints_total",
+			Help: "Checkpoints of a detector's partition state saved (cluster mode).",
+		}),
 	}
 	if reg != nil {
+		m.checkpoints = register(reg, m.checkpoints)
 		m.events = register(reg, m.events)
 		m.duplicates = register(reg, m.duplicates)
 		m.alerts = register(reg, m.alerts)
