@@ -48,6 +48,8 @@ type config struct {
 	BusReplicas int `yaml:"bus_replicas"`
 	// Store selects the database (storeconfig.go).
 	Store storeConfig `yaml:"store"`
+	// Cluster makes this node one of several (clusterwire.go).
+	Cluster clusterConfig `yaml:"cluster"`
 
 	// Retention is how long events are kept.
 	Retention duration `yaml:"retention"`
@@ -201,6 +203,9 @@ func (c *config) validate() error {
 		return err
 	}
 	if err := c.Store.validate(); err != nil {
+		return err
+	}
+	if err := c.Cluster.validate(c.NATSURL); err != nil {
 		return err
 	}
 	if c.BusPrefix != "" && !busPrefix.MatchString(c.BusPrefix) {
