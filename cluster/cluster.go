@@ -60,8 +60,9 @@ type Membership struct {
 	clock vigil.Clock
 	log   *slog.Logger
 
-	mu      sync.Mutex
-	members []string // the last list read, sorted
+	mu     sync.Mutex
+	seen   map[string]time.Time // node → when its last heartbeat arrived
+	synced bool                 // the watch read the heartbeats present
 
 	mMembers  prometheus.Gauge
 	mOwned    *prometheus.GaugeVec
@@ -94,7 +95,8 @@ func New(cfg Config) (*Membership, error) {
 	}
 	m := &Membership{
 		kv: cfg.KV, node: cfg.Node, ttl: cfg.TTL, renew: cfg.Renew, clock: cfg.Clock,
-		log: cfg.Logger.With("component", "cluster", "node", cfg.Node),
+		log:  cfg.Logger.With("component", "cluster", "node", cfg.Node),
+		seen: map[string]time.Time{},
 		mMembers: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "vigil_cluster_members", Help: "Live cluster nodes this node sees (itself included).",
 		}),
@@ -127,9 +129,13 @@ func New(cfg Config) (*Membership, error) {
 // Node returns this node's name.
 func (m *Membership) Node() string { return m.node }
 
-// Run writes this node's heartbeat every Renew until ctx ends, then
-// deletes it so that the others rebalance at once. It returns nil.
+// Run writes this node's heartbeat every Renew and watches the others'
+// until ctx ends, then deletes its heartbeat so that the others rebalance
+// at once. It returns nil when ctx ends.
 func (m *Membership) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { m.watch(ctx) })
+	defer wg.Wait()
 	key := "m." + keyPart(m.node)
 	t := time.NewTicker(m.renew)
 	defer t.Stop()
@@ -150,31 +156,79 @@ func (m *Membership) Run(ctx context.Context) error {
 	}
 }
 
-// Members reads the live nodes: this one and every node whose heartbeat
-// has not expired, sorted.
-func (m *Membership) Members(ctx context.Context) ([]string, error) {
-	out := []string{m.node}
-	kl, err := m.kv.ListKeysFiltered(ctx, "m.>")
-	if err != nil {
-		return nil, fmt.Errorf("cannot list cluster members: %w", err)
-	}
-	defer kl.Stop()
-	for k := range kl.Keys() {
-		e, err := m.kv.Get(ctx, k)
+// watch follows the heartbeats: one watcher for the node's life, rather
+// than a listing of the bucket (an ephemeral consumer, replicated) per
+// look. An expired heartbeat sends no update, so a node counts as live
+// while its last heartbeat arrived less than TTL ago.
+func (m *Membership) watch(ctx context.Context) {
+	for ctx.Err() == nil {
+		w, err := m.kv.WatchFiltered(ctx, []string{"m.>"})
 		if err != nil {
-			continue // expired or deleted meanwhile
+			m.log.Warn("cannot watch members; retrying", "err", err)
+			if !sleep(ctx, m.renew) {
+				return
+			}
+			continue
 		}
-		if n := string(e.Value()); n != m.node {
+		for e := range w.Updates() {
+			if e == nil {
+				m.mu.Lock()
+				m.synced = true
+				m.mu.Unlock()
+				continue
+			}
+			node := string(e.Value())
+			m.mu.Lock()
+			if e.Operation() == jetstream.KeyValuePut && node != "" {
+				m.seen[node] = m.clock.Now()
+			} else {
+				delete(m.seen, strings.TrimPrefix(e.Key(), "m."))
+				for n := range m.seen {
+					if "m."+keyPart(n) == e.Key() {
+						delete(m.seen, n)
+					}
+				}
+			}
+			m.mu.Unlock()
+		}
+		_ = w.Stop()
+		// The channel closed: the watcher ended (ctx, or the connection).
+		if !sleep(ctx, m.renew/4) {
+			return
+		}
+	}
+}
+
+// Members returns the live nodes: this one and every node whose
+// heartbeat arrived less than TTL ago, sorted. It fails until the watch
+// of Run has read the heartbeats present.
+func (m *Membership) Members(ctx context.Context) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.synced {
+		return nil, fmt.Errorf("cannot list cluster members: not read yet")
+	}
+	now := m.clock.Now()
+	out := []string{m.node}
+	for n, at := range m.seen {
+		if now.Sub(at) < m.ttl && n != m.node {
 			out = append(out, n)
 		}
 	}
 	slices.Sort(out)
-	out = slices.Compact(out)
-	m.mu.Lock()
-	m.members = out
-	m.mu.Unlock()
 	m.mMembers.Set(float64(len(out)))
 	return out, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // Owner returns the node that should own partition p of resource among
