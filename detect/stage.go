@@ -274,7 +274,7 @@ func (s *Stage) acquire(ctx context.Context, p int) error {
 		if err != nil {
 			return err
 		}
-		if err := st.s.RestorePartition(p, state); err != nil {
+		if err := s.restore(st, p, state); err != nil {
 			// A checkpoint that cannot be read is lost, not a reason to
 			// stop detecting on the partition.
 			s.log.Error("cannot restore checkpoint; starting empty", "detector", st.name, "partition", p, "err", err)
@@ -288,6 +288,18 @@ func (s *Stage) acquire(ctx context.Context, p int) error {
 	}
 	s.log.Info("partition acquired", "partition", p)
 	return nil
+}
+
+// restore runs RestorePartition, turning a panic into an error: a bad
+// checkpoint must not stop the node.
+func (s *Stage) restore(st statefulEntry, p int, state []byte) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.panicked(st.name, r, "partition", p, "step", "restore")
+			err = fmt.Errorf("cannot restore partition %d: panic: %v", p, r)
+		}
+	}()
+	return st.s.RestorePartition(p, state)
 }
 
 // release drops the state of partition p once its worker stopped.
