@@ -168,6 +168,7 @@ func runBenchIngest(ctx context.Context, o benchOptions, out io.Writer) error {
 		rejected        atomic.Int64
 		busy, failed    atomic.Int64
 		reportsAccepted atomic.Int64
+		firstFailure    atomic.Value // string
 	)
 	nextID.Store(uint64(time.Now().UnixNano()) & 0xffffffffff)
 	if o.idBase != 0 {
@@ -213,7 +214,9 @@ func runBenchIngest(ctx context.Context, o benchOptions, out io.Writer) error {
 					busy.Add(1)
 					time.Sleep(100 * time.Millisecond)
 				case runCtx.Err() == nil:
-					failed.Add(1)
+					if failed.Add(1) == 1 {
+						firstFailure.Store(err.Error())
+					}
 				}
 			}
 		})
@@ -244,6 +247,9 @@ func runBenchIngest(ctx context.Context, o benchOptions, out io.Writer) error {
 		fmt.Fprintf(out, "bench: bulk events accepted=%d rejected=%d, agent reports=%d, 429 answers=%d, failed requests=%d\n",
 			accepted.Load(), rejected.Load(), reportsAccepted.Load(), busy.Load(), failed.Load())
 		fmt.Fprintf(out, "bench: ingest_events_per_second=%.0f\n", float64(accepted.Load())/posted.Seconds())
+		if f, ok := firstFailure.Load().(string); ok {
+			fmt.Fprintf(out, "bench: first failed request: %s\n", f)
+		}
 		return nil
 	}
 

@@ -395,6 +395,16 @@ cluster: {enabled: true, node: %s, lease_ttl: 6s}
 	t.Log("SIGKILL nats n3")
 	benchWG.Wait()
 
+	// No node panicked (a handler's panic is recovered by net/http and
+	// shows only as a closed connection).
+	for _, n := range nodes {
+		b, _ := os.ReadFile(filepath.Join(dir, n.name+".log"))
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, "panic") {
+				t.Errorf("%s: %s", n.name, line)
+			}
+		}
+	}
 	accepted := 0
 	re := regexp.MustCompile(`bulk events accepted=(\d+)`)
 	for i, out := range benchOut {
