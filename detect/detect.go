@@ -59,9 +59,10 @@ type Owner interface {
 	Own(ctx context.Context, resource string, n int, run func(ctx context.Context, partition int)) error
 }
 
-// Checkpoints keeps the state of Stateful detectors per partition where
-// every node finds it: cluster.Checkpoints. Load returns nil state when
-// none was saved.
+// Checkpoints keeps the checkpoint of each partition where every node
+// finds it: cluster.Checkpoints. The stage saves one value per partition
+// under its group's name (the Stateful detectors' states and the ids of
+// the batch they include last). Load returns nil when none was saved.
 type Checkpoints interface {
 	Load(ctx context.Context, detector string, partition int) ([]byte, error)
 	Save(ctx context.Context, detector string, partition int, state []byte) error

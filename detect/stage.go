@@ -2,6 +2,7 @@ package detect
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -144,9 +145,23 @@ type partState struct {
 	seen map[string]struct{}
 	ring []string
 	next int
-	// unsaved holds, by detector, a checkpoint Checkpoints.Save failed
-	// to write: it is written before the partition's next batch.
-	unsaved map[string][]byte
+	// states is the last state of each Stateful detector (by name) put
+	// in the partition's checkpoint; ids are the events of the last batch
+	// that changed one; unsaved tells that Checkpoints.Save has not
+	// written them yet (it is tried again before the next batch).
+	states  map[string][]byte
+	ids     []string
+	unsaved bool
+}
+
+// partCheckpoint is the checkpoint of a partition: one value, written at
+// once, so that the state and the batch it includes cannot disagree.
+type partCheckpoint struct {
+	// IDs are the events of the batch the states include last: if the
+	// node died before acknowledging it, the next owner gets it again and
+	// skips these events rather than count them twice.
+	IDs    []string          `json:"ids,omitempty"`
+	States map[string][]byte `json:"states,omitempty"`
 }
 
 // NewStage returns a stage that runs detectors over the events of b.
@@ -260,25 +275,41 @@ func (s *Stage) runOwned(ctx context.Context) error {
 	})
 }
 
-// acquire restores the state of partition p from the checkpoints.
+// acquire restores the state of partition p from its checkpoint.
 func (s *Stage) acquire(ctx context.Context, p int) error {
 	s.mu.Lock()
 	delete(s.parts, p) // the recent ids of an earlier ownership are stale
 	s.mu.Unlock()
-	for _, st := range s.stateful {
-		st.s.DropPartition(p)
-		if s.checkpoints == nil {
-			continue
-		}
-		state, err := s.checkpoints.Load(ctx, st.name, p)
+	var cp partCheckpoint
+	if s.checkpoints != nil {
+		b, err := s.checkpoints.Load(ctx, s.group, p)
 		if err != nil {
 			return err
 		}
+		if len(b) > 0 {
+			if err := json.Unmarshal(b, &cp); err != nil {
+				// A checkpoint that cannot be read is lost, not a reason
+				// to stop detecting on the partition.
+				s.log.Error("cannot read checkpoint; starting empty", "partition", p, "err", err)
+				cp = partCheckpoint{}
+			}
+		}
+	}
+	ps := s.part(p)
+	ps.states = map[string][]byte{}
+	for _, id := range cp.IDs {
+		ps.remember(id)
+	}
+	for _, st := range s.stateful {
+		st.s.DropPartition(p)
+		state := cp.States[st.name]
 		if err := s.restore(st, p, state); err != nil {
-			// A checkpoint that cannot be read is lost, not a reason to
-			// stop detecting on the partition.
 			s.log.Error("cannot restore checkpoint; starting empty", "detector", st.name, "partition", p, "err", err)
 			st.s.DropPartition(p)
+			continue
+		}
+		if state != nil {
+			ps.states[st.name] = state
 		}
 	}
 	if s.onAcquire != nil {
@@ -286,7 +317,7 @@ func (s *Stage) acquire(ctx context.Context, p int) error {
 			return err
 		}
 	}
-	s.log.Info("partition acquired", "partition", p)
+	s.log.Info("partition acquired", "partition", p, "restored", len(ps.states))
 	return nil
 }
 
@@ -333,31 +364,43 @@ func (s *Stage) handle(ctx context.Context, partition int, events []vigil.Event)
 			return err
 		}
 	}
-	return s.checkpoint(ctx, partition)
+	return s.checkpoint(ctx, partition, events)
 }
 
-// checkpoint saves the state the batch changed. What cannot be saved is
-// kept and saved first on the next call; the batch is then redelivered,
-// and its events are skipped as already evaluated.
-func (s *Stage) checkpoint(ctx context.Context, partition int) error {
+// checkpoint saves the partition's checkpoint when the batch changed a
+// Stateful detector's state. What cannot be saved is saved first on the
+// next call; the batch is then redelivered, and its events are skipped as
+// already evaluated.
+func (s *Stage) checkpoint(ctx context.Context, partition int, events []vigil.Event) error {
 	if s.checkpoints == nil {
 		return nil
 	}
 	ps := s.part(partition)
+	changed := false
 	for _, st := range s.stateful {
-		state, changed, err := st.s.SnapshotPartition(partition)
+		state, ch, err := st.s.SnapshotPartition(partition)
 		if err != nil {
 			s.m.errors.WithLabelValues(st.name, "checkpoint").Inc()
 			s.log.Error("cannot snapshot detector state", "detector", st.name, "partition", partition, "err", err)
 			continue
 		}
-		if !changed {
+		if !ch {
 			continue
 		}
-		if ps.unsaved == nil {
-			ps.unsaved = map[string][]byte{}
+		if ps.states == nil {
+			ps.states = map[string][]byte{}
 		}
-		ps.unsaved[st.name] = state
+		ps.states[st.name] = state
+		changed = true
+	}
+	if changed {
+		ps.ids = ps.ids[:0]
+		for i := range events {
+			if events[i].ID != "" {
+				ps.ids = append(ps.ids, strings.Clone(events[i].ID))
+			}
+		}
+		ps.unsaved = true
 	}
 	return s.saveUnsaved(ctx, partition)
 }
@@ -367,14 +410,19 @@ func (s *Stage) saveUnsaved(ctx context.Context, partition int) error {
 		return nil
 	}
 	ps := s.part(partition)
-	for name, state := range ps.unsaved {
-		if err := s.checkpoints.Save(ctx, name, partition, state); err != nil {
-			s.m.errors.WithLabelValues(name, "checkpoint").Inc()
-			return err
-		}
-		delete(ps.unsaved, name)
-		s.m.checkpoints.Inc()
+	if !ps.unsaved {
+		return nil
 	}
+	b, err := json.Marshal(partCheckpoint{IDs: ps.ids, States: ps.states})
+	if err == nil {
+		err = s.checkpoints.Save(ctx, s.group, partition, b)
+	}
+	if err != nil {
+		s.m.errors.WithLabelValues("", "checkpoint").Inc()
+		return err
+	}
+	ps.unsaved = false
+	s.m.checkpoints.Inc()
 	return nil
 }
 

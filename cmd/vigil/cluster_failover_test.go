@@ -315,7 +315,7 @@ cluster: {enabled: true, node: %s, lease_ttl: 6s}
 	for i, n := range nodes {
 		benchOut[i] = &bytes.Buffer{}
 		cmd := exec.CommandContext(ctx, bin, "bench", "ingest", "--url", n.url, "--token", token, "--ca", caFile,
-			"--duration", "40s", "--rate", "1500", "--batch", "200", "--devices", "300", "--concurrency", "2",
+			"--duration", "60s", "--rate", "1500", "--batch", "200", "--devices", "300", "--concurrency", "2",
 			"--report-rate", "0", "--drain-timeout", "0", "--id-base", strconv.FormatUint(uint64(i+1)<<44, 10))
 		cmd.Stdout, cmd.Stderr = benchOut[i], benchOut[i]
 		if err := cmd.Start(); err != nil {
@@ -367,9 +367,19 @@ cluster: {enabled: true, node: %s, lease_ttl: 6s}
 		return nil
 	})
 
-	// Kill the victim under load; the rest of the brute force goes to a
-	// survivor.
-	time.Sleep(5 * time.Second)
+	// Kill the victim under load, once every bench posts (bench i's ids
+	// start b000<i>); the rest of the brute force goes to a survivor.
+	for i := range nn {
+		eventually(t, fmt.Sprintf("events of the bench against %s to be stored", nodes[i].name), 2*time.Minute, func() error {
+			var k int
+			err := pg.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{schema, "events"}.Sanitize()+" WHERE id LIKE $1", fmt.Sprintf("b000%d%%", i+1)).Scan(&k)
+			if err == nil && k == 0 {
+				err = fmt.Errorf("none yet")
+			}
+			return err
+		})
+	}
+	time.Sleep(3 * time.Second)
 	if err := victim.proc.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
