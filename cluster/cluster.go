@@ -140,7 +140,7 @@ func (m *Membership) Run(ctx context.Context) error {
 	t := time.NewTicker(m.renew)
 	defer t.Stop()
 	for {
-		rctx, cancel := context.WithTimeout(ctx, m.renew)
+		rctx, cancel := context.WithTimeout(ctx, m.ttl/2)
 		if _, err := m.kv.Put(rctx, key, []byte(m.node)); err != nil && ctx.Err() == nil {
 			m.log.Warn("cannot write heartbeat", "err", err)
 		}
@@ -334,7 +334,9 @@ func (m *Membership) Own(ctx context.Context, resource string, n int, run func(c
 	}
 	renew := func(p int, l *lease) {
 		start := m.clock.Now()
-		rctx, cancel := context.WithTimeout(ctx, m.renew)
+		// A slow server (a loaded machine, a NATS election) gets until
+		// the lease would be fenced, not one renewal period.
+		rctx, cancel := context.WithTimeout(ctx, max(l.renewed.Add(m.ttl-m.renew).Sub(start), m.renew/2))
 		rev, err := m.kv.Update(rctx, key(p), value, l.rev)
 		cancel()
 		if err == nil {
@@ -392,6 +394,9 @@ func (m *Membership) Own(ctx context.Context, resource string, n int, run func(c
 				log.Warn("cannot read members", "err", err)
 			}
 		}
+		// Renewals run concurrently: one slow answer must not hold the
+		// others back past their fencing deadline.
+		var wg sync.WaitGroup
 		for p, l := range held {
 			select {
 			case <-l.done:
@@ -403,8 +408,11 @@ func (m *Membership) Own(ctx context.Context, resource string, n int, run func(c
 			default:
 			}
 			if !l.lost && now.Sub(l.renewed) >= m.renew {
-				renew(p, l)
+				wg.Go(func() { renew(p, l) })
 			}
+		}
+		wg.Wait()
+		for p, l := range held {
 			switch {
 			case l.lost:
 			case m.clock.Now().Sub(l.renewed) > m.ttl-m.renew:

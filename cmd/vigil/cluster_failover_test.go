@@ -315,7 +315,7 @@ cluster: {enabled: true, node: %s, lease_ttl: 6s}
 	for i, n := range nodes {
 		benchOut[i] = &bytes.Buffer{}
 		cmd := exec.CommandContext(ctx, bin, "bench", "ingest", "--url", n.url, "--token", token, "--ca", caFile,
-			"--duration", "60s", "--rate", "1500", "--batch", "200", "--devices", "300", "--concurrency", "2",
+			"--duration", "60s", "--rate", "800", "--batch", "200", "--devices", "300", "--concurrency", "2",
 			"--report-rate", "0", "--drain-timeout", "0", "--id-base", strconv.FormatUint(uint64(i+1)<<44, 10))
 		cmd.Stdout, cmd.Stderr = benchOut[i], benchOut[i]
 		if err := cmd.Start(); err != nil {
@@ -356,7 +356,7 @@ cluster: {enabled: true, node: %s, lease_ttl: 6s}
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the first part of the brute force to be checkpointed", 60*time.Second, func() error {
+	eventually(t, "the first part of the brute force to be checkpointed", 2*time.Minute, func() error {
 		e, err := cpKV.Get(ctx, fmt.Sprintf("threshold.p%d", bfPart))
 		if err != nil {
 			return err
