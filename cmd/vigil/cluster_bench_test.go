@@ -30,8 +30,8 @@ import (
 // TestClusterScaling measures `vigil bench ingest` against one, two and
 // three `vigil serve --cluster` processes on the NATS server of
 // VIGIL_TEST_NATS_URL and the PostgreSQL of VIGIL_TEST_POSTGRES_URL: one
-// bench process per node, at most VIGIL_CLUSTER_BENCH_RATE events/s each
-// (default 0: as fast as the node takes them) for
+// bench process per node, VIGIL_CLUSTER_BENCH_RATE events/s in all, split
+// evenly over the nodes (default 0: each as fast as its node takes them), for
 // VIGIL_CLUSTER_BENCH_SECONDS (default 20), then until every event is
 // stored and evaluated. It logs the events/s stored and evaluated, the
 // CPU time of the vigil serve processes per event (from /proc) and the
@@ -51,10 +51,7 @@ func TestClusterScaling(t *testing.T) {
 	if s := os.Getenv("VIGIL_CLUSTER_BENCH_SECONDS"); s != "" {
 		seconds, _ = strconv.Atoi(s)
 	}
-	rate := os.Getenv("VIGIL_CLUSTER_BENCH_RATE")
-	if rate == "" {
-		rate = "0"
-	}
+	total, _ := strconv.Atoi(os.Getenv("VIGIL_CLUSTER_BENCH_RATE"))
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "vigil")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
@@ -62,7 +59,7 @@ func TestClusterScaling(t *testing.T) {
 	}
 	var cpu1 float64
 	for n := 1; n <= 3; n++ {
-		r := benchCluster(t, bin, filepath.Join(dir, strconv.Itoa(n)), natsURL, pgURL, n, seconds, rate)
+		r := benchCluster(t, bin, filepath.Join(dir, strconv.Itoa(n)), natsURL, pgURL, n, seconds, strconv.Itoa(total/n))
 		if n == 1 {
 			cpu1 = r.cpuPerEvent
 		}

@@ -357,7 +357,7 @@ cluster: {enabled: true, node: %s, lease_ttl: 6s}
 		t.Fatal(err)
 	}
 	eventually(t, "the first part of the brute force to be checkpointed", 2*time.Minute, func() error {
-		e, err := cpKV.Get(ctx, fmt.Sprintf("threshold.p%d", bfPart))
+		e, err := cpKV.Get(ctx, fmt.Sprintf("detect.p%d", bfPart))
 		if err != nil {
 			return err
 		}
