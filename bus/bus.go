@@ -64,3 +64,18 @@ func Partition(deviceID string, n int) int {
 	h.Write([]byte(deviceID))
 	return int(h.Sum32() % uint32(n))
 }
+
+// PartitionConsumer is implemented by buses that can consume one partition
+// of a group on its own, so that the partitions of a stateful group are
+// spread over the nodes of a cluster, each owned by one node at a time
+// (cluster.Membership hands them out).
+//
+// Contract: ConsumeEventPartition delivers the events of one partition to
+// the group's durable consumer of that partition, with the guarantees of
+// ConsumeEvents, until ctx ends; it then stops fetching, gives back what it
+// received and did not handle, and returns nil once no handler call is
+// running. Two calls for one group and partition must not overlap, in one
+// process or across processes: the caller's lease guarantees it.
+type PartitionConsumer interface {
+	ConsumeEventPartition(ctx context.Context, group string, partition int, h EventHandler) error
+}

@@ -32,3 +32,38 @@ type Detector interface {
 type Ticker interface {
 	Tick(ctx context.Context, now time.Time, emit func(vigil.Alert))
 }
+
+// Stateful is implemented by detectors whose state of a partition must
+// move with the partition when a cluster node hands it to another
+// (threshold and correlation windows).
+//
+// Contract: the stage calls these between the Detect calls of the
+// partition, never concurrently with them. SnapshotPartition returns the
+// partition's state when it changed since the last SnapshotPartition or RestorePartition of
+// that partition (changed false and nil state otherwise). RestorePartition replaces
+// the partition's state with one SnapshotPartition returned (nil: empty); state of
+// rules that no longer exist is dropped. DropPartition forgets the partition.
+type Stateful interface {
+	SnapshotPartition(partition int) (state []byte, changed bool, err error)
+	RestorePartition(partition int, state []byte) error
+	DropPartition(partition int)
+}
+
+// Owner hands out the partitions of a cluster: cluster.Membership.Own.
+//
+// Contract: Own calls run in a goroutine for each partition of 0..n-1
+// this node acquires, with a context that ends when the node must give
+// the partition up, and does not let another node have it until run
+// returned. It returns when ctx ends, after every run returned.
+type Owner interface {
+	Own(ctx context.Context, resource string, n int, run func(ctx context.Context, partition int)) error
+}
+
+// Checkpoints keeps the checkpoint of each partition where every node
+// finds it: cluster.Checkpoints. The stage saves one value per partition
+// under its group's name (the Stateful detectors' states and the ids of
+// the batch they include last). Load returns nil when none was saved.
+type Checkpoints interface {
+	Load(ctx context.Context, detector string, partition int) ([]byte, error)
+	Save(ctx context.Context, detector string, partition int, state []byte) error
+}

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -51,6 +52,24 @@ type StageOptions struct {
 	// does); its alerts are marked Replayed and count in no time to
 	// detect. DefaultReplayAfter when zero.
 	ReplayAfter time.Duration
+	// Owner, when set, spreads the partitions over the nodes of a cluster
+	// (the bus must implement bus.PartitionConsumer): the stage consumes
+	// only the partitions this node owns, restoring the Stateful
+	// detectors' state of a partition from Checkpoints when it acquires
+	// it and dropping it when it gives it up. Nil: every partition.
+	Owner Owner
+	// Checkpoints, when set, receives the state of the Stateful detectors
+	// of a partition after every batch that changed it, before the batch
+	// is acknowledged: an acknowledged event is in the checkpoint, so the
+	// node that takes the partition over continues the windows where they
+	// were.
+	Checkpoints Checkpoints
+	// OnAcquire and OnRelease, when set, run when this node acquires a
+	// partition (before its first event; an error gives the partition
+	// back, to be tried again) and when it gave it up (after its last
+	// event): the learned baseline restores and saves its state there.
+	OnAcquire func(ctx context.Context, partition int) error
+	OnRelease func(ctx context.Context, partition int)
 }
 
 // DefaultReplayAfter is StageOptions.ReplayAfter when zero.
@@ -76,6 +95,12 @@ type Stage struct {
 	backoff   time.Duration
 	replay    time.Duration
 	m         *stageMetrics
+
+	owner       Owner
+	checkpoints Checkpoints
+	stateful    []statefulEntry
+	onAcquire   func(ctx context.Context, partition int) error
+	onRelease   func(ctx context.Context, partition int)
 
 	mu    sync.Mutex
 	parts map[int]*partState
@@ -104,6 +129,11 @@ type enricherEntry struct {
 	e    Enricher
 }
 
+type statefulEntry struct {
+	name string
+	s    Stateful
+}
+
 type tickerEntry struct {
 	name string
 	t    Ticker
@@ -115,6 +145,23 @@ type partState struct {
 	seen map[string]struct{}
 	ring []string
 	next int
+	// states is the last state of each Stateful detector (by name) put
+	// in the partition's checkpoint; ids are the events of the last batch
+	// that changed one; unsaved tells that Checkpoints.Save has not
+	// written them yet (it is tried again before the next batch).
+	states  map[string][]byte
+	ids     []string
+	unsaved bool
+}
+
+// partCheckpoint is the checkpoint of a partition: one value, written at
+// once, so that the state and the batch it includes cannot disagree.
+type partCheckpoint struct {
+	// IDs are the events of the batch the states include last: if the
+	// node died before acknowledging it, the next owner gets it again and
+	// skips these events rather than count them twice.
+	IDs    []string          `json:"ids,omitempty"`
+	States map[string][]byte `json:"states,omitempty"`
 }
 
 // NewStage returns a stage that runs detectors over the events of b.
@@ -128,6 +175,11 @@ func NewStage(b bus.Bus, detectors []Detector, opts StageOptions) *Stage {
 		backoff:  opts.RetryBackoff,
 		replay:   opts.ReplayAfter,
 		parts:    make(map[int]*partState),
+
+		owner:       opts.Owner,
+		checkpoints: opts.Checkpoints,
+		onAcquire:   opts.OnAcquire,
+		onRelease:   opts.OnRelease,
 	}
 	if s.group == "" {
 		s.group = DefaultGroup
@@ -160,6 +212,9 @@ func NewStage(b bus.Bus, detectors []Detector, opts StageOptions) *Stage {
 		if t, ok := d.(Ticker); ok {
 			s.tickers = append(s.tickers, tickerEntry{name: d.Name(), t: t})
 		}
+		if st, ok := d.(Stateful); ok {
+			s.stateful = append(s.stateful, statefulEntry{name: d.Name(), s: st})
+		}
 	}
 	s.m = newStageMetrics(opts.Registerer)
 	return s
@@ -176,8 +231,13 @@ func (s *Stage) Run(ctx context.Context) error {
 	if len(s.tickers) > 0 {
 		wg.Go(func() { s.tickLoop(ctx) })
 	}
-	s.log.Info("detection stage started", "group", s.group, "detectors", strings.Join(s.names, ","))
-	err := s.bus.ConsumeEvents(ctx, s.group, s.handle)
+	s.log.Info("detection stage started", "group", s.group, "detectors", strings.Join(s.names, ","), "owned", s.owner != nil)
+	var err error
+	if s.owner != nil {
+		err = s.runOwned(ctx)
+	} else {
+		err = s.bus.ConsumeEvents(ctx, s.group, s.handle)
+	}
 	cancel()
 	wg.Wait()
 	if err != nil {
@@ -186,20 +246,183 @@ func (s *Stage) Run(ctx context.Context) error {
 	return nil
 }
 
-// handle is the bus handler: it evaluates a batch and returns only once
-// the alerts it raised are published, so the batch is acknowledged after
-// its alerts are durable.
-func (s *Stage) handle(ctx context.Context, partition int, events []vigil.Event) error {
-	alerts := s.Evaluate(ctx, partition, events)
-	if len(alerts) == 0 {
-		return nil
+// runOwned consumes the partitions the Owner gives this node, one
+// bus.PartitionConsumer worker each.
+func (s *Stage) runOwned(ctx context.Context) error {
+	pc, ok := s.bus.(bus.PartitionConsumer)
+	if !ok {
+		return fmt.Errorf("cannot consume owned partitions: the bus consumes whole groups only")
 	}
-	if err := s.publish(ctx, alerts); err != nil {
-		// The batch will be redelivered: let it be evaluated again rather
-		// than skipped as a duplicate, so its alerts are not lost.
-		s.forget(partition, events)
+	return s.owner.Own(ctx, s.group, s.bus.Partitions(), func(ctx context.Context, p int) {
+		if err := s.acquire(ctx, p); err != nil {
+			if ctx.Err() == nil {
+				s.log.Error("cannot restore partition; giving it back", "partition", p, "err", err)
+				// Let the owner try again a little later.
+				t := time.NewTimer(time.Second)
+				select {
+				case <-ctx.Done():
+				case <-t.C:
+				}
+				t.Stop()
+			}
+			s.release(context.WithoutCancel(ctx), p)
+			return
+		}
+		if err := pc.ConsumeEventPartition(ctx, s.group, p, s.handle); err != nil {
+			s.log.Error("cannot consume partition", "partition", p, "err", err)
+		}
+		s.release(context.WithoutCancel(ctx), p)
+	})
+}
+
+// acquire restores the state of partition p from its checkpoint.
+func (s *Stage) acquire(ctx context.Context, p int) error {
+	s.mu.Lock()
+	delete(s.parts, p) // the recent ids of an earlier ownership are stale
+	s.mu.Unlock()
+	var cp partCheckpoint
+	if s.checkpoints != nil {
+		b, err := s.checkpoints.Load(ctx, s.group, p)
+		if err != nil {
+			return err
+		}
+		if len(b) > 0 {
+			if err := json.Unmarshal(b, &cp); err != nil {
+				// A checkpoint that cannot be read is lost, not a reason
+				// to stop detecting on the partition.
+				s.log.Error("cannot read checkpoint; starting empty", "partition", p, "err", err)
+				cp = partCheckpoint{}
+			}
+		}
+	}
+	ps := s.part(p)
+	ps.states = map[string][]byte{}
+	for _, id := range cp.IDs {
+		ps.remember(id)
+	}
+	for _, st := range s.stateful {
+		st.s.DropPartition(p)
+		state := cp.States[st.name]
+		if err := s.restore(st, p, state); err != nil {
+			s.log.Error("cannot restore checkpoint; starting empty", "detector", st.name, "partition", p, "err", err)
+			st.s.DropPartition(p)
+			continue
+		}
+		if state != nil {
+			ps.states[st.name] = state
+		}
+	}
+	if s.onAcquire != nil {
+		if err := s.onAcquire(ctx, p); err != nil {
+			return err
+		}
+	}
+	s.log.Info("partition acquired", "partition", p, "restored", len(ps.states))
+	return nil
+}
+
+// restore runs RestorePartition, turning a panic into an error: a bad
+// checkpoint must not stop the node.
+func (s *Stage) restore(st statefulEntry, p int, state []byte) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.panicked(st.name, r, "partition", p, "step", "restore")
+			err = fmt.Errorf("cannot restore partition %d: panic: %v", p, r)
+		}
+	}()
+	return st.s.RestorePartition(p, state)
+}
+
+// release drops the state of partition p once its worker stopped.
+func (s *Stage) release(ctx context.Context, p int) {
+	if s.onRelease != nil {
+		s.onRelease(ctx, p)
+	}
+	for _, st := range s.stateful {
+		st.s.DropPartition(p)
+	}
+	s.mu.Lock()
+	delete(s.parts, p)
+	s.mu.Unlock()
+	s.log.Info("partition released", "partition", p)
+}
+
+// handle is the bus handler: it evaluates a batch and returns only once
+// the alerts it raised are published (and, with Checkpoints, the state it
+// changed saved), so the batch is acknowledged after its alerts are
+// durable.
+func (s *Stage) handle(ctx context.Context, partition int, events []vigil.Event) error {
+	if err := s.saveUnsaved(ctx, partition); err != nil {
 		return err
 	}
+	alerts := s.Evaluate(ctx, partition, events)
+	if len(alerts) > 0 {
+		if err := s.publish(ctx, alerts); err != nil {
+			// The batch will be redelivered: let it be evaluated again rather
+			// than skipped as a duplicate, so its alerts are not lost.
+			s.forget(partition, events)
+			return err
+		}
+	}
+	return s.checkpoint(ctx, partition, events)
+}
+
+// checkpoint saves the partition's checkpoint when the batch changed a
+// Stateful detector's state. What cannot be saved is saved first on the
+// next call; the batch is then redelivered, and its events are skipped as
+// already evaluated.
+func (s *Stage) checkpoint(ctx context.Context, partition int, events []vigil.Event) error {
+	if s.checkpoints == nil {
+		return nil
+	}
+	ps := s.part(partition)
+	changed := false
+	for _, st := range s.stateful {
+		state, ch, err := st.s.SnapshotPartition(partition)
+		if err != nil {
+			s.m.errors.WithLabelValues(st.name, "checkpoint").Inc()
+			s.log.Error("cannot snapshot detector state", "detector", st.name, "partition", partition, "err", err)
+			continue
+		}
+		if !ch {
+			continue
+		}
+		if ps.states == nil {
+			ps.states = map[string][]byte{}
+		}
+		ps.states[st.name] = state
+		changed = true
+	}
+	if changed {
+		ps.ids = ps.ids[:0]
+		for i := range events {
+			if events[i].ID != "" {
+				ps.ids = append(ps.ids, strings.Clone(events[i].ID))
+			}
+		}
+		ps.unsaved = true
+	}
+	return s.saveUnsaved(ctx, partition)
+}
+
+func (s *Stage) saveUnsaved(ctx context.Context, partition int) error {
+	if s.checkpoints == nil {
+		return nil
+	}
+	ps := s.part(partition)
+	if !ps.unsaved {
+		return nil
+	}
+	b, err := json.Marshal(partCheckpoint{IDs: ps.ids, States: ps.states})
+	if err == nil {
+		err = s.checkpoints.Save(ctx, s.group, partition, b)
+	}
+	if err != nil {
+		s.m.errors.WithLabelValues("", "checkpoint").Inc()
+		return err
+	}
+	ps.unsaved = false
+	s.m.checkpoints.Inc()
 	return nil
 }
 
@@ -455,11 +678,12 @@ func (s *Stage) forget(partition int, events []vigil.Event) {
 }
 
 type stageMetrics struct {
-	events     prometheus.Counter
-	duplicates prometheus.Counter
-	alerts     *prometheus.CounterVec
-	errors     *prometheus.CounterVec
-	latency    prometheus.Histogram
+	events      prometheus.Counter
+	duplicates  prometheus.Counter
+	alerts      *prometheus.CounterVec
+	errors      *prometheus.CounterVec
+	latency     prometheus.Histogram
+	checkpoints prometheus.Counter
 }
 
 func newStageMetrics(reg prometheus.Registerer) *stageMetrics {
@@ -478,15 +702,20 @@ func newStageMetrics(reg prometheus.Registerer) *stageMetrics {
 		}, []string{"detector"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_detect_errors_total",
-			Help: "Detection stage errors: detector panics (reason=panic) and failed alert publications (reason=publish).",
+			Help: "Detection stage errors: detector panics (reason=panic), failed alert publications (reason=publish), failed checkpoints (reason=checkpoint).",
 		}, []string{"detector", "reason"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "vigil_detect_latency_seconds",
 			Help:    "Time from an event's ingestion (Event.Received) to the alert it raised (Alert.Created).",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}),
+		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_detect_checkpoints_total",
+			Help: "Checkpoints of a detector's partition state saved (cluster mode).",
+		}),
 	}
 	if reg != nil {
+		m.checkpoints = register(reg, m.checkpoints)
 		m.events = register(reg, m.events)
 		m.duplicates = register(reg, m.duplicates)
 		m.alerts = register(reg, m.alerts)

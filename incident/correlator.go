@@ -50,6 +50,14 @@ type Options struct {
 	// stored its priority (vigil.Priority), computed again whenever the
 	// incident changes; nil leaves priorities unset.
 	Priority *Prioritizer
+	// Shared tells that other nodes write the same incidents (a
+	// cluster): the index is then only a guide, and every incident an
+	// alert joins, contains or resolves is read from the store first, so
+	// a containment or resolution made on another node, or alerts it
+	// joined, are not overwritten. One node at a time assigns alerts (the
+	// cluster's lease of the alert stage); it calls Reload when it takes
+	// over.
+	Shared bool
 }
 
 // Correlator assigns alerts to incidents and keeps incidents' timestamps.
@@ -61,6 +69,7 @@ type Correlator struct {
 	log    *slog.Logger
 	own    []netip.Prefix
 	prio   *Prioritizer
+	shared bool
 
 	mu sync.Mutex
 	// live holds the incidents that may still be joined, by id. The
@@ -87,6 +96,7 @@ func NewCorrelator(ctx context.Context, st store.Incidents, opts Options) (*Corr
 		log:      opts.Logger,
 		own:      opts.OwnAddrs,
 		prio:     opts.Priority,
+		shared:   opts.Shared,
 		live:     map[string]*vigil.Incident{},
 		byDevice: map[string]map[string]struct{}{},
 		byEntity: map[string]map[string]struct{}{},
@@ -186,8 +196,22 @@ func (c *Correlator) Assign(ctx context.Context, a *vigil.Alert) error {
 			}
 		}
 	}
-	if inc == nil {
-		inc = c.match(a, t)
+	if inc != nil && c.shared {
+		got, err := c.fresh(ctx, inc.ID)
+		if err != nil {
+			return err
+		}
+		inc = got
+	}
+	for inc == nil {
+		if inc = c.match(a, t); inc == nil || !c.shared {
+			break
+		}
+		got, err := c.fresh(ctx, inc.ID)
+		if err != nil {
+			return err
+		}
+		inc = got // nil when closed elsewhere: unindexed, match again
 	}
 	isNew := inc == nil
 	if isNew {
@@ -308,9 +332,42 @@ func (c *Correlator) reprioritize(ctx context.Context, n *vigil.Incident) {
 	n.Priority = &p
 }
 
-// get returns the incident from the index or the store. Callers hold c.mu.
+// fresh reads a joinable incident from the store for a shared
+// correlator, updating the index; it returns nil (and unindexes it) when
+// the incident was closed or is gone. Callers hold c.mu.
+func (c *Correlator) fresh(ctx context.Context, id string) (*vigil.Incident, error) {
+	got, err := c.st.GetIncident(ctx, id)
+	if vigil.ErrorCode(err) == vigil.ENOTFOUND {
+		c.unindex(id)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot read incident %s: %w", id, err)
+	}
+	if !joinable(got.Status) {
+		c.unindex(id)
+		return nil, nil
+	}
+	c.index(&got)
+	return &got, nil
+}
+
+// Reload empties the index and loads it from the store again, as
+// NewCorrelator does: a node of a cluster that takes the alert stage over
+// calls it to see the incidents the previous owner opened.
+func (c *Correlator) Reload(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.live = map[string]*vigil.Incident{}
+	c.byDevice = map[string]map[string]struct{}{}
+	c.byEntity = map[string]map[string]struct{}{}
+	return c.load(ctx)
+}
+
+// get returns the incident from the index or the store (the store only,
+// when shared). Callers hold c.mu.
 func (c *Correlator) get(ctx context.Context, id string) (vigil.Incident, error) {
-	if inc, ok := c.live[id]; ok {
+	if inc, ok := c.live[id]; ok && !c.shared {
 		return *inc, nil
 	}
 	inc, err := c.st.GetIncident(ctx, id)

@@ -62,6 +62,44 @@ func (b *Bus) ConsumeEvents(ctx context.Context, group string, h bus.EventHandle
 	return b.run(ctx, workers)
 }
 
+var _ bus.PartitionConsumer = (*Bus)(nil)
+
+// ConsumeEventPartition runs the worker of one partition of a group, as
+// ConsumeEvents runs every partition's, until ctx ends: the durable
+// consumer <group>-p<partition>. A cluster node calls it for the
+// partitions it owns and cancels ctx when its lease ends; it returns
+// (nil) within about FetchWait, having given back to the server what it
+// received and did not handle, and with no handler call running.
+func (b *Bus) ConsumeEventPartition(ctx context.Context, group string, p int, h bus.EventHandler) error {
+	if err := checkGroup(group); err != nil {
+		return err
+	}
+	if p < 0 || p >= b.cfg.Partitions {
+		return vigil.Errorf(vigil.EINVALID, "partition %d out of range [0, %d)", p, b.cfg.Partitions)
+	}
+	c, err := b.eventConsumer(ctx, group, p)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	dec := newDecoder()
+	w := &worker{
+		b: b, kind: "events", group: group, cons: c,
+		log: b.log.With("kind", "events", "group", group, "partition", p),
+		lag: b.m.lag.WithLabelValues(group, strconv.Itoa(p)),
+		recreate: func(ctx context.Context) (jetstream.Consumer, error) {
+			return b.eventConsumer(ctx, group, p)
+		},
+	}
+	w.handle = func(ctx context.Context, msgs []jetstream.Msg) (int, error) {
+		return w.handleEvents(ctx, dec, p, msgs, h)
+	}
+	defer b.m.lag.DeleteLabelValues(group, strconv.Itoa(p))
+	return b.run(ctx, []*worker{w})
+}
+
 // ConsumeAlerts works as ConsumeEvents with one partition: the durable
 // consumer <group> of the alerts stream.
 func (b *Bus) ConsumeAlerts(ctx context.Context, group string, h bus.AlertHandler) error {

@@ -83,6 +83,7 @@ type app struct {
 	web         *web.Server
 	identities  *identities
 	baseline    *baselineState // nil when baseline.enabled is false
+	cluster     *clusterState  // nil unless cluster.enabled (clusterwire.go)
 	hunt        *huntState     // hunt.go; made once by huntState
 	huntOnce    sync.Once
 
@@ -198,6 +199,10 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err err
 		return nil, err
 	}
 
+	if err := a.openCluster(ctx); err != nil {
+		return nil, err
+	}
+
 	detectors, ruleMgr, err := loadDetectors(cfg, log, a.registry)
 	if err != nil {
 		return nil, err
@@ -211,8 +216,10 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err err
 	}
 	detectors = append(detectors, intelDet, scan.NewDetector(a.vuln))
 	a.rules = ruleMgr
-	a.detect = detect.NewStage(a.bus, detectors, detect.StageOptions{Group: groupDetect, Logger: log, Registerer: a.registry,
-		ReplayAfter: time.Duration(cfg.ReplayAfter)})
+	dopts := detect.StageOptions{Group: groupDetect, Logger: log, Registerer: a.registry,
+		ReplayAfter: time.Duration(cfg.ReplayAfter)}
+	a.clusterDetect(&dopts)
+	a.detect = detect.NewStage(a.bus, detectors, dopts)
 	if a.inventory, err = inventory.NewStage(a.bus, a.store, inventory.Options{Group: groupInventory, Logger: log, Registerer: a.registry}); err != nil {
 		return nil, err
 	}
@@ -221,7 +228,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err err
 		return nil, err
 	}
 	if a.incident, err = incident.NewCorrelator(ctx, a.store, incident.Options{Window: time.Duration(cfg.IncidentWindow), Logger: log, Registerer: a.registry,
-		OwnAddrs: append(own, interfaceAddrs()...), Priority: a.prioritizer()}); err != nil {
+		OwnAddrs: append(own, interfaceAddrs()...), Priority: a.prioritizer(), Shared: cfg.Cluster.Enabled}); err != nil {
 		return nil, err
 	}
 	if err := a.openRespond(ctx); err != nil {
@@ -413,7 +420,10 @@ func (a *app) start(ctx context.Context) error {
 	g.Go(func() error { return a.intel.Run(gctx, time.Minute) })
 	g.Go(func() error { return a.vuln.Run(gctx, time.Minute) })
 	g.Go(func() error { return a.vulnAlerts.run(gctx) })
-	g.Go(func() error { return a.alerts.Run(gctx) })
+	g.Go(func() error { return a.runAlerts(gctx) })
+	if a.cluster != nil {
+		g.Go(func() error { return a.cluster.m.Run(gctx) })
+	}
 	g.Go(func() error { return a.runHunt(gctx) })
 	g.Go(func() error { return a.runRespond(gctx) })
 	g.Go(func() error { return a.runRemediation(gctx) })

@@ -44,10 +44,13 @@ type benchOptions struct {
 	cpuProfile         string
 	baseline           bool
 	store              storeConfig // of the in-process server
+
+	drainTimeout       time.Duration // 0: report what was accepted without waiting for the server
+	idBase             uint64        // first event id number; 0: from the clock
 }
 
 func newBenchIngestCmd() *cobra.Command {
-	o := benchOptions{duration: 30 * time.Second, batch: 1000, devices: 1000, concurrency: 4, reportRate: 50, probeEvery: 200, partitions: 8, baseline: true}
+	o := benchOptions{duration: 30 * time.Second, batch: 1000, devices: 1000, concurrency: 4, reportRate: 50, probeEvery: 200, partitions: 8, baseline: true, drainTimeout: 5 * time.Minute}
 	cmd := &cobra.Command{
 		Use:   "ingest",
 		Short: "Post bulk events and agent reports over HTTPS; report events/s and ingest→alert latency",
@@ -81,6 +84,9 @@ in a temporary data dir in this process; with --url it measures that server, rea
 	f.StringVar(&o.store.Driver, "store-driver", "", "store of the in-process server: sqlite (default) or postgres")
 	f.StringVar(&o.store.URL, "store-url", "", "PostgreSQL URL of the in-process server's store (--store-driver postgres)")
 	f.StringVar(&o.store.Schema, "store-schema", "", "PostgreSQL schema of the in-process server's store")
+
+	f.DurationVar(&o.drainTimeout, "drain-timeout", o.drainTimeout, "how long to wait for the server to store and evaluate what it accepted (0: report the accepted events at once; for a node of a cluster, or one that is killed)")
+	f.Uint64Var(&o.idBase, "id-base", 0, "first event id number (default: from the clock); give several concurrent benches distinct bases")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (server included when in-process) to this file")
 	return cmd
 }
@@ -171,8 +177,12 @@ func runBenchIngest(ctx context.Context, o benchOptions, out io.Writer) error {
 		rejected        atomic.Int64
 		busy, failed    atomic.Int64
 		reportsAccepted atomic.Int64
+		firstFailure    atomic.Value // string
 	)
 	nextID.Store(uint64(time.Now().UnixNano()) & 0xffffffffff)
+	if o.idBase != 0 {
+		nextID.Store(o.idBase)
+	}
 	start := time.Now()
 	runCtx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
@@ -213,7 +223,9 @@ func runBenchIngest(ctx context.Context, o benchOptions, out io.Writer) error {
 					busy.Add(1)
 					time.Sleep(100 * time.Millisecond)
 				case runCtx.Err() == nil:
-					failed.Add(1)
+					if failed.Add(1) == 1 {
+						firstFailure.Store(err.Error())
+					}
 				}
 			}
 		})
@@ -239,10 +251,20 @@ func runBenchIngest(ctx context.Context, o benchOptions, out io.Writer) error {
 	}
 	wg.Wait()
 	posted := time.Since(start)
+	if o.drainTimeout <= 0 {
+		fmt.Fprintf(out, "bench: posted for %s\n", posted.Round(time.Millisecond))
+		fmt.Fprintf(out, "bench: bulk events accepted=%d rejected=%d, agent reports=%d, 429 answers=%d, failed requests=%d\n",
+			accepted.Load(), rejected.Load(), reportsAccepted.Load(), busy.Load(), failed.Load())
+		fmt.Fprintf(out, "bench: ingest_events_per_second=%.0f\n", float64(accepted.Load())/posted.Seconds())
+		if f, ok := firstFailure.Load().(string); ok {
+			fmt.Fprintf(out, "bench: first failed request: %s\n", f)
+		}
+		return nil
+	}
 
 	// Wait until the server has stored and evaluated everything the bus took.
 	var after []*dto.MetricFamily
-	deadline := time.Now().Add(5 * time.Minute)
+	deadline := time.Now().Add(o.drainTimeout)
 	for {
 		if after, err = gather(); err != nil {
 			return fmt.Errorf("cannot read server metrics: %w", err)

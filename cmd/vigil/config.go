@@ -54,6 +54,9 @@ type config struct {
 	// Default: $VIGIL_SECRETS_KEY_FILE.
 	SecretsKeyFile string `yaml:"secrets_key_file"`
 
+	// Cluster makes this node one of several (clusterwire.go).
+	Cluster clusterConfig `yaml:"cluster"`
+
 	// Retention is how long events are kept.
 	Retention duration `yaml:"retention"`
 	// RetroIntel is how far back the new indicators of an intel feed are
@@ -208,6 +211,9 @@ func (c *config) validate() error {
 		return err
 	}
 	if err := c.Store.validate(); err != nil {
+		return err
+	}
+	if err := c.Cluster.validate(c.NATSURL); err != nil {
 		return err
 	}
 	if c.BusPrefix != "" && !busPrefix.MatchString(c.BusPrefix) {

@@ -89,6 +89,8 @@ token printed once on first start. --nats-url points the same pipeline at an ext
 	f.StringSliceVar(&cfg.SigmaDirs, "sigma", nil, "Sigma rule directories")
 	f.StringVar(&cfg.PlaybooksDir, "playbooks", "", "response playbook directory (default: the playbooks built into vigil)")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	f.BoolVar(&cfg.Cluster.Enabled, "cluster", false, "share the stateful work with the other nodes on the same --nats-url (docs/scaling.md)")
+	f.StringVar(&cfg.Cluster.Node, "node", "", "this node's name in the cluster (default host name and listen port)")
 	f.StringVar(&cfg.Baseline.File, "baseline", "", "baseline file of vigil baseline learn to start from (partitions without a checkpoint)")
 	return cmd
 }
@@ -115,6 +117,8 @@ func overlayFlags(cmd *cobra.Command, c, flagCfg *config) {
 	set("playbooks", func() { c.PlaybooksDir = flagCfg.PlaybooksDir })
 	set("log-level", func() { c.LogLevel = flagCfg.LogLevel })
 	set("baseline", func() { c.Baseline.File = flagCfg.Baseline.File })
+	set("cluster", func() { c.Cluster.Enabled = flagCfg.Cluster.Enabled })
+	set("node", func() { c.Cluster.Node = flagCfg.Cluster.Node })
 }
 
 func natsMode(c config) string {

@@ -1228,14 +1228,15 @@ func (co *correlator) restore(rs *RuleSet, cp checkpoint) {
 			}
 			g.wins = append(g.wins, groupWin{r: r, w: corrWindow{Entries: w.Entries, Device: w.Device}})
 			nw := &g.wins[len(g.wins)-1].w
-			for i := range nw.Entries {
-				e := &nw.Entries[i]
+			all := nw.Entries
+			for i := range all {
+				e := &all[i]
 				nw.sum += e.N
 				if distinct {
 					// As feed adds them: equal values share one copy.
-					nw.Entries = nw.Entries[:i]
+					nw.Entries = all[:i]
 					v := nw.value(e.V)
-					nw.Entries = nw.Entries[:i+1]
+					nw.Entries = all[:i+1]
 					e.V = v
 					nw.countValues()
 				}

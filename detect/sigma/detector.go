@@ -54,6 +54,8 @@ type partState struct {
 	rs   *RuleSet
 	m    *Matcher
 	corr *correlator
+	// dirty: the correlation windows changed since the last Snapshot.
+	dirty bool
 }
 
 // NewDetector returns a detector running rs.
@@ -129,6 +131,7 @@ func (d *Detector) Detect(ctx context.Context, partition int, ev *vigil.Event, e
 			emit(a)
 		}
 		if len(r.feeds) > 0 {
+			ps.dirty = true
 			ps.corr.hit(ps.m, r, ev.Time, func(f corrFire) {
 				if f.rule.disabled.Load() {
 					return

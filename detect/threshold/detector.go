@@ -62,6 +62,7 @@ var _ detect.Detector = (*Detector)(nil)
 // touched by the (never concurrent) Detect calls of its partition.
 type partition struct {
 	rules []ruleState // by rule index
+	dirty bool        // a rule's state changed since the last Snapshot
 }
 
 type ruleState struct {
@@ -144,6 +145,7 @@ func (d *Detector) Detect(ctx context.Context, part int, ev *vigil.Event, emit f
 			continue
 		}
 		rs := &p.rules[i]
+		p.dirty = true
 		switch r.Type {
 		case TypeThreshold:
 			d.threshold(r, rs, ev, emit)

@@ -50,6 +50,14 @@ func UniquePrefix(t testing.TB, url string) string {
 				t.Errorf("cannot delete stream %s: %v", name, err)
 			}
 		}
+		// Key-value buckets of Bus.KeyValue (the cluster's leases and
+		// checkpoints).
+		for _, kind := range []string{"_CLUSTER", "_CHECKPOINTS"} {
+			name := strings.ToUpper(prefix) + kind
+			if err := js.DeleteKeyValue(ctx, name); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
+				t.Errorf("cannot delete key-value bucket %s: %v", name, err)
+			}
+		}
 	})
 	return prefix
 }
