@@ -21,7 +21,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/vigil-iot/vigil/audit"
 	"github.com/vigil-iot/vigil/bus/natsbus/natstest"
 	"github.com/vigil-iot/vigil/client"
 	"github.com/vigil-iot/vigil/pki"
@@ -112,29 +111,16 @@ func benchCluster(t *testing.T, bin, dir, natsURL, pgURL string, n, seconds int,
 	}()
 	var token string
 	var hc *http.Client
+	secretsKey := testSecretsKey(t) // one operator key for every node
 	for i := range n {
 		dataDirs[i] = filepath.Join(dir, fmt.Sprintf("vigil%d", i+1))
 		port := freePort(t)
 		urls[i] = fmt.Sprintf("https://127.0.0.1:%d", port)
-		conf := fmt.Sprintf("data_dir: %q\nlisten: 127.0.0.1:%d\nnats_url: %q\nbus_prefix: %s\npartitions: %d\nlog_level: warn\nstore: {driver: postgres, url: %q, schema: %s}\ncluster: {enabled: true, node: v%d}\n",
-			dataDirs[i], port, natsURL, prefix, partitions, pgURL, schema, i+1)
+		conf := fmt.Sprintf("data_dir: %q\nlisten: 127.0.0.1:%d\nnats_url: %q\nbus_prefix: %s\npartitions: %d\nlog_level: warn\nstore: {driver: postgres, url: %q, schema: %s}\nsecrets_key_file: %q\ncluster: {enabled: true, node: v%d}\n",
+			dataDirs[i], port, natsURL, prefix, partitions, pgURL, schema, secretsKey, i+1)
 		path := filepath.Join(dir, fmt.Sprintf("v%d.yaml", i+1))
 		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 			t.Fatal(err)
-		}
-		if i > 0 {
-			if err := os.MkdirAll(filepath.Join(dataDirs[i], "pki"), 0o700); err != nil {
-				t.Fatal(err)
-			}
-			for _, f := range []string{audit.KeyFile, pki.CACertFile, pki.CAKeyFile} {
-				b, err := os.ReadFile(filepath.Join(dataDirs[0], "pki", f))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(filepath.Join(dataDirs[i], "pki", f), b, 0o600); err != nil {
-					t.Fatal(err)
-				}
-			}
 		}
 		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("v%d.log", i+1)))
 		if err != nil {

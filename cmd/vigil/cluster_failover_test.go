@@ -33,7 +33,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vigil-iot/vigil/agent/protocol"
-	"github.com/vigil-iot/vigil/audit"
 	"github.com/vigil-iot/vigil/bus"
 	"github.com/vigil-iot/vigil/client"
 	"github.com/vigil-iot/vigil/cluster"
@@ -145,6 +144,7 @@ func TestClusterFailover(t *testing.T) {
 		proc               *exec.Cmd
 	}
 	nodes := make([]*node, nn)
+	secretsKey := testSecretsKey(t) // one operator key for every node: the CA and keys are shared sealed
 	startNode := func(i int) {
 		n := &node{name: fmt.Sprintf("v%d", i+1), dataDir: filepath.Join(dir, fmt.Sprintf("vigil%d", i+1))}
 		port := freePort(t)
@@ -157,25 +157,12 @@ bus_replicas: 3
 partitions: %d
 log_level: info
 store: {driver: postgres, url: %q, schema: %s}
+secrets_key_file: %q
 cluster: {enabled: true, node: %s, lease_ttl: 6s}
-`, n.dataDir, port, natsURL, prefix, partitions, pgURL, schema, n.name)
+`, n.dataDir, port, natsURL, prefix, partitions, pgURL, schema, secretsKey, n.name)
 		path := filepath.Join(dir, n.name+".yaml")
 		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 			t.Fatal(err)
-		}
-		if i > 0 {
-			if err := os.MkdirAll(filepath.Join(n.dataDir, "pki"), 0o700); err != nil {
-				t.Fatal(err)
-			}
-			for _, f := range []string{audit.KeyFile, pki.CACertFile, pki.CAKeyFile} {
-				b, err := os.ReadFile(filepath.Join(nodes[0].dataDir, "pki", f))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(filepath.Join(n.dataDir, "pki", f), b, 0o600); err != nil {
-					t.Fatal(err)
-				}
-			}
 		}
 		n.proc = startProc(t, dir, n.name, bin, "serve", "-c", path)
 		nodes[i] = n
