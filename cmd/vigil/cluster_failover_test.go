@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,10 +33,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vigil-iot/vigil/agent/command"
 	"github.com/vigil-iot/vigil/agent/protocol"
 	"github.com/vigil-iot/vigil/bus"
 	"github.com/vigil-iot/vigil/client"
 	"github.com/vigil-iot/vigil/cluster"
+	"github.com/vigil-iot/vigil/enroll"
 	"github.com/vigil-iot/vigil/pki"
 )
 
@@ -290,10 +293,42 @@ cluster: {enabled: true, node: %s, lease_ttl: 6s}
 	dcfg := client.TLSConfig(pool)
 	dcfg.Certificates = []tls.Certificate{cert}
 	device := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: dcfg}}
-	// TODO(issue 18, command queue in the store): queue an isolate for the
-	// agent here, through the victim, and assert below that the agent
-	// polling a survivor receives it. The command queue is still a file
-	// of each node's data dir.
+	// An isolate for that agent, queued through the victim before it dies:
+	// the queue is in the store, so the agent polling a survivor gets it.
+	cmdBody, _ := json.Marshal(enroll.CommandRequest{Action: command.ActionIsolate, TTL: "10m"})
+	req, _ := http.NewRequest("POST", victim.url+"/api/v1/devices/"+enrolled.DeviceID+"/commands", bytes.NewReader(cmdBody))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var queued enroll.CommandAnswer
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || json.Unmarshal(data, &queued) != nil {
+		t.Fatalf("queue an isolate through %s: HTTP %d: %s", victim.name, resp.StatusCode, data)
+	}
+	pollIDs := func(n *node) []string {
+		t.Helper()
+		resp, err := device.Get(n.url + protocol.PathCommands + "?wait=1s")
+		if err != nil {
+			t.Fatalf("poll %s: %v", n.name, err)
+		}
+		defer resp.Body.Close()
+		var p command.Poll
+		if err := json.NewDecoder(resp.Body).Decode(&p); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("poll %s: HTTP %d: %v", n.name, resp.StatusCode, err)
+		}
+		var ids []string
+		for _, sc := range p.Commands {
+			var c command.Command
+			if err := json.Unmarshal(sc.Payload, &c); err == nil {
+				ids = append(ids, c.ID)
+			}
+		}
+		return ids
+	}
 
 	// Load: one bench per node, distinct event ids.
 	caFile := filepath.Join(nodes[0].dataDir, "pki", pki.CACertFile)
@@ -382,6 +417,15 @@ cluster: {enabled: true, node: %s, lease_ttl: 6s}
 		if code := post(device, n.url+protocol.PathRenew, protocol.RenewRequest{CSR: csr()}, nil); code != http.StatusOK {
 			t.Errorf("agent enrolled on %s: renew through %s: HTTP %d, want 200", victim.name, n.name, code)
 		}
+	}
+
+	// The isolate queued through the victim reaches the agent through a
+	// survivor, once.
+	if ids := pollIDs(survivors[0]); !slices.Contains(ids, queued.Command.ID) {
+		t.Errorf("the isolate queued through %s before its death did not reach the agent polling %s: got %v", victim.name, survivors[0].name, ids)
+	}
+	if ids := pollIDs(survivors[1]); slices.Contains(ids, queued.Command.ID) {
+		t.Errorf("the isolate was delivered twice (again through %s)", survivors[1].name)
 	}
 
 	// Then a NATS node dies.

@@ -446,6 +446,7 @@ CREATE TABLE secrets (
 	name    text PRIMARY KEY,
 	sealed  bytea NOT NULL,
 	created bigint NOT NULL
+);
 `,
 	// 17: events partitioned by time (partition.go): RANGE partitions of
 	// one UTC day each, created ahead by the store, and a default

@@ -494,6 +494,7 @@ CREATE TABLE secrets (
 	name    TEXT PRIMARY KEY,
 	sealed  BLOB NOT NULL,
 	created INTEGER NOT NULL
+);
 `,
 	// 17: reference catalogs (store.Catalogs, catalogs.go): documents by
 	// kind and name, a version per kind, and claims.
