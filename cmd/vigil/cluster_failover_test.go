@@ -316,6 +316,9 @@ cluster: {enabled: true, node: %s, lease_ttl: 6s}
 			t.Fatalf("poll %s: %v", n.name, err)
 		}
 		defer resp.Body.Close()
+		if resp.StatusCode == http.StatusNoContent { // nothing queued
+			return nil
+		}
 		var p command.Poll
 		if err := json.NewDecoder(resp.Body).Decode(&p); err != nil || resp.StatusCode != http.StatusOK {
 			t.Fatalf("poll %s: HTTP %d: %v", n.name, resp.StatusCode, err)
