@@ -40,6 +40,7 @@ type Store interface {
 	Revocations
 	Artifacts
 	Graph
+	RetroJobs
 	Close() error
 }
 

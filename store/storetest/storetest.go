@@ -62,6 +62,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Baselines/RoundTrip", testBaselines},
 		{"Exceptions/RoundTrip", testExceptions},
 		{"SavedQueries/RoundTrip", testSavedQueries},
+		{"RetroJobs/RoundTrip", testRetroJobs},
 		{"Exceptions/Counters", testExceptionCounters},
 		{"Priority/Sort", testPrioritySort},
 		{"Users", testUsers},
