@@ -60,6 +60,12 @@ func benchStore(b *testing.B) *sqlite.Store {
 	if segs > 0 {
 		b.Logf("sealed %d segments in %s", segs, time.Since(start).Round(time.Second))
 	}
+	start = time.Now()
+	if segs, err = Upgrade(ctx, s); err != nil {
+		b.Fatal(err)
+	} else if segs > 0 {
+		b.Logf("sealed %d old segments again in %s", segs, time.Since(start).Round(time.Second))
+	}
 	return s
 }
 

@@ -236,8 +236,9 @@ func (r *Retro) run(ctx context.Context, spec RetroSpec, job *RetroJob) error {
 	ws := make([]retroWorker, parts)
 	for w := range ws {
 		if spec.Rules != nil && iocs == nil && idet == nil {
-			ws[w].m = spec.Rules.NewMatcher()
+			ws[w].rs, ws[w].m = spec.Rules, spec.Rules.NewMatcher()
 		}
+		ws[w].fields = map[string]any{}
 		ws[w].onHit = func(*sigma.Rule) { ws[w].hit = true }
 	}
 	// One goroutine reads batches from the store while this one matches
@@ -252,35 +253,7 @@ func (r *Retro) run(ctx context.Context, spec RetroSpec, job *RetroJob) error {
 	var rerr error
 	go func() {
 		defer close(batches)
-		for after := int64(0); after < job.Total; {
-			var b *bodyBatch
-			select {
-			case b = <-free:
-			case <-rctx.Done():
-				return
-			}
-			b.reset()
-			n, err := r.Src.EventBodiesAfter(rctx, after, retroBatch, func(seq int64, body []byte) error {
-				after = seq
-				if seq <= job.Total {
-					b.add(seq, body)
-				}
-				return nil
-			})
-			if err != nil {
-				rerr = err
-				return
-			}
-			if n == 0 {
-				return
-			}
-			b.after = after
-			select {
-			case batches <- b:
-			case <-rctx.Done():
-				return
-			}
-		}
+		rerr = r.read(rctx, job.Total, lo, hi, free, batches)
 	}()
 	// Each batch in two parallel steps: the workers pick the events some
 	// rule may use (every parts-th event each) and decode them; then each
@@ -449,20 +422,36 @@ func bodyTime(body []byte) (int64, bool) {
 	return t.UnixNano(), true
 }
 
-// bodyBatch is a batch of stored event bodies, copied into one buffer.
+// bodyBatch is a batch of stored events: bodies read from the row store,
+// copied into one buffer, or rows of a segment rebuilt from its columns.
 type bodyBatch struct {
 	seqs  []int64
 	ends  []int
 	buf   []byte
 	after int64 // the last sequence number read
+	// A batch of segment rows: rows [lo, lo+len(seqs)) of re; bodyIdx
+	// gives per row the body read for it from the row store (-1: none,
+	// the row is rebuilt from the columns).
+	re      *rowEvents
+	lo      int
+	bodyIdx []int
 }
 
-func (b *bodyBatch) reset() { b.seqs, b.ends, b.buf = b.seqs[:0], b.ends[:0], b.buf[:0] }
+func (b *bodyBatch) reset() {
+	b.seqs, b.ends, b.buf, b.bodyIdx, b.re, b.lo = b.seqs[:0], b.ends[:0], b.buf[:0], b.bodyIdx[:0], nil, 0
+}
 
 func (b *bodyBatch) add(seq int64, body []byte) {
 	b.buf = append(b.buf, body...)
 	b.seqs = append(b.seqs, seq)
 	b.ends = append(b.ends, len(b.buf))
+}
+
+// addBody keeps a body without a row of its own (a segment row's).
+func (b *bodyBatch) addBody(body []byte) int {
+	b.buf = append(b.buf, body...)
+	b.ends = append(b.ends, len(b.buf))
+	return len(b.ends) - 1
 }
 
 func (b *bodyBatch) body(i int) []byte {
@@ -475,7 +464,11 @@ func (b *bodyBatch) body(i int) []byte {
 
 // retroWorker is the state of one of a retro-hunt's parallel workers.
 type retroWorker struct {
-	m       *sigma.Matcher // the JSON prefilter (nil: every event is decoded)
+	rs      *sigma.RuleSet
+	m       *sigma.Matcher // the prefilter (nil: every event is decoded)
+	ev      vigil.Event    // a segment row the prefilter reads
+	nw      vigil.Network
+	fields  map[string]any
 	hit     bool
 	onHit   func(*sigma.Rule)
 	parser  fastjson.Parser
@@ -488,7 +481,14 @@ type retroWorker struct {
 // time range [lo, hi) that some rule may use.
 func (wk *retroWorker) pick(b *bodyBatch, w, parts int, lo, hi int64, hits []*vigil.Event) {
 	for i := w; i < len(b.seqs); i += parts {
-		seq, body := b.seqs[i], b.body(i)
+		k := i
+		if b.re != nil {
+			if k = b.bodyIdx[i]; k < 0 {
+				wk.pickRow(b, i, lo, hi, hits)
+				continue
+			}
+		}
+		seq, body := b.seqs[i], b.body(k)
 		t, ok := bodyTime(body)
 		if ok && (t < lo || t >= hi) {
 			continue
@@ -511,6 +511,25 @@ func (wk *retroWorker) pick(b *bodyBatch, w, parts int, lo, hi int64, hits []*vi
 		wk.matched++
 		hits[i] = &ev
 	}
+}
+
+// pickRow is pick for row i of a segment batch, rebuilt from the
+// columns: the prefilter reads the row in the worker's own event, and
+// only a row some rule may use becomes an event of its own.
+func (wk *retroWorker) pickRow(b *bodyBatch, i int, lo, hi int64, hits []*vigil.Event) {
+	row := b.lo + i
+	if t := b.re.seg.times[row]; t < lo || t >= hi {
+		return
+	}
+	wk.matched++
+	if wk.m != nil {
+		b.re.fill(&wk.ev, row, wk.fields, &wk.nw)
+		wk.hit = false
+		if wk.rs.MatchEvent(wk.m, &wk.ev, wk.onHit); !wk.hit {
+			return
+		}
+	}
+	hits[i] = b.re.event(row)
 }
 
 // partitions is how many partitions (and workers) a job uses.
