@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"runtime"
 	"strings"
@@ -522,14 +523,26 @@ func (wk *retroWorker) pickRow(b *bodyBatch, i int, lo, hi int64, hits []*vigil.
 		return
 	}
 	wk.matched++
-	if wk.m != nil {
-		b.re.fill(&wk.ev, row, wk.fields, &wk.nw)
-		wk.hit = false
-		if wk.rs.MatchEvent(wk.m, &wk.ev, wk.onHit); !wk.hit {
-			return
-		}
+	if wk.m == nil {
+		hits[i] = b.re.event(row)
+		return
 	}
-	hits[i] = b.re.event(row)
+	b.re.fill(&wk.ev, row, wk.fields, &wk.nw)
+	wk.hit = false
+	if wk.rs.MatchEvent(wk.m, &wk.ev, wk.onHit); !wk.hit {
+		return
+	}
+	// A copy of the row the prefilter read, the event's own.
+	ev := new(vigil.Event)
+	*ev = wk.ev
+	if ev.Fields != nil {
+		ev.Fields = maps.Clone(ev.Fields)
+	}
+	if ev.Network != nil {
+		nw := *ev.Network
+		ev.Network = &nw
+	}
+	hits[i] = ev
 }
 
 // partitions is how many partitions (and workers) a job uses.

@@ -21,7 +21,7 @@ import (
 type rowEvents struct {
 	seg   *segment
 	fixed [14]*colValues // by index in fixedFields
-	other []*colValues // the columns of Fields, by name
+	other []*colValues   // the columns of Fields, by name
 }
 
 type colValues struct {
