@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"maps"
 	"net/netip"
 	"runtime"
 	"strings"
@@ -532,17 +531,7 @@ func (wk *retroWorker) pickRow(b *bodyBatch, i int, lo, hi int64, hits []*vigil.
 	if wk.rs.MatchEvent(wk.m, &wk.ev, wk.onHit); !wk.hit {
 		return
 	}
-	// A copy of the row the prefilter read, the event's own.
-	ev := new(vigil.Event)
-	*ev = wk.ev
-	if ev.Fields != nil {
-		ev.Fields = maps.Clone(ev.Fields)
-	}
-	if ev.Network != nil {
-		nw := *ev.Network
-		ev.Network = &nw
-	}
-	hits[i] = ev
+	hits[i] = own(&wk.ev) // a copy of the row the prefilter read
 }
 
 // partitions is how many partitions (and workers) a job uses.

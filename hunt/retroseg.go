@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -64,7 +65,13 @@ func newRowEvents(seg *segment) *rowEvents {
 		if fx >= 0 {
 			cv.strs = make([]string, len(col.dict))
 			for i := 1; i < len(col.dict); i++ {
-				cv.strs[i] = strings.Clone(col.dict[i])
+				if fx == fxID {
+					// One per row: pointing into the column; an event
+					// of its own gets a copy (rowEvents.own).
+					cv.strs[i] = col.dict[i]
+				} else {
+					cv.strs[i] = strings.Clone(col.dict[i])
+				}
 			}
 			if fx == fxSrcIP || fx == fxDstIP {
 				cv.addrs = make([]netip.Addr, len(col.dict))
@@ -159,7 +166,24 @@ func (re *rowEvents) event(i int) *vigil.Event {
 	}
 	ev := new(vigil.Event)
 	re.fill(ev, i, make(map[string]any, n), new(vigil.Network))
+	ev.ID = strings.Clone(ev.ID)
 	return ev
+}
+
+// own returns a copy of a rebuilt event that shares nothing with a
+// segment's columns or with ev: the event's own.
+func own(ev *vigil.Event) *vigil.Event {
+	c := new(vigil.Event)
+	*c = *ev
+	c.ID = strings.Clone(ev.ID)
+	if ev.Fields != nil {
+		c.Fields = maps.Clone(ev.Fields)
+	}
+	if ev.Network != nil {
+		nw := *ev.Network
+		c.Network = &nw
+	}
+	return c
 }
 
 // errStopRows ends a read of the row store at a sequence number.
