@@ -60,6 +60,12 @@ func benchStore(b *testing.B) *sqlite.Store {
 	if segs > 0 {
 		b.Logf("sealed %d segments in %s", segs, time.Since(start).Round(time.Second))
 	}
+	start = time.Now()
+	if segs, err = Upgrade(ctx, s); err != nil {
+		b.Fatal(err)
+	} else if segs > 0 {
+		b.Logf("sealed %d old segments again in %s", segs, time.Since(start).Round(time.Second))
+	}
 	return s
 }
 
@@ -141,13 +147,13 @@ func BenchmarkRetroHuntPack(b *testing.B) {
 	cpu0 := cpuTime()
 	for b.Loop() {
 		// Alerts are counted, not kept: the server publishes and drops them.
-		r := &Retro{Src: s, Publish: func(context.Context, []vigil.Alert) error { return nil }}
+		r := &Retro{Src: s, Store: s, Publish: func(context.Context, []vigil.Alert) error { return nil }}
 		id, err := r.Start(context.Background(), RetroSpec{Rules: rs, RulesName: "builtin"})
 		if err != nil {
 			b.Fatal(err)
 		}
 		r.Wait()
-		if job, err = r.Job(id); err != nil || job.State != "done" {
+		if job, err = r.Job(context.Background(), id); err != nil || job.State != "done" {
 			b.Fatalf("job %+v, %v", job, err)
 		}
 	}

@@ -50,10 +50,19 @@ func FuzzDecodeColumn(f *testing.F) {
 	for _, c := range st.Columns {
 		f.Add(c, 200)
 	}
-	f.Add(st.Meta, -1)
+	f.Add(st.Meta, -1) // version 2, with rows marked inexact
+	v1 := (&segment{seqs: []int64{1, 2, 5}, times: []int64{10, 10, 7}}).encode().Meta
+	v1 = v1[:len(v1)-1]
+	v1[0] = 1
+	f.Add(v1, -1)
 	f.Fuzz(func(t *testing.T, data []byte, rows int) {
 		if rows < 0 {
-			decodeMeta(data)
+			seqs, _, inexact, _, err := decodeMetaRows(data)
+			for i, r := range inexact {
+				if err == nil && (r >= len(seqs) || (i > 0 && r <= inexact[i-1])) {
+					t.Fatalf("inexact rows %v of %d", inexact, len(seqs))
+				}
+			}
 			return
 		}
 		c, err := decodeColumn(data, rows%100000)

@@ -101,6 +101,7 @@ func TestRunAgreesWithEventsPostgres(t *testing.T) { runAgrees(t, openPostgres(t
 // eventStore is what the tests need of a store.
 type eventStore interface {
 	store.Analytics
+	store.RetroJobs
 	PutEvents(ctx context.Context, events []vigil.Event) error
 }
 

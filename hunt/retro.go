@@ -21,43 +21,42 @@ import (
 	"github.com/vigil-iot/vigil/store"
 )
 
-// RetroSpec is what a retro-hunt runs and over which stored events.
+// RetroSpec is what a retro-hunt runs and over which stored events (the
+// job keeps a summary: vigil.RetroJobSpec).
 type RetroSpec struct {
 	// Rules is a Sigma rule set (nil: none).
-	Rules *sigma.RuleSet `json:"-"`
+	Rules *sigma.RuleSet
 	// RulesName names it in the job ("builtin", a file name).
-	RulesName string `json:"rules,omitempty"`
+	RulesName string
 	// Indicators are values (addresses, domains, hashes, user names, ...)
 	// that any field of an event may hold.
-	Indicators []string `json:"indicators,omitempty"`
+	Indicators []string
 	// IndicatorSource names where the indicators come from (a feed).
-	IndicatorSource string `json:"indicator_source,omitempty"`
+	IndicatorSource string
 	// Intel are threat-intel indicators, matched as the live IOC detector
-	// (detect/intel) matches them; IntelCount says how many.
-	Intel      []feeds.Indicator `json:"-"`
-	IntelCount int               `json:"intel_indicators,omitempty"`
+	// (detect/intel) matches them.
+	Intel []feeds.Indicator
 	// Since and Until bound the event times (zero: unbounded).
-	Since time.Time `json:"since,omitzero"`
-	Until time.Time `json:"until,omitzero"`
+	Since, Until time.Time
 }
 
-// RetroJob is the state of a retro-hunt.
-type RetroJob struct {
-	ID       string    `json:"id"`
-	Spec     RetroSpec `json:"spec"`
-	State    string    `json:"state"` // running, done, failed
-	Started  time.Time `json:"started"`
-	Finished time.Time `json:"finished,omitzero"`
-	// Total is how many events were stored when the job started; Scanned
-	// how many it has read (Progress is their ratio), Matched how many
-	// were in its time range.
-	Total    int64   `json:"total"`
-	Scanned  int64   `json:"scanned"`
-	Matched  int64   `json:"matched"`
-	Alerts   int     `json:"alerts"`
-	Progress float64 `json:"progress"`
-	Error    string  `json:"error,omitempty"`
+// RetroJob is the state of a retro-hunt, as the store keeps it.
+type RetroJob = vigil.RetroJob
+
+// summary is what a job keeps of its spec.
+func (spec RetroSpec) summary() vigil.RetroJobSpec {
+	return vigil.RetroJobSpec{RulesName: spec.RulesName, Indicators: spec.Indicators, IndicatorSource: spec.IndicatorSource,
+		IntelCount: len(spec.Intel), Since: spec.Since, Until: spec.Until}
 }
+
+// RetroSaveEvery is how often a running job writes its progress to the
+// store; RetroStale is how long a running job may go without writing
+// before it is shown as vigil.RetroInterrupted (the node running it
+// stopped: jobs are not resumed).
+const (
+	RetroSaveEvery = 2 * time.Second
+	RetroStale     = 2 * time.Minute
+)
 
 // retroBatch is how many stored events a retro-hunt reads at a time.
 const retroBatch = 4096
@@ -68,7 +67,10 @@ const retroBatch = 4096
 // Retro (Publish: the alerts stream, so they go through the normal alert
 // stage).
 type Retro struct {
-	Src     store.Analytics
+	Src store.Analytics
+	// Store keeps the jobs: the node running one writes its state there
+	// as it progresses (every RetroSaveEvery), any node reads them.
+	Store   store.RetroJobs
 	Publish func(ctx context.Context, alerts []vigil.Alert) error
 	Clock   vigil.Clock
 	Log     *slog.Logger
@@ -76,16 +78,14 @@ type Retro struct {
 	// a job uses (default: the number of cores, at most 8).
 	Partitions int
 
-	mu   sync.Mutex
-	jobs map[string]*RetroJob
-	wg   sync.WaitGroup
+	mu sync.Mutex // guards the running jobs' state
+	wg sync.WaitGroup
 }
 
 // Start starts a job and returns its id; it runs until done or ctx ends
 // (a job outlives the request that started it: give it the server's
 // context).
 func (r *Retro) Start(ctx context.Context, spec RetroSpec) (string, error) {
-	spec.IntelCount = len(spec.Intel)
 	if spec.Rules == nil && len(spec.Indicators) == 0 && len(spec.Intel) == 0 {
 		return "", vigil.Errorf(vigil.EINVALID, "a retro-hunt needs rules or indicators")
 	}
@@ -96,27 +96,33 @@ func (r *Retro) Start(ctx context.Context, spec RetroSpec) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	job := &RetroJob{ID: vigil.NewID(), Spec: spec, State: "running", Started: r.clock().Now().UTC(), Total: total}
-	r.mu.Lock()
-	if r.jobs == nil {
-		r.jobs = map[string]*RetroJob{}
+	now := r.clock().Now().UTC()
+	job := &RetroJob{ID: vigil.NewID(), Spec: spec.summary(), State: vigil.RetroRunning, Started: now, Updated: now, Total: total}
+	if err := r.Store.PutRetroJob(ctx, *job); err != nil {
+		return "", err
 	}
-	r.jobs[job.ID] = job
-	r.mu.Unlock()
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		err := r.run(ctx, job)
+		err := r.run(ctx, spec, job)
 		r.mu.Lock()
-		defer r.mu.Unlock()
 		job.Finished = r.clock().Now().UTC()
+		job.Updated = job.Finished
 		if err != nil {
-			job.State, job.Error = "failed", err.Error()
+			job.State, job.Error = vigil.RetroFailed, err.Error()
 			r.log().Warn("retro-hunt failed", "job", job.ID, "err", err)
-			return
+		} else {
+			job.State, job.Progress = vigil.RetroDone, 1
+			r.log().Info("retro-hunt done", "job", job.ID, "events", job.Matched, "alerts", job.Alerts)
 		}
-		job.State, job.Progress = "done", 1
-		r.log().Info("retro-hunt done", "job", job.ID, "events", job.Matched, "alerts", job.Alerts)
+		final := *job
+		r.mu.Unlock()
+		// The end is written even when ctx ended (the server stopping).
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := r.Store.PutRetroJob(sctx, final); err != nil {
+			r.log().Warn("cannot store the end of a retro-hunt", "job", job.ID, "err", err)
+		}
 	}()
 	return job.ID, nil
 }
@@ -124,27 +130,51 @@ func (r *Retro) Start(ctx context.Context, spec RetroSpec) (string, error) {
 // Wait waits for every job started to end.
 func (r *Retro) Wait() { r.wg.Wait() }
 
-// Job returns the state of a job. ENOTFOUND when there is none.
-func (r *Retro) Job(id string) (RetroJob, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	j, ok := r.jobs[id]
-	if !ok {
-		return RetroJob{}, store.NotFound("retro-hunt", id)
+// Job returns the state of a job (any node's). ENOTFOUND when there is
+// none.
+func (r *Retro) Job(ctx context.Context, id string) (RetroJob, error) {
+	j, err := r.Store.GetRetroJob(ctx, id)
+	if err != nil {
+		return j, err
 	}
-	return *j, nil
+	return r.stale(j), nil
 }
 
-// Jobs returns every job, newest first.
-func (r *Retro) Jobs() []RetroJob {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make([]RetroJob, 0, len(r.jobs))
-	for _, j := range r.jobs {
-		out = append(out, *j)
+// Jobs returns the jobs (any node's), newest first.
+func (r *Retro) Jobs(ctx context.Context) ([]RetroJob, error) {
+	js, err := r.Store.ListRetroJobs(ctx, 0)
+	for i := range js {
+		js[i] = r.stale(js[i])
 	}
-	slicesSortJobs(out)
-	return out
+	return js, err
+}
+
+// stale shows a running job that has not written for RetroStale as
+// interrupted.
+func (r *Retro) stale(j RetroJob) RetroJob {
+	if j.State == vigil.RetroRunning && r.clock().Now().Sub(j.Updated) > RetroStale {
+		j.State = vigil.RetroInterrupted
+		j.Error = "no progress since " + j.Updated.Format(time.RFC3339) + ": the node running it stopped"
+	}
+	return j
+}
+
+// saveProgress writes a running job's state when RetroSaveEvery has
+// passed since the last write (a failed write is logged: the job goes
+// on).
+func (r *Retro) saveProgress(ctx context.Context, job *RetroJob) {
+	now := r.clock().Now().UTC()
+	r.mu.Lock()
+	if now.Sub(job.Updated) < RetroSaveEvery {
+		r.mu.Unlock()
+		return
+	}
+	job.Updated = now
+	cur := *job
+	r.mu.Unlock()
+	if err := r.Store.PutRetroJob(ctx, cur); err != nil && ctx.Err() == nil {
+		r.log().Warn("cannot store retro-hunt progress", "job", job.ID, "err", err)
+	}
 }
 
 func (r *Retro) clock() vigil.Clock {
@@ -161,8 +191,7 @@ func (r *Retro) log() *slog.Logger {
 	return r.Log.With("component", "hunt.retro")
 }
 
-func (r *Retro) run(ctx context.Context, job *RetroJob) error {
-	spec := job.Spec
+func (r *Retro) run(ctx context.Context, spec RetroSpec, job *RetroJob) error {
 	var det *sigma.Detector
 	if spec.Rules != nil {
 		det = sigma.NewDetector(spec.Rules, sigma.DetectorOptions{Clock: r.clock(), Logger: r.Log})
@@ -207,8 +236,9 @@ func (r *Retro) run(ctx context.Context, job *RetroJob) error {
 	ws := make([]retroWorker, parts)
 	for w := range ws {
 		if spec.Rules != nil && iocs == nil && idet == nil {
-			ws[w].m = spec.Rules.NewMatcher()
+			ws[w].rs, ws[w].m = spec.Rules, spec.Rules.NewMatcher()
 		}
+		ws[w].fields = map[string]any{}
 		ws[w].onHit = func(*sigma.Rule) { ws[w].hit = true }
 	}
 	// One goroutine reads batches from the store while this one matches
@@ -223,35 +253,7 @@ func (r *Retro) run(ctx context.Context, job *RetroJob) error {
 	var rerr error
 	go func() {
 		defer close(batches)
-		for after := int64(0); after < job.Total; {
-			var b *bodyBatch
-			select {
-			case b = <-free:
-			case <-rctx.Done():
-				return
-			}
-			b.reset()
-			n, err := r.Src.EventBodiesAfter(rctx, after, retroBatch, func(seq int64, body []byte) error {
-				after = seq
-				if seq <= job.Total {
-					b.add(seq, body)
-				}
-				return nil
-			})
-			if err != nil {
-				rerr = err
-				return
-			}
-			if n == 0 {
-				return
-			}
-			b.after = after
-			select {
-			case batches <- b:
-			case <-rctx.Done():
-				return
-			}
-		}
+		rerr = r.read(rctx, job.Total, lo, hi, free, batches)
 	}()
 	// Each batch in two parallel steps: the workers pick the events some
 	// rule may use (every parts-th event each) and decode them; then each
@@ -323,6 +325,7 @@ func (r *Retro) run(ctx context.Context, job *RetroJob) error {
 		if err := flush(); err != nil {
 			return err
 		}
+		r.saveProgress(ctx, job)
 	}
 	if rerr != nil {
 		return rerr
@@ -395,14 +398,6 @@ func indicatorAlert(ev *vigil.Event, iocs map[string]string, source string, now 
 	return vigil.Alert{}, false
 }
 
-func slicesSortJobs(js []RetroJob) {
-	for i := 1; i < len(js); i++ {
-		for j := i; j > 0 && js[j].Started.After(js[j-1].Started); j-- {
-			js[j], js[j-1] = js[j-1], js[j]
-		}
-	}
-}
-
 // bodyTime reads the time of a stored event from its JSON: the first
 // "time" member, the event's own (it comes before "fields" both as Vigil
 // encodes events and as PostgreSQL orders jsonb keys; a quote inside a
@@ -427,20 +422,36 @@ func bodyTime(body []byte) (int64, bool) {
 	return t.UnixNano(), true
 }
 
-// bodyBatch is a batch of stored event bodies, copied into one buffer.
+// bodyBatch is a batch of stored events: bodies read from the row store,
+// copied into one buffer, or rows of a segment rebuilt from its columns.
 type bodyBatch struct {
 	seqs  []int64
 	ends  []int
 	buf   []byte
 	after int64 // the last sequence number read
+	// A batch of segment rows: rows [lo, lo+len(seqs)) of re; bodyIdx
+	// gives per row the body read for it from the row store (-1: none,
+	// the row is rebuilt from the columns).
+	re      *rowEvents
+	lo      int
+	bodyIdx []int
 }
 
-func (b *bodyBatch) reset() { b.seqs, b.ends, b.buf = b.seqs[:0], b.ends[:0], b.buf[:0] }
+func (b *bodyBatch) reset() {
+	b.seqs, b.ends, b.buf, b.bodyIdx, b.re, b.lo = b.seqs[:0], b.ends[:0], b.buf[:0], b.bodyIdx[:0], nil, 0
+}
 
 func (b *bodyBatch) add(seq int64, body []byte) {
 	b.buf = append(b.buf, body...)
 	b.seqs = append(b.seqs, seq)
 	b.ends = append(b.ends, len(b.buf))
+}
+
+// addBody keeps a body without a row of its own (a segment row's).
+func (b *bodyBatch) addBody(body []byte) int {
+	b.buf = append(b.buf, body...)
+	b.ends = append(b.ends, len(b.buf))
+	return len(b.ends) - 1
 }
 
 func (b *bodyBatch) body(i int) []byte {
@@ -453,7 +464,11 @@ func (b *bodyBatch) body(i int) []byte {
 
 // retroWorker is the state of one of a retro-hunt's parallel workers.
 type retroWorker struct {
-	m       *sigma.Matcher // the JSON prefilter (nil: every event is decoded)
+	rs      *sigma.RuleSet
+	m       *sigma.Matcher // the prefilter (nil: every event is decoded)
+	ev      vigil.Event    // a segment row the prefilter reads
+	nw      vigil.Network
+	fields  map[string]any
 	hit     bool
 	onHit   func(*sigma.Rule)
 	parser  fastjson.Parser
@@ -466,7 +481,14 @@ type retroWorker struct {
 // time range [lo, hi) that some rule may use.
 func (wk *retroWorker) pick(b *bodyBatch, w, parts int, lo, hi int64, hits []*vigil.Event) {
 	for i := w; i < len(b.seqs); i += parts {
-		seq, body := b.seqs[i], b.body(i)
+		k := i
+		if b.re != nil {
+			if k = b.bodyIdx[i]; k < 0 {
+				wk.pickRow(b, i, lo, hi, hits)
+				continue
+			}
+		}
+		seq, body := b.seqs[i], b.body(k)
 		t, ok := bodyTime(body)
 		if ok && (t < lo || t >= hi) {
 			continue
@@ -489,6 +511,27 @@ func (wk *retroWorker) pick(b *bodyBatch, w, parts int, lo, hi int64, hits []*vi
 		wk.matched++
 		hits[i] = &ev
 	}
+}
+
+// pickRow is pick for row i of a segment batch, rebuilt from the
+// columns: the prefilter reads the row in the worker's own event, and
+// only a row some rule may use becomes an event of its own.
+func (wk *retroWorker) pickRow(b *bodyBatch, i int, lo, hi int64, hits []*vigil.Event) {
+	row := b.lo + i
+	if t := b.re.seg.times[row]; t < lo || t >= hi {
+		return
+	}
+	wk.matched++
+	if wk.m == nil {
+		hits[i] = b.re.event(row)
+		return
+	}
+	b.re.fill(&wk.ev, row, wk.fields, &wk.nw)
+	wk.hit = false
+	if wk.rs.MatchEvent(wk.m, &wk.ev, wk.onHit); !wk.hit {
+		return
+	}
+	hits[i] = own(&wk.ev) // a copy of the row the prefilter read
 }
 
 // partitions is how many partitions (and workers) a job uses.

@@ -2,6 +2,7 @@ package hunt
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -23,6 +24,11 @@ const SegmentRows = 16384
 // committed: on PostgreSQL, identity values are taken before commit, so
 // the sealer passes the greatest number seen one round earlier (Sealer).
 func Seal(ctx context.Context, src store.Analytics, upTo int64) (int, error) {
+	return seal(ctx, src, upTo, SegmentRows)
+}
+
+// seal is Seal with segments of size rows (tests make small ones).
+func seal(ctx context.Context, src store.Analytics, upTo int64, size int) (int, error) {
 	after, err := src.SealedSeq(ctx)
 	if err != nil {
 		return 0, err
@@ -33,7 +39,7 @@ func Seal(ctx context.Context, src store.Analytics, upTo int64) (int, error) {
 		b := newBuilder()
 		last := after
 		var berr error
-		rows, err := src.EventBodiesAfter(ctx, after, SegmentRows, func(seq int64, body []byte) error {
+		rows, err := src.EventBodiesAfter(ctx, after, size, func(seq int64, body []byte) error {
 			last = seq
 			if berr == nil {
 				berr = b.addJSON(&p, seq, body)
@@ -43,7 +49,7 @@ func Seal(ctx context.Context, src store.Analytics, upTo int64) (int, error) {
 		if err != nil {
 			return n, err
 		}
-		if rows < SegmentRows || last > upTo {
+		if rows < size || last > upTo {
 			return n, nil
 		}
 		if berr != nil {
@@ -79,6 +85,11 @@ func (s *Sealer) Run(ctx context.Context) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	var seen int64
+	if n, err := Upgrade(ctx, s.Src); err != nil && ctx.Err() == nil {
+		log.Warn("cannot seal old segments again", "err", err)
+	} else if n > 0 {
+		log.Info("sealed old segments again", "segments", n)
+	}
 	for {
 		if seen > 0 {
 			if n, err := Seal(ctx, s.Src, seen); err != nil {
@@ -99,4 +110,47 @@ func (s *Sealer) Run(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// Upgrade seals again, from the row store, the segments sealed before
+// their rows were marked exact or not (version 1), so that retro-hunts
+// read them from their columns; it returns how many it sealed. A segment
+// whose events are no longer all stored (retention) is left as it is.
+func Upgrade(ctx context.Context, src store.Analytics) (int, error) {
+	infos, err := src.Segments(ctx, time.Time{}, time.Time{})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var p fastjson.Parser
+	for _, si := range infos {
+		if len(si.Meta) == 0 || si.Meta[0] != 1 {
+			continue
+		}
+		b := newBuilder()
+		var berr error
+		rows, err := src.EventBodiesAfter(ctx, si.First-1, si.Rows, func(seq int64, body []byte) error {
+			if seq > si.Last {
+				return errStopRows
+			}
+			if berr == nil {
+				berr = b.addJSON(&p, seq, body)
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errStopRows) {
+			return n, err
+		}
+		if berr != nil {
+			return n, fmt.Errorf("cannot seal events %d-%d again: %w", si.First, si.Last, berr)
+		}
+		if rows != si.Rows || b.seg.seqs[0] != si.First || b.seg.seqs[rows-1] != si.Last {
+			continue
+		}
+		if err := src.PutSegment(ctx, b.finish().encode()); err != nil {
+			return n, fmt.Errorf("cannot seal events %d-%d again: %w", si.First, si.Last, err)
+		}
+		n++
+	}
+	return n, nil
 }

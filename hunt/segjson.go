@@ -36,6 +36,12 @@ func (b *builder) addJSON(p *fastjson.Parser, seq int64, body []byte) error {
 	}
 	b.seg.seqs = append(b.seg.seqs, seq)
 	b.seg.times = append(b.seg.times, t.UnixNano())
+	// A row is rebuilt from the columns (a retro-hunt reads them) only
+	// when that gives the event decodeEvent gives (but Received); the
+	// others are marked and read from the row store.
+	if t.Location() != time.UTC {
+		b.lossy = true
+	}
 	str := func(key, field string) {
 		if x := o.Get(key); x != nil && x.Type() == fastjson.TypeString {
 			if s := x.GetStringBytes(); len(s) > 0 {
@@ -51,7 +57,9 @@ func (b *builder) addJSON(p *fastjson.Parser, seq int64, body []byte) error {
 	str("category", "event.category")
 	str("action", "event.action")
 	str("outcome", "event.outcome")
-	if x := o.Get("severity"); x != nil && x.Type() == fastjson.TypeString {
+	if x := o.Get("severity"); x != nil && x.Type() != fastjson.TypeString && x.Type() != fastjson.TypeNull {
+		b.lossy = true
+	} else if x != nil && x.Type() == fastjson.TypeString {
 		if sev, err := vigil.ParseSeverity(string(x.GetStringBytes())); err == nil && sev != 0 {
 			b.setText("event.severity", kNumber, strconv.Itoa(int(sev)))
 		}
@@ -78,6 +86,17 @@ func (b *builder) addJSON(p *fastjson.Parser, seq int64, body []byte) error {
 		netNum("src_port", "source.port", 2)
 		netStr("dst_ip", "destination.ip", 3)
 		netNum("dst_port", "destination.port", 4)
+		set := 0
+		for _, ok := range netSet {
+			if ok {
+				set++
+			}
+		}
+		if set == 0 || set != no.Len() {
+			b.lossy = true // an empty network, or members not rebuilt
+		}
+	} else if n != nil && n.Type() != fastjson.TypeNull {
+		b.lossy = true
 	}
 	if f := o.Get("fields"); f != nil && f.Type() == fastjson.TypeObject {
 		fo, _ := f.Object()
@@ -100,9 +119,13 @@ func (b *builder) addJSON(p *fastjson.Parser, seq int64, body []byte) error {
 				case "destination.port":
 					i = 4
 				}
+				b.lossy = true // which of the two it was is not kept
 				if i < 0 || netSet[i] {
 					return
 				}
+			}
+			if !exactJSON(x) {
+				b.lossy = true
 			}
 			kind, text := jsonValue(x)
 			b.setText(canonical(k), kind, text)
@@ -110,6 +133,27 @@ func (b *builder) addJSON(p *fastjson.Parser, seq int64, body []byte) error {
 	}
 	b.endRow()
 	return nil
+}
+
+// exactJSON says whether a field value is rebuilt as decodeEvent gives
+// it from its column: strings, numbers, booleans, lists of strings.
+func exactJSON(x *fastjson.Value) bool {
+	switch x.Type() {
+	case fastjson.TypeString, fastjson.TypeTrue, fastjson.TypeFalse:
+		return true
+	case fastjson.TypeNumber:
+		_, err := x.Float64()
+		return err == nil
+	case fastjson.TypeArray:
+		arr, _ := x.Array()
+		for _, e := range arr {
+			if e.Type() != fastjson.TypeString {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // jsonValue is valueOf for a value as encoding/json would decode it (and

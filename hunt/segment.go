@@ -23,6 +23,11 @@ type segment struct {
 	times []int64
 	cols  map[string]*column
 	names []string // every field of the segment (raw rows read them all)
+	// inexact lists the rows (indexes, ascending) from which the event
+	// cannot be rebuilt exactly as stored (see builder.inexactRow); nil
+	// with exact false when the segment does not say (version 1).
+	inexact []int
+	exact   bool
 }
 
 type column struct {
@@ -53,6 +58,8 @@ type builder struct {
 	seg  segment
 	idx  map[string]map[string]uint32 // per field: kind+text → id
 	rows int
+	// lossy is set while adding a row that cannot be rebuilt exactly.
+	lossy bool
 }
 
 func newBuilder() *builder {
@@ -113,6 +120,9 @@ func (b *builder) setText(name string, kind byte, text string) {
 func (b *builder) add(seq int64, e *vigil.Event) {
 	b.seg.seqs = append(b.seg.seqs, seq)
 	b.seg.times = append(b.seg.times, e.Time.UnixNano())
+	if e.Time.Location() != time.UTC || (e.Network != nil && *e.Network == (vigil.Network{})) {
+		b.lossy = true
+	}
 	for _, f := range fixedFields {
 		if v, ok := e.Field(f); ok {
 			b.set(f, v)
@@ -120,15 +130,40 @@ func (b *builder) add(seq int64, e *vigil.Event) {
 	}
 	for k, v := range e.Fields {
 		if isFixed(k) {
+			b.lossy = true
 			continue // read above, as vigil.Event.Field reads it
+		}
+		if !exactValue(v) {
+			b.lossy = true
 		}
 		b.set(canonical(k), v)
 	}
 	b.endRow()
 }
 
+// exactValue says whether a field value is rebuilt as it is from its
+// column: strings, numbers, booleans and lists of strings.
+func exactValue(v any) bool {
+	switch x := v.(type) {
+	case string, float64, bool, []string:
+		return true
+	case []any:
+		for _, e := range x {
+			if _, ok := e.(string); !ok {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
 // endRow ends the current row: the columns it has no value in get 0.
 func (b *builder) endRow() {
+	if b.lossy {
+		b.seg.inexact = append(b.seg.inexact, b.rows)
+		b.lossy = false
+	}
 	b.rows++
 	for _, col := range b.seg.cols {
 		if len(col.ids) < b.rows {
@@ -172,6 +207,14 @@ func (s *segment) encode() store.Segment {
 		meta = binary.AppendVarint(meta, s.times[i]-prevT)
 		prevS, prevT = s.seqs[i], s.times[i]
 		lo, hi = min(lo, s.times[i]), max(hi, s.times[i])
+	}
+	// Version 2: then the rows that cannot be rebuilt exactly.
+	meta[0] = 2
+	meta = binary.AppendUvarint(meta, uint64(len(s.inexact)))
+	prev := 0
+	for _, r := range s.inexact {
+		meta = binary.AppendUvarint(meta, uint64(r-prev))
+		prev = r
 	}
 	out.Meta = meta
 	out.MinTime, out.MaxTime = time.Unix(0, lo).UTC(), time.Unix(0, hi).UTC()
@@ -220,13 +263,20 @@ var errCorrupt = errors.New("corrupt segment")
 
 // decodeMeta reads a segment's sequence numbers and times.
 func decodeMeta(meta []byte) (seqs, times []int64, err error) {
-	if len(meta) < 1 || meta[0] != 1 {
-		return nil, nil, errCorrupt
+	seqs, times, _, _, err = decodeMetaRows(meta)
+	return seqs, times, err
+}
+
+// decodeMetaRows reads a segment's sequence numbers and times and, from
+// version 2 on (exact true), the rows that cannot be rebuilt exactly.
+func decodeMetaRows(meta []byte) (seqs, times []int64, inexact []int, exact bool, err error) {
+	if len(meta) < 1 || (meta[0] != 1 && meta[0] != 2) {
+		return nil, nil, nil, false, errCorrupt
 	}
 	b := meta[1:]
 	n, k := binary.Uvarint(b)
 	if k <= 0 || n > uint64(len(b)) {
-		return nil, nil, errCorrupt
+		return nil, nil, nil, false, errCorrupt
 	}
 	b = b[k:]
 	seqs, times = make([]int64, n), make([]int64, n)
@@ -234,18 +284,37 @@ func decodeMeta(meta []byte) (seqs, times []int64, err error) {
 	for i := range n {
 		ds, k1 := binary.Varint(b)
 		if k1 <= 0 {
-			return nil, nil, errCorrupt
+			return nil, nil, nil, false, errCorrupt
 		}
 		b = b[k1:]
 		dt, k2 := binary.Varint(b)
 		if k2 <= 0 {
-			return nil, nil, errCorrupt
+			return nil, nil, nil, false, errCorrupt
 		}
 		b = b[k2:]
 		s, t = s+ds, t+dt
 		seqs[i], times[i] = s, t
 	}
-	return seqs, times, nil
+	if meta[0] == 1 {
+		return seqs, times, nil, false, nil
+	}
+	m, k := binary.Uvarint(b)
+	if k <= 0 || m > n {
+		return nil, nil, nil, false, errCorrupt
+	}
+	b = b[k:]
+	inexact = make([]int, m)
+	r := uint64(0)
+	for i := range inexact {
+		d, k := binary.Uvarint(b)
+		if k <= 0 || (i > 0 && d == 0) || r+d >= n {
+			return nil, nil, nil, false, errCorrupt
+		}
+		b = b[k:]
+		r += d
+		inexact[i] = int(r)
+	}
+	return seqs, times, inexact, true, nil
 }
 
 // decodeColumn reads a column of rows events.
@@ -307,11 +376,11 @@ func decodeColumn(b []byte, rows int) (*column, error) {
 // decodeSegment makes a segment from its stored form (with the columns
 // asked for).
 func decodeSegment(info store.SegmentInfo, cols map[string][]byte) (*segment, error) {
-	seqs, times, err := decodeMeta(info.Meta)
+	seqs, times, inexact, exact, err := decodeMetaRows(info.Meta)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read segment %d: %w", info.First, err)
 	}
-	s := &segment{seqs: seqs, times: times, cols: make(map[string]*column, len(cols))}
+	s := &segment{seqs: seqs, times: times, cols: make(map[string]*column, len(cols)), inexact: inexact, exact: exact}
 	for name, b := range cols {
 		c, err := decodeColumn(b, len(seqs))
 		if err != nil {

@@ -44,6 +44,7 @@ type Store interface {
 	UpdatePlans
 	Commands
 	Secrets
+	RetroJobs
 	Close() error
 }
 

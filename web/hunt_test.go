@@ -77,7 +77,7 @@ func TestRetrohuntAPI(t *testing.T) {
 	)
 	var retro *hunt.Retro
 	e := newEnv(t, func(o *Options) {
-		retro = &hunt.Retro{Src: o.Store.(store.Analytics), Publish: func(_ context.Context, as []vigil.Alert) error {
+		retro = &hunt.Retro{Src: o.Store.(store.Analytics), Store: o.Store, Publish: func(_ context.Context, as []vigil.Alert) error {
 			mu.Lock()
 			defer mu.Unlock()
 			alerts = append(alerts, as...)

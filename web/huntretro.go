@@ -66,7 +66,7 @@ func RetrohuntRoutes(rh *Retrohunt) []Route {
 			if err != nil {
 				return err
 			}
-			job, err := rh.Retro.Job(id)
+			job, err := rh.Retro.Job(r.Context(), id)
 			if err != nil {
 				return err
 			}
@@ -74,11 +74,15 @@ func RetrohuntRoutes(rh *Retrohunt) []Route {
 			return nil
 		})},
 		{Method: "GET", Pattern: p, Perm: auth.PermRead, Handler: handle(func(w http.ResponseWriter, r *http.Request) error {
-			writeJSON(w, http.StatusOK, api.List[hunt.RetroJob]{Items: rh.Retro.Jobs()})
+			jobs, err := rh.Retro.Jobs(r.Context())
+			if err != nil {
+				return err
+			}
+			writeJSON(w, http.StatusOK, api.List[hunt.RetroJob]{Items: jobs})
 			return nil
 		})},
 		{Method: "GET", Pattern: p + "/{id}", Perm: auth.PermRead, Handler: handle(func(w http.ResponseWriter, r *http.Request) error {
-			job, err := rh.Retro.Job(r.PathValue("id"))
+			job, err := rh.Retro.Job(r.Context(), r.PathValue("id"))
 			if err != nil {
 				return err
 			}

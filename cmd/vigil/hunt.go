@@ -31,7 +31,7 @@ type huntState struct {
 func (a *app) huntState() *huntState {
 	a.huntOnce.Do(func() {
 		jobs, cancel := context.WithCancel(context.Background())
-		a.hunt = &huntState{jobs: jobs, cancel: cancel, retro: &hunt.Retro{Src: a.store, Publish: a.bus.PublishAlerts, Log: a.log}}
+		a.hunt = &huntState{jobs: jobs, cancel: cancel, retro: &hunt.Retro{Src: a.store, Store: a.store, Publish: a.bus.PublishAlerts, Log: a.log}}
 	})
 	return a.hunt
 }

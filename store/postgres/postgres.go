@@ -510,6 +510,16 @@ CREATE TABLE catalog_claims (
 	PRIMARY KEY (kind, key)
 );
 `,
+	// 19: retro-hunt jobs (store.RetroJobs, retrojobs.go): the job as
+	// its JSON in body; started in Unix ns orders the list.
+	`
+CREATE TABLE retro_jobs (
+	id      text PRIMARY KEY,
+	started bigint NOT NULL,
+	body    text NOT NULL
+);
+CREATE INDEX retro_jobs_started ON retro_jobs(started DESC, id DESC);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context, schema string) error {

@@ -517,6 +517,16 @@ CREATE TABLE catalog_claims (
 	PRIMARY KEY (kind, key)
 );
 `,
+	// 18: retro-hunt jobs (store.RetroJobs, retrojobs.go): the job as
+	// its JSON in body; started in Unix ns orders the list.
+	`
+CREATE TABLE retro_jobs (
+	id      TEXT PRIMARY KEY,
+	started INTEGER NOT NULL,
+	body    TEXT NOT NULL
+);
+CREATE INDEX retro_jobs_started ON retro_jobs(started DESC, id DESC);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

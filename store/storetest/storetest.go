@@ -64,6 +64,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SavedQueries/RoundTrip", testSavedQueries},
 		{"Catalogs/RoundTrip", testCatalogs},
 		{"Catalogs/ClaimsConcurrent", testClaimsConcurrent},
+		{"RetroJobs/RoundTrip", testRetroJobs},
 		{"Exceptions/Counters", testExceptionCounters},
 		{"Priority/Sort", testPrioritySort},
 		{"Users", testUsers},
