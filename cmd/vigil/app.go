@@ -319,6 +319,10 @@ func (a *app) start(ctx context.Context) error {
 	if err := a.openMQTTIngest(); err != nil {
 		return err
 	}
+	cloudRoutes, err := a.cloudPushRoutes(redactor)
+	if err != nil {
+		return err
+	}
 	// Devices enroll with a one-time token and then talk mutual TLS:
 	// enroll.Front serves the device endpoints (and reports from a client
 	// certificate) before the token-authenticated API.
@@ -347,7 +351,7 @@ func (a *app) start(ctx context.Context) error {
 		BulkEvents:  ingest.Bulk(),
 		Rules:       a.rules,
 		Intel:       &web.Intel{Catalog: a.intel, Vuln: a.vuln, UploadDir: filepath.Join(a.cfg.DataDir, "intel", "uploads")},
-		Extra:       append(append(append(append(append(append(append(a.enroll.AdminRoutes(), a.respondRoutes()...), a.baselineRoutes()...), a.exceptionRoutes()...), a.consoleRoutes()...), a.updateRoutes()...), a.investigationRoutes()...), a.huntRoutes()...),
+		Extra:       append(append(append(append(append(append(append(append(a.enroll.AdminRoutes(), a.respondRoutes()...), a.baselineRoutes()...), a.exceptionRoutes()...), a.consoleRoutes()...), a.updateRoutes()...), a.investigationRoutes()...), a.huntRoutes()...), cloudRoutes...),
 		Gatherer:    a.registry,
 		Ready:       a.ready,
 		Registerer:  a.registry,
@@ -369,6 +373,7 @@ func (a *app) start(ctx context.Context) error {
 		stopRequests()
 		return err
 	}
+	handler = cloudPushQueryToken(handler)
 	if a.http, err = web.Listen(lc, withStop(reqCtx, a.enroll.Front(handler))); err != nil {
 		stopRequests()
 		return err
