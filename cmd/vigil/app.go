@@ -36,6 +36,7 @@ import (
 	"github.com/vigil-iot/vigil/graph"
 	"github.com/vigil-iot/vigil/incident"
 	"github.com/vigil-iot/vigil/ingest"
+	"github.com/vigil-iot/vigil/ingest/devmap"
 	"github.com/vigil-iot/vigil/ingest/httpin"
 	ingestmqtt "github.com/vigil-iot/vigil/ingest/mqtt"
 	"github.com/vigil-iot/vigil/inventory"
@@ -61,6 +62,7 @@ type app struct {
 	store       serverStore
 	bus         *natsbus.Bus
 	tokens      *auth.StoreTokens
+	devmap      *devmap.Mapper // events of monitors and logs to inventory devices
 	ca          *pki.CA
 	detect      *detect.Stage
 	inventory   *inventory.Stage
@@ -303,8 +305,11 @@ func (a *app) start(ctx context.Context) error {
 		return err
 	}
 	a.identities = newIdentities(a.store, vigil.SystemClock{})
+	if a.devmap, err = a.newDeviceMapper(); err != nil {
+		return err
+	}
 	ingest, err := httpin.NewHandler(httpin.Options{
-		Publisher:      a.bus,
+		Publisher:      a.devmap,
 		MaxReportBytes: a.cfg.MaxReportBytes,
 		MaxBulkBytes:   a.cfg.MaxBulkBytes,
 		MaxFuture:      time.Duration(a.cfg.MaxClockSkew),
@@ -401,6 +406,7 @@ func (a *app) start(ctx context.Context) error {
 	g.Go(func() error { return a.runRespond(gctx) })
 	g.Go(func() error { return a.runMQTTIngest(gctx) })
 	g.Go(func() error { return a.runSyslog(gctx) })
+	g.Go(func() error { return a.devmap.Run(gctx) })
 	g.Go(func() error { return a.runExport(gctx) })
 	g.Go(func() error { a.trail.Run(gctx, time.Duration(a.cfg.Audit.AnchorInterval)); return nil })
 	g.Go(func() error {

@@ -1,17 +1,21 @@
 package main
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/auth"
 	"github.com/vigil-iot/vigil/ingest"
 	"github.com/vigil-iot/vigil/ingest/azure"
 	"github.com/vigil-iot/vigil/ingest/cloudpush"
 	"github.com/vigil-iot/vigil/ingest/cloudtrail"
+	"github.com/vigil-iot/vigil/ingest/devmap"
 	"github.com/vigil-iot/vigil/ingest/gcp"
+	"github.com/vigil-iot/vigil/store"
 	"github.com/vigil-iot/vigil/web"
 )
 
@@ -62,5 +66,30 @@ func cloudPushQueryToken(next http.Handler) http.Handler {
 			}
 		}
 		next.ServeHTTP(w, r)
+	})
+}
+
+// newDeviceMapper returns the publisher that gives the events of network
+// monitors and log sources (no device id) the id of the inventory's
+// device they name (ingest/devmap), before the bus.
+func (a *app) newDeviceMapper() (*devmap.Mapper, error) {
+	return devmap.New(devmap.Options{
+		Next:   a.bus,
+		Logger: a.log.With("component", "devmap"),
+		Devices: func(ctx context.Context) ([]vigil.Device, error) {
+			var all []vigil.Device
+			cursor := ""
+			for {
+				ds, next, err := a.store.ListDevices(ctx, store.DeviceFilter{Page: store.Page{Limit: 1000, Cursor: cursor}})
+				if err != nil {
+					return nil, err
+				}
+				all = append(all, ds...)
+				if next == "" {
+					return all, nil
+				}
+				cursor = next
+			}
+		},
 	})
 }
