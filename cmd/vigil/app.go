@@ -28,6 +28,7 @@ import (
 	"github.com/vigil-iot/vigil/detect/baseline"
 	"github.com/vigil-iot/vigil/detect/heartbeat"
 	"github.com/vigil-iot/vigil/detect/ids"
+	"github.com/vigil-iot/vigil/detect/newplace"
 	"github.com/vigil-iot/vigil/detect/reload"
 	"github.com/vigil-iot/vigil/detect/sigma"
 	"github.com/vigil-iot/vigil/detect/threshold"
@@ -286,6 +287,8 @@ func loadDetectors(cfg config, log *slog.Logger, reg prometheus.Registerer) ([]d
 		det,
 		heartbeat.New(heartbeat.Options{Silence: time.Duration(cfg.HeartbeatSilence)}),
 		ids.New(), // alerts of the network monitors whose logs are ingested (vigil ingest)
+		// console, cloud and device logins from a place new to the user
+		newplace.New(newplace.Options{}),
 	}
 	if cfg.Baseline.Enabled {
 		// An Enricher: the stage runs it before every detector, so the
