@@ -26,6 +26,13 @@ var cloudPushFormats = map[string]cloudpush.Open{
 	"gcp":        func(b io.Reader, name string) cloudpush.Records { return gcp.NewReader(b, name) },
 }
 
+// The readers are cloudpush.Records.
+var (
+	_ cloudpush.Records = (*cloudtrail.Reader)(nil)
+	_ cloudpush.Records = (*azure.Reader)(nil)
+	_ cloudpush.Records = (*gcp.Reader)(nil)
+)
+
 // cloudPushRoutes are POST /api/v1/ingest/cloud[/{format}]: cloud
 // platforms push their audit logs there with a token that may ingest
 // (docs/sources.md).

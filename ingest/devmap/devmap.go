@@ -158,6 +158,8 @@ type Options struct {
 	Logger          *slog.Logger
 }
 
+var _ Publisher = (*Mapper)(nil)
+
 // Mapper maps the events it publishes with the latest Index. It is safe
 // for concurrent use.
 type Mapper struct {
