@@ -18,6 +18,14 @@
 // or a failed batch may resend alerts; Elasticsearch documents carry the
 // alert id as _id, so a resend does not duplicate them there.
 //
+// Incidents are exported too (RunIncidents): every version of every
+// incident, read from an IncidentSource (the store, through cmd/) and
+// encoded as ECS (event.dataset vigil.incident) or an OCSF Incident
+// Finding (class 2005), through a sink of their own; the place moves only
+// when the SIEM took them. Per sink, vigil_export_refused_total counts the
+// documents a SIEM refused and vigil_export_failures_total the sends that
+// failed as a whole.
+//
 // The package does not decide what is exported nor read the store: it
-// encodes and sends what the bus delivers.
+// encodes and sends what the bus delivers and what the source lists.
 package export

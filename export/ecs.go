@@ -178,3 +178,10 @@ func appendOnce(s []string, v string) []string {
 }
 
 func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func unmarshal(b []byte, v any) error {
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("cannot decode document: %w", err)
+	}
+	return nil
+}

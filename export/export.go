@@ -80,6 +80,10 @@ type Exporter struct {
 	accepted map[string]bool
 
 	sent, dropped, retried prometheus.Counter
+	// refused counts documents the SIEM refused in a send (to retry or
+	// for good); failed counts sends that failed as a whole (the SIEM
+	// down, a bad token): per sink, what the SIEM did not take.
+	refused, failed prometheus.Counter
 }
 
 // New makes an Exporter of sink.
@@ -117,6 +121,8 @@ func New(sink Sink, opts Options) (*Exporter, error) {
 	e.sent = counter("vigil_export_sent_total", "Alerts the SIEM accepted.")
 	e.dropped = counter("vigil_export_dropped_total", "Alerts dropped: refused for good by the SIEM or not encodable.")
 	e.retried = counter("vigil_export_retried_total", "Alert sends retried after a failure.")
+	e.refused = counter("vigil_export_refused_total", "Documents the SIEM refused in a send, to retry or for good.")
+	e.failed = counter("vigil_export_failures_total", "Sends to the SIEM that failed as a whole (unreachable, refused the request).")
 	return e, nil
 }
 
@@ -149,6 +155,17 @@ func (e *Exporter) Handle(ctx context.Context, alerts []vigil.Alert) error {
 		}
 		docs = append(docs, Doc{ID: a.ID, Time: a.Created, Severity: a.Severity, JSON: b})
 	}
+	if err := e.deliver(ctx, docs); err != nil {
+		return err
+	}
+	clear(e.accepted)
+	return nil
+}
+
+// deliver sends docs, retrying what the SIEM refused for a transient
+// reason (see Handle); the ids accepted are kept in e.accepted until it
+// returns nil.
+func (e *Exporter) deliver(ctx context.Context, docs []Doc) error {
 	wait := e.opts.Backoff
 	for attempt := 1; len(docs) > 0; attempt++ {
 		err := e.sink.Send(ctx, docs)
@@ -157,7 +174,10 @@ func (e *Exporter) Handle(ctx context.Context, alerts []vigil.Alert) error {
 			break
 		}
 		var ie *ItemErrors
-		if !errors.As(err, &ie) {
+		if errors.As(err, &ie) {
+			e.refused.Add(float64(len(ie.Retry) + len(ie.Drop)))
+		} else {
+			e.failed.Inc()
 			ie = &ItemErrors{Retry: make([]int, len(docs))}
 			for i := range docs {
 				ie.Retry[i] = i
@@ -195,7 +215,6 @@ func (e *Exporter) Handle(ctx context.Context, alerts []vigil.Alert) error {
 		}
 		wait = min(2*wait, e.opts.MaxBackoff)
 	}
-	clear(e.accepted)
 	return nil
 }
 

@@ -28,6 +28,7 @@ import (
 	"github.com/vigil-iot/vigil/detect/baseline"
 	"github.com/vigil-iot/vigil/detect/heartbeat"
 	"github.com/vigil-iot/vigil/detect/ids"
+	"github.com/vigil-iot/vigil/detect/newplace"
 	"github.com/vigil-iot/vigil/detect/reload"
 	"github.com/vigil-iot/vigil/detect/sigma"
 	"github.com/vigil-iot/vigil/detect/threshold"
@@ -36,6 +37,7 @@ import (
 	"github.com/vigil-iot/vigil/graph"
 	"github.com/vigil-iot/vigil/incident"
 	"github.com/vigil-iot/vigil/ingest"
+	"github.com/vigil-iot/vigil/ingest/devmap"
 	"github.com/vigil-iot/vigil/ingest/httpin"
 	ingestmqtt "github.com/vigil-iot/vigil/ingest/mqtt"
 	"github.com/vigil-iot/vigil/inventory"
@@ -62,6 +64,7 @@ type app struct {
 	store       serverStore
 	bus         *natsbus.Bus
 	tokens      *auth.StoreTokens
+	devmap      *devmap.Mapper // events of monitors and logs to inventory devices
 	ca          *pki.CA
 	detect      *detect.Stage
 	inventory   *inventory.Stage
@@ -308,6 +311,8 @@ func loadDetectors(cfg config, log *slog.Logger, reg prometheus.Registerer) ([]d
 		det,
 		heartbeat.New(heartbeat.Options{Silence: time.Duration(cfg.HeartbeatSilence)}),
 		ids.New(), // alerts of the network monitors whose logs are ingested (vigil ingest)
+		// console, cloud and device logins from a place new to the user
+		newplace.New(newplace.Options{}),
 	}
 	if cfg.Baseline.Enabled {
 		// An Enricher: the stage runs it before every detector, so the
@@ -327,8 +332,11 @@ func (a *app) start(ctx context.Context) error {
 		return err
 	}
 	a.identities = newIdentities(a.store, vigil.SystemClock{})
+	if a.devmap, err = a.newDeviceMapper(); err != nil {
+		return err
+	}
 	ingest, err := httpin.NewHandler(httpin.Options{
-		Publisher:      a.bus,
+		Publisher:      a.devmap,
 		MaxReportBytes: a.cfg.MaxReportBytes,
 		MaxBulkBytes:   a.cfg.MaxBulkBytes,
 		MaxFuture:      time.Duration(a.cfg.MaxClockSkew),
@@ -341,6 +349,10 @@ func (a *app) start(ctx context.Context) error {
 		return err
 	}
 	if err := a.openMQTTIngest(); err != nil {
+		return err
+	}
+	cloudRoutes, err := a.cloudPushRoutes(redactor)
+	if err != nil {
 		return err
 	}
 	// Devices enroll with a one-time token and then talk mutual TLS:
@@ -376,7 +388,7 @@ func (a *app) start(ctx context.Context) error {
 		BulkEvents:  ingest.Bulk(),
 		Rules:       a.rules,
 		Intel:       &web.Intel{Catalog: a.intel, Vuln: a.vuln, UploadDir: filepath.Join(a.cfg.DataDir, "intel", "uploads")},
-		Extra:       append(append(append(append(append(append(append(a.enroll.AdminRoutes(), a.respondRoutes()...), a.baselineRoutes()...), a.exceptionRoutes()...), a.consoleRoutes()...), a.updateRoutes()...), a.investigationRoutes()...), a.huntRoutes()...),
+		Extra:       append(append(append(append(append(append(append(append(a.enroll.AdminRoutes(), a.respondRoutes()...), a.baselineRoutes()...), a.exceptionRoutes()...), a.consoleRoutes()...), a.updateRoutes()...), a.investigationRoutes()...), a.huntRoutes()...), cloudRoutes...),
 		Gatherer:    a.registry,
 		Ready:       a.ready,
 		Registerer:  a.registry,
@@ -398,6 +410,7 @@ func (a *app) start(ctx context.Context) error {
 		stopRequests()
 		return err
 	}
+	handler = cloudPushQueryToken(handler)
 	if a.http, err = web.Listen(lc, withStop(reqCtx, a.enroll.Front(a.withArtifactDelivery(handler)))); err != nil {
 		stopRequests()
 		return err
@@ -429,6 +442,7 @@ func (a *app) start(ctx context.Context) error {
 	g.Go(func() error { return a.runRemediation(gctx) })
 	g.Go(func() error { return a.runMQTTIngest(gctx) })
 	g.Go(func() error { return a.runSyslog(gctx) })
+	g.Go(func() error { return a.devmap.Run(gctx) })
 	g.Go(func() error { return a.runExport(gctx) })
 	g.Go(func() error { return a.enroll.Run(gctx) })
 	g.Go(func() error { a.trail.Run(gctx, time.Duration(a.cfg.Audit.AnchorInterval)); return nil })

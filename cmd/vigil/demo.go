@@ -33,6 +33,7 @@ type demoOptions struct {
 	attackAt time.Duration
 	seed     uint64
 	keep     bool
+	cloud    bool // the story starts in the cloud console (democloud.go)
 }
 
 func newDemoCmd() *cobra.Command {
@@ -69,6 +70,7 @@ time-to-detect. Exits 0 when the attack was detected, 1 when not.`,
 	f.DurationVar(&o.attackAt, "attack-at", 0, "when the attack starts (default: a quarter of --duration)")
 	f.Uint64Var(&o.seed, "seed", o.seed, "random seed of the simulation")
 	f.BoolVar(&o.keep, "keep", false, "keep the server running afterwards and print its URL and token")
+	f.BoolVar(&o.cloud, "from-cloud", false, "start the attack in the AWS console (CloudTrail records pushed to the server) before the camera")
 	return cmd
 }
 
@@ -160,6 +162,10 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (bool, error) {
 	var wg sync.WaitGroup
 	wg.Go(func() { d.report(runCtx, o.interval) })
 	wg.Go(func() { d.attack(runCtx, target, o.attackAt) })
+	if o.cloud {
+		push := newCloudPusher(a.URL, a.adminToken, client.TLSConfig(a.ca.Pool()))
+		wg.Go(func() { d.cloudConsole(runCtx, push, max(0, o.attackAt-2*time.Second)) })
+	}
 	if d.gateway != nil {
 		wg.Go(func() { d.beacon(runCtx, o.attackAt+4*time.Second) })
 	}

@@ -57,6 +57,9 @@ type exportSinkConfig struct {
 	CAFile string `yaml:"ca_file"`
 	// Hostname in syslog headers (default the host's name).
 	Hostname string `yaml:"hostname"`
+	// Incidents also sends every version of the incidents, through a
+	// second connection (metrics and logs under <name>-incidents).
+	Incidents bool `yaml:"incidents"`
 }
 
 var exportName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
@@ -156,6 +159,13 @@ func (a *app) runExport(ctx context.Context) error {
 		}
 		a.log.Info("exporting alerts", "sink", s.name(), "type", s.Type, "group", e.Group())
 		g.Go(func() error { return e.Run(gctx, a.bus) })
+		if s.Incidents {
+			ie, err := a.incidentExporter(s)
+			if err != nil {
+				return err
+			}
+			g.Go(func() error { return ie(gctx) })
+		}
 	}
 	return g.Wait()
 }

@@ -119,3 +119,56 @@ func TestExportTokenRedacted(t *testing.T) {
 		t.Errorf("redacted config lost the URL: %s", b)
 	}
 }
+
+// TestServeExportIncidents: with incidents: true, a sink also receives
+// the incidents the alerts make, as OCSF Incident Findings.
+func TestServeExportIncidents(t *testing.T) {
+	var mu sync.Mutex
+	var got []map[string]any
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		dec := json.NewDecoder(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		for dec.More() {
+			var env map[string]any
+			if err := dec.Decode(&env); err != nil {
+				http.Error(w, `{"text":"Invalid data format","code":6}`, 400)
+				return
+			}
+			got = append(got, env["event"].(map[string]any))
+		}
+		io.WriteString(w, `{"text":"Success","code":0}`)
+	}))
+	defer ts.Close()
+	cfg := defaultConfig()
+	cfg.DataDir, cfg.Listen, cfg.LogLevel = t.TempDir(), "127.0.0.1:0", "warn"
+	cfg.SigmaDirs = []string{t.TempDir()}
+	cfg.Outbound.Allow = []string{"127.0.0.1"}
+	cfg.Export = exportConfig{{Type: "hec", URL: ts.URL, Token: "hec-secret", Format: "ocsf", Incidents: true}}
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	a := runTestApp(t, cfg)
+	al := vigil.Alert{ID: "al-export-inc", Detector: "sigma", RuleID: "r1", Title: "Incident me", Severity: vigil.SeverityHigh,
+		DeviceID: "cam-1", Created: time.Now().UTC(), Count: 1}
+	if err := a.bus.PublishAlerts(t.Context(), []vigil.Alert{al}); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		mu.Lock()
+		for _, ev := range got {
+			if ev["class_uid"] == float64(2005) {
+				list, _ := ev["finding_info_list"].([]any)
+				if len(list) != 1 || list[0].(map[string]any)["uid"] != "al-export-inc" {
+					t.Errorf("incident %v", ev)
+				}
+				mu.Unlock()
+				return
+			}
+		}
+		mu.Unlock()
+		if time.Now().After(end) {
+			t.Fatalf("the collector received no incident; got %d documents", len(got))
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/ingest/azure"
 	"github.com/vigil-iot/vigil/ingest/cloudtrail"
+	"github.com/vigil-iot/vigil/ingest/gcp"
 )
 
 // isCloudTrail tells whether a log whose first line is l (head: its
@@ -104,6 +105,31 @@ func (in *ingestRun) azure(ctx context.Context, name string, br *bufio.Reader) e
 	return in.cloudEvents(ctx, func() (vigil.Event, error) {
 		ev, err := r.Next()
 		var re *azure.RecordError
+		if errors.As(err, &re) {
+			return ev, errBadRecord{err}
+		}
+		return ev, err
+	})
+}
+
+// isGCP tells whether a log whose first line is l (head: its first bytes)
+// holds GCP Cloud Audit Logs entries (or Pub/Sub push envelopes, which
+// cannot be told apart from other Pub/Sub messages: they need --format).
+func isGCP(l, head []byte) bool {
+	if len(bytes.TrimSpace(l)) == 1 {
+		l = head // pretty-printed, or gcloud's array
+	}
+	return bytes.Contains(l, []byte(`"protoPayload":`)) && bytes.Contains(l, []byte(`"logName":`))
+}
+
+// gcp converts GCP Cloud Audit Logs entries (ingest/gcp) and passes them
+// on.
+func (in *ingestRun) gcp(ctx context.Context, name string, br *bufio.Reader) error {
+	r := gcp.NewReader(br, name)
+	defer func() { in.records += r.Stats().Records }()
+	return in.cloudEvents(ctx, func() (vigil.Event, error) {
+		ev, err := r.Next()
+		var re *gcp.RecordError
 		if errors.As(err, &re) {
 			return ev, errBadRecord{err}
 		}

@@ -60,11 +60,44 @@ func TestGuessCloudTrail(t *testing.T) {
 		`{"timestamp":"2026-03-01T10:00:03Z","event_type":"alert"}`:                                           "suricata",
 		`{"records":[{"time":"2026-03-04T08:05:30Z"}]}`:                                                       "azure",
 		`{"time":"2026-03-04T08:05:30Z","resourceId":"/x","operationName":"o","category":"Administrative"}`:   "azure",
+		"[\n  {\n    \"protoPayload\": {},\n    \"logName\": \"projects/p/logs/x\"\n  }\n]":                   "gcp",
+		`{"protoPayload":{"methodName":"m"},"logName":"projects/p/logs/x"}`:                                   "gcp",
 		`{"kind":"auth","eventName":"x"}`:                                                                     "ndjson",
 	} {
 		got, err := guessFormat([]byte(in))
 		if got != want {
 			t.Errorf("%.40q: %q %v, want %q", in, got, err, want)
+		}
+	}
+}
+
+// TestIngestGCPThenDetect: vigil ingest reads gcloud's JSON array and a
+// sink's NDJSON export (formats guessed) and vigil detect runs the
+// corpus's SigmaHQ GCP rules on the events.
+func TestIngestGCPThenDetect(t *testing.T) {
+	rules := filepath.Join("..", "..", "..", "shared", "corpus", "sigma", "rules", "cloud", "gcp", "audit")
+	if _, err := os.Stat(rules); err != nil {
+		t.Skipf("the SigmaHQ corpus is absent (%s): %v", rules, err)
+	}
+	dir := t.TempDir()
+	events := filepath.Join(dir, "events.jsonl")
+	story := filepath.Join("..", "..", "ingest", "gcp", "testdata", "iot_story.json")
+	pos := filepath.Join("..", "..", "ingest", "gcp", "testdata", "sigma_positives.ndjson")
+	out, code := run(t, "ingest", story, pos, "--output", events)
+	if code != 0 || !strings.Contains(out, "ingest: files=2 records=15 events=15 skipped=0 bad=0") {
+		t.Fatalf("ingest: exit %d\n%s", code, out)
+	}
+	b, _ := os.ReadFile(events)
+	if !strings.Contains(string(b), `"device_id":"pump-07"`) {
+		t.Errorf("no event of device pump-07:\n%.2000s", b)
+	}
+	out, code = run(t, "detect", "--no-explain", "--rules", rules, "--input", events)
+	if code != 0 {
+		t.Fatalf("detect: exit %d\n%s", code, out)
+	}
+	for _, want := range []string{"Google Cloud Firewall Modified or Deleted", "Google Cloud Storage Buckets Modified or Deleted", "Google Cloud Kubernetes Secrets Modified or Deleted", "matches=10"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("detect output lacks %q:\n%s", want, out)
 		}
 	}
 }

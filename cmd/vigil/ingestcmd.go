@@ -28,14 +28,14 @@ import (
 )
 
 // ingestFormats are the formats vigil ingest reads.
-var ingestFormats = []string{"zeek", "suricata", "syslog", "weblog", "cloudtrail", "azure", "ndjson"}
+var ingestFormats = []string{"zeek", "suricata", "syslog", "weblog", "cloudtrail", "azure", "gcp", "ndjson"}
 
 func newIngestCmd() *cobra.Command {
 	o := &ctlOptions{}
 	var format, output string
 	var follow bool
 	cmd := &cobra.Command{
-		Use:   "ingest FILE... [--format zeek|suricata|syslog|weblog|cloudtrail|azure|ndjson] [--follow] [--output FILE|- | --server URL --token T]",
+		Use:   "ingest FILE... [--format zeek|suricata|syslog|weblog|cloudtrail|azure|gcp|ndjson] [--follow] [--output FILE|- | --server URL --token T]",
 		Short: "Convert network monitors' logs (Zeek, Suricata EVE) into Vigil events, or stream them to a server",
 		Long: `Read log files of the network monitors already deployed and turn them into the events
 Vigil's own sensor emits for the same traffic (docs/sources.md):
@@ -52,6 +52,8 @@ Vigil's own sensor emits for the same traffic (docs/sources.md):
             records one a line or pretty-printed, EventBridge envelopes
   azure     Azure resource logs: Activity log, Entra ID sign-in and audit logs, IoT Hub
             ({"records":[...]} as diagnostic settings export them, or one a line)
+  gcp       GCP Cloud Audit Logs: LogEntry records one a line (a sink's Cloud Storage
+            export), gcloud logging read --format=json arrays, Pub/Sub push envelopes
   ndjson    Vigil events, one JSON object a line (checked and passed on)
 
 The format is guessed from each file's first line when --format is omitted. A FILE of -
@@ -266,12 +268,16 @@ func guessFormat(head []byte) (string, error) {
 			continue
 		case l[0] == '<' && len(l) > 2 && l[1] >= '0' && l[1] <= '9':
 			return "syslog", nil
+		case l[0] == '[' && isGCP([]byte("["), head):
+			return "gcp", nil
 		case l[0] == '{':
 			switch {
 			case isCloudTrail(l, head):
 				return "cloudtrail", nil
 			case isAzure(l, head):
 				return "azure", nil
+			case isGCP(l, head):
+				return "gcp", nil
 			case bytes.Contains(l, []byte(`"event_type":`)):
 				return "suricata", nil
 			case bytes.Contains(l, []byte(`"id.orig_h":`)) || bytes.Contains(l, []byte(`"_path":`)):
@@ -335,6 +341,8 @@ func (in *ingestRun) file(ctx context.Context, name string) error {
 		return in.cloudtrail(ctx, name, br)
 	case "azure":
 		return in.azure(ctx, name, br)
+	case "gcp":
+		return in.gcp(ctx, name, br)
 	case "weblog":
 		return in.eachLine(ctx, name, br, func(l []byte) (vigil.Event, error) {
 			r, err := weblog.Parse(l)

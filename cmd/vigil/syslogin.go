@@ -98,7 +98,7 @@ func (a *app) runSyslog(ctx context.Context) error {
 		}
 	}
 	o := syslog.Options{UDP: c.UDP, TCP: c.TCP, TLS: c.TLS, Rate: c.Rate, Burst: c.Burst, Queue: c.Queue,
-		MaxMessage: c.MaxMessage, Location: loc, Publisher: syslogPublisher{redactor, a.bus}, Logger: a.log}
+		MaxMessage: c.MaxMessage, Location: loc, Publisher: syslogPublisher{redactor, a.devmap}, Logger: a.log}
 	if c.TLS != "" {
 		cert := a.tlsCert
 		if c.CertFile != "" || c.KeyFile != "" {
