@@ -45,8 +45,8 @@ type benchOptions struct {
 	baseline           bool
 	store              storeConfig // of the in-process server
 
-	drainTimeout       time.Duration // 0: report what was accepted without waiting for the server
-	idBase             uint64        // first event id number; 0: from the clock
+	drainTimeout time.Duration // 0: report what was accepted without waiting for the server
+	idBase       uint64        // first event id number; 0: from the clock
 }
 
 func newBenchIngestCmd() *cobra.Command {

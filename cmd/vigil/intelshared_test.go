@@ -5,13 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/vigil-iot/vigil/audit"
 	"github.com/vigil-iot/vigil/bus/natsbus/natstest"
 	"github.com/vigil-iot/vigil/client"
 	"github.com/vigil-iot/vigil/feeds"
@@ -44,28 +42,17 @@ func TestServeIntelSharedOnPostgres(t *testing.T) {
 			t.Log(err)
 		}
 	})
-	var auditKey []byte
+	secrets := testSecretsKey(t) // the nodes share their keys through the store
 	node := func() *app {
 		cfg := defaultConfig()
 		cfg.DataDir, cfg.Listen, cfg.LogLevel = t.TempDir(), "127.0.0.1:0", "warn"
-		if auditKey != nil {
-			if err := os.MkdirAll(filepath.Join(cfg.DataDir, "pki"), 0o700); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(cfg.DataDir, "pki", audit.KeyFile), auditKey, 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
 		cfg.SigmaDirs = []string{t.TempDir()}
 		cfg.NATSURL, cfg.BusPrefix = natsURL, natstest.UniquePrefix(t, natsURL)
 		cfg.Store = storeConfig{Driver: "postgres", URL: pgURL, Schema: schema}
+		cfg.SecretsKeyFile = secrets
 		return runTestApp(t, cfg)
 	}
 	a := node()
-	var err error
-	if auditKey, err = os.ReadFile(filepath.Join(a.cfg.DataDir, "pki", audit.KeyFile)); err != nil {
-		t.Fatal(err)
-	}
 	b := node()
 	clientOf := func(n *app) *client.Client {
 		c, err := client.New(n.URL, a.adminToken, client.TLSConfig(n.ca.Pool()))
