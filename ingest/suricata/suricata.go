@@ -654,7 +654,9 @@ func convTLS(c *rec, dst []proto.Event) []proto.Event {
 	dst = append(dst, ch)
 	v, hasV := c.str("tls", "version")
 	ja3s, hasS := c.str("tls", "ja3s", "hash")
-	if !hasV && !hasS {
+	fp, hasF := c.str("tls", "fingerprint")
+	serial, hasSerial := c.str("tls", "serial")
+	if !hasV && !hasS && !hasF && !hasSerial {
 		return dst
 	}
 	sh := c.event(c.t, "tls", "server_hello", nsm.Reverse(client), 8)
@@ -677,6 +679,14 @@ func convTLS(c *rec, dst []proto.Event) []proto.Event {
 	}
 	if s, ok := c.str("tls", "issuerdn"); ok {
 		f.SetStr("tls.server.issuer", s)
+	}
+	// The certificate, in ECS's forms: Suricata writes the SHA-1
+	// fingerprint and the serial as colon-separated hex.
+	if hasF {
+		f.SetStr("tls.server.hash.sha1", strings.ToLower(strings.ReplaceAll(fp, ":", "")))
+	}
+	if hasSerial {
+		f.SetStr("tls.server.x509.serial_number", strings.ToUpper(strings.ReplaceAll(serial, ":", "")))
 	}
 	return append(dst, sh)
 }

@@ -124,7 +124,8 @@ func TestEVE(t *testing.T) {
 		"fields.http.host": "10.0.0.9", "fields.http.version": "1.1", "fields.http.user_agent": "Mozilla/5.0"})
 	check(t, &evs[6], map[string]any{"network.src_ip": "10.0.0.9", "outcome": "failure", "fields.http.status_code": 404})
 	check(t, &evs[7], map[string]any{"fields.tls.client.server_name": "broker.example", "fields.tls.client.ja3": "e7d705a3286e19ea42f587b344ee6865"})
-	check(t, &evs[8], map[string]any{"network.src_port": 8883, "fields.tls.version": "1.2", "fields.tls.server.ja3s": "fd4bc6cea4877646ccd62f0792ec0b62"})
+	check(t, &evs[8], map[string]any{"network.src_port": 8883, "fields.tls.version": "1.2", "fields.tls.server.ja3s": "fd4bc6cea4877646ccd62f0792ec0b62",
+		"fields.tls.server.hash.sha1": "aabb", "fields.tls.server.x509.serial_number": "01"})
 	check(t, &evs[9], map[string]any{"fields.mqtt.type": "connect", "fields.mqtt.protocol_version": 5, "fields.mqtt.protocol_name": "MQTT",
 		"fields.mqtt.username": "user", "fields.mqtt.password_present": true, "fields.mqtt.flags.username": true, "fields.mqtt.client_id": ""})
 	if _, ok := eventJSON(t, &evs[9])["fields"].(map[string]any)["mqtt.password"]; ok {
