@@ -515,6 +515,11 @@ func convSSL(g *getter, dst []proto.Event) []proto.Event {
 	if b, ok := g.boolean("established"); ok {
 		f.Set("tls.established", b)
 	}
+	// The server's certificate chain, leaf first, by fingerprint (SHA-256
+	// in Zeek's default ssl.log).
+	if fps, ok := g.list("cert_chain_fps"); ok && len(fps) > 0 && len(fps[0]) == 64 {
+		f.SetStr("tls.server.hash.sha256", strings.ToLower(fps[0]))
+	}
 	return append(dst, sh)
 }
 

@@ -215,6 +215,13 @@ func TestCorpusGolden(t *testing.T) {
 		"fields.modbus.unit_id": 1, "fields.modbus.transaction_id": 0,
 	})
 
+	evs = corpusLog(t, "scripts.base.protocols.ssl.cve-2015-3194", "ssl.log")
+	if len(evs) != 2 {
+		t.Fatalf("ssl: %d events, want a client and a server hello", len(evs))
+	}
+	check(t, &evs[1], map[string]any{"kind": "tls", "action": "server_hello", "network.src_port": 4433,
+		"fields.tls.server.hash.sha256": "81a29a60dfcea4e4e9e80dd277c1384b002db8601afc57bca2c2ef1377fd9872"})
+
 	evs = corpusLog(t, "scripts.base.protocols.dns.flip", "dns.log")
 	if len(evs) != 2 {
 		t.Fatalf("dns: %d events, want a query and its response", len(evs))
