@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/vigil-iot/vigil"
@@ -137,26 +136,23 @@ func (a *app) runAlerts(ctx context.Context) error {
 	if a.cluster == nil {
 		return a.alerts.Run(ctx)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var failed error
-	var mu sync.Mutex
-	err := a.cluster.m.Own(ctx, "alerts", 1, func(ctx context.Context, _ int) {
+	// Under a lease, a failure of the alert stage (its consumer cannot be
+	// made while a NATS server is down and the stream elects a leader)
+	// gives the lease back, as a detection partition does: the stage
+	// runs again here or on another node, and the server stays up.
+	return a.cluster.m.Own(ctx, "alerts", 1, func(ctx context.Context, _ int) {
 		if err := a.incident.Reload(ctx); err != nil {
 			a.log.Error("cannot reload incidents; giving the alert stage back", "component", "cluster", "err", err)
+		} else if err := a.alerts.Run(ctx); err != nil && ctx.Err() == nil {
+			a.log.Error("alert stage failed; giving it back", "component", "cluster", "err", err)
+		} else {
 			return
 		}
-		if err := a.alerts.Run(ctx); err != nil && ctx.Err() == nil {
-			mu.Lock()
-			failed = err
-			mu.Unlock()
-			cancel() // as without a cluster, a failed stage stops the server
+		t := time.NewTimer(time.Second) // let the owner try again a little later
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
 		}
 	})
-	mu.Lock()
-	defer mu.Unlock()
-	if failed != nil {
-		return failed
-	}
-	return err
 }
