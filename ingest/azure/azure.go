@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"strconv"
 	"strings"
 	"time"
 
@@ -29,20 +28,7 @@ const (
 )
 
 // RecordError is an error in one record of the input.
-type RecordError struct {
-	Name  string // the input
-	Value int    // the JSON value of the input, from 1
-	Index int    // the record's index in a records array, from 0; -1 outside one
-	Msg   string
-}
-
-func (e *RecordError) Error() string {
-	s := e.Name + ": value " + strconv.Itoa(e.Value)
-	if e.Index >= 0 {
-		s += ": records[" + strconv.Itoa(e.Index) + "]"
-	}
-	return s + ": " + e.Msg
-}
+type RecordError = ingest.RecordError
 
 // Service returns the SigmaHQ logsource service of a record's category:
 // activitylogs, signinlogs, auditlogs, iothub, or "" (unknown).
@@ -190,84 +176,28 @@ func between(s, start, end string) string {
 }
 
 // Stats counts what a Reader read.
-type Stats struct {
-	Records int // records read (good and bad)
-	Bad     int // records that were not converted
-}
+type Stats = ingest.RecordStats
 
 // Reader reads JSON values one after another ({"records":[...]} as an
 // event hub or a storage account receives them, an array of records, or
 // a record; on one line or several). JSON that does not parse ends the
-// input (the error says where).
-type Reader struct {
-	name    string
-	d       *json.Decoder
-	value   int
-	pending []any
-	index   int
-	done    bool
-	st      Stats
-}
+// input (the error says where). Errors of one record are *RecordError.
+type Reader = ingest.JSONRecords
 
 // NewReader reads r; name names it in errors.
 func NewReader(r io.Reader, name string) *Reader {
-	return &Reader{name: name, d: json.NewDecoder(r)}
+	return ingest.NewJSONRecords(r, name, records, Convert)
 }
 
-// Stats returns the counts so far.
-func (r *Reader) Stats() Stats { return r.st }
-
-// Next returns the next event. Errors of one record are *RecordError; it
-// returns io.EOF at the end.
-func (r *Reader) Next() (vigil.Event, error) {
-	for {
-		if len(r.pending) > 0 {
-			x := r.pending[0]
-			r.pending[0] = nil
-			r.pending = r.pending[1:]
-			i := r.index
-			r.index++
-			return r.convert(x, i)
+// records returns the records of an array or of {"records":[...]}.
+func records(v any) ([]any, string, bool) {
+	switch x := v.(type) {
+	case []any:
+		return x, "records", true
+	case map[string]any:
+		if l, ok := x["records"].([]any); ok {
+			return l, "records", true
 		}
-		if r.done {
-			return vigil.Event{}, io.EOF
-		}
-		var v any
-		if err := r.d.Decode(&v); err != nil {
-			r.done = true
-			if err == io.EOF {
-				return vigil.Event{}, io.EOF
-			}
-			r.st.Records++
-			r.st.Bad++
-			return vigil.Event{}, &RecordError{Name: r.name, Value: r.value + 1, Index: -1, Msg: "not JSON (the rest of the input is skipped): " + err.Error()}
-		}
-		r.value++
-		switch x := v.(type) {
-		case []any:
-			r.pending, r.index = x, 0
-			continue
-		case map[string]any:
-			if l, ok := x["records"].([]any); ok {
-				r.pending, r.index = l, 0
-				continue
-			}
-		}
-		return r.convert(v, -1)
 	}
-}
-
-func (r *Reader) convert(x any, i int) (vigil.Event, error) {
-	r.st.Records++
-	rec, ok := x.(map[string]any)
-	if !ok {
-		r.st.Bad++
-		return vigil.Event{}, &RecordError{Name: r.name, Value: r.value, Index: i, Msg: "not a JSON object"}
-	}
-	ev, err := Convert(rec)
-	if err != nil {
-		r.st.Bad++
-		return vigil.Event{}, &RecordError{Name: r.name, Value: r.value, Index: i, Msg: err.Error()}
-	}
-	return ev, nil
+	return nil, "", false
 }

@@ -36,20 +36,7 @@ const (
 var rawObjects = []string{"request", "response"}
 
 // RecordError is an error in one record of the input.
-type RecordError struct {
-	Name  string // the input
-	Value int    // the JSON value of the input, from 1
-	Index int    // the record's index in an array, from 0; -1 outside one
-	Msg   string
-}
-
-func (e *RecordError) Error() string {
-	s := e.Name + ": value " + strconv.Itoa(e.Value)
-	if e.Index >= 0 {
-		s += ": [" + strconv.Itoa(e.Index) + "]"
-	}
-	return s + ": " + e.Msg
-}
+type RecordError = ingest.RecordError
 
 // Unwrap returns the LogEntry a Pub/Sub push envelope carries
 // ({"message":{"data":"<base64>"},"subscription":...}), decoded, or rec
@@ -210,83 +197,30 @@ func iotDevice(res, labels map[string]any, resourceName string) string {
 }
 
 // Stats counts what a Reader read.
-type Stats struct {
-	Records int // records read (good and bad)
-	Bad     int // records that were not converted
-}
+type Stats = ingest.RecordStats
 
 // Reader reads JSON values one after another: LogEntry objects (one a
 // line, or pretty-printed), arrays of them, and Pub/Sub push envelopes.
-// JSON that does not parse ends the input (the error says where).
-type Reader struct {
-	name    string
-	d       *json.Decoder
-	value   int
-	pending []any
-	index   int
-	done    bool
-	st      Stats
-}
+// JSON that does not parse ends the input (the error says where). Errors
+// of one record are *RecordError.
+type Reader = ingest.JSONRecords
 
 // NewReader reads r; name names it in errors.
 func NewReader(r io.Reader, name string) *Reader {
-	return &Reader{name: name, d: json.NewDecoder(r)}
+	return ingest.NewJSONRecords(r, name, array, unwrapConvert)
 }
 
-// Stats returns the counts so far.
-func (r *Reader) Stats() Stats { return r.st }
-
-// Next returns the next event. Errors of one record are *RecordError; it
-// returns io.EOF at the end.
-func (r *Reader) Next() (vigil.Event, error) {
-	for {
-		if len(r.pending) > 0 {
-			x := r.pending[0]
-			r.pending[0] = nil
-			r.pending = r.pending[1:]
-			i := r.index
-			r.index++
-			return r.convert(x, i)
-		}
-		if r.done {
-			return vigil.Event{}, io.EOF
-		}
-		var v any
-		if err := r.d.Decode(&v); err != nil {
-			r.done = true
-			if err == io.EOF {
-				return vigil.Event{}, io.EOF
-			}
-			r.st.Records++
-			r.st.Bad++
-			return vigil.Event{}, &RecordError{Name: r.name, Value: r.value + 1, Index: -1, Msg: "not JSON (the rest of the input is skipped): " + err.Error()}
-		}
-		r.value++
-		if l, ok := v.([]any); ok {
-			r.pending, r.index = l, 0
-			continue
-		}
-		return r.convert(v, -1)
-	}
+// array returns the entries of an array.
+func array(v any) ([]any, string, bool) {
+	l, ok := v.([]any)
+	return l, "", ok
 }
 
-func (r *Reader) convert(x any, i int) (vigil.Event, error) {
-	r.st.Records++
-	bad := func(msg string) (vigil.Event, error) {
-		r.st.Bad++
-		return vigil.Event{}, &RecordError{Name: r.name, Value: r.value, Index: i, Msg: msg}
-	}
-	rec, ok := x.(map[string]any)
-	if !ok {
-		return bad("not a JSON object")
-	}
+// unwrapConvert converts a LogEntry, or the one a push envelope carries.
+func unwrapConvert(rec map[string]any) (vigil.Event, error) {
 	rec, err := Unwrap(rec)
 	if err != nil {
-		return bad(err.Error())
+		return vigil.Event{}, err
 	}
-	ev, err := Convert(rec)
-	if err != nil {
-		return bad(err.Error())
-	}
-	return ev, nil
+	return Convert(rec)
 }
