@@ -101,6 +101,12 @@ type Config struct {
 	// server when no message flows. Default 5s.
 	LagInterval time.Duration
 
+	// StartupWait bounds how long Open, and KeyValue, keep asking a busy
+	// JetStream (requests timing out, leaders being elected, as on a
+	// cluster whose nodes start together or one of which just died) to
+	// create the streams, consumers and buckets. Default 2m.
+	StartupWait time.Duration
+
 	// HealthInterval is how often the bus checks the embedded server's
 	// health, and the least delay between two restarts of it after a write
 	// error (see Bus.WriteErr). Default 2s.
@@ -172,6 +178,7 @@ func (cfg Config) withDefaults() (Config, error) {
 	cfg.MaxRetryDelay = min(max(cfg.MaxRetryDelay, cfg.RetryDelay), cfg.AckWait/2)
 	defDur(&cfg.LagInterval, 5*time.Second)
 	defDur(&cfg.HealthInterval, 2*time.Second)
+	defDur(&cfg.StartupWait, 2*time.Minute)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

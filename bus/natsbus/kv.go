@@ -17,7 +17,15 @@ import (
 // never); history is one value per key. The cluster package keeps its
 // member heartbeats and partition leases in one, and the detection
 // checkpoints in another.
-func (b *Bus) KeyValue(ctx context.Context, name string, ttl time.Duration) (jetstream.KeyValue, error) {
+func (b *Bus) KeyValue(ctx context.Context, name string, ttl time.Duration) (kv jetstream.KeyValue, err error) {
+	err = b.untilReady(ctx, "key-value bucket "+name, b.cfg.StartupWait, func(ctx context.Context) error {
+		kv, err = b.keyValue(ctx, name, ttl)
+		return err
+	})
+	return kv, err
+}
+
+func (b *Bus) keyValue(ctx context.Context, name string, ttl time.Duration) (jetstream.KeyValue, error) {
 	bucket := strings.ToUpper(b.cfg.Prefix) + "_" + name
 	kv, err := b.js.KeyValue(ctx, bucket)
 	if err == nil {

@@ -104,7 +104,7 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		jetstream.WithPublishAsyncMaxPending(cfg.MaxPending),
 		jetstream.WithPublishAsyncTimeout(cfg.PublishTimeout))
 	if err == nil {
-		err = b.setup(ctx)
+		err = b.untilReady(ctx, "streams and consumers", cfg.StartupWait, b.setup)
 	}
 	for range cfg.Partitions {
 		b.queues = append(b.queues, &partitionQueue{

@@ -609,6 +609,13 @@ func startProc(t *testing.T, dir, name, bin string, args ...string) *exec.Cmd {
 		if t.Failed() {
 			tailLog(t, logPath)
 		}
+		// VIGIL_TEST_KEEP_LOGS=DIR keeps every process's whole log.
+		if keep := os.Getenv("VIGIL_TEST_KEEP_LOGS"); keep != "" {
+			if b, err := os.ReadFile(logPath); err == nil {
+				_ = os.MkdirAll(keep, 0o700)
+				_ = os.WriteFile(filepath.Join(keep, name+".log"), b, 0o600)
+			}
+		}
 	})
 	return cmd
 }
