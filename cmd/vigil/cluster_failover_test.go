@@ -35,6 +35,7 @@ import (
 
 	"github.com/vigil-iot/vigil/agent/command"
 	"github.com/vigil-iot/vigil/agent/protocol"
+	"github.com/vigil-iot/vigil/alert"
 	"github.com/vigil-iot/vigil/bus"
 	"github.com/vigil-iot/vigil/client"
 	"github.com/vigil-iot/vigil/cluster"
@@ -482,6 +483,23 @@ cluster: {enabled: true, node: %s, lease_ttl: 6s}
 				}
 			}
 		}
+		// And every alert handled by the alert stage. A message that a
+		// consumer's leader handed out as its NATS node died is delivered
+		// again only after the consumer's ack wait (60 s), hence the
+		// minutes given here.
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		c, err := js.Consumer(rctx, strings.ToUpper(prefix)+"_ALERTS", alert.DefaultGroup)
+		var info *jetstream.ConsumerInfo
+		if err == nil {
+			info, err = c.Info(rctx)
+		}
+		if err != nil {
+			return err
+		}
+		if info.NumPending > 0 || info.NumAckPending > 0 {
+			return fmt.Errorf("alerts: %d pending, %d unacknowledged", info.NumPending, info.NumAckPending)
+		}
 		return nil
 	})
 
@@ -498,6 +516,12 @@ cluster: {enabled: true, node: %s, lease_ttl: 6s}
 	}
 
 	// The brute force split across the failover is detected once.
+	alertsStream := strings.ToUpper(prefix) + "_ALERTS"
+	defer func() {
+		if t.Failed() {
+			logPublishedAlerts(t, js, alertsStream, bfDevice)
+		}
+	}()
 	eventually(t, "the brute force alert", 60*time.Second, func() error {
 		var n int
 		err := pg.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{schema, "alerts"}.Sanitize()+" WHERE device_id = $1 AND rule_id = 'vigil-auth-bruteforce'", bfDevice).Scan(&n)
@@ -579,6 +603,44 @@ cluster: {enabled: true, node: %s, lease_ttl: 6s}
 		t.Errorf("audit chain does not verify: %+v", rep)
 	}
 	t.Logf("audit: %d records verify", rep.Records)
+}
+
+// logPublishedAlerts logs the alerts about device still in the alerts
+// stream: when an alert is missing from the store, whether detection
+// raised it at all.
+func logPublishedAlerts(t *testing.T, js jetstream.JetStream, stream, device string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Logf("cannot read the alerts stream: %v", err)
+		return
+	}
+	n := 0
+	for {
+		batch, err := c.FetchNoWait(256)
+		if err != nil {
+			t.Logf("cannot read the alerts stream: %v", err)
+			return
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			if bytes.Contains(m.Data(), []byte(device)) {
+				n++
+				md, _ := m.Metadata()
+				seq := uint64(0)
+				if md != nil {
+					seq = md.Sequence.Stream
+				}
+				t.Logf("alerts stream seq %d mentions %s: %.300s", seq, device, m.Data())
+			}
+		}
+		if got == 0 {
+			break
+		}
+	}
+	t.Logf("%d messages of the alerts stream mention %s", n, device)
 }
 
 // startProc starts a process whose output goes to dir/name.log (printed
