@@ -153,7 +153,7 @@ func (d *Deduper) Merge(ctx context.Context, a vigil.Alert) (Result, error) {
 			d.mu.Unlock()
 		}
 	}
-	if c != nil && slices.Contains(c.ids, a.ID) {
+	if c != nil && (slices.Contains(c.ids, a.ID) || sameEvidence(c.a, a)) {
 		return Result{Alert: c.a, Outcome: Redelivered, incoming: a.ID}, nil
 	}
 	if c == nil || c.a.Created.Before(since) {
@@ -167,6 +167,22 @@ func (d *Deduper) Merge(ctx context.Context, a vigil.Alert) (Result, error) {
 		return Result{Alert: a, Outcome: Created, incoming: a.ID}, nil
 	}
 	return Result{Alert: mergeInto(c.a, a), Outcome: Merged, incoming: a.ID}, nil
+}
+
+// sameEvidence reports whether every evidence event of a is already
+// among old's: a is then the same detection made again (its events
+// evaluated again by another node after a failover), not a repeat to
+// count. An alert without event ids is never the same.
+func sameEvidence(old, a vigil.Alert) bool {
+	if len(a.EventIDs) == 0 || old.RuleID != a.RuleID {
+		return false
+	}
+	for _, id := range a.EventIDs {
+		if !slices.Contains(old.EventIDs, id) {
+			return false
+		}
+	}
+	return true
 }
 
 // cleared reports whether alert a was cleared: its incident is resolved

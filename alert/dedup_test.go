@@ -280,3 +280,26 @@ func TestDeduperTakesLaterExplanation(t *testing.T) {
 		t.Fatalf("merged %s with explanation %+v, want b's", r.Outcome, r.Alert.Explanation)
 	}
 }
+
+// TestDeduperSameEvidenceIsRedelivered: an alert whose evidence events
+// are all in the stored alert of its key (a detection made again over
+// the same events, as after a failover, and merged before under another
+// id) is not counted again; one with a new event is.
+func TestDeduperSameEvidenceIsRedelivered(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t, "")
+	process(t, alert.NewDeduper(st, alert.DedupOptions{Window: time.Hour}), raised("a1", 0, vigil.SeverityLow, "e1", "e2", "e3"))
+	d := alert.NewDeduper(st, alert.DedupOptions{Window: time.Hour}) // another node: nothing cached
+	if r := process(t, d, raised("b1", 1, vigil.SeverityLow, "e2", "e3")); r.Outcome != alert.Redelivered {
+		t.Errorf("same events under another id: %s, want redelivered", r.Outcome)
+	}
+	if r := process(t, d, raised("b2", 1, vigil.SeverityLow, "e3", "e4")); r.Outcome != alert.Merged {
+		t.Errorf("a new event: %s, want merged", r.Outcome)
+	}
+	if r := process(t, d, raised("b3", 2, vigil.SeverityLow)); r.Outcome != alert.Merged {
+		t.Errorf("no evidence ids: %s, want merged", r.Outcome)
+	}
+	if got, _ := st.GetAlert(ctx, "a1"); got.Count != 3 {
+		t.Errorf("a1 count = %d, want 3", got.Count)
+	}
+}

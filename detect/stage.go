@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -436,11 +437,28 @@ func (s *Stage) saveUnsaved(ctx context.Context, partition int) error {
 func (s *Stage) Evaluate(ctx context.Context, partition int, events []vigil.Event) []vigil.Alert {
 	ps := s.part(partition)
 	var (
-		out  []vigil.Alert
-		cur  *vigil.Event
-		name string
+		out    []vigil.Alert
+		cur    *vigil.Event
+		name   string
+		raised map[string]int // alerts raised on cur, by detector and rule
 	)
 	emit := func(a vigil.Alert) {
+		if a.ID == "" && cur.ID != "" {
+			// The same alert on the same event gets the same id, so that
+			// evaluating the event again (a node died before its
+			// checkpoint was saved) raises nothing new (alert.Deduper).
+			key := name + "\x00" + a.RuleID
+			if raised == nil {
+				raised = map[string]int{}
+			}
+			n := raised[key]
+			raised[key] = n + 1
+			at := cur.Received
+			if at.IsZero() {
+				at = cur.Time
+			}
+			a.ID = vigil.DerivedID(at, name, a.RuleID, cur.DeviceID, cur.ID, strconv.Itoa(n))
+		}
 		s.fill(&a, name, cur)
 		out = append(out, a)
 		s.m.alerts.WithLabelValues(name).Inc()
@@ -450,6 +468,7 @@ func (s *Stage) Evaluate(ctx context.Context, partition int, events []vigil.Even
 	}
 	for i := range events {
 		cur = &events[i]
+		clear(raised)
 		if !ps.remember(cur.ID) {
 			s.m.duplicates.Inc()
 			continue

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -473,5 +474,47 @@ func TestEnricherRunsFirst(t *testing.T) {
 	s.Evaluate(context.Background(), 0, []vigil.Event{{ID: "a", Kind: "auth"}, {ID: "b", Kind: "auth"}})
 	if len(seen) != 2 || !seen[0] || !seen[1] {
 		t.Fatalf("the detector before the enricher saw its fields: %v, want [true true]", seen)
+	}
+}
+
+// TestAlertIDOfAnEvent: an alert raised on an event has the same id
+// each time that event is evaluated, on any node (a node that takes a
+// partition over replays what the dead owner had not checkpointed, and
+// the alert stage then knows the alert); different events, rules or
+// alerts of one rule on one event get different ids.
+func TestAlertIDOfAnEvent(t *testing.T) {
+	twice := &fnDetector{name: "det", fn: func(ev *vigil.Event, emit func(vigil.Alert)) {
+		emit(vigil.Alert{RuleID: "r1"})
+		emit(vigil.Alert{RuleID: "r1"})
+		emit(vigil.Alert{RuleID: "r2"})
+	}}
+	evs := []vigil.Event{
+		{ID: "e1", DeviceID: "cam-1", Received: t0},
+		{ID: "e2", DeviceID: "cam-1", Received: t0},
+	}
+	ids := func(clock time.Time) []string {
+		s := NewStage(nil, []Detector{twice}, StageOptions{Clock: fixedClock{clock}})
+		var out []string
+		for _, a := range s.Evaluate(context.Background(), 0, evs) {
+			out = append(out, a.ID)
+		}
+		return out
+	}
+	first, again := ids(t0), ids(t0.Add(time.Hour))
+	if !slices.Equal(first, again) {
+		t.Fatalf("ids differ when the events are evaluated again:\n%v\n%v", first, again)
+	}
+	seen := map[string]bool{}
+	for _, id := range first {
+		if seen[id] {
+			t.Fatalf("id %s given twice in %v", id, first)
+		}
+		seen[id] = true
+		if len(id) != 32 {
+			t.Fatalf("id %q is not 32 hex digits like vigil.NewID", id)
+		}
+	}
+	if len(first) != 6 {
+		t.Fatalf("%d alerts, want 6", len(first))
 	}
 }
