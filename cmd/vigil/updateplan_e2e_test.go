@@ -109,6 +109,10 @@ func TestUpdatePlanEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The update key comes with the enrollment, not the command key.
+		if !id.UpdateKey().Equal(a.updateKey.Public()) || id.UpdateKey().Equal(id.CommandKey) {
+			t.Fatalf("update key from enrollment %x", id.UpdateKey())
+		}
 		devs = append(devs, dev{id.DeviceID, dir})
 	}
 	slices.SortFunc(devs, func(x, y dev) int { return strings.Compare(x.id, y.id) })
@@ -116,7 +120,7 @@ func TestUpdatePlanEndToEnd(t *testing.T) {
 	// the last device's install fails.
 	failing := devs[2].id
 	os.WriteFile(filepath.Join(devs[2].dir, "fail"), nil, 0o600)
-	for _, d := range devs {
+	for i, d := range devs {
 		root := filepath.Join(d.dir, "root")
 		os.MkdirAll(filepath.Join(root, "var/lib/dpkg"), 0o755)
 		os.WriteFile(filepath.Join(root, "var/lib/dpkg/status"), []byte(vulnerableStatus), 0o644)
@@ -129,8 +133,13 @@ func TestUpdatePlanEndToEnd(t *testing.T) {
 		policy := filepath.Join(d.dir, "policy.json")
 		os.WriteFile(policy, []byte(`{"allow": ["update", "rollback"]}`), 0o600)
 		acfg := map[string]any{"server": a.URL, "state_dir": filepath.Join(d.dir, "state"), "interval": "1s", "poll_wait": "2s",
-			"commands": true, "policy_file": policy, "update_key": updKey, "update": map[string]any{"installer": "script", "script": script},
+			"commands": true, "policy_file": policy, "update": map[string]any{"installer": "script", "script": script},
 			"class": "camera", "vendor": "Acme", "model": "IPC-2000", "root": root, "disable": []string{"processes", "authlog", "fim"}}
+		if i == 0 {
+			// The canary also pins the key (`vigil update key`): equal to
+			// the one from enrollment, its updates run.
+			acfg["update_key"] = updKey
+		}
 		b, _ := json.Marshal(acfg)
 		cfgFile := filepath.Join(d.dir, "agent.json")
 		os.WriteFile(cfgFile, b, 0o600)
