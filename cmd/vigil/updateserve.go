@@ -31,6 +31,9 @@ type updateConfig struct {
 	Tick        duration         `yaml:"tick"`
 	MaxCPU      float64          `yaml:"max_cpu"`
 	MaxMemory   float64          `yaml:"max_memory"`
+	// Settle is how long an updated device is watched (its alerts, its
+	// health against its learned normal) before it passes.
+	Settle duration `yaml:"settle"`
 }
 
 type autoCondition struct {
@@ -70,6 +73,10 @@ func (a *app) remediationEngine() *remediate.Engine {
 	if guards.Window == 0 {
 		guards.Window = 10 * time.Minute
 	}
+	var learned remediate.Baselines
+	if a.baseline != nil {
+		learned = a.baseline.det
+	}
 	e, err := remediate.New(remediate.Options{
 		Store:       a.store,
 		Commands:    a.enroll,
@@ -81,6 +88,9 @@ func (a *app) remediationEngine() *remediate.Engine {
 		Canary:      cfg.Canary,
 		WaveTimeout: time.Duration(cfg.WaveTimeout),
 		Healthy:     remediate.HealthBelow(cmpOr0(cfg.MaxCPU, 95), cmpOr0(cfg.MaxMemory, 95)),
+		Alerts:      a.store,
+		Baselines:   learned,
+		Settle:      time.Duration(cfg.Settle),
 		Clock:       vigil.SystemClock{},
 		Logger:      a.log,
 	})
