@@ -54,28 +54,7 @@ rollback)
 esac
 `
 
-// fakeProc makes dir a /proc of the machine's except for stat and
-// meminfo, which are files of the test's: a device's CPU is idle (stat
-// does not change) until burn makes it busy, its memory at 40 %.
-func fakeProc(t *testing.T, dir string) {
-	t.Helper()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	es, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range es {
-		if n := e.Name(); n != "stat" && n != "meminfo" && (n[0] < '0' || n[0] > '9') {
-			os.Symlink("/proc/"+n, filepath.Join(dir, n))
-		}
-	}
-	os.WriteFile(filepath.Join(dir, "stat"), []byte("cpu  100 0 100 100000 0 0 0 0 0 0\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "meminfo"), []byte("MemTotal: 1000000 kB\nMemAvailable: 600000 kB\n"), 0o644)
-}
-
-// burn makes the CPU of a fakeProc busy (only user time grows) from when
+// burn makes the CPU of a demoProc busy (only user time grows) from when
 // ready reports true until ctx ends.
 func burn(ctx context.Context, dir string, ready func() bool) {
 	user := uint64(100)
@@ -167,7 +146,10 @@ func TestUpdatePlanEndToEnd(t *testing.T) {
 		os.WriteFile(filepath.Join(root, "var/lib/dpkg/status"), []byte(vulnerableStatus), 0o644)
 		os.MkdirAll(filepath.Join(root, "etc"), 0o755)
 		os.WriteFile(filepath.Join(root, "etc/os-release"), []byte("NAME=\"Debian GNU/Linux\"\nID=debian\nVERSION_ID=\"7\"\nVERSION=\"7 (wheezy)\"\n"), 0o644)
-		fakeProc(t, filepath.Join(root, "proc"))
+		// A /proc of the device's own for its CPU and memory (demoupdate.go).
+		if err := demoProc(filepath.Join(root, "proc")); err != nil {
+			t.Fatal(err)
+		}
 		os.Symlink("/sys", filepath.Join(root, "sys"))
 		script := filepath.Join(d.dir, "update.sh")
 		os.WriteFile(script, []byte(e2eUpdateScript), 0o755)
