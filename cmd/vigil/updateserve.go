@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -34,6 +35,19 @@ type updateConfig struct {
 	// Settle is how long an updated device is watched (its alerts, its
 	// health against its learned normal) before it passes.
 	Settle duration `yaml:"settle"`
+}
+
+// validate checks what remediate.New would refuse, so that a mistake
+// stops the server instead of disabling update plans.
+func (c updateConfig) validate() error {
+	wt := time.Duration(c.WaveTimeout)
+	if wt <= 0 {
+		wt = 30 * time.Minute // remediate's default
+	}
+	if c.Settle > 0 && time.Duration(c.Settle) >= wt {
+		return fmt.Errorf("update.settle: %s is not shorter than update.wave_timeout %s", time.Duration(c.Settle), wt)
+	}
+	return nil
 }
 
 type autoCondition struct {
