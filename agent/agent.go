@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -59,6 +61,8 @@ type Agent struct {
 
 	verifier *command.Verifier
 	exec     command.Executor
+	// updatePin is the config's update_key (nil when not set).
+	updatePin ed25519.PublicKey
 
 	idle func()
 
@@ -161,18 +165,17 @@ func New(cfg Config, opts Options) (*Agent, error) {
 			pol = nil
 		}
 		a.verifier = &command.Verifier{Key: id.CommandKey, DeviceID: id.DeviceID, Policy: pol, Replay: rc, Now: a.now}
-		updKey, err := cfg.updateKey()
-		if err != nil {
+		if a.updatePin, err = cfg.updateKey(); err != nil {
 			return nil, err
 		}
-		if updKey == nil {
-			updKey = id.CommandKey
+		if _, err := a.UpdateKey(); err != nil {
+			a.log.Warn("updates will be refused", "err", err)
 		}
 		a.exec = opts.Executor
 		if a.exec == nil {
 			a.exec = &command.System{Firewall: cfg.Firewall, ServiceCommand: cfg.ServiceCommand, ParamFile: cfg.ParamFile,
 				Installer: cfg.Installer, Rollback: cfg.Rollback, RebootCommand: cfg.RebootCommand,
-				ShutdownCommand: cfg.ShutdownCommand, ShutdownDelay: 5 * time.Second, UpdateKey: updKey, Fetch: a.fetch}
+				ShutdownCommand: cfg.ShutdownCommand, ShutdownDelay: 5 * time.Second, UpdateKeys: a.UpdateKey, Fetch: a.fetch}
 		}
 		if sys, ok := a.exec.(*command.System); ok && cfg.Update != nil && sys.Updater == nil {
 			if sys.Updater, err = command.NewInstaller(*cfg.Update, nil); err != nil {
@@ -185,6 +188,38 @@ func New(cfg Config, opts Options) (*Agent, error) {
 		}
 	}
 	return a, nil
+}
+
+// ErrNoUpdateKey and ErrUpdateKeyMismatch are the reasons UpdateKey
+// refuses updates.
+var (
+	// ErrNoUpdateKey: the server handed no update key at enrollment or
+	// renewal, and the configuration pins none.
+	ErrNoUpdateKey = errors.New("no update key: the server handed none at enrollment or renewal, and the config pins none (update_key, from `vigil update key`); updates are refused")
+	// ErrUpdateKeyMismatch: the key the server handed is not the one the
+	// configuration pins.
+	ErrUpdateKeyMismatch = errors.New("the server's update key (state update.pub, from enrollment or renewal) is not the update_key the config pins; updates are refused")
+)
+
+// UpdateKey returns the key update artifacts must be signed with: the
+// server's update key from enrollment or renewal, which must equal the
+// config's update_key when that is set; the pin alone for an agent
+// enrolled before its server handed a key. Never the command key. A
+// mismatch (ErrUpdateKeyMismatch) is logged at each call, which is at
+// each update and at start.
+func (a *Agent) UpdateKey() (ed25519.PublicKey, error) {
+	got := a.id.UpdateKey()
+	switch {
+	case got == nil && a.updatePin == nil:
+		return nil, ErrNoUpdateKey
+	case got == nil:
+		return a.updatePin, nil
+	case a.updatePin != nil && !got.Equal(a.updatePin):
+		a.log.Error("update key mismatch: updates refused", "server_key", base64.StdEncoding.EncodeToString(got),
+			"pinned_key", base64.StdEncoding.EncodeToString(a.updatePin))
+		return nil, ErrUpdateKeyMismatch
+	}
+	return got, nil
 }
 
 // DeviceID returns the enrolled device id.
@@ -493,10 +528,14 @@ func (a *Agent) maintenance(ctx context.Context) {
 		now := a.now()
 		if a.id.NeedsRenewal(now) && now.Sub(lastRenewTry) > time.Hour {
 			lastRenewTry = now
+			before := a.id.UpdateKey()
 			if err := a.id.Renew(ctx, a.client, a.server); err != nil {
 				a.log.Warn("certificate renewal failed", "err", err)
 			} else {
 				a.log.Info("certificate renewed", "not_after", a.id.Certificate().Leaf.NotAfter)
+			}
+			if k := a.id.UpdateKey(); !k.Equal(before) {
+				a.log.Warn("the server handed a new update key", "update_key", base64.StdEncoding.EncodeToString(k))
 			}
 		}
 		a.checkIsolation(ctx)

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"encoding/json"
 	"net/http"
@@ -60,9 +61,12 @@ type server struct {
 	caFile string
 	tls    *tls.Config
 	toks   enroll.Tokens
+	cmdKey ed25519.PrivateKey // signs commands
 }
 
-func newServer(t *testing.T) *server {
+// newServer starts the device endpoint; mod changes the enroll options
+// (an update key) before the handler is made.
+func newServer(t *testing.T, mod ...func(*enroll.Options)) *server {
 	t.Helper()
 	dir := t.TempDir()
 	ca, err := pki.EnsureCA(dir)
@@ -79,9 +83,13 @@ func newServer(t *testing.T) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &server{sink: &sink{notify: make(chan struct{}, 1)}, caFile: filepath.Join(dir, pki.CACertFile), toks: toks}
+	s := &server{sink: &sink{notify: make(chan struct{}, 1)}, caFile: filepath.Join(dir, pki.CACertFile), toks: toks, cmdKey: key}
 	in, _ := httpin.NewHandler(httpin.Options{Publisher: s.sink})
-	s.h, err = enroll.New(enroll.Options{CA: ca, Tokens: toks, Revocations: revs, CommandKey: key, Commands: commandStore(t), Report: in.Report()})
+	o := enroll.Options{CA: ca, Tokens: toks, Revocations: revs, CommandKey: key, Commands: commandStore(t), Report: in.Report()}
+	for _, m := range mod {
+		m(&o)
+	}
+	s.h, err = enroll.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

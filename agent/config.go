@@ -123,9 +123,12 @@ type Config struct {
 	// ShutdownCommand replaces poweroff (or halt, as the policy's shutdown
 	// says) for the shutdown command, which the policy must allow.
 	ShutdownCommand []string `json:"shutdown_command,omitempty"`
-	// UpdateKey is the server's public update key (base64 Ed25519, from
-	// `vigil update key`) that update artifacts must be signed with; empty:
-	// the command key, as before the server had an update key.
+	// UpdateKey pins the server's public update key (base64 Ed25519, from
+	// `vigil update key`). The agent verifies update artifacts with the
+	// key its server handed at enrollment or renewal (state_dir/update.pub);
+	// when both exist they must be equal, else every update is refused.
+	// An agent enrolled before its server handed the key uses the pin
+	// alone. Never the command key: with neither, updates are refused.
 	UpdateKey string `json:"update_key,omitempty"`
 	// Update names the installer of update artifacts (script, dpkg, opkg,
 	// apk, ab, command; see command.InstallConfig); without it the

@@ -13,8 +13,10 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +31,7 @@ const (
 	CertFile       = "agent.crt"   // client certificate, 0600
 	CAFile         = "ca.crt"      // Vigil CA, 0600
 	CommandKeyFile = "command.pub" // server's Ed25519 command key, 0600
+	UpdateKeyFile  = "update.pub"  // server's Ed25519 update key, 0600 (absent: the server handed none)
 	ServerFile     = "server.url"  // the server enrolled with
 )
 
@@ -41,8 +44,9 @@ type Identity struct {
 	CommandKey ed25519.PublicKey
 	Server     string
 
-	mu   sync.RWMutex
-	cert tls.Certificate
+	mu        sync.RWMutex
+	cert      tls.Certificate
+	updateKey ed25519.PublicKey
 }
 
 // LoadIdentity reads the identity of an enrolled agent from dir.
@@ -62,25 +66,88 @@ func LoadIdentity(dir string) (*Identity, error) {
 	if !id.CA.AppendCertsFromPEM(caPEM) {
 		return nil, fmt.Errorf("cannot load CA certificate %s: no PEM certificate", filepath.Join(dir, CAFile))
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, CommandKeyFile)); err == nil {
-		block, _ := pem.Decode(b)
-		if block == nil {
-			return nil, fmt.Errorf("cannot load command key %s: not PEM", filepath.Join(dir, CommandKeyFile))
-		}
-		k, err := x509.ParsePKIXPublicKey(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("cannot load command key: %w", err)
-		}
-		ek, ok := k.(ed25519.PublicKey)
-		if !ok {
-			return nil, fmt.Errorf("cannot load command key: %T is not Ed25519", k)
-		}
-		id.CommandKey = ek
+	if id.CommandKey, err = loadPublicKey(filepath.Join(dir, CommandKeyFile), "command key"); err != nil {
+		return nil, err
+	}
+	if id.updateKey, err = loadPublicKey(filepath.Join(dir, UpdateKeyFile), "update key"); err != nil {
+		return nil, err
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, ServerFile)); err == nil {
 		id.Server = strings.TrimSpace(string(b))
 	}
 	return id, nil
+}
+
+// loadPublicKey reads an Ed25519 public key (PEM PUBLIC KEY) from path;
+// nil without error when the file does not exist.
+func loadPublicKey(path, what string) (ed25519.PublicKey, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot load %s: %w", what, err)
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return nil, fmt.Errorf("cannot load %s %s: not PEM", what, path)
+	}
+	k, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("cannot load %s: %w", what, err)
+	}
+	ek, ok := k.(ed25519.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("cannot load %s: %T is not Ed25519", what, k)
+	}
+	return ek, nil
+}
+
+// publicKeyPEM encodes an Ed25519 public key as a PEM PUBLIC KEY block.
+func publicKeyPEM(k ed25519.PublicKey) ([]byte, error) {
+	der, err := x509.MarshalPKIXPublicKey(k)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), nil
+}
+
+// UpdateKey returns the server's public update key, which update
+// artifacts must be signed with: the one its enrollment or last renewal
+// answer carried (file update.pub); nil when the server handed none.
+func (id *Identity) UpdateKey() ed25519.PublicKey {
+	id.mu.RLock()
+	defer id.mu.RUnlock()
+	return id.updateKey
+}
+
+// setUpdateKey stores the update key a server answer carried (when it
+// carried one) and switches to it; it reports whether the key changed.
+// A key that is not an Ed25519 public key is an error.
+func (id *Identity) setUpdateKey(k []byte) (bool, error) {
+	if len(k) == 0 {
+		return false, nil
+	}
+	if len(k) != ed25519.PublicKeySize {
+		return false, fmt.Errorf("the server sent an update key of %d bytes, not an Ed25519 public key", len(k))
+	}
+	if ed25519.PublicKey(k).Equal(id.CommandKey) {
+		return false, errors.New("the server's update key is its command key")
+	}
+	if id.UpdateKey().Equal(ed25519.PublicKey(k)) {
+		return false, nil
+	}
+	b, err := publicKeyPEM(ed25519.PublicKey(k))
+	if err != nil {
+		return false, err
+	}
+	if err := writeFileAtomic(filepath.Join(id.Dir, UpdateKeyFile), b, 0o600); err != nil {
+		return false, err
+	}
+	id.mu.Lock()
+	id.updateKey = ed25519.PublicKey(slices.Clone(k))
+	id.mu.Unlock()
+	return true, nil
 }
 
 // Certificate returns the current client certificate.
@@ -162,9 +229,22 @@ func Enroll(ctx context.Context, o EnrollOptions) (*Identity, error) {
 	if len(resp.CommandKey) != ed25519.PublicKeySize {
 		return nil, errors.New("cannot enroll: the server sent no Ed25519 command key")
 	}
-	cmdDER, err := x509.MarshalPKIXPublicKey(ed25519.PublicKey(resp.CommandKey))
+	cmdPEM, err := publicKeyPEM(ed25519.PublicKey(resp.CommandKey))
 	if err != nil {
 		return nil, fmt.Errorf("cannot enroll: %w", err)
+	}
+	var updPEM []byte
+	switch len(resp.UpdateKey) {
+	case 0: // a server without an update key: updates are refused until one comes (renewal) or the config pins one
+	case ed25519.PublicKeySize:
+		if ed25519.PublicKey(resp.UpdateKey).Equal(ed25519.PublicKey(resp.CommandKey)) {
+			return nil, errors.New("cannot enroll: the server's update key is its command key")
+		}
+		if updPEM, err = publicKeyPEM(ed25519.PublicKey(resp.UpdateKey)); err != nil {
+			return nil, fmt.Errorf("cannot enroll: %w", err)
+		}
+	default:
+		return nil, fmt.Errorf("cannot enroll: the server sent an update key of %d bytes, not an Ed25519 public key", len(resp.UpdateKey))
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
@@ -179,11 +259,15 @@ func Enroll(ctx context.Context, o EnrollOptions) (*Identity, error) {
 	}{
 		{KeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})},
 		{CAFile, []byte(resp.CA)},
-		{CommandKeyFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: cmdDER})},
+		{CommandKeyFile, cmdPEM},
+		{UpdateKeyFile, updPEM},
 		{ServerFile, []byte(o.Server + "\n")},
 		{CertFile, []byte(resp.Certificate)}, // last: its presence means enrolled
 	}
 	for _, f := range files {
+		if f.data == nil {
+			continue
+		}
 		if err := writeFileAtomic(filepath.Join(o.StateDir, f.name), f.data, 0o600); err != nil {
 			return nil, fmt.Errorf("cannot enroll: %w", err)
 		}
@@ -212,7 +296,9 @@ func (id *Identity) NeedsRenewal(now time.Time) bool {
 }
 
 // Renew gets a new certificate for a new key over mTLS with the current
-// one, stores both and switches to them.
+// one, stores both and switches to them. When the answer carries the
+// server's update key, it is stored too (update.pub) and UpdateKey
+// returns it: an agent enrolled before its server handed one gets it so.
 func (id *Identity) Renew(ctx context.Context, client *httpc.Client, server string) error {
 	key, csrPEM, err := newKeyAndCSR(id.DeviceID)
 	if err != nil {
@@ -249,6 +335,9 @@ func (id *Identity) Renew(ctx context.Context, client *httpc.Client, server stri
 	id.mu.Lock()
 	id.cert = cert
 	id.mu.Unlock()
+	if _, err := id.setUpdateKey(resp.UpdateKey); err != nil {
+		return fmt.Errorf("certificate renewed, but cannot store the update key: %w", err)
+	}
 	return nil
 }
 

@@ -59,6 +59,12 @@ type Options struct {
 	// CommandKey signs commands; its public half goes to enrolling agents.
 	// Required (EnsureCommandKey).
 	CommandKey ed25519.PrivateKey
+	// UpdateKey is the public half of the update-signing key
+	// (EnsureUpdateKey): enrollment and renewal answers carry it, so that
+	// agents verify update artifacts with it and never with the command
+	// key. Nil: the answers carry none, and agents refuse updates unless
+	// their configuration pins a key.
+	UpdateKey ed25519.PublicKey
 	// CertTTL is the lifetime of device certificates (default 1 year).
 	CertTTL time.Duration
 	// Report is the ingest report handler (httpin.Handler.Report()). Front
@@ -131,6 +137,12 @@ func New(opts Options) (*Handler, error) {
 	}
 	if len(opts.CommandKey) != ed25519.PrivateKeySize {
 		return nil, errors.New("cannot create enroll handler: CommandKey must be an Ed25519 private key")
+	}
+	if opts.UpdateKey != nil && len(opts.UpdateKey) != ed25519.PublicKeySize {
+		return nil, errors.New("cannot create enroll handler: UpdateKey must be an Ed25519 public key")
+	}
+	if opts.UpdateKey != nil && opts.UpdateKey.Equal(opts.CommandKey.Public()) {
+		return nil, errors.New("cannot create enroll handler: UpdateKey must not be the command key")
 	}
 	if opts.CertTTL <= 0 {
 		opts.CertTTL = DefaultCertTTL
@@ -342,7 +354,7 @@ func (h *Handler) enroll(w http.ResponseWriter, r *http.Request) {
 		h.opts.OnEnroll(r.Context(), id, tok.Class)
 	}
 	writeJSON(w, http.StatusOK, protocol.EnrollResponse{DeviceID: id, Class: tok.Class, Certificate: string(certPEM),
-		CA: string(h.opts.CA.CertPEM()), CommandKey: h.opts.CommandKey.Public().(ed25519.PublicKey), NotAfter: cert.NotAfter})
+		CA: string(h.opts.CA.CertPEM()), CommandKey: h.opts.CommandKey.Public().(ed25519.PublicKey), UpdateKey: h.opts.UpdateKey, NotAfter: cert.NotAfter})
 }
 
 func (h *Handler) renew(w http.ResponseWriter, r *http.Request) {
@@ -368,7 +380,7 @@ func (h *Handler) renew(w http.ResponseWriter, r *http.Request) {
 	}
 	h.log.Info("device certificate renewed", "device_id", id, "serial", cert.SerialNumber.Text(16), "not_after", cert.NotAfter)
 	h.audit(r.Context(), "device:"+id, "device.renew", "device:"+id, map[string]any{"serial": cert.SerialNumber.Text(16), "not_after": cert.NotAfter})
-	writeJSON(w, http.StatusOK, protocol.RenewResponse{Certificate: string(certPEM), NotAfter: cert.NotAfter})
+	writeJSON(w, http.StatusOK, protocol.RenewResponse{Certificate: string(certPEM), NotAfter: cert.NotAfter, UpdateKey: h.opts.UpdateKey})
 }
 
 // Send signs a command for a device and queues it for the device's next

@@ -37,6 +37,25 @@ type Commander interface {
 	Result(commandID string) (cmd command.Command, res command.Result, done bool)
 }
 
+// Alerts lists stored alerts (store.Alerts is one). The engine asks for
+// the alerts of one device, of medium severity and above, created since
+// its update was sent (store.AlertFilter DeviceID, MinSeverity, Since).
+type Alerts interface {
+	ListAlerts(ctx context.Context, f store.AlertFilter) ([]vigil.Alert, string, error)
+}
+
+// Baselines tells what a device's learned behaviour makes normal for its
+// health (detect/baseline.Detector is one). HealthBounds returns the upper
+// bound of normal of each health gauge the device's own baseline has
+// learned, by name: the engine compares "cpu_pct", "memory_pct" and
+// "temperature" with the device's last health sample. ok is false when the
+// device has no baseline of its own (unknown, or still learning): the
+// engine then judges its health by the fixed limits only. HealthBounds
+// must be read only and return quickly: the engine calls it in its tick.
+type Baselines interface {
+	HealthBounds(deviceID string) (bounds map[string]float64, ok bool)
+}
+
 // Auditor records what the engine does (audit.Recorder is one).
 type Auditor interface {
 	RecordJSON(ctx context.Context, actor, action, object string, detail any) (vigil.AuditRecord, error)
@@ -115,8 +134,24 @@ type Options struct {
 	// Healthy judges a device after its update (default: a health sample
 	// since the update with CPU and memory under 95%).
 	Healthy func(d vigil.Device, since time.Time) error
-	Clock   vigil.Clock
-	Logger  *slog.Logger
+	// Alerts, when set, are read for the device's behaviour after its
+	// update: an alert of medium severity or above about the device,
+	// raised since its update was sent, fails the device like a failed
+	// install (rolled back, the wave halts). Not counted: the engine's own
+	// alerts, vulnerability findings, retro-hunt alerts over old history,
+	// and the learned-behaviour novelty of the updated product's new
+	// version (baseline.new_software for Product).
+	Alerts Alerts
+	// Baselines, when set, bound the device's health by its own learned
+	// normal besides Healthy: a last sample above a learned bound keeps the
+	// device from passing (rolled back when the wave times out).
+	Baselines Baselines
+	// Settle is how long a device is watched after its install before it
+	// counts as updated, for the behaviour checks to see it (default the
+	// smaller of 5 minutes and a quarter of WaveTimeout; negative: none).
+	Settle time.Duration
+	Clock  vigil.Clock
+	Logger *slog.Logger
 }
 
 // Engine proposes and runs update plans. Tick does one round; it is safe
@@ -148,6 +183,14 @@ func New(o Options) (*Engine, error) {
 	}
 	if o.WaveTimeout <= 0 {
 		o.WaveTimeout = 30 * time.Minute
+	}
+	switch {
+	case o.Settle == 0:
+		o.Settle = min(5*time.Minute, o.WaveTimeout/4)
+	case o.Settle < 0:
+		o.Settle = 0
+	case o.Settle >= o.WaveTimeout:
+		return nil, fmt.Errorf("cannot create remediation engine: settle %s is not shorter than the wave timeout %s", o.Settle, o.WaveTimeout)
 	}
 	if o.CommandTTL <= 0 {
 		o.CommandTTL = time.Hour

@@ -96,7 +96,7 @@ func TestPlanApprovalGuardsAndHealthTimeout(t *testing.T) {
 	var au audits
 	var alerts []vigil.Alert
 	e, err := New(Options{Store: st, Commands: q, Findings: findings, Audit: &au, Alert: func(a vigil.Alert) { alerts = append(alerts, a) },
-		Guards: playbook.Guards{MaxActions: 2, Window: 10 * time.Minute}, Canary: 0.3, WaveTimeout: 5 * time.Minute, Clock: ck})
+		Guards: playbook.Guards{MaxActions: 2, Window: 10 * time.Minute}, Canary: 0.3, WaveTimeout: 5 * time.Minute, Settle: 2 * time.Minute, Clock: ck})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,6 +136,10 @@ func TestPlanApprovalGuardsAndHealthTimeout(t *testing.T) {
 	st.PutDevice(ctx, vigil.Device{ID: "gw-1", Class: "gateway", Model: "G2", Software: sw("1.36.1"), LastSeen: ck.t, Enrolled: ck.t,
 		Health: &vigil.Health{Time: ck.t, CPU: 10, Memory: 30}})
 	tick() // installed
+	if p = tick(); p.Waves[0].Targets[0].State != vigil.TargetInstalled {
+		t.Fatalf("canary passed before it settled: %+v", p.Waves[0])
+	}
+	ck.t = ck.t.Add(2 * time.Minute)
 	p = tick()
 	if p.Waves[0].Targets[0].State != vigil.TargetUpdated || p.Waves[0].Finished.IsZero() || p.Findings[0].Closed.IsZero() {
 		t.Fatalf("canary after its report: %+v, finding %+v", p.Waves[0], p.Findings[0])

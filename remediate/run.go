@@ -8,6 +8,7 @@ import (
 
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/agent/command"
+	"github.com/vigil-iot/vigil/store"
 	"github.com/vigil-iot/vigil/vuln"
 )
 
@@ -192,6 +193,11 @@ func (e *Engine) check(ctx context.Context, p *vigil.UpdatePlan, t *vigil.PlanTa
 			t.State, t.Done, t.Detail = vigil.TargetFailed, now, fmt.Sprintf("no result within %s", e.o.WaveTimeout)
 		}
 	case vigil.TargetInstalled:
+		bad, aerr := e.misbehaviour(ctx, p, t)
+		if bad != "" {
+			e.rollback(ctx, p, t, "misbehaves after the update: "+bad)
+			return
+		}
 		d, err := e.o.Store.GetDevice(ctx, t.DeviceID)
 		if err != nil {
 			return
@@ -199,9 +205,19 @@ func (e *Engine) check(ctx context.Context, p *vigil.UpdatePlan, t *vigil.PlanTa
 		v := version(d, p.Product)
 		eco := ecosystem(d, p.Product)
 		herr := e.o.Healthy(d, t.Sent)
+		if herr == nil {
+			herr = e.learnedNormal(d, t.Sent)
+		}
+		if herr == nil {
+			herr = aerr
+		}
+		good := d.LastSeen.After(t.Sent) && v != "" && vuln.Compare(eco, v, p.Version) >= 0 && herr == nil
 		switch {
-		case d.LastSeen.After(t.Sent) && v != "" && vuln.Compare(eco, v, p.Version) >= 0 && herr == nil:
+		case good && now.Sub(t.Done) >= e.o.Settle:
 			t.State, t.Done, t.Detail = vigil.TargetUpdated, now, "reports "+p.Product+" "+v
+		case good:
+			// Watched for Settle after its install, even past the wave
+			// timeout: a late install is not a failure.
 		case late:
 			why := fmt.Sprintf("reports %s %q, not %s", p.Product, v, p.Version)
 			if v != "" && vuln.Compare(eco, v, p.Version) >= 0 {
@@ -229,6 +245,66 @@ func (e *Engine) check(ctx context.Context, p *vigil.UpdatePlan, t *vigil.PlanTa
 			t.Rollback = ""
 		}
 	}
+}
+
+// misbehaviour returns what an alert about the device since its update
+// says ("" when none counts; see Options.Alerts), or the error that kept
+// the alerts from being read (the device does not pass meanwhile).
+func (e *Engine) misbehaviour(ctx context.Context, p *vigil.UpdatePlan, t *vigil.PlanTarget) (string, error) {
+	if e.o.Alerts == nil {
+		return "", nil
+	}
+	as, _, err := e.o.Alerts.ListAlerts(ctx, store.AlertFilter{DeviceID: t.DeviceID, MinSeverity: vigil.SeverityMedium, Since: t.Sent,
+		Page: store.Page{Limit: 100}})
+	if err != nil {
+		e.log.Warn("cannot read the alerts of an updated device", "plan", p.ID, "device", t.DeviceID, "err", err)
+		return "", fmt.Errorf("cannot read its alerts: %w", err)
+	}
+	for _, a := range as {
+		if a.DeviceID != t.DeviceID || a.Severity < vigil.SeverityMedium || a.Created.Before(t.Sent) || !behaviour(a, p.Product) {
+			continue
+		}
+		return fmt.Sprintf("%s alert %q (%s %s, %s)", a.Severity, a.Title, a.Detector, a.RuleID, a.ID), nil
+	}
+	return "", nil
+}
+
+// behaviour reports whether an alert says something of a device's
+// behaviour after an update of product: not the engine's own alerts, not
+// a vulnerability finding, not a retro-hunt over old history, not the
+// new version of the updated product seen for the first time.
+func behaviour(a vigil.Alert, product string) bool {
+	switch {
+	case a.Detector == "remediate" || a.Detector == "vuln" || a.Retro:
+		return false
+	case a.RuleID == "baseline.new_software":
+		obs, _ := a.Fields["baseline.observed"].(string)
+		return !strings.HasPrefix(obs, product+" ") && obs != product
+	}
+	return true
+}
+
+// learnedNormal checks the device's last health sample since the update
+// against the bounds its own baseline learned (nil without Baselines, a
+// baseline of its own or a sample since).
+func (e *Engine) learnedNormal(d vigil.Device, since time.Time) error {
+	h := d.Health
+	if e.o.Baselines == nil || h == nil || h.Time.Before(since) {
+		return nil
+	}
+	bounds, ok := e.o.Baselines.HealthBounds(d.ID)
+	if !ok {
+		return nil
+	}
+	for _, g := range []struct {
+		name, what string
+		v          float64
+	}{{"cpu_pct", "CPU", h.CPU}, {"memory_pct", "memory", h.Memory}, {"temperature", "temperature", h.Temperature}} {
+		if hi, ok := bounds[g.name]; ok && g.v > hi {
+			return fmt.Errorf("%s at %.4g, above its learned normal (at most %.4g)", g.what, g.v, hi)
+		}
+	}
+	return nil
 }
 
 // rollback marks a target failed after a good install and sends the

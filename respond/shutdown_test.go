@@ -19,7 +19,8 @@ steps:
 // TestShutdownNeverAutomaticOnSafetyCritical: a camera is powered off at
 // once; a device tagged safety-critical, and a PLC reached by a playbook
 // whose trigger was widened after it loaded (the loader refuses an
-// automatic shutdown of a safety-critical class), wait for approval.
+// automatic shutdown of a safety-critical class), wait for approval, and
+// so does a PLC whose class is reported in capitals.
 func TestShutdownNeverAutomaticOnSafetyCritical(t *testing.T) {
 	e := newEnv(t, respond.Options{}, shutdownPB)
 	e.device("cam-1", "camera")
@@ -35,7 +36,8 @@ func TestShutdownNeverAutomaticOnSafetyCritical(t *testing.T) {
 	pb := parse(t, shutdownPB)
 	pb.Trigger.DeviceClasses = append(pb.Trigger.DeviceClasses, "plc", "medical")
 	e2 := newEnv(t, respond.Options{Playbooks: []*playbook.Playbook{pb}})
-	for _, class := range []string{"plc", "medical"} {
+	pb.Trigger.DeviceClasses = append(pb.Trigger.DeviceClasses, "PLC") // a class as a device may report it
+	for _, class := range []string{"plc", "medical", "PLC"} {
 		e2.device(class+"-1", class)
 		a := e2.get(e2.alert("al-"+class, class+"-1", "")[0].ID)
 		if a.State != vigil.ActionPendingApproval || !strings.Contains(a.Params[respond.MetaHeld], `safety-critical device (class "`+class+`") is never automatic`) {

@@ -51,9 +51,14 @@ type System struct {
 	Kept Kept
 	// Fetch downloads an update artifact (over the agent's mTLS client).
 	Fetch func(ctx context.Context, url string) (io.ReadCloser, error)
-	// UpdateKey verifies update artifacts: the server's update key
-	// (config update_key), else its command key.
+	// UpdateKey verifies update artifacts: the server's update key, never
+	// its command key.
 	UpdateKey ed25519.PublicKey
+	// UpdateKeys, when set, is asked for the update key at each update
+	// instead of UpdateKey (the agent's: the key its server handed at
+	// enrollment or renewal, checked against the key its configuration
+	// pins). An error refuses the update, before any download, with it.
+	UpdateKeys func() (ed25519.PublicKey, error)
 	// RebootCommand defaults to ["reboot"].
 	RebootCommand []string
 	// ShutdownCommand replaces poweroff or halt for shutdown when set.
@@ -347,6 +352,15 @@ func (s *System) update(ctx context.Context, p map[string]string) (string, error
 	if err != nil || s.Fetch == nil {
 		return "", errors.New("cannot update: no installer configured")
 	}
+	key := s.UpdateKey
+	if s.UpdateKeys != nil {
+		if key, err = s.UpdateKeys(); err != nil {
+			return "", fmt.Errorf("cannot update: %w", err)
+		}
+	}
+	if len(key) != ed25519.PublicKeySize {
+		return "", errors.New("cannot update: no update key to verify the artifact with")
+	}
 	if _, err := hex.DecodeString(p["sha256"]); err != nil || len(p["sha256"]) != 2*sha256.Size {
 		return "", fmt.Errorf("cannot update: invalid sha256 %q", p["sha256"])
 	}
@@ -370,7 +384,7 @@ func (s *System) update(ctx context.Context, p map[string]string) (string, error
 		return "", fmt.Errorf("cannot update: download: %w", err)
 	}
 	f.Close()
-	if err := VerifyArtifact(s.UpdateKey, buf.Bytes(), p["sha256"], p["signature"]); err != nil {
+	if err := VerifyArtifact(key, buf.Bytes(), p["sha256"], p["signature"]); err != nil {
 		return "", fmt.Errorf("cannot update: %w", err)
 	}
 	os.Chmod(f.Name(), 0o700)

@@ -21,12 +21,16 @@ type EnrollRequest struct {
 
 // EnrollResponse is the answer of a successful enrollment.
 type EnrollResponse struct {
-	DeviceID    string    `json:"device_id"`
-	Class       string    `json:"class,omitempty"`
-	Certificate string    `json:"certificate"` // PEM
-	CA          string    `json:"ca"`          // PEM
-	CommandKey  []byte    `json:"command_key"` // Ed25519 public key, base64 in JSON
-	NotAfter    time.Time `json:"not_after"`
+	DeviceID    string `json:"device_id"`
+	Class       string `json:"class,omitempty"`
+	Certificate string `json:"certificate"` // PEM
+	CA          string `json:"ca"`          // PEM
+	CommandKey  []byte `json:"command_key"` // Ed25519 public key, base64 in JSON
+	// UpdateKey is the server's Ed25519 public update key (base64 in
+	// JSON): update artifacts are signed with it, never with the command
+	// key. Absent from a server that has none.
+	UpdateKey []byte    `json:"update_key,omitempty"`
+	NotAfter  time.Time `json:"not_after"`
 }
 
 // RenewRequest is the body of POST /api/v1/agent/renew, sent over mTLS
@@ -39,6 +43,9 @@ type RenewRequest struct {
 type RenewResponse struct {
 	Certificate string    `json:"certificate"`
 	NotAfter    time.Time `json:"not_after"`
+	// UpdateKey is the server's public update key, as at enrollment: an
+	// agent enrolled before its server handed one gets it here.
+	UpdateKey []byte `json:"update_key,omitempty"`
 }
 
 // Error is the error answer of these endpoints (the shape of every Vigil

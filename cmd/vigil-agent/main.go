@@ -96,6 +96,9 @@ func cmdEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 1
 	}
 	fmt.Fprintf(stdout, "enrolled as %s; identity in %s\n", id.DeviceID, *state)
+	if id.UpdateKey() == nil {
+		fmt.Fprintln(stderr, "warning: the server handed no update key: updates are refused until a renewal brings one or the config pins update_key")
+	}
 	return 0
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-iot/vigil/agent"
 	"github.com/vigil-iot/vigil/store"
 )
 
@@ -36,6 +37,11 @@ func TestAgentEnrollsAndReportsOverMutualTLS(t *testing.T) {
 	enrollOut, err := exec.Command(bin, "enroll", "--server", a.URL, "--token", token, "--state", state, "--ca", ca).CombinedOutput()
 	if err != nil {
 		t.Fatalf("enroll: %v\n%s", err, enrollOut)
+	}
+	// The enrollment handed the update key (update artifacts are signed
+	// with it, never with the command key).
+	if id, err := agent.LoadIdentity(state); err != nil || !id.UpdateKey().Equal(a.updateKey.Public()) {
+		t.Fatalf("update key after enrollment: %v", err)
 	}
 	// A token is single-use.
 	if again, err := exec.Command(bin, "enroll", "--server", a.URL, "--token", token, "--state", t.TempDir(), "--ca", ca).CombinedOutput(); err == nil {

@@ -368,6 +368,7 @@ func (a *app) start(ctx context.Context) error {
 		Tokens:      a.enrollFiles.Tokens,
 		Revocations: a.enrollFiles.Revocations,
 		CommandKey:  a.enrollFiles.CommandKey,
+		UpdateKey:   a.updateKey.Public().(ed25519.PublicKey),
 		Report:      ingest.Report(),
 		Bulk:        ingest.Bulk(),
 		Audit:       a.auditRecorder(),

@@ -210,6 +210,9 @@ func (c *config) validate() error {
 	if err := c.Export.validate(c.NATSURL); err != nil {
 		return err
 	}
+	if err := c.Update.validate(); err != nil {
+		return err
+	}
 	if err := c.Store.validate(); err != nil {
 		return err
 	}

@@ -93,7 +93,8 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (bool, error) {
 	cfg.DataDir = dir
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Baseline.Learn = duration(demoLearn(o.attackAt))
-	cfg.Update.Tick, cfg.Update.MaxCPU = duration(time.Second), 101 // the update demo (demoupdate.go) shares the machine's CPU
+	cfg.Update.Tick = duration(time.Second)
+	cfg.Update.Settle = duration(2 * time.Second) // the demo's camera is watched briefly after its update
 	if err := cfg.validate(); err != nil {
 		return false, err
 	}

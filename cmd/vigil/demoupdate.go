@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
-	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"os"
@@ -44,6 +42,29 @@ install|rollback)
 esac
 `
 )
+
+// demoProc makes dir the demo camera's /proc: the machine's, but for a CPU
+// and memory of the camera's own (an idle CPU, memory at 40 %), so that
+// the machine's load is not taken for the camera misbehaving after its
+// update.
+func demoProc(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	es, err := os.ReadDir("/proc")
+	if err != nil {
+		return err
+	}
+	for _, e := range es {
+		if n := e.Name(); n != "stat" && n != "meminfo" && (n[0] < '0' || n[0] > '9') {
+			os.Symlink("/proc/"+n, filepath.Join(dir, n))
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "stat"), []byte("cpu  100 0 100 100000 0 0 0 0 0 0\n"), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "meminfo"), []byte("MemTotal: 1000000 kB\nMemAvailable: 600000 kB\n"), 0o644)
+}
 
 // updateDemo shows a vulnerable device fixed by an update plan: a real
 // in-process agent (its package, system and health collectors reading a
@@ -87,7 +108,9 @@ func (d *demoRun) updateDemo(ctx context.Context, a *app, dir string, log *slog.
 			return fail("%v", err)
 		}
 	}
-	os.Symlink("/proc", filepath.Join(root, "proc"))
+	if err := demoProc(filepath.Join(root, "proc")); err != nil {
+		return fail("%v", err)
+	}
 	os.Symlink("/sys", filepath.Join(root, "sys"))
 	script := filepath.Join(base, "update.sh")
 	policy := filepath.Join(base, "policy.json")
@@ -96,8 +119,8 @@ func (d *demoRun) updateDemo(ctx context.Context, a *app, dir string, log *slog.
 	ag, err := vagent.New(vagent.Config{StateDir: state, Format: "json", Class: "camera", Vendor: "Acme", Model: "NVR-7", Root: root,
 		Interval: vagent.Duration(time.Second), Disable: []string{"processes", "authlog", "fim", "network"},
 		Commands: true, PolicyFile: policy, PollWait: vagent.Duration(2 * time.Second),
-		UpdateKey: base64.StdEncoding.EncodeToString(a.updateKey.Public().(ed25519.PublicKey)),
-		Update:    &command.InstallConfig{Installer: command.InstallerScript, Script: script}},
+		// No update_key: the update key came with the enrollment.
+		Update: &command.InstallConfig{Installer: command.InstallerScript, Script: script}},
 		vagent.Options{Logger: log})
 	if err != nil {
 		return fail("cannot start the agent: %v", err)

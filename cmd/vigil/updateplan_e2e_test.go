@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -52,15 +54,33 @@ rollback)
 esac
 `
 
+// burn makes the CPU of a demoProc busy (only user time grows) from when
+// ready reports true until ctx ends.
+func burn(ctx context.Context, dir string, ready func() bool) {
+	user := uint64(100)
+	for ctx.Err() == nil {
+		time.Sleep(100 * time.Millisecond)
+		if !ready() {
+			continue
+		}
+		user += 1000
+		tmp := filepath.Join(dir, ".stat.tmp")
+		os.WriteFile(tmp, fmt.Appendf(nil, "cpu  %d 0 100 100000 0 0 0 0 0 0\n", user), 0o644)
+		os.Rename(tmp, filepath.Join(dir, "stat"))
+	}
+}
+
 const vulnerableStatus = "Package: openssl\nStatus: install ok installed\nVersion: 1.0.1e-2+deb7u4\nArchitecture: armhf\n\n"
 
-// TestUpdatePlanEndToEnd: three real agents (vigil-agent processes) of one
+// TestUpdatePlanEndToEnd: four real agents (vigil-agent processes) of one
 // cohort run a vulnerable openssl; Heartbleed is a KEV finding on each; an
 // artifact with the fixed version makes the server propose a plan of two
 // waves, which the policy (KEV) runs at once. The canary updates; in the
-// second wave one device's install fails: the agent rolls it back, the
-// plan halts with an alert; the other devices report the fixed version
-// and their findings close with a time to remediate.
+// second wave one device's install fails: the agent rolls it back; another
+// installs but then runs its CPU at 100 %: the sustained-CPU rule alerts,
+// the server rolls it back as misbehaving; the plan halts with an alert;
+// the other devices report the fixed version and their findings close
+// with a time to remediate.
 func TestUpdatePlanEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the agent binary; skipped with -short")
@@ -68,10 +88,10 @@ func TestUpdatePlanEndToEnd(t *testing.T) {
 	cfg := defaultConfig()
 	cfg.DataDir, cfg.Listen, cfg.LogLevel = t.TempDir(), "127.0.0.1:0", "warn"
 	cfg.SigmaDirs = []string{t.TempDir()}
-	cfg.Update = updateConfig{Auto: &[]autoCondition{{KEV: true}}, Tick: duration(300 * time.Millisecond), WaveTimeout: duration(2 * time.Minute),
-		// The test devices share a busy machine's CPU: the health check
-		// here is that they report health at all.
-		MaxCPU: 101}
+	// Each device is watched 30 s after its install (a quarter of the
+	// wave timeout) before it passes. The devices read a /proc/stat of
+	// their own (not the busy machine's), so their CPU is the test's.
+	cfg.Update = updateConfig{Auto: &[]autoCondition{{KEV: true}}, Tick: duration(300 * time.Millisecond), WaveTimeout: duration(2 * time.Minute)}
 	a := runTestApp(t, cfg)
 	ctx := t.Context()
 
@@ -95,7 +115,7 @@ func TestUpdatePlanEndToEnd(t *testing.T) {
 	updKey := base64.StdEncoding.EncodeToString(a.updateKey.Public().(ed25519.PublicKey))
 	type dev struct{ id, dir string }
 	var devs []dev
-	for range 3 {
+	for range 4 {
 		out, code := run(t, "ctl", "enroll-token", "create", "--class", "camera", "--ttl", "10m", "--data-dir", a.cfg.DataDir)
 		if code != 0 {
 			t.Fatalf("enroll-token create: %d %s", code, out)
@@ -109,28 +129,40 @@ func TestUpdatePlanEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The update key comes with the enrollment, not the command key.
+		if !id.UpdateKey().Equal(a.updateKey.Public()) || id.UpdateKey().Equal(id.CommandKey) {
+			t.Fatalf("update key from enrollment %x", id.UpdateKey())
+		}
 		devs = append(devs, dev{id.DeviceID, dir})
 	}
 	slices.SortFunc(devs, func(x, y dev) int { return strings.Compare(x.id, y.id) })
 	// The plan's waves take devices in id order: the canary is devs[0];
-	// the last device's install fails.
-	failing := devs[2].id
+	// devs[2]'s install fails; devs[3] misbehaves after its update.
+	failing, misbehaving := devs[2].id, devs[3].id
 	os.WriteFile(filepath.Join(devs[2].dir, "fail"), nil, 0o600)
-	for _, d := range devs {
+	for i, d := range devs {
 		root := filepath.Join(d.dir, "root")
 		os.MkdirAll(filepath.Join(root, "var/lib/dpkg"), 0o755)
 		os.WriteFile(filepath.Join(root, "var/lib/dpkg/status"), []byte(vulnerableStatus), 0o644)
 		os.MkdirAll(filepath.Join(root, "etc"), 0o755)
 		os.WriteFile(filepath.Join(root, "etc/os-release"), []byte("NAME=\"Debian GNU/Linux\"\nID=debian\nVERSION_ID=\"7\"\nVERSION=\"7 (wheezy)\"\n"), 0o644)
-		os.Symlink("/proc", filepath.Join(root, "proc"))
+		// A /proc of the device's own for its CPU and memory (demoupdate.go).
+		if err := demoProc(filepath.Join(root, "proc")); err != nil {
+			t.Fatal(err)
+		}
 		os.Symlink("/sys", filepath.Join(root, "sys"))
 		script := filepath.Join(d.dir, "update.sh")
 		os.WriteFile(script, []byte(e2eUpdateScript), 0o755)
 		policy := filepath.Join(d.dir, "policy.json")
 		os.WriteFile(policy, []byte(`{"allow": ["update", "rollback"]}`), 0o600)
 		acfg := map[string]any{"server": a.URL, "state_dir": filepath.Join(d.dir, "state"), "interval": "1s", "poll_wait": "2s",
-			"commands": true, "policy_file": policy, "update_key": updKey, "update": map[string]any{"installer": "script", "script": script},
+			"commands": true, "policy_file": policy, "update": map[string]any{"installer": "script", "script": script},
 			"class": "camera", "vendor": "Acme", "model": "IPC-2000", "root": root, "disable": []string{"processes", "authlog", "fim"}}
+		if i == 0 {
+			// The canary also pins the key (`vigil update key`): equal to
+			// the one from enrollment, its updates run.
+			acfg["update_key"] = updKey
+		}
 		b, _ := json.Marshal(acfg)
 		cfgFile := filepath.Join(d.dir, "agent.json")
 		os.WriteFile(cfgFile, b, 0o600)
@@ -142,6 +174,11 @@ func TestUpdatePlanEndToEnd(t *testing.T) {
 		}
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); logf.Close() })
 	}
+	// devs[3] runs its CPU at 100 % once it runs the fixed version.
+	go burn(ctx, filepath.Join(devs[3].dir, "root", "proc"), func() bool {
+		st, _ := os.ReadFile(filepath.Join(devs[3].dir, "root/var/lib/dpkg/status"))
+		return strings.Contains(string(st), "1.0.1e-2+deb7u5")
+	})
 	logs := func() string {
 		var b strings.Builder
 		for _, d := range devs {
@@ -163,17 +200,17 @@ func TestUpdatePlanEndToEnd(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
-	waitFor("three KEV findings", func() bool {
+	waitFor("four KEV findings", func() bool {
 		n := 0
 		for _, f := range a.vuln.Findings(scan.Filter{KEVOnly: true}) {
 			if f.Vuln == "CVE-2014-0160" && f.FixedVersion == "1.0.1e-2+deb7u5" {
 				n++
 			}
 		}
-		return n == 3
+		return n == 4
 	})
 
-	waitFor("three devices with their software in the store", func() bool {
+	waitFor("four devices with their software in the store", func() bool {
 		for _, d := range devs {
 			sd, err := a.store.GetDevice(ctx, d.id)
 			if err != nil || len(sd.Software) == 0 {
@@ -234,7 +271,7 @@ func TestUpdatePlanEndToEnd(t *testing.T) {
 		return plan.State == vigil.PlanHalted || plan.State == vigil.PlanCompleted
 	})
 	if plan.ArtifactID != art.ID || plan.Cohort != "camera/IPC-2000" || !plan.Auto || len(plan.Waves) != 2 ||
-		len(plan.Waves[0].Targets) != 1 || len(plan.Waves[1].Targets) != 2 || plan.Waves[0].Targets[0].DeviceID != devs[0].id {
+		len(plan.Waves[0].Targets) != 1 || len(plan.Waves[1].Targets) != 3 || plan.Waves[0].Targets[0].DeviceID != devs[0].id {
 		t.Fatalf("plan %+v", plan)
 	}
 	if plan.State != vigil.PlanHalted || !plan.Waves[1].Failed || plan.Waves[0].Failed {
@@ -243,34 +280,42 @@ func TestUpdatePlanEndToEnd(t *testing.T) {
 	for _, w := range plan.Waves {
 		for _, tg := range w.Targets {
 			want := vigil.TargetUpdated
-			if tg.DeviceID == failing {
+			if tg.DeviceID == failing || tg.DeviceID == misbehaving {
 				want = vigil.TargetRolledBack
 			}
 			if tg.State != want || tg.Previous != "1.0.1e-2+deb7u4" {
 				t.Errorf("device %s: %+v, want %s from 1.0.1e-2+deb7u4", tg.DeviceID, tg, want)
 			}
+			// Rolled back for what it did after its update, not for a
+			// failed install nor a timeout.
+			if tg.DeviceID == misbehaving && (!strings.Contains(tg.Detail, "misbehaves after the update") ||
+				!strings.Contains(tg.Detail, "vigil-health-cpu-sustained")) {
+				t.Errorf("misbehaving device %s: %+v", tg.DeviceID, tg)
+			}
 		}
 	}
-	// The failed device runs the version before again (the agent's rollback),
-	// the others the fixed one, as their collectors report it.
+	// The failed devices run the version before again (the agent's
+	// rollback), the others the fixed one, as their collectors report it.
 	for _, d := range devs {
 		st, _ := os.ReadFile(filepath.Join(d.dir, "root/var/lib/dpkg/status"))
 		want := "Version: 1.0.1e-2+deb7u5"
-		if d.id == failing {
+		if d.id == failing || d.id == misbehaving {
 			want = "Version: 1.0.1e-2+deb7u4"
 		}
 		if !strings.Contains(string(st), want) {
 			t.Errorf("device %s status file:\n%s", d.id, st)
 		}
 	}
-	// Findings close when the devices report the fixed version.
+	// Findings close when the devices report the fixed version (the
+	// misbehaving device's opens again when it reports the version
+	// before).
 	waitFor("two findings closed", func() bool {
 		p, err := c.GetUpdatePlan(ctx, plan.ID)
 		plan = p
-		return err == nil && p.Closed == 2
+		return err == nil && p.Closed == 2 && p.Open == 2
 	})
 	for _, f := range plan.Findings {
-		if closed := !f.Closed.IsZero(); closed == (f.DeviceID == failing) {
+		if closed := !f.Closed.IsZero(); closed == (f.DeviceID == failing || f.DeviceID == misbehaving) {
 			t.Errorf("finding %+v: closed %v", f, closed)
 		}
 		if !f.Closed.IsZero() && f.TimeToRemediate() <= 0 {
@@ -279,7 +324,7 @@ func TestUpdatePlanEndToEnd(t *testing.T) {
 	}
 	waitFor("the scanner to drop the fixed findings", func() bool {
 		fs := a.vuln.Findings(scan.Filter{KEVOnly: true})
-		return len(fs) == 1 && fs[0].DeviceID == failing
+		return len(fs) == 2 && (fs[0].DeviceID == failing || fs[0].DeviceID == misbehaving) && (fs[1].DeviceID == failing || fs[1].DeviceID == misbehaving)
 	})
 	// The halt raised an alert naming the failed device.
 	waitFor("the halt alert", func() bool {
@@ -299,7 +344,7 @@ func TestUpdatePlanEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rm := rep.Remediation; rm.Halted != 1 || rm.Closed != 2 || rm.Open != 1 || len(rm.ByCohort) != 1 || rm.ByCohort[0].Cohort != "camera/IPC-2000" ||
+	if rm := rep.Remediation; rm.Halted != 1 || rm.Closed != 2 || rm.Open != 2 || len(rm.ByCohort) != 1 || rm.ByCohort[0].Cohort != "camera/IPC-2000" ||
 		rm.ByCohort[0].MeanTTR.Seconds <= 0 || len(rm.Fixed) != 2 {
 		t.Errorf("posture remediation %+v", rm)
 	}

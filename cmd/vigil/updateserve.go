@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -31,6 +32,22 @@ type updateConfig struct {
 	Tick        duration         `yaml:"tick"`
 	MaxCPU      float64          `yaml:"max_cpu"`
 	MaxMemory   float64          `yaml:"max_memory"`
+	// Settle is how long an updated device is watched (its alerts, its
+	// health against its learned normal) before it passes.
+	Settle duration `yaml:"settle"`
+}
+
+// validate checks what remediate.New would refuse, so that a mistake
+// stops the server instead of disabling update plans.
+func (c updateConfig) validate() error {
+	wt := time.Duration(c.WaveTimeout)
+	if wt <= 0 {
+		wt = 30 * time.Minute // remediate's default
+	}
+	if c.Settle > 0 && time.Duration(c.Settle) >= wt {
+		return fmt.Errorf("update.settle: %s is not shorter than update.wave_timeout %s", time.Duration(c.Settle), wt)
+	}
+	return nil
 }
 
 type autoCondition struct {
@@ -70,6 +87,10 @@ func (a *app) remediationEngine() *remediate.Engine {
 	if guards.Window == 0 {
 		guards.Window = 10 * time.Minute
 	}
+	var learned remediate.Baselines
+	if a.baseline != nil {
+		learned = a.baseline.det
+	}
 	e, err := remediate.New(remediate.Options{
 		Store:       a.store,
 		Commands:    a.enroll,
@@ -81,6 +102,9 @@ func (a *app) remediationEngine() *remediate.Engine {
 		Canary:      cfg.Canary,
 		WaveTimeout: time.Duration(cfg.WaveTimeout),
 		Healthy:     remediate.HealthBelow(cmpOr0(cfg.MaxCPU, 95), cmpOr0(cfg.MaxMemory, 95)),
+		Alerts:      a.store,
+		Baselines:   learned,
+		Settle:      time.Duration(cfg.Settle),
 		Clock:       vigil.SystemClock{},
 		Logger:      a.log,
 	})

@@ -251,7 +251,7 @@ func (c *compiler) compile(fy *fileYAML) *Playbook {
 				c.errorf(p("steps", i, "action"), "step %s: %s with approval auto needs trigger device_classes (it is never automatic on a safety-critical class: %s); name the classes of an alert trigger, or set approval mode: required", st.Name, st.Action, strings.Join(SafetyCriticalClasses, ", "))
 			}
 			for _, cl := range t.DeviceClasses {
-				if slices.Contains(SafetyCriticalClasses, cl) {
+				if SafetyCriticalClass(cl) {
 					c.errorf(p("steps", i, "action"), "step %s: %s is never automatic on the safety-critical class %s: set approval mode: required", st.Name, st.Action, cl)
 				}
 			}

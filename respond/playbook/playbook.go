@@ -41,9 +41,19 @@ var SafetyCriticalClasses = []string{
 }
 
 // SafetyCritical reports whether the device is tagged safety-critical or
-// is of a safety-critical class.
+// is of a safety-critical class. Classes and tags are compared without
+// regard to case or surrounding space: a class comes from what a device
+// or sensor reports, and "PLC" is a plc.
 func SafetyCritical(d *vigil.Device) bool {
-	return slices.Contains(d.Tags, SafetyCriticalTag) || slices.Contains(SafetyCriticalClasses, d.Class)
+	return slices.ContainsFunc(d.Tags, func(t string) bool { return strings.EqualFold(strings.TrimSpace(t), SafetyCriticalTag) }) ||
+		SafetyCriticalClass(d.Class)
+}
+
+// SafetyCriticalClass reports whether a class is one of
+// SafetyCriticalClasses, without regard to case or surrounding space.
+func SafetyCriticalClass(class string) bool {
+	class = strings.TrimSpace(class)
+	return slices.ContainsFunc(SafetyCriticalClasses, func(c string) bool { return strings.EqualFold(c, class) })
 }
 
 // ActionSpec describes one action type: the connector that carries it out
