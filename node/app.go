@@ -56,7 +56,10 @@ const (
 	groupInventory = "inventory"
 )
 
-// app is one running Vigil server: every stage wired together.
+// Node is one running Vigil node: every stage wired together. Open builds
+// it from a Config, Start runs it, Shutdown or Close ends it. Several nodes
+// may run in one process (each has its own metrics registry), alone or as
+// a cluster on one NATS and one PostgreSQL.
 type Node struct {
 	cfg         Config
 	log         *slog.Logger

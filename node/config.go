@@ -102,7 +102,7 @@ type Config struct {
 	RedactPatterns []string `yaml:"redact_patterns"`
 
 	// PlaybooksDir holds the response playbooks (*.yaml); empty runs the
-	// playbooks built into the binary (cmd/vigil/playbooks).
+	// playbooks built into the binary (node/playbooks).
 	PlaybooksDir string `yaml:"playbooks_dir"`
 	// Response configures the response engine's guards and connectors.
 	Response ResponseConfig `yaml:"response"`

@@ -12,7 +12,7 @@ import (
 
 // identities answers httpin.Identities from the inventory: a device has
 // an enrolled identity when its record carries an enrollment time
-// (vigil.Device.Enrolled, set by app.enrolled). Answers are cached, since
+// (vigil.Device.Enrolled, set by Node.enrolled). Answers are cached, since
 // a bulk request may name thousands of devices: "enrolled" for good (and
 // set at once by markEnrolled in this process), "not enrolled" for
 // notEnrolledTTL, so that a device enrolled through another server node

@@ -114,7 +114,7 @@ func (s agentSender) Send(_ context.Context, dev, action string, p map[string]st
 }
 
 // openRespond builds the audit recorder, the connectors and the engine,
-// loads the playbooks and recovers the guards. It runs in openApp, before
+// loads the playbooks and recovers the guards. It runs in Open, before
 // the alert stage, whose OnStored hands alerts to the engine.
 func (a *Node) openRespond(ctx context.Context) error {
 	cfg := a.cfg.Response
