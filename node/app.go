@@ -438,7 +438,9 @@ func (a *Node) Start(ctx context.Context) error {
 	}()
 	g.Go(func() error { return store.RunEventSink(gctx, a.bus, a.store, a.log) })
 	g.Go(func() error {
-		return store.RunRetention(gctx, a.store, time.Duration(a.cfg.Retention), time.Hour, vigil.SystemClock{}, a.log)
+		return a.runSingleton(gctx, jobRetention, func(ctx context.Context) error {
+			return store.RunRetention(ctx, a.store, time.Duration(a.cfg.Retention), time.Hour, vigil.SystemClock{}, a.log)
+		})
 	})
 	g.Go(func() error { return a.inventory.Run(gctx) })
 	g.Go(func() error { return a.runGraph(gctx) })
@@ -462,7 +464,12 @@ func (a *Node) Start(ctx context.Context) error {
 	g.Go(func() error { return a.devmap.Run(gctx) })
 	g.Go(func() error { return a.runExport(gctx) })
 	g.Go(func() error { return a.enroll.Run(gctx) })
-	g.Go(func() error { a.trail.Run(gctx, time.Duration(a.cfg.Audit.AnchorInterval)); return nil })
+	g.Go(func() error {
+		return a.runSingleton(gctx, jobAnchors, func(ctx context.Context) error {
+			a.trail.Run(ctx, time.Duration(a.cfg.Audit.AnchorInterval))
+			return nil
+		})
+	})
 	g.Go(func() error {
 		<-gctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

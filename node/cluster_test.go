@@ -16,7 +16,8 @@ import (
 // TestThreeNodesInOneProcess runs a cluster of three nodes in this
 // process, on one external NATS (a bus prefix of its own) and one
 // PostgreSQL (a schema of its own): every detection partition and the
-// alert stage are owned by exactly one node, each node sees the three,
+// alert stage are owned by exactly one node, and so is each periodic job
+// (retention, audit anchors, hunt sealer), each node sees the three,
 // the events posted to each node are stored once, and a brute force posted
 // to each node raises each rule's alert once, whichever node detects it.
 // Skips without VIGIL_TEST_NATS_URL or VIGIL_TEST_POSTGRES_URL.
@@ -36,18 +37,7 @@ func TestThreeNodesInOneProcess(t *testing.T) {
 	// Ownership settles: the partitions and the alert stage are each held
 	// by one node, and every node sees three members.
 	owned := func() (string, bool) {
-		var detect, alerts float64
-		var desc []string
-		ok := true
-		for i, n := range nodes {
-			d := gauge(t, n.Gatherer(), "vigil_cluster_owned", "resource", "detect")
-			al := gauge(t, n.Gatherer(), "vigil_cluster_owned", "resource", "alerts")
-			m := gauge(t, n.Gatherer(), "vigil_cluster_members", "", "")
-			detect, alerts = detect+d, alerts+al
-			desc = append(desc, fmt.Sprintf("n%d: detect=%g alerts=%g members=%g", i+1, d, al, m))
-			ok = ok && m == 3
-		}
-		return strings.Join(desc, "; "), ok && detect == float64(parts) && alerts == 1
+		return ownedBy(t, nodes, parts)
 	}
 	waitFor(t, "partitions owned once", func() (bool, string) { d, ok := owned(); return ok, d })
 	// And stays so (no node takes what another holds).
@@ -132,6 +122,51 @@ func TestThreeNodesInOneProcess(t *testing.T) {
 			}
 		}
 	}
+
+	// The node that anchors the audit trail stops: the two others take
+	// its partitions and its jobs over, each job on one of them.
+	for i, n := range nodes {
+		if gauge(t, n.Gatherer(), "vigil_cluster_owned", "resource", jobAnchors) == 1 {
+			if err := n.Shutdown(); err != nil {
+				t.Fatal(err)
+			}
+			nodes = append(nodes[:i:i], nodes[i+1:]...)
+			break
+		}
+	}
+	if len(nodes) != 2 {
+		t.Fatalf("no node anchored the audit trail")
+	}
+	waitFor(t, "jobs taken over", func() (bool, string) { d, ok := ownedBy(t, nodes, parts); return ok, d })
+}
+
+// jobs are the resources of one partition the nodes of a cluster own:
+// the alert stage and the periodic jobs (singleton.go).
+var jobs = []string{"alerts", jobRetention, jobAnchors, jobSealer}
+
+// ownedBy describes who owns what among nodes, and says whether every
+// detection partition and every job is owned by exactly one of them and
+// every node sees them all as members.
+func ownedBy(t *testing.T, nodes []*Node, parts int) (string, bool) {
+	t.Helper()
+	var desc []string
+	sums := map[string]float64{}
+	ok := true
+	for _, n := range nodes {
+		d := fmt.Sprintf("%s: members=%g", n.Config().Cluster.Node, gauge(t, n.Gatherer(), "vigil_cluster_members", "", ""))
+		ok = ok && gauge(t, n.Gatherer(), "vigil_cluster_members", "", "") == float64(len(nodes))
+		for _, r := range append([]string{"detect"}, jobs...) {
+			v := gauge(t, n.Gatherer(), "vigil_cluster_owned", "resource", r)
+			sums[r] += v
+			d += fmt.Sprintf(" %s=%g", r, v)
+		}
+		desc = append(desc, d)
+	}
+	ok = ok && sums["detect"] == float64(parts)
+	for _, j := range jobs {
+		ok = ok && sums[j] == 1
+	}
+	return strings.Join(desc, "; "), ok
 }
 
 // gauge returns the value of the gauge name of g whose label is value

@@ -75,10 +75,13 @@ func (a *Node) huntRoutes() []web.Route {
 // stops the retro-hunt jobs.
 func (a *Node) runHunt(ctx context.Context) error {
 	hs := a.huntState()
-	(&hunt.Sealer{Src: a.store, Log: a.log}).Run(ctx)
+	err := a.runSingleton(ctx, jobSealer, func(ctx context.Context) error {
+		(&hunt.Sealer{Src: a.store, Log: a.log}).Run(ctx)
+		return nil
+	})
 	hs.cancel()
 	hs.retro.Wait()
-	return nil
+	return err
 }
 
 // onIndicators wraps the intel catalog's change callback: after the
