@@ -17,7 +17,8 @@ import (
 // process, on one external NATS (a bus prefix of its own) and one
 // PostgreSQL (a schema of its own): every detection partition and the
 // alert stage are owned by exactly one node, and so is each periodic job
-// (retention, audit anchors, hunt sealer), each node sees the three,
+// (retention, audit anchors, hunt sealer, update plans), each node sees
+// the three,
 // the events posted to each node are stored once, and a brute force posted
 // to each node raises each rule's alert once, whichever node detects it.
 // Skips without VIGIL_TEST_NATS_URL or VIGIL_TEST_POSTGRES_URL.
@@ -142,7 +143,7 @@ func TestThreeNodesInOneProcess(t *testing.T) {
 
 // jobs are the resources of one partition the nodes of a cluster own:
 // the alert stage and the periodic jobs (singleton.go).
-var jobs = []string{"alerts", jobRetention, jobAnchors, jobSealer}
+var jobs = []string{"alerts", jobRetention, jobAnchors, jobSealer, jobUpdatePlans}
 
 // ownedBy describes who owns what among nodes, and says whether every
 // detection partition and every job is owned by exactly one of them and

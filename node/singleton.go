@@ -11,9 +11,10 @@ import (
 // takes it over when that node stops (at once) or dies (within lease_ttl).
 // Its owner shows in vigil_cluster_owned{resource=...}.
 const (
-	jobRetention = "retention"     // deletes the events older than retention
-	jobAnchors   = "audit-anchors" // anchors the audit trail to its sinks
-	jobSealer    = "hunt-sealer"   // seals the event history into hunt segments
+	jobRetention   = "retention"     // deletes the events older than retention
+	jobAnchors     = "audit-anchors" // anchors the audit trail to its sinks
+	jobSealer      = "hunt-sealer"   // seals the event history into hunt segments
+	jobUpdatePlans = "update-plans"  // proposes update plans and advances them
 )
 
 // runSingleton runs job until ctx ends: on a single node at once; on a

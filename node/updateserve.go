@@ -102,7 +102,9 @@ func (a *Node) runRemediation(ctx context.Context) error {
 	if tick <= 0 {
 		tick = 10 * time.Second
 	}
-	return e.Run(ctx, tick)
+	// One node of a cluster at a time proposes plans and advances them:
+	// two would propose a plan twice and send a wave's updates twice.
+	return a.runSingleton(ctx, jobUpdatePlans, func(ctx context.Context) error { return e.Run(ctx, tick) })
 }
 
 // withArtifactDelivery serves GET /api/v1/agent/artifacts/{id} to devices
