@@ -1,15 +1,14 @@
 package node
 
 import (
-	"github.com/vigil-iot/vigil/audit"
-	"github.com/vigil-iot/vigil/store/sqlite"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-import ()
+	"github.com/vigil-iot/vigil/audit"
+	"github.com/vigil-iot/vigil/store/sqlite"
+)
 
 // TestAuditConfigChanges: the first start and each changed restart are
 // audited with the keys that changed; an unchanged restart is not.

@@ -3,17 +3,16 @@ package node
 import (
 	"context"
 	"encoding/json"
-	"github.com/vigil-iot/vigil"
-	"github.com/vigil-iot/vigil/bus"
-	"github.com/vigil-iot/vigil/client"
-	"github.com/vigil-iot/vigil/detect/baseline"
 	"os"
 	"strings"
 	"testing"
 	"time"
-)
 
-import ()
+	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/bus"
+	"github.com/vigil-iot/vigil/client"
+	"github.com/vigil-iot/vigil/detect/baseline"
+)
 
 // TestBaselineCheckpointPeriodic checks that a running server saves its
 // baseline every baseline.checkpoint without a shutdown (what a SIGKILL

@@ -6,8 +6,6 @@ import (
 	"testing"
 )
 
-import ()
-
 // TestOutboundAllowConfig: outbound.allow takes CIDRs, addresses and host
 // names; anything else fails validation naming the key.
 func TestOutboundAllowConfig(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/vigil-iot/vigil/internal/localagent"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/auth"
 	"github.com/vigil-iot/vigil/client"
+	"github.com/vigil-iot/vigil/internal/localagent"
 	"github.com/vigil-iot/vigil/respond"
 	"github.com/vigil-iot/vigil/store"
 )

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,7 +21,6 @@ import (
 	"github.com/vigil-iot/vigil/client"
 	"github.com/vigil-iot/vigil/node"
 	"github.com/vigil-iot/vigil/store"
-	"sync"
 )
 
 // run executes the vigil command line and returns its output and exit code.

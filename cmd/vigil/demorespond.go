@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/vigil-iot/vigil/internal/localagent"
 	"io"
 	"log/slog"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/agent/command"
 	"github.com/vigil-iot/vigil/client"
+	"github.com/vigil-iot/vigil/internal/localagent"
 	"github.com/vigil-iot/vigil/node"
 	"github.com/vigil-iot/vigil/sim"
 	"github.com/vigil-iot/vigil/store"

@@ -3,12 +3,13 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/vigil-iot/vigil/node"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vigil-iot/vigil/node"
 )
 
 // TestDetectLearn runs `vigil detect --learn` over the baseline's test
