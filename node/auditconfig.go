@@ -116,7 +116,7 @@ func redact(v any, secret bool) any {
 	}
 }
 
-// auditCfg is the config key "audit": how often the trail is anchored and
+// AuditConfig is the config key "audit": how often the trail is anchored and
 // where the anchors go. Anchors always go to the log (msg "audit anchor");
 // each sink set here gets them too.
 type AuditConfig struct {

@@ -12,7 +12,7 @@ import (
 	"github.com/vigil-iot/vigil/detect"
 )
 
-// clusterConfig is the `cluster:` section: several `vigil serve` nodes on
+// ClusterConfig is the `cluster:` section: several `vigil serve` nodes on
 // one NATS JetStream cluster and one PostgreSQL (docs/scaling.md).
 type ClusterConfig struct {
 	// Enabled makes this node share the stateful work with the other

@@ -126,7 +126,7 @@ type Config struct {
 	LogLevel string `yaml:"log_level"`
 }
 
-// outboundConfig is the config key "outbound".
+// OutboundConfig is the config key "outbound".
 type OutboundConfig struct {
 	// Allow lists CIDRs, addresses and host names that outbound
 	// connections may reach although they are loopback, private,
@@ -248,7 +248,7 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// baselineConfig configures the learned-behaviour detector.
+// BaselineConfig configures the learned-behaviour detector.
 type BaselineConfig struct {
 	// Enabled runs the detector (and its baseline.* event fields, which
 	// some pack rules need); on by default.
@@ -267,7 +267,7 @@ type BaselineConfig struct {
 	File string `yaml:"file"`
 }
 
-// duration is a time.Duration written as a Go duration string in YAML.
+// Duration is a time.Duration written as a Go duration string in YAML.
 type Duration time.Duration
 
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {

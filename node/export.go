@@ -14,7 +14,7 @@ import (
 	"github.com/vigil-iot/vigil/export"
 )
 
-// exportConfig is the `export` section: the SIEMs alerts are sent to
+// ExportConfig is the `export` section: the SIEMs alerts are sent to
 // (package export, docs/export.md). Each sink consumes the bus's alerts in
 // its own durable consumer group "export-<name>".
 //
@@ -36,6 +36,7 @@ import (
 //	    subject: siem.vigil.alerts
 type ExportConfig []ExportSinkConfig
 
+// ExportSinkConfig is one entry of export: one SIEM.
 type ExportSinkConfig struct {
 	// Type is hec, elasticsearch, syslog or nats.
 	Type string `yaml:"type"`

@@ -12,7 +12,7 @@ import (
 	ingestmqtt "github.com/vigil-iot/vigil/ingest/mqtt"
 )
 
-// mqttIngestConfig is the `mqtt_ingest` section: the broker that agents
+// MQTTIngestConfig is the `mqtt_ingest` section: the broker that agents
 // with `transport: mqtt` report to. Absent (or without url), the server
 // does not connect to any broker.
 type MQTTIngestConfig struct {

@@ -39,7 +39,7 @@ import (
 //go:embed playbooks/*.yaml
 var builtinPlaybooks embed.FS
 
-// responseConfig configures the response engine's guards and its optional
+// ResponseConfig configures the response engine's guards and its optional
 // connectors (config key "response"). The agent and revoke connectors are
 // always there; the others only when configured.
 type ResponseConfig struct {
@@ -62,12 +62,14 @@ type ResponseConfig struct {
 	MQTT *MQTTConfig `yaml:"mqtt"`
 }
 
+// WebhookConfig is response.webhook: the webhook connector.
 type WebhookConfig struct {
 	URL     string            `yaml:"url"`
 	Headers map[string]string `yaml:"headers"`
 	Secret  string            `yaml:"secret"`
 }
 
+// EmailConfig is response.email: the SMTP connector.
 type EmailConfig struct {
 	Addr     string   `yaml:"addr"`
 	From     string   `yaml:"from"`
@@ -76,11 +78,13 @@ type EmailConfig struct {
 	Password string   `yaml:"password"`
 }
 
+// SyslogConfig is response.syslog: the syslog connector.
 type SyslogConfig struct {
 	Network string `yaml:"network"`
 	Addr    string `yaml:"addr"`
 }
 
+// MQTTConfig is response.mqtt: the broker quarantine connector.
 type MQTTConfig struct {
 	// Broker is tcp://host:port or ssl://host:port; Username and Password
 	// a dynsec admin account.

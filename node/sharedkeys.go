@@ -18,7 +18,7 @@ import (
 	"github.com/vigil-iot/vigil/store"
 )
 
-// secretsKeyEnv names the secrets key file when the config does not
+// SecretsKeyEnv names the secrets key file when the config does not
 // (config key secrets_key_file, flag --secrets-key-file).
 const SecretsKeyEnv = "VIGIL_SECRETS_KEY_FILE"
 

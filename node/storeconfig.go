@@ -14,7 +14,7 @@ import (
 	"github.com/vigil-iot/vigil/store/sqlite"
 )
 
-// storeConfig is the config key "store": which database holds events,
+// StoreConfig is the config key "store": which database holds events,
 // devices, alerts, incidents, actions, the audit trail and the learned
 // baselines.
 type StoreConfig struct {

@@ -13,7 +13,7 @@ import (
 	"github.com/vigil-iot/vigil/ingest/weblog"
 )
 
-// syslogInConfig is the `syslog` section: the syslog receiver
+// SyslogInConfig is the `syslog` section: the syslog receiver
 // (ingest/syslog, docs/sources.md). Absent, or with no address, the
 // server receives no syslog.
 //

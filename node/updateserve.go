@@ -14,7 +14,7 @@ import (
 	"github.com/vigil-iot/vigil/web"
 )
 
-// updateConfig is the update section of the server's configuration:
+// UpdateConfig is the update section of the server's configuration:
 //
 //	update:
 //	  auto:              # when a plan runs without approval (default: KEV and exposed)
@@ -33,6 +33,7 @@ type UpdateConfig struct {
 	MaxMemory   float64          `yaml:"max_memory"`
 }
 
+// AutoCondition is when an update plan starts without approval.
 type AutoCondition struct {
 	KEV     bool    `yaml:"kev"`
 	Exposed bool    `yaml:"exposed"`
