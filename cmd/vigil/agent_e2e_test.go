@@ -27,28 +27,28 @@ func TestAgentEnrollsAndReportsOverMutualTLS(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "../vigil-agent").CombinedOutput(); err != nil {
 		t.Fatalf("cannot build vigil-agent: %v\n%s", err, out)
 	}
-	out, code := run(t, "ctl", "enroll-token", "create", "--class", "camera", "--ttl", "10m", "--data-dir", a.cfg.DataDir)
+	out, code := run(t, "ctl", "enroll-token", "create", "--class", "camera", "--ttl", "10m", "--data-dir", a.Config().DataDir)
 	if code != 0 {
 		t.Fatalf("enroll-token create: %d %s", code, out)
 	}
 	token := strings.TrimSpace(out)
 	state := t.TempDir()
-	ca := filepath.Join(a.cfg.DataDir, "pki", "ca.crt")
-	enrollOut, err := exec.Command(bin, "enroll", "--server", a.URL, "--token", token, "--state", state, "--ca", ca).CombinedOutput()
+	ca := filepath.Join(a.Config().DataDir, "pki", "ca.crt")
+	enrollOut, err := exec.Command(bin, "enroll", "--server", a.URL(), "--token", token, "--state", state, "--ca", ca).CombinedOutput()
 	if err != nil {
 		t.Fatalf("enroll: %v\n%s", err, enrollOut)
 	}
 	// The enrollment handed the update key (update artifacts are signed
 	// with it, never with the command key).
-	if id, err := agent.LoadIdentity(state); err != nil || !id.UpdateKey().Equal(a.updateKey.Public()) {
+	if id, err := agent.LoadIdentity(state); err != nil || !id.UpdateKey().Equal(a.UpdatePublicKey()) {
 		t.Fatalf("update key after enrollment: %v", err)
 	}
 	// A token is single-use.
-	if again, err := exec.Command(bin, "enroll", "--server", a.URL, "--token", token, "--state", t.TempDir(), "--ca", ca).CombinedOutput(); err == nil {
+	if again, err := exec.Command(bin, "enroll", "--server", a.URL(), "--token", token, "--state", t.TempDir(), "--ca", ca).CombinedOutput(); err == nil {
 		t.Fatalf("a used token enrolled again:\n%s", again)
 	}
 
-	cfg := map[string]any{"server": a.URL, "state_dir": state, "format": "xml", "interval": "60s", "commands": false,
+	cfg := map[string]any{"server": a.URL(), "state_dir": state, "format": "xml", "interval": "60s", "commands": false,
 		"class": "camera", "vendor": "Acme", "model": "IPC-2000", "disable": []string{"processes", "authlog", "fim"}}
 	cfgFile := filepath.Join(t.TempDir(), "agent.json")
 	b, _ := json.Marshal(cfg)
@@ -61,7 +61,7 @@ func TestAgentEnrollsAndReportsOverMutualTLS(t *testing.T) {
 	var devID string
 	deadline := time.Now().Add(20 * time.Second)
 	for devID == "" && time.Now().Before(deadline) {
-		ds, _, err := a.store.ListDevices(t.Context(), store.DeviceFilter{Class: "camera"})
+		ds, _, err := a.Store().ListDevices(t.Context(), store.DeviceFilter{Class: "camera"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,12 +75,12 @@ func TestAgentEnrollsAndReportsOverMutualTLS(t *testing.T) {
 	if devID == "" {
 		t.Fatalf("no enrolled camera with health and inventory; agent said:\n%s\n%s", enrollOut, runOut)
 	}
-	evs, _, err := a.store.ListEvents(t.Context(), store.EventFilter{DeviceID: devID, Kind: "health"})
+	evs, _, err := a.Store().ListEvents(t.Context(), store.EventFilter{DeviceID: devID, Kind: "health"})
 	if err != nil || len(evs) == 0 {
 		t.Fatalf("no health event stored for %s: %v", devID, err)
 	}
 
-	if err := a.enrollFiles.Revocations.RevokeDevice(devID); err != nil {
+	if err := revokeDevice(t, a, devID); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command(bin, "run", "--config", cfgFile, "--once").CombinedOutput(); err == nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vigil-iot/vigil/audit"
+	"github.com/vigil-iot/vigil/node"
 	"github.com/vigil-iot/vigil/store/sqlite"
 )
 
@@ -91,8 +92,8 @@ the audit.anchors.file of --config.`,
 // verifyOffline verifies the trail of a data dir read directly.
 func verifyOffline(cmd *cobra.Command, dataDir, configFile, anchors string) (audit.Report, error) {
 	if configFile != "" {
-		cfg := defaultConfig()
-		if err := loadConfig(configFile, &cfg); err != nil {
+		cfg := node.DefaultConfig()
+		if err := node.LoadConfig(configFile, &cfg); err != nil {
 			return audit.Report{}, err
 		}
 		if dataDir == "" {

@@ -15,6 +15,7 @@ import (
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/bus"
 	"github.com/vigil-iot/vigil/detect/baseline"
+	"github.com/vigil-iot/vigil/node"
 	"github.com/vigil-iot/vigil/sensor"
 )
 
@@ -223,7 +224,7 @@ server's bus does, so --partitions and --window must be the server's (partitions
 	f.StringVar(&input, "input", "", "NDJSON events to learn from (- for stdin)")
 	f.StringSliceVar(&pcaps, "pcap", nil, "capture files to learn from (decoded by the sensor)")
 	f.StringVar(&output, "output", "", "baseline file to write")
-	f.IntVar(&partitions, "partitions", defaultConfig().Partitions, "the server's event partitions")
+	f.IntVar(&partitions, "partitions", node.DefaultConfig().Partitions, "the server's event partitions")
 	f.DurationVar(&window, "window", baseline.DefaultWindow, "the server's baseline.window")
 	return cmd
 }
@@ -237,7 +238,7 @@ type learnStats struct {
 
 // learnBaselineFile learns from NDJSON events, each in the partition the
 // bus would give it, ends the learning, and returns the file.
-func learnBaselineFile(in io.Reader, partitions int, window time.Duration) (*baselineFile, learnStats, error) {
+func learnBaselineFile(in io.Reader, partitions int, window time.Duration) (*node.BaselineFile, learnStats, error) {
 	var st learnStats
 	det := baseline.New(baseline.Options{Window: window})
 	learned := 0
@@ -256,7 +257,7 @@ func learnBaselineFile(in io.Reader, partitions int, window time.Duration) (*bas
 		return nil, st, fmt.Errorf("cannot read the events to learn: %w", err)
 	}
 	det.FinishLearning()
-	bf := &baselineFile{Version: baselineFileVersion, Partitions: partitions, Window: window.String(), Learned: learned}
+	bf := &node.BaselineFile{Version: node.BaselineFileVersion, Partitions: partitions, Window: window.String(), Learned: learned}
 	for p := range partitions {
 		snap, err := det.Snapshot(p)
 		if err != nil {

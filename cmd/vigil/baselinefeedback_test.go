@@ -12,6 +12,7 @@ import (
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/client"
 	"github.com/vigil-iot/vigil/detect/baseline"
+	"github.com/vigil-iot/vigil/node"
 	"github.com/vigil-iot/vigil/store"
 )
 
@@ -40,14 +41,14 @@ func modbusPolling(start time.Time) []byte {
 	return []byte(b.String())
 }
 
-func openTestApp(t *testing.T, cfg config) *app {
+func openTestApp(t *testing.T, cfg node.Config) *node.Node {
 	t.Helper()
-	a, err := openApp(t.Context(), cfg, newLogger(os.Stderr, "warn"))
+	a, err := node.Open(t.Context(), cfg, newLogger(os.Stderr, "warn"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.start(context.Background()); err != nil {
-		a.close()
+	if err := a.Start(context.Background()); err != nil {
+		a.Close()
 		t.Fatal(err)
 	}
 	return a
@@ -60,24 +61,26 @@ func openTestApp(t *testing.T, cfg config) *app {
 // positive (lists the baseline alert; --learn marks it), the checkpoint
 // restored after a restart of the app, and reset (admin only).
 func TestBaselineFeedbackEndToEnd(t *testing.T) {
-	cfg := defaultConfig()
+	cfg := node.DefaultConfig()
 	cfg.DataDir, cfg.Listen, cfg.LogLevel = t.TempDir(), "127.0.0.1:0", "warn"
-	cfg.Baseline.Learn = duration(time.Minute)
-	cfg.Baseline.Checkpoint = duration(time.Hour) // only the saves of feedback and shutdown
-	if err := cfg.validate(); err != nil {
+	cfg.Baseline.Learn = node.Duration(time.Minute)
+	cfg.Baseline.Checkpoint = node.Duration(time.Hour) // only the saves of feedback and shutdown
+	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	a := openTestApp(t, cfg)
 	stopped := false
 	defer func() {
 		if !stopped {
-			a.stop()
+			a.Close()
 		}
 	}()
 	ca := filepath.Join(cfg.DataDir, "pki", "ca.crt")
-	admin := a.adminToken // given on the first start only
-	conn := func(a *app, token string) []string { return []string{"--server", a.URL, "--token", token, "--ca", ca} }
-	c, err := client.New(a.URL, a.adminToken, client.TLSConfig(a.ca.Pool()))
+	admin := a.AdminToken() // given on the first start only
+	conn := func(a *node.Node, token string) []string {
+		return []string{"--server", a.URL(), "--token", token, "--ca", ca}
+	}
+	c, err := client.New(a.URL(), a.AdminToken(), client.TLSConfig(a.CAPool()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,10 +147,10 @@ func TestBaselineFeedbackEndToEnd(t *testing.T) {
 		t.Fatalf("ctl alerts normal: exit %d: %s", code, out)
 	}
 	// Saved at once.
-	if _, err := a.store.GetBaseline(t.Context(), fb.Partitions[0]); err != nil {
+	if _, err := a.Store().GetBaseline(t.Context(), fb.Partitions[0]); err != nil {
 		t.Errorf("the feedback's partition is not checkpointed: %v", err)
 	}
-	recs, err := a.store.ListAudit(t.Context(), 0, 0)
+	recs, err := a.Store().ListAudit(t.Context(), 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +185,7 @@ func TestBaselineFeedbackEndToEnd(t *testing.T) {
 	}
 
 	// Restart: the checkpoint (saved at shutdown) is restored.
-	a.stop()
+	a.Close()
 	stopped = true
 	a = openTestApp(t, cfg)
 	stopped = false

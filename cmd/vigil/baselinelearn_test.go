@@ -9,10 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-iot/vigil"
-	"github.com/vigil-iot/vigil/bus"
 	"github.com/vigil-iot/vigil/client"
-	"github.com/vigil-iot/vigil/detect/baseline"
+	"github.com/vigil-iot/vigil/node"
 	"github.com/vigil-iot/vigil/store"
 )
 
@@ -43,30 +41,30 @@ func TestBaselineLearnFileServe(t *testing.T) {
 		t.Errorf("baseline learn with --input and --pcap: exit 0: %s", out)
 	}
 
-	cfg := defaultConfig()
+	cfg := node.DefaultConfig()
 	cfg.DataDir, cfg.Listen, cfg.LogLevel = t.TempDir(), "127.0.0.1:0", "warn"
 	cfg.Baseline.File = file
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	for name, mod := range map[string]func(c *config){
-		"partitions": func(c *config) { c.Partitions = 4 },
-		"window":     func(c *config) { c.Baseline.Window = duration(5 * time.Second) },
+	for name, mod := range map[string]func(c *node.Config){
+		"partitions": func(c *node.Config) { c.Partitions = 4 },
+		"window":     func(c *node.Config) { c.Baseline.Window = node.Duration(5 * time.Second) },
 	} {
 		bad := cfg
 		bad.DataDir = t.TempDir()
 		mod(&bad)
-		if a, err := openApp(t.Context(), bad, newLogger(os.Stderr, "error")); err == nil || !strings.Contains(err.Error(), "baseline file") {
+		if a, err := node.Open(t.Context(), bad, newLogger(os.Stderr, "error")); err == nil || !strings.Contains(err.Error(), "baseline file") {
 			if a != nil {
-				a.close()
+				a.Close()
 			}
 			t.Errorf("a file learned with other %s: %v", name, err)
 		}
 	}
 
 	a := openTestApp(t, cfg)
-	defer a.stop()
-	c, err := client.New(a.URL, a.adminToken, client.TLSConfig(a.ca.Pool()))
+	defer a.Close()
+	c, err := client.New(a.URL(), a.AdminToken(), client.TLSConfig(a.CAPool()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,55 +89,9 @@ func TestBaselineLearnFileServe(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	var bf baselineFile
+	var bf node.BaselineFile
 	b, _ := os.ReadFile(file)
 	if err := json.Unmarshal(b, &bf); err != nil || bf.Learned != len(lines)-1 || bf.Partitions != 8 {
 		t.Errorf("file: learned %d, partitions %d, %v", bf.Learned, bf.Partitions, err)
-	}
-}
-
-// TestBaselineCheckpointPeriodic checks that a running server saves its
-// baseline every baseline.checkpoint without a shutdown (what a SIGKILL
-// leaves), and that the saved state restores on another detector, as on
-// another node with the same store.
-func TestBaselineCheckpointPeriodic(t *testing.T) {
-	cfg := defaultConfig()
-	cfg.DataDir, cfg.Listen, cfg.LogLevel = t.TempDir(), "127.0.0.1:0", "warn"
-	cfg.Baseline.Checkpoint = duration(time.Second)
-	if err := cfg.validate(); err != nil {
-		t.Fatal(err)
-	}
-	a := openTestApp(t, cfg)
-	defer a.stop()
-	c, err := client.New(a.URL, a.adminToken, client.TLSConfig(a.ca.Pool()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.PostEvents(t.Context(), modbusPolling(time.Now().UTC().Add(-5*time.Minute))); err != nil {
-		t.Fatal(err)
-	}
-	p := bus.Partition("scada-1", cfg.Partitions)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		b, err := a.store.GetBaseline(t.Context(), p)
-		if err == nil {
-			state, err := gunzip(b.State)
-			if err != nil {
-				t.Fatal(err)
-			}
-			other := baseline.New(baseline.Options{})
-			if err := other.Restore(p, state); err != nil {
-				t.Fatal(err)
-			}
-			if v, err := other.Show("scada-1"); err == nil && v.Devices[0].Events > 0 {
-				return
-			}
-		} else if vigil.ErrorCode(err) != vigil.ENOTFOUND {
-			t.Fatal(err)
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no checkpoint of scada-1's partition within 30 s at a 1 s interval")
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vigil-iot/vigil/client"
+	"github.com/vigil-iot/vigil/node"
 	"github.com/vigil-iot/vigil/sim"
 )
 
@@ -43,7 +44,7 @@ type benchOptions struct {
 	partitions         int
 	cpuProfile         string
 	baseline           bool
-	store              storeConfig // of the in-process server
+	store              node.StoreConfig // of the in-process server
 
 	drainTimeout time.Duration // 0: report what was accepted without waiting for the server
 	idBase       uint64        // first event id number; 0: from the clock
@@ -114,27 +115,27 @@ func runBenchIngest(ctx context.Context, o benchOptions, out io.Writer) error {
 			return err
 		}
 		defer logf.Close()
-		cfg := defaultConfig()
+		cfg := node.DefaultConfig()
 		cfg.DataDir, cfg.Listen, cfg.Partitions = dir, "127.0.0.1:0", o.partitions
 		cfg.Baseline.Enabled = o.baseline
 		if o.store.Driver != "" {
 			cfg.Store = o.store
 		}
-		if err := cfg.validate(); err != nil {
+		if err := cfg.Validate(); err != nil {
 			return err
 		}
-		a, err := openApp(ctx, cfg, newLogger(logf, "warn"))
+		a, err := node.Open(ctx, cfg, newLogger(logf, "warn"))
 		if err != nil {
 			return err
 		}
-		if err := a.start(ctx); err != nil {
-			a.close()
+		if err := a.Start(ctx); err != nil {
+			a.Close()
 			return err
 		}
-		defer a.stop()
-		base, token, gather = a.URL, a.adminToken, a.registry.Gather
-		pool = a.ca.Pool()
-		fmt.Fprintf(out, "bench: server in this process at %s (embedded NATS, %s, %d partitions, baseline %v)\n", base, cfg.Store.describe(dir), o.partitions, o.baseline)
+		defer a.Close()
+		base, token, gather = a.URL(), a.AdminToken(), a.Gatherer().Gather
+		pool = a.CAPool()
+		fmt.Fprintf(out, "bench: server in this process at %s (embedded NATS, %s, %d partitions, baseline %v)\n", base, cfg.Store.Describe(dir), o.partitions, o.baseline)
 	} else {
 		base, token = o.url, o.token
 		if o.caFile != "" {

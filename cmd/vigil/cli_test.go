@@ -3,15 +3,23 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/vigil-iot/vigil/auth"
 	"github.com/vigil-iot/vigil/client"
+	"github.com/vigil-iot/vigil/node"
 	"github.com/vigil-iot/vigil/store"
 )
 
@@ -35,40 +43,75 @@ func run(t *testing.T, args ...string) (string, int) {
 	}
 }
 
-// startTestApp runs a server on embedded defaults in a temp dir.
-func startTestApp(t *testing.T) *app {
+// startTestApp runs a node on embedded defaults in a temp dir.
+func startTestApp(t *testing.T) *node.Node {
 	t.Helper()
-	cfg := defaultConfig()
+	cfg := node.DefaultConfig()
 	cfg.DataDir, cfg.Listen, cfg.LogLevel = t.TempDir(), "127.0.0.1:0", "warn"
 	cfg.SigmaDirs = []string{t.TempDir()}
 	return runTestApp(t, cfg)
 }
 
-// runTestApp validates cfg, opens and starts the server it describes, and
-// stops it when the test ends.
-func runTestApp(t *testing.T, cfg config) *app {
+// runTestApp validates cfg, opens and starts the node it describes, as
+// vigil serve does, and closes it when the test ends.
+func runTestApp(t *testing.T, cfg node.Config) *node.Node {
 	t.Helper()
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	a, err := openApp(t.Context(), cfg, newLogger(os.Stderr, "warn"))
+	a, err := node.Open(t.Context(), cfg, newLogger(os.Stderr, "warn"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.start(context.Background()); err != nil {
-		a.close()
+	if err := a.Start(context.Background()); err != nil {
+		a.Close()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { a.stop() })
+	t.Cleanup(func() { a.Close() })
 	return a
+}
+
+// revokeDevice revokes the certificate of device id through the API
+// (POST /api/v1/devices/{id}/revoke, admin).
+func revokeDevice(t *testing.T, a *node.Node, id string) error {
+	t.Helper()
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: client.TLSConfig(a.CAPool())}}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, a.URL()+"/api/v1/devices/"+url.PathEscape(id)+"/revoke", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+a.AdminToken())
+	res, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode/100 != 2 {
+		b, _ := io.ReadAll(res.Body)
+		return fmt.Errorf("revoke %s: %s %s", id, res.Status, b)
+	}
+	return nil
+}
+
+// testSecretsKey writes a new operator secrets key file (mode 0600) and
+// returns its path.
+func testSecretsKey(t *testing.T) string {
+	t.Helper()
+	var b [32]byte
+	rand.Read(b[:])
+	path := filepath.Join(t.TempDir(), "secrets.key")
+	if err := os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(b[:])+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func TestCLIAgainstServer(t *testing.T) {
 	a := startTestApp(t)
-	conn := []string{"--server", a.URL, "--token", a.adminToken, "--ca", filepath.Join(a.cfg.DataDir, "pki", "ca.crt")}
+	conn := []string{"--server", a.URL(), "--token", a.AdminToken(), "--ca", filepath.Join(a.Config().DataDir, "pki", "ca.crt")}
 
 	// Feed the brute force of the built-in rules through the real API.
-	c, err := client.New(a.URL, a.adminToken, client.TLSConfig(a.ca.Pool()))
+	c, err := client.New(a.URL(), a.AdminToken(), client.TLSConfig(a.CAPool()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +169,7 @@ func TestCLIAgainstServer(t *testing.T) {
 	rule := "title: CLI test rule\nid: 33333333-3333-4333-8333-333333333333\ntags: [attack.t1105]\n" +
 		"logsource: {product: linux, category: process_creation}\n" +
 		"detection:\n  sel: {process.command_line|contains: tftp}\n  condition: sel\nlevel: high\n"
-	os.WriteFile(filepath.Join(a.cfg.SigmaDirs[0], "cli.yml"), []byte(rule), 0o644)
+	os.WriteFile(filepath.Join(a.Config().SigmaDirs[0], "cli.yml"), []byte(rule), 0o644)
 	if out, code := run(t, append([]string{"rules", "reload"}, conn...)...); code != 0 || !strings.Contains(out, "rejected=0") {
 		t.Fatalf("rules reload: exit %d:\n%s", code, out)
 	}
@@ -138,12 +181,12 @@ func TestCLIAgainstServer(t *testing.T) {
 	}
 
 	// A token made offline on the data dir works at once.
-	out, code := run(t, "ctl", "token", "create", "--role", "viewer", "--data-dir", a.cfg.DataDir)
+	out, code := run(t, "ctl", "token", "create", "--role", "viewer", "--data-dir", a.Config().DataDir)
 	if code != 0 {
 		t.Fatalf("token create: %d %s", code, out)
 	}
 	viewer := strings.TrimSpace(out)
-	vc, _ := client.New(a.URL, viewer, client.TLSConfig(a.ca.Pool()))
+	vc, _ := client.New(a.URL(), viewer, client.TLSConfig(a.CAPool()))
 	if _, _, err := vc.ListAlerts(t.Context(), store.AlertFilter{}); err != nil {
 		t.Errorf("a viewer token made offline cannot read: %v", err)
 	}
@@ -177,4 +220,21 @@ func TestRulesCheckAndTest(t *testing.T) {
 	if out, code = run(t, "rules", "test", "--rule", filepath.Join(dir, "good.yml"), "--events", events); code != 1 {
 		t.Fatalf("rules test without a match: exit %d, want 1:\n%s", code, out)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

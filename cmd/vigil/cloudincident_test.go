@@ -31,7 +31,7 @@ import (
 // correlation (user) and the IDS alert (the camera) are one incident.
 func TestCloudToDeviceIncident(t *testing.T) {
 	a := startTestApp(t)
-	c, err := client.New(a.URL, a.adminToken, client.TLSConfig(a.ca.Pool()))
+	c, err := client.New(a.URL(), a.AdminToken(), client.TLSConfig(a.CAPool()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func TestCloudToDeviceIncident(t *testing.T) {
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		if d, err := a.store.GetDevice(t.Context(), "cam-0042"); err == nil && len(d.Network) > 0 {
+		if d, err := a.Store().GetDevice(t.Context(), "cam-0042"); err == nil && len(d.Network) > 0 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -52,7 +52,7 @@ func TestCloudToDeviceIncident(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if err := a.devmap.Refresh(t.Context()); err != nil {
+	if err := a.RefreshDeviceIndex(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 
@@ -71,9 +71,9 @@ func TestCloudToDeviceIncident(t *testing.T) {
 		rec("takeover-2", at(-25*time.Minute), "iot.amazonaws.com", "AttachThingPrincipal", "203.0.113.66", `,"requestParameters":{"thingName":"cam-0042","principal":"arn:aws:iot:us-east-1:111122223333:cert/ab12"}`),
 		rec("takeover-3", at(-24*time.Minute), "iot.amazonaws.com", "CreateJob", "203.0.113.66", `,"requestParameters":{"jobId":"fw-evil","targets":["arn:aws:iot:us-east-1:111122223333:thing/cam-0042","arn:aws:iot:us-east-1:111122223333:thing/cam-0043"]}`),
 	)
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: a.ca.Pool()}}}
-	req, _ := http.NewRequest("POST", a.URL+"/api/v1/ingest/cloud/cloudtrail", bytes.NewReader([]byte(`{"Records":[`+strings.Join(recs, ",")+`]}`)))
-	req.Header.Set("Authorization", "Bearer "+a.adminToken)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: a.CAPool()}}}
+	req, _ := http.NewRequest("POST", a.URL()+"/api/v1/ingest/cloud/cloudtrail", bytes.NewReader([]byte(`{"Records":[`+strings.Join(recs, ",")+`]}`)))
+	req.Header.Set("Authorization", "Bearer "+a.AdminToken())
 	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +89,7 @@ func TestCloudToDeviceIncident(t *testing.T) {
 	waitAlert := func(match func(vigil.Alert) bool, what string) vigil.Alert {
 		t.Helper()
 		for {
-			as, _, err := a.store.ListAlerts(t.Context(), store.AlertFilter{Page: store.Page{Limit: 500}})
+			as, _, err := a.Store().ListAlerts(t.Context(), store.AlertFilter{Page: store.Page{Limit: 500}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -121,7 +121,7 @@ func TestCloudToDeviceIncident(t *testing.T) {
 	// Then the device side.
 	eve := writeTemp(t, "eve.json", fmt.Sprintf(`{"timestamp":"%s","flow_id":1,"event_type":"alert","src_ip":"192.168.1.20","src_port":40000,"dest_ip":"203.0.113.66","dest_port":443,"proto":"TCP","alert":{"action":"allowed","gid":1,"signature_id":2027865,"rev":2,"signature":"ET MALWARE Suspicious firmware download","category":"A Network Trojan was detected","severity":1}}`+"\n",
 		now.Add(-20*time.Minute).Format("2006-01-02T15:04:05.000000-0700")))
-	if out, code := run(t, "ingest", "--format", "suricata", eve, "--server", a.URL, "--token", a.adminToken, "--ca", filepath.Join(a.cfg.DataDir, "pki", "ca.crt")); code != 0 {
+	if out, code := run(t, "ingest", "--format", "suricata", eve, "--server", a.URL(), "--token", a.AdminToken(), "--ca", filepath.Join(a.Config().DataDir, "pki", "ca.crt")); code != 0 {
 		t.Fatalf("ingest: exit %d\n%s", code, out)
 	}
 	ids := waitAlert(func(x vigil.Alert) bool { return x.Detector == "ids" }, "ids")
@@ -133,7 +133,7 @@ func TestCloudToDeviceIncident(t *testing.T) {
 			t.Errorf("%s %q is in incident %s, the new-place login in %s", x.Detector, x.Title, x.IncidentID, np.IncidentID)
 		}
 	}
-	inc, err := a.store.GetIncident(t.Context(), np.IncidentID)
+	inc, err := a.Store().GetIncident(t.Context(), np.IncidentID)
 	if err != nil {
 		t.Fatal(err)
 	}

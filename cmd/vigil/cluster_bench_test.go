@@ -221,7 +221,7 @@ func benchCluster(t *testing.T, bin, dir, natsURL, pgURL string, n, seconds int,
 	}
 	stream := strings.ToUpper(prefix) + "_EVENTS"
 	eventually(t, "every event to be stored and evaluated", 5*time.Minute, func() error {
-		for _, group := range []string{groupDetect, groupStore} {
+		for _, group := range []string{"detect", "store"} { // the consumer groups (node/app.go)
 			for p := range partitions {
 				c, err := js.Consumer(ctx, stream, fmt.Sprintf("%s-p%d", group, p))
 				if err != nil {

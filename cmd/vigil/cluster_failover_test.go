@@ -466,7 +466,7 @@ cluster: {enabled: true, node: %s, lease_ttl: 6s}
 	// every partition have nothing pending or unacknowledged.
 	stream := strings.ToUpper(prefix) + "_EVENTS"
 	eventually(t, "every event to be evaluated and stored", 4*time.Minute, func() error {
-		for _, group := range []string{groupDetect, groupStore} {
+		for _, group := range []string{"detect", "store"} { // the consumer groups (node/app.go)
 			for p := range partitions {
 				rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 				c, err := js.Consumer(rctx, stream, fmt.Sprintf("%s-p%d", group, p))

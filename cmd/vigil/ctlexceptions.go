@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/alert"
 	"github.com/vigil-iot/vigil/web"
 )
@@ -176,30 +174,6 @@ func printSuggestions(tw *tabwriter.Writer, ss []alert.Suggestion) {
 			i+1, s.Exception.RuleID, s.Scope, s.Alerts, more, s.Fired, s.Devices, s.Days)
 		fmt.Fprintf(tw, "  to accept\t%s\n", s.Command)
 	}
-}
-
-// excepter is the alert stage's exceptions (alert.Options.Exceptions).
-func (a *app) excepter() *alert.Excepter {
-	if a.exceptions == nil {
-		a.exceptions = alert.NewExcepter(a.store, alert.ExcepterOptions{Logger: a.log})
-	}
-	return a.exceptions
-}
-
-// exceptionRoutes are /api/v1/exceptions and the suggestions of an
-// incident; a change takes effect in the alert stage at once.
-func (a *app) exceptionRoutes() []web.Route {
-	return web.ExceptionRoutes(web.ExceptionsAPI{Store: a.store, Changed: a.excepter().Invalidate, Logger: a.log})
-}
-
-// suggestExceptions proposes exceptions for a false positive (the answer
-// of the resolve route); a failure is logged, the resolution stands.
-func (a *app) suggestExceptions(ctx context.Context, inc vigil.Incident) []alert.Suggestion {
-	ss, err := alert.SuggestExceptions(ctx, a.store, inc, time.Now(), 0, 0)
-	if err != nil {
-		a.log.Error("cannot suggest exceptions", "component", "alert", "incident", inc.ID, "err", err)
-	}
-	return ss
 }
 
 // demoTryNoise tells the user of `vigil demo --keep` how to see and

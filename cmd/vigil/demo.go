@@ -21,6 +21,8 @@ import (
 	"github.com/vigil-iot/vigil/auth"
 	"github.com/vigil-iot/vigil/client"
 	"github.com/vigil-iot/vigil/enroll"
+	"github.com/vigil-iot/vigil/internal/localagent"
+	"github.com/vigil-iot/vigil/node"
 	"github.com/vigil-iot/vigil/sim"
 	"github.com/vigil-iot/vigil/store"
 	"github.com/vigil-iot/vigil/wire"
@@ -89,13 +91,13 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (bool, error) {
 	}
 	defer logf.Close()
 
-	cfg := defaultConfig()
+	cfg := node.DefaultConfig()
 	cfg.DataDir = dir
 	cfg.Listen = "127.0.0.1:0"
-	cfg.Baseline.Learn = duration(demoLearn(o.attackAt))
-	cfg.Update.Tick = duration(time.Second)
-	cfg.Update.Settle = duration(2 * time.Second) // the demo's camera is watched briefly after its update
-	if err := cfg.validate(); err != nil {
+	cfg.Baseline.Learn = node.Duration(demoLearn(o.attackAt))
+	cfg.Update.Tick = node.Duration(time.Second)
+	cfg.Update.Settle = node.Duration(2 * time.Second) // the demo's camera is watched briefly after its update
+	if err := cfg.Validate(); err != nil {
 		return false, err
 	}
 	start := time.Now()
@@ -112,17 +114,17 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (bool, error) {
 		defer broker.stop()
 		cfg.Response.MQTT = broker.config()
 	}
-	a, err := openApp(ctx, cfg, newLogger(logf, "info"))
+	a, err := node.Open(ctx, cfg, newLogger(logf, "info"))
 	if err != nil {
 		return false, err
 	}
-	if err := a.start(ctx); err != nil {
-		a.close()
+	if err := a.Start(ctx); err != nil {
+		a.Close()
 		return false, err
 	}
-	defer a.stop()
+	defer a.Close()
 
-	admin, err := client.New(a.URL, a.adminToken, client.TLSConfig(a.ca.Pool()))
+	admin, err := client.New(a.URL(), a.AdminToken(), client.TLSConfig(a.CAPool()))
 	if err != nil {
 		return false, err
 	}
@@ -131,7 +133,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("cannot create the fleet's token: %w", err)
 	}
-	agents, err := client.New(a.URL, agentToken.Secret, client.TLSConfig(a.ca.Pool()))
+	agents, err := client.New(a.URL(), agentToken.Secret, client.TLSConfig(a.CAPool()))
 	if err != nil {
 		return false, err
 	}
@@ -142,20 +144,20 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (bool, error) {
 	d.gateway = d.beaconDevice()
 	if ag := d.startDemoAgent(ctx, a, target, dir, newLogger(logf, "info")); ag != nil {
 		defer ag.Stop()
-		if d.targetClient, err = client.New(a.URL, "", ag.TLS); err != nil {
+		if d.targetClient, err = client.New(a.URL(), "", ag.TLS); err != nil {
 			return false, err
 		}
 		defer d.targetClient.Close()
 	}
 	if broker != nil {
-		if d.sensor, _, err = enrollClient(ctx, a, enroll.SensorClass, "demo", dir); err != nil {
+		if d.sensor, _, err = localagent.EnrollClient(ctx, a, a.CAFile(), enroll.SensorClass, "demo", dir); err != nil {
 			fmt.Fprintf(out, "(no demo sensor: %v)\n", err)
 		} else {
 			defer d.sensor.Close()
 		}
 	}
 	fmt.Fprintf(out, "vigil demo: %d devices report to %s every %s for %s (data dir %s)\n",
-		o.devices, a.URL, o.interval, o.duration, dir)
+		o.devices, a.URL(), o.interval, o.duration, dir)
 	fmt.Fprintf(out, "            attack on %s (%s %s) at +%s\n\n", target.ID, target.Profile.Vendor, target.Profile.Model, o.attackAt)
 
 	runCtx, cancel := context.WithTimeout(ctx, o.duration)
@@ -164,7 +166,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (bool, error) {
 	wg.Go(func() { d.report(runCtx, o.interval) })
 	wg.Go(func() { d.attack(runCtx, target, o.attackAt) })
 	if o.cloud {
-		push := newCloudPusher(a.URL, a.adminToken, client.TLSConfig(a.ca.Pool()))
+		push := newCloudPusher(a.URL(), a.AdminToken(), client.TLSConfig(a.CAPool()))
 		wg.Go(func() { d.cloudConsole(runCtx, push, max(0, o.attackAt-2*time.Second)) })
 	}
 	if d.gateway != nil {
@@ -189,9 +191,9 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (bool, error) {
 	d.updateDemo(ctx, a, dir, newLogger(logf, "info"), 30*time.Second)
 	if o.keep {
 		fmt.Fprintf(out, "\nThe server keeps running (Ctrl-C to stop):\n  console: %s/ (log in with the token; the certificate is from the demo's own CA)\n  API:     %s\n  token:   %s\n  CA:      %s\n  try:     vigil ctl incidents --server %s --token %s --ca %s\n",
-			a.URL, a.URL, a.adminToken, filepath.Join(dir, "pki", "ca.crt"), a.URL, a.adminToken, filepath.Join(dir, "pki", "ca.crt"))
+			a.URL(), a.URL(), a.AdminToken(), filepath.Join(dir, "pki", "ca.crt"), a.URL(), a.AdminToken(), filepath.Join(dir, "pki", "ca.crt"))
 		demoTryNoise(out) // ctlexceptions.go
-		printInvestigateHints(ctx, out, admin, target.ID, fmt.Sprintf("--server %s --token %s --ca %s", a.URL, a.adminToken, filepath.Join(dir, "pki", "ca.crt")))
+		printInvestigateHints(ctx, out, admin, target.ID, fmt.Sprintf("--server %s --token %s --ca %s", a.URL(), a.AdminToken(), filepath.Join(dir, "pki", "ca.crt")))
 		<-ctx.Done()
 	}
 	return detected, nil

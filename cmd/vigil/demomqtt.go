@@ -16,6 +16,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/vigil-iot/vigil/node"
 	"github.com/vigil-iot/vigil/sim"
 )
 
@@ -141,8 +142,8 @@ func (b *demoBroker) stop() {
 }
 
 // config is the response.mqtt configuration on this broker.
-func (b *demoBroker) config() *mqttConfig {
-	return &mqttConfig{Broker: b.URL, Username: b.admin, Password: b.adminPassword}
+func (b *demoBroker) config() *node.MQTTConfig {
+	return &node.MQTTConfig{Broker: b.URL, Username: b.admin, Password: b.adminPassword}
 }
 
 func dynsecClient(user, password, role string) map[string]any {

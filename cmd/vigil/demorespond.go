@@ -11,6 +11,8 @@ import (
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/agent/command"
 	"github.com/vigil-iot/vigil/client"
+	"github.com/vigil-iot/vigil/internal/localagent"
+	"github.com/vigil-iot/vigil/node"
 	"github.com/vigil-iot/vigil/sim"
 	"github.com/vigil-iot/vigil/store"
 )
@@ -22,14 +24,14 @@ import (
 // the command instead of touching the firewall of the machine the demo
 // runs on. The simulated device takes the enrolled device id. On failure
 // the demo goes on without containment.
-func (d *demoRun) startDemoAgent(ctx context.Context, a *app, target *sim.Device, dir string, log *slog.Logger) *localAgent {
+func (d *demoRun) startDemoAgent(ctx context.Context, a *node.Node, target *sim.Device, dir string, log *slog.Logger) *localagent.Agent {
 	host := strings.TrimPrefix(target.ID, target.Profile.Class+"-")
-	ag, err := startLocalAgent(ctx, a, target.Profile.Class, host, dir, []string{"isolate", "restore"}, log)
+	ag, err := localagent.Start(ctx, a, a.CAFile(), target.Profile.Class, host, dir, []string{"isolate", "restore"}, log)
 	if err != nil {
 		fmt.Fprintf(d.out, "(automatic containment off: %v)\n", err)
 		return nil
 	}
-	ag.Exec.notify = func(c command.Command) {
+	ag.Exec.OnExecute(func(c command.Command) {
 		// From here on the bot's steps are blocked. What the server
 		// detected and decided is printed first: the cause before its
 		// effect.
@@ -40,7 +42,7 @@ func (d *demoRun) startDemoAgent(ctx context.Context, a *app, target *sim.Device
 		}
 		d.printNew(ctx, d.admin)
 		d.printf("AGENT    %s: verified the signed %q command and ran it (demo executor: recorded, host firewall untouched)\n", c.DeviceID, c.Action)
-	}
+	})
 	d.mu.Lock()
 	target.ID = ag.DeviceID
 	d.mu.Unlock()

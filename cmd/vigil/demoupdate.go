@@ -13,6 +13,7 @@ import (
 	vagent "github.com/vigil-iot/vigil/agent"
 	"github.com/vigil-iot/vigil/agent/command"
 	"github.com/vigil-iot/vigil/client"
+	"github.com/vigil-iot/vigil/node"
 	"github.com/vigil-iot/vigil/pki"
 	"github.com/vigil-iot/vigil/remediate"
 	"github.com/vigil-iot/vigil/vuln/scan"
@@ -74,7 +75,7 @@ func demoProc(dir string) error {
 // mutual TLS, verifies it with the update key, installs it and reports
 // the new version, and the finding closes. It prints what happens and
 // reports whether the finding closed within max.
-func (d *demoRun) updateDemo(ctx context.Context, a *app, dir string, log *slog.Logger, max time.Duration) bool {
+func (d *demoRun) updateDemo(ctx context.Context, a *node.Node, dir string, log *slog.Logger, max time.Duration) bool {
 	d.mu.Lock()
 	fmt.Fprintf(d.out, "\nRemediation: a camera with a vulnerable openssl, fixed by an update plan\n")
 	d.mu.Unlock()
@@ -83,18 +84,18 @@ func (d *demoRun) updateDemo(ctx context.Context, a *app, dir string, log *slog.
 		return false
 	}
 	for _, src := range []struct{ name, body string }{{"demo-osv", demoOSV}, {"demo-kev", demoKEV}} {
-		if _, err := a.vuln.ImportReader(strings.NewReader(src.body), src.name, scan.ImportOptions{Name: src.name}); err != nil {
+		if _, err := a.Vuln().ImportReader(strings.NewReader(src.body), src.name, scan.ImportOptions{Name: src.name}); err != nil {
 			return fail("cannot import %s: %v", src.name, err)
 		}
 	}
-	token, _, err := a.enrollFiles.Tokens.Create("camera", 10*time.Minute)
+	token, _, err := a.CreateEnrollToken("camera", 10*time.Minute)
 	if err != nil {
 		return fail("%v", err)
 	}
 	base := filepath.Join(dir, "update-demo")
 	state := filepath.Join(base, "state")
-	id, err := vagent.Enroll(ctx, vagent.EnrollOptions{Server: a.URL, Token: token, StateDir: state,
-		CAFile: filepath.Join(a.cfg.DataDir, "pki", pki.CACertFile), Hostname: "nvr"})
+	id, err := vagent.Enroll(ctx, vagent.EnrollOptions{Server: a.URL(), Token: token, StateDir: state,
+		CAFile: filepath.Join(a.Config().DataDir, "pki", pki.CACertFile), Hostname: "nvr"})
 	if err != nil {
 		return fail("cannot enroll: %v", err)
 	}
@@ -140,10 +141,10 @@ func (d *demoRun) updateDemo(ctx context.Context, a *app, dir string, log *slog.
 		}
 		return true
 	}
-	if !wait(func() bool { return len(a.vuln.Findings(scan.Filter{DeviceID: id.DeviceID, KEVOnly: true})) > 0 }) {
+	if !wait(func() bool { return len(a.Vuln().Findings(scan.Filter{DeviceID: id.DeviceID, KEVOnly: true})) > 0 }) {
 		return fail("no finding on %s", id.DeviceID)
 	}
-	f := a.vuln.Findings(scan.Filter{DeviceID: id.DeviceID, KEVOnly: true})[0]
+	f := a.Vuln().Findings(scan.Filter{DeviceID: id.DeviceID, KEVOnly: true})[0]
 	d.printf("VULN     %s: %s %s is %s (known exploited); fixed in %s\n", id.DeviceID, f.Component, f.ComponentVersion, f.Vuln, f.FixedVersion)
 	art, err := d.admin.AddArtifact(ctx, client.ArtifactMeta{Product: "openssl", Version: "1.0.1e-2+deb7u5", Classes: []string{"camera"}, Name: "openssl.ver"},
 		[]byte("1.0.1e-2+deb7u5"))

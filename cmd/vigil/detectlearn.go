@@ -19,6 +19,7 @@ import (
 	"github.com/vigil-iot/vigil/detect/baseline"
 	"github.com/vigil-iot/vigil/detect/intel"
 	"github.com/vigil-iot/vigil/detect/sigma"
+	"github.com/vigil-iot/vigil/node"
 )
 
 // maxEventLine bounds one NDJSON event line of `vigil detect --learn`.
@@ -68,14 +69,13 @@ func runLearnDetect(o learnDetectOptions, w io.Writer) (learnDetectStats, error)
 		bl = baseline.New(baseline.Options{Window: o.window})
 		dets = []detect.Detector{bl, sigma.NewDetector(rs, sigma.DetectorOptions{})}
 	} else {
-		cfg := defaultConfig()
+		cfg := node.DefaultConfig()
 		cfg.SigmaMapping = o.mappingFile
-		cfg.Baseline.Window = duration(o.window)
+		cfg.Baseline.Window = node.Duration(o.window)
 		var err error
-		if dets, _, err = loadDetectors(cfg, slog.New(slog.DiscardHandler), nil); err != nil {
+		if dets, bl, err = node.Detectors(cfg, slog.New(slog.DiscardHandler)); err != nil {
 			return st, err
 		}
-		bl = findBaseline(dets)
 		if o.intelDir != "" {
 			if _, err := os.Stat(filepath.Join(o.intelDir, "vigil.db")); err != nil {
 				if _, err := os.Stat(filepath.Join(o.intelDir, "intel")); err != nil { // feed files of an older version

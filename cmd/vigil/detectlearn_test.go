@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vigil-iot/vigil/node"
 )
 
 // TestDetectLearn runs `vigil detect --learn` over the baseline's test
@@ -103,8 +105,8 @@ func TestDetectWholeSet(t *testing.T) {
 // TestServeRunsBaseline checks that vigil serve's detectors include the
 // learned baseline, and that baseline.enabled: false leaves it out.
 func TestServeRunsBaseline(t *testing.T) {
-	names := func(cfg config) string {
-		dets, _, err := loadDetectors(cfg, slog.New(slog.DiscardHandler), nil)
+	names := func(cfg node.Config) string {
+		dets, _, err := node.Detectors(cfg, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -114,7 +116,7 @@ func TestServeRunsBaseline(t *testing.T) {
 		}
 		return strings.Join(n, ",")
 	}
-	cfg := defaultConfig()
+	cfg := node.DefaultConfig()
 	if got := names(cfg); !strings.Contains(got, "baseline") {
 		t.Errorf("detectors %s, want baseline among them", got)
 	}
@@ -122,9 +124,9 @@ func TestServeRunsBaseline(t *testing.T) {
 	if got := names(cfg); strings.Contains(got, "baseline") {
 		t.Errorf("baseline disabled, detectors %s", got)
 	}
-	cfg = defaultConfig()
+	cfg = node.DefaultConfig()
 	cfg.Baseline.Learn = 0
-	if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), "baseline.learn") {
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "baseline.learn") {
 		t.Errorf("validate with learn 0: %v", err)
 	}
 }

@@ -18,7 +18,7 @@ import (
 // graph and the incidents of that device.
 func TestDeviceMapping(t *testing.T) {
 	a := startTestApp(t)
-	c, err := client.New(a.URL, a.adminToken, client.TLSConfig(a.ca.Pool()))
+	c, err := client.New(a.URL(), a.AdminToken(), client.TLSConfig(a.CAPool()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func TestDeviceMapping(t *testing.T) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		d, err := a.store.GetDevice(t.Context(), "cam-0042")
+		d, err := a.Store().GetDevice(t.Context(), "cam-0042")
 		if err == nil && len(d.Network) > 0 {
 			break
 		}
@@ -41,23 +41,23 @@ func TestDeviceMapping(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	// Wait for the index to know it (it reloads within seconds of a miss).
-	if err := a.devmap.Refresh(t.Context()); err != nil {
+	if err := a.RefreshDeviceIndex(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	conn := writeTemp(t, "conn.log", ingestConnLog)
 	sys := writeTemp(t, "messages", "<38>1 2026-03-01T10:00:05Z CAM-0042 dropbear 77 - - Bad password attempt for 'admin' from 203.0.113.9:5555\n")
-	ca := filepath.Join(a.cfg.DataDir, "pki", "ca.crt")
+	ca := filepath.Join(a.Config().DataDir, "pki", "ca.crt")
 	for _, f := range []string{conn, sys} {
-		if out, code := run(t, "ingest", f, "--server", a.URL, "--token", a.adminToken, "--ca", ca); code != 0 {
+		if out, code := run(t, "ingest", f, "--server", a.URL(), "--token", a.AdminToken(), "--ca", ca); code != 0 {
 			t.Fatalf("ingest %s: exit %d\n%s", f, code, out)
 		}
 	}
 	for {
-		flows, _, err := a.store.ListEvents(t.Context(), store.EventFilter{Kind: "flow", DeviceID: "cam-0042"})
+		flows, _, err := a.Store().ListEvents(t.Context(), store.EventFilter{Kind: "flow", DeviceID: "cam-0042"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		logs, _, err := a.store.ListEvents(t.Context(), store.EventFilter{Kind: "syslog", DeviceID: "cam-0042"})
+		logs, _, err := a.Store().ListEvents(t.Context(), store.EventFilter{Kind: "syslog", DeviceID: "cam-0042"})
 		if err != nil {
 			t.Fatal(err)
 		}

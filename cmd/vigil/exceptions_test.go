@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vigil-iot/vigil/client"
+	"github.com/vigil-iot/vigil/node"
 	"github.com/vigil-iot/vigil/store"
 	"github.com/vigil-iot/vigil/web"
 )
@@ -20,7 +21,7 @@ import (
 // accepts them, and `remove` deletes it; creation and removal are
 // audited.
 func TestCtlExceptions(t *testing.T) {
-	cfg := defaultConfig()
+	cfg := node.DefaultConfig()
 	cfg.DataDir, cfg.Listen, cfg.LogLevel = t.TempDir(), "127.0.0.1:0", "warn"
 	cfg.SigmaDirs = []string{t.TempDir()}
 	const ruleID = "66666666-6666-4666-8666-666666666666"
@@ -31,8 +32,8 @@ func TestCtlExceptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := runTestApp(t, cfg)
-	conn := []string{"--server", a.URL, "--token", a.adminToken, "--ca", filepath.Join(a.cfg.DataDir, "pki", "ca.crt")}
-	c, err := client.New(a.URL, a.adminToken, client.TLSConfig(a.ca.Pool()))
+	conn := []string{"--server", a.URL(), "--token", a.AdminToken(), "--ca", filepath.Join(a.Config().DataDir, "pki", "ca.crt")}
+	c, err := client.New(a.URL(), a.AdminToken(), client.TLSConfig(a.CAPool()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +124,7 @@ func TestCtlExceptions(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exceptions remove: exit %d:\n%s", code, out)
 	}
-	recs, err := a.store.ListAudit(t.Context(), 0, 0)
+	recs, err := a.Store().ListAudit(t.Context(), 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/client"
+	"github.com/vigil-iot/vigil/node"
 	"github.com/vigil-iot/vigil/store"
 )
 
@@ -18,7 +19,7 @@ import (
 // field and value, a terminal escape in the value quoted) and -o json
 // holds the whole explanation.
 func TestCtlAlertExplains(t *testing.T) {
-	cfg := defaultConfig()
+	cfg := node.DefaultConfig()
 	cfg.DataDir, cfg.Listen, cfg.LogLevel = t.TempDir(), "127.0.0.1:0", "warn"
 	cfg.SigmaDirs = []string{t.TempDir()}
 	rule := "title: TFTP download\nid: 55555555-5555-4555-8555-555555555555\ndescription: A device fetched a file over TFTP.\n" +
@@ -28,8 +29,8 @@ func TestCtlAlertExplains(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := runTestApp(t, cfg)
-	conn := []string{"--server", a.URL, "--token", a.adminToken, "--ca", filepath.Join(a.cfg.DataDir, "pki", "ca.crt")}
-	c, err := client.New(a.URL, a.adminToken, client.TLSConfig(a.ca.Pool()))
+	conn := []string{"--server", a.URL(), "--token", a.AdminToken(), "--ca", filepath.Join(a.Config().DataDir, "pki", "ca.crt")}
+	c, err := client.New(a.URL(), a.AdminToken(), client.TLSConfig(a.CAPool()))
 	if err != nil {
 		t.Fatal(err)
 	}

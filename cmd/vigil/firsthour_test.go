@@ -81,18 +81,18 @@ func TestSensorSeveralPcaps(t *testing.T) {
 // does not exist is refused, and nothing appears in the working directory.
 func TestEnrollTokenThroughAPI(t *testing.T) {
 	a := startTestApp(t)
-	ca := filepath.Join(a.cfg.DataDir, "pki", "ca.crt")
+	ca := filepath.Join(a.Config().DataDir, "pki", "ca.crt")
 	cwd := t.TempDir()
 	t.Chdir(cwd)
 	t.Setenv("VIGIL_TOKEN", "")
-	t.Setenv("VIGIL_SERVER", a.URL)
+	t.Setenv("VIGIL_SERVER", a.URL())
 	t.Setenv("VIGIL_CA", ca)
 
-	out, code := run(t, "ctl", "enroll-token", "create", "--class", "camera", "--token", a.adminToken)
+	out, code := run(t, "ctl", "enroll-token", "create", "--class", "camera", "--token", a.AdminToken())
 	if code != 0 {
 		t.Fatalf("enroll-token create through the API: exit %d: %s", code, out)
 	}
-	id, err := vagent.Enroll(t.Context(), vagent.EnrollOptions{Server: a.URL, Token: strings.TrimSpace(out), StateDir: t.TempDir(), CAFile: ca})
+	id, err := vagent.Enroll(t.Context(), vagent.EnrollOptions{Server: a.URL(), Token: strings.TrimSpace(out), StateDir: t.TempDir(), CAFile: ca})
 	if err != nil {
 		t.Fatalf("the printed token does not enroll on the server: %v", err)
 	}
@@ -141,7 +141,7 @@ func TestEnrollTokenThroughAPI(t *testing.T) {
 // UUID alone), and a list says when more rows exist and how to get them.
 func TestCtlShowsOneObject(t *testing.T) {
 	a := startTestApp(t)
-	conn := []string{"--server", a.URL, "--token", a.adminToken, "--ca", filepath.Join(a.cfg.DataDir, "pki", "ca.crt")}
+	conn := []string{"--server", a.URL(), "--token", a.AdminToken(), "--ca", filepath.Join(a.Config().DataDir, "pki", "ca.crt")}
 	ctl := func(args ...string) string {
 		t.Helper()
 		out, code := run(t, append(append([]string{"ctl"}, args...), conn...)...)
@@ -150,7 +150,7 @@ func TestCtlShowsOneObject(t *testing.T) {
 		}
 		return out
 	}
-	c, err := client.New(a.URL, a.adminToken, client.TLSConfig(a.ca.Pool()))
+	c, err := client.New(a.URL(), a.AdminToken(), client.TLSConfig(a.CAPool()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,7 @@ func TestCtlShowsOneObject(t *testing.T) {
 	}
 	act := vigil.Action{ID: "act-show-1", Type: "isolate", DeviceID: "show-cam-1", IncidentID: inc.ID, AlertID: alerts[0].ID,
 		Playbook: "test", State: vigil.ActionPendingApproval, RequestedBy: "test", Created: now, Updated: now}
-	if err := a.store.PutAction(t.Context(), act); err != nil {
+	if err := a.Store().PutAction(t.Context(), act); err != nil {
 		t.Fatal(err)
 	}
 	out = ctl("actions", act.ID)

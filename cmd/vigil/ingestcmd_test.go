@@ -93,14 +93,14 @@ func TestIngestErrors(t *testing.T) {
 func TestIngestToServer(t *testing.T) {
 	a := startTestApp(t)
 	conn := writeTemp(t, "conn.log", ingestConnLog)
-	out, code := run(t, "ingest", "--format", "zeek", conn, "--server", a.URL, "--token", a.adminToken,
-		"--ca", filepath.Join(a.cfg.DataDir, "pki", "ca.crt"))
+	out, code := run(t, "ingest", "--format", "zeek", conn, "--server", a.URL(), "--token", a.AdminToken(),
+		"--ca", filepath.Join(a.Config().DataDir, "pki", "ca.crt"))
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		evs, _, err := a.store.ListEvents(t.Context(), store.EventFilter{Kind: "flow"})
+		evs, _, err := a.Store().ListEvents(t.Context(), store.EventFilter{Kind: "flow"})
 		if err != nil {
 			t.Fatal(err)
 		}

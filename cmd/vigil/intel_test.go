@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vigil-iot/vigil/client"
+	"github.com/vigil-iot/vigil/node"
 	"github.com/vigil-iot/vigil/store"
 )
 
@@ -30,7 +30,7 @@ func corpusDir(t *testing.T) string {
 func TestIntelAndVulnThroughTheServer(t *testing.T) {
 	dir := corpusDir(t)
 	a := startTestApp(t)
-	conn := []string{"--server", a.URL, "--token", a.adminToken, "--ca", filepath.Join(a.cfg.DataDir, "pki", "ca.crt")}
+	conn := []string{"--server", a.URL(), "--token", a.AdminToken(), "--ca", filepath.Join(a.Config().DataDir, "pki", "ca.crt")}
 
 	out, code := run(t, append([]string{"intel", "import", "--name", "threatfox", "--confidence", "80", filepath.Join(dir, "threatfox-ips.txt")}, conn...)...)
 	if code != 0 || !strings.HasSuffix(strings.TrimSpace(out), "intel: imported=19863 rejected=0") {
@@ -43,7 +43,7 @@ func TestIntelAndVulnThroughTheServer(t *testing.T) {
 		t.Fatalf("vuln import: exit %d: %s", code, out)
 	}
 
-	c, err := client.New(a.URL, a.adminToken, client.TLSConfig(a.ca.Pool()))
+	c, err := client.New(a.URL(), a.AdminToken(), client.TLSConfig(a.CAPool()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestIntelAndVulnThroughTheServer(t *testing.T) {
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		as, _, err := a.store.ListAlerts(t.Context(), store.AlertFilter{DeviceID: "intel-cam-1"})
+		as, _, err := a.Store().ListAlerts(t.Context(), store.AlertFilter{DeviceID: "intel-cam-1"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -98,20 +98,20 @@ func TestIntelAndVulnImportOffline(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "vuln: imported=38 rejected=0") {
 		t.Fatalf("offline vuln import: exit %d: %s", code, out)
 	}
-	cfg := defaultConfig()
+	cfg := node.DefaultConfig()
 	cfg.DataDir, cfg.Listen = data, "127.0.0.1:0"
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	a, err := openApp(t.Context(), cfg, newLogger(os.Stderr, "warn"))
+	a := runTestApp(t, cfg)
+	c, err := client.New(a.URL(), a.AdminToken(), client.TLSConfig(a.CAPool()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer a.close()
-	if fs := a.intel.List(); len(fs) != 1 || fs[0].Feed.Name != "misp" {
+	if fs, err := c.ListIntel(t.Context()); err != nil || len(fs) != 1 || fs[0].Feed.Name != "misp" {
 		t.Fatalf("the server does not see the feed imported offline: %+v", fs)
 	}
-	if ss := a.vuln.Sources(); len(ss) != 1 || ss[0].Count != 38 {
+	if ss := a.Vuln().Sources(); len(ss) != 1 || ss[0].Count != 38 {
 		t.Fatalf("the server does not see the advisories imported offline: %+v", ss)
 	}
 }
@@ -123,13 +123,13 @@ func TestIntelAndVulnImportOffline(t *testing.T) {
 func TestVulnerableAgentPackageRaisesAlert(t *testing.T) {
 	dir := corpusDir(t)
 	a := startTestApp(t)
-	conn := []string{"--server", a.URL, "--token", a.adminToken, "--ca", filepath.Join(a.cfg.DataDir, "pki", "ca.crt")}
+	conn := []string{"--server", a.URL(), "--token", a.AdminToken(), "--ca", filepath.Join(a.Config().DataDir, "pki", "ca.crt")}
 	for _, src := range []string{filepath.Join(dir, "kev.json"), filepath.Join("..", "..", "vuln", "scan", "testdata", "osv-dsa-2896-1.json")} {
 		if out, code := run(t, append([]string{"vuln", "import", "--name", strings.TrimSuffix(filepath.Base(src), ".json"), src}, conn...)...); code != 0 {
 			t.Fatalf("vuln import %s: exit %d: %s", src, code, out)
 		}
 	}
-	c, err := client.New(a.URL, a.adminToken, client.TLSConfig(a.ca.Pool()))
+	c, err := client.New(a.URL(), a.AdminToken(), client.TLSConfig(a.CAPool()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestVulnerableAgentPackageRaisesAlert(t *testing.T) {
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		as, _, err := a.store.ListAlerts(t.Context(), store.AlertFilter{DeviceID: "nvr-7"})
+		as, _, err := a.Store().ListAlerts(t.Context(), store.AlertFilter{DeviceID: "nvr-7"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -160,26 +160,5 @@ func TestVulnerableAgentPackageRaisesAlert(t *testing.T) {
 			t.Fatalf("no vulnerability alert with a remediation for nvr-7; alerts: %+v", as)
 		}
 		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// TestOutboundAllowConfig: outbound.allow takes CIDRs, addresses and host
-// names; anything else fails validation naming the key.
-func TestOutboundAllowConfig(t *testing.T) {
-	cfg := defaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.Outbound.Allow = []string{"10.20.0.0/16", "127.0.0.1", "::1", "feeds.corp.example"}
-	if err := cfg.validate(); err != nil {
-		t.Fatal(err)
-	}
-	if err := cfg.egress().Check(netip.MustParseAddr("10.20.1.1")); err != nil {
-		t.Errorf("an allowed address: %v", err)
-	}
-	if err := cfg.egress().Check(netip.MustParseAddr("10.21.1.1")); err == nil {
-		t.Error("a private address outside the allowed prefix passed")
-	}
-	cfg.Outbound.Allow = []string{"10.0.0.0/33"}
-	if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), "outbound.allow") {
-		t.Errorf("bad entry: %v", err)
 	}
 }

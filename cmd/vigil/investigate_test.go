@@ -10,6 +10,7 @@ import (
 	"github.com/vigil-iot/vigil/client"
 	"github.com/vigil-iot/vigil/graph"
 	"github.com/vigil-iot/vigil/investigate"
+	"github.com/vigil-iot/vigil/node"
 )
 
 // TestInvestigationAgainstServer runs the investigation commands on a
@@ -18,14 +19,14 @@ import (
 // device (same source), the two incidents are one campaign, and the
 // report is an HTML page about the incident.
 func TestInvestigationAgainstServer(t *testing.T) {
-	cfg := defaultConfig()
+	cfg := node.DefaultConfig()
 	cfg.DataDir, cfg.Listen, cfg.LogLevel = t.TempDir(), "127.0.0.1:0", "warn"
 	// A short grouping window: the second device's brute force, posted
 	// after it, is an incident of its own.
-	cfg.IncidentWindow = duration(5 * time.Second)
+	cfg.IncidentWindow = node.Duration(5 * time.Second)
 	a := runTestApp(t, cfg)
-	conn := []string{"--server", a.URL, "--token", a.adminToken, "--ca", filepath.Join(a.cfg.DataDir, "pki", "ca.crt")}
-	c, err := client.New(a.URL, a.adminToken, client.TLSConfig(a.ca.Pool()))
+	conn := []string{"--server", a.URL(), "--token", a.AdminToken(), "--ca", filepath.Join(a.Config().DataDir, "pki", "ca.crt")}
+	c, err := client.New(a.URL(), a.AdminToken(), client.TLSConfig(a.CAPool()))
 	if err != nil {
 		t.Fatal(err)
 	}

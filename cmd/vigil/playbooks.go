@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vigil-iot/vigil/node"
 	"github.com/vigil-iot/vigil/respond/playbook"
 )
 
@@ -26,7 +27,7 @@ playbooks built into vigil are used (those the server runs when playbooks_dir is
 // loadPlaybookDir loads dir, or the built-in playbooks when dir is "".
 func loadPlaybookDir(dir string) ([]*playbook.Playbook, []error) {
 	if dir == "" {
-		return parseBuiltinPlaybooks()
+		return node.BuiltinPlaybooks()
 	}
 	return playbook.Load(dir)
 }

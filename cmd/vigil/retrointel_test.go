@@ -18,7 +18,7 @@ import (
 // raises an alert marked retro on that device.
 func TestNewIndicatorsHuntedInHistory(t *testing.T) {
 	a := startTestApp(t)
-	c, err := client.New(a.URL, a.adminToken, client.TLSConfig(a.ca.Pool()))
+	c, err := client.New(a.URL(), a.AdminToken(), client.TLSConfig(a.CAPool()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,22 +30,22 @@ func TestNewIndicatorsHuntedInHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the event stored", func() (bool, string) {
-		evs, _, err := a.store.ListEvents(t.Context(), store.EventFilter{DeviceID: "retro-cam-1"})
+		evs, _, err := a.Store().ListEvents(t.Context(), store.EventFilter{DeviceID: "retro-cam-1"})
 		return err == nil && len(evs) == 1, "not stored yet"
 	})
-	if as, _, _ := a.store.ListAlerts(t.Context(), store.AlertFilter{DeviceID: "retro-cam-1"}); len(as) != 0 {
+	if as, _, _ := a.Store().ListAlerts(t.Context(), store.AlertFilter{DeviceID: "retro-cam-1"}); len(as) != 0 {
 		t.Fatalf("an alert before any feed named the address: %+v", as[0])
 	}
 	feed := filepath.Join(t.TempDir(), "c2.txt")
 	if err := os.WriteFile(feed, []byte("# c2 servers\n198.51.100.77\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	conn := []string{"--server", a.URL, "--token", a.adminToken, "--ca", filepath.Join(a.cfg.DataDir, "pki", "ca.crt")}
+	conn := []string{"--server", a.URL(), "--token", a.AdminToken(), "--ca", filepath.Join(a.Config().DataDir, "pki", "ca.crt")}
 	if out, code := run(t, append([]string{"intel", "import", "--name", "late-c2", feed}, conn...)...); code != 0 {
 		t.Fatalf("intel import: exit %d: %s", code, out)
 	}
 	waitFor(t, "a retro alert for the indicator found in history", func() (bool, string) {
-		as, _, err := a.store.ListAlerts(t.Context(), store.AlertFilter{DeviceID: "retro-cam-1"})
+		as, _, err := a.Store().ListAlerts(t.Context(), store.AlertFilter{DeviceID: "retro-cam-1"})
 		if err != nil {
 			return false, err.Error()
 		}

@@ -24,10 +24,10 @@ func TestSensorStreamsToServer(t *testing.T) {
 		t.Skipf("the shared corpus is absent (%s): %v", pcap, err)
 	}
 	a := startTestApp(t)
-	ca := filepath.Join(a.cfg.DataDir, "pki", "ca.crt")
+	ca := filepath.Join(a.Config().DataDir, "pki", "ca.crt")
 	token := func(class string) string {
 		t.Helper()
-		out, code := run(t, "ctl", "enroll-token", "create", "--class", class, "--ttl", "10m", "--data-dir", a.cfg.DataDir)
+		out, code := run(t, "ctl", "enroll-token", "create", "--class", class, "--ttl", "10m", "--data-dir", a.Config().DataDir)
 		if code != 0 {
 			t.Fatalf("enroll-token create: %d %s", code, out)
 		}
@@ -36,14 +36,14 @@ func TestSensorStreamsToServer(t *testing.T) {
 
 	// A camera's token does not make a sensor, and leaves no identity.
 	state := t.TempDir()
-	if out, code := run(t, "sensor", "enroll", "--server", a.URL, "--token", token("camera"), "--ca", ca, "--state", state); code == 0 ||
+	if out, code := run(t, "sensor", "enroll", "--server", a.URL(), "--token", token("camera"), "--ca", ca, "--state", state); code == 0 ||
 		!strings.Contains(out, `of class "camera"`) {
 		t.Fatalf("enroll with a camera token: exit %d: %s", code, out)
 	}
 	if _, err := os.Stat(filepath.Join(state, "agent.crt")); err == nil {
 		t.Fatal("a refused enrollment left its certificate")
 	}
-	out, code := run(t, "sensor", "enroll", "--server", a.URL, "--token", token("sensor"), "--ca", ca, "--state", state, "--hostname", "gw-1")
+	out, code := run(t, "sensor", "enroll", "--server", a.URL(), "--token", token("sensor"), "--ca", ca, "--state", state, "--hostname", "gw-1")
 	if code != 0 || !strings.Contains(out, "enrolled as sensor-gw-1-") {
 		t.Fatalf("sensor enroll: exit %d: %s", code, out)
 	}
@@ -56,11 +56,11 @@ func TestSensorStreamsToServer(t *testing.T) {
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		evs, _, err := a.store.ListEvents(t.Context(), store.EventFilter{Kind: "mqtt"})
+		evs, _, err := a.Store().ListEvents(t.Context(), store.EventFilter{Kind: "mqtt"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		ds, _, _ := a.store.ListDevices(t.Context(), store.DeviceFilter{State: "discovered"})
+		ds, _, _ := a.Store().ListDevices(t.Context(), store.DeviceFilter{State: "discovered"})
 		if len(evs) > 0 && len(ds) > 0 {
 			for _, e := range evs {
 				if e.Fields["observer.id"] != sensorID || e.DeviceID == sensorID {
@@ -77,11 +77,11 @@ func TestSensorStreamsToServer(t *testing.T) {
 
 	// An agent's certificate may report about its device, not post events.
 	camState := t.TempDir()
-	cam, err := vagent.Enroll(t.Context(), vagent.EnrollOptions{Server: a.URL, Token: token("camera"), StateDir: camState, CAFile: ca})
+	cam, err := vagent.Enroll(t.Context(), vagent.EnrollOptions{Server: a.URL(), Token: token("camera"), StateDir: camState, CAFile: ca})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cc, err := client.New(a.URL, "", cam.TLSConfig())
+	cc, err := client.New(a.URL(), "", cam.TLSConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestSensorStreamsToServer(t *testing.T) {
 	}
 
 	// A revoked sensor is refused.
-	if err := a.enrollFiles.Revocations.RevokeDevice(sensorID); err != nil {
+	if err := revokeDevice(t, a, sensorID); err != nil {
 		t.Fatal(err)
 	}
 	if out, code := run(t, "sensor", "--pcap", pcap, "--state", state); code == 0 || !strings.Contains(out, "revoked") {

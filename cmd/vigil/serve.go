@@ -3,19 +3,17 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/vigil-iot/vigil/agent/protocol"
+	"github.com/vigil-iot/vigil/node"
 )
 
 func newServeCmd() *cobra.Command {
-	cfg := defaultConfig()
+	cfg := node.DefaultConfig()
 	var file string
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -26,14 +24,14 @@ token printed once on first start. --nats-url points the same pipeline at an ext
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if file != "" {
 				// Flags given explicitly win over the file.
-				fileCfg := defaultConfig()
-				if err := loadConfig(file, &fileCfg); err != nil {
+				fileCfg := node.DefaultConfig()
+				if err := node.LoadConfig(file, &fileCfg); err != nil {
 					return err
 				}
 				overlayFlags(cmd, &fileCfg, &cfg)
 				cfg = fileCfg
 			}
-			if err := cfg.validate(); err != nil {
+			if err := cfg.Validate(); err != nil {
 				return fmt.Errorf("cannot use config: %w", err)
 			}
 			log := newLogger(cmd.ErrOrStderr(), cfg.LogLevel)
@@ -41,36 +39,33 @@ token printed once on first start. --nats-url points the same pipeline at an ext
 			// 0600 files: the store, JetStream, keys).
 			defer setUmask(0o077)()
 			ctx := cmd.Context()
-			a, err := openApp(ctx, cfg, log)
+			a, err := node.Open(ctx, cfg, log)
 			if err != nil {
 				return err
 			}
 			// The stages run until shutdown stops them one after the
 			// other: SIGTERM only starts the shutdown.
-			if err := a.start(context.WithoutCancel(ctx)); err != nil {
-				a.close()
+			if err := a.Start(context.WithoutCancel(ctx)); err != nil {
+				a.Close()
 				return err
 			}
-			log.Info("vigil serving", "url", a.URL, "data_dir", cfg.DataDir, "nats", natsMode(cfg), "store", cfg.Store.describe(cfg.DataDir))
-			if a.adminToken != "" {
+			log.Info("vigil serving", "url", a.URL(), "data_dir", cfg.DataDir, "nats", natsMode(cfg), "store", cfg.Store.Describe(cfg.DataDir))
+			if a.AdminToken() != "" {
 				// On stdout and in a 0600 file, never in the log.
-				if path, err := announceBootstrapToken(cmd.OutOrStdout(), cfg.DataDir, a.adminToken); err != nil {
+				if path, err := announceBootstrapToken(cmd.OutOrStdout(), cfg.DataDir, a.AdminToken()); err != nil {
 					log.Error("first start: the bootstrap admin token is on stdout only", "err", err)
 				} else {
 					log.Info("first start: the bootstrap admin token is on stdout and in a file readable by this user only", "file", path)
 				}
 			}
-			failed := make(chan error, 1)
-			go func() { failed <- a.wait() }()
 			select {
-			case err := <-failed: // a stage failed: the others are stopping
-				a.close()
-				return err
+			case <-a.Done(): // a stage failed: the others are stopping
+				return a.Close()
 			case <-ctx.Done():
 			}
 			// A second signal stops the process at once.
 			signal.Reset(os.Interrupt, syscall.SIGTERM)
-			return a.shutdown(failed)
+			return a.Shutdown()
 		},
 	}
 	cmd.Annotations = map[string]string{createsDataDir: "yes"} // the only command that may
@@ -84,7 +79,7 @@ token printed once on first start. --nats-url points the same pipeline at an ext
 	f.StringVar(&cfg.BusPrefix, "bus-prefix", "", "namespace of the bus's subjects and streams (default vigil)")
 	f.StringVar(&cfg.Store.Driver, "store-driver", "", "sqlite (default, under the data dir) or postgres")
 	f.StringVar(&cfg.Store.URL, "store-url", "", "PostgreSQL URL for the postgres driver (or a SQLite file path)")
-	f.StringVar(&cfg.SecretsKeyFile, "secrets-key-file", "", "key file encrypting the keys shared through a postgres store (default $"+secretsKeyEnv+")")
+	f.StringVar(&cfg.SecretsKeyFile, "secrets-key-file", "", "key file encrypting the keys shared through a postgres store (default $"+node.SecretsKeyEnv+")")
 	f.StringSliceVar(&cfg.RulesDirs, "rules", nil, "extra threshold rule directories")
 	f.StringSliceVar(&cfg.SigmaDirs, "sigma", nil, "Sigma rule directories")
 	f.StringVar(&cfg.PlaybooksDir, "playbooks", "", "response playbook directory (default: the playbooks built into vigil)")
@@ -96,7 +91,7 @@ token printed once on first start. --nats-url points the same pipeline at an ext
 }
 
 // overlayFlags copies the flags the user set explicitly from flagCfg onto c.
-func overlayFlags(cmd *cobra.Command, c, flagCfg *config) {
+func overlayFlags(cmd *cobra.Command, c, flagCfg *node.Config) {
 	f := cmd.Flags()
 	set := func(name string, apply func()) {
 		if f.Changed(name) {
@@ -121,66 +116,9 @@ func overlayFlags(cmd *cobra.Command, c, flagCfg *config) {
 	set("node", func() { c.Cluster.Node = flagCfg.Cluster.Node })
 }
 
-func natsMode(c config) string {
+func natsMode(c node.Config) string {
 	if c.NATSURL == "" {
 		return "embedded"
 	}
 	return c.NATSURL
-}
-
-// shutdown stops the server in order, each stage with a log line: the
-// listener stops accepting connections and the requests in flight (ingest
-// among them) end, which publishes what they accepted; then the consumers
-// stop; then the store is flushed and closed; last the bus, whose
-// embedded NATS server shuts down cleanly so that the next start finds
-// JetStream's state written and does not recover it. stages is the
-// channel on which the stages' end is reported (a.wait).
-func (a *app) shutdown(stages <-chan error) error {
-	log := a.log.With("component", "serve")
-	start := time.Now()
-	log.Info("shutting down: HTTP listener closed, finishing requests in flight")
-	hctx, cancel := context.WithTimeout(context.Background(), httpDrainTimeout)
-	a.stopRequests() // agents' long polls end now; other requests finish
-	err := a.http.Shutdown(hctx)
-	cancel()
-	if err != nil {
-		log.Warn("HTTP requests cut at the drain timeout", "timeout", httpDrainTimeout, "err", err)
-	}
-	log.Info("HTTP stopped, ingest drained", "took", time.Since(start).Round(time.Millisecond))
-	a.cancel()
-	err = <-stages
-	log.Info("consumers stopped", "took", time.Since(start).Round(time.Millisecond))
-	if a.vuln != nil {
-		a.vuln.Flush()
-	}
-	if cerr := a.store.Close(); cerr != nil {
-		log.Error("cannot close the store", "err", cerr)
-	}
-	a.store = nil
-	log.Info("store flushed and closed", "took", time.Since(start).Round(time.Millisecond))
-	a.bus.Close()
-	a.bus = nil
-	log.Info("bus closed, JetStream shut down", "took", time.Since(start).Round(time.Millisecond))
-	log.Info("vigil stopped", "took", time.Since(start).Round(time.Millisecond))
-	return err
-}
-
-// httpDrainTimeout bounds how long shutdown waits for requests in flight.
-const httpDrainTimeout = 5 * time.Second
-
-// withStop serves h, with the context of an agent's long poll for
-// commands also cancelled when stop is: http.Server.Shutdown waits for
-// requests in flight but does not cancel them, and a poll waits up to a
-// minute for a command. Other requests (ingest) run to their end.
-func withStop(stop context.Context, h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != protocol.PathCommands {
-			h.ServeHTTP(w, r)
-			return
-		}
-		ctx, cancel := context.WithCancel(r.Context())
-		defer cancel()
-		defer context.AfterFunc(stop, cancel)()
-		h.ServeHTTP(w, r.WithContext(ctx))
-	})
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/agent"
 	"github.com/vigil-iot/vigil/client"
+	"github.com/vigil-iot/vigil/internal/localagent"
+	"github.com/vigil-iot/vigil/node"
 	"github.com/vigil-iot/vigil/respond"
 	"github.com/vigil-iot/vigil/respond/playbook"
 )
@@ -32,14 +34,14 @@ func TestShutDownOnBreachEndToEnd(t *testing.T) {
 	pbDir := t.TempDir()
 	os.WriteFile(filepath.Join(pbDir, "shut-down.yaml"), []byte("name: shut-down-camera\n"+
 		"trigger: {rules: [vigil-auth-bruteforce], device_classes: [camera]}\nsteps:\n  - action: shutdown\n"), 0o644)
-	cfg := defaultConfig()
+	cfg := node.DefaultConfig()
 	cfg.DataDir, cfg.Listen, cfg.LogLevel = t.TempDir(), "127.0.0.1:0", "warn"
 	cfg.SigmaDirs = []string{t.TempDir()}
 	cfg.PlaybooksDir = pbDir
 	a := runTestApp(t, cfg)
 	ctx := t.Context()
-	conn := []string{"--server", a.URL, "--token", a.adminToken, "--ca", filepath.Join(a.cfg.DataDir, "pki", "ca.crt")}
-	c, err := client.New(a.URL, a.adminToken, client.TLSConfig(a.ca.Pool()))
+	conn := []string{"--server", a.URL(), "--token", a.AdminToken(), "--ca", filepath.Join(a.Config().DataDir, "pki", "ca.crt")}
+	c, err := client.New(a.URL(), a.AdminToken(), client.TLSConfig(a.CAPool()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,14 +58,14 @@ func TestShutDownOnBreachEndToEnd(t *testing.T) {
 	// and runs its agent.
 	start := func(tags ...string) camera {
 		t.Helper()
-		out, code := run(t, "ctl", "enroll-token", "create", "--class", "camera", "--ttl", "10m", "--data-dir", a.cfg.DataDir)
+		out, code := run(t, "ctl", "enroll-token", "create", "--class", "camera", "--ttl", "10m", "--data-dir", a.Config().DataDir)
 		if code != 0 {
 			t.Fatalf("enroll-token create: %d %s", code, out)
 		}
 		dir := t.TempDir()
 		state := filepath.Join(dir, "state")
-		if out, err := exec.Command(bin, "enroll", "--server", a.URL, "--token", strings.TrimSpace(out), "--state", state,
-			"--ca", filepath.Join(a.cfg.DataDir, "pki", "ca.crt")).CombinedOutput(); err != nil {
+		if out, err := exec.Command(bin, "enroll", "--server", a.URL(), "--token", strings.TrimSpace(out), "--state", state,
+			"--ca", filepath.Join(a.Config().DataDir, "pki", "ca.crt")).CombinedOutput(); err != nil {
 			t.Fatalf("enroll: %v\n%s", err, out)
 		}
 		id, err := agent.LoadIdentity(state)
@@ -76,7 +78,7 @@ func TestShutDownOnBreachEndToEnd(t *testing.T) {
 		}
 		policy := filepath.Join(dir, "policy.json")
 		os.WriteFile(policy, []byte(`{"allow": ["shutdown"], "shutdown": "halt"}`), 0o600)
-		b, _ := json.Marshal(map[string]any{"server": a.URL, "state_dir": state, "interval": "60s", "poll_wait": "2s",
+		b, _ := json.Marshal(map[string]any{"server": a.URL(), "state_dir": state, "interval": "60s", "poll_wait": "2s",
 			"commands": true, "policy_file": policy, "shutdown_command": []string{"/bin/sh", "-c", "echo halted > " + cam.marker},
 			"class": "camera", "disable": []string{"processes", "authlog", "fim", "packages", "network", "dos", "hardware"}})
 		cfgFile := filepath.Join(dir, "agent.json")
@@ -96,7 +98,7 @@ func TestShutDownOnBreachEndToEnd(t *testing.T) {
 	}
 	breach := func(cam camera, n int) {
 		t.Helper()
-		dc, err := enrolledClient(a, filepath.Join(cam.dir, "state"))
+		dc, err := localagent.EnrolledClient(a, filepath.Join(cam.dir, "state"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -22,9 +22,9 @@ import (
 // not created.
 func TestCtlTokens(t *testing.T) {
 	a := startTestApp(t)
-	t.Setenv("VIGIL_SERVER", a.URL)
-	t.Setenv("VIGIL_TOKEN", a.adminToken)
-	t.Setenv("VIGIL_CA", filepath.Join(a.cfg.DataDir, "pki", "ca.crt"))
+	t.Setenv("VIGIL_SERVER", a.URL())
+	t.Setenv("VIGIL_TOKEN", a.AdminToken())
+	t.Setenv("VIGIL_CA", filepath.Join(a.Config().DataDir, "pki", "ca.crt"))
 
 	out, code := run(t, "ctl", "token", "create", "--role", "agent", "--name", "cams", "--ttl", "720h", "--device", "cam-1", "--device", "cam-2", "-o", "json")
 	if code != 0 {
@@ -40,7 +40,7 @@ func TestCtlTokens(t *testing.T) {
 	}
 
 	// The bound token posts for its devices only.
-	c, err := client.New(a.URL, ct.Secret, client.TLSConfig(a.ca.Pool()))
+	c, err := client.New(a.URL(), ct.Secret, client.TLSConfig(a.CAPool()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,11 +76,11 @@ func TestCtlTokens(t *testing.T) {
 		t.Fatalf("token create --data-dir of an empty dir: exit %d\n%s", code, out)
 	}
 	// The server's own data dir works offline.
-	out, code = run(t, "ctl", "token", "create", "--role", "viewer", "--ttl", "1h", "--data-dir", a.cfg.DataDir)
+	out, code = run(t, "ctl", "token", "create", "--role", "viewer", "--ttl", "1h", "--data-dir", a.Config().DataDir)
 	if code != 0 {
 		t.Fatalf("token create --data-dir: exit %d\n%s", code, out)
 	}
-	vc, _ := client.New(a.URL, strings.TrimSpace(out), client.TLSConfig(a.ca.Pool()))
+	vc, _ := client.New(a.URL(), strings.TrimSpace(out), client.TLSConfig(a.CAPool()))
 	defer vc.Close()
 	if _, _, err := vc.ListDevices(t.Context(), store.DeviceFilter{}); err != nil {
 		t.Fatalf("a viewer token made offline: %v", err)

@@ -19,7 +19,7 @@ import (
 // in pki/update.key, which is not the command key.
 func TestUpdateArtifactCLI(t *testing.T) {
 	a := startTestApp(t)
-	conn := []string{"--server", a.URL, "--token", a.adminToken, "--ca", filepath.Join(a.cfg.DataDir, "pki", "ca.crt")}
+	conn := []string{"--server", a.URL(), "--token", a.AdminToken(), "--ca", filepath.Join(a.Config().DataDir, "pki", "ca.crt")}
 	fw := filepath.Join(t.TempDir(), "camfw-2.1.0.bin")
 	os.WriteFile(fw, []byte("\x7fELF firmware\x00"), 0o600)
 
@@ -28,7 +28,7 @@ func TestUpdateArtifactCLI(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &art) != nil || art.Name != "camfw-2.1.0.bin" {
 		t.Fatalf("add: exit %d: %s", code, out)
 	}
-	key, err := enroll.EnsureUpdateKey(filepath.Join(a.cfg.DataDir, "pki", enroll.UpdateKeyFile))
+	key, err := enroll.EnsureUpdateKey(filepath.Join(a.Config().DataDir, "pki", enroll.UpdateKeyFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func TestUpdateArtifactCLI(t *testing.T) {
 	if err := command.VerifyArtifact(pub, []byte("\x7fELF firmware\x00"), art.SHA256, art.Signature); err != nil {
 		t.Fatal(err)
 	}
-	if err := command.VerifyArtifact(a.enrollFiles.CommandKey.Public().(ed25519.PublicKey), []byte("\x7fELF firmware\x00"), art.SHA256, art.Signature); err == nil {
+	if err := command.VerifyArtifact(a.CommandPublicKey(), []byte("\x7fELF firmware\x00"), art.SHA256, art.Signature); err == nil {
 		t.Fatal("the artifact verifies with the command key")
 	}
 	if out, code := run(t, append([]string{"update", "key"}, conn...)...); code != 0 || strings.TrimSpace(out) != base64.StdEncoding.EncodeToString(pub) {

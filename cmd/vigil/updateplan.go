@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"strings"
@@ -31,7 +32,7 @@ func newUpdatePlanCmd(o *ctlOptions) *cobra.Command {
 				fmt.Fprintln(tw, "ID\tSTATE\tCOHORT\tPRODUCT\tVERSION\tDEVICES\tWAVES\tFINDINGS\tMEAN TTR\tREASON")
 				for _, p := range ps {
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%d/%d closed\t%s\t%s\n", p.ID, p.State, p.Cohort, p.Product, p.Version,
-						targets(p), waveSummary(p), p.Closed, p.Closed+p.Open, ttr(p.TTR), cmpOr(p.Halted, p.Reason))
+						targets(p), waveSummary(p), p.Closed, p.Closed+p.Open, ttr(p.TTR), cmp.Or(p.Halted, p.Reason))
 				}
 			})
 		},

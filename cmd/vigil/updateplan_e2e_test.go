@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
@@ -21,6 +20,7 @@ import (
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/agent"
 	"github.com/vigil-iot/vigil/client"
+	"github.com/vigil-iot/vigil/node"
 	"github.com/vigil-iot/vigil/remediate"
 	"github.com/vigil-iot/vigil/store"
 	"github.com/vigil-iot/vigil/vuln/report"
@@ -85,13 +85,13 @@ func TestUpdatePlanEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the agent binary; skipped with -short")
 	}
-	cfg := defaultConfig()
+	cfg := node.DefaultConfig()
 	cfg.DataDir, cfg.Listen, cfg.LogLevel = t.TempDir(), "127.0.0.1:0", "warn"
 	cfg.SigmaDirs = []string{t.TempDir()}
 	// Each device is watched 30 s after its install (a quarter of the
 	// wave timeout) before it passes. The devices read a /proc/stat of
 	// their own (not the busy machine's), so their CPU is the test's.
-	cfg.Update = updateConfig{Auto: &[]autoCondition{{KEV: true}}, Tick: duration(300 * time.Millisecond), WaveTimeout: duration(2 * time.Minute)}
+	cfg.Update = node.UpdateConfig{Auto: &[]node.AutoCondition{{KEV: true}}, Tick: node.Duration(300 * time.Millisecond), WaveTimeout: node.Duration(2 * time.Minute)}
 	a := runTestApp(t, cfg)
 	ctx := t.Context()
 
@@ -99,11 +99,11 @@ func TestUpdatePlanEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.vuln.ImportReader(bytes.NewReader(osv), "osv", scan.ImportOptions{Name: "dsa"}); err != nil {
+	if _, err := a.Vuln().ImportReader(bytes.NewReader(osv), "osv", scan.ImportOptions{Name: "dsa"}); err != nil {
 		t.Fatal(err)
 	}
 	kev := `{"catalogVersion": "1", "vulnerabilities": [{"cveID": "CVE-2014-0160", "dateAdded": "2022-05-04", "dueDate": "2022-05-25"}]}`
-	if _, err := a.vuln.ImportReader(strings.NewReader(kev), "kev", scan.ImportOptions{Name: "kev"}); err != nil {
+	if _, err := a.Vuln().ImportReader(strings.NewReader(kev), "kev", scan.ImportOptions{Name: "kev"}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -111,18 +111,18 @@ func TestUpdatePlanEndToEnd(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "../vigil-agent").CombinedOutput(); err != nil {
 		t.Fatalf("cannot build vigil-agent: %v\n%s", err, out)
 	}
-	ca := filepath.Join(a.cfg.DataDir, "pki", "ca.crt")
-	updKey := base64.StdEncoding.EncodeToString(a.updateKey.Public().(ed25519.PublicKey))
+	ca := filepath.Join(a.Config().DataDir, "pki", "ca.crt")
+	updKey := base64.StdEncoding.EncodeToString(a.UpdatePublicKey())
 	type dev struct{ id, dir string }
 	var devs []dev
 	for range 4 {
-		out, code := run(t, "ctl", "enroll-token", "create", "--class", "camera", "--ttl", "10m", "--data-dir", a.cfg.DataDir)
+		out, code := run(t, "ctl", "enroll-token", "create", "--class", "camera", "--ttl", "10m", "--data-dir", a.Config().DataDir)
 		if code != 0 {
 			t.Fatalf("enroll-token create: %d %s", code, out)
 		}
 		dir := t.TempDir()
 		state := filepath.Join(dir, "state")
-		if out, err := exec.Command(bin, "enroll", "--server", a.URL, "--token", strings.TrimSpace(out), "--state", state, "--ca", ca).CombinedOutput(); err != nil {
+		if out, err := exec.Command(bin, "enroll", "--server", a.URL(), "--token", strings.TrimSpace(out), "--state", state, "--ca", ca).CombinedOutput(); err != nil {
 			t.Fatalf("enroll: %v\n%s", err, out)
 		}
 		id, err := agent.LoadIdentity(state)
@@ -130,7 +130,7 @@ func TestUpdatePlanEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The update key comes with the enrollment, not the command key.
-		if !id.UpdateKey().Equal(a.updateKey.Public()) || id.UpdateKey().Equal(id.CommandKey) {
+		if !id.UpdateKey().Equal(a.UpdatePublicKey()) || id.UpdateKey().Equal(id.CommandKey) {
 			t.Fatalf("update key from enrollment %x", id.UpdateKey())
 		}
 		devs = append(devs, dev{id.DeviceID, dir})
@@ -155,7 +155,7 @@ func TestUpdatePlanEndToEnd(t *testing.T) {
 		os.WriteFile(script, []byte(e2eUpdateScript), 0o755)
 		policy := filepath.Join(d.dir, "policy.json")
 		os.WriteFile(policy, []byte(`{"allow": ["update", "rollback"]}`), 0o600)
-		acfg := map[string]any{"server": a.URL, "state_dir": filepath.Join(d.dir, "state"), "interval": "1s", "poll_wait": "2s",
+		acfg := map[string]any{"server": a.URL(), "state_dir": filepath.Join(d.dir, "state"), "interval": "1s", "poll_wait": "2s",
 			"commands": true, "policy_file": policy, "update": map[string]any{"installer": "script", "script": script},
 			"class": "camera", "vendor": "Acme", "model": "IPC-2000", "root": root, "disable": []string{"processes", "authlog", "fim"}}
 		if i == 0 {
@@ -192,7 +192,7 @@ func TestUpdatePlanEndToEnd(t *testing.T) {
 		deadline := time.Now().Add(3 * time.Minute)
 		for !ok() {
 			if time.Now().After(deadline) {
-				for _, d := range a.vuln.Devices() {
+				for _, d := range a.Vuln().Devices() {
 					t.Logf("vuln device %s %s %s %+v", d.ID, d.OS, d.Class, d.Software)
 				}
 				t.Fatalf("timed out waiting for %s\nagent logs:\n%s", what, logs())
@@ -202,7 +202,7 @@ func TestUpdatePlanEndToEnd(t *testing.T) {
 	}
 	waitFor("four KEV findings", func() bool {
 		n := 0
-		for _, f := range a.vuln.Findings(scan.Filter{KEVOnly: true}) {
+		for _, f := range a.Vuln().Findings(scan.Filter{KEVOnly: true}) {
 			if f.Vuln == "CVE-2014-0160" && f.FixedVersion == "1.0.1e-2+deb7u5" {
 				n++
 			}
@@ -212,14 +212,14 @@ func TestUpdatePlanEndToEnd(t *testing.T) {
 
 	waitFor("four devices with their software in the store", func() bool {
 		for _, d := range devs {
-			sd, err := a.store.GetDevice(ctx, d.id)
+			sd, err := a.Store().GetDevice(ctx, d.id)
 			if err != nil || len(sd.Software) == 0 {
 				return false
 			}
 		}
 		return true
 	})
-	c, err := client.New(a.URL, a.adminToken, client.TLSConfig(a.ca.Pool()))
+	c, err := client.New(a.URL(), a.AdminToken(), client.TLSConfig(a.CAPool()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +242,7 @@ func TestUpdatePlanEndToEnd(t *testing.T) {
 	}
 	devClient := &http.Client{Transport: &http.Transport{TLSClientConfig: id0.TLSConfig()}, Timeout: time.Minute}
 	get := func(hc *http.Client, id string) (int, string) {
-		resp, err := hc.Get(a.URL + remediate.PathAgentArtifact + id)
+		resp, err := hc.Get(a.URL() + remediate.PathAgentArtifact + id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -256,7 +256,7 @@ func TestUpdatePlanEndToEnd(t *testing.T) {
 	if code, _ := get(devClient, gw.ID); code != http.StatusForbidden {
 		t.Errorf("device download of a gateway artifact: %d, want 403", code)
 	}
-	noCert := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: a.ca.Pool()}}, Timeout: time.Minute}
+	noCert := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: a.CAPool()}}, Timeout: time.Minute}
 	if code, body := get(noCert, art.ID); code == 200 {
 		t.Errorf("download without a client certificate: %d %q", code, body)
 	}
@@ -323,12 +323,12 @@ func TestUpdatePlanEndToEnd(t *testing.T) {
 		}
 	}
 	waitFor("the scanner to drop the fixed findings", func() bool {
-		fs := a.vuln.Findings(scan.Filter{KEVOnly: true})
+		fs := a.Vuln().Findings(scan.Filter{KEVOnly: true})
 		return len(fs) == 2 && (fs[0].DeviceID == failing || fs[0].DeviceID == misbehaving) && (fs[1].DeviceID == failing || fs[1].DeviceID == misbehaving)
 	})
 	// The halt raised an alert naming the failed device.
 	waitFor("the halt alert", func() bool {
-		as, _, err := a.store.ListAlerts(ctx, store.AlertFilter{DeviceID: failing})
+		as, _, err := a.Store().ListAlerts(ctx, store.AlertFilter{DeviceID: failing})
 		if err != nil {
 			return false
 		}
@@ -340,7 +340,7 @@ func TestUpdatePlanEndToEnd(t *testing.T) {
 		return false
 	})
 	// The posture report shows the time to remediate of the cohort.
-	rep, err := report.Posture(ctx, a.store, a.vuln, time.Now())
+	rep, err := report.Posture(ctx, a.Store(), a.Vuln(), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,11 +349,11 @@ func TestUpdatePlanEndToEnd(t *testing.T) {
 		t.Errorf("posture remediation %+v", rm)
 	}
 	// The CLI shows the plan with its findings and times to remediate.
-	out, code := run(t, "update", "plan", "show", plan.ID, "--server", a.URL, "--token", a.adminToken, "--ca", ca)
+	out, code := run(t, "update", "plan", "show", plan.ID, "--server", a.URL(), "--token", a.AdminToken(), "--ca", ca)
 	if code != 0 || !strings.Contains(out, "halted") || !strings.Contains(out, "rolled_back") || !strings.Contains(out, "CVE-2014-0160") {
 		t.Fatalf("vigil update plan show: %d\n%s", code, out)
 	}
-	if _, code := run(t, "update", "plan", "approve", plan.ID, "--server", a.URL, "--token", a.adminToken, "--ca", ca); code == 0 {
+	if _, code := run(t, "update", "plan", "approve", plan.ID, "--server", a.URL(), "--token", a.AdminToken(), "--ca", ca); code == 0 {
 		t.Error("a halted plan was approved")
 	}
 }
