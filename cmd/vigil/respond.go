@@ -105,11 +105,15 @@ type responder struct {
 // exists once the app has started.
 type agentSender struct{ a *app }
 
-func (s agentSender) Send(_ context.Context, dev, action string, p map[string]string) (string, error) {
+func (s agentSender) Send(ctx context.Context, dev, action string, p map[string]string) (string, error) {
 	if s.a.enroll == nil {
 		return "", errors.New("cannot send a command: the command channel is not running")
 	}
-	c, err := s.a.enroll.Send(dev, action, p, 0)
+	by := ""
+	if id := agentconn.ActionID(ctx); id != "" {
+		by = "action:" + id
+	}
+	c, err := s.a.enroll.SendAs(by, dev, action, p, 0)
 	return c.ID, err
 }
 
