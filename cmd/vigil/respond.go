@@ -354,6 +354,10 @@ type resolveRequest struct {
 	// Learn, with false_positive, marks the incident's baseline alerts
 	// normal for their devices (baselinestate.go).
 	Learn bool `json:"learn"`
+	// Reason is why it is closed, in the closer's words (optional, at
+	// most incident.MaxResolution bytes): kept with the incident and
+	// audited.
+	Reason string `json:"reason,omitempty"`
 }
 
 // resolveIncident closes an incident as resolved or false_positive, audits
@@ -385,7 +389,9 @@ func (a *app) resolveIncident(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PathValue("id")
 	ctx := r.Context()
-	if err := a.incident.Resolve(ctx, id, req.Status, time.Now().UTC()); err != nil {
+	req.Reason = strings.TrimSpace(req.Reason)
+	web.Audit(r, "incident:"+id, fmt.Sprintf("status=%s reason=%q", req.Status, req.Reason))
+	if err := a.incident.ResolveBecause(ctx, id, req.Status, req.Reason, web.Actor(ctx), time.Now().UTC()); err != nil {
 		fail(err)
 		return
 	}
@@ -393,7 +399,7 @@ func (a *app) resolveIncident(w http.ResponseWriter, r *http.Request) {
 	if t, ok := auth.FromContext(ctx); ok && t.Name != "" {
 		actor = t.Name
 	}
-	if _, err := a.respond.audit.RecordJSON(ctx, actor, "incident.resolve", id, map[string]any{"status": req.Status, "learn": req.Learn}); err != nil {
+	if _, err := a.respond.audit.RecordJSON(ctx, actor, "incident.resolve", id, map[string]any{"status": req.Status, "learn": req.Learn, "reason": req.Reason}); err != nil {
 		a.log.Error("cannot audit incident resolution", "component", "respond", "incident", id, "err", err)
 	}
 	inc, err := a.store.GetIncident(ctx, id)
