@@ -16,8 +16,8 @@ const a11yLabelsJS = `JSON.stringify(
 		.concat([...document.querySelectorAll('button')].filter(e => !e.textContent.trim() && !e.getAttribute('aria-label')))
 		.map(e => e.outerHTML.slice(0, 160)))`
 
-// a11yContrastJS computes, for every element that shows text (outside
-// SVG charts, which carry their own text summary), the WCAG 2 contrast
+// a11yContrastJS computes, for every element that shows text (in SVG
+// charts, every text drawn, its fill as its colour), the WCAG 2 contrast
 // ratio of its colour against the background it is drawn on (the
 // background colours of it and its ancestors composed, alpha included)
 // and lists those below AA: 4.5:1, or 3:1 for large text (24 px, or
@@ -57,14 +57,20 @@ const a11yContrastJS = `(() => {
 		const el = n.parentElement;
 		if (!n.textContent.trim() || !el || seen.has(el)) continue;
 		seen.add(el);
-		if (el.closest('svg, script, style, noscript, template') || !shown(el)) continue;
+		if (el.closest('script, style, noscript, template') || !shown(el)) continue;
+		// In an SVG chart, only its drawn text (its title is not drawn),
+		// whose colour is its fill.
+		const svg = el.closest('svg') !== null;
+		if (svg && !['text', 'tspan'].includes(el.tagName.toLowerCase())) continue;
 		const r = el.getBoundingClientRect();
 		if (r.width <= 1 || r.height <= 1) continue;
 		const s = getComputedStyle(el);
 		if (s.visibility !== 'visible' || parseFloat(s.opacity) === 0) continue;
 		const bg = bgOf(el);
 		if (!bg) continue;
-		const fg = over(parse(s.color), bg);
+		const c = parse(svg ? s.fill : s.color);
+		if (!c) continue;
+		const fg = over(c, bg);
 		const size = parseFloat(s.fontSize), bold = parseInt(s.fontWeight, 10) >= 700;
 		const need = (size >= 24 || (bold && size >= 18.66)) ? 3 : 4.5;
 		const got = ratio(fg, bg);
