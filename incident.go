@@ -41,7 +41,12 @@ type Incident struct {
 	Contained time.Time `json:"contained,omitzero"`
 	// Resolved is when the incident was closed (zero until then).
 	Resolved time.Time `json:"resolved,omitzero"`
-	Updated  time.Time `json:"updated"`
+	// Resolution is the reason given when the incident was closed, in
+	// the closer's words ("" when none was given); ResolvedBy is who
+	// closed it ("user:ana", "token:ci").
+	Resolution string    `json:"resolution,omitempty"`
+	ResolvedBy string    `json:"resolved_by,omitempty"`
+	Updated    time.Time `json:"updated"`
 	// Priority ranks the incident in the queue, with its factors,
 	// computed again whenever the incident changes (nil for incidents
 	// stored before priorities).

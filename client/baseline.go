@@ -55,7 +55,18 @@ type Resolution struct {
 // and a false positive, the server also marks every baseline alert of the
 // incident normal for its device.
 func (c *Client) ResolveIncidentWith(ctx context.Context, id string, status vigil.IncidentStatus, learn bool) (Resolution, error) {
+	return c.ResolveIncidentBecause(ctx, id, status, learn, "")
+}
+
+// ResolveIncidentBecause is ResolveIncidentWith with the reason for
+// closing, in free text ("" for none): the server keeps it with the
+// incident and audits it.
+func (c *Client) ResolveIncidentBecause(ctx context.Context, id string, status vigil.IncidentStatus, learn bool, reason string) (Resolution, error) {
 	var r Resolution
-	err := c.postJSON(ctx, api.Prefix+"/incidents/"+escape(id)+"/resolve", map[string]any{"status": status, "learn": learn}, &r)
+	body := map[string]any{"status": status, "learn": learn}
+	if reason != "" {
+		body["reason"] = reason
+	}
+	err := c.postJSON(ctx, api.Prefix+"/incidents/"+escape(id)+"/resolve", body, &r)
 	return r, err
 }

@@ -2,6 +2,7 @@ package console
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -15,6 +16,7 @@ import (
 	"github.com/vigil-iot/vigil/respond/playbook"
 	"github.com/vigil-iot/vigil/store"
 	"github.com/vigil-iot/vigil/vuln"
+	"github.com/vigil-iot/vigil/vuln/report"
 	"github.com/vigil-iot/vigil/vuln/scan"
 	"github.com/vigil-iot/vigil/web"
 	"github.com/vigil-iot/vigil/web/api"
@@ -542,6 +544,12 @@ type incidentData struct {
 	// Blast is the blast radius; Campaign the campaign it belongs to.
 	Blast    *blastData
 	Campaign *campaignRow
+	// Remediation is the time to remediate of the vulnerability findings
+	// of its devices that update plans cover (report.DeviceRemediation,
+	// as the posture report); Unplanned the scanner's findings of its
+	// devices that no plan covers.
+	Remediation []report.FindingTTR
+	Unplanned   []vuln.Finding
 }
 
 type timelineRow struct {
@@ -587,6 +595,9 @@ func (c *Console) incident(w http.ResponseWriter, r *http.Request, s *session) e
 	slices.SortStableFunc(tl, func(a, b timelineRow) int { return a.Time.Compare(b.Time) })
 	d.Timeline = tl
 	d.Blast, d.Campaign = c.investigation(r, s, in.ID)
+	if d.Remediation, d.Unplanned, err = c.remediation(ctx, in.DeviceIDs); err != nil {
+		return err
+	}
 	if in.Status == vigil.IncidentFalsePositive {
 		if d.Suggestions, err = c.suggestions(r, s, in.ID); err != nil {
 			return err
@@ -595,10 +606,42 @@ func (c *Console) incident(w http.ResponseWriter, r *http.Request, s *session) e
 	return c.page(w, r, s, "incident", in.Title, "incidents", d)
 }
 
+// remediation returns the time to remediate of the findings of devices
+// from the update plans, and the scanner's findings of them no plan
+// covers (at most 50).
+func (c *Console) remediation(ctx context.Context, devices []string) ([]report.FindingTTR, []vuln.Finding, error) {
+	if len(devices) == 0 {
+		return nil, nil, nil
+	}
+	plans, err := c.opts.Store.ListUpdatePlans(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	rows := report.DeviceRemediation(plans, devices, c.clock.Now())
+	planned := map[string]bool{}
+	for _, r := range rows {
+		planned[r.DeviceID+"\x00"+r.Vuln] = true
+	}
+	var open []vuln.Finding
+	if c.opts.Findings != nil {
+		for _, dev := range devices {
+			for _, f := range c.opts.Findings.Findings(scan.Filter{DeviceID: dev}) {
+				if !planned[f.DeviceID+"\x00"+f.Vuln] && len(open) < 50 {
+					open = append(open, f)
+				}
+			}
+		}
+	}
+	return rows, open, nil
+}
+
 func (c *Console) resolve(w http.ResponseWriter, r *http.Request, s *session) error {
 	id := r.PathValue("id")
 	status := vigil.IncidentStatus(r.PostFormValue("status"))
 	body := map[string]any{"status": status}
+	if reason := strings.TrimSpace(r.PostFormValue("reason")); reason != "" {
+		body["reason"] = reason
+	}
 	if r.PostFormValue("learn") == "on" {
 		body["learn"] = true
 	}

@@ -137,7 +137,7 @@ func (h *Handler) sendCommand(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	web.Audit(r, "device:"+r.PathValue("id"), fmt.Sprintf("action=%q", req.Action))
-	c, err := h.Send(r.PathValue("id"), req.Action, req.Params, ttl)
+	c, err := h.SendAs(web.Actor(r.Context()), r.PathValue("id"), req.Action, req.Params, ttl)
 	if err != nil {
 		web.WriteError(w, r, h.log, err)
 		return

@@ -389,6 +389,13 @@ func (h *Handler) renew(w http.ResponseWriter, r *http.Request) {
 // KnownDevice does not know, EBUSY when MaxPending commands already wait
 // for the device or MaxQueued for all devices.
 func (h *Handler) Send(deviceID, action string, params map[string]string, ttl time.Duration) (command.Command, error) {
+	return h.SendAs("", deviceID, action, params, ttl)
+}
+
+// SendAs is Send for a command asked for by someone: by ("user:ana",
+// "token:ci", "action:<id>") is kept with the queued command
+// (store.QueuedCommand.By) for the device's command history.
+func (h *Handler) SendAs(by, deviceID, action string, params map[string]string, ttl time.Duration) (command.Command, error) {
 	if !slices.Contains(command.Actions, action) {
 		return command.Command{}, vigil.Errorf(vigil.EINVALID, "unknown action %q: want one of %s", action, strings.Join(command.Actions, ", "))
 	}
@@ -422,7 +429,7 @@ func (h *Handler) Send(deviceID, action string, params map[string]string, ttl ti
 	}
 	ctx, cancel := storeCtx()
 	defer cancel()
-	if _, err := h.opts.Commands.EnqueueCommand(ctx, store.QueuedCommand{ID: c.ID, DeviceID: deviceID, Queued: now, Expires: c.Expires, Signed: signed},
+	if _, err := h.opts.Commands.EnqueueCommand(ctx, store.QueuedCommand{ID: c.ID, DeviceID: deviceID, Queued: now, Expires: c.Expires, Signed: signed, By: by},
 		MaxPending, MaxQueued); err != nil {
 		if vigil.ErrorCode(err) == vigil.EBUSY {
 			return command.Command{}, err

@@ -287,6 +287,19 @@ func (c *Correlator) Contain(ctx context.Context, id string, at time.Time) error
 // Errors: EINVALID for another status, ENOTFOUND, ECONFLICT when it was
 // closed with another status.
 func (c *Correlator) Resolve(ctx context.Context, id string, status vigil.IncidentStatus, at time.Time) error {
+	return c.ResolveBecause(ctx, id, status, "", "", at)
+}
+
+// MaxResolution bounds the reason given when closing an incident, in bytes.
+const MaxResolution = 2000
+
+// ResolveBecause is Resolve with the reason the closer gave and who they
+// are, kept with the incident (Incident.Resolution, ResolvedBy). EINVALID
+// also for a reason longer than MaxResolution.
+func (c *Correlator) ResolveBecause(ctx context.Context, id string, status vigil.IncidentStatus, reason, by string, at time.Time) error {
+	if len(reason) > MaxResolution {
+		return vigil.Errorf(vigil.EINVALID, "cannot resolve incident %s: the reason is %d bytes, at most %d", id, len(reason), MaxResolution)
+	}
 	if status != vigil.IncidentResolved && status != vigil.IncidentFalsePositive {
 		return vigil.Errorf(vigil.EINVALID, "cannot resolve incident %s as %q: want %q or %q",
 			id, status, vigil.IncidentResolved, vigil.IncidentFalsePositive)
@@ -309,6 +322,7 @@ func (c *Correlator) Resolve(ctx context.Context, id string, status vigil.Incide
 	n := clone(inc)
 	n.Status = status
 	n.Resolved = at
+	n.Resolution, n.ResolvedBy = reason, by
 	if at.After(n.Updated) {
 		n.Updated = at
 	}

@@ -86,3 +86,34 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Fatalf("metric %s not registered", name)
 	return 0
 }
+
+// TestResolveBecause keeps the reason and the closer with the incident;
+// a reason beyond MaxResolution is refused and leaves it open.
+func TestResolveBecause(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t, filepath.Join(t.TempDir(), "vigil.db"))
+	defer st.Close()
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	c, err := incident.NewCorrelator(ctx, st, incident.Options{Clock: &fakeClock{t: t0}, Registerer: prometheus.NewRegistry(), Window: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := vigil.Alert{ID: "a1", Title: "x", DeviceID: "d1", Created: t0, Severity: vigil.SeverityLow}
+	if err := c.Assign(ctx, &a); err != nil {
+		t.Fatal(err)
+	}
+	long := string(make([]byte, incident.MaxResolution+1))
+	if err := c.ResolveBecause(ctx, a.IncidentID, vigil.IncidentResolved, long, "user:ana", t0); vigil.ErrorCode(err) != vigil.EINVALID {
+		t.Fatalf("a long reason: %v, want EINVALID", err)
+	}
+	if inc, _ := st.GetIncident(ctx, a.IncidentID); inc.Status != vigil.IncidentOpen {
+		t.Fatalf("refused resolution changed the incident: %s", inc.Status)
+	}
+	if err := c.ResolveBecause(ctx, a.IncidentID, vigil.IncidentResolved, "firmware updated, password rotated", "user:ana", t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	inc, err := st.GetIncident(ctx, a.IncidentID)
+	if err != nil || inc.Status != vigil.IncidentResolved || inc.Resolution != "firmware updated, password rotated" || inc.ResolvedBy != "user:ana" || !inc.Resolved.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("incident after ResolveBecause: %+v %v", inc, err)
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/store"
+	vreport "github.com/vigil-iot/vigil/vuln/report"
 )
 
 //go:embed report.html.tmpl
@@ -50,6 +51,9 @@ type reportData struct {
 	Timeline  []Entry
 	Blast     BlastRadius
 	Campaign  *Campaign
+	// Remediation is the time to remediate of the findings of its
+	// devices that update plans cover (the posture report's measure).
+	Remediation []vreport.FindingTTR
 }
 
 // Report writes the report of an incident as one self-contained HTML page
@@ -101,6 +105,11 @@ func (iv *Investigator) Report(ctx context.Context, incidentID string, w io.Writ
 			break
 		}
 	}
+	plans, err := iv.st.ListUpdatePlans(ctx)
+	if err != nil {
+		return err
+	}
+	d.Remediation = vreport.DeviceRemediation(plans, inc.DeviceIDs, d.Generated)
 	d.Summary = summary(&d)
 	var buf bytes.Buffer
 	if err := reportTmpl.Execute(&buf, d); err != nil {

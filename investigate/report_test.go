@@ -122,3 +122,40 @@ func TestReportInChromium(t *testing.T) {
 		t.Errorf("screenshot: %d bytes, %v", len(b), err)
 	}
 }
+
+// TestReportRemediationAndReason: the report shows the time to remediate
+// of its devices' findings (the update plans, as the posture report) and
+// the reason the incident was closed, with who closed it.
+func TestReportRemediationAndReason(t *testing.T) {
+	iv, st := campaignScenario(t)
+	ctx := t.Context()
+	if err := st.PutUpdatePlan(ctx, vigil.UpdatePlan{ID: "plan-cam", ArtifactID: "art-1", State: vigil.PlanCompleted, Created: t0, Updated: t0,
+		Findings: []vigil.PlanFinding{
+			{DeviceID: "cam-1", Vuln: "CVE-2016-2148", KEV: true, Component: "busybox", Fixed: "1.25.0", FirstSeen: t0, Closed: t0.Add(30 * time.Hour)},
+			{DeviceID: "plc-9", Vuln: "CVE-2020-0001", Component: "x", FirstSeen: t0, Closed: t0.Add(time.Hour)},
+		}}); err != nil {
+		t.Fatal(err)
+	}
+	inc, err := st.GetIncident(ctx, "inc-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inc.Status, inc.Resolved, inc.Resolution, inc.ResolvedBy = vigil.IncidentResolved, t0.Add(31*time.Hour), "busybox updated & <re-imaged>", "user:ana"
+	if err := st.PutIncident(ctx, inc); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := iv.Report(ctx, "inc-1", &b); err != nil {
+		t.Fatal(err)
+	}
+	html := b.String()
+	for _, want := range []string{"Vulnerabilities of its devices", "CVE-2016-2148", "<b>30h0m0s</b>", "plan-cam", "fixed in 1.25.0",
+		"Reason for closing", "busybox updated &amp; &lt;re-imaged&gt;", "by user:ana"} {
+		if !strings.Contains(html, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	if strings.Contains(html, "CVE-2020-0001") {
+		t.Error("report shows a finding of a device not in the incident")
+	}
+}

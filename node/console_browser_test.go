@@ -82,6 +82,18 @@ func TestConsoleInBrowser(t *testing.T) {
 	bctx := newBrowser(t)
 	a := startTestApp(t)
 	seedConsole(t, a)
+	// An update plan fixed one of cam-lobby's findings in 36 hours and
+	// still waits to fix another: the incident page shows both.
+	seen := time.Now().UTC().Add(-72 * time.Hour)
+	// (The remediation engine keeps them so: cam-lobby runs the fixed
+	// lighttpd, 1.4.45, and the vulnerable busybox, 1.30.1.)
+	if err := a.store.PutUpdatePlan(t.Context(), vigil.UpdatePlan{ID: "plan-camera", Cohort: "camera/DS-2CD2042", Product: "camera-firmware", Version: "5.4.6",
+		ArtifactID: "art-camera", State: vigil.PlanCompleted, Created: seen, Updated: seen, Finished: seen.Add(36 * time.Hour), Findings: []vigil.PlanFinding{
+			{DeviceID: "cam-lobby", Vuln: "CVE-2018-19052", KEV: true, Component: "lighttpd", From: "1.4.44", Fixed: "1.4.45", FirstSeen: seen, Closed: seen.Add(36 * time.Hour)},
+			{DeviceID: "cam-lobby", Vuln: "CVE-2021-42386", Component: "busybox", From: "1.30.1", Fixed: "1.34.0", FirstSeen: seen},
+		}}); err != nil {
+		t.Fatal(err)
+	}
 	dir := screenshotDir(t)
 	base := a.URL()
 	// A deadline for the whole flow, generous: on a loaded machine (two cores
@@ -97,18 +109,14 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	shot := func(name string) {
 		t.Helper()
-		// Basic accessibility of the page shown: every field has a label
-		// (or an aria-label), every button a name.
-		unnamed, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(
-			[...document.querySelectorAll('input:not([type=hidden]):not([type=submit]), select, textarea')]
-				.filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby'))
-				.concat([...document.querySelectorAll('button')].filter(e => !e.textContent.trim() && !e.getAttribute('aria-label')))
-				.map(e => e.outerHTML.slice(0, 160)))`))
+		// Accessibility of the page shown (console_a11y_test.go): labels,
+		// contrast, keyboard focus.
+		problems, err := checkAccessibility(ctx)
 		if err != nil {
 			t.Fatalf("accessibility check of %s: %v", name, err)
 		}
-		if unnamed != "[]" {
-			t.Errorf("%s: fields or buttons without a label: %s", name, unnamed)
+		for _, p := range problems {
+			t.Errorf("%s: %s", name, p)
 		}
 		buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 		if err != nil {
@@ -144,6 +152,28 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	do("login page", chromedp.Navigate(base+"/"), chromedp.WaitVisible(css("#username")))
 	shot("01-login")
+	// The accessibility checks find what they look for: a grey text on
+	// white, a link taken out of the Tab order, a button whose focus ring
+	// is removed.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => {
+		const p = document.createElement('p'); p.textContent = 'faint words'; p.style.color = '#aaa'; p.style.background = '#fff';
+		const a = document.createElement('a'); a.href = '/x'; a.textContent = 'skipped link'; a.tabIndex = -1;
+		const b = document.createElement('button'); b.textContent = 'ringless'; b.className = 'ringless'; b.style.outline = 'none';
+		document.querySelector('main').append(p, a, b);
+		return true;
+	})()`)); err != nil {
+		t.Fatal(err)
+	}
+	bad, err := checkAccessibility(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all := strings.Join(bad, "\n"); len(bad) != 3 || !strings.Contains(all, "low contrast: 2.32:1 (want 4.5) #aaaaaa on #ffffff <p> \"faint words\"") ||
+		!strings.Contains(all, "not reachable with Tab: <a href=\"/x\" tabindex=\"-1\">skipped link</a>") || !strings.Contains(all, "focus not visible: none") ||
+		!strings.Contains(all, "ringless") {
+		t.Fatalf("the accessibility checks on three planted faults found:\n%s", all)
+	}
+	do("login page again", chromedp.Navigate(base+"/"), chromedp.WaitVisible(css("#username")))
 	login("ana")
 	do("overview", chromedp.WaitVisible(css("#live-list")))
 	shot("02-overview")
@@ -255,6 +285,13 @@ func TestConsoleInBrowser(t *testing.T) {
 	// The incident: approve the isolation, then close as a false positive.
 	approve := `#action-act-isolate button[data-action="approve"]`
 	do("incident", chromedp.Navigate(base+"/incidents/inc-lobby"), chromedp.WaitVisible(css(approve)))
+	// The time to remediate of its device's findings.
+	if s := text("#ttr-cam-lobby-CVE-2018-19052"); !strings.Contains(s, "36h0m0s") || !strings.Contains(s, "plan-camera") || !strings.Contains(s, "KEV") {
+		t.Fatalf("time to remediate of the fixed finding:\n%s", s)
+	}
+	if s := text("#ttr-cam-lobby-CVE-2021-42386"); !strings.Contains(s, "open for 72h") {
+		t.Fatalf("the open finding:\n%s", s)
+	}
 	shot("14-incident")
 	do("approve", chromedp.Click(css(approve)), chromedp.WaitVisible(css("p.notice")))
 	if s := text("p.notice"); s != "Action approved." {
@@ -264,10 +301,15 @@ func TestConsoleInBrowser(t *testing.T) {
 		x, err := a.store.GetAction(t.Context(), "act-isolate")
 		return err == nil && x.State != vigil.ActionPendingApproval && len(x.Approvers) == 1 && x.Approvers[0] == "user:ana", fmt.Sprintf("%+v %v", x, err)
 	})
+	const reason = "Pen test by Acme, ticket SEC-1234: not an attack."
 	do("resolve as false positive",
 		chromedp.Click(css(`input[name="status"][value="false_positive"]`)),
+		chromedp.SendKeys(css("#resolve-reason"), reason),
 		chromedp.Click(css(`button[data-action="resolve"]`)),
 		chromedp.WaitVisible(css("p.notice")))
+	if s := text("#resolution"); s != reason {
+		t.Fatalf("the reason on the closed incident: %q", s)
+	}
 	shot("15-incident-closed")
 	// A false positive: exceptions are suggested; accept the first (the
 	// brute-force rule on cam-lobby) and see it listed.
@@ -289,6 +331,23 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("exceptions page:\n%s", s)
 	}
 	shot("15c-exceptions")
+	// The reason is in the printable report and in the audit record.
+	do("report with the reason", chromedp.Navigate(base+"/incidents/inc-lobby/report"), chromedp.WaitVisible(css("h1")))
+	if s := text("body"); !strings.Contains(s, reason) || !strings.Contains(s, "by user:ana") {
+		t.Fatalf("report of the closed incident:\n%.1500s", s)
+	}
+	shot("15d-report-closed")
+	recs, err := a.store.ListAudit(t.Context(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	audited := false
+	for _, r := range recs {
+		audited = audited || (r.Action == "incident.resolve" && r.Actor == "user:ana" && strings.Contains(r.Detail, "SEC-1234") && r.Outcome == vigil.OutcomeOK)
+	}
+	if !audited {
+		t.Fatalf("no audit record of the resolution with its reason by user:ana")
+	}
 	xs, err := a.store.ListExceptions(t.Context())
 	if err != nil || len(xs) != 1 || xs[0].RuleID != "vigil-ssh-bruteforce" || xs[0].DeviceID != "cam-lobby" {
 		t.Fatalf("exceptions in the store after accepting: %+v %v", xs, err)
@@ -309,6 +368,20 @@ func TestConsoleInBrowser(t *testing.T) {
 	if s := text("#cmd-act-isolate"); !strings.Contains(s, "isolate") || !strings.Contains(s, "playbook:isolate-attacked-camera") ||
 		!strings.Contains(s, "approved by user:ana") || strings.Contains(s, "pending_approval") {
 		t.Fatalf("cam-lobby's command history, the isolation:\n%s", s)
+	}
+	// A command sent directly through the API is in the history too:
+	// queued, with the token that sent it.
+	var sent struct {
+		Command struct{ ID string } `json:"command"`
+	}
+	apiCall(t, a, "POST", "/api/v1/devices/cam-lobby/commands", []byte(`{"action":"reboot","ttl":"10m"}`), 201, &sent)
+	do("device commands with a queued one", chromedp.Navigate(base+"/devices/cam-lobby?again=1#commands"), chromedp.WaitVisible(css("#cmd-"+sent.Command.ID)))
+	if s := text("#cmd-" + sent.Command.ID); !strings.Contains(s, "reboot") || !strings.Contains(s, "command to the agent") || !strings.Contains(s, "token:") ||
+		!strings.Contains(s, "queued") {
+		t.Fatalf("the queued command in cam-lobby's history:\n%s", s)
+	}
+	if s := text("#commands tbody"); strings.Index(s, "reboot") > strings.Index(s, "isolate") {
+		t.Fatalf("the history is not newest first:\n%s", s)
 	}
 	shot("16b-device-commands")
 	in, err := a.store.GetIncident(t.Context(), "inc-lobby")

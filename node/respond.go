@@ -109,11 +109,15 @@ type responder struct {
 // exists once the app has started.
 type agentSender struct{ a *Node }
 
-func (s agentSender) Send(_ context.Context, dev, action string, p map[string]string) (string, error) {
+func (s agentSender) Send(ctx context.Context, dev, action string, p map[string]string) (string, error) {
 	if s.a.enroll == nil {
 		return "", errors.New("cannot send a command: the command channel is not running")
 	}
-	c, err := s.a.enroll.Send(dev, action, p, 0)
+	by := ""
+	if id := agentconn.ActionID(ctx); id != "" {
+		by = "action:" + id
+	}
+	c, err := s.a.enroll.SendAs(by, dev, action, p, 0)
 	return c.ID, err
 }
 
@@ -355,6 +359,10 @@ type resolveRequest struct {
 	// Learn, with false_positive, marks the incident's baseline alerts
 	// normal for their devices (baselinestate.go).
 	Learn bool `json:"learn"`
+	// Reason is why it is closed, in the closer's words (optional, at
+	// most incident.MaxResolution bytes): kept with the incident and
+	// audited.
+	Reason string `json:"reason,omitempty"`
 }
 
 // resolveIncident closes an incident as resolved or false_positive, audits
@@ -386,7 +394,9 @@ func (a *Node) resolveIncident(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PathValue("id")
 	ctx := r.Context()
-	if err := a.incident.Resolve(ctx, id, req.Status, time.Now().UTC()); err != nil {
+	req.Reason = strings.TrimSpace(req.Reason)
+	web.Audit(r, "incident:"+id, fmt.Sprintf("status=%s reason=%q", req.Status, req.Reason))
+	if err := a.incident.ResolveBecause(ctx, id, req.Status, req.Reason, web.Actor(ctx), time.Now().UTC()); err != nil {
 		fail(err)
 		return
 	}
@@ -394,7 +404,7 @@ func (a *Node) resolveIncident(w http.ResponseWriter, r *http.Request) {
 	if t, ok := auth.FromContext(ctx); ok && t.Name != "" {
 		actor = t.Name
 	}
-	if _, err := a.respond.audit.RecordJSON(ctx, actor, "incident.resolve", id, map[string]any{"status": req.Status, "learn": req.Learn}); err != nil {
+	if _, err := a.respond.audit.RecordJSON(ctx, actor, "incident.resolve", id, map[string]any{"status": req.Status, "learn": req.Learn, "reason": req.Reason}); err != nil {
 		a.log.Error("cannot audit incident resolution", "component", "respond", "incident", id, "err", err)
 	}
 	inc, err := a.store.GetIncident(ctx, id)

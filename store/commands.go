@@ -30,6 +30,13 @@ type Commands interface {
 	// across nodes: a command is returned to exactly one caller, however
 	// many poll the device at once.
 	TakeCommands(ctx context.Context, deviceID string, now time.Time, limit int) ([]QueuedCommand, error)
+	// DeviceCommands returns the commands of one device, pending, taken
+	// or expired (until DeleteCommandsBefore removes them), with their
+	// results, newest first (by Seq, descending), a page at a time: the
+	// cursor it returns (empty after the last page) gives the next page
+	// when passed in p.Cursor. EINVALID for a malformed cursor or a
+	// negative limit.
+	DeviceCommands(ctx context.Context, deviceID string, p Page) ([]QueuedCommand, string, error)
 	// GetCommand returns a command by ID, pending, taken or expired, with
 	// its result when one was recorded. ENOTFOUND when none.
 	GetCommand(ctx context.Context, id string) (QueuedCommand, error)
@@ -60,6 +67,10 @@ type QueuedCommand struct {
 	Expires time.Time
 	// Signed is the signed command (command.Signed as JSON), opaque here.
 	Signed []byte
+	// By is who asked for the command ("user:ana", "token:ci",
+	// "action:<id>" for a response action); "" when not known. Stored as
+	// given.
+	By string
 	// Taken is when a poll took the command; zero while it is pending.
 	Taken time.Time
 	// Result is the device's result (command.Result as JSON); nil while
@@ -74,4 +85,15 @@ func CheckQueuedCommand(c QueuedCommand) error {
 		return vigil.Errorf(vigil.EINVALID, "a queued command needs an id, a device, queue and expiry times and its signed bytes")
 	}
 	return nil
+}
+
+// CommandPage cuts the rows a DeviceCommands query read (at most n+1,
+// newest first) to a page of n and returns the cursor of the next page
+// ("" when none): the implementations' shared tail.
+func CommandPage(rows []QueuedCommand, n int) ([]QueuedCommand, string, error) {
+	if len(rows) <= n {
+		return rows, "", nil
+	}
+	rows = rows[:n]
+	return rows, EncodeCursor(rows[n-1].Seq, ""), nil
 }

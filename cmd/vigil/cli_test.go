@@ -144,8 +144,9 @@ func TestCLIAgainstServer(t *testing.T) {
 				t.Errorf("incident without time_to_detect: %v", incs[0])
 			}
 			id, _ := incs[0]["id"].(string)
-			out, code := run(t, append([]string{"ctl", "incidents", "resolve", id, "--as", "resolved", "-o", "json"}, conn...)...)
-			if code != 0 || !strings.Contains(out, `"status": "resolved"`) {
+			out, code := run(t, append([]string{"ctl", "incidents", "resolve", id, "--as", "resolved", "--reason", "password changed", "-o", "json"}, conn...)...)
+			if code != 0 || !strings.Contains(out, `"status": "resolved"`) || !strings.Contains(out, `"resolution": "password changed"`) ||
+				!strings.Contains(out, `"resolved_by": "token:`) {
 				t.Errorf("ctl incidents resolve: exit %d: %s", code, out)
 			}
 			break

@@ -283,9 +283,10 @@ func ctlIncidentsCmd(o *ctlOptions) *cobra.Command {
 	var (
 		resolution string
 		learn      bool
+		reason     string
 	)
 	resolve := &cobra.Command{
-		Use:   "resolve ID [--as resolved|false_positive [--learn]]",
+		Use:   "resolve ID [--as resolved|false_positive [--learn]] [--reason TEXT]",
 		Short: "Close an incident; false_positive also rolls back its containment (an isolated device is restored)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -293,7 +294,7 @@ func ctlIncidentsCmd(o *ctlOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			inc, err := c.ResolveIncidentWith(cmd.Context(), args[0], vigil.IncidentStatus(resolution), learn)
+			inc, err := c.ResolveIncidentBecause(cmd.Context(), args[0], vigil.IncidentStatus(resolution), learn, reason)
 			if err != nil {
 				return err
 			}
@@ -306,6 +307,7 @@ func ctlIncidentsCmd(o *ctlOptions) *cobra.Command {
 	}
 	resolve.Flags().StringVar(&resolution, "as", "resolved", "resolved or false_positive")
 	resolve.Flags().BoolVar(&learn, "learn", false, "with false_positive: mark the incident's learned-baseline alerts normal for their devices")
+	resolve.Flags().StringVar(&reason, "reason", "", "why it is closed: kept with the incident, in its report and the audit trail")
 	cmd.AddCommand(resolve)
 	return cmd
 }

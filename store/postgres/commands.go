@@ -14,14 +14,14 @@ import (
 	"github.com/vigil-iot/vigil/store"
 )
 
-const commandCols = "seq, id, device_id, queued, expires, signed, taken, result, result_at"
+const commandCols = "seq, id, device_id, queued, expires, signed, taken, result, result_at, sent_by"
 
 func scanCommand(sc interface{ Scan(...any) error }) (store.QueuedCommand, error) {
 	var (
 		c                                store.QueuedCommand
 		queued, expires, taken, resultAt int64
 	)
-	if err := sc.Scan(&c.Seq, &c.ID, &c.DeviceID, &queued, &expires, &c.Signed, &taken, &c.Result, &resultAt); err != nil {
+	if err := sc.Scan(&c.Seq, &c.ID, &c.DeviceID, &queued, &expires, &c.Signed, &taken, &c.Result, &resultAt, &c.By); err != nil {
 		return store.QueuedCommand{}, err
 	}
 	c.Queued, c.Expires = time.Unix(0, queued).UTC(), time.Unix(0, expires).UTC()
@@ -79,8 +79,8 @@ func (s *Store) EnqueueCommand(ctx context.Context, c store.QueuedCommand, maxPe
 			return store.QueuedCommand{}, vigil.Errorf(vigil.EBUSY, "%d commands already wait for their devices: no more are queued until some are taken or expire", n)
 		}
 	}
-	err = tx.QueryRow(ctx, "INSERT INTO commands(id, device_id, queued, expires, signed) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING seq",
-		c.ID, c.DeviceID, now, store.Nanos(c.Expires), c.Signed).Scan(&c.Seq)
+	err = tx.QueryRow(ctx, "INSERT INTO commands(id, device_id, queued, expires, signed, sent_by) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING seq",
+		c.ID, c.DeviceID, now, store.Nanos(c.Expires), c.Signed, noNUL(c.By)).Scan(&c.Seq)
 	if isNoRows(err) {
 		return store.QueuedCommand{}, vigil.Errorf(vigil.ECONFLICT, "a command with id %q is queued", c.ID)
 	} else if err != nil {
@@ -151,6 +151,35 @@ func (s *Store) TakeCommands(ctx context.Context, deviceID string, now time.Time
 	}
 	slices.SortFunc(out, func(a, b store.QueuedCommand) int { return cmp.Compare(a.Seq, b.Seq) })
 	return out, nil
+}
+
+// DeviceCommands lists a device's commands newest first on the index
+// commands_device; see store.Commands.
+func (s *Store) DeviceCommands(ctx context.Context, deviceID string, p store.Page) ([]store.QueuedCommand, string, error) {
+	n, err := p.Size()
+	if err != nil {
+		return nil, "", err
+	}
+	q := "SELECT " + commandCols + " FROM commands WHERE device_id = $1"
+	args := []any{noNUL(deviceID)}
+	if p.Cursor != "" {
+		seq, _, err := store.DecodeCursor(p.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		q += " AND seq < $2"
+		args = append(args, seq)
+	}
+	q += fmt.Sprintf(" ORDER BY seq DESC LIMIT %d", n+1)
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("cannot list the commands of %s: %w", deviceID, err)
+	}
+	out, err := collectCommands(rows, "list the commands of "+deviceID)
+	if err != nil {
+		return nil, "", err
+	}
+	return store.CommandPage(out, n)
 }
 
 // GetCommand returns a command by id; see store.Commands.

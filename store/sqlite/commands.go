@@ -13,14 +13,14 @@ import (
 	"github.com/vigil-iot/vigil/store"
 )
 
-const commandCols = "seq, id, device_id, queued, expires, signed, taken, result, result_at"
+const commandCols = "seq, id, device_id, queued, expires, signed, taken, result, result_at, sent_by"
 
 func scanCommand(sc interface{ Scan(...any) error }) (store.QueuedCommand, error) {
 	var (
 		c                                store.QueuedCommand
 		queued, expires, taken, resultAt int64
 	)
-	if err := sc.Scan(&c.Seq, &c.ID, &c.DeviceID, &queued, &expires, &c.Signed, &taken, &c.Result, &resultAt); err != nil {
+	if err := sc.Scan(&c.Seq, &c.ID, &c.DeviceID, &queued, &expires, &c.Signed, &taken, &c.Result, &resultAt, &c.By); err != nil {
 		return store.QueuedCommand{}, err
 	}
 	c.Queued, c.Expires = time.Unix(0, queued).UTC(), time.Unix(0, expires).UTC()
@@ -62,8 +62,8 @@ func (s *Store) EnqueueCommand(ctx context.Context, c store.QueuedCommand, maxPe
 			return store.QueuedCommand{}, vigil.Errorf(vigil.EBUSY, "%d commands already wait for their devices: no more are queued until some are taken or expire", n)
 		}
 	}
-	err = tx.QueryRowContext(ctx, "INSERT INTO commands(id, device_id, queued, expires, signed) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING seq",
-		c.ID, c.DeviceID, now, store.Nanos(c.Expires), c.Signed).Scan(&c.Seq)
+	err = tx.QueryRowContext(ctx, "INSERT INTO commands(id, device_id, queued, expires, signed, sent_by) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING seq",
+		c.ID, c.DeviceID, now, store.Nanos(c.Expires), c.Signed, c.By).Scan(&c.Seq)
 	if isNoRows(err) {
 		return store.QueuedCommand{}, vigil.Errorf(vigil.ECONFLICT, "a command with id %q is queued", c.ID)
 	} else if err != nil {
@@ -134,6 +134,42 @@ func (s *Store) TakeCommands(ctx context.Context, deviceID string, now time.Time
 	}
 	sortBySeq(out)
 	return out, nil
+}
+
+// DeviceCommands lists a device's commands newest first on the index
+// commands_device; see store.Commands.
+func (s *Store) DeviceCommands(ctx context.Context, deviceID string, p store.Page) ([]store.QueuedCommand, string, error) {
+	n, err := p.Size()
+	if err != nil {
+		return nil, "", err
+	}
+	q := "SELECT " + commandCols + " FROM commands WHERE device_id = ?"
+	args := []any{deviceID}
+	if p.Cursor != "" {
+		seq, _, err := store.DecodeCursor(p.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		q += " AND seq < ?"
+		args = append(args, seq)
+	}
+	rows, err := s.r.QueryContext(ctx, q+" ORDER BY seq DESC LIMIT ?", append(args, n+1)...)
+	if err != nil {
+		return nil, "", fmt.Errorf("cannot list the commands of %s: %w", deviceID, err)
+	}
+	defer rows.Close()
+	var out []store.QueuedCommand
+	for rows.Next() {
+		c, err := scanCommand(rows)
+		if err != nil {
+			return nil, "", fmt.Errorf("cannot list the commands of %s: %w", deviceID, err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("cannot list the commands of %s: %w", deviceID, err)
+	}
+	return store.CommandPage(out, n)
 }
 
 // GetCommand returns a command by id; see store.Commands.

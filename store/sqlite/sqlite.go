@@ -527,6 +527,12 @@ CREATE TABLE retro_jobs (
 );
 CREATE INDEX retro_jobs_started ON retro_jobs(started DESC, id DESC);
 `,
+	// 19: who asked for a queued command (store.QueuedCommand.By), and
+	// the index that lists a device's commands newest first.
+	`
+ALTER TABLE commands ADD COLUMN sent_by TEXT NOT NULL DEFAULT '';
+CREATE INDEX commands_device ON commands(device_id, seq);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -112,6 +112,95 @@ func testCommands(t *testing.T, s store.Store) {
 	wantCode(t, err, vigil.ENOTFOUND, "GetCommand after retention")
 }
 
+// testDeviceCommands checks the history of a device's commands: every
+// command of the device and only of it, pending, taken, with a result or
+// expired, newest first, with who sent it and its result, a page at a
+// time to the end; an unknown device has none; a bad cursor or limit is
+// EINVALID.
+func testDeviceCommands(t *testing.T, s store.Store) {
+	for i, id := range []string{"h1", "h2", "o1", "h3", "h4", "h5"} {
+		c := queued(id, "cam-1", time.Duration(i+1)*time.Minute)
+		c.Queued = base.Add(time.Duration(i) * time.Second)
+		c.By = "user:ana"
+		if id == "o1" {
+			c.DeviceID, c.By = "cam-2", ""
+		}
+		if id == "h4" {
+			c.By = "action:act-1"
+		}
+		_, err := s.EnqueueCommand(ctx(t), c, 0, 0)
+		must(t, err, "EnqueueCommand "+id)
+	}
+	_, err := s.TakeCommands(ctx(t), "cam-1", base.Add(10*time.Second), 2)
+	must(t, err, "TakeCommands")
+	must(t, s.RecordCommandResult(ctx(t), "h2", []byte(`{"status":"failed"}`), base.Add(20*time.Second)), "RecordCommandResult")
+
+	all, next, err := s.DeviceCommands(ctx(t), "cam-1", store.Page{})
+	must(t, err, "DeviceCommands")
+	sameIDs(t, "commands of cam-1, newest first", commandIDs(all), []string{"h5", "h4", "h3", "h2", "h1"})
+	if next != "" {
+		t.Fatalf("DeviceCommands of all: next cursor %q", next)
+	}
+	h5, h4, h2, h1 := all[0], all[1], all[3], all[4]
+	if h4.By != "action:act-1" || h5.By != "user:ana" || !h5.Taken.IsZero() || h5.Result != nil || !h5.Queued.Equal(base.Add(5*time.Second)) ||
+		!h5.Expires.Equal(base.Add(6*time.Minute)) || h5.DeviceID != "cam-1" || !bytes.Equal(h5.Signed, []byte(`{"payload":"h5"}`)) {
+		t.Fatalf("newest command = %+v", h5)
+	}
+	if !h1.Taken.Equal(base.Add(10*time.Second)) || h1.Result != nil {
+		t.Fatalf("taken command = %+v", h1)
+	}
+	if !h2.Taken.Equal(base.Add(10*time.Second)) || string(h2.Result) != `{"status":"failed"}` || !h2.ResultAt.Equal(base.Add(20*time.Second)) {
+		t.Fatalf("command with a result = %+v", h2)
+	}
+	c, _ := s.GetCommand(ctx(t), "h4")
+	if c.By != "action:act-1" {
+		t.Fatalf("GetCommand By = %q", c.By)
+	}
+
+	var got []string
+	p := store.Page{Limit: 2}
+	for range 5 {
+		page, next, err := s.DeviceCommands(ctx(t), "cam-1", p)
+		must(t, err, "DeviceCommands page")
+		got = append(got, commandIDs(page)...)
+		if len(page) > 2 {
+			t.Fatalf("page of %d, limit 2", len(page))
+		}
+		if next == "" {
+			break
+		}
+		p.Cursor = next
+	}
+	sameIDs(t, "commands of cam-1 by pages of 2", got, []string{"h5", "h4", "h3", "h2", "h1"})
+	// A page that ends exactly at the last command has no next cursor.
+	page, next, err := s.DeviceCommands(ctx(t), "cam-1", store.Page{Limit: 5})
+	must(t, err, "DeviceCommands limit 5")
+	if len(page) != 5 || next != "" {
+		t.Fatalf("DeviceCommands limit 5: %d, next %q", len(page), next)
+	}
+
+	other, _, err := s.DeviceCommands(ctx(t), "cam-2", store.Page{})
+	must(t, err, "DeviceCommands cam-2")
+	sameIDs(t, "commands of cam-2", commandIDs(other), []string{"o1"})
+	if other[0].By != "" {
+		t.Fatalf("By of a command sent without one = %q", other[0].By)
+	}
+	none, next, err := s.DeviceCommands(ctx(t), "nope", store.Page{})
+	if err != nil || len(none) != 0 || next != "" {
+		t.Fatalf("DeviceCommands of an unknown device = %v %q %v", none, next, err)
+	}
+	_, _, err = s.DeviceCommands(ctx(t), "cam-1", store.Page{Cursor: "%%"})
+	wantCode(t, err, vigil.EINVALID, "DeviceCommands with a bad cursor")
+	_, _, err = s.DeviceCommands(ctx(t), "cam-1", store.Page{Limit: -1})
+	wantCode(t, err, vigil.EINVALID, "DeviceCommands with a negative limit")
+
+	// Retention removes expired commands from the history too.
+	_, err = s.DeleteCommandsBefore(ctx(t), base.Add(150*time.Second))
+	must(t, err, "DeleteCommandsBefore")
+	all, _, _ = s.DeviceCommands(ctx(t), "cam-1", store.Page{})
+	sameIDs(t, "commands of cam-1 after retention", commandIDs(all), []string{"h5", "h4", "h3"})
+}
+
 // testCommandsConcurrent checks that of nodes polling one device at once,
 // each command is taken by exactly one.
 func testCommandsConcurrent(t *testing.T, s store.Store) {

@@ -85,6 +85,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Commands", testCommands},
 		{"Commands/Concurrent", testCommandsConcurrent},
 		{"Commands/Watch", testCommandsWatch},
+		{"Commands/ByDevice", testDeviceCommands},
 		{"Secrets", testSecrets},
 	}
 	for _, tc := range tests {

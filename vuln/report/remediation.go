@@ -95,3 +95,66 @@ func (r *Report) remediation(plans []vigil.UpdatePlan) {
 	sort.SliceStable(s.Fixed, func(i, j int) bool { return s.Fixed[i].Closed.After(s.Fixed[j].Closed) })
 	s.Fixed = s.Fixed[:min(RecentN, len(s.Fixed))]
 }
+
+// FindingTTR is the remediation of one finding of one device, as the
+// update plans know it.
+type FindingTTR struct {
+	Vuln      string    `json:"vuln"`
+	DeviceID  string    `json:"device_id"`
+	Component string    `json:"component,omitempty"`
+	Fixed     string    `json:"fixed,omitempty"`
+	KEV       bool      `json:"kev,omitempty"`
+	PlanID    string    `json:"plan_id"`
+	PlanState string    `json:"plan_state"`
+	FirstSeen time.Time `json:"first_seen"`
+	Closed    time.Time `json:"closed,omitzero"`
+	// TTR is a closed finding's time to remediate, as in the posture
+	// report (vigil.PlanFinding.TimeToRemediate); zero while open.
+	TTR Duration `json:"ttr"`
+	// OpenFor is how long an open finding has been open at the time
+	// given; zero once closed.
+	OpenFor Duration `json:"open_for"`
+}
+
+// DeviceRemediation returns the findings of the given devices that the
+// update plans cover, with their time to remediate (closed) or how long
+// they have been open at now: one row per device and vulnerability (a
+// closed one before an open one, else the plan that saw it last), by
+// device then vulnerability.
+func DeviceRemediation(plans []vigil.UpdatePlan, devices []string, now time.Time) []FindingTTR {
+	want := map[string]bool{}
+	for _, d := range devices {
+		want[d] = true
+	}
+	rows := map[[2]string]FindingTTR{}
+	for _, p := range plans {
+		for _, f := range p.Findings {
+			if !want[f.DeviceID] {
+				continue
+			}
+			k := [2]string{f.DeviceID, f.Vuln}
+			if old, ok := rows[k]; ok && !old.Closed.IsZero() && f.Closed.IsZero() {
+				continue
+			}
+			row := FindingTTR{Vuln: f.Vuln, DeviceID: f.DeviceID, Component: f.Component, Fixed: f.Fixed, KEV: f.KEV, PlanID: p.ID, PlanState: p.State,
+				FirstSeen: f.FirstSeen, Closed: f.Closed}
+			if f.Closed.IsZero() {
+				row.OpenFor = duration(max(now.Sub(f.FirstSeen), 0))
+			} else {
+				row.TTR = duration(f.TimeToRemediate())
+			}
+			rows[k] = row
+		}
+	}
+	out := make([]FindingTTR, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].DeviceID != out[j].DeviceID {
+			return out[i].DeviceID < out[j].DeviceID
+		}
+		return out[i].Vuln < out[j].Vuln
+	})
+	return out
+}

@@ -43,3 +43,42 @@ func TestRemediationTimes(t *testing.T) {
 		t.Errorf("HTML lacks the remediation section")
 	}
 }
+
+// TestDeviceRemediation: the findings of the devices asked for, one per
+// device and vulnerability (a later plan that closed it wins over one
+// still open), with the time to remediate of the posture report or how
+// long it has been open; other devices' findings left out.
+func TestDeviceRemediation(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	f := func(dev, cve string, closed time.Duration) vigil.PlanFinding {
+		pf := vigil.PlanFinding{DeviceID: dev, Vuln: cve, Component: "busybox", Fixed: "1.36.1", FirstSeen: t0}
+		if closed > 0 {
+			pf.Closed = t0.Add(closed)
+		}
+		return pf
+	}
+	plans := []vigil.UpdatePlan{
+		{ID: "p1", State: vigil.PlanHalted, Findings: []vigil.PlanFinding{f("c1", "CVE-2", 0), f("c1", "CVE-1", 0), f("c9", "CVE-1", time.Hour)}},
+		{ID: "p2", State: vigil.PlanCompleted, Findings: []vigil.PlanFinding{f("c1", "CVE-1", 3*time.Hour), f("c2", "CVE-3", 90*time.Minute)}},
+		{ID: "p3", State: vigil.PlanProposed, Findings: []vigil.PlanFinding{f("c1", "CVE-1", 0)}},
+	}
+	rows := DeviceRemediation(plans, []string{"c1", "c2"}, t0.Add(24*time.Hour))
+	var got []string
+	for _, r := range rows {
+		got = append(got, r.DeviceID+" "+r.Vuln+" "+r.PlanID+" ttr="+r.TTR.Text+" open="+r.OpenFor.Text)
+	}
+	want := []string{
+		"c1 CVE-1 p2 ttr=3h0m0s open=",
+		"c1 CVE-2 p1 ttr= open=24h0m0s",
+		"c2 CVE-3 p2 ttr=1h30m0s open=",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("rows:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if rows[0].PlanState != vigil.PlanCompleted || rows[0].Fixed != "1.36.1" || !rows[0].Closed.Equal(t0.Add(3*time.Hour)) {
+		t.Fatalf("closed row %+v", rows[0])
+	}
+	if len(DeviceRemediation(plans, nil, t0)) != 0 {
+		t.Fatal("rows for no device")
+	}
+}

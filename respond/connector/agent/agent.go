@@ -24,8 +24,20 @@ import (
 //
 // Send must not call HandleResult itself (the connector holds its lock
 // across Send, so that a result arriving at once finds its waiter).
+//
+// The ctx Send receives names the action it carries out (ActionID).
 type CommandSender interface {
 	Send(ctx context.Context, deviceID, action string, params map[string]string) (commandID string, err error)
+}
+
+type actionKey struct{}
+
+// ActionID returns the id of the action a CommandSender's Send is called
+// for, from its ctx ("" when none): the sender may keep it with the
+// command, so that the device's command history links the two.
+func ActionID(ctx context.Context) string {
+	id, _ := ctx.Value(actionKey{}).(string)
+	return id
 }
 
 // Ack is an agent's report on one command (agent/command.Result).
@@ -137,7 +149,7 @@ func (c *Connector) Execute(ctx context.Context, a vigil.Action) (respond.Result
 	}
 	ch := make(chan Ack, 1)
 	c.mu.Lock() // held across Send so that a fast result finds its waiter or the early map
-	id, err := c.sender.Send(ctx, dev, action, params)
+	id, err := c.sender.Send(context.WithValue(ctx, actionKey{}, a.ID), dev, action, params)
 	if err != nil {
 		c.mu.Unlock()
 		return respond.Result{}, fmt.Errorf("cannot send %s to device %s: %w", action, dev, err)

@@ -24,8 +24,8 @@ import (
 // sender adapts enroll.Handler to agent.CommandSender, as cmd/vigil does.
 type sender struct{ h *enroll.Handler }
 
-func (s sender) Send(_ context.Context, dev, action string, p map[string]string) (string, error) {
-	c, err := s.h.Send(dev, action, p, 0)
+func (s sender) Send(ctx context.Context, dev, action string, p map[string]string) (string, error) {
+	c, err := s.h.SendAs("action:"+agent.ActionID(ctx), dev, action, p, 0)
 	return c.ID, err
 }
 
@@ -180,4 +180,35 @@ func TestFastResultAndBlock(t *testing.T) {
 	f2(vigil.Action{Type: "block", DeviceID: "gw", Params: map[string]string{"addr": "1.2.3.4", "timeout": "48h"}}, "not a duration in")
 	f2(vigil.Action{Type: "quarantine_client", DeviceID: "gw"}, "cannot carry out")
 	f2(vigil.Action{Type: "isolate"}, "no device")
+}
+
+// naming is a sender that records the action its ctx names.
+type naming struct {
+	c   *agent.Connector
+	got string
+}
+
+func (n *naming) Send(ctx context.Context, dev, action string, p map[string]string) (string, error) {
+	n.got = agent.ActionID(ctx)
+	go n.c.HandleResult(agent.Ack{CommandID: "cmd-1", Status: "succeeded", Output: "ok"}) // waits for Send's lock
+	return "cmd-1", nil
+}
+
+// TestSendNamesTheAction: the ctx of Send names the action carried out,
+// so that the sender keeps it with the command (the device's command
+// history links them); a ctx of nothing names none.
+func TestSendNamesTheAction(t *testing.T) {
+	n := &naming{}
+	n.c = agent.New(n)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := n.c.Execute(ctx, vigil.Action{ID: "act-42", Type: "isolate", DeviceID: "cam-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if n.got != "act-42" {
+		t.Fatalf("ActionID in Send = %q, want act-42", n.got)
+	}
+	if id := agent.ActionID(context.Background()); id != "" {
+		t.Fatalf("ActionID of a bare ctx = %q", id)
+	}
 }
