@@ -2,12 +2,14 @@ package mqtt
 
 import (
 	"encoding/binary"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	vigil "github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/proto"
+	"github.com/vigil-iot/vigil/proto/twin"
 )
 
 // Kind is the event kind of every MQTT event.
@@ -119,6 +121,8 @@ type Parser struct {
 	// The last PUBLISH topic: its bytes and its field value.
 	lastTopicRaw string
 	lastTopic    any
+	// The client id of the connection's CONNECT, for twin events.
+	clientID string
 }
 
 // maxResync bounds the bytes skipped looking for a message boundary.
@@ -445,6 +449,8 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 	f.Set("mqtt.length", proto.Num(float64(rl)))
 	r := &reader{b: body}
 	v5 := p.version == 5
+	var tw proto.Event // the twin update a PUBLISH carries, emitted after it
+	twOK := false
 
 	// Fixed-header flags are reserved except for PUBLISH.
 	switch t {
@@ -494,7 +500,11 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 			p.fail(c, out, "connect properties overrun the message")
 			return
 		}
-		f.SetStr("mqtt.client_id", text(r.bytes(), 256))
+		cid := text(r.bytes(), 256)
+		f.SetStr("mqtt.client_id", cid)
+		if !r.bad {
+			p.clientID = cid
+		}
 		if cf&0x04 != 0 {
 			wq := (cf >> 3) & 3
 			f.Set("mqtt.will.qos", proto.Num(float64(wq)))
@@ -591,6 +601,11 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 		f.SetStr("mqtt.payload", text(payload, p.cfg.PayloadPreview))
 		f.Set("mqtt.payload_truncated", size > p.cfg.PayloadPreview)
 		unintroduced()
+		if len(topic) > 0 && topic[0] == '$' {
+			if tp, ok := twin.ParseTopic(string(topic)); ok {
+				tw, twOK = p.twinEvent(c, tp, topic, payload, size), true
+			}
+		}
 	case typePuback, typePubrec, typePubrel, typePubcomp:
 		if p.version == 0 && rl > 2 {
 			p.version, v5 = 5, true // only MQTT 5 has a reason code here
@@ -715,6 +730,63 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 		f.Set("mqtt.protocol_version", proto.Num(float64(p.version)))
 	}
 	out.Emit(ev)
+	if twOK {
+		out.Emit(tw)
+	}
+}
+
+// twinEvent makes the twin event (kind twin, action update) of a PUBLISH
+// on a shadow or twin update topic: the platform, the thing (from the
+// topic for AWS; the connection's client id for Azure, whose device is
+// the client), the numeric parameters of the document as
+// twin.desired.<path> and twin.reported.<path>, and who published it
+// (mqtt.client_id, when the publish went from a client to the broker).
+// The document is read whole up to twin.MaxPayload (not only the
+// preview); a document cut short (a message longer than MaxMessage, or
+// one that is not JSON) sets twin.truncated or twin.error.
+func (p *Parser) twinEvent(c *proto.Context, tp twin.Topic, topic, payload []byte, size int) proto.Event {
+	ev := c.NewEvent(twin.Kind, "update", 12)
+	ev.Category = "configuration"
+	f := &ev.Fields
+	f.SetStr("twin.platform", tp.Platform)
+	f.SetStr("mqtt.topic", text(topic, 1024))
+	f.SetStr("twin.direction", c.Dir.String())
+	thing := tp.Thing
+	if thing == "" && tp.Platform == twin.PlatformAzure {
+		thing = p.clientID
+	}
+	if thing != "" {
+		thing = text([]byte(thing), 256)
+		ev.DeviceID = thing
+		f.SetStr("twin.thing", thing)
+	}
+	if tp.Shadow != "" {
+		f.SetStr("twin.shadow", text([]byte(tp.Shadow), 256))
+	}
+	if p.clientID != "" && c.Dir == proto.ToServer {
+		f.SetStr("mqtt.client_id", p.clientID)
+	}
+	if len(payload) > size {
+		payload = payload[:size]
+	}
+	doc, err := twin.Flatten(payload, tp.Section, false)
+	if err != nil {
+		f.SetStr("twin.error", err.Error())
+	}
+	truncated := doc.Truncated || (err == nil && len(payload) < size)
+	f.Set("twin.truncated", truncated)
+	f.Set("twin.params", proto.Num(float64(len(doc.Params))))
+	var secs []string
+	for _, pr := range doc.Params {
+		f.Set(twin.FieldPrefix(pr.Section)+pr.Path, pr.Value)
+		if !slices.Contains(secs, pr.Section) {
+			secs = append(secs, pr.Section)
+		}
+	}
+	if len(secs) > 0 {
+		f.Set("twin.sections", secs)
+	}
+	return ev
 }
 
 // await records a packet identifier awaiting an acknowledgement.
