@@ -61,6 +61,14 @@ type snapEntity struct {
 	Tele    *snapTele             `json:"tele,omitempty"`
 	Soft    []uint64              `json:"soft,omitempty"` // the software filter's words
 	SoftN   uint32                `json:"soft_n,omitempty"`
+	Params  []snapParam           `json:"params,omitempty"` // learned ranges of twin parameters
+}
+
+type snapParam struct {
+	Name uint64  `json:"name"` // hash of the parameter's path
+	Lo   float64 `json:"lo"`
+	Hi   float64 `json:"hi"`
+	N    uint32  `json:"n"`
 }
 
 type snapSeason struct {
@@ -163,6 +171,9 @@ func (p *part) snapshotLocked() snapshot {
 		}
 		if e.soft != nil { // copied: the filter changes in place
 			se.Soft, se.SoftN = append([]uint64(nil), e.soft.bits[:]...), e.soft.n
+		}
+		for _, r := range e.params {
+			se.Params = append(se.Params, snapParam{Name: r.name, Lo: r.lo, Hi: r.hi, N: r.n})
 		}
 		s.Entities = append(s.Entities, se)
 	}
@@ -281,6 +292,15 @@ func (d *Detector) Restore(partition int, b []byte) error {
 			}
 			e.soft = &softSet{n: se.SoftN}
 			copy(e.soft.bits[:], se.Soft)
+		}
+		if len(se.Params) > maxParams {
+			return fmt.Errorf("cannot restore partition %d: entity %d: %d twin parameters, more than %d", partition, i, len(se.Params), maxParams)
+		}
+		for _, sp := range se.Params {
+			if math.IsNaN(sp.Lo) || math.IsNaN(sp.Hi) || math.IsInf(sp.Lo, 0) || math.IsInf(sp.Hi, 0) || sp.Lo > sp.Hi {
+				return fmt.Errorf("cannot restore partition %d: entity %d: twin parameter range %v to %v", partition, i, sp.Lo, sp.Hi)
+			}
+			e.params = append(e.params, paramRange{name: sp.Name, lo: sp.Lo, hi: sp.Hi, n: sp.N})
 		}
 		if ip, ok := strings.CutPrefix(e.key, "ip:"); ok {
 			a, err := netip.ParseAddr(ip)
