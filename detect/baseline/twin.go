@@ -75,6 +75,25 @@ func (r *paramRange) learn(x float64) {
 	r.n++
 }
 
+// twinRule is the rule id of the alerts of values set outside their range.
+const twinRule = "baseline.twin_param_out_of_range"
+
+// learnParam folds x into the range of e's parameter path (feedback: an
+// analyst said the value is normal for the device).
+func (p *part) learnParam(e *entity, path string, x float64) {
+	h := nameHash(path)
+	for i := range e.params {
+		if e.params[i].name == h {
+			e.params[i].learn(x)
+			return
+		}
+	}
+	if len(e.params) < maxParams {
+		e.params = append(e.params, paramRange{name: h})
+		e.params[len(e.params)-1].learn(x)
+	}
+}
+
 // twinParam is one parameter of a twin event.
 type twinParam struct {
 	path    string
@@ -240,7 +259,7 @@ func (p *part) twinAlert(ev *vigil.Event, e *entity, tp twinParam, r paramRange,
 		who, tp.path, e.key, fmtNum(tp.x), fmtNum(r.lo), fmtNum(r.hi), r.n, fmtNum(lo), fmtNum(hi), learnedFor(e, judgeDevice))
 	return vigil.Alert{
 		DedupKey: Name + ":twin." + tp.path + ":" + e.key,
-		RuleID:   "baseline.twin_param_out_of_range",
+		RuleID:   twinRule,
 		Title:    "Twin parameter " + tp.path + " of " + e.key + " set to " + fmtNum(tp.x) + ", outside its learned range " + fmtNum(r.lo) + " to " + fmtNum(r.hi),
 		Severity: sev,
 		Tags:     []string{"baseline.twin", "attack.t0836"},

@@ -104,6 +104,25 @@ func TestTwinParamRange(t *testing.T) {
 		t.Errorf("low set: %v", as)
 	}
 
+	// Marked normal (an analyst's "learn"), 85 is in the range.
+	mark := a
+	mark.ID, mark.Detector = "a1", Name
+	if !IsBaselineAlert(mark) {
+		t.Fatal("the twin alert is not a baseline alert that can be marked normal")
+	}
+	d0 := New(Options{Learn: 24 * time.Hour})
+	snap0, _ := d.Snapshot(0)
+	if err := d0.Restore(0, snap0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d0.MarkNormal(mark, false); err != nil {
+		t.Fatal(err)
+	}
+	ok85 := twinEv(at.Add(5*time.Minute), "boiler-3", map[string]any{"twin.desired.heater.setpoint": 85.0})
+	if as := detectTwin(d0, &ok85); len(as) != 0 {
+		t.Errorf("after marking normal: %v", as[0].Title)
+	}
+
 	// The ranges survive a snapshot.
 	snap, err := d.Snapshot(0)
 	if err != nil {
