@@ -24,6 +24,9 @@
 // updates have by their kind (detect/sigma/mapping.yml), so one rule can
 // say "a platform change for this device".
 //
+// Device credentials in action data (an access token, a certificate, a
+// password) are removed; thingsboard.credentials_removed says so.
+//
 // This package parses what it is given: it does not open files, publish
 // or talk to any other stage.
 package thingsboard

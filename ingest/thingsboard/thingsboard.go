@@ -34,6 +34,9 @@ var deviceChanges = map[string]bool{
 	"ASSIGNED_TO_TENANT": true, "PROVISION_SUCCESS": true,
 }
 
+// secretFields are the flattened names of credentials in action data.
+var secretFields = []string{"actionData.credentials.credentialsId", "actionData.credentials.credentialsValue"}
+
 // Reader reads JSON values one after another: audit log pages
 // ({"data": [...]}), arrays of entries and single entries. Errors of one
 // entry are *ingest.RecordError.
@@ -80,6 +83,15 @@ func Convert(rec map[string]any) (vigil.Event, error) {
 	fl.Add("", rec)
 	if fl.Truncated {
 		f["thingsboard.truncated"] = true
+	}
+	// A CREDENTIALS_UPDATED entry carries the device's new credentials:
+	// an access token is the credentials id itself, an X.509 or MQTT
+	// basic one has a value. Neither is kept.
+	for _, k := range secretFields {
+		if _, ok := f[k]; ok {
+			delete(f, k)
+			f["thingsboard.credentials_removed"] = true
+		}
 	}
 	ev := vigil.Event{Time: t, Source: Source, Kind: Kind, Action: action, Fields: f}
 	idm, _ := rec["id"].(map[string]any)

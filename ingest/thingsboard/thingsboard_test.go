@@ -60,6 +60,9 @@ func TestAuditPage(t *testing.T) {
 	if cred.Kind != "cloud" || cred.DeviceID != "boiler-3" || cred.Fields["logsource.category"] != "platform_change" || cred.Action != "CREDENTIALS_UPDATED" {
 		t.Errorf("credentials %+v", cred)
 	}
+	if cred.Fields["actionData.credentials.credentialsId"] != nil || cred.Fields["thingsboard.credentials_removed"] != true || cred.Fields["actionData.credentials.credentialsType"] != "ACCESS_TOKEN" {
+		t.Errorf("credentials kept: %v", cred.Fields)
+	}
 	if failed := evs[3]; failed.Kind != "cloud" || failed.Outcome != "failure" {
 		t.Errorf("failed update %+v", failed)
 	}
