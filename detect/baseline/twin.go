@@ -36,8 +36,8 @@ const minParamValues = 3
 const paramMargin = 0.25
 
 // paramFloor is the least width a range is judged with, as a share of its
-// largest magnitude: a parameter always reported at 21 accepts 20 to 22
-// (21 ± 0.25 × 0.2 × 21), not only 21.
+// largest magnitude: a parameter always reported at 21 accepts 19.95 to
+// 22.05 (21 ± 0.25 × 0.2 × 21), not only 21.
 const paramFloor = 0.2
 
 // Fields set on a twin event with a value outside its learned range.

@@ -29,7 +29,7 @@ const (
 // Bounds of Flatten.
 const (
 	// MaxPayload is the most bytes of a document Flatten reads.
-	MaxPayload = 64 << 10
+	MaxPayload = 32 << 10
 	// MaxParams is the most parameters Flatten returns.
 	MaxParams = 64
 	// MaxDepth is the deepest nesting Flatten follows (the section's own
