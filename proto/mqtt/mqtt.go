@@ -2,7 +2,6 @@ package mqtt
 
 import (
 	"encoding/binary"
-	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -748,44 +747,20 @@ func (p *Parser) twinEvent(c *proto.Context, tp twin.Topic, topic, payload []byt
 	ev := c.NewEvent(twin.Kind, "update", 12)
 	ev.Category = "configuration"
 	f := &ev.Fields
-	f.SetStr("twin.platform", tp.Platform)
 	f.SetStr("mqtt.topic", text(topic, 1024))
 	f.SetStr("twin.direction", c.Dir.String())
-	thing := tp.Thing
-	if thing == "" && tp.Platform == twin.PlatformAzure {
-		thing = p.clientID
-	}
-	if thing != "" {
-		thing = text([]byte(thing), 256)
-		ev.DeviceID = thing
-		f.SetStr("twin.thing", thing)
-	}
-	if tp.Shadow != "" {
-		f.SetStr("twin.shadow", text([]byte(tp.Shadow), 256))
-	}
 	if p.clientID != "" && c.Dir == proto.ToServer {
 		f.SetStr("mqtt.client_id", p.clientID)
 	}
+	complete := len(payload) >= size
 	if len(payload) > size {
 		payload = payload[:size]
 	}
-	doc, err := twin.Flatten(payload, tp.Section, false)
-	if err != nil {
-		f.SetStr("twin.error", err.Error())
+	thing := ""
+	if tp.Platform == twin.PlatformAzure {
+		thing = p.clientID
 	}
-	truncated := doc.Truncated || (err == nil && len(payload) < size)
-	f.Set("twin.truncated", truncated)
-	f.Set("twin.params", proto.Num(float64(len(doc.Params))))
-	var secs []string
-	for _, pr := range doc.Params {
-		f.Set(twin.FieldPrefix(pr.Section)+pr.Path, pr.Value)
-		if !slices.Contains(secs, pr.Section) {
-			secs = append(secs, pr.Section)
-		}
-	}
-	if len(secs) > 0 {
-		f.Set("twin.sections", secs)
-	}
+	ev.DeviceID = twin.SetFields(f, tp, thing, payload, complete)
 	return ev
 }
 

@@ -6,8 +6,11 @@ import (
 	"errors"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/vigil-iot/vigil/proto"
 )
 
 // Kind is the Event.Kind of twin and shadow updates.
@@ -330,3 +333,50 @@ func (w *walker) add(path []string, k string, f float64) {
 // FieldPrefix is the prefix of the event fields of a section's parameters:
 // twin.desired.<path> and twin.reported.<path>.
 func FieldPrefix(section string) string { return "twin." + section + "." }
+
+// SetFields reads an update document and sets the twin fields of its
+// event on f: twin.platform, twin.thing, twin.shadow, the parameters
+// (twin.desired.<path>, twin.reported.<path>), twin.sections, twin.params,
+// twin.truncated and twin.error. thing is the device when the topic does
+// not name it (Azure: the MQTT client id of the connection; "" when not
+// known). complete is false when doc is a prefix of the document (a
+// capture or a log that cut it). It returns the device id of the event:
+// the thing, or "".
+func SetFields(f *proto.Fields, tp Topic, thing string, doc []byte, complete bool) string {
+	f.SetStr("twin.platform", tp.Platform)
+	if tp.Thing != "" {
+		thing = tp.Thing
+	}
+	if thing != "" {
+		thing = clip(thing, 256)
+		f.SetStr("twin.thing", thing)
+	}
+	if tp.Shadow != "" {
+		f.SetStr("twin.shadow", clip(tp.Shadow, 256))
+	}
+	d, err := Flatten(doc, tp.Section, false)
+	if err != nil {
+		f.SetStr("twin.error", err.Error())
+	}
+	f.Set("twin.truncated", d.Truncated || (err == nil && !complete))
+	f.Set("twin.params", proto.Num(float64(len(d.Params))))
+	var secs []string
+	for _, p := range d.Params {
+		f.Set(FieldPrefix(p.Section)+p.Path, p.Value)
+		if !slices.Contains(secs, p.Section) {
+			secs = append(secs, p.Section)
+		}
+	}
+	if len(secs) > 0 {
+		f.Set("twin.sections", secs)
+	}
+	return thing
+}
+
+// clip cuts s to n bytes and makes it valid UTF-8.
+func clip(s string, n int) string {
+	if len(s) > n {
+		s = s[:n]
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
