@@ -4,8 +4,9 @@
 // parameters of an update document into dotted paths
 // (desired.heater.setpoint = 80), bounded in count, depth and input size.
 //
-// The sensor's MQTT decoder (proto/mqtt) makes twin events of the
-// publishes it sees on these topics, and ingest/thingsboard of the
+// The sensor's MQTT decoder (proto/mqtt), and the Zeek and Suricata
+// readers, make twin events of the publishes on these topics (SetFields),
+// and ingest/thingsboard of the
 // attribute updates of ThingsBoard's audit log; the learned baseline
 // (detect/baseline) learns each device's parameter ranges from them.
 //
