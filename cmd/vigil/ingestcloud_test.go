@@ -129,3 +129,32 @@ func TestIngestThingsBoard(t *testing.T) {
 		t.Error("a device's access token was passed on")
 	}
 }
+
+// TestIngestThingsBoardThenDetect: the ThingsBoard takeover story
+// (ingest/thingsboard/testdata/takeover.json: ten days of the tenant
+// admin's logins and setpoint changes between 19 and 23, then a login
+// from a new network, the boiler's setpoint set to 85 and its credentials
+// changed) through vigil ingest and vigil detect with the whole set: the
+// new-place login, the out-of-range setpoint and the correlation of the
+// two (one partition offline).
+func TestIngestThingsBoardThenDetect(t *testing.T) {
+	file := filepath.Join("..", "..", "ingest", "thingsboard", "testdata", "takeover.json")
+	events := filepath.Join(t.TempDir(), "events.jsonl")
+	if out, code := run(t, "ingest", file, "--output", events); code != 0 {
+		t.Fatalf("ingest: exit %d\n%s", code, out)
+	}
+	out, code := run(t, "detect", "--no-explain", "--input", events)
+	if code != 0 {
+		t.Fatalf("detect: exit %d\n%s", code, out)
+	}
+	for _, want := range []string{
+		"New place: THINGSBOARD console login of tenant@plant.example from 203.0.113.66",
+		"Twin parameter setpoint of boiler-3 set to 85, outside its learned range 20 to 22",
+		"Twin parameter set outside its range after a login from a new place",
+		"alerts=3",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("detect output lacks %q:\n%s", want, out)
+		}
+	}
+}
