@@ -74,7 +74,7 @@ func ParseTopic(topic string) (Topic, bool) {
 		switch {
 		case rest == "shadow/update":
 			return Topic{Platform: PlatformAWS, Thing: thing}, true
-		case strings.HasPrefix(rest, "shadow/name/") && strings.HasSuffix(rest, "/update"):
+		case len(rest) > len("shadow/name/")+len("/update") && strings.HasPrefix(rest, "shadow/name/") && strings.HasSuffix(rest, "/update"):
 			name := rest[len("shadow/name/") : len(rest)-len("/update")]
 			if name == "" || strings.Contains(name, "/") {
 				return Topic{}, false

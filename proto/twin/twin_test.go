@@ -21,6 +21,7 @@ func TestParseTopic(t *testing.T) {
 	f("$aws/things/cam-0042/shadow/update/accepted", Topic{}, false)
 	f("$aws/things/cam-0042/shadow/update/delta", Topic{}, false)
 	f("$aws/things/cam-0042/shadow/name//update", Topic{}, false)
+	f("$aws/things/0/shadow/name/update", Topic{}, false) // found by FuzzParseTopic: prefix and suffix overlap
 	f("$aws/things/cam-0042/shadow/name/a/b/update", Topic{}, false)
 	f("$aws/things//shadow/update", Topic{}, false)
 	f("$iothub/twin/PATCH/properties/other/", Topic{}, false)
