@@ -291,7 +291,7 @@ type entity struct {
 	tele *telemetry // health and custom metrics (host.go), from the first health sample
 	soft *softSet   // installed software (host.go), from the first inventory that lists it
 
-	params []paramRange // learned ranges of twin parameters (twin.go), at most maxParams
+	params *paramSet // learned ranges of twin parameters (twin.go), from the first twin event
 }
 
 // cohort is what a partition knows of a cohort of devices.

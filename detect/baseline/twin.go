@@ -23,9 +23,12 @@ import (
 // the detector does not import the decoder).
 const twinKind = "twin"
 
-// maxParams bounds the parameters learned per device; past it the others
-// are neither learned nor judged (Stats().Saturate counts them).
-const maxParams = 16
+// maxParams bounds the parameters learned per device; past it a parameter
+// that is set (desired) takes the place of one only ever reported, the
+// least learned; others are neither learned nor judged (Stats().Saturate
+// counts them). Eight keep a device's full state within 4 KB
+// (docs/benchmarks.md).
+const maxParams = 8
 
 // minParamValues is how many values of a parameter must have been learned
 // before values set for it are judged.
@@ -46,53 +49,109 @@ const (
 	FieldTwinParam      = "baseline.twin_param"        // the parameter's path (the worst, when several)
 )
 
-// paramRange is what a device's values taught of one parameter.
+// paramSetFlag in paramRange.n says the parameter was set (desired) at
+// least once.
+const paramSetFlag = 1 << 31
+
+// paramRange is what a device's values taught of one parameter, in 16
+// bytes: the bounds are float32, rounded outwards, which a range judged
+// with a margin of a quarter of its width does not notice.
 type paramRange struct {
-	name   uint64 // hash of the parameter's path
-	lo, hi float64
-	n      uint32 // values learned
+	name   uint32 // hash of the parameter's path
+	n      uint32 // values learned; paramSetFlag: set at least once
+	lo, hi float32
 }
+
+// paramSet is a device's parameter ranges, allocated with its first twin
+// event.
+type paramSet struct {
+	r   [maxParams]paramRange
+	len uint8
+}
+
+func (r *paramRange) count() uint32 { return r.n &^ paramSetFlag }
 
 // width is the width a range is judged with: its own, at least paramFloor
 // of its magnitude, at least a tiny absolute one.
 func (r *paramRange) width() float64 {
-	return max(r.hi-r.lo, paramFloor*max(math.Abs(r.lo), math.Abs(r.hi)), 1e-9)
+	lo, hi := float64(r.lo), float64(r.hi)
+	return max(hi-lo, paramFloor*max(math.Abs(lo), math.Abs(hi)), 1e-9)
 }
 
 // bounds returns the accepted range: the learned one widened by
 // paramMargin of its width on each side.
 func (r *paramRange) bounds() (lo, hi float64) {
 	m := paramMargin * r.width()
-	return r.lo - m, r.hi + m
+	return float64(r.lo) - m, float64(r.hi) + m
+}
+
+// down and up round x to a float32 not above, not below it.
+func down(x float64) float32 {
+	f := float32(x)
+	if float64(f) > x {
+		f = math.Nextafter32(f, float32(math.Inf(-1)))
+	}
+	return f
+}
+
+func up(x float64) float32 {
+	f := float32(x)
+	if float64(f) < x {
+		f = math.Nextafter32(f, float32(math.Inf(1)))
+	}
+	return f
 }
 
 func (r *paramRange) learn(x float64) {
-	if r.n == 0 {
-		r.lo, r.hi = x, x
+	lo, hi := down(x), up(x)
+	if r.count() == 0 {
+		r.lo, r.hi = lo, hi
 	} else {
-		r.lo, r.hi = min(r.lo, x), max(r.hi, x)
+		r.lo, r.hi = min(r.lo, lo), max(r.hi, hi)
 	}
-	r.n++
+	if r.count() < paramSetFlag-1 {
+		r.n++
+	}
 }
 
-// twinRule is the rule id of the alerts of values set outside their range.
-const twinRule = "baseline.twin_param_out_of_range"
-
-// learnParam folds x into the range of e's parameter path (feedback: an
-// analyst said the value is normal for the device).
-func (p *part) learnParam(e *entity, path string, x float64) {
-	h := nameHash(path)
-	for i := range e.params {
-		if e.params[i].name == h {
-			e.params[i].learn(x)
-			return
+// find returns the range of the parameter named h, nil when not kept.
+func (ps *paramSet) find(h uint32) *paramRange {
+	for i := range ps.r[:ps.len] {
+		if ps.r[i].name == h {
+			return &ps.r[i]
 		}
 	}
-	if len(e.params) < maxParams {
-		e.params = append(e.params, paramRange{name: h})
-		e.params[len(e.params)-1].learn(x)
-	}
+	return nil
 }
+
+// add returns a new range for the parameter named h: a free one, or for a
+// parameter that is set (set), the least learned of those never set. Nil
+// when there is none.
+func (ps *paramSet) add(h uint32, set bool) *paramRange {
+	if int(ps.len) < maxParams {
+		ps.len++
+		r := &ps.r[ps.len-1]
+		*r = paramRange{name: h}
+		return r
+	}
+	if !set {
+		return nil
+	}
+	var victim *paramRange
+	for i := range ps.r {
+		r := &ps.r[i]
+		if r.n&paramSetFlag == 0 && (victim == nil || r.count() < victim.count()) {
+			victim = r
+		}
+	}
+	if victim != nil {
+		*victim = paramRange{name: h}
+	}
+	return victim
+}
+
+// paramHash is the hash a parameter's path is kept under.
+func paramHash(path string) uint32 { return uint32(nameHash(path)) }
 
 // twinParam is one parameter of a twin event.
 type twinParam struct {
@@ -108,7 +167,7 @@ func twinParams(ev *vigil.Event) []twinParam {
 	var out []twinParam
 	for k, v := range ev.Fields {
 		x, ok := v.(float64)
-		if !ok || math.IsNaN(x) || math.IsInf(x, 0) {
+		if !ok || math.IsNaN(x) || math.Abs(x) > math.MaxFloat32 {
 			continue
 		}
 		if p, ok := strings.CutPrefix(k, "twin.desired."); ok && p != "" {
@@ -139,24 +198,22 @@ func (p *part) twin(ev *vigil.Event, e *entity, t int64, enrich bool) {
 		excess float64 // distance outside the learned range, in widths
 	}
 	var outs []out
+	if e.params == nil {
+		e.params = &paramSet{}
+	}
 	for _, tp := range params {
-		h := nameHash(tp.path)
-		var r *paramRange
-		for i := range e.params {
-			if e.params[i].name == h {
-				r = &e.params[i]
-				break
-			}
-		}
+		h := paramHash(tp.path)
+		r := e.params.find(h)
 		if r == nil {
-			if len(e.params) >= maxParams {
+			if r = e.params.add(h, tp.desired); r == nil {
 				p.saturated++
 				continue
 			}
-			e.params = append(e.params, paramRange{name: h})
-			r = &e.params[len(e.params)-1]
 		}
-		if j != judgeDevice || r.n < minParamValues {
+		if tp.desired {
+			r.n |= paramSetFlag
+		}
+		if j != judgeDevice || r.count() < minParamValues {
 			// Learning (or a parameter not learned enough to judge):
 			// what is reported and what is set are both learned.
 			if j == judgeNone && tp.desired && !p.learnOnly {
@@ -173,7 +230,7 @@ func (p *part) twin(ev *vigil.Event, e *entity, t int64, enrich bool) {
 			continue
 		}
 		if tp.desired {
-			d := max(r.lo-tp.x, tp.x-r.hi)
+			d := max(float64(r.lo)-tp.x, tp.x-float64(r.hi))
 			outs = append(outs, out{tp: tp, r: *r, excess: d / r.width()})
 		}
 		// A value outside the bound is not learned: the baseline does not
@@ -190,6 +247,29 @@ func (p *part) twin(ev *vigil.Event, e *entity, t int64, enrich bool) {
 		ev.Fields[FieldTwinParam] = worst.tp.path
 	}
 	p.pending = append(p.pending, p.twinAlert(ev, e, worst.tp, worst.r, worst.excess, len(outs)))
+}
+
+// twinRule is the rule id of the alerts of values set outside their range.
+const twinRule = "baseline.twin_param_out_of_range"
+
+// learnParam folds x into the range of e's parameter path (feedback: an
+// analyst said the value is normal for the device).
+func (p *part) learnParam(e *entity, path string, x float64) {
+	if math.IsNaN(x) || math.Abs(x) > math.MaxFloat32 {
+		return
+	}
+	if e.params == nil {
+		e.params = &paramSet{}
+	}
+	h := paramHash(path)
+	r := e.params.find(h)
+	if r == nil {
+		if r = e.params.add(h, true); r == nil {
+			return
+		}
+	}
+	r.n |= paramSetFlag
+	r.learn(x)
 }
 
 // twinSetter says who set a twin event's values: the platform user, the
@@ -238,15 +318,15 @@ func (p *part) twinAlert(ev *vigil.Event, e *entity, tp twinParam, r paramRange,
 	lo, hi := r.bounds()
 	who, entities := twinSetter(ev)
 	platform, _ := ev.Fields["twin.platform"].(string)
-	fields := p.baselineFields(e, judgeDevice, float64(r.n))
+	fields := p.baselineFields(e, judgeDevice, float64(r.count()))
 	fields["baseline.feature"] = "twin." + tp.path
 	fields["baseline.entity"] = e.key
 	fields["baseline.observed"] = tp.x
-	fields["baseline.learned_min"] = r.lo
-	fields["baseline.learned_max"] = r.hi
+	fields["baseline.learned_min"] = float64(r.lo)
+	fields["baseline.learned_max"] = float64(r.hi)
 	fields["baseline.expected_min"] = lo
 	fields["baseline.expected_max"] = hi
-	fields["baseline.expected"] = fmt.Sprintf("%s to %s (learned %s to %s from %d values, widened by %g of the range)", fmtNum(lo), fmtNum(hi), fmtNum(r.lo), fmtNum(r.hi), r.n, paramMargin)
+	fields["baseline.expected"] = fmt.Sprintf("%s to %s (learned %s to %s from %d values, widened by %g of the range)", fmtNum(lo), fmtNum(hi), fmtNum(float64(r.lo)), fmtNum(float64(r.hi)), r.count(), paramMargin)
 	fields[FieldTwinParam] = tp.path
 	fields["twin.set_by"] = who
 	if platform != "" {
@@ -256,11 +336,11 @@ func (p *part) twinAlert(ev *vigil.Event, e *entity, tp twinParam, r paramRange,
 		fields["baseline.twin_params_out_of_range"] = float64(n)
 	}
 	fields["explanation"] = fmt.Sprintf("%s set %s of %s to %s, outside the range it learned: %s to %s over %d values (accepted %s to %s; judged against the device's own baseline, %s learned)",
-		who, tp.path, e.key, fmtNum(tp.x), fmtNum(r.lo), fmtNum(r.hi), r.n, fmtNum(lo), fmtNum(hi), learnedFor(e, judgeDevice))
+		who, tp.path, e.key, fmtNum(tp.x), fmtNum(float64(r.lo)), fmtNum(float64(r.hi)), r.count(), fmtNum(lo), fmtNum(hi), learnedFor(e, judgeDevice))
 	return vigil.Alert{
 		DedupKey: Name + ":twin." + tp.path + ":" + e.key,
 		RuleID:   twinRule,
-		Title:    "Twin parameter " + tp.path + " of " + e.key + " set to " + fmtNum(tp.x) + ", outside its learned range " + fmtNum(r.lo) + " to " + fmtNum(r.hi),
+		Title:    "Twin parameter " + tp.path + " of " + e.key + " set to " + fmtNum(tp.x) + ", outside its learned range " + fmtNum(float64(r.lo)) + " to " + fmtNum(float64(r.hi)),
 		Severity: sev,
 		Tags:     []string{"baseline.twin", "attack.t0836"},
 		DeviceID: ev.DeviceID,

@@ -146,7 +146,7 @@ func TestTwinLearningAndBounds(t *testing.T) {
 	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	f := map[string]any{}
 	for i := range maxParams + 10 {
-		f["twin.reported.p"+string(rune('a'+i))] = float64(i)
+		f["twin.reported.p"+string(rune('b'+i))] = float64(i)
 	}
 	for m := 0; m < 90; m += 10 {
 		ev := twinEv(start.Add(time.Duration(m)*time.Minute), "dev-1", f)
@@ -158,8 +158,11 @@ func TestTwinLearningAndBounds(t *testing.T) {
 		}
 	}
 	p := d.part(0)
-	if n := len(p.ents["dev-1"].params); n != maxParams {
+	if n := int(p.ents["dev-1"].params.len); n != maxParams {
 		t.Errorf("%d parameters kept, want %d", n, maxParams)
+	}
+	if p.ents["dev-1"].params.find(paramHash("pa")) == nil {
+		t.Error("a set parameter did not take the place of one only reported")
 	}
 	ev := twinEv(start.Add(2*time.Hour), "dev-1", map[string]any{"twin.desired.pa": 400.0})
 	if as := detectTwin(d, &ev); len(as) != 0 {
