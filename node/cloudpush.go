@@ -15,15 +15,17 @@ import (
 	"github.com/vigil-iot/vigil/ingest/cloudtrail"
 	"github.com/vigil-iot/vigil/ingest/devmap"
 	"github.com/vigil-iot/vigil/ingest/gcp"
+	"github.com/vigil-iot/vigil/ingest/thingsboard"
 	"github.com/vigil-iot/vigil/store"
 	"github.com/vigil-iot/vigil/web"
 )
 
 // cloudPushFormats are the readers of the cloud push endpoint, by format.
 var cloudPushFormats = map[string]cloudpush.Open{
-	"cloudtrail": func(b io.Reader, name string) cloudpush.Records { return cloudtrail.NewReader(b, name) },
-	"azure":      func(b io.Reader, name string) cloudpush.Records { return azure.NewReader(b, name) },
-	"gcp":        func(b io.Reader, name string) cloudpush.Records { return gcp.NewReader(b, name) },
+	"cloudtrail":  func(b io.Reader, name string) cloudpush.Records { return cloudtrail.NewReader(b, name) },
+	"azure":       func(b io.Reader, name string) cloudpush.Records { return azure.NewReader(b, name) },
+	"gcp":         func(b io.Reader, name string) cloudpush.Records { return gcp.NewReader(b, name) },
+	"thingsboard": func(b io.Reader, name string) cloudpush.Records { return thingsboard.NewReader(b, name) },
 }
 
 // The readers are cloudpush.Records.
@@ -31,6 +33,7 @@ var (
 	_ cloudpush.Records = (*cloudtrail.Reader)(nil)
 	_ cloudpush.Records = (*azure.Reader)(nil)
 	_ cloudpush.Records = (*gcp.Reader)(nil)
+	_ cloudpush.Records = (*thingsboard.Reader)(nil)
 )
 
 // cloudPushRoutes are POST /api/v1/ingest/cloud[/{format}]: cloud

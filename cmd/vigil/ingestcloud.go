@@ -8,9 +8,11 @@ import (
 	"io"
 
 	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/ingest"
 	"github.com/vigil-iot/vigil/ingest/azure"
 	"github.com/vigil-iot/vigil/ingest/cloudtrail"
 	"github.com/vigil-iot/vigil/ingest/gcp"
+	"github.com/vigil-iot/vigil/ingest/thingsboard"
 )
 
 // isCloudTrail tells whether a log whose first line is l (head: its
@@ -130,6 +132,30 @@ func (in *ingestRun) gcp(ctx context.Context, name string, br *bufio.Reader) err
 	return in.cloudEvents(ctx, func() (vigil.Event, error) {
 		ev, err := r.Next()
 		var re *gcp.RecordError
+		if errors.As(err, &re) {
+			return ev, errBadRecord{err}
+		}
+		return ev, err
+	})
+}
+
+// isThingsBoard tells whether a log whose first line is l (head: its first
+// bytes) holds ThingsBoard audit log entries (a REST API page or entries).
+func isThingsBoard(l, head []byte) bool {
+	if len(bytes.TrimSpace(l)) == 1 || bytes.HasPrefix(l, []byte(`{"data":`)) {
+		l = head
+	}
+	return bytes.Contains(l, []byte(`"actionType":`)) && bytes.Contains(l, []byte(`"createdTime":`))
+}
+
+// thingsboard converts ThingsBoard audit log entries (ingest/thingsboard)
+// and passes them on.
+func (in *ingestRun) thingsboard(ctx context.Context, name string, br *bufio.Reader) error {
+	r := thingsboard.NewReader(br, name)
+	defer func() { in.records += r.Stats().Records }()
+	return in.cloudEvents(ctx, func() (vigil.Event, error) {
+		ev, err := r.Next()
+		var re *ingest.RecordError
 		if errors.As(err, &re) {
 			return ev, errBadRecord{err}
 		}

@@ -63,6 +63,9 @@ func TestGuessCloudTrail(t *testing.T) {
 		"[\n  {\n    \"protoPayload\": {},\n    \"logName\": \"projects/p/logs/x\"\n  }\n]":                   "gcp",
 		`{"protoPayload":{"methodName":"m"},"logName":"projects/p/logs/x"}`:                                   "gcp",
 		`{"kind":"auth","eventName":"x"}`:                                                                     "ndjson",
+		`{"data":[{"createdTime":1,"actionType":"LOGIN"}],"hasNext":false}`:                                   "thingsboard",
+		"{\"data\":[\n{\"id\":{},\"createdTime\":1,\"actionType\":\"LOGIN\"}]}":                               "thingsboard",
+		`{"id":{},"createdTime":1772440890000,"actionType":"ATTRIBUTES_UPDATED"}`:                             "thingsboard",
 	} {
 		got, err := guessFormat([]byte(in))
 		if got != want {
@@ -96,6 +99,60 @@ func TestIngestGCPThenDetect(t *testing.T) {
 		t.Fatalf("detect: exit %d\n%s", code, out)
 	}
 	for _, want := range []string{"Google Cloud Firewall Modified or Deleted", "Google Cloud Storage Buckets Modified or Deleted", "Google Cloud Kubernetes Secrets Modified or Deleted", "matches=10"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("detect output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestIngestThingsBoard: vigil ingest reads a page of ThingsBoard's audit
+// log (format guessed): the attribute update of a device is a twin event
+// with the device's name as its id, the login a cloud event.
+func TestIngestThingsBoard(t *testing.T) {
+	file := filepath.Join("..", "..", "ingest", "thingsboard", "testdata", "audit.json")
+	events := filepath.Join(t.TempDir(), "events.jsonl")
+	out, code := run(t, "ingest", file, "--output", events)
+	if code != 0 || !strings.Contains(out, "ingest: files=1 records=4 events=4 skipped=0 bad=0") {
+		t.Fatalf("ingest: exit %d\n%s", code, out)
+	}
+	b, err := os.ReadFile(events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for _, want := range []string{`"device_id":"boiler-3","source":"thingsboard","kind":"twin"`, `"twin.desired.setpoint":85`, `"category":"authentication","action":"login"`} {
+		if !strings.Contains(s, want) {
+			t.Errorf("events lack %s:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "A1_TEST_TOKEN") {
+		t.Error("a device's access token was passed on")
+	}
+}
+
+// TestIngestThingsBoardThenDetect: the ThingsBoard takeover story
+// (ingest/thingsboard/testdata/takeover.json: ten days of the tenant
+// admin's logins and setpoint changes between 19 and 23, then a login
+// from a new network, the boiler's setpoint set to 85 and its credentials
+// changed) through vigil ingest and vigil detect with the whole set: the
+// new-place login, the out-of-range setpoint and the correlation of the
+// two (one partition offline).
+func TestIngestThingsBoardThenDetect(t *testing.T) {
+	file := filepath.Join("..", "..", "ingest", "thingsboard", "testdata", "takeover.json")
+	events := filepath.Join(t.TempDir(), "events.jsonl")
+	if out, code := run(t, "ingest", file, "--output", events); code != 0 {
+		t.Fatalf("ingest: exit %d\n%s", code, out)
+	}
+	out, code := run(t, "detect", "--no-explain", "--input", events)
+	if code != 0 {
+		t.Fatalf("detect: exit %d\n%s", code, out)
+	}
+	for _, want := range []string{
+		"New place: THINGSBOARD console login of tenant@plant.example from 203.0.113.66",
+		"Twin parameter setpoint of boiler-3 set to 85, outside its learned range 20 to 22",
+		"Twin parameter set outside its range after a login from a new place",
+		"alerts=3",
+	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("detect output lacks %q:\n%s", want, out)
 		}

@@ -28,14 +28,14 @@ import (
 )
 
 // ingestFormats are the formats vigil ingest reads.
-var ingestFormats = []string{"zeek", "suricata", "syslog", "weblog", "cloudtrail", "azure", "gcp", "ndjson"}
+var ingestFormats = []string{"zeek", "suricata", "syslog", "weblog", "cloudtrail", "azure", "gcp", "thingsboard", "ndjson"}
 
 func newIngestCmd() *cobra.Command {
 	o := &ctlOptions{}
 	var format, output string
 	var follow bool
 	cmd := &cobra.Command{
-		Use:   "ingest FILE... [--format zeek|suricata|syslog|weblog|cloudtrail|azure|gcp|ndjson] [--follow] [--output FILE|- | --server URL --token T]",
+		Use:   "ingest FILE... [--format zeek|suricata|syslog|weblog|cloudtrail|azure|gcp|thingsboard|ndjson] [--follow] [--output FILE|- | --server URL --token T]",
 		Short: "Convert network monitors' logs (Zeek, Suricata EVE) into Vigil events, or stream them to a server",
 		Long: `Read log files of the network monitors already deployed and turn them into the events
 Vigil's own sensor emits for the same traffic (docs/sources.md):
@@ -54,6 +54,8 @@ Vigil's own sensor emits for the same traffic (docs/sources.md):
             ({"records":[...]} as diagnostic settings export them, or one a line)
   gcp       GCP Cloud Audit Logs: LogEntry records one a line (a sink's Cloud Storage
             export), gcloud logging read --format=json arrays, Pub/Sub push envelopes
+  thingsboard  ThingsBoard audit log: pages of GET /api/audit/logs ({"data":[...]}),
+            arrays or entries one a line; attribute updates of devices become twin events
   ndjson    Vigil events, one JSON object a line (checked and passed on)
 
 The format is guessed from each file's first line when --format is omitted. A FILE of -
@@ -278,6 +280,8 @@ func guessFormat(head []byte) (string, error) {
 				return "azure", nil
 			case isGCP(l, head):
 				return "gcp", nil
+			case isThingsBoard(l, head):
+				return "thingsboard", nil
 			case bytes.Contains(l, []byte(`"event_type":`)):
 				return "suricata", nil
 			case bytes.Contains(l, []byte(`"id.orig_h":`)) || bytes.Contains(l, []byte(`"_path":`)):
@@ -343,6 +347,8 @@ func (in *ingestRun) file(ctx context.Context, name string) error {
 		return in.azure(ctx, name, br)
 	case "gcp":
 		return in.gcp(ctx, name, br)
+	case "thingsboard":
+		return in.thingsboard(ctx, name, br)
 	case "weblog":
 		return in.eachLine(ctx, name, br, func(l []byte) (vigil.Event, error) {
 			r, err := weblog.Parse(l)

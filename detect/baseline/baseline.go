@@ -290,6 +290,8 @@ type entity struct {
 	seas *seasons   // hour-of-day profiles of active metrics (season.go)
 	tele *telemetry // health and custom metrics (host.go), from the first health sample
 	soft *softSet   // installed software (host.go), from the first inventory that lists it
+
+	params *paramSet // learned ranges of twin parameters (twin.go), from the first twin event
 }
 
 // cohort is what a partition knows of a cohort of devices.
@@ -520,6 +522,9 @@ func (p *part) process(ev *vigil.Event, enrich bool) {
 	p.pending = p.pending[:0]
 	p.pendingEv = ev
 	t := eventTime(ev)
+	if ev.Kind == twinKind && ev.DeviceID == "" {
+		return // a twin update of a device not named: nothing to learn it for
+	}
 	var subj *entity
 	switch {
 	case ev.DeviceID != "":
@@ -527,6 +532,16 @@ func (p *part) process(ev *vigil.Event, enrich bool) {
 	case ev.Network != nil && ev.Network.SrcIP.IsValid():
 		subj = p.entityFor("", ev.Network.SrcIP, t)
 	default:
+		return
+	}
+	if ev.Kind == twinKind {
+		// A twin update is about its device's parameters, not its
+		// traffic: the MQTT publish that carried it is counted already.
+		subj.events++
+		subj.last = max(subj.last, t)
+		subj.cohort.events++
+		subj.cohort.last = max(subj.cohort.last, t)
+		p.twin(ev, subj, t, enrich)
 		return
 	}
 	var tgt *entity

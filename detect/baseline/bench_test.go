@@ -77,7 +77,7 @@ func BenchmarkDetect(b *testing.B) {
 // them (messages, connections, bytes, writes: active in its first
 // window), and, as an agent's device, 300 installed packages
 // (the software filter) and health samples of every gauge and of
-// maxCustom custom metrics. Events are made on the fly, so that only the
+// maxCustom custom metrics, and maxParams twin parameters. Events are made on the fly, so that only the
 // detector's state is measured.
 func BenchmarkMemoryPerDevice(b *testing.B) {
 	const devices = 100_000
@@ -130,6 +130,11 @@ func fillFull(d *Detector, n int) {
 		hf[fmt.Sprintf("metric.m%d", c)] = 1.0
 	}
 	hev := vigil.Event{Source: "agent", Kind: vigil.KindHealth, Fields: hf}
+	tf := map[string]any{}
+	for p := 0; p < maxParams; p++ {
+		tf[fmt.Sprintf("twin.reported.param%d", p)] = float64(p)
+	}
+	tw := vigil.Event{Source: "sensor", Kind: "twin", Action: "update", Fields: tf}
 	for dev := 0; dev < n; dev++ {
 		ev.DeviceID = fmt.Sprintf("mac:02:00:%02x:%02x:%02x:01", byte(dev>>16), byte(dev>>8), byte(dev))
 		ev.Network.SrcIP = netip.AddrFrom4([4]byte{10, byte(dev >> 16), byte(dev >> 8), byte(dev)})
@@ -163,5 +168,7 @@ func fillFull(d *Detector, n int) {
 		}
 		inv.DeviceID, inv.Time = ev.DeviceID, ev.Time
 		d.Detect(context.Background(), 0, &inv, emit)
+		tw.DeviceID, tw.Time = ev.DeviceID, ev.Time
+		d.Detect(context.Background(), 0, &tw, emit)
 	}
 }

@@ -9,11 +9,13 @@
 // (messages, connections, bytes, failed authentications, writes, idle
 // connections, malformed traffic), with hour-of-day and weekend profiles
 // once a metric has the history (season.go), and the health and custom
-// metrics agents sample (host.go). It raises an alert for what is new to
+// metrics agents sample (host.go), and the range of each numeric parameter
+// of a device's twin or shadow (twin.go). It raises an alert for what is new to
 // the device and uncommon in its cohort, for a rate or a health sample
 // above the robust bound of its history (median and absolute deviation),
-// and for a window whose rates are together off while each is under its
-// bound (multivar.go), each alert explaining the feature, the observed
+// for a window whose rates are together off while each is under its
+// bound (multivar.go), and for a twin value set outside its learned range,
+// each alert explaining the feature, the observed
 // value, the expected range and the baseline it was judged against.
 //
 // A cohort is the device class, refined by vendor and model when known

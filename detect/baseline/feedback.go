@@ -135,7 +135,7 @@ func IsBaselineAlert(a vigil.Alert) bool {
 		e, ok := a.Fields["baseline.entity"].(string)
 		return ok && e != ""
 	}
-	if strings.HasPrefix(a.RuleID, "baseline.rate_") || strings.HasPrefix(a.RuleID, "baseline.telemetry_") {
+	if strings.HasPrefix(a.RuleID, "baseline.rate_") || strings.HasPrefix(a.RuleID, "baseline.telemetry_") || a.RuleID == twinRule {
 		_, ok := a.Fields["baseline.observed"].(float64)
 		return ok
 	}
@@ -169,9 +169,18 @@ func (d *Detector) MarkNormal(a vigil.Alert, cohortToo bool) (Feedback, error) {
 		hash            uint64
 		metric          int
 		x               float32
+		v               float64 // a twin parameter's value
 	}
 	var items []item
-	if a.RuleID == combinedRule {
+	if a.RuleID == twinRule {
+		feat, _ := a.Fields["baseline.feature"].(string)
+		ent, _ := a.Fields["baseline.entity"].(string)
+		v, _ := a.Fields["baseline.observed"].(float64)
+		if !strings.HasPrefix(feat, "twin.") || ent == "" || math.IsNaN(v) || math.IsInf(v, 0) {
+			return Feedback{}, vigil.Errorf(vigil.EINVALID, "alert %s: twin alert without a parameter, entity and value", a.ID)
+		}
+		items = append(items, item{entity: ent, feature: feat, metric: -4, v: v})
+	} else if a.RuleID == combinedRule {
 		ent, _ := a.Fields["baseline.entity"].(string)
 		items = append(items, item{entity: ent, feature: "rate.combined", metric: -3})
 	} else if strings.HasPrefix(a.RuleID, "baseline.telemetry_") {
@@ -236,7 +245,11 @@ func (d *Detector) MarkNormal(a vigil.Alert, cohortToo bool) (Feedback, error) {
 				return Feedback{}, vigil.Errorf(vigil.EINVALID, "%s is in the unclassified cohort: mark it normal for the device only", it.entity)
 			}
 			found, changed = true, true
-			if it.metric == -3 {
+			if it.metric == -4 {
+				// The value set is normal for the device: its range
+				// takes it in.
+				p.learnParam(e, strings.TrimPrefix(it.feature, "twin."), it.v)
+			} else if it.metric == -3 {
 				// The device's rates together are normal: its gate closes,
 				// and reopens only if, for about a week (ln of twice the
 				// windows a day, in days), its windows seldom reach the

@@ -61,6 +61,14 @@ type snapEntity struct {
 	Tele    *snapTele             `json:"tele,omitempty"`
 	Soft    []uint64              `json:"soft,omitempty"` // the software filter's words
 	SoftN   uint32                `json:"soft_n,omitempty"`
+	Params  []snapParam           `json:"params,omitempty"` // learned ranges of twin parameters
+}
+
+type snapParam struct {
+	Name uint32  `json:"name"` // hash of the parameter's path
+	Lo   float64 `json:"lo"`
+	Hi   float64 `json:"hi"`
+	N    uint32  `json:"n"` // values learned; the top bit: set at least once
 }
 
 type snapSeason struct {
@@ -163,6 +171,12 @@ func (p *part) snapshotLocked() snapshot {
 		}
 		if e.soft != nil { // copied: the filter changes in place
 			se.Soft, se.SoftN = append([]uint64(nil), e.soft.bits[:]...), e.soft.n
+		}
+		if ps := e.params; ps != nil {
+			se.Params = []snapParam{} // empty, not absent: the set exists
+			for _, r := range ps.r[:ps.len] {
+				se.Params = append(se.Params, snapParam{Name: r.name, Lo: float64(r.lo), Hi: float64(r.hi), N: r.n})
+			}
 		}
 		s.Entities = append(s.Entities, se)
 	}
@@ -281,6 +295,19 @@ func (d *Detector) Restore(partition int, b []byte) error {
 			}
 			e.soft = &softSet{n: se.SoftN}
 			copy(e.soft.bits[:], se.Soft)
+		}
+		if len(se.Params) > maxParams {
+			return fmt.Errorf("cannot restore partition %d: entity %d: %d twin parameters, more than %d", partition, i, len(se.Params), maxParams)
+		}
+		if se.Params != nil {
+			e.params = &paramSet{}
+		}
+		for _, sp := range se.Params {
+			if math.IsNaN(sp.Lo) || math.IsNaN(sp.Hi) || math.Abs(sp.Lo) > math.MaxFloat32 || math.Abs(sp.Hi) > math.MaxFloat32 || sp.Lo > sp.Hi {
+				return fmt.Errorf("cannot restore partition %d: entity %d: twin parameter range %v to %v", partition, i, sp.Lo, sp.Hi)
+			}
+			e.params.r[e.params.len] = paramRange{name: sp.Name, lo: down(sp.Lo), hi: up(sp.Hi), n: sp.N}
+			e.params.len++
 		}
 		if ip, ok := strings.CutPrefix(e.key, "ip:"); ok {
 			a, err := netip.ParseAddr(ip)

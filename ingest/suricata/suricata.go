@@ -14,6 +14,7 @@ import (
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/ingest/nsm"
 	"github.com/vigil-iot/vigil/proto"
+	"github.com/vigil-iot/vigil/proto/twin"
 )
 
 // Product is the observer.product of events converted from EVE.
@@ -728,6 +729,7 @@ func convMQTT(c *rec, dst []proto.Event) []proto.Event {
 	if v, ok := c.num("mqtt", "connect", "protocol_version"); ok {
 		version = v
 	}
+	var twins []proto.Event // twin events of shadow and twin updates, after the record's messages
 	for _, typ := range mqttOrder {
 		if m.Get(typ) == nil {
 			continue
@@ -813,6 +815,16 @@ func convMQTT(c *rec, dst []proto.Event) []proto.Event {
 				skipped, _ := c.num("mqtt", typ, "skipped_length")
 				f.Set("mqtt.payload_size", float64(len(s))+skipped)
 				f.Set("mqtt.payload_truncated", len(p) < len(s) || skipped > 0)
+				if t, _ := c.str("mqtt", typ, "topic"); strings.HasPrefix(t, "$") {
+					if tp, ok := twin.ParseTopic(t); ok {
+						// Its twin event, as the sensor makes it.
+						tw := c.event(c.t, twin.Kind, "update", nw, 12)
+						tw.Category = "configuration"
+						tw.Fields.SetStr("mqtt.topic", t)
+						tw.DeviceID = twin.SetFields(&tw.Fields, tp, "", []byte(s), skipped == 0)
+						twins = append(twins, tw)
+					}
+				}
 			}
 		case "subscribe", "unsubscribe":
 			var topics, qos []string
@@ -851,7 +863,7 @@ func convMQTT(c *rec, dst []proto.Event) []proto.Event {
 		}
 		dst = append(dst, ev)
 	}
-	return dst
+	return append(dst, twins...)
 }
 
 func convModbus(c *rec, dst []proto.Event) []proto.Event {

@@ -165,6 +165,7 @@ func FuzzEVE(f *testing.F) {
 	for _, l := range strings.Split(eve, "\n") {
 		f.Add([]byte(l + "\n"))
 	}
+	f.Add([]byte(`{"timestamp":"2026-03-02T22:44:02.000000+0000","flow_id":7,"event_type":"mqtt","src_ip":"10.0.9.5","src_port":41000,"dest_ip":"10.0.9.1","dest_port":1883,"proto":"TCP","mqtt":{"publish":{"topic":"$aws/things/b/shadow/name/h/update","message":"{\"state\":{\"desired\":{\"h\":{\"s\":85}}}}"}}}` + "\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r := NewReader(bytes.NewReader(b), Options{Name: "fuzz"})
 		var evs []proto.Event

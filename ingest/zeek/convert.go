@@ -10,6 +10,7 @@ import (
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/ingest/nsm"
 	"github.com/vigil-iot/vigil/proto"
+	"github.com/vigil-iot/vigil/proto/twin"
 )
 
 // Product is the observer.product of events converted from Zeek logs.
@@ -695,7 +696,20 @@ func convMQTTPublish(g *getter, dst []proto.Event) []proto.Event {
 	if hasSize {
 		f.Set("mqtt.payload_size", size)
 	}
-	return append(dst, ev)
+	dst = append(dst, ev)
+	// A shadow or twin update: its twin event, as the sensor makes it
+	// (Zeek's payload is cut at MQTT::max_payload_size, 100 bytes by
+	// default: a longer document gives the numbers before the cut).
+	if t, ok := g.str("topic"); ok && hasP && strings.HasPrefix(t, "$") {
+		if tp, ok := twin.ParseTopic(t); ok {
+			tw := g.event(g.t, twin.Kind, "update", fromClient, 12)
+			tw.Category = "configuration"
+			tw.Fields.SetStr("mqtt.topic", t)
+			tw.DeviceID = twin.SetFields(&tw.Fields, tp, "", []byte(p), !hasSize || float64(len(p)) >= size)
+			dst = append(dst, tw)
+		}
+	}
+	return dst
 }
 
 func convMQTTSubscribe(g *getter, dst []proto.Event) []proto.Event {

@@ -340,6 +340,7 @@ func FuzzTSV(f *testing.F) {
 	f.Add([]byte(tsvConn))
 	f.Add([]byte("#separator \\x09\n#path\tdns\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tquery\tanswers\tTTLs\trcode_name\n1.5\tC\t::1\t1\t::2\t53\ta\\x09b\t1.2.3.4,x\t3.0,4\tNOERROR\n"))
 	f.Add([]byte("#separator \\x09\n#path\tmqtt_publish\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tfrom_client\tpayload\tpayload_len\n1\tC\t1.1.1.1\t1\t2.2.2.2\t1883\tT\t\\xff\\xfe\t2\n"))
+	f.Add([]byte("#separator \\x09\n#path\tmqtt_publish\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tfrom_client\ttopic\tpayload\tpayload_len\n1\tC\t1.1.1.1\t1\t2.2.2.2\t1883\tT\t$aws/things/x/shadow/update\t{\"state\":{\"desired\":{\"a\":1}}}\t29\n"))
 	f.Add([]byte("#separator ,\n#path,modbus\n#fields,ts,id.orig_h,id.orig_p,id.resp_h,id.resp_p,func,exception\n1,1.1.1.1,1,2.2.2.2,502,unknown-200,-\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fuzzRead(t, b, "")

@@ -8,6 +8,7 @@ import (
 
 	vigil "github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/proto"
+	"github.com/vigil-iot/vigil/proto/twin"
 )
 
 // Kind is the event kind of every MQTT event.
@@ -119,6 +120,8 @@ type Parser struct {
 	// The last PUBLISH topic: its bytes and its field value.
 	lastTopicRaw string
 	lastTopic    any
+	// The client id of the connection's CONNECT, for twin events.
+	clientID string
 }
 
 // maxResync bounds the bytes skipped looking for a message boundary.
@@ -445,6 +448,8 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 	f.Set("mqtt.length", proto.Num(float64(rl)))
 	r := &reader{b: body}
 	v5 := p.version == 5
+	var tw proto.Event // the twin update a PUBLISH carries, emitted after it
+	twOK := false
 
 	// Fixed-header flags are reserved except for PUBLISH.
 	switch t {
@@ -494,7 +499,11 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 			p.fail(c, out, "connect properties overrun the message")
 			return
 		}
-		f.SetStr("mqtt.client_id", text(r.bytes(), 256))
+		cid := text(r.bytes(), 256)
+		f.SetStr("mqtt.client_id", cid)
+		if !r.bad {
+			p.clientID = cid
+		}
 		if cf&0x04 != 0 {
 			wq := (cf >> 3) & 3
 			f.Set("mqtt.will.qos", proto.Num(float64(wq)))
@@ -591,6 +600,11 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 		f.SetStr("mqtt.payload", text(payload, p.cfg.PayloadPreview))
 		f.Set("mqtt.payload_truncated", size > p.cfg.PayloadPreview)
 		unintroduced()
+		if len(topic) > 0 && topic[0] == '$' {
+			if tp, ok := twin.ParseTopic(string(topic)); ok {
+				tw, twOK = p.twinEvent(c, tp, topic, payload, size), true
+			}
+		}
 	case typePuback, typePubrec, typePubrel, typePubcomp:
 		if p.version == 0 && rl > 2 {
 			p.version, v5 = 5, true // only MQTT 5 has a reason code here
@@ -715,6 +729,39 @@ func (p *Parser) message(c *proto.Context, h byte, rl int, body []byte, out prot
 		f.Set("mqtt.protocol_version", proto.Num(float64(p.version)))
 	}
 	out.Emit(ev)
+	if twOK {
+		out.Emit(tw)
+	}
+}
+
+// twinEvent makes the twin event (kind twin, action update) of a PUBLISH
+// on a shadow or twin update topic: the platform, the thing (from the
+// topic for AWS; the connection's client id for Azure, whose device is
+// the client), the numeric parameters of the document as
+// twin.desired.<path> and twin.reported.<path>, and who published it
+// (mqtt.client_id, when the publish went from a client to the broker).
+// The document is read whole up to twin.MaxPayload (not only the
+// preview); a document cut short (a message longer than MaxMessage, or
+// one that is not JSON) sets twin.truncated or twin.error.
+func (p *Parser) twinEvent(c *proto.Context, tp twin.Topic, topic, payload []byte, size int) proto.Event {
+	ev := c.NewEvent(twin.Kind, "update", 12)
+	ev.Category = "configuration"
+	f := &ev.Fields
+	f.SetStr("mqtt.topic", text(topic, 1024))
+	f.SetStr("twin.direction", c.Dir.String())
+	if p.clientID != "" && c.Dir == proto.ToServer {
+		f.SetStr("mqtt.client_id", p.clientID)
+	}
+	complete := len(payload) >= size
+	if len(payload) > size {
+		payload = payload[:size]
+	}
+	thing := ""
+	if tp.Platform == twin.PlatformAzure {
+		thing = p.clientID
+	}
+	ev.DeviceID = twin.SetFields(f, tp, thing, payload, complete)
+	return ev
 }
 
 // await records a packet identifier awaiting an acknowledgement.

@@ -205,6 +205,9 @@ func FuzzParse(f *testing.F) {
 	f.Add(msg(0x32, str("a/b"), []byte{0, 7}, []byte("x")), msg(0x40, []byte{0, 7}), 1)
 	f.Add(msg(0x82, []byte{0, 8}, str("x/#"), []byte{1}), msg(0x90, []byte{0, 8, 1}), 0)
 	f.Add([]byte{0x30, 0xff, 0xff, 0xff, 0xff}, []byte{}, 2)
+	f.Add(append(msg(0x10, str("MQTT"), []byte{4, 0x02, 0, 60}, str("pump-1")), msg(0x30, str("$aws/things/pump-1/shadow/update"), []byte(`{"state":{"desired":{"rpm":{"max":900}}}}`))...),
+		msg(0x30, str("$iothub/twin/PATCH/properties/desired/?$version=2"), []byte(`{"a":1,"b":{"c":2}}`)), 0)
+	f.Add(msg(0x30, str("$aws/things/p/shadow/name/h/update"), []byte(`{"state":{"reported":{"t":1}}}`)), msg(0x30, str("$aws/things/0/shadow/name/update"), []byte(`{}`)), 0)
 	f.Fuzz(func(t *testing.T, a, b []byte, split int) {
 		p := New(Config{MaxMessage: 256, PayloadPreview: 16})
 		var s sink
