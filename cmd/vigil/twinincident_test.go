@@ -17,6 +17,7 @@ import (
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/client"
 	"github.com/vigil-iot/vigil/detect/newplace"
+	"github.com/vigil-iot/vigil/node"
 	"github.com/vigil-iot/vigil/store"
 )
 
@@ -42,13 +43,13 @@ import (
 // has one partition, so the login-then-out-of-range correlation is
 // checked online too; the incident would join the alerts either way.
 func TestTwinToDeviceIncident(t *testing.T) {
-	cfg := defaultConfig()
+	cfg := node.DefaultConfig()
 	cfg.DataDir, cfg.Listen, cfg.LogLevel = t.TempDir(), "127.0.0.1:0", "warn"
 	cfg.SigmaDirs = []string{t.TempDir()}
-	cfg.Baseline.Learn = duration(time.Hour)
+	cfg.Baseline.Learn = node.Duration(time.Hour)
 	cfg.Partitions = 1
 	a := runTestApp(t, cfg)
-	c, err := client.New(a.URL, a.adminToken, client.TLSConfig(a.ca.Pool()))
+	c, err := client.New(a.URL(), a.AdminToken(), client.TLSConfig(a.CAPool()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +66,7 @@ func TestTwinToDeviceIncident(t *testing.T) {
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		if d, err := a.store.GetDevice(t.Context(), "cam-0042"); err == nil && len(d.Network) > 0 {
+		if d, err := a.Store().GetDevice(t.Context(), "cam-0042"); err == nil && len(d.Network) > 0 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -73,7 +74,7 @@ func TestTwinToDeviceIncident(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if err := a.devmap.Refresh(t.Context()); err != nil {
+	if err := a.RefreshDeviceIndex(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 
@@ -128,9 +129,9 @@ func TestTwinToDeviceIncident(t *testing.T) {
 		entry("takeover-1", -30*time.Minute, "tenant@plant.example", "USER", "LOGIN", `{"clientAddress":"203.0.113.66","browser":"Chrome 131.0","os":"Windows","device":"Other"}`),
 		entry("takeover-2", -25*time.Minute, "cam-0042", "DEVICE", "ATTRIBUTES_UPDATED", `{"entityId":"784f394c-42b6-435a-983c-b7beff2784f9","scope":"SHARED_SCOPE","attributes":{"heater.setpoint":"85"}}`),
 	)
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: a.ca.Pool()}}}
-	req, _ := http.NewRequest("POST", a.URL+"/api/v1/ingest/cloud/thingsboard", bytes.NewReader([]byte(`{"data":[`+strings.Join(recs, ",")+`],"totalPages":1,"hasNext":false}`)))
-	req.Header.Set("Authorization", "Bearer "+a.adminToken)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: a.CAPool()}}}
+	req, _ := http.NewRequest("POST", a.URL()+"/api/v1/ingest/cloud/thingsboard", bytes.NewReader([]byte(`{"data":[`+strings.Join(recs, ",")+`],"totalPages":1,"hasNext":false}`)))
+	req.Header.Set("Authorization", "Bearer "+a.AdminToken())
 	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +147,7 @@ func TestTwinToDeviceIncident(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(60 * time.Second)
 		for {
-			as, _, err := a.store.ListAlerts(t.Context(), store.AlertFilter{Page: store.Page{Limit: 500}})
+			as, _, err := a.Store().ListAlerts(t.Context(), store.AlertFilter{Page: store.Page{Limit: 500}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -189,7 +190,7 @@ func TestTwinToDeviceIncident(t *testing.T) {
 			t.Errorf("%s %q is in incident %s, the new-place login in %s", x.Detector, x.Title, x.IncidentID, np.IncidentID)
 		}
 	}
-	all, _, err := a.store.ListAlerts(t.Context(), store.AlertFilter{Page: store.Page{Limit: 500}})
+	all, _, err := a.Store().ListAlerts(t.Context(), store.AlertFilter{Page: store.Page{Limit: 500}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +200,7 @@ func TestTwinToDeviceIncident(t *testing.T) {
 		}
 		t.Logf("alert %s %s: %s (%s)", x.Detector, x.Severity, x.Title, x.DeviceID)
 	}
-	inc, err := a.store.GetIncident(t.Context(), np.IncidentID)
+	inc, err := a.Store().GetIncident(t.Context(), np.IncidentID)
 	if err != nil {
 		t.Fatal(err)
 	}
