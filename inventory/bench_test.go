@@ -9,6 +9,7 @@ import (
 
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/inventory"
+	"github.com/vigil-iot/vigil/store"
 	"github.com/vigil-iot/vigil/store/sqlite"
 )
 
@@ -20,6 +21,16 @@ func BenchmarkHandle(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	benchHandle(b, st)
+}
+
+// BenchmarkHandlePostgres is BenchmarkHandle on PostgreSQL
+// (VIGIL_TEST_POSTGRES_URL).
+func BenchmarkHandlePostgres(b *testing.B) {
+	benchHandle(b, openPostgres(b))
+}
+
+func benchHandle(b *testing.B, st store.Store) {
 	s, err := inventory.NewStage(nil, st, inventory.Options{})
 	if err != nil {
 		b.Fatal(err)

@@ -13,10 +13,15 @@
 // with store.EventFilter{DeviceID: id, Kind: "inventory"}. The Device record
 // itself holds only the latest state; a firmware change is also logged.
 //
-// Writes are batched per handler call (one PutDevice per changed device,
-// one AddHealth for all samples) and devices are cached in memory (one
-// entry per device, never evicted: the fleet bounds it), so the stage reads
-// the store only for a device it has not seen since it started.
+// Writes are batched per handler call (one MergeDeviceReports for the
+// changed devices, one AddHealth for all samples) and devices are cached in
+// memory (one entry per device, never evicted: the fleet bounds it), so the
+// stage reads the store only for a device it has not seen since it started.
+// The cache decides what changed; what is written is only what the batch's
+// events carry, merged into the stored device by the store
+// (store.MergeDeviceReport): the stage never writes operator-owned fields
+// (tags, a quarantined or retired state, enrolled), and a cache gone stale
+// writes nothing old back.
 // A device whose only change is LastSeen is written at most once per
 // Options.LastSeenInterval of event time.
 //

@@ -53,7 +53,9 @@ type Stage struct {
 	rejected prometheus.Counter
 }
 
-// known is a device as last written to the store, with what was written.
+// known is a device as last written to the store (as the store merged
+// it), with what was written. Its operator-owned fields (Tags, a quarantined
+// state) may be stale: they are never written back from here.
 type known struct {
 	d vigil.Device
 	// stored is the LastSeen of the device as stored.
@@ -116,7 +118,12 @@ func (s *Stage) Run(ctx context.Context) error {
 
 // pending is a device being updated by one Handle call.
 type pending struct {
-	d       vigil.Device
+	d vigil.Device
+	// r is the report written to the store: only what this batch's events
+	// carry (the whole device when it is new), so that a cache gone stale
+	// (another node wrote the device meanwhile) writes nothing old back.
+	r       vigil.Device
+	isNew   bool
 	stored  time.Time // LastSeen as stored; zero for a device not stored yet
 	changed bool      // something other than LastSeen changed
 }
@@ -149,15 +156,33 @@ func (s *Stage) Handle(ctx context.Context, _ int, events []vigil.Event) error {
 		}
 	}
 
-	var writes []*pending
+	// The devices are written merged into the stored ones (the store reads
+	// and writes each in one transaction): the working copy comes from the
+	// cache, which knows nothing of tags or a quarantine set since by an
+	// operator or another node, and those fields are not the reports' to set.
+	var (
+		writes  []*pending
+		reports []vigil.Device
+	)
 	for _, id := range order {
 		p := work[id]
 		if p.changed || p.stored.IsZero() ||
 			(p.d.LastSeen.After(p.stored) && p.d.LastSeen.Sub(p.stored) >= s.opts.LastSeenInterval) {
-			if err := s.st.PutDevice(ctx, p.d); err != nil {
-				return fmt.Errorf("cannot store device %s: %w", id, err)
-			}
 			writes = append(writes, p)
+			if p.isNew {
+				reports = append(reports, p.d)
+			} else {
+				reports = append(reports, p.r)
+			}
+		}
+	}
+	if len(reports) > 0 {
+		merged, err := s.st.MergeDeviceReports(ctx, reports)
+		if err != nil {
+			return fmt.Errorf("cannot store %d devices: %w", len(reports), err)
+		}
+		for i, p := range writes {
+			p.d = merged[i]
 		}
 	}
 	if len(samples) > 0 {
@@ -189,12 +214,12 @@ func (s *Stage) load(ctx context.Context, ev *vigil.Event) (*pending, error) {
 	if k != nil {
 		// The cached device is never mutated: apply replaces its fields
 		// and slices, so a shallow copy is enough.
-		return &pending{d: k.d, stored: k.stored}, nil
+		return &pending{d: k.d, r: vigil.Device{ID: k.d.ID}, stored: k.stored}, nil
 	}
 	d, err := s.st.GetDevice(ctx, ev.DeviceID)
 	switch {
 	case err == nil:
-		return &pending{d: d, stored: d.LastSeen}, nil
+		return &pending{d: d, r: vigil.Device{ID: d.ID}, stored: d.LastSeen}, nil
 	case vigil.ErrorCode(err) != vigil.ENOTFOUND:
 		return nil, fmt.Errorf("cannot read device %s: %w", ev.DeviceID, err)
 	}
@@ -206,6 +231,8 @@ func (s *Stage) load(ctx context.Context, ev *vigil.Event) (*pending, error) {
 	s.log.Info("new device", "device", ev.DeviceID, "state", state, "source", ev.Source)
 	return &pending{
 		d:       vigil.Device{ID: ev.DeviceID, State: state, FirstSeen: ev.Time, LastSeen: ev.Time},
+		r:       vigil.Device{ID: ev.DeviceID},
+		isNew:   true,
 		changed: true,
 	}, nil
 }
@@ -213,7 +240,7 @@ func (s *Stage) load(ctx context.Context, ev *vigil.Event) (*pending, error) {
 // apply updates p from ev and returns the health sample ev carries, if
 // any is new.
 func (s *Stage) apply(p *pending, ev *vigil.Event) (vigil.Health, bool) {
-	d := &p.d
+	d, r := &p.d, &p.r
 	if !ev.Time.IsZero() {
 		if d.FirstSeen.IsZero() || ev.Time.Before(d.FirstSeen) {
 			d.FirstSeen = ev.Time
@@ -222,10 +249,21 @@ func (s *Stage) apply(p *pending, ev *vigil.Event) (vigil.Health, bool) {
 		if ev.Time.After(d.LastSeen) {
 			d.LastSeen = ev.Time
 		}
+		if r.FirstSeen.IsZero() || ev.Time.Before(r.FirstSeen) {
+			r.FirstSeen = ev.Time
+		}
+		if ev.Time.After(r.LastSeen) {
+			r.LastSeen = ev.Time
+		}
 	}
-	if ev.Source != SourceSensor && (d.State == vigil.StateDiscovered || d.State == vigil.StateOffline) {
-		d.State = vigil.StateActive
-		p.changed = true
+	if ev.Source != SourceSensor {
+		// The store keeps a quarantined or retired state (not the reports'
+		// to change); any other becomes active.
+		r.State = vigil.StateActive
+		if d.State == vigil.StateDiscovered || d.State == vigil.StateOffline {
+			d.State = vigil.StateActive
+			p.changed = true
+		}
 	}
 	switch ev.Kind {
 	case vigil.KindHealth:
@@ -236,6 +274,7 @@ func (s *Stage) apply(p *pending, ev *vigil.Event) (vigil.Health, bool) {
 			return vigil.Health{}, false
 		}
 		d.Health = &h
+		r.Health = &h
 		p.changed = true
 		return h, true
 	case vigil.KindInventory:
@@ -246,9 +285,13 @@ func (s *Stage) apply(p *pending, ev *vigil.Event) (vigil.Health, bool) {
 
 // applyInventory sets the inventory fields ev carries.
 func (s *Stage) applyInventory(p *pending, ev *vigil.Event) {
-	d := &p.d
-	set := func(dst *string, v string) {
-		if v != "" && *dst != v {
+	d, r := &p.d, &p.r
+	set := func(dst, rep *string, v string) {
+		if v == "" {
+			return
+		}
+		*rep = v
+		if *dst != v {
 			*dst = v
 			p.changed = true
 		}
@@ -260,34 +303,48 @@ func (s *Stage) applyInventory(p *pending, ev *vigil.Event) {
 	name, version := str(FieldOSName), str(FieldOSVersion)
 	switch {
 	case name != "" && version != "":
-		set(&d.OS, name+" "+version)
+		set(&d.OS, &r.OS, name+" "+version)
 	case name != "":
-		set(&d.OS, name)
+		set(&d.OS, &r.OS, name)
 	}
-	set(&d.Kernel, str(FieldOSKernel))
+	set(&d.Kernel, &r.Kernel, str(FieldOSKernel))
 	if fw := str(FieldFirmware); fw != "" && fw != d.Firmware {
 		if d.Firmware != "" {
 			s.firmware.Inc()
 			s.log.Info("firmware changed", "device", d.ID, "from", d.Firmware, "to", fw, "event", ev.ID)
 		}
-		set(&d.Firmware, fw)
+		set(&d.Firmware, &r.Firmware, fw)
 	}
-	set(&d.Vendor, str(FieldVendor))
-	set(&d.Model, str(FieldModel))
-	set(&d.Class, str(FieldClass))
-	set(&d.Name, str(FieldName))
+	set(&d.Vendor, &r.Vendor, str(FieldVendor))
+	set(&d.Model, &r.Model, str(FieldModel))
+	set(&d.Class, &r.Class, str(FieldClass))
+	set(&d.Name, &r.Name, str(FieldName))
 
+	// A list the event carries replaces the stored one, even empty
+	// (non-nil, so that the store's merge takes it).
 	if sw, ok, err := software(ev); err != nil {
 		s.reject(d.ID, err)
-	} else if ok && !slices.Equal(sw, d.Software) {
-		d.Software = sw
-		p.changed = true
+	} else if ok {
+		r.Software = sw
+		if sw == nil {
+			r.Software = []vigil.Component{}
+		}
+		if !slices.Equal(sw, d.Software) {
+			d.Software = sw
+			p.changed = true
+		}
 	}
 	if nets, ok, err := interfaces(ev); err != nil {
 		s.reject(d.ID, err)
-	} else if ok && !slices.EqualFunc(nets, d.Network, equalNet) {
-		d.Network = nets
-		p.changed = true
+	} else if ok {
+		r.Network = nets
+		if nets == nil {
+			r.Network = []vigil.NetIdentity{}
+		}
+		if !slices.EqualFunc(nets, d.Network, equalNet) {
+			d.Network = nets
+			p.changed = true
+		}
 	}
 }
 

@@ -359,11 +359,11 @@ func (e *Engine) run(ctx context.Context, pb *playbook.Playbook, in *playbook.In
 		if need {
 			why = "playbook requires approval"
 		}
-		if !need && playbook.Actions[st.Action].Disruptive && slices.Contains(dev.Tags, playbook.SafetyCriticalTag) {
+		if !need && playbook.Actions[st.Action].Disruptive && taggedSafetyCritical(dev.Tags) {
 			need, n, why = true, 1, "device is safety-critical"
 			e.held.WithLabelValues("safety_critical").Inc()
 		}
-		if !need && playbook.Actions[st.Action].TakesDown && playbook.SafetyCritical(&dev) {
+		if !need && playbook.Actions[st.Action].TakesDown && safetyCritical(&dev) {
 			// A playbook that would do it does not load; this holds one whose
 			// trigger was changed in code after it loaded.
 			need, n, why = true, 1, fmt.Sprintf("%s of a safety-critical device (class %q) is never automatic", st.Action, dev.Class)
@@ -562,4 +562,24 @@ func (e *Engine) create(ctx context.Context, a vigil.Action, actor, why string) 
 		"alert_id": a.AlertID, "incident_id": a.IncidentID, "why": why,
 	})
 	return err
+}
+
+// taggedSafetyCritical reports whether tags hold playbook.SafetyCriticalTag,
+// in any case and with surrounding spaces: a tag typed "Safety-Critical " by
+// an operator must hold disruptive actions as well as the exact spelling.
+func taggedSafetyCritical(tags []string) bool {
+	return slices.ContainsFunc(tags, func(t string) bool {
+		return strings.EqualFold(strings.TrimSpace(t), playbook.SafetyCriticalTag)
+	})
+}
+
+// safetyCritical is playbook.SafetyCritical compared as taggedSafetyCritical
+// compares tags: case and surrounding spaces of the tag and of the class do
+// not matter.
+func safetyCritical(d *vigil.Device) bool {
+	if taggedSafetyCritical(d.Tags) {
+		return true
+	}
+	class := strings.TrimSpace(d.Class)
+	return slices.ContainsFunc(playbook.SafetyCriticalClasses, func(c string) bool { return strings.EqualFold(c, class) })
 }

@@ -48,3 +48,42 @@ func TestShutdownNeverAutomaticOnSafetyCritical(t *testing.T) {
 		t.Fatalf("%d shutdowns sent, want 1 (the camera)", n)
 	}
 }
+
+// TestSafetyCriticalTagAnyCase: the safety-critical tag holds disruptive
+// actions whatever its case and surrounding spaces, and a safety-critical
+// class is recognised in any case; a tag that only contains the words does
+// not count.
+func TestSafetyCriticalTagAnyCase(t *testing.T) {
+	for _, tag := range []string{"Safety-Critical", "SAFETY-CRITICAL", " safety-critical ", "\tSafety-critical"} {
+		for _, pbText := range []string{isolatePB, shutdownPB} {
+			e := newEnv(t, respond.Options{}, pbText)
+			e.device("cam-1", "camera", "site:hq", tag)
+			a := e.get(e.alert("al-1", "cam-1", "")[0].ID)
+			if a.State != vigil.ActionPendingApproval || !strings.Contains(a.Params[respond.MetaHeld], "safety-critical") {
+				t.Fatalf("tag %q, %s: %+v", tag, a.Type, a)
+			}
+			if n := len(e.agent.calls()); n != 0 {
+				t.Fatalf("tag %q: %d disruptive actions sent to a safety-critical device", tag, n)
+			}
+		}
+	}
+	e := newEnv(t, respond.Options{}, shutdownPB)
+	e.device("cam-2", "camera", "not-safety-critical")
+	if a := e.get(e.alert("al-2", "cam-2", "")[0].ID); a.State != vigil.ActionSucceeded {
+		t.Fatalf("tag not-safety-critical held the shutdown: %+v", a)
+	}
+
+	pb := parse(t, shutdownPB)
+	pb.Trigger.DeviceClasses = append(pb.Trigger.DeviceClasses, "PLC", " Medical ")
+	e2 := newEnv(t, respond.Options{Playbooks: []*playbook.Playbook{pb}})
+	for _, class := range []string{"PLC", " Medical "} {
+		e2.device("dev-1"+class, class)
+		a := e2.get(e2.alert("al-"+class, "dev-1"+class, "")[0].ID)
+		if a.State != vigil.ActionPendingApproval || !strings.Contains(a.Params[respond.MetaHeld], "is never automatic") {
+			t.Fatalf("shutdown of class %q: %+v", class, a)
+		}
+	}
+	if n := len(e2.agent.calls()); n != 0 {
+		t.Fatalf("%d shutdowns sent to safety-critical classes", n)
+	}
+}

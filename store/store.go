@@ -105,8 +105,20 @@ type Page struct {
 
 // Devices stores the inventory and each device's health history.
 type Devices interface {
-	// PutDevice creates or replaces a device.
+	// PutDevice creates or replaces a device, every field of it. It is for
+	// writers that own the whole record (operators, enrollment after a read);
+	// the inventory stage, which writes what devices report, uses
+	// MergeDeviceReports so that it never overwrites operator-owned fields.
 	PutDevice(ctx context.Context, d vigil.Device) error
+	// MergeDeviceReports writes what devices reported: each report creates
+	// its device, or is merged into the stored one by MergeDeviceReport
+	// (operator-owned fields such as Tags are kept as stored), read and
+	// written in one transaction that holds the device's row, so a tag set
+	// by another node or an operator between two reports is never lost. It
+	// returns the devices as stored, in the order of reports. Reports
+	// without an ID make the whole call fail with EINVALID before anything
+	// is written.
+	MergeDeviceReports(ctx context.Context, reports []vigil.Device) ([]vigil.Device, error)
 	// GetDevice returns one device. ENOTFOUND when it does not exist.
 	GetDevice(ctx context.Context, id string) (vigil.Device, error)
 	// ListDevices returns devices matching f ordered by id, and the next cursor.

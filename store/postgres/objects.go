@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/vigil-iot/vigil"
@@ -421,4 +423,80 @@ func (s *Store) ListActions(ctx context.Context, f store.ActionFilter) ([]vigil.
 	}
 	bodies, next, err := s.list(ctx, q, f.Page)
 	return decodeAll[vigil.Action]("action", bodies, next, err)
+}
+
+// MergeDeviceReports writes what devices reported, each merged into the
+// stored device by store.MergeDeviceReport, in one transaction. Each
+// device's row is locked (SELECT ... FOR UPDATE) before it is read, in id
+// order so that two nodes merging the same devices cannot deadlock; a
+// device that does not exist is inserted only if no other writer inserted
+// it meanwhile, else it is read again and merged.
+func (s *Store) MergeDeviceReports(ctx context.Context, reports []vigil.Device) ([]vigil.Device, error) {
+	for i := range reports {
+		if reports[i].ID == "" {
+			return nil, vigil.Errorf(vigil.EINVALID, "device report %d has no id", i)
+		}
+	}
+	if len(reports) == 0 {
+		return nil, nil
+	}
+	order := make([]int, len(reports))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(reports[a].ID, reports[b].ID) })
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("cannot begin device merge: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	out := make([]vigil.Device, len(reports))
+	for _, i := range order {
+		r := reports[i]
+		id := noNUL(r.ID)
+		for attempt := 0; ; attempt++ {
+			var body []byte
+			err := tx.QueryRow(ctx, "SELECT body FROM devices WHERE id = $1 FOR UPDATE", id).Scan(&body)
+			if err == nil {
+				stored, err := decode[vigil.Device]("device", body)
+				if err != nil {
+					return nil, err
+				}
+				d := store.MergeDeviceReport(stored, r)
+				b, err := encode("device", d.ID, d)
+				if err != nil {
+					return nil, err
+				}
+				if _, err := tx.Exec(ctx, "UPDATE devices SET class = $2, state = $3, body = $4::jsonb WHERE id = $1",
+					id, noNUL(d.Class), noNUL(string(d.State)), b); err != nil {
+					return nil, fmt.Errorf("cannot update device %q: %w", d.ID, err)
+				}
+				out[i] = d
+				break
+			}
+			if !isNoRows(err) {
+				return nil, fmt.Errorf("cannot read device %q: %w", r.ID, err)
+			}
+			if attempt > 0 {
+				return nil, fmt.Errorf("cannot merge device %q: inserted by another writer, then not found", r.ID)
+			}
+			b, err := encode("device", r.ID, r)
+			if err != nil {
+				return nil, err
+			}
+			tag, err := tx.Exec(ctx, `INSERT INTO devices(id, class, state, body) VALUES ($1, $2, $3, $4::jsonb)
+				ON CONFLICT (id) DO NOTHING`, id, noNUL(r.Class), noNUL(string(r.State)), b)
+			if err != nil {
+				return nil, fmt.Errorf("cannot insert device %q: %w", r.ID, err)
+			}
+			if tag.RowsAffected() == 1 {
+				out[i] = r
+				break
+			}
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("cannot commit device merge: %w", err)
+	}
+	return out, nil
 }

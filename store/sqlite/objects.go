@@ -431,3 +431,51 @@ func (s *Store) ListActions(ctx context.Context, f store.ActionFilter) ([]vigil.
 	bodies, next, err := s.list(ctx, q, f.Page)
 	return decodeAll[vigil.Action]("action", bodies, next, err)
 }
+
+// MergeDeviceReports writes what devices reported, each merged into the
+// stored device by store.MergeDeviceReport, in one transaction on the one
+// writer connection (so nothing writes a device between its read and its
+// write).
+func (s *Store) MergeDeviceReports(ctx context.Context, reports []vigil.Device) ([]vigil.Device, error) {
+	for i := range reports {
+		if reports[i].ID == "" {
+			return nil, vigil.Errorf(vigil.EINVALID, "device report %d has no id", i)
+		}
+	}
+	if len(reports) == 0 {
+		return nil, nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("cannot begin device merge: %w", err)
+	}
+	defer tx.Rollback()
+	out := make([]vigil.Device, len(reports))
+	for i, r := range reports {
+		d := r
+		var body string
+		err := tx.QueryRowContext(ctx, "SELECT body FROM devices WHERE id = ?", r.ID).Scan(&body)
+		switch {
+		case err == nil:
+			stored, err := decode[vigil.Device]("device", body)
+			if err != nil {
+				return nil, err
+			}
+			d = store.MergeDeviceReport(stored, r)
+		case !isNoRows(err):
+			return nil, fmt.Errorf("cannot read device %q: %w", r.ID, err)
+		}
+		if body, err = encode("device", d.ID, d); err != nil {
+			return nil, err
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT OR REPLACE INTO devices(id, class, state, body) VALUES (?, ?, ?, ?)",
+			d.ID, d.Class, string(d.State), body); err != nil {
+			return nil, fmt.Errorf("cannot put device %q: %w", d.ID, err)
+		}
+		out[i] = d
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("cannot commit device merge: %w", err)
+	}
+	return out, nil
+}

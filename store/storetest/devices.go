@@ -205,3 +205,88 @@ func testHealth(t *testing.T, s store.Store) {
 	err = s.AddHealth(ctx(t), []vigil.Health{{Time: base, CPU: 1}})
 	wantCode(t, err, vigil.EINVALID, "AddHealth of a sample without device id")
 }
+
+// testDeviceMergeReports: a report creates its device; a later report
+// updates what reports own and keeps what operators own (Tags, Enrolled, a
+// quarantined state), even though the report carries none of it; reports
+// racing to create one device all land.
+func testDeviceMergeReports(t *testing.T, s store.Store) {
+	first := vigil.Device{ID: "gw-1", Class: vigil.ClassGateway, Firmware: "1.0", State: vigil.StateActive,
+		FirstSeen: base, LastSeen: base, Software: []vigil.Component{{Name: "busybox", Version: "1.36.1"}}}
+	got, err := s.MergeDeviceReports(ctx(t), []vigil.Device{first})
+	must(t, err, "MergeDeviceReports (create)")
+	deepEqual(t, "created device", normDevice(got[0]), normDevice(first))
+	stored, err := s.GetDevice(ctx(t), "gw-1")
+	must(t, err, "GetDevice")
+	deepEqual(t, "stored created device", normDevice(stored), normDevice(first))
+
+	// An operator tags the device and quarantines it; enrollment stamps it.
+	enrolled := base.Add(time.Minute)
+	stored.Tags = []string{"safety-critical", "site:plant-2"}
+	stored.State = vigil.StateQuarantined
+	stored.Enrolled = enrolled
+	stored.Name = "Boiler gateway"
+	must(t, s.PutDevice(ctx(t), stored), "PutDevice (operator)")
+
+	// The next report knows none of it: it carries what the stage had
+	// cached since the first report.
+	h := fullHealth("gw-1", base.Add(time.Hour))
+	next := first
+	next.Firmware = "1.1"
+	next.Software = nil // not in this report: kept
+	next.LastSeen = base.Add(time.Hour)
+	next.FirstSeen = base.Add(-time.Hour)
+	next.Health = &h
+	other := vigil.Device{ID: "cam-9", State: vigil.StateDiscovered, FirstSeen: base, LastSeen: base}
+	got, err = s.MergeDeviceReports(ctx(t), []vigil.Device{next, other})
+	must(t, err, "MergeDeviceReports (update)")
+	want := stored
+	want.Firmware = "1.1"
+	want.LastSeen = next.LastSeen
+	want.FirstSeen = next.FirstSeen
+	want.Health = &h
+	if len(got) != 2 || got[1].ID != "cam-9" {
+		t.Fatalf("MergeDeviceReports returned %d devices (%+v), want gw-1 and cam-9 in order", len(got), got)
+	}
+	deepEqual(t, "merged device (returned)", normDevice(got[0]), normDevice(want))
+	stored, err = s.GetDevice(ctx(t), "gw-1")
+	must(t, err, "GetDevice")
+	deepEqual(t, "merged device (stored)", normDevice(stored), normDevice(want))
+
+	// An older report moves nothing back.
+	old := first
+	old.Firmware = ""
+	got, err = s.MergeDeviceReports(ctx(t), []vigil.Device{old})
+	must(t, err, "MergeDeviceReports (older)")
+	deepEqual(t, "device after an older report", normDevice(got[0]), normDevice(want))
+
+	// A report without an id fails the call before anything is written.
+	_, err = s.MergeDeviceReports(ctx(t), []vigil.Device{{ID: "new-1", LastSeen: base}, {Name: "no id"}})
+	wantCode(t, err, vigil.EINVALID, "MergeDeviceReports without id")
+	_, err = s.GetDevice(ctx(t), "new-1")
+	wantCode(t, err, vigil.ENOTFOUND, "device of a refused call")
+
+	// Reports racing to create one device: all succeed, the latest
+	// LastSeen wins.
+	const n = 8
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			_, err := s.MergeDeviceReports(ctx(t), []vigil.Device{
+				{ID: "race-1", State: vigil.StateActive, FirstSeen: base, LastSeen: base.Add(time.Duration(i) * time.Second)},
+				{ID: "race-0", State: vigil.StateActive, FirstSeen: base, LastSeen: base.Add(time.Duration(i) * time.Second)},
+			})
+			errs <- err
+		}()
+	}
+	for range n {
+		must(t, <-errs, "concurrent MergeDeviceReports")
+	}
+	for _, id := range []string{"race-0", "race-1"} {
+		d, err := s.GetDevice(ctx(t), id)
+		must(t, err, "GetDevice "+id)
+		if want := base.Add((n - 1) * time.Second); !d.LastSeen.Equal(want) {
+			t.Errorf("%s: last seen %v after concurrent reports, want %v", id, d.LastSeen, want)
+		}
+	}
+}

@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Devices/RoundTrip", testDeviceRoundTrip},
 		{"Devices/List", testDeviceList},
 		{"Devices/Health", testHealth},
+		{"Devices/MergeReports", testDeviceMergeReports},
 		{"Alerts/RoundTrip", testAlertRoundTrip},
 		{"Alerts/DedupKey", testAlertDedupKey},
 		{"Alerts/List", testAlertList},
