@@ -484,18 +484,13 @@ func (a *Node) Start(ctx context.Context) error {
 // listed before its first report.
 func (a *Node) enrolled(ctx context.Context, deviceID, class string) {
 	now := time.Now().UTC()
-	d := vigil.Device{ID: deviceID, Class: class, State: vigil.StateActive, FirstSeen: now, LastSeen: now}
-	if old, err := a.store.GetDevice(ctx, deviceID); err == nil {
-		d = old
-		d.Class = class
-	}
-	if d.Enrolled.IsZero() {
-		d.Enrolled = now
-	}
+	// Merged into the stored device in one transaction (store.MergeDeviceReport):
+	// the tags an operator set, and a quarantine, stay.
+	d := vigil.Device{ID: deviceID, Class: class, State: vigil.StateActive, FirstSeen: now, LastSeen: now, Enrolled: now}
 	if a.identities != nil {
 		a.identities.markEnrolled(deviceID)
 	}
-	if err := a.store.PutDevice(ctx, d); err != nil {
+	if _, err := a.store.MergeDeviceReports(ctx, []vigil.Device{d}); err != nil {
 		a.log.Error("cannot record enrolled device", "component", "enroll", "device", deviceID, "err", err)
 	}
 }
