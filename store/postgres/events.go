@@ -185,6 +185,12 @@ func (s *Store) putRows(ctx context.Context, times []int64, copy, insert func() 
 	if err := s.ensurePartitions(ctx, days); err != nil {
 		return 0, err
 	}
+	select {
+	case s.writers <- struct{}{}:
+		defer func() { <-s.writers }()
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
 	if s.insertOnly {
 		return insert()
 	}

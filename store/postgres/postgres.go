@@ -45,6 +45,12 @@ type Options struct {
 	// day partitions and deletes no rows one by one (but those of the
 	// default partition): events are kept up to a day longer than asked.
 	RetainWholeDays bool
+	// EventWriters bounds how many PutEvents calls write to the database
+	// at once (default 2); the others wait their turn. Concurrent COPYs
+	// into one day's partition contend for the same right-hand index
+	// pages: past a couple of writers they add CPU, not speed
+	// (docs/benchmarks.md, "PostgreSQL store").
+	EventWriters int
 }
 
 // Store is a store.Store on PostgreSQL. It is safe for concurrent use.
@@ -55,6 +61,8 @@ type Store struct {
 	health store.WriteHealth // WriteErr
 	// fieldScan is Options.FieldScanRows.
 	fieldScan int
+	// writers holds a token per PutEvents writing (Options.EventWriters).
+	writers chan struct{}
 
 	auditKey []byte // seals audit records (audit.go); nil: not sealed
 
@@ -103,6 +111,10 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if s.fieldScan <= 0 {
 		s.fieldScan = store.MaxFieldScan
 	}
+	if opts.EventWriters <= 0 {
+		opts.EventWriters = 2
+	}
+	s.writers = make(chan struct{}, opts.EventWriters)
 	s.clock, s.wholeDays, s.parts.known = opts.Clock, opts.RetainWholeDays, map[int64]bool{}
 	if s.clock == nil {
 		s.clock = vigil.SystemClock{}
