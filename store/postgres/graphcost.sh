@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What one relation update of PutGraph's upsert costs PostgreSQL's backend,
-# with the relation indexes before migration 21 ((src, last_seen) and
+# with the relation indexes before the graph-index migration ((src, last_seen) and
 # (dst, last_seen): every update writes new index entries) and after it
 # ((dst) only, fillfactor 80: updates are HOT). Each variant: 20,000
 # relations, then 20 upserts of all of them (the statement PutGraph runs),
