@@ -41,9 +41,9 @@ func (s *Store) EventsAfter(ctx context.Context, after int64, limit int) ([]stor
 }
 
 // EventBodiesAfter gives fn the bodies of up to limit events with seq >
-// after, in seq order (jsonb as text: the same event, spaced differently).
+// after, in seq order: the JSON text PutEvents stored.
 func (s *Store) EventBodiesAfter(ctx context.Context, after int64, limit int, fn func(seq int64, body []byte) error) (int, error) {
-	rows, err := s.pool.Query(ctx, "SELECT seq, body::text FROM events WHERE seq > $1 ORDER BY seq LIMIT $2", after, limit)
+	rows, err := s.pool.Query(ctx, "SELECT seq, body FROM events WHERE seq > $1 ORDER BY seq LIMIT $2", after, limit)
 	if err != nil {
 		return 0, fmt.Errorf("cannot read events after %d: %w", after, err)
 	}

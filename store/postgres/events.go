@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -22,13 +24,16 @@ import (
 // PutEvents uses it when a COPY of the batch meets a duplicate.
 const insertEvents = `
 INSERT INTO events(id, time, device_id, kind, source, category, action, outcome, severity, body)
-SELECT id, t, d, k, src, cat, act, o, sev, b::jsonb
+SELECT id, t, d, k, src, cat, act, o, sev, b
 FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[], $10::text[])
 	AS u(id, t, d, k, src, cat, act, o, sev, b)
 ON CONFLICT (id, time) DO NOTHING`
 
 // eventColumns are the columns PutEvents copies, in the order of its rows.
 var eventColumns = []string{"id", "time", "device_id", "kind", "source", "category", "action", "outcome", "severity", "body"}
+
+// copyBufs recycles the COPY text of batches (about 600 bytes an event).
+var copyBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 // PutEvents stores events with COPY, or, when the batch holds an event
 // already stored (a redelivery) or twice, with one INSERT that skips
@@ -37,20 +42,26 @@ var eventColumns = []string{"id", "time", "device_id", "kind", "source", "catego
 // partitions of the batch's days first. Events without an id or a time are not stored: the others are,
 // and the error (EINVALID) names the bad ones by index. NUL characters,
 // which PostgreSQL cannot store, become U+FFFD.
+//
+// The batch is encoded once, straight into COPY's text format (the body
+// by vigil.Event.AppendJSON); the INSERT, rare, takes its columns from
+// the events again.
 func (s *Store) PutEvents(ctx context.Context, events []vigil.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
 	start := time.Now()
-	n := len(events)
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
 	var (
-		ids, devs, kinds, srcs, cats, acts, outs, bodies = make([]string, 0, n), make([]string, 0, n),
-			make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n),
-			make([]string, 0, n), make([]string, 0, n)
-		times = make([]int64, 0, n)
-		sevs  = make([]int32, 0, n)
+		rows  = (*bp)[:0]
+		times = make([]int64, 0, len(events))
+		good  = make([]int, 0, len(events)) // indexes of the events stored
+		ends  = make([]int, 0, len(events)) // end of each good event's body in bodies, for the INSERT and binary COPY
+		body  []byte
 		bad   []string
 	)
+	var bodies []byte // only for the INSERT and binary COPY paths
 	for i := range events {
 		e := &events[i]
 		switch {
@@ -61,59 +72,75 @@ func (s *Store) PutEvents(ctx context.Context, events []vigil.Event) error {
 			bad = append(bad, fmt.Sprintf("event %d (%s): no time", i, e.ID))
 			continue
 		}
-		body, err := encodeJSON(e)
-		if err != nil {
+		var err error
+		if body, err = appendEventJSON(body[:0], e); err != nil {
 			bad = append(bad, fmt.Sprintf("event %d (%s): %v", i, e.ID, err))
 			continue
 		}
-		ids = append(ids, noNUL(e.ID))
-		times = append(times, store.Nanos(e.Time))
-		devs = append(devs, noNUL(e.DeviceID))
-		kinds = append(kinds, noNUL(e.Kind))
-		srcs = append(srcs, noNUL(e.Source))
-		cats = append(cats, noNUL(e.Category))
-		acts = append(acts, noNUL(e.Action))
-		outs = append(outs, noNUL(e.Outcome))
-		sevs = append(sevs, int32(e.Severity))
-		bodies = append(bodies, body)
+		t := store.Nanos(e.Time)
+		good, times = append(good, i), append(times, t)
+		if s.insertOnly || s.binaryCopy {
+			bodies = append(bodies, body...)
+			ends = append(ends, len(bodies))
+			continue
+		}
+		rows = appendCopyText(rows, noNUL(e.ID))
+		rows = append(rows, '\t')
+		rows = strconv.AppendInt(rows, t, 10)
+		for _, v := range [...]string{e.DeviceID, e.Kind, e.Source, e.Category, e.Action, e.Outcome} {
+			rows = append(rows, '\t')
+			rows = appendCopyText(rows, noNUL(v))
+		}
+		rows = append(rows, '\t')
+		rows = strconv.AppendInt(rows, int64(e.Severity), 10)
+		rows = append(rows, '\t')
+		rows = appendCopyText(rows, unsafeString(body))
+		rows = append(rows, '\n')
 	}
-	if len(ids) > 0 {
+	*bp = rows
+	if len(good) > 0 {
+		// columns gives the rows as column arrays, for the INSERT and the
+		// binary COPY.
+		columns := func() (ids, devs, kinds, srcs, cats, acts, outs []string, sevs []int32, bods []string) {
+			if bodies == nil { // encoded for the text COPY only
+				for _, i := range good {
+					body, _ = appendEventJSON(body[:0], &events[i]) // no error the first time
+					bodies = append(bodies, body...)
+					ends = append(ends, len(bodies))
+				}
+			}
+			from := 0
+			for k, i := range good {
+				e := &events[i]
+				ids, devs, kinds = append(ids, noNUL(e.ID)), append(devs, noNUL(e.DeviceID)), append(kinds, noNUL(e.Kind))
+				srcs, cats, acts = append(srcs, noNUL(e.Source)), append(cats, noNUL(e.Category)), append(acts, noNUL(e.Action))
+				outs, sevs = append(outs, noNUL(e.Outcome)), append(sevs, int32(e.Severity))
+				bods = append(bods, string(bodies[from:ends[k]]))
+				from = ends[k]
+			}
+			return
+		}
 		stored, err := s.putRows(ctx, times, func() (int64, error) {
 			if s.binaryCopy {
+				ids, devs, kinds, srcs, cats, acts, outs, sevs, bods := columns()
 				return s.pool.CopyFrom(ctx, pgx.Identifier{"events"}, eventColumns, pgx.CopyFromSlice(len(ids), func(i int) ([]any, error) {
-					return []any{ids[i], times[i], devs[i], kinds[i], srcs[i], cats[i], acts[i], outs[i], sevs[i], bodies[i]}, nil
+					return []any{ids[i], times[i], devs[i], kinds[i], srcs[i], cats[i], acts[i], outs[i], sevs[i], bods[i]}, nil
 				}))
 			}
-			var b []byte
-			for i := range ids {
-				for j, v := range [...]string{ids[i], "", devs[i], kinds[i], srcs[i], cats[i], acts[i], outs[i], "", bodies[i]} {
-					if j > 0 {
-						b = append(b, '\t')
-					}
-					switch j {
-					case 1:
-						b = strconv.AppendInt(b, times[i], 10)
-					case 8:
-						b = strconv.AppendInt(b, int64(sevs[i]), 10)
-					default:
-						b = appendCopyText(b, v)
-					}
-				}
-				b = append(b, '\n')
-			}
-			return s.copyText(ctx, b)
+			return s.copyText(ctx, rows)
 		}, func() (int64, error) {
-			tag, err := s.pool.Exec(ctx, insertEvents, ids, times, devs, kinds, srcs, cats, acts, outs, sevs, bodies)
+			ids, devs, kinds, srcs, cats, acts, outs, sevs, bods := columns()
+			tag, err := s.pool.Exec(ctx, insertEvents, ids, times, devs, kinds, srcs, cats, acts, outs, sevs, bods)
 			return tag.RowsAffected(), err
 		})
 		if ctx.Err() == nil { // a cancelled write says nothing of the database
 			s.health.Note(err, s.log)
 		}
 		if err != nil {
-			return fmt.Errorf("cannot insert %d events: %w", len(ids), err)
+			return fmt.Errorf("cannot insert %d events: %w", len(good), err)
 		}
 		s.eventsStored.Add(float64(stored))
-		s.eventsDeduped.Add(float64(int64(len(ids)) - stored))
+		s.eventsDeduped.Add(float64(int64(len(good)) - stored))
 		s.putSeconds.Observe(time.Since(start).Seconds())
 	}
 	if len(bad) > 0 {
@@ -121,6 +148,29 @@ func (s *Store) PutEvents(ctx context.Context, events []vigil.Event) error {
 	}
 	return nil
 }
+
+// appendEventJSON appends the stored body of e: its JSON as encoding/json
+// writes it (vigil.Event.AppendJSON, keys sorted), with NULs in strings
+// replaced by U+FFFD (encodeJSON) since PostgreSQL's text and jsonb
+// cannot hold them.
+func appendEventJSON(b []byte, e *vigil.Event) ([]byte, error) {
+	n := len(b)
+	out, err := e.AppendJSON(b, true)
+	if err != nil {
+		return b[:n], err
+	}
+	if !bytes.Contains(out[n:], []byte(`\u0000`)) {
+		return out, nil
+	}
+	s, err := encodeJSON(e)
+	if err != nil {
+		return b[:n], err
+	}
+	return append(out[:n], s...), nil
+}
+
+// unsafeString views b as a string for as long as b is not changed.
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // putRows creates the partitions of the days of times, then stores the
 // rows with copy, or with insert when copy meets a duplicate, and returns
@@ -134,6 +184,12 @@ func (s *Store) putRows(ctx context.Context, times []int64, copy, insert func() 
 	}
 	if err := s.ensurePartitions(ctx, days); err != nil {
 		return 0, err
+	}
+	select {
+	case s.writers <- struct{}{}:
+		defer func() { <-s.writers }()
+	case <-ctx.Done():
+		return 0, ctx.Err()
 	}
 	if s.insertOnly {
 		return insert()
@@ -266,8 +322,11 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]vigil.Ev
 // page but may have stopped early, the cursor goes on from the last row
 // read.
 func (s *Store) listEventsScan(ctx context.Context, q *query, match []string, n int) ([]vigil.Event, string, error) {
-	inner := "SELECT * FROM events" + q.whereClause() + " ORDER BY time DESC, seq DESC LIMIT " + q.arg(s.fieldScan)
-	sql := "SELECT seq, time, CASE WHEN " + strings.Join(match, " AND ") + " THEN body END FROM (" + inner +
+	// The body is text: the candidates carry it as jsonb for the field
+	// conditions (fieldExpr) and as text to return.
+	inner := "SELECT seq, time, id, device_id, kind, source, category, action, outcome, severity, body AS text, body::jsonb AS body FROM events" +
+		q.whereClause() + " ORDER BY time DESC, seq DESC LIMIT " + q.arg(s.fieldScan)
+	sql := "SELECT seq, time, CASE WHEN " + strings.Join(match, " AND ") + " THEN text END FROM (" + inner +
 		") AS e ORDER BY time DESC, seq DESC"
 	rows, err := s.pool.Query(ctx, sql, q.args...)
 	if err != nil {
@@ -313,7 +372,8 @@ func (s *Store) listEventsScan(ctx context.Context, q *query, match []string, n 
 }
 
 // fieldExpr returns an SQL expression giving a field of an event as text,
-// NULL when absent, following vigil.Event.Field and vigil.ValueString.
+// NULL when absent, following vigil.Event.Field and vigil.ValueString; body
+// is the event's jsonb there (listEventsScan casts it).
 func fieldExpr(q *query, name string) (string, error) {
 	if name == "" || strings.IndexByte(name, 0) >= 0 {
 		return "", vigil.Errorf(vigil.EINVALID, "bad field name %q in event filter", name)
@@ -463,10 +523,19 @@ func (s *Store) copyText(ctx context.Context, rows []byte) (int64, error) {
 }
 
 // appendCopyText appends v escaped for COPY's text format: backslash,
-// tab, newline and carriage return are escaped (NULs were replaced).
+// tab, newline and carriage return are escaped (NULs were replaced). The
+// runs between them are appended whole.
 func appendCopyText(b []byte, v string) []byte {
-	for i := 0; i < len(v); i++ {
-		switch c := v[i]; c {
+	for {
+		i := 0
+		for i < len(v) && !copySpecial[v[i]] {
+			i++
+		}
+		if i == len(v) {
+			return append(b, v...)
+		}
+		b = append(b, v[:i]...)
+		switch v[i] {
 		case '\\':
 			b = append(b, '\\', '\\')
 		case '\t':
@@ -475,12 +544,13 @@ func appendCopyText(b []byte, v string) []byte {
 			b = append(b, '\\', 'n')
 		case '\r':
 			b = append(b, '\\', 'r')
-		default:
-			b = append(b, c)
 		}
+		v = v[i+1:]
 	}
-	return b
 }
+
+// copySpecial marks the bytes appendCopyText escapes.
+var copySpecial = [256]bool{'\\': true, '\t': true, '\n': true, '\r': true}
 
 // uniqueViolation is PostgreSQL's SQLSTATE for a duplicate key.
 const uniqueViolation = "23505"

@@ -45,6 +45,12 @@ type Options struct {
 	// day partitions and deletes no rows one by one (but those of the
 	// default partition): events are kept up to a day longer than asked.
 	RetainWholeDays bool
+	// EventWriters bounds how many PutEvents calls write to the database
+	// at once (default 2); the others wait their turn. Concurrent COPYs
+	// into one day's partition contend for the same right-hand index
+	// pages: past a couple of writers they add CPU, not speed
+	// (docs/benchmarks.md, "PostgreSQL store").
+	EventWriters int
 }
 
 // Store is a store.Store on PostgreSQL. It is safe for concurrent use.
@@ -55,6 +61,8 @@ type Store struct {
 	health store.WriteHealth // WriteErr
 	// fieldScan is Options.FieldScanRows.
 	fieldScan int
+	// writers holds a token per PutEvents writing (Options.EventWriters).
+	writers chan struct{}
 
 	auditKey []byte // seals audit records (audit.go); nil: not sealed
 
@@ -103,6 +111,10 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if s.fieldScan <= 0 {
 		s.fieldScan = store.MaxFieldScan
 	}
+	if opts.EventWriters <= 0 {
+		opts.EventWriters = 2
+	}
+	s.writers = make(chan struct{}, opts.EventWriters)
 	s.clock, s.wholeDays, s.parts.known = opts.Clock, opts.RetainWholeDays, map[int64]bool{}
 	if s.clock == nil {
 		s.clock = vigil.SystemClock{}
@@ -525,6 +537,32 @@ CREATE INDEX retro_jobs_started ON retro_jobs(started DESC, id DESC);
 	`
 ALTER TABLE commands ADD COLUMN sent_by text NOT NULL DEFAULT '';
 CREATE INDEX commands_device ON commands(device_id, seq);
+`,
+	// 21: cheaper event writes (docs/benchmarks.md, "PostgreSQL store"):
+	// the body is kept as the JSON text the store wrote rather than as
+	// jsonb, which COPY spent about a fifth of its server CPU parsing
+	// (field filters cast it when they read it); the indexed text columns
+	// compare bytewise (COLLATE "C": only equality and grouping are asked
+	// of them, never a language's order). Rewrites the events table and
+	// its indexes: about a minute per ten million events.
+	`
+ALTER TABLE events
+	ALTER COLUMN body TYPE text,
+	ALTER COLUMN id TYPE text COLLATE "C",
+	ALTER COLUMN device_id TYPE text COLLATE "C",
+	ALTER COLUMN kind TYPE text COLLATE "C";
+`,
+	// 22: the graph's relations are updated in place (HOT) when a flush
+	// only moves their times, counts and events: no index holds last_seen
+	// any more (the primary key serves lookups by src, a dst index those by
+	// dst; GraphRelations sorts what the keys select, as it did), and pages
+	// keep room for the new versions. Each relation update cost about half
+	// as much (docs/benchmarks.md, "PostgreSQL store").
+	`
+DROP INDEX graph_relations_src_last;
+DROP INDEX graph_relations_dst_last;
+CREATE INDEX graph_relations_dst ON graph_relations(dst);
+ALTER TABLE graph_relations SET (fillfactor = 80);
 `,
 }
 

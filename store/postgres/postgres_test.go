@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -100,6 +101,51 @@ func TestNUL(t *testing.T) {
 	list, err := s.ListAudit(t.Context(), 0, 0)
 	if err != nil || len(list) != 1 || list[0].Hash != r.Hash || list[0].ComputeHash() != r.Hash {
 		t.Fatalf("ListAudit = %+v, %v; appended %+v", list, err, r)
+	}
+}
+
+// TestBodyAsWritten: the body is stored as the JSON text encoding/json
+// makes of the event (keys of Fields sorted), through each write path, and
+// field filters still read it. (Bodies with NULs: TestNUL.)
+func TestBodyAsWritten(t *testing.T) {
+	for _, mode := range []string{"copy", "copy-binary", "insert"} {
+		t.Run(mode, func(t *testing.T) {
+			s := open(t)
+			defer s.Close()
+			switch mode {
+			case "insert":
+				postgres.InsertOnly(s)
+			case "copy-binary":
+				postgres.BinaryCopy(s)
+			}
+			base := time.Now().UTC()
+			events := []vigil.Event{
+				{ID: "ev-1", Time: base, DeviceID: "cam-1", Kind: vigil.KindAuth, Severity: vigil.SeverityHigh,
+					Network: &vigil.Network{Transport: "tcp", SrcIP: netip.MustParseAddr("10.0.0.9"), DstPort: 22},
+					Fields:  map[string]any{"user.name": "root\t\\x", "z": 1.5, "a": []string{"p", "q"}, "b": true, "n": "<&>\n"}},
+				{ID: "ev-2", Time: base.Add(time.Second), Kind: vigil.KindProcess, Fields: map[string]any{"process.name": "sshd"}},
+			}
+			if err := s.PutEvents(t.Context(), events); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			if _, err := s.EventBodiesAfter(t.Context(), 0, 10, func(_ int64, body []byte) error {
+				got = append(got, string(body))
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			for i, e := range events {
+				want, _ := json.Marshal(e)
+				if i >= len(got) || got[i] != string(want) {
+					t.Fatalf("body %d = %q, want %q", i, got, want)
+				}
+			}
+			list, _, err := s.ListEvents(t.Context(), store.EventFilter{Fields: map[string]string{"user.name": "root\t\\x", "source.ip": "10.0.0.9"}})
+			if err != nil || len(list) != 1 || list[0].ID != "ev-1" {
+				t.Fatalf("ListEvents by fields = %+v, %v", list, err)
+			}
+		})
 	}
 }
 
