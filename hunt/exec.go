@@ -14,8 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/valyala/fastjson"
-
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/store"
 )
@@ -45,6 +43,9 @@ type Options struct {
 	Limit int
 	// Cursor is a Result.Next of the same query.
 	Cursor string
+	// Cache, when set, keeps decoded columns of sealed segments for the
+	// next runs (one Cache per store).
+	Cache *Cache
 }
 
 // MaxGroups bounds the groups of stats and top.
@@ -99,33 +100,9 @@ func Run(ctx context.Context, src store.Analytics, q *Query, opts Options) (*Res
 		return nil, err
 	}
 	// The unsealed tail first: it is the newest.
-	var (
-		tail []*segment
-		p    fastjson.Parser
-	)
-	for after := sealed; ; {
-		b := newBuilder()
-		var berr error
-		n, err := src.EventBodiesAfter(ctx, after, tailBatch, func(seq int64, body []byte) error {
-			after = seq
-			if berr == nil {
-				berr = b.addJSON(&p, seq, body)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		if berr != nil {
-			return nil, berr
-		}
-		if n == 0 {
-			break
-		}
-		tail = append(tail, b.finish())
-		if n < tailBatch {
-			break
-		}
+	tail, err := readTail(ctx, src, sealed, opts.Cache)
+	if err != nil {
+		return nil, err
 	}
 	for i := len(tail) - 1; i >= 0; i-- {
 		if x.eval(tail[i], before) {
@@ -137,7 +114,7 @@ func Run(ctx context.Context, src store.Analytics, q *Query, opts Options) (*Res
 		return nil, err
 	}
 	if x.stats != nil {
-		if err := x.parallel(ctx, src, infos); err != nil {
+		if err := x.parallel(ctx, src, infos, opts.Cache); err != nil {
 			return nil, err
 		}
 		return x.finish(limit)
@@ -151,11 +128,7 @@ func Run(ctx context.Context, src store.Analytics, q *Query, opts Options) (*Res
 		}
 		// The columns of the search first: a segment where nothing
 		// matches is not read further.
-		cols, err := src.SegmentColumns(ctx, info.First, x.filterFields)
-		if err != nil {
-			return nil, err
-		}
-		seg, err := decodeSegment(info, cols)
+		seg, err := readSegment(ctx, src, info, x.filterFields, opts.Cache)
 		if err != nil {
 			return nil, err
 		}
@@ -163,10 +136,7 @@ func Run(ctx context.Context, src store.Analytics, q *Query, opts Options) (*Res
 			x.res.Scanned += int64(len(seg.seqs))
 			continue
 		}
-		if cols, err = src.SegmentColumns(ctx, info.First, x.fields); err != nil {
-			return nil, err
-		}
-		if seg, err = decodeSegment(info, cols); err != nil {
+		if seg, err = readSegment(ctx, src, info, x.fields, opts.Cache); err != nil {
 			return nil, err
 		}
 		if x.eval(seg, before) {
@@ -564,7 +534,7 @@ func (x *run) project(c Command) error {
 // parallel groups the segments of a stats query on every core: reading,
 // decoding, matching and grouping per segment run in parallel, merging
 // one segment at a time.
-func (x *run) parallel(ctx context.Context, src store.Analytics, infos []store.SegmentInfo) error {
+func (x *run) parallel(ctx context.Context, src store.Analytics, infos []store.SegmentInfo, cache *Cache) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	jobs := make(chan store.SegmentInfo)
@@ -582,11 +552,7 @@ func (x *run) parallel(ctx context.Context, src store.Analytics, infos []store.S
 		go func() {
 			defer wg.Done()
 			for info := range jobs {
-				cols, err := src.SegmentColumns(ctx, info.First, x.fields)
-				var seg *segment
-				if err == nil {
-					seg, err = decodeSegment(info, cols)
-				}
+				seg, err := readSegment(ctx, src, info, x.fields, cache)
 				if err != nil {
 					outs <- out{err: err}
 					continue
