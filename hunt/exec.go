@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"math"
 	"math/bits"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/valyala/fastjson"
 
 	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/store"
@@ -132,9 +135,24 @@ func Run(ctx context.Context, src store.Analytics, q *Query, opts Options) (*Res
 		if err != nil {
 			return nil, err
 		}
-		if !anyMatch(match(x.filter, seg), seg.seqs, before) {
+		m := match(x.filter, seg)
+		if !anyMatch(m, seg.seqs, before) {
 			x.res.Scanned += int64(len(seg.seqs))
 			continue
+		}
+		if x.fields == nil && opts.Cache != nil {
+			// Whole events: the rows shown are read from the row
+			// store, not every column of the segment.
+			done, err := x.evalBodies(ctx, src, seg, m, before)
+			if err == nil {
+				if done {
+					break
+				}
+				continue
+			}
+			if !errors.Is(err, errNoBody) {
+				return nil, err
+			}
 		}
 		if seg, err = readSegment(ctx, src, info, x.fields, opts.Cache); err != nil {
 			return nil, err
@@ -373,7 +391,69 @@ func (x *run) eval(s *segment, before int64) bool {
 		x.aggregate(s, m)
 		return false
 	}
-	// Events, newest stored first.
+	return x.emit(s, m)
+}
+
+// errNoBody says that the row store no longer has a sealed event.
+var errNoBody = errors.New("sealed event not in the row store")
+
+// evalBodies is eval for a search showing whole events when s holds the
+// search's columns only and m its matches: the rows that the page shows
+// are read from the row store (a few point reads rather than every
+// column of the segment) and made into columns as sealing made them.
+// errNoBody, with nothing counted, when one of them is gone.
+func (x *run) evalBodies(ctx context.Context, src store.Analytics, s *segment, m bitset, before int64) (bool, error) {
+	if before != math.MaxInt64 {
+		for i, q := range s.seqs {
+			if q >= before {
+				m[i/64] &^= 1 << (i % 64)
+			}
+		}
+	}
+	// The rows the page still takes, and one to tell whether more follow.
+	need := x.limit - len(x.res.Events) - len(x.res.Rows) + 1
+	var rows []int
+	for i := len(s.seqs) - 1; i >= 0 && len(rows) < need; i-- {
+		if m.has(i) {
+			rows = append(rows, i)
+		}
+	}
+	b := newBuilder()
+	var p fastjson.Parser
+	for j := len(rows) - 1; j >= 0; j-- {
+		seq := s.seqs[rows[j]]
+		found := false
+		var berr error
+		if _, err := src.EventBodiesAfter(ctx, seq-1, 1, func(got int64, body []byte) error {
+			if got == seq {
+				found, berr = true, b.addJSON(&p, seq, body)
+			}
+			return nil
+		}); err != nil {
+			return false, err
+		}
+		if berr != nil {
+			return false, berr
+		}
+		if !found {
+			return false, errNoBody
+		}
+	}
+	x.res.Scanned += int64(len(s.seqs))
+	for _, w := range m {
+		x.res.Matched += int64(bits.OnesCount64(w))
+	}
+	shown := b.finish()
+	all := newBitset(len(shown.seqs))
+	for i := range shown.seqs {
+		all.set(i)
+	}
+	return x.emit(shown, all), nil
+}
+
+// emit adds the rows of s that m selects to the page, newest stored
+// first, and reports whether the page is full.
+func (x *run) emit(s *segment, m bitset) bool {
 	for i := len(s.seqs) - 1; i >= 0; i-- {
 		if !m.has(i) {
 			continue
