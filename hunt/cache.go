@@ -3,6 +3,7 @@ package hunt
 import (
 	"container/list"
 	"context"
+	"fmt"
 	"sort"
 	"sync"
 	"time"
@@ -16,8 +17,9 @@ import (
 // that hunts over the same fields (device.id, event.kind, _time, ...) do
 // not read and decode them from the store again. A sealed segment never
 // changes but when it is sealed again by a newer version (Upgrade), which
-// changes its header's version: entries are keyed by the segment's range
-// and version, so a resealed segment is read afresh; entries of segments
+// makes its header longer (version 2 adds the rows not rebuilt exactly):
+// entries are keyed by the segment's range and header size, so a
+// resealed segment is read afresh; entries of segments
 // dropped by retention are never asked for again and age out. The least
 // recently used entries are dropped beyond the byte budget.
 //
@@ -64,8 +66,26 @@ const DefaultCacheBytes = 512 << 20
 
 type cacheKey struct {
 	first, last int64
-	version     byte
+	metaSize    int    // a segment sealed again has another header
 	field       string // "" for the header: seqs, times, inexact rows
+}
+
+// rangeLister is what a store may offer to list segments without their
+// headers (Meta nil, MetaSize set) and read one header: with the headers
+// kept in a Cache, a hunt then reads only the headers it has not kept
+// (the SQLite store).
+type rangeLister interface {
+	SegmentRanges(ctx context.Context, since, until time.Time) ([]store.SegmentInfo, error)
+	SegmentMeta(ctx context.Context, first int64) ([]byte, error)
+}
+
+// listSegments lists the segments of [since, until), without their
+// headers when the store can and there is a cache to keep them.
+func listSegments(ctx context.Context, src store.Analytics, since, until time.Time, c *Cache) ([]store.SegmentInfo, error) {
+	if rl, ok := src.(rangeLister); ok && c != nil {
+		return rl.SegmentRanges(ctx, since, until)
+	}
+	return src.Segments(ctx, since, until)
 }
 
 type cacheEntry struct {
@@ -234,16 +254,25 @@ func (c *Cache) put(e *cacheEntry) {
 	}
 }
 
-func segVersion(info store.SegmentInfo) byte {
-	if len(info.Meta) == 0 {
-		return 0
+func metaSize(info store.SegmentInfo) int {
+	if info.Meta != nil {
+		return len(info.Meta)
 	}
-	return info.Meta[0]
+	return info.MetaSize
 }
 
 // readSegment reads the named columns of a sealed segment (nil: every
 // column, which bypasses the cache), through the cache when there is one.
 func readSegment(ctx context.Context, src store.Analytics, info store.SegmentInfo, fields []string, c *Cache) (*segment, error) {
+	if info.Meta == nil && (c == nil || fields == nil) {
+		if rl, ok := src.(rangeLister); ok {
+			meta, err := rl.SegmentMeta(ctx, info.First)
+			if err != nil {
+				return nil, err
+			}
+			info.Meta = meta
+		}
+	}
 	if c == nil || fields == nil {
 		cols, err := src.SegmentColumns(ctx, info.First, fields)
 		if err != nil {
@@ -251,12 +280,23 @@ func readSegment(ctx context.Context, src store.Analytics, info store.SegmentInf
 		}
 		return decodeSegment(info, cols)
 	}
-	ver := segVersion(info)
-	mk := cacheKey{first: info.First, last: info.Last, version: ver}
+	ver := metaSize(info)
+	mk := cacheKey{first: info.First, last: info.Last, metaSize: ver}
 	var meta *segment
 	if e, ok := c.get(mk); ok {
 		meta = e.meta
 	} else {
+		if info.Meta == nil {
+			rl, ok := src.(rangeLister)
+			if !ok {
+				return nil, fmt.Errorf("cannot read segment %d: no header", info.First)
+			}
+			b, err := rl.SegmentMeta(ctx, info.First)
+			if err != nil {
+				return nil, err
+			}
+			info.Meta = b
+		}
 		m, err := decodeSegment(info, nil)
 		if err != nil {
 			return nil, err
@@ -267,7 +307,7 @@ func readSegment(ctx context.Context, src store.Analytics, info store.SegmentInf
 	s := &segment{seqs: meta.seqs, times: meta.times, inexact: meta.inexact, exact: meta.exact, cols: make(map[string]*column, len(fields))}
 	var missing []string
 	for _, f := range fields {
-		if e, ok := c.get(cacheKey{first: info.First, last: info.Last, version: ver, field: f}); ok {
+		if e, ok := c.get(cacheKey{first: info.First, last: info.Last, metaSize: ver, field: f}); ok {
 			if e.col != nil {
 				s.cols[f] = e.col
 				s.names = append(s.names, f)
@@ -282,7 +322,7 @@ func readSegment(ctx context.Context, src store.Analytics, info store.SegmentInf
 			return nil, err
 		}
 		for _, f := range missing {
-			e := &cacheEntry{key: cacheKey{first: info.First, last: info.Last, version: ver, field: f}, size: int64(64 + len(f))}
+			e := &cacheEntry{key: cacheKey{first: info.First, last: info.Last, metaSize: ver, field: f}, size: int64(64 + len(f))}
 			if b, ok := cols[f]; ok {
 				col, err := decodeColumn(b, len(meta.seqs))
 				if err != nil {

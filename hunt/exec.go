@@ -112,7 +112,7 @@ func Run(ctx context.Context, src store.Analytics, q *Query, opts Options) (*Res
 			return x.finish(limit)
 		}
 	}
-	infos, err := src.Segments(ctx, since, until)
+	infos, err := listSegments(ctx, src, since, until, opts.Cache)
 	if err != nil {
 		return nil, err
 	}
