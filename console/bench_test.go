@@ -29,7 +29,7 @@ import (
 // Size of the benchmark's data: 10,000 devices, and events as given by
 // VIGIL_BENCH_EVENTS (default 200,000; the figures in docs/benchmarks.md
 // were taken with 10,000,000). VIGIL_BENCH_DIR keeps the database between
-// runs (filling 10 million events takes minutes).
+// runs (filling 10 million events takes half an hour or more).
 const (
 	benchDevices   = 10000
 	benchAlerts    = 20000
@@ -198,7 +198,12 @@ func fillBench(b *testing.B, st *sqlite.Store) {
 // audit records and the events of VIGIL_BENCH_EVENTS. devices-cold reads
 // the inventory index again on every view (it is cached 15 s).
 //
-//	VIGIL_BENCH_DIR=/tmp/vb VIGIL_BENCH_EVENTS=10000000 go test -run '^$' -bench BenchmarkPages -benchtime 50x ./console/
+//	go test -c -o /tmp/console.test ./console/
+//	VIGIL_BENCH_DIR=/tmp/vb VIGIL_BENCH_EVENTS=10000000 \
+//	  nice /tmp/console.test -test.run '^$' -test.bench BenchmarkPages -test.benchtime 5x -test.timeout 2h
+//
+// (docs/benchmarks.md, "Web console"; the first run fills and seals the
+// 10 million events, about 50 minutes on a loaded machine).
 func BenchmarkPages(b *testing.B) {
 	st := benchStore(b)
 	dir := b.TempDir()
