@@ -122,43 +122,83 @@ func Run(ctx context.Context, src store.Analytics, q *Query, opts Options) (*Res
 		}
 		return x.finish(limit)
 	}
-	for _, info := range infos {
-		if info.First >= before {
-			continue
-		}
+	// The columns of the search first: a segment where nothing matches
+	// is not read further. With a cache, the search runs on a few
+	// segments at a time in parallel (one core each), their results
+	// taken in order.
+	type searched struct {
+		seg *segment
+		m   bitset
+		err error
+	}
+	step := 1
+	if opts.Cache != nil {
+		step = 2 * max(1, runtime.GOMAXPROCS(0))
+	}
+segments:
+	for from := 0; from < len(infos); from += step {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("cannot finish hunt: %w", err)
 		}
-		// The columns of the search first: a segment where nothing
-		// matches is not read further.
-		seg, err := readSegment(ctx, src, info, x.filterFields, opts.Cache)
-		if err != nil {
-			return nil, err
+		part := infos[from:min(from+step, len(infos))]
+		found := make([]searched, len(part))
+		search := func(i int) {
+			seg, err := readSegment(ctx, src, part[i], x.filterFields, opts.Cache)
+			if err != nil {
+				found[i].err = err
+				return
+			}
+			found[i] = searched{seg: seg, m: match(x.filter, seg)}
 		}
-		m := match(x.filter, seg)
-		if !anyMatch(m, seg.seqs, before) {
-			x.res.Scanned += int64(len(seg.seqs))
-			continue
-		}
-		if x.fields == nil && opts.Cache != nil {
-			// Whole events: the rows shown are read from the row
-			// store, not every column of the segment.
-			done, err := x.evalBodies(ctx, src, seg, m, before)
-			if err == nil {
-				if done {
-					break
-				}
+		var wg sync.WaitGroup
+		for i := range part {
+			if part[i].First >= before {
 				continue
 			}
-			if !errors.Is(err, errNoBody) {
+			if len(part) == 1 {
+				search(i)
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				search(i)
+			}()
+		}
+		wg.Wait()
+		for i, info := range part {
+			if info.First >= before {
+				continue
+			}
+			if found[i].err != nil {
+				return nil, found[i].err
+			}
+			seg, m := found[i].seg, found[i].m
+			if !anyMatch(m, seg.seqs, before) {
+				x.res.Scanned += int64(len(seg.seqs))
+				continue
+			}
+			if x.fields == nil && opts.Cache != nil {
+				// Whole events: the rows shown are read from the row
+				// store, not every column of the segment.
+				done, err := x.evalBodies(ctx, src, seg, m, before)
+				if err == nil {
+					if done {
+						break segments
+					}
+					continue
+				}
+				if !errors.Is(err, errNoBody) {
+					return nil, err
+				}
+			}
+			seg, err := readSegment(ctx, src, info, x.fields, opts.Cache)
+			if err != nil {
 				return nil, err
 			}
-		}
-		if seg, err = readSegment(ctx, src, info, x.fields, opts.Cache); err != nil {
-			return nil, err
-		}
-		if x.eval(seg, before) {
-			break
+			if x.eval(seg, before) {
+				break segments
+			}
 		}
 	}
 	return x.finish(limit)
