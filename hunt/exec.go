@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"math"
 	"math/bits"
@@ -45,6 +46,9 @@ type Options struct {
 	Limit int
 	// Cursor is a Result.Next of the same query.
 	Cursor string
+	// Cache, when set, keeps decoded columns of sealed segments for the
+	// next runs (one Cache per store).
+	Cache *Cache
 }
 
 // MaxGroups bounds the groups of stats and top.
@@ -99,78 +103,102 @@ func Run(ctx context.Context, src store.Analytics, q *Query, opts Options) (*Res
 		return nil, err
 	}
 	// The unsealed tail first: it is the newest.
-	var (
-		tail []*segment
-		p    fastjson.Parser
-	)
-	for after := sealed; ; {
-		b := newBuilder()
-		var berr error
-		n, err := src.EventBodiesAfter(ctx, after, tailBatch, func(seq int64, body []byte) error {
-			after = seq
-			if berr == nil {
-				berr = b.addJSON(&p, seq, body)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		if berr != nil {
-			return nil, berr
-		}
-		if n == 0 {
-			break
-		}
-		tail = append(tail, b.finish())
-		if n < tailBatch {
-			break
-		}
+	tail, err := readTail(ctx, src, sealed, opts.Cache)
+	if err != nil {
+		return nil, err
 	}
 	for i := len(tail) - 1; i >= 0; i-- {
 		if x.eval(tail[i], before) {
 			return x.finish(limit)
 		}
 	}
-	infos, err := src.Segments(ctx, since, until)
+	infos, err := listSegments(ctx, src, since, until, opts.Cache)
 	if err != nil {
 		return nil, err
 	}
 	if x.stats != nil {
-		if err := x.parallel(ctx, src, infos); err != nil {
+		if err := x.parallel(ctx, src, infos, opts.Cache); err != nil {
 			return nil, err
 		}
 		return x.finish(limit)
 	}
-	for _, info := range infos {
-		if info.First >= before {
-			continue
-		}
+	// The columns of the search first: a segment where nothing matches
+	// is not read further. With a cache, the search runs on a few
+	// segments at a time in parallel (one core each), their results
+	// taken in order.
+	type searched struct {
+		seg *segment
+		m   bitset
+		err error
+	}
+	step := 1
+	if opts.Cache != nil {
+		step = 2 * max(1, runtime.GOMAXPROCS(0))
+	}
+segments:
+	for from := 0; from < len(infos); from += step {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("cannot finish hunt: %w", err)
 		}
-		// The columns of the search first: a segment where nothing
-		// matches is not read further.
-		cols, err := src.SegmentColumns(ctx, info.First, x.filterFields)
-		if err != nil {
-			return nil, err
+		part := infos[from:min(from+step, len(infos))]
+		found := make([]searched, len(part))
+		search := func(i int) {
+			seg, err := readSegment(ctx, src, part[i], x.filterFields, opts.Cache)
+			if err != nil {
+				found[i].err = err
+				return
+			}
+			found[i] = searched{seg: seg, m: match(x.filter, seg)}
 		}
-		seg, err := decodeSegment(info, cols)
-		if err != nil {
-			return nil, err
+		var wg sync.WaitGroup
+		for i := range part {
+			if part[i].First >= before {
+				continue
+			}
+			if len(part) == 1 {
+				search(i)
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				search(i)
+			}()
 		}
-		if !anyMatch(match(x.filter, seg), seg.seqs, before) {
-			x.res.Scanned += int64(len(seg.seqs))
-			continue
-		}
-		if cols, err = src.SegmentColumns(ctx, info.First, x.fields); err != nil {
-			return nil, err
-		}
-		if seg, err = decodeSegment(info, cols); err != nil {
-			return nil, err
-		}
-		if x.eval(seg, before) {
-			break
+		wg.Wait()
+		for i, info := range part {
+			if info.First >= before {
+				continue
+			}
+			if found[i].err != nil {
+				return nil, found[i].err
+			}
+			seg, m := found[i].seg, found[i].m
+			if !anyMatch(m, seg.seqs, before) {
+				x.res.Scanned += int64(len(seg.seqs))
+				continue
+			}
+			if x.fields == nil && opts.Cache != nil {
+				// Whole events: the rows shown are read from the row
+				// store, not every column of the segment.
+				done, err := x.evalBodies(ctx, src, seg, m, before)
+				if err == nil {
+					if done {
+						break segments
+					}
+					continue
+				}
+				if !errors.Is(err, errNoBody) {
+					return nil, err
+				}
+			}
+			seg, err := readSegment(ctx, src, info, x.fields, opts.Cache)
+			if err != nil {
+				return nil, err
+			}
+			if x.eval(seg, before) {
+				break segments
+			}
 		}
 	}
 	return x.finish(limit)
@@ -403,7 +431,69 @@ func (x *run) eval(s *segment, before int64) bool {
 		x.aggregate(s, m)
 		return false
 	}
-	// Events, newest stored first.
+	return x.emit(s, m)
+}
+
+// errNoBody says that the row store no longer has a sealed event.
+var errNoBody = errors.New("sealed event not in the row store")
+
+// evalBodies is eval for a search showing whole events when s holds the
+// search's columns only and m its matches: the rows that the page shows
+// are read from the row store (a few point reads rather than every
+// column of the segment) and made into columns as sealing made them.
+// errNoBody, with nothing counted, when one of them is gone.
+func (x *run) evalBodies(ctx context.Context, src store.Analytics, s *segment, m bitset, before int64) (bool, error) {
+	if before != math.MaxInt64 {
+		for i, q := range s.seqs {
+			if q >= before {
+				m[i/64] &^= 1 << (i % 64)
+			}
+		}
+	}
+	// The rows the page still takes, and one to tell whether more follow.
+	need := x.limit - len(x.res.Events) - len(x.res.Rows) + 1
+	var rows []int
+	for i := len(s.seqs) - 1; i >= 0 && len(rows) < need; i-- {
+		if m.has(i) {
+			rows = append(rows, i)
+		}
+	}
+	b := newBuilder()
+	var p fastjson.Parser
+	for j := len(rows) - 1; j >= 0; j-- {
+		seq := s.seqs[rows[j]]
+		found := false
+		var berr error
+		if _, err := src.EventBodiesAfter(ctx, seq-1, 1, func(got int64, body []byte) error {
+			if got == seq {
+				found, berr = true, b.addJSON(&p, seq, body)
+			}
+			return nil
+		}); err != nil {
+			return false, err
+		}
+		if berr != nil {
+			return false, berr
+		}
+		if !found {
+			return false, errNoBody
+		}
+	}
+	x.res.Scanned += int64(len(s.seqs))
+	for _, w := range m {
+		x.res.Matched += int64(bits.OnesCount64(w))
+	}
+	shown := b.finish()
+	all := newBitset(len(shown.seqs))
+	for i := range shown.seqs {
+		all.set(i)
+	}
+	return x.emit(shown, all), nil
+}
+
+// emit adds the rows of s that m selects to the page, newest stored
+// first, and reports whether the page is full.
+func (x *run) emit(s *segment, m bitset) bool {
 	for i := len(s.seqs) - 1; i >= 0; i-- {
 		if !m.has(i) {
 			continue
@@ -564,7 +654,7 @@ func (x *run) project(c Command) error {
 // parallel groups the segments of a stats query on every core: reading,
 // decoding, matching and grouping per segment run in parallel, merging
 // one segment at a time.
-func (x *run) parallel(ctx context.Context, src store.Analytics, infos []store.SegmentInfo) error {
+func (x *run) parallel(ctx context.Context, src store.Analytics, infos []store.SegmentInfo, cache *Cache) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	jobs := make(chan store.SegmentInfo)
@@ -582,11 +672,7 @@ func (x *run) parallel(ctx context.Context, src store.Analytics, infos []store.S
 		go func() {
 			defer wg.Done()
 			for info := range jobs {
-				cols, err := src.SegmentColumns(ctx, info.First, x.fields)
-				var seg *segment
-				if err == nil {
-					seg, err = decodeSegment(info, cols)
-				}
+				seg, err := readSegment(ctx, src, info, x.fields, cache)
 				if err != nil {
 					outs <- out{err: err}
 					continue

@@ -35,6 +35,9 @@ func (c *Cmp) holds(kind byte, text string) bool {
 	if c.exists {
 		return c.Op == "="
 	}
+	if kind != kList {
+		return c.one(text) != (c.Op == "!=")
+	}
 	if c.Op == "!=" {
 		for _, e := range elems(kind, text) {
 			if c.one(e) {

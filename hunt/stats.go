@@ -25,6 +25,10 @@ type aggState struct {
 // maxByFields bounds the fields of a by clause.
 const maxByFields = 4
 
+// maxDense bounds the combinations of by values that a segment's grouping
+// indexes directly (group).
+const maxDense = 1 << 16
+
 func (x *run) initStats(c Command) {
 	x.stats = &c
 	x.groups = map[string]*group{}
@@ -82,28 +86,51 @@ func (x *run) group(s *segment, m bitset) *partial {
 		}
 	}
 	local := map[[maxByFields]uint64]*localGroup{}
+	// When the by fields are columns whose dictionaries make few
+	// combinations, a row finds its group by index rather than by hashing
+	// its key.
+	var dense []*localGroup
+	strides, n := x.denseStrides(bycols)
+	if n > 0 {
+		dense = make([]*localGroup, n)
+	}
 	for w, word := range m {
 		for word != 0 {
 			bit := word & -word
 			i := w*64 + bits.TrailingZeros64(bit)
 			word &^= bit
-			var key [maxByFields]uint64
-			for j, c := range bycols {
-				switch {
-				case x.by[j] == TimeField:
-					t := s.times[i]
-					if x.span > 0 {
-						t = floorDiv(t, x.span) * x.span
+			var g *localGroup
+			at := 0
+			if dense != nil {
+				for j, c := range bycols {
+					if c != nil {
+						at += int(c.ids[i]) * strides[j]
 					}
-					key[j] = uint64(t)
-				case c != nil:
-					key[j] = uint64(c.ids[i])
 				}
+				g = dense[at]
 			}
-			g := local[key]
 			if g == nil {
-				g = &localGroup{aggs: make([]aggState, len(aggs))}
-				local[key] = g
+				var key [maxByFields]uint64
+				for j, c := range bycols {
+					switch {
+					case x.by[j] == TimeField:
+						t := s.times[i]
+						if x.span > 0 {
+							t = floorDiv(t, x.span) * x.span
+						}
+						key[j] = uint64(t)
+					case c != nil:
+						key[j] = uint64(c.ids[i])
+					}
+				}
+				g = local[key]
+				if g == nil {
+					g = &localGroup{aggs: make([]aggState, len(aggs))}
+					local[key] = g
+				}
+				if dense != nil {
+					dense[at] = g
+				}
 			}
 			g.count++
 			for j, a := range aggs {
@@ -142,6 +169,27 @@ func (x *run) group(s *segment, m bitset) *partial {
 		}
 	}
 	return &partial{bycols: bycols, aggcols: aggcols, local: local}
+}
+
+// denseStrides returns, for by columns indexed directly, the stride of
+// each column's dictionary id and the number of combinations; 0 when
+// they cannot be (a time bucket, or more than maxDense combinations).
+func (x *run) denseStrides(bycols []*column) ([maxByFields]int, int) {
+	var strides [maxByFields]int
+	n := 1
+	for j, c := range bycols {
+		if x.by[j] == TimeField {
+			return strides, 0
+		}
+		strides[j] = n
+		if c != nil {
+			n *= len(c.dict)
+		}
+		if n > maxDense {
+			return strides, 0
+		}
+	}
+	return strides, n
 }
 
 // merge adds the groups of one segment to the result's, by value.

@@ -59,6 +59,10 @@ type SegmentInfo struct {
 	// Meta is the segment's own header (sequence numbers and times, as
 	// package hunt encodes them).
 	Meta []byte
+	// MetaSize, when not 0, is the size of the header in bytes: a
+	// listing that leaves Meta out (the SQLite store's SegmentRanges)
+	// says so how big it is.
+	MetaSize int
 }
 
 // Segment is a sealed segment with its columns by field name.

@@ -32,6 +32,10 @@ type Hunt struct {
 	Src   store.Analytics
 	Clock vigil.Clock // resolves relative times (default: system clock)
 	Log   *slog.Logger
+	// Cache keeps decoded columns of sealed segments and the unsealed
+	// tail between hunts (nil: HuntRoutes makes one of
+	// hunt.DefaultCacheBytes). One per store.
+	Cache *hunt.Cache
 }
 
 // HuntRoutes are the hunting routes: POST /api/v1/hunt (read permission;
@@ -40,6 +44,9 @@ func HuntRoutes(h *Hunt) []Route {
 	clock := h.Clock
 	if clock == nil {
 		clock = vigil.SystemClock{}
+	}
+	if h.Cache == nil {
+		h.Cache = hunt.NewCacheAt(0, clock.Now)
 	}
 	handle := ErrorHandler(h.Log)
 	return []Route{
@@ -53,7 +60,7 @@ func HuntRoutes(h *Hunt) []Route {
 			if err != nil {
 				return huntError(err)
 			}
-			res, err := hunt.Run(r.Context(), h.Src, q, hunt.Options{Limit: in.Limit, Cursor: in.Cursor})
+			res, err := hunt.Run(r.Context(), h.Src, q, hunt.Options{Limit: in.Limit, Cursor: in.Cursor, Cache: h.Cache})
 			if err != nil {
 				return huntError(err)
 			}

@@ -3,10 +3,12 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/vigil-iot/vigil"
 	"github.com/vigil-iot/vigil/store"
 )
 
@@ -121,7 +123,39 @@ func (s *Store) SealedSeq(ctx context.Context) (int64, error) {
 
 // Segments lists the segments overlapping [since, until), newest first.
 func (s *Store) Segments(ctx context.Context, since, until time.Time) ([]store.SegmentInfo, error) {
-	q := "SELECT first, last, min_time, max_time, rows, meta FROM hunt_segments"
+	return s.segments(ctx, since, until, true)
+}
+
+// SegmentRanges is Segments without their headers (Meta nil, MetaSize
+// set): a header is about 4 bytes an event, so listing 10 million events'
+// segments with them reads some 40 MB. A hunt that keeps the decoded
+// headers (hunt.Cache) lists them so and reads a header with SegmentMeta
+// when it has not kept it.
+func (s *Store) SegmentRanges(ctx context.Context, since, until time.Time) ([]store.SegmentInfo, error) {
+	return s.segments(ctx, since, until, false)
+}
+
+// SegmentMeta returns the header of the segment starting at first;
+// ENOTFOUND when there is none.
+func (s *Store) SegmentMeta(ctx context.Context, first int64) ([]byte, error) {
+	var meta []byte
+	err := s.r.QueryRowContext(ctx, "SELECT meta FROM hunt_segments WHERE first = ?", first).Scan(&meta)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, vigil.Errorf(vigil.ENOTFOUND, "segment %d not found", first)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot read segment %d: %w", first, err)
+	}
+	return meta, nil
+}
+
+func (s *Store) segments(ctx context.Context, since, until time.Time, withMeta bool) ([]store.SegmentInfo, error) {
+	// length() of a blob does not read it (SQLite reads the size from the
+	// record header).
+	q := "SELECT first, last, min_time, max_time, rows, length(meta), NULL FROM hunt_segments"
+	if withMeta {
+		q = "SELECT first, last, min_time, max_time, rows, length(meta), meta FROM hunt_segments"
+	}
 	var (
 		where []string
 		args  []any
@@ -148,7 +182,7 @@ func (s *Store) Segments(ctx context.Context, since, until time.Time) ([]store.S
 			si     store.SegmentInfo
 			lo, hi int64
 		)
-		if err := rows.Scan(&si.First, &si.Last, &lo, &hi, &si.Rows, &si.Meta); err != nil {
+		if err := rows.Scan(&si.First, &si.Last, &lo, &hi, &si.Rows, &si.MetaSize, &si.Meta); err != nil {
 			return nil, fmt.Errorf("cannot read segment: %w", err)
 		}
 		si.MinTime, si.MaxTime = time.Unix(0, lo).UTC(), time.Unix(0, hi).UTC()
