@@ -1,6 +1,7 @@
 package vigil
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 )
@@ -53,4 +54,22 @@ func ErrorMessage(err error) string {
 		return e.Message
 	}
 	return "internal error"
+}
+
+// JSONErrorAt says where an encoding/json error is (its byte offset, and
+// for a wrong type the field), without quoting the input: what a user
+// needs to find a mistake in a file or a body, and nothing of its
+// content.
+func JSONErrorAt(err error) error {
+	var (
+		se  *json.SyntaxError
+		ute *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &se):
+		return fmt.Errorf("invalid JSON at byte %d: %w", se.Offset, err)
+	case errors.As(err, &ute):
+		return fmt.Errorf("field %s at byte %d: want %s, have %s", ute.Field, ute.Offset, ute.Type, ute.Value)
+	}
+	return err
 }

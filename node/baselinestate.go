@@ -145,7 +145,7 @@ func readBaselineFile(name string) (*BaselineFile, error) {
 	}
 	var bf BaselineFile
 	if err := json.Unmarshal(b, &bf); err != nil {
-		return nil, fmt.Errorf("cannot read baseline file %s: %w", name, describeJSONError(err))
+		return nil, fmt.Errorf("cannot read baseline file %s: %w", name, vigil.JSONErrorAt(err))
 	}
 	if bf.Version != BaselineFileVersion {
 		return nil, fmt.Errorf("cannot read baseline file %s: version %d, want %d (made by vigil baseline learn)", name, bf.Version, BaselineFileVersion)
@@ -284,7 +284,7 @@ func decodeBody(r *http.Request, v any) error {
 	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return vigil.Errorf(vigil.EINVALID, "cannot decode body: %v", describeJSONError(err))
+		return vigil.Errorf(vigil.EINVALID, "cannot decode body: %v", vigil.JSONErrorAt(err))
 	}
 	return nil
 }
@@ -380,15 +380,4 @@ func (bs *baselineState) falsePositive(ctx context.Context, inc vigil.Incident, 
 		fp.How = "mark one normal with: vigil ctl alerts normal ALERT_ID [--cohort] (POST /api/v1/baseline/normal {\"alert_id\": ...})"
 	}
 	return fp
-}
-
-// describeJSONError says where a JSON error is, without quoting the line.
-func describeJSONError(err error) error {
-	switch e := err.(type) {
-	case *json.SyntaxError:
-		return fmt.Errorf("invalid JSON at byte %d: %w", e.Offset, err)
-	case *json.UnmarshalTypeError:
-		return fmt.Errorf("field %s at byte %d: want %s, have %s", e.Field, e.Offset, e.Type, e.Value)
-	}
-	return err
 }

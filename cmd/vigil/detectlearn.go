@@ -161,7 +161,7 @@ func readEventLines(r io.Reader, fn func(line int, ev *vigil.Event, err error)) 
 		}
 		var ev vigil.Event
 		if err := json.Unmarshal(b, &ev); err != nil {
-			fn(n, nil, describeJSONError(err))
+			fn(n, nil, vigil.JSONErrorAt(err))
 			continue
 		}
 		if ev.Time.IsZero() {
@@ -174,17 +174,6 @@ func readEventLines(r io.Reader, fn func(line int, ev *vigil.Event, err error)) 
 		return fmt.Errorf("line %d: %w (a line may have at most %d bytes)", n, err, maxEventLine)
 	}
 	return nil
-}
-
-// describeJSONError says where a JSON error is, without quoting the line.
-func describeJSONError(err error) error {
-	switch e := err.(type) {
-	case *json.SyntaxError:
-		return fmt.Errorf("invalid JSON at byte %d: %w", e.Offset, err)
-	case *json.UnmarshalTypeError:
-		return fmt.Errorf("field %s at byte %d: want %s, have %s", e.Field, e.Offset, e.Type, e.Value)
-	}
-	return err
 }
 
 // learnDetect is `vigil detect --learn`, and `vigil detect` without
