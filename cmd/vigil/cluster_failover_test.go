@@ -485,8 +485,8 @@ cluster: {enabled: true, node: %s, lease_ttl: 6s}
 		}
 		// And every alert handled by the alert stage. A message that a
 		// consumer's leader handed out as its NATS node died is delivered
-		// again only after the consumer's ack wait (60 s), hence the
-		// minutes given here.
+		// again only after the consumer's ack wait (10 s), and the stream may be
+		// electing a leader meanwhile: minutes are given here.
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		c, err := js.Consumer(rctx, strings.ToUpper(prefix)+"_ALERTS", alert.DefaultGroup)
