@@ -141,6 +141,9 @@ func (a *Node) updateRepos() *repo.Fetcher {
 	a.repos = &repo.Fetcher{Repositories: rs, Store: a.store, Key: a.updateKey,
 		HTTP:  a.cfg.egress().Client(10 * time.Minute), // an artifact is at most 64 MiB
 		Clock: vigil.SystemClock{}, Logger: a.log.With("component", "update-repo")}
+	if rec := a.auditRecorder(); rec != nil {
+		a.repos.Audit = rec
+	}
 	return a.repos
 }
 

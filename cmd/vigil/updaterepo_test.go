@@ -109,10 +109,17 @@ func TestUpdateRepoCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	var synced []string
+	fetched := 0
 	for _, r := range recs {
 		if r.Action == "update_repository.sync" {
 			synced = append(synced, r.Object+" "+r.Detail+" "+r.Outcome)
 		}
+		if r.Action == repo.AuditFetch && r.Actor == "repository:acme" && strings.HasPrefix(r.Object, "artifact:") {
+			fetched++
+		}
+	}
+	if fetched != 2 {
+		t.Errorf("%d fetched artifacts audited, want 2", fetched)
 	}
 	if len(synced) != 3 || !strings.Contains(synced[0], "repository:acme added=1 refused=0") {
 		t.Errorf("audit records of the syncs: %q", synced)

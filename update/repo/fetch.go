@@ -87,10 +87,25 @@ type Fetcher struct {
 	Logger *slog.Logger
 	// MaxSize bounds an artifact (0: store.MaxArtifactSize; tests lower it).
 	MaxSize int64
+	// Audit, when set, records each artifact stored (AuditFetch) and each
+	// entry refused (AuditRefuse), by actor "repository:<name>".
+	Audit Auditor
 
 	mu   sync.Mutex // one sync at a time; guards last
 	last map[string]*Result
 }
+
+// Auditor records what a sync stored or refused (audit.Recorder is one).
+type Auditor interface {
+	RecordJSON(ctx context.Context, actor, action, object string, detail any) (vigil.AuditRecord, error)
+}
+
+// Audit actions of a sync (the admin route is audited as
+// update_repository.sync besides).
+const (
+	AuditFetch  = "update_artifact.fetch"
+	AuditRefuse = "update_artifact.refuse"
+)
 
 // ErrUnknownRepository is returned (wrapped in ENOTFOUND) by Sync for a
 // name no repository has.
@@ -229,12 +244,24 @@ func (f *Fetcher) syncOne(ctx context.Context, r Repository) Result {
 			err = fmt.Errorf("repository %s, entry %d (%s %s): %w", r.Name, i, e.Product, e.Version, err)
 			res.Refused = append(res.Refused, Refusal{Product: e.Product, Version: e.Version, URL: egress.Redact(e.URL), Reason: err.Error()})
 			log.Warn("update artifact refused", "product", e.Product, "version", e.Version, "err", err)
+			f.audit(ctx, r, AuditRefuse, "repository:"+r.Name, res.Refused[len(res.Refused)-1])
 			continue
 		}
 		res.Added = append(res.Added, a)
+		f.audit(ctx, r, AuditFetch, "artifact:"+a.ID, map[string]string{"product": a.Product, "version": a.Version,
+			"sha256": a.SHA256, "url": egress.Redact(e.URL)})
 		log.Info("update artifact stored from repository", "id", a.ID, "product", a.Product, "version", a.Version, "sha256", a.SHA256)
 	}
 	return res
+}
+
+func (f *Fetcher) audit(ctx context.Context, r Repository, action, object string, detail any) {
+	if f.Audit == nil {
+		return
+	}
+	if _, err := f.Audit.RecordJSON(context.WithoutCancel(ctx), "repository:"+r.Name, action, object, detail); err != nil {
+		f.log().Error("cannot audit", "action", action, "object", object, "err", err)
+	}
 }
 
 // present reports whether an artifact of e's product, version and

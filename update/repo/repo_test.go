@@ -1,11 +1,13 @@
 package repo
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -22,6 +24,15 @@ import (
 )
 
 type fixedClock struct{ t time.Time }
+
+// auditLog records what a sync audits.
+type auditLog []string
+
+func (l *auditLog) RecordJSON(_ context.Context, actor, action, object string, detail any) (vigil.AuditRecord, error) {
+	b, _ := json.Marshal(detail)
+	*l = append(*l, actor+" "+action+" "+object+" "+string(b))
+	return vigil.AuditRecord{}, nil
+}
 
 func (c fixedClock) Now() time.Time { return c.t }
 
@@ -93,7 +104,8 @@ func newFetcher(t *testing.T, pol *egress.Policy, repos ...Repository) (*Fetcher
 		t.Fatal(err)
 	}
 	return &Fetcher{Repositories: repos, Store: st, Key: key, HTTP: pol.Client(10 * time.Second),
-		Clock: fixedClock{time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}, MaxSize: 1 << 10}, st, pub
+		Clock: fixedClock{time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}, MaxSize: 1 << 10,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}, st, pub
 }
 
 func TestSyncStoresVerifiesAndSkips(t *testing.T) {
@@ -106,6 +118,8 @@ func TestSyncStoresVerifiesAndSkips(t *testing.T) {
 	m.add("other.bin", "other-product", "1.0", []byte("not wanted"), "", 0)        // filtered out
 	f, st, pub := newFetcher(t, egress.Loopback(), Repository{Name: "acme", URL: m.url(), Products: []string{"acme-cam-fw"}})
 	ctx := t.Context()
+	var audited auditLog
+	f.Audit = &audited
 
 	rs, err := f.Sync(ctx, "")
 	if err != nil {
@@ -150,6 +164,11 @@ func TestSyncStoresVerifiesAndSkips(t *testing.T) {
 	other, _, _ := ed25519.GenerateKey(nil)
 	if err := command.VerifyArtifact(other, data, a.SHA256, a.Signature); err == nil {
 		t.Error("signature verifies with another key")
+	}
+
+	if len(audited) != 4 || !strings.HasPrefix(audited[0], "repository:acme update_artifact.fetch artifact:"+a.ID) ||
+		!strings.HasPrefix(audited[1], "repository:acme update_artifact.refuse repository:acme") || !strings.Contains(audited[1], "sha256 mismatch") {
+		t.Errorf("audited %q", audited)
 	}
 
 	// Second sync: the stored one is present and not downloaded again.
