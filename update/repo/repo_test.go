@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,13 +44,23 @@ type mirror struct {
 	srv   *httptest.Server
 	files map[string][]byte
 	index Index
+	mu    sync.Mutex // guards gets and index against the server's goroutines
 	gets  map[string]int
+}
+
+// got is how many times path was requested.
+func (m *mirror) got(path string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.gets[path]
 }
 
 func newMirror(t *testing.T, addr string) *mirror {
 	t.Helper()
 	m := &mirror{files: map[string][]byte{}, gets: map[string]int{}}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m.mu.Lock()
+		defer m.mu.Unlock()
 		m.gets[r.URL.Path]++
 		if r.URL.Path == "/index.json" {
 			_ = json.NewEncoder(w).Encode(m.index)
@@ -137,7 +149,7 @@ func TestSyncStoresVerifiesAndSkips(t *testing.T) {
 			t.Errorf("refusals do not say %q: %s", want, reasons)
 		}
 	}
-	if m.gets["/files/big.bin"] != 0 || m.gets["/files/other.bin"] != 0 {
+	if m.got("/files/big.bin") != 0 || m.got("/files/other.bin") != 0 {
 		t.Errorf("downloaded what it should not have: %v", m.gets)
 	}
 
@@ -176,7 +188,7 @@ func TestSyncStoresVerifiesAndSkips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rs[0].Added) != 0 || rs[0].Present != 1 || m.gets["/files/cam-2.4.1.bin"] != 1 {
+	if len(rs[0].Added) != 0 || rs[0].Present != 1 || m.got("/files/cam-2.4.1.bin") != 1 {
 		t.Errorf("second sync: %+v, gets %v", rs, m.gets)
 	}
 	if as, _ := st.ListArtifacts(ctx, ""); len(as) != 1 {
@@ -199,7 +211,7 @@ func TestSyncHonoursEgress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(rs[0].Error, egress.ErrDenied.Error()) || !strings.Contains(rs[0].Error, "repository local") || m.gets["/index.json"] != 0 {
+	if !strings.Contains(rs[0].Error, egress.ErrDenied.Error()) || !strings.Contains(rs[0].Error, "repository local") || m.got("/index.json") != 0 {
 		t.Errorf("want the index refused by the policy, got %+v (gets %v)", rs, m.gets)
 	}
 
@@ -213,7 +225,7 @@ func TestSyncHonoursEgress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rs[0].Error != "" || len(rs[0].Refused) != 1 || !strings.Contains(rs[0].Refused[0].Reason, egress.ErrDenied.Error()) || files.gets["/files/fw.bin"] != 0 {
+	if rs[0].Error != "" || len(rs[0].Refused) != 1 || !strings.Contains(rs[0].Refused[0].Reason, egress.ErrDenied.Error()) || files.got("/files/fw.bin") != 0 {
 		t.Errorf("want the entry refused by the policy, got %+v", rs)
 	}
 	if as, _ := st.ListArtifacts(t.Context(), ""); len(as) != 0 {
@@ -280,4 +292,43 @@ func FuzzParseIndex(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRunRereadsEveryInterval: Run reads a repository at once and again
+// at each interval, storing an artifact once and a later one when it is
+// published, until its context ends.
+func TestRunRereadsEveryInterval(t *testing.T) {
+	m := newMirror(t, "")
+	m.add("fw-1.bin", "p", "1", []byte("one"), "", 0)
+	f, st, _ := newFetcher(t, egress.Loopback(), Repository{Name: "r", URL: m.url(), Interval: 20 * time.Millisecond})
+	f.Clock = vigil.SystemClock{}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		for end := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(end) {
+				t.Fatalf("waited 5s for %s (index read %d times)", what, m.got("/index.json"))
+			}
+		}
+	}
+	stored := func(n int) func() bool {
+		return func() bool { as, _ := st.ListArtifacts(t.Context(), "p"); return len(as) == n }
+	}
+	wait("the first artifact", stored(1))
+	wait("three reads", func() bool { return m.got("/index.json") >= 3 })
+	m.mu.Lock()
+	m.files["fw-2.bin"] = []byte("two")
+	h := sha256.Sum256([]byte("two"))
+	m.index.Artifacts = append(m.index.Artifacts, Entry{Product: "p", Version: "2", URL: "files/fw-2.bin", SHA256: hex.EncodeToString(h[:]), Size: 3})
+	m.mu.Unlock()
+	wait("the second artifact", stored(2))
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Run returned %v", err)
+	}
+	if n := m.got("/files/fw-1.bin"); n != 1 {
+		t.Errorf("fw-1.bin downloaded %d times", n)
+	}
 }
