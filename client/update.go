@@ -8,7 +8,9 @@ import (
 	"net/url"
 
 	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/update/repo"
 	"github.com/vigil-iot/vigil/web"
+	"github.com/vigil-iot/vigil/web/api"
 )
 
 // ArtifactMeta is what AddArtifact says about an artifact; the server
@@ -58,4 +60,27 @@ func (c *Client) UpdateKey(ctx context.Context) (string, error) {
 	var k web.UpdateKeyInfo
 	err := c.getJSON(ctx, web.PathUpdateKey, nil, &k)
 	return k.PublicKey, err
+}
+
+// UpdateRepositories lists the configured update repositories with the
+// result of their last sync on the node that answers.
+func (c *Client) UpdateRepositories(ctx context.Context) ([]repo.Status, error) {
+	l, _, err := list[repo.Status](ctx, c, repo.PathRepositories, nil)
+	return l, err
+}
+
+// SyncUpdateRepositories makes the node read the repository named name
+// ("": every one) now and returns what each sync did (admin).
+func (c *Client) SyncUpdateRepositories(ctx context.Context, name string) ([]repo.Result, error) {
+	q := url.Values{}
+	setStr(q, "name", name)
+	b, _, err := c.do(ctx, http.MethodPost, repo.PathSync, q, "", nil)
+	if err != nil {
+		return nil, err
+	}
+	var l api.List[repo.Result]
+	if err := json.Unmarshal(b, &l); err != nil {
+		return nil, fmt.Errorf("cannot decode answer of POST %s: %w", repo.PathSync, err)
+	}
+	return l.Items, nil
 }

@@ -45,6 +45,7 @@ import (
 	"github.com/vigil-iot/vigil/remediate"
 	"github.com/vigil-iot/vigil/rules"
 	"github.com/vigil-iot/vigil/store"
+	"github.com/vigil-iot/vigil/update/repo"
 	"github.com/vigil-iot/vigil/vuln/scan"
 	"github.com/vigil-iot/vigil/web"
 )
@@ -78,6 +79,7 @@ type Node struct {
 	enrollFiles enroll.Files
 	updateKey   ed25519.PrivateKey // signs update artifacts (updateserve.go)
 	remediate   *remediate.Engine  // update plans (updateserve.go)
+	repos       *repo.Fetcher      // update repositories (updateserve.go)
 	enroll      *enroll.Handler
 	rules       *reload.Manager
 	alerts      *alert.Stage
@@ -460,6 +462,7 @@ func (a *Node) Start(ctx context.Context) error {
 	g.Go(func() error { return a.runHunt(gctx) })
 	g.Go(func() error { return a.runRespond(gctx) })
 	g.Go(func() error { return a.runRemediation(gctx) })
+	g.Go(func() error { return a.runUpdateRepos(gctx) })
 	g.Go(func() error { return a.runMQTTIngest(gctx) })
 	g.Go(func() error { return a.runSyslog(gctx) })
 	g.Go(func() error { return a.devmap.Run(gctx) })

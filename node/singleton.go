@@ -15,6 +15,7 @@ const (
 	jobAnchors     = "audit-anchors" // anchors the audit trail to its sinks
 	jobSealer      = "hunt-sealer"   // seals the event history into hunt segments
 	jobUpdatePlans = "update-plans"  // proposes update plans and advances them
+	jobUpdateRepos = "update-repos"  // fetches artifacts from the update repositories
 )
 
 // runSingleton runs job until ctx ends: on a single node at once; on a

@@ -4,12 +4,17 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/vigil-iot/vigil"
+	"github.com/vigil-iot/vigil/internal/egress"
 	"github.com/vigil-iot/vigil/remediate"
 	"github.com/vigil-iot/vigil/respond/playbook"
+	"github.com/vigil-iot/vigil/update"
+	"github.com/vigil-iot/vigil/update/repo"
 	"github.com/vigil-iot/vigil/vuln"
 	"github.com/vigil-iot/vigil/vuln/scan"
 	"github.com/vigil-iot/vigil/web"
@@ -35,6 +40,59 @@ type UpdateConfig struct {
 	// Settle is how long an updated device is watched (its alerts, its
 	// health against its learned normal) before it passes.
 	Settle Duration `yaml:"settle"`
+	// Repositories are read by one node of a cluster at a time; their new
+	// artifacts are stored signed with the update key, like uploads.
+	Repositories []RepositoryConfig `yaml:"repositories"`
+}
+
+// RepositoryConfig is one entry of update.repositories: the URL of an
+// index in Vigil's format (docs/response.md), https or http to a loopback
+// address, fetched through the outbound policy (outbound.allow).
+type RepositoryConfig struct {
+	Name     string   `yaml:"name"`
+	URL      string   `yaml:"url"`
+	Interval Duration `yaml:"interval"`
+	Products []string `yaml:"products"`
+}
+
+// validateRepositories checks update.repositories: a unique name (one
+// word), an https URL (http only to a loopback address, for tests and a
+// local mirror), an interval of a minute or more (0: an hour), products
+// as an upload has them.
+func (c UpdateConfig) validateRepositories() error {
+	seen := map[string]bool{}
+	for i, r := range c.Repositories {
+		at := fmt.Sprintf("update.repositories[%d]", i)
+		if !update.ValidLabel(r.Name) {
+			return fmt.Errorf("%s.name: %q: want one word of 1 to 128 printable characters", at, r.Name)
+		}
+		if seen[r.Name] {
+			return fmt.Errorf("%s.name: %q is there twice", at, r.Name)
+		}
+		seen[r.Name] = true
+		u, err := url.Parse(r.URL)
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("%s.url: %q is not an absolute URL", at, egress.Redact(r.URL))
+		}
+		switch u.Scheme {
+		case "https":
+		case "http":
+			if ip, err := netip.ParseAddr(u.Hostname()); u.Hostname() != "localhost" && (err != nil || !ip.IsLoopback()) {
+				return fmt.Errorf("%s.url: %s: http only to a loopback address; use https", at, egress.Redact(r.URL))
+			}
+		default:
+			return fmt.Errorf("%s.url: %s: want https", at, egress.Redact(r.URL))
+		}
+		if r.Interval != 0 && time.Duration(r.Interval) < time.Minute {
+			return fmt.Errorf("%s.interval: %s is under a minute", at, time.Duration(r.Interval))
+		}
+		for _, p := range r.Products {
+			if !update.ValidLabel(p) {
+				return fmt.Errorf("%s.products: %q: want one word of 1 to 128 printable characters", at, p)
+			}
+		}
+	}
+	return nil
 }
 
 // validate checks what remediate.New would refuse, so that a mistake
@@ -47,7 +105,7 @@ func (c UpdateConfig) validate() error {
 	if c.Settle > 0 && time.Duration(c.Settle) >= wt {
 		return fmt.Errorf("update.settle: %s is not shorter than update.wave_timeout %s", time.Duration(c.Settle), wt)
 	}
-	return nil
+	return c.validateRepositories()
 }
 
 // AutoCondition is when an update plan starts without approval.
@@ -62,10 +120,41 @@ type AutoCondition struct {
 // routes.
 func (a *Node) updateRoutes() []web.Route {
 	rs := web.UpdateRoutes(&web.Updates{Store: a.store, Key: a.updateKey, Clock: vigil.SystemClock{}, Logger: a.log.With("component", "update")})
+	rs = append(rs, a.updateRepos().Routes()...)
 	if e := a.remediationEngine(); e != nil {
 		rs = append(rs, e.Routes()...)
 	}
 	return rs
+}
+
+// updateRepos builds the repository fetcher once: the configured
+// repositories, fetched with the outbound policy's client (as the feeds
+// are), their artifacts signed with the update key.
+func (a *Node) updateRepos() *repo.Fetcher {
+	if a.repos != nil {
+		return a.repos
+	}
+	var rs []repo.Repository
+	for _, r := range a.cfg.Update.Repositories {
+		rs = append(rs, repo.Repository{Name: r.Name, URL: r.URL, Interval: time.Duration(r.Interval), Products: r.Products})
+	}
+	a.repos = &repo.Fetcher{Repositories: rs, Store: a.store, Key: a.updateKey,
+		HTTP:  a.cfg.egress().Client(10 * time.Minute), // an artifact is at most 64 MiB
+		Clock: vigil.SystemClock{}, Logger: a.log.With("component", "update-repo")}
+	if rec := a.auditRecorder(); rec != nil {
+		a.repos.Audit = rec
+	}
+	return a.repos
+}
+
+// runUpdateRepos reads the repositories until ctx ends, on one node of a
+// cluster at a time (two would download each artifact twice).
+func (a *Node) runUpdateRepos(ctx context.Context) error {
+	if len(a.cfg.Update.Repositories) == 0 {
+		return nil
+	}
+	f := a.updateRepos()
+	return a.runSingleton(ctx, jobUpdateRepos, f.Run)
 }
 
 // remediationEngine builds the plan engine once (nil when it cannot be).

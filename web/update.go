@@ -8,13 +8,11 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
-	"slices"
-	"strings"
 
 	"github.com/vigil-iot/vigil"
-	"github.com/vigil-iot/vigil/agent/command"
 	"github.com/vigil-iot/vigil/auth"
 	"github.com/vigil-iot/vigil/store"
+	"github.com/vigil-iot/vigil/update"
 	"github.com/vigil-iot/vigil/web/api"
 )
 
@@ -65,12 +63,6 @@ func UpdateRoutes(u *Updates) []Route {
 	}
 }
 
-// validLabel reports whether a product, version, class or model is one
-// printable word of at most 128 bytes.
-func validLabel(s string) bool {
-	return s != "" && len(s) <= 128 && !strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f })
-}
-
 func (u *Updates) add(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	a := vigil.Artifact{ID: vigil.NewID(), Product: q.Get("product"), Version: q.Get("version"),
@@ -78,10 +70,8 @@ func (u *Updates) add(w http.ResponseWriter, r *http.Request) error {
 	if a.Name == "." || a.Name == "/" {
 		a.Name = ""
 	}
-	for what, vs := range map[string][]string{"product": {a.Product}, "version": {a.Version}, "class": a.Classes, "model": a.Models} {
-		if i := slices.IndexFunc(vs, func(v string) bool { return !validLabel(v) }); i >= 0 {
-			return vigil.Errorf(vigil.EINVALID, "%s %q: want one word of 1 to 128 printable characters", what, vs[i])
-		}
+	if err := update.CheckLabels(a); err != nil {
+		return err
 	}
 	a.CreatedBy = Actor(r.Context())
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, store.MaxArtifactSize))
@@ -95,11 +85,7 @@ func (u *Updates) add(w http.ResponseWriter, r *http.Request) error {
 	if len(data) == 0 {
 		return vigil.Errorf(vigil.EINVALID, "the artifact is empty: send its bytes as the request body")
 	}
-	a.Size = int64(len(data))
-	if a.SHA256, a.Signature, err = command.SignArtifact(u.Key, data); err != nil {
-		return err
-	}
-	if err := u.Store.PutArtifact(r.Context(), a, data); err != nil {
+	if a, err = update.Add(r.Context(), u.Store, u.Key, a, data); err != nil {
 		return err
 	}
 	Audit(r, "artifact:"+a.ID, "product="+a.Product+" version="+a.Version+" sha256="+a.SHA256)

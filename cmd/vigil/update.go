@@ -104,7 +104,7 @@ func newUpdateCmd() *cobra.Command {
 		},
 	}
 	art.AddCommand(add, list, remove)
-	cmd.AddCommand(art, key, newUpdatePlanCmd(o))
+	cmd.AddCommand(art, key, newUpdatePlanCmd(o), newUpdateRepoCmd(o))
 	return cmd
 }
 
