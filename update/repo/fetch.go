@@ -138,7 +138,10 @@ func (f *Fetcher) List() []Status {
 	defer f.mu.Unlock()
 	out := make([]Status, 0, len(f.Repositories))
 	for _, r := range f.Repositories {
-		out = append(out, Status{Repository: r, Every: interval(r).String(), Last: f.last[r.Name]})
+		every := interval(r).String()
+		// Readers see the list: a password in the URL stays in the config.
+		r.URL = egress.Redact(r.URL)
+		out = append(out, Status{Repository: r, Every: every, Last: f.last[r.Name]})
 	}
 	return out
 }

@@ -307,9 +307,9 @@ func TestRunRereadsEveryInterval(t *testing.T) {
 	go func() { done <- f.Run(ctx) }()
 	wait := func(what string, cond func() bool) {
 		t.Helper()
-		for end := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		for end := time.Now().Add(30 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
 			if time.Now().After(end) {
-				t.Fatalf("waited 5s for %s (index read %d times)", what, m.got("/index.json"))
+				t.Fatalf("waited 30s for %s (index read %d times)", what, m.got("/index.json"))
 			}
 		}
 	}
@@ -330,5 +330,18 @@ func TestRunRereadsEveryInterval(t *testing.T) {
 	}
 	if n := m.got("/files/fw-1.bin"); n != 1 {
 		t.Errorf("fw-1.bin downloaded %d times", n)
+	}
+}
+
+// TestListHidesURLPassword: the list readers see names a repository's
+// URL without the password it may carry.
+func TestListHidesURLPassword(t *testing.T) {
+	f := &Fetcher{Repositories: []Repository{{Name: "r", URL: "https://mirror:s3cret@updates.example/index.json"}}}
+	got := f.List()
+	if len(got) != 1 || strings.Contains(got[0].URL, "s3cret") || !strings.Contains(got[0].URL, "updates.example") {
+		t.Fatalf("listed %+v", got)
+	}
+	if f.Repositories[0].URL != "https://mirror:s3cret@updates.example/index.json" {
+		t.Fatal("the fetcher's own URL was changed")
 	}
 }
